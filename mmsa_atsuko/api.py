@@ -1,0 +1,179 @@
+"""`run(models, datasets, seeds, ...)`: the whole pipeline, from files to run records.
+
+Everything that can be wrong with the request (unknown names, bad overrides, missing or
+corrupt data, missing BERT weights) is checked for every (model, dataset) pair before the
+first run starts, so a bad request writes nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import __version__
+from .config import config_hash, load_config, save_config
+from .data import load_dataset
+from .errors import UsageError
+from .registry import build_model
+from .results import append_mmsa_csv, append_record
+from .training.seed import DEFAULT_SEEDS, resolve_device, set_seed
+from .training.trainer import fit
+
+log = logging.getLogger("mmsa_atsuko")
+SYNTHETIC_CACHE_ENV = "MMSA_ATSUKO_CACHE"
+
+
+def synthetic_cache_dir() -> Path:
+    return Path(os.environ.get(SYNTHETIC_CACHE_ENV) or Path.home() / ".cache" / "mmsa_atsuko") / "synthetic"
+
+
+def git_commit() -> str | None:
+    """HEAD of the checkout the package runs from, '+dirty' when it has local changes."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@dataclass
+class Job:
+    """One (model, dataset) pair, resolved and loaded, ready to run its seeds."""
+    model: str
+    config: dict
+    data: object
+    preset: str | None
+
+
+def _prepare(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
+             preset, overrides, max_epochs) -> Job:
+    overrides = list(overrides)
+    if max_epochs is not None:
+        overrides.append(("max_epochs", int(max_epochs)))
+    if synthetic:
+        from .data.synthetic import ensure_synthetic
+        feature_path, bert_dir = ensure_synthetic(dataset, synthetic_cache_dir(), size=synthetic_size,
+                                                  aligned=aligned)
+        if not any((o[0] if isinstance(o, tuple) else o.split("=", 1)[0].strip()) == "pretrained"
+                   for o in overrides):
+            overrides.insert(0, ("pretrained", str(bert_dir)))
+    config = load_config(model, dataset, preset=preset, overrides=overrides)
+    data = load_dataset(dataset, aligned=aligned, data_root=data_root, feature_path=feature_path)
+    # Build once to surface model/data mismatches (task, missing text features, BERT path) now.
+    build_model(model, config, data.spec)
+    return Job(model, config, data, preset)
+
+
+def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, data_root=None,
+        feature_path=None, synthetic=False, synthetic_size="small", preset=None, device="auto",
+        max_epochs=None, out="results", quiet=False) -> list[dict]:
+    """Train and test every model on every dataset for every seed; return the run records.
+
+    `config` is a dict of overrides (or a list of "key=value" strings) applied last.
+    Records are also appended to `<out>/runs.jsonl`, and one MMSA-style row per
+    (model, dataset) to `<out>/normal/<dataset>.csv`.
+    """
+    models = [models] if isinstance(models, str) else list(models)
+    datasets = [datasets] if isinstance(datasets, str) else list(datasets)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise UsageError("no seeds given")
+    if synthetic_size not in ("small", "full"):
+        raise UsageError(f"synthetic size must be small or full, got {synthetic_size!r}")
+    if feature_path is not None and len(datasets) > 1:
+        raise UsageError("--feature-path names one file, so give exactly one dataset")
+    overrides = list(config.items()) if isinstance(config, dict) else list(config or [])
+    torch_device = resolve_device(device)
+    jobs = [_prepare(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
+                     synthetic=synthetic, synthetic_size=synthetic_size, preset=preset,
+                     overrides=overrides, max_epochs=max_epochs)
+            for d in datasets for m in models]
+
+    records = []
+    for job in jobs:
+        job_records = [run_one(job, seed, torch_device, Path(out), quiet) for seed in seeds]
+        spec = job.data.spec
+        append_mmsa_csv(Path(out), spec.name, job.model, [r["metrics"] for r in job_records], spec.synthetic)
+        records += job_records
+    return records
+
+
+def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool) -> dict:
+    """Train one seed in its own folder; append its record once it has finished."""
+    spec = job.data.spec
+    stamp = datetime.now(timezone.utc)
+    run_id = "-".join([job.model, spec.name] + (["aligned"] if spec.aligned else [])
+                      + [f"s{seed}", stamp.strftime("%Y%m%dT%H%M%S"), secrets.token_hex(3)])
+    runs_dir = out / "runs"
+    work_dir = runs_dir / f".{run_id}.partial"     # renamed to run_id only when the run finished
+    work_dir.mkdir(parents=True)
+    save_config(job.config, work_dir / "config.yaml")
+    handler = logging.FileHandler(work_dir / "train.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    try:
+        log.info("run %s: model=%s dataset=%s aligned=%s seed=%d device=%s data=%s", run_id, job.model,
+                 spec.name, spec.aligned, seed, device, spec.source)
+        set_seed(seed)
+        model = build_model(job.model, job.config, spec)
+        start = time.time()
+        result = fit(model, job.data, job.config, device=device, seed=seed, run_dir=work_dir,
+                     progress=not quiet)
+        wall = time.time() - start
+        write_predictions(work_dir / "predictions_test.csv", result.test, spec)
+        with open(work_dir / "history.json", "w") as f:
+            json.dump(result.history, f, indent=1, default=float)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    final_dir = runs_dir / run_id
+    work_dir.rename(final_dir)
+    record = {
+        "run_id": run_id, "status": "ok",
+        "model": job.model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
+        "synthetic": spec.synthetic, "preset": job.preset,
+        "metrics": result.test.metrics, "valid_metrics": result.valid,
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+        "wall_time_s": wall, "device": str(device),
+        "config_hash": config_hash(job.config), "config": dict(job.config),
+        "data": spec.source, "data_path": spec.path,
+        "package_version": __version__, "git_commit": git_commit(),
+        "torch_version": torch.__version__, "python": platform.python_version(),
+        "started_at": stamp.isoformat(timespec="seconds"),
+        "run_dir": str(final_dir),
+    }
+    append_record(out, record)
+    return record
+
+
+def write_predictions(path: Path, test, spec) -> None:
+    """id, label, prediction per test sample (+ logits for classification, + model exports)."""
+    columns = {"id": test.ids, "label": test.label}
+    if spec.task == "classification":
+        columns["pred"] = test.pred.argmax(axis=1)
+        columns.update({f"logit_{c}": test.pred[:, c] for c in range(test.pred.shape[1])})
+    else:
+        columns["pred"] = test.pred
+    for name, values in test.export.items():
+        values = values.reshape(len(test.ids), -1)
+        if values.shape[1] == 1:
+            columns[name] = values[:, 0]
+        else:
+            columns.update({f"{name}_{j}": values[:, j] for j in range(values.shape[1])})
+    pd.DataFrame(columns).to_csv(path, index=False, float_format="%.9g")

@@ -1,0 +1,158 @@
+"""Strict YAML config layering -> EasyDict.
+
+Layers, later wins:
+  1. configs/datasets.yaml `defaults` (trainer keys every run has)
+  2. configs/datasets.yaml `datasets.<dataset>.config`
+  3. configs/<model>.yaml `common` (declares every model key, with its default)
+  4. configs/<model>.yaml `<dataset>`
+  5. the registry's variant overrides (e.g. atsuko_base switches SBN and MCM off)
+  6. configs/<model>.yaml `presets.<preset>` (--preset small)
+  7. command-line overrides `key=value` (-c)
+
+A key is known only if layer 1 or 3 declares it. Any other key, in any layer, is an error
+naming the closest known keys: MMSA's EasyDict merge silently ignores a misspelled key, so
+a typo there changes nothing and nobody notices. A value must have the declared default's
+type (an int may stand for a float; null only where the default is null).
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+from easydict import EasyDict
+
+from .errors import UsageError
+from .registry import get_model_class
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} not found") from None
+    except yaml.YAMLError as e:
+        raise UsageError(f"config file {path} is not valid YAML: {' '.join(str(e).split())}") from None
+    return data or {}
+
+
+def datasets_table(config_dir: Path = CONFIG_DIR) -> dict:
+    """The dataset facts of configs/datasets.yaml (task, label range, files, ...)."""
+    return read_yaml(config_dir / "datasets.yaml")["datasets"]
+
+
+def dataset_names(config_dir: Path = CONFIG_DIR) -> list[str]:
+    return list(datasets_table(config_dir))
+
+
+def _type_name(value) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _coerce(key: str, value, declared, where: str):
+    """Check `value` against the declared default's type; return the value to store."""
+    if declared is None:
+        return value
+    if value is None:
+        raise UsageError(f"{where}: {key} cannot be null (it is a {_type_name(declared)}, e.g. {declared!r})")
+    if isinstance(declared, bool) or isinstance(value, bool):
+        ok = isinstance(declared, bool) and isinstance(value, bool)
+    elif isinstance(declared, float):
+        ok = isinstance(value, (int, float))
+        value = float(value) if ok else value
+    elif isinstance(declared, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+    else:
+        ok = isinstance(value, type(declared))
+    if not ok:
+        raise UsageError(f"{where}: {key} must be a {_type_name(declared)} like {declared!r}, got {value!r}")
+    return value
+
+
+def _apply(config: dict, layer: dict, declared: dict, where: str) -> None:
+    if not isinstance(layer, dict):
+        raise UsageError(f"{where} must be a mapping of key: value, got {_type_name(layer)}")
+    for key, value in layer.items():
+        if key not in declared:
+            close = difflib.get_close_matches(str(key), declared, n=3, cutoff=0.5)
+            hint = f"; closest known: {', '.join(close)}" if close else ""
+            raise UsageError(f"{where}: unknown config key {key!r}{hint}")
+        config[key] = _coerce(key, value, declared[key], where)
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """'lr=1e-3' -> ('lr', 0.001); values are parsed as YAML (numbers, bools, lists, null)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"override {text!r} must look like key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    # YAML 1.1 reads '1e-3' as a string; accept it as the number the user meant.
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value.lower() for c in ".e") else value
+        except ValueError:
+            pass
+    return key.strip(), value
+
+
+def model_config_name(model: str) -> tuple[str, dict]:
+    meta = get_model_class(model).registry_meta
+    return meta.get("config_name", model), dict(meta.get("overrides", {}))
+
+
+def load_config(model: str, dataset: str, *, preset: str | None = None, overrides=(),
+                config_dir: Path = CONFIG_DIR) -> EasyDict:
+    """Resolve the full config of one (model, dataset) run; see the module docstring."""
+    datasets_yaml = read_yaml(config_dir / "datasets.yaml")
+    table = datasets_yaml["datasets"]
+    if dataset not in table:
+        close = difflib.get_close_matches(dataset, table, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UsageError(f"unknown dataset {dataset!r}.{hint} Known datasets: {', '.join(table)}")
+    config_name, variant_overrides = model_config_name(model)
+    model_path = config_dir / f"{config_name}.yaml"
+    model_yaml = read_yaml(model_path)
+    unknown_blocks = set(model_yaml) - {"common", "presets", *table}
+    if unknown_blocks:
+        raise UsageError(f"{model_path}: unknown top-level block(s) {sorted(unknown_blocks)}; "
+                         f"expected common, presets or a dataset name ({', '.join(table)})")
+
+    declared = dict(datasets_yaml["defaults"])
+    for key, value in (model_yaml.get("common") or {}).items():
+        declared[key] = value if key not in declared else declared[key]
+
+    config: dict = {}
+    _apply(config, datasets_yaml["defaults"], declared, "configs/datasets.yaml defaults")
+    _apply(config, table[dataset].get("config") or {}, declared, f"configs/datasets.yaml {dataset}.config")
+    _apply(config, model_yaml.get("common") or {}, declared, f"{model_path.name} common")
+    _apply(config, model_yaml.get(dataset) or {}, declared, f"{model_path.name} {dataset}")
+    _apply(config, variant_overrides, declared, f"model variant {model}")
+    if preset is not None:
+        presets = model_yaml.get("presets") or {}
+        if preset not in presets:
+            raise UsageError(f"unknown preset {preset!r} for {model}; {model_path.name} defines: "
+                             f"{', '.join(presets) or 'none'}")
+        _apply(config, presets[preset], declared, f"{model_path.name} presets.{preset}")
+    for item in overrides:
+        key, value = item if isinstance(item, tuple) else parse_override(item)
+        _apply(config, {key: value}, declared, "command-line override -c")
+    return EasyDict(config)
+
+
+def config_hash(config: dict) -> str:
+    """Stable short hash of a resolved config (sorted-key JSON)."""
+    blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def save_config(config: dict, path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(json.loads(json.dumps(config)), f, sort_keys=True)

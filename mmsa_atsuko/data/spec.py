@@ -1,0 +1,103 @@
+"""The dataset contract: a `DatasetSpec` and three `Split`s of tensors, batched by indexing.
+
+A split is loaded once, validated once, kept as tensors (on the training device once the
+trainer moves it) and batched by fancy indexing: no per-sample Python objects and no
+DataLoader workers in the hot loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+MODALITIES = ("text", "audio", "vision")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a model may know about its data. Dims and lengths are read from the file."""
+
+    name: str                      # 'mosi', 'mosei', 'sims', 'simsv2', 'mintrec'
+    task: str                      # 'regression' | 'classification'
+    num_classes: int               # output size: 1 for regression, C for classification
+    label_range: tuple | None      # (lo, hi) for regression labels, None for classification
+    feature_dims: dict             # {'text': 768, 'audio': Da, 'vision': Dv}
+    seq_lens: dict                 # {'text': L, 'audio': La, 'vision': Lv} (padded lengths)
+    aligned: bool
+    language: str                  # 'en' | 'cn'
+    key_metric: str                # default model-selection metric on valid ('Loss', 'f1')
+    has_text_bert: bool            # split tensors hold 'text_bert' (B,3,L) int64
+    has_text_features: bool        # split tensors hold 'text' (B,L,768) float
+    unimodal_labels: bool          # 'label_T/label_A/label_V' present (SIMS, SIMSv2)
+    source: str                    # 'sha256:<hex>' of the feature file, or 'synthetic:<recipe>'
+    path: str                      # the file (or folder) it came from
+    split_sizes: dict = field(default_factory=dict)   # {'train': N, 'valid': N, 'test': N}
+    label_names: tuple | None = None                  # class names (classification)
+    synthetic: bool = False
+
+    @property
+    def output_dim(self) -> int:
+        return self.num_classes
+
+
+class Split:
+    """One split as a dict of tensors with a shared first dimension N, plus the sample ids.
+
+    Keys follow the batch contract (DESIGN.md): `text` (N,L,768) float32 and/or
+    `text_bert` (N,3,L) int64, `audio` (N,La,Da), `vision` (N,Lv,Dv) float32,
+    `text_lengths`, `audio_lengths`, `vision_lengths` (N,) int64, `text_mask`, `audio_mask`,
+    `vision_mask` (N,L*) bool (True = a real frame), `label` (N,) float32 or int64, and
+    `label_T/label_A/label_V` where the dataset has unimodal labels.
+    """
+
+    def __init__(self, name: str, tensors: dict, ids: list):
+        sizes = {k: v.shape[0] for k, v in tensors.items()}
+        if len(set(sizes.values())) > 1 or (sizes and len(ids) != next(iter(sizes.values()))):
+            raise ValueError(f"split {name}: tensors disagree on the sample count: {sizes}, ids {len(ids)}")
+        self.name = name
+        self.tensors = tensors
+        self.ids = list(ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}={tuple(v.shape)}" for k, v in self.tensors.items())
+        return f"Split({self.name}, n={len(self)}, {shapes})"
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.tensors.values())).device
+
+    def to(self, device) -> "Split":
+        return Split(self.name, {k: v.to(device) for k, v in self.tensors.items()}, self.ids)
+
+    def batch(self, index: torch.Tensor) -> dict:
+        """The batch for sample positions `index` (a 1-D int64 tensor on any device)."""
+        index_dev = index.to(self.device)
+        out = {k: v.index_select(0, index_dev) for k, v in self.tensors.items()}
+        out["index"] = index_dev
+        idx = index.tolist()
+        out["id"] = [self.ids[i] for i in idx]
+        return out
+
+    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
+        """Yield batches in file order, or in a permutation drawn from `generator`."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            yield self.batch(order[start:start + batch_size])
+
+    def num_batches(self, batch_size: int) -> int:
+        return -(-len(self) // batch_size)
+
+
+@dataclass
+class Dataset:
+    spec: DatasetSpec
+    train: Split
+    valid: Split
+    test: Split
+
+    def splits(self):
+        return {"train": self.train, "valid": self.valid, "test": self.test}

@@ -1,0 +1,22 @@
+"""Errors that reach the user as one line.
+
+Anything raised as a `ToolkitError` is printed by the CLI as a single line (no traceback)
+and turned into its `exit_code`. Use `UsageError` for a bad command line or config (exit 2,
+like argparse) and `DataError` for a bad or missing file (exit 1).
+"""
+
+
+class ToolkitError(Exception):
+    exit_code = 1
+
+
+class UsageError(ToolkitError):
+    """Bad command line, unknown model/dataset, unknown or wrongly typed config key."""
+
+    exit_code = 2
+
+
+class DataError(ToolkitError):
+    """Missing, corrupt, hostile or inconsistent data file."""
+
+    exit_code = 1

@@ -1,0 +1,104 @@
+"""The results store: one JSON line per finished run in `<out>/runs.jsonl`.
+
+Records are only ever appended, each with a single `write` under an exclusive `flock`, so a
+run killed at any moment leaves either the whole line or nothing, and two processes writing
+at once never interleave. Metrics are stored at full precision; tables are built later.
+
+Also writes MMSA-compatible aggregate rows to `<out>/normal/<dataset>.csv` (reference/mmsa.md
+3.4): one row per (model, dataset) call, cells "(mean, std)" x100 with population std,
+rounded to 2 decimals, MAE/Corr/Loss x100 too, exactly as MMSA does.
+"""
+from __future__ import annotations
+
+import csv
+import fcntl
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import MMSA_CSV_KEYS, metric_family
+
+RUNS_FILE = "runs.jsonl"
+
+
+def _json_safe(value):
+    """NaN/inf are not JSON; store them as null (a NaN Corr of a constant predictor)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return _json_safe(value.item())
+    return value
+
+
+def append_record(out_dir: Path, record: dict) -> None:
+    """Append one record as one line, atomically with respect to kills and other writers."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(_json_safe(record), sort_keys=False, allow_nan=False) + "\n").encode()
+    fd = os.open(out_dir / RUNS_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        # A writer killed mid-line in an older version could leave a fragment; start on a fresh line.
+        if os.fstat(fd).st_size and os.pread(fd, 1, os.fstat(fd).st_size - 1) != b"\n":
+            line = b"\n" + line
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(f"short write to {out_dir / RUNS_FILE} ({written}/{len(line)} bytes)")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_records(out_dir: Path) -> list[dict]:
+    """All complete records; a torn final fragment (no newline) is ignored."""
+    path = Path(out_dir) / RUNS_FILE
+    if not path.exists():
+        return []
+    records = []
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n") or not raw.strip():
+                continue
+            try:
+                records.append(json.loads(raw))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+def mmsa_cell(values) -> str:
+    """MMSA's cell: str((round(mean*100, 2), round(std*100, 2))) with the population std."""
+    arr = np.asarray(values, dtype=np.float64)
+    return str((round(float(np.mean(arr)) * 100, 2), round(float(np.std(arr)) * 100, 2)))
+
+
+def append_mmsa_csv(out_dir: Path, dataset: str, model: str, per_seed_metrics: list[dict],
+                    synthetic: bool) -> Path:
+    """Append one MMSA-style row; synthetic results go to `<dataset>-synthetic.csv`."""
+    columns = ["Model", *MMSA_CSV_KEYS[metric_family(dataset)], "Loss"]
+    folder = Path(out_dir) / "normal"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (f"{dataset}-synthetic.csv" if synthetic else f"{dataset}.csv")
+    row = [model] + [mmsa_cell([m[k] for m in per_seed_metrics]) for k in columns[1:]]
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with os.fdopen(os.dup(fd), "r+", newline="", encoding="utf-8") as f:
+            header = f.readline()
+            f.seek(0, os.SEEK_END)
+            writer = csv.writer(f)
+            if not header:
+                writer.writerow(columns)
+            elif next(csv.reader([header])) != columns:
+                raise ValueError(f"{path} has columns {header.strip()}, expected {','.join(columns)}")
+            writer.writerow(row)
+    finally:
+        os.close(fd)
+    return path

@@ -1,0 +1,46 @@
+"""Seeding and device choice."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+from ..errors import UsageError
+
+DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)   # MMSA's result-stat seeds (thuiar/MMSA#81)
+
+
+def set_seed(seed: int) -> None:
+    """Seed every generator a run touches and ask for deterministic kernels.
+
+    MMSA's `setup_seed` plus what it lacks: `use_deterministic_algorithms` (warn-only, since a
+    few CUDA kernels have no deterministic version) and a CUBLAS workspace for determinism
+    on GPU. Batch order comes from a `torch.Generator` the trainer seeds separately.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_device(spec: str) -> torch.device:
+    """'auto' | 'cpu' | 'cuda' | 'cuda:i' -> torch.device, with a clear error if unavailable."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise UsageError(f"--device {spec!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {spec}: CUDA is not available on this machine; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type != "cpu":
+        raise UsageError(f"--device {spec!r} is not supported; use auto, cpu, cuda or cuda:N")
+    return device

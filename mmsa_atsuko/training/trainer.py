@@ -1,0 +1,174 @@
+"""One training loop for every model (DESIGN.md, Trainer contract).
+
+Train on `train`, select on `valid` by the config's `key_eval` (MMSA: valid loss), stop
+early or at `max_epochs`, then evaluate the best checkpoint on `test` exactly once. Models
+plug in through `forward`, `loss` and the optional hooks `param_groups(config)`,
+`on_fit_start(train_split)`, `on_train_batch_end(batch, outputs)`, `on_epoch_end(epoch)`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import UsageError
+from ..metrics import compute_metrics, lower_is_better, metric_keys
+
+log = logging.getLogger("mmsa_atsuko")
+
+
+@dataclass
+class SplitEval:
+    metrics: dict                 # compute_metrics(...) plus 'Loss' (mean task loss)
+    pred: np.ndarray | None = None
+    label: np.ndarray | None = None
+    ids: list | None = None
+    export: dict = field(default_factory=dict)
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    epochs_run: int
+    valid: dict                   # valid metrics of the best epoch
+    test: SplitEval               # test metrics and per-sample outputs of the best checkpoint
+    history: list                 # per epoch: train losses, valid metrics, lr
+
+
+def build_optimizer(model, config) -> torch.optim.Optimizer:
+    """Adam over named parameter groups: the model's `param_groups(config)` or one group."""
+    if hasattr(model, "param_groups"):
+        groups = model.param_groups(config)
+        seen = [id(p) for g in groups for p in g["params"]]
+        trainable = {id(p) for p in model.parameters() if p.requires_grad}
+        if len(seen) != len(set(seen)) or set(seen) != trainable:
+            raise RuntimeError(f"{type(model).__name__}.param_groups must cover every trainable "
+                               "parameter exactly once")
+    else:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    return torch.optim.Adam(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def _improved(value: float, best: float | None, minimize: bool) -> bool:
+    # MMSA's rule: an improvement must beat the best by 1e-6 (trains/singleTask/*.py).
+    if best is None:
+        return not math.isnan(value)
+    return value <= best - 1e-6 if minimize else value >= best + 1e-6
+
+
+@torch.no_grad()
+def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False) -> SplitEval:
+    """Metrics of `model` on `split` in file order; with `collect`, the per-sample outputs too."""
+    model.eval()
+    preds, labels, export, loss_sum = [], [], {}, 0.0
+    for batch in split.batches(batch_size):
+        outputs = model(batch)
+        loss_sum += float(model.loss(outputs, batch)["task"]) * len(batch["id"])
+        preds.append(outputs["pred"].float().cpu())
+        labels.append(batch["label"].cpu())
+        for key, value in (outputs.get("export") or {}).items() if collect else ():
+            export.setdefault(key, []).append(value.float().cpu())
+    pred, label = torch.cat(preds).numpy(), torch.cat(labels).numpy()
+    metrics = compute_metrics(dataset, pred, label)
+    metrics["Loss"] = loss_sum / len(split)
+    if not collect:
+        return SplitEval(metrics)
+    export = {k: torch.cat(v).numpy() for k, v in export.items()}
+    return SplitEval(metrics, pred, label, list(split.ids), export)
+
+
+def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path | None = None,
+        progress: bool = True) -> FitResult:
+    """Train `model` on `data` (a Dataset) and test its best-valid checkpoint once."""
+    dataset = data.spec.name
+    key_eval = config.key_eval
+    eval_bs = config.eval_batch_size or config.batch_size
+    model.to(device)
+    train, valid, test = (s.to(device) for s in (data.train, data.valid, data.test))
+    allowed = ("Loss", *metric_keys(dataset))
+    if key_eval not in allowed:
+        raise UsageError(f"key_eval {key_eval!r} is not a metric of {dataset}; choose one of {', '.join(allowed)}")
+    minimize = key_eval == "Loss" or lower_is_better(key_eval)
+    if config.grad_clip_mode not in ("value", "norm"):
+        raise UsageError(f"grad_clip_mode must be value or norm, got {config.grad_clip_mode!r}")
+
+    if hasattr(model, "on_fit_start"):
+        model.on_fit_start(train)
+    optimizer = build_optimizer(model, config)
+    scheduler = None
+    if config.scheduler == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min" if minimize else "max",
+            factor=config.scheduler_factor, patience=config.scheduler_patience)
+    elif config.scheduler != "none":
+        raise UsageError(f"scheduler must be none or plateau, got {config.scheduler!r}")
+
+    generator = torch.Generator().manual_seed(seed)        # batch order, independent of model RNG use
+    n_batches = train.num_batches(config.batch_size)
+    best_value, best_epoch, best_state, best_valid = None, 0, None, None
+    history = []
+    show = progress and sys.stderr.isatty()
+    for epoch in range(1, config.max_epochs + 1):
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        sums, seen = {}, 0
+        bar = tqdm(train.batches(config.batch_size, shuffle=True, generator=generator), total=n_batches,
+                   desc=f"epoch {epoch}", leave=False, disable=not show, dynamic_ncols=True)
+        for i, batch in enumerate(bar, start=1):
+            outputs = model(batch)
+            losses = model.loss(outputs, batch)
+            # No division by grad_accum: MMSA and EMOE sum the micro-batch gradients.
+            losses["total"].backward()
+            if i % config.grad_accum == 0 or i == n_batches:      # the last partial group steps too
+                if config.grad_clip is not None:
+                    params = [p for p in model.parameters() if p.grad is not None]
+                    if config.grad_clip_mode == "value":
+                        torch.nn.utils.clip_grad_value_(params, config.grad_clip)
+                    else:
+                        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            if hasattr(model, "on_train_batch_end"):
+                model.on_train_batch_end(batch, outputs)
+            n = len(batch["id"])
+            seen += n
+            for name, value in losses.items():
+                if torch.is_tensor(value) and value.dim() == 0:
+                    sums[name] = sums.get(name, 0.0) + float(value.detach()) * n
+            bar.set_postfix(loss=f"{sums['total'] / seen:.4f}")
+        train_losses = {k: v / seen for k, v in sums.items()}
+        if not all(math.isfinite(v) for v in train_losses.values()):
+            raise FloatingPointError(f"non-finite training loss at epoch {epoch}: {train_losses}")
+        if hasattr(model, "on_epoch_end"):
+            model.on_epoch_end(epoch)
+
+        valid_metrics = evaluate(model, valid, dataset, eval_bs).metrics
+        value = valid_metrics[key_eval]
+        if scheduler is not None:
+            scheduler.step(value)
+        history.append({"epoch": epoch, "train": train_losses, "valid": valid_metrics,
+                        "lr": [g["lr"] for g in optimizer.param_groups]})
+        if _improved(value, best_value, minimize):
+            best_value, best_epoch, best_valid = value, epoch, valid_metrics
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            if run_dir is not None:
+                torch.save(best_state, Path(run_dir) / "best.pt")
+        log.info("epoch %d  train %s  valid %s=%.4f  (best %.4f at epoch %d)", epoch,
+                 " ".join(f"{k}={v:.4f}" for k, v in train_losses.items()), key_eval, value,
+                 best_value if best_value is not None else float("nan"), best_epoch)
+        if epoch - best_epoch >= config.early_stop:
+            break
+
+    if best_state is None:
+        raise FloatingPointError(f"valid {key_eval} was NaN at every epoch; nothing to test")
+    model.load_state_dict(best_state)
+    test_eval = evaluate(model, test, dataset, eval_bs, collect=True)
+    return FitResult(best_epoch, epoch, best_valid, test_eval, history)
+

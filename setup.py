@@ -1,0 +1,28 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+version = {}
+exec(Path("mmsa_atsuko/version.py").read_text(), version)
+
+setup(
+    name="mmsa-atsuko",
+    version=version["__version__"],
+    description="Benchmark toolkit for multimodal sentiment and intent recognition, with the Atsuko model",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["mmsa_atsuko", "mmsa_atsuko.*", "baselines", "baselines.*"]),
+    install_requires=[
+        "torch>=2.1,<3",
+        "transformers>=4.40,<6",
+        "numpy>=1.24,<3",
+        "pandas>=2.0,<4",
+        "scikit-learn>=1.3,<2",
+        "easydict>=1.10,<2",
+        "pyyaml>=6.0,<7",
+        "gdown>=5.0,<7",
+        "tqdm>=4.60,<5",
+    ],
+    extras_require={"test": ["pytest>=7,<10"]},
+)

@@ -1,0 +1,81 @@
+"""Results store: atomic appends, concurrent writers, kills, MMSA-style CSV cells."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mmsa_atsuko.results import append_mmsa_csv, append_record, mmsa_cell, read_records
+
+WRITER = """
+import sys
+from mmsa_atsuko.results import append_record
+out, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for i in range(n):
+    append_record(out, {"run_id": f"{tag}-{i}", "payload": "x" * 5000, "metrics": {"MAE": i / 7}})
+"""
+
+
+def test_two_processes_appending_never_interleave(tmp_path):
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), tag, "150"]) for tag in "ab"]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    lines = (tmp_path / "runs.jsonl").read_bytes().split(b"\n")
+    assert lines[-1] == b""
+    records = [json.loads(line) for line in lines[:-1]]        # every line is whole JSON
+    assert sorted(r["run_id"] for r in records) == sorted(f"{t}-{i}" for t in "ab" for i in range(150))
+
+
+def test_killed_writer_leaves_only_whole_lines(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), "k", "100000"])
+    deadline = time.time() + 30
+    while not (tmp_path / "runs.jsonl").exists() or (tmp_path / "runs.jsonl").stat().st_size < 200_000:
+        assert time.time() < deadline
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    raw = (tmp_path / "runs.jsonl").read_bytes()
+    assert raw.endswith(b"\n")
+    records = [json.loads(line) for line in raw.split(b"\n")[:-1]]
+    assert [r["run_id"] for r in records] == [f"k-{i}" for i in range(len(records))]
+    assert read_records(tmp_path) == records
+
+
+def test_torn_fragment_is_skipped_by_reader_and_next_append_starts_a_new_line(tmp_path):
+    append_record(tmp_path, {"run_id": "a"})
+    with open(tmp_path / "runs.jsonl", "ab") as f:
+        f.write(b'{"run_id": "tor')
+    assert [r["run_id"] for r in read_records(tmp_path)] == ["a"]
+    append_record(tmp_path, {"run_id": "b"})
+    assert [r["run_id"] for r in read_records(tmp_path)] == ["a", "b"]
+
+
+def test_full_precision_and_nan_as_null(tmp_path):
+    append_record(tmp_path, {"metrics": {"MAE": 1 / 3, "Corr": float("nan")}, "n": np.float64(0.1)})
+    (rec,) = read_records(tmp_path)
+    assert rec["metrics"]["MAE"] == 1 / 3
+    assert rec["metrics"]["Corr"] is None
+    assert rec["n"] == 0.1
+
+
+def test_mmsa_cell_matches_mmsa_formula():
+    # mean 0.85 -> 85.0; population std of (0.8, 0.9) is 0.05 -> 5.0 (sample std would be 7.07)
+    assert mmsa_cell([0.8, 0.9]) == "(85.0, 5.0)"
+    # mean 0.70803 -> 70.8; std 0 -> 0.0
+    assert mmsa_cell([0.70803, 0.70803]) == "(70.8, 0.0)"
+
+
+def test_mmsa_csv_rows_append_under_one_header(tmp_path):
+    keys = ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr", "Loss"]
+    seeds = [dict(zip(keys, [0.8, 0.6, 0.4, 0.79, 0.43, 0.59, 0.43])), dict(zip(keys, [0.82, 0.62, 0.42, 0.81, 0.41, 0.61, 0.41]))]
+    path = append_mmsa_csv(tmp_path, "sims", "tfn", seeds, synthetic=False)
+    append_mmsa_csv(tmp_path, "sims", "lmf", seeds[:1], synthetic=False)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "Model," + ",".join(keys)
+    assert lines[1].startswith('tfn,"(81.0, 1.0)","(61.0, 1.0)"')
+    assert lines[2].startswith('lmf,"(80.0, 0.0)"')
+    synth = append_mmsa_csv(tmp_path, "sims", "tfn", seeds, synthetic=True)
+    assert synth.name == "sims-synthetic.csv" and synth != path

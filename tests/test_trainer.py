@@ -1,0 +1,158 @@
+"""The generic trainer: selection on valid, early stopping, accumulation, clipping, determinism."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from easydict import EasyDict
+from torch import nn
+
+from conftest import make_dataset
+from mmsa_atsuko.training import trainer as trainer_mod
+from mmsa_atsuko.training.seed import set_seed
+from mmsa_atsuko.training.trainer import evaluate, fit
+
+BASE = dict(batch_size=16, learning_rate=1e-2, weight_decay=0.0, max_epochs=30, early_stop=3, key_eval="Loss",
+            grad_accum=1, grad_clip=None, grad_clip_mode="value", scheduler="none", scheduler_patience=2,
+            scheduler_factor=0.5, eval_batch_size=None, pretrained=None)
+
+
+def cfg(**kw):
+    return EasyDict({**BASE, **kw})
+
+
+class LinearProbe(nn.Module):
+    """Regression from the time-mean of audio and vision, with dropout so the RNG matters."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(9, 1)
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, batch):
+        a = batch["audio"].sum(1) / batch["audio_lengths"][:, None]
+        v = batch["vision"].sum(1) / batch["vision_lengths"][:, None]
+        return {"pred": self.head(self.drop(torch.cat([a, v], 1))).squeeze(-1)}
+
+    def loss(self, outputs, batch):
+        task = F.l1_loss(outputs["pred"], batch["label"])
+        return {"total": task, "task": task}
+
+
+class Frozen(LinearProbe):
+    """Never changes (lr is irrelevant: no trainable parameters move), so valid loss is flat."""
+
+    def __init__(self):
+        super().__init__()
+        self.head.weight.requires_grad_(False)
+        self.head.bias.requires_grad_(True)
+
+    def param_groups(self, config):
+        return [{"params": [self.head.bias], "lr": 0.0}]
+
+
+def test_early_stop_after_patience_when_valid_never_improves():
+    data = make_dataset()
+    result = fit(Frozen(), data, cfg(early_stop=3), device=torch.device("cpu"), seed=1)
+    # epoch 1 sets the best; epochs 2..4 do not improve by 1e-6; stop when epoch - best >= 3
+    assert result.best_epoch == 1
+    assert result.epochs_run == 4
+    assert len(result.history) == 4
+
+
+def test_max_epochs_caps_training():
+    result = fit(LinearProbe(), make_dataset(), cfg(max_epochs=2, early_stop=100), device=torch.device("cpu"), seed=1)
+    assert result.epochs_run == 2
+
+
+def test_best_epoch_is_the_valid_minimum_and_test_uses_its_weights(tmp_path):
+    data = make_dataset()
+    model = LinearProbe()
+    result = fit(model, data, cfg(max_epochs=8, early_stop=100), device=torch.device("cpu"), seed=3,
+                 run_dir=tmp_path)
+    losses = [h["valid"]["Loss"] for h in result.history]
+    assert result.best_epoch == 1 + min(range(len(losses)), key=lambda i: (losses[i], i))
+    # the checkpoint on disk is the best epoch's and reproduces the test predictions
+    fresh = LinearProbe()
+    fresh.load_state_dict(torch.load(tmp_path / "best.pt"))
+    again = evaluate(fresh, data.test, "mosi", 16, collect=True)
+    assert torch.equal(torch.from_numpy(again.pred), torch.from_numpy(result.test.pred))
+    assert again.metrics["Loss"] == pytest.approx(result.test.metrics["Loss"])
+    assert result.valid == result.history[result.best_epoch - 1]["valid"]
+
+
+def test_valid_loss_is_sample_weighted_mean_of_task_loss():
+    data = make_dataset(n=(48, 17, 16))           # 17 = one batch of 16 and one of 1
+    model = LinearProbe().eval()
+    metrics = evaluate(model, data.valid, "mosi", 16).metrics
+    with torch.no_grad():
+        full = model(data.valid.batch(torch.arange(17)))["pred"]
+    expected = (full - data.valid.tensors["label"]).abs().mean().item()
+    assert metrics["Loss"] == pytest.approx(expected, rel=1e-6)
+    assert metrics["MAE"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("accum, n_train, expected_steps", [(1, 48, 3), (2, 48, 2), (4, 40, 1), (2, 40, 2)])
+def test_accumulation_steps_the_last_partial_group(monkeypatch, accum, n_train, expected_steps):
+    # batches per epoch = ceil(n/16): 48 -> 3, 40 -> 3. Steps = ceil(batches / accum).
+    steps = []
+    original = torch.optim.Adam.step
+
+    def counting_step(self, *a, **k):
+        steps.append(1)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counting_step)
+    fit(LinearProbe(), make_dataset(n=(n_train, 16, 16)), cfg(max_epochs=1, grad_accum=accum),
+        device=torch.device("cpu"), seed=0)
+    assert len(steps) == expected_steps
+
+
+@pytest.mark.parametrize("mode, fn", [("value", "clip_grad_value_"), ("norm", "clip_grad_norm_")])
+def test_gradient_clipping_mode(monkeypatch, mode, fn):
+    calls = []
+    real = getattr(torch.nn.utils, fn)
+
+    def spy(params, limit, *a, **k):
+        calls.append(limit)
+        return real(params, limit, *a, **k)
+
+    monkeypatch.setattr(trainer_mod.torch.nn.utils, fn, spy)
+    fit(LinearProbe(), make_dataset(), cfg(max_epochs=1, grad_clip=0.25, grad_clip_mode=mode),
+        device=torch.device("cpu"), seed=0)
+    assert calls == [0.25] * 3
+
+
+def test_clipping_by_value_bounds_the_gradient():
+    model = LinearProbe()
+    batch = make_dataset().train.batch(torch.arange(16))
+    (model.loss(model(batch), batch)["total"] * 1000).backward()
+    torch.nn.utils.clip_grad_value_(model.parameters(), 0.1)
+    assert max(p.grad.abs().max().item() for p in model.parameters()) <= 0.1 + 1e-7
+
+
+def test_deterministic_for_a_fixed_seed_on_cpu():
+    def once(seed):
+        set_seed(seed)
+        model = LinearProbe()
+        return fit(model, make_dataset(), cfg(max_epochs=3, early_stop=100), device=torch.device("cpu"), seed=seed)
+
+    a, b, c = once(7), once(7), once(8)
+    assert [h["train"] for h in a.history] == [h["train"] for h in b.history]
+    assert (a.test.pred == b.test.pred).all()
+    assert not (a.test.pred == c.test.pred).all()
+
+
+def test_key_eval_must_be_a_metric_of_the_dataset():
+    from mmsa_atsuko.errors import UsageError
+    with pytest.raises(UsageError, match="key_eval 'Acc_9'"):
+        fit(LinearProbe(), make_dataset(), cfg(key_eval="Acc_9"), device=torch.device("cpu"), seed=0)
+
+
+def test_maximised_key_eval_and_plateau_scheduler():
+    result = fit(LinearProbe(), make_dataset(), cfg(max_epochs=6, early_stop=100, key_eval="Non0_acc_2",
+                                                    scheduler="plateau", scheduler_patience=0),
+                 device=torch.device("cpu"), seed=0)
+    accs = [h["valid"]["Non0_acc_2"] for h in result.history]
+    assert result.best_epoch == 1 + accs.index(max(accs))
+    assert all(not math.isnan(a) for a in accs)
