@@ -16,6 +16,11 @@ from .errors import UsageError
 # tests/test_registry.py checks that every entry imports and registers its name.
 MODEL_MODULES: dict[str, str] = {
     "tfn": "baselines.tfn",
+    "lmf": "baselines.lmf",
+    "mult": "baselines.mult",
+    "emoe": "baselines.emoe",
+    "misa": "baselines.misa",
+    "self_mm": "baselines.self_mm",
     "atsuko": "mmsa_atsuko.models.atsuko.model",
     "atsuko_base": "mmsa_atsuko.models.atsuko.model",
     "atsuko_sbn": "mmsa_atsuko.models.atsuko.model",

@@ -1,0 +1,550 @@
+"""Synthetic datasets in the exact MMSA pickle format, with a planted signal, and a tiny BERT.
+
+The real feature files and BERT weights cannot be fetched on the machines this project is
+built and tested on (DESIGN.md, "Data the machines do not have"). This module writes
+stand-ins that every loader, model and CLI path can run on:
+
+- `write_synthetic` writes one pickle laid out exactly like MMSA's (reference/mmsa.md 1.1):
+  `{'train','valid','test'}`, each with `raw_text, text, text_bert, audio, vision,
+  audio_lengths, vision_lengths, id, annotations, classification_labels,
+  regression_labels` (+ `regression_labels_T/_A/_V` for SIMS and SIMSv2). `size='full'`
+  uses the real split sizes and padded shapes from configs/datasets.yaml; `size='small'`
+  is a few hundred short samples that any model trains on in seconds on a CPU.
+- `write_tiny_bert` writes a one-layer, randomly initialised BERT (hidden size 768, like
+  bert-base, so it drops into the text pipeline) whose vocab.txt matches the ids stored in
+  `text_bert` and the words in `raw_text`.
+- `ensure_synthetic` caches both under one folder per recipe.
+
+The planted signal. Every sample has three independent latent scores t, a, v ~ N(0, 1).
+Text carries t through the words it uses (graded positive/negative words whose valence
+follows tanh(t)); `text` features are a fixed embedding table looked up at the token ids
+plus noise, so `text` and `text_bert` hold the same information. A few audio columns carry
+a, a few vision columns carry v, over the valid frames only. The label is
+`hi * tanh(GAIN * (W_T t + W_A a + W_V v + noise))` with W_T^2 = 0.5 and W_A^2 = W_V^2 = 0.25,
+so text alone explains about half of what all three modalities explain: a model has to
+fuse to do well. SIMS-like datasets also get unimodal labels from t, a and v alone.
+
+Everything is a pure function of (dataset, size, seed, aligned), named by its recipe
+(`mosi-small-unaligned-seed0-v1`); the same call writes the same bytes. Every sample id
+starts with `synthetic:<recipe>` so results on these files cannot pass for real ones.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import pickle
+import secrets
+import shutil
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from mmsa_atsuko.errors import UsageError
+
+SYNTHETIC_DATASETS = ("mosi", "mosei", "sims", "simsv2")
+SIZES = ("small", "full")
+SPLITS = ("train", "valid", "test")
+
+# Bump when the generator changes what it writes: the version is part of every recipe
+# name, so caches and run records made by an older generator never pass for new ones.
+RECIPE_VERSION = "v1"
+
+# `size='small'`: enough samples for a split to have a few batches, sequences short enough
+# that even MulT-style cross-modal attention trains in seconds. Feature dims stay real.
+SMALL_SPLIT_SIZES = {"train": 96, "valid": 32, "test": 32}
+SMALL_SEQ_LENS = {"text": 16, "audio": 24, "vision": 20}
+
+_DATASETS_YAML = Path(__file__).resolve().parents[2] / "configs" / "datasets.yaml"
+
+# ---------------------------------------------------------------------------------------
+# Vocabulary. The id layout copies bert-base where it matters to code that reads ids
+# ([PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103, [unusedN] filling 1..99); after
+# [MASK] come the graded sentiment words, then neutral filler words. The layout is the same
+# for both languages; only the token strings differ.
+# ---------------------------------------------------------------------------------------
+PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = 0, 100, 101, 102, 103
+FIRST_WORD_ID = 104
+VALENCE_STEPS = 8            # sentiment words come in valences +-1/8, +-2/8, ..., +-8/8
+SYNONYMS = 4                 # words per valence, so sentences are not all alike
+FILLER_WORDS = 256
+# Signed valence step of each sentiment word slot, most negative first: -8..-1, 1..8.
+_LEVELS = np.array([*range(-VALENCE_STEPS, 0), *range(1, VALENCE_STEPS + 1)])
+FIRST_FILLER_ID = FIRST_WORD_ID + len(_LEVELS) * SYNONYMS
+VOCAB_SIZE = FIRST_FILLER_ID + FILLER_WORDS
+
+# ---------------------------------------------------------------------------------------
+# The planted signal (see the module docstring). Changing any of these changes the data,
+# so it needs a new RECIPE_VERSION.
+# ---------------------------------------------------------------------------------------
+W_T, W_A, W_V = math.sqrt(0.5), 0.5, 0.5   # label variance shares 50/25/25 before noise
+LABEL_NOISE = 0.25                          # part of the label no modality explains
+LABEL_GAIN = 0.7                            # tanh(0.7 z) spreads labels over the range
+ZERO_BAND = 0.065                           # MOSI-like: |z| < this -> label exactly 0 (~5%)
+SIMS_STEP = 0.2                             # SIMS labels lie on {-1, -0.8, ..., 1}
+UNIMODAL_GAIN, UNIMODAL_NOISE = 0.9, 0.3    # SIMS T/A/V labels: tanh(0.9 x + 0.3 noise)
+SENTIMENT_WORD_SHARE = 0.4                  # share of content words that carry valence
+VALENCE_NOISE = 0.25                        # per-word spread of valence around tanh(t)
+EMBED_SCALE = 0.5                           # per-dim std of a word's random embedding
+SENTIMENT_GAIN = 4.0                        # valence words lean along one shared direction
+TEXT_NOISE = 0.1                            # per-token feature noise
+MIN_LENGTH_SHARE = 0.3                      # true lengths run from 30% to 100% of padded
+SIGNAL_COLUMN_SHARE = 0.1                   # about a tenth of audio/vision columns carry signal
+INF_SAMPLE_SHARE = 0.1                      # audio -inf on a tenth of samples (>= 1 per split)
+MAX_CLIPS_PER_VIDEO = 6
+_CHUNK = 512                                # samples per block when filling big arrays
+
+
+# ------------------------------------------------------------------------- dataset facts
+
+@functools.lru_cache(maxsize=1)
+def _dataset_facts() -> dict:
+    with open(_DATASETS_YAML, encoding="utf-8") as f:
+        return yaml.safe_load(f)["datasets"]
+
+
+def _facts(dataset: str) -> dict:
+    if dataset not in SYNTHETIC_DATASETS:
+        raise UsageError(f"no synthetic version of dataset {dataset!r}; choose one of {', '.join(SYNTHETIC_DATASETS)}")
+    return _dataset_facts()[dataset]
+
+
+def _check_args(dataset, size, seed, aligned) -> tuple[str, str, int, bool]:
+    """Validate and normalise the four arguments that name a recipe."""
+    dataset = str(dataset).lower()
+    facts = _facts(dataset)
+    if size not in SIZES:
+        raise UsageError(f"unknown synthetic size {size!r}; choose one of {', '.join(SIZES)}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UsageError(f"synthetic seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    aligned = bool(aligned)
+    setting = "aligned" if aligned else "unaligned"
+    if setting not in facts["files"]:
+        raise UsageError(f"{dataset} has no {setting} setting (it has: {', '.join(facts['files'])})")
+    return dataset, size, seed, aligned
+
+
+def synthetic_recipe(dataset: str, size: str = "small", seed: int = 0, aligned: bool = False) -> str:
+    """The recipe name, e.g. 'mosi-small-unaligned-seed0-v1' (sample ids carry it)."""
+    dataset, size, seed, aligned = _check_args(dataset, size, seed, aligned)
+    return f"{dataset}-{size}-{'aligned' if aligned else 'unaligned'}-seed{seed}-{RECIPE_VERSION}"
+
+
+def synthetic_shapes(dataset: str, size: str = "small", aligned: bool = False) -> dict:
+    """Split sizes, padded sequence lengths and feature dims a synthetic file will have.
+
+    Returns `{'split_sizes': {split: N}, 'seq_lens': {modality: L}, 'feature_dims':
+    {modality: D}}`. Full size copies datasets.yaml (`real_sizes`, `real_shapes`); small
+    keeps the real feature dims with short sequences. The writer takes its shapes from here.
+    """
+    dataset, size, _, aligned = _check_args(dataset, size, 0, aligned)
+    real = _facts(dataset)["real_shapes"]["aligned" if aligned else "unaligned"]
+    feature_dims = {m: int(real[m][1]) for m in ("text", "audio", "vision")}
+    if size == "full":
+        split_sizes = {s: int(n) for s, n in _facts(dataset)["real_sizes"].items()}
+        seq_lens = {m: int(real[m][0]) for m in ("text", "audio", "vision")}
+    else:
+        split_sizes = dict(SMALL_SPLIT_SIZES)
+        seq_lens = dict(SMALL_SEQ_LENS)
+        if aligned:  # aligned files share the text length on every modality
+            seq_lens = {m: SMALL_SEQ_LENS["text"] for m in seq_lens}
+    return {"split_sizes": split_sizes, "seq_lens": seq_lens, "feature_dims": feature_dims}
+
+
+# ----------------------------------------------------------------------------- vocabulary
+
+def _valence_word(slot: int, language: str) -> str:
+    level, synonym = _LEVELS[slot // SYNONYMS], slot % SYNONYMS
+    if language == "cn":
+        # One CJK ideograph per word: bert-base-chinese tokenizes Chinese per character.
+        return chr(0x4F00 + slot)
+    return f"{'pos' if level > 0 else 'neg'}{abs(level)}{'abcd'[synonym]}"
+
+
+def _filler_word(index: int, language: str) -> str:
+    return chr(0x4E00 + index) if language == "cn" else f"w{index:03d}"
+
+
+def synthetic_vocab(language: str = "en") -> list[str]:
+    """The tiny BERT's vocabulary, in id order (id = position)."""
+    if language not in ("en", "cn"):
+        raise UsageError(f"unknown synthetic BERT language {language!r}; choose en or cn")
+    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(UNK_ID - 1)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += [_valence_word(slot, language) for slot in range(len(_LEVELS) * SYNONYMS)]
+    vocab += [_filler_word(i, language) for i in range(FILLER_WORDS)]
+    assert len(vocab) == VOCAB_SIZE and vocab[CLS_ID] == "[CLS]" and vocab[FIRST_WORD_ID - 1] == "[MASK]"
+    return vocab
+
+
+# ------------------------------------------------------------------------------ generator
+
+def _seed_sequence(name: str) -> np.random.SeedSequence:
+    """A SeedSequence from a name; sha256 keeps it stable across processes and platforms."""
+    return np.random.SeedSequence(int.from_bytes(hashlib.sha256(name.encode()).digest()[:16], "little"))
+
+
+def _signal_columns(rng: np.random.Generator, dim: int, reserved: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Pick the columns that carry a latent (about a tenth, at least two) and their gains."""
+    candidates = np.array([c for c in range(dim) if c != reserved])
+    count = min(len(candidates), max(2, round(SIGNAL_COLUMN_SHARE * dim)))
+    columns = np.sort(rng.choice(candidates, size=count, replace=False))
+    gains = rng.uniform(0.6, 1.0, size=count) * rng.choice([-1.0, 1.0], size=count)
+    return columns, gains.astype(np.float32)
+
+
+def _world(recipe: str, feature_dims: dict) -> dict:
+    """What stays fixed across the splits of one recipe: embeddings and column layouts."""
+    rng = np.random.default_rng(_seed_sequence(recipe + "/world"))
+    d_text, d_audio, d_vision = feature_dims["text"], feature_dims["audio"], feature_dims["vision"]
+    embed = rng.standard_normal((VOCAB_SIZE, d_text), dtype=np.float32) * np.float32(EMBED_SCALE)
+    # One shared "sentiment direction": valence words lean along it in proportion to their
+    # valence, as sentiment is roughly linear in real BERT features. Easy for a small model
+    # to find, yet it only ever carries t.
+    direction = rng.standard_normal(d_text).astype(np.float32)
+    direction /= np.linalg.norm(direction)
+    slots = np.arange(len(_LEVELS) * SYNONYMS)
+    valence = (_LEVELS[slots // SYNONYMS] / VALENCE_STEPS).astype(np.float32)
+    embed[FIRST_WORD_ID + slots] += SENTIMENT_GAIN * valence[:, None] * direction[None, :]
+    # Audio keeps its last column for -inf (never a signal column), like MMSA's log-energy
+    # descriptors that go to -inf on silent frames.
+    inf_column = d_audio - 1
+    audio_cols, audio_gains = _signal_columns(rng, d_audio, reserved=inf_column)
+    vision_cols, vision_gains = _signal_columns(rng, d_vision, reserved=None)
+    # Per-column offsets and scales: real descriptors are neither centred nor unit-scaled,
+    # and MMSA normalises nothing, so neither should the synthetic data be.
+    return {
+        "embed": embed,
+        "audio": {"columns": audio_cols, "gains": audio_gains, "inf_column": inf_column,
+                  "offset": (rng.standard_normal(d_audio) * 0.5).astype(np.float32),
+                  "scale": rng.uniform(0.5, 2.0, d_audio).astype(np.float32)},
+        "vision": {"columns": vision_cols, "gains": vision_gains, "inf_column": None,
+                   "offset": (rng.standard_normal(d_vision) * 0.5).astype(np.float32),
+                   "scale": rng.uniform(0.5, 2.0, d_vision).astype(np.float32)},
+    }
+
+
+def _true_lengths(rng, n: int, padded: int, lo: int) -> np.ndarray:
+    return rng.integers(min(lo, padded), padded + 1, size=n)
+
+
+def _frame_lengths(rng, text_share: np.ndarray, padded: int) -> np.ndarray:
+    """Unaligned frame counts: longer utterances have more frames, with some spread."""
+    share = np.clip(text_share + rng.normal(0.0, 0.1, size=text_share.shape), MIN_LENGTH_SHARE, 1.0)
+    return np.maximum(1, np.rint(share * padded)).astype(np.int64)
+
+
+def _token_ids(rng, t: np.ndarray, lengths: np.ndarray, padded: int) -> np.ndarray:
+    """(N, L) ids: [CLS] words [SEP] [PAD]...; a share of the words carry valence ~ tanh(t)."""
+    n = len(t)
+    positions = np.arange(padded)[None, :]
+    content = (positions >= 1) & (positions < lengths[:, None] - 1)
+    ids = FIRST_FILLER_ID + rng.integers(0, FILLER_WORDS, size=(n, padded))
+    # Pick the sentiment-word positions: the `count` content positions with the smallest
+    # random keys (non-content positions get +inf keys and are never picked).
+    count = np.maximum(1, np.rint(SENTIMENT_WORD_SHARE * (lengths - 2))).astype(np.int64)
+    keys = np.where(content, rng.random((n, padded)), np.inf)
+    rank = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable")
+    sentiment = rank < count[:, None]
+    # Each sentiment word's valence scatters around tanh(t) and snaps to the nearest step
+    # (never 0: a neutral valence is what filler words are for).
+    target = np.tanh(t)[:, None] + VALENCE_NOISE * rng.standard_normal((n, padded))
+    step = np.clip(np.rint(target * VALENCE_STEPS), -VALENCE_STEPS, VALENCE_STEPS)
+    step = np.where(step == 0, np.where(target >= 0, 1, -1), step).astype(np.int64)
+    level_index = np.where(step < 0, step + VALENCE_STEPS, step + VALENCE_STEPS - 1)
+    slot = level_index * SYNONYMS + rng.integers(0, SYNONYMS, size=(n, padded))
+    ids = np.where(sentiment, FIRST_WORD_ID + slot, ids)
+    ids = np.where(content, ids, PAD_ID)
+    ids[:, 0] = CLS_ID
+    ids[np.arange(n), lengths - 1] = SEP_ID
+    return ids
+
+
+def _text_features(rng, embed: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Embedding lookup + noise on valid tokens, exact zeros on padding."""
+    out = np.empty(ids.shape + (embed.shape[1],), dtype=np.float32)
+    for start in range(0, len(ids), _CHUNK):  # blocks keep full-size MOSEI's temporaries small
+        block = embed[ids[start:start + _CHUNK]]
+        block += np.float32(TEXT_NOISE) * rng.standard_normal(block.shape, dtype=np.float32)
+        block *= mask[start:start + _CHUNK, :, None]
+        out[start:start + _CHUNK] = block
+    return out
+
+
+def _frame_features(rng, layout: dict, latent: np.ndarray, lengths: np.ndarray, padded: int, dim: int) -> np.ndarray:
+    """(N, L, D) frames: noise everywhere, latent * gain on the signal columns, zero padding."""
+    n = len(latent)
+    out = np.empty((n, padded, dim), dtype=np.float32)
+    valid = np.arange(padded)[None, :] < lengths[:, None]
+    columns, gains = layout["columns"], layout["gains"]
+    for start in range(0, n, _CHUNK):
+        stop = min(n, start + _CHUNK)
+        block = rng.standard_normal((stop - start, padded, dim), dtype=np.float32)
+        block[:, :, columns] += latent[start:stop, None, None].astype(np.float32) * gains
+        block *= layout["scale"]
+        block += layout["offset"]
+        block *= valid[start:stop, :, None]
+        out[start:stop] = block
+    if layout["inf_column"] is not None:
+        # A few samples get -inf on one to three of their valid frames, in the noise column.
+        hit = rng.choice(n, size=max(1, round(INF_SAMPLE_SHARE * n)), replace=False)
+        for i in np.sort(hit):
+            frames = rng.choice(lengths[i], size=min(int(lengths[i]), int(rng.integers(1, 4))), replace=False)
+            out[i, frames, layout["inf_column"]] = -np.inf
+    return out
+
+
+def _snap(x: np.ndarray, step: float) -> np.ndarray:
+    """Round to multiples of `step`; `+ 0.0` turns -0.0 into 0.0."""
+    return np.rint(x / step) * step + 0.0
+
+
+def _labels(rng, t, a, v, facts: dict) -> dict:
+    n = len(t)
+    z = W_T * t + W_A * a + W_V * v + LABEL_NOISE * rng.standard_normal(n)
+    lo, hi = facts["label_range"]
+    centre, half = (hi + lo) / 2.0, (hi - lo) / 2.0
+    labels = {}
+    if facts.get("unimodal_labels"):
+        # SIMS annotators score each modality alone; the averages fall on 0.2 steps.
+        labels["regression_labels"] = _snap(centre + half * np.tanh(LABEL_GAIN * z), SIMS_STEP)
+        for key, latent in (("T", t), ("A", a), ("V", v)):
+            noisy = UNIMODAL_GAIN * latent + UNIMODAL_NOISE * rng.standard_normal(n)
+            labels[f"regression_labels_{key}"] = _snap(centre + half * np.tanh(noisy), SIMS_STEP)
+    else:
+        # MOSI/MOSEI labels are annotator averages: continuous, with some exact zeros, which
+        # is what makes the Has0 and Non0 accuracies differ.
+        y = centre + half * np.tanh(LABEL_GAIN * z)
+        labels["regression_labels"] = np.where(np.abs(z) < ZERO_BAND, centre, y)
+    return {key: np.clip(value, lo, hi).astype(np.float32) for key, value in labels.items()}
+
+
+def _clip_ids(rng, n: int, first_video: int, recipe: str) -> tuple[list[str], int]:
+    """MMSA-style 'video$_$clip' ids; clips of one video stay in one split, as in the real data."""
+    ids, video = [], first_video
+    while len(ids) < n:
+        clips = min(int(rng.integers(1, MAX_CLIPS_PER_VIDEO + 1)), n - len(ids))
+        ids += [f"synthetic:{recipe}$_$vid{video:05d}_{clip}" for clip in range(1, clips + 1)]
+        video += 1
+    return ids, video
+
+
+def _split(rng_seed: np.random.SeedSequence, world: dict, facts: dict, shapes: dict, n: int,
+           aligned: bool, language: str) -> dict:
+    """One split as MMSA stores it."""
+    # Separate streams per part, so that e.g. a change to the audio never moves the text.
+    r_latent, r_text, r_audio, r_vision, r_label = (np.random.default_rng(s) for s in rng_seed.spawn(5))
+    t, a, v = r_latent.standard_normal((3, n))
+    seq, dims = shapes["seq_lens"], shapes["feature_dims"]
+
+    L = seq["text"]
+    text_lengths = _true_lengths(r_text, n, L, max(3, math.ceil(MIN_LENGTH_SHARE * L)))
+    ids = _token_ids(r_text, t, text_lengths, L)
+    mask = (np.arange(L)[None, :] < text_lengths[:, None]).astype(np.float32)
+    text_bert = np.stack([ids.astype(np.float32), mask, np.zeros_like(mask)], axis=1)
+    text = _text_features(r_text, world["embed"], ids, mask)
+
+    if aligned:  # aligned files: one frame per text token, the text lengths for all
+        audio_lengths = vision_lengths = text_lengths
+    else:
+        share = text_lengths / L
+        audio_lengths = _frame_lengths(r_audio, share, seq["audio"])
+        vision_lengths = _frame_lengths(r_vision, share, seq["vision"])
+    audio = _frame_features(r_audio, world["audio"], a, audio_lengths, seq["audio"], dims["audio"])
+    vision = _frame_features(r_vision, world["vision"], v, vision_lengths, seq["vision"], dims["vision"])
+
+    labels = _labels(r_label, t, a, v, facts)
+    y = labels["regression_labels"]
+    centre = sum(facts["label_range"]) / 2.0
+    classes = np.where(y < centre, 0, np.where(y > centre, 2, 1))  # 0 Neg, 1 Neu, 2 Pos (MMSA)
+    names = ("Negative", "Neutral", "Positive")
+
+    vocab = synthetic_vocab(language)
+    joiner = "" if language == "cn" else " "
+    raw_text = [joiner.join(vocab[i] for i in row[1:length - 1]) for row, length in zip(ids, text_lengths)]
+
+    return {
+        "raw_text": raw_text,
+        "text": text,
+        "text_bert": text_bert,
+        "audio": audio,
+        "vision": vision,
+        # Plain int lists, as MMSA's own data/getLengths.py writes them.
+        "audio_lengths": [int(x) for x in audio_lengths],
+        "vision_lengths": [int(x) for x in vision_lengths],
+        "annotations": [names[c] for c in classes],
+        "classification_labels": classes.astype(np.float32),
+        **labels,
+    }
+
+
+# MMSA's key order (README), so a dump of a synthetic file reads like a real one.
+_KEY_ORDER = ("raw_text", "text", "text_bert", "audio", "vision", "audio_lengths", "vision_lengths", "id",
+              "annotations", "classification_labels", "regression_labels",
+              "regression_labels_T", "regression_labels_A", "regression_labels_V")
+
+
+def make_synthetic(dataset: str, *, size: str = "small", seed: int = 0, aligned: bool = False) -> dict:
+    """The synthetic dataset as the dict MMSA pickles: `{'train': {...}, 'valid': ..., 'test': ...}`."""
+    dataset, size, seed, aligned = _check_args(dataset, size, seed, aligned)
+    recipe = synthetic_recipe(dataset, size, seed, aligned)
+    facts = _facts(dataset)
+    shapes = synthetic_shapes(dataset, size, aligned)
+    world = _world(recipe, shapes["feature_dims"])
+    ids_rng = np.random.default_rng(_seed_sequence(recipe + "/ids"))
+    data, video = {}, 1
+    for name in SPLITS:
+        n = shapes["split_sizes"][name]
+        split = _split(_seed_sequence(f"{recipe}/{name}"), world, facts, shapes, n, aligned, facts["language"])
+        split["id"], video = _clip_ids(ids_rng, n, video, recipe)
+        data[name] = {k: split[k] for k in _KEY_ORDER if k in split}
+    return data
+
+
+# ------------------------------------------------------------------------------- writing
+
+def _temp_sibling(path: Path) -> Path:
+    """A unique hidden name next to `path`, so os.replace/os.rename stay on one filesystem."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _atomic_pickle(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_sibling(path)
+    try:
+        with open(tmp, "xb") as f:  # plain open, so the file gets the usual umask permissions
+            pickler = pickle.Pickler(f, protocol=4)
+            # Protocol 4 pickles an array as a bytes copy, and the memo would keep every copy
+            # alive until the end: twice the data in RAM (17 GB for full MOSEI). Our data has
+            # no shared or self-referencing objects, so the memo buys nothing; fast mode
+            # turns it off and frees each copy once written.
+            pickler.fast = True
+            pickler.dump(obj)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_synthetic(dataset: str, out_path, *, size: str = "small", seed: int = 0, aligned: bool = False) -> Path:
+    """Write one synthetic feature pickle in MMSA's format to `out_path` (atomically)."""
+    data = make_synthetic(dataset, size=size, seed=seed, aligned=aligned)
+    out_path = Path(out_path)
+    _atomic_pickle(data, out_path)
+    return out_path
+
+
+def _bert_recipe(seed: int, language: str) -> str:
+    return f"bert-synthetic-{language}-seed{seed}-{RECIPE_VERSION}"
+
+
+MARKER_JSON = "synthetic.json"
+
+
+def _write_bert_files(folder: Path, seed: int, language: str) -> None:
+    # Imported here: writing and reading feature pickles should not pay for transformers.
+    import torch
+    from safetensors.torch import save_file
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    vocab = synthetic_vocab(language)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    # bert-base-uncased lower-cases, bert-base-chinese does not; mirror them.
+    BertTokenizer(str(folder / "vocab.txt"), do_lower_case=(language == "en"),
+                  model_max_length=512).save_pretrained(str(folder))
+
+    # Hidden size 768 like bert-base, so models sized for its output need no change; one
+    # layer and a narrow feed-forward keep it fast on a CPU.
+    config = BertConfig(vocab_size=len(vocab), hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
+                        intermediate_size=256, max_position_embeddings=512, type_vocab_size=2,
+                        pad_token_id=PAD_ID)
+    recipe = _bert_recipe(seed, language)
+    torch_seed = int.from_bytes(hashlib.sha256(recipe.encode()).digest()[:8], "little") >> 1
+    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state alone
+        torch.manual_seed(torch_seed)
+        model = BertModel(config)
+    config.save_pretrained(str(folder))
+    # safetensors written directly: same file from_pretrained reads, without the progress
+    # bar save_pretrained prints.
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+    (folder / "SYNTHETIC.txt").write_text(
+        f"SYNTHETIC tiny BERT ({recipe}): random weights, not a trained language model.\n"
+        "Written by mmsa_atsuko.data.synthetic for tests and synthetic runs only; results\n"
+        "obtained with it say nothing about real data.\n", encoding="utf-8")
+    # Written last: its presence means the folder is complete.
+    (folder / MARKER_JSON).write_text(json.dumps({
+        "synthetic": True, "recipe": recipe, "seed": seed, "language": language,
+        "vocab_size": len(vocab), "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_hidden_layers,
+        "ids": {"pad": PAD_ID, "unk": UNK_ID, "cls": CLS_ID, "sep": SEP_ID, "mask": MASK_ID,
+                "sentiment_words": [FIRST_WORD_ID, FIRST_FILLER_ID - 1],
+                "filler_words": [FIRST_FILLER_ID, VOCAB_SIZE - 1]},
+    }, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_tiny_bert(out_dir: Path, seed: int, language: str, replace: bool) -> Path:
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_sibling(out_dir)
+    tmp.mkdir()
+    try:
+        _write_bert_files(tmp, seed, language)
+        try:
+            os.rename(tmp, out_dir)  # atomic; fails if out_dir exists and is not empty
+        except OSError:
+            if not out_dir.exists():
+                raise
+            if not replace:  # another process finished first: theirs is as good as ours
+                shutil.rmtree(tmp, ignore_errors=True)
+                return out_dir
+            old = _temp_sibling(out_dir)
+            os.rename(out_dir, old)
+            os.rename(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def write_tiny_bert(out_dir, *, seed: int = 0, language: str = "en") -> Path:
+    """Write a tiny random BERT loadable offline with `BertModel/BertTokenizer.from_pretrained`.
+
+    The folder holds config.json, model.safetensors, vocab.txt (+ tokenizer files),
+    SYNTHETIC.txt and synthetic.json (`"synthetic": true` and the recipe). An existing
+    folder at `out_dir` is replaced.
+    """
+    if language not in ("en", "cn"):
+        raise UsageError(f"unknown synthetic BERT language {language!r}; choose en or cn")
+    _, _, seed, _ = _check_args("mosi", "small", seed, False)
+    return _write_tiny_bert(Path(out_dir), seed, language, replace=True)
+
+
+def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int = 0,
+                     aligned: bool = False) -> tuple[Path, Path]:
+    """(feature pickle, tiny-BERT folder) for a recipe under `cache_dir`, written only if missing.
+
+    Layout: `cache_dir/<recipe>/<MMSA file name, e.g. MOSI/Processed/unaligned_50.pkl>` and
+    `cache_dir/<recipe>/bert-synthetic-<en|cn>`. Both appear by atomic rename, so a reader
+    never sees half a file and two processes racing to create them both end up with a
+    complete copy.
+    """
+    dataset, size, seed, aligned = _check_args(dataset, size, seed, aligned)
+    facts = _facts(dataset)
+    root = Path(cache_dir) / synthetic_recipe(dataset, size, seed, aligned)
+    pkl = root / facts["files"]["aligned" if aligned else "unaligned"]
+    bert = root / f"bert-synthetic-{facts['language']}"
+    if not pkl.is_file():
+        write_synthetic(dataset, pkl, size=size, seed=seed, aligned=aligned)
+    if not (bert / MARKER_JSON).is_file():
+        # A folder without the marker is a broken leftover (the marker is written inside the
+        # temp folder before the rename), so replace it; a missing folder may be appearing
+        # from another process right now, so then keep whichever copy lands first.
+        _write_tiny_bert(bert, seed, facts["language"], replace=bert.exists())
+    return pkl, bert

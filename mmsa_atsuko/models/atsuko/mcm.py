@@ -1,0 +1,73 @@
+"""Marginal Complementarity Module (paper §3.2, Eq. 5-9; spec §9-§10).
+
+- Eq. 5, bimodal branches: for each excluded modality m, y_hat_{-m} = g_{-m}(concat[h_j, h_l])
+  over the remaining pair (j, l) in L, V, A order, reusing the shared encoders' h.
+- Complementarity importance (Shapley-style marginal contribution of m):
+  phi_m = sg( loss(y_hat_{-m}, y) - loss(y_hat, y) ) per sample, (B, 3).
+- Eq. 6: target q = softmax(phi / tau_c). Removing a more useful modality raises the loss
+  more, so it gets more target mass.
+- Eq. 7: L_comp = (1/B) sum_b KL(q_b || w_b); q is a constant, so only the router learns from it.
+- Eq. 8: teacher t = sg( sum_m w_m r_m ), r_m the refined unimodal features.
+- Eq. 9: L_d = (1/B) sum_b mean_c ( softmax(c_proj)_c - softmax(t)_c )^2 (EMOE's uni_distill).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MODALITIES = ("L", "V", "A")
+EPS = 1e-9   # EMOE's clamp for logs
+
+
+def remaining_pair(excluded: str) -> tuple[str, str]:
+    """The two modalities left when `excluded` is dropped, in canonical L, V, A order."""
+    return tuple(m for m in MODALITIES if m != excluded)
+
+
+class BimodalHeads(nn.Module):
+    """Eq. 5: one prediction network per excluded modality, g_{-m}: Linear(2d, d), ReLU, Dropout, Linear(d, C).
+
+    DECISION: concatenation of the pair (the paper's ⊕) and a 2-layer MLP head.
+    forward(h) with h = {'L','V','A': (B, d)} -> {'-L','-V','-A': (B, C) logits}.
+    """
+
+    def __init__(self, dim: int, out_dim: int, dropout: float):
+        super().__init__()
+        self.bimodal_heads = nn.ModuleDict({
+            m: nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, out_dim))
+            for m in MODALITIES
+        })
+
+    def forward(self, h: dict) -> dict:
+        return {f"-{m}": head(torch.cat([h[j] for j in remaining_pair(m)], dim=-1))
+                for m, head in self.bimodal_heads.items()}
+
+
+def complementarity_importance(loss_bimodal: torch.Tensor, loss_full: torch.Tensor) -> torch.Tensor:
+    """phi (B, 3) = sg(loss without m - loss with all), columns L, V, A. Gradient stopped."""
+    return (loss_bimodal - loss_full.unsqueeze(-1)).detach()
+
+
+def complementarity_target(phi: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Eq. 6: q = softmax(phi / tau_c), (B, 3), a constant (phi is detached)."""
+    return F.softmax(phi.detach() / temperature, dim=-1)
+
+
+def complementarity_loss(q: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Eq. 7: (1/B) sum_b KL(q_b || w_b) = (1/B) sum_b sum_m q (log q - log w)."""
+    return F.kl_div(torch.log(weights.clamp_min(EPS)), q, reduction="batchmean")
+
+
+def distillation_teacher(weights: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
+    """Eq. 8: t = sg(sum_m w_m r_m), weights (B, M), refined (B, M, d) -> (B, d).
+
+    DECISION: the whole teacher is detached (w and r, as EMOE does), so L_d trains only the
+    fused (student) branch.
+    """
+    return torch.einsum("bm,bmd->bd", weights, refined).detach()
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Eq. 9: mean over batch and features of (softmax(c_proj) - softmax(t))^2, softmax over features."""
+    return F.mse_loss(F.softmax(student, dim=-1), F.softmax(teacher.detach(), dim=-1))

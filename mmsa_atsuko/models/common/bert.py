@@ -1,0 +1,125 @@
+"""BERT text encoder (MMSA's `BertTextEncoder`) and finding BERT weights without downloading.
+
+Weights come from `config.pretrained`: a local folder holding `config.json` (what
+`save_pretrained` or `huggingface-cli download --local-dir` writes), or a hub id such as
+`bert-base-uncased` that is already in the standard Hugging Face cache. Nothing is ever
+downloaded: when neither has the weights, the run stops with one line saying what to set.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ...errors import UsageError
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+MIN_VOCAB = 100
+
+
+def _how_to_fix(pretrained: str) -> str:
+    name = Path(str(pretrained)).name or "bert-base-uncased"
+    return (f"set -c pretrained=/path/to/{name} (a folder with config.json and the weights, e.g. from "
+            f"`huggingface-cli download {name} --local-dir /path/to/{name}` on a machine with internet)")
+
+
+def _has_weights(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in WEIGHT_FILES)
+
+
+def _cached_snapshot(repo_id: str) -> Path | None:
+    """The HF-cache snapshot folder of `repo_id` if it holds config.json and weights, else None."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        config_file = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:   # not a valid repo id (e.g. a path): not in the cache either
+        return None
+    if not isinstance(config_file, str):
+        return None
+    snapshot = Path(config_file).parent
+    return snapshot if _has_weights(snapshot) else None
+
+
+def resolve_bert_path(pretrained) -> str:
+    """A local folder with BERT's config.json and weights, for `from_pretrained`. Never downloads.
+
+    `pretrained` is a folder, or a hub id looked up in the standard HF cache (HF_HOME /
+    HF_HUB_CACHE are honoured by huggingface_hub). Raises UsageError (one line) otherwise.
+    """
+    if not pretrained:
+        raise UsageError(f"no BERT weights configured (pretrained is empty); {_how_to_fix('bert-base-uncased')}")
+    folder = Path(os.path.expanduser(str(pretrained)))
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise UsageError(f"BERT folder {folder} has no config.json; {_how_to_fix(pretrained)}")
+        if not _has_weights(folder):
+            raise UsageError(f"BERT folder {folder} has no {' or '.join(WEIGHT_FILES)}; {_how_to_fix(pretrained)}")
+        return str(folder)
+    snapshot = _cached_snapshot(str(pretrained))
+    if snapshot is not None:
+        return str(snapshot)
+    raise UsageError(f"BERT weights {pretrained!r} are neither a local folder nor in the Hugging Face cache; "
+                     f"{_how_to_fix(pretrained)}")
+
+
+def check_vocab(tokenizer, path) -> None:
+    """Raise if `tokenizer` has a stub vocabulary.
+
+    Offline, `BertTokenizer.from_pretrained` on a folder without vocab.txt can return a
+    tokenizer with only the 5 special tokens instead of raising; every word would then map to
+    [UNK].
+    """
+    size = len(tokenizer)
+    if size < MIN_VOCAB:
+        raise UsageError(f"the BERT tokenizer from {path} has only {size} tokens (vocab.txt missing or "
+                         f"truncated); {_how_to_fix(path)}")
+
+
+class BertTextEncoder(nn.Module):
+    """text_bert (B, 3, L) int64 [input ids, attention mask, segment ids] -> (B, L, hidden).
+
+    The last hidden state of BERT (MMSA). Without `use_finetune` BERT runs under no_grad, so
+    it receives no gradient (its parameters stay in the module; freeze them in the optimizer
+    or not, it makes no difference).
+    """
+
+    def __init__(self, pretrained: str, use_finetune: bool):
+        super().__init__()
+        from transformers import BertModel   # imported here: the feature-input path never pays for it
+        from transformers.utils import logging as hf_logging
+
+        path = resolve_bert_path(pretrained)
+        # No pooler: MMSA uses only the last hidden state, and an unused pooler would be a
+        # parameter that never gets a gradient. transformers would then print a load report
+        # listing the checkpoint's pooler (and MLM head) weights as unexpected on every run, so
+        # it is silenced, and what matters in it, weights the encoder needs but the checkpoint
+        # lacks (they would be left random), is checked here instead.
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            self.model, info = BertModel.from_pretrained(path, add_pooling_layer=False, local_files_only=True,
+                                                         output_loading_info=True)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        missing = sorted(info.get("missing_keys") or [])
+        if missing:
+            raise UsageError(f"the BERT checkpoint at {path} lacks {len(missing)} encoder weights "
+                             f"(e.g. {missing[0]}); is it a BERT model? {_how_to_fix(pretrained)}")
+        self.use_finetune = use_finetune
+        self.hidden_size = self.model.config.hidden_size
+
+    def forward(self, text_bert: torch.Tensor) -> torch.Tensor:
+        input_ids = text_bert[:, 0, :].long()
+        attention_mask = text_bert[:, 1, :].float()
+        segment_ids = text_bert[:, 2, :].long()
+        if self.use_finetune:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=segment_ids).last_hidden_state
+        with torch.no_grad():
+            return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=segment_ids).last_hidden_state

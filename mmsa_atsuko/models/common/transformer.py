@@ -1,0 +1,182 @@
+"""The MulT/DMD transformer encoder that EMOE and Atsuko run per modality (and MulT cross-modally).
+
+Sequence-first like MulT: inputs are (T, B, d). What it computes, following MulT's
+`modules/transformer.py` (as vendored in MMSA, DMD and EMOE):
+
+    x = sqrt(d) * x_in + position(x_in)          sinusoidal positions, table rows 1..T
+    x = dropout(x, embed_dropout)
+    each layer (pre-LayerNorm):
+        x = x + dropout(Attn(LN0(x), LN0(k), LN0(v)), res_dropout)       k = v = x for self-attention
+        x = x + dropout(W2 dropout(relu(W1 LN1(x)), relu_dropout), res_dropout)   W1: d -> 4d
+    out = LayerNorm(x)
+
+With `attn_mask=True` a causal future mask is used; for cross-modal attention of lengths
+(T_q, T_k) MulT masks key j for query i when j > i + |T_k - T_q|, which we reproduce.
+
+Attention is torch's `scaled_dot_product_attention` over MulT's parameterisation (one packed
+in-projection of shape (3d, d) with bias, then an output Linear): the same maths as MulT's
+hand-written attention (queries scaled by head_dim^-1/2, softmax, dropout on the weights).
+
+Position embedding, DECISION: MulT/EMOE compute positions from `x_in[:, :, 0]` with
+padding_idx 0, so a frame whose first channel is exactly 0 gets *no* position embedding. We use
+the same sinusoid table rows (1..T) for every frame by default (`positions_from_input=False`).
+Reason: a float equality test on one channel is fragile, and in Atsuko the spectral band
+routing mixes frames over time, so padded frames are no longer zero when they reach the encoder.
+`positions_from_input=True` reproduces the quirk for models that want MulT's exact behaviour.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def sinusoidal_position_table(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """fairseq/MulT sinusoids for integer `positions` (any shape) -> positions.shape + (dim,).
+
+    Half the channels are sin, half cos (not interleaved), frequencies 10000^(-i/(half-1)),
+    an odd `dim` gets a zero last channel: exactly MulT's `SinusoidalPositionalEmbedding`.
+    """
+    half = dim // 2
+    step = math.log(10000.0) / max(half - 1, 1)
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32, device=positions.device) * -step)
+    angles = positions.to(torch.float32).unsqueeze(-1) * freqs
+    table = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+    if dim % 2 == 1:
+        table = F.pad(table, (0, 1))
+    return table
+
+
+def future_mask(len_q: int, len_k: int, device) -> torch.Tensor:
+    """Boolean (len_q, len_k) mask, True where attention is allowed (MulT `buffered_future_mask`).
+
+    MulT forbids key j for query i when j >= i + 1 + |len_k - len_q|; for self-attention that is
+    the usual causal mask.
+    """
+    offset = 1 + abs(len_k - len_q)
+    forbidden = torch.ones(len_q, len_k, dtype=torch.bool, device=device).triu(diagonal=offset)
+    return ~forbidden
+
+
+class MultiheadAttention(nn.Module):
+    """MulT's multi-head attention (packed in-projection with bias, output Linear), via SDPA."""
+
+    def __init__(self, embed_dim: int, num_heads: int, attn_dropout: float = 0.0):
+        super().__init__()
+        if embed_dim % num_heads != 0:
+            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.attn_dropout = attn_dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim))
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        # MulT's initialisation: Xavier on the packed projection, zero biases.
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(T, B, d) -> (B, heads, T, head_dim)."""
+        length, batch, _ = x.shape
+        return x.reshape(length, batch, self.num_heads, -1).permute(1, 2, 0, 3)
+
+    def forward(self, query, key, value, allowed: torch.Tensor | None = None, causal: bool = False):
+        d = self.embed_dim
+        w, b = self.in_proj_weight, self.in_proj_bias
+        if query is key and key is value:
+            q, k, v = F.linear(query, w, b).chunk(3, dim=-1)      # self-attention: one matmul
+        else:
+            q = F.linear(query, w[:d], b[:d])
+            k = F.linear(key, w[d:2 * d], b[d:2 * d])
+            v = F.linear(value, w[2 * d:], b[2 * d:])
+        out = F.scaled_dot_product_attention(
+            self._heads(q), self._heads(k), self._heads(v),
+            attn_mask=allowed, is_causal=causal and allowed is None,
+            dropout_p=self.attn_dropout if self.training else 0.0,
+        )                                                          # (B, heads, T_q, head_dim)
+        out = out.permute(2, 0, 1, 3).reshape(query.shape[0], query.shape[1], d)
+        return self.out_proj(out)
+
+
+class TransformerEncoderLayer(nn.Module):
+    """One pre-LN MulT block: attention then a 4d ReLU feed-forward, each with a residual."""
+
+    def __init__(self, embed_dim, num_heads, attn_dropout=0.0, relu_dropout=0.0, res_dropout=0.0,
+                 attn_mask=False):
+        super().__init__()
+        self.attention = MultiheadAttention(embed_dim, num_heads, attn_dropout)
+        self.attn_mask = attn_mask
+        self.relu_dropout = relu_dropout
+        self.res_dropout = res_dropout
+        self.fc1 = nn.Linear(embed_dim, 4 * embed_dim)
+        self.fc2 = nn.Linear(4 * embed_dim, embed_dim)
+        self.norm_attn = nn.LayerNorm(embed_dim)
+        self.norm_ffn = nn.LayerNorm(embed_dim)
+        for fc in (self.fc1, self.fc2):           # MulT's Linear(): Xavier weight, zero bias
+            nn.init.xavier_uniform_(fc.weight)
+            nn.init.zeros_(fc.bias)
+
+    def forward(self, x, x_k=None, x_v=None):
+        residual = x
+        x = self.norm_attn(x)
+        if x_k is None:                                        # self-attention
+            allowed = None
+            x = self.attention(x, x, x, causal=self.attn_mask)
+        else:                                                  # cross-modal: MulT normalises k and v with the same LN
+            x_k = self.norm_attn(x_k)
+            x_v = self.norm_attn(x_v)
+            allowed = future_mask(x.shape[0], x_k.shape[0], x.device) if self.attn_mask else None
+            x = self.attention(x, x_k, x_v, allowed=allowed)
+        x = residual + F.dropout(x, p=self.res_dropout, training=self.training)
+
+        residual = x
+        x = F.relu(self.fc1(self.norm_ffn(x)))
+        x = F.dropout(x, p=self.relu_dropout, training=self.training)
+        x = F.dropout(self.fc2(x), p=self.res_dropout, training=self.training)
+        return residual + x
+
+
+class TransformerEncoder(nn.Module):
+    """MulT's TransformerEncoder. forward(x_q) for self-attention, forward(x_q, x_k, x_v) cross-modal.
+
+    All inputs are sequence-first (T, B, d); the output has x_q's shape.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, layers: int, attn_dropout: float = 0.0,
+                 relu_dropout: float = 0.0, res_dropout: float = 0.0, embed_dropout: float = 0.0,
+                 attn_mask: bool = False, positions_from_input: bool = False):
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.embed_scale = math.sqrt(embed_dim)
+        self.embed_dropout = embed_dropout
+        self.positions_from_input = positions_from_input
+        self.layers = nn.ModuleList(
+            TransformerEncoderLayer(embed_dim, num_heads, attn_dropout, relu_dropout, res_dropout, attn_mask)
+            for _ in range(layers)
+        )
+        self.final_norm = nn.LayerNorm(embed_dim)
+
+    def _embed(self, x_in: torch.Tensor) -> torch.Tensor:
+        """sqrt(d)-scaled input plus sinusoidal positions, then embedding dropout."""
+        length = x_in.shape[0]
+        positions = torch.arange(1, length + 1, device=x_in.device)          # MulT rows 1..T (row 0 = padding)
+        table = sinusoidal_position_table(positions, self.embed_dim).to(x_in.dtype).unsqueeze(1)  # (T, 1, d)
+        if self.positions_from_input:                                         # MulT quirk, see module docstring
+            table = table * (x_in[:, :, :1] != 0).to(x_in.dtype)
+        x = self.embed_scale * x_in + table
+        return F.dropout(x, p=self.embed_dropout, training=self.training)
+
+    def forward(self, x_q: torch.Tensor, x_k: torch.Tensor | None = None, x_v: torch.Tensor | None = None):
+        if x_v is not None and x_k is None:
+            raise ValueError("x_v given without x_k")
+        x = self._embed(x_q)
+        if x_k is not None:
+            # MulT embeds keys and values separately (independent embedding-dropout masks) even
+            # when they are the same tensor.
+            x_v = self._embed(x_k if x_v is None else x_v)
+            x_k = self._embed(x_k)
+        for layer in self.layers:
+            x = layer(x, x_k, x_v)
+        return self.final_norm(x)

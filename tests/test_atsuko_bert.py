@@ -1,0 +1,107 @@
+"""The shared BERT text encoder and how its weights are found (never downloaded)."""
+import pytest
+import torch
+
+from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.models.common.bert import BertTextEncoder, check_vocab, resolve_bert_path
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """These tensors are tiny: one thread is faster than two fighting over a busy 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    """A random 1-layer BERT with the real hidden size (768), saved like save_pretrained does."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-bert")
+    BertModel(BertConfig(vocab_size=100, hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
+                         intermediate_size=32, max_position_embeddings=32)).save_pretrained(path)
+    return path
+
+
+def text_bert(n=3, length=9):
+    ids = torch.randint(1, 100, (n, length))
+    mask = torch.ones(n, length, dtype=torch.int64)
+    mask[0, 5:] = 0
+    return torch.stack([ids * mask, mask, torch.zeros_like(ids)], dim=1)
+
+
+@pytest.mark.parametrize("finetune", [True, False])
+def test_encoder_gives_last_hidden_state(tiny_bert, finetune):
+    encoder = BertTextEncoder(str(tiny_bert), use_finetune=finetune).eval()
+    tokens = text_bert()
+    out = encoder(tokens)
+    assert out.shape == (3, 9, 768) and encoder.hidden_size == 768
+    assert out.requires_grad == finetune                      # frozen BERT runs under no_grad
+    expected = encoder.model(input_ids=tokens[:, 0], attention_mask=tokens[:, 1],
+                             token_type_ids=tokens[:, 2]).last_hidden_state
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_local_folder_resolves(tiny_bert):
+    assert resolve_bert_path(str(tiny_bert)) == str(tiny_bert)
+
+
+def test_missing_weights_raise_one_line(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    for missing in (str(tmp_path / "no-such-folder"), "bert-base-uncased", None):
+        with pytest.raises(UsageError) as error:
+            resolve_bert_path(missing)
+        message = str(error.value)
+        assert "\n" not in message and "-c pretrained=" in message
+    (tmp_path / "only-config").mkdir()
+    (tmp_path / "only-config" / "config.json").write_text("{}")
+    with pytest.raises(UsageError, match="model.safetensors"):
+        resolve_bert_path(str(tmp_path / "only-config"))
+
+
+def test_hub_id_found_in_the_cache(tiny_bert, tmp_path, monkeypatch):
+    import shutil
+
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--bert-base-uncased" / "snapshots" / "0123abcd"
+    shutil.copytree(tiny_bert, snapshot)
+    (cache / "models--bert-base-uncased" / "refs").mkdir()
+    (cache / "models--bert-base-uncased" / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    assert resolve_bert_path("bert-base-uncased") == str(snapshot)
+
+
+def test_check_vocab_rejects_a_stub_tokenizer(tmp_path):
+    from transformers import BertTokenizer
+
+    words = [f"word{i}" for i in range(120)]
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
+    check_vocab(BertTokenizer(str(tmp_path / "vocab.txt")), tmp_path)
+
+    class Stub:
+        def __len__(self):
+            return 5
+
+    with pytest.raises(UsageError, match="only 5 tokens"):
+        check_vocab(Stub(), tmp_path)
+
+
+def test_a_checkpoint_without_encoder_weights_is_refused(tiny_bert, tmp_path):
+    from safetensors.torch import load_file, save_file
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bert, broken)
+    weights = load_file(broken / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if "encoder.layer.0.output" not in k}, broken / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(UsageError, match="lacks"):
+        BertTextEncoder(str(broken), use_finetune=True)

@@ -1,0 +1,107 @@
+"""Strict config layering: order, unknown keys, types, presets, every shipped YAML."""
+import pytest
+import yaml
+
+from mmsa_atsuko.config import CONFIG_DIR, config_hash, load_config, parse_override
+from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.registry import MODEL_MODULES, list_models
+
+DATASETS = {
+    "defaults": {"batch_size": 1, "learning_rate": 0.1, "max_epochs": 10, "pretrained": None,
+                 "key_eval": "Loss"},
+    "datasets": {"mosi": {"task": "regression", "config": {"batch_size": 2}},
+                 "sims": {"task": "regression"}},
+}
+TFN = {
+    "common": {"batch_size": 3, "hidden": 8, "ratio": 0.5, "flag": True, "dims": [1, 2], "mode": "a"},
+    "mosi": {"batch_size": 4, "hidden": 16},
+    "presets": {"small": {"hidden": 32, "max_epochs": 2}},
+}
+
+
+@pytest.fixture
+def config_dir(tmp_path):
+    (tmp_path / "datasets.yaml").write_text(yaml.safe_dump(DATASETS))
+    (tmp_path / "tfn.yaml").write_text(yaml.safe_dump(TFN))
+    return tmp_path
+
+
+def test_layer_order(config_dir):
+    c = load_config("tfn", "mosi", config_dir=config_dir)
+    # defaults 1 -> dataset config 2 -> model common 3 -> model mosi block 4
+    assert c.batch_size == 4 and c.hidden == 16 and c.learning_rate == 0.1
+    c = load_config("tfn", "sims", config_dir=config_dir)
+    assert c.batch_size == 3 and c.hidden == 8
+    c = load_config("tfn", "mosi", preset="small", overrides=["hidden=64", "ratio=1"], config_dir=config_dir)
+    assert c.hidden == 64 and c.max_epochs == 2 and c.batch_size == 4
+    assert c.ratio == 1.0 and isinstance(c.ratio, float)
+
+
+def test_unknown_key_names_the_closest(config_dir):
+    with pytest.raises(UsageError, match=r"unknown config key 'hiden'; closest known: hidden"):
+        load_config("tfn", "mosi", overrides=["hiden=3"], config_dir=config_dir)
+    bad = dict(TFN, sims={"learning_rat": 1.0})
+    (config_dir / "tfn.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(UsageError, match=r"tfn.yaml sims: unknown config key 'learning_rat'; closest known: learning_rate"):
+        load_config("tfn", "sims", config_dir=config_dir)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("hidden=abc", "hidden must be a int"),
+    ("hidden=1.5", "hidden must be a int"),
+    ("flag=1", "flag must be a bool"),
+    ("ratio=yes", "ratio must be a float"),
+    ("dims=3", "dims must be a list"),
+    ("hidden=null", "hidden cannot be null"),
+    ("mode=3", "mode must be a str"),
+    ("novalue", "must look like key=value"),
+])
+def test_wrongly_typed_overrides(config_dir, override, message):
+    with pytest.raises(UsageError, match=message):
+        load_config("tfn", "mosi", overrides=[override], config_dir=config_dir)
+
+
+def test_null_default_accepts_anything(config_dir):
+    assert load_config("tfn", "mosi", overrides=["pretrained=/x/bert"], config_dir=config_dir).pretrained == "/x/bert"
+
+
+def test_unknown_preset_dataset_and_model(config_dir):
+    with pytest.raises(UsageError, match="unknown preset 'tiny'.*defines: small"):
+        load_config("tfn", "mosi", preset="tiny", config_dir=config_dir)
+    with pytest.raises(UsageError, match="unknown dataset 'mosii'. Did you mean mosi"):
+        load_config("tfn", "mosii", config_dir=config_dir)
+    with pytest.raises(UsageError, match="unknown model 'tfm'. Did you mean tfn"):
+        load_config("tfm", "mosi", config_dir=config_dir)
+
+
+def test_parse_override_values():
+    assert parse_override("learning_rate=1e-3") == ("learning_rate", 0.001)
+    assert parse_override("dims=[1, 2]") == ("dims", [1, 2])
+    assert parse_override("flag=false") == ("flag", False)
+    assert parse_override("path=/a/b=c") == ("path", "/a/b=c")
+
+
+def test_hash_depends_on_values_only():
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+@pytest.mark.parametrize("model", list_models())
+def test_every_shipped_config_resolves(model):
+    # every model's YAML resolves for every dataset and preset it declares (strict keys, types)
+    from mmsa_atsuko.config import model_config_name, read_yaml
+    name, _ = model_config_name(model)
+    blocks = read_yaml(CONFIG_DIR / f"{name}.yaml")
+    datasets = [d for d in ("mosi", "mosei", "sims", "simsv2", "mintrec") if d in blocks] or ["mosi"]
+    for dataset in datasets:
+        if dataset not in yaml.safe_load((CONFIG_DIR / "datasets.yaml").read_text())["datasets"]:
+            continue
+        load_config(model, dataset)
+        for preset in blocks.get("presets") or {}:
+            load_config(model, dataset, preset=preset)
+
+
+def test_registry_table_matches_decorators():
+    from mmsa_atsuko.registry import get_model_class
+    for name in MODEL_MODULES:
+        assert get_model_class(name).registry_meta["name"] == name
