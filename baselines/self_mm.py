@@ -41,6 +41,7 @@ Faithful to MMSA, with these fixes:
 - The text width is BERT's hidden size, read from the weights (MMSA's `text_out: 768`).
 - MMSA's `t_bert_dropout` is declared but unused; left out. `save_labels` is not provided.
 - The generic trainer steps the last partial accumulation group (MMSA discards it).
+The T/A/V predictions go out under `export`, so they land in the per-sample predictions file.
 Regression only (MMSA's trainer asserts it): building it for a classification dataset fails
 with one line from the registry.
 """
@@ -159,8 +160,13 @@ class ULGM(nn.Module):
             y, f = self.label(m), self.feature(m)
             positive = y > 0 if self.exclude_zero else y >= 0
             for name, chosen in (("pos", positive), ("neg", y < 0)):
-                if chosen.any():      # an empty class keeps its previous centre (MMSA: NaN)
-                    setattr(self, f"centre_{name}_{m}", f[chosen].mean(dim=0))
+                chosen = chosen.to(f.dtype)
+                count = chosen.sum()
+                mean = (chosen @ f) / count.clamp(min=1)
+                # An empty class keeps its previous centre (MMSA: NaN). torch.where, not an `if`,
+                # so that no device-to-host sync happens on every batch.
+                old = getattr(self, f"centre_{name}_{m}")
+                setattr(self, f"centre_{name}_{m}", torch.where(count > 0, mean, old))
 
     @torch.no_grad()
     def step(self, features: dict, index: torch.Tensor, epoch: int) -> None:
@@ -221,7 +227,7 @@ class SelfMM(nn.Module):
         if self.ulgm.num_samples == 0:
             raise RuntimeError("self_mm: call on_fit_start(train_split) before training; ULGM's labels are "
                                "sized from the training split")
-        index = batch["index"]
+        index = batch["index"]       # training batches index the training split, as ULGM's buffers do
         y_m = self.ulgm.label("fusion")[index]
         losses = {"fusion": (outputs["pred"] - y_m).abs().mean()}
         for m in UNIMODAL:

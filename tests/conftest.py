@@ -1,10 +1,17 @@
+import dataclasses
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The test models are tiny: one thread beats two that contend with each other (and with any
+# other process on a 2-core machine) by several times. Set before torch starts its pool, and
+# inherited by the CLI subprocesses.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 import torch
+
+torch.set_num_threads(1)
 
 from mmsa_atsuko.data.spec import Dataset, DatasetSpec, Split
 
@@ -55,3 +62,31 @@ def make_dataset(task="regression", name="mosi", num_classes=1, n=(48, 16, 16)):
     splits = [make_split(s, k, task=task, num_classes=num_classes, seed=i)
               for i, (s, k) in enumerate(zip(("train", "valid", "test"), n))]
     return Dataset(spec, *splits)
+
+
+TINY_BERT_VOCAB = 64
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    """A random 1-layer BERT with bert-base's width (768), saved like a downloaded checkpoint."""
+    from transformers import BertConfig, BertModel
+    path = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=TINY_BERT_VOCAB, hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
+                        intermediate_size=32, max_position_embeddings=32)
+    BertModel(config).save_pretrained(path)
+    return str(path)
+
+
+def with_text_bert(data, vocab_size=TINY_BERT_VOCAB):
+    """`data` plus BERT inputs `text_bert` (ids, mask from the text lengths, segments 0), as a BERT dataset has."""
+    def add(split, seed):
+        tensors = dict(split.tensors)
+        n, length = tensors["text_mask"].shape
+        mask = tensors["text_mask"].long()
+        ids = torch.randint(1, vocab_size, (n, length), generator=torch.Generator().manual_seed(seed)) * mask
+        tensors["text_bert"] = torch.stack([ids, mask, torch.zeros_like(mask)], dim=1)
+        return Split(split.name, tensors, split.ids)
+    spec = dataclasses.replace(data.spec, has_text_bert=True)
+    return Dataset(spec, add(data.train, 100), add(data.valid, 101), add(data.test, 102))

@@ -2,33 +2,13 @@
 import pytest
 import torch
 
+from conftest import TINY_BERT_VOCAB
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.models.common.bert import BertTextEncoder, check_vocab, resolve_bert_path
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tensors are tiny: one thread is faster than two fighting over a busy 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    """A random 1-layer BERT with the real hidden size (768), saved like save_pretrained does."""
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-bert")
-    BertModel(BertConfig(vocab_size=100, hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
-                         intermediate_size=32, max_position_embeddings=32)).save_pretrained(path)
-    return path
-
-
 def text_bert(n=3, length=9):
-    ids = torch.randint(1, 100, (n, length))
+    ids = torch.randint(1, TINY_BERT_VOCAB, (n, length))
     mask = torch.ones(n, length, dtype=torch.int64)
     mask[0, 5:] = 0
     return torch.stack([ids * mask, mask, torch.zeros_like(ids)], dim=1)

@@ -11,6 +11,7 @@ import torch
 import yaml
 from easydict import EasyDict
 
+from conftest import TINY_BERT_VOCAB
 from mmsa_atsuko.data.spec import DatasetSpec, Split
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.models.atsuko.model import MODALITIES, Atsuko
@@ -428,17 +429,12 @@ def test_zero_input_gives_zero_features():
 
 
 # --- BERT text path ---------------------------------------------------------------------------------------
-def test_bert_text_path(tmp_path):
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(15)
-    BertModel(BertConfig(vocab_size=100, hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
-                         intermediate_size=32, max_position_embeddings=32)).save_pretrained(tmp_path)
+def test_bert_text_path(tiny_bert):
     spec = make_spec(has_text_bert=True)
-    model = make_model(spec, calibrate=False, use_bert=True, pretrained=str(tmp_path), use_finetune=True)
+    model = make_model(spec, calibrate=False, use_bert=True, pretrained=tiny_bert, use_finetune=True)
     n, length = 8, spec.seq_lens["text"]
     tensors = make_tensors(spec, n, seed=16)
-    ids = torch.randint(1, 100, (n, length))
+    ids = torch.randint(1, TINY_BERT_VOCAB, (n, length))
     mask = torch.ones(n, length, dtype=torch.int64)
     mask[:, 7:] = 0
     tensors["text_bert"] = torch.stack([ids * mask, mask, torch.zeros_like(ids)], dim=1)

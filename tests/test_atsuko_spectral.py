@@ -19,13 +19,6 @@ from mmsa_atsuko.models.common.heads import ResidualHead
 from mmsa_atsuko.models.common.transformer import TransformerEncoder, future_mask, sinusoidal_position_table
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tensors are tiny: one thread is faster than two fighting over a busy 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 LENGTHS = (2, 3, 5, 46, 50)

@@ -43,7 +43,7 @@ def mmsa_split(rng, n, *, split, L=L, La=LA, Lv=LV, Da=DA, Dv=DV, sims=False, te
     text_bert = np.stack([ids * text_mask, text_mask, np.zeros_like(text_mask)], axis=1)
     # Real rows are never all zero (nonzero offset); padding rows are exactly zero.
     text = (rng.standard_normal((n, L, text_dim)) + 5).astype(np.float32) * text_mask[..., None]
-    audio = rng.standard_normal((n, La, DA if Da is None else Da)).astype(np.float32)
+    audio = rng.standard_normal((n, La, Da)).astype(np.float32)
     audio *= (np.arange(La)[None, :] < audio_len[:, None])[..., None]
     audio[:, 0, 0] = -np.inf                        # silent frames: log-energy of zero
     audio[::2, 0, 1] = -np.inf
@@ -507,6 +507,12 @@ def test_padded_length_differs_across_splits(tmp_path):
         d["test"]["vision_lengths"] = np.minimum(d["test"]["vision_lengths"], LV - 1)
     message = data_error(bad_file(tmp_path, change))
     assert f"split 'test', key 'vision': expected padded length {LV} as in train" in message
+
+
+def test_text_inputs_differ_across_splits(tmp_path):
+    message = data_error(bad_file(tmp_path, lambda d: d["valid"].pop("text")))
+    assert "split 'valid', key 'text': expected text keys text, text_bert as in train" in message
+    assert message.endswith("found text_bert")
 
 
 def test_length_longer_than_the_sequence(tmp_path):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import conftest
-from conftest import make_dataset
+from conftest import make_dataset, with_text_bert
 from mmsa_atsuko.config import load_config
 from mmsa_atsuko.data.spec import Dataset, Split
 from mmsa_atsuko.registry import build_model
@@ -19,39 +19,6 @@ NO_DROPOUT = [f"{k}=0.0" for k in ("attn_dropout", "attn_dropout_a", "attn_dropo
                                    "text_dropout", "output_dropout")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These models are tiny: one thread beats two that contend with each other (and with any
-    # other process on a 2-core machine) by several times.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    """A randomly initialised 1-layer BERT with BERT-base's width, saved like a real checkpoint."""
-    from transformers import BertConfig, BertModel
-    path = tmp_path_factory.mktemp("tiny-bert")
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=64, hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
-                        intermediate_size=32, max_position_embeddings=16)
-    BertModel(config).save_pretrained(path)
-    return str(path)
-
-
-def with_text_bert(data, vocab_size=64):
-    """`data` plus BERT token ids (ids, mask, segments) of the text length, as a BERT dataset has."""
-    def add(split):
-        tensors = dict(split.tensors)
-        n, length = tensors["text_mask"].shape
-        ids = torch.randint(1, vocab_size, (n, length), generator=torch.Generator().manual_seed(n))
-        mask = tensors["text_mask"].long()
-        tensors["text_bert"] = torch.stack([ids * mask, mask, torch.zeros_like(mask)], dim=1)
-        return Split(split.name, tensors, split.ids)
-    spec = dataclasses.replace(data.spec, has_text_bert=True)
-    return Dataset(spec, add(data.train), add(data.valid), add(data.test))
 
 
 def aligned_dataset(n=8, length=6):

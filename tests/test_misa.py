@@ -7,47 +7,18 @@ import torch
 import torch.nn.functional as F
 
 from baselines.misa import cmd, diff_loss
-from conftest import make_dataset
+from conftest import make_dataset, with_text_bert
 from mmsa_atsuko.config import load_config
 from mmsa_atsuko.registry import build_model
 from mmsa_atsuko.training.trainer import build_optimizer
-
-VOCAB = 200
-
-
-# --- helpers shared with test_self_mm.py (conftest's datasets have only `text` features) ---------------
-
-
-def save_tiny_bert(folder) -> str:
-    """A random 1-layer BERT with bert-base's width (768), saved like a downloaded one."""
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    config = BertConfig(hidden_size=768, num_hidden_layers=1, num_attention_heads=12, intermediate_size=64,
-                        vocab_size=VOCAB, max_position_embeddings=32)
-    BertModel(config, add_pooling_layer=False).save_pretrained(str(folder))
-    return str(folder)
-
-
-def with_text_bert(data):
-    """Add `text_bert` (ids < VOCAB, mask from the text lengths, segment 0) to every split."""
-    for i, split in enumerate(data.splits().values()):
-        n, length = len(split), split.tensors["text"].shape[1]
-        g = torch.Generator().manual_seed(100 + i)
-        mask = (torch.arange(length)[None, :] < split.tensors["text_lengths"][:, None]).long()
-        ids = torch.randint(1, VOCAB, (n, length), generator=g) * mask
-        split.tensors["text_bert"] = torch.stack([ids, mask, torch.zeros_like(ids)], dim=1)
-    data.spec = dataclasses.replace(data.spec, has_text_bert=True)
-    return data
-
 
 def bert_dataset(**kw):
     return with_text_bert(make_dataset(**kw))
 
 
 @pytest.fixture(scope="module")
-def bert_path(tmp_path_factory):
-    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+def bert_path(tiny_bert):
+    return tiny_bert
 
 
 def small_config(bert_path, *overrides, dataset="mosi"):

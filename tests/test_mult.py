@@ -9,14 +9,6 @@ from mmsa_atsuko.registry import build_model
 from mmsa_atsuko.training.trainer import build_optimizer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These models are tiny: one thread beats two that contend with each other (and with any
-    # other process on a 2-core machine) by several times.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def small_model(task="regression", num_classes=1, overrides=(), data=None):

@@ -4,17 +4,17 @@ import torch
 import torch.nn.functional as F
 
 from baselines.self_mm import HEADS, ULGM
-from conftest import make_dataset
+from conftest import make_dataset, with_text_bert
 from mmsa_atsuko.config import load_config
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.registry import build_model
 from mmsa_atsuko.training.trainer import build_optimizer
-from test_misa import bert_dataset, save_tiny_bert, with_text_bert
+from test_misa import bert_dataset
 
 
 @pytest.fixture(scope="module")
-def bert_path(tmp_path_factory):
-    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+def bert_path(tiny_bert):
+    return tiny_bert
 
 
 def small_config(bert_path, *overrides, dataset="mosi"):

@@ -55,6 +55,12 @@ BERT_HIDDEN = 768             # the text dim models see when only `text_bert` (i
 _BLOCK_BYTES = 64 << 20
 
 
+def _data_error(message: str) -> DataError:
+    # The CLI prints a DataError as one line; key names and paths come from the file system
+    # and the file, so a stray newline in them must not break that.
+    return DataError(message.replace("\r", " ").replace("\n", " "))
+
+
 def dataset_names() -> tuple:
     """The datasets `load_dataset` reads (MMSA pickle format)."""
     return MMSA_DATASETS
@@ -116,22 +122,23 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
         what = "is a folder, not a file" if path.is_dir() else "not found"
         fix = ("check the path" if feature_path is not None else
                f"run `python run.py download {name}` or put the file there")
-        raise DataError(f"{name} {_setting(aligned)} features {what} at {path} ({how}): {fix}, "
-                        f"or run with --synthetic")
+        raise _data_error(f"{name} {_setting(aligned)} features {what} at {path} ({how}): {fix}, "
+                          f"or run with --synthetic")
 
     # The file is read once; its sha256 is finished on a worker thread while the splits
     # are checked below (the check only reads the arrays until `digest()` has returned).
     raw, digest = safe_pickle.load_hashing(path, hashlib.sha256())
     if not isinstance(raw, dict):
-        raise DataError(f"{path}: expected a dict of splits {', '.join(SPLITS)}, found {type(raw).__name__}")
+        raise _data_error(f"{path}: expected a dict of splits {', '.join(SPLITS)}, "
+                          f"found {type(raw).__name__}")
 
     checker = _Checker(path, facts, aligned)
     splits, shapes = {}, None
     for split in SPLITS:
         if split not in raw:
             found = ", ".join(map(str, raw)) or "nothing"
-            raise DataError(f"{path}: split '{split}' is missing: expected splits "
-                            f"{', '.join(SPLITS)}, found {found}")
+            raise _data_error(f"{path}: split '{split}' is missing: expected splits "
+                              f"{', '.join(SPLITS)}, found {found}")
         splits[split], split_shapes = checker.split(split, raw[split], shapes)
         shapes = shapes or split_shapes
     del raw    # drops what was not kept (raw_text, float text_bert, ...) before returning
@@ -183,8 +190,8 @@ class _Checker:
         self.neginf = {}     # (split, modality) -> float32 array holding -inf, zeroed later
 
     def fail(self, key: str, expected: str, found: str):
-        raise DataError(f"{self.path}: split '{self.split_name}', key '{key}': expected {expected}, "
-                        f"found {found}")
+        raise _data_error(f"{self.path}: split '{self.split_name}', key '{key}': "
+                          f"expected {expected}, found {found}")
 
     def _sample(self, i: int) -> str:
         return f"sample {i} (id {self.ids[i]!r})" if self.ids else f"sample {i}"
@@ -195,8 +202,8 @@ class _Checker:
         """-> (Split, shapes). `train_shapes`: None for train itself."""
         self.split_name, self.n, self.ids = split, None, None
         if not isinstance(data, dict):
-            raise DataError(f"{self.path}: split '{split}': expected a dict of arrays, "
-                            f"found {type(data).__name__}")
+            raise _data_error(f"{self.path}: split '{split}': expected a dict of arrays, "
+                              f"found {type(data).__name__}")
         self._require_keys(data)
 
         # The sentiment labels define N; every other key must agree with them.
@@ -288,10 +295,11 @@ class _Checker:
         # Models size buffers (positional tables, spectral bases) once per padded length, so
         # every split must be padded to the same length, hold the same text keys and, of
         # course, share feature dims.
-        for key in train["text_keys"]:
-            if key not in shapes["text_keys"]:
-                self.fail(key, "this key, as in train (every split must hold the same inputs)",
-                          "no such key")
+        for key in ("text", "text_bert"):
+            if (key in train["text_keys"]) != (key in shapes["text_keys"]):
+                self.fail(key, f"text keys {', '.join(train['text_keys'])} as in train "
+                               f"(every split must hold the same inputs)",
+                          f"{', '.join(shapes['text_keys'])}")
         text_key = "text_bert" if "text_bert" in train["text_keys"] else "text"
         for what, key in (("text_len", text_key), ("text_dim", "text"), ("audio_len", "audio"),
                           ("audio_dim", "audio"), ("vision_len", "vision"), ("vision_dim", "vision")):
