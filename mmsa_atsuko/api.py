@@ -62,7 +62,9 @@ class Job:
 
 
 def _prepare(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
-             preset, overrides, max_epochs) -> Job:
+             preset, overrides, max_epochs, loaded: dict) -> Job:
+    """Resolve one (model, dataset) pair. `loaded` caches datasets by file, so several models on
+    one dataset share one copy of its tensors (MOSEI is ~8 GB)."""
     overrides = list(overrides)
     if max_epochs is not None:
         overrides.append(("max_epochs", int(max_epochs)))
@@ -74,7 +76,10 @@ def _prepare(model, dataset, *, aligned, data_root, feature_path, synthetic, syn
                    for o in overrides):
             overrides.insert(0, ("pretrained", str(bert_dir)))
     config = load_config(model, dataset, preset=preset, overrides=overrides)
-    data = load_dataset(dataset, aligned=aligned, data_root=data_root, feature_path=feature_path)
+    key = (dataset, aligned, str(data_root), str(feature_path))
+    if key not in loaded:
+        loaded[key] = load_dataset(dataset, aligned=aligned, data_root=data_root, feature_path=feature_path)
+    data = loaded[key]
     # Build once to surface model/data mismatches (task, missing text features, BERT path) now.
     build_model(model, config, data.spec)
     return Job(model, config, data, preset)
@@ -100,9 +105,10 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         raise UsageError("--feature-path names one file, so give exactly one dataset")
     overrides = list(config.items()) if isinstance(config, dict) else list(config or [])
     torch_device = resolve_device(device)
+    loaded = {}
     jobs = [_prepare(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
                      synthetic=synthetic, synthetic_size=synthetic_size, preset=preset,
-                     overrides=overrides, max_epochs=max_epochs)
+                     overrides=overrides, max_epochs=max_epochs, loaded=loaded)
             for d in datasets for m in models]
 
     records = []
