@@ -144,6 +144,22 @@ def test_sha256_source_is_the_hash_of_the_file(tmp_path):
     assert hasher.hexdigest() == expected
 
 
+def test_remembered_sha256_is_reused_only_for_the_unchanged_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    path = write(tmp_path / "f.pkl", mmsa_data(seed=1)[0])
+    first = load_dataset("mosi", feature_path=path).spec.source
+    hashed = []
+    real = safe_pickle.load_hashing
+    monkeypatch.setattr(safe_pickle, "load_hashing", lambda *a, **k: hashed.append(1) or real(*a, **k))
+    assert load_dataset("mosi", feature_path=path).spec.source == first and hashed == []
+    # rewritten with other content (new size/mtime/inode): hashed again, and the new digest is right
+    path.unlink()
+    write(path, mmsa_data(seed=2)[0])
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert load_dataset("mosi", feature_path=path).spec.source == f"sha256:{expected}" != first
+    assert hashed == [1]
+
+
 @pytest.mark.parametrize("protocol", [4, 5])
 def test_sha256_of_big_arrays_and_trailing_bytes(tmp_path, protocol):
     # Payloads over 1 MiB are hashed on the worker thread (protocol 5 through readinto), and
