@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_cli_runs_atsuko_on_synthetic_sims_and_saves_routing_weights(tmp_path):
     out = tmp_path / "results"
     command = [sys.executable, "run.py", "-m", "atsuko", "-d", "sims", "--synthetic", "--preset", "small",
-               "-s", "1111", "1112", "--out", str(out), "--quiet"]
+               "-s", "1111", "1112", "--max-epochs", "3", "--out", str(out), "--quiet"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
