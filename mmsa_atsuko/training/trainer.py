@@ -53,7 +53,9 @@ def build_optimizer(model, config) -> torch.optim.Optimizer:
                                "parameter exactly once")
     else:
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
-    return torch.optim.Adam(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
+    # The fused kernel updates all of a group's tensors in one pass: on CPU it is ~5x faster
+    # than the default for-each Adam on TFN's 9M-weight fusion layer (bench/README.md).
+    return torch.optim.Adam(groups, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
 
 
 def _improved(value: float, best: float | None, minimize: bool) -> bool:
