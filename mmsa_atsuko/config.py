@@ -46,10 +46,6 @@ def datasets_table(config_dir: Path = CONFIG_DIR) -> dict:
     return read_yaml(config_dir / "datasets.yaml")["datasets"]
 
 
-def dataset_names(config_dir: Path = CONFIG_DIR) -> list[str]:
-    return list(datasets_table(config_dir))
-
-
 def _type_name(value) -> str:
     return "null" if value is None else type(value).__name__
 

@@ -18,7 +18,6 @@ is wrong and it only works because the loader overwrites it).
 from __future__ import annotations
 
 import difflib
-import functools
 import hashlib
 import json
 import logging
@@ -27,15 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
+from ..config import datasets_table
 from ..errors import DataError, UsageError
 from . import safe_pickle
 from .spec import MODALITIES, Dataset, DatasetSpec, Split
 
 log = logging.getLogger("mmsa_atsuko")
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 # Where feature files live when neither `data_root` nor `feature_path` is given: the
 # folder named by $MMSA_DATA_ROOT, else ~/MMSA/datasets. Below it, each file sits at the
@@ -67,18 +65,12 @@ def dataset_names() -> tuple:
     return MMSA_DATASETS
 
 
-@functools.lru_cache(maxsize=1)
-def _datasets_yaml() -> dict:
-    with open(CONFIG_DIR / "datasets.yaml", encoding="utf-8") as f:
-        return yaml.safe_load(f)["datasets"]
-
-
 def _facts(name: str) -> dict:
     if name not in MMSA_DATASETS:
         close = difflib.get_close_matches(name, MMSA_DATASETS, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise UsageError(f"unknown dataset {name!r}{hint}: choose one of {', '.join(MMSA_DATASETS)}")
-    return _datasets_yaml()[name]
+    return datasets_table()[name]
 
 
 def _setting(aligned: bool) -> str:
