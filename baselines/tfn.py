@@ -53,6 +53,17 @@ def temporal_mean(x: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tenso
     return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
+def fusion_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout, as F.dropout, drawn with `rand_like` instead of `bernoulli_`.
+
+    The fusion vector is huge (MOSI: 32 x 140,481 per batch) and CPU `bernoulli_` draws one
+    element at a time: this form takes half the time of F.dropout forward+backward there.
+    """
+    if not training or p == 0.0:
+        return x
+    return x * ((torch.rand_like(x) >= p) * (1.0 / (1.0 - p)))
+
+
 def append_one(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.new_ones(x.shape[0], 1), x], dim=1)
 
@@ -75,7 +86,7 @@ class TFN(nn.Module):
         self.text_out = nn.Linear(text_hidden, config.text_out)
 
         fused_dim = (config.text_out + 1) * (vision_hidden + 1) * (audio_hidden + 1)
-        self.post_fusion_dropout = nn.Dropout(post_drop)
+        self.post_fusion_dropout = post_drop
         self.post_fusion_layer_1 = nn.Linear(fused_dim, config.post_fusion_dim)
         self.post_fusion_layer_2 = nn.Linear(config.post_fusion_dim, config.post_fusion_dim)
         self.post_fusion_layer_3 = nn.Linear(config.post_fusion_dim, spec.num_classes)
@@ -93,7 +104,7 @@ class TFN(nn.Module):
         a, v, t = append_one(audio_h), append_one(vision_h), append_one(text_h)
         fusion = torch.einsum("ba,bv,bt->bavt", a, v, t).flatten(1)
 
-        y = self.post_fusion_dropout(fusion)
+        y = fusion_dropout(fusion, self.post_fusion_dropout, self.training)
         y = F.relu(self.post_fusion_layer_1(y))
         y = F.relu(self.post_fusion_layer_2(y))
         y = self.post_fusion_layer_3(y)

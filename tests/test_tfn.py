@@ -72,3 +72,15 @@ def test_state_dict_round_trip():
     b.load_state_dict(a.state_dict())
     batch = data.test.batch(torch.arange(16))
     assert torch.equal(a(batch)["pred"], b(batch)["pred"])
+
+
+def test_fusion_dropout_is_inverted_dropout():
+    from baselines.tfn import fusion_dropout
+    torch.manual_seed(0)
+    x = torch.ones(200, 1000)
+    y = fusion_dropout(x, 0.3, training=True)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.01          # keep rate 1 - p
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))   # survivors scaled by 1/(1-p)
+    assert fusion_dropout(x, 0.3, training=False) is x
+    assert fusion_dropout(x, 0.0, training=True) is x
