@@ -157,12 +157,18 @@ class TransformerEncoder(nn.Module):
             for _ in range(layers)
         )
         self.final_norm = nn.LayerNorm(embed_dim)
+        self._tables = {}    # (length, device, dtype) -> (T, 1, d) position table; built once each
+
+    def _position_table(self, length: int, device, dtype) -> torch.Tensor:
+        key = (length, device, dtype)
+        if key not in self._tables:
+            positions = torch.arange(1, length + 1, device=device)          # MulT rows 1..T (row 0 = padding)
+            self._tables[key] = sinusoidal_position_table(positions, self.embed_dim).to(dtype).unsqueeze(1)
+        return self._tables[key]
 
     def _embed(self, x_in: torch.Tensor) -> torch.Tensor:
         """sqrt(d)-scaled input plus sinusoidal positions, then embedding dropout."""
-        length = x_in.shape[0]
-        positions = torch.arange(1, length + 1, device=x_in.device)          # MulT rows 1..T (row 0 = padding)
-        table = sinusoidal_position_table(positions, self.embed_dim).to(x_in.dtype).unsqueeze(1)  # (T, 1, d)
+        table = self._position_table(x_in.shape[0], x_in.device, x_in.dtype)    # (T, 1, d)
         if self.positions_from_input:                                         # MulT quirk, see module docstring
             table = table * (x_in[:, :, :1] != 0).to(x_in.dtype)
         x = self.embed_scale * x_in + table
