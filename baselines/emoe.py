@@ -58,8 +58,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.models.common.bert import TextInput
 from mmsa_atsuko.models.atsuko.modality_router import ModalityRouter, PreAttentionInput
 from mmsa_atsuko.models.common.heads import ResidualHead
+from mmsa_atsuko.models.common.task import task_loss
 from mmsa_atsuko.models.common.transformer import TransformerEncoder
 from mmsa_atsuko.registry import register_model
 
@@ -111,19 +113,8 @@ class EMOE(nn.Module):
         d, num_heads = config.dst_feature_dim_nheads
         out_dim = spec.num_classes
 
-        self.use_bert = config.use_bert
-        if self.use_bert:
-            if not spec.has_text_bert:
-                raise UsageError(f"use_bert=true needs BERT token ids (text_bert), which {spec.path} lacks; "
-                                 f"set -c use_bert=false to use its text features")
-            from mmsa_atsuko.models.common.bert import BertTextEncoder
-            self.text_encoder = BertTextEncoder(config.pretrained, config.use_finetune)
-            text_dim = self.text_encoder.hidden_size
-        else:
-            if not spec.has_text_features:
-                raise UsageError(f"emoe with use_bert=false reads `text` features, which {spec.path} lacks; "
-                                 f"set -c use_bert=true")
-            text_dim = spec.feature_dims["text"]
+        self.text_input = TextInput(config, spec, "emoe")
+        text_dim = self.text_input.dim
         input_dims = {"l": text_dim, "v": spec.feature_dims["vision"], "a": spec.feature_dims["audio"]}
         lengths = {m: spec.seq_lens[BATCH_KEY[m]] for m in MODALITIES}
 
@@ -157,7 +148,7 @@ class EMOE(nn.Module):
         self.fusion_head = ResidualHead(fused_dim, out_dim, config.output_dropout)
 
     def forward(self, batch: dict) -> dict:
-        text = self.text_encoder(batch["text_bert"]) if self.use_bert else batch["text"]
+        text = self.text_input(batch)
         raw = {"l": text, "v": batch["vision"], "a": batch["audio"]}
         weights = self.router(self.router_input({ROUTER_KEY[m]: raw[m] for m in MODALITIES}))   # (B, 3)
 
@@ -188,8 +179,8 @@ class EMOE(nn.Module):
 
     def loss(self, outputs: dict, batch: dict) -> dict:
         label = batch["label"]
-        task = self._criterion(outputs["pred"], label)
-        unimodal = torch.stack([self._criterion(outputs["logits_unimodal"][m], label) for m in MODALITIES]).mean()
+        task = task_loss(self.task, outputs["pred"], label)
+        unimodal = torch.stack([task_loss(self.task, outputs["logits_unimodal"][m], label) for m in MODALITIES]).mean()
 
         weights = outputs["modality_weights"]
         errors = torch.stack([per_sample_error(self.task, outputs["logits_unimodal"][m], label)
@@ -204,9 +195,3 @@ class EMOE(nn.Module):
                  + lw["distill"] * distill)
         return {"total": total, "task": task, "unimodal": unimodal, "router": router,
                 "entropy": entropy, "distill": distill}
-
-    def _criterion(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        """EMOE's L1 on the (B,) or (B, 1) regression output; cross-entropy on (B, C) logits."""
-        if self.task == "regression":
-            return F.l1_loss(logits.reshape(-1), label)
-        return F.cross_entropy(logits, label)

@@ -33,12 +33,12 @@ Classification (MIntRec) uses C-way factors (out = C) and cross-entropy, as MMSA
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from baselines.tfn import SubNet, append_one, temporal_mean
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.models.common.rnn import LSTMEncoder
+from mmsa_atsuko.models.common.task import task_loss
 from mmsa_atsuko.registry import register_model
 
 FACTOR_NAMES = ("audio_factor", "video_factor", "text_factor")
@@ -96,10 +96,7 @@ class LMF(nn.Module):
         return {"pred": y, "features": {"text": text_h, "audio": audio_h, "vision": vision_h, "fusion": fused}}
 
     def loss(self, outputs: dict, batch: dict) -> dict:
-        if self.task == "regression":
-            task = F.l1_loss(outputs["pred"], batch["label"])
-        else:
-            task = F.cross_entropy(outputs["pred"], batch["label"])
+        task = task_loss(self.task, outputs["pred"], batch["label"])
         return {"total": task, "task": task}
 
     def param_groups(self, config) -> list[dict]:

@@ -41,7 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.models.common.bert import TextInput
 from mmsa_atsuko.models.common.heads import ResidualHead
+from mmsa_atsuko.models.common.task import task_loss
 from mmsa_atsuko.models.common.transformer import TransformerEncoder
 from mmsa_atsuko.registry import register_model
 
@@ -60,19 +62,8 @@ class MulT(nn.Module):
         d, num_heads = config.dst_feature_dim_nheads
         self.dim = d
 
-        self.use_bert = config.use_bert
-        if self.use_bert:
-            if not spec.has_text_bert:
-                raise UsageError(f"use_bert=true needs BERT token ids (text_bert), which {spec.path} lacks; "
-                                 f"set -c use_bert=false to use its text features")
-            from mmsa_atsuko.models.common.bert import BertTextEncoder
-            self.text_encoder = BertTextEncoder(config.pretrained, config.use_finetune)
-            text_dim = self.text_encoder.hidden_size
-        else:
-            if not spec.has_text_features:
-                raise UsageError(f"mult with use_bert=false reads `text` features, which {spec.path} lacks; "
-                                 f"set -c use_bert=true")
-            text_dim = spec.feature_dims["text"]
+        self.text_input = TextInput(config, spec, "mult")
+        text_dim = self.text_input.dim
         input_dims = {"l": text_dim, "a": spec.feature_dims["audio"], "v": spec.feature_dims["vision"]}
 
         # 1. Temporal Conv1d projections, no padding and no bias: kernel k shortens a sequence by k - 1.
@@ -106,7 +97,7 @@ class MulT(nn.Module):
         self.head = ResidualHead(6 * d, spec.num_classes, config.output_dropout)
 
     def forward(self, batch: dict) -> dict:
-        text = self.text_encoder(batch["text_bert"]) if self.use_bert else batch["text"]
+        text = self.text_input(batch)
         raw = {"l": F.dropout(text, p=self.text_dropout, training=self.training),
                "a": batch["audio"], "v": batch["vision"]}
         seq = {}
@@ -128,8 +119,5 @@ class MulT(nn.Module):
                                         "fusion": fused}}
 
     def loss(self, outputs: dict, batch: dict) -> dict:
-        if self.task == "regression":
-            task = F.l1_loss(outputs["pred"], batch["label"])
-        else:
-            task = F.cross_entropy(outputs["pred"], batch["label"])
+        task = task_loss(self.task, outputs["pred"], batch["label"])
         return {"total": task, "task": task}

@@ -24,6 +24,7 @@ from torch import nn
 
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.models.common.rnn import LSTMEncoder
+from mmsa_atsuko.models.common.task import task_loss
 from mmsa_atsuko.registry import register_model
 
 
@@ -113,8 +114,5 @@ class TFN(nn.Module):
         return {"pred": y, "features": {"text": text_h, "audio": audio_h, "vision": vision_h}}
 
     def loss(self, outputs: dict, batch: dict) -> dict:
-        if self.task == "regression":
-            task = F.l1_loss(outputs["pred"], batch["label"])
-        else:
-            task = F.cross_entropy(outputs["pred"], batch["label"])
+        task = task_loss(self.task, outputs["pred"], batch["label"])
         return {"total": task, "task": task}

@@ -72,13 +72,13 @@ def test_builds_and_runs_with_bert(tiny_bert):
     config = load_config("emoe", "mosi", overrides=[f"pretrained={tiny_bert}", "dst_feature_dim_nheads=[16,2]",
                                                     "nlevels=1"])
     model = build_model("emoe", config, data.spec)
-    assert model.use_bert and model.text_encoder.use_finetune
+    assert model.text_input.use_bert and model.text_input.encoder.use_finetune
     batch = data.train.batch(torch.arange(4))
     del batch["text"]                                          # the BERT path must not need the features
     out = model.train()(batch)
     assert out["pred"].shape == (4,)
     model.loss(out, batch)["total"].backward()
-    assert model.text_encoder.model.embeddings.word_embeddings.weight.grad is not None   # BERT fine-tunes
+    assert model.text_input.encoder.model.embeddings.word_embeddings.weight.grad is not None   # BERT fine-tunes
 
 
 def test_aligned_data_has_no_align_layers():

@@ -123,3 +123,30 @@ class BertTextEncoder(nn.Module):
         with torch.no_grad():
             return self.model(input_ids=input_ids, attention_mask=attention_mask,
                               token_type_ids=segment_ids).last_hidden_state
+
+
+class TextInput(nn.Module):
+    """The text a model reads: BERT over `text_bert` (`use_bert: true`) or the file's `text` features.
+
+    One place for the choice MulT, EMOE and Atsuko all make, and for its error when the
+    dataset lacks what the config asks for. `dim` is the width of what `forward` returns.
+    """
+
+    def __init__(self, config, spec, model_name: str):
+        super().__init__()
+        self.use_bert = bool(config.use_bert)
+        if self.use_bert:
+            if not spec.has_text_bert:
+                raise UsageError(f"{model_name} with use_bert=true needs BERT token ids (text_bert), which "
+                                 f"{spec.path} lacks; set -c use_bert=false to use its text features")
+            self.encoder = BertTextEncoder(config.pretrained, bool(config.use_finetune))
+            self.dim = self.encoder.hidden_size
+        else:
+            if not spec.has_text_features:
+                raise UsageError(f"{model_name} with use_bert=false reads `text` features, which {spec.path} "
+                                 f"lacks; set -c use_bert=true")
+            self.dim = int(spec.feature_dims["text"])
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        """(B, L, dim)."""
+        return self.encoder(batch["text_bert"]) if self.use_bert else batch["text"]
