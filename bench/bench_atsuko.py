@@ -1,0 +1,416 @@
+"""Atsuko quality and performance on full-size synthetic MOSI (issue 3, "Quality and performance").
+
+    python bench/bench_atsuko.py quality  [--seeds 1111 1112 1113] [--preset small] [-c key=value ...]
+                                          [--rms-row]
+    python bench/bench_atsuko.py steptime [--d-model 256] [--nlevels 4] [--pairs 10] [--calib-pairs 3]
+                                          [--layouts aligned unaligned]
+    python bench/bench_atsuko.py memory   [--batch-size 16] [--models atsuko atsuko_base]
+
+Common: --threads N (torch threads and OMP_NUM_THREADS; default 1, because with 2 threads on a
+shared, loaded 2-core box the OpenMP barriers stall: a tiny layer_norm ran 74x slower than with
+1 thread), --cache DIR (synthetic data cache, default /tmp/atsuko-bench; the same folder as
+MMSA_ATSUKO_CACHE, so `quality`'s `mmsa_atsuko.run` and the other two share the files).
+
+quality   `mmsa_atsuko.run` of atsuko and atsuko_base (same config apart from the switches) for
+          each seed; prints test MAE mean ± std (sample std, n-1) per model, next to the MAE of
+          always predicting the train-label mean (computed from the loaded data). --rms-row adds
+          atsuko with band_pool=rms as its own row, and the row "atsuko, band_pool chosen on
+          valid MAE" that picks mean or rms per seed by VALID MAE only.
+steptime  One process; atsuko and atsuko_base built from the same seed, trained on the same
+          fixed batches; their steps alternate (order swapped every pair). A step is forward +
+          loss + backward + Adam step (one optimizer step per micro-batch, i.e. grad_accum=1;
+          fwd+bwd alone is reported too). Then the calibration pass `on_fit_start(train)`
+          alternates with one `evaluate(model, train)` (the trainer's eval batch size).
+          Medians and the median of the per-pair ratios.
+memory    Per model, a fresh subprocess builds the model with a BERT-base-sized random encoder
+          (transformers BertConfig() defaults, saved with save_pretrained to a temp folder and
+          passed as `pretrained`), runs one training step on one batch and reports
+          ru_maxrss - RSS after the build. The batch is taken from the data by the parent and
+          handed over in a small file, so the child's peak is not the data loading. Also the
+          parameter counts: total, BERT, and the pre-path modality router (flattened input).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _set_threads(n: int) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    os.environ["MKL_NUM_THREADS"] = str(n)
+    import torch
+    torch.set_num_threads(n)
+
+
+def _data_path(cache: str, aligned: bool) -> Path:
+    from mmsa_atsuko.data.synthetic import ensure_synthetic
+    pkl, _ = ensure_synthetic("mosi", Path(cache) / "synthetic", size="full", aligned=aligned)
+    return pkl
+
+
+def _load(cache: str, aligned: bool):
+    from mmsa_atsuko.data import load_dataset
+    return load_dataset("mosi", aligned=aligned, feature_path=_data_path(cache, aligned))
+
+
+def _mean_std(values) -> str:
+    values = list(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {std:.4f}"
+
+
+def _parse_overrides(items) -> dict:
+    import yaml
+    out = {}
+    for item in items or ():
+        key, _, value = item.partition("=")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. quality
+# ----------------------------------------------------------------------------------------------
+def cmd_quality(args) -> None:
+    import numpy as np
+
+    import mmsa_atsuko
+    from mmsa_atsuko.api import SYNTHETIC_CACHE_ENV
+
+    os.environ[SYNTHETIC_CACHE_ENV] = args.cache
+    aligned = not args.unaligned
+    data = _load(args.cache, aligned)
+    train_mean = float(data.train.tensors["label"].double().mean())
+    test_label = data.test.tensors["label"].double().numpy()
+    mean_mae = float(np.abs(test_label - train_mean).mean())
+    config = _parse_overrides(args.config)
+    out = args.out or tempfile.mkdtemp(prefix="atsuko-quality-")
+    print(f"data: full-size synthetic MOSI ({'aligned' if aligned else 'unaligned'}), "
+          f"train/valid/test {len(data.train)}/{len(data.valid)}/{len(data.test)}; preset={args.preset}; "
+          f"config overrides {config}; seeds {args.seeds}; torch threads {args.threads}; out {out}", flush=True)
+    del data
+
+    rows = {}
+
+    def run(label, model, extra):
+        t0 = time.perf_counter()
+        records = mmsa_atsuko.run([model], ["mosi"], seeds=args.seeds, config={**config, **extra},
+                                  synthetic=True, synthetic_size="full", preset=args.preset, aligned=aligned,
+                                  device="cpu", quiet=True, out=out)
+        wall = time.perf_counter() - t0
+        rows[label] = records
+        for r in records:
+            print(f"  {label:<28} seed {r['seed']}: test MAE {r['metrics']['MAE']:.4f}  valid MAE "
+                  f"{r['valid_metrics']['MAE']:.4f}  best epoch {r['best_epoch']}/{r['epochs_run']}  "
+                  f"{r['wall_time_s']:.0f} s", flush=True)
+        print(f"  {label}: {wall:.0f} s for {len(records)} seeds", flush=True)
+
+    run("atsuko", "atsuko", {})
+    run("atsuko_base", "atsuko_base", {})
+    if args.rms_row:
+        run("atsuko band_pool=rms", "atsuko", {"band_pool": "rms"})
+        chosen = []
+        for mean_r, rms_r in zip(rows["atsuko"], rows["atsuko band_pool=rms"]):
+            chosen.append(rms_r if rms_r["valid_metrics"]["MAE"] < mean_r["valid_metrics"]["MAE"] else mean_r)
+        rows["atsuko band_pool by valid"] = chosen
+        print("  band_pool chosen on valid MAE per seed: "
+              + ", ".join(f"{r['seed']}:{r['config']['band_pool']}" for r in chosen))
+
+    print(f"\nRESULT quality (test MAE, mean ± std over {len(args.seeds)} seeds, sample std)")
+    print(f"  {'predict train-label mean':<28} {mean_mae:.4f} (train mean {train_mean:+.4f}; data seed 0, "
+          f"same for every training seed)")
+    for label, records in rows.items():
+        maes = [r["metrics"]["MAE"] for r in records]
+        vmaes = [r["valid_metrics"]["MAE"] for r in records]
+        print(f"  {label:<28} {_mean_std(maes)}   (valid MAE {_mean_std(vmaes)}; "
+              f"Corr {_mean_std(r['metrics']['Corr'] for r in records)})")
+    a = [r["metrics"]["MAE"] for r in rows["atsuko"]]
+    b = [r["metrics"]["MAE"] for r in rows["atsuko_base"]]
+    print(f"  atsuko < train-mean MAE: {statistics.mean(a) < mean_mae}; atsuko < atsuko_base: "
+          f"{statistics.mean(a) < statistics.mean(b)} (per seed: "
+          f"{', '.join(f'{x:.4f} vs {y:.4f}' for x, y in zip(a, b))})")
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. step time and calibration
+# ----------------------------------------------------------------------------------------------
+def _train_step(model, optimizer, batch) -> tuple[float, float]:
+    """One training step; returns (seconds for fwd+loss+bwd+Adam, seconds for fwd+loss+bwd)."""
+    t0 = time.perf_counter()
+    losses = model.loss(model(batch), batch)
+    optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    t1 = time.perf_counter()
+    optimizer.step()
+    return time.perf_counter() - t0, t1 - t0
+
+
+def cmd_steptime(args) -> None:
+    import torch
+
+    from mmsa_atsuko.config import load_config
+    from mmsa_atsuko.registry import build_model
+    from mmsa_atsuko.training.seed import set_seed
+    from mmsa_atsuko.training.trainer import build_optimizer, evaluate
+
+    overrides = [("use_bert", False), ("d_model", args.d_model), ("nlevels", args.nlevels)]
+    print(f"steptime: use_bert=false, d_model={args.d_model}, nlevels={args.nlevels}, other keys = "
+          f"configs/atsuko.yaml mosi block; batch {args.batch_size}; torch threads {torch.get_num_threads()} "
+          f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}); {args.pairs} alternating step pairs after "
+          f"{args.warmup} warm-up steps each; {args.calib_pairs} calibration/eval pairs", flush=True)
+    summary = []
+    for layout in args.layouts:
+        data = _load(args.cache, layout == "aligned")
+        train = data.train
+        gen = torch.Generator().manual_seed(0)
+        batches = [train.batch(torch.randperm(len(train), generator=gen)[:args.batch_size])
+                   for _ in range(args.pairs + args.warmup)]
+        models = {}
+        for name in ("atsuko", "atsuko_base"):
+            config = load_config(name, "mosi", overrides=overrides)
+            set_seed(1111)
+            model = build_model(name, config, data.spec)
+            model.on_fit_start(train)
+            model.train()
+            optimizer = build_optimizer(model, config)
+            models[name] = (model, optimizer, config)
+        nparams = {n: sum(p.numel() for p in m.parameters()) for n, (m, _, _) in models.items()}
+        lengths = models["atsuko"][0].lengths
+        print(f"\n[{layout}] seq lens {data.spec.seq_lens} -> T' {lengths}; params "
+              + ", ".join(f"{n} {v / 1e6:.2f}M" for n, v in nparams.items()), flush=True)
+
+        def one(name, batch, models=models):
+            model, optimizer, _ = models[name]
+            return _train_step(model, optimizer, batch)
+
+        for i in range(args.warmup):
+            for name in models:
+                one(name, batches[i])
+        times = {n: [] for n in models}
+        fwdbwd = {n: [] for n in models}
+        for i in range(args.pairs):
+            order = ("atsuko", "atsuko_base") if i % 2 == 0 else ("atsuko_base", "atsuko")
+            for name in order:
+                full, fb = one(name, batches[args.warmup + i])
+                times[name].append(full)
+                fwdbwd[name].append(fb)
+        ratios = [a / b for a, b in zip(times["atsuko"], times["atsuko_base"])]
+        ratios_fb = [a / b for a, b in zip(fwdbwd["atsuko"], fwdbwd["atsuko_base"])]
+        med = {n: statistics.median(v) for n, v in times.items()}
+        med_fb = {n: statistics.median(v) for n, v in fwdbwd.items()}
+        print(f"[{layout}] step (fwd+bwd+Adam) median s: atsuko {med['atsuko']:.3f}, atsuko_base "
+              f"{med['atsuko_base']:.3f}; ratio of medians {med['atsuko'] / med['atsuko_base']:.3f}, median of "
+              f"per-pair ratios {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
+        print(f"[{layout}] fwd+bwd only median s: atsuko {med_fb['atsuko']:.3f}, atsuko_base "
+              f"{med_fb['atsuko_base']:.3f}; ratio of medians {med_fb['atsuko'] / med_fb['atsuko_base']:.3f}, "
+              f"median of per-pair ratios {statistics.median(ratios_fb):.3f}")
+        print(f"[{layout}] raw atsuko: {', '.join(f'{t:.2f}' for t in times['atsuko'])}")
+        print(f"[{layout}] raw base:   {', '.join(f'{t:.2f}' for t in times['atsuko_base'])}", flush=True)
+
+        # calibration vs one eval epoch over the train split, the Atsuko model, alternating
+        model, _, config = models["atsuko"]
+        eval_bs = config.eval_batch_size or config.batch_size
+        calib, evals = [], []
+        for i in range(args.calib_pairs):
+            order = ("calib", "eval") if i % 2 == 0 else ("eval", "calib")
+            for what in order:
+                t0 = time.perf_counter()
+                if what == "calib":
+                    model.on_fit_start(train)
+                    calib.append(time.perf_counter() - t0)
+                else:
+                    evaluate(model, train, "mosi", eval_bs)
+                    evals.append(time.perf_counter() - t0)
+        model.train()
+        cr = [c / e for c, e in zip(calib, evals)]
+        print(f"[{layout}] calibration on_fit_start(train) median {statistics.median(calib):.2f} s vs "
+              f"evaluate(train, batch {eval_bs}) median {statistics.median(evals):.2f} s; ratio of medians "
+              f"{statistics.median(calib) / statistics.median(evals):.3f}, per-pair ratios "
+              f"{', '.join(f'{r:.3f}' for r in cr)}", flush=True)
+        summary.append((layout, med, statistics.median(ratios), statistics.median(calib),
+                        statistics.median(evals)))
+        del models, data, train, batches
+    print("\nRESULT steptime")
+    for layout, med, ratio, c, e in summary:
+        print(f"  {layout:<9} step atsuko {med['atsuko']:.3f} s / base {med['atsuko_base']:.3f} s = "
+              f"{med['atsuko'] / med['atsuko_base']:.2f}x (median pair ratio {ratio:.2f}x; target <= 1.3x); "
+              f"calibration {c:.2f} s / train eval epoch {e:.2f} s = {c / e:.2f} (target <= 1)")
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. peak memory and router parameters
+# ----------------------------------------------------------------------------------------------
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def _hwm_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return -1
+
+
+def _reset_peak() -> bool:
+    """Reset the process's RSS high-water mark (Linux clear_refs 5); False where not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def cmd_memory_child(args) -> None:
+    import torch
+
+    from mmsa_atsuko.config import load_config
+    from mmsa_atsuko.registry import build_model
+    from mmsa_atsuko.training.seed import set_seed
+    from mmsa_atsuko.training.trainer import build_optimizer
+
+    payload = torch.load(args.batch_file, weights_only=False)
+    batch, spec = payload["batch"], payload["spec"]
+    rss0 = _rss_kib()
+    config = load_config(args.model, "mosi", overrides=[("use_bert", True), ("pretrained", args.bert_dir)])
+    set_seed(1111)
+    model = build_model(args.model, config, spec)
+    if model.use_sbn:       # no train split in this process: mark calibrated (bounds stay equidistant;
+        for block in model.sbn.values():   # the cost of a step does not depend on where they lie)
+            block.spectrum.calibrated.fill_(True)
+    model.train()
+    optimizer = build_optimizer(model, config)
+    import gc
+    gc.collect()
+    rss_build = _rss_kib()
+    reset = _reset_peak()
+    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    losses = model.loss(model(batch), batch)
+    optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    optimizer.step()
+    step_s = time.perf_counter() - t0
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    hwm = _hwm_kib()
+    rss_after = _rss_kib()
+
+    def count(module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    router = count(model.modality_router)
+    router_input = count(model.router_input) if model.route_path == "pre" else 0
+    fc1 = model.modality_router.fc1
+    out = {
+        "model": args.model, "batch_size": len(batch["id"]), "d_model": model.dim,
+        "projected_lengths": model.lengths, "config": {k: config[k] for k in ("d_model", "nlevels", "use_finetune",
+                                                                            "route_path", "grad_accum")},
+        "rss_start_mib": rss0 / 1024, "rss_after_build_mib": rss_build / 1024,
+        "maxrss_before_step_mib": maxrss_before / 1024, "peak_reset": reset,
+        "ru_maxrss_after_step_mib": maxrss / 1024, "vmhwm_after_step_mib": hwm / 1024,
+        "rss_after_step_mib": rss_after / 1024,
+        "step_peak_growth_mib": (maxrss - rss_build) / 1024, "step_s": step_s,
+        "params_total": count(model), "params_bert": count(model.text_encoder),
+        "params_router": router, "params_router_fc1": fc1.weight.numel() + fc1.bias.numel(),
+        "router_fc1_shape": [fc1.in_features, fc1.out_features], "params_router_align": router_input,
+        "torch_threads": torch.get_num_threads(),
+    }
+    print("JSON " + json.dumps(out))
+
+
+def cmd_memory(args) -> None:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    data = _load(args.cache, aligned=True)
+    batch = data.train.batch(torch.arange(args.batch_size))
+    spec = data.spec
+    del data
+    with tempfile.TemporaryDirectory(prefix="atsuko-mem-") as tmp:
+        bert_dir = Path(tmp) / "bert-base-random"
+        torch.manual_seed(0)
+        bert_config = BertConfig()          # defaults = bert-base: 12 layers, hidden 768, vocab 30522
+        BertModel(bert_config).save_pretrained(bert_dir)
+        batch_file = Path(tmp) / "batch.pt"
+        torch.save({"batch": batch, "spec": spec}, batch_file)
+        print(f"memory: BertConfig() defaults (layers {bert_config.num_hidden_layers}, hidden "
+              f"{bert_config.hidden_size}, vocab {bert_config.vocab_size}), random weights in {bert_dir}; "
+              f"full-size synthetic MOSI aligned, batch {args.batch_size}; MOSI block of configs/atsuko.yaml "
+              f"(use_bert=true, fine-tuned); torch threads {args.threads}", flush=True)
+        results = []
+        for model in args.models:
+            cmd = [sys.executable, __file__, "--threads", str(args.threads), "--cache", args.cache,
+                   "memory-child", "--model", model, "--bert-dir", str(bert_dir), "--batch-file", str(batch_file)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(proc.stdout, proc.stderr)
+                raise SystemExit(f"memory child for {model} failed")
+            line = next(l for l in proc.stdout.splitlines() if l.startswith("JSON "))
+            r = json.loads(line[5:])
+            results.append(r)
+            print(json.dumps(r, indent=1), flush=True)
+    print("\nRESULT memory")
+    for r in results:
+        print(f"  {r['model']:<12} RSS after build {r['rss_after_build_mib']:.0f} MiB; peak during one training "
+              f"step (ru_maxrss) {r['ru_maxrss_after_step_mib']:.0f} MiB -> growth {r['step_peak_growth_mib']:.0f} MiB "
+              f"(peak reset before the step: {r['peak_reset']}); step {r['step_s']:.1f} s")
+        print(f"  {'':<12} params total {r['params_total']:,} (BERT {r['params_bert']:,}); pre-path router "
+              f"{r['params_router']:,} (fc1 {r['router_fc1_shape'][0]}->{r['router_fc1_shape'][1]}: "
+              f"{r['params_router_fc1']:,}; align linears {r['params_router_align']:,}) = "
+              f"{100 * (r['params_router'] + r['params_router_align']) / r['params_total']:.1f}% of all, "
+              f"{100 * (r['params_router'] + r['params_router_align']) / (r['params_total'] - r['params_bert']):.1f}% "
+              f"of the non-BERT params")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache", default="/tmp/atsuko-bench")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--seeds", type=int, nargs="+", default=[1111, 1112, 1113])
+    q.add_argument("--preset", default="small")
+    q.add_argument("-c", "--config", action="append", help="override key=value (both models)")
+    q.add_argument("--unaligned", action="store_true", help="unaligned data (default: aligned)")
+    q.add_argument("--rms-row", action="store_true")
+    q.add_argument("--out", default=None)
+    s = sub.add_parser("steptime")
+    s.add_argument("--d-model", type=int, default=256)
+    s.add_argument("--nlevels", type=int, default=4)
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--pairs", type=int, default=10)
+    s.add_argument("--warmup", type=int, default=2)
+    s.add_argument("--calib-pairs", type=int, default=3)
+    s.add_argument("--layouts", nargs="+", default=["aligned", "unaligned"], choices=["aligned", "unaligned"])
+    m = sub.add_parser("memory")
+    m.add_argument("--batch-size", type=int, default=16)
+    m.add_argument("--models", nargs="+", default=["atsuko"])
+    c = sub.add_parser("memory-child")
+    c.add_argument("--model", required=True)
+    c.add_argument("--bert-dir", required=True)
+    c.add_argument("--batch-file", required=True)
+    args = p.parse_args()
+    _set_threads(args.threads)
+    {"quality": cmd_quality, "steptime": cmd_steptime, "memory": cmd_memory,
+     "memory-child": cmd_memory_child}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
