@@ -178,7 +178,7 @@ def worker_ours(job: dict) -> dict:
     from mmsa_atsuko.training import trainer as trainer_mod
 
     clock = EpochClock()
-    real_evaluate, real_fit = trainer_mod.evaluate, trainer_mod.fit
+    real_evaluate = trainer_mod.evaluate
     rss_marks = []
 
     def evaluate(model, split, dataset, batch_size, collect=False):

@@ -76,9 +76,12 @@ def _prepare(model, dataset, *, aligned, data_root, feature_path, synthetic, syn
                    for o in overrides):
             overrides.insert(0, ("pretrained", str(bert_dir)))
     config = load_config(model, dataset, preset=preset, overrides=overrides)
-    key = (dataset, aligned, str(data_root), str(feature_path))
+    # MIntRec's raw text is tokenized (and encoded, for `text`) with the run's BERT, so its
+    # copy is per BERT; MMSA pickles ship their tokens and ignore `pretrained`.
+    key = (dataset, aligned, str(data_root), str(feature_path), config.pretrained if dataset == "mintrec" else None)
     if key not in loaded:
-        loaded[key] = load_dataset(dataset, aligned=aligned, data_root=data_root, feature_path=feature_path)
+        loaded[key] = load_dataset(dataset, aligned=aligned, data_root=data_root, feature_path=feature_path,
+                                   pretrained=config.pretrained)
     data = loaded[key]
     # Build once to surface model/data mismatches (task, missing text features, BERT path) now.
     build_model(model, config, data.spec)
@@ -120,14 +123,33 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     return records
 
 
+def new_run_id(model: str, dataset: str, aligned: bool, seed: int, stamp: datetime | None = None) -> str:
+    """`tfn-mosi[-aligned]-s1111-<UTC time>-<random>`: unique, and the name of the run's folder."""
+    stamp = stamp or datetime.now(timezone.utc)
+    return "-".join([model, dataset] + (["aligned"] if aligned else [])
+                    + [f"s{seed}", stamp.strftime("%Y%m%dT%H%M%S"), secrets.token_hex(3)])
+
+
+def partial_dir(out: Path, run_id: str) -> Path:
+    """Where a run works until it has finished (then renamed to `<out>/runs/<run_id>`)."""
+    return Path(out) / "runs" / f".{run_id}.partial"
+
+
 def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool) -> dict:
     """Train one seed in its own folder; append its record once it has finished."""
+    record = train_one(job, seed, device, out, quiet)
+    append_record(out, record)
+    return record
+
+
+def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *,
+              run_id: str | None = None) -> dict:
+    """`run_one` without appending the record (a sweep's driver is the only writer of its store)."""
     spec = job.data.spec
     stamp = datetime.now(timezone.utc)
-    run_id = "-".join([job.model, spec.name] + (["aligned"] if spec.aligned else [])
-                      + [f"s{seed}", stamp.strftime("%Y%m%dT%H%M%S"), secrets.token_hex(3)])
+    run_id = run_id or new_run_id(job.model, spec.name, spec.aligned, seed, stamp)
     runs_dir = out / "runs"
-    work_dir = runs_dir / f".{run_id}.partial"     # renamed to run_id only when the run finished
+    work_dir = partial_dir(out, run_id)     # renamed to run_id only when the run finished
     work_dir.mkdir(parents=True)
     save_config(job.config, work_dir / "config.yaml")
     handler = logging.FileHandler(work_dir / "train.log", encoding="utf-8")
@@ -164,7 +186,6 @@ def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool) -
         "started_at": stamp.isoformat(timespec="seconds"),
         "run_dir": str(final_dir),
     }
-    append_record(out, record)
     return record
 
 

@@ -23,7 +23,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 def train_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py", description="Train and test models on datasets over seeds. "
-                      "Other commands: run.py list | run.py synth -d DATASET --out DIR")
+                      "Other commands: run.py list | run.py synth -d DATASET --out DIR | "
+                      "run.py download DATASET [--check] | run.py sweep [FILE] | run.py leaderboard | "
+                      "run.py compare -m MODEL --against ...")
     p.add_argument("-m", "--model", nargs="+", required=True, help="model name(s), see `run.py list`")
     p.add_argument("-d", "--dataset", nargs="+", required=True, help="dataset name(s)")
     p.add_argument("-s", "--seeds", nargs="+", type=int, default=None,
@@ -85,6 +87,8 @@ def cmd_synth(argv) -> int:
     path = write_synthetic(args.dataset, Path(args.out) / files[setting], size=args.size, seed=args.seed,
                            aligned=args.aligned)
     print(f"wrote {path} (synthetic {args.dataset}, {args.size}, seed {args.seed})")
+    if args.dataset == "mintrec":      # a folder that brings its own tiny BERT (tokenizer + weights)
+        print(f"run on it with: -d mintrec --feature-path {path} -c pretrained={path / 'bert-synthetic-en'}")
     return 0
 
 
@@ -121,7 +125,147 @@ def cmd_train(argv) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "synth": cmd_synth}
+def sweep_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py sweep", description="Run models x datasets x seeds, skipping runs already "
+                      "recorded; a killed sweep resumes where it stopped. Either a sweep file "
+                      "(configs/sweeps/*.yaml) or -m and -d lists; with a file, -m/-d/--aligned keep only those runs.")
+    p.add_argument("file", nargs="?", help="sweep YAML (models, datasets, aligned flags, seeds, config overrides)")
+    p.add_argument("-m", "--model", nargs="+", help="model name(s)")
+    p.add_argument("-d", "--dataset", nargs="+", help="dataset name(s)")
+    p.add_argument("-s", "--seeds", nargs="+", type=int, help="seeds (default: the file's, else 1111-1115)")
+    p.add_argument("--aligned", action="store_true", help="aligned feature files (with a file: aligned runs only)")
+    p.add_argument("--data-root", help="folder holding MOSI/, MOSEI/, SIMS/, ...")
+    p.add_argument("--feature-path", help="the feature pickle itself (one dataset)")
+    p.add_argument("--synthetic", action="store_true", help="run on generated data in the real format")
+    p.add_argument("--synthetic-size", choices=("small", "full"))
+    p.add_argument("--preset", help="named preset block of the model configs (e.g. small)")
+    p.add_argument("--max-epochs", type=int, help="cap on training epochs")
+    p.add_argument("-c", "--config", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key in every run (repeatable)")
+    p.add_argument("--out", default="results", help="results folder (default results/)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs that would run, run nothing")
+    p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--jobs", type=int, default=1, help="local: worker processes (default 1: in process)")
+    p.add_argument("--devices", "--device", default=None,
+                   help="local: devices given to workers round-robin, e.g. cuda:0,cuda:1 (default auto: every visible GPU, else cpu)")
+    p.add_argument("--address", help="ray: cluster address, auto or HOST:PORT (default: start a local instance)")
+    p.add_argument("--gpus-per-run", type=float, default=None, help="ray: GPUs per run (0.5: two runs share one)")
+    p.add_argument("--cpus-per-run", type=float, default=None, help="ray: CPUs per run (default 1)")
+    return p
+
+
+def cmd_sweep(argv) -> int:
+    args = sweep_parser().parse_args(argv)
+    from .sweep import LocalBackend, RayBackend, sweep
+    if args.backend == "local":
+        misplaced = [f for f, v in (("--address", args.address), ("--gpus-per-run", args.gpus_per_run),
+                                    ("--cpus-per-run", args.cpus_per_run)) if v is not None]
+        if misplaced:
+            raise UsageError(f"{', '.join(misplaced)} only apply to --backend ray")
+        backend = LocalBackend(args.jobs, args.devices or "auto")
+    else:
+        if args.jobs != 1 or args.devices:
+            raise UsageError("--jobs and --devices are for --backend local; with ray use --gpus-per-run/--cpus-per-run")
+        backend = RayBackend(args.address, args.gpus_per_run or 0.0,
+                             1.0 if args.cpus_per_run is None else args.cpus_per_run)
+    console = logging.StreamHandler()
+    console.setLevel(logging.WARNING)            # run details go to each run's train.log
+    logging.getLogger().addHandler(console)
+    logging.getLogger("mmsa_atsuko").setLevel(logging.INFO)
+    summary = sweep(args.file, out=args.out, dry_run=args.dry_run, retry_failed=args.retry_failed,
+                    backend=backend, echo=lambda line: print(line, flush=True),
+                    models=args.model, datasets=args.dataset, seeds=args.seeds, aligned=args.aligned,
+                    synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
+                    max_epochs=args.max_epochs, config=args.config, data_root=args.data_root,
+                    feature_path=args.feature_path)
+    if not args.dry_run and summary.failed:
+        print(f"error: {len(summary.failed)} run(s) failed (recorded with their errors in {args.out}/runs.jsonl; "
+              f"--retry-failed runs them again)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def leaderboard_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py leaderboard", description="Tables from the results store: one per dataset "
+                      "and aligned flag (synthetic and real apart), mean ± sample std over seeds, best marked, "
+                      "Welch t-test against the best other model, and the Table 4 ablation.")
+    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    p.add_argument("-d", "--dataset", nargs="+", help="only these datasets")
+    p.add_argument("--format", choices=("md", "csv", "latex"), default="md")
+    p.add_argument("--paper", action="store_true", help="add the seed paper's published rows, in separate blocks")
+    p.add_argument("--key-metric", help="metric for the significance test (default MAE; f1 for mintrec)")
+    p.add_argument("-o", "--output", help="write to this file instead of the terminal")
+    return p
+
+
+def cmd_leaderboard(argv) -> int:
+    args = leaderboard_parser().parse_args(argv)
+    from .leaderboard import leaderboard
+    text = leaderboard(args.results, datasets=args.dataset, fmt=args.format, paper=args.paper,
+                       key_metric=args.key_metric)
+    if args.output:
+        from pathlib import Path
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def compare_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py compare", description="Per-metric difference of a model from baselines, "
+                      "with its Welch 95%% confidence interval, to <results>/comparison_<dataset>.csv.")
+    p.add_argument("-m", "--model", required=True, help="the model compared (e.g. atsuko)")
+    p.add_argument("--against", nargs="+", required=True, help="baseline models")
+    p.add_argument("-d", "--dataset", nargs="+", help="datasets (default: every one the model has runs on)")
+    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    return p
+
+
+def cmd_compare(argv) -> int:
+    args = compare_parser().parse_args(argv)
+    from .leaderboard import compare
+    for path in compare(args.results, args.model, args.against, args.dataset,
+                        warn=lambda line: print(line, file=sys.stderr)):
+        print(f"wrote {path}")
+    return 0
+
+
+def download_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py download",
+                      description="Fetch MMSA's published feature files (gdown, from the Google Drive folder in "
+                      "MMSA's README), check their SHA-256 where MMSA publishes one, and put them where "
+                      "`run.py -d` looks; or, with --check, report what the data root holds.")
+    p.add_argument("dataset", nargs="*", help="mosi, mosei, sims and/or simsv2")
+    p.add_argument("--aligned", action="store_true", help="the aligned file (mosi, mosei)")
+    p.add_argument("--data-root", help="folder to put MOSI/, MOSEI/, SIMS/, ... in (default $MMSA_DATA_ROOT "
+                   "or ~/MMSA/datasets)")
+    p.add_argument("--check", action="store_true", help="report, for every dataset, whether its files are present "
+                   "and verified (exit 1 if one is present but damaged); downloads nothing")
+    return p
+
+
+def cmd_download(argv) -> int:
+    from .data import download as dl
+    args = download_parser().parse_args(argv)
+    if args.check:
+        if args.dataset or args.aligned:
+            raise UsageError("download --check reports every dataset: give it no dataset and no --aligned")
+        root, how = dl.data_root_of(args.data_root)
+        statuses = dl.check(root)
+        print(f"data root {root} ({how})")
+        for s in statuses:
+            print(f"  {s.dataset:<8} {s.setting:<10} {s.state:<9} {s.path}  ({s.detail})")
+        return 1 if any(s.state == "bad" for s in statuses) else 0
+    if not args.dataset:
+        raise UsageError("name the dataset(s) to download (mosi, mosei, sims, simsv2), or pass --check")
+    dl.download(args.dataset, aligned=args.aligned, data_root=args.data_root)
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "synth": cmd_synth, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
+            "compare": cmd_compare, "download": cmd_download}
 
 
 def main(argv=None) -> int:

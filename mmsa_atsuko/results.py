@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import MMSA_CSV_KEYS, metric_family
+from .metrics import METRIC_KEYS, MMSA_CSV_KEYS, metric_family
 
 RUNS_FILE = "runs.jsonl"
 
@@ -82,7 +82,9 @@ def mmsa_cell(values) -> str:
 def append_mmsa_csv(out_dir: Path, dataset: str, model: str, per_seed_metrics: list[dict],
                     synthetic: bool) -> Path:
     """Append one MMSA-style row; synthetic results go to `<dataset>-synthetic.csv`."""
-    columns = ["Model", *MMSA_CSV_KEYS[metric_family(dataset)], "Loss"]
+    family = metric_family(dataset)
+    # MIntRec is not an MMSA dataset: its row has MIntRec's metrics (acc, f1, precision, recall).
+    columns = ["Model", *MMSA_CSV_KEYS.get(family, METRIC_KEYS[family]), "Loss"]
     folder = Path(out_dir) / "normal"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (f"{dataset}-synthetic.csv" if synthetic else f"{dataset}.csv")

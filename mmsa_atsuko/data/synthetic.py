@@ -432,11 +432,21 @@ def _atomic_pickle(obj, path: Path) -> None:
 
 
 def write_synthetic(dataset: str, out_path, *, size: str = "small", seed: int = 0, aligned: bool = False) -> Path:
-    """Write one synthetic feature pickle in MMSA's format to `out_path` (atomically)."""
+    """Write one synthetic feature pickle in MMSA's format to `out_path` (atomically).
+    For mintrec, `out_path` is the MIntRec folder (synthetic_mintrec)."""
+    if str(dataset).lower() == "mintrec":
+        from .synthetic_mintrec import write_synthetic_mintrec
+        _no_aligned_mintrec(aligned)
+        return write_synthetic_mintrec(out_path, size=size, seed=seed)
     data = make_synthetic(dataset, size=size, seed=seed, aligned=aligned)
     out_path = Path(out_path)
     _atomic_pickle(data, out_path)
     return out_path
+
+
+def _no_aligned_mintrec(aligned: bool) -> None:
+    if aligned:
+        raise UsageError("mintrec has no aligned setting (MIntRec ships unaligned features only): drop --aligned")
 
 
 def _bert_recipe(seed: int, language: str) -> str:
@@ -533,8 +543,12 @@ def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int 
     Layout: `cache_dir/<recipe>/<MMSA file name, e.g. MOSI/Processed/unaligned_50.pkl>` and
     `cache_dir/<recipe>/bert-synthetic-<en|cn>`. Both appear by atomic rename, so a reader
     never sees half a file and two processes racing to create them both end up with a
-    complete copy.
+    complete copy. For mintrec: (MIntRec folder, its tiny BERT), see synthetic_mintrec.
     """
+    if str(dataset).lower() == "mintrec":
+        from .synthetic_mintrec import ensure_synthetic_mintrec
+        _no_aligned_mintrec(aligned)
+        return ensure_synthetic_mintrec(cache_dir, size=size, seed=seed)
     dataset, size, seed, aligned = _check_args(dataset, size, seed, aligned)
     facts = _facts(dataset)
     root = Path(cache_dir) / synthetic_recipe(dataset, size, seed, aligned)

@@ -1,0 +1,193 @@
+"""Leaderboards, ablation and comparison tables from hand-made run records.
+
+Every expected number here is worked out in the test from the values it writes (sample std
+with ddof=1, Welch's t and degrees of freedom by formula, p from the t distribution), not
+by calling the code under test.
+"""
+import io
+import math
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.leaderboard import compare, leaderboard
+from mmsa_atsuko.metrics import metric_keys
+from mmsa_atsuko.results import append_record
+
+SYN = "synthetic:mosi-small-unaligned-seed0-v1"
+REAL = "sha256:" + "ab" * 32
+
+
+def record(model, seed, values, *, dataset="mosi", data=SYN, config_hash="h-" + "0" * 10, status="ok",
+           aligned=False, config=None, fill=0.5):
+    metrics = {k: fill for k in metric_keys(dataset)}
+    metrics.update(values)
+    return {"run_id": f"{model}-{dataset}-{seed}-{config_hash}-{len(values)}", "status": status,
+            "model": model, "dataset": dataset, "aligned": aligned, "seed": seed,
+            "synthetic": data.startswith("synthetic:"), "metrics": metrics if status == "ok" else {},
+            "config_hash": config_hash, "config": config or {"learning_rate": 0.001}, "data": data,
+            "started_at": f"2026-01-01T00:00:{seed % 60:02d}+00:00"}
+
+
+@pytest.fixture
+def store(tmp_path):
+    rows = [
+        # tfn on synthetic MOSI: MAE 0.9/1.0/1.1 -> mean 1.0, sample std 0.1
+        record("tfn", 1, {"MAE": 0.5, "Has0_acc_2": 0.1}),          # replaced by the later record below
+        record("tfn", 2, {"MAE": 1.0, "Has0_acc_2": 0.6}),
+        record("tfn", 3, {"MAE": 1.1, "Has0_acc_2": 0.7}),
+        record("tfn", 1, {"MAE": 0.9, "Has0_acc_2": 0.5}),          # same identity, later: wins
+        # lmf: MAE 0.8/0.85/0.75 -> mean 0.8, std 0.05 (best MAE); Has0_acc_2 0.4/0.5/0.6
+        record("lmf", 1, {"MAE": 0.8, "Has0_acc_2": 0.4}),
+        record("lmf", 2, {"MAE": 0.85, "Has0_acc_2": 0.5}),
+        record("lmf", 3, {"MAE": 0.75, "Has0_acc_2": 0.6}),
+        record("lmf", 4, {}, status="failed"),                      # failures never reach a table
+        # tfn with another config: a separate, labelled row
+        record("tfn", 1, {"MAE": 2.0}, config_hash="h-" + "9" * 10, config={"learning_rate": 0.1}),
+        record("tfn", 2, {"MAE": 2.2}, config_hash="h-" + "9" * 10, config={"learning_rate": 0.1}),
+        # real data: its own table
+        record("tfn", 1, {"MAE": 0.7}, data=REAL),
+        record("tfn", 2, {"MAE": 0.9}, data=REAL),
+    ]
+    for r in rows:
+        append_record(tmp_path, r)
+    return tmp_path
+
+
+def frame(text):
+    return pd.read_csv(io.StringIO(text))
+
+
+def test_csv_means_stds_n_best_and_welch_against_hand_values(store):
+    df = frame(leaderboard(store, fmt="csv"))
+    board = df[df.table == "leaderboard"]
+    syn = board[board.data == SYN].set_index("label")
+    assert set(syn.index) == {"tfn@h-000000", "tfn@h-999999", "lmf"}
+
+    tfn, lmf, tfn_lr = syn.loc["tfn@h-000000"], syn.loc["lmf"], syn.loc["tfn@h-999999"]
+    assert tfn.n == 3 and lmf.n == 3 and tfn_lr.n == 2
+    assert tfn.MAE_mean == pytest.approx(1.0) and tfn.MAE_std == pytest.approx(0.1)
+    assert lmf.MAE_mean == pytest.approx(0.8) and lmf.MAE_std == pytest.approx(0.05)
+    assert tfn_lr.MAE_mean == pytest.approx(2.1) and tfn_lr.MAE_std == pytest.approx(math.sqrt(0.02))
+    assert tfn.Has0_acc_2_mean == pytest.approx(0.6) and tfn.Has0_acc_2_std == pytest.approx(0.1)
+    assert tfn.MAE_n == 3
+    # best: lowest MAE, highest accuracy (tfn 0.6 beats lmf 0.5 and the lr row's filler 0.5)
+    assert (lmf.MAE_best, tfn.MAE_best, tfn_lr.MAE_best) == (1, 0, 0)
+    assert (tfn.Has0_acc_2_best, lmf.Has0_acc_2_best) == (1, 0)
+    assert tfn.Mult_acc_7_best == 1 and lmf.Mult_acc_7_best == 1      # a tie: both marked
+
+    # Welch on MAE. tfn's best other model is lmf; lmf's is the better of tfn's two rows.
+    va, vb = 0.1 ** 2 / 3, 0.05 ** 2 / 3
+    t = (1.0 - 0.8) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)
+    p = 2 * stats.t.sf(t, dof)
+    assert tfn.ttest_against == "lmf" and tfn.ttest_p == pytest.approx(p, rel=1e-6)
+    assert tfn.ttest_t == pytest.approx(t, rel=1e-6)
+    assert lmf.ttest_against == "tfn@h-000000" and lmf.ttest_p == pytest.approx(p, rel=1e-6)
+    assert tfn_lr.ttest_against == "lmf"
+
+    real = board[board.data == REAL]
+    assert list(real.label) == ["tfn"] and set(real.data_kind) == {"real"}
+    assert real.iloc[0].MAE_mean == pytest.approx(0.8) and real.iloc[0].MAE_std == pytest.approx(math.sqrt(0.02))
+    assert set(syn.data_kind) == {"synthetic"}
+
+
+def test_markdown_marks_best_separates_real_and_synthetic_and_labels_configs(store):
+    text = leaderboard(store, fmt="md")
+    real_title = f"### mosi, unaligned: real data ({REAL})"
+    syn_title = f"### mosi, unaligned: synthetic data ({SYN})"
+    assert text.index(real_title) < text.index(syn_title)          # real tables first, never merged
+    syn_part = text[text.index(syn_title):]
+    lmf_line = next(line for line in syn_part.splitlines() if line.startswith("| lmf |"))
+    assert "**0.8000 ± 0.0500**" in lmf_line                         # MAE best, shown as stored
+    assert "40.00 ± 10.00" not in lmf_line and "50.00 ± 10.00" in lmf_line   # Has0 in %, not bold
+    tfn_line = next(line for line in syn_part.splitlines() if line.startswith("| tfn@h-000000 |"))
+    assert "**60.00 ± 10.00**" in tfn_line and "vs lmf: p=" in tfn_line
+    assert "- tfn@h-999999: learning_rate=0.1" in syn_part and "- tfn@h-000000: learning_rate=0.001" in syn_part
+    real_part = text[text.index(real_title):text.index(syn_title)]
+    assert "lmf" not in real_part and "n<2 or no spread" not in real_part
+
+
+def test_latex_bolds_best_and_escapes(store):
+    text = leaderboard(store, fmt="latex", datasets=["mosi"])
+    assert r"\textbf{0.8000 $\pm$ 0.0500}" in text
+    assert r"Has0\_acc\_2" in text and r"\begin{tabular}" in text and text.count(r"\begin{table}") == 2
+
+
+def test_paper_rows_are_separate_and_marked_published(store):
+    md = leaderboard(store, fmt="md", paper=True)
+    block = md[md.index("### Published by the seed paper: mosi, unaligned (Table 1"):]
+    atsuko = next(line for line in block.splitlines() if line.startswith("| Atsuko"))
+    assert atsuko == "| Atsuko (published) | 49.4 | 86.0 | 85.9 | 0.691 |"
+    assert "Published by the seed paper: ablation (Table 4" in md
+    df = frame(leaderboard(store, fmt="csv", paper=True, datasets=["mosi"]))
+    pub = df[df.table == "published"]
+    assert (pub.label.str.endswith("(published)")).all() and (pub.source == "published (Table 1)").all()
+    assert (pub.data_kind == "real").all() and not (df[df.table == "leaderboard"].source != "ours").any()
+    row = pub[(pub.label == "Atsuko (published)") & (pub.aligned == False)].iloc[0]   # noqa: E712
+    assert row.model == "atsuko" and row.MAE_mean == pytest.approx(0.691) and row.Mult_acc_7_mean == pytest.approx(0.494)
+    # asked for a dataset we have no runs on: its published rows still come, ours do not exist
+    mintrec = frame(leaderboard(store, fmt="csv", paper=True, datasets=["mosi", "mintrec"]))
+    m = mintrec[(mintrec.dataset == "mintrec") & (mintrec.label == "Atsuko (published)")].iloc[0]
+    assert (m.acc_mean, m.f1_mean, m.precision_mean, m.recall_mean) == pytest.approx((0.7416, 0.7122, 0.7293, 0.7086))
+    ablation = df[df.table == "published ablation"]
+    neither = ablation[(ablation.dataset == "mosei") & (ablation.use_sbn == False) & (ablation.use_mcm == False)]  # noqa: E712
+    assert neither.iloc[0].MAE_mean == pytest.approx(0.558)
+
+
+def test_ablation_in_table4_order_from_the_switches(tmp_path):
+    flags = {"atsuko_base": (False, False), "atsuko_sbn": (True, False), "atsuko_mcm": (False, True),
+             "atsuko": (True, True)}
+    acc7 = {"atsuko": (0.40, 0.50), "atsuko_mcm": (0.30, 0.36), "atsuko_sbn": (0.2, 0.2), "atsuko_base": (0.1, 0.3)}
+    for model in ("atsuko", "atsuko_mcm", "atsuko_sbn", "atsuko_base"):     # stored out of table order
+        sbn, mcm = flags[model]
+        for seed, value in zip((1, 2), acc7[model]):
+            append_record(tmp_path, record(model, seed, {"Mult_acc_7": value}, aligned=True,
+                                           config_hash=f"c-{model}", config={"use_sbn": sbn, "use_mcm": mcm}))
+    append_record(tmp_path, record("tfn", 1, {"Mult_acc_7": 0.9}, aligned=True))
+    df = frame(leaderboard(tmp_path, fmt="csv"))
+    ab = df[df.table == "ablation"]
+    assert list(zip(ab.use_sbn, ab.use_mcm)) == [(False, False), (True, False), (False, True), (True, True)]
+    assert list(ab.model) == ["atsuko_base", "atsuko_sbn", "atsuko_mcm", "atsuko"]
+    assert list(ab.Mult_acc_7_mean) == pytest.approx([0.2, 0.2, 0.33, 0.45])
+    assert list(ab.Mult_acc_7_std) == pytest.approx([math.sqrt(0.02), 0.0, math.sqrt(0.0018), math.sqrt(0.005)])
+    assert list(ab.Mult_acc_7_best) == [0, 0, 0, 1]
+    assert "tfn" not in set(ab.model)
+    md = leaderboard(tmp_path, fmt="md")
+    section = md[md.index("### Ablation (Table 4 layout), aligned: synthetic data"):]
+    lines = [line for line in section.splitlines() if line.startswith("| ✓") or line.startswith("| -")]
+    assert [line.split(" | ")[2] for line in lines] == ["atsuko_base", "atsuko_sbn", "atsuko_mcm", "atsuko"]
+    assert "**45.00 ± 7.07**" in lines[3]
+
+
+def test_compare_writes_welch_ci_per_metric(store, tmp_path):
+    append_record(store, record("atsuko", 1, {"MAE": 0.6}))
+    append_record(store, record("atsuko", 2, {"MAE": 0.7}))
+    append_record(store, record("atsuko", 3, {"MAE": 0.65}))
+    messages = []
+    paths = compare(store, "atsuko", ["lmf", "mult"], ["mosi"], warn=messages.append)
+    assert [p.name for p in paths] == ["comparison_mosi-synthetic.csv"]
+    assert any("no ok runs of mult" in m for m in messages)
+    df = pd.read_csv(paths[0])
+    row = df[(df.metric == "MAE") & (df.baseline == "lmf")].iloc[0]
+    # atsuko 0.6/0.7/0.65 (mean 0.65, sd 0.05) vs lmf (mean 0.8, sd 0.05)
+    va = vb = 0.05 ** 2 / 3
+    se = math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)            # = 4 for equal variances and n
+    half = stats.t.ppf(0.975, dof) * se
+    assert dof == pytest.approx(4.0)
+    assert row["diff"] == pytest.approx(-0.15)
+    assert (row.ci_low, row.ci_high) == pytest.approx((-0.15 - half, -0.15 + half))
+    assert row.ci == "Welch 95%" and row.df == pytest.approx(4.0)
+    assert row.p_value == pytest.approx(2 * stats.t.sf(0.15 / se, dof), rel=1e-6)
+    assert bool(row.model_better) and not bool(row.higher_is_better)
+    assert set(df.metric) == set(metric_keys("mosi")) and set(df.baseline) == {"lmf"}
+    with pytest.raises(UsageError, match="no ok runs of atsuko on sims"):
+        compare(store, "atsuko", ["lmf"], ["sims"])
+
+
+def test_empty_store_is_one_clear_error(tmp_path):
+    with pytest.raises(UsageError, match="no ok runs"):
+        leaderboard(tmp_path)

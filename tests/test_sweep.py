@@ -1,0 +1,240 @@
+"""Sweeps: expansion, resume after SIGKILL, failed runs, the sweep lock, the Ray backend, CLI errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mmsa_atsuko.errors import ToolkitError, UsageError
+from mmsa_atsuko.results import read_records
+from mmsa_atsuko.sweep import LocalBackend, _SweepLock, expand, identity, latest_by_identity, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(synthetic=True, preset="small")
+
+
+def write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def store_lines(out):
+    path = Path(out) / "runs.jsonl"
+    return path.read_bytes() if path.exists() else b""
+
+
+def test_expand_file_filters_and_precedence(tmp_path):
+    f = write(tmp_path / "s.yaml", """
+seeds: [1, 2]
+preset: small
+config: {learning_rate: 0.01}
+experiments:
+  - {name: a, models: [tfn, lmf], datasets: [mosi], aligned: [false, true], config: {batch_size: 8}}
+  - {name: b, models: tfn, datasets: [sims], seeds: [7], max_epochs: 2}
+""")
+    got = [(name, s.model, s.dataset, s.aligned, tuple(seeds), s.preset, s.max_epochs, s.overrides)
+           for name, s, seeds in expand(f)]
+    both = (("learning_rate", 0.01), ("batch_size", 8))
+    assert got == [
+        ("a", "tfn", "mosi", False, (1, 2), "small", None, both), ("a", "lmf", "mosi", False, (1, 2), "small", None, both),
+        ("a", "tfn", "mosi", True, (1, 2), "small", None, both), ("a", "lmf", "mosi", True, (1, 2), "small", None, both),
+        ("b", "tfn", "sims", False, (7,), "small", 2, (("learning_rate", 0.01),)),
+    ]
+    # the command line filters a file and wins over it
+    got = [(s.model, s.dataset, s.aligned, tuple(seeds), s.max_epochs, s.overrides[-1])
+           for _, s, seeds in expand(f, models=["tfn"], aligned=True, seeds=[5], max_epochs=3, config=["lr_x=1"])]
+    assert got == [("tfn", "mosi", True, (5,), 3, ("lr_x", 1))]
+    with pytest.raises(UsageError, match="has no models mult"):
+        expand(f, models=["mult"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("experiments: [{models: [tfn], datasets: [sims], aligned: true}]", "sims has no aligned setting"),
+    ("experiments: [{modelz: [tfn], datasets: [sims]}]", "unknown key(s) modelz"),
+    ("seed: [1]\nexperiments: [{models: [tfn], datasets: [sims]}]", "unknown key(s) seed"),
+    ("experiments: [{models: [tfn], datasets: [simz]}]", "unknown dataset 'simz'"),
+    ("experiments: []", "'experiments' must be a non-empty list"),
+    ("experiments: [{models: [tfn], datasets: [sims], seeds: [a]}]", "seeds must be integers"),
+])
+def test_bad_sweep_files_are_one_line_usage_errors(tmp_path, text, message):
+    with pytest.raises(UsageError) as error:
+        expand(write(tmp_path / "bad.yaml", text))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_latest_by_identity_prefers_ok_then_the_latest_failure():
+    base = {"model": "tfn", "dataset": "mosi", "aligned": False, "seed": 1, "config_hash": "h", "data": "d"}
+    runs = [dict(base, run_id="f1", status="failed"), dict(base, run_id="ok", status="ok"),
+            dict(base, run_id="f2", status="failed"), dict(base, seed=2, run_id="g1", status="failed"),
+            dict(base, seed=2, run_id="g2", status="failed"), {"run_id": "not a run"}]
+    chosen = {key[3]: r["run_id"] for key, r in latest_by_identity(runs).items()}
+    assert chosen == {1: "ok", 2: "g2"}
+
+
+def _children(pid):
+    """Live (non-zombie) processes whose parent is `pid`, with their command lines."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found[int(entry.name)] = cmd
+    return found
+
+
+def _alive(pid):
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_killed_sweep_resumes_with_every_run_recorded_once(tmp_path):
+    out = tmp_path / "out"
+    lists = ["-m", "tfn", "lmf", "-d", "mosi", "sims", "-s", "1", "2"]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "sweep", *lists, "--synthetic", "--preset",
+                             "small", "--jobs", "2", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    deadline = time.time() + 90
+    # Kill once two runs are recorded and another is half-way (its work folder exists).
+    while store_lines(out).count(b"\n") < 2 or not list((out / "runs").glob(".*.partial")):
+        assert proc.poll() is None, f"sweep ended before it could be killed: {proc.stderr.read().decode()}"
+        assert time.time() < deadline
+        time.sleep(0.01)
+    workers = [pid for pid, cmd in _children(proc.pid).items() if "spawn_main" in cmd]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    before = store_lines(out)
+    n_before = before.count(b"\n")
+    assert 2 <= n_before < 8 and len(workers) == 2
+    deadline = time.time() + 20
+    while any(_alive(pid) for pid in workers):          # workers die with their driver
+        assert time.time() < deadline, "sweep workers outlived the killed driver"
+        time.sleep(0.05)
+
+    lines = []
+    summary = sweep(None, out=out, models=["tfn", "lmf"], datasets=["mosi", "sims"], seeds=[1, 2],
+                    echo=lines.append, **SMALL)
+    after = store_lines(out)
+    assert after.startswith(before)                    # nothing recorded was rewritten
+    records = [json.loads(line) for line in after.splitlines()]
+    ids = [identity(r) for r in records]
+    assert len(ids) == len(set(ids)) == 8               # every run exactly once
+    assert {(i[0], i[1], i[3]) for i in ids} == {(m, d, s) for m in ("tfn", "lmf") for d in ("mosi", "sims")
+                                                 for s in (1, 2)}
+    assert all(r["status"] == "ok" and Path(r["run_dir"]).name == r["run_id"] for r in records)
+    assert summary.plan.done == n_before and len(summary.records) == 8 - n_before
+    assert f"{n_before} already recorded" in lines[0] and "ETA" in lines[1]
+    # resuming again runs nothing
+    again = sweep(None, out=out, models=["tfn", "lmf"], datasets=["mosi", "sims"], seeds=[1, 2],
+                  echo=lambda _: None, **SMALL)
+    assert again.records == [] and store_lines(out) == after
+
+
+def test_failed_run_is_recorded_skipped_and_retried(tmp_path):
+    f = write(tmp_path / "s.yaml", """
+synthetic: true
+preset: small
+seeds: [3]
+experiments:
+  - {name: fine, models: [tfn], datasets: [mosi]}
+  - {name: again, models: [tfn], datasets: [mosi]}
+  - {name: diverges, models: [lmf], datasets: [mosi], config: {learning_rate: 1.0e+30}}
+""")
+    out = tmp_path / "out"
+    summary = sweep(f, out=out, echo=lambda _: None)
+    assert len(summary.plan.runs) == 2                  # the repeated experiment is the same run
+    (ok,) = [r for r in summary.records if r["status"] == "ok"]
+    (failed,) = summary.failed
+    assert ok["model"] == "tfn" and failed["model"] == "lmf" and failed["config"]["learning_rate"] == 1e30
+    assert failed["error"].startswith("FloatingPointError: non-finite training loss")
+    assert failed["run_dir"].endswith(".failed") and "Traceback" in (Path(failed["run_dir"]) / "error.txt").read_text()
+    assert not list((out / "runs").glob(".*.partial"))
+    assert read_records(out) == summary.records
+
+    lines = []
+    dry = sweep(f, out=out, dry_run=True, echo=lines.append)
+    assert (dry.done, dry.failed_skipped, dry.todo) == (1, 1, [])
+    assert "1 failed before and skipped" in lines[0]
+    skipped = sweep(f, out=out, echo=lambda _: None)
+    assert skipped.records == []
+
+    retried = sweep(f, out=out, retry_failed=True, echo=lambda _: None)
+    assert [r["model"] for r in retried.records] == ["lmf"] and retried.plan.retried == 1
+    records = read_records(out)
+    assert [r["status"] for r in records] == ["ok", "failed", "failed"]     # one record per failure
+    assert latest_by_identity(records)[identity(failed)]["run_id"] == retried.records[0]["run_id"]
+
+
+def test_one_sweep_at_a_time_per_results_folder(tmp_path):
+    with _SweepLock(tmp_path):
+        with pytest.raises(ToolkitError, match="another sweep is writing to"):
+            sweep(None, out=tmp_path, models=["tfn"], datasets=["mosi"], seeds=[1], echo=lambda _: None, **SMALL)
+    assert read_records(tmp_path) == []
+
+
+def test_ray_backend_runs_for_real(tmp_path):
+    if os.environ.get("MMSA_ATSUKO_REQUIRE_RAY") != "1":
+        pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    from mmsa_atsuko.sweep import RayBackend
+    lists = dict(models=["tfn"], datasets=["mosi"], seeds=[1, 2], **SMALL)
+    local = sweep(None, out=tmp_path / "local", backend=LocalBackend(), echo=lambda _: None, **lists)
+    # all the CPUs for each run: one Ray worker trains both seeds, importing torch once
+    backend = RayBackend(cpus_per_run=min(2, os.cpu_count() or 1))
+    remote = sweep(None, out=tmp_path / "ray", backend=backend, echo=lambda _: None, **lists)
+    by_seed = {r["seed"]: r for r in read_records(tmp_path / "ray")}
+    assert sorted(by_seed) == [1, 2] and all(r["status"] == "ok" for r in by_seed.values())
+    for r in local.records:                             # the same training, run in a Ray worker
+        assert by_seed[r["seed"]]["metrics"] == r["metrics"]
+        assert by_seed[r["seed"]]["config_hash"] == r["config_hash"]
+        assert by_seed[r["seed"]]["data"] == r["data"]
+    assert len(remote.records) == 2 and all(Path(r["run_dir"]).is_dir() for r in remote.records)
+
+
+def _main(argv, capsys):
+    from mmsa_atsuko.cli import main
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["sweep"], 2, "give a sweep file or both"),
+    (["sweep", "-m", "tfn", "-d", "mosi", "--backend", "ray", "--jobs", "2"], 2, "--jobs and --devices are for --backend local"),
+    (["sweep", "-m", "tfn", "-d", "mosi", "--gpus-per-run", "1"], 2, "--gpus-per-run only apply to --backend ray"),
+    (["sweep", "-m", "tfn", "-d", "mosi", "--jobs", "0"], 2, "--jobs must be at least 1"),
+    (["sweep", "-m", "tfn", "-d", "mosi", "--devices", "tpu"], 2, "--device 'tpu' is not"),
+    (["sweep", "-m", "tfn", "-d", "sims", "--aligned"], 2, "sims has no aligned setting"),
+    (["sweep", "missing.yaml"], 2, "missing.yaml not found"),
+    (["leaderboard", "--format", "xls"], 2, "invalid choice: 'xls'"),
+    (["compare", "-m", "atsuko"], 2, "required: --against"),
+])
+def test_sweep_and_table_command_errors_are_one_line(tmp_path, capsys, argv, code, message):
+    got, lines = _main([*argv, *(["--out", str(tmp_path / "o")] if argv[0] == "sweep" else [])], capsys)
+    assert got == code and len(lines) == 1 and message in lines[0], lines
+    assert not (tmp_path / "o").exists()
+
+
+def test_ray_backend_without_ray_installed_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)       # import ray -> ImportError
+    got, lines = _main(["sweep", "-m", "tfn", "-d", "mosi", "--backend", "ray", "--out", str(tmp_path)], capsys)
+    assert got == 1 and lines == ['error: the ray backend needs Ray: pip install -e ".[ray]"']
+
+
+def test_leaderboard_and_compare_on_an_empty_store_fail_in_one_line(tmp_path, capsys):
+    for argv in (["leaderboard", "--results", str(tmp_path)],
+                 ["compare", "-m", "atsuko", "--against", "tfn", "--results", str(tmp_path)]):
+        got, lines = _main(argv, capsys)
+        assert got == 2 and len(lines) == 1 and "no ok runs" in lines[0]
