@@ -327,7 +327,7 @@ def cmd_memory_child(args) -> None:
         "ru_maxrss_after_step_mib": maxrss / 1024, "vmhwm_after_step_mib": hwm / 1024,
         "rss_after_step_mib": rss_after / 1024,
         "step_peak_growth_mib": (maxrss - rss_build) / 1024, "step_s": step_s,
-        "params_total": count(model), "params_bert": count(model.text_encoder),
+        "params_total": count(model), "params_bert": count(model.text_input),
         "params_router": router, "params_router_fc1": fc1.weight.numel() + fc1.bias.numel(),
         "router_fc1_shape": [fc1.in_features, fc1.out_features], "params_router_align": router_input,
         "torch_threads": torch.get_num_threads(),

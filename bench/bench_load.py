@@ -5,13 +5,15 @@ memory at most 2x the file size (MMSA unpickles the file three times). Each meas
 in a fresh subprocess, alternating the two, so page cache and allocator state are shared
 fairly; peak RSS is the child's ru_maxrss minus its RSS before loading.
 
-    python bench/bench_load.py [--repeats 3] [--dir /tmp/mmsa-bench]
+    python bench/bench_load.py [--repeats 3] [--dir /tmp/mmsa-bench] [--first-load]
 """
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 CHILD = r"""
@@ -35,8 +37,12 @@ print(json.dumps({'seconds': elapsed, 'peak_mb': (peak - base) / 1024}))
 """
 
 
-def measure(mode: str, path: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, mode, str(path)], capture_output=True, text=True, check=True)
+def measure(mode: str, path: Path, first_load: bool) -> dict:
+    env = dict(os.environ)
+    if first_load:      # an empty cache: the digest is computed, as on the first load of a file
+        env["MMSA_ATSUKO_CACHE"] = tempfile.mkdtemp()
+    out = subprocess.run([sys.executable, "-c", CHILD, mode, str(path)], capture_output=True, text=True,
+                         check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -44,6 +50,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--dir", default="/tmp/mmsa-bench")
+    p.add_argument("--first-load", action="store_true", help="no remembered sha256: hash while loading")
     args = p.parse_args()
     from mmsa_atsuko.data.synthetic import write_synthetic
     path = Path(args.dir) / "MOSI" / "Processed" / "unaligned_50.pkl"
@@ -53,7 +60,7 @@ def main():
     runs = {"pickle": [], "load_dataset": []}
     for _ in range(args.repeats):
         for mode in runs:
-            runs[mode].append(measure(mode, path))
+            runs[mode].append(measure(mode, path, args.first_load))
     t_pickle = statistics.median(r["seconds"] for r in runs["pickle"])
     t_load = statistics.median(r["seconds"] for r in runs["load_dataset"])
     peak = max(r["peak_mb"] for r in runs["load_dataset"])

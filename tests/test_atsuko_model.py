@@ -444,7 +444,7 @@ def test_bert_text_path(tiny_bert):
     out = model(tensors)
     model.loss(out, tensors)["total"].backward()
     assert out["pred"].shape == (n,)
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.text_encoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.text_input.parameters())
 
 
 def test_loading_an_uncalibrated_state_makes_training_raise_again():

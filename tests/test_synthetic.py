@@ -3,6 +3,7 @@ needs all three modalities, determinism, caching, and a tiny BERT that matches t
 import json
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import yaml
 from mmsa_atsuko.data import synthetic as syn
 from mmsa_atsuko.errors import UsageError
 
-FACTS = yaml.safe_load(open(syn._DATASETS_YAML, encoding="utf-8"))["datasets"]
+FACTS = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "datasets.yaml").read_text())["datasets"]
 SETTINGS = [(ds, aligned) for ds in syn.SYNTHETIC_DATASETS for aligned in (False, True)
             if ("aligned" if aligned else "unaligned") in FACTS[ds]["files"]]
 BASE_KEYS = {"raw_text", "text", "text_bert", "audio", "vision", "audio_lengths", "vision_lengths", "id",

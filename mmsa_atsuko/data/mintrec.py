@@ -47,8 +47,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
+from ..config import datasets_table
 from ..errors import DataError, UsageError
 from . import safe_pickle
 from .spec import MODALITIES, Dataset, DatasetSpec, Split
@@ -68,7 +68,6 @@ SOURCE_HINT = "get the MIntRec folder as https://github.com/thuiar/MIntRec descr
 TEXT_BATCH = 64              # samples per BERT forward pass when computing `text`
 NAMED_AT_MOST = 5            # how many missing keys / unknown labels an error names
 
-_DATASETS_YAML = Path(__file__).resolve().parents[2] / "configs" / "datasets.yaml"
 
 
 def _error(message: str) -> DataError:
@@ -76,11 +75,9 @@ def _error(message: str) -> DataError:
     return DataError(" ".join(message.split("\n")).replace("\r", " "))
 
 
-@functools.lru_cache(maxsize=1)
 def mintrec_facts() -> dict:
     """The `mintrec` entry of configs/datasets.yaml."""
-    with open(_DATASETS_YAML, encoding="utf-8") as f:
-        return yaml.safe_load(f)["datasets"][NAME]
+    return datasets_table()[NAME]
 
 
 def label_names() -> tuple:

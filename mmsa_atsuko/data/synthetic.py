@@ -30,7 +30,6 @@ starts with `synthetic:<recipe>` so results on these files cannot pass for real 
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -41,8 +40,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from mmsa_atsuko.config import datasets_table
 from mmsa_atsuko.errors import UsageError
 
 SYNTHETIC_DATASETS = ("mosi", "mosei", "sims", "simsv2")
@@ -57,8 +56,6 @@ RECIPE_VERSION = "v1"
 # that even MulT-style cross-modal attention trains in seconds. Feature dims stay real.
 SMALL_SPLIT_SIZES = {"train": 96, "valid": 32, "test": 32}
 SMALL_SEQ_LENS = {"text": 16, "audio": 24, "vision": 20}
-
-_DATASETS_YAML = Path(__file__).resolve().parents[2] / "configs" / "datasets.yaml"
 
 # ---------------------------------------------------------------------------------------
 # Vocabulary. The id layout copies bert-base where it matters to code that reads ids
@@ -100,16 +97,10 @@ _CHUNK = 512                                # samples per block when filling big
 
 # ------------------------------------------------------------------------- dataset facts
 
-@functools.lru_cache(maxsize=1)
-def _dataset_facts() -> dict:
-    with open(_DATASETS_YAML, encoding="utf-8") as f:
-        return yaml.safe_load(f)["datasets"]
-
-
 def _facts(dataset: str) -> dict:
     if dataset not in SYNTHETIC_DATASETS:
         raise UsageError(f"no synthetic version of dataset {dataset!r}; choose one of {', '.join(SYNTHETIC_DATASETS)}")
-    return _dataset_facts()[dataset]
+    return datasets_table()[dataset]
 
 
 def _check_args(dataset, size, seed, aligned) -> tuple[str, str, int, bool]:

@@ -21,6 +21,7 @@ from torch import nn
 
 from ...errors import UsageError
 from ...registry import register_model, register_variant
+from ..common.bert import TextInput
 from ..common.heads import ResidualHead
 from ..common.transformer import TransformerEncoder
 from .band_router import BAND_COMBINES, BAND_POOLS, SpectralBandRouter
@@ -74,19 +75,8 @@ class Atsuko(nn.Module):
         self.calibration_batch_size = int(config["eval_batch_size"] or config["batch_size"])
 
         # §1 encoders -------------------------------------------------------------------------
-        self.use_bert = bool(config["use_bert"])
-        if self.use_bert:
-            if not spec.has_text_bert:
-                raise UsageError(f"use_bert=true needs BERT token ids (text_bert), which dataset {spec.name!r} "
-                                 f"does not have; set -c use_bert=false to use its text features")
-            from ..common.bert import BertTextEncoder
-            self.text_encoder = BertTextEncoder(config["pretrained"], bool(config["use_finetune"]))
-            text_dim = self.text_encoder.hidden_size
-        else:
-            if not spec.has_text_features:
-                raise UsageError(f"use_bert=false needs text features (text), which dataset {spec.name!r} "
-                                 f"does not have; set -c use_bert=true")
-            text_dim = int(spec.feature_dims["text"])
+        self.text_input = TextInput(config, spec, "atsuko")     # BERT over text_bert, or text features
+        text_dim = self.text_input.dim
         input_dims = {"L": text_dim, "V": int(spec.feature_dims["vision"]), "A": int(spec.feature_dims["audio"])}
 
         # Per-modality temporal projection Conv1d(d_m, d, k_m, no padding, no bias), skipped
@@ -160,10 +150,7 @@ class Atsuko(nn.Module):
     # ------------------------------------------------------------------------------------------
     def encode(self, batch: dict) -> dict:
         """§1: the batch -> X_m (B, T'_m, d) for m in L, V, A (the signal the bands are cut from)."""
-        if self.use_bert:
-            text = self.text_encoder(batch["text_bert"])
-        else:
-            text = batch["text"]
+        text = self.text_input(batch)
         dtype = self.shared_conv.weight.dtype
         raw = {"L": F.dropout(text.to(dtype), p=self.text_dropout, training=self.training),   # EMOE text dropout
                "V": batch["vision"].to(dtype), "A": batch["audio"].to(dtype)}

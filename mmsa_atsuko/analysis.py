@@ -1,0 +1,416 @@
+"""Analyses of trained runs: load a run's checkpoint, look inside Atsuko, re-test under corruptions.
+
+The numbers computed here are what `plots.py` draws and what the CSVs next to each figure hold
+(issue 7). Nothing here imports matplotlib.
+
+- `load_run`: a run's record, config, dataset and model with its best checkpoint loaded.
+- `explain_tables`: Atsuko's interpretability outputs (spec §13) as tables.
+- `robustness_table`: test metrics under Gaussian noise, a zeroed modality and frame drops.
+- `tsne_table`: t-SNE of the fused test features of the Atsuko ablation runs.
+- `sensitivity_table`: key metric, mean and std over seeds, against one hyperparameter's value.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from easydict import EasyDict
+
+from .errors import DataError, UsageError
+from .results import read_records
+
+# Modality order of the model outputs (L, V, A) and how figures and CSVs name them.
+MODALITY_CODES = ("L", "V", "A")
+MODALITY_NAMES = {"L": "text", "V": "vision", "A": "audio"}
+ATSUKO_FAMILY = ("atsuko", "atsuko_base", "atsuko_sbn", "atsuko_mcm")
+
+
+@dataclass
+class LoadedRun:
+    record: dict
+    config: EasyDict
+    data: object           # data.spec.Dataset
+    model: torch.nn.Module
+    run_dir: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.record["run_id"]
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.record.get("synthetic"))
+
+    @property
+    def eval_batch_size(self) -> int:
+        return int(self.config.eval_batch_size or self.config.batch_size)
+
+
+def key_metric(dataset_task: str) -> str:
+    """The metric figures plot: MAE for regression, macro-F1 for classification (leaderboard's default)."""
+    return "f1" if dataset_task == "classification" else "MAE"
+
+
+def find_record(results, run_id: str) -> dict:
+    """The `ok` record of `run_id` in `<results>/runs.jsonl` (one-line error when there is none)."""
+    records = read_records(Path(results))
+    if not records:
+        raise UsageError(f"no runs recorded in {Path(results) / 'runs.jsonl'} (give --results DIR)")
+    matches = [r for r in records if r.get("run_id") == run_id and r.get("status") == "ok"]
+    if not matches:
+        raise UsageError(f"unknown run id {run_id!r}: no finished run of that id in {Path(results) / 'runs.jsonl'}")
+    return matches[-1]
+
+
+def _load_run_data(record: dict):
+    """The dataset the run was trained on; synthetic data is regenerated if its cache is gone."""
+    from .data import load_dataset
+    path = record.get("data_path")
+    if record.get("synthetic") and (not path or not Path(path).exists()):
+        from .api import synthetic_cache_dir
+        from .data.synthetic import ensure_synthetic
+        recipe = str(record["data"]).partition("synthetic:")[2]
+        size = "full" if "-full-" in recipe else "small"
+        path, _bert = ensure_synthetic(record["dataset"], synthetic_cache_dir(), size=size,
+                                       aligned=bool(record["aligned"]))
+    if not path or not Path(path).exists():
+        raise DataError(f"the data of run {record['run_id']} is gone: {path} does not exist")
+    data = load_dataset(record["dataset"], aligned=bool(record["aligned"]), feature_path=path,
+                        pretrained=record["config"].get("pretrained"))
+    if data.spec.source != record["data"]:
+        raise DataError(f"{path} is not the data run {record['run_id']} was trained on "
+                        f"({data.spec.source} != {record['data']})")
+    return data
+
+
+def load_run(results="results", run_id: str | None = None, checkpoint=None, data_cache: dict | None = None) -> LoadedRun:
+    """A trained run ready for analysis: model in eval() mode with `best.pt` loaded, on CPU.
+
+    Give `run_id` (looked up in `<results>/runs.jsonl`) or `checkpoint` (a run folder's best.pt;
+    its folder name is the run id). `data_cache` shares loaded datasets between runs.
+    """
+    from .registry import build_model
+    if (run_id is None) == (checkpoint is None):
+        raise UsageError("give exactly one of --run RUN_ID or --checkpoint PATH")
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_file():
+            raise UsageError(f"checkpoint {checkpoint} not found")
+        run_id = checkpoint.resolve().parent.name
+    record = find_record(results, run_id)
+    run_dir = Path(record["run_dir"])
+    if not run_dir.is_dir():          # a results folder moved since: the run folder sits under it
+        run_dir = Path(results) / "runs" / run_id
+    checkpoint = checkpoint or run_dir / "best.pt"
+    if not Path(checkpoint).is_file():
+        raise DataError(f"checkpoint missing for run {run_id}: {checkpoint} does not exist")
+    key = (record["data"], record.get("data_path"))
+    cache = {} if data_cache is None else data_cache
+    if key not in cache:
+        cache[key] = _load_run_data(record)
+    data = cache[key]
+    config = EasyDict(record["config"])
+    model = build_model(record["model"], config, data.spec)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    model.eval()
+    return LoadedRun(record, config, data, model, run_dir)
+
+
+@torch.no_grad()
+def forward_split(run: LoadedRun, split, return_spectral: bool = False, with_loss: bool = False) -> list[dict]:
+    """The model's outputs batch by batch over `split` in file order (eval mode, no masking)."""
+    run.model.eval()
+    outputs = []
+    for batch in split.batches(run.eval_batch_size):
+        out = run.model(batch, return_spectral=return_spectral)
+        if with_loss:
+            out["loss_terms"] = run.model.loss(out, batch)
+        out["batch"] = batch
+        outputs.append(out)
+    return outputs
+
+
+def _cat(outputs, *path) -> np.ndarray:
+    def pick(out):
+        for key in path:
+            out = out[key]
+        return out
+    return torch.cat([pick(o).float() for o in outputs]).numpy()
+
+
+# ------------------------------------------------------------------------------------------
+# explain (Atsuko only)
+# ------------------------------------------------------------------------------------------
+def require_atsuko(run: LoadedRun, what: str = "explain") -> None:
+    if run.record["model"] not in ATSUKO_FAMILY:
+        raise UsageError(f"{what} reads Atsuko's routers; run {run.run_id} is model {run.record['model']!r}, "
+                         f"not atsuko")
+
+
+def find_partner_without_mcm(results, run: LoadedRun) -> str | None:
+    """The latest run of the same data, seed and band setting with the MCM switched off, if any."""
+    config = run.record["config"]
+    partners = [r for r in read_records(Path(results))
+                if r.get("status") == "ok" and r.get("model") in ATSUKO_FAMILY
+                and r["dataset"] == run.record["dataset"] and bool(r["aligned"]) == bool(run.record["aligned"])
+                and r["data"] == run.record["data"] and r["seed"] == run.record["seed"]
+                and not r["config"].get("use_mcm") and r["config"].get("use_sbn") == config.get("use_sbn")]
+    return partners[-1]["run_id"] if partners else None
+
+
+def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None = None) -> dict[str, pd.DataFrame]:
+    """Atsuko's interpretability outputs (spec §13) as tables, one per figure.
+
+    Keys: spectral_energy, band_components (first chosen sample), band_weights (test mean and
+    the chosen samples), modality_weights (chosen samples, with and without the MCM when
+    `partner` is given), mcm_target (q next to w; MCM runs only), modality_weight_distribution
+    (every test sample). The chosen samples are the first `samples` test samples in file order.
+    """
+    require_atsuko(run)
+    model, test = run.model, run.data.test
+    if samples < 1:
+        raise UsageError("--samples must be at least 1")
+    samples = min(samples, len(test))
+    outputs = forward_split(run, test, return_spectral=model.use_sbn, with_loss=model.use_mcm)
+    ids = list(test.ids)
+    weights = _cat(outputs, "modality_weights")                       # (N, 3), L V A
+    tables = {}
+
+    tables["modality_weight_distribution"] = pd.DataFrame(
+        {"sample_id": ids, **{MODALITY_NAMES[m]: weights[:, i] for i, m in enumerate(MODALITY_CODES)}})
+
+    rows = [_weight_row(ids[n], "with MCM" if model.use_mcm else "without MCM", weights[n]) for n in range(samples)]
+    if partner is not None:
+        partner_weights = _cat(forward_split(partner, partner.data.test), "modality_weights")
+        if list(partner.data.test.ids) != ids:
+            raise DataError(f"run {partner.run_id} was tested on other samples than {run.run_id}")
+        rows += [_weight_row(ids[n], "without MCM", partner_weights[n]) for n in range(samples)]
+    tables["modality_weights"] = pd.DataFrame(rows)
+
+    if model.use_mcm:
+        q = _cat(outputs, "loss_terms", "q")
+        tables["mcm_target"] = pd.DataFrame(
+            [_weight_row(ids[n], "MCM target q", q[n]) for n in range(samples)]
+            + [_weight_row(ids[n], "router weight w", weights[n]) for n in range(samples)])
+
+    if model.use_sbn:
+        num_bands = model.num_bands
+        band_rows = []
+        for m in MODALITY_CODES:
+            band_weights = _cat(outputs, "band_weights", m)              # (N, K)
+            band_rows.append({"sample_id": "test mean", "modality": MODALITY_NAMES[m],
+                              **{f"band_{k}": band_weights[:, k].mean() for k in range(num_bands)}})
+            band_rows += [{"sample_id": ids[n], "modality": MODALITY_NAMES[m],
+                           **{f"band_{k}": band_weights[n, k] for k in range(num_bands)}} for n in range(samples)]
+        tables["band_weights"] = pd.DataFrame(band_rows)
+
+        energy_rows, component_rows = [], []
+        first = outputs[0]
+        for m in MODALITY_CODES:
+            block = model.sbn[m].spectrum
+            bounds = block.band_bounds.tolist()
+            band_of = np.searchsorted(bounds, np.arange(block.length), side="right") - 1
+            for j in range(block.length):
+                energy_rows.append({"modality": MODALITY_NAMES[m], "frequency_index": j,
+                                    "eigenvalue": float(block.eigvals[j]), "band": int(band_of[j]),
+                                    "mean_energy": float(block.energy_mean[j])})
+            # The sample's band signals X_k (K, T', d) on its most energetic feature channel.
+            bands = first["band_components"][m][0]
+            signal = first["features"][m][0]                              # X (T', d)
+            channel = int(signal.pow(2).sum(0).argmax())
+            for t in range(signal.shape[0]):
+                component_rows.append({"sample_id": ids[0], "modality": MODALITY_NAMES[m], "channel": channel,
+                                       "time_step": t, "signal": float(signal[t, channel]),
+                                       **{f"band_{k}": float(bands[k, t, channel]) for k in range(num_bands)}})
+        tables["spectral_energy"] = pd.DataFrame(energy_rows)
+        tables["band_components"] = pd.DataFrame(component_rows)
+    return tables
+
+
+def _weight_row(sample_id, variant: str, values) -> dict:
+    return {"sample_id": sample_id, "variant": variant,
+            **{MODALITY_NAMES[m]: float(values[i]) for i, m in enumerate(MODALITY_CODES)}}
+
+
+# ------------------------------------------------------------------------------------------
+# robustness
+# ------------------------------------------------------------------------------------------
+NOISE_SNR_DB = (20.0, 10.0, 5.0, 0.0, -5.0)
+FRAME_DROP_RATES = (0.1, 0.25, 0.5)
+INPUT_KEY = {"text": "text", "vision": "vision", "audio": "audio"}
+
+
+def _modality_tensor_key(split, modality: str) -> str:
+    """The float feature tensor of a modality; BERT token ids cannot take noise."""
+    if modality == "text" and "text" not in split.tensors:
+        return "text_bert"
+    return modality
+
+
+def corrupt_split(split, corruption: str, modality: str, level: float, seed: int = 0):
+    """A copy of `split` with one modality corrupted; the other tensors are shared, not copied.
+
+    noise:      x + N(0, s^2), s^2 = (mean x^2 of the sample) / 10^(SNR/10), level = SNR in dB;
+    zero:       the modality's features set to 0 (BERT text: every token [PAD] but [CLS]);
+    frame_drop: each time step zeroed independently with probability `level`.
+    The draws come from a generator seeded with `seed`, so a table is reproducible.
+    """
+    from .data.spec import Split
+    generator = torch.Generator().manual_seed(seed)
+    key = _modality_tensor_key(split, modality)
+    x = split.tensors[key]
+    if key == "text_bert":
+        if corruption != "zero":
+            raise UsageError(f"{corruption} needs text features; this run's text is BERT token ids")
+        corrupted = x.clone()
+        corrupted[:, 0] = 0                              # token ids -> [PAD]
+        corrupted[:, 1] = 0                              # attention mask off ...
+        corrupted[:, 1, 0] = 1                           # ... but for the [CLS] position
+        corrupted[:, 2] = 0
+    elif corruption == "noise":
+        power = x.float().pow(2).mean(dim=tuple(range(1, x.dim())), keepdim=True)
+        std = (power / 10 ** (level / 10)).sqrt()
+        corrupted = x + std * torch.randn(x.shape, generator=generator).to(x.dtype)
+    elif corruption == "zero":
+        corrupted = torch.zeros_like(x)
+    elif corruption == "frame_drop":
+        keep = torch.rand(x.shape[:2], generator=generator) >= level
+        corrupted = x * keep.unsqueeze(-1).to(x.dtype)
+    else:
+        raise ValueError(f"unknown corruption {corruption!r}")
+    return Split(split.name, {**split.tensors, key: corrupted}, split.ids)
+
+
+def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_RATES) -> pd.DataFrame:
+    """Test metrics of `run` clean and under each corruption, one modality at a time.
+
+    Columns: run_id, model, corruption (clean | noise | zero | frame_drop), modality, level,
+    level_unit, then every metric. The clean row is the test split itself, evaluated as training did.
+    """
+    from .training.trainer import evaluate
+    dataset, test = run.data.spec.name, run.data.test
+    rows = []
+
+    def add(corruption, modality, level, unit, split):
+        metrics = evaluate(run.model, split, dataset, run.eval_batch_size).metrics
+        rows.append({"run_id": run.run_id, "model": run.record["model"], "corruption": corruption,
+                     "modality": modality, "level": level, "level_unit": unit, **metrics})
+
+    add("clean", "none", 0.0, "", test)
+    for modality in ("text", "vision", "audio"):
+        bert_text = _modality_tensor_key(test, modality) == "text_bert"
+        if not bert_text:
+            for snr in snr_db:
+                add("noise", modality, float(snr), "SNR dB", corrupt_split(test, "noise", modality, snr))
+        add("zero", modality, 1.0, "", corrupt_split(test, "zero", modality, 1.0))
+        if not bert_text:
+            for rate in drop_rates:
+                add("frame_drop", modality, float(rate), "drop rate",
+                    corrupt_split(test, "frame_drop", modality, rate))
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def predictions(run: LoadedRun, split) -> np.ndarray:
+    return _cat(forward_split(run, split), "pred")
+
+
+# ------------------------------------------------------------------------------------------
+# t-SNE over the ablation variants
+# ------------------------------------------------------------------------------------------
+def variant_name(config: dict) -> str:
+    """Table 4's row name of an Atsuko-family config."""
+    sbn, mcm = bool(config.get("use_sbn")), bool(config.get("use_mcm"))
+    return {(False, False): "base (no SBN, no MCM)", (True, False): "+SBN", (False, True): "+MCM",
+            (True, True): "full Atsuko (SBN + MCM)"}[(sbn, mcm)]
+
+
+VARIANT_ORDER = ("base (no SBN, no MCM)", "+SBN", "+MCM", "full Atsuko (SBN + MCM)")
+
+
+def ablation_runs(results, dataset: str | None = None, seed: int | None = None) -> dict[str, str]:
+    """variant name -> run id of its latest ok Atsuko-family run (on `dataset` and `seed` if given)."""
+    records = [r for r in read_records(Path(results)) if r.get("status") == "ok" and r.get("model") in ATSUKO_FAMILY]
+    if dataset is None and records:
+        dataset = records[-1]["dataset"]
+    chosen = {}
+    for r in records:
+        if r["dataset"] == dataset and (seed is None or r["seed"] == seed):
+            chosen[variant_name(r["config"])] = r["run_id"]
+    if not chosen:
+        raise UsageError(f"no Atsuko runs{f' on {dataset}' if dataset else ''}"
+                         f"{f' with seed {seed}' if seed is not None else ''} in {Path(results) / 'runs.jsonl'}")
+    return {name: chosen[name] for name in VARIANT_ORDER if name in chosen}
+
+
+def sentiment_class(labels: np.ndarray) -> np.ndarray:
+    """Regression labels binned as MMSA's 3 classes: negative (< 0), neutral (0), positive (> 0)."""
+    return np.where(labels < 0, "negative", np.where(labels > 0, "positive", "neutral"))
+
+
+def tsne_table(runs: dict[str, LoadedRun], seed: int = 0) -> pd.DataFrame:
+    """The 2-D t-SNE (sklearn, `random_state=seed`) of each variant's fused test features c_proj."""
+    from sklearn.manifold import TSNE
+    rows = []
+    for variant, run in runs.items():
+        outputs = forward_split(run, run.data.test)
+        features = _cat(outputs, "c_proj")
+        labels = _cat(outputs, "batch", "label") if run.data.spec.task == "regression" else None
+        perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
+        embedded = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(features)
+        if labels is not None:
+            classes = sentiment_class(labels)
+        else:
+            names = run.data.spec.label_names
+            classes = [names[int(c)] if names else str(int(c)) for c in torch.cat([o["batch"]["label"] for o in outputs])]
+        rows += [{"variant": variant, "run_id": run.run_id, "sample_id": sid, "label_class": cls,
+                  "tsne_1": float(a), "tsne_2": float(b)}
+                 for sid, cls, (a, b) in zip(run.data.test.ids, classes, embedded)]
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------
+# sensitivity
+# ------------------------------------------------------------------------------------------
+SENSITIVITY_PARAMS = {          # the paper's Fig. 3: parameter -> default grid
+    "lambda_ent": (0.0, 0.5, 1.0, 2.0),
+    "band_mask_rate": (0.0, 0.1, 0.2, 0.3),
+    "lambda_comp": (0.0, 0.05, 0.1, 0.2),
+    "lambda_distill": (0.0, 0.05, 0.1, 0.2),
+}
+PARAM_LABELS = {"lambda_ent": "entropy weight λ_ent", "band_mask_rate": "band mask rate p",
+                "lambda_comp": "complementarity weight λ_comp", "lambda_distill": "distillation weight λ_d"}
+
+
+def sensitivity_table(results, model: str, dataset: str, param: str, values, seeds, aligned: bool = False,
+                      synthetic: bool | None = None, preset: str | None = None) -> pd.DataFrame:
+    """Key metric mean and sample std over seeds for each value of `param`, read from the store.
+
+    A run counts when its model, dataset, aligned flag and seed match and its config has
+    `param == value` (the runs the sweep made with `-c param=value`).
+    """
+    records = [r for r in read_records(Path(results)) if r.get("status") == "ok" and r["model"] == model
+               and r["dataset"] == dataset and bool(r["aligned"]) == aligned and r["seed"] in seeds
+               and (synthetic is None or bool(r["synthetic"]) == synthetic)
+               and (preset is None or r.get("preset") == preset)]
+    rows = []
+    for value in values:
+        matching = {}
+        for r in records:                  # later records win per seed
+            if math.isclose(float(r["config"].get(param, math.nan)), float(value)):
+                matching[r["seed"]] = r
+        if not matching:
+            raise DataError(f"no finished {model} run on {dataset} with {param}={value} in {results}/runs.jsonl")
+        task = "classification" if "f1" in next(iter(matching.values()))["metrics"] else "regression"
+        metric = key_metric(task)
+        scores = np.array([m["metrics"][metric] for m in matching.values()], dtype=float)
+        rows.append({"param": param, "value": float(value), "metric": metric, "mean": scores.mean(),
+                     "std": scores.std(ddof=1) if len(scores) > 1 else 0.0, "seeds": len(scores),
+                     "run_ids": " ".join(m["run_id"] for m in matching.values()),
+                     "synthetic": any(m["synthetic"] for m in matching.values())})
+    return pd.DataFrame(rows)
