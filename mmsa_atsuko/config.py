@@ -16,7 +16,9 @@ type (an int may stand for a float; null only where the default is null).
 """
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -30,12 +32,27 @@ from .registry import get_model_class
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
+# libyaml's loader where PyYAML was built with it: the pure-Python one takes ~60 ms for
+# datasets.yaml, more than validating a feature file.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: Path) -> dict:
+    """The YAML file as a dict (a fresh copy: callers may change it)."""
+    path = Path(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        stamp = path.stat().st_mtime_ns
     except FileNotFoundError:
         raise UsageError(f"config file {path} not found") from None
+    return copy.deepcopy(_parse_yaml(str(path), stamp))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_yaml(path: str, mtime_ns: int) -> dict:
+    """Parsed once per file version (the mtime is part of the key, so an edited file is re-read)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_SafeLoader)
     except yaml.YAMLError as e:
         raise UsageError(f"config file {path} is not valid YAML: {' '.join(str(e).split())}") from None
     return data or {}
