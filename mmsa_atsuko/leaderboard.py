@@ -433,9 +433,10 @@ def render_markdown(tables, ablations=(), published=(), published_ablation=False
                 text = _cell_text(m, row.cells[m], _row_n(row), " ± ")
                 cells.append(f"**{text}**" if m in row.best else text)
             lines.append([row.label, str(_row_n(row))] + cells + [_sig_text(row)])
+        raw = sorted(RAW_METRICS & set(t.metrics))
+        units = "accuracies/F1 in %" + (f", {', '.join(raw)} as is" if raw else "")
         parts.append(f"### {t.title()}\n\n"
-                     f"Mean ± sample std (ddof=1) over seeds; accuracies/F1 in %, {', '.join(sorted(RAW_METRICS & set(t.metrics)))} "
-                     f"as is; **bold** = best in column (↓ lower is better, ↑ higher); † = Welch p < "
+                     f"Mean ± sample std (ddof=1) over seeds; {units}; **bold** = best in column (↓ lower is better, ↑ higher); † = Welch p < "
                      f"{SIGNIFICANCE} against the best other model on {t.key_metric}.\n\n"
                      + _md_table(header, lines)
                      + "".join(f"\n\n- {note}" for note in t.notes))
