@@ -277,30 +277,31 @@ class _Checker:
         if text is not None:
             text = self.features("text", text)
             tensors["text"] = torch.from_numpy(text)
+        # Lengths and masks are computed in numpy and wrapped at the end: the first torch
+        # reduction of a process starts torch's thread pool (tens of ms), which belongs to
+        # training, not to reading a file.
         if bert is not None:
-            tensors["text_bert"] = torch.from_numpy(self.text_bert(bert))
+            bert = self.text_bert(bert)
+            tensors["text_bert"] = torch.from_numpy(bert)
             # Row 1 is BERT's attention mask: its sum is the number of real tokens.
-            text_lengths = tensors["text_bert"][:, 1].sum(dim=1)
+            text_lengths = bert[:, 1].sum(axis=1)
         else:
             # Without BERT inputs, a time step is real if its feature row is not all zeros
             # (padding is zeros). max/min along the feature axis find the non-zero rows
             # without a full-size boolean temporary.
             nonzero = (text.max(axis=2) != 0) | (text.min(axis=2) != 0)
-            text_lengths = torch.from_numpy(nonzero.sum(axis=1).astype(np.int64))
+            text_lengths = nonzero.sum(axis=1).astype(np.int64)
         for key, array in (("audio", audio), ("vision", vision)):
             tensors[key] = torch.from_numpy(self.features(key, array, neginf_ok=True))
 
-        tensors["text_lengths"] = text_lengths
+        lengths = {"text": text_lengths}
         for key in ("audio", "vision"):
-            if self.aligned:
-                # Aligned frames follow the text tokens; MMSA never reads stored lengths here.
-                tensors[f"{key}_lengths"] = text_lengths.clone()
-            else:
-                tensors[f"{key}_lengths"] = torch.from_numpy(
-                    self.lengths(data, f"{key}_lengths", shapes[f"{key}_len"]))
+            # Aligned frames follow the text tokens; MMSA never reads stored lengths there.
+            lengths[key] = (text_lengths.copy() if self.aligned
+                            else self.lengths(data, f"{key}_lengths", shapes[f"{key}_len"]))
         for m in MODALITIES:
-            padded = shapes[f"{m}_len"]
-            tensors[f"{m}_mask"] = torch.arange(padded)[None, :] < tensors[f"{m}_lengths"][:, None]
+            tensors[f"{m}_lengths"] = torch.from_numpy(lengths[m])
+            tensors[f"{m}_mask"] = torch.from_numpy(np.arange(shapes[f"{m}_len"])[None, :] < lengths[m][:, None])
 
         tensors["label"] = torch.from_numpy(self.labels("regression_labels", labels))
         if self.facts.get("unimodal_labels"):
