@@ -264,8 +264,168 @@ def cmd_download(argv) -> int:
     return 0
 
 
+def explain_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py explain", description="Figures of what Atsuko's routers learned (PNG + PDF + "
+                      "CSV each): spectral energy with band boundaries, band components, band weights, "
+                      "modality weights with/without the MCM, MCM target q vs w, weight distribution.")
+    p.add_argument("-m", "--model", default="atsuko", help="must be atsuko (or an Atsuko ablation)")
+    p.add_argument("-d", "--dataset", help="dataset of the run (checked against its record)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="run id in <results>/runs.jsonl")
+    source.add_argument("--checkpoint", help="a run folder's best.pt")
+    p.add_argument("--samples", type=int, default=10, help="test samples shown per sample (default 10)")
+    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    p.add_argument("--out", help="folder for the figures (default: the run's folder)")
+    return p
+
+
+def cmd_explain(argv) -> int:
+    args = explain_parser().parse_args(argv)
+    from .analysis import ATSUKO_FAMILY, explain_tables, find_partner_without_mcm, load_run, require_atsuko
+    from .plots import pyplot, write_explain
+    if args.model not in ATSUKO_FAMILY:
+        raise UsageError(f"explain reads Atsuko's routers; -m {args.model} is not atsuko")
+    pyplot()                                        # fail on a missing matplotlib before any work
+    cache = {}
+    run = load_run(args.results, args.run, args.checkpoint, data_cache=cache)
+    require_atsuko(run)
+    if args.dataset and args.dataset != run.record["dataset"]:
+        raise UsageError(f"run {run.run_id} is on {run.record['dataset']}, not {args.dataset}")
+    partner = None
+    if run.model.use_mcm:
+        partner_id = find_partner_without_mcm(args.results, run)
+        partner = load_run(args.results, partner_id, data_cache=cache) if partner_id else None
+    tables = explain_tables(run, args.samples, partner)
+    where = f"{run.record['model']} on {run.record['dataset']}{' aligned' if run.record['aligned'] else ''}, " \
+            f"seed {run.record['seed']}"
+    out = args.out or run.run_dir
+    for path in write_explain(tables, out, where, run.synthetic):
+        print(f"wrote {path}")
+    if run.model.use_mcm and partner is None:
+        print("note: no run of the same data and seed without the MCM; modality weights shown for this run only")
+    return 0
+
+
+def robustness_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py robustness", description="Re-test trained runs on the test split under "
+                      "Gaussian noise (SNR), a zeroed modality and random frame drops, one modality at a time; "
+                      "writes robustness.csv and robustness.png/.pdf.")
+    p.add_argument("--run", nargs="+", required=True, help="run id(s) in <results>/runs.jsonl (one line each)")
+    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    p.add_argument("--out", help="folder for the table and figure (default: the first run's folder)")
+    return p
+
+
+def cmd_robustness(argv) -> int:
+    args = robustness_parser().parse_args(argv)
+    import pandas as pd
+    from .analysis import key_metric, load_run, robustness_table
+    from .metrics import lower_is_better
+    from .plots import plot_robustness, pyplot, save_figure
+    pyplot()
+    cache, tables, runs = {}, [], []
+    for run_id in args.run:
+        run = load_run(args.results, run_id, data_cache=cache)
+        runs.append(run)
+        tables.append(robustness_table(run))
+    if len({r.record["dataset"] for r in runs}) > 1:
+        raise UsageError("robustness compares runs on one dataset; these runs are on several")
+    table = pd.concat(tables, ignore_index=True)
+    metric = key_metric(runs[0].data.spec.task)
+    fig = plot_robustness(table, metric, any(r.synthetic for r in runs), lower_is_better(metric))
+    for path in save_figure(fig, table, args.out or runs[0].run_dir, "robustness"):
+        print(f"wrote {path}")
+    return 0
+
+
+def tsne_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py tsne", description="t-SNE (sklearn, fixed seed) of the fused test features "
+                      "of the Atsuko ablation runs, one panel per variant, colored by label; writes tsne.png/.pdf/.csv.")
+    p.add_argument("-d", "--dataset", help="dataset (default: that of the latest Atsuko run)")
+    p.add_argument("-s", "--seed", type=int, help="training seed of the runs (default: the latest run of each variant)")
+    p.add_argument("--tsne-seed", type=int, default=0, help="t-SNE random_state (default 0)")
+    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    p.add_argument("--out", help="folder for the figure (default <results>/figures)")
+    return p
+
+
+def cmd_tsne(argv) -> int:
+    args = tsne_parser().parse_args(argv)
+    from pathlib import Path
+    from .analysis import ablation_runs, load_run, tsne_table
+    from .plots import plot_tsne, pyplot, save_figure
+    pyplot()
+    cache = {}
+    runs = {variant: load_run(args.results, run_id, data_cache=cache)
+            for variant, run_id in ablation_runs(args.results, args.dataset, args.seed).items()}
+    table = tsne_table(runs, args.tsne_seed)
+    first = next(iter(runs.values())).record
+    where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}"
+    fig = plot_tsne(table, where, any(r.synthetic for r in runs.values()))
+    for path in save_figure(fig, table, args.out or Path(args.results) / "figures", f"tsne_{first['dataset']}"):
+        print(f"wrote {path}")
+    return 0
+
+
+def sensitivity_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py sensitivity", description="Run (through the sweep, skipping recorded runs) or "
+                      "read one run per value and seed, and plot the key test metric, mean ± std over seeds, "
+                      "against the value. --param all does the paper's four (Fig. 3).")
+    p.add_argument("-m", "--model", default="atsuko")
+    p.add_argument("-d", "--dataset", required=True)
+    p.add_argument("--param", nargs="+", default=["all"],
+                   help="lambda_ent, band_mask_rate, lambda_comp, lambda_distill, or all (default)")
+    p.add_argument("--values", nargs="+", type=float, help="values to try (one --param only; default its grid)")
+    p.add_argument("-s", "--seeds", nargs="+", type=int, default=[1111, 1112, 1113])
+    p.add_argument("--aligned", action="store_true")
+    p.add_argument("--synthetic", action="store_true")
+    p.add_argument("--preset", help="named preset block of the model config (e.g. small)")
+    p.add_argument("--max-epochs", type=int)
+    p.add_argument("--read-only", action="store_true", help="run nothing; plot the runs already recorded")
+    p.add_argument("--results", default="results", help="results folder of the runs (default results/)")
+    p.add_argument("--out", help="folder for the figure (default <results>/figures)")
+    return p
+
+
+def cmd_sensitivity(argv) -> int:
+    args = sensitivity_parser().parse_args(argv)
+    from pathlib import Path
+    import pandas as pd
+    from .analysis import SENSITIVITY_PARAMS, key_metric, sensitivity_table
+    from .metrics import lower_is_better
+    from .plots import plot_sensitivity, pyplot, save_figure
+    from .sweep import LocalBackend, sweep
+    params = list(SENSITIVITY_PARAMS) if args.param == ["all"] else args.param
+    unknown = [p for p in params if p not in SENSITIVITY_PARAMS]
+    if unknown:
+        raise UsageError(f"unknown --param {', '.join(unknown)}; choose from {', '.join(SENSITIVITY_PARAMS)} or all")
+    if args.values and len(params) > 1:
+        raise UsageError("--values goes with one --param")
+    pyplot()
+    tables = []
+    for param in params:
+        values = args.values or SENSITIVITY_PARAMS[param]
+        if not args.read_only:
+            for value in values:
+                sweep(out=args.results, backend=LocalBackend(), echo=lambda line: print(line, flush=True),
+                      models=[args.model], datasets=[args.dataset], seeds=args.seeds, aligned=args.aligned,
+                      synthetic=args.synthetic, preset=args.preset, max_epochs=args.max_epochs,
+                      config=[f"{param}={value}"])
+        tables.append(sensitivity_table(args.results, args.model, args.dataset, param, values, args.seeds,
+                                        aligned=args.aligned, synthetic=args.synthetic, preset=args.preset))
+    table = pd.concat(tables, ignore_index=True)
+    metric = table.metric.iloc[0]
+    where = f"{args.model} on {args.dataset}{' aligned' if args.aligned else ''}"
+    fig = plot_sensitivity(table, where, bool(table.synthetic.any()), lower_is_better(metric))
+    for path in save_figure(fig, table, args.out or Path(args.results) / "figures",
+                            f"sensitivity_{args.model}_{args.dataset}"):
+        print(f"wrote {path}")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "synth": cmd_synth, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
-            "compare": cmd_compare, "download": cmd_download}
+            "compare": cmd_compare, "download": cmd_download, "explain": cmd_explain,
+            "robustness": cmd_robustness, "tsne": cmd_tsne, "sensitivity": cmd_sensitivity}
 
 
 def main(argv=None) -> int:

@@ -28,6 +28,14 @@ def pyplot():
     return plt
 
 
+def short_id(sample_id) -> str:
+    """A sample id for a tick label: MMSA's 'video$_$clip' without a synthetic recipe prefix."""
+    text = str(sample_id)
+    if text.startswith("synthetic:"):
+        text = text.split("$_$", 1)[-1]
+    return text.replace("$", r"\$")            # '$' would start mathtext
+
+
 def band_name(k: int, num_bands: int) -> str:
     return BAND_NAMES[k] if num_bands == 3 else f"band {k}"
 
@@ -45,7 +53,7 @@ def save_figure(fig, table: pd.DataFrame, out_dir, name: str) -> list[Path]:
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
     plt.close(fig)
-    table.to_csv(paths[2], index=False, float_format="%.9g")
+    table.to_csv(paths[2], index=False)           # full precision: the CSV round-trips the numbers
     return paths
 
 
@@ -85,7 +93,7 @@ def plot_band_components(table, where: str, synthetic: bool):
         ax.set_ylabel("feature value (projected units)")
         ax.legend(fontsize=7)
     sample = table.sample_id.iloc[0]
-    fig.suptitle(_title(f"Time-domain band components of test sample {sample} — {where}", synthetic))
+    fig.suptitle(_title(f"Time-domain band components of test sample {short_id(sample)} — {where}", synthetic))
     fig.tight_layout()
     return fig
 
@@ -93,7 +101,7 @@ def plot_band_components(table, where: str, synthetic: bool):
 def plot_band_weights(table, where: str, synthetic: bool):
     plt = pyplot()
     bands = [c for c in table.columns if c.startswith("band_")]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [1, 2.2]})
+    fig, axes = plt.subplots(1, 2, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1, 2.2]})
     means = table[table.sample_id == "test mean"].set_index("modality").loc[list(MODALITIES)]
     x = np.arange(len(bands))
     width = 0.8 / len(MODALITIES)
@@ -119,11 +127,11 @@ def plot_band_weights(table, where: str, synthetic: bool):
                         alpha=1 - 0.3 * k, hatch=hatches[k % 3], edgecolor="white",
                         label=f"{modality}, {band_name(k, len(bands))} band")
             bottom += rows[column].to_numpy()
-    axes[1].set_xticks(np.arange(len(samples)), [str(s)[-12:] for s in samples], rotation=45, ha="right", fontsize=7)
+    axes[1].set_xticks(np.arange(len(samples)), [short_id(s) for s in samples], rotation=45, ha="right", fontsize=7)
     axes[1].set_xlabel("test sample id")
     axes[1].set_ylabel("band weight w^b (stacked, sums to 1)")
     axes[1].set_title("chosen test samples (bars: text, vision, audio)")
-    axes[1].legend(fontsize=6, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(_title(f"Band-router weights — {where}", synthetic))
     fig.tight_layout()
     return fig
@@ -135,12 +143,12 @@ def _stacked_weights(ax, rows, title: str):
     for modality in MODALITIES:
         ax.bar(np.arange(len(samples)), rows[modality], bottom=bottom, color=MODALITY_COLORS[modality], label=modality)
         bottom += rows[modality].to_numpy()
-    ax.set_xticks(np.arange(len(samples)), [str(s)[-12:] for s in samples], rotation=45, ha="right", fontsize=7)
+    ax.set_xticks(np.arange(len(samples)), [short_id(s) for s in samples], rotation=45, ha="right", fontsize=7)
     ax.set_xlabel("test sample id")
     ax.set_ylabel("modality weight (fraction, sums to 1)")
     ax.set_ylim(0, 1)
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def plot_modality_weights(table, where: str, synthetic: bool):
@@ -169,7 +177,7 @@ def plot_weight_distribution(table, where: str, synthetic: bool):
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.linspace(0, 1, 26)
     for modality in MODALITIES:
-        ax.hist(table[modality], bins=bins, alpha=0.55, color=MODALITY_COLORS[modality],
+        ax.hist(table[modality], bins=bins, histtype="step", linewidth=2, color=MODALITY_COLORS[modality],
                 label=f"{modality} (mean {table[modality].mean():.2f})")
     ax.set_xlabel("modality weight w (fraction of the fused feature)")
     ax.set_ylabel("test samples (count)")
@@ -201,6 +209,9 @@ def write_explain(tables: dict, out_dir, where: str, synthetic: bool) -> list[Pa
 # ------------------------------------------------------------------------------------------
 # robustness, t-SNE, sensitivity
 # ------------------------------------------------------------------------------------------
+CLEAN_SNR_POSITION = 30.0        # where the clean point sits on the SNR axis (labelled "clean")
+
+
 def plot_robustness(table, metric: str, synthetic: bool, lower_is_better: bool):
     plt = pyplot()
     runs = list(dict.fromkeys(table.run_id))
@@ -214,7 +225,7 @@ def plot_robustness(table, metric: str, synthetic: bool, lower_is_better: bool):
             color, style = MODALITY_COLORS[modality], styles[r % len(styles)]
             noise = rows[(rows.corruption == "noise") & (rows.modality == modality)].sort_values("level", ascending=False)
             if len(noise):
-                axes[0].plot([60] + list(noise.level), [clean] + list(noise[metric]), style, marker="o", color=color,
+                axes[0].plot([CLEAN_SNR_POSITION] + list(noise.level), [clean] + list(noise[metric]), style, marker="o", color=color,
                              label=f"{name}: noise on {modality}")
             drop = rows[(rows.corruption == "frame_drop") & (rows.modality == modality)].sort_values("level")
             if len(drop):
@@ -227,12 +238,16 @@ def plot_robustness(table, metric: str, synthetic: bool, lower_is_better: bool):
         axes[2].bar(positions, values, width, color=["gray"] + [MODALITY_COLORS[m] for m in MODALITIES],
                     hatch=("", "//", "..", "xx")[r % 4], edgecolor="white", label=name if len(runs) > 1 else None)
     better = "lower is better" if lower_is_better else "higher is better"
-    axes[0].set_xlabel("signal-to-noise ratio (dB; 60 = clean, right = less noise)")
+    snr_ticks = sorted(set(table[table.corruption == "noise"].level), reverse=True)
+    axes[0].set_xticks([CLEAN_SNR_POSITION] + snr_ticks, ["clean"] + [f"{v:g}" for v in snr_ticks])
+    axes[0].set_xlabel("signal-to-noise ratio (dB; more noise to the right)")
     axes[0].invert_xaxis()
     axes[0].set_title("Gaussian noise on one modality")
     axes[1].set_xlabel("frames dropped (% of time steps, zeroed)")
     axes[1].set_title("random frame drops in one modality")
-    axes[2].set_xticks(np.arange(len(MODALITIES) + 1), ["clean"] + [f"{m} zeroed" for m in MODALITIES])
+    axes[2].set_xticks(np.arange(len(MODALITIES) + 1), ["clean"] + [f"{m}\nzeroed" for m in MODALITIES])
+    scores = table[table.corruption.isin(["clean", "zero"])][metric]
+    axes[2].set_ylim(0.9 * scores.min(), 1.05 * scores.max())
     axes[2].set_xlabel("modality removed (features set to 0)")
     axes[2].set_title("one modality zeroed out")
     for ax in axes:
@@ -269,6 +284,11 @@ def plot_tsne(table, where: str, synthetic: bool):
     return fig
 
 
+def _seed_count(counts) -> str:
+    low, high = int(counts.min()), int(counts.max())
+    return str(low) if low == high else f"{low}–{high}"
+
+
 def plot_sensitivity(table, where: str, synthetic: bool, lower_is_better: bool):
     from .analysis import PARAM_LABELS
     plt = pyplot()
@@ -278,7 +298,7 @@ def plot_sensitivity(table, where: str, synthetic: bool, lower_is_better: bool):
         rows = table[table.param == param].sort_values("value")
         metric = rows.metric.iloc[0]
         ax.errorbar(rows.value, rows["mean"], yerr=rows["std"], marker="o", capsize=4,
-                    label=f"mean ± std over {int(rows.seeds.min())}–{int(rows.seeds.max())} seeds")
+                    label=f"mean ± std over {_seed_count(rows.seeds)} seeds")
         ax.set_xlabel(PARAM_LABELS.get(param, param))
         ax.set_ylabel(f"test {metric} ({'lower' if lower_is_better else 'higher'} is better)")
         ax.set_title(PARAM_LABELS.get(param, param))

@@ -1,0 +1,153 @@
+"""Issue 7: explain / robustness / tsne figures from small synthetic runs (Agg backend)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import mmsa_atsuko
+from mmsa_atsuko import analysis
+from mmsa_atsuko.training.trainer import evaluate
+
+pytest.importorskip("matplotlib")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """One full Atsuko run and one without the MCM (same data and seed), 2 epochs each."""
+    out = tmp_path_factory.mktemp("analysis-results")
+    full = mmsa_atsuko.run("atsuko", "sims", seeds=[1111], synthetic=True, preset="small", max_epochs=2,
+                           out=out, quiet=True)[0]
+    no_mcm = mmsa_atsuko.run("atsuko_sbn", "sims", seeds=[1111], synthetic=True, preset="small", max_epochs=2,
+                             out=out, quiet=True)[0]
+    return out, full, no_mcm
+
+
+def run_cli(*args):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def assert_figure(folder: Path, name: str) -> pd.DataFrame:
+    for ext in ("png", "pdf", "csv"):
+        path = folder / f"{name}.{ext}"
+        assert path.is_file() and path.stat().st_size > 0, path
+    return pd.read_csv(folder / f"{name}.csv")
+
+
+def test_explain_writes_every_figure_with_the_model_numbers(results, tmp_path):
+    out, full, no_mcm = results
+    figures = tmp_path / "figures"
+    done = run_cli("explain", "-m", "atsuko", "-d", "sims", "--run", full["run_id"], "--samples", "4",
+                   "--results", str(out), "--out", str(figures))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    # The numbers behind the figures are what a forward pass of the checkpoint gives.
+    run = analysis.load_run(out, full["run_id"])
+    partner = analysis.load_run(out, no_mcm["run_id"])
+    test = run.data.test
+    with torch.no_grad():
+        batch = test.batch(torch.arange(len(test)))
+        outputs = run.model(batch, return_spectral=True)
+        q = run.model.loss(outputs, batch)["q"].numpy()
+        partner_w = partner.model(batch)["modality_weights"].numpy()
+    w = outputs["modality_weights"].numpy()
+    names = ["text", "vision", "audio"]
+
+    distribution = assert_figure(figures, "modality_weight_distribution")
+    assert list(distribution.sample_id) == list(test.ids)
+    np.testing.assert_allclose(distribution[names].to_numpy(), w, rtol=1e-5, atol=1e-6)
+
+    weights = assert_figure(figures, "modality_weights")
+    assert set(weights.variant) == {"with MCM", "without MCM"}
+    np.testing.assert_allclose(weights[weights.variant == "with MCM"][names].to_numpy(), w[:4], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(weights[weights.variant == "without MCM"][names].to_numpy(), partner_w[:4],
+                               rtol=1e-5, atol=1e-6)
+
+    target = assert_figure(figures, "mcm_target")
+    np.testing.assert_allclose(target[target.variant == "MCM target q"][names].to_numpy(), q[:4], rtol=1e-5, atol=1e-6)
+
+    bands = assert_figure(figures, "band_weights")
+    for i, m in enumerate("LVA"):
+        rows = bands[bands.modality == names[i]]
+        band_w = outputs["band_weights"][m].numpy()
+        np.testing.assert_allclose(rows[rows.sample_id == "test mean"][["band_0", "band_1", "band_2"]].to_numpy()[0],
+                                   band_w.mean(0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(rows[rows.sample_id != "test mean"][["band_0", "band_1", "band_2"]].to_numpy(),
+                                   band_w[:4], rtol=1e-5, atol=1e-6)
+
+    energy = assert_figure(figures, "spectral_energy")
+    components = assert_figure(figures, "band_components")
+    for i, m in enumerate("LVA"):
+        np.testing.assert_allclose(energy[energy.modality == names[i]].mean_energy.to_numpy(),
+                                   outputs["energy_mean"][m].numpy(), rtol=1e-5)
+        rows = components[components.modality == names[i]]
+        channel = int(rows.channel.iloc[0])
+        np.testing.assert_allclose(rows.signal.to_numpy(), outputs["features"][m][0, :, channel].numpy(),
+                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(rows[["band_0", "band_1", "band_2"]].to_numpy(),
+                                   outputs["band_components"][m][0, :, :, channel].T.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_robustness_clean_reproduces_test_metrics_and_zeroing_changes_predictions(results, tmp_path):
+    out, full, no_mcm = results
+    done = run_cli("robustness", "--run", full["run_id"], no_mcm["run_id"], "--results", str(out),
+                   "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = assert_figure(tmp_path, "robustness")
+    assert set(table.corruption) == {"clean", "noise", "zero", "frame_drop"}
+    for record in (full, no_mcm):
+        clean = table[(table.run_id == record["run_id"]) & (table.corruption == "clean")].iloc[0]
+        for key, value in record["metrics"].items():       # exactly, not approximately
+            assert clean[key] == value or (value is None and np.isnan(clean[key])), key
+
+    run = analysis.load_run(out, full["run_id"])
+    test = run.data.test
+    assert evaluate(run.model, test, "sims", run.eval_batch_size).metrics == full["metrics"]
+    clean_pred = analysis.predictions(run, test)
+    for modality in ("text", "vision", "audio"):
+        zeroed = analysis.predictions(run, analysis.corrupt_split(test, "zero", modality, 1.0))
+        assert np.abs(zeroed - clean_pred).max() > 1e-6, modality
+    noisy = analysis.corrupt_split(test, "noise", "audio", 10.0)
+    signal, noise = test.tensors["audio"], noisy.tensors["audio"] - test.tensors["audio"]
+    snr = 10 * torch.log10(signal.pow(2).mean() / noise.pow(2).mean())
+    assert abs(float(snr) - 10.0) < 0.5
+
+
+def test_tsne_one_panel_per_variant(results, tmp_path):
+    out, full, no_mcm = results
+    done = run_cli("tsne", "-d", "sims", "--results", str(out), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = assert_figure(tmp_path, "tsne_sims")
+    assert set(table.variant) == {"+SBN", "full Atsuko (SBN + MCM)"}
+    assert set(table.label_class) <= {"negative", "neutral", "positive"}
+
+
+def test_bad_input_is_one_line_and_non_zero(results, tmp_path):
+    out, full, _ = results
+    unknown = run_cli("explain", "--run", "no-such-run", "--results", str(out))
+    assert unknown.returncode != 0 and unknown.stderr.strip().count("\n") == 0 and "unknown run id" in unknown.stderr
+    missing = run_cli("explain", "--checkpoint", str(tmp_path / "best.pt"), "--results", str(out))
+    assert missing.returncode != 0 and "not found" in missing.stderr and missing.stderr.strip().count("\n") == 0
+    not_atsuko = run_cli("explain", "-m", "tfn", "--run", full["run_id"], "--results", str(out))
+    assert not_atsuko.returncode != 0 and "not atsuko" in not_atsuko.stderr
+
+
+def test_sensitivity_runs_through_the_sweep_and_plots_mean_and_std(tmp_path):
+    args = ["sensitivity", "-d", "sims", "--param", "lambda_ent", "--values", "0", "1", "-s", "1111", "1112",
+            "--synthetic", "--preset", "small", "--max-epochs", "1", "--results", str(tmp_path / "results"),
+            "--out", str(tmp_path)]
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = assert_figure(tmp_path, "sensitivity_atsuko_sims")
+    records = [r for r in analysis.read_records(tmp_path / "results")]
+    assert len(records) == 4
+    for _, row in table.iterrows():
+        scores = [r["metrics"]["MAE"] for r in records if r["config"]["lambda_ent"] == row.value]
+        assert row["mean"] == pytest.approx(np.mean(scores)) and row["std"] == pytest.approx(np.std(scores, ddof=1))
