@@ -90,3 +90,21 @@ def with_text_bert(data, vocab_size=TINY_BERT_VOCAB):
         return Split(split.name, tensors, split.ids)
     spec = dataclasses.replace(data.spec, has_text_bert=True)
     return Dataset(spec, add(data.train, 100), add(data.valid, 101), add(data.test, 102))
+
+
+def fit_one_batch(model, batch, optimizer, steps: int) -> tuple[float, float]:
+    """Train on one fixed batch for `steps` steps; -> (first, last) task loss (the memorisation tests)."""
+    first = None
+    for _ in range(steps):
+        losses = model.loss(model(batch), batch)
+        first = losses["task"].item() if first is None else first
+        optimizer.zero_grad()
+        losses["total"].backward()
+        optimizer.step()
+    return first, losses["task"].item()
+
+
+def assert_same_outputs_after_reload(model, rebuilt, batch):
+    """`rebuilt`, a fresh model of the same config, gives `model`'s predictions once it loads its state."""
+    rebuilt.load_state_dict(model.state_dict())
+    assert torch.equal(model.eval()(batch)["pred"], rebuilt.eval()(batch)["pred"])

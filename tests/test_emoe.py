@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 import conftest
-from conftest import make_dataset, with_text_bert
+from conftest import assert_same_outputs_after_reload, fit_one_batch, make_dataset, with_text_bert
 from mmsa_atsuko.config import load_config
-from mmsa_atsuko.data.spec import Dataset, Split
+from mmsa_atsuko.data.spec import Dataset
 from mmsa_atsuko.registry import build_model
 from mmsa_atsuko.training.trainer import build_optimizer
 
@@ -215,20 +215,11 @@ def test_overfits_32_samples():
     model, _, config = small_model(overrides=NO_DROPOUT + ["learning_rate=0.003"], data=data)
     optimizer = build_optimizer(model, config)
     batch = data.train.batch(torch.arange(32))
-    first = None
-    for _ in range(80):
-        losses = model.loss(model(batch), batch)
-        first = first if first is not None else losses["task"].item()
-        optimizer.zero_grad()
-        losses["total"].backward()
-        optimizer.step()
+    first, last = fit_one_batch(model, batch, optimizer, steps=80)
     # labels are 3*tanh(.); the untrained task loss is about 1.2, a memorised set ends near 0.035 (< 0.15)
-    assert losses["task"].item() < 0.15 < first
+    assert last < 0.15 < first
 
 
 def test_state_dict_round_trip():
     model, data, config = small_model()
-    other = build_model("emoe", config, data.spec)
-    other.load_state_dict(model.state_dict())
-    batch = data.test.batch(torch.arange(16))
-    assert torch.equal(model.eval()(batch)["pred"], other.eval()(batch)["pred"])
+    assert_same_outputs_after_reload(model, build_model("emoe", config, data.spec), data.test.batch(torch.arange(16)))

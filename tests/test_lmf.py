@@ -3,7 +3,7 @@ MMSA's frozen-fusion switch, name-based parameter groups, both task modes, fitti
 import pytest
 import torch
 
-from conftest import make_dataset
+from conftest import assert_same_outputs_after_reload, fit_one_batch, make_dataset
 from mmsa_atsuko.config import load_config
 from mmsa_atsuko.registry import build_model
 from mmsa_atsuko.training.trainer import build_optimizer
@@ -125,21 +125,12 @@ def test_overfits_32_samples():
     model = build_model("lmf", config, data.spec)
     optimizer = build_optimizer(model, config)
     batch = data.train.batch(torch.arange(32))
-    first = None
-    for _ in range(150):
-        loss = model.loss(model(batch), batch)["total"]
-        first = first if first is not None else loss.item()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    first, last = fit_one_batch(model, batch, optimizer, steps=150)
     # labels are 3*tanh(.); the untrained loss is about 1.2. A model that
     # memorised the 32 samples is far below 0.1
-    assert loss.item() < 0.1 < first
+    assert last < 0.1 < first
 
 
 def test_state_dict_round_trip():
     model, data, config = small_model()
-    other = build_model("lmf", config, data.spec)
-    other.load_state_dict(model.state_dict())
-    batch = data.test.batch(torch.arange(16))
-    assert torch.equal(model.eval()(batch)["pred"], other.eval()(batch)["pred"])
+    assert_same_outputs_after_reload(model, build_model("lmf", config, data.spec), data.test.batch(torch.arange(16)))

@@ -1,5 +1,4 @@
 """MISA: builds from every dataset config, CMD and diff losses by hand, lengths, both task modes, fitting."""
-import dataclasses
 import math
 
 import pytest

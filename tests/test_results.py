@@ -7,7 +7,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from mmsa_atsuko.results import append_mmsa_csv, append_record, mmsa_cell, read_records
 

@@ -490,28 +490,39 @@ def _write_bert_files(folder: Path, seed: int, language: str) -> None:
     }, indent=2) + "\n", encoding="utf-8")
 
 
-def _write_tiny_bert(out_dir: Path, seed: int, language: str, replace: bool) -> Path:
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(out_dir)
+def write_folder_atomically(folder: Path, fill, *, replace: bool, complete_marker: str) -> Path:
+    """Build a folder under a temporary name with `fill(tmp)`, then rename it into place.
+
+    Readers never see a half-written folder. When `folder` already exists: with `replace` the
+    new one takes its place; without, a complete one (holding `complete_marker`, written last)
+    is kept, e.g. when another process finished first.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_sibling(folder)
     tmp.mkdir()
     try:
-        _write_bert_files(tmp, seed, language)
+        fill(tmp)
         try:
-            os.rename(tmp, out_dir)  # atomic; fails if out_dir exists and is not empty
+            os.rename(tmp, folder)  # atomic; fails if `folder` exists and is not empty
         except OSError:
-            if not out_dir.exists():
+            if not folder.exists():
                 raise
-            if not replace:  # another process finished first: theirs is as good as ours
+            if not replace and (folder / complete_marker).is_file():
                 shutil.rmtree(tmp, ignore_errors=True)
-                return out_dir
-            old = _temp_sibling(out_dir)
-            os.rename(out_dir, old)
-            os.rename(tmp, out_dir)
+                return folder
+            old = _temp_sibling(folder)
+            os.rename(folder, old)
+            os.rename(tmp, folder)
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out_dir
+    return folder
+
+
+def _write_tiny_bert(out_dir: Path, seed: int, language: str, replace: bool) -> Path:
+    return write_folder_atomically(out_dir, lambda tmp: _write_bert_files(tmp, seed, language),
+                                   replace=replace, complete_marker=MARKER_JSON)
 
 
 def write_tiny_bert(out_dir, *, seed: int = 0, language: str = "en") -> Path:

@@ -33,10 +33,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import pickle
-import secrets
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -209,37 +206,13 @@ def _write_folder(folder: Path, size: str, seed: int) -> None:
     }, indent=2) + "\n", encoding="utf-8")
 
 
-def _temp_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-
-
 def write_synthetic_mintrec(folder, *, size: str = "small", seed: int = 0, replace: bool = True) -> Path:
     """Write a synthetic MIntRec folder (see the module docstring) at `folder`, atomically: it is
     written under a temporary name and renamed. An existing folder is replaced, unless
     `replace` is false, in which case a complete one already there is kept."""
     size, seed = _check(size, seed)
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(folder)
-    tmp.mkdir()
-    try:
-        _write_folder(tmp, size, seed)
-        try:
-            os.rename(tmp, folder)              # fails if `folder` exists and is not empty
-        except OSError:
-            if not folder.exists():
-                raise
-            if not replace and (folder / SYNTHETIC_MARKER).is_file():
-                shutil.rmtree(tmp, ignore_errors=True)     # another process finished first
-                return folder
-            old = _temp_sibling(folder)
-            os.rename(folder, old)
-            os.rename(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+    return mmsa_synthetic.write_folder_atomically(Path(folder), lambda tmp: _write_folder(tmp, size, seed),
+                                                  replace=replace, complete_marker=SYNTHETIC_MARKER)
 
 
 def ensure_synthetic_mintrec(cache_dir, *, size: str = "small", seed: int = 0) -> tuple[Path, Path]:
