@@ -550,7 +550,8 @@ class RayBackend:
         self.start()
         task = ray.remote(_ray_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0)
         device = "cuda" if self.gpus > 0 else "cpu"
-        pending = {task.remote(run, run_id, str(Path(out).resolve()), device): (run, run_id)
+        threads = max(1, int(self.cpus))
+        pending = {task.remote(run, run_id, str(Path(out).resolve()), device, threads): (run, run_id)
                    for run, run_id in runs}
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
@@ -562,7 +563,11 @@ class RayBackend:
             on_result(record)
 
 
-def _ray_task(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
+def _ray_task(run: PlannedRun, run_id: str, out: str, device: str, threads: int) -> dict:
+    # The run's CPU allotment, set explicitly: results must not depend on what the worker
+    # inherited (float sums over 1 and 2 threads differ in the last bits).
+    import torch
+    torch.set_num_threads(threads)
     if not log.handlers:
         _worker_logging()
     return execute(run, run_id, out, device)
