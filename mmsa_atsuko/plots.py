@@ -278,7 +278,9 @@ def plot_tsne(table, where: str, synthetic: bool):
         ax.set_title(variant, fontsize=10)
         ax.set_xlabel("t-SNE dimension 1 (arbitrary units)")
         ax.set_ylabel("t-SNE dimension 2 (arbitrary units)")
-    axes[0][0].legend(title="test label", fontsize=8)
+    # Outside the last panel: with 20 intent classes an inside legend hides the points.
+    axes[0][-1].legend(title="test label", fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                       ncol=1 if len(classes) <= 10 else 2)
     fig.suptitle(_title(f"t-SNE of the fused test features c_proj per ablation variant — {where}", synthetic))
     fig.tight_layout()
     return fig

@@ -151,3 +151,22 @@ def test_sensitivity_runs_through_the_sweep_and_plots_mean_and_std(tmp_path):
     for _, row in table.iterrows():
         scores = [r["metrics"]["MAE"] for r in records if r["config"]["lambda_ent"] == row.value]
         assert row["mean"] == pytest.approx(np.mean(scores)) and row["std"] == pytest.approx(np.std(scores, ddof=1))
+
+
+def test_classification_runs_through_robustness_and_tsne(tmp_path):
+    """MIntRec (20 classes): clean robustness equals the recorded metrics; t-SNE colours by intent."""
+    out = tmp_path / "results"
+    record = mmsa_atsuko.run("atsuko", "mintrec", seeds=[1111], synthetic=True, preset="small", max_epochs=1,
+                             out=out, quiet=True)[0]
+    done = run_cli("robustness", "--run", record["run_id"], "--results", str(out), "--out", str(tmp_path / "rob"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = assert_figure(tmp_path / "rob", "robustness")
+    clean = table[table.corruption == "clean"].iloc[0]
+    assert {k: clean[k] for k in ("acc", "f1", "precision", "recall")} == \
+        {k: record["metrics"][k] for k in ("acc", "f1", "precision", "recall")}
+    done = run_cli("tsne", "-d", "mintrec", "--results", str(out), "--out", str(tmp_path / "tsne"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    tsne = assert_figure(tmp_path / "tsne", "tsne_mintrec")
+    from mmsa_atsuko.data.mintrec import label_names
+    test_size = len(pd.read_csv(Path(record["run_dir"]) / "predictions_test.csv"))
+    assert set(tsne.label_class) <= set(label_names()) and len(tsne) == test_size
