@@ -245,14 +245,21 @@ FRAME_DROP_RATES = (0.1, 0.25, 0.5)
 INPUT_KEY = {"text": "text", "vision": "vision", "audio": "audio"}
 
 
-def _modality_tensor_key(split, modality: str) -> str:
-    """The float feature tensor of a modality; BERT token ids cannot take noise."""
-    if modality == "text" and "text" not in split.tensors:
-        return "text_bert"
-    return modality
+def reads_bert_tokens(model) -> bool:
+    """Whether the model's text input is `text_bert` (through a BERT encoder) rather than `text`.
+
+    Datasets often carry both; corrupting the one the model does not read would leave its
+    predictions untouched and report a robustness it does not have.
+    """
+    from .models.common.bert import BertTextEncoder
+    return any(isinstance(m, BertTextEncoder) for m in model.modules())
 
 
-def corrupt_split(split, corruption: str, modality: str, level: float, seed: int = 0):
+def _modality_tensor_key(modality: str, bert_text: bool) -> str:
+    return "text_bert" if modality == "text" and bert_text else modality
+
+
+def corrupt_split(split, corruption: str, modality: str, level: float, seed: int = 0, bert_text: bool = False):
     """A copy of `split` with one modality corrupted; the other tensors are shared, not copied.
 
     noise:      x + N(0, s^2), s^2 = (mean x^2 of the sample) / 10^(SNR/10), level = SNR in dB;
@@ -262,7 +269,7 @@ def corrupt_split(split, corruption: str, modality: str, level: float, seed: int
     """
     from .data.spec import Split
     generator = torch.Generator().manual_seed(seed)
-    key = _modality_tensor_key(split, modality)
+    key = _modality_tensor_key(modality, bert_text)
     x = split.tensors[key]
     if key == "text_bert":
         if corruption != "zero":
@@ -303,11 +310,12 @@ def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_
 
     add("clean", "none", 0.0, "", test)
     for modality in ("text", "vision", "audio"):
-        bert_text = _modality_tensor_key(test, modality) == "text_bert"
+        # BERT token ids take no noise and have no frames to drop: only zeroing applies to them.
+        bert_text = modality == "text" and reads_bert_tokens(run.model)
         if not bert_text:
             for snr in snr_db:
                 add("noise", modality, float(snr), "SNR dB", corrupt_split(test, "noise", modality, snr))
-        add("zero", modality, 1.0, "", corrupt_split(test, "zero", modality, 1.0))
+        add("zero", modality, 1.0, "", corrupt_split(test, "zero", modality, 1.0, bert_text=bert_text))
         if not bert_text:
             for rate in drop_rates:
                 add("frame_drop", modality, float(rate), "drop rate",

@@ -170,3 +170,21 @@ def test_classification_runs_through_robustness_and_tsne(tmp_path):
     from mmsa_atsuko.data.mintrec import label_names
     test_size = len(pd.read_csv(Path(record["run_dir"]) / "predictions_test.csv"))
     assert set(tsne.label_class) <= set(label_names()) and len(tsne) == test_size
+
+
+def test_bert_text_runs_corrupt_the_tokens_they_read(tmp_path):
+    """The synthetic files carry both `text` and `text_bert`: a BERT model must get its tokens zeroed."""
+    out = tmp_path / "results"
+    record = mmsa_atsuko.run("atsuko", "sims", seeds=[1111], synthetic=True, preset="small", max_epochs=1,
+                             config={"use_bert": True}, out=out, quiet=True)[0]
+    run = analysis.load_run(out, record["run_id"])
+    assert analysis.reads_bert_tokens(run.model)
+    table = analysis.robustness_table(run)
+    text_rows = table[table.modality == "text"]
+    assert list(text_rows.corruption) == ["zero"]           # no noise or frame drops on token ids
+    test = run.data.test
+    zeroed = analysis.corrupt_split(test, "zero", "text", 1.0, bert_text=True)
+    ids, mask = zeroed.tensors["text_bert"][:, 0], zeroed.tensors["text_bert"][:, 1]
+    assert int(ids.abs().sum()) == 0 and mask[:, 0].eq(1).all() and int(mask[:, 1:].sum()) == 0
+    assert torch.equal(zeroed.tensors["text"], test.tensors["text"])    # the unread features are untouched
+    assert np.abs(analysis.predictions(run, zeroed) - analysis.predictions(run, test)).max() > 1e-6
