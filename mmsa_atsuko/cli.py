@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from .errors import ToolkitError, UsageError
 
@@ -74,16 +75,16 @@ def cmd_list(argv) -> int:
 
 
 def cmd_synth(argv) -> int:
-    from .data.synthetic import write_synthetic
     from .config import datasets_table
+    from .data.synthetic import write_synthetic
     args = synth_parser().parse_args(argv)
-    if args.dataset not in datasets_table():
-        raise UsageError(f"unknown dataset {args.dataset!r}; known: {', '.join(datasets_table())}")
-    files = datasets_table()[args.dataset]["files"]
+    table = datasets_table()
+    if args.dataset not in table:
+        raise UsageError(f"unknown dataset {args.dataset!r}; known: {', '.join(table)}")
+    files = table[args.dataset]["files"]
     setting = "aligned" if args.aligned else "unaligned"
     if setting not in files:
         raise UsageError(f"{args.dataset} has no {setting} setting")
-    from pathlib import Path
     path = write_synthetic(args.dataset, Path(args.out) / files[setting], size=args.size, seed=args.seed,
                            aligned=args.aligned)
     print(f"wrote {path} (synthetic {args.dataset}, {args.size}, seed {args.seed})")
@@ -351,7 +352,6 @@ def tsne_parser() -> argparse.ArgumentParser:
 
 def cmd_tsne(argv) -> int:
     args = tsne_parser().parse_args(argv)
-    from pathlib import Path
     from .analysis import ablation_runs, load_run, tsne_table
     from .plots import plot_tsne, pyplot, save_figure
     pyplot()
@@ -389,9 +389,8 @@ def sensitivity_parser() -> argparse.ArgumentParser:
 
 def cmd_sensitivity(argv) -> int:
     args = sensitivity_parser().parse_args(argv)
-    from pathlib import Path
     import pandas as pd
-    from .analysis import SENSITIVITY_PARAMS, key_metric, sensitivity_table
+    from .analysis import SENSITIVITY_PARAMS, sensitivity_table
     from .metrics import lower_is_better
     from .plots import plot_sensitivity, pyplot, save_figure
     from .sweep import LocalBackend, sweep
