@@ -11,7 +11,7 @@ setup(
     description="Benchmark toolkit for multimodal sentiment and intent recognition, with the Atsuko model",
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=find_packages(include=["mmsa_atsuko", "mmsa_atsuko.*", "baselines", "baselines.*"]),
     install_requires=[
         "torch>=2.1,<3",

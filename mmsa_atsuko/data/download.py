@@ -151,11 +151,8 @@ def default_downloader() -> Downloader:
 # ------------------------------------------------------------------------------ download
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def data_root_of(data_root=None) -> tuple[Path, str]:

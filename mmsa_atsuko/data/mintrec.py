@@ -51,6 +51,7 @@ import torch
 from ..config import datasets_table
 from ..errors import DataError, UsageError
 from . import safe_pickle
+from .download import sha256_of
 from .spec import MODALITIES, Dataset, DatasetSpec, Split
 
 log = logging.getLogger("mmsa_atsuko")
@@ -234,14 +235,6 @@ def tokenize(texts, tokenizer, max_len: int) -> np.ndarray:
     return out
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def bert_identity(bert_path: str) -> dict:
     """{file: sha256} of a BERT folder's config.json and weight files: what the cached text
     features depend on besides the token ids. Hashed once per process and file version."""
@@ -254,7 +247,7 @@ def bert_identity(bert_path: str) -> dict:
 @functools.lru_cache(maxsize=8)
 def _hash_files(folder: str, stamps: tuple) -> dict:
     """`stamps` (name, size, mtime) makes a changed file a new cache entry."""
-    return {name: _file_sha256(Path(folder) / name) for name, _, _ in stamps}
+    return {name: sha256_of(Path(folder) / name) for name, _, _ in stamps}
 
 
 def text_feature_key(bert_path: str, text_bert: dict) -> str:

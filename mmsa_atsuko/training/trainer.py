@@ -142,9 +142,11 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
             seen += n
             for name, value in losses.items():
                 if torch.is_tensor(value) and value.dim() == 0:
-                    sums[name] = sums.get(name, 0.0) + float(value.detach()) * n
-            bar.set_postfix(loss=f"{sums['total'] / seen:.4f}")
-        train_losses = {k: v / seen for k, v in sums.items()}
+                    # Summed on the device: a float() here would stall a GPU once per term and step.
+                    sums[name] = sums.get(name, 0.0) + value.detach() * n
+            if show and i % 10 == 0:
+                bar.set_postfix(loss=f"{float(sums['total']) / seen:.4f}")
+        train_losses = {k: float(v) / seen for k, v in sums.items()}
         if not all(math.isfinite(v) for v in train_losses.values()):
             raise FloatingPointError(f"non-finite training loss at epoch {epoch}: {train_losses}")
         if hasattr(model, "on_epoch_end"):
