@@ -108,7 +108,7 @@ def cmd_quality(args) -> None:
         t0 = time.perf_counter()
         records = mmsa_atsuko.run([model], ["mosi"], seeds=args.seeds, config={**config, **extra},
                                   synthetic=True, synthetic_size="full", preset=args.preset, aligned=aligned,
-                                  device="cpu", quiet=True, out=out)
+                                  device=args.device, quiet=True, out=out)
         wall = time.perf_counter() - t0
         rows[label] = records
         for r in records:
@@ -386,7 +386,9 @@ def main() -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     q = sub.add_parser("quality")
     q.add_argument("--seeds", type=int, nargs="+", default=[1111, 1112, 1113])
-    q.add_argument("--preset", default="small")
+    q.add_argument("--preset", default="small", type=lambda v: None if v == "none" else v,
+                   help="a preset of configs/atsuko.yaml, or none for the full default config")
+    q.add_argument("--device", default="cpu")
     q.add_argument("-c", "--config", action="append", help="override key=value (both models)")
     q.add_argument("--unaligned", action="store_true", help="unaligned data (default: aligned)")
     q.add_argument("--rms-row", action="store_true")

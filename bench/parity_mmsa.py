@@ -122,20 +122,30 @@ def shared_config(model: str, data: dict, max_epochs: int, early_stop: int, extr
 # ------------------------------------------------------------------------------ workers
 
 class EpochClock:
-    """Training time per epoch = start of validation k - end of validation k-1 (or train start)."""
+    """Training time per epoch = start of validation k - end of validation k-1 (or train start).
 
-    def __init__(self):
+    On CUDA every mark waits for the queued kernels first: our trainer never syncs inside an
+    epoch, so without it the tail of training would be billed to validation."""
+
+    def __init__(self, device: str = "cpu"):
         self.mark = None
         self.times = []
+        self.cuda = device.startswith("cuda")
+
+    def now(self) -> float:
+        if self.cuda:
+            import torch
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
     def start(self):
-        self.mark = time.perf_counter()
+        self.mark = self.now()
 
     def before_valid(self):
-        self.times.append(time.perf_counter() - self.mark)
+        self.times.append(self.now() - self.mark)
 
     def after_valid(self):
-        self.mark = time.perf_counter()
+        self.mark = self.now()
 
 
 class RSSSampler:
@@ -177,7 +187,7 @@ def worker_ours(job: dict) -> dict:
     import mmsa_atsuko
     from mmsa_atsuko.training import trainer as trainer_mod
 
-    clock = EpochClock()
+    clock = EpochClock(job["device"])
     real_evaluate = trainer_mod.evaluate
     rss_marks = []
 
@@ -212,7 +222,7 @@ def worker_ours(job: dict) -> dict:
         return real_api_fit(*a, **k)
     api.fit = fit
     records = mmsa_atsuko.run(job["model"], "mosi", seeds=[job["seed"]], feature_path=job["pkl"],
-                              config=job["ours_config"], device="cpu", quiet=True, out=job["out"])
+                              config=job["ours_config"], device=job["device"], quiet=True, out=job["out"])
     m = records[0]["metrics"]
     return {"MAE": m["MAE"], "Non0_acc_2": m["Non0_acc_2"], "epoch_s": clock.times,
             "epochs": records[0]["epochs_run"], "rss_at_valid_mb": rss_marks, **sampler.stop(),
@@ -223,8 +233,14 @@ def worker_mmsa(job: dict) -> dict:
     import torch
     torch.set_num_threads(job["threads"])
     sampler = RSSSampler()
-    # Patch 1: MMSA_run calls torch.cuda.set_device(args['device']) unconditionally.
-    torch.cuda.set_device = lambda *a, **k: None
+    cuda = job["device"].startswith("cuda")
+    if not cuda:   # Patch 1: MMSA_run calls torch.cuda.set_device(args['device']) unconditionally.
+        torch.cuda.set_device = lambda *a, **k: None
+    try:           # Patch 3: only imported; assign_gpu([0]) and assign_gpu([]) without CUDA never call it
+        import pynvml  # noqa: F401
+    except ImportError:
+        import types
+        sys.modules["pynvml"] = types.ModuleType("pynvml")
     import MMSA
     import MMSA.run as mrun
     # Patch 2: torch >= 2.7 rejects ReduceLROnPlateau(verbose=...), which MMSA's MulT passes.
@@ -236,7 +252,7 @@ def worker_mmsa(job: dict) -> dict:
         return real_plateau(*a, **k)
     mult_mod.ReduceLROnPlateau = plateau
 
-    clock = EpochClock()
+    clock = EpochClock(job["device"])
     rss_marks = []
     max_epochs = job["max_epochs"]
     real_get_train = mrun.ATIO.getTrain
@@ -280,8 +296,8 @@ def worker_mmsa(job: dict) -> dict:
         return results["test"]
     mrun._run = _run
     out = Path(job["out"])
-    MMSA.MMSA_run(job["model"], "mosi", config=job["mmsa_config"], seeds=[job["seed"]], gpu_ids=[],
-                  num_workers=0, verbose_level=0, model_save_dir=out / "models", res_save_dir=out / "results",
+    MMSA.MMSA_run(job["model"], "mosi", config=job["mmsa_config"], seeds=[job["seed"]],
+                  gpu_ids=[0] if cuda else [], num_workers=job["mmsa_workers"], verbose_level=0, model_save_dir=out / "models", res_save_dir=out / "results",
                   log_dir=out / "logs")
     t = results["test"]
     return {"MAE": t["MAE"], "Non0_acc_2": t["Non0_acc_2"], "epoch_s": clock.times,
@@ -302,11 +318,16 @@ class _Limited:
         return min(len(self.loader), self.n)
 
 
-def run_worker(side: str, job: dict, venv: str, log_dir: Path) -> dict:
-    py = sys.executable if side == "ours" else str(Path(venv) / "bin" / "python")
+def run_worker(side: str, job: dict, args, log_dir: Path) -> dict:
+    """One (side, model, seed) in its own process. MMSA runs under `--mmsa-python` (default: the
+    venv's) with only `--mmsa-pythonpath` on its path; ours under this interpreter."""
+    inherited = os.environ.get("PYTHONPATH", "")
+    if side == "ours":
+        py, path = sys.executable, os.pathsep.join(p for p in (str(ROOT), inherited) if p)
+    else:
+        py, path = args.mmsa_python or str(Path(args.venv) / "bin" / "python"), args.mmsa_pythonpath
     env = dict(os.environ, OMP_NUM_THREADS=str(job["threads"]), MKL_NUM_THREADS=str(job["threads"]),
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(ROOT) if side == "ours" else "",
-               TQDM_DISABLE="1")
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=path, TQDM_DISABLE="1")
     start = time.perf_counter()
     proc = subprocess.run([py, str(Path(__file__).resolve()), "_worker", side, json.dumps(job)], cwd=str(ROOT if side == "ours" else log_dir),
                           env=env, capture_output=True, text=True)
@@ -350,8 +371,8 @@ def cmd_run(args) -> None:
             for side in order:
                 job = {"model": model, "seed": seed, "pkl": data["pkl"], "threads": args.threads,
                        "max_epochs": args.max_epochs, "ours_config": ours_cfg, "mmsa_config": mmsa_cfg,
-                       "out": str(work / "out" / side / model / str(seed))}
-                r = run_worker(side, job, args.venv, logs)
+                       "device": args.device, "mmsa_workers": args.mmsa_workers, "out": str(work / "out" / side / model / str(seed))}
+                r = run_worker(side, job, args, logs)
                 rows[side].append(r)
                 print(f"  {model:8s} {side:5s} seed {seed}: MAE {r['MAE']:.4f} Non0_acc_2 {r['Non0_acc_2']:.4f} "
                       f"epochs {len(r['epoch_s'])} s/epoch {statistics.median(r['epoch_s']):.3f} "
@@ -371,7 +392,8 @@ def _epoch_times(runs) -> list[float]:
 
 def print_table(table: dict, args) -> None:
     print(f"\nsynthetic MOSI ({args.size}), seeds {args.seeds}, max_epochs {args.max_epochs}, "
-          f"early_stop {args.early_stop}, {args.threads} torch thread(s), CPU"
+          f"early_stop {args.early_stop}, {args.threads} torch thread(s), {args.device}, "
+          f"MMSA DataLoader workers {args.mmsa_workers}"
           + (", ours in MMSA-faithful mode" if args.faithful else ""))
     print("| model | MAE ours | MAE MMSA | Non0_acc_2 ours | Non0_acc_2 MMSA | s/epoch ours | s/epoch MMSA "
           "| ratio | peak RSS ours / MMSA (MB) |")
@@ -394,12 +416,12 @@ def cmd_rss(args) -> None:
     logs.mkdir(exist_ok=True)
     ours_cfg, mmsa_cfg = shared_config("self_mm", data, args.epochs, 8, {})
     res = {}
-    for side in ("ours", "mmsa"):
+    for side in args.sides:
         job = {"model": "self_mm", "seed": 1111, "pkl": data["pkl"], "threads": args.threads,
                "max_epochs": args.epochs, "ours_config": ours_cfg, "mmsa_config": mmsa_cfg,
-               "train_batches": args.batches, "eval_batches": args.eval_batches, "trace": True,
+               "device": args.device, "mmsa_workers": args.mmsa_workers, "train_batches": args.batches, "eval_batches": args.eval_batches, "trace": True,
                "out": str(work / "out-rss" / side)}
-        res[side] = run_worker(side, job, args.venv, logs)
+        res[side] = run_worker(side, job, args, logs)
         r = res[side]
         tr = r["trace"]
         base = tr[0][1] if tr else float("nan")
@@ -426,6 +448,11 @@ def main(argv=None) -> None:
         s.add_argument("--venv", default="/tmp/mmsa-venv")
         s.add_argument("--work", default="/tmp/parity-mmsa")
         s.add_argument("--threads", type=int, default=1)
+        s.add_argument("--device", default="cpu", help="cpu or cuda (both sides)")
+        s.add_argument("--mmsa-workers", type=int, default=0,
+                       help="MMSA's DataLoader workers (MMSA_run's own default is 4)")
+        s.add_argument("--mmsa-python", help="interpreter for MMSA (default: the --venv one)")
+        s.add_argument("--mmsa-pythonpath", default="", help="PYTHONPATH of the MMSA worker")
     r = sub.choices["run"]
     r.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     r.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS))
@@ -438,6 +465,7 @@ def main(argv=None) -> None:
     q.add_argument("--eval-batches", type=int, default=2)
     q.add_argument("--epochs", type=int, default=2)
     q.add_argument("--bert-layers", type=int, default=12)
+    q.add_argument("--sides", nargs="+", choices=("ours", "mmsa"), default=["ours", "mmsa"])
     a = p.parse_args(argv)
     {"setup": cmd_setup, "run": cmd_run, "rss": cmd_rss}[a.cmd](a)
 

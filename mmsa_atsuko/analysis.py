@@ -21,6 +21,7 @@ import torch
 from easydict import EasyDict
 
 from .errors import DataError, UsageError
+from .models.common.bert import reads_bert_tokens
 from .results import read_records
 
 # Modality order of the model outputs (L, V, A) and how figures and CSVs name them.
@@ -243,16 +244,6 @@ def _weight_row(sample_id, variant: str, values) -> dict:
 NOISE_SNR_DB = (20.0, 10.0, 5.0, 0.0, -5.0)
 FRAME_DROP_RATES = (0.1, 0.25, 0.5)
 INPUT_KEY = {"text": "text", "vision": "vision", "audio": "audio"}
-
-
-def reads_bert_tokens(model) -> bool:
-    """Whether the model's text input is `text_bert` (through a BERT encoder) rather than `text`.
-
-    Datasets often carry both; corrupting the one the model does not read would leave its
-    predictions untouched and report a robustness it does not have.
-    """
-    from .models.common.bert import BertTextEncoder
-    return any(isinstance(m, BertTextEncoder) for m in model.modules())
 
 
 def _modality_tensor_key(modality: str, bert_text: bool) -> str:

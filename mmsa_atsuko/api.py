@@ -24,6 +24,7 @@ from . import __version__
 from .config import config_hash, load_config, save_config
 from .data import load_dataset
 from .errors import UsageError
+from .models.common.bert import reads_bert_tokens
 from .registry import build_model
 from .results import append_mmsa_csv, append_record
 from .training.seed import DEFAULT_SEEDS, resolve_device, set_seed
@@ -84,7 +85,9 @@ def _prepare(model, dataset, *, aligned, data_root, feature_path, synthetic, syn
                                    pretrained=config.pretrained)
     data = loaded[key]
     # Build once to surface model/data mismatches (task, missing text features, BERT path) now.
-    build_model(model, config, data.spec)
+    built = build_model(model, config, data.spec)
+    if reads_bert_tokens(built) and data.spec.has_text_features:
+        data = data.without_text_features()
     return Job(model, config, data, preset)
 
 
@@ -113,6 +116,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
                      synthetic=synthetic, synthetic_size=synthetic_size, preset=preset,
                      overrides=overrides, max_epochs=max_epochs, loaded=loaded)
             for d in datasets for m in models]
+    loaded.clear()   # the jobs hold what they read; features no job reads are freed now
 
     records = []
     for job in jobs:

@@ -150,3 +150,12 @@ class TextInput(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         """(B, L, dim)."""
         return self.encoder(batch["text_bert"]) if self.use_bert else batch["text"]
+
+
+def reads_bert_tokens(model: nn.Module) -> bool:
+    """Whether the model's text input is `text_bert` (through a BERT encoder) rather than `text`.
+
+    Datasets often carry both. A run drops the `text` features a BERT model never reads
+    (`api._prepare`), and robustness corrupts the input the model does read.
+    """
+    return any(isinstance(m, BertTextEncoder) for m in model.modules())

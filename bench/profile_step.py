@@ -1,0 +1,101 @@
+"""Where one model's training step spends its time: step time, then a torch.profiler table.
+
+    python bench/profile_step.py --model mult --size full --device cuda --steps 10
+    OMP_NUM_THREADS=1 python bench/profile_step.py --model misa --size small -c av_lengths=text
+
+The data is synthetic MOSI (unaligned unless --aligned) from the project's generator, the
+config is the model's MOSI config plus `-c key=value` overrides. A step is what the trainer's
+loop does for one micro-batch that ends a gradient-accumulation group: forward, loss, backward,
+clipping and the optimizer step. Step times are per step with the device synchronised, median
+over --steps after --warmup; the profile covers another --steps steps.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--size", choices=("small", "full"), default="full")
+    p.add_argument("--aligned", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--preset", default=None)
+    p.add_argument("--cache", default="/tmp/profile-step-cache")
+    p.add_argument("-c", "--config", action="append", default=[], help="override key=value")
+    args = p.parse_args()
+
+    from mmsa_atsuko.config import load_config
+    from mmsa_atsuko.data import load_dataset
+    from mmsa_atsuko.data.synthetic import ensure_synthetic
+    from mmsa_atsuko.registry import build_model
+    from mmsa_atsuko.training.trainer import build_optimizer
+
+    pkl, bert = ensure_synthetic("mosi", args.cache, size=args.size, aligned=args.aligned)
+    config = load_config(args.model, "mosi", preset=args.preset, overrides=[("pretrained", str(bert)), *args.config])
+    data = load_dataset("mosi", aligned=args.aligned, feature_path=pkl)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = build_model(args.model, config, data.spec).to(device)
+    train = data.train.to(device)
+    if hasattr(model, "on_fit_start"):
+        model.on_fit_start(train)
+    optimizer = build_optimizer(model, config)
+    model.train()
+    batches = list(train.batches(config.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0)))
+    print(f"{args.model} on synthetic MOSI ({args.size}, {'aligned' if args.aligned else 'unaligned'}), "
+          f"{device}, batch {config.batch_size}, {sum(p.numel() for p in model.parameters()):,} parameters, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)", flush=True)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def step(i):
+        batch = batches[i % len(batches)]
+        outputs = model(batch)
+        losses = model.loss(outputs, batch)
+        losses["total"].backward()
+        if config.grad_clip is not None:
+            params = [q for q in model.parameters() if q.grad is not None]
+            if config.grad_clip_mode == "value":
+                torch.nn.utils.clip_grad_value_(params, config.grad_clip)
+            else:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if hasattr(model, "on_train_batch_end"):
+            model.on_train_batch_end(batch, outputs)
+
+    for i in range(args.warmup):
+        step(i)
+    sync()
+    times = []
+    for i in range(args.steps):
+        t0 = time.perf_counter()
+        step(i)
+        sync()
+        times.append(time.perf_counter() - t0)
+    print(f"step time: median {statistics.median(times) * 1e3:.1f} ms (min {min(times) * 1e3:.1f}, "
+          f"max {max(times) * 1e3:.1f}) over {args.steps} steps", flush=True)
+
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        for i in range(args.steps):
+            step(i)
+        sync()
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort, row_limit=args.top, max_name_column_width=60))
+
+
+if __name__ == "__main__":
+    main()
