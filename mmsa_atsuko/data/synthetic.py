@@ -19,13 +19,17 @@ The planted signal. Every sample has three independent latent scores t, a, v ~ N
 Text carries t through the words it uses (graded positive/negative words whose valence
 follows tanh(t)); `text` features are a fixed embedding table looked up at the token ids
 plus noise, so `text` and `text_bert` hold the same information. A few audio columns carry
-a, a few vision columns carry v, over the valid frames only. The label is
+a, a few vision columns carry v, over the valid frames only: half of a cue's power is a
+constant shift, half a cosine of fixed period (5-12 frames) and phase, and the same columns
+carry a label-free baseline and trend (the drift), which hides most of the constant part
+from a model that only averages over time (recipe v2; in v1 the cue was the constant
+alone, with no drift, so the time mean held all of it). The label is
 `hi * tanh(GAIN * (W_T t + W_A a + W_V v + noise))` with W_T^2 = 0.5 and W_A^2 = W_V^2 = 0.25,
 so text alone explains about half of what all three modalities explain: a model has to
 fuse to do well. SIMS-like datasets also get unimodal labels from t, a and v alone.
 
 Everything is a pure function of (dataset, size, seed, aligned), named by its recipe
-(`mosi-small-unaligned-seed0-v1`); the same call writes the same bytes. Every sample id
+(`mosi-small-unaligned-seed0-v2`); the same call writes the same bytes. Every sample id
 starts with `synthetic:<recipe>` so results on these files cannot pass for real ones.
 """
 from __future__ import annotations
@@ -50,7 +54,8 @@ SPLITS = ("train", "valid", "test")
 
 # Bump when the generator changes what it writes: the version is part of every recipe
 # name, so caches and run records made by an older generator never pass for new ones.
-RECIPE_VERSION = "v1"
+RECIPE_VERSION = "v2"         # v2: audio/vision cues partly oscillate, plus baseline drift
+BERT_RECIPE_VERSION = "v1"    # the tiny BERT has its own: it did not change with v2
 
 # `size='small'`: enough samples for a split to have a few batches, sequences short enough
 # that even MulT-style cross-modal attention trains in seconds. Feature dims stay real.
@@ -90,6 +95,9 @@ SENTIMENT_GAIN = 4.0                        # valence words lean along one share
 TEXT_NOISE = 0.1                            # per-token feature noise
 MIN_LENGTH_SHARE = 0.3                      # true lengths run from 30% to 100% of padded
 SIGNAL_COLUMN_SHARE = 0.1                   # about a tenth of audio/vision columns carry signal
+CUE_DC_SHARE = 0.5                          # share of a cue's energy that is a constant shift ...
+CUE_PERIODS = (5.0, 12.0)                   # ... the rest a fixed-phase oscillation of this period (frames)
+DRIFT_STD = 1.0                             # per-sample baseline + trend on signal columns (no label info)
 INF_SAMPLE_SHARE = 0.1                      # audio -inf on a tenth of samples (>= 1 per split)
 MAX_CLIPS_PER_VIDEO = 6
 _CHUNK = 512                                # samples per block when filling big arrays
@@ -120,7 +128,7 @@ def _check_args(dataset, size, seed, aligned) -> tuple[str, str, int, bool]:
 
 
 def synthetic_recipe(dataset: str, size: str = "small", seed: int = 0, aligned: bool = False) -> str:
-    """The recipe name, e.g. 'mosi-small-unaligned-seed0-v1' (sample ids carry it)."""
+    """The recipe name, e.g. 'mosi-small-unaligned-seed0-v2' (sample ids carry it)."""
     dataset, size, seed, aligned = _check_args(dataset, size, seed, aligned)
     return f"{dataset}-{size}-{'aligned' if aligned else 'unaligned'}-seed{seed}-{RECIPE_VERSION}"
 
@@ -205,14 +213,20 @@ def _world(recipe: str, feature_dims: dict) -> dict:
     inf_column = d_audio - 1
     audio_cols, audio_gains = _signal_columns(rng, d_audio, reserved=inf_column)
     vision_cols, vision_gains = _signal_columns(rng, d_vision, reserved=None)
+    # The cues' oscillations (recipe v2) come from their own stream, so v1's draws above and
+    # below stay where they were.
+    wave_rng = np.random.default_rng(_seed_sequence(recipe + "/waves"))
+    waves = {name: {"periods": wave_rng.uniform(*CUE_PERIODS, size=len(cols)),
+                    "phases": wave_rng.uniform(0.0, 2 * np.pi, size=len(cols))}
+             for name, cols in (("audio", audio_cols), ("vision", vision_cols))}
     # Per-column offsets and scales: real descriptors are neither centred nor unit-scaled,
     # and MMSA normalises nothing, so neither should the synthetic data be.
     return {
         "embed": embed,
-        "audio": {"columns": audio_cols, "gains": audio_gains, "inf_column": inf_column,
+        "audio": {"columns": audio_cols, "gains": audio_gains, "inf_column": inf_column, **waves["audio"],
                   "offset": (rng.standard_normal(d_audio) * 0.5).astype(np.float32),
                   "scale": rng.uniform(0.5, 2.0, d_audio).astype(np.float32)},
-        "vision": {"columns": vision_cols, "gains": vision_gains, "inf_column": None,
+        "vision": {"columns": vision_cols, "gains": vision_gains, "inf_column": None, **waves["vision"],
                    "offset": (rng.standard_normal(d_vision) * 0.5).astype(np.float32),
                    "scale": rng.uniform(0.5, 2.0, d_vision).astype(np.float32)},
     }
@@ -265,16 +279,40 @@ def _text_features(rng, embed: np.ndarray, ids: np.ndarray, mask: np.ndarray) ->
     return out
 
 
+def _cue_shape(layout: dict, padded: int) -> np.ndarray:
+    """(L, C) unit-power time course of each signal column's cue: a constant part with
+    CUE_DC_SHARE of the power plus a fixed-phase cosine with the rest.
+
+    Recipe v2. In v1 the cue was the constant alone, and so was all of its energy in the
+    lowest temporal frequency; now part of it sits at a period of 5-12 frames, in the middle
+    of the spectrum, away from the baseline drift (`_drift`), and a model has to look at the
+    time course, not only at the mean over time, to read all of it."""
+    t = np.arange(padded)[:, None]
+    wave = np.sqrt(2.0) * np.cos(2 * np.pi * t / layout["periods"][None, :] + layout["phases"][None, :])
+    return (np.sqrt(CUE_DC_SHARE) + np.sqrt(1.0 - CUE_DC_SHARE) * wave).astype(np.float32)
+
+
+def _drift(rng, n: int, lengths: np.ndarray, padded: int, columns: int) -> np.ndarray:
+    """(N, L, C) label-free low-frequency nuisance on the signal columns: a per-sample baseline
+    plus a linear trend over the valid frames (speaker, channel and lighting differences)."""
+    level, slope = rng.standard_normal((2, n, 1, columns))
+    ramp = np.arange(padded)[None, :] / np.maximum(lengths[:, None] - 1, 1) - 0.5     # -0.5 .. 0.5 over valid frames
+    return (DRIFT_STD * np.sqrt(0.5) * (level + np.sqrt(12.0) * ramp[:, :, None] * slope)).astype(np.float32)
+
+
 def _frame_features(rng, layout: dict, latent: np.ndarray, lengths: np.ndarray, padded: int, dim: int) -> np.ndarray:
-    """(N, L, D) frames: noise everywhere, latent * gain on the signal columns, zero padding."""
+    """(N, L, D) frames: noise everywhere; on the signal columns latent * gain * cue shape plus
+    drift; zero padding."""
     n = len(latent)
     out = np.empty((n, padded, dim), dtype=np.float32)
     valid = np.arange(padded)[None, :] < lengths[:, None]
     columns, gains = layout["columns"], layout["gains"]
+    shape = _cue_shape(layout, padded) * gains                                       # (L, C)
     for start in range(0, n, _CHUNK):
         stop = min(n, start + _CHUNK)
         block = rng.standard_normal((stop - start, padded, dim), dtype=np.float32)
-        block[:, :, columns] += latent[start:stop, None, None].astype(np.float32) * gains
+        block[:, :, columns] += (latent[start:stop, None, None].astype(np.float32) * shape
+                                 + _drift(rng, stop - start, lengths[start:stop], padded, len(columns)))
         block *= layout["scale"]
         block += layout["offset"]
         block *= valid[start:stop, :, None]
@@ -441,7 +479,7 @@ def _no_aligned_mintrec(aligned: bool) -> None:
 
 
 def _bert_recipe(seed: int, language: str) -> str:
-    return f"bert-synthetic-{language}-seed{seed}-{RECIPE_VERSION}"
+    return f"bert-synthetic-{language}-seed{seed}-{BERT_RECIPE_VERSION}"
 
 
 MARKER_JSON = "synthetic.json"
