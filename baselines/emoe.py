@@ -159,7 +159,7 @@ class EMOE(nn.Module):
             if m in self.proj:
                 x = self.proj[m](x)
             x = self.encoder_c(x).permute(2, 0, 1)                         # (T'_m, B, d), sequence-first
-            h[m] = self.transformers[m](x)[-1]                             # last step, (B, d)
+            h[m] = self.transformers[m](x, last_only=True)                 # last step, (B, d)
             refined[m], logits[m] = self.unimodal_heads[m](h[m])
 
         w = [weights[:, i:i + 1] for i in range(len(MODALITIES))]        # (B, 1) each, order l, v, a

@@ -110,7 +110,7 @@ class MulT(nn.Module):
         last = {}
         for t in MODALITIES:
             crossed = [self.cross[f"{t}_with_{s}"](seq[t], seq[s], seq[s]) for s in MODALITIES if s != t]
-            last[t] = self.memory[t](torch.cat(crossed, dim=-1))[-1]      # (B, 2d): the last step
+            last[t] = self.memory[t](torch.cat(crossed, dim=-1), last_only=True)   # (B, 2d): the last step
         fused = torch.cat([last[m] for m in MODALITIES], dim=-1)          # (B, 6d)
         _, y = self.head(fused)
         if self.task == "regression":

@@ -127,6 +127,9 @@ def cmd_quality(args) -> None:
         rows["atsuko band_pool by valid"] = chosen
         print("  band_pool chosen on valid MAE per seed: "
               + ", ".join(f"{r['seed']}:{r['config']['band_pool']}" for r in chosen))
+    for row in args.row or ():          # e.g. atsuko_sbn, or atsuko:band_mask_rate=0 (ablation rows)
+        model, *overrides = row.split(":")
+        run(row, model, _parse_overrides(overrides))
 
     print(f"\nRESULT quality (test MAE, mean ± std over {len(args.seeds)} seeds, sample std)")
     print(f"  {'predict train-label mean':<28} {mean_mae:.4f} (train mean {train_mean:+.4f}; data seed 0, "
@@ -392,6 +395,8 @@ def main() -> None:
     q.add_argument("-c", "--config", action="append", help="override key=value (both models)")
     q.add_argument("--unaligned", action="store_true", help="unaligned data (default: aligned)")
     q.add_argument("--rms-row", action="store_true")
+    q.add_argument("--row", action="append", metavar="MODEL[:KEY=VALUE...]",
+                   help="an extra row, e.g. atsuko_sbn or atsuko:lambda_ent=0.1 (repeatable)")
     q.add_argument("--out", default=None)
     s = sub.add_parser("steptime")
     s.add_argument("--d-model", type=int, default=256)

@@ -371,7 +371,8 @@ def cmd_run(args) -> None:
             for side in order:
                 job = {"model": model, "seed": seed, "pkl": data["pkl"], "threads": args.threads,
                        "max_epochs": args.max_epochs, "ours_config": ours_cfg, "mmsa_config": mmsa_cfg,
-                       "device": args.device, "mmsa_workers": args.mmsa_workers, "out": str(work / "out" / side / model / str(seed))}
+                       "device": args.device, "mmsa_workers": args.mmsa_workers,
+                       "train_batches": args.batches, "eval_batches": args.eval_batches, "out": str(work / "out" / side / model / str(seed))}
                 r = run_worker(side, job, args, logs)
                 rows[side].append(r)
                 print(f"  {model:8s} {side:5s} seed {seed}: MAE {r['MAE']:.4f} Non0_acc_2 {r['Non0_acc_2']:.4f} "
@@ -394,7 +395,8 @@ def print_table(table: dict, args) -> None:
     print(f"\nsynthetic MOSI ({args.size}), seeds {args.seeds}, max_epochs {args.max_epochs}, "
           f"early_stop {args.early_stop}, {args.threads} torch thread(s), {args.device}, "
           f"MMSA DataLoader workers {args.mmsa_workers}"
-          + (", ours in MMSA-faithful mode" if args.faithful else ""))
+          + (", ours in MMSA-faithful mode" if args.faithful else "")
+          + (f", {args.batches} training batches per epoch (quality columns not comparable)" if args.batches else ""))
     print("| model | MAE ours | MAE MMSA | Non0_acc_2 ours | Non0_acc_2 MMSA | s/epoch ours | s/epoch MMSA "
           "| ratio | peak RSS ours / MMSA (MB) |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -460,6 +462,10 @@ def main(argv=None) -> None:
     r.add_argument("--max-epochs", type=int, default=10)
     r.add_argument("--early-stop", type=int, default=8)
     r.add_argument("--faithful", action="store_true", help="ours with MMSA's behaviour where we fix a bug")
+    r.add_argument("--batches", type=int, default=None,
+                   help="cap each epoch at this many training batches (timing only: valid/test are cut to "
+                        "--eval-batches, so the MAE columns mean nothing)")
+    r.add_argument("--eval-batches", type=int, default=1)
     q = sub.choices["rss"]
     q.add_argument("--batches", type=int, default=30, help="training batches per epoch")
     q.add_argument("--eval-batches", type=int, default=2)

@@ -338,6 +338,33 @@ def test_transformer_matches_handwritten_mult(causal):
     assert torch.allclose(encoder(x, x_k, x_k), reference_transformer(encoder, x, x_k), atol=1e-5)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("t_k", [None, 4, 11])                         # self; cross with T_k < T_q, T_k > T_q
+def test_last_only_is_the_last_row_of_the_full_output_with_the_same_gradients(causal, t_k):
+    torch.manual_seed(12)
+    encoder = TransformerEncoder(16, 4, 3, attn_mask=causal)          # training mode, all dropouts 0
+    x = torch.randn(7, 3, 16, requires_grad=True)
+    x_k = None if t_k is None else torch.randn(t_k, 3, 16, requires_grad=True)
+    inputs = (x,) if x_k is None else (x, x_k, x_k)
+    weights = torch.randn(3, 16)                                       # a loss that weighs every output
+    full = encoder(*inputs)[-1]
+    grads_full = torch.autograd.grad((full * weights).sum(), [x, *encoder.parameters()] + ([x_k] if t_k else []))
+    last = encoder(*inputs, last_only=True)
+    grads_last = torch.autograd.grad((last * weights).sum(), [x, *encoder.parameters()] + ([x_k] if t_k else []))
+    assert last.shape == (3, 16)
+    assert torch.allclose(last, full, atol=1e-5)
+    for g_full, g_last in zip(grads_full, grads_last):
+        assert torch.allclose(g_last, g_full, atol=1e-5)
+    # only the top layer is cut to one position: its feed-forward sees 1 row, the others all 7
+    rows = []
+    hooks = [layer.fc1.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[0]))
+             for layer in encoder.layers]
+    encoder(*inputs, last_only=True)
+    for hook in hooks:
+        hook.remove()
+    assert rows == [7, 7, 1]
+
+
 def test_causal_mask_hides_the_future():
     torch.manual_seed(10)
     encoder = TransformerEncoder(8, 2, 1, attn_mask=True).eval()

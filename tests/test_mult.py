@@ -53,7 +53,7 @@ def test_conv_projection_shortens_sequences_by_kernel_minus_one():
                                             "conv1d_kernel_size_v=4"])
     seen = {}
     for m in ("l", "a", "v"):
-        model.memory[m].register_forward_hook(lambda mod, args, out, m=m: seen.__setitem__(m, out.shape))
+        model.memory[m].register_forward_pre_hook(lambda mod, args, m=m: seen.__setitem__(m, args[0].shape))
     model.eval()(data.train.batch(torch.arange(4)))
     lengths = data.spec.seq_lens
     assert seen == {"l": (lengths["text"] - 2, 4, 16), "a": (lengths["audio"] - 1, 4, 16),
@@ -71,15 +71,16 @@ def test_causal_mask_hides_the_future(attn_mask):
     torch.manual_seed(0)
     model, _, _ = small_model(overrides=[f"attn_mask={str(attn_mask).lower()}"], data=data)
     model.eval()
-    seen = []
-    model.memory["l"].register_forward_hook(lambda mod, args, out: seen.append(out))
+    inputs = []    # the forward pass reads only the last step; the whole memory sequence is rebuilt here
+    model.memory["l"].register_forward_pre_hook(lambda mod, args: inputs.append(args[0]))
     batch = split.batch(torch.arange(4))
     model(batch)
     for key in ("text", "audio", "vision"):
         batch[key] = batch[key].clone()
         batch[key][:, -1] += 1.0
     model(batch)
-    before, after = seen
+    with torch.no_grad():
+        before, after = (model.memory["l"](x) for x in inputs[-2:])
     assert torch.allclose(before[:-1], after[:-1], atol=1e-6) == attn_mask
     assert not torch.allclose(before[-1], after[-1])
 

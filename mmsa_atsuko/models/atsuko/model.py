@@ -187,7 +187,7 @@ class Atsuko(nn.Module):
             weights = self.modality_router(self.router_input(x_prime))
 
         # §7: transformers run sequence-first; h_m is the last position (causal: it sees all)
-        h = {m: self.transformers[m](x_prime[m].transpose(0, 1))[-1] for m in MODALITIES}
+        h = {m: self.transformers[m](x_prime[m].transpose(0, 1), last_only=True) for m in MODALITIES}
 
         if self.route_path == "post":                                          # §6 post path
             weights = self.modality_router(torch.cat([h[m] for m in MODALITIES], dim=-1))

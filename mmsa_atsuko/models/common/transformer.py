@@ -118,17 +118,28 @@ class TransformerEncoderLayer(nn.Module):
             nn.init.xavier_uniform_(fc.weight)
             nn.init.zeros_(fc.bias)
 
-    def forward(self, x, x_k=None, x_v=None):
-        residual = x
+    def forward(self, x, x_k=None, x_v=None, last_only: bool = False):
+        """(T, B, d) -> (T, B, d), or with `last_only` just the last position, (1, B, d).
+
+        The last query may attend to every key under MulT's future mask (its row forbids
+        j >= T_q + |T_k - T_q| >= T_k), so `last_only` needs no mask and computes exactly that
+        row of the full output, for 1/T of the query-side work.
+        """
+        residual = x[-1:] if last_only else x
         x = self.norm_attn(x)
         if x_k is None:                                        # self-attention
-            allowed = None
-            x = self.attention(x, x, x, causal=self.attn_mask)
+            if last_only:
+                x = self.attention(x[-1:], x, x)
+            else:
+                x = self.attention(x, x, x, causal=self.attn_mask)
         else:                                                  # cross-modal: MulT normalises k and v with the same LN
             x_k = self.norm_attn(x_k)
             x_v = self.norm_attn(x_v)
-            allowed = future_mask(x.shape[0], x_k.shape[0], x.device) if self.attn_mask else None
-            x = self.attention(x, x_k, x_v, allowed=allowed)
+            if last_only:
+                x = self.attention(x[-1:], x_k, x_v)
+            else:
+                allowed = future_mask(x.shape[0], x_k.shape[0], x.device) if self.attn_mask else None
+                x = self.attention(x, x_k, x_v, allowed=allowed)
         x = residual + F.dropout(x, p=self.res_dropout, training=self.training)
 
         residual = x
@@ -174,7 +185,16 @@ class TransformerEncoder(nn.Module):
         x = self.embed_scale * x_in + table
         return F.dropout(x, p=self.embed_dropout, training=self.training)
 
-    def forward(self, x_q: torch.Tensor, x_k: torch.Tensor | None = None, x_v: torch.Tensor | None = None):
+    def forward(self, x_q: torch.Tensor, x_k: torch.Tensor | None = None, x_v: torch.Tensor | None = None,
+                last_only: bool = False):
+        """(T_q, B, d) -> (T_q, B, d); with `last_only`, only the last position, (B, d).
+
+        MulT, EMOE and Atsuko read only the last position of their self-attention stacks. Its
+        value depends on every position of the layers below, but in the top layer only its own
+        row is needed: `last_only` computes just that row there, which saves that layer's
+        T_q x T_k attention and its feed-forward on T_q - 1 positions (a third of each of
+        MulT's 3-layer memory stacks). Same numbers as `forward(...)[-1]`.
+        """
         if x_v is not None and x_k is None:
             raise ValueError("x_v given without x_k")
         x = self._embed(x_q)
@@ -183,6 +203,8 @@ class TransformerEncoder(nn.Module):
             # when they are the same tensor.
             x_v = self._embed(x_k if x_v is None else x_v)
             x_k = self._embed(x_k)
-        for layer in self.layers:
-            x = layer(x, x_k, x_v)
-        return self.final_norm(x)
+        top = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x, x_k, x_v, last_only=last_only and i == top)
+        x = self.final_norm(x)
+        return x[-1] if last_only else x
