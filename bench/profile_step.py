@@ -2,6 +2,8 @@
 
     python bench/profile_step.py --model mult --size full --device cuda --steps 10
     OMP_NUM_THREADS=1 python bench/profile_step.py --model misa --size small -c av_lengths=text
+    for m in default keep default keep; do     # host allocator A/B (mmsa_atsuko/training/host_memory.py)
+      OMP_NUM_THREADS=1 python bench/profile_step.py --model tfn --steps 28 --top 0 --host-memory $m; done
 
 The data is synthetic MOSI (unaligned unless --aligned) from the project's generator, the
 config is the model's MOSI config plus `-c key=value` overrides. A step is what the trainer's
@@ -26,18 +28,25 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--top", type=int, default=25, help="rows of the profile table; 0: no profile")
+    p.add_argument("--host-memory", choices=("keep", "default"), default="keep",
+                   help="keep: what fit() does (host_memory.keep_freed_memory); default: glibc's own")
     p.add_argument("--preset", default=None)
     p.add_argument("--cache", default="/tmp/profile-step-cache")
     p.add_argument("-c", "--config", action="append", default=[], help="override key=value")
     args = p.parse_args()
 
+    import resource
+
     from mmsa_atsuko.config import load_config
+    from mmsa_atsuko.training.host_memory import keep_freed_memory
     from mmsa_atsuko.data import load_dataset
     from mmsa_atsuko.data.synthetic import ensure_synthetic
     from mmsa_atsuko.registry import build_model
     from mmsa_atsuko.training.trainer import build_optimizer
 
+    if args.host_memory == "keep":
+        keep_freed_memory()
     pkl, bert = ensure_synthetic("mosi", args.cache, size=args.size, aligned=args.aligned)
     config = load_config(args.model, "mosi", preset=args.preset, overrides=[("pretrained", str(bert)), *args.config])
     data = load_dataset("mosi", aligned=args.aligned, feature_path=pkl)
@@ -84,7 +93,10 @@ def main() -> None:
         sync()
         times.append(time.perf_counter() - t0)
     print(f"step time: median {statistics.median(times) * 1e3:.1f} ms (min {min(times) * 1e3:.1f}, "
-          f"max {max(times) * 1e3:.1f}) over {args.steps} steps", flush=True)
+          f"max {max(times) * 1e3:.1f}) over {args.steps} steps; host memory {args.host_memory}; "
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+    if args.top <= 0:
+        return
 
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":

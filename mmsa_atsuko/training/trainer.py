@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..errors import UsageError
 from ..metrics import compute_metrics, lower_is_better, metric_keys
+from .host_memory import keep_freed_memory
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -88,6 +89,7 @@ def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False)
 def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path | None = None,
         progress: bool = True) -> FitResult:
     """Train `model` on `data` (a Dataset) and test its best-valid checkpoint once."""
+    keep_freed_memory()      # CPU steps stop re-faulting their big activations (host_memory.py)
     dataset = data.spec.name
     key_eval = config.key_eval
     eval_bs = config.eval_batch_size or config.batch_size
