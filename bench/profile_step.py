@@ -43,7 +43,7 @@ def main() -> None:
     from mmsa_atsuko.data import load_dataset
     from mmsa_atsuko.data.synthetic import ensure_synthetic
     from mmsa_atsuko.registry import build_model
-    from mmsa_atsuko.training.trainer import build_optimizer
+    from mmsa_atsuko.training.trainer import build_optimizer, clip_and_step
 
     if args.host_memory == "keep":
         keep_freed_memory()
@@ -72,14 +72,7 @@ def main() -> None:
         outputs = model(batch)
         losses = model.loss(outputs, batch)
         losses["total"].backward()
-        if config.grad_clip is not None:
-            params = [q for q in model.parameters() if q.grad is not None]
-            if config.grad_clip_mode == "value":
-                torch.nn.utils.clip_grad_value_(params, config.grad_clip)
-            else:
-                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        clip_and_step(model, optimizer, config)
         if hasattr(model, "on_train_batch_end"):
             model.on_train_batch_end(batch, outputs)
 

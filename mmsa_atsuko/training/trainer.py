@@ -58,6 +58,18 @@ def build_optimizer(model, config) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
 
 
+def clip_and_step(model, optimizer, config) -> None:
+    """The end of a gradient-accumulation group: clip (MMSA: by value or norm), step, clear."""
+    if config.grad_clip is not None:
+        params = [p for p in model.parameters() if p.grad is not None]
+        if config.grad_clip_mode == "value":
+            torch.nn.utils.clip_grad_value_(params, config.grad_clip)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def _improved(value: float, best: float | None, minimize: bool) -> bool:
     # MMSA's rule: an improvement must beat the best by 1e-6 (trains/singleTask/*.py).
     if best is None:
@@ -130,14 +142,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
             # No division by grad_accum: MMSA and EMOE sum the micro-batch gradients.
             losses["total"].backward()
             if i % config.grad_accum == 0 or i == n_batches:      # the last partial group steps too
-                if config.grad_clip is not None:
-                    params = [p for p in model.parameters() if p.grad is not None]
-                    if config.grad_clip_mode == "value":
-                        torch.nn.utils.clip_grad_value_(params, config.grad_clip)
-                    else:
-                        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                clip_and_step(model, optimizer, config)
             if hasattr(model, "on_train_batch_end"):
                 model.on_train_batch_end(batch, outputs)
             n = len(batch["id"])
