@@ -255,18 +255,11 @@ def cmd_steptime(args) -> None:
 # ----------------------------------------------------------------------------------------------
 # 3. peak memory and router parameters
 # ----------------------------------------------------------------------------------------------
-def _rss_kib() -> int:
+def _status_kib(field: str) -> int:
+    """A KiB field of /proc/self/status: VmRSS (now) or VmHWM (the high-water mark); -1 if absent."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
-
-
-def _hwm_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return -1
 
@@ -291,7 +284,7 @@ def cmd_memory_child(args) -> None:
 
     payload = torch.load(args.batch_file, weights_only=False)
     batch, spec = payload["batch"], payload["spec"]
-    rss0 = _rss_kib()
+    rss0 = _status_kib("VmRSS")
     config = load_config(args.model, "mosi", overrides=[("use_bert", True), ("pretrained", args.bert_dir)])
     set_seed(1111)
     model = build_model(args.model, config, spec)
@@ -302,7 +295,7 @@ def cmd_memory_child(args) -> None:
     optimizer = build_optimizer(model, config)
     import gc
     gc.collect()
-    rss_build = _rss_kib()
+    rss_build = _status_kib("VmRSS")
     reset = _reset_peak()
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
@@ -312,8 +305,8 @@ def cmd_memory_child(args) -> None:
     optimizer.step()
     step_s = time.perf_counter() - t0
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    hwm = _hwm_kib()
-    rss_after = _rss_kib()
+    hwm = _status_kib("VmHWM")
+    rss_after = _status_kib("VmRSS")
 
     def count(module) -> int:
         return sum(p.numel() for p in module.parameters())

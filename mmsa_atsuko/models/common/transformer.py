@@ -127,19 +127,15 @@ class TransformerEncoderLayer(nn.Module):
         """
         residual = x[-1:] if last_only else x
         x = self.norm_attn(x)
+        query = x[-1:] if last_only else x
+        masked = self.attn_mask and not last_only              # the last row is never masked
         if x_k is None:                                        # self-attention
-            if last_only:
-                x = self.attention(x[-1:], x, x)
-            else:
-                x = self.attention(x, x, x, causal=self.attn_mask)
+            x = self.attention(query, x, x, causal=masked)
         else:                                                  # cross-modal: MulT normalises k and v with the same LN
             x_k = self.norm_attn(x_k)
             x_v = self.norm_attn(x_v)
-            if last_only:
-                x = self.attention(x[-1:], x_k, x_v)
-            else:
-                allowed = future_mask(x.shape[0], x_k.shape[0], x.device) if self.attn_mask else None
-                x = self.attention(x, x_k, x_v, allowed=allowed)
+            allowed = future_mask(x.shape[0], x_k.shape[0], x.device) if masked else None
+            x = self.attention(query, x_k, x_v, allowed=allowed)
         x = residual + F.dropout(x, p=self.res_dropout, training=self.training)
 
         residual = x
