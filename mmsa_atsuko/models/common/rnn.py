@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 
 class LSTMEncoder(nn.Module):
@@ -26,7 +26,18 @@ class LSTMEncoder(nn.Module):
             # pack_padded_sequence rejects zero lengths; a sample with no valid frame reads one
             # (zero) frame instead.
             x = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        _, (h_n, _) = self.rnn(x)
+        if torch.is_grad_enabled() and not isinstance(x, PackedSequence) and x.is_cpu:
+            # PyTorch sends unpacked float CPU input to oneDNN's LSTM, whose training step is
+            # 1.4-1.6x slower than ATen's own (bench/README.md, "oneDNN LSTM"); inference is
+            # 10% faster on oneDNN, so only the grad-enabled path switches.
+            onednn_was_enabled = torch.backends.mkldnn.enabled
+            torch.backends.mkldnn.enabled = False
+            try:
+                _, (h_n, _) = self.rnn(x)
+            finally:
+                torch.backends.mkldnn.enabled = onednn_was_enabled
+        else:
+            _, (h_n, _) = self.rnn(x)
         if self.rnn.bidirectional:
             return torch.cat([h_n[-2], h_n[-1]], dim=-1)
         return h_n[-1]
