@@ -48,10 +48,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.models.common.bert import BertTextEncoder
+from mmsa_atsuko.models.common.rnn import BiLSTM
 from mmsa_atsuko.registry import register_model
 
 MODALITIES = ("text", "vision", "audio")   # MMSA's order for the codes, the fusion stack and the losses
@@ -95,23 +95,20 @@ class LayerNormedBiLSTM(nn.Module):
     """MISA's 2-layer bidirectional LSTM with a LayerNorm on the first layer's outputs.
 
     MISA-specific (MMSA `extract_features`): the shared `LSTMEncoder` returns only the last
-    layer's final state and has no normalisation between layers. Returns both layers' final
+    layer's final state and has no normalisation between layers. Each layer reads the true
+    frames only (`BiLSTM`, what MMSA's packed nn.LSTM computes). Returns both layers' final
     states in MMSA's order [h1 fwd, h2 fwd, h1 bwd, h2 bwd], (B, 4 * hidden).
     """
 
     def __init__(self, dim: int):
         super().__init__()
-        self.rnn1 = nn.LSTM(dim, dim, bidirectional=True, batch_first=True)
+        self.rnn1 = BiLSTM(dim, dim)
         self.norm = nn.LayerNorm(2 * dim)
-        self.rnn2 = nn.LSTM(2 * dim, dim, bidirectional=True, batch_first=True)
+        self.rnn2 = BiLSTM(2 * dim, dim)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        # pack_padded_sequence wants CPU lengths >= 1: a sample with no frame reads one zero frame.
-        lengths = lengths.clamp(min=1).cpu()
-        packed_h1, (h1, _) = self.rnn1(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
-        out1, _ = pad_packed_sequence(packed_h1, batch_first=True)
-        packed = pack_padded_sequence(self.norm(out1), lengths, batch_first=True, enforce_sorted=False)
-        _, (h2, _) = self.rnn2(packed)
+        out1, h1 = self.rnn1(x, lengths)
+        _, h2 = self.rnn2(self.norm(out1), lengths)
         # h1, h2: (2 directions, B, dim) -> (B, 2, 2 * dim) -> (B, 4 * dim), as MMSA's cat/permute/view.
         return torch.cat([h1, h2], dim=2).permute(1, 0, 2).reshape(x.shape[0], -1)
 
