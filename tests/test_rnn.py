@@ -4,6 +4,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from mmsa_atsuko.models.common import rnn as rnn_module
 from mmsa_atsuko.models.common.rnn import BiLSTM, LSTMEncoder, reverse_valid_frames
 
 
@@ -19,7 +20,18 @@ def test_reverse_valid_frames_reverses_only_the_true_frames_and_is_its_own_inver
     assert torch.equal(reverse_valid_frames(got, lengths), x)
 
 
-def test_unpacked_training_forward_matches_onednn_and_restores_the_flag():
+def test_aten_lstm_is_chosen_for_big_projections_of_data_in_training_only(monkeypatch):
+    rnn = nn.LSTM(768, 128, batch_first=True)
+    data = torch.zeros(64, 2, 768)                    # 64 * 768 * 512 = 25M multiply-adds per step
+    assert rnn_module._use_aten_lstm(rnn, data)
+    assert not rnn_module._use_aten_lstm(rnn, data[:8])                          # small projection
+    assert not rnn_module._use_aten_lstm(rnn, data.clone().requires_grad_())     # needs the input gradient
+    with torch.no_grad():
+        assert not rnn_module._use_aten_lstm(rnn, data)                          # inference
+
+
+def test_unpacked_training_forward_matches_onednn_and_restores_the_flag(monkeypatch):
+    monkeypatch.setattr(rnn_module, "ATEN_LSTM_MIN_PROJECTION", 0)              # force the ATen path
     torch.manual_seed(0)
     encoder = LSTMEncoder(12, 7)
     x = torch.randn(5, 9, 12)
@@ -37,7 +49,8 @@ def test_unpacked_training_forward_matches_onednn_and_restores_the_flag():
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
-def test_the_flag_is_restored_when_the_lstm_raises():
+def test_the_flag_is_restored_when_the_lstm_raises(monkeypatch):
+    monkeypatch.setattr(rnn_module, "ATEN_LSTM_MIN_PROJECTION", 0)
     encoder = LSTMEncoder(12, 7)
     with pytest.raises(RuntimeError):
         encoder(torch.randn(5, 9, 11))                # wrong feature size: nn.LSTM raises
@@ -45,7 +58,9 @@ def test_the_flag_is_restored_when_the_lstm_raises():
 
 
 @pytest.mark.parametrize("num_layers", [1, 2])
-def test_lengths_give_the_packed_final_state_and_gradients(num_layers):
+@pytest.mark.parametrize("aten_threshold", [0, rnn_module.ATEN_LSTM_MIN_PROJECTION])
+def test_lengths_give_the_packed_final_state_and_gradients(num_layers, aten_threshold, monkeypatch):
+    monkeypatch.setattr(rnn_module, "ATEN_LSTM_MIN_PROJECTION", aten_threshold)
     torch.manual_seed(1)
     encoder = LSTMEncoder(4, 3, num_layers=num_layers)
     x = torch.randn(4, 7, 4)

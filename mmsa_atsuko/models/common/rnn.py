@@ -14,19 +14,30 @@ import torch
 from torch import nn
 
 
+# Training on CPU, PyTorch runs unpacked float input on oneDNN's LSTM, which always computes the
+# input's gradient. For pre-extracted features (no gradient wanted) with a big input projection,
+# ATen's own LSTM, which skips it, is faster: 1.4x at batch 64, 768 -> 128 (TFN/LMF text). For small
+# projections oneDNN's one-kernel sequence wins, 8-12x at 5-20 -> 5-32 over 375-500 frames
+# (Self-MM, MISA). The threshold is the per-step projection size B * in * 4H where the two cross
+# (bench/bench_lstm.py; bench/README.md "LSTMs on CPU").
+ATEN_LSTM_MIN_PROJECTION = 6_000_000
+
+
+def _use_aten_lstm(rnn: nn.LSTM, x: torch.Tensor) -> bool:
+    return (torch.is_grad_enabled() and x.is_cpu and not x.requires_grad
+            and x.shape[0] * rnn.input_size * 4 * rnn.hidden_size >= ATEN_LSTM_MIN_PROJECTION)
+
+
 def _run_lstm(rnn: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
-    """rnn(x)'s outputs (B, T, H * directions) for unpacked x."""
-    if torch.is_grad_enabled() and x.is_cpu:
-        # PyTorch sends unpacked float CPU input to oneDNN's LSTM, whose training step is
-        # 1.4-1.6x slower than ATen's own (bench/README.md, "oneDNN LSTM"); inference is
-        # 10% faster on oneDNN, so only the grad-enabled path switches.
-        onednn_was_enabled = torch.backends.mkldnn.enabled
-        torch.backends.mkldnn.enabled = False
-        try:
-            return rnn(x)[0]
-        finally:
-            torch.backends.mkldnn.enabled = onednn_was_enabled
-    return rnn(x)[0]
+    """rnn(x)'s outputs (B, T, H * directions) for unpacked x, on the faster CPU kernel."""
+    if not _use_aten_lstm(rnn, x):
+        return rnn(x)[0]
+    onednn_was_enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        return rnn(x)[0]
+    finally:
+        torch.backends.mkldnn.enabled = onednn_was_enabled
 
 
 def valid_lengths(lengths: torch.Tensor, padded_length: int) -> torch.Tensor:
