@@ -29,6 +29,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--top", type=int, default=25, help="rows of the profile table; 0: no profile")
+    p.add_argument("--by-shape", action="store_true", help="one profile row per op and input shapes")
     p.add_argument("--host-memory", choices=("keep", "default"), default="keep",
                    help="keep: what fit() does (host_memory.keep_freed_memory); default: glibc's own")
     p.add_argument("--preset", default=None)
@@ -94,12 +95,13 @@ def main() -> None:
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
-    with torch.profiler.profile(activities=activities) as prof:
+    with torch.profiler.profile(activities=activities, record_shapes=args.by_shape) as prof:
         for i in range(args.steps):
             step(i)
         sync()
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    print(prof.key_averages().table(sort_by=sort, row_limit=args.top, max_name_column_width=60))
+    print(prof.key_averages(group_by_input_shape=args.by_shape).table(
+        sort_by=sort, row_limit=args.top, max_name_column_width=60))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,113 @@
+"""CPU training step of the models' LSTMs: packed vs unpacked, oneDNN vs ATen kernels (A/B, one process).
+
+    OMP_NUM_THREADS=1 python bench/bench_lstm.py [--pairs 7]
+
+Each row is one LSTM shape a model uses on MOSI (batch, frames, input -> hidden), with lengths
+drawn uniformly from [T/4, T]. A step is forward + backward of the final states (and of all
+outputs for MISA's first layer). The variants:
+
+- `packed`: nn.LSTM on a PackedSequence, what MMSA and our code before `mmsa_atsuko.models.common.rnn`
+  did. PyTorch's CPU implementation slices the packed input once per step; each slice's backward
+  zero-fills a tensor of the whole packed input.
+- `onednn` / `aten`: the same LSTM over the padded frames (cut to the longest sample), final
+  state read at each sample's last frame, with PyTorch's default CPU kernel (oneDNN) or with
+  oneDNN switched off (ATen's own, which skips the gradient of an input that needs none).
+- `ours`: what `LSTMEncoder` / `BiLSTM` do now (one of the two above, by
+  `ATEN_LSTM_MIN_PROJECTION`).
+Variants alternate within each pair, in an order rotated every pair; the table gives medians.
+The last column compares `ours` with what that model ran before: `packed` for Self-MM and MISA,
+`onednn` over the padded text for TFN and LMF (they never packed).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from mmsa_atsuko.models.common import rnn as rnn_module
+
+# (name, what the model ran before, batch, frames, input, hidden, bidirectional)
+SHAPES = [
+    ("TFN text, MOSI", "onednn", 32, 50, 768, 128, False),
+    ("LMF text, MOSI", "onednn", 64, 50, 768, 128, False),
+    ("LMF text, small preset", "onednn", 16, 50, 768, 16, False),
+    ("Self-MM audio, MOSI", "packed", 16, 375, 5, 16, False),
+    ("Self-MM vision, MOSI", "packed", 16, 500, 20, 32, False),
+    ("MISA audio layer 1, MOSI", "packed", 16, 375, 5, 5, True),
+    ("MISA vision layer 1, MOSI", "packed", 16, 500, 20, 20, True),
+]
+
+
+def step_fn(variant: str, batch: int, frames: int, in_size: int, hidden: int, bidirectional: bool):
+    torch.manual_seed(0)
+    x = torch.randn(batch, frames, in_size)
+    lengths = torch.randint(frames // 4, frames + 1, (batch,))
+    if bidirectional:
+        packed_rnn = nn.LSTM(in_size, hidden, bidirectional=True, batch_first=True)
+        ours = rnn_module.BiLSTM(in_size, hidden)
+    else:
+        packed_rnn = nn.LSTM(in_size, hidden, batch_first=True)
+        ours = rnn_module.LSTMEncoder(in_size, hidden)
+
+    def packed():
+        out, (h_n, _) = packed_rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+        (h_n.sum() + out.data.sum()).backward()
+
+    def unpacked(onednn: bool):
+        def run():
+            torch.backends.mkldnn.enabled = onednn
+            try:
+                if bidirectional:
+                    ours.forward_rnn.zero_grad()
+                    out = ours.forward_rnn(x[:, :int(lengths.max())])[0]
+                    back = ours.backward_rnn(rnn_module.reverse_valid_frames(x, lengths)[:, :int(lengths.max())])[0]
+                    (out.sum() + back.sum()).backward()
+                else:
+                    out = ours.rnn(x[:, :int(lengths.max())])[0]
+                    rnn_module.last_frame(out, lengths).sum().backward()
+            finally:
+                torch.backends.mkldnn.enabled = True
+        return run
+
+    def current():
+        if bidirectional:
+            outputs, final = ours(x, lengths)
+            (final.sum() + outputs.sum()).backward()
+        else:
+            ours(x, lengths).sum().backward()
+
+    return {"packed": packed, "onednn": unpacked(True), "aten": unpacked(False), "ours": current}[variant]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--pairs", type=int, default=7)
+    args = p.parse_args()
+    variants = ["packed", "onednn", "aten", "ours"]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); ms per training step (median of {args.pairs})")
+    print("| LSTM | B, T, in -> H | " + " | ".join(variants) + " | ours / before |")
+    print("|---|---|" + "---|" * (len(variants) + 1))
+    for name, before, *shape in SHAPES:
+        fns = {v: step_fn(v, *shape) for v in variants}
+        for fn in fns.values():          # warm-up
+            fn()
+        times = {v: [] for v in variants}
+        for pair in range(args.pairs):
+            order = variants[pair % len(variants):] + variants[:pair % len(variants)]
+            for v in order:
+                t = time.perf_counter()
+                fns[v]()
+                times[v].append(time.perf_counter() - t)
+        med = {v: statistics.median(ts) * 1000 for v, ts in times.items()}
+        b, t, i, h, bid = shape
+        cells = " | ".join(f"{med[v]:.1f}" for v in variants)
+        print(f"| {name} | {b}, {t}, {i} -> {h}{' x2' if bid else ''} | {cells} | {med['ours'] / med[before]:.2f}x ({before}) |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
