@@ -3,8 +3,8 @@
 MMSA's TFN/LMF read the text LSTM over the whole padded sequence; Self-MM and MISA pack with
 the true lengths. Packing is not used here: PyTorch's CPU LSTM on a PackedSequence slices its
 input once per time step, and each slice's backward zero-fills a tensor of the whole packed
-input, so a training step costs O(T^2) memory traffic (7-10x slower than unpacked at T = 375-500,
-bench/README.md "LSTMs without packing"). An LSTM is causal, so running it over the padded
+input, so a training step costs O(T^2) memory traffic (7-20x slower than unpacked at T = 375-500,
+bench/README.md "LSTMs on CPU"). An LSTM is causal, so running it over the padded
 sequence and reading each sample's output at its own last frame gives exactly the packed final
 state; the backward direction runs over each sample's frames reversed in place.
 """
@@ -19,7 +19,7 @@ from torch import nn
 # ATen's own LSTM, which skips it, is faster: 1.4x at batch 64, 768 -> 128 (TFN/LMF text). For small
 # projections oneDNN's one-kernel sequence wins, 8-12x at 5-20 -> 5-32 over 375-500 frames
 # (Self-MM, MISA). The threshold is the per-step projection size B * in * 4H where the two cross
-# (bench/bench_lstm.py; bench/README.md "LSTMs on CPU").
+# (bench/bench_lstm.py; bench/README.md, "LSTMs on CPU").
 ATEN_LSTM_MIN_PROJECTION = 6_000_000
 
 
@@ -40,10 +40,10 @@ def _run_lstm(rnn: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
         torch.backends.mkldnn.enabled = onednn_was_enabled
 
 
-def valid_lengths(lengths: torch.Tensor, padded_length: int) -> torch.Tensor:
-    """Lengths as int64 in [1, padded_length]: a sample with no valid frame reads one (padding) frame,
-    as pack_padded_sequence would need."""
-    return lengths.long().clamp(min=1, max=padded_length)
+def valid_lengths(lengths: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Lengths as int64 in [1, T] on x's device, for x (B, T, d): a sample with no valid frame
+    reads one (padding) frame, as pack_padded_sequence would need."""
+    return lengths.to(device=x.device, dtype=torch.long).clamp(min=1, max=x.shape[1])
 
 
 def last_frame(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -77,7 +77,7 @@ class LSTMEncoder(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if lengths is None:
             return _run_lstm(self.rnn, x)[:, -1]
-        lengths = valid_lengths(lengths, x.shape[1])
+        lengths = valid_lengths(lengths, x)
         # Frames past the longest sample cannot reach any sample's final state.
         return last_frame(_run_lstm(self.rnn, x[:, :int(lengths.max())]), lengths)
 
@@ -98,7 +98,7 @@ class BiLSTM(nn.Module):
         self.backward_rnn = nn.LSTM(in_size, hidden_size, batch_first=True)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lengths = valid_lengths(lengths, x.shape[1])
+        lengths = valid_lengths(lengths, x)
         x = x[:, :int(lengths.max())]
         forward_out = _run_lstm(self.forward_rnn, x)
         reversed_out = _run_lstm(self.backward_rnn, reverse_valid_frames(x, lengths))
