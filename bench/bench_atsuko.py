@@ -65,6 +65,50 @@ def _load(cache: str, aligned: bool):
     return load_dataset("mosi", aligned=aligned, feature_path=_data_path(cache, aligned))
 
 
+def _band_corrupted_copy(pkl: Path, amplitude: float, seed: int = 0) -> Path:
+    """A copy of a synthetic MOSI pickle where every sample's audio and vision carry noise in ONE
+    band of the time axis, drawn per sample and modality (a what-if for issue 3, not a recipe).
+
+    The bands are equidistant thirds of the path-graph spectrum of the padded length (the same
+    graph Atsuko's SBN uses). The noise is white across features, scaled per column to
+    `amplitude` times the column's train std, and projected onto the chosen band, so a sample's
+    other two bands are untouched. Recipe v2 puts every sample's cue in the same frequencies; here
+    which band is spoiled changes from sample to sample, which a per-sample band router can use
+    and a fixed filter cannot.
+    """
+    import pickle
+
+    import numpy as np
+
+    import torch
+
+    from mmsa_atsuko.models.atsuko.spectral import band_projectors, equidistant_bounds, path_graph_basis
+
+    out = pkl.with_name(f"{pkl.stem}-bandnoise{amplitude:g}-s{seed}.pkl")
+    if out.exists():
+        return out
+    with open(pkl, "rb") as f:
+        data = pickle.load(f)
+    rng = np.random.default_rng(seed)
+    for modality in ("audio", "vision"):
+        length = data["train"][modality].shape[1]
+        _, basis = path_graph_basis(length, dtype=torch.float64)
+        projectors = band_projectors(basis, equidistant_bounds(length, 3)).numpy()     # (3, T, T)
+        # Over finite values only: audio keeps MMSA's -inf frames in one column, which stay -inf.
+        frames = data["train"][modality].reshape(-1, data["train"][modality].shape[2]).astype(np.float64)
+        col_std = np.nan_to_num(np.nanstd(np.where(np.isfinite(frames), frames, np.nan), axis=0))
+        for split in ("train", "valid", "test"):
+            x = data[split][modality]
+            band = rng.integers(0, 3, size=len(x))
+            noise = rng.standard_normal(x.shape) * (amplitude * col_std)
+            data[split][modality] = (x + np.einsum("nts,nsd->ntd", projectors[band], noise)).astype(x.dtype)
+    tmp = out.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(data, f)
+    tmp.replace(out)
+    return out
+
+
 def _mean_std(values) -> str:
     values = list(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -91,13 +135,20 @@ def cmd_quality(args) -> None:
 
     os.environ[SYNTHETIC_CACHE_ENV] = args.cache
     aligned = not args.unaligned
-    data = _load(args.cache, aligned)
+    feature_path = None
+    if args.band_noise:
+        from mmsa_atsuko.data import load_dataset
+        feature_path = _band_corrupted_copy(_data_path(args.cache, aligned), args.band_noise)
+        data = load_dataset("mosi", aligned=aligned, feature_path=feature_path)
+    else:
+        data = _load(args.cache, aligned)
     train_mean = float(data.train.tensors["label"].double().mean())
     test_label = data.test.tensors["label"].double().numpy()
     mean_mae = float(np.abs(test_label - train_mean).mean())
     config = _parse_overrides(args.config)
     out = args.out or tempfile.mkdtemp(prefix="atsuko-quality-")
-    print(f"data: full-size synthetic MOSI ({'aligned' if aligned else 'unaligned'}), "
+    print(f"data: full-size synthetic MOSI ({'aligned' if aligned else 'unaligned'})"
+          f"{f', band noise x{args.band_noise:g} per sample ({feature_path.name})' if feature_path else ''}, "
           f"train/valid/test {len(data.train)}/{len(data.valid)}/{len(data.test)}; preset={args.preset}; "
           f"config overrides {config}; seeds {args.seeds}; torch threads {args.threads}; out {out}", flush=True)
     del data
@@ -106,9 +157,11 @@ def cmd_quality(args) -> None:
 
     def run(label, model, extra):
         t0 = time.perf_counter()
+        source = ({"feature_path": feature_path} if feature_path
+                  else {"synthetic": True, "synthetic_size": "full"})
         records = mmsa_atsuko.run([model], ["mosi"], seeds=args.seeds, config={**config, **extra},
-                                  synthetic=True, synthetic_size="full", preset=args.preset, aligned=aligned,
-                                  device=args.device, quiet=True, out=out)
+                                  preset=args.preset, aligned=aligned, device=args.device, quiet=True,
+                                  out=out, **source)
         wall = time.perf_counter() - t0
         rows[label] = records
         for r in records:
@@ -391,6 +444,8 @@ def main() -> None:
     q.add_argument("--row", action="append", metavar="MODEL[:KEY=VALUE...]",
                    help="an extra row, e.g. atsuko_sbn or atsuko:lambda_ent=0.1 (repeatable)")
     q.add_argument("--out", default=None)
+    q.add_argument("--band-noise", type=float, default=0.0, metavar="AMP",
+                   help="what-if data: audio/vision noise in one random band per sample, AMP x column std")
     s = sub.add_parser("steptime")
     s.add_argument("--d-model", type=int, default=256)
     s.add_argument("--nlevels", type=int, default=4)
