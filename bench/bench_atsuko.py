@@ -170,8 +170,9 @@ def cmd_quality(args) -> None:
                   f"{r['wall_time_s']:.0f} s", flush=True)
         print(f"  {label}: {wall:.0f} s for {len(records)} seeds", flush=True)
 
-    run("atsuko", "atsuko", {})
-    run("atsuko_base", "atsuko_base", {})
+    if not args.rows_only:
+        run("atsuko", "atsuko", {})
+        run("atsuko_base", "atsuko_base", {})
     if args.rms_row:
         run("atsuko band_pool=rms", "atsuko", {"band_pool": "rms"})
         chosen = []
@@ -192,6 +193,8 @@ def cmd_quality(args) -> None:
         vmaes = [r["valid_metrics"]["MAE"] for r in records]
         print(f"  {label:<28} {_mean_std(maes)}   (valid MAE {_mean_std(vmaes)}; "
               f"Corr {_mean_std(r['metrics']['Corr'] for r in records)})")
+    if args.rows_only:
+        return
     a = [r["metrics"]["MAE"] for r in rows["atsuko"]]
     b = [r["metrics"]["MAE"] for r in rows["atsuko_base"]]
     print(f"  atsuko < train-mean MAE: {statistics.mean(a) < mean_mae}; atsuko < atsuko_base: "
@@ -444,6 +447,8 @@ def main() -> None:
     q.add_argument("--row", action="append", metavar="MODEL[:KEY=VALUE...]",
                    help="an extra row, e.g. atsuko_sbn or atsuko:lambda_ent=0.1 (repeatable)")
     q.add_argument("--out", default=None)
+    q.add_argument("--rows-only", action="store_true",
+                   help="only the --row runs, not the default atsuko and atsuko_base rows")
     q.add_argument("--band-noise", type=float, default=0.0, metavar="AMP",
                    help="what-if data: audio/vision noise in one random band per sample, AMP x column std")
     s = sub.add_parser("steptime")
