@@ -1,7 +1,8 @@
 """Atsuko quality and performance on full-size synthetic MOSI (issue 3, "Quality and performance").
 
     python bench/bench_atsuko.py quality  [--seeds 1111 1112 1113] [--preset small] [-c key=value ...]
-                                          [--rms-row]
+                                          [--rms-row] [--row MODEL[:key=value...] ...] [--rows-only]
+                                          [--band-noise AMP]
     python bench/bench_atsuko.py steptime [--d-model 256] [--nlevels 4] [--pairs 10] [--calib-pairs 3]
                                           [--layouts aligned unaligned]
     python bench/bench_atsuko.py memory   [--batch-size 16] [--models atsuko atsuko_base]
@@ -15,7 +16,10 @@ quality   `mmsa_atsuko.run` of atsuko and atsuko_base (same config apart from th
           each seed; prints test MAE mean ± std (sample std, n-1) per model, next to the MAE of
           always predicting the train-label mean (computed from the loaded data). --rms-row adds
           atsuko with band_pool=rms as its own row, and the row "atsuko, band_pool chosen on
-          valid MAE" that picks mean or rms per seed by VALID MAE only.
+          valid MAE" that picks mean or rms per seed by VALID MAE only. --row adds a row (an
+          ablation model, or atsuko with overrides); --rows-only runs just those. --band-noise AMP
+          trains on a derived copy of the data with audio/vision noise in one random band per
+          sample (a what-if for the band router, not the project's recipe).
 steptime  One process; atsuko and atsuko_base built from the same seed, trained on the same
           fixed batches; their steps alternate (order swapped every pair). A step is forward +
           loss + backward + Adam step (one optimizer step per micro-batch, i.e. grad_accum=1;
@@ -145,6 +149,9 @@ def cmd_quality(args) -> None:
     train_mean = float(data.train.tensors["label"].double().mean())
     test_label = data.test.tensors["label"].double().numpy()
     mean_mae = float(np.abs(test_label - train_mean).mean())
+    if args.rows_only and (args.rms_row or not args.row):
+        raise SystemExit("--rows-only runs only the --row runs: give at least one --row, and no --rms-row "
+                         "(it is compared with the default atsuko row)")
     config = _parse_overrides(args.config)
     out = args.out or tempfile.mkdtemp(prefix="atsuko-quality-")
     print(f"data: full-size synthetic MOSI ({'aligned' if aligned else 'unaligned'})"
