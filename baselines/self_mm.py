@@ -41,6 +41,8 @@ Faithful to MMSA, with these fixes:
 - The text width is BERT's hidden size, read from the weights (MMSA's `text_out: 768`).
 - MMSA's `t_bert_dropout` is declared but unused; left out. `save_labels` is not provided.
 - The generic trainer steps the last partial accumulation group (MMSA discards it).
+- BERT reads the batch's tokens only up to its longest text (`trim_to_longest_text`); MMSA
+  feeds all padded positions. [CLS] is the same, at less cost.
 The T/A/V predictions go out under `export`, so they land in the per-sample predictions file.
 Regression only (MMSA's trainer asserts it): building it for a classification dataset fails
 with one line from the registry.
@@ -52,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.models.common.bert import BertTextEncoder
+from mmsa_atsuko.models.common.bert import BertTextEncoder, trim_to_longest_text
 from mmsa_atsuko.models.common.rnn import LSTMEncoder
 from mmsa_atsuko.registry import register_model
 
@@ -204,7 +206,7 @@ class SelfMM(nn.Module):
         self.epoch = 1       # the epoch being trained, for ULGM's momentum; set by the hooks
 
     def forward(self, batch: dict) -> dict:
-        text = self.text_model(batch["text_bert"])[:, 0, :]          # [CLS]
+        text = self.text_model(trim_to_longest_text(batch["text_bert"]))[:, 0, :]   # [CLS]; trim: same features
         # Aligned data carries the text lengths as audio/vision lengths, which is what MMSA uses there.
         audio = self.audio_model(batch["audio"], batch["audio_lengths"])
         vision = self.video_model(batch["vision"], batch["vision_lengths"])

@@ -4,7 +4,7 @@ import torch
 
 from conftest import TINY_BERT_VOCAB
 from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.models.common.bert import BertTextEncoder, check_vocab, resolve_bert_path
+from mmsa_atsuko.models.common.bert import BertTextEncoder, check_vocab, resolve_bert_path, trim_to_longest_text
 
 
 def text_bert(n=3, length=9):
@@ -24,6 +24,29 @@ def test_encoder_gives_last_hidden_state(tiny_bert, finetune):
     expected = encoder.model(input_ids=tokens[:, 0], attention_mask=tokens[:, 1],
                              token_type_ids=tokens[:, 2]).last_hidden_state
     assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_trim_to_longest_text_by_hand():
+    def tokens(mask):
+        mask = torch.tensor(mask)
+        return torch.stack([mask * 7, mask, torch.zeros_like(mask)], dim=1)
+    assert trim_to_longest_text(tokens([[1, 1, 0, 0, 0], [1, 1, 1, 0, 0]])).shape == (2, 3, 3)
+    assert trim_to_longest_text(tokens([[1, 0, 0, 1, 0]])).shape == (1, 3, 4)     # a hole is kept
+    assert trim_to_longest_text(tokens([[0, 0, 0]])).shape == (1, 3, 1)           # nothing real: one position
+    full = tokens([[1, 1, 1]])
+    assert torch.equal(trim_to_longest_text(full), full)
+
+
+def test_trimmed_bert_gives_the_same_real_token_states(tiny_bert):
+    torch.manual_seed(0)
+    encoder = BertTextEncoder(str(tiny_bert), use_finetune=True).eval()
+    tokens = text_bert(n=3, length=12)
+    tokens[:, :2, 8:] = 0                                      # every sample ends by position 8
+    tokens[1, :2, 4:] = 0
+    trimmed = trim_to_longest_text(tokens)
+    assert trimmed.shape[-1] == 8
+    real = tokens[:, 1, :8].bool()
+    torch.testing.assert_close(encoder(trimmed)[real], encoder(tokens)[:, :8][real], rtol=1e-5, atol=1e-5)
 
 
 def test_local_folder_resolves(tiny_bert):

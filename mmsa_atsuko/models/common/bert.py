@@ -125,6 +125,21 @@ class BertTextEncoder(nn.Module):
                               token_type_ids=segment_ids).last_hidden_state
 
 
+def trim_to_longest_text(text_bert: torch.Tensor) -> torch.Tensor:
+    """`text_bert` (B, 3, L) cut after the last position any sample's attention mask covers.
+
+    For a model that reads BERT only at real tokens (MISA's masked mean, Self-MM's [CLS]), the
+    positions past every sample's text are pure cost: the attention mask takes them out of every
+    real token's softmax and position embeddings are absolute, so each real token's hidden state
+    is the same (to float rounding) with them or without them. MMSA feeds all L positions; the
+    trim changes the cost, not the features. Models that read every position (Atsuko and EMOE
+    with BERT, whose spectral basis and routers are sized for L) must not trim.
+    """
+    covered = (text_bert[:, 1, :] > 0).any(dim=0)                              # (L,)
+    last = int(torch.arange(1, covered.numel() + 1, device=covered.device).mul(covered).max())
+    return text_bert[:, :, :max(last, 1)]
+
+
 class TextInput(nn.Module):
     """The text a model reads: BERT over `text_bert` (`use_bert: true`) or the file's `text` features.
 
