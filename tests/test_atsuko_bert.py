@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from conftest import TINY_BERT_VOCAB
+from conftest import TINY_BERT_VOCAB, make_dataset, with_text_bert
+from mmsa_atsuko.config import load_config
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.models.common.bert import BertTextEncoder, check_vocab, resolve_bert_path, trim_to_longest_text
 
@@ -47,6 +48,28 @@ def test_trimmed_bert_gives_the_same_real_token_states(tiny_bert):
     assert trimmed.shape[-1] == 8
     real = tokens[:, 1, :8].bool()
     torch.testing.assert_close(encoder(trimmed)[real], encoder(tokens)[:, :8][real], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["misa", "self_mm"])
+def test_trimming_padded_tokens_leaves_predictions_unchanged(tiny_bert, name, monkeypatch):
+    """MISA and Self-MM cut BERT's input after the batch's longest text; MMSA feeds every position."""
+    import importlib
+
+    from mmsa_atsuko.registry import build_model
+    module = importlib.import_module(f"baselines.{name}")
+    data = with_text_bert(make_dataset())
+    config = load_config(name, "mosi", preset="small", overrides=[f"pretrained={tiny_bert}"])
+    model = build_model(name, config, data.spec).eval()
+    if hasattr(model, "on_fit_start"):
+        model.on_fit_start(data.train)
+    batch = data.train.batch(torch.arange(8))
+    # Four more padding positions than any text needs, so the trim has something to cut.
+    batch["text_bert"] = torch.cat([batch["text_bert"], batch["text_bert"].new_zeros(8, 3, 4)], dim=2)
+    with torch.no_grad():
+        trimmed = model(batch)["pred"]
+        monkeypatch.setattr(module, "trim_to_longest_text", lambda text_bert: text_bert)
+        untrimmed = model(batch)["pred"]
+    torch.testing.assert_close(trimmed, untrimmed, rtol=1e-5, atol=1e-5)
 
 
 def test_local_folder_resolves(tiny_bert):

@@ -195,20 +195,3 @@ def test_state_dict_round_trip(bert_path):
     b.load_state_dict(a.state_dict())
     batch = data.test.batch(torch.arange(16))
     assert torch.equal(a(batch)["pred"], b(batch)["pred"])
-
-
-def test_trimming_padded_tokens_leaves_predictions_unchanged(bert_path, monkeypatch):
-    """misa cuts BERT's input after the batch's longest text; MMSA feeds every position."""
-    import baselines.misa as module
-    data = bert_dataset()
-    model = build_model("misa", small_config(bert_path), data.spec).eval()
-    if hasattr(model, "on_fit_start"):
-        model.on_fit_start(data.train)
-    batch = data.train.batch(torch.arange(8))
-    # Four more padding positions than any text needs, so the trim has something to cut.
-    batch["text_bert"] = torch.cat([batch["text_bert"], batch["text_bert"].new_zeros(8, 3, 4)], dim=2)
-    with torch.no_grad():
-        trimmed = model(batch)["pred"]
-        monkeypatch.setattr(module, "trim_to_longest_text", lambda text_bert: text_bert)
-        untrimmed = model(batch)["pred"]
-    torch.testing.assert_close(trimmed, untrimmed, rtol=1e-5, atol=1e-5)
