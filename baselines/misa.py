@@ -25,7 +25,7 @@ sets 0. Gradients are clipped by value (`grad_clip`) and accumulated over 2 batc
 (MMSA `update_epochs`).
 
 Faithful to MMSA, with these choices:
-- `av_lengths: own` (default) packs audio and vision with their OWN lengths. MMSA packs them
+- `av_lengths: own` (default) reads audio and vision over their OWN lengths. MMSA packs them
   with the text token count (CLS and SEP included) even on unaligned data, so it reads only
   the first ~L_text frames of a 375-frame audio track; the MIntRec authors say this is meant
   as an "alignment" (thuiar/MIntRec#5). `av_lengths: text` reproduces it (lengths clamped to

@@ -1,8 +1,8 @@
 """Self-MM: self-supervised multi-task learning (Yu et al., AAAI 2021), as MMSA 2.2.1 has it.
 
 Network (thuiar/MMSA:src/MMSA/models/multiTask/SELF_MM.py):
-- text: BERT's [CLS] vector (fine-tuned); audio and vision: an LSTM packed with the true
-  lengths, final hidden state -> Dropout -> Linear (`AuViSubNet`);
+- text: BERT's [CLS] vector (fine-tuned); audio and vision: an LSTM over the true frames
+  (what MMSA's packing computes), final hidden state -> Dropout -> Linear (`AuViSubNet`);
 - four 3-layer heads: the fusion head M on [text; audio; vision] and one unimodal head each
   for T, A, V. The first layer's ReLU output of each head is the feature ULGM works on.
 

@@ -10,7 +10,8 @@ Faithful to MMSA (thuiar/MMSA:src/MMSA/models/singleTask/TFN.py), with switches:
   included, like MMSA's `need_normalized`; `valid` averages only over the true frames.
 - `output_range: [-3, 3]`: regression output is `sigmoid(x) * 6 - 3` on every dataset,
   SIMS included, as in MMSA (SIMS metrics clip to [-1, 1] afterwards).
-- The text LSTM reads the padded sequence unpacked (MMSA); `text_packing: true` packs it.
+- The text LSTM reads the padded sequence unpacked (MMSA); `text_packing: true` reads only
+  the true frames, as packing would.
 - MMSA's text dropout is dead (forced to 0 on a 1-layer LSTM); kept dead here.
 - MMSA's optimizer skips `output_range`/`output_shift` by slicing `params[2:]`; here they are
   buffers, so every parameter the optimizer sees is trainable.
