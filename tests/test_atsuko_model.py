@@ -186,6 +186,16 @@ def test_total_is_eq12():
     assert torch.allclose(t["total"], task + regularisers)
 
 
+def test_lambda_ent_band_weights_the_band_entropy_alone():
+    spec = make_spec()
+    model = make_model(spec, lambda_ent=0.3, lambda_ent_band=0.05, lambda_comp=0.2, lambda_distill=0.4).eval()
+    batch = make_tensors(spec, 6, seed=3)
+    t = model.loss(model(batch), batch)
+    regularisers = 0.3 * t["ent_mod"] + 0.05 * t["ent_band"] + 0.2 * t["comp"] + 0.4 * t["distill"]
+    assert t["ent_band"] < 0                                   # a term that is there to be weighted
+    assert torch.allclose(t["total"], t["task_eq10"] + regularisers)
+
+
 # --- §17.5 equal-energy calibration hygiene ----------------------------------------------------------
 def test_calibration_is_deterministic_train_only_and_leaves_parameters():
     spec = make_spec()

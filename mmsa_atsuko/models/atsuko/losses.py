@@ -5,6 +5,8 @@
     (11) Ent(p) = (1/B) sum_b N sum_i p_bi log p_bi         (EMOE entropy_balance, N = #experts)
          L_ent^mod = Ent(w), L_ent^band = (1/M) sum_m Ent(w^b_m)   (unmasked w^b)
     (12) L = L_task + lambda_ent (L_ent^mod + L_ent^band) + lambda_c L_comp + lambda_d L_d
+         (DECISION, spec §11: one lambda_ent for both terms; `lambda_ent_band` can weight the band
+         term on its own, and by default it follows lambda_ent)
 
 crit is L1 for regression and cross-entropy for classification.
 """
@@ -47,7 +49,7 @@ def routing_entropy(weights: torch.Tensor, norm: str = "emoe") -> torch.Tensor:
     raise ValueError(f"entropy_norm must be one of {ENTROPY_NORMS}, got {norm!r}")
 
 
-def total_loss(terms: dict, lambda_uni: float, lambda_bi: float, lambda_ent: float,
+def total_loss(terms: dict, lambda_uni: float, lambda_bi: float, lambda_ent: float, lambda_ent_band: float,
                lambda_comp: float, lambda_distill: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 10 and Eq. 12 from the named terms present in `terms` -> (L_task, L).
 
@@ -59,7 +61,7 @@ def total_loss(terms: dict, lambda_uni: float, lambda_bi: float, lambda_ent: flo
         task = task + lambda_bi * terms["bi"]                                  # Eq. 10
     total = task + lambda_ent * terms["ent_mod"]                               # Eq. 12
     if "ent_band" in terms:
-        total = total + lambda_ent * terms["ent_band"]
+        total = total + lambda_ent_band * terms["ent_band"]
     if "comp" in terms:
         total = total + lambda_comp * terms["comp"]
     if "distill" in terms:

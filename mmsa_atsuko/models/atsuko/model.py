@@ -68,7 +68,11 @@ class Atsuko(nn.Module):
         self.text_dropout = float(config["text_dropout"])
         self.lambdas = dict(
             lambda_uni=float(config["lambda_uni"]), lambda_bi=float(config["lambda_bi"]),
-            lambda_ent=float(config["lambda_ent"]), lambda_comp=float(config["lambda_comp"]),
+            lambda_ent=float(config["lambda_ent"]),
+            # null follows lambda_ent (the spec's single entropy weight); a number frees the band term.
+            lambda_ent_band=float(config["lambda_ent"] if config["lambda_ent_band"] is None
+                                  else config["lambda_ent_band"]),
+            lambda_comp=float(config["lambda_comp"]),
             lambda_distill=float(config["lambda_distill"]),
         )
         self.comp_temperature = float(config["comp_temperature"])
