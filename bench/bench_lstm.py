@@ -1,6 +1,7 @@
 """CPU training step of the models' LSTMs: packed vs unpacked, oneDNN vs ATen kernels (A/B, one process).
 
     OMP_NUM_THREADS=1 python bench/bench_lstm.py [--pairs 7]
+    python bench/bench_lstm.py --device cuda        # packed vs ours on cuDNN (oneDNN/ATen are CPU-only)
 
 Each row is one LSTM shape a model uses on MOSI (batch, frames, input -> hidden), with lengths
 drawn uniformly from [T/4, T]. A step is forward + backward of the final states (and of all
@@ -42,19 +43,20 @@ SHAPES = [
 ]
 
 
-def step_fn(variant: str, batch: int, frames: int, in_size: int, hidden: int, bidirectional: bool):
+def step_fn(variant: str, device: torch.device, batch: int, frames: int, in_size: int, hidden: int,
+            bidirectional: bool):
     torch.manual_seed(0)
-    x = torch.randn(batch, frames, in_size)
-    lengths = torch.randint(frames // 4, frames + 1, (batch,))
+    x = torch.randn(batch, frames, in_size, device=device)
+    lengths = torch.randint(frames // 4, frames + 1, (batch,), device=device)
     if bidirectional:
-        packed_rnn = nn.LSTM(in_size, hidden, bidirectional=True, batch_first=True)
-        ours = rnn_module.BiLSTM(in_size, hidden)
+        packed_rnn = nn.LSTM(in_size, hidden, bidirectional=True, batch_first=True).to(device)
+        ours = rnn_module.BiLSTM(in_size, hidden).to(device)
     else:
-        packed_rnn = nn.LSTM(in_size, hidden, batch_first=True)
-        ours = rnn_module.LSTMEncoder(in_size, hidden)
+        packed_rnn = nn.LSTM(in_size, hidden, batch_first=True).to(device)
+        ours = rnn_module.LSTMEncoder(in_size, hidden).to(device)
 
     def packed():
-        out, (h_n, _) = packed_rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+        out, (h_n, _) = packed_rnn(pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False))
         (h_n.sum() + out.data.sum()).backward()
 
     def unpacked(onednn: bool):
@@ -86,21 +88,31 @@ def step_fn(variant: str, batch: int, frames: int, in_size: int, hidden: int, bi
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--pairs", type=int, default=7)
+    p.add_argument("--device", default="cpu")
     args = p.parse_args()
-    variants = ["packed", "onednn", "aten", "ours"]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); ms per training step (median of {args.pairs})")
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    variants = ["packed", "ours"] if cuda else ["packed", "onednn", "aten", "ours"]
+    where = torch.cuda.get_device_name(device) if cuda else f"{torch.get_num_threads()} thread(s)"
+    print(f"torch {torch.__version__}, {where}; ms per training step (median of {args.pairs})")
     print("| LSTM | B, T, in -> H | " + " | ".join(variants) + " | ours / before |")
     print("|---|---|" + "---|" * (len(variants) + 1))
     for name, before, *shape in SHAPES:
-        fns = {v: step_fn(v, *shape) for v in variants}
+        fns = {v: step_fn(v, device, *shape) for v in variants}
+        if cuda:
+            before = "packed"         # only packed and ours exist on CUDA
         for fn in fns.values():          # warm-up
             fn()
         times = {v: [] for v in variants}
         for pair in range(args.pairs):
             order = variants[pair % len(variants):] + variants[:pair % len(variants)]
             for v in order:
+                if cuda:
+                    torch.cuda.synchronize(device)
                 t = time.perf_counter()
                 fns[v]()
+                if cuda:
+                    torch.cuda.synchronize(device)
                 times[v].append(time.perf_counter() - t)
         med = {v: statistics.median(ts) * 1000 for v, ts in times.items()}
         b, t, i, h, bid = shape
