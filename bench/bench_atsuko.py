@@ -87,7 +87,7 @@ def _band_corrupted_copy(pkl: Path, amplitude: float, seed: int = 0) -> Path:
 
     from mmsa_atsuko.models.atsuko.spectral import band_projectors, equidistant_bounds, path_graph_basis
 
-    out = pkl.with_name(f"{pkl.stem}-bandnoise{amplitude:g}-s{seed}-v2ids.pkl")
+    out = pkl.with_name(f"{pkl.stem}-bandnoise{amplitude:g}-s{seed}.pkl")
     if out.exists():
         return out
     with open(pkl, "rb") as f:
