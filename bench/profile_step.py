@@ -1,6 +1,7 @@
 """Where one model's training step spends its time: step time, then a torch.profiler table.
 
     python bench/profile_step.py --model mult --size full --device cuda --steps 10
+    python bench/profile_step.py --model mult --device cuda --top 0 --compile reduce-overhead
     OMP_NUM_THREADS=1 python bench/profile_step.py --model misa --size small -c av_lengths=text
     for m in default keep default keep; do     # host allocator A/B (mmsa_atsuko/training/host_memory.py)
       OMP_NUM_THREADS=1 python bench/profile_step.py --model tfn --steps 28 --top 0 --host-memory $m; done
@@ -35,6 +36,9 @@ def main() -> None:
     p.add_argument("--preset", default=None)
     p.add_argument("--cache", default="/tmp/profile-step-cache")
     p.add_argument("-c", "--config", action="append", default=[], help="override key=value")
+    p.add_argument("--compile", choices=("none", "default", "reduce-overhead"), default="none",
+                   help="torch.compile the model's forward with this mode (an experiment: the "
+                        "trainer does not compile); warm-up time then includes compilation")
     args = p.parse_args()
 
     import resource
@@ -58,6 +62,7 @@ def main() -> None:
     if hasattr(model, "on_fit_start"):
         model.on_fit_start(train)
     optimizer = build_optimizer(model, config)
+    forward = model if args.compile == "none" else torch.compile(model, mode=args.compile)
     model.train()
     batches = list(train.batches(config.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0)))
     print(f"{args.model} on synthetic MOSI ({args.size}, {'aligned' if args.aligned else 'unaligned'}), "
@@ -70,16 +75,18 @@ def main() -> None:
 
     def step(i):
         batch = batches[i % len(batches)]
-        outputs = model(batch)
+        outputs = forward(batch)
         losses = model.loss(outputs, batch)
         losses["total"].backward()
         clip_and_step(model, optimizer, config)
         if hasattr(model, "on_train_batch_end"):
             model.on_train_batch_end(batch, outputs)
 
+    t0 = time.perf_counter()
     for i in range(args.warmup):
         step(i)
     sync()
+    print(f"warm-up: {args.warmup} steps in {time.perf_counter() - t0:.1f} s (compile: {args.compile})", flush=True)
     times = []
     for i in range(args.steps):
         t0 = time.perf_counter()
