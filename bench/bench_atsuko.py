@@ -2,7 +2,7 @@
 
     python bench/bench_atsuko.py quality  [--seeds 1111 1112 1113] [--preset small] [-c key=value ...]
                                           [--rms-row] [--row MODEL[:key=value...] ...] [--rows-only]
-                                          [--band-noise AMP]
+                                          [--band-noise AMP | --modality-noise SHARE]
     python bench/bench_atsuko.py steptime [--d-model 256] [--nlevels 4] [--pairs 10] [--calib-pairs 3]
                                           [--layouts aligned unaligned]
     python bench/bench_atsuko.py memory   [--batch-size 16] [--models atsuko atsuko_base]
@@ -19,7 +19,9 @@ quality   `mmsa_atsuko.run` of atsuko and atsuko_base (same config apart from th
           valid MAE" that picks mean or rms per seed by VALID MAE only. --row adds a row (an
           ablation model, or atsuko with overrides); --rows-only runs just those. --band-noise AMP
           trains on a derived copy of the data with audio/vision noise in one random band per
-          sample (a what-if for the band router, not the project's recipe).
+          sample (a what-if for the band router, not the project's recipe); --modality-noise SHARE
+          on one where that share of samples has one random modality replaced by noise (a what-if
+          for the modality router and the MCM).
 steptime  One process; atsuko and atsuko_base built from the same seed, trained on the same
           fixed batches; their steps alternate (order swapped every pair). A step is forward +
           loss + backward + Adam step (one optimizer step per micro-batch, i.e. grad_accum=1;
@@ -69,9 +71,42 @@ def _load(cache: str, aligned: bool):
     return load_dataset("mosi", aligned=aligned, feature_path=_data_path(cache, aligned))
 
 
-def _band_corrupted_copy(pkl: Path, amplitude: float, seed: int = 0) -> Path:
-    """A copy of a synthetic MOSI pickle where every sample's audio and vision carry noise in ONE
-    band of the time axis, drawn per sample and modality (a what-if for issue 3, not a recipe).
+def _derived_copy(pkl: Path, tag: str, corrupt) -> Path:
+    """A what-if copy of a synthetic MOSI pickle, named and id-tagged with `tag`; `corrupt(data, rng)`
+    changes the loaded splits in place. Written once, then reused."""
+    import pickle
+
+    import numpy as np
+
+    out = pkl.with_name(f"{pkl.stem}-{tag}.pkl")
+    if out.exists():
+        return out
+    with open(pkl, "rb") as f:
+        data = pickle.load(f)
+    # The ids name the recipe ('synthetic:<recipe>$_$<clip>'), and run records take their data
+    # source from it: rename it, so no record of this copy passes for the clean recipe.
+    for split in ("train", "valid", "test"):
+        data[split]["id"] = np.array([i.replace("$_$", f"-{tag}$_$", 1) for i in data[split]["id"]], dtype=object)
+    corrupt(data, np.random.default_rng(0))
+    tmp = out.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(data, f)
+    tmp.replace(out)
+    return out
+
+
+def _train_column_std(data, modality: str):
+    """Per-column std of a modality's training frames, over finite values only (audio keeps MMSA's
+    -inf frames in one column)."""
+    import numpy as np
+    x = data["train"][modality]
+    frames = x.reshape(-1, x.shape[2]).astype(np.float64)
+    return np.nan_to_num(np.nanstd(np.where(np.isfinite(frames), frames, np.nan), axis=0))
+
+
+def _band_corrupted_copy(pkl: Path, amplitude: float) -> Path:
+    """Every sample's audio and vision carry noise in ONE band of the time axis, drawn per sample
+    and modality (a what-if for issue 3, not a recipe).
 
     The bands are equidistant thirds of the path-graph spectrum of the padded length (the same
     graph Atsuko's SBN uses). The noise is white across features, scaled per column to
@@ -80,41 +115,59 @@ def _band_corrupted_copy(pkl: Path, amplitude: float, seed: int = 0) -> Path:
     which band is spoiled changes from sample to sample, which a per-sample band router can use
     and a fixed filter cannot.
     """
-    import pickle
-
     import numpy as np
     import torch
 
     from mmsa_atsuko.models.atsuko.spectral import band_projectors, equidistant_bounds, path_graph_basis
 
-    out = pkl.with_name(f"{pkl.stem}-bandnoise{amplitude:g}-s{seed}.pkl")
-    if out.exists():
-        return out
-    with open(pkl, "rb") as f:
-        data = pickle.load(f)
-    # The ids name the recipe ('synthetic:<recipe>$_$<clip>'), and run records take their data
-    # source from it: rename it, so no record of this copy passes for the clean recipe.
-    tag = f"-bandnoise{amplitude:g}-s{seed}"
-    for split in ("train", "valid", "test"):
-        data[split]["id"] = np.array([i.replace("$_$", tag + "$_$", 1) for i in data[split]["id"]], dtype=object)
-    rng = np.random.default_rng(seed)
-    for modality in ("audio", "vision"):
-        length = data["train"][modality].shape[1]
-        _, basis = path_graph_basis(length, dtype=torch.float64)
-        projectors = band_projectors(basis, equidistant_bounds(length, 3)).numpy()     # (3, T, T)
-        # Over finite values only: audio keeps MMSA's -inf frames in one column, which stay -inf.
-        frames = data["train"][modality].reshape(-1, data["train"][modality].shape[2]).astype(np.float64)
-        col_std = np.nan_to_num(np.nanstd(np.where(np.isfinite(frames), frames, np.nan), axis=0))
+    def corrupt(data, rng):
+        for modality in ("audio", "vision"):
+            length = data["train"][modality].shape[1]
+            _, basis = path_graph_basis(length, dtype=torch.float64)
+            projectors = band_projectors(basis, equidistant_bounds(length, 3)).numpy()     # (3, T, T)
+            col_std = _train_column_std(data, modality)
+            for split in ("train", "valid", "test"):
+                x = data[split][modality]
+                band = rng.integers(0, 3, size=len(x))
+                noise = rng.standard_normal(x.shape) * (amplitude * col_std)
+                data[split][modality] = (x + np.einsum("nts,nsd->ntd", projectors[band], noise)).astype(x.dtype)
+
+    return _derived_copy(pkl, f"bandnoise{amplitude:g}-s0", corrupt)
+
+
+def _modality_corrupted_copy(pkl: Path, share: float) -> Path:
+    """A `share` of the samples of every split have ONE modality (text features, audio or vision,
+    drawn uniformly) replaced by noise over its valid frames (a what-if for issue 3, not a recipe).
+
+    The noise is Gaussian with the column's train mean and std, so the spoiled modality looks like
+    data of the right scale and carries nothing about the label; non-finite audio frames stay as
+    they are. Recipe v2 makes every modality equally reliable in every sample; here the reliable
+    ones change from sample to sample, which a per-sample modality router can use and fixed fusion
+    weights cannot. `text_bert` is left alone: the small preset reads the `text` features.
+    """
+    import numpy as np
+
+    def corrupt(data, rng):
+        stats = {}
+        for m in ("text", "audio", "vision"):
+            x = data["train"][m]
+            frames = x.reshape(-1, x.shape[2]).astype(np.float64)
+            stats[m] = (np.nan_to_num(np.nanmean(np.where(np.isfinite(frames), frames, np.nan), axis=0)),
+                        _train_column_std(data, m))
         for split in ("train", "valid", "test"):
-            x = data[split][modality]
-            band = rng.integers(0, 3, size=len(x))
-            noise = rng.standard_normal(x.shape) * (amplitude * col_std)
-            data[split][modality] = (x + np.einsum("nts,nsd->ntd", projectors[band], noise)).astype(x.dtype)
-    tmp = out.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(data, f)
-    tmp.replace(out)
-    return out
+            n = len(data[split]["id"])
+            spoiled = np.flatnonzero(rng.random(n) < share)
+            which = rng.integers(0, 3, size=len(spoiled))
+            for i, m in zip(spoiled, np.array(["text", "audio", "vision"])[which]):
+                x = data[split][m]
+                # MMSA stores no text lengths: text_bert's attention-mask row (N, 3, L)[:, 1] gives them.
+                length = int(data[split]["text_bert"][i, 1].sum() if m == "text" else data[split][f"{m}_lengths"][i])
+                mean, std = stats[m]
+                noise = mean + std * rng.standard_normal((length, x.shape[2]))
+                keep = ~np.isfinite(x[i, :length])
+                x[i, :length] = np.where(keep, x[i, :length], noise).astype(x.dtype)
+
+    return _derived_copy(pkl, f"modnoise{share:g}-s0", corrupt)
 
 
 def _mean_std(values) -> str:
@@ -147,9 +200,13 @@ def cmd_quality(args) -> None:
     os.environ[SYNTHETIC_CACHE_ENV] = args.cache
     aligned = not args.unaligned
     feature_path = None
-    if args.band_noise:
+    if args.band_noise and args.modality_noise:
+        raise SystemExit("--band-noise and --modality-noise are separate what-ifs: give one")
+    if args.band_noise or args.modality_noise:
         from mmsa_atsuko.data import load_dataset
-        feature_path = _band_corrupted_copy(_data_path(args.cache, aligned), args.band_noise)
+        clean = _data_path(args.cache, aligned)
+        feature_path = (_band_corrupted_copy(clean, args.band_noise) if args.band_noise
+                        else _modality_corrupted_copy(clean, args.modality_noise))
         data = load_dataset("mosi", aligned=aligned, feature_path=feature_path)
     else:
         data = _load(args.cache, aligned)
@@ -159,7 +216,7 @@ def cmd_quality(args) -> None:
     config = _parse_overrides(args.config)
     out = args.out or tempfile.mkdtemp(prefix="atsuko-quality-")
     print(f"data: full-size synthetic MOSI ({'aligned' if aligned else 'unaligned'})"
-          f"{f', band noise x{args.band_noise:g} per sample ({feature_path.name})' if feature_path else ''}, "
+          f"{f', what-if copy {feature_path.name}' if feature_path else ''}, "
           f"train/valid/test {len(data.train)}/{len(data.valid)}/{len(data.test)}; preset={args.preset}; "
           f"config overrides {config}; seeds {args.seeds}; torch threads {args.threads}; out {out}", flush=True)
     del data
@@ -462,6 +519,8 @@ def main() -> None:
                    help="only the --row runs, not the default atsuko and atsuko_base rows")
     q.add_argument("--band-noise", type=float, default=0.0, metavar="AMP",
                    help="what-if data: audio/vision noise in one random band per sample, AMP x column std")
+    q.add_argument("--modality-noise", type=float, default=0.0, metavar="SHARE",
+                   help="what-if data: in this share of samples, one random modality is replaced by noise")
     s = sub.add_parser("steptime")
     s.add_argument("--d-model", type=int, default=256)
     s.add_argument("--nlevels", type=int, default=4)
