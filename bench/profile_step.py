@@ -2,6 +2,7 @@
 
     python bench/profile_step.py --model mult --size full --device cuda --steps 10
     python bench/profile_step.py --model mult --device cuda --top 0 --compile reduce-overhead
+    python bench/profile_step.py --model mult --device cuda --top 0 --fit-epochs 3
     OMP_NUM_THREADS=1 python bench/profile_step.py --model misa --size small -c av_lengths=text
     for m in default keep default keep; do     # host allocator A/B (mmsa_atsuko/training/host_memory.py)
       OMP_NUM_THREADS=1 python bench/profile_step.py --model tfn --steps 28 --top 0 --host-memory $m; done
@@ -39,6 +40,9 @@ def main() -> None:
     p.add_argument("--compile", choices=("none", "default", "reduce-overhead"), default="none",
                    help="torch.compile the model's forward with this mode (an experiment: the "
                         "trainer does not compile); warm-up time then includes compilation")
+    p.add_argument("--fit-epochs", type=int, default=0,
+                   help="then time N whole epochs of the trainer's fit on a fresh model (training "
+                        "only, as parity_mmsa.py does), next to steps x batches per epoch")
     args = p.parse_args()
 
     import resource
@@ -96,6 +100,8 @@ def main() -> None:
     print(f"step time: median {statistics.median(times) * 1e3:.1f} ms (min {min(times) * 1e3:.1f}, "
           f"max {max(times) * 1e3:.1f}) over {args.steps} steps; host memory {args.host_memory}; "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+    if args.fit_epochs:
+        time_fit_epochs(args, config, data, device, statistics.median(times), len(batches))
     if args.top <= 0:
         return
 
@@ -109,6 +115,42 @@ def main() -> None:
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(prof.key_averages(group_by_input_shape=args.by_shape).table(
         sort_by=sort, row_limit=args.top, max_name_column_width=60))
+
+
+def time_fit_epochs(args, config, data, device, step_s: float, n_batches: int) -> None:
+    """Whole training epochs of `fit` (from the end of one validation to the start of the next,
+    the device synchronised at each mark), against step time x batches: what an epoch costs
+    beyond its steps (batching, the loss sums, the best-state copy)."""
+    from easydict import EasyDict
+
+    from mmsa_atsuko.registry import build_model
+    from mmsa_atsuko.training import trainer
+
+    marks = []
+
+    def sync_now():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def timed_evaluate(model, split, dataset, batch_size, collect=False):
+        marks.append(sync_now())
+        out = real_evaluate(model, split, dataset, batch_size, collect)
+        marks.append(sync_now())
+        return out
+
+    real_evaluate, trainer.evaluate = trainer.evaluate, timed_evaluate
+    try:
+        torch.manual_seed(0)
+        model = build_model(args.model, config, data.spec)
+        fit_config = EasyDict({**config, "max_epochs": args.fit_epochs, "early_stop": args.fit_epochs + 1})
+        marks.append(sync_now())
+        trainer.fit(model, data, fit_config, device=device, seed=0, progress=False)
+    finally:
+        trainer.evaluate = real_evaluate
+    epochs = [marks[i + 1] - marks[i] for i in range(0, 2 * args.fit_epochs, 2)]
+    print(f"fit: training epochs {[round(e, 3) for e in epochs]} s; steps x batches "
+          f"{step_s * n_batches:.3f} s ({n_batches} batches x {step_s * 1e3:.1f} ms)", flush=True)
 
 
 if __name__ == "__main__":
