@@ -120,7 +120,9 @@ def main() -> None:
 def time_fit_epochs(args, config, data, device, step_s: float, n_batches: int) -> None:
     """Whole training epochs of `fit` (from the end of one validation to the start of the next,
     the device synchronised at each mark), against step time x batches: what an epoch costs
-    beyond its steps (batching, the loss sums, the best-state copy)."""
+    beyond its steps (batching, the loss sums, the best-state copy). The first epoch also pays
+    fit's setup (moving the data, calibration). The steps above clip and step the optimizer
+    every time, fit only every `grad_accum` batches, so steps x batches is an upper bound."""
     from easydict import EasyDict
 
     from mmsa_atsuko.registry import build_model
