@@ -3,6 +3,7 @@
     python bench/profile_step.py --model mult --size full --device cuda --steps 10
     python bench/profile_step.py --model mult --device cuda --top 0 --compile reduce-overhead
     python bench/profile_step.py --model mult --device cuda --top 0 --fit-epochs 3
+    python bench/profile_step.py --model mult --device cuda --top 0 --deterministic
     OMP_NUM_THREADS=1 python bench/profile_step.py --model misa --size small -c av_lengths=text
     for m in default keep default keep; do     # host allocator A/B (mmsa_atsuko/training/host_memory.py)
       OMP_NUM_THREADS=1 python bench/profile_step.py --model tfn --steps 28 --top 0 --host-memory $m; done
@@ -40,6 +41,10 @@ def main() -> None:
     p.add_argument("--compile", choices=("none", "default", "reduce-overhead"), default="none",
                    help="torch.compile the model's forward with this mode (an experiment: the "
                         "trainer does not compile); warm-up time then includes compilation")
+    p.add_argument("--deterministic", action="store_true",
+                   help="call set_seed first, as every run does: deterministic kernels "
+                        "(torch.use_deterministic_algorithms, cuDNN deterministic); without it the "
+                        "steps run PyTorch's defaults, as MMSA's do")
     p.add_argument("--fit-epochs", type=int, default=0,
                    help="then time N whole epochs of the trainer's fit on a fresh model (training "
                         "only, as parity_mmsa.py does), next to steps x batches per epoch")
@@ -52,6 +57,7 @@ def main() -> None:
     from mmsa_atsuko.data import load_dataset
     from mmsa_atsuko.data.synthetic import ensure_synthetic
     from mmsa_atsuko.registry import build_model
+    from mmsa_atsuko.training.seed import set_seed
     from mmsa_atsuko.training.trainer import build_optimizer, clip_and_step
 
     if args.host_memory == "keep":
@@ -60,6 +66,8 @@ def main() -> None:
     config = load_config(args.model, "mosi", preset=args.preset, overrides=[("pretrained", str(bert)), *args.config])
     data = load_dataset("mosi", aligned=args.aligned, feature_path=pkl)
     device = torch.device(args.device)
+    if args.deterministic:
+        set_seed(0)
     torch.manual_seed(0)
     model = build_model(args.model, config, data.spec).to(device)
     train = data.train.to(device)
@@ -71,7 +79,8 @@ def main() -> None:
     batches = list(train.batches(config.batch_size, shuffle=True, generator=torch.Generator().manual_seed(0)))
     print(f"{args.model} on synthetic MOSI ({args.size}, {'aligned' if args.aligned else 'unaligned'}), "
           f"{device}, batch {config.batch_size}, {sum(p.numel() for p in model.parameters()):,} parameters, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)", flush=True)
+          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), deterministic "
+          f"{torch.are_deterministic_algorithms_enabled()}", flush=True)
 
     def sync():
         if device.type == "cuda":
