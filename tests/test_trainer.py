@@ -143,6 +143,25 @@ def test_deterministic_for_a_fixed_seed_on_cpu():
     assert not (a.test.pred == c.test.pred).all()
 
 
+def _fill_ops_of_fresh_tensors() -> int:
+    with torch.profiler.profile() as prof:
+        torch.empty(1000)
+        torch.randn(64, 64) @ torch.randn(64, 64)
+    return sum(e.count for e in prof.key_averages() if e.key == "aten::fill_")
+
+
+def test_set_seed_keeps_deterministic_kernels_without_filling_fresh_memory():
+    set_seed(0)
+    assert torch.are_deterministic_algorithms_enabled()
+    assert _fill_ops_of_fresh_tensors() == 0
+    # PyTorch's own default in deterministic mode fills them: the check above can fail.
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        assert _fill_ops_of_fresh_tensors() >= 2          # the empty and the matmul's output
+    finally:
+        set_seed(0)
+
+
 def test_key_eval_must_be_a_metric_of_the_dataset():
     from mmsa_atsuko.errors import UsageError
     with pytest.raises(UsageError, match="key_eval 'Acc_9'"):

@@ -26,6 +26,11 @@ def set_seed(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     torch.use_deterministic_algorithms(True, warn_only=True)
+    # Deterministic mode also NaN-fills every tensor torch.empty hands out, a debugging aid for
+    # code that reads memory before writing it. Nothing here does (the determinism tests would
+    # see it), and the fills cost 2-8% of a CPU training step (LMF, TFN, MulT) and extra kernel
+    # launches on a host-bound GPU step (bench/README.md, "On the GPU after the LSTM changes").
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 def resolve_device(spec: str) -> torch.device:
