@@ -29,7 +29,8 @@ def set_seed(seed: int) -> None:
     # Deterministic mode also NaN-fills every tensor torch.empty hands out, a debugging aid for
     # code that reads memory before writing it. Nothing here does (the determinism tests would
     # see it), and the fills cost 2-8% of a CPU training step (LMF, TFN, MulT) and extra kernel
-    # launches on a host-bound GPU step (bench/README.md, "On the GPU after the LSTM changes").
+    # launches on a host-bound GPU step (bench/README.md, "LMF and TFN after `set_seed` stopped
+    # filling fresh tensors").
     torch.utils.deterministic.fill_uninitialized_memory = False
 
 
