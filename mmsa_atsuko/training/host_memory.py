@@ -4,13 +4,14 @@ By default glibc serves allocations above 128 KB with a fresh `mmap` (raising th
 only after a block of a size has been freed once) and trims the top of its heap once more than
 twice that threshold is free. A CPU training step allocates and frees the same large
 activations every step (TFN's fusion vector is 32 x 140,481 floats, 18 MB), so each step pays
-the page faults of touching brand-new memory again. Fixing the mmap threshold at 32 MB and the
+the page faults of touching brand-new memory again. Fixing the mmap threshold at 128 MB and the
 trim threshold at 256 MB keeps those blocks in the heap, where the next step reuses them: the
 page-fault cost that jemalloc and tcmalloc, which PyTorch's CPU tuning guide recommends, also
 avoid. Numbers are unchanged; measured effect in bench/README.md ("Host allocator").
 
 Set MMSA_ATSUKO_KEEP_FREED_MEMORY=0 to leave glibc's defaults alone. Peak RSS measured the
-same for TFN and MulT; what changes is that up to 256 MB of freed memory stays with the process.
+same for TFN and 0.6 GB higher for a MulT step; up to 256 MB of freed memory stays with the
+process.
 """
 from __future__ import annotations
 
@@ -25,11 +26,12 @@ ENV = "MMSA_ATSUKO_KEEP_FREED_MEMORY"
 # mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-# Blocks up to 32 MB (glibc's own ceiling for its dynamic threshold) come from the heap; larger
-# ones (a dataset's arrays, MulT's 160 MB attention maps) keep their own mmap and are returned at
-# once. A 256 MB threshold made MulT's steps 0.87x but its peak RSS 1.3 GB higher (fragmentation);
-# at 32 MB MulT's peak RSS is unchanged and TFN keeps the whole gain.
-MMAP_THRESHOLD = 32 * 2**20
+# Blocks up to 128 MB come from the heap, MulT's 118 MB cross-modal attention maps among them;
+# larger ones (a dataset's arrays) keep their own mmap and are returned at once. Against 32 MB
+# (glibc's own ceiling for its dynamic threshold), a full-size MulT CPU step takes 0.75x the time
+# for 0.6 GB more peak RSS (fragmentation); 256 MB / 1 GB gained no more and cost 1.1 GB. TFN
+# gains the same at any of them (bench/README.md, "Host allocator").
+MMAP_THRESHOLD = 128 * 2**20
 TRIM_THRESHOLD = 256 * 2**20      # free memory kept at the top of the heap before trimming
 
 _applied: bool | None = None
