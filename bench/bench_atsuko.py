@@ -95,13 +95,14 @@ def _derived_copy(pkl: Path, tag: str, corrupt) -> Path:
     return out
 
 
-def _train_column_std(data, modality: str):
-    """Per-column std of a modality's training frames, over finite values only (audio keeps MMSA's
-    -inf frames in one column)."""
+def _train_column_stats(data, modality: str):
+    """Per-column (mean, std) of a modality's training frames, over finite values only (audio keeps
+    MMSA's -inf frames in one column)."""
     import numpy as np
     x = data["train"][modality]
     frames = x.reshape(-1, x.shape[2]).astype(np.float64)
-    return np.nan_to_num(np.nanstd(np.where(np.isfinite(frames), frames, np.nan), axis=0))
+    finite = np.where(np.isfinite(frames), frames, np.nan)
+    return np.nan_to_num(np.nanmean(finite, axis=0)), np.nan_to_num(np.nanstd(finite, axis=0))
 
 
 def _band_corrupted_copy(pkl: Path, amplitude: float) -> Path:
@@ -125,7 +126,7 @@ def _band_corrupted_copy(pkl: Path, amplitude: float) -> Path:
             length = data["train"][modality].shape[1]
             _, basis = path_graph_basis(length, dtype=torch.float64)
             projectors = band_projectors(basis, equidistant_bounds(length, 3)).numpy()     # (3, T, T)
-            col_std = _train_column_std(data, modality)
+            _, col_std = _train_column_stats(data, modality)
             for split in ("train", "valid", "test"):
                 x = data[split][modality]
                 band = rng.integers(0, 3, size=len(x))
@@ -148,12 +149,7 @@ def _modality_corrupted_copy(pkl: Path, share: float) -> Path:
     import numpy as np
 
     def corrupt(data, rng):
-        stats = {}
-        for m in ("text", "audio", "vision"):
-            x = data["train"][m]
-            frames = x.reshape(-1, x.shape[2]).astype(np.float64)
-            stats[m] = (np.nan_to_num(np.nanmean(np.where(np.isfinite(frames), frames, np.nan), axis=0)),
-                        _train_column_std(data, m))
+        stats = {m: _train_column_stats(data, m) for m in ("text", "audio", "vision")}
         for split in ("train", "valid", "test"):
             n = len(data[split]["id"])
             spoiled = np.flatnonzero(rng.random(n) < share)

@@ -28,9 +28,10 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 # Blocks up to 128 MB come from the heap, MulT's 118 MB cross-modal attention maps among them;
 # larger ones (a dataset's arrays) keep their own mmap and are returned at once. Against 32 MB
-# (glibc's own ceiling for its dynamic threshold), a full-size MulT CPU step takes 0.75x the time
-# for 0.6 GB more peak RSS (fragmentation); 256 MB / 1 GB gained no more and cost 1.1 GB. TFN
-# gains the same at any of them (bench/README.md, "Host allocator").
+# (glibc's own ceiling for its dynamic threshold), a full-size MulT CPU step takes 0.72-0.79x the
+# time for 0.6 GB more peak RSS (fragmentation). 256 MB / 1 GB was a little faster over whole
+# epochs but peaked above MMSA's own RSS. TFN and LMF are the same at either value
+# (bench/README.md, "Host allocator").
 MMAP_THRESHOLD = 128 * 2**20
 TRIM_THRESHOLD = 256 * 2**20      # free memory kept at the top of the heap before trimming
 
