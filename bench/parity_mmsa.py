@@ -70,8 +70,11 @@ def cmd_setup(args) -> None:
 
 def prepare_data(work: Path, size: str, bert_layers: int | None = None) -> dict:
     """The synthetic pickle and the local BERT both sides read (written once, in this process)."""
-    from mmsa_atsuko.data.synthetic import write_synthetic, write_tiny_bert
-    pkl = work / f"synth-{size}" / "MOSI" / "Processed" / "unaligned_50.pkl"
+    from mmsa_atsuko.data.synthetic import synthetic_recipe, write_synthetic, write_tiny_bert
+    # Named by the recipe, so a --work folder from before a generator bump is never reused
+    # silently (a v1 file once sat under plain `synth-full` and gave other MAEs than v2).
+    recipe = synthetic_recipe("mosi", size=size, seed=0, aligned=False)
+    pkl = work / f"synth-{recipe}" / "MOSI" / "Processed" / "unaligned_50.pkl"
     if not pkl.exists():
         write_synthetic("mosi", pkl, size=size, seed=0, aligned=False)
     bert = work / "bert-tiny"
