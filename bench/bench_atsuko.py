@@ -173,12 +173,9 @@ def _mean_std(values) -> str:
 
 
 def _parse_overrides(items) -> dict:
-    import yaml
-    out = {}
-    for item in items or ():
-        key, _, value = item.partition("=")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+    """key=value items as the CLI's -c reads them (so `learning_rate=1e-4` is a float here too)."""
+    from mmsa_atsuko.config import parse_override
+    return dict(parse_override(item) for item in items or ())
 
 
 # ----------------------------------------------------------------------------------------------
