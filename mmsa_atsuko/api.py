@@ -6,6 +6,7 @@ first run starts, so a bad request writes nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -146,6 +147,45 @@ def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool) -
     return record
 
 
+class _Forward(logging.Handler):
+    """Hands records at or above `threshold` to the caller's handlers (those above `logger`)."""
+
+    def __init__(self, logger: logging.Logger, threshold: int):
+        super().__init__()
+        self.logger, self.threshold = logger, threshold
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= self.threshold and self.logger.parent is not None:
+            self.logger.parent.handle(record)
+
+
+@contextlib.contextmanager
+def run_log(path: Path):
+    """Every INFO line of a run goes to its train.log, whatever logging the caller set up.
+
+    Called from Python, the package logger inherits the root's WARNING, and the epoch lines
+    would never reach the file. So for the run the logger lets INFO through to the file, and
+    hands the caller's handlers only what its old effective level let through."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    saved = log.level, log.propagate, list(log.handlers)
+    effective = log.getEffectiveLevel()
+    log.addHandler(handler)
+    if effective > logging.INFO:
+        log.setLevel(logging.INFO)
+        if log.propagate:
+            log.propagate = False
+            log.addHandler(_Forward(log, effective))
+    try:
+        yield
+    finally:
+        handler.close()
+        for added in [h for h in log.handlers if h not in saved[2]]:
+            log.removeHandler(added)
+        log.setLevel(saved[0])          # setLevel, not `log.level =`: it clears the level caches
+        log.propagate = saved[1]
+
+
 def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *,
               run_id: str | None = None) -> dict:
     """`run_one` without appending the record (a sweep's driver is the only writer of its store)."""
@@ -156,10 +196,7 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
     work_dir = partial_dir(out, run_id)     # renamed to run_id only when the run finished
     work_dir.mkdir(parents=True)
     save_config(job.config, work_dir / "config.yaml")
-    handler = logging.FileHandler(work_dir / "train.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    try:
+    with run_log(work_dir / "train.log"):
         log.info("run %s: model=%s dataset=%s aligned=%s seed=%d device=%s data=%s", run_id, job.model,
                  spec.name, spec.aligned, seed, device, spec.source)
         set_seed(seed)
@@ -171,9 +208,6 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
         write_predictions(work_dir / "predictions_test.csv", result.test, spec)
         with open(work_dir / "history.json", "w") as f:
             json.dump(result.history, f, indent=1, default=float)
-    finally:
-        log.removeHandler(handler)
-        handler.close()
     final_dir = runs_dir / run_id
     work_dir.rename(final_dir)
     record = {

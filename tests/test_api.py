@@ -41,3 +41,33 @@ def test_bert_and_feature_models_on_one_dataset_run_in_one_call(tmp_path):
                               max_epochs=1, out=tmp_path, quiet=True)
     assert [r["model"] for r in records] == ["misa", "tfn"]
     assert all(r["status"] == "ok" for r in records)
+
+
+def test_train_log_holds_every_epoch_when_called_from_python(tmp_path):
+    """The caller's logging is left alone: root at WARNING still sees no INFO, and the package
+    logger has its level, propagation and handlers back afterwards."""
+    import logging
+
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    root, package = logging.getLogger(), logging.getLogger("mmsa_atsuko")
+    collect, root_level = Collect(), root.level
+    root.addHandler(collect)
+    root.setLevel(logging.WARNING)
+    before = package.level, package.propagate, list(package.handlers)
+    try:
+        records = mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small",
+                                  max_epochs=2, out=tmp_path, quiet=True)
+        package.warning("after the run")
+    finally:
+        root.removeHandler(collect)
+        root.setLevel(root_level)
+    text = (tmp_path / "runs" / records[0]["run_id"] / "train.log").read_text()
+    assert "model=tfn" in text and "epoch 1 " in text and "epoch 2 " in text
+    assert not [r for r in seen if r.levelno < logging.WARNING]
+    assert [r.getMessage() for r in seen] == ["after the run"]     # forwarding ended with the run
+    assert (package.level, package.propagate, list(package.handlers)) == before
