@@ -35,6 +35,8 @@ def main() -> None:
     p.add_argument("--by-shape", action="store_true", help="one profile row per op and input shapes")
     p.add_argument("--host-memory", choices=("keep", "default"), default="keep",
                    help="keep: what fit() does (host_memory.keep_freed_memory); default: glibc's own")
+    p.add_argument("--subnormals", choices=("flush", "keep"), default="flush",
+                   help="flush: what fit() does (torch.set_flush_denormal(True)); keep: IEEE subnormals")
     p.add_argument("--preset", default=None)
     p.add_argument("--cache", default="/tmp/profile-step-cache")
     p.add_argument("-c", "--config", action="append", default=[], help="override key=value")
@@ -62,6 +64,7 @@ def main() -> None:
 
     if args.host_memory == "keep":
         keep_freed_memory()
+    torch.set_flush_denormal(args.subnormals == "flush")
     pkl, bert = ensure_synthetic("mosi", args.cache, size=args.size, aligned=args.aligned)
     config = load_config(args.model, "mosi", preset=args.preset, overrides=[("pretrained", str(bert)), *args.config])
     data = load_dataset("mosi", aligned=args.aligned, feature_path=pkl)
@@ -107,7 +110,7 @@ def main() -> None:
         sync()
         times.append(time.perf_counter() - t0)
     print(f"step time: median {statistics.median(times) * 1e3:.1f} ms (min {min(times) * 1e3:.1f}, "
-          f"max {max(times) * 1e3:.1f}) over {args.steps} steps; host memory {args.host_memory}; "
+          f"max {max(times) * 1e3:.1f}) over {args.steps} steps; host memory {args.host_memory}; subnormals {args.subnormals}; "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
     if args.fit_epochs:
         time_fit_epochs(args, config, data, device, statistics.median(times), len(batches))

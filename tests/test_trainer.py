@@ -162,6 +162,18 @@ def test_set_seed_keeps_deterministic_kernels_without_filling_fresh_memory():
         set_seed(0)
 
 
+def test_fit_flushes_subnormal_floats():
+    """LSTM gradients decaying into subnormals made backwards 4-5x slower (bench/README.md)."""
+    subnormal = torch.tensor([1e-39])          # float32's smallest normal is 1.18e-38
+    torch.set_flush_denormal(False)
+    try:
+        assert (subnormal * 1.0).item() != 0.0  # IEEE arithmetic keeps it: the check below can fail
+        fit(LinearProbe(), make_dataset(), cfg(max_epochs=1), device=torch.device("cpu"), seed=1)
+        assert (subnormal * 1.0).item() == 0.0
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def test_key_eval_must_be_a_metric_of_the_dataset():
     from mmsa_atsuko.errors import UsageError
     with pytest.raises(UsageError, match="key_eval 'Acc_9'"):

@@ -104,6 +104,11 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         progress: bool = True) -> FitResult:
     """Train `model` on `data` (a Dataset) and test its best-valid checkpoint once."""
     keep_freed_memory()      # CPU steps stop re-faulting their big activations (host_memory.py)
+    # A gradient that enters an LSTM at one frame per sample decays over hundreds of frames into
+    # subnormal floats, which x86 multiplies ~20x slower: MISA's and Self-MM's audio/vision LSTM
+    # backwards took 4-5x longer on the CPU. Flushing them to zero changed no metric of any model
+    # in our checks (bench/README.md, "Subnormal floats"); it is a no-op on the GPU.
+    torch.set_flush_denormal(True)
     dataset = data.spec.name
     key_eval = config.key_eval
     eval_bs = config.eval_batch_size or config.batch_size
