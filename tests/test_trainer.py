@@ -164,8 +164,8 @@ def test_set_seed_keeps_deterministic_kernels_without_filling_fresh_memory():
 
 def test_fit_flushes_subnormal_floats():
     """LSTM gradients decaying into subnormals made backwards 4-5x slower (bench/README.md)."""
+    torch.set_flush_denormal(False)            # an earlier fit in this process turned it on
     subnormal = torch.tensor([1e-39])          # float32's smallest normal is 1.18e-38
-    torch.set_flush_denormal(False)
     try:
         assert (subnormal * 1.0).item() != 0.0  # IEEE arithmetic keeps it: the check below can fail
         fit(LinearProbe(), make_dataset(), cfg(max_epochs=1), device=torch.device("cpu"), seed=1)
