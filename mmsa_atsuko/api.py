@@ -13,6 +13,7 @@ import os
 import platform
 import secrets
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -165,7 +166,8 @@ def run_log(path: Path):
 
     Called from Python, the package logger inherits the root's WARNING, and the epoch lines
     would never reach the file. So for the run the logger lets INFO through to the file, and
-    hands the caller's handlers only what its old effective level let through."""
+    hands the caller's handlers only what its old effective level let through. A run that
+    raises leaves its traceback at the end of the file."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     saved = log.level, log.propagate, list(log.handlers)
@@ -178,6 +180,10 @@ def run_log(path: Path):
             log.addHandler(_Forward(log, effective))
     try:
         yield
+    except BaseException:
+        # The traceback goes to the file only: callers print their own one-line error.
+        handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed", None, sys.exc_info()))
+        raise
     finally:
         handler.close()
         for added in [h for h in log.handlers if h not in saved[2]]:

@@ -71,3 +71,30 @@ def test_train_log_holds_every_epoch_when_called_from_python(tmp_path):
     assert not [r for r in seen if r.levelno < logging.WARNING]
     assert [r.getMessage() for r in seen] == ["after the run"]     # forwarding ended with the run
     assert (package.level, package.propagate, list(package.handlers)) == before
+
+
+def test_a_run_that_raises_leaves_its_traceback_in_train_log_only(tmp_path, monkeypatch):
+    import logging
+
+    import pytest
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("out of memory at epoch 3")
+
+    monkeypatch.setattr(api, "fit", broken_fit)
+    collect = Collect()
+    logging.getLogger().addHandler(collect)
+    try:
+        with pytest.raises(RuntimeError, match="epoch 3"):
+            mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", out=tmp_path, quiet=True)
+    finally:
+        logging.getLogger().removeHandler(collect)
+    (partial,) = (tmp_path / "runs").glob(".*.partial")
+    text = (partial / "train.log").read_text()
+    assert "run failed" in text and "Traceback" in text and "out of memory at epoch 3" in text
+    assert not any(r.levelno >= logging.ERROR for r in seen)
