@@ -193,8 +193,6 @@ def cmd_quality(args) -> None:
     os.environ[SYNTHETIC_CACHE_ENV] = args.cache
     aligned = not args.unaligned
     feature_path = None
-    if args.band_noise and args.modality_noise:
-        raise SystemExit("--band-noise and --modality-noise are separate what-ifs: give one")
     if args.band_noise or args.modality_noise:
         from mmsa_atsuko.data import load_dataset
         clean = _data_path(args.cache, aligned)
@@ -510,10 +508,11 @@ def main() -> None:
     q.add_argument("--out", default=None)
     q.add_argument("--rows-only", action="store_true",
                    help="only the --row runs, not the default atsuko and atsuko_base rows")
-    q.add_argument("--band-noise", type=float, default=0.0, metavar="AMP",
-                   help="what-if data: audio/vision noise in one random band per sample, AMP x column std")
-    q.add_argument("--modality-noise", type=float, default=0.0, metavar="SHARE",
-                   help="what-if data: in this share of samples, one random modality is replaced by noise")
+    what_if = q.add_mutually_exclusive_group()       # separate what-ifs: one at a time
+    what_if.add_argument("--band-noise", type=float, default=0.0, metavar="AMP",
+                         help="what-if data: audio/vision noise in one random band per sample, AMP x column std")
+    what_if.add_argument("--modality-noise", type=float, default=0.0, metavar="SHARE",
+                         help="what-if data: in this share of samples, one random modality is replaced by noise")
     s = sub.add_parser("steptime")
     s.add_argument("--d-model", type=int, default=256)
     s.add_argument("--nlevels", type=int, default=4)

@@ -149,15 +149,15 @@ def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool) -
 
 
 class _Forward(logging.Handler):
-    """Hands records at or above `threshold` to the caller's handlers (those above `logger`)."""
+    """Hands records at or above `threshold` on to `parent`, the logger above the package's."""
 
-    def __init__(self, logger: logging.Logger, threshold: int):
+    def __init__(self, parent: logging.Logger, threshold: int):
         super().__init__()
-        self.logger, self.threshold = logger, threshold
+        self.parent, self.threshold = parent, threshold
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= self.threshold and self.logger.parent is not None:
-            self.logger.parent.handle(record)
+        if record.levelno >= self.threshold:
+            self.parent.handle(record)
 
 
 @contextlib.contextmanager
@@ -170,14 +170,14 @@ def run_log(path: Path):
     raises leaves its traceback at the end of the file."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    saved = log.level, log.propagate, list(log.handlers)
+    level, propagate, handlers = log.level, log.propagate, list(log.handlers)
     effective = log.getEffectiveLevel()
     log.addHandler(handler)
     if effective > logging.INFO:
         log.setLevel(logging.INFO)
-        if log.propagate:
+        if propagate:
             log.propagate = False
-            log.addHandler(_Forward(log, effective))
+            log.addHandler(_Forward(log.parent, effective))
     try:
         yield
     except BaseException:
@@ -186,10 +186,10 @@ def run_log(path: Path):
         raise
     finally:
         handler.close()
-        for added in [h for h in log.handlers if h not in saved[2]]:
+        for added in [h for h in log.handlers if h not in handlers]:
             log.removeHandler(added)
-        log.setLevel(saved[0])          # setLevel, not `log.level =`: it clears the level caches
-        log.propagate = saved[1]
+        log.setLevel(level)             # setLevel, not `log.level =`: it clears the level caches
+        log.propagate = propagate
 
 
 def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *,
