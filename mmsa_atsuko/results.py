@@ -1,8 +1,12 @@
 """The results store: one JSON line per finished run in `<out>/runs.jsonl`.
 
-Records are only ever appended, each with a single `write` under an exclusive `flock`, so a
-run killed at any moment leaves either the whole line or nothing, and two processes writing
-at once never interleave. Metrics are stored at full precision; tables are built later.
+Records are only ever appended, each with a single `write` under an exclusive `flock`, so two
+processes writing at once never interleave. A single write is not atomic against SIGKILL:
+Linux stops a write at a page boundary when a fatal signal arrives, so a writer killed
+mid-record can leave a fragment without its newline. Readers skip such a fragment, and the
+next append, which holds the lock and so knows the fragment's writer is dead, cuts it off
+first: the file goes back to whole lines. Metrics are stored at full precision; tables are
+built later.
 
 Also writes MMSA-compatible aggregate rows to `<out>/normal/<dataset>.csv` (reference/mmsa.md
 3.4): one row per (model, dataset) call, cells "(mean, std)" x100 with population std,
@@ -45,15 +49,27 @@ def append_record(out_dir: Path, record: dict) -> None:
     fd = os.open(out_dir / RUNS_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        # A writer killed mid-line in an older version could leave a fragment; start on a fresh line.
-        if os.fstat(fd).st_size and os.pread(fd, 1, os.fstat(fd).st_size - 1) != b"\n":
-            line = b"\n" + line
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            os.ftruncate(fd, _end_of_last_line(fd, size))       # a killed writer's fragment
         written = os.write(fd, line)
         if written != len(line):
             raise OSError(f"short write to {out_dir / RUNS_FILE} ({written}/{len(line)} bytes)")
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _end_of_last_line(fd: int, size: int, block: int = 1 << 16) -> int:
+    """The offset just past the file's last newline (0 if it has none), read backwards."""
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        newline = os.pread(fd, end - start, start).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        end = start
+    return 0
 
 
 def read_records(out_dir: Path) -> list[dict]:
