@@ -85,6 +85,10 @@ def test_missing_weights_raise_one_line(tmp_path, monkeypatch):
             resolve_bert_path(missing)
         message = str(error.value)
         assert "\n" not in message and "-c pretrained=" in message
+    with pytest.raises(UsageError, match=f"BERT folder {tmp_path}/no-such-folder does not exist"):
+        resolve_bert_path(str(tmp_path / "no-such-folder"))
+    with pytest.raises(UsageError, match="neither a local folder nor in the Hugging Face cache"):
+        resolve_bert_path("google-bert/bert-base-uncased")      # a hub id with an org, not a path
     (tmp_path / "only-config").mkdir()
     (tmp_path / "only-config" / "config.json").write_text("{}")
     with pytest.raises(UsageError, match="model.safetensors"):

@@ -60,6 +60,9 @@ def resolve_bert_path(pretrained) -> str:
         if not _has_weights(folder):
             raise UsageError(f"BERT folder {folder} has no {' or '.join(WEIGHT_FILES)}; {_how_to_fix(pretrained)}")
         return str(folder)
+    if str(pretrained).startswith(("/", "~", "./", "../")):
+        # Plainly a path, not a hub id (which may be 'org/name'): no cache lookup to mention.
+        raise UsageError(f"BERT folder {folder} does not exist; {_how_to_fix(pretrained)}")
     snapshot = _cached_snapshot(str(pretrained))
     if snapshot is not None:
         return str(snapshot)
