@@ -2,7 +2,9 @@
 
 Anything raised as a `ToolkitError` is printed by the CLI as a single line (no traceback)
 and turned into its `exit_code`. Use `UsageError` for a bad command line or config (exit 2,
-like argparse) and `DataError` for a bad or missing file (exit 1).
+like argparse) and `DataError` for a bad or missing file (exit 1); `MissingDataError` is the
+DataError of a feature file or folder that is not there at all, so a sweep can name every
+missing file at once.
 """
 
 
@@ -20,3 +22,13 @@ class DataError(ToolkitError):
     """Missing, corrupt, hostile or inconsistent data file."""
 
     exit_code = 1
+
+
+class MissingDataError(DataError):
+    """A dataset's feature file (or MIntRec folder) is not where it was looked for.
+
+    `what` names the data ('mosi aligned features'), `path` where it was looked for."""
+
+    def __init__(self, message: str, *, what: str, path):
+        super().__init__(message)
+        self.what, self.path = what, str(path)

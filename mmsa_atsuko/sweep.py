@@ -9,8 +9,11 @@ Planning resolves every (model, dataset) pair with `api._prepare`, the same code
 run uses, so the config hash and data id are known before anything trains, and any error
 in the request (unknown name, bad override, missing file) stops the sweep before it starts.
 
-Resume. The results store (`<out>/runs.jsonl`) is append-only and every append is atomic,
-so after a kill it holds whole records only. A run whose identity already has an `ok`
+Planning goes on past a data file that is not there, so that one error names every missing
+file (a dry run lists the runs it could plan first); nothing runs while one is missing.
+
+Resume. The results store (`<out>/runs.jsonl`) is append-only; readers skip the fragment a
+writer killed mid-record may leave, and the next append cuts it off. A run whose identity already has an `ok`
 record is skipped; a run that failed is recorded once per failure with status `failed` and
 its error, and is skipped too unless `retry_failed`. Runs whose record never landed run
 again, so a killed sweep started again ends with every run recorded exactly once. Only the
@@ -44,7 +47,7 @@ from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
 from . import __version__
-from .errors import ToolkitError, UsageError
+from .errors import DataError, MissingDataError, ToolkitError, UsageError
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -256,6 +259,7 @@ class Plan:
     done: int                         # already recorded ok
     failed_skipped: int               # failed before and not retried
     retried: int                      # failed before and run again
+    missing: dict[tuple, set] = field(default_factory=dict)   # (what, path) -> runs it holds up
 
 
 # Prepared jobs, grouped by data file. A process leaving one data file for another drops the
@@ -297,9 +301,14 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False) -> Plan:
     if not expanded:
         raise UsageError("nothing to run")
     order = {key: i for i, key in enumerate(dict.fromkeys(s.data_key() for _, s, _ in expanded))}
-    runs, seen = [], set()
+    runs, seen, missing = [], set(), {}
     for name, setting, seeds in sorted(expanded, key=lambda e: order[e[1].data_key()]):
-        job = prepare(setting, keep_others=keep_data)
+        try:
+            job = prepare(setting, keep_others=keep_data)
+        except MissingDataError as error:
+            # Go on, so that one report names every file the sweep needs and lacks.
+            missing.setdefault((error.what, error.path), set()).update((setting.cache_key(), s) for s in seeds)
+            continue
         chash, data = config_hash(job.config), job.data.spec.source
         for seed in seeds:
             run = PlannedRun(setting, seed, chash, data, dict(job.config), name)
@@ -321,7 +330,14 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False) -> Plan:
         else:
             retried += status is not None
             todo.append(run)
-    return Plan(runs, todo, done, failed_skipped, retried)
+    return Plan(runs, todo, done, failed_skipped, retried, missing)
+
+
+def _missing_data_error(sweep_plan: Plan) -> DataError:
+    files = ", ".join(f"{what} at {path} ({len(runs)} runs)" for (what, path), runs in sweep_plan.missing.items())
+    return DataError(f"nothing ran: {len(sweep_plan.missing)} data file(s) this sweep needs are not there: {files}. "
+                     f"`python run.py download --check` shows what the data root holds and `python run.py "
+                     f"download NAME [--aligned]` fetches a file; or set --data-root, or run with --synthetic")
 
 
 # --------------------------------------------------------------------------------------
@@ -675,6 +691,8 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
         backend.start()
         try:
             sweep_plan = plan(expanded, out, retry_failed=retry_failed, keep_data=getattr(backend, "in_process", False))
+            if sweep_plan.missing:
+                raise _missing_data_error(sweep_plan)
             echo(_plan_line(sweep_plan, expanded, retry_failed)
                  + f"{len(sweep_plan.todo)} to run ({backend.describe()})")
             summary = run_plan(sweep_plan, out, backend, echo)
@@ -692,12 +710,16 @@ def _dry_run(expanded, out, retry_failed, echo) -> Plan:
     echo(_plan_line(sweep_plan, expanded, retry_failed) + f"{len(sweep_plan.todo)} would run:")
     for run in sweep_plan.todo:
         echo(f"  {run.describe():<38} config {run.config_hash}  data {run.data}  [{run.experiment}]")
+    if sweep_plan.missing:
+        raise _missing_data_error(sweep_plan)
     return sweep_plan
 
 
 def _plan_line(sweep_plan: Plan, expanded, retry_failed: bool) -> str:
     n_settings = len({(s.model, s.dataset, s.aligned) for _, s, _ in expanded})
-    head = (f"sweep: {len(sweep_plan.runs)} runs ({n_settings} model/dataset settings x seeds): "
+    held_up = sum(map(len, sweep_plan.missing.values()))
+    head = (f"sweep: {len(sweep_plan.runs)} runs ({n_settings} model/dataset settings x seeds)"
+            f"{f' and {held_up} more whose data is missing' if held_up else ''}: "
             f"{sweep_plan.done} already recorded, ")
     if retry_failed:
         return head + f"{sweep_plan.retried} failed before and retried, "

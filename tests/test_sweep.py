@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mmsa_atsuko.errors import ToolkitError, UsageError
+from mmsa_atsuko.errors import DataError, MissingDataError, ToolkitError, UsageError
 from mmsa_atsuko.results import read_records
 from mmsa_atsuko.sweep import LocalBackend, _SweepLock, expand, identity, latest_by_identity, sweep
 
@@ -174,6 +174,44 @@ experiments:
     records = read_records(out)
     assert [r["status"] for r in records] == ["ok", "failed", "failed"]     # one record per failure
     assert latest_by_identity(records)[identity(failed)]["run_id"] == retried.records[0]["run_id"]
+
+
+def test_missing_data_is_named_all_at_once_and_nothing_runs(tmp_path):
+    from mmsa_atsuko.data import load_dataset
+    from mmsa_atsuko.data.synthetic import ensure_synthetic
+
+    # A data root holding MOSI (unaligned) only; SIMS and aligned MOSI are not there.
+    mosi_pkl, _ = ensure_synthetic("mosi", tmp_path / "gen", size="small", aligned=False)
+    root = mosi_pkl.parents[2]
+    lists = dict(models=["tfn", "lmf"], datasets=["sims", "mosi"], seeds=[1, 2], data_root=str(root))
+    out = tmp_path / "out"
+
+    with pytest.raises(MissingDataError) as error:
+        load_dataset("sims", data_root=str(root))
+    assert (error.value.what, error.value.path) == ("sims unaligned features", str(root / "SIMS/Processed/unaligned_39.pkl"))
+    (root / "SIMS/Processed/unaligned_39.pkl").mkdir(parents=True)      # there, but not a file:
+    with pytest.raises(DataError, match="is a folder, not a file") as error:  # a plain DataError
+        load_dataset("sims", data_root=str(root))
+    assert not isinstance(error.value, MissingDataError)
+    (root / "SIMS/Processed/unaligned_39.pkl").rmdir()
+
+    lines = []
+    with pytest.raises(DataError) as error:
+        sweep(None, out=out, dry_run=True, echo=lines.append, **lists)
+    # The dry run lists what it could plan (MOSI, 2 models x 2 seeds), then names what is missing.
+    assert "4 runs (4 model/dataset settings x seeds) and 4 more whose data is missing" in lines[0]
+    assert sorted(line.split()[0] for line in lines[1:]) == ["lmf", "lmf", "tfn", "tfn"]
+    assert all(" mosi seed " in line for line in lines[1:])
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("nothing ran: 1 data file(s)")
+    assert f"sims unaligned features at {root / 'SIMS/Processed/unaligned_39.pkl'} (4 runs)" in message
+
+    with pytest.raises(DataError) as error:
+        sweep(None, out=out, echo=lambda _: None, **{**lists, "datasets": ["mosi", "mosei"], "aligned": True})
+    message = str(error.value)
+    for name in ("MOSI", "MOSEI"):
+        assert f"{name.lower()} aligned features at {root / name / 'Processed/aligned_50.pkl'} (4 runs)" in message
+    assert not out.exists() or read_records(out) == [] and not (out / "runs").exists()
 
 
 def test_one_sweep_at_a_time_per_results_folder(tmp_path):

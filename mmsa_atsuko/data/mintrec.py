@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from ..config import datasets_table
-from ..errors import DataError, UsageError
+from ..errors import DataError, MissingDataError, UsageError
 from . import safe_pickle
 from .download import sha256_of
 from .spec import MODALITIES, Dataset, DatasetSpec, Split
@@ -71,9 +71,9 @@ NAMED_AT_MOST = 5            # how many missing keys / unknown labels an error n
 
 
 
-def _error(message: str) -> DataError:
+def _error(message: str, kind: type[DataError] = DataError, **fields) -> DataError:
     # One line, whatever the file's keys and texts hold.
-    return DataError(" ".join(message.split("\n")).replace("\r", " "))
+    return kind(" ".join(message.split("\n")).replace("\r", " "), **fields)
 
 
 def mintrec_facts() -> dict:
@@ -424,8 +424,10 @@ def load_mintrec(data_root=None, feature_path=None, *, pretrained=None, with_tex
     folder, how = resolve_mintrec_folder(data_root, feature_path)
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "not found"
-        raise _error(f"mintrec folder {what} at {folder} ({how}): {SOURCE_HINT} and put it there, "
-                     f"or run with --synthetic")
+        message = f"mintrec folder {what} at {folder} ({how}): {SOURCE_HINT} and put it there, or run with --synthetic"
+        if folder.exists():
+            raise _error(message)
+        raise _error(message, MissingDataError, what="mintrec folder", path=folder)
     lacking = missing_files(folder)
     if lacking:
         raise _error(f"mintrec folder {folder} ({how}) lacks {', '.join(lacking)}: it must hold "

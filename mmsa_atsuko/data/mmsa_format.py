@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..config import datasets_table
-from ..errors import DataError, UsageError
+from ..errors import DataError, MissingDataError, UsageError
 from . import safe_pickle
 from .spec import MODALITIES, Dataset, DatasetSpec, Split
 
@@ -54,10 +54,10 @@ BERT_HIDDEN = 768             # the text dim models see when only `text_bert` (i
 _BLOCK_BYTES = 64 << 20
 
 
-def _data_error(message: str) -> DataError:
+def _data_error(message: str, kind: type[DataError] = DataError, **fields) -> DataError:
     # The CLI prints a DataError as one line; key names and paths come from the file system
     # and the file, so a stray newline in them must not break that.
-    return DataError(message.replace("\r", " ").replace("\n", " "))
+    return kind(message.replace("\r", " ").replace("\n", " "), **fields)
 
 
 def dataset_names() -> tuple:
@@ -115,8 +115,11 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
         what = "is a folder, not a file" if path.is_dir() else "not found"
         fix = ("check the path" if feature_path is not None else
                f"run `python run.py download {name}` or put the file there")
-        raise _data_error(f"{name} {_setting(aligned)} features {what} at {path} ({how}): {fix}, "
-                          f"or run with --synthetic")
+        message = (f"{name} {_setting(aligned)} features {what} at {path} ({how}): {fix}, "
+                   f"or run with --synthetic")
+        if path.exists():
+            raise _data_error(message)
+        raise _data_error(message, MissingDataError, what=f"{name} {_setting(aligned)} features", path=path)
 
     # The file is read once; its sha256 is finished on a worker thread while the splits
     # are checked below (the check only reads the arrays until `digest()` has returned).
