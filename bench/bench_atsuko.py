@@ -4,7 +4,7 @@
                                           [--rms-row] [--row MODEL[:key=value...] ...] [--rows-only]
                                           [--band-noise AMP | --modality-noise SHARE]
     python bench/bench_atsuko.py steptime [--d-model 256] [--nlevels 4] [--pairs 10] [--calib-pairs 3]
-                                          [--layouts aligned unaligned]
+                                          [--layouts aligned unaligned] [--device cpu|cuda]
     python bench/bench_atsuko.py memory   [--batch-size 16] [--models atsuko atsuko_base]
 
 Common: --threads N (torch threads and OMP_NUM_THREADS; default 1, because with 2 threads on a
@@ -264,14 +264,18 @@ def cmd_quality(args) -> None:
 # ----------------------------------------------------------------------------------------------
 # 2. step time and calibration
 # ----------------------------------------------------------------------------------------------
-def _train_step(model, optimizer, batch) -> tuple[float, float]:
-    """One training step; returns (seconds for fwd+loss+bwd+Adam, seconds for fwd+loss+bwd)."""
+def _train_step(model, optimizer, batch, sync=lambda: None) -> tuple[float, float]:
+    """One training step; returns (seconds for fwd+loss+bwd+Adam, seconds for fwd+loss+bwd).
+    `sync` waits for the device (torch.cuda.synchronize on a GPU), so the clock sees the work."""
+    sync()
     t0 = time.perf_counter()
     losses = model.loss(model(batch), batch)
     optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
+    sync()
     t1 = time.perf_counter()
     optimizer.step()
+    sync()
     return time.perf_counter() - t0, t1 - t0
 
 
@@ -283,15 +287,19 @@ def cmd_steptime(args) -> None:
     from mmsa_atsuko.training.seed import set_seed
     from mmsa_atsuko.training.trainer import build_optimizer, evaluate
 
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     overrides = [("use_bert", False), ("d_model", args.d_model), ("nlevels", args.nlevels)]
-    print(f"steptime: use_bert=false, d_model={args.d_model}, nlevels={args.nlevels}, other keys = "
+    print(f"steptime on {torch.cuda.get_device_name(device) if cuda else 'cpu'}: use_bert=false, "
+          f"d_model={args.d_model}, nlevels={args.nlevels}, other keys = "
           f"configs/atsuko.yaml mosi block; batch {args.batch_size}; torch threads {torch.get_num_threads()} "
           f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}); {args.pairs} alternating step pairs after "
           f"{args.warmup} warm-up steps each; {args.calib_pairs} calibration/eval pairs", flush=True)
     summary = []
     for layout in args.layouts:
         data = _load(args.cache, layout == "aligned")
-        train = data.train
+        train = data.train.to(device)
         gen = torch.Generator().manual_seed(0)
         batches = [train.batch(torch.randperm(len(train), generator=gen)[:args.batch_size])
                    for _ in range(args.pairs + args.warmup)]
@@ -299,7 +307,7 @@ def cmd_steptime(args) -> None:
         for name in ("atsuko", "atsuko_base"):
             config = load_config(name, "mosi", overrides=overrides)
             set_seed(1111)
-            model = build_model(name, config, data.spec)
+            model = build_model(name, config, data.spec).to(device)
             model.on_fit_start(train)
             model.train()
             optimizer = build_optimizer(model, config)
@@ -311,11 +319,19 @@ def cmd_steptime(args) -> None:
 
         def one(name, batch, models=models):
             model, optimizer, _ = models[name]
-            return _train_step(model, optimizer, batch)
+            return _train_step(model, optimizer, batch, sync)
 
         for i in range(args.warmup):
             for name in models:
                 one(name, batches[i])
+        if cuda:   # the peak of one step on top of what is resident (weights, Adam moments, data)
+            for name in models:
+                resident = torch.cuda.memory_allocated(device)
+                torch.cuda.reset_peak_memory_stats(device)
+                one(name, batches[0])
+                print(f"[{layout}] {name}: GPU memory resident {resident / 2**20:.0f} MiB, peak of one step "
+                      f"{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB (torch allocator; both "
+                      f"models are resident)", flush=True)
         times = {n: [] for n in models}
         fwdbwd = {n: [] for n in models}
         for i in range(args.pairs):
@@ -334,8 +350,8 @@ def cmd_steptime(args) -> None:
         print(f"[{layout}] fwd+bwd only median s: atsuko {med_fb['atsuko']:.3f}, atsuko_base "
               f"{med_fb['atsuko_base']:.3f}; ratio of medians {med_fb['atsuko'] / med_fb['atsuko_base']:.3f}, "
               f"median of per-pair ratios {statistics.median(ratios_fb):.3f}")
-        print(f"[{layout}] raw atsuko: {', '.join(f'{t:.2f}' for t in times['atsuko'])}")
-        print(f"[{layout}] raw base:   {', '.join(f'{t:.2f}' for t in times['atsuko_base'])}", flush=True)
+        print(f"[{layout}] raw atsuko ms: {', '.join(f'{t * 1e3:.1f}' for t in times['atsuko'])}")
+        print(f"[{layout}] raw base ms:   {', '.join(f'{t * 1e3:.1f}' for t in times['atsuko_base'])}", flush=True)
 
         # calibration vs one eval epoch over the train split, the Atsuko model, alternating
         model, _, config = models["atsuko"]
@@ -344,13 +360,15 @@ def cmd_steptime(args) -> None:
         for i in range(args.calib_pairs):
             order = ("calib", "eval") if i % 2 == 0 else ("eval", "calib")
             for what in order:
+                sync()
                 t0 = time.perf_counter()
                 if what == "calib":
                     model.on_fit_start(train)
+                    sync()
                     calib.append(time.perf_counter() - t0)
                 else:
                     evaluate(model, train, "mosi", eval_bs)
-                    evals.append(time.perf_counter() - t0)
+                    evals.append(time.perf_counter() - t0)      # evaluate ends on the host
         model.train()
         cr = [c / e for c, e in zip(calib, evals)]
         print(f"[{layout}] calibration on_fit_start(train) median {statistics.median(calib):.2f} s vs "
@@ -521,6 +539,7 @@ def main() -> None:
     s.add_argument("--warmup", type=int, default=2)
     s.add_argument("--calib-pairs", type=int, default=3)
     s.add_argument("--layouts", nargs="+", default=["aligned", "unaligned"], choices=["aligned", "unaligned"])
+    s.add_argument("--device", default="cpu", help="cpu, or cuda[:i] (synchronised timings, GPU peak memory)")
     m = sub.add_parser("memory")
     m.add_argument("--batch-size", type=int, default=16)
     m.add_argument("--models", nargs="+", default=["atsuko"])
