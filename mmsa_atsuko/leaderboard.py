@@ -161,12 +161,23 @@ class Cell:
         return len(self.values)
 
     @property
+    def constant(self) -> bool:
+        return self.n > 0 and np.ptp(self.values) == 0
+
+    # Equal values have that value as mean and 0 as std exactly; summing them in floats would
+    # not give it ([0.7] * 3 has mean 0.6999999999999998 and std 1.4e-16), and the CSVs keep
+    # every digit.
+    @property
     def mean(self) -> float:
+        if self.constant:
+            return float(self.values[0])
         return float(np.mean(self.values)) if self.values else math.nan
 
     @property
     def std(self) -> float:
-        return float(np.std(self.values, ddof=1)) if self.n >= 2 else math.nan
+        if self.n < 2:
+            return math.nan
+        return 0.0 if self.constant else float(np.std(self.values, ddof=1))
 
 
 @dataclass
@@ -184,13 +195,15 @@ def welch(a, b, confidence: float = 0.95) -> Welch:
     """Difference of means a - b with its Welch confidence interval and two-sided p-value."""
     from scipy import stats
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    diff = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
+    diff = Cell(list(a)).mean - Cell(list(b)).mean if len(a) and len(b) else math.nan
     if len(a) < 2 or len(b) < 2:
         return Welch(diff, math.nan, math.nan, math.nan, math.nan, math.nan)
+    if np.ptp(a) == 0 and np.ptp(b) == 0:
+        # Both constant: no spread to test against. Decided on the values, since the variance
+        # of equal values is not always 0 in floats ([0.7] * 3 gives about 1e-32).
+        return Welch(diff, diff, diff, math.nan, math.nan, math.nan)
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
-    if se == 0:                         # both constant: no spread to test against
-        return Welch(diff, diff, diff, math.nan, math.nan, math.nan)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
     with warnings.catch_warnings():     # scipy warns when one side is constant; the test still holds
@@ -619,7 +632,7 @@ def leaderboard(results, *, datasets=None, fmt="md", paper=False, key_metric=Non
     show_ablation = paper and (not datasets or {"mosi", "mosei"} & set(datasets))
     if fmt == "csv":
         buffer = io.StringIO()
-        csv_frame(tables, ablations, published, bool(show_ablation)).to_csv(buffer, index=False, float_format="%.10g")
+        csv_frame(tables, ablations, published, bool(show_ablation)).to_csv(buffer, index=False)
         return buffer.getvalue()
     render = render_markdown if fmt == "md" else render_latex
     return render(tables, ablations, published, bool(show_ablation))
@@ -676,7 +689,7 @@ def compare(results, model: str, against, datasets=None, warn=print) -> list[Pat
         if not rows:
             continue
         path = results / name
-        pd.DataFrame(rows).to_csv(path, index=False, float_format="%.10g")
+        pd.DataFrame(rows).to_csv(path, index=False)
         written.append(path)
     if not written:
         raise UsageError(f"none of {', '.join(against)} has ok runs where {model} has; nothing to compare")

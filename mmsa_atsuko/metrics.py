@@ -281,7 +281,11 @@ def _class_ids(x: np.ndarray, name: str) -> np.ndarray:
 def _classification_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     # MIntRec takes softmax(logits).max(dim=1) indices; softmax is monotonic, so this is the
     # argmax of the logits (ties, which only float32 softmax saturation could create, aside).
-    if pred.ndim == 2:
+    if pred.ndim == 2 and pred.shape[1] == 1:
+        # One column is a column of class ids (as y_true may be), not logits of one class,
+        # whose argmax would silently make every prediction class 0.
+        pred = pred[:, 0]
+    elif pred.ndim == 2:
         pred = np.argmax(pred, axis=1)
     elif pred.ndim != 1:
         raise ValueError(f"y_pred must be logits (N, C) or class ids (N,), got shape {pred.shape}")

@@ -94,6 +94,25 @@ def test_csv_means_stds_n_best_and_welch_against_hand_values(store):
     assert set(syn.data_kind) == {"synthetic"}
 
 
+def test_equal_seeds_are_constant_and_the_csv_keeps_every_digit(tmp_path):
+    from mmsa_atsuko.leaderboard import welch
+
+    # In floats, three equal values do not have that value as mean or a zero variance:
+    assert sum([0.7] * 3) / 3 != 0.7
+    for seed in (1, 2, 3):
+        append_record(tmp_path, record("tfn", seed, {"MAE": 0.7, "Corr": 0.712345678912345 + seed}))
+        append_record(tmp_path, record("lmf", seed, {"MAE": 0.8}))
+    board = frame(leaderboard(tmp_path, fmt="csv")).set_index("label")
+    tfn = board.loc["tfn"]
+    assert (tfn.MAE_mean, tfn.MAE_std) == (0.7, 0.0)
+    # No spread on either side: no test, rather than p ~ 1e-60 from a variance of 1e-32.
+    assert math.isnan(tfn.ttest_p) and math.isnan(tfn.ttest_t)
+    w = welch([0.7] * 3, [0.8] * 3)
+    assert w.diff == 0.7 - 0.8 and math.isnan(w.p)
+    # The CSV holds the stored fractions to the last digit (mean of 1.71..., 2.71..., 3.71...).
+    assert tfn.Corr_mean == (1.712345678912345 + 2.712345678912345 + 3.712345678912345) / 3
+
+
 def test_markdown_marks_best_separates_real_and_synthetic_and_labels_configs(store):
     text = leaderboard(store, fmt="md")
     real_title = f"### mosi, unaligned: real data ({REAL})"

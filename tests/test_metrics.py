@@ -365,7 +365,8 @@ def test_mintrec_by_hand():
         "precision": (1 + 2 / 3 + 1) / 5,
         "recall": (1 / 2 + 1 + 1) / 5,
     }
-    for p in (logits, torch.tensor(logits, dtype=torch.float32), pred, torch.tensor(pred)):
+    # A one-column y_pred is ids, as y_true may be; not the logits of one class (argmax 0).
+    for p in (logits, torch.tensor(logits, dtype=torch.float32), pred, torch.tensor(pred), pred[:, None]):
         got = compute_metrics("mintrec", p, torch.tensor(true))
         assert got == pytest.approx(want, rel=1e-15)
         assert all(type(v) is float for v in got.values())
