@@ -5,8 +5,11 @@ processes writing at once never interleave. A single write is not atomic against
 Linux stops a write at a page boundary when a fatal signal arrives, so a writer killed
 mid-record can leave a fragment without its newline. Readers skip such a fragment, and the
 next append, which holds the lock and so knows the fragment's writer is dead, cuts it off
-first: the file goes back to whole lines. Metrics are stored at full precision; tables are
-built later.
+first: the file goes back to whole lines. A last line that lacks only its newline (a file
+merged or edited by hand, or a writer killed just before it) is a whole record, not a
+fragment: readers read it and the next append completes the line. A proper prefix of a JSON
+object is never itself one, so the two cannot be confused. Metrics are stored at full
+precision; tables are built later.
 
 Also writes MMSA-compatible aggregate rows to `<out>/normal/<dataset>.csv` (reference/mmsa.md
 3.4): one row per (model, dataset) call, cells "(mean, std)" x100 with population std,
@@ -51,7 +54,11 @@ def append_record(out_dir: Path, record: dict) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
-            os.ftruncate(fd, _end_of_last_line(fd, size))       # a killed writer's fragment
+            end = _end_of_last_line(fd, size)
+            if _parse_record(os.pread(fd, size - end, end)) is not None:
+                os.write(fd, b"\n")           # a whole record that lost only its newline: keep it
+            else:
+                os.ftruncate(fd, end)         # a killed writer's fragment
         written = os.write(fd, line)
         if written != len(line):
             raise OSError(f"short write to {out_dir / RUNS_FILE} ({written}/{len(line)} bytes)")
@@ -72,21 +79,22 @@ def _end_of_last_line(fd: int, size: int, block: int = 1 << 16) -> int:
     return 0
 
 
+def _parse_record(raw: bytes) -> dict | None:
+    """The record on one line, or None for a blank line, a fragment or anything but an object."""
+    try:
+        record = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def read_records(out_dir: Path) -> list[dict]:
-    """All complete records; a torn final fragment (no newline) is ignored."""
+    """All complete records; a torn final fragment is ignored (see the module docstring)."""
     path = Path(out_dir) / RUNS_FILE
     if not path.exists():
         return []
-    records = []
     with open(path, "rb") as f:
-        for raw in f:
-            if not raw.endswith(b"\n") or not raw.strip():
-                continue
-            try:
-                records.append(json.loads(raw))
-            except json.JSONDecodeError:
-                continue
-    return records
+        return [record for record in map(_parse_record, f) if record is not None]
 
 
 def mmsa_cell(values) -> str:
