@@ -28,9 +28,9 @@ from .data import load_dataset
 from .errors import UsageError
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model
-from .results import append_mmsa_csv, append_record
-from .training.seed import DEFAULT_SEEDS, resolve_device, set_seed
-from .training.trainer import fit
+from .results import append_mmsa_csv, append_record, check_output_folder
+from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
+from .training.trainer import check_trainer_config, fit
 
 log = logging.getLogger("mmsa_atsuko")
 SYNTHETIC_CACHE_ENV = "MMSA_ATSUKO_CACHE"
@@ -64,21 +64,34 @@ class Job:
     preset: str | None
 
 
+def resolve_config(model, dataset, *, preset=None, overrides=(), max_epochs=None, synthetic_bert=None):
+    """The checked config of one (model, dataset) run: `load_config` with `max_epochs` and, for
+    synthetic data, its BERT folder as `pretrained` unless an override names one; then the
+    trainer's checks (`check_trainer_config`). Reads no data."""
+    overrides = list(overrides)
+    if max_epochs is not None:
+        overrides.append(("max_epochs", int(max_epochs)))
+    if synthetic_bert is not None and not any(
+            (o[0] if isinstance(o, tuple) else o.split("=", 1)[0].strip()) == "pretrained" for o in overrides):
+        overrides.insert(0, ("pretrained", str(synthetic_bert)))
+    config = load_config(model, dataset, preset=preset, overrides=overrides)
+    check_trainer_config(config, dataset)
+    return config
+
+
 def _prepare(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
              preset, overrides, max_epochs, loaded: dict) -> Job:
     """Resolve one (model, dataset) pair. `loaded` caches datasets by file, so several models on
     one dataset share one copy of its tensors (MOSEI is ~8 GB)."""
-    overrides = list(overrides)
-    if max_epochs is not None:
-        overrides.append(("max_epochs", int(max_epochs)))
+    # The config first: a value that cannot train stops the request before any data is read.
+    resolve_config(model, dataset, preset=preset, overrides=overrides, max_epochs=max_epochs)
+    bert_dir = None
     if synthetic:
         from .data.synthetic import ensure_synthetic
         feature_path, bert_dir = ensure_synthetic(dataset, synthetic_cache_dir(), size=synthetic_size,
                                                   aligned=aligned)
-        if not any((o[0] if isinstance(o, tuple) else o.split("=", 1)[0].strip()) == "pretrained"
-                   for o in overrides):
-            overrides.insert(0, ("pretrained", str(bert_dir)))
-    config = load_config(model, dataset, preset=preset, overrides=overrides)
+    config = resolve_config(model, dataset, preset=preset, overrides=overrides, max_epochs=max_epochs,
+                            synthetic_bert=bert_dir)
     # MIntRec's raw text is tokenized (and encoded, for `text`) with the run's BERT, so its
     # copy is per BERT; MMSA pickles ship their tokens and ignore `pretrained`.
     key = (dataset, aligned, str(data_root), str(feature_path), config.pretrained if dataset == "mintrec" else None)
@@ -104,7 +117,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     """
     models = [models] if isinstance(models, str) else list(models)
     datasets = [datasets] if isinstance(datasets, str) else list(datasets)
-    seeds = [int(s) for s in seeds]
+    seeds = check_seeds(seeds)
     if not seeds:
         raise UsageError("no seeds given")
     if synthetic_size not in ("small", "full"):
@@ -113,6 +126,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         raise UsageError("--feature-path names one file, so give exactly one dataset")
     overrides = list(config.items()) if isinstance(config, dict) else list(config or [])
     torch_device = resolve_device(device)
+    check_output_folder(out)
     loaded = {}
     jobs = [_prepare(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
                      synthetic=synthetic, synthetic_size=synthetic_size, preset=preset,

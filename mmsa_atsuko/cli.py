@@ -172,17 +172,28 @@ def cmd_sweep(argv) -> int:
                              1.0 if args.cpus_per_run is None else args.cpus_per_run)
     console = logging.StreamHandler()
     console.setLevel(logging.WARNING)            # run details go to each run's train.log
-    logging.getLogger().addHandler(console)
-    logging.getLogger("mmsa_atsuko").setLevel(logging.INFO)
-    summary = sweep(args.file, out=args.out, dry_run=args.dry_run, retry_failed=args.retry_failed,
-                    backend=backend, echo=lambda line: print(line, flush=True),
-                    models=args.model, datasets=args.dataset, seeds=args.seeds, aligned=args.aligned,
-                    synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
-                    max_epochs=args.max_epochs, config=args.config, data_root=args.data_root,
-                    feature_path=args.feature_path)
-    if not args.dry_run and summary.failed:
-        print(f"error: {len(summary.failed)} run(s) failed (recorded with their errors in {args.out}/runs.jsonl; "
-              f"--retry-failed runs them again)", file=sys.stderr)
+    root, package = logging.getLogger(), logging.getLogger("mmsa_atsuko")
+    package_level = package.level
+    root.addHandler(console)
+    package.setLevel(logging.INFO)
+    try:
+        summary = sweep(args.file, out=args.out, dry_run=args.dry_run, retry_failed=args.retry_failed,
+                        backend=backend, echo=lambda line: print(line, flush=True),
+                        models=args.model, datasets=args.dataset, seeds=args.seeds, aligned=args.aligned,
+                        synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
+                        max_epochs=args.max_epochs, config=args.config, data_root=args.data_root,
+                        feature_path=args.feature_path)
+    finally:                                     # main() called in process leaves logging as it found it
+        root.removeHandler(console)
+        package.setLevel(package_level)
+    if args.dry_run:
+        return 0
+    # A sweep succeeds when every one of its runs has an ok record: failures from this call and
+    # earlier ones that were skipped both leave it incomplete.
+    failed = len(summary.failed) + summary.plan.failed_skipped
+    if failed:
+        print(f"error: {failed} run(s) of this sweep have failed (recorded with their errors in "
+              f"{args.out}/runs.jsonl; --retry-failed runs them again)", file=sys.stderr)
         return 1
     return 0
 

@@ -12,7 +12,8 @@ Layers, later wins:
 A key is known only if layer 1 or 3 declares it. Any other key, in any layer, is an error
 naming the closest known keys: MMSA's EasyDict merge silently ignores a misspelled key, so
 a typo there changes nothing and nobody notices. A value must have the declared default's
-type (an int may stand for a float; null only where the default is null).
+type (an int may stand for a float; null only where the default is null), and no float may
+be NaN or infinite.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import difflib
 import functools
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import yaml
@@ -69,6 +71,8 @@ def _type_name(value) -> str:
 
 def _coerce(key: str, value, declared, where: str):
     """Check `value` against the declared default's type; return the value to store."""
+    if isinstance(value, float) and not math.isfinite(value):     # -c lr=1e999 reads as inf
+        raise UsageError(f"{where}: {key} must be a finite number, got {value!r}")
     if declared is None:
         return value
     if value is None:

@@ -31,6 +31,23 @@ from .metrics import METRIC_KEYS, MMSA_CSV_KEYS, metric_family
 RUNS_FILE = "runs.jsonl"
 
 
+def check_output_folder(out_dir) -> Path:
+    """Raise UsageError (one line) unless `out_dir` is, or can be created as, a folder this
+    process may write. Creates nothing: a request that fails later must leave no trace."""
+    from .errors import UsageError
+    out_dir = Path(out_dir)
+    probe = out_dir
+    while not probe.exists():              # the nearest ancestor that exists is where mkdir starts
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"results folder {out_dir}: {probe} is a file, not a folder; choose another --out")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"results folder {out_dir}: {probe} is not writable by this user; choose another --out")
+    return out_dir
+
+
 def _json_safe(value):
     """NaN/inf are not JSON; store them as null (a NaN Corr of a constant predictor)."""
     if isinstance(value, float) and not math.isfinite(value):

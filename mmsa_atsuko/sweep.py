@@ -163,10 +163,11 @@ def _overrides(mapping, where: str) -> list[tuple]:
 
 
 def _seeds(value, where: str) -> list[int]:
+    from .training.seed import check_seeds
     seeds = _as_list(value, "seeds", where)
     if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise UsageError(f"{where}: seeds must be integers, got {seeds!r}")
-    return seeds
+    return check_seeds(seeds, where)
 
 
 def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, synthetic=False,
@@ -179,7 +180,7 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
     Command-line values win over an experiment's, which win over the file's top level.
     """
     from .config import datasets_table, parse_override
-    from .training.seed import DEFAULT_SEEDS
+    from .training.seed import DEFAULT_SEEDS, check_seeds
 
     cli_overrides = [o if isinstance(o, tuple) else parse_override(o) for o in config]
     if file is None:
@@ -216,7 +217,7 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
             exp_models = [m for m in exp_models if not models or m in models]
             exp_datasets = [d for d in exp_datasets if not datasets or d in datasets]
             flags = [f for f in flags if f or not aligned]
-        exp_seeds = [int(s) for s in seeds] if seeds else _seeds(exp.get("seeds", top.get("seeds", list(DEFAULT_SEEDS))), where)
+        exp_seeds = check_seeds(seeds, "command line") if seeds else _seeds(exp.get("seeds", top.get("seeds", list(DEFAULT_SEEDS))), where)
         exp_overrides = tuple(_overrides(top.get("config"), where_file) + _overrides(exp.get("config"), where)
                               + cli_overrides)
         for dataset in exp_datasets:
@@ -683,8 +684,14 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
 
     Returns the `Plan` for a dry run, else a `Summary` of what ran.
     """
+    from .api import resolve_config
+    from .results import check_output_folder
     backend = backend or LocalBackend()
     expanded = expand(file, **lists)
+    check_output_folder(out)
+    for _, setting, _ in expanded:     # a bad value stops the sweep before it takes its folder's lock
+        resolve_config(setting.model, setting.dataset, preset=setting.preset, overrides=setting.overrides,
+                       max_epochs=setting.max_epochs)
     if dry_run:
         return _dry_run(expanded, out, retry_failed, echo)
     with _SweepLock(out):

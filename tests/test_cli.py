@@ -87,6 +87,21 @@ def test_determinism_through_the_api(tmp_path):
     (["-m", "tfn", "-d", "sims", "--aligned", "--synthetic"], "aligned"),
     (["-m", "tfn"], "required: -d/--dataset"),
     (["-m", "tfn", "-d", "sims", "--preset", "huge"], "unknown preset 'huge'"),
+    # Values that cannot train stop the request before it reads data or writes a folder.
+    (["-m", "tfn", "-d", "sims", "--synthetic", "--max-epochs", "0"], "max_epochs must be at least 1, got 0"),
+    (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "grad_accum=0"], "grad_accum must be at least 1"),
+    (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "batch_size=-1"], "batch_size must be at least 1"),
+    (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "early_stop=0"], "early_stop must be at least 1"),
+    (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "learning_rate=-1"], "learning_rate must be positive"),
+    (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "learning_rate=1e999"], "learning_rate must be a finite number"),
+    (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "scheduler=plateau", "-c", "scheduler_factor=2"],
+     "scheduler_factor must be between 0 and 1"),
+    (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "scheduler=cosine"], "scheduler must be none or plateau"),
+    (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "grad_clip=0"], "grad_clip must be null"),
+    # A metric of mosi but not of sims: the sims job fails before the mosi job trains.
+    (["-m", "tfn", "-d", "mosi", "sims", "--synthetic", "-c", "key_eval=Has0_acc_2"], "key_eval must be a metric of sims"),
+    (["-m", "tfn", "-d", "sims", "--synthetic", "-s", "1111", "1111"], "seed 1111 is given twice"),
+    (["-m", "tfn", "-d", "sims", "--synthetic", "-s", "-5"], "seed -5 is out of range"),
 ])
 def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, args, message):
     # in process (the same main() run.py calls), to keep the suite fast; the exit code path
@@ -101,6 +116,19 @@ def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, args, message)
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    from mmsa_atsuko.cli import main
+    (tmp_path / "file").write_text("")
+    for out in (tmp_path / "file", tmp_path / "file" / "below"):
+        code = main(["-m", "tfn", "-d", "sims", "--synthetic", "-s", "1", "--out", str(out)])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and f"{tmp_path / 'file'} is a file, not a folder" in lines[0]
+    if os.geteuid() != 0:                   # root may write anywhere
+        (tmp_path / "ro").mkdir(mode=0o555)
+        code = main(["-m", "tfn", "-d", "sims", "--synthetic", "-s", "1", "--out", str(tmp_path / "ro" / "x")])
+        assert code == 2 and "is not writable" in capsys.readouterr().err
 
 
 def test_missing_data_file_exits_nonzero_and_writes_nothing(tmp_path):

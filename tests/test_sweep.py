@@ -257,6 +257,9 @@ def _main(argv, capsys):
     (["sweep", "-m", "tfn", "-d", "mosi", "--devices", "tpu"], 2, "--device 'tpu' is not"),
     (["sweep", "-m", "tfn", "-d", "sims", "--aligned"], 2, "sims has no aligned setting"),
     (["sweep", "missing.yaml"], 2, "missing.yaml not found"),
+    # Checked while planning, so a bad value is one error, not a failed record per run.
+    (["sweep", "-m", "tfn", "-d", "mosi", "--synthetic", "-c", "key_eval=bogus"], 2, "key_eval must be a metric of mosi"),
+    (["sweep", "-m", "tfn", "-d", "mosi", "--synthetic", "-s", "1", "1"], 2, "seed 1 is given twice"),
     (["leaderboard", "--format", "xls"], 2, "invalid choice: 'xls'"),
     (["compare", "-m", "atsuko"], 2, "required: --against"),
 ])
@@ -277,3 +280,12 @@ def test_leaderboard_and_compare_on_an_empty_store_fail_in_one_line(tmp_path, ca
                  ["compare", "-m", "atsuko", "--against", "tfn", "--results", str(tmp_path)]):
         got, lines = _main(argv, capsys)
         assert got == 2 and len(lines) == 1 and "no ok runs" in lines[0]
+
+
+def test_a_sweep_with_failed_runs_exits_1_until_they_are_retried(tmp_path, capsys):
+    argv = ["sweep", "-m", "lmf", "-d", "mosi", "-s", "3", "--synthetic", "--preset", "small",
+            "-c", "learning_rate=1e30", "--out", str(tmp_path)]             # diverges: a failed run
+    for attempt in ("first", "again, with the failure skipped"):
+        code, lines = _main(argv, capsys)
+        assert code == 1 and "1 run(s) of this sweep have failed" in lines[-1], (attempt, lines)
+    assert [r["status"] for r in read_records(tmp_path)] == ["failed"]

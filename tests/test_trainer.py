@@ -176,7 +176,7 @@ def test_fit_flushes_subnormal_floats():
 
 def test_key_eval_must_be_a_metric_of_the_dataset():
     from mmsa_atsuko.errors import UsageError
-    with pytest.raises(UsageError, match="key_eval 'Acc_9'"):
+    with pytest.raises(UsageError, match="key_eval must be a metric of .*, got 'Acc_9'"):
         fit(LinearProbe(), make_dataset(), cfg(key_eval="Acc_9"), device=torch.device("cpu"), seed=0)
 
 

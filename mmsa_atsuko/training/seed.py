@@ -12,6 +12,18 @@ from ..errors import UsageError
 DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)   # MMSA's result-stat seeds (thuiar/MMSA#81)
 
 
+def check_seeds(seeds, where: str = "seeds") -> list[int]:
+    """The seeds as ints; UsageError for one numpy cannot take or one given twice."""
+    seeds = [int(s) for s in seeds]
+    for seed in seeds:
+        if not 0 <= seed < 2 ** 32:
+            raise UsageError(f"{where}: seed {seed} is out of range; a seed is 0 to 2**32 - 1 (numpy's limit)")
+        if seeds.count(seed) > 1:
+            raise UsageError(f"{where}: seed {seed} is given twice; it would train the same run again "
+                             f"and count it twice in the mean over seeds")
+    return seeds
+
+
 def set_seed(seed: int) -> None:
     """Seed every generator a run touches and ask for deterministic kernels.
 

@@ -100,6 +100,29 @@ def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False)
     return SplitEval(metrics, pred, label, list(split.ids), export)
 
 
+def check_trainer_config(config, dataset: str) -> None:
+    """Raise UsageError (one line) for a trainer key whose value cannot train: checked when a run
+    is planned, before anything is written, and again by `fit` for callers that go straight there.
+    (The config loader has already checked each key's type, and that no float is NaN or inf.)"""
+    def require(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            raise UsageError(f"{key} must be {what}, got {config[key]!r}")
+
+    for key in ("batch_size", "grad_accum", "max_epochs", "early_stop"):
+        require(config[key] >= 1, key, "at least 1")
+    require(config.eval_batch_size is None or config.eval_batch_size >= 1, "eval_batch_size", "null or at least 1")
+    require(config.learning_rate > 0, "learning_rate", "positive")
+    require(config.weight_decay >= 0, "weight_decay", "0 or more")
+    require(config.grad_clip is None or config.grad_clip > 0, "grad_clip", "null (no clipping) or positive")
+    require(config.grad_clip_mode in ("value", "norm"), "grad_clip_mode", "value or norm")
+    require(config.scheduler in ("none", "plateau"), "scheduler", "none or plateau")
+    if config.scheduler == "plateau":
+        require(0 < config.scheduler_factor < 1, "scheduler_factor", "between 0 and 1 (the LR is multiplied by it)")
+        require(config.scheduler_patience >= 0, "scheduler_patience", "0 or more")
+    allowed = ("Loss", *metric_keys(dataset))
+    require(config.key_eval in allowed, "key_eval", f"a metric of {dataset} ({', '.join(allowed)})")
+
+
 def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path | None = None,
         progress: bool = True) -> FitResult:
     """Train `model` on `data` (a Dataset) and test its best-valid checkpoint once."""
@@ -110,16 +133,12 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     # in our checks (bench/README.md, "Subnormal floats"); it is a no-op on the GPU.
     torch.set_flush_denormal(True)
     dataset = data.spec.name
+    check_trainer_config(config, dataset)
     key_eval = config.key_eval
     eval_bs = config.eval_batch_size or config.batch_size
     model.to(device)
     train, valid, test = (s.to(device) for s in (data.train, data.valid, data.test))
-    allowed = ("Loss", *metric_keys(dataset))
-    if key_eval not in allowed:
-        raise UsageError(f"key_eval {key_eval!r} is not a metric of {dataset}; choose one of {', '.join(allowed)}")
     minimize = key_eval == "Loss" or lower_is_better(key_eval)
-    if config.grad_clip_mode not in ("value", "norm"):
-        raise UsageError(f"grad_clip_mode must be value or norm, got {config.grad_clip_mode!r}")
 
     if hasattr(model, "on_fit_start"):
         model.on_fit_start(train)
@@ -129,8 +148,6 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min" if minimize else "max",
             factor=config.scheduler_factor, patience=config.scheduler_patience)
-    elif config.scheduler != "none":
-        raise UsageError(f"scheduler must be none or plateau, got {config.scheduler!r}")
 
     generator = torch.Generator().manual_seed(seed)        # batch order, independent of model RNG use
     n_batches = train.num_batches(config.batch_size)
