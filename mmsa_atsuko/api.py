@@ -237,6 +237,8 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
         "metrics": result.test.metrics, "valid_metrics": result.valid,
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
         "wall_time_s": wall, "device": str(device),
+        # CPU float sums over 1 and 2 threads differ in the last bits: part of what made the numbers.
+        "torch_threads": torch.get_num_threads(),
         "config_hash": config_hash(job.config), "config": dict(job.config),
         "data": spec.source, "data_path": spec.path,
         "package_version": __version__, "git_commit": git_commit(),

@@ -76,6 +76,8 @@ def test_determinism_through_the_api(tmp_path):
     a = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "a", **kw)[0]
     b = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "b", **kw)[0]
     assert a["metrics"] == b["metrics"] and a["config_hash"] == b["config_hash"] and a["data"] == b["data"]
+    import torch
+    assert a["torch_threads"] == torch.get_num_threads()
 
 
 @pytest.mark.parametrize("args, message", [
