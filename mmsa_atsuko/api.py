@@ -25,6 +25,7 @@ import torch
 from . import __version__
 from .config import config_hash, load_config, save_config
 from .data import load_dataset
+from .data.synthetic import SYNTHETIC_CACHE_ENV, synthetic_bert_name, synthetic_cache_dir  # noqa: F401 (re-exported)
 from .errors import UsageError
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model
@@ -33,11 +34,6 @@ from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.trainer import check_trainer_config, fit
 
 log = logging.getLogger("mmsa_atsuko")
-SYNTHETIC_CACHE_ENV = "MMSA_ATSUKO_CACHE"
-
-
-def synthetic_cache_dir() -> Path:
-    return Path(os.environ.get(SYNTHETIC_CACHE_ENV) or Path.home() / ".cache" / "mmsa_atsuko") / "synthetic"
 
 
 def git_commit() -> str | None:
@@ -73,7 +69,7 @@ def resolve_config(model, dataset, *, preset=None, overrides=(), max_epochs=None
         overrides.append(("max_epochs", int(max_epochs)))
     if synthetic_bert is not None and not any(
             (o[0] if isinstance(o, tuple) else o.split("=", 1)[0].strip()) == "pretrained" for o in overrides):
-        overrides.insert(0, ("pretrained", str(synthetic_bert)))
+        overrides.insert(0, ("pretrained", synthetic_bert_name(synthetic_bert)))
     config = load_config(model, dataset, preset=preset, overrides=overrides)
     check_trainer_config(config, dataset)
     return config

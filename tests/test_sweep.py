@@ -214,6 +214,26 @@ def test_missing_data_is_named_all_at_once_and_nothing_runs(tmp_path):
     assert not out.exists() or read_records(out) == [] and not (out / "runs").exists()
 
 
+def test_a_synthetic_run_is_the_same_run_whichever_cache_holds_its_data(tmp_path, monkeypatch):
+    """The synthetic BERT is named 'synthetic:<recipe>/...' in the config, not by its absolute
+    path: moving the cache must not make a recorded sweep run everything again."""
+    from mmsa_atsuko.models.common.bert import resolve_bert_path
+
+    lists = dict(models=["tfn"], datasets=["sims"], seeds=[1], **SMALL)
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache-a"))
+    first = sweep(None, out=tmp_path / "out", echo=lambda _: None, **lists)
+    (record,) = first.records
+    assert record["config"]["pretrained"] == "synthetic:sims-small-unaligned-seed0-v2/bert-synthetic-cn"
+    assert resolve_bert_path(record["config"]["pretrained"]) == str(
+        tmp_path / "cache-a/synthetic/sims-small-unaligned-seed0-v2/bert-synthetic-cn")
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache-b"))
+    again = sweep(None, out=tmp_path / "out", echo=lambda _: None, **lists)
+    assert (again.plan.done, again.records) == (1, [])
+    with pytest.raises(UsageError, match="is not in the cache at .*cache-c.*run with --synthetic"):
+        monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache-c"))
+        resolve_bert_path(record["config"]["pretrained"])
+
+
 def test_one_sweep_at_a_time_per_results_folder(tmp_path):
     with _SweepLock(tmp_path):
         with pytest.raises(ToolkitError, match="another sweep is writing to"):

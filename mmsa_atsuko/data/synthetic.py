@@ -576,6 +576,28 @@ def write_tiny_bert(out_dir, *, seed: int = 0, language: str = "en") -> Path:
     return _write_tiny_bert(Path(out_dir), seed, language, replace=True)
 
 
+SYNTHETIC_CACHE_ENV = "MMSA_ATSUKO_CACHE"
+SYNTHETIC_BERT_PREFIX = "synthetic:"
+
+
+def synthetic_cache_dir() -> Path:
+    """Where generated data and tiny BERTs are kept: $MMSA_ATSUKO_CACHE, else ~/.cache/mmsa_atsuko."""
+    return Path(os.environ.get(SYNTHETIC_CACHE_ENV) or Path.home() / ".cache" / "mmsa_atsuko") / "synthetic"
+
+
+def synthetic_bert_name(bert_dir: Path) -> str:
+    """The `pretrained` value of a tiny BERT in the cache: 'synthetic:<recipe>/bert-synthetic-en'.
+
+    A run config names it this way, not by its absolute path, so that the config hash, and so
+    whether a sweep counts a run as done, does not depend on where the cache lives."""
+    return SYNTHETIC_BERT_PREFIX + Path(bert_dir).resolve().relative_to(synthetic_cache_dir().resolve()).as_posix()
+
+
+def synthetic_bert_folder(name: str) -> Path:
+    """The folder a 'synthetic:...' `pretrained` value names in this process's cache."""
+    return synthetic_cache_dir() / name[len(SYNTHETIC_BERT_PREFIX):]
+
+
 def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int = 0,
                      aligned: bool = False) -> tuple[Path, Path]:
     """(feature pickle, tiny-BERT folder) for a recipe under `cache_dir`, written only if missing.

@@ -2,7 +2,8 @@
 
 Weights come from `config.pretrained`: a local folder holding `config.json` (what
 `save_pretrained` or `huggingface-cli download --local-dir` writes), or a hub id such as
-`bert-base-uncased` that is already in the standard Hugging Face cache. Nothing is ever
+`bert-base-uncased` that is already in the standard Hugging Face cache, or
+`synthetic:<recipe>/bert-synthetic-en`, a tiny BERT of the synthetic-data cache. Nothing is ever
 downloaded: when neither has the weights, the run stops with one line saying what to set.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ...data.synthetic import SYNTHETIC_BERT_PREFIX, SYNTHETIC_CACHE_ENV, synthetic_bert_folder
 from ...errors import UsageError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -53,6 +55,12 @@ def resolve_bert_path(pretrained) -> str:
     """
     if not pretrained:
         raise UsageError(f"no BERT weights configured (pretrained is empty); {_how_to_fix('bert-base-uncased')}")
+    if str(pretrained).startswith(SYNTHETIC_BERT_PREFIX):      # a tiny BERT of the synthetic-data cache
+        folder = synthetic_bert_folder(str(pretrained))
+        if not _has_weights(folder):
+            raise UsageError(f"the synthetic BERT {pretrained} is not in the cache at {folder} "
+                             f"(${SYNTHETIC_CACHE_ENV}); run with --synthetic to write it")
+        return str(folder)
     folder = Path(os.path.expanduser(str(pretrained)))
     if folder.is_dir():
         if not (folder / "config.json").is_file():
