@@ -187,3 +187,28 @@ def test_maximised_key_eval_and_plateau_scheduler():
     accs = [h["valid"]["Non0_acc_2"] for h in result.history]
     assert result.best_epoch == 1 + accs.index(max(accs))
     assert all(not math.isnan(a) for a in accs)
+
+
+def test_plateau_scheduler_steps_on_the_valid_loss_whatever_selects_the_model():
+    """MIntRec selects by F1 but, like MMSA, EMOE and the Atsuko spec, halves the LR on the
+    valid loss. The expected LRs are replayed from the history by ReduceLROnPlateau's rule."""
+    result = fit(LinearProbe(), make_dataset(), cfg(max_epochs=10, early_stop=100, key_eval="Non0_acc_2",
+                                                    scheduler="plateau", scheduler_patience=0),
+                 device=torch.device("cpu"), seed=0)
+
+    def replay(values, better):
+        lr, best, lrs = BASE["learning_rate"], None, []
+        for v in values:
+            if best is None or better(v, best):
+                best = v
+            else:
+                lr *= 0.5
+            lrs.append(lr)
+        return lrs
+
+    losses = [h["valid"]["Loss"] for h in result.history]
+    accs = [h["valid"]["Non0_acc_2"] for h in result.history]
+    on_loss = replay(losses, lambda v, best: v < best * (1 - 1e-4))
+    on_acc = replay(accs, lambda v, best: v > best * (1 + 1e-4))
+    assert on_loss != on_acc                           # the two rules differ on this run
+    assert [h["lr"][0] for h in result.history] == pytest.approx(on_loss)

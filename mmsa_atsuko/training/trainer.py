@@ -145,9 +145,10 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     optimizer = build_optimizer(model, config)
     scheduler = None
     if config.scheduler == "plateau":
+        # On the valid loss whatever `key_eval` selects the model by: MMSA, EMOE, MIntRec's own
+        # trainer and the Atsuko spec (§13) all step it on the loss, MIntRec while selecting by F1.
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min" if minimize else "max",
-            factor=config.scheduler_factor, patience=config.scheduler_patience)
+            optimizer, mode="min", factor=config.scheduler_factor, patience=config.scheduler_patience)
 
     generator = torch.Generator().manual_seed(seed)        # batch order, independent of model RNG use
     n_batches = train.num_batches(config.batch_size)
@@ -186,7 +187,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         valid_metrics = evaluate(model, valid, dataset, eval_bs).metrics
         value = valid_metrics[key_eval]
         if scheduler is not None:
-            scheduler.step(value)
+            scheduler.step(valid_metrics["Loss"])
         history.append({"epoch": epoch, "train": train_losses, "valid": valid_metrics,
                         "lr": [g["lr"] for g in optimizer.param_groups]})
         if _improved(value, best_value, minimize):

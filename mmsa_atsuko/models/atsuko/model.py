@@ -307,15 +307,6 @@ class Atsuko(nn.Module):
         finally:
             self.train(was_training)
 
-    def checkpoint_meta(self) -> dict:
-        """Facts to store next to the state dict (spec §3): T'_m, K, N_train of the calibration."""
-        meta = {"projected_lengths": dict(self.lengths), "num_bands": self.num_bands,
-                "use_sbn": self.use_sbn, "band_partition": self.band_partition}
-        if self.use_sbn:
-            meta["calibration_samples"] = int(self.sbn["L"].spectrum.calibration_samples)
-            meta["band_bounds"] = {m: self.sbn[m].spectrum.band_bounds.tolist() for m in MODALITIES}
-        return meta
-
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # One clear error instead of torch's list of size mismatches when the checkpoint was
         # built for other sequence lengths (another dataset, alignment or conv kernel).
