@@ -11,6 +11,7 @@ The numbers computed here are what `plots.py` draws and what the CSVs next to ea
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +129,8 @@ def forward_split(run: LoadedRun, split, return_spectral: bool = False, with_los
     run.model.eval()
     outputs = []
     for batch in split.batches(run.eval_batch_size):
-        out = run.model(batch, return_spectral=return_spectral)
+        # Only Atsuko knows the keyword; every model takes forward(batch).
+        out = run.model(batch, return_spectral=True) if return_spectral else run.model(batch)
         if with_loss:
             out["loss_terms"] = run.model.loss(out, batch)
         out["batch"] = batch
@@ -153,14 +155,24 @@ def require_atsuko(run: LoadedRun, what: str = "explain") -> None:
                          f"not atsuko")
 
 
+def _config_apart_from(config: dict, *keys: str) -> dict:
+    """`config` without `keys` and `pretrained` (which names the same BERT in different ways)."""
+    return {k: v for k, v in config.items() if k not in keys and k != "pretrained"}
+
+
+SWITCHES = ("use_sbn", "use_mcm", "use_distill")
+
+
 def find_partner_without_mcm(results, run: LoadedRun) -> str | None:
-    """The latest run of the same data, seed and band setting with the MCM switched off, if any."""
-    config = run.record["config"]
+    """The latest run of the same data and seed whose config is this run's with the MCM switched
+    off: every other key equal, so the two sets of weights differ by the MCM alone."""
+    config = _config_apart_from(run.record["config"], "use_mcm", "use_distill")
     partners = [r for r in read_records(Path(results))
                 if r.get("status") == "ok" and r.get("model") in ATSUKO_FAMILY
                 and r["dataset"] == run.record["dataset"] and bool(r["aligned"]) == bool(run.record["aligned"])
                 and r["data"] == run.record["data"] and r["seed"] == run.record["seed"]
-                and not r["config"].get("use_mcm") and r["config"].get("use_sbn") == config.get("use_sbn")]
+                and not r["config"].get("use_mcm")
+                and _config_apart_from(r["config"], "use_mcm", "use_distill") == config]
     return partners[-1]["run_id"] if partners else None
 
 
@@ -253,7 +265,8 @@ def _modality_tensor_key(modality: str, bert_text: bool) -> str:
 def corrupt_split(split, corruption: str, modality: str, level: float, seed: int = 0, bert_text: bool = False):
     """A copy of `split` with one modality corrupted; the other tensors are shared, not copied.
 
-    noise:      x + N(0, s^2), s^2 = (mean x^2 of the sample) / 10^(SNR/10), level = SNR in dB;
+    noise:      x + N(0, s^2) on the sample's real frames, s^2 = (mean x^2 over those frames) /
+                10^(SNR/10), level = SNR in dB; padded frames stay as they are;
     zero:       the modality's features set to 0 (BERT text: every token [PAD] but [CLS]);
     frame_drop: each time step zeroed independently with probability `level`.
     The draws come from a generator seeded with `seed`, so a table is reproducible.
@@ -271,9 +284,14 @@ def corrupt_split(split, corruption: str, modality: str, level: float, seed: int
         corrupted[:, 1, 0] = 1                           # ... but for the [CLS] position
         corrupted[:, 2] = 0
     elif corruption == "noise":
-        power = x.float().pow(2).mean(dim=tuple(range(1, x.dim())), keepdim=True)
+        # Over the sample's real frames only: padding would dilute the signal power (a third of
+        # MOSI's frames are padding, so "0 dB" was 2.3 dB on the real ones), and noise in the
+        # padding is not noise in the signal (Atsuko's spectral bands read padded frames).
+        real = split.tensors[f"{key}_mask"].unsqueeze(-1).to(x.dtype)         # (N, T, 1)
+        frames = real.sum(dim=1, keepdim=True).clamp(min=1) * x.shape[-1]
+        power = (x.float().pow(2) * real).sum(dim=(1, 2), keepdim=True) / frames
         std = (power / 10 ** (level / 10)).sqrt()
-        corrupted = x + std * torch.randn(x.shape, generator=generator).to(x.dtype)
+        corrupted = x + std * torch.randn(x.shape, generator=generator).to(x.dtype) * real
     elif corruption == "zero":
         corrupted = torch.zeros_like(x)
     elif corruption == "frame_drop":
@@ -332,19 +350,32 @@ def variant_name(config: dict) -> str:
 VARIANT_ORDER = ("base (no SBN, no MCM)", "+SBN", "+MCM", "full Atsuko (SBN + MCM)")
 
 
-def ablation_runs(results, dataset: str | None = None, seed: int | None = None) -> dict[str, str]:
-    """variant name -> run id of its latest ok Atsuko-family run (on `dataset` and `seed` if given)."""
-    records = [r for r in read_records(Path(results)) if r.get("status") == "ok" and r.get("model") in ATSUKO_FAMILY]
+def ablation_runs(results, dataset: str | None = None, seed: int | None = None,
+                  aligned: bool = False) -> dict[str, str]:
+    """variant name -> run id: Atsuko-family runs on `dataset` (default: that of the latest one)
+    at the `aligned` flag, and `seed` if given, that differ only in the Table 4 switches.
+
+    Runs are grouped by data file and config apart from the switches, so panels never mix
+    aligned with unaligned data, synthetic with real, or a hyperparameter variant (a
+    sensitivity run) with the defaults. The group with the most variants is chosen (ties: the
+    one holding the latest run), and in it each variant's latest run.
+    """
+    records = [r for r in read_records(Path(results)) if r.get("status") == "ok" and r.get("model") in ATSUKO_FAMILY
+               and bool(r["aligned"]) == aligned]
     if dataset is None and records:
         dataset = records[-1]["dataset"]
-    chosen = {}
+    groups: dict[str, dict[str, dict]] = {}
     for r in records:
         if r["dataset"] == dataset and (seed is None or r["seed"] == seed):
-            chosen[variant_name(r["config"])] = r["run_id"]
-    if not chosen:
-        raise UsageError(f"no Atsuko runs{f' on {dataset}' if dataset else ''}"
+            key = json.dumps([r["data"], r["seed"] if seed is not None else None,
+                              _config_apart_from(r["config"], *SWITCHES)], sort_keys=True, default=str)
+            groups.setdefault(key, {})[variant_name(r["config"])] = r       # later records win
+    if not groups:
+        raise UsageError(f"no Atsuko runs{f' on {dataset}' if dataset else ''}{' aligned' if aligned else ''}"
                          f"{f' with seed {seed}' if seed is not None else ''} in {Path(results) / 'runs.jsonl'}")
-    return {name: chosen[name] for name in VARIANT_ORDER if name in chosen}
+    order = {key: max(records.index(r) for r in variants.values()) for key, variants in groups.items()}
+    chosen = groups[max(groups, key=lambda key: (len(groups[key]), order[key]))]
+    return {name: chosen[name]["run_id"] for name in VARIANT_ORDER if name in chosen}
 
 
 def sentiment_class(labels: np.ndarray) -> np.ndarray:
@@ -387,21 +418,26 @@ PARAM_LABELS = {"lambda_ent": "entropy weight λ_ent", "band_mask_rate": "band m
 
 
 def sensitivity_table(results, model: str, dataset: str, param: str, values, seeds, aligned: bool = False,
-                      synthetic: bool | None = None, preset: str | None = None) -> pd.DataFrame:
+                      synthetic: bool | None = None, preset: str | None = None,
+                      max_epochs: int | None = None) -> pd.DataFrame:
     """Key metric mean and sample std over seeds for each value of `param`, read from the store.
 
-    A run counts when its model, dataset, aligned flag and seed match and its config has
-    `param == value` (the runs the sweep made with `-c param=value`).
+    A run counts when its model, dataset, aligned flag and seed match and its config is the
+    model's config (`preset`, `max_epochs`) with `param=value` and nothing else changed: the run
+    the sweep made with `-c param=value`, not one of another parameter's sweep that happens to
+    hold this value.
     """
+    from .api import resolve_config
     records = [r for r in read_records(Path(results)) if r.get("status") == "ok" and r["model"] == model
                and r["dataset"] == dataset and bool(r["aligned"]) == aligned and r["seed"] in seeds
-               and (synthetic is None or bool(r["synthetic"]) == synthetic)
-               and (preset is None or r.get("preset") == preset)]
+               and (synthetic is None or bool(r["synthetic"]) == synthetic)]
     rows = []
     for value in values:
+        wanted = _config_apart_from(resolve_config(model, dataset, preset=preset, overrides=[(param, value)],
+                                                   max_epochs=max_epochs))
         matching = {}
         for r in records:                  # later records win per seed
-            if math.isclose(float(r["config"].get(param, math.nan)), float(value)):
+            if _config_apart_from(r["config"]) == wanted:
                 matching[r["seed"]] = r
         if not matching:
             raise DataError(f"no finished {model} run on {dataset} with {param}={value} in {results}/runs.jsonl")

@@ -355,6 +355,7 @@ def tsne_parser() -> argparse.ArgumentParser:
                       "of the Atsuko ablation runs, one panel per variant, colored by label; writes tsne.png/.pdf/.csv.")
     p.add_argument("-d", "--dataset", help="dataset (default: that of the latest Atsuko run)")
     p.add_argument("-s", "--seed", type=int, help="training seed of the runs (default: the latest run of each variant)")
+    p.add_argument("--aligned", action="store_true", help="runs on the aligned feature file (default: unaligned)")
     p.add_argument("--tsne-seed", type=int, default=0, help="t-SNE random_state (default 0)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
     p.add_argument("--out", help="folder for the figure (default <results>/figures)")
@@ -368,7 +369,7 @@ def cmd_tsne(argv) -> int:
     pyplot()
     cache = {}
     runs = {variant: load_run(args.results, run_id, data_cache=cache)
-            for variant, run_id in ablation_runs(args.results, args.dataset, args.seed).items()}
+            for variant, run_id in ablation_runs(args.results, args.dataset, args.seed, args.aligned).items()}
     table = tsne_table(runs, args.tsne_seed)
     first = next(iter(runs.values())).record
     where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}"
@@ -422,7 +423,8 @@ def cmd_sensitivity(argv) -> int:
                       synthetic=args.synthetic, preset=args.preset, max_epochs=args.max_epochs,
                       config=[f"{param}={value}"])
         tables.append(sensitivity_table(args.results, args.model, args.dataset, param, values, args.seeds,
-                                        aligned=args.aligned, synthetic=args.synthetic, preset=args.preset))
+                                        aligned=args.aligned, synthetic=args.synthetic, preset=args.preset,
+                                        max_epochs=args.max_epochs))
     table = pd.concat(tables, ignore_index=True)
     metric = table.metric.iloc[0]
     where = f"{args.model} on {args.dataset}{' aligned' if args.aligned else ''}"

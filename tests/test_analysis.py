@@ -116,8 +116,10 @@ def test_robustness_clean_reproduces_test_metrics_and_zeroing_changes_prediction
         assert np.abs(zeroed - clean_pred).max() > 1e-6, modality
     noisy = analysis.corrupt_split(test, "noise", "audio", 10.0)
     signal, noise = test.tensors["audio"], noisy.tensors["audio"] - test.tensors["audio"]
-    snr = 10 * torch.log10(signal.pow(2).mean() / noise.pow(2).mean())
-    assert abs(float(snr) - 10.0) < 0.5
+    real = test.tensors["audio_mask"]
+    assert not real.all() and (noise[~real] == 0).all()        # padded frames are left alone
+    snr = 10 * torch.log10(signal[real].pow(2).mean() / noise[real].pow(2).mean())
+    assert abs(float(snr) - 10.0) < 0.5                          # the SNR holds on the real frames
 
 
 def test_tsne_one_panel_per_variant(results, tmp_path):
@@ -151,6 +153,42 @@ def test_sensitivity_runs_through_the_sweep_and_plots_mean_and_std(tmp_path):
     for _, row in table.iterrows():
         scores = [r["metrics"]["MAE"] for r in records if r["config"]["lambda_ent"] == row.value]
         assert row["mean"] == pytest.approx(np.mean(scores)) and row["std"] == pytest.approx(np.std(scores, ddof=1))
+
+
+def test_runs_are_matched_on_their_whole_config(tmp_path):
+    """explain's partner without the MCM, tsne's panels and a sensitivity value each take only
+    runs whose config differs in what they compare: not a later run that changed something else."""
+    from types import SimpleNamespace
+
+    from mmsa_atsuko.api import resolve_config
+    from mmsa_atsuko.results import append_record
+
+    def record(run_id, model, mae, **changes):
+        config = dict(resolve_config(model, "sims", preset="small", max_epochs=1, overrides=list(changes.items())))
+        return {"run_id": run_id, "status": "ok", "model": model, "dataset": "sims", "aligned": False, "seed": 1,
+                "synthetic": True, "preset": "small", "data": "synthetic:sims-small-unaligned-seed0-v2",
+                "config": config, "metrics": {"MAE": mae, "Mult_acc_2": 0.5}}
+
+    rows = [record("full", "atsuko", 0.50),
+            record("sbn", "atsuko_sbn", 0.60),
+            record("sbn-lr", "atsuko_sbn", 0.70, learning_rate=0.01),      # later, another lr
+            record("full-ent2", "atsuko", 0.80, lambda_ent=2.0),          # later, a sensitivity run
+            record("full-ent2-lr", "atsuko_sbn", 0.90, lambda_ent=2.0, learning_rate=0.01)]
+    for r in rows:
+        append_record(tmp_path, r)
+
+    assert analysis.find_partner_without_mcm(tmp_path, SimpleNamespace(record=rows[0])) == "sbn"
+    assert analysis.find_partner_without_mcm(tmp_path, SimpleNamespace(record=rows[3])) is None
+    assert analysis.ablation_runs(tmp_path, "sims") == {"+SBN": "sbn", "full Atsuko (SBN + MCM)": "full"}
+    with pytest.raises(analysis.UsageError, match="no Atsuko runs on sims aligned"):
+        analysis.ablation_runs(tmp_path, "sims", aligned=True)
+    # band_mask_rate=0.1 is atsuko's default: the default run counts, not the lambda_ent=2 one.
+    table = analysis.sensitivity_table(tmp_path, "atsuko", "sims", "band_mask_rate", [0.1], [1],
+                                       synthetic=True, preset="small", max_epochs=1)
+    assert list(table.run_ids) == ["full"] and list(table["mean"]) == [0.50]
+    table = analysis.sensitivity_table(tmp_path, "atsuko", "sims", "lambda_ent", [2.0], [1],
+                                       synthetic=True, preset="small", max_epochs=1)
+    assert list(table.run_ids) == ["full-ent2"]
 
 
 def test_classification_runs_through_robustness_and_tsne(tmp_path):

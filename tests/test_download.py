@@ -56,7 +56,9 @@ def test_good_file_is_fetched_to_a_temp_name_verified_and_renamed(tmp_path, publ
     (path,) = dl.download("mosi", data_root=tmp_path, downloader=fake, say=lines.append)
     assert path == tmp_path / MOSI and path.read_bytes() == GOOD
     (relpath, temp), = fake.fetched
-    assert relpath == MOSI and temp.parent == path.parent and temp.name.startswith(".unaligned_50.pkl.part-")
+    # into a private folder beside the destination, which is gone afterwards
+    assert relpath == MOSI and temp.parent.parent == path.parent and temp.name == "unaligned_50.pkl"
+    assert temp.parent.name.startswith(".unaligned_50.pkl.part-") and not temp.parent.exists()
     assert only_final_files(tmp_path) == [MOSI]
     assert lines[-1].endswith("sha256 verified")
     # A second call finds it verified and fetches nothing.
@@ -91,6 +93,18 @@ def test_interrupted_download_leaves_nothing(tmp_path, published_mosi):
     with pytest.raises(KeyboardInterrupt):
         dl.download("mosi", data_root=tmp_path, downloader=fake, say=lambda line: None)
     assert fake.fetched and only_final_files(tmp_path) == []
+
+
+def test_a_failed_gdown_leaves_no_partial_file(tmp_path, published_mosi):
+    """gdown writes `<output>XXXX.part` beside the output and keeps it after a failure."""
+    class GdownLike(FakeDownloader):
+        def fetch(self, relpath, dest):
+            Path(f"{dest}a1b2c3d4.part").write_bytes(GOOD[:10])
+            raise dl.FetchFailed("gdown failed: Download is incomplete")
+
+    with pytest.raises(DataError, match="Download is incomplete"):
+        dl.download("mosi", data_root=tmp_path, downloader=GdownLike({}), say=lambda _: None)
+    assert sorted(p.name for p in (tmp_path / MOSI).parent.iterdir()) == []
 
 
 def test_unpublished_checksum_still_needs_a_pickle(tmp_path):

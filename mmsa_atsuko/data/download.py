@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
+import shutil
 import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -245,10 +246,13 @@ def download(names, *, aligned: bool = False, data_root=None, downloader: Downlo
 
 
 def _fetch_one(downloader: Downloader, relpath: str, dest: Path, root: Path, say) -> None:
-    """Fetch to a temporary name beside `dest`, verify, rename; on any failure or interrupt
-    the temporary file is removed and `dest` is left as it was."""
+    """Fetch into a private temporary folder beside `dest`, verify, rename; on any failure or
+    interrupt the folder is removed and `dest` is left as it was. A folder, not a file: gdown
+    writes its own `<output>XXXX.part` next to the output and keeps it after a failure (to
+    resume, which a random name never does), so MOSEI-sized leftovers would pile up."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}-{secrets.token_hex(4)}")
+    scratch = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.part-"))
+    tmp = scratch / dest.name
     try:
         say(f"downloading {relpath} from MMSA's Google Drive folder to {dest}")
         try:
@@ -265,7 +269,7 @@ def _fetch_one(downloader: Downloader, relpath: str, dest: Path, root: Path, say
                             f"{manual_steps([relpath], root)}")
         os.replace(tmp, dest)
     finally:
-        tmp.unlink(missing_ok=True)        # after a failure or an interrupt; a no-op after os.replace
+        shutil.rmtree(scratch, ignore_errors=True)     # after a failure or an interrupt; the empty folder after os.replace
     say(f"{dest}: " + ("sha256 verified" if relpath in PUBLISHED_SHA256
                       else "saved; MMSA publishes no sha256 for it"))
 
