@@ -33,7 +33,7 @@ Faithful to EMOE:
   temperature 0.1; the entropy clamps w at 1e-9 before both factors of w log w.
 - The router reads the text BERT output before the text dropout; the experts read it after.
 - Encoders are the common MulT TransformerEncoder with a causal mask (`attn_mask`);
-  `positions_from_input: true` keeps the MulT quirk that a frame whose first channel is exactly
+  `positions: from_input` keeps the MulT quirk that a frame whose first channel is exactly
   0 gets no position embedding (after the bias-free convolutions: every all-padding frame).
 - No padding mask anywhere; sequences run at their padded lengths, read from the data.
 - Trainer settings in configs/emoe.yaml: one Adam at 1e-4 for everything (BERT included), no
@@ -139,7 +139,7 @@ class EMOE(nn.Module):
                 embed_dim=d, num_heads=num_heads, layers=config.nlevels, attn_dropout=config[ATTN_DROPOUT_KEY[m]],
                 relu_dropout=config.relu_dropout, res_dropout=config.res_dropout,
                 embed_dropout=config.embed_dropout, attn_mask=config.attn_mask,
-                positions_from_input=config.positions_from_input)
+                positions=config.positions)
             for m in MODALITIES
         })
 

@@ -8,16 +8,14 @@
 
 Faithful to MMSA (thuiar/MMSA:src/MMSA/models/singleTask/MULT.py, trains/singleTask/MULT.py,
 models/subNets/transformers_encoder/):
-- The encoders are the project's common TransformerEncoder (MulT's pre-LN blocks, sinusoidal
-  positions, final LayerNorm). `attn_mask: true` applies MulT's causal future mask, also in the
+- The encoders are the project's common TransformerEncoder (MulT's pre-LN blocks, final
+  LayerNorm, Xavier-initialised attention projections) with no position embedding: MMSA builds
+  them with `position_embedding=False` (`positions: none`; `table` and `from_input` add them). `attn_mask: true` applies MulT's causal future mask, also in the
   cross-modal stacks (key j is hidden from query i when j > i + |T_k - T_q|); there is no
   padding mask, so padded frames are attended, as in MMSA.
 - Each cross-modal stack uses the attention dropout of its *source* modality (MulT's
   `get_network`: l<-a uses attn_dropout_a, a<-l uses attn_dropout); the memory stacks use
   `attn_dropout`.
-- `positions_from_input: true` keeps MulT's position quirk: a frame whose first projected
-  channel is exactly 0 gets no position embedding (with bias-free convolutions that is every
-  all-padding frame). false gives every frame its position.
 - Projections are skipped when the input width already equals d (MMSA).
 - Training, through the generic trainer and this config: Adam at `learning_rate` with no weight
   decay (MMSA's `weight_decay` key is unused by its MulT trainer, so it is 0 here), L1 loss,
@@ -82,7 +80,7 @@ class MulT(nn.Module):
                 embed_dim=width, num_heads=num_heads, layers=layers, attn_dropout=attn_dropout,
                 relu_dropout=config.relu_dropout, res_dropout=config.res_dropout,
                 embed_dropout=config.embed_dropout, attn_mask=config.attn_mask,
-                positions_from_input=config.positions_from_input)
+                positions=config.positions)
 
         # 2. Six cross-modal stacks, keyed "l_with_a" = text queries attending to audio.
         self.cross = nn.ModuleDict({

@@ -15,6 +15,7 @@ from mmsa_atsuko.models.atsuko.mcm import (complementarity_importance, complemen
 from mmsa_atsuko.models.atsuko.modality_router import ModalityRouter, PreAttentionInput
 from mmsa_atsuko.models.atsuko.spectral import (PathGraphSpectrum, band_projectors, equal_energy_bounds,
                                                 equidistant_bounds, path_graph_basis, path_graph_laplacian)
+from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.models.common.heads import ResidualHead
 from mmsa_atsuko.models.common.transformer import TransformerEncoder, future_mask, sinusoidal_position_table
 
@@ -378,14 +379,40 @@ def test_causal_mask_hides_the_future():
                                                   [True, True, True, True, True]]
 
 
-def test_position_quirk_is_optional():
+def test_positions_none_table_or_from_input():
     torch.manual_seed(11)
     x = torch.randn(5, 2, 8)
     x[3, :, 0] = 0.0                                                    # a "padding-looking" frame
-    plain = TransformerEncoder(8, 2, 0, positions_from_input=False).eval()
-    quirk = TransformerEncoder(8, 2, 0, positions_from_input=True).eval()
+    plain = TransformerEncoder(8, 2, 0, positions="table").eval()
+    quirk = TransformerEncoder(8, 2, 0, positions="from_input").eval()
+    bare = TransformerEncoder(8, 2, 0, positions="none").eval()        # MMSA's MulT
     quirk.load_state_dict(plain.state_dict())
+    bare.load_state_dict(plain.state_dict())
     assert torch.allclose(plain(x)[:3], quirk(x)[:3]) and not torch.allclose(plain(x)[3], quirk(x)[3])
+    # With no layers the encoder is LayerNorm(sqrt(d) x [+ positions]): check each by hand.
+    table = sinusoidal_position_table(torch.arange(1, 6), 8).unsqueeze(1)
+    norm = plain.final_norm
+    assert torch.allclose(bare(x), norm(math.sqrt(8) * x), atol=1e-6)
+    assert torch.allclose(plain(x), norm(math.sqrt(8) * x + table), atol=1e-6)
+    with pytest.raises(UsageError, match="positions must be one of none, table, from_input"):
+        TransformerEncoder(8, 2, 0, positions="learned")
+
+
+def test_attention_projections_are_xavier_initialised_as_in_mult():
+    """MulT's reset_parameters: xavier_uniform_ on in_proj_weight AND out_proj.weight, zero biases.
+    Xavier on a (fan_out, fan_in) weight is U(-a, a), a = sqrt(6 / (fan_in + fan_out)), std a/sqrt(3):
+    sqrt(1/d) for out_proj (d, d), sqrt(1/(2d)) for the packed in_proj (3d, d). torch's default
+    Linear init would give out_proj std sqrt(1/(3d))."""
+    from mmsa_atsuko.models.common.transformer import MultiheadAttention
+    torch.manual_seed(0)
+    d = 256
+    attention = MultiheadAttention(d, 8)
+    for weight, fans in ((attention.out_proj.weight, 2 * d), (attention.in_proj_weight, 4 * d)):
+        bound = math.sqrt(6 / fans)
+        weight = weight.detach()
+        assert weight.abs().max() <= bound
+        assert abs(float(weight.std()) - bound / math.sqrt(3)) < 0.03 * bound / math.sqrt(3)
+    assert not attention.out_proj.bias.any() and not attention.in_proj_bias.any()
 
 
 def test_residual_head():

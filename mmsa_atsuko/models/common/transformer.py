@@ -17,12 +17,14 @@ Attention is torch's `scaled_dot_product_attention` over MulT's parameterisation
 in-projection of shape (3d, d) with bias, then an output Linear): the same maths as MulT's
 hand-written attention (queries scaled by head_dim^-1/2, softmax, dropout on the weights).
 
-Position embedding, DECISION: MulT/EMOE compute positions from `x_in[:, :, 0]` with
-padding_idx 0, so a frame whose first channel is exactly 0 gets *no* position embedding. We use
-the same sinusoid table rows (1..T) for every frame by default (`positions_from_input=False`).
-Reason: a float equality test on one channel is fragile, and in Atsuko the spectral band
-routing mixes frames over time, so padded frames are no longer zero when they reach the encoder.
-`positions_from_input=True` reproduces the quirk for models that want MulT's exact behaviour.
+Position embedding (`positions`):
+- "none": no positions. MMSA 2.2.1 builds MulT's encoders so (`position_embedding=False`, its
+  default, which MULT.py never changes).
+- "from_input": MulT/EMOE's sinusoids computed from `x_in[:, :, 0]` with padding_idx 0, so a
+  frame whose first channel is exactly 0 gets *no* position embedding (EMOE).
+- "table", the default, DECISION: the same sinusoid rows (1..T) for every frame. Reason: a float
+  equality test on one channel is fragile, and in Atsuko the spectral band routing mixes frames
+  over time, so padded frames are no longer zero when they reach the encoder.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ...errors import UsageError
 
 
 def sinusoidal_position_table(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -73,8 +77,10 @@ class MultiheadAttention(nn.Module):
         self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim))
         self.out_proj = nn.Linear(embed_dim, embed_dim)
-        # MulT's initialisation: Xavier on the packed projection, zero biases.
+        # MulT's initialisation (its `reset_parameters`): Xavier on the packed projection and on
+        # the output projection, zero biases.
         nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.xavier_uniform_(self.out_proj.weight)
         nn.init.zeros_(self.out_proj.bias)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -145,6 +151,9 @@ class TransformerEncoderLayer(nn.Module):
         return residual + x
 
 
+POSITIONS = ("none", "table", "from_input")
+
+
 class TransformerEncoder(nn.Module):
     """MulT's TransformerEncoder. forward(x_q) for self-attention, forward(x_q, x_k, x_v) cross-modal.
 
@@ -153,12 +162,14 @@ class TransformerEncoder(nn.Module):
 
     def __init__(self, embed_dim: int, num_heads: int, layers: int, attn_dropout: float = 0.0,
                  relu_dropout: float = 0.0, res_dropout: float = 0.0, embed_dropout: float = 0.0,
-                 attn_mask: bool = False, positions_from_input: bool = False):
+                 attn_mask: bool = False, positions: str = "table"):
         super().__init__()
+        if positions not in POSITIONS:
+            raise UsageError(f"positions must be one of {', '.join(POSITIONS)}; got {positions!r}")
         self.embed_dim = embed_dim
         self.embed_scale = math.sqrt(embed_dim)
         self.embed_dropout = embed_dropout
-        self.positions_from_input = positions_from_input
+        self.positions = positions
         self.layers = nn.ModuleList(
             TransformerEncoderLayer(embed_dim, num_heads, attn_dropout, relu_dropout, res_dropout, attn_mask)
             for _ in range(layers)
@@ -174,11 +185,13 @@ class TransformerEncoder(nn.Module):
         return self._tables[key]
 
     def _embed(self, x_in: torch.Tensor) -> torch.Tensor:
-        """sqrt(d)-scaled input plus sinusoidal positions, then embedding dropout."""
-        table = self._position_table(x_in.shape[0], x_in.device, x_in.dtype)    # (T, 1, d)
-        if self.positions_from_input:                                         # MulT quirk, see module docstring
-            table = table * (x_in[:, :, :1] != 0).to(x_in.dtype)
-        x = self.embed_scale * x_in + table
+        """sqrt(d)-scaled input plus sinusoidal positions (see `positions`), then embedding dropout."""
+        x = self.embed_scale * x_in
+        if self.positions != "none":
+            table = self._position_table(x_in.shape[0], x_in.device, x_in.dtype)    # (T, 1, d)
+            if self.positions == "from_input":                                    # MulT quirk, see module docstring
+                table = table * (x_in[:, :, :1] != 0).to(x_in.dtype)
+            x = x + table
         return F.dropout(x, p=self.embed_dropout, training=self.training)
 
     def forward(self, x_q: torch.Tensor, x_k: torch.Tensor | None = None, x_v: torch.Tensor | None = None,
