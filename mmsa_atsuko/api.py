@@ -123,6 +123,9 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     overrides = list(config.items()) if isinstance(config, dict) else list(config or [])
     torch_device = resolve_device(device)
     check_output_folder(out)
+    for d in datasets:                 # every config first: a bad value stops the request before any data is read
+        for m in models:
+            resolve_config(m, d, preset=preset, overrides=overrides, max_epochs=max_epochs)
     loaded = {}
     jobs = [_prepare(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
                      synthetic=synthetic, synthetic_size=synthetic_size, preset=preset,

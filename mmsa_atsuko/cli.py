@@ -227,7 +227,7 @@ def cmd_leaderboard(argv) -> int:
 
 def compare_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py compare", description="Per-metric difference of a model from baselines, "
-                      "with its Welch 95%% confidence interval, to <results>/comparison_<dataset>.csv.")
+                      "with its Welch 95% confidence interval, to <results>/comparison_<dataset>.csv.")
     p.add_argument("-m", "--model", required=True, help="the model compared (e.g. atsuko)")
     p.add_argument("--against", nargs="+", required=True, help="baseline models")
     p.add_argument("-d", "--dataset", nargs="+", help="datasets (default: every one the model has runs on)")
@@ -285,7 +285,7 @@ def explain_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="run id in <results>/runs.jsonl")
     source.add_argument("--checkpoint", help="a run folder's best.pt")
-    p.add_argument("--samples", type=int, default=10, help="test samples shown per sample (default 10)")
+    p.add_argument("--samples", type=int, default=10, help="how many test samples the per-sample figures show (default 10)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
     p.add_argument("--out", help="folder for the figures (default: the run's folder)")
     return p
@@ -352,7 +352,7 @@ def cmd_robustness(argv) -> int:
 
 def tsne_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py tsne", description="t-SNE (sklearn, fixed seed) of the fused test features "
-                      "of the Atsuko ablation runs, one panel per variant, colored by label; writes tsne.png/.pdf/.csv.")
+                      "of the Atsuko ablation runs, one panel per variant, colored by label; writes tsne_<dataset>.png/.pdf/.csv.")
     p.add_argument("-d", "--dataset", help="dataset (default: that of the latest Atsuko run)")
     p.add_argument("-s", "--seed", type=int, help="training seed of the runs (default: the latest run of each variant)")
     p.add_argument("--aligned", action="store_true", help="runs on the aligned feature file (default: unaligned)")
@@ -393,6 +393,8 @@ def sensitivity_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic", action="store_true")
     p.add_argument("--preset", help="named preset block of the model config (e.g. small)")
     p.add_argument("--max-epochs", type=int)
+    p.add_argument("--data-root", help="folder holding MOSI/, MOSEI/, SIMS/, ... (default $MMSA_DATA_ROOT, "
+                   "else ~/MMSA/datasets)")
     p.add_argument("--read-only", action="store_true", help="run nothing; plot the runs already recorded")
     p.add_argument("--results", default="results", help="results folder of the runs (default results/)")
     p.add_argument("--out", help="folder for the figure (default <results>/figures)")
@@ -421,7 +423,7 @@ def cmd_sensitivity(argv) -> int:
                 sweep(out=args.results, backend=LocalBackend(), echo=lambda line: print(line, flush=True),
                       models=[args.model], datasets=[args.dataset], seeds=args.seeds, aligned=args.aligned,
                       synthetic=args.synthetic, preset=args.preset, max_epochs=args.max_epochs,
-                      config=[f"{param}={value}"])
+                      config=[f"{param}={value}"], data_root=args.data_root)
         tables.append(sensitivity_table(args.results, args.model, args.dataset, param, values, args.seeds,
                                         aligned=args.aligned, synthetic=args.synthetic, preset=args.preset,
                                         max_epochs=args.max_epochs))

@@ -120,6 +120,17 @@ def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, args, message)
     assert not (tmp_path / "out").exists()
 
 
+def test_every_config_is_checked_before_any_data_is_read(tmp_path, capsys, monkeypatch):
+    """atsuko's config is fine; tfn's has no use_sbn. The error comes before atsuko's synthetic
+    data is written (or real data read)."""
+    from mmsa_atsuko.cli import main
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    code = main(["-m", "atsuko", "tfn", "-d", "sims", "--synthetic", "-c", "use_sbn=false",
+                 "--out", str(tmp_path / "out")])
+    assert code == 2 and "unknown config key 'use_sbn'" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
 def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
     from mmsa_atsuko.cli import main
     (tmp_path / "file").write_text("")

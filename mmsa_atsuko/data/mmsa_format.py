@@ -114,7 +114,7 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "not found"
         fix = ("check the path" if feature_path is not None else
-               f"run `python run.py download {name}` or put the file there")
+               f"run `python run.py download {name}{' --aligned' if aligned else ''}` or put the file there")
         message = (f"{name} {_setting(aligned)} features {what} at {path} ({how}): {fix}, "
                    f"or run with --synthetic")
         if path.exists():
