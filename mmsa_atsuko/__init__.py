@@ -1,5 +1,11 @@
 """mmsa-atsuko: benchmark toolkit for multimodal sentiment and intent recognition."""
+import os
+
 from .version import __version__
+
+# Deterministic cuBLAS needs its workspace fixed before the process's first CUDA matmul, which
+# in a notebook may come before any run: so here, at import, not in `set_seed`. Only a default.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 def run(*args, **kwargs):

@@ -9,9 +9,9 @@
     synthetic.json                   the recipe and padded lengths; written last (= complete)
 
 Sizes. `full`: the real split sizes (1334/445/445) and per-intent counts of every split
-(configs/datasets.yaml), MIntRec's padded lengths 30/230/480, true lengths up to 26/225/477
-as in the real features. `small`: 160/60/60 samples with the same class balance (every
-intent at least once per split) and padded lengths 16/24/20, so any model trains on it in
+(configs/datasets.yaml), MIntRec's padded lengths (text/video/audio) 30/230/480, true lengths
+up to 26/225/477 as in the real features. `small`: 160/60/60 samples with the same class
+balance (every intent at least once per split) and padded lengths 16/20/24, so any model trains on it in
 seconds on a CPU.
 
 The planted signal. Each sample has an intent. Each modality independently "shows" an

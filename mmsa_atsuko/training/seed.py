@@ -28,10 +28,10 @@ def set_seed(seed: int) -> None:
     """Seed every generator a run touches and ask for deterministic kernels.
 
     MMSA's `setup_seed` plus what it lacks: `use_deterministic_algorithms` (warn-only, since a
-    few CUDA kernels have no deterministic version) and a CUBLAS workspace for determinism
-    on GPU. Batch order comes from a `torch.Generator` the trainer seeds separately.
+    few CUDA kernels have no deterministic version; the CUBLAS workspace it needs on GPU is set
+    when the package is imported). Batch order comes from a `torch.Generator` the trainer
+    seeds separately.
     """
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
