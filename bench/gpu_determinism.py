@@ -11,11 +11,15 @@ The earlier GPU check (bench/README.md, "GPU check") compared two runs on the sm
 data only.
 
 What it does: each model trains twice with the same seed on full-size synthetic MOSI, unaligned
-(vision 500 and audio 375 frames), small preset, on CUDA, first with torch's default kernel
-choice and then with SDPA limited to the math kernel (deterministic; what MulT/MMSA compute by
-hand). Runs alternate between the two variants. Prints, per model and variant, whether the two
+(vision 500 and audio 375 frames), small preset, on CUDA, in three variants: torch's default
+kernel choice under the project's warn-only determinism; SDPA limited to the math kernel
+(deterministic; what MulT/MMSA compute by hand; BERT's own attention is not covered); and
+strict determinism (`use_deterministic_algorithms(True)` without warn_only, which makes the
+memory-efficient backward deterministic, or raises for an op that has no deterministic CUDA
+version). Runs alternate between the variants. Prints, per model and variant, whether the two
 runs' test predictions are identical to the last bit, their largest difference, and the wall
-time per run. Needs a GPU; not part of the tests.
+time per run, or the error a strict run raised. misa and self_mm (default models: mult,
+atsuko, emoe, misa) cover BERT's attention. Needs a GPU; not part of the tests.
 """
 from __future__ import annotations
 
@@ -56,9 +60,30 @@ def _math_attention():
         F.scaled_dot_product_attention = original
 
 
+@contextlib.contextmanager
+def _strict_determinism():
+    """Every run's set_seed is followed by use_deterministic_algorithms(True) (no warn_only)."""
+    import torch
+
+    from mmsa_atsuko import api
+
+    original = api.set_seed
+
+    def strict(seed):
+        original(seed)
+        torch.use_deterministic_algorithms(True)
+
+    api.set_seed = strict
+    try:
+        yield
+    finally:
+        api.set_seed = original
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["mult", "atsuko", "emoe"])
+    parser.add_argument("--models", nargs="+", default=["mult", "atsuko", "emoe", "misa"])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1111)
     parser.add_argument("--out", default=None)
@@ -78,7 +103,8 @@ def main() -> None:
     os.environ.setdefault("MMSA_ATSUKO_CACHE", str(Path(out) / "cache"))
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0) if cuda else 'cpu'}; unaligned full-size synthetic MOSI, "
           f"small preset, {args.epochs} epochs, seed {args.seed}; out {out}", flush=True)
-    variants = {"default SDPA": contextlib.nullcontext, "math SDPA": _math_attention}
+    variants = {"default SDPA": contextlib.nullcontext, "math SDPA": _math_attention,
+                "strict determinism": _strict_determinism}
     # Warm-up, not timed: writes the synthetic data and starts CUDA.
     mmsa_atsuko.run(args.models[0], "mosi", seeds=[args.seed], synthetic=True, synthetic_size="full",
                     preset="small", device=args.device, max_epochs=1, out=str(Path(out) / "warmup"), quiet=True)
@@ -88,15 +114,21 @@ def main() -> None:
             for name, context in variants.items():
                 sync()
                 t0 = time.perf_counter()
-                with context():
-                    (record,) = mmsa_atsuko.run(model, "mosi", seeds=[args.seed], synthetic=True,
-                                                synthetic_size="full", preset="small", device=args.device,
-                                                max_epochs=args.epochs, out=out, quiet=True)
+                try:
+                    with context():
+                        (record,) = mmsa_atsuko.run(model, "mosi", seeds=[args.seed], synthetic=True,
+                                                    synthetic_size="full", preset="small", device=args.device,
+                                                    max_epochs=args.epochs, out=out, quiet=True)
+                except RuntimeError as error:          # strict mode: an op with no deterministic version
+                    record = " ".join(str(error).split())[:300]
                 runs[name].append((time.perf_counter() - t0, record))
         for name, ((t1, r1), (t2, r2)) in runs.items():
+            if isinstance(r1, str) or isinstance(r2, str):
+                print(f"  {model:<8} {name:<18} RAISES: {r1 if isinstance(r1, str) else r2}", flush=True)
+                continue
             p1, p2 = _predictions(r1), _predictions(r2)
             same = np.array_equal(p1, p2)
-            print(f"  {model:<8} {name:<13} two runs {'IDENTICAL' if same else 'DIFFERENT'} "
+            print(f"  {model:<8} {name:<18} two runs {'IDENTICAL' if same else 'DIFFERENT'} "
                   f"(max |diff| {np.abs(p1 - p2).max():.3g}; MAE {r1['metrics']['MAE']:.6f} / "
                   f"{r2['metrics']['MAE']:.6f}); wall {t1:.1f} s, {t2:.1f} s", flush=True)
 
