@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -77,6 +78,7 @@ def cmd_list(argv) -> int:
 def cmd_synth(argv) -> int:
     from .config import datasets_table
     from .data.synthetic import write_synthetic
+    from .results import check_output_folder
     args = synth_parser().parse_args(argv)
     table = datasets_table()
     if args.dataset not in table:
@@ -85,11 +87,16 @@ def cmd_synth(argv) -> int:
     setting = "aligned" if args.aligned else "unaligned"
     if setting not in files:
         raise UsageError(f"{args.dataset} has no {setting} setting")
+    check_output_folder(args.out, "output folder")
     path = write_synthetic(args.dataset, Path(args.out) / files[setting], size=args.size, seed=args.seed,
                            aligned=args.aligned)
     print(f"wrote {path} (synthetic {args.dataset}, {args.size}, seed {args.seed})")
     if args.dataset == "mintrec":      # a folder that brings its own tiny BERT (tokenizer + weights)
-        print(f"run on it with: -d mintrec --feature-path {path} -c pretrained={path / 'bert-synthetic-en'}")
+        print(f"run on it with: python run.py -m MODEL -d mintrec --feature-path {shlex.quote(str(path))} "
+              f"-c pretrained={shlex.quote(str(path / 'bert-synthetic-en'))}")
+    else:
+        print(f"run on it with: python run.py -m MODEL -d {args.dataset}{' --aligned' if args.aligned else ''} "
+              f"--feature-path {shlex.quote(str(path))}")
     return 0
 
 

@@ -117,14 +117,15 @@ def plot_band_weights(table, where: str, synthetic: bool):
 
     chosen = table[table.sample_id != "test mean"]
     samples = list(dict.fromkeys(chosen.sample_id))
-    hatches = ("", "//", "..")
+    hatches = ("", "//", "..", "xx", "\\\\", "++", "--", "oo")     # one per band (num_bands is a config key)
     for i, modality in enumerate(MODALITIES):
         rows = chosen[chosen.modality == modality].set_index("sample_id").loc[samples]
         bottom = np.zeros(len(samples))
         positions = np.arange(len(samples)) + (i - 1) * width
         for k, column in enumerate(bands):
             axes[1].bar(positions, rows[column], width, bottom=bottom, color=MODALITY_COLORS[modality],
-                        alpha=1 - 0.3 * k, hatch=hatches[k % 3], edgecolor="white",
+                        alpha=1 - 0.6 * k / max(1, len(bands) - 1), hatch=hatches[k % len(hatches)],
+                        edgecolor="white",
                         label=f"{modality}, {band_name(k, len(bands))} band")
             bottom += rows[column].to_numpy()
     axes[1].set_xticks(np.arange(len(samples)), [short_id(s) for s in samples], rotation=45, ha="right", fontsize=7)

@@ -40,6 +40,11 @@ def register_model(name: str, **meta):
     def decorate(cls):
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise RuntimeError(f"model name {name!r} registered twice")
+        own = cls.__dict__.get("registry_meta")
+        if own is not None and own["name"] != name:
+            # The metadata lives on the class: a second name would overwrite the first's.
+            raise RuntimeError(f"class {cls.__name__} is already registered as {own['name']!r}; "
+                               f"use register_variant({name!r}, {cls.__name__}) for a second name")
         cls.registry_meta = {"name": name, **meta, **getattr(cls, "registry_meta_extra", {})}
         _REGISTRY[name] = cls
         return cls
@@ -49,6 +54,8 @@ def register_model(name: str, **meta):
 
 def register_variant(name: str, base: type, **meta):
     """Register `name` as a configuration variant of an already registered class."""
+    if name in _REGISTRY and _REGISTRY[name].__mro__[1] is not base:    # taken by another model
+        raise RuntimeError(f"model name {name!r} registered twice")
     variant = type(base.__name__ + "_" + name, (base,), {})
     variant.registry_meta = {**base.registry_meta, "name": name, **meta}
     _REGISTRY[name] = variant

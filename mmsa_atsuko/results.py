@@ -31,7 +31,7 @@ from .metrics import METRIC_KEYS, MMSA_CSV_KEYS, metric_family
 RUNS_FILE = "runs.jsonl"
 
 
-def check_output_folder(out_dir) -> Path:
+def check_output_folder(out_dir, what: str = "results folder") -> Path:
     """Raise UsageError (one line) unless `out_dir` is, or can be created as, a folder this
     process may write. Creates nothing: a request that fails later must leave no trace."""
     from .errors import UsageError
@@ -42,9 +42,9 @@ def check_output_folder(out_dir) -> Path:
             break
         probe = probe.parent
     if not probe.is_dir():
-        raise UsageError(f"results folder {out_dir}: {probe} is a file, not a folder; choose another --out")
+        raise UsageError(f"{what} {out_dir}: {probe} is a file, not a folder; choose another --out")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"results folder {out_dir}: {probe} is not writable by this user; choose another --out")
+        raise UsageError(f"{what} {out_dir}: {probe} is not writable by this user; choose another --out")
     return out_dir
 
 

@@ -191,6 +191,16 @@ def test_runs_are_matched_on_their_whole_config(tmp_path):
     assert list(table.run_ids) == ["full-ent2"]
 
 
+def test_band_weight_figure_takes_any_number_of_bands(tmp_path):
+    """num_bands is a config key; the stacked bars' transparency went below 0 from the fifth band."""
+    from mmsa_atsuko.plots import MODALITIES, plot_band_weights
+    rows = [{"sample_id": sid, "modality": m, **{f"band_{k}": 1 / 6 for k in range(6)}}
+            for sid in ("test mean", "a$_$1", "a$_$2") for m in MODALITIES]
+    fig = plot_band_weights(pd.DataFrame(rows), "sims", synthetic=True)
+    fig.savefig(tmp_path / "bands.png")
+    assert (tmp_path / "bands.png").stat().st_size > 0
+
+
 def test_classification_runs_through_robustness_and_tsne(tmp_path):
     """MIntRec (20 classes): clean robustness equals the recorded metrics; t-SNE colours by intent."""
     out = tmp_path / "results"

@@ -144,6 +144,21 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
         assert code == 2 and "is not writable" in capsys.readouterr().err
 
 
+def test_synth_prints_a_command_that_runs_as_printed(tmp_path, capsys):
+    import shlex
+
+    from mmsa_atsuko.cli import main
+    (tmp_path / "file").write_text("")
+    assert main(["synth", "-d", "sims", "--out", str(tmp_path / "file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    out = tmp_path / "a folder"                                 # a space, so the path must be quoted
+    assert main(["synth", "-d", "sims", "--out", str(out)]) == 0
+    command = capsys.readouterr().out.strip().splitlines()[-1].split("run on it with: ", 1)[1]
+    argv = shlex.split(command.replace("MODEL", "tfn"))[2:]      # drop "python run.py"
+    assert argv[argv.index("--feature-path") + 1] == str(out / "SIMS/Processed/unaligned_39.pkl")
+    assert main([*argv, "--preset", "small", "-s", "1", "--quiet", "--out", str(tmp_path / "results")]) == 0
+
+
 def test_missing_data_file_exits_nonzero_and_writes_nothing(tmp_path):
     proc = cli("-m", "tfn", "-d", "mosi", "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out"))
     assert proc.returncode == 1

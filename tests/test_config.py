@@ -105,3 +105,30 @@ def test_registry_table_matches_decorators():
     from mmsa_atsuko.registry import get_model_class
     for name in MODEL_MODULES:
         assert get_model_class(name).registry_meta["name"] == name
+
+
+def test_a_name_or_a_class_cannot_be_registered_twice(monkeypatch):
+    """register_variant replaced any model silently, and a class decorated under two names
+    carried the second's metadata under the first."""
+    import pytest
+    from torch import nn
+
+    from mmsa_atsuko import registry
+    from mmsa_atsuko.registry import get_model_class, register_model, register_variant
+
+    atsuko, tfn = get_model_class("atsuko"), get_model_class("tfn")   # imported (and registered) first:
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # then a copy takes the test's names
+    with pytest.raises(RuntimeError, match="'tfn' registered twice"):
+        register_variant("tfn", atsuko)
+    with pytest.raises(RuntimeError, match="'atsuko_base' registered twice"):
+        register_variant("atsuko_base", tfn)
+    assert get_model_class("tfn") is tfn
+    register_variant("atsuko_sbn", atsuko, config_name="atsuko", overrides={"use_sbn": True, "use_mcm": False})
+
+    class Probe(nn.Module):
+        pass
+
+    register_model("probe_a", tasks=("regression",))(Probe)
+    with pytest.raises(RuntimeError, match="already registered as 'probe_a'"):
+        register_model("probe_b", tasks=("classification",))(Probe)
+    assert Probe.registry_meta == {"name": "probe_a", "tasks": ("regression",)}
