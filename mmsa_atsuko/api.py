@@ -7,7 +7,7 @@ first run starts, so a bad request writes nothing.
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import logging
 import os
 import platform
@@ -36,8 +36,13 @@ from .training.trainer import check_trainer_config, fit
 log = logging.getLogger("mmsa_atsuko")
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """HEAD of the checkout the package runs from, '+dirty' when it has local changes."""
+    """HEAD of the checkout the package runs from, '+dirty' when it has local changes.
+
+    Read once per process, at its first call, which `run` and `sweep` make before any run
+    trains (and a sweep worker when it starts): the code a process runs is what it imported
+    then, so a commit made or a file edited while it trains must not be credited to its runs."""
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -113,6 +118,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     """
     models = [models] if isinstance(models, str) else list(models)
     datasets = [datasets] if isinstance(datasets, str) else list(datasets)
+    git_commit()                       # the code version this process runs, read before anything trains
     seeds = check_seeds(seeds)
     if not seeds:
         raise UsageError("no seeds given")
@@ -215,18 +221,17 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
     work_dir = partial_dir(out, run_id)     # renamed to run_id only when the run finished
     work_dir.mkdir(parents=True)
     save_config(job.config, work_dir / "config.yaml")
+    commit = git_commit()
     with run_log(work_dir / "train.log"):
-        log.info("run %s: model=%s dataset=%s aligned=%s seed=%d device=%s data=%s", run_id, job.model,
-                 spec.name, spec.aligned, seed, device, spec.source)
+        log.info("run %s: model=%s dataset=%s aligned=%s seed=%d device=%s data=%s code=%s", run_id, job.model,
+                 spec.name, spec.aligned, seed, device, spec.source, commit)
         set_seed(seed)
         model = build_model(job.model, job.config, spec)
         start = time.time()
         result = fit(model, job.data, job.config, device=device, seed=seed, run_dir=work_dir,
                      progress=not quiet)
         wall = time.time() - start
-        write_predictions(work_dir / "predictions_test.csv", result.test, spec)
-        with open(work_dir / "history.json", "w") as f:
-            json.dump(result.history, f, indent=1, default=float)
+        write_predictions(work_dir / "predictions_test.csv", result.test, spec)    # fit wrote history.json
     final_dir = runs_dir / run_id
     work_dir.rename(final_dir)
     record = {
@@ -240,7 +245,7 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
         "torch_threads": torch.get_num_threads(),
         "config_hash": config_hash(job.config), "config": dict(job.config),
         "data": spec.source, "data_path": spec.path,
-        "package_version": __version__, "git_commit": git_commit(),
+        "package_version": __version__, "git_commit": commit,
         "torch_version": torch.__version__, "python": platform.python_version(),
         "started_at": stamp.isoformat(timespec="seconds"),
         "run_dir": str(final_dir),

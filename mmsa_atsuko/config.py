@@ -13,7 +13,8 @@ A key is known only if layer 1 or 3 declares it. Any other key, in any layer, is
 naming the closest known keys: MMSA's EasyDict merge silently ignores a misspelled key, so
 a typo there changes nothing and nobody notices. A value must have the declared default's
 type (an int may stand for a float; null only where the default is null), and no float may
-be NaN or infinite.
+be NaN or infinite. A key that is null by default gets its type from a `nullable:` block of
+the YAML that declares it (datasets.yaml for trainer keys, the model's YAML for its own).
 """
 from __future__ import annotations
 
@@ -69,11 +70,35 @@ def _type_name(value) -> str:
     return "null" if value is None else type(value).__name__
 
 
+class _Nullable:
+    """The declared default of a key that is null by default but has a type when set (a YAML
+    `nullable:` block names it): without one, `grad_clip=1` and `grad_clip=1.0` would be two
+    configs with two hashes, and a sweep would run the same run twice."""
+
+    EXAMPLES = {"float": 0.0, "int": 0, "bool": False, "str": ""}
+
+    def __init__(self, type_name: str, where: str):
+        if type_name not in self.EXAMPLES:
+            raise UsageError(f"{where}: nullable types are {', '.join(self.EXAMPLES)}, got {type_name!r}")
+        self.example = self.EXAMPLES[type_name]
+
+
+def _declare_nullable(declared: dict, block, where: str) -> None:
+    for key, type_name in (block or {}).items():
+        if key not in declared or declared[key] is not None:
+            raise UsageError(f"{where}: nullable key {key!r} must be declared with a null default")
+        declared[key] = _Nullable(type_name, where)
+
+
 def _coerce(key: str, value, declared, where: str):
     """Check `value` against the declared default's type; return the value to store."""
     if isinstance(value, float) and not math.isfinite(value):     # -c lr=1e999 reads as inf
         raise UsageError(f"{where}: {key} must be a finite number, got {value!r}")
-    if declared is None:
+    if isinstance(declared, _Nullable):
+        if value is None:
+            return None
+        declared = declared.example               # then checked (and an int made a float) as below
+    elif declared is None:
         return value
     if value is None:
         raise UsageError(f"{where}: {key} cannot be null (it is a {_type_name(declared)}, e.g. {declared!r})")
@@ -137,14 +162,16 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
     config_name, variant_overrides = model_config_name(model)
     model_path = config_dir / f"{config_name}.yaml"
     model_yaml = read_yaml(model_path)
-    unknown_blocks = set(model_yaml) - {"common", "presets", *table}
+    unknown_blocks = set(model_yaml) - {"common", "presets", "nullable", *table}
     if unknown_blocks:
         raise UsageError(f"{model_path}: unknown top-level block(s) {sorted(unknown_blocks)}; "
-                         f"expected common, presets or a dataset name ({', '.join(table)})")
+                         f"expected common, presets, nullable or a dataset name ({', '.join(table)})")
 
     declared = dict(datasets_yaml["defaults"])
     for key, value in (model_yaml.get("common") or {}).items():
         declared[key] = value if key not in declared else declared[key]
+    _declare_nullable(declared, datasets_yaml.get("nullable"), "configs/datasets.yaml nullable")
+    _declare_nullable(declared, model_yaml.get("nullable"), f"{model_path.name} nullable")
 
     config: dict = {}
     _apply(config, datasets_yaml["defaults"], declared, "configs/datasets.yaml defaults")

@@ -511,7 +511,8 @@ def _worker_main(conn, device: str, threads: int, parent_pid: int) -> None:
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the driver's to handle
     import torch
-    from . import api  # noqa: F401  (the heavy imports, done while the driver plans)
+    from . import api  # (the heavy imports, done while the driver plans)
+    api.git_commit()                                  # the code version this worker imported
     if "OMP_NUM_THREADS" not in os.environ:           # N workers share the cores instead of fighting
         torch.set_num_threads(threads)
     _worker_logging()
@@ -684,8 +685,9 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
 
     Returns the `Plan` for a dry run, else a `Summary` of what ran.
     """
-    from .api import resolve_config
+    from .api import git_commit, resolve_config
     from .results import check_output_folder
+    git_commit()                       # the code version this driver runs, read before anything trains
     backend = backend or LocalBackend()
     expanded = expand(file, **lists)
     check_output_folder(out)

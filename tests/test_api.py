@@ -2,6 +2,8 @@
 import gc
 import weakref
 
+import pytest
+
 import mmsa_atsuko
 from mmsa_atsuko import api
 
@@ -98,3 +100,26 @@ def test_a_run_that_raises_leaves_its_traceback_in_train_log_only(tmp_path, monk
     text = (partial / "train.log").read_text()
     assert "run failed" in text and "Traceback" in text and "out of memory at epoch 3" in text
     assert not any(r.levelno >= logging.ERROR for r in seen)
+
+
+def test_the_code_version_is_read_once_per_process_before_training(tmp_path, monkeypatch):
+    """A commit made while a run trains must not be credited to it: git is asked once, at the
+    first call (run and sweep make it before anything trains), and the run's log header names it."""
+    import subprocess
+
+    from mmsa_atsuko import api
+
+    api.git_commit.cache_clear()
+    try:
+        before = api.git_commit()
+        real_run = subprocess.run
+        monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("git asked again"))
+        assert api.git_commit() == before
+        monkeypatch.setattr(subprocess, "run", real_run)
+        (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1,
+                                    out=tmp_path, quiet=True)
+        assert record["git_commit"] == before
+        header = (tmp_path / "runs" / record["run_id"] / "train.log").read_text().splitlines()[0]
+        assert header.endswith(f"code={before}")
+    finally:
+        api.git_commit.cache_clear()

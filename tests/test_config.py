@@ -110,7 +110,6 @@ def test_registry_table_matches_decorators():
 def test_a_name_or_a_class_cannot_be_registered_twice(monkeypatch):
     """register_variant replaced any model silently, and a class decorated under two names
     carried the second's metadata under the first."""
-    import pytest
     from torch import nn
 
     from mmsa_atsuko import registry
@@ -132,3 +131,16 @@ def test_a_name_or_a_class_cannot_be_registered_twice(monkeypatch):
     with pytest.raises(RuntimeError, match="already registered as 'probe_a'"):
         register_model("probe_b", tasks=("classification",))(Probe)
     assert Probe.registry_meta == {"name": "probe_a", "tasks": ("regression",)}
+
+
+def test_a_null_default_key_set_to_1_or_1_0_is_one_config():
+    """grad_clip=1 and grad_clip=1.0 hashed differently, so a sweep ran the same run twice."""
+    one, one_point_zero = (load_config("tfn", "sims", overrides=[f"grad_clip={v}"]) for v in ("1", "1.0"))
+    assert one.grad_clip == 1.0 and isinstance(one.grad_clip, float)
+    assert config_hash(one) == config_hash(one_point_zero)
+    assert load_config("atsuko", "sims", overrides=["lambda_ent_band=0"]).lambda_ent_band == 0.0
+    assert load_config("tfn", "sims").grad_clip is None                       # null stays allowed
+    with pytest.raises(UsageError, match="eval_batch_size must be a int"):
+        load_config("tfn", "sims", overrides=["eval_batch_size=8.5"])
+    with pytest.raises(UsageError, match="use_distill must be a bool"):
+        load_config("atsuko", "sims", overrides=["use_distill=1"])

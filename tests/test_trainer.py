@@ -211,4 +211,31 @@ def test_plateau_scheduler_steps_on_the_valid_loss_whatever_selects_the_model():
     on_loss = replay(losses, lambda v, best: v < best * (1 - 1e-4))
     on_acc = replay(accs, lambda v, best: v > best * (1 + 1e-4))
     assert on_loss != on_acc                           # the two rules differ on this run
-    assert [h["lr"][0] for h in result.history] == pytest.approx(on_loss)
+    # history's lr is the rate each epoch trained with: the first epoch's is the initial one.
+    assert [h["lr"][0] for h in result.history] == pytest.approx([BASE["learning_rate"], *on_loss[:-1]])
+
+
+def test_history_is_on_disk_after_every_epoch_and_is_strict_json(tmp_path):
+    """A run that dies keeps its curves; an undefined metric (NaN) is null, as in runs.jsonl."""
+    import json
+
+    class DiesInEpochTwo(LinearProbe):
+        def on_epoch_end(self, epoch):
+            if epoch == 2:
+                raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(DiesInEpochTwo(), make_dataset(), cfg(max_epochs=5), device=torch.device("cpu"), seed=0,
+            run_dir=tmp_path)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1] and (tmp_path / "best.pt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "history.json"]      # no temp files
+
+    class Constant(LinearProbe):                       # constant predictions: Corr is undefined
+        def forward(self, batch):
+            return {"pred": self.head.bias.expand(len(batch["id"]))}
+
+    fit(Constant(), make_dataset(), cfg(max_epochs=1), device=torch.device("cpu"), seed=0, run_dir=tmp_path)
+    text = (tmp_path / "history.json").read_text()
+    (epoch,) = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in history.json"))
+    assert epoch["valid"]["Corr"] is None

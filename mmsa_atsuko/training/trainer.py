@@ -7,6 +7,7 @@ plug in through `forward`, `loss` and the optional hooks `param_groups(config)`,
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sys
@@ -39,7 +40,7 @@ class FitResult:
     epochs_run: int
     valid: dict                   # valid metrics of the best epoch
     test: SplitEval               # test metrics and per-sample outputs of the best checkpoint
-    history: list                 # per epoch: train losses, valid metrics, lr
+    history: list                 # per epoch: train losses, valid metrics, the lr it trained with
 
 
 def build_optimizer(model, config) -> torch.optim.Optimizer:
@@ -98,6 +99,19 @@ def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False)
         return SplitEval(metrics)
     export = {k: torch.cat(v).cpu().numpy() for k, v in export.items()}
     return SplitEval(metrics, pred, label, list(split.ids), export)
+
+
+def _replace(path: Path, write) -> None:
+    """`write(tmp)` then rename over `path`: a kill leaves the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
+def _write_json(value, path: Path) -> None:
+    from ..results import _json_safe           # NaN (an undefined Corr) as null, as the run record has it
+    with open(path, "w") as f:
+        json.dump(_json_safe(value), f, indent=1, allow_nan=False)
 
 
 def check_trainer_config(config, dataset: str) -> None:
@@ -186,15 +200,18 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
 
         valid_metrics = evaluate(model, valid, dataset, eval_bs).metrics
         value = valid_metrics[key_eval]
-        if scheduler is not None:
-            scheduler.step(valid_metrics["Loss"])
+        # The rates this epoch trained with, read before the scheduler sets the next epoch's.
         history.append({"epoch": epoch, "train": train_losses, "valid": valid_metrics,
                         "lr": [g["lr"] for g in optimizer.param_groups]})
+        if scheduler is not None:
+            scheduler.step(valid_metrics["Loss"])
         if _improved(value, best_value, minimize):
             best_value, best_epoch, best_valid = value, epoch, valid_metrics
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             if run_dir is not None:
-                torch.save(best_state, Path(run_dir) / "best.pt")
+                _replace(Path(run_dir) / "best.pt", lambda path: torch.save(best_state, path))
+        if run_dir is not None:    # every epoch, so a run that dies keeps its curves
+            _replace(Path(run_dir) / "history.json", lambda path: _write_json(history, path))
         log.info("epoch %d  train %s  valid %s=%.4f  (best %.4f at epoch %d)", epoch,
                  " ".join(f"{k}={v:.4f}" for k, v in train_losses.items()), key_eval, value,
                  best_value if best_value is not None else float("nan"), best_epoch)
