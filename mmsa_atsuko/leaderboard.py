@@ -169,9 +169,11 @@ class Cell:
     # every digit.
     @property
     def mean(self) -> float:
+        # math.fsum is exactly rounded, so the mean does not depend on the seeds' order: two rows
+        # with the same values tie exactly, and both are marked best.
         if self.constant:
             return float(self.values[0])
-        return float(np.mean(self.values)) if self.values else math.nan
+        return math.fsum(self.values) / self.n if self.values else math.nan
 
     @property
     def std(self) -> float:
@@ -507,7 +509,8 @@ def _ablation_best(ab: Ablation) -> set:
 def _tex(text: str) -> str:
     return (str(text).replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%")
             .replace("&", r"\&").replace("#", r"\#").replace("±", r"$\pm$").replace("†", r"$^\dagger$")
-            .replace("✓", r"\checkmark").replace("–", "--").replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$"))
+            .replace("✓", r"\checkmark").replace("–", "--").replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$")
+            .replace("<", r"$<$").replace(">", r"$>$"))        # a bare < prints as ¡ in OT1 fonts
 
 
 def _latex_table(caption: str, header: list[str], lines: list[list[str]]) -> str:
@@ -531,8 +534,9 @@ def render_latex(tables, ablations=(), published=(), published_ablation=False) -
                 cells.append(f"\\textbf{{{text}}}" if m in row.best else text)
             cells.append(_tex(_sig_text(row)))
             lines.append(cells)
+        notes = "".join(f" {note}." for note in t.notes)        # which config each labelled row is
         parts.append(_latex_table(f"{t.title()}. Mean ± sample std over seeds; accuracies/F1 in %; bold: best; "
-                                  f"†: Welch p < {SIGNIFICANCE} vs the best other model.", header, lines))
+                                  f"†: Welch p < {SIGNIFICANCE} vs the best other model.{notes}", header, lines))
     for ab in ablations:
         header = ["SBN", "MCM"]
         for t in ab.groups:
@@ -552,8 +556,9 @@ def render_latex(tables, ablations=(), published=(), published_ablation=False) -
     for block in published:
         header = ["Method (published)"] + [name for name, _ in block.columns]
         lines = [[_tex(name)] + list(values) for name, values in block.rows]
-        parts.append(_latex_table(f"Published by the seed paper ({block.source}), {block.dataset}; not our runs.",
-                                  header, lines))
+        setting = "" if block.aligned is None else (", aligned" if block.aligned else ", unaligned")
+        parts.append(_latex_table(f"Published by the seed paper ({block.source}), {block.dataset}{setting}; real "
+                                  f"data, not our runs.", header, lines))
     if published_ablation:
         header = ["SBN", "MCM"] + [f"{d} {name}" for d in ("mosi", "mosei") for name, _ in PAPER_COLUMNS["mosi"]]
         lines = [[_tex("✓" if s else "-"), _tex("✓" if m else "-")] + list(vals["mosi"]) + list(vals["mosei"])
@@ -564,7 +569,7 @@ def render_latex(tables, ablations=(), published=(), published_ablation=False) -
 
 def _stored(metric: str, printed: str) -> float:
     """A published value in the store's units: percentages back to fractions."""
-    return float(printed) if metric in RAW_METRICS else float(printed) / 100
+    return float(printed) if metric in RAW_METRICS else round(float(printed) / 100, 6)   # 74.16 -> 0.7416
 
 
 def _stat_columns(metric: str, cell: Cell | None, best: bool) -> dict:
@@ -617,11 +622,25 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
     return pd.DataFrame(rows)
 
 
+def _known_datasets(datasets):
+    """`-d` names, lower-cased; an unknown one is an error (it would silently show nothing)."""
+    if not datasets:
+        return datasets
+    from .config import datasets_table
+    known = datasets_table()
+    names = [str(d).lower() for d in datasets]
+    unknown = [d for d in names if d not in known]
+    if unknown:
+        raise UsageError(f"unknown dataset {unknown[0]!r}; known: {', '.join(known)}")
+    return names
+
+
 def leaderboard(results, *, datasets=None, fmt="md", paper=False, key_metric=None) -> str:
     """The leaderboard text (md, csv or latex) for the results store in `results`."""
     from .results import RUNS_FILE, read_records
     if fmt not in ("md", "csv", "latex"):
         raise UsageError(f"--format must be md, csv or latex, got {fmt!r}")
+    datasets = _known_datasets(datasets)
     records = read_records(Path(results))
     tables = build_tables(records, datasets, key_metric)
     if not tables and not paper:
@@ -632,7 +651,10 @@ def leaderboard(results, *, datasets=None, fmt="md", paper=False, key_metric=Non
     show_ablation = paper and (not datasets or {"mosi", "mosei"} & set(datasets))
     if fmt == "csv":
         buffer = io.StringIO()
-        csv_frame(tables, ablations, published, bool(show_ablation)).to_csv(buffer, index=False)
+        frame = csv_frame(tables, ablations, published, bool(show_ablation))
+        for column in [c for c in frame.columns if c == "n" or c.endswith(("_n", "_best"))]:
+            frame[column] = frame[column].astype("Int64")      # counts stay integers beside published rows
+        frame.to_csv(buffer, index=False)
         return buffer.getvalue()
     render = render_markdown if fmt == "md" else render_latex
     return render(tables, ablations, published, bool(show_ablation))
@@ -651,6 +673,7 @@ def compare(results, model: str, against, datasets=None, warn=print) -> list[Pat
     import pandas as pd
     from .results import RUNS_FILE, read_records
     results = Path(results)
+    datasets = _known_datasets(datasets)
     tables = build_tables(read_records(results), datasets)
     mine = [t for t in tables if any(r.model == model for r in t.rows)]
     for dataset in datasets or ():

@@ -113,6 +113,34 @@ def test_equal_seeds_are_constant_and_the_csv_keeps_every_digit(tmp_path):
     assert tfn.Corr_mean == (1.712345678912345 + 2.712345678912345 + 3.712345678912345) / 3
 
 
+def test_rows_with_the_same_values_in_another_seed_order_tie(tmp_path):
+    """np.mean([.7, .8, .9]) != np.mean([.9, .8, .7]) in floats; both rows must be best."""
+    assert sum([0.7, 0.8, 0.9]) != sum([0.9, 0.8, 0.7])
+    for seed, (a, b) in enumerate(zip([0.7, 0.8, 0.9], [0.9, 0.8, 0.7]), start=1):
+        append_record(tmp_path, record("tfn", seed, {"Has0_acc_2": a}))
+        append_record(tmp_path, record("lmf", seed, {"Has0_acc_2": b}))
+    board = frame(leaderboard(tmp_path, fmt="csv")).set_index("label")
+    assert board.loc["tfn"].Has0_acc_2_mean == board.loc["lmf"].Has0_acc_2_mean
+    assert board.loc["tfn"].Has0_acc_2_best == board.loc["lmf"].Has0_acc_2_best == 1
+
+
+def test_dataset_names_are_checked_and_latex_says_what_markdown_says(store):
+    with pytest.raises(UsageError, match="unknown dataset 'foo'"):
+        leaderboard(store, datasets=["mosi", "foo"], paper=True)
+    assert leaderboard(store, datasets=["MOSI"]) == leaderboard(store, datasets=["mosi"])
+    latex = leaderboard(store, fmt="latex", datasets=["mosi"], paper=True)
+    assert "Published by the seed paper (Table 1), mosi, unaligned; real data" in latex
+    assert r"tfn@h-999999: learning\_rate=0.1" in latex                # which config each row is
+    assert "p < " not in latex and "p $<$ " in latex                     # a bare < prints as ¡
+    # Counts stay integers in a CSV that also holds published rows (which have none).
+    csv_text = leaderboard(store, fmt="csv", datasets=["mosi"], paper=True)
+    lmf = next(line for line in csv_text.splitlines() if ",lmf," in line)
+    assert ",3," in lmf and ",3.0," not in lmf
+    published = [line for line in csv_text.splitlines() if "(published)" in line]
+    assert published and all(len(v.split(".")[1]) <= 4 for line in published      # 74.16 % is 0.7416,
+                             for v in line.split(",") if v.replace(".", "").isdigit() and "." in v)  # not 0.74159999
+
+
 def test_markdown_marks_best_separates_real_and_synthetic_and_labels_configs(store):
     text = leaderboard(store, fmt="md")
     real_title = f"### mosi, unaligned: real data ({REAL})"
