@@ -10,9 +10,10 @@ Faithful to MMSA (thuiar/MMSA:src/MMSA/models/singleTask/MULT.py, trains/singleT
 models/subNets/transformers_encoder/):
 - The encoders are the project's common TransformerEncoder (MulT's pre-LN blocks, final
   LayerNorm, Xavier-initialised attention projections) with no position embedding: MMSA builds
-  them with `position_embedding=False` (`positions: none`; `table` and `from_input` add them). `attn_mask: true` applies MulT's causal future mask, also in the
-  cross-modal stacks (key j is hidden from query i when j > i + |T_k - T_q|); there is no
-  padding mask, so padded frames are attended, as in MMSA.
+  them with `position_embedding=False` (`positions: none`; `table` and `from_input` add them).
+  `attn_mask: true` applies MulT's causal future mask, also in the cross-modal stacks (key j
+  is hidden from query i when j > i + |T_k - T_q|); there is no padding mask, so padded
+  frames are attended, as in MMSA.
 - Each cross-modal stack uses the attention dropout of its *source* modality (MulT's
   `get_network`: l<-a uses attn_dropout_a, a<-l uses attn_dropout); the memory stacks use
   `attn_dropout`.

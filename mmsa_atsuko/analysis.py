@@ -364,18 +364,17 @@ def ablation_runs(results, dataset: str | None = None, seed: int | None = None,
                and bool(r["aligned"]) == aligned]
     if dataset is None and records:
         dataset = records[-1]["dataset"]
-    groups: dict[str, dict[str, dict]] = {}
-    for r in records:
+    groups: dict[str, dict[str, tuple[int, dict]]] = {}        # config -> variant -> (position, record)
+    for position, r in enumerate(records):
         if r["dataset"] == dataset and (seed is None or r["seed"] == seed):
             key = json.dumps([r["data"], r["seed"] if seed is not None else None,
                               _config_apart_from(r["config"], *SWITCHES)], sort_keys=True, default=str)
-            groups.setdefault(key, {})[variant_name(r["config"])] = r       # later records win
+            groups.setdefault(key, {})[variant_name(r["config"])] = (position, r)   # later records win
     if not groups:
         raise UsageError(f"no Atsuko runs{f' on {dataset}' if dataset else ''}{' aligned' if aligned else ''}"
                          f"{f' with seed {seed}' if seed is not None else ''} in {Path(results) / 'runs.jsonl'}")
-    order = {key: max(records.index(r) for r in variants.values()) for key, variants in groups.items()}
-    chosen = groups[max(groups, key=lambda key: (len(groups[key]), order[key]))]
-    return {name: chosen[name]["run_id"] for name in VARIANT_ORDER if name in chosen}
+    chosen = max(groups.values(), key=lambda variants: (len(variants), max(p for p, _ in variants.values())))
+    return {name: chosen[name][1]["run_id"] for name in VARIANT_ORDER if name in chosen}
 
 
 def sentiment_class(labels: np.ndarray) -> np.ndarray:

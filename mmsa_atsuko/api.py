@@ -84,8 +84,7 @@ def _prepare(model, dataset, *, aligned, data_root, feature_path, synthetic, syn
              preset, overrides, max_epochs, loaded: dict) -> Job:
     """Resolve one (model, dataset) pair. `loaded` caches datasets by file, so several models on
     one dataset share one copy of its tensors (MOSEI is ~8 GB)."""
-    # The config first: a value that cannot train stops the request before any data is read.
-    resolve_config(model, dataset, preset=preset, overrides=overrides, max_epochs=max_epochs)
+    # `run` and `sweep` have checked every config already, before any data is read.
     bert_dir = None
     if synthetic:
         from .data.synthetic import ensure_synthetic

@@ -292,7 +292,8 @@ def explain_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="run id in <results>/runs.jsonl")
     source.add_argument("--checkpoint", help="a run folder's best.pt")
-    p.add_argument("--samples", type=int, default=10, help="how many test samples the per-sample figures show (default 10)")
+    p.add_argument("--samples", type=int, default=10,
+                   help="how many test samples the per-sample figures show (default 10)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
     p.add_argument("--out", help="folder for the figures (default: the run's folder)")
     return p
@@ -359,7 +360,8 @@ def cmd_robustness(argv) -> int:
 
 def tsne_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py tsne", description="t-SNE (sklearn, fixed seed) of the fused test features "
-                      "of the Atsuko ablation runs, one panel per variant, colored by label; writes tsne_<dataset>.png/.pdf/.csv.")
+                      "of the Atsuko ablation runs, one panel per variant, colored by label; "
+                      "writes tsne_<dataset>.png/.pdf/.csv.")
     p.add_argument("-d", "--dataset", help="dataset (default: that of the latest Atsuko run)")
     p.add_argument("-s", "--seed", type=int, help="training seed of the runs (default: the latest run of each variant)")
     p.add_argument("--aligned", action="store_true", help="runs on the aligned feature file (default: unaligned)")

@@ -164,13 +164,11 @@ class Cell:
     def constant(self) -> bool:
         return self.n > 0 and np.ptp(self.values) == 0
 
-    # Equal values have that value as mean and 0 as std exactly; summing them in floats would
-    # not give it ([0.7] * 3 has mean 0.6999999999999998 and std 1.4e-16), and the CSVs keep
-    # every digit.
+    # Equal values have that value as mean and 0 as std exactly (summing them in floats does not
+    # give it: [0.7] * 3 has np.mean 0.6999999999999998 and std 1.4e-16), and math.fsum is
+    # exactly rounded, so a mean does not depend on the seeds' order and equal rows tie exactly.
     @property
     def mean(self) -> float:
-        # math.fsum is exactly rounded, so the mean does not depend on the seeds' order: two rows
-        # with the same values tie exactly, and both are marked best.
         if self.constant:
             return float(self.values[0])
         return math.fsum(self.values) / self.n if self.values else math.nan

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UsageError
 from .metrics import METRIC_KEYS, MMSA_CSV_KEYS, metric_family
 
 RUNS_FILE = "runs.jsonl"
@@ -34,7 +35,6 @@ RUNS_FILE = "runs.jsonl"
 def check_output_folder(out_dir, what: str = "results folder") -> Path:
     """Raise UsageError (one line) unless `out_dir` is, or can be created as, a folder this
     process may write. Creates nothing: a request that fails later must leave no trace."""
-    from .errors import UsageError
     out_dir = Path(out_dir)
     probe = out_dir
     while not probe.exists():              # the nearest ancestor that exists is where mkdir starts
@@ -48,16 +48,16 @@ def check_output_folder(out_dir, what: str = "results folder") -> Path:
     return out_dir
 
 
-def _json_safe(value):
+def json_safe(value):
     """NaN/inf are not JSON; store them as null (a NaN Corr of a constant predictor)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (np.floating, np.integer)):
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value
 
 
@@ -65,7 +65,7 @@ def append_record(out_dir: Path, record: dict) -> None:
     """Append one record as one line, atomically with respect to kills and other writers."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(_json_safe(record), sort_keys=False, allow_nan=False) + "\n").encode()
+    line = (json.dumps(json_safe(record), sort_keys=False, allow_nan=False) + "\n").encode()
     fd = os.open(out_dir / RUNS_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -13,8 +13,8 @@ Planning goes on past a data file that is not there, so that one error names eve
 file (a dry run lists the runs it could plan first); nothing runs while one is missing.
 
 Resume. The results store (`<out>/runs.jsonl`) is append-only; readers skip the fragment a
-writer killed mid-record may leave, and the next append cuts it off. A run whose identity already has an `ok`
-record is skipped; a run that failed is recorded once per failure with status `failed` and
+writer killed mid-record may leave, and the next append cuts it off. A run whose identity
+already has an `ok` record is skipped; a run that failed is recorded once per failure with status `failed` and
 its error, and is skipped too unless `retry_failed`. Runs whose record never landed run
 again, so a killed sweep started again ends with every run recorded exactly once. Only the
 sweep's driver writes the store, whatever the backend, and only one sweep at a time may

@@ -269,7 +269,7 @@ def _fetch_one(downloader: Downloader, relpath: str, dest: Path, root: Path, say
                             f"{manual_steps([relpath], root)}")
         os.replace(tmp, dest)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)     # after a failure or an interrupt; the empty folder after os.replace
+        shutil.rmtree(scratch, ignore_errors=True)    # after a failure or interrupt; empty after os.replace
     say(f"{dest}: " + ("sha256 verified" if relpath in PUBLISHED_SHA256
                       else "saved; MMSA publishes no sha256 for it"))
 

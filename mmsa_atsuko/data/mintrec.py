@@ -424,7 +424,8 @@ def load_mintrec(data_root=None, feature_path=None, *, pretrained=None, with_tex
     folder, how = resolve_mintrec_folder(data_root, feature_path)
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "not found"
-        message = f"mintrec folder {what} at {folder} ({how}): {SOURCE_HINT} and put it there, or run with --synthetic"
+        message = (f"mintrec folder {what} at {folder} ({how}): {SOURCE_HINT} and put it there, "
+                   f"or run with --synthetic")
         if folder.exists():
             raise _error(message)
         raise _error(message, MissingDataError, what="mintrec folder", path=folder)

@@ -11,8 +11,8 @@
 Sizes. `full`: the real split sizes (1334/445/445) and per-intent counts of every split
 (configs/datasets.yaml), MIntRec's padded lengths (text/video/audio) 30/230/480, true lengths
 up to 26/225/477 as in the real features. `small`: 160/60/60 samples with the same class
-balance (every intent at least once per split) and padded lengths 16/20/24, so any model trains on it in
-seconds on a CPU.
+balance (every intent at least once per split) and padded lengths 16/20/24, so any model
+trains on it in seconds on a CPU.
 
 The planted signal. Each sample has an intent. Each modality independently "shows" an
 intent: the true one with probability RELIABILITY (text 0.7, audio 0.6, vision 0.6), else

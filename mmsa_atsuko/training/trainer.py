@@ -109,9 +109,9 @@ def _replace(path: Path, write) -> None:
 
 
 def _write_json(value, path: Path) -> None:
-    from ..results import _json_safe           # NaN (an undefined Corr) as null, as the run record has it
+    from ..results import json_safe            # NaN (an undefined Corr) as null, as the run record has it
     with open(path, "w") as f:
-        json.dump(_json_safe(value), f, indent=1, allow_nan=False)
+        json.dump(json_safe(value), f, indent=1, allow_nan=False)
 
 
 def check_trainer_config(config, dataset: str) -> None:
