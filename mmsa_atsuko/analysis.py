@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 from easydict import EasyDict
+from tqdm import tqdm
 
 from .errors import DataError, UsageError
 from .models.common.bert import reads_bert_tokens
@@ -302,33 +303,42 @@ def corrupt_split(split, corruption: str, modality: str, level: float, seed: int
     return Split(split.name, {**split.tensors, key: corrupted}, split.ids)
 
 
-def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_RATES) -> pd.DataFrame:
+def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_RATES,
+                     progress: bool = True) -> pd.DataFrame:
     """Test metrics of `run` clean and under each corruption, one modality at a time.
 
     Columns: run_id, model, corruption (clean | noise | zero | frame_drop), modality, level,
     level_unit, then every metric. The clean row is the test split itself, evaluated as training did.
+    A progress bar (on a terminal) counts the test passes, naming the condition under test.
     """
     from .training.trainer import evaluate
     dataset, test = run.data.spec.name, run.data.test
     rows = []
+    bert_text = reads_bert_tokens(run.model)
+    passes = 1 + sum(1 + (0 if m == "text" and bert_text else len(snr_db) + len(drop_rates))
+                     for m in ("text", "vision", "audio"))
+    bar = tqdm(total=passes, desc=f"robustness {run.run_id}", unit="test", disable=None if progress else True)
 
     def add(corruption, modality, level, unit, split):
+        bar.set_postfix_str(f"{corruption} {modality} {level:g}", refresh=False)
         metrics = evaluate(run.model, split, dataset, run.eval_batch_size).metrics
         rows.append({"run_id": run.run_id, "model": run.record["model"], "corruption": corruption,
                      "modality": modality, "level": level, "level_unit": unit, **metrics})
+        bar.update()
 
     add("clean", "none", 0.0, "", test)
     for modality in ("text", "vision", "audio"):
         # BERT token ids take no noise and have no frames to drop: only zeroing applies to them.
-        bert_text = modality == "text" and reads_bert_tokens(run.model)
-        if not bert_text:
+        token_ids = modality == "text" and bert_text
+        if not token_ids:
             for snr in snr_db:
                 add("noise", modality, float(snr), "SNR dB", corrupt_split(test, "noise", modality, snr))
-        add("zero", modality, 1.0, "", corrupt_split(test, "zero", modality, 1.0, bert_text=bert_text))
-        if not bert_text:
+        add("zero", modality, 1.0, "", corrupt_split(test, "zero", modality, 1.0, bert_text=token_ids))
+        if not token_ids:
             for rate in drop_rates:
                 add("frame_drop", modality, float(rate), "drop rate",
                     corrupt_split(test, "frame_drop", modality, rate))
+    bar.close()
     return pd.DataFrame(rows)
 
 

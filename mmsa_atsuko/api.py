@@ -115,14 +115,17 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     Records are also appended to `<out>/runs.jsonl`, and one MMSA-style row per
     (model, dataset) to `<out>/normal/<dataset>.csv`.
     """
-    models = [models] if isinstance(models, str) else list(models)
-    datasets = [datasets] if isinstance(datasets, str) else list(datasets)
+    models = [m.lower() for m in ([models] if isinstance(models, str) else models)]       # names are case-insensitive
+    datasets = [d.lower() for d in ([datasets] if isinstance(datasets, str) else datasets)]
     git_commit()                       # the code version this process runs, read before anything trains
     seeds = check_seeds(seeds)
     if not seeds:
         raise UsageError("no seeds given")
     if synthetic_size not in ("small", "full"):
         raise UsageError(f"synthetic size must be small or full, got {synthetic_size!r}")
+    if synthetic and feature_path is not None:
+        raise UsageError("--synthetic generates its own data file; drop --feature-path, or drop --synthetic "
+                         "to train on that file")
     if feature_path is not None and len(datasets) > 1:
         raise UsageError("--feature-path names one file, so give exactly one dataset")
     overrides = list(config.items()) if isinstance(config, dict) else list(config or [])

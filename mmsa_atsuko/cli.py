@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -23,15 +24,38 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+# One line per command for the top-level help; the order is the order of a typical session.
+COMMAND_HELP = {
+    "(no command)": "train and test models on datasets over seeds: run.py -m MODEL -d DATASET [options]",
+    "list": "models (with the tasks they support) and datasets",
+    "synth": "write a synthetic dataset in the real file format",
+    "download": "fetch MMSA's feature files and check their SHA-256, or --check the data root",
+    "sweep": "models x datasets x seeds from a YAML file or lists, skipping recorded runs; local or Ray",
+    "leaderboard": "tables from the results store: mean ± std over seeds, best marked, Welch test",
+    "compare": "per-metric difference of one model from baselines, with 95% CIs (prints and writes a CSV)",
+    "explain": "figures of what Atsuko's routers learned in one run",
+    "robustness": "re-test trained runs under noise, a zeroed modality and frame drops",
+    "tsne": "t-SNE of the fused test features of the Atsuko ablation runs",
+    "sensitivity": "train (or read) one run per parameter value and plot the key metric against it",
+}
+
+
+def overview() -> str:
+    width = max(map(len, COMMAND_HELP))
+    lines = [f"  {name:<{width}}  {text}" for name, text in COMMAND_HELP.items()]
+    return ("commands (run.py COMMAND --help for each):\n" + "\n".join(lines)
+            + "\n\nrun.py, python -m mmsa_atsuko and mmsa-atsuko are the same command.")
+
+
 def train_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="run.py", description="Train and test models on datasets over seeds. "
-                      "Other commands: run.py list | run.py synth -d DATASET --out DIR | "
-                      "run.py download DATASET [--check] | run.py sweep [FILE] | run.py leaderboard | "
-                      "run.py compare -m MODEL --against ...")
-    p.add_argument("-m", "--model", nargs="+", required=True, help="model name(s), see `run.py list`")
-    p.add_argument("-d", "--dataset", nargs="+", required=True, help="dataset name(s)")
-    p.add_argument("-s", "--seeds", nargs="+", type=int, default=None,
-                   help="seeds (default 1111 1112 1113 1114 1115, as MMSA)")
+    p = OneLineParser(prog="run.py", description="Train and test models on datasets over seeds.",
+                      epilog=overview(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-m", "--model", nargs="+", action="extend", type=str.lower, required=True,
+                   help="model name(s), see `run.py list` (repeatable, any case)")
+    p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower, required=True,
+                   help="dataset name(s) (repeatable, any case)")
+    p.add_argument("-s", "--seeds", nargs="+", action="extend", type=int, default=None,
+                   help="seeds (default 1111 1112 1113 1114 1115, as MMSA; -s 1111 -s 1112 keeps both)")
     p.add_argument("--aligned", action="store_true", help="use the aligned feature file")
     p.add_argument("--data-root", help="folder holding MOSI/, MOSEI/, SIMS/, ... (default $MMSA_DATA_ROOT "
                    "or ~/MMSA/datasets)")
@@ -50,7 +74,7 @@ def train_parser() -> argparse.ArgumentParser:
 
 def synth_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py synth", description="Write a synthetic dataset in the real file format.")
-    p.add_argument("-d", "--dataset", required=True)
+    p.add_argument("-d", "--dataset", required=True, type=str.lower)
     p.add_argument("--out", required=True, help="folder to write into")
     p.add_argument("--size", choices=("small", "full"), default="small")
     p.add_argument("--seed", type=int, default=0)
@@ -101,22 +125,36 @@ def cmd_synth(argv) -> int:
 
 
 def print_table(records) -> None:
+    """Per dataset: one line per seed, then, per model with several seeds, their mean ± sample std
+    (ddof 1, as the leaderboard's cells)."""
     from .metrics import metric_keys
     for dataset in dict.fromkeys(r["dataset"] for r in records):
         rows = [r for r in records if r["dataset"] == dataset]
         keys = list(metric_keys(dataset))
         label = " (synthetic data)" if rows[0]["synthetic"] else ""
         print(f"\n{dataset}{' aligned' if rows[0]['aligned'] else ''}{label}: test metrics of the best-valid epoch")
-        header = f"{'model':<12} {'seed':>5} {'epoch':>5} " + " ".join(f"{k:>13}" for k in keys)
-        print(header)
-        for r in rows:
-            cells = " ".join(f"{_fmt(r['metrics'].get(k)):>13}" for k in keys)
-            print(f"{r['model']:<12} {r['seed']:>5} {r['best_epoch']:>5} {cells}")
+        print(f"{'model':<12} {'seed':>5} {'epoch':>5} " + " ".join(f"{k:>15}" for k in keys))
+        for model in dict.fromkeys(r["model"] for r in rows):
+            runs = [r for r in rows if r["model"] == model]
+            for r in runs:
+                cells = " ".join(f"{_fmt(r['metrics'].get(k)):>15}" for k in keys)
+                print(f"{model:<12} {r['seed']:>5} {r['best_epoch']:>5} {cells}")
+            if len(runs) > 1:
+                cells = " ".join(f"{_mean_std([r['metrics'].get(k) for r in runs]):>15}" for k in keys)
+                print(f"{model:<12} {'mean ± std':>11} {cells}")
     print(f"\nrecords appended to {records[0]['run_dir'].rsplit('/runs/', 1)[0]}/runs.jsonl")
 
 
 def _fmt(v) -> str:
     return "nan" if v is None or v != v else f"{v:.4f}"
+
+
+def _mean_std(values) -> str:
+    if any(v is None or v != v for v in values):
+        return "nan"
+    mean = math.fsum(values) / len(values)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.4f}±{std:.4f}"
 
 
 def cmd_train(argv) -> int:
@@ -138,9 +176,10 @@ def sweep_parser() -> argparse.ArgumentParser:
                       "recorded; a killed sweep resumes where it stopped. Either a sweep file "
                       "(configs/sweeps/*.yaml) or -m and -d lists; with a file, -m/-d/--aligned keep only those runs.")
     p.add_argument("file", nargs="?", help="sweep YAML (models, datasets, aligned flags, seeds, config overrides)")
-    p.add_argument("-m", "--model", nargs="+", help="model name(s)")
-    p.add_argument("-d", "--dataset", nargs="+", help="dataset name(s)")
-    p.add_argument("-s", "--seeds", nargs="+", type=int, help="seeds (default: the file's, else 1111-1115)")
+    p.add_argument("-m", "--model", nargs="+", action="extend", type=str.lower, help="model name(s)")
+    p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower, help="dataset name(s)")
+    p.add_argument("-s", "--seeds", nargs="+", action="extend", type=int,
+                   help="seeds (default: the file's, else 1111-1115; repeatable)")
     p.add_argument("--aligned", action="store_true", help="aligned feature files (with a file: aligned runs only)")
     p.add_argument("--data-root", help="folder holding MOSI/, MOSEI/, SIMS/, ...")
     p.add_argument("--feature-path", help="the feature pickle itself (one dataset)")
@@ -210,7 +249,7 @@ def leaderboard_parser() -> argparse.ArgumentParser:
                       "and aligned flag (synthetic and real apart), mean ± sample std over seeds, best marked, "
                       "Welch t-test against the best other model, and the Table 4 ablation.")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
-    p.add_argument("-d", "--dataset", nargs="+", help="only these datasets")
+    p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower, help="only these datasets")
     p.add_argument("--format", choices=("md", "csv", "latex"), default="md")
     p.add_argument("--paper", action="store_true", help="add the seed paper's published rows, in separate blocks")
     p.add_argument("--key-metric", help="metric for the significance test (default MAE; f1 for mintrec)")
@@ -235,9 +274,10 @@ def cmd_leaderboard(argv) -> int:
 def compare_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py compare", description="Per-metric difference of a model from baselines, "
                       "with its Welch 95% confidence interval, to <results>/comparison_<dataset>.csv.")
-    p.add_argument("-m", "--model", required=True, help="the model compared (e.g. atsuko)")
-    p.add_argument("--against", nargs="+", required=True, help="baseline models")
-    p.add_argument("-d", "--dataset", nargs="+", help="datasets (default: every one the model has runs on)")
+    p.add_argument("-m", "--model", required=True, type=str.lower, help="the model compared (e.g. atsuko)")
+    p.add_argument("--against", nargs="+", action="extend", type=str.lower, required=True, help="baseline models")
+    p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower,
+                   help="datasets (default: every one the model has runs on)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
     return p
 
@@ -287,8 +327,8 @@ def explain_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py explain", description="Figures of what Atsuko's routers learned (PNG + PDF + "
                       "CSV each): spectral energy with band boundaries, band components, band weights, "
                       "modality weights with/without the MCM, MCM target q vs w, weight distribution.")
-    p.add_argument("-m", "--model", default="atsuko", help="must be atsuko (or an Atsuko ablation)")
-    p.add_argument("-d", "--dataset", help="dataset of the run (checked against its record)")
+    p.add_argument("-m", "--model", default="atsuko", type=str.lower, help="must be atsuko (or an Atsuko ablation)")
+    p.add_argument("-d", "--dataset", type=str.lower, help="dataset of the run (checked against its record)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="run id in <results>/runs.jsonl")
     source.add_argument("--checkpoint", help="a run folder's best.pt")
@@ -361,8 +401,8 @@ def cmd_robustness(argv) -> int:
 def tsne_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py tsne", description="t-SNE (sklearn, fixed seed) of the fused test features "
                       "of the Atsuko ablation runs, one panel per variant, colored by label; "
-                      "writes tsne_<dataset>.png/.pdf/.csv.")
-    p.add_argument("-d", "--dataset", help="dataset (default: that of the latest Atsuko run)")
+                      "writes tsne_<run id>.png/.pdf/.csv, named by the run of its fullest variant.")
+    p.add_argument("-d", "--dataset", type=str.lower, help="dataset (default: that of the latest Atsuko run)")
     p.add_argument("-s", "--seed", type=int, help="training seed of the runs (default: the latest run of each variant)")
     p.add_argument("--aligned", action="store_true", help="runs on the aligned feature file (default: unaligned)")
     p.add_argument("--tsne-seed", type=int, default=0, help="t-SNE random_state (default 0)")
@@ -383,7 +423,10 @@ def cmd_tsne(argv) -> int:
     first = next(iter(runs.values())).record
     where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}"
     fig = plot_tsne(table, where, any(r.synthetic for r in runs.values()))
-    for path in save_figure(fig, table, args.out or Path(args.results) / "figures", f"tsne_{first['dataset']}"):
+    # Named by a run of the panel (the fullest variant: panels come in VARIANT_ORDER), so the figures of
+    # other runs (another seed, aligned) sit beside these instead of overwriting them.
+    fullest = list(runs.values())[-1].run_id
+    for path in save_figure(fig, table, args.out or Path(args.results) / "figures", f"tsne_{fullest}"):
         print(f"wrote {path}")
     return 0
 
@@ -392,12 +435,13 @@ def sensitivity_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py sensitivity", description="Run (through the sweep, skipping recorded runs) or "
                       "read one run per value and seed, and plot the key test metric, mean ± std over seeds, "
                       "against the value. --param all does the paper's four (Fig. 3).")
-    p.add_argument("-m", "--model", default="atsuko")
-    p.add_argument("-d", "--dataset", required=True)
+    p.add_argument("-m", "--model", default="atsuko", type=str.lower)
+    p.add_argument("-d", "--dataset", required=True, type=str.lower)
     p.add_argument("--param", nargs="+", default=["all"],
                    help="lambda_ent, band_mask_rate, lambda_comp, lambda_distill, or all (default)")
     p.add_argument("--values", nargs="+", type=float, help="values to try (one --param only; default its grid)")
-    p.add_argument("-s", "--seeds", nargs="+", type=int, default=[1111, 1112, 1113])
+    p.add_argument("-s", "--seeds", nargs="+", action="extend", type=int, default=None,
+                   help="training seeds (default 1111 1112 1113; repeatable)")
     p.add_argument("--aligned", action="store_true")
     p.add_argument("--synthetic", action="store_true")
     p.add_argument("--preset", help="named preset block of the model config (e.g. small)")
@@ -417,6 +461,7 @@ def cmd_sensitivity(argv) -> int:
     from .metrics import lower_is_better
     from .plots import plot_sensitivity, pyplot, save_figure
     from .sweep import LocalBackend, sweep
+    seeds = args.seeds or [1111, 1112, 1113]
     params = list(SENSITIVITY_PARAMS) if args.param == ["all"] else args.param
     unknown = [p for p in params if p not in SENSITIVITY_PARAMS]
     if unknown:
@@ -428,12 +473,14 @@ def cmd_sensitivity(argv) -> int:
     for param in params:
         values = args.values or SENSITIVITY_PARAMS[param]
         if not args.read_only:
-            for value in values:
-                sweep(out=args.results, backend=LocalBackend(), echo=lambda line: print(line, flush=True),
-                      models=[args.model], datasets=[args.dataset], seeds=args.seeds, aligned=args.aligned,
+            for i, value in enumerate(values, 1):
+                # Each value is a sweep of its own: its progress lines say which value they serve.
+                tag = f"[{param}={value:g}, value {i}/{len(values)}]"
+                sweep(out=args.results, backend=LocalBackend(), echo=lambda line, tag=tag: print(f"{tag} {line}", flush=True),
+                      models=[args.model], datasets=[args.dataset], seeds=seeds, aligned=args.aligned,
                       synthetic=args.synthetic, preset=args.preset, max_epochs=args.max_epochs,
                       config=[f"{param}={value}"], data_root=args.data_root)
-        tables.append(sensitivity_table(args.results, args.model, args.dataset, param, values, args.seeds,
+        tables.append(sensitivity_table(args.results, args.model, args.dataset, param, values, seeds,
                                         aligned=args.aligned, synthetic=args.synthetic, preset=args.preset,
                                         max_epochs=args.max_epochs))
     table = pd.concat(tables, ignore_index=True)
@@ -453,7 +500,11 @@ COMMANDS = {"list": cmd_list, "synth": cmd_synth, "sweep": cmd_sweep, "leaderboa
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = COMMANDS.get(argv[0], None) if argv else None
+    if not argv or argv == ["help"]:
+        print(f"usage: run.py COMMAND ... | run.py -m MODEL -d DATASET [options]\n\n{overview()}",
+              file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    command = COMMANDS.get(argv[0], None)
     try:
         return command(argv[1:]) if command else cmd_train(argv)
     except ToolkitError as e:

@@ -126,8 +126,10 @@ def test_tsne_one_panel_per_variant(results, tmp_path):
     out, full, no_mcm = results
     done = run_cli("tsne", "-d", "sims", "--results", str(out), "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
-    table = assert_figure(tmp_path, "tsne_sims")
+    # Named by the run of the fullest variant, so another panel set (another seed) never overwrites it.
+    table = assert_figure(tmp_path, f"tsne_{full['run_id']}")
     assert set(table.variant) == {"+SBN", "full Atsuko (SBN + MCM)"}
+    assert set(table.run_id) == {full["run_id"], no_mcm["run_id"]}
     assert set(table.label_class) <= {"negative", "neutral", "positive"}
 
 
@@ -214,7 +216,7 @@ def test_classification_runs_through_robustness_and_tsne(tmp_path):
         {k: record["metrics"][k] for k in ("acc", "f1", "precision", "recall")}
     done = run_cli("tsne", "-d", "mintrec", "--results", str(out), "--out", str(tmp_path / "tsne"))
     assert done.returncode == 0, done.stderr[-3000:]
-    tsne = assert_figure(tmp_path / "tsne", "tsne_mintrec")
+    tsne = assert_figure(tmp_path / "tsne", f"tsne_{record['run_id']}")
     from mmsa_atsuko.data.mintrec import label_names
     test_size = len(pd.read_csv(Path(record["run_dir"]) / "predictions_test.csv"))
     assert set(tsne.label_class) <= set(label_names()) and len(tsne) == test_size

@@ -109,14 +109,19 @@ class BertTextEncoder(nn.Module):
         # parameter that never gets a gradient. transformers would then print a load report
         # listing the checkpoint's pooler (and MLM head) weights as unexpected on every run, so
         # it is silenced, and what matters in it, weights the encoder needs but the checkpoint
-        # lacks (they would be left random), is checked here instead.
-        verbosity = hf_logging.get_verbosity()
+        # lacks (they would be left random), is checked here instead. Its "Loading weights" bar
+        # goes too: a local load takes well under a second, and a model is built once per check
+        # and once per seed, so the bars would fill the terminal (and --quiet runs) for nothing.
+        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         try:
             self.model, info = BertModel.from_pretrained(path, add_pooling_layer=False, local_files_only=True,
                                                          output_loading_info=True)
         finally:
             hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
         missing = sorted(info.get("missing_keys") or [])
         if missing:
             raise UsageError(f"the BERT checkpoint at {path} lacks {len(missing)} encoder weights "
