@@ -7,6 +7,7 @@ from mmsa_atsuko import registry
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.registry import get_model_class, list_models
 
+# Shipped today; a new model file adds to these without a change here.
 SHIPPED = {"tfn", "lmf", "mult", "misa", "self_mm", "emoe", "atsuko", "atsuko_base", "atsuko_sbn", "atsuko_mcm"}
 
 GOOD = '''
@@ -20,8 +21,8 @@ class ProbeGood(nn.Module):
 
 
 def test_every_shipped_model_is_discovered_under_its_own_name():
-    assert set(list_models()) == SHIPPED
-    for name in SHIPPED:
+    assert set(list_models()) >= SHIPPED
+    for name in list_models():
         assert get_model_class(name).registry_meta["name"] == name
     assert registry.import_errors() == {}
 
@@ -47,7 +48,7 @@ def probe_package(tmp_path, monkeypatch):
 
 
 def test_a_model_file_in_a_package_is_discovered_and_a_broken_one_hides_nothing(probe_package):
-    assert set(list_models()) == SHIPPED | {"probe_good"}
+    assert set(list_models()) >= SHIPPED | {"probe_good"}
     assert get_model_class("probe_good").registry_meta == {"name": "probe_good", "tasks": ("classification",)}
     assert registry.import_errors() == {
         "probe_models.broken": "ModuleNotFoundError: No module named 'a_dependency_that_is_not_installed'"}
