@@ -15,6 +15,8 @@ Faithful to MMSA (thuiar/MMSA:src/MMSA/models/singleTask/TFN.py), with switches:
 - MMSA's text dropout is dead (forced to 0 on a 1-layer LSTM); kept dead here.
 - MMSA's optimizer skips `output_range`/`output_shift` by slicing `params[2:]`; here they are
   buffers, so every parameter the optimizer sees is trainable.
+- `SubNet`'s BatchNorm cannot train on one sample (MMSA crashes there too): a training batch of
+  one raises a UsageError that says to pick another batch size. Evaluation takes any batch.
 Classification (MIntRec) uses a C-way final layer without the sigmoid, with cross-entropy.
 """
 from __future__ import annotations
@@ -41,6 +43,11 @@ class SubNet(nn.Module):
         self.linear_3 = nn.Linear(hidden_size, hidden_size)
 
     def forward(self, x):
+        if self.training and x.shape[0] == 1:
+            # torch's own error ("Expected more than 1 value per channel") names neither model nor fix
+            raise UsageError("tfn and lmf cannot train on a batch of one sample: their BatchNorm needs two or "
+                             "more; the training split leaves one sample in its last batch, so pick another "
+                             "batch_size (-c batch_size=N)")
         x = self.drop(self.norm(x))
         x = F.relu(self.linear_1(x))
         x = F.relu(self.linear_2(x))

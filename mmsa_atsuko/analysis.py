@@ -23,13 +23,13 @@ from easydict import EasyDict
 from tqdm import tqdm
 
 from .errors import DataError, UsageError
+from .models.atsuko import ATSUKO_FAMILY
 from .models.common.bert import reads_bert_tokens
 from .results import read_records
 
 # Modality order of the model outputs (L, V, A) and how figures and CSVs name them.
 MODALITY_CODES = ("L", "V", "A")
 MODALITY_NAMES = {"L": "text", "V": "vision", "A": "audio"}
-ATSUKO_FAMILY = ("atsuko", "atsuko_base", "atsuko_sbn", "atsuko_mcm")
 
 
 @dataclass

@@ -28,7 +28,7 @@ from .data import load_dataset
 from .data.synthetic import SYNTHETIC_CACHE_ENV, synthetic_bert_name, synthetic_cache_dir  # noqa: F401 (re-exported)
 from .errors import UsageError
 from .models.common.bert import reads_bert_tokens
-from .registry import build_model
+from .registry import build_model, canonical_model_name
 from .results import append_mmsa_csv, append_record, check_output_folder
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.trainer import check_trainer_config, fit
@@ -85,6 +85,7 @@ def _prepare(model, dataset, *, aligned, data_root, feature_path, synthetic, syn
     """Resolve one (model, dataset) pair. `loaded` caches datasets by file, so several models on
     one dataset share one copy of its tensors (MOSEI is ~8 GB)."""
     # `run` and `sweep` have checked every config already, before any data is read.
+    model = canonical_model_name(model)          # `-m TFN` runs and records as tfn
     bert_dir = None
     if synthetic:
         from .data.synthetic import ensure_synthetic

@@ -86,14 +86,12 @@ def synth_parser() -> argparse.ArgumentParser:
 def cmd_list(argv) -> int:
     OneLineParser(prog="run.py list", description="List models and datasets.").parse_args(argv)
     from .config import datasets_table
-    from .registry import get_model_class, list_models
+    from .registry import get_model_class, import_errors, list_models
     print("models:")
     for name in list_models():
-        try:
-            tasks = ", ".join(get_model_class(name).registry_meta.get("tasks", ("regression",)))
-        except Exception as e:   # a model whose import breaks is listed with its error, not hidden
-            tasks = f"unavailable: {type(e).__name__}: {e}"
-        print(f"  {name:<14} {tasks}")
+        print(f"  {name:<14} {', '.join(get_model_class(name).registry_meta.get('tasks', ('regression',)))}")
+    for module, error in import_errors().items():   # a module that breaks is listed with its error, not hidden
+        print(f"  {module:<14} unavailable: {error}")
     print("datasets:")
     for name, facts in datasets_table().items():
         print(f"  {name:<14} {facts['task']}, {facts['language']}, settings: {', '.join(facts['files'])}")
@@ -342,7 +340,8 @@ def explain_parser() -> argparse.ArgumentParser:
 
 def cmd_explain(argv) -> int:
     args = explain_parser().parse_args(argv)
-    from .analysis import ATSUKO_FAMILY, explain_tables, find_partner_without_mcm, load_run, require_atsuko
+    from .analysis import explain_tables, find_partner_without_mcm, load_run, require_atsuko
+    from .models.atsuko import ATSUKO_FAMILY
     from .plots import pyplot, write_explain
     if args.model not in ATSUKO_FAMILY:
         raise UsageError(f"explain reads Atsuko's routers; -m {args.model} is not atsuko")

@@ -146,8 +146,8 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def model_config_name(model: str) -> tuple[str, dict]:
-    meta = get_model_class(model).registry_meta
-    return meta.get("config_name", model), dict(meta.get("overrides", {}))
+    meta = get_model_class(model).registry_meta        # any letter case: meta["name"] is the registered one
+    return meta.get("config_name", meta["name"]), dict(meta.get("overrides", {}))
 
 
 def load_config(model: str, dataset: str, *, preset: str | None = None, overrides=(),

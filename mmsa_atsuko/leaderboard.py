@@ -37,7 +37,6 @@ from .metrics import lower_is_better, metric_family, metric_keys
 RAW_METRICS = frozenset({"MAE", "Corr", "Loss", "loss"})      # shown as stored, not in %
 HEADLINE = {"mosi": "MAE", "sims": "MAE", "mintrec": "f1"}
 SIGNIFICANCE = 0.05
-ATSUKO_FAMILY = ("atsuko", "atsuko_base", "atsuko_sbn", "atsuko_mcm")
 # Table 4 row order, (use_sbn, use_mcm)
 ABLATION_ROWS = ((False, False), (True, False), (False, True), (True, True))
 
@@ -346,6 +345,7 @@ def _flags(row: Row) -> tuple[bool, bool]:
 
 def build_ablations(tables: list[Table]) -> list[Ablation]:
     """Table 4 from the Atsuko family (flags read from each run's config), per aligned/data kind."""
+    from .models.atsuko import ATSUKO_FAMILY   # here: the model package imports torch, the leaderboard need not
     ablations: dict[tuple, Ablation] = {}
     for table in tables:
         family = [row for row in table.rows if row.model in ATSUKO_FAMILY]

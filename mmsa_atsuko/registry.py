@@ -1,33 +1,28 @@
-"""One registry for every model: name -> class, imported lazily.
+"""One registry for every model: name -> class, found by importing the model packages.
 
-`MODEL_MODULES` says which module defines each model, so listing models or building one never
-imports the others: a baseline with a broken optional dependency cannot break Atsuko (the
-fault of MMSA's eager `AMIO.MODEL_MAP`). The module registers its class with
-`@register_model(name)` when it is imported.
+A model registers itself in its own file with `@register_model(name)` (or `register_variant`).
+Importing `baselines` imports every module in it (`import_submodules`), and importing
+`mmsa_atsuko.models.atsuko` registers Atsuko and its ablations; `list_models` and
+`get_model_class` import those packages once, by name, so this module imports nothing of
+the layers above it. A new baseline is one file in baselines/ plus its YAML in configs/.
+
+Discovery imports module by module and keeps each failure: a baseline with a broken optional
+dependency is listed as unavailable and cannot break the others (the fault of MMSA's eager
+`AMIO.MODEL_MAP`).
 """
 from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
 
 from .errors import UsageError
 
-# name -> module that registers it. Keep in sync with the @register_model decorators;
-# tests/test_registry.py checks that every entry imports and registers its name.
-MODEL_MODULES: dict[str, str] = {
-    "tfn": "baselines.tfn",
-    "lmf": "baselines.lmf",
-    "mult": "baselines.mult",
-    "emoe": "baselines.emoe",
-    "misa": "baselines.misa",
-    "self_mm": "baselines.self_mm",
-    "atsuko": "mmsa_atsuko.models.atsuko.model",
-    "atsuko_base": "mmsa_atsuko.models.atsuko.model",
-    "atsuko_sbn": "mmsa_atsuko.models.atsuko.model",
-    "atsuko_mcm": "mmsa_atsuko.models.atsuko.model",
-}
+MODEL_PACKAGES = ("baselines", "mmsa_atsuko.models.atsuko")
 
 _REGISTRY: dict[str, type] = {}
+_IMPORT_ERRORS: dict[str, str] = {}        # module name -> "ErrorType: message", one line
+_discovered = False
 
 
 def register_model(name: str, **meta):
@@ -38,6 +33,7 @@ def register_model(name: str, **meta):
     """
 
     def decorate(cls):
+        _check_lowercase(name)
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise RuntimeError(f"model name {name!r} registered twice")
         own = cls.__dict__.get("registry_meta")
@@ -54,6 +50,7 @@ def register_model(name: str, **meta):
 
 def register_variant(name: str, base: type, **meta):
     """Register `name` as a configuration variant of an already registered class."""
+    _check_lowercase(name)
     if name in _REGISTRY and _REGISTRY[name].__mro__[1] is not base:    # taken by another model
         raise RuntimeError(f"model name {name!r} registered twice")
     variant = type(base.__name__ + "_" + name, (base,), {})
@@ -62,20 +59,63 @@ def register_variant(name: str, base: type, **meta):
     return variant
 
 
+def _check_lowercase(name: str) -> None:
+    if name != name.lower():     # lookups are case-insensitive by lowering the name asked for
+        raise RuntimeError(f"model name {name!r} must be lowercase")
+
+
+def import_submodules(package: str, path) -> None:
+    """Import every module of `package` (its `__init__` calls this with `__name__, __path__`);
+    a module that fails to import is remembered (`import_errors`) and the others still load."""
+    for module in pkgutil.iter_modules(path):
+        _import(f"{package}.{module.name}")
+
+
+def _import(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except Exception as e:       # a broken optional dependency: this module's models are unavailable
+        _IMPORT_ERRORS[module] = f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def discover() -> None:
+    """Import the model packages, once per process."""
+    global _discovered
+    if not _discovered:
+        _discovered = True
+        for package in MODEL_PACKAGES:
+            _import(package)
+
+
 def list_models() -> list[str]:
-    return sorted(MODEL_MODULES)
+    discover()
+    return sorted(_REGISTRY)
+
+
+def import_errors() -> dict[str, str]:
+    """Model modules that failed to import: module name -> "ErrorType: message"."""
+    discover()
+    return dict(_IMPORT_ERRORS)
+
+
+def canonical_model_name(name: str) -> str:
+    """The registered name for `name`, in any letter case (`TFN` -> `tfn`); unknown names raise."""
+    discover()
+    key = str(name).lower()
+    if key in _REGISTRY:
+        return key
+    for module, error in _IMPORT_ERRORS.items():
+        if module.rpartition(".")[2] == key:     # one file per model, named after it
+            raise UsageError(f"model {name!r} is unavailable: {module} failed to import ({error}); "
+                             f"install or fix what it needs")
+    close = difflib.get_close_matches(key, _REGISTRY, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    broken = f" Failed to import: {', '.join(_IMPORT_ERRORS)} (python run.py list)." if _IMPORT_ERRORS else ""
+    raise UsageError(f"unknown model {name!r}.{hint} Known models: {', '.join(list_models())}.{broken}")
 
 
 def get_model_class(name: str) -> type:
-    if name not in MODEL_MODULES:
-        close = difflib.get_close_matches(name, MODEL_MODULES, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UsageError(f"unknown model {name!r}.{hint} Known models: {', '.join(list_models())}")
-    if name not in _REGISTRY:
-        importlib.import_module(MODEL_MODULES[name])
-    if name not in _REGISTRY:
-        raise RuntimeError(f"{MODEL_MODULES[name]} did not register model {name!r}")
-    return _REGISTRY[name]
+    return _REGISTRY[canonical_model_name(name)]
 
 
 def build_model(name: str, config, spec):

@@ -14,7 +14,7 @@ from easydict import EasyDict
 from conftest import TINY_BERT_VOCAB
 from mmsa_atsuko.data.spec import DatasetSpec, Split
 from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.models.atsuko.model import MODALITIES, Atsuko
+from mmsa_atsuko.models.atsuko.model import ATSUKO_FAMILY, MODALITIES, Atsuko
 from mmsa_atsuko.registry import build_model, get_model_class
 
 
@@ -100,7 +100,7 @@ def test_variants_are_registered_with_their_switches():
     assert set(get_model_class("atsuko").registry_meta["tasks"]) == {"regression", "classification"}
 
 
-@pytest.mark.parametrize("name", ["atsuko", "atsuko_base", "atsuko_sbn", "atsuko_mcm"])
+@pytest.mark.parametrize("name", ATSUKO_FAMILY)
 def test_yaml_resolves_for_every_dataset_and_builds_small(name):
     from mmsa_atsuko.config import load_config, datasets_table
 

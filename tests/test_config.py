@@ -4,7 +4,7 @@ import yaml
 
 from mmsa_atsuko.config import CONFIG_DIR, config_hash, load_config, parse_override
 from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.registry import MODEL_MODULES, list_models
+from mmsa_atsuko.registry import list_models
 
 DATASETS = {
     "defaults": {"batch_size": 1, "learning_rate": 0.1, "max_epochs": 10, "pretrained": None,
@@ -101,36 +101,6 @@ def test_every_shipped_config_resolves(model):
             load_config(model, dataset, preset=preset)
 
 
-def test_registry_table_matches_decorators():
-    from mmsa_atsuko.registry import get_model_class
-    for name in MODEL_MODULES:
-        assert get_model_class(name).registry_meta["name"] == name
-
-
-def test_a_name_or_a_class_cannot_be_registered_twice(monkeypatch):
-    """register_variant replaced any model silently, and a class decorated under two names
-    carried the second's metadata under the first."""
-    from torch import nn
-
-    from mmsa_atsuko import registry
-    from mmsa_atsuko.registry import get_model_class, register_model, register_variant
-
-    atsuko, tfn = get_model_class("atsuko"), get_model_class("tfn")   # imported (and registered) first:
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # then a copy takes the test's names
-    with pytest.raises(RuntimeError, match="'tfn' registered twice"):
-        register_variant("tfn", atsuko)
-    with pytest.raises(RuntimeError, match="'atsuko_base' registered twice"):
-        register_variant("atsuko_base", tfn)
-    assert get_model_class("tfn") is tfn
-    register_variant("atsuko_sbn", atsuko, config_name="atsuko", overrides={"use_sbn": True, "use_mcm": False})
-
-    class Probe(nn.Module):
-        pass
-
-    register_model("probe_a", tasks=("regression",))(Probe)
-    with pytest.raises(RuntimeError, match="already registered as 'probe_a'"):
-        register_model("probe_b", tasks=("classification",))(Probe)
-    assert Probe.registry_meta == {"name": "probe_a", "tasks": ("regression",)}
 
 
 def test_a_null_default_key_set_to_1_or_1_0_is_one_config():

@@ -1,9 +1,10 @@
 """MulT: builds from every dataset config with MMSA's structure and trainer settings, the causal
-mask reaches the model output, both task modes, fitting, state dict round trip."""
+mask reaches the model output, both task losses, fitting. The generic model checks (shapes,
+gradients, seeds, a batch of one, reload) are test_model_contract.py."""
 import pytest
 import torch
 
-from conftest import assert_same_outputs_after_reload, fit_one_batch, make_dataset
+from conftest import fit_one_batch, make_dataset
 from mmsa_atsuko.config import load_config
 from mmsa_atsuko.registry import build_model
 from mmsa_atsuko.training.trainer import build_optimizer
@@ -85,16 +86,14 @@ def test_causal_mask_hides_the_future(attn_mask):
     assert not torch.allclose(before[-1], after[-1])
 
 
-def test_output_shapes_and_loss_in_both_task_modes():
+def test_loss_is_l1_or_ce_in_the_two_task_modes():
     model, data, _ = small_model()
     batch = data.train.batch(torch.arange(8))
     out = model.eval()(batch)
-    assert out["pred"].shape == (8,)
     assert torch.allclose(model.loss(out, batch)["task"], (out["pred"] - batch["label"]).abs().mean())
     model, data, _ = small_model(task="classification", num_classes=20)
     batch = data.train.batch(torch.arange(8))
     out = model.eval()(batch)
-    assert out["pred"].shape == (8, 20)
     loss = model.loss(out, batch)
     assert torch.allclose(loss["task"], torch.nn.functional.cross_entropy(out["pred"], batch["label"]))
     assert loss["total"] is loss["task"]
@@ -122,8 +121,3 @@ def test_overfits_32_samples():
     first, last = fit_one_batch(model, batch, optimizer, steps=80)
     # labels are 3*tanh(.); the untrained loss is about 1.2, a memorised set ends near 0.03 (< 0.15)
     assert last < 0.15 < first
-
-
-def test_state_dict_round_trip():
-    model, data, config = small_model()
-    assert_same_outputs_after_reload(model, build_model("mult", config, data.spec), data.test.batch(torch.arange(16)))

@@ -1,5 +1,5 @@
 """Atsuko, split the way the paper is: spectral basis and partition (Eq. 1), band router (Eq. 2),
 modality router (Eq. 3), Marginal Complementarity Module (Eq. 5-9), losses (Eq. 10-12), model."""
-from .model import Atsuko
+from .model import ATSUKO_FAMILY, Atsuko
 
-__all__ = ["Atsuko"]
+__all__ = ["ATSUKO_FAMILY", "Atsuko"]

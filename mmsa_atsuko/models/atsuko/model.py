@@ -318,8 +318,11 @@ class Atsuko(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-# Table 4 ablations under readable names (spec §14). The config loader applies `overrides`
-# after atsuko.yaml's dataset block; they share atsuko.yaml.
-register_variant("atsuko_base", Atsuko, config_name="atsuko", overrides={"use_sbn": False, "use_mcm": False})
-register_variant("atsuko_sbn", Atsuko, config_name="atsuko", overrides={"use_sbn": True, "use_mcm": False})
-register_variant("atsuko_mcm", Atsuko, config_name="atsuko", overrides={"use_sbn": False, "use_mcm": True})
+# Table 4 ablations under readable names (spec §14): name -> (use_sbn, use_mcm). The config
+# loader applies the switches after atsuko.yaml's dataset block; they share atsuko.yaml.
+ABLATIONS = {"atsuko_base": (False, False), "atsuko_sbn": (True, False), "atsuko_mcm": (False, True)}
+for _name, (_sbn, _mcm) in ABLATIONS.items():
+    register_variant(_name, Atsuko, config_name="atsuko", overrides={"use_sbn": _sbn, "use_mcm": _mcm})
+
+# Every name whose runs are Atsuko's (explain, ablation tables).
+ATSUKO_FAMILY = ("atsuko", *ABLATIONS)

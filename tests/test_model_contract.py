@@ -1,0 +1,156 @@
+"""The model contract (DESIGN.md, Model), checked for every registered model on the tiny fixture data.
+
+Each model is built from its own YAML with its `small` preset and the tiny BERT; the data carries both
+`text` features and `text_bert` tokens, so a model reads whichever its config asks for. What is special
+to one model (MMSA parity, its own losses and hooks) stays in that model's test file.
+"""
+import pytest
+import torch
+
+from conftest import assert_same_outputs_after_reload, make_dataset, with_text_bert
+from mmsa_atsuko.config import load_config
+from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.registry import build_model, get_model_class, list_models
+from mmsa_atsuko.training.trainer import build_optimizer
+
+NUM_CLASSES = 4
+# BatchNorm over the batch cannot train on one sample (baselines/tfn.py SubNet, as in MMSA): a batch
+# of one is refused with a UsageError instead of torch's traceback.
+ONE_SAMPLE_TRAINING_REFUSED = {"tfn", "lmf"}
+
+
+def tasks(name):
+    return get_model_class(name).registry_meta.get("tasks", ("regression",))
+
+
+MODEL_TASKS = [pytest.param(name, task, id=f"{name}-{task}")
+               for name in list_models() for task in ("regression", "classification") if task in tasks(name)]
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    return {"regression": with_text_bert(make_dataset()),
+            "classification": with_text_bert(make_dataset(task="classification", num_classes=NUM_CLASSES))}
+
+
+def build(name, data, tiny_bert, seed=0, fit_start=True):
+    """The model as the trainer has it before its first step: built under `seed`, `on_fit_start` run."""
+    config = load_config(name, data.spec.name, preset="small", overrides=[("pretrained", tiny_bert)])
+    torch.manual_seed(seed)
+    model = build_model(name, config, data.spec)
+    if fit_start and hasattr(model, "on_fit_start"):
+        model.on_fit_start(data.train)
+    return model, config
+
+
+def pred_shape(task, n):
+    return (n,) if task == "regression" else (n, NUM_CLASSES)
+
+
+def check_losses(losses):
+    assert {"total", "task"} <= set(losses)
+    for key in ("total", "task"):
+        assert losses[key].dim() == 0 and torch.isfinite(losses[key]), key
+
+
+def assert_every_trainable_parameter_has_a_finite_gradient(model):
+    # a zero gradient is allowed (a dead ReLU, Self-MM's unimodal weight tanh(0) = 0 in epoch 1); a
+    # parameter that the loss does not reach at all is not
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    broken = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    assert not missing and not broken, (missing, broken)
+
+
+@pytest.mark.parametrize("name,task", MODEL_TASKS)
+def test_outputs_losses_and_gradients(name, task, datasets, tiny_bert):
+    data = datasets[task]
+    model, _ = build(name, data, tiny_bert)
+    batch = data.train.batch(torch.arange(8))
+    out = model.train()(batch)
+    assert out["pred"].shape == pred_shape(task, 8)
+    losses = model.loss(out, batch)
+    check_losses(losses)
+    losses["total"].backward()
+    assert_every_trainable_parameter_has_a_finite_gradient(model)
+
+    model.eval()
+    with torch.no_grad():                      # how the trainer evaluates valid and test
+        out = model(batch)
+        assert out["pred"].shape == pred_shape(task, 8)
+        check_losses(model.loss(out, batch))
+
+
+@pytest.mark.parametrize("name", [m for m in list_models() if "classification" not in tasks(m)])
+def test_a_regression_only_model_refuses_classification_in_one_line(name, datasets, tiny_bert):
+    with pytest.raises(UsageError, match="supports regression only") as err:
+        build(name, datasets["classification"], tiny_bert)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_the_same_seed_gives_the_same_model_step_and_outputs(name, datasets, tiny_bert):
+    data = datasets["regression"]
+    batch = data.train.batch(torch.arange(8))
+
+    def one_step(seed):
+        model, config = build(name, data, tiny_bert, seed=seed)
+        optimizer = build_optimizer(model, config)
+        torch.manual_seed(1)                   # dropout, masks
+        out = model.train()(batch)
+        model.loss(out, batch)["total"].backward()
+        optimizer.step()
+        with torch.no_grad():
+            return out["pred"].detach(), model.eval()(batch)["pred"]
+
+    (train_a, eval_a), (train_b, eval_b) = one_step(0), one_step(0)
+    assert torch.equal(train_a, train_b) and torch.equal(eval_a, eval_b)
+    assert not torch.equal(eval_a, one_step(2)[1])          # and the seed is what decides them
+
+
+@pytest.mark.parametrize("name,task", MODEL_TASKS)
+def test_a_batch_of_one(name, task, datasets, tiny_bert):
+    data = datasets[task]
+    model, _ = build(name, data, tiny_bert)
+    one = data.train.batch(torch.tensor([3]))
+    model.train()
+    if name in ONE_SAMPLE_TRAINING_REFUSED:
+        with pytest.raises(UsageError, match="batch of one sample.*batch_size") as err:
+            model(one)
+        assert "\n" not in str(err.value)
+    else:
+        losses = model.loss(model(one), one)
+        check_losses(losses)
+        losses["total"].backward()
+        assert_every_trainable_parameter_has_a_finite_gradient(model)
+    model.eval()
+    with torch.no_grad():
+        alone = model(one)["pred"]
+        in_a_batch = model(data.train.batch(torch.arange(8)))["pred"][3:4]
+    assert alone.shape == pred_shape(task, 1)
+    # evaluation does not mix samples: padding and batch size leave a sample's prediction alone
+    assert torch.allclose(alone, in_a_batch, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", [m for m in list_models() if hasattr(get_model_class(m), "param_groups")])
+def test_param_groups_cover_every_trainable_parameter_once(name, datasets, tiny_bert):
+    model, config = build(name, datasets["regression"], tiny_bert)
+    grouped = [id(p) for group in model.param_groups(config) for p in group["params"]]
+    assert len(grouped) == len(set(grouped))
+    assert set(grouped) == {id(p) for p in model.parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_a_reloaded_state_gives_the_same_predictions(name, datasets, tiny_bert):
+    # After a training step (BatchNorm statistics, calibrated bands and weights all moved), a fresh
+    # model built under another seed, without on_fit_start, loads the state strictly and predicts the same.
+    data = datasets["regression"]
+    model, config = build(name, data, tiny_bert)
+    optimizer = build_optimizer(model, config)
+    batch = data.train.batch(torch.arange(8))
+    model.train().loss(model(batch), batch)["total"].backward()
+    optimizer.step()
+    rebuilt, _ = build(name, data, tiny_bert, seed=1, fit_start=False)
+    test = data.test.batch(torch.arange(16))
+    with torch.no_grad():
+        assert not torch.equal(model.eval()(test)["pred"], rebuilt.eval()(test)["pred"])
+        assert_same_outputs_after_reload(model, rebuilt, test)
