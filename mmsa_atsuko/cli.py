@@ -234,15 +234,14 @@ def cmd_leaderboard(argv) -> int:
 
 def compare_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py compare", description="Per-metric difference of a model from baselines, "
-                      "with its Welch 95% confidence interval and p-value: printed as a table and written to "
-                      "<results>/comparison_<dataset>.csv. Each model is taken under its latest config (that of "
-                      "its most recent run) on each dataset and data file.")
+                      "with its Welch 95% confidence interval, to <results>/comparison_<dataset>.csv.")
     p.add_argument("-m", "--model", required=True, help="the model compared (e.g. atsuko)")
     p.add_argument("--against", nargs="+", required=True, help="baseline models")
     p.add_argument("-d", "--dataset", nargs="+", help="datasets (default: every one the model has runs on)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
     p.add_argument("--all-configs", action="store_true",
-                   help="compare every config of the model with every config of each baseline")
+                   help="compare every config of the model with every config of each baseline (default: "
+                   "each model's latest config, that of its most recent run on the dataset)")
     return p
 
 
