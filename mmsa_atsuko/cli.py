@@ -278,13 +278,16 @@ def compare_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower,
                    help="datasets (default: every one the model has runs on)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    p.add_argument("--all-configs", action="store_true",
+                   help="compare every config of the model with every config of each baseline (default: "
+                   "each model's latest config, that of its most recent run on the dataset)")
     return p
 
 
 def cmd_compare(argv) -> int:
     args = compare_parser().parse_args(argv)
     from .leaderboard import compare
-    for path in compare(args.results, args.model, args.against, args.dataset,
+    for path in compare(args.results, args.model, args.against, args.dataset, all_configs=args.all_configs,
                         warn=lambda line: print(line, file=sys.stderr)):
         print(f"wrote {path}")
     return 0

@@ -6,6 +6,7 @@ by calling the code under test.
 """
 import io
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -238,3 +239,117 @@ def test_compare_writes_welch_ci_per_metric(store, tmp_path):
 def test_empty_store_is_one_clear_error(tmp_path):
     with pytest.raises(UsageError, match="no ok runs"):
         leaderboard(tmp_path)
+
+
+def test_single_seed_rows_are_never_bold_nor_tested_and_show_n(tmp_path):
+    # mult has the best mean in every column, but over one seed: lmf and tfn (two seeds each)
+    # get the bold and are tested against each other, not against mult.
+    for seed, (mae, acc) in enumerate([(0.9, 0.5), (1.0, 0.6)], start=1):
+        append_record(tmp_path, record("tfn", seed, {"MAE": mae, "Has0_acc_2": acc}))
+    for seed, (mae, acc) in enumerate([(0.8, 0.4), (0.85, 0.5)], start=1):
+        append_record(tmp_path, record("lmf", seed, {"MAE": mae, "Has0_acc_2": acc}))
+    append_record(tmp_path, record("mult", 1, {"MAE": 0.5, "Has0_acc_2": 0.9, "Corr": 0.9}))
+
+    board = frame(leaderboard(tmp_path, fmt="csv")).set_index("label")
+    mult, lmf, tfn = board.loc["mult"], board.loc["lmf"], board.loc["tfn"]
+    assert (mult.n, lmf.n, tfn.n) == (1, 2, 2)
+    assert mult.MAE_best == mult.Has0_acc_2_best == mult.Corr_best == 0
+    assert (lmf.MAE_best, tfn.MAE_best) == (1, 0) and (tfn.Has0_acc_2_best, lmf.Has0_acc_2_best) == (1, 0)
+    assert lmf.Corr_best == tfn.Corr_best == 1                       # 0.5 each: a tie among n >= 2
+    # lmf (0.8, 0.85) against tfn (0.9, 1.0) by hand; mult is neither tested nor tested against.
+    va, vb = 0.05 ** 2 / 2 / 2, 0.1 ** 2 / 2 / 2                    # sample variances 0.00125, 0.005, over n=2
+    t = (0.825 - 0.95) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 + vb ** 2)
+    assert lmf.ttest_against == "tfn" and tfn.ttest_against == "lmf"
+    assert lmf.ttest_t == pytest.approx(t, rel=1e-6) and lmf.ttest_p == pytest.approx(2 * stats.t.sf(-t, dof), rel=1e-6)
+    assert pd.isna(mult.ttest_against) and math.isnan(mult.ttest_p)
+
+    md = leaderboard(tmp_path, fmt="md")
+    mult_line = next(line for line in md.splitlines() if line.startswith("| mult |"))
+    assert mult_line.startswith("| mult | 1 | 90.00 ± – |") and "**" not in mult_line
+    assert mult_line.endswith("| not tested (n<2) |")
+    lmf_line = next(line for line in md.splitlines() if line.startswith("| lmf |"))
+    assert lmf_line.startswith("| lmf | 2 |") and "**0.8250 ± 0.0354**" in lmf_line and "vs tfn: p=" in lmf_line
+    assert "\n\n- mult: one seed (n=1), so never bold and not Welch-tested\n" in md
+    latex = leaderboard(tmp_path, fmt="latex")
+    mult_tex = next(line for line in latex.splitlines() if line.startswith("mult & 1 &"))
+    assert r"\textbf" not in mult_tex and "mult: one seed (n=1), so never bold and not Welch-tested." in latex
+
+
+def test_a_single_seed_ablation_row_is_not_bold_and_latex_shows_n(tmp_path):
+    for seed, value in ((1, 0.4), (2, 0.5)):
+        append_record(tmp_path, record("atsuko", seed, {"Mult_acc_7": value}, aligned=True, config_hash="c-full",
+                                       config={"use_sbn": True, "use_mcm": True}))
+    append_record(tmp_path, record("atsuko_base", 1, {"Mult_acc_7": 0.9}, aligned=True, config_hash="c-base",
+                                   config={"use_sbn": False, "use_mcm": False}))
+    ab = frame(leaderboard(tmp_path, fmt="csv")).query("table == 'ablation'").set_index("model")
+    assert (ab.loc["atsuko_base"].n, ab.loc["atsuko"].n) == (1, 2)
+    assert (ab.loc["atsuko_base"].Mult_acc_7_best, ab.loc["atsuko"].Mult_acc_7_best) == (0, 1)
+    md = leaderboard(tmp_path, fmt="md")
+    assert "- mosi: atsuko_base: one seed (n=1), so never bold and not Welch-tested" in md
+    latex = leaderboard(tmp_path, fmt="latex")
+    assert "SBN & MCM & mosi n & mosi Acc7 & mosi Acc2 & mosi F1 & mosi MAE" in latex
+    assert r"- & - & 1 & 90.00 $\pm$ -- & " in latex and r"\checkmark & \checkmark & 2 & \textbf{45.00 $\pm$ 7.07}" in latex
+
+
+def _stamped(rec, stamp):
+    rec["started_at"] = stamp
+    return rec
+
+
+def test_compare_takes_each_models_latest_config_unless_all_configs(tmp_path):
+    # Stored out of time order: the later atsuko config comes first in the store, so the
+    # choice follows started_at, not the store's order.
+    for seed, mae in ((1, 0.5), (2, 0.55)):
+        append_record(tmp_path, _stamped(record("atsuko", seed, {"MAE": mae}, config_hash="a-new"),
+                                         f"2026-03-01T00:00:0{seed}+00:00"))
+    for seed, mae in ((1, 0.6), (2, 0.7)):
+        append_record(tmp_path, _stamped(record("atsuko", seed, {"MAE": mae}, config_hash="a-old"),
+                                         f"2026-01-01T00:00:0{seed}+00:00"))
+    # lmf: one config's latest run (seed 2, February) is later than anything of the other
+    append_record(tmp_path, _stamped(record("lmf", 1, {"MAE": 0.8}, config_hash="l-old"), "2026-01-05T00:00:00+00:00"))
+    append_record(tmp_path, _stamped(record("lmf", 1, {"MAE": 0.9}, config_hash="l-new"), "2026-01-02T00:00:00+00:00"))
+    append_record(tmp_path, _stamped(record("lmf", 2, {"MAE": 1.0}, config_hash="l-new"), "2026-02-01T00:00:00+00:00"))
+    append_record(tmp_path, _stamped(record("lmf", 2, {"MAE": 0.85}, config_hash="l-old"), "2026-01-06T00:00:00+00:00"))
+
+    messages = []
+    path, = compare(tmp_path, "atsuko", ["lmf"], warn=messages.append, echo=lambda text: None)
+    df = pd.read_csv(path)
+    assert len(df) == len(metric_keys("mosi"))                    # one pair of configs, one row per metric
+    assert set(df.model_config_hash) == {"a-new"} and set(df.baseline_config_hash) == {"l-new"}
+    mae = df[df.metric == "MAE"].iloc[0]
+    assert (mae.model, mae.baseline) == ("atsuko@a-new", "lmf@l-new")
+    assert (mae.model_mean, mae.baseline_mean, mae["diff"]) == pytest.approx((0.525, 0.95, -0.425))
+    assert any("atsuko has 2 configs" in m and "atsuko@a-new" in m for m in messages)
+    assert any("lmf has 2 configs" in m and "lmf@l-new" in m for m in messages)
+
+    path, = compare(tmp_path, "atsuko", ["lmf"], all_configs=True, warn=messages.append, echo=lambda text: None)
+    df = pd.read_csv(path)
+    assert len(df) == 4 * len(metric_keys("mosi"))
+    assert set(zip(df.model_config_hash, df.baseline_config_hash)) == {
+        ("a-new", "l-new"), ("a-new", "l-old"), ("a-old", "l-new"), ("a-old", "l-old")}
+
+
+def test_compare_prints_a_table_with_the_difference_and_welch_ci(tmp_path, capsys):
+    from mmsa_atsuko.cli import main
+
+    for seed, (mae, acc) in enumerate([(0.6, 0.7), (0.7, 0.8)], start=1):
+        append_record(tmp_path, record("atsuko", seed, {"MAE": mae, "Has0_acc_2": acc}))
+    for seed, mae in enumerate([0.8, 0.9, 1.0], start=1):
+        append_record(tmp_path, record("lmf", seed, {"MAE": mae, "Has0_acc_2": 0.6}))
+    assert main(["compare", "-m", "atsuko", "--against", "lmf", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    table = {line.split()[0]: re.split(r"\s{2,}", line.strip()) for line in out if line}
+    assert table["metric"] == ["metric", "atsuko", "lmf", "difference", "95% CI", "p"]
+    # MAE: atsuko 0.6/0.7 (mean 0.65, var 0.005), lmf 0.8/0.9/1.0 (mean 0.9, var 0.01)
+    va, vb = 0.005 / 2, 0.01 / 3
+    se = math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / 1 + vb ** 2 / 2)
+    half = stats.t.ppf(0.975, dof) * se
+    p = 2 * stats.t.sf(0.25 / se, dof)
+    assert table["MAE"] == ["MAE", "0.6500 ± 0.0707", "0.9000 ± 0.1000", "-0.2500",
+                            f"[{-0.25 - half:+.4f}, {-0.25 + half:+.4f}]", f"{p:.3g}"]
+    # Has0_acc_2 in %: atsuko 70/80 (var 0.005, sd 7.07 %), lmf 60 constant: the interval is atsuko's alone, df = 1
+    half = stats.t.ppf(0.975, 1) * math.sqrt(0.005 / 2) * 100
+    assert table["Has0_acc_2"][1:5] == ["75.00 ± 7.07", "60.00 ± 0.00", "+15.00", f"[{15 - half:+.2f}, {15 + half:+.2f}]"]
+    assert out[-1] == f"wrote {tmp_path / 'comparison_mosi-synthetic.csv'}"

@@ -1,0 +1,105 @@
+"""The two commands behind `run.py leaderboard` and `run.py compare`: read the results store,
+build the tables (stats), render them (render) and, for compare, write the CSVs.
+
+    python run.py leaderboard --results results -d mosi --format md --paper
+    python run.py compare -m atsuko --against tfn lmf -d mosi
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import datasets_table
+from ..errors import UsageError
+from ..results import RUNS_FILE, read_records
+from .published import published_blocks
+from .render import csv_frame, render_comparison, render_latex, render_markdown
+from .stats import build_ablations, build_tables, comparison_rows, latest_configs
+
+
+def _known_datasets(datasets):
+    """`-d` names, lower-cased; an unknown one is an error (it would silently show nothing)."""
+    if not datasets:
+        return datasets
+    known = datasets_table()
+    names = [str(d).lower() for d in datasets]
+    unknown = [d for d in names if d not in known]
+    if unknown:
+        raise UsageError(f"unknown dataset {unknown[0]!r}; known: {', '.join(known)}")
+    return names
+
+
+def leaderboard(results, *, datasets=None, fmt="md", paper=False, key_metric=None) -> str:
+    """The leaderboard text (md, csv or latex) for the results store in `results`."""
+    if fmt not in ("md", "csv", "latex"):
+        raise UsageError(f"--format must be md, csv or latex, got {fmt!r}")
+    datasets = _known_datasets(datasets)
+    records = read_records(Path(results))
+    tables = build_tables(records, datasets, key_metric)
+    if not tables and not paper:
+        what = f" for {', '.join(datasets)}" if datasets else ""
+        raise UsageError(f"no ok runs{what} in {Path(results) / RUNS_FILE}")
+    ablations = build_ablations(tables)
+    published = published_blocks(tables, datasets) if paper else []
+    show_ablation = paper and (not datasets or {"mosi", "mosei"} & set(datasets))
+    if fmt == "csv":
+        buffer = io.StringIO()
+        frame = csv_frame(tables, ablations, published, bool(show_ablation))
+        for column in [c for c in frame.columns if c == "n" or c.endswith(("_n", "_best"))]:
+            frame[column] = frame[column].astype("Int64")      # counts stay integers beside published rows
+        frame.to_csv(buffer, index=False)
+        return buffer.getvalue()
+    render = render_markdown if fmt == "md" else render_latex
+    return render(tables, ablations, published, bool(show_ablation))
+
+
+def compare(results, model: str, against, datasets=None, *, all_configs=False, warn=print,
+            echo=print) -> list[Path]:
+    """Write `<results>/comparison_<dataset>[-synthetic].csv` and echo it as a table: per metric,
+    model minus each baseline, with the Welch 95% confidence interval of the difference and its
+    p-value. Each model is taken under its latest config on each table (that of its most recent
+    record); `all_configs` compares every config of the model with every config of each baseline."""
+    results = Path(results)
+    if model in against:
+        raise UsageError(f"--against lists {model}, the model being compared")
+    datasets = _known_datasets(datasets)
+    records = read_records(results)
+    tables = build_tables(records, datasets)
+    mine = [t for t in tables if any(r.model == model for r in t.rows)]
+    for dataset in datasets or ():
+        if not any(t.dataset == dataset for t in mine):
+            raise UsageError(f"no ok runs of {model} on {dataset} in {results / RUNS_FILE}")
+    if not mine:
+        raise UsageError(f"no ok runs of {model} in {results / RUNS_FILE}")
+    position = {id(r): i for i, r in enumerate(records)}
+    files: dict[str, list[dict]] = {}
+    for t in mine:
+        setting = f"{t.dataset} {'aligned' if t.aligned else 'unaligned'} ({t.data})"
+        for baseline in against:
+            if not any(r.model == baseline for r in t.rows):
+                warn(f"compare: no ok runs of {baseline} on {setting}; skipped")
+        compared = [r for r in t.rows if r.model == model or r.model in against]
+        if not all_configs:
+            latest = latest_configs(t, position)
+            for name in dict.fromkeys(r.model for r in compared):
+                configs = sum(r.model == name for r in compared)
+                if configs > 1:
+                    warn(f"compare: {name} has {configs} configs on {setting}; comparing its latest, "
+                         f"{latest[name].label} (--all-configs compares every one)")
+            compared = [r for r in compared if r is latest[r.model]]
+        name = f"comparison_{t.dataset}{'-synthetic' if t.synthetic else ''}.csv"
+        files.setdefault(name, []).extend(comparison_rows(
+            t, [r for r in compared if r.model == model], [r for r in compared if r.model != model]))
+    written = []
+    for name, rows in files.items():
+        if not rows:
+            continue
+        path = results / name
+        pd.DataFrame(rows).to_csv(path, index=False)
+        echo(render_comparison(rows) + "\n")
+        written.append(path)
+    if not written:
+        raise UsageError(f"none of {', '.join(against)} has ok runs where {model} has; nothing to compare")
+    return written

@@ -1,0 +1,321 @@
+"""Statistics behind every table: cells over seeds, Welch tests, leaderboards, Table 4, comparisons.
+
+Every table is built from one `ok` record per run identity (`sweep.ok_records`):
+
+- one leaderboard per (dataset, aligned flag, data id). Synthetic and real data have
+  different data ids, so they never share a table;
+- rows are models; a model with runs under several config hashes gets one row per hash,
+  labelled `model@hash`, with the config keys that differ in the table's notes;
+- cells are mean ± sample standard deviation (ddof=1) over seeds, with n; the best mean of
+  each column is marked, lower being better for MAE/Loss and higher for the rest;
+- significance: each row gets a Welch t-test (`scipy.stats.ttest_ind(equal_var=False)`)
+  over seeds against the best *other* model on the table's key metric (MAE for the
+  regression datasets, macro-F1 for MIntRec, or `--key-metric`);
+- a cell over one seed has no spread to judge it by: it is never best, and a row with one
+  seed on the key metric is neither tested nor tested against.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from ..errors import UsageError
+from ..metrics import lower_is_better, metric_family, metric_keys
+from ..sweep import ok_records
+from .published import PAPER_COLUMNS
+
+HEADLINE = {"mosi": "MAE", "sims": "MAE", "mintrec": "f1"}
+SIGNIFICANCE = 0.05
+MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
+CI_NAME = "Welch 95%"
+# Table 4 row order, (use_sbn, use_mcm)
+ABLATION_ROWS = ((False, False), (True, False), (False, True), (True, True))
+
+
+def headline_metric(dataset: str) -> str:
+    """The key metric for significance tests and progress lines: MAE, or macro-F1 for MIntRec."""
+    return HEADLINE[metric_family(dataset)]
+
+
+@dataclass
+class Cell:
+    values: list[float]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def constant(self) -> bool:
+        return self.n > 0 and np.ptp(self.values) == 0
+
+    # Equal values have that value as mean and 0 as std exactly (summing them in floats does not
+    # give it: [0.7] * 3 has np.mean 0.6999999999999998 and std 1.4e-16), and math.fsum is
+    # exactly rounded, so a mean does not depend on the seeds' order and equal rows tie exactly.
+    @property
+    def mean(self) -> float:
+        if self.constant:
+            return float(self.values[0])
+        return math.fsum(self.values) / self.n if self.values else math.nan
+
+    @property
+    def std(self) -> float:
+        if self.n < 2:
+            return math.nan
+        return 0.0 if self.constant else float(np.std(self.values, ddof=1))
+
+
+@dataclass
+class Welch:
+    """Welch's unequal-variance comparison of a (this row) against b (the other)."""
+    diff: float
+    low: float
+    high: float
+    df: float
+    t: float
+    p: float
+
+
+def welch(a, b, confidence: float = 0.95) -> Welch:
+    """Difference of means a - b with its Welch confidence interval and two-sided p-value."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    diff = Cell(list(a)).mean - Cell(list(b)).mean if len(a) and len(b) else math.nan
+    if len(a) < 2 or len(b) < 2:
+        return Welch(diff, math.nan, math.nan, math.nan, math.nan, math.nan)
+    if np.ptp(a) == 0 and np.ptp(b) == 0:
+        # Both constant: no spread to test against. Decided on the values, since the variance
+        # of equal values is not always 0 in floats ([0.7] * 3 gives about 1e-32).
+        return Welch(diff, diff, diff, math.nan, math.nan, math.nan)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
+    with warnings.catch_warnings():     # scipy warns when one side is constant; the test still holds
+        warnings.simplefilter("ignore", RuntimeWarning)
+        test = stats.ttest_ind(a, b, equal_var=False)
+    return Welch(diff, diff - half, diff + half, float(df), float(test.statistic), float(test.pvalue))
+
+
+# --------------------------------------------------------------------------------------
+# Leaderboard tables
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    model: str
+    config_hash: str
+    label: str
+    records: list[dict]
+    cells: dict[str, Cell]
+    best: set = field(default_factory=set)
+    against: str | None = None          # label of the best other model on the key metric
+    test: Welch | None = None
+
+    @property
+    def n(self) -> int:
+        """Seeds (one record per seed) in this row."""
+        return len(self.records)
+
+
+@dataclass
+class Table:
+    dataset: str
+    aligned: bool
+    data: str
+    metrics: tuple[str, ...]
+    key_metric: str
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data.startswith("synthetic:")
+
+    def title(self) -> str:
+        kind = "synthetic data" if self.synthetic else "real data"
+        return f"{self.dataset}, {'aligned' if self.aligned else 'unaligned'}: {kind} ({self.data})"
+
+
+def _better(metric: str, a: float, b: float) -> bool:
+    return a < b if lower_is_better(metric) else a > b
+
+
+def _best_value(metric: str, values) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return math.nan
+    return min(finite) if lower_is_better(metric) else max(finite)
+
+
+def _sort_key(metric: str, mean: float):
+    if math.isnan(mean):
+        return math.inf
+    return mean if lower_is_better(metric) else -mean
+
+
+def _best_cells(metric: str, cells: dict) -> set:
+    """Keys of the cells (over at least MIN_SEEDS values) with the best mean; ties all win."""
+    eligible = {key: cell for key, cell in cells.items() if cell.n >= MIN_SEEDS}
+    value = _best_value(metric, [cell.mean for cell in eligible.values()])
+    return {key for key, cell in eligible.items() if cell.mean == value}
+
+
+def _config_notes(model: str, rows: list[Row]) -> list[str]:
+    """For a model with several configs: the keys whose values differ, per row."""
+    configs = [r.records[-1].get("config") or {} for r in rows]
+    keys = sorted({k for c in configs for k in c if len({repr(x.get(k)) for x in configs}) > 1})
+    notes = []
+    for row, config in zip(rows, configs):
+        diff = ", ".join(f"{k}={config.get(k)!r}" for k in keys) or "same stored config"
+        notes.append(f"{row.label}: {diff}")
+    return notes
+
+
+def _single_seed_note(labels: list[str]) -> list[str]:
+    if not labels:
+        return []
+    return [f"{', '.join(labels)}: one seed (n=1), so never bold and not Welch-tested"]
+
+
+def build_tables(records: list[dict], datasets=None, key_metric: str | None = None) -> list[Table]:
+    """One leaderboard per (dataset, aligned, data id) from `ok` records (deduplicated first)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in ok_records(records):
+        if datasets and r["dataset"] not in datasets:
+            continue
+        groups.setdefault((r["dataset"], bool(r["aligned"]), r["data"]), []).append(r)
+    order = {"mosi": 0, "mosei": 1, "sims": 2, "simsv2": 3, "mintrec": 4}
+    tables = []
+    for (dataset, aligned, data), group in sorted(groups.items(), key=lambda kv: (
+            kv[0][2].startswith("synthetic:"), order.get(kv[0][0], 9), kv[0][0], kv[0][1], kv[0][2])):
+        metrics = metric_keys(dataset)
+        key = key_metric or headline_metric(dataset)
+        if key not in metrics:
+            raise UsageError(f"--key-metric {key} is not a metric of {dataset}; choose one of {', '.join(metrics)}")
+        by_row: dict[tuple, list[dict]] = {}
+        for r in group:
+            by_row.setdefault((r["model"], r["config_hash"]), []).append(r)
+        hashes: dict[str, list[str]] = {}
+        for model, chash in by_row:
+            hashes.setdefault(model, []).append(chash)
+        rows = []
+        for (model, chash), rs in by_row.items():
+            label = model if len(hashes[model]) == 1 else f"{model}@{chash[:8]}"
+            cells = {m: Cell([float(r["metrics"][m]) for r in rs if r["metrics"].get(m) is not None])
+                     for m in metrics}
+            rows.append(Row(model, chash, label, rs, cells))
+        rows.sort(key=lambda row: (_sort_key(key, row.cells[key].mean), row.label))
+        table = Table(dataset, aligned, data, metrics, key, rows)
+        for m in metrics:
+            for i in _best_cells(m, {i: row.cells[m] for i, row in enumerate(rows)}):
+                rows[i].best.add(m)
+        tested = [row for row in rows if row.cells[key].n >= MIN_SEEDS]
+        for row in tested:
+            others = [o for o in tested if o.model != row.model]
+            if others:
+                other = others[0]
+                for o in others[1:]:
+                    if _better(key, o.cells[key].mean, other.cells[key].mean):
+                        other = o
+                row.against, row.test = other.label, welch(row.cells[key].values, other.cells[key].values)
+        for model, model_hashes in hashes.items():
+            if len(model_hashes) > 1:
+                table.notes += _config_notes(model, [row for row in rows if row.model == model])
+        table.notes += _single_seed_note([row.label for row in rows if row.n < MIN_SEEDS])
+        tables.append(table)
+    return tables
+
+
+# --------------------------------------------------------------------------------------
+# Ablation (Table 4 layout)
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class Ablation:
+    aligned: bool
+    synthetic: bool
+    groups: list[Table]                   # one per dataset/data id, side by side
+    rows: list[tuple[bool, bool]]
+    chosen: dict[tuple, Row]              # (group index, flags) -> row
+    notes: list[str] = field(default_factory=list)
+    best: set = field(default_factory=set)    # (group index, flags, metric) of the bold cells
+
+
+def _flags(row: Row) -> tuple[bool, bool]:
+    config = row.records[-1].get("config") or {}
+    return bool(config.get("use_sbn")), bool(config.get("use_mcm"))
+
+
+def build_ablations(tables: list[Table]) -> list[Ablation]:
+    """Table 4 from the Atsuko family (flags read from each run's config), per aligned/data kind."""
+    from ..models.atsuko import ATSUKO_FAMILY   # here: the model package imports torch, the leaderboard need not
+    ablations: dict[tuple, Ablation] = {}
+    for table in tables:
+        family = [row for row in table.rows if row.model in ATSUKO_FAMILY]
+        if len({_flags(row) for row in family}) < 2:          # nothing to compare
+            continue
+        ab = ablations.setdefault((table.aligned, table.synthetic),
+                                  Ablation(table.aligned, table.synthetic, [], [], {}))
+        g = len(ab.groups)
+        ab.groups.append(table)
+        for flags in ABLATION_ROWS:
+            candidates = [row for row in family if _flags(row) == flags]
+            if not candidates:
+                continue
+            # Several configs with the same switches: show the one with the most seeds.
+            row = max(candidates, key=lambda r: (len(r.records), max(x.get("started_at", "") for x in r.records)))
+            ab.chosen[(g, flags)] = row
+            if len(candidates) > 1:
+                ab.notes.append(f"{table.dataset}: {len(candidates)} configs with SBN={flags[0]}, MCM={flags[1]}; "
+                                f"showing {row.label} (n={len(row.records)}), the leaderboard has all")
+        single = [row.label for (group, _), row in ab.chosen.items() if group == g and row.n < MIN_SEEDS]
+        ab.notes += [f"{table.dataset}: {note}" for note in _single_seed_note(single)]
+    for ab in ablations.values():
+        ab.rows = [flags for flags in ABLATION_ROWS if any(f == flags for _, f in ab.chosen)]
+        for g, table in enumerate(ab.groups):
+            rows = {flags: ab.chosen[(g, flags)] for flags in ab.rows if (g, flags) in ab.chosen}
+            for _, m in PAPER_COLUMNS[metric_family(table.dataset)]:
+                ab.best |= {(g, flags, m) for flags in _best_cells(m, {f: r.cells[m] for f, r in rows.items()})}
+    return list(ablations.values())
+
+
+# --------------------------------------------------------------------------------------
+# Comparisons (`compare`)
+# --------------------------------------------------------------------------------------
+
+def latest_configs(table: Table, position: dict[int, int]) -> dict[str, Row]:
+    """model -> its row under the config of its most recent record (`started_at`; on a tie, the
+    record stored later; `position` maps id(record) to its place in the store)."""
+    latest: dict[str, tuple] = {}
+    for row in table.rows:
+        stamp = max((r.get("started_at") or "", position[id(r)]) for r in row.records)
+        if row.model not in latest or stamp > latest[row.model][0]:
+            latest[row.model] = (stamp, row)
+    return {model: row for model, (_, row) in latest.items()}
+
+
+def comparison_rows(table: Table, mine: list[Row], baselines: list[Row]) -> list[dict]:
+    """Per (row of mine, baseline row, metric): both cells, mine minus baseline with its Welch
+    95% CI and p-value. Stored units (fractions), full precision."""
+    rows = []
+    for mine_row in mine:
+        for base_row in baselines:
+            for m in table.metrics:
+                a, b = mine_row.cells[m], base_row.cells[m]
+                w = welch(a.values, b.values)
+                better = "" if math.isnan(w.diff) or w.diff == 0 else _better(m, a.mean, b.mean)
+                rows.append({
+                    "dataset": table.dataset, "aligned": table.aligned, "data": table.data,
+                    "data_kind": "synthetic" if table.synthetic else "real", "metric": m,
+                    "higher_is_better": not lower_is_better(m),
+                    "model": mine_row.label, "model_config_hash": mine_row.config_hash,
+                    "model_n": a.n, "model_mean": a.mean, "model_std": a.std,
+                    "baseline": base_row.label, "baseline_config_hash": base_row.config_hash,
+                    "baseline_n": b.n, "baseline_mean": b.mean, "baseline_std": b.std,
+                    "diff": w.diff, "ci_low": w.low, "ci_high": w.high, "ci": CI_NAME, "df": w.df,
+                    "p_value": w.p, "model_better": better})
+    return rows
