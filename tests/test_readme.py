@@ -1,0 +1,134 @@
+"""The README's commands run as written, with tiny settings.
+
+Every `python run.py ...` line of the README's bash blocks must be listed in `HOW` below: run as
+written plus the tiny settings named there, or skipped with the reason why. A command added to the
+README without a line here fails `test_every_readme_command_is_covered`, so the README cannot rot
+silently. The real-data commands read a data root of small files in MMSA's exact layouts, with a
+tiny BERT placed in a private Hugging Face cache as `bert-base-uncased` (what the configs name).
+"""
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+TINY = ["--max-epochs", "1", "--preset", "small"]
+
+# README line (without its comment) -> what the test does with it.
+#   ("run", extra args): run as written + extra; RUN_ID is replaced by a run of the quick start.
+#   ("skip", reason)
+HOW = {
+    "python run.py -m atsuko -d sims --synthetic --preset small": ("run", ["-s", "1111", "--max-epochs", "1"]),
+    "python run.py -m tfn -d mosi": ("run", ["-s", "1111", *TINY]),
+    "python run.py -m tfn -d mosi --aligned -s 1111": ("run", TINY),
+    "python run.py -m tfn -d mosi sims -c learning_rate=5e-4 --device cuda:0":
+        ("skip", "needs a CUDA device; the same command on CPU is the next line's"),
+    "python run.py list": ("run", []),
+    "python run.py synth -d mosi --out /tmp/synth --size full": ("run", []),      # --out is moved to the test's folder
+    "python run.py sweep configs/sweeps/paper.yaml": ("skip", "hundreds of runs; its plan is checked by --dry-run below"),
+    "python run.py sweep -m tfn lmf -d mosi sims -s 1111 1112 --synthetic --preset small --jobs 2":
+        ("run", ["--max-epochs", "1"]),
+    "python run.py sweep configs/sweeps/paper.yaml --dry-run": ("run", []),
+    "python run.py leaderboard": ("run", []),
+    "python run.py compare -m atsuko --against tfn lmf mult misa self_mm emoe -d mosi": ("run", []),
+    "python run.py explain -m atsuko -d sims --run RUN_ID --samples 10": ("run", []),
+    "python run.py robustness --run RUN_ID": ("run", []),
+    "python run.py sensitivity -m atsuko -d mosi --param all": ("run", ["-s", "1111", *TINY]),
+    "python run.py tsne -d mosi": ("run", []),
+}
+
+
+def readme_commands() -> list[str]:
+    lines = []
+    for body in re.findall(r"```bash\n(.*?)```", README, re.S):
+        for line in body.splitlines():
+            command = line.split("  #", 1)[0].strip()
+            if command.startswith("python run.py"):
+                lines.append(command)
+    return lines
+
+
+def test_every_readme_command_is_covered():
+    commands = readme_commands()
+    assert len(commands) == len(set(commands))
+    assert set(commands) == set(HOW), "classify new README commands in HOW (or drop stale entries)"
+
+
+def test_the_python_example_runs(tmp_path):
+    """The README's Python block as written, in a fresh process: it prints progress and a metric."""
+    code = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "epoch 1" in done.stderr and float(done.stdout.split()[-1]) > 0
+    assert len((tmp_path / "results" / "runs.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    """Every real-data file the README's commands read, small, at MMSA's names; BERT in a private HF cache."""
+    from mmsa_atsuko.config import datasets_table
+    from mmsa_atsuko.data.synthetic import ensure_synthetic, synthetic_cache_dir, write_synthetic
+    root = tmp_path_factory.mktemp("data-root")
+    for name, facts in datasets_table().items():
+        for setting, relative in facts["files"].items():
+            write_synthetic(name, root / relative, size="small", aligned=setting == "aligned")
+    # The configs name `bert-base-uncased` / `bert-base-chinese`: put the synthetic data's tiny BERTs in a
+    # hub-layout cache under those ids.
+    hf_home = tmp_path_factory.mktemp("hf-home")
+    for hub_id, dataset in (("bert-base-uncased", "mosi"), ("bert-base-chinese", "sims")):
+        _, tiny = ensure_synthetic(dataset, synthetic_cache_dir(), size="small")
+        repo = hf_home / "hub" / f"models--{hub_id}"
+        shutil.copytree(tiny, repo / "snapshots" / ("0" * 40))
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text("0" * 40)
+    return root, hf_home
+
+
+def run_readme(command: str, extra: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    args = shlex.split(command)[2:] + extra
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def test_readme_commands_run_as_written(data_root, tmp_path):
+    """In README order, in one results folder (the default `results/` under a scratch working folder)."""
+    root, hf_home = data_root
+    shutil.copytree(ROOT / "configs" / "sweeps", tmp_path / "configs" / "sweeps")    # the paths the README uses
+    env = {**os.environ, "MMSA_DATA_ROOT": str(root), "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1",
+           "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+    run_id = None
+    for command in readme_commands():
+        how, extra = HOW[command]
+        if how == "skip":
+            continue
+        if "compare" in command:       # the seven models' records on mosi, from one trained tfn run
+            _clone_records(tmp_path / "results", "mosi", ["atsuko", "lmf", "mult", "misa", "self_mm", "emoe"])
+        command = command.replace("RUN_ID", run_id or "RUN_ID").replace("/tmp/synth", str(tmp_path / "synth"))
+        done = run_readme(command, extra, tmp_path, env)
+        assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
+        assert "Traceback" not in done.stderr, command
+        if run_id is None and "--synthetic" in command and "sweep" not in command:
+            run_id = json.loads((tmp_path / "results" / "runs.jsonl").read_text().splitlines()[-1])["run_id"]
+    assert (tmp_path / "synth").is_dir() and run_id
+
+
+def _clone_records(results: Path, dataset: str, models: list[str]) -> None:
+    """Records of other models, copied from the store's ok tfn records on `dataset` with shifted metrics."""
+    lines = (results / "runs.jsonl").read_text().splitlines()
+    base = [r for r in map(json.loads, lines) if r["model"] == "tfn" and r["dataset"] == dataset
+            and r["status"] == "ok" and not r["aligned"]]
+    with open(results / "runs.jsonl", "a") as f:
+        for shift, model in enumerate(models, 1):
+            for seed, record in enumerate(base * 2):       # two seeds each, so compare has a spread
+                clone = {**record, "model": model, "seed": 2000 + seed, "run_id": f"{record['run_id']}-{model}-{seed}",
+                         "metrics": {k: (v + 0.01 * shift + 0.003 * seed if isinstance(v, float) else v)
+                                     for k, v in record["metrics"].items()}}
+                f.write(json.dumps(clone) + "\n")
