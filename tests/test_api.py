@@ -123,3 +123,115 @@ def test_the_code_version_is_read_once_per_process_before_training(tmp_path, mon
         assert header.endswith(f"code={before}")
     finally:
         api.git_commit.cache_clear()
+
+
+# --------------------------------------------------------------------------------------
+# Unfinished runs: --resume continues one exactly; without it a leftover of the same run is removed
+# --------------------------------------------------------------------------------------
+
+def _die_before_last_pt_of_epoch(monkeypatch, epoch):
+    """Kill the run at `epoch` after its history.json, best.pt and TensorBoard scalars are written and
+    before its last.pt is: the latest point a resume goes back an epoch from."""
+    from mmsa_atsuko.training import trainer
+    real = trainer.save_training_state
+
+    def save(path, model, optimizer, scheduler, generator, device, at, *args):
+        if at == epoch:
+            raise KeyboardInterrupt
+        return real(path, model, optimizer, scheduler, generator, device, at, *args)
+
+    monkeypatch.setattr(trainer, "save_training_state", save)
+
+
+def _scalars(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(folder)).Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def _history_scalars(history):
+    """history.json as TensorBoard keeps it: float32, NaN for null."""
+    import numpy as np
+    tags = {}
+    for entry in history:
+        values = {**{f"train/{k}": v for k, v in entry["train"].items()},
+                  **{f"valid/{k}": v for k, v in entry["valid"].items()},
+                  **{f"lr/group{i}": v for i, v in enumerate(entry["lr"])}}
+        for tag, value in values.items():
+            tags.setdefault(tag, []).append((entry["epoch"], float(np.float32(np.nan if value is None else value))))
+    return tags
+
+
+@pytest.mark.parametrize("model", ["tfn", "self_mm"])     # Self-MM: label buffers outside state_dict, 5 LR groups
+def test_a_resumed_run_ends_exactly_as_the_uninterrupted_one(tmp_path, monkeypatch, model):
+    import json
+    import math
+
+    kw = dict(seeds=[1], synthetic=True, preset="small", max_epochs=4, config={"early_stop": 10}, quiet=True)
+    (whole,) = mmsa_atsuko.run(model, "mosi", out=tmp_path / "whole", **kw)
+    _die_before_last_pt_of_epoch(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        mmsa_atsuko.run(model, "mosi", out=tmp_path / "cut", tensorboard=True, **kw)
+    monkeypatch.undo()
+    (partial,) = (tmp_path / "cut" / "runs").glob(".*.partial")
+    assert [h["epoch"] for h in json.loads((partial / "history.json").read_text())] == [1, 2, 3]
+    (resumed,) = mmsa_atsuko.run(model, "mosi", out=tmp_path / "cut", resume=True, tensorboard=True, **kw)
+
+    assert resumed["run_id"] == partial.name[1:-len(".partial")]      # continued in place, not started again
+    assert whole["epochs_run"] == 4 and not list((tmp_path / "cut" / "runs").glob(".*"))
+    for key in ("metrics", "valid_metrics", "best_epoch", "epochs_run", "config_hash"):
+        assert repr(resumed[key]) == repr(whole[key]), key          # exact: repr round-trips every float
+    folder = tmp_path / "cut" / "runs" / resumed["run_id"]
+    history = (folder / "history.json").read_text()
+    assert history == (tmp_path / "whole" / "runs" / whole["run_id"] / "history.json").read_text()
+    assert not (folder / "last.pt").exists() and not (folder / "run.lock").exists()
+    assert "resumed after epoch 2" in (folder / "train.log").read_text()
+    # Epoch 3's scalars, written before the run died, are hidden by the resumed run's own: none twice.
+    got, want = _scalars(folder / "tensorboard"), _history_scalars(json.loads(history))
+    assert got.keys() == want.keys()
+    for tag in want:
+        assert [s for s, _ in got[tag]] == [1, 2, 3, 4]
+        assert all(a == b or math.isnan(a) and math.isnan(b) for (_, a), (_, b) in zip(got[tag], want[tag])), tag
+
+
+def test_a_leftover_of_the_same_run_is_removed_and_no_other(tmp_path, monkeypatch, caplog):
+    import fcntl
+    import json
+    import os
+
+    kw = dict(synthetic=True, preset="small", max_epochs=2, out=tmp_path, quiet=True)
+    _die_before_last_pt_of_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        mmsa_atsuko.run("tfn", "mosi", seeds=[1], **kw)
+    monkeypatch.undo()
+    runs = tmp_path / "runs"
+    (leftover,) = runs.glob(".*.partial")
+    identity = json.loads((leftover / "run.lock").read_text())
+    assert identity["seed"] == 1 and identity["pid"] == os.getpid()
+
+    def fake(name, **changes):              # a .partial folder with the leftover's identity, changed
+        folder = runs / f".{name}.partial"
+        folder.mkdir()
+        (folder / "run.lock").write_text(json.dumps({**identity, **changes}))
+        return folder
+
+    other_seed, other_config, live_twin = fake("s2", seed=2), fake("cfg", config_hash="0" * 12), fake("twin")
+    live = os.open(live_twin / "run.lock", os.O_RDWR)
+    fcntl.flock(live, fcntl.LOCK_EX)        # a run of the same identity still running (a parallel sweep)
+    try:
+        with caplog.at_level("WARNING", logger="mmsa_atsuko"):
+            (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], **kw)
+        assert not leftover.exists() and record["run_id"] not in leftover.name
+        assert other_seed.exists() and other_config.exists() and live_twin.exists()
+        (line,) = [r.getMessage() for r in caplog.records if "removed" in r.getMessage()]
+        assert str(leftover) in line
+        assert sorted(f.name for f in api.unfinished_runs(tmp_path)) == [".cfg.partial", ".s2.partial"]
+    finally:
+        os.close(live)
+    assert len(list(api.unfinished_runs(tmp_path))) == 3      # the twin's process is gone now
+
+
+def test_resume_without_a_leftover_starts_afresh(tmp_path):
+    (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1,
+                                out=tmp_path, quiet=True, resume=True)
+    assert record["status"] == "ok" and (tmp_path / "runs" / record["run_id"] / "best.pt").is_file()

@@ -242,6 +242,8 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         epoch, history, (best_value, best_epoch, best_state, best_valid) = load_training_state(
             Path(run_dir) / LAST_CHECKPOINT, model, optimizer, scheduler, generator, device)
         log.info("resumed after epoch %d (best %s at epoch %d)", epoch, best_value, best_epoch)
+        if best_state is not None:    # a run killed just after writing best.pt has a later epoch's there
+            _replace(Path(run_dir) / "best.pt", lambda path: torch.save(best_state, path))
     show = progress and sys.stderr.isatty()
     while epoch < config.max_epochs and epoch - best_epoch < config.early_stop:
         epoch += 1
