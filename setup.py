@@ -24,5 +24,6 @@ setup(
         "gdown>=5.0,<7",
         "tqdm>=4.60,<5",
     ],
-    extras_require={"test": ["pytest>=7,<10"], "ray": ["ray>=2.40,<3"], "plots": ["matplotlib>=3.7,<4"]},
+    extras_require={"test": ["pytest>=7,<10"], "ray": ["ray>=2.40,<3"], "plots": ["matplotlib>=3.7,<4"],
+                    "tensorboard": ["tensorboard>=2.14,<3"]},
 )
