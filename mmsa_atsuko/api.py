@@ -274,8 +274,9 @@ def take_leftovers(out: Path, job: Job, seed: int, resume: bool) -> str | None:
     for folder in unfinished_runs(out):
         if folder != keep and same_run(folder):
             shutil.rmtree(folder)
-            log.warning("removed %s, left unfinished by an earlier start of this run (%s)", folder,
-                        "another one is resumed" if keep else "--resume would continue it, from its last epoch")
+            why = ("another one is resumed" if keep else "it had finished no epoch") if resume else \
+                "--resume continues such a run from its last finished epoch instead"
+            log.warning("removed %s, left unfinished by an earlier start of this run (%s)", folder, why)
     return keep.name[1:-len(".partial")] if keep else None
 
 

@@ -208,7 +208,14 @@ def test_a_leftover_of_the_same_run_is_removed_and_no_other(tmp_path, monkeypatc
     assert len(list(api.unfinished_runs(tmp_path))) == 3      # the twin's process is gone now
 
 
-def test_resume_without_a_leftover_starts_afresh(tmp_path):
-    (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1,
-                                out=tmp_path, quiet=True, resume=True)
-    assert record["status"] == "ok" and (tmp_path / "runs" / record["run_id"] / "best.pt").is_file()
+def test_resume_with_nothing_to_resume_starts_afresh(tmp_path, monkeypatch):
+    kw = dict(seeds=[1], synthetic=True, preset="small", max_epochs=1, out=tmp_path, quiet=True, resume=True)
+    die_before_last_pt_of_epoch(monkeypatch, 1)          # dies in its first epoch: no last.pt
+    with pytest.raises(KeyboardInterrupt):
+        mmsa_atsuko.run("tfn", "mosi", **kw)
+    monkeypatch.undo()
+    (leftover,) = (tmp_path / "runs").glob(".*.partial")
+    assert not (leftover / "last.pt").exists()
+    (record,) = mmsa_atsuko.run("tfn", "mosi", **kw)
+    assert record["status"] == "ok" and record["run_id"] not in leftover.name and not leftover.exists()
+    assert (tmp_path / "runs" / record["run_id"] / "best.pt").is_file()
