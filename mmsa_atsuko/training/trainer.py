@@ -245,6 +245,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         if best_state is not None:    # a run killed just after writing best.pt has a later epoch's there
             _replace(Path(run_dir) / "best.pt", lambda path: torch.save(best_state, path))
     show = progress and sys.stderr.isatty()
+    # The stop rule is checked before each epoch: a run resumed after its last epoch goes straight to test.
     while epoch < config.max_epochs and epoch - best_epoch < config.early_stop:
         epoch += 1
         model.train()
