@@ -25,5 +25,6 @@ setup(
         "tqdm>=4.60,<5",
     ],
     entry_points={"console_scripts": ["mmsa-atsuko = mmsa_atsuko.cli:main"]},
-    extras_require={"test": ["pytest>=7,<10"], "ray": ["ray>=2.40,<3"], "plots": ["matplotlib>=3.7,<4"]},
+    extras_require={"test": ["pytest>=7,<10"], "ray": ["ray>=2.40,<3"], "plots": ["matplotlib>=3.7,<4"],
+                    "tensorboard": ["tensorboard>=2.14,<3"]},
 )

@@ -7,14 +7,19 @@ first run starts, so a bad request writes nothing.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
+import json
 import logging
 import os
 import platform
 import secrets
+import shutil
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +36,8 @@ from .models.common.bert import reads_bert_tokens
 from .registry import build_model, canonical_model_name
 from .results import append_mmsa_csv, append_record, check_output_folder
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
-from .training.trainer import check_trainer_config, fit
+from .training.tensorboard import require_tensorboard, tensorboard_log
+from .training.trainer import LAST_CHECKPOINT, check_trainer_config, fit
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -109,12 +115,14 @@ def _prepare(model, dataset, *, aligned, data_root, feature_path, synthetic, syn
 
 def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, data_root=None,
         feature_path=None, synthetic=False, synthetic_size="small", preset=None, device="auto",
-        max_epochs=None, out="results", quiet=False) -> list[dict]:
+        max_epochs=None, out="results", quiet=False, resume=False, tensorboard=False) -> list[dict]:
     """Train and test every model on every dataset for every seed; return the run records.
 
     `config` is a dict of overrides (or a list of "key=value" strings) applied last.
     Records are also appended to `<out>/runs.jsonl`, and one MMSA-style row per
-    (model, dataset) to `<out>/normal/<dataset>.csv`.
+    (model, dataset) to `<out>/normal/<dataset>.csv`. A run that an earlier call left unfinished
+    (`take_leftovers`) is continued with `resume`, else removed first. `tensorboard` writes
+    per-epoch scalars to each run's `tensorboard/` folder.
     """
     models = [m.lower() for m in ([models] if isinstance(models, str) else models)]       # names are case-insensitive
     datasets = [d.lower() for d in ([datasets] if isinstance(datasets, str) else datasets)]
@@ -132,6 +140,8 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     overrides = list(config.items()) if isinstance(config, dict) else list(config or [])
     torch_device = resolve_device(device)
     check_output_folder(out)
+    if tensorboard:
+        require_tensorboard()
     for d in datasets:                 # every config first: a bad value stops the request before any data is read
         for m in models:
             resolve_config(m, d, preset=preset, overrides=overrides, max_epochs=max_epochs)
@@ -144,7 +154,8 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
 
     records = []
     for job in jobs:
-        job_records = [run_one(job, seed, torch_device, Path(out), quiet) for seed in seeds]
+        job_records = [run_one(job, seed, torch_device, Path(out), quiet, resume=resume, tensorboard=tensorboard)
+                       for seed in seeds]
         spec = job.data.spec
         append_mmsa_csv(Path(out), spec.name, job.model, [r["metrics"] for r in job_records], spec.synthetic)
         records += job_records
@@ -163,11 +174,114 @@ def partial_dir(out: Path, run_id: str) -> Path:
     return Path(out) / "runs" / f".{run_id}.partial"
 
 
-def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool) -> dict:
-    """Train one seed in its own folder; append its record once it has finished."""
-    record = train_one(job, seed, device, out, quiet)
+def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *, resume: bool = False,
+            tensorboard: bool = False) -> dict:
+    """Train one seed in its own folder (with `resume`, the unfinished one an earlier call left);
+    append its record once it has finished."""
+    run_id = take_leftovers(out, job, seed, resume)
+    record = train_one(job, seed, device, out, quiet, run_id=run_id, resume=run_id is not None,
+                       tensorboard=tensorboard)
     append_record(out, record)
     return record
+
+
+# --------------------------------------------------------------------------------------
+# Unfinished runs: a run works in a locked `.partial` folder; one whose lock is free is dead
+# --------------------------------------------------------------------------------------
+
+RUN_LOCK = "run.lock"     # flock-ed while a process runs in the folder; holds the run's identity
+
+
+def _claim(folder: Path) -> int | None:
+    """Lock `folder`'s run.lock without waiting: the open fd, or None while a live process holds
+    it (or the folder has gone). The kernel drops a lock when its holder exits however it dies,
+    so a held lock is a live run, on this host or another: no pid to go stale or be reused."""
+    try:
+        fd = os.open(folder / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def run_identity(job: Job, seed: int) -> dict:
+    """What makes two runs the same run: model, dataset, aligned flag, seed, config hash, data id."""
+    spec = job.data.spec
+    return {"model": job.model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
+            "config_hash": config_hash(job.config), "data": spec.source}
+
+
+@contextlib.contextmanager
+def run_folder(work_dir: Path, final_dir: Path, identity: dict, resume: bool):
+    """`work_dir`, locked while the run works in it and renamed to `final_dir` once it has finished.
+
+    A new folder is made under another name and renamed to `work_dir` with its lock held, so a
+    live run's `.partial` folder is never seen unlocked; to resume, a dead run's folder is taken over."""
+    if resume:
+        lock = _claim(work_dir)
+        if lock is None:
+            raise UsageError(f"{work_dir} is in use by another process; wait for it or run without --resume")
+    else:
+        new = work_dir.with_name(work_dir.name + ".new")
+        new.mkdir(parents=True)
+        lock = _claim(new)
+        new.rename(work_dir)
+    try:
+        os.ftruncate(lock, 0)
+        os.write(lock, json.dumps({**identity, "pid": os.getpid(), "host": socket.gethostname()}).encode())
+        yield work_dir
+        work_dir.rename(final_dir)
+        (final_dir / RUN_LOCK).unlink()
+    finally:
+        os.close(lock)
+
+
+def _identity_of(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / RUN_LOCK).read_text(encoding="utf-8"))
+    except (OSError, ValueError):       # a folder of an older version, or one being removed
+        return None
+
+
+def unfinished_runs(out) -> Iterator[Path]:
+    """Each `.partial` folder in `<out>/runs` that no live process runs, each locked until the
+    caller asks for the next, so that no run can take it over meanwhile."""
+    for folder in sorted((Path(out) / "runs").glob(".*.partial")):
+        lock = _claim(folder)
+        if lock is None:
+            continue
+        try:
+            yield folder
+        finally:
+            os.close(lock)
+
+
+def take_leftovers(out: Path, job: Job, seed: int, resume: bool) -> str | None:
+    """The unfinished folders an earlier call left of this very run (`run_identity`): with
+    `resume`, the run_id of the one whose last.pt is newest, to continue in place; every other
+    one is removed, each with a log line. Folders of other runs are left alone."""
+    identity = run_identity(job, seed)
+
+    def same_run(folder: Path) -> bool:
+        found = _identity_of(folder)
+        return found is not None and {k: found.get(k) for k in identity} == identity
+
+    newest = {}                      # resumable folder -> when its last.pt was written
+    for folder in unfinished_runs(out) if resume else ():
+        if same_run(folder) and (folder / LAST_CHECKPOINT).is_file():
+            newest[folder] = (folder / LAST_CHECKPOINT).stat().st_mtime_ns
+    keep = max(newest, key=newest.get, default=None)
+    for folder in unfinished_runs(out):
+        if folder != keep and same_run(folder):
+            shutil.rmtree(folder)
+            why = ("another one is resumed" if keep else "it had finished no epoch") if resume else \
+                "--resume continues such a run from its last finished epoch instead"
+            log.warning("removed %s, left unfinished by an earlier start of this run (%s)", folder, why)
+    return keep.name[1:-len(".partial")] if keep else None
 
 
 class _Forward(logging.Handler):
@@ -215,28 +329,28 @@ def run_log(path: Path):
 
 
 def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *,
-              run_id: str | None = None) -> dict:
-    """`run_one` without appending the record (a sweep's driver is the only writer of its store)."""
+              run_id: str | None = None, resume: bool = False, tensorboard: bool = False) -> dict:
+    """`run_one` without appending the record (a sweep's driver is the only writer of its store).
+    `resume`: continue run `run_id` in its unfinished folder (`take_leftovers`)."""
     spec = job.data.spec
     stamp = datetime.now(timezone.utc)
     run_id = run_id or new_run_id(job.model, spec.name, spec.aligned, seed, stamp)
     runs_dir = out / "runs"
     work_dir = partial_dir(out, run_id)     # renamed to run_id only when the run finished
-    work_dir.mkdir(parents=True)
-    save_config(job.config, work_dir / "config.yaml")
+    final_dir = runs_dir / run_id
     commit = git_commit()
-    with run_log(work_dir / "train.log"):
+    with (run_folder(work_dir, final_dir, run_identity(job, seed), resume), run_log(work_dir / "train.log"),
+          tensorboard_log(work_dir / "tensorboard") if tensorboard else contextlib.nullcontext() as on_epoch):
+        save_config(job.config, work_dir / "config.yaml")
         log.info("run %s: model=%s dataset=%s aligned=%s seed=%d device=%s data=%s code=%s", run_id, job.model,
                  spec.name, spec.aligned, seed, device, spec.source, commit)
         set_seed(seed)
         model = build_model(job.model, job.config, spec)
         start = time.time()
         result = fit(model, job.data, job.config, device=device, seed=seed, run_dir=work_dir,
-                     progress=not quiet)
+                     progress=not quiet, resume=resume, on_epoch=on_epoch)
         wall = time.time() - start
         write_predictions(work_dir / "predictions_test.csv", result.test, spec)    # fit wrote history.json
-    final_dir = runs_dir / run_id
-    work_dir.rename(final_dir)
     record = {
         "run_id": run_id, "status": "ok",
         "model": job.model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,

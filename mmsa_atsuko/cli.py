@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -38,6 +39,7 @@ COMMAND_HELP = {
     "robustness": "re-test trained runs under noise, a zeroed modality and frame drops",
     "tsne": "t-SNE of the fused test features of the Atsuko ablation runs",
     "sensitivity": "train (or read) one run per parameter value and plot the key metric against it",
+    "clean": "remove the .partial folders that dead runs left in a results folder (live runs are kept)",
 }
 
 
@@ -70,6 +72,11 @@ def train_parser() -> argparse.ArgumentParser:
                    help="override a config key (repeatable)")
     p.add_argument("--out", default="results", help="results folder (default results/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
+    p.add_argument("--resume", action="store_true", help="continue each run that an earlier, interrupted call "
+                   "left unfinished (same model, dataset, seed, config and data) from its last finished epoch; "
+                   "without it, such a leftover folder is removed and the run starts again")
+    p.add_argument("--tensorboard", action="store_true", help="write per-epoch scalars (train losses, valid "
+                   "metrics, learning rates) to <run folder>/tensorboard/ (needs the [tensorboard] extra)")
     return p
 
 
@@ -158,15 +165,41 @@ def _mean_std(values) -> str:
 
 def cmd_train(argv) -> int:
     args = train_parser().parse_args(argv)
-    from .api import run
+    from .api import run, unfinished_runs
     from .training.seed import DEFAULT_SEEDS
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     records = run(args.model, args.dataset, seeds=args.seeds or DEFAULT_SEEDS, config=args.config,
                   aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
                   synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
-                  device=args.device, max_epochs=args.max_epochs, out=args.out, quiet=args.quiet)
+                  device=args.device, max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
+                  resume=args.resume, tensorboard=args.tensorboard)
     print_table(records)
+    stale = sum(1 for _ in unfinished_runs(args.out))
+    if stale:
+        print(f"note: {Path(args.out) / 'runs'} holds {stale} .partial folder(s) of unfinished runs that no process "
+              f"is running; `python run.py clean --results {shlex.quote(args.out)}` removes them")
+    return 0
+
+
+def cmd_clean(argv) -> int:
+    p = OneLineParser(prog="run.py clean", description="Remove the .partial folders that unfinished runs (killed, "
+                      "crashed) left in <results>/runs. A folder whose run is alive (its lock is held, e.g. by a "
+                      "sweep) is kept. `run.py ... --resume` continues such a run instead.")
+    p.add_argument("--results", default="results", help="results folder (default results/)")
+    args = p.parse_args(argv)
+    from .api import unfinished_runs
+    if not Path(args.results).is_dir():
+        raise UsageError(f"results folder {args.results} does not exist; pass --results DIR")
+    runs = Path(args.results) / "runs"
+    removed = 0
+    for folder in unfinished_runs(args.results):
+        shutil.rmtree(folder)
+        print(f"removed {folder}")
+        removed += 1
+    alive = len(list(runs.glob(".*.partial")))
+    print(f"removed {removed} unfinished run folder(s) from {runs}"
+          + (f"; kept {alive} of run(s) still running" if alive else ""))
     return 0
 
 
@@ -498,7 +531,7 @@ def cmd_sensitivity(argv) -> int:
 
 COMMANDS = {"list": cmd_list, "synth": cmd_synth, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
             "compare": cmd_compare, "download": cmd_download, "explain": cmd_explain,
-            "robustness": cmd_robustness, "tsne": cmd_tsne, "sensitivity": cmd_sensitivity}
+            "robustness": cmd_robustness, "tsne": cmd_tsne, "sensitivity": cmd_sensitivity, "clean": cmd_clean}
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,5 @@
 import dataclasses
+import math
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -8,6 +9,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # inherited by the CLI subprocesses.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import numpy as np
 import pytest
 import torch
 
@@ -108,3 +110,44 @@ def assert_same_outputs_after_reload(model, rebuilt, batch):
     """`rebuilt`, a fresh model of the same config, gives `model`'s predictions once it loads its state."""
     rebuilt.load_state_dict(model.state_dict())
     assert torch.equal(model.eval()(batch)["pred"], rebuilt.eval()(batch)["pred"])
+
+
+def tensorboard_scalars(folder) -> dict:
+    """tag -> [(step, value)] of the event files in `folder`, as TensorBoard reads them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(folder)).Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def history_scalars(history: list) -> dict:
+    """history.json's values as `tensorboard_scalars` should hold them: float32, NaN for null."""
+    tags = {}
+    for entry in history:
+        values = {**{f"train/{k}": v for k, v in entry["train"].items()},
+                  **{f"valid/{k}": v for k, v in entry["valid"].items()},
+                  **{f"lr/group{i}": v for i, v in enumerate(entry["lr"])}}
+        for tag, value in values.items():
+            tags.setdefault(tag, []).append((entry["epoch"], float(np.float32(np.nan if value is None else value))))
+    return tags
+
+
+def same_scalars(got: dict, want: dict) -> bool:
+    """Equal tags, steps and values, NaN equal to NaN."""
+    same = lambda a, b: a == b or (math.isnan(a) and math.isnan(b))   # noqa: E731
+    return got.keys() == want.keys() and all(
+        len(got[t]) == len(want[t]) and all(s == r and same(a, b) for (s, a), (r, b) in zip(got[t], want[t]))
+        for t in want)
+
+
+def die_before_last_pt_of_epoch(monkeypatch, epoch):
+    """Kill the run at `epoch` after its history.json, best.pt and TensorBoard scalars are written and
+    before its last.pt is: the latest point a resume goes back an epoch from."""
+    from mmsa_atsuko.training import trainer
+    real = trainer.save_training_state
+
+    def save(path, model, optimizer, scheduler, generator, device, at, *args):
+        if at == epoch:
+            raise KeyboardInterrupt
+        return real(path, model, optimizer, scheduler, generator, device, at, *args)
+
+    monkeypatch.setattr(trainer, "save_training_state", save)

@@ -5,6 +5,7 @@ import weakref
 import pytest
 
 import mmsa_atsuko
+from conftest import die_before_last_pt_of_epoch, history_scalars, same_scalars, tensorboard_scalars
 from mmsa_atsuko import api
 
 
@@ -123,3 +124,98 @@ def test_the_code_version_is_read_once_per_process_before_training(tmp_path, mon
         assert header.endswith(f"code={before}")
     finally:
         api.git_commit.cache_clear()
+
+
+# --------------------------------------------------------------------------------------
+# Unfinished runs: --resume continues one exactly; without it a leftover of the same run is removed
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["tfn", "self_mm"])     # Self-MM: label buffers outside state_dict, 5 LR groups
+def test_a_resumed_run_ends_exactly_as_the_uninterrupted_one(tmp_path, monkeypatch, model):
+    import json
+
+    kw = dict(seeds=[1], synthetic=True, preset="small", max_epochs=4, config={"early_stop": 10}, quiet=True)
+    (whole,) = mmsa_atsuko.run(model, "mosi", out=tmp_path / "whole", **kw)
+    die_before_last_pt_of_epoch(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        mmsa_atsuko.run(model, "mosi", out=tmp_path / "cut", **kw)
+    monkeypatch.undo()
+    (partial,) = (tmp_path / "cut" / "runs").glob(".*.partial")
+    assert [h["epoch"] for h in json.loads((partial / "history.json").read_text())] == [1, 2, 3]
+    (resumed,) = mmsa_atsuko.run(model, "mosi", out=tmp_path / "cut", resume=True, **kw)
+
+    assert resumed["run_id"] == partial.name[1:-len(".partial")]      # continued in place, not started again
+    assert whole["epochs_run"] == 4 and not list((tmp_path / "cut" / "runs").glob(".*"))
+    for key in ("metrics", "valid_metrics", "best_epoch", "epochs_run", "config_hash"):
+        assert repr(resumed[key]) == repr(whole[key]), key          # exact: repr round-trips every float
+    folder = tmp_path / "cut" / "runs" / resumed["run_id"]
+    history = (folder / "history.json").read_text()
+    assert history == (tmp_path / "whole" / "runs" / whole["run_id"] / "history.json").read_text()
+    assert not (folder / "last.pt").exists() and not (folder / "run.lock").exists()
+    assert "resumed after epoch 2" in (folder / "train.log").read_text()
+
+
+def test_a_resumed_run_shows_each_epoch_once_in_tensorboard(tmp_path, monkeypatch):
+    import json
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
+    kw = dict(seeds=[1], synthetic=True, preset="small", max_epochs=3, out=tmp_path, quiet=True, tensorboard=True)
+    die_before_last_pt_of_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        mmsa_atsuko.run("tfn", "mosi", **kw)
+    monkeypatch.undo()
+    (record,) = mmsa_atsuko.run("tfn", "mosi", resume=True, **kw)
+    folder = tmp_path / "runs" / record["run_id"]
+    # Epoch 2's scalars, written before the run died, are hidden by the resumed run's own.
+    got = tensorboard_scalars(folder / "tensorboard")
+    assert [step for step, _ in got["valid/Loss"]] == [1, 2, 3]
+    assert same_scalars(got, history_scalars(json.loads((folder / "history.json").read_text())))
+
+
+def test_a_leftover_of_the_same_run_is_removed_and_no_other(tmp_path, monkeypatch, caplog):
+    import fcntl
+    import json
+    import os
+
+    kw = dict(synthetic=True, preset="small", max_epochs=2, out=tmp_path, quiet=True)
+    die_before_last_pt_of_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        mmsa_atsuko.run("tfn", "mosi", seeds=[1], **kw)
+    monkeypatch.undo()
+    runs = tmp_path / "runs"
+    (leftover,) = runs.glob(".*.partial")
+    identity = json.loads((leftover / "run.lock").read_text())
+    assert identity["seed"] == 1 and identity["pid"] == os.getpid()
+
+    def fake(name, **changes):              # a .partial folder with the leftover's identity, changed
+        folder = runs / f".{name}.partial"
+        folder.mkdir()
+        (folder / "run.lock").write_text(json.dumps({**identity, **changes}))
+        return folder
+
+    other_seed, other_config, live_twin = fake("s2", seed=2), fake("cfg", config_hash="0" * 12), fake("twin")
+    live = os.open(live_twin / "run.lock", os.O_RDWR)
+    fcntl.flock(live, fcntl.LOCK_EX)        # a run of the same identity still running (a parallel sweep)
+    try:
+        with caplog.at_level("WARNING", logger="mmsa_atsuko"):
+            (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], **kw)
+        assert not leftover.exists() and record["run_id"] not in leftover.name
+        assert other_seed.exists() and other_config.exists() and live_twin.exists()
+        (line,) = [r.getMessage() for r in caplog.records if "removed" in r.getMessage()]
+        assert str(leftover) in line
+        assert sorted(f.name for f in api.unfinished_runs(tmp_path)) == [".cfg.partial", ".s2.partial"]
+    finally:
+        os.close(live)
+    assert len(list(api.unfinished_runs(tmp_path))) == 3      # the twin's process is gone now
+
+
+def test_resume_with_nothing_to_resume_starts_afresh(tmp_path, monkeypatch):
+    kw = dict(seeds=[1], synthetic=True, preset="small", max_epochs=1, out=tmp_path, quiet=True, resume=True)
+    die_before_last_pt_of_epoch(monkeypatch, 1)          # dies in its first epoch: no last.pt
+    with pytest.raises(KeyboardInterrupt):
+        mmsa_atsuko.run("tfn", "mosi", **kw)
+    monkeypatch.undo()
+    (leftover,) = (tmp_path / "runs").glob(".*.partial")
+    assert not (leftover / "last.pt").exists()
+    (record,) = mmsa_atsuko.run("tfn", "mosi", **kw)
+    assert record["status"] == "ok" and record["run_id"] not in leftover.name and not leftover.exists()
+    assert (tmp_path / "runs" / record["run_id"] / "best.pt").is_file()

@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import die_before_last_pt_of_epoch, history_scalars, same_scalars, tensorboard_scalars
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -171,3 +173,70 @@ def test_list_shows_models_and_datasets():
     proc = cli("list")
     assert proc.returncode == 0
     assert "tfn" in proc.stdout and "mosi" in proc.stdout and "sims" in proc.stdout
+
+
+def test_tensorboard_scalars_are_the_history(tmp_path):
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
+    out = tmp_path / "results"
+    proc = cli("-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small", "--max-epochs", "2",
+               "--quiet", "--tensorboard", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    folder = Path(record["run_dir"])
+    history = json.loads((folder / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    got = tensorboard_scalars(folder / "tensorboard")
+    assert {"train/total", "train/task", "valid/MAE", "valid/Loss", "lr/group0"} <= got.keys()
+    assert same_scalars(got, history_scalars(history))
+
+
+def test_tensorboard_without_the_package_is_one_line_before_any_data(tmp_path, capsys, monkeypatch):
+    from mmsa_atsuko.cli import main
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)      # import fails as if not installed
+    code = main(["-m", "tfn", "-d", "mosi", "--data-root", str(tmp_path / "nowhere"), "--tensorboard",
+                 "--out", str(tmp_path / "out")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1
+    assert "--tensorboard needs the tensorboard package" in lines[0] and "pip install" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_clean_removes_dead_partial_folders_only(tmp_path, capsys):
+    import fcntl
+
+    from mmsa_atsuko.cli import main
+    runs = tmp_path / "runs"
+    dead, old, live, done = (runs / name for name in (".a.partial", ".b.partial", ".c.partial", "d"))
+    for folder in (dead, old, live, done):
+        folder.mkdir(parents=True)
+    (dead / "run.lock").write_text("{}")        # its process is gone; `old` predates run.lock
+    (live / "run.lock").write_text("{}")
+    lock = os.open(live / "run.lock", os.O_RDWR)
+    fcntl.flock(lock, fcntl.LOCK_EX)             # a run still training (a sweep beside us)
+    try:
+        assert main(["clean", "--results", str(tmp_path)]) == 0
+        assert sorted(p.name for p in runs.iterdir()) == [".c.partial", "d"]
+        assert capsys.readouterr().out.splitlines()[-1] == (f"removed 2 unfinished run folder(s) from {runs}; "
+                                                            "kept 1 of run(s) still running")
+    finally:
+        os.close(lock)
+    assert main(["clean", "--results", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_resume_on_the_command_line_continues_the_leftover_and_notes_dead_others(tmp_path, capsys, monkeypatch):
+    from mmsa_atsuko.cli import main
+    argv = ["-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small", "--max-epochs", "2",
+            "--quiet", "--out", str(tmp_path)]
+    die_before_last_pt_of_epoch(monkeypatch, 2)
+    assert main(argv) == 130
+    monkeypatch.undo()
+    (partial,) = (tmp_path / "runs").glob(".*.partial")
+    (tmp_path / "runs" / ".tfn-mosi-s9-old.partial").mkdir()      # another run's dead leftover
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0
+    (record,) = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert record["run_id"] == partial.name[1:-len(".partial")] and record["epochs_run"] == 2
+    assert "resumed after epoch 1" in (Path(record["run_dir"]) / "train.log").read_text()
+    (note,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert "holds 1 .partial folder" in note and f"python run.py clean --results {tmp_path}" in note

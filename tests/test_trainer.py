@@ -1,6 +1,8 @@
 """The generic trainer: selection on valid, early stopping, accumulation, clipping, determinism."""
 import math
+import random
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -229,7 +231,7 @@ def test_history_is_on_disk_after_every_epoch_and_is_strict_json(tmp_path):
             run_dir=tmp_path)
     history = json.loads((tmp_path / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1] and (tmp_path / "best.pt").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "history.json"]      # no temp files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "history.json", "last.pt"]  # no temp files
 
     class Constant(LinearProbe):                       # constant predictions: Corr is undefined
         def forward(self, batch):
@@ -239,3 +241,89 @@ def test_history_is_on_disk_after_every_epoch_and_is_strict_json(tmp_path):
     text = (tmp_path / "history.json").read_text()
     (epoch,) = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in history.json"))
     assert epoch["valid"]["Corr"] is None
+
+
+class Stateful(LinearProbe):
+    """Training state everywhere a model may keep it: a buffer left out of state_dict, a Python
+    attribute its hooks set, and numpy's and Python's random streams besides torch's dropout."""
+
+    def __init__(self, die_at=None):
+        super().__init__()
+        self.register_buffer("steps", torch.zeros(()), persistent=False)
+        self.epoch, self.die_at = 0, die_at
+
+    def on_fit_start(self, train_split):
+        self.steps.zero_()
+        self.epoch = 1
+
+    def forward(self, batch):
+        outputs = super().forward(batch)
+        if self.training:
+            outputs["pred"] = outputs["pred"] + 0.01 * np.random.randn() + 0.01 * random.random()
+        return outputs
+
+    def loss(self, outputs, batch):
+        task = F.l1_loss(outputs["pred"], batch["label"])
+        return {"total": task * (1 + 0.1 * self.epoch + 0.01 * self.steps), "task": task}
+
+    def on_train_batch_end(self, batch, outputs):
+        self.steps += 1
+
+    def on_epoch_end(self, epoch):
+        if epoch == self.die_at:
+            raise KeyboardInterrupt       # killed in epoch `die_at`, after it trained, before its valid pass
+        self.epoch = epoch + 1
+
+
+# Stops early at epoch 12 (best 9), the plateau scheduler having cut the LR from epoch 6 on.
+RESUME_CFG = dict(max_epochs=30, early_stop=3, grad_accum=2, scheduler="plateau", scheduler_patience=0,
+                  learning_rate=0.5)
+
+
+def _fit_stateful(run_dir, die_at=None, resume=False):
+    run_dir.mkdir(exist_ok=True)
+    set_seed(5)                 # as api.train_one: seeded, then built, then fit
+    return fit(Stateful(die_at), make_dataset(), cfg(**RESUME_CFG), device=torch.device("cpu"), seed=5,
+               run_dir=run_dir, resume=resume)
+
+
+@pytest.mark.parametrize("die_at", [7, 11])     # 11: a fresh scheduler would not cut the LR after it
+def test_a_resumed_fit_ends_exactly_where_the_uninterrupted_one_does(tmp_path, die_at):
+    whole = _fit_stateful(tmp_path / "whole")
+    assert (whole.best_epoch, whole.epochs_run) == (9, 12)
+    assert whole.history[6]["lr"] != whole.history[0]["lr"]     # the scheduler's state matters after epoch 6
+    assert not (tmp_path / "whole" / "last.pt").exists()        # deleted when the run finished
+    with pytest.raises(KeyboardInterrupt):
+        _fit_stateful(tmp_path / "cut", die_at=die_at)
+    cut = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    assert cut["epoch"] == die_at - 1 and len(cut["history"]) == die_at - 1
+    resumed = _fit_stateful(tmp_path / "cut", resume=True)
+    # Exact, not approximate: repr round-trips every float (and shows NaN as NaN).
+    assert repr(resumed.history) == repr(whole.history)
+    assert (resumed.best_epoch, resumed.epochs_run) == (whole.best_epoch, whole.epochs_run)
+    assert repr(resumed.valid) == repr(whole.valid) and repr(resumed.test.metrics) == repr(whole.test.metrics)
+    assert (resumed.test.pred == whole.test.pred).all()
+    assert not (tmp_path / "cut" / "last.pt").exists()
+    best = [torch.load(tmp_path / d / "best.pt", weights_only=True) for d in ("whole", "cut")]
+    assert all(torch.equal(best[0][k], best[1][k]) for k in best[0])
+
+
+def test_a_fit_killed_while_testing_resumes_to_the_test_alone(tmp_path, monkeypatch):
+    whole = _fit_stateful(tmp_path / "whole")
+    real_evaluate = trainer_mod.evaluate
+
+    def dies_in_test(*args, collect=False, **kwargs):
+        if collect:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, collect=collect, **kwargs)
+
+    monkeypatch.setattr(trainer_mod, "evaluate", dies_in_test)
+    with pytest.raises(KeyboardInterrupt):
+        _fit_stateful(tmp_path / "cut")
+    monkeypatch.setattr(trainer_mod, "evaluate", real_evaluate)
+    trained = []
+    resumed = fit(Stateful(), make_dataset(), cfg(**RESUME_CFG), device=torch.device("cpu"), seed=5,
+                  run_dir=tmp_path / "cut", resume=True, on_epoch=trained.append)
+    assert trained == []                                     # no epoch trains again, not even one more
+    assert (resumed.best_epoch, resumed.epochs_run) == (whole.best_epoch, whole.epochs_run)
+    assert repr(resumed.test.metrics) == repr(whole.test.metrics)

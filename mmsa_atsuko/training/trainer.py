@@ -4,12 +4,19 @@ Train on `train`, select on `valid` by the config's `key_eval` (MMSA: valid loss
 early or at `max_epochs`, then evaluate the best checkpoint on `test` exactly once. Models
 plug in through `forward`, `loss` and the optional hooks `param_groups(config)`,
 `on_fit_start(train_split)`, `on_train_batch_end(batch, outputs)`, `on_epoch_end(epoch)`.
+
+With a run folder, every finished epoch leaves `last.pt` there (model, optimizer, scheduler,
+model selection, history, every random stream), so `fit(..., resume=True)` continues a run
+that died and ends exactly where the uninterrupted run would have on the CPU. A hook's tensors
+are restored from it, and a hook's Python attributes are rebuilt by calling `on_fit_start` and
+`on_epoch_end(last finished epoch)` again: hooks set such attributes, never accumulate them.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +121,67 @@ def _write_json(value, path: Path) -> None:
         json.dump(json_safe(value), f, indent=1, allow_nan=False)
 
 
+LAST_CHECKPOINT = "last.pt"      # the state after the last finished epoch; deleted when fit returns
+
+
+def _rng_states(generator: torch.Generator, device: torch.device) -> dict:
+    """Every random stream training draws from, as tensors and plain containers (weights_only loads them)."""
+    numpy = np.random.get_state(legacy=False)
+    numpy["state"]["key"] = torch.from_numpy(numpy["state"]["key"].astype(np.int64))
+    return {"torch": torch.get_rng_state(), "numpy": numpy, "python": random.getstate(),
+            "batch_order": generator.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}
+
+
+def _set_rng_states(states: dict, generator: torch.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    numpy = states["numpy"]
+    numpy["state"]["key"] = numpy["state"]["key"].numpy().astype(np.uint32)
+    np.random.set_state(numpy)
+    random.setstate(states["python"])
+    generator.set_state(states["batch_order"])
+    if states["cuda"] is not None:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_training_state(path: Path, model, optimizer, scheduler, generator, device, epoch: int, history: list,
+                        best: tuple) -> None:
+    """`last.pt` after `epoch`; `best` is (value, epoch, CPU weights, valid metrics) of model selection.
+    The epochs without improvement are `epoch - best epoch`, so they need no entry of their own."""
+    value, best_epoch, weights, valid = best
+    persistent = model.state_dict()
+    state = {
+        "epoch": epoch, "history": history, "model": persistent,
+        # Buffers left out of state_dict (and best.pt) that training still carries, e.g. Self-MM's labels.
+        "buffers": {k: v for k, v in model.named_buffers() if k not in persistent},
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
+        # The best weights are this epoch's weights when it was the best: stored once.
+        "best": {"value": value, "epoch": best_epoch, "valid": valid,
+                 "model": None if best_epoch == epoch else weights},
+        "rng": _rng_states(generator, device),
+    }
+    _replace(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_training_state(path: Path, model, optimizer, scheduler, generator, device) -> tuple:
+    """Restore what `save_training_state` saved; return (epoch, history, best) as it took them."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    epoch = state["epoch"]
+    if hasattr(model, "on_epoch_end"):        # Python attributes first: the tensors below overwrite theirs
+        model.on_epoch_end(epoch)
+    model.load_state_dict(state["model"])
+    for name, value in state["buffers"].items():
+        owner, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(owner), attr, value.to(device))
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    _set_rng_states(state["rng"], generator)
+    b = state["best"]
+    weights = state["model"] if b["epoch"] == epoch else b["model"]
+    return epoch, state["history"], (b["value"], b["epoch"], weights, b["valid"])
+
+
 def check_trainer_config(config, dataset: str) -> None:
     """Raise UsageError (one line) for a trainer key whose value cannot train: checked when a run
     is planned, before anything is written, and again by `fit` for callers that go straight there.
@@ -138,8 +206,11 @@ def check_trainer_config(config, dataset: str) -> None:
 
 
 def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path | None = None,
-        progress: bool = True) -> FitResult:
-    """Train `model` on `data` (a Dataset) and test its best-valid checkpoint once."""
+        progress: bool = True, resume: bool = False, on_epoch=None) -> FitResult:
+    """Train `model` on `data` (a Dataset) and test its best-valid checkpoint once.
+
+    `resume`: continue from `run_dir`'s last.pt (the model built and seeded as for the first
+    start). `on_epoch(entry)` is called with each epoch's history entry once it is complete."""
     keep_freed_memory()      # CPU steps stop re-faulting their big activations (host_memory.py)
     # A gradient that enters an LSTM at one frame per sample decays over hundreds of frames into
     # subnormal floats, which x86 multiplies ~20x slower: MISA's and Self-MM's audio/vision LSTM
@@ -166,10 +237,17 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
 
     generator = torch.Generator().manual_seed(seed)        # batch order, independent of model RNG use
     n_batches = train.num_batches(config.batch_size)
-    best_value, best_epoch, best_state, best_valid = None, 0, None, None
-    history = []
+    epoch, history, (best_value, best_epoch, best_state, best_valid) = 0, [], (None, 0, None, None)
+    if resume:
+        epoch, history, (best_value, best_epoch, best_state, best_valid) = load_training_state(
+            Path(run_dir) / LAST_CHECKPOINT, model, optimizer, scheduler, generator, device)
+        log.info("resumed after epoch %d (best %s at epoch %d)", epoch, best_value, best_epoch)
+        if best_state is not None:    # a run killed just after writing best.pt has a later epoch's there
+            _replace(Path(run_dir) / "best.pt", lambda path: torch.save(best_state, path))
     show = progress and sys.stderr.isatty()
-    for epoch in range(1, config.max_epochs + 1):
+    # The stop rule is checked before each epoch: a run resumed after its last epoch goes straight to test.
+    while epoch < config.max_epochs and epoch - best_epoch < config.early_stop:
+        epoch += 1
         model.train()
         optimizer.zero_grad(set_to_none=True)
         sums, seen = {}, 0
@@ -203,6 +281,8 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         # The rates this epoch trained with, read before the scheduler sets the next epoch's.
         history.append({"epoch": epoch, "train": train_losses, "valid": valid_metrics,
                         "lr": [g["lr"] for g in optimizer.param_groups]})
+        if on_epoch is not None:
+            on_epoch(history[-1])
         if scheduler is not None:
             scheduler.step(valid_metrics["Loss"])
         if _improved(value, best_value, minimize):
@@ -210,17 +290,19 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             if run_dir is not None:
                 _replace(Path(run_dir) / "best.pt", lambda path: torch.save(best_state, path))
-        if run_dir is not None:    # every epoch, so a run that dies keeps its curves
+        if run_dir is not None:    # every epoch, so a run that dies keeps its curves and can resume
             _replace(Path(run_dir) / "history.json", lambda path: _write_json(history, path))
+            save_training_state(Path(run_dir) / LAST_CHECKPOINT, model, optimizer, scheduler, generator, device,
+                                epoch, history, (best_value, best_epoch, best_state, best_valid))
         log.info("epoch %d  train %s  valid %s=%.4f  (best %.4f at epoch %d)", epoch,
                  " ".join(f"{k}={v:.4f}" for k, v in train_losses.items()), key_eval, value,
                  best_value if best_value is not None else float("nan"), best_epoch)
-        if epoch - best_epoch >= config.early_stop:
-            break
 
     if best_state is None:
         raise FloatingPointError(f"valid {key_eval} was NaN at every epoch; nothing to test")
     model.load_state_dict(best_state)
     test_eval = evaluate(model, test, dataset, eval_bs, collect=True)
+    if run_dir is not None:
+        (Path(run_dir) / LAST_CHECKPOINT).unlink(missing_ok=True)
     return FitResult(best_epoch, epoch, best_valid, test_eval, history)
 
