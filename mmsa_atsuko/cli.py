@@ -517,7 +517,10 @@ def cmd_sensitivity(argv) -> int:
                       synthetic=args.synthetic, preset=args.preset, max_epochs=args.max_epochs,
                       config=[f"{param}={value}"], data_root=args.data_root)
         tables.append(sensitivity_table(args.results, args.model, args.dataset, param, values, seeds,
-                                        aligned=args.aligned, synthetic=args.synthetic, preset=args.preset,
+                                        # --synthetic asks for generated data; without it the data root's
+                                        # files are read, which may be generated ones too: take either.
+                                        aligned=args.aligned, synthetic=True if args.synthetic else None,
+                                        preset=args.preset,
                                         max_epochs=args.max_epochs))
     table = pd.concat(tables, ignore_index=True)
     metric = table.metric.iloc[0]
