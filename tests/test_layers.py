@@ -1,0 +1,123 @@
+"""The import graph of `mmsa_atsuko` and `baselines`: no cycle, and no import from a lower layer to a higher one.
+
+Every import counts, at module level or inside a function (a lazy import is still a dependency),
+except those under `if TYPE_CHECKING:`. The layers, bottom to top, are DESIGN.md's; a module of
+the same layer may import another of its layer.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LAYERS = [                                   # bottom to top; a prefix names a module or a package
+    ("errors", "version"),
+    ("metrics", "registry", "config", "cache"),
+    ("data", "models", "results", "baselines"),
+    ("training",),
+    ("api",),
+    ("sweep", "analysis", "plots", "predict"),
+    ("leaderboard",),
+    ("cli", "__main__", ""),                 # "" is the package itself: its `run` is the API's front door
+]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for package in ("mmsa_atsuko", "baselines") for p in (ROOT / package).rglob("*.py")}
+
+
+def _type_checking_only(node, parents) -> bool:
+    return any(isinstance(p, ast.If) and "TYPE_CHECKING" in ast.unparse(p.test) for p in parents)
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """The modules of ours that `name` imports (a `from pkg import x` names pkg.x when that is a module)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+
+    def visit(node, parents):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and not _type_checking_only(node, parents):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                base = package.split(".")
+                if node.level:
+                    base = base[:len(base) - node.level + 1]
+                    source = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    source = node.module
+                targets = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in known else source
+                           for alias in node.names]
+            found.update(t for t in targets if t in known and t != name)
+        for child in ast.iter_child_nodes(node):
+            visit(child, parents + [node])
+
+    visit(tree, [])
+    return found
+
+
+def layer_of(name: str) -> int:
+    inner = name.split(".", 1)[1] if name.startswith("mmsa_atsuko.") else "" if name == "mmsa_atsuko" else name
+    best = None
+    for level, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if inner == prefix or (prefix and inner.startswith(prefix + ".")):
+                best = level
+    if best is None:
+        raise AssertionError(f"{name} is in no layer: add it to LAYERS (and to DESIGN.md's layer list)")
+    return best
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    found = modules()
+    return {name: imports_of(name, path, set(found)) for name, path in found.items()}
+
+
+def test_the_graph_is_read(graph):
+    """The reader sees the imports it must (so an empty graph cannot pass the checks below)."""
+    assert "mmsa_atsuko.errors" in graph["mmsa_atsuko.config"]
+    assert "mmsa_atsuko.training.trainer" in graph["mmsa_atsuko.api"]
+    assert len(graph) > 40 and sum(map(len, graph.values())) > 80
+
+
+def test_every_module_has_a_layer(graph):
+    for name in graph:
+        layer_of(name)
+
+
+def test_no_import_goes_up(graph):
+    upward = sorted(f"{a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)})"
+                    for a, targets in graph.items() for b in targets if layer_of(b) > layer_of(a))
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_cycle(graph):
+    cycles, state = [], {}
+
+    def walk(node, stack):
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(graph[node]):
+            # A package's __init__ importing its own submodules, which import siblings through the
+            # package, is how Python packages work; only cycles through two modules of ours count.
+            if state.get(target) == "open":
+                cycles.append(" -> ".join(stack[stack.index(target):] + [target]))
+            elif target not in state:
+                walk(target, stack)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            walk(node, [])
+    assert not cycles, "\n".join(cycles)
