@@ -2,7 +2,10 @@
 
 Everything that can be wrong with the request (unknown names, bad overrides, missing or
 corrupt data, missing BERT weights) is checked for every (model, dataset) pair before the
-first run starts, so a bad request writes nothing.
+first run starts, so a bad request writes nothing. A seed whose run is already recorded ok
+(same identity, `results.identity`) is not trained again unless `rerun`.
+
+`prepare_job` and `train_one` are the steps a sweep runs too, in its driver or workers.
 """
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import contextlib
 import functools
 import logging
 import os
-import platform
 import secrets
 import subprocess
 import sys
@@ -22,18 +24,21 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import __version__
 from .config import config_hash, load_config, save_config
 from .data import load_dataset
-from .data.synthetic import SYNTHETIC_CACHE_ENV, synthetic_bert_name, synthetic_cache_dir  # noqa: F401 (re-exported)
+from .data.synthetic import (SYNTHETIC_CACHE_ENV, ensure_synthetic, synthetic_bert_name,  # noqa: F401 (re-exported)
+                             synthetic_cache_dir)
 from .errors import UsageError
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model
-from .results import append_mmsa_csv, append_record, check_output_folder
+from .results import (append_mmsa_csv, append_record, check_output_folder, latest_by_identity, ok_record,
+                      read_records, run_identity)
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.trainer import check_trainer_config, fit
 
 log = logging.getLogger("mmsa_atsuko")
+
+SAVE_CHECKPOINT = ("best", "none")     # what a finished run leaves in its folder: best.pt, or no weights
 
 
 @functools.cache
@@ -80,14 +85,23 @@ def resolve_config(model, dataset, *, preset=None, overrides=(), max_epochs=None
     return config
 
 
-def _prepare(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
-             preset, overrides, max_epochs, loaded: dict) -> Job:
-    """Resolve one (model, dataset) pair. `loaded` caches datasets by file, so several models on
-    one dataset share one copy of its tensors (MOSEI is ~8 GB)."""
+def check_save_checkpoint(value: str) -> str:
+    if value not in SAVE_CHECKPOINT:
+        raise UsageError(f"--save-checkpoint must be one of {', '.join(SAVE_CHECKPOINT)}, got {value!r}")
+    return value
+
+
+def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
+                preset, overrides, max_epochs, loaded: dict) -> Job:
+    """Resolve one (model, dataset) pair into a Job: its checked config and its data, loaded and
+    validated, with the model built once to surface model/data mismatches. Its config hash and
+    data id (`data.spec.source`) are the run identity's, so a sweep plans with it.
+
+    `loaded` caches datasets by file, so several models on one dataset share one copy of its
+    tensors (MOSEI is ~8 GB)."""
     # `run` and `sweep` have checked every config already, before any data is read.
     bert_dir = None
     if synthetic:
-        from .data.synthetic import ensure_synthetic
         feature_path, bert_dir = ensure_synthetic(dataset, synthetic_cache_dir(), size=synthetic_size,
                                                   aligned=aligned)
     config = resolve_config(model, dataset, preset=preset, overrides=overrides, max_epochs=max_epochs,
@@ -108,12 +122,15 @@ def _prepare(model, dataset, *, aligned, data_root, feature_path, synthetic, syn
 
 def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, data_root=None,
         feature_path=None, synthetic=False, synthetic_size="small", preset=None, device="auto",
-        max_epochs=None, out="results", quiet=False) -> list[dict]:
+        max_epochs=None, out="results", quiet=False, rerun=False, save_checkpoint="best",
+        echo=print) -> list[dict]:
     """Train and test every model on every dataset for every seed; return the run records.
 
     `config` is a dict of overrides (or a list of "key=value" strings) applied last.
     Records are also appended to `<out>/runs.jsonl`, and one MMSA-style row per
-    (model, dataset) to `<out>/normal/<dataset>.csv`.
+    (model, dataset) that trained a seed to `<out>/normal/<dataset>.csv`.
+    A seed already recorded ok is skipped (one `echo` line each) and its stored record is
+    returned in its place, unless `rerun`. `save_checkpoint="none"` leaves no best.pt.
     """
     models = [models] if isinstance(models, str) else list(models)
     datasets = [datasets] if isinstance(datasets, str) else list(datasets)
@@ -125,6 +142,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         raise UsageError(f"synthetic size must be small or full, got {synthetic_size!r}")
     if feature_path is not None and len(datasets) > 1:
         raise UsageError("--feature-path names one file, so give exactly one dataset")
+    check_save_checkpoint(save_checkpoint)
     overrides = list(config.items()) if isinstance(config, dict) else list(config or [])
     torch_device = resolve_device(device)
     check_output_folder(out)
@@ -132,17 +150,29 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         for m in models:
             resolve_config(m, d, preset=preset, overrides=overrides, max_epochs=max_epochs)
     loaded = {}
-    jobs = [_prepare(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
-                     synthetic=synthetic, synthetic_size=synthetic_size, preset=preset,
-                     overrides=overrides, max_epochs=max_epochs, loaded=loaded)
+    jobs = [prepare_job(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
+                        synthetic=synthetic, synthetic_size=synthetic_size, preset=preset,
+                        overrides=overrides, max_epochs=max_epochs, loaded=loaded)
             for d in datasets for m in models]
     loaded.clear()   # the jobs hold what they read; features no job reads are freed now
 
+    recorded = {} if rerun else latest_by_identity(read_records(out))
     records = []
     for job in jobs:
-        job_records = [run_one(job, seed, torch_device, Path(out), quiet) for seed in seeds]
         spec = job.data.spec
-        append_mmsa_csv(Path(out), spec.name, job.model, [r["metrics"] for r in job_records], spec.synthetic)
+        job_records, trained = [], False
+        for seed in seeds:
+            previous = recorded.get(run_identity(job.model, spec.name, spec.aligned, seed, config_hash(job.config),
+                                                 spec.source), {})
+            if previous.get("status") == "ok":
+                echo(f"skip {job.model} {spec.name}{' aligned' if spec.aligned else ''} seed {seed}: recorded as "
+                     f"{previous['run_id']} (--rerun trains it again)")
+                job_records.append(previous)
+            else:
+                job_records.append(run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint))
+                trained = True
+        if trained:    # the row covers every seed of the call, recorded ones included, as the table does
+            append_mmsa_csv(Path(out), spec.name, job.model, [r["metrics"] for r in job_records], spec.synthetic)
         records += job_records
     return records
 
@@ -159,9 +189,9 @@ def partial_dir(out: Path, run_id: str) -> Path:
     return Path(out) / "runs" / f".{run_id}.partial"
 
 
-def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool) -> dict:
+def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *, checkpoint: str = "best") -> dict:
     """Train one seed in its own folder; append its record once it has finished."""
-    record = train_one(job, seed, device, out, quiet)
+    record = train_one(job, seed, device, out, quiet, checkpoint=checkpoint)
     append_record(out, record)
     return record
 
@@ -211,8 +241,11 @@ def run_log(path: Path):
 
 
 def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *,
-              run_id: str | None = None) -> dict:
-    """`run_one` without appending the record (a sweep's driver is the only writer of its store)."""
+              run_id: str | None = None, checkpoint: str = "best") -> dict:
+    """`run_one` without appending the record (a sweep's driver is the only writer of its store).
+
+    `checkpoint="none"`: best.pt is deleted once the run has tested its best epoch (the trainer
+    tests the best weights it holds in memory, so the metrics are the same either way)."""
     spec = job.data.spec
     stamp = datetime.now(timezone.utc)
     run_id = run_id or new_run_id(job.model, spec.name, spec.aligned, seed, stamp)
@@ -231,25 +264,14 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
                      progress=not quiet)
         wall = time.time() - start
         write_predictions(work_dir / "predictions_test.csv", result.test, spec)    # fit wrote history.json
+    if checkpoint == "none":
+        (work_dir / "best.pt").unlink(missing_ok=True)
     final_dir = runs_dir / run_id
     work_dir.rename(final_dir)
-    record = {
-        "run_id": run_id, "status": "ok",
-        "model": job.model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
-        "synthetic": spec.synthetic, "preset": job.preset,
-        "metrics": result.test.metrics, "valid_metrics": result.valid,
-        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-        "wall_time_s": wall, "device": str(device),
-        # CPU float sums over 1 and 2 threads differ in the last bits: part of what made the numbers.
-        "torch_threads": torch.get_num_threads(),
-        "config_hash": config_hash(job.config), "config": dict(job.config),
-        "data": spec.source, "data_path": spec.path,
-        "package_version": __version__, "git_commit": commit,
-        "torch_version": torch.__version__, "python": platform.python_version(),
-        "started_at": stamp.isoformat(timespec="seconds"),
-        "run_dir": str(final_dir),
-    }
-    return record
+    return ok_record(run_id, model=job.model, seed=seed, preset=job.preset, config=job.config, spec=spec,
+                     result=result, device=device, started=stamp, wall_time_s=wall, run_dir=final_dir,
+                     git_commit=commit, checkpoint=checkpoint, torch_threads=torch.get_num_threads(),
+                     torch_version=torch.__version__)
 
 
 def write_predictions(path: Path, test, spec) -> None:

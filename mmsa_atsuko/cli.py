@@ -45,7 +45,15 @@ def train_parser() -> argparse.ArgumentParser:
                    help="override a config key (repeatable)")
     p.add_argument("--out", default="results", help="results folder (default results/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
+    p.add_argument("--rerun", action="store_true", help="train seeds already recorded again (default: skip them)")
+    add_save_checkpoint(p)
     return p
+
+
+def add_save_checkpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--save-checkpoint", choices=("best", "none"), default="best",
+                   help="best: keep the best-valid weights as best.pt in the run folder (default); none: keep no "
+                        "weights (the same metrics: the best epoch is tested from memory)")
 
 
 def synth_parser() -> argparse.ArgumentParser:
@@ -128,7 +136,8 @@ def cmd_train(argv) -> int:
     records = run(args.model, args.dataset, seeds=args.seeds or DEFAULT_SEEDS, config=args.config,
                   aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
                   synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
-                  device=args.device, max_epochs=args.max_epochs, out=args.out, quiet=args.quiet)
+                  device=args.device, max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
+                  rerun=args.rerun, save_checkpoint=args.save_checkpoint)
     print_table(records)
     return 0
 
@@ -160,6 +169,7 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="ray: cluster address, auto or HOST:PORT (default: start a local instance)")
     p.add_argument("--gpus-per-run", type=float, default=None, help="ray: GPUs per run (0.5: two runs share one)")
     p.add_argument("--cpus-per-run", type=float, default=None, help="ray: CPUs per run (default 1)")
+    add_save_checkpoint(p)
     return p
 
 
@@ -186,7 +196,7 @@ def cmd_sweep(argv) -> int:
     try:
         summary = sweep(args.file, out=args.out, dry_run=args.dry_run, retry_failed=args.retry_failed,
                         backend=backend, echo=lambda line: print(line, flush=True),
-                        models=args.model, datasets=args.dataset, seeds=args.seeds, aligned=args.aligned,
+                        save_checkpoint=args.save_checkpoint, models=args.model, datasets=args.dataset, seeds=args.seeds, aligned=args.aligned,
                         synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
                         max_epochs=args.max_epochs, config=args.config, data_root=args.data_root,
                         feature_path=args.feature_path)

@@ -1,4 +1,4 @@
-"""api._prepare / api.run: what a job holds of its data."""
+"""api.prepare_job / api.run: what a job holds of its data."""
 import gc
 import weakref
 
@@ -9,9 +9,9 @@ from mmsa_atsuko import api
 
 
 def _prepare(model, loaded, **overrides):
-    return api._prepare(model, "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
-                        synthetic_size="small", preset="small", overrides=list(overrides.items()),
-                        max_epochs=None, loaded=loaded)
+    return api.prepare_job(model, "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
+                           synthetic_size="small", preset="small", overrides=list(overrides.items()),
+                           max_epochs=None, loaded=loaded)
 
 
 def test_a_bert_model_gets_no_text_features_and_a_feature_model_keeps_them():
@@ -123,3 +123,53 @@ def test_the_code_version_is_read_once_per_process_before_training(tmp_path, mon
         assert header.endswith(f"code={before}")
     finally:
         api.git_commit.cache_clear()
+
+
+def test_run_skips_recorded_seeds_and_rerun_trains_them_again(tmp_path):
+    from mmsa_atsuko.results import read_records
+
+    lines = []
+    kw = dict(synthetic=True, preset="small", max_epochs=1, out=tmp_path, quiet=True, echo=lines.append)
+    (first,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], **kw)
+    assert lines == []
+    table = mmsa_atsuko.run("tfn", "mosi", seeds=[1, 2], **kw)
+    assert lines == [f"skip tfn mosi seed 1: recorded as {first['run_id']} (--rerun trains it again)"]
+    stored = read_records(tmp_path)
+    assert [r["seed"] for r in stored] == [1, 2]              # seed 1 was not trained again
+    assert table[0] == stored[0] and [r["run_id"] for r in table] == [r["run_id"] for r in stored]
+    csv_rows = (tmp_path / "normal" / "mosi-synthetic.csv").read_text().splitlines()
+    assert len(csv_rows) == 3                                  # header, then one row per call that trained
+
+    lines.clear()
+    assert mmsa_atsuko.run("tfn", "mosi", seeds=[1, 2], **kw) == stored   # all recorded: nothing trains
+    assert len(lines) == 2 and len(read_records(tmp_path)) == 2
+    assert len((tmp_path / "normal" / "mosi-synthetic.csv").read_text().splitlines()) == 3
+
+    lines.clear()
+    (again,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], rerun=True, **kw)
+    assert lines == [] and again["run_id"] != first["run_id"]
+    assert read_records(tmp_path)[2]["metrics"] == stored[0]["metrics"]     # CPU runs are deterministic
+    # another config is another run: not skipped
+    (other,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], config={"learning_rate": 0.002}, **kw)
+    assert lines == [] and other["config_hash"] != first["config_hash"]
+    assert len(read_records(tmp_path)) == 4
+
+
+def test_save_checkpoint_none_leaves_no_weights_and_the_same_metrics(tmp_path):
+    from pathlib import Path
+
+    from mmsa_atsuko.errors import UsageError
+    from mmsa_atsuko.results import read_records
+
+    kw = dict(seeds=[1], synthetic=True, preset="small", max_epochs=3, quiet=True)
+    (best,) = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "best", **kw)
+    (none,) = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "none", save_checkpoint="none", **kw)
+    assert (Path(best["run_dir"]) / "best.pt").is_file()
+    assert sorted(p.name for p in Path(none["run_dir"]).iterdir()) == sorted(
+        p.name for p in Path(best["run_dir"]).iterdir() if p.name != "best.pt")
+    assert (best["checkpoint"], none["checkpoint"]) == ("best", "none")
+    (best,), (none,) = read_records(tmp_path / "best"), read_records(tmp_path / "none")    # NaN stored as null
+    for key in ("metrics", "valid_metrics", "best_epoch", "epochs_run", "config_hash", "data"):
+        assert none[key] == best[key], key
+    with pytest.raises(UsageError, match="--save-checkpoint must be one of best, none"):
+        mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "x", save_checkpoint="last", **kw)

@@ -171,3 +171,28 @@ def test_list_shows_models_and_datasets():
     proc = cli("list")
     assert proc.returncode == 0
     assert "tfn" in proc.stdout and "mosi" in proc.stdout and "sims" in proc.stdout
+
+
+def test_run_skips_recorded_seeds_until_rerun(tmp_path, capsys):
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.results import read_records
+
+    def table_seeds(text):
+        return [int(line.split()[1]) for line in text.splitlines() if line.startswith("tfn ")]
+
+    argv = ["-m", "tfn", "-d", "mosi", "--synthetic", "--preset", "small", "--max-epochs", "1", "--quiet",
+            "--out", str(tmp_path)]
+    assert main([*argv, "-s", "1"]) == 0
+    (first,) = read_records(tmp_path)
+    capsys.readouterr()
+    assert main([*argv, "-s", "1", "2", "--save-checkpoint", "none"]) == 0
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("skip")] == [
+        f"skip tfn mosi seed 1: recorded as {first['run_id']} (--rerun trains it again)"]
+    assert table_seeds(out) == [1, 2]
+    stored = read_records(tmp_path)
+    assert [(r["seed"], r["checkpoint"]) for r in stored] == [(1, "best"), (2, "none")]
+    assert main([*argv, "-s", "1", "--rerun"]) == 0
+    out = capsys.readouterr().out
+    assert not [line for line in out.splitlines() if line.startswith("skip")]
+    assert table_seeds(out) == [1] and len(read_records(tmp_path)) == 3
