@@ -31,8 +31,8 @@ from .data.synthetic import (SYNTHETIC_CACHE_ENV, ensure_synthetic, synthetic_be
 from .errors import UsageError
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model
-from .results import (append_mmsa_csv, append_record, check_output_folder, latest_by_identity, ok_record,
-                      read_records, run_identity)
+from .results import (append_mmsa_csv, append_record, check_output_folder, identity, latest_by_identity,
+                      ok_record, read_records, run_identity)
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.trainer import check_trainer_config, fit
 
@@ -86,6 +86,7 @@ def resolve_config(model, dataset, *, preset=None, overrides=(), max_epochs=None
 
 
 def check_save_checkpoint(value: str) -> str:
+    """`value` if it is one of SAVE_CHECKPOINT, else a one-line UsageError."""
     if value not in SAVE_CHECKPOINT:
         raise UsageError(f"--save-checkpoint must be one of {', '.join(SAVE_CHECKPOINT)}, got {value!r}")
     return value
@@ -169,7 +170,9 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
                      f"{previous['run_id']} (--rerun trains it again)")
                 job_records.append(previous)
             else:
-                job_records.append(run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint))
+                record = run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint)
+                recorded[identity(record)] = record      # `-m tfn tfn` trains it once
+                job_records.append(record)
                 trained = True
         if trained:    # the row covers every seed of the call, recorded ones included, as the table does
             append_mmsa_csv(Path(out), spec.name, job.model, [r["metrics"] for r in job_records], spec.synthetic)

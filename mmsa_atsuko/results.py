@@ -163,9 +163,9 @@ def append_record(out_dir: Path, record: dict) -> None:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
+            if size and _read_at(fd, 1, size - 1) != b"\n":
                 end = _end_of_last_line(fd, size)
-                if _parse_record(os.pread(fd, size - end, end)) is not None:
+                if _parse_record(_read_at(fd, size - end, end)) is not None:
                     os.write(fd, b"\n")           # a whole record that lost only its newline: keep it
                 else:
                     os.ftruncate(fd, end)         # a killed writer's fragment
@@ -177,12 +177,18 @@ def append_record(out_dir: Path, record: dict) -> None:
             os.close(fd)
 
 
+def _read_at(fd: int, size: int, offset: int) -> bytes:
+    """`os.pread`, on every system (it is Unix-only); appends ignore the position it moves."""
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
+
+
 def _end_of_last_line(fd: int, size: int, block: int = 1 << 16) -> int:
     """The offset just past the file's last newline (0 if it has none), read backwards."""
     end = size
     while end > 0:
         start = max(0, end - block)
-        newline = os.pread(fd, end - start, start).rfind(b"\n")
+        newline = _read_at(fd, end - start, start).rfind(b"\n")
         if newline >= 0:
             return start + newline + 1
         end = start
@@ -226,7 +232,8 @@ def append_mmsa_csv(out_dir: Path, dataset: str, model: str, per_seed_metrics: l
     with _lock(path), open(path, "a+", newline="", encoding="utf-8") as f:
         f.seek(0)
         header = f.readline()
-        writer = csv.writer(f)                # "a+": every write goes to the end
+        f.seek(0, os.SEEK_END)                # "a+" writes at the end anyway; this drops the read buffer
+        writer = csv.writer(f)
         if not header:
             writer.writerow(columns)
         elif next(csv.reader([header])) != columns:
