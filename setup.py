@@ -23,6 +23,7 @@ setup(
         "pyyaml>=6.0,<7",
         "gdown>=5.0,<7",
         "tqdm>=4.60,<5",
+        "filelock>=3.12,<5",
     ],
     entry_points={"console_scripts": ["mmsa-atsuko = mmsa_atsuko.cli:main"]},
     extras_require={"test": ["pytest>=7,<10"], "ray": ["ray>=2.40,<3"], "plots": ["matplotlib>=3.7,<4"],

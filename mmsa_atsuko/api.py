@@ -2,24 +2,20 @@
 
 Everything that can be wrong with the request (unknown names, bad overrides, missing or
 corrupt data, missing BERT weights) is checked for every (model, dataset) pair before the
-first run starts, so a bad request writes nothing.
+first run starts, so a bad request writes nothing. A seed whose run is already recorded ok
+(same identity, `results.identity`) is not trained again unless `rerun`.
+
+`prepare_job` and `train_one` are the steps a sweep runs too, in its driver or workers.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
-import json
 import logging
-import os
-import platform
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,19 +23,23 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import __version__
 from .config import config_hash, load_config, save_config
 from .data import load_dataset
-from .data.synthetic import SYNTHETIC_CACHE_ENV, synthetic_bert_name, synthetic_cache_dir  # noqa: F401 (re-exported)
+from .data.synthetic import (SYNTHETIC_CACHE_ENV, ensure_synthetic, synthetic_bert_name,  # noqa: F401 (re-exported)
+                             synthetic_cache_dir)
 from .errors import UsageError
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model, canonical_model_name
-from .results import append_mmsa_csv, append_record, check_output_folder
+from .results import (append_mmsa_csv, append_record, check_output_folder, identity, latest_by_identity,
+                      ok_record, read_records, run_identity)
+from .run_folders import partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.tensorboard import require_tensorboard, tensorboard_log
-from .training.trainer import LAST_CHECKPOINT, check_trainer_config, fit
+from .training.trainer import check_trainer_config, fit
 
 log = logging.getLogger("mmsa_atsuko")
+
+SAVE_CHECKPOINT = ("best", "none")     # what a finished run leaves in its folder: best.pt, or no weights
 
 
 @functools.cache
@@ -86,15 +86,25 @@ def resolve_config(model, dataset, *, preset=None, overrides=(), max_epochs=None
     return config
 
 
-def _prepare(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
-             preset, overrides, max_epochs, loaded: dict) -> Job:
-    """Resolve one (model, dataset) pair. `loaded` caches datasets by file, so several models on
-    one dataset share one copy of its tensors (MOSEI is ~8 GB)."""
+def check_save_checkpoint(value: str) -> str:
+    """`value` if it is one of SAVE_CHECKPOINT, else a one-line UsageError."""
+    if value not in SAVE_CHECKPOINT:
+        raise UsageError(f"--save-checkpoint must be one of {', '.join(SAVE_CHECKPOINT)}, got {value!r}")
+    return value
+
+
+def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
+                preset, overrides, max_epochs, loaded: dict) -> Job:
+    """Resolve one (model, dataset) pair into a Job: its checked config and its data, loaded and
+    validated, with the model built once to surface model/data mismatches. Its config hash and
+    data id (`data.spec.source`) are the run identity's, so a sweep plans with it.
+
+    `loaded` caches datasets by file, so several models on one dataset share one copy of its
+    tensors (MOSEI is ~8 GB)."""
     # `run` and `sweep` have checked every config already, before any data is read.
     model = canonical_model_name(model)          # `-m TFN` runs and records as tfn
     bert_dir = None
     if synthetic:
-        from .data.synthetic import ensure_synthetic
         feature_path, bert_dir = ensure_synthetic(dataset, synthetic_cache_dir(), size=synthetic_size,
                                                   aligned=aligned)
     config = resolve_config(model, dataset, preset=preset, overrides=overrides, max_epochs=max_epochs,
@@ -115,14 +125,17 @@ def _prepare(model, dataset, *, aligned, data_root, feature_path, synthetic, syn
 
 def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, data_root=None,
         feature_path=None, synthetic=False, synthetic_size="small", preset=None, device="auto",
-        max_epochs=None, out="results", quiet=False, resume=False, tensorboard=False) -> list[dict]:
+        max_epochs=None, out="results", quiet=False, rerun=False, save_checkpoint="best", resume=False,
+        tensorboard=False, echo=print) -> list[dict]:
     """Train and test every model on every dataset for every seed; return the run records.
 
     `config` is a dict of overrides (or a list of "key=value" strings) applied last.
     Records are also appended to `<out>/runs.jsonl`, and one MMSA-style row per
-    (model, dataset) to `<out>/normal/<dataset>.csv`. A run that an earlier call left unfinished
-    (`take_leftovers`) is continued with `resume`, else removed first. `tensorboard` writes
-    per-epoch scalars to each run's `tensorboard/` folder.
+    (model, dataset) that trained a seed to `<out>/normal/<dataset>.csv`.
+    A seed already recorded ok is skipped (one `echo` line each) and its stored record is
+    returned in its place, unless `rerun`. `save_checkpoint="none"` leaves no best.pt. A run that
+    an earlier call left unfinished (`take_leftovers`) is continued with `resume`, else removed
+    first. `tensorboard` writes per-epoch scalars to each run's `tensorboard/` folder.
     """
     models = [m.lower() for m in ([models] if isinstance(models, str) else models)]       # names are case-insensitive
     datasets = [d.lower() for d in ([datasets] if isinstance(datasets, str) else datasets)]
@@ -137,6 +150,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
                          "to train on that file")
     if feature_path is not None and len(datasets) > 1:
         raise UsageError("--feature-path names one file, so give exactly one dataset")
+    check_save_checkpoint(save_checkpoint)
     overrides = list(config.items()) if isinstance(config, dict) else list(config or [])
     torch_device = resolve_device(device)
     check_output_folder(out)
@@ -146,18 +160,32 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         for m in models:
             resolve_config(m, d, preset=preset, overrides=overrides, max_epochs=max_epochs)
     loaded = {}
-    jobs = [_prepare(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
-                     synthetic=synthetic, synthetic_size=synthetic_size, preset=preset,
-                     overrides=overrides, max_epochs=max_epochs, loaded=loaded)
+    jobs = [prepare_job(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
+                        synthetic=synthetic, synthetic_size=synthetic_size, preset=preset,
+                        overrides=overrides, max_epochs=max_epochs, loaded=loaded)
             for d in datasets for m in models]
     loaded.clear()   # the jobs hold what they read; features no job reads are freed now
 
+    recorded = {} if rerun else latest_by_identity(read_records(out))
     records = []
     for job in jobs:
-        job_records = [run_one(job, seed, torch_device, Path(out), quiet, resume=resume, tensorboard=tensorboard)
-                       for seed in seeds]
         spec = job.data.spec
-        append_mmsa_csv(Path(out), spec.name, job.model, [r["metrics"] for r in job_records], spec.synthetic)
+        job_records, trained = [], False
+        for seed in seeds:
+            previous = recorded.get(run_identity(job.model, spec.name, spec.aligned, seed, config_hash(job.config),
+                                                 spec.source), {})
+            if previous.get("status") == "ok":
+                echo(f"skip {job.model} {spec.name}{' aligned' if spec.aligned else ''} seed {seed}: recorded as "
+                     f"{previous['run_id']} (--rerun trains it again)")
+                job_records.append(previous)
+            else:
+                record = run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint,
+                                 resume=resume, tensorboard=tensorboard)
+                recorded[identity(record)] = record      # `-m tfn tfn` trains it once
+                job_records.append(record)
+                trained = True
+        if trained:    # the row covers every seed of the call, recorded ones included, as the table does
+            append_mmsa_csv(Path(out), spec.name, job.model, [r["metrics"] for r in job_records], spec.synthetic)
         records += job_records
     return records
 
@@ -169,119 +197,21 @@ def new_run_id(model: str, dataset: str, aligned: bool, seed: int, stamp: dateti
                     + [f"s{seed}", stamp.strftime("%Y%m%dT%H%M%S"), secrets.token_hex(3)])
 
 
-def partial_dir(out: Path, run_id: str) -> Path:
-    """Where a run works until it has finished (then renamed to `<out>/runs/<run_id>`)."""
-    return Path(out) / "runs" / f".{run_id}.partial"
-
-
-def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *, resume: bool = False,
-            tensorboard: bool = False) -> dict:
+def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *, checkpoint: str = "best",
+            resume: bool = False, tensorboard: bool = False) -> dict:
     """Train one seed in its own folder (with `resume`, the unfinished one an earlier call left);
     append its record once it has finished."""
-    run_id = take_leftovers(out, job, seed, resume)
+    run_id = take_leftovers(out, job_identity(job, seed), resume)
     record = train_one(job, seed, device, out, quiet, run_id=run_id, resume=run_id is not None,
-                       tensorboard=tensorboard)
+                       tensorboard=tensorboard, checkpoint=checkpoint)
     append_record(out, record)
     return record
 
 
-# --------------------------------------------------------------------------------------
-# Unfinished runs: a run works in a locked `.partial` folder; one whose lock is free is dead
-# --------------------------------------------------------------------------------------
-
-RUN_LOCK = "run.lock"     # flock-ed while a process runs in the folder; holds the run's identity
-
-
-def _claim(folder: Path) -> int | None:
-    """Lock `folder`'s run.lock without waiting: the open fd, or None while a live process holds
-    it (or the folder has gone). The kernel drops a lock when its holder exits however it dies,
-    so a held lock is a live run, on this host or another: no pid to go stale or be reused."""
-    try:
-        fd = os.open(folder / RUN_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def run_identity(job: Job, seed: int) -> dict:
-    """What makes two runs the same run: model, dataset, aligned flag, seed, config hash, data id."""
+def job_identity(job: Job, seed: int) -> tuple:
+    """The run identity (`results.run_identity`) of `job` trained with `seed`."""
     spec = job.data.spec
-    return {"model": job.model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
-            "config_hash": config_hash(job.config), "data": spec.source}
-
-
-@contextlib.contextmanager
-def run_folder(work_dir: Path, final_dir: Path, identity: dict, resume: bool):
-    """`work_dir`, locked while the run works in it and renamed to `final_dir` once it has finished.
-
-    A new folder is made under another name and renamed to `work_dir` with its lock held, so a
-    live run's `.partial` folder is never seen unlocked; to resume, a dead run's folder is taken over."""
-    if resume:
-        lock = _claim(work_dir)
-        if lock is None:
-            raise UsageError(f"{work_dir} is in use by another process; wait for it or run without --resume")
-    else:
-        new = work_dir.with_name(work_dir.name + ".new")
-        new.mkdir(parents=True)
-        lock = _claim(new)
-        new.rename(work_dir)
-    try:
-        os.ftruncate(lock, 0)
-        os.write(lock, json.dumps({**identity, "pid": os.getpid(), "host": socket.gethostname()}).encode())
-        yield work_dir
-        work_dir.rename(final_dir)
-        (final_dir / RUN_LOCK).unlink()
-    finally:
-        os.close(lock)
-
-
-def _identity_of(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / RUN_LOCK).read_text(encoding="utf-8"))
-    except (OSError, ValueError):       # a folder of an older version, or one being removed
-        return None
-
-
-def unfinished_runs(out) -> Iterator[Path]:
-    """Each `.partial` folder in `<out>/runs` that no live process runs, each locked until the
-    caller asks for the next, so that no run can take it over meanwhile."""
-    for folder in sorted((Path(out) / "runs").glob(".*.partial")):
-        lock = _claim(folder)
-        if lock is None:
-            continue
-        try:
-            yield folder
-        finally:
-            os.close(lock)
-
-
-def take_leftovers(out: Path, job: Job, seed: int, resume: bool) -> str | None:
-    """The unfinished folders an earlier call left of this very run (`run_identity`): with
-    `resume`, the run_id of the one whose last.pt is newest, to continue in place; every other
-    one is removed, each with a log line. Folders of other runs are left alone."""
-    identity = run_identity(job, seed)
-
-    def same_run(folder: Path) -> bool:
-        found = _identity_of(folder)
-        return found is not None and {k: found.get(k) for k in identity} == identity
-
-    newest = {}                      # resumable folder -> when its last.pt was written
-    for folder in unfinished_runs(out) if resume else ():
-        if same_run(folder) and (folder / LAST_CHECKPOINT).is_file():
-            newest[folder] = (folder / LAST_CHECKPOINT).stat().st_mtime_ns
-    keep = max(newest, key=newest.get, default=None)
-    for folder in unfinished_runs(out):
-        if folder != keep and same_run(folder):
-            shutil.rmtree(folder)
-            why = ("another one is resumed" if keep else "it had finished no epoch") if resume else \
-                "--resume continues such a run from its last finished epoch instead"
-            log.warning("removed %s, left unfinished by an earlier start of this run (%s)", folder, why)
-    return keep.name[1:-len(".partial")] if keep else None
+    return run_identity(job.model, spec.name, spec.aligned, seed, config_hash(job.config), spec.source)
 
 
 class _Forward(logging.Handler):
@@ -329,9 +259,13 @@ def run_log(path: Path):
 
 
 def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *,
-              run_id: str | None = None, resume: bool = False, tensorboard: bool = False) -> dict:
+              run_id: str | None = None, resume: bool = False, tensorboard: bool = False,
+              checkpoint: str = "best") -> dict:
     """`run_one` without appending the record (a sweep's driver is the only writer of its store).
-    `resume`: continue run `run_id` in its unfinished folder (`take_leftovers`)."""
+
+    `resume`: continue run `run_id` in its unfinished folder (`take_leftovers`).
+    `checkpoint="none"`: best.pt is deleted once the run has tested its best epoch (the trainer
+    tests the best weights it holds in memory, so the metrics are the same either way)."""
     spec = job.data.spec
     stamp = datetime.now(timezone.utc)
     run_id = run_id or new_run_id(job.model, spec.name, spec.aligned, seed, stamp)
@@ -339,7 +273,7 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
     work_dir = partial_dir(out, run_id)     # renamed to run_id only when the run finished
     final_dir = runs_dir / run_id
     commit = git_commit()
-    with (run_folder(work_dir, final_dir, run_identity(job, seed), resume), run_log(work_dir / "train.log"),
+    with (run_folder(work_dir, final_dir, job_identity(job, seed), resume), run_log(work_dir / "train.log"),
           tensorboard_log(work_dir / "tensorboard") if tensorboard else contextlib.nullcontext() as on_epoch):
         save_config(job.config, work_dir / "config.yaml")
         log.info("run %s: model=%s dataset=%s aligned=%s seed=%d device=%s data=%s code=%s", run_id, job.model,
@@ -351,23 +285,12 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
                      progress=not quiet, resume=resume, on_epoch=on_epoch)
         wall = time.time() - start
         write_predictions(work_dir / "predictions_test.csv", result.test, spec)    # fit wrote history.json
-    record = {
-        "run_id": run_id, "status": "ok",
-        "model": job.model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
-        "synthetic": spec.synthetic, "preset": job.preset,
-        "metrics": result.test.metrics, "valid_metrics": result.valid,
-        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-        "wall_time_s": wall, "device": str(device),
-        # CPU float sums over 1 and 2 threads differ in the last bits: part of what made the numbers.
-        "torch_threads": torch.get_num_threads(),
-        "config_hash": config_hash(job.config), "config": dict(job.config),
-        "data": spec.source, "data_path": spec.path,
-        "package_version": __version__, "git_commit": commit,
-        "torch_version": torch.__version__, "python": platform.python_version(),
-        "started_at": stamp.isoformat(timespec="seconds"),
-        "run_dir": str(final_dir),
-    }
-    return record
+        if checkpoint == "none":
+            (work_dir / "best.pt").unlink(missing_ok=True)
+    return ok_record(run_id, model=job.model, seed=seed, preset=job.preset, config=job.config, spec=spec,
+                     result=result, device=device, started=stamp, wall_time_s=wall, run_dir=final_dir,
+                     git_commit=commit, checkpoint=checkpoint, torch_threads=torch.get_num_threads(),
+                     torch_version=torch.__version__)
 
 
 def write_predictions(path: Path, test, spec) -> None:

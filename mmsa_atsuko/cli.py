@@ -77,7 +77,15 @@ def train_parser() -> argparse.ArgumentParser:
                    "without it, such a leftover folder is removed and the run starts again")
     p.add_argument("--tensorboard", action="store_true", help="write per-epoch scalars (train losses, valid "
                    "metrics, learning rates) to <run folder>/tensorboard/ (needs the [tensorboard] extra)")
+    p.add_argument("--rerun", action="store_true", help="train seeds already recorded again (default: skip them)")
+    add_save_checkpoint(p)
     return p
+
+
+def add_save_checkpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--save-checkpoint", choices=("best", "none"), default="best",
+                   help="best: keep the best-valid weights as best.pt in the run folder (default); none: keep no "
+                        "weights (the same metrics: the best epoch is tested from memory)")
 
 
 def synth_parser() -> argparse.ArgumentParser:
@@ -173,7 +181,8 @@ def cmd_train(argv) -> int:
                   aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
                   synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
                   device=args.device, max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
-                  resume=args.resume, tensorboard=args.tensorboard)
+                  resume=args.resume, tensorboard=args.tensorboard,
+                  rerun=args.rerun, save_checkpoint=args.save_checkpoint)
     print_table(records)
     stale = sum(1 for _ in unfinished_runs(args.out))
     if stale:
@@ -231,6 +240,7 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="ray: cluster address, auto or HOST:PORT (default: start a local instance)")
     p.add_argument("--gpus-per-run", type=float, default=None, help="ray: GPUs per run (0.5: two runs share one)")
     p.add_argument("--cpus-per-run", type=float, default=None, help="ray: CPUs per run (default 1)")
+    add_save_checkpoint(p)
     return p
 
 
@@ -257,7 +267,7 @@ def cmd_sweep(argv) -> int:
     try:
         summary = sweep(args.file, out=args.out, dry_run=args.dry_run, retry_failed=args.retry_failed,
                         backend=backend, echo=lambda line: print(line, flush=True),
-                        models=args.model, datasets=args.dataset, seeds=args.seeds, aligned=args.aligned,
+                        save_checkpoint=args.save_checkpoint, models=args.model, datasets=args.dataset, seeds=args.seeds, aligned=args.aligned,
                         synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
                         max_epochs=args.max_epochs, config=args.config, data_root=args.data_root,
                         feature_path=args.feature_path)

@@ -1,4 +1,4 @@
-"""api._prepare / api.run: what a job holds of its data."""
+"""api.prepare_job / api.run: what a job holds of its data."""
 import gc
 import weakref
 
@@ -10,9 +10,9 @@ from mmsa_atsuko import api
 
 
 def _prepare(model, loaded, **overrides):
-    return api._prepare(model, "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
-                        synthetic_size="small", preset="small", overrides=list(overrides.items()),
-                        max_epochs=None, loaded=loaded)
+    return api.prepare_job(model, "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
+                           synthetic_size="small", preset="small", overrides=list(overrides.items()),
+                           max_epochs=None, loaded=loaded)
 
 
 def test_a_bert_model_gets_no_text_features_and_a_feature_model_keeps_them():
@@ -152,6 +152,7 @@ def test_a_resumed_run_ends_exactly_as_the_uninterrupted_one(tmp_path, monkeypat
     history = (folder / "history.json").read_text()
     assert history == (tmp_path / "whole" / "runs" / whole["run_id"] / "history.json").read_text()
     assert not (folder / "last.pt").exists() and not (folder / "run.lock").exists()
+    assert not (folder / "run.json").exists()
     assert "resumed after epoch 2" in (folder / "train.log").read_text()
 
 
@@ -172,9 +173,10 @@ def test_a_resumed_run_shows_each_epoch_once_in_tensorboard(tmp_path, monkeypatc
 
 
 def test_a_leftover_of_the_same_run_is_removed_and_no_other(tmp_path, monkeypatch, caplog):
-    import fcntl
     import json
     import os
+
+    from filelock import FileLock
 
     kw = dict(synthetic=True, preset="small", max_epochs=2, out=tmp_path, quiet=True)
     die_before_last_pt_of_epoch(monkeypatch, 2)
@@ -183,18 +185,21 @@ def test_a_leftover_of_the_same_run_is_removed_and_no_other(tmp_path, monkeypatc
     monkeypatch.undo()
     runs = tmp_path / "runs"
     (leftover,) = runs.glob(".*.partial")
-    identity = json.loads((leftover / "run.lock").read_text())
-    assert identity["seed"] == 1 and identity["pid"] == os.getpid()
+    named = json.loads((leftover / "run.json").read_text())
+    model, dataset, aligned, seed, config_hash, data = named["identity"]
+    assert (model, dataset, aligned, seed) == ("tfn", "mosi", False, 1) and named["pid"] == os.getpid()
 
-    def fake(name, **changes):              # a .partial folder with the leftover's identity, changed
+    def fake(name, position, value):        # a .partial folder with the leftover's identity, changed
         folder = runs / f".{name}.partial"
         folder.mkdir()
-        (folder / "run.lock").write_text(json.dumps({**identity, **changes}))
+        changed = list(named["identity"])
+        changed[position] = value
+        (folder / "run.json").write_text(json.dumps({**named, "identity": changed}))
         return folder
 
-    other_seed, other_config, live_twin = fake("s2", seed=2), fake("cfg", config_hash="0" * 12), fake("twin")
-    live = os.open(live_twin / "run.lock", os.O_RDWR)
-    fcntl.flock(live, fcntl.LOCK_EX)        # a run of the same identity still running (a parallel sweep)
+    other_seed, other_config, live_twin = fake("s2", 3, 2), fake("cfg", 4, "0" * 12), fake("twin", 3, 1)
+    live = FileLock(live_twin / "run.lock")
+    live.acquire()                           # a run of the same identity still running (a parallel sweep)
     try:
         with caplog.at_level("WARNING", logger="mmsa_atsuko"):
             (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], **kw)
@@ -204,7 +209,7 @@ def test_a_leftover_of_the_same_run_is_removed_and_no_other(tmp_path, monkeypatc
         assert str(leftover) in line
         assert sorted(f.name for f in api.unfinished_runs(tmp_path)) == [".cfg.partial", ".s2.partial"]
     finally:
-        os.close(live)
+        live.release()
     assert len(list(api.unfinished_runs(tmp_path))) == 3      # the twin's process is gone now
 
 
@@ -219,3 +224,53 @@ def test_resume_with_nothing_to_resume_starts_afresh(tmp_path, monkeypatch):
     (record,) = mmsa_atsuko.run("tfn", "mosi", **kw)
     assert record["status"] == "ok" and record["run_id"] not in leftover.name and not leftover.exists()
     assert (tmp_path / "runs" / record["run_id"] / "best.pt").is_file()
+
+
+def test_run_skips_recorded_seeds_and_rerun_trains_them_again(tmp_path):
+    from mmsa_atsuko.results import read_records
+
+    lines = []
+    kw = dict(synthetic=True, preset="small", max_epochs=1, out=tmp_path, quiet=True, echo=lines.append)
+    (first,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], **kw)
+    assert lines == []
+    table = mmsa_atsuko.run("tfn", "mosi", seeds=[1, 2], **kw)
+    assert lines == [f"skip tfn mosi seed 1: recorded as {first['run_id']} (--rerun trains it again)"]
+    stored = read_records(tmp_path)
+    assert [r["seed"] for r in stored] == [1, 2]              # seed 1 was not trained again
+    assert table[0] == stored[0] and [r["run_id"] for r in table] == [r["run_id"] for r in stored]
+    csv_rows = (tmp_path / "normal" / "mosi-synthetic.csv").read_text().splitlines()
+    assert len(csv_rows) == 3                                  # header, then one row per call that trained
+
+    lines.clear()
+    assert mmsa_atsuko.run("tfn", "mosi", seeds=[1, 2], **kw) == stored   # all recorded: nothing trains
+    assert len(lines) == 2 and len(read_records(tmp_path)) == 2
+    assert len((tmp_path / "normal" / "mosi-synthetic.csv").read_text().splitlines()) == 3
+
+    lines.clear()
+    (again,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], rerun=True, **kw)
+    assert lines == [] and again["run_id"] != first["run_id"]
+    assert read_records(tmp_path)[2]["metrics"] == stored[0]["metrics"]     # CPU runs are deterministic
+    # another config is another run: not skipped
+    (other,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], config={"learning_rate": 0.002}, **kw)
+    assert lines == [] and other["config_hash"] != first["config_hash"]
+    assert len(read_records(tmp_path)) == 4
+
+
+def test_save_checkpoint_none_leaves_no_weights_and_the_same_metrics(tmp_path):
+    from pathlib import Path
+
+    from mmsa_atsuko.errors import UsageError
+    from mmsa_atsuko.results import read_records
+
+    kw = dict(seeds=[1], synthetic=True, preset="small", max_epochs=3, quiet=True)
+    (best,) = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "best", **kw)
+    (none,) = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "none", save_checkpoint="none", **kw)
+    assert (Path(best["run_dir"]) / "best.pt").is_file()
+    assert sorted(p.name for p in Path(none["run_dir"]).iterdir()) == sorted(
+        p.name for p in Path(best["run_dir"]).iterdir() if p.name != "best.pt")
+    assert (best["checkpoint"], none["checkpoint"]) == ("best", "none")
+    (best,), (none,) = read_records(tmp_path / "best"), read_records(tmp_path / "none")    # NaN stored as null
+    for key in ("metrics", "valid_metrics", "best_epoch", "epochs_run", "config_hash", "data"):
+        assert none[key] == best[key], key
+    with pytest.raises(UsageError, match="--save-checkpoint must be one of best, none"):
+        mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "x", save_checkpoint="last", **kw)

@@ -202,7 +202,7 @@ def test_tensorboard_without_the_package_is_one_line_before_any_data(tmp_path, c
 
 
 def test_clean_removes_dead_partial_folders_only(tmp_path, capsys):
-    import fcntl
+    from filelock import FileLock
 
     from mmsa_atsuko.cli import main
     runs = tmp_path / "runs"
@@ -211,15 +211,15 @@ def test_clean_removes_dead_partial_folders_only(tmp_path, capsys):
         folder.mkdir(parents=True)
     (dead / "run.lock").write_text("{}")        # its process is gone; `old` predates run.lock
     (live / "run.lock").write_text("{}")
-    lock = os.open(live / "run.lock", os.O_RDWR)
-    fcntl.flock(lock, fcntl.LOCK_EX)             # a run still training (a sweep beside us)
+    lock = FileLock(live / "run.lock")
+    lock.acquire()                               # a run still training (a sweep beside us)
     try:
         assert main(["clean", "--results", str(tmp_path)]) == 0
         assert sorted(p.name for p in runs.iterdir()) == [".c.partial", "d"]
         assert capsys.readouterr().out.splitlines()[-1] == (f"removed 2 unfinished run folder(s) from {runs}; "
                                                             "kept 1 of run(s) still running")
     finally:
-        os.close(lock)
+        lock.release()
     assert main(["clean", "--results", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -240,3 +240,28 @@ def test_resume_on_the_command_line_continues_the_leftover_and_notes_dead_others
     assert "resumed after epoch 1" in (Path(record["run_dir"]) / "train.log").read_text()
     (note,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
     assert "holds 1 .partial folder" in note and f"python run.py clean --results {tmp_path}" in note
+
+
+def test_run_skips_recorded_seeds_until_rerun(tmp_path, capsys):
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.results import read_records
+
+    def table_seeds(text):
+        return [int(line.split()[1]) for line in text.splitlines() if line.startswith("tfn ") and "mean" not in line]
+
+    argv = ["-m", "tfn", "-d", "mosi", "--synthetic", "--preset", "small", "--max-epochs", "1", "--quiet",
+            "--out", str(tmp_path)]
+    assert main([*argv, "-s", "1"]) == 0
+    (first,) = read_records(tmp_path)
+    capsys.readouterr()
+    assert main([*argv, "-s", "1", "2", "--save-checkpoint", "none"]) == 0
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("skip")] == [
+        f"skip tfn mosi seed 1: recorded as {first['run_id']} (--rerun trains it again)"]
+    assert table_seeds(out) == [1, 2]
+    stored = read_records(tmp_path)
+    assert [(r["seed"], r["checkpoint"]) for r in stored] == [(1, "best"), (2, "none")]
+    assert main([*argv, "-s", "1", "--rerun"]) == 0
+    out = capsys.readouterr().out
+    assert not [line for line in out.splitlines() if line.startswith("skip")]
+    assert table_seeds(out) == [1] and len(read_records(tmp_path)) == 3

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [                                   # bottom to top; a prefix names a module or a package
     ("errors", "version"),
     ("metrics", "registry", "config", "cache"),
-    ("data", "models", "results", "baselines"),
+    ("data", "models", "results", "run_folders", "baselines"),
     ("training",),
     ("api",),
     ("sweep", "analysis", "plots", "predict"),

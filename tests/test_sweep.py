@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from mmsa_atsuko.errors import DataError, MissingDataError, ToolkitError, UsageError
-from mmsa_atsuko.results import read_records
-from mmsa_atsuko.sweep import LocalBackend, _SweepLock, expand, identity, latest_by_identity, sweep
+from mmsa_atsuko.results import identity, latest_by_identity, read_records
+from mmsa_atsuko.sweep import LocalBackend, SweepLock, expand, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(synthetic=True, preset="small")
@@ -235,7 +235,7 @@ def test_a_synthetic_run_is_the_same_run_whichever_cache_holds_its_data(tmp_path
 
 
 def test_one_sweep_at_a_time_per_results_folder(tmp_path):
-    with _SweepLock(tmp_path):
+    with SweepLock(tmp_path):
         with pytest.raises(ToolkitError, match="another sweep is writing to"):
             sweep(None, out=tmp_path, models=["tfn"], datasets=["mosi"], seeds=[1], echo=lambda _: None, **SMALL)
     assert read_records(tmp_path) == []
@@ -309,3 +309,59 @@ def test_a_sweep_with_failed_runs_exits_1_until_they_are_retried(tmp_path, capsy
         code, lines = _main(argv, capsys)
         assert code == 1 and "1 run(s) of this sweep have failed" in lines[-1], (attempt, lines)
     assert [r["status"] for r in read_records(tmp_path)] == ["failed"]
+
+
+def test_save_checkpoint_none_in_a_sweep_is_not_part_of_the_run_identity(tmp_path):
+    lists = dict(models=["tfn"], datasets=["mosi"], seeds=[1], max_epochs=2, **SMALL)
+    summary = sweep(None, out=tmp_path, save_checkpoint="none", echo=lambda _: None, **lists)
+    (record,) = summary.records
+    assert record["status"] == "ok" and record["checkpoint"] == "none"
+    assert (Path(record["run_dir"]) / "history.json").is_file() and not (Path(record["run_dir"]) / "best.pt").exists()
+    again = sweep(None, out=tmp_path, save_checkpoint="best", echo=lambda _: None, **lists)
+    assert (again.plan.done, again.records) == (1, [])
+
+
+def test_a_finished_sweep_with_workers_leaks_no_semaphores(tmp_path):
+    """Workers are asked to exit and cleaned up, not killed: a killed worker leaves its
+    semaphores to the resource tracker, which warns of them when the sweep ends."""
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "sweep", "-m", "tfn", "-d", "mosi", "-s", "1", "2",
+                           "--synthetic", "--preset", "small", "--max-epochs", "1", "--jobs", "2",
+                           "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "leaked semaphore" not in proc.stderr and "resource_tracker" not in proc.stderr, proc.stderr
+    assert [r["status"] for r in read_records(tmp_path)] == ["ok", "ok"]
+
+
+WATCHED_WORKER = """
+import multiprocessing, os, time
+from mmsa_atsuko.sweep import local
+
+def worker(parent_pid):
+    local._kill_on_parent_death = lambda: False     # as where there is no prctl
+    local._die_with_parent(parent_pid)
+    print("watching", flush=True)
+    time.sleep(60)
+
+if __name__ == "__main__":
+    child = multiprocessing.get_context("spawn").Process(target=worker, args=(os.getpid(),), daemon=True)
+    child.start()
+    print(child.pid, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_without_prctl_a_worker_still_dies_with_its_driver(tmp_path):
+    script = write(tmp_path / "driver.py", WATCHED_WORKER)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        worker = int(proc.stdout.readline())
+        assert proc.stdout.readline() == "watching\n"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    deadline = time.time() + 20
+    while _alive(worker):
+        assert time.time() < deadline, "the worker outlived its driver"
+        time.sleep(0.05)

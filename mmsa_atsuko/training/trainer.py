@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from ..errors import UsageError
 from ..metrics import compute_metrics, lower_is_better, metric_keys
+from ..run_folders import LAST_CHECKPOINT    # the state after the last finished epoch; deleted when fit returns
 from .host_memory import keep_freed_memory
 
 log = logging.getLogger("mmsa_atsuko")
@@ -119,9 +120,6 @@ def _write_json(value, path: Path) -> None:
     from ..results import json_safe            # NaN (an undefined Corr) as null, as the run record has it
     with open(path, "w") as f:
         json.dump(json_safe(value), f, indent=1, allow_nan=False)
-
-
-LAST_CHECKPOINT = "last.pt"      # the state after the last finished epoch; deleted when fit returns
 
 
 def _rng_states(generator: torch.Generator, device: torch.device) -> dict:

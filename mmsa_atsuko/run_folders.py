@@ -1,0 +1,109 @@
+"""Run folders: where a run works until it has finished, and how a dead run's folder is found.
+
+A run works in `<out>/runs/.<run_id>.partial/` and renames it to `<out>/runs/<run_id>/` once it
+has finished. While it works it holds the folder's `run.lock` (a `filelock` lock: the OS drops it
+however its holder dies, on this host or another sharing the folder, so no pid can go stale or
+be reused), and `run.json` beside it names the run's identity (`results.run_identity`). A
+`.partial` folder whose lock is free is a dead run's: `--resume` continues it from its last
+finished epoch (`last.pt`), `run.py clean` removes it.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .errors import UsageError
+
+log = logging.getLogger("mmsa_atsuko")
+
+RUN_LOCK = "run.lock"            # held while a process runs in the folder
+RUN_IDENTITY = "run.json"        # the identity of the run in the folder, and who runs it
+LAST_CHECKPOINT = "last.pt"      # the trainer's per-epoch state, what --resume continues from
+
+
+def partial_dir(out, run_id: str) -> Path:
+    """Where a run works until it has finished (then renamed to `<out>/runs/<run_id>`)."""
+    return Path(out) / "runs" / f".{run_id}.partial"
+
+
+def _claim(folder: Path) -> FileLock | None:
+    """`folder`'s lock, taken without waiting; None while a live process holds it (or the folder has gone)."""
+    lock = FileLock(folder / RUN_LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except (Timeout, FileNotFoundError):
+        return None
+    return lock
+
+
+@contextlib.contextmanager
+def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool):
+    """`work_dir`, locked while the run works in it and renamed to `final_dir` once it has finished.
+
+    A new folder is made under another name and renamed to `work_dir` with its lock held, so a
+    live run's `.partial` folder is never seen unlocked; to resume, a dead run's folder is taken over."""
+    if resume:
+        lock = _claim(work_dir)
+        if lock is None:
+            raise UsageError(f"{work_dir} is in use by another process; wait for it or run without --resume")
+    else:
+        new = work_dir.with_name(work_dir.name + ".new")
+        new.mkdir(parents=True)
+        lock = _claim(new)
+        new.rename(work_dir)
+    try:
+        (work_dir / RUN_IDENTITY).write_text(json.dumps({"identity": list(identity), "pid": os.getpid(),
+                                                         "host": socket.gethostname()}), encoding="utf-8")
+        yield work_dir
+        work_dir.rename(final_dir)
+        (final_dir / RUN_IDENTITY).unlink()
+    finally:
+        lock.release()
+    (final_dir / RUN_LOCK).unlink(missing_ok=True)
+
+
+def identity_of(folder: Path) -> tuple | None:
+    """The run identity a `.partial` folder names, or None (a folder of an older version, or one being removed)."""
+    try:
+        return tuple(json.loads((folder / RUN_IDENTITY).read_text(encoding="utf-8"))["identity"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def unfinished_runs(out) -> Iterator[Path]:
+    """Each `.partial` folder in `<out>/runs` that no live process runs, each locked until the
+    caller asks for the next, so that no run can take it over meanwhile."""
+    for folder in sorted((Path(out) / "runs").glob(".*.partial")):
+        lock = _claim(folder)
+        if lock is None:
+            continue
+        try:
+            yield folder
+        finally:
+            lock.release()
+
+
+def take_leftovers(out, identity: tuple, resume: bool) -> str | None:
+    """The unfinished folders an earlier call left of this very run: with `resume`, the run_id of
+    the one whose last.pt is newest, to continue in place; every other one is removed, each with a
+    log line. Folders of other runs are left alone."""
+    newest = {}                      # resumable folder -> when its last.pt was written
+    for folder in unfinished_runs(out) if resume else ():
+        if identity_of(folder) == identity and (folder / LAST_CHECKPOINT).is_file():
+            newest[folder] = (folder / LAST_CHECKPOINT).stat().st_mtime_ns
+    keep = max(newest, key=newest.get, default=None)
+    for folder in unfinished_runs(out):
+        if folder != keep and identity_of(folder) == identity:
+            shutil.rmtree(folder)
+            why = ("another one is resumed" if keep else "it had finished no epoch") if resume else \
+                "--resume continues such a run from its last finished epoch instead"
+            log.warning("removed %s, left unfinished by an earlier start of this run (%s)", folder, why)
+    return keep.name[1:-len(".partial")] if keep else None

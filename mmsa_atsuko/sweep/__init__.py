@@ -1,0 +1,18 @@
+"""Sweeps: models x datasets x aligned flags x seeds, resumable, run locally or on Ray.
+
+    python run.py sweep configs/sweeps/paper.yaml
+    python run.py sweep -m tfn lmf -d mosi sims -s 1111 1112 --synthetic --preset small --jobs 2
+
+A run is identified by (model, dataset, aligned, seed, config hash, data id), as everywhere
+(`results.identity`). `plan` expands a sweep file or -m/-d/-s lists and drops what is
+recorded; `driver` holds the folder's lock and runs the rest on a backend (`local`: in
+process or worker processes; `ray_backend`: one Ray task per run); `execute` runs one run.
+"""
+from ..results import identity, latest_by_identity, ok_records  # noqa: F401 (their home; here for old imports)
+from .driver import Progress, Summary, SweepLock, run_plan, sweep
+from .local import LocalBackend, parse_devices
+from .plan import Plan, PlannedRun, Setting, expand, plan
+from .ray_backend import RayBackend
+
+__all__ = ["sweep", "run_plan", "Summary", "Progress", "SweepLock", "expand", "plan", "Plan", "PlannedRun",
+           "Setting", "LocalBackend", "parse_devices", "RayBackend"]

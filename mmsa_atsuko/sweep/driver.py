@@ -1,0 +1,162 @@
+"""The sweep's driver: plan, hold the folder's lock, run on a backend, append records, report.
+
+Resume. The results store (`<out>/runs.jsonl`) is append-only (see `results`). A run whose
+identity already has an `ok` record is skipped; a run that failed is recorded once per
+failure with status `failed` and its error, and is skipped too unless `retry_failed`. Runs
+whose record never landed run again, so a killed sweep started again ends with every run
+recorded exactly once. Only the driver writes the store, whatever the backend, and only one
+sweep at a time may write a results folder (`<out>/.sweep.lock`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .. import api
+from ..errors import ToolkitError
+from ..results import append_record, check_output_folder, headline_metric
+from .local import LocalBackend
+from .plan import Plan, expand, missing_data_error, plan, release
+
+SWEEP_LOCK = ".sweep.lock"
+
+
+@dataclass
+class Summary:
+    plan: Plan
+    records: list[dict]
+    seconds: float
+
+    @property
+    def failed(self) -> list[dict]:
+        return [r for r in self.records if r.get("status") != "ok"]
+
+
+class Progress:
+    """One line per finished run, with the overall count and the time left at the current pace."""
+
+    def __init__(self, total: int, echo=print):
+        self.total, self.finished, self.failed, self.echo = total, 0, 0, echo
+        self.start = time.time()
+
+    def __call__(self, record: dict) -> None:
+        self.finished += 1
+        elapsed = time.time() - self.start
+        eta = elapsed / self.finished * (self.total - self.finished)
+        what = f"{record['model']} {record['dataset']}{' aligned' if record['aligned'] else ''} seed {record['seed']}"
+        if record.get("status") == "ok":
+            key = headline_metric(record["dataset"])
+            value = record["metrics"].get(key)
+            result = f"ok      {what}: {key} {'nan' if value is None else f'{value:.4f}'}"
+        else:
+            self.failed += 1
+            result = f"FAILED  {what}: {record.get('error', '?')}"
+        width = len(str(self.total))
+        self.echo(f"[{self.finished:>{width}}/{self.total}] {result} ({record.get('wall_time_s', 0):.1f}s)"
+                  f" | {self.finished}/{self.total} done, {self.failed} failed, "
+                  f"elapsed {_clock(elapsed)}, ETA {_clock(eta)}")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class SweepLock:
+    """One sweep at a time per results folder (two would both run what neither has recorded).
+    The OS drops the lock of a killed sweep."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / SWEEP_LOCK
+        self.lock = FileLock(self.path)
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.lock.acquire(timeout=0)
+        except Timeout:
+            raise ToolkitError(f"another sweep is writing to {self.path.parent} (lock {self.path}); "
+                               f"wait for it or use another --out") from None
+        return self
+
+    def __exit__(self, *exc):
+        self.lock.release()
+
+
+def run_plan(sweep_plan: Plan, out, backend, echo=print) -> Summary:
+    """Run what the plan has to do; append each record as it arrives (hold the sweep lock)."""
+    out = Path(out)
+    records = []
+    start = time.time()
+    progress = Progress(len(sweep_plan.todo), echo)
+
+    def on_result(record: dict) -> None:
+        append_record(out, record)
+        records.append(record)
+        progress(record)
+
+    tasks = [(r, api.new_run_id(r.setting.model, r.setting.dataset, r.setting.aligned, r.seed))
+             for r in sweep_plan.todo]
+    if tasks:
+        backend.run(tasks, out, on_result)
+    return Summary(sweep_plan, records, time.time() - start)
+
+
+def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backend=None, echo=print,
+          save_checkpoint="best", **lists) -> Summary | Plan:
+    """Plan and run a sweep: models x datasets x aligned flags x seeds, resumable (see the module
+    docstring); `lists` go to `expand`. `save_checkpoint="none"` leaves no best.pt in run folders.
+
+    Returns the `Plan` for a dry run, else a `Summary` of what ran.
+    """
+    api.git_commit()                   # the code version this driver runs, read before anything trains
+    api.check_save_checkpoint(save_checkpoint)
+    backend = backend or LocalBackend()
+    expanded = expand(file, **lists)
+    check_output_folder(out)
+    for _, setting, _ in expanded:     # a bad value stops the sweep before it takes its folder's lock
+        api.resolve_config(setting.model, setting.dataset, preset=setting.preset, overrides=setting.overrides,
+                           max_epochs=setting.max_epochs)
+    if dry_run:
+        return _dry_run(expanded, out, retry_failed, echo)
+    with SweepLock(out):
+        backend.start()
+        try:
+            sweep_plan = plan(expanded, out, retry_failed=retry_failed, checkpoint=save_checkpoint,
+                              keep_data=getattr(backend, "in_process", False))
+            if sweep_plan.missing:
+                raise missing_data_error(sweep_plan)
+            echo(_plan_line(sweep_plan, expanded, retry_failed)
+                 + f"{len(sweep_plan.todo)} to run ({backend.describe()})")
+            summary = run_plan(sweep_plan, out, backend, echo)
+        finally:
+            backend.close()
+            release()
+    ok = len(summary.records) - len(summary.failed)
+    echo(f"sweep finished in {_clock(summary.seconds)}: {len(summary.records)} ran ({ok} ok, "
+         f"{len(summary.failed)} failed); records in {Path(out) / 'runs.jsonl'}")
+    return summary
+
+
+def _dry_run(expanded, out, retry_failed, echo) -> Plan:
+    sweep_plan = plan(expanded, out, retry_failed=retry_failed)
+    echo(_plan_line(sweep_plan, expanded, retry_failed) + f"{len(sweep_plan.todo)} would run:")
+    for run in sweep_plan.todo:
+        echo(f"  {run.describe():<38} config {run.config_hash}  data {run.data}  [{run.experiment}]")
+    if sweep_plan.missing:
+        raise missing_data_error(sweep_plan)
+    return sweep_plan
+
+
+def _plan_line(sweep_plan: Plan, expanded, retry_failed: bool) -> str:
+    n_settings = len({(s.model, s.dataset, s.aligned) for _, s, _ in expanded})
+    held_up = sum(map(len, sweep_plan.missing.values()))
+    head = (f"sweep: {len(sweep_plan.runs)} runs ({n_settings} model/dataset settings x seeds)"
+            f"{f' and {held_up} more whose data is missing' if held_up else ''}: "
+            f"{sweep_plan.done} already recorded, ")
+    if retry_failed:
+        return head + f"{sweep_plan.retried} failed before and retried, "
+    return head + f"{sweep_plan.failed_skipped} failed before and skipped (--retry-failed reruns them), "
