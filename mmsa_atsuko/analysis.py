@@ -12,7 +12,6 @@ The numbers computed here are what `plots.py` draws and what the CSVs next to ea
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from tqdm import tqdm
 from .errors import DataError, UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.common.bert import reads_bert_tokens
-from .results import read_records
+from .results import headline_metric, ok_records, read_records
 
 # Modality order of the model outputs (L, V, A) and how figures and CSVs name them.
 MODALITY_CODES = ("L", "V", "A")
@@ -51,11 +50,6 @@ class LoadedRun:
     @property
     def eval_batch_size(self) -> int:
         return int(self.config.eval_batch_size or self.config.batch_size)
-
-
-def key_metric(dataset_task: str) -> str:
-    """The metric figures plot: MAE for regression, macro-F1 for classification (leaderboard's default)."""
-    return "f1" if dataset_task == "classification" else "MAE"
 
 
 def find_record(results, run_id: str) -> dict:
@@ -168,8 +162,8 @@ def find_partner_without_mcm(results, run: LoadedRun) -> str | None:
     """The latest run of the same data and seed whose config is this run's with the MCM switched
     off: every other key equal, so the two sets of weights differ by the MCM alone."""
     config = _config_apart_from(run.record["config"], "use_mcm", "use_distill")
-    partners = [r for r in read_records(Path(results))
-                if r.get("status") == "ok" and r.get("model") in ATSUKO_FAMILY
+    partners = [r for r in ok_records(read_records(Path(results)))
+                if r.get("model") in ATSUKO_FAMILY
                 and r["dataset"] == run.record["dataset"] and bool(r["aligned"]) == bool(run.record["aligned"])
                 and r["data"] == run.record["data"] and r["seed"] == run.record["seed"]
                 and not r["config"].get("use_mcm")
@@ -370,7 +364,7 @@ def ablation_runs(results, dataset: str | None = None, seed: int | None = None,
     sensitivity run) with the defaults. The group with the most variants is chosen (ties: the
     one holding the latest run), and in it each variant's latest run.
     """
-    records = [r for r in read_records(Path(results)) if r.get("status") == "ok" and r.get("model") in ATSUKO_FAMILY
+    records = [r for r in ok_records(read_records(Path(results))) if r.get("model") in ATSUKO_FAMILY
                and bool(r["aligned"]) == aligned]
     if dataset is None and records:
         dataset = records[-1]["dataset"]
@@ -437,7 +431,7 @@ def sensitivity_table(results, model: str, dataset: str, param: str, values, see
     hold this value.
     """
     from .api import resolve_config
-    records = [r for r in read_records(Path(results)) if r.get("status") == "ok" and r["model"] == model
+    records = [r for r in ok_records(read_records(Path(results))) if r["model"] == model
                and r["dataset"] == dataset and bool(r["aligned"]) == aligned and r["seed"] in seeds
                and (synthetic is None or bool(r["synthetic"]) == synthetic)]
     rows = []
@@ -450,8 +444,7 @@ def sensitivity_table(results, model: str, dataset: str, param: str, values, see
                 matching[r["seed"]] = r
         if not matching:
             raise DataError(f"no finished {model} run on {dataset} with {param}={value} in {results}/runs.jsonl")
-        task = "classification" if "f1" in next(iter(matching.values()))["metrics"] else "regression"
-        metric = key_metric(task)
+        metric = headline_metric(dataset)
         scores = np.array([m["metrics"][metric] for m in matching.values()], dtype=float)
         rows.append({"param": param, "value": float(value), "metric": metric, "mean": scores.mean(),
                      "std": scores.std(ddof=1) if len(scores) > 1 else 0.0, "seeds": len(scores),

@@ -425,7 +425,8 @@ def robustness_parser() -> argparse.ArgumentParser:
 def cmd_robustness(argv) -> int:
     args = robustness_parser().parse_args(argv)
     import pandas as pd
-    from .analysis import key_metric, load_run, robustness_table
+    from .analysis import load_run, robustness_table
+    from .results import headline_metric
     from .metrics import lower_is_better
     from .plots import plot_robustness, pyplot, save_figure
     pyplot()
@@ -437,7 +438,7 @@ def cmd_robustness(argv) -> int:
     if len({r.record["dataset"] for r in runs}) > 1:
         raise UsageError("robustness compares runs on one dataset; these runs are on several")
     table = pd.concat(tables, ignore_index=True)
-    metric = key_metric(runs[0].data.spec.task)
+    metric = headline_metric(runs[0].record["dataset"])
     fig = plot_robustness(table, metric, any(r.synthetic for r in runs), lower_is_better(metric))
     for path in save_figure(fig, table, args.out or runs[0].run_dir, "robustness"):
         print(f"wrote {path}")

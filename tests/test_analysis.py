@@ -163,13 +163,14 @@ def test_runs_are_matched_on_their_whole_config(tmp_path):
     from types import SimpleNamespace
 
     from mmsa_atsuko.api import resolve_config
+    from mmsa_atsuko.config import config_hash
     from mmsa_atsuko.results import append_record
 
     def record(run_id, model, mae, **changes):
-        config = dict(resolve_config(model, "sims", preset="small", max_epochs=1, overrides=list(changes.items())))
+        config = resolve_config(model, "sims", preset="small", max_epochs=1, overrides=list(changes.items()))
         return {"run_id": run_id, "status": "ok", "model": model, "dataset": "sims", "aligned": False, "seed": 1,
                 "synthetic": True, "preset": "small", "data": "synthetic:sims-small-unaligned-seed0-v2",
-                "config": config, "metrics": {"MAE": mae, "Mult_acc_2": 0.5}}
+                "config": dict(config), "config_hash": config_hash(config), "metrics": {"MAE": mae, "Mult_acc_2": 0.5}}
 
     rows = [record("full", "atsuko", 0.50),
             record("sbn", "atsuko_sbn", 0.60),

@@ -1,6 +1,6 @@
 """Statistics behind every table: cells over seeds, Welch tests, leaderboards, Table 4, comparisons.
 
-Every table is built from one `ok` record per run identity (`sweep.ok_records`):
+Every table is built from one `ok` record per run identity (`results.ok_records`):
 
 - one leaderboard per (dataset, aligned flag, data id). Synthetic and real data have
   different data ids, so they never share a table;
@@ -25,20 +25,14 @@ from scipy import stats
 
 from ..errors import UsageError
 from ..metrics import lower_is_better, metric_family, metric_keys
-from ..sweep import ok_records
+from ..results import headline_metric, ok_records
 from .published import PAPER_COLUMNS
 
-HEADLINE = {"mosi": "MAE", "sims": "MAE", "mintrec": "f1"}
 SIGNIFICANCE = 0.05
 MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
 CI_NAME = "Welch 95%"
 # Table 4 row order, (use_sbn, use_mcm)
 ABLATION_ROWS = ((False, False), (True, False), (False, True), (True, True))
-
-
-def headline_metric(dataset: str) -> str:
-    """The key metric for significance tests and progress lines: MAE, or macro-F1 for MIntRec."""
-    return HEADLINE[metric_family(dataset)]
 
 
 @dataclass
