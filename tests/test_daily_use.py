@@ -90,3 +90,21 @@ def test_console_command_is_run_py():
     assert command.is_file(), "reinstall the package (pip install -e .) to get the console command"
     done = subprocess.run([str(command), "list"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout == cli("list").stdout
+
+
+def test_a_sweep_takes_names_in_any_case_and_refuses_synthetic_with_a_file(tmp_path, capsys):
+    from mmsa_atsuko.sweep import expand
+    (_, setting, seeds), = expand(models=["TFN"], datasets=["SIMS"], seeds=[1])
+    assert (setting.model, setting.dataset, seeds) == ("tfn", "sims", [1])
+    sweep_file = tmp_path / "s.yaml"
+    sweep_file.write_text("experiments:\n  - models: [LMF]\n    datasets: [Mosi]\n")
+    (_, setting, _), = expand(sweep_file, seeds=[1])
+    assert (setting.model, setting.dataset) == ("lmf", "mosi")
+    assert main(["sweep", "-m", "tfn", "-d", "sims", "--synthetic", "--feature-path", "x.pkl",
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--synthetic generates its own" in err and err.count("\n") == 1
+    sweep_file.write_text("synthetic: true\nexperiments:\n  - models: [tfn]\n    datasets: [sims]\n")
+    assert main(["sweep", str(sweep_file), "--feature-path", "x.pkl", "--out", str(tmp_path / "out")]) == 2
+    assert "drop --feature-path" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

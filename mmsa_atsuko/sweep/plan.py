@@ -113,6 +113,11 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
     Command-line values win over an experiment's, which win over the file's top level.
     """
     cli_overrides = [o if isinstance(o, tuple) else parse_override(o) for o in config]
+    models = [m.lower() for m in models] if models else models
+    datasets = [d.lower() for d in datasets] if datasets else datasets
+    if feature_path is not None and synthetic:
+        raise UsageError("--synthetic generates its own data files; drop --feature-path, or drop --synthetic "
+                         "to train on that file")
     if file is None:
         if not models or not datasets:
             raise UsageError("give a sweep file or both -m/--model and -d/--dataset")
@@ -135,8 +140,8 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
         _check_keys(exp, EXPERIMENT_KEYS, where)
         name = str(exp.get("name", f"#{i + 1}"))
         where = f"{where_file} experiment {name!r}"
-        exp_models = [str(m) for m in _as_list(exp.get("models"), "models", where)]
-        exp_datasets = [str(d) for d in _as_list(exp.get("datasets"), "datasets", where)]
+        exp_models = [str(m).lower() for m in _as_list(exp.get("models"), "models", where)]   # any case
+        exp_datasets = [str(d).lower() for d in _as_list(exp.get("datasets"), "datasets", where)]
         flags = _as_list(exp.get("aligned", False), "aligned", where)
         if not all(isinstance(f, bool) for f in flags):
             raise UsageError(f"{where}: aligned must be true, false or a list of them, got {flags!r}")
@@ -175,6 +180,8 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
         raise UsageError(f"{where_file}: nothing to run after filtering")
     if feature_path is not None and len({s.dataset for _, s, _ in out}) > 1:
         raise UsageError("--feature-path names one file, so give exactly one dataset")
+    if feature_path is not None and any(s.synthetic for _, s, _ in out):
+        raise UsageError(f"{where_file} asks for synthetic data, which brings its own files; drop --feature-path")
     return out
 
 
