@@ -23,9 +23,10 @@ import pandas as pd
 import torch
 
 from . import __version__
+from .cache import CACHE_ENV as SYNTHETIC_CACHE_ENV  # noqa: F401 (re-exported)
+from .cache import synthetic_bert_name, synthetic_cache_dir
 from .config import config_hash, load_config, save_config
 from .data import load_dataset
-from .data.synthetic import SYNTHETIC_CACHE_ENV, synthetic_bert_name, synthetic_cache_dir  # noqa: F401 (re-exported)
 from .errors import UsageError
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model

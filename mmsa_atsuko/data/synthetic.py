@@ -29,8 +29,10 @@ so text alone explains about half of what all three modalities explain: a model 
 fuse to do well. SIMS-like datasets also get unimodal labels from t, a and v alone.
 
 Everything is a pure function of (dataset, size, seed, aligned), named by its recipe
-(`mosi-small-unaligned-seed0-v2`); the same call writes the same bytes. Every sample id
-starts with `synthetic:<recipe>` so results on these files cannot pass for real ones.
+(`mosi-small-unaligned-seed0-v2`); the same call writes the same bytes. The file carries the
+generator's stamp (`stamp.py`: the recipe and a hash of the content), which is what makes the
+loader name the data `synthetic:<recipe>`; sample ids start with `synthetic:<recipe>` too, so
+predictions say where they come from, but they prove nothing.
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ import numpy as np
 
 from mmsa_atsuko.config import datasets_table
 from mmsa_atsuko.errors import UsageError
+from .stamp import STAMP_KEY, content_sha256, make_stamp
 
 SYNTHETIC_DATASETS = ("mosi", "mosei", "sims", "simsv2")
 SIZES = ("small", "full")
@@ -468,9 +471,18 @@ def write_synthetic(dataset: str, out_path, *, size: str = "small", seed: int = 
         _no_aligned_mintrec(aligned)
         return write_synthetic_mintrec(out_path, size=size, seed=seed)
     data = make_synthetic(dataset, size=size, seed=seed, aligned=aligned)
+    # The stamp goes first, so `_is_stamped` finds it in the file's first bytes.
+    stamp = make_stamp(synthetic_recipe(dataset, size, seed, aligned), content_sha256(data))
     out_path = Path(out_path)
-    _atomic_pickle(data, out_path)
+    _atomic_pickle({STAMP_KEY: stamp, **data}, out_path)
     return out_path
+
+
+def _is_stamped(path: Path) -> bool:
+    """Whether a cached pickle was written with a stamp (older generators wrote none): the
+    stamp's key sits in the first bytes. The loader still checks the stamp itself."""
+    with open(path, "rb") as f:
+        return STAMP_KEY.encode() in f.read(64)
 
 
 def _no_aligned_mintrec(aligned: bool) -> None:
@@ -576,28 +588,6 @@ def write_tiny_bert(out_dir, *, seed: int = 0, language: str = "en") -> Path:
     return _write_tiny_bert(Path(out_dir), seed, language, replace=True)
 
 
-SYNTHETIC_CACHE_ENV = "MMSA_ATSUKO_CACHE"
-SYNTHETIC_BERT_PREFIX = "synthetic:"
-
-
-def synthetic_cache_dir() -> Path:
-    """Where generated data and tiny BERTs are kept: $MMSA_ATSUKO_CACHE, else ~/.cache/mmsa_atsuko."""
-    return Path(os.environ.get(SYNTHETIC_CACHE_ENV) or Path.home() / ".cache" / "mmsa_atsuko") / "synthetic"
-
-
-def synthetic_bert_name(bert_dir: Path) -> str:
-    """The `pretrained` value of a tiny BERT in the cache: 'synthetic:<recipe>/bert-synthetic-en'.
-
-    A run config names it this way, not by its absolute path, so that the config hash, and so
-    whether a sweep counts a run as done, does not depend on where the cache lives."""
-    return SYNTHETIC_BERT_PREFIX + Path(bert_dir).resolve().relative_to(synthetic_cache_dir().resolve()).as_posix()
-
-
-def synthetic_bert_folder(name: str) -> Path:
-    """The folder a 'synthetic:...' `pretrained` value names in this process's cache."""
-    return synthetic_cache_dir() / name[len(SYNTHETIC_BERT_PREFIX):]
-
-
 def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int = 0,
                      aligned: bool = False) -> tuple[Path, Path]:
     """(feature pickle, tiny-BERT folder) for a recipe under `cache_dir`, written only if missing.
@@ -616,7 +606,7 @@ def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int 
     root = Path(cache_dir) / synthetic_recipe(dataset, size, seed, aligned)
     pkl = root / facts["files"]["aligned" if aligned else "unaligned"]
     bert = root / f"bert-synthetic-{facts['language']}"
-    if not pkl.is_file():
+    if not pkl.is_file() or not _is_stamped(pkl):
         write_synthetic(dataset, pkl, size=size, seed=seed, aligned=aligned)
     if not (bert / MARKER_JSON).is_file():
         # A folder without the marker is a broken leftover (the marker is written inside the
