@@ -183,6 +183,24 @@ def test_an_edit_in_place_that_restores_mtime_is_hashed_again(tmp_path, monkeypa
     assert second == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest() != first
 
 
+def test_sha256_of_is_remembered_per_version_of_the_file(tmp_path, monkeypatch):
+    from mmsa_atsuko import cache
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"a" * 100)
+    assert cache.sha256_of(path) == hashlib.sha256(b"a" * 100).hexdigest()
+    hashed = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(cache.hashlib, "file_digest", lambda *a: hashed.append(1) or real(*a))
+    assert cache.sha256_of(path) == hashlib.sha256(b"a" * 100).hexdigest() and hashed == []
+    before = os.stat(path)
+    time.sleep(0.05)
+    with open(path, "r+b") as f:                          # same size, same inode...
+        f.write(b"b")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))    # ...and the old mtime
+    assert cache.sha256_of(path) == hashlib.sha256(b"b" + b"a" * 99).hexdigest() and hashed == [1]
+
+
 @pytest.mark.parametrize("protocol", [4, 5])
 def test_sha256_of_big_arrays_and_trailing_bytes(tmp_path, protocol):
     # Payloads over 1 MiB are hashed on the worker thread (protocol 5 through readinto), and

@@ -306,7 +306,8 @@ class _Checker:
         self._count("id", len(value))
         # A few thousand short strings: a Python pass over them is cheap.
         for i, item in enumerate(value):
-            if not isinstance(item, (str, bytes)):
+            # str() of anything else could be as large as the object (numbers are fine).
+            if not (isinstance(item, (str, bytes, np.integer)) or (type(item) is int and item.bit_length() <= 64)):
                 self.fail("id", "'video$_$clip' strings", f"a {type(item).__name__} at sample {i}")
         return [i.decode("utf-8", "replace") if isinstance(i, bytes) else str(i) for i in value]
 

@@ -149,19 +149,32 @@ def _ndarray_marker(*args, **kwargs):
 
 def _elements(shape, what: str) -> int:
     """The element count of a numpy shape from the file: a tuple of non-negative ints."""
-    if type(shape) is not tuple or len(shape) > 64 or not all(type(d) is int and d >= 0 for d in shape):
-        raise _Refused(f"{what} whose shape is {_sized(shape)} other than non-negative ints", LIMIT_HINT)
-    count = 1
-    for d in shape:
-        count *= d
-    return count
+    if type(shape) is tuple and len(shape) <= 64:
+        count = 1
+        for d in shape:
+            if type(d) is not int or d < 0:
+                break
+            count *= d
+        else:
+            return count
+    raise _Refused(f"{what} whose shape is {_sized(shape)} other than non-negative ints", LIMIT_HINT)
+
+
+_DTYPE_CODES = {}
 
 
 def _plain_dtype(dtype, what: str) -> np.dtype:
     """A dtype given to a numpy call: a dtype object or a short code, with no fields or subarray
     (numpy's pickles restore those through BUILD, which only plain dtypes may use)."""
-    if isinstance(dtype, (str, bytes)) and len(dtype) <= MAX_CODE_CHARS:
-        dtype = np.dtype(dtype)
+    if type(dtype) is str or type(dtype) is bytes:
+        known = _DTYPE_CODES.get(dtype)
+        if known is None:
+            if len(dtype) > MAX_CODE_CHARS:
+                raise _Refused(f"{what} with a dtype code of {len(dtype)} characters")
+            known = np.dtype(dtype)
+            if len(_DTYPE_CODES) < 256:       # every array of a file names its dtype ('b' for most)
+                _DTYPE_CODES[dtype] = known
+        dtype = known
     if not isinstance(dtype, np.dtype):
         raise _Refused(f"{what} with a dtype given as {_sized(dtype)}")
     if dtype.fields is not None or dtype.subdtype is not None:
