@@ -43,7 +43,7 @@ import numpy as np
 
 from ..cache import sha256_of
 from ..errors import UsageError
-from . import synthetic as mmsa_synthetic
+from . import tiny_bert
 from .mintrec import FEATURE_FILES, SYNTHETIC_MARKER, TSV_FILES, TSV_HEADER, folder_digest, label_names, mintrec_facts
 from .stamp import make_stamp
 
@@ -118,7 +118,7 @@ def max_seq_lens(size: str = "small") -> dict:
 
 def _filler_words() -> list[str]:
     """The tiny BERT's neutral filler words (w000, w001, ...), in vocabulary order."""
-    return mmsa_synthetic.synthetic_vocab("en")[mmsa_synthetic.FIRST_FILLER_ID:]
+    return tiny_bert.synthetic_vocab("en")[tiny_bert.FIRST_FILLER_ID:]
 
 
 def cue_words(intent: int) -> list[str]:
@@ -198,7 +198,7 @@ def _write_folder(folder: Path, size: str, seed: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
             pickle.dump(data[key], f, protocol=4)
-    mmsa_synthetic.write_tiny_bert(folder / BERT_DIR, seed=seed, language="en")
+    tiny_bert.write_tiny_bert(folder / BERT_DIR, seed=seed, language="en")
     (folder / "SYNTHETIC.txt").write_text(
         f"SYNTHETIC MIntRec ({mintrec_recipe(size, seed)}): generated data in thuiar/MIntRec's layout,\n"
         "with a planted signal, for tests and synthetic runs only. Results on it say nothing about\n"
@@ -220,7 +220,7 @@ def write_synthetic_mintrec(folder, *, size: str = "small", seed: int = 0, repla
     written under a temporary name and renamed. An existing folder is replaced, unless
     `replace` is false, in which case a complete one already there is kept."""
     size, seed = _check(size, seed)
-    return mmsa_synthetic.write_folder_atomically(Path(folder), lambda tmp: _write_folder(tmp, size, seed),
+    return tiny_bert.write_folder_atomically(Path(folder), lambda tmp: _write_folder(tmp, size, seed),
                                                   replace=replace, complete_marker=SYNTHETIC_MARKER)
 
 
