@@ -34,7 +34,9 @@ makes is checked against what that callable is for, and charged:
   and count, as a tree, within the same element limit: whatever walks it later (a hash,
   np.asarray, a repr) meets no bomb.
 
-What opcodes build without calls is a few dozen bytes per byte of the file at most. Error
+What opcodes build without calls stays in proportion to the file: at most about a hundred
+bytes per byte (a one-byte MEMOIZE adds a memo entry), and the pure-Python unpickler reads
+some million opcodes a second, so time is in proportion too. Error
 messages describe loaded objects by type and size, never by their str(), which for such a
 tuple is as large as its tree.
 
