@@ -36,9 +36,8 @@ makes is checked against what that callable is for, and charged:
 
 What opcodes build without calls stays in proportion to the file: at most about a hundred
 bytes per byte (a one-byte MEMOIZE adds a memo entry), and the pure-Python unpickler reads
-some million opcodes a second, so time is in proportion too. Error
-messages describe loaded objects by type and size, never by their str(), which for such a
-tuple is as large as its tree.
+some million opcodes a second, so time is in proportion too. Error messages describe loaded
+objects by type and size, never by their str(), which for such a tuple is as large as its tree.
 
 Anything refused raises `DataError` naming the file and what was refused, and none of the
 file's code has run; MemoryError and RecursionError become a one-line DataError too. The
