@@ -21,10 +21,17 @@ import torch
 from easydict import EasyDict
 from tqdm import tqdm
 
+from .api import resolve_config
+from .cache import synthetic_cache_dir
+from .data import load_dataset
+from .data.spec import Split
+from .data.synthetic import ensure_synthetic
 from .errors import DataError, UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.common.bert import reads_bert_tokens
+from .registry import build_model
 from .results import headline_metric, ok_records, read_records
+from .training.trainer import evaluate
 
 # Modality order of the model outputs (L, V, A) and how figures and CSVs name them.
 MODALITY_CODES = ("L", "V", "A")
@@ -65,11 +72,8 @@ def find_record(results, run_id: str) -> dict:
 
 def _load_run_data(record: dict):
     """The dataset the run was trained on; synthetic data is regenerated if its cache is gone."""
-    from .data import load_dataset
     path = record.get("data_path")
     if record.get("synthetic") and (not path or not Path(path).exists()):
-        from .api import synthetic_cache_dir
-        from .data.synthetic import ensure_synthetic
         recipe = str(record["data"]).partition("synthetic:")[2]
         size = "full" if "-full-" in recipe else "small"
         path, _bert = ensure_synthetic(record["dataset"], synthetic_cache_dir(), size=size,
@@ -90,7 +94,6 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None, data
     Give `run_id` (looked up in `<results>/runs.jsonl`) or `checkpoint` (a run folder's best.pt;
     its folder name is the run id). `data_cache` shares loaded datasets between runs.
     """
-    from .registry import build_model
     if (run_id is None) == (checkpoint is None):
         raise UsageError("give exactly one of --run RUN_ID or --checkpoint PATH")
     if checkpoint is not None:
@@ -266,7 +269,6 @@ def corrupt_split(split, corruption: str, modality: str, level: float, seed: int
     frame_drop: each time step zeroed independently with probability `level`.
     The draws come from a generator seeded with `seed`, so a table is reproducible.
     """
-    from .data.spec import Split
     generator = torch.Generator().manual_seed(seed)
     key = _modality_tensor_key(modality, bert_text)
     x = split.tensors[key]
@@ -305,7 +307,6 @@ def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_
     level_unit, then every metric. The clean row is the test split itself, evaluated as training did.
     A progress bar (on a terminal) counts the test passes, naming the condition under test.
     """
-    from .training.trainer import evaluate
     dataset, test = run.data.spec.name, run.data.test
     rows = []
     bert_text = reads_bert_tokens(run.model)
@@ -430,7 +431,6 @@ def sensitivity_table(results, model: str, dataset: str, param: str, values, see
     the sweep made with `-c param=value`, not one of another parameter's sweep that happens to
     hold this value.
     """
-    from .api import resolve_config
     records = [r for r in ok_records(read_records(Path(results))) if r["model"] == model
                and r["dataset"] == dataset and bool(r["aligned"]) == aligned and r["seed"] in seeds
                and (synthetic is None or bool(r["synthetic"]) == synthetic)]

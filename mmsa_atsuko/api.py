@@ -23,10 +23,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .cache import CACHE_ENV as SYNTHETIC_CACHE_ENV  # noqa: F401 (re-exported)
+from .cache import synthetic_bert_name, synthetic_cache_dir
 from .config import config_hash, load_config, save_config
 from .data import load_dataset
-from .data.synthetic import (SYNTHETIC_CACHE_ENV, ensure_synthetic, synthetic_bert_name,  # noqa: F401 (re-exported)
-                             synthetic_cache_dir)
+from .data.synthetic import ensure_synthetic
 from .errors import UsageError
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model, canonical_model_name

@@ -12,8 +12,10 @@ import gc
 import hashlib
 import importlib
 import logging
+import os
 import pathlib
 import pickle
+import time
 import warnings
 import weakref
 
@@ -24,6 +26,8 @@ import torch
 from mmsa_atsuko.data import (Dataset, DatasetSpec, Split, dataset_names, load_dataset,
                               resolve_feature_path)
 from mmsa_atsuko.data import safe_pickle
+from mmsa_atsuko.data.stamp import STAMP_KEY
+from mmsa_atsuko.data.synthetic import write_synthetic
 from mmsa_atsuko.errors import DataError, UsageError
 
 SIZES = {"train": 10, "valid": 4, "test": 5}
@@ -160,6 +164,43 @@ def test_remembered_sha256_is_reused_only_for_the_unchanged_file(tmp_path, monke
     assert hashed == [1]
 
 
+def test_an_edit_in_place_that_restores_mtime_is_hashed_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    data, _ = mmsa_data(seed=1)
+    path = write(tmp_path / "f.pkl", data)
+    first = load_dataset("mosi", feature_path=path).spec.source
+    assert first == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    before = os.stat(path)
+    time.sleep(0.05)                     # ctime ticks at least every few ms
+    # Same size, same inode, mtime put back: only ctime tells the file changed.
+    data["test"]["regression_labels"][0] = 0.5
+    with open(path, "r+b") as f:
+        f.write(pickle.dumps(data, protocol=4))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    second = load_dataset("mosi", feature_path=path).spec.source
+    assert second == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest() != first
+
+
+def test_sha256_of_is_remembered_per_version_of_the_file(tmp_path, monkeypatch):
+    from mmsa_atsuko import cache
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"a" * 100)
+    assert cache.sha256_of(path) == hashlib.sha256(b"a" * 100).hexdigest()
+    hashed = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(cache.hashlib, "file_digest", lambda *a: hashed.append(1) or real(*a))
+    assert cache.sha256_of(path) == hashlib.sha256(b"a" * 100).hexdigest() and hashed == []
+    before = os.stat(path)
+    time.sleep(0.05)
+    with open(path, "r+b") as f:                          # same size, same inode...
+        f.write(b"b")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))    # ...and the old mtime
+    assert cache.sha256_of(path) == hashlib.sha256(b"b" + b"a" * 99).hexdigest() and hashed == [1]
+
+
 @pytest.mark.parametrize("protocol", [4, 5])
 def test_sha256_of_big_arrays_and_trailing_bytes(tmp_path, protocol):
     # Payloads over 1 MiB are hashed on the worker thread (protocol 5 through readinto), and
@@ -285,12 +326,37 @@ def test_loaded_data_is_freed_as_soon_as_it_is_dropped(tmp_path):
         gc.enable()
 
 
-def test_synthetic_ids_give_a_synthetic_source(tmp_path):
+def test_synthetic_looking_ids_do_not_make_a_file_synthetic(tmp_path):
     data, _ = mmsa_data()
     for s, split in data.items():
         split["id"] = np.array([f"synthetic:mosi-small-unaligned-seed0$_${i:05d}" for i in range(SIZES[s])])
-    spec = load_dataset("mosi", feature_path=write(tmp_path / "f.pkl", data)).spec
-    assert spec.synthetic and spec.source == "synthetic:mosi-small-unaligned-seed0"
+    path = write(tmp_path / "f.pkl", data)
+    spec = load_dataset("mosi", feature_path=path).spec
+    assert not spec.synthetic and spec.source == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_generated_file_is_named_by_its_recipe_until_edited(tmp_path, monkeypatch):
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    path = write_synthetic("mosi", tmp_path / "syn.pkl", size="small", seed=3)
+    for _ in range(2):                                   # computed, then remembered
+        spec = load_dataset("mosi", feature_path=path).spec
+        assert spec.synthetic and spec.source == "synthetic:mosi-small-unaligned-seed3-v2"
+
+    # One label changed, the stamp kept: a real file now, named by its sha256.
+    with open(path, "rb") as f:
+        data = pickle.load(f)
+    assert set(data) == {STAMP_KEY, "train", "valid", "test"}
+    data["test"]["regression_labels"][0] += 0.5
+    edited = write(tmp_path / "edited.pkl", data)
+    spec = load_dataset("mosi", feature_path=edited).spec
+    assert not spec.synthetic and spec.source == "sha256:" + hashlib.sha256(edited.read_bytes()).hexdigest()
+
+    # So is one whose stamp names another recipe, and one without a stamp.
+    data["test"]["regression_labels"][0] -= 0.5
+    data[STAMP_KEY] = dict(data[STAMP_KEY], recipe="sims-small-unaligned-seed0-v2")
+    assert not load_dataset("mosi", feature_path=write(tmp_path / "other.pkl", data)).spec.synthetic
+    del data[STAMP_KEY]
+    assert not load_dataset("mosi", feature_path=write(tmp_path / "bare.pkl", data)).spec.synthetic
 
 
 # -- pickle formats -------------------------------------------------------------------------

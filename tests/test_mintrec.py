@@ -349,6 +349,36 @@ def test_synthetic_loads_offline_with_its_own_bert(small_synthetic):
     assert (data.train.tensors["text_bert"][:, 0] != unk).all()      # the vocab covers every word
 
 
+def test_synthetic_name_needs_the_stamp_to_hold(small_synthetic, tmp_path):
+    import shutil
+    bert = str(small_synthetic / "bert-synthetic-en")
+
+    def source(folder):
+        spec = load_dataset("mintrec", feature_path=folder, pretrained=bert).spec
+        digests = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+                   for name in ("train.tsv", "dev.tsv", "test.tsv", "video_data/video_feats.pkl",
+                                "audio_data/audio_feats.pkl", "synthetic.json")}
+        combined = "".join(f"{name} {digests[name]}\n" for name in sorted(digests))
+        return spec.synthetic, spec.source, "sha256:" + hashlib.sha256(combined.encode()).hexdigest()
+
+    # One label edited in test.tsv: the seasons still read 'synthetic:...', yet it is real data now.
+    edited = shutil.copytree(small_synthetic, tmp_path / "edited", ignore=shutil.ignore_patterns("text_features"))
+    lines = (edited / "test.tsv").read_text().splitlines()
+    fields = lines[1].split("\t")
+    fields[4] = "Praise" if fields[4] != "Praise" else "Complain"
+    (edited / "test.tsv").write_text("\n".join([lines[0], "\t".join(fields), *lines[2:]]) + "\n")
+    synthetic, got, expected = source(edited)
+    assert not synthetic and got == expected
+
+    # The stamp removed from synthetic.json (what an older generator wrote): real data too.
+    bare = shutil.copytree(small_synthetic, tmp_path / "bare", ignore=shutil.ignore_patterns("text_features"))
+    marker = json.loads((bare / "synthetic.json").read_text())
+    del marker["stamp"]
+    (bare / "synthetic.json").write_text(json.dumps(marker))
+    synthetic, got, expected = source(bare)
+    assert not synthetic and got == expected
+
+
 def test_synthetic_signal_is_planted_in_every_modality(small_synthetic):
     """Nearest-centroid on frame means (audio, vision) and cue-word votes (text), fitted on
     train and scored on train+dev+test together, are far above chance (1/20) and below 1:

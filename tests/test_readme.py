@@ -75,7 +75,8 @@ def test_the_python_example_runs(tmp_path):
 def data_root(tmp_path_factory):
     """Every real-data file the README's commands read, small, at MMSA's names; BERT in a private HF cache."""
     from mmsa_atsuko.config import datasets_table
-    from mmsa_atsuko.data.synthetic import ensure_synthetic, synthetic_cache_dir, write_synthetic
+    from mmsa_atsuko.cache import synthetic_cache_dir
+    from mmsa_atsuko.data.synthetic import ensure_synthetic, write_synthetic
     root = tmp_path_factory.mktemp("data-root")
     for name, facts in datasets_table().items():
         for setting, relative in facts["files"].items():

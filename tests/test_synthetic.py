@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from mmsa_atsuko.data import synthetic as syn
+from mmsa_atsuko.data.stamp import STAMP_KEY, content_sha256
 from mmsa_atsuko.errors import UsageError
 
 FACTS = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "datasets.yaml").read_text())["datasets"]
@@ -30,6 +31,7 @@ def small(tmp_path_factory):
         path = syn.write_synthetic(ds, folder / f"{ds}-{aligned}.pkl", size="small", aligned=aligned)
         with open(path, "rb") as f:
             out[ds, aligned] = pickle.load(f)
+        out[ds, aligned].pop(STAMP_KEY)          # test_file_carries_the_generators_stamp
     return out
 
 
@@ -169,6 +171,26 @@ def test_ids_are_labelled_synthetic_and_unique(small):
         assert len(set(ids)) == len(ids)
         videos = [{i.split("$_$")[1].rsplit("_", 1)[0] for i in split["id"]} for split in data.values()]
         assert not (videos[0] & videos[1]) and not (videos[0] & videos[2])  # a video stays in one split
+
+
+def test_file_carries_the_generators_stamp(tmp_path):
+    path = syn.write_synthetic("sims", tmp_path / "s.pkl", seed=2)
+    with open(path, "rb") as f:
+        data = pickle.load(f)
+    assert list(data) == [STAMP_KEY, "train", "valid", "test"]         # MMSA reads data[mode] only
+    stamp = data.pop(STAMP_KEY)
+    assert stamp == {"format": 1, "recipe": "sims-small-unaligned-seed2-v2", "content_sha256": content_sha256(data)}
+    assert STAMP_KEY.encode() in path.read_bytes()[:64]                 # where ensure_synthetic looks
+
+
+def test_cached_file_without_a_stamp_is_written_again(tmp_path):
+    pkl, _ = syn.ensure_synthetic("mosi", tmp_path, seed=0)
+    stamped = pkl.read_bytes()
+    with open(pkl, "rb") as f:
+        data = pickle.load(f)
+    del data[STAMP_KEY]                                                 # as the v2 generator wrote it
+    pkl.write_bytes(pickle.dumps(data, protocol=4))
+    assert syn.ensure_synthetic("mosi", tmp_path, seed=0)[0] == pkl and pkl.read_bytes() == stamped
 
 
 def test_same_arguments_same_bytes_and_seeds_differ(tmp_path):

@@ -23,7 +23,6 @@ local files: `download(name, downloader=fake)`. `GdownDownloader` is the real on
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import socket
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
+from ..cache import sha256_of
 from ..errors import DataError, UsageError
 from .mmsa_format import DATA_ROOT_ENV, DEFAULT_DATA_ROOT, MMSA_DATASETS, resolve_feature_path
 
@@ -151,11 +151,6 @@ def default_downloader() -> Downloader:
 
 # ------------------------------------------------------------------------------ download
 
-def sha256_of(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def data_root_of(data_root=None) -> tuple[Path, str]:
     """The data root and where it came from: --data-root, $MMSA_DATA_ROOT, else the default."""
     if data_root is not None:
@@ -189,8 +184,9 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _verify(path: Path, relpath: str) -> str | None:
-    """None if `path` is a good copy of `relpath`, else what is wrong with it."""
+def _verify(path: Path, relpath: str, *, final: bool = True) -> str | None:
+    """None if `path` is a good copy of `relpath`, else what is wrong with it. `final`: `path`
+    is where the file stays, so its sha256 is worth remembering (a download's temporary is not)."""
     with open(path, "rb") as f:
         head = f.read(512).lstrip()
     if not head:
@@ -199,7 +195,7 @@ def _verify(path: Path, relpath: str) -> str | None:
         return "it is a web page, not a pickle (Google Drive's answer when its quota is exceeded or the file moved)"
     expected = PUBLISHED_SHA256.get(relpath)
     if expected is not None:
-        actual = sha256_of(path)
+        actual = sha256_of(path, remember_it=final)
         if actual != expected:
             return f"its sha256 is {actual}, MMSA publishes {expected}"
     return None
@@ -263,7 +259,7 @@ def _fetch_one(downloader: Downloader, relpath: str, dest: Path, root: Path, say
             raise DataError(f"could not download {relpath}: {e}; {manual_steps([relpath], root)}") from None
         if not tmp.is_file():
             raise DataError(f"the download of {relpath} produced no file; {manual_steps([relpath], root)}")
-        problem = _verify(tmp, relpath)
+        problem = _verify(tmp, relpath, final=False)
         if problem is not None:
             raise DataError(f"the downloaded {relpath} was discarded: {problem}; try again later, or "
                             f"{manual_steps([relpath], root)}")

@@ -28,14 +28,15 @@ thuiar/MIntRec's data code, with these differences:
   a frame array of the wrong shape, NaN or inf.
 
 Labels are indices into the 20 intents in MIntRec's code order (configs/datasets.yaml
-`label_names`). The dataset's `source` is a sha256 over the five files' sha256s, or
-`synthetic:<recipe>` for data written by `synthetic_mintrec` (its keys say so).
+`label_names`). The dataset's `source` is `sha256:` + `folder_digest` (a sha256 over the five
+files' sha256s, and over synthetic.json's when there is one: it sets the padded lengths), or
+`synthetic:<recipe>` for a folder `synthetic_mintrec` wrote, proven by the stamp in its
+synthetic.json: the recipe and the folder digest of the five files (see stamp.py).
 """
 from __future__ import annotations
 
 import csv
 import difflib
-import functools
 import hashlib
 import io
 import json
@@ -50,9 +51,10 @@ import torch
 
 from ..config import datasets_table
 from ..errors import DataError, MissingDataError, UsageError
+from ..cache import sha256_of
 from . import safe_pickle
-from .download import sha256_of
 from .spec import MODALITIES, Dataset, DatasetSpec, Split
+from .stamp import stamped_recipe
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -62,8 +64,8 @@ TSV_FILES = {"train": "train.tsv", "valid": "dev.tsv", "test": "test.tsv"}
 FEATURE_FILES = {"vision": "video_data/video_feats.pkl", "audio": "audio_data/audio_feats.pkl"}
 TSV_HEADER = ("season", "episode", "clip", "text", "label")
 TEXT_CACHE_DIR = "text_features"
-# Written by the synthetic generator into its folder: the recipe and, for size 'small',
-# padded lengths shorter than MIntRec's.
+# Written by the synthetic generator into its folder: its stamp (the recipe and the digest of
+# the five files) and, for size 'small', padded lengths shorter than MIntRec's.
 SYNTHETIC_MARKER = "synthetic.json"
 SOURCE_HINT = "get the MIntRec folder as https://github.com/thuiar/MIntRec describes"
 TEXT_BATCH = 64              # samples per BERT forward pass when computing `text`
@@ -116,20 +118,28 @@ def missing_files(folder: Path) -> list[str]:
     return [name for name in wanted if not (folder / name).is_file()]
 
 
-def _max_seq_lens(folder: Path) -> dict:
-    """Padded lengths {text, audio, vision}: MIntRec's, or a synthetic folder's own."""
+def _synthetic_marker(folder: Path) -> tuple[dict, dict | None, str | None]:
+    """(padded lengths {text, audio, vision}, the generator's stamp, the marker's sha256): MIntRec's
+    lengths and (None, None) without synthetic.json, else what the marker says."""
     lens = dict(mintrec_facts()["max_seq_lens"])
     marker_path = folder / SYNTHETIC_MARKER
     if not marker_path.is_file():
-        return lens
+        return lens, None, None
+    raw = marker_path.read_bytes()
     try:
-        marker = json.loads(marker_path.read_text(encoding="utf-8"))
+        marker = json.loads(raw.decode("utf-8"))
         lens.update({m: int(marker["max_seq_lens"][m]) for m in MODALITIES})
     except (ValueError, KeyError, TypeError) as e:
         raise _error(f"{marker_path}: expected the synthetic generator's JSON with max_seq_lens "
-                     f"for {', '.join(MODALITIES)} ({type(e).__name__}: {e}); delete the folder "
+                     f"for {', '.join(MODALITIES)} ({type(e).__name__}); delete the folder "
                      f"and write it again") from None
-    return lens
+    return lens, marker.get("stamp"), hashlib.sha256(raw).hexdigest()
+
+
+def folder_digest(digests: dict) -> str:
+    """sha256 over {file name: sha256} of a folder's data files, in name order."""
+    combined = "".join(f"{name} {digests[name]}\n" for name in sorted(digests))
+    return hashlib.sha256(combined.encode()).hexdigest()
 
 
 # ------------------------------------------------------------------------------ TSV files
@@ -240,14 +250,7 @@ def bert_identity(bert_path: str) -> dict:
     features depend on besides the token ids. Hashed once per process and file version."""
     from ..models.common.bert import WEIGHT_FILES
     folder = Path(bert_path)
-    present = [folder / name for name in ("config.json", *WEIGHT_FILES) if (folder / name).is_file()]
-    return _hash_files(str(folder), tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in present))
-
-
-@functools.lru_cache(maxsize=8)
-def _hash_files(folder: str, stamps: tuple) -> dict:
-    """`stamps` (name, size, mtime) makes a changed file a new cache entry."""
-    return {name: sha256_of(Path(folder) / name) for name, _, _ in stamps}
+    return {name: sha256_of(folder / name) for name in ("config.json", *WEIGHT_FILES) if (folder / name).is_file()}
 
 
 def text_feature_key(bert_path: str, text_bert: dict) -> str:
@@ -433,7 +436,7 @@ def load_mintrec(data_root=None, feature_path=None, *, pretrained=None, with_tex
     if lacking:
         raise _error(f"mintrec folder {folder} ({how}) lacks {', '.join(lacking)}: it must hold "
                      f"{', '.join([*TSV_FILES.values(), *FEATURE_FILES.values()])}; {SOURCE_HINT}")
-    max_lens = _max_seq_lens(folder)
+    max_lens, stamp, marker_sha256 = _synthetic_marker(folder)
 
     # Cheap checks first: TSVs, labels, the BERT path; the big pickles after.
     rows = {split: _read_tsv(folder / TSV_FILES[split], split) for split in SPLITS}
@@ -466,14 +469,14 @@ def load_mintrec(data_root=None, feature_path=None, *, pretrained=None, with_tex
         tensors["label"] = torch.from_numpy(labels[split])
         splits[split] = Split(split, tensors, rows[split].keys)
 
-    train_ids = splits["train"].ids
-    synthetic = all(i.startswith("synthetic:") for i in train_ids)
+    recipe = stamped_recipe(stamp, folder_digest(digests))
+    synthetic = recipe is not None
     if synthetic:
-        # synthetic_mintrec writes seasons 'synthetic:<recipe>:S01'.
-        source = "synthetic:" + (train_ids[0].partition("synthetic:")[2].partition(":")[0] or "unknown")
+        source = f"synthetic:{recipe}"
     else:
-        combined = "".join(f"{name} {digests[name]}\n" for name in sorted(digests))
-        source = "sha256:" + hashlib.sha256(combined.encode()).hexdigest()
+        if marker_sha256 is not None:       # it set the padded lengths: part of what was loaded
+            digests[SYNTHETIC_MARKER] = marker_sha256
+        source = "sha256:" + folder_digest(digests)
 
     facts = mintrec_facts()
     spec = DatasetSpec(

@@ -4,9 +4,10 @@ The file is one pickle `{'train': {...}, 'valid': {...}, 'test': {...}}` laid ou
 MMSA's README (reference/mmsa.md 1.1). Unlike MMSA, which unpickles the file once per split
 and trusts its contents, this module:
 
-- unpickles it once, with `safe_pickle` (no code in the file can run), hashing the bytes
-  it reads on a worker thread, so the dataset's `source` is the file's sha256 without a
-  second read;
+- unpickles it once, with `safe_pickle` (no code in the file can run, and no small file can
+  exhaust time or memory), hashing the bytes it reads on a worker thread, so the dataset's
+  `source` is the file's sha256 without a second read; `synthetic:<recipe>` only for a file
+  the generator wrote, proven by its stamp (stamp.py), never by what the sample ids say;
 - checks every split before anything trains, and reports the first problem as one line
   naming the file, the split, the key and what was expected versus found;
 - keeps the arrays' memory: float32 arrays become tensors with `torch.from_numpy`, so a
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import logging
 import os
 from pathlib import Path
@@ -27,10 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..cache import file_version, remember, remembered
 from ..config import datasets_table
 from ..errors import DataError, MissingDataError, UsageError
 from . import safe_pickle
 from .spec import MODALITIES, Dataset, DatasetSpec, Split
+from .stamp import STAMP_KEY, content_sha256, stamped_recipe
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -123,30 +125,37 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
 
     # The file is read once; its sha256 is finished on a worker thread while the splits
     # are checked below (the check only reads the arrays until `digest()` has returned).
-    # A digest already computed for this very file (same size, mtime and inode) is reused:
-    # hashing costs more than unpickling (sha256 runs at ~1.4 GB/s, a memcpy-bound load at ~2).
-    cached = cached_sha256(path)
-    if cached is not None:
-        raw, digest = safe_pickle.load(path), lambda: cached
+    # What was found for this very version of the file (cache.file_version) is reused: hashing
+    # costs more than unpickling (sha256 runs at ~1.4 GB/s, a memcpy-bound load at ~2).
+    version = file_version(path)
+    known = remembered(path, version)
+    if "sha256" in known:
+        raw, digest = safe_pickle.load(path), lambda: known["sha256"]
     else:
         raw, digest = safe_pickle.load_hashing(path, hashlib.sha256())
     if not isinstance(raw, dict):
         raise _data_error(f"{path}: expected a dict of splits {', '.join(SPLITS)}, "
                           f"found {type(raw).__name__}")
+    stamp = raw.pop(STAMP_KEY, None)
 
     checker = _Checker(path, facts, aligned)
     splits, shapes = {}, None
     for split in SPLITS:
         if split not in raw:
-            found = ", ".join(map(str, raw)) or "nothing"
             raise _data_error(f"{path}: split '{split}' is missing: expected splits "
-                              f"{', '.join(SPLITS)}, found {found}")
+                              f"{', '.join(SPLITS)}, found {_key_names(raw)}")
         splits[split], split_shapes = checker.split(split, raw[split], shapes)
         shapes = shapes or split_shapes
+    # Generated data is named by its recipe only if the stamp's hash of the content holds
+    # (hashed before the -inf below are zeroed in place).
+    if "synthetic" in known:
+        recipe = known["synthetic"]
+    else:
+        recipe = stamped_recipe(stamp, content_sha256(raw)) if stamp is not None else None
     del raw    # drops what was not kept (raw_text, float text_bert, ...) before returning
     sha256 = digest()
-    if cached is None:
-        remember_sha256(path, sha256)
+    if known.keys() < {"sha256", "synthetic"}:
+        remember(path, version, {"sha256": sha256, "synthetic": recipe})
 
     # Only now may arrays change in place. MMSA zeroes -inf in audio only (silent frames of
     # log-energy features); vision gets the same rather than letting -inf reach a model.
@@ -159,14 +168,8 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
             log.info(f"{name}: replaced {sum(counts.values())} -inf values in {modality} with 0 "
                      f"({per_split})")
 
-    train_ids = splits["train"].ids
-    synthetic = all(i.startswith("synthetic") for i in train_ids)
-    if synthetic:
-        # The generator writes ids 'synthetic:<recipe>$_$<clip>'; the recipe names the data.
-        recipe = train_ids[0].partition("synthetic:")[2].partition("$_$")[0]
-        source = f"synthetic:{recipe or 'unknown'}"
-    else:
-        source = f"sha256:{sha256}"
+    synthetic = recipe is not None
+    source = f"synthetic:{recipe}" if synthetic else f"sha256:{sha256}"
 
     has_text = "text" in splits["train"].tensors
     spec = DatasetSpec(
@@ -183,42 +186,12 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
     return Dataset(spec, splits["train"], splits["valid"], splits["test"])
 
 
-# -- sha256 of feature files, remembered per (path, size, mtime, inode) ---------------------------
-
-def _digest_cache_file() -> Path:
-    root = os.environ.get("MMSA_ATSUKO_CACHE") or Path.home() / ".cache" / "mmsa_atsuko"
-    return Path(root) / "sha256.json"
-
-
-def _file_key(path: Path) -> tuple[str, list]:
-    st = path.stat()
-    return str(path.resolve()), [st.st_size, st.st_mtime_ns, st.st_ino]
-
-
-def cached_sha256(path: Path) -> str | None:
-    """The sha256 computed earlier for this file, if it has not changed since (size, mtime, inode)."""
-    try:
-        entries = json.loads(_digest_cache_file().read_text())
-        key, stamp = _file_key(path)
-        entry = entries.get(key)
-        return entry["sha256"] if entry and entry["stamp"] == stamp else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def remember_sha256(path: Path, sha256: str) -> None:
-    """Record a file's digest for `cached_sha256`; a cache that cannot be written is skipped."""
-    cache = _digest_cache_file()
-    try:
-        entries = json.loads(cache.read_text()) if cache.exists() else {}
-        key, stamp = _file_key(path)
-        entries[key] = {"stamp": stamp, "sha256": sha256}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entries, indent=0))
-        os.replace(tmp, cache)
-    except (OSError, ValueError):
-        pass
+def _key_names(mapping: dict, shown: int = 20) -> str:
+    """A loaded dict's keys for a message: strings (shortened) by name, anything else by type;
+    an arbitrary object's str() could take any time and memory."""
+    names = [key[:40] if isinstance(key, str) else f"<{type(key).__name__}>" for key in list(mapping)[:shown]]
+    more = f" and {len(mapping) - shown} more" if len(mapping) > shown else ""
+    return ", ".join(names) + more if names else "nothing"
 
 
 class _Checker:
@@ -236,7 +209,7 @@ class _Checker:
                           f"expected {expected}, found {found}")
 
     def _sample(self, i: int) -> str:
-        return f"sample {i} (id {self.ids[i]!r})" if self.ids else f"sample {i}"
+        return f"sample {i} (id {self.ids[i][:80]!r})" if self.ids else f"sample {i}"
 
     # -- one split -------------------------------------------------------------------------
 
@@ -318,7 +291,7 @@ class _Checker:
             required += ["audio_lengths", "vision_lengths"]
         if self.facts.get("unimodal_labels"):
             required += list(UNIMODAL_LABEL_KEYS.values())
-        found = "no such key (keys: " + ", ".join(map(str, data)) + ")"
+        found = f"no such key (keys: {_key_names(data)})"
         if "text" not in data and "text_bert" not in data:
             self.fail("text", "'text' (features) or 'text_bert' (BERT inputs)", found)
         for key in required:
@@ -332,7 +305,11 @@ class _Checker:
             self.fail("id", "a list or array of 'video$_$clip' strings", type(value).__name__)
         self._count("id", len(value))
         # A few thousand short strings: a Python pass over them is cheap.
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in value]
+        for i, item in enumerate(value):
+            # str() of anything else could be as large as the object (numbers are fine).
+            if not (isinstance(item, (str, bytes, np.integer)) or (type(item) is int and item.bit_length() <= 64)):
+                self.fail("id", "'video$_$clip' strings", f"a {type(item).__name__} at sample {i}")
+        return [i.decode("utf-8", "replace") if isinstance(i, bytes) else str(i) for i in value]
 
     def _same_as_train(self, shapes: dict, train: dict):
         # Models size buffers (positional tables, spectral bases) once per padded length, so

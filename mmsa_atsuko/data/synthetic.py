@@ -10,9 +10,9 @@ stand-ins that every loader, model and CLI path can run on:
   regression_labels` (+ `regression_labels_T/_A/_V` for SIMS and SIMSv2). `size='full'`
   uses the real split sizes and padded shapes from configs/datasets.yaml; `size='small'`
   is a few hundred short samples that any model trains on in seconds on a CPU.
-- `write_tiny_bert` writes a one-layer, randomly initialised BERT (hidden size 768, like
-  bert-base, so it drops into the text pipeline) whose vocab.txt matches the ids stored in
-  `text_bert` and the words in `raw_text`.
+- `write_tiny_bert` (tiny_bert.py, shared with synthetic MIntRec) writes a one-layer, randomly
+  initialised BERT (hidden size 768, like bert-base, so it drops into the text pipeline) whose
+  vocab.txt matches the ids stored in `text_bert` and the words in `raw_text`.
 - `ensure_synthetic` caches both under one folder per recipe.
 
 The planted signal. Every sample has three independent latent scores t, a, v ~ N(0, 1).
@@ -29,24 +29,26 @@ so text alone explains about half of what all three modalities explain: a model 
 fuse to do well. SIMS-like datasets also get unimodal labels from t, a and v alone.
 
 Everything is a pure function of (dataset, size, seed, aligned), named by its recipe
-(`mosi-small-unaligned-seed0-v2`); the same call writes the same bytes. Every sample id
-starts with `synthetic:<recipe>` so results on these files cannot pass for real ones.
+(`mosi-small-unaligned-seed0-v2`); the same call writes the same bytes. The file carries the
+generator's stamp (`stamp.py`: the recipe and a hash of the content), which is what makes the
+loader name the data `synthetic:<recipe>`; sample ids start with `synthetic:<recipe>` too, so
+predictions say where they come from, but they prove nothing.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import pickle
-import secrets
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from mmsa_atsuko.config import datasets_table
 from mmsa_atsuko.errors import UsageError
+from .stamp import STAMP_KEY, content_sha256, make_stamp
+from .tiny_bert import (CLS_ID, FILLER_WORDS, FIRST_FILLER_ID, FIRST_WORD_ID, LEVELS, MARKER_JSON, PAD_ID, SEP_ID,
+                        SYNONYMS, VALENCE_STEPS, VOCAB_SIZE, synthetic_vocab, temp_sibling, write_tiny_bert)
 
 SYNTHETIC_DATASETS = ("mosi", "mosei", "sims", "simsv2")
 SIZES = ("small", "full")
@@ -55,28 +57,11 @@ SPLITS = ("train", "valid", "test")
 # Bump when the generator changes what it writes: the version is part of every recipe
 # name, so caches and run records made by an older generator never pass for new ones.
 RECIPE_VERSION = "v2"         # v2: audio/vision cues partly oscillate, plus baseline drift
-BERT_RECIPE_VERSION = "v1"    # the tiny BERT has its own: it did not change with v2
 
 # `size='small'`: enough samples for a split to have a few batches, sequences short enough
 # that even MulT-style cross-modal attention trains in seconds. Feature dims stay real.
 SMALL_SPLIT_SIZES = {"train": 96, "valid": 32, "test": 32}
 SMALL_SEQ_LENS = {"text": 16, "audio": 24, "vision": 20}
-
-# ---------------------------------------------------------------------------------------
-# Vocabulary. The id layout copies bert-base where it matters to code that reads ids
-# ([PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103, [unusedN] filling 1..99); after
-# [MASK] come the graded sentiment words, then neutral filler words. The layout is the same
-# for both languages; only the token strings differ.
-# ---------------------------------------------------------------------------------------
-PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = 0, 100, 101, 102, 103
-FIRST_WORD_ID = 104
-VALENCE_STEPS = 8            # sentiment words come in valences +-1/8, +-2/8, ..., +-8/8
-SYNONYMS = 4                 # words per valence, so sentences are not all alike
-FILLER_WORDS = 256
-# Signed valence step of each sentiment word slot, most negative first: -8..-1, 1..8.
-_LEVELS = np.array([*range(-VALENCE_STEPS, 0), *range(1, VALENCE_STEPS + 1)])
-FIRST_FILLER_ID = FIRST_WORD_ID + len(_LEVELS) * SYNONYMS
-VOCAB_SIZE = FIRST_FILLER_ID + FILLER_WORDS
 
 # ---------------------------------------------------------------------------------------
 # The planted signal (see the module docstring). Changing any of these changes the data,
@@ -154,31 +139,6 @@ def synthetic_shapes(dataset: str, size: str = "small", aligned: bool = False) -
     return {"split_sizes": split_sizes, "seq_lens": seq_lens, "feature_dims": feature_dims}
 
 
-# ----------------------------------------------------------------------------- vocabulary
-
-def _valence_word(slot: int, language: str) -> str:
-    level, synonym = _LEVELS[slot // SYNONYMS], slot % SYNONYMS
-    if language == "cn":
-        # One CJK ideograph per word: bert-base-chinese tokenizes Chinese per character.
-        return chr(0x4F00 + slot)
-    return f"{'pos' if level > 0 else 'neg'}{abs(level)}{'abcd'[synonym]}"
-
-
-def _filler_word(index: int, language: str) -> str:
-    return chr(0x4E00 + index) if language == "cn" else f"w{index:03d}"
-
-
-def synthetic_vocab(language: str = "en") -> list[str]:
-    """The tiny BERT's vocabulary, in id order (id = position)."""
-    if language not in ("en", "cn"):
-        raise UsageError(f"unknown synthetic BERT language {language!r}; choose en or cn")
-    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(UNK_ID - 1)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab += [_valence_word(slot, language) for slot in range(len(_LEVELS) * SYNONYMS)]
-    vocab += [_filler_word(i, language) for i in range(FILLER_WORDS)]
-    assert len(vocab) == VOCAB_SIZE and vocab[CLS_ID] == "[CLS]" and vocab[FIRST_WORD_ID - 1] == "[MASK]"
-    return vocab
-
-
 # ------------------------------------------------------------------------------ generator
 
 def _seed_sequence(name: str) -> np.random.SeedSequence:
@@ -205,8 +165,8 @@ def _world(recipe: str, feature_dims: dict) -> dict:
     # to find, yet it only ever carries t.
     direction = rng.standard_normal(d_text).astype(np.float32)
     direction /= np.linalg.norm(direction)
-    slots = np.arange(len(_LEVELS) * SYNONYMS)
-    valence = (_LEVELS[slots // SYNONYMS] / VALENCE_STEPS).astype(np.float32)
+    slots = np.arange(len(LEVELS) * SYNONYMS)
+    valence = (LEVELS[slots // SYNONYMS] / VALENCE_STEPS).astype(np.float32)
     embed[FIRST_WORD_ID + slots] += SENTIMENT_GAIN * valence[:, None] * direction[None, :]
     # Audio keeps its last column for -inf (never a signal column), like MMSA's log-energy
     # descriptors that go to -inf on silent frames.
@@ -435,14 +395,9 @@ def make_synthetic(dataset: str, *, size: str = "small", seed: int = 0, aligned:
 
 # ------------------------------------------------------------------------------- writing
 
-def _temp_sibling(path: Path) -> Path:
-    """A unique hidden name next to `path`, so os.replace/os.rename stay on one filesystem."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-
-
 def _atomic_pickle(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(path)
+    tmp = temp_sibling(path)
     try:
         with open(tmp, "xb") as f:  # plain open, so the file gets the usual umask permissions
             pickler = pickle.Pickler(f, protocol=4)
@@ -468,134 +423,23 @@ def write_synthetic(dataset: str, out_path, *, size: str = "small", seed: int = 
         _no_aligned_mintrec(aligned)
         return write_synthetic_mintrec(out_path, size=size, seed=seed)
     data = make_synthetic(dataset, size=size, seed=seed, aligned=aligned)
+    # The stamp goes first, so `_is_stamped` finds it in the file's first bytes.
+    stamp = make_stamp(synthetic_recipe(dataset, size, seed, aligned), content_sha256(data))
     out_path = Path(out_path)
-    _atomic_pickle(data, out_path)
+    _atomic_pickle({STAMP_KEY: stamp, **data}, out_path)
     return out_path
+
+
+def _is_stamped(path: Path) -> bool:
+    """Whether a cached pickle was written with a stamp (older generators wrote none): the
+    stamp's key sits in the first bytes. The loader still checks the stamp itself."""
+    with open(path, "rb") as f:
+        return STAMP_KEY.encode() in f.read(64)
 
 
 def _no_aligned_mintrec(aligned: bool) -> None:
     if aligned:
         raise UsageError("mintrec has no aligned setting (MIntRec ships unaligned features only): drop --aligned")
-
-
-def _bert_recipe(seed: int, language: str) -> str:
-    return f"bert-synthetic-{language}-seed{seed}-{BERT_RECIPE_VERSION}"
-
-
-MARKER_JSON = "synthetic.json"
-
-
-def _write_bert_files(folder: Path, seed: int, language: str) -> None:
-    # Imported here: writing and reading feature pickles should not pay for transformers.
-    import torch
-    from safetensors.torch import save_file
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    vocab = synthetic_vocab(language)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    # bert-base-uncased lower-cases, bert-base-chinese does not; mirror them.
-    BertTokenizer(str(folder / "vocab.txt"), do_lower_case=(language == "en"),
-                  model_max_length=512).save_pretrained(str(folder))
-
-    # Hidden size 768 like bert-base, so models sized for its output need no change; one
-    # layer and a narrow feed-forward keep it fast on a CPU.
-    config = BertConfig(vocab_size=len(vocab), hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
-                        intermediate_size=256, max_position_embeddings=512, type_vocab_size=2,
-                        pad_token_id=PAD_ID)
-    recipe = _bert_recipe(seed, language)
-    torch_seed = int.from_bytes(hashlib.sha256(recipe.encode()).digest()[:8], "little") >> 1
-    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state alone
-        torch.manual_seed(torch_seed)
-        model = BertModel(config)
-    config.save_pretrained(str(folder))
-    # safetensors written directly: same file from_pretrained reads, without the progress
-    # bar save_pretrained prints.
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
-
-    (folder / "SYNTHETIC.txt").write_text(
-        f"SYNTHETIC tiny BERT ({recipe}): random weights, not a trained language model.\n"
-        "Written by mmsa_atsuko.data.synthetic for tests and synthetic runs only; results\n"
-        "obtained with it say nothing about real data.\n", encoding="utf-8")
-    # Written last: its presence means the folder is complete.
-    (folder / MARKER_JSON).write_text(json.dumps({
-        "synthetic": True, "recipe": recipe, "seed": seed, "language": language,
-        "vocab_size": len(vocab), "hidden_size": config.hidden_size,
-        "num_hidden_layers": config.num_hidden_layers,
-        "ids": {"pad": PAD_ID, "unk": UNK_ID, "cls": CLS_ID, "sep": SEP_ID, "mask": MASK_ID,
-                "sentiment_words": [FIRST_WORD_ID, FIRST_FILLER_ID - 1],
-                "filler_words": [FIRST_FILLER_ID, VOCAB_SIZE - 1]},
-    }, indent=2) + "\n", encoding="utf-8")
-
-
-def write_folder_atomically(folder: Path, fill, *, replace: bool, complete_marker: str) -> Path:
-    """Build a folder under a temporary name with `fill(tmp)`, then rename it into place.
-
-    Readers never see a half-written folder. When `folder` already exists: with `replace` the
-    new one takes its place; without, a complete one (holding `complete_marker`, written last)
-    is kept, e.g. when another process finished first.
-    """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(folder)
-    tmp.mkdir()
-    try:
-        fill(tmp)
-        try:
-            os.rename(tmp, folder)  # atomic; fails if `folder` exists and is not empty
-        except OSError:
-            if not folder.exists():
-                raise
-            if not replace and (folder / complete_marker).is_file():
-                shutil.rmtree(tmp, ignore_errors=True)
-                return folder
-            old = _temp_sibling(folder)
-            os.rename(folder, old)
-            os.rename(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
-
-
-def _write_tiny_bert(out_dir: Path, seed: int, language: str, replace: bool) -> Path:
-    return write_folder_atomically(out_dir, lambda tmp: _write_bert_files(tmp, seed, language),
-                                   replace=replace, complete_marker=MARKER_JSON)
-
-
-def write_tiny_bert(out_dir, *, seed: int = 0, language: str = "en") -> Path:
-    """Write a tiny random BERT loadable offline with `BertModel/BertTokenizer.from_pretrained`.
-
-    The folder holds config.json, model.safetensors, vocab.txt (+ tokenizer files),
-    SYNTHETIC.txt and synthetic.json (`"synthetic": true` and the recipe). An existing
-    folder at `out_dir` is replaced.
-    """
-    if language not in ("en", "cn"):
-        raise UsageError(f"unknown synthetic BERT language {language!r}; choose en or cn")
-    _, _, seed, _ = _check_args("mosi", "small", seed, False)
-    return _write_tiny_bert(Path(out_dir), seed, language, replace=True)
-
-
-SYNTHETIC_CACHE_ENV = "MMSA_ATSUKO_CACHE"
-SYNTHETIC_BERT_PREFIX = "synthetic:"
-
-
-def synthetic_cache_dir() -> Path:
-    """Where generated data and tiny BERTs are kept: $MMSA_ATSUKO_CACHE, else ~/.cache/mmsa_atsuko."""
-    return Path(os.environ.get(SYNTHETIC_CACHE_ENV) or Path.home() / ".cache" / "mmsa_atsuko") / "synthetic"
-
-
-def synthetic_bert_name(bert_dir: Path) -> str:
-    """The `pretrained` value of a tiny BERT in the cache: 'synthetic:<recipe>/bert-synthetic-en'.
-
-    A run config names it this way, not by its absolute path, so that the config hash, and so
-    whether a sweep counts a run as done, does not depend on where the cache lives."""
-    return SYNTHETIC_BERT_PREFIX + Path(bert_dir).resolve().relative_to(synthetic_cache_dir().resolve()).as_posix()
-
-
-def synthetic_bert_folder(name: str) -> Path:
-    """The folder a 'synthetic:...' `pretrained` value names in this process's cache."""
-    return synthetic_cache_dir() / name[len(SYNTHETIC_BERT_PREFIX):]
 
 
 def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int = 0,
@@ -616,11 +460,11 @@ def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int 
     root = Path(cache_dir) / synthetic_recipe(dataset, size, seed, aligned)
     pkl = root / facts["files"]["aligned" if aligned else "unaligned"]
     bert = root / f"bert-synthetic-{facts['language']}"
-    if not pkl.is_file():
+    if not pkl.is_file() or not _is_stamped(pkl):
         write_synthetic(dataset, pkl, size=size, seed=seed, aligned=aligned)
     if not (bert / MARKER_JSON).is_file():
         # A folder without the marker is a broken leftover (the marker is written inside the
         # temp folder before the rename), so replace it; a missing folder may be appearing
         # from another process right now, so then keep whichever copy lands first.
-        _write_tiny_bert(bert, seed, facts["language"], replace=bert.exists())
+        write_tiny_bert(bert, seed=seed, language=facts["language"], replace=bert.exists())
     return pkl, bert

@@ -6,7 +6,8 @@
     video_data/video_feats.pkl       key -> list of (1, 256) float32 arrays (MIntRec's form)
     audio_data/audio_feats.pkl       key -> (T, 768) float32 array
     bert-synthetic-en/               a tiny random BERT whose vocab.txt covers every word used
-    synthetic.json                   the recipe and padded lengths; written last (= complete)
+    synthetic.json                   the stamp (recipe + digest of the five data files) and padded
+                                     lengths; written last (= complete)
 
 Sizes. `full`: the real split sizes (1334/445/445) and per-intent counts of every split
 (configs/datasets.yaml), MIntRec's padded lengths (text/video/audio) 30/230/480, true lengths
@@ -25,8 +26,10 @@ model that fuses them does better (two modalities seldom show the same wrong int
   feature columns of every frame, under unit Gaussian noise.
 
 Everything is a pure function of (size, seed), named by its recipe
-(`mintrec-small-unaligned-seed0-v1`); every season reads `synthetic:<recipe>:Snn`, so every
-sample key, and every prediction written with it, says it is synthetic.
+(`mintrec-small-unaligned-seed0-v1`). The stamp in synthetic.json is what makes the loader
+name the data `synthetic:<recipe>` (an edited file breaks it: the data is then named by its
+sha256); every season also reads `synthetic:<recipe>:Snn`, so every sample key, and every
+prediction written with it, says where it comes from.
 """
 from __future__ import annotations
 
@@ -38,9 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import sha256_of
 from ..errors import UsageError
-from . import synthetic as mmsa_synthetic
-from .mintrec import FEATURE_FILES, SYNTHETIC_MARKER, TSV_FILES, TSV_HEADER, label_names, mintrec_facts
+from . import tiny_bert
+from .mintrec import FEATURE_FILES, SYNTHETIC_MARKER, TSV_FILES, TSV_HEADER, folder_digest, label_names, mintrec_facts
+from .stamp import make_stamp
 
 RECIPE_VERSION = "v1"        # bump when what is written changes
 SIZES = ("small", "full")
@@ -113,7 +118,7 @@ def max_seq_lens(size: str = "small") -> dict:
 
 def _filler_words() -> list[str]:
     """The tiny BERT's neutral filler words (w000, w001, ...), in vocabulary order."""
-    return mmsa_synthetic.synthetic_vocab("en")[mmsa_synthetic.FIRST_FILLER_ID:]
+    return tiny_bert.synthetic_vocab("en")[tiny_bert.FIRST_FILLER_ID:]
 
 
 def cue_words(intent: int) -> list[str]:
@@ -193,13 +198,17 @@ def _write_folder(folder: Path, size: str, seed: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
             pickle.dump(data[key], f, protocol=4)
-    mmsa_synthetic.write_tiny_bert(folder / BERT_DIR, seed=seed, language="en")
+    tiny_bert.write_tiny_bert(folder / BERT_DIR, seed=seed, language="en")
     (folder / "SYNTHETIC.txt").write_text(
         f"SYNTHETIC MIntRec ({mintrec_recipe(size, seed)}): generated data in thuiar/MIntRec's layout,\n"
         "with a planted signal, for tests and synthetic runs only. Results on it say nothing about\n"
         "real data.\n", encoding="utf-8")
+    # The folder is renamed into place afterwards: hashes of these paths are not worth caching.
+    digests = {name: sha256_of(folder / name, remember_it=False)
+               for name in (*TSV_FILES.values(), *FEATURE_FILES.values())}
     (folder / SYNTHETIC_MARKER).write_text(json.dumps({
         "synthetic": True, "recipe": mintrec_recipe(size, seed), "size": size, "seed": seed,
+        "stamp": make_stamp(mintrec_recipe(size, seed), folder_digest(digests)),
         "split_sizes": {s: len(r) for s, r in data["rows"].items()},
         "max_seq_lens": max_seq_lens(size), "bert": BERT_DIR,
         "reliability": RELIABILITY, "cues_per_intent": CUES_PER_INTENT, "cue_share": CUE_SHARE,
@@ -211,14 +220,25 @@ def write_synthetic_mintrec(folder, *, size: str = "small", seed: int = 0, repla
     written under a temporary name and renamed. An existing folder is replaced, unless
     `replace` is false, in which case a complete one already there is kept."""
     size, seed = _check(size, seed)
-    return mmsa_synthetic.write_folder_atomically(Path(folder), lambda tmp: _write_folder(tmp, size, seed),
+    return tiny_bert.write_folder_atomically(Path(folder), lambda tmp: _write_folder(tmp, size, seed),
                                                   replace=replace, complete_marker=SYNTHETIC_MARKER)
+
+
+def _has_stamp(marker: Path) -> bool:
+    try:
+        return "stamp" in json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def ensure_synthetic_mintrec(cache_dir, *, size: str = "small", seed: int = 0) -> tuple[Path, Path]:
     """(MIntRec folder, its tiny-BERT folder) under `cache_dir/<recipe>/MIntRec`, written only
-    if missing (a folder without synthetic.json is a broken leftover and is replaced)."""
+    if missing (a folder without synthetic.json is a broken leftover, and one whose marker has
+    no stamp was written by an older generator: both are replaced)."""
     folder = Path(cache_dir) / mintrec_recipe(size, seed) / mintrec_facts()["files"]["unaligned"]
-    if not (folder / SYNTHETIC_MARKER).is_file():
+    marker = folder / SYNTHETIC_MARKER
+    if not marker.is_file():
         write_synthetic_mintrec(folder, size=size, seed=seed, replace=False)
+    elif not _has_stamp(marker):
+        write_synthetic_mintrec(folder, size=size, seed=seed, replace=True)
     return folder, folder / BERT_DIR

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ...data.synthetic import SYNTHETIC_BERT_PREFIX, SYNTHETIC_CACHE_ENV, synthetic_bert_folder
+from ...cache import CACHE_ENV, SYNTHETIC_BERT_PREFIX, synthetic_bert_folder
 from ...errors import UsageError
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -59,7 +59,7 @@ def resolve_bert_path(pretrained) -> str:
         folder = synthetic_bert_folder(str(pretrained))
         if not _has_weights(folder):
             raise UsageError(f"the synthetic BERT {pretrained} is not in the cache at {folder} "
-                             f"(${SYNTHETIC_CACHE_ENV}); run with --synthetic to write it")
+                             f"(${CACHE_ENV}); run with --synthetic to write it")
         return str(folder)
     folder = Path(os.path.expanduser(str(pretrained)))
     if folder.is_dir():

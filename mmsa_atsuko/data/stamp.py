@@ -1,0 +1,91 @@
+"""The synthetic generator's stamp: what proves that a dataset is one it wrote.
+
+A run record's data id is the file's sha256, or `synthetic:<recipe>` for generated data, so
+that results on generated data never pass for, or skip, real runs. Sample ids prove nothing
+(anyone can name a clip 'synthetic_...'), so the generator stores a stamp with the data:
+its recipe and the sha256 of the content it wrote. The loader recomputes that hash; a stamp
+that does not match, or none at all, means a real file, named by its sha256. (A check
+against accidents: real files whose ids look synthetic, generated files edited by hand. It is
+no signature; whoever means to forge a stamp can.)
+
+- MMSA pickles carry the stamp under the top-level key STAMP_KEY, beside 'train', 'valid'
+  and 'test'. MMSA reads only `data[mode]` and the loader here only the three splits, so the
+  file stays a valid MMSA file. The hash covers every split, key and value (`content_sha256`).
+- A MIntRec folder's stamp is in its synthetic.json, hashing the five data files' digests
+  (see mintrec.folder_digest).
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+
+import numpy as np
+
+STAMP_KEY = "__synthetic__"
+STAMP_FORMAT = 1
+
+
+class _Unhashable(Exception):
+    """The content holds a value `content_sha256` has no encoding for."""
+
+
+def _feed(h, value) -> None:
+    # Each value is written with its type and length, so no two different contents feed the
+    # same bytes. Dicts keep their order: pickle keeps it, so writer and loader agree.
+    t = type(value)
+    if t is str:
+        data = value.encode("utf-8", "surrogatepass")
+        h.update(b"s%d:" % len(data))
+        h.update(data)
+    elif t is dict:
+        h.update(b"d%d:" % len(value))
+        for key, item in value.items():
+            _feed(h, key)
+            _feed(h, item)
+    elif t is list or t is tuple:
+        h.update(b"l%d:" % len(value))
+        for item in value:
+            _feed(h, item)
+    elif t is np.ndarray:
+        h.update(f"a{value.dtype.str}{value.shape}:".encode())
+        if value.dtype.hasobject:
+            for item in value.flat:
+                _feed(h, item)
+        else:
+            h.update(np.ascontiguousarray(value).reshape(-1).view(np.uint8))
+    elif t is bool or t is int:
+        h.update(b"i%d:" % value)
+    elif t is float:
+        h.update(b"f" + struct.pack("<d", value))
+    elif t is bytes:
+        h.update(b"b%d:" % len(value))
+        h.update(value)
+    elif value is None:
+        h.update(b"n")
+    else:
+        raise _Unhashable(t.__name__)
+
+
+def content_sha256(content) -> str | None:
+    """sha256 of `content` (dicts, lists, tuples, numpy arrays, strings, numbers), or None
+    when it holds anything else (such content cannot carry a valid stamp)."""
+    h = hashlib.sha256()
+    try:
+        _feed(h, content)
+    except _Unhashable:
+        return None
+    return h.hexdigest()
+
+
+def make_stamp(recipe: str, content_digest: str) -> dict:
+    return {"format": STAMP_FORMAT, "recipe": recipe, "content_sha256": content_digest}
+
+
+def stamped_recipe(stamp, content_digest: str | None) -> str | None:
+    """The recipe of a stamp that matches `content_digest`, else None (unstamped, malformed,
+    or content changed since the generator wrote it)."""
+    if (type(stamp) is dict and stamp.get("format") == STAMP_FORMAT and type(stamp.get("recipe")) is str
+            and 0 < len(stamp["recipe"]) <= 200 and stamp["recipe"].isprintable()
+            and content_digest is not None and stamp.get("content_sha256") == content_digest):
+        return stamp["recipe"]
+    return None
