@@ -173,8 +173,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         spec = job.data.spec
         job_records, trained = [], False
         for seed in seeds:
-            previous = recorded.get(run_identity(job.model, spec.name, spec.aligned, seed, config_hash(job.config),
-                                                 spec.source), {})
+            previous = recorded.get(job_identity(job, seed), {})
             if previous.get("status") == "ok":
                 echo(f"skip {job.model} {spec.name}{' aligned' if spec.aligned else ''} seed {seed}: recorded as "
                      f"{previous['run_id']} (--rerun trains it again)")
