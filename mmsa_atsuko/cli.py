@@ -14,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from .config import DATASETS_ENV, datasets_table
 from .errors import ToolkitError, UsageError
 
 log = logging.getLogger("mmsa_atsuko")
@@ -47,7 +48,8 @@ def overview() -> str:
     width = max(map(len, COMMAND_HELP))
     lines = [f"  {name:<{width}}  {text}" for name, text in COMMAND_HELP.items()]
     return ("commands (run.py COMMAND --help for each):\n" + "\n".join(lines)
-            + "\n\nrun.py, python -m mmsa_atsuko and mmsa-atsuko are the same command.")
+            + "\n\nEvery command takes --datasets FILE: datasets of your own, as blocks like configs/datasets.yaml's."
+            + "\nrun.py, python -m mmsa_atsuko and mmsa-atsuko are the same command.")
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -114,14 +116,11 @@ def cmd_list(argv) -> int:
 
 
 def cmd_synth(argv) -> int:
-    from .config import datasets_table
+    from .config import dataset_facts
     from .data.synthetic import write_synthetic
     from .results import check_output_folder
     args = synth_parser().parse_args(argv)
-    table = datasets_table()
-    if args.dataset not in table:
-        raise UsageError(f"unknown dataset {args.dataset!r}; known: {', '.join(table)}")
-    files = table[args.dataset]["files"]
+    files = dataset_facts(args.dataset)["files"]
     setting = "aligned" if args.aligned else "unaligned"
     if setting not in files:
         raise UsageError(f"{args.dataset} has no {setting} setting")
@@ -548,14 +547,37 @@ COMMANDS = {"list": cmd_list, "synth": cmd_synth, "sweep": cmd_sweep, "leaderboa
             "robustness": cmd_robustness, "tsne": cmd_tsne, "sensitivity": cmd_sensitivity, "clean": cmd_clean}
 
 
+def take_datasets_files(argv: list[str]) -> list[str]:
+    """`--datasets FILE` (any command, repeatable): datasets of your own, declared as blocks like those of
+    configs/datasets.yaml. Put in $MMSA_ATSUKO_DATASETS, so sweep workers read the same table."""
+    rest, files = [], []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--datasets" or arg.startswith("--datasets="):
+            value = arg.partition("=")[2] or next(args, None)
+            if not value:
+                raise UsageError("--datasets needs a YAML file with a `datasets:` block")
+            if not Path(value).is_file():
+                raise UsageError(f"--datasets {value}: no such file")
+            files.append(str(Path(value).resolve()))
+        else:
+            rest.append(arg)
+    if files:
+        listed = [f for f in os.environ.get(DATASETS_ENV, "").split(os.pathsep) if f]
+        os.environ[DATASETS_ENV] = os.pathsep.join(dict.fromkeys(listed + files))    # each file once
+        datasets_table()                    # a bad block is one line now, before any command starts
+    return rest
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv == ["help"]:
         print(f"usage: run.py COMMAND ... | run.py -m MODEL -d DATASET [options]\n\n{overview()}",
               file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
-    command = COMMANDS.get(argv[0], None)
     try:
+        argv = take_datasets_files(argv)
+        command = COMMANDS.get(argv[0], None) if argv else None
         return command(argv[1:]) if command else cmd_train(argv)
     except ToolkitError as e:
         print(f"error: {e}", file=sys.stderr)

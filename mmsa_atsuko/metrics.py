@@ -27,20 +27,12 @@ import warnings
 import numpy as np
 from sklearn.metrics import f1_score, precision_score, recall_score
 
+from .config import dataset_facts
 from .errors import UsageError
 
 # --------------------------------------------------------------------------------------
 # Names
 # --------------------------------------------------------------------------------------
-
-# dataset name -> metric family
-DATASET_FAMILY: dict[str, str] = {
-    "mosi": "mosi",
-    "mosei": "mosi",
-    "sims": "sims",
-    "simsv2": "sims",
-    "mintrec": "mintrec",
-}
 
 # Every key compute_metrics returns, per family, in MMSA's order. `Mult_acc_3` for MOSI/MOSEI
 # is computed by MMSA but not returned; we return it last.
@@ -64,14 +56,9 @@ _HIGHER_IS_BETTER = frozenset(k for keys in METRIC_KEYS.values() for k in keys) 
 
 
 def metric_family(dataset: str) -> str:
-    """'mosi'/'mosei' -> 'mosi', 'sims'/'simsv2' -> 'sims', 'mintrec' -> 'mintrec'.
-
-    Case-insensitive, as MMSA's `getMetics(datasetName.upper())`.
-    """
-    family = DATASET_FAMILY.get(str(dataset).strip().lower())
-    if family is None:
-        raise UsageError(f"no metrics for dataset {dataset!r}; known datasets: {', '.join(DATASET_FAMILY)}")
-    return family
+    """The metric set of a dataset (configs/datasets.yaml `metrics`): 'mosi' for MOSI and MOSEI,
+    'sims' for CH-SIMS and v2, 'mintrec'. Case-insensitive, as MMSA's `getMetics(datasetName.upper())`."""
+    return dataset_facts(dataset)["metrics"]
 
 
 def metric_keys(dataset: str) -> tuple[str, ...]:

@@ -33,13 +33,12 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
-from .config import config_hash
+from .config import config_hash, dataset_facts
 from .errors import UsageError
 from .metrics import METRIC_KEYS, MMSA_CSV_KEYS, metric_family
 from .version import __version__
 
 RUNS_FILE = "runs.jsonl"
-HEADLINE = {"mosi": "MAE", "sims": "MAE", "mintrec": "f1"}     # per metric family
 
 
 def check_output_folder(out_dir, what: str = "results folder") -> Path:
@@ -143,8 +142,8 @@ def ok_records(records: list[dict]) -> list[dict]:
 
 
 def headline_metric(dataset: str) -> str:
-    """The metric a run is summed up by (progress lines, significance tests): MAE, or macro-F1 for MIntRec."""
-    return HEADLINE[metric_family(dataset)]
+    """The metric tables test and figures plot (configs/datasets.yaml `headline`): MAE, macro-F1 for MIntRec."""
+    return dataset_facts(dataset)["headline"]
 
 
 def _lock(path: Path) -> FileLock:

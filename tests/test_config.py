@@ -9,8 +9,9 @@ from mmsa_atsuko.registry import list_models
 DATASETS = {
     "defaults": {"batch_size": 1, "learning_rate": 0.1, "max_epochs": 10, "pretrained": None,
                  "key_eval": "Loss"},
-    "datasets": {"mosi": {"task": "regression", "config": {"batch_size": 2}},
-                 "sims": {"task": "regression"}},
+    "datasets": {name: {"format": "mmsa", "task": "regression", "metrics": name, "headline": "MAE", "language": "en",
+                        "label_range": [-1, 1], "files": {"unaligned": f"{name}.pkl"}, "config": config}
+                 for name, config in (("mosi", {"batch_size": 2}), ("sims", {}))},
 }
 TFN = {
     "common": {"batch_size": 3, "hidden": 8, "ratio": 0.5, "flag": True, "dims": [1, 2], "mode": "a"},

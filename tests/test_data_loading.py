@@ -524,7 +524,7 @@ def test_aligned_request_for_unaligned_only_dataset_is_a_usage_error(tmp_path, d
 
 def test_unknown_dataset_is_a_usage_error():
     assert dataset_names() == ("mosi", "mosei", "sims", "simsv2", "mintrec")
-    with pytest.raises(UsageError, match="did you mean mosi"):
+    with pytest.raises(UsageError, match="Did you mean mosi, mosei"):
         load_dataset("mosii")
 
 

@@ -1,35 +1,23 @@
 """Datasets: the `Dataset`/`Split` contract and one `load_dataset` for every dataset.
 
-MOSI, MOSEI, CH-SIMS and CH-SIMS v2 are MMSA feature pickles (`mmsa_format`); MIntRec is a
-folder in thuiar/MIntRec's own layout (`mintrec`).
+A dataset's `format` in configs/datasets.yaml picks its reader: `mmsa`, an MMSA feature pickle
+(MOSI, MOSEI, CH-SIMS, CH-SIMS v2, and any dataset of yours in that format: `mmsa_format`);
+`mintrec`, a folder in thuiar/MIntRec's own layout (`mintrec`).
 """
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
+from ..config import dataset_facts, dataset_names
 from ..errors import UsageError
 from . import mmsa_format
-from .mmsa_format import MMSA_DATASETS
 from .spec import Dataset, DatasetSpec, Split
-
-MINTREC = "mintrec"
 
 __all__ = ["load_dataset", "resolve_feature_path", "DatasetSpec", "Split", "Dataset", "dataset_names"]
 
 
-def dataset_names() -> tuple:
-    """The datasets `load_dataset` reads."""
-    return (*MMSA_DATASETS, MINTREC)
-
-
-def _known(name: str) -> str:
-    name = str(name).lower()
-    if name not in dataset_names():
-        close = difflib.get_close_matches(name, dataset_names(), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise UsageError(f"unknown dataset {name!r}{hint}: choose one of {', '.join(dataset_names())}")
-    return name
+def _format(name: str) -> str:
+    return dataset_facts(name)["format"]
 
 
 def _no_aligned_mintrec(aligned: bool) -> None:
@@ -39,8 +27,8 @@ def _no_aligned_mintrec(aligned: bool) -> None:
 
 def resolve_feature_path(name: str, aligned: bool = False, data_root=None, feature_path=None) -> Path:
     """Where the data of `name` is: its MMSA feature pickle, or for mintrec its folder."""
-    name = _known(name)
-    if name == MINTREC:
+    name = str(name).lower()
+    if _format(name) == "mintrec":
         from .mintrec import resolve_mintrec_folder
         _no_aligned_mintrec(aligned)
         return resolve_mintrec_folder(data_root, feature_path)[0]
@@ -56,8 +44,8 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
     `pretrained` is the BERT that tokenizes its raw text (the run config's `pretrained`;
     default bert-base-uncased). MMSA datasets ship their tokens and ignore it.
     """
-    name = _known(name)
-    if name == MINTREC:
+    name = str(name).lower()
+    if _format(name) == "mintrec":
         from .mintrec import load_mintrec
         _no_aligned_mintrec(aligned)
         return load_mintrec(data_root, feature_path, pretrained=pretrained)

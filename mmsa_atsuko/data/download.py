@@ -32,22 +32,30 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from ..cache import sha256_of
+from ..config import datasets_table
 from ..errors import DataError, UsageError
-from .mmsa_format import DATA_ROOT_ENV, DEFAULT_DATA_ROOT, MMSA_DATASETS, resolve_feature_path
+from .mmsa_format import DATA_ROOT_ENV, DEFAULT_DATA_ROOT, resolve_feature_path
 
 MMSA_DRIVE_FOLDER = "https://drive.google.com/drive/folders/1A2S4pqCHryGmiqnNSPLv7rEg63WvjCSk"
 MMSA_BAIDU = "https://pan.baidu.com/s/1a1bDX5htPsZjsRyHcvCKHw?pwd=qq0b, extraction code qq0b"
 MINTREC_HOME = "https://github.com/thuiar/MIntRec"
 
-# SHA-256 of the feature files as MMSA's README publishes them (reference/mmsa.md 1.1),
-# keyed by the path inside MMSA's folder (= the datasets.yaml `files` entry). SIMSv2 has none.
-PUBLISHED_SHA256 = {
-    "MOSI/Processed/unaligned_50.pkl": "78e0f8b5ef8ff71558e7307848fc1fa929ecb078203f565ab22b9daab2e02524",
-    "MOSI/Processed/aligned_50.pkl": "d3994fd25681f9c7ad6e9c6596a6fe9b4beb85ff7d478ba978b124139002e5f9",
-    "MOSEI/Processed/unaligned_50.pkl": "ad8b23d50557045e7d47959ce6c5b955d8d983f2979c7d9b7b9226f6dd6fec1f",
-    "MOSEI/Processed/aligned_50.pkl": "45eccfb748a87c80ecab9bfac29582e7b1466bf6605ff29d3b338a75120bf791",
-    "SIMS/Processed/unaligned_39.pkl": "c9e20c13ec0454d98bb9c1e520e490c75146bfa2dfeeea78d84de047dbdd442f",
-}
+
+
+def _published_sha256() -> dict[str, str]:
+    """path inside MMSA's folder (= the datasets.yaml `files` entry) -> the SHA-256 its README
+    publishes (datasets.yaml `sha256`; reference/mmsa.md 1.1). SIMSv2 has none."""
+    return {facts["files"][setting]: digest for facts in datasets_table().values()
+            for setting, digest in (facts.get("sha256") or {}).items()}
+
+
+PUBLISHED_SHA256 = _published_sha256()
+
+
+def _downloadable() -> tuple[str, ...]:
+    """The datasets in MMSA's published folder (datasets.yaml `download: mmsa-drive`)."""
+    return tuple(name for name, facts in datasets_table().items() if facts.get("download") == "mmsa-drive")
+
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
@@ -170,7 +178,6 @@ def manual_steps(relpaths, root: Path) -> str:
 
 def _relpath(name: str, aligned: bool) -> str:
     """The file's path in MMSA's folder and under the data root (datasets.yaml `files`)."""
-    from ..config import datasets_table
     return datasets_table()[name]["files"]["aligned" if aligned else "unaligned"]
 
 
@@ -179,8 +186,8 @@ def _check_name(name: str) -> str:
     if name == "mintrec":
         raise UsageError(f"mintrec is not in MMSA's folder: get the MIntRec folder as {MINTREC_HOME} "
                          f"describes and put it at <data root>/MIntRec")
-    if name not in MMSA_DATASETS:
-        raise UsageError(f"cannot download {name!r}: choose from {', '.join(MMSA_DATASETS)}")
+    if name not in _downloadable():
+        raise UsageError(f"cannot download {name!r}: choose from {', '.join(_downloadable())}")
     return name
 
 
@@ -287,12 +294,11 @@ class FileStatus:
 
 def check(data_root=None) -> list[FileStatus]:
     """One FileStatus per feature file of every dataset in configs/datasets.yaml."""
-    from ..config import datasets_table
     from .mintrec import missing_files, resolve_mintrec_folder
     root, _ = data_root_of(data_root)
     out = []
     for name, facts in datasets_table().items():
-        if name == "mintrec":
+        if facts["format"] == "mintrec":
             folder = resolve_mintrec_folder(root)[0]
             lacking = missing_files(folder)
             if not folder.is_dir():

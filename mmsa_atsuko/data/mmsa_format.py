@@ -18,7 +18,6 @@ is wrong and it only works because the loader overwrites it).
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import logging
 import os
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from ..cache import file_version, remember, remembered
-from ..config import datasets_table
+from ..config import dataset_facts
 from ..errors import DataError, MissingDataError, UsageError
 from . import safe_pickle
 from .spec import MODALITIES, Dataset, DatasetSpec, Split
@@ -44,7 +43,6 @@ log = logging.getLogger("mmsa_atsuko")
 DATA_ROOT_ENV = "MMSA_DATA_ROOT"
 DEFAULT_DATA_ROOT = "~/MMSA/datasets"
 
-MMSA_DATASETS = ("mosi", "mosei", "sims", "simsv2")
 SPLITS = ("train", "valid", "test")
 UNIMODAL_LABEL_KEYS = {"label_T": "regression_labels_T", "label_A": "regression_labels_A",
                        "label_V": "regression_labels_V"}
@@ -62,17 +60,11 @@ def _data_error(message: str, kind: type[DataError] = DataError, **fields) -> Da
     return kind(message.replace("\r", " ").replace("\n", " "), **fields)
 
 
-def dataset_names() -> tuple:
-    """The datasets `load_dataset` reads (MMSA pickle format)."""
-    return MMSA_DATASETS
-
-
 def _facts(name: str) -> dict:
-    if name not in MMSA_DATASETS:
-        close = difflib.get_close_matches(name, MMSA_DATASETS, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise UsageError(f"unknown dataset {name!r}{hint}: choose one of {', '.join(MMSA_DATASETS)}")
-    return datasets_table()[name]
+    facts = dataset_facts(name)
+    if facts["format"] != "mmsa":
+        raise UsageError(f"dataset {name!r} is not in MMSA's pickle format (datasets.yaml format: {facts['format']})")
+    return facts
 
 
 def _setting(aligned: bool) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import datasets_table
+from ..config import dataset_facts
 from ..errors import UsageError
 from ..results import RUNS_FILE, read_records
 from .published import published_blocks
@@ -23,12 +23,9 @@ def _known_datasets(datasets):
     """`-d` names, lower-cased; an unknown one is an error (it would silently show nothing)."""
     if not datasets:
         return datasets
-    known = datasets_table()
-    names = [str(d).lower() for d in datasets]
-    unknown = [d for d in names if d not in known]
-    if unknown:
-        raise UsageError(f"unknown dataset {unknown[0]!r}; known: {', '.join(known)}")
-    return names
+    for name in datasets:
+        dataset_facts(name)
+    return [str(d).lower() for d in datasets]
 
 
 def leaderboard(results, *, datasets=None, fmt="md", paper=False, key_metric=None) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import api
-from ..config import config_hash, datasets_table, parse_override, read_yaml
+from ..config import config_hash, dataset_facts, parse_override, read_yaml
 from ..errors import DataError, MissingDataError, UsageError
 from ..results import latest_by_identity, read_records, run_identity
 from ..training.seed import DEFAULT_SEEDS, check_seeds
@@ -131,8 +131,6 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
     experiments = top.get("experiments")
     if not isinstance(experiments, list) or not experiments:
         raise UsageError(f"{where_file}: 'experiments' must be a non-empty list")
-    table = datasets_table()
-
     out = []
     names_seen = {"models": set(), "datasets": set()}
     for i, exp in enumerate(experiments):
@@ -155,10 +153,12 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
         exp_overrides = tuple(_overrides(top.get("config"), where_file) + _overrides(exp.get("config"), where)
                               + cli_overrides)
         for dataset in exp_datasets:
-            if dataset not in table:
-                raise UsageError(f"{where}: unknown dataset {dataset!r}; known: {', '.join(table)}")
+            try:
+                files = dataset_facts(dataset)["files"]
+            except UsageError as e:
+                raise UsageError(f"{where}: {e}") from None
             for flag in flags:
-                if ("aligned" if flag else "unaligned") not in table[dataset]["files"]:
+                if ("aligned" if flag else "unaligned") not in files:
                     raise UsageError(f"{where}: {dataset} has no {'aligned' if flag else 'unaligned'} setting")
                 for model in exp_models:
                     out.append((name, Setting(

@@ -1,0 +1,68 @@
+"""A dataset of your own is one YAML block: run, sweep and leaderboard work on it; a bad block is one line."""
+import json
+
+import pytest
+
+from mmsa_atsuko.cli import main
+from mmsa_atsuko.config import DATASETS_ENV, dataset_facts, dataset_names
+from mmsa_atsuko.data.synthetic import write_synthetic
+
+BLOCK = """\
+datasets:
+  MyData:
+    format: mmsa
+    task: regression
+    metrics: mosi
+    headline: MAE
+    language: en
+    label_range: [-3.0, 3.0]
+    files: {unaligned: MyData/features.pkl}
+    config: {key_eval: Loss, pretrained: bert-base-uncased}
+"""
+
+
+@pytest.fixture
+def own_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATASETS_ENV, "")          # main() adds to it; monkeypatch restores it afterwards
+    declared = tmp_path / "mine.yaml"
+    declared.write_text(BLOCK)
+    root = tmp_path / "root"
+    write_synthetic("mosi", root / "MyData" / "features.pkl", size="small")   # a file in MMSA's exact format
+    return declared, root
+
+
+def test_run_sweep_and_leaderboard_work_on_a_declared_dataset(own_dataset, tmp_path, capsys):
+    declared, root = own_dataset
+    out = tmp_path / "out"
+    common = ["--datasets", str(declared), "-s", "1", "--preset", "small", "--max-epochs", "1", "--out", str(out)]
+    assert main(["-m", "tfn", "-d", "mydata", "--data-root", str(root), "--quiet", *common]) == 0
+    assert main(["sweep", "-m", "lmf", "-d", "MyData", "--data-root", str(root), *common]) == 0
+    records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert [(r["model"], r["dataset"], r["status"]) for r in records] == [("tfn", "mydata", "ok"),
+                                                                           ("lmf", "mydata", "ok")]
+    assert set(records[0]["metrics"]) >= {"Has0_acc_2", "Mult_acc_7", "MAE"}       # its metric set: mosi's
+    capsys.readouterr()
+    assert main(["leaderboard", "--datasets", str(declared), "-d", "mydata", "--results", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "mydata" in table and "| tfn" in table and "| lmf" in table
+    assert "mydata" in dataset_names("mmsa") and dataset_facts("MYDATA")["headline"] == "MAE"
+
+
+@pytest.mark.parametrize("change, message", [
+    (("    headline: MAE\n", ""), "lacks headline"),
+    (("    language: en\n", "    language: en\n    colour: blue\n"), "unknown key(s) colour"),
+    (("    metrics: mosi\n", "    metrics: imdb\n"), "metrics must be one of mosi, sims, mintrec"),
+    (("[-3.0, 3.0]", "[3.0, -3.0]"), "label_range: [low, high] with low < high"),
+    (("  MyData:\n", "  mosi:\n"), "defines 'mosi' again"),
+])
+def test_a_bad_block_is_one_line(own_dataset, change, message, capsys):
+    declared, root = own_dataset
+    declared.write_text(BLOCK.replace(*change))
+    assert main(["list", "--datasets", str(declared)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_an_unknown_dataset_is_named_with_close_ones(capsys):
+    assert main(["-m", "tfn", "-d", "mosei2", "--synthetic"]) == 2
+    assert "Did you mean mosei" in capsys.readouterr().err
