@@ -30,6 +30,7 @@ from .errors import UsageError
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model, canonical_model_name
 from .results import append_mmsa_csv, append_record, check_output_folder
+from .training.model_card import write_model_card
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.trainer import check_trainer_config, fit
 
@@ -224,6 +225,7 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
     work_dir = partial_dir(out, run_id)     # renamed to run_id only when the run finished
     work_dir.mkdir(parents=True)
     save_config(job.config, work_dir / "config.yaml")
+    write_model_card(work_dir, job.model, job.config, spec)
     commit = git_commit()
     with run_log(work_dir / "train.log"):
         log.info("run %s: model=%s dataset=%s aligned=%s seed=%d device=%s data=%s code=%s", run_id, job.model,
@@ -247,7 +249,7 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
         # CPU float sums over 1 and 2 threads differ in the last bits: part of what made the numbers.
         "torch_threads": torch.get_num_threads(),
         "config_hash": config_hash(job.config), "config": dict(job.config),
-        "data": spec.source, "data_path": spec.path,
+        "data": spec.source, "data_path": spec.path, "extractor": spec.extractor,
         "package_version": __version__, "git_commit": commit,
         "torch_version": torch.__version__, "python": platform.python_version(),
         "started_at": stamp.isoformat(timespec="seconds"),
