@@ -11,7 +11,7 @@ from media_fixtures import BROKEN, CLIPS, GHOST, NO_FACE, require_extract, write
 from mmsa_atsuko.cli import main
 from mmsa_atsuko.data import load_dataset
 from mmsa_atsuko.data.extract import EXTRACTOR_KEY, NO_FACE_KEY, ExtractConfig, extract, skipped_report_path
-from mmsa_atsuko.data.extract.pipeline import assign_splits, read_transcripts
+from mmsa_atsuko.data.extract.transcripts import assign_splits, read_transcripts
 from mmsa_atsuko.data.synthetic import CLS_ID, SEP_ID, synthetic_vocab, write_tiny_bert
 from mmsa_atsuko.errors import DataError, UsageError
 
@@ -191,3 +191,11 @@ def test_the_core_install_imports_no_extraction_library():
             "print(sorted({'av', 'cv2', 'opensmile', 'librosa'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_without_the_extra_extract_says_what_to_install(tmp_path, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a))
+    with pytest.raises(UsageError, match=r"extraction needs av: pip install -c constraints.txt -e \"\.\[extract\]\""):
+        extract(tmp_path, tmp_path / "t.csv", tmp_path / "out.pkl", bert="unused")

@@ -122,3 +122,26 @@ def test_predict_refuses_ids_from_another_tokenizer(trained, capsys, tmp_path):
     assert code == 2 and len(err.strip().splitlines()) == 1 and "another tokenizer" in err
     card = json.loads((run_dir / "model.json").read_text())
     assert card["tokenizer"]["vocab_size"] == len((chinese / "vocab.txt").read_text(encoding="utf-8").splitlines())
+
+
+def test_classification_writes_class_names_and_probabilities(tmp_path, capsys):
+    # No [extract] extra needed: synthetic MIntRec, a folder without an extractor record.
+    assert main(["-m", "tfn", "-d", "mintrec", "--synthetic", "--preset", "small", "--max-epochs", "1",
+                 "-s", "1111", "--out", str(tmp_path / "results"), "--quiet"]) == 0
+    record = read_records(tmp_path / "results")[-1]
+    run_dir = tmp_path / "results" / "runs" / record["run_id"]
+    card = json.loads((run_dir / "model.json").read_text())
+    assert card["task"] == "classification" and card["extractor"] is None and record["extractor"] is None
+    code, err = _predict(capsys, "--run", record["run_id"], "--results", tmp_path / "results",
+                         "--features", record["data_path"], "--split", "test", "--out", tmp_path)
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(table.columns) == ["id", "split", "prediction", "class_name", "probability", "label"]
+    trainer = pd.read_csv(run_dir / "predictions_test.csv")
+    logits = trainer[[c for c in trainer.columns if c.startswith("logit_")]].to_numpy()
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    assert table.id.tolist() == trainer.id.tolist()
+    assert table.prediction.tolist() == trainer.pred.tolist()
+    assert table.class_name.tolist() == [card["label_names"][i] for i in trainer.pred]
+    assert np.allclose(table.probability, probs.max(axis=1), atol=1e-6)

@@ -57,7 +57,8 @@ def decode(path, fps: float, vision_features) -> tuple[np.ndarray, np.ndarray]:
                         gray = frame.to_ndarray(format="gray", width=max(1, round(frame.width * scale)),
                                                 height=max(1, round(frame.height * scale)))
                         rows.append(vision_features(gray))
-                        next_time += 1.0 / fps
+                        while next_time <= frame.time + 1e-6:    # slots a gap in the video skipped stay skipped
+                            next_time += 1.0 / fps
             samples += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
     except VideoError:
         raise

@@ -1,10 +1,8 @@
 """Videos + a transcript CSV -> one MMSA-format feature pickle (`run.py extract`).
 
-The CSV has columns `id` (the video's file name without extension), `text`, and optionally
-`label` (sentiment score), `label_T`/`label_A`/`label_V` (SIMS-style unimodal labels) and
-`split` (train, valid or test; `dev` is read as valid). Without a split column the samples
-are split by `--split` ratios with `--seed`; a file without labels (for `predict` only) puts
-every sample in `test` unless `--split` is given.
+The CSV (see `transcripts`) gives each video's id, text, and where present its label and
+split. Without a split column the samples are split by `--split` ratios with `--seed`; a
+file without labels (for `predict` only) puts every sample in `test` unless `--split` is given.
 
 The pickle is MMSA's layout (reference/mmsa.md 1.1), unaligned, with two extra keys the
 loader tolerates: per split `vision_no_face_frames` (N,), how many of a sample's stored
@@ -16,14 +14,13 @@ carry on.
 Audio and vision are extracted per video, in `jobs` processes, each result cached in a
 folder next to the output (`<out>.cache/`, keyed by the video's size and mtime and the
 config hash), so a killed extraction resumes where it stopped. Text is encoded at the end, in
-one pass. A video that cannot be read is skipped with one line in `<out>.skipped.txt` (also
+one pass. A video that cannot be read is skipped with one line in `<out stem>.skipped.txt` (also
 printed); so is a transcript row without a video, and a video without a row.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -39,16 +36,12 @@ from ..mmsa_format import EXTRACTOR_KEY
 from ..synthetic import _atomic_pickle
 from . import media
 from .text import encode_texts, encoder_sha256, tokenizer_identity
-
-log = logging.getLogger("mmsa_atsuko")
+from .transcripts import SPLITS, UNIMODAL, assign_splits, parse_split, read_transcripts
 
 EXTRACTOR_NAME = "mmsa_atsuko.extract"
 EXTRACTOR_VERSION = "1"          # bump when the same settings would give other numbers
 NO_FACE_KEY = "vision_no_face_frames"
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv")
-SPLITS = ("train", "valid", "test")
-DEFAULT_SPLIT = "train=0.7,valid=0.15,test=0.15"
-UNIMODAL = ("label_T", "label_A", "label_V")
 
 
 @dataclass(frozen=True)
@@ -69,74 +62,6 @@ class ExtractResult:
     cached: int                   # videos taken from the cache
     skipped: list = field(default_factory=list)     # "id: reason" lines
     dataset_hint: str | None = None     # the built-in dataset whose label range fits, for `-d`
-
-
-def parse_split(text: str) -> dict:
-    """'train=0.7,valid=0.15,test=0.15' -> {split: ratio}; the ratios must sum to 1."""
-    ratios = {}
-    for part in str(text).split(","):
-        name, _, value = part.partition("=")
-        name = "valid" if name.strip() == "dev" else name.strip()
-        try:
-            ratios[name] = float(value)
-        except ValueError:
-            raise UsageError(f"--split {text!r}: expected train=R,valid=R,test=R with numbers R") from None
-    if set(ratios) != set(SPLITS) or any(r < 0 for r in ratios.values()) or abs(sum(ratios.values()) - 1) > 1e-6:
-        raise UsageError(f"--split {text!r}: give train, valid and test ratios, each >= 0, summing to 1")
-    return ratios
-
-
-def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
-    """The CSV as a frame with id, text and (where present) label and split columns, checked."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"transcripts {path} not found: give a CSV with id, text, label and split columns")
-    try:
-        table = pd.read_csv(path, dtype={"id": str, "text": str, "split": str}, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError) as e:
-        raise DataError(f"{path}: not a readable CSV ({' '.join(str(e).split())})") from None
-    for column in ("id", "text"):
-        if column not in table.columns:
-            raise DataError(f"{path}: no '{column}' column (columns: {', '.join(table.columns)}); "
-                            f"expected id, text, label and optionally split")
-    duplicated = table.id[table.id.duplicated()]
-    if len(duplicated):
-        raise DataError(f"{path}: id {duplicated.iloc[0]!r} appears more than once")
-    for column in ("label", *UNIMODAL):
-        if column in table.columns:
-            values = pd.to_numeric(table[column], errors="coerce")
-            bad = values.isna() | ~np.isfinite(values)
-            if bad.any():
-                raise DataError(f"{path}: column '{column}' row of id {table.id[bad].iloc[0]!r} "
-                                f"is not a number ({table[column][bad].iloc[0]!r})")
-            table[column] = values.astype(np.float32)
-    if "split" in table.columns:
-        table["split"] = table.split.str.strip().str.lower().replace({"dev": "valid"})
-        bad = ~table.split.isin(SPLITS)
-        if bad.any():
-            raise DataError(f"{path}: split {table.split[bad].iloc[0]!r} of id {table.id[bad].iloc[0]!r} "
-                            f"is not train, valid or test")
-        if split_ratios is not None:
-            raise UsageError(f"{path} has a split column; drop --split (or the column)")
-    return table
-
-
-def assign_splits(table: pd.DataFrame, split_ratios: dict | None, seed: int) -> pd.Series:
-    """The split of every row: the CSV's own, else `split_ratios` (default DEFAULT_SPLIT) over a
-    seeded shuffle; a file without labels (for predict) goes wholly to test unless ratios are given.
-    Called on the rows whose videos were extracted, so a skipped video leaves no split short."""
-    if "split" in table.columns:
-        return table.split
-    if "label" not in table.columns and split_ratios is None:
-        return pd.Series("test", index=table.index)
-    ratios = split_ratios or parse_split(DEFAULT_SPLIT)
-    order = np.random.default_rng(seed).permutation(len(table))
-    n_train = round(ratios["train"] * len(table))
-    n_valid = round(ratios["valid"] * len(table))
-    split = np.empty(len(table), dtype=object)
-    split[order[:n_train]], split[order[n_train:n_train + n_valid]] = "train", "valid"
-    split[order[n_train + n_valid:]] = "test"
-    return pd.Series(split, index=table.index)
 
 
 def _config_hash(config: dict) -> str:
@@ -190,6 +115,8 @@ def _extract_one(video: str, cache: str, backend: str, fps: float) -> str | None
         features = media.video_features(video, backend, fps)
     except media.VideoError as e:
         return str(e)
+    except Exception as e:     # a feature library choking on one odd file must not end the whole run
+        return f"feature extraction failed: {type(e).__name__}: {' '.join(str(e).split())}"
     tmp = Path(f"{cache}.tmp-{os.getpid()}.npz")
     np.savez(tmp, stamp=_stamp(Path(video)), **features)
     os.replace(tmp, cache)       # a killed worker leaves no half-written cache file
@@ -277,7 +204,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
 
     settings = {"extractor": EXTRACTOR_VERSION, **asdict(config), "audio_rate": media.AUDIO_RATE,
                 "vision": f"haar-frontalface-default/{media.DETECT_WIDTH}px", "aligned": False}
-    media_hash = _config_hash(settings)
+    media_hash = _config_hash({k: v for k, v in settings.items() if k != "text_len"})   # names the cache files
     settings["text"] = {"tokenizer": tokenizer_identity(bert_dir), "encoder_sha256": encoder_sha256(bert_dir)}
     config_hash = _config_hash(settings)
 
