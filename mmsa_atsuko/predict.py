@@ -120,7 +120,7 @@ def _read_features(card: dict, features) -> tuple[dict, dict, dict | None, bool]
     name = card["dataset"]
     aligned = bool(card["spec"]["aligned"])
     if name in MMSA_DATASETS:
-        splits, shapes, extractor, _ = load_for_prediction(name, features, aligned=aligned)
+        splits, shapes, extractor = load_for_prediction(name, features, aligned=aligned)
         return splits, shapes, extractor, (extractor or {}).get("labels", True)
     data = load_dataset(name, aligned=aligned, feature_path=features, pretrained=card["config"].get("pretrained"))
     spec = data.spec

@@ -199,3 +199,24 @@ def test_without_the_extra_extract_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a))
     with pytest.raises(UsageError, match=r"extraction needs av: pip install -c constraints.txt -e \"\.\[extract\]\""):
         extract(tmp_path, tmp_path / "t.csv", tmp_path / "out.pkl", bert="unused")
+
+
+def test_the_loader_keeps_the_extractor_record_and_checks_its_shape(tmp_path):
+    from mmsa_atsuko.data.synthetic import make_synthetic
+    data = make_synthetic("mosi")
+    record = {"name": "x", "version": "3", "config_hash": "abc", "config": {"fps": 5}, "libraries": {"av": "1"}}
+    for i, meta in enumerate([record, "not a dict", {"name": "x"}]):
+        path = tmp_path / f"f{i}.pkl"
+        with open(path, "wb") as f:
+            pickle.dump({**data, EXTRACTOR_KEY: meta}, f)
+        if i == 0:
+            # What run records and model.json carry: the record without its library versions.
+            assert load_dataset("mosi", feature_path=path).spec.extractor == {k: v for k, v in record.items()
+                                                                              if k != "libraries"}
+        else:
+            with pytest.raises(DataError, match="meta/extractor'.*name, version and config_hash"):
+                load_dataset("mosi", feature_path=path)
+    plain = tmp_path / "plain.pkl"
+    with open(plain, "wb") as f:
+        pickle.dump(data, f)
+    assert load_dataset("mosi", feature_path=plain).spec.extractor is None

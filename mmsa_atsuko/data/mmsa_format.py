@@ -201,8 +201,8 @@ def _extractor(path: Path, raw: dict, for_training: bool = True) -> dict | None:
     return {k: meta[k] for k in ("name", "version", "config_hash", "config", "bert", "labels") if k in meta}
 
 
-def load_for_prediction(name: str, path, *, aligned: bool = False) -> tuple[dict, dict, dict | None, str]:
-    """(splits, shapes, extractor, sha256) of a feature file that `predict` reads.
+def load_for_prediction(name: str, path, *, aligned: bool = False) -> tuple[dict, dict, dict | None]:
+    """(splits, shapes, extractor) of a feature file that `predict` reads.
 
     Unlike `load_dataset`, any of train/valid/test may be missing (a file extracted for
     prediction holds only `test`), and labels may be placeholders; every split present is
@@ -212,7 +212,7 @@ def load_for_prediction(name: str, path, *, aligned: bool = False) -> tuple[dict
     facts = _facts(name)
     if not path.is_file():
         raise _data_error(f"feature file {path} not found")
-    raw, digest = safe_pickle.load_hashing(path, hashlib.sha256())
+    raw = safe_pickle.load(path)
     if not isinstance(raw, dict):
         raise _data_error(f"{path}: expected a dict of splits {', '.join(SPLITS)}, found {type(raw).__name__}")
     extractor = _extractor(path, raw, for_training=False)
@@ -224,10 +224,9 @@ def load_for_prediction(name: str, path, *, aligned: bool = False) -> tuple[dict
             shapes = shapes or split_shapes
     if not splits:
         raise _data_error(f"{path}: no split {', '.join(SPLITS)} in it (found {', '.join(map(str, raw)) or 'nothing'})")
-    sha256 = digest()
     for array in checker.neginf.values():
         _zero_neginf(array)
-    return splits, shapes, extractor, sha256
+    return splits, shapes, extractor
 
 
 # -- sha256 of feature files, remembered per (path, size, mtime, inode) ---------------------------
