@@ -27,5 +27,9 @@ setup(
     ],
     entry_points={"console_scripts": ["mmsa-atsuko = mmsa_atsuko.cli:main"]},
     extras_require={"test": ["pytest>=7,<10"], "ray": ["ray>=2.40,<3"], "plots": ["matplotlib>=3.7,<4"],
-                    "tensorboard": ["tensorboard>=2.14,<3"]},
+                    "tensorboard": ["tensorboard>=2.14,<3"],
+                    # run.py extract: PyAV decodes, openSMILE (default) or librosa for audio, OpenCV's
+                    # bundled Haar cascades for faces (5.x dropped them, hence <5).
+                    "extract": ["av>=12,<20", "opensmile>=2.5,<3", "librosa>=0.10,<0.12",
+                                "opencv-python-headless>=4.8,<5"]},
 )

@@ -34,6 +34,7 @@ from .registry import build_model, canonical_model_name
 from .results import (append_mmsa_csv, append_record, check_output_folder, identity, latest_by_identity,
                       ok_record, read_records, run_identity)
 from .run_folders import partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
+from .training.model_card import write_model_card
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.tensorboard import require_tensorboard, tensorboard_log
 from .training.trainer import check_trainer_config, fit
@@ -276,6 +277,7 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
     with (run_folder(work_dir, final_dir, job_identity(job, seed), resume), run_log(work_dir / "train.log"),
           tensorboard_log(work_dir / "tensorboard") if tensorboard else contextlib.nullcontext() as on_epoch):
         save_config(job.config, work_dir / "config.yaml")
+        write_model_card(work_dir, job.model, job.config, spec)
         log.info("run %s: model=%s dataset=%s aligned=%s seed=%d device=%s data=%s code=%s", run_id, job.model,
                  spec.name, spec.aligned, seed, device, spec.source, commit)
         set_seed(seed)

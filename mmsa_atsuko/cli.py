@@ -33,6 +33,7 @@ COMMAND_HELP = {
     "list": "models (with the tasks they support) and datasets",
     "synth": "write a synthetic dataset in the real file format",
     "download": "fetch MMSA's feature files and check their SHA-256, or --check the data root",
+    "extract": "your own videos + transcript CSV -> an MMSA-format feature pickle (needs the [extract] extra)",
     "sweep": "models x datasets x seeds from a YAML file or lists, skipping recorded runs; local or Ray",
     "leaderboard": "tables from the results store: mean ± std over seeds, best marked, Welch test",
     "compare": "per-metric difference of one model from baselines, with 95% CIs (prints and writes a CSV)",
@@ -41,6 +42,7 @@ COMMAND_HELP = {
     "tsne": "t-SNE of the fused test features of the Atsuko ablation runs",
     "sensitivity": "train (or read) one run per parameter value and plot the key metric against it",
     "clean": "remove the .partial folders that dead runs left in a results folder (live runs are kept)",
+    "predict": "a trained run's predictions on new features or videos, checked against its model.json",
 }
 
 
@@ -542,9 +544,86 @@ def cmd_sensitivity(argv) -> int:
     return 0
 
 
+def extract_parser() -> argparse.ArgumentParser:
+    from .data.extract import DEFAULT_SPLIT
+    p = OneLineParser(prog="run.py extract", description="Extract frame-level audio (openSMILE eGeMAPS or librosa) "
+                      "and face (OpenCV) features and BERT text features from videos into one MMSA-format pickle "
+                      "(unaligned). Resumable: finished videos are cached in <out>.cache/. Unreadable videos are "
+                      "listed in <out stem>.skipped.txt. Needs: pip install -e \".[extract]\".")
+    p.add_argument("--videos", required=True, help="folder of videos; a video's id is its file name without extension")
+    p.add_argument("--transcripts", required=True, help="CSV with columns id, text, label (optional: label_T, "
+                   "label_A, label_V, split); without label, a file to predict on")
+    p.add_argument("--out", required=True, help="the feature pickle to write")
+    p.add_argument("--bert", help="BERT folder (config.json, vocab.txt, weights) or a model id in the Hugging Face "
+                   "cache: its ids go to text_bert, its last layer to text")
+    p.add_argument("--split", help=f"ratios when the CSV has no split column (default {DEFAULT_SPLIT})")
+    p.add_argument("--seed", type=int, default=1111, help="seed of the --split shuffle (default 1111)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes for the videos (default 1)")
+    p.add_argument("--audio", choices=("opensmile", "librosa"), default="opensmile",
+                   help="audio features: eGeMAPS LLDs (25-d, default) or librosa MFCC/pitch/spectral (29-d)")
+    p.add_argument("--fps", type=float, default=10.0, help="vision frames sampled per second (default 10)")
+    p.add_argument("--text-len", type=int, default=50, help="padded text length in tokens (default 50)")
+    p.add_argument("--audio-len", type=int, default=375, help="padded audio length, 25 frames/s (default 375)")
+    p.add_argument("--vision-len", type=int, default=150, help="padded vision length in frames (default 150)")
+    return p
+
+
+def cmd_extract(argv) -> int:
+    args = extract_parser().parse_args(argv)
+    from .data.extract import ExtractConfig, extract
+    config = ExtractConfig(audio=args.audio, fps=args.fps, text_len=args.text_len, audio_len=args.audio_len,
+                           vision_len=args.vision_len)
+    result = extract(args.videos, args.transcripts, args.out, bert=args.bert, config=config, split=args.split,
+                     seed=args.seed, jobs=args.jobs)
+    counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
+    print(f"wrote {result.path} ({counts}; {result.extracted} videos extracted, {result.cached} from the cache, "
+          f"{len(result.skipped)} skipped)")
+    if result.dataset_hint:
+        print(f"train on it with: python run.py -m MODEL -d {result.dataset_hint} "
+              f"--feature-path {shlex.quote(str(result.path))}")
+    return 0
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py predict", description="Predict with a trained run on a feature file or on "
+                      "videos (extracted first with the run's extractor settings into <out>/features.pkl). "
+                      "Refuses features whose dims, extractor or tokenizer differ from the run's model.json. "
+                      "Predicts every split the file holds, or --split. Writes <out>/predictions.csv.")
+    run = p.add_mutually_exclusive_group(required=True)
+    run.add_argument("--run", help="run id in <results>/runs.jsonl")
+    run.add_argument("--checkpoint", help="a run folder holding best.pt and model.json")
+    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--features", help="an MMSA-format feature pickle (a MIntRec folder for mintrec runs)")
+    data.add_argument("--videos", help="folder of videos to extract first (with --transcripts)")
+    p.add_argument("--transcripts", help="CSV with id and text columns (with --videos)")
+    p.add_argument("--bert", help="with --videos: the BERT to extract with (default: the one the run's "
+                   "features were extracted with)")
+    p.add_argument("--jobs", type=int, default=1, help="with --videos: worker processes (default 1)")
+    p.add_argument("--split", choices=("train", "valid", "test"), help="predict only this split")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
+    p.add_argument("--out", required=True, help="folder for predictions.csv")
+    return p
+
+
+def cmd_predict(argv) -> int:
+    args = predict_parser().parse_args(argv)
+    from .predict import extract_for, predict_file, run_folder
+    if bool(args.videos) != bool(args.transcripts):
+        raise UsageError("--videos and --transcripts go together")
+    folder = run_folder(args.results, args.run, args.checkpoint)
+    features = args.features
+    if args.videos:
+        features = extract_for(folder, args.videos, args.transcripts, args.out, bert=args.bert, jobs=args.jobs)
+    path = predict_file(folder, features, args.out, split=args.split, device=args.device)
+    print(f"wrote {path}")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "synth": cmd_synth, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
             "compare": cmd_compare, "download": cmd_download, "explain": cmd_explain,
-            "robustness": cmd_robustness, "tsne": cmd_tsne, "sensitivity": cmd_sensitivity, "clean": cmd_clean}
+            "robustness": cmd_robustness, "tsne": cmd_tsne, "sensitivity": cmd_sensitivity, "clean": cmd_clean,
+            "extract": cmd_extract, "predict": cmd_predict}
 
 
 def take_datasets_files(argv: list[str]) -> list[str]:

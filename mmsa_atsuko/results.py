@@ -84,7 +84,7 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
         # CPU float sums over 1 and 2 threads differ in the last bits: part of what made the numbers.
         "torch_threads": torch_threads,
         "config_hash": config_hash(config), "config": dict(config),
-        "data": spec.source, "data_path": spec.path,
+        "data": spec.source, "data_path": spec.path, "extractor": spec.extractor,
         "package_version": __version__, "git_commit": git_commit,
         "torch_version": torch_version, "python": platform.python_version(),
         "started_at": started.isoformat(timespec="seconds"),

@@ -42,6 +42,13 @@ HOW = {
     "python run.py robustness --run RUN_ID": ("run", []),
     "python run.py sensitivity -m atsuko -d mosi --param all": ("run", ["-s", "1111", *TINY]),
     "python run.py tsne -d mosi": ("run", []),
+    # The video chain needs videos and a BERT folder: tests/test_predict.py runs these three commands on
+    # clips it writes with PyAV and the synthetic tiny BERT.
+    "python run.py extract --videos clips/ --transcripts clips.csv --out my.pkl --bert /path/to/bert-base-uncased --jobs 2":
+        ("skip", "tests/test_predict.py runs it on written clips"),
+    "python run.py -m tfn -d mosi --feature-path my.pkl": ("skip", "tests/test_predict.py trains on an extracted file"),
+    "python run.py predict --run <run_id> --videos new/ --transcripts new.csv --out preds/":
+        ("skip", "tests/test_predict.py predicts on written clips"),
 }
 
 

@@ -130,6 +130,7 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
                           f"found {type(raw).__name__}")
     stamp = raw.pop(STAMP_KEY, None)
 
+    extractor = _extractor(path, raw)
     checker = _Checker(path, facts, aligned)
     splits, shapes = {}, None
     for split in SPLITS:
@@ -174,7 +175,7 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
         key_metric=facts.get("config", {}).get("key_eval", "Loss"),
         has_text_bert="text_bert" in splits["train"].tensors, has_text_features=has_text,
         unimodal_labels=bool(facts.get("unimodal_labels")), source=source, path=str(path),
-        split_sizes={s: len(splits[s]) for s in SPLITS}, synthetic=synthetic)
+        split_sizes={s: len(splits[s]) for s in SPLITS}, synthetic=synthetic, extractor=extractor)
     return Dataset(spec, splits["train"], splits["valid"], splits["test"])
 
 
@@ -184,6 +185,51 @@ def _key_names(mapping: dict, shown: int = 20) -> str:
     names = [key[:40] if isinstance(key, str) else f"<{type(key).__name__}>" for key in list(mapping)[:shown]]
     more = f" and {len(mapping) - shown} more" if len(mapping) > shown else ""
     return ", ".join(names) + more if names else "nothing"
+
+
+# Written by `run.py extract` (data/extract): which extractor made the file and with what settings.
+EXTRACTOR_KEY = "meta/extractor"
+
+
+def _extractor(path: Path, raw: dict, for_training: bool = True) -> dict | None:
+    """The file's extractor record without its library versions (what run records carry), or None."""
+    meta = raw.get(EXTRACTOR_KEY)
+    if meta is None:
+        return None
+    if not isinstance(meta, dict) or not all(k in meta for k in ("name", "version", "config_hash")):
+        raise _data_error(f"{path}: key '{EXTRACTOR_KEY}': expected a dict with name, version and config_hash")
+    if for_training and meta.get("labels") is False:
+        raise _data_error(f"{path} was extracted without labels: it can be predicted on (run.py predict), not "
+                          f"trained on; add a label column to the transcripts and extract again")
+    return {k: meta[k] for k in ("name", "version", "config_hash", "config", "bert", "labels") if k in meta}
+
+
+def load_for_prediction(name: str, path, *, aligned: bool = False) -> tuple[dict, dict, dict | None]:
+    """(splits, shapes, extractor) of a feature file that `predict` reads.
+
+    Unlike `load_dataset`, any of train/valid/test may be missing (a file extracted for
+    prediction holds only `test`), and labels may be placeholders; every split present is
+    checked just as strictly. `shapes` holds `<modality>_dim`, `<modality>_len` and
+    `text_keys`, as read from the first split."""
+    name, path = name.lower(), Path(path)
+    facts = _facts(name)
+    if not path.is_file():
+        raise _data_error(f"feature file {path} not found")
+    raw = safe_pickle.load(path)
+    if not isinstance(raw, dict):
+        raise _data_error(f"{path}: expected a dict of splits {', '.join(SPLITS)}, found {type(raw).__name__}")
+    extractor = _extractor(path, raw, for_training=False)
+    checker = _Checker(path, facts, aligned)
+    splits, shapes = {}, None
+    for split in SPLITS:
+        if split in raw:
+            splits[split], split_shapes = checker.split(split, raw[split], shapes)
+            shapes = shapes or split_shapes
+    if not splits:
+        raise _data_error(f"{path}: no split {', '.join(SPLITS)} in it (found {', '.join(map(str, raw)) or 'nothing'})")
+    for array in checker.neginf.values():
+        _zero_neginf(array)
+    return splits, shapes, extractor
 
 
 class _Checker:

@@ -34,6 +34,7 @@ class DatasetSpec:
     split_sizes: dict = field(default_factory=dict)   # {'train': N, 'valid': N, 'test': N}
     label_names: tuple | None = None                  # class names (classification)
     synthetic: bool = False
+    extractor: dict | None = None     # name, version, config hash of the extractor that wrote the file
 
     @property
     def output_dim(self) -> int:

@@ -1,0 +1,12 @@
+"""Raw videos + transcripts -> an MMSA-format feature pickle (issue 19); see `pipeline`.
+
+`media` extracts one video's audio and vision features, `text` encodes the transcripts with
+BERT, `transcripts` reads the CSV and splits it, `pipeline` runs them over a folder
+(processes, per-video cache, skipped report) and writes the file. The libraries they need are the `[extract]` extra, imported only when used.
+"""
+from .pipeline import (EXTRACTOR_KEY, EXTRACTOR_NAME, EXTRACTOR_VERSION, NO_FACE_KEY, ExtractConfig, ExtractResult,
+                       extract, skipped_report_path)
+from .transcripts import DEFAULT_SPLIT
+
+__all__ = ["extract", "ExtractConfig", "ExtractResult", "EXTRACTOR_KEY", "EXTRACTOR_NAME", "EXTRACTOR_VERSION",
+           "NO_FACE_KEY", "DEFAULT_SPLIT", "skipped_report_path"]

@@ -1,0 +1,293 @@
+"""Videos + a transcript CSV -> one MMSA-format feature pickle (`run.py extract`).
+
+The CSV (see `transcripts`) gives each video's id, text, and where present its label and
+split. Without a split column the samples are split by `--split` ratios with `--seed`; a
+file without labels (for `predict` only) puts every sample in `test` unless `--split` is given.
+
+The pickle is MMSA's layout (reference/mmsa.md 1.1), unaligned, with two extra keys the
+loader tolerates: per split `vision_no_face_frames` (N,), how many of a sample's stored
+frames had no face (zero rows), and at the top level `meta/extractor`: this extractor's
+name, version, config and config hash (the hash covers every setting that changes the
+numbers, including the BERT's tokenizer and weights), which run records and model.json
+carry on.
+
+Audio and vision are extracted per video, in `jobs` processes, each result cached in a
+folder next to the output (`<out>.cache/`, keyed by the video's size and mtime and the
+config hash), so a killed extraction resumes where it stopped. Text is encoded at the end, in
+one pass. A video that cannot be read is skipped with one line in `<out stem>.skipped.txt` (also
+printed); so is a transcript row without a video, and a video without a row.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ...errors import DataError, UsageError
+from ..mmsa_format import EXTRACTOR_KEY
+from ..synthetic import _atomic_pickle
+from . import media
+from .text import encode_texts, encoder_sha256, tokenizer_identity
+from .transcripts import SPLITS, UNIMODAL, assign_splits, parse_split, read_transcripts
+
+EXTRACTOR_NAME = "mmsa_atsuko.extract"
+EXTRACTOR_VERSION = "1"          # bump when the same settings would give other numbers
+NO_FACE_KEY = "vision_no_face_frames"
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Every setting that changes the features (hashed into `meta/extractor`)."""
+    audio: str = "opensmile"      # opensmile | librosa
+    fps: float = 10.0             # vision frames sampled per second
+    text_len: int = 50            # padded lengths (MOSI's text length; 15 s of audio and video)
+    audio_len: int = 375
+    vision_len: int = 150
+
+
+@dataclass
+class ExtractResult:
+    path: Path
+    counts: dict                  # samples per split
+    extracted: int                # videos extracted in this call
+    cached: int                   # videos taken from the cache
+    skipped: list = field(default_factory=list)     # "id: reason" lines
+    dataset_hint: str | None = None     # the built-in dataset whose label range fits, for `-d`
+
+
+def _config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _library_versions(backend: str) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+    names = ["av", "opencv-python-headless", backend, "transformers"]
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _require_extra(backend: str) -> None:
+    import importlib.util
+    missing = [m for m in ("av", "cv2", backend) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"extraction needs {', '.join(missing)}: pip install -c constraints.txt -e \".[extract]\"")
+
+
+# -- per video, in worker processes ---------------------------------------------------------------
+
+def _cache_file(cache_dir: Path, video_id: str, media_hash: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in video_id)
+    return cache_dir / f"{safe}-{hashlib.sha256(video_id.encode()).hexdigest()[:8]}-{media_hash}.npz"
+
+
+def _stamp(video: Path) -> np.ndarray:
+    st = video.stat()
+    return np.array([st.st_size, st.st_mtime_ns], np.int64)
+
+
+def _cached(path: Path, video: Path) -> dict | None:
+    try:
+        with np.load(path) as saved:
+            if np.array_equal(saved["stamp"], _stamp(video)):
+                return {"audio": saved["audio"], "vision": saved["vision"]}
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
+def _extract_one(video: str, cache: str, backend: str, fps: float) -> str | None:
+    """Extract one video into its cache file; return None, or the reason it was skipped."""
+    try:
+        features = media.video_features(video, backend, fps)
+    except media.VideoError as e:
+        return str(e)
+    except Exception as e:     # a feature library choking on one odd file must not end the whole run
+        return f"feature extraction failed: {type(e).__name__}: {' '.join(str(e).split())}"
+    tmp = Path(f"{cache}.tmp-{os.getpid()}.npz")
+    np.savez(tmp, stamp=_stamp(Path(video)), **features)
+    os.replace(tmp, cache)       # a killed worker leaves no half-written cache file
+    return None
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor:
+    # fork: a worker starts in milliseconds instead of re-importing torch; it never touches torch.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+
+
+def _run_videos(todo: list, backend: str, fps: float, jobs: int) -> dict:
+    """{id: reason} for the videos in `todo` [(id, video, cache file)] that were skipped."""
+    skipped = {}
+    bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None)
+    if jobs == 1:
+        for video_id, video, cache in todo:
+            reason = _extract_one(str(video), str(cache), backend, fps)
+            if reason:
+                skipped[video_id] = reason
+            bar.update()
+    else:
+        with _pool(jobs) as pool:
+            futures = {pool.submit(_extract_one, str(video), str(cache), backend, fps): video_id
+                       for video_id, video, cache in todo}
+            for future in as_completed(futures):
+                reason = future.result()
+                if reason:
+                    skipped[futures[future]] = reason
+                bar.update()
+    bar.close()
+    return skipped
+
+
+# -- the whole file -------------------------------------------------------------------------------
+
+def _pad(arrays: list, length: int, dim: int) -> tuple[np.ndarray, list]:
+    out = np.zeros((len(arrays), length, dim), np.float32)
+    lengths = []
+    for i, a in enumerate(arrays):
+        n = min(len(a), length)
+        out[i, :n] = a[:n]
+        lengths.append(n)
+    return out, lengths
+
+
+def _videos_by_id(folder: Path) -> tuple[dict, dict]:
+    found, clashes = {}, {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+            if path.stem in found:
+                clashes[path.stem] = f"two videos for one id ({found[path.stem].name}, {path.name})"
+            found[path.stem] = path
+    return found, clashes
+
+
+def resolve_bert(bert) -> str:
+    if not bert:
+        raise UsageError("extraction needs a BERT for the text: pass --bert PATH (a folder with config.json, "
+                         "vocab.txt and the weights, e.g. bert-base-uncased or bert-base-chinese, or a model id "
+                         "already in the Hugging Face cache)")
+    # Imported here: models.common.bert pulls in torch, which the audio/vision workers never need.
+    from ...models.common.bert import resolve_bert_path
+    return resolve_bert_path(bert)
+
+
+def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = ExtractConfig(), split=None,
+            seed: int = 1111, jobs: int = 1, echo=print) -> ExtractResult:
+    """Write the MMSA-format pickle `out` from a folder of videos and a transcript CSV."""
+    if config.audio not in media.AUDIO_DIMS:
+        raise UsageError(f"unknown --audio {config.audio!r}: choose opensmile or librosa")
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    if config.fps <= 0 or min(config.text_len, config.audio_len, config.vision_len) < 1:
+        raise UsageError("--fps and every padded length must be positive")
+    videos, out = Path(videos), Path(out)
+    if not videos.is_dir():
+        raise DataError(f"video folder {videos} not found")
+    _require_extra(config.audio)
+    bert_dir = resolve_bert(bert)
+    ratios = parse_split(split) if split else None
+    table = read_transcripts(transcripts, ratios)
+
+    settings = {"extractor": EXTRACTOR_VERSION, **asdict(config), "audio_rate": media.AUDIO_RATE,
+                "vision": f"haar-frontalface-default/{media.DETECT_WIDTH}px", "aligned": False}
+    media_hash = _config_hash({k: v for k, v in settings.items() if k != "text_len"})   # names the cache files
+    settings["text"] = {"tokenizer": tokenizer_identity(bert_dir), "encoder_sha256": encoder_sha256(bert_dir)}
+    config_hash = _config_hash(settings)
+
+    found, skipped = _videos_by_id(videos)
+    for video_id in sorted(set(found) - set(table.id) - set(skipped)):
+        skipped[video_id] = "no row in the transcripts"
+    for video_id in table.id:
+        if video_id not in found:
+            skipped[video_id] = f"no video file named {video_id}.* in {videos}"
+    cache_dir = out.with_name(out.name + ".cache")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    rows = [(i, found[i], _cache_file(cache_dir, i, media_hash)) for i in table.id if i not in skipped]
+    todo = [r for r in rows if _cached(r[2], r[1]) is None]
+    skipped.update(_run_videos(todo, config.audio, config.fps, jobs))
+
+    keep = table[~table.id.isin(list(skipped))].reset_index(drop=True)
+    if keep.empty:
+        raise DataError(f"no video of {videos} could be extracted (see {_report(out, skipped, echo)})")
+    keep["split"] = assign_splits(keep, ratios, seed)
+    features = {i: _cached(_cache_file(cache_dir, i, media_hash), found[i]) for i in keep.id}
+    text_bert, text = encode_texts(keep.text.tolist(), bert_dir, config.text_len)
+
+    labelled = "label" in keep.columns
+    data = {}
+    for name in SPLITS:
+        rows_of = np.flatnonzero((keep.split == name).to_numpy())
+        if len(rows_of) == 0:
+            if labelled:
+                echo(f"warning: no sample in {name}: the file can be predicted on, not trained on")
+            continue
+        part = keep.iloc[rows_of]
+        audio, audio_lengths = _pad([features[i]["audio"] for i in part.id], config.audio_len,
+                                    media.AUDIO_DIMS[config.audio])
+        vision, vision_lengths = _pad([features[i]["vision"] for i in part.id], config.vision_len, media.VISION_DIM)
+        labels = part.label.to_numpy(np.float32) if labelled else np.zeros(len(part), np.float32)
+        split_data = {
+            "raw_text": part.text.tolist(), "text": text[rows_of], "text_bert": text_bert[rows_of],
+            "audio": audio, "vision": vision, "audio_lengths": audio_lengths, "vision_lengths": vision_lengths,
+            "id": part.id.tolist(),
+            "annotations": [("Negative", "Neutral", "Positive")[int(np.sign(y)) + 1] for y in labels],
+            "regression_labels": labels,
+            NO_FACE_KEY: (vision[:, :, 0] == 0).sum(axis=1) - (config.vision_len - np.array(vision_lengths)),
+        }
+        for column in UNIMODAL:
+            if column in part.columns or not labelled:   # placeholders too, so a SIMS model can predict
+                values = part[column].to_numpy(np.float32) if column in part.columns else labels
+                split_data[f"regression_labels_{column[-1]}"] = values
+        data[name] = split_data
+    data[EXTRACTOR_KEY] = {"name": EXTRACTOR_NAME, "version": EXTRACTOR_VERSION, "config_hash": config_hash,
+                           "config": settings, "bert": str(bert), "labels": labelled,
+                           "libraries": _library_versions(config.audio)}
+    _atomic_pickle(data, out)
+
+    counts = {name: len(data[name]["id"]) for name in SPLITS if name in data}
+    result = ExtractResult(out, counts, len(todo) - sum(1 for r in todo if r[0] in skipped),
+                           len(rows) - len(todo), sorted(f"{i}: {r}" for i, r in skipped.items()))
+    if labelled:
+        result.dataset_hint = _dataset_hint(keep)
+    if skipped:
+        _report(out, skipped, echo)
+    else:
+        skipped_report_path(out).unlink(missing_ok=True)    # a report of an earlier call no longer holds
+    return result
+
+
+def _dataset_hint(table: pd.DataFrame) -> str | None:
+    """The built-in dataset whose label range and keys fit the file (what `-d` trains it), if any."""
+    lo, hi = float(table.label.min()), float(table.label.max())
+    if all(c in table.columns for c in UNIMODAL) and lo >= -1 and hi <= 1:
+        return "sims"
+    return "mosi" if lo >= -3 and hi <= 3 else None
+
+
+def skipped_report_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".skipped.txt")
+
+
+def _report(out: Path, skipped: dict, echo) -> Path:
+    path = skipped_report_path(out)
+    lines = [f"{i}: {r}" for i, r in sorted(skipped.items())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for line in lines:
+        echo(f"skipped {line}")
+    echo(f"{len(lines)} skipped; the list is in {path}")
+    return path

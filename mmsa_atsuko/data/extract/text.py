@@ -1,0 +1,86 @@
+"""Transcripts -> MMSA's text keys with a local BERT: `text_bert` (N, 3, L) ids / mask / segment
+ids, stored as float like MMSA's files, and `text` (N, L, hidden), BERT's last layer (zero
+past the attention mask).
+
+`tokenizer_identity` and `encoder_sha256` say which BERT made them without loading it: they go
+into the extractor's config hash, and a checkpoint's model.json records the tokenizer of the
+BERT it reads ids with, so `predict` can refuse ids from another vocabulary.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json")     # the first one present defines the ids
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+ENCODE_BATCH = 32
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tokenizer_identity(bert_dir) -> dict | None:
+    """{'file', 'sha256', 'vocab_size', 'lowercase'} of the tokenizer in a BERT folder, or None."""
+    folder = Path(bert_dir)
+    for name in TOKENIZER_FILES:
+        path = folder / name
+        if path.is_file():
+            break
+    else:
+        return None
+    if name == "vocab.txt":
+        vocab_size = sum(1 for _ in open(path, encoding="utf-8"))
+    else:
+        vocab_size = len(json.loads(path.read_text(encoding="utf-8"))["model"]["vocab"])
+    lowercase = None
+    config = folder / "tokenizer_config.json"
+    if config.is_file():
+        lowercase = json.loads(config.read_text(encoding="utf-8")).get("do_lower_case")
+    return {"file": name, "sha256": _sha256(path), "vocab_size": vocab_size, "lowercase": lowercase}
+
+
+def encoder_sha256(bert_dir) -> str | None:
+    """sha256 of the BERT weights file, so features of two different encoders never share a hash."""
+    for name in WEIGHT_FILES:
+        if (Path(bert_dir) / name).is_file():
+            return _sha256(Path(bert_dir) / name)
+    return None
+
+
+def encode_texts(texts: list[str], bert_dir: str, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(text_bert (N, 3, L) float32, text (N, L, hidden) float32) for `texts`."""
+    # Imported here: torch and transformers belong to the text path of extraction only.
+    import torch
+    from transformers import AutoTokenizer, BertModel
+    from transformers.utils import logging as hf_logging
+
+    tokenizer = AutoTokenizer.from_pretrained(bert_dir, local_files_only=True)
+    encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len,
+                        return_token_type_ids=True, return_tensors="np")
+    ids, mask, segments = (encoded[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids"))
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()       # the checkpoint's unused pooler/MLM weights are no news,
+    hf_logging.disable_progress_bar()      # nor is a local load's progress bar
+    try:
+        model = BertModel.from_pretrained(bert_dir, add_pooling_layer=False, local_files_only=True).eval()
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    features = np.zeros((len(texts), max_len, model.config.hidden_size), np.float32)
+    with torch.no_grad():
+        for start in range(0, len(texts), ENCODE_BATCH):
+            part = slice(start, start + ENCODE_BATCH)
+            hidden = model(input_ids=torch.from_numpy(ids[part]), attention_mask=torch.from_numpy(mask[part]),
+                           token_type_ids=torch.from_numpy(segments[part])).last_hidden_state
+            features[part] = (hidden * torch.from_numpy(mask[part])[..., None]).numpy()
+    text_bert = np.stack([ids, mask, segments], axis=1).astype(np.float32)
+    return text_bert, features

@@ -1,0 +1,86 @@
+"""The transcript CSV of `run.py extract`, and the split of its rows.
+
+Columns: `id` (the video's file name without extension), `text`, and optionally `label`
+(sentiment score), `label_T`/`label_A`/`label_V` (SIMS-style unimodal labels) and `split`
+(train, valid or test; `dev` is read as valid). Every problem is one DataError line.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...errors import DataError, UsageError
+
+SPLITS = ("train", "valid", "test")
+DEFAULT_SPLIT = "train=0.7,valid=0.15,test=0.15"
+UNIMODAL = ("label_T", "label_A", "label_V")
+
+
+def parse_split(text: str) -> dict:
+    """'train=0.7,valid=0.15,test=0.15' -> {split: ratio}; the ratios must sum to 1."""
+    ratios = {}
+    for part in str(text).split(","):
+        name, _, value = part.partition("=")
+        name = "valid" if name.strip() == "dev" else name.strip()
+        try:
+            ratios[name] = float(value)
+        except ValueError:
+            raise UsageError(f"--split {text!r}: expected train=R,valid=R,test=R with numbers R") from None
+    if set(ratios) != set(SPLITS) or any(r < 0 for r in ratios.values()) or abs(sum(ratios.values()) - 1) > 1e-6:
+        raise UsageError(f"--split {text!r}: give train, valid and test ratios, each >= 0, summing to 1")
+    return ratios
+
+
+def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
+    """The CSV as a frame with id, text and (where present) label and split columns, checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"transcripts {path} not found: give a CSV with id, text, label and split columns")
+    try:
+        table = pd.read_csv(path, dtype={"id": str, "text": str, "split": str}, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise DataError(f"{path}: not a readable CSV ({' '.join(str(e).split())})") from None
+    for column in ("id", "text"):
+        if column not in table.columns:
+            raise DataError(f"{path}: no '{column}' column (columns: {', '.join(table.columns)}); "
+                            f"expected id, text, label and optionally split")
+    duplicated = table.id[table.id.duplicated()]
+    if len(duplicated):
+        raise DataError(f"{path}: id {duplicated.iloc[0]!r} appears more than once")
+    for column in ("label", *UNIMODAL):
+        if column in table.columns:
+            values = pd.to_numeric(table[column], errors="coerce")
+            bad = values.isna() | ~np.isfinite(values)
+            if bad.any():
+                raise DataError(f"{path}: column '{column}' row of id {table.id[bad].iloc[0]!r} "
+                                f"is not a number ({table[column][bad].iloc[0]!r})")
+            table[column] = values.astype(np.float32)
+    if "split" in table.columns:
+        table["split"] = table.split.str.strip().str.lower().replace({"dev": "valid"})
+        bad = ~table.split.isin(SPLITS)
+        if bad.any():
+            raise DataError(f"{path}: split {table.split[bad].iloc[0]!r} of id {table.id[bad].iloc[0]!r} "
+                            f"is not train, valid or test")
+        if split_ratios is not None:
+            raise UsageError(f"{path} has a split column; drop --split (or the column)")
+    return table
+
+
+def assign_splits(table: pd.DataFrame, split_ratios: dict | None, seed: int) -> pd.Series:
+    """The split of every row: the CSV's own, else `split_ratios` (default DEFAULT_SPLIT) over a
+    seeded shuffle; a file without labels (for predict) goes wholly to test unless ratios are given.
+    Called on the rows whose videos were extracted, so a skipped video leaves no split short."""
+    if "split" in table.columns:
+        return table.split
+    if "label" not in table.columns and split_ratios is None:
+        return pd.Series("test", index=table.index)
+    ratios = split_ratios or parse_split(DEFAULT_SPLIT)
+    order = np.random.default_rng(seed).permutation(len(table))
+    n_train = round(ratios["train"] * len(table))
+    n_valid = round(ratios["valid"] * len(table))
+    split = np.empty(len(table), dtype=object)
+    split[order[:n_train]], split[order[n_train:n_train + n_valid]] = "train", "valid"
+    split[order[n_train + n_valid:]] = "test"
+    return pd.Series(split, index=table.index)

@@ -1,0 +1,184 @@
+"""`run.py predict`: a trained run's predictions on new features or new videos.
+
+The run is rebuilt from its folder alone: `model.json` (training/model_card.py) gives the
+model name, config and the dataset spec it was built with, `best.pt` the weights (read with
+`weights_only=True`). Before anything runs, the features must fit the checkpoint, or predict
+stops with one line: the same feature dims and padded lengths per modality, the text input
+the model reads (`text_bert` for a BERT model, `text` otherwise), the same extractor (name,
+version, config hash; or both without one, e.g. MMSA's own files), and for a BERT model, ids
+made by its tokenizer.
+
+Which samples: every sample of every split the file holds (train, valid, test, in that order;
+a file extracted without labels holds only `test`), or the one `--split` names. With
+`--videos`, the videos are first extracted into `<out>/features.pkl` with the checkpoint's
+extractor settings (resumable, like `run.py extract`).
+
+`predictions.csv`: id, split, prediction, and label where the file has labels; for
+classification the prediction is the class index, with `class_name` and `probability`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+from easydict import EasyDict
+
+from .config import dataset_facts
+from .data import load_dataset
+from .data.mmsa_format import load_for_prediction
+from .errors import DataError, UsageError
+from .models.common.bert import reads_bert_tokens
+from .registry import build_model
+from .results import read_records
+from .training.model_card import read_model_card, spec_from_card
+from .training.seed import resolve_device
+
+SPLIT_ORDER = ("train", "valid", "test")
+
+
+def run_folder(results=None, run_id: str | None = None, checkpoint=None) -> Path:
+    """The run folder of `--run ID` (looked up in `<results>/runs.jsonl`) or of `--checkpoint DIR`."""
+    if (run_id is None) == (checkpoint is None):
+        raise UsageError("give exactly one of --run RUN_ID or --checkpoint DIR")
+    if checkpoint is not None:
+        folder = Path(checkpoint)
+        folder = folder.parent if folder.is_file() else folder      # best.pt itself is fine too
+        if not folder.is_dir():
+            raise UsageError(f"checkpoint folder {checkpoint} not found")
+        return folder
+    results = Path(results or "results")
+    matches = [r for r in read_records(results) if r.get("run_id") == run_id and r.get("status") == "ok"]
+    if not matches:
+        raise UsageError(f"unknown run id {run_id!r}: no finished run of that id in {results / 'runs.jsonl'}")
+    folder = Path(matches[-1]["run_dir"])
+    if not folder.is_absolute() or not folder.is_dir():       # stored relative, or the results folder moved
+        folder = results / "runs" / run_id
+    return folder
+
+
+def load_checkpoint(folder) -> tuple[dict, torch.nn.Module]:
+    """(model.json, the model with best.pt loaded, in eval mode, on the CPU)."""
+    card = read_model_card(folder)
+    weights = Path(folder) / "best.pt"
+    if not weights.is_file():
+        raise DataError(f"{weights} not found: the run folder has model.json but no weights")
+    model = build_model(card["model"], EasyDict(card["config"]), spec_from_card(card))
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return card, model.eval()
+
+
+def _describe(extractor: dict | None) -> str:
+    if not extractor:
+        return "no extractor record (e.g. MMSA's published files)"
+    return f"{extractor['name']} v{extractor['version']}, config {extractor['config_hash']}"
+
+
+def _same_extractor(a: dict | None, b: dict | None) -> bool:
+    keys = ("name", "version", "config_hash")
+    return (a is None) == (b is None) and (a is None or all(a[k] == b[k] for k in keys))
+
+
+def check_features(card: dict, model, shapes: dict, extractor: dict | None, splits: dict, path) -> None:
+    """Raise UsageError (one line) unless the features are what the checkpoint was trained on."""
+    text_key = "text_bert" if reads_bert_tokens(model) else "text"
+    if text_key not in shapes["text_keys"]:
+        raise UsageError(f"{path} has no '{text_key}', which {card['model']} reads "
+                         f"(it holds {', '.join(shapes['text_keys'])})")
+    for modality in ("text", "audio", "vision"):
+        want = (card["seq_lens"][modality], card["feature_dims"][modality])
+        got = (shapes[f"{modality}_len"], shapes[f"{modality}_dim"])
+        if modality == "text" and text_key == "text_bert":
+            want, got = want[:1], got[:1]        # BERT ids have no feature dim
+        if tuple(want) != tuple(got):
+            raise UsageError(f"{path}: {modality} is (length, dim) {tuple(got)}, the checkpoint expects "
+                             f"{tuple(want)}: extract the features with the settings it was trained with")
+    if not _same_extractor(card.get("extractor"), extractor):
+        raise UsageError(f"{path} comes from {_describe(extractor)}, the checkpoint was trained on features "
+                         f"from {_describe(card.get('extractor'))}: use features from the same extractor settings")
+    if text_key == "text_bert" and card.get("tokenizer"):
+        _check_tokenizer(card["tokenizer"], extractor, splits, path)
+
+
+def _check_tokenizer(trained: dict, extractor: dict | None, splits: dict, path) -> None:
+    made_by = ((extractor or {}).get("config") or {}).get("text", {}).get("tokenizer")
+    if made_by is not None:
+        if made_by["sha256"] != trained["sha256"]:
+            raise UsageError(f"{path}: its text ids come from another tokenizer ({made_by['file']} of "
+                             f"{made_by['vocab_size']} tokens, sha256 {made_by['sha256'][:12]}) than the model's "
+                             f"BERT ({trained['vocab_size']} tokens, sha256 {trained['sha256'][:12]}): extract "
+                             f"with the BERT the model was trained with")
+        return
+    # A file with no extractor record says nothing of its tokenizer; ids past the vocabulary surely differ.
+    top = max(int(s.tensors["text_bert"][:, 0].max()) for s in splits.values())
+    if top >= trained["vocab_size"]:
+        raise UsageError(f"{path}: text id {top} is outside the model's BERT vocabulary of "
+                         f"{trained['vocab_size']} tokens: the ids come from another tokenizer")
+
+
+def _read_features(card: dict, features) -> tuple[dict, dict, dict | None, bool]:
+    """(splits, shapes, extractor, labelled) of a feature file (a folder for mintrec)."""
+    name = card["dataset"]
+    aligned = bool(card["spec"]["aligned"])
+    if dataset_facts(name)["format"] == "mmsa":
+        splits, shapes, extractor = load_for_prediction(name, features, aligned=aligned)
+        return splits, shapes, extractor, (extractor or {}).get("labels", True)
+    data = load_dataset(name, aligned=aligned, feature_path=features, pretrained=card["config"].get("pretrained"))
+    spec = data.spec
+    keys = tuple(k for k in ("text", "text_bert") if k in data.train.tensors)
+    shapes = {"text_keys": keys, **{f"{m}_len": spec.seq_lens[m] for m in spec.seq_lens},
+              **{f"{m}_dim": spec.feature_dims[m] for m in spec.feature_dims}}
+    return data.splits(), shapes, spec.extractor, True
+
+
+@torch.no_grad()
+def predict_file(folder, features, out, *, split: str | None = None, device="cpu") -> Path:
+    """Predict every sample of `features` (or of its `split`) with the run in `folder`;
+    write `<out>/predictions.csv` and return its path."""
+    card, model = load_checkpoint(folder)
+    splits, shapes, extractor, labelled = _read_features(card, features)
+    check_features(card, model, shapes, extractor, splits, features)
+    if split is not None:
+        if split not in splits:
+            raise UsageError(f"{features} has no {split} split (it has {', '.join(splits)})")
+        splits = {split: splits[split]}
+    device = resolve_device(device)
+    model.to(device)
+    batch_size = int(card["config"].get("eval_batch_size") or card["config"]["batch_size"])
+    classification = card["task"] == "classification"
+    names = card.get("label_names")
+    frames = []
+    for name in (s for s in SPLIT_ORDER if s in splits):
+        data = splits[name].to(device)
+        preds = torch.cat([model(batch)["pred"].float() for batch in data.batches(batch_size)]).cpu()
+        columns = {"id": data.ids, "split": name}
+        if classification:
+            probs = preds.softmax(dim=1)
+            top, index = probs.max(dim=1)
+            columns.update(prediction=index.numpy(), class_name=[names[i] if names else str(i) for i in index.tolist()],
+                           probability=top.numpy())
+        else:
+            columns["prediction"] = preds.reshape(-1).numpy()
+        if labelled:
+            columns["label"] = data.tensors["label"].cpu().numpy()
+        frames.append(pd.DataFrame(columns))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "predictions.csv"
+    pd.concat(frames, ignore_index=True).to_csv(path, index=False, float_format="%.9g")
+    return path
+
+
+def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, echo=print) -> Path:
+    """Extract `videos` into `<out>/features.pkl` with the extractor settings of the run in `folder`."""
+    from .data.extract import ExtractConfig, extract
+    card = read_model_card(folder)
+    trained = card.get("extractor")
+    if not trained or not trained.get("config"):
+        raise UsageError(f"the run in {folder} was trained on features that run.py extract did not write "
+                         f"({card.get('data')}): its features cannot be made from videos here; pass --features")
+    settings = trained["config"]
+    config = ExtractConfig(**{k: settings[k] for k in ExtractConfig.__dataclass_fields__})
+    result = extract(videos, transcripts, Path(out) / "features.pkl", bert=bert or trained.get("bert"),
+                     config=config, jobs=jobs, echo=echo)
+    return result.path

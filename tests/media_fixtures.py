@@ -1,0 +1,109 @@
+"""Short videos written with PyAV for the extraction and prediction tests.
+
+A "face" video shows a cartoon face (light oval, dark eyes and brows, a mouth) swaying left
+and right: OpenCV's frontal-face Haar cascade finds it in every frame. A "no face" video shows
+moving stripes. Each video has a mono track of a pure tone plus a little noise, so the pitch
+the audio features report is known: 12 * log2(f / 27.5 Hz) semitones in eGeMAPS.
+"""
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+REQUIRE_ENV = "MMSA_ATSUKO_REQUIRE_EXTRACT"
+SECONDS, FPS, SIZE, SAMPLE_RATE = 1.2, 25, (160, 120), 16000
+
+
+def require_extract() -> None:
+    """Skip without the [extract] extra; where CI sets MMSA_ATSUKO_REQUIRE_EXTRACT=1, fail instead."""
+    for module in ("av", "cv2", "opensmile"):
+        if os.environ.get(REQUIRE_ENV) == "1":
+            __import__(module)
+        else:
+            pytest.importorskip(module, reason="the [extract] extra is not installed")
+
+
+def cartoon_face(height: int, width: int, cx: int, cy: int, size: int) -> np.ndarray:
+    import cv2
+    img = np.full((height, width, 3), 40, np.uint8)
+    cv2.ellipse(img, (cx, cy), (int(size * 0.75), size), 0, 0, 360, (150, 170, 200), -1)
+    for dx in (-0.32, 0.32):
+        cv2.ellipse(img, (cx + int(dx * size), cy - int(0.2 * size)), (int(0.16 * size), int(0.08 * size)),
+                    0, 0, 360, (30, 30, 30), -1)
+        cv2.line(img, (cx + int((dx - 0.18) * size), cy - int(0.38 * size)),
+                 (cx + int((dx + 0.18) * size), cy - int(0.38 * size)), (40, 40, 40), max(2, int(0.05 * size)))
+    cv2.line(img, (cx, cy - int(0.1 * size)), (cx, cy + int(0.2 * size)), (120, 140, 170), 3)
+    cv2.ellipse(img, (cx, cy + int(0.45 * size)), (int(0.3 * size), int(0.08 * size)), 0, 0, 360,
+                (60, 60, 120), -1)
+    return img
+
+
+def write_video(path, *, face: bool = True, tone: float = 220.0, seconds: float = SECONDS, size=SIZE,
+                seed: int = 0) -> None:
+    import av
+    width, height = size
+    rng = np.random.default_rng(seed)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=FPS)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = container.add_stream("aac", rate=SAMPLE_RATE)
+        audio.layout = "mono"
+        for i in range(int(seconds * FPS)):
+            if face:
+                img = cartoon_face(height, width, width // 2 + int(8 * np.sin(i / 4)), height // 2,
+                                   int(min(size) * 0.3))
+            else:
+                img = np.full((height, width, 3), (i * 7) % 200, np.uint8)
+                img[:, (i * 5) % width] = 255
+            for packet in video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+        signal = (0.3 * np.sin(2 * np.pi * tone * t) + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+        for start in range(0, len(signal), 1024):
+            frame = av.AudioFrame.from_ndarray(signal[None, start:start + 1024], format="flt", layout="mono")
+            frame.sample_rate, frame.pts = SAMPLE_RATE, start
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+
+
+# id -> (face, tone Hz, label, split, text); clip03 has no face in any frame.
+CLIPS = {
+    "clip00": (True, 220.0, -2.0, "train", "pos3a w001 w002"),
+    "clip01": (True, 330.0, 1.5, "train", "neg2b w003"),
+    "clip02": (True, 220.0, 0.0, "train", "w004 pos1c"),
+    "clip03": (False, 330.0, -1.0, "train", "neg8a neg8b w005 w006"),
+    "clip04": (True, 220.0, 3.0, "train", "pos8d"),
+    "clip05": (True, 330.0, -3.0, "valid", "w007 w008 neg5a"),
+    "clip06": (True, 220.0, 2.0, "valid", "pos4b w009"),
+    "clip07": (True, 330.0, 0.5, "test", "w010 neg1a"),
+}
+NO_FACE = "clip03"
+BROKEN, GHOST = "broken", "ghost"     # a corrupt video file; a transcript row without a video
+
+
+def write_corpus(root, *, labels: bool = True, splits: bool = True) -> tuple:
+    """(video folder, transcripts CSV) of CLIPS, plus BROKEN (corrupt) and GHOST (no video)."""
+    videos = root / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    for i, (clip, (face, tone, *_)) in enumerate(CLIPS.items()):
+        if not (videos / f"{clip}.mp4").exists():
+            write_video(videos / f"{clip}.mp4", face=face, tone=tone, seed=i)
+    (videos / f"{BROKEN}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video" * 8)
+    rows = [{"id": clip, "text": text, "label": label, "split": split}
+            for clip, (_, _, label, split, text) in CLIPS.items()]
+    rows += [{"id": BROKEN, "text": "w011", "label": 1.0, "split": "test"},
+             {"id": GHOST, "text": "w012", "label": -1.0, "split": "test"}]
+    columns = ["id", "text"] + (["label"] if labels else []) + (["split"] if splits else [])
+    csv_path = root / f"transcripts{'' if labels else '-unlabelled'}{'' if splits else '-nosplit'}.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return videos, csv_path

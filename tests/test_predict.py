@@ -1,0 +1,147 @@
+"""extract -> train -> predict end to end; model.json provenance; predict's refusals (issue 19)."""
+import dataclasses
+import hashlib
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from media_fixtures import CLIPS, require_extract, write_corpus
+
+from mmsa_atsuko.cli import main
+from mmsa_atsuko.data.extract import EXTRACTOR_KEY, ExtractConfig, extract
+from mmsa_atsuko.data.synthetic import write_tiny_bert
+from mmsa_atsuko.results import read_records
+
+SMALL = ExtractConfig(text_len=12, audio_len=40, vision_len=15)
+QUIET = lambda _: None  # noqa: E731
+
+
+def _train(features, results, model="tfn", *extra) -> dict:
+    assert main(["-m", model, "-d", "mosi", "--feature-path", str(features), "--max-epochs", "1", "-s", "1111",
+                 "--preset", "small", "--out", str(results), "--quiet", *extra]) == 0
+    return read_records(results)[-1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    require_extract()
+    root = tmp_path_factory.mktemp("predict")
+    videos, transcripts = write_corpus(root)
+    bert = write_tiny_bert(root / "bert")
+    features = root / "features.pkl"
+    extract(videos, transcripts, features, bert=bert, config=SMALL, echo=QUIET)
+    record = _train(features, root / "results")
+    return {"root": root, "videos": videos, "transcripts": transcripts, "bert": bert, "features": features,
+            "record": record, "run_dir": root / "results" / "runs" / record["run_id"]}
+
+
+def _predict(capsys, *args) -> tuple[int, str]:
+    code = main(["predict", *map(str, args)])
+    return code, capsys.readouterr().err
+
+
+def test_a_run_writes_model_json_and_weights_only_best_pt(trained):
+    run_dir, features = trained["run_dir"], trained["features"]
+    card = json.loads((run_dir / "model.json").read_text())
+    with open(features, "rb") as f:
+        meta = pickle.load(f)[EXTRACTOR_KEY]
+    assert card["model"] == "tfn" and card["task"] == "regression" and card["label_range"] == [-3.0, 3.0]
+    assert card["feature_dims"] == {"text": 768, "audio": 25, "vision": 74}
+    assert card["seq_lens"] == {"text": 12, "audio": 40, "vision": 15}
+    assert card["data_sha256"] == hashlib.sha256(features.read_bytes()).hexdigest()
+    assert card["extractor"]["config_hash"] == meta["config_hash"]
+    assert card["config"]["max_epochs"] == 1
+    # The run record carries the extractor too.
+    assert trained["record"]["extractor"]["config_hash"] == meta["config_hash"]
+    state = torch.load(run_dir / "best.pt", weights_only=True)
+    assert state and all(torch.is_tensor(v) for v in state.values())
+
+
+def test_predict_by_run_id_covers_every_split_and_matches_the_runs_test_predictions(trained, capsys, tmp_path):
+    code, err = _predict(capsys, "--run", trained["record"]["run_id"], "--results", trained["root"] / "results",
+                         "--features", trained["features"], "--out", tmp_path)
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(table.columns) == ["id", "split", "prediction", "label"]
+    assert table.split.tolist() == ["train"] * 5 + ["valid"] * 2 + ["test"]
+    assert sorted(table.id) == sorted(CLIPS)
+    assert table.label.tolist() == [CLIPS[i][2] for i in table.id]
+    # The trainer's own test predictions, from the same weights.
+    trainer = pd.read_csv(trained["run_dir"] / "predictions_test.csv")
+    test = table[table.split == "test"]
+    assert test.id.tolist() == trainer.id.tolist()
+    assert np.allclose(test.prediction, trainer.pred, atol=1e-6)
+
+
+def test_predict_from_videos_extracts_with_the_runs_settings(trained, capsys, tmp_path):
+    _, unlabelled = write_corpus(trained["root"], labels=False, splits=False)
+    code, err = _predict(capsys, "--checkpoint", trained["run_dir"], "--videos", trained["videos"],
+                         "--transcripts", unlabelled, "--out", tmp_path, "--jobs", "2")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(table.columns) == ["id", "split", "prediction"] and set(table.split) == {"test"}
+    code, _ = _predict(capsys, "--checkpoint", trained["run_dir"], "--features", trained["features"],
+                       "--out", tmp_path / "from-features")
+    known = pd.read_csv(tmp_path / "from-features" / "predictions.csv").set_index("id").prediction
+    assert np.allclose(table.prediction, known[table.id].to_numpy(), atol=1e-6)
+
+
+def test_predict_refuses_other_dims(trained, capsys, tmp_path):
+    other = tmp_path / "long.pkl"
+    extract(trained["videos"], trained["transcripts"], other, bert=trained["bert"],
+            config=dataclasses.replace(SMALL, vision_len=20), echo=QUIET)
+    code, err = _predict(capsys, "--checkpoint", trained["run_dir"], "--features", other, "--out", tmp_path)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "vision is (length, dim) (20, 74), the checkpoint expects (15, 74)" in err
+    assert not (tmp_path / "predictions.csv").exists()
+
+
+def test_predict_refuses_another_extractor(trained, capsys, tmp_path):
+    other = tmp_path / "fps.pkl"         # same shapes, other settings: only the extractor record differs
+    extract(trained["videos"], trained["transcripts"], other, bert=trained["bert"],
+            config=dataclasses.replace(SMALL, fps=8.0), echo=QUIET)
+    code, err = _predict(capsys, "--checkpoint", trained["run_dir"], "--features", other, "--out", tmp_path)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    with open(other, "rb") as f:
+        other_hash = pickle.load(f)[EXTRACTOR_KEY]["config_hash"]
+    assert f"comes from mmsa_atsuko.extract v1, config {other_hash}" in err
+    assert trained["record"]["extractor"]["config_hash"] in err
+
+
+def test_predict_refuses_ids_from_another_tokenizer(trained, capsys, tmp_path):
+    # MulT reading text_bert through a BERT whose vocabulary is not the one the ids were made with.
+    chinese = write_tiny_bert(tmp_path / "bert-cn", language="cn")
+    record = _train(trained["features"], tmp_path / "results", "mult", "-c", "use_bert=true",
+                    "-c", f"pretrained={chinese}")
+    assert record["model"] == "mult"
+    run_dir = tmp_path / "results" / "runs" / record["run_id"]
+    code, err = _predict(capsys, "--checkpoint", run_dir, "--features", trained["features"], "--out", tmp_path)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "another tokenizer" in err
+    card = json.loads((run_dir / "model.json").read_text())
+    assert card["tokenizer"]["vocab_size"] == len((chinese / "vocab.txt").read_text(encoding="utf-8").splitlines())
+
+
+def test_classification_writes_class_names_and_probabilities(tmp_path, capsys):
+    # No [extract] extra needed: synthetic MIntRec, a folder without an extractor record.
+    assert main(["-m", "tfn", "-d", "mintrec", "--synthetic", "--preset", "small", "--max-epochs", "1",
+                 "-s", "1111", "--out", str(tmp_path / "results"), "--quiet"]) == 0
+    record = read_records(tmp_path / "results")[-1]
+    run_dir = tmp_path / "results" / "runs" / record["run_id"]
+    card = json.loads((run_dir / "model.json").read_text())
+    assert card["task"] == "classification" and card["extractor"] is None and record["extractor"] is None
+    code, err = _predict(capsys, "--run", record["run_id"], "--results", tmp_path / "results",
+                         "--features", record["data_path"], "--split", "test", "--out", tmp_path)
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(table.columns) == ["id", "split", "prediction", "class_name", "probability", "label"]
+    trainer = pd.read_csv(run_dir / "predictions_test.csv")
+    logits = trainer[[c for c in trainer.columns if c.startswith("logit_")]].to_numpy()
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    assert table.id.tolist() == trainer.id.tolist()
+    assert table.prediction.tolist() == trainer.pred.tolist()
+    assert table.class_name.tolist() == [card["label_names"][i] for i in trainer.pred]
+    assert np.allclose(table.probability, probs.max(axis=1), atol=1e-6)
