@@ -12,6 +12,7 @@ The numbers computed here are what `plots.py` draws and what the CSVs next to ea
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from tqdm import tqdm
 from .errors import DataError, UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.common.bert import reads_bert_tokens
-from .results import headline_metric, ok_records, read_records
+from .results import check_ok_record, headline_metric, ok_records, read_records, run_path
 
 # Modality order of the model outputs (L, V, A) and how figures and CSVs name them.
 MODALITY_CODES = ("L", "V", "A")
@@ -60,7 +61,7 @@ def find_record(results, run_id: str) -> dict:
     matches = [r for r in records if r.get("run_id") == run_id and r.get("status") == "ok"]
     if not matches:
         raise UsageError(f"unknown run id {run_id!r}: no finished run of that id in {Path(results) / 'runs.jsonl'}")
-    return matches[-1]
+    return check_ok_record(matches[-1])
 
 
 def _load_run_data(record: dict):
@@ -99,9 +100,7 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None, data
             raise UsageError(f"checkpoint {checkpoint} not found")
         run_id = checkpoint.resolve().parent.name
     record = find_record(results, run_id)
-    run_dir = Path(record["run_dir"])
-    if not run_dir.is_dir():          # a results folder moved since: the run folder sits under it
-        run_dir = Path(results) / "runs" / run_id
+    run_dir = run_path(results, record)     # inside --results, whatever the record says
     checkpoint = checkpoint or run_dir / "best.pt"
     if not Path(checkpoint).is_file():
         raise DataError(f"checkpoint missing for run {run_id}: {checkpoint} does not exist")
@@ -112,8 +111,13 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None, data
     data = cache[key]
     config = EasyDict(record["config"])
     model = build_model(record["model"], config, data.spec)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    try:   # weights_only: a checkpoint is tensors, never code
+        with warnings.catch_warnings():       # torch warns about a hostile file's pickle protocol too
+            warnings.simplefilter("ignore")
+            model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    except Exception as e:          # any unpickling or shape error: the file is not this run's weights
+        raise DataError(f"checkpoint {checkpoint} is not the weights of run {run_id} "
+                        f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
     model.eval()
     return LoadedRun(record, config, data, model, run_dir)
 

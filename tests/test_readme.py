@@ -42,6 +42,7 @@ HOW = {
     "python run.py robustness --run RUN_ID": ("run", []),
     "python run.py sensitivity -m atsuko -d mosi --param all": ("run", ["-s", "1111", *TINY]),
     "python run.py tsne -d mosi": ("run", []),
+    "python run.py results --recover --results results": ("run", []),
 }
 
 
