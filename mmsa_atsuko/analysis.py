@@ -449,7 +449,8 @@ def sensitivity_table(results, model: str, dataset: str, param: str, values, see
         if not matching:
             raise DataError(f"no finished {model} run on {dataset} with {param}={value} in {results}/runs.jsonl")
         metric = headline_metric(dataset)
-        scores = np.array([m["metrics"][metric] for m in matching.values()], dtype=float)
+        # None (an undefined metric, stored as null) and a missing one are NaN, not a KeyError
+        scores = np.array([m["metrics"].get(metric) for m in matching.values()], dtype=float)
         rows.append({"param": param, "value": float(value), "metric": metric, "mean": scores.mean(),
                      "std": scores.std(ddof=1) if len(scores) > 1 else 0.0, "seeds": len(scores),
                      "run_ids": " ".join(m["run_id"] for m in matching.values()),

@@ -179,7 +179,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
                                                  spec.source), {})
             if previous.get("status") == "ok":
                 echo(f"skip {job.model} {spec.name}{' aligned' if spec.aligned else ''} seed {seed}: recorded as "
-                     f"{previous['run_id']} (--rerun trains it again)")
+                     f"{previous.get('run_id')} (--rerun trains it again)")
                 job_records.append(previous)
             else:
                 record = run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint,

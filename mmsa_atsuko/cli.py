@@ -153,7 +153,7 @@ def print_table(records, out) -> None:
             runs = [r for r in rows if r["model"] == model]
             for r in runs:
                 cells = " ".join(f"{_fmt(r['metrics'].get(k)):>15}" for k in keys)
-                print(f"{model:<12} {r['seed']:>5} {r['best_epoch']:>5} {cells}")
+                print(f"{model:<12} {r['seed']:>5} {r.get('best_epoch', '?'):>5} {cells}")
             if len(runs) > 1:
                 cells = " ".join(f"{_mean_std([r['metrics'].get(k) for r in runs]):>15}" for k in keys)
                 print(f"{model:<12} {'mean ± std':>11} {cells}")

@@ -132,6 +132,8 @@ class Check:
                                  f"choices, increasing or any")
             left, lo, hi, right = match.groups()
             self.interval = (float(lo), float(hi), left == "[", right == "]")
+            self.words = {"[0, inf)": "0 or more", "(0, inf)": "positive"}.get(
+                f"{left}{lo}, {hi}{right}", f"at least {lo}" if (left, hi) == ("[", "inf") else f"in {spec}")
 
     def problem(self, value) -> str | None:
         """What `value` should be, or None when it passes."""
@@ -144,7 +146,7 @@ class Check:
         if self.interval is not None:
             lo, hi, closed_lo, closed_hi = self.interval
             inside = ((value >= lo if closed_lo else value > lo) and (value <= hi if closed_hi else value < hi))
-            return None if inside else f"in {self.spec}"
+            return None if inside else self.words
         return None
 
 

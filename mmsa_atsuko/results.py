@@ -332,12 +332,7 @@ def _line(record: dict) -> bytes:
 
 def _append_locked(path: Path, line: bytes) -> None:
     """The append itself; the caller holds the store's lock. Never through a symbolic link."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise DataError(f"{path} is a symbolic link; the store is written only inside the results folder") from None
-        raise
+    fd = _open_append(path)
     try:
         size = os.fstat(fd).st_size
         if size and _read_at(fd, 1, size - 1) != b"\n":
@@ -365,8 +360,8 @@ def append_or_keep(out_dir: Path, record: dict) -> None:
     try:
         append_record(out_dir, record)
         return
-    except OSError as e:
-        why = e.strerror or str(e)
+    except (OSError, DataError) as e:          # DataError: the store became a symbolic link
+        why = getattr(e, "strerror", None) or str(e)
     folder = run_path(out_dir, record)
     try:
         keep = folder / RECORD_FILE
@@ -424,6 +419,16 @@ def _read_kept(file: Path) -> dict | None:
     return record
 
 
+def _open_append(path: Path) -> int:
+    """A file descriptor for appending to `path`, never through a symbolic link."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DataError(f"{path} is a symbolic link; the toolkit writes only inside the results folder") from None
+        raise
+
+
 def _read_at(fd: int, size: int, offset: int) -> bytes:
     """`os.pread`, on every system (it is Unix-only); appends ignore the position it moves."""
     os.lseek(fd, offset, os.SEEK_SET)
@@ -478,7 +483,7 @@ def append_mmsa_csv(out_dir: Path, dataset: str, model: str, per_seed_metrics: l
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (f"{dataset}-synthetic.csv" if synthetic else f"{dataset}.csv")
     row = [model] + [mmsa_cell([m[k] for m in per_seed_metrics]) for k in columns[1:]]
-    with _lock(path), open(path, "a+", newline="", encoding="utf-8") as f:
+    with _lock(path), os.fdopen(_open_append(path), "a+", newline="", encoding="utf-8") as f:
         f.seek(0)
         header = f.readline()
         f.seek(0, os.SEEK_END)                # "a+" writes at the end anyway; this drops the read buffer

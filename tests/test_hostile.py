@@ -420,18 +420,20 @@ MEANINGLESS = [
     ("tfn", "hidden_dims=[1,2]", "hidden_dims must have 3 values"),
     ("tfn", "dropouts=[0.3,2.0,0.3,0.5]", "dropouts[1] must be in [0, 1)"),
     ("tfn", "output_range=[3,-3]", "output_range must be increasing"),
-    ("tfn", "text_out=-5", "text_out must be in [1, inf)"),
+    ("tfn", "text_out=-5", "text_out must be at least 1, got -5"),
     ("tfn", "temporal_mean=middle", "temporal_mean must be one of padded, valid"),
-    ("lmf", "rank=0", "rank must be in [1, inf)"),
+    ("lmf", "rank=0", "rank must be at least 1"),
     ("misa", "dropout=1.0", "dropout must be in [0, 1)"),
     ("mult", "positions=somewhere", "positions must be one of none, table, from_input"),
-    ("self_mm", "H=-1", "H must be in (0, inf)"),
-    ("atsuko", "router_temperature=0", "router_temperature must be in (0, inf)"),
+    ("self_mm", "H=-1", "H must be positive"),
+    ("atsuko", "router_temperature=0", "router_temperature must be positive"),
     ("atsuko", "band_mask_rate=1.5", "band_mask_rate must be in [0, 1)"),
-    ("atsuko", "lambda_comp=-0.1", "lambda_comp must be in [0, inf)"),
-    ("emoe", "dst_feature_dim_nheads=[0,8]", "dst_feature_dim_nheads[0] must be in [1, inf)"),
-    ("tfn", "scheduler_factor=1.5", "scheduler_factor must be in (0, 1)"),
-    ("tfn", "max_epochs=0", "max_epochs must be in [1, inf)"),
+    ("atsuko", "lambda_comp=-0.1", "lambda_comp must be 0 or more"),
+    ("emoe", "dst_feature_dim_nheads=[0,8]", "dst_feature_dim_nheads[0] must be at least 1"),
+    ("self_mm", "learning_rate_bert=0", "learning_rate_bert must be positive"),
+    ("self_mm", "weight_decay_audio=-1", "weight_decay_audio must be 0 or more"),
+    ("tfn", "scheduler_factor=1.5", "scheduler_factor must be between 0 and 1"),      # the trainer's check
+    ("tfn", "max_epochs=0", "max_epochs must be at least 1, got 0"),
 ]
 
 
