@@ -381,14 +381,14 @@ def explain_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=10,
                    help="how many test samples the per-sample figures show (default 10)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
-    p.add_argument("--out", help="folder for the figures (default <results>/analysis)")
+    p.add_argument("--out", help="folder for the figures (default <results>/analysis/explain_<run id>)")
     return p
 
 
 def cmd_explain(argv) -> int:
     args = explain_parser().parse_args(argv)
     from .analysis import explain_tables, find_partner_without_mcm, load_run, require_atsuko
-    from .results import analysis_dir
+    from .results import analysis_dir, check_run_id
     from .models.atsuko import ATSUKO_FAMILY
     from .plots import pyplot, write_explain
     if args.model not in ATSUKO_FAMILY:
@@ -406,7 +406,7 @@ def cmd_explain(argv) -> int:
     tables = explain_tables(run, args.samples, partner)
     where = f"{run.record['model']} on {run.record['dataset']}{' aligned' if run.record['aligned'] else ''}, " \
             f"seed {run.record['seed']}"
-    out = args.out or analysis_dir(args.results)
+    out = args.out or analysis_dir(args.results) / f"explain_{check_run_id(run.run_id)}"   # one folder per run
     for path in write_explain(tables, out, where, run.synthetic):
         print(f"wrote {path}")
     if run.model.use_mcm and partner is None:

@@ -16,6 +16,16 @@ killed just before it) is a whole record, not a fragment: readers read it and th
 completes the line. A proper prefix of a JSON object is never itself one, so the two cannot be
 confused. Metrics are stored at full precision; tables are built later.
 
+No run is lost: a record the store cannot take (a full disk, an unwritable file) is kept as
+`record.json` in its run's folder (`append_or_keep`) and folded in exactly once by `recover`
+(`run.py results --recover`, and every `run` and `sweep` as it starts).
+
+Everything stays inside the results folder named on the command line: a record names its run's
+folder relative to it (`run_dir: runs/<run_id>`), and `run_path` finds the folder from the run id
+alone (checked against RUN_ID), inside that folder, whatever a record says; the store, the CSVs
+and the analysis outputs are never written through a symbolic link (O_NOFOLLOW, `open_new`).
+A record whose fields have the wrong types is a one-line DataError (`identity`, `check_ok_record`).
+
 Also writes MMSA-compatible aggregate rows to `<out>/normal/<dataset>.csv` (reference/mmsa.md
 3.4): one row per (model, dataset) call, cells "(mean, std)" x100 with population std,
 rounded to 2 decimals, MAE/Corr/Loss x100 too, exactly as MMSA does.

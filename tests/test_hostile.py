@@ -307,6 +307,17 @@ def test_an_unwritable_store_stops_before_training(results, victim, capsys, monk
     assert_one_line(code, err, "not writable")
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes through any permission")
+def test_a_read_only_results_folder_for_real(results, capsys):
+    out, _ = results
+    os.chmod(out, 0o555)
+    try:
+        code, err = cli(capsys, "-m", "tfn", "-d", "mosi", "-s", "2", *TINY, "--out", out)
+    finally:
+        os.chmod(out, 0o755)
+    assert_one_line(code, err, "not writable")
+
+
 def full_disk(monkeypatch):
     def append(path, line):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
