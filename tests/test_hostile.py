@@ -270,6 +270,16 @@ def test_a_bad_checkpoint_is_one_line_and_runs_no_code(results, victim, capsys, 
     assert not (victim / "pwned").exists()
 
 
+@pytest.mark.parametrize("content", [b"", b"garbage" * 100, pickle.dumps(Payload("/nonexistent/pwned"))],
+                         ids=["empty", "garbage", "code"])
+def test_a_bad_last_pt_is_one_line_on_resume(tmp_path, content):
+    from mmsa_atsuko.errors import DataError
+    from mmsa_atsuko.training.trainer import load_training_state
+    (tmp_path / "last.pt").write_bytes(content)
+    with pytest.raises(DataError, match="is not a training state this toolkit wrote"):
+        load_training_state(tmp_path / "last.pt", None, None, None, None, "cpu")
+
+
 def test_a_checkpoint_with_code_is_one_line_end_to_end(results, victim):
     out, record = results
     (out / record["run_dir"] / "best.pt").write_bytes(pickle.dumps(Payload(victim / "pwned")))

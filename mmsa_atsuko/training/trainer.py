@@ -18,6 +18,7 @@ import logging
 import math
 import random
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..errors import TrainingError, UsageError
+from ..errors import DataError, TrainingError, UsageError
 from ..metrics import compute_metrics, lower_is_better, metric_keys
 from ..run_folders import LAST_CHECKPOINT    # the state after the last finished epoch; deleted when fit returns
 from .host_memory import keep_freed_memory
@@ -163,8 +164,14 @@ def save_training_state(path: Path, model, optimizer, scheduler, generator, devi
 
 def load_training_state(path: Path, model, optimizer, scheduler, generator, device) -> tuple:
     """Restore what `save_training_state` saved; return (epoch, history, best) as it took them."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    epoch = state["epoch"]
+    try:      # weights_only: tensors and plain containers, never code
+        with warnings.catch_warnings():          # torch warns about a hostile file's pickle protocol too
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        epoch = state["epoch"]
+    except Exception as e:          # garbage, a pickle with code, another file: one line, not a traceback
+        raise DataError(f"{path} is not a training state this toolkit wrote ({type(e).__name__}); remove the "
+                        f"run's folder or run without --resume") from None
     if hasattr(model, "on_epoch_end"):        # Python attributes first: the tensors below overwrite theirs
         model.on_epoch_end(epoch)
     model.load_state_dict(state["model"])
