@@ -36,9 +36,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def _predictions(record):
+def _predictions(out, record):
     import pandas as pd
-    return pd.read_csv(Path(record["run_dir"]) / "predictions_test.csv")["pred"].to_numpy()
+    return pd.read_csv(Path(out) / record["run_dir"] / "predictions_test.csv")["pred"].to_numpy()
 
 
 @contextlib.contextmanager
@@ -126,7 +126,7 @@ def main() -> None:
             if isinstance(r1, str) or isinstance(r2, str):
                 print(f"  {model:<8} {name:<18} RAISES: {r1 if isinstance(r1, str) else r2}", flush=True)
                 continue
-            p1, p2 = _predictions(r1), _predictions(r2)
+            p1, p2 = _predictions(out, r1), _predictions(out, r2)
             same = np.array_equal(p1, p2)
             print(f"  {model:<8} {name:<18} two runs {'IDENTICAL' if same else 'DIFFERENT'} "
                   f"(max |diff| {np.abs(p1 - p2).max():.3g}; MAE {r1['metrics']['MAE']:.6f} / "

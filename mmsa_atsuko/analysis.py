@@ -12,6 +12,7 @@ The numbers computed here are what `plots.py` draws and what the CSVs next to ea
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from .errors import DataError, UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model
-from .results import headline_metric, ok_records, read_records
+from .results import check_ok_record, headline_metric, ok_records, read_records, run_path
 from .training.trainer import evaluate
 
 # Modality order of the model outputs (L, V, A) and how figures and CSVs name them.
@@ -67,7 +68,7 @@ def find_record(results, run_id: str) -> dict:
     matches = [r for r in records if r.get("run_id") == run_id and r.get("status") == "ok"]
     if not matches:
         raise UsageError(f"unknown run id {run_id!r}: no finished run of that id in {Path(results) / 'runs.jsonl'}")
-    return matches[-1]
+    return check_ok_record(matches[-1])
 
 
 def _load_run_data(record: dict):
@@ -102,9 +103,7 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None, data
             raise UsageError(f"checkpoint {checkpoint} not found")
         run_id = checkpoint.resolve().parent.name
     record = find_record(results, run_id)
-    run_dir = Path(record["run_dir"])
-    if not run_dir.is_dir():          # a results folder moved since: the run folder sits under it
-        run_dir = Path(results) / "runs" / run_id
+    run_dir = run_path(results, record)     # inside --results, whatever the record says
     checkpoint = checkpoint or run_dir / "best.pt"
     if not Path(checkpoint).is_file():
         raise DataError(f"checkpoint missing for run {run_id}: {checkpoint} does not exist")
@@ -115,8 +114,13 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None, data
     data = cache[key]
     config = EasyDict(record["config"])
     model = build_model(record["model"], config, data.spec)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    try:   # weights_only: a checkpoint is tensors, never code
+        with warnings.catch_warnings():       # torch warns about a hostile file's pickle protocol too
+            warnings.simplefilter("ignore")
+            model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    except Exception as e:          # any unpickling or shape error: the file is not this run's weights
+        raise DataError(f"checkpoint {checkpoint} is not the weights of run {run_id} "
+                        f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
     model.eval()
     return LoadedRun(record, config, data, model, run_dir)
 
@@ -445,7 +449,8 @@ def sensitivity_table(results, model: str, dataset: str, param: str, values, see
         if not matching:
             raise DataError(f"no finished {model} run on {dataset} with {param}={value} in {results}/runs.jsonl")
         metric = headline_metric(dataset)
-        scores = np.array([m["metrics"][metric] for m in matching.values()], dtype=float)
+        # None (an undefined metric, stored as null) and a missing one are NaN, not a KeyError
+        scores = np.array([m["metrics"].get(metric) for m in matching.values()], dtype=float)
         rows.append({"param": param, "value": float(value), "metric": metric, "mean": scores.mean(),
                      "std": scores.std(ddof=1) if len(scores) > 1 else 0.0, "seeds": len(scores),
                      "run_ids": " ".join(m["run_id"] for m in matching.values()),

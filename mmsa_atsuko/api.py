@@ -31,13 +31,13 @@ from .data.synthetic import ensure_synthetic
 from .errors import UsageError
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model, canonical_model_name
-from .results import (append_mmsa_csv, append_record, check_output_folder, identity, latest_by_identity,
-                      ok_record, read_records, run_identity)
+from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
+                      ok_record, read_records, recover, run_identity)
 from .run_folders import partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
 from .training.model_card import write_model_card
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.tensorboard import require_tensorboard, tensorboard_log
-from .training.trainer import check_trainer_config, fit
+from .training.trainer import check_last_batch, check_trainer_config, fit
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -120,6 +120,7 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     data = loaded[key]
     # Build once to surface model/data mismatches (task, missing text features, BERT path) now.
     built = build_model(model, config, data.spec)
+    check_last_batch(built, len(data.train), config.batch_size)       # before any run folder is made
     if reads_bert_tokens(built) and data.spec.has_text_features:
         data = data.without_text_features()
     return Job(model, config, data, preset)
@@ -168,6 +169,8 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
             for d in datasets for m in models]
     loaded.clear()   # the jobs hold what they read; features no job reads are freed now
 
+    for kept in recover(out):          # records an earlier call could not append (results.append_or_keep)
+        echo(f"recovered the record of run {kept['run_id']} into {Path(out) / 'runs.jsonl'}")
     recorded = {} if rerun else latest_by_identity(read_records(out))
     records = []
     for job in jobs:
@@ -177,7 +180,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
             previous = recorded.get(job_identity(job, seed), {})
             if previous.get("status") == "ok":
                 echo(f"skip {job.model} {spec.name}{' aligned' if spec.aligned else ''} seed {seed}: recorded as "
-                     f"{previous['run_id']} (--rerun trains it again)")
+                     f"{previous.get('run_id')} (--rerun trains it again)")
                 job_records.append(previous)
             else:
                 record = run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint,
@@ -205,7 +208,7 @@ def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *
     run_id = take_leftovers(out, job_identity(job, seed), resume)
     record = train_one(job, seed, device, out, quiet, run_id=run_id, resume=run_id is not None,
                        tensorboard=tensorboard, checkpoint=checkpoint)
-    append_record(out, record)
+    append_or_keep(out, record)
     return record
 
 

@@ -43,6 +43,7 @@ COMMAND_HELP = {
     "sensitivity": "train (or read) one run per parameter value and plot the key metric against it",
     "clean": "remove the .partial folders that dead runs left in a results folder (live runs are kept)",
     "predict": "a trained run's predictions on new features or videos, checked against its model.json",
+    "results": "--recover: fold the records that could not be appended (full disk, unwritable store) into the store",
 }
 
 
@@ -139,7 +140,7 @@ def cmd_synth(argv) -> int:
     return 0
 
 
-def print_table(records) -> None:
+def print_table(records, out) -> None:
     """Per dataset: one line per seed, then, per model with several seeds, their mean ± sample std
     (ddof 1, as the leaderboard's cells)."""
     from .metrics import metric_keys
@@ -153,11 +154,11 @@ def print_table(records) -> None:
             runs = [r for r in rows if r["model"] == model]
             for r in runs:
                 cells = " ".join(f"{_fmt(r['metrics'].get(k)):>15}" for k in keys)
-                print(f"{model:<12} {r['seed']:>5} {r['best_epoch']:>5} {cells}")
+                print(f"{model:<12} {r['seed']:>5} {r.get('best_epoch', '?'):>5} {cells}")
             if len(runs) > 1:
                 cells = " ".join(f"{_mean_std([r['metrics'].get(k) for r in runs]):>15}" for k in keys)
                 print(f"{model:<12} {'mean ± std':>11} {cells}")
-    print(f"\nrecords appended to {records[0]['run_dir'].rsplit('/runs/', 1)[0]}/runs.jsonl")
+    print(f"\nrecords appended to {Path(out) / 'runs.jsonl'}")
 
 
 def _fmt(v) -> str:
@@ -184,7 +185,7 @@ def cmd_train(argv) -> int:
                   device=args.device, max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
                   resume=args.resume, tensorboard=args.tensorboard,
                   rerun=args.rerun, save_checkpoint=args.save_checkpoint)
-    print_table(records)
+    print_table(records, args.out)
     stale = sum(1 for _ in unfinished_runs(args.out))
     if stale:
         print(f"note: {Path(args.out) / 'runs'} holds {stale} .partial folder(s) of unfinished runs that no process "
@@ -381,13 +382,14 @@ def explain_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=10,
                    help="how many test samples the per-sample figures show (default 10)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
-    p.add_argument("--out", help="folder for the figures (default: the run's folder)")
+    p.add_argument("--out", help="folder for the figures (default <results>/analysis/explain_<run id>)")
     return p
 
 
 def cmd_explain(argv) -> int:
     args = explain_parser().parse_args(argv)
     from .analysis import explain_tables, find_partner_without_mcm, load_run, require_atsuko
+    from .results import analysis_dir, check_run_id
     from .models.atsuko import ATSUKO_FAMILY
     from .plots import pyplot, write_explain
     if args.model not in ATSUKO_FAMILY:
@@ -405,7 +407,7 @@ def cmd_explain(argv) -> int:
     tables = explain_tables(run, args.samples, partner)
     where = f"{run.record['model']} on {run.record['dataset']}{' aligned' if run.record['aligned'] else ''}, " \
             f"seed {run.record['seed']}"
-    out = args.out or run.run_dir
+    out = args.out or analysis_dir(args.results) / f"explain_{check_run_id(run.run_id)}"   # one folder per run
     for path in write_explain(tables, out, where, run.synthetic):
         print(f"wrote {path}")
     if run.model.use_mcm and partner is None:
@@ -419,7 +421,7 @@ def robustness_parser() -> argparse.ArgumentParser:
                       "writes robustness.csv and robustness.png/.pdf.")
     p.add_argument("--run", nargs="+", required=True, help="run id(s) in <results>/runs.jsonl (one line each)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
-    p.add_argument("--out", help="folder for the table and figure (default: the first run's folder)")
+    p.add_argument("--out", help="folder for the table and figure (default <results>/analysis)")
     return p
 
 
@@ -427,7 +429,7 @@ def cmd_robustness(argv) -> int:
     args = robustness_parser().parse_args(argv)
     import pandas as pd
     from .analysis import load_run, robustness_table
-    from .results import headline_metric
+    from .results import analysis_dir, headline_metric
     from .metrics import lower_is_better
     from .plots import plot_robustness, pyplot, save_figure
     pyplot()
@@ -441,7 +443,8 @@ def cmd_robustness(argv) -> int:
     table = pd.concat(tables, ignore_index=True)
     metric = headline_metric(runs[0].record["dataset"])
     fig = plot_robustness(table, metric, any(r.synthetic for r in runs), lower_is_better(metric))
-    for path in save_figure(fig, table, args.out or runs[0].run_dir, "robustness"):
+    # Named by its first run, so the figures of other runs sit beside it in <results>/analysis.
+    for path in save_figure(fig, table, args.out or analysis_dir(args.results), f"robustness_{runs[0].run_id}"):
         print(f"wrote {path}")
     return 0
 
@@ -455,13 +458,14 @@ def tsne_parser() -> argparse.ArgumentParser:
     p.add_argument("--aligned", action="store_true", help="runs on the aligned feature file (default: unaligned)")
     p.add_argument("--tsne-seed", type=int, default=0, help="t-SNE random_state (default 0)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
-    p.add_argument("--out", help="folder for the figure (default <results>/figures)")
+    p.add_argument("--out", help="folder for the figure (default <results>/analysis)")
     return p
 
 
 def cmd_tsne(argv) -> int:
     args = tsne_parser().parse_args(argv)
     from .analysis import ablation_runs, load_run, tsne_table
+    from .results import analysis_dir, check_run_id
     from .plots import plot_tsne, pyplot, save_figure
     pyplot()
     cache = {}
@@ -474,7 +478,7 @@ def cmd_tsne(argv) -> int:
     # Named by a run of the panel (the fullest variant: panels come in VARIANT_ORDER), so the figures of
     # other runs (another seed, aligned) sit beside these instead of overwriting them.
     fullest = list(runs.values())[-1].run_id
-    for path in save_figure(fig, table, args.out or Path(args.results) / "figures", f"tsne_{fullest}"):
+    for path in save_figure(fig, table, args.out or analysis_dir(args.results), f"tsne_{check_run_id(fullest)}"):
         print(f"wrote {path}")
     return 0
 
@@ -498,7 +502,7 @@ def sensitivity_parser() -> argparse.ArgumentParser:
                    "else ~/MMSA/datasets)")
     p.add_argument("--read-only", action="store_true", help="run nothing; plot the runs already recorded")
     p.add_argument("--results", default="results", help="results folder of the runs (default results/)")
-    p.add_argument("--out", help="folder for the figure (default <results>/figures)")
+    p.add_argument("--out", help="folder for the figure (default <results>/analysis)")
     return p
 
 
@@ -508,6 +512,7 @@ def cmd_sensitivity(argv) -> int:
     from .analysis import SENSITIVITY_PARAMS, sensitivity_table
     from .metrics import lower_is_better
     from .plots import plot_sensitivity, pyplot, save_figure
+    from .results import analysis_dir
     from .sweep import LocalBackend, sweep
     seeds = args.seeds or [1111, 1112, 1113]
     params = list(SENSITIVITY_PARAMS) if args.param == ["all"] else args.param
@@ -538,7 +543,7 @@ def cmd_sensitivity(argv) -> int:
     metric = table.metric.iloc[0]
     where = f"{args.model} on {args.dataset}{' aligned' if args.aligned else ''}"
     fig = plot_sensitivity(table, where, bool(table.synthetic.any()), lower_is_better(metric))
-    for path in save_figure(fig, table, args.out or Path(args.results) / "figures",
+    for path in save_figure(fig, table, args.out or analysis_dir(args.results),
                             f"sensitivity_{args.model}_{args.dataset}"):
         print(f"wrote {path}")
     return 0
@@ -620,10 +625,30 @@ def cmd_predict(argv) -> int:
     return 0
 
 
+def cmd_results(argv) -> int:
+    p = OneLineParser(prog="run.py results", description="Maintain a results store. --recover appends the records "
+                      "that finished runs kept in their folders (runs/*/record.json) because the store could not "
+                      "take them (a full disk, an unwritable runs.jsonl); each is appended once, then its file "
+                      "removed. `run` and `sweep` do the same when they start.")
+    p.add_argument("--recover", action="store_true", required=True, help="fold kept records into runs.jsonl")
+    p.add_argument("--results", default="results", help="results folder (default results/)")
+    args = p.parse_args(argv)
+    from .results import check_output_folder, recover
+    if not Path(args.results).is_dir():
+        raise UsageError(f"results folder {args.results} does not exist; pass --results DIR")
+    check_output_folder(args.results)
+    recovered = recover(args.results)
+    for record in recovered:
+        print(f"recovered {record['run_id']}")
+    print(f"{len(recovered)} record(s) folded into {Path(args.results) / 'runs.jsonl'}")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "synth": cmd_synth, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
             "compare": cmd_compare, "download": cmd_download, "explain": cmd_explain,
             "robustness": cmd_robustness, "tsne": cmd_tsne, "sensitivity": cmd_sensitivity, "clean": cmd_clean,
-            "extract": cmd_extract, "predict": cmd_predict}
+            "extract": cmd_extract, "predict": cmd_predict,
+            "results": cmd_results}
 
 
 def take_datasets_files(argv: list[str]) -> list[str]:

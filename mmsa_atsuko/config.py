@@ -15,16 +15,25 @@ a typo there changes nothing and nobody notices. A value must have the declared 
 type (an int may stand for a float; null only where the default is null), and no float may
 be NaN or infinite. A key that is null by default gets its type from a `nullable:` block of
 the YAML that declares it (datasets.yaml for trainer keys, the model's YAML for its own).
+
+A value must also mean something (`check_meaning`): a list has as many values as its declared
+default, and every key has a check: the one a `checks:` block of the YAML that declares it names,
+else the first of DEFAULT_CHECKS whose name pattern matches. A check is an interval such as
+"[0, 1)" or "[1, inf)" (each value of a list must lie in it), a list of the allowed strings,
+`increasing` (a list whose values rise: a low and a high end), or `any` (checked where it is used,
+or free). A bool needs none. tests/test_hostile.py fails for a key of any model YAML without one.
 """
 from __future__ import annotations
 
 import copy
 import difflib
+import fnmatch
 import functools
 import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -156,6 +165,97 @@ def _declare_nullable(declared: dict, block, where: str) -> None:
         declared[key] = _Nullable(type_name, where)
 
 
+# The check of a key whose YAML names none, by the key's name; first match wins.
+DEFAULT_CHECKS = (
+    ("learning_rate*", "(0, inf)"),
+    ("*dropout*", "[0, 1)"),             # a probability of dropping; 1 would drop everything
+    ("*_rate", "[0, 1)"),
+    ("*temperature*", "(0, inf)"),        # divides logits
+    ("weight_decay*", "[0, inf)"),
+    ("lambda_*", "[0, inf)"),            # loss weights: 0 switches a term off, a negative one rewards it
+    ("loss_weight_*", "[0, inf)"),
+    ("*_weight", "[0, inf)"),
+    ("*dim*", "[1, inf)"),               # widths, sizes, counts
+    ("*size*", "[1, inf)"),
+    ("*_out", "[1, inf)"),
+    ("*_layers", "[1, inf)"),
+    ("num_*", "[1, inf)"),
+)
+_INTERVAL = re.compile(r"([\[(])\s*(-?inf|[-+0-9.e]+)\s*,\s*(-?inf|[-+0-9.e]+)\s*([\])])")
+
+
+class Check:
+    """One key's check, parsed from its YAML spelling (see the module docstring)."""
+
+    def __init__(self, spec, where: str):
+        self.spec, self.choices, self.interval = spec, None, None
+        if isinstance(spec, list) and spec and all(isinstance(c, str) for c in spec):
+            self.choices = tuple(spec)
+        elif spec not in ("any", "increasing"):
+            match = _INTERVAL.fullmatch(str(spec).strip())
+            if not match:
+                raise UsageError(f"{where}: check {spec!r} is not an interval like \"[0, 1)\", a list of "
+                                 f"choices, increasing or any")
+            left, lo, hi, right = match.groups()
+            self.interval = (float(lo), float(hi), left == "[", right == "]")
+            self.words = {"[0, inf)": "0 or more", "(0, inf)": "positive"}.get(
+                f"{left}{lo}, {hi}{right}", f"at least {lo}" if (left, hi) == ("[", "inf") else f"in {spec}")
+
+    def problem(self, value) -> str | None:
+        """What `value` should be, or None when it passes."""
+        if self.spec == "increasing":
+            if any(not b > a for a, b in zip(value, value[1:])):
+                return "increasing (each value above the one before: low, high)"
+            return None
+        if self.choices is not None:
+            return None if value in self.choices else f"one of {', '.join(self.choices)}"
+        if self.interval is not None:
+            lo, hi, closed_lo, closed_hi = self.interval
+            inside = ((value >= lo if closed_lo else value > lo) and (value <= hi if closed_hi else value < hi))
+            return None if inside else self.words
+        return None
+
+
+def _checks(declared: dict, *blocks: tuple[dict | None, str]) -> dict:
+    """key -> Check: the `checks:` blocks (later wins), then DEFAULT_CHECKS by name."""
+    checks = {}
+    for block, where in blocks:
+        for key, spec in (block or {}).items():
+            if key not in declared:
+                raise UsageError(f"{where}: check for unknown key {key!r}")
+            checks[key] = Check(spec, where)
+    for key in declared:
+        if key not in checks:
+            spec = next((spec for pattern, spec in DEFAULT_CHECKS if fnmatch.fnmatchcase(key, pattern)), None)
+            if spec is not None:
+                checks[key] = Check(spec, "DEFAULT_CHECKS")
+    return checks
+
+
+def check_meaning(key: str, value, declared, check: Check | None, where: str) -> None:
+    """UsageError (naming the key) unless `value`, of the right type already, means something:
+    a list as long as its default, and the key's check on the value or each of its values."""
+    if value is None or isinstance(value, bool):
+        return
+    example = declared.example if isinstance(declared, _Nullable) else declared
+    if isinstance(value, (list, tuple)):
+        if isinstance(example, (list, tuple)) and len(value) != len(example):
+            raise UsageError(f"{where}: {key} must have {len(example)} values (like {list(example)!r}), got {value!r}")
+        if check is not None and check.spec == "increasing":
+            what = check.problem(value)
+            if what:
+                raise UsageError(f"{where}: {key} must be {what}, got {value!r}")
+            return
+        for i, item in enumerate(value):
+            what = check.problem(item) if check is not None and isinstance(item, (int, float, str)) else None
+            if what:
+                raise UsageError(f"{where}: {key}[{i}] must be {what}, got {item!r} (in {value!r})")
+        return
+    what = check.problem(value) if check is not None else None
+    if what:
+        raise UsageError(f"{where}: {key} must be {what}, got {value!r}")
+
+
 def _coerce(key: str, value, declared, where: str):
     """Check `value` against the declared default's type; return the value to store."""
     if isinstance(value, float) and not math.isfinite(value):     # -c lr=1e999 reads as inf
@@ -182,7 +282,7 @@ def _coerce(key: str, value, declared, where: str):
     return value
 
 
-def _apply(config: dict, layer: dict, declared: dict, where: str) -> None:
+def _apply(config: dict, layer: dict, declared: dict, where: str, checks: dict) -> None:
     if not isinstance(layer, dict):
         raise UsageError(f"{where} must be a mapping of key: value, got {_type_name(layer)}")
     for key, value in layer.items():
@@ -191,6 +291,7 @@ def _apply(config: dict, layer: dict, declared: dict, where: str) -> None:
             hint = f"; closest known: {', '.join(close)}" if close else ""
             raise UsageError(f"{where}: unknown config key {key!r}{hint}")
         config[key] = _coerce(key, value, declared[key], where)
+        check_meaning(key, config[key], declared[key], checks.get(key), where)
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -226,10 +327,10 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
     config_name, variant_overrides = model_config_name(model)
     model_path = config_dir / f"{config_name}.yaml"
     model_yaml = read_yaml(model_path)
-    unknown_blocks = set(model_yaml) - {"common", "presets", "nullable", *table}
+    unknown_blocks = set(model_yaml) - {"common", "presets", "nullable", "checks", *table}
     if unknown_blocks:
         raise UsageError(f"{model_path}: unknown top-level block(s) {sorted(unknown_blocks)}; "
-                         f"expected common, presets, nullable or a dataset name ({', '.join(table)})")
+                         f"expected common, presets, nullable, checks or a dataset name ({', '.join(table)})")
 
     declared = dict(datasets_yaml["defaults"])
     for key, value in (model_yaml.get("common") or {}).items():
@@ -237,21 +338,24 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
     _declare_nullable(declared, datasets_yaml.get("nullable"), "configs/datasets.yaml nullable")
     _declare_nullable(declared, model_yaml.get("nullable"), f"{model_path.name} nullable")
 
+    checks = _checks(declared, (datasets_yaml.get("checks"), "configs/datasets.yaml checks"),
+                     (model_yaml.get("checks"), f"{model_path.name} checks"))
+
     config: dict = {}
-    _apply(config, datasets_yaml["defaults"], declared, "configs/datasets.yaml defaults")
-    _apply(config, facts.get("config") or {}, declared, f"datasets.yaml {dataset}.config")
-    _apply(config, model_yaml.get("common") or {}, declared, f"{model_path.name} common")
-    _apply(config, model_yaml.get(dataset) or {}, declared, f"{model_path.name} {dataset}")
-    _apply(config, variant_overrides, declared, f"model variant {model}")
+    _apply(config, datasets_yaml["defaults"], declared, "configs/datasets.yaml defaults", checks)
+    _apply(config, facts.get("config") or {}, declared, f"datasets.yaml {dataset}.config", checks)
+    _apply(config, model_yaml.get("common") or {}, declared, f"{model_path.name} common", checks)
+    _apply(config, model_yaml.get(dataset) or {}, declared, f"{model_path.name} {dataset}", checks)
+    _apply(config, variant_overrides, declared, f"model variant {model}", checks)
     if preset is not None:
         presets = model_yaml.get("presets") or {}
         if preset not in presets:
             raise UsageError(f"unknown preset {preset!r} for {model}; {model_path.name} defines: "
                              f"{', '.join(presets) or 'none'}")
-        _apply(config, presets[preset], declared, f"{model_path.name} presets.{preset}")
+        _apply(config, presets[preset], declared, f"{model_path.name} presets.{preset}", checks)
     for item in overrides:
         key, value = item if isinstance(item, tuple) else parse_override(item)
-        _apply(config, {key: value}, declared, "command-line override -c")
+        _apply(config, {key: value}, declared, "command-line override -c", checks)
     return EasyDict(config)
 
 

@@ -24,6 +24,12 @@ class DataError(ToolkitError):
     exit_code = 1
 
 
+class TrainingError(ToolkitError):
+    """A run that cannot go on, such as a non-finite loss: the line names the epoch and step."""
+
+    exit_code = 1
+
+
 class MissingDataError(DataError):
     """A dataset's feature file (or MIntRec folder) is not where it was looked for.
 

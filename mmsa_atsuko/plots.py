@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UsageError
+from .results import open_new
 
 MODALITY_COLORS = {"text": "#1f77b4", "vision": "#2ca02c", "audio": "#d62728"}
 MODALITIES = ("text", "vision", "audio")
@@ -50,10 +51,14 @@ def save_figure(fig, table: pd.DataFrame, out_dir, name: str) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf", out_dir / f"{name}.csv"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    # Through open_new: a symbolic link planted at one of these names is refused, never written through.
+    with open_new(paths[0], "wb") as f:
+        fig.savefig(f, format="png", dpi=150, bbox_inches="tight")
+    with open_new(paths[1], "wb") as f:
+        fig.savefig(f, format="pdf", bbox_inches="tight")
     plt.close(fig)
-    table.to_csv(paths[2], index=False)           # full precision: the CSV round-trips the numbers
+    with open_new(paths[2], "w", newline="", encoding="utf-8") as f:
+        table.to_csv(f, index=False)              # full precision: the CSV round-trips the numbers
     return paths
 
 

@@ -30,7 +30,7 @@ from .data.mmsa_format import load_for_prediction
 from .errors import DataError, UsageError
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model
-from .results import read_records
+from .results import read_records, run_path
 from .training.model_card import read_model_card, spec_from_card
 from .training.seed import resolve_device
 
@@ -51,10 +51,7 @@ def run_folder(results=None, run_id: str | None = None, checkpoint=None) -> Path
     matches = [r for r in read_records(results) if r.get("run_id") == run_id and r.get("status") == "ok"]
     if not matches:
         raise UsageError(f"unknown run id {run_id!r}: no finished run of that id in {results / 'runs.jsonl'}")
-    folder = Path(matches[-1]["run_dir"])
-    if not folder.is_absolute() or not folder.is_dir():       # stored relative, or the results folder moved
-        folder = results / "runs" / run_id
-    return folder
+    return run_path(results, matches[-1])          # inside --results, whatever the record says
 
 
 def load_checkpoint(folder) -> tuple[dict, torch.nn.Module]:

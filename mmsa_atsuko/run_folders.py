@@ -82,6 +82,8 @@ def unfinished_runs(out) -> Iterator[Path]:
     """Each `.partial` folder in `<out>/runs` that no live process runs, each locked until the
     caller asks for the next, so that no run can take it over meanwhile."""
     for folder in sorted((Path(out) / "runs").glob(".*.partial")):
+        if folder.is_symlink():      # not a run's: taking its lock would write where it points
+            continue
         lock = _claim(folder)
         if lock is None:
             continue

@@ -100,7 +100,7 @@ def test_robustness_clean_reproduces_test_metrics_and_zeroing_changes_prediction
     done = run_cli("robustness", "--run", full["run_id"], no_mcm["run_id"], "--results", str(out),
                    "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
-    table = assert_figure(tmp_path, "robustness")
+    table = assert_figure(tmp_path, f"robustness_{full['run_id']}")
     assert set(table.corruption) == {"clean", "noise", "zero", "frame_drop"}
     for record in (full, no_mcm):
         clean = table[(table.run_id == record["run_id"]) & (table.corruption == "clean")].iloc[0]
@@ -211,7 +211,7 @@ def test_classification_runs_through_robustness_and_tsne(tmp_path):
                              out=out, quiet=True)[0]
     done = run_cli("robustness", "--run", record["run_id"], "--results", str(out), "--out", str(tmp_path / "rob"))
     assert done.returncode == 0, done.stderr[-3000:]
-    table = assert_figure(tmp_path / "rob", "robustness")
+    table = assert_figure(tmp_path / "rob", f"robustness_{record['run_id']}")
     clean = table[table.corruption == "clean"].iloc[0]
     assert {k: clean[k] for k in ("acc", "f1", "precision", "recall")} == \
         {k: record["metrics"][k] for k in ("acc", "f1", "precision", "recall")}
@@ -219,7 +219,7 @@ def test_classification_runs_through_robustness_and_tsne(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     tsne = assert_figure(tmp_path / "tsne", f"tsne_{record['run_id']}")
     from mmsa_atsuko.data.mintrec import label_names
-    test_size = len(pd.read_csv(Path(record["run_dir"]) / "predictions_test.csv"))
+    test_size = len(pd.read_csv(out / record["run_dir"] / "predictions_test.csv"))
     assert set(tsne.label_class) <= set(label_names()) and len(tsne) == test_size
 
 

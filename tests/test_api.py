@@ -265,9 +265,9 @@ def test_save_checkpoint_none_leaves_no_weights_and_the_same_metrics(tmp_path):
     kw = dict(seeds=[1], synthetic=True, preset="small", max_epochs=3, quiet=True)
     (best,) = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "best", **kw)
     (none,) = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "none", save_checkpoint="none", **kw)
-    assert (Path(best["run_dir"]) / "best.pt").is_file()
-    assert sorted(p.name for p in Path(none["run_dir"]).iterdir()) == sorted(
-        p.name for p in Path(best["run_dir"]).iterdir() if p.name != "best.pt")
+    assert (tmp_path / "best" / best["run_dir"] / "best.pt").is_file()
+    assert sorted(p.name for p in (tmp_path / "none" / none["run_dir"]).iterdir()) == sorted(
+        p.name for p in (tmp_path / "best" / best["run_dir"]).iterdir() if p.name != "best.pt")
     assert (best["checkpoint"], none["checkpoint"]) == ("best", "none")
     (best,), (none,) = read_records(tmp_path / "best"), read_records(tmp_path / "none")    # NaN stored as null
     for key in ("metrics", "valid_metrics", "best_epoch", "epochs_run", "config_hash", "data"):

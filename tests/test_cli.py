@@ -38,7 +38,7 @@ def test_e2e_records(e2e):
         assert r["data"].startswith("synthetic:")
         assert 1 <= r["best_epoch"] <= r["epochs_run"] <= 4            # small preset caps at 4 epochs
         assert r["config"]["max_epochs"] == 4 and len(r["config_hash"]) == 12
-        assert Path(r["run_dir"]).name == r["run_id"] and (Path(r["run_dir"]) / "best.pt").exists()
+        assert r["run_dir"] == f"runs/{r['run_id']}" and (out / r["run_dir"] / "best.pt").exists()   # relative to --out
     keys = {"sims": {"Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr", "Loss"},
             "mosi": {"Has0_acc_2", "Non0_acc_2", "Mult_acc_7", "Mult_acc_3", "MAE", "Corr", "Loss"}}
     for r in records:
@@ -51,7 +51,7 @@ def test_e2e_predictions_reproduce_the_recorded_metrics(e2e):
     _, out = e2e
     for line in (out / "runs.jsonl").read_text().splitlines():
         r = json.loads(line)
-        preds = pd.read_csv(Path(r["run_dir"]) / "predictions_test.csv", dtype={"id": str})
+        preds = pd.read_csv(out / r["run_dir"] / "predictions_test.csv", dtype={"id": str})
         assert list(preds.columns[:3]) == ["id", "label", "pred"]
         assert preds["id"].str.startswith("synthetic:").all()
         assert len(preds) == len(set(preds["id"]))
@@ -182,7 +182,7 @@ def test_tensorboard_scalars_are_the_history(tmp_path):
                "--quiet", "--tensorboard", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
-    folder = Path(record["run_dir"])
+    folder = out / record["run_dir"]
     history = json.loads((folder / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
     got = tensorboard_scalars(folder / "tensorboard")
@@ -237,7 +237,7 @@ def test_resume_on_the_command_line_continues_the_leftover_and_notes_dead_others
     assert main([*argv, "--resume"]) == 0
     (record,) = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
     assert record["run_id"] == partial.name[1:-len(".partial")] and record["epochs_run"] == 2
-    assert "resumed after epoch 1" in (Path(record["run_dir"]) / "train.log").read_text()
+    assert "resumed after epoch 1" in (tmp_path / record["run_dir"] / "train.log").read_text()
     (note,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
     assert "holds 1 .partial folder" in note and f"python run.py clean --results {tmp_path}" in note
 

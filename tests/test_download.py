@@ -107,15 +107,40 @@ def test_a_failed_gdown_leaves_no_partial_file(tmp_path, published_mosi):
     assert sorted(p.name for p in (tmp_path / MOSI).parent.iterdir()) == []
 
 
-def test_unpublished_checksum_still_needs_a_pickle(tmp_path):
+@pytest.fixture(scope="module")
+def simsv2_file(tmp_path_factory):
+    """A small SIMSv2 feature file in MMSA's format: what the structure check must accept."""
+    from mmsa_atsuko.data.synthetic import write_synthetic
+    return write_synthetic("simsv2", tmp_path_factory.mktemp("simsv2") / "sims_unaligned.pkl").read_bytes()
+
+
+def test_unpublished_checksum_still_needs_a_pickle(tmp_path, simsv2_file):
     # SIMSv2 has no published sha256; a web page in its place (Drive's quota page) is refused.
     html = b"<!DOCTYPE html><html><title>Google Drive - Quota exceeded</title></html>"
     with pytest.raises(DataError, match="a web page, not a pickle"):
         dl.download("simsv2", data_root=tmp_path, downloader=FakeDownloader({SIMSV2: html}), say=lambda _: None)
     assert only_final_files(tmp_path) == []
-    (path,) = dl.download("simsv2", data_root=tmp_path, downloader=FakeDownloader({SIMSV2: GOOD}),
+    (path,) = dl.download("simsv2", data_root=tmp_path, downloader=FakeDownloader({SIMSV2: simsv2_file}),
                           say=lambda _: None)
-    assert path.read_bytes() == GOOD
+    assert path.read_bytes() == simsv2_file
+
+
+@pytest.mark.parametrize("payload", [bytes(range(256)) * 40, GOOD], ids=["random-bytes", "empty-splits"])
+def test_unpublished_checksum_needs_the_structure_the_loader_checks(tmp_path, payload):
+    """SIMSv2 (no published sha256) is verified by loading it: random bytes or a pickle without the
+    dataset's keys are discarded, and no temporary folder is left behind."""
+    with pytest.raises(DataError, match="not a valid simsv2 feature file"):
+        dl.download("simsv2", data_root=tmp_path, downloader=FakeDownloader({SIMSV2: payload}), say=lambda _: None)
+    assert only_final_files(tmp_path) == []
+    assert not list((tmp_path / SIMSV2).parent.glob(".*"))
+
+
+def test_a_killed_attempts_partial_folder_is_removed_before_the_next(tmp_path, simsv2_file):
+    stale = (tmp_path / SIMSV2).parent / ".sims_unaligned.pkl.part-dead1234"
+    stale.mkdir(parents=True)
+    (stale / "sims_unaligned.pkl").write_bytes(b"half a file")
+    dl.download("simsv2", data_root=tmp_path, downloader=FakeDownloader({SIMSV2: simsv2_file}), say=lambda _: None)
+    assert only_final_files(tmp_path) == [SIMSV2]
 
 
 def test_offline_fails_at_once_with_the_manual_steps(tmp_path):
@@ -163,12 +188,12 @@ def test_cli_bad_requests_exit_2(tmp_path, capsys, args, message):
     assert len(lines) == 1 and message in lines[0]
 
 
-def test_check_reports_every_dataset(tmp_path, capsys, published_mosi):
+def test_check_reports_every_dataset(tmp_path, capsys, published_mosi, simsv2_file):
     (tmp_path / MOSI).parent.mkdir(parents=True)
     (tmp_path / MOSI).write_bytes(GOOD)                                             # verified
     (tmp_path / "MOSI/Processed/aligned_50.pkl").write_bytes(GOOD)                 # wrong sha256
     (tmp_path / SIMSV2).parent.mkdir(parents=True)
-    (tmp_path / SIMSV2).write_bytes(GOOD)                                           # no published sum
+    (tmp_path / SIMSV2).write_bytes(simsv2_file)                            # no published sum: structure
     mintrec = tmp_path / "MIntRec"
     for rel in ("train.tsv", "dev.tsv", "video_data/video_feats.pkl"):
         (mintrec / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +203,7 @@ def test_check_reports_every_dataset(tmp_path, capsys, published_mosi):
     assert {k: s.state for k, s in states.items()} == {
         ("mosi", "unaligned"): "verified", ("mosi", "aligned"): "bad",
         ("mosei", "unaligned"): "missing", ("mosei", "aligned"): "missing",
-        ("sims", "unaligned"): "missing", ("simsv2", "unaligned"): "present",
+        ("sims", "unaligned"): "missing", ("simsv2", "unaligned"): "verified",
         ("mintrec", "unaligned"): "missing"}
     assert "test.tsv, audio_data/audio_feats.pkl" in states["mintrec", "unaligned"].detail
     assert "python run.py download mosei --aligned" in states["mosei", "aligned"].detail

@@ -462,7 +462,7 @@ def test_cli_tfn_on_small_synthetic_mintrec(tmp_path, capsys):
     assert record["config"]["key_eval"] == "f1"
     assert set(record["metrics"]) >= {"acc", "f1", "precision", "recall", "Loss"}
 
-    preds = pd.read_csv(Path(record["run_dir"]) / "predictions_test.csv", dtype={"id": str})
+    preds = pd.read_csv(out / record["run_dir"] / "predictions_test.csv", dtype={"id": str})
     logits = preds[[f"logit_{c}" for c in range(20)]].to_numpy()
     assert len(preds) == 60 and preds["id"].str.startswith("synthetic:").all()
     assert (preds["pred"].to_numpy() == logits.argmax(1)).all()

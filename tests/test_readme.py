@@ -49,6 +49,7 @@ HOW = {
     "python run.py -m tfn -d mosi --feature-path my.pkl": ("skip", "tests/test_predict.py trains on an extracted file"),
     "python run.py predict --run <run_id> --videos new/ --transcripts new.csv --out preds/":
         ("skip", "tests/test_predict.py predicts on written clips"),
+    "python run.py results --recover --results results": ("run", []),
 }
 
 

@@ -6,12 +6,17 @@ A dataset's `format` in configs/datasets.yaml picks its reader: `mmsa`, an MMSA 
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import torch
 
 from ..config import dataset_facts, dataset_names
 from ..errors import UsageError
 from . import mmsa_format
 from .spec import Dataset, DatasetSpec, Split
+
+log = logging.getLogger("mmsa_atsuko")
 
 __all__ = ["load_dataset", "resolve_feature_path", "DatasetSpec", "Split", "Dataset", "dataset_names"]
 
@@ -48,5 +53,33 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
     if _format(name) == "mintrec":
         from .mintrec import load_mintrec
         _no_aligned_mintrec(aligned)
-        return load_mintrec(data_root, feature_path, pretrained=pretrained)
-    return mmsa_format.load_dataset(name, aligned=aligned, data_root=data_root, feature_path=feature_path)
+        data = load_mintrec(data_root, feature_path, pretrained=pretrained)
+    else:
+        data = mmsa_format.load_dataset(name, aligned=aligned, data_root=data_root, feature_path=feature_path)
+    warn_huge_features(data)
+    return data
+
+
+HUGE = 1e6      # no real MMSA or MIntRec feature comes near it
+
+
+def warn_huge_features(data: Dataset) -> dict:
+    """Warn, with counts, of finite feature values above HUGE in magnitude; return {(split, modality): count}.
+
+    A warning, not an error: the file is well-formed (NaN and +inf are already errors, -inf is
+    zeroed in audio and vision), and a feature scale is the data's business; but values like 1e30
+    overflow float32 arithmetic, and a run on them stops at its first non-finite loss."""
+    found = {}
+    for split in (data.train, data.valid, data.test):
+        for modality in ("text", "audio", "vision"):
+            x = split.tensors.get(modality)
+            if x is None or not x.is_floating_point() or x.numel() == 0:
+                continue
+            lo, hi = torch.aminmax(x)                   # one pass, no copy; counting only when needed
+            if max(-float(lo), float(hi)) > HUGE:
+                count = int((x.abs() > HUGE).sum())
+                found[(split.name, modality)] = count
+                log.warning("%s %s %s: %d feature values above %g in magnitude (largest %.3g); models may "
+                            "overflow on them (a non-finite loss stops the run)", data.spec.name, split.name,
+                            modality, count, HUGE, max(-float(lo), float(hi)))
+    return found

@@ -8,6 +8,8 @@ name next to its final one, checked, and only then renamed, so an interrupted, t
 mismatching download never leaves anything under the final name:
 
 - where MMSA publishes a SHA-256 (MOSI and MOSEI both settings, SIMS), it must match;
+- where it publishes none (SIMSv2), the file must load as the loader loads it (restricted
+  unpickler, every split's keys, shapes and values validated);
 - no file may be a web page (Google Drive answers a quota or permission problem with an
   HTML page, which would otherwise be saved as the dataset).
 
@@ -34,6 +36,7 @@ from typing import Callable, Protocol
 from ..cache import sha256_of
 from ..config import datasets_table
 from ..errors import DataError, UsageError
+from . import mmsa_format
 from .mmsa_format import DATA_ROOT_ENV, DEFAULT_DATA_ROOT, resolve_feature_path
 
 MMSA_DRIVE_FOLDER = "https://drive.google.com/drive/folders/1A2S4pqCHryGmiqnNSPLv7rEg63WvjCSk"
@@ -191,8 +194,28 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _setting_of(relpath: str) -> tuple[str, bool]:
+    """(dataset, aligned) of a datasets.yaml `files` entry."""
+    for name, facts in datasets_table().items():
+        for setting, path in facts["files"].items():
+            if path == relpath:
+                return name, setting == "aligned"
+    raise KeyError(relpath)
+
+
+def _check_structure(path: Path, relpath: str) -> str | None:
+    """None if `path` loads as the dataset of `relpath` (the checks every run makes), else why not."""
+    name, aligned = _setting_of(relpath)
+    try:
+        mmsa_format.load_dataset(name, aligned=aligned, feature_path=path)
+    except DataError as e:
+        return f"it is not a valid {name} feature file: {e}"
+    return None
+
+
 def _verify(path: Path, relpath: str, *, final: bool = True) -> str | None:
-    """None if `path` is a good copy of `relpath`, else what is wrong with it. `final`: `path`
+    """None if `path` is a good copy of `relpath`, else what is wrong with it: its published
+    sha256, or where none is published, its structure as the loader checks it. `final`: `path`
     is where the file stays, so its sha256 is worth remembering (a download's temporary is not)."""
     with open(path, "rb") as f:
         head = f.read(512).lstrip()
@@ -205,7 +228,8 @@ def _verify(path: Path, relpath: str, *, final: bool = True) -> str | None:
         actual = sha256_of(path, remember_it=final)
         if actual != expected:
             return f"its sha256 is {actual}, MMSA publishes {expected}"
-    return None
+        return None
+    return _check_structure(path, relpath)
 
 
 def download(names, *, aligned: bool = False, data_root=None, downloader: Downloader | None = None,
@@ -229,7 +253,7 @@ def download(names, *, aligned: bool = False, data_root=None, downloader: Downlo
     for dest, relpath in wanted:
         problem = _verify(dest, relpath) if dest.is_file() else "missing"
         if problem is None:
-            how = "sha256 verified" if relpath in PUBLISHED_SHA256 else "MMSA publishes no sha256 for it"
+            how = "sha256 verified" if relpath in PUBLISHED_SHA256 else "structure verified; MMSA publishes no sha256"
             say(f"{dest} is already there ({how}); nothing to do")
         else:
             if problem != "missing":
@@ -254,6 +278,8 @@ def _fetch_one(downloader: Downloader, relpath: str, dest: Path, root: Path, say
     writes its own `<output>XXXX.part` next to the output and keeps it after a failure (to
     resume, which a random name never does), so MOSEI-sized leftovers would pile up."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in dest.parent.glob(f".{dest.name}.part-*"):    # of an attempt killed before its cleanup
+        shutil.rmtree(leftover, ignore_errors=True)
     scratch = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.part-"))
     tmp = scratch / dest.name
     try:
@@ -274,7 +300,7 @@ def _fetch_one(downloader: Downloader, relpath: str, dest: Path, root: Path, say
     finally:
         shutil.rmtree(scratch, ignore_errors=True)    # after a failure or interrupt; empty after os.replace
     say(f"{dest}: " + ("sha256 verified" if relpath in PUBLISHED_SHA256
-                      else "saved; MMSA publishes no sha256 for it"))
+                      else "structure verified (MMSA publishes no sha256 for it)"))
 
 
 # ------------------------------------------------------------------------------ --check
@@ -284,7 +310,7 @@ class FileStatus:
     dataset: str
     setting: str          # 'unaligned' | 'aligned'
     path: Path
-    state: str            # 'verified' | 'present' (no published sha256) | 'bad' | 'missing'
+    state: str            # 'verified' (sha256, or structure where none is published) | 'present' | 'bad' | 'missing'
     detail: str = ""
 
     @property
@@ -323,5 +349,6 @@ def check(data_root=None) -> list[FileStatus]:
             elif relpath in PUBLISHED_SHA256:
                 out.append(FileStatus(name, setting, path, "verified", "sha256 matches MMSA's README"))
             else:
-                out.append(FileStatus(name, setting, path, "present", "MMSA publishes no sha256 for it"))
+                out.append(FileStatus(name, setting, path, "verified",
+                                      "loads and validates; MMSA publishes no sha256 for it"))
     return out

@@ -154,6 +154,18 @@ class _Rows:
     sha256: str
 
 
+def _rows(reader, path: Path, split: str):
+    """The reader's rows; a csv.Error (a field over csv's 128 KiB limit, a NUL byte) is a DataError."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise _error(f"{path}: split '{split}', line {reader.line_num}: not a MIntRec TSV row ({e})") from None
+        yield row
+
+
 def _read_tsv(path: Path, split: str) -> _Rows:
     raw = path.read_bytes()
     try:
@@ -164,7 +176,7 @@ def _read_tsv(path: Path, split: str) -> _Rows:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
     keys, texts, labels, lines = [], [], [], []
     header = None
-    for row in reader:
+    for row in _rows(reader, path, split):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue                                    # blank line
         if header is None:

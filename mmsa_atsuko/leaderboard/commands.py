@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..config import dataset_facts
 from ..errors import UsageError
-from ..results import RUNS_FILE, read_records
+from ..results import RUNS_FILE, open_new, read_records
 from .published import published_blocks
 from .render import csv_frame, render_comparison, render_latex, render_markdown
 from .stats import build_ablations, build_tables, comparison_rows, latest_configs
@@ -94,7 +94,8 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
         if not rows:
             continue
         path = results / name
-        pd.DataFrame(rows).to_csv(path, index=False)
+        with open_new(path, "w", newline="", encoding="utf-8") as f:     # never through a planted symlink
+            pd.DataFrame(rows).to_csv(f, index=False)
         echo(render_comparison(rows) + "\n")
         written.append(path)
     if not written:

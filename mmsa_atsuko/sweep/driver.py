@@ -17,7 +17,7 @@ from filelock import FileLock, Timeout
 
 from .. import api
 from ..errors import ToolkitError
-from ..results import append_record, check_output_folder, headline_metric
+from ..results import append_or_keep, check_output_folder, headline_metric, recover
 from .local import LocalBackend
 from .plan import Plan, expand, missing_data_error, plan, release
 
@@ -94,7 +94,7 @@ def run_plan(sweep_plan: Plan, out, backend, echo=print) -> Summary:
     progress = Progress(len(sweep_plan.todo), echo)
 
     def on_result(record: dict) -> None:
-        append_record(out, record)
+        append_or_keep(out, record)      # a store that cannot take it stops the sweep, the record kept
         records.append(record)
         progress(record)
 
@@ -123,6 +123,8 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     if dry_run:
         return _dry_run(expanded, out, retry_failed, echo)
     with SweepLock(out):
+        for kept in recover(out):      # records an earlier call could not append (results.append_or_keep)
+            echo(f"recovered the record of run {kept['run_id']} into {Path(out) / 'runs.jsonl'}")
         backend.start()
         try:
             sweep_plan = plan(expanded, out, retry_failed=retry_failed, checkpoint=save_checkpoint,

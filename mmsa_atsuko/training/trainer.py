@@ -18,6 +18,7 @@ import logging
 import math
 import random
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..errors import UsageError
+from ..errors import DataError, TrainingError, UsageError
 from ..metrics import compute_metrics, lower_is_better, metric_keys
 from ..run_folders import LAST_CHECKPOINT    # the state after the last finished epoch; deleted when fit returns
 from .host_memory import keep_freed_memory
@@ -163,8 +164,14 @@ def save_training_state(path: Path, model, optimizer, scheduler, generator, devi
 
 def load_training_state(path: Path, model, optimizer, scheduler, generator, device) -> tuple:
     """Restore what `save_training_state` saved; return (epoch, history, best) as it took them."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    epoch = state["epoch"]
+    try:      # weights_only: tensors and plain containers, never code
+        with warnings.catch_warnings():          # torch warns about a hostile file's pickle protocol too
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        epoch = state["epoch"]
+    except Exception as e:          # garbage, a pickle with code, another file: one line, not a traceback
+        raise DataError(f"{path} is not a training state this toolkit wrote ({type(e).__name__}); remove the "
+                        f"run's folder or run without --resume") from None
     if hasattr(model, "on_epoch_end"):        # Python attributes first: the tensors below overwrite theirs
         model.on_epoch_end(epoch)
     model.load_state_dict(state["model"])
@@ -203,6 +210,16 @@ def check_trainer_config(config, dataset: str) -> None:
     require(config.key_eval in allowed, "key_eval", f"a metric of {dataset} ({', '.join(allowed)})")
 
 
+def check_last_batch(model, n_train: int, batch_size: int) -> None:
+    """UsageError before training when the train split ends in a batch of one sample and the model
+    has BatchNorm, which cannot train on one (torch would raise mid-epoch; tfn and lmf have it)."""
+    if n_train % batch_size == 1 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                         for m in model.modules()):
+        raise UsageError(f"the train split has {n_train} samples, so batch_size {batch_size} leaves a last batch "
+                         f"of one, and {type(model).__name__}'s BatchNorm cannot train on one sample; "
+                         f"choose another batch_size (e.g. -c batch_size={batch_size + 1})")
+
+
 def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path | None = None,
         progress: bool = True, resume: bool = False, on_epoch=None) -> FitResult:
     """Train `model` on `data` (a Dataset) and test its best-valid checkpoint once.
@@ -217,6 +234,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     torch.set_flush_denormal(True)
     dataset = data.spec.name
     check_trainer_config(config, dataset)
+    check_last_batch(model, len(data.train), config.batch_size)
     key_eval = config.key_eval
     eval_bs = config.eval_batch_size or config.batch_size
     model.to(device)
@@ -249,11 +267,14 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         model.train()
         optimizer.zero_grad(set_to_none=True)
         sums, seen = {}, 0
+        first_bad = torch.zeros((), dtype=torch.long, device=device)    # step of the first non-finite total, 0: none
         bar = tqdm(train.batches(config.batch_size, shuffle=True, generator=generator), total=n_batches,
                    desc=f"epoch {epoch}", leave=False, disable=not show, dynamic_ncols=True)
         for i, batch in enumerate(bar, start=1):
             outputs = model(batch)
             losses = model.loss(outputs, batch)
+            # Noted on the device (no sync per step), read once the epoch is done.
+            first_bad = torch.where((first_bad == 0) & ~torch.isfinite(losses["total"].detach()), i, first_bad)
             # No division by grad_accum: MMSA and EMOE sum the micro-batch gradients.
             losses["total"].backward()
             if i % config.grad_accum == 0 or i == n_batches:      # the last partial group steps too
@@ -270,7 +291,11 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
                 bar.set_postfix(loss=f"{float(sums['total']) / seen:.4f}")
         train_losses = {k: float(v) / seen for k, v in sums.items()}
         if not all(math.isfinite(v) for v in train_losses.values()):
-            raise FloatingPointError(f"non-finite training loss at epoch {epoch}: {train_losses}")
+            step = int(first_bad) or "?"
+            terms = " ".join(f"{k}={v:.4g}" for k, v in train_losses.items() if not math.isfinite(v))
+            raise TrainingError(f"non-finite training loss at epoch {epoch}, step {step} of {n_batches} "
+                                f"(epoch mean {terms}); the run stopped: lower learning_rate, set grad_clip, "
+                                f"or check the features for huge values")
         if hasattr(model, "on_epoch_end"):
             model.on_epoch_end(epoch)
 
@@ -297,7 +322,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
                  best_value if best_value is not None else float("nan"), best_epoch)
 
     if best_state is None:
-        raise FloatingPointError(f"valid {key_eval} was NaN at every epoch; nothing to test")
+        raise TrainingError(f"valid {key_eval} was NaN at every epoch; nothing to test")
     model.load_state_dict(best_state)
     test_eval = evaluate(model, test, dataset, eval_bs, collect=True)
     if run_dir is not None:

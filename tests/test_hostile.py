@@ -1,0 +1,545 @@
+"""Issue 20: the toolkit attacked as a hostile file and as an unlucky user would.
+
+Every case runs the command line (in process through `cli.main`, or as a subprocess where a
+traceback must be ruled out end to end) and asserts: one line on stderr, a non-zero exit, nothing
+written outside the results folder (a victim folder beside it is snapshotted) and no record lost.
+The hostile pickles of the feature loader have their own suite (data/safe_pickle's tests).
+"""
+import errno
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import mmsa_atsuko
+from mmsa_atsuko import results as store
+from mmsa_atsuko.cli import main
+from mmsa_atsuko.config import CONFIG_DIR, DEFAULT_CHECKS, load_config, read_yaml
+from mmsa_atsuko.registry import list_models
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--synthetic", "--preset", "small", "--max-epochs", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A results folder holding one finished tfn run (synthetic MOSI, one epoch)."""
+    out = tmp_path_factory.mktemp("trained") / "results"
+    (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1111], synthetic=True, preset="small", max_epochs=1,
+                                out=out, quiet=True)
+    return out, record
+
+
+@pytest.fixture
+def results(trained, tmp_path):
+    """A private copy of the trained results folder, and its one record."""
+    out = tmp_path / "results"
+    shutil.copytree(trained[0], out)
+    return out, dict(trained[1])
+
+
+@pytest.fixture
+def victim(tmp_path):
+    """A folder beside the results folder that no command may change."""
+    folder = tmp_path / "victim"
+    folder.mkdir()
+    (folder / "victim.txt").write_text("precious\n")
+    before = snapshot(folder)
+    yield folder
+    assert snapshot(folder) == before, "something was written outside the results folder"
+
+
+def snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+def cli(capsys, *argv) -> tuple[int, str]:
+    """Exit code and stderr of `run.py argv` run in process."""
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+def assert_one_line(code: int, err: str, *needles: str) -> None:
+    assert code != 0, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def write_store(out: Path, *lines) -> None:
+    """runs.jsonl holding exactly these lines (dicts are dumped; strings written as they are)."""
+    with open(out / "runs.jsonl", "w", encoding="utf-8") as f:
+        for line in lines:
+            f.write((line if isinstance(line, str) else json.dumps(line)) + "\n")
+
+
+def atsuko_like(record: dict) -> dict:
+    """`record` as if it were an Atsuko run (tsne reads only those)."""
+    return {**record, "model": "atsuko", "config": {**record["config"], "use_sbn": True, "use_mcm": True}}
+
+
+# ------------------------------------------------------------------------------------------
+# crafted records: leaderboard, compare, tsne, robustness
+# ------------------------------------------------------------------------------------------
+def commands(record):
+    return {"leaderboard": ["leaderboard"], "compare": ["compare", "-m", "tfn", "--against", "lmf"],
+            "tsne": ["tsne", "-d", "mosi"], "robustness": ["robustness", "--run", record["run_id"]]}
+
+
+WRONG_TYPES = {                    # field -> a value of the wrong type or an absurd one
+    "metrics": "x",
+    "metrics.MAE": "0.5",
+    "metrics.huge": 10 ** 400,     # parses, but no float holds it: formatting it raised OverflowError
+    "seed": "1111",
+    "seed.huge": 10 ** 30,
+    "aligned": "no",
+    "config": ["not", "a", "mapping"],
+    "config.deep": "deep",
+    "dataset": "../../victim",
+    "model": {"a": 1},
+}
+
+
+def crafted(record: dict, case: str) -> dict:
+    field, _, kind = case.partition(".")
+    value = WRONG_TYPES[case]
+    if field == "metrics" and kind:
+        return {**record, "metrics": {**record["metrics"], "MAE": value}}
+    if case == "config.deep":
+        deep = {}
+        for _ in range(100):
+            deep = {"x": deep}
+        return {**record, "config": {**record["config"], "nested": deep}}
+    return {**record, field: value}
+
+
+@pytest.mark.parametrize("case", list(WRONG_TYPES))
+@pytest.mark.parametrize("command", ["leaderboard", "compare", "tsne", "robustness"])
+def test_a_record_of_wrong_types_is_one_line(results, victim, capsys, command, case):
+    out, record = results
+    bad = crafted(atsuko_like(record) if command == "tsne" else record, case)
+    write_store(out, record, bad)
+    code, err = cli(capsys, *commands(record)[command], "--results", out)
+    assert_one_line(code, err, "must be", "remove or fix that line")
+
+
+UNREADABLE = {
+    "lacks-fields": json.dumps({"run_id": "tfn-mosi-s1-20260101T000000-abcdef", "status": "ok"}),
+    "deeply-nested": '{"run_id": "x", "config": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "huge-integer": '{"run_id": "x", "seed": ' + "9" * 5000 + "}",
+    "not-an-object": "[1, 2, 3]",
+    "garbage": "\x00\xff{{{",
+}
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE))
+@pytest.mark.parametrize("command", ["leaderboard", "compare", "tsne", "robustness"])
+def test_a_store_of_lines_that_are_no_run_is_one_line(results, victim, capsys, command, case):
+    """A line that is not a run (no identity, unparseable, too deep or too long a number) is
+    skipped like a torn fragment; a store of nothing else has no runs, said in one line."""
+    out, record = results
+    write_store(out, UNREADABLE[case])
+    code, err = cli(capsys, *commands(record)[command], "--results", out)
+    assert_one_line(code, err)
+
+
+def test_a_crafted_record_is_one_line_end_to_end(results, victim):
+    """As a subprocess: no traceback anywhere, one line, exit 1."""
+    out, record = results
+    write_store(out, record, crafted(record, "metrics.huge"))
+    done = subprocess.run([sys.executable, "run.py", "leaderboard", "--results", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "metrics must be" in done.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# paths derived from records; symbolic links
+# ------------------------------------------------------------------------------------------
+def test_a_run_id_that_climbs_out_is_refused(results, victim, capsys):
+    out, record = results
+    evil = {**record, "run_id": "../../victim", "run_dir": "../../victim"}
+    write_store(out, record, evil)
+    code, err = cli(capsys, "robustness", "--run", "../../victim", "--results", out)
+    assert_one_line(code, err, "is not a run id")
+    assert not (out / "analysis").exists()
+
+
+def test_a_run_dir_naming_another_folder_is_refused(results, victim, capsys, tmp_path):
+    out, record = results
+    planted = tmp_path / "planted"
+    shutil.copytree(out / record["run_dir"], planted)           # a best.pt there too
+    before = snapshot(planted)
+    write_store(out, {**record, "run_dir": str(planted)})
+    code, err = cli(capsys, "robustness", "--run", record["run_id"], "--results", out)
+    assert_one_line(code, err, "is not the run's folder")
+    assert snapshot(planted) == before
+
+
+def test_a_copied_results_folder_reads_its_own_runs(results, victim, capsys, tmp_path):
+    """--results COPY reads COPY's run folders, even from a record that stored the original's
+    absolute path (records of older versions), and writes under COPY/analysis."""
+    out, record = results
+    write_store(out, {**record, "run_dir": str(victim / "runs" / record["run_id"])})   # an old absolute run_dir
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (out / record["run_dir"] / "best.pt").write_bytes(b"the original is broken")
+    original = snapshot(out)
+    code, err = cli(capsys, "robustness", "--run", record["run_id"], "--results", copy)
+    assert code == 0, err
+    assert (copy / "analysis" / f"robustness_{record['run_id']}.csv").is_file()
+    assert snapshot(out) == original
+
+
+@pytest.mark.parametrize("planted", ["analysis", "analysis-file", "run-folder"])
+def test_a_planted_symlink_is_never_followed(results, victim, capsys, planted, tmp_path):
+    out, record = results
+    elsewhere = tmp_path / "elsewhere"
+    if planted == "analysis":                 # the analysis folder itself points at the victim
+        (out / "analysis").symlink_to(victim, target_is_directory=True)
+    elif planted == "analysis-file":          # one output file points at the victim's file
+        (out / "analysis").mkdir()
+        (out / "analysis" / f"robustness_{record['run_id']}.png").symlink_to(victim / "victim.txt")
+    else:                                     # the run's folder points at a copy in the victim
+        shutil.copytree(out / record["run_dir"], elsewhere)
+        shutil.rmtree(out / record["run_dir"])
+        (out / record["run_dir"]).symlink_to(elsewhere, target_is_directory=True)
+    before = snapshot(tmp_path / "elsewhere") if planted == "run-folder" else None
+    code, err = cli(capsys, "robustness", "--run", record["run_id"], "--results", out)
+    assert_one_line(code, err)
+    assert "symbolic link" in err or "outside the results folder" in err, err
+    if before is not None:
+        assert snapshot(elsewhere) == before
+
+
+@pytest.mark.parametrize("entry", ["runs.jsonl", "runs"])
+def test_training_refuses_a_store_entry_that_is_a_symlink(tmp_path, victim, capsys, entry):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / entry).symlink_to(victim / "victim.txt" if entry == "runs.jsonl" else victim)
+    code, err = cli(capsys, "-m", "tfn", "-d", "mosi", "-s", "1", *TINY, "--out", out)
+    assert_one_line(code, err, "symbolic link")
+
+
+def test_the_store_is_never_appended_through_a_symlink(tmp_path, victim):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "runs.jsonl").symlink_to(victim / "victim.txt")
+    with pytest.raises(mmsa_atsuko.errors.DataError, match="symbolic link"):
+        store.append_record(tmp_path / "results", {"run_id": "x"})
+
+
+# ------------------------------------------------------------------------------------------
+# a bad best.pt
+# ------------------------------------------------------------------------------------------
+class Payload:
+    """A pickle that runs a command when loaded without weights_only."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+@pytest.mark.parametrize("kind", ["garbage", "code", "empty", "wrong-weights", "truncated"])
+def test_a_bad_checkpoint_is_one_line_and_runs_no_code(results, victim, capsys, kind):
+    out, record = results
+    best = out / record["run_dir"] / "best.pt"
+    if kind == "garbage":
+        best.write_bytes(os.urandom(4096))
+    elif kind == "code":
+        best.write_bytes(pickle.dumps({"weights": Payload(victim / "pwned")}))
+    elif kind == "empty":
+        best.write_bytes(b"")
+    elif kind == "wrong-weights":
+        torch.save({"not.a.layer": torch.zeros(3)}, best)
+    else:
+        best.write_bytes(best.read_bytes()[:200])
+    code, err = cli(capsys, "robustness", "--run", record["run_id"], "--results", out)
+    assert_one_line(code, err, "is not the weights of run")
+    assert not (victim / "pwned").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 100, pickle.dumps(Payload("/nonexistent/pwned"))],
+                         ids=["empty", "garbage", "code"])
+def test_a_bad_last_pt_is_one_line_on_resume(tmp_path, content):
+    from mmsa_atsuko.errors import DataError
+    from mmsa_atsuko.training.trainer import load_training_state
+    (tmp_path / "last.pt").write_bytes(content)
+    with pytest.raises(DataError, match="is not a training state this toolkit wrote"):
+        load_training_state(tmp_path / "last.pt", None, None, None, None, "cpu")
+
+
+def test_a_checkpoint_with_code_is_one_line_end_to_end(results, victim):
+    out, record = results
+    (out / record["run_dir"] / "best.pt").write_bytes(pickle.dumps(Payload(victim / "pwned")))
+    done = subprocess.run([sys.executable, "run.py", "robustness", "--run", record["run_id"], "--results", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1 and not (victim / "pwned").exists()
+
+
+# ------------------------------------------------------------------------------------------
+# the store: unwritable, read-only, a full disk, concurrent writers
+# ------------------------------------------------------------------------------------------
+def deny_write(monkeypatch, *paths):
+    """os.access says these paths are not writable (tests run as root, where chmod denies nothing)."""
+    denied = {os.path.abspath(p) for p in paths}
+    real = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and os.path.abspath(path) in denied:
+            return False
+        return real(path, mode, *args, **kwargs)
+    monkeypatch.setattr(os, "access", access)
+
+
+@pytest.mark.parametrize("what", ["runs.jsonl", "runs.jsonl.lock", "folder"])
+def test_an_unwritable_store_stops_before_training(results, victim, capsys, monkeypatch, what):
+    out, _ = results
+    (out / "runs.jsonl.lock").touch()
+    deny_write(monkeypatch, out if what == "folder" else out / what)
+    before = snapshot(out)
+    code, err = cli(capsys, "-m", "tfn", "-d", "mosi", "-s", "2", *TINY, "--out", out)
+    assert_one_line(code, err, "not writable")
+    assert snapshot(out) == before                  # nothing trained, nothing written
+    code, err = cli(capsys, "sweep", "-m", "tfn", "-d", "mosi", "-s", "2", *TINY[:-1], "--out", out)
+    assert_one_line(code, err, "not writable")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes through any permission")
+def test_a_read_only_results_folder_for_real(results, capsys):
+    out, _ = results
+    os.chmod(out, 0o555)
+    try:
+        code, err = cli(capsys, "-m", "tfn", "-d", "mosi", "-s", "2", *TINY, "--out", out)
+    finally:
+        os.chmod(out, 0o755)
+    assert_one_line(code, err, "not writable")
+
+
+def full_disk(monkeypatch):
+    def append(path, line):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(store, "_append_locked", append)
+
+
+def test_a_full_disk_keeps_the_record_and_recover_folds_it_in_once(tmp_path, victim, capsys, monkeypatch):
+    out = tmp_path / "results"
+    with monkeypatch.context() as m:
+        full_disk(m)
+        code, err = cli(capsys, "-m", "tfn", "-d", "mosi", "-s", "1", *TINY, "--out", out)
+    assert_one_line(code, err, "No space left on device", "record.json", "results --recover")
+    assert not (out / "runs.jsonl").exists() or store.read_records(out) == []
+    (kept,) = (out / "runs").glob("*/record.json")
+    record = json.loads(kept.read_text())
+    assert record["status"] == "ok" and record["run_dir"] == f"runs/{record['run_id']}"
+
+    code, _ = cli(capsys, "results", "--recover", "--results", out)
+    assert code == 0 and [r["run_id"] for r in store.read_records(out)] == [record["run_id"]]
+    assert not kept.exists()
+    assert cli(capsys, "results", "--recover", "--results", out)[0] == 0           # again: nothing twice
+    assert store.read_records(out) == [record]
+    # The run is recorded: running it again trains nothing.
+    assert main(["-m", "tfn", "-d", "mosi", "-s", "1", *TINY, "--out", str(out)]) == 0
+    assert len(store.read_records(out)) == 1
+
+
+def test_a_sweep_on_a_full_disk_stops_and_the_next_sweep_folds_the_record_in(tmp_path, victim, capsys, monkeypatch):
+    out = tmp_path / "results"
+    argv = ["sweep", "-m", "tfn", "-d", "mosi", "-s", "1", "2", *TINY[:-1], "--out", out]
+    with monkeypatch.context() as m:
+        full_disk(m)
+        code, err = cli(capsys, *argv)
+    assert_one_line(code, err, "record.json")
+    kept = list((out / "runs").glob("*/record.json"))
+    assert len(kept) == 1                                   # the sweep stopped at its first lost append
+    code, _ = cli(capsys, *argv)
+    assert code == 0 and not list((out / "runs").glob("*/record.json"))
+    records = store.read_records(out)
+    assert sorted(r["seed"] for r in records) == [1, 2] and len({r["run_id"] for r in records}) == 2
+
+
+def test_recover_is_exactly_once_when_a_run_is_already_in_the_store(results, capsys):
+    """A recovery killed between its append and removing the file: the next one only removes it."""
+    out, record = results
+    kept = out / record["run_dir"] / "record.json"
+    kept.write_text(json.dumps(record))
+    assert store.recover(out) == [] and not kept.exists()
+    assert store.read_records(out) == [record]
+
+
+def test_a_kept_record_of_another_folder_is_left_alone(results, caplog):
+    out, record = results
+    kept = out / record["run_dir"] / "record.json"
+    kept.write_text(json.dumps({**record, "run_id": "lmf-mosi-s1-20260101T000000-abcdef",
+                                "run_dir": "runs/lmf-mosi-s1-20260101T000000-abcdef"}))
+    assert store.recover(out) == [] and kept.exists() and len(store.read_records(out)) == 1
+    assert "is not the record of run folder" in caplog.text
+
+
+RECOVER = """
+import sys
+from mmsa_atsuko.results import recover
+print(len(recover(sys.argv[1])))
+"""
+
+
+def test_two_concurrent_recoveries_append_each_record_once(results):
+    out, record = results
+    ids = []
+    for i in range(20):
+        run_id = f"tfn-mosi-s{i}-20260101T000000-{i:06x}"
+        (out / "runs" / run_id).mkdir()
+        (out / "runs" / run_id / "record.json").write_text(
+            json.dumps({**record, "run_id": run_id, "seed": i, "run_dir": f"runs/{run_id}"}))
+        ids.append(run_id)
+    procs = [subprocess.Popen([sys.executable, "-c", RECOVER, str(out)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    counts = [int(p.communicate(timeout=120)[0]) for p in procs]
+    assert sum(counts) == 20
+    assert sorted(r["run_id"] for r in store.read_records(out)) == sorted([record["run_id"], *ids])
+    assert not list((out / "runs").glob("*/record.json"))
+
+
+def test_run_dir_is_stored_relative_and_resolved_inside_the_results_folder(results):
+    out, record = results
+    assert record["run_dir"] == f"runs/{record['run_id']}"
+    assert store.run_path(out, record) == out / "runs" / record["run_id"]
+    old = {**record, "run_dir": f"/somewhere/else/runs/{record['run_id']}"}
+    assert store.run_path(out, old) == out / "runs" / record["run_id"]      # only its last component
+
+
+@pytest.mark.parametrize("run_id", ["../x", "a/b", "..", "tfn-mosi-s1-20260101T000000-abcdef/..",
+                                    "tfn-mosi-s1-20260101T000000-ABCDEF", "", None, 7])
+def test_run_ids_are_checked(run_id):
+    with pytest.raises(mmsa_atsuko.errors.DataError, match="is not a run id"):
+        store.check_run_id(run_id)
+
+
+def test_the_run_ids_the_toolkit_makes_pass_the_check():
+    from mmsa_atsuko.api import new_run_id
+    for model in list_models():
+        for aligned in (False, True):
+            assert store.check_run_id(new_run_id(model, "simsv2", aligned, 1111)) 
+
+
+# ------------------------------------------------------------------------------------------
+# config values checked for meaning
+# ------------------------------------------------------------------------------------------
+MEANINGLESS = [
+    ("tfn", "hidden_dims=[1,2]", "hidden_dims must have 3 values"),
+    ("tfn", "dropouts=[0.3,2.0,0.3,0.5]", "dropouts[1] must be in [0, 1)"),
+    ("tfn", "output_range=[3,-3]", "output_range must be increasing"),
+    ("tfn", "text_out=-5", "text_out must be at least 1, got -5"),
+    ("tfn", "temporal_mean=middle", "temporal_mean must be one of padded, valid"),
+    ("lmf", "rank=0", "rank must be at least 1"),
+    ("misa", "dropout=1.0", "dropout must be in [0, 1)"),
+    ("mult", "positions=somewhere", "positions must be one of none, table, from_input"),
+    ("self_mm", "H=-1", "H must be positive"),
+    ("atsuko", "router_temperature=0", "router_temperature must be positive"),
+    ("atsuko", "band_mask_rate=1.5", "band_mask_rate must be in [0, 1)"),
+    ("atsuko", "lambda_comp=-0.1", "lambda_comp must be 0 or more"),
+    ("emoe", "dst_feature_dim_nheads=[0,8]", "dst_feature_dim_nheads[0] must be at least 1"),
+    ("self_mm", "learning_rate_bert=0", "learning_rate_bert must be positive"),
+    ("self_mm", "weight_decay_audio=-1", "weight_decay_audio must be 0 or more"),
+    ("mult", "scheduler_factor=1.5", "scheduler_factor must be between 0 and 1"),     # the trainer's check
+    ("tfn", "grad_accum=0", "grad_accum must be at least 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("model, override, message", MEANINGLESS)
+def test_a_meaningless_value_is_one_line_naming_the_key(tmp_path, capsys, model, override, message):
+    code, err = cli(capsys, "-m", model, "-d", "mosi", "-s", "1", *TINY, "-c", override, "--out", tmp_path / "r")
+    assert_one_line(code, err, message)
+    assert not (tmp_path / "r").exists()
+
+
+def test_every_key_of_every_model_yaml_has_a_check():
+    """A new key needs a `checks:` line in its YAML unless its name follows DEFAULT_CHECKS (bools need none)."""
+    import fnmatch
+    datasets = read_yaml(CONFIG_DIR / "datasets.yaml")
+    missing = []
+    for path in sorted(CONFIG_DIR.glob("*.yaml")):
+        data = read_yaml(path)
+        declared = data.get("defaults") if path.name == "datasets.yaml" else data.get("common")
+        checks = {**(datasets.get("checks") or {}), **(data.get("checks") or {})}
+        nullable = data.get("nullable") or {}
+        for key, default in (declared or {}).items():
+            if isinstance(default, bool) or nullable.get(key) == "bool" or key in checks:
+                continue
+            if not any(fnmatch.fnmatchcase(key, pattern) for pattern, _ in DEFAULT_CHECKS):
+                missing.append(f"{path.name}: {key}")
+    assert missing == []
+
+
+def test_every_shipped_config_passes_its_own_checks():
+    for model in list_models():
+        for dataset in ("mosi", "mosei", "sims", "simsv2", "mintrec"):
+            load_config(model, dataset)
+
+
+# ------------------------------------------------------------------------------------------
+# training: a non-finite loss, a last batch of one
+# ------------------------------------------------------------------------------------------
+def test_a_non_finite_loss_stops_the_run_in_one_line_naming_epoch_and_step(tmp_path, victim, capsys):
+    out = tmp_path / "results"
+    code, err = cli(capsys, "-m", "lmf", "-d", "mosi", "-s", "1", *TINY, "-c", "learning_rate=1e30", "--out", out)
+    assert_one_line(code, err, "non-finite training loss at epoch 1, step ")
+    assert store.read_records(out) == []           # `run` records finished runs only; the sweep records a failure
+
+
+def test_a_last_batch_of_one_is_refused_before_training_for_batchnorm_models(tmp_path, capsys):
+    from mmsa_atsuko.api import synthetic_cache_dir
+    from mmsa_atsuko.data import load_dataset
+    from mmsa_atsuko.data.synthetic import ensure_synthetic
+    path, _ = ensure_synthetic("mosi", synthetic_cache_dir(), size="small", aligned=False)
+    n = len(load_dataset("mosi", feature_path=path).train)
+    code, err = cli(capsys, "-m", "tfn", "-d", "mosi", "-s", "1", *TINY, "-c", f"batch_size={n - 1}",
+                    "--out", tmp_path / "r")
+    assert_one_line(code, err, f"the train split has {n} samples", f"batch_size {n - 1}")
+    assert not list((tmp_path / "r").glob("runs/*"))
+
+
+# ------------------------------------------------------------------------------------------
+# hostile feature files
+# ------------------------------------------------------------------------------------------
+def test_features_of_1e30_are_warned_with_counts(tmp_path, caplog):
+    from mmsa_atsuko.data import load_dataset
+    from mmsa_atsuko.data.synthetic import write_synthetic
+    path = write_synthetic("mosi", tmp_path / "mosi.pkl")
+    with open(path, "rb") as f:
+        data = pickle.load(f)                   # our own file: the plain unpickler is fine here
+    data["train"]["audio"][0, 0, :3] = 1e30
+    data["test"]["vision"][1, 0, 0] = -2e6
+    with open(path, "wb") as f:
+        pickle.dump(data, f, protocol=4)
+    with caplog.at_level("WARNING", logger="mmsa_atsuko"):
+        load_dataset("mosi", feature_path=path)
+    warnings = [r.getMessage() for r in caplog.records if "above 1e+06" in r.getMessage()]
+    assert len(warnings) == 2
+    assert "train audio: 3 feature values" in warnings[0] and "largest 1e+30" in warnings[0]
+    assert "test vision: 1 feature values" in warnings[1]
+
+
+def test_a_mintrec_field_over_128_kib_is_one_line(tmp_path, capsys):
+    from mmsa_atsuko.data.synthetic import write_synthetic
+    folder = write_synthetic("mintrec", tmp_path / "MIntRec")
+    lines = (folder / "train.tsv").read_text(encoding="utf-8").splitlines()
+    season, episode, clip, _text, label = lines[1].split("\t")
+    lines[1] = "\t".join([season, episode, clip, "x" * (200 * 1024), label])
+    (folder / "train.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, err = cli(capsys, "-m", "tfn", "-d", "mintrec", "--feature-path", folder, "-s", "1", "--preset", "small",
+                    "--max-epochs", "1", "--quiet", "-c", f"pretrained={folder / 'bert-synthetic-en'}",
+                    "--out", tmp_path / "r")
+    assert_one_line(code, err, "train.tsv", "line 2")
