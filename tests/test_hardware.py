@@ -34,6 +34,21 @@ def test_gpu_jobs_fits_runs_into_the_free_memory_with_a_margin():
     assert gpu_jobs(400, 139_000, runs=5) == 5
 
 
+def test_auto_on_cuda_sizes_from_the_first_runs_peak_and_the_free_memory(monkeypatch):
+    """The backend's side of `gpu_jobs`, with the GPU's answer made up (no GPU needed)."""
+    lines = []
+    backend = LocalBackend("auto", "cpu", threads=1, echo=lines.append)
+    backend.workers = [type("Worker", (), {"device": "cuda:0", "task": None})()]
+    asked = []
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: asked.append(device) or (60_000 * 2**20, 80_000 * 2**20))
+    ok = {"status": "ok", "peak_memory_mb": 10_000.0, "device": "cuda:0"}
+    # 51000 usable MB // (10000 + 600) = 4 more beside the running one
+    assert backend._per_device(ok, runs=10) == 5 and asked == [torch.device("cuda:0")]
+    assert lines == ["--jobs auto: the first run peaked at 10000 MB with 60000 MB free on cuda:0: 5 run(s) at once "
+                     "per device"]
+    assert backend._per_device({**ok, "status": "failed"}, runs=10) is None        # wait for a run that finished
+
+
 def test_cpu_jobs_are_the_cores_over_the_threads():
     assert cpu_jobs(threads=1, runs=5, cores=2) == 2
     assert cpu_jobs(threads=2, runs=5, cores=2) == 1

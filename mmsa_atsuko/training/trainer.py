@@ -282,7 +282,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
                 if torch.is_tensor(value) and value.dim() == 0:
                     # Summed on the device (in fp32 under bf16 autocast), read once after the epoch.
                     sums[name] = sums.get(name, 0.0) + value.detach().float() * n
-        train_losses = {k: float(v) / seen for k, v in sums.items()}      # the epoch's one read (a GPU sync)
+        train_losses = {k: float(v) / seen for k, v in sums.items()}      # the first float() waits for the GPU
         steps, train_seconds = steps + n_batches, train_seconds + time.perf_counter() - started
         last_loss = train_losses["total"]
         if not all(math.isfinite(v) for v in train_losses.values()):
