@@ -2,21 +2,17 @@
 
     python bench/gpu_determinism.py [--models mult atsuko emoe] [--epochs 2] [--out DIR]
 
-Why: `set_seed` asks for deterministic kernels warn-only. On CUDA, float32
-`scaled_dot_product_attention` runs the memory-efficient kernel, and PyTorch warns that its
+Why: on CUDA, float32 `scaled_dot_product_attention` runs the memory-efficient kernel, whose
 backward "defaults to a non-deterministic algorithm" unless determinism is strict: it may split
-the keys and add the parts with atomics. The warning fires whatever the length, and the split
-depends on the key length and the GPU, so only a run can tell whether our models are affected.
-The earlier GPU check (bench/README.md, "GPU check") compared two runs on the small synthetic
-data only.
+the keys and add the parts with atomics. A lent H200 saw two atsuko runs differ under the old
+warn-only mode (issue 17), so `set_seed` is strict now, and `--nondeterministic` opts out.
 
 What it does: each model trains twice with the same seed on full-size synthetic MOSI, unaligned
-(vision 500 and audio 375 frames), small preset, on CUDA, in three variants: torch's default
-kernel choice under the project's warn-only determinism; SDPA limited to the math kernel
-(deterministic; what MulT/MMSA compute by hand; BERT's own attention is not covered); and
-strict determinism (`use_deterministic_algorithms(True)` without warn_only, which makes the
-memory-efficient backward deterministic, or raises for an op that has no deterministic CUDA
-version). Runs alternate between the variants. Prints, per model and variant, whether the two
+(vision 500 and audio 375 frames), small preset, on CUDA, in three variants: the default (strict
+determinism: the memory-efficient backward made deterministic, or an error for an op that has no
+deterministic CUDA version); SDPA limited to the math kernel, under strict determinism too; and
+`deterministic=False` (torch's own kernel choice, what warn-only used to run). Runs alternate
+between the variants. `bench/gpu_bench.py` repeats every model once under the default. Prints, per model and variant, whether the two
 runs' test predictions are identical to the last bit, their largest difference, and the wall
 time per run, or the error a strict run raised. misa and self_mm (default models: mult,
 atsuko, emoe, misa) cover BERT's attention. Needs a GPU; not part of the tests.
@@ -60,27 +56,6 @@ def _math_attention():
         F.scaled_dot_product_attention = original
 
 
-@contextlib.contextmanager
-def _strict_determinism():
-    """Every run's set_seed is followed by use_deterministic_algorithms(True) (no warn_only)."""
-    import torch
-
-    from mmsa_atsuko import api
-
-    original = api.set_seed
-
-    def strict(seed):
-        original(seed)
-        torch.use_deterministic_algorithms(True)
-
-    api.set_seed = strict
-    try:
-        yield
-    finally:
-        api.set_seed = original
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["mult", "atsuko", "emoe", "misa"])
@@ -103,22 +78,24 @@ def main() -> None:
     os.environ.setdefault("MMSA_ATSUKO_CACHE", str(Path(out) / "cache"))
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0) if cuda else 'cpu'}; unaligned full-size synthetic MOSI, "
           f"small preset, {args.epochs} epochs, seed {args.seed}; out {out}", flush=True)
-    variants = {"default SDPA": contextlib.nullcontext, "math SDPA": _math_attention,
-                "strict determinism": _strict_determinism}
+    # name -> (context, deterministic)
+    variants = {"strict (default)": (contextlib.nullcontext, True), "math SDPA": (_math_attention, True),
+                "nondeterministic": (contextlib.nullcontext, False)}
     # Warm-up, not timed: writes the synthetic data and starts CUDA.
     mmsa_atsuko.run(args.models[0], "mosi", seeds=[args.seed], synthetic=True, synthetic_size="full",
                     preset="small", device=args.device, max_epochs=1, out=str(Path(out) / "warmup"), quiet=True)
     for model in args.models:
         runs = {name: [] for name in variants}
         for _ in range(2):
-            for name, context in variants.items():
+            for name, (context, deterministic) in variants.items():
                 sync()
                 t0 = time.perf_counter()
                 try:
                     with context():
                         (record,) = mmsa_atsuko.run(model, "mosi", seeds=[args.seed], synthetic=True,
                                                     synthetic_size="full", preset="small", device=args.device,
-                                                    max_epochs=args.epochs, out=out, quiet=True)
+                                                    max_epochs=args.epochs, out=out, quiet=True,
+                                                    deterministic=deterministic, rerun=True)
                 except RuntimeError as error:          # strict mode: an op with no deterministic version
                     record = " ".join(str(error).split())[:300]
                 runs[name].append((time.perf_counter() - t0, record))

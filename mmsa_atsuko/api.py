@@ -35,6 +35,8 @@ from .results import (append_mmsa_csv, append_or_keep, check_output_folder, iden
                       ok_record, read_records, recover, run_identity)
 from .run_folders import partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
 from .training.model_card import write_model_card
+from .training.hardware import (check_precision, check_threads, device_name, peak_memory_mb,
+                                reset_peak_memory)
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.tensorboard import require_tensorboard, tensorboard_log
 from .training.trainer import check_last_batch, check_trainer_config, fit
@@ -129,7 +131,7 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
 def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, data_root=None,
         feature_path=None, synthetic=False, synthetic_size="small", preset=None, device="auto",
         max_epochs=None, out="results", quiet=False, rerun=False, save_checkpoint="best", resume=False,
-        tensorboard=False, echo=print) -> list[dict]:
+        tensorboard=False, threads=None, precision="fp32", deterministic=True, echo=print) -> list[dict]:
     """Train and test every model on every dataset for every seed; return the run records.
 
     `config` is a dict of overrides (or a list of "key=value" strings) applied last.
@@ -139,6 +141,9 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     returned in its place, unless `rerun`. `save_checkpoint="none"` leaves no best.pt. A run that
     an earlier call left unfinished (`take_leftovers`) is continued with `resume`, else removed
     first. `tensorboard` writes per-epoch scalars to each run's `tensorboard/` folder.
+    `threads`: torch's intra-op threads for the runs (None: as the process has them). `precision`:
+    fp32 or bf16 (autocast). `deterministic=False` lets torch choose non-deterministic kernels.
+    Several runs at once go through the sweep's local backend (`sweep.run_packed`, `run.py --jobs`).
     """
     models = [m.lower() for m in ([models] if isinstance(models, str) else models)]       # names are case-insensitive
     datasets = [d.lower() for d in ([datasets] if isinstance(datasets, str) else datasets)]
@@ -154,6 +159,9 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     if feature_path is not None and len(datasets) > 1:
         raise UsageError("--feature-path names one file, so give exactly one dataset")
     check_save_checkpoint(save_checkpoint)
+    check_precision(precision)
+    if check_threads(threads) is not None:
+        torch.set_num_threads(threads)
     overrides = list(config.items()) if isinstance(config, dict) else list(config or [])
     torch_device = resolve_device(device)
     check_output_folder(out)
@@ -184,7 +192,8 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
                 job_records.append(previous)
             else:
                 record = run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint,
-                                 resume=resume, tensorboard=tensorboard)
+                                 resume=resume, tensorboard=tensorboard, precision=precision,
+                                 deterministic=deterministic)
                 recorded[identity(record)] = record      # `-m tfn tfn` trains it once
                 job_records.append(record)
                 trained = True
@@ -202,12 +211,14 @@ def new_run_id(model: str, dataset: str, aligned: bool, seed: int, stamp: dateti
 
 
 def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *, checkpoint: str = "best",
-            resume: bool = False, tensorboard: bool = False) -> dict:
+            resume: bool = False, tensorboard: bool = False, precision: str = "fp32",
+            deterministic: bool = True) -> dict:
     """Train one seed in its own folder (with `resume`, the unfinished one an earlier call left);
     append its record once it has finished."""
     run_id = take_leftovers(out, job_identity(job, seed), resume)
     record = train_one(job, seed, device, out, quiet, run_id=run_id, resume=run_id is not None,
-                       tensorboard=tensorboard, checkpoint=checkpoint)
+                       tensorboard=tensorboard, checkpoint=checkpoint, precision=precision,
+                       deterministic=deterministic)
     append_or_keep(out, record)
     return record
 
@@ -264,7 +275,7 @@ def run_log(path: Path):
 
 def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *,
               run_id: str | None = None, resume: bool = False, tensorboard: bool = False,
-              checkpoint: str = "best") -> dict:
+              checkpoint: str = "best", precision: str = "fp32", deterministic: bool = True) -> dict:
     """`run_one` without appending the record (a sweep's driver is the only writer of its store).
 
     `resume`: continue run `run_id` in its unfinished folder (`take_leftovers`).
@@ -283,19 +294,22 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
         write_model_card(work_dir, job.model, job.config, spec)
         log.info("run %s: model=%s dataset=%s aligned=%s seed=%d device=%s data=%s code=%s", run_id, job.model,
                  spec.name, spec.aligned, seed, device, spec.source, commit)
-        set_seed(seed)
+        set_seed(seed, deterministic)
         model = build_model(job.model, job.config, spec)
+        reset_peak_memory(device)
         start = time.time()
         result = fit(model, job.data, job.config, device=device, seed=seed, run_dir=work_dir,
-                     progress=not quiet, resume=resume, on_epoch=on_epoch)
+                     progress=not quiet, resume=resume, on_epoch=on_epoch, precision=precision)
         wall = time.time() - start
+        peak = peak_memory_mb(device)
         write_predictions(work_dir / "predictions_test.csv", result.test, spec)    # fit wrote history.json
         if checkpoint == "none":
             (work_dir / "best.pt").unlink(missing_ok=True)
     return ok_record(run_id, model=job.model, seed=seed, preset=job.preset, config=job.config, spec=spec,
                      result=result, device=device, started=stamp, wall_time_s=wall, run_dir=final_dir,
                      git_commit=commit, checkpoint=checkpoint, torch_threads=torch.get_num_threads(),
-                     torch_version=torch.__version__)
+                     torch_version=torch.__version__, device_name=device_name(device), peak_memory_mb=peak,
+                     precision=precision, deterministic=deterministic)
 
 
 def write_predictions(path: Path, test, spec) -> None:

@@ -84,7 +84,20 @@ def train_parser() -> argparse.ArgumentParser:
                    "metrics, learning rates) to <run folder>/tensorboard/ (needs the [tensorboard] extra)")
     p.add_argument("--rerun", action="store_true", help="train seeds already recorded again (default: skip them)")
     add_save_checkpoint(p)
+    add_hardware_options(p)
     return p
+
+
+def add_hardware_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", default=None, help="runs at once, in worker processes: N or auto (CPU: the cores over "
+                   "--threads; CUDA: as many as the first run's peak memory allows). Default: auto with several "
+                   "runs on CUDA, else 1 (in process)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1: two threads on a "
+                   "busy 2-core machine ran a small run several times slower; see bench/README.md)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="fp32, or bf16 autocast of the forward pass (default fp32)")
+    p.add_argument("--nondeterministic", action="store_true", help="let torch pick non-deterministic (faster) "
+                   "GPU kernels; by default two runs with one seed give identical metrics")
 
 
 def add_save_checkpoint(p: argparse.ArgumentParser) -> None:
@@ -179,18 +192,46 @@ def cmd_train(argv) -> int:
     from .training.seed import DEFAULT_SEEDS
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    records = run(args.model, args.dataset, seeds=args.seeds or DEFAULT_SEEDS, config=args.config,
-                  aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
-                  synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
-                  device=args.device, max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
-                  resume=args.resume, tensorboard=args.tensorboard,
-                  rerun=args.rerun, save_checkpoint=args.save_checkpoint)
+    seeds = args.seeds or DEFAULT_SEEDS
+    jobs = train_jobs(args, len(args.model) * len(args.dataset) * len(seeds))
+    if jobs == 1:
+        records = run(args.model, args.dataset, seeds=seeds, config=args.config,
+                      aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
+                      synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
+                      device=args.device, max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
+                      resume=args.resume, tensorboard=args.tensorboard,
+                      rerun=args.rerun, save_checkpoint=args.save_checkpoint, threads=args.threads,
+                      precision=args.precision, deterministic=not args.nondeterministic)
+    else:
+        from .sweep import LocalBackend, run_packed
+        records = run_packed(args.model, args.dataset, seeds, out=args.out,
+                             backend=LocalBackend(jobs, args.device, args.threads),
+                             echo=lambda line: print(line, flush=True), save_checkpoint=args.save_checkpoint,
+                             precision=args.precision, deterministic=not args.nondeterministic,
+                             aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
+                             synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
+                             max_epochs=args.max_epochs, config=args.config)
     print_table(records, args.out)
     stale = sum(1 for _ in unfinished_runs(args.out))
     if stale:
         print(f"note: {Path(args.out) / 'runs'} holds {stale} .partial folder(s) of unfinished runs that no process "
               f"is running; `python run.py clean --results {shlex.quote(args.out)}` removes them")
     return 0
+
+
+def train_jobs(args, runs: int) -> int | str:
+    """`--jobs` of a training command: as given, or the default for its device and number of runs.
+    The in-process options (--rerun, --resume, --tensorboard) keep it at 1."""
+    from .sweep import default_jobs, parse_devices
+    from .training.hardware import parse_jobs
+    in_process_only = [f for f, on in (("--rerun", args.rerun), ("--resume", args.resume),
+                                       ("--tensorboard", args.tensorboard)) if on]
+    if args.jobs is None:
+        return 1 if in_process_only else default_jobs(parse_devices(args.device), runs)
+    jobs = parse_jobs(args.jobs)
+    if jobs != 1 and in_process_only:
+        raise UsageError(f"{', '.join(in_process_only)} run(s) in process: drop --jobs, or give --jobs 1")
+    return jobs
 
 
 def cmd_clean(argv) -> int:
@@ -236,7 +277,14 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list the runs that would run, run nothing")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
-    p.add_argument("--jobs", type=int, default=1, help="local: worker processes (default 1: in process)")
+    p.add_argument("--jobs", default=None, help="local: runs at once in worker processes, N or auto (CPU: the cores "
+                   "over --threads; CUDA: as many as the first run's peak memory allows). Default: auto on CUDA, "
+                   "else 1 (in process)")
+    p.add_argument("--threads", type=int, default=1, help="local: torch CPU threads per run (default 1; ray: --cpus-per-run)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="fp32, or bf16 autocast of the forward pass (default fp32)")
+    p.add_argument("--nondeterministic", action="store_true", help="let torch pick non-deterministic (faster) "
+                   "GPU kernels")
     p.add_argument("--devices", "--device", default=None,
                    help="local: devices given to workers round-robin, e.g. cuda:0,cuda:1 (default auto: every visible GPU, else cpu)")
     p.add_argument("--address", help="ray: cluster address, auto or HOST:PORT (default: start a local instance)")
@@ -248,15 +296,17 @@ def sweep_parser() -> argparse.ArgumentParser:
 
 def cmd_sweep(argv) -> int:
     args = sweep_parser().parse_args(argv)
-    from .sweep import LocalBackend, RayBackend, sweep
+    from .sweep import LocalBackend, RayBackend, default_jobs, parse_devices, sweep
     if args.backend == "local":
         misplaced = [f for f, v in (("--address", args.address), ("--gpus-per-run", args.gpus_per_run),
                                     ("--cpus-per-run", args.cpus_per_run)) if v is not None]
         if misplaced:
             raise UsageError(f"{', '.join(misplaced)} only apply to --backend ray")
-        backend = LocalBackend(args.jobs, args.devices or "auto")
+        devices = args.devices or "auto"
+        jobs = args.jobs if args.jobs is not None else default_jobs(parse_devices(devices), runs=2)
+        backend = LocalBackend(jobs, devices, args.threads, echo=lambda line: print(line, flush=True))
     else:
-        if args.jobs != 1 or args.devices:
+        if args.jobs is not None or args.devices:
             raise UsageError("--jobs and --devices are for --backend local; with ray use --gpus-per-run/--cpus-per-run")
         backend = RayBackend(args.address, args.gpus_per_run or 0.0,
                              1.0 if args.cpus_per_run is None else args.cpus_per_run)
@@ -269,7 +319,8 @@ def cmd_sweep(argv) -> int:
     try:
         summary = sweep(args.file, out=args.out, dry_run=args.dry_run, retry_failed=args.retry_failed,
                         backend=backend, echo=lambda line: print(line, flush=True),
-                        save_checkpoint=args.save_checkpoint, models=args.model, datasets=args.dataset, seeds=args.seeds, aligned=args.aligned,
+                        save_checkpoint=args.save_checkpoint, precision=args.precision,
+                        deterministic=not args.nondeterministic, models=args.model, datasets=args.dataset, seeds=args.seeds, aligned=args.aligned,
                         synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
                         max_epochs=args.max_epochs, config=args.config, data_root=args.data_root,
                         feature_path=args.feature_path)

@@ -172,8 +172,10 @@ def json_safe(value):
 
 def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec, result, device,
               started: datetime, wall_time_s: float, run_dir, git_commit, checkpoint: str,
-              torch_threads: int, torch_version: str) -> dict:
-    """The record of a finished run: `spec` is its DatasetSpec, `result` the trainer's FitResult."""
+              torch_threads: int, torch_version: str, device_name: str, peak_memory_mb: float,
+              precision: str, deterministic: bool) -> dict:
+    """The record of a finished run: `spec` is its DatasetSpec, `result` the trainer's FitResult.
+    `peak_memory_mb`: the GPU's max_memory_allocated on CUDA, the process's peak RSS on the CPU."""
     return {
         "run_id": run_id, "status": "ok",
         "model": model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
@@ -183,6 +185,8 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
         "wall_time_s": wall_time_s, "device": str(device),
         # CPU float sums over 1 and 2 threads differ in the last bits: part of what made the numbers.
         "torch_threads": torch_threads,
+        "device_name": device_name, "peak_memory_mb": peak_memory_mb, "precision": precision,
+        "deterministic": deterministic, "steps_per_s": result.steps_per_s,
         "config_hash": config_hash(config), "config": dict(config),
         "data": spec.source, "data_path": spec.path, "extractor": spec.extractor,
         "package_version": __version__, "git_commit": git_commit,

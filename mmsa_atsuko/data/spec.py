@@ -73,9 +73,10 @@ class Split:
     def to(self, device) -> "Split":
         return Split(self.name, {k: v.to(device) for k, v in self.tensors.items()}, self.ids)
 
-    def batch(self, index: torch.Tensor) -> dict:
-        """The batch for sample positions `index` (a 1-D int64 tensor on any device)."""
-        index_dev = index.to(self.device)
+    def batch(self, index: torch.Tensor, index_dev: torch.Tensor | None = None) -> dict:
+        """The batch for sample positions `index` (a 1-D int64 tensor on any device); `index_dev`,
+        the same positions already on the split's device, saves a copy."""
+        index_dev = index.to(self.device) if index_dev is None else index_dev
         out = {k: v.index_select(0, index_dev) for k, v in self.tensors.items()}
         out["index"] = index_dev
         idx = index.tolist()
@@ -86,8 +87,11 @@ class Split:
         """Yield batches in file order, or in a permutation drawn from `generator`."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        # One copy of the order to the device per pass: a copy per batch from pageable memory
+        # waits for the GPU to catch up, a host sync every step.
+        order_dev = order.to(self.device)
         for start in range(0, n, batch_size):
-            yield self.batch(order[start:start + batch_size])
+            yield self.batch(order[start:start + batch_size], order_dev[start:start + batch_size])
 
     def num_batches(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)

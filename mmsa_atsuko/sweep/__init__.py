@@ -10,9 +10,10 @@ process or worker processes; `ray_backend`: one Ray task per run); `execute` run
 """
 from ..results import identity, latest_by_identity, ok_records  # noqa: F401 (their home; here for old imports)
 from .driver import Progress, Summary, SweepLock, run_plan, sweep
-from .local import LocalBackend, parse_devices
+from .local import LocalBackend, default_jobs, parse_devices
+from .packed import run_packed
 from .plan import Plan, PlannedRun, Setting, expand, plan
 from .ray_backend import RayBackend
 
 __all__ = ["sweep", "run_plan", "Summary", "Progress", "SweepLock", "expand", "plan", "Plan", "PlannedRun",
-           "Setting", "LocalBackend", "parse_devices", "RayBackend"]
+           "Setting", "LocalBackend", "default_jobs", "parse_devices", "RayBackend", "run_packed"]

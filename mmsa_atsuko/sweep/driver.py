@@ -18,6 +18,7 @@ from filelock import FileLock, Timeout
 from .. import api
 from ..errors import ToolkitError
 from ..results import append_or_keep, check_output_folder, headline_metric, recover
+from ..training.hardware import check_precision
 from .local import LocalBackend
 from .plan import Plan, expand, missing_data_error, plan, release
 
@@ -106,14 +107,16 @@ def run_plan(sweep_plan: Plan, out, backend, echo=print) -> Summary:
 
 
 def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backend=None, echo=print,
-          save_checkpoint="best", **lists) -> Summary | Plan:
+          save_checkpoint="best", precision="fp32", deterministic=True, **lists) -> Summary | Plan:
     """Plan and run a sweep: models x datasets x aligned flags x seeds, resumable (see the module
     docstring); `lists` go to `expand`. `save_checkpoint="none"` leaves no best.pt in run folders.
+    `precision` and `deterministic` as for `api.run`.
 
     Returns the `Plan` for a dry run, else a `Summary` of what ran.
     """
     api.git_commit()                   # the code version this driver runs, read before anything trains
     api.check_save_checkpoint(save_checkpoint)
+    check_precision(precision)
     backend = backend or LocalBackend()
     expanded = expand(file, **lists)
     check_output_folder(out)
@@ -128,7 +131,8 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
         backend.start()
         try:
             sweep_plan = plan(expanded, out, retry_failed=retry_failed, checkpoint=save_checkpoint,
-                              keep_data=getattr(backend, "in_process", False))
+                              keep_data=getattr(backend, "in_process", False), precision=precision,
+                              deterministic=deterministic)
             if sweep_plan.missing:
                 raise missing_data_error(sweep_plan)
             echo(_plan_line(sweep_plan, expanded, retry_failed)

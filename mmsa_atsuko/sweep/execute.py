@@ -32,7 +32,7 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
             raise ToolkitError(f"the config or data changed since the sweep was planned: planned "
                                f"{run.config_hash} on {run.data}, found {got[0]} on {got[1]}")
         return api.train_one(job, run.seed, resolve_device(device), Path(out), True, run_id=run_id,
-                             checkpoint=run.checkpoint)
+                             checkpoint=run.checkpoint, precision=run.precision, deterministic=run.deterministic)
     except Exception as error:               # a failed run is a result; the sweep goes on
         return failure(run, run_id, out, device, error, started, time.time() - clock)
 

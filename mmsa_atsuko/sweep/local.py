@@ -1,7 +1,12 @@
 """The local backend: in process (`jobs=1`), or `jobs` spawned worker processes.
 
 Worker k gets device `devices[k % len(devices)]`. A worker dies with its driver, so no
-orphan keeps training a run that the resumed sweep starts again.
+orphan keeps training a run that the resumed sweep starts again. Workers start once and take
+run after run; only the driver writes the store.
+
+`jobs="auto"`: on the CPU, the cores divided by the threads per run. On CUDA, one worker per
+device trains the first run; its peak memory against the memory then free on its device
+(`hardware.gpu_jobs`) says how many more workers each device takes.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import torch
 
 from .. import api
 from ..errors import UsageError
+from ..training.hardware import DEFAULT_THREADS, check_threads, cpu_jobs, gpu_jobs, parse_jobs
 from ..training.seed import resolve_device
 from .execute import execute, failure, worker_logging
 
@@ -36,29 +42,75 @@ def parse_devices(text: str) -> list[str]:
     return [str(resolve_device(d)) for d in devices]
 
 
-class LocalBackend:
-    """In process for jobs=1, else `jobs` spawned worker processes; devices round-robin."""
+def default_jobs(devices: list[str], runs: int) -> int | str:
+    """What `--jobs` is when not given: auto with several runs on CUDA, else 1 (in process)."""
+    return "auto" if runs > 1 and any(d.startswith("cuda") for d in devices) else 1
 
-    def __init__(self, jobs: int = 1, devices: str = "auto"):
-        if jobs < 1:
-            raise UsageError(f"--jobs must be at least 1, got {jobs}")
-        self.jobs = jobs
+
+class LocalBackend:
+    """In process for jobs=1, else spawned worker processes (`jobs` of them, or `"auto"`: see the
+    module docstring); devices round-robin. `threads`: torch threads per run (None: a worker takes
+    the cores divided by `jobs` unless OMP_NUM_THREADS is set; in process, torch's as it is)."""
+
+    def __init__(self, jobs: int | str = 1, devices: str = "auto", threads: int | None = None, echo=print):
+        self.jobs = parse_jobs(jobs)
         self.devices = parse_devices(devices)
-        self.threads = max(1, (os.cpu_count() or 1) // jobs)
+        self.threads = check_threads(threads)
+        self.cuda = self.devices[0].startswith("cuda")
+        if self.threads is None:
+            self.worker_threads = DEFAULT_THREADS if self.jobs == "auto" else max(1, (os.cpu_count() or 1) // self.jobs)
+        else:
+            self.worker_threads = self.threads
         self.workers: list[_Worker] = []
-        self.in_process = jobs == 1
+        self.in_process = self.jobs == 1
+        self.echo = echo
 
     def describe(self) -> str:
-        where = ", ".join(self.devices)
-        return f"local, {'in process' if self.jobs == 1 else f'{self.jobs} worker processes'}, on {where}"
+        if self.jobs == 1:
+            how = "in process"
+        elif self.jobs != "auto":
+            how = f"{self.jobs} worker processes"
+        elif self.cuda:
+            how = "worker processes as many as the first run's peak memory allows (--jobs auto)"
+        else:
+            how = f"up to {cpu_jobs(self.worker_threads, 1 << 30)} worker processes (--jobs auto)"
+        threads = self.threads if self.jobs == 1 else self.worker_threads
+        return f"local, {how}, {threads or 'default'} torch thread(s) per run, on {', '.join(self.devices)}"
 
-    def start(self) -> None:
+    def _first_size(self, runs: int) -> int:
+        if self.jobs != "auto":
+            return self.jobs
+        if self.cuda:
+            return min(runs, len(self.devices))        # one run per device first, to measure
+        return cpu_jobs(self.worker_threads, runs)
+
+    def start(self, runs: int = 1 << 30) -> None:
         """Start the workers now, so that their imports overlap the driver's planning."""
-        if self.jobs > 1 and not self.workers:
-            # spawn, not fork: the driver may hold CUDA state and threads that a fork would copy
-            ctx = multiprocessing.get_context("spawn")
-            self.workers = [_Worker(ctx, k, self.devices[k % len(self.devices)], self.threads)
-                            for k in range(self.jobs)]
+        if self.jobs != 1:
+            self._resize(self._first_size(runs))
+
+    def _resize(self, size: int) -> None:
+        # spawn, not fork: the driver may hold CUDA state and threads that a fork would copy
+        ctx = multiprocessing.get_context("spawn")
+        while len(self.workers) < size:
+            k = len(self.workers)
+            self.workers.append(_Worker(ctx, k, self.devices[k % len(self.devices)], self.worker_threads,
+                                        self.threads is not None))
+        while len(self.workers) > size and self.workers[-1].task is None:
+            self.workers.pop().stop()
+
+    def _per_device(self, record: dict, runs: int) -> int | None:
+        """After a CUDA run finished ok: how many runs its device takes at once (None: not known yet).
+        Free memory is read with this run's worker still holding its allocator's cache."""
+        peak = record.get("peak_memory_mb")
+        if record.get("status") != "ok" or not peak:
+            return None
+        free_mb = torch.cuda.mem_get_info(torch.device(record["device"]))[0] / 2**20
+        here = sum(w.device == record["device"] for w in self.workers)
+        per_device = gpu_jobs(peak, free_mb, runs, running=here)
+        self.echo(f"--jobs auto: the first run peaked at {peak:.0f} MB with {free_mb:.0f} MB free on "
+                  f"{record['device']}: {per_device} run(s) at once per device")
+        return per_device
 
     def close(self) -> None:
         for worker in self.workers:
@@ -66,11 +118,16 @@ class LocalBackend:
         self.workers = []
 
     def run(self, runs, out, on_result) -> None:
-        if self.jobs == 1:
+        size = 1 if self.jobs == "auto" and not self.cuda and cpu_jobs(self.worker_threads, len(runs)) == 1 \
+            else self.jobs
+        if size == 1:
+            if self.threads is not None:
+                torch.set_num_threads(self.threads)
             for i, (run, run_id) in enumerate(runs):
                 on_result(execute(run, run_id, str(out), self.devices[i % len(self.devices)]))
             return
-        self.start()
+        self._resize(self._first_size(len(runs)))
+        sized = self.jobs != "auto" or not self.cuda
         queue = deque((run, run_id, str(out)) for run, run_id in runs)
         for worker in self.workers:
             if queue:
@@ -88,19 +145,27 @@ class LocalBackend:
                                      f"worker process died (exit code {worker.proc.exitcode})",
                                      datetime.now(timezone.utc), time.time() - worker.since)
                     worker.stop()
-                    worker = _Worker(worker.ctx, worker.index, worker.device, self.threads)
+                    worker = _Worker(worker.ctx, worker.index, worker.device, self.worker_threads,
+                                     self.threads is not None)
                     self.workers[worker.index] = worker
                 worker.task = None
                 on_result(record)
-                if queue:
-                    worker.give(queue.popleft())
+                if not sized:
+                    left = len(queue) + sum(w.task is not None for w in self.workers)
+                    per_device = self._per_device(record, left)
+                    if per_device is not None:
+                        sized = True
+                        self._resize(max(len(self.workers), min(per_device * len(self.devices), left)))
+                for idle in [w for w in self.workers if w.task is None]:
+                    if queue:
+                        idle.give(queue.popleft())
 
 
 class _Worker:
-    def __init__(self, ctx, index: int, device: str, threads: int):
+    def __init__(self, ctx, index: int, device: str, threads: int, forced: bool):
         self.ctx, self.index, self.device, self.task, self.since = ctx, index, device, None, time.time()
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, device, threads, os.getpid()),
+        self.proc = ctx.Process(target=_worker_main, args=(child, device, threads, forced, os.getpid()),
                                 name=f"sweep-worker-{index}", daemon=True)
         self.proc.start()
         child.close()                  # so that a dead worker reads as EOF here
@@ -153,11 +218,11 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _worker_main(conn, device: str, threads: int, parent_pid: int) -> None:
+def _worker_main(conn, device: str, threads: int, forced: bool, parent_pid: int) -> None:
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the driver's to handle
     api.git_commit()                                  # the code version this worker imported
-    if "OMP_NUM_THREADS" not in os.environ:           # N workers share the cores instead of fighting
+    if forced or "OMP_NUM_THREADS" not in os.environ:    # N workers share the cores instead of fighting
         torch.set_num_threads(threads)
     worker_logging()
     while True:

@@ -56,6 +56,8 @@ class PlannedRun:
     config: dict = field(repr=False, default_factory=dict)
     experiment: str = ""
     checkpoint: str = "best"         # what the run leaves in its folder; not part of its identity
+    precision: str = "fp32"          # how it runs (recorded, as the device is; not part of its identity)
+    deterministic: bool = True
 
     @property
     def identity(self) -> tuple:
@@ -227,7 +229,8 @@ def release() -> None:
     _CACHE.update(current=None, groups={})
 
 
-def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best") -> Plan:
+def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best", precision="fp32",
+         deterministic=True) -> Plan:
     """Resolve each setting (one data file at a time) and split its runs into done and to-do.
 
     `keep_data` keeps every prepared job in this process for running them here next."""
@@ -244,7 +247,8 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
             continue
         chash, data = config_hash(job.config), job.data.spec.source
         for seed in seeds:
-            run = PlannedRun(setting, seed, chash, data, dict(job.config), name, checkpoint)
+            run = PlannedRun(setting, seed, chash, data, dict(job.config), name, checkpoint, precision,
+                             deterministic)
             if run.identity not in seen:            # e.g. Table 1's Atsuko row is Table 4's full row
                 seen.add(run.identity)
                 runs.append(run)

@@ -24,20 +24,23 @@ def check_seeds(seeds, where: str = "seeds") -> list[int]:
     return seeds
 
 
-def set_seed(seed: int) -> None:
-    """Seed every generator a run touches and ask for deterministic kernels.
+def set_seed(seed: int, deterministic: bool = True) -> None:
+    """Seed every generator a run touches and choose the kernels.
 
-    MMSA's `setup_seed` plus what it lacks: `use_deterministic_algorithms` (warn-only, since a
-    few CUDA kernels have no deterministic version; the CUBLAS workspace it needs on GPU is set
-    when the package is imported). Batch order comes from a `torch.Generator` the trainer
-    seeds separately.
+    MMSA's `setup_seed` plus what it lacks: with `deterministic`, strict
+    `use_deterministic_algorithms(True)` (an op without a deterministic version raises instead of
+    running: on CUDA, float32 attention's memory-efficient backward otherwise adds with atomics,
+    and two atsuko runs differed by 0.003 MAE; issue 17). The CUBLAS workspace it needs on GPU is
+    set when the package is imported. `deterministic=False` (`--nondeterministic`) lets torch and
+    cuDNN pick the fastest kernels. Batch order comes from a `torch.Generator` the trainer seeds
+    separately.
     """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    torch.use_deterministic_algorithms(deterministic)
     # Deterministic mode also NaN-fills every tensor torch.empty hands out, a debugging aid for
     # code that reads memory before writing it. Nothing here does (the determinism tests would
     # see it), and the fills cost 2-8% of a CPU training step (LMF, TFN, MulT) and extra kernel

@@ -18,6 +18,7 @@ import logging
 import math
 import random
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from tqdm import tqdm
 from ..errors import DataError, TrainingError, UsageError
 from ..metrics import compute_metrics, lower_is_better, metric_keys
 from ..run_folders import LAST_CHECKPOINT    # the state after the last finished epoch; deleted when fit returns
+from .hardware import autocast, check_precision
 from .host_memory import keep_freed_memory
 
 log = logging.getLogger("mmsa_atsuko")
@@ -50,6 +52,7 @@ class FitResult:
     valid: dict                   # valid metrics of the best epoch
     test: SplitEval               # test metrics and per-sample outputs of the best checkpoint
     history: list                 # per epoch: train losses, valid metrics, the lr it trained with
+    steps_per_s: float = math.nan  # training batches per second of the training passes this call ran
 
 
 def build_optimizer(model, config) -> torch.optim.Optimizer:
@@ -88,15 +91,18 @@ def _improved(value: float, best: float | None, minimize: bool) -> bool:
 
 
 @torch.no_grad()
-def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False) -> SplitEval:
+def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False,
+             precision: str = "fp32") -> SplitEval:
     """Metrics of `model` on `split` in file order; with `collect`, the per-sample outputs too."""
     model.eval()
     # Everything stays on the model's device until the split is done: one transfer at the end
     # instead of a GPU sync per batch. The loss is summed in float64, as float() per batch did.
     preds, labels, export, losses = [], [], {}, []
     for batch in split.batches(batch_size):
-        outputs = model(batch)
-        losses.append(model.loss(outputs, batch)["task"].double() * len(batch["id"]))
+        with autocast(split.device, precision):
+            outputs = model(batch)
+            task = model.loss(outputs, batch)["task"]
+        losses.append(task.double() * len(batch["id"]))
         preds.append(outputs["pred"].float())
         labels.append(batch["label"])
         for key, value in (outputs.get("export") or {}).items() if collect else ():
@@ -221,11 +227,15 @@ def check_last_batch(model, n_train: int, batch_size: int) -> None:
 
 
 def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path | None = None,
-        progress: bool = True, resume: bool = False, on_epoch=None) -> FitResult:
+        progress: bool = True, resume: bool = False, on_epoch=None, precision: str = "fp32") -> FitResult:
     """Train `model` on `data` (a Dataset) and test its best-valid checkpoint once.
 
     `resume`: continue from `run_dir`'s last.pt (the model built and seeded as for the first
-    start). `on_epoch(entry)` is called with each epoch's history entry once it is complete."""
+    start). `on_epoch(entry)` is called with each epoch's history entry once it is complete.
+    `precision="bf16"`: forward and loss under bf16 autocast (weights and optimizer stay fp32).
+
+    The step reads nothing back from the device: loss terms are summed there and read once per
+    epoch, so a GPU runs ahead of the host. The splits are moved to the device once, here."""
     keep_freed_memory()      # CPU steps stop re-faulting their big activations (host_memory.py)
     # A gradient that enters an LSTM at one frame per sample decays over hundreds of frames into
     # subnormal floats, which x86 multiplies ~20x slower: MISA's and Self-MM's audio/vision LSTM
@@ -235,6 +245,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     dataset = data.spec.name
     check_trainer_config(config, dataset)
     check_last_batch(model, len(data.train), config.batch_size)
+    check_precision(precision)
     key_eval = config.key_eval
     eval_bs = config.eval_batch_size or config.batch_size
     model.to(device)
@@ -261,6 +272,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         if best_state is not None:    # a run killed just after writing best.pt has a later epoch's there
             _replace(Path(run_dir) / "best.pt", lambda path: torch.save(best_state, path))
     show = progress and sys.stderr.isatty()
+    steps, train_seconds, last_loss = 0, 0.0, None
     # The stop rule is checked before each epoch: a run resumed after its last epoch goes straight to test.
     while epoch < config.max_epochs and epoch - best_epoch < config.early_stop:
         epoch += 1
@@ -268,11 +280,15 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         optimizer.zero_grad(set_to_none=True)
         sums, seen = {}, 0
         first_bad = torch.zeros((), dtype=torch.long, device=device)    # step of the first non-finite total, 0: none
+        started = time.perf_counter()
+        # The bar shows the last epoch's loss: reading this epoch's would stall a GPU every few steps.
         bar = tqdm(train.batches(config.batch_size, shuffle=True, generator=generator), total=n_batches,
-                   desc=f"epoch {epoch}", leave=False, disable=not show, dynamic_ncols=True)
+                   desc=f"epoch {epoch}", leave=False, disable=not show, dynamic_ncols=True,
+                   postfix=None if last_loss is None else {"last epoch loss": f"{last_loss:.4f}"})
         for i, batch in enumerate(bar, start=1):
-            outputs = model(batch)
-            losses = model.loss(outputs, batch)
+            with autocast(device, precision):
+                outputs = model(batch)
+                losses = model.loss(outputs, batch)
             # Noted on the device (no sync per step), read once the epoch is done.
             first_bad = torch.where((first_bad == 0) & ~torch.isfinite(losses["total"].detach()), i, first_bad)
             # No division by grad_accum: MMSA and EMOE sum the micro-batch gradients.
@@ -285,11 +301,11 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
             seen += n
             for name, value in losses.items():
                 if torch.is_tensor(value) and value.dim() == 0:
-                    # Summed on the device: a float() here would stall a GPU once per term and step.
-                    sums[name] = sums.get(name, 0.0) + value.detach() * n
-            if show and i % 10 == 0:
-                bar.set_postfix(loss=f"{float(sums['total']) / seen:.4f}")
-        train_losses = {k: float(v) / seen for k, v in sums.items()}
+                    # Summed on the device (in fp32 under bf16 autocast), read once after the epoch.
+                    sums[name] = sums.get(name, 0.0) + value.detach().float() * n
+        train_losses = {k: float(v) / seen for k, v in sums.items()}      # the first float() waits for the GPU
+        steps, train_seconds = steps + n_batches, train_seconds + time.perf_counter() - started
+        last_loss = train_losses["total"]
         if not all(math.isfinite(v) for v in train_losses.values()):
             step = int(first_bad) or "?"
             terms = " ".join(f"{k}={v:.4g}" for k, v in train_losses.items() if not math.isfinite(v))
@@ -299,7 +315,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         if hasattr(model, "on_epoch_end"):
             model.on_epoch_end(epoch)
 
-        valid_metrics = evaluate(model, valid, dataset, eval_bs).metrics
+        valid_metrics = evaluate(model, valid, dataset, eval_bs, precision=precision).metrics
         value = valid_metrics[key_eval]
         # The rates this epoch trained with, read before the scheduler sets the next epoch's.
         history.append({"epoch": epoch, "train": train_losses, "valid": valid_metrics,
@@ -324,8 +340,9 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     if best_state is None:
         raise TrainingError(f"valid {key_eval} was NaN at every epoch; nothing to test")
     model.load_state_dict(best_state)
-    test_eval = evaluate(model, test, dataset, eval_bs, collect=True)
+    test_eval = evaluate(model, test, dataset, eval_bs, collect=True, precision=precision)
     if run_dir is not None:
         (Path(run_dir) / LAST_CHECKPOINT).unlink(missing_ok=True)
-    return FitResult(best_epoch, epoch, best_valid, test_eval, history)
+    return FitResult(best_epoch, epoch, best_valid, test_eval, history,
+                     steps / train_seconds if train_seconds > 0 else math.nan)
 

@@ -1,0 +1,38 @@
+"""`run.py --jobs N|auto`: a run's seeds (and models, datasets) on the sweep's local backend.
+
+The same pipeline as `api.run` (plan, skip what is recorded, train, one MMSA row per model and
+dataset) with the sweep's workers, so there is one scheduler: the workers start once and take run
+after run, and the driver is the only process that writes the store.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ToolkitError
+from ..results import append_mmsa_csv, latest_by_identity, read_records
+from .driver import sweep
+
+
+def run_packed(models, datasets, seeds, *, backend, out="results", save_checkpoint="best", precision="fp32",
+               deterministic=True, echo=print, **lists) -> list[dict]:
+    """Train what `api.run(models, datasets, seeds, ...)` would, on `backend` (a LocalBackend);
+    return the records in plan order, recorded ones included. `lists`: aligned, synthetic, preset,
+    max_epochs, config, ... as `sweep.expand` takes them. A failed run raises ToolkitError once
+    every run has finished (its record and error.txt are kept); a failure recorded earlier is tried again."""
+    summary = sweep(out=out, backend=backend, echo=echo, retry_failed=True, save_checkpoint=save_checkpoint,
+                    precision=precision, deterministic=deterministic, models=list(models),
+                    datasets=list(datasets), seeds=list(seeds), **lists)
+    if summary.failed:
+        first = summary.failed[0]
+        raise ToolkitError(f"{len(summary.failed)} run(s) failed, e.g. {first['model']} {first['dataset']} seed "
+                           f"{first['seed']}: {first.get('error')} (records in {Path(out) / 'runs.jsonl'})")
+    recorded = latest_by_identity(read_records(Path(out)))
+    records = [recorded[run.identity] for run in summary.plan.runs]
+    trained = {(r["model"], r["dataset"], r["aligned"]) for r in summary.records}
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault((record["model"], record["dataset"], record["aligned"]), []).append(record)
+    for key, group in groups.items():      # one row per (model, dataset) that trained, as `api.run` writes
+        if key in trained:
+            append_mmsa_csv(Path(out), key[1], key[0], [r["metrics"] for r in group], group[0]["synthetic"])
+    return records

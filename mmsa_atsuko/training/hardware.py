@@ -1,0 +1,109 @@
+"""What a run ran on and what it used: device name, peak memory, threads, and how many runs fit at once.
+
+Peak memory is the GPU's `max_memory_allocated` on CUDA (reset before each run, so it is that
+run's), and the process's peak RSS (`ru_maxrss`) on the CPU. RSS is per process and never goes
+down: in a process that loaded data or trained before (a multi-seed `run`, a sweep worker), it is
+the largest the process has been so far, which bounds the run's own peak from above.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import resource
+import sys
+
+import torch
+
+from ..errors import UsageError
+
+PRECISIONS = ("fp32", "bf16")
+# One thread per run by default: on the 2-core machines, a small run with 2 intra-op threads took
+# 3-5x the wall time and 4-7x the CPU time of one thread while other work ran (OpenMP threads
+# spin at each barrier while the other core is taken; bench/README.md, "Threads").
+DEFAULT_THREADS = 1
+# Free memory kept back when runs are packed on one GPU: the allocator's fragmentation and the
+# peaks of later epochs (a longer valid pass, a bigger last batch) that the first run did not hit.
+GPU_MEMORY_MARGIN = 0.15
+CUDA_CONTEXT_MB = 600          # a worker's CUDA context and kernels, outside max_memory_allocated
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def check_threads(threads: int | None) -> int | None:
+    if threads is not None and int(threads) < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}")
+    return None if threads is None else int(threads)
+
+
+def parse_jobs(text) -> int | str:
+    """'auto' | N (N >= 1), as `--jobs` takes it."""
+    if str(text) == "auto":
+        return "auto"
+    try:
+        jobs = int(text)
+    except (TypeError, ValueError):
+        raise UsageError(f"--jobs must be a number or auto, got {text!r}") from None
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1 (or auto), got {jobs}")
+    return jobs
+
+
+def cpu_jobs(threads: int, runs: int, cores: int | None = None) -> int:
+    """`--jobs auto` on the CPU: as many runs at once as the cores hold at `threads` each, at most `runs`."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, min(runs, cores // max(1, threads)))
+
+
+def gpu_jobs(peak_mb: float, free_mb: float, runs: int, *, running: int = 1, margin: float = GPU_MEMORY_MARGIN,
+             context_mb: float = CUDA_CONTEXT_MB) -> int:
+    """`--jobs auto` on one GPU: how many runs at once, counting the `running` ones, after one run
+    peaked at `peak_mb` (max_memory_allocated) and `free_mb` is free with those running.
+
+    Each further run needs its peak plus a CUDA context; `margin` of the free memory is kept back.
+    At least the runs already running, at most `runs`."""
+    per_run = peak_mb + context_mb
+    more = int(max(0.0, free_mb * (1 - margin)) // per_run) if per_run > 0 else 0
+    return max(running, min(runs, running + more))
+
+
+@functools.cache
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name on CUDA, else the CPU's model name (/proc/cpuinfo, else platform)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return _cpu_name()
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start the GPU's peak count at this run (the CPU's peak RSS cannot be reset; see the module doc)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """GPU: max_memory_allocated since `reset_peak_memory`. CPU: the process's peak RSS so far."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10      # bytes on macOS, KiB on Linux
+
+
+def autocast(device: torch.device, precision: str):
+    """The forward pass's autocast context: bf16 autocast, or a disabled one for fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

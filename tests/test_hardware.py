@@ -1,0 +1,244 @@
+"""Issue 17 on the CPU: determinism mode, precision, threads, --jobs sizing and packing, the record's
+hardware fields, and a training step that reads nothing back from the device."""
+import math
+import resource
+
+import pytest
+import torch
+
+import mmsa_atsuko
+from conftest import make_dataset
+from mmsa_atsuko import api, cli
+from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.results import json_safe, read_records
+from mmsa_atsuko.sweep import LocalBackend, default_jobs, run_packed
+from mmsa_atsuko.training import hardware
+from mmsa_atsuko.training import trainer as trainer_mod
+from mmsa_atsuko.training.hardware import cpu_jobs, gpu_jobs, parse_jobs
+from mmsa_atsuko.training.seed import set_seed
+from test_trainer import LinearProbe, cfg
+
+TINY = dict(synthetic=True, preset="small", max_epochs=1, quiet=True)
+
+
+# ---- --jobs auto sizing (pure functions, made-up numbers) -------------------------------------
+
+def test_gpu_jobs_fits_runs_into_the_free_memory_with_a_margin():
+    # 60 GB free, 85% usable = 51000 MB; each more run needs 10000 + 600 MB: 4 more beside the first
+    assert gpu_jobs(10_000, 60_000, runs=10, margin=0.15, context_mb=600) == 5
+    assert gpu_jobs(10_000, 60_000, runs=3, margin=0.15, context_mb=600) == 3        # no more than the runs
+    assert gpu_jobs(10_000, 5_000, runs=10, margin=0.15, context_mb=600) == 1        # none fits: the first goes on
+    assert gpu_jobs(10_000, 5_000, runs=10, running=2, margin=0.15, context_mb=600) == 2
+    # the margin matters: 10600 * 4 = 42400 fits in 51000 (margin 0.15) but not in 30000 (margin 0.5)
+    assert gpu_jobs(10_000, 60_000, runs=10, margin=0.5, context_mb=600) == 1 + 2
+    assert gpu_jobs(400, 139_000, runs=5) == 5
+
+
+def test_auto_on_cuda_sizes_from_the_first_runs_peak_and_the_free_memory(monkeypatch):
+    """The backend's side of `gpu_jobs`, with the GPU's answer made up (no GPU needed)."""
+    lines = []
+    backend = LocalBackend("auto", "cpu", threads=1, echo=lines.append)
+    backend.workers = [type("Worker", (), {"device": "cuda:0", "task": None})()]
+    asked = []
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: asked.append(device) or (60_000 * 2**20, 80_000 * 2**20))
+    ok = {"status": "ok", "peak_memory_mb": 10_000.0, "device": "cuda:0"}
+    # 51000 usable MB // (10000 + 600) = 4 more beside the running one
+    assert backend._per_device(ok, runs=10) == 5 and asked == [torch.device("cuda:0")]
+    assert lines == ["--jobs auto: the first run peaked at 10000 MB with 60000 MB free on cuda:0: 5 run(s) at once "
+                     "per device"]
+    assert backend._per_device({**ok, "status": "failed"}, runs=10) is None        # wait for a run that finished
+
+
+def test_cpu_jobs_are_the_cores_over_the_threads():
+    assert cpu_jobs(threads=1, runs=5, cores=2) == 2
+    assert cpu_jobs(threads=2, runs=5, cores=2) == 1
+    assert cpu_jobs(threads=3, runs=5, cores=2) == 1
+    assert cpu_jobs(threads=4, runs=5, cores=16) == 4
+    assert cpu_jobs(threads=1, runs=3, cores=16) == 3
+
+
+def test_parse_jobs_and_the_default():
+    assert parse_jobs("auto") == "auto" and parse_jobs("3") == 3
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(UsageError, match="--jobs"):
+            parse_jobs(bad)
+    assert default_jobs(["cpu"], runs=5) == 1
+    assert default_jobs(["cuda:0"], runs=5) == "auto" and default_jobs(["cuda:0"], runs=1) == 1
+
+
+def test_jobs_refuses_the_options_that_run_in_process(tmp_path):
+    for flag in ("--rerun", "--resume", "--tensorboard"):
+        args = cli.train_parser().parse_args(["-m", "tfn", "-d", "mosi", "--jobs", "2", flag])
+        with pytest.raises(UsageError, match=f"{flag}.*drop --jobs"):
+            cli.train_jobs(args, runs=5)
+    args = cli.train_parser().parse_args(["-m", "tfn", "-d", "mosi", "--device", "cpu"])
+    assert cli.train_jobs(args, runs=5) == 1 and args.threads == 1
+
+
+# ---- determinism mode ---------------------------------------------------------------------------
+
+def test_set_seed_is_strict_unless_asked_not_to_be():
+    try:
+        set_seed(0, deterministic=False)
+        assert not torch.are_deterministic_algorithms_enabled()
+        set_seed(0)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()       # strict: no warn_only
+    finally:
+        set_seed(0)
+
+
+def _spy_on_fit(monkeypatch) -> list:
+    """What torch's determinism flag and autocast were while each run's model trained."""
+    seen = []
+    real_fit = api.fit
+
+    def spy(model, *args, **kwargs):
+        real_forward = model.forward
+
+        def forward(batch):
+            seen.append((torch.are_deterministic_algorithms_enabled(), torch.is_autocast_enabled("cpu")))
+            return real_forward(batch)
+
+        model.forward = forward
+        return real_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(api, "fit", spy)
+    return seen
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_the_mode_reaches_torch_and_the_record(tmp_path, monkeypatch, deterministic):
+    seen = _spy_on_fit(monkeypatch)
+    try:
+        (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], out=tmp_path, deterministic=deterministic, **TINY)
+    finally:
+        set_seed(0)
+    assert seen and {flag for flag, _ in seen} == {deterministic}
+    assert record["deterministic"] is deterministic and read_records(tmp_path)[0]["deterministic"] is deterministic
+
+
+def test_a_sweep_passes_the_mode_and_precision_to_its_runs(tmp_path, monkeypatch):
+    from mmsa_atsuko.sweep import sweep
+    seen = _spy_on_fit(monkeypatch)
+    try:
+        summary = sweep(out=tmp_path, backend=LocalBackend(1, "cpu"), echo=lambda line: None, deterministic=False,
+                        precision="bf16", models=["tfn"], datasets=["mosi"], seeds=[1], synthetic=True,
+                        preset="small", max_epochs=1)
+    finally:
+        set_seed(0)
+    assert seen and set(seen) == {(False, True)}
+    (record,) = summary.records
+    assert (record["deterministic"], record["precision"]) == (False, "bf16")
+
+
+# ---- precision ----------------------------------------------------------------------------------
+
+def test_bf16_autocast_trains_and_stays_near_fp32():
+    data = make_dataset()
+
+    def once(precision):
+        set_seed(3)
+        return fit_probe(data, precision)
+
+    fp32, bf16, again = once("fp32"), once("bf16"), once("bf16")
+    assert (bf16.test.pred == again.test.pred).all()
+    assert not (bf16.test.pred == fp32.test.pred).all()                 # autocast was on: bf16 rounding
+    assert abs(bf16.test.pred - fp32.test.pred).max() < 0.1
+    with pytest.raises(UsageError, match="--precision must be one of fp32, bf16"):
+        fit_probe(data, "fp16")
+
+
+def fit_probe(data, precision, **kw):
+    return trainer_mod.fit(LinearProbe(), data, cfg(max_epochs=2, early_stop=100, **kw), device=torch.device("cpu"),
+                           seed=3, precision=precision)
+
+
+def test_a_bf16_run_records_its_precision(tmp_path, monkeypatch):
+    seen = _spy_on_fit(monkeypatch)
+    (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], out=tmp_path, precision="bf16", **TINY)
+    assert seen and all(autocast for _, autocast in seen)
+    assert record["status"] == "ok" and record["precision"] == "bf16" and math.isfinite(record["metrics"]["MAE"])
+    (default,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], out=tmp_path / "fp32", **TINY)
+    assert default["precision"] == "fp32"
+
+
+# ---- the record's hardware fields ---------------------------------------------------------------
+
+def test_records_carry_the_hardware_figures(tmp_path):
+    (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], out=tmp_path, threads=1, **TINY)
+    assert record["device"] == "cpu" and record["device_name"] == hardware.device_name(torch.device("cpu"))
+    assert record["device_name"]
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert 0 < record["peak_memory_mb"] <= rss_mb          # the process's peak RSS when the run ended
+    assert record["steps_per_s"] > 0 and record["torch_threads"] == 1
+    assert read_records(tmp_path)[0]["steps_per_s"] == record["steps_per_s"]
+
+
+def test_cpu_peak_memory_is_the_process_peak_rss():
+    before = hardware.peak_memory_mb(torch.device("cpu"))
+    block = torch.ones(300 * 2**20 // 4)               # 300 MB, every page touched
+    after = hardware.peak_memory_mb(torch.device("cpu"))
+    del block
+    assert after >= before and after >= 300
+    assert hardware.peak_memory_mb(torch.device("cpu")) >= after            # never goes down
+
+
+def test_steps_per_s_counts_training_batches_over_training_time(monkeypatch):
+    class Clock:                       # every reading is one second after the last
+        now = 0.0
+
+        def perf_counter(self):
+            Clock.now += 1.0
+            return Clock.now
+
+    monkeypatch.setattr(trainer_mod, "time", Clock())
+    result = fit_probe(make_dataset(), "fp32")          # 48 train samples at batch 16: 3 batches an epoch
+    assert result.steps_per_s == 3.0                    # each epoch's pass reads the clock twice: 1 s
+
+
+# ---- the hot loop ---------------------------------------------------------------------------------
+
+def test_the_training_step_reads_nothing_back_from_the_device(monkeypatch):
+    """Host reads (item, float, bool, cpu, numpy) happen per epoch, never per step: twelve steps
+    an epoch read exactly as often as three."""
+    counts = {"n": 0}
+    for name in ("item", "__float__", "__bool__", "cpu", "numpy"):
+        real = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _real=real, **kwargs):
+            counts["n"] += 1
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+
+    def reads(batch_size):
+        counts["n"] = 0
+        set_seed(1)
+        fit_probe(make_dataset(), "fp32", batch_size=batch_size, eval_batch_size=16, grad_clip=1.0,
+                  grad_clip_mode="norm")
+        return counts["n"]
+
+    assert reads(16) == reads(4) > 0
+
+
+# ---- --jobs: the same metrics as one process ------------------------------------------------------
+
+def test_seeds_on_two_workers_give_the_metrics_of_a_sequential_run(tmp_path):
+    kw = dict(synthetic=True, preset="small", max_epochs=2)
+    sequential = mmsa_atsuko.run("tfn", "mosi", seeds=[1, 2, 3], out=tmp_path / "one", quiet=True, threads=1, **kw)
+    lines = []
+    packed = run_packed(["tfn"], ["mosi"], [1, 2, 3], out=tmp_path / "two", echo=lines.append,
+                        backend=LocalBackend(2, "cpu", threads=1), **kw)
+    assert any("2 worker processes" in line for line in lines)
+    assert [r["seed"] for r in packed] == [1, 2, 3]
+    for a, b in zip(sequential, packed):
+        assert a["torch_threads"] == b["torch_threads"] == 1
+        assert json_safe(a["metrics"]) == b["metrics"] and a["run_id"] != b["run_id"]
+    assert len(read_records(tmp_path / "two")) == 3
+    rows = (tmp_path / "two" / "normal" / "mosi-synthetic.csv").read_text().splitlines()
+    assert rows == (tmp_path / "one" / "normal" / "mosi-synthetic.csv").read_text().splitlines()
+    # recorded seeds are skipped, as `run` skips them, and returned in their place
+    again = run_packed(["tfn"], ["mosi"], [1, 2, 3], out=tmp_path / "two", echo=lines.append,
+                       backend=LocalBackend(2, "cpu", threads=1), **kw)
+    assert [r["run_id"] for r in again] == [r["run_id"] for r in packed]
