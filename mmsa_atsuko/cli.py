@@ -39,6 +39,7 @@ COMMAND_HELP = {
     "robustness": "re-test trained runs under noise, a zeroed modality and frame drops",
     "tsne": "t-SNE of the fused test features of the Atsuko ablation runs",
     "sensitivity": "train (or read) one run per parameter value and plot the key metric against it",
+    "verify": "the store's real-data runs against the published numbers, cell by cell (exit 1 on a miss)",
     "clean": "remove the .partial folders that dead runs left in a results folder (live runs are kept)",
 }
 
@@ -79,7 +80,24 @@ def train_parser() -> argparse.ArgumentParser:
                    "metrics, learning rates) to <run folder>/tensorboard/ (needs the [tensorboard] extra)")
     p.add_argument("--rerun", action="store_true", help="train seeds already recorded again (default: skip them)")
     add_save_checkpoint(p)
+    add_condition_args(p)
     return p
+
+
+def add_condition_args(p: argparse.ArgumentParser) -> None:
+    """The protocol axes (data/conditions.py); every combination given is run."""
+    p.add_argument("--missing-rate", nargs="+", type=float, metavar="R", help="train, validate and test with each "
+                   "real frame of every modality missing with probability R (zeros; BERT tokens -> [UNK]), seeded "
+                   "by data file, split and modality; several rates: one run per rate (default 0)")
+    p.add_argument("--drop-modality", nargs="+", type=str.upper, choices=("T", "A", "V"), metavar="T|A|V",
+                   help="every frame of this modality missing, at train and test time")
+    p.add_argument("--modalities", nargs="+", type=str.upper, metavar="SUBSET",
+                   help="modality subset(s): T A V TA TV AV TAV (default TAV); the others become an empty input")
+
+
+def condition_list(args):
+    from .data.conditions import conditions
+    return conditions(args.missing_rate, args.drop_modality, args.modalities)
 
 
 def add_save_checkpoint(p: argparse.ArgumentParser) -> None:
@@ -141,15 +159,20 @@ def cmd_synth(argv) -> int:
 def print_table(records) -> None:
     """Per dataset: one line per seed, then, per model with several seeds, their mean ± sample std
     (ddof 1, as the leaderboard's cells)."""
+    from .data.conditions import condition_of
     from .metrics import metric_keys
+
+    def row_name(r):           # one row group per model and protocol condition
+        key = condition_of(r).key()
+        return f"{r['model']} [{key}]" if key else r["model"]
     for dataset in dict.fromkeys(r["dataset"] for r in records):
         rows = [r for r in records if r["dataset"] == dataset]
         keys = list(metric_keys(dataset))
         label = " (synthetic data)" if rows[0]["synthetic"] else ""
         print(f"\n{dataset}{' aligned' if rows[0]['aligned'] else ''}{label}: test metrics of the best-valid epoch")
         print(f"{'model':<12} {'seed':>5} {'epoch':>5} " + " ".join(f"{k:>15}" for k in keys))
-        for model in dict.fromkeys(r["model"] for r in rows):
-            runs = [r for r in rows if r["model"] == model]
+        for model in dict.fromkeys(map(row_name, rows)):
+            runs = [r for r in rows if row_name(r) == model]
             for r in runs:
                 cells = " ".join(f"{_fmt(r['metrics'].get(k)):>15}" for k in keys)
                 print(f"{model:<12} {r['seed']:>5} {r['best_epoch']:>5} {cells}")
@@ -182,7 +205,7 @@ def cmd_train(argv) -> int:
                   synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
                   device=args.device, max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
                   resume=args.resume, tensorboard=args.tensorboard,
-                  rerun=args.rerun, save_checkpoint=args.save_checkpoint)
+                  rerun=args.rerun, save_checkpoint=args.save_checkpoint, conditions=condition_list(args))
     print_table(records)
     stale = sum(1 for _ in unfinished_runs(args.out))
     if stale:
@@ -241,6 +264,7 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-run", type=float, default=None, help="ray: GPUs per run (0.5: two runs share one)")
     p.add_argument("--cpus-per-run", type=float, default=None, help="ray: CPUs per run (default 1)")
     add_save_checkpoint(p)
+    add_condition_args(p)
     return p
 
 
@@ -270,7 +294,8 @@ def cmd_sweep(argv) -> int:
                         save_checkpoint=args.save_checkpoint, models=args.model, datasets=args.dataset, seeds=args.seeds, aligned=args.aligned,
                         synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
                         max_epochs=args.max_epochs, config=args.config, data_root=args.data_root,
-                        feature_path=args.feature_path)
+                        feature_path=args.feature_path, missing_rates=args.missing_rate,
+                        drop_modality=args.drop_modality, modalities=args.modalities)
     finally:                                     # main() called in process leaves logging as it found it
         root.removeHandler(console)
         package.setLevel(package_level)
@@ -296,6 +321,10 @@ def leaderboard_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", action="store_true", help="add the seed paper's published rows, in separate blocks")
     p.add_argument("--key-metric", help="metric for the significance test (default MAE; f1 for mintrec)")
     p.add_argument("-o", "--output", help="write to this file instead of the terminal")
+    p.add_argument("--by", choices=("missing_rate",), help="missing_rate: each model's key metric against the "
+                   "missing rate (mean ± std over seeds) with its area under the curve, and the figure "
+                   "(PNG, PDF, CSV; needs the [plots] extra)")
+    p.add_argument("--figures", help="folder for the --by figure (default <results>/figures)")
     return p
 
 
@@ -303,13 +332,23 @@ def cmd_leaderboard(argv) -> int:
     args = leaderboard_parser().parse_args(argv)
     from .leaderboard import leaderboard
     text = leaderboard(args.results, datasets=args.dataset, fmt=args.format, paper=args.paper,
-                       key_metric=args.key_metric)
+                       key_metric=args.key_metric, by=args.by)
     if args.output:
-        from pathlib import Path
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
+    if args.by:
+        from .leaderboard.commands import missing_rate_figures
+        from .plots import pyplot
+        try:
+            pyplot()
+        except UsageError as e:          # the table stands without its figure
+            print(f"note: figure not drawn: {e}", file=sys.stderr)
+            return 0
+        for path in missing_rate_figures(args.results, args.figures or Path(args.results) / "figures",
+                                         datasets=args.dataset, key_metric=args.key_metric):
+            print(f"wrote {path}")
     return 0
 
 
@@ -334,6 +373,25 @@ def cmd_compare(argv) -> int:
                         warn=lambda line: print(line, file=sys.stderr)):
         print(f"wrote {path}")
     return 0
+
+
+def verify_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py verify", description="Compare the store's runs on real data with the published "
+                      "numbers the project ships (the seed paper's Tables 1-3), cell by cell: ours mean ± std over "
+                      "seeds, published, delta, and whether the delta is within 2 std. Exit 0 when every cell "
+                      "agrees, 1 otherwise.")
+    p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower, help="only these datasets")
+    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    return p
+
+
+def cmd_verify(argv) -> int:
+    args = verify_parser().parse_args(argv)
+    from .leaderboard.commands import verify_store
+    from .leaderboard.verify import render_verify
+    cells, notes = verify_store(args.results, args.dataset)
+    sys.stdout.write(render_verify(cells, notes))
+    return 0 if all(c.agrees for c in cells) else 1
 
 
 def download_parser() -> argparse.ArgumentParser:
@@ -545,7 +603,8 @@ def cmd_sensitivity(argv) -> int:
 
 COMMANDS = {"list": cmd_list, "synth": cmd_synth, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
             "compare": cmd_compare, "download": cmd_download, "explain": cmd_explain,
-            "robustness": cmd_robustness, "tsne": cmd_tsne, "sensitivity": cmd_sensitivity, "clean": cmd_clean}
+            "robustness": cmd_robustness, "tsne": cmd_tsne, "sensitivity": cmd_sensitivity, "clean": cmd_clean,
+            "verify": cmd_verify}
 
 
 def main(argv=None) -> int:

@@ -34,6 +34,7 @@ import numpy as np
 from filelock import FileLock
 
 from .config import config_hash
+from .data.conditions import PLAIN, condition_of
 from .errors import UsageError
 from .metrics import METRIC_KEYS, MMSA_CSV_KEYS, metric_family
 from .version import __version__
@@ -89,13 +90,13 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
         "package_version": __version__, "git_commit": git_commit,
         "torch_version": torch_version, "python": platform.python_version(),
         "started_at": started.isoformat(timespec="seconds"),
-        "run_dir": str(run_dir), "checkpoint": checkpoint,
+        "run_dir": str(run_dir), "checkpoint": checkpoint, "condition": spec.condition.as_dict(),
     }
 
 
 def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed: int, preset, config: dict,
                   data: str, error: str, device, started: datetime, wall_time_s: float, run_dir, git_commit,
-                  checkpoint: str) -> dict:
+                  checkpoint: str, condition=PLAIN) -> dict:
     """The record of a run that raised or whose process died (`error`: one line)."""
     return {
         "run_id": run_id, "status": "failed", "error": error,
@@ -105,20 +106,24 @@ def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed:
         "config_hash": config_hash(config), "config": dict(config), "data": data,
         "package_version": __version__, "git_commit": git_commit,
         "started_at": started.isoformat(timespec="seconds"), "run_dir": str(run_dir), "checkpoint": checkpoint,
+        "condition": condition.as_dict(),
     }
 
 
-def run_identity(model: str, dataset: str, aligned: bool, seed: int, config_hash: str, data: str) -> tuple:
+def run_identity(model: str, dataset: str, aligned: bool, seed: int, config_hash: str, data: str,
+                 condition: str = "") -> tuple:
     """What makes two runs the same run: the same training on the same data (the data id is
-    `sha256:<hex>` of the feature file or `synthetic:<recipe>`)."""
-    return (model, dataset, bool(aligned), int(seed), config_hash, data)
+    `sha256:<hex>` of the feature file or `synthetic:<recipe>`) under the same protocol condition
+    (`Condition.key()`, "" for the plain one). The plain condition adds nothing to the tuple, so
+    records and run folders made before conditions existed keep their identity."""
+    return (model, dataset, bool(aligned), int(seed), config_hash, data) + ((condition,) if condition else ())
 
 
 def identity(record: dict) -> tuple | None:
     """The run identity of a store record, or None for a record that is not a run."""
     try:
         return run_identity(record["model"], record["dataset"], record["aligned"], record["seed"],
-                            record["config_hash"], record["data"])
+                            record["config_hash"], record["data"], condition_of(record).key())
     except (KeyError, TypeError, ValueError):
         return None
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .. import api
+from ..data.conditions import check_model_allows, condition_of
+from ..registry import get_model_class
 from ..errors import ToolkitError
 from ..results import append_record, check_output_folder, headline_metric
 from .local import LocalBackend
@@ -46,7 +48,9 @@ class Progress:
         self.finished += 1
         elapsed = time.time() - self.start
         eta = elapsed / self.finished * (self.total - self.finished)
-        what = f"{record['model']} {record['dataset']}{' aligned' if record['aligned'] else ''} seed {record['seed']}"
+        condition = condition_of(record)
+        what = (f"{record['model']} {record['dataset']}{' aligned' if record['aligned'] else ''}"
+                f"{f' [{condition.key()}]' if not condition.plain else ''} seed {record['seed']}")
         if record.get("status") == "ok":
             key = headline_metric(record["dataset"])
             value = record["metrics"].get(key)
@@ -120,6 +124,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     for _, setting, _ in expanded:     # a bad value stops the sweep before it takes its folder's lock
         api.resolve_config(setting.model, setting.dataset, preset=setting.preset, overrides=setting.overrides,
                            max_epochs=setting.max_epochs)
+        check_model_allows(setting.model, get_model_class(setting.model), setting.condition)
     if dry_run:
         return _dry_run(expanded, out, retry_failed, echo)
     with SweepLock(out):
@@ -152,7 +157,7 @@ def _dry_run(expanded, out, retry_failed, echo) -> Plan:
 
 
 def _plan_line(sweep_plan: Plan, expanded, retry_failed: bool) -> str:
-    n_settings = len({(s.model, s.dataset, s.aligned) for _, s, _ in expanded})
+    n_settings = len({(s.model, s.dataset, s.aligned, s.condition) for _, s, _ in expanded})
     held_up = sum(map(len, sweep_plan.missing.values()))
     head = (f"sweep: {len(sweep_plan.runs)} runs ({n_settings} model/dataset settings x seeds)"
             f"{f' and {held_up} more whose data is missing' if held_up else ''}: "

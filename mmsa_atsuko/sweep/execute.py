@@ -57,7 +57,7 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
     return failed_record(run_id, model=s.model, dataset=s.dataset, aligned=s.aligned, seed=run.seed,
                          preset=s.preset, config=run.config, data=run.data, error=message, device=device,
                          started=started, wall_time_s=wall, run_dir=failed_dir, git_commit=api.git_commit(),
-                         checkpoint=run.checkpoint)
+                         checkpoint=run.checkpoint, condition=s.condition)
 
 
 def worker_logging() -> None:
