@@ -21,6 +21,7 @@ import torch
 from easydict import EasyDict
 from tqdm import tqdm
 
+from .data.conditions import condition_of
 from .errors import DataError, UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.common.bert import reads_bert_tokens
@@ -109,7 +110,7 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None, data
     cache = {} if data_cache is None else data_cache
     if key not in cache:
         cache[key] = _load_run_data(record)
-    data = cache[key]
+    data = cache[key].under(condition_of(record))      # a run under a protocol condition is re-tested under it
     config = EasyDict(record["config"])
     model = build_model(record["model"], config, data.spec)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)

@@ -476,7 +476,7 @@ def robustness_parser() -> argparse.ArgumentParser:
                       "writes robustness.csv and robustness.png/.pdf.")
     p.add_argument("--run", nargs="+", required=True, help="run id(s) in <results>/runs.jsonl (one line each)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
-    p.add_argument("--out", help="folder for the table and figure (default: the first run's folder)")
+    p.add_argument("--out", help="folder for the table and figure (default <results>/analysis)")
     return p
 
 
@@ -498,7 +498,8 @@ def cmd_robustness(argv) -> int:
     table = pd.concat(tables, ignore_index=True)
     metric = headline_metric(runs[0].record["dataset"])
     fig = plot_robustness(table, metric, any(r.synthetic for r in runs), lower_is_better(metric))
-    for path in save_figure(fig, table, args.out or runs[0].run_dir, "robustness"):
+    name = "robustness" if args.out else f"robustness_{runs[0].run_id}"    # runs of other calls sit beside it
+    for path in save_figure(fig, table, args.out or Path(args.results) / "analysis", name):
         print(f"wrote {path}")
     return 0
 

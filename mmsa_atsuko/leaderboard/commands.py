@@ -60,7 +60,7 @@ def leaderboard(results, *, datasets=None, fmt="md", paper=False, key_metric=Non
         frame.to_csv(buffer, index=False)
         return buffer.getvalue()
     render = render_markdown if fmt == "md" else render_latex
-    return render(tables, ablations, published, bool(show_ablation))
+    return render(tables, ablations, published, bool(show_ablation), paper=paper)
 
 
 def compare(results, model: str, against, datasets=None, *, all_configs=False, warn=print,

@@ -280,7 +280,7 @@ def build_ablations(tables: list[Table]) -> list[Ablation]:
         ab.rows = [flags for flags in ABLATION_ROWS if any(f == flags for _, f in ab.chosen)]
         for g, table in enumerate(ab.groups):
             rows = {flags: ab.chosen[(g, flags)] for flags in ab.rows if (g, flags) in ab.chosen}
-            for _, m in PAPER_COLUMNS[metric_family(table.dataset)]:
+            for m in table.metrics:          # every metric: --paper shows the Has0 halves too
                 ab.best |= {(g, flags, m) for flags in _best_cells(m, {f: r.cells[m] for f, r in rows.items()})}
     return list(ablations.values())
 
