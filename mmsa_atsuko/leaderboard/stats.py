@@ -27,9 +27,8 @@ from scipy import stats
 
 from ..data.conditions import condition_of
 from ..errors import UsageError
-from ..metrics import lower_is_better, metric_family, metric_keys
+from ..metrics import lower_is_better, metric_keys
 from ..results import headline_metric, ok_records
-from .published import PAPER_COLUMNS
 
 SIGNIFICANCE = 0.05
 MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
