@@ -27,5 +27,5 @@ setup(
     ],
     entry_points={"console_scripts": ["mmsa-atsuko = mmsa_atsuko.cli:main"]},
     extras_require={"test": ["pytest>=7,<10"], "ray": ["ray>=2.40,<3"], "plots": ["matplotlib>=3.7,<4"],
-                    "tensorboard": ["tensorboard>=2.14,<3"]},
+                    "tensorboard": ["tensorboard>=2.14,<3"], "tune": ["optuna>=4,<6"]},
 )

@@ -273,7 +273,7 @@ def run_log(path: Path):
 
 def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *,
               run_id: str | None = None, resume: bool = False, tensorboard: bool = False,
-              checkpoint: str = "best") -> dict:
+              checkpoint: str = "best", label: str | None = None) -> dict:
     """`run_one` without appending the record (a sweep's driver is the only writer of its store).
 
     `resume`: continue run `run_id` in its unfinished folder (`take_leftovers`).
@@ -304,7 +304,7 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
     return ok_record(run_id, model=job.model, seed=seed, preset=job.preset, config=job.config, spec=spec,
                      result=result, device=device, started=stamp, wall_time_s=wall, run_dir=final_dir,
                      git_commit=commit, checkpoint=checkpoint, torch_threads=torch.get_num_threads(),
-                     torch_version=torch.__version__)
+                     torch_version=torch.__version__, label=label)
 
 
 def write_predictions(path: Path, test, spec) -> None:

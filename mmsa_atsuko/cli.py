@@ -33,6 +33,7 @@ COMMAND_HELP = {
     "synth": "write a synthetic dataset in the real file format",
     "download": "fetch MMSA's feature files and check their SHA-256, or --check the data root",
     "sweep": "models x datasets x seeds from a YAML file or lists, skipping recorded runs; local or Ray",
+    "tune": "Optuna search of one model's config, scored on valid only, then its best config on every seed",
     "leaderboard": "tables from the results store: mean ± std over seeds, best marked, Welch test",
     "compare": "per-metric difference of one model from baselines, with 95% CIs (prints and writes a CSV)",
     "explain": "figures of what Atsuko's routers learned in one run",
@@ -308,6 +309,47 @@ def cmd_sweep(argv) -> int:
         print(f"error: {failed} run(s) of this sweep have failed (recorded with their errors in "
               f"{args.out}/runs.jsonl; --retry-failed runs them again)", file=sys.stderr)
         return 1
+    return 0
+
+
+def tune_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py tune", description="Search a model's config with Optuna (seeded TPE, median "
+                      "pruning on the validation metric; the test split is never evaluated), stored in SQLite in "
+                      "<out>/tune/ so that a killed tune resumes; then run the best config on every seed, recorded "
+                      "as normal runs labelled with the study's name.")
+    p.add_argument("-m", "--model", required=True, type=str.lower)
+    p.add_argument("-d", "--dataset", required=True, type=str.lower)
+    p.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")
+    p.add_argument("--space", help="search space YAML (default configs/tune/<model>.yaml)")
+    p.add_argument("--study", help="study name (default tune-<model>-<dataset>[-aligned]); the same name resumes")
+    p.add_argument("--tune-seed", type=int, default=0, help="TPE sampler seed (default 0)")
+    p.add_argument("-s", "--seeds", nargs="+", action="extend", type=int, default=None,
+                   help="seeds of the best config's runs (default 1111-1115); trials train the first")
+    p.add_argument("--aligned", action="store_true")
+    p.add_argument("--data-root", help="folder holding MOSI/, MOSEI/, SIMS/, ...")
+    p.add_argument("--feature-path", help="the feature pickle itself")
+    p.add_argument("--synthetic", action="store_true", help="run on generated data in the real format")
+    p.add_argument("--synthetic-size", choices=("small", "full"), default="small")
+    p.add_argument("--preset", help="named preset block of the model config (e.g. small)")
+    p.add_argument("--max-epochs", type=int, help="cap on training epochs")
+    p.add_argument("-c", "--config", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key in every trial (repeatable)")
+    p.add_argument("--out", default="results", help="results folder (default results/)")
+    p.add_argument("--jobs", type=int, default=1, help="trials at once, in worker processes (default 1: in process)")
+    p.add_argument("--devices", "--device", default="auto", help="devices given to workers round-robin")
+    return p
+
+
+def cmd_tune(argv) -> int:
+    args = tune_parser().parse_args(argv)
+    from .sweep import LocalBackend
+    from .sweep.tune import tune
+    from .training.seed import DEFAULT_SEEDS
+    tune(args.model, args.dataset, trials=args.trials, out=args.out, space_file=args.space, study_name=args.study,
+         seed=args.tune_seed, seeds=args.seeds or DEFAULT_SEEDS, backend=LocalBackend(args.jobs, args.devices),
+         echo=lambda line: print(line, flush=True), aligned=args.aligned, data_root=args.data_root,
+         feature_path=args.feature_path, synthetic=args.synthetic, synthetic_size=args.synthetic_size,
+         preset=args.preset, max_epochs=args.max_epochs, overrides=args.config)
     return 0
 
 
@@ -605,7 +647,7 @@ def cmd_sensitivity(argv) -> int:
 COMMANDS = {"list": cmd_list, "synth": cmd_synth, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
             "compare": cmd_compare, "download": cmd_download, "explain": cmd_explain,
             "robustness": cmd_robustness, "tsne": cmd_tsne, "sensitivity": cmd_sensitivity, "clean": cmd_clean,
-            "verify": cmd_verify}
+            "verify": cmd_verify, "tune": cmd_tune}
 
 
 def main(argv=None) -> int:

@@ -74,8 +74,9 @@ def json_safe(value):
 
 def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec, result, device,
               started: datetime, wall_time_s: float, run_dir, git_commit, checkpoint: str,
-              torch_threads: int, torch_version: str) -> dict:
-    """The record of a finished run: `spec` is its DatasetSpec, `result` the trainer's FitResult."""
+              torch_threads: int, torch_version: str, label: str | None = None) -> dict:
+    """The record of a finished run: `spec` is its DatasetSpec, `result` the trainer's FitResult;
+    `label` (a tune's study name) is stored when given."""
     return {
         "run_id": run_id, "status": "ok",
         "model": model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
@@ -91,7 +92,7 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
         "torch_version": torch_version, "python": platform.python_version(),
         "started_at": started.isoformat(timespec="seconds"),
         "run_dir": str(run_dir), "checkpoint": checkpoint, "condition": spec.condition.as_dict(),
-    }
+    } | ({"label": label} if label else {})
 
 
 def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed: int, preset, config: dict,

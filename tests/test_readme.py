@@ -51,6 +51,8 @@ HOW = {
         ("run", ["-s", "1111", "--max-epochs", "1"]),
     "python run.py -m misa -d mosi --synthetic --preset small --drop-modality A":
         ("run", ["-s", "1111", "--max-epochs", "1"]),
+    "python run.py tune -m tfn -d mosi --trials 20 --synthetic --preset small --jobs 2":
+        ("run", ["--trials", "2", "--jobs", "1", "-s", "1111", "--max-epochs", "1"]),
 }
 
 

@@ -110,9 +110,10 @@ def run_plan(sweep_plan: Plan, out, backend, echo=print) -> Summary:
 
 
 def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backend=None, echo=print,
-          save_checkpoint="best", **lists) -> Summary | Plan:
+          save_checkpoint="best", label=None, **lists) -> Summary | Plan:
     """Plan and run a sweep: models x datasets x aligned flags x seeds, resumable (see the module
     docstring); `lists` go to `expand`. `save_checkpoint="none"` leaves no best.pt in run folders.
+    `label` is stored in the records of the runs it trains (`tune` names its study).
 
     Returns the `Plan` for a dry run, else a `Summary` of what ran.
     """
@@ -132,6 +133,8 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
         try:
             sweep_plan = plan(expanded, out, retry_failed=retry_failed, checkpoint=save_checkpoint,
                               keep_data=getattr(backend, "in_process", False))
+            for run in sweep_plan.todo:
+                run.label = label
             if sweep_plan.missing:
                 raise missing_data_error(sweep_plan)
             echo(_plan_line(sweep_plan, expanded, retry_failed)

@@ -60,6 +60,8 @@ class PlannedRun:
     config: dict = field(repr=False, default_factory=dict)
     experiment: str = ""
     checkpoint: str = "best"         # what the run leaves in its folder; not part of its identity
+    label: str | None = None         # stored in its record (a tune's study name); not part of its identity
+    trial: dict | None = None        # a tuning trial (sweep/tune.py): storage, study, trial id and number
 
     @property
     def identity(self) -> tuple:
