@@ -101,8 +101,8 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     data id (`data.spec.source`) are the run identity's, so a sweep plans with it.
 
     `loaded` caches datasets by file, so several models on one dataset share one copy of its
-    tensors (MOSEI is ~8 GB). `condition` (missing frames, modality subset) is applied to the
-    job's own copy of the data, once (`Dataset.under`)."""
+    tensors (MOSEI is ~8 GB). `condition` (missing frames, modality subset) is applied once per
+    condition (`Dataset.under`), and its copy is cached and shared in `loaded` too."""
     # `run` and `sweep` have checked every config already, before any data is read.
     model = canonical_model_name(model)          # `-m TFN` runs and records as tfn
     check_model_allows(model, get_model_class(model), condition)
@@ -118,12 +118,16 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     if key not in loaded:
         loaded[key] = load_dataset(dataset, aligned=aligned, data_root=data_root, feature_path=feature_path,
                                    pretrained=config.pretrained)
+    if condition != loaded[key].spec.condition:     # masked once per condition, shared by its jobs
+        if (*key, condition) not in loaded:
+            loaded[(*key, condition)] = loaded[key].under(condition)
+        key = (*key, condition)
     data = loaded[key]
     # Build once to surface model/data mismatches (task, missing text features, BERT path) now.
     built = build_model(model, config, data.spec)
     if reads_bert_tokens(built) and data.spec.has_text_features:
         data = data.without_text_features()
-    return Job(model, config, data.under(condition), preset)
+    return Job(model, config, data, preset)
 
 
 def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, data_root=None,

@@ -219,3 +219,18 @@ def test_sweep_files_and_lists_take_the_protocol_axes(tmp_path):
                    ("unimodal", "tfn", "modalities=A")]
     cli = expand(models=["tfn"], datasets=["mosi"], missing_rates=[0.5], drop_modality=["V"])
     assert {s.condition.key() for _, s, _ in cli} == {"missing_rate=0.5,drop=V"}
+
+
+def test_jobs_under_one_condition_share_one_masked_copy():
+    from mmsa_atsuko import api
+    loaded = {}
+
+    def prepare(model, condition):
+        return api.prepare_job(model, "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
+                               synthetic_size="small", preset="small", overrides=[], max_epochs=None, loaded=loaded,
+                               condition=condition)
+    tfn, lmf = prepare("tfn", make_condition(0.3)), prepare("lmf", make_condition(0.3))
+    plain = prepare("tfn", PLAIN)
+    assert tfn.data.train.tensors["audio"] is lmf.data.train.tensors["audio"]
+    assert tfn.data.spec.condition == make_condition(0.3) and plain.data.spec.condition == PLAIN
+    assert not torch.equal(tfn.data.train.tensors["audio"], plain.data.train.tensors["audio"])

@@ -12,7 +12,6 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from datetime import datetime, timezone
 from multiprocessing.connection import wait as wait_for
 
@@ -71,10 +70,13 @@ class LocalBackend:
                 on_result(execute(run, run_id, str(out), self.devices[i % len(self.devices)]))
             return
         self.start()
-        queue = deque((run, run_id, str(out)) for run, run_id in runs)
+        # Lazy: a worker takes the next run only when it is free (a tune asks for its next trial then,
+        # after telling the study every result so far).
+        pending = ((run, run_id, str(out)) for run, run_id in runs)
         for worker in self.workers:
-            if queue:
-                worker.give(queue.popleft())
+            task = next(pending, None)
+            if task is not None:
+                worker.give(task)
         while any(w.task for w in self.workers):
             busy = {w.conn: w for w in self.workers if w.task}
             for conn in wait_for(list(busy)):
@@ -92,8 +94,9 @@ class LocalBackend:
                     self.workers[worker.index] = worker
                 worker.task = None
                 on_result(record)
-                if queue:
-                    worker.give(queue.popleft())
+                task = next(pending, None)
+                if task is not None:
+                    worker.give(task)
 
 
 class _Worker:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .. import api
 from ..config import CONFIG_DIR, parse_override, read_yaml
-from ..errors import UsageError
+from ..errors import ToolkitError, UsageError
 from ..metrics import lower_is_better
 from ..registry import canonical_model_name
 from ..results import check_output_folder
@@ -116,44 +116,62 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
         done = len(_finished(study, optuna))
         echo(f"[{study_name}] {done}/{trials} trials done before this call; storage {storage}; "
              f"selecting on valid {config.key_eval} ({'min' if minimize else 'max'}), seed {seeds[0]}")
+        running: dict[int, PlannedRun] = {}
+        errors: list[str] = []
+
+        def asked():
+            # Pulled by the backend whenever a worker is free, after every result so far was told.
+            while len(_finished(study, optuna)) + len(running) < trials:
+                trial = study.ask()
+                params = suggest(trial, space)
+                s = Setting(**{**base.__dict__, "overrides": tuple(base.overrides) + tuple(params.items())})
+                run = PlannedRun(s, seeds[0], "", "", experiment=study_name)
+                run.trial = {"storage": storage, "study": study_name, "trial_id": trial._trial_id,
+                             "number": trial.number}
+                running[trial.number] = run
+                yield run, f"{study_name}-trial{trial.number}"
+
+        def told(result: dict) -> None:
+            # A worker that died gives a failed run record instead: its run_id names the trial.
+            number = result["number"] if "number" in result else int(result["run_id"].rsplit("-trial", 1)[1])
+            running.pop(number, None)
+            if result.get("error") and result.get("state") != "pruned":
+                errors.append(result["error"])
+            state = {"complete": optuna.trial.TrialState.COMPLETE,
+                     "pruned": optuna.trial.TrialState.PRUNED}.get(result.get("state"), optuna.trial.TrialState.FAIL)
+            study.tell(number, result.get("value") if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+            echo(_progress_line(study, study_name, number, result, len(_finished(study, optuna)), trials,
+                                config.key_eval))
+
         backend.start()
         try:
-            while done < trials:
-                batch = []
-                for _ in range(min(getattr(backend, "jobs", 1), trials - done)):
-                    trial = study.ask()
-                    params = suggest(trial, space)
-                    s = Setting(**{**base.__dict__, "overrides": tuple(base.overrides) + tuple(params.items())})
-                    run = PlannedRun(s, seeds[0], "", "", experiment=study_name)
-                    run.trial = {"storage": storage, "study": study_name, "trial_id": trial._trial_id,
-                                 "number": trial.number}
-                    batch.append((run, f"{study_name}-trial{trial.number}"))
-                outcomes = {}
-                backend.run(batch, out, lambda result: outcomes.setdefault(result.get("number"), result))
-                for run, run_id in batch:
-                    number = run.trial["number"]
-                    result = outcomes.get(number) or {"state": "fail", "error": "the worker returned no result"}
-                    state = {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED,
-                             }.get(result["state"], optuna.trial.TrialState.FAIL)
-                    study.tell(number, result.get("value") if state == optuna.trial.TrialState.COMPLETE else None,
-                               state=state)
-                    done = len(_finished(study, optuna))
-                    echo(_progress_line(study, study_name, number, result, done, trials, config.key_eval))
-        finally:
+            while len(_finished(study, optuna)) < trials:      # again while failed trials left a gap
+                before = len(_finished(study, optuna))
+                backend.run(asked(), out, told)
+                if len(_finished(study, optuna)) == before:
+                    raise ToolkitError(f"[{study_name}] every trial of this round failed; the last: "
+                                       f"{errors[-1] if errors else '?'}")
+            best = _best(study, study_name)
+            echo(f"[{study_name}] best: trial {best.number}, valid {config.key_eval} {best.value:.4f}, {best.params}")
+        except BaseException:
             backend.close()
-    try:
-        best = study.best_trial
-    except ValueError:
-        raise UsageError(f"[{study_name}] no trial finished with a value; nothing to run") from None
-    echo(f"[{study_name}] best: trial {best.number}, valid {config.key_eval} {best.value:.4f}, {best.params}")
-    if final_runs:
+            raise
+    if final_runs:        # the same backend: its workers are started already (sweep closes it)
         overrides = list(base.overrides) + list(best.params.items())
-        sweep(out=out, backend=LocalBackend(getattr(backend, "jobs", 1), ",".join(getattr(backend, "devices", ["cpu"]))),
-              echo=echo, models=[model], datasets=[dataset], seeds=seeds, aligned=base.aligned,
-              synthetic=base.synthetic, synthetic_size=base.synthetic_size, preset=base.preset,
+        sweep(out=out, backend=backend, echo=echo, models=[model], datasets=[dataset], seeds=seeds,
+              aligned=base.aligned, synthetic=base.synthetic, synthetic_size=base.synthetic_size, preset=base.preset,
               max_epochs=base.max_epochs, config=overrides, data_root=base.data_root,
               feature_path=base.feature_path, label=study_name)
+    else:
+        backend.close()
     return study
+
+
+def _best(study, name: str):
+    try:
+        return study.best_trial
+    except ValueError:
+        raise UsageError(f"[{name}] no trial finished with a value; nothing to run") from None
 
 
 def _progress_line(study, name: str, number: int, result: dict, done: int, trials: int, key: str) -> str:
