@@ -255,7 +255,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
         for row in t.rows:
             out = {"table": "leaderboard", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
                    "data_kind": "synthetic" if t.synthetic else "real", "source": "ours", "model": row.model,
-                   "label": row.label, "config_hash": row.config_hash, "n": row.n}
+                   "label": row.label, "config_hash": row.config_hash, "condition": row.condition, "n": row.n}
             for m in t.metrics:
                 out.update(_stat_columns(m, row.cells[m], m in row.best))
             out.update(key_metric=t.key_metric, ttest_against=row.against,
