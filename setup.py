@@ -31,5 +31,6 @@ setup(
                     # run.py extract: PyAV decodes, openSMILE (default) or librosa for audio, OpenCV's
                     # bundled Haar cascades for faces (5.x dropped them, hence <5).
                     "extract": ["av>=12,<20", "opensmile>=2.5,<3", "librosa>=0.10,<0.12",
-                                "opencv-python-headless>=4.8,<5"]},
+                                "opencv-python-headless>=4.8,<5"],
+                    "tune": ["optuna>=4,<6"]},
 )

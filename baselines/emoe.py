@@ -99,7 +99,7 @@ def feature_distillation(student: torch.Tensor, teacher: torch.Tensor) -> torch.
     return ((student.softmax(dim=-1) - teacher.softmax(dim=-1)) ** 2).mean(dim=-1).mean()
 
 
-@register_model("emoe", tasks=("regression", "classification"))
+@register_model("emoe", tasks=("regression", "classification"), modality_subsets=True)
 class EMOE(nn.Module):
     def __init__(self, config, spec):
         super().__init__()

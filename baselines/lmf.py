@@ -45,7 +45,7 @@ FACTOR_NAMES = ("audio_factor", "video_factor", "text_factor")
 FUSION_NAMES = ("fusion_weights", "fusion_bias")
 
 
-@register_model("lmf", tasks=("regression", "classification"))
+@register_model("lmf", tasks=("regression", "classification"), modality_subsets=True)
 class LMF(nn.Module):
     def __init__(self, config, spec):
         super().__init__()

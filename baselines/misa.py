@@ -120,7 +120,7 @@ def projection(in_dim: int, hidden: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.LayerNorm(hidden))
 
 
-@register_model("misa", tasks=("regression", "classification"))
+@register_model("misa", tasks=("regression", "classification"), modality_subsets=True)
 class MISA(nn.Module):
     def __init__(self, config, spec):
         super().__init__()

@@ -52,7 +52,7 @@ BATCH_KEY = {"l": "text", "a": "audio", "v": "vision"}
 ATTN_DROPOUT_KEY = {"l": "attn_dropout", "a": "attn_dropout_a", "v": "attn_dropout_v"}
 
 
-@register_model("mult", tasks=("regression", "classification"))
+@register_model("mult", tasks=("regression", "classification"), modality_subsets=True)
 class MulT(nn.Module):
     def __init__(self, config, spec):
         super().__init__()

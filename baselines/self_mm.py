@@ -179,7 +179,7 @@ class ULGM(nn.Module):
         self.update_centres()
 
 
-@register_model("self_mm", tasks=("regression",))
+@register_model("self_mm", tasks=("regression",), modality_subsets=True)
 class SelfMM(nn.Module):
     def __init__(self, config, spec):
         super().__init__()

@@ -77,7 +77,7 @@ def append_one(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.new_ones(x.shape[0], 1), x], dim=1)
 
 
-@register_model("tfn", tasks=("regression", "classification"))
+@register_model("tfn", tasks=("regression", "classification"), modality_subsets=True)
 class TFN(nn.Module):
     def __init__(self, config, spec):
         super().__init__()

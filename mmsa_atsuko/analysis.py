@@ -27,6 +27,7 @@ from .cache import synthetic_cache_dir
 from .data import load_dataset
 from .data.spec import Split
 from .data.synthetic import ensure_synthetic
+from .data.conditions import condition_of
 from .errors import DataError, UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.common.bert import reads_bert_tokens
@@ -111,7 +112,7 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None, data
     cache = {} if data_cache is None else data_cache
     if key not in cache:
         cache[key] = _load_run_data(record)
-    data = cache[key]
+    data = cache[key].under(condition_of(record))      # a run under a protocol condition is re-tested under it
     config = EasyDict(record["config"])
     model = build_model(record["model"], config, data.spec)
     try:   # weights_only: a checkpoint is tensors, never code

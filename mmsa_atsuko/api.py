@@ -27,10 +27,11 @@ from .cache import CACHE_ENV as SYNTHETIC_CACHE_ENV  # noqa: F401 (re-exported)
 from .cache import synthetic_bert_name, synthetic_cache_dir
 from .config import config_hash, load_config, save_config
 from .data import load_dataset
+from .data.conditions import PLAIN, check_model_allows
 from .data.synthetic import ensure_synthetic
 from .errors import UsageError
 from .models.common.bert import reads_bert_tokens
-from .registry import build_model, canonical_model_name
+from .registry import build_model, canonical_model_name, get_model_class
 from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
                       ok_record, read_records, recover, run_identity)
 from .run_folders import partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
@@ -98,15 +99,17 @@ def check_save_checkpoint(value: str) -> str:
 
 
 def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
-                preset, overrides, max_epochs, loaded: dict) -> Job:
+                preset, overrides, max_epochs, loaded: dict, condition=PLAIN) -> Job:
     """Resolve one (model, dataset) pair into a Job: its checked config and its data, loaded and
     validated, with the model built once to surface model/data mismatches. Its config hash and
     data id (`data.spec.source`) are the run identity's, so a sweep plans with it.
 
     `loaded` caches datasets by file, so several models on one dataset share one copy of its
-    tensors (MOSEI is ~8 GB)."""
+    tensors (MOSEI is ~8 GB). `condition` (missing frames, modality subset) is applied once per
+    condition (`Dataset.under`), and its copy is cached and shared in `loaded` too."""
     # `run` and `sweep` have checked every config already, before any data is read.
     model = canonical_model_name(model)          # `-m TFN` runs and records as tfn
+    check_model_allows(model, get_model_class(model), condition)
     bert_dir = None
     if synthetic:
         feature_path, bert_dir = ensure_synthetic(dataset, synthetic_cache_dir(), size=synthetic_size,
@@ -119,6 +122,10 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     if key not in loaded:
         loaded[key] = load_dataset(dataset, aligned=aligned, data_root=data_root, feature_path=feature_path,
                                    pretrained=config.pretrained)
+    if condition != loaded[key].spec.condition:     # masked once per condition, shared by its jobs
+        if (*key, condition) not in loaded:
+            loaded[(*key, condition)] = loaded[key].under(condition)
+        key = (*key, condition)
     data = loaded[key]
     # Build once to surface model/data mismatches (task, missing text features, BERT path) now.
     built = build_model(model, config, data.spec)
@@ -131,7 +138,8 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
 def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, data_root=None,
         feature_path=None, synthetic=False, synthetic_size="small", preset=None, device="auto",
         max_epochs=None, out="results", quiet=False, rerun=False, save_checkpoint="best", resume=False,
-        tensorboard=False, threads=None, precision="fp32", deterministic=True, echo=print) -> list[dict]:
+        tensorboard=False, threads=None, precision="fp32", deterministic=True, conditions=(PLAIN,),
+        echo=print) -> list[dict]:
     """Train and test every model on every dataset for every seed; return the run records.
 
     `config` is a dict of overrides (or a list of "key=value" strings) applied last.
@@ -144,6 +152,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     `threads`: torch's intra-op threads for the runs (None: as the process has them). `precision`:
     fp32 or bf16 (autocast). `deterministic=False` lets torch choose non-deterministic kernels.
     Several runs at once go through the sweep's local backend (`sweep.run_packed`, `run.py --jobs`).
+    `conditions` (`data.conditions.conditions(...)`) runs every model under each protocol condition.
     """
     models = [m.lower() for m in ([models] if isinstance(models, str) else models)]       # names are case-insensitive
     datasets = [d.lower() for d in ([datasets] if isinstance(datasets, str) else datasets)]
@@ -170,11 +179,13 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     for d in datasets:                 # every config first: a bad value stops the request before any data is read
         for m in models:
             resolve_config(m, d, preset=preset, overrides=overrides, max_epochs=max_epochs)
+            for c in conditions:
+                check_model_allows(m, get_model_class(m), c)
     loaded = {}
     jobs = [prepare_job(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
                         synthetic=synthetic, synthetic_size=synthetic_size, preset=preset,
-                        overrides=overrides, max_epochs=max_epochs, loaded=loaded)
-            for d in datasets for m in models]
+                        overrides=overrides, max_epochs=max_epochs, loaded=loaded, condition=c)
+            for d in datasets for c in conditions for m in models]
     loaded.clear()   # the jobs hold what they read; features no job reads are freed now
 
     for kept in recover(out):          # records an earlier call could not append (results.append_or_keep)
@@ -187,7 +198,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         for seed in seeds:
             previous = recorded.get(job_identity(job, seed), {})
             if previous.get("status") == "ok":
-                echo(f"skip {job.model} {spec.name}{' aligned' if spec.aligned else ''} seed {seed}: recorded as "
+                echo(f"skip {job.model} {spec.name}{' aligned' if spec.aligned else ''}{condition_label(spec)} seed {seed}: recorded as "
                      f"{previous.get('run_id')} (--rerun trains it again)")
                 job_records.append(previous)
             else:
@@ -198,7 +209,8 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
                 job_records.append(record)
                 trained = True
         if trained:    # the row covers every seed of the call, recorded ones included, as the table does
-            append_mmsa_csv(Path(out), spec.name, job.model, [r["metrics"] for r in job_records], spec.synthetic)
+            append_mmsa_csv(Path(out), spec.name, job.model + condition_label(spec), [r["metrics"] for r in job_records],
+                            spec.synthetic)
         records += job_records
     return records
 
@@ -226,7 +238,14 @@ def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *
 def job_identity(job: Job, seed: int) -> tuple:
     """The run identity (`results.run_identity`) of `job` trained with `seed`."""
     spec = job.data.spec
-    return run_identity(job.model, spec.name, spec.aligned, seed, config_hash(job.config), spec.source)
+    return run_identity(job.model, spec.name, spec.aligned, seed, config_hash(job.config), spec.source,
+                        spec.condition.key())
+
+
+def condition_label(spec) -> str:
+    """The suffix of a run under a protocol condition in lines and MMSA rows (` [missing_rate=0.3]`);
+    empty for the plain condition."""
+    return f" [{spec.condition.key()}]" if not spec.condition.plain else ""
 
 
 class _Forward(logging.Handler):
@@ -275,7 +294,8 @@ def run_log(path: Path):
 
 def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *,
               run_id: str | None = None, resume: bool = False, tensorboard: bool = False,
-              checkpoint: str = "best", precision: str = "fp32", deterministic: bool = True) -> dict:
+              checkpoint: str = "best", precision: str = "fp32", deterministic: bool = True,
+              label: str | None = None) -> dict:
     """`run_one` without appending the record (a sweep's driver is the only writer of its store).
 
     `resume`: continue run `run_id` in its unfinished folder (`take_leftovers`).
@@ -292,8 +312,9 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
           tensorboard_log(work_dir / "tensorboard") if tensorboard else contextlib.nullcontext() as on_epoch):
         save_config(job.config, work_dir / "config.yaml")
         write_model_card(work_dir, job.model, job.config, spec)
-        log.info("run %s: model=%s dataset=%s aligned=%s seed=%d device=%s data=%s code=%s", run_id, job.model,
-                 spec.name, spec.aligned, seed, device, spec.source, commit)
+        log.info("run %s: model=%s dataset=%s aligned=%s seed=%d device=%s data=%s code=%s%s", run_id, job.model,
+                 spec.name, spec.aligned, seed, device, spec.source, commit,
+                 f" condition={spec.condition.key()}" if not spec.condition.plain else "")
         set_seed(seed, deterministic)
         model = build_model(job.model, job.config, spec)
         reset_peak_memory(device)
@@ -309,7 +330,7 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
                      result=result, device=device, started=stamp, wall_time_s=wall, run_dir=final_dir,
                      git_commit=commit, checkpoint=checkpoint, torch_threads=torch.get_num_threads(),
                      torch_version=torch.__version__, device_name=device_name(device), peak_memory_mb=peak,
-                     precision=precision, deterministic=deterministic)
+                     precision=precision, deterministic=deterministic, label=label)
 
 
 def write_predictions(path: Path, test, spec) -> None:

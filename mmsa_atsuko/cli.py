@@ -35,12 +35,14 @@ COMMAND_HELP = {
     "download": "fetch MMSA's feature files and check their SHA-256, or --check the data root",
     "extract": "your own videos + transcript CSV -> an MMSA-format feature pickle (needs the [extract] extra)",
     "sweep": "models x datasets x seeds from a YAML file or lists, skipping recorded runs; local or Ray",
+    "tune": "Optuna search of one model's config, scored on valid only, then its best config on every seed",
     "leaderboard": "tables from the results store: mean ± std over seeds, best marked, Welch test",
     "compare": "per-metric difference of one model from baselines, with 95% CIs (prints and writes a CSV)",
     "explain": "figures of what Atsuko's routers learned in one run",
     "robustness": "re-test trained runs under noise, a zeroed modality and frame drops",
     "tsne": "t-SNE of the fused test features of the Atsuko ablation runs",
     "sensitivity": "train (or read) one run per parameter value and plot the key metric against it",
+    "verify": "the store's real-data runs against the published numbers, cell by cell (exit 1 on a miss)",
     "clean": "remove the .partial folders that dead runs left in a results folder (live runs are kept)",
     "predict": "a trained run's predictions on new features or videos, checked against its model.json",
     "results": "--recover: fold the records that could not be appended (full disk, unwritable store) into the store",
@@ -85,6 +87,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerun", action="store_true", help="train seeds already recorded again (default: skip them)")
     add_save_checkpoint(p)
     add_hardware_options(p)
+    add_condition_args(p)
     return p
 
 
@@ -98,6 +101,22 @@ def add_hardware_options(p: argparse.ArgumentParser) -> None:
                    help="fp32, or bf16 autocast of the forward pass (default fp32)")
     p.add_argument("--nondeterministic", action="store_true", help="let torch pick non-deterministic (faster) "
                    "GPU kernels; by default two runs with one seed give identical metrics")
+
+
+def add_condition_args(p: argparse.ArgumentParser) -> None:
+    """The protocol axes (data/conditions.py); every combination given is run."""
+    p.add_argument("--missing-rate", nargs="+", type=float, metavar="R", help="train, validate and test with each "
+                   "real frame of every modality missing with probability R (zeros; BERT tokens -> [UNK]), seeded "
+                   "by data file, split and modality; several rates: one run per rate (default 0)")
+    p.add_argument("--drop-modality", nargs="+", type=str.upper, choices=("T", "A", "V"), metavar="T|A|V",
+                   help="every frame of this modality missing, at train and test time")
+    p.add_argument("--modalities", nargs="+", type=str.upper, metavar="SUBSET",
+                   help="modality subset(s): T A V TA TV AV TAV (default TAV); the others become an empty input")
+
+
+def condition_list(args):
+    from .data.conditions import conditions
+    return conditions(args.missing_rate, args.drop_modality, args.modalities)
 
 
 def add_save_checkpoint(p: argparse.ArgumentParser) -> None:
@@ -156,15 +175,20 @@ def cmd_synth(argv) -> int:
 def print_table(records, out) -> None:
     """Per dataset: one line per seed, then, per model with several seeds, their mean ± sample std
     (ddof 1, as the leaderboard's cells)."""
+    from .data.conditions import condition_of
     from .metrics import metric_keys
+
+    def row_name(r):           # one row group per model and protocol condition
+        key = condition_of(r).key()
+        return f"{r['model']} [{key}]" if key else r["model"]
     for dataset in dict.fromkeys(r["dataset"] for r in records):
         rows = [r for r in records if r["dataset"] == dataset]
         keys = list(metric_keys(dataset))
         label = " (synthetic data)" if rows[0]["synthetic"] else ""
         print(f"\n{dataset}{' aligned' if rows[0]['aligned'] else ''}{label}: test metrics of the best-valid epoch")
         print(f"{'model':<12} {'seed':>5} {'epoch':>5} " + " ".join(f"{k:>15}" for k in keys))
-        for model in dict.fromkeys(r["model"] for r in rows):
-            runs = [r for r in rows if r["model"] == model]
+        for model in dict.fromkeys(map(row_name, rows)):
+            runs = [r for r in rows if row_name(r) == model]
             for r in runs:
                 cells = " ".join(f"{_fmt(r['metrics'].get(k)):>15}" for k in keys)
                 print(f"{model:<12} {r['seed']:>5} {r.get('best_epoch', '?'):>5} {cells}")
@@ -201,7 +225,8 @@ def cmd_train(argv) -> int:
                       device=args.device, max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
                       resume=args.resume, tensorboard=args.tensorboard,
                       rerun=args.rerun, save_checkpoint=args.save_checkpoint, threads=args.threads,
-                      precision=args.precision, deterministic=not args.nondeterministic)
+                      precision=args.precision, deterministic=not args.nondeterministic,
+                      conditions=condition_list(args))
     else:
         from .sweep import LocalBackend, run_packed
         records = run_packed(args.model, args.dataset, seeds, out=args.out,
@@ -210,7 +235,8 @@ def cmd_train(argv) -> int:
                              precision=args.precision, deterministic=not args.nondeterministic,
                              aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
                              synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
-                             max_epochs=args.max_epochs, config=args.config)
+                             max_epochs=args.max_epochs, config=args.config, missing_rates=args.missing_rate,
+                             drop_modality=args.drop_modality, modalities=args.modalities)
     print_table(records, args.out)
     stale = sum(1 for _ in unfinished_runs(args.out))
     if stale:
@@ -291,6 +317,7 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-run", type=float, default=None, help="ray: GPUs per run (0.5: two runs share one)")
     p.add_argument("--cpus-per-run", type=float, default=None, help="ray: CPUs per run (default 1)")
     add_save_checkpoint(p)
+    add_condition_args(p)
     return p
 
 
@@ -323,7 +350,8 @@ def cmd_sweep(argv) -> int:
                         deterministic=not args.nondeterministic, models=args.model, datasets=args.dataset, seeds=args.seeds, aligned=args.aligned,
                         synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
                         max_epochs=args.max_epochs, config=args.config, data_root=args.data_root,
-                        feature_path=args.feature_path)
+                        feature_path=args.feature_path, missing_rates=args.missing_rate,
+                        drop_modality=args.drop_modality, modalities=args.modalities)
     finally:                                     # main() called in process leaves logging as it found it
         root.removeHandler(console)
         package.setLevel(package_level)
@@ -339,6 +367,47 @@ def cmd_sweep(argv) -> int:
     return 0
 
 
+def tune_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py tune", description="Search a model's config with Optuna (seeded TPE, median "
+                      "pruning on the validation metric; the test split is never evaluated), stored in SQLite in "
+                      "<out>/tune/ so that a killed tune resumes; then run the best config on every seed, recorded "
+                      "as normal runs labelled with the study's name.")
+    p.add_argument("-m", "--model", required=True, type=str.lower)
+    p.add_argument("-d", "--dataset", required=True, type=str.lower)
+    p.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")
+    p.add_argument("--space", help="search space YAML (default configs/tune/<model>.yaml)")
+    p.add_argument("--study", help="study name (default tune-<model>-<dataset>[-aligned]); the same name resumes")
+    p.add_argument("--tune-seed", type=int, default=0, help="TPE sampler seed (default 0)")
+    p.add_argument("-s", "--seeds", nargs="+", action="extend", type=int, default=None,
+                   help="seeds of the best config's runs (default 1111-1115); trials train the first")
+    p.add_argument("--aligned", action="store_true")
+    p.add_argument("--data-root", help="folder holding MOSI/, MOSEI/, SIMS/, ...")
+    p.add_argument("--feature-path", help="the feature pickle itself")
+    p.add_argument("--synthetic", action="store_true", help="run on generated data in the real format")
+    p.add_argument("--synthetic-size", choices=("small", "full"), default="small")
+    p.add_argument("--preset", help="named preset block of the model config (e.g. small)")
+    p.add_argument("--max-epochs", type=int, help="cap on training epochs")
+    p.add_argument("-c", "--config", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key in every trial (repeatable)")
+    p.add_argument("--out", default="results", help="results folder (default results/)")
+    p.add_argument("--jobs", type=int, default=1, help="trials at once, in worker processes (default 1: in process)")
+    p.add_argument("--devices", "--device", default="auto", help="devices given to workers round-robin")
+    return p
+
+
+def cmd_tune(argv) -> int:
+    args = tune_parser().parse_args(argv)
+    from .sweep import LocalBackend
+    from .sweep.tune import tune
+    from .training.seed import DEFAULT_SEEDS
+    tune(args.model, args.dataset, trials=args.trials, out=args.out, space_file=args.space, study_name=args.study,
+         seed=args.tune_seed, seeds=args.seeds or DEFAULT_SEEDS, backend=LocalBackend(args.jobs, args.devices),
+         echo=lambda line: print(line, flush=True), aligned=args.aligned, data_root=args.data_root,
+         feature_path=args.feature_path, synthetic=args.synthetic, synthetic_size=args.synthetic_size,
+         preset=args.preset, max_epochs=args.max_epochs, overrides=args.config)
+    return 0
+
+
 def leaderboard_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py leaderboard", description="Tables from the results store: one per dataset "
                       "and aligned flag (synthetic and real apart), mean ± sample std over seeds, best marked, "
@@ -349,6 +418,10 @@ def leaderboard_parser() -> argparse.ArgumentParser:
     p.add_argument("--paper", action="store_true", help="add the seed paper's published rows, in separate blocks")
     p.add_argument("--key-metric", help="metric for the significance test (default MAE; f1 for mintrec)")
     p.add_argument("-o", "--output", help="write to this file instead of the terminal")
+    p.add_argument("--by", choices=("missing_rate",), help="missing_rate: each model's key metric against the "
+                   "missing rate (mean ± std over seeds) with its area under the curve, and the figure "
+                   "(PNG, PDF, CSV; needs the [plots] extra)")
+    p.add_argument("--figures", help="folder for the --by figure (default <results>/figures)")
     return p
 
 
@@ -356,13 +429,23 @@ def cmd_leaderboard(argv) -> int:
     args = leaderboard_parser().parse_args(argv)
     from .leaderboard import leaderboard
     text = leaderboard(args.results, datasets=args.dataset, fmt=args.format, paper=args.paper,
-                       key_metric=args.key_metric)
+                       key_metric=args.key_metric, by=args.by)
     if args.output:
-        from pathlib import Path
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
+    if args.by:
+        from .leaderboard.commands import missing_rate_figures
+        from .plots import pyplot
+        try:
+            pyplot()
+        except UsageError as e:          # the table stands without its figure
+            print(f"note: figure not drawn: {e}", file=sys.stderr)
+            return 0
+        for path in missing_rate_figures(args.results, args.figures or Path(args.results) / "figures",
+                                         datasets=args.dataset, key_metric=args.key_metric):
+            print(f"wrote {path}")
     return 0
 
 
@@ -387,6 +470,25 @@ def cmd_compare(argv) -> int:
                         warn=lambda line: print(line, file=sys.stderr)):
         print(f"wrote {path}")
     return 0
+
+
+def verify_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py verify", description="Compare the store's runs on real data with the published "
+                      "numbers the project ships (the seed paper's Tables 1-3), cell by cell: ours mean ± std over "
+                      "seeds, published, delta, and whether the delta is within 2 std. Exit 0 when every cell "
+                      "agrees, 1 otherwise.")
+    p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower, help="only these datasets")
+    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    return p
+
+
+def cmd_verify(argv) -> int:
+    args = verify_parser().parse_args(argv)
+    from .leaderboard.commands import verify_store
+    from .leaderboard.verify import render_verify
+    cells, notes = verify_store(args.results, args.dataset)
+    sys.stdout.write(render_verify(cells, notes))
+    return 0 if all(c.agrees for c in cells) else 1
 
 
 def download_parser() -> argparse.ArgumentParser:
@@ -494,8 +596,8 @@ def cmd_robustness(argv) -> int:
     table = pd.concat(tables, ignore_index=True)
     metric = headline_metric(runs[0].record["dataset"])
     fig = plot_robustness(table, metric, any(r.synthetic for r in runs), lower_is_better(metric))
-    # Named by its first run, so the figures of other runs sit beside it in <results>/analysis.
-    for path in save_figure(fig, table, args.out or analysis_dir(args.results), f"robustness_{runs[0].run_id}"):
+    name = "robustness" if args.out else f"robustness_{runs[0].run_id}"    # runs of other calls sit beside it
+    for path in save_figure(fig, table, args.out or analysis_dir(args.results), name):
         print(f"wrote {path}")
     return 0
 
@@ -699,7 +801,7 @@ COMMANDS = {"list": cmd_list, "synth": cmd_synth, "sweep": cmd_sweep, "leaderboa
             "compare": cmd_compare, "download": cmd_download, "explain": cmd_explain,
             "robustness": cmd_robustness, "tsne": cmd_tsne, "sensitivity": cmd_sensitivity, "clean": cmd_clean,
             "extract": cmd_extract, "predict": cmd_predict,
-            "results": cmd_results}
+            "results": cmd_results, "verify": cmd_verify, "tune": cmd_tune}
 
 
 def take_datasets_files(argv: list[str]) -> list[str]:

@@ -314,3 +314,22 @@ def plot_sensitivity(table, where: str, synthetic: bool, lower_is_better: bool):
     fig.suptitle(_title(f"Hyperparameter sensitivity — {where}", synthetic))
     fig.tight_layout()
     return fig
+
+
+def plot_missing_rate(table, title: str, synthetic: bool, lower_is_better: bool):
+    """`leaderboard --by missing_rate`: one line per row of `table` (curves_frame of one table),
+    mean ± std over seeds against the missing rate, AUC in the legend."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for label, rows in table.groupby("model", sort=False):
+        rows = rows.sort_values("missing_rate")
+        auc = rows.auc.iloc[0]
+        ax.errorbar(rows.missing_rate, rows["mean"], yerr=rows["std"].fillna(0), marker="o", capsize=3,
+                    label=label if auc != auc else f"{label} (AUC {auc:.4f})")
+    metric = table.metric.iloc[0]
+    ax.set_xlabel("missing rate (train, valid and test)")
+    ax.set_ylabel(f"test {metric} ({'lower' if lower_is_better else 'higher'} is better)")
+    ax.legend(fontsize=8)
+    fig.suptitle(_title(title, synthetic))
+    fig.tight_layout()
+    return fig

@@ -47,6 +47,7 @@ import numpy as np
 from filelock import FileLock
 
 from .config import config_hash, dataset_facts, dataset_names
+from .data.conditions import PLAIN, condition_of
 from .errors import DataError, ToolkitError, UsageError
 from .metrics import METRIC_KEYS, MMSA_CSV_KEYS, metric_family
 from .version import __version__
@@ -173,9 +174,10 @@ def json_safe(value):
 def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec, result, device,
               started: datetime, wall_time_s: float, run_dir, git_commit, checkpoint: str,
               torch_threads: int, torch_version: str, device_name: str, peak_memory_mb: float,
-              precision: str, deterministic: bool) -> dict:
+              precision: str, deterministic: bool, label: str | None = None) -> dict:
     """The record of a finished run: `spec` is its DatasetSpec, `result` the trainer's FitResult.
-    `peak_memory_mb`: the GPU's max_memory_allocated on CUDA, the process's peak RSS on the CPU."""
+    `peak_memory_mb`: the GPU's max_memory_allocated on CUDA, the process's peak RSS on the CPU.
+    `label` (a tune's study name) is stored when given."""
     return {
         "run_id": run_id, "status": "ok",
         "model": model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
@@ -192,13 +194,13 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
         "package_version": __version__, "git_commit": git_commit,
         "torch_version": torch_version, "python": platform.python_version(),
         "started_at": started.isoformat(timespec="seconds"),
-        "run_dir": relative_run_dir(run_dir), "checkpoint": checkpoint,
-    }
+        "run_dir": relative_run_dir(run_dir), "checkpoint": checkpoint, "condition": spec.condition.as_dict(),
+    } | ({"label": label} if label else {})
 
 
 def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed: int, preset, config: dict,
                   data: str, error: str, device, started: datetime, wall_time_s: float, run_dir, git_commit,
-                  checkpoint: str) -> dict:
+                  checkpoint: str, condition=PLAIN) -> dict:
     """The record of a run that raised or whose process died (`error`: one line)."""
     return {
         "run_id": run_id, "status": "failed", "error": error,
@@ -208,14 +210,17 @@ def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed:
         "config_hash": config_hash(config), "config": dict(config), "data": data,
         "package_version": __version__, "git_commit": git_commit,
         "started_at": started.isoformat(timespec="seconds"), "run_dir": relative_run_dir(run_dir),
-        "checkpoint": checkpoint,
+        "checkpoint": checkpoint, "condition": condition.as_dict(),
     }
 
 
-def run_identity(model: str, dataset: str, aligned: bool, seed: int, config_hash: str, data: str) -> tuple:
+def run_identity(model: str, dataset: str, aligned: bool, seed: int, config_hash: str, data: str,
+                 condition: str = "") -> tuple:
     """What makes two runs the same run: the same training on the same data (the data id is
-    `sha256:<hex>` of the feature file or `synthetic:<recipe>`)."""
-    return (model, dataset, bool(aligned), int(seed), config_hash, data)
+    `sha256:<hex>` of the feature file or `synthetic:<recipe>`) under the same protocol condition
+    (`Condition.key()`, "" for the plain one). The plain condition adds nothing to the tuple, so
+    records and run folders made before conditions existed keep their identity."""
+    return (model, dataset, bool(aligned), int(seed), config_hash, data) + ((condition,) if condition else ())
 
 
 IDENTITY_FIELDS = ("model", "dataset", "aligned", "seed", "config_hash", "data")
@@ -233,7 +238,11 @@ def identity(record: dict) -> tuple | None:
         _bad(record, "aligned", "true or false")
     if not isinstance(record["seed"], int) or isinstance(record["seed"], bool) or abs(record["seed"]) >= 2 ** 63:
         _bad(record, "seed", "an integer")
-    return run_identity(*(record[field] for field in IDENTITY_FIELDS))
+    try:
+        condition = condition_of(record).key()
+    except (TypeError, ValueError):
+        _bad(record, "condition", "a mapping of missing_rate, drop_modality and modalities")
+    return run_identity(*(record[field] for field in IDENTITY_FIELDS), condition)
 
 
 def _bad(record: dict, field: str, what: str):

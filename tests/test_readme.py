@@ -50,6 +50,17 @@ HOW = {
     "python run.py predict --run <run_id> --videos new/ --transcripts new.csv --out preds/":
         ("skip", "tests/test_predict.py predicts on written clips"),
     "python run.py results --recover --results results": ("run", []),
+    "python run.py sweep -m tfn lmf -d mosi -s 1111 1112 --synthetic --preset small --missing-rate 0 0.3 0.6":
+        ("run", ["--max-epochs", "1"]),
+    "python run.py leaderboard --by missing_rate": ("run", []),
+    "python run.py verify -d mosi mosei": ("skip", "needs runs on the real feature files: verify refuses the "
+                                           "synthetic ones (tests/test_verify.py checks it on hand-made records)"),
+    "python run.py -m tfn -d mosi --synthetic --preset small --modalities T A V TA TV AV TAV":
+        ("run", ["-s", "1111", "--max-epochs", "1"]),
+    "python run.py -m misa -d mosi --synthetic --preset small --drop-modality A":
+        ("run", ["-s", "1111", "--max-epochs", "1"]),
+    "python run.py tune -m tfn -d mosi --trials 20 --synthetic --preset small --jobs 2":
+        ("run", ["--trials", "2", "--jobs", "1", "-s", "1111", "--max-epochs", "1"]),
 }
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from .conditions import PLAIN, Condition, condition_tensors
+
 MODALITIES = ("text", "audio", "vision")
 
 
@@ -35,6 +37,7 @@ class DatasetSpec:
     label_names: tuple | None = None                  # class names (classification)
     synthetic: bool = False
     extractor: dict | None = None     # name, version, config hash of the extractor that wrote the file
+    condition: Condition = PLAIN                      # missing frames / modality subset (`Dataset.under`)
 
     @property
     def output_dim(self) -> int:
@@ -106,6 +109,17 @@ class Dataset:
 
     def splits(self):
         return {"train": self.train, "valid": self.valid, "test": self.test}
+
+    def under(self, condition: Condition) -> "Dataset":
+        """This dataset under a protocol condition (`conditions`), every split masked once, here."""
+        if condition == self.spec.condition:
+            return self
+        if not self.spec.condition.plain:
+            raise ValueError(f"dataset is already under condition {self.spec.condition.key()!r}")
+        splits = {name: Split(name, condition_tensors(split.tensors, data_id=self.spec.source, split=name,
+                                                      condition=condition), split.ids)
+                  for name, split in self.splits().items()}
+        return Dataset(replace(self.spec, condition=condition), **splits)
 
     def without_text_features(self) -> "Dataset":
         """A view without the `text` features, for a model that reads `text_bert` through BERT.

@@ -14,8 +14,10 @@ import pandas as pd
 from ..config import dataset_facts
 from ..errors import UsageError
 from ..results import RUNS_FILE, open_new, read_records
+from .curves import curves_frame, missing_rate_tables, render_curves_markdown
 from .published import published_blocks
 from .render import csv_frame, render_comparison, render_latex, render_markdown
+from .verify import VerifyCell, verify
 from .stats import build_ablations, build_tables, comparison_rows, latest_configs
 
 
@@ -28,12 +30,18 @@ def _known_datasets(datasets):
     return [str(d).lower() for d in datasets]
 
 
-def leaderboard(results, *, datasets=None, fmt="md", paper=False, key_metric=None) -> str:
-    """The leaderboard text (md, csv or latex) for the results store in `results`."""
+BY = ("missing_rate",)
+
+
+def leaderboard(results, *, datasets=None, fmt="md", paper=False, key_metric=None, by=None) -> str:
+    """The leaderboard text (md, csv or latex) for the results store in `results`; `by="missing_rate"`:
+    each model's key metric against the missing rate, with its AUC (`curves`)."""
     if fmt not in ("md", "csv", "latex"):
         raise UsageError(f"--format must be md, csv or latex, got {fmt!r}")
     datasets = _known_datasets(datasets)
     records = read_records(Path(results))
+    if by is not None:
+        return _curves_text(_curve_tables(records, results, datasets, key_metric, by, paper), fmt)
     tables = build_tables(records, datasets, key_metric)
     if not tables and not paper:
         what = f" for {', '.join(datasets)}" if datasets else ""
@@ -49,7 +57,7 @@ def leaderboard(results, *, datasets=None, fmt="md", paper=False, key_metric=Non
         frame.to_csv(buffer, index=False)
         return buffer.getvalue()
     render = render_markdown if fmt == "md" else render_latex
-    return render(tables, ablations, published, bool(show_ablation))
+    return render(tables, ablations, published, bool(show_ablation), paper=paper)
 
 
 def compare(results, model: str, against, datasets=None, *, all_configs=False, warn=print,
@@ -77,7 +85,8 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
         for baseline in against:
             if not any(r.model == baseline for r in t.rows):
                 warn(f"compare: no ok runs of {baseline} on {setting}; skipped")
-        compared = [r for r in t.rows if r.model == model or r.model in against]
+        # Plain-condition rows only: a missing-rate row is not another config of the model.
+        compared = [r for r in t.rows if (r.model == model or r.model in against) and not r.condition]
         if not all_configs:
             latest = latest_configs(t, position)
             for name in dict.fromkeys(r.model for r in compared):
@@ -101,3 +110,49 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
     if not written:
         raise UsageError(f"none of {', '.join(against)} has ok runs where {model} has; nothing to compare")
     return written
+
+
+def _curve_tables(records, results, datasets, key_metric, by, paper):
+    if by not in BY:
+        raise UsageError(f"--by must be one of {', '.join(BY)}, got {by!r}")
+    if paper:
+        raise UsageError("--paper adds published rows, which have no missing-rate curves: drop --paper or --by")
+    tables = missing_rate_tables(records, datasets, key_metric)
+    if not tables:
+        what = f" for {', '.join(datasets)}" if datasets else ""
+        raise UsageError(f"no ok runs{what} in {Path(results) / RUNS_FILE}")
+    return tables
+
+
+def _curves_text(tables, fmt: str) -> str:
+    if fmt == "latex":
+        raise UsageError("--by missing_rate prints md or csv; drop --format latex")
+    if fmt == "csv":
+        return curves_frame(tables).to_csv(index=False)
+    return render_curves_markdown(tables)
+
+
+def missing_rate_figures(results, out, *, datasets=None, key_metric=None) -> list[Path]:
+    """One figure per curve table (PNG, PDF and the CSV behind it) in `out`, named
+    `missing_rate_<dataset>[-aligned][-synthetic]`; needs the [plots] extra."""
+    from ..metrics import lower_is_better
+    from ..plots import plot_missing_rate, save_figure
+    datasets = _known_datasets(datasets)
+    tables = _curve_tables(read_records(Path(results)), results, datasets, key_metric, "missing_rate", False)
+    paths, names = [], {}
+    for t in tables:
+        name = f"missing_rate_{t.dataset}{'-aligned' if t.aligned else ''}{'-synthetic' if t.synthetic else ''}"
+        names[name] = names.get(name, 0) + 1
+        if names[name] > 1:                       # another data file of the same kind
+            name += f"-{names[name]}"
+        fig = plot_missing_rate(curves_frame([t]), t.title(), t.synthetic, lower_is_better(t.metric))
+        paths += save_figure(fig, curves_frame([t]), out, name)
+    return paths
+
+
+def verify_store(results, datasets=None) -> tuple[list[VerifyCell], list[str]]:
+    """`verify` over the results store in `results` (see verify.py)."""
+    results = Path(results)
+    if not (results / RUNS_FILE).exists():
+        raise UsageError(f"no results store at {results / RUNS_FILE}; pass --results DIR")
+    return verify(read_records(results), _known_datasets(datasets))

@@ -36,6 +36,51 @@ def _cell_text(metric: str, cell: Cell, row_n: int, pm: str) -> str:
     return text if cell.n == row_n else f"{text} (n={cell.n})"
 
 
+# `--paper`: MOSI/MOSEI's binary accuracy and F1 as one "Has0/Non0" cell each, as the Self-MM and MISA
+# papers print them ("Acc-2 a/b": a = negative/non-negative, b = negative/positive; reference/mmsa.md 2.4).
+PAIRS = {"Has0_acc_2": ("Acc-2", "Non0_acc_2"), "Has0_F1_score": ("F1", "Non0_F1_score")}
+PAIRED = {second: first for first, (_, second) in PAIRS.items()}
+
+
+def _columns(metrics, paper: bool) -> list[tuple[str, ...]]:
+    """The table's columns as groups of metrics: one metric, or with `paper` a (Has0, Non0) pair
+    wherever the table has either half."""
+    if not paper:
+        return [(m,) for m in metrics]
+    columns = []
+    for m in metrics:
+        first = PAIRED.get(m, m)
+        pair = (first, PAIRS[first][1]) if first in PAIRS else (m,)
+        if pair not in columns:
+            columns.append(pair)
+    return columns
+
+
+def _column_name(column: tuple[str, ...], arrow: bool = True) -> str:
+    if len(column) == 2:
+        return f"{PAIRS[column[0]][0]} (Has0/Non0){' ' + _arrow(column[0]) if arrow else ''}"
+    return f"{column[0]}{' ' + _arrow(column[0]) if arrow else ''}"
+
+
+def _group_text(column: tuple[str, ...], cells: dict, row_n: int, best, bold) -> str:
+    """A column's cell: `bold(text)` where best; a pair reads "83.10/84.90 ± 0.52/0.61", each half
+    bold on its own."""
+    if len(column) == 1:
+        m = column[0]
+        text = _cell_text(m, cells[m], row_n, " ± ")
+        return bold(text) if m in best else text
+    if not any(cells[m].n for m in column):
+        return "–"
+    means = [bold(_num(m, cells[m].mean)) if m in best else _num(m, cells[m].mean) for m in column]
+    text = f"{'/'.join(means)} ± {'/'.join(_num(m, cells[m].std) for m in column)}"
+    counts = {cells[m].n for m in column}
+    return text if counts == {row_n} else f"{text} (n={'/'.join(str(cells[m].n) for m in column)})"
+
+
+def _md_bold(text: str) -> str:
+    return f"**{text}**"
+
+
 def _arrow(metric: str) -> str:
     return "↓" if lower_is_better(metric) else "↑"
 
@@ -55,16 +100,15 @@ def _md_table(header: list[str], lines: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def render_markdown(tables, ablations=(), published=(), published_ablation=False) -> str:
+def render_markdown(tables, ablations=(), published=(), published_ablation=False, paper=False) -> str:
+    """`paper`: Acc-2 and F1 as Has0/Non0 pairs (`PAIRS`)."""
     parts = []
     for t in tables:
-        header = ["model", "n"] + [f"{m} {_arrow(m)}" for m in t.metrics] + [f"Welch t-test on {t.key_metric}"]
+        columns = _columns(t.metrics, paper)
+        header = ["model", "n"] + [_column_name(c) for c in columns] + [f"Welch t-test on {t.key_metric}"]
         lines = []
         for row in t.rows:
-            cells = []
-            for m in t.metrics:
-                text = _cell_text(m, row.cells[m], row.n, " ± ")
-                cells.append(f"**{text}**" if m in row.best else text)
+            cells = [_group_text(c, row.cells, row.n, row.best, _md_bold) for c in columns]
             lines.append([row.label, str(row.n)] + cells + [_sig_text(row, t.key_metric)])
         raw = sorted(RAW_METRICS & set(t.metrics))
         units = "accuracies/F1 in %" + (f", {', '.join(raw)} as is" if raw else "")
@@ -74,7 +118,7 @@ def render_markdown(tables, ablations=(), published=(), published_ablation=False
                      + _md_table(header, lines)
                      + "".join(f"\n\n- {note}" for note in t.notes))
     for ab in ablations:
-        parts.append(_md_ablation(ab))
+        parts.append(_md_ablation(ab, paper))
     for block in published:
         header = ["method (published)"] + [f"{name} ({metric})" for name, metric in block.columns]
         lines = [[f"{name} (published)"] + list(values) for name, values in block.rows]
@@ -91,10 +135,20 @@ def render_markdown(tables, ablations=(), published=(), published_ablation=False
     return "\n\n".join(parts) + "\n"
 
 
-def _md_ablation(ab: Ablation) -> str:
+def _ablation_columns(dataset: str, paper: bool) -> list[tuple[str, tuple[str, ...]]]:
+    """(header, metrics) of Table 4's columns for `dataset`; with `paper` Acc2/F1 as Has0/Non0 pairs."""
+    columns = PAPER_COLUMNS[metric_family(dataset)]
+    if not paper:
+        return [(name, (m,)) for name, m in columns]
+    return [(_column_name(group, arrow=False) if len(group) == 2 else name, group)
+            for (name, _), group in zip(columns, _columns([m for _, m in columns], True))]
+
+
+def _md_ablation(ab: Ablation, paper: bool = False) -> str:
     header = ["SBN", "MCM", "model"]
     for t in ab.groups:
-        header += [f"{t.dataset} n"] + [f"{t.dataset} {name} {_arrow(m)}" for name, m in PAPER_COLUMNS[metric_family(t.dataset)]]
+        header += [f"{t.dataset} n"] + [f"{t.dataset} {name} {_arrow(group[0])}"
+                                        for name, group in _ablation_columns(t.dataset, paper)]
     lines = []
     for flags in ab.rows:
         names = sorted({ab.chosen[(g, flags)].model for g in range(len(ab.groups)) if (g, flags) in ab.chosen})
@@ -102,14 +156,15 @@ def _md_ablation(ab: Ablation) -> str:
         for g, t in enumerate(ab.groups):
             row = ab.chosen.get((g, flags))
             cells.append(str(row.n) if row else "–")
-            for _, m in PAPER_COLUMNS[metric_family(t.dataset)]:
-                text = _cell_text(m, row.cells[m], row.n, " ± ") if row else "–"
-                cells.append(f"**{text}**" if row and (g, flags, m) in ab.best else text)
+            for _, group in _ablation_columns(t.dataset, paper):
+                best = {m for m in group if (g, flags, m) in ab.best}
+                cells.append(_group_text(group, row.cells, row.n, best, _md_bold) if row else "–")
         lines.append(cells)
     kind = "synthetic data" if ab.synthetic else "real data"
     data = "; ".join(f"{t.dataset}: {t.data}" for t in ab.groups)
     return (f"### Ablation (Table 4 layout), {'aligned' if ab.aligned else 'unaligned'}: {kind} ({data})\n\n"
-            "Acc2/F1 on MOSI/MOSEI are Non0 (EMOE's convention); mean ± sample std over seeds; **bold** = best.\n\n"
+            + ("Acc2/F1 on MOSI/MOSEI as Has0/Non0 pairs" if paper else "Acc2/F1 on MOSI/MOSEI are Non0 (EMOE's convention)")
+            + "; mean ± sample std over seeds; **bold** = best.\n\n"
             + _md_table(header, lines) + "".join(f"\n\n- {note}" for note in ab.notes))
 
 
@@ -129,16 +184,23 @@ def _latex_table(caption: str, header: list[str], lines: list[list[str]]) -> str
     return "\n".join(out)
 
 
-def render_latex(tables, ablations=(), published=(), published_ablation=False) -> str:
+def _tex_group(column, cells: dict, row_n: int, best) -> str:
+    """`_group_text` in LaTeX: bold parts are marked first and turned into \\textbf after escaping
+    (escaping would mangle the command's backslash)."""
+    text = _tex(_group_text(column, cells, row_n, best, lambda part: f"\x00{part}\x01"))
+    return text.replace("\x00", "\\textbf{").replace("\x01", "}")
+
+
+def render_latex(tables, ablations=(), published=(), published_ablation=False, paper=False) -> str:
+    """`paper`: Acc-2 and F1 as Has0/Non0 pairs (`PAIRS`)."""
     parts = []
     for t in tables:
-        header = ["Model", "n"] + [f"{m} {_arrow(m)}" for m in t.metrics] + [f"Welch ({t.key_metric})"]
+        columns = _columns(t.metrics, paper)
+        header = ["Model", "n"] + [_column_name(c) for c in columns] + [f"Welch ({t.key_metric})"]
         lines = []
         for row in t.rows:
             cells = [_tex(row.label), str(row.n)]
-            for m in t.metrics:
-                text = _tex(_cell_text(m, row.cells[m], row.n, " ± "))
-                cells.append(f"\\textbf{{{text}}}" if m in row.best else text)
+            cells += [_tex_group(c, row.cells, row.n, row.best) for c in columns]
             cells.append(_tex(_sig_text(row, t.key_metric)))
             lines.append(cells)
         notes = "".join(f" {note}." for note in t.notes)        # which config each labelled row is
@@ -147,16 +209,16 @@ def render_latex(tables, ablations=(), published=(), published_ablation=False) -
     for ab in ablations:
         header = ["SBN", "MCM"]
         for t in ab.groups:
-            header += [f"{t.dataset} n"] + [f"{t.dataset} {name}" for name, _ in PAPER_COLUMNS[metric_family(t.dataset)]]
+            header += [f"{t.dataset} n"] + [f"{t.dataset} {name}" for name, _ in _ablation_columns(t.dataset, paper)]
         lines = []
         for flags in ab.rows:
             cells = [_tex("✓" if flags[0] else "-"), _tex("✓" if flags[1] else "-")]
             for g, t in enumerate(ab.groups):
                 row = ab.chosen.get((g, flags))
                 cells.append(str(row.n) if row else "--")
-                for _, m in PAPER_COLUMNS[metric_family(t.dataset)]:
-                    text = _tex(_cell_text(m, row.cells[m], row.n, " ± ") if row else "–")
-                    cells.append(f"\\textbf{{{text}}}" if row and (g, flags, m) in ab.best else text)
+                for _, group in _ablation_columns(t.dataset, paper):
+                    best = {m for m in group if (g, flags, m) in ab.best}
+                    cells.append(_tex_group(group, row.cells, row.n, best) if row else "--")
             lines.append(cells)
         kind = "synthetic data" if ab.synthetic else "real data"
         parts.append(_latex_table(f"Ablation, {'aligned' if ab.aligned else 'unaligned'}, {kind}.", header, lines))
@@ -193,7 +255,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
         for row in t.rows:
             out = {"table": "leaderboard", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
                    "data_kind": "synthetic" if t.synthetic else "real", "source": "ours", "model": row.model,
-                   "label": row.label, "config_hash": row.config_hash, "n": row.n}
+                   "label": row.label, "config_hash": row.config_hash, "condition": row.condition, "n": row.n}
             for m in t.metrics:
                 out.update(_stat_columns(m, row.cells[m], m in row.best))
             out.update(key_metric=t.key_metric, ttest_against=row.against,

@@ -5,7 +5,9 @@ Every table is built from one `ok` record per run identity (`results.ok_records`
 - one leaderboard per (dataset, aligned flag, data id). Synthetic and real data have
   different data ids, so they never share a table;
 - rows are models; a model with runs under several config hashes gets one row per hash,
-  labelled `model@hash`, with the config keys that differ in the table's notes;
+  labelled `model@hash`, with the config keys that differ in the table's notes; a run under a
+  protocol condition (missing rate, dropped modality, modality subset) is in a row of its own,
+  labelled `model [condition]`;
 - cells are mean ± sample standard deviation (ddof=1) over seeds, with n; the best mean of
   each column is marked, lower being better for MAE/Loss and higher for the rest;
 - significance: each row gets a Welch t-test (`scipy.stats.ttest_ind(equal_var=False)`)
@@ -23,10 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from ..data.conditions import condition_of
 from ..errors import UsageError
-from ..metrics import lower_is_better, metric_family, metric_keys
+from ..metrics import lower_is_better, metric_keys
 from ..results import headline_metric, ok_records
-from .published import PAPER_COLUMNS
 
 SIGNIFICANCE = 0.05
 MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
@@ -108,6 +110,7 @@ class Row:
     best: set = field(default_factory=set)
     against: str | None = None          # label of the best other model on the key metric
     test: Welch | None = None
+    condition: str = ""                 # `Condition.key()` of its runs; "" for the plain condition
 
     @property
     def n(self) -> int:
@@ -192,16 +195,19 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
             raise UsageError(f"--key-metric {key} is not a metric of {dataset}; choose one of {', '.join(metrics)}")
         by_row: dict[tuple, list[dict]] = {}
         for r in group:
-            by_row.setdefault((r["model"], r["config_hash"]), []).append(r)
+            by_row.setdefault((r["model"], r["config_hash"], condition_of(r).key()), []).append(r)
         hashes: dict[str, list[str]] = {}
-        for model, chash in by_row:
-            hashes.setdefault(model, []).append(chash)
+        for model, chash, _ in by_row:
+            hashes.setdefault(model, [])
+            if chash not in hashes[model]:
+                hashes[model].append(chash)
         rows = []
-        for (model, chash), rs in by_row.items():
+        for (model, chash, condition), rs in by_row.items():
             label = model if len(hashes[model]) == 1 else f"{model}@{chash[:8]}"
+            label += f" [{condition}]" if condition else ""
             cells = {m: Cell([float(r["metrics"][m]) for r in rs if r["metrics"].get(m) is not None])
                      for m in metrics}
-            rows.append(Row(model, chash, label, rs, cells))
+            rows.append(Row(model, chash, label, rs, cells, condition=condition))
         rows.sort(key=lambda row: (_sort_key(key, row.cells[key].mean), row.label))
         table = Table(dataset, aligned, data, metrics, key, rows)
         for m in metrics:
@@ -218,7 +224,8 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
                 row.against, row.test = other.label, welch(row.cells[key].values, other.cells[key].values)
         for model, model_hashes in hashes.items():
             if len(model_hashes) > 1:
-                table.notes += _config_notes(model, [row for row in rows if row.model == model])
+                one_per_hash = {row.config_hash: row for row in reversed(rows) if row.model == model}
+                table.notes += _config_notes(model, list(one_per_hash.values())[::-1])
         table.notes += _single_seed_note([row.label for row in rows if row.n < MIN_SEEDS])
         tables.append(table)
     return tables
@@ -249,7 +256,7 @@ def build_ablations(tables: list[Table]) -> list[Ablation]:
     from ..models.atsuko import ATSUKO_FAMILY   # here: the model package imports torch, the leaderboard need not
     ablations: dict[tuple, Ablation] = {}
     for table in tables:
-        family = [row for row in table.rows if row.model in ATSUKO_FAMILY]
+        family = [row for row in table.rows if row.model in ATSUKO_FAMILY and not row.condition]
         if len({_flags(row) for row in family}) < 2:          # nothing to compare
             continue
         ab = ablations.setdefault((table.aligned, table.synthetic),
@@ -272,7 +279,7 @@ def build_ablations(tables: list[Table]) -> list[Ablation]:
         ab.rows = [flags for flags in ABLATION_ROWS if any(f == flags for _, f in ab.chosen)]
         for g, table in enumerate(ab.groups):
             rows = {flags: ab.chosen[(g, flags)] for flags in ab.rows if (g, flags) in ab.chosen}
-            for _, m in PAPER_COLUMNS[metric_family(table.dataset)]:
+            for m in table.metrics:          # every metric: --paper shows the Has0 halves too
                 ab.best |= {(g, flags, m) for flags in _best_cells(m, {f: r.cells[m] for f, r in rows.items()})}
     return list(ablations.values())
 

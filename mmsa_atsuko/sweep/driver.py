@@ -16,6 +16,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .. import api
+from ..data.conditions import check_model_allows, condition_of
+from ..registry import get_model_class
 from ..errors import ToolkitError
 from ..results import append_or_keep, check_output_folder, headline_metric, recover
 from ..training.hardware import check_precision
@@ -47,7 +49,9 @@ class Progress:
         self.finished += 1
         elapsed = time.time() - self.start
         eta = elapsed / self.finished * (self.total - self.finished)
-        what = f"{record['model']} {record['dataset']}{' aligned' if record['aligned'] else ''} seed {record['seed']}"
+        condition = condition_of(record)
+        what = (f"{record['model']} {record['dataset']}{' aligned' if record['aligned'] else ''}"
+                f"{f' [{condition.key()}]' if not condition.plain else ''} seed {record['seed']}")
         if record.get("status") == "ok":
             key = headline_metric(record["dataset"])
             value = record["metrics"].get(key)
@@ -107,10 +111,12 @@ def run_plan(sweep_plan: Plan, out, backend, echo=print) -> Summary:
 
 
 def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backend=None, echo=print,
-          save_checkpoint="best", precision="fp32", deterministic=True, **lists) -> Summary | Plan:
+          save_checkpoint="best", precision="fp32", deterministic=True, label=None,
+          **lists) -> Summary | Plan:
     """Plan and run a sweep: models x datasets x aligned flags x seeds, resumable (see the module
     docstring); `lists` go to `expand`. `save_checkpoint="none"` leaves no best.pt in run folders.
-    `precision` and `deterministic` as for `api.run`.
+    `precision` and `deterministic` as for `api.run`. `label` is stored in the records of the runs it
+    trains (`tune` names its study).
 
     Returns the `Plan` for a dry run, else a `Summary` of what ran.
     """
@@ -123,6 +129,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     for _, setting, _ in expanded:     # a bad value stops the sweep before it takes its folder's lock
         api.resolve_config(setting.model, setting.dataset, preset=setting.preset, overrides=setting.overrides,
                            max_epochs=setting.max_epochs)
+        check_model_allows(setting.model, get_model_class(setting.model), setting.condition)
     if dry_run:
         return _dry_run(expanded, out, retry_failed, echo)
     with SweepLock(out):
@@ -133,6 +140,8 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
             sweep_plan = plan(expanded, out, retry_failed=retry_failed, checkpoint=save_checkpoint,
                               keep_data=getattr(backend, "in_process", False), precision=precision,
                               deterministic=deterministic)
+            for run in sweep_plan.todo:
+                run.label = label
             if sweep_plan.missing:
                 raise missing_data_error(sweep_plan)
             echo(_plan_line(sweep_plan, expanded, retry_failed)
@@ -158,7 +167,7 @@ def _dry_run(expanded, out, retry_failed, echo) -> Plan:
 
 
 def _plan_line(sweep_plan: Plan, expanded, retry_failed: bool) -> str:
-    n_settings = len({(s.model, s.dataset, s.aligned) for _, s, _ in expanded})
+    n_settings = len({(s.model, s.dataset, s.aligned, s.condition) for _, s, _ in expanded})
     held_up = sum(map(len, sweep_plan.missing.values()))
     head = (f"sweep: {len(sweep_plan.runs)} runs ({n_settings} model/dataset settings x seeds)"
             f"{f' and {held_up} more whose data is missing' if held_up else ''}: "

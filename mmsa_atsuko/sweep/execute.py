@@ -5,6 +5,7 @@ Never appends to the store: only the sweep's driver writes it, whatever the back
 from __future__ import annotations
 
 import logging
+import math
 import time
 import traceback
 from datetime import datetime, timezone
@@ -12,9 +13,11 @@ from pathlib import Path
 
 from .. import api
 from ..config import config_hash
-from ..errors import ToolkitError
+from ..errors import ToolkitError, UsageError
+from ..registry import build_model
 from ..results import failed_record
-from ..training.seed import resolve_device
+from ..training.seed import resolve_device, set_seed
+from ..training.trainer import fit
 from .plan import PlannedRun, prepare
 
 log = logging.getLogger("mmsa_atsuko")
@@ -22,7 +25,10 @@ WORKER_CONSOLE = "mmsa-atsuko-worker-console"
 
 
 def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
-    """Train one planned run and return its record; a run that raises gives a failed record."""
+    """Train one planned run and return its record; a run that raises gives a failed record.
+    A tuning trial (`run.trial`) gives its outcome instead (`run_trial`)."""
+    if run.trial is not None:
+        return run_trial(run, device)
     started = datetime.now(timezone.utc)
     clock = time.time()
     try:
@@ -32,7 +38,8 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
             raise ToolkitError(f"the config or data changed since the sweep was planned: planned "
                                f"{run.config_hash} on {run.data}, found {got[0]} on {got[1]}")
         return api.train_one(job, run.seed, resolve_device(device), Path(out), True, run_id=run_id,
-                             checkpoint=run.checkpoint, precision=run.precision, deterministic=run.deterministic)
+                             checkpoint=run.checkpoint, precision=run.precision, deterministic=run.deterministic,
+                             label=run.label)
     except Exception as error:               # a failed run is a result; the sweep goes on
         return failure(run, run_id, out, device, error, started, time.time() - clock)
 
@@ -57,7 +64,49 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
     return failed_record(run_id, model=s.model, dataset=s.dataset, aligned=s.aligned, seed=run.seed,
                          preset=s.preset, config=run.config, data=run.data, error=message, device=device,
                          started=started, wall_time_s=wall, run_dir=failed_dir, git_commit=api.git_commit(),
-                         checkpoint=run.checkpoint)
+                         checkpoint=run.checkpoint, condition=s.condition)
+
+
+def optuna_module():
+    """Optuna, imported here: it is the optional [tune] extra."""
+    try:
+        import optuna
+    except ImportError:
+        raise UsageError("run.py tune needs Optuna: pip install -c constraints.txt -e '.[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def run_trial(run: PlannedRun, device: str) -> dict:
+    """One trial (`run.trial`: storage, study, trial id and number), wherever the backend runs it:
+    train on train, select and report on valid, never test. Returns its outcome as a dict."""
+    optuna = optuna_module()
+    info = run.trial
+    started = time.time()
+    try:
+        job = prepare(run.setting)
+        study = optuna.load_study(study_name=info["study"], storage=info["storage"])
+        trial = optuna.trial.Trial(study, info["trial_id"])
+        key = job.config.key_eval
+
+        def report(entry: dict) -> None:
+            trial.report(float(entry["valid"][key]), entry["epoch"])
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {entry['epoch']}")
+
+        set_seed(run.seed)
+        model = build_model(job.model, job.config, job.data.spec)
+        result = fit(model, job.data, job.config, device=resolve_device(device), seed=run.seed, run_dir=None,
+                     progress=False, on_epoch=report, test=False)
+        value = float(result.valid[key])
+        state = "complete" if math.isfinite(value) else "fail"
+        return {"number": info["number"], "state": state, "value": value, "epochs": result.epochs_run,
+                "seconds": time.time() - started}
+    except optuna.TrialPruned as pruned:
+        return {"number": info["number"], "state": "pruned", "error": str(pruned), "seconds": time.time() - started}
+    except Exception as error:                    # a failed trial is a result; the study goes on
+        return {"number": info["number"], "state": "fail", "error": f"{type(error).__name__}: {error}",
+                "seconds": time.time() - started}
 
 
 def worker_logging() -> None:

@@ -17,7 +17,6 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from datetime import datetime, timezone
 from multiprocessing.connection import wait as wait_for
 
@@ -118,7 +117,8 @@ class LocalBackend:
         self.workers = []
 
     def run(self, runs, out, on_result) -> None:
-        size = 1 if self.jobs == "auto" and not self.cuda and cpu_jobs(self.worker_threads, len(runs)) == 1 \
+        total = len(runs) if hasattr(runs, "__len__") else 1 << 30     # a tune's trials come one by one
+        size = 1 if self.jobs == "auto" and not self.cuda and cpu_jobs(self.worker_threads, total) == 1 \
             else self.jobs
         if size == 1:
             if self.threads is not None:
@@ -126,12 +126,17 @@ class LocalBackend:
             for i, (run, run_id) in enumerate(runs):
                 on_result(execute(run, run_id, str(out), self.devices[i % len(self.devices)]))
             return
-        self._resize(self._first_size(len(runs)))
+        self._resize(self._first_size(total))
         sized = self.jobs != "auto" or not self.cuda
-        queue = deque((run, run_id, str(out)) for run, run_id in runs)
+        # Lazy: a worker takes the next run only when it is free (a tune asks for its next trial then,
+        # after telling the study every result so far).
+        pending = ((run, run_id, str(out)) for run, run_id in runs)
+        given = 0
         for worker in self.workers:
-            if queue:
-                worker.give(queue.popleft())
+            task = next(pending, None)
+            if task is not None:
+                worker.give(task)
+                given += 1
         while any(w.task for w in self.workers):
             busy = {w.conn: w for w in self.workers if w.task}
             for conn in wait_for(list(busy)):
@@ -151,14 +156,16 @@ class LocalBackend:
                 worker.task = None
                 on_result(record)
                 if not sized:
-                    left = len(queue) + sum(w.task is not None for w in self.workers)
+                    left = total - given + sum(w.task is not None for w in self.workers)
                     per_device = self._per_device(record, left)
                     if per_device is not None:
                         sized = True
                         self._resize(max(len(self.workers), min(per_device * len(self.devices), left)))
                 for idle in [w for w in self.workers if w.task is None]:
-                    if queue:
-                        idle.give(queue.popleft())
+                    task = next(pending, None)
+                    if task is not None:
+                        idle.give(task)
+                        given += 1
 
 
 class _Worker:

@@ -13,13 +13,16 @@ from pathlib import Path
 
 from .. import api
 from ..config import config_hash, dataset_facts, parse_override, read_yaml
+from ..data.conditions import PLAIN, Condition, conditions
 from ..errors import DataError, MissingDataError, UsageError
 from ..results import latest_by_identity, read_records, run_identity
 from ..training.seed import DEFAULT_SEEDS, check_seeds
 
+CONDITION_KEYS = {"missing_rate", "drop_modality", "modalities"}    # protocol axes (data.conditions)
 TOP_KEYS = {"description", "seeds", "synthetic", "synthetic_size", "preset", "max_epochs", "config",
-            "data_root", "experiments"}
-EXPERIMENT_KEYS = {"name", "models", "datasets", "aligned", "seeds", "preset", "max_epochs", "config"}
+            "data_root", "experiments"} | CONDITION_KEYS
+EXPERIMENT_KEYS = {"name", "models", "datasets", "aligned", "seeds", "preset", "max_epochs",
+                   "config"} | CONDITION_KEYS
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Setting:
     synthetic_size: str = "small"
     data_root: str | None = None
     feature_path: str | None = None
+    condition: Condition = PLAIN
 
     def data_key(self) -> tuple:
         """Settings with the same data key read the same data file."""
@@ -44,7 +48,7 @@ class Setting:
     def cache_key(self) -> str:
         return json.dumps([self.model, self.dataset, self.aligned, self.preset, list(self.overrides),
                            self.max_epochs, self.synthetic, self.synthetic_size, self.data_root,
-                           self.feature_path], default=str)
+                           self.feature_path, self.condition.key()], default=str)
 
 
 @dataclass
@@ -58,15 +62,18 @@ class PlannedRun:
     checkpoint: str = "best"         # what the run leaves in its folder; not part of its identity
     precision: str = "fp32"          # how it runs (recorded, as the device is; not part of its identity)
     deterministic: bool = True
+    label: str | None = None         # stored in its record (a tune's study name); not part of its identity
+    trial: dict | None = None        # a tuning trial (sweep/tune.py): storage, study, trial id and number
 
     @property
     def identity(self) -> tuple:
         s = self.setting
-        return run_identity(s.model, s.dataset, s.aligned, self.seed, self.config_hash, self.data)
+        return run_identity(s.model, s.dataset, s.aligned, self.seed, self.config_hash, self.data, s.condition.key())
 
     def describe(self) -> str:
         s = self.setting
-        return f"{s.model} {s.dataset}{' aligned' if s.aligned else ''} seed {self.seed}"
+        condition = f" [{s.condition.key()}]" if not s.condition.plain else ""
+        return f"{s.model} {s.dataset}{' aligned' if s.aligned else ''}{condition} seed {self.seed}"
 
 
 # --------------------------------------------------------------------------------------
@@ -107,12 +114,15 @@ def _seeds(value, where: str) -> list[int]:
 
 def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, synthetic=False,
            synthetic_size=None, preset=None, max_epochs=None, config=(), data_root=None,
-           feature_path=None) -> list[tuple[str, Setting, list[int]]]:
+           feature_path=None, missing_rates=None, drop_modality=None,
+           modalities=None) -> list[tuple[str, Setting, list[int]]]:
     """(experiment name, setting, seeds) for a sweep file and/or command-line lists.
 
     Without a file, `models` x `datasets` at one aligned flag. With a file, its experiments;
     `models`/`datasets` then keep only those names and `aligned=True` only aligned runs.
-    Command-line values win over an experiment's, which win over the file's top level.
+    Command-line values win over an experiment's, which win over the file's top level; so do the
+    protocol axes (`missing_rates`, `drop_modality`, `modalities`; in a file `missing_rate`,
+    `drop_modality`, `modalities`, each a value or a list), whose combinations multiply the runs.
     """
     cli_overrides = [o if isinstance(o, tuple) else parse_override(o) for o in config]
     models = [m.lower() for m in models] if models else models
@@ -154,6 +164,7 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
         exp_seeds = check_seeds(seeds, "command line") if seeds else _seeds(exp.get("seeds", top.get("seeds", list(DEFAULT_SEEDS))), where)
         exp_overrides = tuple(_overrides(top.get("config"), where_file) + _overrides(exp.get("config"), where)
                               + cli_overrides)
+        exp_conditions = _conditions(exp, top, where, missing_rates, drop_modality, modalities)
         for dataset in exp_datasets:
             try:
                 files = dataset_facts(dataset)["files"]
@@ -162,7 +173,7 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
             for flag in flags:
                 if ("aligned" if flag else "unaligned") not in files:
                     raise UsageError(f"{where}: {dataset} has no {'aligned' if flag else 'unaligned'} setting")
-                for model in exp_models:
+                for model, condition in ((m, c) for c in exp_conditions for m in exp_models):
                     out.append((name, Setting(
                         model=model, dataset=dataset, aligned=flag,
                         preset=preset or exp.get("preset", top.get("preset")),
@@ -171,7 +182,7 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
                         synthetic=bool(synthetic or top.get("synthetic", False)),
                         synthetic_size=synthetic_size or top.get("synthetic_size", "small"),
                         data_root=data_root or top.get("data_root"),
-                        feature_path=feature_path), exp_seeds))
+                        feature_path=feature_path, condition=condition), exp_seeds))
     if file is not None:
         for what, asked in (("models", models), ("datasets", datasets)):
             missing = sorted(set(asked or ()) - names_seen[what])
@@ -185,6 +196,17 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
     if feature_path is not None and any(s.synthetic for _, s, _ in out):
         raise UsageError(f"{where_file} asks for synthetic data, which brings its own files; drop --feature-path")
     return out
+
+
+def _conditions(exp: dict, top: dict, where: str, missing_rates, drop_modality, modalities) -> list[Condition]:
+    """The protocol conditions of one experiment: command line, else experiment, else top level."""
+    def axis(cli, key):
+        if cli:
+            return cli
+        value = exp.get(key, top.get(key))
+        return None if value is None else _as_list(value, key, where)
+    drops = axis([drop_modality] if isinstance(drop_modality, str) else drop_modality, "drop_modality")
+    return conditions(axis(missing_rates, "missing_rate"), drops, axis(modalities, "modalities"))
 
 
 # --------------------------------------------------------------------------------------
@@ -221,7 +243,7 @@ def prepare(setting: Setting, *, keep_others: bool = False) -> api.Job:
             setting.model, setting.dataset, aligned=setting.aligned, data_root=setting.data_root,
             feature_path=setting.feature_path, synthetic=setting.synthetic,
             synthetic_size=setting.synthetic_size, preset=setting.preset, overrides=list(setting.overrides),
-            max_epochs=setting.max_epochs, loaded=group["loaded"])
+            max_epochs=setting.max_epochs, loaded=group["loaded"], condition=setting.condition)
     return group["jobs"][job_key]
 
 

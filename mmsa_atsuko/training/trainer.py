@@ -50,7 +50,7 @@ class FitResult:
     best_epoch: int
     epochs_run: int
     valid: dict                   # valid metrics of the best epoch
-    test: SplitEval               # test metrics and per-sample outputs of the best checkpoint
+    test: SplitEval | None        # test metrics and per-sample outputs of the best checkpoint (None: test=False)
     history: list                 # per epoch: train losses, valid metrics, the lr it trained with
     steps_per_s: float = math.nan  # training batches per second of the training passes this call ran
 
@@ -227,8 +227,10 @@ def check_last_batch(model, n_train: int, batch_size: int) -> None:
 
 
 def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path | None = None,
-        progress: bool = True, resume: bool = False, on_epoch=None, precision: str = "fp32") -> FitResult:
-    """Train `model` on `data` (a Dataset) and test its best-valid checkpoint once.
+        progress: bool = True, resume: bool = False, on_epoch=None, precision: str = "fp32",
+        test: bool = True) -> FitResult:
+    """Train `model` on `data` (a Dataset) and test its best-valid checkpoint once (`test=False`:
+    never touch the test split, as a tuning trial must not; `FitResult.test` is then None).
 
     `resume`: continue from `run_dir`'s last.pt (the model built and seeded as for the first
     start). `on_epoch(entry)` is called with each epoch's history entry once it is complete.
@@ -249,7 +251,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     key_eval = config.key_eval
     eval_bs = config.eval_batch_size or config.batch_size
     model.to(device)
-    train, valid, test = (s.to(device) for s in (data.train, data.valid, data.test))
+    train, valid = data.train.to(device), data.valid.to(device)
     minimize = key_eval == "Loss" or lower_is_better(key_eval)
 
     if hasattr(model, "on_fit_start"):
@@ -340,7 +342,8 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     if best_state is None:
         raise TrainingError(f"valid {key_eval} was NaN at every epoch; nothing to test")
     model.load_state_dict(best_state)
-    test_eval = evaluate(model, test, dataset, eval_bs, collect=True, precision=precision)
+    test_eval = (evaluate(model, data.test.to(device), dataset, eval_bs, collect=True, precision=precision)
+                 if test else None)
     if run_dir is not None:
         (Path(run_dir) / LAST_CHECKPOINT).unlink(missing_ok=True)
     return FitResult(best_epoch, epoch, best_valid, test_eval, history,

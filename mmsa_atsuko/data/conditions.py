@@ -1,0 +1,185 @@
+"""Protocol conditions: missing frames, a dropped modality, a modality subset, applied to the data.
+
+A `Condition` is part of a run's identity (`results.run_identity`) and is applied once, at
+load, to the tensors of all three splits (`Dataset.under`), so training, model selection and
+the test all see the same condition. What each part does:
+
+- `missing_rate` R (MMSA's TFR-Net protocol, `data_loader.generate_m`): each real frame of each
+  modality is missing with probability R, independently. A missing audio/vision frame and a
+  missing `text` feature row become zeros; a missing BERT token becomes [UNK] (id 100 in
+  bert-base and in the synthetic vocab, as TFR-Net writes it) with its attention mask kept.
+  [CLS] (position 0) and [SEP] (the last real token) are never missing. Lengths and masks are
+  unchanged: the frames are there, their content is not. The text mask is shared by `text`
+  and `text_bert`, so both representations lose the same tokens.
+- `drop_modality` X: rate 1 for modality X (every real frame of X missing, as above).
+- `modalities` S (T, A, V, TA, TV, AV or TAV): a modality outside S is absent: it becomes an
+  empty input, the same for every sample: all frames zero, length 1 and a mask on frame 0 only
+  (BERT text: [CLS] [SEP] and padding, length 2). Unlike a dropped modality, nothing about it
+  (not even its length) reaches the model. Only models that declare `modality_subsets` in
+  their registration accept it (`check_model_allows`).
+
+The masks depend only on (data id, split, modality) and the rate: the uniform draws come from
+a generator seeded with sha256("<data id>|<split>|<modality>"), and a frame is missing when its
+draw is below R. So every model, every training seed and every process sees the same masked
+data, and the masks are nested: a frame missing at rate 0.3 is missing at 0.5 too.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import UsageError
+
+LETTERS = {"T": "text", "A": "audio", "V": "vision"}
+SUBSETS = ("T", "A", "V", "TA", "TV", "AV", "TAV")
+UNK_ID = 100                 # bert-base-uncased, bert-base-chinese and the synthetic BERT
+
+
+@dataclass(frozen=True)
+class Condition:
+    missing_rate: float = 0.0
+    drop_modality: str | None = None      # "T", "A" or "V"
+    modalities: str = "TAV"
+
+    @property
+    def plain(self) -> bool:
+        return self.key() == ""
+
+    def key(self) -> str:
+        """The condition's part of a run identity: "" for the plain condition (so records made
+        before conditions existed stay the plain runs they are), else e.g. "missing_rate=0.3"."""
+        parts = []
+        if self.missing_rate:
+            parts.append(f"missing_rate={self.missing_rate:g}")
+        if self.drop_modality:
+            parts.append(f"drop={self.drop_modality}")
+        if self.modalities != "TAV":
+            parts.append(f"modalities={self.modalities}")
+        return ",".join(parts)
+
+    def as_dict(self) -> dict:
+        return {"missing_rate": float(self.missing_rate), "drop_modality": self.drop_modality,
+                "modalities": self.modalities}
+
+    def rate(self, letter: str) -> float:
+        return 1.0 if letter == self.drop_modality else float(self.missing_rate)
+
+
+PLAIN = Condition()
+
+
+def make_condition(missing_rate=0.0, drop_modality=None, modalities="TAV") -> Condition:
+    """A checked Condition; a bad value is a one-line UsageError."""
+    try:
+        rate = float(missing_rate)
+    except (TypeError, ValueError):
+        raise UsageError(f"--missing-rate must be a number in [0, 1), got {missing_rate!r}") from None
+    if not 0.0 <= rate < 1.0:
+        raise UsageError(f"--missing-rate must be in [0, 1), got {missing_rate!r} (to remove a whole modality "
+                         f"use --drop-modality T|A|V)")
+    if drop_modality is not None:
+        drop_modality = str(drop_modality).upper()
+        if drop_modality not in LETTERS:
+            raise UsageError(f"--drop-modality must be T, A or V, got {drop_modality!r}")
+    letters = str(modalities).upper()
+    canonical = "".join(m for m in "TAV" if m in letters)
+    if canonical not in SUBSETS or len(canonical) != len(letters):
+        raise UsageError(f"--modalities must be one of {' '.join(SUBSETS)}, got {modalities!r}")
+    if drop_modality and drop_modality not in canonical:
+        raise UsageError(f"--drop-modality {drop_modality} drops a modality that --modalities {canonical} "
+                         f"already leaves out")
+    if drop_modality and len(canonical) == 1:
+        raise UsageError(f"--drop-modality {drop_modality} with --modalities {canonical} leaves no modality")
+    return Condition(rate, drop_modality, canonical)
+
+
+def conditions(missing_rates=None, drop_modality=None, modalities=None) -> list[Condition]:
+    """Every combination of the asked rates, dropped modality and subsets (the sweep axis)."""
+    rates = list(missing_rates) if missing_rates else [0.0]
+    drops = list(drop_modality) if isinstance(drop_modality, (list, tuple)) else [drop_modality]
+    subsets = [modalities] if isinstance(modalities, str) else list(modalities or ["TAV"])
+    out = [make_condition(r, d, s) for s in subsets for d in drops for r in rates]
+    return list(dict.fromkeys(out))
+
+
+def condition_of(record: dict) -> Condition:
+    """The condition a store record ran under (PLAIN for records that carry none)."""
+    stored = record.get("condition") or {}
+    if not isinstance(stored, dict):
+        raise ValueError(f"condition must be a mapping, got {stored!r}")
+    return Condition(float(stored.get("missing_rate") or 0.0), stored.get("drop_modality") or None,
+                     stored.get("modalities") or "TAV")
+
+
+def check_model_allows(model: str, model_class: type, condition: Condition) -> None:
+    """A modality subset needs a model that declares `modality_subsets` (see README)."""
+    if condition.modalities != "TAV" and not model_class.registry_meta.get("modality_subsets"):
+        raise UsageError(f"{model} cannot run on a modality subset (--modalities {condition.modalities}): its "
+                         f"architecture needs all three modalities; the README lists the models that can")
+
+
+def _uniforms(data_id: str, split: str, modality: str, shape) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(f"{data_id}|{split}|{modality}".encode()).digest()[:8], "little")
+    return np.random.default_rng(seed).random(shape)
+
+
+def missing_frames(data_id: str, split: str, modality: str, rate: float, lengths: torch.Tensor,
+                   max_len: int) -> torch.Tensor:
+    """(N, max_len) bool, True where a real frame is missing at `rate` (text: [CLS] and [SEP] never)."""
+    lengths = lengths.cpu().long()
+    positions = torch.arange(max_len)[None, :]
+    real = positions < lengths[:, None]
+    if modality == "text":
+        real &= (positions > 0) & (positions < lengths[:, None] - 1)
+    draws = torch.from_numpy(_uniforms(data_id, split, modality, (len(lengths), max_len)))
+    return real & (draws < rate)
+
+
+def _zero_frames(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    return x.masked_fill(frames.to(x.device)[:, :, None], 0)
+
+
+def _empty(tensors: dict, modality: str) -> None:
+    """Make `modality` an empty input, the same for every sample (see the module docstring)."""
+    out_len = 1
+    if modality == "text" and "text_bert" in tensors:
+        bert = tensors["text_bert"]
+        ids, lengths = bert[:, 0], bert[:, 1].sum(dim=1).long()
+        empty = torch.zeros_like(bert)
+        empty[:, 0, 0] = ids[:, 0]                                          # [CLS]
+        empty[:, 0, 1] = ids.gather(1, (lengths - 1).clamp(min=0)[:, None])[:, 0]   # [SEP]
+        empty[:, 1, :2] = 1
+        tensors["text_bert"] = empty
+        out_len = 2
+    if modality in tensors:
+        tensors[modality] = torch.zeros_like(tensors[modality])
+    n, max_len = tensors[f"{modality}_mask"].shape
+    tensors[f"{modality}_lengths"] = torch.full((n,), out_len, dtype=tensors[f"{modality}_lengths"].dtype)
+    tensors[f"{modality}_mask"] = torch.arange(max_len)[None, :].expand(n, max_len) < out_len
+
+
+def condition_tensors(tensors: dict, *, data_id: str, split: str, condition: Condition) -> dict:
+    """The split's tensors under `condition`: a new dict; tensors it does not change are shared."""
+    if condition.plain:
+        return tensors
+    out = dict(tensors)
+    for letter, modality in LETTERS.items():
+        if letter not in condition.modalities:
+            _empty(out, modality)
+            continue
+        rate = condition.rate(letter)
+        if rate == 0:
+            continue
+        lengths = out[f"{modality}_lengths"]
+        max_len = out[f"{modality}_mask"].shape[1]
+        frames = missing_frames(data_id, split, modality, rate, lengths, max_len)
+        if modality in out:
+            out[modality] = _zero_frames(out[modality], frames)
+        if modality == "text" and "text_bert" in out:
+            bert = out["text_bert"].clone()
+            bert[:, 0] = bert[:, 0].masked_fill(frames.to(bert.device), UNK_ID)
+            out["text_bert"] = bert
+    return out

@@ -1,0 +1,145 @@
+"""`leaderboard --by missing_rate`: each model's metric against the missing rate, with its area.
+
+One curve per (dataset, aligned flag, data id) and row: a row is a model under one config
+hash, one dropped modality and one modality subset (rows as in the leaderboard), and its points
+are the missing rates it has runs at. A point is the mean ± sample std (ddof=1) over seeds of
+the key metric (MAE, macro-F1 for MIntRec, or --key-metric).
+
+AUC: the trapezoid rule over the row's rates applied to the point means, divided by the span of
+those rates (max - min). The normalisation makes it the curve's average height, in the metric's
+own unit (an AUC of MAE is an MAE), so it reads like a cell of the leaderboard; rows compare
+only over the same rates (a note says when rows have different ones). Fewer than two rates: no AUC.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ..data.conditions import condition_of
+from ..metrics import lower_is_better, metric_keys
+from ..errors import UsageError
+from ..results import headline_metric, ok_records
+from .stats import Cell
+
+
+@dataclass
+class Curve:
+    label: str
+    model: str
+    config_hash: str
+    cells: dict[float, Cell]            # missing rate -> the metric over seeds
+
+    @property
+    def rates(self) -> list[float]:
+        return sorted(self.cells)
+
+    @property
+    def auc(self) -> float:
+        return auc([self.cells[r].mean for r in self.rates], self.rates)
+
+
+@dataclass
+class CurveTable:
+    dataset: str
+    aligned: bool
+    data: str
+    metric: str
+    curves: list[Curve]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data.startswith("synthetic:")
+
+    @property
+    def rates(self) -> list[float]:
+        return sorted({r for c in self.curves for r in c.cells})
+
+    def title(self) -> str:
+        kind = "synthetic data" if self.synthetic else "real data"
+        return (f"{self.dataset}, {'aligned' if self.aligned else 'unaligned'}: {kind} ({self.data}), "
+                f"{self.metric} against the missing rate")
+
+
+def auc(values, rates) -> float:
+    """Trapezoid area under `values` over the sorted `rates`, divided by their span (see above)."""
+    if len(rates) < 2 or any(math.isnan(v) for v in values):
+        return math.nan
+    area = math.fsum((rates[i + 1] - rates[i]) * (values[i] + values[i + 1]) / 2 for i in range(len(rates) - 1))
+    return area / (rates[-1] - rates[0])
+
+
+def missing_rate_tables(records: list[dict], datasets=None, key_metric=None) -> list[CurveTable]:
+    groups: dict[tuple, dict[tuple, dict[float, list[float]]]] = {}
+    for r in ok_records(records):
+        if datasets and r["dataset"] not in datasets:
+            continue
+        metric = key_metric or headline_metric(r["dataset"])
+        if metric not in metric_keys(r["dataset"]):
+            raise UsageError(f"--key-metric {metric} is not a metric of {r['dataset']}; choose one of "
+                             f"{', '.join(metric_keys(r['dataset']))}")
+        value = r["metrics"].get(metric)
+        if value is None:
+            continue
+        c = condition_of(r)
+        rest = ",".join(p for p in c.key().split(",") if p and not p.startswith("missing_rate="))
+        row = (r["model"], r["config_hash"], rest)
+        table = groups.setdefault((r["dataset"], bool(r["aligned"]), r["data"], metric), {})
+        table.setdefault(row, {}).setdefault(c.missing_rate, []).append(float(value))
+    tables = []
+    for (dataset, aligned, data, metric), rows in sorted(groups.items(), key=lambda kv: (
+            kv[0][2].startswith("synthetic:"), kv[0][0], kv[0][1], kv[0][2])):
+        hashes: dict[str, set] = {}
+        for model, chash, _ in rows:
+            hashes.setdefault(model, set()).add(chash)
+        curves = []
+        for (model, chash, rest), points in rows.items():
+            label = model if len(hashes[model]) == 1 else f"{model}@{chash[:8]}"
+            label += f" [{rest}]" if rest else ""
+            curves.append(Curve(label, model, chash, {rate: Cell(v) for rate, v in points.items()}))
+        sign = 1 if lower_is_better(metric) else -1
+        curves.sort(key=lambda c: (math.isnan(c.auc), sign * c.auc if not math.isnan(c.auc) else 0, c.label))
+        table = CurveTable(dataset, aligned, data, metric, curves)
+        if len({tuple(c.rates) for c in curves if len(c.rates) > 1}) > 1:
+            table.notes.append("rows have runs at different rates: compare AUCs only between rows with the same rates")
+        tables.append(table)
+    return tables
+
+
+def _num(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.4f}"
+
+
+def render_curves_markdown(tables: list[CurveTable]) -> str:
+    parts = []
+    for t in tables:
+        header = ["model"] + [f"{r:g}" for r in t.rates] + ["AUC"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        for c in t.curves:
+            cells = []
+            for r in t.rates:
+                cell = c.cells.get(r)
+                cells.append("–" if cell is None else f"{_num(cell.mean)} ± {_num(cell.std)} (n={cell.n})")
+            lines.append("| " + " | ".join([c.label] + cells + [_num(c.auc)]) + " |")
+        arrow = "lower" if lower_is_better(t.metric) else "higher"
+        parts.append(f"### {t.title()}\n\nTest {t.metric} ({arrow} is better), mean ± sample std (ddof=1) over "
+                     f"seeds at each missing rate (columns). AUC: trapezoid over the row's rates, divided by "
+                     f"their span (the curve's mean height, in {t.metric}).\n\n" + "\n".join(lines)
+                     + "".join(f"\n\n- {note}" for note in t.notes))
+    return "\n\n".join(parts) + "\n"
+
+
+def curves_frame(tables: list[CurveTable]) -> pd.DataFrame:
+    """One line per (table, row, rate): the numbers behind the table and the figure."""
+    rows = []
+    for t in tables:
+        for c in t.curves:
+            for r in c.rates:
+                cell = c.cells[r]
+                rows.append({"dataset": t.dataset, "aligned": t.aligned, "data": t.data,
+                             "data_kind": "synthetic" if t.synthetic else "real", "metric": t.metric,
+                             "model": c.label, "config_hash": c.config_hash, "missing_rate": r, "n": cell.n,
+                             "mean": cell.mean, "std": cell.std, "auc": c.auc})
+    return pd.DataFrame(rows)

@@ -1,0 +1,116 @@
+"""`run.py verify`: the store's real-data runs against the published numbers, cell by cell.
+
+A cell is (dataset and setting, model row, paper column): ours is the mean ± sample std (ddof=1)
+over seeds in the paper's units (accuracies and F1 in %, MAE as is), the published value is the
+seed paper's (published.py), delta = ours - published, and the cell agrees when |delta| <= 2 std.
+A row over one seed has no std, so none of its cells can agree. Only plain-condition runs on
+real data count: numbers on synthetic data are not the paper's experiment.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import UsageError
+from ..metrics import metric_family
+from .published import PAPER_COLUMNS, PAPER_NAMES, PUBLISHED
+from .render import to_display
+from .stats import Table, build_tables
+
+WITHIN_STDS = 2.0
+
+
+@dataclass
+class VerifyCell:
+    dataset: str
+    aligned: bool
+    data: str
+    model: str                 # the row's label
+    column: str                # the paper's column name (Acc2, MAE, ...)
+    metric: str                # ours
+    n: int
+    mean: float                # paper units
+    std: float
+    published: float
+    source: str
+
+    @property
+    def delta(self) -> float:
+        return self.mean - self.published
+
+    @property
+    def agrees(self) -> bool:
+        return not math.isnan(self.std) and abs(self.delta) <= WITHIN_STDS * self.std
+
+
+def _published_rows(dataset: str, aligned: bool):
+    key = (dataset, None) if (dataset, None) in PUBLISHED else (dataset, aligned)
+    if key not in PUBLISHED:
+        return None, {}
+    source, rows = PUBLISHED[key]
+    return source, {PAPER_NAMES[name]: values for name, values in rows if name in PAPER_NAMES}
+
+
+def verify_cells(tables: list[Table]) -> tuple[list[VerifyCell], list[str]]:
+    """Every cell with a published counterpart, and notes on rows that have none."""
+    cells, notes = [], []
+    for t in tables:
+        source, published = _published_rows(t.dataset, t.aligned)
+        for row in t.rows:
+            if row.condition:
+                continue
+            values = published.get(row.model)
+            if values is None:
+                notes.append(f"{t.dataset} {'aligned' if t.aligned else 'unaligned'}: {row.label} has no published "
+                             f"row{f' in {source}' if source else ''}; not verified")
+                continue
+            for (column, metric), printed in zip(PAPER_COLUMNS[metric_family(t.dataset)], values):
+                cell = row.cells[metric]
+                cells.append(VerifyCell(t.dataset, t.aligned, t.data, row.label, column, metric, cell.n,
+                                        to_display(metric, cell.mean), to_display(metric, cell.std),
+                                        float(printed), source))
+    return cells, notes
+
+
+def verify(records: list[dict], datasets=None) -> tuple[list[VerifyCell], list[str]]:
+    """The cells of the real-data runs in `records`; a UsageError when there are none to verify."""
+    tables = build_tables(records, datasets)
+    real = [t for t in tables if not t.synthetic]
+    if not real:
+        what = f" of {', '.join(datasets)}" if datasets else ""
+        if tables:
+            raise UsageError(f"verify compares runs on the real feature files with published numbers; the runs"
+                             f"{what} in this store are on synthetic data only")
+        raise UsageError(f"no ok runs{what} to verify in this store")
+    cells, notes = verify_cells(real)
+    if len(real) < len(tables):
+        notes.append(f"runs on synthetic data ({len(tables) - len(real)} table(s)) are not verified")
+    if not cells:
+        raise UsageError("none of the real-data runs has a published counterpart (published.py); nothing to verify")
+    return cells, notes
+
+
+def _num(value: float, metric: str) -> str:
+    if math.isnan(value):
+        return "–"
+    return f"{value:.4f}" if metric == "MAE" else f"{value:.2f}"
+
+
+def render_verify(cells: list[VerifyCell], notes: list[str]) -> str:
+    header = ["dataset", "model", "column", "n", "ours (mean ± std)", "published", "delta", "within 2 std"]
+    lines = []
+    for c in cells:
+        setting = f"{c.dataset} {'aligned' if c.aligned else 'unaligned'}"
+        verdict = "yes" if c.agrees else ("no std (n=1)" if math.isnan(c.std) else "NO")
+        lines.append([setting, c.model, f"{c.column} ({c.metric})", str(c.n),
+                      f"{_num(c.mean, c.metric)} ± {_num(c.std, c.metric)}", _num(c.published, c.metric),
+                      f"{c.delta:+.4f}" if c.metric == "MAE" else f"{c.delta:+.2f}", verdict])
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    out += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in lines]
+    sources = ", ".join(dict.fromkeys(c.source for c in cells))
+    agree = sum(c.agrees for c in cells)
+    out += [f"- {note}" for note in notes]
+    out.append(f"verify: {agree} of {len(cells)} cells within {WITHIN_STDS:g} std of the published value "
+               f"({sources}; accuracies and F1 in %, MAE as is)")
+    return "\n".join(out) + "\n"

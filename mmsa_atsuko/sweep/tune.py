@@ -1,0 +1,185 @@
+"""`run.py tune`: an Optuna search scored on the validation split only, then the best config's runs.
+
+- The study lives in SQLite inside the results folder (`<out>/tune/<study>.db`), so a killed
+  tune started again goes on with every finished trial kept: a trial that was running when the
+  process died is marked failed and its parameters are queued again, so the study still ends
+  with `trials` finished trials and no trial number is reused.
+- Sampler: TPE seeded with `seed` plus the number of trials already stored (a resumed study
+  does not draw its first proposals again).
+- A trial trains one seed (the first of `seeds`) without a run folder or record, reports the
+  valid key metric after every epoch and is pruned by a median pruner; `fit(test=False)` never
+  evaluates the test split, so nothing of the test set reaches the choice.
+- Trials run on the sweep's backend (local, in process or `--jobs N` workers) in rounds of as
+  many trials as the backend has workers: Optuna's ask/tell, no scheduler of its own.
+- The best configuration then runs on every seed as a normal sweep (recorded, skipped when
+  already recorded), its records labelled with the study's name (`label`).
+
+Search spaces: `configs/tune/<model>.yaml`, one entry per config key:
+`{low, high[, log]}` (float, or int when both bounds are integers) or `{choices: [...]}`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from .. import api
+from ..config import CONFIG_DIR, parse_override, read_yaml
+from ..errors import ToolkitError, UsageError
+from ..metrics import lower_is_better
+from ..registry import canonical_model_name
+from ..results import check_output_folder
+from ..training.seed import DEFAULT_SEEDS, check_seeds
+from .driver import SweepLock, sweep
+from .execute import optuna_module
+from .local import LocalBackend
+from .plan import PlannedRun, Setting
+
+log = logging.getLogger("mmsa_atsuko")
+TUNE_DIR = "tune"
+
+
+def read_space(model: str, path=None) -> dict:
+    """The search space of `model` (configs/tune/<model>.yaml, or `path`), checked."""
+    path = Path(path) if path else CONFIG_DIR / "tune" / f"{model}.yaml"
+    if not path.is_file():
+        raise UsageError(f"no search space for {model}: {path} does not exist; write one or pass --space FILE")
+    space = read_yaml(path)
+    if not isinstance(space, dict) or not space:
+        raise UsageError(f"{path}: a search space is a mapping of config key -> {{low, high[, log]}} or {{choices}}")
+    for key, spec in space.items():
+        ok = isinstance(spec, dict) and (set(spec) == {"choices"} and isinstance(spec["choices"], list)
+                                         and spec["choices"] or {"low", "high"} <= set(spec) <= {"low", "high", "log"})
+        if not ok:
+            raise UsageError(f"{path}: {key} must be {{low, high[, log]}} or {{choices: [...]}}, got {spec!r}")
+    return space
+
+
+def suggest(trial, space: dict) -> dict:
+    params = {}
+    for key, spec in space.items():
+        if "choices" in spec:
+            params[key] = trial.suggest_categorical(key, spec["choices"])
+        elif isinstance(spec["low"], int) and isinstance(spec["high"], int):
+            params[key] = trial.suggest_int(key, spec["low"], spec["high"], log=bool(spec.get("log")))
+        else:
+            params[key] = trial.suggest_float(key, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+    return params
+
+
+def _storage(out: Path, study: str) -> str:
+    return f"sqlite:///{(out / TUNE_DIR / f'{study}.db').resolve()}"
+
+
+def _finished(study, optuna) -> list:
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return [t for t in study.get_trials(deepcopy=False) if t.state in states]
+
+
+def tune(model: str, dataset: str, *, trials: int, out="results", space_file=None, study_name=None,
+         seed: int = 0, seeds=DEFAULT_SEEDS, backend=None, echo=print, final_runs: bool = True, **setting):
+    """Search `trials` configurations of `model` on `dataset` (see the module docstring), then run the
+    best one on every seed in `seeds`. `setting`: Setting fields (aligned, preset, synthetic,
+    max_epochs, data_root, ...) and `overrides`, applied to every trial. Returns the study."""
+    optuna = optuna_module()
+    if trials < 1:
+        raise UsageError(f"--trials must be at least 1, got {trials}")
+    model = canonical_model_name(model)
+    seeds = check_seeds(seeds)
+    setting["overrides"] = tuple(o if isinstance(o, tuple) else parse_override(o) for o in setting.get("overrides", ()))
+    space = read_space(model, space_file)
+    study_name = study_name or f"tune-{model}-{dataset}{'-aligned' if setting.get('aligned') else ''}"
+    out = check_output_folder(out)
+    backend = backend or LocalBackend()
+    base = Setting(model=model, dataset=dataset, **{"aligned": False, **setting})
+    config = api.resolve_config(model, dataset, preset=base.preset, overrides=base.overrides,
+                                max_epochs=base.max_epochs)
+    unknown = sorted(set(space) - set(config))
+    if unknown:
+        raise UsageError(f"search space keys {', '.join(unknown)} are not config keys of {model}")
+    minimize = config.key_eval == "Loss" or lower_is_better(config.key_eval)
+    (out / TUNE_DIR).mkdir(parents=True, exist_ok=True)
+    with SweepLock(out):
+        storage = _storage(out, study_name)
+        study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True,
+                                    direction="minimize" if minimize else "maximize",
+                                    sampler=optuna.samplers.TPESampler(seed=seed),
+                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+        stored = study.get_trials(deepcopy=False)
+        for dead in [t for t in stored if t.state == optuna.trial.TrialState.RUNNING]:
+            # We hold the folder's lock: no live process runs it. Retry its parameters as a new trial.
+            study._storage.set_trial_state_values(dead._trial_id, optuna.trial.TrialState.FAIL)
+            study.enqueue_trial(dead.params)
+            echo(f"[{study_name}] trial {dead.number} was running when an earlier tune stopped: its "
+                 f"parameters run again as a new trial")
+        study.sampler = optuna.samplers.TPESampler(seed=seed + len(stored))
+        done = len(_finished(study, optuna))
+        echo(f"[{study_name}] {done}/{trials} trials done before this call; storage {storage}; "
+             f"selecting on valid {config.key_eval} ({'min' if minimize else 'max'}), seed {seeds[0]}")
+        running: dict[int, PlannedRun] = {}
+        errors: list[str] = []
+
+        def asked():
+            # Pulled by the backend whenever a worker is free, after every result so far was told.
+            while len(_finished(study, optuna)) + len(running) < trials:
+                trial = study.ask()
+                params = suggest(trial, space)
+                s = Setting(**{**base.__dict__, "overrides": tuple(base.overrides) + tuple(params.items())})
+                run = PlannedRun(s, seeds[0], "", "", experiment=study_name)
+                run.trial = {"storage": storage, "study": study_name, "trial_id": trial._trial_id,
+                             "number": trial.number}
+                running[trial.number] = run
+                yield run, f"{study_name}-trial{trial.number}"
+
+        def told(result: dict) -> None:
+            # A worker that died gives a failed run record instead: its run_id names the trial.
+            number = result["number"] if "number" in result else int(result["run_id"].rsplit("-trial", 1)[1])
+            running.pop(number, None)
+            if result.get("error") and result.get("state") != "pruned":
+                errors.append(result["error"])
+            state = {"complete": optuna.trial.TrialState.COMPLETE,
+                     "pruned": optuna.trial.TrialState.PRUNED}.get(result.get("state"), optuna.trial.TrialState.FAIL)
+            study.tell(number, result.get("value") if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+            echo(_progress_line(study, study_name, number, result, len(_finished(study, optuna)), trials,
+                                config.key_eval))
+
+        backend.start()
+        try:
+            while len(_finished(study, optuna)) < trials:      # again while failed trials left a gap
+                before = len(_finished(study, optuna))
+                backend.run(asked(), out, told)
+                if len(_finished(study, optuna)) == before:
+                    raise ToolkitError(f"[{study_name}] every trial of this round failed; the last: "
+                                       f"{errors[-1] if errors else '?'}")
+            best = _best(study, study_name)
+            echo(f"[{study_name}] best: trial {best.number}, valid {config.key_eval} {best.value:.4f}, {best.params}")
+        except BaseException:
+            backend.close()
+            raise
+    if final_runs:        # the same backend: its workers are started already (sweep closes it)
+        overrides = list(base.overrides) + list(best.params.items())
+        sweep(out=out, backend=backend, echo=echo, models=[model], datasets=[dataset], seeds=seeds,
+              aligned=base.aligned, synthetic=base.synthetic, synthetic_size=base.synthetic_size, preset=base.preset,
+              max_epochs=base.max_epochs, config=overrides, data_root=base.data_root,
+              feature_path=base.feature_path, label=study_name)
+    else:
+        backend.close()
+    return study
+
+
+def _best(study, name: str):
+    try:
+        return study.best_trial
+    except ValueError:
+        raise UsageError(f"[{name}] no trial finished with a value; nothing to run") from None
+
+
+def _progress_line(study, name: str, number: int, result: dict, done: int, trials: int, key: str) -> str:
+    what = {"complete": f"valid {key} {result.get('value', math.nan):.4f}", "pruned": result.get("error", "pruned"),
+            }.get(result["state"], f"FAILED: {result.get('error', '?')}")
+    try:
+        best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
+    except ValueError:
+        best = "no best yet"
+    return (f"[{name}] trial {number}: {what} ({result.get('seconds', 0):.1f}s) | {done}/{trials} trials done, "
+            f"{best}")

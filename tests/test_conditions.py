@@ -1,0 +1,236 @@
+"""Protocol conditions (data/conditions.py): missing frames, a dropped modality, modality subsets;
+their place in run identity and records; the missing-rate leaderboard."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import mmsa_atsuko
+from conftest import make_dataset, with_text_bert
+from mmsa_atsuko.config import load_config
+from mmsa_atsuko.data.conditions import PLAIN, UNK_ID, Condition, conditions, make_condition, missing_frames
+from mmsa_atsuko.data.spec import Dataset, Split
+from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.leaderboard import leaderboard
+from mmsa_atsuko.leaderboard.curves import missing_rate_tables
+from mmsa_atsuko.registry import build_model, get_model_class, list_models
+from mmsa_atsuko.results import identity, run_identity
+
+
+@pytest.fixture(scope="module")
+def data():
+    return with_text_bert(make_dataset(n=(64, 16, 16)))
+
+
+def test_masks_depend_only_on_data_split_modality_and_rate_and_are_nested():
+    lengths = torch.tensor([5, 9, 2, 12] * 50)
+    first = missing_frames("sha256:abc", "train", "audio", 0.3, lengths, 12)
+    torch.manual_seed(7)
+    np.random.seed(7)                    # global random state plays no part
+    assert torch.equal(first, missing_frames("sha256:abc", "train", "audio", 0.3, lengths, 12))
+    for other in (("sha256:abd", "train", "audio"), ("sha256:abc", "test", "audio"), ("sha256:abc", "train", "vision")):
+        assert not torch.equal(first, missing_frames(*other, 0.3, lengths, 12))
+    higher = missing_frames("sha256:abc", "train", "audio", 0.6, lengths, 12)
+    assert (higher | ~first).all()       # missing at 0.3 -> missing at 0.6
+    real = torch.arange(12)[None, :] < lengths[:, None]
+    assert not (first & ~real).any()     # padding is never "missing"
+    share = first.sum().item() / real.sum().item()
+    assert 0.25 < share < 0.35
+    assert not missing_frames("sha256:abc", "train", "audio", 0.0, lengths, 12).any()
+
+
+def test_text_keeps_cls_and_sep_and_both_text_forms_lose_the_same_tokens(data):
+    masked = data.under(make_condition(0.5))
+    before, after = data.train.tensors, masked.train.tensors
+    lengths = before["text_lengths"]
+    dropped = after["text_bert"][:, 0] != before["text_bert"][:, 0]
+    assert dropped.any()
+    assert (after["text_bert"][:, 0][dropped] == UNK_ID).all()
+    assert not dropped[:, 0].any()
+    assert not dropped[torch.arange(len(lengths)), lengths - 1].any()                 # [SEP]
+    assert torch.equal(after["text_bert"][:, 1:], before["text_bert"][:, 1:])         # mask, segments kept
+    zeroed = (after["text"] == 0).all(dim=2) & (before["text"] != 0).any(dim=2)
+    assert torch.equal(zeroed, dropped)
+    for m in ("audio", "vision"):
+        gone = (after[m] == 0).all(dim=2) & (before[m] != 0).any(dim=2)
+        assert gone.any()
+        kept = ~gone
+        assert torch.equal(after[m][kept], before[m][kept])
+        assert torch.equal(after[f"{m}_lengths"], before[f"{m}_lengths"])
+        assert torch.equal(after[f"{m}_mask"], before[f"{m}_mask"])
+    assert torch.equal(after["label"], before["label"])
+    assert masked.spec.condition == make_condition(0.5) and data.spec.condition == PLAIN
+
+
+def test_drop_modality_zeroes_every_real_frame_of_it_only(data):
+    dropped = data.under(make_condition(0.0, "A")).test.tensors
+    assert (dropped["audio"] == 0).all()
+    assert torch.equal(dropped["audio_lengths"], data.test.tensors["audio_lengths"])
+    assert dropped["vision"] is data.test.tensors["vision"] and dropped["text"] is data.test.tensors["text"]
+
+
+def test_an_absent_modality_is_the_same_empty_input_for_every_sample(data):
+    t = data.under(make_condition(modalities="T")).valid.tensors
+    for m in ("audio", "vision"):
+        assert (t[m] == 0).all() and (t[f"{m}_lengths"] == 1).all()
+        assert t[f"{m}_mask"][:, 0].all() and not t[f"{m}_mask"][:, 1:].any()
+    a = data.under(make_condition(modalities="AV")).valid.tensors
+    ids = data.valid.tensors["text_bert"][:, 0]
+    last = ids.gather(1, (data.valid.tensors["text_lengths"] - 1)[:, None])[:, 0]
+    assert torch.equal(a["text_bert"][:, 0, 0], ids[:, 0]) and torch.equal(a["text_bert"][:, 0, 1], last)
+    assert (a["text_bert"][:, 0, 2:] == 0).all() and (a["text_bert"][:, 1].sum(1) == 2).all()
+    assert (a["text"] == 0).all() and (a["text_lengths"] == 2).all()
+
+
+def _other_audio_and_vision(data: Dataset, seed: int) -> Dataset:
+    """`data` with different audio and vision content and lengths; text and labels unchanged."""
+    g = torch.Generator().manual_seed(seed)
+
+    def swap(split):
+        tensors = dict(split.tensors)
+        for m in ("audio", "vision"):
+            n, length, dim = tensors[m].shape
+            lengths = torch.randint(1, length + 1, (n,), generator=g)
+            mask = torch.arange(length)[None, :] < lengths[:, None]
+            tensors.update({m: torch.randn(n, length, dim, generator=g) * 5 * mask[..., None],
+                            f"{m}_lengths": lengths, f"{m}_mask": mask})
+        return Split(split.name, tensors, split.ids)
+    return Dataset(data.spec, swap(data.train), swap(data.valid), swap(data.test))
+
+
+SUBSET_MODELS = [m for m in list_models() if get_model_class(m).registry_meta.get("modality_subsets")]
+
+
+@pytest.mark.parametrize("name", SUBSET_MODELS)
+def test_a_model_fed_only_text_gives_the_same_output_whatever_audio_and_vision_hold(name, data, tiny_bert):
+    other = _other_audio_and_vision(data, 3)
+    assert not torch.equal(other.test.tensors["audio"], data.test.tensors["audio"])
+    only_t = make_condition(modalities="T")
+    config = load_config(name, "mosi", preset="small", overrides=[("pretrained", tiny_bert)])
+    torch.manual_seed(0)
+    model = build_model(name, config, data.spec).eval()
+    index = torch.arange(len(data.test))
+    with torch.no_grad():
+        first = model(data.under(only_t).test.batch(index))["pred"]
+        second = model(other.under(only_t).test.batch(index))["pred"]
+        full = model(other.test.batch(index))["pred"]
+    assert torch.equal(first, second)
+    assert not torch.equal(first, full)          # the subset did change what the model saw
+
+
+def test_subsets_are_refused_with_one_line_for_a_model_that_needs_every_modality(tmp_path):
+    with pytest.raises(UsageError, match="atsuko cannot run on a modality subset"):
+        mmsa_atsuko.run("atsuko", "mosi", seeds=[1], synthetic=True, preset="small", out=tmp_path,
+                        conditions=[make_condition(modalities="TA")])
+    assert not (tmp_path / "runs.jsonl").exists()
+
+
+def test_bad_conditions_are_usage_errors():
+    for kwargs in ({"missing_rate": 1.0}, {"missing_rate": -0.1}, {"drop_modality": "X"}, {"modalities": "TT"},
+                   {"modalities": "TAVX"}, {"drop_modality": "A", "modalities": "TV"}):
+        with pytest.raises(UsageError):
+            make_condition(**kwargs)
+    assert make_condition(modalities="vt").modalities == "TV"
+    assert conditions([0, 0.5], None, ["TAV", "T"]) == [Condition(0.0), Condition(0.5), Condition(0.0, None, "T"),
+                                                        Condition(0.5, None, "T")]
+
+
+def test_the_plain_condition_keeps_old_identities_and_records_carry_the_condition():
+    old = {"model": "tfn", "dataset": "mosi", "aligned": False, "seed": 1, "config_hash": "h", "data": "d"}
+    assert identity(old) == ("tfn", "mosi", False, 1, "h", "d") == run_identity("tfn", "mosi", False, 1, "h", "d")
+    assert identity({**old, "condition": PLAIN.as_dict()}) == identity(old)
+    masked = {**old, "condition": make_condition(0.3, "V").as_dict()}
+    assert identity(masked) == ("tfn", "mosi", False, 1, "h", "d", "missing_rate=0.3,drop=V")
+
+
+def test_rate_zero_equals_the_plain_run_and_a_condition_is_recorded_and_reproducible(tmp_path):
+    common = dict(seeds=[1111], synthetic=True, preset="small", max_epochs=2, quiet=True)
+    plain = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "plain", **common)[0]
+    zero, half = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "rates", conditions=conditions([0.0, 0.5]), **common)
+    assert zero["metrics"] == plain["metrics"] and identity(zero) == identity(plain)
+    assert half["condition"] == {"missing_rate": 0.5, "drop_modality": None, "modalities": "TAV"}
+    assert identity(half) == identity(plain) + ("missing_rate=0.5",)
+    assert half["metrics"] != plain["metrics"]
+    again = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "again", conditions=[make_condition(0.5)], **common)[0]
+    assert again["metrics"] == half["metrics"]
+    lines = []
+    skipped = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "rates", conditions=[make_condition(0.5)],
+                              echo=lines.append, **common)[0]
+    assert skipped["run_id"] == half["run_id"] and "[missing_rate=0.5]" in lines[0]
+
+
+def _record(model, rate, seed, mae, data="sha256:real", chash="h1", drop=None):
+    return {"run_id": f"{model}-{rate}-{seed}", "status": "ok", "model": model, "dataset": "mosi", "aligned": False,
+            "seed": seed, "config_hash": chash, "data": data, "metrics": {"MAE": mae},
+            "condition": {"missing_rate": rate, "drop_modality": drop, "modalities": "TAV"}}
+
+
+def test_the_missing_rate_table_against_hand_computed_means_and_areas(tmp_path):
+    records = [_record("tfn", 0.0, 1, 1.0), _record("tfn", 0.0, 2, 1.2),
+               _record("tfn", 0.2, 1, 1.3), _record("tfn", 0.2, 2, 1.5),
+               _record("tfn", 0.6, 1, 2.0), _record("tfn", 0.6, 2, 2.2),
+               _record("lmf", 0.0, 1, 0.9), _record("lmf", 0.2, 1, 1.0), _record("lmf", 0.6, 1, 1.4),
+               _record("lmf", 0.2, 1, 9.9, drop="A")]
+    (table,) = missing_rate_tables(records)
+    assert table.metric == "MAE" and table.rates == [0.0, 0.2, 0.6]
+    curves = {c.label: c for c in table.curves}
+    assert set(curves) == {"tfn", "lmf", "lmf [drop=A]"}
+    tfn = curves["tfn"]
+    assert [tfn.cells[r].mean for r in table.rates] == pytest.approx([1.1, 1.4, 2.1])
+    assert tfn.cells[0.0].std == pytest.approx(math.sqrt(0.02))
+    # (0.2 * (1.1 + 1.4) / 2 + 0.4 * (1.4 + 2.1) / 2) / 0.6 = (0.25 + 0.7) / 0.6
+    assert tfn.auc == pytest.approx(0.95 / 0.6)
+    # (0.2 * 1.9 / 2 + 0.4 * 2.4 / 2) / 0.6 = (0.19 + 0.48) / 0.6
+    assert curves["lmf"].auc == pytest.approx(0.67 / 0.6)
+    assert math.isnan(curves["lmf [drop=A]"].auc)
+    assert [c.label for c in table.curves] == ["lmf", "tfn", "lmf [drop=A]"]    # lower MAE first, no AUC last
+    import json
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    text = leaderboard(tmp_path, by="missing_rate")
+    assert "| tfn | 1.1000 ± 0.1414 (n=2) | 1.4000 ± 0.1414 (n=2) | 2.1000 ± 0.1414 (n=2) | 1.5833 |" in text
+    csv = leaderboard(tmp_path, by="missing_rate", fmt="csv")
+    assert csv.splitlines()[0].startswith("dataset,aligned,data,data_kind,metric,model,config_hash,missing_rate")
+    with pytest.raises(UsageError):
+        leaderboard(tmp_path, by="missing_rate", fmt="latex")
+
+
+def test_leaderboard_rows_are_per_condition(tmp_path):
+    import json
+    records = [_record("tfn", 0.0, 1, 1.0), _record("tfn", 0.0, 2, 1.2), _record("tfn", 0.5, 1, 2.0),
+               _record("tfn", 0.5, 2, 2.2)]
+    records = [{**r, "metrics": {k: 0.5 for k in ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score",
+                                                   "Mult_acc_5", "Mult_acc_7", "Corr")} | r["metrics"]}
+               for r in records]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    text = leaderboard(tmp_path)
+    assert "| tfn | 2 |" in text and "| tfn [missing_rate=0.5] | 2 |" in text
+
+
+def test_sweep_files_and_lists_take_the_protocol_axes(tmp_path):
+    from mmsa_atsuko.sweep.plan import expand
+    path = tmp_path / "sweep.yaml"
+    path.write_text("missing_rate: [0.0, 0.3]\nexperiments:\n  - models: [tfn, lmf]\n    datasets: mosi\n"
+                    "  - name: unimodal\n    models: tfn\n    datasets: mosi\n    modalities: [T, A]\n"
+                    "    missing_rate: 0\n")
+    got = [(name, s.model, s.condition.key()) for name, s, _ in expand(path)]
+    assert got == [("#1", "tfn", ""), ("#1", "lmf", ""), ("#1", "tfn", "missing_rate=0.3"),
+                   ("#1", "lmf", "missing_rate=0.3"), ("unimodal", "tfn", "modalities=T"),
+                   ("unimodal", "tfn", "modalities=A")]
+    cli = expand(models=["tfn"], datasets=["mosi"], missing_rates=[0.5], drop_modality=["V"])
+    assert {s.condition.key() for _, s, _ in cli} == {"missing_rate=0.5,drop=V"}
+
+
+def test_jobs_under_one_condition_share_one_masked_copy():
+    from mmsa_atsuko import api
+    loaded = {}
+
+    def prepare(model, condition):
+        return api.prepare_job(model, "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
+                               synthetic_size="small", preset="small", overrides=[], max_epochs=None, loaded=loaded,
+                               condition=condition)
+    tfn, lmf = prepare("tfn", make_condition(0.3)), prepare("lmf", make_condition(0.3))
+    plain = prepare("tfn", PLAIN)
+    assert tfn.data.train.tensors["audio"] is lmf.data.train.tensors["audio"]
+    assert tfn.data.spec.condition == make_condition(0.3) and plain.data.spec.condition == PLAIN
+    assert not torch.equal(tfn.data.train.tensors["audio"], plain.data.train.tensors["audio"])

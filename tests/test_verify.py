@@ -1,0 +1,61 @@
+"""run.py verify: real-data runs against the published numbers (hand-computed deltas and verdicts)."""
+import json
+import math
+
+import pytest
+
+from mmsa_atsuko.cli import main
+from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.leaderboard.commands import verify_store
+from mmsa_atsuko.leaderboard.verify import render_verify
+
+MOSI_KEYS = ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5", "Mult_acc_7", "MAE", "Corr")
+
+
+def record(model, seed, data="sha256:" + "ab" * 32, aligned=False, **metrics):
+    values = {k: 0.5 for k in MOSI_KEYS} | metrics
+    return {"run_id": f"{model}-{seed}-{data[:12]}", "status": "ok", "model": model, "dataset": "mosi",
+            "aligned": aligned, "seed": seed, "config_hash": "h", "data": data, "metrics": values}
+
+
+def store(tmp_path, records):
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return tmp_path
+
+
+def test_deltas_and_verdicts_against_table_1(tmp_path, capsys):
+    # Published TFN, MOSI unaligned (Table 1): Acc7 35.3, Acc2 76.5, F1 76.6, MAE 0.995.
+    records = [record("tfn", 1, Mult_acc_7=0.30, Non0_acc_2=0.765, Non0_F1_score=0.766, MAE=0.99),
+               record("tfn", 2, Mult_acc_7=0.32, Non0_acc_2=0.775, Non0_F1_score=0.766, MAE=1.01),
+               record("atsuko_base", 1), record("atsuko_base", 2)]
+    cells, notes = verify_store(store(tmp_path, records))
+    got = {c.column: c for c in cells}
+    assert set(got) == {"Acc7", "Acc2", "F1", "MAE"}
+    acc7, acc2, f1, mae = got["Acc7"], got["Acc2"], got["F1"], got["MAE"]
+    assert (acc7.mean, acc7.published) == (pytest.approx(31.0), 35.3)
+    assert acc7.std == pytest.approx(math.sqrt(2)) and acc7.delta == pytest.approx(-4.3)
+    assert not acc7.agrees                                   # |-4.3| > 2 * 1.414
+    assert acc2.delta == pytest.approx(0.5) and acc2.agrees  # 77.0 - 76.5, 2 std = 1.414
+    assert f1.std == 0 and f1.delta == pytest.approx(0.0) and f1.agrees
+    assert mae.delta == pytest.approx(0.005) and mae.std == pytest.approx(0.014142, rel=1e-4) and mae.agrees
+    assert any("atsuko_base has no published row" in n for n in notes)
+    assert main(["verify", "--results", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "verify: 3 of 4 cells within 2 std" in out and "NO" in out and "-4.30" in out
+
+
+def test_exit_zero_when_every_cell_agrees_and_one_seed_never_agrees(tmp_path):
+    agree = [record("tfn", s, Mult_acc_7=v7, Non0_acc_2=0.765, Non0_F1_score=0.766, MAE=m)
+             for s, v7, m in ((1, 0.343, 0.985), (2, 0.363, 1.005))]
+    assert main(["verify", "--results", str(store(tmp_path, agree)), "-d", "mosi"]) == 0
+    cells, _ = verify_store(store(tmp_path, agree[:1]))
+    assert not any(c.agrees for c in cells)
+    assert "no std (n=1)" in render_verify(cells, [])
+
+
+def test_synthetic_runs_are_refused_with_one_line(tmp_path, capsys):
+    synthetic = [record("tfn", s, data="synthetic:mosi-small-unaligned-seed0-v2") for s in (1, 2)]
+    with pytest.raises(UsageError, match="synthetic data only"):
+        verify_store(store(tmp_path, synthetic))
+    assert main(["verify", "--results", str(tmp_path)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
