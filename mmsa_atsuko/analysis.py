@@ -26,6 +26,7 @@ from .cache import synthetic_cache_dir
 from .data import load_dataset
 from .data.spec import Split
 from .data.synthetic import ensure_synthetic
+from .data.synthetic_stress import recipe_kind
 from .errors import DataError, UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.common.bert import reads_bert_tokens
@@ -77,7 +78,7 @@ def _load_run_data(record: dict):
         recipe = str(record["data"]).partition("synthetic:")[2]
         size = "full" if "-full-" in recipe else "small"
         path, _bert = ensure_synthetic(record["dataset"], synthetic_cache_dir(), size=size,
-                                       aligned=bool(record["aligned"]))
+                                       aligned=bool(record["aligned"]), recipe=recipe_kind(recipe))
     if not path or not Path(path).exists():
         raise DataError(f"the data of run {record['run_id']} is gone: {path} does not exist")
     data = load_dataset(record["dataset"], aligned=bool(record["aligned"]), feature_path=path,

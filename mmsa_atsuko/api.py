@@ -28,6 +28,7 @@ from .cache import synthetic_bert_name, synthetic_cache_dir
 from .config import config_hash, load_config, save_config
 from .data import load_dataset
 from .data.synthetic import ensure_synthetic
+from .data.synthetic_stress import check_recipe
 from .errors import UsageError
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model, canonical_model_name
@@ -95,7 +96,7 @@ def check_save_checkpoint(value: str) -> str:
 
 
 def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
-                preset, overrides, max_epochs, loaded: dict) -> Job:
+                preset, overrides, max_epochs, loaded: dict, synthetic_recipe="standard") -> Job:
     """Resolve one (model, dataset) pair into a Job: its checked config and its data, loaded and
     validated, with the model built once to surface model/data mismatches. Its config hash and
     data id (`data.spec.source`) are the run identity's, so a sweep plans with it.
@@ -107,7 +108,7 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     bert_dir = None
     if synthetic:
         feature_path, bert_dir = ensure_synthetic(dataset, synthetic_cache_dir(), size=synthetic_size,
-                                                  aligned=aligned)
+                                                  aligned=aligned, recipe=synthetic_recipe)
     config = resolve_config(model, dataset, preset=preset, overrides=overrides, max_epochs=max_epochs,
                             synthetic_bert=bert_dir)
     # MIntRec's raw text is tokenized (and encoded, for `text`) with the run's BERT, so its
@@ -125,7 +126,7 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
 
 
 def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, data_root=None,
-        feature_path=None, synthetic=False, synthetic_size="small", preset=None, device="auto",
+        feature_path=None, synthetic=False, synthetic_size="small", synthetic_recipe="standard", preset=None, device="auto",
         max_epochs=None, out="results", quiet=False, rerun=False, save_checkpoint="best", resume=False,
         tensorboard=False, echo=print) -> list[dict]:
     """Train and test every model on every dataset for every seed; return the run records.
@@ -146,6 +147,8 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         raise UsageError("no seeds given")
     if synthetic_size not in ("small", "full"):
         raise UsageError(f"synthetic size must be small or full, got {synthetic_size!r}")
+    if check_recipe(synthetic_recipe) != "standard" and not synthetic:
+        raise UsageError(f"--synthetic-recipe {synthetic_recipe} makes synthetic data: add --synthetic")
     if synthetic and feature_path is not None:
         raise UsageError("--synthetic generates its own data file; drop --feature-path, or drop --synthetic "
                          "to train on that file")
@@ -162,7 +165,8 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
             resolve_config(m, d, preset=preset, overrides=overrides, max_epochs=max_epochs)
     loaded = {}
     jobs = [prepare_job(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
-                        synthetic=synthetic, synthetic_size=synthetic_size, preset=preset,
+                        synthetic=synthetic, synthetic_size=synthetic_size, synthetic_recipe=synthetic_recipe,
+                        preset=preset,
                         overrides=overrides, max_epochs=max_epochs, loaded=loaded)
             for d in datasets for m in models]
     loaded.clear()   # the jobs hold what they read; features no job reads are freed now

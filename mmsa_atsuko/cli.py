@@ -14,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from .data.synthetic_stress import RECIPES
 from .errors import ToolkitError, UsageError
 
 log = logging.getLogger("mmsa_atsuko")
@@ -65,6 +66,9 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-path", help="the feature pickle itself (one dataset)")
     p.add_argument("--synthetic", action="store_true", help="run on generated data in the real format")
     p.add_argument("--synthetic-size", choices=("small", "full"), default="small")
+    p.add_argument("--synthetic-recipe", choices=RECIPES, default="standard", type=str.lower,
+                   help="with --synthetic: standard, or a stress recipe where routing by sample can pay "
+                        "(corrupt, bands, redundant; mosi, mosei, sims, simsv2)")
     p.add_argument("--preset", help="named preset block of the model config (e.g. small)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--max-epochs", type=int, help="cap on training epochs")
@@ -95,6 +99,8 @@ def synth_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", choices=("small", "full"), default="small")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--aligned", action="store_true")
+    p.add_argument("--synthetic-recipe", choices=RECIPES, default="standard", type=str.lower,
+                   help="standard, or a stress recipe: corrupt, bands, redundant (not mintrec)")
     return p
 
 
@@ -127,8 +133,8 @@ def cmd_synth(argv) -> int:
         raise UsageError(f"{args.dataset} has no {setting} setting")
     check_output_folder(args.out, "output folder")
     path = write_synthetic(args.dataset, Path(args.out) / files[setting], size=args.size, seed=args.seed,
-                           aligned=args.aligned)
-    print(f"wrote {path} (synthetic {args.dataset}, {args.size}, seed {args.seed})")
+                           aligned=args.aligned, recipe=args.synthetic_recipe)
+    print(f"wrote {path} (synthetic {args.dataset}, {args.synthetic_recipe} recipe, {args.size}, seed {args.seed})")
     if args.dataset == "mintrec":      # a folder that brings its own tiny BERT (tokenizer + weights)
         print(f"run on it with: python run.py -m MODEL -d mintrec --feature-path {shlex.quote(str(path))} "
               f"-c pretrained={shlex.quote(str(path / 'bert-synthetic-en'))}")
@@ -179,8 +185,9 @@ def cmd_train(argv) -> int:
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     records = run(args.model, args.dataset, seeds=args.seeds or DEFAULT_SEEDS, config=args.config,
                   aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
-                  synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
-                  device=args.device, max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
+                  synthetic=args.synthetic, synthetic_size=args.synthetic_size,
+                  synthetic_recipe=args.synthetic_recipe, preset=args.preset, device=args.device,
+                  max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
                   resume=args.resume, tensorboard=args.tensorboard,
                   rerun=args.rerun, save_checkpoint=args.save_checkpoint)
     print_table(records)
@@ -226,6 +233,8 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-path", help="the feature pickle itself (one dataset)")
     p.add_argument("--synthetic", action="store_true", help="run on generated data in the real format")
     p.add_argument("--synthetic-size", choices=("small", "full"))
+    p.add_argument("--synthetic-recipe", choices=RECIPES, type=str.lower,
+                   help="with --synthetic: standard (default) or a stress recipe: corrupt, bands, redundant")
     p.add_argument("--preset", help="named preset block of the model configs (e.g. small)")
     p.add_argument("--max-epochs", type=int, help="cap on training epochs")
     p.add_argument("-c", "--config", action="append", default=[], metavar="KEY=VALUE",
@@ -270,7 +279,7 @@ def cmd_sweep(argv) -> int:
                         save_checkpoint=args.save_checkpoint, models=args.model, datasets=args.dataset, seeds=args.seeds, aligned=args.aligned,
                         synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
                         max_epochs=args.max_epochs, config=args.config, data_root=args.data_root,
-                        feature_path=args.feature_path)
+                        feature_path=args.feature_path, synthetic_recipe=args.synthetic_recipe)
     finally:                                     # main() called in process leaves logging as it found it
         root.removeHandler(console)
         package.setLevel(package_level)

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from .. import api
 from ..config import config_hash, datasets_table, parse_override, read_yaml
+from ..data.synthetic_stress import check_recipe
 from ..errors import DataError, MissingDataError, UsageError
 from ..results import latest_by_identity, read_records, run_identity
 from ..training.seed import DEFAULT_SEEDS, check_seeds
 
-TOP_KEYS = {"description", "seeds", "synthetic", "synthetic_size", "preset", "max_epochs", "config",
+TOP_KEYS = {"description", "seeds", "synthetic", "synthetic_size", "synthetic_recipe", "preset", "max_epochs", "config",
             "data_root", "experiments"}
 EXPERIMENT_KEYS = {"name", "models", "datasets", "aligned", "seeds", "preset", "max_epochs", "config"}
 
@@ -34,17 +35,18 @@ class Setting:
     synthetic: bool = False
     synthetic_size: str = "small"
     data_root: str | None = None
+    synthetic_recipe: str = "standard"    # last, so positional Settings keep their meaning
     feature_path: str | None = None
 
     def data_key(self) -> tuple:
         """Settings with the same data key read the same data file."""
-        return (self.dataset, self.aligned, self.synthetic, self.synthetic_size, self.data_root,
-                self.feature_path)
+        return (self.dataset, self.aligned, self.synthetic, self.synthetic_size, self.synthetic_recipe,
+                self.data_root, self.feature_path)
 
     def cache_key(self) -> str:
         return json.dumps([self.model, self.dataset, self.aligned, self.preset, list(self.overrides),
-                           self.max_epochs, self.synthetic, self.synthetic_size, self.data_root,
-                           self.feature_path], default=str)
+                           self.max_epochs, self.synthetic, self.synthetic_size, self.synthetic_recipe,
+                           self.data_root, self.feature_path], default=str)
 
 
 @dataclass
@@ -105,7 +107,7 @@ def _seeds(value, where: str) -> list[int]:
 
 def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, synthetic=False,
            synthetic_size=None, preset=None, max_epochs=None, config=(), data_root=None,
-           feature_path=None) -> list[tuple[str, Setting, list[int]]]:
+           feature_path=None, synthetic_recipe=None) -> list[tuple[str, Setting, list[int]]]:
     """(experiment name, setting, seeds) for a sweep file and/or command-line lists.
 
     Without a file, `models` x `datasets` at one aligned flag. With a file, its experiments;
@@ -168,6 +170,7 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
                         max_epochs=max_epochs if max_epochs is not None else exp.get("max_epochs", top.get("max_epochs")),
                         synthetic=bool(synthetic or top.get("synthetic", False)),
                         synthetic_size=synthetic_size or top.get("synthetic_size", "small"),
+                        synthetic_recipe=check_recipe(synthetic_recipe or top.get("synthetic_recipe", "standard")),
                         data_root=data_root or top.get("data_root"),
                         feature_path=feature_path), exp_seeds))
     if file is not None:
@@ -180,6 +183,9 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
         raise UsageError(f"{where_file}: nothing to run after filtering")
     if feature_path is not None and len({s.dataset for _, s, _ in out}) > 1:
         raise UsageError("--feature-path names one file, so give exactly one dataset")
+    if any(s.synthetic_recipe != "standard" and not s.synthetic for _, s, _ in out):
+        raise UsageError(f"{where_file}: a synthetic recipe other than standard needs synthetic data: add --synthetic "
+                         f"(or synthetic: true)")
     if feature_path is not None and any(s.synthetic for _, s, _ in out):
         raise UsageError(f"{where_file} asks for synthetic data, which brings its own files; drop --feature-path")
     return out
@@ -218,7 +224,7 @@ def prepare(setting: Setting, *, keep_others: bool = False) -> api.Job:
         group["jobs"][job_key] = api.prepare_job(
             setting.model, setting.dataset, aligned=setting.aligned, data_root=setting.data_root,
             feature_path=setting.feature_path, synthetic=setting.synthetic,
-            synthetic_size=setting.synthetic_size, preset=setting.preset, overrides=list(setting.overrides),
+            synthetic_size=setting.synthetic_size, synthetic_recipe=setting.synthetic_recipe, preset=setting.preset, overrides=list(setting.overrides),
             max_epochs=setting.max_epochs, loaded=group["loaded"])
     return group["jobs"][job_key]
 
