@@ -20,7 +20,8 @@ from ..training.seed import DEFAULT_SEEDS, check_seeds
 
 TOP_KEYS = {"description", "seeds", "synthetic", "synthetic_size", "synthetic_recipe", "preset", "max_epochs", "config",
             "data_root", "experiments"}
-EXPERIMENT_KEYS = {"name", "models", "datasets", "aligned", "seeds", "preset", "max_epochs", "config"}
+EXPERIMENT_KEYS = {"name", "models", "datasets", "aligned", "seeds", "preset", "max_epochs", "config",
+                   "synthetic_recipe"}
 
 
 @dataclass
@@ -170,7 +171,8 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
                         max_epochs=max_epochs if max_epochs is not None else exp.get("max_epochs", top.get("max_epochs")),
                         synthetic=bool(synthetic or top.get("synthetic", False)),
                         synthetic_size=synthetic_size or top.get("synthetic_size", "small"),
-                        synthetic_recipe=check_recipe(synthetic_recipe or top.get("synthetic_recipe", "standard")),
+                        synthetic_recipe=check_recipe(synthetic_recipe or exp.get("synthetic_recipe",
+                                                                                 top.get("synthetic_recipe", "standard"))),
                         data_root=data_root or top.get("data_root"),
                         feature_path=feature_path), exp_seeds))
     if file is not None:
