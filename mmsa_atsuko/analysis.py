@@ -154,6 +154,18 @@ def require_atsuko(run: LoadedRun, what: str = "explain") -> None:
                          f"not atsuko")
 
 
+def modality_weights_table(run: LoadedRun, feature_path=None) -> pd.DataFrame:
+    """`id, w_T, w_A, w_V`: the run's modality weights on every test sample of its own data, or of
+    the feature file `feature_path` (same dataset and sequence lengths as the run's)."""
+    require_atsuko(run)
+    test = run.data.test
+    if feature_path is not None:
+        test = load_dataset(run.record["dataset"], aligned=bool(run.record["aligned"]), feature_path=feature_path,
+                            pretrained=run.record["config"].get("pretrained")).test
+    weights = _cat(forward_split(run, test), "modality_weights")       # (N, 3), L V A
+    return pd.DataFrame({"id": list(test.ids), "w_T": weights[:, 0], "w_A": weights[:, 2], "w_V": weights[:, 1]})
+
+
 def _config_apart_from(config: dict, *keys: str) -> dict:
     """`config` without `keys` and `pretrained` (which names the same BERT in different ways)."""
     return {k: v for k, v in config.items() if k not in keys and k != "pretrained"}
@@ -179,7 +191,7 @@ def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None 
     """Atsuko's interpretability outputs (spec §13) as tables, one per figure.
 
     Keys: spectral_energy, band_components (first chosen sample), band_weights (test mean and
-    the chosen samples), modality_weights (chosen samples, with and without the MCM when
+    the chosen samples), modality_weights_mcm (chosen samples, with and without the MCM when
     `partner` is given), mcm_target (q next to w; MCM runs only), modality_weight_distribution
     (every test sample). The chosen samples are the first `samples` test samples in file order.
     """
@@ -202,7 +214,7 @@ def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None 
         if list(partner.data.test.ids) != ids:
             raise DataError(f"run {partner.run_id} was tested on other samples than {run.run_id}")
         rows += [_weight_row(ids[n], "without MCM", partner_weights[n]) for n in range(samples)]
-    tables["modality_weights"] = pd.DataFrame(rows)
+    tables["modality_weights_mcm"] = pd.DataFrame(rows)     # modality_weights.csv is every test sample (cli explain)
 
     if model.use_mcm:
         q = _cat(outputs, "loss_terms", "q")

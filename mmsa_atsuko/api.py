@@ -28,8 +28,10 @@ from .cache import synthetic_bert_name, synthetic_cache_dir
 from .config import config_hash, load_config, save_config
 from .data import load_dataset
 from .data.synthetic import ensure_synthetic
-from .data.synthetic_stress import check_recipe
+from .data.synthetic_stress import check_recipe, split_condition
 from .errors import UsageError
+from .models.atsuko import ATSUKO_FAMILY
+from .models.atsuko.diagnostics import routing_summary
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model, canonical_model_name
 from .results import (append_mmsa_csv, append_record, check_output_folder, identity, latest_by_identity,
@@ -292,10 +294,11 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
         write_predictions(work_dir / "predictions_test.csv", result.test, spec)    # fit wrote history.json
         if checkpoint == "none":
             (work_dir / "best.pt").unlink(missing_ok=True)
+    condition = split_condition(spec.source, spec.path, "test") if job.model in ATSUKO_FAMILY else None
     return ok_record(run_id, model=job.model, seed=seed, preset=job.preset, config=job.config, spec=spec,
                      result=result, device=device, started=stamp, wall_time_s=wall, run_dir=final_dir,
                      git_commit=commit, checkpoint=checkpoint, torch_threads=torch.get_num_threads(),
-                     torch_version=torch.__version__)
+                     torch_version=torch.__version__, routing=routing_summary(result.test.export, condition))
 
 
 def write_predictions(path: Path, test, spec) -> None:

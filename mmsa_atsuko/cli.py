@@ -390,12 +390,14 @@ def explain_parser() -> argparse.ArgumentParser:
                    help="how many test samples the per-sample figures show (default 10)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
     p.add_argument("--out", help="folder for the figures (default: the run's folder)")
+    p.add_argument("--feature-path", help="modality_weights.csv from this feature file's test split instead of the "
+                   "run's data (same dataset and sequence lengths)")
     return p
 
 
 def cmd_explain(argv) -> int:
     args = explain_parser().parse_args(argv)
-    from .analysis import explain_tables, find_partner_without_mcm, load_run, require_atsuko
+    from .analysis import explain_tables, find_partner_without_mcm, load_run, modality_weights_table, require_atsuko
     from .models.atsuko import ATSUKO_FAMILY
     from .plots import pyplot, write_explain
     if args.model not in ATSUKO_FAMILY:
@@ -416,6 +418,9 @@ def cmd_explain(argv) -> int:
     out = args.out or run.run_dir
     for path in write_explain(tables, out, where, run.synthetic):
         print(f"wrote {path}")
+    weights_csv = Path(out) / "modality_weights.csv"          # id, w_T, w_A, w_V per test sample
+    modality_weights_table(run, args.feature_path).to_csv(weights_csv, index=False, float_format="%.9g")
+    print(f"wrote {weights_csv}")
     if run.model.use_mcm and partner is None:
         print("note: no run of the same data and seed without the MCM; modality weights shown for this run only")
     return 0

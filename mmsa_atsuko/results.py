@@ -73,8 +73,10 @@ def json_safe(value):
 
 def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec, result, device,
               started: datetime, wall_time_s: float, run_dir, git_commit, checkpoint: str,
-              torch_threads: int, torch_version: str) -> dict:
-    """The record of a finished run: `spec` is its DatasetSpec, `result` the trainer's FitResult."""
+              torch_threads: int, torch_version: str, routing: dict | None = None) -> dict:
+    """The record of a finished run: `spec` is its DatasetSpec, `result` the trainer's FitResult.
+    `routing`: what the routers did over the test samples (models/atsuko/diagnostics.py), for
+    models that route; absent otherwise."""
     return {
         "run_id": run_id, "status": "ok",
         "model": model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
@@ -90,6 +92,7 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
         "torch_version": torch_version, "python": platform.python_version(),
         "started_at": started.isoformat(timespec="seconds"),
         "run_dir": str(run_dir), "checkpoint": checkpoint,
+        **({"routing": routing} if routing is not None else {}),
     }
 
 

@@ -184,6 +184,15 @@ def condition_block(recipe_name: str, recipe: str, per_split: dict) -> dict:
     return {"recipe": recipe_name, "kind": recipe, "codes": codes, **per_split}
 
 
+def split_condition(source: str, path, split: str = "test") -> dict | None:
+    """`{'kind': recipe, field: (N,) ...}` of one split of the data with id `source` at `path`, or
+    None unless it is a stress recipe's (real data, the standard recipe)."""
+    if not str(source).startswith("synthetic:") or recipe_kind(str(source).partition(":")[2]) == STANDARD:
+        return None
+    block = read_condition(path)
+    return {"kind": block["kind"], **block[split]} if block is not None else None
+
+
 def read_condition(path) -> dict | None:
     """The per-sample condition stored in a synthetic stress file (see the module docstring),
     or None for a file without one (real data, the standard recipe)."""
