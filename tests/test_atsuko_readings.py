@@ -41,9 +41,11 @@ def _router_input(model, batch):
     return seen["z"], out
 
 
-def test_defaults_are_the_spec_readings():
-    config = make_config()
+def test_defaults_are_the_readings_chosen_on_valid():
+    config = make_config()      # README "Atsuko's open readings": the spec's, but log_m, lambda_ent 0.1, rms
     assert (config.router_input, config.router_detach, config.distill_form) == ("refined", False, "softmax_mse")
+    assert (config.entropy_norm, config.lambda_ent, config.band_pool) == ("log_m", 0.1, "rms")
+    assert (config.lambda_comp, config.comp_temperature) == (0.1, 1.0)
 
 
 def test_router_input_raw_reads_the_inputs_before_dropout_and_changes_nothing_else():
@@ -125,7 +127,7 @@ def test_distill_kl_is_zero_at_equal_distributions():
 def test_entropy_norm_and_lambda_ent_scale_only_the_entropy_terms():
     batch = make_tensors(make_spec(), 6, seed=7)
     out = make_model(seed=8).eval()(batch)
-    emoe = make_model(seed=8).eval().loss(out, batch)
+    emoe = make_model(seed=8, entropy_norm="emoe", lambda_ent=1.0).eval().loss(out, batch)
     log_m = make_model(seed=8, entropy_norm="log_m", lambda_ent=0.1).eval().loss(out, batch)
     for key in ("ent_mod", "ent_band"):        # emoe: N sum p log p; log_m: sum p log p / log N (N = 3)
         torch.testing.assert_close(log_m[key], emoe[key] / (3 * math.log(3)))
