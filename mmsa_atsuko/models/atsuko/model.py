@@ -12,6 +12,18 @@ Data flow (spec §0), modality order L (text), V (vision), A (audio) everywhere:
 
 Switches (spec §14) remove whole modules: with use_sbn=False there is no spectrum, band router
 or band entropy; with use_mcm=False no bimodal heads, L_bi or L_comp.
+
+Open readings (spec §18), each a config key; the defaults were chosen on validation MAE over the
+standard and stress synthetic recipes (README, "Atsuko's open readings"):
+- entropy_norm log_m | emoe, lambda_ent (default log_m, 0.1; the paper's reading is EMOE's xN at
+  1.0, which pins both routers at uniform);
+- band_pool rms | mean (default rms; the paper's mean leaves the mid/high summaries near 0);
+- router_input refined | raw: the pre-path router reads X' after the text dropout (the paper's
+  w = R(X'), default) or the input features before it (EMOE's router); router_detach stops
+  the router's gradient into what it reads (default false);
+- distill_form softmax_mse | kl | off: Eq. 9 as EMOE's softmax-MSE (default), KL between the
+  softmaxes, or no L_d;
+- lambda_comp, comp_temperature: L_comp's weight and its target's temperature (0.1, 1.0).
 """
 from __future__ import annotations
 
