@@ -68,7 +68,8 @@ def table(out: Path) -> str:
     for r in records:
         recipe = recipe_kind(r["data"].partition("synthetic:")[2])
         groups.setdefault((recipe, r["model"]), []).append(r)
-    lines = ["| recipe | " + " | ".join(f"{m} test MAE" for m in MODELS) + " | Welch p (atsuko vs base) | atsuko router response |",
+    header = " | ".join(f"{m} test MAE" for m in MODELS)
+    lines = [f"| recipe | {header} | Welch p (atsuko vs base) | atsuko router response |",
              "|---" * (len(MODELS) + 3) + "|"]
     for recipe in ORDER:
         if recipe not in RECIPES:

@@ -128,9 +128,9 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
 
 
 def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, data_root=None,
-        feature_path=None, synthetic=False, synthetic_size="small", synthetic_recipe="standard", preset=None, device="auto",
-        max_epochs=None, out="results", quiet=False, rerun=False, save_checkpoint="best", resume=False,
-        tensorboard=False, echo=print) -> list[dict]:
+        feature_path=None, synthetic=False, synthetic_size="small", synthetic_recipe="standard", preset=None,
+        device="auto", max_epochs=None, out="results", quiet=False, rerun=False, save_checkpoint="best",
+        resume=False, tensorboard=False, echo=print) -> list[dict]:
     """Train and test every model on every dataset for every seed; return the run records.
 
     `config` is a dict of overrides (or a list of "key=value" strings) applied last.
@@ -168,8 +168,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     loaded = {}
     jobs = [prepare_job(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
                         synthetic=synthetic, synthetic_size=synthetic_size, synthetic_recipe=synthetic_recipe,
-                        preset=preset,
-                        overrides=overrides, max_epochs=max_epochs, loaded=loaded)
+                        preset=preset, overrides=overrides, max_epochs=max_epochs, loaded=loaded)
             for d in datasets for m in models]
     loaded.clear()   # the jobs hold what they read; features no job reads are freed now
 

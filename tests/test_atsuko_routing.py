@@ -92,7 +92,8 @@ def test_run_records_carry_the_routing_object(corrupt_run):
     assert [r for r in stored if r["model"] == "atsuko"][0]["routing"] == json.loads(json.dumps(routing))
     predictions = pd.read_csv(Path(records["atsuko"]["run_dir"]) / "predictions_test.csv")
     for m in "LVA":
-        assert routing["modality_weights"][m]["mean"] == pytest.approx(predictions[f"modality_weight_{m}"].mean(), abs=1e-6)
+        expected = predictions[f"modality_weight_{m}"].mean()
+        assert routing["modality_weights"][m]["mean"] == pytest.approx(expected, abs=1e-6)
     condition = analysis.load_run(out, records["atsuko"]["run_id"])      # the run's own data and condition
     from mmsa_atsuko.data.synthetic_stress import split_condition
     corrupted = split_condition(condition.data.spec.source, condition.data.spec.path)["corrupted"]
@@ -117,4 +118,4 @@ def test_explain_writes_modality_weights_csv_for_another_feature_file(corrupt_ru
     with torch.no_grad():
         w = run.model(test.batch(torch.arange(len(test))))["modality_weights"].numpy()
     np.testing.assert_allclose(table[["w_T", "w_V", "w_A"]].to_numpy(), w, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(table[["w_T", "w_A", "w_V"]].sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(table[["w_T", "w_A", "w_V"]].sum(axis=1), 1.0, atol=1e-5)

@@ -120,7 +120,8 @@ def plan(recipe: str, rng: np.random.Generator, n: int, world: dict, lengths: di
                                                                              (u_t, u_a, u_v))}
         corrupted = np.where(rng.random(n) < CORRUPT_NONE_SHARE, -1, rng.integers(0, 3, size=n))
         fresh = rng.standard_normal((3, n))
-        feature_latents = {m: np.where(corrupted == i, fresh[i], x[m]) for i, m in enumerate(("text", "audio", "vision"))}
+        feature_latents = {m: np.where(corrupted == i, fresh[i], x[m])
+                           for i, m in enumerate(("text", "audio", "vision"))}
         score = (x["text"] + x["audio"] + x["vision"]) / math.sqrt(3 + 6 * RHO)
         return StressPlan(score, {"T": x["text"], "A": x["audio"], "V": x["vision"]}, feature_latents,
                           {"corrupted": corrupted.astype(np.int64)}, drift=False)

@@ -18,7 +18,8 @@ from ..errors import DataError, MissingDataError, UsageError
 from ..results import latest_by_identity, read_records, run_identity
 from ..training.seed import DEFAULT_SEEDS, check_seeds
 
-TOP_KEYS = {"description", "seeds", "synthetic", "synthetic_size", "synthetic_recipe", "preset", "max_epochs", "config",
+TOP_KEYS = {"description", "seeds", "synthetic", "synthetic_size", "synthetic_recipe", "preset", "max_epochs",
+            "config",
             "data_root", "experiments"}
 EXPERIMENT_KEYS = {"name", "models", "datasets", "aligned", "seeds", "preset", "max_epochs", "config",
                    "synthetic_recipe"}
@@ -171,8 +172,8 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
                         max_epochs=max_epochs if max_epochs is not None else exp.get("max_epochs", top.get("max_epochs")),
                         synthetic=bool(synthetic or top.get("synthetic", False)),
                         synthetic_size=synthetic_size or top.get("synthetic_size", "small"),
-                        synthetic_recipe=check_recipe(synthetic_recipe or exp.get("synthetic_recipe",
-                                                                                 top.get("synthetic_recipe", "standard"))),
+                        synthetic_recipe=check_recipe(
+                            synthetic_recipe or exp.get("synthetic_recipe", top.get("synthetic_recipe", "standard"))),
                         data_root=data_root or top.get("data_root"),
                         feature_path=feature_path), exp_seeds))
     if file is not None:
@@ -226,7 +227,8 @@ def prepare(setting: Setting, *, keep_others: bool = False) -> api.Job:
         group["jobs"][job_key] = api.prepare_job(
             setting.model, setting.dataset, aligned=setting.aligned, data_root=setting.data_root,
             feature_path=setting.feature_path, synthetic=setting.synthetic,
-            synthetic_size=setting.synthetic_size, synthetic_recipe=setting.synthetic_recipe, preset=setting.preset, overrides=list(setting.overrides),
+            synthetic_size=setting.synthetic_size, synthetic_recipe=setting.synthetic_recipe, preset=setting.preset,
+            overrides=list(setting.overrides),
             max_epochs=setting.max_epochs, loaded=group["loaded"])
     return group["jobs"][job_key]
 
