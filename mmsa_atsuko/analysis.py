@@ -28,6 +28,7 @@ from .data import load_dataset
 from .data.spec import Split
 from .data.synthetic import ensure_synthetic
 from .data.conditions import condition_of
+from .data.synthetic_stress import recipe_kind
 from .errors import DataError, UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.common.bert import reads_bert_tokens
@@ -79,7 +80,7 @@ def _load_run_data(record: dict):
         recipe = str(record["data"]).partition("synthetic:")[2]
         size = "full" if "-full-" in recipe else "small"
         path, _bert = ensure_synthetic(record["dataset"], synthetic_cache_dir(), size=size,
-                                       aligned=bool(record["aligned"]))
+                                       aligned=bool(record["aligned"]), recipe=recipe_kind(recipe))
     if not path or not Path(path).exists():
         raise DataError(f"the data of run {record['run_id']} is gone: {path} does not exist")
     data = load_dataset(record["dataset"], aligned=bool(record["aligned"]), feature_path=path,
@@ -158,6 +159,18 @@ def require_atsuko(run: LoadedRun, what: str = "explain") -> None:
                          f"not atsuko")
 
 
+def modality_weights_table(run: LoadedRun, feature_path=None) -> pd.DataFrame:
+    """`id, w_T, w_A, w_V`: the run's modality weights on every test sample of its own data, or of
+    the feature file `feature_path` (same dataset and sequence lengths as the run's)."""
+    require_atsuko(run)
+    test = run.data.test
+    if feature_path is not None:
+        test = load_dataset(run.record["dataset"], aligned=bool(run.record["aligned"]), feature_path=feature_path,
+                            pretrained=run.record["config"].get("pretrained")).test
+    weights = _cat(forward_split(run, test), "modality_weights")       # (N, 3), L V A
+    return pd.DataFrame({"id": list(test.ids), "w_T": weights[:, 0], "w_A": weights[:, 2], "w_V": weights[:, 1]})
+
+
 def _config_apart_from(config: dict, *keys: str) -> dict:
     """`config` without `keys` and `pretrained` (which names the same BERT in different ways)."""
     return {k: v for k, v in config.items() if k not in keys and k != "pretrained"}
@@ -183,7 +196,7 @@ def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None 
     """Atsuko's interpretability outputs (spec §13) as tables, one per figure.
 
     Keys: spectral_energy, band_components (first chosen sample), band_weights (test mean and
-    the chosen samples), modality_weights (chosen samples, with and without the MCM when
+    the chosen samples), modality_weights_mcm (chosen samples, with and without the MCM when
     `partner` is given), mcm_target (q next to w; MCM runs only), modality_weight_distribution
     (every test sample). The chosen samples are the first `samples` test samples in file order.
     """
@@ -206,7 +219,7 @@ def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None 
         if list(partner.data.test.ids) != ids:
             raise DataError(f"run {partner.run_id} was tested on other samples than {run.run_id}")
         rows += [_weight_row(ids[n], "without MCM", partner_weights[n]) for n in range(samples)]
-    tables["modality_weights"] = pd.DataFrame(rows)
+    tables["modality_weights_mcm"] = pd.DataFrame(rows)     # modality_weights.csv is every test sample (cli explain)
 
     if model.use_mcm:
         q = _cat(outputs, "loss_terms", "q")

@@ -29,7 +29,10 @@ from .config import config_hash, load_config, save_config
 from .data import load_dataset
 from .data.conditions import PLAIN, check_model_allows
 from .data.synthetic import ensure_synthetic
+from .data.synthetic_stress import check_recipe, split_condition
 from .errors import UsageError
+from .models.atsuko import ATSUKO_FAMILY
+from .models.atsuko.diagnostics import routing_summary
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model, canonical_model_name, get_model_class
 from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
@@ -99,7 +102,7 @@ def check_save_checkpoint(value: str) -> str:
 
 
 def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
-                preset, overrides, max_epochs, loaded: dict, condition=PLAIN) -> Job:
+                preset, overrides, max_epochs, loaded: dict, condition=PLAIN, synthetic_recipe="standard") -> Job:
     """Resolve one (model, dataset) pair into a Job: its checked config and its data, loaded and
     validated, with the model built once to surface model/data mismatches. Its config hash and
     data id (`data.spec.source`) are the run identity's, so a sweep plans with it.
@@ -113,7 +116,7 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     bert_dir = None
     if synthetic:
         feature_path, bert_dir = ensure_synthetic(dataset, synthetic_cache_dir(), size=synthetic_size,
-                                                  aligned=aligned)
+                                                  aligned=aligned, recipe=synthetic_recipe)
     config = resolve_config(model, dataset, preset=preset, overrides=overrides, max_epochs=max_epochs,
                             synthetic_bert=bert_dir)
     # MIntRec's raw text is tokenized (and encoded, for `text`) with the run's BERT, so its
@@ -136,7 +139,8 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
 
 
 def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, data_root=None,
-        feature_path=None, synthetic=False, synthetic_size="small", preset=None, device="auto",
+        feature_path=None, synthetic=False, synthetic_size="small", synthetic_recipe="standard",
+        preset=None, device="auto",
         max_epochs=None, out="results", quiet=False, rerun=False, save_checkpoint="best", resume=False,
         tensorboard=False, threads=None, precision="fp32", deterministic=True, conditions=(PLAIN,),
         echo=print) -> list[dict]:
@@ -162,6 +166,8 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         raise UsageError("no seeds given")
     if synthetic_size not in ("small", "full"):
         raise UsageError(f"synthetic size must be small or full, got {synthetic_size!r}")
+    if check_recipe(synthetic_recipe) != "standard" and not synthetic:
+        raise UsageError(f"--synthetic-recipe {synthetic_recipe} makes synthetic data: add --synthetic")
     if synthetic and feature_path is not None:
         raise UsageError("--synthetic generates its own data file; drop --feature-path, or drop --synthetic "
                          "to train on that file")
@@ -183,7 +189,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
                 check_model_allows(m, get_model_class(m), c)
     loaded = {}
     jobs = [prepare_job(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
-                        synthetic=synthetic, synthetic_size=synthetic_size, preset=preset,
+                        synthetic=synthetic, synthetic_size=synthetic_size, synthetic_recipe=synthetic_recipe, preset=preset,
                         overrides=overrides, max_epochs=max_epochs, loaded=loaded, condition=c)
             for d in datasets for c in conditions for m in models]
     loaded.clear()   # the jobs hold what they read; features no job reads are freed now
@@ -326,11 +332,13 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
         write_predictions(work_dir / "predictions_test.csv", result.test, spec)    # fit wrote history.json
         if checkpoint == "none":
             (work_dir / "best.pt").unlink(missing_ok=True)
+    condition = split_condition(spec.source, spec.path, "test") if job.model in ATSUKO_FAMILY else None
     return ok_record(run_id, model=job.model, seed=seed, preset=job.preset, config=job.config, spec=spec,
                      result=result, device=device, started=stamp, wall_time_s=wall, run_dir=final_dir,
                      git_commit=commit, checkpoint=checkpoint, torch_threads=torch.get_num_threads(),
                      torch_version=torch.__version__, device_name=device_name(device), peak_memory_mb=peak,
-                     precision=precision, deterministic=deterministic, label=label)
+                     precision=precision, deterministic=deterministic, label=label,
+                     routing=routing_summary(result.test.export, condition))
 
 
 def write_predictions(path: Path, test, spec) -> None:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .config import DATASETS_ENV, datasets_table
+from .data.synthetic_stress import RECIPES
 from .errors import ToolkitError, UsageError
 
 log = logging.getLogger("mmsa_atsuko")
@@ -72,6 +73,9 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-path", help="the feature pickle itself (one dataset)")
     p.add_argument("--synthetic", action="store_true", help="run on generated data in the real format")
     p.add_argument("--synthetic-size", choices=("small", "full"), default="small")
+    p.add_argument("--synthetic-recipe", choices=RECIPES, default="standard", type=str.lower,
+                   help="with --synthetic: standard, or a stress recipe where routing by sample can pay "
+                        "(corrupt, bands, redundant; mosi, mosei, sims, simsv2)")
     p.add_argument("--preset", help="named preset block of the model config (e.g. small)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--max-epochs", type=int, help="cap on training epochs")
@@ -132,6 +136,8 @@ def synth_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", choices=("small", "full"), default="small")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--aligned", action="store_true")
+    p.add_argument("--synthetic-recipe", choices=RECIPES, default="standard", type=str.lower,
+                   help="standard, or a stress recipe: corrupt, bands, redundant (not mintrec)")
     return p
 
 
@@ -161,8 +167,8 @@ def cmd_synth(argv) -> int:
         raise UsageError(f"{args.dataset} has no {setting} setting")
     check_output_folder(args.out, "output folder")
     path = write_synthetic(args.dataset, Path(args.out) / files[setting], size=args.size, seed=args.seed,
-                           aligned=args.aligned)
-    print(f"wrote {path} (synthetic {args.dataset}, {args.size}, seed {args.seed})")
+                           aligned=args.aligned, recipe=args.synthetic_recipe)
+    print(f"wrote {path} (synthetic {args.dataset}, {args.synthetic_recipe} recipe, {args.size}, seed {args.seed})")
     if args.dataset == "mintrec":      # a folder that brings its own tiny BERT (tokenizer + weights)
         print(f"run on it with: python run.py -m MODEL -d mintrec --feature-path {shlex.quote(str(path))} "
               f"-c pretrained={shlex.quote(str(path / 'bert-synthetic-en'))}")
@@ -221,8 +227,9 @@ def cmd_train(argv) -> int:
     if jobs == 1:
         records = run(args.model, args.dataset, seeds=seeds, config=args.config,
                       aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
-                      synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
-                      device=args.device, max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
+                      synthetic=args.synthetic, synthetic_size=args.synthetic_size,
+                      synthetic_recipe=args.synthetic_recipe, preset=args.preset, device=args.device,
+                      max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
                       resume=args.resume, tensorboard=args.tensorboard,
                       rerun=args.rerun, save_checkpoint=args.save_checkpoint, threads=args.threads,
                       precision=args.precision, deterministic=not args.nondeterministic,
@@ -236,7 +243,8 @@ def cmd_train(argv) -> int:
                              aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
                              synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
                              max_epochs=args.max_epochs, config=args.config, missing_rates=args.missing_rate,
-                             drop_modality=args.drop_modality, modalities=args.modalities)
+                             drop_modality=args.drop_modality, modalities=args.modalities,
+                             synthetic_recipe=args.synthetic_recipe)
     print_table(records, args.out)
     stale = sum(1 for _ in unfinished_runs(args.out))
     if stale:
@@ -295,6 +303,8 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-path", help="the feature pickle itself (one dataset)")
     p.add_argument("--synthetic", action="store_true", help="run on generated data in the real format")
     p.add_argument("--synthetic-size", choices=("small", "full"))
+    p.add_argument("--synthetic-recipe", choices=RECIPES, type=str.lower,
+                   help="with --synthetic: standard (default) or a stress recipe: corrupt, bands, redundant")
     p.add_argument("--preset", help="named preset block of the model configs (e.g. small)")
     p.add_argument("--max-epochs", type=int, help="cap on training epochs")
     p.add_argument("-c", "--config", action="append", default=[], metavar="KEY=VALUE",
@@ -351,7 +361,8 @@ def cmd_sweep(argv) -> int:
                         synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
                         max_epochs=args.max_epochs, config=args.config, data_root=args.data_root,
                         feature_path=args.feature_path, missing_rates=args.missing_rate,
-                        drop_modality=args.drop_modality, modalities=args.modalities)
+                        drop_modality=args.drop_modality, modalities=args.modalities,
+                        synthetic_recipe=args.synthetic_recipe)
     finally:                                     # main() called in process leaves logging as it found it
         root.removeHandler(console)
         package.setLevel(package_level)
@@ -536,12 +547,15 @@ def explain_parser() -> argparse.ArgumentParser:
                    help="how many test samples the per-sample figures show (default 10)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
     p.add_argument("--out", help="folder for the figures (default <results>/analysis/explain_<run id>)")
+    p.add_argument("--feature-path", help="modality_weights.csv from this feature file's test split instead of the "
+                   "run's data (same dataset and sequence lengths)")
     return p
 
 
 def cmd_explain(argv) -> int:
     args = explain_parser().parse_args(argv)
-    from .analysis import explain_tables, find_partner_without_mcm, load_run, require_atsuko
+    from .analysis import (explain_tables, find_partner_without_mcm, load_run, modality_weights_table,
+                           require_atsuko)
     from .results import analysis_dir, check_run_id
     from .models.atsuko import ATSUKO_FAMILY
     from .plots import pyplot, write_explain
@@ -563,6 +577,9 @@ def cmd_explain(argv) -> int:
     out = args.out or analysis_dir(args.results) / f"explain_{check_run_id(run.run_id)}"   # one folder per run
     for path in write_explain(tables, out, where, run.synthetic):
         print(f"wrote {path}")
+    weights_csv = Path(out) / "modality_weights.csv"          # id, w_T, w_A, w_V per test sample
+    modality_weights_table(run, args.feature_path).to_csv(weights_csv, index=False, float_format="%.9g")
+    print(f"wrote {weights_csv}")
     if run.model.use_mcm and partner is None:
         print("note: no run of the same data and seed without the MCM; modality weights shown for this run only")
     return 0

@@ -198,7 +198,7 @@ EXPLAIN_FIGURES = {
     "spectral_energy": plot_spectral_energy,
     "band_components": plot_band_components,
     "band_weights": plot_band_weights,
-    "modality_weights": plot_modality_weights,
+    "modality_weights_mcm": plot_modality_weights,
     "mcm_target": plot_mcm_target,
     "modality_weight_distribution": plot_weight_distribution,
 }

@@ -174,10 +174,12 @@ def json_safe(value):
 def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec, result, device,
               started: datetime, wall_time_s: float, run_dir, git_commit, checkpoint: str,
               torch_threads: int, torch_version: str, device_name: str, peak_memory_mb: float,
-              precision: str, deterministic: bool, label: str | None = None) -> dict:
+              precision: str, deterministic: bool, label: str | None = None,
+              routing: dict | None = None) -> dict:
     """The record of a finished run: `spec` is its DatasetSpec, `result` the trainer's FitResult.
     `peak_memory_mb`: the GPU's max_memory_allocated on CUDA, the process's peak RSS on the CPU.
-    `label` (a tune's study name) is stored when given."""
+    `label` (a tune's study name) is stored when given. `routing`: what the routers did over the
+    test samples (models/atsuko/diagnostics.py), for models that route; absent otherwise."""
     return {
         "run_id": run_id, "status": "ok",
         "model": model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
@@ -195,7 +197,7 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
         "torch_version": torch_version, "python": platform.python_version(),
         "started_at": started.isoformat(timespec="seconds"),
         "run_dir": relative_run_dir(run_dir), "checkpoint": checkpoint, "condition": spec.condition.as_dict(),
-    } | ({"label": label} if label else {})
+    } | ({"label": label} if label else {}) | ({"routing": routing} if routing is not None else {})
 
 
 def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed: int, preset, config: dict,

@@ -64,7 +64,7 @@ def test_explain_writes_every_figure_with_the_model_numbers(results, tmp_path):
     assert list(distribution.sample_id) == list(test.ids)
     np.testing.assert_allclose(distribution[names].to_numpy(), w, rtol=1e-5, atol=1e-6)
 
-    weights = assert_figure(figures, "modality_weights")
+    weights = assert_figure(figures, "modality_weights_mcm")
     assert set(weights.variant) == {"with MCM", "without MCM"}
     np.testing.assert_allclose(weights[weights.variant == "with MCM"][names].to_numpy(), w[:4], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(weights[weights.variant == "without MCM"][names].to_numpy(), partner_w[:4],

@@ -162,7 +162,7 @@ def test_rate_zero_equals_the_plain_run_and_a_condition_is_recorded_and_reproduc
 
 def _record(model, rate, seed, mae, data="sha256:real", chash="h1", drop=None):
     return {"run_id": f"{model}-{rate}-{seed}", "status": "ok", "model": model, "dataset": "mosi", "aligned": False,
-            "seed": seed, "config_hash": chash, "data": data, "metrics": {"MAE": mae},
+            "seed": seed, "config_hash": chash, "config": {}, "data": data, "metrics": {"MAE": mae},
             "condition": {"missing_rate": rate, "drop_modality": drop, "modalities": "TAV"}}
 
 
@@ -208,7 +208,7 @@ def test_leaderboard_rows_are_per_condition(tmp_path):
 
 
 def test_sweep_files_and_lists_take_the_protocol_axes(tmp_path):
-    from mmsa_atsuko.sweep.plan import expand
+    from mmsa_atsuko.sweep import expand
     path = tmp_path / "sweep.yaml"
     path.write_text("missing_rate: [0.0, 0.3]\nexperiments:\n  - models: [tfn, lmf]\n    datasets: mosi\n"
                     "  - name: unimodal\n    models: tfn\n    datasets: mosi\n    modalities: [T, A]\n"

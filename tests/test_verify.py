@@ -15,7 +15,8 @@ MOSI_KEYS = ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult
 def record(model, seed, data="sha256:" + "ab" * 32, aligned=False, **metrics):
     values = {k: 0.5 for k in MOSI_KEYS} | metrics
     return {"run_id": f"{model}-{seed}-{data[:12]}", "status": "ok", "model": model, "dataset": "mosi",
-            "aligned": aligned, "seed": seed, "config_hash": "h", "data": data, "metrics": values}
+            "aligned": aligned, "seed": seed, "config_hash": "h", "config": {}, "data": data,
+            "metrics": values}
 
 
 def store(tmp_path, records):

@@ -47,6 +47,8 @@ import numpy as np
 from mmsa_atsuko.config import datasets_table
 from mmsa_atsuko.errors import UsageError
 from .stamp import STAMP_KEY, content_sha256, make_stamp
+from .synthetic_stress import (CONDITION_KEY, STANDARD, STRESS_SMALL_SPLIT_SIZES, check_recipe, condition_block,
+                               plan, stress_name, stress_world)
 from .tiny_bert import (CLS_ID, FILLER_WORDS, FIRST_FILLER_ID, FIRST_WORD_ID, LEVELS, MARKER_JSON, PAD_ID, SEP_ID,
                         SYNONYMS, VALENCE_STEPS, VOCAB_SIZE, synthetic_vocab, temp_sibling, write_tiny_bert)
 
@@ -112,13 +114,16 @@ def _check_args(dataset, size, seed, aligned) -> tuple[str, str, int, bool]:
     return dataset, size, seed, aligned
 
 
-def synthetic_recipe(dataset: str, size: str = "small", seed: int = 0, aligned: bool = False) -> str:
-    """The recipe name, e.g. 'mosi-small-unaligned-seed0-v2' (sample ids carry it)."""
+def synthetic_recipe(dataset: str, size: str = "small", seed: int = 0, aligned: bool = False,
+                     recipe: str = STANDARD) -> str:
+    """The recipe name, e.g. 'mosi-small-unaligned-seed0-v2', or for a stress recipe
+    'corrupt-s1-mosi-small-unaligned-seed0-v2' (synthetic_stress.py); sample ids carry it."""
     dataset, size, seed, aligned = _check_args(dataset, size, seed, aligned)
-    return f"{dataset}-{size}-{'aligned' if aligned else 'unaligned'}-seed{seed}-{RECIPE_VERSION}"
+    standard = f"{dataset}-{size}-{'aligned' if aligned else 'unaligned'}-seed{seed}-{RECIPE_VERSION}"
+    return stress_name(check_recipe(recipe), standard)
 
 
-def synthetic_shapes(dataset: str, size: str = "small", aligned: bool = False) -> dict:
+def synthetic_shapes(dataset: str, size: str = "small", aligned: bool = False, recipe: str = STANDARD) -> dict:
     """Split sizes, padded sequence lengths and feature dims a synthetic file will have.
 
     Returns `{'split_sizes': {split: N}, 'seq_lens': {modality: L}, 'feature_dims':
@@ -132,7 +137,7 @@ def synthetic_shapes(dataset: str, size: str = "small", aligned: bool = False) -
         split_sizes = {s: int(n) for s, n in _facts(dataset)["real_sizes"].items()}
         seq_lens = {m: int(real[m][0]) for m in ("text", "audio", "vision")}
     else:
-        split_sizes = dict(SMALL_SPLIT_SIZES)
+        split_sizes = dict(SMALL_SPLIT_SIZES if check_recipe(recipe) == STANDARD else STRESS_SMALL_SPLIT_SIZES)
         seq_lens = dict(SMALL_SEQ_LENS)
         if aligned:  # aligned files share the text length on every modality
             seq_lens = {m: SMALL_SEQ_LENS["text"] for m in seq_lens}
@@ -260,19 +265,30 @@ def _drift(rng, n: int, lengths: np.ndarray, padded: int, columns: int) -> np.nd
     return (DRIFT_STD * np.sqrt(0.5) * (level + np.sqrt(12.0) * ramp[:, :, None] * slope)).astype(np.float32)
 
 
-def _frame_features(rng, layout: dict, latent: np.ndarray, lengths: np.ndarray, padded: int, dim: int) -> np.ndarray:
+def _frame_features(rng, layout: dict, latent: np.ndarray, lengths: np.ndarray, padded: int, dim: int,
+                    signal: np.ndarray | None = None, frame_noise: np.ndarray | None = None,
+                    drift: bool = True) -> np.ndarray:
     """(N, L, D) frames: noise everywhere; on the signal columns latent * gain * cue shape plus
-    drift; zero padding."""
+    `drift` (or the stress recipe's (N, L, C) `signal` instead), plus `frame_noise` (N,) stds of
+    white noise when given (stress recipes); zero padding."""
     n = len(latent)
     out = np.empty((n, padded, dim), dtype=np.float32)
     valid = np.arange(padded)[None, :] < lengths[:, None]
     columns, gains = layout["columns"], layout["gains"]
-    shape = _cue_shape(layout, padded) * gains                                       # (L, C)
+    shape = _cue_shape(layout, padded) * gains if signal is None else None          # (L, C)
     for start in range(0, n, _CHUNK):
         stop = min(n, start + _CHUNK)
         block = rng.standard_normal((stop - start, padded, dim), dtype=np.float32)
-        block[:, :, columns] += (latent[start:stop, None, None].astype(np.float32) * shape
-                                 + _drift(rng, stop - start, lengths[start:stop], padded, len(columns)))
+        if signal is None and drift:
+            block[:, :, columns] += (latent[start:stop, None, None].astype(np.float32) * shape
+                                     + _drift(rng, stop - start, lengths[start:stop], padded, len(columns)))
+        elif signal is None:
+            block[:, :, columns] += latent[start:stop, None, None].astype(np.float32) * shape
+        else:
+            block[:, :, columns] += signal[start:stop]
+        if frame_noise is not None:
+            block[:, :, columns] += (frame_noise[start:stop, None, None]
+                                     * rng.standard_normal((stop - start, padded, len(columns)), dtype=np.float32))
         block *= layout["scale"]
         block += layout["offset"]
         block *= valid[start:stop, :, None]
@@ -291,16 +307,17 @@ def _snap(x: np.ndarray, step: float) -> np.ndarray:
     return np.rint(x / step) * step + 0.0
 
 
-def _labels(rng, t, a, v, facts: dict) -> dict:
-    n = len(t)
-    z = W_T * t + W_A * a + W_V * v + LABEL_NOISE * rng.standard_normal(n)
+def _labels(rng, score: np.ndarray, unimodal: dict, facts: dict) -> dict:
+    """Labels from the score z (before label noise) and, for SIMS, the unimodal latents T/A/V."""
+    n = len(score)
+    z = score + LABEL_NOISE * rng.standard_normal(n)
     lo, hi = facts["label_range"]
     centre, half = (hi + lo) / 2.0, (hi - lo) / 2.0
     labels = {}
     if facts.get("unimodal_labels"):
         # SIMS annotators score each modality alone; the averages fall on 0.2 steps.
         labels["regression_labels"] = _snap(centre + half * np.tanh(LABEL_GAIN * z), SIMS_STEP)
-        for key, latent in (("T", t), ("A", a), ("V", v)):
+        for key, latent in unimodal.items():
             noisy = UNIMODAL_GAIN * latent + UNIMODAL_NOISE * rng.standard_normal(n)
             labels[f"regression_labels_{key}"] = _snap(centre + half * np.tanh(noisy), SIMS_STEP)
     else:
@@ -322,30 +339,45 @@ def _clip_ids(rng, n: int, first_video: int, recipe: str) -> tuple[list[str], in
 
 
 def _split(rng_seed: np.random.SeedSequence, world: dict, facts: dict, shapes: dict, n: int,
-           aligned: bool, language: str) -> dict:
-    """One split as MMSA stores it."""
+           aligned: bool, language: str, recipe: str = STANDARD) -> tuple[dict, dict | None]:
+    """One split as MMSA stores it, and its stress condition (None for the standard recipe)."""
     # Separate streams per part, so that e.g. a change to the audio never moves the text.
-    r_latent, r_text, r_audio, r_vision, r_label = (np.random.default_rng(s) for s in rng_seed.spawn(5))
-    t, a, v = r_latent.standard_normal((3, n))
+    # (spawn(6)'s first five children are spawn(5)'s: the standard recipe's streams stay.)
+    r_latent, r_text, r_audio, r_vision, r_label, r_stress = (np.random.default_rng(s) for s in rng_seed.spawn(6))
     seq, dims = shapes["seq_lens"], shapes["feature_dims"]
+    if recipe == STANDARD:
+        t, a, v = r_latent.standard_normal((3, n))
 
     L = seq["text"]
     text_lengths = _true_lengths(r_text, n, L, max(3, math.ceil(MIN_LENGTH_SHARE * L)))
-    ids = _token_ids(r_text, t, text_lengths, L)
-    mask = (np.arange(L)[None, :] < text_lengths[:, None]).astype(np.float32)
-    text_bert = np.stack([ids.astype(np.float32), mask, np.zeros_like(mask)], axis=1)
-    text = _text_features(r_text, world["embed"], ids, mask)
-
     if aligned:  # aligned files: one frame per text token, the text lengths for all
         audio_lengths = vision_lengths = text_lengths
     else:
         share = text_lengths / L
         audio_lengths = _frame_lengths(r_audio, share, seq["audio"])
         vision_lengths = _frame_lengths(r_vision, share, seq["vision"])
-    audio = _frame_features(r_audio, world["audio"], a, audio_lengths, seq["audio"], dims["audio"])
-    vision = _frame_features(r_vision, world["vision"], v, vision_lengths, seq["vision"], dims["vision"])
+    if recipe == STANDARD:
+        stress = None
+        score, unimodal = W_T * t + W_A * a + W_V * v, {"T": t, "A": a, "V": v}
+    else:
+        stress = plan(recipe, r_stress, n, world, {"audio": audio_lengths, "vision": vision_lengths},
+                      {"audio": seq["audio"], "vision": seq["vision"]})
+        t, a, v = (stress.feature_latents[m] for m in ("text", "audio", "vision"))
+        score, unimodal = stress.score, stress.unimodal
+    frames = {}
+    for m, rng, latent, lengths in (("audio", r_audio, a, audio_lengths), ("vision", r_vision, v, vision_lengths)):
+        layout, signal = stress.signal.get(m, (world[m], None)) if stress else (world[m], None)
+        frames[m] = _frame_features(rng, layout, latent, lengths, seq[m], dims[m], signal=signal,
+                                    frame_noise=stress.frame_noise.get(m) if stress else None,
+                                    drift=stress.drift if stress else True)
+    ids = _token_ids(r_text, t, text_lengths, L)
+    mask = (np.arange(L)[None, :] < text_lengths[:, None]).astype(np.float32)
+    text_bert = np.stack([ids.astype(np.float32), mask, np.zeros_like(mask)], axis=1)
+    text = _text_features(r_text, world["embed"], ids, mask)
 
-    labels = _labels(r_label, t, a, v, facts)
+    audio, vision = frames["audio"], frames["vision"]
+
+    labels = _labels(r_label, score, unimodal, facts)
     y = labels["regression_labels"]
     centre = sum(facts["label_range"]) / 2.0
     classes = np.where(y < centre, 0, np.where(y > centre, 2, 1))  # 0 Neg, 1 Neu, 2 Pos (MMSA)
@@ -355,7 +387,7 @@ def _split(rng_seed: np.random.SeedSequence, world: dict, facts: dict, shapes: d
     joiner = "" if language == "cn" else " "
     raw_text = [joiner.join(vocab[i] for i in row[1:length - 1]) for row, length in zip(ids, text_lengths)]
 
-    return {
+    return ({
         "raw_text": raw_text,
         "text": text,
         "text_bert": text_bert,
@@ -367,7 +399,7 @@ def _split(rng_seed: np.random.SeedSequence, world: dict, facts: dict, shapes: d
         "annotations": [names[c] for c in classes],
         "classification_labels": classes.astype(np.float32),
         **labels,
-    }
+    }, stress.condition if stress else None)
 
 
 # MMSA's key order (README), so a dump of a synthetic file reads like a real one.
@@ -376,20 +408,28 @@ _KEY_ORDER = ("raw_text", "text", "text_bert", "audio", "vision", "audio_lengths
               "regression_labels_T", "regression_labels_A", "regression_labels_V")
 
 
-def make_synthetic(dataset: str, *, size: str = "small", seed: int = 0, aligned: bool = False) -> dict:
-    """The synthetic dataset as the dict MMSA pickles: `{'train': {...}, 'valid': ..., 'test': ...}`."""
+def make_synthetic(dataset: str, *, size: str = "small", seed: int = 0, aligned: bool = False,
+                   recipe: str = STANDARD) -> dict:
+    """The synthetic dataset as the dict MMSA pickles: `{'train': {...}, 'valid': ..., 'test': ...}`,
+    plus, for a stress recipe, its per-sample condition under CONDITION_KEY (synthetic_stress.py)."""
     dataset, size, seed, aligned = _check_args(dataset, size, seed, aligned)
-    recipe = synthetic_recipe(dataset, size, seed, aligned)
+    kind = check_recipe(recipe)
+    name = synthetic_recipe(dataset, size, seed, aligned, kind)
     facts = _facts(dataset)
-    shapes = synthetic_shapes(dataset, size, aligned)
-    world = _world(recipe, shapes["feature_dims"])
-    ids_rng = np.random.default_rng(_seed_sequence(recipe + "/ids"))
-    data, video = {}, 1
-    for name in SPLITS:
-        n = shapes["split_sizes"][name]
-        split = _split(_seed_sequence(f"{recipe}/{name}"), world, facts, shapes, n, aligned, facts["language"])
-        split["id"], video = _clip_ids(ids_rng, n, video, recipe)
-        data[name] = {k: split[k] for k in _KEY_ORDER if k in split}
+    shapes = synthetic_shapes(dataset, size, aligned, kind)
+    world = _world(name, shapes["feature_dims"])
+    if kind != STANDARD:
+        world["stress"] = stress_world(kind, np.random.default_rng(_seed_sequence(name + "/stress")), world)
+    ids_rng = np.random.default_rng(_seed_sequence(name + "/ids"))
+    data, conditions, video = {}, {}, 1
+    for split_name in SPLITS:
+        n = shapes["split_sizes"][split_name]
+        split, conditions[split_name] = _split(_seed_sequence(f"{name}/{split_name}"), world, facts, shapes, n,
+                                               aligned, facts["language"], kind)
+        split["id"], video = _clip_ids(ids_rng, n, video, name)
+        data[split_name] = {k: split[k] for k in _KEY_ORDER if k in split}
+    if kind != STANDARD:
+        data[CONDITION_KEY] = condition_block(name, kind, conditions)
     return data
 
 
@@ -415,16 +455,19 @@ def _atomic_pickle(obj, path: Path) -> None:
         raise
 
 
-def write_synthetic(dataset: str, out_path, *, size: str = "small", seed: int = 0, aligned: bool = False) -> Path:
+def write_synthetic(dataset: str, out_path, *, size: str = "small", seed: int = 0, aligned: bool = False,
+                    recipe: str = STANDARD) -> Path:
     """Write one synthetic feature pickle in MMSA's format to `out_path` (atomically).
     For mintrec, `out_path` is the MIntRec folder (synthetic_mintrec)."""
     if str(dataset).lower() == "mintrec":
         from .synthetic_mintrec import write_synthetic_mintrec
         _no_aligned_mintrec(aligned)
+        _standard_only_mintrec(recipe)
         return write_synthetic_mintrec(out_path, size=size, seed=seed)
-    data = make_synthetic(dataset, size=size, seed=seed, aligned=aligned)
-    # The stamp goes first, so `_is_stamped` finds it in the file's first bytes.
-    stamp = make_stamp(synthetic_recipe(dataset, size, seed, aligned), content_sha256(data))
+    data = make_synthetic(dataset, size=size, seed=seed, aligned=aligned, recipe=recipe)
+    # The stamp goes first, so `_is_stamped` finds it in the file's first bytes. Its hash covers
+    # the condition of a stress recipe too (the loader hashes every top-level key but the stamp).
+    stamp = make_stamp(synthetic_recipe(dataset, size, seed, aligned, recipe), content_sha256(data))
     out_path = Path(out_path)
     _atomic_pickle({STAMP_KEY: stamp, **data}, out_path)
     return out_path
@@ -437,13 +480,19 @@ def _is_stamped(path: Path) -> bool:
         return STAMP_KEY.encode() in f.read(64)
 
 
+def _standard_only_mintrec(recipe) -> None:
+    if check_recipe(recipe) != STANDARD:
+        raise UsageError(f"the {recipe} synthetic recipe exists for {', '.join(SYNTHETIC_DATASETS)} only; "
+                         f"synthetic mintrec has the standard recipe: drop --synthetic-recipe")
+
+
 def _no_aligned_mintrec(aligned: bool) -> None:
     if aligned:
         raise UsageError("mintrec has no aligned setting (MIntRec ships unaligned features only): drop --aligned")
 
 
 def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int = 0,
-                     aligned: bool = False) -> tuple[Path, Path]:
+                     aligned: bool = False, recipe: str = STANDARD) -> tuple[Path, Path]:
     """(feature pickle, tiny-BERT folder) for a recipe under `cache_dir`, written only if missing.
 
     Layout: `cache_dir/<recipe>/<MMSA file name, e.g. MOSI/Processed/unaligned_50.pkl>` and
@@ -454,14 +503,15 @@ def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int 
     if str(dataset).lower() == "mintrec":
         from .synthetic_mintrec import ensure_synthetic_mintrec
         _no_aligned_mintrec(aligned)
+        _standard_only_mintrec(recipe)
         return ensure_synthetic_mintrec(cache_dir, size=size, seed=seed)
     dataset, size, seed, aligned = _check_args(dataset, size, seed, aligned)
     facts = _facts(dataset)
-    root = Path(cache_dir) / synthetic_recipe(dataset, size, seed, aligned)
+    root = Path(cache_dir) / synthetic_recipe(dataset, size, seed, aligned, recipe)
     pkl = root / facts["files"]["aligned" if aligned else "unaligned"]
     bert = root / f"bert-synthetic-{facts['language']}"
     if not pkl.is_file() or not _is_stamped(pkl):
-        write_synthetic(dataset, pkl, size=size, seed=seed, aligned=aligned)
+        write_synthetic(dataset, pkl, size=size, seed=seed, aligned=aligned, recipe=recipe)
     if not (bert / MARKER_JSON).is_file():
         # A folder without the marker is a broken leftover (the marker is written inside the
         # temp folder before the rename), so replace it; a missing folder may be appearing

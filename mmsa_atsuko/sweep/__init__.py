@@ -12,7 +12,8 @@ from ..results import identity, latest_by_identity, ok_records  # noqa: F401 (th
 from .driver import Progress, Summary, SweepLock, run_plan, sweep
 from .local import LocalBackend, default_jobs, parse_devices
 from .packed import run_packed
-from .plan import Plan, PlannedRun, Setting, expand, plan
+from .plan import Plan, PlannedRun, plan
+from .sweep_file import Setting, expand
 from .ray_backend import RayBackend
 
 __all__ = ["sweep", "run_plan", "Summary", "Progress", "SweepLock", "expand", "plan", "Plan", "PlannedRun",

@@ -22,7 +22,8 @@ from ..errors import ToolkitError
 from ..results import append_or_keep, check_output_folder, headline_metric, recover
 from ..training.hardware import check_precision
 from .local import LocalBackend
-from .plan import Plan, expand, missing_data_error, plan, release
+from .plan import Plan, missing_data_error, plan, release
+from .sweep_file import expand
 
 SWEEP_LOCK = ".sweep.lock"
 

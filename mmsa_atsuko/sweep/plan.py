@@ -7,48 +7,14 @@ goes on past a data file that is not there, so that one error names every missin
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import api
-from ..config import config_hash, dataset_facts, parse_override, read_yaml
-from ..data.conditions import PLAIN, Condition, conditions
+from ..config import config_hash
 from ..errors import DataError, MissingDataError, UsageError
 from ..results import latest_by_identity, read_records, run_identity
-from ..training.seed import DEFAULT_SEEDS, check_seeds
-
-CONDITION_KEYS = {"missing_rate", "drop_modality", "modalities"}    # protocol axes (data.conditions)
-TOP_KEYS = {"description", "seeds", "synthetic", "synthetic_size", "preset", "max_epochs", "config",
-            "data_root", "experiments"} | CONDITION_KEYS
-EXPERIMENT_KEYS = {"name", "models", "datasets", "aligned", "seeds", "preset", "max_epochs",
-                   "config"} | CONDITION_KEYS
-
-
-@dataclass
-class Setting:
-    """Everything `api.prepare_job` needs for one (model, dataset, aligned flag), seeds aside."""
-    model: str
-    dataset: str
-    aligned: bool
-    preset: str | None = None
-    overrides: tuple = ()            # ((key, value), ...), applied after the model's YAML
-    max_epochs: int | None = None
-    synthetic: bool = False
-    synthetic_size: str = "small"
-    data_root: str | None = None
-    feature_path: str | None = None
-    condition: Condition = PLAIN
-
-    def data_key(self) -> tuple:
-        """Settings with the same data key read the same data file."""
-        return (self.dataset, self.aligned, self.synthetic, self.synthetic_size, self.data_root,
-                self.feature_path)
-
-    def cache_key(self) -> str:
-        return json.dumps([self.model, self.dataset, self.aligned, self.preset, list(self.overrides),
-                           self.max_epochs, self.synthetic, self.synthetic_size, self.data_root,
-                           self.feature_path, self.condition.key()], default=str)
+from .sweep_file import Setting
 
 
 @dataclass
@@ -79,134 +45,6 @@ class PlannedRun:
 # --------------------------------------------------------------------------------------
 # Sweep files and command-line lists -> settings
 # --------------------------------------------------------------------------------------
-
-def _as_list(value, what: str, where: str) -> list:
-    if isinstance(value, (str, int, bool)):
-        return [value]
-    if not isinstance(value, list) or not value:
-        raise UsageError(f"{where}: {what} must be a name or a non-empty list, got {value!r}")
-    return value
-
-
-def _check_keys(mapping, allowed: set, where: str) -> None:
-    if not isinstance(mapping, dict):
-        raise UsageError(f"{where} must be a mapping, got {type(mapping).__name__}")
-    unknown = sorted(set(mapping) - allowed)
-    if unknown:
-        raise UsageError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; "
-                         f"allowed: {', '.join(sorted(allowed))}")
-
-
-def _overrides(mapping, where: str) -> list[tuple]:
-    if mapping is None:
-        return []
-    if not isinstance(mapping, dict):
-        raise UsageError(f"{where}: config must be a mapping of key: value")
-    return list(mapping.items())
-
-
-def _seeds(value, where: str) -> list[int]:
-    seeds = _as_list(value, "seeds", where)
-    if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise UsageError(f"{where}: seeds must be integers, got {seeds!r}")
-    return check_seeds(seeds, where)
-
-
-def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, synthetic=False,
-           synthetic_size=None, preset=None, max_epochs=None, config=(), data_root=None,
-           feature_path=None, missing_rates=None, drop_modality=None,
-           modalities=None) -> list[tuple[str, Setting, list[int]]]:
-    """(experiment name, setting, seeds) for a sweep file and/or command-line lists.
-
-    Without a file, `models` x `datasets` at one aligned flag. With a file, its experiments;
-    `models`/`datasets` then keep only those names and `aligned=True` only aligned runs.
-    Command-line values win over an experiment's, which win over the file's top level; so do the
-    protocol axes (`missing_rates`, `drop_modality`, `modalities`; in a file `missing_rate`,
-    `drop_modality`, `modalities`, each a value or a list), whose combinations multiply the runs.
-    """
-    cli_overrides = [o if isinstance(o, tuple) else parse_override(o) for o in config]
-    models = [m.lower() for m in models] if models else models
-    datasets = [d.lower() for d in datasets] if datasets else datasets
-    if feature_path is not None and synthetic:
-        raise UsageError("--synthetic generates its own data files; drop --feature-path, or drop --synthetic "
-                         "to train on that file")
-    if file is None:
-        if not models or not datasets:
-            raise UsageError("give a sweep file or both -m/--model and -d/--dataset")
-        top = {"experiments": [{"name": "command line", "models": list(models), "datasets": list(datasets),
-                                "aligned": [bool(aligned)]}]}
-        where_file = "command line"
-    else:
-        top = read_yaml(Path(file))
-        where_file = str(file)
-    _check_keys(top, TOP_KEYS, where_file)
-    experiments = top.get("experiments")
-    if not isinstance(experiments, list) or not experiments:
-        raise UsageError(f"{where_file}: 'experiments' must be a non-empty list")
-    out = []
-    names_seen = {"models": set(), "datasets": set()}
-    for i, exp in enumerate(experiments):
-        where = f"{where_file} experiment {i + 1}"
-        _check_keys(exp, EXPERIMENT_KEYS, where)
-        name = str(exp.get("name", f"#{i + 1}"))
-        where = f"{where_file} experiment {name!r}"
-        exp_models = [str(m).lower() for m in _as_list(exp.get("models"), "models", where)]   # any case
-        exp_datasets = [str(d).lower() for d in _as_list(exp.get("datasets"), "datasets", where)]
-        flags = _as_list(exp.get("aligned", False), "aligned", where)
-        if not all(isinstance(f, bool) for f in flags):
-            raise UsageError(f"{where}: aligned must be true, false or a list of them, got {flags!r}")
-        names_seen["models"].update(exp_models)
-        names_seen["datasets"].update(exp_datasets)
-        if file is not None:
-            exp_models = [m for m in exp_models if not models or m in models]
-            exp_datasets = [d for d in exp_datasets if not datasets or d in datasets]
-            flags = [f for f in flags if f or not aligned]
-        exp_seeds = check_seeds(seeds, "command line") if seeds else _seeds(exp.get("seeds", top.get("seeds", list(DEFAULT_SEEDS))), where)
-        exp_overrides = tuple(_overrides(top.get("config"), where_file) + _overrides(exp.get("config"), where)
-                              + cli_overrides)
-        exp_conditions = _conditions(exp, top, where, missing_rates, drop_modality, modalities)
-        for dataset in exp_datasets:
-            try:
-                files = dataset_facts(dataset)["files"]
-            except UsageError as e:
-                raise UsageError(f"{where}: {e}") from None
-            for flag in flags:
-                if ("aligned" if flag else "unaligned") not in files:
-                    raise UsageError(f"{where}: {dataset} has no {'aligned' if flag else 'unaligned'} setting")
-                for model, condition in ((m, c) for c in exp_conditions for m in exp_models):
-                    out.append((name, Setting(
-                        model=model, dataset=dataset, aligned=flag,
-                        preset=preset or exp.get("preset", top.get("preset")),
-                        overrides=exp_overrides,
-                        max_epochs=max_epochs if max_epochs is not None else exp.get("max_epochs", top.get("max_epochs")),
-                        synthetic=bool(synthetic or top.get("synthetic", False)),
-                        synthetic_size=synthetic_size or top.get("synthetic_size", "small"),
-                        data_root=data_root or top.get("data_root"),
-                        feature_path=feature_path, condition=condition), exp_seeds))
-    if file is not None:
-        for what, asked in (("models", models), ("datasets", datasets)):
-            missing = sorted(set(asked or ()) - names_seen[what])
-            if missing:
-                raise UsageError(f"{where_file} has no {what} {', '.join(missing)}; it has "
-                                 f"{', '.join(sorted(names_seen[what]))}")
-    if not out:
-        raise UsageError(f"{where_file}: nothing to run after filtering")
-    if feature_path is not None and len({s.dataset for _, s, _ in out}) > 1:
-        raise UsageError("--feature-path names one file, so give exactly one dataset")
-    if feature_path is not None and any(s.synthetic for _, s, _ in out):
-        raise UsageError(f"{where_file} asks for synthetic data, which brings its own files; drop --feature-path")
-    return out
-
-
-def _conditions(exp: dict, top: dict, where: str, missing_rates, drop_modality, modalities) -> list[Condition]:
-    """The protocol conditions of one experiment: command line, else experiment, else top level."""
-    def axis(cli, key):
-        if cli:
-            return cli
-        value = exp.get(key, top.get(key))
-        return None if value is None else _as_list(value, key, where)
-    drops = axis([drop_modality] if isinstance(drop_modality, str) else drop_modality, "drop_modality")
-    return conditions(axis(missing_rates, "missing_rate"), drops, axis(modalities, "modalities"))
 
 
 # --------------------------------------------------------------------------------------
@@ -242,8 +80,9 @@ def prepare(setting: Setting, *, keep_others: bool = False) -> api.Job:
         group["jobs"][job_key] = api.prepare_job(
             setting.model, setting.dataset, aligned=setting.aligned, data_root=setting.data_root,
             feature_path=setting.feature_path, synthetic=setting.synthetic,
-            synthetic_size=setting.synthetic_size, preset=setting.preset, overrides=list(setting.overrides),
-            max_epochs=setting.max_epochs, loaded=group["loaded"], condition=setting.condition)
+            synthetic_size=setting.synthetic_size, synthetic_recipe=setting.synthetic_recipe, preset=setting.preset,
+            overrides=list(setting.overrides), max_epochs=setting.max_epochs, loaded=group["loaded"],
+            condition=setting.condition)
     return group["jobs"][job_key]
 
 

@@ -33,7 +33,8 @@ from ..training.seed import DEFAULT_SEEDS, check_seeds
 from .driver import SweepLock, sweep
 from .execute import optuna_module
 from .local import LocalBackend
-from .plan import PlannedRun, Setting
+from .plan import PlannedRun
+from .sweep_file import Setting
 
 log = logging.getLogger("mmsa_atsuko")
 TUNE_DIR = "tune"

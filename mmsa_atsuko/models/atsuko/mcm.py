@@ -8,7 +8,9 @@
   more, so it gets more target mass.
 - Eq. 7: L_comp = (1/B) sum_b KL(q_b || w_b); q is a constant, so only the router learns from it.
 - Eq. 8: teacher t = sg( sum_m w_m r_m ), r_m the refined unimodal features.
-- Eq. 9: L_d = (1/B) sum_b mean_c ( softmax(c_proj)_c - softmax(t)_c )^2 (EMOE's uni_distill).
+- Eq. 9: L_d = (1/B) sum_b mean_c ( softmax(c_proj)_c - softmax(t)_c )^2 (EMOE's uni_distill),
+  `distill_form=softmax_mse` (spec §10); `kl` is (1/B) sum_b KL(softmax(t_b) || softmax(c_proj_b)),
+  the other reading of "distributional discrepancy" (spec §18); `off` drops L_d.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from torch import nn
 
 MODALITIES = ("L", "V", "A")
 EPS = 1e-9   # EMOE's clamp for logs
+DISTILL_FORMS = ("softmax_mse", "kl", "off")
 
 
 def remaining_pair(excluded: str) -> tuple[str, str]:
@@ -68,6 +71,12 @@ def distillation_teacher(weights: torch.Tensor, refined: torch.Tensor) -> torch.
     return torch.einsum("bm,bmd->bd", weights, refined).detach()
 
 
-def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """Eq. 9: mean over batch and features of (softmax(c_proj) - softmax(t))^2, softmax over features."""
-    return F.mse_loss(F.softmax(student, dim=-1), F.softmax(teacher.detach(), dim=-1))
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, form: str = "softmax_mse") -> torch.Tensor:
+    """Eq. 9, softmax over features: `softmax_mse`, the mean over batch and features of
+    (softmax(c_proj) - softmax(t))^2; `kl`, (1/B) sum_b KL(softmax(t_b) || softmax(c_proj_b))."""
+    if form == "softmax_mse":
+        return F.mse_loss(F.softmax(student, dim=-1), F.softmax(teacher.detach(), dim=-1))
+    if form == "kl":
+        return F.kl_div(F.log_softmax(student, dim=-1), F.log_softmax(teacher.detach(), dim=-1),
+                        reduction="batchmean", log_target=True)
+    raise ValueError(f"distill_form must be softmax_mse or kl here, got {form!r}")

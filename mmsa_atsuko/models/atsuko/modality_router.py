@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 ROUTE_PATHS = ("pre", "post")
+ROUTER_INPUTS = ("refined", "raw")       # pre path reads X' (paper, spec §6) or the raw input features (EMOE)
 
 
 class ModalityRouter(nn.Module):
@@ -36,10 +37,11 @@ class ModalityRouter(nn.Module):
 
 
 class PreAttentionInput(nn.Module):
-    """Builds the pre-path router input z (B, 3 d T'_L) from X'_L, X'_V, X'_A (spec §6).
+    """Builds the pre-path router input z (B, T'_L sum_m d_m) from X'_L, X'_V, X'_A (spec §6),
+    or, with router_input=raw, from the input features (EMOE's router input, d_m their dims).
 
-    `lengths` maps 'L', 'V', 'A' to T'_m. The Align linears map time T'_m -> T'_L (EMOE's
-    `transfer_v_ali`/`transfer_a_ali`), one per modality whose length differs from text.
+    `lengths` maps 'L', 'V', 'A' to the sequence lengths. The Align linears map time T_m -> T_L
+    (EMOE's `transfer_v_ali`/`transfer_a_ali`), one per modality whose length differs from text.
     """
 
     def __init__(self, lengths: dict):
@@ -49,14 +51,16 @@ class PreAttentionInput(nn.Module):
             m: nn.Linear(lengths[m], self.text_length) for m in ("V", "A") if lengths[m] != self.text_length
         })
 
-    def input_dim(self, dim: int) -> int:
-        return 3 * dim * self.text_length
+    def input_dim(self, dims) -> int:
+        """The width of z for per-modality feature dims `dims` ('L', 'V', 'A'), or one dim for all three."""
+        total = 3 * dims if isinstance(dims, int) else sum(dims.values())
+        return total * self.text_length
 
     def forward(self, x: dict) -> torch.Tensor:
         aligned = [x["L"]]
         for m in ("V", "A"):
-            seq = x[m]                                                        # (B, T'_m, d)
+            seq = x[m]                                                        # (B, T'_m, d_m)
             if m in self.align:
                 seq = self.align[m](seq.transpose(1, 2)).transpose(1, 2)      # time axis -> T'_L
             aligned.append(seq)
-        return torch.cat(aligned, dim=-1).flatten(1)                          # (B, T'_L * 3d)
+        return torch.cat(aligned, dim=-1).flatten(1)                          # (B, T'_L * sum d_m)

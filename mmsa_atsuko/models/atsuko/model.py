@@ -12,6 +12,18 @@ Data flow (spec §0), modality order L (text), V (vision), A (audio) everywhere:
 
 Switches (spec §14) remove whole modules: with use_sbn=False there is no spectrum, band router
 or band entropy; with use_mcm=False no bimodal heads, L_bi or L_comp.
+
+Open readings (spec §18), each a config key; the defaults were chosen on validation MAE over the
+standard and stress synthetic recipes (README, "Atsuko's open readings"):
+- entropy_norm log_m | emoe, lambda_ent (default log_m, 0.1; the paper's reading is EMOE's xN at
+  1.0, which pins both routers at uniform);
+- band_pool rms | mean (default rms; the paper's mean leaves the mid/high summaries near 0);
+- router_input refined | raw: the pre-path router reads X' after the text dropout (the paper's
+  w = R(X'), default) or the input features before it (EMOE's router); router_detach stops
+  the router's gradient into what it reads (default false);
+- distill_form softmax_mse | kl | off: Eq. 9 as EMOE's softmax-MSE (default), KL between the
+  softmaxes, or no L_d;
+- lambda_comp, comp_temperature: L_comp's weight and its target's temperature (0.1, 1.0).
 """
 from __future__ import annotations
 
@@ -26,9 +38,9 @@ from ..common.heads import ResidualHead
 from ..common.transformer import TransformerEncoder
 from .band_router import BAND_COMBINES, BAND_POOLS, SpectralBandRouter
 from .losses import ENTROPY_NORMS, per_sample_loss, routing_entropy, total_loss
-from .mcm import (BimodalHeads, complementarity_importance, complementarity_loss, complementarity_target,
-                  distillation_loss, distillation_teacher)
-from .modality_router import ROUTE_PATHS, ModalityRouter, PreAttentionInput
+from .mcm import (DISTILL_FORMS, BimodalHeads, complementarity_importance, complementarity_loss,
+                  complementarity_target, distillation_loss, distillation_teacher)
+from .modality_router import ROUTE_PATHS, ROUTER_INPUTS, ModalityRouter, PreAttentionInput
 
 MODALITIES = ("L", "V", "A")
 BATCH_KEY = {"L": "text", "V": "vision", "A": "audio"}     # batch/spec keys are named text/audio/vision
@@ -59,7 +71,14 @@ class Atsuko(nn.Module):
         self.use_mcm = bool(config["use_mcm"])
         # use_distill: null follows use_mcm (DECISION, spec §14: distillation is MCM's feature half).
         self.use_distill = self.use_mcm if config["use_distill"] is None else bool(config["use_distill"])
+        self.distill_form = _choice(config, "distill_form", DISTILL_FORMS)
+        self.use_distill = self.use_distill and self.distill_form != "off"
         self.route_path = _choice(config, "route_path", ROUTE_PATHS)
+        self.router_input_kind = _choice(config, "router_input", ROUTER_INPUTS)
+        if self.router_input_kind == "raw" and self.route_path == "post":
+            raise UsageError("router_input=raw reads the input features before the transformers: it needs "
+                             "route_path=pre (the post path routes on the transformers' outputs)")
+        self.router_detach = bool(config["router_detach"])
         self.band_partition = _choice(config, "band_partition", BAND_PARTITIONS)
         self.entropy_norm = _choice(config, "entropy_norm", ENTROPY_NORMS)
         _choice(config, "band_pool", BAND_POOLS)
@@ -122,9 +141,13 @@ class Atsuko(nn.Module):
                     block.spectrum.calibrated.fill_(True)
 
         # §6 modality router (Eq. 3) -----------------------------------------------------------
-        if self.route_path == "pre":
+        if self.route_path == "pre" and self.router_input_kind == "raw":     # EMOE: raw features, T_L steps
+            raw_lengths = {m: int(spec.seq_lens[BATCH_KEY[m]]) for m in MODALITIES}
+            self.router_input = PreAttentionInput(raw_lengths)
+            router_dim = self.router_input.input_dim(input_dims)
+        elif self.route_path == "pre":
             self.router_input = PreAttentionInput(lengths)
-            router_dim = self.router_input.input_dim(d)
+            router_dim = self.router_input.input_dim(dict.fromkeys(MODALITIES, d))
         else:
             router_dim = 3 * d
         self.modality_router = ModalityRouter(router_dim, len(MODALITIES), float(config["router_temperature"]))
@@ -152,12 +175,17 @@ class Atsuko(nn.Module):
     # ------------------------------------------------------------------------------------------
     # forward
     # ------------------------------------------------------------------------------------------
-    def encode(self, batch: dict) -> dict:
-        """§1: the batch -> X_m (B, T'_m, d) for m in L, V, A (the signal the bands are cut from)."""
-        text = self.text_input(batch)
+    def inputs(self, batch: dict) -> dict:
+        """The input features (B, T_m, d_m) for m in L, V, A: text after BERT (or the text
+        features), before the text dropout; what router_input=raw routes on."""
         dtype = self.shared_conv.weight.dtype
-        raw = {"L": F.dropout(text.to(dtype), p=self.text_dropout, training=self.training),   # EMOE text dropout
-               "V": batch["vision"].to(dtype), "A": batch["audio"].to(dtype)}
+        return {"L": self.text_input(batch).to(dtype), "V": batch["vision"].to(dtype), "A": batch["audio"].to(dtype)}
+
+    def encode(self, batch: dict, inputs: dict | None = None) -> dict:
+        """§1: the batch -> X_m (B, T'_m, d) for m in L, V, A (the signal the bands are cut from).
+        `inputs`: `self.inputs(batch)` when the caller has it already."""
+        inputs = self.inputs(batch) if inputs is None else inputs
+        raw = {**inputs, "L": F.dropout(inputs["L"], p=self.text_dropout, training=self.training)}   # EMOE text dropout
         features = {}
         for m in MODALITIES:
             x = raw[m].transpose(1, 2)                                        # (B, d_m, T_m)
@@ -171,7 +199,8 @@ class Atsuko(nn.Module):
         return features
 
     def forward(self, batch: dict, return_spectral: bool = False) -> dict:
-        x = self.encode(batch)
+        inputs = self.inputs(batch)
+        x = self.encode(batch, inputs)
         out = {}
 
         # §2-§5 (Eq. 1-2): X'_m = K sum_k w~_k P_k X_m
@@ -186,15 +215,19 @@ class Atsuko(nn.Module):
             sbn = None
             x_prime = x                                                        # X' = X
 
-        # §6 (Eq. 3) pre path: route on the band-refined sequences, before the transformers
+        # §6 (Eq. 3) pre path: route on the band-refined sequences X' (router_input=refined, the
+        # paper's w = R(X')) or on the input features before the text dropout (raw, EMOE), before
+        # the transformers; router_detach stops the router's gradient into what it reads.
         if self.route_path == "pre":
-            weights = self.modality_router(self.router_input(x_prime))
+            z = self.router_input(inputs if self.router_input_kind == "raw" else x_prime)
+            weights = self.modality_router(z.detach() if self.router_detach else z)
 
         # §7: transformers run sequence-first; h_m is the last position (causal: it sees all)
         h = {m: self.transformers[m](x_prime[m].transpose(0, 1), last_only=True) for m in MODALITIES}
 
         if self.route_path == "post":                                          # §6 post path
-            weights = self.modality_router(torch.cat([h[m] for m in MODALITIES], dim=-1))
+            z = torch.cat([h[m] for m in MODALITIES], dim=-1)
+            weights = self.modality_router(z.detach() if self.router_detach else z)
 
         # §8 (Eq. 4): c = sum_m w_m h_m, vectorised; residual MLP; heads
         h_stack = torch.stack([h[m] for m in MODALITIES], dim=1)              # (B, 3, d)
@@ -260,7 +293,7 @@ class Atsuko(nn.Module):
             terms["comp"] = complementarity_loss(q, outputs["modality_weights"])   # Eq. 7
             extras = {"phi": phi, "q": q}
         if self.use_distill:
-            terms["distill"] = distillation_loss(outputs["c_proj"], outputs["teacher"])   # Eq. 9
+            terms["distill"] = distillation_loss(outputs["c_proj"], outputs["teacher"], self.distill_form)   # Eq. 9
         terms["task_eq10"], terms["total"] = total_loss(terms, **self.lambdas)  # Eq. 10, Eq. 12
         return {**terms, **extras}
 

@@ -1,0 +1,93 @@
+"""The README table "What Atsuko does on data we can make" (issue 16, part 4) from the results
+of configs/sweeps/atsuko_stress.yaml: per synthetic recipe and model, test MAE mean ± sample std
+over seeds (n), the Welch p of atsuko against atsuko_base (leaderboard.stats.welch), and the
+router response from the `routing` objects of Atsuko's records (models/atsuko/diagnostics.py).
+
+    python bench/atsuko_stress_table.py --out results/atsuko_stress
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mmsa_atsuko.data.synthetic_stress import RECIPES, recipe_kind  # noqa: E402
+from mmsa_atsuko.leaderboard.stats import welch  # noqa: E402
+from mmsa_atsuko.results import latest_by_identity, ok_records, read_records  # noqa: E402
+
+MODELS = ("atsuko", "atsuko_base", "emoe", "tfn")
+ORDER = ("corrupt", "bands", "redundant", "standard")
+
+
+def _mean_std(values):
+    if not values:
+        return "-"
+    std = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"{statistics.mean(values):.4f} ± {std:.4f} (n={len(values)})"
+
+
+def _avg(values):
+    values = [v for v in values if v is not None]
+    return statistics.mean(values) if values else None
+
+
+def response(records: list[dict], recipe: str) -> str:
+    """Atsuko's router under the true condition, averaged over seeds."""
+    routing = [r["routing"] for r in records if r.get("routing")]
+    if not routing:
+        return "-"
+    spread = _avg([statistics.mean(x["modality_weights"][m]["std"] for m in "LVA") for x in routing])
+    text = f"w spread {spread:.3f}"
+    if recipe == "corrupt":
+        parts = []
+        for m in "LVA":
+            hit = _avg([x["condition"]["modality_weight"][m]["corrupted"] for x in routing])
+            clean = _avg([x["condition"]["modality_weight"][m]["clean"] for x in routing])
+            parts.append(f"{m} {hit:.3f}/{clean:.3f} (x{hit / clean:.2f})")
+        text += "; corrupted/clean: " + ", ".join(parts)
+    elif recipe == "bands":
+        cue = _avg([x["condition"].get("cue_band_weight") for x in routing])
+        noise = _avg([x["condition"].get("noise_band_weight") for x in routing])
+        if cue is not None:
+            text += f"; vision cue band {cue:.3f} vs noise band {noise:.3f}"
+    elif recipe == "redundant":
+        parts = []
+        for m in "AV":
+            cleaner = _avg([x["condition"]["modality_weight"][m]["cleaner"] for x in routing])
+            noisier = _avg([x["condition"]["modality_weight"][m]["noisier"] for x in routing])
+            parts.append(f"{m} {cleaner:.3f}/{noisier:.3f}")
+        text += "; cleaner/noisier: " + ", ".join(parts)
+    return text
+
+
+def table(out: Path) -> str:
+    records = ok_records(list(latest_by_identity(read_records(out)).values()))
+    groups: dict = {}
+    for r in records:
+        recipe = recipe_kind(r["data"].partition("synthetic:")[2])
+        groups.setdefault((recipe, r["model"]), []).append(r)
+    header = " | ".join(f"{m} test MAE" for m in MODELS)
+    lines = [f"| recipe | {header} | Welch p (atsuko vs base) | atsuko router response |",
+             "|---" * (len(MODELS) + 3) + "|"]
+    for recipe in ORDER:
+        if recipe not in RECIPES:
+            continue
+        maes = {m: [r["metrics"]["MAE"] for r in groups.get((recipe, m), [])] for m in MODELS}
+        p = "-"
+        if len(maes["atsuko"]) > 1 and len(maes["atsuko_base"]) > 1:
+            p = f"{welch(maes['atsuko'], maes['atsuko_base']).p:.3g}"
+        lines.append(f"| {recipe} | " + " | ".join(_mean_std(maes[m]) for m in MODELS) + f" | {p} | "
+                     f"{response(groups.get((recipe, 'atsuko'), []), recipe)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="results/atsuko_stress")
+    print(table(Path(p.parse_args().out)))
+
+
+if __name__ == "__main__":
+    main()

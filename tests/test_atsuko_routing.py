@@ -1,0 +1,121 @@
+"""Router diagnostics (models/atsuko/diagnostics.py): the `routing` object of Atsuko's run
+records, on hand-built exports and through a real run on a stress recipe; `explain`'s
+modality_weights.csv from a checkpoint applied to another feature file."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import mmsa_atsuko
+from mmsa_atsuko import analysis
+from mmsa_atsuko.data.synthetic import write_synthetic
+from mmsa_atsuko.models.atsuko.diagnostics import routing_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _export(w, bands=None):
+    w = np.asarray(w, dtype=np.float32)
+    export = {f"modality_weight_{m}": w[:, i] for i, m in enumerate("LVA")}
+    for m, b in (bands or {}).items():
+        export[f"band_weights_{m}"] = np.asarray(b, dtype=np.float32)
+    return export
+
+
+W = [[0.6, 0.2, 0.2], [0.2, 0.6, 0.2], [0.1, 0.1, 0.8], [0.4, 0.4, 0.2]]     # L V A per sample
+
+
+def test_modality_and_band_statistics():
+    bands = {"V": [[0.5, 0.3, 0.2], [0.1, 0.1, 0.8], [0.2, 0.2, 0.6], [0.3, 0.3, 0.4]]}
+    routing = routing_summary(_export(W, bands))
+    assert routing["modality_weights"]["L"]["mean"] == pytest.approx(0.325)
+    # population std of 0.6, 0.2, 0.1, 0.4: mean 0.325, squares .075625 .015625 .050625 .005625
+    assert routing["modality_weights"]["L"]["std"] == pytest.approx(np.sqrt(0.1475 / 4))
+    assert routing["modality_weights"]["A"]["mean"] == pytest.approx(0.35)
+    assert routing["band_weights"]["V"]["mean"] == pytest.approx([0.275, 0.225, 0.5])
+    assert routing["band_weights"]["V"]["std"][0] == pytest.approx(np.std([0.5, 0.1, 0.2, 0.3]))
+    assert set(routing) == {"modality_weights", "band_weights"}
+
+
+def test_no_routing_for_a_model_without_modality_weights():
+    assert routing_summary({"pred_T": np.zeros(3)}) is None
+
+
+def test_corrupt_response():
+    # sample 0: text corrupted (w_L 0.6), 1: audio (w_A 0.2), 2: none, 3: text (w_L 0.4)
+    routing = routing_summary(_export(W), {"kind": "corrupt", "corrupted": np.array([0, 1, -1, 0])})
+    text = routing["condition"]["modality_weight"]["L"]
+    assert text["corrupted"] == pytest.approx(0.5) and text["clean"] == pytest.approx(0.15)
+    assert text["ratio"] == pytest.approx(0.5 / 0.15)
+    audio = routing["condition"]["modality_weight"]["A"]
+    assert audio["corrupted"] == pytest.approx(0.2) and audio["clean"] == pytest.approx((0.2 + 0.8 + 0.2) / 3)
+    vision = routing["condition"]["modality_weight"]["V"]
+    assert vision["corrupted"] is None and vision["ratio"] is None
+
+
+def test_bands_response():
+    bands = {"V": [[0.5, 0.3, 0.2], [0.1, 0.1, 0.8], [0.2, 0.2, 0.6], [0.3, 0.3, 0.4]]}
+    routing = routing_summary(_export(W, bands), {"kind": "bands", "cue_band": np.array([0, 1, 1, 0])})
+    # cue band: low (0) for samples 0 and 3, high (2) for 1 and 2
+    assert routing["condition"]["cue_band_weight"] == pytest.approx((0.5 + 0.8 + 0.6 + 0.3) / 4)
+    assert routing["condition"]["noise_band_weight"] == pytest.approx((0.2 + 0.1 + 0.2 + 0.4) / 4)
+
+
+def test_redundant_response():
+    condition = {"kind": "redundant", "noise_audio": np.array([0.1, 5.0, 1.0, 2.0]),
+                 "noise_vision": np.array([1.0, 0.5, 3.0, 1.0])}
+    routing = routing_summary(_export(W), condition)["condition"]["modality_weight"]
+    # audio is the cleaner one in samples 0 and 2 (w_A 0.2, 0.8), the noisier in 1 and 3 (0.2, 0.2)
+    assert routing["A"] == pytest.approx({"cleaner": 0.5, "noisier": 0.2})
+    assert routing["V"] == pytest.approx({"cleaner": 0.5, "noisier": 0.15})
+
+
+@pytest.fixture(scope="module")
+def corrupt_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("routing-results")
+    records = mmsa_atsuko.run(["atsuko", "tfn"], "mosi", seeds=[1111], synthetic=True, synthetic_recipe="corrupt",
+                              preset="small", max_epochs=1, out=out, quiet=True)
+    return out, {r["model"]: r for r in records}
+
+
+def test_run_records_carry_the_routing_object(corrupt_run):
+    out, records = corrupt_run
+    assert "routing" not in records["tfn"]
+    routing = records["atsuko"]["routing"]
+    stored = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert [r for r in stored if r["model"] == "atsuko"][0]["routing"] == json.loads(json.dumps(routing))
+    predictions = pd.read_csv(out / records["atsuko"]["run_dir"] / "predictions_test.csv")   # relative to --out
+    for m in "LVA":
+        expected = predictions[f"modality_weight_{m}"].mean()
+        assert routing["modality_weights"][m]["mean"] == pytest.approx(expected, abs=1e-6)
+    condition = analysis.load_run(out, records["atsuko"]["run_id"])      # the run's own data and condition
+    from mmsa_atsuko.data.synthetic_stress import split_condition
+    corrupted = split_condition(condition.data.spec.source, condition.data.spec.path)["corrupted"]
+    hit = corrupted == 0
+    assert routing["condition"]["modality_weight"]["L"]["corrupted"] == pytest.approx(
+        predictions["modality_weight_L"][hit].mean(), abs=1e-6)
+
+
+def test_explain_writes_modality_weights_csv_for_another_feature_file(corrupt_run, tmp_path):
+    out, records = corrupt_run
+    other = write_synthetic("mosi", tmp_path / "other.pkl", seed=7, recipe="corrupt")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    done = subprocess.run([sys.executable, "run.py", "explain", "--run", records["atsuko"]["run_id"], "--results",
+                           str(out), "--out", str(tmp_path / "figs"), "--feature-path", str(other)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "figs" / "modality_weights.csv")
+    assert list(table.columns) == ["id", "w_T", "w_A", "w_V"]
+    run = analysis.load_run(out, records["atsuko"]["run_id"])
+    test = mmsa_atsuko.data.load_dataset("mosi", feature_path=other).test
+    assert list(table.id) == list(test.ids) and list(table.id) != list(run.data.test.ids)
+    with torch.no_grad():
+        w = run.model(test.batch(torch.arange(len(test))))["modality_weights"].numpy()
+    np.testing.assert_allclose(table[["w_T", "w_V", "w_A"]].to_numpy(), w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(table[["w_T", "w_A", "w_V"]].sum(axis=1), 1.0, atol=1e-5)
