@@ -613,8 +613,8 @@ def cmd_robustness(argv) -> int:
     table = pd.concat(tables, ignore_index=True)
     metric = headline_metric(runs[0].record["dataset"])
     fig = plot_robustness(table, metric, any(r.synthetic for r in runs), lower_is_better(metric))
-    name = "robustness" if args.out else f"robustness_{runs[0].run_id}"    # runs of other calls sit beside it
-    for path in save_figure(fig, table, args.out or analysis_dir(args.results), name):
+    # Named by its first run, so the figures of other runs sit beside it in <results>/analysis.
+    for path in save_figure(fig, table, args.out or analysis_dir(args.results), f"robustness_{runs[0].run_id}"):
         print(f"wrote {path}")
     return 0
 
