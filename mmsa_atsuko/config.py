@@ -294,11 +294,17 @@ def _apply(config: dict, layer: dict, declared: dict, where: str, checks: dict) 
         check_meaning(key, config[key], declared[key], checks.get(key), where)
 
 
+YAML11_BOOL_WORDS = {"on", "off", "yes", "no", "y", "n"}
+
+
 def parse_override(text: str) -> tuple[str, object]:
     """'lr=1e-3' -> ('lr', 0.001); values are parsed as YAML (numbers, bools, lists, null)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise UsageError(f"override {text!r} must look like key=value")
+    if raw.strip().lower() in YAML11_BOOL_WORDS:
+        # YAML 1.1 reads on/off/yes/no as booleans; `-c distill_form=off` means the word (YAML 1.2 agrees).
+        return key.strip(), raw.strip()
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:

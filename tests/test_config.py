@@ -115,3 +115,12 @@ def test_a_null_default_key_set_to_1_or_1_0_is_one_config():
         load_config("tfn", "sims", overrides=["eval_batch_size=8.5"])
     with pytest.raises(UsageError, match="use_distill must be a bool"):
         load_config("atsuko", "sims", overrides=["use_distill=1"])
+
+
+def test_an_override_of_on_off_yes_no_is_the_word_not_a_bool():
+    """YAML 1.1 reads `off` as False: `-c distill_form=off` must reach the model as the word."""
+    assert parse_override("distill_form=off") == ("distill_form", "off")
+    assert parse_override("use_bert=true") == ("use_bert", True)
+    assert load_config("atsuko", "mosi", overrides=["distill_form=off"]).distill_form == "off"
+    with pytest.raises(UsageError, match="use_bert must be a bool"):
+        load_config("atsuko", "mosi", overrides=["use_bert=yes"])
