@@ -90,3 +90,64 @@ def test_bad_search_spaces_are_usage_errors(tmp_path):
         tune("tfn", "mosi", trials=1, out=tmp_path / "out", space_file=bad, backend=LocalBackend(), **TINY)
     with pytest.raises(UsageError, match="no search space for mult"):
         read_space("mult")
+
+
+def test_every_run_option_reaches_the_trials_and_the_final_runs(tmp_path):
+    # A stress recipe and a protocol condition: the trial trains on them, the final runs are recorded
+    # under them (condition in the identity, recipe in the data id), and the study is named by them.
+    lines = []
+    study = tune("tfn", "mosi", trials=1, out=tmp_path, seeds=[1111], echo=lines.append,
+                 synthetic_recipe="corrupt", missing_rates=[0.25], save_checkpoint="none", **TINY)
+    assert study.study_name == "tune-tfn-mosi-corrupt-missing_rate0.25"
+    (record,) = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert record["condition"]["missing_rate"] == 0.25 and record["data"].startswith("synthetic:corrupt")
+    assert record["label"] == study.study_name and record["status"] == "ok"
+    assert not (tmp_path / record["run_dir"] / "best.pt").exists()          # --save-checkpoint none
+    assert study.user_attrs["search"]["condition"] == "missing_rate=0.25"
+
+
+def test_a_tune_names_one_setting_and_a_study_resumes_only_the_search_it_began(tmp_path):
+    with pytest.raises(UsageError, match="a tune searches one setting, and these options name 2"):
+        tune("tfn", "mosi", trials=1, out=tmp_path, missing_rates=[0.0, 0.5], **TINY)
+    tune("tfn", "mosi", trials=1, out=tmp_path, study_name="s", final_runs=False, echo=lambda _: None, **TINY)
+    with pytest.raises(UsageError, match=r"study s in .* searched with other config_hash.*--study NAME"):
+        tune("tfn", "mosi", trials=2, out=tmp_path, study_name="s", final_runs=False,
+             **{**TINY, "max_epochs": 3})
+    with pytest.raises(UsageError, match="searched with other trial_seed"):
+        tune("tfn", "mosi", trials=2, out=tmp_path, study_name="s", seeds=[7], final_runs=False, **TINY)
+    assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'tune' / 's.db'}").trials) == 1
+
+
+def test_tune_options_that_name_the_other_backend_are_one_line(tmp_path, capsys):
+    from mmsa_atsuko.cli import main
+    for argv, expected in (
+            (["--backend", "ray", "--jobs", "2"], "--jobs and --devices are for --backend local"),
+            (["--cpus-per-run", "1"], "--cpus-per-run only apply to --backend ray")):
+        code = main(["tune", "-m", "tfn", "-d", "mosi", "--trials", "1", "--synthetic", "--out", str(tmp_path),
+                     *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and err == [f"error: {expected}" + err[0].split(expected, 1)[1]], err
+    assert not (tmp_path / "tune").exists()
+
+
+def test_trials_on_ray_are_asked_as_slots_free_and_score_as_in_process(tmp_path):
+    if os.environ.get("MMSA_ATSUKO_REQUIRE_RAY") != "1":
+        pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    import ray
+
+    from mmsa_atsuko.sweep import RayBackend
+    local = tune("tfn", "mosi", trials=3, out=tmp_path / "local", final_runs=False, echo=lambda _: None, **TINY)
+    ray.init(num_cpus=2, include_dashboard=False)          # two slots of one CPU, whatever the machine has
+    try:
+        remote = tune("tfn", "mosi", trials=3, out=tmp_path / "ray", backend=RayBackend(cpus_per_run=1),
+                      final_runs=False, echo=lambda _: None, **TINY)
+    finally:
+        ray.shutdown()
+    ours, theirs = remote.get_trials(deepcopy=False), local.get_trials(deepcopy=False)
+    assert [t.number for t in ours] == [0, 1, 2] and all(t.state.name in ("COMPLETE", "PRUNED") for t in ours)
+    # The same seeded proposals, trained the same way in a Ray worker (one torch thread, as here).
+    assert [t.params for t in ours] == [t.params for t in theirs]
+    assert [t.value for t in ours[:2]] == [t.value for t in theirs[:2]]
+    # Two slots: trials 0 and 1 ran together; trial 2 was asked only after one of them was told.
+    assert ours[1].datetime_start < ours[0].datetime_complete
+    assert ours[2].datetime_start >= min(ours[0].datetime_complete, ours[1].datetime_complete)

@@ -94,10 +94,10 @@ def run_trial(run: PlannedRun, device: str) -> dict:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {entry['epoch']}")
 
-        set_seed(run.seed)
+        set_seed(run.seed, run.deterministic)
         model = build_model(job.model, job.config, job.data.spec)
         result = fit(model, job.data, job.config, device=resolve_device(device), seed=run.seed, run_dir=None,
-                     progress=False, on_epoch=report, test=False)
+                     progress=False, on_epoch=report, test=False, precision=run.precision)
         value = float(result.valid[key])
         state = "complete" if math.isfinite(value) else "fail"
         return {"number": info["number"], "state": state, "value": value, "epochs": result.epochs_run,

@@ -55,14 +55,40 @@ class RayBackend:
             ray.shutdown()
             self.started_here = False
 
+    def slots(self) -> int:
+        """Runs the cluster can train at once with this backend's resources per run (read again
+        after every result: a cluster may grow)."""
+        import ray  # optional extra
+        resources = ray.cluster_resources()
+        slots = resources.get("CPU", 0) / self.cpus
+        if self.gpus > 0:
+            if not resources.get("GPU"):
+                raise UsageError(f"--gpus-per-run {self.gpus:g}, but the Ray cluster has no GPU; give "
+                                 f"--gpus-per-run 0 or an --address of a cluster with GPUs")
+            slots = min(slots, resources["GPU"] / self.gpus)
+        return max(1, int(slots))
+
     def run(self, runs, out, on_result) -> None:
+        """Keep as many tasks in flight as the cluster has slots, and take the next run from `runs` only
+        when one is free: a tune asks for its next trial after telling the study every result so far."""
         import ray  # optional extra
         self.start()
         task = ray.remote(_ray_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0)
         device = "cuda" if self.gpus > 0 else "cpu"
         threads = max(1, int(self.cpus))
-        pending = {task.remote(run, run_id, str(Path(out).resolve()), device, threads): (run, run_id)
-                   for run, run_id in runs}
+        out = str(Path(out).resolve())
+        runs = iter(runs)
+        pending = {}
+
+        def submit() -> None:
+            while len(pending) < self.slots():
+                planned = next(runs, None)
+                if planned is None:
+                    return
+                run, run_id = planned
+                pending[task.remote(run, run_id, out, device, threads)] = planned
+
+        submit()
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             run, run_id = pending.pop(ref)
@@ -71,6 +97,7 @@ class RayBackend:
             except Exception as error:                # the worker itself died (OOM, segfault)
                 record = failure(run, run_id, out, device, error, datetime.now(timezone.utc), 0.0)
             on_result(record)
+            submit()
 
 
 def _ray_task(run: PlannedRun, run_id: str, out: str, device: str, threads: int) -> dict:

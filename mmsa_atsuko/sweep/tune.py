@@ -9,8 +9,11 @@
 - A trial trains one seed (the first of `seeds`) without a run folder or record, reports the
   valid key metric after every epoch and is pruned by a median pruner; `fit(test=False)` never
   evaluates the test split, so nothing of the test set reaches the choice.
-- Trials run on the sweep's backend (local, in process or `--jobs N` workers) in rounds of as
-  many trials as the backend has workers: Optuna's ask/tell, no scheduler of its own.
+- Trials run on the sweep's backends (local: in process or `--jobs N` workers; Ray: one task per
+  trial), with Optuna's ask/tell and no scheduler of its own: a backend asks for the next trial
+  only when it has a free slot, after every result so far was told, so TPE proposes from them.
+- A study remembers what it searched (setting, config hash, trial seed, space): resuming it with
+  other options is an error, not a silent mix of two searches.
 - The best configuration then runs on every seed as a normal sweep (recorded, skipped when
   already recorded), its records labelled with the study's name (`label`).
 
@@ -24,17 +27,19 @@ import math
 from pathlib import Path
 
 from .. import api
-from ..config import CONFIG_DIR, parse_override, read_yaml
+from ..config import CONFIG_DIR, config_hash, read_yaml
+from ..data.conditions import check_model_allows
 from ..errors import ToolkitError, UsageError
 from ..metrics import lower_is_better
-from ..registry import canonical_model_name
+from ..registry import canonical_model_name, get_model_class
 from ..results import check_output_folder
+from ..training.hardware import check_precision
 from ..training.seed import DEFAULT_SEEDS, check_seeds
 from .driver import SweepLock, sweep
 from .execute import optuna_module
 from .local import LocalBackend
 from .plan import PlannedRun
-from .sweep_file import Setting
+from .sweep_file import Setting, expand
 
 log = logging.getLogger("mmsa_atsuko")
 TUNE_DIR = "tune"
@@ -78,23 +83,31 @@ def _finished(study, optuna) -> list:
 
 
 def tune(model: str, dataset: str, *, trials: int, out="results", space_file=None, study_name=None,
-         seed: int = 0, seeds=DEFAULT_SEEDS, backend=None, echo=print, final_runs: bool = True, **setting):
+         seed: int = 0, seeds=DEFAULT_SEEDS, backend=None, echo=print, final_runs: bool = True,
+         precision: str = "fp32", deterministic: bool = True, save_checkpoint: str = "best", **lists):
     """Search `trials` configurations of `model` on `dataset` (see the module docstring), then run the
-    best one on every seed in `seeds`. `setting`: Setting fields (aligned, preset, synthetic,
-    max_epochs, data_root, ...) and `overrides`, applied to every trial. Returns the study."""
+    best one on every seed in `seeds`. `lists`: what `sweep_file.expand` takes besides models, datasets
+    and seeds (aligned, synthetic, synthetic_recipe, preset, max_epochs, config, data_root, the protocol
+    axes, ...), applied to every trial; they must name one setting. Returns the study."""
     optuna = optuna_module()
     if trials < 1:
         raise UsageError(f"--trials must be at least 1, got {trials}")
+    api.check_save_checkpoint(save_checkpoint)
+    check_precision(precision)
     model = canonical_model_name(model)
     seeds = check_seeds(seeds)
-    setting["overrides"] = tuple(o if isinstance(o, tuple) else parse_override(o) for o in setting.get("overrides", ()))
+    settings = expand(models=[model], datasets=[dataset], seeds=seeds, **lists)
+    if len(settings) != 1:
+        raise UsageError(f"a tune searches one setting, and these options name {len(settings)}: give one "
+                         f"--missing-rate, --drop-modality and --modalities value (one study each)")
+    base = settings[0][1]
     space = read_space(model, space_file)
-    study_name = study_name or f"tune-{model}-{dataset}{'-aligned' if setting.get('aligned') else ''}"
+    study_name = study_name or default_study_name(base)
     out = check_output_folder(out)
     backend = backend or LocalBackend()
-    base = Setting(model=model, dataset=dataset, **{"aligned": False, **setting})
-    config = api.resolve_config(model, dataset, preset=base.preset, overrides=base.overrides,
+    config = api.resolve_config(model, base.dataset, preset=base.preset, overrides=base.overrides,
                                 max_epochs=base.max_epochs)
+    check_model_allows(model, get_model_class(model), base.condition)
     unknown = sorted(set(space) - set(config))
     if unknown:
         raise UsageError(f"search space keys {', '.join(unknown)} are not config keys of {model}")
@@ -106,6 +119,7 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
                                     direction="minimize" if minimize else "maximize",
                                     sampler=optuna.samplers.TPESampler(seed=seed),
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+        _check_same_search(study, _search_facts(base, config, seeds[0], space), storage)
         stored = study.get_trials(deepcopy=False)
         for dead in [t for t in stored if t.state == optuna.trial.TrialState.RUNNING]:
             # We hold the folder's lock: no live process runs it. Retry its parameters as a new trial.
@@ -126,7 +140,8 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
                 trial = study.ask()
                 params = suggest(trial, space)
                 s = Setting(**{**base.__dict__, "overrides": tuple(base.overrides) + tuple(params.items())})
-                run = PlannedRun(s, seeds[0], "", "", experiment=study_name)
+                run = PlannedRun(s, seeds[0], "", "", experiment=study_name, precision=precision,
+                                 deterministic=deterministic)
                 run.trial = {"storage": storage, "study": study_name, "trial_id": trial._trial_id,
                              "number": trial.number}
                 running[trial.number] = run
@@ -158,14 +173,42 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
             backend.close()
             raise
     if final_runs:        # the same backend: its workers are started already (sweep closes it)
-        overrides = list(base.overrides) + list(best.params.items())
         sweep(out=out, backend=backend, echo=echo, models=[model], datasets=[dataset], seeds=seeds,
-              aligned=base.aligned, synthetic=base.synthetic, synthetic_size=base.synthetic_size, preset=base.preset,
-              max_epochs=base.max_epochs, config=overrides, data_root=base.data_root,
-              feature_path=base.feature_path, label=study_name)
+              label=study_name, precision=precision, deterministic=deterministic, save_checkpoint=save_checkpoint,
+              **{**lists, "config": list(base.overrides) + list(best.params.items())})
     else:
         backend.close()
     return study
+
+
+def default_study_name(setting: Setting) -> str:
+    """tune-<model>-<dataset>, plus what sets this search apart from the plain one."""
+    parts = [setting.model, setting.dataset] + ["aligned"] * setting.aligned
+    if setting.synthetic_recipe != "standard":
+        parts.append(setting.synthetic_recipe)
+    if not setting.condition.plain:
+        parts.append(setting.condition.key().replace("=", "").replace(",", "-"))
+    return "tune-" + "-".join(parts)
+
+
+def _search_facts(setting: Setting, config, trial_seed: int, space: dict) -> dict:
+    """What a study's trials were scored on: a study resumed with other facts would mix two searches."""
+    return {"model": setting.model, "dataset": setting.dataset, "aligned": setting.aligned,
+            "synthetic": setting.synthetic and f"{setting.synthetic_size}/{setting.synthetic_recipe}",
+            "feature_path": setting.feature_path, "condition": setting.condition.key(),
+            "config_hash": config_hash(config), "trial_seed": trial_seed, "space": space}
+
+
+def _check_same_search(study, facts: dict, storage: str) -> None:
+    stored = study.user_attrs.get("search")
+    if stored is None:
+        study.set_user_attr("search", facts)
+        return
+    differ = [key for key in facts if stored.get(key) != facts[key]]
+    if differ:
+        raise UsageError(f"study {study.study_name} in {storage} searched with other {', '.join(differ)} "
+                         f"({', '.join(f'{k}: {stored.get(k)!r}' for k in differ)[:300]}); give the same options "
+                         f"to resume it, or --study NAME for a new study")
 
 
 def _best(study, name: str):

@@ -1,0 +1,71 @@
+"""Command line: `python run.py -m tfn -d sims`, `python run.py list`, `python run.py synth ...`.
+
+One module per family of commands; `main` dispatches. Errors the user can fix are printed as one
+line and exit non-zero (2 for a bad command line, 1 for bad data); tracebacks are kept for bugs.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..config import DATASETS_ENV, datasets_table
+from ..errors import ToolkitError, UsageError
+from .analysis import cmd_explain, cmd_robustness, cmd_sensitivity, cmd_tsne
+from .common import COMMAND_HELP, overview
+from .data import cmd_download, cmd_extract, cmd_predict
+from .sweep import cmd_sweep, cmd_tune
+from .tables import cmd_compare, cmd_leaderboard, cmd_verify
+from .train import cmd_clean, cmd_list, cmd_results, cmd_synth, cmd_train, train_jobs, train_parser
+
+__all__ = ["COMMANDS", "COMMAND_HELP", "main", "cmd_list", "train_parser", "train_jobs"]
+
+
+COMMANDS = {"list": cmd_list, "synth": cmd_synth, "sweep": cmd_sweep, "leaderboard": cmd_leaderboard,
+            "compare": cmd_compare, "download": cmd_download, "explain": cmd_explain,
+            "robustness": cmd_robustness, "tsne": cmd_tsne, "sensitivity": cmd_sensitivity, "clean": cmd_clean,
+            "extract": cmd_extract, "predict": cmd_predict,
+            "results": cmd_results, "verify": cmd_verify, "tune": cmd_tune}
+
+
+def take_datasets_files(argv: list[str]) -> list[str]:
+    """`--datasets FILE` (any command, repeatable): datasets of your own, declared as blocks like those of
+    configs/datasets.yaml. Put in $MMSA_ATSUKO_DATASETS, so sweep workers read the same table."""
+    rest, files = [], []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--datasets" or arg.startswith("--datasets="):
+            value = arg.partition("=")[2] or next(args, None)
+            if not value:
+                raise UsageError("--datasets needs a YAML file with a `datasets:` block")
+            if not Path(value).is_file():
+                raise UsageError(f"--datasets {value}: no such file")
+            files.append(str(Path(value).resolve()))
+        else:
+            rest.append(arg)
+    if files:
+        listed = [f for f in os.environ.get(DATASETS_ENV, "").split(os.pathsep) if f]
+        os.environ[DATASETS_ENV] = os.pathsep.join(dict.fromkeys(listed + files))    # each file once
+        datasets_table()                    # a bad block is one line now, before any command starts
+    return rest
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv == ["help"]:
+        print(f"usage: run.py COMMAND ... | run.py -m MODEL -d DATASET [options]\n\n{overview()}",
+              file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    try:
+        argv = take_datasets_files(argv)
+        command = COMMANDS.get(argv[0], None) if argv else None
+        return command(argv[1:]) if command else cmd_train(argv)
+    except ToolkitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:            # `run.py list | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

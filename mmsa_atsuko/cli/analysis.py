@@ -1,0 +1,193 @@
+"""Commands that analyse trained runs: explain, robustness, tsne, sensitivity."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UsageError
+from .common import OneLineParser
+
+
+def explain_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py explain", description="Figures of what Atsuko's routers learned (PNG + PDF + "
+                      "CSV each): spectral energy with band boundaries, band components, band weights, "
+                      "modality weights with/without the MCM, MCM target q vs w, weight distribution.")
+    p.add_argument("-m", "--model", default="atsuko", type=str.lower, help="must be atsuko (or an Atsuko ablation)")
+    p.add_argument("-d", "--dataset", type=str.lower, help="dataset of the run (checked against its record)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="run id in <results>/runs.jsonl")
+    source.add_argument("--checkpoint", help="a run folder's best.pt")
+    p.add_argument("--samples", type=int, default=10,
+                   help="how many test samples the per-sample figures show (default 10)")
+    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    p.add_argument("--out", help="folder for the figures (default <results>/analysis/explain_<run id>)")
+    p.add_argument("--feature-path", help="modality_weights.csv from this feature file's test split instead of the "
+                   "run's data (same dataset and sequence lengths)")
+    return p
+
+
+def cmd_explain(argv) -> int:
+    args = explain_parser().parse_args(argv)
+    from ..analysis import (explain_tables, find_partner_without_mcm, load_run, modality_weights_table,
+                           require_atsuko)
+    from ..results import analysis_dir, check_run_id
+    from ..models.atsuko import ATSUKO_FAMILY
+    from ..plots import pyplot, write_explain
+    if args.model not in ATSUKO_FAMILY:
+        raise UsageError(f"explain reads Atsuko's routers; -m {args.model} is not atsuko")
+    pyplot()                                        # fail on a missing matplotlib before any work
+    cache = {}
+    run = load_run(args.results, args.run, args.checkpoint, data_cache=cache)
+    require_atsuko(run)
+    if args.dataset and args.dataset != run.record["dataset"]:
+        raise UsageError(f"run {run.run_id} is on {run.record['dataset']}, not {args.dataset}")
+    partner = None
+    if run.model.use_mcm:
+        partner_id = find_partner_without_mcm(args.results, run)
+        partner = load_run(args.results, partner_id, data_cache=cache) if partner_id else None
+    tables = explain_tables(run, args.samples, partner)
+    where = f"{run.record['model']} on {run.record['dataset']}{' aligned' if run.record['aligned'] else ''}, " \
+            f"seed {run.record['seed']}"
+    out = args.out or analysis_dir(args.results) / f"explain_{check_run_id(run.run_id)}"   # one folder per run
+    for path in write_explain(tables, out, where, run.synthetic):
+        print(f"wrote {path}")
+    weights_csv = Path(out) / "modality_weights.csv"          # id, w_T, w_A, w_V per test sample
+    modality_weights_table(run, args.feature_path).to_csv(weights_csv, index=False, float_format="%.9g")
+    print(f"wrote {weights_csv}")
+    if run.model.use_mcm and partner is None:
+        print("note: no run of the same data and seed without the MCM; modality weights shown for this run only")
+    return 0
+
+
+def robustness_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py robustness", description="Re-test trained runs on the test split under "
+                      "Gaussian noise (SNR), a zeroed modality and random frame drops, one modality at a time; "
+                      "writes robustness.csv and robustness.png/.pdf.")
+    p.add_argument("--run", nargs="+", required=True, help="run id(s) in <results>/runs.jsonl (one line each)")
+    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    p.add_argument("--out", help="folder for the table and figure (default <results>/analysis)")
+    return p
+
+
+def cmd_robustness(argv) -> int:
+    args = robustness_parser().parse_args(argv)
+    import pandas as pd
+    from ..analysis import load_run, robustness_table
+    from ..results import analysis_dir, headline_metric
+    from ..metrics import lower_is_better
+    from ..plots import plot_robustness, pyplot, save_figure
+    pyplot()
+    cache, tables, runs = {}, [], []
+    for run_id in args.run:
+        run = load_run(args.results, run_id, data_cache=cache)
+        runs.append(run)
+        tables.append(robustness_table(run))
+    if len({r.record["dataset"] for r in runs}) > 1:
+        raise UsageError("robustness compares runs on one dataset; these runs are on several")
+    table = pd.concat(tables, ignore_index=True)
+    metric = headline_metric(runs[0].record["dataset"])
+    fig = plot_robustness(table, metric, any(r.synthetic for r in runs), lower_is_better(metric))
+    # Named by its first run, so the figures of other runs sit beside it in <results>/analysis.
+    for path in save_figure(fig, table, args.out or analysis_dir(args.results), f"robustness_{runs[0].run_id}"):
+        print(f"wrote {path}")
+    return 0
+
+
+def tsne_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py tsne", description="t-SNE (sklearn, fixed seed) of the fused test features "
+                      "of the Atsuko ablation runs, one panel per variant, colored by label; "
+                      "writes tsne_<run id>.png/.pdf/.csv, named by the run of its fullest variant.")
+    p.add_argument("-d", "--dataset", type=str.lower, help="dataset (default: that of the latest Atsuko run)")
+    p.add_argument("-s", "--seed", type=int, help="training seed of the runs (default: the latest run of each variant)")
+    p.add_argument("--aligned", action="store_true", help="runs on the aligned feature file (default: unaligned)")
+    p.add_argument("--tsne-seed", type=int, default=0, help="t-SNE random_state (default 0)")
+    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    p.add_argument("--out", help="folder for the figure (default <results>/analysis)")
+    return p
+
+
+def cmd_tsne(argv) -> int:
+    args = tsne_parser().parse_args(argv)
+    from ..analysis import ablation_runs, load_run, tsne_table
+    from ..results import analysis_dir, check_run_id
+    from ..plots import plot_tsne, pyplot, save_figure
+    pyplot()
+    cache = {}
+    runs = {variant: load_run(args.results, run_id, data_cache=cache)
+            for variant, run_id in ablation_runs(args.results, args.dataset, args.seed, args.aligned).items()}
+    table = tsne_table(runs, args.tsne_seed)
+    first = next(iter(runs.values())).record
+    where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}"
+    fig = plot_tsne(table, where, any(r.synthetic for r in runs.values()))
+    # Named by a run of the panel (the fullest variant: panels come in VARIANT_ORDER), so the figures of
+    # other runs (another seed, aligned) sit beside these instead of overwriting them.
+    fullest = list(runs.values())[-1].run_id
+    for path in save_figure(fig, table, args.out or analysis_dir(args.results), f"tsne_{check_run_id(fullest)}"):
+        print(f"wrote {path}")
+    return 0
+
+
+def sensitivity_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py sensitivity", description="Run (through the sweep, skipping recorded runs) or "
+                      "read one run per value and seed, and plot the key test metric, mean ± std over seeds, "
+                      "against the value. --param all does the paper's four (Fig. 3).")
+    p.add_argument("-m", "--model", default="atsuko", type=str.lower)
+    p.add_argument("-d", "--dataset", required=True, type=str.lower)
+    p.add_argument("--param", nargs="+", default=["all"],
+                   help="lambda_ent, band_mask_rate, lambda_comp, lambda_distill, or all (default)")
+    p.add_argument("--values", nargs="+", type=float, help="values to try (one --param only; default its grid)")
+    p.add_argument("-s", "--seeds", nargs="+", action="extend", type=int, default=None,
+                   help="training seeds (default 1111 1112 1113; repeatable)")
+    p.add_argument("--aligned", action="store_true")
+    p.add_argument("--synthetic", action="store_true")
+    p.add_argument("--preset", help="named preset block of the model config (e.g. small)")
+    p.add_argument("--max-epochs", type=int)
+    p.add_argument("--data-root", help="folder holding MOSI/, MOSEI/, SIMS/, ... (default $MMSA_DATA_ROOT, "
+                   "else ~/MMSA/datasets)")
+    p.add_argument("--read-only", action="store_true", help="run nothing; plot the runs already recorded")
+    p.add_argument("--results", default="results", help="results folder of the runs (default results/)")
+    p.add_argument("--out", help="folder for the figure (default <results>/analysis)")
+    return p
+
+
+def cmd_sensitivity(argv) -> int:
+    args = sensitivity_parser().parse_args(argv)
+    import pandas as pd
+    from ..analysis import SENSITIVITY_PARAMS, sensitivity_table
+    from ..metrics import lower_is_better
+    from ..plots import plot_sensitivity, pyplot, save_figure
+    from ..results import analysis_dir
+    from ..sweep import LocalBackend, sweep
+    seeds = args.seeds or [1111, 1112, 1113]
+    params = list(SENSITIVITY_PARAMS) if args.param == ["all"] else args.param
+    unknown = [p for p in params if p not in SENSITIVITY_PARAMS]
+    if unknown:
+        raise UsageError(f"unknown --param {', '.join(unknown)}; choose from {', '.join(SENSITIVITY_PARAMS)} or all")
+    if args.values and len(params) > 1:
+        raise UsageError("--values goes with one --param")
+    pyplot()
+    tables = []
+    for param in params:
+        values = args.values or SENSITIVITY_PARAMS[param]
+        if not args.read_only:
+            for i, value in enumerate(values, 1):
+                # Each value is a sweep of its own: its progress lines say which value they serve.
+                tag = f"[{param}={value:g}, value {i}/{len(values)}]"
+                sweep(out=args.results, backend=LocalBackend(), echo=lambda line, tag=tag: print(f"{tag} {line}", flush=True),
+                      models=[args.model], datasets=[args.dataset], seeds=seeds, aligned=args.aligned,
+                      synthetic=args.synthetic, preset=args.preset, max_epochs=args.max_epochs,
+                      config=[f"{param}={value}"], data_root=args.data_root)
+        tables.append(sensitivity_table(args.results, args.model, args.dataset, param, values, seeds,
+                                        # --synthetic asks for generated data; without it the data root's
+                                        # files are read, which may be generated ones too: take either.
+                                        aligned=args.aligned, synthetic=True if args.synthetic else None,
+                                        preset=args.preset,
+                                        max_epochs=args.max_epochs))
+    table = pd.concat(tables, ignore_index=True)
+    metric = table.metric.iloc[0]
+    where = f"{args.model} on {args.dataset}{' aligned' if args.aligned else ''}"
+    fig = plot_sensitivity(table, where, bool(table.synthetic.any()), lower_is_better(metric))
+    for path in save_figure(fig, table, args.out or analysis_dir(args.results),
+                            f"sensitivity_{args.model}_{args.dataset}"):
+        print(f"wrote {path}")
+    return 0

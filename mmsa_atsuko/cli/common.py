@@ -1,0 +1,76 @@
+"""What every command shares: the one-line argparse parser, the top-level help, and the option
+groups that several commands take (hardware, protocol conditions, checkpoints)."""
+from __future__ import annotations
+
+import argparse
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage + error over several lines; we print the error alone."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# One line per command for the top-level help; the order is the order of a typical session.
+COMMAND_HELP = {
+    "(no command)": "train and test models on datasets over seeds: run.py -m MODEL -d DATASET [options]",
+    "list": "models (with the tasks they support) and datasets",
+    "synth": "write a synthetic dataset in the real file format",
+    "download": "fetch MMSA's feature files and check their SHA-256, or --check the data root",
+    "extract": "your own videos + transcript CSV -> an MMSA-format feature pickle (needs the [extract] extra)",
+    "sweep": "models x datasets x seeds from a YAML file or lists, skipping recorded runs; local or Ray",
+    "tune": "Optuna search of one model's config, scored on valid only, then its best config on every seed",
+    "leaderboard": "tables from the results store: mean ± std over seeds, best marked, Welch test",
+    "compare": "per-metric difference of one model from baselines, with 95% CIs (prints and writes a CSV)",
+    "explain": "figures of what Atsuko's routers learned in one run",
+    "robustness": "re-test trained runs under noise, a zeroed modality and frame drops",
+    "tsne": "t-SNE of the fused test features of the Atsuko ablation runs",
+    "sensitivity": "train (or read) one run per parameter value and plot the key metric against it",
+    "verify": "the store's real-data runs against the published numbers, cell by cell (exit 1 on a miss)",
+    "clean": "remove the .partial folders that dead runs left in a results folder (live runs are kept)",
+    "predict": "a trained run's predictions on new features or videos, checked against its model.json",
+    "results": "--recover: fold the records that could not be appended (full disk, unwritable store) into the store",
+}
+
+
+def overview() -> str:
+    width = max(map(len, COMMAND_HELP))
+    lines = [f"  {name:<{width}}  {text}" for name, text in COMMAND_HELP.items()]
+    return ("commands (run.py COMMAND --help for each):\n" + "\n".join(lines)
+            + "\n\nEvery command takes --datasets FILE: datasets of your own, as blocks like configs/datasets.yaml's."
+            + "\nrun.py, python -m mmsa_atsuko and mmsa-atsuko are the same command.")
+
+
+def add_hardware_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", default=None, help="runs at once, in worker processes: N or auto (CPU: the cores over "
+                   "--threads; CUDA: as many as the first run's peak memory allows). Default: auto with several "
+                   "runs on CUDA, else 1 (in process)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (default 1: two threads on a "
+                   "busy 2-core machine ran a small run several times slower; see bench/README.md)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="fp32, or bf16 autocast of the forward pass (default fp32)")
+    p.add_argument("--nondeterministic", action="store_true", help="let torch pick non-deterministic (faster) "
+                   "GPU kernels; by default two runs with one seed give identical metrics")
+
+
+def add_condition_args(p: argparse.ArgumentParser) -> None:
+    """The protocol axes (data/conditions.py); every combination given is run."""
+    p.add_argument("--missing-rate", nargs="+", type=float, metavar="R", help="train, validate and test with each "
+                   "real frame of every modality missing with probability R (zeros; BERT tokens -> [UNK]), seeded "
+                   "by data file, split and modality; several rates: one run per rate (default 0)")
+    p.add_argument("--drop-modality", nargs="+", type=str.upper, choices=("T", "A", "V"), metavar="T|A|V",
+                   help="every frame of this modality missing, at train and test time")
+    p.add_argument("--modalities", nargs="+", type=str.upper, metavar="SUBSET",
+                   help="modality subset(s): T A V TA TV AV TAV (default TAV); the others become an empty input")
+
+
+def condition_list(args):
+    from ..data.conditions import conditions
+    return conditions(args.missing_rate, args.drop_modality, args.modalities)
+
+
+def add_save_checkpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--save-checkpoint", choices=("best", "none"), default="best",
+                   help="best: keep the best-valid weights as best.pt in the run folder (default); none: keep no "
+                        "weights (the same metrics: the best epoch is tested from memory)")

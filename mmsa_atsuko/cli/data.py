@@ -1,0 +1,116 @@
+"""Commands that bring data in and predictions out: download, extract, predict."""
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from ..errors import UsageError
+from .common import OneLineParser
+
+
+def download_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py download",
+                      description="Fetch MMSA's published feature files (gdown, from the Google Drive folder in "
+                      "MMSA's README), check their SHA-256 where MMSA publishes one, and put them where "
+                      "`run.py -d` looks; or, with --check, report what the data root holds.")
+    p.add_argument("dataset", nargs="*", help="mosi, mosei, sims and/or simsv2")
+    p.add_argument("--aligned", action="store_true", help="the aligned file (mosi, mosei)")
+    p.add_argument("--data-root", help="folder to put MOSI/, MOSEI/, SIMS/, ... in (default $MMSA_DATA_ROOT "
+                   "or ~/MMSA/datasets)")
+    p.add_argument("--check", action="store_true", help="report, for every dataset, whether its files are present "
+                   "and verified (exit 1 if one is present but damaged); downloads nothing")
+    return p
+
+
+def cmd_download(argv) -> int:
+    from ..data import download as dl
+    args = download_parser().parse_args(argv)
+    if args.check:
+        if args.dataset or args.aligned:
+            raise UsageError("download --check reports every dataset: give it no dataset and no --aligned")
+        root, how = dl.data_root_of(args.data_root)
+        statuses = dl.check(root)
+        print(f"data root {root} ({how})")
+        for s in statuses:
+            print(f"  {s.dataset:<8} {s.setting:<10} {s.state:<9} {s.path}  ({s.detail})")
+        return 1 if any(s.state == "bad" for s in statuses) else 0
+    if not args.dataset:
+        raise UsageError("name the dataset(s) to download (mosi, mosei, sims, simsv2), or pass --check")
+    dl.download(args.dataset, aligned=args.aligned, data_root=args.data_root)
+    return 0
+
+
+def extract_parser() -> argparse.ArgumentParser:
+    from ..data.extract import DEFAULT_SPLIT
+    p = OneLineParser(prog="run.py extract", description="Extract frame-level audio (openSMILE eGeMAPS or librosa) "
+                      "and face (OpenCV) features and BERT text features from videos into one MMSA-format pickle "
+                      "(unaligned). Resumable: finished videos are cached in <out>.cache/. Unreadable videos are "
+                      "listed in <out stem>.skipped.txt. Needs: pip install -e \".[extract]\".")
+    p.add_argument("--videos", required=True, help="folder of videos; a video's id is its file name without extension")
+    p.add_argument("--transcripts", required=True, help="CSV with columns id, text, label (optional: label_T, "
+                   "label_A, label_V, split); without label, a file to predict on")
+    p.add_argument("--out", required=True, help="the feature pickle to write")
+    p.add_argument("--bert", help="BERT folder (config.json, vocab.txt, weights) or a model id in the Hugging Face "
+                   "cache: its ids go to text_bert, its last layer to text")
+    p.add_argument("--split", help=f"ratios when the CSV has no split column (default {DEFAULT_SPLIT})")
+    p.add_argument("--seed", type=int, default=1111, help="seed of the --split shuffle (default 1111)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes for the videos (default 1)")
+    p.add_argument("--audio", choices=("opensmile", "librosa"), default="opensmile",
+                   help="audio features: eGeMAPS LLDs (25-d, default) or librosa MFCC/pitch/spectral (29-d)")
+    p.add_argument("--fps", type=float, default=10.0, help="vision frames sampled per second (default 10)")
+    p.add_argument("--text-len", type=int, default=50, help="padded text length in tokens (default 50)")
+    p.add_argument("--audio-len", type=int, default=375, help="padded audio length, 25 frames/s (default 375)")
+    p.add_argument("--vision-len", type=int, default=150, help="padded vision length in frames (default 150)")
+    return p
+
+
+def cmd_extract(argv) -> int:
+    args = extract_parser().parse_args(argv)
+    from ..data.extract import ExtractConfig, extract
+    config = ExtractConfig(audio=args.audio, fps=args.fps, text_len=args.text_len, audio_len=args.audio_len,
+                           vision_len=args.vision_len)
+    result = extract(args.videos, args.transcripts, args.out, bert=args.bert, config=config, split=args.split,
+                     seed=args.seed, jobs=args.jobs)
+    counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
+    print(f"wrote {result.path} ({counts}; {result.extracted} videos extracted, {result.cached} from the cache, "
+          f"{len(result.skipped)} skipped)")
+    if result.dataset_hint:
+        print(f"train on it with: python run.py -m MODEL -d {result.dataset_hint} "
+              f"--feature-path {shlex.quote(str(result.path))}")
+    return 0
+
+
+def predict_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py predict", description="Predict with a trained run on a feature file or on "
+                      "videos (extracted first with the run's extractor settings into <out>/features.pkl). "
+                      "Refuses features whose dims, extractor or tokenizer differ from the run's model.json. "
+                      "Predicts every split the file holds, or --split. Writes <out>/predictions.csv.")
+    run = p.add_mutually_exclusive_group(required=True)
+    run.add_argument("--run", help="run id in <results>/runs.jsonl")
+    run.add_argument("--checkpoint", help="a run folder holding best.pt and model.json")
+    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--features", help="an MMSA-format feature pickle (a MIntRec folder for mintrec runs)")
+    data.add_argument("--videos", help="folder of videos to extract first (with --transcripts)")
+    p.add_argument("--transcripts", help="CSV with id and text columns (with --videos)")
+    p.add_argument("--bert", help="with --videos: the BERT to extract with (default: the one the run's "
+                   "features were extracted with)")
+    p.add_argument("--jobs", type=int, default=1, help="with --videos: worker processes (default 1)")
+    p.add_argument("--split", choices=("train", "valid", "test"), help="predict only this split")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
+    p.add_argument("--out", required=True, help="folder for predictions.csv")
+    return p
+
+
+def cmd_predict(argv) -> int:
+    args = predict_parser().parse_args(argv)
+    from ..predict import extract_for, predict_file, run_folder
+    if bool(args.videos) != bool(args.transcripts):
+        raise UsageError("--videos and --transcripts go together")
+    folder = run_folder(args.results, args.run, args.checkpoint)
+    features = args.features
+    if args.videos:
+        features = extract_for(folder, args.videos, args.transcripts, args.out, bert=args.bert, jobs=args.jobs)
+    path = predict_file(folder, features, args.out, split=args.split, device=args.device)
+    print(f"wrote {path}")
+    return 0

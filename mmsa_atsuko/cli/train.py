@@ -1,0 +1,231 @@
+"""`run.py -m MODEL -d DATASET` (train and test over seeds) and the small commands around it:
+list, synth, clean, results --recover."""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import shlex
+import shutil
+from pathlib import Path
+
+from ..data.synthetic_stress import RECIPES
+from ..errors import UsageError
+from .common import (OneLineParser, add_condition_args, add_hardware_options, add_save_checkpoint,
+                     condition_list, overview)
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py", description="Train and test models on datasets over seeds.",
+                      epilog=overview(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-m", "--model", nargs="+", action="extend", type=str.lower, required=True,
+                   help="model name(s), see `run.py list` (repeatable, any case)")
+    p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower, required=True,
+                   help="dataset name(s) (repeatable, any case)")
+    p.add_argument("-s", "--seeds", nargs="+", action="extend", type=int, default=None,
+                   help="seeds (default 1111 1112 1113 1114 1115, as MMSA; -s 1111 -s 1112 keeps both)")
+    p.add_argument("--aligned", action="store_true", help="use the aligned feature file")
+    p.add_argument("--data-root", help="folder holding MOSI/, MOSEI/, SIMS/, ... (default $MMSA_DATA_ROOT "
+                   "or ~/MMSA/datasets)")
+    p.add_argument("--feature-path", help="the feature pickle itself (one dataset)")
+    p.add_argument("--synthetic", action="store_true", help="run on generated data in the real format")
+    p.add_argument("--synthetic-size", choices=("small", "full"), default="small")
+    p.add_argument("--synthetic-recipe", choices=RECIPES, default="standard", type=str.lower,
+                   help="with --synthetic: standard, or a stress recipe where routing by sample can pay "
+                        "(corrupt, bands, redundant; mosi, mosei, sims, simsv2)")
+    p.add_argument("--preset", help="named preset block of the model config (e.g. small)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--max-epochs", type=int, help="cap on training epochs")
+    p.add_argument("-c", "--config", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable)")
+    p.add_argument("--out", default="results", help="results folder (default results/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
+    p.add_argument("--resume", action="store_true", help="continue each run that an earlier, interrupted call "
+                   "left unfinished (same model, dataset, seed, config and data) from its last finished epoch; "
+                   "without it, such a leftover folder is removed and the run starts again")
+    p.add_argument("--tensorboard", action="store_true", help="write per-epoch scalars (train losses, valid "
+                   "metrics, learning rates) to <run folder>/tensorboard/ (needs the [tensorboard] extra)")
+    p.add_argument("--rerun", action="store_true", help="train seeds already recorded again (default: skip them)")
+    add_save_checkpoint(p)
+    add_hardware_options(p)
+    add_condition_args(p)
+    return p
+
+
+def synth_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="run.py synth", description="Write a synthetic dataset in the real file format.")
+    p.add_argument("-d", "--dataset", required=True, type=str.lower)
+    p.add_argument("--out", required=True, help="folder to write into")
+    p.add_argument("--size", choices=("small", "full"), default="small")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--aligned", action="store_true")
+    p.add_argument("--synthetic-recipe", choices=RECIPES, default="standard", type=str.lower,
+                   help="standard, or a stress recipe: corrupt, bands, redundant (not mintrec)")
+    return p
+
+
+def cmd_list(argv) -> int:
+    OneLineParser(prog="run.py list", description="List models and datasets.").parse_args(argv)
+    from ..config import datasets_table
+    from ..registry import get_model_class, import_errors, list_models
+    print("models:")
+    for name in list_models():
+        print(f"  {name:<14} {', '.join(get_model_class(name).registry_meta.get('tasks', ('regression',)))}")
+    for module, error in import_errors().items():   # a module that breaks is listed with its error, not hidden
+        print(f"  {module:<14} unavailable: {error}")
+    print("datasets:")
+    for name, facts in datasets_table().items():
+        print(f"  {name:<14} {facts['task']}, {facts['language']}, settings: {', '.join(facts['files'])}")
+    return 0
+
+
+def cmd_synth(argv) -> int:
+    from ..config import dataset_facts
+    from ..data.synthetic import write_synthetic
+    from ..results import check_output_folder
+    args = synth_parser().parse_args(argv)
+    files = dataset_facts(args.dataset)["files"]
+    setting = "aligned" if args.aligned else "unaligned"
+    if setting not in files:
+        raise UsageError(f"{args.dataset} has no {setting} setting")
+    check_output_folder(args.out, "output folder")
+    path = write_synthetic(args.dataset, Path(args.out) / files[setting], size=args.size, seed=args.seed,
+                           aligned=args.aligned, recipe=args.synthetic_recipe)
+    print(f"wrote {path} (synthetic {args.dataset}, {args.synthetic_recipe} recipe, {args.size}, seed {args.seed})")
+    if args.dataset == "mintrec":      # a folder that brings its own tiny BERT (tokenizer + weights)
+        print(f"run on it with: python run.py -m MODEL -d mintrec --feature-path {shlex.quote(str(path))} "
+              f"-c pretrained={shlex.quote(str(path / 'bert-synthetic-en'))}")
+    else:
+        print(f"run on it with: python run.py -m MODEL -d {args.dataset}{' --aligned' if args.aligned else ''} "
+              f"--feature-path {shlex.quote(str(path))}")
+    return 0
+
+
+def print_table(records, out) -> None:
+    """Per dataset: one line per seed, then, per model with several seeds, their mean ± sample std
+    (ddof 1, as the leaderboard's cells)."""
+    from ..data.conditions import condition_of
+    from ..metrics import metric_keys
+
+    def row_name(r):           # one row group per model and protocol condition
+        key = condition_of(r).key()
+        return f"{r['model']} [{key}]" if key else r["model"]
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        rows = [r for r in records if r["dataset"] == dataset]
+        keys = list(metric_keys(dataset))
+        label = " (synthetic data)" if rows[0]["synthetic"] else ""
+        print(f"\n{dataset}{' aligned' if rows[0]['aligned'] else ''}{label}: test metrics of the best-valid epoch")
+        print(f"{'model':<12} {'seed':>5} {'epoch':>5} " + " ".join(f"{k:>15}" for k in keys))
+        for model in dict.fromkeys(map(row_name, rows)):
+            runs = [r for r in rows if row_name(r) == model]
+            for r in runs:
+                cells = " ".join(f"{_fmt(r['metrics'].get(k)):>15}" for k in keys)
+                print(f"{model:<12} {r['seed']:>5} {r.get('best_epoch', '?'):>5} {cells}")
+            if len(runs) > 1:
+                cells = " ".join(f"{_mean_std([r['metrics'].get(k) for r in runs]):>15}" for k in keys)
+                print(f"{model:<12} {'mean ± std':>11} {cells}")
+    print(f"\nrecords appended to {Path(out) / 'runs.jsonl'}")
+
+
+def _fmt(v) -> str:
+    return "nan" if v is None or v != v else f"{v:.4f}"
+
+
+def _mean_std(values) -> str:
+    if any(v is None or v != v for v in values):
+        return "nan"
+    mean = math.fsum(values) / len(values)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.4f}±{std:.4f}"
+
+
+def cmd_train(argv) -> int:
+    args = train_parser().parse_args(argv)
+    from ..api import run, unfinished_runs
+    from ..training.seed import DEFAULT_SEEDS
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    seeds = args.seeds or DEFAULT_SEEDS
+    jobs = train_jobs(args, len(args.model) * len(args.dataset) * len(seeds))
+    if jobs == 1:
+        records = run(args.model, args.dataset, seeds=seeds, config=args.config,
+                      aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
+                      synthetic=args.synthetic, synthetic_size=args.synthetic_size,
+                      synthetic_recipe=args.synthetic_recipe, preset=args.preset, device=args.device,
+                      max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
+                      resume=args.resume, tensorboard=args.tensorboard,
+                      rerun=args.rerun, save_checkpoint=args.save_checkpoint, threads=args.threads,
+                      precision=args.precision, deterministic=not args.nondeterministic,
+                      conditions=condition_list(args))
+    else:
+        from ..sweep import LocalBackend, run_packed
+        records = run_packed(args.model, args.dataset, seeds, out=args.out,
+                             backend=LocalBackend(jobs, args.device, args.threads),
+                             echo=lambda line: print(line, flush=True), save_checkpoint=args.save_checkpoint,
+                             precision=args.precision, deterministic=not args.nondeterministic,
+                             aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
+                             synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
+                             max_epochs=args.max_epochs, config=args.config, missing_rates=args.missing_rate,
+                             drop_modality=args.drop_modality, modalities=args.modalities,
+                             synthetic_recipe=args.synthetic_recipe)
+    print_table(records, args.out)
+    stale = sum(1 for _ in unfinished_runs(args.out))
+    if stale:
+        print(f"note: {Path(args.out) / 'runs'} holds {stale} .partial folder(s) of unfinished runs that no process "
+              f"is running; `python run.py clean --results {shlex.quote(args.out)}` removes them")
+    return 0
+
+
+def train_jobs(args, runs: int) -> int | str:
+    """`--jobs` of a training command: as given, or the default for its device and number of runs.
+    The in-process options (--rerun, --resume, --tensorboard) keep it at 1."""
+    from ..sweep import default_jobs, parse_devices
+    from ..training.hardware import parse_jobs
+    in_process_only = [f for f, on in (("--rerun", args.rerun), ("--resume", args.resume),
+                                       ("--tensorboard", args.tensorboard)) if on]
+    if args.jobs is None:
+        return 1 if in_process_only else default_jobs(parse_devices(args.device), runs)
+    jobs = parse_jobs(args.jobs)
+    if jobs != 1 and in_process_only:
+        raise UsageError(f"{', '.join(in_process_only)} run(s) in process: drop --jobs, or give --jobs 1")
+    return jobs
+
+
+def cmd_clean(argv) -> int:
+    p = OneLineParser(prog="run.py clean", description="Remove the .partial folders that unfinished runs (killed, "
+                      "crashed) left in <results>/runs. A folder whose run is alive (its lock is held, e.g. by a "
+                      "sweep) is kept. `run.py ... --resume` continues such a run instead.")
+    p.add_argument("--results", default="results", help="results folder (default results/)")
+    args = p.parse_args(argv)
+    from ..api import unfinished_runs
+    if not Path(args.results).is_dir():
+        raise UsageError(f"results folder {args.results} does not exist; pass --results DIR")
+    runs = Path(args.results) / "runs"
+    removed = 0
+    for folder in unfinished_runs(args.results):
+        shutil.rmtree(folder)
+        print(f"removed {folder}")
+        removed += 1
+    alive = len(list(runs.glob(".*.partial")))
+    print(f"removed {removed} unfinished run folder(s) from {runs}"
+          + (f"; kept {alive} of run(s) still running" if alive else ""))
+    return 0
+
+
+def cmd_results(argv) -> int:
+    p = OneLineParser(prog="run.py results", description="Maintain a results store. --recover appends the records "
+                      "that finished runs kept in their folders (runs/*/record.json) because the store could not "
+                      "take them (a full disk, an unwritable runs.jsonl); each is appended once, then its file "
+                      "removed. `run` and `sweep` do the same when they start.")
+    p.add_argument("--recover", action="store_true", required=True, help="fold kept records into runs.jsonl")
+    p.add_argument("--results", default="results", help="results folder (default results/)")
+    args = p.parse_args(argv)
+    from ..results import check_output_folder, recover
+    if not Path(args.results).is_dir():
+        raise UsageError(f"results folder {args.results} does not exist; pass --results DIR")
+    check_output_folder(args.results)
+    recovered = recover(args.results)
+    for record in recovered:
+        print(f"recovered {record['run_id']}")
+    print(f"{len(recovered)} record(s) folded into {Path(args.results) / 'runs.jsonl'}")
+    return 0
