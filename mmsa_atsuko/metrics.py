@@ -18,6 +18,11 @@ comparing a float32 number is the same in float64) and for `Corr` (`np.corrcoef`
 float64 anyway). Only the CH-SIMS class bins depend on the input dtype; see `_sims_bins`.
 For float32 inputs `MAE` is the float64 mean, while MMSA averages in float32: the two differ
 by float32 round-off (about 1e-7), never in a reported 4th decimal except by a rounding tie.
+
+F1, precision and recall are sklearn's (`precision_recall_fscore_support`, zero_division=0),
+computed here with sklearn's own operations in its order, so the values are bit-identical
+(tests/test_metrics.py checks them against sklearn): importing sklearn.metrics cost every
+run and every sweep worker about a second at start-up, for three lines of counting.
 """
 from __future__ import annotations
 
@@ -25,10 +30,55 @@ import sys
 import warnings
 
 import numpy as np
-from sklearn.metrics import f1_score, precision_score, recall_score
 
 from .config import dataset_facts
 from .errors import UsageError
+
+# --------------------------------------------------------------------------------------
+# F1, precision, recall: sklearn's, with zero_division=0
+# --------------------------------------------------------------------------------------
+
+def _per_class(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True positives, predicted and true counts per class, over the classes in `true` or `pred`
+    (sorted, as sklearn's `unique_labels`)."""
+    labels = np.union1d(true, pred)
+    tp = np.array([np.count_nonzero((true == c) & (pred == c)) for c in labels], dtype=np.int64)
+    pred_sum = np.array([np.count_nonzero(pred == c) for c in labels], dtype=np.int64)
+    true_sum = np.array([np.count_nonzero(true == c) for c in labels], dtype=np.int64)
+    return tp, pred_sum, true_sum
+
+
+def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """sklearn's `_prf_divide` with zero_division=0: a class with a zero denominator scores 0."""
+    zero = denominator == 0
+    result = np.asarray(numerator, dtype=np.float64) / np.where(zero, 1.0, denominator.astype(np.float64))
+    result[zero] = 0.0
+    return result
+
+
+def _average(scores: np.ndarray, average: str, true_sum: np.ndarray) -> float:
+    if average == "macro":                                  # sklearn: np.nanmean (no NaN here)
+        return float(np.nanmean(scores))
+    weights = true_sum.astype(np.float64)                   # "weighted": by support
+    return float(np.sum(np.multiply(scores, weights)) / np.sum(weights))
+
+
+def f1_score(true: np.ndarray, pred: np.ndarray, average: str) -> float:
+    """`sklearn.metrics.f1_score(true, pred, average=average, zero_division=0)`; F1 = 2tp / (true + pred)."""
+    tp, pred_sum, true_sum = _per_class(true, pred)
+    f1 = _divide(2.0 * tp.astype(np.float64), 1.0 * true_sum.astype(np.float64) + pred_sum.astype(np.float64))
+    return _average(f1, average, true_sum)
+
+
+def precision_score(true: np.ndarray, pred: np.ndarray, average: str) -> float:
+    tp, pred_sum, true_sum = _per_class(true, pred)
+    return _average(_divide(tp, pred_sum), average, true_sum)
+
+
+def recall_score(true: np.ndarray, pred: np.ndarray, average: str) -> float:
+    tp, _, true_sum = _per_class(true, pred)
+    return _average(_divide(tp, true_sum), average, true_sum)
+
 
 # --------------------------------------------------------------------------------------
 # Names
@@ -157,7 +207,7 @@ def _binary(pred_bin: np.ndarray, true_bin: np.ndarray) -> tuple[float, float]:
     zero_division=0 gives the value of sklearn's default 'warn' without the warning.
     """
     acc = float(np.count_nonzero(pred_bin == true_bin) / len(true_bin))
-    f1 = float(f1_score(true_bin, pred_bin, average="weighted", zero_division=0))
+    f1 = f1_score(true_bin, pred_bin, average="weighted")
     return acc, f1
 
 
@@ -249,7 +299,7 @@ def _sims_regression(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
         "Mult_acc_2": float(np.count_nonzero(p2 == y2) / n),
         "Mult_acc_3": float(np.count_nonzero(p3 == y3) / n),
         "Mult_acc_5": float(np.count_nonzero(p5 == y5) / n),
-        "F1_score": float(f1_score(y2, p2, average="weighted", zero_division=0)),
+        "F1_score": f1_score(y2, p2, average="weighted"),
         "MAE": mae,
         "Corr": corr,
     }
@@ -291,7 +341,7 @@ def _classification_metrics(pred: np.ndarray, true: np.ndarray) -> dict[str, flo
     # sklearn's default zero_division='warn' gives 0; we pass 0 for the same value, silently.
     return {
         "acc": float(np.count_nonzero(pred == true) / len(true)),
-        "f1": float(f1_score(true, pred, average="macro", zero_division=0)),
-        "precision": float(precision_score(true, pred, average="macro", zero_division=0)),
-        "recall": float(recall_score(true, pred, average="macro", zero_division=0)),
+        "f1": f1_score(true, pred, average="macro"),
+        "precision": precision_score(true, pred, average="macro"),
+        "recall": recall_score(true, pred, average="macro"),
     }

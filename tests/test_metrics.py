@@ -442,3 +442,24 @@ def test_random_mintrec_against_reference():
         labels = torch.randint(0, 20, (n,), generator=gen)
         assert_same(compute_metrics("mintrec", logits, labels), ref_mintrec(logits, labels),
                     METRIC_KEYS["mintrec"], seed=seed)
+
+
+def test_f1_precision_recall_are_sklearns_to_the_bit():
+    # Ours count by hand (no sklearn import at start-up); sklearn's must give the same float64 bits,
+    # for binary and multi-class inputs, absent and never-predicted classes, and a single class.
+    from mmsa_atsuko import metrics
+    rng = np.random.default_rng(7)
+    cases = [(np.array([1, 1, 1]), np.array([1, 1, 1])), (np.array([0, 0, 1]), np.array([1, 1, 1])),
+             (np.array([True, False]), np.array([False, True]))]
+    for _ in range(300):
+        n, k = int(rng.integers(1, 60)), int(rng.integers(1, 9))
+        true = rng.integers(0, k, n)
+        pred = np.where(rng.random(n) < 0.6, true, rng.integers(0, k + 2, n))       # classes absent from true
+        cases.append((true, pred))
+        cases.append((true > k // 2, pred > k // 2))
+    for true, pred in cases:
+        for average in ("weighted", "macro"):
+            for ours, theirs in ((metrics.f1_score, f1_score), (metrics.precision_score, precision_score),
+                                 (metrics.recall_score, recall_score)):
+                expected = theirs(true, pred, average=average, zero_division=0)
+                assert ours(true, pred, average=average) == expected, (ours.__name__, average, true, pred)

@@ -3,83 +3,24 @@
 A dataset's `format` in configs/datasets.yaml picks its reader: `mmsa`, an MMSA feature pickle
 (MOSI, MOSEI, CH-SIMS, CH-SIMS v2, and any dataset of yours in that format: `mmsa_format`);
 `mintrec`, a folder in thuiar/MIntRec's own layout (`mintrec`).
+
+Importing the package costs nothing: its names are imported on first use (PEP 562), so that
+`run.py --help` and anything that needs one light module of it (recipe names, the safe unpickler)
+does not start torch.
 """
 from __future__ import annotations
 
-import logging
-from pathlib import Path
+import importlib
 
-import torch
-
-from ..config import dataset_facts, dataset_names
-from ..errors import UsageError
-from . import mmsa_format
-from .spec import Dataset, DatasetSpec, Split
-
-log = logging.getLogger("mmsa_atsuko")
-
-__all__ = ["load_dataset", "resolve_feature_path", "DatasetSpec", "Split", "Dataset", "dataset_names"]
+_HOMES = {"load_dataset": "loading", "resolve_feature_path": "loading", "warn_huge_features": "loading",
+          "Dataset": "spec", "DatasetSpec": "spec", "Split": "spec"}
+__all__ = [*_HOMES, "dataset_names"]
 
 
-def _format(name: str) -> str:
-    return dataset_facts(name)["format"]
-
-
-def _no_aligned_mintrec(aligned: bool) -> None:
-    if aligned:
-        raise UsageError("mintrec has no aligned setting (MIntRec ships unaligned features only): drop --aligned")
-
-
-def resolve_feature_path(name: str, aligned: bool = False, data_root=None, feature_path=None) -> Path:
-    """Where the data of `name` is: its MMSA feature pickle, or for mintrec its folder."""
-    name = str(name).lower()
-    if _format(name) == "mintrec":
-        from .mintrec import resolve_mintrec_folder
-        _no_aligned_mintrec(aligned)
-        return resolve_mintrec_folder(data_root, feature_path)[0]
-    return mmsa_format.resolve_feature_path(name, aligned, data_root, feature_path)
-
-
-def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_path=None,
-                 pretrained=None) -> Dataset:
-    """Load and validate one dataset.
-
-    MMSA datasets: `feature_path` is the pickle, `data_root` the folder holding MOSI/, SIMS/...
-    mintrec: `feature_path` is the MIntRec folder, `data_root` the folder holding MIntRec/;
-    `pretrained` is the BERT that tokenizes its raw text (the run config's `pretrained`;
-    default bert-base-uncased). MMSA datasets ship their tokens and ignore it.
-    """
-    name = str(name).lower()
-    if _format(name) == "mintrec":
-        from .mintrec import load_mintrec
-        _no_aligned_mintrec(aligned)
-        data = load_mintrec(data_root, feature_path, pretrained=pretrained)
-    else:
-        data = mmsa_format.load_dataset(name, aligned=aligned, data_root=data_root, feature_path=feature_path)
-    warn_huge_features(data)
-    return data
-
-
-HUGE = 1e6      # no real MMSA or MIntRec feature comes near it
-
-
-def warn_huge_features(data: Dataset) -> dict:
-    """Warn, with counts, of finite feature values above HUGE in magnitude; return {(split, modality): count}.
-
-    A warning, not an error: the file is well-formed (NaN and +inf are already errors, -inf is
-    zeroed in audio and vision), and a feature scale is the data's business; but values like 1e30
-    overflow float32 arithmetic, and a run on them stops at its first non-finite loss."""
-    found = {}
-    for split in (data.train, data.valid, data.test):
-        for modality in ("text", "audio", "vision"):
-            x = split.tensors.get(modality)
-            if x is None or not x.is_floating_point() or x.numel() == 0:
-                continue
-            lo, hi = torch.aminmax(x)                   # one pass, no copy; counting only when needed
-            if max(-float(lo), float(hi)) > HUGE:
-                count = int((x.abs() > HUGE).sum())
-                found[(split.name, modality)] = count
-                log.warning("%s %s %s: %d feature values above %g in magnitude (largest %.3g); models may "
-                            "overflow on them (a non-finite loss stops the run)", data.spec.name, split.name,
-                            modality, count, HUGE, max(-float(lo), float(hi)))
-    return found
+def __getattr__(name: str):
+    if name == "dataset_names":
+        from ..config import dataset_names
+        return dataset_names
+    if name in _HOMES:
+        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
