@@ -25,14 +25,16 @@ P = pickle
 # stack slot (CPython 3.11 on 64 bits: an empty set is 216 bytes, a list 56, a memo entry about
 # 100 with its int key and the dict's growth). Strings' contents are not charged: read from the
 # file, they take at most 4 bytes per byte.
+_STRINGS = (P.SHORT_BINUNICODE, P.BINUNICODE, P.BINUNICODE8, P.UNICODE, P.SHORT_BINBYTES, P.BINBYTES, P.BINBYTES8,
+            P.SHORT_BINSTRING, P.BINSTRING, P.STRING, P.BYTEARRAY8)
 WORK = _opcode_table(1, {(P.REDUCE, P.BUILD, P.NEWOBJ, P.NEWOBJ_EX, P.INST, P.OBJ, P.GLOBAL, P.STACK_GLOBAL):
-                          CALL_WORK})
+                         CALL_WORK,
+                         _STRINGS: 2})        # a decode and an allocation: twice a plain opcode's time
 OBJECT_BYTES = _opcode_table(8, {
     (P.EMPTY_SET, P.FROZENSET): 224, (P.EMPTY_DICT, P.DICT): 72, (P.EMPTY_LIST, P.LIST, P.MARK): 64,
     (P.TUPLE1, P.TUPLE, P.TUPLE2): 64, (P.TUPLE3,): 72,
     (P.MEMOIZE, P.PUT, P.BINPUT, P.LONG_BINPUT): 100,
-    (P.SHORT_BINUNICODE, P.BINUNICODE, P.BINUNICODE8, P.UNICODE, P.SHORT_BINBYTES, P.BINBYTES, P.BINBYTES8,
-     P.SHORT_BINSTRING, P.BINSTRING, P.STRING, P.BYTEARRAY8): 64,
+    _STRINGS: 64,
     (P.BININT, P.BININT2, P.LONG1, P.LONG4, P.INT, P.LONG, P.BINFLOAT, P.FLOAT): 40,
 })
 del P
