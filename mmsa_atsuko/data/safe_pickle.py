@@ -39,7 +39,7 @@ makes is checked against what that callable is for, and charged:
   byte plus OBJECT_BYTES_ALLOWANCE. A one-byte EMPTY_SET makes a 216-byte set and the
   pure-Python unpickler runs about two million opcodes a second, so without these a 1 MB file
   of one-byte opcodes took 2.4 s and 313 MB, and 10 MB ones over 10 s. Real files run few
-  opcodes for their size: one per 4 KB (MMSA's few large arrays) to one per 36 bytes
+  opcodes for their size: one per 4 KB (MMSA's few large arrays) to one per 35 bytes
   (MIntRec's lists of one-frame arrays); bench/bench_hostile.py measures both.
 
 Error messages describe loaded objects by type and size, never by their str(), which for such
@@ -82,7 +82,7 @@ ELEMENTS_PER_FILE_BYTE = 1       # each element of a container costs the stream 
 ELEMENTS_ALLOWANCE = 1 << 20
 MAX_DEPTH = 32                   # real files nest 3 deep (file -> split -> list of strings)
 WORK_ALLOWANCE = 1 << 17         # opcodes any file may run: about 0.1 s of the unpickler
-BYTES_PER_WORK = 24              # and one more per 24 bytes: real files need one per 36 or more
+BYTES_PER_WORK = 24              # and one more per 24 bytes: real files need one per 35 or more
 OBJECT_BYTES_PER_FILE_BYTE = 2
 OBJECT_BYTES_ALLOWANCE = 32 << 20
 MAX_MARKS = 2 * MAX_DEPTH        # open MARK frames: a container's and, inside it, a call's arguments
