@@ -12,7 +12,6 @@ The numbers computed here are what `plots.py` draws and what the CSVs next to ea
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from .data import load_dataset
 from .data.spec import Split
 from .data.synthetic import ensure_synthetic
 from .data.conditions import condition_of
+from .data.safe_checkpoint import load_weights
 from .data.synthetic_stress import recipe_kind
 from .errors import DataError, UsageError
 from .models.atsuko import ATSUKO_FAMILY
@@ -116,10 +116,8 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None, data
     data = cache[key].under(condition_of(record))      # a run under a protocol condition is re-tested under it
     config = EasyDict(record["config"])
     model = build_model(record["model"], config, data.spec)
-    try:   # weights_only: a checkpoint is tensors, never code
-        with warnings.catch_warnings():       # torch warns about a hostile file's pickle protocol too
-            warnings.simplefilter("ignore")
-            model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    try:   # checked, then torch.load(weights_only=True): a checkpoint is tensors, never code
+        model.load_state_dict(load_weights(checkpoint))
     except Exception as e:          # any unpickling or shape error: the file is not this run's weights
         raise DataError(f"checkpoint {checkpoint} is not the weights of run {run_id} "
                         f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None

@@ -27,6 +27,7 @@ from easydict import EasyDict
 from .config import dataset_facts
 from .data import load_dataset
 from .data.mmsa_format import load_for_prediction
+from .data.safe_checkpoint import load_weights
 from .errors import DataError, UsageError
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model
@@ -61,7 +62,12 @@ def load_checkpoint(folder) -> tuple[dict, torch.nn.Module]:
     if not weights.is_file():
         raise DataError(f"{weights} not found: the run folder has model.json but no weights")
     model = build_model(card["model"], EasyDict(card["config"]), spec_from_card(card))
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    weights_state = load_weights(weights)          # checked first: a hostile best.pt is one line
+    try:
+        model.load_state_dict(weights_state)
+    except Exception as e:          # another model's weights, or not a state dict at all
+        raise DataError(f"{weights} is not the weights of the {card['model']} in {Path(folder) / 'model.json'} "
+                        f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
     return card, model.eval()
 
 

@@ -5,7 +5,8 @@ has finished. While it works it holds the folder's `run.lock` (a `filelock` lock
 however its holder dies, on this host or another sharing the folder, so no pid can go stale or
 be reused), and `run.json` beside it names the run's identity (`results.run_identity`). A
 `.partial` folder whose lock is free is a dead run's: `--resume` continues it from its last
-finished epoch (`last.pt`), `run.py clean` removes it.
+finished epoch (`last.pt`), `run.py clean` removes it, and so does the next start of the same
+run without --resume (`run`, and every run of a sweep).
 """
 from __future__ import annotations
 
@@ -50,18 +51,24 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool):
 
     A new folder is made under another name and renamed to `work_dir` with its lock held, so a
     live run's `.partial` folder is never seen unlocked; to resume, a dead run's folder is taken over."""
+    def name_the_run(folder: Path) -> None:
+        (folder / RUN_IDENTITY).write_text(json.dumps({"identity": list(identity), "pid": os.getpid(),
+                                                       "host": socket.gethostname()}), encoding="utf-8")
+
     if resume:
         lock = _claim(work_dir)
         if lock is None:
             raise UsageError(f"{work_dir} is in use by another process; wait for it or run without --resume")
+        name_the_run(work_dir)
     else:
         new = work_dir.with_name(work_dir.name + ".new")
         new.mkdir(parents=True)
         lock = _claim(new)
+        # Named before the rename: a run killed at any moment leaves a .partial folder that says
+        # whose it is, so the next start of that run finds and removes it.
+        name_the_run(new)
         new.rename(work_dir)
     try:
-        (work_dir / RUN_IDENTITY).write_text(json.dumps({"identity": list(identity), "pid": os.getpid(),
-                                                         "host": socket.gethostname()}), encoding="utf-8")
         yield work_dir
         work_dir.rename(final_dir)
         (final_dir / RUN_IDENTITY).unlink()
@@ -93,10 +100,20 @@ def unfinished_runs(out) -> Iterator[Path]:
             lock.release()
 
 
-def take_leftovers(out, identity: tuple, resume: bool) -> str | None:
+def remove(folder: Path) -> None:
+    """Remove a run folder, its run.json last: a removal killed half-way leaves a folder that still
+    names its run, so the next start of that run removes the rest."""
+    for entry in folder.iterdir():
+        if entry.name != RUN_IDENTITY:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    shutil.rmtree(folder)
+
+
+def take_leftovers(out, identity: tuple, resume: bool,
+                   instead: str = "--resume continues such a run from its last finished epoch instead") -> str | None:
     """The unfinished folders an earlier call left of this very run: with `resume`, the run_id of
     the one whose last.pt is newest, to continue in place; every other one is removed, each with a
-    log line. Folders of other runs are left alone."""
+    log line (saying `instead` when not resuming). Folders of other runs are left alone."""
     newest = {}                      # resumable folder -> when its last.pt was written
     for folder in unfinished_runs(out) if resume else ():
         if identity_of(folder) == identity and (folder / LAST_CHECKPOINT).is_file():
@@ -104,8 +121,7 @@ def take_leftovers(out, identity: tuple, resume: bool) -> str | None:
     keep = max(newest, key=newest.get, default=None)
     for folder in unfinished_runs(out):
         if folder != keep and identity_of(folder) == identity:
-            shutil.rmtree(folder)
-            why = ("another one is resumed" if keep else "it had finished no epoch") if resume else \
-                "--resume continues such a run from its last finished epoch instead"
+            remove(folder)
+            why = ("another one is resumed" if keep else "it had finished no epoch") if resume else instead
             log.warning("removed %s, left unfinished by an earlier start of this run (%s)", folder, why)
     return keep.name[1:-len(".partial")] if keep else None

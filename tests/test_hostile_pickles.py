@@ -156,6 +156,15 @@ HOSTILE = {
     "str_of_shared_tuple": PROTO2 + glob("__builtin__", "str") + shared(40, first=10) + TUPLE1 + REDUCE + STOP,
     "dtype_of_shared_tuple": PROTO2 + glob("numpy", "dtype") + shared(40, first=10) + TUPLE1 + REDUCE + STOP,
     "long_global_name": PROTO2 + glob("x" * 1_000_000, "y") + STOP,
+    # a file of one-byte opcodes builds up to 216 bytes a byte and runs a million opcodes a MB: these
+    # took 1.3-2.4 s and up to 313 MB before the opcode and object limits; 10 MB of NONE, POP 4.2 s
+    "opcodes_1mb_empty_sets": PROTO2 + MARK + b"\x8f" * 1_000_000 + LIST + STOP,
+    "opcodes_1mb_empty_dicts": PROTO2 + MARK + EMPTY_DICT * 1_000_000 + LIST + STOP,
+    "opcodes_1mb_empty_lists": PROTO2 + MARK + EMPTY_LIST * 1_000_000 + LIST + STOP,
+    "opcodes_1mb_marks": PROTO2 + MARK * 1_000_000 + NONE + STOP,
+    "opcodes_1mb_tuple1": PROTO2 + NONE + TUPLE1 * 1_000_000 + STOP,
+    "opcodes_1mb_memoize": b"\x80\x04" + (NONE + b"\x94" + POP) * 333_333 + NONE + STOP,
+    "opcodes_10mb_nop_pairs": PROTO2 + (NONE + POP) * 5_000_000 + NONE + STOP,
     "setitem_on_array": numpy_case(Call(_multiarray._reconstruct, (np.ndarray, (0,), b"b"),
                                         (1, (1,), np.dtype("f8"), False, b"\0" * 8)))[:-1]
                         + shared(40, wrap=TUPLE2, first=50) + NONE + SETITEM + STOP,
@@ -182,7 +191,7 @@ EXPECTED = {   # what each must be refused for (a fragment of the message)
     "binunicode8_length": "a length of 68719476736",
     "deep_tuple_key": "a dict key or set element (tuple) with containers nested more than 32 deep",
     "deep_tuple_returned": "nested more than 32 deep",
-    "deep_lists": "nested more than 32 deep",
+    "deep_lists": "nested more than 64 deep (MARK opcodes)",
     "list_holding_itself": "a container that holds itself",
     "colliding_int_keys": "more than 1000 dict keys",
     "array_state_claims_1e9": "declaring 8000000000 bytes whose state holds 8 bytes",
@@ -196,6 +205,13 @@ EXPECTED = {   # what each must be refused for (a fragment of the message)
     "dtype_of_shared_tuple": "numpy.dtype() with a dtype given as a tuple",
     "long_global_name": "xxxxxxxx....y",
     "setitem_on_array": "setting items of a ndarray",
+    "opcodes_1mb_empty_sets": "opcodes that build more than",
+    "opcodes_1mb_empty_dicts": "opcodes (the most a",
+    "opcodes_1mb_empty_lists": "opcodes (the most a",
+    "opcodes_1mb_marks": "nested more than 64 deep (MARK opcodes)",
+    "opcodes_1mb_tuple1": "opcodes (the most a",
+    "opcodes_1mb_memoize": "opcodes (the most a",
+    "opcodes_10mb_nop_pairs": "opcodes (the most a",
 }
 
 CHILD = r"""
@@ -257,7 +273,7 @@ def test_hostile_pickle_fails_fast_small_and_in_one_line(results, name):
 def test_sizes_of_the_hostile_files():
     # Small files all: what they could build comes from opcodes, not from their bytes.
     assert max(len(blob) for name, blob in HOSTILE.items()
-               if not name.startswith(("long_global", "colliding", "deep_"))) < 1000
+               if not name.startswith(("long_global", "colliding", "deep_", "opcodes_"))) < 1000
 
 
 def test_the_shared_tuple_is_what_the_old_unpickler_hung_on():
@@ -275,6 +291,8 @@ def test_limits_scale_with_the_file_not_with_the_allowances(tmp_path, monkeypatc
     the same make-up (MMSA pickles, MIntRec's many small frame arrays) is admitted too."""
     monkeypatch.setattr(safe_pickle, "BYTES_ALLOWANCE", 0)
     monkeypatch.setattr(safe_pickle, "ELEMENTS_ALLOWANCE", 0)
+    monkeypatch.setattr(safe_pickle, "WORK_ALLOWANCE", 0)
+    monkeypatch.setattr(safe_pickle, "OBJECT_BYTES_ALLOWANCE", 0)
     mmsa = write_synthetic("sims", tmp_path / "sims.pkl", size="small")
     assert set(safe_pickle.load(mmsa)) == {"__synthetic__", "train", "valid", "test"}
     folder = write_synthetic_mintrec(tmp_path / "MIntRec", size="small")

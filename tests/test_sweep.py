@@ -134,6 +134,8 @@ def test_killed_sweep_resumes_with_every_run_recorded_once(tmp_path):
                                                  for s in (1, 2)}
     assert all(r["status"] == "ok" and Path(r["run_dir"]).name == r["run_id"] for r in records)
     assert summary.plan.done == n_before and len(summary.records) == 8 - n_before
+    # the killed runs' work folders went when they started again (20 kills used to leave 22)
+    assert not list((out / "runs").glob(".*.partial"))
     assert f"{n_before} already recorded" in lines[0] and "ETA" in lines[1]
     # resuming again runs nothing
     again = sweep(None, out=out, models=["tfn", "lmf"], datasets=["mosi", "sims"], seeds=[1, 2],

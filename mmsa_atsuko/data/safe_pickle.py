@@ -32,12 +32,18 @@ makes is checked against what that callable is for, and charged:
   to collide);
 - the result may nest containers at most MAX_DEPTH deep, hold no container inside itself,
   and count, as a tree, within the same element limit: whatever walks it later (a hash,
-  np.asarray, a repr) meets no bomb.
+  np.asarray, a repr) meets no bomb; open MARK frames nest at most MAX_MARKS deep;
+- opcodes, counted as they run (a call or BUILD as several, `opcode_costs`), at most
+  WORK_ALLOWANCE plus one per BYTES_PER_WORK bytes of the file, and what they build without
+  calls (containers, memo entries, strings' headers) at most OBJECT_BYTES_PER_FILE_BYTE per
+  byte plus OBJECT_BYTES_ALLOWANCE. A one-byte EMPTY_SET makes a 216-byte set and the
+  pure-Python unpickler runs about two million opcodes a second, so without these a 1 MB file
+  of one-byte opcodes took 2.4 s and 313 MB, and 10 MB ones over 10 s. Real files run few
+  opcodes for their size: one per 4 KB (MMSA's few large arrays) to one per 35 bytes
+  (MIntRec's lists of one-frame arrays); bench/bench_hostile.py measures both.
 
-What opcodes build without calls stays in proportion to the file: at most about a hundred
-bytes per byte (a one-byte MEMOIZE adds a memo entry), and the pure-Python unpickler reads
-some million opcodes a second, so time is in proportion too. Error messages describe loaded
-objects by type and size, never by their str(), which for such a tuple is as large as its tree.
+Error messages describe loaded objects by type and size, never by their str(), which for such
+a tuple is as large as its tree.
 
 Anything refused raises `DataError` naming the file and what was refused, and none of the
 file's code has run; MemoryError and RecursionError become a one-line DataError too. The
@@ -52,6 +58,7 @@ before that hash is finished, so the caller's own checks can run beside it.
 from __future__ import annotations
 
 import collections
+import gc
 import importlib
 import itertools
 import os
@@ -63,6 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .opcode_costs import ITEM_BYTES, Metered
 
 REFUSAL_HINT = "feature pickles may only hold numpy arrays, numbers, strings, lists, tuples and dicts"
 LIMIT_HINT = "the file is corrupt or hostile; re-download it, or run with --synthetic"
@@ -73,6 +81,11 @@ ELEMENT_BYTES = 64               # charged per element of a container that a cal
 ELEMENTS_PER_FILE_BYTE = 1       # each element of a container costs the stream at least one byte
 ELEMENTS_ALLOWANCE = 1 << 20
 MAX_DEPTH = 32                   # real files nest 3 deep (file -> split -> list of strings)
+WORK_ALLOWANCE = 1 << 17         # opcodes any file may run: about 0.1 s of the unpickler
+BYTES_PER_WORK = 24              # and one more per 24 bytes: real files need one per 35 or more
+OBJECT_BYTES_PER_FILE_BYTE = 2
+OBJECT_BYTES_ALLOWANCE = 32 << 20
+MAX_MARKS = 2 * MAX_DEPTH        # open MARK frames: a container's and, inside it, a call's arguments
 MAX_OTHER_KEYS = 1000            # keys that are not strings: none in real files
 MAX_CODE_CHARS = 32              # a dtype code such as '<f4' or 'U12'; codecs' names
 SHOWN_CHARS = 80                 # of a name from the file, in a message
@@ -247,6 +260,11 @@ class _RestrictedUnpickler(pickle._Unpickler):
         self.elements_limit = ELEMENTS_PER_FILE_BYTE * size + ELEMENTS_ALLOWANCE
         self._elements_left = self.elements_limit
         self._other_keys = 0
+        self.work_limit = WORK_ALLOWANCE + size // BYTES_PER_WORK
+        self.work_left = self.work_limit
+        self.object_bytes_limit = OBJECT_BYTES_ALLOWANCE + OBJECT_BYTES_PER_FILE_BYTE * size
+        self.object_bytes_left = self.object_bytes_limit
+        self.dispatch = Metered(type(self).dispatch, self)
         self._unbuilt_arrays = {}      # id -> array from _reconstruct still waiting for its BUILD
         self._built_dtypes = {}        # id -> dtype already restored once (kept alive: ids stay unique)
         # One bound method, so find_class hands out the same object that `_checks` knows.
@@ -288,6 +306,19 @@ class _RestrictedUnpickler(pickle._Unpickler):
         if self._bytes_left < 0:
             raise _Refused(f"{what} ({nbytes} bytes, past the {self._bytes_limit} that a {self._size}-byte "
                            f"file may build)", LIMIT_HINT)
+
+    def over_budget(self):
+        if self.work_left < 0:
+            raise _Refused(f"more than {self.work_limit} opcodes (the most a {self._size}-byte file may run)",
+                           LIMIT_HINT)
+        raise _Refused(f"opcodes that build more than {self.object_bytes_limit} bytes of containers, memo "
+                       f"entries and strings (the most a {self._size}-byte file may build)", LIMIT_HINT)
+
+    def _charge_items(self, count: int):
+        """Entries added to a dict or set: each takes more than the stack slot its opcode paid for."""
+        self.object_bytes_left -= ITEM_BYTES * count
+        if self.object_bytes_left < 0:
+            self.over_budget()
 
     def _check_key(self, key):
         """Before `key` is hashed as a dict key or set element."""
@@ -466,17 +497,20 @@ class _RestrictedUnpickler(pickle._Unpickler):
         key = self.stack.pop()
         target = self._dict_target()
         self._check_key(key)
+        self._charge_items(1)
         target[key] = value
 
     def _load_setitems(self):
         items = self.pop_mark()
         target = self._dict_target()
+        self._charge_items(len(items) // 2)
         for i in range(0, len(items), 2):
             self._check_key(items[i])
             target[items[i]] = items[i + 1]
 
     def _load_dict(self):
         items = self.pop_mark()
+        self._charge_items(len(items) // 2)
         for key in items[::2]:
             self._check_key(key)
         self.append({items[i]: items[i + 1] for i in range(0, len(items), 2)})
@@ -486,15 +520,24 @@ class _RestrictedUnpickler(pickle._Unpickler):
         target = self.stack[-1]
         if type(target) is not set:
             raise _Refused(f"adding items to {_sized(target)}")
+        self._charge_items(len(items))
         for item in items:
             self._check_key(item)
         target.update(items)
 
     def _load_frozenset(self):
         items = self.pop_mark()
+        self._charge_items(len(items))
         for item in items:
             self._check_key(item)
         self.append(frozenset(items))
+
+    def _load_mark(self):
+        # A MARK opens a frame for a container or a call's arguments being built, so frames nest
+        # as the result will; refused here, before a file of MARKs fills the metastack.
+        if len(self.metastack) >= MAX_MARKS:
+            raise _Refused(f"a file with containers nested more than {MAX_MARKS} deep (MARK opcodes)", LIMIT_HINT)
+        super().load_mark()
 
     def _load_bytearray8(self):
         # pickle allocates the bytearray before reading into it.
@@ -528,6 +571,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
     dispatch[pickle.FROZENSET[0]] = _load_frozenset
     dispatch[pickle.BYTEARRAY8[0]] = _load_bytearray8
     dispatch[pickle.BUILD[0]] = _load_build
+    dispatch[pickle.MARK[0]] = _load_mark
 
 
 class _Reader:
@@ -627,31 +671,44 @@ def _unpickle(path: Path, hasher):
     with raw:
         size = os.fstat(raw.fileno()).st_size
         reader = _Reader(raw, size, hasher, pool)
-        unpickler = _RestrictedUnpickler(reader, size)
         try:
-            obj = unpickler.load()
-            _tree_size(obj, unpickler.elements_limit, "a file")
-            if hasher is not None:
-                reader.read_rest()
-            return obj, reader
-        except _Refused as e:
-            raise DataError(f"refused to unpickle {e.what} from {path}: {e.hint}") from None
-        except MemoryError:
-            raise DataError(f"ran out of memory unpickling {path}: the file may be corrupt "
-                            f"(a damaged length field), or this machine needs more memory") from None
-        except RecursionError:
-            raise DataError(f"{path} nests objects too deeply to unpickle: {LIMIT_HINT}") from None
-        except Exception as e:   # whatever a damaged byte stream makes the unpickler raise
-            raise DataError(f"{path} is truncated or corrupt ({_describe(e)}): "
-                            f"re-download it or run with --synthetic") from None
+            return run(_RestrictedUnpickler(reader, size), path, reader.read_rest if hasher else None), reader
         finally:
-            # The memo and `_checks` hold bound methods, i.e. the unpickler itself: left alone,
-            # that cycle keeps every loaded array alive until the next garbage collection.
-            unpickler.memo.clear()
-            unpickler.__dict__.pop("_checks", None)
-            unpickler.__dict__.pop("_reconstruct_call", None)
             if pool is not None:
                 pool.shutdown(wait=False)   # the worker exits once its queue is done
+
+
+def run(unpickler: _RestrictedUnpickler, where, then=None, fix: str = "re-download it or run with --synthetic"):
+    """`unpickler.load()` and the limits on what it returned (then `then()`), every failure a
+    one-line DataError naming `where`, with `fix` for a truncated or corrupt stream."""
+    # The cyclic GC runs after every 700 containers made, and walks the ones it has not yet
+    # promoted: half the time of a file of small containers. A file makes no garbage cycles
+    # (one that holds itself is refused, and collected later).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        obj = unpickler.load()
+        _tree_size(obj, unpickler.elements_limit, "a file")
+        if then is not None:
+            then()
+        return obj
+    except _Refused as e:
+        raise DataError(f"refused to unpickle {e.what} from {where}: {e.hint}") from None
+    except MemoryError:
+        raise DataError(f"ran out of memory unpickling {where}: the file may be corrupt "
+                        f"(a damaged length field), or this machine needs more memory") from None
+    except RecursionError:
+        raise DataError(f"{where} nests objects too deeply to unpickle: {LIMIT_HINT}") from None
+    except Exception as e:   # whatever a damaged byte stream makes the unpickler raise
+        raise DataError(f"{where} is truncated or corrupt ({_describe(e)}): {fix}") from None
+    finally:
+        if collecting:
+            gc.enable()
+        # The memo, `_checks` and the metered `dispatch` hold the unpickler itself: left alone,
+        # that cycle keeps every loaded array alive until the next garbage collection.
+        unpickler.memo.clear()
+        for name in ("_checks", "dispatch", "_reconstruct_call"):
+            unpickler.__dict__.pop(name, None)
 
 
 def load(path, *, hasher=None):

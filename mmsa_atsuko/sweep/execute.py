@@ -16,6 +16,7 @@ from ..config import config_hash
 from ..errors import ToolkitError, UsageError
 from ..registry import build_model
 from ..results import failed_record
+from ..run_folders import take_leftovers
 from ..training.seed import resolve_device, set_seed
 from ..training.trainer import fit
 from .plan import PlannedRun, prepare
@@ -37,6 +38,9 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
         if got != (run.config_hash, run.data):
             raise ToolkitError(f"the config or data changed since the sweep was planned: planned "
                                f"{run.config_hash} on {run.data}, found {got[0]} on {got[1]}")
+        # What a killed sweep left of this run (its .partial folders) goes: the run starts over.
+        take_leftovers(Path(out), api.job_identity(job, run.seed), resume=False,
+                       instead="the sweep runs it again from its start")
         return api.train_one(job, run.seed, resolve_device(device), Path(out), True, run_id=run_id,
                              checkpoint=run.checkpoint, precision=run.precision, deterministic=run.deterministic,
                              label=run.label)

@@ -19,7 +19,6 @@ import math
 import random
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..data.safe_checkpoint import load_weights
 from ..errors import DataError, TrainingError, UsageError
 from ..metrics import compute_metrics, lower_is_better, metric_keys
 from ..run_folders import LAST_CHECKPOINT    # the state after the last finished epoch; deleted when fit returns
@@ -170,10 +170,8 @@ def save_training_state(path: Path, model, optimizer, scheduler, generator, devi
 
 def load_training_state(path: Path, model, optimizer, scheduler, generator, device) -> tuple:
     """Restore what `save_training_state` saved; return (epoch, history, best) as it took them."""
-    try:      # weights_only: tensors and plain containers, never code
-        with warnings.catch_warnings():          # torch warns about a hostile file's pickle protocol too
-            warnings.simplefilter("ignore")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+    try:      # checked, then torch.load(weights_only=True): tensors and plain containers, never code
+        state = load_weights(path)
         epoch = state["epoch"]
     except Exception as e:          # garbage, a pickle with code, another file: one line, not a traceback
         raise DataError(f"{path} is not a training state this toolkit wrote ({type(e).__name__}); remove the "

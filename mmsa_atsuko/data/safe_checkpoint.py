@@ -1,0 +1,139 @@
+"""Load a torch checkpoint (best.pt, last.pt) so that no small file can hang or exhaust the process.
+
+`torch.load(weights_only=True)` runs no code from the file, but its unpickler hashes whatever
+the file makes a dict key and writes whatever it refuses into its message: a 1.3 KB data.pkl
+whose key, or whose refused callable, is a memo-shared tuple walks 2**30 paths or builds a
+string of 2**40 characters (bench/bench_hostile.py: still running when killed after 10 s). It
+also inflates deflated records, which torch itself never writes: a 1 MB file became 1 GB.
+So `load_weights` checks the file before torch reads it:
+
+- a zip whose records are stored (not compressed), each name once, together no larger than
+  the file;
+- its data.pkl, as torch's own reader returns it, through `safe_pickle`'s restricted unpickler
+  and its limits, with the few globals a state dict needs (torch's tensor rebuild, its storage
+  types, OrderedDict) as stand-ins that check their arguments' types and build nothing.
+
+Anything refused, and anything torch then raises, is one DataError line.
+"""
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError
+from . import safe_pickle
+from .safe_pickle import _Reader, _Refused, _RestrictedUnpickler, _sized
+
+FIX = "it is not a checkpoint this toolkit wrote; train the run again"
+# torch.save names a tensor's storage by its type: torch.FloatStorage, torch.LongStorage, ...
+STORAGE_TYPES = frozenset(f"{kind}Storage" for kind in (
+    "Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool",
+    "ComplexDouble", "ComplexFloat", "Untyped"))
+
+
+class _StorageType:
+    """What a file's `torch.<Kind>Storage` global becomes: a name to check, never called."""
+
+
+class _Storage:
+    """What a storage reference (BINPERSID) becomes."""
+
+
+class _Tensor:
+    """What `torch._utils._rebuild_tensor_v2(...)` becomes."""
+
+
+_STORAGE_TYPE = _StorageType()
+
+
+class _CheckpointUnpickler(_RestrictedUnpickler):
+    def __init__(self, file, size: int):
+        super().__init__(file, size)
+        self._rebuild_call = self._rebuild          # one bound method, the object `_checks` knows
+        self._checks[id(self._rebuild_call)] = (self._rebuild_call, self._check_rebuild)
+
+    def find_class(self, module, name):
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return self._rebuild_call
+        if module == "torch" and name in STORAGE_TYPES:
+            return _STORAGE_TYPE
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):
+        # torch writes ('storage', storage type, record name, location, element count)
+        if not (type(pid) is tuple and len(pid) == 5 and type(pid[0]) is str and pid[0] == "storage"
+                and pid[1] is _STORAGE_TYPE and type(pid[2]) is str and type(pid[3]) is str
+                and type(pid[4]) is int):
+            raise _Refused(f"a persistent id other than a storage's ({_sized(pid)})")
+        return _Storage()
+
+    @staticmethod
+    def _rebuild(*args):
+        return _Tensor()
+
+    def _check_rebuild(self, func, storage, offset, size, stride, requires_grad, hooks, metadata=None, /):
+        shapes = all(type(x) is tuple and len(x) <= 64 and all(type(d) is int for d in x) for x in (size, stride))
+        if not (type(storage) is _Storage and type(offset) is int and shapes and type(requires_grad) is bool
+                and type(hooks) is collections.OrderedDict and type(metadata) in (dict, type(None))):
+            raise _Refused("a tensor rebuilt from other than a storage, an offset, a shape, strides and flags")
+
+    def _load_build(self):
+        # A module's state dict is an OrderedDict whose state is {'_metadata': OrderedDict of
+        # {'version': n} per module}: plain values, already built within the limits; nothing to set.
+        if type(self.stack[-2]) is collections.OrderedDict and type(self.stack[-1]) is dict:
+            self.stack.pop()
+            return
+        super()._load_build()
+
+    dispatch = dict(_RestrictedUnpickler.dispatch)
+    dispatch[pickle.BUILD[0]] = _load_build
+
+
+def _data_pkl(path: Path) -> bytes:
+    """The checkpoint's data.pkl, once the zip around it has passed the checks of the docstring."""
+    try:
+        size = path.stat().st_size
+        with zipfile.ZipFile(path) as archive:
+            records = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as e:
+        raise DataError(f"{path} is not a zip archive as torch.save writes ({type(e).__name__}): {FIX}") from None
+    names = [r.filename for r in records]
+    if len(set(names)) != len(names):
+        raise DataError(f"{path} names a record twice: {FIX}")
+    if any(r.compress_type != zipfile.ZIP_STORED for r in records):
+        raise DataError(f"{path} holds compressed records, which torch.save never writes: {FIX}")
+    if sum(r.file_size for r in records) > size:
+        raise DataError(f"{path}'s records declare more bytes than the file holds: {FIX}")
+    try:
+        return torch._C.PyTorchFileReader(str(path)).get_record("data.pkl")     # what torch.load unpickles
+    except RuntimeError as e:
+        raise DataError(f"{path} has no data.pkl torch can read ({safe_pickle._describe(e)[:160]}): {FIX}") from None
+
+
+def check(path) -> None:
+    """Raise DataError (one line) unless `path` passes the checks of the module docstring."""
+    path = Path(path)
+    data = _data_pkl(path)
+    unpickler = _CheckpointUnpickler(_Reader(io.BytesIO(data), len(data)), len(data))
+    try:
+        safe_pickle.run(unpickler, f"{path} (its data.pkl)", fix=FIX)
+    finally:
+        unpickler.__dict__.pop("_rebuild_call", None)
+
+
+def load_weights(path):
+    """`torch.load(path, map_location="cpu", weights_only=True)` once `check(path)` has passed; what
+    torch raises then is a one-line DataError too."""
+    check(path)
+    try:
+        with warnings.catch_warnings():          # torch warns about a file's pickle protocol
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise DataError(f"torch cannot load {path} ({safe_pickle._describe(e)[:160]}): {FIX}") from None

@@ -1,0 +1,197 @@
+"""Hostile checkpoints: best.pt / last.pt files that would hang torch.load(weights_only=True) or
+inflate to gigabytes, refused by `safe_checkpoint.load_weights` in one line, in under 1 s and 200 MB
+(in a child process, so that a regression fails instead of hanging pytest); and every model's real
+state still loads through it.
+"""
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_dataset, with_text_bert
+from mmsa_atsuko.config import load_config
+from mmsa_atsuko.data.safe_checkpoint import load_weights
+from mmsa_atsuko.registry import build_model, list_models
+from mmsa_atsuko.training.trainer import build_optimizer
+
+ROOT = Path(__file__).resolve().parents[1]
+SECONDS, MEGABYTES = 1.0, 200
+PROTO2, STOP, NONE, MARK, EMPTY_DICT, EMPTY_LIST = b"\x80\x02", b".", b"N", b"(", b"}", b"]"
+EMPTY_TUPLE, TUPLE2, SETITEM, REDUCE, APPENDS = b")", b"\x86", b"s", b"R", b"e"
+
+
+def put(i):
+    return b"q" + bytes([i])
+
+
+def get(i):
+    return b"h" + bytes([i])
+
+
+def shared_tuple(levels):
+    """t[i] = (t[i-1], t[i-1]) through the memo, each level left on the stack (torch's unpickler
+    has no POP): hashing or printing t[levels] walks 2**levels paths."""
+    return EMPTY_TUPLE + put(0) + b"".join(get(i - 1) + get(i - 1) + TUPLE2 + put(i) for i in range(1, levels + 1))
+
+
+def checkpoint(data_pkl, zeros=0):
+    """torch's zip layout around `data_pkl`; with `zeros`, a deflated storage record of that many zero bytes."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", data_pkl)
+        archive.writestr("archive/byteorder", "little")
+        if zeros:
+            info = zipfile.ZipInfo("archive/data/0")
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w", force_zip64=True) as record:
+                for start in range(0, zeros, 1 << 24):
+                    record.write(bytes(min(1 << 24, zeros - start)))
+        archive.writestr("archive/version", "3\n")
+    return out.getvalue()
+
+
+def one_tensor(numel):
+    """data.pkl of {'w': a float tensor of `numel` elements in storage record '0'}, as torch.save writes it."""
+    def glob(module, name):
+        return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+    def text(s):
+        return b"X" + struct.pack("<I", len(s)) + s.encode()
+
+    return (PROTO2 + EMPTY_DICT + text("w") + glob("torch._utils", "_rebuild_tensor_v2") + MARK + MARK + text("storage")
+            + glob("torch", "FloatStorage") + text("0") + text("cpu") + b"J" + struct.pack("<i", numel) + b"t" + b"Q"
+            + b"K\x00" + b"J" + struct.pack("<i", numel) + b"\x85" + b"K\x01" + b"\x85" + b"\x89"
+            + glob("collections", "OrderedDict") + EMPTY_TUPLE + REDUCE + b"t" + REDUCE + SETITEM + STOP)
+
+
+def duplicate_names():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("archive/data.pkl", PROTO2 + EMPTY_DICT + STOP)
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            archive.writestr("archive/data.pkl", PROTO2 + shared_tuple(30) + EMPTY_DICT + get(30) + NONE + SETITEM
+                             + STOP)
+    return out.getvalue()
+
+
+HOSTILE = {
+    # torch's unpickler hashes the key: 2**30 paths (each ran past 10 s in bench/bench_hostile.py)
+    "shared_tuple_key": checkpoint(PROTO2 + shared_tuple(30) + EMPTY_DICT + get(30) + NONE + SETITEM + STOP),
+    # torch's error for an unknown REDUCE target formats it: a string of 2**40 characters
+    "shared_tuple_reduce": checkpoint(PROTO2 + shared_tuple(40) + EMPTY_TUPLE + REDUCE + STOP),
+    # 1 GB of zeros in a 1 MB file: torch inflates deflated records, though it never writes one
+    "deflated_storage": checkpoint(one_tensor(1 << 28), zeros=1 << 30),
+    # a 1 MB data.pkl of empty sets: 216 bytes each, and seconds of opcodes
+    "empty_sets": checkpoint(PROTO2 + EMPTY_LIST + MARK + b"\x8f" * 1_000_000 + APPENDS + STOP),
+    # zipfile and torch's reader might each pick another of two records of one name
+    "duplicate_names": None,
+    "not_a_zip": os.urandom(4096),
+}
+EXPECTED = {
+    "shared_tuple_key": "a dict key or set element (tuple) that holds more than",
+    "shared_tuple_reduce": "a call of a tuple of 2 items",
+    "deflated_storage": "holds compressed records, which torch.save never writes",
+    "empty_sets": "opcodes that build more than",
+    "duplicate_names": "names a record twice",
+    "not_a_zip": "is not a zip archive as torch.save writes",
+}
+
+CHILD = r"""
+import json, sys, time, tracemalloc
+from mmsa_atsuko.data.safe_checkpoint import load_weights
+from mmsa_atsuko.errors import DataError
+for path in sys.argv[1:]:
+    print(json.dumps({"started": path}), flush=True)
+    result = {"path": path}
+    for measure in ("seconds", "peak_mb"):
+        if measure == "peak_mb":
+            tracemalloc.start()
+        start = time.perf_counter()
+        try:
+            load_weights(path)
+            result["error"] = None
+        except DataError as e:
+            result["error"] = str(e)
+        except BaseException as e:
+            result["error"], result["raised"] = None, type(e).__name__
+        if measure == "seconds":
+            result["seconds"] = time.perf_counter() - start
+        else:
+            result["peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+    print(json.dumps(result), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hostile-checkpoints")
+    paths = []
+    for name, blob in HOSTILE.items():
+        paths.append(folder / f"{name}.pt")
+        paths[-1].write_bytes(duplicate_names() if blob is None else blob)
+    proc = subprocess.run([sys.executable, "-c", CHILD, *map(str, paths)], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    out = {Path(r["path"]).stem: r for r in lines if "started" not in r}
+    started = [Path(r["started"]).stem for r in lines if "started" in r]
+    return out, started, proc
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_checkpoint_fails_fast_small_and_in_one_line(results, name):
+    out, started, proc = results
+    assert name in out, f"the child died while loading {started[-1]!r} (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    result = out[name]
+    assert result["error"] is not None, f"{name} loaded, or raised {result.get('raised')} instead of a DataError"
+    message = result["error"]
+    assert "\n" not in message and f"{name}.pt" in message and len(message) < 600, message
+    assert EXPECTED[name] in message, message
+    assert result["seconds"] < SECONDS, (name, result["seconds"])
+    assert result["peak_mb"] < MEGABYTES, (name, result["peak_mb"])
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_models_weights_and_optimizer_state_load(name, tmp_path, tiny_bert):
+    """What best.pt and last.pt hold for each model, after a training step (optimizer state with
+    int keys, BatchNorm counters, calibrated buffers), passes the checks and loads unchanged."""
+    data = with_text_bert(make_dataset())
+    config = load_config(name, data.spec.name, preset="small", overrides=[("pretrained", tiny_bert)])
+    model = build_model(name, config, data.spec)
+    if hasattr(model, "on_fit_start"):
+        model.on_fit_start(data.train)
+    optimizer = build_optimizer(model, config)
+    batch = data.train.batch(torch.arange(8))
+    model.train().loss(model(batch), batch)["total"].backward()
+    optimizer.step()
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 1}
+    torch.save(state, tmp_path / "last.pt")
+    loaded = load_weights(tmp_path / "last.pt")
+    assert loaded["model"].keys() == state["model"].keys()
+    assert all(torch.equal(loaded["model"][k], v) for k, v in state["model"].items())
+    assert loaded["optimizer"]["param_groups"] == state["optimizer"]["param_groups"]
+
+
+def test_predict_with_a_bad_best_pt_is_one_line(tmp_path):
+    """`run.py predict --checkpoint` loaded best.pt with bare torch.load: garbage was a traceback."""
+    out = tmp_path / "out"
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    subprocess.run([sys.executable, "run.py", "-m", "tfn", "-d", "mosi", "--synthetic", "--preset", "small",
+                    "--max-epochs", "1", "-s", "1", "--out", str(out)], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=300)
+    record = json.loads((out / "runs.jsonl").read_text().splitlines()[0])
+    run_dir = out / record["run_dir"]
+    for content in (os.urandom(4096), HOSTILE["shared_tuple_key"]):
+        (run_dir / "best.pt").write_bytes(content)
+        done = subprocess.run([sys.executable, "run.py", "predict", "--checkpoint", str(run_dir), "--features",
+                               record["data_path"], "--out", str(tmp_path / "pred")], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert len(done.stderr.strip().splitlines()) == 1 and "best.pt" in done.stderr, done.stderr
