@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 LETTERS = {"T": "text", "A": "audio", "V": "vision"}
 SUBSETS = ("T", "A", "V", "TA", "TV", "AV", "TAV")
@@ -129,6 +132,7 @@ def _uniforms(data_id: str, split: str, modality: str, shape) -> np.ndarray:
 def missing_frames(data_id: str, split: str, modality: str, rate: float, lengths: torch.Tensor,
                    max_len: int) -> torch.Tensor:
     """(N, max_len) bool, True where a real frame is missing at `rate` (text: [CLS] and [SEP] never)."""
+    import torch     # here, not at the top: records and leaderboards read conditions without torch
     lengths = lengths.cpu().long()
     positions = torch.arange(max_len)[None, :]
     real = positions < lengths[:, None]
@@ -144,6 +148,7 @@ def _zero_frames(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
 
 def _empty(tensors: dict, modality: str) -> None:
     """Make `modality` an empty input, the same for every sample (see the module docstring)."""
+    import torch
     out_len = 1
     if modality == "text" and "text_bert" in tensors:
         bert = tensors["text_bert"]
