@@ -18,8 +18,9 @@ import torch
 from conftest import make_dataset, with_text_bert
 from mmsa_atsuko.config import load_config
 from mmsa_atsuko.data.safe_checkpoint import load_weights
+from mmsa_atsuko.errors import DataError
 from mmsa_atsuko.registry import build_model, list_models
-from mmsa_atsuko.training.trainer import build_optimizer
+from mmsa_atsuko.training.trainer import build_optimizer, save_training_state
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS, MEGABYTES = 1.0, 200
@@ -195,3 +196,38 @@ def test_predict_with_a_bad_best_pt_is_one_line(tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
         assert len(done.stderr.strip().splitlines()) == 1 and "best.pt" in done.stderr, done.stderr
+
+
+def test_a_large_models_last_pt_passes_the_checks(tmp_path):
+    """last.pt of a model with 1,000 parameter tensors (BERT-large with its heads has about 400):
+    the weights, AdamW's two moments per tensor keyed by int, and a best copy, all as the trainer
+    saves them. The checks' budgets scale with data.pkl, which is dense with small calls."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(500)])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 2)).sum().backward()
+    optimizer.step()
+    best = {k: v.clone() for k, v in model.state_dict().items()}
+    save_training_state(tmp_path / "last.pt", model, optimizer, None, torch.Generator(), torch.device("cpu"),
+                        epoch=3, history=[], best=(0.5, 2, best, {"MAE": 0.5}))
+    loaded = load_weights(tmp_path / "last.pt")
+    assert len(loaded["optimizer"]["state"]) == 1000 and sorted(loaded["optimizer"]["state"]) == list(range(1000))
+    assert all(torch.equal(loaded["best"]["model"][k], v) for k, v in best.items())
+    assert all(torch.equal(loaded["optimizer"]["state"][i]["exp_avg"], optimizer.state[p]["exp_avg"])
+               for i, p in enumerate(model.parameters()))
+
+
+def test_int_keys_are_free_only_below_the_hash_modulus(tmp_path):
+    """Ints below sys.hash_info.modulus hash to themselves (never collide); 1,001 ints that are
+    multiples of it all hash alike, and stay refused as before."""
+    small = tmp_path / "small.pt"
+    small.write_bytes(checkpoint(PROTO2 + EMPTY_DICT + b"".join(
+        b"J" + struct.pack("<i", k) + NONE + SETITEM for k in range(5000)) + STOP))
+    assert sorted(load_weights(small)) == list(range(5000))
+    colliding = tmp_path / "colliding.pt"
+    modulus = sys.hash_info.modulus
+    colliding.write_bytes(checkpoint(PROTO2 + EMPTY_DICT + b"".join(
+        b"\x8a\x09" + (k * modulus).to_bytes(9, "little", signed=True) + NONE + SETITEM for k in range(1, 1002))
+        + STOP))
+    with pytest.raises(DataError, match="more than 1000 dict keys or set elements other than strings"):
+        load_weights(colliding)

@@ -262,6 +262,71 @@ def test_ray_backend_runs_for_real(tmp_path):
     assert len(remote.records) == 2 and all((tmp_path / "ray" / r["run_dir"]).is_dir() for r in remote.records)
 
 
+class _FakeRay:
+    """Just what RayBackend calls, with a cluster of `resources`: tasks finish in submission order and
+    return their run id; records how many were in flight at most and what was cancelled."""
+
+    def __init__(self, resources):
+        self.resources, self.in_flight, self.most_in_flight, self.cancelled = resources, [], 0, []
+
+    def is_initialized(self):
+        return True
+
+    def cluster_resources(self):
+        return self.resources
+
+    def remote(self, function):
+        fake = self
+
+        class Task:
+            def options(self, **_):
+                return self
+
+            def remote(self, run, run_id, *_):
+                fake.in_flight.append(run_id)
+                fake.most_in_flight = max(fake.most_in_flight, len(fake.in_flight))
+                return run_id
+        return Task()
+
+    def wait(self, refs, num_returns):
+        return [refs[0]], refs[1:]
+
+    def get(self, ref):
+        self.in_flight.remove(ref)
+        return {"run_id": ref}
+
+    def cancel(self, ref, force):
+        self.cancelled.append((ref, force))
+
+
+def test_ray_queues_a_sweep_whole_and_pulls_a_tunes_trials_by_free_slot(monkeypatch):
+    from mmsa_atsuko.sweep import RayBackend
+    # A head node with no CPU for tasks and no GPU yet (an autoscaling cluster before it scales):
+    # one slot, and no error; the sweep's five runs are all queued, so the autoscaler sees them.
+    fake = _FakeRay({"CPU": 0.0})
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    backend = RayBackend(gpus_per_run=1)
+    assert backend.slots() == 1
+    got = []
+    backend.run([(None, f"run{i}") for i in range(5)], "out", lambda r: got.append(r["run_id"]))
+    assert got == [f"run{i}" for i in range(5)] and fake.most_in_flight == 5
+    # A tune's trials (an iterator): at most slots() in flight, here 4 CPUs / 2 per run.
+    fake = _FakeRay({"CPU": 4.0})
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    RayBackend(cpus_per_run=2).run(iter([(None, f"trial{i}") for i in range(5)]), "out", lambda r: None)
+    assert fake.most_in_flight == 2
+    # A driver that stops mid-way (Ctrl-C, a full disk) cancels what is still in flight.
+    backend = RayBackend()
+
+    def stop(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        backend.run([(None, f"run{i}") for i in range(3)], "out", stop)
+    backend.close()
+    assert fake.cancelled == [("run1", True), ("run2", True)] and backend.pending == {}
+
+
 def _main(argv, capsys):
     from mmsa_atsuko.cli import main
     try:

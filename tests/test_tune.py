@@ -151,3 +151,64 @@ def test_trials_on_ray_are_asked_as_slots_free_and_score_as_in_process(tmp_path)
     # Two slots: trials 0 and 1 ran together; trial 2 was asked only after one of them was told.
     assert ours[1].datetime_start < ours[0].datetime_complete
     assert ours[2].datetime_start >= min(ours[0].datetime_complete, ours[1].datetime_complete)
+
+
+class _FirstWorkerDies(LocalBackend):
+    """In process, except that the first trial's worker 'dies': the backend reports it as the local and
+    Ray backends do, through `execute.failure`. Records what the tune tells it to expect."""
+
+    def __init__(self):
+        super().__init__(jobs=1)
+        self.started, self.expected = [], []
+
+    def start(self, runs=1 << 30):
+        self.started.append(runs)
+
+    def run(self, runs, out, on_result, expected=None):
+        from datetime import datetime, timezone
+
+        from mmsa_atsuko.sweep.execute import execute, failure
+        self.expected.append(expected)
+        for i, (run, run_id) in enumerate(runs):
+            if i == 0:
+                on_result(failure(run, run_id, out, "cpu", "worker process died (exit code -9)",
+                                  datetime.now(timezone.utc), 1.5))
+            else:
+                on_result(execute(run, run_id, str(out), "cpu"))
+
+
+def test_a_trial_whose_worker_died_fails_and_its_parameters_leave_no_folder(tmp_path):
+    lines, backend = [], _FirstWorkerDies()
+    study = tune("tfn", "mosi", trials=2, out=tmp_path, echo=lines.append, final_runs=False, backend=backend, **TINY)
+    states = [t.state.name for t in study.trials]
+    assert states[0] == "FAIL" and len(states) == 3 and set(states[1:]) <= {"COMPLETE", "PRUNED"}
+    assert any("trial 0: FAILED: worker process died (exit code -9) (1.5s) | 0/2 trials done" in line
+               for line in lines), lines
+    assert not (tmp_path / "runs").exists()          # a trial has no run folder, failed or not
+    assert backend.started == [2] and backend.expected == [2]     # what --jobs auto sizes by
+
+
+def test_jobs_auto_starts_no_more_workers_than_runs(monkeypatch):
+    sizes = []
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr(LocalBackend, "_resize", lambda self, size: sizes.append(size))
+    backend = LocalBackend(jobs="auto", devices="cpu", threads=1)
+    backend.start(1)          # one run: it trains in process, no worker
+    backend.start(3)
+    backend.start(1 << 30)
+    assert sizes == [3, 8]
+
+
+def test_a_study_begun_without_a_record_of_some_options_adopts_them_with_a_warning(tmp_path):
+    tune("tfn", "mosi", trials=1, out=tmp_path, study_name="s", final_runs=False, echo=lambda _: None, **TINY)
+    storage = f"sqlite:///{tmp_path / 'tune' / 's.db'}"
+    study = optuna.load_study(study_name="s", storage=storage)
+    older = {k: v for k, v in study.user_attrs["search"].items() if k not in ("precision", "deterministic")}
+    study.set_user_attr("search", older)          # as a tune before this one stored them
+    lines = []
+    tune("tfn", "mosi", trials=2, out=tmp_path, study_name="s", final_runs=False, echo=lines.append, **TINY)
+    assert any("no record of their precision, deterministic; they count as searched with these" in line
+               for line in lines), lines
+    assert optuna.load_study(study_name="s", storage=storage).user_attrs["search"]["precision"] == "fp32"
+    with pytest.raises(UsageError, match="searched with other precision"):
+        tune("tfn", "mosi", trials=3, out=tmp_path, study_name="s", final_runs=False, precision="bf16", **TINY)

@@ -252,6 +252,10 @@ def _tree_size(root, limit: int, what: str) -> int:
 
 
 class _RestrictedUnpickler(pickle._Unpickler):
+    # A subclass for denser files (checkpoints) gives its own rates.
+    bytes_per_work = BYTES_PER_WORK
+    object_bytes_per_file_byte = OBJECT_BYTES_PER_FILE_BYTE
+
     def __init__(self, file, size: int):
         super().__init__(file)
         self._size = size
@@ -260,9 +264,9 @@ class _RestrictedUnpickler(pickle._Unpickler):
         self.elements_limit = ELEMENTS_PER_FILE_BYTE * size + ELEMENTS_ALLOWANCE
         self._elements_left = self.elements_limit
         self._other_keys = 0
-        self.work_limit = WORK_ALLOWANCE + size // BYTES_PER_WORK
+        self.work_limit = WORK_ALLOWANCE + size // self.bytes_per_work
         self.work_left = self.work_limit
-        self.object_bytes_limit = OBJECT_BYTES_ALLOWANCE + OBJECT_BYTES_PER_FILE_BYTE * size
+        self.object_bytes_limit = OBJECT_BYTES_ALLOWANCE + self.object_bytes_per_file_byte * size
         self.object_bytes_left = self.object_bytes_limit
         self.dispatch = Metered(type(self).dispatch, self)
         self._unbuilt_arrays = {}      # id -> array from _reconstruct still waiting for its BUILD

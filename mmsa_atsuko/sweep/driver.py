@@ -136,7 +136,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     with SweepLock(out):
         for kept in recover(out):      # records an earlier call could not append (results.append_or_keep)
             echo(f"recovered the record of run {kept['run_id']} into {Path(out) / 'runs.jsonl'}")
-        backend.start()
+        backend.start(len(expanded))     # at most this many runs: --jobs auto starts no more workers
         try:
             sweep_plan = plan(expanded, out, retry_failed=retry_failed, checkpoint=save_checkpoint,
                               keep_data=getattr(backend, "in_process", False), precision=precision,

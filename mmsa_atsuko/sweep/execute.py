@@ -17,6 +17,7 @@ from ..errors import ToolkitError, UsageError
 from ..registry import build_model
 from ..results import failed_record
 from ..run_folders import take_leftovers
+from ..training.hardware import peak_memory_mb, reset_peak_memory
 from ..training.seed import resolve_device, set_seed
 from ..training.trainer import fit
 from .plan import PlannedRun, prepare
@@ -50,9 +51,12 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
 
 def failure(run: PlannedRun, run_id: str, out, device: str, error, started: datetime, wall: float) -> dict:
     """The record of a failed run (`error`: the exception, or a message); its work folder, with
-    the traceback in error.txt, becomes `runs/<run_id>.failed`."""
+    the traceback in error.txt, becomes `runs/<run_id>.failed`. A tuning trial has no folder and
+    no record: it fails as an outcome (`run_trial`'s), which the tune tells its study."""
     is_exception = isinstance(error, BaseException)
     message = " ".join(f"{type(error).__name__}: {error}".split()) if is_exception else str(error)
+    if run.trial is not None:
+        return {"number": run.trial["number"], "state": "fail", "error": message, "seconds": wall}
     work = api.partial_dir(Path(out), run_id)
     failed_dir = work.parent / f"{run_id}.failed"
     failed_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +87,8 @@ def optuna_module():
 
 def run_trial(run: PlannedRun, device: str) -> dict:
     """One trial (`run.trial`: storage, study, trial id and number), wherever the backend runs it:
-    train on train, select and report on valid, never test. Returns its outcome as a dict."""
+    train on train, select and report on valid, never test. Returns its outcome as a dict; a complete
+    one has a run record's `status`, `device` and `peak_memory_mb`, which size `--jobs auto` on CUDA."""
     optuna = optuna_module()
     info = run.trial
     started = time.time()
@@ -100,12 +105,15 @@ def run_trial(run: PlannedRun, device: str) -> dict:
 
         set_seed(run.seed, run.deterministic)
         model = build_model(job.model, job.config, job.data.spec)
-        result = fit(model, job.data, job.config, device=resolve_device(device), seed=run.seed, run_dir=None,
+        where = resolve_device(device)
+        reset_peak_memory(where)
+        result = fit(model, job.data, job.config, device=where, seed=run.seed, run_dir=None,
                      progress=False, on_epoch=report, test=False, precision=run.precision)
         value = float(result.valid[key])
         state = "complete" if math.isfinite(value) else "fail"
         return {"number": info["number"], "state": state, "value": value, "epochs": result.epochs_run,
-                "seconds": time.time() - started}
+                "seconds": time.time() - started, "status": "ok" if state == "complete" else "failed",
+                "device": str(where), "peak_memory_mb": peak_memory_mb(where)}
     except optuna.TrialPruned as pruned:
         return {"number": info["number"], "state": "pruned", "error": str(pruned), "seconds": time.time() - started}
     except Exception as error:                    # a failed trial is a result; the study goes on

@@ -83,9 +83,13 @@ class LocalBackend:
             return min(runs, len(self.devices))        # one run per device first, to measure
         return cpu_jobs(self.worker_threads, runs)
 
+    def _runs_in_process(self, runs: int) -> bool:
+        """jobs=1, or `--jobs auto` on a CPU whose cores take one run at a time (or with one run to do)."""
+        return self.jobs == 1 or (self.jobs == "auto" and not self.cuda and cpu_jobs(self.worker_threads, runs) == 1)
+
     def start(self, runs: int = 1 << 30) -> None:
-        """Start the workers now, so that their imports overlap the driver's planning."""
-        if self.jobs != 1:
+        """Start the workers for at most `runs` runs now, so that their imports overlap the driver's planning."""
+        if not self._runs_in_process(runs):
             self._resize(self._first_size(runs))
 
     def _resize(self, size: int) -> None:
@@ -116,11 +120,11 @@ class LocalBackend:
             worker.stop()
         self.workers = []
 
-    def run(self, runs, out, on_result) -> None:
-        total = len(runs) if hasattr(runs, "__len__") else 1 << 30     # a tune's trials come one by one
-        size = 1 if self.jobs == "auto" and not self.cuda and cpu_jobs(self.worker_threads, total) == 1 \
-            else self.jobs
-        if size == 1:
+    def run(self, runs, out, on_result, expected: int | None = None) -> None:
+        """Train `runs` ((run, run_id) pairs): a list (a sweep's plan), or an iterator (a tune's trials,
+        asked one at a time when a worker is free) that yields at most `expected`."""
+        total = len(runs) if hasattr(runs, "__len__") else (expected or 1 << 30)
+        if self._runs_in_process(total):
             if self.threads is not None:
                 torch.set_num_threads(self.threads)
             for i, (run, run_id) in enumerate(runs):

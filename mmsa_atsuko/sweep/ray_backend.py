@@ -34,13 +34,14 @@ class RayBackend:
         self.address, self.gpus, self.cpus = address, gpus_per_run, cpus_per_run
         self.in_process = False
         self.started_here = False
+        self.pending = {}              # task ref -> (run, run_id), cancelled by close()
 
     def describe(self) -> str:
         where = f"cluster at {self.address}" if self.address else "a local Ray instance"
         return f"ray, {where}, {self.cpus:g} CPU and {self.gpus:g} GPU per run"
 
-    def start(self) -> None:
-        """Connect to (or start) Ray now, while the driver plans."""
+    def start(self, runs: int = 0) -> None:
+        """Connect to (or start) Ray now, while the driver plans (`runs`: the local backend's sizing hint)."""
         import ray  # optional extra
         if ray.is_initialized():
             return
@@ -50,38 +51,44 @@ class RayBackend:
         self.started_here = True
 
     def close(self) -> None:
+        """Cancel what is still in flight (on an external cluster it would go on training runs that
+        nobody records), then shut Ray down if this backend started it."""
         import ray  # optional extra
+        if self.pending and ray.is_initialized():
+            for ref in self.pending:
+                ray.cancel(ref, force=True)
+        self.pending = {}
         if self.started_here:
             ray.shutdown()
             self.started_here = False
 
     def slots(self) -> int:
-        """Runs the cluster can train at once with this backend's resources per run (read again
-        after every result: a cluster may grow)."""
+        """Runs the cluster can train at once with this backend's resources per run, at least one
+        (read again after every result: a cluster may grow; an autoscaler adds nodes for what is queued)."""
         import ray  # optional extra
         resources = ray.cluster_resources()
         slots = resources.get("CPU", 0) / self.cpus
         if self.gpus > 0:
-            if not resources.get("GPU"):
-                raise UsageError(f"--gpus-per-run {self.gpus:g}, but the Ray cluster has no GPU; give "
-                                 f"--gpus-per-run 0 or an --address of a cluster with GPUs")
-            slots = min(slots, resources["GPU"] / self.gpus)
+            slots = min(slots, resources.get("GPU", 0) / self.gpus)
         return max(1, int(slots))
 
-    def run(self, runs, out, on_result) -> None:
-        """Keep as many tasks in flight as the cluster has slots, and take the next run from `runs` only
-        when one is free: a tune asks for its next trial after telling the study every result so far."""
+    def run(self, runs, out, on_result, expected: int | None = None) -> None:
+        """Train `runs` ((run, run_id) pairs). A list (a sweep's plan) is submitted whole: Ray queues what
+        the cluster cannot place yet, and an autoscaler sees that demand. An iterator (a tune's trials) is
+        pulled only while fewer tasks than `slots()` are in flight, so a tune asks for its next trial after
+        telling the study every result so far. `expected`: unused (the local backend sizes by it)."""
         import ray  # optional extra
         self.start()
         task = ray.remote(_ray_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0)
         device = "cuda" if self.gpus > 0 else "cpu"
         threads = max(1, int(self.cpus))
         out = str(Path(out).resolve())
+        bounded = not isinstance(runs, (list, tuple))
         runs = iter(runs)
-        pending = {}
+        pending = self.pending
 
         def submit() -> None:
-            while len(pending) < self.slots():
+            while not bounded or len(pending) < self.slots():
                 planned = next(runs, None)
                 if planned is None:
                     return

@@ -119,7 +119,8 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
                                     direction="minimize" if minimize else "maximize",
                                     sampler=optuna.samplers.TPESampler(seed=seed),
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
-        _check_same_search(study, _search_facts(base, config, seeds[0], space), storage)
+        facts = _search_facts(base, config, seeds[0], space, precision=precision, deterministic=deterministic)
+        _check_same_search(study, facts, storage, echo)
         stored = study.get_trials(deepcopy=False)
         for dead in [t for t in stored if t.state == optuna.trial.TrialState.RUNNING]:
             # We hold the folder's lock: no live process runs it. Retry its parameters as a new trial.
@@ -148,8 +149,8 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
                 yield run, f"{study_name}-trial{trial.number}"
 
         def told(result: dict) -> None:
-            # A worker that died gives a failed run record instead: its run_id names the trial.
-            number = result["number"] if "number" in result else int(result["run_id"].rsplit("-trial", 1)[1])
+            # run_trial's outcome, or execute.failure's for a trial whose worker died
+            number = result["number"]
             running.pop(number, None)
             if result.get("error") and result.get("state") != "pruned":
                 errors.append(result["error"])
@@ -159,11 +160,11 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
             echo(_progress_line(study, study_name, number, result, len(_finished(study, optuna)), trials,
                                 config.key_eval))
 
-        backend.start()
+        backend.start(trials - done)
         try:
             while len(_finished(study, optuna)) < trials:      # again while failed trials left a gap
                 before = len(_finished(study, optuna))
-                backend.run(asked(), out, told)
+                backend.run(asked(), out, told, expected=trials - before)
                 if len(_finished(study, optuna)) == before:
                     raise ToolkitError(f"[{study_name}] every trial of this round failed; the last: "
                                        f"{errors[-1] if errors else '?'}")
@@ -191,24 +192,31 @@ def default_study_name(setting: Setting) -> str:
     return "tune-" + "-".join(parts)
 
 
-def _search_facts(setting: Setting, config, trial_seed: int, space: dict) -> dict:
-    """What a study's trials were scored on: a study resumed with other facts would mix two searches."""
+def _search_facts(setting: Setting, config, trial_seed: int, space: dict, *, precision: str,
+                  deterministic: bool) -> dict:
+    """What a study's trials were scored on: a study resumed with other facts would mix two searches.
+    (Torch threads per trial are not among them: they change a float sum's last bits, not the search.)"""
     return {"model": setting.model, "dataset": setting.dataset, "aligned": setting.aligned,
             "synthetic": setting.synthetic and f"{setting.synthetic_size}/{setting.synthetic_recipe}",
-            "feature_path": setting.feature_path, "condition": setting.condition.key(),
-            "config_hash": config_hash(config), "trial_seed": trial_seed, "space": space}
+            "feature_path": setting.feature_path, "data_root": setting.data_root,
+            "condition": setting.condition.key(), "config_hash": config_hash(config), "trial_seed": trial_seed,
+            "space": space, "precision": precision, "deterministic": deterministic}
 
 
-def _check_same_search(study, facts: dict, storage: str) -> None:
-    stored = study.user_attrs.get("search")
-    if stored is None:
-        study.set_user_attr("search", facts)
-        return
-    differ = [key for key in facts if stored.get(key) != facts[key]]
+def _check_same_search(study, facts: dict, storage: str, echo) -> None:
+    stored = study.user_attrs.get("search", {})
+    differ = [key for key in facts if key in stored and stored[key] != facts[key]]
     if differ:
         raise UsageError(f"study {study.study_name} in {storage} searched with other {', '.join(differ)} "
-                         f"({', '.join(f'{k}: {stored.get(k)!r}' for k in differ)[:300]}); give the same options "
+                         f"({', '.join(f'{k}: {stored[k]!r}' for k in differ)[:300]}); give the same options "
                          f"to resume it, or --study NAME for a new study")
+    unknown = [key for key in facts if key not in stored]
+    if unknown and study.get_trials(deepcopy=False):
+        # A study begun by a tune that stored fewer of its options: nothing to check its trials against.
+        echo(f"warning: study {study.study_name} has {len(study.trials)} trial(s) but no record of their "
+             f"{', '.join(unknown)}; they count as searched with these")
+    if unknown:
+        study.set_user_attr("search", {**stored, **{key: facts[key] for key in unknown}})
 
 
 def _best(study, name: str):
@@ -220,7 +228,7 @@ def _best(study, name: str):
 
 def _progress_line(study, name: str, number: int, result: dict, done: int, trials: int, key: str) -> str:
     what = {"complete": f"valid {key} {result.get('value', math.nan):.4f}", "pruned": result.get("error", "pruned"),
-            }.get(result["state"], f"FAILED: {result.get('error', '?')}")
+            }.get(result.get("state"), f"FAILED: {result.get('error', '?')}")
     try:
         best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
     except ValueError:
