@@ -159,12 +159,15 @@ def damaged(blob: bytes, rng: random.Random) -> dict:
     return {"truncated": blob[: len(blob) // 2], "bit_flipped": bytes(flipped)}
 
 
-def checkpoint_zip(data_pkl: bytes, zeros: int = 0) -> bytes:
+def checkpoint_zip(data_pkl: bytes, zeros: int = 0, records: int = 0) -> bytes:
     """A best.pt in torch's zip layout whose data.pkl is `data_pkl`; with `zeros`, storage record 0
-    holds that many zero bytes, deflated (torch writes its records stored, never compressed)."""
+    holds that many zero bytes, deflated (torch writes its records stored, never compressed); with
+    `records`, that many empty storage records (each buys the checker one tensor's budget)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
         z.writestr("archive/data.pkl", data_pkl)
+        for key in range(records):
+            z.writestr(f"archive/data/{key}", b"")
         z.writestr("archive/byteorder", "little")
         if zeros:
             info = zipfile.ZipInfo("archive/data/0")
@@ -200,6 +203,10 @@ def checkpoint_cases(size: int, rng: random.Random, real: bytes) -> dict:
         "pkl_nones": checkpoint_zip(fill(PROTO2, NONE, STOP, size)),            # opcodes that build nothing
         "pkl_empty_sets": checkpoint_zip(fill(PROTO2 + EMPTY_LIST + MARK, EMPTY_SET, APPENDS + STOP, size)),
         "pkl_marks": checkpoint_zip(fill(PROTO2, MARK, NONE + STOP, size)),
+        # half the file in empty storage records (about 120 bytes each), half in opcodes they pay for
+        "records_nones": checkpoint_zip(fill(PROTO2, NONE, STOP, size // 2), records=size // 240),
+        "records_empty_sets": checkpoint_zip(fill(PROTO2 + EMPTY_LIST + MARK, EMPTY_SET, APPENDS + STOP, size // 2),
+                                             records=size // 240),
         # hashing a memo-shared tuple as a dict key walks 2**30 paths
         "pkl_shared_tuple_key": checkpoint_zip(pad(shared_tuple_kept(30) + EMPTY_DICT + get(30) + NONE + SETITEM
                                                    + STOP)),

@@ -11,7 +11,8 @@ So `load_weights` checks the file before torch reads it:
   the file;
 - its data.pkl, as torch's own reader returns it, through `safe_pickle`'s restricted unpickler
   and its limits, with the few globals a state dict needs (torch's tensor rebuild, its storage
-  types, OrderedDict) as stand-ins that check their arguments' types and build nothing.
+  types, OrderedDict) as stand-ins that check their arguments' types and build nothing. Its
+  budgets are the feature files' plus one tensor's worth per storage record of the zip.
 
 Anything refused, and anything torch then raises, is one DataError line.
 """
@@ -32,6 +33,12 @@ from . import safe_pickle
 from .safe_pickle import _Reader, _Refused, _RestrictedUnpickler, _sized
 
 FIX = "it is not a checkpoint this toolkit wrote; train the run again"
+# What one tensor of a real last.pt costs the restricted unpickler: 39 units of work and 1.5 KB of
+# memo and containers (bench/checkpoint_budget.py: 20,003 storages, 777,060 units and 29.3 MB),
+# with headroom. A zip record takes at least 92 bytes of headers, so a hostile file of records
+# buys at most about 0.7 units per byte (bench/README.md: 1.8 s for the worst 10 MB best.pt).
+WORK_PER_STORAGE = 64
+OBJECT_BYTES_PER_STORAGE = 2048
 # torch.save names a tensor's storage by its type: torch.FloatStorage, torch.LongStorage, ...
 STORAGE_TYPES = frozenset(f"{kind}Storage" for kind in (
     "Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool",
@@ -54,18 +61,18 @@ _STORAGE_TYPE = _StorageType()
 
 
 class _CheckpointUnpickler(_RestrictedUnpickler):
-    # A state dict's data.pkl is all small calls (a tensor rebuild is about 15 opcodes in 40 bytes):
-    # real checkpoints run one unit of work per 2.3 bytes, feature files one per 35 or more, and
-    # memoize every tensor (about 10 bytes of memo and containers per byte of data.pkl).
-    # These rates bound time and memory by the file's size as before, with headroom.
-    bytes_per_work = 1
-    object_bytes_per_file_byte = 16
     # An optimizer's state is keyed by parameter index: thousands of int keys. An int below the
     # hash modulus hashes to itself, so distinct ones never collide; other keys keep the limit.
     HASH_MODULUS = sys.hash_info.modulus
 
-    def __init__(self, file, size: int):
+    def __init__(self, file, size: int, storages: int):
         super().__init__(file, size)
+        # Beside the feature files' budgets (by data.pkl's size), each storage record of the zip
+        # buys what one tensor's rebuild takes: a data.pkl is dense with small calls and memo entries.
+        self.work_limit += WORK_PER_STORAGE * storages
+        self.work_left += WORK_PER_STORAGE * storages
+        self.object_bytes_limit += OBJECT_BYTES_PER_STORAGE * storages
+        self.object_bytes_left += OBJECT_BYTES_PER_STORAGE * storages
         self._rebuild_call = self._rebuild          # one bound method, the object `_checks` knows
         self._checks[id(self._rebuild_call)] = (self._rebuild_call, self._check_rebuild)
 
@@ -111,8 +118,9 @@ class _CheckpointUnpickler(_RestrictedUnpickler):
     dispatch[pickle.BUILD[0]] = _load_build
 
 
-def _data_pkl(path: Path) -> bytes:
-    """The checkpoint's data.pkl, once the zip around it has passed the checks of the docstring."""
+def _data_pkl(path: Path) -> tuple[bytes, int]:
+    """The checkpoint's data.pkl, once the zip around it has passed the checks of the docstring,
+    and how many storage records (`<archive>/data/<key>`) the zip holds."""
     try:
         size = path.stat().st_size
         with zipfile.ZipFile(path) as archive:
@@ -127,16 +135,17 @@ def _data_pkl(path: Path) -> bytes:
     if sum(r.file_size for r in records) > size:
         raise DataError(f"{path}'s records declare more bytes than the file holds: {FIX}")
     try:
-        return torch._C.PyTorchFileReader(str(path)).get_record("data.pkl")     # what torch.load unpickles
+        data = torch._C.PyTorchFileReader(str(path)).get_record("data.pkl")     # what torch.load unpickles
     except RuntimeError as e:
         raise DataError(f"{path} has no data.pkl torch can read ({safe_pickle._describe(e)[:160]}): {FIX}") from None
+    return data, sum(name.split("/")[1:2] == ["data"] for name in names)
 
 
 def check(path) -> None:
     """Raise DataError (one line) unless `path` passes the checks of the module docstring."""
     path = Path(path)
-    data = _data_pkl(path)
-    unpickler = _CheckpointUnpickler(_Reader(io.BytesIO(data), len(data)), len(data))
+    data, storages = _data_pkl(path)
+    unpickler = _CheckpointUnpickler(_Reader(io.BytesIO(data), len(data)), len(data), storages)
     try:
         safe_pickle.run(unpickler, f"{path} (its data.pkl)", fix=FIX)
     finally:
