@@ -26,10 +26,10 @@ from mmsa_atsuko.data.synthetic_stress import RECIPES, recipe_kind  # noqa: E402
 from mmsa_atsuko.results import ok_records, read_records  # noqa: E402
 from mmsa_atsuko.sweep import LocalBackend, sweep  # noqa: E402
 
-SPEC = {}                                                     # §5-§15 as written
 FREE = {"entropy_norm": "log_m", "lambda_ent": 0.1, "band_pool": "rms"}   # routers off the uniform pin
+# Every reading names all the searched keys: the defaults have moved to one of them since.
 READINGS = {
-    "spec (emoe xN, lambda_ent 1, mean pool, X' router, softmax-MSE)": SPEC,
+    "spec (emoe xN, lambda_ent 1, mean pool, X' router, softmax-MSE)": {},
     "log_m, lambda_ent 0.1, rms pool": FREE,
     "+ raw router input (EMOE)": {**FREE, "router_input": "raw"},
     "+ lambda_c 1, tau_c 0.1, KL distill": {**FREE, "lambda_comp": 1.0, "comp_temperature": 0.1, "distill_form": "kl"},
@@ -38,7 +38,7 @@ READINGS = {
 
 def sweep_file(out: Path, seeds: list[int], max_epochs: int) -> Path:
     experiments = [{"name": f"{recipe}|{name}", "synthetic_recipe": recipe, "models": ["atsuko"],
-                    "datasets": ["mosi"], "config": dict(overrides)}
+                    "datasets": ["mosi"], "config": {**SPEC_VALUES, **overrides}}
                    for name, overrides in READINGS.items() for recipe in RECIPES]
     body = {"description": "issue 16: Atsuko's open readings on valid MAE", "synthetic": True, "preset": "small",
             "max_epochs": max_epochs, "seeds": seeds, "experiments": experiments}
@@ -63,7 +63,7 @@ def reading_of(config: dict) -> str | None:
 
 def spread(run_dir: Path) -> tuple[float, float]:
     """(modality-weight spread, band-weight spread) over the run's test samples."""
-    table = pd.read_csv(Path(run_dir) / "predictions_test.csv")
+    table = pd.read_csv(run_dir / "predictions_test.csv")
     modality = [c for c in table if c.startswith("modality_weight_")]
     band = [c for c in table if c.startswith("band_weights_")]
     mean_std = lambda cols: float(table[cols].std(ddof=0).mean()) if cols else float("nan")   # noqa: E731
@@ -79,7 +79,7 @@ def table(out: Path) -> str:
         recipe = recipe_kind(record["data"].partition("synthetic:")[2])
         row = rows.setdefault(name, {"valid": {r: [] for r in RECIPES}, "w": [], "wb": []})
         row["valid"][recipe].append(record["valid_metrics"]["MAE"])
-        w, wb = spread(record["run_dir"])
+        w, wb = spread(out / record["run_dir"])
         row["w"].append(w)
         row["wb"].append(wb)
     lines = ["| reading | " + " | ".join(f"valid MAE {r}" for r in RECIPES) + " | mean | spread w | spread w^b |",

@@ -117,7 +117,7 @@ def _check_args(dataset, size, seed, aligned) -> tuple[str, str, int, bool]:
 def synthetic_recipe(dataset: str, size: str = "small", seed: int = 0, aligned: bool = False,
                      recipe: str = STANDARD) -> str:
     """The recipe name, e.g. 'mosi-small-unaligned-seed0-v2', or for a stress recipe
-    'corrupt-s1-mosi-small-unaligned-seed0-v2' (synthetic_stress.py); sample ids carry it."""
+    'corrupt-s2-mosi-small-unaligned-seed0-v2' (synthetic_stress.py); sample ids carry it."""
     dataset, size, seed, aligned = _check_args(dataset, size, seed, aligned)
     standard = f"{dataset}-{size}-{'aligned' if aligned else 'unaligned'}-seed{seed}-{RECIPE_VERSION}"
     return stress_name(check_recipe(recipe), standard)

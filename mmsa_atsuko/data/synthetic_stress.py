@@ -14,7 +14,7 @@ recipe); z is the label score, and the label is the dataset's usual squashing of
 z + LABEL_NOISE * noise (synthetic._labels).
 
 - `corrupt`: s, u_T, u_A, u_V ~ N(0, 1) independent; each modality carries the shared latent
-  plus its own part, x_m = sqrt(RHO) s + sqrt(1 - RHO) u_m (redundancy RHO = 0.5), and
+  plus its own part, x_m = sqrt(RHO) s + sqrt(1 - RHO) u_m (redundancy RHO = 0.9), and
   z = (x_T + x_A + x_V) / sqrt(3 + 6 RHO). For each sample one modality is chosen uniformly at
   random, none for a quarter of the samples (CORRUPT_NONE_SHARE); the chosen modality's
   features are built from a fresh latent x' ~ N(0, 1) instead of x_m (text: other words,
@@ -23,6 +23,12 @@ z + LABEL_NOISE * noise (synthetic._labels).
   modalities, which share s, gives them away. Audio and vision cues carry no drift here, so
   that they are readable enough for a corruption to matter. Condition `corrupted`: -1 none, 0 text,
   1 audio, 2 vision.
+  RHO sets how far the corruption can be read from the input at all. It is the smallest value on
+  a 0.05 grid at which the Bayes-optimal router (the posterior over none/T/A/V given the three
+  true latents, and the MAE-optimal fusion built on it: bench/atsuko_corrupt_probe.py
+  `bayes_ceiling`) weights a corrupted modality at no more than half its clean weight, issue 16's
+  router target: 0.89 at RHO 0.5 (version s1, where no router could respond), 0.57 at 0.85,
+  0.47 at 0.9 (s2). Chosen from the generating process alone, before any model's result on s2.
 - `bands`: labels z = sqrt(0.1) t + sqrt(0.1) a + sqrt(0.8) v, so vision matters most. Vision
   gets BAND_COLUMNS signal columns with fixed gains g_c (about a tenth of its columns, at least
   6) and no drift. For each sample a fair coin puts the label's cue in the low band (a
@@ -39,9 +45,9 @@ z + LABEL_NOISE * noise (synthetic._labels).
   by its precision 1/sigma^2; the noise shows in the frames' energy. Condition `noise_audio`,
   `noise_vision` (the per-frame stds).
 
-Recipe names: `<recipe>-s1-<standard recipe name>`, e.g. `corrupt-s1-mosi-small-unaligned-seed0-v2`
-(`s1` is STRESS_VERSION: bump it when a stress generator changes what it writes), so the data id
-is `synthetic:corrupt-s1-...`. At `size='small'` a stress recipe has more samples than the
+Recipe names: `<recipe>-<version>-<standard recipe name>`, e.g. `bands-s1-mosi-small-unaligned-seed0-v2`
+(the version is the recipe's entry in STRESS_VERSIONS: bump it when that generator changes what
+it writes), so the data id is `synthetic:bands-s1-...`, and records of an older version stay apart. At `size='small'` a stress recipe has more samples than the
 standard one (STRESS_SMALL_SPLIT_SIZES): a per-sample condition needs enough samples of each
 kind to be learnable and measurable.
 
@@ -65,12 +71,12 @@ from . import safe_pickle
 STANDARD = "standard"
 STRESS_RECIPES = ("corrupt", "bands", "redundant")
 RECIPES = (STANDARD, *STRESS_RECIPES)
-STRESS_VERSION = "s1"
+STRESS_VERSIONS = {"corrupt": "s2", "bands": "s1", "redundant": "s1"}    # s2: RHO 0.5 -> 0.9
 CONDITION_KEY = "__condition__"
 
 STRESS_SMALL_SPLIT_SIZES = {"train": 384, "valid": 128, "test": 128}
 
-RHO = 0.5                             # corrupt: share of each modality's latent that is shared
+RHO = 0.9                             # corrupt: share of each modality's latent that is shared
 CORRUPT_NONE_SHARE = 0.25             # corrupt: samples with no corrupted modality
 CORRUPT_CODES = {-1: "none", 0: "text", 1: "audio", 2: "vision"}
 BANDS_WEIGHTS = (math.sqrt(0.1), math.sqrt(0.1), math.sqrt(0.8))    # bands: z over t, a, v
@@ -90,11 +96,11 @@ def check_recipe(recipe) -> str:
 
 def stress_name(recipe: str, standard_name: str) -> str:
     """The recipe name of a stress recipe built on the standard recipe `standard_name`."""
-    return standard_name if recipe == STANDARD else f"{recipe}-{STRESS_VERSION}-{standard_name}"
+    return standard_name if recipe == STANDARD else f"{recipe}-{STRESS_VERSIONS[recipe]}-{standard_name}"
 
 
 def recipe_kind(name: str) -> str:
-    """Which recipe (RECIPES) a recipe name was made by: 'corrupt' for 'corrupt-s1-mosi-...'."""
+    """Which recipe (RECIPES) a recipe name was made by: 'corrupt' for 'corrupt-s2-mosi-...'."""
     head = str(name).split("-", 1)[0]
     return head if head in STRESS_RECIPES else STANDARD
 
