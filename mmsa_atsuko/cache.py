@@ -19,6 +19,8 @@ import json
 import os
 from pathlib import Path
 
+from .atomic import replace_with
+
 CACHE_ENV = "MMSA_ATSUKO_CACHE"
 DEFAULT_CACHE = "~/.cache/mmsa_atsuko"
 SYNTHETIC_BERT_PREFIX = "synthetic:"
@@ -87,9 +89,7 @@ def remember(path, version: list, facts: dict) -> None:
         entries[key] = {"version": version, "facts": facts}
         cache = cache_dir() / _HASHES_FILE
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entries, indent=0))
-        os.replace(tmp, cache)
+        replace_with(cache, lambda tmp: tmp.write_text(json.dumps(entries, indent=0)))
     except (OSError, ValueError):
         pass
 

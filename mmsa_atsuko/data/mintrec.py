@@ -42,13 +42,13 @@ import io
 import json
 import logging
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..atomic import replace_with
 from ..config import datasets_table
 from ..errors import DataError, MissingDataError, UsageError
 from ..cache import sha256_of
@@ -323,13 +323,10 @@ def cached_text_features(folder: Path, bert_path: str, text_bert: dict, hidden: 
 
     log.info("mintrec: computing `text` features with the BERT at %s (once; cached in %s)", bert_path, path.parent)
     features = _compute_text_features(bert_path, text_bert)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(features, str(tmp), metadata={"bert": str(bert_path), "key": key})
-        os.replace(tmp, path)
+        replace_with(path, lambda tmp: save_file(features, str(tmp), metadata={"bert": str(bert_path), "key": key}))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         log.warning("cannot cache the text features in %s (%s): they will be computed again next time",
                     path.parent, e.strerror or e)
     return features

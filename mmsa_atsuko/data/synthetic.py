@@ -38,19 +38,18 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import pickle
 from pathlib import Path
 
 import numpy as np
 
+from mmsa_atsuko.atomic import write_pickle
 from mmsa_atsuko.config import datasets_table
 from mmsa_atsuko.errors import UsageError
 from .stamp import STAMP_KEY, content_sha256, make_stamp
 from .synthetic_stress import (CONDITION_KEY, STANDARD, STRESS_SMALL_SPLIT_SIZES, check_recipe, condition_block,
                                plan, stress_name, stress_world)
 from .tiny_bert import (CLS_ID, FILLER_WORDS, FIRST_FILLER_ID, FIRST_WORD_ID, LEVELS, MARKER_JSON, PAD_ID, SEP_ID,
-                        SYNONYMS, VALENCE_STEPS, VOCAB_SIZE, synthetic_vocab, temp_sibling, write_tiny_bert)
+                        SYNONYMS, VALENCE_STEPS, VOCAB_SIZE, synthetic_vocab, write_tiny_bert)
 
 SYNTHETIC_DATASETS = ("mosi", "mosei", "sims", "simsv2")
 SIZES = ("small", "full")
@@ -435,26 +434,6 @@ def make_synthetic(dataset: str, *, size: str = "small", seed: int = 0, aligned:
 
 # ------------------------------------------------------------------------------- writing
 
-def _atomic_pickle(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_sibling(path)
-    try:
-        with open(tmp, "xb") as f:  # plain open, so the file gets the usual umask permissions
-            pickler = pickle.Pickler(f, protocol=4)
-            # Protocol 4 pickles an array as a bytes copy, and the memo would keep every copy
-            # alive until the end: twice the data in RAM (17 GB for full MOSEI). Our data has
-            # no shared or self-referencing objects, so the memo buys nothing; fast mode
-            # turns it off and frees each copy once written.
-            pickler.fast = True
-            pickler.dump(obj)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_synthetic(dataset: str, out_path, *, size: str = "small", seed: int = 0, aligned: bool = False,
                     recipe: str = STANDARD) -> Path:
     """Write one synthetic feature pickle in MMSA's format to `out_path` (atomically).
@@ -469,7 +448,7 @@ def write_synthetic(dataset: str, out_path, *, size: str = "small", seed: int = 
     # the condition of a stress recipe too (the loader hashes every top-level key but the stamp).
     stamp = make_stamp(synthetic_recipe(dataset, size, seed, aligned, recipe), content_sha256(data))
     out_path = Path(out_path)
-    _atomic_pickle({STAMP_KEY: stamp, **data}, out_path)
+    write_pickle({STAMP_KEY: stamp, **data}, out_path)
     return out_path
 
 

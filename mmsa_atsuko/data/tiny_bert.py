@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import shutil
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import temp_sibling
 from ..errors import UsageError
 
 BERT_RECIPE_VERSION = "v1"    # the tiny BERT's own version: it did not change with the data's v2
@@ -57,11 +57,6 @@ def synthetic_vocab(language: str = "en") -> list[str]:
     vocab += [_filler_word(i, language) for i in range(FILLER_WORDS)]
     assert len(vocab) == VOCAB_SIZE and vocab[CLS_ID] == "[CLS]" and vocab[FIRST_WORD_ID - 1] == "[MASK]"
     return vocab
-
-
-def temp_sibling(path: Path) -> Path:
-    """A unique hidden name next to `path`, so os.replace/os.rename stay on one filesystem."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
 
 
 def _bert_recipe(seed: int, language: str) -> str:

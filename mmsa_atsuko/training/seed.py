@@ -1,7 +1,6 @@
 """Seeding and device choice."""
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..atomic import replace_with
 from ..data.safe_checkpoint import load_weights
 from ..errors import DataError, TrainingError, UsageError
 from ..metrics import compute_metrics, lower_is_better, metric_keys
@@ -117,10 +118,9 @@ def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False,
 
 
 def _replace(path: Path, write) -> None:
-    """`write(tmp)` then rename over `path`: a kill leaves the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
+    """`write(tmp)` then rename over `path`: a kill leaves the old file or the new one, never half.
+    One fixed temporary name: only this run writes its folder, so the next write takes it over."""
+    replace_with(path, write, tmp=path.with_name(f".{path.name}.tmp"))
 
 
 def _write_json(value, path: Path) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,9 +30,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ...atomic import replace_with, write_pickle
 from ...errors import DataError, UsageError
 from ..mmsa_format import EXTRACTOR_KEY
-from ..synthetic import _atomic_pickle
 from . import media
 from .text import encode_texts, encoder_sha256, tokenizer_identity
 from .transcripts import SPLITS, UNIMODAL, assign_splits, parse_split, read_transcripts
@@ -117,9 +116,11 @@ def _extract_one(video: str, cache: str, backend: str, fps: float) -> str | None
         return str(e)
     except Exception as e:     # a feature library choking on one odd file must not end the whole run
         return f"feature extraction failed: {type(e).__name__}: {' '.join(str(e).split())}"
-    tmp = Path(f"{cache}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, stamp=_stamp(Path(video)), **features)
-    os.replace(tmp, cache)       # a killed worker leaves no half-written cache file
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:       # a file object: np.savez would append .npz to a name
+            np.savez(f, stamp=_stamp(Path(video)), **features)
+
+    replace_with(cache, write)           # a killed worker leaves no half-written cache file
     return None
 
 
@@ -256,7 +257,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     data[EXTRACTOR_KEY] = {"name": EXTRACTOR_NAME, "version": EXTRACTOR_VERSION, "config_hash": config_hash,
                            "config": settings, "bert": str(bert), "labels": labelled,
                            "libraries": _library_versions(config.audio)}
-    _atomic_pickle(data, out)
+    write_pickle(data, out)
 
     counts = {name: len(data[name]["id"]) for name in SPLITS if name in data}
     result = ExtractResult(out, counts, len(todo) - sum(1 for r in todo if r[0] in skipped),
