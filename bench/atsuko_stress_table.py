@@ -3,7 +3,9 @@ of configs/sweeps/atsuko_stress.yaml: per synthetic recipe and model, test MAE m
 over seeds (n), the Welch p of atsuko against atsuko_base (leaderboard.stats.welch), and the
 router response from the `routing` objects of Atsuko's records (models/atsuko/diagnostics.py).
 
-    python bench/atsuko_stress_table.py --out results/atsuko_stress
+    python bench/atsuko_stress_table.py --out results/atsuko_stress [more result folders ...]
+
+Several folders: their records are read together (an identity recorded in two: the later folder's).
 """
 from __future__ import annotations
 
@@ -62,8 +64,8 @@ def response(records: list[dict], recipe: str) -> str:
     return text
 
 
-def table(out: Path) -> str:
-    records = ok_records(list(latest_by_identity(read_records(out)).values()))
+def table(*outs: Path) -> str:
+    records = ok_records(list(latest_by_identity([r for out in outs for r in read_records(out)]).values()))
     groups: dict = {}
     for r in records:
         recipe = recipe_kind(r["data"].partition("synthetic:")[2])
@@ -85,8 +87,8 @@ def table(out: Path) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="results/atsuko_stress")
-    print(table(Path(p.parse_args().out)))
+    p.add_argument("--out", nargs="+", default=["results/atsuko_stress"])
+    print(table(*map(Path, p.parse_args().out)))
 
 
 if __name__ == "__main__":
