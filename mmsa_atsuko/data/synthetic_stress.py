@@ -45,11 +45,12 @@ z + LABEL_NOISE * noise (synthetic._labels).
   by its precision 1/sigma^2; the noise shows in the frames' energy. Condition `noise_audio`,
   `noise_vision` (the per-frame stds).
 
-Recipe names: `<recipe>-<version>-<standard recipe name>`, e.g. `bands-s1-mosi-small-unaligned-seed0-v2`
-(the version is the recipe's entry in STRESS_VERSIONS: bump it when that generator changes what
-it writes), so the data id is `synthetic:bands-s1-...`, and records of an older version stay apart. At `size='small'` a stress recipe has more samples than the
-standard one (STRESS_SMALL_SPLIT_SIZES): a per-sample condition needs enough samples of each
-kind to be learnable and measurable.
+Recipe names: `<recipe>-<version>-<standard recipe name>`, e.g.
+`bands-s1-mosi-small-unaligned-seed0-v2` (the version is the recipe's entry in STRESS_VERSIONS:
+bump it when that generator changes what it writes), so the data id is `synthetic:bands-s1-...`
+and records of an older version stay apart. At `size='small'` a stress recipe has more samples
+than the standard one (STRESS_SMALL_SPLIT_SIZES): a per-sample condition needs enough samples of
+each kind to be learnable and measurable.
 
 The condition sits in the pickle under the top-level key CONDITION_KEY, next to the stamp:
 `{'recipe': name, 'codes': {...}, 'train': {field: array}, 'valid': ..., 'test': ...}`, one
