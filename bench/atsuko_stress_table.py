@@ -6,6 +6,8 @@ router response from the `routing` objects of Atsuko's records (models/atsuko/di
     python bench/atsuko_stress_table.py --out results/atsuko_stress [more result folders ...]
 
 Several folders: their records are read together (an identity recorded in two: the later folder's).
+A model must have one config per recipe in them (a what-if with -c overrides belongs in a folder
+of its own; `run.py leaderboard` labels such rows by config hash): two are refused, not mixed.
 """
 from __future__ import annotations
 
@@ -67,9 +69,15 @@ def response(records: list[dict], recipe: str) -> str:
 def table(*outs: Path) -> str:
     records = ok_records(list(latest_by_identity([r for out in outs for r in read_records(out)]).values()))
     groups: dict = {}
+    hashes: dict = {}
     for r in records:
         recipe = recipe_kind(r["data"].partition("synthetic:")[2])
         groups.setdefault((recipe, r["model"]), []).append(r)
+        hashes.setdefault((recipe, r["model"]), set()).add(r["config_hash"])
+    mixed = [f"{model} on {recipe} ({', '.join(sorted(h))})" for (recipe, model), h in hashes.items() if len(h) > 1]
+    if mixed:
+        raise SystemExit("error: several configs of one model in these folders: " + "; ".join(mixed)
+                         + "; keep a what-if's runs in a folder of its own")
     header = " | ".join(f"{m} test MAE" for m in MODELS)
     lines = [f"| recipe | {header} | Welch p (atsuko vs base) | atsuko router response |",
              "|---" * (len(MODELS) + 3) + "|"]

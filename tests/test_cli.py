@@ -122,6 +122,23 @@ def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, args, message)
     assert not (tmp_path / "out").exists()
 
 
+def test_a_long_option_is_never_guessed_from_its_prefix(tmp_path, capsys):
+    """`leaderboard --out DIR` (run and sweep call their results folder --out) was read as
+    `--output DIR` by argparse's prefix matching: a file written where a folder was meant."""
+    from mmsa_atsuko.cli import main
+    target = tmp_path / "results"
+    for args, guess in ((["leaderboard", "--out", str(target)], "--out"),
+                        (["leaderboard", "--res", str(target)], "--res"),
+                        (["-m", "tfn", "-d", "sims", "--synth", "--out", str(target)], "--synth")):
+        try:
+            code = main(args)
+        except SystemExit as e:
+            code = e.code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and f"unrecognized arguments: {guess}" in err[0], err
+    assert not target.exists()
+
+
 def test_every_config_is_checked_before_any_data_is_read(tmp_path, capsys, monkeypatch):
     """atsuko's config is fine; tfn's has no use_sbn. The error comes before atsuko's synthetic
     data is written (or real data read)."""

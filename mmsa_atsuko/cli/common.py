@@ -6,7 +6,13 @@ import argparse
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse prints usage + error over several lines; we print the error alone."""
+    """argparse prints usage + error over several lines; we print the error alone. Long options
+    must be spelled out: argparse's prefix matching read `leaderboard --out DIR` (run and sweep
+    name their results folder --out) as --output DIR, a file to overwrite."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
