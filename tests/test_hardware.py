@@ -168,7 +168,8 @@ def test_a_bf16_run_records_its_precision(tmp_path, monkeypatch):
 def test_records_carry_the_hardware_figures(tmp_path):
     (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], out=tmp_path, threads=1, **TINY)
     assert record["device"] == "cpu" and record["device_name"] == hardware.device_name(torch.device("cpu"))
-    assert record["device_name"]
+    capability = torch.backends.cpu.get_cpu_capability()      # e.g. AVX2, AVX512: which kernels summed
+    assert record["device_name"].endswith(f" [{capability}]") and len(record["device_name"]) > len(capability) + 3
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert 0 < record["peak_memory_mb"] <= rss_mb          # the process's peak RSS when the run ended
     assert record["steps_per_s"] > 0 and record["torch_threads"] == 1
