@@ -210,6 +210,31 @@ def test_ablation_in_table4_order_from_the_switches(tmp_path):
     assert "**45.00 ± 7.07**" in lines[3]
 
 
+def test_ablation_of_several_recipes_of_one_dataset_names_each_column_group(tmp_path):
+    """Four synthetic MOSI recipes side by side used to head every group `mosi`: the columns could
+    not be told apart. Where a dataset repeats, a group is named by its recipe."""
+    data = {"corrupt": "synthetic:corrupt-s2-mosi-full-unaligned-seed0-v2",
+            "standard": "synthetic:mosi-full-unaligned-seed0-v2"}
+    for recipe, data_id in data.items():
+        for model, flags in (("atsuko_base", (False, False)), ("atsuko", (True, True))):
+            for seed in (1, 2):
+                mae = {"corrupt": 0.5, "standard": 0.4}[recipe] + (0.1 if model == "atsuko_base" else 0) + seed / 100
+                append_record(tmp_path, record(model, seed, {"MAE": mae}, data=data_id, config_hash=f"c-{model}",
+                                               config={"use_sbn": flags[0], "use_mcm": flags[1]}))
+    md = leaderboard(tmp_path, fmt="md")
+    section = md[md.index("### Ablation (Table 4 layout)"):]
+    header = next(line for line in section.splitlines() if line.startswith("| SBN"))
+    assert header.count("mosi corrupt MAE ↓") == 1 and header.count("mosi standard MAE ↓") == 1
+    assert f"mosi corrupt: {data['corrupt']}" in section.splitlines()[0]
+    atsuko = next(line for line in section.splitlines() if line.startswith("| ✓ | ✓"))
+    cells = [c.strip() for c in atsuko.strip("|").split("|")]
+    order = [c.strip() for c in header.strip("|").split("|")]
+    assert cells[order.index("mosi corrupt MAE ↓")] == "**0.5150 ± 0.0071**"      # 0.51, 0.52
+    assert cells[order.index("mosi standard MAE ↓")] == "**0.4150 ± 0.0071**"
+    latex = leaderboard(tmp_path, fmt="latex")
+    assert "mosi corrupt MAE" in latex and "mosi standard MAE" in latex
+
+
 def test_compare_writes_welch_ci_per_metric(store, tmp_path):
     append_record(store, record("atsuko", 1, {"MAE": 0.6}))
     append_record(store, record("atsuko", 2, {"MAE": 0.7}))

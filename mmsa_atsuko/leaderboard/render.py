@@ -146,9 +146,9 @@ def _ablation_columns(dataset: str, paper: bool) -> list[tuple[str, tuple[str, .
 
 def _md_ablation(ab: Ablation, paper: bool = False) -> str:
     header = ["SBN", "MCM", "model"]
-    for t in ab.groups:
-        header += [f"{t.dataset} n"] + [f"{t.dataset} {name} {_arrow(group[0])}"
-                                        for name, group in _ablation_columns(t.dataset, paper)]
+    for t, group_name in zip(ab.groups, ab.group_names()):
+        header += [f"{group_name} n"] + [f"{group_name} {name} {_arrow(group[0])}"
+                                         for name, group in _ablation_columns(t.dataset, paper)]
     lines = []
     for flags in ab.rows:
         names = sorted({ab.chosen[(g, flags)].model for g in range(len(ab.groups)) if (g, flags) in ab.chosen})
@@ -161,7 +161,7 @@ def _md_ablation(ab: Ablation, paper: bool = False) -> str:
                 cells.append(_group_text(group, row.cells, row.n, best, _md_bold) if row else "–")
         lines.append(cells)
     kind = "synthetic data" if ab.synthetic else "real data"
-    data = "; ".join(f"{t.dataset}: {t.data}" for t in ab.groups)
+    data = "; ".join(f"{name}: {t.data}" for t, name in zip(ab.groups, ab.group_names()))
     return (f"### Ablation (Table 4 layout), {'aligned' if ab.aligned else 'unaligned'}: {kind} ({data})\n\n"
             + ("Acc2/F1 on MOSI/MOSEI as Has0/Non0 pairs" if paper else "Acc2/F1 on MOSI/MOSEI are Non0 (EMOE's convention)")
             + "; mean ± sample std over seeds; **bold** = best.\n\n"
@@ -208,8 +208,8 @@ def render_latex(tables, ablations=(), published=(), published_ablation=False, p
                                   f"†: Welch p < {SIGNIFICANCE} vs the best other model.{notes}", header, lines))
     for ab in ablations:
         header = ["SBN", "MCM"]
-        for t in ab.groups:
-            header += [f"{t.dataset} n"] + [f"{t.dataset} {name}" for name, _ in _ablation_columns(t.dataset, paper)]
+        for t, group_name in zip(ab.groups, ab.group_names()):
+            header += [f"{group_name} n"] + [f"{group_name} {name}" for name, _ in _ablation_columns(t.dataset, paper)]
         lines = []
         for flags in ab.rows:
             cells = [_tex("✓" if flags[0] else "-"), _tex("✓" if flags[1] else "-")]

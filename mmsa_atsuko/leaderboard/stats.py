@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
 
 from ..data.conditions import condition_of
+from ..data.synthetic_stress import recipe_kind
 from ..errors import UsageError
 from ..metrics import lower_is_better, metric_keys
 from ..results import headline_metric, ok_records
@@ -244,6 +246,15 @@ class Ablation:
     chosen: dict[tuple, Row]              # (group index, flags) -> row
     notes: list[str] = field(default_factory=list)
     best: set = field(default_factory=set)    # (group index, flags, metric) of the bold cells
+
+    def group_names(self) -> list[str]:
+        """Each group's name in the column headers: its dataset, or, where a dataset comes twice
+        (synthetic recipes of one dataset side by side), the dataset and its recipe, else its data id."""
+        counts = Counter(t.dataset for t in self.groups)
+        names = [t.dataset if counts[t.dataset] == 1 else
+                 f"{t.dataset} {recipe_kind(t.data.partition(':')[2])}" if t.synthetic else t.data
+                 for t in self.groups]
+        return [name if names.count(name) == 1 else t.data for name, t in zip(names, self.groups)]
 
 
 def _flags(row: Row) -> tuple[bool, bool]:
