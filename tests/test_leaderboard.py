@@ -221,8 +221,11 @@ def test_ablation_of_several_recipes_of_one_dataset_names_each_column_group(tmp_
                 mae = {"corrupt": 0.5, "standard": 0.4}[recipe] + (0.1 if model == "atsuko_base" else 0) + seed / 100
                 append_record(tmp_path, record(model, seed, {"MAE": mae}, data=data_id, config_hash=f"c-{model}",
                                                config={"use_sbn": flags[0], "use_mcm": flags[1]}))
+    append_record(tmp_path, record("atsuko", 1, {"MAE": 0.9}, data=data["corrupt"], config_hash="c-what-if",
+                                   config={"use_sbn": True, "use_mcm": True, "lambda_comp": 1.0}))
     md = leaderboard(tmp_path, fmt="md")
     section = md[md.index("### Ablation (Table 4 layout)"):]
+    assert "- mosi corrupt: 2 configs with SBN=True, MCM=True; showing atsuko@c-atsuko (n=2)" in section
     header = next(line for line in section.splitlines() if line.startswith("| SBN"))
     assert header.count("mosi corrupt MAE ↓") == 1 and header.count("mosi standard MAE ↓") == 1
     assert f"mosi corrupt: {data['corrupt']}" in section.splitlines()[0]

@@ -266,12 +266,14 @@ def build_ablations(tables: list[Table]) -> list[Ablation]:
     """Table 4 from the Atsuko family (flags read from each run's config), per aligned/data kind."""
     from ..models.atsuko import ATSUKO_FAMILY   # here: the model package imports torch, the leaderboard need not
     ablations: dict[tuple, Ablation] = {}
+    notes: dict[tuple, list[tuple[int, str]]] = {}     # (group, note): named once every group is known
     for table in tables:
         family = [row for row in table.rows if row.model in ATSUKO_FAMILY and not row.condition]
         if len({_flags(row) for row in family}) < 2:          # nothing to compare
             continue
         ab = ablations.setdefault((table.aligned, table.synthetic),
                                   Ablation(table.aligned, table.synthetic, [], [], {}))
+        group_notes = notes.setdefault((table.aligned, table.synthetic), [])
         g = len(ab.groups)
         ab.groups.append(table)
         for flags in ABLATION_ROWS:
@@ -282,11 +284,13 @@ def build_ablations(tables: list[Table]) -> list[Ablation]:
             row = max(candidates, key=lambda r: (len(r.records), max(x.get("started_at", "") for x in r.records)))
             ab.chosen[(g, flags)] = row
             if len(candidates) > 1:
-                ab.notes.append(f"{table.dataset}: {len(candidates)} configs with SBN={flags[0]}, MCM={flags[1]}; "
-                                f"showing {row.label} (n={len(row.records)}), the leaderboard has all")
+                group_notes.append((g, f"{len(candidates)} configs with SBN={flags[0]}, MCM={flags[1]}; "
+                                       f"showing {row.label} (n={len(row.records)}), the leaderboard has all"))
         single = [row.label for (group, _), row in ab.chosen.items() if group == g and row.n < MIN_SEEDS]
-        ab.notes += [f"{table.dataset}: {note}" for note in _single_seed_note(single)]
-    for ab in ablations.values():
+        group_notes += [(g, note) for note in _single_seed_note(single)]
+    for key, ab in ablations.items():
+        names = ab.group_names()
+        ab.notes = [f"{names[g]}: {note}" for g, note in notes[key]]
         ab.rows = [flags for flags in ABLATION_ROWS if any(f == flags for _, f in ab.chosen)]
         for g, table in enumerate(ab.groups):
             rows = {flags: ab.chosen[(g, flags)] for flags in ab.rows if (g, flags) in ab.chosen}
