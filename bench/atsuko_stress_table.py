@@ -69,12 +69,11 @@ def response(records: list[dict], recipe: str) -> str:
 def table(*outs: Path) -> str:
     records = ok_records(list(latest_by_identity([r for out in outs for r in read_records(out)]).values()))
     groups: dict = {}
-    hashes: dict = {}
     for r in records:
         recipe = recipe_kind(r["data"].partition("synthetic:")[2])
         groups.setdefault((recipe, r["model"]), []).append(r)
-        hashes.setdefault((recipe, r["model"]), set()).add(r["config_hash"])
-    mixed = [f"{model} on {recipe} ({', '.join(sorted(h))})" for (recipe, model), h in hashes.items() if len(h) > 1]
+    hashes = {key: sorted({r["config_hash"] for r in rs}) for key, rs in groups.items()}
+    mixed = [f"{model} on {recipe} ({', '.join(h)})" for (recipe, model), h in hashes.items() if len(h) > 1]
     if mixed:
         raise SystemExit("error: several configs of one model in these folders: " + "; ".join(mixed)
                          + "; keep a what-if's runs in a folder of its own")

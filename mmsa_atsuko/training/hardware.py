@@ -92,8 +92,7 @@ def device_name(device: torch.device) -> str:
     record keeps what can tell such machines apart."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
-    return f"{_cpu_name()} [{capability}]" if capability else _cpu_name()
+    return f"{_cpu_name()} [{torch.backends.cpu.get_cpu_capability()}]"      # torch >= 2.0 has it
 
 
 def reset_peak_memory(device: torch.device) -> None:
