@@ -12,6 +12,9 @@ small preset and the synthetic one-layer BERT, two seeds, for checking the scrip
             them) against the floor: the bare encoder's forward + backward + Adam on the same
             batches. Also bf16 autocast against fp32, and non-deterministic against deterministic
             kernels. Each figure is the median of alternating blocks of steps, one sync per block.
+            `--compile MODE` adds the same step through torch.compile(model, mode=MODE) (the
+            issue's "only where a measurement shows they pay"; the trainer never compiles), with
+            the compilation's own time printed apart.
 2. seeds    wall time of N seeds of atsuko (`--epochs` each) one after another in this process
             (`run`, jobs 1) against `--jobs auto` (the sweep's local backend); the average GPU
             utilisation over each (NVML through nvidia-ml-py, else nvidia-smi); steps/s and peak
@@ -20,6 +23,8 @@ small preset and the synthetic one-layer BERT, two seeds, for checking the scrip
             test predictions or not. atsuko's pairs are the sequential and packed runs of 2.
 
 The issue's targets are printed beside each figure. Nothing here is part of the tests.
+`--sections` runs some of the three (e.g. `--sections step --compile reduce-overhead` on a second
+call of a lease), and RESULTS then has the lines those sections give.
 """
 from __future__ import annotations
 
@@ -95,8 +100,8 @@ def _pct(value) -> str:
 
 def setup(args):
     """(overrides, preset, size, BERT folder) of the runs; writes the data and the random BERT once."""
-    from mmsa_atsuko.data.synthetic import ensure_synthetic, synthetic_bert_folder, synthetic_bert_name, \
-        synthetic_cache_dir
+    from mmsa_atsuko.cache import synthetic_bert_folder, synthetic_bert_name, synthetic_cache_dir
+    from mmsa_atsuko.data.synthetic import ensure_synthetic
     size, preset = ("small", "small") if args.tiny else ("full", None)
     _, tiny_bert = ensure_synthetic("mosi", synthetic_cache_dir(), size=size, aligned=False)
     if args.tiny:
@@ -180,15 +185,29 @@ def bench_step(args, device, overrides, preset, size, bert_folder) -> dict:
             torch.use_deterministic_algorithms(True)
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for fn in (atsuko, floor, nondeterministic, lambda n: atsuko(n, "bf16")):
-        fn(3)                                           # warm-up: kernels chosen, memory cached
     fns = {"atsuko fp32": atsuko, "floor": floor, "atsuko bf16": lambda n: atsuko(n, "bf16"),
            "atsuko nondeterministic": nondeterministic}
-    result = _blocks(fns, args.steps, args.rounds, sync)
-    del model, optimizer, encoder, encoder_optimizer, batches, train
-    if device.type == "cuda":
-        torch.cuda.empty_cache()                        # leave the memory to the seeds' workers
-    return result
+    compile_s = None
+    if args.compile != "none":
+        compiled = torch.compile(model, mode=args.compile)     # shares model's parameters and optimizer
+
+        def atsuko_compiled(n):
+            for i in range(n):
+                batch = batches[i % len(batches)]
+                model.loss(compiled(batch), batch)["total"].backward()   # the forward only
+                clip_and_step(model, optimizer, config)
+
+        sync()
+        t0 = time.perf_counter()
+        atsuko_compiled(3)           # compiles (and, for reduce-overhead, records the CUDA graphs)
+        sync()
+        compile_s = time.perf_counter() - t0
+        fns[f"atsuko compiled ({args.compile})"] = atsuko_compiled
+    for name, fn in fns.items():
+        if not name.startswith("atsuko compiled"):
+            fn(3)                                       # warm-up: kernels chosen, memory cached
+    return {"times": _blocks(fns, args.steps, args.rounds, sync), "compile_s": compile_s,
+            "batch_size": config.batch_size}          # the models and batches go with this frame (the caller frees their memory)
 
 
 def bench_seeds(args, device, overrides, preset, size) -> dict:
@@ -230,11 +249,12 @@ def bench_repeat(args, size, preset) -> dict:
     for model in args.models:
         runs = []
         for k in range(2):
+            out = Path(args.out) / "repeat" / f"{model}-{k}"
             try:
                 (record,) = mmsa_atsuko.run(model, "mosi", [1111], synthetic=True, synthetic_size=size,
                                             preset=preset, max_epochs=1, device=args.device, threads=1,
-                                            out=str(Path(args.out) / "repeat" / f"{model}-{k}"), quiet=True)
-                runs.append(_predictions(record))
+                                            out=str(out), quiet=True)
+                runs.append(_predictions(out, record))
             except RuntimeError as error:      # strict mode: an op without a deterministic version
                 found[model] = ("RAISES", " ".join(str(error).split())[:300])
                 break
@@ -254,6 +274,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="alternating blocks per figure in section 1")
     parser.add_argument("--models", nargs="*", default=None,
                         help="section 3's models (default mult emoe misa self_mm tfn lmf; --tiny tfn lmf)")
+    parser.add_argument("--sections", nargs="+", choices=("step", "seeds", "repeat"),
+                        default=["step", "seeds", "repeat"], help="which of the three to run (default all)")
+    parser.add_argument("--compile", choices=("none", "default", "reduce-overhead", "max-autotune"),
+                        default="none", help="also time atsuko's step with torch.compile in this mode (section 1)")
     parser.add_argument("--out", default=None, help="folder for data, runs and the random BERT (default: a temp one)")
     args = parser.parse_args()
     args.seeds = args.seeds or (2 if args.tiny else 5)
@@ -275,35 +299,53 @@ def main() -> None:
     print(f"  data: synthetic MOSI {size}, unaligned; atsuko preset {preset or 'none (full config)'}; "
           f"encoder {bert_folder}  [{time.perf_counter() - start:.0f} s]", flush=True)
 
-    print("1. step", flush=True)
-    step = bench_step(args, device, overrides, preset, size, bert_folder)
-    for name, seconds in step.items():
-        print(f"    {name:<24} {seconds * 1e3:8.2f} ms/step", flush=True)
-    print(f"  [{time.perf_counter() - start:.0f} s]\n2. seeds", flush=True)
-    seeds = bench_seeds(args, device, overrides, preset, size)
-    print(f"  [{time.perf_counter() - start:.0f} s]\n3. repeat", flush=True)
-    repeat = bench_repeat(args, size, preset)
-    for a, b in zip(seeds["sequential"], seeds["packed"]):
-        same = (_predictions(a) == _predictions(b)).all()
-        repeat.setdefault("atsuko", []).append(bool(same))
+    step = seeds = repeat = None
+    if "step" in args.sections:
+        print("1. step", flush=True)
+        step = bench_step(args, device, overrides, preset, size, bert_folder)
+        torch._dynamo.reset()                            # compiled graphs (and CUDA-graph pools) go too
+        if device.type == "cuda":
+            torch.cuda.empty_cache()                     # leave the memory to the seeds' workers
+        for name, seconds in step["times"].items():
+            print(f"    {name:<30} {seconds * 1e3:8.2f} ms/step", flush=True)
+        print(f"  [{time.perf_counter() - start:.0f} s]", flush=True)
+    if "seeds" in args.sections:
+        print("2. seeds", flush=True)
+        seeds = bench_seeds(args, device, overrides, preset, size)
+        print(f"  [{time.perf_counter() - start:.0f} s]", flush=True)
+    if "repeat" in args.sections:
+        print("3. repeat", flush=True)
+        repeat = bench_repeat(args, size, preset)
     elapsed = time.perf_counter() - start
 
-    first = seeds["sequential"][0]
-    print(f"\nRESULTS ({device_name(device)}; {elapsed:.0f} s in all)")
-    print(f"  step atsuko / floor          {step['atsuko fp32'] / step['floor']:.2f}  (target <= 2; "
-          f"{step['atsuko fp32'] * 1e3:.1f} vs {step['floor'] * 1e3:.1f} ms at batch {first['config']['batch_size']})")
-    print(f"  step bf16 / fp32             {step['atsuko bf16'] / step['atsuko fp32']:.2f}  (quality not measured here)")
-    print(f"  step deterministic / not     {step['atsuko fp32'] / step['atsuko nondeterministic']:.2f}  (target <= 1.10)")
-    print(f"  {args.seeds} seeds auto / sequential   {seeds['packed_s'] / seeds['sequential_s']:.2f}  "
-          f"({seeds['packed_s']:.0f} s vs {seeds['sequential_s']:.0f} s, {args.epochs} epoch(s) each)")
-    print(f"  GPU utilisation              sequential {_pct(seeds['sequential_util'])}, auto "
-          f"{_pct(seeds['packed_util'])}  (target >= 70% over a 5-seed run)")
-    print(f"  one run: {first['steps_per_s']:.1f} steps/s, peak {first['peak_memory_mb']:.0f} MB, "
-          f"wall {first['wall_time_s']:.1f} s, {first['device_name']}")
-    print(f"  repeat (identical twice)     atsuko {sum(repeat['atsuko'])}/{len(repeat['atsuko'])} seeds; "
-          + "; ".join(f"{m} {v[0] if v[0] == 'RAISES' else ('yes' if v[0] else f'NO (max |diff| {v[1]:.3g})')}"
-                      for m, v in repeat.items() if m != "atsuko"))
-
+    print(f"\nRESULTS ({device_name(device)}; {elapsed:.0f} s in all; sections {' '.join(args.sections)})")
+    if step is not None:
+        t = step["times"]
+        print(f"  step atsuko / floor          {t['atsuko fp32'] / t['floor']:.2f}  (target <= 2; "
+              f"{t['atsuko fp32'] * 1e3:.1f} vs {t['floor'] * 1e3:.1f} ms at batch {step['batch_size']})")
+        print(f"  step bf16 / fp32             {t['atsuko bf16'] / t['atsuko fp32']:.2f}  (quality not measured here)")
+        print(f"  step deterministic / not     {t['atsuko fp32'] / t['atsuko nondeterministic']:.2f}  (target <= 1.10)")
+        if step["compile_s"] is not None:
+            compiled = t[f"atsuko compiled ({args.compile})"]
+            print(f"  step compiled / eager        {compiled / t['atsuko fp32']:.2f}  ({args.compile}; "
+                  f"compiled / floor {compiled / t['floor']:.2f}; compilation {step['compile_s']:.0f} s)")
+    if seeds is not None:
+        first = seeds["sequential"][0]
+        print(f"  {args.seeds} seeds auto / sequential   {seeds['packed_s'] / seeds['sequential_s']:.2f}  "
+              f"({seeds['packed_s']:.0f} s vs {seeds['sequential_s']:.0f} s, {args.epochs} epoch(s) each)")
+        print(f"  GPU utilisation              sequential {_pct(seeds['sequential_util'])}, auto "
+              f"{_pct(seeds['packed_util'])}  (target >= 70% over a 5-seed run)")
+        print(f"  one run: {first['steps_per_s']:.1f} steps/s, peak {first['peak_memory_mb']:.0f} MB, "
+              f"wall {first['wall_time_s']:.1f} s, {first['device_name']}")
+        # atsuko's repeat pairs are the sequential and packed runs of each seed
+        out = Path(args.out)
+        same = [bool((_predictions(out / "sequential", a) == _predictions(out / "auto", b)).all())
+                for a, b in zip(seeds["sequential"], seeds["packed"])]
+        print(f"  repeat atsuko                {sum(same)}/{len(same)} seeds identical, sequential against packed")
+    if repeat is not None:
+        print("  repeat (identical twice)     "
+              + "; ".join(f"{m} {v[0] if v[0] == 'RAISES' else ('yes' if v[0] else f'NO (max |diff| {v[1]:.3g})')}"
+                          for m, v in repeat.items()))
 
 if __name__ == "__main__":
     main()
