@@ -331,7 +331,7 @@ def test_a_read_only_results_folder_for_real(results, capsys):
 def full_disk(monkeypatch):
     def append(path, line):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(store, "_append_locked", append)
+    monkeypatch.setattr("mmsa_atsuko.results.store._append_locked", append)     # where append_record finds it
 
 
 def test_a_full_disk_keeps_the_record_and_recover_folds_it_in_once(tmp_path, victim, capsys, monkeypatch):

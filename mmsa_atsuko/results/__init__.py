@@ -1,0 +1,32 @@
+"""The results store and the one owner of run records.
+
+A run record is built here (`ok_record`, `failed_record`), identified here (`identity`:
+model, dataset, aligned flag, seed, config hash, data id) and chosen here (`latest_by_identity`,
+`ok_records`): `run`, `sweep` and the tables all see runs the same way. Import every name from
+`mmsa_atsuko.results`; the modules below are where each lives:
+
+- `folder`: the results folder's layout (runs.jsonl, runs/<run_id>, analysis/) and writing only
+  inside it, never through a symbolic link;
+- `record`: building a record and its identity;
+- `selection`: which record stands for a run, the checks on what tables read, the headline metric;
+- `store`: appending to and reading `runs.jsonl` (locking, cutting off a killed writer's
+  fragment), keeping a record the store cannot take and recovering it;
+- `mmsa_csv`: MMSA-compatible aggregate rows in `<out>/normal/<dataset>.csv`.
+"""
+from .folder import (ANALYSIS_DIR, NOFOLLOW, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES, analysis_dir,
+                     check_output_folder, check_run_id, inside, open_new, relative_run_dir, run_path, show)
+from .mmsa_csv import append_mmsa_csv, mmsa_cell
+from .record import IDENTITY_FIELDS, failed_record, identity, ok_record, run_identity
+from .selection import MAX_CONFIG_DEPTH, check_ok_record, headline_metric, latest_by_identity, ok_records
+from .store import (MAX_KEPT_RECORD, RecordNotAppended, append_or_keep, append_record, json_safe, read_records,
+                    recover)
+
+__all__ = [
+    "ANALYSIS_DIR", "NOFOLLOW", "RECORD_FILE", "RUN_ID", "RUNS_FILE", "STORE_ENTRIES", "analysis_dir",
+    "check_output_folder", "check_run_id", "inside", "open_new", "relative_run_dir", "run_path", "show",
+    "append_mmsa_csv", "mmsa_cell",
+    "IDENTITY_FIELDS", "failed_record", "identity", "ok_record", "run_identity",
+    "MAX_CONFIG_DEPTH", "check_ok_record", "headline_metric", "latest_by_identity", "ok_records",
+    "MAX_KEPT_RECORD", "RecordNotAppended", "append_or_keep", "append_record", "json_safe", "read_records",
+    "recover",
+]

@@ -1,0 +1,137 @@
+"""The results folder: its layout, and writing only inside it.
+
+Everything stays inside the results folder named on the command line: a record names its run's
+folder relative to it (`run_dir: runs/<run_id>`), and `run_path` finds the folder from the run id
+alone (checked against RUN_ID), inside that folder, whatever a record says; the store, the CSVs
+and the analysis outputs are never written through a symbolic link (O_NOFOLLOW, `open_new`,
+`open_append`).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+from pathlib import Path, PurePosixPath
+
+from filelock import FileLock
+
+from ..errors import DataError, UsageError
+
+RUNS_FILE = "runs.jsonl"
+RECORD_FILE = "record.json"      # a finished run's record that could not be appended, kept in its folder
+ANALYSIS_DIR = "analysis"        # where analysis commands write by default
+# What `api.new_run_id` makes: model-dataset[-aligned]-s<seed>-<UTC time>-<6 hex>. No dot and no
+# separator can appear, so a run id is always one path component inside `<results>/runs`.
+RUN_ID = re.compile(r"[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-s-?[0-9]+-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}")
+# Entries of a results folder that the toolkit writes through: a planted symlink would send the writes elsewhere.
+STORE_ENTRIES = (RUNS_FILE, RUNS_FILE + ".lock", "runs", "normal", ANALYSIS_DIR)
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)     # absent on Windows, where a plain user cannot make symlinks
+
+
+def check_output_folder(out_dir, what: str = "results folder") -> Path:
+    """Raise UsageError (one line) unless `out_dir` is, or can be created as, a folder this
+    process may write. Creates nothing: a request that fails later must leave no trace."""
+    out_dir = Path(out_dir)
+    probe = out_dir
+    while not probe.exists():              # the nearest ancestor that exists is where mkdir starts
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{what} {out_dir}: {probe} is a file, not a folder; choose another --out")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {out_dir}: {probe} is not writable by this user; choose another --out")
+    if probe == out_dir:
+        for name in STORE_ENTRIES:
+            entry = out_dir / name
+            if entry.is_symlink():
+                raise UsageError(f"{what} {out_dir}: {entry} is a symbolic link; the toolkit writes only inside "
+                                 f"the results folder (replace it with a real {'file' if '.' in name else 'folder'})")
+            if entry.is_file() and not os.access(entry, os.W_OK):
+                raise UsageError(f"{what} {out_dir}: {entry} is not writable by this user; fix its permissions "
+                                 f"or choose another --out")
+    return out_dir
+
+
+def show(value, limit: int = 60) -> str:
+    """A short repr of a value read from a file, for an error line (never a huge string)."""
+    if isinstance(value, (dict, list)):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10 ** 18:
+        return "a huge integer"
+    text = repr(value[:limit + 1] if isinstance(value, str) else value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_run_id(run_id) -> str:
+    """`run_id` if it is one `api.new_run_id` could have made, else a one-line DataError."""
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+        raise DataError(f"{show(run_id)} is not a run id (expected one like tfn-mosi-s1111-20260101T120000-0a1b2c)")
+    return run_id
+
+
+def relative_run_dir(run_dir) -> str:
+    """How a record names its run's folder: `runs/<folder name>`, relative to the results folder, so a
+    copied or moved results folder still finds its runs."""
+    return f"runs/{Path(run_dir).name}"
+
+
+def inside(results, *parts) -> Path:
+    """`<results>/<parts>`, refused (DataError) unless it resolves inside `results`: a part that is
+    `..`, absolute, or a symbolic link pointing elsewhere would lead outside."""
+    root = Path(results)
+    path = root.joinpath(*parts)
+    real_root, real = os.path.realpath(root), os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root or any(
+            p in ("", ".", "..") or "/" in p or "\\" in p for p in map(str, parts)):
+        raise DataError(f"{path} leads outside the results folder {root}; refusing to use it")
+    return path
+
+
+def run_path(results, record: dict) -> Path:
+    """The folder of `record`'s run inside `results`, the folder named on the command line: only the
+    last component of the stored `run_dir` counts (older records stored an absolute path), and it
+    must be the run's id (or `<id>.failed`), so no record can lead anywhere else."""
+    run_id = check_run_id(record.get("run_id"))
+    stored = record.get("run_dir")
+    name = PurePosixPath(stored.replace("\\", "/")).name if isinstance(stored, str) and stored else run_id
+    if name not in (run_id, f"{run_id}.failed"):
+        raise DataError(f"run {run_id}: its run_dir {show(stored)} is not the run's folder")
+    return inside(results, "runs", name)
+
+
+def analysis_dir(results) -> Path:
+    """`<results>/analysis`, where analysis commands write unless given --out (created)."""
+    folder = inside(results, ANALYSIS_DIR)
+    if folder.is_symlink():
+        raise DataError(f"{folder} is a symbolic link; the toolkit writes only inside the results folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def open_new(path, mode: str = "w", **kwargs):
+    """`open(path, mode)` for writing ("w" or "wb", truncating) that never follows a symbolic link
+    at `path`: a planted link makes it fail with a one-line DataError instead of writing its target."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP or Path(path).is_symlink():
+            raise DataError(f"{path} is a symbolic link; refusing to write through it") from None
+        raise
+    return os.fdopen(fd, mode, **kwargs)
+
+
+def open_append(path: Path) -> int:
+    """A file descriptor for appending to `path`, never through a symbolic link."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DataError(f"{path} is a symbolic link; the toolkit writes only inside the results folder") from None
+        raise
+
+
+def store_lock(path: Path) -> FileLock:
+    """The exclusive lock of one store file; a separate `<name>.lock` file, since a lock on
+    the data file itself is not portable. A killed holder's lock is dropped by the OS."""
+    return FileLock(f"{path}.lock")

@@ -1,0 +1,100 @@
+"""A run record: how it is built and what identifies it.
+
+A run record is built here (`ok_record`, `failed_record`) and identified here (`identity`:
+model, dataset, aligned flag, seed, config hash, data id), so `run`, `sweep` and the tables all
+see runs the same way. A record whose fields have the wrong types is a one-line DataError
+(`identity`, `selection.check_ok_record`).
+"""
+from __future__ import annotations
+
+import platform
+from datetime import datetime
+
+from ..config import config_hash
+from ..data.conditions import PLAIN, condition_of
+from ..errors import DataError
+from ..version import __version__
+from .folder import RUNS_FILE, relative_run_dir, show
+
+
+def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec, result, device,
+              started: datetime, wall_time_s: float, run_dir, git_commit, checkpoint: str,
+              torch_threads: int, torch_version: str, device_name: str, peak_memory_mb: float,
+              precision: str, deterministic: bool, label: str | None = None,
+              routing: dict | None = None) -> dict:
+    """The record of a finished run: `spec` is its DatasetSpec, `result` the trainer's FitResult.
+    `peak_memory_mb`: the GPU's max_memory_allocated on CUDA, the process's peak RSS on the CPU.
+    `label` (a tune's study name) is stored when given. `routing`: what the routers did over the
+    test samples (models/atsuko/diagnostics.py), for models that route; absent otherwise."""
+    return {
+        "run_id": run_id, "status": "ok",
+        "model": model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
+        "synthetic": spec.synthetic, "preset": preset,
+        "metrics": result.test.metrics, "valid_metrics": result.valid,
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+        "wall_time_s": wall_time_s, "device": str(device),
+        # CPU float sums over 1 and 2 threads differ in the last bits: part of what made the numbers.
+        "torch_threads": torch_threads,
+        "device_name": device_name, "peak_memory_mb": peak_memory_mb, "precision": precision,
+        "deterministic": deterministic, "steps_per_s": result.steps_per_s,
+        "config_hash": config_hash(config), "config": dict(config),
+        "data": spec.source, "data_path": spec.path, "extractor": spec.extractor,
+        "package_version": __version__, "git_commit": git_commit,
+        "torch_version": torch_version, "python": platform.python_version(),
+        "started_at": started.isoformat(timespec="seconds"),
+        "run_dir": relative_run_dir(run_dir), "checkpoint": checkpoint, "condition": spec.condition.as_dict(),
+    } | ({"label": label} if label else {}) | ({"routing": routing} if routing is not None else {})
+
+
+def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed: int, preset, config: dict,
+                  data: str, error: str, device, started: datetime, wall_time_s: float, run_dir, git_commit,
+                  checkpoint: str, condition=PLAIN) -> dict:
+    """The record of a run that raised or whose process died (`error`: one line)."""
+    return {
+        "run_id": run_id, "status": "failed", "error": error,
+        "model": model, "dataset": dataset, "aligned": aligned, "seed": seed,
+        "synthetic": data.startswith("synthetic:"), "preset": preset,
+        "metrics": {}, "wall_time_s": wall_time_s, "device": str(device),
+        "config_hash": config_hash(config), "config": dict(config), "data": data,
+        "package_version": __version__, "git_commit": git_commit,
+        "started_at": started.isoformat(timespec="seconds"), "run_dir": relative_run_dir(run_dir),
+        "checkpoint": checkpoint, "condition": condition.as_dict(),
+    }
+
+
+def run_identity(model: str, dataset: str, aligned: bool, seed: int, config_hash: str, data: str,
+                 condition: str = "") -> tuple:
+    """What makes two runs the same run: the same training on the same data (the data id is
+    `sha256:<hex>` of the feature file or `synthetic:<recipe>`) under the same protocol condition
+    (`Condition.key()`, "" for the plain one). The plain condition adds nothing to the tuple, so
+    records and run folders made before conditions existed keep their identity."""
+    return (model, dataset, bool(aligned), int(seed), config_hash, data) + ((condition,) if condition else ())
+
+
+IDENTITY_FIELDS = ("model", "dataset", "aligned", "seed", "config_hash", "data")
+
+
+def identity(record: dict) -> tuple | None:
+    """The run identity of a store record, or None for a record that is not a run (it lacks a
+    field); an identity field of the wrong type is a DataError (a crafted or hand-edited line)."""
+    if not all(field in record for field in IDENTITY_FIELDS):
+        return None
+    for field in ("model", "dataset", "config_hash", "data"):
+        if not isinstance(record[field], str):
+            bad_field(record, field, "a string")
+    if not isinstance(record["aligned"], bool):
+        bad_field(record, "aligned", "true or false")
+    if not isinstance(record["seed"], int) or isinstance(record["seed"], bool) or abs(record["seed"]) >= 2 ** 63:
+        bad_field(record, "seed", "an integer")
+    try:
+        condition = condition_of(record).key()
+    except (TypeError, ValueError):
+        bad_field(record, "condition", "a mapping of missing_rate, drop_modality and modalities")
+    return run_identity(*(record[field] for field in IDENTITY_FIELDS), condition)
+
+
+def bad_field(record: dict, field: str, what: str):
+    """Raise the one-line DataError saying that `record`'s `field` must be `what`."""
+    run = record.get("run_id")
+    raise DataError(f"{RUNS_FILE}: record {show(run) if isinstance(run, str) else '(no run_id)'}: "
+                    f"{field} must be {what}, got {show(record.get(field))}; remove or fix that line")

@@ -1,0 +1,95 @@
+"""Which records stand for a run, whether they can be read, and the metric tables lead with.
+
+Every table and analysis chooses records here (`latest_by_identity`, `ok_records`), one per run
+identity (`record.identity`), and reads only those whose fields have their types
+(`check_ok_record`).
+"""
+from __future__ import annotations
+
+import math
+import re
+
+from ..config import dataset_facts, dataset_names
+from .record import bad_field, identity
+
+
+def latest_by_identity(records: list[dict]) -> dict[tuple, dict]:
+    """identity -> the record that stands for it: the latest `ok` one, else the latest failure."""
+    chosen: dict[tuple, dict] = {}
+    for record in records:                      # the store is in append order: later wins
+        key = identity(record)
+        if key is None:
+            continue
+        previous = chosen.get(key)
+        if previous is None or record.get("status") == "ok" or previous.get("status") != "ok":
+            chosen[key] = record
+    return chosen
+
+
+def ok_records(records: list[dict]) -> list[dict]:
+    """One `ok` record per run identity (the latest), in store order; failures dropped. An `ok`
+    record whose fields have the wrong types (a hand-made or hostile line) is a DataError."""
+    chosen = {id(r) for r in latest_by_identity(records).values() if r.get("status") == "ok"}
+    return [check_ok_record(r) for r in records if id(r) in chosen]
+
+
+MAX_CONFIG_DEPTH = 16
+
+
+def check_ok_record(record: dict) -> dict:
+    """`record` if the fields that tables and analyses read have their types, else a one-line
+    DataError naming the run and the field (a crafted record must not become a traceback)."""
+    def bad(field: str, what: str):
+        bad_field(record, field, what)
+
+    for field in ("run_id", "model", "dataset", "config_hash", "data"):
+        if not isinstance(record.get(field), str) or not 0 < len(record[field]) <= 500:
+            bad(field, "a non-empty string")
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", record["model"]):
+        bad("model", "a model name")
+    if record["dataset"] not in dataset_names():
+        bad("dataset", f"one of {', '.join(dataset_names())} (or of a --datasets FILE)")
+    if not isinstance(record.get("aligned"), bool):
+        bad("aligned", "true or false")
+    seed = record.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or abs(seed) >= 2 ** 63:
+        bad("seed", "an integer")
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict) or not all(isinstance(k, str) and _is_number(v) for k, v in metrics.items()):
+        bad("metrics", "an object of metric name -> number or null")
+    if not isinstance(record.get("config"), dict) or _depth(record["config"]) > MAX_CONFIG_DEPTH:
+        bad("config", f"an object nested at most {MAX_CONFIG_DEPTH} deep")
+    for field, kinds in (("synthetic", (bool,)), ("run_dir", (str,)), ("data_path", (str, type(None))),
+                         ("best_epoch", (int,)), ("started_at", (str,)), ("preset", (str, type(None)))):
+        if field in record and not isinstance(record[field], kinds):
+            bad(field, " or ".join("null" if k is type(None) else k.__name__ for k in kinds))
+    return record
+
+
+def _is_number(value) -> bool:
+    """null, or a number a table can format: finite, and an int no larger than a float holds exactly."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= 2 ** 53
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _depth(value) -> int:
+    """How deep JSON containers nest in `value` (iterative: a deep value must not exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_CONFIG_DEPTH:
+                return depth
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def headline_metric(dataset: str) -> str:
+    """The metric tables test and figures plot (configs/datasets.yaml `headline`): MAE, macro-F1 for MIntRec."""
+    return dataset_facts(dataset)["headline"]

@@ -1,0 +1,186 @@
+"""The store, `<out>/runs.jsonl`: appending, reading, and keeping what cannot be appended.
+
+The store is one JSON line per finished run in `<out>/runs.jsonl`. Records are only ever
+appended, each with a single `write` of the file opened O_APPEND while holding an exclusive
+lock (`runs.jsonl.lock`, a `filelock.FileLock`), so two processes writing at once never
+interleave. A single write is not atomic against SIGKILL: Linux stops a write at a page
+boundary when a fatal signal arrives, so a writer killed mid-record can leave a fragment
+without its newline. Readers skip such a fragment, and the next append, which holds the lock
+and so knows the fragment's writer is dead, cuts it off first: the file goes back to whole
+lines. A last line that lacks only its newline (a file merged or edited by hand, or a writer
+killed just before it) is a whole record, not a fragment: readers read it and the next append
+completes the line. A proper prefix of a JSON object is never itself one, so the two cannot be
+confused. Metrics are stored at full precision; tables are built later.
+
+No run is lost: a record the store cannot take (a full disk, an unwritable file) is kept as
+`record.json` in its run's folder (`append_or_keep`) and folded in exactly once by `recover`
+(`run.py results --recover`, and every `run` and `sweep` as it starts).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, ToolkitError
+from .folder import RECORD_FILE, RUNS_FILE, open_append, open_new, run_path, store_lock
+
+log = logging.getLogger("mmsa_atsuko")
+
+
+def json_safe(value):
+    """NaN/inf are not JSON; store them as null (a NaN Corr of a constant predictor)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return json_safe(value.item())
+    return value
+
+
+def append_record(out_dir: Path, record: dict) -> None:
+    """Append one record as one line, atomically with respect to kills and other writers."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / RUNS_FILE
+    with store_lock(path):
+        _append_locked(path, _line(record))
+
+
+def _line(record: dict) -> bytes:
+    return (json.dumps(json_safe(record), sort_keys=False, allow_nan=False) + "\n").encode()
+
+
+def _append_locked(path: Path, line: bytes) -> None:
+    """The append itself; the caller holds the store's lock. Never through a symbolic link."""
+    fd = open_append(path)
+    try:
+        size = os.fstat(fd).st_size
+        if size and _read_at(fd, 1, size - 1) != b"\n":
+            end = _end_of_last_line(fd, size)
+            if _parse_record(_read_at(fd, size - end, end)) is not None:
+                os.write(fd, b"\n")           # a whole record that lost only its newline: keep it
+            else:
+                os.ftruncate(fd, end)         # a killed writer's fragment
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(errno.ENOSPC, f"short write to {path} ({written}/{len(line)} bytes)")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class RecordNotAppended(ToolkitError):
+    """A finished run whose record could not be appended; the record is kept in its folder."""
+
+
+def append_or_keep(out_dir: Path, record: dict) -> None:
+    """`append_record`, and when the store cannot take it (unwritable, full disk) the record is
+    kept as `record.json` in the run's folder and a one-line RecordNotAppended is raised:
+    `run.py results --recover`, or the next run or sweep, folds it into the store."""
+    try:
+        append_record(out_dir, record)
+        return
+    except (OSError, DataError) as e:          # DataError: the store became a symbolic link
+        why = getattr(e, "strerror", None) or str(e)
+    folder = run_path(out_dir, record)
+    try:
+        keep = folder / RECORD_FILE
+        with open_new(keep, "wb") as f:
+            f.write(_line(record))
+            f.flush()
+            os.fsync(f.fileno())
+    except (OSError, DataError) as e:
+        raise RecordNotAppended(f"could not append run {record['run_id']} to {Path(out_dir) / RUNS_FILE} ({why}) "
+                                f"nor keep it in {folder} ({getattr(e, 'strerror', None) or e}); "
+                                f"its outputs are in {folder}") from None
+    raise RecordNotAppended(f"could not append run {record['run_id']} to {Path(out_dir) / RUNS_FILE} ({why}); "
+                            f"its record is kept in {keep}: free space or fix permissions, then run "
+                            f"`python run.py results --recover --results {out_dir}`")
+
+
+MAX_KEPT_RECORD = 1 << 24         # a kept record.json larger than this is not one the toolkit wrote
+
+
+def recover(out_dir) -> list[dict]:
+    """Fold every kept `runs/*/record.json` into the store, exactly once: a record whose run_id the
+    store already holds (a recovery killed between its append and its cleanup) is not appended
+    again; each file is removed once its record is in the store. Returns the records appended."""
+    out_dir = Path(out_dir)
+    kept = sorted((out_dir / "runs").glob(f"*/{RECORD_FILE}")) if (out_dir / "runs").is_dir() else []
+    if not kept:
+        return []
+    path = out_dir / RUNS_FILE
+    appended = []
+    with store_lock(path):
+        stored = {r.get("run_id") for r in read_records(out_dir)}
+        for file in kept:
+            record = _read_kept(file)
+            if record is None:
+                continue
+            if record["run_id"] not in stored:
+                _append_locked(path, _line(record))
+                stored.add(record["run_id"])
+                appended.append(record)
+            file.unlink()
+    return appended
+
+
+def _read_kept(file: Path) -> dict | None:
+    """The record in a kept record.json, or None (with a warning) for one that is not a record of its folder."""
+    try:
+        if file.is_symlink() or file.stat().st_size > MAX_KEPT_RECORD:
+            raise ValueError
+        record = _parse_record(file.read_bytes())
+        if record is None or run_path(file.parent.parent.parent, record).name != file.parent.name:
+            raise ValueError
+    except (OSError, ValueError, DataError):
+        log.warning("%s is not the record of run folder %s; left as it is", file, file.parent.name)
+        return None
+    return record
+
+
+def _read_at(fd: int, size: int, offset: int) -> bytes:
+    """`os.pread`, on every system (it is Unix-only); appends ignore the position it moves."""
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size)
+
+
+def _end_of_last_line(fd: int, size: int, block: int = 1 << 16) -> int:
+    """The offset just past the file's last newline (0 if it has none), read backwards."""
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        newline = _read_at(fd, end - start, start).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        end = start
+    return 0
+
+
+def _parse_record(raw: bytes) -> dict | None:
+    """The record on one line, or None for a blank line, a fragment or anything but an object."""
+    try:
+        record = json.loads(raw)
+    # ValueError: a JSON error, or an integer of more digits than Python converts;
+    # RecursionError: nesting deeper than the parser's stack.
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def read_records(out_dir: Path) -> list[dict]:
+    """All complete records; a torn final fragment is ignored (see the module docstring)."""
+    path = Path(out_dir) / RUNS_FILE
+    if not path.exists():
+        return []
+    with open(path, "rb") as f:
+        return [record for record in map(_parse_record, f) if record is not None]
