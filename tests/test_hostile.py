@@ -103,6 +103,7 @@ WRONG_TYPES = {                    # field -> a value of the wrong type or an ab
     "seed": "1111",
     "seed.huge": 10 ** 30,
     "aligned": "no",
+    "best_epoch": True,            # JSON true is a Python int subclass: accepted before, shown as "True"
     "config": ["not", "a", "mapping"],
     "config.deep": "deep",
     "dataset": "../../victim",

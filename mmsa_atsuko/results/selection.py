@@ -61,7 +61,9 @@ def check_ok_record(record: dict) -> dict:
         bad("config", f"an object nested at most {MAX_CONFIG_DEPTH} deep")
     for field, kinds in (("synthetic", (bool,)), ("run_dir", (str,)), ("data_path", (str, type(None))),
                          ("best_epoch", (int,)), ("started_at", (str,)), ("preset", (str, type(None)))):
-        if field in record and not isinstance(record[field], kinds):
+        # JSON's true and false load as bools, which are ints: one passes only where a bool is meant.
+        if field in record and (not isinstance(record[field], kinds)
+                                or isinstance(record[field], bool) and bool not in kinds):
             bad(field, " or ".join("null" if k is type(None) else k.__name__ for k in kinds))
     return record
 
