@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mmsa_atsuko.data import safe_checkpoint, safe_pickle  # noqa: E402
+from mmsa_atsuko.data import safe_checkpoint  # noqa: E402
+from mmsa_atsuko.data.safe_pickle.reader import _Reader  # noqa: E402
 from mmsa_atsuko.training.trainer import save_training_state  # noqa: E402
 
 
@@ -45,7 +46,7 @@ def main() -> None:
         for params in args.params:
             path = last_pt(params, Path(folder))
             data, storages = safe_checkpoint._data_pkl(path)
-            unpickler = safe_checkpoint._CheckpointUnpickler(safe_pickle._Reader(io.BytesIO(data), len(data)),
+            unpickler = safe_checkpoint._CheckpointUnpickler(_Reader(io.BytesIO(data), len(data)),
                                                              len(data), 0)
             unpickler.work_left = unpickler.object_bytes_left = start = 1 << 60
             unpickler.load()

@@ -289,10 +289,10 @@ def test_the_shared_tuple_is_what_the_old_unpickler_hung_on():
 def test_limits_scale_with_the_file_not_with_the_allowances(tmp_path, monkeypatch):
     """With the fixed allowances gone, a file's own size must admit it: so a full-size file of
     the same make-up (MMSA pickles, MIntRec's many small frame arrays) is admitted too."""
-    monkeypatch.setattr(safe_pickle, "BYTES_ALLOWANCE", 0)
-    monkeypatch.setattr(safe_pickle, "ELEMENTS_ALLOWANCE", 0)
-    monkeypatch.setattr(safe_pickle, "WORK_ALLOWANCE", 0)
-    monkeypatch.setattr(safe_pickle, "OBJECT_BYTES_ALLOWANCE", 0)
+    monkeypatch.setattr(safe_pickle.limits, "BYTES_ALLOWANCE", 0)
+    monkeypatch.setattr(safe_pickle.limits, "ELEMENTS_ALLOWANCE", 0)
+    monkeypatch.setattr(safe_pickle.limits, "WORK_ALLOWANCE", 0)
+    monkeypatch.setattr(safe_pickle.limits, "OBJECT_BYTES_ALLOWANCE", 0)
     mmsa = write_synthetic("sims", tmp_path / "sims.pkl", size="small")
     assert set(safe_pickle.load(mmsa)) == {"__synthetic__", "train", "valid", "test"}
     folder = write_synthetic_mintrec(tmp_path / "MIntRec", size="small")

@@ -30,7 +30,9 @@ import torch
 
 from ..errors import DataError
 from . import safe_pickle
-from .safe_pickle import _Reader, _Refused, _RestrictedUnpickler, _sized
+from .safe_pickle.reader import _Reader
+from .safe_pickle.refusals import _Refused, _describe, _sized
+from .safe_pickle.unpickler import _RestrictedUnpickler
 
 FIX = "it is not a checkpoint this toolkit wrote; train the run again"
 # What one tensor of a real last.pt costs the restricted unpickler: 39 units of work and 1.5 KB of
@@ -137,7 +139,7 @@ def _data_pkl(path: Path) -> tuple[bytes, int]:
     try:
         data = torch._C.PyTorchFileReader(str(path)).get_record("data.pkl")     # what torch.load unpickles
     except RuntimeError as e:
-        raise DataError(f"{path} has no data.pkl torch can read ({safe_pickle._describe(e)[:160]}): {FIX}") from None
+        raise DataError(f"{path} has no data.pkl torch can read ({_describe(e)[:160]}): {FIX}") from None
     return data, sum(name.split("/")[1:2] == ["data"] for name in names)
 
 
@@ -161,4 +163,4 @@ def load_weights(path):
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise DataError(f"torch cannot load {path} ({safe_pickle._describe(e)[:160]}): {FIX}") from None
+        raise DataError(f"torch cannot load {path} ({_describe(e)[:160]}): {FIX}") from None
