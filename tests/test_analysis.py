@@ -28,8 +28,10 @@ def results(tmp_path_factory):
     return out, full, no_mcm
 
 
-def run_cli(*args):
+def run_cli(*args, threads_from_env=True):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    if not threads_from_env:          # torch's own default: every core
+        del env["OMP_NUM_THREADS"]
     return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
 
@@ -142,16 +144,31 @@ def test_bad_input_is_one_line_and_non_zero(results, tmp_path):
     not_atsuko = run_cli("explain", "-m", "tfn", "--run", full["run_id"], "--results", str(out))
     assert not_atsuko.returncode != 0 and "not atsuko" in not_atsuko.stderr
 
+    # A bad --feature-path fails before the first figure: an earlier explain of the run stays as it was.
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "modality_weights.csv").write_text("earlier output\n")
+    truncated = tmp_path / "truncated.pkl"
+    truncated.write_bytes((Path(full["data_path"]).read_bytes())[:5000])
+    bad_features = run_cli("explain", "--run", full["run_id"], "--results", str(out), "--out", str(figures),
+                           "--feature-path", str(truncated))
+    assert bad_features.returncode != 0 and "truncated or corrupt" in bad_features.stderr
+    assert bad_features.stdout == "" and bad_features.stderr.strip().count("\n") == 0
+    assert sorted(p.name for p in figures.iterdir()) == ["modality_weights.csv"]
+    assert (figures / "modality_weights.csv").read_text() == "earlier output\n"
+
 
 def test_sensitivity_runs_through_the_sweep_and_plots_mean_and_std(tmp_path):
     args = ["sensitivity", "-d", "sims", "--param", "lambda_ent", "--values", "0", "1", "-s", "1111", "1112",
             "--synthetic", "--preset", "small", "--max-epochs", "1", "--results", str(tmp_path / "results"),
             "--out", str(tmp_path)]
-    done = run_cli(*args)
+    done = run_cli(*args, threads_from_env=False)
     assert done.returncode == 0, done.stderr[-3000:]
     table = assert_figure(tmp_path, "sensitivity_atsuko_sims")
     records = [r for r in analysis.read_records(tmp_path / "results")]
     assert len(records) == 4
+    # --threads' default, as run and sweep have it (torch's default, every core, on a machine of two or more)
+    assert {r["torch_threads"] for r in records} == {1}
     for _, row in table.iterrows():
         scores = [r["metrics"]["MAE"] for r in records if r["config"]["lambda_ent"] == row.value]
         assert row["mean"] == pytest.approx(np.mean(scores)) and row["std"] == pytest.approx(np.std(scores, ddof=1))

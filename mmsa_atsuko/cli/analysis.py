@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import OneLineParser
+from .common import OneLineParser, add_hardware_options
 
 
 def explain_parser() -> argparse.ArgumentParser:
@@ -46,13 +46,16 @@ def cmd_explain(argv) -> int:
         partner_id = find_partner_without_mcm(args.results, run)
         partner = load_run(args.results, partner_id, data_cache=cache) if partner_id else None
     tables = explain_tables(run, args.samples, partner)
+    # Everything is computed before the first file is written: a bad --feature-path fails here,
+    # leaving an earlier explain of this run as it was.
+    weights = modality_weights_table(run, args.feature_path)
     where = f"{run.record['model']} on {run.record['dataset']}{' aligned' if run.record['aligned'] else ''}, " \
             f"seed {run.record['seed']}"
     out = args.out or analysis_dir(args.results) / f"explain_{check_run_id(run.run_id)}"   # one folder per run
     for path in write_explain(tables, out, where, run.synthetic):
         print(f"wrote {path}")
     weights_csv = Path(out) / "modality_weights.csv"          # id, w_T, w_A, w_V per test sample
-    modality_weights_table(run, args.feature_path).to_csv(weights_csv, index=False, float_format="%.9g")
+    weights.to_csv(weights_csv, index=False, float_format="%.9g")
     print(f"wrote {weights_csv}")
     if run.model.use_mcm and partner is None:
         print("note: no run of the same data and seed without the MCM; modality weights shown for this run only")
@@ -145,6 +148,7 @@ def sensitivity_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder holding MOSI/, MOSEI/, SIMS/, ... (default $MMSA_DATA_ROOT, "
                    "else ~/MMSA/datasets)")
     p.add_argument("--read-only", action="store_true", help="run nothing; plot the runs already recorded")
+    add_hardware_options(p)              # the runs it trains are run's runs: same threads, same records
     p.add_argument("--results", default="results", help="results folder of the runs (default results/)")
     p.add_argument("--out", help="folder for the figure (default <results>/analysis)")
     return p
@@ -157,7 +161,7 @@ def cmd_sensitivity(argv) -> int:
     from ..metrics import lower_is_better
     from ..plots import plot_sensitivity, pyplot, save_figure
     from ..results import analysis_dir
-    from ..sweep import LocalBackend, sweep
+    from ..sweep import LocalBackend, default_jobs, parse_devices, sweep
     seeds = args.seeds or [1111, 1112, 1113]
     params = list(SENSITIVITY_PARAMS) if args.param == ["all"] else args.param
     unknown = [p for p in params if p not in SENSITIVITY_PARAMS]
@@ -166,6 +170,7 @@ def cmd_sensitivity(argv) -> int:
     if args.values and len(params) > 1:
         raise UsageError("--values goes with one --param")
     pyplot()
+    jobs = args.jobs if args.jobs is not None else default_jobs(parse_devices("auto"), runs=len(seeds))
     tables = []
     for param in params:
         values = args.values or SENSITIVITY_PARAMS[param]
@@ -173,7 +178,8 @@ def cmd_sensitivity(argv) -> int:
             for i, value in enumerate(values, 1):
                 # Each value is a sweep of its own: its progress lines say which value they serve.
                 tag = f"[{param}={value:g}, value {i}/{len(values)}]"
-                sweep(out=args.results, backend=LocalBackend(), echo=lambda line, tag=tag: print(f"{tag} {line}", flush=True),
+                sweep(out=args.results, backend=LocalBackend(jobs, "auto", args.threads), precision=args.precision,
+                      deterministic=not args.nondeterministic, echo=lambda line, tag=tag: print(f"{tag} {line}", flush=True),
                       models=[args.model], datasets=[args.dataset], seeds=seeds, aligned=args.aligned,
                       synthetic=args.synthetic, preset=args.preset, max_epochs=args.max_epochs,
                       config=[f"{param}={value}"], data_root=args.data_root)
