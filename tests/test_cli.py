@@ -276,9 +276,15 @@ def test_run_skips_recorded_seeds_until_rerun(tmp_path, capsys):
     assert [line for line in out.splitlines() if line.startswith("skip")] == [
         f"skip tfn mosi seed 1: recorded as {first['run_id']} (--rerun trains it again)"]
     assert table_seeds(out) == [1, 2]
+    assert f"1 record(s) appended to {tmp_path / 'runs.jsonl'}" in out      # seed 2's; seed 1's was there
     stored = read_records(tmp_path)
     assert [(r["seed"], r["checkpoint"]) for r in stored] == [(1, "best"), (2, "none")]
+    assert main([*argv, "-s", "2", "1"]) == 0
+    out = capsys.readouterr().out
+    assert table_seeds(out) == [2, 1] and "appended to" not in out
+    assert f"nothing appended: every run was already recorded in {tmp_path / 'runs.jsonl'}" in out
     assert main([*argv, "-s", "1", "--rerun"]) == 0
     out = capsys.readouterr().out
     assert not [line for line in out.splitlines() if line.startswith("skip")]
     assert table_seeds(out) == [1] and len(read_records(tmp_path)) == 3
+    assert "1 record(s) appended" in out

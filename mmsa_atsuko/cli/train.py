@@ -101,9 +101,10 @@ def cmd_synth(argv) -> int:
     return 0
 
 
-def print_table(records, out) -> None:
+def print_table(records, out, stored_before: set) -> None:
     """Per dataset: one line per seed, then, per model with several seeds, their mean ± sample std
-    (ddof 1, as the leaderboard's cells)."""
+    (ddof 1, as the leaderboard's cells); then how many of them this command appended to the store
+    (those whose run id it did not hold before: the others were skipped as recorded)."""
     from ..data.conditions import condition_of
     from ..metrics import metric_keys
 
@@ -124,7 +125,10 @@ def print_table(records, out) -> None:
             if len(runs) > 1:
                 cells = " ".join(f"{_mean_std([r['metrics'].get(k) for r in runs]):>15}" for k in keys)
                 print(f"{model:<12} {'mean ± std':>11} {cells}")
-    print(f"\nrecords appended to {Path(out) / 'runs.jsonl'}")
+    new = sum(1 for r in records if r["run_id"] not in stored_before)
+    store = Path(out) / "runs.jsonl"
+    print(f"\n{new} record(s) appended to {store}" if new else
+          f"\nnothing appended: every run was already recorded in {store} (--rerun trains them again)")
 
 
 def _fmt(v) -> str:
@@ -142,10 +146,12 @@ def _mean_std(values) -> str:
 def cmd_train(argv) -> int:
     args = train_parser().parse_args(argv)
     from ..api import run, unfinished_runs
+    from ..results import read_records
     from ..training.seed import DEFAULT_SEEDS
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     seeds = args.seeds or DEFAULT_SEEDS
+    stored_before = {r["run_id"] for r in read_records(args.out)}      # to tell appended from skipped
     jobs = train_jobs(args, len(args.model) * len(args.dataset) * len(seeds))
     if jobs == 1:
         records = run(args.model, args.dataset, seeds=seeds, config=args.config,
@@ -168,7 +174,7 @@ def cmd_train(argv) -> int:
                              max_epochs=args.max_epochs, config=args.config, missing_rates=args.missing_rate,
                              drop_modality=args.drop_modality, modalities=args.modalities,
                              synthetic_recipe=args.synthetic_recipe)
-    print_table(records, args.out)
+    print_table(records, args.out, stored_before)
     stale = sum(1 for _ in unfinished_runs(args.out))
     if stale:
         print(f"note: {Path(args.out) / 'runs'} holds {stale} .partial folder(s) of unfinished runs that no process "
