@@ -271,6 +271,9 @@ def _coerce(key: str, value, declared, where: str):
     if isinstance(declared, bool) or isinstance(value, bool):
         ok = isinstance(declared, bool) and isinstance(value, bool)
     elif isinstance(declared, float):
+        if isinstance(value, str) and value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            # YAML reads `-c lr=nan` as the word (only .nan is the number): say what is wrong with it.
+            raise UsageError(f"{where}: {key} must be a finite number, got {value!r}")
         ok = isinstance(value, (int, float))
         value = float(value) if ok else value
     elif isinstance(declared, (list, tuple)):
@@ -324,8 +327,9 @@ def model_config_name(model: str) -> tuple[str, dict]:
 
 
 def load_config(model: str, dataset: str, *, preset: str | None = None, overrides=(),
-                config_dir: Path = CONFIG_DIR) -> EasyDict:
-    """Resolve the full config of one (model, dataset) run; see the module docstring."""
+                config_dir: Path = CONFIG_DIR, overrides_from: str = "command-line override -c") -> EasyDict:
+    """Resolve the full config of one (model, dataset) run; see the module docstring.
+    `overrides_from` names where the overrides were written, for the error a bad one raises."""
     datasets_yaml = read_yaml(config_dir / "datasets.yaml")
     dataset = str(dataset).lower()
     facts = dataset_facts(dataset, config_dir)
@@ -361,7 +365,7 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
         _apply(config, presets[preset], declared, f"{model_path.name} presets.{preset}", checks)
     for item in overrides:
         key, value = item if isinstance(item, tuple) else parse_override(item)
-        _apply(config, {key: value}, declared, "command-line override -c", checks)
+        _apply(config, {key: value}, declared, overrides_from, checks)
     return EasyDict(config)
 
 

@@ -256,3 +256,12 @@ def test_bert_text_runs_corrupt_the_tokens_they_read(tmp_path):
     assert int(ids.abs().sum()) == 0 and mask[:, 0].eq(1).all() and int(mask[:, 1:].sum()) == 0
     assert torch.equal(zeroed.tensors["text"], test.tensors["text"])    # the unread features are untouched
     assert np.abs(analysis.predictions(run, zeroed) - analysis.predictions(run, test)).max() > 1e-6
+
+
+def test_sensitivity_of_a_model_without_the_parameter_is_one_line(tmp_path):
+    # tfn has no lambda_ent: said as such, not as an unknown -c key the user never typed.
+    done = run_cli("sensitivity", "-m", "tfn", "-d", "sims", "--param", "lambda_ent", "--synthetic",
+                   "--results", str(tmp_path / "results"))
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+    assert "tfn has no config key lambda_ent" in done.stderr and "-c" not in done.stderr.replace("-m atsuko", "")
+    assert not (tmp_path / "results").exists()

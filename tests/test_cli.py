@@ -98,6 +98,7 @@ def test_determinism_through_the_api(tmp_path):
     (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "early_stop=0"], "early_stop must be at least 1"),
     (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "learning_rate=-1"], "learning_rate must be positive"),
     (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "learning_rate=1e999"], "learning_rate must be a finite number"),
+    (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "learning_rate=nan"], "learning_rate must be a finite number"),
     (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "scheduler=plateau", "-c", "scheduler_factor=2"],
      "scheduler_factor must be between 0 and 1"),
     (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "scheduler=cosine"], "scheduler must be none or plateau"),

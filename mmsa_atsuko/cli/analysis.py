@@ -169,6 +169,11 @@ def cmd_sensitivity(argv) -> int:
         raise UsageError(f"unknown --param {', '.join(unknown)}; choose from {', '.join(SENSITIVITY_PARAMS)} or all")
     if args.values and len(params) > 1:
         raise UsageError("--values goes with one --param")
+    from ..config import load_config
+    lacking = [p for p in params if p not in load_config(args.model, args.dataset, preset=args.preset)]
+    if lacking:
+        raise UsageError(f"{args.model} has no config key {', '.join(lacking)}: sensitivity's parameters are "
+                         f"Atsuko's; use -m atsuko (or an Atsuko variant)")
     pyplot()
     jobs = args.jobs if args.jobs is not None else default_jobs(parse_devices("auto"), runs=len(seeds))
     tables = []

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import dataset_facts, parse_override, read_yaml
+from ..config import dataset_facts, load_config, parse_override, read_yaml
 from ..data.conditions import PLAIN, Condition, conditions
 from ..data.synthetic_stress import check_recipe
 from ..errors import UsageError
@@ -133,8 +133,10 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
             exp_datasets = [d for d in exp_datasets if not datasets or d in datasets]
             flags = [f for f in flags if f or not aligned]
         exp_seeds = check_seeds(seeds, "command line") if seeds else _seeds(exp.get("seeds", top.get("seeds", list(DEFAULT_SEEDS))), where)
-        exp_overrides = tuple(_overrides(top.get("config"), where_file) + _overrides(exp.get("config"), where)
-                              + cli_overrides)
+        file_overrides = _overrides(top.get("config"), where_file) + _overrides(exp.get("config"), where)
+        exp_overrides = tuple(file_overrides + cli_overrides)
+        blame = f"{where}: config" if not top.get("config") else \
+            f"{where_file}: config (top level or experiment {name!r})"
         exp_conditions = _conditions(exp, top, where, missing_rates, drop_modality, modalities)
         for dataset in exp_datasets:
             try:
@@ -144,6 +146,11 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
             for flag in flags:
                 if ("aligned" if flag else "unaligned") not in files:
                     raise UsageError(f"{where}: {dataset} has no {'aligned' if flag else 'unaligned'} setting")
+                for model in exp_models if file_overrides else ():
+                    # The file's own keys are checked here, so that a bad one is blamed on the file,
+                    # not on the command line's -c (whose keys the run checks when it resolves them).
+                    load_config(model, dataset, preset=preset or exp.get("preset", top.get("preset")),
+                                overrides=file_overrides, overrides_from=blame)
                 for model, condition in ((m, c) for c in exp_conditions for m in exp_models):
                     out.append((name, Setting(
                         model=model, dataset=dataset, aligned=flag,
