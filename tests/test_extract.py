@@ -136,6 +136,13 @@ def test_cli_needs_bert_and_says_what_to_pass(corpus, capsys):
                  "--out", str(corpus["root"] / "x.pkl")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--bert PATH" in err
+    # A BERT it cannot find: the advice names extract's own option, not run's -c pretrained=.
+    code = main(["extract", "--videos", str(corpus["videos"]), "--transcripts", str(corpus["transcripts"]),
+                 "--out", str(corpus["root"] / "x.pkl"), "--bert", str(corpus["root"] / "no-such-bert")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "does not exist; set --bert /path/to/no-such-bert" in err and "-c pretrained" not in err
+    assert not (corpus["root"] / "x.pkl").exists()
 
 
 def test_cli_writes_the_file_and_says_how_to_train(corpus, capsys):

@@ -183,7 +183,7 @@ def resolve_bert(bert) -> str:
                          "already in the Hugging Face cache)")
     # Imported here: models.common.bert pulls in torch, which the audio/vision workers never need.
     from ...models.common.bert import resolve_bert_path
-    return resolve_bert_path(bert)
+    return resolve_bert_path(bert, option="--bert ")
 
 
 def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = ExtractConfig(), split=None,

@@ -21,9 +21,9 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 MIN_VOCAB = 100
 
 
-def _how_to_fix(pretrained: str) -> str:
+def _how_to_fix(pretrained: str, option: str = "-c pretrained=") -> str:
     name = Path(str(pretrained)).name or "bert-base-uncased"
-    return (f"set -c pretrained=/path/to/{name} (a folder with config.json and the weights, e.g. from "
+    return (f"set {option}/path/to/{name} (a folder with config.json and the weights, e.g. from "
             f"`huggingface-cli download {name} --local-dir /path/to/{name}` on a machine with internet)")
 
 
@@ -47,14 +47,15 @@ def _cached_snapshot(repo_id: str) -> Path | None:
     return snapshot if _has_weights(snapshot) else None
 
 
-def resolve_bert_path(pretrained) -> str:
+def resolve_bert_path(pretrained, option: str = "-c pretrained=") -> str:
     """A local folder with BERT's config.json and weights, for `from_pretrained`. Never downloads.
 
     `pretrained` is a folder, or a hub id looked up in the standard HF cache (HF_HOME /
-    HF_HUB_CACHE are honoured by huggingface_hub). Raises UsageError (one line) otherwise.
+    HF_HUB_CACHE are honoured by huggingface_hub). Raises UsageError (one line) otherwise, whose
+    advice sets `option` (a command's own flag for it, e.g. extract's `--bert `).
     """
     if not pretrained:
-        raise UsageError(f"no BERT weights configured (pretrained is empty); {_how_to_fix('bert-base-uncased')}")
+        raise UsageError(f"no BERT weights configured (pretrained is empty); {_how_to_fix('bert-base-uncased', option)}")
     if str(pretrained).startswith(SYNTHETIC_BERT_PREFIX):      # a tiny BERT of the synthetic-data cache
         folder = synthetic_bert_folder(str(pretrained))
         if not _has_weights(folder):
@@ -64,18 +65,18 @@ def resolve_bert_path(pretrained) -> str:
     folder = Path(os.path.expanduser(str(pretrained)))
     if folder.is_dir():
         if not (folder / "config.json").is_file():
-            raise UsageError(f"BERT folder {folder} has no config.json; {_how_to_fix(pretrained)}")
+            raise UsageError(f"BERT folder {folder} has no config.json; {_how_to_fix(pretrained, option)}")
         if not _has_weights(folder):
-            raise UsageError(f"BERT folder {folder} has no {' or '.join(WEIGHT_FILES)}; {_how_to_fix(pretrained)}")
+            raise UsageError(f"BERT folder {folder} has no {' or '.join(WEIGHT_FILES)}; {_how_to_fix(pretrained, option)}")
         return str(folder)
     if str(pretrained).startswith(("/", "~", "./", "../")):
         # Plainly a path, not a hub id (which may be 'org/name'): no cache lookup to mention.
-        raise UsageError(f"BERT folder {folder} does not exist; {_how_to_fix(pretrained)}")
+        raise UsageError(f"BERT folder {folder} does not exist; {_how_to_fix(pretrained, option)}")
     snapshot = _cached_snapshot(str(pretrained))
     if snapshot is not None:
         return str(snapshot)
     raise UsageError(f"BERT weights {pretrained!r} are neither a local folder nor in the Hugging Face cache; "
-                     f"{_how_to_fix(pretrained)}")
+                     f"{_how_to_fix(pretrained, option)}")
 
 
 def check_vocab(tokenizer, path) -> None:
