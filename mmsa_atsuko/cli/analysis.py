@@ -65,7 +65,7 @@ def cmd_explain(argv) -> int:
 def robustness_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py robustness", description="Re-test trained runs on the test split under "
                       "Gaussian noise (SNR), a zeroed modality and random frame drops, one modality at a time; "
-                      "writes robustness.csv and robustness.png/.pdf.")
+                      "writes robustness_<first run id>.csv/.png/.pdf.")
     p.add_argument("--run", nargs="+", required=True, help="run id(s) in <results>/runs.jsonl (one line each)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
     p.add_argument("--out", help="folder for the table and figure (default <results>/analysis)")
