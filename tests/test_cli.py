@@ -123,6 +123,16 @@ def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, args, message)
     assert not (tmp_path / "out").exists()
 
 
+def test_a_misspelled_command_is_named_as_one(capsys):
+    from mmsa_atsuko.cli import main
+    assert main(["lst"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: unknown command 'lst'; did you mean list (commands: list, synth,")
+    assert main(["frobnicate", "-m", "tfn", "-d", "sims"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "unknown command 'frobnicate' (commands:" in line and "did you mean" not in line
+
+
 def test_a_long_option_is_never_guessed_from_its_prefix(tmp_path, capsys):
     """`leaderboard --out DIR` (run and sweep call their results folder --out) was read as
     `--output DIR` by argparse's prefix matching: a file written where a folder was meant."""

@@ -5,6 +5,7 @@ line and exit non-zero (2 for a bad command line, 1 for bad data); tracebacks ar
 """
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -59,6 +60,10 @@ def main(argv=None) -> int:
     try:
         argv = take_datasets_files(argv)
         command = COMMANDS.get(argv[0], None) if argv else None
+        if command is None and argv and not argv[0].startswith("-"):     # training takes no positional word
+            close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+            raise UsageError(f"unknown command {argv[0]!r}{f'; did you mean {close[0]}' if close else ''} "
+                             f"(commands: {', '.join(COMMANDS)}; or train with run.py -m MODEL -d DATASET)")
         return command(argv[1:]) if command else cmd_train(argv)
     except ToolkitError as e:
         print(f"error: {e}", file=sys.stderr)
