@@ -264,6 +264,17 @@ def test_compare_writes_welch_ci_per_metric(store, tmp_path):
     assert set(df.metric) == set(metric_keys("mosi")) and set(df.baseline) == {"lmf"}
     with pytest.raises(UsageError, match="no ok runs of atsuko on sims"):
         compare(store, "atsuko", ["lmf"], ["sims"])
+    # A misspelt name is pointed at the stored one it is close to.
+    with pytest.raises(UsageError, match=r"no ok runs of atsuk on mosi in .*runs.jsonl \(did you mean atsuko\?\); "
+                                         r"models with runs: atsuko, lmf, tfn$"):
+        compare(store, "atsuk", ["lmf"], ["mosi"])
+    messages = []
+    compare(store, "atsuko", ["lmf", "lmff"], ["mosi"], warn=messages.append, echo=lambda _: None)
+    (lmff,) = [m for m in messages if "lmff" in m]
+    assert lmff.startswith("compare: no ok runs of lmff on mosi unaligned (") and \
+        lmff.endswith("); skipped (did you mean lmf?)")
+    with pytest.raises(UsageError, match=r"none of lmff has ok runs .* \(did you mean lmf\?\)$"):
+        compare(store, "atsuko", ["lmff"], ["mosi"])
 
 
 def test_empty_store_is_one_clear_error(tmp_path):

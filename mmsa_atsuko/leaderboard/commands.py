@@ -6,6 +6,7 @@ build the tables (stats), render them (render) and, for compare, write the CSVs.
 """
 from __future__ import annotations
 
+import difflib
 import io
 from pathlib import Path
 
@@ -72,19 +73,26 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
     datasets = _known_datasets(datasets)
     records = read_records(results)
     tables = build_tables(records, datasets)
+    stored = {r.model for t in tables for r in t.rows}
+
+    def typo(name: str) -> str:          # a name with no run anywhere may be a misspelt one
+        close = [] if name in stored else difflib.get_close_matches(name, stored, n=1)
+        return f" (did you mean {close[0]}?)" if close else ""
+    if model not in stored:
+        where = f" on {', '.join(datasets)}" if datasets else ""
+        raise UsageError(f"no ok runs of {model}{where} in {results / RUNS_FILE}{typo(model)}; models with runs: "
+                         f"{', '.join(sorted(stored)) or 'none'}")
     mine = [t for t in tables if any(r.model == model for r in t.rows)]
     for dataset in datasets or ():
         if not any(t.dataset == dataset for t in mine):
             raise UsageError(f"no ok runs of {model} on {dataset} in {results / RUNS_FILE}")
-    if not mine:
-        raise UsageError(f"no ok runs of {model} in {results / RUNS_FILE}")
     position = {id(r): i for i, r in enumerate(records)}
     files: dict[str, list[dict]] = {}
     for t in mine:
         setting = f"{t.dataset} {'aligned' if t.aligned else 'unaligned'} ({t.data})"
         for baseline in against:
             if not any(r.model == baseline for r in t.rows):
-                warn(f"compare: no ok runs of {baseline} on {setting}; skipped")
+                warn(f"compare: no ok runs of {baseline} on {setting}; skipped{typo(baseline)}")
         # Plain-condition rows only: a missing-rate row is not another config of the model.
         compared = [r for r in t.rows if (r.model == model or r.model in against) and not r.condition]
         if not all_configs:
@@ -108,7 +116,8 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
         echo(render_comparison(rows) + "\n")
         written.append(path)
     if not written:
-        raise UsageError(f"none of {', '.join(against)} has ok runs where {model} has; nothing to compare")
+        raise UsageError(f"none of {', '.join(against)} has ok runs where {model} has; nothing to compare"
+                         + "".join(typo(name) for name in against))
     return written
 
 
