@@ -134,6 +134,16 @@ def test_a_record_of_wrong_types_is_one_line(results, victim, capsys, command, c
     assert_one_line(code, err, "must be", "remove or fix that line")
 
 
+def test_a_record_of_an_undeclared_dataset_asks_for_its_datasets_file(results, capsys):
+    # A run on a dataset of one's own, read without the --datasets FILE that declares it: the
+    # advice is to pass that file, not to delete a good record.
+    out, record = results
+    write_store(out, record, {**record, "run_id": "tfn-mydata-s1-20260101T000000-abcdef", "dataset": "mydata"})
+    code, err = cli(capsys, "leaderboard", "--results", out)
+    assert_one_line(code, err, "record 'tfn-mydata-s1-20260101T000000-abcdef' is on dataset 'mydata'",
+                    "pass the --datasets FILE that declares it")
+
+
 UNREADABLE = {
     "lacks-fields": json.dumps({"run_id": "tfn-mosi-s1-20260101T000000-abcdef", "status": "ok"}),
     "deeply-nested": '{"run_id": "x", "config": ' + "[" * 100_000 + "]" * 100_000 + "}",

@@ -10,6 +10,8 @@ import math
 import re
 
 from ..config import dataset_facts, dataset_names
+from ..errors import DataError
+from .folder import RUNS_FILE, show
 from .record import bad_field, identity
 
 
@@ -48,6 +50,11 @@ def check_ok_record(record: dict) -> dict:
     if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", record["model"]):
         bad("model", "a model name")
     if record["dataset"] not in dataset_names():
+        if re.fullmatch(r"[a-z0-9_]{1,64}", record["dataset"]):     # a name: most likely a dataset of one's own
+            run = record["run_id"]
+            raise DataError(f"{RUNS_FILE}: record {show(run)} is on dataset {record['dataset']!r}, which is not in "
+                            f"configs/datasets.yaml: pass the --datasets FILE that declares it (or, if it is no "
+                            f"run of yours, remove that line)")
         bad("dataset", f"one of {', '.join(dataset_names())} (or of a --datasets FILE)")
     if not isinstance(record.get("aligned"), bool):
         bad("aligned", "true or false")
