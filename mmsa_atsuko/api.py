@@ -342,7 +342,9 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
 
 
 def write_predictions(path: Path, test, spec) -> None:
-    """id, label, prediction per test sample (+ logits for classification, + model exports)."""
+    """id, label, pred per test sample (+ logit_<c> for classification, + model exports). Floats are
+    written to 9 significant digits, which round-trips float32 exactly: the metrics can be recomputed
+    from the file to the last digit."""
     columns = {"id": test.ids, "label": test.label}
     if spec.task == "classification":
         columns["pred"] = test.pred.argmax(axis=1)
