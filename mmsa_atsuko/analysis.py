@@ -94,13 +94,16 @@ def _load_run_data(record: dict):
 def load_run(results="results", run_id: str | None = None, checkpoint=None, data_cache: dict | None = None) -> LoadedRun:
     """A trained run ready for analysis: model in eval() mode with `best.pt` loaded, on CPU.
 
-    Give `run_id` (looked up in `<results>/runs.jsonl`) or `checkpoint` (a run folder's best.pt;
-    its folder name is the run id). `data_cache` shares loaded datasets between runs.
+    Give `run_id` (looked up in `<results>/runs.jsonl`) or `checkpoint` (a run folder, or its
+    best.pt, as `predict --checkpoint` takes them; the folder's name is the run id). `data_cache`
+    shares loaded datasets between runs.
     """
     if (run_id is None) == (checkpoint is None):
         raise UsageError("give exactly one of --run RUN_ID or --checkpoint PATH")
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
+        if checkpoint.is_dir():
+            checkpoint = checkpoint / "best.pt"
         if not checkpoint.is_file():
             raise UsageError(f"checkpoint {checkpoint} not found")
         run_id = checkpoint.resolve().parent.name

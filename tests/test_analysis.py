@@ -265,3 +265,14 @@ def test_sensitivity_of_a_model_without_the_parameter_is_one_line(tmp_path):
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
     assert "tfn has no config key lambda_ent" in done.stderr and "-c" not in done.stderr.replace("-m atsuko", "")
     assert not (tmp_path / "results").exists()
+
+
+def test_a_checkpoint_is_a_run_folder_or_its_best_pt(results):
+    # explain takes --checkpoint as predict does: the run folder, or the best.pt inside it.
+    out, full, _ = results
+    folder = out / full["run_dir"]
+    for checkpoint in (folder, folder / "best.pt"):
+        run = analysis.load_run(out, checkpoint=checkpoint)
+        assert run.run_id == full["run_id"] and run.run_dir == analysis.load_run(out, full["run_id"]).run_dir
+    with pytest.raises(analysis.UsageError, match="not found"):
+        analysis.load_run(out, checkpoint=out / "no-such-run")

@@ -16,7 +16,7 @@ def explain_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", "--dataset", type=str.lower, help="dataset of the run (checked against its record)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="run id in <results>/runs.jsonl")
-    source.add_argument("--checkpoint", help="a run folder's best.pt")
+    source.add_argument("--checkpoint", help="a run folder (or its best.pt), as predict takes it")
     p.add_argument("--samples", type=int, default=10,
                    help="how many test samples the per-sample figures show (default 10)")
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")

@@ -12,11 +12,16 @@ class OneLineParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
+        # main() takes --datasets before any parser runs, so no parser declares it: say so in each help.
+        kwargs.setdefault("epilog", DATASETS_OPTION)
         super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
+
+DATASETS_OPTION = ("Every command takes --datasets FILE (repeatable): datasets of your own, as blocks like "
+                   "configs/datasets.yaml's.")
 
 # One line per command for the top-level help; the order is the order of a typical session.
 COMMAND_HELP = {
@@ -44,7 +49,7 @@ def overview() -> str:
     width = max(map(len, COMMAND_HELP))
     lines = [f"  {name:<{width}}  {text}" for name, text in COMMAND_HELP.items()]
     return ("commands (run.py COMMAND --help for each):\n" + "\n".join(lines)
-            + "\n\nEvery command takes --datasets FILE: datasets of your own, as blocks like configs/datasets.yaml's."
+            + f"\n\n{DATASETS_OPTION}"
             + "\nrun.py, python -m mmsa_atsuko and mmsa-atsuko are the same command.")
 
 
