@@ -167,10 +167,16 @@ def _dry_run(expanded, out, retry_failed, echo) -> Plan:
     return sweep_plan
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _plan_line(sweep_plan: Plan, expanded, retry_failed: bool) -> str:
-    n_settings = len({(s.model, s.dataset, s.aligned, s.condition) for _, s, _ in expanded})
+    # A setting is all a run is but its seed: model, dataset, layout, data recipe, config, condition.
+    n_settings = len({s.cache_key() for _, s, _ in expanded})
     held_up = sum(map(len, sweep_plan.missing.values()))
-    head = (f"sweep: {len(sweep_plan.runs)} runs ({n_settings} model/dataset settings x seeds)"
+    head = (f"sweep: {_count(len(sweep_plan.runs), 'run')} ({_count(n_settings, 'setting')} of model, data and "
+            f"config, x seeds)"
             f"{f' and {held_up} more whose data is missing' if held_up else ''}: "
             f"{sweep_plan.done} already recorded, ")
     if retry_failed:
