@@ -97,7 +97,7 @@ def _unpickle(path: Path, hasher):
                 pool.shutdown(wait=False)   # the worker exits once its queue is done
 
 
-def run(unpickler: _RestrictedUnpickler, where, then=None, fix: str = "re-download it or run with --synthetic"):
+def run(unpickler: _RestrictedUnpickler, where, then=None, fix: str = "re-download or re-extract it"):
     """`unpickler.load()` and the limits on what it returned (then `then()`), every failure a
     one-line DataError naming `where`, with `fix` for a truncated or corrupt stream."""
     # The cyclic GC runs after every 700 containers made, and walks the ones it has not yet

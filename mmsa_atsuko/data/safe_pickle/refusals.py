@@ -11,7 +11,8 @@ from the file are shown short and on one line.
 from __future__ import annotations
 
 REFUSAL_HINT = "feature pickles may only hold numpy arrays, numbers, strings, lists, tuples and dicts"
-LIMIT_HINT = "the file is corrupt or hostile; re-download it, or run with --synthetic"
+# Said of every feature file, downloaded or extracted from one's own videos, whatever the command.
+LIMIT_HINT = "the file is corrupt or hostile; re-download or re-extract it"
 SHOWN_CHARS = 80                 # of a name from the file, in a message
 
 
