@@ -644,3 +644,12 @@ def test_non_numeric_array(tmp_path):
     def change(d):
         d["train"]["audio"] = d["train"]["audio"].astype(object)
     assert "split 'train', key 'audio': expected a numeric" in data_error(bad_file(tmp_path, change))
+
+
+def test_a_file_without_unimodal_labels_read_as_sims_asks_whether_it_is_another_datasets(tmp_path):
+    # A MOSI-style file (extract writes those) given as CH-SIMS, whose files carry label_T/A/V.
+    path = write(tmp_path / "f.pkl", mmsa_data()[0])
+    message = data_error(path, dataset="sims")
+    assert "key 'regression_labels_T': expected this key (this dataset's files carry unimodal labels T/A/V)" in message
+    assert message.endswith("is it a file of another dataset? (extract writes MOSI-style files: train on them "
+                            "with -d mosi, or declare them with --datasets)")

@@ -334,6 +334,10 @@ class _Checker:
             self.fail("text", "'text' (features) or 'text_bert' (BERT inputs)", found)
         for key in required:
             if key not in data:
+                if key in UNIMODAL_LABEL_KEYS.values():     # most likely another dataset's file, e.g. extract's
+                    self.fail(key, "this key (this dataset's files carry unimodal labels T/A/V)",
+                              f"{found}; is it a file of another dataset? (extract writes MOSI-style files: "
+                              f"train on them with -d mosi, or declare them with --datasets)")
                 self.fail(key, "this key", found)
 
     def _ids(self, value) -> list:
