@@ -156,6 +156,22 @@ def test_cli_writes_the_file_and_says_how_to_train(corpus, capsys):
     assert f"-d mosi --feature-path {out}" in printed
 
 
+def test_labels_no_dataset_takes_are_said_at_extract_time(corpus, capsys):
+    import pandas as pd
+    table = pd.read_csv(corpus["transcripts"])
+    table["label"] = table["label"] * 5 + 9           # beyond MOSI's -3..3 and CH-SIMS's -1..1
+    transcripts = corpus["root"] / "transcripts-wide.csv"
+    table.to_csv(transcripts, index=False)
+    out = corpus["root"] / "wide" / "features.pkl"
+    code = main(["extract", "--videos", str(corpus["videos"]), "--transcripts", str(transcripts), "--out", str(out),
+                 "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40", "--vision-len", "15"])
+    printed = capsys.readouterr().out
+    assert code == 0 and out.is_file() and "python run.py -m MODEL -d" not in printed
+    kept = table[table.id.isin(_raw(out)["train"]["id"] + _raw(out)["valid"]["id"] + _raw(out)["test"]["id"])]
+    (note,) = [line for line in printed.splitlines() if line.startswith("note:")]
+    assert note.startswith(f"note: its labels ({kept.label.min():g} to {kept.label.max():g}) fit no built-in dataset")
+
+
 def test_a_file_without_labels_goes_to_test_and_cannot_be_trained_on(corpus):
     videos, transcripts = write_corpus(corpus["root"], labels=False, splits=False)
     out = corpus["root"] / "unlabelled" / "features.pkl"

@@ -78,6 +78,11 @@ def cmd_extract(argv) -> int:
     if result.dataset_hint:
         print(f"train on it with: python run.py -m MODEL -d {result.dataset_hint} "
               f"--feature-path {shlex.quote(str(result.path))}")
+    elif result.label_range is not None:
+        # Written as asked, but no built-in dataset takes these labels: say so now, not at training time.
+        print(f"note: its labels ({result.label_range[0]:g} to {result.label_range[1]:g}) fit no built-in dataset "
+              f"(MOSI/MOSEI: -3 to 3; CH-SIMS: -1 to 1 with label_T/A/V); train on it with a --datasets block "
+              f"that declares their range, or fix the transcript CSV's labels")
     return 0
 
 

@@ -336,8 +336,9 @@ class _Checker:
             if key not in data:
                 if key in UNIMODAL_LABEL_KEYS.values():     # most likely another dataset's file, e.g. extract's
                     self.fail(key, "this key (this dataset's files carry unimodal labels T/A/V)",
-                              f"{found}; is it a file of another dataset? (extract writes MOSI-style files: "
-                              f"train on them with -d mosi, or declare them with --datasets)")
+                              f"{found}; is it a file of another dataset? (extract writes them only from "
+                              f"label_T/A/V columns: train its files without them with -d mosi, or declare them "
+                              f"with --datasets)")
                 self.fail(key, "this key", found)
 
     def _ids(self, value) -> list:

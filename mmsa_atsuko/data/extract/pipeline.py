@@ -61,6 +61,7 @@ class ExtractResult:
     cached: int                   # videos taken from the cache
     skipped: list = field(default_factory=list)     # "id: reason" lines
     dataset_hint: str | None = None     # the built-in dataset whose label range fits, for `-d`
+    label_range: tuple | None = None    # (lowest, highest) label, when the transcripts have labels
 
 
 def _config_hash(config: dict) -> str:
@@ -264,6 +265,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
                            len(rows) - len(todo), sorted(f"{i}: {r}" for i, r in skipped.items()))
     if labelled:
         result.dataset_hint = _dataset_hint(keep)
+        result.label_range = (float(keep.label.min()), float(keep.label.max()))
     if skipped:
         _report(out, skipped, echo)
     else:
