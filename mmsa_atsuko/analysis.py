@@ -440,6 +440,25 @@ PARAM_LABELS = {"lambda_ent": "entropy weight λ_ent", "band_mask_rate": "band m
                 "lambda_comp": "complementarity weight λ_comp", "lambda_distill": "distillation weight λ_d"}
 
 
+def _numeric_first(value) -> tuple:
+    return (0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, repr(value))
+
+
+def _nearest_runs_hint(records: list, wanted: dict, param: str) -> str:
+    """Why the stored runs of this model did not match: the config keys in which the closest one
+    differs from the wanted config, beyond `param` (a run with another --preset or --max-epochs)."""
+    if not records:
+        return " (no finished run of these seeds at all)"
+    def differing(r):
+        config = _config_apart_from(r["config"])
+        return sorted(k for k in set(config) | set(wanted) if k != param and config.get(k) != wanted.get(k))
+    keys = min((differing(r) for r in records), key=len)
+    shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
+    return (f"; the closest stored run differs in {shown}: give the --preset, --max-epochs and -c values it was "
+            f"trained with" if keys else f"; stored runs have {param} = "
+            + ", ".join(repr(v) for v in sorted({r["config"].get(param) for r in records}, key=_numeric_first)))
+
+
 def sensitivity_table(results, model: str, dataset: str, param: str, values, seeds, aligned: bool = False,
                       synthetic: bool | None = None, preset: str | None = None,
                       max_epochs: int | None = None) -> pd.DataFrame:
@@ -462,7 +481,8 @@ def sensitivity_table(results, model: str, dataset: str, param: str, values, see
             if _config_apart_from(r["config"]) == wanted:
                 matching[r["seed"]] = r
         if not matching:
-            raise DataError(f"no finished {model} run on {dataset} with {param}={value} in {results}/runs.jsonl")
+            raise DataError(f"no finished {model} run on {dataset} with {param}={value} in {results}/runs.jsonl"
+                            f"{_nearest_runs_hint(records, wanted, param)}")
         metric = headline_metric(dataset)
         # None (an undefined metric, stored as null) and a missing one are NaN, not a KeyError
         scores = np.array([m["metrics"].get(metric) for m in matching.values()], dtype=float)
