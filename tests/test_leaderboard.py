@@ -394,3 +394,18 @@ def test_compare_prints_a_table_with_the_difference_and_welch_ci(tmp_path, capsy
     half = stats.t.ppf(0.975, 1) * math.sqrt(0.005 / 2) * 100
     assert table["Has0_acc_2"][1:5] == ["75.00 ± 7.07", "60.00 ± 0.00", "+15.00", f"[{15 - half:+.2f}, {15 + half:+.2f}]"]
     assert out[-1] == f"wrote {tmp_path / 'comparison_mosi-synthetic.csv'}"
+
+
+def test_rows_over_different_seeds_are_noted():
+    from mmsa_atsuko.leaderboard import build_tables
+    same = [record(m, s, {"MAE": 0.5 + s / 100}) for m in ("tfn", "lmf") for s in (1111, 1112, 1113)]
+    (table,) = build_tables(same)
+    assert not [n for n in table.notes if "different seeds" in n]
+    other = same + [record("mult", s, {"MAE": 0.6}) for s in (1111, 1115)] + [record("misa", 7, {"MAE": 0.6})]
+    (table,) = build_tables(other)
+    # misa has one seed: it is never compared, so only its own one-seed note names it.
+    (note,) = [n for n in table.notes if "different seeds" in n]
+    head, _, parts = note.partition(": ")
+    assert head == "rows over different seeds"
+    order = [r.label for r in table.rows if r.model in ("tfn", "lmf")]
+    assert sorted(parts.split("; ")) == sorted([f"{', '.join(order)} on seeds 1111-1113", "mult on seeds 1111 1115"])

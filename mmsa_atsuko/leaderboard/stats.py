@@ -180,6 +180,26 @@ def _single_seed_note(labels: list[str]) -> list[str]:
     return [f"{', '.join(labels)}: one seed (n=1), so never bold and not Welch-tested"]
 
 
+def _seeds_text(seeds: list[int]) -> str:
+    """1111-1115 for a run of consecutive seeds, else the seeds listed."""
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return " ".join(map(str, seeds))
+
+
+def _seed_sets_note(rows: list[Row]) -> list[str]:
+    """When the rows that are compared (n >= MIN_SEEDS) ran on different seeds, which ran on which:
+    their means are then over different seeds, which a reader comparing them should know."""
+    by_seeds: dict[tuple, list[str]] = {}
+    for row in rows:
+        if row.n >= MIN_SEEDS:
+            by_seeds.setdefault(tuple(sorted({r["seed"] for r in row.records})), []).append(row.label)
+    if len(by_seeds) < 2:
+        return []
+    return ["rows over different seeds: " + "; ".join(f"{', '.join(labels)} on seeds {_seeds_text(list(seeds))}"
+                                                      for seeds, labels in by_seeds.items())]
+
+
 def build_tables(records: list[dict], datasets=None, key_metric: str | None = None) -> list[Table]:
     """One leaderboard per (dataset, aligned, data id) from `ok` records (deduplicated first)."""
     groups: dict[tuple, list[dict]] = {}
@@ -229,6 +249,7 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
                 one_per_hash = {row.config_hash: row for row in reversed(rows) if row.model == model}
                 table.notes += _config_notes(model, list(one_per_hash.values())[::-1])
         table.notes += _single_seed_note([row.label for row in rows if row.n < MIN_SEEDS])
+        table.notes += _seed_sets_note(rows)
         tables.append(table)
     return tables
 
