@@ -12,6 +12,7 @@ The numbers computed here are what `plots.py` draws and what the CSVs next to ea
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -487,7 +488,8 @@ def sensitivity_table(results, model: str, dataset: str, param: str, values, see
         # None (an undefined metric, stored as null) and a missing one are NaN, not a KeyError
         scores = np.array([m["metrics"].get(metric) for m in matching.values()], dtype=float)
         rows.append({"param": param, "value": float(value), "metric": metric, "mean": scores.mean(),
-                     "std": scores.std(ddof=1) if len(scores) > 1 else 0.0, "seeds": len(scores),
+                     # one seed has no spread: undefined (empty in the CSV, no error bar), as the leaderboard's "–"
+                     "std": scores.std(ddof=1) if len(scores) > 1 else math.nan, "seeds": len(scores),
                      "run_ids": " ".join(m["run_id"] for m in matching.values()),
                      "synthetic": any(m["synthetic"] for m in matching.values())})
     return pd.DataFrame(rows)

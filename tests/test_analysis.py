@@ -206,6 +206,7 @@ def test_runs_are_matched_on_their_whole_config(tmp_path):
     table = analysis.sensitivity_table(tmp_path, "atsuko", "sims", "band_mask_rate", [0.1], [1],
                                        synthetic=True, preset="small", max_epochs=1)
     assert list(table.run_ids) == ["full"] and list(table["mean"]) == [0.50]
+    assert np.isnan(table["std"][0]) and list(table.seeds) == [1]      # one seed: no spread, not 0
     table = analysis.sensitivity_table(tmp_path, "atsuko", "sims", "lambda_ent", [2.0], [1],
                                        synthetic=True, preset="small", max_epochs=1)
     assert list(table.run_ids) == ["full-ent2"]
