@@ -164,6 +164,18 @@ def test_a_store_of_lines_that_are_no_run_is_one_line(results, victim, capsys, c
     assert_one_line(code, err)
 
 
+@pytest.mark.parametrize("line", [{"status": "failed", "note": "hand-written"}, {"run_id": ["x"], "status": "ok"}])
+def test_run_trains_beside_a_line_without_a_run_id(tmp_path, capsys, line):
+    # The store's readers pass over such a line; run, which reads the store to tell what it
+    # appended, must too (it raised KeyError / TypeError before training).
+    out = tmp_path / "results"
+    out.mkdir()
+    write_store(out, line)
+    code = main(["-m", "tfn", "-d", "sims", "--synthetic", "--preset", "small", "--max-epochs", "1", "-s", "1",
+                 "--quiet", "--out", str(out)])
+    assert code == 0 and "1 record(s) appended" in capsys.readouterr().out
+
+
 def test_a_crafted_record_is_one_line_end_to_end(results, victim):
     """As a subprocess: no traceback anywhere, one line, exit 1."""
     out, record = results

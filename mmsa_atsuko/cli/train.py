@@ -125,7 +125,7 @@ def print_table(records, out, stored_before: set) -> None:
             if len(runs) > 1:
                 cells = " ".join(f"{_mean_std([r['metrics'].get(k) for r in runs]):>15}" for k in keys)
                 print(f"{model:<12} {'mean ± std':>11} {cells}")
-    new = sum(1 for r in records if r["run_id"] not in stored_before)
+    new = sum(1 for r in records if r.get("run_id") not in stored_before)
     store = Path(out) / "runs.jsonl"
     print(f"\n{new} record(s) appended to {store}" if new else
           f"\nnothing appended: every run was already recorded in {store} (--rerun trains them again)")
@@ -151,7 +151,9 @@ def cmd_train(argv) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     seeds = args.seeds or DEFAULT_SEEDS
-    stored_before = {r["run_id"] for r in read_records(args.out)}      # to tell appended from skipped
+    # To tell appended records from skipped ones; a hand-written line without a string run_id is
+    # no run of ours (the store's readers pass over it), so it is passed over here too.
+    stored_before = {r.get("run_id") for r in read_records(args.out) if isinstance(r.get("run_id"), str)}
     jobs = train_jobs(args, len(args.model) * len(args.dataset) * len(seeds))
     if jobs == 1:
         records = run(args.model, args.dataset, seeds=seeds, config=args.config,
