@@ -441,23 +441,28 @@ PARAM_LABELS = {"lambda_ent": "entropy weight λ_ent", "band_mask_rate": "band m
                 "lambda_comp": "complementarity weight λ_comp", "lambda_distill": "distillation weight λ_d"}
 
 
-def _numeric_first(value) -> tuple:
+def _numbers_first(value) -> tuple:
+    """Sort key: numbers in order, then anything else by its repr."""
     return (0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0, repr(value))
 
 
 def _nearest_runs_hint(records: list, wanted: dict, param: str) -> str:
-    """Why the stored runs of this model did not match: the config keys in which the closest one
-    differs from the wanted config, beyond `param` (a run with another --preset or --max-epochs)."""
+    """Why no stored run matched: `records` are the runs of the right model, dataset, layout, data
+    kind and seeds; say which `param` values those with the wanted config have, or else in which
+    config keys the closest run differs (another --preset, --max-epochs or -c)."""
     if not records:
-        return " (no finished run of these seeds at all)"
+        return " (no stored run of this model, dataset, layout, data kind and these seeds at all)"
+
     def differing(r):
         config = _config_apart_from(r["config"])
         return sorted(k for k in set(config) | set(wanted) if k != param and config.get(k) != wanted.get(k))
+    same_config = sorted({r["config"].get(param) for r in records if not differing(r)}, key=_numbers_first)
+    if same_config:
+        return f"; the runs of this config have {param} = {', '.join(map(repr, same_config))}"
     keys = min((differing(r) for r in records), key=len)
     shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
-    return (f"; the closest stored run differs in {shown}: give the --preset, --max-epochs and -c values it was "
-            f"trained with" if keys else f"; stored runs have {param} = "
-            + ", ".join(repr(v) for v in sorted({r["config"].get(param) for r in records}, key=_numeric_first)))
+    return (f"; the closest stored run differs in {shown}: give the --preset, --max-epochs and -c values "
+            f"it was trained with")
 
 
 def sensitivity_table(results, model: str, dataset: str, param: str, values, seeds, aligned: bool = False,
