@@ -263,18 +263,23 @@ def test_compare_writes_welch_ci_per_metric(store, tmp_path):
     assert bool(row.model_better) and not bool(row.higher_is_better)
     assert set(df.metric) == set(metric_keys("mosi")) and set(df.baseline) == {"lmf"}
     with pytest.raises(UsageError, match="no ok runs of atsuko on sims"):
-        compare(store, "atsuko", ["lmf"], ["sims"])
+        compare(store, "atsuko", ["lmf"], ["sims"])         # the store has no sims run at all
     # A misspelt name is pointed at the stored one it is close to.
-    with pytest.raises(UsageError, match=r"no ok runs of atsuk on mosi in .*runs.jsonl \(did you mean atsuko\?\); "
-                                         r"models with runs: atsuko, lmf, tfn$"):
+    with pytest.raises(UsageError, match=r"no ok runs of atsuk on mosi in .*runs.jsonl \(atsuk: did you mean atsuko\?\); "
+                                         r"models with runs on mosi: atsuko, lmf, tfn$"):
         compare(store, "atsuk", ["lmf"], ["mosi"])
     messages = []
     compare(store, "atsuko", ["lmf", "lmff"], ["mosi"], warn=messages.append, echo=lambda _: None)
     (lmff,) = [m for m in messages if "lmff" in m]
     assert lmff.startswith("compare: no ok runs of lmff on mosi unaligned (") and \
-        lmff.endswith("); skipped (did you mean lmf?)")
-    with pytest.raises(UsageError, match=r"none of lmff has ok runs .* \(did you mean lmf\?\)$"):
+        lmff.endswith("); skipped (lmff: did you mean lmf?)")
+    with pytest.raises(UsageError, match=r"none of lmff has ok runs .* \(lmff: did you mean lmf\?\)$"):
         compare(store, "atsuko", ["lmff"], ["mosi"])
+    # A model with runs on another dataset only: no suggestion of a look-alike name.
+    append_record(store, record("atsuko_sbn", 1, {"MAE": 0.6}, dataset="sims"))
+    with pytest.raises(UsageError, match=r"no ok runs of atsuko on sims in .*runs.jsonl; models with runs on sims: "
+                                         r"atsuko_sbn$"):
+        compare(store, "atsuko", ["atsuko_sbn"], ["sims"])
 
 
 def test_empty_store_is_one_clear_error(tmp_path):

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..config import dataset_facts
 from ..errors import UsageError
-from ..results import RUNS_FILE, open_new, read_records
+from ..results import RUNS_FILE, ok_records, open_new, read_records
 from .curves import curves_frame, missing_rate_tables, render_curves_markdown
 from .published import published_blocks
 from .render import csv_frame, render_comparison, render_latex, render_markdown
@@ -73,15 +73,16 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
     datasets = _known_datasets(datasets)
     records = read_records(results)
     tables = build_tables(records, datasets)
-    stored = {r.model for t in tables for r in t.rows}
+    stored = {r.model for t in tables for r in t.rows}                  # on the datasets asked for
+    anywhere = {r["model"] for r in ok_records(records)}
 
-    def typo(name: str) -> str:          # a name with no run anywhere may be a misspelt one
-        close = [] if name in stored else difflib.get_close_matches(name, stored, n=1)
-        return f" (did you mean {close[0]}?)" if close else ""
+    def typo(name: str) -> str:          # a name with no run on any dataset may be a misspelt one
+        close = [] if name in anywhere else difflib.get_close_matches(name, anywhere, n=1)
+        return f" ({name}: did you mean {close[0]}?)" if close else ""
     if model not in stored:
         where = f" on {', '.join(datasets)}" if datasets else ""
-        raise UsageError(f"no ok runs of {model}{where} in {results / RUNS_FILE}{typo(model)}; models with runs: "
-                         f"{', '.join(sorted(stored)) or 'none'}")
+        raise UsageError(f"no ok runs of {model}{where} in {results / RUNS_FILE}{typo(model)}; models with runs"
+                         f"{where}: {', '.join(sorted(stored)) or 'none'}")
     mine = [t for t in tables if any(r.model == model for r in t.rows)]
     for dataset in datasets or ():
         if not any(t.dataset == dataset for t in mine):
