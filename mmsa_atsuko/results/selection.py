@@ -49,13 +49,10 @@ def check_ok_record(record: dict) -> dict:
             bad(field, "a non-empty string")
     if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", record["model"]):
         bad("model", "a model name")
-    if record["dataset"] not in dataset_names():
-        if re.fullmatch(r"[a-z0-9_]{1,64}", record["dataset"]):     # a name: most likely a dataset of one's own
-            run = record["run_id"]
-            raise DataError(f"{RUNS_FILE}: record {show(run)} is on dataset {record['dataset']!r}, which is not in "
-                            f"configs/datasets.yaml: pass the --datasets FILE that declares it (or, if it is no "
-                            f"run of yours, remove that line)")
-        bad("dataset", f"one of {', '.join(dataset_names())} (or of a --datasets FILE)")
+    if record["dataset"] not in dataset_names():         # most likely a dataset of one's own, undeclared here
+        raise DataError(f"{RUNS_FILE}: record {show(record['run_id'])} is on dataset {show(record['dataset'])}, "
+                        f"declared neither in configs/datasets.yaml nor in a --datasets FILE given: pass the "
+                        f"--datasets FILE that declares it (or, if it is no run of yours, remove that line)")
     if not isinstance(record.get("aligned"), bool):
         bad("aligned", "true or false")
     seed = record.get("seed")
