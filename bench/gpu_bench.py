@@ -160,11 +160,11 @@ def bench_step(args, device, overrides, preset, size, bert_folder) -> dict:
     encoder.train()
     encoder_optimizer = torch.optim.Adam(encoder.parameters(), lr=config.learning_rate, fused=True)
 
-    def atsuko(n, precision="fp32"):
+    def atsuko(n, precision="fp32", forward=model):      # forward: the model, or its compiled forward
         for i in range(n):
             batch = batches[i % len(batches)]
             with autocast(device, precision):
-                losses = model.loss(model(batch), batch)
+                losses = model.loss(forward(batch), batch)
             losses["total"].backward()
             clip_and_step(model, optimizer, config)
 
@@ -192,10 +192,7 @@ def bench_step(args, device, overrides, preset, size, bert_folder) -> dict:
         compiled = torch.compile(model, mode=args.compile)     # shares model's parameters and optimizer
 
         def atsuko_compiled(n):
-            for i in range(n):
-                batch = batches[i % len(batches)]
-                model.loss(compiled(batch), batch)["total"].backward()   # the forward only
-                clip_and_step(model, optimizer, config)
+            atsuko(n, forward=compiled)
 
         sync()
         t0 = time.perf_counter()
@@ -218,7 +215,7 @@ def bench_seeds(args, device, overrides, preset, size) -> dict:
 
     seeds = list(range(1111, 1111 + args.seeds))
     kw = dict(synthetic=True, synthetic_size=size, preset=preset, max_epochs=args.epochs)
-    out = Path(args.out)
+    out = Path(args.runs)
     with Utilisation(device) as sequential_use:
         t0 = time.perf_counter()
         sequential = mmsa_atsuko.run("atsuko", "mosi", seeds, config=dict(overrides), device=args.device,
@@ -249,7 +246,7 @@ def bench_repeat(args, size, preset) -> dict:
     for model in args.models:
         runs = []
         for k in range(2):
-            out = Path(args.out) / "repeat" / f"{model}-{k}"
+            out = Path(args.runs) / "repeat" / f"{model}-{k}"
             try:
                 (record,) = mmsa_atsuko.run(model, "mosi", [1111], synthetic=True, synthetic_size=size,
                                             preset=preset, max_epochs=1, device=args.device, threads=1,
@@ -280,6 +277,8 @@ def main() -> None:
                         default="none", help="also time atsuko's step with torch.compile in this mode (section 1)")
     parser.add_argument("--out", default=None, help="folder for data, runs and the random BERT (default: a temp one)")
     args = parser.parse_args()
+    if args.compile != "none" and "step" not in args.sections:
+        parser.error("--compile times section 1: add step to --sections")
     args.seeds = args.seeds or (2 if args.tiny else 5)
     if args.models is None:
         args.models = ["tfn", "lmf"] if args.tiny else ["mult", "emoe", "misa", "self_mm", "tfn", "lmf"]
@@ -287,6 +286,9 @@ def main() -> None:
         args.steps, args.rounds = min(args.steps, 4), min(args.rounds, 2)
     args.out = str(Path(args.out or tempfile.mkdtemp(prefix="gpu-bench-")).resolve())
     os.environ.setdefault("MMSA_ATSUKO_CACHE", str(Path(args.out) / "cache"))
+    # Each call trains into a folder of its own: a second call of a lease with the same --out
+    # would otherwise find every run recorded, skip it, and time nothing (and compare a run with itself).
+    args.runs = str(Path(args.out) / time.strftime("runs-%Y%m%dT%H%M%S"))
 
     import torch
     from mmsa_atsuko.training.hardware import device_name
@@ -338,7 +340,7 @@ def main() -> None:
         print(f"  one run: {first['steps_per_s']:.1f} steps/s, peak {first['peak_memory_mb']:.0f} MB, "
               f"wall {first['wall_time_s']:.1f} s, {first['device_name']}")
         # atsuko's repeat pairs are the sequential and packed runs of each seed
-        out = Path(args.out)
+        out = Path(args.runs)
         same = [bool((_predictions(out / "sequential", a) == _predictions(out / "auto", b)).all())
                 for a, b in zip(seeds["sequential"], seeds["packed"])]
         print(f"  repeat atsuko                {sum(same)}/{len(same)} seeds identical, sequential against packed")
