@@ -206,7 +206,7 @@ def test_missing_data_is_named_all_at_once_and_nothing_runs(tmp_path):
     with pytest.raises(DataError) as error:
         sweep(None, out=out, dry_run=True, echo=lines.append, **lists)
     # The dry run lists what it could plan (MOSI, 2 models x 2 seeds), then names what is missing.
-    assert "4 runs (4 settings of model, data and config, x seeds) and 4 more whose data is missing" in lines[0]
+    assert "4 runs (2 settings of model, data and config, x seeds) and 4 more (2 settings) whose data is missing" in lines[0]
     assert sorted(line.split()[0] for line in lines[1:]) == ["lmf", "lmf", "tfn", "tfn"]
     assert all(" mosi seed " in line for line in lines[1:])
     message = str(error.value)

@@ -145,7 +145,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
                 run.label = label
             if sweep_plan.missing:
                 raise missing_data_error(sweep_plan)
-            echo(_plan_line(sweep_plan, expanded, retry_failed)
+            echo(_plan_line(sweep_plan, retry_failed)
                  + f"{len(sweep_plan.todo)} to run ({backend.describe()})")
             summary = run_plan(sweep_plan, out, backend, echo)
         finally:
@@ -159,7 +159,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
 
 def _dry_run(expanded, out, retry_failed, echo) -> Plan:
     sweep_plan = plan(expanded, out, retry_failed=retry_failed)
-    echo(_plan_line(sweep_plan, expanded, retry_failed) + f"{len(sweep_plan.todo)} would run:")
+    echo(_plan_line(sweep_plan, retry_failed) + f"{len(sweep_plan.todo)} would run:")
     for run in sweep_plan.todo:
         echo(f"  {run.describe():<38} config {run.config_hash}  data {run.data}  [{run.experiment}]")
     if sweep_plan.missing:
@@ -171,13 +171,14 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _plan_line(sweep_plan: Plan, expanded, retry_failed: bool) -> str:
+def _plan_line(sweep_plan: Plan, retry_failed: bool) -> str:
     # A setting is all a run is but its seed: model, dataset, layout, data recipe, config, condition.
-    n_settings = len({s.cache_key() for _, s, _ in expanded})
-    held_up = sum(map(len, sweep_plan.missing.values()))
+    n_settings = len({run.setting.cache_key() for run in sweep_plan.runs})
+    held_up = set().union(*sweep_plan.missing.values())            # (setting key, seed) pairs
+    held_settings = len({key for key, _ in held_up})
+    missing = f" and {len(held_up)} more ({_count(held_settings, 'setting')}) whose data is missing" if held_up else ""
     head = (f"sweep: {_count(len(sweep_plan.runs), 'run')} ({_count(n_settings, 'setting')} of model, data and "
-            f"config, x seeds)"
-            f"{f' and {held_up} more whose data is missing' if held_up else ''}: "
+            f"config, x seeds){missing}: "
             f"{sweep_plan.done} already recorded, ")
     if retry_failed:
         return head + f"{sweep_plan.retried} failed before and retried, "
