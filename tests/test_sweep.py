@@ -61,9 +61,11 @@ experiments:
     ("experiments: [{models: [tfn], datasets: [sims], seeds: [a]}]", "seeds must be integers"),
     # A file's config is blamed on the file, never on the command line's -c.
     ("experiments: [{name: e, models: [tfn], datasets: [sims], config: {nonsense: 1}}]",
-     "bad.yaml experiment 'e': config: unknown config key 'nonsense'"),
+     "bad.yaml experiment 'e': config, for tfn: unknown config key 'nonsense'"),
     ("config: {learning_rate: .nan}\nexperiments: [{name: e, models: [tfn], datasets: [sims]}]",
-     "bad.yaml: config (top level or experiment 'e'): learning_rate must be a finite number, got nan"),
+     "bad.yaml: config, for tfn: learning_rate must be a finite number, got nan"),
+    ("config: {lambda_ent: 0.5}\nexperiments: [{name: e, models: [atsuko, tfn], datasets: [sims]}]",
+     "bad.yaml: config, for tfn: unknown config key 'lambda_ent'"),
 ])
 def test_bad_sweep_files_are_one_line_usage_errors(tmp_path, text, message):
     with pytest.raises(UsageError) as error:

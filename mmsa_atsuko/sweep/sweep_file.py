@@ -133,28 +133,28 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
             exp_datasets = [d for d in exp_datasets if not datasets or d in datasets]
             flags = [f for f in flags if f or not aligned]
         exp_seeds = check_seeds(seeds, "command line") if seeds else _seeds(exp.get("seeds", top.get("seeds", list(DEFAULT_SEEDS))), where)
-        file_overrides = _overrides(top.get("config"), where_file) + _overrides(exp.get("config"), where)
-        exp_overrides = tuple(file_overrides + cli_overrides)
-        blame = f"{where}: config" if not top.get("config") else \
-            f"{where_file}: config (top level or experiment {name!r})"
+        top_overrides, own_overrides = _overrides(top.get("config"), where_file), _overrides(exp.get("config"), where)
+        exp_overrides = tuple(top_overrides + own_overrides + cli_overrides)
+        exp_preset = preset or exp.get("preset", top.get("preset"))
         exp_conditions = _conditions(exp, top, where, missing_rates, drop_modality, modalities)
         for dataset in exp_datasets:
             try:
                 files = dataset_facts(dataset)["files"]
             except UsageError as e:
                 raise UsageError(f"{where}: {e}") from None
+            # The file's own config keys are checked now, each layer blamed on where it is written
+            # (the command line's -c is checked when a run resolves its config).
+            for model in exp_models:
+                for layer, layer_where in ((top_overrides, where_file), (top_overrides + own_overrides, where)):
+                    if layer:
+                        load_config(model, dataset, preset=exp_preset, overrides=layer,
+                                    overrides_from=f"{layer_where}: config, for {model}")
             for flag in flags:
                 if ("aligned" if flag else "unaligned") not in files:
                     raise UsageError(f"{where}: {dataset} has no {'aligned' if flag else 'unaligned'} setting")
-                for model in exp_models if file_overrides else ():
-                    # The file's own keys are checked here, so that a bad one is blamed on the file,
-                    # not on the command line's -c (whose keys the run checks when it resolves them).
-                    load_config(model, dataset, preset=preset or exp.get("preset", top.get("preset")),
-                                overrides=file_overrides, overrides_from=blame)
                 for model, condition in ((m, c) for c in exp_conditions for m in exp_models):
                     out.append((name, Setting(
-                        model=model, dataset=dataset, aligned=flag,
-                        preset=preset or exp.get("preset", top.get("preset")),
+                        model=model, dataset=dataset, aligned=flag, preset=exp_preset,
                         overrides=exp_overrides,
                         max_epochs=max_epochs if max_epochs is not None else exp.get("max_epochs", top.get("max_epochs")),
                         synthetic=bool(synthetic or top.get("synthetic", False)),
