@@ -137,7 +137,7 @@ def test_a_misspelled_command_is_named_as_one(capsys):
     from mmsa_atsuko.cli import main
     assert main(["lst"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("error: unknown command 'lst'; did you mean list (commands: list, synth,")
+    assert line.startswith("error: unknown command 'lst'; did you mean list? (commands: list, synth,")
     assert main(["frobnicate", "-m", "tfn", "-d", "sims"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "unknown command 'frobnicate' (commands:" in line and "did you mean" not in line

@@ -652,4 +652,5 @@ def test_a_file_without_unimodal_labels_read_as_sims_asks_whether_it_is_another_
     message = data_error(path, dataset="sims")
     assert "key 'regression_labels_T': expected this key (this dataset's files carry unimodal labels T/A/V)" in message
     assert message.endswith("is it a file of another dataset? (extract writes them only from label_T/A/V "
-                            "columns: train its files without them with -d mosi, or declare them with --datasets)")
+                            "columns: train its files without them with -d mosi, or declare a dataset without "
+                            "unimodal_labels in a --datasets FILE)")

@@ -62,7 +62,7 @@ def main(argv=None) -> int:
         command = COMMANDS.get(argv[0], None) if argv else None
         if command is None and argv and not argv[0].startswith("-"):     # training takes no positional word
             close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
-            raise UsageError(f"unknown command {argv[0]!r}{f'; did you mean {close[0]}' if close else ''} "
+            raise UsageError(f"unknown command {argv[0]!r}{f'; did you mean {close[0]}?' if close else ''} "
                              f"(commands: {', '.join(COMMANDS)}; or train with run.py -m MODEL -d DATASET)")
         return command(argv[1:]) if command else cmd_train(argv)
     except ToolkitError as e:

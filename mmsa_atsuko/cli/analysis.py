@@ -176,6 +176,7 @@ def cmd_sensitivity(argv) -> int:
                          f"Atsuko's; use -m atsuko (or an Atsuko variant)")
     pyplot()
     jobs = args.jobs if args.jobs is not None else default_jobs(parse_devices("auto"), runs=len(seeds))
+    LocalBackend(jobs, "auto", args.threads)      # a bad --jobs or --threads is one line, --read-only or not
     tables = []
     for param in params:
         values = args.values or SENSITIVITY_PARAMS[param]

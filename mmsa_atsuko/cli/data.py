@@ -52,7 +52,8 @@ def extract_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the feature pickle to write")
     p.add_argument("--bert", metavar="PATH", help="required: BERT folder (config.json, vocab.txt, weights) or a model id in the Hugging "
                    "Face cache: its ids go to text_bert, its last layer to text (offline smoke test: the tiny BERT "
-                   "that --synthetic writes, $MMSA_ATSUKO_CACHE/synthetic/*/bert-synthetic-en)")
+                   "that a run with --synthetic writes, <cache>/synthetic/*/bert-synthetic-en, the cache being "
+                   "$MMSA_ATSUKO_CACHE or ~/.cache/mmsa_atsuko)")
     p.add_argument("--split", help=f"ratios when the CSV has no split column (default {DEFAULT_SPLIT})")
     p.add_argument("--seed", type=int, default=1111, help="seed of the --split shuffle (default 1111)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for the videos (default 1)")

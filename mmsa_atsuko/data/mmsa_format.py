@@ -337,8 +337,8 @@ class _Checker:
                 if key in UNIMODAL_LABEL_KEYS.values():     # most likely another dataset's file, e.g. extract's
                     self.fail(key, "this key (this dataset's files carry unimodal labels T/A/V)",
                               f"{found}; is it a file of another dataset? (extract writes them only from "
-                              f"label_T/A/V columns: train its files without them with -d mosi, or declare them "
-                              f"with --datasets)")
+                              f"label_T/A/V columns: train its files without them with -d mosi, or declare a "
+                              f"dataset without unimodal_labels in a --datasets FILE)")
                 self.fail(key, "this key", found)
 
     def _ids(self, value) -> list:
