@@ -264,8 +264,8 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     result = ExtractResult(out, counts, len(todo) - sum(1 for r in todo if r[0] in skipped),
                            len(rows) - len(todo), sorted(f"{i}: {r}" for i, r in skipped.items()))
     if labelled:
-        result.dataset_hint = _dataset_hint(keep)
         result.label_range = (float(keep.label.min()), float(keep.label.max()))
+        result.dataset_hint = _dataset_hint(keep, *result.label_range)
     if skipped:
         _report(out, skipped, echo)
     else:
@@ -273,9 +273,8 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     return result
 
 
-def _dataset_hint(table: pd.DataFrame) -> str | None:
-    """The built-in dataset whose label range and keys fit the file (what `-d` trains it), if any."""
-    lo, hi = float(table.label.min()), float(table.label.max())
+def _dataset_hint(table: pd.DataFrame, lo: float, hi: float) -> str | None:
+    """The built-in dataset whose label range [lo, hi] and keys fit the file (what `-d` trains it), if any."""
     if all(c in table.columns for c in UNIMODAL) and lo >= -1 and hi <= 1:
         return "sims"
     return "mosi" if lo >= -3 and hi <= 3 else None
