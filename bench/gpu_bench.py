@@ -203,8 +203,9 @@ def bench_step(args, device, overrides, preset, size, bert_folder) -> dict:
     for name, fn in fns.items():
         if not name.startswith("atsuko compiled"):
             fn(3)                                       # warm-up: kernels chosen, memory cached
+    # The models and batches go with this frame; the caller then frees their memory.
     return {"times": _blocks(fns, args.steps, args.rounds, sync), "compile_s": compile_s,
-            "batch_size": config.batch_size}          # the models and batches go with this frame (the caller frees their memory)
+            "batch_size": config.batch_size}
 
 
 def bench_seeds(args, device, overrides, preset, size) -> dict:

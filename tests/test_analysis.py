@@ -211,8 +211,10 @@ def test_runs_are_matched_on_their_whole_config(tmp_path):
                                        synthetic=True, preset="small", max_epochs=1)
     assert list(table.run_ids) == ["full-ent2"]
     # A value with no run of its own, and runs trained with another max_epochs: each message says why.
-    with pytest.raises(analysis.DataError, match=r"with lambda_ent=3.0 in .*; the runs of this config have "
-                                                 r"lambda_ent = 0.1, 2.0$"):
+    default = rows[0]["config"]["lambda_ent"]          # the "full" run's: atsuko's own value
+    assert default < 2.0
+    with pytest.raises(analysis.DataError, match=rf"with lambda_ent=3.0 in .*; the runs of this config have "
+                                                 rf"lambda_ent = {default!r}, 2.0$"):
         analysis.sensitivity_table(tmp_path, "atsuko", "sims", "lambda_ent", [3.0], [1], synthetic=True,
                                    preset="small", max_epochs=1)
     with pytest.raises(analysis.DataError, match=r"the closest stored run differs in max_epochs: give the --preset"):

@@ -160,8 +160,10 @@ def cmd_sensitivity(argv) -> int:
     from ..analysis import SENSITIVITY_PARAMS, sensitivity_table
     from ..metrics import lower_is_better
     from ..plots import plot_sensitivity, pyplot, save_figure
+    from ..config import load_config
     from ..results import analysis_dir
     from ..sweep import LocalBackend, default_jobs, parse_devices, sweep
+    from ..training.hardware import check_threads, parse_jobs
     seeds = args.seeds or [1111, 1112, 1113]
     params = list(SENSITIVITY_PARAMS) if args.param == ["all"] else args.param
     unknown = [p for p in params if p not in SENSITIVITY_PARAMS]
@@ -169,14 +171,14 @@ def cmd_sensitivity(argv) -> int:
         raise UsageError(f"unknown --param {', '.join(unknown)}; choose from {', '.join(SENSITIVITY_PARAMS)} or all")
     if args.values and len(params) > 1:
         raise UsageError("--values goes with one --param")
-    from ..config import load_config
     lacking = [p for p in params if p not in load_config(args.model, args.dataset, preset=args.preset)]
     if lacking:
         raise UsageError(f"{args.model} has no config key {', '.join(lacking)}: sensitivity's parameters are "
                          f"Atsuko's; use -m atsuko (or an Atsuko variant)")
     pyplot()
-    jobs = args.jobs if args.jobs is not None else default_jobs(parse_devices("auto"), runs=len(seeds))
-    LocalBackend(jobs, "auto", args.threads)      # a bad --jobs or --threads is one line, --read-only or not
+    # Checked here, so that a bad --jobs or --threads is one line with --read-only too.
+    jobs = parse_jobs(args.jobs) if args.jobs is not None else default_jobs(parse_devices("auto"), runs=len(seeds))
+    check_threads(args.threads)
     tables = []
     for param in params:
         values = args.values or SENSITIVITY_PARAMS[param]

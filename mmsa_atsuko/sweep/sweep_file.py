@@ -144,11 +144,13 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
                 raise UsageError(f"{where}: {e}") from None
             # The file's own config keys are checked now, each layer blamed on where it is written
             # (the command line's -c is checked when a run resolves its config).
+            layers = [(top_overrides, where_file)] if top_overrides else []
+            if own_overrides:          # on top of the file's, as the run applies them
+                layers.append((top_overrides + own_overrides, where))
             for model in exp_models:
-                for layer, layer_where in ((top_overrides, where_file), (top_overrides + own_overrides, where)):
-                    if layer:
-                        load_config(model, dataset, preset=exp_preset, overrides=layer,
-                                    overrides_from=f"{layer_where}: config, for {model}")
+                for layer, layer_where in layers:
+                    load_config(model, dataset, preset=exp_preset, overrides=layer,
+                                overrides_from=f"{layer_where}: config, for {model}")
             for flag in flags:
                 if ("aligned" if flag else "unaligned") not in files:
                     raise UsageError(f"{where}: {dataset} has no {'aligned' if flag else 'unaligned'} setting")
