@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from mmsa_atsuko.results import append_mmsa_csv, append_record, mmsa_cell, read_records
 
@@ -89,6 +90,32 @@ def test_full_precision_and_nan_as_null(tmp_path):
     assert rec["metrics"]["MAE"] == 1 / 3
     assert rec["metrics"]["Corr"] is None
     assert rec["n"] == 0.1
+
+
+def test_numpy_values_in_a_record_are_stored_as_python_values(tmp_path):
+    # json.dumps refuses np.bool_ and arrays; a record holding one must still be appended whole.
+    append_record(tmp_path, {"run_id": "np", "flag": np.bool_(True), "count": np.int64(3),
+                             "curve": np.array([0.5, np.nan], np.float32), "r": np.float32(np.inf)})
+    (record,) = read_records(tmp_path)
+    assert record == {"run_id": "np", "flag": True, "count": 3, "curve": [0.5, None], "r": None}
+    assert type(record["flag"]) is bool
+
+
+def test_a_symlinked_store_is_refused_where_the_os_reports_emlink(tmp_path, monkeypatch):
+    # FreeBSD's O_NOFOLLOW fails with EMLINK, not Linux's ELOOP; the refusal must not depend on it.
+    import errno
+    import mmsa_atsuko.errors
+    from mmsa_atsuko.results import folder
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / "runs.jsonl").symlink_to(victim)
+
+    def freebsd_open(path, flags, mode=0o777):
+        raise OSError(errno.EMLINK, "Too many links", str(path))
+    monkeypatch.setattr(folder.os, "open", freebsd_open)
+    with pytest.raises(mmsa_atsuko.errors.DataError, match="symbolic link"):
+        folder.open_append(tmp_path / "runs.jsonl")
+    assert victim.read_text() == "keep"
 
 
 def test_mmsa_cell_matches_mmsa_formula():

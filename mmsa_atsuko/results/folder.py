@@ -115,7 +115,7 @@ def open_new(path, mode: str = "w", **kwargs):
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o644)
     except OSError as e:
-        if e.errno == errno.ELOOP or Path(path).is_symlink():
+        if e.errno == errno.ELOOP or Path(path).is_symlink():     # ELOOP on Linux, EMLINK on FreeBSD
             raise DataError(f"{path} is a symbolic link; refusing to write through it") from None
         raise
     return os.fdopen(fd, mode, **kwargs)
@@ -126,7 +126,8 @@ def open_append(path: Path) -> int:
     try:
         return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
     except OSError as e:
-        if e.errno == errno.ELOOP:
+        # Linux says ELOOP; FreeBSD says EMLINK, hence the second look at the path itself.
+        if e.errno == errno.ELOOP or Path(path).is_symlink():
             raise DataError(f"{path} is a symbolic link; the toolkit writes only inside the results folder") from None
         raise
 

@@ -34,14 +34,17 @@ log = logging.getLogger("mmsa_atsuko")
 
 
 def json_safe(value):
-    """NaN/inf are not JSON; store them as null (a NaN Corr of a constant predictor)."""
+    """NaN/inf are not JSON; store them as null (a NaN Corr of a constant predictor). numpy scalars
+    (bool_ included) and arrays become Python values, so a record never fails to serialise."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
         return json_safe(value.item())
     return value
 
