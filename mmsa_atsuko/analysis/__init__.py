@@ -1,0 +1,40 @@
+"""Analyses of trained runs: load a run's checkpoint, look inside Atsuko, re-test under corruptions.
+
+The numbers computed here are what `plots.py` draws and what the CSVs next to each figure hold
+(issue 7). Nothing here imports matplotlib. Import every name from `mmsa_atsuko.analysis`; the
+modules below are where each lives:
+
+- `runs`: `load_run`, a run's record, config, dataset and model with its best checkpoint loaded
+  (`LoadedRun`, `find_record`); `forward_split` and `predictions`, its outputs over a split;
+- `explain`: `explain_tables`, Atsuko's interpretability outputs (spec §13) as tables;
+  `modality_weights_table`, `find_partner_without_mcm`, `require_atsuko`, `MODALITY_CODES`;
+- `robustness`: `robustness_table`, test metrics under Gaussian noise, a zeroed modality and
+  frame drops; `corrupt_split`, `NOISE_SNR_DB`, `FRAME_DROP_RATES`;
+- `ablation`: `tsne_table`, t-SNE of the fused test features of the Atsuko ablation runs;
+  `ablation_runs`, `variant_name`, `VARIANT_ORDER`, `SWITCHES`, `sentiment_class`;
+- `sensitivity`: `sensitivity_table`, key metric, mean and std over seeds, against one
+  hyperparameter's value; `SENSITIVITY_PARAMS`, `PARAM_LABELS`.
+
+`runs` imports nothing of the others; each of the others imports `runs` alone.
+"""
+from ..errors import DataError, UsageError
+from ..models.common.bert import reads_bert_tokens
+from ..results import read_records
+from .ablation import SWITCHES, VARIANT_ORDER, ablation_runs, sentiment_class, tsne_table, variant_name
+from .explain import (MODALITY_CODES, MODALITY_NAMES, explain_tables, find_partner_without_mcm,
+                      modality_weights_table, require_atsuko)
+from .robustness import FRAME_DROP_RATES, INPUT_KEY, NOISE_SNR_DB, corrupt_split, robustness_table
+from .runs import LoadedRun, find_record, forward_split, load_run, predictions
+from .sensitivity import PARAM_LABELS, SENSITIVITY_PARAMS, sensitivity_table
+
+__all__ = [
+    "SWITCHES", "VARIANT_ORDER", "ablation_runs", "sentiment_class", "tsne_table", "variant_name",
+    "MODALITY_CODES", "MODALITY_NAMES", "explain_tables", "find_partner_without_mcm", "modality_weights_table",
+    "require_atsuko",
+    "FRAME_DROP_RATES", "INPUT_KEY", "NOISE_SNR_DB", "corrupt_split", "robustness_table",
+    "LoadedRun", "find_record", "forward_split", "load_run", "predictions",
+    "PARAM_LABELS", "SENSITIVITY_PARAMS", "sensitivity_table",
+    # Not defined here: their homes are errors, models.common.bert and results. analysis.py
+    # imported them and the tests read them through it, so they stay reachable here.
+    "DataError", "UsageError", "reads_bert_tokens", "read_records",
+]

@@ -1,0 +1,84 @@
+"""The Atsuko ablation variants (Table 4) and the t-SNE of their fused test features.
+
+- `ablation_runs`: the stored runs of the variants that differ only in the Table 4 switches.
+- `tsne_table`: t-SNE of the fused test features of the Atsuko ablation runs.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import UsageError
+from ..models.atsuko import ATSUKO_FAMILY
+from ..results import ok_records, read_records
+from .runs import LoadedRun, _cat, _config_apart_from, forward_split
+
+
+SWITCHES = ("use_sbn", "use_mcm", "use_distill")
+
+
+def variant_name(config: dict) -> str:
+    """Table 4's row name of an Atsuko-family config."""
+    sbn, mcm = bool(config.get("use_sbn")), bool(config.get("use_mcm"))
+    return {(False, False): "base (no SBN, no MCM)", (True, False): "+SBN", (False, True): "+MCM",
+            (True, True): "full Atsuko (SBN + MCM)"}[(sbn, mcm)]
+
+
+VARIANT_ORDER = ("base (no SBN, no MCM)", "+SBN", "+MCM", "full Atsuko (SBN + MCM)")
+
+
+def ablation_runs(results, dataset: str | None = None, seed: int | None = None,
+                  aligned: bool = False) -> dict[str, str]:
+    """variant name -> run id: Atsuko-family runs on `dataset` (default: that of the latest one)
+    at the `aligned` flag, and `seed` if given, that differ only in the Table 4 switches.
+
+    Runs are grouped by data file and config apart from the switches, so panels never mix
+    aligned with unaligned data, synthetic with real, or a hyperparameter variant (a
+    sensitivity run) with the defaults. The group with the most variants is chosen (ties: the
+    one holding the latest run), and in it each variant's latest run.
+    """
+    records = [r for r in ok_records(read_records(Path(results))) if r.get("model") in ATSUKO_FAMILY
+               and bool(r["aligned"]) == aligned]
+    if dataset is None and records:
+        dataset = records[-1]["dataset"]
+    groups: dict[str, dict[str, tuple[int, dict]]] = {}        # config -> variant -> (position, record)
+    for position, r in enumerate(records):
+        if r["dataset"] == dataset and (seed is None or r["seed"] == seed):
+            key = json.dumps([r["data"], r["seed"] if seed is not None else None,
+                              _config_apart_from(r["config"], *SWITCHES)], sort_keys=True, default=str)
+            groups.setdefault(key, {})[variant_name(r["config"])] = (position, r)   # later records win
+    if not groups:
+        raise UsageError(f"no Atsuko runs{f' on {dataset}' if dataset else ''}{' aligned' if aligned else ''}"
+                         f"{f' with seed {seed}' if seed is not None else ''} in {Path(results) / 'runs.jsonl'}")
+    chosen = max(groups.values(), key=lambda variants: (len(variants), max(p for p, _ in variants.values())))
+    return {name: chosen[name][1]["run_id"] for name in VARIANT_ORDER if name in chosen}
+
+
+def sentiment_class(labels: np.ndarray) -> np.ndarray:
+    """Regression labels binned as MMSA's 3 classes: negative (< 0), neutral (0), positive (> 0)."""
+    return np.where(labels < 0, "negative", np.where(labels > 0, "positive", "neutral"))
+
+
+def tsne_table(runs: dict[str, LoadedRun], seed: int = 0) -> pd.DataFrame:
+    """The 2-D t-SNE (sklearn, `random_state=seed`) of each variant's fused test features c_proj."""
+    from sklearn.manifold import TSNE
+    rows = []
+    for variant, run in runs.items():
+        outputs = forward_split(run, run.data.test)
+        features = _cat(outputs, "c_proj")
+        labels = _cat(outputs, "batch", "label") if run.data.spec.task == "regression" else None
+        perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
+        embedded = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(features)
+        if labels is not None:
+            classes = sentiment_class(labels)
+        else:
+            names = run.data.spec.label_names
+            classes = [names[int(c)] if names else str(int(c)) for c in torch.cat([o["batch"]["label"] for o in outputs])]
+        rows += [{"variant": variant, "run_id": run.run_id, "sample_id": sid, "label_class": cls,
+                  "tsne_1": float(a), "tsne_2": float(b)}
+                 for sid, cls, (a, b) in zip(run.data.test.ids, classes, embedded)]
+    return pd.DataFrame(rows)

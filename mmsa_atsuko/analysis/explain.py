@@ -1,0 +1,128 @@
+"""Atsuko's interpretability outputs (spec §13) as tables (Atsuko only).
+
+- `explain_tables`: Atsuko's interpretability outputs (spec §13) as tables.
+- `modality_weights_table`: the router's modality weights on every test sample.
+- `find_partner_without_mcm`: the run that differs from this one by the MCM alone.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..data import load_dataset
+from ..errors import DataError, UsageError
+from ..models.atsuko import ATSUKO_FAMILY
+from ..results import ok_records, read_records
+from .runs import LoadedRun, _cat, _config_apart_from, forward_split
+
+
+# Modality order of the model outputs (L, V, A) and how figures and CSVs name them.
+MODALITY_CODES = ("L", "V", "A")
+MODALITY_NAMES = {"L": "text", "V": "vision", "A": "audio"}
+
+
+def require_atsuko(run: LoadedRun, what: str = "explain") -> None:
+    if run.record["model"] not in ATSUKO_FAMILY:
+        raise UsageError(f"{what} reads Atsuko's routers; run {run.run_id} is model {run.record['model']!r}, "
+                         f"not atsuko")
+
+
+def modality_weights_table(run: LoadedRun, feature_path=None) -> pd.DataFrame:
+    """`id, w_T, w_A, w_V`: the run's modality weights on every test sample of its own data, or of
+    the feature file `feature_path` (same dataset and sequence lengths as the run's)."""
+    require_atsuko(run)
+    test = run.data.test
+    if feature_path is not None:
+        test = load_dataset(run.record["dataset"], aligned=bool(run.record["aligned"]), feature_path=feature_path,
+                            pretrained=run.record["config"].get("pretrained")).test
+    weights = _cat(forward_split(run, test), "modality_weights")       # (N, 3), L V A
+    return pd.DataFrame({"id": list(test.ids), "w_T": weights[:, 0], "w_A": weights[:, 2], "w_V": weights[:, 1]})
+
+
+def find_partner_without_mcm(results, run: LoadedRun) -> str | None:
+    """The latest run of the same data and seed whose config is this run's with the MCM switched
+    off: every other key equal, so the two sets of weights differ by the MCM alone."""
+    config = _config_apart_from(run.record["config"], "use_mcm", "use_distill")
+    partners = [r for r in ok_records(read_records(Path(results)))
+                if r.get("model") in ATSUKO_FAMILY
+                and r["dataset"] == run.record["dataset"] and bool(r["aligned"]) == bool(run.record["aligned"])
+                and r["data"] == run.record["data"] and r["seed"] == run.record["seed"]
+                and not r["config"].get("use_mcm")
+                and _config_apart_from(r["config"], "use_mcm", "use_distill") == config]
+    return partners[-1]["run_id"] if partners else None
+
+
+def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None = None) -> dict[str, pd.DataFrame]:
+    """Atsuko's interpretability outputs (spec §13) as tables, one per figure.
+
+    Keys: spectral_energy, band_components (first chosen sample), band_weights (test mean and
+    the chosen samples), modality_weights_mcm (chosen samples, with and without the MCM when
+    `partner` is given), mcm_target (q next to w; MCM runs only), modality_weight_distribution
+    (every test sample). The chosen samples are the first `samples` test samples in file order.
+    """
+    require_atsuko(run)
+    model, test = run.model, run.data.test
+    if samples < 1:
+        raise UsageError("--samples must be at least 1")
+    samples = min(samples, len(test))
+    outputs = forward_split(run, test, return_spectral=model.use_sbn, with_loss=model.use_mcm)
+    ids = list(test.ids)
+    weights = _cat(outputs, "modality_weights")                       # (N, 3), L V A
+    tables = {}
+
+    tables["modality_weight_distribution"] = pd.DataFrame(
+        {"sample_id": ids, **{MODALITY_NAMES[m]: weights[:, i] for i, m in enumerate(MODALITY_CODES)}})
+
+    rows = [_weight_row(ids[n], "with MCM" if model.use_mcm else "without MCM", weights[n]) for n in range(samples)]
+    if partner is not None:
+        partner_weights = _cat(forward_split(partner, partner.data.test), "modality_weights")
+        if list(partner.data.test.ids) != ids:
+            raise DataError(f"run {partner.run_id} was tested on other samples than {run.run_id}")
+        rows += [_weight_row(ids[n], "without MCM", partner_weights[n]) for n in range(samples)]
+    tables["modality_weights_mcm"] = pd.DataFrame(rows)     # modality_weights.csv is every test sample (cli explain)
+
+    if model.use_mcm:
+        q = _cat(outputs, "loss_terms", "q")
+        tables["mcm_target"] = pd.DataFrame(
+            [_weight_row(ids[n], "MCM target q", q[n]) for n in range(samples)]
+            + [_weight_row(ids[n], "router weight w", weights[n]) for n in range(samples)])
+
+    if model.use_sbn:
+        num_bands = model.num_bands
+        band_rows = []
+        for m in MODALITY_CODES:
+            band_weights = _cat(outputs, "band_weights", m)              # (N, K)
+            band_rows.append({"sample_id": "test mean", "modality": MODALITY_NAMES[m],
+                              **{f"band_{k}": band_weights[:, k].mean() for k in range(num_bands)}})
+            band_rows += [{"sample_id": ids[n], "modality": MODALITY_NAMES[m],
+                           **{f"band_{k}": band_weights[n, k] for k in range(num_bands)}} for n in range(samples)]
+        tables["band_weights"] = pd.DataFrame(band_rows)
+
+        energy_rows, component_rows = [], []
+        first = outputs[0]
+        for m in MODALITY_CODES:
+            block = model.sbn[m].spectrum
+            bounds = block.band_bounds.tolist()
+            band_of = np.searchsorted(bounds, np.arange(block.length), side="right") - 1
+            for j in range(block.length):
+                energy_rows.append({"modality": MODALITY_NAMES[m], "frequency_index": j,
+                                    "eigenvalue": float(block.eigvals[j]), "band": int(band_of[j]),
+                                    "mean_energy": float(block.energy_mean[j])})
+            # The sample's band signals X_k (K, T', d) on its most energetic feature channel.
+            bands = first["band_components"][m][0]
+            signal = first["features"][m][0]                              # X (T', d)
+            channel = int(signal.pow(2).sum(0).argmax())
+            for t in range(signal.shape[0]):
+                component_rows.append({"sample_id": ids[0], "modality": MODALITY_NAMES[m], "channel": channel,
+                                       "time_step": t, "signal": float(signal[t, channel]),
+                                       **{f"band_{k}": float(bands[k, t, channel]) for k in range(num_bands)}})
+        tables["spectral_energy"] = pd.DataFrame(energy_rows)
+        tables["band_components"] = pd.DataFrame(component_rows)
+    return tables
+
+
+def _weight_row(sample_id, variant: str, values) -> dict:
+    return {"sample_id": sample_id, "variant": variant,
+            **{MODALITY_NAMES[m]: float(values[i]) for i, m in enumerate(MODALITY_CODES)}}

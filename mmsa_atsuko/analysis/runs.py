@@ -1,0 +1,145 @@
+"""A trained run ready for analysis: its record, its data, its model with the best checkpoint, and its outputs.
+
+- `load_run`: a run's record, config, dataset and model with its best checkpoint loaded.
+- `forward_split`, `predictions`: the model's outputs over a split in file order (eval mode).
+- `_config_apart_from`: a stored run's config apart from some keys, how the other analyses find
+  the runs that differ from one another in those keys alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from easydict import EasyDict
+
+from ..cache import synthetic_cache_dir
+from ..data import load_dataset
+from ..data.synthetic import ensure_synthetic
+from ..data.conditions import condition_of
+from ..data.safe_checkpoint import load_weights
+from ..data.synthetic_stress import recipe_kind
+from ..errors import DataError, UsageError
+from ..registry import build_model
+from ..results import check_ok_record, read_records, run_path
+
+
+@dataclass
+class LoadedRun:
+    record: dict
+    config: EasyDict
+    data: object           # data.spec.Dataset
+    model: torch.nn.Module
+    run_dir: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.record["run_id"]
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.record.get("synthetic"))
+
+    @property
+    def eval_batch_size(self) -> int:
+        return int(self.config.eval_batch_size or self.config.batch_size)
+
+
+def find_record(results, run_id: str) -> dict:
+    """The `ok` record of `run_id` in `<results>/runs.jsonl` (one-line error when there is none)."""
+    records = read_records(Path(results))
+    if not records:
+        raise UsageError(f"no runs recorded in {Path(results) / 'runs.jsonl'} (give --results DIR)")
+    matches = [r for r in records if r.get("run_id") == run_id and r.get("status") == "ok"]
+    if not matches:
+        raise UsageError(f"unknown run id {run_id!r}: no finished run of that id in {Path(results) / 'runs.jsonl'}")
+    return check_ok_record(matches[-1])
+
+
+def _load_run_data(record: dict):
+    """The dataset the run was trained on; synthetic data is regenerated if its cache is gone."""
+    path = record.get("data_path")
+    if record.get("synthetic") and (not path or not Path(path).exists()):
+        recipe = str(record["data"]).partition("synthetic:")[2]
+        size = "full" if "-full-" in recipe else "small"
+        path, _bert = ensure_synthetic(record["dataset"], synthetic_cache_dir(), size=size,
+                                       aligned=bool(record["aligned"]), recipe=recipe_kind(recipe))
+    if not path or not Path(path).exists():
+        raise DataError(f"the data of run {record['run_id']} is gone: {path} does not exist")
+    data = load_dataset(record["dataset"], aligned=bool(record["aligned"]), feature_path=path,
+                        pretrained=record["config"].get("pretrained"))
+    if data.spec.source != record["data"]:
+        raise DataError(f"{path} is not the data run {record['run_id']} was trained on "
+                        f"({data.spec.source} != {record['data']})")
+    return data
+
+
+def load_run(results="results", run_id: str | None = None, checkpoint=None, data_cache: dict | None = None) -> LoadedRun:
+    """A trained run ready for analysis: model in eval() mode with `best.pt` loaded, on CPU.
+
+    Give `run_id` (looked up in `<results>/runs.jsonl`) or `checkpoint` (a run folder, or its
+    best.pt, as `predict --checkpoint` takes them; the folder's name is the run id). `data_cache`
+    shares loaded datasets between runs.
+    """
+    if (run_id is None) == (checkpoint is None):
+        raise UsageError("give exactly one of --run RUN_ID or --checkpoint PATH")
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if checkpoint.is_dir():
+            checkpoint = checkpoint / "best.pt"
+        if not checkpoint.is_file():
+            raise UsageError(f"checkpoint {checkpoint} not found")
+        run_id = checkpoint.resolve().parent.name
+    record = find_record(results, run_id)
+    run_dir = run_path(results, record)     # inside --results, whatever the record says
+    checkpoint = checkpoint or run_dir / "best.pt"
+    if not Path(checkpoint).is_file():
+        raise DataError(f"checkpoint missing for run {run_id}: {checkpoint} does not exist")
+    key = (record["data"], record.get("data_path"))
+    cache = {} if data_cache is None else data_cache
+    if key not in cache:
+        cache[key] = _load_run_data(record)
+    data = cache[key].under(condition_of(record))      # a run under a protocol condition is re-tested under it
+    config = EasyDict(record["config"])
+    model = build_model(record["model"], config, data.spec)
+    try:   # checked, then torch.load(weights_only=True): a checkpoint is tensors, never code
+        model.load_state_dict(load_weights(checkpoint))
+    except Exception as e:          # any unpickling or shape error: the file is not this run's weights
+        raise DataError(f"checkpoint {checkpoint} is not the weights of run {run_id} "
+                        f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
+    model.eval()
+    return LoadedRun(record, config, data, model, run_dir)
+
+
+@torch.no_grad()
+def forward_split(run: LoadedRun, split, return_spectral: bool = False, with_loss: bool = False) -> list[dict]:
+    """The model's outputs batch by batch over `split` in file order (eval mode, no masking)."""
+    run.model.eval()
+    outputs = []
+    for batch in split.batches(run.eval_batch_size):
+        # Only Atsuko knows the keyword; every model takes forward(batch).
+        out = run.model(batch, return_spectral=True) if return_spectral else run.model(batch)
+        if with_loss:
+            out["loss_terms"] = run.model.loss(out, batch)
+        out["batch"] = batch
+        outputs.append(out)
+    return outputs
+
+
+def _cat(outputs, *path) -> np.ndarray:
+    def pick(out):
+        for key in path:
+            out = out[key]
+        return out
+    return torch.cat([pick(o).float() for o in outputs]).numpy()
+
+
+def _config_apart_from(config: dict, *keys: str) -> dict:
+    """`config` without `keys` and `pretrained` (which names the same BERT in different ways)."""
+    return {k: v for k, v in config.items() if k not in keys and k != "pretrained"}
+
+
+@torch.no_grad()
+def predictions(run: LoadedRun, split) -> np.ndarray:
+    return _cat(forward_split(run, split), "pred")
