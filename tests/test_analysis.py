@@ -11,6 +11,9 @@ import torch
 
 import mmsa_atsuko
 from mmsa_atsuko import analysis
+from mmsa_atsuko.errors import DataError, UsageError
+from mmsa_atsuko.models.common.bert import reads_bert_tokens
+from mmsa_atsuko.results import read_records
 from mmsa_atsuko.training.trainer import evaluate
 
 pytest.importorskip("matplotlib")
@@ -165,7 +168,7 @@ def test_sensitivity_runs_through_the_sweep_and_plots_mean_and_std(tmp_path):
     done = run_cli(*args, threads_from_env=False)
     assert done.returncode == 0, done.stderr[-3000:]
     table = assert_figure(tmp_path, "sensitivity_atsuko_sims")
-    records = [r for r in analysis.read_records(tmp_path / "results")]
+    records = [r for r in read_records(tmp_path / "results")]
     assert len(records) == 4
     # --threads' default, as run and sweep have it (torch's default, every core, on a machine of two or more)
     assert {r["torch_threads"] for r in records} == {1}
@@ -200,7 +203,7 @@ def test_runs_are_matched_on_their_whole_config(tmp_path):
     assert analysis.find_partner_without_mcm(tmp_path, SimpleNamespace(record=rows[0])) == "sbn"
     assert analysis.find_partner_without_mcm(tmp_path, SimpleNamespace(record=rows[3])) is None
     assert analysis.ablation_runs(tmp_path, "sims") == {"+SBN": "sbn", "full Atsuko (SBN + MCM)": "full"}
-    with pytest.raises(analysis.UsageError, match="no Atsuko runs on sims aligned"):
+    with pytest.raises(UsageError, match="no Atsuko runs on sims aligned"):
         analysis.ablation_runs(tmp_path, "sims", aligned=True)
     # band_mask_rate=0.1 is atsuko's default: the default run counts, not the lambda_ent=2 one.
     table = analysis.sensitivity_table(tmp_path, "atsuko", "sims", "band_mask_rate", [0.1], [1],
@@ -213,14 +216,14 @@ def test_runs_are_matched_on_their_whole_config(tmp_path):
     # A value with no run of its own, and runs trained with another max_epochs: each message says why.
     default = rows[0]["config"]["lambda_ent"]          # the "full" run's: atsuko's own value
     assert default < 2.0
-    with pytest.raises(analysis.DataError, match=rf"with lambda_ent=3.0 in .*; the runs of this config have "
+    with pytest.raises(DataError, match=rf"with lambda_ent=3.0 in .*; the runs of this config have "
                                                  rf"lambda_ent = {default!r}, 2.0$"):
         analysis.sensitivity_table(tmp_path, "atsuko", "sims", "lambda_ent", [3.0], [1], synthetic=True,
                                    preset="small", max_epochs=1)
-    with pytest.raises(analysis.DataError, match=r"the closest stored run differs in max_epochs: give the --preset"):
+    with pytest.raises(DataError, match=r"the closest stored run differs in max_epochs: give the --preset"):
         analysis.sensitivity_table(tmp_path, "atsuko", "sims", "lambda_ent", [2.0], [1], synthetic=True,
                                    preset="small", max_epochs=2)
-    with pytest.raises(analysis.DataError, match=r"no stored run of this model, dataset, layout, data kind and "
+    with pytest.raises(DataError, match=r"no stored run of this model, dataset, layout, data kind and "
                                                  r"these seeds at all"):
         analysis.sensitivity_table(tmp_path, "atsuko", "sims", "lambda_ent", [2.0], [1], aligned=True)
 
@@ -260,7 +263,7 @@ def test_bert_text_runs_corrupt_the_tokens_they_read(tmp_path):
     record = mmsa_atsuko.run("atsuko", "sims", seeds=[1111], synthetic=True, preset="small", max_epochs=1,
                              config={"use_bert": True}, out=out, quiet=True)[0]
     run = analysis.load_run(out, record["run_id"])
-    assert analysis.reads_bert_tokens(run.model)
+    assert reads_bert_tokens(run.model)
     table = analysis.robustness_table(run)
     text_rows = table[table.modality == "text"]
     assert list(text_rows.corruption) == ["zero"]           # no noise or frame drops on token ids
@@ -288,5 +291,5 @@ def test_a_checkpoint_is_a_run_folder_or_its_best_pt(results):
     for checkpoint in (folder, folder / "best.pt"):
         run = analysis.load_run(out, checkpoint=checkpoint)
         assert run.run_id == full["run_id"] and run.run_dir == analysis.load_run(out, full["run_id"]).run_dir
-    with pytest.raises(analysis.UsageError, match="not found"):
+    with pytest.raises(UsageError, match="not found"):
         analysis.load_run(out, checkpoint=out / "no-such-run")

@@ -17,13 +17,10 @@ modules below are where each lives:
 
 `runs` imports nothing of the others; each of the others imports `runs` alone.
 """
-from ..errors import DataError, UsageError
-from ..models.common.bert import reads_bert_tokens
-from ..results import read_records
 from .ablation import SWITCHES, VARIANT_ORDER, ablation_runs, sentiment_class, tsne_table, variant_name
 from .explain import (MODALITY_CODES, MODALITY_NAMES, explain_tables, find_partner_without_mcm,
                       modality_weights_table, require_atsuko)
-from .robustness import FRAME_DROP_RATES, INPUT_KEY, NOISE_SNR_DB, corrupt_split, robustness_table
+from .robustness import FRAME_DROP_RATES, NOISE_SNR_DB, corrupt_split, robustness_table
 from .runs import LoadedRun, find_record, forward_split, load_run, predictions
 from .sensitivity import PARAM_LABELS, SENSITIVITY_PARAMS, sensitivity_table
 
@@ -31,10 +28,7 @@ __all__ = [
     "SWITCHES", "VARIANT_ORDER", "ablation_runs", "sentiment_class", "tsne_table", "variant_name",
     "MODALITY_CODES", "MODALITY_NAMES", "explain_tables", "find_partner_without_mcm", "modality_weights_table",
     "require_atsuko",
-    "FRAME_DROP_RATES", "INPUT_KEY", "NOISE_SNR_DB", "corrupt_split", "robustness_table",
+    "FRAME_DROP_RATES", "NOISE_SNR_DB", "corrupt_split", "robustness_table",
     "LoadedRun", "find_record", "forward_split", "load_run", "predictions",
     "PARAM_LABELS", "SENSITIVITY_PARAMS", "sensitivity_table",
-    # Not defined here: their homes are errors, models.common.bert and results. analysis.py
-    # imported them and the tests read them through it, so they stay reachable here.
-    "DataError", "UsageError", "reads_bert_tokens", "read_records",
 ]

@@ -18,7 +18,6 @@ from .runs import LoadedRun
 
 NOISE_SNR_DB = (20.0, 10.0, 5.0, 0.0, -5.0)
 FRAME_DROP_RATES = (0.1, 0.25, 0.5)
-INPUT_KEY = {"text": "text", "vision": "vision", "audio": "audio"}
 
 
 def _modality_tensor_key(modality: str, bert_text: bool) -> str:
