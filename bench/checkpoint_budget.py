@@ -10,7 +10,6 @@ as the toolkit calls it, timed. The per-storage figures set WORK_PER_STORAGE and
 OBJECT_BYTES_PER_STORAGE.
 """
 import argparse
-import io
 import sys
 import tempfile
 import time
@@ -21,7 +20,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmsa_atsuko.data import safe_checkpoint  # noqa: E402
-from mmsa_atsuko.data.safe_pickle.reader import _Reader  # noqa: E402
 from mmsa_atsuko.training.trainer import save_training_state  # noqa: E402
 
 
@@ -46,8 +44,7 @@ def main() -> None:
         for params in args.params:
             path = last_pt(params, Path(folder))
             data, storages = safe_checkpoint._data_pkl(path)
-            unpickler = safe_checkpoint._CheckpointUnpickler(_Reader(io.BytesIO(data), len(data)),
-                                                             len(data), 0)
+            unpickler = safe_checkpoint._CheckpointUnpickler(data, 0)
             unpickler.work_left = unpickler.object_bytes_left = start = 1 << 60
             unpickler.load()
             work, objects = start - unpickler.work_left, start - unpickler.object_bytes_left

@@ -30,9 +30,7 @@ import torch
 
 from ..errors import DataError
 from . import safe_pickle
-from .safe_pickle.reader import _Reader
-from .safe_pickle.refusals import _Refused, _describe, _sized
-from .safe_pickle.unpickler import _RestrictedUnpickler
+from .safe_pickle import BoundedReader, Refused, RestrictedUnpickler, describe_error, sized
 
 FIX = "it is not a checkpoint this toolkit wrote; train the run again"
 # What one tensor of a real last.pt costs the restricted unpickler: 39 units of work and 1.5 KB of
@@ -62,13 +60,13 @@ class _Tensor:
 _STORAGE_TYPE = _StorageType()
 
 
-class _CheckpointUnpickler(_RestrictedUnpickler):
+class _CheckpointUnpickler(RestrictedUnpickler):
     # An optimizer's state is keyed by parameter index: thousands of int keys. An int below the
     # hash modulus hashes to itself, so distinct ones never collide; other keys keep the limit.
     HASH_MODULUS = sys.hash_info.modulus
 
-    def __init__(self, file, size: int, storages: int):
-        super().__init__(file, size)
+    def __init__(self, data: bytes, storages: int):
+        super().__init__(BoundedReader(io.BytesIO(data), len(data)), len(data))
         # Beside the feature files' budgets (by data.pkl's size), each storage record of the zip
         # buys what one tensor's rebuild takes: a data.pkl is dense with small calls and memo entries.
         self.work_limit += WORK_PER_STORAGE * storages
@@ -90,7 +88,7 @@ class _CheckpointUnpickler(_RestrictedUnpickler):
         if not (type(pid) is tuple and len(pid) == 5 and type(pid[0]) is str and pid[0] == "storage"
                 and pid[1] is _STORAGE_TYPE and type(pid[2]) is str and type(pid[3]) is str
                 and type(pid[4]) is int):
-            raise _Refused(f"a persistent id other than a storage's ({_sized(pid)})")
+            raise Refused(f"a persistent id other than a storage's ({sized(pid)})")
         return _Storage()
 
     def _check_key(self, key):
@@ -106,7 +104,7 @@ class _CheckpointUnpickler(_RestrictedUnpickler):
         shapes = all(type(x) is tuple and len(x) <= 64 and all(type(d) is int for d in x) for x in (size, stride))
         if not (type(storage) is _Storage and type(offset) is int and shapes and type(requires_grad) is bool
                 and type(hooks) is collections.OrderedDict and type(metadata) in (dict, type(None))):
-            raise _Refused("a tensor rebuilt from other than a storage, an offset, a shape, strides and flags")
+            raise Refused("a tensor rebuilt from other than a storage, an offset, a shape, strides and flags")
 
     def _load_build(self):
         # A module's state dict is an OrderedDict whose state is {'_metadata': OrderedDict of
@@ -116,7 +114,7 @@ class _CheckpointUnpickler(_RestrictedUnpickler):
             return
         super()._load_build()
 
-    dispatch = dict(_RestrictedUnpickler.dispatch)
+    dispatch = dict(RestrictedUnpickler.dispatch)
     dispatch[pickle.BUILD[0]] = _load_build
 
 
@@ -139,7 +137,7 @@ def _data_pkl(path: Path) -> tuple[bytes, int]:
     try:
         data = torch._C.PyTorchFileReader(str(path)).get_record("data.pkl")     # what torch.load unpickles
     except RuntimeError as e:
-        raise DataError(f"{path} has no data.pkl torch can read ({_describe(e)[:160]}): {FIX}") from None
+        raise DataError(f"{path} has no data.pkl torch can read ({describe_error(e)[:160]}): {FIX}") from None
     return data, sum(name.split("/")[1:2] == ["data"] for name in names)
 
 
@@ -147,7 +145,7 @@ def check(path) -> None:
     """Raise DataError (one line) unless `path` passes the checks of the module docstring."""
     path = Path(path)
     data, storages = _data_pkl(path)
-    unpickler = _CheckpointUnpickler(_Reader(io.BytesIO(data), len(data)), len(data), storages)
+    unpickler = _CheckpointUnpickler(data, storages)
     try:
         safe_pickle.run(unpickler, f"{path} (its data.pkl)", fix=FIX)
     finally:
@@ -163,4 +161,4 @@ def load_weights(path):
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise DataError(f"torch cannot load {path} ({_describe(e)[:160]}): {FIX}") from None
+        raise DataError(f"torch cannot load {path} ({describe_error(e)[:160]}): {FIX}") from None

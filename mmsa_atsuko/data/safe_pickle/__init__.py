@@ -24,6 +24,11 @@ too.
 caller gets the file's digest without reading the file a second time (`reader`);
 `load_hashing` returns before that hash is finished, so the caller's own checks can run
 beside it.
+
+A second restricted unpickler (data/safe_checkpoint.py, for torch checkpoints) builds on the
+same parts: it subclasses `RestrictedUnpickler`, reads through a `BoundedReader`, refuses with
+`Refused` (naming loaded objects with `sized`, errors with `describe_error`), and loads with
+`run`.
 """
 from __future__ import annotations
 
@@ -38,12 +43,13 @@ from ...errors import DataError
 from .limits import (BYTES_ALLOWANCE, BYTES_PER_FILE_BYTE, BYTES_PER_WORK, ELEMENT_BYTES, ELEMENTS_ALLOWANCE,
                      ELEMENTS_PER_FILE_BYTE, MAX_CODE_CHARS, MAX_DEPTH, MAX_MARKS, MAX_OTHER_KEYS,
                      OBJECT_BYTES_ALLOWANCE, OBJECT_BYTES_PER_FILE_BYTE, WORK_ALLOWANCE)
-from .reader import _Reader
-from .refusals import LIMIT_HINT, REFUSAL_HINT, SHOWN_CHARS, _Refused, _describe
+from .reader import BoundedReader
+from .refusals import LIMIT_HINT, REFUSAL_HINT, SHOWN_CHARS, Refused, describe_error, sized
 from .tree import _tree_size
-from .unpickler import _RestrictedUnpickler
+from .unpickler import RestrictedUnpickler
 
-__all__ = ["load", "load_hashing", "run", "REFUSAL_HINT", "LIMIT_HINT", "BYTES_PER_FILE_BYTE", "BYTES_ALLOWANCE",
+__all__ = ["load", "load_hashing", "run", "RestrictedUnpickler", "BoundedReader", "Refused", "sized", "describe_error",
+           "REFUSAL_HINT", "LIMIT_HINT", "BYTES_PER_FILE_BYTE", "BYTES_ALLOWANCE",
            "ELEMENT_BYTES", "ELEMENTS_PER_FILE_BYTE", "ELEMENTS_ALLOWANCE", "MAX_DEPTH", "WORK_ALLOWANCE",
            "BYTES_PER_WORK", "OBJECT_BYTES_PER_FILE_BYTE", "OBJECT_BYTES_ALLOWANCE", "MAX_MARKS", "MAX_OTHER_KEYS",
            "MAX_CODE_CHARS", "SHOWN_CHARS"]
@@ -89,15 +95,15 @@ def _unpickle(path: Path, hasher):
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pickle-hash") if hasher is not None else None
     with raw:
         size = os.fstat(raw.fileno()).st_size
-        reader = _Reader(raw, size, hasher, pool)
+        reader = BoundedReader(raw, size, hasher, pool)
         try:
-            return run(_RestrictedUnpickler(reader, size), path, reader.read_rest if hasher else None), reader
+            return run(RestrictedUnpickler(reader, size), path, reader.read_rest if hasher else None), reader
         finally:
             if pool is not None:
                 pool.shutdown(wait=False)   # the worker exits once its queue is done
 
 
-def run(unpickler: _RestrictedUnpickler, where, then=None, fix: str = "re-download or re-extract it"):
+def run(unpickler: RestrictedUnpickler, where, then=None, fix: str = "re-download or re-extract it"):
     """`unpickler.load()` and the limits on what it returned (then `then()`), every failure a
     one-line DataError naming `where`, with `fix` for a truncated or corrupt stream."""
     # The cyclic GC runs after every 700 containers made, and walks the ones it has not yet
@@ -111,7 +117,7 @@ def run(unpickler: _RestrictedUnpickler, where, then=None, fix: str = "re-downlo
         if then is not None:
             then()
         return obj
-    except _Refused as e:
+    except Refused as e:
         raise DataError(f"refused to unpickle {e.what} from {where}: {e.hint}") from None
     except MemoryError:
         raise DataError(f"ran out of memory unpickling {where}: the file may be corrupt "
@@ -119,7 +125,7 @@ def run(unpickler: _RestrictedUnpickler, where, then=None, fix: str = "re-downlo
     except RecursionError:
         raise DataError(f"{where} nests objects too deeply to unpickle: {LIMIT_HINT}") from None
     except Exception as e:   # whatever a damaged byte stream makes the unpickler raise
-        raise DataError(f"{where} is truncated or corrupt ({_describe(e)}): {fix}") from None
+        raise DataError(f"{where} is truncated or corrupt ({describe_error(e)}): {fix}") from None
     finally:
         if collecting:
             gc.enable()

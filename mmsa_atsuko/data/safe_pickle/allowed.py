@@ -22,7 +22,7 @@ import pickle
 
 import numpy as np
 
-from .refusals import _Refused, _shown
+from .refusals import Refused, _shown
 
 # numpy 2 renamed numpy.core to numpy._core. Files written by numpy 1.x (all of MMSA's) name
 # numpy.core.multiarray; files written by numpy 2 name numpy._core.multiarray. Both spellings
@@ -43,7 +43,7 @@ def _latin1_encode(text, encoding="latin1"):
 
 # (module, name) as written in the pickle -> the object to use. Protocols 0-2 write Python 3
 # builtins as `__builtin__` (pickle's fix_imports), hence both spellings. `numpy.ndarray` and
-# `_reconstruct` are handled by the unpickler itself (see `_RestrictedUnpickler.find_class`).
+# `_reconstruct` are handled by the unpickler itself (see `RestrictedUnpickler.find_class`).
 _ALLOWED_GLOBALS = {
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): _latin1_encode,
@@ -63,4 +63,4 @@ def _ndarray_marker(*args, **kwargs):
     """What the file's `numpy.ndarray` global becomes. numpy's own pickles only pass the
     class to `_reconstruct`, which puts the real class back; calling it is refused, since
     ndarray(shape, dtype, buffer) would read raw memory the file chose."""
-    raise _Refused("a call of numpy.ndarray")
+    raise Refused("a call of numpy.ndarray")

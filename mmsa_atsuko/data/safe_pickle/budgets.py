@@ -1,6 +1,6 @@
 """What a file may still spend: bytes, elements, opcodes, and the objects opcodes make.
 
-`_Budgets` is the part of `_RestrictedUnpickler` that keeps the accounts. Each budget starts
+`_Budgets` is the part of `RestrictedUnpickler` that keeps the accounts. Each budget starts
 from `limits`, in proportion to the file's size; the checks of `calls` charge what each call
 and array state allocates (`_charge`), `opcode_costs.Metered` charges each opcode as it is
 looked up and calls `over_budget` when one runs out, and every dict key or set element is
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from ..opcode_costs import ITEM_BYTES
 from . import limits
-from .refusals import LIMIT_HINT, _Refused
+from .refusals import LIMIT_HINT, Refused
 from .tree import _tree_size
 
 
 class _Budgets:
-    """The part of `_RestrictedUnpickler` that keeps a file's accounts."""
+    """The part of `RestrictedUnpickler` that keeps a file's accounts."""
 
     # A subclass for denser files (checkpoints) gives its own rates.
     bytes_per_work = limits.BYTES_PER_WORK
@@ -37,15 +37,15 @@ class _Budgets:
     def _charge(self, nbytes: int, what: str):
         self._bytes_left -= nbytes
         if self._bytes_left < 0:
-            raise _Refused(f"{what} ({nbytes} bytes, past the {self._bytes_limit} that a {self._size}-byte "
-                           f"file may build)", LIMIT_HINT)
+            raise Refused(f"{what} ({nbytes} bytes, past the {self._bytes_limit} that a {self._size}-byte "
+                          f"file may build)", LIMIT_HINT)
 
     def over_budget(self):
         if self.work_left < 0:
-            raise _Refused(f"more than {self.work_limit} opcodes (the most a {self._size}-byte file may run)",
-                           LIMIT_HINT)
-        raise _Refused(f"opcodes that build more than {self.object_bytes_limit} bytes of containers, memo "
-                       f"entries and strings (the most a {self._size}-byte file may build)", LIMIT_HINT)
+            raise Refused(f"more than {self.work_limit} opcodes (the most a {self._size}-byte file may run)",
+                          LIMIT_HINT)
+        raise Refused(f"opcodes that build more than {self.object_bytes_limit} bytes of containers, memo "
+                      f"entries and strings (the most a {self._size}-byte file may build)", LIMIT_HINT)
 
     def _charge_items(self, count: int):
         """Entries added to a dict or set: each takes more than the stack slot its opcode paid for."""
@@ -60,7 +60,7 @@ class _Budgets:
             return
         self._other_keys += 1
         if self._other_keys > limits.MAX_OTHER_KEYS:
-            raise _Refused(f"more than {limits.MAX_OTHER_KEYS} dict keys or set elements other than strings",
-                           LIMIT_HINT)
+            raise Refused(f"more than {limits.MAX_OTHER_KEYS} dict keys or set elements other than strings",
+                          LIMIT_HINT)
         if t is tuple or t is frozenset:
             self._elements_left -= _tree_size(key, self._elements_left, f"a dict key or set element ({t.__name__})")

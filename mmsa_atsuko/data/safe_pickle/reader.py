@@ -1,4 +1,4 @@
-"""`_Reader`: the file as the restricted unpickler reads it, never past its end, and hashed
+"""`BoundedReader`: the file as the restricted unpickler reads it, never past its end, and hashed
 beside the unpickler when the caller wants the file's digest."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pickle
 from concurrent.futures import ThreadPoolExecutor
 
 
-class _Reader:
+class BoundedReader:
     """The file as the unpickler reads it.
 
     A read never asks for more than the file has left: pickle's length fields go straight to

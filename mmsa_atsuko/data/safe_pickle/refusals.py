@@ -1,6 +1,6 @@
 """How the restricted unpickler says no, and how its messages name what a file holds.
 
-A check raises `_Refused` (what was refused, and a hint: REFUSAL_HINT for something a feature
+A check raises `Refused` (what was refused, and a hint: REFUSAL_HINT for something a feature
 file never holds, LIMIT_HINT for a limit broken); `run` turns it into a one-line DataError
 naming the file.
 
@@ -16,7 +16,7 @@ LIMIT_HINT = "the file is corrupt or hostile; re-download or re-extract it"
 SHOWN_CHARS = 80                 # of a name from the file, in a message
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """Raised inside the unpickler; `load` turns it into a DataError naming the file."""
 
     def __init__(self, what: str, hint: str = REFUSAL_HINT):
@@ -32,7 +32,7 @@ def _shown(text) -> str:
     return short + ("..." if len(text) > SHOWN_CHARS else "")
 
 
-def _sized(obj) -> str:
+def sized(obj) -> str:
     """'a tuple of 8 items': how a message names a loaded object (never by its str())."""
     name = type(obj).__name__
     article = "an" if name[:1] in ("a", "e", "i", "o", "u") else "a"
@@ -41,7 +41,7 @@ def _sized(obj) -> str:
     return f"{article} {name}"
 
 
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     """An unexpected error as a short line. Its args may be loaded objects (a KeyError's str()
     is its key's repr), so its text is shown only when they are strings and numbers."""
     if isinstance(error, UnicodeError) or all(type(a) in (str, int, float) for a in error.args):

@@ -14,7 +14,7 @@ import itertools
 import numpy as np
 
 from . import limits
-from .refusals import LIMIT_HINT, _Refused
+from .refusals import LIMIT_HINT, Refused
 
 _LEAVES = frozenset({str, bytes, bytearray, int, float, complex, bool, type(None)})
 
@@ -53,13 +53,13 @@ def _tree_size(root, limit: int, what: str) -> int:
             if size is not None:
                 frame[2] += size
                 if frame[2] > limit:
-                    raise _Refused(f"{what} that holds more than {limit} objects counted as a tree "
-                                   f"(memo references repeated inside each other)", LIMIT_HINT)
+                    raise Refused(f"{what} that holds more than {limit} objects counted as a tree "
+                                  f"(memo references repeated inside each other)", LIMIT_HINT)
                 continue
             if id(child) in on_path:
-                raise _Refused(f"{what} with a container that holds itself", LIMIT_HINT)
+                raise Refused(f"{what} with a container that holds itself", LIMIT_HINT)
             if len(stack) >= limits.MAX_DEPTH:
-                raise _Refused(f"{what} with containers nested more than {limits.MAX_DEPTH} deep", LIMIT_HINT)
+                raise Refused(f"{what} with containers nested more than {limits.MAX_DEPTH} deep", LIMIT_HINT)
             on_path.add(id(child))
             stack.append([child, grandchildren, 1])
             break
@@ -68,7 +68,7 @@ def _tree_size(root, limit: int, what: str) -> int:
             on_path.discard(id(frame[0]))
             counted[id(frame[0])] = frame[2]
             if frame[2] > limit:
-                raise _Refused(f"{what} that holds more than {limit} objects counted as a tree", LIMIT_HINT)
+                raise Refused(f"{what} that holds more than {limit} objects counted as a tree", LIMIT_HINT)
             if not stack:
                 return frame[2]
             stack[-1][2] += frame[2]

@@ -25,10 +25,10 @@ from . import limits
 from .allowed import _ALLOWED_GLOBALS, _RECONSTRUCT_NAMES, _latin1_encode, _multiarray, _ndarray_marker, _numeric
 from .budgets import _Budgets
 from .calls import _CallChecks, _element_count
-from .refusals import LIMIT_HINT, _Refused, _shown, _sized
+from .refusals import LIMIT_HINT, Refused, _shown, sized
 
 
-class _RestrictedUnpickler(_CallChecks, _Budgets, pickle._Unpickler):
+class RestrictedUnpickler(_CallChecks, _Budgets, pickle._Unpickler):
     """`pickle._Unpickler` checking calls (`_CallChecks`) and charging budgets (`_Budgets`)."""
 
     def __init__(self, file, size: int):
@@ -56,15 +56,15 @@ class _RestrictedUnpickler(_CallChecks, _Budgets, pickle._Unpickler):
         if (module, name) == ("numpy", "ndarray"):
             return _ndarray_marker
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise _Refused(f"{_shown(module)}.{_shown(name)}")
+            raise Refused(f"{_shown(module)}.{_shown(name)}")
         return _ALLOWED_GLOBALS[(module, name)]
 
     def persistent_load(self, pid):
-        raise _Refused("a persistent id")
+        raise Refused("a persistent id")
 
     def _reconstruct(self, subtype, shape, dtype):
         if subtype is not _ndarray_marker:
-            raise _Refused(f"numpy _reconstruct of {type(subtype).__name__}")
+            raise Refused(f"numpy _reconstruct of {type(subtype).__name__}")
         array = _multiarray._reconstruct(np.ndarray, shape, dtype)
         self._unbuilt_arrays[id(array)] = array
         return array
@@ -74,23 +74,23 @@ class _RestrictedUnpickler(_CallChecks, _Budgets, pickle._Unpickler):
     def _check_array_state(self, state):
         # numpy's state: (version, shape, dtype, is_fortran, data) or, older, without version.
         if type(state) is not tuple or len(state) not in (4, 5):
-            raise _Refused(f"a numpy array state that is {_sized(state)}")
+            raise Refused(f"a numpy array state that is {sized(state)}")
         shape, dtype, _, data = state[-4:]
         if not isinstance(dtype, np.dtype):
-            raise _Refused(f"a numpy array state whose dtype is {_sized(dtype)}")
+            raise Refused(f"a numpy array state whose dtype is {sized(dtype)}")
         count = _element_count(shape, "a numpy array state")
         if dtype.hasobject:
             if type(data) is not list or len(data) != count:
-                raise _Refused(f"an object array declaring {count} elements whose state holds {_sized(data)}",
-                               LIMIT_HINT)
+                raise Refused(f"an object array declaring {count} elements whose state holds {sized(data)}",
+                              LIMIT_HINT)
             self._charge(8 * count, f"an object array of {count} elements")
             return
         if dtype.itemsize == 0 and count:
-            raise _Refused(f"a numpy array of {count} elements that take no bytes", LIMIT_HINT)
+            raise Refused(f"a numpy array of {count} elements that take no bytes", LIMIT_HINT)
         have = len(data) if type(data) in (bytes, bytearray) else None
         if have is None or have != count * dtype.itemsize:
-            raise _Refused(f"a numpy {dtype.str} array declaring {count * dtype.itemsize} bytes whose state "
-                           f"holds {'%d bytes' % have if have is not None else _sized(data)}", LIMIT_HINT)
+            raise Refused(f"a numpy {dtype.str} array declaring {count * dtype.itemsize} bytes whose state "
+                          f"holds {'%d bytes' % have if have is not None else sized(data)}", LIMIT_HINT)
         self._charge(have, f"a numpy array of {have} bytes")
 
     def _check_dtype_state(self, dtype: np.dtype, state):
@@ -107,7 +107,7 @@ class _RestrictedUnpickler(_CallChecks, _Budgets, pickle._Unpickler):
                  and state[5] in (-1, dtype.itemsize) and state[6] in (-1, dtype.alignment)
                  and state[7] == dtype.flags and id(dtype) not in self._built_dtypes)
         if not plain:
-            raise _Refused(f"a numpy dtype state other than a plain dtype's ({_sized(state)})")
+            raise Refused(f"a numpy dtype state other than a plain dtype's ({sized(state)})")
 
     # -- opcodes that call, hash, allocate or build ------------------------------------------
 
@@ -138,7 +138,7 @@ class _RestrictedUnpickler(_CallChecks, _Budgets, pickle._Unpickler):
         target = self.stack[-1]
         if type(target) is not dict and type(target) is not collections.OrderedDict:
             # SETITEM on an array would index it with whatever the file chose.
-            raise _Refused(f"setting items of {_sized(target)}")
+            raise Refused(f"setting items of {sized(target)}")
         return target
 
     def _load_setitem(self):
@@ -168,7 +168,7 @@ class _RestrictedUnpickler(_CallChecks, _Budgets, pickle._Unpickler):
         items = self.pop_mark()
         target = self.stack[-1]
         if type(target) is not set:
-            raise _Refused(f"adding items to {_sized(target)}")
+            raise Refused(f"adding items to {sized(target)}")
         self._charge_items(len(items))
         for item in items:
             self._check_key(item)
@@ -185,8 +185,8 @@ class _RestrictedUnpickler(_CallChecks, _Budgets, pickle._Unpickler):
         # A MARK opens a frame for a container or a call's arguments being built, so frames nest
         # as the result will; refused here, before a file of MARKs fills the metastack.
         if len(self.metastack) >= limits.MAX_MARKS:
-            raise _Refused(f"a file with containers nested more than {limits.MAX_MARKS} deep (MARK opcodes)",
-                           LIMIT_HINT)
+            raise Refused(f"a file with containers nested more than {limits.MAX_MARKS} deep (MARK opcodes)",
+                          LIMIT_HINT)
         super().load_mark()
 
     def _load_bytearray8(self):
@@ -207,7 +207,7 @@ class _RestrictedUnpickler(_CallChecks, _Budgets, pickle._Unpickler):
         elif isinstance(target, np.ndarray) and self._unbuilt_arrays.pop(id(target), None) is target:
             self._check_array_state(state)
         else:
-            raise _Refused(f"a state for {type(target).__name__}")
+            raise Refused(f"a state for {type(target).__name__}")
         target.__setstate__(state)
 
     dispatch = dict(pickle._Unpickler.dispatch)
