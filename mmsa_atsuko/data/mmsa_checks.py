@@ -1,0 +1,319 @@
+"""Check one split of a loaded MMSA feature pickle and convert it to tensors (for `mmsa_format`).
+
+`SplitChecker.split` checks a split's keys, shapes, dtypes and values against the dataset's
+facts and against the train split's shapes, and returns a `Split` whose float32 arrays are
+the file's own memory (`torch.from_numpy`). Every problem is one DataError line naming the
+file, the split, the key and what was expected versus found. An array holding -inf (silent
+audio frames) is only noted: `zero_neginf` zeroes it once the file's hash is done.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .spec import MODALITIES, Split
+
+UNIMODAL_LABEL_KEYS = {"label_T": "regression_labels_T", "label_A": "regression_labels_A",
+                       "label_V": "regression_labels_V"}
+LABEL_TOLERANCE = 1e-6        # labels stored as float32 may sit a hair outside the range
+
+# Checks that need a boolean temporary walk big arrays in blocks of about this many bytes,
+# so validating a multi-GB MOSEI split never allocates a second copy of it.
+_BLOCK_BYTES = 64 << 20
+
+
+def data_error(message: str, kind: type[DataError] = DataError, **fields) -> DataError:
+    # The CLI prints a DataError as one line; key names and paths come from the file system
+    # and the file, so a stray newline in them must not break that.
+    return kind(message.replace("\r", " ").replace("\n", " "), **fields)
+
+
+def key_names(mapping: dict, shown: int = 20) -> str:
+    """A loaded dict's keys for a message: strings (shortened) by name, anything else by type;
+    an arbitrary object's str() could take any time and memory."""
+    names = [key[:40] if isinstance(key, str) else f"<{type(key).__name__}>" for key in list(mapping)[:shown]]
+    more = f" and {len(mapping) - shown} more" if len(mapping) > shown else ""
+    return ", ".join(names) + more if names else "nothing"
+
+
+class SplitChecker:
+    """Validates and converts one split at a time; every failure is one DataError line."""
+
+    def __init__(self, path: Path, facts: dict, aligned: bool):
+        self.path = path
+        self.facts = facts
+        self.aligned = aligned
+        self.split_name, self.n, self.ids = None, None, None
+        self.neginf = {}     # (split, modality) -> float32 array holding -inf, zeroed later
+
+    def fail(self, key: str, expected: str, found: str):
+        raise data_error(f"{self.path}: split '{self.split_name}', key '{key}': "
+                         f"expected {expected}, found {found}")
+
+    def _sample(self, i: int) -> str:
+        return f"sample {i} (id {self.ids[i][:80]!r})" if self.ids else f"sample {i}"
+
+    # -- one split -------------------------------------------------------------------------
+
+    def split(self, split: str, data, train_shapes: dict | None):
+        """-> (Split, shapes). `train_shapes`: None for train itself."""
+        self.split_name, self.n, self.ids = split, None, None
+        if not isinstance(data, dict):
+            raise data_error(f"{self.path}: split '{split}': expected a dict of arrays, "
+                             f"found {type(data).__name__}")
+        self._require_keys(data)
+
+        # The sentiment labels define N; every other key must agree with them.
+        labels = self.array(data, "regression_labels", "vector")
+        self.n = len(labels)
+        self.ids = self._ids(data["id"])
+
+        # Shapes first (cheap), so a mismatched file fails before any full pass over it.
+        text = self.array(data, "text", 3) if "text" in data else None
+        bert = self.array(data, "text_bert", 3) if "text_bert" in data else None
+        audio = self.array(data, "audio", 3)
+        vision = self.array(data, "vision", 3)
+        if bert is not None and bert.shape[1] != 3:
+            self.fail("text_bert", "shape (N, 3, L): input ids, attention mask, segment ids",
+                      f"shape {bert.shape}")
+        shapes = {"text_keys": tuple(k for k in ("text", "text_bert") if k in data),
+                  "text_len": bert.shape[2] if bert is not None else text.shape[1],
+                  "audio_len": audio.shape[1], "vision_len": vision.shape[1],
+                  "text_dim": text.shape[2] if text is not None else None,
+                  "audio_dim": audio.shape[2], "vision_dim": vision.shape[2]}
+        if text is not None and bert is not None and text.shape[1] != bert.shape[2]:
+            self.fail("text", f"{bert.shape[2]} time steps like 'text_bert'", f"shape {text.shape}")
+        if self.aligned:
+            for key, array in (("audio", audio), ("vision", vision)):
+                if array.shape[1] != shapes["text_len"]:
+                    self.fail(key, f"{shapes['text_len']} time steps like the text (aligned data)",
+                              f"shape {array.shape}")
+        if train_shapes is not None:
+            self._same_as_train(shapes, train_shapes)
+
+        tensors = {}
+        if text is not None:
+            text = self.features("text", text)
+            tensors["text"] = torch.from_numpy(text)
+        # Lengths and masks are computed in numpy and wrapped at the end: the first torch
+        # reduction of a process starts torch's thread pool (tens of ms), which belongs to
+        # training, not to reading a file.
+        if bert is not None:
+            bert = self.text_bert(bert)
+            tensors["text_bert"] = torch.from_numpy(bert)
+            # Row 1 is BERT's attention mask: its sum is the number of real tokens.
+            text_lengths = bert[:, 1].sum(axis=1)
+        else:
+            # Without BERT inputs, a time step is real if its feature row is not all zeros
+            # (padding is zeros). max/min along the feature axis find the non-zero rows
+            # without a full-size boolean temporary.
+            nonzero = (text.max(axis=2) != 0) | (text.min(axis=2) != 0)
+            text_lengths = nonzero.sum(axis=1).astype(np.int64)
+        for key, array in (("audio", audio), ("vision", vision)):
+            tensors[key] = torch.from_numpy(self.features(key, array, neginf_ok=True))
+
+        lengths = {"text": text_lengths}
+        for key in ("audio", "vision"):
+            # Aligned frames follow the text tokens; MMSA never reads stored lengths there.
+            lengths[key] = (text_lengths.copy() if self.aligned
+                            else self.lengths(data, f"{key}_lengths", shapes[f"{key}_len"]))
+        for m in MODALITIES:
+            tensors[f"{m}_lengths"] = torch.from_numpy(lengths[m])
+            tensors[f"{m}_mask"] = torch.from_numpy(np.arange(shapes[f"{m}_len"])[None, :] < lengths[m][:, None])
+
+        tensors["label"] = torch.from_numpy(self.labels("regression_labels", labels))
+        if self.facts.get("unimodal_labels"):
+            for name, key in UNIMODAL_LABEL_KEYS.items():
+                tensors[name] = torch.from_numpy(self.labels(key, self.array(data, key, "vector")))
+        return Split(split, tensors, self.ids), shapes
+
+    def _require_keys(self, data: dict):
+        required = ["audio", "vision", "regression_labels", "id"]
+        if not self.aligned:
+            required += ["audio_lengths", "vision_lengths"]
+        if self.facts.get("unimodal_labels"):
+            required += list(UNIMODAL_LABEL_KEYS.values())
+        found = f"no such key (keys: {key_names(data)})"
+        if "text" not in data and "text_bert" not in data:
+            self.fail("text", "'text' (features) or 'text_bert' (BERT inputs)", found)
+        for key in required:
+            if key not in data:
+                if key in UNIMODAL_LABEL_KEYS.values():     # most likely another dataset's file, e.g. extract's
+                    self.fail(key, "this key (this dataset's files carry unimodal labels T/A/V)",
+                              f"{found}; is it a file of another dataset? (extract writes them only from "
+                              f"label_T/A/V columns: train its files without them with -d mosi, or declare a "
+                              f"dataset without unimodal_labels in a --datasets FILE)")
+                self.fail(key, "this key", found)
+
+    def _ids(self, value) -> list:
+        if isinstance(value, np.ndarray):
+            value = value.reshape(-1).tolist()
+        elif not isinstance(value, (list, tuple)):
+            self.fail("id", "a list or array of 'video$_$clip' strings", type(value).__name__)
+        self._count("id", len(value))
+        # A few thousand short strings: a Python pass over them is cheap.
+        for i, item in enumerate(value):
+            # str() of anything else could be as large as the object (numbers are fine).
+            if not (isinstance(item, (str, bytes, np.integer)) or (type(item) is int and item.bit_length() <= 64)):
+                self.fail("id", "'video$_$clip' strings", f"a {type(item).__name__} at sample {i}")
+        return [i.decode("utf-8", "replace") if isinstance(i, bytes) else str(i) for i in value]
+
+    def _same_as_train(self, shapes: dict, train: dict):
+        # Models size buffers (positional tables, spectral bases) once per padded length, so
+        # every split must be padded to the same length, hold the same text keys and, of
+        # course, share feature dims.
+        for key in ("text", "text_bert"):
+            if (key in train["text_keys"]) != (key in shapes["text_keys"]):
+                self.fail(key, f"text keys {', '.join(train['text_keys'])} as in train "
+                               f"(every split must hold the same inputs)",
+                          f"{', '.join(shapes['text_keys'])}")
+        text_key = "text_bert" if "text_bert" in train["text_keys"] else "text"
+        for what, key in (("text_len", text_key), ("text_dim", "text"), ("audio_len", "audio"),
+                          ("audio_dim", "audio"), ("vision_len", "vision"), ("vision_dim", "vision")):
+            if shapes[what] != train[what]:
+                kind = "padded length" if what.endswith("_len") else "feature dim"
+                self.fail(key, f"{kind} {train[what]} as in train (every split must be alike)",
+                          f"{kind} {shapes[what]}")
+
+    # -- arrays ----------------------------------------------------------------------------
+
+    def _count(self, key: str, n: int):
+        if self.n is not None and n != self.n:
+            self.fail(key, f"{self.n} samples like 'regression_labels'", f"{n}")
+
+    def array(self, data: dict, key: str, rank) -> np.ndarray:
+        """`data[key]` as a real numeric ndarray of N samples (no copy). `rank` is the number
+        of dims, or "vector" for a per-sample value stored as (N,) or (N, 1) (returned as (N,))."""
+        value = data[key]
+        try:
+            array = np.asarray(value)
+        except ValueError:
+            self.fail(key, "a numeric array", f"a ragged {type(value).__name__}")
+        if array.dtype.kind not in "iuf":
+            self.fail(key, "a numeric (int or float) array", f"dtype {array.dtype}")
+        if rank == "vector":
+            ok = array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1)
+            expected = "shape (N,) or (N, 1)"
+        else:
+            ok, expected = array.ndim == rank, f"a {rank}-D array"
+        if not ok:
+            self.fail(key, expected, f"shape {array.shape}")
+        self._count(key, array.shape[0])
+        if array.shape[0] == 0:
+            self.fail(key, "at least one sample", "0")
+        return array.reshape(-1) if rank == "vector" else array
+
+    def labels(self, key: str, values: np.ndarray) -> np.ndarray:
+        values = np.require(values, np.float32, ("C", "W", "A"))
+        self.finite(key, values)
+        lo, hi = self.facts["label_range"]
+        outside = (values < lo - LABEL_TOLERANCE) | (values > hi + LABEL_TOLERANCE)
+        if outside.any():
+            i = int(outside.argmax())
+            self.fail(key, f"labels in [{lo:g}, {hi:g}]",
+                      f"{int(outside.sum())} outside, first {self._sample(i)} = {values[i]:g}")
+        return values
+
+    def lengths(self, data: dict, key: str, padded: int) -> np.ndarray:
+        values = self.array(data, key, "vector")
+        if values.dtype.kind == "f":
+            self.finite(key, values)
+            fractional = values != np.floor(values)
+            if fractional.any():
+                i = int(fractional.argmax())
+                self.fail(key, "whole numbers of frames", f"{self._sample(i)} = {values[i]:g}")
+        values = values.astype(np.int64)
+        bad = (values < 0) | (values > padded)
+        if bad.any():
+            i = int(bad.argmax())
+            self.fail(key, f"lengths in [0, {padded}] (the padded length of '{key[:-len('_lengths')]}')",
+                      f"{self._sample(i)} = {values[i]}")
+        return values
+
+    def features(self, key: str, array: np.ndarray, neginf_ok: bool = False) -> np.ndarray:
+        """float32, C-contiguous and writable (copied only when the file's array is not),
+        checked for NaN/inf. With `neginf_ok`, an array holding -inf is noted in
+        `self.neginf` for load_dataset to zero once the file's hash is done."""
+        array = np.require(array, np.float32, ("C", "W", "A"))
+        if self.finite(key, array, neginf_ok=neginf_ok):
+            self.neginf[(self.split_name, key)] = array
+        return array
+
+    def text_bert(self, array: np.ndarray) -> np.ndarray:
+        """MMSA stores BERT ids as float; cast to int64 after checking nothing is lost."""
+        if array.dtype.kind == "f":
+            self.finite("text_bert", array)
+            as_int = array.astype(np.int64)
+            lost = as_int != array
+            if lost.any():
+                i = int(lost.reshape(len(array), -1).any(axis=1).argmax())
+                self.fail("text_bert", "whole-number token ids, mask and segment ids",
+                          f"fractional values, first in {self._sample(i)}")
+        else:
+            as_int = np.require(array, np.int64, ("C", "W", "A"))
+        if as_int.min() < 0:
+            i = int((as_int < 0).reshape(len(as_int), -1).any(axis=1).argmax())
+            self.fail("text_bert", "non-negative ids", f"{as_int.min()} in {self._sample(i)}")
+        mask = as_int[:, 1]
+        if not ((mask == 0) | (mask == 1)).all():
+            self.fail("text_bert", "an attention mask (row 1) of 0s and 1s",
+                      f"values {np.unique(mask)[:6].tolist()}")
+        return as_int
+
+    def finite(self, key: str, array: np.ndarray, neginf_ok: bool = False) -> bool:
+        """Fail on NaN or +inf, and on -inf unless `neginf_ok`. Returns whether -inf is there."""
+        if array.size == 0:
+            return False
+        # A sum propagates NaN and +-inf (and is non-finite on overflow), so a clean array,
+        # nearly every array, costs one reduction with no temporary; only a non-finite sum
+        # pays for the passes that say what is wrong.
+        if np.isfinite(np.add.reduce(array, axis=None)):
+            return False
+        lo, hi = array.min(), array.max()
+        if np.isnan(lo) or np.isnan(hi):
+            count, first = _count_where(array, np.isnan)
+            self.fail(key, "no NaN", f"{count} NaN, first in {self._sample(first)}")
+        if hi == np.inf:
+            count, first = _count_where(array, np.isposinf)
+            self.fail(key, "no +inf", f"{count} +inf, first in {self._sample(first)}")
+        if lo == -np.inf and not neginf_ok:
+            count, first = _count_where(array, np.isneginf)
+            self.fail(key, "no -inf", f"{count} -inf, first in {self._sample(first)}")
+        return bool(lo == -np.inf)
+
+
+def _blocks(array: np.ndarray):
+    """(first sample, view) over `array` in blocks of about _BLOCK_BYTES along axis 0."""
+    per_sample = max(1, array[0].nbytes if array.ndim > 1 else array.itemsize)
+    step = max(1, _BLOCK_BYTES // per_sample)
+    for start in range(0, len(array), step):
+        yield start, array[start:start + step]
+
+
+def _count_where(array: np.ndarray, predicate) -> tuple[int, int]:
+    """How many elements satisfy `predicate`, and the first sample holding one."""
+    count, first = 0, None
+    for start, block in _blocks(array):
+        hits = predicate(block)
+        n = int(np.count_nonzero(hits))
+        if n and first is None:
+            first = start + int(hits.reshape(len(block), -1).any(axis=1).argmax())
+        count += n
+    return count, first
+
+
+def zero_neginf(array: np.ndarray) -> int:
+    """Replace -inf with 0 in place (MMSA's silent-frame fix); return how many there were."""
+    count = 0
+    for _, block in _blocks(array):
+        # `== -inf` and copyto(where=) are single ufunc passes; np.isneginf and boolean
+        # indexing take several times longer on a MOSEI-sized audio array.
+        hits = np.equal(block, -np.inf)
+        n = int(np.count_nonzero(hits))
+        if n:
+            np.copyto(block, 0, where=hits)
+            count += n
+    return count
