@@ -1,7 +1,7 @@
 """EMOE: Modality-Specific Enhanced Dynamic Emotion Experts (Fang et al., CVPR 2025).
 
 Follows the public code, fuyyyyy/EMOE (trains/singleTask/model/emoe.py, model/router.py,
-trains/singleTask/EMOE.py, trains/utils/functions.py; reference/emoe_mintrec.md section 1).
+trains/singleTask/EMOE.py, trains/utils/functions.py, config/config.json).
 Modality order is EMOE's everywhere: l (text), v (vision), a (audio).
 
     router: w = softmax(W2 relu(normalize(W1 z)) / temperature)       (B, 3)

@@ -18,7 +18,7 @@ Three questions, each answered with a number:
         corruption shows only as their disagreement, so this is the most direct summary of it).
     The ceiling is the Bayes posterior on the TRUE latents (the generating process, read
     exactly: no feature noise), printed first.
-(b) Does the complementarity TARGET q (spec §9, Eq. 6) encode the corruption? Mean q_m over the
+(b) Does the complementarity TARGET q (docs/atsuko.md §9, Eq. 6) encode the corruption? Mean q_m over the
     samples where m is corrupted against where it is clean, and the AUC of 1 - q_m for
     "m is corrupted", from the trained run's own phi on each split; and the response of a router
     that follows L_comp perfectly, w = E[q | x] (`target_ceiling`).

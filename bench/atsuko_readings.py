@@ -1,4 +1,4 @@
-"""Settle the spec's open readings (atsuko_spec.md §18) on VALIDATION MAE (issue 16, part 2).
+"""Settle the spec's open readings (docs/atsuko.md §18) on VALIDATION MAE (issue 16, part 2).
 
 A small search through the sweep machinery: a few reading sets (READINGS, cumulative, so each
 row asks one question on top of the one before) x the standard and the three stress recipes

@@ -1,4 +1,4 @@
-"""The Atsuko model against its contract and spec §17 (items 5-14), on random batches built here.
+"""The Atsuko model against its contract and docs/atsuko.md §17 (items 5-14), on random batches built here.
 
 Specs and batches are made directly (no loader, no synthetic generator); the config is
 configs/atsuko.yaml's `common` + `presets.small` on top of configs/datasets.yaml `defaults`,
@@ -359,7 +359,7 @@ def test_distillation_gradient_skips_the_teacher_side():
     assert not out["teacher"].requires_grad
     assert max_grad(distill, model.unimodal_heads) == 0.0                   # r-MLPs: teacher side only
     assert max_grad(distill, model.fusion_head) > 0.0                       # the student learns
-    # Spec §17.10 also lists "zero gradient to the router". That cannot hold as specified: the
+    # A first reading of §17.10 also asked for "zero gradient to the router". That cannot hold: the
     # student c_proj = MLP(sum_m w_m h_m) depends on w, so L_d reaches the router through the
     # student (as in EMOE, whose uni_distill has the same graph). The detached teacher only
     # guarantees that nothing flows through t, which `teacher.requires_grad is False` checks.

@@ -1,4 +1,4 @@
-"""The spec's open readings (§18) as switches: each changes what it should and nothing else.
+"""Atsuko's open readings (docs/atsuko.md §18) as switches: each changes what it should and nothing else.
 
 router_input (refined | raw), router_detach, distill_form (softmax_mse | kl | off); entropy_norm,
 lambda_ent, band_pool, lambda_comp and comp_temperature existed before and are covered by

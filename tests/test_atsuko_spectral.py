@@ -1,4 +1,4 @@
-"""Atsuko's spectral pieces, band router and shared blocks (spec §17 items 1-4, 6-8, 9 in part).
+"""Atsuko's spectral pieces, band router and shared blocks (docs/atsuko.md §17 items 1-4, 6-8, 9 in part).
 
 Pure-tensor tests: no model, no data loader.
 """

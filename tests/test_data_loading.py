@@ -1,6 +1,6 @@
 """The MMSA feature-pickle loader, on small files written here in MMSA's exact layout.
 
-`mmsa_data` builds what MMSA's README describes (reference/mmsa.md 1.1): per split `raw_text`,
+`mmsa_data` builds what MMSA's README describes (thuiar/MMSA:README.md): per split `raw_text`,
 `text` (N, L, 768) float32 zero-padded, `text_bert` (N, 3, L) float32 ids/mask/segments with
 [CLS]=101 and [SEP]=102, `audio`/`vision` float32 with -inf frames in audio, their lengths,
 `id` 'video$_$clip', `annotations`, `classification_labels`, `regression_labels` (and the

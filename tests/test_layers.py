@@ -1,7 +1,7 @@
 """The import graph of `mmsa_atsuko` and `baselines`: no cycle, and no import from a lower layer to a higher one.
 
 Every import counts, at module level or inside a function (a lazy import is still a dependency),
-except those under `if TYPE_CHECKING:`. The layers, bottom to top, are DESIGN.md's; a module of
+except those under `if TYPE_CHECKING:`. The layers, bottom to top, are docs/design.md's; a module of
 the same layer may import another of its layer.
 """
 import ast
@@ -73,7 +73,7 @@ def layer_of(name: str) -> int:
             if inner == prefix or (prefix and inner.startswith(prefix + ".")):
                 best = level
     if best is None:
-        raise AssertionError(f"{name} is in no layer: add it to LAYERS (and to DESIGN.md's layer list)")
+        raise AssertionError(f"{name} is in no layer: add it to LAYERS (and to docs/design.md's layer list)")
     return best
 
 

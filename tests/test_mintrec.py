@@ -1,7 +1,7 @@
 """MIntRec in thuiar/MIntRec's own layout: the loader on folders written here, its errors,
 the cached BERT text features, synthetic MIntRec, and a CLI run on it.
 
-`write_folder` writes what MIntRec ships (reference/emoe_mintrec.md 2.1): train/dev/test.tsv
+`write_folder` writes what MIntRec ships (thuiar/MIntRec's data/base.py and run.py): train/dev/test.tsv
 with the header `season episode clip text label`, `video_data/video_feats.pkl` (key -> list of
 (1, D) arrays, or a (T, D) array) and `audio_data/audio_feats.pkl` (key -> (T, D) array),
 pickled with the standard pickle as MIntRec's tools do. Expected values come from the data

@@ -1,4 +1,4 @@
-"""The model contract (DESIGN.md, Model), checked for every registered model on the tiny fixture data.
+"""The model contract (docs/design.md, Contracts: Model), checked for every registered model on the tiny fixture data.
 
 Each model is built from its own YAML with its `small` preset and the tiny BERT; the data carries both
 `text` features and `text_bert` tokens, so a model reads whichever its config asks for. What is special

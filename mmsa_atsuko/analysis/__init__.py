@@ -6,7 +6,7 @@ modules below are where each lives:
 
 - `runs`: `load_run`, a run's record, config, dataset and model with its best checkpoint loaded
   (`LoadedRun`, `find_record`); `forward_split` and `predictions`, its outputs over a split;
-- `explain`: `explain_tables`, Atsuko's interpretability outputs (spec §13) as tables;
+- `explain`: `explain_tables`, Atsuko's interpretability outputs (docs/atsuko.md §13) as tables;
   `modality_weights_table`, `find_partner_without_mcm`, `require_atsuko`, `MODALITY_CODES`;
 - `robustness`: `robustness_table`, test metrics under Gaussian noise, a zeroed modality and
   frame drops; `corrupt_split`, `NOISE_SNR_DB`, `FRAME_DROP_RATES`;

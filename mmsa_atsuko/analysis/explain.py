@@ -1,6 +1,6 @@
-"""Atsuko's interpretability outputs (spec §13) as tables (Atsuko only).
+"""Atsuko's interpretability outputs (docs/atsuko.md §13) as tables (Atsuko only).
 
-- `explain_tables`: Atsuko's interpretability outputs (spec §13) as tables.
+- `explain_tables`: Atsuko's interpretability outputs (docs/atsuko.md §13) as tables.
 - `modality_weights_table`: the router's modality weights on every test sample.
 - `find_partner_without_mcm`: the run that differs from this one by the MCM alone.
 """
@@ -55,7 +55,7 @@ def find_partner_without_mcm(results, run: LoadedRun) -> str | None:
 
 
 def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None = None) -> dict[str, pd.DataFrame]:
-    """Atsuko's interpretability outputs (spec §13) as tables, one per figure.
+    """Atsuko's interpretability outputs (docs/atsuko.md §13) as tables, one per figure.
 
     Keys: spectral_energy, band_components (first chosen sample), band_weights (test mean and
     the chosen samples), modality_weights_mcm (chosen samples, with and without the MCM when

@@ -1,7 +1,7 @@
 """Fetch MMSA's published feature files, verify them, and check what a data root holds.
 
 `download(names)` gets MMSA feature pickles (MOSI, MOSEI, CH-SIMS, CH-SIMS v2) from the
-public Google Drive folder named in MMSA's README (reference/mmsa.md 1.1) and puts it where
+public Google Drive folder named in MMSA's README (thuiar/MMSA:README.md) and puts it where
 `load_dataset` looks: `<data root>/<datasets.yaml files entry>`, e.g.
 `~/MMSA/datasets/MOSI/Processed/unaligned_50.pkl`. The file is written under a temporary
 name next to its final one, checked, and only then renamed, so an interrupted, truncated or
@@ -47,7 +47,7 @@ MINTREC_HOME = "https://github.com/thuiar/MIntRec"
 
 def _published_sha256() -> dict[str, str]:
     """path inside MMSA's folder (= the datasets.yaml `files` entry) -> the SHA-256 its README
-    publishes (datasets.yaml `sha256`; reference/mmsa.md 1.1). SIMSv2 has none."""
+    publishes (datasets.yaml `sha256`; thuiar/MMSA:README.md). SIMSv2 has none."""
     return {facts["files"][setting]: digest for facts in datasets_table().values()
             for setting, digest in (facts.get("sha256") or {}).items()}
 

@@ -1,6 +1,7 @@
 """Load MIntRec (thuiar/MIntRec) from the folder layout it ships into a validated `Dataset`.
 
-The folder (reference/emoe_mintrec.md 2.1), read as it is:
+The folder (thuiar/MIntRec: its data/base.py reads the TSVs, its run.py names the feature files),
+read as it is:
 
     train.tsv, dev.tsv, test.tsv     tab-separated, header `season episode clip text label`
     video_data/video_feats.pkl       {'S05_E16_329': list of (1, 256) arrays, or a (T, 256) array}

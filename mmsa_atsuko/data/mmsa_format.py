@@ -1,7 +1,7 @@
 """Load an MMSA feature pickle (MOSI, MOSEI, CH-SIMS, CH-SIMS v2) into a validated `Dataset`.
 
 The file is one pickle `{'train': {...}, 'valid': {...}, 'test': {...}}` laid out as in
-MMSA's README (reference/mmsa.md 1.1). Unlike MMSA, which unpickles the file once per split
+MMSA's README (thuiar/MMSA:README.md). Unlike MMSA, which unpickles the file once per split
 and trusts its contents, this module:
 
 - unpickles it once, with `safe_pickle` (no code in the file can run, and no small file can

@@ -47,7 +47,7 @@ class DatasetSpec:
 class Split:
     """One split as a dict of tensors with a shared first dimension N, plus the sample ids.
 
-    Keys follow the batch contract (DESIGN.md): `text` (N,L,768) float32 and/or
+    Keys follow the batch contract (docs/design.md, Contracts): `text` (N,L,768) float32 and/or
     `text_bert` (N,3,L) int64, `audio` (N,La,Da), `vision` (N,Lv,Dv) float32,
     `text_lengths`, `audio_lengths`, `vision_lengths` (N,) int64, `text_mask`, `audio_mask`,
     `vision_mask` (N,L*) bool (True = a real frame), `label` (N,) float32 or int64, and

@@ -1,10 +1,10 @@
 """Synthetic datasets in the exact MMSA pickle format, with a planted signal, and a tiny BERT.
 
 The real feature files and BERT weights cannot be fetched on the machines this project is
-built and tested on (DESIGN.md, "Data the machines do not have"). This module writes
-stand-ins that every loader, model and CLI path can run on:
+built and tested on. This module writes stand-ins that every loader, model and CLI path can
+run on:
 
-- `write_synthetic` writes one pickle laid out exactly like MMSA's (reference/mmsa.md 1.1):
+- `write_synthetic` writes one pickle laid out exactly like MMSA's (thuiar/MMSA:README.md):
   `{'train','valid','test'}`, each with `raw_text, text, text_bert, audio, vision,
   audio_lengths, vision_lengths, id, annotations, classification_labels,
   regression_labels` (+ `regression_labels_T/_A/_V` for SIMS and SIMSv2). `size='full'`

@@ -1,4 +1,4 @@
-"""The seed paper's published tables (atsuko_spec.md §16), kept as printed there and parsed once.
+"""The seed paper's published tables (docs/atsuko.md §16), kept as printed there and parsed once.
 
 Published rows are never mixed with ours: the renderers put them in blocks of their own,
 labelled published.
@@ -11,7 +11,7 @@ from ..metrics import metric_family
 
 # The paper's columns per metric family, with our metric names. Acc2/F1 on MOSI/MOSEI are
 # the non-zero (Non0) form: EMOE's metricsTop returns only that one and Atsuko inherits
-# EMOE's trainer (reference/emoe_mintrec.md 1.7); the paper itself does not say.
+# EMOE's trainer (fuyyyyy/EMOE:trains/utils/metricsTop.py); the paper itself does not say.
 PAPER_COLUMNS = {
     "mosi": (("Acc7", "Mult_acc_7"), ("Acc2", "Non0_acc_2"), ("F1", "Non0_F1_score"), ("MAE", "MAE")),
     "sims": (("Acc5", "Mult_acc_5"), ("Acc3", "Mult_acc_3"), ("Acc2", "Mult_acc_2"), ("F1", "F1_score")),

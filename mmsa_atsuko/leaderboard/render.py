@@ -37,7 +37,8 @@ def _cell_text(metric: str, cell: Cell, row_n: int, pm: str) -> str:
 
 
 # `--paper`: MOSI/MOSEI's binary accuracy and F1 as one "Has0/Non0" cell each, as the Self-MM and MISA
-# papers print them ("Acc-2 a/b": a = negative/non-negative, b = negative/positive; reference/mmsa.md 2.4).
+# papers print them ("Acc-2 a/b": a = negative/non-negative, b = negative/positive: the Has0 and Non0
+# forms of thuiar/MMSA:src/MMSA/utils/metricsTop.py).
 PAIRS = {"Has0_acc_2": ("Acc-2", "Non0_acc_2"), "Has0_F1_score": ("F1", "Non0_F1_score")}
 PAIRED = {second: first for first, (_, second) in PAIRS.items()}
 

@@ -1,6 +1,6 @@
 """MMSA-compatible aggregate rows, `<out>/normal/<dataset>.csv`.
 
-Written as MMSA writes them (reference/mmsa.md 3.4): one row per (model, dataset) call, cells
+Written as MMSA writes them (thuiar/MMSA:src/MMSA/run.py, `MMSA_run`): one row per (model, dataset) call, cells
 "(mean, std)" x100 with population std, rounded to 2 decimals, MAE/Corr/Loss x100 too, exactly
 as MMSA does. Appended under the file's lock and never through a symbolic link, as the store is.
 """

@@ -1,4 +1,4 @@
-"""One training loop for every model (DESIGN.md, Trainer contract).
+"""One training loop for every model (docs/design.md, Contracts: Trainer).
 
 Train on `train`, select on `valid` by the config's `key_eval` (MMSA: valid loss), stop
 early or at `max_epochs`, then evaluate the best checkpoint on `test` exactly once. Models
@@ -258,7 +258,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     scheduler = None
     if config.scheduler == "plateau":
         # On the valid loss whatever `key_eval` selects the model by: MMSA, EMOE, MIntRec's own
-        # trainer and the Atsuko spec (§13) all step it on the loss, MIntRec while selecting by F1.
+        # trainer and Atsuko (docs/atsuko.md §13) all step it on the loss, MIntRec while selecting by F1.
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=config.scheduler_factor, patience=config.scheduler_patience)
 

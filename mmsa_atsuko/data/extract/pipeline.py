@@ -4,7 +4,7 @@ The CSV (see `transcripts`) gives each video's id, text, and where present its l
 split. Without a split column the samples are split by `--split` ratios with `--seed`; a
 file without labels (for `predict` only) puts every sample in `test` unless `--split` is given.
 
-The pickle is MMSA's layout (reference/mmsa.md 1.1), unaligned, with two extra keys the
+The pickle is MMSA's layout (thuiar/MMSA:README.md), unaligned, with two extra keys the
 loader tolerates: per split `vision_no_face_frames` (N,), how many of a sample's stored
 frames had no face (zero rows), and at the top level `meta/extractor`: this extractor's
 name, version, config and config hash (the hash covers every setting that changes the

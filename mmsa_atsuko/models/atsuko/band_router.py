@@ -1,4 +1,4 @@
-"""Band Router and Stochastic Band Masking (paper §3.1, Eq. 2; spec §5).
+"""Band Router and Stochastic Band Masking (paper §3.1, Eq. 2; docs/atsuko.md §5).
 
 For one modality with features X (B, T', d) and band components X_k = P_k X (B, K, T', d):
 
@@ -8,7 +8,7 @@ For one modality with features X (B, T', d) and band components X_k = P_k X (B, 
     w~   = mask(w^b)                                    (B, K)     training only, renormalised
     X'   = K sum_k w~_k X_k                             (B, T', d) band_combine = scaled_sum
 
-Each modality has its own router (DECISION, spec §5: the band entropy is per modality and the
+Each modality has its own router (DECISION, §5: the band entropy is per modality and the
 spectra differ). With uniform weights, scaled_sum gives X' = X, so SBN starts as the identity.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ BAND_COMBINES = ("scaled_sum", "sum", "residual")
 def pool_bands(bands: torch.Tensor, how: str) -> torch.Tensor:
     """Time pooling of each band, (B, K, T', d) -> (B, K, d).
 
-    `mean` is the paper's average pooling. Its pitfall (spec §5): for the path graph the
+    `mean` is the paper's average pooling. Its pitfall (§5): for the path graph the
     time-mean of a mid/high band is almost 0, so those summaries carry little signal; `rms`
     (sqrt(mean_t X_k^2)) keeps their magnitude.
     """
@@ -39,7 +39,7 @@ def pool_bands(bands: torch.Tensor, how: str) -> torch.Tensor:
 
 
 def stochastic_band_mask(weights: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
-    """Stochastic Band Masking (paper §3.1; spec §5): w~ = m * w^b / sum_k(m * w^b).
+    """Stochastic Band Masking (paper §3.1; docs/atsuko.md §5): w~ = m * w^b / sum_k(m * w^b).
 
     m_k ~ Bernoulli(1 - rate) independently per sample and band, drawn from torch's global RNG
     (so a fixed seed fixes the masks). DECISION: renormalise so w~ stays a distribution and X'
@@ -76,7 +76,7 @@ def combine_bands(bands: torch.Tensor, x: torch.Tensor, weights: torch.Tensor, h
 
 
 class SpectralBandRouter(nn.Module):
-    """The whole spectral-band routing network of one modality (spec §2-§5).
+    """The whole spectral-band routing network of one modality (§2-§5).
 
     Holds the modality's graph spectrum and partition (`spectrum`, buffers) and its band
     router MLP (`router`). forward(X) returns a dict with
@@ -92,7 +92,7 @@ class SpectralBandRouter(nn.Module):
         if combine not in BAND_COMBINES:
             raise ValueError(f"band_combine must be one of {BAND_COMBINES}, got {combine!r}")
         self.spectrum = PathGraphSpectrum(length, num_bands)
-        # Eq. 2's "lightweight" router: hidden width d, no normalisation (DECISION, spec §5).
+        # Eq. 2's "lightweight" router: hidden width d, no normalisation (DECISION, §5).
         self.router = nn.Sequential(
             nn.Linear(num_bands * dim, dim), nn.ReLU(), nn.Linear(dim, num_bands),
         )
@@ -107,7 +107,7 @@ class SpectralBandRouter(nn.Module):
         return F.softmax(self.router(summary) / self.temperature, dim=-1)
 
     def forward(self, x: torch.Tensor) -> dict:
-        bands = self.spectrum.split(x)                             # X_k = P_k X (spec §4)
+        bands = self.spectrum.split(x)                             # X_k = P_k X (§4)
         weights = self.band_weights(bands)
         weights_used = stochastic_band_mask(weights, self.mask_rate, self.training)
         refined = combine_bands(bands, x, weights_used, self.combine)

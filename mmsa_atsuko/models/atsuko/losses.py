@@ -1,11 +1,11 @@
-"""Training objective (paper §3.3, Eq. 10-12; spec §11).
+"""Training objective (paper §3.3, Eq. 10-12; docs/atsuko.md §11).
 
     (10) L_task = L_full + lambda_u L_uni + lambda_b L_bi
          L_full = crit(y_hat, y), L_uni = (1/M) sum_m crit(y_hat_m, y), L_bi = (1/M) sum_m crit(y_hat_{-m}, y)
     (11) Ent(p) = (1/B) sum_b N sum_i p_bi log p_bi         (EMOE entropy_balance, N = #experts)
          L_ent^mod = Ent(w), L_ent^band = (1/M) sum_m Ent(w^b_m)   (unmasked w^b)
     (12) L = L_task + lambda_ent (L_ent^mod + L_ent^band) + lambda_c L_comp + lambda_d L_d
-         (DECISION, spec §11: one lambda_ent for both terms; `lambda_ent_band` can weight the band
+         (DECISION, §11: one lambda_ent for both terms; `lambda_ent_band` can weight the band
          term on its own, and by default it follows lambda_ent)
 
 crit is L1 for regression and cross-entropy for classification.

@@ -1,4 +1,4 @@
-"""Marginal Complementarity Module (paper §3.2, Eq. 5-9; spec §9-§10).
+"""Marginal Complementarity Module (paper §3.2, Eq. 5-9; docs/atsuko.md §9-§10).
 
 - Eq. 5, bimodal branches: for each excluded modality m, y_hat_{-m} = g_{-m}(concat[h_j, h_l])
   over the remaining pair (j, l) in L, V, A order, reusing the shared encoders' h.
@@ -9,8 +9,8 @@
 - Eq. 7: L_comp = (1/B) sum_b KL(q_b || w_b); q is a constant, so only the router learns from it.
 - Eq. 8: teacher t = sg( sum_m w_m r_m ), r_m the refined unimodal features.
 - Eq. 9: L_d = (1/B) sum_b mean_c ( softmax(c_proj)_c - softmax(t)_c )^2 (EMOE's uni_distill),
-  `distill_form=softmax_mse` (spec §10); `kl` is (1/B) sum_b KL(softmax(t_b) || softmax(c_proj_b)),
-  the other reading of "distributional discrepancy" (spec §18); `off` drops L_d.
+  `distill_form=softmax_mse` (§10); `kl` is (1/B) sum_b KL(softmax(t_b) || softmax(c_proj_b)),
+  the other reading of "distributional discrepancy" (§18); `off` drops L_d.
 """
 from __future__ import annotations
 

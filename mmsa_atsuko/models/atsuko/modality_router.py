@@ -1,4 +1,4 @@
-"""Modality router with its two paths (paper §3.1, Eq. 3; spec §6). EMOE's router.
+"""Modality router with its two paths (paper §3.1, Eq. 3; docs/atsuko.md §6). EMOE's router.
 
     w = softmax( W2 relu( normalize_L2( W1 z ) ) / tau_m )          (B, M), M = 3, order L, V, A
 
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 ROUTE_PATHS = ("pre", "post")
-ROUTER_INPUTS = ("refined", "raw")       # pre path reads X' (paper, spec §6) or the raw input features (EMOE)
+ROUTER_INPUTS = ("refined", "raw")       # pre path reads X' (paper; §6) or the raw input features (EMOE)
 
 
 class ModalityRouter(nn.Module):
@@ -37,7 +37,7 @@ class ModalityRouter(nn.Module):
 
 
 class PreAttentionInput(nn.Module):
-    """Builds the pre-path router input z (B, T'_L sum_m d_m) from X'_L, X'_V, X'_A (spec §6),
+    """Builds the pre-path router input z (B, T'_L sum_m d_m) from X'_L, X'_V, X'_A (§6),
     or, with router_input=raw, from the input features (EMOE's router input, d_m their dims).
 
     `lengths` maps 'L', 'V', 'A' to the sequence lengths. The Align linears map time T_m -> T_L

@@ -1,6 +1,7 @@
-"""Atsuko: complementarity-supervised spectral-band routing (spec in shared/atsuko_spec.md).
+"""Atsuko: complementarity-supervised spectral-band routing. Module by module in docs/atsuko.md,
+whose §N are the §N in this package's comments.
 
-Data flow (spec §0), modality order L (text), V (vision), A (audio) everywhere:
+Data flow (§0), modality order L (text), V (vision), A (audio) everywhere:
 
     inputs --§1 encoders: text BERT/features, Conv1d per modality, one shared Conv1d--> X_m (B, T'_m, d)
       --§2-§5 spectral-band routing (Eq. 1-2), per modality--> X'_m (B, T'_m, d)
@@ -10,10 +11,10 @@ Data flow (spec §0), modality order L (text), V (vision), A (audio) everywhere:
     §9-§10 MCM (Eq. 5-9): bimodal heads, phi, q, KL(q || w), teacher, distillation
     §11 losses (Eq. 10-12)
 
-Switches (spec §14) remove whole modules: with use_sbn=False there is no spectrum, band router
+Switches (§14) remove whole modules: with use_sbn=False there is no spectrum, band router
 or band entropy; with use_mcm=False no bimodal heads, L_bi or L_comp.
 
-Open readings (spec §18), each a config key; the defaults were chosen on validation MAE over the
+Open readings (§18), each a config key; the defaults were chosen on validation MAE over the
 standard and stress synthetic recipes (README, "Atsuko's open readings"):
 - entropy_norm log_m | emoe, lambda_ent (default log_m, 0.1; the paper's reading is EMOE's xN at
   1.0, which pins both routers at uniform);
@@ -69,7 +70,7 @@ class Atsuko(nn.Module):
 
         self.use_sbn = bool(config["use_sbn"])
         self.use_mcm = bool(config["use_mcm"])
-        # use_distill: null follows use_mcm (DECISION, spec §14: distillation is MCM's feature half).
+        # use_distill: null follows use_mcm (DECISION, §14: distillation is MCM's feature half).
         self.use_distill = self.use_mcm if config["use_distill"] is None else bool(config["use_distill"])
         self.distill_form = _choice(config, "distill_form", DISTILL_FORMS)
         self.use_distill = self.use_distill and self.distill_form != "off"
@@ -88,7 +89,7 @@ class Atsuko(nn.Module):
         self.lambdas = dict(
             lambda_uni=float(config["lambda_uni"]), lambda_bi=float(config["lambda_bi"]),
             lambda_ent=float(config["lambda_ent"]),
-            # null follows lambda_ent (the spec's single entropy weight); a number frees the band term.
+            # null follows lambda_ent (one entropy weight, §11); a number frees the band term.
             lambda_ent_band=float(config["lambda_ent"] if config["lambda_ent_band"] is None
                                   else config["lambda_ent_band"]),
             lambda_comp=float(config["lambda_comp"]),
@@ -313,7 +314,7 @@ class Atsuko(nn.Module):
 
     @torch.no_grad()
     def on_fit_start(self, train_split) -> None:
-        """Equal-Energy Partitioning calibration (spec §3), once before epoch 1.
+        """Equal-Energy Partitioning calibration (§3), once before epoch 1.
 
         One pass over the *training* split in eval() mode under no_grad (no dropout, no masking)
         through the §1 encoders of the freshly initialised model: e_m[j] = mean_n sum_c X_hat^2,
@@ -351,7 +352,7 @@ class Atsuko(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-# Table 4 ablations under readable names (spec §14): name -> (use_sbn, use_mcm). The config
+# Table 4 ablations under readable names (§14): name -> (use_sbn, use_mcm). The config
 # loader applies the switches after atsuko.yaml's dataset block; they share atsuko.yaml.
 ABLATIONS = {"atsuko_base": (False, False), "atsuko_sbn": (True, False), "atsuko_mcm": (False, True)}
 for _name, (_sbn, _mcm) in ABLATIONS.items():

@@ -1,4 +1,4 @@
-"""Temporal path-graph spectrum, band partition and band projectors (paper §3.1, Eq. 1; spec §2-§4).
+"""Temporal path-graph spectrum, band partition and band projectors (paper §3.1, Eq. 1; docs/atsuko.md §2-§4).
 
 For a modality with T' time steps (after the projection conv) the time steps form a path graph
 with edges (t, t+1). Its normalized Laplacian (Eq. 1)
@@ -34,7 +34,7 @@ def path_graph_laplacian(length: int) -> torch.Tensor:
 
 @lru_cache(maxsize=None)
 def _path_graph_eigh(length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if length == 1:   # a single node has degree 0: take U = [[1]], lambda = [0] (spec §2)
+    if length == 1:   # a single node has degree 0: take U = [[1]], lambda = [0] (§2)
         return torch.zeros(1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64)
     eigvals, basis = torch.linalg.eigh(path_graph_laplacian(length))   # ascending eigenvalues
     # Fix each column's sign so that U[0, k] > 0 (never 0 for the path graph: U[0,k] ∝ cos 0).
@@ -57,7 +57,7 @@ def equidistant_bounds(length: int, num_bands: int) -> torch.Tensor:
 
 
 def equal_energy_bounds(energy: torch.Tensor, num_bands: int) -> torch.Tensor:
-    """Equal-Energy Partitioning (spec §3): boundaries 0 = b_0 < ... < b_K = T' from a spectrum.
+    """Equal-Energy Partitioning (§3): boundaries 0 = b_0 < ... < b_K = T' from a spectrum.
 
     With the cumulative energy fraction c[b] = sum_{j<b} e[j] / sum_j e[j], each inner boundary is
     b_k = argmin_{b in [b_{k-1}+1, T'-(K-k)]} |c[b] - k/K|, ties to the smaller b. The range keeps
@@ -80,7 +80,7 @@ def equal_energy_bounds(energy: torch.Tensor, num_bands: int) -> torch.Tensor:
 
 
 def band_projectors(basis: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
-    """P_k = U_k U_k^T for each band (spec §4), stacked (K, T', T'); computed in float64."""
+    """P_k = U_k U_k^T for each band (§4), stacked (K, T', T'); computed in float64."""
     basis64 = basis.to(torch.float64)
     cuts = bounds.tolist()
     projectors = [basis64[:, lo:hi] @ basis64[:, lo:hi].T for lo, hi in zip(cuts[:-1], cuts[1:])]
@@ -88,7 +88,7 @@ def band_projectors(basis: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
 
 
 class PathGraphSpectrum(nn.Module):
-    """One modality's graph spectrum and band partition, all as buffers (spec §2-§4).
+    """One modality's graph spectrum and band partition, all as buffers (§2-§4).
 
     Persistent buffers (they land in the checkpoint): `basis` U (T', T'), `eigvals` (T'),
     `band_bounds` (K+1) int64, `energy_mean` (T') float32 (train-set spectrum, for the plots),
@@ -121,7 +121,7 @@ class PathGraphSpectrum(nn.Module):
 
     def calibrate(self, energy_sum: torch.Tensor, num_samples: int, equal_energy: bool) -> None:
         """Store the train-set mean spectrum e[j] = (1/N) sum_n sum_c X_hat^2 and, for Equal-Energy
-        Partitioning, the boundaries cut from it (spec §3). `energy_sum` is accumulated in float64."""
+        Partitioning, the boundaries cut from it (§3). `energy_sum` is accumulated in float64."""
         if num_samples <= 0:
             raise ValueError("calibration saw no samples")
         mean = energy_sum.to(torch.float64) / num_samples
