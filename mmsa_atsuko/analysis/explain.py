@@ -1,4 +1,4 @@
-"""Atsuko's interpretability outputs (docs/atsuko.md §13) as tables (Atsuko only).
+"""Inside a trained Atsuko run: its spectra, band and modality weights, and the MCM target (Atsuko only).
 
 - `explain_tables`: Atsuko's interpretability outputs (docs/atsuko.md §13) as tables.
 - `modality_weights_table`: the router's modality weights on every test sample.
