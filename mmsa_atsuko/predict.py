@@ -172,9 +172,11 @@ def predict_file(folder, features, out, *, split: str | None = None, device="cpu
     return path
 
 
-def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, echo=print) -> Path:
-    """Extract `videos` into `<out>/features.pkl` with the extractor settings of the run in `folder`."""
-    from .data.extract import ExtractConfig, extract
+def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, max_clip_seconds: float | None = None,
+                echo=print) -> Path:
+    """Extract `videos` into `<out>/features.pkl` with the extractor settings of the run in `folder`
+    (`max_clip_seconds`: extract's limit on a clip, None for its default)."""
+    from .data.extract import ExtractConfig, extract, media
     card = read_model_card(folder)
     trained = card.get("extractor")
     if not trained or not trained.get("config"):
@@ -183,5 +185,6 @@ def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, e
     settings = trained["config"]
     config = ExtractConfig(**{k: settings[k] for k in ExtractConfig.__dataclass_fields__})
     result = extract(videos, transcripts, Path(out) / "features.pkl", bert=bert or trained.get("bert"),
-                     config=config, jobs=jobs, echo=echo)
+                     config=config, jobs=jobs, echo=echo,
+                     max_clip_seconds=media.MAX_CLIP_SECONDS if max_clip_seconds is None else max_clip_seconds)
     return result.path

@@ -243,3 +243,214 @@ def test_the_loader_keeps_the_extractor_record_and_checks_its_shape(tmp_path):
     with open(plain, "wb") as f:
         pickle.dump(data, f)
     assert load_dataset("mosi", feature_path=plain).spec.extractor is None
+
+
+# -- limits on a clip: a video file is hostile until proven otherwise -------------------------------
+
+def _counting_faces(calls: list):
+    """A vision_features for media.decode that records each frame it is given."""
+    from mmsa_atsuko.data.extract import media
+
+    def features(gray):
+        calls.append(gray.shape)
+        return np.zeros(media.VISION_DIM, np.float32)
+    return features
+
+
+def _set_mkv_duration(path, milliseconds: float) -> None:
+    """Rewrite the Duration element (ID 0x4489, a float in ms) that Matroska's header declares."""
+    import struct
+    data = bytearray(path.read_bytes())
+    assert data.count(b"\x44\x89") == 1
+    at = data.index(b"\x44\x89") + 2
+    size = {0x88: 8, 0x84: 4}[data[at]]
+    data[at + 1:at + 1 + size] = struct.pack(">d" if size == 8 else ">f", milliseconds)
+    path.write_bytes(bytes(data))
+
+
+def test_a_clip_over_the_duration_limit_is_refused_by_its_header_or_while_decoding(tmp_path):
+    require_extract()
+    import av
+    from media_fixtures import write_video
+
+    from mmsa_atsuko.data.extract import media
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, seconds=1.2)
+    # AAC codes whole frames of 1024 samples: 1.2 s (19200 samples) decodes to 19 frames, 19456 samples.
+    decoded = 19 * 1024 / 16000
+    calls = []
+    with pytest.raises(media.VideoError) as error:       # the header's 1.2 s: refused before any frame
+        media.decode(clip, 10.0, _counting_faces(calls), max_seconds=1.0)
+    assert str(error.value) == ("longer than the 1 s limit of a clip (its header declares 1.2 s): cut it into "
+                                "utterances, or raise --max-clip-seconds")
+    assert calls == []
+    # Under the header's 1.2 s but not the decoded audio's 1.216 s: refused while decoding.
+    with pytest.raises(media.VideoError, match=r"^longer than the 1\.21 s limit of a clip \(its audio runs past it\)"):
+        media.decode(clip, 10.0, _counting_faces([]), max_seconds=1.21)
+    samples, rows, seconds = media.decode(clip, 10.0, _counting_faces([]), max_seconds=1.22)     # just under
+    assert len(samples) == 19 * 1024 and seconds == decoded and len(rows) == 12
+
+    # A header that lies: 3 s of video declared as 0.5 s. Decoding stops once past the limit.
+    lying = tmp_path / "lying.mkv"
+    write_video(lying, seconds=3.0)
+    _set_mkv_duration(lying, 500.0)
+    with av.open(str(lying)) as container:
+        assert container.duration == 500_000 and all(s.duration is None for s in container.streams)
+    calls = []
+    with pytest.raises(media.VideoError, match=r"^longer than the 1 s limit of a clip \(its (audio|video) runs past"):
+        media.decode(lying, 10.0, _counting_faces(calls), max_seconds=1.0)
+    assert 0 < len(calls) <= 11            # frames at 0, 0.1, ..., 1.0 s at most; the whole clip has 30
+    _, rows, seconds = media.decode(lying, 10.0, _counting_faces([]), max_seconds=3.1)
+    assert len(rows) == 30 and 3.0 < seconds < 3.1        # its decoded length, not the header's 0.5 s
+
+
+def test_frames_over_the_pixel_limit_are_refused_before_decoding_or_when_they_grow(tmp_path, monkeypatch):
+    require_extract()
+    import av
+    from media_fixtures import write_video
+
+    from mmsa_atsuko.data.extract import media
+    # The size the header declares is checked before any frame is decoded.
+    h264, mpeg4 = tmp_path / "h264.mp4", tmp_path / "mpeg4.mp4"
+    write_video(h264, size=(160, 120), codec="libx264")
+    write_video(mpeg4, size=(160, 120))
+    monkeypatch.setattr(media, "MAX_PIXELS", 160 * 120 - 1)
+    calls = []
+    for clip in (h264, mpeg4):
+        with pytest.raises(media.VideoError, match=r"^frames of 160x120 pixels, over the limit of 19,199 pixels a "
+                                                   r"frame \(4K fits\): scale the video down first"):
+            media.decode(clip, 10.0, _counting_faces(calls))
+    assert calls == []
+    monkeypatch.setattr(media, "MAX_PIXELS", 160 * 120)
+    assert len(media.decode(h264, 10.0, _counting_faces(calls))[1]) == 12
+    assert len(media.decode(mpeg4, 10.0, _counting_faces(calls))[1]) == 12
+
+    # A stream whose header says 64x48 and whose frames grow half way (MPEG-TS files join byte by
+    # byte): a frame over our limit is refused once decoded; one over FFmpeg's is not even allocated.
+    small = tmp_path / "small.ts"
+    write_video(small, size=(64, 48), seconds=0.6)
+    monkeypatch.setattr(media, "MAX_PIXELS", 64 * 48)
+    monkeypatch.setattr(media, "DECODER_MAX_PIXELS", 400_000)      # 1280x720 is 921,600
+    for size, message in (((80, 60), "^frames of 80x60 pixels, over the limit of 3,072"),
+                          ((1280, 720), "^cannot decode")):
+        large, joined = tmp_path / f"large{size[0]}.ts", tmp_path / f"grows{size[0]}.ts"
+        write_video(large, size=size, seconds=0.6, face=False)
+        joined.write_bytes(small.read_bytes() + large.read_bytes())
+        with av.open(str(joined)) as container:
+            context = container.streams.video[0].codec_context
+            assert (context.width, context.height) == (64, 48)
+        calls = []
+        with pytest.raises(media.VideoError, match=message):
+            media.decode(joined, 10.0, _counting_faces(calls))
+        assert calls and set(calls) == {(48, 64)}       # the first half's frames only
+
+    # A declared size over FFmpeg's limit: H.264's parser reads it from the stream before any frame
+    # is decoded; MPEG-4 part 2 has no such parser, the probe reports 0x0, and the decoder refuses.
+    monkeypatch.setattr(media, "MAX_PIXELS", 200_000)
+    write_video(h264, size=(1280, 720), seconds=0.4, face=False, codec="libx264")
+    write_video(mpeg4, size=(1280, 720), seconds=0.4, face=False)
+    calls = []
+    with pytest.raises(media.VideoError, match=r"^frames of 1280x720 pixels, over the limit of 200,000 pixels"):
+        media.decode(h264, 10.0, _counting_faces(calls))
+    with pytest.raises(media.VideoError, match=r"^cannot decode: .*; its frame size was unknown after probing: "
+                                               r"it may be far over the limit of 200,000 pixels a frame"):
+        media.decode(mpeg4, 10.0, _counting_faces(calls))
+    assert calls == []
+    monkeypatch.setattr(media, "MAX_PIXELS", 1280 * 720)
+    monkeypatch.setattr(media, "DECODER_MAX_PIXELS", 2 * 1280 * 720)
+    assert len(media.decode(mpeg4, 10.0, _counting_faces(calls))[1]) == 4
+
+
+def test_a_huge_first_timestamp_does_not_hang_decode(tmp_path):
+    """1.5 KB of Matroska whose timestamps start at 1e9 s: stepping the 1/fps sampling grid up to
+    it from 0 took 1e10 steps."""
+    require_extract()
+    import signal
+
+    import av
+
+    from mmsa_atsuko.data.extract import media
+    path = tmp_path / "late.mkv"
+    shift = 10 ** 9
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+
+        def mux(packets):
+            for packet in packets:
+                if packet.pts is not None:
+                    packet.pts += int(shift / packet.time_base)
+                    packet.dts += int(shift / packet.time_base)
+                container.mux(packet)
+        for i in range(25):                                   # 1 s at 25 fps
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40, np.uint8), format="rgb24")
+            frame.pts = i
+            mux(video.encode(frame))
+        mux(video.encode())
+        sound = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="flt", layout="mono")
+        sound.sample_rate, sound.pts = 16000, 0
+        mux(audio.encode(sound))
+        mux(audio.encode())
+    _set_mkv_duration(path, 1064.0)                           # what the header of a 1 s clip says
+
+    def hung(*_):
+        raise TimeoutError("decode ran 60 s on a 1 s clip")
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        _, rows, seconds = media.decode(path, 10.0, _counting_faces([]))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert len(rows) == 10 and seconds < 1.1                # frames at 0, 0.12, 0.2, ..., 0.92 s after the first
+
+
+def test_a_long_clip_is_skipped_and_reported_and_a_cached_one_too(corpus, capsys, tmp_path):
+    from media_fixtures import write_video
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "long.mp4", seconds=1.2)
+    write_video(videos / "short.mp4", seconds=0.6, tone=330.0)
+    transcripts = tmp_path / "t.csv"
+    pd.DataFrame({"id": ["long", "short"], "text": ["w001", "w002"], "label": [1.0, -1.0],
+                  "split": ["test", "test"]}).to_csv(transcripts, index=False)
+    out = tmp_path / "out" / "features.pkl"
+    code = main(["extract", "--videos", str(videos), "--transcripts", str(transcripts), "--out", str(out),
+                 "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40", "--vision-len", "15",
+                 "--jobs", "2", "--max-clip-seconds", "1"])
+    printed = capsys.readouterr().out
+    reason = ("longer than the 1 s limit of a clip (its header declares 1.2 s): cut it into utterances, "
+              "or raise --max-clip-seconds")
+    assert code == 0 and f"skipped long: {reason}" in printed
+    assert skipped_report_path(out).read_text().splitlines() == [f"long: {reason}"]
+    assert _raw(out)["test"]["id"] == ["short"]
+    # A limit over its 1.216 s of decoded audio takes it; short comes from the cache.
+    result = extract(videos, transcripts, out, bert=corpus["bert"], config=SMALL, max_clip_seconds=1.25,
+                     echo=lambda _: None)
+    assert (result.extracted, result.cached, result.skipped) == (1, 1, [])
+    assert sorted(_raw(out)["test"]["id"]) == ["long", "short"]
+    # Back to 1 s: long is in the cache now, and is skipped as a fresh extraction would skip it.
+    result = extract(videos, transcripts, out, bert=corpus["bert"], config=SMALL, max_clip_seconds=1.0,
+                     echo=lambda _: None)
+    assert (result.extracted, result.cached) == (0, 1)
+    assert result.skipped == ["long: longer than the 1 s limit of a clip (1.2 s): cut it into utterances, "
+                              "or raise --max-clip-seconds"]
+    assert _raw(out)["test"]["id"] == ["short"]
+
+
+def test_cli_max_clip_seconds_must_be_a_positive_finite_number(tmp_path, capsys):
+    for bad in ("0", "-5", "nan", "inf", "1e999"):
+        code = main(["extract", "--videos", str(tmp_path), "--transcripts", str(tmp_path / "t.csv"),
+                     "--out", str(tmp_path / "x.pkl"), "--max-clip-seconds", bad])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1, (bad, err)
+        assert "--max-clip-seconds must be a positive number of seconds, got" in err, (bad, err)
+    with pytest.raises(SystemExit) as exit_:                 # argparse's own error, through the one-line parser
+        main(["extract", "--videos", str(tmp_path), "--transcripts", str(tmp_path / "t.csv"),
+              "--out", str(tmp_path / "x.pkl"), "--max-clip-seconds", "ten"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.strip() == ("run.py extract: error: argument --max-clip-seconds: invalid "
+                                                     "float value: 'ten' (see --help)")
+    assert not (tmp_path / "x.pkl").exists()

@@ -89,6 +89,19 @@ def test_predict_from_videos_extracts_with_the_runs_settings(trained, capsys, tm
     assert np.allclose(table.prediction, known[table.id].to_numpy(), atol=1e-6)
 
 
+def test_predict_from_videos_takes_the_clip_limit_of_extract(trained, capsys, tmp_path):
+    _, unlabelled = write_corpus(trained["root"], labels=False, splits=False)
+    code = main(["predict", "--checkpoint", str(trained["run_dir"]), "--videos", str(trained["videos"]),
+                 "--transcripts", str(unlabelled), "--out", str(tmp_path), "--max-clip-seconds", "1"])
+    captured = capsys.readouterr()
+    assert code == 1 and len(captured.err.strip().splitlines()) == 1 and "could be extracted" in captured.err
+    # Every clip lasts 1.2 s (its header says so): each is skipped with extract's line.
+    for clip in CLIPS:
+        assert (f"skipped {clip}: longer than the 1 s limit of a clip (its header declares 1.2 s): cut it into "
+                f"utterances, or raise --max-clip-seconds") in captured.out
+    assert not (tmp_path / "predictions.csv").exists()
+
+
 def test_predict_refuses_other_dims(trained, capsys, tmp_path):
     other = tmp_path / "long.pkl"
     extract(trained["videos"], trained["transcripts"], other, bert=trained["bert"],

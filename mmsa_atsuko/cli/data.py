@@ -40,6 +40,13 @@ def cmd_download(argv) -> int:
     return 0
 
 
+def add_max_clip_seconds(p: argparse.ArgumentParser) -> None:
+    from ..data.extract.media import MAX_CLIP_SECONDS
+    p.add_argument("--max-clip-seconds", type=float, default=MAX_CLIP_SECONDS, metavar="S",
+                   help=f"skip (and report) a video longer than S seconds (default {MAX_CLIP_SECONDS:g}: utterance "
+                   f"clips last seconds to a minute, and a small file can declare hours that would fill memory)")
+
+
 def extract_parser() -> argparse.ArgumentParser:
     from ..data.extract import DEFAULT_SPLIT
     p = OneLineParser(prog="run.py extract", description="Extract frame-level audio (openSMILE eGeMAPS or librosa) "
@@ -63,6 +70,7 @@ def extract_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-len", type=int, default=50, help="padded text length in tokens (default 50)")
     p.add_argument("--audio-len", type=int, default=375, help="padded audio length, 25 frames/s (default 375)")
     p.add_argument("--vision-len", type=int, default=150, help="padded vision length in frames (default 150)")
+    add_max_clip_seconds(p)
     return p
 
 
@@ -72,7 +80,7 @@ def cmd_extract(argv) -> int:
     config = ExtractConfig(audio=args.audio, fps=args.fps, text_len=args.text_len, audio_len=args.audio_len,
                            vision_len=args.vision_len)
     result = extract(args.videos, args.transcripts, args.out, bert=args.bert, config=config, split=args.split,
-                     seed=args.seed, jobs=args.jobs)
+                     seed=args.seed, jobs=args.jobs, max_clip_seconds=args.max_clip_seconds)
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
     print(f"wrote {result.path} ({counts}; {result.extracted} videos extracted, {result.cached} from the cache, "
           f"{len(result.skipped)} skipped)")
@@ -103,6 +111,7 @@ def predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--bert", help="with --videos: the BERT to extract with (default: the one the run's "
                    "features were extracted with)")
     p.add_argument("--jobs", type=int, default=1, help="with --videos: worker processes (default 1)")
+    add_max_clip_seconds(p)
     p.add_argument("--split", choices=("train", "valid", "test"), help="predict only this split")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
     p.add_argument("--out", required=True, help="folder for predictions.csv")
@@ -117,7 +126,8 @@ def cmd_predict(argv) -> int:
     folder = run_folder(args.results, args.run, args.checkpoint)
     features = args.features
     if args.videos:
-        features = extract_for(folder, args.videos, args.transcripts, args.out, bert=args.bert, jobs=args.jobs)
+        features = extract_for(folder, args.videos, args.transcripts, args.out, bert=args.bert, jobs=args.jobs,
+                               max_clip_seconds=args.max_clip_seconds)
     path = predict_file(folder, features, args.out, split=args.split, device=args.device)
     print(f"wrote {path}")
     return 0

@@ -14,10 +14,19 @@ Vision samples frames at `fps` and describes the largest face OpenCV's Haar casc
 and contrast, eyes found, smile found and its width, and an 8x8 contrast-normalised
 thumbnail of the face (74 dims). A frame without a face is a zero row and is counted.
 
+A video file is hostile until proven otherwise: a few KB can declare an hour of silence or a
+frame of 16000x16000 pixels. `decode` refuses (VideoError, so the video is skipped and
+reported) a clip longer than `max_seconds` (MAX_CLIP_SECONDS unless `--max-clip-seconds`
+says otherwise) or with frames larger than MAX_PIXELS: the values the header declares are
+checked before decoding, and the decoded audio, video time and frame size while decoding,
+since headers lie. A clip over a limit is refused, never truncated.
+
 Every library here is imported inside the functions that use it: the core install does not
 have them (they are the `[extract]` extra).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -28,48 +37,129 @@ THUMB = 8                          # face thumbnail side
 VISION_DIM = 1 + 4 + 2 + 1 + 2 + THUMB * THUMB
 DETECT_WIDTH = 320                 # frames are downscaled to this width before face detection
 
+# Limits on one clip (see the module docstring), so that a small hostile or mistaken file cannot
+# hold gigabytes or hours of CPU. MOSI, MOSEI and CH-SIMS clips are utterances of seconds to a
+# minute, and the padded file keeps 15 s by default (--audio-len 375, --vision-len 150): ten
+# minutes is ten times the longest utterance, and holds 38 MB of 16 kHz float32 samples (twice
+# that while they are joined) and 6000 vision rows at 10 fps. An hour of silence and a still
+# frame fits in about 270 KB of MP4, and would hold 230 MB (460 MB while joined) before openSMILE
+# even starts.
+MAX_CLIP_SECONDS = 600.0           # the default of --max-clip-seconds
+# 4096x4096 (16.8 MP) takes 4K UHD (3840x2160) and DCI 4K (4096x2160) either way up, and a
+# square frame of that side; it refuses 8K (33 MP) and the giant frames a few KB can declare
+# (FFmpeg's own ceiling is about 268 MP, 400 MB a yuv420p frame, and a decoder keeps several).
+# A frame is downscaled to DETECT_WIDTH before face detection, so more pixels add cost, not
+# features.
+MAX_PIXELS = 4096 * 4096
+# FFmpeg's own limit (max_pixels), on what a decoder may allocate for a frame, even while probing:
+# twice ours, since it counts the buffer (whole macroblocks plus alignment: here a 160x120 H.264
+# frame counts as 192x120) and a frame between the two is refused by `decode` by its own size, in
+# a clear line.
+DECODER_MAX_PIXELS = 2 * MAX_PIXELS
+
 
 class VideoError(Exception):
     """A video that cannot be used: the message is one line for the skipped report."""
 
 
-def decode(path, fps: float, vision_features) -> tuple[np.ndarray, np.ndarray]:
-    """(mono 16 kHz float32 samples, (frames, VISION_DIM) features of frames sampled at `fps`)."""
+def too_long(limit: float, detail: str) -> str:
+    """The one line of a clip over the duration limit (also said of a cached clip, by the pipeline)."""
+    return (f"longer than the {limit:g} s limit of a clip ({detail}): cut it into utterances, "
+            f"or raise --max-clip-seconds")
+
+
+def _too_big(width: int, height: int) -> str:
+    return (f"frames of {width}x{height} pixels, over the limit of {MAX_PIXELS:,} pixels a frame (4K fits): "
+            f"scale the video down first, e.g. ffmpeg -i IN -vf scale=1280:-2 OUT")
+
+
+def _declared_seconds(container, *streams) -> float | None:
+    """The longest duration the header declares for the decoded streams (else the file's), if any."""
+    declared = [float(s.duration * s.time_base) for s in streams if s.duration and s.time_base]
+    if not declared and container.duration:
+        declared = [container.duration / 1_000_000]       # AV_TIME_BASE units
+    return max(declared) if declared else None
+
+
+def decode(path, fps: float, vision_features,
+           max_seconds: float = MAX_CLIP_SECONDS) -> tuple[np.ndarray, np.ndarray, float]:
+    """(mono 16 kHz float32 samples, (frames, VISION_DIM) features of frames sampled at `fps`,
+    the clip's length in seconds: the longest of what its header declares, its decoded audio and
+    its decoded video), or VideoError if the clip is over `max_seconds` or MAX_PIXELS."""
     import av      # [extract] extra
 
+    # FFmpeg's decoders refuse a frame over DECODER_MAX_PIXELS before allocating it, in the
+    # decoding below and in the probe av.open runs (except for a format that makes its streams
+    # only while probing, such as FLV: there the probe may decode one frame up to FFmpeg's default
+    # ceiling, about 268 MP). A probe that refuses a size reports 0x0, unless a parser reads the
+    # size again from the stream (H.264, HEVC, MPEG-2 do).
+    limits = {"max_pixels": str(DECODER_MAX_PIXELS)}
     samples, rows = [], []
+    n_samples, first_time, video_seconds, declared, size_unknown = 0, None, 0.0, None, False
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), options=limits) as container:
             if not container.streams.audio:
                 raise VideoError("no audio stream")
             if not container.streams.video:
                 raise VideoError("no video stream")
             audio, video = container.streams.audio[0], container.streams.video[0]
+            declared = _declared_seconds(container, audio, video)
+            if declared is not None and declared > max_seconds:
+                raise VideoError(too_long(max_seconds, f"its header declares {declared:.1f} s"))
+            width, height = video.codec_context.width, video.codec_context.height
+            size_unknown = width * height == 0
+            if width * height > MAX_PIXELS:
+                raise VideoError(_too_big(width, height))
+            video.codec_context.options = dict(limits)     # the decoder's own context refuses them too
             resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
             next_time = 0.0
             for packet in container.demux(audio, video):
                 for frame in packet.decode():
                     if packet.stream.type == "audio":
-                        samples += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-                    elif frame.time is not None and frame.time + 1e-6 >= next_time:
+                        for f in resampler.resample(frame):
+                            samples.append(f.to_ndarray().reshape(-1))
+                            n_samples += len(samples[-1])
+                        if n_samples > max_seconds * SAMPLE_RATE:
+                            raise VideoError(too_long(max_seconds, "its audio runs past it"))
+                        continue
+                    if frame.width * frame.height > MAX_PIXELS:        # the stream grew past the header's size
+                        raise VideoError(_too_big(frame.width, frame.height))
+                    if frame.time is None:
+                        continue
+                    if first_time is None:
+                        first_time = frame.time
+                    # Time since the first frame: a stream may start at any timestamp (MPEG-TS often does).
+                    video_seconds = max(video_seconds, frame.time - first_time)
+                    if video_seconds > max_seconds:
+                        raise VideoError(too_long(max_seconds, "its video runs past it"))
+                    if frame.time + 1e-6 >= next_time:
                         # Scaled by the decoder's own converter in the same pass as the gray conversion.
                         scale = min(1.0, DETECT_WIDTH / frame.width)
                         gray = frame.to_ndarray(format="gray", width=max(1, round(frame.width * scale)),
                                                 height=max(1, round(frame.height * scale)))
                         rows.append(vision_features(gray))
-                        while next_time <= frame.time + 1e-6:    # slots a gap in the video skipped stay skipped
-                            next_time += 1.0 / fps
-            samples += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+                        # The next slot of the 1/fps grid after this frame: slots a gap in the video
+                        # skipped stay skipped. Computed, not stepped to: a first timestamp of 1e9 s
+                        # took 1e10 steps (a 1.5 KB file hung decode).
+                        next_time = (math.floor((frame.time + 1e-6) * fps) + 1) / fps
+            for f in resampler.resample(None):
+                samples.append(f.to_ndarray().reshape(-1))
+                n_samples += len(samples[-1])
     except VideoError:
         raise
     except Exception as e:   # PyAV raises many types (InvalidDataError, OSError, ...): each is a skip
-        raise VideoError(f"cannot decode: {type(e).__name__}: {' '.join(str(e).split())}") from None
+        hint = (f"; its frame size was unknown after probing: it may be far over the limit of {MAX_PIXELS:,} "
+                f"pixels a frame (4K fits)" if size_unknown else "")
+        raise VideoError(f"cannot decode: {type(e).__name__}: {' '.join(str(e).split())}{hint}") from None
+    seconds = max(declared or 0.0, n_samples / SAMPLE_RATE, video_seconds)
+    if seconds > max_seconds:                # the resampler's last samples
+        raise VideoError(too_long(max_seconds, "its audio runs past it"))
     audio_samples = np.concatenate(samples) if samples else np.zeros(0, np.float32)
     if len(audio_samples) < SAMPLE_RATE // AUDIO_RATE:
         raise VideoError("audio stream holds less than one 40 ms frame")
     if not rows:
         raise VideoError("no video frame decoded")
-    return audio_samples.astype(np.float32, copy=False), np.stack(rows).astype(np.float32)
+    return audio_samples.astype(np.float32, copy=False), np.stack(rows).astype(np.float32), seconds
 
 
 # -- audio -------------------------------------------------------------------------------------
@@ -157,13 +247,14 @@ class FaceFeatures:
 _FACES = None     # one set of cascades per process
 
 
-def video_features(path, backend: str, fps: float) -> dict:
-    """Everything extracted from one video: audio (La, Da) and vision (Lv, Dv) features."""
+def video_features(path, backend: str, fps: float, max_seconds: float = MAX_CLIP_SECONDS) -> dict:
+    """Everything extracted from one video: audio (La, Da) and vision (Lv, Dv) features, and the
+    clip's length in seconds (see `decode`)."""
     global _FACES
     if _FACES is None:
         _FACES = FaceFeatures()
-    samples, vision = decode(path, fps, _FACES)
+    samples, vision, seconds = decode(path, fps, _FACES, max_seconds)
     audio = audio_features(samples, backend)
     if not np.isfinite(audio).all():
         audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
-    return {"audio": audio, "vision": vision}
+    return {"audio": audio, "vision": vision, "seconds": np.float64(seconds)}

@@ -15,12 +15,14 @@ Audio and vision are extracted per video, in `jobs` processes, each result cache
 folder next to the output (`<out>.cache/`, keyed by the video's size and mtime and the
 config hash), so a killed extraction resumes where it stopped. Text is encoded at the end, in
 one pass. A video that cannot be read is skipped with one line in `<out stem>.skipped.txt` (also
-printed); so is a transcript row without a video, and a video without a row.
+printed); so is a transcript row without a video, a video without a row, and a clip over a limit of
+`media` (longer than `max_clip_seconds`, or frames over media.MAX_PIXELS).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -100,19 +102,20 @@ def _stamp(video: Path) -> np.ndarray:
 
 
 def _cached(path: Path, video: Path) -> dict | None:
+    # A cache file from before the clip's length was stored in it lacks "seconds": extracted again.
     try:
         with np.load(path) as saved:
             if np.array_equal(saved["stamp"], _stamp(video)):
-                return {"audio": saved["audio"], "vision": saved["vision"]}
+                return {"audio": saved["audio"], "vision": saved["vision"], "seconds": float(saved["seconds"])}
     except (OSError, ValueError, KeyError):
         pass
     return None
 
 
-def _extract_one(video: str, cache: str, backend: str, fps: float) -> str | None:
+def _extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: float) -> str | None:
     """Extract one video into its cache file; return None, or the reason it was skipped."""
     try:
-        features = media.video_features(video, backend, fps)
+        features = media.video_features(video, backend, fps, max_seconds)
     except media.VideoError as e:
         return str(e)
     except Exception as e:     # a feature library choking on one odd file must not end the whole run
@@ -132,19 +135,19 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
 
 
-def _run_videos(todo: list, backend: str, fps: float, jobs: int) -> dict:
+def _run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: float) -> dict:
     """{id: reason} for the videos in `todo` [(id, video, cache file)] that were skipped."""
     skipped = {}
     bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None)
     if jobs == 1:
         for video_id, video, cache in todo:
-            reason = _extract_one(str(video), str(cache), backend, fps)
+            reason = _extract_one(str(video), str(cache), backend, fps, max_seconds)
             if reason:
                 skipped[video_id] = reason
             bar.update()
     else:
         with _pool(jobs) as pool:
-            futures = {pool.submit(_extract_one, str(video), str(cache), backend, fps): video_id
+            futures = {pool.submit(_extract_one, str(video), str(cache), backend, fps, max_seconds): video_id
                        for video_id, video, cache in todo}
             for future in as_completed(futures):
                 reason = future.result()
@@ -188,12 +191,21 @@ def resolve_bert(bert) -> str:
 
 
 def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = ExtractConfig(), split=None,
-            seed: int = 1111, jobs: int = 1, echo=print) -> ExtractResult:
-    """Write the MMSA-format pickle `out` from a folder of videos and a transcript CSV."""
+            seed: int = 1111, jobs: int = 1, max_clip_seconds: float = media.MAX_CLIP_SECONDS,
+            echo=print) -> ExtractResult:
+    """Write the MMSA-format pickle `out` from a folder of videos and a transcript CSV.
+
+    A clip longer than `max_clip_seconds` is skipped and reported. The limit is not in
+    ExtractConfig nor in the cache key: it only refuses, and never changes the features of a
+    clip it accepts, so a cached clip stays valid under any limit. Each cache file stores its
+    clip's length, so a cached clip over the limit of this call is skipped as a fresh one would be.
+    """
     if config.audio not in media.AUDIO_DIMS:
         raise UsageError(f"unknown --audio {config.audio!r}: choose opensmile or librosa")
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    if not (math.isfinite(max_clip_seconds) and max_clip_seconds > 0):
+        raise UsageError(f"--max-clip-seconds must be a positive number of seconds, got {max_clip_seconds!r}")
     if config.fps <= 0 or min(config.text_len, config.audio_len, config.vision_len) < 1:
         raise UsageError("--fps and every padded length must be positive")
     videos, out = Path(videos), Path(out)
@@ -219,8 +231,16 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     cache_dir = out.with_name(out.name + ".cache")
     cache_dir.mkdir(parents=True, exist_ok=True)
     rows = [(i, found[i], _cache_file(cache_dir, i, media_hash)) for i in table.id if i not in skipped]
-    todo = [r for r in rows if _cached(r[2], r[1]) is None]
-    skipped.update(_run_videos(todo, config.audio, config.fps, jobs))
+    todo, cached = [], 0
+    for row in rows:
+        hit = _cached(row[2], row[1])
+        if hit is None:
+            todo.append(row)
+        elif hit["seconds"] > max_clip_seconds:
+            skipped[row[0]] = media.too_long(max_clip_seconds, f"{hit['seconds']:.1f} s")
+        else:
+            cached += 1
+    skipped.update(_run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds))
 
     keep = table[~table.id.isin(list(skipped))].reset_index(drop=True)
     if keep.empty:
@@ -262,7 +282,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
 
     counts = {name: len(data[name]["id"]) for name in SPLITS if name in data}
     result = ExtractResult(out, counts, len(todo) - sum(1 for r in todo if r[0] in skipped),
-                           len(rows) - len(todo), sorted(f"{i}: {r}" for i, r in skipped.items()))
+                           cached, sorted(f"{i}: {r}" for i, r in skipped.items()))
     if labelled:
         result.label_range = (float(keep.label.min()), float(keep.label.max()))
         result.dataset_hint = _dataset_hint(keep, *result.label_range)
