@@ -440,6 +440,17 @@ def test_a_long_clip_is_skipped_and_reported_and_a_cached_one_too(corpus, capsys
     assert _raw(out)["test"]["id"] == ["short"]
 
 
+def test_cli_fps_must_be_a_positive_finite_number(tmp_path, capsys):
+    # nan passed the old `fps <= 0` check, and then every clip was skipped as "cannot decode".
+    for bad in ("0", "-1", "nan", "inf"):
+        code = main(["extract", "--videos", str(tmp_path), "--transcripts", str(tmp_path / "t.csv"),
+                     "--out", str(tmp_path / "x.pkl"), "--fps", bad])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1, (bad, err)
+        assert "--fps must be a positive number of frames per second, got" in err, (bad, err)
+    assert not (tmp_path / "x.pkl").exists()
+
+
 def test_cli_max_clip_seconds_must_be_a_positive_finite_number(tmp_path, capsys):
     for bad in ("0", "-5", "nan", "inf", "1e999"):
         code = main(["extract", "--videos", str(tmp_path), "--transcripts", str(tmp_path / "t.csv"),

@@ -206,8 +206,10 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     if not (math.isfinite(max_clip_seconds) and max_clip_seconds > 0):
         raise UsageError(f"--max-clip-seconds must be a positive number of seconds, got {max_clip_seconds!r}")
-    if config.fps <= 0 or min(config.text_len, config.audio_len, config.vision_len) < 1:
-        raise UsageError("--fps and every padded length must be positive")
+    if not (math.isfinite(config.fps) and config.fps > 0):     # nan would skip every clip as undecodable
+        raise UsageError(f"--fps must be a positive number of frames per second, got {config.fps!r}")
+    if min(config.text_len, config.audio_len, config.vision_len) < 1:
+        raise UsageError("every padded length (--text-len, --audio-len, --vision-len) must be positive")
     videos, out = Path(videos), Path(out)
     if not videos.is_dir():
         raise DataError(f"video folder {videos} not found")
