@@ -141,6 +141,7 @@ def bench_step(args, device, overrides, preset, size, bert_folder) -> dict:
     from mmsa_atsuko.training.hardware import autocast
     from mmsa_atsuko.training.seed import set_seed
     from mmsa_atsuko.training.trainer import build_optimizer, clip_and_step
+    from profile_step import dispatched_ops           # a sibling script: bench/ is on sys.path
 
     job = api.prepare_job("atsuko", "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
                           synthetic_size=size, preset=preset, overrides=overrides, max_epochs=None, loaded={})
@@ -203,9 +204,11 @@ def bench_step(args, device, overrides, preset, size, bert_folder) -> dict:
     for name, fn in fns.items():
         if not name.startswith("atsuko compiled"):
             fn(3)                                       # warm-up: kernels chosen, memory cached
+    # Ops dispatched per step: what a launch-bound step pays, counted the same on any device.
+    ops = {name: sum(dispatched_ops(lambda: fns[name](1)).values()) for name in ("atsuko fp32", "floor")}
     # The models and batches go with this frame; the caller then frees their memory.
     return {"times": _blocks(fns, args.steps, args.rounds, sync), "compile_s": compile_s,
-            "batch_size": config.batch_size}
+            "batch_size": config.batch_size, "ops": ops}
 
 
 def bench_seeds(args, device, overrides, preset, size) -> dict:
@@ -326,6 +329,9 @@ def main() -> None:
         t = step["times"]
         print(f"  step atsuko / floor          {t['atsuko fp32'] / t['floor']:.2f}  (target <= 2; "
               f"{t['atsuko fp32'] * 1e3:.1f} vs {t['floor'] * 1e3:.1f} ms at batch {step['batch_size']})")
+        ops = step["ops"]
+        print(f"  ops atsuko / floor           {ops['atsuko fp32'] / ops['floor']:.2f}  ({ops['atsuko fp32']} vs "
+              f"{ops['floor']} ATen ops (not views) a step: what a launch-bound step pays)")
         print(f"  step bf16 / fp32             {t['atsuko bf16'] / t['atsuko fp32']:.2f}  (quality not measured here)")
         print(f"  step deterministic / not     {t['atsuko fp32'] / t['atsuko nondeterministic']:.2f}  (target <= 1.10)")
         if step["compile_s"] is not None:

@@ -23,6 +23,29 @@ import time
 import torch
 
 
+def dispatched_ops(one_step):
+    """A Counter of the ATen ops that `one_step()` dispatches and that compute, by name. Views only
+    relabel memory, so they are left out; on a GPU each op counted is about one kernel launch, which
+    makes the count what a launch-bound step pays, measured on any device."""
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counting(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not func.is_view:
+                self.ops[func.overloadpacket.__name__] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Counting() as counting:
+        one_step()
+    return counting.ops
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
@@ -47,6 +70,8 @@ def main() -> None:
                    help="call set_seed first, as every run does: deterministic kernels "
                         "(torch.use_deterministic_algorithms, cuDNN deterministic); without it the "
                         "steps run PyTorch's defaults, as MMSA's do")
+    p.add_argument("--count-ops", action="store_true",
+                   help="count the ATen ops one step dispatches (dispatched_ops)")
     p.add_argument("--fit-epochs", type=int, default=0,
                    help="then time N whole epochs of the trainer's fit on a fresh model (training "
                         "only, as parity_mmsa.py does), next to steps x batches per epoch")
@@ -112,6 +137,10 @@ def main() -> None:
     print(f"step time: median {statistics.median(times) * 1e3:.1f} ms (min {min(times) * 1e3:.1f}, "
           f"max {max(times) * 1e3:.1f}) over {args.steps} steps; host memory {args.host_memory}; subnormals {args.subnormals}; "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", flush=True)
+    if args.count_ops:
+        ops = dispatched_ops(lambda: step(args.warmup + args.steps))
+        top = ", ".join(f"{name} {n}" for name, n in ops.most_common(12))
+        print(f"ATen ops (not views) in one step: {sum(ops.values())} ({top})", flush=True)
     if args.fit_epochs:
         time_fit_epochs(args, config, data, device, statistics.median(times), len(batches))
     if args.top <= 0:
