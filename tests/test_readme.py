@@ -49,6 +49,8 @@ HOW = {
     "python run.py -m tfn -d mosi --feature-path my.pkl": ("skip", "tests/test_predict.py trains on an extracted file"),
     "python run.py predict --run <run_id> --videos new/ --transcripts new.csv --out preds/":
         ("skip", "tests/test_predict.py predicts on written clips"),
+    "python run.py predict --run <run_id> --features DIR/MOSI/Processed/unaligned_50.pkl --split test --out preds/":
+        ("skip", "tests/test_predict.py predicts on the synthetic file a run trained on, --split test"),
     "python run.py results --recover --results results": ("run", []),
     "python run.py sweep -m tfn lmf -d mosi -s 1111 1112 --synthetic --preset small --missing-rate 0 0.3 0.6":
         ("run", ["--max-epochs", "1"]),
