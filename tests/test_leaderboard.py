@@ -142,6 +142,17 @@ def test_dataset_names_are_checked_and_latex_says_what_markdown_says(store):
                              for v in line.split(",") if v.replace(".", "").isdigit() and "." in v)  # not 0.74159999
 
 
+def test_config_notes_name_the_labels_of_their_runs(tmp_path):
+    # A tune study's runs carry its label; the note of their config says so, the other config's does not.
+    for seed in (1, 2):
+        append_record(tmp_path, record("tfn", seed, {"MAE": 1.0}))
+        tuned = record("tfn", seed, {"MAE": 0.9}, config_hash="h-" + "7" * 10, config={"learning_rate": 0.01})
+        append_record(tmp_path, tuned | {"label": "tune-tfn-mosi"})
+    text = leaderboard(tmp_path, fmt="md")
+    assert "- tfn@h-777777: learning_rate=0.01 (runs labelled tune-tfn-mosi)" in text
+    assert "- tfn@h-000000: learning_rate=0.001\n" in text
+
+
 def test_markdown_marks_best_separates_real_and_synthetic_and_labels_configs(store):
     text = leaderboard(store, fmt="md")
     real_title = f"### mosi, unaligned: real data ({REAL})"

@@ -170,7 +170,9 @@ def _config_notes(model: str, rows: list[Row]) -> list[str]:
     notes = []
     for row, config in zip(rows, configs):
         diff = ", ".join(f"{k}={config.get(k)!r}" for k in keys) or "same stored config"
-        notes.append(f"{row.label}: {diff}")
+        # A sweep's or a tune study's label (`tune-<model>-<dataset>`) says where a config came from.
+        labels = sorted({r["label"] for r in row.records if isinstance(r.get("label"), str)})
+        notes.append(f"{row.label}: {diff}" + (f" (runs labelled {', '.join(labels)})" if labels else ""))
     return notes
 
 
