@@ -326,6 +326,28 @@ def model_config_name(model: str) -> tuple[str, dict]:
     return meta.get("config_name", meta["name"]), dict(meta.get("overrides", {}))
 
 
+def _declarations(datasets_yaml: dict, model_yaml: dict, model_path: Path) -> dict:
+    """key -> declared default (a _Nullable for a key that is null by default but typed when set)."""
+    declared = dict(datasets_yaml["defaults"])
+    for key, value in (model_yaml.get("common") or {}).items():
+        declared[key] = value if key not in declared else declared[key]
+    _declare_nullable(declared, datasets_yaml.get("nullable"), "configs/datasets.yaml nullable")
+    _declare_nullable(declared, model_yaml.get("nullable"), f"{model_path.name} nullable")
+    return declared
+
+
+def declared_type(model: str, key: str, config_dir: Path = CONFIG_DIR) -> type | None:
+    """The type a value of config key `key` of `model` must have (bool, int, float, str, list; a
+    nullable key's type when set), or None for a key that takes any value. Unknown key: None (load_config
+    names it)."""
+    config_name, _ = model_config_name(model)
+    model_path = config_dir / f"{config_name}.yaml"
+    declared = _declarations(read_yaml(config_dir / "datasets.yaml"), read_yaml(model_path), model_path)
+    example = declared.get(key)
+    example = example.example if isinstance(example, _Nullable) else example
+    return None if example is None else list if isinstance(example, tuple) else type(example)
+
+
 def load_config(model: str, dataset: str, *, preset: str | None = None, overrides=(),
                 config_dir: Path = CONFIG_DIR, overrides_from: str = "command-line override -c") -> EasyDict:
     """Resolve the full config of one (model, dataset) run; see the module docstring.
@@ -342,12 +364,7 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
         raise UsageError(f"{model_path}: unknown top-level block(s) {sorted(unknown_blocks)}; "
                          f"expected common, presets, nullable, checks or a dataset name ({', '.join(table)})")
 
-    declared = dict(datasets_yaml["defaults"])
-    for key, value in (model_yaml.get("common") or {}).items():
-        declared[key] = value if key not in declared else declared[key]
-    _declare_nullable(declared, datasets_yaml.get("nullable"), "configs/datasets.yaml nullable")
-    _declare_nullable(declared, model_yaml.get("nullable"), f"{model_path.name} nullable")
-
+    declared = _declarations(datasets_yaml, model_yaml, model_path)
     checks = _checks(declared, (datasets_yaml.get("checks"), "configs/datasets.yaml checks"),
                      (model_yaml.get("checks"), f"{model_path.name} checks"))
 

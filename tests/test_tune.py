@@ -181,9 +181,11 @@ def test_a_trial_whose_worker_died_fails_and_its_parameters_leave_no_folder(tmp_
     lines, backend = [], _FirstWorkerDies()
     study = tune("tfn", "mosi", trials=2, out=tmp_path, echo=lines.append, final_runs=False, backend=backend, **TINY)
     states = [t.state.name for t in study.trials]
-    assert states[0] == "FAIL" and len(states) == 3 and set(states[1:]) <= {"COMPLETE", "PRUNED"}
-    assert any("trial 0: FAILED: worker process died (exit code -9) (1.5s) | 0/2 trials done" in line
+    # The failed trial counts toward --trials, as in Optuna's optimize(n_trials=...).
+    assert states[0] == "FAIL" and len(states) == 2 and states[1] in ("COMPLETE", "PRUNED")
+    assert any("trial 0: FAILED: worker process died (exit code -9) (1.5s) | 1/2 trials done" in line
                for line in lines), lines
+    assert "1 of this call's 2 trials failed" in lines[-2], lines
     assert not (tmp_path / "runs").exists()          # a trial has no run folder, failed or not
     assert backend.started == [2] and backend.expected == [2]     # what --jobs auto sizes by
 
@@ -212,3 +214,119 @@ def test_a_study_begun_without_a_record_of_some_options_adopts_them_with_a_warni
     assert optuna.load_study(study_name="s", storage=storage).user_attrs["search"]["precision"] == "fp32"
     with pytest.raises(UsageError, match="searched with other precision"):
         tune("tfn", "mosi", trials=3, out=tmp_path, study_name="s", final_runs=False, precision="bf16", **TINY)
+
+
+class _Runaway(BaseException):
+    """Raised by the guard below: not an Exception, so that no `except Exception` takes it for a failed trial."""
+
+
+def _guard_trials(monkeypatch, limit: int) -> list:
+    """Let at most `limit` trials start (a tune that never ends fails the test instead of hanging it)."""
+    from mmsa_atsuko.sweep import execute
+    started, real = [], execute.run_trial
+
+    def guarded(run, device):
+        started.append(run.trial["number"])
+        if len(started) > limit:
+            raise _Runaway(f"trial {len(started)} started; at most {limit} expected")
+        return real(run, device)
+
+    monkeypatch.setattr(execute, "run_trial", guarded)
+    return started
+
+
+def _cli_tune(tmp_path, capsys, *argv):
+    from mmsa_atsuko.cli import main
+    code = main(["tune", "-m", "tfn", "-d", "mosi", "--synthetic", "--preset", "small", "--max-epochs", "1",
+                 "-s", "1111", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err.strip().splitlines()
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ("post_fusion_dim: {choices: [16, 0]}",
+     "post_fusion_dim must be at least 1, got 0 (a choice of post_fusion_dim): drop it from the choices"),
+    ("post_fusion_dim: {low: 8.0, high: 32.0}",
+     "post_fusion_dim is an int, but its bounds 8.0, 32.0 are not both integers, so the search would propose "
+     "fractions: write both as integers (8, not 8.0)"),
+    ("post_fusion_dim: {low: 0, high: 16}",
+     "post_fusion_dim must be at least 1, got 0 (the low bound of post_fusion_dim's range): narrow the range"),
+    ("batch_size: {choices: [16, 0]}",          # refused by the trainer's check, not the config's
+     "batch_size must be at least 1, got 0 (a choice of batch_size): drop it from the choices"),
+    ("learning_rate: {low: 0, high: 1}",
+     "learning_rate is a float, but integer bounds 0, 1 search whole numbers only: write them as floats (0.0, 1.0)"),
+    ("weight_decay: {low: 0.0, high: 0.1, log: true}", "weight_decay: a log range needs low > 0, got 0.0"),
+])
+def test_a_space_value_the_config_refuses_is_one_line_before_any_trial_or_storage(tmp_path, capsys, monkeypatch,
+                                                                                  entry, expected):
+    started = _guard_trials(monkeypatch, 0)
+    space = tmp_path / "space.yaml"
+    space.write_text(entry + "\n")
+    code, out, err = _cli_tune(tmp_path, capsys, "--trials", "2", "--space", str(space), "--out", str(tmp_path / "o"))
+    assert (code, err, out) == (2, [f"error: {space}: {expected}"], ""), err
+    assert started == [] and not (tmp_path / "o").exists()        # no study, no storage file
+
+
+def test_failed_trials_count_toward_trials_and_a_call_whose_first_five_fail_stops(tmp_path, capsys, monkeypatch):
+    # A failure the space check cannot see: training itself raises (as a CUDA error would).
+    from mmsa_atsuko.sweep import execute
+    real_fit = execute.fit
+
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+    monkeypatch.setattr(execute, "fit", broken_fit)
+    started = _guard_trials(monkeypatch, 30)
+    code, out, err = _cli_tune(tmp_path, capsys, "--trials", "3", "--out", str(tmp_path / "few"))
+    assert code == 1 and len(err) == 1 and "3/3 trials done" in out
+    assert err[0].startswith("error: [tune-tfn-mosi] all 3 trials of this call failed, so the tune stops"), err
+    assert err[0].endswith("the last error: RuntimeError: CUDA error: device-side assert triggered"), err
+    storage = f"sqlite:///{tmp_path / 'few' / 'tune' / 'tune-tfn-mosi.db'}"
+    assert [t.state.name for t in optuna.load_study(study_name="tune-tfn-mosi", storage=storage).trials] == ["FAIL"] * 3
+
+    started.clear()
+    code, out, err = _cli_tune(tmp_path, capsys, "--trials", "20", "--out", str(tmp_path / "many"))
+    assert code == 1 and len(err) == 1 and len(started) == 5, (started, err)
+    assert "the first 5 trials of this call all failed" in err[0] and "(15 trials left)" in err[0], err
+    # Resumed once fixed: the stored failures count, so 2 more trials make 7.
+    monkeypatch.setattr(execute, "fit", real_fit)
+    lines = []
+    study = tune("tfn", "mosi", trials=7, out=tmp_path / "many", seeds=[1111], final_runs=False, echo=lines.append,
+                 synthetic=True, preset="small", max_epochs=1)
+    assert "5/7 trials done before this call" in lines[0]
+    assert [t.state.name for t in study.trials][:5] == ["FAIL"] * 5 and len(study.trials) == 7
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials[5:])
+
+
+def test_failures_after_a_finished_trial_count_but_do_not_stop_the_tune(tmp_path, monkeypatch):
+    # Failures that depend on the proposed values (one trial already trained): the tune goes on to --trials.
+    from mmsa_atsuko.sweep import execute
+    real_fit, calls = execute.fit, []
+
+    def fit_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("CUDA out of memory")
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(execute, "fit", fit_once)
+    _guard_trials(monkeypatch, 30)
+    lines = []
+    study = tune("tfn", "mosi", trials=7, out=tmp_path, seeds=[1111], final_runs=False, echo=lines.append,
+                 synthetic=True, preset="small", max_epochs=1)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] + ["FAIL"] * 6
+    assert "6 of this call's 7 trials failed" in lines[-2] and "best:" in lines[-1], lines
+
+
+def test_a_trial_value_the_config_refuses_is_blamed_on_the_space_file(tmp_path, capsys, monkeypatch):
+    # As if the space check missed a value: the trial's error names the space file, not -c.
+    import mmsa_atsuko.sweep.tune as tune_module
+    monkeypatch.setattr(tune_module, "_check_space", lambda *args: None, raising=False)
+    _guard_trials(monkeypatch, 30)
+    space = tmp_path / "space.yaml"
+    space.write_text("post_fusion_dim: {low: 8.0, high: 32.0}\n")
+    code, out, err = _cli_tune(tmp_path, capsys, "--trials", "2", "--space", str(space), "--out", str(tmp_path / "o"))
+    failed = [line for line in out.splitlines() if "FAILED" in line]
+    assert code == 1 and len(failed) == 2 and len(err) == 1, (out, err)
+    assert all(f"FAILED: UsageError: {space}: post_fusion_dim must be a int like 64, got " in line for line in failed)
+    assert "command-line override" not in out + err[0]

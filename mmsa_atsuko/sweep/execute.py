@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import api
-from ..config import config_hash
+from ..config import config_hash, load_config
 from ..errors import ToolkitError, UsageError
 from ..registry import build_model
 from ..results import failed_record
@@ -86,13 +86,20 @@ def optuna_module():
 
 
 def run_trial(run: PlannedRun, device: str) -> dict:
-    """One trial (`run.trial`: storage, study, trial id and number), wherever the backend runs it:
+    """One trial (`run.trial`: storage, study, trial id and number, its params and the space file that
+    proposed them), wherever the backend runs it:
     train on train, select and report on valid, never test. Returns its outcome as a dict; a complete
     one has a run record's `status`, `device` and `peak_memory_mb`, which size `--jobs auto` on CUDA."""
     optuna = optuna_module()
     info = run.trial
     started = time.time()
     try:
+        if info.get("params"):
+            # The proposed values alone first, blamed on the space file: in prepare they are -c
+            # overrides among the user's, and an error there would blame the command line.
+            s = run.setting
+            load_config(s.model, s.dataset, preset=s.preset, overrides=list(info["params"].items()),
+                        overrides_from=info.get("space", "the search space"))
         job = prepare(run.setting)
         study = optuna.load_study(study_name=info["study"], storage=info["storage"])
         trial = optuna.trial.Trial(study, info["trial_id"])
@@ -111,7 +118,9 @@ def run_trial(run: PlannedRun, device: str) -> dict:
                      progress=False, on_epoch=report, test=False, precision=run.precision)
         value = float(result.valid[key])
         state = "complete" if math.isfinite(value) else "fail"
-        return {"number": info["number"], "state": state, "value": value, "epochs": result.epochs_run,
+        # A failed trial says why: the tune's stop line quotes the last failure's error.
+        why = {} if state == "complete" else {"error": f"its valid {key} is {value}"}
+        return {"number": info["number"], "state": state, "value": value, "epochs": result.epochs_run, **why,
                 "seconds": time.time() - started, "status": "ok" if state == "complete" else "failed",
                 "device": str(where), "peak_memory_mb": peak_memory_mb(where)}
     except optuna.TrialPruned as pruned:
