@@ -42,10 +42,14 @@ def key_names(mapping: dict, shown: int = 20) -> str:
 class SplitChecker:
     """Validates and converts one split at a time; every failure is one DataError line."""
 
-    def __init__(self, path: Path, facts: dict, aligned: bool):
+    def __init__(self, path: Path, facts: dict, aligned: bool, strict_ids: bool = False):
         self.path = path
         self.facts = facts
         self.aligned = aligned
+        # `strict_ids`: ids must be strings, as MMSA writes them, and unique across the file
+        # (download's check of a file with no published sha256); a run accepts numbers too.
+        self.strict_ids = strict_ids
+        self.seen_ids = {}   # id -> (split, sample) where it first appeared (strict_ids)
         self.split_name, self.n, self.ids = None, None, None
         self.neginf = {}     # (split, modality) -> float32 array holding -inf, zeroed later
 
@@ -159,7 +163,18 @@ class SplitChecker:
             # str() of anything else could be as large as the object (numbers are fine).
             if not (isinstance(item, (str, bytes, np.integer)) or (type(item) is int and item.bit_length() <= 64)):
                 self.fail("id", "'video$_$clip' strings", f"a {type(item).__name__} at sample {i}")
+        if self.strict_ids:
+            self._strict_ids(value)
         return [i.decode("utf-8", "replace") if isinstance(i, bytes) else str(i) for i in value]
+
+    def _strict_ids(self, value) -> None:
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                self.fail("id", "'video$_$clip' strings, as MMSA writes them", f"a {type(item).__name__} at sample {i}")
+            first = self.seen_ids.setdefault(item, (self.split_name, i))
+            if first != (self.split_name, i):
+                self.fail("id", "a different id for every sample",
+                          f"{item[:80]!r} at sample {i} and at sample {first[1]} of split '{first[0]}'")
 
     def _same_as_train(self, shapes: dict, train: dict):
         # Models size buffers (positional tables, spectral bases) once per padded length, so

@@ -85,8 +85,11 @@ def resolve_feature_path(name: str, aligned: bool = False, data_root=None, featu
     return _resolve(name.lower(), aligned, data_root, feature_path)[0]
 
 
-def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_path=None) -> Dataset:
-    """Read, validate and convert one MMSA feature pickle; see the module docstring."""
+def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_path=None,
+                 strict_ids: bool = False) -> Dataset:
+    """Read, validate and convert one MMSA feature pickle; see the module docstring.
+    `strict_ids`: sample ids must also be strings and unique across the file (as in MMSA's
+    files; `run.py download` checks a file with no published sha256 so)."""
     name = name.lower()
     facts = _facts(name)
     path, how = _resolve(name, aligned, data_root, feature_path)
@@ -116,7 +119,7 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
     stamp = raw.pop(STAMP_KEY, None)
 
     extractor = _extractor(path, raw)
-    checker = SplitChecker(path, facts, aligned)
+    checker = SplitChecker(path, facts, aligned, strict_ids=strict_ids)
     splits, shapes = {}, None
     for split in SPLITS:
         if split not in raw:
