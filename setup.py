@@ -21,7 +21,7 @@ setup(
         "scikit-learn>=1.3,<2",
         "easydict>=1.10,<2",
         "pyyaml>=6.0,<7",
-        "gdown>=5.0,<7",
+        "gdown>=6.0,<7",   # 6.0: download(progress=...), which caps a download's size
         "tqdm>=4.60,<5",
         "filelock>=3.12,<5",
     ],

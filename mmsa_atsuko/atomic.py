@@ -18,6 +18,20 @@ def temp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
 
 
+def plain_file_mode(folder) -> int:
+    """The permission bits a plain open() gives a new file in `folder`: 0o666 less the umask, or
+    what a default ACL of the folder says. Found with a probe file, since reading the umask means
+    setting it, which races with other threads creating files. For a file written some other way
+    (a library's 0o600 temporary file) before it is renamed into place."""
+    probe = temp_sibling(Path(folder) / "mode-probe")
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        return os.fstat(fd).st_mode & 0o777
+    finally:
+        os.close(fd)
+        probe.unlink(missing_ok=True)
+
+
 def replace_with(path, write, tmp=None) -> None:
     """`write(tmp)`, then rename `tmp` over `path`; `tmp` is removed if `write` raises. `tmp`
     defaults to a unique sibling; a fixed name suits a folder that only one process writes (a run

@@ -1,9 +1,16 @@
 """`run.py download`: fetch to a temporary name, verify, rename; offline -> one line with the
 manual steps; `--check`. The network is never touched: a fake `Downloader` serves local
-bytes, and the real one is only run with `socket.create_connection` failing."""
+bytes, the real one is only run with `socket.create_connection` failing, or with gdown's
+HTTP session answered by a local stream (`fake_drive`)."""
 import hashlib
+import importlib
+import io
+import os
 import pickle
+import shutil
 import socket
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,8 +25,9 @@ GOOD = pickle.dumps({"train": {}, "valid": {}, "test": {}}, protocol=4)
 
 
 class FakeDownloader:
-    """Serves `files[relpath]` (bytes). `online=False` fails the connectivity check;
-    `interrupt_after` writes that many bytes, then raises KeyboardInterrupt."""
+    """Serves `files[relpath]` (bytes) as one chunk, announcing its size to the progress hook.
+    `online=False` fails the connectivity check; `interrupt_after` writes that many bytes, then
+    raises KeyboardInterrupt. The file is written 0600, as gdown's temporary file is."""
 
     def __init__(self, files, online=True, interrupt_after=None):
         self.files, self.online, self.interrupt_after = files, online, interrupt_after
@@ -29,14 +37,15 @@ class FakeDownloader:
         if not self.online:
             raise dl.Offline("cannot reach drive.google.com (fake)")
 
-    def fetch(self, relpath, dest):
+    def fetch(self, relpath, dest, progress):
         self.fetched.append((relpath, Path(dest)))
         data = self.files[relpath]
-        with open(dest, "wb") as f:
+        with os.fdopen(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
             if self.interrupt_after is not None:
                 f.write(data[:self.interrupt_after])
                 raise KeyboardInterrupt
             f.write(data)
+        progress(len(data), len(data))
 
 
 @pytest.fixture
@@ -45,9 +54,14 @@ def published_mosi(monkeypatch):
     monkeypatch.setitem(dl.PUBLISHED_SHA256, MOSI, hashlib.sha256(GOOD).hexdigest())
 
 
+LOCK_SUFFIX = ".download.lock"
+
+
 def only_final_files(folder: Path):
-    """Everything under `folder` (hidden temporary files included)."""
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    """Everything under `folder` (hidden temporary files included) but the empty lock files that
+    downloads leave beside their file (`.<file>.download.lock`, kept as store locks are)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and not (p.name.endswith(LOCK_SUFFIX) and p.stat().st_size == 0))
 
 
 def test_good_file_is_fetched_to_a_temp_name_verified_and_renamed(tmp_path, published_mosi):
@@ -98,20 +112,38 @@ def test_interrupted_download_leaves_nothing(tmp_path, published_mosi):
 def test_a_failed_gdown_leaves_no_partial_file(tmp_path, published_mosi):
     """gdown writes `<output>XXXX.part` beside the output and keeps it after a failure."""
     class GdownLike(FakeDownloader):
-        def fetch(self, relpath, dest):
+        def fetch(self, relpath, dest, progress):
             Path(f"{dest}a1b2c3d4.part").write_bytes(GOOD[:10])
             raise dl.FetchFailed("gdown failed: Download is incomplete")
 
     with pytest.raises(DataError, match="Download is incomplete"):
         dl.download("mosi", data_root=tmp_path, downloader=GdownLike({}), say=lambda _: None)
-    assert sorted(p.name for p in (tmp_path / MOSI).parent.iterdir()) == []
+    assert sorted(p.name for p in (tmp_path / MOSI).parent.iterdir()) == [".unaligned_50.pkl.download.lock"]
+
+
+def small_simsv2():
+    """The splits of a small SIMSv2 feature file in MMSA's format, without the generator's stamp."""
+    from mmsa_atsuko.data.synthetic import make_synthetic
+    return make_synthetic("simsv2")
 
 
 @pytest.fixture(scope="module")
-def simsv2_file(tmp_path_factory):
-    """A small SIMSv2 feature file in MMSA's format: what the structure check must accept."""
-    from mmsa_atsuko.data.synthetic import write_synthetic
-    return write_synthetic("simsv2", tmp_path_factory.mktemp("simsv2") / "sims_unaligned.pkl").read_bytes()
+def small_simsv2_bytes():
+    return pickle.dumps(small_simsv2(), protocol=4)
+
+
+@pytest.fixture
+def small_simsv2_facts(monkeypatch):
+    """SIMSv2's real sizes and shapes as download sees them (datasets.yaml's), replaced by those of
+    the small file: the check itself is unchanged (as `published_mosi` does for a checksum)."""
+    from mmsa_atsuko.data.synthetic import synthetic_shapes
+    monkeypatch.setitem(dl.REAL_LAYOUT, SIMSV2, synthetic_shapes("simsv2", "small"))
+
+
+@pytest.fixture
+def simsv2_file(small_simsv2_bytes, small_simsv2_facts):
+    """A small SIMSv2 feature file that the structure check must accept."""
+    return small_simsv2_bytes
 
 
 def test_unpublished_checksum_still_needs_a_pickle(tmp_path, simsv2_file):
@@ -132,7 +164,7 @@ def test_unpublished_checksum_needs_the_structure_the_loader_checks(tmp_path, pa
     with pytest.raises(DataError, match="not a valid simsv2 feature file"):
         dl.download("simsv2", data_root=tmp_path, downloader=FakeDownloader({SIMSV2: payload}), say=lambda _: None)
     assert only_final_files(tmp_path) == []
-    assert not list((tmp_path / SIMSV2).parent.glob(".*"))
+    assert [p.name for p in (tmp_path / SIMSV2).parent.glob(".*")] == [".sims_unaligned.pkl.download.lock"]
 
 
 def test_a_killed_attempts_partial_folder_is_removed_before_the_next(tmp_path, simsv2_file):
@@ -224,3 +256,274 @@ def test_parse_drive_folder_view():
     assert dl.parse_folder_view(html) == {
         "unaligned_50.pkl": ("1AbCdEfGhIjKlMnOpQrStUvWxYz012345", False),
         "Raw": ("1ZyXwVuTsRqPoNmLkJiHgFeDcBa98765", True)}
+
+
+# ------------------------------------------------------------------ two downloads of one file
+
+def test_a_second_download_of_a_file_waits_for_the_first(tmp_path, published_mosi):
+    """Two downloads of one file take turns: the second says it waits, then finds the file the
+    first put there and fetches nothing; it never removes the first's scratch folder as a
+    leftover (which failed the first with a misleading FileNotFoundError)."""
+    started, go_on = threading.Event(), threading.Event()
+
+    class Slow(FakeDownloader):
+        def fetch(self, relpath, dest, progress):
+            Path(dest).write_bytes(GOOD[:10])
+            started.set()
+            go_on.wait(10)
+            with open(dest, "ab") as f:         # the scratch folder must still be there
+                f.write(GOOD[10:])
+            progress(len(GOOD), len(GOOD))
+
+    first, second, outcome = Slow({MOSI: GOOD}), FakeDownloader({MOSI: GOOD}), {}
+
+    def run_first():
+        try:
+            outcome["first"] = dl.download("mosi", data_root=tmp_path, downloader=first, say=lambda _: None)
+        except BaseException as e:   # reported by the assertion below
+            outcome["first"] = e
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    assert started.wait(10)
+    lines = []
+
+    def say(line):
+        lines.append(line)
+        if line.startswith("waiting for another download"):
+            go_on.set()
+
+    unblock = threading.Timer(3, go_on.set)       # without a lock nothing waits: don't hang the test
+    unblock.start()
+    try:
+        (path,) = dl.download("mosi", data_root=tmp_path, downloader=second, say=say)
+    finally:
+        thread.join(10)
+        unblock.cancel()
+    assert outcome["first"] == [tmp_path / MOSI]
+    assert lines[0] == f"waiting for another download of {MOSI} to {tmp_path / MOSI} to finish"
+    assert second.fetched == [] and lines[-1].endswith("put there by another download meanwhile (sha256 verified); "
+                                                       "nothing to do")
+    assert path.read_bytes() == GOOD and only_final_files(tmp_path) == [MOSI]
+
+
+# ------------------------------------------------------------------ SIMSv2: the real sizes and shapes
+
+def simsv2_changed(change) -> bytes:
+    data = small_simsv2()
+    change(data)
+    return pickle.dumps(data, protocol=4)
+
+
+def drop_last_test_sample(data):
+    data["test"] = {key: value[:-1] for key, value in data["test"].items()}
+
+
+def shorter_audio(data):
+    for split in data.values():
+        split["audio"] = split["audio"][:, :-1]
+        split["audio_lengths"] = [min(n, split["audio"].shape[1]) for n in split["audio_lengths"]]
+
+
+def number_ids(data):
+    data["train"]["id"] = list(range(len(data["train"]["id"])))
+
+
+def repeat_an_id(data):
+    data["test"]["id"] = list(data["test"]["id"])
+    data["test"]["id"][3] = data["train"]["id"][5]
+
+
+@pytest.mark.parametrize("change, message", [
+    (drop_last_test_sample, "its test split has 31 samples, the real simsv2 file's has 32 (configs/datasets.yaml "
+                            "real_sizes)"),
+    (shorter_audio, "its audio features are 23 steps x 25 dims per sample, the real simsv2 file's are 24 x 25"),
+    (number_ids, "split 'train', key 'id': expected 'video$_$clip' strings, as MMSA writes them, found a int at "
+                 "sample 0"),
+    (repeat_an_id, "split 'test', key 'id': expected a different id for every sample, found"),
+], ids=["a-sample-short", "audio-shorter", "number-ids", "repeated-id"])
+def test_unpublished_checksum_needs_the_real_sizes_shapes_and_ids(tmp_path, small_simsv2_facts, change, message):
+    """A SIMSv2 file (no published sha256) that loads but is not shaped like the real one is
+    discarded, and --check calls it bad: the first mismatch, in one line."""
+    payload = simsv2_changed(change)
+    with pytest.raises(DataError) as info:
+        dl.download("simsv2", data_root=tmp_path, downloader=FakeDownloader({SIMSV2: payload}), say=lambda _: None)
+    assert "\n" not in str(info.value) and "was discarded" in str(info.value) and message in str(info.value)
+    assert only_final_files(tmp_path) == []
+    (tmp_path / SIMSV2).write_bytes(payload)                            # put there by hand
+    status = {(s.dataset, s.setting): s for s in dl.check(tmp_path)}["simsv2", "unaligned"]
+    assert status.state == "bad" and message in status.detail
+
+
+def test_a_small_or_generated_simsv2_is_not_taken_for_the_real_one(tmp_path, small_simsv2_bytes, capsys):
+    """The facts as datasets.yaml gives them: a file with a few samples loads and validates, but
+    is not MMSA's SIMSv2; nor is a file the generator stamped, whatever its shapes."""
+    with pytest.raises(DataError, match="its train split has 96 samples, the real simsv2 file's has 2722"):
+        dl.download("simsv2", data_root=tmp_path, downloader=FakeDownloader({SIMSV2: small_simsv2_bytes}),
+                    say=lambda _: None)
+    (tmp_path / SIMSV2).write_bytes(small_simsv2_bytes)
+    assert main(["download", "--check", "--data-root", str(tmp_path)]) == 1
+    assert "its train split has 96 samples" in capsys.readouterr().out
+
+    from mmsa_atsuko.data.synthetic import synthetic_shapes, write_synthetic
+    stamped = write_synthetic("simsv2", tmp_path / "stamped.pkl").read_bytes()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(dl.REAL_LAYOUT, SIMSV2, synthetic_shapes("simsv2", "small"))
+        with pytest.raises(DataError, match=r"it is generated data \(synthetic:simsv2-small-unaligned-seed0-v2\), "
+                                            r"not MMSA's simsv2 file"):
+            dl.download("simsv2", data_root=tmp_path / "other", downloader=FakeDownloader({SIMSV2: stamped}),
+                        say=lambda _: None)
+
+
+# ------------------------------------------------------------------ size cap and free space
+
+class Body(io.RawIOBase):
+    """A response body of `size` bytes, counting what was read of it."""
+
+    def __init__(self, size):
+        self.left, self.sent = size, 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        n = min(len(buffer), self.left)
+        buffer[:n] = b"\x80" * n
+        self.left -= n
+        self.sent += n
+        return n
+
+
+@pytest.fixture
+def fake_drive(monkeypatch, tmp_path_factory):
+    """The real GdownDownloader and gdown, with Drive's folder listing and the file's response
+    answered locally: `serve(size, announce=None)` makes the file a body of `size` bytes, with
+    Content-Length `announce`; returns the body (its `.sent`)."""
+    import requests
+    from requests.structures import CaseInsensitiveDict
+    gdown_download = importlib.import_module("gdown.download")     # the module: its cookie file out of ~
+    monkeypatch.setattr(gdown_download, "DEFAULT_COOKIES_FILE", str(tmp_path_factory.mktemp("gdown") / "cookies.txt"))
+    folder = {"SIMSv2": ("F" * 25 + "1", True), "Processed": ("F" * 25 + "2", True),
+              "sims_unaligned.pkl": ("A" * 25 + "3", False)}
+    monkeypatch.setattr(dl.GdownDownloader, "_list", lambda self, folder_id: folder)
+    monkeypatch.setattr(dl.GdownDownloader, "check_online", lambda self: None)
+
+    def serve(size, announce=None):
+        body = Body(size)
+
+        def get(session, url, **kwargs):
+            response = requests.Response()
+            response.status_code, response.url, response.raw = 200, url, body
+            response.headers = CaseInsensitiveDict({"Content-Type": "application/octet-stream",
+                                                    "Content-Disposition": 'attachment; filename="x.pkl"'})
+            if announce is not None:
+                response.headers["Content-Length"] = str(announce)
+            return response
+        monkeypatch.setattr(requests.Session, "get", get)
+        return body
+    return serve
+
+
+def free_space(*frees):
+    """A shutil.disk_usage answering `frees` in turn (the last one from then on)."""
+    answers = list(frees)
+
+    def disk_usage(path):
+        free = answers.pop(0) if len(answers) > 1 else answers[0]
+        return shutil._ntuple_diskusage(10 ** 13, 0, free)
+    return disk_usage
+
+
+def test_a_server_announcing_more_than_the_file_can_hold_is_refused_at_once(tmp_path, fake_drive):
+    body = fake_drive(64 << 20, announce=10 ** 13)                 # announces 10 TB
+    with pytest.raises(DataError) as info:
+        dl.download("simsv2", data_root=tmp_path, downloader=dl.GdownDownloader(), say=lambda _: None)
+    _, at_most = dl.size_bounds(SIMSV2)
+    assert str(info.value).startswith(f"the server announced 10000.0 GB for {SIMSV2}, more than the real file can "
+                                      f"hold (at most {at_most / 1e9:.1f} GB, from its sizes and shapes in "
+                                      f"configs/datasets.yaml): refused; try again later, or download ")
+    assert body.sent <= 1 << 20 and only_final_files(tmp_path) == []
+
+
+def test_a_download_stops_past_the_most_the_file_can_hold(tmp_path, fake_drive, monkeypatch):
+    monkeypatch.setattr(dl, "size_bounds", lambda relpath: (1000, 2 << 20))   # a 2 MiB cap
+    body = fake_drive(64 << 20)                                    # no Content-Length, 64 MiB
+    with pytest.raises(DataError, match=f"^stopped downloading {SIMSV2} at 2.6 MB: more than the real file can hold "
+                                        f"\\(at most 2.1 MB"):
+        dl.download("simsv2", data_root=tmp_path, downloader=dl.GdownDownloader(), say=lambda _: None)
+    assert body.sent <= 3 << 20 and only_final_files(tmp_path) == []
+
+    class NoHook(FakeDownloader):          # a downloader that never calls the hook is checked after
+        def fetch(self, relpath, dest, progress):
+            Path(dest).write_bytes(b"\x80" * (3 << 20))
+    with pytest.raises(DataError, match=f"^stopped downloading {SIMSV2} at 3.1 MB: more than the real file can hold"):
+        dl.download("simsv2", data_root=tmp_path, downloader=NoHook({}), say=lambda _: None)
+    assert only_final_files(tmp_path) == []
+
+
+def test_a_download_needs_room_on_the_disk(tmp_path, fake_drive, monkeypatch):
+    about, _ = dl.size_bounds(SIMSV2)
+    folder = (tmp_path / SIMSV2).parent
+    # Before fetching: the features at the real sizes and shapes do not fit.
+    monkeypatch.setattr(shutil, "disk_usage", free_space(about // 2))
+    fake = FakeDownloader({SIMSV2: GOOD})
+    with pytest.raises(DataError) as info:
+        dl.download("simsv2", data_root=tmp_path, downloader=fake, say=lambda _: None)
+    assert str(info.value) == (f"{SIMSV2} holds about {dl._size(about)} of features and the disk holding {folder} "
+                               f"has {dl._size(about // 2)} free: free some space or choose another --data-root")
+    assert fake.fetched == []
+    # The size the server announces does not fit.
+    monkeypatch.setattr(shutil, "disk_usage", free_space(3 * 10 ** 9))
+    body = fake_drive(64 << 20, announce=4 * 10 ** 9)
+    with pytest.raises(DataError, match=f"^{SIMSV2} is 4.0 GB and the disk holding {folder} has 3.0 GB free: "):
+        dl.download("simsv2", data_root=tmp_path, downloader=dl.GdownDownloader(), say=lambda _: None)
+    assert body.sent <= 1 << 20
+    # No size announced, and the disk fills up meanwhile.
+    monkeypatch.setattr(shutil, "disk_usage", free_space(3 * 10 ** 9, 100 * 10 ** 6))
+    body = fake_drive(64 << 20)
+    with pytest.raises(DataError, match=f"^stopped downloading {SIMSV2} at 524.3 kB: the disk holding {folder} has "
+                                        f"only 100.0 MB left"):
+        dl.download("simsv2", data_root=tmp_path, downloader=dl.GdownDownloader(), say=lambda _: None)
+    assert body.sent <= 1 << 20 and only_final_files(tmp_path) == []
+
+
+# ------------------------------------------------------------------ what stands where the file goes
+
+def test_a_folder_where_the_file_goes_is_reported_before_fetching(tmp_path, published_mosi, monkeypatch, capsys):
+    dest = tmp_path / MOSI
+    dest.mkdir(parents=True)
+    fake = FakeDownloader({MOSI: GOOD})
+    status = {(s.dataset, s.setting): s for s in dl.check(tmp_path)}["mosi", "unaligned"]
+    assert status.state == "bad" and status.detail == (f"{dest} is a folder, not a file: move it away, then run "
+                                                       f"`python run.py download mosi`")
+    with pytest.raises(DataError) as info:
+        dl.download("mosi", data_root=tmp_path, downloader=fake, say=lambda _: None)
+    assert str(info.value) == (f"{dest} is a folder, not a file, where the download of {MOSI} goes: move it away "
+                               f"(or choose another --data-root), then run the command again")
+    assert fake.fetched == []
+    monkeypatch.setattr(dl, "default_downloader", lambda: fake)
+    assert main(["download", "mosi", "--data-root", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert len(captured.err.strip().splitlines()) == 1 and "is a folder, not a file" in captured.err
+    assert main(["download", "--check", "--data-root", str(tmp_path)]) == 1
+    assert fake.fetched == []
+    # A file where one of its folders goes.
+    dest.rmdir()
+    dest.parent.rmdir()
+    dest.parent.write_bytes(b"x")
+    with pytest.raises(DataError, match=f"^{dest.parent} is a file, not a folder, where the download"):
+        dl.download("mosi", data_root=tmp_path, downloader=fake, say=lambda _: None)
+    assert fake.fetched == []
+
+
+# ------------------------------------------------------------------ permissions
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_a_downloaded_file_gets_the_permissions_of_a_plain_file(tmp_path, published_mosi, umask, mode):
+    """gdown's temporary file is 0600 (the fake writes it so); the file in place is not."""
+    old = os.umask(umask)
+    try:
+        (path,) = dl.download("mosi", data_root=tmp_path, downloader=FakeDownloader({MOSI: GOOD}), say=lambda _: None)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
