@@ -1,0 +1,115 @@
+"""`run.py tune`'s search spaces: read, checked against the model's config, sampled.
+
+A space is `configs/tune/<model>.yaml` (or `--space FILE`), one entry per config key:
+`{low, high[, log]}` (float, or int when both bounds are integers: it must be the key's type) or
+`{choices: [...]}`. `check_space` runs before a study starts, so a value the model's checks refuse
+is one line naming the file and the key, and no trial or storage file exists yet.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .. import api
+from ..config import CONFIG_DIR, declared_type, load_config, read_yaml
+from ..errors import UsageError
+from .sweep_file import Setting
+
+
+def space_name(model: str, path=None) -> str:
+    """What a message calls the search space file: as given, else the project's configs/tune/<model>.yaml."""
+    return str(path) if path else f"configs/tune/{model}.yaml"
+
+
+def read_space(model: str, path=None) -> dict:
+    """The search space of `model` (configs/tune/<model>.yaml, or `path`), its format checked
+    (its values against the model's config: `check_space`)."""
+    path = Path(path) if path else CONFIG_DIR / "tune" / f"{model}.yaml"
+    if not path.is_file():
+        raise UsageError(f"no search space for {model}: {path} does not exist; write one or pass --space FILE")
+    space = read_yaml(path)
+    if not isinstance(space, dict) or not space:
+        raise UsageError(f"{path}: a search space is a mapping of config key -> {{low, high[, log]}} or {{choices}}")
+    for key, spec in space.items():
+        ok = isinstance(spec, dict) and (set(spec) == {"choices"} and isinstance(spec["choices"], list)
+                                         and spec["choices"] or {"low", "high"} <= set(spec) <= {"low", "high", "log"})
+        if not ok:
+            raise UsageError(f"{path}: {key} must be {{low, high[, log]}} or {{choices: [...]}}, got {spec!r}")
+    return space
+
+
+def suggest(trial, space: dict) -> dict:
+    params = {}
+    for key, spec in space.items():
+        if "choices" in spec:
+            params[key] = trial.suggest_categorical(key, spec["choices"])
+        elif isinstance(spec["low"], int) and isinstance(spec["high"], int):
+            params[key] = trial.suggest_int(key, spec["low"], spec["high"], log=bool(spec.get("log")))
+        else:
+            params[key] = trial.suggest_float(key, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+    return params
+
+
+def _bound(spec: dict, end: str, key: str, where: str) -> float:
+    """A range's `low` or `high` as a number (a string as `suggest` reads it: YAML 1.1 reads 1e-4 as one)."""
+    value = spec[end]
+    try:
+        number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number):
+        raise UsageError(f"{where}: {key}: {end} must be a finite number, got {value!r}")
+    return number
+
+
+def _like_int(spec: dict) -> str:
+    """' (8, not 8.0)' for a range whose float bound is a whole number, the case a YAML reader misses."""
+    bound = next((v for v in (spec["low"], spec["high"]) if not isinstance(v, int)), None)
+    whole = isinstance(bound, float) and bound.is_integer()
+    return f" ({int(bound)}, not {bound!r})" if whole else ""
+
+
+def check_space(model: str, base: Setting, space: dict, where: str) -> None:
+    """One UsageError line naming `where` (the space file) and the key, unless every value the sampler
+    can propose passes what a `-c` override must: the key's type and check (`load_config`, blamed on
+    the space file) and the trainer's checks (`api.resolve_config`).
+
+    A choice list: each choice is checked. A range: its kind (int when both bounds are integers, as
+    `suggest` decides) must be the key's type, and both bounds are checked. The bounds stand for the
+    whole range because every check a number can meet is an interval (config.py's `[a, b)` checks,
+    check_trainer_config's `>= 1`, `> 0`, `(0, 1)`): an interval holding both ends holds all between.
+    The other kinds refuse nothing (`any`) or take no number (`increasing` is for lists, a list of
+    choices for strings; the type check refuses a range for such a key). A check that is not an
+    interval (a set with holes, like "a power of 2") would need a choice list instead of a range:
+    add a kind like that to config.py and this function must refuse ranges for its keys."""
+    for key, spec in space.items():
+        if "choices" in spec:
+            values = [(value, f"a choice of {key}", "drop it from the choices") for value in spec["choices"]]
+        else:
+            low, high = _bound(spec, "low", key, where), _bound(spec, "high", key, where)
+            ints = isinstance(spec["low"], int) and isinstance(spec["high"], int)     # as `suggest` decides
+            if low > high:
+                raise UsageError(f"{where}: {key}: low {spec['low']!r} is above high {spec['high']!r}; swap them")
+            if spec.get("log") and low <= 0:
+                raise UsageError(f"{where}: {key}: a log range needs low > 0, got {spec['low']!r}")
+            kind = declared_type(model, key)
+            if kind is int and not ints:
+                raise UsageError(f"{where}: {key} is an int, but its bounds {spec['low']!r}, {spec['high']!r} are "
+                                 f"not both integers, so the search would propose fractions: write both as "
+                                 f"integers{_like_int(spec)}")
+            if kind is float and ints:
+                raise UsageError(f"{where}: {key} is a float, but integer bounds {spec['low']!r}, {spec['high']!r} "
+                                 f"search whole numbers only: write them as floats ({low!r}, {high!r})")
+            if kind in (bool, str, list):
+                raise UsageError(f"{where}: {key} is a {kind.__name__}, which a {{low, high}} range cannot "
+                                 f"search: use {{choices: [...]}}")
+            values = [(spec[end] if ints else number, f"the {end} bound of {key}'s range", "narrow the range")
+                      for end, number in (("low", low), ("high", high))]
+        for value, role, advice in values:
+            try:
+                load_config(model, base.dataset, preset=base.preset, overrides=[(key, value)], overrides_from=where)
+                api.resolve_config(model, base.dataset, preset=base.preset, max_epochs=base.max_epochs,
+                                   overrides=[*base.overrides, (key, value)])
+            except UsageError as error:
+                text = str(error) if str(error).startswith(f"{where}:") else f"{where}: {error}"
+                raise UsageError(f"{text} ({role}): {advice}") from None
