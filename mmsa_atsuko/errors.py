@@ -30,6 +30,12 @@ class TrainingError(ToolkitError):
     exit_code = 1
 
 
+class ModelContractError(UsageError):
+    """A model whose `forward` or `loss` returns what the model contract does not allow (docs/design.md,
+    Contracts: Model), found on the first training batch: the line names the model and the method.
+    A fresh run that stops on it leaves no folder behind (`run_folders.run_folder`)."""
+
+
 class MissingDataError(DataError):
     """A dataset's feature file (or MIntRec folder) is not where it was looked for.
 

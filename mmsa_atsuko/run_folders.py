@@ -21,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .errors import UsageError
+from .errors import ModelContractError, UsageError
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -50,7 +50,8 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool):
     """`work_dir`, locked while the run works in it and renamed to `final_dir` once it has finished.
 
     A new folder is made under another name and renamed to `work_dir` with its lock held, so a
-    live run's `.partial` folder is never seen unlocked; to resume, a dead run's folder is taken over."""
+    live run's `.partial` folder is never seen unlocked; to resume, a dead run's folder is taken over.
+    A fresh run that raises `ModelContractError` is removed."""
     def name_the_run(folder: Path) -> None:
         (folder / RUN_IDENTITY).write_text(json.dumps({"identity": list(identity), "pid": os.getpid(),
                                                        "host": socket.gethostname()}), encoding="utf-8")
@@ -72,6 +73,12 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool):
         yield work_dir
         work_dir.rename(final_dir)
         (final_dir / RUN_IDENTITY).unlink()
+    except ModelContractError:
+        # The model broke its contract on its first batch: a fresh run's folder holds nothing to resume,
+        # and a bad model leaves nothing behind. A resumed run keeps the epochs it had.
+        if not resume:
+            remove(work_dir)
+        raise
     finally:
         lock.release()
     (final_dir / RUN_LOCK).unlink(missing_ok=True)

@@ -1,6 +1,10 @@
 import dataclasses
 import math
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -151,3 +155,39 @@ def die_before_last_pt_of_epoch(monkeypatch, epoch):
         return real(path, model, optimizer, scheduler, generator, device, at, *args)
 
     monkeypatch.setattr(trainer, "save_training_state", save)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def checkout_with(folder: Path, files: dict) -> Path:
+    """A copy of the package, baselines/, configs/ and run.py in `folder`, plus `files` (path -> text): a
+    user's checkout with a model of their own in it, while this checkout's baselines/ stays as shipped."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    for name in ("mmsa_atsuko", "baselines", "configs"):
+        shutil.copytree(ROOT / name, folder / name, ignore=ignore)
+    shutil.copy(ROOT / "run.py", folder / "run.py")
+    for path, text in files.items():
+        (folder / path).write_text(text, encoding="utf-8")
+    return folder
+
+
+def run_in_checkout(folder: Path, *args) -> subprocess.CompletedProcess:
+    """`python run.py args` in a `checkout_with` copy, importing that copy's package."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(folder)}
+    return subprocess.run([sys.executable, "run.py", *map(str, args)], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def latefuse(py=(), yaml=()) -> dict:
+    """A user's late-fusion model (tests/fixtures/latefuse.*, as they wrote it) for `checkout_with`, with
+    edits `(old, new)` made to its model file (`py`) and its YAML (`yaml`), each `old` found exactly once."""
+    files = {}
+    for path, edits in (("baselines/latefuse.py", py), ("configs/latefuse.yaml", yaml)):
+        text = (FIXTURES / Path(path).name).read_text(encoding="utf-8")
+        for old, new in edits:
+            assert text.count(old) == 1, old
+            text = text.replace(old, new)
+        files[path] = text
+    return files

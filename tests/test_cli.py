@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import die_before_last_pt_of_epoch, history_scalars, same_scalars, tensorboard_scalars
+from conftest import (checkout_with, die_before_last_pt_of_epoch, history_scalars, latefuse, run_in_checkout,
+                      same_scalars, tensorboard_scalars)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -309,3 +310,65 @@ def test_run_skips_recorded_seeds_until_rerun(tmp_path, capsys):
     assert not [line for line in out.splitlines() if line.startswith("skip")]
     assert table_seeds(out) == [1] and len(read_records(tmp_path)) == 3
     assert "1 record(s) appended" in out
+
+
+# ------------------------------------------------------------------------------------------
+# A user's own model (tests/fixtures/latefuse.*), with the mistakes a new user made in it
+# ------------------------------------------------------------------------------------------
+USER_RUN = ["-m", "latefuse", "-d", "mosi", "--synthetic", "--preset", "small", "-s", "1111", "--quiet"]
+SEE = " (docs/design.md, Contracts: Model)"
+
+
+@pytest.mark.parametrize("edit,message", [
+    # pred (B, 1): training ran (task_loss reshapes) and writing the predictions crashed in pandas after the
+    # last epoch, leaving the .partial folder and no record
+    (("torch.sigmoid(y.squeeze(-1))", "torch.sigmoid(y)"),
+     "latefuse.forward: pred is (16, 1), expected (16,) for regression" + SEE),
+    # KeyError: 'pred' from the model's own loss
+    (('return {"pred": y,', 'return {"prediction": y,'),
+     "latefuse.forward: returned a dict without 'pred' (keys: prediction, features); put the predictions "
+     "under 'pred'" + SEE),
+    # KeyError: 'total' in the trainer
+    (('return {"total": task, "task": task}', 'return {"loss": task}'),
+     "latefuse.loss: returned a dict without 'total' and 'task' (keys: loss), expected a dict of scalar terms "
+     "with 'total' (what is optimised) and 'task' (the prediction loss alone)" + SEE),
+    # IndexError in the trainer
+    (('return {"total": task, "task": task}', 'return task'),
+     "latefuse.loss: returned a Tensor of shape (), expected a dict of scalar terms with 'total'"),
+], ids=["pred-B-1", "prediction-key", "loss-key", "bare-tensor"])
+def test_a_user_model_that_breaks_the_contract_stops_on_its_first_batch_in_one_line(tmp_path, edit, message):
+    checkout = checkout_with(tmp_path / "checkout", latefuse(py=[edit]))
+    out = tmp_path / "results"
+    done = run_in_checkout(checkout, *USER_RUN, "--out", out)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert message in lines[0] and done.stdout == ""
+    assert not (out / "runs.jsonl").exists()
+    assert not [p for p in out.rglob("*") if p.is_file()], "a failed run left files behind"    # no .partial folder
+
+
+def test_the_user_model_as_written_trains_and_writes_its_predictions(tmp_path):
+    checkout = checkout_with(tmp_path / "checkout", latefuse())
+    out = tmp_path / "results"
+    done = run_in_checkout(checkout, *USER_RUN, "--max-epochs", "1", "--out", out)
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    predictions = pd.read_csv(out / record["run_dir"] / "predictions_test.csv")
+    assert list(predictions.columns) == ["id", "label", "pred"]
+
+
+def test_a_contract_error_removes_a_fresh_run_folder_and_leaves_a_resumed_one(tmp_path):
+    from mmsa_atsuko.errors import ModelContractError
+    from mmsa_atsuko.run_folders import partial_dir, run_folder
+    work, final = partial_dir(tmp_path, "r1"), tmp_path / "runs" / "r1"
+    with pytest.raises(ModelContractError), run_folder(work, final, ("id",), resume=False) as folder:
+        (folder / "config.yaml").write_text("x: 1\n")
+        raise ModelContractError("m.forward: pred is (16, 1), expected (16,) for regression")
+    assert not work.exists() and not final.exists()
+    with pytest.raises(RuntimeError), run_folder(work, final, ("id",), resume=False) as folder:
+        raise RuntimeError("any other failure keeps the folder, to resume or to read its train.log")
+    assert work.is_dir()
+    (work / "last.pt").write_bytes(b"epochs a resume continues from")
+    with pytest.raises(ModelContractError), run_folder(work, final, ("id",), resume=True):
+        raise ModelContractError("m.loss: ...")
+    assert (work / "last.pt").is_file()

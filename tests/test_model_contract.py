@@ -9,7 +9,8 @@ import torch
 
 from conftest import assert_same_outputs_after_reload, make_dataset, with_text_bert
 from mmsa_atsuko.config import load_config
-from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.errors import ModelContractError, UsageError
+from mmsa_atsuko.models import contract
 from mmsa_atsuko.registry import build_model, get_model_class, list_models
 from mmsa_atsuko.training.trainer import build_optimizer
 
@@ -44,13 +45,18 @@ def build(name, data, tiny_bert, seed=0, fit_start=True):
 
 
 def pred_shape(task, n):
-    return (n,) if task == "regression" else (n, NUM_CLASSES)
+    return contract.pred_shape(task, n, NUM_CLASSES)
 
 
-def check_losses(losses):
-    assert {"total", "task"} <= set(losses)
+def check_outputs(model, outputs, batch, data):
+    # The trainer's own check of the first batch (models/contract.py): one definition of the contract.
+    contract.check_outputs(model, outputs, len(batch["id"]), data.spec)
+
+
+def check_losses(model, losses):
+    contract.check_losses(model, losses)
     for key in ("total", "task"):
-        assert losses[key].dim() == 0 and torch.isfinite(losses[key]), key
+        assert torch.isfinite(losses[key]), key
 
 
 def assert_every_trainable_parameter_has_a_finite_gradient(model):
@@ -67,17 +73,32 @@ def test_outputs_losses_and_gradients(name, task, datasets, tiny_bert):
     model, _ = build(name, data, tiny_bert)
     batch = data.train.batch(torch.arange(8))
     out = model.train()(batch)
-    assert out["pred"].shape == pred_shape(task, 8)
+    check_outputs(model, out, batch, data)
     losses = model.loss(out, batch)
-    check_losses(losses)
+    check_losses(model, losses)
     losses["total"].backward()
     assert_every_trainable_parameter_has_a_finite_gradient(model)
 
     model.eval()
     with torch.no_grad():                      # how the trainer evaluates valid and test
         out = model(batch)
-        assert out["pred"].shape == pred_shape(task, 8)
-        check_losses(model.loss(out, batch))
+        check_outputs(model, out, batch, data)
+        check_losses(model, model.loss(out, batch))
+
+
+def test_the_checks_above_are_the_trainers_and_refuse_what_breaks_the_contract(datasets, tiny_bert):
+    # What this file checks every model with is what `fit` checks a model of one's own with, on its first batch.
+    from mmsa_atsuko.training import trainer
+    assert trainer.check_outputs is contract.check_outputs and trainer.check_losses is contract.check_losses
+    data = datasets["regression"]
+    model, _ = build("tfn", data, tiny_bert)
+    batch = data.train.batch(torch.arange(8))
+    out = model.train()(batch)
+    with pytest.raises(ModelContractError, match=r"^tfn.forward: pred is \(8, 1\), expected \(8,\) for regression"):
+        check_outputs(model, {**out, "pred": out["pred"][:, None]}, batch, data)
+    losses = model.loss(out, batch)
+    with pytest.raises(ModelContractError, match=r"^tfn.loss: returned a dict without 'total'"):
+        check_losses(model, {"task": losses["task"]})
 
 
 @pytest.mark.parametrize("name", [m for m in list_models() if "classification" not in tasks(m)])
@@ -118,8 +139,10 @@ def test_a_batch_of_one(name, task, datasets, tiny_bert):
             model(one)
         assert "\n" not in str(err.value)
     else:
-        losses = model.loss(model(one), one)
-        check_losses(losses)
+        out = model(one)
+        check_outputs(model, out, one, data)
+        losses = model.loss(out, one)
+        check_losses(model, losses)
         losses["total"].backward()
         assert_every_trainable_parameter_has_a_finite_gradient(model)
     model.eval()

@@ -10,6 +10,7 @@ from easydict import EasyDict
 from torch import nn
 
 from conftest import make_dataset
+from mmsa_atsuko.errors import ModelContractError
 from mmsa_atsuko.training import trainer as trainer_mod
 from mmsa_atsuko.training.seed import set_seed
 from mmsa_atsuko.training.trainer import evaluate, fit
@@ -327,3 +328,123 @@ def test_a_fit_killed_while_testing_resumes_to_the_test_alone(tmp_path, monkeypa
     assert trained == []                                     # no epoch trains again, not even one more
     assert (resumed.best_epoch, resumed.epochs_run) == (whole.best_epoch, whole.epochs_run)
     assert repr(resumed.test.metrics) == repr(whole.test.metrics)
+
+
+# ------------------------------------------------------------------------------------------
+# The model contract, checked on the first training batch; a loss non-finite before any update
+# ------------------------------------------------------------------------------------------
+SEE = " (docs/design.md, Contracts: Model)"
+
+
+class Bent(LinearProbe):
+    """LinearProbe whose forward outputs and loss terms go through `forward` and `loss` first."""
+
+    def __init__(self, forward=lambda outputs: outputs, loss=lambda losses: losses):
+        super().__init__()
+        self.bend_forward, self.bend_loss = forward, loss
+
+    def forward(self, batch):
+        return self.bend_forward(super().forward(batch))
+
+    def loss(self, outputs, batch):
+        return self.bend_loss(super().loss(outputs, batch))
+
+
+@pytest.mark.parametrize("bent,message", [
+    (Bent(forward=lambda o: {"pred": o["pred"][:, None]}), "Bent.forward: pred is (16, 1), expected (16,) for regression"),
+    (Bent(forward=lambda o: {"prediction": o["pred"]}),
+     "Bent.forward: returned a dict without 'pred' (keys: prediction); put the predictions under 'pred'"),
+    (Bent(forward=lambda o: o["pred"]), "Bent.forward: returned a Tensor of shape (16,), expected a dict with 'pred'"),
+    (Bent(forward=lambda o: {"pred": o["pred"].tolist()}),
+     "Bent.forward: pred is a list, expected a tensor of shape (16,) for regression"),
+    (Bent(loss=lambda l: {"loss": l["total"]}),
+     "Bent.loss: returned a dict without 'total' and 'task' (keys: loss), expected a dict of scalar terms with "
+     "'total' (what is optimised) and 'task' (the prediction loss alone)"),
+    (Bent(loss=lambda l: {"total": l["total"]}), "Bent.loss: returned a dict without 'task' (keys: total)"),
+    (Bent(loss=lambda l: l["total"]), "Bent.loss: returned a Tensor of shape (), expected a dict of scalar terms"),
+    (Bent(loss=lambda l: {**l, "total": l["total"] * torch.ones(3)}),
+     "Bent.loss: 'total' is a Tensor of shape (3,), expected a scalar tensor (reduce it, e.g. with .mean())"),
+    (Bent(loss=lambda l: {**l, "task": 0.5}), "Bent.loss: 'task' is a float, expected a scalar tensor"),
+    (Bent(loss=lambda l: {**l, "total": l["total"].detach()}),
+     "Bent.loss: 'total' carries no gradient (it was detached, or computed under no_grad or from .item())"),
+], ids=["pred-B-1", "prediction-key", "bare-pred", "list-pred", "loss-key", "no-task", "bare-loss", "vector-total",
+        "float-task", "detached-total"])
+def test_a_model_that_breaks_the_contract_stops_on_the_first_batch_in_one_line(bent, message, monkeypatch):
+    steps = []
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda *a, **k: steps.append(1))
+    with pytest.raises(ModelContractError) as err:
+        fit(bent, make_dataset(), cfg(max_epochs=1), device=torch.device("cpu"), seed=0)
+    assert str(err.value).startswith(message) and str(err.value).endswith(SEE), str(err.value)
+    assert "\n" not in str(err.value) and steps == []
+
+
+class Logits(nn.Module):
+    """Classification into `classes` logits from the time-mean of audio and vision."""
+
+    def __init__(self, classes):
+        super().__init__()
+        self.head = nn.Linear(9, classes)
+
+    def forward(self, batch):
+        return {"pred": self.head(torch.cat([batch["audio"].mean(1), batch["vision"].mean(1)], 1))}
+
+    def loss(self, outputs, batch):
+        task = F.cross_entropy(outputs["pred"], batch["label"].long())
+        return {"total": task, "task": task}
+
+
+def test_classification_logits_must_have_one_column_per_class():
+    data = make_dataset(task="classification", name="mintrec", num_classes=4)
+    with pytest.raises(ModelContractError, match=r"^Logits.forward: pred is \(16, 3\), expected \(16, 4\) for "
+                                                 r"classification with 4 classes"):
+        fit(Logits(3), data, cfg(max_epochs=1), device=torch.device("cpu"), seed=0)
+    assert fit(Logits(4), data, cfg(max_epochs=1, key_eval="Loss"), device=torch.device("cpu"), seed=0).epochs_run == 1
+
+
+def test_the_contract_is_checked_once_per_fit_on_its_first_batch(monkeypatch):
+    from mmsa_atsuko.models import contract
+    seen = []
+    monkeypatch.setattr(trainer_mod, "check_outputs", lambda model, outputs, n, spec: seen.append(("forward", n)))
+    monkeypatch.setattr(trainer_mod, "check_losses", lambda model, losses: seen.append(("loss", len(losses))))
+    result = fit(LinearProbe(), make_dataset(), cfg(max_epochs=3, early_stop=100), device=torch.device("cpu"), seed=0)
+    assert result.epochs_run == 3                   # 3 epochs of 3 batches: 9 steps, one check
+    assert seen == [("forward", 16), ("loss", 2)]
+    assert contract.check_outputs is not trainer_mod.check_outputs      # the spies, not the checks, were called
+
+
+class NanAt(LinearProbe):
+    """LinearProbe with a loss term `aux` (0 on its own), NaN from training step `step` on (counted over the fit)."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.nan_step, self.calls = step, 0
+
+    def loss(self, outputs, batch):
+        task = super().loss(outputs, batch)["task"]
+        self.calls += self.training
+        aux = outputs["pred"].sum() * (float("nan") if self.training and self.calls >= self.nan_step else 0.0)
+        return {"total": task + aux, "task": task, "aux": aux}
+
+
+@pytest.mark.parametrize("step,accum,before_any_update", [(1, 1, True), (1, 3, True), (2, 1, False), (2, 2, True),
+                                                          (3, 2, False)])
+def test_a_loss_non_finite_before_the_first_update_blames_the_loss_not_the_learning_rate(step, accum,
+                                                                                        before_any_update):
+    from mmsa_atsuko.errors import TrainingError
+    model = NanAt(step)
+    with pytest.raises(TrainingError) as err:
+        fit(model, make_dataset(), cfg(max_epochs=1, grad_accum=accum), device=torch.device("cpu"), seed=0)
+    message = str(err.value)
+    assert message.startswith(f"non-finite training loss at epoch 1, step {step} of 3")
+    if step == 1:          # stopped on the first batch, its own terms named exactly
+        assert model.calls == 1
+        assert message == ("non-finite training loss at epoch 1, step 1 of 3, before the first parameter update: "
+                           "NanAt.loss term 'aux' is non-finite on the initial parameters (total=nan aux=nan); "
+                           "check the model's forward and loss, or the features: learning_rate and grad_clip "
+                           "cannot have caused it")
+    elif before_any_update:
+        assert (f"step {step} of 3, before the first parameter update (grad_accum {accum}): NanAt.loss is "
+                "non-finite on the initial parameters (epoch mean ") in message
+        assert message.endswith("learning_rate and grad_clip cannot have caused it")
+    else:
+        assert "lower learning_rate, set grad_clip" in message and "initial parameters" not in message

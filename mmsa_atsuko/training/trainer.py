@@ -30,6 +30,7 @@ from ..atomic import replace_with
 from ..data.safe_checkpoint import load_weights
 from ..errors import DataError, TrainingError, UsageError
 from ..metrics import compute_metrics, lower_is_better, metric_keys
+from ..models.contract import check_losses, check_outputs, model_name
 from ..run_folders import LAST_CHECKPOINT    # the state after the last finished epoch; deleted when fit returns
 from .hardware import autocast, check_precision
 from .host_memory import keep_freed_memory
@@ -224,6 +225,26 @@ def check_last_batch(model, n_train: int, batch_size: int) -> None:
                          f"choose another batch_size (e.g. -c batch_size={batch_size + 1})")
 
 
+NOT_THE_LEARNING_RATE = ("check the model's forward and loss, or the features: learning_rate and grad_clip cannot "
+                         "have caused it")
+
+
+def check_first_losses(model, losses, n_batches: int, initial: bool) -> None:
+    """The first batch's loss terms against the model contract (`check_losses`) and, on the `initial`
+    parameters of a fresh fit, each scalar term finite: one read from the device, once per fit. A term that
+    is non-finite before any update comes from the model or the features, never from the learning rate."""
+    check_losses(model, losses)
+    scalars = {k: v.detach().float() for k, v in losses.items() if torch.is_tensor(v) and v.dim() == 0}
+    if not initial or torch.stack(list(scalars.values())).isfinite().all():
+        return
+    bad = [k for k, v in scalars.items() if not torch.isfinite(v)]
+    named = [k for k in bad if k != "total"] or bad
+    raise TrainingError(f"non-finite training loss at epoch 1, step 1 of {n_batches}, before the first parameter "
+                        f"update: {model_name(model)}.loss term {', '.join(map(repr, named))} is non-finite on the "
+                        f"initial parameters ({' '.join(f'{k}={float(scalars[k]):.4g}' for k in bad)}); "
+                        f"{NOT_THE_LEARNING_RATE}")
+
+
 def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path | None = None,
         progress: bool = True, resume: bool = False, on_epoch=None, precision: str = "fp32",
         test: bool = True) -> FitResult:
@@ -273,6 +294,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
             _replace(Path(run_dir) / "best.pt", lambda path: torch.save(best_state, path))
     show = progress and sys.stderr.isatty()
     steps, train_seconds, last_loss = 0, 0.0, None
+    unchecked = True          # the model contract (models/contract.py) is checked on the first batch only
     # The stop rule is checked before each epoch: a run resumed after its last epoch goes straight to test.
     while epoch < config.max_epochs and epoch - best_epoch < config.early_stop:
         epoch += 1
@@ -288,7 +310,12 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         for i, batch in enumerate(bar, start=1):
             with autocast(device, precision):
                 outputs = model(batch)
+                if unchecked:          # the call's first batch, once: what forward returned, before loss reads it
+                    check_outputs(model, outputs, len(batch["id"]), data.spec)
                 losses = model.loss(outputs, batch)
+            if unchecked:              # and what loss returned, finite on a fresh run's initial parameters
+                check_first_losses(model, losses, n_batches, initial=epoch == 1)
+                unchecked = False
             # Noted on the device (no sync per step), read once the epoch is done.
             first_bad = torch.where((first_bad == 0) & ~torch.isfinite(losses["total"].detach()), i, first_bad)
             # No division by grad_accum: MMSA and EMOE sum the micro-batch gradients.
@@ -307,10 +334,14 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         steps, train_seconds = steps + n_batches, train_seconds + time.perf_counter() - started
         last_loss = train_losses["total"]
         if not all(math.isfinite(v) for v in train_losses.values()):
-            step = int(first_bad) or "?"
+            step = int(first_bad)
             terms = " ".join(f"{k}={v:.4g}" for k, v in train_losses.items() if not math.isfinite(v))
-            raise TrainingError(f"non-finite training loss at epoch {epoch}, step {step} of {n_batches} "
-                                f"(epoch mean {terms}); the run stopped: lower learning_rate, set grad_clip, "
+            where = f"non-finite training loss at epoch {epoch}, step {step or '?'} of {n_batches}"
+            if epoch == 1 and 0 < step <= config.grad_accum:     # no update yet (step 1 stopped at once, above)
+                raise TrainingError(f"{where}, before the first parameter update (grad_accum {config.grad_accum}): "
+                                    f"{model_name(model)}.loss is non-finite on the initial parameters (epoch mean "
+                                    f"{terms}); {NOT_THE_LEARNING_RATE}")
+            raise TrainingError(f"{where} (epoch mean {terms}); the run stopped: lower learning_rate, set grad_clip, "
                                 f"or check the features for huge values")
         if hasattr(model, "on_epoch_end"):
             model.on_epoch_end(epoch)
