@@ -40,9 +40,7 @@ import yaml
 from easydict import EasyDict
 
 from .errors import UsageError
-from .registry import get_model_class
-
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+from .registry import CONFIG_DIR, get_model_class
 
 
 # libyaml's loader where PyYAML was built with it: the pure-Python one takes ~60 ms for

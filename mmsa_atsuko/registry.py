@@ -15,13 +15,20 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import sys
+import traceback
+from pathlib import Path
 
 from .errors import UsageError
 
 MODEL_PACKAGES = ("baselines", "mmsa_atsuko.models.atsuko")
+# datasets.yaml and each model's configs/<name>.yaml: `config` reads them from here, and an unknown
+# model's error names the YAML that no model file registers.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 _REGISTRY: dict[str, type] = {}
 _IMPORT_ERRORS: dict[str, str] = {}        # module name -> "ErrorType: message", one line
+_IMPORT_FIXES: dict[str, str] = {}         # module name -> what to do about it
 _discovered = False
 
 
@@ -61,7 +68,7 @@ def register_variant(name: str, base: type, **meta):
 
 def _check_lowercase(name: str) -> None:
     if name != name.lower():     # lookups are case-insensitive by lowering the name asked for
-        raise RuntimeError(f"model name {name!r} must be lowercase")
+        raise RuntimeError(f"model name {name!r} must be lowercase: register it as {name.lower()!r}")
 
 
 def import_submodules(package: str, path) -> None:
@@ -74,8 +81,21 @@ def import_submodules(package: str, path) -> None:
 def _import(module: str) -> None:
     try:
         importlib.import_module(module)
-    except Exception as e:       # a broken optional dependency: this module's models are unavailable
+    except Exception as e:       # a broken optional dependency, or a bug in the file: its models are unavailable
         _IMPORT_ERRORS[module] = f"{type(e).__name__}: {' '.join(str(e).split())}"
+        _IMPORT_FIXES[module] = _fix_for(module, e)
+
+
+def _fix_for(module: str, error: Exception) -> str:
+    """What to do about `module`'s import error: install a package it names that is not ours, else fix the
+    file where it was raised (the deepest line of `module`'s own file in the traceback)."""
+    missing = getattr(error, "name", None) if isinstance(error, ModuleNotFoundError) else None
+    if missing and missing.partition(".")[0] not in {m.partition(".")[0] for m in (*MODEL_PACKAGES, __package__)}:
+        return "install or fix what it needs"
+    files = (f"{module.replace('.', '/')}.py", f"{module.replace('.', '/')}/__init__.py")
+    raised = [(file, frame.lineno) for frame in traceback.extract_tb(error.__traceback__) for file in files
+              if Path(frame.filename).as_posix().endswith("/" + file)]
+    return f"fix {raised[-1][0]}, line {raised[-1][1]}" if raised else f"fix {files[0]}"
 
 
 def discover() -> None:
@@ -107,11 +127,29 @@ def canonical_model_name(name: str) -> str:
     for module, error in _IMPORT_ERRORS.items():
         if module.rpartition(".")[2] == key:     # one file per model, named after it
             raise UsageError(f"model {name!r} is unavailable: {module} failed to import ({error}); "
-                             f"install or fix what it needs")
+                             f"{_IMPORT_FIXES[module]}")
     close = difflib.get_close_matches(key, _REGISTRY, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     broken = f" Failed to import: {', '.join(_IMPORT_ERRORS)} (python run.py list)." if _IMPORT_ERRORS else ""
-    raise UsageError(f"unknown model {name!r}.{hint} Known models: {', '.join(list_models())}.{broken}")
+    raise UsageError(f"unknown model {name!r}.{_unregistered(key)}{hint} Known models: "
+                     f"{', '.join(list_models())}.{broken}")
+
+
+def _unregistered(key: str) -> str:
+    """A sentence for a model file or YAML named `key` that registers no model `key` (the decorator was
+    forgotten, or names another model), else ''."""
+    decorate = f'decorate its class with @register_model("{key}")'
+    for package in MODEL_PACKAGES:
+        for folder in getattr(sys.modules.get(package), "__path__", ()):
+            if (Path(folder) / f"{key}.py").is_file():
+                module = f"{package}.{key}"
+                others = sorted(n for n, cls in _REGISTRY.items() if cls.__module__ == module)
+                also = f" (it registers {', '.join(others)})" if others else ""
+                return f" {module.replace('.', '/')}.py exists but registers no model {key!r}{also}: {decorate}."
+    if (CONFIG_DIR / f"{key}.yaml").is_file():
+        return (f" configs/{key}.yaml exists but no model file registers {key!r}: add baselines/{key}.py and "
+                f"{decorate}.")
+    return ""
 
 
 def get_model_class(name: str) -> type:
@@ -127,4 +165,15 @@ def build_model(name: str, config, spec):
             f"model {name!r} supports {' and '.join(tasks)} only; dataset {spec.name!r} is "
             f"{spec.task}. Pick a model that supports {spec.task} (python run.py list)."
         )
-    return cls(config, spec)
+    try:
+        return cls(config, spec)
+    except AttributeError as e:
+        if e.obj is not config:          # not a key the config lacks: a bug, with its traceback
+            raise
+        # The original error stays chained (__cause__) for a caller in Python; the command line prints this line.
+        meta = cls.registry_meta
+        close = difflib.get_close_matches(e.name, [k for k in config if isinstance(k, str)], n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"{meta['name']}: building the model failed: AttributeError: config has no key "
+                         f"{e.name!r}{guess}; declare it in configs/{meta.get('config_name', meta['name'])}.yaml"
+                         ) from e

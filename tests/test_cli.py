@@ -317,6 +317,8 @@ def test_run_skips_recorded_seeds_until_rerun(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------
 USER_RUN = ["-m", "latefuse", "-d", "mosi", "--synthetic", "--preset", "small", "-s", "1111", "--quiet"]
 SEE = " (docs/design.md, Contracts: Model)"
+DECORATOR_LINE = (ROOT / "tests" / "fixtures" / "latefuse.py").read_text().splitlines().index(
+    '@register_model("latefuse", tasks=("regression", "classification"))') + 1
 
 
 @pytest.mark.parametrize("edit,message", [
@@ -355,6 +357,29 @@ def test_the_user_model_as_written_trains_and_writes_its_predictions(tmp_path):
     (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     predictions = pd.read_csv(out / record["run_dir"] / "predictions_test.csv")
     assert list(predictions.columns) == ["id", "label", "pred"]
+
+
+@pytest.mark.parametrize("py,yaml,message", [
+    # AttributeError: 'EasyDict' object has no attribute 'fusion_dropout'. Did you mean: 'fusion_droput'?
+    ([], [("fusion_dropout: 0.2", "fusion_droput: 0.2")],
+     "error: latefuse: building the model failed: AttributeError: config has no key 'fusion_dropout' (did you "
+     "mean 'fusion_droput'?); declare it in configs/latefuse.yaml"),
+    # "...failed to import (RuntimeError: ...); install or fix what it needs": nothing to install
+    ([('@register_model("latefuse"', '@register_model("LateFuse"')], [],
+     "error: model 'latefuse' is unavailable: baselines.latefuse failed to import (RuntimeError: model name "
+     "'LateFuse' must be lowercase: register it as 'latefuse'); fix baselines/latefuse.py, line "
+     f"{DECORATOR_LINE}"),
+    ([('@register_model("latefuse", tasks=("regression", "classification"))\n', "")], [],
+     "error: unknown model 'latefuse'. baselines/latefuse.py exists but registers no model 'latefuse': decorate "
+     'its class with @register_model("latefuse"). Known models: '),
+], ids=["misspelt-key", "uppercase-name", "no-decorator"])
+def test_a_user_model_that_cannot_be_found_or_built_is_one_line_before_any_folder(tmp_path, py, yaml, message):
+    checkout = checkout_with(tmp_path / "checkout", latefuse(py=py, yaml=yaml))
+    out = tmp_path / "results"
+    done = run_in_checkout(checkout, *USER_RUN, "--out", out)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(message), done.stderr
+    assert not list(out.glob("runs/*")) and not (out / "runs.jsonl").exists()
 
 
 def test_a_contract_error_removes_a_fresh_run_folder_and_leaves_a_resumed_one(tmp_path):

@@ -27,24 +27,34 @@ def test_every_shipped_model_is_discovered_under_its_own_name():
     assert registry.import_errors() == {}
 
 
-@pytest.fixture
-def probe_package(tmp_path, monkeypatch):
-    """A third model package `probe_models` with one good model file and one whose import fails,
-    discovered afresh on a copy of the registry."""
+def probe_models(tmp_path, monkeypatch, files: dict):
+    """A third model package `probe_models` holding `files` (name -> source), discovered afresh on a copy
+    of the registry; the caller's teardown is `forget_probe_models`."""
     package = tmp_path / "probe_models"
     package.mkdir()
     (package / "__init__.py").write_text("from mmsa_atsuko.registry import import_submodules\n"
                                          "import_submodules(__name__, __path__)\n")
-    (package / "good.py").write_text(GOOD)
-    (package / "broken.py").write_text("import a_dependency_that_is_not_installed\n")
+    for name, source in files.items():
+        (package / name).write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "MODEL_PACKAGES", (*registry.MODEL_PACKAGES, "probe_models"))
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(registry, "_IMPORT_ERRORS", {})
+    monkeypatch.setattr(registry, "_IMPORT_FIXES", {})
     monkeypatch.setattr(registry, "_discovered", False)
+
+
+def forget_probe_models():
+    for module in [m for m in sys.modules if m == "probe_models" or m.startswith("probe_models.")]:
+        sys.modules.pop(module)
+
+
+@pytest.fixture
+def probe_package(tmp_path, monkeypatch):
+    """`probe_models` with one good model file and one whose import fails."""
+    probe_models(tmp_path, monkeypatch, {"good.py": GOOD, "broken.py": "import a_dependency_that_is_not_installed\n"})
     yield
-    for module in ("probe_models", "probe_models.good", "probe_models.broken"):
-        sys.modules.pop(module, None)
+    forget_probe_models()
 
 
 def test_a_model_file_in_a_package_is_discovered_and_a_broken_one_hides_nothing(probe_package):
@@ -53,7 +63,8 @@ def test_a_model_file_in_a_package_is_discovered_and_a_broken_one_hides_nothing(
     assert registry.import_errors() == {
         "probe_models.broken": "ModuleNotFoundError: No module named 'a_dependency_that_is_not_installed'"}
     with pytest.raises(UsageError, match=r"model 'broken' is unavailable: probe_models.broken failed to import "
-                                         r"\(ModuleNotFoundError: No module named"):
+                                         r"\(ModuleNotFoundError: No module named 'a_dependency_that_is_not_"
+                                         r"installed'\); install or fix what it needs$"):
         get_model_class("broken")
     with pytest.raises(UsageError, match=r"unknown model 'nope'\..*Failed to import: probe_models.broken"):
         get_model_class("nope")
@@ -108,3 +119,81 @@ def test_a_name_or_a_class_cannot_be_registered_twice(monkeypatch):
     assert Probe.registry_meta == {"name": "probe_a", "tasks": ("regression",)}
     with pytest.raises(RuntimeError, match="'Probe_C' must be lowercase"):
         register_variant("Probe_C", Probe)
+
+
+MISTAKES = {
+    # raised while importing, by the file itself: nothing to install
+    "upper.py": "from torch import nn\nfrom mmsa_atsuko.registry import register_model\n\n\n"
+                "@register_model('Upper')\nclass Upper(nn.Module):\n    pass\n",
+    "typo.py": "from torch import nn\nfrom mmsa_atsuko.models.common.task import taskloss\n",
+    "ours.py": "import mmsa_atsuko.models.common.no_such_module\n",
+    # imported fine, registers nothing of its name
+    "forgot.py": "from torch import nn\n\n\nclass Forgot(nn.Module):\n    pass\n",
+    "renamed.py": "from torch import nn\nfrom mmsa_atsuko.registry import register_model\n\n\n"
+                  "@register_model('renamed_model')\nclass Renamed(nn.Module):\n    pass\n",
+}
+
+
+@pytest.fixture
+def mistakes(tmp_path, monkeypatch):
+    probe_models(tmp_path, monkeypatch, MISTAKES)
+    monkeypatch.setattr(registry, "CONFIG_DIR", tmp_path / "configs")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "yamlonly.yaml").write_text("common: {}\n")
+    yield
+    forget_probe_models()
+
+
+@pytest.mark.parametrize("name,message", [
+    ("upper", "model 'upper' is unavailable: probe_models.upper failed to import (RuntimeError: model name 'Upper' "
+              "must be lowercase: register it as 'upper'); fix probe_models/upper.py, line 5"),
+    ("typo", "model 'typo' is unavailable: probe_models.typo failed to import (ImportError: cannot import name "
+             "'taskloss' from 'mmsa_atsuko.models.common.task'"),
+    ("ours", "model 'ours' is unavailable: probe_models.ours failed to import (ModuleNotFoundError: No module named "
+             "'mmsa_atsuko.models.common.no_such_module'); fix probe_models/ours.py, line 1"),
+    ("forgot", "unknown model 'forgot'. probe_models/forgot.py exists but registers no model 'forgot': decorate its "
+               "class with @register_model(\"forgot\"). Known models: "),
+    ("renamed", "unknown model 'renamed'. probe_models/renamed.py exists but registers no model 'renamed' (it "
+                "registers renamed_model): decorate its class with @register_model(\"renamed\"). Did you mean "
+                "renamed_model? Known models: "),
+    ("yamlonly", "unknown model 'yamlonly'. configs/yamlonly.yaml exists but no model file registers 'yamlonly': "
+                 "add baselines/yamlonly.py and decorate its class with @register_model(\"yamlonly\"). Known "
+                 "models: "),
+])
+def test_a_model_file_of_ones_own_that_fails_or_registers_nothing_says_how_to_fix_it(mistakes, name, message):
+    with pytest.raises(UsageError) as err:
+        get_model_class(name)
+    assert str(err.value).startswith(message), str(err.value)
+    assert "\n" not in str(err.value) and "install" not in str(err.value)
+    if name == "typo":
+        assert str(err.value).endswith("; fix probe_models/typo.py, line 2")
+
+
+class ReadsItsConfig:
+    registry_meta = {"name": "reads_config", "tasks": ("regression",)}
+
+    def __init__(self, config, spec):
+        self.width = config.hidden_dimm          # a key the YAML declares as hidden_dim
+
+
+class HasABug:
+    registry_meta = {"name": "has_a_bug", "tasks": ("regression",)}
+
+    def __init__(self, config, spec):
+        self.width = spec.widht                  # not the config: a bug, with its traceback
+
+
+def test_a_key_the_constructor_reads_that_the_config_lacks_is_one_line_and_a_bug_stays_a_traceback(monkeypatch):
+    from easydict import EasyDict
+
+    from conftest import make_dataset
+    monkeypatch.setattr(registry, "_REGISTRY", {**registry._REGISTRY, "reads_config": ReadsItsConfig,
+                                                "has_a_bug": HasABug})
+    spec, config = make_dataset().spec, EasyDict(hidden_dim=8, batch_size=16)
+    with pytest.raises(UsageError) as err:
+        registry.build_model("reads_config", config, spec)
+    assert str(err.value) == ("reads_config: building the model failed: AttributeError: config has no key "
+                              "'hidden_dimm' (did you mean 'hidden_dim'?); declare it in configs/reads_config.yaml")
+    assert isinstance(err.value.__cause__, AttributeError)     # the original, for a caller in Python
+    with pytest.raises(AttributeError, match="widht"):
+        registry.build_model("has_a_bug", config, spec)
