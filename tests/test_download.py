@@ -17,6 +17,7 @@ import pytest
 
 from mmsa_atsuko.cli import main
 from mmsa_atsuko.data import download as dl
+from mmsa_atsuko.data.download import commands, facts     # patched where download() reads a name
 from mmsa_atsuko.errors import DataError
 
 MOSI = "MOSI/Processed/unaligned_50.pkl"
@@ -202,7 +203,7 @@ def test_cli_offline_with_the_real_downloader_is_one_line(tmp_path, monkeypatch,
 
 def test_cli_download_uses_the_downloader_interface(tmp_path, monkeypatch, capsys, published_mosi):
     fake = FakeDownloader({MOSI: GOOD})
-    monkeypatch.setattr(dl, "default_downloader", lambda: fake)
+    monkeypatch.setattr(commands, "default_downloader", lambda: fake)
     assert main(["download", "mosi", "--data-root", str(tmp_path)]) == 0
     assert (tmp_path / MOSI).read_bytes() == GOOD and "sha256 verified" in capsys.readouterr().out
 
@@ -446,7 +447,7 @@ def test_a_server_announcing_more_than_the_file_can_hold_is_refused_at_once(tmp_
 
 
 def test_a_download_stops_past_the_most_the_file_can_hold(tmp_path, fake_drive, monkeypatch):
-    monkeypatch.setattr(dl, "size_bounds", lambda relpath: (1000, 2 << 20))   # a 2 MiB cap
+    monkeypatch.setattr(commands, "size_bounds", lambda relpath: (1000, 2 << 20))   # a 2 MiB cap
     body = fake_drive(64 << 20)                                    # no Content-Length, 64 MiB
     with pytest.raises(DataError, match=f"^stopped downloading {SIMSV2} at 2.6 MB: more than the real file can hold "
                                         f"\\(at most 2.1 MB"):
@@ -469,8 +470,8 @@ def test_a_download_needs_room_on_the_disk(tmp_path, fake_drive, monkeypatch):
     fake = FakeDownloader({SIMSV2: GOOD})
     with pytest.raises(DataError) as info:
         dl.download("simsv2", data_root=tmp_path, downloader=fake, say=lambda _: None)
-    assert str(info.value) == (f"{SIMSV2} holds about {dl._size(about)} of features and the disk holding {folder} "
-                               f"has {dl._size(about // 2)} free: free some space or choose another --data-root")
+    assert str(info.value) == (f"{SIMSV2} holds about {facts._size(about)} of features and the disk holding {folder} "
+                               f"has {facts._size(about // 2)} free: free some space or choose another --data-root")
     assert fake.fetched == []
     # The size the server announces does not fit.
     monkeypatch.setattr(shutil, "disk_usage", free_space(3 * 10 ** 9))
@@ -501,7 +502,7 @@ def test_a_folder_where_the_file_goes_is_reported_before_fetching(tmp_path, publ
     assert str(info.value) == (f"{dest} is a folder, not a file, where the download of {MOSI} goes: move it away "
                                f"(or choose another --data-root), then run the command again")
     assert fake.fetched == []
-    monkeypatch.setattr(dl, "default_downloader", lambda: fake)
+    monkeypatch.setattr(commands, "default_downloader", lambda: fake)
     assert main(["download", "mosi", "--data-root", str(tmp_path)]) == 1
     captured = capsys.readouterr()
     assert len(captured.err.strip().splitlines()) == 1 and "is a folder, not a file" in captured.err

@@ -127,3 +127,10 @@ def test_sweep_modules_read_in_one_sitting():
     """The sweep was one 735-line file; each piece of its package stays under 300 lines."""
     sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in (ROOT / "mmsa_atsuko" / "sweep").glob("*.py")}
     assert len(sizes) >= 5 and max(sizes.values()) < 300, sizes
+
+
+def test_download_modules_read_in_one_sitting():
+    """data/download was one 573-line file; each piece of its package stays under 300 lines."""
+    folder = ROOT / "mmsa_atsuko" / "data" / "download"
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in folder.glob("*.py")}
+    assert len(sizes) >= 4 and max(sizes.values()) < 300, sizes

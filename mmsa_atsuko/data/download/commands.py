@@ -1,0 +1,230 @@
+"""The commands: `download` fetches and verifies MMSA's files, `check` reports what a data root holds.
+
+`download(names)` writes each file under a temporary name next to its final one, checks it
+(`verify`), and only then renames it. Two downloads of one file take turns (a lock beside it,
+`.<file>.download.lock`): the second waits, then finds the file there and verified. The file
+gets the permissions a plain `open()` would give it (gdown's temporary file is 0600). A folder
+(or anything but a regular file) where the file goes is reported before anything is fetched,
+and the free space of the destination's disk is checked before fetching.
+
+Without a network, `download` fails at once with one line saying where to get the file by
+hand (the Drive folder, or MMSA's BaiduYun mirror) and where to put it.
+
+`check(data_root)` reports, for every dataset in configs/datasets.yaml, whether its files
+are there and, where a checksum is published, whether they match it. MIntRec is not in
+MMSA's folder; the check reports its folder all the same, and where to get it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from filelock import FileLock, Timeout
+
+from ...atomic import plain_file_mode
+from ...cache import file_version
+from ...config import datasets_table
+from ...errors import DataError
+from ..mmsa_format import DATA_ROOT_ENV, DEFAULT_DATA_ROOT, resolve_feature_path
+from .drive import (MMSA_BAIDU, MMSA_DRIVE_FOLDER, Downloader, FetchFailed, Offline, SizeLimit, TransferLimit,
+                    default_downloader)
+from .facts import DISK_RESERVE, MINTREC_HOME, PUBLISHED_SHA256, _check_name, _relpath, _size, size_bounds
+from .verify import _blocked, _verified_how, _verify
+
+
+def data_root_of(data_root=None) -> tuple[Path, str]:
+    """The data root and where it came from: --data-root, $MMSA_DATA_ROOT, else the default."""
+    if data_root is not None:
+        return Path(data_root).expanduser(), "--data-root"
+    if os.environ.get(DATA_ROOT_ENV):
+        return Path(os.environ[DATA_ROOT_ENV]).expanduser(), f"${DATA_ROOT_ENV}"
+    return Path(DEFAULT_DATA_ROOT).expanduser(), "the default; set --data-root or $MMSA_DATA_ROOT"
+
+
+def manual_steps(relpaths, root: Path) -> str:
+    """Where to get files by hand and where to put them (one line)."""
+    where = (f"put it at {root / relpaths[0]}" if len(relpaths) == 1 else
+             f"put them under {root} at the same relative paths")
+    return (f"download {', '.join(relpaths)} by hand from MMSA's Google Drive folder {MMSA_DRIVE_FOLDER} "
+            f"(or its BaiduYun mirror {MMSA_BAIDU}) and {where}, then run `python run.py download --check`")
+
+
+def download(names, *, aligned: bool = False, data_root=None, downloader: Downloader | None = None,
+             say: Callable[[str], None] = print) -> list[Path]:
+    """Fetch MMSA feature files (`names`: one dataset or several) into the data root; return
+    their paths. See the module docstring.
+
+    A file already there that verifies is kept; one that fails verification is downloaded
+    again (the bad copy is replaced only by a good one). Raises DataError (one line) when
+    something other than a file stands where one goes, when offline, before fetching
+    anything, or when a download fails, is too big or does not verify: nothing is left under
+    that file's final name then, and no temporary file either.
+    """
+    names = [names] if isinstance(names, str) else list(names)
+    root, _ = data_root_of(data_root)
+    wanted = []
+    for name in map(_check_name, names):
+        dest = resolve_feature_path(name, aligned, data_root=root)     # UsageError for sims --aligned
+        relpath = _relpath(name, aligned)
+        size_bounds(relpath)                                           # DataError without the facts
+        blocked = _blocked(dest, root)
+        if blocked:
+            raise DataError(f"{blocked}, where the download of {relpath} goes: move it away (or choose another "
+                            f"--data-root), then run the command again")
+        wanted.append((dest, relpath))
+
+    todo = []
+    for dest, relpath in wanted:
+        seen = file_version(dest) if dest.is_file() else None
+        problem = _verify(dest, relpath) if seen else "missing"
+        if problem is None:
+            say(f"{dest} is already there ({_verified_how(relpath)}); nothing to do")
+        else:
+            if problem != "missing":
+                say(f"{dest} is there but {problem}: downloading a fresh copy")
+            todo.append((dest, relpath, seen))
+    if not todo:
+        return [dest for dest, _ in wanted]
+
+    downloader = downloader or default_downloader()
+    try:
+        downloader.check_online()
+    except Offline as e:
+        raise DataError(f"no network ({e}): {manual_steps([r for _, r, _ in todo], root)}") from None
+    for dest, relpath, seen in todo:
+        _fetch_one(downloader, relpath, dest, root, say, seen)
+    return [dest for dest, _ in wanted]
+
+
+def _download_lock(dest: Path, relpath: str, say) -> FileLock:
+    """The lock two downloads of one file take turns on, held; says so when it has to wait. A
+    separate `.<file>.download.lock` beside it (as results/folder.py's store_lock); a killed
+    holder's lock is dropped by the OS."""
+    lock = FileLock(dest.parent / f".{dest.name}.download.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        say(f"waiting for another download of {relpath} to {dest} to finish")
+        lock.acquire()
+    return lock
+
+
+def _fetch_one(downloader: Downloader, relpath: str, dest: Path, root: Path, say, seen: list | None) -> None:
+    """Under the file's lock: fetch into a private temporary folder beside `dest`, verify,
+    rename; on any failure or interrupt the folder is removed and `dest` is left as it was. A
+    folder, not a file: gdown writes its own `<output>XXXX.part` next to the output and keeps
+    it after a failure (to resume, which a random name never does), so MOSEI-sized leftovers
+    would pile up. `seen`: the file_version of `dest` when it was looked at (None: missing);
+    if another download has put a file there since, and it verifies, nothing is fetched."""
+    manual = manual_steps([relpath], root)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        lock = _download_lock(dest, relpath, say)
+    except OSError as e:
+        raise DataError(f"cannot write in {dest.parent} ({e.strerror or type(e).__name__}): choose another "
+                        f"--data-root, or {manual}") from None
+    try:
+        blocked = _blocked(dest, root)
+        if blocked:
+            raise DataError(f"{blocked}, where the download of {relpath} goes: move it away, then run the command again")
+        if dest.is_file() and file_version(dest) != seen and _verify(dest, relpath) is None:
+            say(f"{dest} was put there by another download meanwhile ({_verified_how(relpath)}); nothing to do")
+            return
+        # Every live attempt holds the lock, so a scratch folder seen now is one a killed attempt left.
+        for leftover in dest.parent.glob(f".{dest.name}.part-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        about, at_most = size_bounds(relpath)
+        free = shutil.disk_usage(dest.parent).free
+        if free - DISK_RESERVE < about:
+            raise DataError(f"{relpath} holds about {_size(about)} of features and the disk holding {dest.parent} "
+                            f"has {_size(free)} free: free some space or choose another --data-root")
+        say(f"downloading {relpath} from MMSA's Google Drive folder to {dest}")
+        _fetch_verified(downloader, relpath, dest, SizeLimit(relpath, at_most, dest.parent, manual), manual)
+    finally:
+        lock.release()
+    say(f"{dest}: {_verified_how(relpath)}")
+
+
+def _fetch_verified(downloader: Downloader, relpath: str, dest: Path, limit: SizeLimit, manual: str) -> None:
+    scratch = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.part-"))
+    tmp = scratch / dest.name
+    try:
+        try:
+            downloader.fetch(relpath, tmp, limit)
+            if tmp.is_file():
+                limit.check_size(tmp.stat().st_size)     # whatever the downloader did with the hook
+        except TransferLimit as e:
+            raise DataError(str(e)) from None
+        except Offline as e:
+            raise DataError(f"no network ({e}): {manual}") from None
+        except FetchFailed as e:
+            raise DataError(f"could not download {relpath}: {e}; {manual}") from None
+        if not tmp.is_file():
+            raise DataError(f"the download of {relpath} produced no file; {manual}")
+        problem = _verify(tmp, relpath, final=False)
+        if problem is not None:
+            raise DataError(f"the downloaded {relpath} was discarded: {problem}; try again later, or {manual}")
+        os.chmod(tmp, plain_file_mode(dest.parent))    # gdown's temporary file is 0600
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)    # after a failure or interrupt; empty after os.replace
+
+
+# ------------------------------------------------------------------------------ --check
+
+@dataclass
+class FileStatus:
+    dataset: str
+    setting: str          # 'unaligned' | 'aligned'
+    path: Path
+    state: str            # 'verified' (sha256, or structure where none is published) | 'present' | 'bad' | 'missing'
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("verified", "present")
+
+
+def check(data_root=None) -> list[FileStatus]:
+    """One FileStatus per feature file of every dataset in configs/datasets.yaml."""
+    from ..mintrec import missing_files, resolve_mintrec_folder
+    root, _ = data_root_of(data_root)
+    out = []
+    for name, facts in datasets_table().items():
+        if facts["format"] == "mintrec":
+            folder = resolve_mintrec_folder(root)[0]
+            lacking = missing_files(folder)
+            if not folder.is_dir():
+                out.append(FileStatus(name, "unaligned", folder, "missing", f"get it as {MINTREC_HOME} describes"))
+            elif lacking:
+                out.append(FileStatus(name, "unaligned", folder, "missing",
+                                      f"lacks {', '.join(lacking)}; get it as {MINTREC_HOME} describes"))
+            else:
+                out.append(FileStatus(name, "unaligned", folder, "present", "no published sha256"))
+            continue
+        for setting in facts["files"]:
+            aligned = setting == "aligned"
+            path = resolve_feature_path(name, aligned, data_root=root)
+            relpath = _relpath(name, aligned)
+            if not path.is_file():
+                fix = f"python run.py download {name}{' --aligned' if aligned else ''}"
+                blocked = _blocked(path, root)
+                if blocked:     # a download would fetch the whole file, then fail to put it there
+                    out.append(FileStatus(name, setting, path, "bad", f"{blocked}: move it away, then run `{fix}`"))
+                else:
+                    out.append(FileStatus(name, setting, path, "missing", f"run `{fix}`"))
+                continue
+            problem = _verify(path, relpath)
+            if problem is not None:
+                out.append(FileStatus(name, setting, path, "bad", problem))
+            elif relpath in PUBLISHED_SHA256:
+                out.append(FileStatus(name, setting, path, "verified", "sha256 matches MMSA's README"))
+            else:
+                out.append(FileStatus(name, setting, path, "verified",
+                                      "loads and validates, with the real sizes and shapes; "
+                                      "MMSA publishes no sha256 for it"))
+    return out
