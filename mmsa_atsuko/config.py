@@ -230,15 +230,47 @@ def _checks(declared: dict, *blocks: tuple[dict | None, str]) -> dict:
     return checks
 
 
+_YAML11_EXPONENT = re.compile(r"([-+]?)(\d*\.?\d*)[eE]([-+]?)(\d+)")
+
+
+def number_hint(value) -> str:
+    """What to write instead of a string that spells a number ('' for any other value): PyYAML
+    reads YAML 1.1, where `1e-3` and `5e-5` are strings (a float needs a dot and a signed exponent)."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return ""
+    match = _YAML11_EXPONENT.fullmatch(text)
+    if match and math.isfinite(number):
+        sign, mantissa, exp_sign, exponent = match.groups()
+        spelled = f"{sign}{mantissa if '.' in mantissa else mantissa + '.0'}e{exp_sign or '+'}{exponent}"
+        if yaml.load(spelled, Loader=_SafeLoader) == number:
+            return f"; write {spelled} (YAML 1.1 reads {text} as a string)"
+    return "; write it without quotes" if math.isfinite(number) else ""
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_meaning(key: str, value, declared, check: Check | None, where: str) -> None:
     """UsageError (naming the key) unless `value`, of the right type already, means something:
-    a list as long as its default, and the key's check on the value or each of its values."""
+    a list as long as its default, and the key's check on the value or each of its values. An
+    interval or `increasing` check takes numbers only: a string there (`hidden_dim: "64"` declares
+    a string) is refused in one line, never compared with a bound."""
     if value is None or isinstance(value, bool):
         return
     example = declared.example if isinstance(declared, _Nullable) else declared
+    numeric = check is not None and (check.interval is not None or check.spec == "increasing")
     if isinstance(value, (list, tuple)):
         if isinstance(example, (list, tuple)) and len(value) != len(example):
             raise UsageError(f"{where}: {key} must have {len(example)} values (like {list(example)!r}), got {value!r}")
+        for i, item in enumerate(value):
+            if numeric and not _is_number(item):
+                raise UsageError(f"{where}: {key}[{i}] must be a number, got {item!r} (in {value!r}){number_hint(item)}")
         if check is not None and check.spec == "increasing":
             what = check.problem(value)
             if what:
@@ -249,6 +281,10 @@ def check_meaning(key: str, value, declared, check: Check | None, where: str) ->
             if what:
                 raise UsageError(f"{where}: {key}[{i}] must be {what}, got {item!r} (in {value!r})")
         return
+    if check is not None and check.spec == "increasing":
+        raise UsageError(f"{where}: {key} must be a list of numbers, each above the one before (low, high), got {value!r}")
+    if numeric and not _is_number(value):
+        raise UsageError(f"{where}: {key} must be a number, got {value!r}{number_hint(value)}")
     what = check.problem(value) if check is not None else None
     if what:
         raise UsageError(f"{where}: {key} must be {what}, got {value!r}")
@@ -279,7 +315,8 @@ def _coerce(key: str, value, declared, where: str):
     else:
         ok = isinstance(value, type(declared))
     if not ok:
-        raise UsageError(f"{where}: {key} must be a {_type_name(declared)} like {declared!r}, got {value!r}")
+        raise UsageError(f"{where}: {key} must be a {_type_name(declared)} like {declared!r}, got {value!r}"
+                         f"{number_hint(value) if _is_number(declared) else ''}")
     return value
 
 

@@ -124,3 +124,56 @@ def test_an_override_of_on_off_yes_no_is_the_word_not_a_bool():
     assert load_config("atsuko", "mosi", overrides=["distill_form=off"]).distill_form == "off"
     with pytest.raises(UsageError, match="use_bert must be a bool"):
         load_config("atsuko", "mosi", overrides=["use_bert=yes"])
+
+
+# ------------------------------------------------------------------------------------------
+# a string where a number is checked (a new model's YAML): one line, never a TypeError
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("block, message", [
+    ({"post_fusion_dim": "64"}, r"tfn.yaml common: post_fusion_dim must be a number, got '64'; write it without quotes$"),
+    ({"head_temperature": "1e-3"},
+     r"tfn.yaml common: head_temperature must be a number, got '1e-3'; write 1\.0e-3 \(YAML 1.1 reads 1e-3 as a string\)$"),
+    ({"fusion_dropouts": [0.1, "5e-5"]},
+     r"fusion_dropouts\[1\] must be a number, got '5e-5' \(in \[0.1, '5e-5'\]\); write 5\.0e-5 \(YAML 1.1"),
+    ({"head_temperature": "1.5e3"}, r"write 1\.5e\+3 \(YAML 1.1 reads 1.5e3 as a string\)$"),
+    ({"hidden_dim": "banana"}, r"tfn.yaml common: hidden_dim must be a number, got 'banana'$"),
+])
+def test_a_string_in_the_declaring_block_of_a_checked_number_is_one_line(config_dir, block, message):
+    """`hidden_dim: "64"` (or `head_temperature: 1e-3`, a string to YAML 1.1) in `common` declared a
+    string; its interval check then compared it with a bound: TypeError and a traceback."""
+    (config_dir / "tfn.yaml").write_text(yaml.safe_dump(dict(TFN, common={**TFN["common"], **block})))
+    with pytest.raises(UsageError, match=message):
+        load_config("tfn", "mosi", config_dir=config_dir)
+
+
+def test_a_yaml_1_1_string_for_a_declared_float_names_the_spelling_that_works(config_dir):
+    bad = dict(TFN, presets={"small": {"learning_rate": "5e-5"}})
+    (config_dir / "tfn.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(UsageError, match=r"presets.small: learning_rate must be a float like 0.1, got '5e-5'; "
+                                         r"write 5\.0e-5 \(YAML 1.1 reads 5e-5 as a string\)"):
+        load_config("tfn", "mosi", preset="small", config_dir=config_dir)
+
+
+def test_an_override_in_e_notation_is_a_float():
+    assert [parse_override(f"learning_rate={v}")[1] for v in ("1e-3", "5E-5", "-2e-4", "1.5e3")] == [1e-3, 5e-5, -2e-4, 1500.0]
+    config = load_config("atsuko", "mosi", overrides=["router_temperature=1e-3"])
+    assert config.router_temperature == 1e-3 and isinstance(config.router_temperature, float)
+
+
+def test_no_shipped_yaml_holds_a_number_spelled_as_a_string():
+    """`1e-3` in a shipped YAML would be a string (YAML 1.1); they write 1.0e-3."""
+    from mmsa_atsuko.config import number_hint, read_yaml
+
+    def strings(node):
+        if isinstance(node, dict):
+            for value in node.values():
+                yield from strings(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from strings(value)
+        elif isinstance(node, str):
+            yield node
+    paths = sorted(CONFIG_DIR.glob("*.yaml")) + sorted(CONFIG_DIR.glob("*/*.yaml"))
+    assert paths
+    found = [(p.name, s) for p in paths for s in strings(read_yaml(p)) if number_hint(s)]
+    assert found == []
