@@ -12,14 +12,14 @@ Layers, later wins:
 A key is known only if layer 1 or 3 declares it. Any other key, in any layer, is an error
 naming the closest known keys: MMSA's EasyDict merge silently ignores a misspelled key, so
 a typo there changes nothing and nobody notices. A value must have the declared default's
-type (an int may stand for a float; null only where the default is null), and no float may
-be NaN or infinite. A key that is null by default gets its type from a `nullable:` block of
+type (an int may stand for a float, and a float for the int default of a real-valued key, see
+Check.real; null only where the default is null), and no float may be NaN or infinite. A key that is null by default gets its type from a `nullable:` block of
 the YAML that declares it (datasets.yaml for trainer keys, the model's YAML for its own).
 
 A value must also mean something (`check_meaning`): a list has as many values as its declared
 default, and every key has a check: the one a `checks:` block of the YAML that declares it names,
 else the first of DEFAULT_CHECKS whose name pattern matches. A check is an interval such as
-"[0, 1)" or "[1, inf)" (each value of a list must lie in it), a list of the allowed strings,
+"[0, 1)" or "[1, inf)" (numbers only; each value of a list must lie in it), a list of the allowed strings,
 `increasing` (a list whose values rise: a low and a high end), or `any` (checked where it is used,
 or free). A bool needs none. tests/test_hostile.py fails for a key of any model YAML without one.
 """
@@ -143,6 +143,12 @@ def _type_name(value) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def _a_type_name(value) -> str:
+    """'an int', 'a float', 'a list', 'null'."""
+    name = _type_name(value)
+    return name if value is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
 class _Nullable:
     """The declared default of a key that is null by default but has a type when set (a YAML
     `nullable:` block names it): without one, `grad_clip=1` and `grad_clip=1.0` would be two
@@ -169,10 +175,10 @@ DEFAULT_CHECKS = (
     ("*dropout*", "[0, 1)"),             # a probability of dropping; 1 would drop everything
     ("*_rate", "[0, 1)"),
     ("*temperature*", "(0, inf)"),        # divides logits
-    ("weight_decay*", "[0, inf)"),
-    ("lambda_*", "[0, inf)"),            # loss weights: 0 switches a term off, a negative one rewards it
-    ("loss_weight_*", "[0, inf)"),
-    ("*_weight", "[0, inf)"),
+    ("weight_decay*", "[0.0, inf)"),     # 0.0: a real number (Check.real), so `lambda_x: 0` takes 0.5 too
+    ("lambda_*", "[0.0, inf)"),          # loss weights: 0 switches a term off, a negative one rewards it
+    ("loss_weight_*", "[0.0, inf)"),
+    ("*_weight", "[0.0, inf)"),
     ("*dim*", "[1, inf)"),               # widths, sizes, counts
     ("*size*", "[1, inf)"),
     ("*_out", "[1, inf)"),
@@ -186,7 +192,7 @@ class Check:
     """One key's check, parsed from its YAML spelling (see the module docstring)."""
 
     def __init__(self, spec, where: str):
-        self.spec, self.choices, self.interval = spec, None, None
+        self.spec, self.choices, self.interval, self.real = spec, None, None, False
         if isinstance(spec, list) and spec and all(isinstance(c, str) for c in spec):
             self.choices = tuple(spec)
         elif spec not in ("any", "increasing"):
@@ -196,8 +202,12 @@ class Check:
                                  f"choices, increasing or any")
             left, lo, hi, right = match.groups()
             self.interval = (float(lo), float(hi), left == "[", right == "]")
-            self.words = {"[0, inf)": "0 or more", "(0, inf)": "positive"}.get(
+            self.words = {"[0, inf)": "0 or more", "[0.0, inf)": "0 or more", "(0, inf)": "positive"}.get(
                 f"{left}{lo}, {hi}{right}", f"at least {lo}" if (left, hi) == ("[", "inf") else f"in {spec}")
+            # Real-valued: a finite end that is open ("[0, 1)", "(0, inf)") or not spelled as an
+            # integer ("[0.0, inf)"); "[1, inf)" is a count. An int default there takes a float too.
+            self.real = any(bound.lstrip("-") != "inf" and (not closed or not re.fullmatch(r"-?\d+", bound))
+                            for bound, closed in ((lo, left == "["), (hi, right == "]")))
 
     def problem(self, value) -> str | None:
         """What `value` should be, or None when it passes."""
@@ -290,8 +300,9 @@ def check_meaning(key: str, value, declared, check: Check | None, where: str) ->
         raise UsageError(f"{where}: {key} must be {what}, got {value!r}")
 
 
-def _coerce(key: str, value, declared, where: str):
-    """Check `value` against the declared default's type; return the value to store."""
+def _coerce(key: str, value, declared, where: str, real: bool = False):
+    """Check `value` against the declared default's type; return the value to store. `real`: the
+    key's check is real-valued (Check.real), so an int default takes a float too."""
     if isinstance(value, float) and not math.isfinite(value):     # -c lr=1e999 reads as inf
         raise UsageError(f"{where}: {key} must be a finite number, got {value!r}")
     if isinstance(declared, _Nullable):
@@ -301,7 +312,7 @@ def _coerce(key: str, value, declared, where: str):
     elif declared is None:
         return value
     if value is None:
-        raise UsageError(f"{where}: {key} cannot be null (it is a {_type_name(declared)}, e.g. {declared!r})")
+        raise UsageError(f"{where}: {key} cannot be null (it is {_a_type_name(declared)}, e.g. {declared!r})")
     if isinstance(declared, bool) or isinstance(value, bool):
         ok = isinstance(declared, bool) and isinstance(value, bool)
     elif isinstance(declared, float):
@@ -312,10 +323,18 @@ def _coerce(key: str, value, declared, where: str):
         value = float(value) if ok else value
     elif isinstance(declared, (list, tuple)):
         ok = isinstance(value, (list, tuple))
+    elif isinstance(declared, int) and real:
+        # `fusion_dropout: 0` declared an int, and a preset's 0.1 was refused ("must be an int"): a
+        # real-valued check (a dropout's [0, 1), a temperature's (0, inf)) takes a float too. The value
+        # is stored as written, an int staying an int: converting it would change the config hash of
+        # every recorded run whose YAML holds such an int, while a float here was refused before, so
+        # no recorded run holds one. The cost: 0 and 0.0 are two configs; declare 0.0 to have one.
+        ok = _is_number(value)
     else:
         ok = isinstance(value, type(declared))
     if not ok:
-        raise UsageError(f"{where}: {key} must be a {_type_name(declared)} like {declared!r}, got {value!r}"
+        what = "a number" if isinstance(declared, int) and real else _a_type_name(declared)
+        raise UsageError(f"{where}: {key} must be {what} like {declared!r}, got {value!r}"
                          f"{number_hint(value) if _is_number(declared) else ''}")
     return value
 
@@ -328,7 +347,7 @@ def _apply(config: dict, layer: dict, declared: dict, where: str, checks: dict) 
             close = difflib.get_close_matches(str(key), declared, n=3, cutoff=0.5)
             hint = f"; closest known: {', '.join(close)}" if close else ""
             raise UsageError(f"{where}: unknown config key {key!r}{hint}")
-        config[key] = _coerce(key, value, declared[key], where)
+        config[key] = _coerce(key, value, declared[key], where, real=getattr(checks.get(key), "real", False))
         check_meaning(key, config[key], declared[key], checks.get(key), where)
 
 

@@ -87,7 +87,7 @@ def test_determinism_through_the_api(tmp_path):
     (["-m", "tfnn", "-d", "sims"], "unknown model 'tfnn'"),
     (["-m", "tfn", "-d", "simz"], "unknown dataset 'simz'"),
     (["-m", "tfn", "-d", "sims", "-c", "learnin_rate=1"], "closest known: learning_rate"),
-    (["-m", "tfn", "-d", "sims", "-c", "batch_size=big"], "batch_size must be a int"),
+    (["-m", "tfn", "-d", "sims", "-c", "batch_size=big"], "batch_size must be an int"),
     (["-m", "tfn", "-d", "sims", "--device", "tpu"], "--device"),
     (["-m", "tfn", "-d", "sims", "--aligned", "--synthetic"], "aligned"),
     (["-m", "tfn"], "required: -d/--dataset"),

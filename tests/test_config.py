@@ -48,8 +48,8 @@ def test_unknown_key_names_the_closest(config_dir):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("hidden=abc", "hidden must be a int"),
-    ("hidden=1.5", "hidden must be a int"),
+    ("hidden=abc", "hidden must be an int"),
+    ("hidden=1.5", "hidden must be an int"),
     ("flag=1", "flag must be a bool"),
     ("ratio=yes", "ratio must be a float"),
     ("dims=3", "dims must be a list"),
@@ -111,7 +111,7 @@ def test_a_null_default_key_set_to_1_or_1_0_is_one_config():
     assert config_hash(one) == config_hash(one_point_zero)
     assert load_config("atsuko", "sims", overrides=["lambda_ent_band=0"]).lambda_ent_band == 0.0
     assert load_config("tfn", "sims").grad_clip is None                       # null stays allowed
-    with pytest.raises(UsageError, match="eval_batch_size must be a int"):
+    with pytest.raises(UsageError, match="eval_batch_size must be an int"):
         load_config("tfn", "sims", overrides=["eval_batch_size=8.5"])
     with pytest.raises(UsageError, match="use_distill must be a bool"):
         load_config("atsuko", "sims", overrides=["use_distill=1"])
@@ -177,3 +177,55 @@ def test_no_shipped_yaml_holds_a_number_spelled_as_a_string():
     assert paths
     found = [(p.name, s) for p in paths for s in strings(read_yaml(p)) if number_hint(s)]
     assert found == []
+
+
+# ------------------------------------------------------------------------------------------
+# an int default of a real-valued key (its check an interval like [0, 1) or (0, inf))
+# ------------------------------------------------------------------------------------------
+INT_DEFAULTS = {
+    "datasets.yaml": {"defaults": {"batch_size": 1, "learning_rate": 0.1, "max_epochs": 10, "pretrained": None,
+                                   "key_eval": "Loss"},
+                      "checks": {"max_epochs": "[1, inf)", "pretrained": "any", "key_eval": "any"},
+                      "datasets": {"mosi": DATASETS["datasets"]["mosi"]}},
+    "tfn.yaml": {"common": {"fusion_dropout": 0, "head_temperature": 1, "hidden_dim": 8},
+                 "presets": {"small": {"fusion_dropout": 0.1}}},
+}
+
+
+@pytest.fixture
+def int_defaults_dir(tmp_path):
+    for name, data in INT_DEFAULTS.items():
+        (tmp_path / name).write_text(yaml.safe_dump(data))
+    return tmp_path
+
+
+def test_an_int_default_of_a_real_valued_key_takes_a_float(int_defaults_dir):
+    """`fusion_dropout: 0` in common and 0.1 in a preset: 'fusion_dropout must be a int like 0, got 0.1'."""
+    c = load_config("tfn", "mosi", preset="small", overrides=["head_temperature=0.5"], config_dir=int_defaults_dir)
+    assert c.fusion_dropout == 0.1 and c.head_temperature == 0.5
+    with pytest.raises(UsageError, match=r"fusion_dropout must be in \[0, 1\), got 1.5"):      # still checked
+        load_config("tfn", "mosi", overrides=["fusion_dropout=1.5"], config_dir=int_defaults_dir)
+    with pytest.raises(UsageError, match=r"command-line override -c: fusion_dropout must be a number like 0, got 'x'"):
+        load_config("tfn", "mosi", overrides=["fusion_dropout=x"], config_dir=int_defaults_dir)
+    # a count ([1, inf)) stays an int
+    with pytest.raises(UsageError, match=r"hidden_dim must be an int like 8, got 1.5"):
+        load_config("tfn", "mosi", overrides=["hidden_dim=1.5"], config_dir=int_defaults_dir)
+
+
+def test_an_int_value_of_a_real_valued_key_is_stored_and_hashed_as_before(int_defaults_dir):
+    """Accepting floats changes no config that loaded before: an int stays an int, so its hash is
+    the one the old code gave (the hashes below are the old code's, for these very files)."""
+    c = load_config("tfn", "mosi", config_dir=int_defaults_dir)
+    assert type(c.fusion_dropout) is int and type(c.head_temperature) is int
+    assert config_hash(c) == "78bb3ba3320b"
+    c = load_config("tfn", "mosi", overrides=["head_temperature=2", "fusion_dropout=0"], config_dir=int_defaults_dir)
+    assert config_hash(c) == "c67f593e1604"
+
+
+@pytest.mark.parametrize("spec, real", [
+    ("[0, 1)", True), ("(0, inf)", True), ("[0.0, inf)", True), ("[0, 0.5]", True),
+    ("[1, inf)", False), ("[0, inf)", False), ("[-1, 1]", False), ("(-inf, 0]", False),
+])
+def test_which_intervals_are_real_valued(spec, real):
+    from mmsa_atsuko.config import Check
+    assert Check(spec, "here").real is real
