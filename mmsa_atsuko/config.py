@@ -21,7 +21,8 @@ default, and every key has a check: the one a `checks:` block of the YAML that d
 else the first of DEFAULT_CHECKS whose name pattern matches. A check is an interval such as
 "[0, 1)" or "[1, inf)" (numbers only; each value of a list must lie in it), a list of the allowed strings,
 `increasing` (a list whose values rise: a low and a high end), or `any` (checked where it is used,
-or free). A bool needs none. tests/test_hostile.py fails for a key of any model YAML without one.
+or free). A bool needs none. `load_config` refuses a key without one, in one line naming the line
+to add; tests/test_hostile.py keeps every shipped YAML so.
 """
 from __future__ import annotations
 
@@ -266,6 +267,23 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _no_check(key: str, default, home: str, block: str) -> str:
+    """The one line for a declared key that has no check: which line to add, and where."""
+    example = default.example if isinstance(default, _Nullable) else default
+    items = example if isinstance(example, (list, tuple)) and example else [example]
+    tail = number_hint(example)
+    if tail or all(_is_number(v) for v in items):
+        real = tail or any(isinstance(v, float) for v in items)
+        line, what = f'{key}: "{"[0.0, inf)" if real else "[1, inf)"}"', "an interval"
+    elif isinstance(example, str):
+        line, what = f"{key}: [{example or 'word'}, ...]", "the allowed words"
+    else:
+        return (f"{home} {block}: {key} has no check; add `{key}: any` (checked where it is used), an interval "
+                f"or the allowed words to the checks: block of {home} (README, Configs)")
+    return (f"{home} {block}: {key} has no check; add a line to the checks: block of {home}, e.g. "
+            f"`{line}` ({what}), or `{key}: any` if every value is fine (README, Configs){tail}")
+
+
 def check_meaning(key: str, value, declared, check: Check | None, where: str) -> None:
     """UsageError (naming the key) unless `value`, of the right type already, means something:
     a list as long as its default, and the key's check on the value or each of its values. An
@@ -421,6 +439,13 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
     declared = _declarations(datasets_yaml, model_yaml, model_path)
     checks = _checks(declared, (datasets_yaml.get("checks"), "configs/datasets.yaml checks"),
                      (model_yaml.get("checks"), f"{model_path.name} checks"))
+    # A key without a check takes any value of its type (`-c pool=banana`): refused here, for every
+    # model, as tests/test_hostile.py refuses it for the shipped YAMLs. A bool needs none.
+    for key, default in declared.items():
+        example = default.example if isinstance(default, _Nullable) else default
+        if key not in checks and not isinstance(example, bool):
+            raise UsageError(_no_check(key, default, *(("configs/datasets.yaml", "defaults")
+                                                       if key in datasets_yaml["defaults"] else (model_path.name, "common"))))
 
     config: dict = {}
     _apply(config, datasets_yaml["defaults"], declared, "configs/datasets.yaml defaults", checks)

@@ -12,11 +12,13 @@ DATASETS = {
     "datasets": {name: {"format": "mmsa", "task": "regression", "metrics": name, "headline": "MAE", "language": "en",
                         "label_range": [-1, 1], "files": {"unaligned": f"{name}.pkl"}, "config": config}
                  for name, config in (("mosi", {"batch_size": 2}), ("sims", {}))},
+    "checks": {"max_epochs": "[1, inf)", "pretrained": "any", "key_eval": "any"},
 }
 TFN = {
     "common": {"batch_size": 3, "hidden": 8, "ratio": 0.5, "flag": True, "dims": [1, 2], "mode": "a"},
     "mosi": {"batch_size": 4, "hidden": 16},
     "presets": {"small": {"hidden": 32, "max_epochs": 2}},
+    "checks": {"hidden": "[1, inf)", "ratio": "[0, 1]", "dims": "[1, inf)", "mode": ["a", "b"]},
 }
 
 
@@ -229,3 +231,41 @@ def test_an_int_value_of_a_real_valued_key_is_stored_and_hashed_as_before(int_de
 def test_which_intervals_are_real_valued(spec, real):
     from mmsa_atsuko.config import Check
     assert Check(spec, "here").real is real
+
+
+# ------------------------------------------------------------------------------------------
+# every declared key has a check, or the config does not load
+# ------------------------------------------------------------------------------------------
+def test_a_model_key_without_a_check_is_refused_naming_the_line_to_add(config_dir):
+    """`pool: mean` with no check took `-c pool=banana`: only a test guarded the shipped YAMLs."""
+    (config_dir / "tfn.yaml").write_text(yaml.safe_dump(dict(TFN, common={**TFN["common"], "pool": "mean"})))
+    with pytest.raises(UsageError, match=r"^tfn.yaml common: pool has no check; add a line to the checks: block of "
+                                         r"tfn.yaml, e.g. `pool: \[mean, ...\]` \(the allowed words\), or `pool: any`"):
+        load_config("tfn", "mosi", config_dir=config_dir)
+    checked = dict(TFN, common={**TFN["common"], "pool": "mean"}, checks={**TFN["checks"], "pool": ["mean", "max"]})
+    (config_dir / "tfn.yaml").write_text(yaml.safe_dump(checked))
+    assert load_config("tfn", "mosi", overrides=["pool=max"], config_dir=config_dir).pool == "max"
+    with pytest.raises(UsageError, match=r"command-line override -c: pool must be one of mean, max, got 'banana'"):
+        load_config("tfn", "mosi", overrides=["pool=banana"], config_dir=config_dir)
+
+
+@pytest.mark.parametrize("default, line", [
+    (3, r'`extra: "\[1, inf\)"` \(an interval\)'),
+    (0.5, r'`extra: "\[0.0, inf\)"` \(an interval\)'),
+    ([0.1, 0.2], r'`extra: "\[0.0, inf\)"` \(an interval\)'),
+    (None, r"add `extra: any` \(checked where it is used\), an interval or the allowed words to the checks: block"),
+])
+def test_the_missing_check_line_fits_the_default(config_dir, default, line):
+    (config_dir / "tfn.yaml").write_text(yaml.safe_dump(dict(TFN, common={**TFN["common"], "extra": default})))
+    with pytest.raises(UsageError, match=line):
+        load_config("tfn", "mosi", config_dir=config_dir)
+
+
+def test_a_bool_needs_no_check_and_a_trainer_key_needs_one(config_dir):
+    (config_dir / "tfn.yaml").write_text(yaml.safe_dump(
+        dict(TFN, common={**TFN["common"], "use_x": False, "maybe": None}, nullable={"maybe": "bool"})))
+    assert load_config("tfn", "mosi", config_dir=config_dir).use_x is False
+    (config_dir / "datasets.yaml").write_text(yaml.safe_dump(dict(DATASETS, checks={"pretrained": "any", "key_eval": "any"})))
+    with pytest.raises(UsageError, match=r"^configs/datasets.yaml defaults: max_epochs has no check; add a line to "
+                                         r"the checks: block of configs/datasets.yaml"):
+        load_config("tfn", "mosi", config_dir=config_dir)
