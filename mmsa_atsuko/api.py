@@ -82,15 +82,16 @@ class Job:
 def resolve_config(model, dataset, *, preset=None, overrides=(), max_epochs=None, synthetic_bert=None):
     """The checked config of one (model, dataset) run: `load_config` with `max_epochs` and, for
     synthetic data, its BERT folder as `pretrained` unless an override names one; then the
-    trainer's checks (`check_trainer_config`). Reads no data."""
+    trainer's checks (`check_trainer_config`), an error naming the layer that set the value. Reads no data."""
     overrides = list(overrides)
     if max_epochs is not None:
-        overrides.append(("max_epochs", int(max_epochs)))
+        overrides.append(("max_epochs", max_epochs, "--max-epochs"))       # its type checked as any value's
     if synthetic_bert is not None and not any(
             (o[0] if isinstance(o, tuple) else o.split("=", 1)[0].strip()) == "pretrained" for o in overrides):
-        overrides.insert(0, ("pretrained", synthetic_bert_name(synthetic_bert)))
-    config = load_config(model, dataset, preset=preset, overrides=overrides)
-    check_trainer_config(config, dataset)
+        overrides.insert(0, ("pretrained", synthetic_bert_name(synthetic_bert), "--synthetic"))
+    origins = {}
+    config = load_config(model, dataset, preset=preset, overrides=overrides, origins=origins)
+    check_trainer_config(config, dataset, origins)
     return config
 
 

@@ -203,7 +203,8 @@ class Check:
                                  f"choices, increasing or any")
             left, lo, hi, right = match.groups()
             self.interval = (float(lo), float(hi), left == "[", right == "]")
-            self.words = {"[0, inf)": "0 or more", "[0.0, inf)": "0 or more", "(0, inf)": "positive"}.get(
+            self.words = {"[0, inf)": "0 or more", "[0.0, inf)": "0 or more", "(0, inf)": "positive",
+                          "(0, 1)": "between 0 and 1"}.get(
                 f"{left}{lo}, {hi}{right}", f"at least {lo}" if (left, hi) == ("[", "inf") else f"in {spec}")
             # Real-valued: a finite end that is open ("[0, 1)", "(0, inf)") or not spelled as an
             # integer ("[0.0, inf)"); "[1, inf)" is a count. An int default there takes a float too.
@@ -315,7 +316,8 @@ def check_meaning(key: str, value, declared, check: Check | None, where: str) ->
         raise UsageError(f"{where}: {key} must be a number, got {value!r}{number_hint(value)}")
     what = check.problem(value) if check is not None else None
     if what:
-        raise UsageError(f"{where}: {key} must be {what}, got {value!r}")
+        null = "null or " if isinstance(declared, _Nullable) else ""
+        raise UsageError(f"{where}: {key} must be {null}{what}, got {value!r}")
 
 
 def _coerce(key: str, value, declared, where: str, real: bool = False):
@@ -357,7 +359,7 @@ def _coerce(key: str, value, declared, where: str, real: bool = False):
     return value
 
 
-def _apply(config: dict, layer: dict, declared: dict, where: str, checks: dict) -> None:
+def _apply(config: dict, layer: dict, declared: dict, where: str, checks: dict, origins: dict) -> None:
     if not isinstance(layer, dict):
         raise UsageError(f"{where} must be a mapping of key: value, got {_type_name(layer)}")
     for key, value in layer.items():
@@ -367,6 +369,7 @@ def _apply(config: dict, layer: dict, declared: dict, where: str, checks: dict) 
             raise UsageError(f"{where}: unknown config key {key!r}{hint}")
         config[key] = _coerce(key, value, declared[key], where, real=getattr(checks.get(key), "real", False))
         check_meaning(key, config[key], declared[key], checks.get(key), where)
+        origins[key] = where
 
 
 YAML11_BOOL_WORDS = {"on", "off", "yes", "no", "y", "n"}
@@ -421,9 +424,15 @@ def declared_type(model: str, key: str, config_dir: Path = CONFIG_DIR) -> type |
 
 
 def load_config(model: str, dataset: str, *, preset: str | None = None, overrides=(),
-                config_dir: Path = CONFIG_DIR, overrides_from: str = "command-line override -c") -> EasyDict:
+                config_dir: Path = CONFIG_DIR, overrides_from: str = "command-line override -c",
+                origins: dict | None = None) -> EasyDict:
     """Resolve the full config of one (model, dataset) run; see the module docstring.
-    `overrides_from` names where the overrides were written, for the error a bad one raises."""
+    `overrides` are 'key=value' strings, (key, value) pairs or (key, value, where) triples;
+    `overrides_from` names where the others were written, for the error a bad one raises.
+    `origins`, a dict when given, is filled with key -> where its value was set (the layer's name
+    as the errors give it), so that a check made on the whole config later (the trainer's
+    key_eval, which depends on the dataset) blames the layer that set the value."""
+    origins = {} if origins is None else origins
     datasets_yaml = read_yaml(config_dir / "datasets.yaml")
     dataset = str(dataset).lower()
     facts = dataset_facts(dataset, config_dir)
@@ -448,20 +457,20 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
                                                        if key in datasets_yaml["defaults"] else (model_path.name, "common"))))
 
     config: dict = {}
-    _apply(config, datasets_yaml["defaults"], declared, "configs/datasets.yaml defaults", checks)
-    _apply(config, facts.get("config") or {}, declared, f"datasets.yaml {dataset}.config", checks)
-    _apply(config, model_yaml.get("common") or {}, declared, f"{model_path.name} common", checks)
-    _apply(config, model_yaml.get(dataset) or {}, declared, f"{model_path.name} {dataset}", checks)
-    _apply(config, variant_overrides, declared, f"model variant {model}", checks)
+    _apply(config, datasets_yaml["defaults"], declared, "configs/datasets.yaml defaults", checks, origins)
+    _apply(config, facts.get("config") or {}, declared, f"datasets.yaml {dataset}.config", checks, origins)
+    _apply(config, model_yaml.get("common") or {}, declared, f"{model_path.name} common", checks, origins)
+    _apply(config, model_yaml.get(dataset) or {}, declared, f"{model_path.name} {dataset}", checks, origins)
+    _apply(config, variant_overrides, declared, f"model variant {model}", checks, origins)
     if preset is not None:
         presets = model_yaml.get("presets") or {}
         if preset not in presets:
             raise UsageError(f"unknown preset {preset!r} for {model}; {model_path.name} defines: "
                              f"{', '.join(presets) or 'none'}")
-        _apply(config, presets[preset], declared, f"{model_path.name} presets.{preset}", checks)
+        _apply(config, presets[preset], declared, f"{model_path.name} presets.{preset}", checks, origins)
     for item in overrides:
-        key, value = item if isinstance(item, tuple) else parse_override(item)
-        _apply(config, {key: value}, declared, overrides_from, checks)
+        key, value, *where = item if isinstance(item, tuple) else parse_override(item)
+        _apply(config, {key: value}, declared, where[0] if where else overrides_from, checks, origins)
     return EasyDict(config)
 
 

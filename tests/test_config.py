@@ -269,3 +269,24 @@ def test_a_bool_needs_no_check_and_a_trainer_key_needs_one(config_dir):
     with pytest.raises(UsageError, match=r"^configs/datasets.yaml defaults: max_epochs has no check; add a line to "
                                          r"the checks: block of configs/datasets.yaml"):
         load_config("tfn", "mosi", config_dir=config_dir)
+
+
+# ------------------------------------------------------------------------------------------
+# the trainer's keys: an error names the layer that set the value, as for any other key
+# ------------------------------------------------------------------------------------------
+def test_a_trainer_value_is_blamed_on_the_layer_that_set_it():
+    """`-c learning_rate=-1` said 'learning_rate must be positive' with no `command-line override -c:`:
+    the trainer keys were `any` to the loader and checked on the whole config afterwards."""
+    from mmsa_atsuko.api import resolve_config
+    with pytest.raises(UsageError, match=r"^command-line override -c: learning_rate must be positive, got -1.0$"):
+        load_config("tfn", "sims", overrides=["learning_rate=-1"])
+    with pytest.raises(UsageError, match=r"^--max-epochs: max_epochs must be at least 1, got 0$"):
+        resolve_config("tfn", "sims", max_epochs=0)
+    with pytest.raises(UsageError, match=r"^--max-epochs: max_epochs must be an int like 100, got 2.5$"):
+        resolve_config("tfn", "sims", max_epochs=2.5)            # was int(2.5): 2 epochs, silently
+    with pytest.raises(UsageError, match=r"^a layer: key_eval must be a metric of sims \(Loss, "):
+        resolve_config("tfn", "sims", overrides=[("key_eval", "Has0_acc_2", "a layer")])
+    origins = {}
+    load_config("mult", "mosi", overrides=["scheduler_factor=0.5"], origins=origins)
+    assert origins["scheduler_factor"] == "command-line override -c" and origins["scheduler"] == "mult.yaml common"
+    assert origins["key_eval"] == "datasets.yaml mosi.config"

@@ -479,8 +479,8 @@ MEANINGLESS = [
     ("emoe", "dst_feature_dim_nheads=[0,8]", "dst_feature_dim_nheads[0] must be at least 1"),
     ("self_mm", "learning_rate_bert=0", "learning_rate_bert must be positive"),
     ("self_mm", "weight_decay_audio=-1", "weight_decay_audio must be 0 or more"),
-    ("mult", "scheduler_factor=1.5", "scheduler_factor must be between 0 and 1"),     # the trainer's check
-    ("tfn", "grad_accum=0", "grad_accum must be at least 1, got 0"),
+    ("mult", "scheduler_factor=1.5", "command-line override -c: scheduler_factor must be between 0 and 1"),
+    ("tfn", "grad_accum=0", "command-line override -c: grad_accum must be at least 1, got 0"),
 ]
 
 

@@ -352,7 +352,7 @@ def _main(argv, capsys):
     (["sweep", "-m", "tfn", "-d", "sims", "--aligned"], 2, "sims has no aligned setting"),
     (["sweep", "missing.yaml"], 2, "missing.yaml not found"),
     # Checked while planning, so a bad value is one error, not a failed record per run.
-    (["sweep", "-m", "tfn", "-d", "mosi", "--synthetic", "-c", "key_eval=bogus"], 2, "key_eval must be a metric of mosi"),
+    (["sweep", "-m", "tfn", "-d", "mosi", "--synthetic", "-c", "key_eval=bogus"], 2, "command-line override -c: key_eval must be a metric of mosi"),
     (["sweep", "-m", "tfn", "-d", "mosi", "--synthetic", "-s", "1", "1"], 2, "seed 1 is given twice"),
     (["leaderboard", "--format", "xls"], 2, "invalid choice: 'xls'"),
     (["compare", "-m", "atsuko"], 2, "required: --against"),
@@ -360,6 +360,26 @@ def _main(argv, capsys):
 def test_sweep_and_table_command_errors_are_one_line(tmp_path, capsys, argv, code, message):
     got, lines = _main([*argv, *(["--out", str(tmp_path / "o")] if argv[0] == "sweep" else [])], capsys)
     assert got == code and len(lines) == 1 and message in lines[0], lines
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("experiments:\n  - {name: a, models: [tfn], datasets: [mosi], config: {learning_rate: -1}}\n",
+     "SWEEP experiment 'a': config, for tfn: learning_rate must be positive, got -1.0"),
+    ("config: {key_eval: Acc_9}\nexperiments:\n  - {name: a, models: [tfn], datasets: [mosi]}\n",
+     "SWEEP: config, for tfn: key_eval must be a metric of mosi"),
+    ("max_epochs: 0\nexperiments:\n  - {name: a, models: [tfn], datasets: [mosi]}\n",
+     "SWEEP: max_epochs must be at least 1, got 0"),
+    ("experiments:\n  - {name: a, models: [tfn], datasets: [mosi], max_epochs: 2.5}\n",
+     "SWEEP experiment 'a': max_epochs must be an int like 100, got 2.5"),
+])
+def test_a_trainer_value_in_a_sweep_file_is_blamed_on_the_file(tmp_path, capsys, text, message):
+    """The trainer's keys were `any` to the loader and checked on the whole config later, so a sweep
+    file's learning_rate: -1 or max_epochs: 0 came out with no word of where it was written."""
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(text)
+    got, lines = _main(["sweep", str(sweep), "--synthetic", "--out", str(tmp_path / "o")], capsys)
+    assert got == 2 and len(lines) == 1 and message.replace("SWEEP", str(sweep)) in lines[0], lines
     assert not (tmp_path / "o").exists()
 
 

@@ -192,13 +192,17 @@ def load_training_state(path: Path, model, optimizer, scheduler, generator, devi
     return epoch, state["history"], (b["value"], b["epoch"], weights, b["valid"])
 
 
-def check_trainer_config(config, dataset: str) -> None:
+def check_trainer_config(config, dataset: str, origins: dict | None = None) -> None:
     """Raise UsageError (one line) for a trainer key whose value cannot train: checked when a run
     is planned, before anything is written, and again by `fit` for callers that go straight there.
-    (The config loader has already checked each key's type, and that no float is NaN or inf.)"""
+    (The config loader has already checked each key's type, that no float is NaN or inf, and each
+    value against the `checks:` of configs/datasets.yaml, naming the layer; only key_eval, which
+    depends on the dataset, is left to this check for a loaded config.) `origins`, as
+    `load_config(origins=...)` fills it, names the layer that set a refused value."""
     def require(ok: bool, key: str, what: str) -> None:
         if not ok:
-            raise UsageError(f"{key} must be {what}, got {config[key]!r}")
+            where = f"{origins[key]}: " if origins and key in origins else ""
+            raise UsageError(f"{where}{key} must be {what}, got {config[key]!r}")
 
     for key in ("batch_size", "grad_accum", "max_epochs", "early_stop"):
         require(config[key] >= 1, key, "at least 1")
