@@ -368,7 +368,8 @@ def test_the_user_model_as_written_trains_and_writes_its_predictions(tmp_path):
 
 @pytest.mark.parametrize("py,yaml,message", [
     # AttributeError: 'EasyDict' object has no attribute 'fusion_dropout'. Did you mean: 'fusion_droput'?
-    ([], [("fusion_dropout: 0.2", "fusion_droput: 0.2")],
+    # (the misspelt key has a check, or loading the config would stop first: "fusion_droput has no check")
+    ([], [("fusion_dropout: 0.2", "fusion_droput: 0.2"), ("checks:\n", 'checks:\n  fusion_droput: "[0.0, 1)"\n')],
      "error: latefuse: building the model failed: AttributeError: config has no key 'fusion_dropout' (did you "
      "mean 'fusion_droput'?); declare it in configs/latefuse.yaml"),
     # "...failed to import (RuntimeError: ...); install or fix what it needs": nothing to install

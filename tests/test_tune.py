@@ -329,5 +329,5 @@ def test_a_trial_value_the_config_refuses_is_blamed_on_the_space_file(tmp_path, 
     code, out, err = _cli_tune(tmp_path, capsys, "--trials", "2", "--space", str(space), "--out", str(tmp_path / "o"))
     failed = [line for line in out.splitlines() if "FAILED" in line]
     assert code == 1 and len(failed) == 2 and len(err) == 1, (out, err)
-    assert all(f"FAILED: UsageError: {space}: post_fusion_dim must be a int like 64, got " in line for line in failed)
+    assert all(f"FAILED: UsageError: {space}: post_fusion_dim must be an int like 64, got " in line for line in failed)
     assert "command-line override" not in out + err[0]
