@@ -423,21 +423,12 @@ def declared_type(model: str, key: str, config_dir: Path = CONFIG_DIR) -> type |
     return None if example is None else list if isinstance(example, tuple) else type(example)
 
 
-def load_config(model: str, dataset: str, *, preset: str | None = None, overrides=(),
-                config_dir: Path = CONFIG_DIR, overrides_from: str = "command-line override -c",
-                origins: dict | None = None) -> EasyDict:
-    """Resolve the full config of one (model, dataset) run; see the module docstring.
-    `overrides` are 'key=value' strings, (key, value) pairs or (key, value, where) triples;
-    `overrides_from` names where the others were written, for the error a bad one raises.
-    `origins`, a dict when given, is filled with key -> where its value was set (the layer's name
-    as the errors give it), so that a check made on the whole config later (the trainer's
-    key_eval, which depends on the dataset) blames the layer that set the value."""
-    origins = {} if origins is None else origins
+def _rules(model: str, config_dir: Path) -> tuple[dict, dict, dict, Path, dict]:
+    """(declared, checks, datasets.yaml, the model's YAML path, its YAML) of `model`; a key without
+    a check is refused here."""
     datasets_yaml = read_yaml(config_dir / "datasets.yaml")
-    dataset = str(dataset).lower()
-    facts = dataset_facts(dataset, config_dir)
     table = datasets_table(config_dir)
-    config_name, variant_overrides = model_config_name(model)
+    config_name, _ = model_config_name(model)
     model_path = config_dir / f"{config_name}.yaml"
     model_yaml = read_yaml(model_path)
     unknown_blocks = set(model_yaml) - {"common", "presets", "nullable", "checks", *table}
@@ -455,6 +446,44 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
         if key not in checks and not isinstance(example, bool):
             raise UsageError(_no_check(key, default, *(("configs/datasets.yaml", "defaults")
                                                        if key in datasets_yaml["defaults"] else (model_path.name, "common"))))
+    return declared, checks, datasets_yaml, model_path, model_yaml
+
+
+def check_config(model: str, config, where: str, config_dir: Path = CONFIG_DIR) -> EasyDict:
+    """A finished config written elsewhere (a run's model.json), held to the checks `load_config`
+    applies to each of its layers: a mapping of every key `model` declares and no other, each value
+    of its declared type and meaning. Returns it as `load_config` would (an int standing for a
+    float made one); anything else is one UsageError line that starts with `where`."""
+    if not isinstance(config, dict):
+        raise UsageError(f"{where} must be a mapping of key: value, got {_type_name(config)}")
+    declared, checks, _, _, _ = _rules(model, config_dir)
+    missing = [key for key in declared if key not in config]
+    if missing:
+        raise UsageError(f"{where} lacks the {model} key(s) {', '.join(missing[:5])}"
+                         f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}")
+    checked: dict = {}
+    try:
+        _apply(checked, config, declared, where, checks, {})
+    except UsageError as e:          # a value written by anyone: its repr in the line may be long
+        message = str(e)
+        raise UsageError(message if len(message) <= 400 else message[:400] + "...") from None
+    return EasyDict(checked)
+
+
+def load_config(model: str, dataset: str, *, preset: str | None = None, overrides=(),
+                config_dir: Path = CONFIG_DIR, overrides_from: str = "command-line override -c",
+                origins: dict | None = None) -> EasyDict:
+    """Resolve the full config of one (model, dataset) run; see the module docstring.
+    `overrides` are 'key=value' strings, (key, value) pairs or (key, value, where) triples;
+    `overrides_from` names where the others were written, for the error a bad one raises.
+    `origins`, a dict when given, is filled with key -> where its value was set (the layer's name
+    as the errors give it), so that a check made on the whole config later (the trainer's
+    key_eval, which depends on the dataset) blames the layer that set the value."""
+    origins = {} if origins is None else origins
+    dataset = str(dataset).lower()
+    facts = dataset_facts(dataset, config_dir)
+    _, variant_overrides = model_config_name(model)
+    declared, checks, datasets_yaml, model_path, model_yaml = _rules(model, config_dir)
 
     config: dict = {}
     _apply(config, datasets_yaml["defaults"], declared, "configs/datasets.yaml defaults", checks, origins)

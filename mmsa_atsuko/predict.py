@@ -15,6 +15,12 @@ extractor settings (resumable, like `run.py extract`).
 
 `predictions.csv`: id, split, prediction, and label where the file has labels; for
 classification the prediction is the class index, with `class_name` and `probability`.
+
+A run folder may come from anywhere. Before any work, `--out` must be a folder this user can
+write whose `predictions.csv` (and, with --videos, `features.pkl`, its `.cache/` and
+`features.skipped.txt`) is no symbolic link; predictions.csv is written whole through a fresh
+temporary file. The card is checked as `read_model_card` says, and the model it describes is
+compared with best.pt on the meta device before it is built (`load_checkpoint`).
 """
 from __future__ import annotations
 
@@ -24,18 +30,24 @@ import pandas as pd
 import torch
 from easydict import EasyDict
 
+from .atomic import replace_with
 from .config import dataset_facts
 from .data import load_dataset
+from .data.extract import skipped_report_path
 from .data.mmsa_format import load_for_prediction
 from .data.safe_checkpoint import load_weights
-from .errors import DataError, UsageError
+from .errors import DataError, ToolkitError, UsageError
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model
-from .results import read_records, run_path
-from .training.model_card import read_model_card, spec_from_card
+from .results import check_output_folder, open_new, read_records, run_path, show
+from .training.model_card import MODEL_CARD, NOT_OURS, read_model_card, spec_from_card
 from .training.seed import resolve_device
 
 SPLIT_ORDER = ("train", "valid", "test")
+PREDICTIONS = "predictions.csv"
+FEATURES = "features.pkl"
+# What predict writes in --out: the predictions, and with --videos what extract writes beside its output.
+OUTPUT_ENTRIES = (PREDICTIONS, FEATURES, f"{FEATURES}.cache/", skipped_report_path(Path(FEATURES)).name)
 
 
 def run_folder(results=None, run_id: str | None = None, checkpoint=None) -> Path:
@@ -56,19 +68,121 @@ def run_folder(results=None, run_id: str | None = None, checkpoint=None) -> Path
 
 
 def load_checkpoint(folder) -> tuple[dict, torch.nn.Module]:
-    """(model.json, the model with best.pt loaded, in eval mode, on the CPU)."""
+    """(model.json, the model with best.pt loaded, in eval mode, on the CPU).
+
+    A run folder may come from anywhere, and a card's config sizes the model: so the card is
+    checked (`read_model_card`), then best.pt read (`load_weights`, bounded by the file), then the
+    model the card describes built on the meta device, within a budget set by the weights, and
+    compared with them tensor by tensor; only a model whose every shape matches is built for
+    real, at the cost of the weights the user holds (module docstring of models/common/meta.py)."""
     card = read_model_card(folder)
+    card_path = Path(folder) / MODEL_CARD
     weights = Path(folder) / "best.pt"
     if not weights.is_file():
         raise DataError(f"{weights} not found: the run folder has model.json but no weights")
-    model = build_model(card["model"], EasyDict(card["config"]), spec_from_card(card))
-    weights_state = load_weights(weights)          # checked first: a hostile best.pt is one line
+    state = load_weights(weights)          # checked first: a hostile best.pt is one line
+
+    def not_these(why: str) -> DataError:
+        return DataError(f"{weights} is not the weights of the {card['model']} in {card_path} ({why})")
+
+    if not (isinstance(state, dict) and state
+            and all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items())):
+        raise not_these("it holds no state dict of named tensors")
+    config, spec = EasyDict(card["config"]), spec_from_card(card)
+    _check_sizes(card, spec, state, card_path)
+    with torch.device("meta"):
+        shapes = _build(card, config, spec, card_path, budget=len(state))
+    wrong = _shape_difference(shapes, state)
+    if wrong:
+        raise not_these(wrong)
+    persistent = sum(v.numel() for v in state.values())
+    every = sum(t.numel() for t in (*shapes.parameters(), *shapes.buffers()))
+    if every - persistent > EXTRA_ELEMENTS_PER_WEIGHT * persistent + EXTRA_ELEMENTS:
+        raise DataError(f"{card_path}: its {card['model']} would hold {every:,} values beside the {persistent:,} "
+                        f"of {weights}: not a model this toolkit trains; train the run again")
+    del shapes
+    model = _build(card, config, spec, card_path)
     try:
-        model.load_state_dict(weights_state)
-    except Exception as e:          # another model's weights, or not a state dict at all
-        raise DataError(f"{weights} is not the weights of the {card['model']} in {Path(folder) / 'model.json'} "
-                        f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
+        model.load_state_dict(state)
+    except Exception as e:          # shapes matched; a value the model itself refuses (e.g. Atsuko's lengths)
+        raise not_these(f"{type(e).__name__}: {' '.join(str(e).split())[:160]}") from None
     return card, model.eval()
+
+
+# What a model may hold beyond its state dict (non-persistent buffers, such as Atsuko's band
+# projectors: num_bands times its spectral bases): this many values per value of the weights, plus
+# a fixed allowance. Every shipped model stays under 2 per value (Atsuko at MOSEI's lengths: 1.2;
+# tests/test_predict.py).
+EXTRA_ELEMENTS_PER_WEIGHT = 8
+EXTRA_ELEMENTS = 1 << 24
+
+
+class _OverBudget(Exception):
+    pass
+
+
+def _build(card: dict, config, spec, card_path: Path, budget: int | None = None) -> torch.nn.Module:
+    """`build_model` of the card, any failure one DataError line naming the card. With `budget`
+    (the number of tensors of the weights), a build that registers far more tensors or modules than
+    that is stopped as it goes: on the meta device, a card's layer count alone could take hours."""
+    handles = []
+    if budget is not None:
+        counts = {"tensors": 0, "modules": 0}
+        limit = 2 * budget + 64
+
+        def count(kind: str):
+            def hook(*_):
+                counts[kind] += 1
+                if counts[kind] > limit:
+                    raise _OverBudget(f"more than {limit} {kind}")
+            return hook
+
+        registration = torch.nn.modules.module
+        handles = [registration.register_module_parameter_registration_hook(count("tensors")),
+                   registration.register_module_buffer_registration_hook(count("tensors")),
+                   registration.register_module_module_registration_hook(count("modules"))]
+    try:
+        return build_model(card["model"], config, spec)
+    except _OverBudget as e:
+        raise DataError(f"{card_path}: its {card['model']} has {e}, and best.pt holds {budget} tensors: "
+                        f"the card does not describe these weights") from None
+    except ToolkitError as e:      # e.g. a kernel longer than the card's sequence length
+        raise DataError(f"{card_path}: {e}") from None
+    except Exception as e:         # values that pass the config checks but build no model
+        raise DataError(f"{card_path}: its {card['model']} cannot be built "
+                        f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _check_sizes(card: dict, spec, state: dict, card_path: Path) -> None:
+    """DataError unless every integer of the card's config and dims is at most the number of values
+    the weights hold: a model's sizes never exceed its parameter count, and a build loops over some
+    of them in Python (one list entry per band), where no meta device helps."""
+    total = sum(v.numel() for v in state.values())
+    sizes = [(key, v) for key, value in card["config"].items() for v in (value if isinstance(value, list) else [value])]
+    sizes += [(f"spec {name} {m}", n) for name in ("feature_dims", "seq_lens") for m, n in getattr(spec, name).items()]
+    sizes.append(("spec num_classes", spec.num_classes))
+    for key, value in sizes:
+        if isinstance(value, int) and not isinstance(value, bool) and value > total:
+            raise DataError(f"{card_path}: {key} is {show(value)}, more than the {total} values of its best.pt: "
+                            f"the card does not describe these weights")
+
+
+def _shape_difference(model: torch.nn.Module, state: dict) -> str | None:
+    """What differs between the model's state dict (on any device) and `state`, or None."""
+    want = model.state_dict()
+    missing, unexpected = [k for k in want if k not in state], [k for k in state if k not in want]
+    if missing:
+        return f"it lacks {len(missing)} of the model's tensors, e.g. {show(missing[0])}"
+    if unexpected:
+        return f"it holds {len(unexpected)} tensors the model lacks, e.g. {show(unexpected[0])}"
+    for key, tensor in want.items():
+        if tuple(tensor.shape) != tuple(state[key].shape):
+            return (f"{show(key)} is {tuple(state[key].shape)} in the weights and {tuple(tensor.shape)} "
+                    f"in the model the card describes")
+    return None
 
 
 def _describe(extractor: dict | None) -> str:
@@ -138,6 +252,7 @@ def _read_features(card: dict, features) -> tuple[dict, dict, dict | None, bool]
 def predict_file(folder, features, out, *, split: str | None = None, device="cpu") -> Path:
     """Predict every sample of `features` (or of its `split`) with the run in `folder`;
     write `<out>/predictions.csv` and return its path."""
+    out = check_output(out)
     card, model = load_checkpoint(folder)
     splits, shapes, extractor, labelled = _read_features(card, features)
     check_features(card, model, shapes, extractor, splits, features)
@@ -165,11 +280,22 @@ def predict_file(folder, features, out, *, split: str | None = None, device="cpu
         if labelled:
             columns["label"] = data.tensors["label"].cpu().numpy()
         frames.append(pd.DataFrame(columns))
-    out = Path(out)
+    table = pd.concat(frames, ignore_index=True)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "predictions.csv"
-    pd.concat(frames, ignore_index=True).to_csv(path, index=False, float_format="%.9g")
+    path = out / PREDICTIONS
+
+    def write(tmp: Path) -> None:
+        with open_new(tmp, "w", newline="", encoding="utf-8") as f:
+            table.to_csv(f, index=False, float_format="%.9g")
+
+    replace_with(path, write)      # whole or not at all, and a link planted since the check is replaced, not followed
     return path
+
+
+def check_output(out) -> Path:
+    """`out` as a Path, or a one-line UsageError before any work: a file where the folder goes, a
+    folder this user cannot write, or a symbolic link (or a folder) where predict writes a file."""
+    return check_output_folder(out, "output folder", OUTPUT_ENTRIES)
 
 
 def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, max_clip_seconds: float | None = None,
@@ -177,14 +303,25 @@ def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, m
     """Extract `videos` into `<out>/features.pkl` with the extractor settings of the run in `folder`
     (`max_clip_seconds`: extract's limit on a clip, None for its default)."""
     from .data.extract import ExtractConfig, extract, media
-    card = read_model_card(folder)
+    check_output(out)
+    card, _ = load_checkpoint(folder)      # card and weights checked before minutes of extraction
     trained = card.get("extractor")
     if not trained or not trained.get("config"):
         raise UsageError(f"the run in {folder} was trained on features that run.py extract did not write "
                          f"({card.get('data')}): its features cannot be made from videos here; pass --features")
     settings = trained["config"]
+    kinds = {"str": (str,), "int": (int,), "float": (int, float)}
+    for key, field in ExtractConfig.__dataclass_fields__.items():
+        value = settings.get(key)
+        if not isinstance(value, kinds[field.type]) or isinstance(value, bool):
+            raise DataError(f"{Path(folder) / MODEL_CARD}: extractor.config.{key} must be a {field.type}, "
+                            f"got {show(value)}: {NOT_OURS}")
+    lengths = {m: settings[f"{m}_len"] for m in ("text", "audio", "vision")}
+    if lengths != card["seq_lens"]:          # the padded lengths of the features the model was trained on
+        raise DataError(f"{Path(folder) / MODEL_CARD}: the extractor's lengths {lengths} are not the card's "
+                        f"seq_lens {card['seq_lens']}: {NOT_OURS}")
     config = ExtractConfig(**{k: settings[k] for k in ExtractConfig.__dataclass_fields__})
-    result = extract(videos, transcripts, Path(out) / "features.pkl", bert=bert or trained.get("bert"),
+    result = extract(videos, transcripts, Path(out) / FEATURES, bert=bert or trained.get("bert"),
                      config=config, jobs=jobs, echo=echo,
                      max_clip_seconds=media.MAX_CLIP_SECONDS if max_clip_seconds is None else max_clip_seconds)
     return result.path

@@ -98,6 +98,21 @@ def with_text_bert(data, vocab_size=TINY_BERT_VOCAB):
     return Dataset(spec, add(data.train, 100), add(data.valid, 101), add(data.test, 102))
 
 
+def write_run_folder(folder, name, data, config):
+    """A run folder as training leaves it for `run.py predict` (model.json, best.pt), holding a freshly
+    built `name` (calibrated, where the model calibrates on the train split); -> that model."""
+    from mmsa_atsuko.registry import build_model
+    from mmsa_atsuko.training.model_card import write_model_card
+    torch.manual_seed(0)
+    model = build_model(name, config, data.spec)
+    if hasattr(model, "on_fit_start"):
+        model.on_fit_start(data.train)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_model_card(folder, name, config, data.spec)
+    torch.save(model.state_dict(), folder / "best.pt")
+    return model.eval()
+
+
 def fit_one_batch(model, batch, optimizer, steps: int) -> tuple[float, float]:
     """Train on one fixed batch for `steps` steps; -> (first, last) task loss (the memorisation tests)."""
     first = None

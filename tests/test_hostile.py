@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_dataset, write_run_folder
 
 import mmsa_atsuko
 from mmsa_atsuko import results as store
@@ -569,3 +570,173 @@ def test_a_mintrec_field_over_128_kib_is_one_line(tmp_path, capsys):
                     "--max-epochs", "1", "--quiet", "-c", f"pretrained={folder / 'bert-synthetic-en'}",
                     "--out", tmp_path / "r")
     assert_one_line(code, err, "train.tsv", "line 2")
+
+
+# ------------------------------------------------------------------------------------------
+# predict: a run folder from anywhere (model.json), an output folder with things planted in it
+# ------------------------------------------------------------------------------------------
+def edit_card(run_dir: Path, change=None, text: str | None = None) -> None:
+    """Rewrite run_dir/model.json: `change(card)` on the parsed card, or `text` as it is."""
+    path = run_dir / "model.json"
+    if text is None:
+        card = json.loads(path.read_text())
+        change(card)
+        text = json.dumps(card)
+    path.write_text(text)
+
+
+def predict(capsys, run_dir, record, out, *extra) -> tuple[int, str]:
+    return cli(capsys, "predict", "--checkpoint", run_dir, "--features", record["data_path"], "--out", out, *extra)
+
+
+@pytest.fixture
+def never_built_for_real(monkeypatch):
+    """predict's build_model, refusing any build off the meta device. Before, the model a card
+    described was built first: 4.6 GB and 20 s for the 'larger' card below, 8.5 TB tried for
+    'terabytes'; this way a regression fails here without allocating any of it."""
+    import mmsa_atsuko.predict as predict_module
+    real = predict_module.build_model
+
+    def guarded(*args, **kwargs):
+        if torch.empty(0).device.type != "meta":
+            raise AssertionError("the model the card describes was built before it was compared with best.pt")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "build_model", guarded)
+
+
+@pytest.mark.parametrize("entry", ["predictions.csv", "features.pkl", "features.pkl.cache", "features.skipped.txt"])
+def test_predict_never_writes_through_a_planted_link(results, victim, capsys, tmp_path, entry):
+    out, record = results
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    target = victim if entry.endswith(".cache") else victim / "victim.txt"
+    (pred / entry).symlink_to(target, target_is_directory=target.is_dir())
+    if entry == "predictions.csv":
+        code, err = predict(capsys, out / record["run_dir"], record, pred)
+    else:                                    # what --videos writes before it predicts
+        (tmp_path / "videos").mkdir()
+        (tmp_path / "transcripts.csv").write_text("id,text\na,hello\n")
+        code, err = cli(capsys, "predict", "--checkpoint", out / record["run_dir"], "--videos", tmp_path / "videos",
+                        "--transcripts", tmp_path / "transcripts.csv", "--out", pred)
+    assert_one_line(code, err, f"{pred / entry} is a symbolic link")
+
+
+@pytest.mark.parametrize("where", ["a file", "a folder at predictions.csv"])
+def test_predict_refuses_an_output_it_cannot_write_before_any_work(results, capsys, tmp_path, monkeypatch, where):
+    """--out naming a file was a FileExistsError traceback, once every prediction was computed."""
+    import mmsa_atsuko.predict as predict_module
+    out, record = results
+    target = tmp_path / "afile"
+    if where == "a file":
+        target.write_text("mine\n")
+    else:
+        (target / "predictions.csv").mkdir(parents=True)
+    monkeypatch.setattr(predict_module, "load_checkpoint", lambda *_: pytest.fail("--out was checked after loading"))
+    code, err = predict(capsys, out / record["run_dir"], record, target)
+    assert_one_line(code, err, "is a file, not a folder" if where == "a file" else "is a folder where the toolkit "
+                    "writes a file")
+
+
+def test_predictions_are_written_whole_and_beside_what_is_there(results, capsys, tmp_path):
+    out, record = results
+    code, err = predict(capsys, out / record["run_dir"], record, tmp_path / "pred")
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "pred").iterdir()] == ["predictions.csv"]     # no temporary left
+
+
+CARD_SIZES = {   # config changes that size another model, and the line
+    "larger": ({"post_fusion_dim": 4000, "hidden_dims": [64, 64, 64], "text_out": 64},
+               "in the model the card describes"),
+    "terabytes": ({"hidden_dims": [128, 128, 128], "text_out": 128, "post_fusion_dim": 10 ** 6},
+                  "post_fusion_dim is 1000000, more than the"),
+    "huge_integer": ({"post_fusion_dim": 10 ** 40}, "post_fusion_dim is a huge integer, more than the"),
+}
+
+
+@pytest.mark.parametrize("case", list(CARD_SIZES))
+def test_a_card_sizing_another_model_is_refused_before_it_is_built(results, capsys, tmp_path, never_built_for_real,
+                                                                    case):
+    out, record = results
+    change, needle = CARD_SIZES[case]
+    edit_card(out / record["run_dir"], lambda card: card["config"].update(change))
+    code, err = predict(capsys, out / record["run_dir"], record, tmp_path / "pred")
+    assert_one_line(code, err, needle)
+    assert not (tmp_path / "pred").exists()
+
+
+CARD_VALUES = {   # config values that pass no check of a training run's config, and the line
+    "text_out=-5": ({"text_out": -5}, "config: text_out must be at least 1, got -5"),
+    "dropouts[1]=2": ({"dropouts": [0.3, 2.0, 0.3, 0.5]}, "config: dropouts[1] must be in [0, 1)"),
+    "text_out=abc": ({"text_out": "abc"}, "config: text_out must be a int"),
+    "batch_size=0": ({"batch_size": 0}, "config: batch_size must be at least 1, got 0"),
+    "batch_size=-1": ({"batch_size": -1}, "config: batch_size must be at least 1, got -1"),
+    "eval_batch_size=0": ({"eval_batch_size": 0}, "config: eval_batch_size must be null or at least 1, got 0"),
+    "output_range": ({"output_range": [3.0, -3.0]}, "config: output_range must be increasing"),
+    "unknown_key": ({"evil": 1}, "config: unknown config key 'evil'"),
+    "long_string": ({"temporal_mean": "x" * 100_000}, "config: temporal_mean must be one of padded, valid"),
+}
+
+
+@pytest.mark.parametrize("case", list(CARD_VALUES))
+def test_a_card_of_meaningless_values_is_one_line(results, capsys, tmp_path, never_built_for_real, case):
+    out, record = results
+    change, needle = CARD_VALUES[case]
+    edit_card(out / record["run_dir"], lambda card: card["config"].update(change))
+    code, err = predict(capsys, out / record["run_dir"], record, tmp_path / "pred")
+    assert_one_line(code, err, "model.json " + needle)
+    assert len(err) < 600
+
+
+def _set(path: str, value):
+    def change(card):
+        *parents, last = path.split(".")
+        for key in parents:
+            card = card[key]
+        card[last] = value
+    return change
+
+
+MALFORMED = {   # -> (a change of the card, or its whole text), the line
+    "no_spec": (lambda card: card.pop("spec"), "has no spec"),
+    "spec_extra_key": (_set("spec.evil", 1), "spec has an unknown field 'evil'"),
+    "spec_wrong_type": (_set("spec.num_classes", "1"), "spec.num_classes must be a positive integer"),
+    "config_key_missing": (lambda card: card["config"].pop("text_out"), "lacks the tfn key(s) text_out"),
+    "config_not_a_mapping": (_set("config", [1]), "config must be an object"),
+    "dims_disagree": (_set("feature_dims.audio", 6), "feature_dims and spec.feature_dims differ"),
+    "model_traversal": (_set("model", "../../x"), "unknown model '../../x'"),
+    "a_list": ("[1]", "holds a JSON array, not a JSON object"),
+    "deep_nesting": ("[" * 200_000, "nests deeper than a JSON reader goes"),
+    "huge_integer": ('{"card_version": 1' + "0" * 5000 + "}", "is not valid JSON"),
+    "oversized": (_set("data", "x" * (2 << 20)), "is larger than 1024 KiB"),
+    "not_utf8": (b'{"card_version": 1, "model": "\xff"}', "is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_card_is_one_line(results, capsys, tmp_path, case):
+    out, record = results
+    change, needle = MALFORMED[case]
+    run_dir = out / record["run_dir"]
+    if isinstance(change, bytes):
+        (run_dir / "model.json").write_bytes(change)
+    else:
+        edit_card(run_dir, *((None, change) if isinstance(change, str) else (change,)))
+    code, err = predict(capsys, run_dir, record, tmp_path / "pred")
+    assert_one_line(code, err, f"{run_dir / 'model.json'}", needle)
+    assert len(err) < 600 and not (tmp_path / "pred").exists()
+
+
+def test_a_card_of_a_thousand_layers_stops_its_build_early(tmp_path, capsys, never_built_for_real):
+    """MulT's layer count sizes no tensor of the weights: on the meta device the build costs nothing
+    per value but a Python object per module, so it is stopped once it registers far more tensors
+    than best.pt holds (here 20,000 layers in each of 6 stacks: minutes and gigabytes)."""
+    data = make_dataset()
+    run_dir = tmp_path / "run"
+    write_run_folder(run_dir, "mult", data, load_config("mult", "mosi", preset="small"))
+    tensors = len(torch.load(run_dir / "best.pt", weights_only=True))
+    edit_card(run_dir, _set("config.nlevels", 20_000))
+    code, err = cli(capsys, "predict", "--checkpoint", run_dir, "--features", tmp_path / "none.pkl",
+                    "--out", tmp_path / "pred")
+    assert_one_line(code, err, "more than", f"best.pt holds {tensors} tensors")
+

@@ -8,12 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import make_dataset, with_text_bert, write_run_folder
+from easydict import EasyDict
 from media_fixtures import CLIPS, require_extract, write_corpus
 
 from mmsa_atsuko.cli import main
+from mmsa_atsuko.config import load_config
 from mmsa_atsuko.data.extract import EXTRACTOR_KEY, ExtractConfig, extract
 from mmsa_atsuko.data.synthetic import write_tiny_bert
+from mmsa_atsuko.predict import load_checkpoint
+from mmsa_atsuko.registry import build_model, list_models
 from mmsa_atsuko.results import read_records
+from mmsa_atsuko.training.model_card import spec_from_card
 
 SMALL = ExtractConfig(text_len=12, audio_len=40, vision_len=15)
 QUIET = lambda _: None  # noqa: E731
@@ -158,3 +164,66 @@ def test_classification_writes_class_names_and_probabilities(tmp_path, capsys):
     assert table.prediction.tolist() == trainer.pred.tolist()
     assert table.class_name.tolist() == [card["label_names"][i] for i in trainer.pred]
     assert np.allclose(table.probability, probs.max(axis=1), atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------
+# the checked load (model.json checked, the model compared with best.pt on the meta device
+# first) gives the very model, and predictions, that building and loading it plainly gave
+# ------------------------------------------------------------------------------------------
+def every_tensor(model) -> dict:
+    """Parameters and every buffer, the non-persistent ones (Atsuko's band projectors) too."""
+    return {**dict(model.named_parameters()), **dict(model.named_buffers())}
+
+
+@pytest.mark.parametrize("name, use_bert", [(n, False) for n in list_models()] + [("atsuko", True)])
+def test_the_checked_load_is_bit_identical_to_the_plain_one(name, use_bert, tmp_path, tiny_bert):
+    data = with_text_bert(make_dataset())
+    overrides = [("pretrained", tiny_bert)] + ([("use_bert", True)] if use_bert else [])
+    config = load_config(name, "mosi", preset="small", overrides=overrides)
+    trained = write_run_folder(tmp_path / "run", name, data, config)
+    card, loaded = load_checkpoint(tmp_path / "run")
+    plain = build_model(name, EasyDict(card["config"]), spec_from_card(card))     # what predict did before
+    plain.load_state_dict(torch.load(tmp_path / "run" / "best.pt", weights_only=True))
+    plain.eval()
+    got = every_tensor(loaded)
+    want = every_tensor(plain)
+    assert got.keys() == want.keys()
+    assert [k for k in want if not torch.equal(got[k], want[k])] == []
+    # And the trained model's: its weights, and what is derived from them (Atsuko's projectors from
+    # the calibrated band bounds; Self-MM's label store is one fit's state, empty in any fresh build).
+    want = {k: v for k, v in every_tensor(trained).items() if k in trained.state_dict() or "projectors" in k}
+    assert [k for k in want if not torch.equal(got[k], want[k])] == []
+    assert name not in ("atsuko", "atsuko_sbn") or any("projectors" in k for k in want)
+    batch = data.test.batch(torch.arange(len(data.test)))
+    with torch.no_grad():
+        assert torch.equal(loaded(batch)["pred"], plain(batch)["pred"])
+
+
+def test_every_model_holds_few_values_beside_its_weights(tiny_bert):
+    """What `load_checkpoint` allows a model beyond its state dict (predict.EXTRA_ELEMENTS_PER_WEIGHT)
+    is far above what any shipped model holds, Atsuko's band projectors at MOSEI's lengths included."""
+    from mmsa_atsuko.predict import EXTRA_ELEMENTS, EXTRA_ELEMENTS_PER_WEIGHT
+    spec = dataclasses.replace(make_dataset().spec, seq_lens={"text": 50, "audio": 500, "vision": 500})
+    for name in list_models():
+        config = load_config(name, "mosei", preset="small", overrides=[("pretrained", tiny_bert)])
+        with torch.device("meta"):
+            model = build_model(name, config, dataclasses.replace(spec, has_text_bert=True))
+        weights = sum(t.numel() for t in model.state_dict().values())
+        beside = sum(t.numel() for t in (*model.parameters(), *model.buffers())) - weights
+        assert beside <= 2 * weights + 1000 < EXTRA_ELEMENTS_PER_WEIGHT * weights + EXTRA_ELEMENTS, name
+
+
+def test_predict_gives_the_trainers_atsuko_test_predictions_exactly(tmp_path, capsys):
+    """Atsuko's band projectors are rebuilt from the loaded band bounds (non-persistent buffers):
+    predict's numbers are the trainer's, to the last digit written."""
+    assert main(["-m", "atsuko", "-d", "mosi", "--synthetic", "--preset", "small", "--max-epochs", "1",
+                 "-s", "1111", "--out", str(tmp_path / "results"), "--quiet"]) == 0
+    record = read_records(tmp_path / "results")[-1]
+    run_dir = tmp_path / "results" / "runs" / record["run_id"]
+    code, err = _predict(capsys, "--checkpoint", run_dir, "--features", record["data_path"], "--split", "test",
+                         "--out", tmp_path / "out")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "out" / "predictions.csv", dtype={"prediction": str})
+    trainer = pd.read_csv(run_dir / "predictions_test.csv", dtype={"pred": str})
+    assert table.id.tolist() == trainer.id.tolist()
+    assert table.prediction.tolist() == trainer.pred.tolist()

@@ -28,9 +28,11 @@ STORE_ENTRIES = (RUNS_FILE, RUNS_FILE + ".lock", "runs", "normal", ANALYSIS_DIR)
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)     # absent on Windows, where a plain user cannot make symlinks
 
 
-def check_output_folder(out_dir, what: str = "results folder") -> Path:
+def check_output_folder(out_dir, what: str = "results folder", entries=STORE_ENTRIES) -> Path:
     """Raise UsageError (one line) unless `out_dir` is, or can be created as, a folder this
-    process may write. Creates nothing: a request that fails later must leave no trace."""
+    process may write, and none of `entries` (the names the caller writes in it; a folder's ends
+    in "/", or has no dot) is a symbolic link, the wrong kind of thing, or an unwritable file.
+    Creates nothing: a request that fails later must leave no trace."""
     out_dir = Path(out_dir)
     probe = out_dir
     while not probe.exists():              # the nearest ancestor that exists is where mkdir starts
@@ -42,11 +44,15 @@ def check_output_folder(out_dir, what: str = "results folder") -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"{what} {out_dir}: {probe} is not writable by this user; choose another --out")
     if probe == out_dir:
-        for name in STORE_ENTRIES:
-            entry = out_dir / name
+        for name in entries:
+            kind = "folder" if name.endswith("/") or "." not in name else "file"
+            entry = out_dir / name.rstrip("/")
             if entry.is_symlink():
                 raise UsageError(f"{what} {out_dir}: {entry} is a symbolic link; the toolkit writes only inside "
-                                 f"the results folder (replace it with a real {'file' if '.' in name else 'folder'})")
+                                 f"the {what} (replace it with a real {kind})")
+            if entry.exists() and entry.is_dir() != (kind == "folder"):
+                raise UsageError(f"{what} {out_dir}: {entry} is a {'folder' if entry.is_dir() else 'file'} where "
+                                 f"the toolkit writes a {kind}; move it away or choose another --out")
             if entry.is_file() and not os.access(entry, os.W_OK):
                 raise UsageError(f"{what} {out_dir}: {entry} is not writable by this user; fix its permissions "
                                  f"or choose another --out")

@@ -7,23 +7,35 @@ feature dims and padded lengths per modality, which text inputs it had), the fea
 sha256 (or synthetic recipe), the extractor that wrote the file where known, and, for a
 run configured with a BERT, that BERT's tokenizer. `run.py predict` rebuilds the model from
 it and refuses features that do not fit.
+
+A run folder may come from anywhere, so `read_model_card` holds a card to what this module
+writes before anything uses it: at most MAX_CARD_BYTES, a JSON object, every field predict reads
+present with its type, the spec's dims and task those of the card, and the config held to the
+checks training applies (`config.check_config`, `check_trainer_config`). Anything else is one
+DataError line naming the file.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 from ..version import __version__
-from ..config import config_hash
+from ..config import check_config, config_hash, dataset_facts
 from ..data.extract.text import tokenizer_identity
 from ..data.spec import DatasetSpec
 from ..errors import DataError, UsageError
 from ..models.common.bert import resolve_bert_path
-from ..results import json_safe
+from ..results import json_safe, show
 
 MODEL_CARD = "model.json"
 CARD_VERSION = 1
+# A card is a few KiB (MIntRec's 20 class names included); anything far larger is no card of ours,
+# and parsing it would cost memory in proportion.
+MAX_CARD_BYTES = 1 << 20
+NOT_OURS = "it is not a model.json this toolkit wrote; train the run again"
+MODALITIES = ("text", "audio", "vision")
 
 
 def bert_tokenizer(pretrained) -> dict | None:
@@ -55,18 +67,152 @@ def write_model_card(run_dir, model_name: str, config, spec: DatasetSpec) -> Pat
 
 
 def read_model_card(run_dir) -> dict:
-    """The card of a run folder, or a one-line DataError saying what is missing."""
+    """The card of a run folder, checked (see the module docstring), or a one-line DataError
+    saying what is missing or wrong. Its config is the checked one."""
     path = Path(run_dir) / MODEL_CARD
     if not path.is_file():
         raise DataError(f"{path} not found: the run folder has no model.json (runs trained before it existed "
                         f"cannot be used for prediction; train again)")
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise DataError(f"{path} is not valid JSON ({e})") from None
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CARD_BYTES + 1)
+    except OSError as e:
+        raise DataError(f"{path} cannot be read ({e.strerror or type(e).__name__})") from None
+    if len(raw) > MAX_CARD_BYTES:
+        raise DataError(f"{path} is larger than {MAX_CARD_BYTES >> 10} KiB, and a model card is a few KiB: {NOT_OURS}")
+    try:
+        card = json.loads(raw.decode("utf-8"))
+    except ValueError as e:          # UnicodeDecodeError and an over-long integer are ValueErrors too
+        raise DataError(f"{path} is not valid JSON ({' '.join(str(e).split())[:160]})") from None
+    except RecursionError:           # nesting deeper than the parser's stack
+        raise DataError(f"{path} nests deeper than a JSON reader goes: {NOT_OURS}") from None
+    if not isinstance(card, dict):
+        raise DataError(f"{path} holds {show(card)}, not a JSON object: {NOT_OURS}")
     if card.get("card_version") != CARD_VERSION:
-        raise DataError(f"{path}: card version {card.get('card_version')!r}, this version reads {CARD_VERSION}")
+        raise DataError(f"{path}: card version {show(card.get('card_version'))}, this version reads {CARD_VERSION}")
+    try:
+        _check_card(card, path)
+        dataset_facts(card["dataset"])
+        card["config"] = _checked_config(card, path)
+    except UsageError as e:          # a card names no model or dataset known here, or a config that cannot run
+        message = str(e)
+        raise DataError(message if message.startswith(str(path)) else f"{path}: {message}") from None
     return card
+
+
+def _checked_config(card: dict, path: Path) -> dict:
+    """The card's config through the checks a training run's config passes."""
+    from .trainer import check_trainer_config     # the trainer imports torch and the models
+    config = check_config(card["model"], card["config"], f"{path} config")
+    try:
+        check_trainer_config(config, card["dataset"])
+    except UsageError as e:
+        raise UsageError(f"{path} config: {e}") from None
+    return dict(config)
+
+
+def _is_int(value, low: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _dims(value) -> bool:
+    """{'text': n, 'audio': n, 'vision': n} with positive integers."""
+    return isinstance(value, dict) and set(value) == set(MODALITIES) and all(_is_int(v) for v in value.values())
+
+
+def _label_names(value) -> bool:
+    return value is None or isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _label_range(value) -> bool:
+    return value is None or isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))
+
+
+def _extractor(value) -> bool:
+    """None, or the record `extract` writes: name, version, config hash (and its settings)."""
+    return value is None or (isinstance(value, dict) and isinstance(value.get("name"), str)
+                             and isinstance(value.get("version"), (int, str)) and not isinstance(value["version"], bool)
+                             and isinstance(value.get("config_hash"), str)
+                             and isinstance(value.get("config", {}), (dict, type(None)))
+                             and isinstance(value.get("bert"), (str, type(None))))
+
+
+def _tokenizer(value) -> bool:
+    return value is None or (isinstance(value, dict) and all(isinstance(value.get(k), str) for k in ("file", "sha256"))
+                             and _is_int(value.get("vocab_size")))
+
+
+def _string(value) -> bool:
+    return isinstance(value, str)
+
+
+def _bool(value) -> bool:
+    return isinstance(value, bool)
+
+
+def _task(value) -> bool:
+    return value in ("regression", "classification")
+
+
+# field -> (its check, what it must be): the card's own fields, then those of its spec.
+CARD_FIELDS = {
+    "model": (lambda v: isinstance(v, str) and 0 < len(v) <= 64, "a model name"),
+    "dataset": (lambda v: isinstance(v, str) and 0 < len(v) <= 64, "a dataset name"),
+    "task": (_task, "regression or classification"),
+    "config": (lambda v: isinstance(v, dict), "an object of config key -> value"),
+    "feature_dims": (_dims, "an object of text, audio and vision -> a positive integer"),
+    "seq_lens": (_dims, "an object of text, audio and vision -> a positive integer"),
+    "label_names": (_label_names, "null or a list of class names"),
+    "extractor": (_extractor, "null or an extractor record (name, version, config_hash)"),
+    "tokenizer": (_tokenizer, "null or a tokenizer record (file, sha256, vocab_size)"),
+    "spec": (lambda v: isinstance(v, dict), "an object (the dataset spec)"),
+}
+SPEC_FIELDS = {
+    "name": (_string, "a dataset name"), "task": (_task, "regression or classification"),
+    "num_classes": (_is_int, "a positive integer"), "label_range": (_label_range, "null or [low, high]"),
+    "feature_dims": CARD_FIELDS["feature_dims"], "seq_lens": CARD_FIELDS["seq_lens"],
+    "aligned": (_bool, "true or false"), "language": (_string, "a string"), "key_metric": (_string, "a string"),
+    "has_text_bert": (_bool, "true or false"), "has_text_features": (_bool, "true or false"),
+    "unimodal_labels": (_bool, "true or false"), "source": (_string, "a string"), "path": (_string, "a string"),
+    "split_sizes": (lambda v: isinstance(v, dict), "an object"), "label_names": CARD_FIELDS["label_names"],
+    "synthetic": (_bool, "true or false"), "extractor": CARD_FIELDS["extractor"],
+    "condition": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+def _check_card(card: dict, path: Path) -> None:
+    """DataError (one line) unless the fields predict reads have their types and agree with the spec."""
+    def bad(field: str, what: str, value):
+        raise DataError(f"{path}: {field} must be {what}, got {show(value)}: {NOT_OURS}")
+
+    for field, (ok, what) in CARD_FIELDS.items():
+        if field not in card:
+            raise DataError(f"{path} has no {field}: {NOT_OURS}")
+        if not ok(card[field]):
+            bad(field, what, card[field])
+    spec = card["spec"]
+    required = {f.name for f in dataclasses.fields(DatasetSpec)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    missing, unknown = sorted(required - set(spec)), sorted(set(spec) - set(SPEC_FIELDS))
+    if missing or unknown:
+        raise DataError(f"{path}: spec {f'lacks {missing[0]}' if missing else f'has an unknown field {show(unknown[0])}'}"
+                        f": {NOT_OURS}")
+    for field, value in spec.items():
+        ok, what = SPEC_FIELDS[field]
+        if not ok(value):
+            bad(f"spec.{field}", what, value)
+    for field in ("task", "feature_dims", "seq_lens", "label_names"):
+        if spec.get(field) != card[field]:
+            raise DataError(f"{path}: {field} and spec.{field} differ: {NOT_OURS}")
+    if spec["name"] != str(card["dataset"]).lower():
+        raise DataError(f"{path}: dataset and spec.name differ: {NOT_OURS}")
+    if card["label_names"] is not None and card["task"] == "classification" \
+            and len(card["label_names"]) != spec["num_classes"]:
+        raise DataError(f"{path}: {len(card['label_names'])} label names for {spec['num_classes']} classes: {NOT_OURS}")
 
 
 def spec_from_card(card: dict) -> DatasetSpec:

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from ...atomic import replace_with, write_pickle
 from ...errors import DataError, UsageError
+from ...results.folder import open_new
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
 from .text import encode_texts, encoder_sha256, tokenizer_identity
@@ -310,7 +311,12 @@ def _report(out: Path, skipped: dict, echo) -> Path:
     path = skipped_report_path(out)
     lines = [f"{i}: {r}" for i, r in sorted(skipped.items())]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def write(tmp: Path) -> None:
+        with open_new(tmp, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+
+    replace_with(path, write)        # a link planted at the report's name is replaced, never written through
     for line in lines:
         echo(f"skipped {line}")
     echo(f"{len(lines)} skipped; the list is in {path}")

@@ -20,6 +20,8 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from ..common.meta import building_on_meta
+
 
 def path_graph_laplacian(length: int) -> torch.Tensor:
     """Eq. 1: the normalized Laplacian I - D^{-1/2} A D^{-1/2} of the path graph, float64 (T', T')."""
@@ -102,14 +104,17 @@ class PathGraphSpectrum(nn.Module):
             raise ValueError(f"sequence length {length} is shorter than the {num_bands} bands")
         self.length = length
         self.num_bands = num_bands
-        eigvals, basis = path_graph_basis(length)
+        meta = building_on_meta()      # shapes only (models/common/meta.py): nothing computed, nothing cached
+        eigvals, basis = (torch.empty(length), torch.empty(length, length)) if meta else path_graph_basis(length)
         self.register_buffer("basis", basis)
         self.register_buffer("eigvals", eigvals)
         self.register_buffer("band_bounds", equidistant_bounds(length, num_bands))   # until calibrated
         self.register_buffer("energy_mean", torch.zeros(length))
         self.register_buffer("calibrated", torch.tensor(False))
         self.register_buffer("calibration_samples", torch.tensor(0, dtype=torch.int64))
-        self.register_buffer("projectors", band_projectors(basis, self.band_bounds), persistent=False)
+        projectors = (torch.empty(num_bands, length, length, dtype=basis.dtype) if meta
+                      else band_projectors(basis, self.band_bounds))
+        self.register_buffer("projectors", projectors, persistent=False)
         self.register_load_state_dict_post_hook(lambda module, _keys: module._rebuild_projectors())
 
     def _rebuild_projectors(self) -> None:

@@ -16,6 +16,7 @@ from torch import nn
 
 from ...cache import CACHE_ENV, SYNTHETIC_BERT_PREFIX, synthetic_bert_folder
 from ...errors import UsageError
+from .meta import building_on_meta
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 MIN_VOCAB = 100
@@ -106,6 +107,12 @@ class BertTextEncoder(nn.Module):
         from transformers.utils import logging as hf_logging
 
         path = resolve_bert_path(pretrained)
+        self.use_finetune = use_finetune
+        if building_on_meta():      # shapes only (models/common/meta.py): the architecture of config.json
+            from transformers import BertConfig
+            self.model = BertModel(BertConfig.from_pretrained(path, local_files_only=True), add_pooling_layer=False)
+            self.hidden_size = self.model.config.hidden_size
+            return
         # No pooler: MMSA uses only the last hidden state, and an unused pooler would be a
         # parameter that never gets a gradient. transformers would then print a load report
         # listing the checkpoint's pooler (and MLM head) weights as unexpected on every run, so
@@ -127,7 +134,6 @@ class BertTextEncoder(nn.Module):
         if missing:
             raise UsageError(f"the BERT checkpoint at {path} lacks {len(missing)} encoder weights "
                              f"(e.g. {missing[0]}); is it a BERT model? {_how_to_fix(pretrained)}")
-        self.use_finetune = use_finetune
         self.hidden_size = self.model.config.hidden_size
 
     def forward(self, text_bert: torch.Tensor) -> torch.Tensor:
