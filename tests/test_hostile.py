@@ -740,3 +740,38 @@ def test_a_card_of_a_thousand_layers_stops_its_build_early(tmp_path, capsys, nev
                     "--out", tmp_path / "pred")
     assert_one_line(code, err, "more than", f"best.pt holds {tensors} tensors")
 
+
+# ------------------------------------------------------------------------------------------
+# a BERT a config or model.json names
+# ------------------------------------------------------------------------------------------
+def test_a_synthetic_bert_name_stays_inside_the_cache(tmp_path, monkeypatch):
+    """`synthetic:` names a folder of the synthetic cache; `..` climbed out of it."""
+    from mmsa_atsuko.models.common.bert import resolve_bert_path
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.json").write_text("{}")
+    (outside / "model.safetensors").write_bytes(b"")
+    (tmp_path / "cache" / "synthetic").mkdir(parents=True)
+    with pytest.raises(mmsa_atsuko.errors.UsageError, match="leads outside the synthetic cache"):
+        resolve_bert_path("synthetic:../../outside")
+    (tmp_path / "cache" / "synthetic" / "link").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(mmsa_atsuko.errors.UsageError, match="leads outside the synthetic cache"):
+        resolve_bert_path("synthetic:link")
+
+
+def test_a_bert_folder_with_code_of_its_own_is_refused_without_asking(tmp_path, tiny_bert, monkeypatch):
+    """A config.json whose auto_map names the folder's own Python: transformers, unless told
+    trust_remote_code=False, asks on the terminal whether to run it (and runs it on a 'y')."""
+    from mmsa_atsuko.data.extract.text import encode_texts
+    folder = tmp_path / "bert"
+    shutil.copytree(tiny_bert, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="ownmodel", auto_map={"AutoConfig": "own.OwnConfig", "AutoTokenizer": ["own.Own", None]})
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "own.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt="": asked.append(prompt) or "n")
+    with pytest.raises(mmsa_atsuko.errors.DataError, match="has no tokenizer transformers can load"):
+        encode_texts(["hello"], str(folder), 8)
+    assert asked == [] and not (tmp_path / "ran").exists()

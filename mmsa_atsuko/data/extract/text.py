@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import DataError
+
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json")     # the first one present defines the ids
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 ENCODE_BATCH = 32
@@ -62,7 +64,13 @@ def encode_texts(texts: list[str], bert_dir: str, max_len: int) -> tuple[np.ndar
     from transformers import AutoTokenizer, BertModel
     from transformers.utils import logging as hf_logging
 
-    tokenizer = AutoTokenizer.from_pretrained(bert_dir, local_files_only=True)
+    # trust_remote_code=False: a folder whose config.json maps to its own Python code (auto_map) is
+    # refused outright; unset, transformers asks on a terminal whether to run that code.
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(bert_dir, local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"the BERT folder {bert_dir} has no tokenizer transformers can load "
+                        f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
     encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len,
                         return_token_type_ids=True, return_tensors="np")
     ids, mask, segments = (encoded[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids"))

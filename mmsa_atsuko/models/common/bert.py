@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ...cache import CACHE_ENV, SYNTHETIC_BERT_PREFIX, synthetic_bert_folder
+from ...cache import CACHE_ENV, SYNTHETIC_BERT_PREFIX, synthetic_bert_folder, synthetic_cache_dir
 from ...errors import UsageError
 from .meta import building_on_meta
 
@@ -59,6 +59,10 @@ def resolve_bert_path(pretrained, option: str = "-c pretrained=") -> str:
         raise UsageError(f"no BERT weights configured (pretrained is empty); {_how_to_fix('bert-base-uncased', option)}")
     if str(pretrained).startswith(SYNTHETIC_BERT_PREFIX):      # a tiny BERT of the synthetic-data cache
         folder = synthetic_bert_folder(str(pretrained))
+        cache = os.path.realpath(synthetic_cache_dir())
+        if os.path.commonpath([cache, os.path.realpath(folder)]) != cache:
+            raise UsageError(f"the synthetic BERT {pretrained} leads outside the synthetic cache {synthetic_cache_dir()}; "
+                             f"such a name is synthetic:<recipe>/bert-synthetic-en, a folder inside it")
         if not _has_weights(folder):
             raise UsageError(f"the synthetic BERT {pretrained} is not in the cache at {folder} "
                              f"(${CACHE_ENV}); run with --synthetic to write it")
