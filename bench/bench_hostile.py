@@ -3,13 +3,15 @@
     nice -n 10 python bench/bench_hostile.py [--sizes 1e3 1e5 1e6 1e7] [--timeout 30] [--only NAME ...]
 
 Target (issue 20): every hostile loader case fails in under 1 s and under 200 MB of extra memory.
-Three loaders, each as the toolkit calls it:
+Four loaders, each as the toolkit calls it:
 
 - features: `mmsa_atsuko.data.load_dataset("mosi", feature_path=F)` (the restricted unpickler,
   then the format checks; a fresh hash cache, so every load also computes the file's sha256);
 - best.pt: `mmsa_atsuko.predict.load_checkpoint(run folder)` (model.json of a real run, then the
   file as its best.pt; `run.py predict`, and `torch.load(weights_only=True)` as analysis and
   --resume call it);
+- model.json: the same `load_checkpoint`, the run's own best.pt beside a hostile model.json (a
+  card's config sizes the model: before it was checked, a 1.7 KB card took 4.6 GB);
 - runs.jsonl: `results.ok_records(results.read_records(folder))`, what every table reads first.
 
 Each kind of file is built at every size (`fill` repeats its unit up to the size), beside a valid
@@ -220,6 +222,26 @@ def checkpoint_cases(size: int, rng: random.Random, real: bytes) -> dict:
     return cases
 
 
+def card_cases(size: int, real: bytes) -> dict:
+    """model.json files of about `size` bytes beside the real run's best.pt: the real card padded
+    with spaces, then cards that are no JSON object, or whose config sizes another model."""
+    def padded(config=None, **fields) -> bytes:
+        card = json.loads(real)
+        card["config"].update(config or {})
+        card.update(fields)
+        text = json.dumps(card).encode()
+        return text + b" " * max(0, size - len(text))
+
+    return {
+        "valid_same_size": padded(),
+        "deep_nesting": b"[" * size,
+        "huge_int": b'{"card_version": 1' + b"1" * max(0, size - 20) + b"}",
+        "long_string": padded(data="x" * max(0, size - len(real))),
+        "larger_model": padded({"post_fusion_dim": 4000, "hidden_dims": [64, 64, 64], "text_out": 64}),
+        "terabyte_model": padded({"hidden_dims": [128, 128, 128], "text_out": 128, "post_fusion_dim": 10 ** 6}),
+    }
+
+
 def record_cases(size: int, rng: random.Random, real: bytes) -> dict:
     line = real.splitlines()[0] + b"\n"
     return {
@@ -253,6 +275,7 @@ def kb(field):
 LOADERS = {
     "features": lambda path: load_dataset("mosi", feature_path=path),
     "best.pt": lambda path: load_checkpoint(path),             # the run folder holding it
+    "model.json": lambda path: load_checkpoint(path),
     "runs.jsonl": lambda path: ok_records(read_records(path)),  # the results folder holding it
 }
 for line in sys.stdin:
@@ -342,6 +365,7 @@ def main() -> int:
     record_line = (run_out / "runs.jsonl").read_bytes()
     run_dir = run_out / json.loads(record_line)["run_dir"]
     real_best = (run_dir / "best.pt").read_bytes()
+    real_card = (run_dir / "model.json").read_bytes()
 
     cases = []
     for size in map(int, args.sizes):
@@ -350,6 +374,7 @@ def main() -> int:
         valid = valid_features(size)
         built = {"features": {"valid_same_size": valid, **pickle_cases(size, rng), **damaged(valid, rng)},
                  "best.pt": checkpoint_cases(size, rng, real_best),
+                 "model.json": card_cases(size, real_card),
                  "runs.jsonl": record_cases(size, rng, record_line)}
         for loader, blobs in built.items():
             for name, blob in blobs.items():
@@ -363,7 +388,9 @@ def main() -> int:
                     path = files / loader.replace(".", "_") / name
                     path.mkdir(parents=True, exist_ok=True)
                     if loader == "best.pt":
-                        (path / "model.json").write_bytes((run_dir / "model.json").read_bytes())
+                        (path / "model.json").write_bytes(real_card)
+                    elif loader == "model.json":
+                        (path / "best.pt").write_bytes(real_best)
                     (path / loader).write_bytes(blob)
                 cases.append({"name": case, "loader": loader, "path": str(path), "bytes": len(blob)})
     results = run_cases(cases, args.timeout, env)
