@@ -668,7 +668,7 @@ def test_a_card_sizing_another_model_is_refused_before_it_is_built(results, caps
 CARD_VALUES = {   # config values that pass no check of a training run's config, and the line
     "text_out=-5": ({"text_out": -5}, "config: text_out must be at least 1, got -5"),
     "dropouts[1]=2": ({"dropouts": [0.3, 2.0, 0.3, 0.5]}, "config: dropouts[1] must be in [0, 1)"),
-    "text_out=abc": ({"text_out": "abc"}, "config: text_out must be a int"),
+    "text_out=abc": ({"text_out": "abc"}, "config: text_out must be an int"),
     "batch_size=0": ({"batch_size": 0}, "config: batch_size must be at least 1, got 0"),
     "batch_size=-1": ({"batch_size": -1}, "config: batch_size must be at least 1, got -1"),
     "eval_batch_size=0": ({"eval_batch_size": 0}, "config: eval_batch_size must be null or at least 1, got 0"),
