@@ -14,7 +14,9 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["mmsa_atsuko", "mmsa_atsuko.*", "baselines", "baselines.*"]),
     install_requires=[
-        "torch>=2.1,<3",
+        # >= 2.6: torch.load(weights_only=True), which a BERT folder's pytorch_model.bin goes through, could
+        # be made to run code before it (CVE-2025-32434), and a run folder may name any BERT folder.
+        "torch>=2.6,<3",
         "transformers>=4.40,<6",
         "numpy>=1.24,<3",
         "pandas>=2.0,<4",
