@@ -15,5 +15,4 @@ import torch
 
 def building_on_meta() -> bool:
     """Whether tensors made without a device land on the meta device (`with torch.device("meta")`)."""
-    default_device = getattr(torch, "get_default_device", None)        # torch >= 2.3
-    return (default_device() if default_device else torch.empty(0).device).type == "meta"
+    return torch.get_default_device().type == "meta"
