@@ -134,3 +134,10 @@ def test_download_modules_read_in_one_sitting():
     folder = ROOT / "mmsa_atsuko" / "data" / "download"
     sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in folder.glob("*.py")}
     assert len(sizes) >= 4 and max(sizes.values()) < 300, sizes
+
+
+def test_config_modules_read_in_one_sitting():
+    """config was one 485-line file; each piece of its package stays under 300 lines."""
+    folder = ROOT / "mmsa_atsuko" / "config"
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in folder.glob("*.py")}
+    assert len(sizes) >= 4 and max(sizes.values()) < 300, sizes

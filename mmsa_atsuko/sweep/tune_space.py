@@ -76,12 +76,12 @@ def check_space(model: str, base: Setting, space: dict, where: str) -> None:
 
     A choice list: each choice is checked. A range: its kind (int when both bounds are integers, as
     `suggest` decides) must be the key's type, and both bounds are checked. The bounds stand for the
-    whole range because every check a number can meet is an interval (config.py's `[a, b)` checks,
+    whole range because every check a number can meet is an interval (config/checks.py's `[a, b)` checks,
     check_trainer_config's `>= 1`, `> 0`, `(0, 1)`): an interval holding both ends holds all between.
     The other kinds refuse nothing (`any`) or take no number (`increasing` is for lists, a list of
     choices for strings; the type check refuses a range for such a key). A check that is not an
     interval (a set with holes, like "a power of 2") would need a choice list instead of a range:
-    add a kind like that to config.py and this function must refuse ranges for its keys."""
+    add a kind like that to config/checks.py and this function must refuse ranges for its keys."""
     for key, spec in space.items():
         if "choices" in spec:
             values = [(value, f"a choice of {key}", "drop it from the choices") for value in spec["choices"]]

@@ -1,20 +1,9 @@
-"""Strict YAML config layering -> EasyDict.
+"""What a config value must be: its declared default's type, and a check on what it means.
 
-Layers, later wins:
-  1. configs/datasets.yaml `defaults` (trainer keys every run has)
-  2. configs/datasets.yaml `datasets.<dataset>.config`
-  3. configs/<model>.yaml `common` (declares every model key, with its default)
-  4. configs/<model>.yaml `<dataset>`
-  5. the registry's variant overrides (e.g. atsuko_base switches SBN and MCM off)
-  6. configs/<model>.yaml `presets.<preset>` (--preset small)
-  7. command-line overrides `key=value` (-c)
-
-A key is known only if layer 1 or 3 declares it. Any other key, in any layer, is an error
-naming the closest known keys: MMSA's EasyDict merge silently ignores a misspelled key, so
-a typo there changes nothing and nobody notices. A value must have the declared default's
-type (an int may stand for a float, and a float for the int default of a real-valued key, see
-Check.real; null only where the default is null), and no float may be NaN or infinite. A key that is null by default gets its type from a `nullable:` block of
-the YAML that declares it (datasets.yaml for trainer keys, the model's YAML for its own).
+A value must have the declared default's type (an int may stand for a float, and a float for the
+int default of a real-valued key, see Check.real; null only where the default is null), and no
+float may be NaN or infinite. A key that is null by default gets its type from a `nullable:` block
+of the YAML that declares it (datasets.yaml for trainer keys, the model's YAML for its own).
 
 A value must also mean something (`check_meaning`): a list has as many values as its declared
 default, and every key has a check: the one a `checks:` block of the YAML that declares it names,
@@ -23,121 +12,21 @@ else the first of DEFAULT_CHECKS whose name pattern matches. A check is an inter
 `increasing` (a list whose values rise: a low and a high end), or `any` (checked where it is used,
 or free). A bool needs none. `load_config` refuses a key without one, in one line naming the line
 to add; tests/test_hostile.py keeps every shipped YAML so.
+
+Here too: applying one layer of key: value pairs to a config (`_apply`: unknown keys, types,
+checks), and reading a command-line override `key=value` (`parse_override`).
 """
 from __future__ import annotations
 
-import copy
 import difflib
 import fnmatch
-import functools
-import hashlib
-import json
 import math
-import os
 import re
-from pathlib import Path
 
 import yaml
-from easydict import EasyDict
 
-from .errors import UsageError
-from .registry import CONFIG_DIR, get_model_class
-
-
-# libyaml's loader where PyYAML was built with it: the pure-Python one takes ~60 ms for
-# datasets.yaml, more than validating a feature file.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def read_yaml(path: Path) -> dict:
-    """The YAML file as a dict (a fresh copy: callers may change it)."""
-    path = Path(path)
-    try:
-        stamp = path.stat().st_mtime_ns
-    except FileNotFoundError:
-        raise UsageError(f"config file {path} not found") from None
-    return copy.deepcopy(_parse_yaml(str(path), stamp))
-
-
-@functools.lru_cache(maxsize=64)
-def _parse_yaml(path: str, mtime_ns: int) -> dict:
-    """Parsed once per file version (the mtime is part of the key, so an edited file is re-read)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.load(f, Loader=_SafeLoader)
-    except yaml.YAMLError as e:
-        raise UsageError(f"config file {path} is not valid YAML: {' '.join(str(e).split())}") from None
-    return data or {}
-
-
-# Your own datasets: YAML files with a `datasets:` block each, os.pathsep-separated. `--datasets
-# FILE` on the command line sets it, so that sweep workers (other processes) see the same table.
-DATASETS_ENV = "MMSA_ATSUKO_DATASETS"
-DATASET_REQUIRED = {"format", "task", "metrics", "headline", "language", "files", "config"}
-DATASET_OPTIONAL = {"label_range", "num_classes", "label_names", "sha256", "download", "unimodal_labels", "max_seq_lens",
-                    "real_sizes", "real_shapes", "real_class_counts"}
-DATASET_CHOICES = {"format": ("mmsa", "mintrec"), "task": ("regression", "classification"),
-                   "metrics": ("mosi", "sims", "mintrec"), "language": ("en", "cn")}
-
-
-def datasets_table(config_dir: Path = CONFIG_DIR) -> dict:
-    """name -> facts of every dataset: configs/datasets.yaml's, then those of the files named in
-    $MMSA_ATSUKO_DATASETS (a later file may not redefine a name). Each block is checked."""
-    table = dict(read_yaml(config_dir / "datasets.yaml")["datasets"])
-    for extra in filter(None, os.environ.get(DATASETS_ENV, "").split(os.pathsep)):
-        blocks = read_yaml(Path(extra)).get("datasets")
-        if not isinstance(blocks, dict) or not blocks:
-            raise UsageError(f"dataset file {extra} has no `datasets:` block; see configs/datasets.yaml for one")
-        for name, facts in blocks.items():
-            if str(name).lower() in table:
-                raise UsageError(f"dataset file {extra} defines {name!r} again; pick another name")
-            table[str(name).lower()] = facts
-    for name, facts in table.items():
-        _check_dataset(name, facts)
-    return table
-
-
-def _check_dataset(name: str, facts) -> None:
-    where = f"dataset {name!r}"
-    if not isinstance(facts, dict):
-        raise UsageError(f"{where}: its block must be a mapping of facts, got {_type_name(facts)}")
-    missing, unknown = DATASET_REQUIRED - set(facts), set(facts) - DATASET_REQUIRED - DATASET_OPTIONAL
-    if missing:
-        raise UsageError(f"{where} lacks {', '.join(sorted(missing))} (see the comment atop configs/datasets.yaml)")
-    if unknown:
-        raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; known: "
-                         f"{', '.join(sorted(DATASET_REQUIRED | DATASET_OPTIONAL))}")
-    for key, choices in DATASET_CHOICES.items():
-        if facts[key] not in choices:
-            raise UsageError(f"{where}: {key} must be one of {', '.join(choices)}, got {facts[key]!r}")
-    files = facts["files"]
-    if not isinstance(files, dict) or not files or set(files) - {"aligned", "unaligned"} \
-            or not all(isinstance(v, str) and v for v in files.values()):
-        raise UsageError(f"{where}: files must map aligned/unaligned to a path under the data root")
-    if facts["task"] == "regression":
-        low_high = facts.get("label_range")
-        if not (isinstance(low_high, list) and len(low_high) == 2
-                and all(isinstance(v, (int, float)) for v in low_high) and low_high[0] < low_high[1]):
-            raise UsageError(f"{where}: a regression dataset needs label_range: [low, high] with low < high")
-    elif not (isinstance(facts.get("num_classes"), int) and facts["num_classes"] >= 2):
-        raise UsageError(f"{where}: a classification dataset needs num_classes (an integer >= 2)")
-
-
-def dataset_facts(name: str, config_dir: Path = CONFIG_DIR) -> dict:
-    """The facts of dataset `name` (any case); one line naming the close ones when it is unknown."""
-    table = datasets_table(config_dir)
-    key = str(name).strip().lower()
-    if key not in table:
-        close = difflib.get_close_matches(key, table, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UsageError(f"unknown dataset {name!r}.{hint} Known datasets: {', '.join(table)} "
-                         f"(your own: a block in a --datasets FILE)")
-    return table[key]
-
-
-def dataset_names(data_format: str | None = None) -> tuple[str, ...]:
-    """Every dataset's name, or those of one format (mmsa | mintrec)."""
-    return tuple(n for n, f in datasets_table().items() if data_format in (None, f["format"]))
+from ..errors import UsageError
+from .yaml_files import _SafeLoader
 
 
 def _type_name(value) -> str:
@@ -394,121 +283,3 @@ def parse_override(text: str) -> tuple[str, object]:
         except ValueError:
             pass
     return key.strip(), value
-
-
-def model_config_name(model: str) -> tuple[str, dict]:
-    meta = get_model_class(model).registry_meta        # any letter case: meta["name"] is the registered one
-    return meta.get("config_name", meta["name"]), dict(meta.get("overrides", {}))
-
-
-def _declarations(datasets_yaml: dict, model_yaml: dict, model_path: Path) -> dict:
-    """key -> declared default (a _Nullable for a key that is null by default but typed when set)."""
-    declared = dict(datasets_yaml["defaults"])
-    for key, value in (model_yaml.get("common") or {}).items():
-        declared[key] = value if key not in declared else declared[key]
-    _declare_nullable(declared, datasets_yaml.get("nullable"), "configs/datasets.yaml nullable")
-    _declare_nullable(declared, model_yaml.get("nullable"), f"{model_path.name} nullable")
-    return declared
-
-
-def declared_type(model: str, key: str, config_dir: Path = CONFIG_DIR) -> type | None:
-    """The type a value of config key `key` of `model` must have (bool, int, float, str, list; a
-    nullable key's type when set), or None for a key that takes any value. Unknown key: None (load_config
-    names it)."""
-    config_name, _ = model_config_name(model)
-    model_path = config_dir / f"{config_name}.yaml"
-    declared = _declarations(read_yaml(config_dir / "datasets.yaml"), read_yaml(model_path), model_path)
-    example = declared.get(key)
-    example = example.example if isinstance(example, _Nullable) else example
-    return None if example is None else list if isinstance(example, tuple) else type(example)
-
-
-def _rules(model: str, config_dir: Path) -> tuple[dict, dict, dict, Path, dict]:
-    """(declared, checks, datasets.yaml, the model's YAML path, its YAML) of `model`; a key without
-    a check is refused here."""
-    datasets_yaml = read_yaml(config_dir / "datasets.yaml")
-    table = datasets_table(config_dir)
-    config_name, _ = model_config_name(model)
-    model_path = config_dir / f"{config_name}.yaml"
-    model_yaml = read_yaml(model_path)
-    unknown_blocks = set(model_yaml) - {"common", "presets", "nullable", "checks", *table}
-    if unknown_blocks:
-        raise UsageError(f"{model_path}: unknown top-level block(s) {sorted(unknown_blocks)}; "
-                         f"expected common, presets, nullable, checks or a dataset name ({', '.join(table)})")
-
-    declared = _declarations(datasets_yaml, model_yaml, model_path)
-    checks = _checks(declared, (datasets_yaml.get("checks"), "configs/datasets.yaml checks"),
-                     (model_yaml.get("checks"), f"{model_path.name} checks"))
-    # A key without a check takes any value of its type (`-c pool=banana`): refused here, for every
-    # model, as tests/test_hostile.py refuses it for the shipped YAMLs. A bool needs none.
-    for key, default in declared.items():
-        example = default.example if isinstance(default, _Nullable) else default
-        if key not in checks and not isinstance(example, bool):
-            raise UsageError(_no_check(key, default, *(("configs/datasets.yaml", "defaults")
-                                                       if key in datasets_yaml["defaults"] else (model_path.name, "common"))))
-    return declared, checks, datasets_yaml, model_path, model_yaml
-
-
-def check_config(model: str, config, where: str, config_dir: Path = CONFIG_DIR) -> EasyDict:
-    """A finished config written elsewhere (a run's model.json), held to the checks `load_config`
-    applies to each of its layers: a mapping of every key `model` declares and no other, each value
-    of its declared type and meaning. Returns it as `load_config` would (an int standing for a
-    float made one); anything else is one UsageError line that starts with `where`."""
-    if not isinstance(config, dict):
-        raise UsageError(f"{where} must be a mapping of key: value, got {_type_name(config)}")
-    declared, checks, _, _, _ = _rules(model, config_dir)
-    missing = [key for key in declared if key not in config]
-    if missing:
-        raise UsageError(f"{where} lacks the {model} key(s) {', '.join(missing[:5])}"
-                         f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}")
-    checked: dict = {}
-    try:
-        _apply(checked, config, declared, where, checks, {})
-    except UsageError as e:          # a value written by anyone: its repr in the line may be long
-        message = str(e)
-        raise UsageError(message if len(message) <= 400 else message[:400] + "...") from None
-    return EasyDict(checked)
-
-
-def load_config(model: str, dataset: str, *, preset: str | None = None, overrides=(),
-                config_dir: Path = CONFIG_DIR, overrides_from: str = "command-line override -c",
-                origins: dict | None = None) -> EasyDict:
-    """Resolve the full config of one (model, dataset) run; see the module docstring.
-    `overrides` are 'key=value' strings, (key, value) pairs or (key, value, where) triples;
-    `overrides_from` names where the others were written, for the error a bad one raises.
-    `origins`, a dict when given, is filled with key -> where its value was set (the layer's name
-    as the errors give it), so that a check made on the whole config later (the trainer's
-    key_eval, which depends on the dataset) blames the layer that set the value."""
-    origins = {} if origins is None else origins
-    dataset = str(dataset).lower()
-    facts = dataset_facts(dataset, config_dir)
-    _, variant_overrides = model_config_name(model)
-    declared, checks, datasets_yaml, model_path, model_yaml = _rules(model, config_dir)
-
-    config: dict = {}
-    _apply(config, datasets_yaml["defaults"], declared, "configs/datasets.yaml defaults", checks, origins)
-    _apply(config, facts.get("config") or {}, declared, f"datasets.yaml {dataset}.config", checks, origins)
-    _apply(config, model_yaml.get("common") or {}, declared, f"{model_path.name} common", checks, origins)
-    _apply(config, model_yaml.get(dataset) or {}, declared, f"{model_path.name} {dataset}", checks, origins)
-    _apply(config, variant_overrides, declared, f"model variant {model}", checks, origins)
-    if preset is not None:
-        presets = model_yaml.get("presets") or {}
-        if preset not in presets:
-            raise UsageError(f"unknown preset {preset!r} for {model}; {model_path.name} defines: "
-                             f"{', '.join(presets) or 'none'}")
-        _apply(config, presets[preset], declared, f"{model_path.name} presets.{preset}", checks, origins)
-    for item in overrides:
-        key, value, *where = item if isinstance(item, tuple) else parse_override(item)
-        _apply(config, {key: value}, declared, where[0] if where else overrides_from, checks, origins)
-    return EasyDict(config)
-
-
-def config_hash(config: dict) -> str:
-    """Stable short hash of a resolved config (sorted-key JSON)."""
-    blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def save_config(config: dict, path: Path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(json.loads(json.dumps(config)), f, sort_keys=True)

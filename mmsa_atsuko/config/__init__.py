@@ -1,0 +1,162 @@
+"""Strict YAML config layering -> EasyDict.
+
+Layers, later wins:
+  1. configs/datasets.yaml `defaults` (trainer keys every run has)
+  2. configs/datasets.yaml `datasets.<dataset>.config`
+  3. configs/<model>.yaml `common` (declares every model key, with its default)
+  4. configs/<model>.yaml `<dataset>`
+  5. the registry's variant overrides (e.g. atsuko_base switches SBN and MCM off)
+  6. configs/<model>.yaml `presets.<preset>` (--preset small)
+  7. command-line overrides `key=value` (-c)
+
+A key is known only if layer 1 or 3 declares it. Any other key, in any layer, is an error
+naming the closest known keys: MMSA's EasyDict merge silently ignores a misspelled key, so
+a typo there changes nothing and nobody notices. A key that is null by default gets its type from
+a `nullable:` block of the YAML that declares it. What a value must be (the declared default's
+type, and the key's check, which every key but a bool has) is checks.py's.
+
+The package, bottom to top:
+  yaml_files.py  read_yaml: a YAML file, parsed once per file version
+  datasets.py    the datasets table (configs/datasets.yaml, --datasets FILE) and each dataset's facts
+  checks.py      what a value must be: its type, its check (DEFAULT_CHECKS, `checks:` blocks), and
+                 one layer applied to a config; parse_override for `-c key=value`
+  __init__.py    resolving a run's config (load_config), checking one written elsewhere (check_config,
+                 a model.json), its hash, saving it
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+from easydict import EasyDict
+
+from ..errors import UsageError
+from ..registry import CONFIG_DIR, get_model_class
+from .checks import (DEFAULT_CHECKS, Check, _apply, _checks, _declare_nullable, _no_check, _Nullable, _type_name,
+                     number_hint, parse_override)
+from .datasets import DATASETS_ENV, dataset_facts, dataset_names, datasets_table
+from .yaml_files import read_yaml
+
+__all__ = ["CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "Check", "check_config", "config_hash", "dataset_facts",
+           "dataset_names", "datasets_table", "declared_type", "load_config", "model_config_name", "number_hint", "parse_override",
+           "read_yaml", "save_config"]
+
+
+def model_config_name(model: str) -> tuple[str, dict]:
+    meta = get_model_class(model).registry_meta        # any letter case: meta["name"] is the registered one
+    return meta.get("config_name", meta["name"]), dict(meta.get("overrides", {}))
+
+
+def _declarations(datasets_yaml: dict, model_yaml: dict, model_path: Path) -> dict:
+    """key -> declared default (a _Nullable for a key that is null by default but typed when set)."""
+    declared = dict(datasets_yaml["defaults"])
+    for key, value in (model_yaml.get("common") or {}).items():
+        declared[key] = value if key not in declared else declared[key]
+    _declare_nullable(declared, datasets_yaml.get("nullable"), "configs/datasets.yaml nullable")
+    _declare_nullable(declared, model_yaml.get("nullable"), f"{model_path.name} nullable")
+    return declared
+
+
+def declared_type(model: str, key: str, config_dir: Path = CONFIG_DIR) -> type | None:
+    """The type a value of config key `key` of `model` must have (bool, int, float, str, list; a
+    nullable key's type when set), or None for a key that takes any value. Unknown key: None (load_config
+    names it)."""
+    config_name, _ = model_config_name(model)
+    model_path = config_dir / f"{config_name}.yaml"
+    declared = _declarations(read_yaml(config_dir / "datasets.yaml"), read_yaml(model_path), model_path)
+    example = declared.get(key)
+    example = example.example if isinstance(example, _Nullable) else example
+    return None if example is None else list if isinstance(example, tuple) else type(example)
+
+
+def _rules(model: str, config_dir: Path) -> tuple[dict, dict, dict, Path, dict]:
+    """(declared, checks, datasets.yaml, the model's YAML path, its YAML) of `model`; a key without
+    a check is refused here."""
+    datasets_yaml = read_yaml(config_dir / "datasets.yaml")
+    table = datasets_table(config_dir)
+    config_name, _ = model_config_name(model)
+    model_path = config_dir / f"{config_name}.yaml"
+    model_yaml = read_yaml(model_path)
+    unknown_blocks = set(model_yaml) - {"common", "presets", "nullable", "checks", *table}
+    if unknown_blocks:
+        raise UsageError(f"{model_path}: unknown top-level block(s) {sorted(unknown_blocks)}; "
+                         f"expected common, presets, nullable, checks or a dataset name ({', '.join(table)})")
+
+    declared = _declarations(datasets_yaml, model_yaml, model_path)
+    checks = _checks(declared, (datasets_yaml.get("checks"), "configs/datasets.yaml checks"),
+                     (model_yaml.get("checks"), f"{model_path.name} checks"))
+    # A key without a check takes any value of its type (`-c pool=banana`): refused here, for every
+    # model, as tests/test_hostile.py refuses it for the shipped YAMLs. A bool needs none.
+    for key, default in declared.items():
+        example = default.example if isinstance(default, _Nullable) else default
+        if key not in checks and not isinstance(example, bool):
+            raise UsageError(_no_check(key, default, *(("configs/datasets.yaml", "defaults")
+                                                       if key in datasets_yaml["defaults"] else (model_path.name, "common"))))
+    return declared, checks, datasets_yaml, model_path, model_yaml
+
+
+def check_config(model: str, config, where: str, config_dir: Path = CONFIG_DIR) -> EasyDict:
+    """A finished config written elsewhere (a run's model.json), held to the checks `load_config`
+    applies to each of its layers: a mapping of every key `model` declares and no other, each value
+    of its declared type and meaning. Returns it as `load_config` would (an int standing for a
+    float made one); anything else is one UsageError line that starts with `where`."""
+    if not isinstance(config, dict):
+        raise UsageError(f"{where} must be a mapping of key: value, got {_type_name(config)}")
+    declared, checks, _, _, _ = _rules(model, config_dir)
+    missing = [key for key in declared if key not in config]
+    if missing:
+        raise UsageError(f"{where} lacks the {model} key(s) {', '.join(missing[:5])}"
+                         f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}")
+    checked: dict = {}
+    try:
+        _apply(checked, config, declared, where, checks, {})
+    except UsageError as e:          # a value written by anyone: its repr in the line may be long
+        message = str(e)
+        raise UsageError(message if len(message) <= 400 else message[:400] + "...") from None
+    return EasyDict(checked)
+
+
+def load_config(model: str, dataset: str, *, preset: str | None = None, overrides=(),
+                config_dir: Path = CONFIG_DIR, overrides_from: str = "command-line override -c",
+                origins: dict | None = None) -> EasyDict:
+    """Resolve the full config of one (model, dataset) run; see the module docstring.
+    `overrides` are 'key=value' strings, (key, value) pairs or (key, value, where) triples;
+    `overrides_from` names where the others were written, for the error a bad one raises.
+    `origins`, a dict when given, is filled with key -> where its value was set (the layer's name
+    as the errors give it), so that a check made on the whole config later (the trainer's
+    key_eval, which depends on the dataset) blames the layer that set the value."""
+    origins = {} if origins is None else origins
+    dataset = str(dataset).lower()
+    facts = dataset_facts(dataset, config_dir)
+    _, variant_overrides = model_config_name(model)
+    declared, checks, datasets_yaml, model_path, model_yaml = _rules(model, config_dir)
+
+    config: dict = {}
+    _apply(config, datasets_yaml["defaults"], declared, "configs/datasets.yaml defaults", checks, origins)
+    _apply(config, facts.get("config") or {}, declared, f"datasets.yaml {dataset}.config", checks, origins)
+    _apply(config, model_yaml.get("common") or {}, declared, f"{model_path.name} common", checks, origins)
+    _apply(config, model_yaml.get(dataset) or {}, declared, f"{model_path.name} {dataset}", checks, origins)
+    _apply(config, variant_overrides, declared, f"model variant {model}", checks, origins)
+    if preset is not None:
+        presets = model_yaml.get("presets") or {}
+        if preset not in presets:
+            raise UsageError(f"unknown preset {preset!r} for {model}; {model_path.name} defines: "
+                             f"{', '.join(presets) or 'none'}")
+        _apply(config, presets[preset], declared, f"{model_path.name} presets.{preset}", checks, origins)
+    for item in overrides:
+        key, value, *where = item if isinstance(item, tuple) else parse_override(item)
+        _apply(config, {key: value}, declared, where[0] if where else overrides_from, checks, origins)
+    return EasyDict(config)
+
+
+def config_hash(config: dict) -> str:
+    """Stable short hash of a resolved config (sorted-key JSON)."""
+    blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def save_config(config: dict, path: Path) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(json.loads(json.dumps(config)), f, sort_keys=True)

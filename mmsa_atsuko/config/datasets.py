@@ -1,0 +1,82 @@
+"""The datasets table: every dataset's facts, from the `datasets:` block of configs/datasets.yaml and
+of the files named in $MMSA_ATSUKO_DATASETS (`--datasets FILE`), each block checked as it is read."""
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+from ..errors import UsageError
+from ..registry import CONFIG_DIR
+from .checks import _type_name
+from .yaml_files import read_yaml
+
+
+# Your own datasets: YAML files with a `datasets:` block each, os.pathsep-separated. `--datasets
+# FILE` on the command line sets it, so that sweep workers (other processes) see the same table.
+DATASETS_ENV = "MMSA_ATSUKO_DATASETS"
+DATASET_REQUIRED = {"format", "task", "metrics", "headline", "language", "files", "config"}
+DATASET_OPTIONAL = {"label_range", "num_classes", "label_names", "sha256", "download", "unimodal_labels", "max_seq_lens",
+                    "real_sizes", "real_shapes", "real_class_counts"}
+DATASET_CHOICES = {"format": ("mmsa", "mintrec"), "task": ("regression", "classification"),
+                   "metrics": ("mosi", "sims", "mintrec"), "language": ("en", "cn")}
+
+
+def datasets_table(config_dir: Path = CONFIG_DIR) -> dict:
+    """name -> facts of every dataset: configs/datasets.yaml's, then those of the files named in
+    $MMSA_ATSUKO_DATASETS (a later file may not redefine a name). Each block is checked."""
+    table = dict(read_yaml(config_dir / "datasets.yaml")["datasets"])
+    for extra in filter(None, os.environ.get(DATASETS_ENV, "").split(os.pathsep)):
+        blocks = read_yaml(Path(extra)).get("datasets")
+        if not isinstance(blocks, dict) or not blocks:
+            raise UsageError(f"dataset file {extra} has no `datasets:` block; see configs/datasets.yaml for one")
+        for name, facts in blocks.items():
+            if str(name).lower() in table:
+                raise UsageError(f"dataset file {extra} defines {name!r} again; pick another name")
+            table[str(name).lower()] = facts
+    for name, facts in table.items():
+        _check_dataset(name, facts)
+    return table
+
+
+def _check_dataset(name: str, facts) -> None:
+    where = f"dataset {name!r}"
+    if not isinstance(facts, dict):
+        raise UsageError(f"{where}: its block must be a mapping of facts, got {_type_name(facts)}")
+    missing, unknown = DATASET_REQUIRED - set(facts), set(facts) - DATASET_REQUIRED - DATASET_OPTIONAL
+    if missing:
+        raise UsageError(f"{where} lacks {', '.join(sorted(missing))} (see the comment atop configs/datasets.yaml)")
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; known: "
+                         f"{', '.join(sorted(DATASET_REQUIRED | DATASET_OPTIONAL))}")
+    for key, choices in DATASET_CHOICES.items():
+        if facts[key] not in choices:
+            raise UsageError(f"{where}: {key} must be one of {', '.join(choices)}, got {facts[key]!r}")
+    files = facts["files"]
+    if not isinstance(files, dict) or not files or set(files) - {"aligned", "unaligned"} \
+            or not all(isinstance(v, str) and v for v in files.values()):
+        raise UsageError(f"{where}: files must map aligned/unaligned to a path under the data root")
+    if facts["task"] == "regression":
+        low_high = facts.get("label_range")
+        if not (isinstance(low_high, list) and len(low_high) == 2
+                and all(isinstance(v, (int, float)) for v in low_high) and low_high[0] < low_high[1]):
+            raise UsageError(f"{where}: a regression dataset needs label_range: [low, high] with low < high")
+    elif not (isinstance(facts.get("num_classes"), int) and facts["num_classes"] >= 2):
+        raise UsageError(f"{where}: a classification dataset needs num_classes (an integer >= 2)")
+
+
+def dataset_facts(name: str, config_dir: Path = CONFIG_DIR) -> dict:
+    """The facts of dataset `name` (any case); one line naming the close ones when it is unknown."""
+    table = datasets_table(config_dir)
+    key = str(name).strip().lower()
+    if key not in table:
+        close = difflib.get_close_matches(key, table, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UsageError(f"unknown dataset {name!r}.{hint} Known datasets: {', '.join(table)} "
+                         f"(your own: a block in a --datasets FILE)")
+    return table[key]
+
+
+def dataset_names(data_format: str | None = None) -> tuple[str, ...]:
+    """Every dataset's name, or those of one format (mmsa | mintrec)."""
+    return tuple(n for n, f in datasets_table().items() if data_format in (None, f["format"]))

@@ -1,0 +1,37 @@
+"""Reading a YAML file: parsed once per file version (the cache's key holds the file's mtime), and
+a fresh copy to every caller."""
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+
+import yaml
+
+from ..errors import UsageError
+
+
+# libyaml's loader where PyYAML was built with it: the pure-Python one takes ~60 ms for
+# datasets.yaml, more than validating a feature file.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: Path) -> dict:
+    """The YAML file as a dict (a fresh copy: callers may change it)."""
+    path = Path(path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} not found") from None
+    return copy.deepcopy(_parse_yaml(str(path), stamp))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_yaml(path: str, mtime_ns: int) -> dict:
+    """Parsed once per file version (the mtime is part of the key, so an edited file is re-read)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_SafeLoader)
+    except yaml.YAMLError as e:
+        raise UsageError(f"config file {path} is not valid YAML: {' '.join(str(e).split())}") from None
+    return data or {}
