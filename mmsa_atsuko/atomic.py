@@ -6,10 +6,15 @@ file is a sibling of the target and not in /tmp.
 """
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import secrets
 from pathlib import Path
+
+from .errors import DataError
+
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)     # absent on Windows, where a plain user cannot make symlinks
 
 
 def temp_sibling(path: Path) -> Path:
@@ -64,3 +69,15 @@ def write_pickle(obj, path) -> None:
             os.fsync(f.fileno())
 
     replace_with(path, write)
+
+
+def open_new(path, mode: str = "w", **kwargs):
+    """`open(path, mode)` for writing ("w" or "wb", truncating) that never follows a symbolic link
+    at `path`: a planted link makes it fail with a one-line DataError instead of writing its target."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP or Path(path).is_symlink():     # ELOOP on Linux, EMLINK on FreeBSD
+            raise DataError(f"{path} is a symbolic link; refusing to write through it") from None
+        raise
+    return os.fdopen(fd, mode, **kwargs)

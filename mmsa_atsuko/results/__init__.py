@@ -13,8 +13,9 @@ model, dataset, aligned flag, seed, config hash, data id) and chosen here (`late
   fragment), keeping a record the store cannot take and recovering it;
 - `mmsa_csv`: MMSA-compatible aggregate rows in `<out>/normal/<dataset>.csv`.
 """
-from .folder import (ANALYSIS_DIR, NOFOLLOW, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES, analysis_dir,
-                     check_output_folder, check_run_id, inside, open_new, relative_run_dir, run_path, show)
+from ..atomic import NOFOLLOW, open_new      # a write that never follows a link: one home, below data/
+from .folder import (ANALYSIS_DIR, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES, analysis_dir,
+                     check_output_folder, check_run_id, inside, relative_run_dir, run_path, show)
 from .mmsa_csv import append_mmsa_csv, mmsa_cell
 from .record import IDENTITY_FIELDS, failed_record, identity, ok_record, run_identity
 from .selection import MAX_CONFIG_DEPTH, check_ok_record, headline_metric, latest_by_identity, ok_records

@@ -3,7 +3,7 @@
 Everything stays inside the results folder named on the command line: a record names its run's
 folder relative to it (`run_dir: runs/<run_id>`), and `run_path` finds the folder from the run id
 alone (checked against RUN_ID), inside that folder, whatever a record says; the store, the CSVs
-and the analysis outputs are never written through a symbolic link (O_NOFOLLOW, `open_new`,
+and the analysis outputs are never written through a symbolic link (O_NOFOLLOW, `atomic.open_new`,
 `open_append`).
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock
 
+from ..atomic import NOFOLLOW
 from ..errors import DataError, UsageError
 
 RUNS_FILE = "runs.jsonl"
@@ -25,7 +26,6 @@ ANALYSIS_DIR = "analysis"        # where analysis commands write by default
 RUN_ID = re.compile(r"[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-s-?[0-9]+-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}")
 # Entries of a results folder that the toolkit writes through: a planted symlink would send the writes elsewhere.
 STORE_ENTRIES = (RUNS_FILE, RUNS_FILE + ".lock", "runs", "normal", ANALYSIS_DIR)
-NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)     # absent on Windows, where a plain user cannot make symlinks
 
 
 def check_output_folder(out_dir, what: str = "results folder", entries=STORE_ENTRIES) -> Path:
@@ -113,18 +113,6 @@ def analysis_dir(results) -> Path:
         raise DataError(f"{folder} is a symbolic link; the toolkit writes only inside the results folder")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def open_new(path, mode: str = "w", **kwargs):
-    """`open(path, mode)` for writing ("w" or "wb", truncating) that never follows a symbolic link
-    at `path`: a planted link makes it fail with a one-line DataError instead of writing its target."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o644)
-    except OSError as e:
-        if e.errno == errno.ELOOP or Path(path).is_symlink():     # ELOOP on Linux, EMLINK on FreeBSD
-            raise DataError(f"{path} is a symbolic link; refusing to write through it") from None
-        raise
-    return os.fdopen(fd, mode, **kwargs)
 
 
 def open_append(path: Path) -> int:

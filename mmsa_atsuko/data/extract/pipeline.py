@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from ...atomic import replace_with, write_pickle
 from ...errors import DataError, UsageError
-from ...results.folder import open_new
+from ...atomic import open_new
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
 from .text import encode_texts, encoder_sha256, tokenizer_identity
