@@ -6,6 +6,12 @@ Importing `baselines` imports every module in it (`import_submodules`), and impo
 `get_model_class` import those packages once, by name, so this module imports nothing of
 the layers above it. A new baseline is one file in baselines/ plus its YAML in configs/.
 
+Models of your own may live outside the checkout: every `*.py` of the folders named in
+$MMSA_ATSUKO_MODELS (`--models DIR` sets it, so sweep workers see the same) is imported after the
+packages, as `mmsa_atsuko_user_models.<stem>`, and a model registered there reads its YAML from that
+folder (`model_yaml_path`). A folder that is missing or holds no model file, and a name the toolkit
+already has, are one line (UsageError); a file that fails to import is kept like a baseline's.
+
 Discovery imports module by module and keeps each failure: a baseline with a broken optional
 dependency is listed as unavailable and cannot break the others (the fault of MMSA's eager
 `AMIO.MODEL_MAP`).
@@ -14,6 +20,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
+import os
 import pkgutil
 import sys
 import traceback
@@ -31,6 +39,15 @@ _IMPORT_ERRORS: dict[str, str] = {}        # module name -> "ErrorType: message"
 _IMPORT_FIXES: dict[str, str] = {}         # module name -> what to do about it
 _discovered = False
 
+# Folders of models of your own, os.pathsep-separated: `--models DIR` on the command line sets it, so
+# that sweep workers (other processes) import the same files.
+MODELS_ENV = "MMSA_ATSUKO_MODELS"
+USER_PACKAGE = "mmsa_atsuko_user_models"     # what a user's model file is imported as: no real package's name
+_USER_MODELS: dict[str, Path] = {}           # model name registered from a folder of $MMSA_ATSUKO_MODELS -> its file
+_USER_FILES: dict[str, Path] = {}            # module name (mmsa_atsuko_user_models.<stem>) -> its file
+_user_done: dict[str, str] = {}              # folder imported -> '' (or the one-line error it gave, raised again)
+_loading: Path | None = None                 # the user's model file being imported now
+
 
 def register_model(name: str, **meta):
     """Class decorator: `@register_model("tfn", tasks=("regression", "classification"))`.
@@ -41,6 +58,7 @@ def register_model(name: str, **meta):
 
     def decorate(cls):
         _check_lowercase(name)
+        _check_not_taken(name)
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise RuntimeError(f"model name {name!r} registered twice")
         own = cls.__dict__.get("registry_meta")
@@ -58,6 +76,7 @@ def register_model(name: str, **meta):
 def register_variant(name: str, base: type, **meta):
     """Register `name` as a configuration variant of an already registered class."""
     _check_lowercase(name)
+    _check_not_taken(name)
     if name in _REGISTRY and _REGISTRY[name].__mro__[1] is not base:    # taken by another model
         raise RuntimeError(f"model name {name!r} registered twice")
     variant = type(base.__name__ + "_" + name, (base,), {})
@@ -69,6 +88,15 @@ def register_variant(name: str, base: type, **meta):
 def _check_lowercase(name: str) -> None:
     if name != name.lower():     # lookups are case-insensitive by lowering the name asked for
         raise RuntimeError(f"model name {name!r} must be lowercase: register it as {name.lower()!r}")
+
+
+def _check_not_taken(name: str) -> None:
+    """While a model file of your own is imported: a name already registered is one line (UsageError,
+    which discovery does not keep as an import error), never a silent override."""
+    if _loading is None or name not in _REGISTRY or _USER_MODELS.get(name) == _loading:
+        return
+    owner = "the toolkit already has" if name not in _USER_MODELS else f"{_USER_MODELS[name]} registers too"
+    raise UsageError(f"{_loading} registers {name!r}, which {owner}: rename it")
 
 
 def import_submodules(package: str, path) -> None:
@@ -86,25 +114,111 @@ def _import(module: str) -> None:
         _IMPORT_FIXES[module] = _fix_for(module, e)
 
 
-def _fix_for(module: str, error: Exception) -> str:
+def _fix_for(module: str, error: Exception, file: Path | None = None) -> str:
     """What to do about `module`'s import error: install a package it names that is not ours, else fix the
-    file where it was raised (the deepest line of `module`'s own file in the traceback)."""
+    file where it was raised (the deepest line of `module`'s own file in the traceback; `file`, a model file
+    of your own, is that file)."""
     missing = getattr(error, "name", None) if isinstance(error, ModuleNotFoundError) else None
-    if missing and missing.partition(".")[0] not in {m.partition(".")[0] for m in (*MODEL_PACKAGES, __package__)}:
+    ours = {m.partition(".")[0] for m in (*MODEL_PACKAGES, __package__, USER_PACKAGE)}
+    if missing and missing.partition(".")[0] not in ours:
         return "install or fix what it needs"
-    files = (f"{module.replace('.', '/')}.py", f"{module.replace('.', '/')}/__init__.py")
-    raised = [(file, frame.lineno) for frame in traceback.extract_tb(error.__traceback__) for file in files
-              if Path(frame.filename).as_posix().endswith("/" + file)]
+    frames = traceback.extract_tb(error.__traceback__)
+    if file is not None:
+        raised = [(str(file), frame.lineno) for frame in frames if Path(frame.filename).resolve() == file]
+        files = (str(file),)
+    else:
+        files = (f"{module.replace('.', '/')}.py", f"{module.replace('.', '/')}/__init__.py")
+        raised = [(file, frame.lineno) for frame in frames for file in files
+                  if Path(frame.filename).as_posix().endswith("/" + file)]
     return f"fix {raised[-1][0]}, line {raised[-1][1]}" if raised else f"fix {files[0]}"
 
 
 def discover() -> None:
-    """Import the model packages, once per process."""
+    """Import the model packages, once per process, then the model files of the folders in
+    $MMSA_ATSUKO_MODELS (each folder once; a bad folder raises its line on every call)."""
     global _discovered
     if not _discovered:
         _discovered = True
         for package in MODEL_PACKAGES:
             _import(package)
+    for folder in model_folders():
+        key = str(folder)
+        if key not in _user_done:
+            _user_done[key] = ""
+            try:
+                _import_folder(folder)
+            except UsageError as e:
+                _user_done[key] = str(e)
+        if _user_done[key]:
+            raise UsageError(_user_done[key])
+
+
+def model_folders() -> list[Path]:
+    """The folders of models of your own: $MMSA_ATSUKO_MODELS (`--models DIR`), in order."""
+    folders = [Path(f).expanduser().resolve() for f in os.environ.get(MODELS_ENV, "").split(os.pathsep) if f]
+    return list(dict.fromkeys(folders))
+
+
+def _import_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise UsageError(f"model folder {folder} does not exist (--models DIR or ${MODELS_ENV}: a folder of "
+                         f"model files <name>.py, each with its <name>.yaml beside it)")
+    files = sorted(folder.glob("*.py"))
+    if not files:
+        raise UsageError(f"model folder {folder} holds no .py file: put a model file <name>.py that registers "
+                         f"its model with @register_model, and its <name>.yaml, in it")
+    for file in files:
+        _import_file(file)
+
+
+def _import_file(file: Path) -> None:
+    """Import one model file of your own as mmsa_atsuko_user_models.<stem> (in sys.modules before it runs,
+    so that dataclasses and pickling find it); a failure is kept as a baseline's is."""
+    global _loading
+    module = f"{USER_PACKAGE}.{file.stem}"
+    if _USER_FILES.get(module, file) != file:
+        raise UsageError(f"{file} and {_USER_FILES[module]}: two model files of one name; rename one")
+    _USER_FILES[module] = file
+    before = set(_REGISTRY)
+    _loading = file
+    try:
+        spec = importlib.util.spec_from_file_location(module, file)
+        sys.modules[module] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[module])
+    except UsageError:                 # a name the toolkit has: one line, the command does not start
+        sys.modules.pop(module, None)
+        raise
+    except Exception as e:             # as a baseline's: its models are unavailable, the others load
+        sys.modules.pop(module, None)
+        _IMPORT_ERRORS[module] = f"{type(e).__name__}: {' '.join(str(e).split())}"
+        _IMPORT_FIXES[module] = _fix_for(module, e, file)
+    finally:
+        _loading = None
+    for name in set(_REGISTRY) - before:
+        _USER_MODELS[name] = file
+
+
+def model_yaml_path(config_name: str, config_dir: Path | None = None) -> Path:
+    """Where the YAML of model config `config_name` is: beside its model file for a model registered from
+    a folder of $MMSA_ATSUKO_MODELS, else `config_dir` (default configs/) / <config_name>.yaml."""
+    if config_name in _USER_MODELS:
+        return _USER_MODELS[config_name].parent / f"{config_name}.yaml"
+    return (CONFIG_DIR if config_dir is None else Path(config_dir)) / f"{config_name}.yaml"
+
+
+def model_origin(name: str) -> Path | None:
+    """The model file of your own that registered `name`, or None for the toolkit's models."""
+    return _USER_MODELS.get(name)
+
+
+def model_file(module: str) -> str:
+    """How a message names model module `module`: its dotted name, or the path of a model file of your own."""
+    return str(_USER_FILES.get(module, module))
+
+
+def _shown_yaml(config_name: str) -> str:
+    """How a message names a model's YAML: configs/<name>.yaml, or the full path of one of your own."""
+    return str(model_yaml_path(config_name)) if config_name in _USER_MODELS else f"configs/{config_name}.yaml"
 
 
 def list_models() -> list[str]:
@@ -126,13 +240,15 @@ def canonical_model_name(name: str) -> str:
         return key
     for module, error in _IMPORT_ERRORS.items():
         if module.rpartition(".")[2] == key:     # one file per model, named after it
-            raise UsageError(f"model {name!r} is unavailable: {module} failed to import ({error}); "
-                             f"{_IMPORT_FIXES[module]}")
+            raise UsageError(f"model {name!r} is unavailable: {model_file(module)} failed to import "
+                             f"({error}); {_IMPORT_FIXES[module]}")
     close = difflib.get_close_matches(key, _REGISTRY, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    broken = f" Failed to import: {', '.join(_IMPORT_ERRORS)} (python run.py list)." if _IMPORT_ERRORS else ""
+    broken = (f" Failed to import: {', '.join(map(model_file, _IMPORT_ERRORS))} (python run.py list)."
+              if _IMPORT_ERRORS else "")
+    own = "" if model_folders() else " A model of your own: pass --models DIR, the folder of its file."
     raise UsageError(f"unknown model {name!r}.{_unregistered(key)}{hint} Known models: "
-                     f"{', '.join(list_models())}.{broken}")
+                     f"{', '.join(list_models())}.{broken}{own}")
 
 
 def _unregistered(key: str) -> str:
@@ -146,7 +262,15 @@ def _unregistered(key: str) -> str:
                 others = sorted(n for n, cls in _REGISTRY.items() if cls.__module__ == module)
                 also = f" (it registers {', '.join(others)})" if others else ""
                 return f" {module.replace('.', '/')}.py exists but registers no model {key!r}{also}: {decorate}."
-    if (CONFIG_DIR / f"{key}.yaml").is_file():
+    for folder in model_folders():
+        if (folder / f"{key}.py").is_file():
+            others = sorted(n for n, file in _USER_MODELS.items() if file == folder / f"{key}.py")
+            also = f" (it registers {', '.join(others)})" if others else ""
+            return f" {folder / key}.py exists but registers no model {key!r}{also}: {decorate}."
+        if (folder / f"{key}.yaml").is_file():
+            return (f" {folder / key}.yaml exists but no model file registers {key!r}: add {folder / key}.py and "
+                    f"{decorate}.")
+    if model_yaml_path(key).is_file():
         return (f" configs/{key}.yaml exists but no model file registers {key!r}: add baselines/{key}.py and "
                 f"{decorate}.")
     return ""
@@ -175,5 +299,5 @@ def build_model(name: str, config, spec):
         close = difflib.get_close_matches(e.name, [k for k in config if isinstance(k, str)], n=1)
         guess = f" (did you mean {close[0]!r}?)" if close else ""
         raise UsageError(f"{meta['name']}: building the model failed: AttributeError: config has no key "
-                         f"{e.name!r}{guess}; declare it in configs/{meta.get('config_name', meta['name'])}.yaml"
+                         f"{e.name!r}{guess}; declare it in {_shown_yaml(meta.get('config_name', meta['name']))}"
                          ) from e

@@ -131,14 +131,15 @@ def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, args, message)
     assert not (tmp_path / "out").exists()
 
 
-def test_every_help_names_the_datasets_option(capsys):
-    # --datasets is taken by main() before any parser, so each help has to say it exists.
+def test_every_help_names_the_datasets_and_models_options(capsys):
+    # --datasets and --models are taken by main() before any parser, so each help has to say they exist.
     from mmsa_atsuko.cli import COMMANDS, main
     for command in [*COMMANDS, None]:
         with pytest.raises(SystemExit) as done:
             main([command, "--help"] if command else ["--help"])
         assert done.value.code == 0
-        assert "--datasets FILE" in " ".join(capsys.readouterr().out.split()), command
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--datasets FILE" in text and "--models DIR" in text, command
 
 
 def test_a_misspelled_command_is_named_as_one(capsys):

@@ -65,6 +65,8 @@ HOW = {
         ("run", ["--trials", "2", "--jobs", "1", "-s", "1111", "--max-epochs", "1"]),
     "python run.py -m mymodel -d mosi --synthetic --preset small":
         ("skip", "mymodel is the README's skeleton: test_the_model_skeleton_trains runs it on a copy that has it"),
+    "python run.py -m mymodel -d mosi --synthetic --preset small --models ~/my_models":
+        ("skip", "test_the_model_skeleton_trains runs it from a folder of its own too"),
 }
 
 
@@ -111,6 +113,17 @@ def test_the_model_skeleton_trains(tmp_path):
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert [(r["model"], r["dataset"], r["status"]) for r in records] == [(name, "mosi", "ok"), (name, "mintrec", "ok")]
     assert 20 <= len(code.splitlines()) <= 40
+    # the same two files in a folder of one's own, outside any checkout: --models DIR
+    folder = tmp_path / "my_models"
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(code, encoding="utf-8")
+    (folder / f"{name}.yaml").write_text(yaml_text, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", name, "-d", "mosi", "--synthetic", "--preset",
+                           "small", "--models", str(folder), "-s", "1111", "--max-epochs", "1", "--quiet", "--out",
+                           str(tmp_path / "from-folder")], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert '"status": "ok"' in (tmp_path / "from-folder" / "runs.jsonl").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -197,3 +197,153 @@ def test_a_key_the_constructor_reads_that_the_config_lacks_is_one_line_and_a_bug
     assert isinstance(err.value.__cause__, AttributeError)     # the original, for a caller in Python
     with pytest.raises(AttributeError, match="widht"):
         registry.build_model("has_a_bug", config, spec)
+
+
+# Models of your own outside the checkout: `--models DIR` / $MMSA_ATSUKO_MODELS.
+
+@pytest.fixture
+def own_models(tmp_path, monkeypatch):
+    """The fixture user model (tests/fixtures/latefuse.*) copied into a folder of its own (not a checkout), and
+    a registry that forgets the folders it imports: -> (folder, forget), `forget()` undoing this test's imports."""
+    import shutil
+
+    from conftest import FIXTURES
+    folder = tmp_path / "my_models"
+    folder.mkdir()
+    for suffix in (".py", ".yaml"):
+        shutil.copy(FIXTURES / f"latefuse{suffix}", folder)
+    list_models()                                  # the shipped models, imported once for the whole session
+    monkeypatch.setenv(registry.MODELS_ENV, "")    # main() adds to it; monkeypatch restores it afterwards
+
+    def forget():
+        for name, value in (("_REGISTRY", dict(shipped)), ("_IMPORT_ERRORS", dict(errors)), ("_IMPORT_FIXES", {}),
+                            ("_USER_MODELS", {}), ("_USER_FILES", {}), ("_user_done", {})):
+            monkeypatch.setattr(registry, name, value)
+        monkeypatch.setenv(registry.MODELS_ENV, "")
+        for module in [m for m in sys.modules if m.startswith(registry.USER_PACKAGE + ".")]:
+            sys.modules.pop(module)
+    shipped, errors = dict(registry._REGISTRY), dict(registry._IMPORT_ERRORS)
+    forget()
+    yield folder, forget
+    forget()
+
+
+def train_args(out, *extra, seeds=("1111",)):
+    return ["-m", "latefuse", "-d", "mosi", "--synthetic", "--preset", "small", "-s", *seeds, "--max-epochs", "1",
+            "--quiet", "--out", str(out), *extra]
+
+
+def test_a_models_folder_trains_lists_and_predicts_its_model(own_models, tmp_path, capsys):
+    import json
+
+    from mmsa_atsuko.cli import main
+    folder, forget = own_models
+    out = tmp_path / "results"
+    assert main(train_args(out, "--models", str(folder))) == 0, capsys.readouterr().err
+    (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert (record["model"], record["status"]) == ("latefuse", "ok")
+    assert "latefuse" not in [p.stem for p in (registry.CONFIG_DIR.parent / "baselines").glob("*.py")]
+    capsys.readouterr()
+    assert main(["list", "--models", str(folder)]) == 0
+    assert f"  latefuse       regression, classification  (yours: {folder / 'latefuse.py'})" in \
+        capsys.readouterr().out.splitlines()
+
+    predict = ["predict", "--run", record["run_id"], "--results", str(out), "--features", record["data_path"]]
+    assert main([*predict, "--out", str(tmp_path / "pred"), "--models", str(folder)]) == 0, capsys.readouterr().err
+    assert (tmp_path / "pred" / "predictions.csv").is_file()
+    forget()                                       # a later command that forgot --models
+    capsys.readouterr()
+    assert main([*predict, "--out", str(tmp_path / "pred2")]) != 0
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "unknown model 'latefuse'" in line and "pass --models DIR" in line, line
+
+
+def test_sweep_workers_import_the_models_folder(own_models, tmp_path, capsys):
+    """--jobs 2: each run in a spawned worker process, which finds the folder in $MMSA_ATSUKO_MODELS."""
+    import json
+
+    from mmsa_atsuko.cli import main
+    folder, _ = own_models
+    out = tmp_path / "results"
+    assert main(train_args(out, "--models", str(folder), "--jobs", "2", seeds=("1111", "1112"))) == 0, \
+        capsys.readouterr().err
+    records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert sorted((r["model"], r["seed"], r["status"]) for r in records) == [("latefuse", 1111, "ok"),
+                                                                              ("latefuse", 1112, "ok")]
+
+
+def test_the_environment_variable_alone_names_the_folder(own_models, tmp_path):
+    """A fresh process with $MMSA_ATSUKO_MODELS and no --models: it lists and trains the model."""
+    import json
+    import os
+    import subprocess
+
+    from conftest import ROOT
+    folder, _ = own_models
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), registry.MODELS_ENV: str(folder)}
+    run = lambda *args: subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True,  # noqa: E731
+                                       text=True, env=env, cwd=tmp_path, timeout=600)
+    listed = run("list")
+    assert listed.returncode == 0 and f"(yours: {folder / 'latefuse.py'})" in listed.stdout, listed.stderr
+    trained = run(*train_args(tmp_path / "results"))
+    assert trained.returncode == 0, trained.stderr
+    (record,) = [json.loads(line) for line in (tmp_path / "results" / "runs.jsonl").read_text().splitlines()]
+    assert (record["model"], record["status"]) == ("latefuse", "ok")
+
+
+@pytest.mark.parametrize("case,message", [
+    ("taken", "{folder}/latefuse.py registers 'tfn', which the toolkit already has: rename it"),
+    ("missing", "model folder {folder} does not exist (--models DIR or $MMSA_ATSUKO_MODELS: "),
+    ("empty", "model folder {folder} holds no .py file: "),
+])
+def test_a_bad_models_folder_is_one_line_before_the_command(own_models, tmp_path, capsys, case, message):
+    from mmsa_atsuko.cli import main
+    folder, _ = own_models
+    if case == "taken":           # the user's model named like a shipped one: never a silent override
+        path = folder / "latefuse.py"
+        path.write_text(path.read_text().replace('@register_model("latefuse"', '@register_model("tfn"'))
+    elif case == "missing":
+        folder = tmp_path / "nowhere"
+    else:
+        for path in folder.glob("*.py"):
+            path.unlink()
+    out = tmp_path / "results"
+    assert main([*train_args(out), "--models", str(folder)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: " + message.format(folder=folder)), line
+    assert not out.exists()
+    assert registry._REGISTRY["tfn"].__module__ == "baselines.tfn"     # not replaced
+
+
+def test_a_models_folder_model_reads_its_yaml_from_that_folder(own_models, tmp_path, capsys):
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.config import declared_type, load_config
+    folder, _ = own_models
+    yaml_path = folder / "latefuse.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("    hidden_dim: 16\n", "    hidden_dim: 0\n"))
+    assert main([*train_args(tmp_path / "results"), "--models", str(folder)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {yaml_path} presets.small: hidden_dim"), line
+    assert registry.model_yaml_path("latefuse") == yaml_path
+    assert registry.model_yaml_path("tfn", tmp_path) == tmp_path / "tfn.yaml"    # config_dir: the toolkit's own
+    assert load_config("latefuse", "mosi").hidden_dim == 64 and declared_type("latefuse", "hidden_dim") is int
+
+
+def test_a_model_file_of_a_models_folder_that_fails_is_kept_like_a_baselines(own_models, capsys):
+    from mmsa_atsuko.cli import main
+    folder, _ = own_models
+    (folder / "broken.py").write_text("import torch\n\nfrom mmsa_atsuko.models.common.task import taskloss\n")
+    (folder / "forgot.py").write_text("from torch import nn\n")
+    assert main(["list", "--models", str(folder)]) == 0          # latefuse still loads
+    out = capsys.readouterr().out.splitlines()
+    assert f"  {folder / 'broken.py'} unavailable: ImportError: cannot import name 'taskloss' from " \
+           "'mmsa_atsuko.models.common.task'" in " ".join(out)
+    assert any(line.startswith("  latefuse ") for line in out)
+    with pytest.raises(UsageError) as err:
+        get_model_class("broken")
+    assert str(err.value).startswith(f"model 'broken' is unavailable: {folder / 'broken.py'} failed to import "
+                                     "(ImportError: cannot import name 'taskloss'")
+    assert str(err.value).endswith(f"; fix {folder / 'broken.py'}, line 3")
+    with pytest.raises(UsageError, match=f"unknown model 'forgot'. {folder / 'forgot.py'} exists but registers no "
+                                         f"model 'forgot'.* Failed to import: {folder / 'broken.py'} "):
+        get_model_class("forgot")

@@ -51,6 +51,27 @@ def take_datasets_files(argv: list[str]) -> list[str]:
     return rest
 
 
+def take_models_folders(argv: list[str]) -> list[str]:
+    """`--models DIR` (any command, repeatable): a folder of models of your own (<name>.py registering its model,
+    <name>.yaml beside it). Put in $MMSA_ATSUKO_MODELS, so sweep workers import the same files."""
+    from ..registry import MODELS_ENV, discover
+    rest, folders = [], []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--models" or arg.startswith("--models="):
+            value = arg.partition("=")[2] or next(args, None)
+            if not value:
+                raise UsageError("--models needs a folder of model files (<name>.py with its <name>.yaml)")
+            folders.append(str(Path(value).expanduser().resolve()))
+        else:
+            rest.append(arg)
+    if folders:
+        listed = [f for f in os.environ.get(MODELS_ENV, "").split(os.pathsep) if f]
+        os.environ[MODELS_ENV] = os.pathsep.join(dict.fromkeys(listed + folders))    # each folder once
+        discover()              # a missing folder or a name the toolkit has is one line now, before any command
+    return rest
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv == ["help"]:
@@ -58,7 +79,7 @@ def main(argv=None) -> int:
               file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
     try:
-        argv = take_datasets_files(argv)
+        argv = take_models_folders(take_datasets_files(argv))
         command = COMMANDS.get(argv[0], None) if argv else None
         if command is None and argv and not argv[0].startswith("-"):     # training takes no positional word
             close = difflib.get_close_matches(argv[0], COMMANDS, n=1)

@@ -12,7 +12,7 @@ class OneLineParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
-        # main() takes --datasets before any parser runs, so no parser declares it: say so in each help.
+        # main() takes --datasets and --models before any parser runs, so no parser declares them: say so in each help.
         kwargs.setdefault("epilog", DATASETS_OPTION)
         super().__init__(*args, **kwargs)
 
@@ -21,7 +21,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 DATASETS_OPTION = ("Every command takes --datasets FILE (repeatable): datasets of your own, as blocks like "
-                   "configs/datasets.yaml's.")
+                   "configs/datasets.yaml's; and --models DIR (repeatable): a folder of models of your own, each "
+                   "a <name>.py registering it with its <name>.yaml beside it.")
 
 # One line per command for the top-level help; the order is the order of a typical session.
 COMMAND_HELP = {

@@ -67,12 +67,14 @@ def synth_parser() -> argparse.ArgumentParser:
 def cmd_list(argv) -> int:
     OneLineParser(prog="run.py list", description="List models and datasets.").parse_args(argv)
     from ..config import datasets_table
-    from ..registry import get_model_class, import_errors, list_models
+    from ..registry import get_model_class, import_errors, list_models, model_file, model_origin
     print("models:")
     for name in list_models():
-        print(f"  {name:<14} {', '.join(get_model_class(name).registry_meta.get('tasks', ('regression',)))}")
+        origin = model_origin(name)           # a model of your own (--models DIR): the file it came from
+        print(f"  {name:<14} {', '.join(get_model_class(name).registry_meta.get('tasks', ('regression',)))}"
+              + (f"  (yours: {origin})" if origin else ""))
     for module, error in import_errors().items():   # a module that breaks is listed with its error, not hidden
-        print(f"  {module:<14} unavailable: {error}")
+        print(f"  {model_file(module):<14} unavailable: {error}")
     print("datasets:")
     for name, facts in datasets_table().items():
         print(f"  {name:<14} {facts['task']}, {facts['language']}, settings: {', '.join(facts['files'])}")

@@ -3,7 +3,8 @@
 Layers, later wins:
   1. configs/datasets.yaml `defaults` (trainer keys every run has)
   2. configs/datasets.yaml `datasets.<dataset>.config`
-  3. configs/<model>.yaml `common` (declares every model key, with its default)
+  3. configs/<model>.yaml `common` (declares every model key, with its default; a model of your own's
+     YAML is beside its model file: registry.model_yaml_path)
   4. configs/<model>.yaml `<dataset>`
   5. the registry's variant overrides (e.g. atsuko_base switches SBN and MCM off)
   6. configs/<model>.yaml `presets.<preset>` (--preset small)
@@ -33,7 +34,7 @@ import yaml
 from easydict import EasyDict
 
 from ..errors import UsageError
-from ..registry import CONFIG_DIR, get_model_class
+from ..registry import CONFIG_DIR, get_model_class, model_yaml_path
 from .checks import (DEFAULT_CHECKS, Check, _apply, _checks, _declare_nullable, _no_check, _Nullable, _type_name,
                      number_hint, parse_override)
 from .datasets import DATASETS_ENV, dataset_facts, dataset_names, datasets_table
@@ -49,13 +50,18 @@ def model_config_name(model: str) -> tuple[str, dict]:
     return meta.get("config_name", meta["name"]), dict(meta.get("overrides", {}))
 
 
-def _declarations(datasets_yaml: dict, model_yaml: dict, model_path: Path) -> dict:
+def _yaml_label(model_path: Path, config_dir: Path) -> str:
+    """What messages call a model's YAML: its name in configs/ (tfn.yaml), the full path of one of your own."""
+    return model_path.name if model_path.parent == Path(config_dir) else str(model_path)
+
+
+def _declarations(datasets_yaml: dict, model_yaml: dict, label: str) -> dict:
     """key -> declared default (a _Nullable for a key that is null by default but typed when set)."""
     declared = dict(datasets_yaml["defaults"])
     for key, value in (model_yaml.get("common") or {}).items():
         declared[key] = value if key not in declared else declared[key]
     _declare_nullable(declared, datasets_yaml.get("nullable"), "configs/datasets.yaml nullable")
-    _declare_nullable(declared, model_yaml.get("nullable"), f"{model_path.name} nullable")
+    _declare_nullable(declared, model_yaml.get("nullable"), f"{label} nullable")
     return declared
 
 
@@ -64,8 +70,9 @@ def declared_type(model: str, key: str, config_dir: Path = CONFIG_DIR) -> type |
     nullable key's type when set), or None for a key that takes any value. Unknown key: None (load_config
     names it)."""
     config_name, _ = model_config_name(model)
-    model_path = config_dir / f"{config_name}.yaml"
-    declared = _declarations(read_yaml(config_dir / "datasets.yaml"), read_yaml(model_path), model_path)
+    model_path = model_yaml_path(config_name, config_dir)
+    declared = _declarations(read_yaml(config_dir / "datasets.yaml"), read_yaml(model_path),
+                             _yaml_label(model_path, config_dir))
     example = declared.get(key)
     example = example.example if isinstance(example, _Nullable) else example
     return None if example is None else list if isinstance(example, tuple) else type(example)
@@ -77,23 +84,24 @@ def _rules(model: str, config_dir: Path) -> tuple[dict, dict, dict, Path, dict]:
     datasets_yaml = read_yaml(config_dir / "datasets.yaml")
     table = datasets_table(config_dir)
     config_name, _ = model_config_name(model)
-    model_path = config_dir / f"{config_name}.yaml"
+    model_path = model_yaml_path(config_name, config_dir)
+    label = _yaml_label(model_path, config_dir)
     model_yaml = read_yaml(model_path)
     unknown_blocks = set(model_yaml) - {"common", "presets", "nullable", "checks", *table}
     if unknown_blocks:
         raise UsageError(f"{model_path}: unknown top-level block(s) {sorted(unknown_blocks)}; "
                          f"expected common, presets, nullable, checks or a dataset name ({', '.join(table)})")
 
-    declared = _declarations(datasets_yaml, model_yaml, model_path)
+    declared = _declarations(datasets_yaml, model_yaml, label)
     checks = _checks(declared, (datasets_yaml.get("checks"), "configs/datasets.yaml checks"),
-                     (model_yaml.get("checks"), f"{model_path.name} checks"))
+                     (model_yaml.get("checks"), f"{label} checks"))
     # A key without a check takes any value of its type (`-c pool=banana`): refused here, for every
     # model, as tests/test_hostile.py refuses it for the shipped YAMLs. A bool needs none.
     for key, default in declared.items():
         example = default.example if isinstance(default, _Nullable) else default
         if key not in checks and not isinstance(example, bool):
             raise UsageError(_no_check(key, default, *(("configs/datasets.yaml", "defaults")
-                                                       if key in datasets_yaml["defaults"] else (model_path.name, "common"))))
+                                                       if key in datasets_yaml["defaults"] else (label, "common"))))
     return declared, checks, datasets_yaml, model_path, model_yaml
 
 
@@ -132,19 +140,20 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
     facts = dataset_facts(dataset, config_dir)
     _, variant_overrides = model_config_name(model)
     declared, checks, datasets_yaml, model_path, model_yaml = _rules(model, config_dir)
+    label = _yaml_label(model_path, config_dir)
 
     config: dict = {}
     _apply(config, datasets_yaml["defaults"], declared, "configs/datasets.yaml defaults", checks, origins)
     _apply(config, facts.get("config") or {}, declared, f"datasets.yaml {dataset}.config", checks, origins)
-    _apply(config, model_yaml.get("common") or {}, declared, f"{model_path.name} common", checks, origins)
-    _apply(config, model_yaml.get(dataset) or {}, declared, f"{model_path.name} {dataset}", checks, origins)
+    _apply(config, model_yaml.get("common") or {}, declared, f"{label} common", checks, origins)
+    _apply(config, model_yaml.get(dataset) or {}, declared, f"{label} {dataset}", checks, origins)
     _apply(config, variant_overrides, declared, f"model variant {model}", checks, origins)
     if preset is not None:
         presets = model_yaml.get("presets") or {}
         if preset not in presets:
-            raise UsageError(f"unknown preset {preset!r} for {model}; {model_path.name} defines: "
+            raise UsageError(f"unknown preset {preset!r} for {model}; {label} defines: "
                              f"{', '.join(presets) or 'none'}")
-        _apply(config, presets[preset], declared, f"{model_path.name} presets.{preset}", checks, origins)
+        _apply(config, presets[preset], declared, f"{label} presets.{preset}", checks, origins)
     for item in overrides:
         key, value, *where = item if isinstance(item, tuple) else parse_override(item)
         _apply(config, {key: value}, declared, where[0] if where else overrides_from, checks, origins)
