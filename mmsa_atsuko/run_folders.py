@@ -37,10 +37,26 @@ def partial_dir(out, run_id: str) -> Path:
 
 def _claim(folder: Path) -> FileLock | None:
     """`folder`'s lock, taken without waiting; None while a live process holds it (or the folder has gone)."""
+    try:
+        inode = folder.stat().st_ino
+    except FileNotFoundError:
+        return None
     lock = FileLock(folder / RUN_LOCK)
     try:
         lock.acquire(timeout=0)
     except (Timeout, FileNotFoundError):
+        return None
+    try:
+        same = folder.stat().st_ino == inode
+    except FileNotFoundError:
+        same = False
+    if not same:
+        # FileLock makes its file's folder: a run that renamed `folder` to its final name between the
+        # stat above and the acquire leaves it made again, holding only our lock file, a `.partial`
+        # folder that names no run and that no later start would remove. Undo it.
+        lock.release()
+        if {entry.name for entry in folder.iterdir()} == {RUN_LOCK}:
+            shutil.rmtree(folder, ignore_errors=True)
         return None
     return lock
 

@@ -105,6 +105,35 @@ def _alive(pid):
         return False
 
 
+def test_claiming_a_partial_folder_renamed_away_meanwhile_leaves_nothing(tmp_path, monkeypatch):
+    # A worker lists `.X.partial`; another renames it to its final name just before the first takes its
+    # lock. FileLock made the folder again, holding only its lock file, and no later start removed it
+    # (a CI run of the test below found one such folder).
+    from filelock import FileLock
+
+    from mmsa_atsuko.run_folders import _claim
+    runs = tmp_path / "runs"
+    listed = runs / ".tfn-mosi-s1-20261206T040109-baf67b.partial"
+    listed.mkdir(parents=True)
+    (listed / "run.json").write_text("{}")
+    acquire = FileLock.acquire
+
+    def renamed_first(lock, *args, **kwargs):        # the other process's rename, at the worst moment
+        if listed.exists():
+            listed.rename(runs / listed.name[1:-len(".partial")])
+        return acquire(lock, *args, **kwargs)
+    monkeypatch.setattr(FileLock, "acquire", renamed_first)
+    assert _claim(listed) is None
+    assert sorted(p.name for p in runs.iterdir()) == [listed.name[1:-len(".partial")]]
+    monkeypatch.undo()
+    # A folder that stays where it was listed is claimed as before, an old empty one included.
+    for name in (".lmf-mosi-s1-20261206T040109-ef375f.partial", ".b.partial"):
+        (runs / name).mkdir()
+        lock = _claim(runs / name)
+        assert lock is not None and lock.is_locked
+        lock.release()
+
+
 def test_killed_sweep_resumes_with_every_run_recorded_once(tmp_path):
     out = tmp_path / "out"
     lists = ["-m", "tfn", "lmf", "-d", "mosi", "sims", "-s", "1", "2"]
