@@ -29,24 +29,37 @@ COMMANDS = {"list": cmd_list, "synth": cmd_synth, "sweep": cmd_sweep, "leaderboa
             "results": cmd_results, "verify": cmd_verify, "tune": cmd_tune}
 
 
+def _take_option(argv: list[str], option: str, needs: str) -> tuple[list[str], list[str]]:
+    """`option VALUE` or `option=VALUE`, anywhere in `argv` and repeatable: (the other arguments, the values)."""
+    rest, values = [], []
+    args = iter(argv)
+    for arg in args:
+        if arg == option or arg.startswith(option + "="):
+            value = arg.partition("=")[2] or next(args, None)
+            if not value:
+                raise UsageError(f"{option} needs {needs}")
+            values.append(value)
+        else:
+            rest.append(arg)
+    return rest, values
+
+
+def _extend_environment(name: str, paths: list[str]) -> None:
+    """Add `paths` to the os.pathsep-separated variable `name`, each once: sweep workers (other
+    processes) inherit it and so read the same files."""
+    listed = [f for f in os.environ.get(name, "").split(os.pathsep) if f]
+    os.environ[name] = os.pathsep.join(dict.fromkeys(listed + paths))
+
+
 def take_datasets_files(argv: list[str]) -> list[str]:
     """`--datasets FILE` (any command, repeatable): datasets of your own, declared as blocks like those of
     configs/datasets.yaml. Put in $MMSA_ATSUKO_DATASETS, so sweep workers read the same table."""
-    rest, files = [], []
-    args = iter(argv)
-    for arg in args:
-        if arg == "--datasets" or arg.startswith("--datasets="):
-            value = arg.partition("=")[2] or next(args, None)
-            if not value:
-                raise UsageError("--datasets needs a YAML file with a `datasets:` block")
-            if not Path(value).is_file():
-                raise UsageError(f"--datasets {value}: no such file")
-            files.append(str(Path(value).resolve()))
-        else:
-            rest.append(arg)
-    if files:
-        listed = [f for f in os.environ.get(DATASETS_ENV, "").split(os.pathsep) if f]
-        os.environ[DATASETS_ENV] = os.pathsep.join(dict.fromkeys(listed + files))    # each file once
+    rest, values = _take_option(argv, "--datasets", "a YAML file with a `datasets:` block")
+    for value in values:
+        if not Path(value).is_file():
+            raise UsageError(f"--datasets {value}: no such file")
+    if values:
+        _extend_environment(DATASETS_ENV, [str(Path(value).resolve()) for value in values])
         datasets_table()                    # a bad block is one line now, before any command starts
     return rest
 
@@ -55,19 +68,9 @@ def take_models_folders(argv: list[str]) -> list[str]:
     """`--models DIR` (any command, repeatable): a folder of models of your own (<name>.py registering its model,
     <name>.yaml beside it). Put in $MMSA_ATSUKO_MODELS, so sweep workers import the same files."""
     from ..registry import MODELS_ENV, discover
-    rest, folders = [], []
-    args = iter(argv)
-    for arg in args:
-        if arg == "--models" or arg.startswith("--models="):
-            value = arg.partition("=")[2] or next(args, None)
-            if not value:
-                raise UsageError("--models needs a folder of model files (<name>.py with its <name>.yaml)")
-            folders.append(str(Path(value).expanduser().resolve()))
-        else:
-            rest.append(arg)
-    if folders:
-        listed = [f for f in os.environ.get(MODELS_ENV, "").split(os.pathsep) if f]
-        os.environ[MODELS_ENV] = os.pathsep.join(dict.fromkeys(listed + folders))    # each folder once
+    rest, values = _take_option(argv, "--models", "a folder of model files (<name>.py with its <name>.yaml)")
+    if values:
+        _extend_environment(MODELS_ENV, [str(Path(value).expanduser().resolve()) for value in values])
         discover()              # a missing folder or a name the toolkit has is one line now, before any command
     return rest
 
