@@ -36,10 +36,10 @@ from .data import load_dataset
 from .data.extract import skipped_report_path
 from .data.mmsa_format import load_for_prediction
 from .data.safe_checkpoint import load_weights
-from .errors import DataError, ToolkitError, UsageError
+from .errors import DataError, UsageError
 from .models.common.bert import reads_bert_tokens
-from .registry import build_model
 from .results import check_output_folder, open_new, read_records, run_path, show
+from .training.checked_model import Described, build_checked
 from .training.model_card import MODEL_CARD, NOT_OURS, read_model_card, spec_from_card
 from .training.seed import resolve_device
 
@@ -71,118 +71,19 @@ def load_checkpoint(folder) -> tuple[dict, torch.nn.Module]:
     """(model.json, the model with best.pt loaded, in eval mode, on the CPU).
 
     A run folder may come from anywhere, and a card's config sizes the model: so the card is
-    checked (`read_model_card`), then best.pt read (`load_weights`, bounded by the file), then the
-    model the card describes built on the meta device, within a budget set by the weights, and
-    compared with them tensor by tensor; only a model whose every shape matches is built for
-    real, at the cost of the weights the user holds (module docstring of models/common/meta.py)."""
+    checked (`read_model_card`, its config held to the training checks), then best.pt read
+    (`load_weights`, bounded by the file), then the model built through
+    `training.checked_model.build_checked`: compared with the weights on the meta device, within a
+    budget set by them, and built for real only if every shape matches."""
     card = read_model_card(folder)
     card_path = Path(folder) / MODEL_CARD
     weights = Path(folder) / "best.pt"
     if not weights.is_file():
         raise DataError(f"{weights} not found: the run folder has model.json but no weights")
     state = load_weights(weights)          # checked first: a hostile best.pt is one line
-
-    def not_these(why: str) -> DataError:
-        return DataError(f"{weights} is not the weights of the {card['model']} in {card_path} ({why})")
-
-    if not (isinstance(state, dict) and state
-            and all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items())):
-        raise not_these("it holds no state dict of named tensors")
-    config, spec = EasyDict(card["config"]), spec_from_card(card)
-    _check_sizes(card, spec, state, card_path)
-    with torch.device("meta"):
-        shapes = _build(card, config, spec, card_path, budget=len(state))
-    wrong = _shape_difference(shapes, state)
-    if wrong:
-        raise not_these(wrong)
-    persistent = sum(v.numel() for v in state.values())
-    every = sum(t.numel() for t in (*shapes.parameters(), *shapes.buffers()))
-    if every - persistent > EXTRA_ELEMENTS_PER_WEIGHT * persistent + EXTRA_ELEMENTS:
-        raise DataError(f"{card_path}: its {card['model']} would hold {every:,} values beside the {persistent:,} "
-                        f"of {weights}: not a model this toolkit trains; train the run again")
-    del shapes
-    model = _build(card, config, spec, card_path)
-    try:
-        model.load_state_dict(state)
-    except Exception as e:          # shapes matched; a value the model itself refuses (e.g. Atsuko's lengths)
-        raise not_these(f"{type(e).__name__}: {' '.join(str(e).split())[:160]}") from None
+    described = Described(str(card_path), f"the {card['model']} in {card_path}", "the card")
+    model = build_checked(card["model"], EasyDict(card["config"]), spec_from_card(card), state, weights, described)
     return card, model.eval()
-
-
-# What a model may hold beyond its state dict (non-persistent buffers, such as Atsuko's band
-# projectors: num_bands times its spectral bases): this many values per value of the weights, plus
-# a fixed allowance. Every shipped model stays under 2 per value (Atsuko at MOSEI's lengths: 1.2;
-# tests/test_predict.py).
-EXTRA_ELEMENTS_PER_WEIGHT = 8
-EXTRA_ELEMENTS = 1 << 24
-
-
-class _OverBudget(Exception):
-    pass
-
-
-def _build(card: dict, config, spec, card_path: Path, budget: int | None = None) -> torch.nn.Module:
-    """`build_model` of the card, any failure one DataError line naming the card. With `budget`
-    (the number of tensors of the weights), a build that registers far more tensors or modules than
-    that is stopped as it goes: on the meta device, a card's layer count alone could take hours."""
-    handles = []
-    if budget is not None:
-        counts = {"tensors": 0, "modules": 0}
-        limit = 2 * budget + 64
-
-        def count(kind: str):
-            def hook(*_):
-                counts[kind] += 1
-                if counts[kind] > limit:
-                    raise _OverBudget(f"more than {limit} {kind}")
-            return hook
-
-        registration = torch.nn.modules.module
-        handles = [registration.register_module_parameter_registration_hook(count("tensors")),
-                   registration.register_module_buffer_registration_hook(count("tensors")),
-                   registration.register_module_module_registration_hook(count("modules"))]
-    try:
-        return build_model(card["model"], config, spec)
-    except _OverBudget as e:
-        raise DataError(f"{card_path}: its {card['model']} has {e}, and best.pt holds {budget} tensors: "
-                        f"the card does not describe these weights") from None
-    except ToolkitError as e:      # e.g. a kernel longer than the card's sequence length
-        raise DataError(f"{card_path}: {e}") from None
-    except Exception as e:         # values that pass the config checks but build no model
-        raise DataError(f"{card_path}: its {card['model']} cannot be built "
-                        f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def _check_sizes(card: dict, spec, state: dict, card_path: Path) -> None:
-    """DataError unless every integer of the card's config and dims is at most the number of values
-    the weights hold: a model's sizes never exceed its parameter count, and a build loops over some
-    of them in Python (one list entry per band), where no meta device helps."""
-    total = sum(v.numel() for v in state.values())
-    sizes = [(key, v) for key, value in card["config"].items() for v in (value if isinstance(value, list) else [value])]
-    sizes += [(f"spec {name} {m}", n) for name in ("feature_dims", "seq_lens") for m, n in getattr(spec, name).items()]
-    sizes.append(("spec num_classes", spec.num_classes))
-    for key, value in sizes:
-        if isinstance(value, int) and not isinstance(value, bool) and value > total:
-            raise DataError(f"{card_path}: {key} is {show(value)}, more than the {total} values of its best.pt: "
-                            f"the card does not describe these weights")
-
-
-def _shape_difference(model: torch.nn.Module, state: dict) -> str | None:
-    """What differs between the model's state dict (on any device) and `state`, or None."""
-    want = model.state_dict()
-    missing, unexpected = [k for k in want if k not in state], [k for k in state if k not in want]
-    if missing:
-        return f"it lacks {len(missing)} of the model's tensors, e.g. {show(missing[0])}"
-    if unexpected:
-        return f"it holds {len(unexpected)} tensors the model lacks, e.g. {show(unexpected[0])}"
-    for key, tensor in want.items():
-        if tuple(tensor.shape) != tuple(state[key].shape):
-            return (f"{show(key)} is {tuple(state[key].shape)} in the weights and {tuple(tensor.shape)} "
-                    f"in the model the card describes")
-    return None
 
 
 def _describe(extractor: dict | None) -> str:

@@ -293,7 +293,9 @@ def test_a_bad_checkpoint_is_one_line_and_runs_no_code(results, victim, capsys, 
     else:
         best.write_bytes(best.read_bytes()[:200])
     code, err = cli(capsys, "robustness", "--run", record["run_id"], "--results", out)
-    assert_one_line(code, err, "is not the weights of run")
+    # Three values are fewer than the record's sizes: refused before the model is built, naming the record.
+    assert_one_line(code, err, *(["the record does not describe these weights"] if kind == "wrong-weights"
+                                 else ["is not the weights of run"]))
     assert not (victim / "pwned").exists()
 
 
@@ -591,18 +593,25 @@ def predict(capsys, run_dir, record, out, *extra) -> tuple[int, str]:
 
 @pytest.fixture
 def never_built_for_real(monkeypatch):
-    """predict's build_model, refusing any build off the meta device. Before, the model a card
-    described was built first: 4.6 GB and 20 s for the 'larger' card below, 8.5 TB tried for
-    'terabytes'; this way a regression fails here without allocating any of it."""
-    import mmsa_atsuko.predict as predict_module
-    real = predict_module.build_model
+    """The build_model of predict and load_run (training/checked_model.py), refusing any build off
+    the meta device. Before, the model a card or record described was built first: 4.6 GB and 20 s
+    for the 'larger' card below, 8.5 TB tried for 'terabytes'; this way a regression fails here
+    without allocating any of it."""
+    import importlib
+    from mmsa_atsuko.registry import build_model as real
 
     def guarded(*args, **kwargs):
         if torch.empty(0).device.type != "meta":
             raise AssertionError("the model the card describes was built before it was compared with best.pt")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(predict_module, "build_model", guarded)
+    for name in ("training.checked_model", "predict", "analysis.runs"):      # where a build was and is
+        try:
+            module = importlib.import_module(f"mmsa_atsuko.{name}")
+        except ImportError:
+            continue
+        if hasattr(module, "build_model"):
+            monkeypatch.setattr(module, "build_model", guarded)
 
 
 @pytest.mark.parametrize("entry", ["predictions.csv", "features.pkl", "features.pkl.cache", "features.skipped.txt"])
@@ -663,6 +672,36 @@ def test_a_card_sizing_another_model_is_refused_before_it_is_built(results, caps
     code, err = predict(capsys, out / record["run_dir"], record, tmp_path / "pred")
     assert_one_line(code, err, needle)
     assert not (tmp_path / "pred").exists()
+
+
+RECORD_SIZES = {   # a runs.jsonl record whose config sizes another model, and the line
+    "larger": ({"post_fusion_dim": 4000, "hidden_dims": [64, 64, 64], "text_out": 64},
+               "in the model the record describes"),
+    "terabytes": ({"hidden_dims": [128, 128, 128], "text_out": 128, "post_fusion_dim": 10 ** 6},
+                  "post_fusion_dim is 1000000, more than the"),
+    "huge_integer": ({"post_fusion_dim": 10 ** 40}, "post_fusion_dim is a huge integer, more than the"),
+    "meaningless": ({"text_out": -5}, "config: text_out must be at least 1, got -5"),
+}
+
+
+@pytest.mark.parametrize("command", ["explain", "robustness"])
+@pytest.mark.parametrize("case", list(RECORD_SIZES))
+def test_a_record_sizing_another_model_is_refused_before_it_is_built(results, capsys, never_built_for_real,
+                                                                      command, case):
+    """load_run (explain, robustness, tsne) built the model a runs.jsonl record's config describes,
+    then loaded best.pt: post_fusion_dim 1000000 tried terabytes. It goes through predict's checks now."""
+    out, record = results
+    change, needle = RECORD_SIZES[case]
+    lines = (out / "runs.jsonl").read_text().splitlines()
+    edited = [json.loads(line) for line in lines]
+    for r in edited:
+        if r.get("run_id") == record["run_id"]:
+            r["config"].update(change)
+    (out / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in edited))
+    extra = {"explain": ["--out", str(out / "explained")], "robustness": []}[command]
+    code, err = cli(capsys, command, "--run", record["run_id"], "--results", out, *extra)
+    assert_one_line(code, err, f"run {record['run_id']}", needle)
+    assert len(err) < 600
 
 
 CARD_VALUES = {   # config values that pass no check of a training run's config, and the line

@@ -200,9 +200,9 @@ def test_the_checked_load_is_bit_identical_to_the_plain_one(name, use_bert, tmp_
 
 
 def test_every_model_holds_few_values_beside_its_weights(tiny_bert):
-    """What `load_checkpoint` allows a model beyond its state dict (predict.EXTRA_ELEMENTS_PER_WEIGHT)
+    """What `load_checkpoint` allows a model beyond its state dict (training.checked_model.EXTRA_ELEMENTS_PER_WEIGHT)
     is far above what any shipped model holds, Atsuko's band projectors at MOSEI's lengths included."""
-    from mmsa_atsuko.predict import EXTRA_ELEMENTS, EXTRA_ELEMENTS_PER_WEIGHT
+    from mmsa_atsuko.training.checked_model import EXTRA_ELEMENTS, EXTRA_ELEMENTS_PER_WEIGHT
     spec = dataclasses.replace(make_dataset().spec, seq_lens={"text": 50, "audio": 500, "vision": 500})
     for name in list_models():
         config = load_config(name, "mosei", preset="small", overrides=[("pretrained", tiny_bert)])

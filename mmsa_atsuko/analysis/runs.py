@@ -21,8 +21,9 @@ from ..data.conditions import condition_of
 from ..data.safe_checkpoint import load_weights
 from ..data.synthetic_stress import recipe_kind
 from ..errors import DataError, UsageError
-from ..registry import build_model
-from ..results import check_ok_record, read_records, run_path
+from ..results import RUNS_FILE, check_ok_record, read_records, run_path
+from ..training.checked_model import Described, build_checked
+from ..training.model_card import check_run_config
 
 
 @dataclass
@@ -96,18 +97,25 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None, data
     checkpoint = checkpoint or run_dir / "best.pt"
     if not Path(checkpoint).is_file():
         raise DataError(f"checkpoint missing for run {run_id}: {checkpoint} does not exist")
+    where = f"{Path(results) / RUNS_FILE} run {run_id}"
+    try:     # a record may come from anywhere: its config held to the checks of a training run's
+        config = EasyDict(check_run_config(record["model"], record["config"], record["dataset"], f"{where} config"))
+    except UsageError as e:
+        raise DataError(str(e)) from None
+    try:   # checked, then torch.load(weights_only=True): a checkpoint is tensors, never code
+        state = load_weights(checkpoint)
+    except Exception as e:          # any unpickling error: the file is not this run's weights
+        raise DataError(f"checkpoint {checkpoint} is not the weights of run {run_id} "
+                        f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
     key = (record["data"], record.get("data_path"))
     cache = {} if data_cache is None else data_cache
     if key not in cache:
         cache[key] = _load_run_data(record)
     data = cache[key].under(condition_of(record))      # a run under a protocol condition is re-tested under it
-    config = EasyDict(record["config"])
-    model = build_model(record["model"], config, data.spec)
-    try:   # checked, then torch.load(weights_only=True): a checkpoint is tensors, never code
-        model.load_state_dict(load_weights(checkpoint))
-    except Exception as e:          # any unpickling or shape error: the file is not this run's weights
-        raise DataError(f"checkpoint {checkpoint} is not the weights of run {run_id} "
-                        f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
+    # The record's config is what the run was trained with (model.json holds a copy, and runs from
+    # before model.json have none); it is held to best.pt on the meta device before any real build.
+    model = build_checked(record["model"], config, data.spec, state, Path(checkpoint),
+                          Described(where, f"run {run_id}", "the record"))
     model.eval()
     return LoadedRun(record, config, data, model, run_dir)
 

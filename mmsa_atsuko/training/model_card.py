@@ -93,21 +93,23 @@ def read_model_card(run_dir) -> dict:
     try:
         _check_card(card, path)
         dataset_facts(card["dataset"])
-        card["config"] = _checked_config(card, path)
+        card["config"] = check_run_config(card["model"], card["config"], card["dataset"], f"{path} config")
     except UsageError as e:          # a card names no model or dataset known here, or a config that cannot run
         message = str(e)
         raise DataError(message if message.startswith(str(path)) else f"{path}: {message}") from None
     return card
 
 
-def _checked_config(card: dict, path: Path) -> dict:
-    """The card's config through the checks a training run's config passes."""
+def check_run_config(model: str, config, dataset: str, where: str) -> dict:
+    """A config written elsewhere (a model.json's, a runs.jsonl record's) through the checks a
+    training run's config passes (`check_config`, `check_trainer_config`): the checked config, or
+    one UsageError line starting with `where`."""
     from .trainer import check_trainer_config     # the trainer imports torch and the models
-    config = check_config(card["model"], card["config"], f"{path} config")
+    config = check_config(model, config, where)
     try:
-        check_trainer_config(config, card["dataset"])
+        check_trainer_config(config, dataset)
     except UsageError as e:
-        raise UsageError(f"{path} config: {e}") from None
+        raise UsageError(f"{where}: {e}") from None
     return dict(config)
 
 
