@@ -465,3 +465,25 @@ def test_cli_max_clip_seconds_must_be_a_positive_finite_number(tmp_path, capsys)
     assert exit_.value.code == 2 and err.strip() == ("run.py extract: error: argument --max-clip-seconds: invalid "
                                                      "float value: 'ten' (see --help)")
     assert not (tmp_path / "x.pkl").exists()
+
+
+@pytest.mark.parametrize("entry", ["cache", "skipped"])
+def test_extract_refuses_a_planted_link_beside_its_output_before_any_work(corpus, capsys, tmp_path, entry):
+    """`<out>.cache` was followed: every clip's features were written wherever the link led
+    (predict --videos refused it; extract did not). The skipped list was replaced, not followed;
+    it is refused the same way now, before minutes of extraction."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "victim.txt").write_text("precious\n")
+    out = tmp_path / "out" / "features.pkl"
+    out.parent.mkdir()
+    link = out.with_name(out.name + ".cache") if entry == "cache" else skipped_report_path(out)
+    link.symlink_to(victim if entry == "cache" else victim / "victim.txt", target_is_directory=entry == "cache")
+    code = main(["extract", "--videos", str(corpus["videos"]), "--transcripts", str(corpus["transcripts"]),
+                 "--out", str(out), "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40",
+                 "--vision-len", "15"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"{link} is a symbolic link" in err
+    assert sorted(p.name for p in victim.iterdir()) == ["victim.txt"]
+    assert (victim / "victim.txt").read_text() == "precious\n" and not out.exists() and link.is_symlink()

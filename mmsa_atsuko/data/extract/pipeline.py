@@ -16,7 +16,8 @@ folder next to the output (`<out>.cache/`, keyed by the video's size and mtime a
 config hash), so a killed extraction resumes where it stopped. Text is encoded at the end, in
 one pass. A video that cannot be read is skipped with one line in `<out stem>.skipped.txt` (also
 printed); so is a transcript row without a video, a video without a row, and a clip over a limit of
-`media` (longer than `max_clip_seconds`, or frames over media.MAX_PIXELS).
+`media` (longer than `max_clip_seconds`, or frames over media.MAX_PIXELS). Either of those two
+names being a symbolic link is refused in one line before any work, as predict --videos refuses it.
 """
 from __future__ import annotations
 
@@ -212,6 +213,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     if min(config.text_len, config.audio_len, config.vision_len) < 1:
         raise UsageError("every padded length (--text-len, --audio-len, --vision-len) must be positive")
     videos, out = Path(videos), Path(out)
+    _refuse_links(out)
     if not videos.is_dir():
         raise DataError(f"video folder {videos} not found")
     _require_extra(config.audio)
@@ -231,7 +233,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     for video_id in table.id:
         if video_id not in found:
             skipped[video_id] = f"no video file named {video_id}.* in {videos}"
-    cache_dir = out.with_name(out.name + ".cache")
+    cache_dir = cache_path(out)
     cache_dir.mkdir(parents=True, exist_ok=True)
     rows = [(i, found[i], _cache_file(cache_dir, i, media_hash)) for i in table.id if i not in skipped]
     todo, cached = [], 0
@@ -301,6 +303,21 @@ def _dataset_hint(table: pd.DataFrame, lo: float, hi: float) -> str | None:
     if all(c in table.columns for c in UNIMODAL) and lo >= -1 and hi <= 1:
         return "sims"
     return "mosi" if lo >= -3 and hi <= 3 else None
+
+
+def cache_path(out: Path) -> Path:
+    """The folder of per-video results beside `out`."""
+    return out.with_name(out.name + ".cache")
+
+
+def _refuse_links(out: Path) -> None:
+    """One UsageError line, before any work, if what extract writes beside `out` (its cache folder,
+    its skipped list) is a symbolic link: the cache was filled through it wherever it led. The
+    wording is predict's (results.check_output_folder), which refuses the same names in --out."""
+    for entry, kind in ((cache_path(out), "folder"), (skipped_report_path(out), "file")):
+        if entry.is_symlink():
+            raise UsageError(f"output {out}: {entry} is a symbolic link; the toolkit writes only inside the "
+                             f"output's folder (replace it with a real {kind})")
 
 
 def skipped_report_path(out: Path) -> Path:
