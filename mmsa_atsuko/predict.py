@@ -150,11 +150,12 @@ def _read_features(card: dict, features) -> tuple[dict, dict, dict | None, bool]
 
 
 @torch.no_grad()
-def predict_file(folder, features, out, *, split: str | None = None, device="cpu") -> Path:
+def predict_file(folder, features, out, *, split: str | None = None, device="cpu", loaded=None) -> Path:
     """Predict every sample of `features` (or of its `split`) with the run in `folder`;
-    write `<out>/predictions.csv` and return its path."""
+    write `<out>/predictions.csv` and return its path. `loaded`: `load_checkpoint(folder)`'s
+    result when the caller has it already (predict --videos checks the run before extracting)."""
     out = check_output(out)
-    card, model = load_checkpoint(folder)
+    card, model = loaded or load_checkpoint(folder)
     splits, shapes, extractor, labelled = _read_features(card, features)
     check_features(card, model, shapes, extractor, splits, features)
     if split is not None:
@@ -200,12 +201,12 @@ def check_output(out) -> Path:
 
 
 def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, max_clip_seconds: float | None = None,
-                echo=print) -> Path:
+                echo=print, loaded=None) -> Path:
     """Extract `videos` into `<out>/features.pkl` with the extractor settings of the run in `folder`
-    (`max_clip_seconds`: extract's limit on a clip, None for its default)."""
+    (`max_clip_seconds`: extract's limit on a clip, None for its default; `loaded`: as predict_file's)."""
     from .data.extract import ExtractConfig, extract, media
     check_output(out)
-    card, _ = load_checkpoint(folder)      # card and weights checked before minutes of extraction
+    card, _ = loaded or load_checkpoint(folder)      # card and weights checked before minutes of extraction
     trained = card.get("extractor")
     if not trained or not trained.get("config"):
         raise UsageError(f"the run in {folder} was trained on features that run.py extract did not write "

@@ -55,7 +55,7 @@ def _claim(folder: Path) -> FileLock | None:
         # stat above and the acquire leaves it made again, holding only our lock file, a `.partial`
         # folder that names no run and that no later start would remove. Undo it.
         lock.release()
-        if {entry.name for entry in folder.iterdir()} == {RUN_LOCK}:
+        if folder.is_dir() and {entry.name for entry in folder.iterdir()} == {RUN_LOCK}:
             shutil.rmtree(folder, ignore_errors=True)
         return None
     return lock

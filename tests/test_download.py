@@ -65,6 +65,18 @@ def only_final_files(folder: Path):
                   if p.is_file() and not (p.name.endswith(LOCK_SUFFIX) and p.stat().st_size == 0))
 
 
+def test_a_verified_download_is_not_hashed_again(tmp_path, published_mosi, monkeypatch):
+    # The temporary copy was hashed to verify it; its digest is remembered for the file it became, so
+    # the next load or --check of a multi-GB file does not read it all again.
+    from mmsa_atsuko import cache
+    (path,) = dl.download("mosi", data_root=tmp_path, downloader=FakeDownloader({MOSI: GOOD}), say=lambda line: None)
+
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("the downloaded file was hashed again")
+    monkeypatch.setattr(cache.hashlib, "file_digest", no_hashing)
+    assert cache.sha256_of(path) == hashlib.sha256(GOOD).hexdigest()
+
+
 def test_good_file_is_fetched_to_a_temp_name_verified_and_renamed(tmp_path, published_mosi):
     fake = FakeDownloader({MOSI: GOOD})
     lines = []

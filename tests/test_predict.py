@@ -82,11 +82,16 @@ def test_predict_by_run_id_covers_every_split_and_matches_the_runs_test_predicti
     assert np.allclose(test.prediction, trainer.pred, atol=1e-6)
 
 
-def test_predict_from_videos_extracts_with_the_runs_settings(trained, capsys, tmp_path):
+def test_predict_from_videos_extracts_with_the_runs_settings(trained, capsys, tmp_path, monkeypatch):
+    import mmsa_atsuko.predict as predict_module
+    loads = []
+    load = predict_module.load_checkpoint
+    monkeypatch.setattr(predict_module, "load_checkpoint", lambda folder: loads.append(folder) or load(folder))
     _, unlabelled = write_corpus(trained["root"], labels=False, splits=False)
     code, err = _predict(capsys, "--checkpoint", trained["run_dir"], "--videos", trained["videos"],
                          "--transcripts", unlabelled, "--out", tmp_path, "--jobs", "2")
     assert code == 0, err
+    assert len(loads) == 1          # checked before extracting, then used to predict: read and built once
     table = pd.read_csv(tmp_path / "predictions.csv")
     assert list(table.columns) == ["id", "split", "prediction"] and set(table.split) == {"test"}
     code, _ = _predict(capsys, "--checkpoint", trained["run_dir"], "--features", trained["features"],

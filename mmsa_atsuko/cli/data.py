@@ -120,14 +120,15 @@ def predict_parser() -> argparse.ArgumentParser:
 
 def cmd_predict(argv) -> int:
     args = predict_parser().parse_args(argv)
-    from ..predict import extract_for, predict_file, run_folder
+    from ..predict import extract_for, load_checkpoint, predict_file, run_folder
     if bool(args.videos) != bool(args.transcripts):
         raise UsageError("--videos and --transcripts go together")
     folder = run_folder(args.results, args.run, args.checkpoint)
-    features = args.features
+    features, loaded = args.features, None
     if args.videos:
+        loaded = load_checkpoint(folder)         # once: checked before extracting, then used to predict
         features = extract_for(folder, args.videos, args.transcripts, args.out, bert=args.bert, jobs=args.jobs,
-                               max_clip_seconds=args.max_clip_seconds)
-    path = predict_file(folder, features, args.out, split=args.split, device=args.device)
+                               max_clip_seconds=args.max_clip_seconds, loaded=loaded)
+    path = predict_file(folder, features, args.out, split=args.split, device=args.device, loaded=loaded)
     print(f"wrote {path}")
     return 0

@@ -64,7 +64,7 @@ def build_optimizer(model, config) -> torch.optim.Optimizer:
         seen = [id(p) for g in groups for p in g["params"]]
         trainable = {id(p) for p in model.parameters() if p.requires_grad}
         if len(seen) != len(set(seen)) or set(seen) != trainable:
-            raise RuntimeError(f"{type(model).__name__}.param_groups must cover every trainable "
+            raise RuntimeError(f"{model_name(model)}.param_groups must cover every trainable "
                                "parameter exactly once")
     else:
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
@@ -225,7 +225,7 @@ def check_last_batch(model, n_train: int, batch_size: int) -> None:
     if n_train % batch_size == 1 and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                                          for m in model.modules()):
         raise UsageError(f"the train split has {n_train} samples, so batch_size {batch_size} leaves a last batch "
-                         f"of one, and {type(model).__name__}'s BatchNorm cannot train on one sample; "
+                         f"of one, and {model_name(model)}'s BatchNorm cannot train on one sample; "
                          f"choose another batch_size (e.g. -c batch_size={batch_size + 1})")
 
 

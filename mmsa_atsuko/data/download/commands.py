@@ -26,7 +26,7 @@ from typing import Callable
 from filelock import FileLock, Timeout
 
 from ...atomic import plain_file_mode
-from ...cache import file_version
+from ...cache import file_version, remember
 from ...config import datasets_table
 from ...errors import DataError
 from ..mmsa_format import DATA_ROOT_ENV, DEFAULT_DATA_ROOT, resolve_feature_path
@@ -170,6 +170,8 @@ def _fetch_verified(downloader: Downloader, relpath: str, dest: Path, limit: Siz
             raise DataError(f"the downloaded {relpath} was discarded: {problem}; try again later, or {manual}")
         os.chmod(tmp, plain_file_mode(dest.parent))    # gdown's temporary file is 0600
         os.replace(tmp, dest)
+        if relpath in PUBLISHED_SHA256:    # just verified equal to it: the next load need not hash gigabytes again
+            remember(dest, file_version(dest), {"sha256": PUBLISHED_SHA256[relpath]})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)    # after a failure or interrupt; empty after os.replace
 

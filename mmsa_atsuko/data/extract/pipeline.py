@@ -33,9 +33,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ...atomic import replace_with, write_pickle
+from ...atomic import open_new, replace_with, write_pickle
 from ...errors import DataError, UsageError
-from ...atomic import open_new
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
 from .text import encode_texts, encoder_sha256, tokenizer_identity
@@ -236,7 +235,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     cache_dir = cache_path(out)
     cache_dir.mkdir(parents=True, exist_ok=True)
     rows = [(i, found[i], _cache_file(cache_dir, i, media_hash)) for i in table.id if i not in skipped]
-    todo, cached = [], 0
+    todo, hits = [], {}          # hits: the cached clips, read once
     for row in rows:
         hit = _cached(row[2], row[1])
         if hit is None:
@@ -244,14 +243,14 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
         elif hit["seconds"] > max_clip_seconds:
             skipped[row[0]] = media.too_long(max_clip_seconds, f"{hit['seconds']:.1f} s")
         else:
-            cached += 1
+            hits[row[0]] = hit
     skipped.update(_run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds))
 
     keep = table[~table.id.isin(list(skipped))].reset_index(drop=True)
     if keep.empty:
         raise DataError(f"no video of {videos} could be extracted (see {_report(out, skipped, echo)})")
     keep["split"] = assign_splits(keep, ratios, seed)
-    features = {i: _cached(_cache_file(cache_dir, i, media_hash), found[i]) for i in keep.id}
+    features = {i: hits.get(i) or _cached(_cache_file(cache_dir, i, media_hash), found[i]) for i in keep.id}
     text_bert, text = encode_texts(keep.text.tolist(), bert_dir, config.text_len)
 
     labelled = "label" in keep.columns
@@ -287,7 +286,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
 
     counts = {name: len(data[name]["id"]) for name in SPLITS if name in data}
     result = ExtractResult(out, counts, len(todo) - sum(1 for r in todo if r[0] in skipped),
-                           cached, sorted(f"{i}: {r}" for i, r in skipped.items()))
+                           len(hits), sorted(f"{i}: {r}" for i, r in skipped.items()))
     if labelled:
         result.label_range = (float(keep.label.min()), float(keep.label.max()))
         result.dataset_hint = _dataset_hint(keep, *result.label_range)
