@@ -44,3 +44,11 @@ class MissingDataError(DataError):
     def __init__(self, message: str, *, what: str, path):
         super().__init__(message)
         self.what, self.path = what, str(path)
+
+
+def one_line(error: BaseException, limit: int = 200) -> str:
+    """How a message quotes an error it caught: "ErrorType: its text" on one line, the text cut at `limit`
+    characters (a library's message may run to pages, with newlines). An error whose arguments may be
+    loaded objects goes through `safe_pickle.describe_error` instead."""
+    text = " ".join(str(error)[:4 * limit].split())[:limit]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -27,7 +27,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import UsageError, one_line
 
 MODEL_PACKAGES = ("baselines", "mmsa_atsuko.models.atsuko")
 # datasets.yaml and each model's configs/<name>.yaml: `config` reads them from here, and an unknown
@@ -35,8 +35,8 @@ MODEL_PACKAGES = ("baselines", "mmsa_atsuko.models.atsuko")
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 _REGISTRY: dict[str, type] = {}
-_IMPORT_ERRORS: dict[str, str] = {}        # module name -> "ErrorType: message", one line
-_IMPORT_FIXES: dict[str, str] = {}         # module name -> what to do about it
+# module name -> ("ErrorType: message" in one line, what to do about it)
+_IMPORT_ERRORS: dict[str, tuple[str, str]] = {}
 _discovered = False
 
 # Folders of models of your own, os.pathsep-separated: `--models DIR` on the command line sets it, so
@@ -57,10 +57,7 @@ def register_model(name: str, **meta):
     """
 
     def decorate(cls):
-        _check_lowercase(name)
-        _check_not_taken(name)
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise RuntimeError(f"model name {name!r} registered twice")
+        _check_free(name, again=_REGISTRY.get(name) is cls)
         own = cls.__dict__.get("registry_meta")
         if own is not None and own["name"] != name:
             # The metadata lives on the class: a second name would overwrite the first's.
@@ -75,28 +72,29 @@ def register_model(name: str, **meta):
 
 def register_variant(name: str, base: type, **meta):
     """Register `name` as a configuration variant of an already registered class."""
-    _check_lowercase(name)
-    _check_not_taken(name)
-    if name in _REGISTRY and _REGISTRY[name].__mro__[1] is not base:    # taken by another model
-        raise RuntimeError(f"model name {name!r} registered twice")
-    variant = type(base.__name__ + "_" + name, (base,), {})
+    _check_free(name, again=name in _REGISTRY and _REGISTRY[name].__mro__[1] is base)
+    # The variant belongs to the module that registers it (usually its base's), not to this one: messages
+    # and `python run.py list` name a model's module, and pickle finds a class by it.
+    module = sys._getframe(1).f_globals.get("__name__", base.__module__)
+    variant = type(base.__name__ + "_" + name, (base,), {"__module__": module})
     variant.registry_meta = {**base.registry_meta, "name": name, **meta}
     _REGISTRY[name] = variant
     return variant
 
 
-def _check_lowercase(name: str) -> None:
+def _check_free(name: str, again: bool) -> None:
+    """Refuse to register `name` over another model (`again`: the same model registered anew, as a
+    re-imported module does). While a model file of your own is imported, a name already taken is
+    one line (UsageError, which discovery does not keep as an import error), never a silent override."""
     if name != name.lower():     # lookups are case-insensitive by lowering the name asked for
         raise RuntimeError(f"model name {name!r} must be lowercase: register it as {name.lower()!r}")
-
-
-def _check_not_taken(name: str) -> None:
-    """While a model file of your own is imported: a name already registered is one line (UsageError,
-    which discovery does not keep as an import error), never a silent override."""
-    if _loading is None or name not in _REGISTRY or _USER_MODELS.get(name) == _loading:
+    if name not in _REGISTRY:
         return
-    owner = "the toolkit already has" if name not in _USER_MODELS else f"{_USER_MODELS[name]} registers too"
-    raise UsageError(f"{_loading} registers {name!r}, which {owner}: rename it")
+    if _loading is not None and _USER_MODELS.get(name) != _loading:
+        owner = "the toolkit already has" if name not in _USER_MODELS else f"{_USER_MODELS[name]} registers too"
+        raise UsageError(f"{_loading} registers {name!r}, which {owner}: rename it")
+    if not again:
+        raise RuntimeError(f"model name {name!r} registered twice")
 
 
 def import_submodules(package: str, path) -> None:
@@ -110,8 +108,7 @@ def _import(module: str) -> None:
     try:
         importlib.import_module(module)
     except Exception as e:       # a broken optional dependency, or a bug in the file: its models are unavailable
-        _IMPORT_ERRORS[module] = f"{type(e).__name__}: {' '.join(str(e).split())}"
-        _IMPORT_FIXES[module] = _fix_for(module, e)
+        _IMPORT_ERRORS[module] = (one_line(e), _fix_for(module, e))
 
 
 def _fix_for(module: str, error: Exception, file: Path | None = None) -> str:
@@ -190,8 +187,7 @@ def _import_file(file: Path) -> None:
         raise
     except Exception as e:             # as a baseline's: its models are unavailable, the others load
         sys.modules.pop(module, None)
-        _IMPORT_ERRORS[module] = f"{type(e).__name__}: {' '.join(str(e).split())}"
-        _IMPORT_FIXES[module] = _fix_for(module, e, file)
+        _IMPORT_ERRORS[module] = (one_line(e), _fix_for(module, e, file))
     finally:
         _loading = None
     for name in set(_REGISTRY) - before:
@@ -229,7 +225,7 @@ def list_models() -> list[str]:
 def import_errors() -> dict[str, str]:
     """Model modules that failed to import: module name -> "ErrorType: message"."""
     discover()
-    return dict(_IMPORT_ERRORS)
+    return {module: error for module, (error, _) in _IMPORT_ERRORS.items()}
 
 
 def canonical_model_name(name: str) -> str:
@@ -238,10 +234,10 @@ def canonical_model_name(name: str) -> str:
     key = str(name).lower()
     if key in _REGISTRY:
         return key
-    for module, error in _IMPORT_ERRORS.items():
+    for module, (error, fix) in _IMPORT_ERRORS.items():
         if module.rpartition(".")[2] == key:     # one file per model, named after it
             raise UsageError(f"model {name!r} is unavailable: {model_file(module)} failed to import "
-                             f"({error}); {_IMPORT_FIXES[module]}")
+                             f"({error}); {fix}")
     close = difflib.get_close_matches(key, _REGISTRY, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     broken = (f" Failed to import: {', '.join(map(model_file, _IMPORT_ERRORS))} (python run.py list)."

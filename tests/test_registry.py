@@ -40,7 +40,6 @@ def probe_models(tmp_path, monkeypatch, files: dict):
     monkeypatch.setattr(registry, "MODEL_PACKAGES", (*registry.MODEL_PACKAGES, "probe_models"))
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(registry, "_IMPORT_ERRORS", {})
-    monkeypatch.setattr(registry, "_IMPORT_FIXES", {})
     monkeypatch.setattr(registry, "_discovered", False)
 
 
@@ -120,6 +119,23 @@ def test_a_name_or_a_class_cannot_be_registered_twice(monkeypatch):
     with pytest.raises(RuntimeError, match="'Probe_C' must be lowercase"):
         register_variant("Probe_C", Probe)
 
+
+
+def test_a_variant_belongs_to_the_module_that_registers_it():
+    """Variants were classes of mmsa_atsuko.registry, where type() made them: a message naming a model's
+    module, and `_unregistered`'s list of what a model file registers, missed them."""
+    for name in ("atsuko_base", "atsuko_sbn", "atsuko_mcm"):
+        assert get_model_class(name).__module__ == "mmsa_atsuko.models.atsuko.model"
+    assert get_model_class("atsuko_sbn").__mro__[1] is get_model_class("atsuko")
+
+
+def test_one_line_quotes_an_error_short_and_on_one_line():
+    from mmsa_atsuko.errors import one_line
+
+    assert one_line(ValueError("bad\n  value\tat  line 3")) == "ValueError: bad value at line 3"
+    assert one_line(KeyError()) == "KeyError"
+    long = one_line(OSError("x " * 5000), limit=10)
+    assert long == "OSError: x x x x x "[:len("OSError: ") + 10]
 
 MISTAKES = {
     # raised while importing, by the file itself: nothing to install
@@ -216,7 +232,7 @@ def own_models(tmp_path, monkeypatch):
     monkeypatch.setenv(registry.MODELS_ENV, "")    # main() adds to it; monkeypatch restores it afterwards
 
     def forget():
-        for name, value in (("_REGISTRY", dict(shipped)), ("_IMPORT_ERRORS", dict(errors)), ("_IMPORT_FIXES", {}),
+        for name, value in (("_REGISTRY", dict(shipped)), ("_IMPORT_ERRORS", dict(errors)),
                             ("_USER_MODELS", {}), ("_USER_FILES", {}), ("_user_done", {})):
             monkeypatch.setattr(registry, name, value)
         monkeypatch.setenv(registry.MODELS_ENV, "")

@@ -20,7 +20,7 @@ from ..data.synthetic import ensure_synthetic
 from ..data.conditions import condition_of
 from ..data.safe_checkpoint import load_weights
 from ..data.synthetic_stress import recipe_kind
-from ..errors import DataError, UsageError
+from ..errors import DataError, UsageError, one_line
 from ..results import RUNS_FILE, check_ok_record, read_records, run_path
 from ..training.checked_model import Described, build_checked
 from ..training.model_card import check_run_config
@@ -106,7 +106,7 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None, data
         state = load_weights(checkpoint)
     except Exception as e:          # any unpickling error: the file is not this run's weights
         raise DataError(f"checkpoint {checkpoint} is not the weights of run {run_id} "
-                        f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
+                        f"({one_line(e)})") from None
     key = (record["data"], record.get("data_path"))
     cache = {} if data_cache is None else data_cache
     if key not in cache:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import UsageError
+from ..errors import UsageError, one_line
 
 
 # libyaml's loader where PyYAML was built with it: the pure-Python one takes ~60 ms for
@@ -33,5 +33,5 @@ def _parse_yaml(path: str, mtime_ns: int) -> dict:
         with open(path, encoding="utf-8") as f:
             data = yaml.load(f, Loader=_SafeLoader)
     except yaml.YAMLError as e:
-        raise UsageError(f"config file {path} is not valid YAML: {' '.join(str(e).split())}") from None
+        raise UsageError(f"config file {path} is not valid YAML: {one_line(e)}") from None
     return data or {}

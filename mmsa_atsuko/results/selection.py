@@ -59,7 +59,7 @@ def check_ok_record(record: dict) -> dict:
     if not isinstance(seed, int) or isinstance(seed, bool) or abs(seed) >= 2 ** 63:
         bad("seed", "an integer")
     metrics = record.get("metrics")
-    if not isinstance(metrics, dict) or not all(isinstance(k, str) and _is_number(v) for k, v in metrics.items()):
+    if not isinstance(metrics, dict) or not all(isinstance(k, str) and _is_table_number(v) for k, v in metrics.items()):
         bad("metrics", "an object of metric name -> number or null")
     if not isinstance(record.get("config"), dict) or _depth(record["config"]) > MAX_CONFIG_DEPTH:
         bad("config", f"an object nested at most {MAX_CONFIG_DEPTH} deep")
@@ -72,7 +72,7 @@ def check_ok_record(record: dict) -> dict:
     return record
 
 
-def _is_number(value) -> bool:
+def _is_table_number(value) -> bool:
     """null, or a number a table can format: finite, and an int no larger than a float holds exactly."""
     if value is None:
         return True

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataError, ToolkitError
+from ..errors import DataError, ToolkitError, one_line
 from ..registry import build_model
 from ..results import show
 
@@ -77,7 +77,7 @@ def build_checked(model_name: str, config, spec, state, weights: Path, described
     try:
         model.load_state_dict(state)
     except Exception as e:          # shapes matched; a value the model itself refuses (e.g. Atsuko's lengths)
-        raise not_these(f"{type(e).__name__}: {' '.join(str(e).split())[:160]}") from None
+        raise not_these(one_line(e)) from None
     return model
 
 
@@ -110,7 +110,7 @@ def _build(model_name: str, config, spec, described: Described, budget: int | No
         raise DataError(f"{described.where}: {e}") from None
     except Exception as e:         # values that pass the config checks but build no model
         raise DataError(f"{described.where}: its {model_name} cannot be built "
-                        f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
+                        f"({one_line(e)})") from None
     finally:
         for handle in handles:
             handle.remove()

@@ -25,7 +25,7 @@ from ..version import __version__
 from ..config import check_config, config_hash, dataset_facts
 from ..data.extract.text import tokenizer_identity
 from ..data.spec import DatasetSpec
-from ..errors import DataError, UsageError
+from ..errors import DataError, UsageError, one_line
 from ..models.common.bert import resolve_bert_path
 from ..results import json_safe, show
 
@@ -83,7 +83,7 @@ def read_model_card(run_dir) -> dict:
     try:
         card = json.loads(raw.decode("utf-8"))
     except ValueError as e:          # UnicodeDecodeError and an over-long integer are ValueErrors too
-        raise DataError(f"{path} is not valid JSON ({' '.join(str(e).split())[:160]})") from None
+        raise DataError(f"{path} is not valid JSON ({one_line(e)})") from None
     except RecursionError:           # nesting deeper than the parser's stack
         raise DataError(f"{path} nests deeper than a JSON reader goes: {NOT_OURS}") from None
     if not isinstance(card, dict):
@@ -117,7 +117,7 @@ def _is_int(value, low: int = 1) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
-def _is_number(value) -> bool:
+def _is_finite_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -131,7 +131,7 @@ def _label_names(value) -> bool:
 
 
 def _label_range(value) -> bool:
-    return value is None or isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))
+    return value is None or isinstance(value, list) and len(value) == 2 and all(map(_is_finite_number, value))
 
 
 def _extractor(value) -> bool:

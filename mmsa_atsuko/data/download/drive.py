@@ -17,6 +17,7 @@ import socket
 from pathlib import Path
 from typing import Callable, Protocol
 
+from ...errors import one_line
 from .facts import DISK_CHECK_EVERY, DISK_RESERVE, _size
 
 MMSA_DRIVE_FOLDER = "https://drive.google.com/drive/folders/1A2S4pqCHryGmiqnNSPLv7rEg63WvjCSk"
@@ -150,7 +151,7 @@ class GdownDownloader:
         except TransferLimit:
             raise
         except Exception as e:   # gdown raises its own errors and requests' ones
-            raise FetchFailed(f"gdown failed: {type(e).__name__}: {' '.join(str(e).split())[:160]}") from None
+            raise FetchFailed(f"gdown failed: {one_line(e)}") from None
 
 
 def parse_folder_view(html: str) -> dict:

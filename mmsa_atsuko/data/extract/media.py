@@ -30,6 +30,8 @@ import math
 
 import numpy as np
 
+from ...errors import one_line
+
 SAMPLE_RATE = 16000
 AUDIO_RATE = 25                    # audio frames per second (40 ms), the video rate of most clips
 AUDIO_DIMS = {"opensmile": 25, "librosa": 29}
@@ -150,7 +152,7 @@ def decode(path, fps: float, vision_features,
     except Exception as e:   # PyAV raises many types (InvalidDataError, OSError, ...): each is a skip
         hint = (f"; its frame size was unknown after probing: it may be far over the limit of {MAX_PIXELS:,} "
                 f"pixels a frame (4K fits)" if size_unknown else "")
-        raise VideoError(f"cannot decode: {type(e).__name__}: {' '.join(str(e).split())}{hint}") from None
+        raise VideoError(f"cannot decode: {one_line(e)}{hint}") from None
     seconds = max(declared or 0.0, n_samples / SAMPLE_RATE, video_seconds)
     if seconds > max_seconds:                # the resampler's last samples
         raise VideoError(too_long(max_seconds, "its audio runs past it"))

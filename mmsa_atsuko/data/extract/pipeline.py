@@ -34,7 +34,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ...atomic import open_new, replace_with, write_pickle
-from ...errors import DataError, UsageError
+from ...errors import DataError, UsageError, one_line
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
 from .text import encode_texts, encoder_sha256, tokenizer_identity
@@ -120,7 +120,7 @@ def _extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: 
     except media.VideoError as e:
         return str(e)
     except Exception as e:     # a feature library choking on one odd file must not end the whole run
-        return f"feature extraction failed: {type(e).__name__}: {' '.join(str(e).split())}"
+        return f"feature extraction failed: {one_line(e)}"
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:       # a file object: np.savez would append .npz to a name
             np.savez(f, stamp=_stamp(Path(video)), **features)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import DataError
+from ...errors import DataError, one_line
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json")     # the first one present defines the ids
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -70,7 +70,7 @@ def encode_texts(texts: list[str], bert_dir: str, max_len: int) -> tuple[np.ndar
         tokenizer = AutoTokenizer.from_pretrained(bert_dir, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError) as e:
         raise DataError(f"the BERT folder {bert_dir} has no tokenizer transformers can load "
-                        f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
+                        f"({one_line(e)})") from None
     encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len,
                         return_token_type_ids=True, return_tensors="np")
     ids, mask, segments = (encoded[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...errors import DataError, UsageError
+from ...errors import DataError, UsageError, one_line
 
 SPLITS = ("train", "valid", "test")
 DEFAULT_SPLIT = "train=0.7,valid=0.15,test=0.15"
@@ -41,7 +41,7 @@ def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, dtype={"id": str, "text": str, "split": str}, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as e:
-        raise DataError(f"{path}: not a readable CSV ({' '.join(str(e).split())})") from None
+        raise DataError(f"{path}: not a readable CSV ({one_line(e)})") from None
     for column in ("id", "text"):
         if column not in table.columns:
             raise DataError(f"{path}: no '{column}' column (columns: {', '.join(table.columns)}); "

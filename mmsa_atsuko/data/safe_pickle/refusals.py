@@ -10,6 +10,8 @@ from the file are shown short and on one line.
 """
 from __future__ import annotations
 
+from ...errors import one_line
+
 REFUSAL_HINT = "feature pickles may only hold numpy arrays, numbers, strings, lists, tuples and dicts"
 # Said of every feature file, downloaded or extracted from one's own videos, whatever the command.
 LIMIT_HINT = "the file is corrupt or hostile; re-download or re-extract it"
@@ -45,6 +47,5 @@ def describe_error(error: BaseException) -> str:
     """An unexpected error as a short line. Its args may be loaded objects (a KeyError's str()
     is its key's repr), so its text is shown only when they are strings and numbers."""
     if isinstance(error, UnicodeError) or all(type(a) in (str, int, float) for a in error.args):
-        text = " ".join(str(error)[:400].split())[:200]
-        return f"{type(error).__name__}: {text}" if text else type(error).__name__
+        return one_line(error)
     return type(error).__name__
