@@ -51,8 +51,11 @@ class FakeDownloader:
 
 @pytest.fixture
 def published_mosi(monkeypatch):
-    """MOSI's published checksum, replaced by the one of our stand-in file."""
-    monkeypatch.setitem(dl.PUBLISHED_SHA256, MOSI, hashlib.sha256(GOOD).hexdigest())
+    """MOSI's published checksum, replaced by the one of our stand-in file (in the facts download reads)."""
+    real = facts.dataset_facts
+    stand_in = {"unaligned": hashlib.sha256(GOOD).hexdigest()}
+    monkeypatch.setattr(facts, "dataset_facts",
+                        lambda name: {**real(name), "sha256": stand_in} if name == "mosi" else real(name))
 
 
 LOCK_SUFFIX = ".download.lock"
@@ -99,7 +102,7 @@ def test_bad_checksum_leaves_nothing(tmp_path, published_mosi):
         dl.download("mosi", data_root=tmp_path, downloader=fake, say=lambda line: None)
     message = str(info.value)
     assert "\n" not in message and "was discarded" in message
-    assert hashlib.sha256(GOOD + b"tampered").hexdigest() in message and dl.PUBLISHED_SHA256[MOSI] in message
+    assert hashlib.sha256(GOOD + b"tampered").hexdigest() in message and dl.published_sha256(MOSI) in message
     assert only_final_files(tmp_path) == []
 
 
@@ -149,8 +152,14 @@ def small_simsv2_bytes():
 def small_simsv2_facts(monkeypatch):
     """SIMSv2's real sizes and shapes as download sees them (datasets.yaml's), replaced by those of
     the small file: the check itself is unchanged (as `published_mosi` does for a checksum)."""
+    replace_simsv2_layout(monkeypatch)
+
+
+def replace_simsv2_layout(patch):
     from mmsa_atsuko.data.synthetic import synthetic_shapes
-    monkeypatch.setitem(dl.REAL_LAYOUT, SIMSV2, synthetic_shapes("simsv2", "small"))
+    real = facts.real_layout
+    patch.setattr(facts, "real_layout",
+                  lambda name, setting: synthetic_shapes("simsv2", "small") if name == "simsv2" else real(name, setting))
 
 
 @pytest.fixture
@@ -378,10 +387,10 @@ def test_a_small_or_generated_simsv2_is_not_taken_for_the_real_one(tmp_path, sma
     assert main(["download", "--check", "--data-root", str(tmp_path)]) == 1
     assert "its train split has 96 samples" in capsys.readouterr().out
 
-    from mmsa_atsuko.data.synthetic import synthetic_shapes, write_synthetic
+    from mmsa_atsuko.data.synthetic import write_synthetic
     stamped = write_synthetic("simsv2", tmp_path / "stamped.pkl").read_bytes()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(dl.REAL_LAYOUT, SIMSV2, synthetic_shapes("simsv2", "small"))
+        replace_simsv2_layout(patch)
         with pytest.raises(DataError, match=r"it is generated data \(synthetic:simsv2-small-unaligned-seed0-v2\), "
                                             r"not MMSA's simsv2 file"):
             dl.download("simsv2", data_root=tmp_path / "other", downloader=FakeDownloader({SIMSV2: stamped}),
@@ -540,3 +549,25 @@ def test_a_downloaded_file_gets_the_permissions_of_a_plain_file(tmp_path, publis
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_the_facts_are_read_from_the_table_as_it_is_when_asked(tmp_path, monkeypatch):
+    """PUBLISHED_SHA256 and REAL_LAYOUT were frozen when the module was imported: a caller in Python
+    who named a datasets file afterwards ($MMSA_ATSUKO_DATASETS) got 'no usable real_sizes'."""
+    import yaml
+    digest = hashlib.sha256(b"probe").hexdigest()
+    block = {"format": "mmsa", "task": "regression", "metrics": "mosi", "headline": "MAE", "language": "en",
+             "label_range": [-3.0, 3.0], "files": {"unaligned": "Probe/Processed/probe.pkl"}, "config": {},
+             "download": "mmsa-drive", "sha256": {"unaligned": digest},
+             "real_sizes": {"train": 10, "valid": 4, "test": 6},
+             "real_shapes": {"unaligned": {"text": [3, 768], "audio": [5, 2], "vision": [7, 4]}}}
+    (tmp_path / "probe.yaml").write_text(yaml.safe_dump({"datasets": {"probe": block}}))
+    with pytest.raises(KeyError):
+        dl.published_sha256("Probe/Processed/probe.pkl")
+    monkeypatch.setenv("MMSA_ATSUKO_DATASETS", str(tmp_path / "probe.yaml"))
+    assert dl.published_sha256("Probe/Processed/probe.pkl") == digest
+    per_sample = (3 * 768 + 5 * 2 + 7 * 4) * dl.FLOAT_BYTES
+    assert dl.size_bounds("Probe/Processed/probe.pkl") == (per_sample * 20, dl.SIZE_SLACK * per_sample * 20
+                                                           + dl.SIZE_MARGIN)
+    assert dl.published_sha256(SIMSV2) is None and dl.published_sha256(MOSI) == facts.dataset_facts("mosi")[
+        "sha256"]["unaligned"]

@@ -80,3 +80,18 @@ def dataset_facts(name: str, config_dir: Path = CONFIG_DIR) -> dict:
 def dataset_names(data_format: str | None = None) -> tuple[str, ...]:
     """Every dataset's name, or those of one format (mmsa | mintrec)."""
     return tuple(n for n, f in datasets_table().items() if data_format in (None, f["format"]))
+
+
+def real_layout(name: str, setting: str) -> dict | None:
+    """The real `setting` (aligned | unaligned) file of dataset `name` as its block describes it:
+    {'split_sizes': {split: N}, 'seq_lens': {modality: padded length}, 'feature_dims': {modality: D}}
+    from `real_sizes` and `real_shapes`; None where the block lacks them or holds them malformed.
+    The synthetic generator copies it at --size full, and a download is checked and capped by it."""
+    facts = dataset_facts(name)
+    sizes, shapes = facts.get("real_sizes"), facts.get("real_shapes")
+    try:
+        return {"split_sizes": {s: int(sizes[s]) for s in ("train", "valid", "test")},
+                "seq_lens": {m: int(shapes[setting][m][0]) for m in ("text", "audio", "vision")},
+                "feature_dims": {m: int(shapes[setting][m][1]) for m in ("text", "audio", "vision")}}
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from mmsa_atsuko.atomic import write_pickle
-from mmsa_atsuko.config import datasets_table
+from mmsa_atsuko.config import datasets_table, real_layout
 from mmsa_atsuko.errors import UsageError
 from .stamp import STAMP_KEY, content_sha256, make_stamp
 from .synthetic_stress import (CONDITION_KEY, STANDARD, STRESS_SMALL_SPLIT_SIZES, check_recipe, condition_block,
@@ -130,17 +130,17 @@ def synthetic_shapes(dataset: str, size: str = "small", aligned: bool = False, r
     keeps the real feature dims with short sequences. The writer takes its shapes from here.
     """
     dataset, size, _, aligned = _check_args(dataset, size, 0, aligned)
-    real = _facts(dataset)["real_shapes"]["aligned" if aligned else "unaligned"]
-    feature_dims = {m: int(real[m][1]) for m in ("text", "audio", "vision")}
+    real = real_layout(dataset, "aligned" if aligned else "unaligned")
+    if real is None:
+        raise UsageError(f"configs/datasets.yaml gives {dataset} no usable real_sizes and real_shapes: the "
+                         f"synthetic generator copies them; restore them in its block")
     if size == "full":
-        split_sizes = {s: int(n) for s, n in _facts(dataset)["real_sizes"].items()}
-        seq_lens = {m: int(real[m][0]) for m in ("text", "audio", "vision")}
-    else:
-        split_sizes = dict(SMALL_SPLIT_SIZES if check_recipe(recipe) == STANDARD else STRESS_SMALL_SPLIT_SIZES)
-        seq_lens = dict(SMALL_SEQ_LENS)
-        if aligned:  # aligned files share the text length on every modality
-            seq_lens = {m: SMALL_SEQ_LENS["text"] for m in seq_lens}
-    return {"split_sizes": split_sizes, "seq_lens": seq_lens, "feature_dims": feature_dims}
+        return real
+    split_sizes = dict(SMALL_SPLIT_SIZES if check_recipe(recipe) == STANDARD else STRESS_SMALL_SPLIT_SIZES)
+    seq_lens = dict(SMALL_SEQ_LENS)
+    if aligned:  # aligned files share the text length on every modality
+        seq_lens = {m: SMALL_SEQ_LENS["text"] for m in seq_lens}
+    return {"split_sizes": split_sizes, "seq_lens": seq_lens, "feature_dims": real["feature_dims"]}
 
 
 # ------------------------------------------------------------------------------ generator

@@ -18,17 +18,18 @@ The parts, each importing only those above it:
 - `commands`: `download` (locks, temporary folder, free space, rename) and `check`.
 
 Everything public is importable from here. A name is read where it is used, so patch it
-there (e.g. `commands.default_downloader`, `commands.size_bounds`), not here; the dicts
-PUBLISHED_SHA256 and REAL_LAYOUT are shared, so setitem on them works from anywhere.
+there (e.g. `commands.default_downloader`, `commands.size_bounds`), not here. The facts are read from
+the datasets table at each call (`published_sha256`, `real_layout_of`), so a `--datasets` file or
+$MMSA_ATSUKO_DATASETS set after import counts.
 """
 from .commands import FileStatus, check, data_root_of, download, manual_steps
 from .drive import (MMSA_BAIDU, MMSA_DRIVE_FOLDER, PROXY_VARIABLES, Downloader, FetchFailed, GdownDownloader,
                     Offline, SizeLimit, TransferLimit, default_downloader, parse_folder_view)
-from .facts import (DISK_CHECK_EVERY, DISK_RESERVE, FLOAT_BYTES, MINTREC_HOME, PUBLISHED_SHA256, REAL_LAYOUT,
-                    SIZE_MARGIN, SIZE_SLACK, size_bounds)
+from .facts import (DISK_CHECK_EVERY, DISK_RESERVE, FLOAT_BYTES, MINTREC_HOME, SIZE_MARGIN, SIZE_SLACK,
+                    published_sha256, real_layout_of, size_bounds)
 
 __all__ = ["download", "check", "FileStatus", "data_root_of", "manual_steps",
            "Downloader", "GdownDownloader", "default_downloader", "parse_folder_view", "Offline", "FetchFailed",
            "TransferLimit", "SizeLimit", "PROXY_VARIABLES", "MMSA_DRIVE_FOLDER", "MMSA_BAIDU", "MINTREC_HOME",
-           "PUBLISHED_SHA256", "REAL_LAYOUT", "size_bounds", "FLOAT_BYTES", "SIZE_SLACK", "SIZE_MARGIN",
+           "published_sha256", "real_layout_of", "size_bounds", "FLOAT_BYTES", "SIZE_SLACK", "SIZE_MARGIN",
            "DISK_RESERVE", "DISK_CHECK_EVERY"]

@@ -32,7 +32,7 @@ from ...errors import DataError
 from ..mmsa_format import DATA_ROOT_ENV, DEFAULT_DATA_ROOT, resolve_feature_path
 from .drive import (MMSA_BAIDU, MMSA_DRIVE_FOLDER, Downloader, FetchFailed, Offline, SizeLimit, TransferLimit,
                     default_downloader)
-from .facts import DISK_RESERVE, MINTREC_HOME, PUBLISHED_SHA256, _check_name, _relpath, _size, size_bounds
+from .facts import DISK_RESERVE, MINTREC_HOME, _check_name, _relpath, _size, published_sha256, size_bounds
 from .verify import _blocked, _verified_how, _verify
 
 
@@ -170,8 +170,9 @@ def _fetch_verified(downloader: Downloader, relpath: str, dest: Path, limit: Siz
             raise DataError(f"the downloaded {relpath} was discarded: {problem}; try again later, or {manual}")
         os.chmod(tmp, plain_file_mode(dest.parent))    # gdown's temporary file is 0600
         os.replace(tmp, dest)
-        if relpath in PUBLISHED_SHA256:    # just verified equal to it: the next load need not hash gigabytes again
-            remember(dest, file_version(dest), {"sha256": PUBLISHED_SHA256[relpath]})
+        published = published_sha256(relpath)
+        if published:    # just verified equal to it: the next load need not hash gigabytes again
+            remember(dest, file_version(dest), {"sha256": published})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)    # after a failure or interrupt; empty after os.replace
 
@@ -223,7 +224,7 @@ def check(data_root=None) -> list[FileStatus]:
             problem = _verify(path, relpath)
             if problem is not None:
                 out.append(FileStatus(name, setting, path, "bad", problem))
-            elif relpath in PUBLISHED_SHA256:
+            elif published_sha256(relpath):
                 out.append(FileStatus(name, setting, path, "verified", "sha256 matches MMSA's README"))
             else:
                 out.append(FileStatus(name, setting, path, "verified",

@@ -8,45 +8,31 @@ from those facts (`size_bounds`), and must leave DISK_RESERVE of its disk free.
 """
 from __future__ import annotations
 
-from ...config import datasets_table
+from ...config import dataset_facts, datasets_table, real_layout
 from ...errors import DataError, UsageError
-from .. import mmsa_format
 from ..spec import MODALITIES
 
 MINTREC_HOME = "https://github.com/thuiar/MIntRec"
 
 
-def _published_sha256() -> dict[str, str]:
-    """path inside MMSA's folder (= the datasets.yaml `files` entry) -> the SHA-256 its README
-    publishes (datasets.yaml `sha256`; thuiar/MMSA:README.md). SIMSv2 has none."""
-    return {facts["files"][setting]: digest for facts in datasets_table().values()
-            for setting, digest in (facts.get("sha256") or {}).items()}
+def published_sha256(relpath: str) -> str | None:
+    """The SHA-256 MMSA's README publishes for the file at `relpath` in its folder (datasets.yaml
+    `sha256`; thuiar/MMSA:README.md), read from the table as it is now; None for SIMSv2's."""
+    name, aligned = _setting_of(relpath)
+    return (dataset_facts(name).get("sha256") or {}).get("aligned" if aligned else "unaligned")
 
 
-PUBLISHED_SHA256 = _published_sha256()
+def real_layout_of(relpath: str) -> dict:
+    """The real split sizes and padded shapes of the file at `relpath` (`config.real_layout`). A block
+    without them, or with them malformed, is refused: a download is never done unchecked."""
+    name, aligned = _setting_of(relpath)
+    layout = real_layout(name, "aligned" if aligned else "unaligned")
+    if layout is None:
+        raise DataError(f"configs/datasets.yaml (or your --datasets file) gives {name} no usable real_sizes and "
+                        f"real_shapes{' for its aligned file' if aligned else ''}: a download's size cap and, "
+                        f"without a published sha256, its check come from them; add them to its block")
+    return layout
 
-
-def _real_layout() -> dict[str, dict]:
-    """path inside MMSA's folder -> {'split_sizes', 'seq_lens', 'feature_dims'} of the real file,
-    from datasets.yaml `real_sizes` and `real_shapes` (the facts the synthetic generator copies at
-    --size full). A block without them, or with them malformed, has no entry: downloading it is
-    refused (see `_layout`), never done unchecked."""
-    out = {}
-    for facts in datasets_table().values():
-        if facts["format"] != "mmsa":
-            continue
-        sizes, shapes = facts.get("real_sizes"), facts.get("real_shapes")
-        for setting, relpath in facts["files"].items():
-            try:
-                out[relpath] = {"split_sizes": {s: int(sizes[s]) for s in mmsa_format.SPLITS},
-                                "seq_lens": {m: int(shapes[setting][m][0]) for m in MODALITIES},
-                                "feature_dims": {m: int(shapes[setting][m][1]) for m in MODALITIES}}
-            except (KeyError, IndexError, TypeError, ValueError):
-                continue
-    return out
-
-
-REAL_LAYOUT = _real_layout()
 
 # A download may bring at most SIZE_SLACK times the real file's features as 4-byte floats plus
 # SIZE_MARGIN: room for float64 arrays, BERT ids, raw text, labels and ids, far below what a
@@ -59,19 +45,10 @@ DISK_RESERVE = 256 << 20
 DISK_CHECK_EVERY = 64 << 20    # bytes between free-space checks while a file arrives
 
 
-def _layout(relpath: str) -> dict:
-    if relpath not in REAL_LAYOUT:
-        name, aligned = _setting_of(relpath)
-        raise DataError(f"configs/datasets.yaml (or your --datasets file) gives {name} no usable real_sizes and "
-                        f"real_shapes{' for its aligned file' if aligned else ''}: a download's size cap and, "
-                        f"without a published sha256, its check come from them; add them to its block")
-    return REAL_LAYOUT[relpath]
-
-
 def size_bounds(relpath: str) -> tuple[int, int]:
     """(about, at_most) in bytes for the file at `relpath`: its features as 4-byte floats at the
     real split sizes and shapes, and the most a download of it may bring."""
-    layout = _layout(relpath)
+    layout = real_layout_of(relpath)
     per_sample = sum(layout["seq_lens"][m] * layout["feature_dims"][m] for m in MODALITIES) * FLOAT_BYTES
     about = per_sample * sum(layout["split_sizes"].values())
     return about, SIZE_SLACK * about + SIZE_MARGIN

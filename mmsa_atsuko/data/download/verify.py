@@ -22,7 +22,7 @@ from ...cache import sha256_of
 from ...errors import DataError
 from .. import mmsa_format
 from ..spec import MODALITIES
-from .facts import PUBLISHED_SHA256, _layout, _setting_of
+from .facts import _setting_of, published_sha256, real_layout_of
 
 
 def _check_structure(path: Path, relpath: str) -> str | None:
@@ -30,7 +30,7 @@ def _check_structure(path: Path, relpath: str) -> str | None:
     and unique) and has the real file's split sizes and padded shapes, else the first mismatch."""
     name, aligned = _setting_of(relpath)
     try:
-        layout = _layout(relpath)
+        layout = real_layout_of(relpath)
     except DataError as e:
         return str(e)
     try:
@@ -79,7 +79,7 @@ def _verify(path: Path, relpath: str, *, final: bool = True) -> str | None:
         return "it is empty"
     if head.startswith(b"<"):        # no pickle opcode is '<'; Drive's quota and error pages are HTML
         return "it is a web page, not a pickle (Google Drive's answer when its quota is exceeded or the file moved)"
-    expected = PUBLISHED_SHA256.get(relpath)
+    expected = published_sha256(relpath)
     if expected is not None:
         actual = sha256_of(path, remember_it=final)
         if actual != expected:
@@ -89,5 +89,5 @@ def _verify(path: Path, relpath: str, *, final: bool = True) -> str | None:
 
 
 def _verified_how(relpath: str) -> str:
-    return ("sha256 verified" if relpath in PUBLISHED_SHA256 else
+    return ("sha256 verified" if published_sha256(relpath) else
             "structure, sizes and shapes verified; MMSA publishes no sha256")
