@@ -143,23 +143,20 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
                 files = dataset_facts(dataset)["files"]
             except UsageError as e:
                 raise UsageError(f"{where}: {e}") from None
-            # The file's own config keys and max_epochs are checked now, each layer blamed on where it
-            # is written, the trainer's checks included (the command line's -c and --max-epochs are
-            # checked when a run resolves its config).
-            layers = [(top_overrides, where_file)] if top_overrides else []
-            if own_overrides:          # on top of the file's, as the run applies them
-                layers.append((top_overrides + own_overrides, where))
+            # The file's own config keys and max_epochs are checked now, each value blamed on where it is
+            # written, the trainer's checks included (the command line's -c and --max-epochs are checked
+            # when a run resolves its config).
+            written = [(key, value, f"{where_file}: config") for key, value in top_overrides]
+            written += [(key, value, f"{where}: config") for key, value in own_overrides]
             file_max = []
             if max_epochs is None and exp.get("max_epochs", top.get("max_epochs")) is not None:
                 file_max = [("max_epochs", *((exp["max_epochs"], where) if "max_epochs" in exp
                                              else (top["max_epochs"], where_file)))]
-                layers = layers or [([], where_file)]
-            for model in exp_models:
-                for layer, layer_where in layers:
-                    origins = {}
-                    config = load_config(model, dataset, preset=exp_preset, overrides=layer + file_max,
-                                         overrides_from=f"{layer_where}: config, for {model}", origins=origins)
-                    check_trainer_config(config, dataset, origins)
+            for model in exp_models if written or file_max else ():
+                origins = {}
+                config = load_config(model, dataset, preset=exp_preset, origins=origins, overrides=[
+                    *((key, value, f"{label}, for {model}") for key, value, label in written), *file_max])
+                check_trainer_config(config, dataset, origins)
             for flag in flags:
                 if ("aligned" if flag else "unaligned") not in files:
                     raise UsageError(f"{where}: {dataset} has no {'aligned' if flag else 'unaligned'} setting")

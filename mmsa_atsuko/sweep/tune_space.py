@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from .. import api
-from ..config import CONFIG_DIR, declared_type, load_config, read_yaml
+from ..config import CONFIG_DIR, declared_type, read_yaml
 from ..errors import UsageError
 from .sweep_file import Setting
 
@@ -71,8 +71,8 @@ def _like_int(spec: dict) -> str:
 
 def check_space(model: str, base: Setting, space: dict, where: str) -> None:
     """One UsageError line naming `where` (the space file) and the key, unless every value the sampler
-    can propose passes what a `-c` override must: the key's type and check (`load_config`, blamed on
-    the space file) and the trainer's checks (`api.resolve_config`).
+    can propose passes what a `-c` override must: the key's type and check and the trainer's checks
+    (`api.resolve_config`, which blames the space file for the value it gives).
 
     A choice list: each choice is checked. A range: its kind (int when both bounds are integers, as
     `suggest` decides) must be the key's type, and both bounds are checked. The bounds stand for the
@@ -107,9 +107,8 @@ def check_space(model: str, base: Setting, space: dict, where: str) -> None:
                       for end, number in (("low", low), ("high", high))]
         for value, role, advice in values:
             try:
-                load_config(model, base.dataset, preset=base.preset, overrides=[(key, value)], overrides_from=where)
                 api.resolve_config(model, base.dataset, preset=base.preset, max_epochs=base.max_epochs,
-                                   overrides=[*base.overrides, (key, value)])
+                                   overrides=[*base.overrides, (key, value, where)])
             except UsageError as error:
                 text = str(error) if str(error).startswith(f"{where}:") else f"{where}: {error}"
                 raise UsageError(f"{text} ({role}): {advice}") from None
