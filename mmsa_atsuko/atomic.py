@@ -12,7 +12,7 @@ import pickle
 import secrets
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, UsageError
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)     # absent on Windows, where a plain user cannot make symlinks
 
@@ -74,10 +74,38 @@ def write_pickle(obj, path) -> None:
 def open_new(path, mode: str = "w", **kwargs):
     """`open(path, mode)` for writing ("w" or "wb", truncating) that never follows a symbolic link
     at `path`: a planted link makes it fail with a one-line DataError instead of writing its target."""
+    return os.fdopen(_open_no_follow(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), mode, **kwargs)
+
+
+def open_append(path) -> int:
+    """A file descriptor for reading and appending to `path` (created if missing), never through a
+    symbolic link: the results store's files, which grow by whole lines."""
+    return _open_no_follow(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+
+
+def _open_no_follow(path, flags: int) -> int:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, 0o644)
+        return os.open(path, flags | NOFOLLOW, 0o644)
     except OSError as e:
         if e.errno == errno.ELOOP or Path(path).is_symlink():     # ELOOP on Linux, EMLINK on FreeBSD
             raise DataError(f"{path} is a symbolic link; refusing to write through it") from None
         raise
-    return os.fdopen(fd, mode, **kwargs)
+
+
+def check_entries(folder, entries, what: str) -> None:
+    """One UsageError line if one of `entries` (names in `folder` that the caller will write; a folder's
+    ends in "/", or has no dot) is a symbolic link, the wrong kind of thing, or a file this user cannot
+    write. `what` names the folder in the message ("results folder"). Creates nothing."""
+    folder = Path(folder)
+    for name in entries:
+        kind = "folder" if name.endswith("/") or "." not in name else "file"
+        entry = folder / name.rstrip("/")
+        if entry.is_symlink():
+            raise UsageError(f"{what} {folder}: {entry} is a symbolic link; the toolkit writes only inside "
+                             f"the {what} (replace it with a real {kind})")
+        if entry.exists() and entry.is_dir() != (kind == "folder"):
+            raise UsageError(f"{what} {folder}: {entry} is a {'folder' if entry.is_dir() else 'file'} where "
+                             f"the toolkit writes a {kind}; move it away or choose another --out")
+        if entry.is_file() and not os.access(entry, os.W_OK):
+            raise UsageError(f"{what} {folder}: {entry} is not writable by this user; fix its permissions "
+                             f"or choose another --out")

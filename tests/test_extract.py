@@ -487,3 +487,17 @@ def test_extract_refuses_a_planted_link_beside_its_output_before_any_work(corpus
     assert f"{link} is a symbolic link" in err
     assert sorted(p.name for p in victim.iterdir()) == ["victim.txt"]
     assert (victim / "victim.txt").read_text() == "precious\n" and not out.exists() and link.is_symlink()
+
+
+def test_extract_refuses_a_file_where_its_cache_folder_goes_before_any_work(corpus, capsys, tmp_path):
+    out = tmp_path / "out" / "features.pkl"
+    out.parent.mkdir()
+    squatter = out.with_name(out.name + ".cache")
+    squatter.write_text("not a folder\n")
+    code = main(["extract", "--videos", str(corpus["videos"]), "--transcripts", str(corpus["transcripts"]),
+                 "--out", str(out), "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40",
+                 "--vision-len", "15"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == (f"error: output folder {out.parent}: {squatter} is a file where the toolkit "
+                                         f"writes a folder; move it away or choose another --out"), err
+    assert not out.exists() and squatter.read_text() == "not a folder\n"

@@ -105,16 +105,17 @@ def test_a_symlinked_store_is_refused_where_the_os_reports_emlink(tmp_path, monk
     # FreeBSD's O_NOFOLLOW fails with EMLINK, not Linux's ELOOP; the refusal must not depend on it.
     import errno
     import mmsa_atsuko.errors
-    from mmsa_atsuko.results import folder
+    from mmsa_atsuko import atomic
     victim = tmp_path / "victim.txt"
     victim.write_text("keep")
     (tmp_path / "runs.jsonl").symlink_to(victim)
 
     def freebsd_open(path, flags, mode=0o777):
         raise OSError(errno.EMLINK, "Too many links", str(path))
-    monkeypatch.setattr(folder.os, "open", freebsd_open)
-    with pytest.raises(mmsa_atsuko.errors.DataError, match="symbolic link"):
-        folder.open_append(tmp_path / "runs.jsonl")
+    monkeypatch.setattr(atomic.os, "open", freebsd_open)
+    for open_it in (atomic.open_append, atomic.open_new):
+        with pytest.raises(mmsa_atsuko.errors.DataError, match="symbolic link"):
+            open_it(tmp_path / "runs.jsonl")
     assert victim.read_text() == "keep"
 
 

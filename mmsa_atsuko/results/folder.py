@@ -4,18 +4,17 @@ Everything stays inside the results folder named on the command line: a record n
 folder relative to it (`run_dir: runs/<run_id>`), and `run_path` finds the folder from the run id
 alone (checked against RUN_ID), inside that folder, whatever a record says; the store, the CSVs
 and the analysis outputs are never written through a symbolic link (O_NOFOLLOW, `atomic.open_new`,
-`open_append`).
+`atomic.open_append`).
 """
 from __future__ import annotations
 
-import errno
 import os
 import re
 from pathlib import Path, PurePosixPath
 
 from filelock import FileLock
 
-from ..atomic import NOFOLLOW
+from ..atomic import check_entries
 from ..errors import DataError, UsageError
 
 RUNS_FILE = "runs.jsonl"
@@ -44,18 +43,7 @@ def check_output_folder(out_dir, what: str = "results folder", entries=STORE_ENT
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"{what} {out_dir}: {probe} is not writable by this user; choose another --out")
     if probe == out_dir:
-        for name in entries:
-            kind = "folder" if name.endswith("/") or "." not in name else "file"
-            entry = out_dir / name.rstrip("/")
-            if entry.is_symlink():
-                raise UsageError(f"{what} {out_dir}: {entry} is a symbolic link; the toolkit writes only inside "
-                                 f"the {what} (replace it with a real {kind})")
-            if entry.exists() and entry.is_dir() != (kind == "folder"):
-                raise UsageError(f"{what} {out_dir}: {entry} is a {'folder' if entry.is_dir() else 'file'} where "
-                                 f"the toolkit writes a {kind}; move it away or choose another --out")
-            if entry.is_file() and not os.access(entry, os.W_OK):
-                raise UsageError(f"{what} {out_dir}: {entry} is not writable by this user; fix its permissions "
-                                 f"or choose another --out")
+        check_entries(out_dir, entries, what)
     return out_dir
 
 
@@ -113,17 +101,6 @@ def analysis_dir(results) -> Path:
         raise DataError(f"{folder} is a symbolic link; the toolkit writes only inside the results folder")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def open_append(path: Path) -> int:
-    """A file descriptor for appending to `path`, never through a symbolic link."""
-    try:
-        return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
-    except OSError as e:
-        # Linux says ELOOP; FreeBSD says EMLINK, hence the second look at the path itself.
-        if e.errno == errno.ELOOP or Path(path).is_symlink():
-            raise DataError(f"{path} is a symbolic link; the toolkit writes only inside the results folder") from None
-        raise
 
 
 def store_lock(path: Path) -> FileLock:

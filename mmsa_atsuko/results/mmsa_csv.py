@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..metrics import METRIC_KEYS, MMSA_CSV_KEYS, metric_family
-from .folder import open_append, store_lock
+from ..atomic import open_append
+from .folder import store_lock
 
 
 def mmsa_cell(values) -> str:

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import open_new
+from ..atomic import open_append, open_new
 from ..errors import DataError, ToolkitError
-from .folder import RECORD_FILE, RUNS_FILE, open_append, run_path, store_lock
+from .folder import RECORD_FILE, RUNS_FILE, run_path, store_lock
 
 log = logging.getLogger("mmsa_atsuko")
 

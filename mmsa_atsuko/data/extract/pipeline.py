@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ...atomic import open_new, replace_with, write_pickle
+from ...atomic import check_entries, open_new, replace_with, write_pickle
 from ...errors import DataError, UsageError, one_line
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
@@ -212,7 +212,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     if min(config.text_len, config.audio_len, config.vision_len) < 1:
         raise UsageError("every padded length (--text-len, --audio-len, --vision-len) must be positive")
     videos, out = Path(videos), Path(out)
-    _refuse_links(out)
+    _check_beside(out)
     if not videos.is_dir():
         raise DataError(f"video folder {videos} not found")
     _require_extra(config.audio)
@@ -309,14 +309,11 @@ def cache_path(out: Path) -> Path:
     return out.with_name(out.name + ".cache")
 
 
-def _refuse_links(out: Path) -> None:
+def _check_beside(out: Path) -> None:
     """One UsageError line, before any work, if what extract writes beside `out` (its cache folder,
-    its skipped list) is a symbolic link: the cache was filled through it wherever it led. The
-    wording is predict's (results.check_output_folder), which refuses the same names in --out."""
-    for entry, kind in ((cache_path(out), "folder"), (skipped_report_path(out), "file")):
-        if entry.is_symlink():
-            raise UsageError(f"output {out}: {entry} is a symbolic link; the toolkit writes only inside the "
-                             f"output's folder (replace it with a real {kind})")
+    its skipped list) is a symbolic link (the cache would be filled wherever it led), the wrong kind
+    of thing or unwritable: the checks predict makes of its --out (`atomic.check_entries`)."""
+    check_entries(out.parent, (cache_path(out).name + "/", skipped_report_path(out).name), "output folder")
 
 
 def skipped_report_path(out: Path) -> Path:
