@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import OneLineParser, add_hardware_options
+from .common import OneLineParser, add_hardware_options, add_results_option
 
 
 def explain_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def explain_parser() -> argparse.ArgumentParser:
     source.add_argument("--checkpoint", help="a run folder (or its best.pt), as predict takes it")
     p.add_argument("--samples", type=int, default=10,
                    help="how many test samples the per-sample figures show (default 10)")
-    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    add_results_option(p)
     p.add_argument("--out", help="folder for the figures (default <results>/analysis/explain_<run id>)")
     p.add_argument("--feature-path", help="modality_weights.csv from this feature file's test split instead of the "
                    "run's data (same dataset and sequence lengths)")
@@ -67,7 +67,7 @@ def robustness_parser() -> argparse.ArgumentParser:
                       "Gaussian noise (SNR), a zeroed modality and random frame drops, one modality at a time; "
                       "writes robustness_<first run id>.csv/.png/.pdf.")
     p.add_argument("--run", nargs="+", required=True, help="run id(s) in <results>/runs.jsonl (one line each)")
-    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    add_results_option(p)
     p.add_argument("--out", help="folder for the table and figure (default <results>/analysis)")
     return p
 
@@ -104,7 +104,7 @@ def tsne_parser() -> argparse.ArgumentParser:
     p.add_argument("-s", "--seed", type=int, help="training seed of the runs (default: the latest run of each variant)")
     p.add_argument("--aligned", action="store_true", help="runs on the aligned feature file (default: unaligned)")
     p.add_argument("--tsne-seed", type=int, default=0, help="t-SNE random_state (default 0)")
-    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    add_results_option(p)
     p.add_argument("--out", help="folder for the figure (default <results>/analysis)")
     return p
 
@@ -149,7 +149,7 @@ def sensitivity_parser() -> argparse.ArgumentParser:
                    "else ~/MMSA/datasets)")
     p.add_argument("--read-only", action="store_true", help="run nothing; plot the runs already recorded")
     add_hardware_options(p)              # the runs it trains are run's runs: same threads, same records
-    p.add_argument("--results", default="results", help="results folder of the runs (default results/)")
+    add_results_option(p)
     p.add_argument("--out", help="folder for the figure (default <results>/analysis)")
     return p
 

@@ -54,6 +54,11 @@ def overview() -> str:
             + "\nrun.py, python -m mmsa_atsuko and mmsa-atsuko are the same command.")
 
 
+def add_results_option(p: argparse.ArgumentParser) -> None:
+    """--results, the results folder a reading or maintaining command works on."""
+    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+
+
 def add_hardware_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", default=None, help="runs at once, in worker processes: N or auto (CPU: the cores over "
                    "--threads; CUDA: as many as the first run's peak memory allows). Default: auto with several "

@@ -5,7 +5,7 @@ import argparse
 import shlex
 
 from ..errors import UsageError
-from .common import OneLineParser
+from .common import OneLineParser, add_results_option
 
 
 def download_parser() -> argparse.ArgumentParser:
@@ -103,7 +103,7 @@ def predict_parser() -> argparse.ArgumentParser:
     run = p.add_mutually_exclusive_group(required=True)
     run.add_argument("--run", help="run id in <results>/runs.jsonl")
     run.add_argument("--checkpoint", help="a run folder holding best.pt and model.json")
-    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    add_results_option(p)
     data = p.add_mutually_exclusive_group(required=True)
     data.add_argument("--features", help="an MMSA-format feature pickle (a MIntRec folder for mintrec runs)")
     data.add_argument("--videos", help="folder of videos to extract first (with --transcripts)")

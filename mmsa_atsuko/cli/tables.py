@@ -6,14 +6,14 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import OneLineParser
+from .common import OneLineParser, add_results_option
 
 
 def leaderboard_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py leaderboard", description="Tables from the results store: one per dataset "
                       "and aligned flag (synthetic and real apart), mean ± sample std over seeds, best marked, "
                       "Welch t-test against the best other model, and the Table 4 ablation.")
-    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    add_results_option(p)
     p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower, help="only these datasets")
     p.add_argument("--format", choices=("md", "csv", "latex"), default="md")
     p.add_argument("--paper", action="store_true", help="add the seed paper's published rows, in separate blocks")
@@ -57,7 +57,7 @@ def compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--against", nargs="+", action="extend", type=str.lower, required=True, help="baseline models")
     p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower,
                    help="datasets (default: every one the model has runs on)")
-    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    add_results_option(p)
     p.add_argument("--all-configs", action="store_true",
                    help="compare every config of the model with every config of each baseline (default: "
                    "each model's latest config, that of its most recent run on the dataset)")
@@ -79,7 +79,7 @@ def verify_parser() -> argparse.ArgumentParser:
                       "seeds, published, delta, and whether the delta is within 2 std. Exit 0 when every cell "
                       "agrees, 1 otherwise.")
     p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower, help="only these datasets")
-    p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")
+    add_results_option(p)
     return p
 
 

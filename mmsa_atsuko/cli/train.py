@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ..data.synthetic_stress import RECIPES
 from ..errors import UsageError
-from .common import (OneLineParser, add_condition_args, add_hardware_options, add_save_checkpoint,
-                     condition_list, overview)
+from .common import (OneLineParser, add_condition_args, add_hardware_options, add_results_option,
+                     add_save_checkpoint, condition_list, overview)
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -205,7 +205,7 @@ def cmd_clean(argv) -> int:
     p = OneLineParser(prog="run.py clean", description="Remove the .partial folders that unfinished runs (killed, "
                       "crashed) left in <results>/runs. A folder whose run is alive (its lock is held, e.g. by a "
                       "sweep) is kept. `run.py ... --resume` continues such a run instead.")
-    p.add_argument("--results", default="results", help="results folder (default results/)")
+    add_results_option(p)
     args = p.parse_args(argv)
     from ..api import unfinished_runs
     if not Path(args.results).is_dir():
@@ -228,7 +228,7 @@ def cmd_results(argv) -> int:
                       "take them (a full disk, an unwritable runs.jsonl); each is appended once, then its file "
                       "removed. `run` and `sweep` do the same when they start.")
     p.add_argument("--recover", action="store_true", required=True, help="fold kept records into runs.jsonl")
-    p.add_argument("--results", default="results", help="results folder (default results/)")
+    add_results_option(p)
     args = p.parse_args(argv)
     from ..results import check_output_folder, recover
     if not Path(args.results).is_dir():
