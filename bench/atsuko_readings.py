@@ -4,7 +4,7 @@ A small search through the sweep machinery: a few reading sets (READINGS, cumula
 row asks one question on top of the one before) x the standard and the three stress recipes
 (data/synthetic_stress.py) x seeds, small synthetic MOSI at Atsuko's `small` preset on CPU.
 The choice is made on the mean valid MAE over the recipes; test metrics are not read. Prints the
-README table: reading, valid MAE per recipe, their mean, and the router spread (std over test
+table of docs/atsuko_evidence.md: reading, valid MAE per recipe, their mean, and the router spread (std over test
 samples of the modality weights and of the band weights, averaged over modalities; a router
 pinned at uniform has spread 0).
 

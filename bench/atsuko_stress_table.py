@@ -1,4 +1,4 @@
-"""The README table "What Atsuko does on data we can make" (issue 16, part 4) from the results
+"""The table "What Atsuko does on data we can make" (docs/atsuko_evidence.md) (issue 16, part 4) from the results
 of configs/sweeps/atsuko_stress.yaml: per synthetic recipe and model, test MAE mean ± sample std
 over seeds (n), the Welch p of atsuko against atsuko_base (leaderboard.stats.welch), and the
 router response from the `routing` objects of Atsuko's records (models/atsuko/diagnostics.py).

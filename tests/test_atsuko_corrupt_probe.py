@@ -1,7 +1,7 @@
 """bench/atsuko_corrupt_probe.py's ceilings: how far any router can respond on the `corrupt` recipe.
 
 The recipe (data/synthetic_stress.py) gives a corrupted modality away only by its disagreement
-with the other two, which share RHO of their latent. These pin what the README reports: at the
+with the other two, which share RHO of their latent. These pin what docs/atsuko_evidence.md reports: at the
 first version's RHO = 0.5 (s1) the Bayes posterior over (none, T, A, V), given the true latents, is
 right for under 45% of the samples and the MAE-optimal fusion weights a corrupted modality at about
 0.9 of its clean weight, far from the issue's 0.5; RHO = 0.9 (s2) is the smallest value on a 0.05

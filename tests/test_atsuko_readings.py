@@ -42,7 +42,7 @@ def _router_input(model, batch):
 
 
 def test_defaults_are_the_readings_chosen_on_valid():
-    config = make_config()      # README "Atsuko's open readings": the spec's, but log_m, lambda_ent 0.1, rms
+    config = make_config()      # docs/atsuko_evidence.md, "open readings": the spec's, but log_m, lambda_ent 0.1, rms
     assert (config.router_input, config.router_detach, config.distill_form) == ("refined", False, "softmax_mse")
     assert (config.entropy_norm, config.lambda_ent, config.band_pool) == ("log_m", 0.1, "rms")
     assert (config.lambda_comp, config.comp_temperature) == (0.1, 1.0)

@@ -15,7 +15,7 @@ Switches (§14) remove whole modules: with use_sbn=False there is no spectrum, b
 or band entropy; with use_mcm=False no bimodal heads, L_bi or L_comp.
 
 Open readings (§18), each a config key; the defaults were chosen on validation MAE over the
-standard and stress synthetic recipes (README, "Atsuko's open readings"):
+standard and stress synthetic recipes (docs/atsuko_evidence.md):
 - entropy_norm log_m | emoe, lambda_ent (default log_m, 0.1; the paper's reading is EMOE's xN at
   1.0, which pins both routers at uniform);
 - band_pool rms | mean (default rms; the paper's mean leaves the mid/high summaries near 0);
