@@ -46,6 +46,12 @@ def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
         if column not in table.columns:
             raise DataError(f"{path}: no '{column}' column (columns: {', '.join(table.columns)}); "
                             f"expected id, text, label and optionally split")
+    # An empty id matches no video: without this check the row was skipped as "no video file named .*".
+    blank = table.id.str.strip() == ""
+    if blank.any():
+        row = int(np.flatnonzero(blank.to_numpy())[0])
+        raise DataError(f"{path}: row {row + 1} (text {table.text.iloc[row]!r}) has an empty id; "
+                        f"give the video's file name without extension")
     duplicated = table.id[table.id.duplicated()]
     if len(duplicated):
         raise DataError(f"{path}: id {duplicated.iloc[0]!r} appears more than once")
