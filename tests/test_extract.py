@@ -502,3 +502,16 @@ def test_extract_refuses_a_file_where_its_cache_folder_goes_before_any_work(corp
     assert code == 2 and err.strip() == (f"error: output folder {out.parent}: {squatter} is a file where the toolkit "
                                          f"writes a folder; move it away or choose another --out"), err
     assert not out.exists() and squatter.read_text() == "not a folder\n"
+
+
+def test_extract_refuses_a_folder_as_out_before_any_work(corpus, capsys, tmp_path):
+    """--out naming a folder extracted every clip, then ended in a traceback at the final rename."""
+    out = tmp_path / "features"
+    out.mkdir()
+    code = main(["extract", "--videos", str(corpus["videos"]), "--transcripts", str(corpus["transcripts"]),
+                 "--out", str(out), "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40",
+                 "--vision-len", "15"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"--out {out} is a folder; give the feature file to write, e.g. {out / 'features.pkl'}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features"] and not any(out.iterdir())

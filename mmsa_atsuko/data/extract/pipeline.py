@@ -213,6 +213,8 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
         raise UsageError("every padded length (--text-len, --audio-len, --vision-len) must be positive")
     videos, out = Path(videos), Path(out)
     _check_beside(out)
+    if out.is_dir():         # else found only by the final rename, after every clip was extracted
+        raise UsageError(f"--out {out} is a folder; give the feature file to write, e.g. {out / 'features.pkl'}")
     if not videos.is_dir():
         raise DataError(f"video folder {videos} not found")
     _require_extra(config.audio)
