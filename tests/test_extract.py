@@ -515,3 +515,17 @@ def test_extract_refuses_a_folder_as_out_before_any_work(corpus, capsys, tmp_pat
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert f"--out {out} is a folder; give the feature file to write, e.g. {out / 'features.pkl'}" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["features"] and not any(out.iterdir())
+
+
+def test_a_file_with_an_empty_split_is_not_offered_for_training(corpus, capsys):
+    """Two labelled clips at the default ratios leave valid empty: extract warned that the file cannot
+    be trained on, then printed the command to train on it anyway."""
+    transcripts = corpus["root"] / "two-clips.csv"
+    transcripts.write_text("id,text,label\nclip00,w001,1.0\nclip01,w002,-1.0\n")
+    out = corpus["root"] / "two" / "features.pkl"
+    code = main(["extract", "--videos", str(corpus["videos"]), "--transcripts", str(transcripts), "--out", str(out),
+                 "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40", "--vision-len", "15"])
+    printed = capsys.readouterr().out
+    assert code == 0 and out.is_file()
+    assert "warning: no sample in valid: the file can be predicted on, not trained on" in printed
+    assert "train on it with" not in printed and "note:" not in printed

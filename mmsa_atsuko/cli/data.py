@@ -84,10 +84,12 @@ def cmd_extract(argv) -> int:
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
     print(f"wrote {result.path} ({counts}; {result.extracted} videos extracted, {result.cached} from the cache, "
           f"{len(result.skipped)} skipped)")
-    if result.dataset_hint:
+    # With a split empty, extract warned that the file can be predicted on, not trained on.
+    trainable = len(result.counts) == 3
+    if trainable and result.dataset_hint:
         print(f"train on it with: python run.py -m MODEL -d {result.dataset_hint} "
               f"--feature-path {shlex.quote(str(result.path))}")
-    elif result.label_range is not None:
+    elif trainable and result.label_range is not None:
         # Written as asked, but no built-in dataset takes these labels: say so now, not at training time.
         print(f"note: its labels ({result.label_range[0]:g} to {result.label_range[1]:g}) fit no built-in dataset "
               f"(MOSI/MOSEI: -3 to 3; CH-SIMS: -1 to 1 with label_T/A/V); train on it with a --datasets block "
