@@ -66,3 +66,15 @@ def test_a_bad_block_is_one_line(own_dataset, change, message, capsys):
 def test_an_unknown_dataset_is_named_with_close_ones(capsys):
     assert main(["-m", "tfn", "-d", "mosei2", "--synthetic"]) == 2
     assert "Did you mean mosei" in capsys.readouterr().err
+
+
+def test_a_missing_file_of_your_own_dataset_says_where_it_goes(own_dataset, tmp_path, capsys):
+    """The advice was MMSA's: `run.py download mydata` and --synthetic, which both refuse a dataset of your own."""
+    declared, _ = own_dataset
+    empty_root = tmp_path / "empty"
+    assert main(["-m", "tfn", "-d", "mydata", "--datasets", str(declared), "--data-root", str(empty_root),
+                 "-s", "1", "--preset", "small", "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "download" not in err and "--synthetic" not in err, err
+    assert (f"mydata unaligned features not found at {empty_root / 'MyData' / 'features.pkl'} (the data root "
+            f"given): put the file there, or give --data-root DIR, the folder its `files:` entry is under") in err

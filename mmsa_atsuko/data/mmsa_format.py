@@ -95,10 +95,17 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
     path, how = _resolve(name, aligned, data_root, feature_path)
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "not found"
-        fix = ("check the path" if feature_path is not None else
-               f"run `python run.py download {name}{' --aligned' if aligned else ''}` or put the file there")
-        message = (f"{name} {_setting(aligned)} features {what} at {path} ({how}): {fix}, "
-                   f"or run with --synthetic")
+        # MMSA's datasets (`download:` in datasets.yaml) can be downloaded and have a synthetic version;
+        # a dataset of your own has neither, so its fix is where the file goes.
+        published = "download" in facts
+        if feature_path is not None:
+            fix = "check the path"
+        elif published:
+            fix = f"run `python run.py download {name}{' --aligned' if aligned else ''}` or put the file there"
+        else:
+            fix = "put the file there, or give --data-root DIR, the folder its `files:` entry is under"
+        message = (f"{name} {_setting(aligned)} features {what} at {path} ({how}): {fix}"
+                   + (", or run with --synthetic" if published else ""))
         if path.exists():
             raise data_error(message)
         raise data_error(message, MissingDataError, what=f"{name} {_setting(aligned)} features", path=path)
