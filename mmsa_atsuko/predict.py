@@ -59,6 +59,13 @@ def run_folder(results=None, run_id: str | None = None, checkpoint=None) -> Path
         folder = folder.parent if folder.is_file() else folder      # best.pt itself is fine too
         if not folder.is_dir():
             raise UsageError(f"checkpoint folder {checkpoint} not found")
+        # Said here, else the card's reader reports a missing model.json as a run from before model.json existed.
+        if not (folder / MODEL_CARD).exists() and not (folder / "best.pt").exists():
+            if (folder / "runs.jsonl").is_file():
+                raise UsageError(f"--checkpoint {checkpoint} is a results folder, not a run folder: give --run RUN_ID "
+                                 f"--results {checkpoint}, or --checkpoint {folder / 'runs' / 'RUN_ID'}")
+            raise UsageError(f"--checkpoint {checkpoint} is not a run folder (no model.json or best.pt in it): "
+                             f"give a folder under <results>/runs/, or --run RUN_ID --results DIR")
         return folder
     results = Path(results or "results")
     matches = [r for r in read_records(results) if r.get("run_id") == run_id and r.get("status") == "ok"]

@@ -232,3 +232,16 @@ def test_predict_gives_the_trainers_atsuko_test_predictions_exactly(tmp_path, ca
     trainer = pd.read_csv(run_dir / "predictions_test.csv", dtype={"pred": str})
     assert table.id.tolist() == trainer.id.tolist()
     assert table.prediction.tolist() == trainer.pred.tolist()
+
+
+def test_a_checkpoint_folder_that_is_no_run_is_said_so(trained, capsys, tmp_path):
+    """A results folder, or any other folder, was reported as a run from before model.json existed: 'train again'."""
+    results = trained["run_dir"].parent.parent
+    code, err = _predict(capsys, "--checkpoint", results, "--features", trained["features"], "--out", tmp_path / "a")
+    assert code == 2 and err.count("\n") == 1 and "train again" not in err, err
+    assert (f"--checkpoint {results} is a results folder, not a run folder: give --run RUN_ID --results {results}, "
+            f"or --checkpoint {results / 'runs' / 'RUN_ID'}") in err
+    code, err = _predict(capsys, "--checkpoint", tmp_path, "--features", trained["features"], "--out", tmp_path / "b")
+    assert code == 2 and err.count("\n") == 1 and "train again" not in err, err
+    assert f"--checkpoint {tmp_path} is not a run folder (no model.json or best.pt in it)" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
