@@ -54,6 +54,9 @@ def test_run_sweep_and_leaderboard_work_on_a_declared_dataset(own_dataset, tmp_p
     (("    metrics: mosi\n", "    metrics: imdb\n"), "metrics must be one of mosi, sims, mintrec"),
     (("[-3.0, 3.0]", "[3.0, -3.0]"), "label_range: [low, high] with low < high"),
     (("  MyData:\n", "  mosi:\n"), "defines 'mosi' again"),
+    # SIMS's metrics clipped these labels to [-1, 1] and reported the MAE of the clipped values.
+    (("    metrics: mosi\n", "    metrics: sims\n"), "metrics sims clip labels to [-1, 1] (MAE and Corr too), "
+                                                      "but label_range is [-3.0, 3.0]: use metrics: mosi"),
 ])
 def test_a_bad_block_is_one_line(own_dataset, change, message, capsys):
     declared, root = own_dataset

@@ -61,6 +61,11 @@ def _check_dataset(name: str, facts) -> None:
         if not (isinstance(low_high, list) and len(low_high) == 2
                 and all(isinstance(v, (int, float)) for v in low_high) and low_high[0] < low_high[1]):
             raise UsageError(f"{where}: a regression dataset needs label_range: [low, high] with low < high")
+        # SIMS's metrics clip labels and predictions to [-1, 1] before everything, MAE and Corr included
+        # (metrics.py): wider labels would be scored on clipped values without a word.
+        if facts["metrics"] == "sims" and (low_high[0] < -1 or low_high[1] > 1):
+            raise UsageError(f"{where}: metrics sims clip labels to [-1, 1] (MAE and Corr too), but label_range is "
+                             f"{low_high}: use metrics: mosi, or rescale the labels into [-1, 1]")
     elif not (isinstance(facts.get("num_classes"), int) and facts["num_classes"] >= 2):
         raise UsageError(f"{where}: a classification dataset needs num_classes (an integer >= 2)")
 
