@@ -529,3 +529,12 @@ def test_a_file_with_an_empty_split_is_not_offered_for_training(corpus, capsys):
     assert code == 0 and out.is_file()
     assert "warning: no sample in valid: the file can be predicted on, not trained on" in printed
     assert "train on it with" not in printed and "note:" not in printed
+
+
+def test_a_file_as_videos_or_a_folder_as_transcripts_is_named_as_such(corpus):
+    """Both were reported as 'not found', though the path was there."""
+    with pytest.raises(DataError, match=r"video folder .*clip00.mp4 is a file, not a folder: give the folder"):
+        extract(corpus["videos"] / "clip00.mp4", corpus["transcripts"], corpus["root"] / "v.pkl", bert=corpus["bert"])
+    with pytest.raises(DataError, match=r"transcripts .*videos is a folder: give a CSV"):
+        read_transcripts(corpus["videos"])
+    assert not (corpus["root"] / "v.pkl").exists()

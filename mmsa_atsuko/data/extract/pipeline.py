@@ -216,7 +216,8 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     if out.is_dir():         # else found only by the final rename, after every clip was extracted
         raise UsageError(f"--out {out} is a folder; give the feature file to write, e.g. {out / 'features.pkl'}")
     if not videos.is_dir():
-        raise DataError(f"video folder {videos} not found")
+        raise DataError(f"video folder {videos} {'is a file, not a folder' if videos.exists() else 'not found'}: "
+                        f"give the folder that holds the videos")
     _require_extra(config.audio)
     bert_dir = resolve_bert(bert)
     ratios = parse_split(split) if split else None

@@ -37,7 +37,8 @@ def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
     """The CSV as a frame with id, text and (where present) label and split columns, checked."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"transcripts {path} not found: give a CSV with id, text, label and split columns")
+        what = "is a folder" if path.is_dir() else "not found"
+        raise DataError(f"transcripts {path} {what}: give a CSV with id, text, label and split columns")
     try:
         table = pd.read_csv(path, dtype={"id": str, "text": str, "split": str}, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as e:
