@@ -38,7 +38,7 @@ from .registry import build_model, canonical_model_name, get_model_class
 from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
                       ok_record, read_records, recover, run_identity)
 from .run_folders import partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
-from .training.model_card import write_model_card
+from .training.model_card import check_tokenizer, write_model_card
 from .training.hardware import (check_precision, check_threads, device_name, peak_memory_mb,
                                 reset_peak_memory)
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
@@ -134,8 +134,10 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     # Build once to surface model/data mismatches (task, missing text features, BERT path) now.
     built = build_model(model, config, data.spec)
     check_last_batch(built, len(data.train), config.batch_size)       # before any run folder is made
-    if reads_bert_tokens(built) and data.spec.has_text_features:
-        data = data.without_text_features()
+    if reads_bert_tokens(built):
+        check_tokenizer(data.spec, config.pretrained)       # the ids of an extracted file, read by this BERT
+        if data.spec.has_text_features:
+            data = data.without_text_features()
     return Job(model, config, data, preset)
 
 

@@ -34,6 +34,7 @@ from .atomic import replace_with
 from .config import dataset_facts
 from .data import load_dataset
 from .data.extract import skipped_report_path
+from .data.extract.text import tokenizer_of
 from .data.mmsa_format import load_for_prediction
 from .data.safe_checkpoint import load_weights
 from .errors import DataError, UsageError
@@ -126,7 +127,7 @@ def check_features(card: dict, model, shapes: dict, extractor: dict | None, spli
 
 
 def _check_tokenizer(trained: dict, extractor: dict | None, splits: dict, path) -> None:
-    made_by = ((extractor or {}).get("config") or {}).get("text", {}).get("tokenizer")
+    made_by = tokenizer_of(extractor)
     if made_by is not None:
         if made_by["sha256"] != trained["sha256"]:
             raise UsageError(f"{path}: its text ids come from another tokenizer ({made_by['file']} of "

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..version import __version__
 from ..config import check_config, config_hash, dataset_facts
-from ..data.extract.text import tokenizer_identity
+from ..data.extract.text import tokenizer_identity, tokenizer_of
 from ..data.spec import DatasetSpec
 from ..errors import DataError, UsageError, one_line
 from ..models.common.bert import resolve_bert_path
@@ -36,6 +36,20 @@ CARD_VERSION = 1
 MAX_CARD_BYTES = 1 << 20
 NOT_OURS = "it is not a model.json this toolkit wrote; train the run again"
 MODALITIES = ("text", "audio", "vision")
+
+
+def check_tokenizer(spec: DatasetSpec, pretrained) -> None:
+    """One UsageError line, before a run starts, when the `text_bert` ids of an extracted feature file
+    come from another tokenizer than the BERT `pretrained` that will read them: the run would train on one
+    vocabulary's ids looked up in another's embedding table, without an error (predict refuses the same
+    pairing at its end). A file that does not say which tokenizer made it is not checked."""
+    made_by = tokenizer_of(spec.extractor)
+    reading = bert_tokenizer(pretrained)
+    if made_by is not None and reading is not None and made_by["sha256"] != reading["sha256"]:
+        raise UsageError(f"{spec.path}: its text ids come from another tokenizer ({made_by['file']} of "
+                         f"{made_by['vocab_size']} tokens, sha256 {made_by['sha256'][:12]}) than the BERT {pretrained} "
+                         f"({reading['vocab_size']} tokens, sha256 {reading['sha256'][:12]}): give -c pretrained= the "
+                         f"BERT the file was extracted with (extract --bert), or extract it again with this one")
 
 
 def bert_tokenizer(pretrained) -> dict | None:

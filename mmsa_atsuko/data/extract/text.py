@@ -49,6 +49,13 @@ def tokenizer_identity(bert_dir) -> dict | None:
     return {"file": name, "sha256": _sha256(path), "vocab_size": vocab_size, "lowercase": lowercase}
 
 
+def tokenizer_of(extractor: dict | None) -> dict | None:
+    """The tokenizer identity an extracted feature file's `text_bert` ids come from (its extractor
+    record, `tokenizer_identity` of the --bert it was extracted with), or None for a file that does
+    not say (MMSA's pickles, synthetic data)."""
+    return (((extractor or {}).get("config") or {}).get("text") or {}).get("tokenizer")
+
+
 def encoder_sha256(bert_dir) -> str | None:
     """sha256 of the BERT weights file, so features of two different encoders never share a hash."""
     for name in WEIGHT_FILES:
