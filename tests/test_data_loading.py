@@ -418,8 +418,12 @@ def test_hostile_pickle_is_refused_and_runs_nothing(tmp_path):
                                           ("numpy", "load"), ("_codecs", "decode"), ("posix", "system")])
 def test_any_other_global_is_refused(tmp_path, module, name):
     path = tmp_path / "evil.pkl"
-    path.write_bytes(f"c{module}\n{name}\n(S'touch {tmp_path / 'marker'}'\ntR.".encode())
+    payload = f"c{module}\n{name}\n(S'touch {tmp_path / 'marker'}'\ntR.".encode()
+    path.write_bytes(b"\x80\x02" + payload)          # PROTO 2: past the header check, to the unpickler's own
     with pytest.raises(DataError, match=f"refused to unpickle {module}.{name} from {path}"):
+        safe_pickle.load(path)
+    path.write_bytes(payload)                         # protocol 0, as written: no feature file is
+    with pytest.raises(DataError, match=r"is not a pickle \(a feature file or checkpoint opens with byte 0x80\)"):
         safe_pickle.load(path)
     assert not (tmp_path / "marker").exists()
 
@@ -461,7 +465,7 @@ def test_numpy_calls_that_read_pointers_from_the_file_are_refused(tmp_path, payl
 
 def test_codecs_encode_is_limited_to_latin1(tmp_path):
     path = tmp_path / "f.pkl"
-    path.write_bytes(b"c_codecs\nencode\n(Vabc\nVrot13\ntR.")
+    path.write_bytes(b"\x80\x02c_codecs\nencode\n(Vabc\nVrot13\ntR.")
     with pytest.raises(DataError, match="truncated or corrupt"):
         safe_pickle.load(path)
 
@@ -474,10 +478,16 @@ def test_truncated_file(tmp_path):
     assert "is truncated or corrupt" in message and message.endswith(": re-download or re-extract it")
 
 
-def test_not_a_pickle(tmp_path):
+@pytest.mark.parametrize("content", [b"<html>Google Drive quota exceeded</html>", b"id,text,label\nutt00,hi,1.0\n",
+                                     b"\x00\x00\x00\x18ftypisom", b""])
+def test_not_a_pickle(tmp_path, content):
+    """A CSV or a video given as a feature file read as opcodes: 'refused to unpickle id,text,label...',
+    'truncated or corrupt (KeyError: 0)'. It is now said to be no pickle (or empty)."""
     path = tmp_path / "f.pkl"
-    path.write_bytes(b"<html>Google Drive quota exceeded</html>")
-    assert "is truncated or corrupt" in data_error(path)
+    path.write_bytes(content)
+    what = "empty" if not content else "not a pickle (a feature file or checkpoint opens with byte 0x80)"
+    assert data_error(path) == (f"{path} is {what}: give the .pkl that MMSA publishes or that `run.py extract` "
+                                f"wrote")
 
 
 # -- paths ----------------------------------------------------------------------------------

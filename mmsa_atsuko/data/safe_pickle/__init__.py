@@ -92,6 +92,11 @@ def _unpickle(path: Path, hasher):
         raw = open(path, "rb")
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        _check_pickle_header(raw, path)
+    except DataError:
+        raw.close()
+        raise
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pickle-hash") if hasher is not None else None
     with raw:
         size = os.fstat(raw.fileno()).st_size
@@ -101,6 +106,17 @@ def _unpickle(path: Path, hasher):
         finally:
             if pool is not None:
                 pool.shutdown(wait=False)   # the worker exits once its queue is done
+
+
+def _check_pickle_header(raw, path: Path) -> None:
+    """A file that is no pickle at all (a CSV, a video, a web page) is said to be so, in one line, before the
+    unpickler reads its text as opcodes (`refused to unpickle d,text,label...`, `KeyError: 0`). Every feature
+    file and checkpoint is protocol 2 or later, which opens with the PROTO opcode, byte 0x80."""
+    head = raw.read(1)
+    raw.seek(0)
+    if head != b"\x80":
+        what = "empty" if not head else "not a pickle (a feature file or checkpoint opens with byte 0x80)"
+        raise DataError(f"{path} is {what}: give the .pkl that MMSA publishes or that `run.py extract` wrote")
 
 
 def run(unpickler: RestrictedUnpickler, where, then=None, fix: str = "re-download or re-extract it"):
