@@ -538,3 +538,28 @@ def test_a_file_as_videos_or_a_folder_as_transcripts_is_named_as_such(corpus):
     with pytest.raises(DataError, match=r"transcripts .*videos is a folder: give a CSV"):
         read_transcripts(corpus["videos"])
     assert not (corpus["root"] / "v.pkl").exists()
+
+
+def test_an_empty_video_is_skipped_as_empty(tmp_path):
+    """A 0-byte clip was skipped as 'cannot decode: InvalidDataError: [Errno 1094995529] Invalid data ...'."""
+    require_extract()
+    from mmsa_atsuko.data.extract import media
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(media.VideoError, match=r"^empty file \(0 bytes\)$"):
+        media.decode(empty, 10.0, None)
+
+
+def test_videos_skipped_for_one_reason_are_printed_as_one_line_and_listed_each(tmp_path):
+    """predict --videos with a transcript CSV for 2 of 14 clips printed twelve 'no row in the transcripts'
+    lines, which buried the one clip that failed (a user's trial)."""
+    from mmsa_atsuko.data.extract.pipeline import _report
+    skipped = {f"v{i:02d}": "no row in the transcripts" for i in range(12)}
+    skipped.update({"bad": "cannot decode: OSError: x", "w1": "no audio stream", "w2": "no audio stream"})
+    printed = []
+    path = _report(tmp_path / "features.pkl", skipped, printed.append)
+    assert printed == ["skipped bad: cannot decode: OSError: x",
+                       "skipped 12 videos (v00, v01, v02, ...): no row in the transcripts",
+                       "skipped w1: no audio stream", "skipped w2: no audio stream",
+                       f"15 skipped; the list is in {path}"]
+    assert path.read_text().splitlines() == [f"{i}: {r}" for i, r in sorted(skipped.items())]

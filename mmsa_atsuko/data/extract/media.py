@@ -27,6 +27,7 @@ have them (they are the `[extract]` extra).
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -95,6 +96,8 @@ def decode(path, fps: float, vision_features,
     # only while probing, such as FLV: there the probe may decode one frame up to FFmpeg's default
     # ceiling, about 268 MP). A probe that refuses a size reports 0x0, unless a parser reads the
     # size again from the stream (H.264, HEVC, MPEG-2 do).
+    if os.path.getsize(path) == 0:    # else FFmpeg's "InvalidDataError: [Errno 1094995529] Invalid data ..."
+        raise VideoError("empty file (0 bytes)")
     limits = {"max_pixels": str(DECODER_MAX_PIXELS)}
     samples, rows = [], []
     n_samples, first_time, video_seconds, declared, size_unknown = 0, None, 0.0, None, False

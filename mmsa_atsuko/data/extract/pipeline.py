@@ -319,6 +319,9 @@ def _check_beside(out: Path) -> None:
     check_entries(out.parent, (cache_path(out).name + "/", skipped_report_path(out).name), "output folder")
 
 
+GROUPED_SKIPS = 3      # videos skipped for one reason that are printed as one line (the report lists each)
+
+
 def skipped_report_path(out: Path) -> Path:
     return out.with_name(out.stem + ".skipped.txt")
 
@@ -333,7 +336,15 @@ def _report(out: Path, skipped: dict, echo) -> Path:
             f.write("\n".join(lines) + "\n")
 
     replace_with(path, write)        # a link planted at the report's name is replaced, never written through
-    for line in lines:
-        echo(f"skipped {line}")
+    by_reason: dict[str, list[str]] = {}
+    for video_id, reason in sorted(skipped.items()):
+        by_reason.setdefault(reason, []).append(video_id)
+    for reason, ids in by_reason.items():
+        if len(ids) < GROUPED_SKIPS:
+            for video_id in ids:
+                echo(f"skipped {video_id}: {reason}")
+        else:            # one line, so that a dozen videos without a row do not bury the one that failed
+            shown = ", ".join(ids[:GROUPED_SKIPS]) + (", ..." if len(ids) > GROUPED_SKIPS else "")
+            echo(f"skipped {len(ids)} videos ({shown}): {reason}")
     echo(f"{len(lines)} skipped; the list is in {path}")
     return path
