@@ -93,6 +93,7 @@ def test_the_python_example_runs(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "epoch 1" in done.stderr and float(done.stdout.split()[-1]) > 0
+    assert "### sims, unaligned: synthetic data" in done.stdout and "\n| tfn | 2 |" in done.stdout   # the leaderboard
     assert len((tmp_path / "results" / "runs.jsonl").read_text().splitlines()) == 2
 
 
