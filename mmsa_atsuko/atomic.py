@@ -92,10 +92,10 @@ def _open_no_follow(path, flags: int) -> int:
         raise
 
 
-def check_entries(folder, entries, what: str) -> None:
+def check_entries(folder, entries, what: str, option: str = "--out") -> None:
     """One UsageError line if one of `entries` (names in `folder` that the caller will write; a folder's
     ends in "/", or has no dot) is a symbolic link, the wrong kind of thing, or a file this user cannot
-    write. `what` names the folder in the message ("results folder"). Creates nothing."""
+    write. `what` names the folder in the message ("results folder"), `option` the one to change. Creates nothing."""
     folder = Path(folder)
     for name in entries:
         kind = "folder" if name.endswith("/") or "." not in name else "file"
@@ -105,7 +105,7 @@ def check_entries(folder, entries, what: str) -> None:
                              f"the {what} (replace it with a real {kind})")
         if entry.exists() and entry.is_dir() != (kind == "folder"):
             raise UsageError(f"{what} {folder}: {entry} is a {'folder' if entry.is_dir() else 'file'} where "
-                             f"the toolkit writes a {kind}; move it away or choose another --out")
+                             f"the toolkit writes a {kind}; move it away or choose another {option}")
         if entry.is_file() and not os.access(entry, os.W_OK):
             raise UsageError(f"{what} {folder}: {entry} is not writable by this user; fix its permissions "
-                             f"or choose another --out")
+                             f"or choose another {option}")

@@ -161,6 +161,31 @@ def test_bad_input_is_one_line_and_non_zero(results, tmp_path):
     assert (figures / "modality_weights.csv").read_text() == "earlier output\n"
 
 
+def test_an_output_folder_at_a_file_is_one_line_before_any_work(results, tmp_path, capsys):
+    """--out at a file (or below one) was a traceback from the figure writer, after the runs were loaded and
+    re-tested (sensitivity: after training them); now one line, exit 2, before any work."""
+    from mmsa_atsuko.cli import main
+    out, full, _ = results
+    (tmp_path / "a file").write_text("")
+    trained = tmp_path / "sensitivity-results"
+    for command in (["explain", "--run", full["run_id"], "--samples", "2", "--results", str(out)],
+                    ["robustness", "--run", full["run_id"], "--results", str(out)],
+                    ["tsne", "-d", "sims", "--results", str(out)],
+                    ["sensitivity", "-d", "sims", "--param", "lambda_ent", "--values", "0", "-s", "1111",
+                     "--synthetic", "--preset", "small", "--max-epochs", "1", "--results", str(trained)]):
+        for where in (tmp_path / "a file", tmp_path / "a file" / "below"):
+            code = main([*command, "--out", str(where)])
+            printed, err = capsys.readouterr()
+            assert code == 2 and printed == "" and len(err.strip().splitlines()) == 1, (command, err)
+            assert f"{tmp_path / 'a file'} is a file, not a folder; choose another --out" in err
+    assert not trained.exists()                     # sensitivity trained nothing
+    # Without --out the figures go to <results>/analysis: a file there is the same one line.
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "analysis").write_text("")
+    code = main(["robustness", "--run", full["run_id"], "--results", str(tmp_path / "store")])
+    assert code == 2 and "analysis is a file where the toolkit writes a folder" in capsys.readouterr().err
+
+
 def test_sensitivity_runs_through_the_sweep_and_plots_mean_and_std(tmp_path):
     args = ["sensitivity", "-d", "sims", "--param", "lambda_ent", "--values", "0", "1", "-s", "1111", "1112",
             "--synthetic", "--preset", "small", "--max-epochs", "1", "--results", str(tmp_path / "results"),

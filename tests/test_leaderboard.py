@@ -425,3 +425,19 @@ def test_rows_over_different_seeds_are_noted():
     assert head == "rows over different seeds"
     order = [r.label for r in table.rows if r.model in ("tfn", "lmf")]
     assert sorted(parts.split("; ")) == sorted([f"{', '.join(order)} on seeds 1111-1113", "mult on seeds 1111 1115"])
+
+
+def test_a_bad_output_file_or_figures_folder_is_one_line_before_any_table(store, tmp_path, capsys):
+    """-o naming a folder, or a file below a file, and --figures at a file were tracebacks (after the tables were
+    made); now one line each, exit 2, nothing printed. -o in a folder that does not exist yet creates it."""
+    from mmsa_atsuko.cli import main
+    (tmp_path / "a file").write_text("")
+    for args, says in ((["-o", str(tmp_path)], "is a folder; give the name of the file"),
+                       (["-o", str(tmp_path / "a file" / "x.md")], "is a file, not a folder; choose another -o"),
+                       (["--by", "missing_rate", "--figures", str(tmp_path / "a file")],
+                        "is a file, not a folder; choose another --figures")):
+        code = main(["leaderboard", "--results", str(store), *args])
+        out, err = capsys.readouterr()
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and says in err, (args, err)
+    assert main(["leaderboard", "--results", str(store), "-o", str(tmp_path / "new" / "board.md")]) == 0
+    assert "| lmf |" in (tmp_path / "new" / "board.md").read_text()

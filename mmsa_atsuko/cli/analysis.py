@@ -8,6 +8,16 @@ from ..errors import UsageError
 from .common import OneLineParser, add_hardware_options, add_results_option
 
 
+def check_figures_folder(args, default_entry: str = "analysis") -> None:
+    """Where a command's figures go (--out, else <results>/<default_entry>), checked before any run is
+    loaded or trained: a file there used to surface as a traceback after all the work was done."""
+    from ..results import check_output_folder
+    if args.out:
+        check_output_folder(args.out, "output folder", entries=())
+    else:
+        check_output_folder(args.results, "results folder", entries=(default_entry,), option="--results")
+
+
 def explain_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py explain", description="Figures of what Atsuko's routers learned (PNG + PDF + "
                       "CSV each): spectral energy with band boundaries, band components, band weights, "
@@ -36,6 +46,7 @@ def cmd_explain(argv) -> int:
     if args.model not in ATSUKO_FAMILY:
         raise UsageError(f"explain reads Atsuko's routers; -m {args.model} is not atsuko")
     pyplot()                                        # fail on a missing matplotlib before any work
+    check_figures_folder(args)
     cache = {}
     run = load_run(args.results, args.run, args.checkpoint, data_cache=cache)
     require_atsuko(run)
@@ -80,6 +91,7 @@ def cmd_robustness(argv) -> int:
     from ..metrics import lower_is_better
     from ..plots import plot_robustness, pyplot, save_figure
     pyplot()
+    check_figures_folder(args)
     cache, tables, runs = {}, [], []
     for run_id in args.run:
         run = load_run(args.results, run_id, data_cache=cache)
@@ -115,6 +127,7 @@ def cmd_tsne(argv) -> int:
     from ..results import analysis_dir, check_run_id
     from ..plots import plot_tsne, pyplot, save_figure
     pyplot()
+    check_figures_folder(args)
     cache = {}
     runs = {variant: load_run(args.results, run_id, data_cache=cache)
             for variant, run_id in ablation_runs(args.results, args.dataset, args.seed, args.aligned).items()}
@@ -179,6 +192,7 @@ def cmd_sensitivity(argv) -> int:
     # Checked here, so that a bad --jobs or --threads is one line with --read-only too.
     jobs = parse_jobs(args.jobs) if args.jobs is not None else default_jobs(parse_devices("auto"), runs=len(seeds))
     check_threads(args.threads)
+    check_figures_folder(args)
     tables = []
     for param in params:
         values = args.values or SENSITIVITY_PARAMS[param]

@@ -29,10 +29,21 @@ def leaderboard_parser() -> argparse.ArgumentParser:
 def cmd_leaderboard(argv) -> int:
     args = leaderboard_parser().parse_args(argv)
     from ..leaderboard import leaderboard
+    from ..results import check_output_folder
+    # Where it writes, checked before the store is read: a bad -o or --figures was a traceback.
+    if args.output:
+        output = Path(args.output)
+        if output.is_dir():
+            raise UsageError(f"-o {output} is a folder; give the name of the file to write")
+        check_output_folder(output.parent, f"-o {output}: its folder", entries=(), option="-o")
+    if args.by:
+        check_output_folder(args.figures or Path(args.results) / "figures", "figures folder", entries=(),
+                            option="--figures")
     text = leaderboard(args.results, datasets=args.dataset, fmt=args.format, paper=args.paper,
                        key_metric=args.key_metric, by=args.by)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text)

@@ -233,7 +233,7 @@ def cmd_results(argv) -> int:
     from ..results import check_output_folder, recover
     if not Path(args.results).is_dir():
         raise UsageError(f"results folder {args.results} does not exist; pass --results DIR")
-    check_output_folder(args.results)
+    check_output_folder(args.results, option="--results")
     recovered = recover(args.results)
     for record in recovered:
         print(f"recovered {record['run_id']}")

@@ -27,11 +27,13 @@ RUN_ID = re.compile(r"[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-s-?[0-9]+-[0-9]{8}T[0-9]{
 STORE_ENTRIES = (RUNS_FILE, RUNS_FILE + ".lock", "runs", "normal", ANALYSIS_DIR)
 
 
-def check_output_folder(out_dir, what: str = "results folder", entries=STORE_ENTRIES) -> Path:
+def check_output_folder(out_dir, what: str = "results folder", entries=STORE_ENTRIES,
+                        option: str = "--out") -> Path:
     """Raise UsageError (one line) unless `out_dir` is, or can be created as, a folder this
     process may write, and none of `entries` (the names the caller writes in it; a folder's ends
     in "/", or has no dot) is a symbolic link, the wrong kind of thing, or an unwritable file.
-    Creates nothing: a request that fails later must leave no trace."""
+    Creates nothing: a request that fails later must leave no trace. `option` is the command-line
+    option that names the folder, which each line tells the user to change."""
     out_dir = Path(out_dir)
     probe = out_dir
     while not probe.exists():              # the nearest ancestor that exists is where mkdir starts
@@ -39,11 +41,11 @@ def check_output_folder(out_dir, what: str = "results folder", entries=STORE_ENT
             break
         probe = probe.parent
     if not probe.is_dir():
-        raise UsageError(f"{what} {out_dir}: {probe} is a file, not a folder; choose another --out")
+        raise UsageError(f"{what} {out_dir}: {probe} is a file, not a folder; choose another {option}")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"{what} {out_dir}: {probe} is not writable by this user; choose another --out")
+        raise UsageError(f"{what} {out_dir}: {probe} is not writable by this user; choose another {option}")
     if probe == out_dir:
-        check_entries(out_dir, entries, what)
+        check_entries(out_dir, entries, what, option)
     return out_dir
 
 
