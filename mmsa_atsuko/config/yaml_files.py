@@ -23,6 +23,8 @@ def read_yaml(path: Path) -> dict:
         stamp = path.stat().st_mtime_ns
     except FileNotFoundError:
         raise UsageError(f"config file {path} not found") from None
+    if path.is_dir():           # open() would raise IsADirectoryError, a traceback (`run.py sweep configs/sweeps`)
+        raise UsageError(f"config file {path} is a folder; give a YAML file in it")
     return copy.deepcopy(_parse_yaml(str(path), stamp))
 
 
@@ -34,4 +36,8 @@ def _parse_yaml(path: str, mtime_ns: int) -> dict:
             data = yaml.load(f, Loader=_SafeLoader)
     except yaml.YAMLError as e:
         raise UsageError(f"config file {path} is not valid YAML: {one_line(e)}") from None
+    except UnicodeDecodeError as e:          # a binary file given where a YAML file goes
+        raise UsageError(f"config file {path} is not UTF-8 text (byte {e.start}); give a YAML file") from None
+    except PermissionError:
+        raise UsageError(f"config file {path} cannot be read by this user; fix its permissions") from None
     return data or {}
