@@ -435,6 +435,17 @@ def test_leaderboard_and_compare_on_an_empty_store_fail_in_one_line(tmp_path, ca
         assert got == 2 and len(lines) == 1 and "no ok runs" in lines[0]
 
 
+def test_table_commands_given_the_store_file_as_results_name_its_folder(tmp_path, capsys):
+    """`--results results/runs.jsonl` (the file, not its folder) read as an empty store at
+    results/runs.jsonl/runs.jsonl: "no ok runs" in a path that cannot exist. Now one line naming the folder."""
+    store = tmp_path / "runs.jsonl"
+    store.write_text("")
+    for argv in (["leaderboard"], ["compare", "-m", "atsuko", "--against", "tfn"], ["verify"], ["tsne", "-d", "mosi"]):
+        got, lines = _main([*argv, "--results", str(store)], capsys)
+        assert got == 2 and len(lines) == 1 and f"{store} is a file, not a folder" in lines[0], (argv, lines)
+        assert "runs.jsonl/runs.jsonl" not in lines[0]
+
+
 def test_a_sweep_with_failed_runs_exits_1_until_they_are_retried(tmp_path, capsys):
     argv = ["sweep", "-m", "lmf", "-d", "mosi", "-s", "3", "--synthetic", "--preset", "small",
             "-c", "learning_rate=1e30", "--out", str(tmp_path)]             # diverges: a failed run

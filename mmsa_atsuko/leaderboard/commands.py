@@ -163,6 +163,7 @@ def missing_rate_figures(results, out, *, datasets=None, key_metric=None) -> lis
 def verify_store(results, datasets=None) -> tuple[list[VerifyCell], list[str]]:
     """`verify` over the results store in `results` (see verify.py)."""
     results = Path(results)
+    records = read_records(results)             # first: a file given as the folder is named as one
     if not (results / RUNS_FILE).exists():
         raise UsageError(f"no results store at {results / RUNS_FILE}; pass --results DIR")
-    return verify(read_records(results), _known_datasets(datasets))
+    return verify(records, _known_datasets(datasets))
