@@ -26,9 +26,9 @@ import torch
 from .cache import CACHE_ENV as SYNTHETIC_CACHE_ENV  # noqa: F401 (re-exported)
 from .cache import synthetic_bert_name, synthetic_cache_dir
 from .config import config_hash, load_config, save_config
-from .data import load_dataset
+from .data import load_dataset, resolve_feature_path
 from .data.conditions import PLAIN, check_model_allows
-from .data.synthetic import ensure_synthetic
+from .data.synthetic import check_synthetic_request, ensure_synthetic
 from .data.synthetic_stress import check_recipe, split_condition
 from .errors import UsageError
 from .models.atsuko import ATSUKO_FAMILY
@@ -190,6 +190,11 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
             resolve_config(m, d, preset=preset, overrides=overrides, max_epochs=max_epochs)
             for c in conditions:
                 check_model_allows(m, get_model_class(m), c)
+    for d in datasets:      # and every dataset's setting: `-d mosei sims --aligned` read all of MOSEI before saying sims has none
+        if synthetic:
+            check_synthetic_request(d, synthetic_size, aligned, synthetic_recipe)
+        else:
+            resolve_feature_path(d, aligned, data_root, feature_path)
     loaded = {}
     jobs = [prepare_job(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
                         synthetic=synthetic, synthetic_size=synthetic_size, synthetic_recipe=synthetic_recipe, preset=preset,

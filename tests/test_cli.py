@@ -180,6 +180,24 @@ def test_every_config_is_checked_before_any_data_is_read(tmp_path, capsys, monke
     assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["-d", "mosi", "sims", "--synthetic", "--aligned"], "sims has no aligned setting"),
+    (["-d", "mosi", "mintrec", "--synthetic", "--synthetic-recipe", "bands"], "synthetic mintrec has the standard recipe"),
+    (["-d", "mosi", "sims", "--aligned"], "sims has no aligned feature file"),
+])
+def test_every_datasets_setting_is_checked_before_the_first_is_generated_or_read(tmp_path, capsys, monkeypatch,
+                                                                                  argv, message):
+    """A setting one dataset lacks was found only after the datasets before it were generated or read (with
+    real data: all of MOSEI before `-d mosei sims --aligned` said that sims has no aligned file)."""
+    from mmsa_atsuko.cli import main
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    code = main(["-m", "tfn", *argv, "--preset", "small", "-s", "1", "--data-root", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "out")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and message in lines[0], lines
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
 def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
     from mmsa_atsuko.cli import main
     (tmp_path / "file").write_text("")

@@ -470,6 +470,16 @@ def _no_aligned_mintrec(aligned: bool) -> None:
         raise UsageError("mintrec has no aligned setting (MIntRec ships unaligned features only): drop --aligned")
 
 
+def check_synthetic_request(dataset: str, size: str = "small", aligned: bool = False, recipe: str = STANDARD) -> None:
+    """The UsageError `ensure_synthetic` would raise for this request, without writing anything: `run` checks
+    every dataset of a request before it generates or loads the first."""
+    if str(dataset).lower() == "mintrec":
+        _no_aligned_mintrec(aligned)
+        _standard_only_mintrec(recipe)
+    else:
+        synthetic_recipe(dataset, size, 0, aligned, recipe)
+
+
 def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int = 0,
                      aligned: bool = False, recipe: str = STANDARD) -> tuple[Path, Path]:
     """(feature pickle, tiny-BERT folder) for a recipe under `cache_dir`, written only if missing.
@@ -479,10 +489,9 @@ def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int 
     never sees half a file and two processes racing to create them both end up with a
     complete copy. For mintrec: (MIntRec folder, its tiny BERT), see synthetic_mintrec.
     """
+    check_synthetic_request(dataset, size, aligned, recipe)
     if str(dataset).lower() == "mintrec":
         from .synthetic_mintrec import ensure_synthetic_mintrec
-        _no_aligned_mintrec(aligned)
-        _standard_only_mintrec(recipe)
         return ensure_synthetic_mintrec(cache_dir, size=size, seed=seed)
     dataset, size, seed, aligned = _check_args(dataset, size, seed, aligned)
     facts = _facts(dataset)
