@@ -441,3 +441,24 @@ def test_a_bad_output_file_or_figures_folder_is_one_line_before_any_table(store,
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and says in err, (args, err)
     assert main(["leaderboard", "--results", str(store), "-o", str(tmp_path / "new" / "board.md")]) == 0
     assert "| lmf |" in (tmp_path / "new" / "board.md").read_text()
+
+
+def test_welch_tests_a_row_against_the_best_other_model_under_its_own_condition(tmp_path):
+    """lmf's missing-rate row happens to beat every plain row; the plain tfn row was tested against it (a
+    comparison of data conditions, not of models). Each row is now tested within its condition."""
+    def at(rate, rec):
+        rec["condition"] = {"missing_rate": rate, "drop_modality": None, "modalities": "TAV"}
+        rec["run_id"] += f"-mr{rate}"
+        return rec
+    for r in (record("tfn", 1, {"MAE": 1.0}), record("tfn", 2, {"MAE": 1.1}),
+              record("lmf", 1, {"MAE": 0.9}), record("lmf", 2, {"MAE": 0.95}),
+              at(0.3, record("lmf", 1, {"MAE": 0.5})), at(0.3, record("lmf", 2, {"MAE": 0.55})),
+              at(0.3, record("tfn", 1, {"MAE": 1.2})), at(0.3, record("tfn", 2, {"MAE": 1.4}))):
+        append_record(tmp_path, r)
+    rows = frame(leaderboard(tmp_path, fmt="csv")).set_index("label")
+    assert rows.loc["tfn", "ttest_against"] == "lmf"
+    assert rows.loc["lmf", "ttest_against"] == "tfn"
+    assert rows.loc["tfn [missing_rate=0.3]", "ttest_against"] == "lmf [missing_rate=0.3]"
+    assert rows.loc["lmf [missing_rate=0.3]", "ttest_against"] == "tfn [missing_rate=0.3]"
+    expected = stats.ttest_ind([1.0, 1.1], [0.9, 0.95], equal_var=False).pvalue
+    assert rows.loc["tfn", "ttest_p"] == pytest.approx(expected)

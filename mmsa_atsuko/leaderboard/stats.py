@@ -11,8 +11,8 @@ Every table is built from one `ok` record per run identity (`results.ok_records`
 - cells are mean ± sample standard deviation (ddof=1) over seeds, with n; the best mean of
   each column is marked, lower being better for MAE/Loss and higher for the rest;
 - significance: each row gets a Welch t-test (`scipy.stats.ttest_ind(equal_var=False)`)
-  over seeds against the best *other* model on the table's key metric (MAE for the
-  regression datasets, macro-F1 for MIntRec, or `--key-metric`);
+  over seeds against the best *other* model under the same condition on the table's key metric
+  (MAE for the regression datasets, macro-F1 for MIntRec, or `--key-metric`);
 - a cell over one seed has no spread to judge it by: it is never best, and a row with one
   seed on the key metric is neither tested nor tested against.
 """
@@ -239,7 +239,9 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
                 rows[i].best.add(m)
         tested = [row for row in rows if row.cells[key].n >= MIN_SEEDS]
         for row in tested:
-            others = [o for o in tested if o.model != row.model]
+            # Under the same condition only: a plain row tested against another model's row at missing rate 0.3
+            # (or the reverse) compares data conditions, not models.
+            others = [o for o in tested if o.model != row.model and o.condition == row.condition]
             if others:
                 other = others[0]
                 for o in others[1:]:
