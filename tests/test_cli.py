@@ -424,3 +424,18 @@ def test_a_contract_error_removes_a_fresh_run_folder_and_leaves_a_resumed_one(tm
     with pytest.raises(ModelContractError), run_folder(work, final, ("id",), resume=True):
         raise ModelContractError("m.loss: ...")
     assert (work / "last.pt").is_file()
+
+
+def test_the_run_table_keeps_its_columns_under_long_condition_labels(capsys):
+    """`tfn [modalities=TA]` is longer than the 12 characters the name column had: its row's metrics
+    were shifted right of the header's."""
+    from mmsa_atsuko.cli.train import print_table
+    metrics = {"Mult_acc_2": 0.5, "Mult_acc_3": 0.5, "Mult_acc_5": 0.5, "F1_score": 0.5, "MAE": 0.4, "Corr": 0.1}
+    records = [{"run_id": f"r{i}", "model": "tfn", "dataset": "sims", "aligned": False, "synthetic": True,
+                "seed": 1, "best_epoch": 2, "metrics": metrics,
+                "condition": {"missing_rate": 0.0, "drop_modality": None, "modalities": subset}}
+               for i, subset in enumerate(("TA", "TAV"))]
+    print_table(records, "results", set())
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("model", "tfn"))]
+    assert len(lines) == 3
+    assert len({len(line) for line in lines}) == 1, lines        # every row ends under the header's last column
