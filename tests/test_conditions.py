@@ -234,3 +234,24 @@ def test_jobs_under_one_condition_share_one_masked_copy():
     assert tfn.data.train.tensors["audio"] is lmf.data.train.tensors["audio"]
     assert tfn.data.spec.condition == make_condition(0.3) and plain.data.spec.condition == PLAIN
     assert not torch.equal(tfn.data.train.tensors["audio"], plain.data.train.tensors["audio"])
+
+
+def test_the_missing_rate_csv_on_stdout_is_the_csv_alone(tmp_path, capsys):
+    """`leaderboard --by missing_rate --format csv > curves.csv` also got the figure's 'wrote ...' lines,
+    which pandas then read as rows; they now go to stderr while the table is on stdout."""
+    pytest.importorskip("matplotlib")
+    import io
+
+    import pandas as pd
+
+    import json
+
+    from mmsa_atsuko.cli import main
+    records = [_record("tfn", 0.0, 1, 1.0), _record("tfn", 0.0, 2, 1.2), _record("tfn", 0.5, 1, 1.4),
+               _record("tfn", 0.5, 2, 1.6)]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["leaderboard", "--results", str(tmp_path), "--by", "missing_rate", "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    table = pd.read_csv(io.StringIO(out))
+    assert list(table.missing_rate) == [0.0, 0.5] and "wrote" not in out
+    assert err.count("wrote ") == 3                     # the figure's PNG, PDF and CSV

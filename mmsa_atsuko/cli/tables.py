@@ -55,9 +55,11 @@ def cmd_leaderboard(argv) -> int:
         except UsageError as e:          # the table stands without its figure
             print(f"note: figure not drawn: {e}", file=sys.stderr)
             return 0
+        # Beside a table on stdout these notes go to stderr: `--format csv > curves.csv` must hold the CSV alone.
+        notes = sys.stdout if args.output else sys.stderr
         for path in missing_rate_figures(args.results, args.figures or Path(args.results) / "figures",
                                          datasets=args.dataset, key_metric=args.key_metric):
-            print(f"wrote {path}")
+            print(f"wrote {path}", file=notes)
     return 0
 
 
