@@ -8,14 +8,14 @@ from ..errors import UsageError
 from .common import OneLineParser, add_hardware_options, add_results_option
 
 
-def check_figures_folder(args, default_entry: str = "analysis") -> None:
-    """Where a command's figures go (--out, else <results>/<default_entry>), checked before any run is
-    loaded or trained: a file there used to surface as a traceback after all the work was done."""
-    from ..results import check_output_folder
+def check_figures_folder(args) -> None:
+    """Where a command's figures go (--out, else <results>/analysis), checked before any run is loaded or
+    trained: a file there used to surface as a traceback after all the work was done."""
+    from ..results import ANALYSIS_DIR, check_output_folder
     if args.out:
         check_output_folder(args.out, "output folder", entries=())
     else:
-        check_output_folder(args.results, "results folder", entries=(default_entry,), option="--results")
+        check_output_folder(args.results, "results folder", entries=(ANALYSIS_DIR,), option="--results")
 
 
 def explain_parser() -> argparse.ArgumentParser:
