@@ -34,7 +34,7 @@ from .errors import UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.atsuko.diagnostics import routing_summary
 from .models.common.bert import reads_bert_tokens
-from .registry import build_model, canonical_model_name, get_model_class
+from .registry import build_model, canonical_model_name, get_model_class, model_source
 from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
                       ok_record, read_records, recover, run_identity)
 from .run_folders import partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
@@ -50,6 +50,9 @@ log = logging.getLogger("mmsa_atsuko")
 SAVE_CHECKPOINT = ("best", "none")     # what a finished run leaves in its folder: best.pt, or no weights
 
 
+CODE_PATHS = ("mmsa_atsuko", "baselines", "configs", "run.py", "setup.py")    # what `git_commit` calls the code
+
+
 @functools.cache
 def git_commit() -> str | None:
     """HEAD of the checkout the package runs from, '+dirty' when it has local changes.
@@ -63,7 +66,9 @@ def git_commit() -> str | None:
                               timeout=10)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        # Untracked files count where they are code a run imports or reads (a new baselines/x.py is imported
+        # by the package's discovery); elsewhere (results, notes) they are not the code's business.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *CODE_PATHS], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return head.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -346,7 +351,7 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
                      git_commit=commit, checkpoint=checkpoint, torch_threads=torch.get_num_threads(),
                      torch_version=torch.__version__, device_name=device_name(device), peak_memory_mb=peak,
                      precision=precision, deterministic=deterministic, label=label,
-                     routing=routing_summary(result.test.export, condition))
+                     routing=routing_summary(result.test.export, condition), model_source=model_source(job.model))
 
 
 def write_predictions(path: Path, test, spec) -> None:

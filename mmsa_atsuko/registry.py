@@ -19,6 +19,7 @@ dependency is listed as unavailable and cannot break the others (the fault of MM
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -45,6 +46,7 @@ MODELS_ENV = "MMSA_ATSUKO_MODELS"
 USER_PACKAGE = "mmsa_atsuko_user_models"     # what a user's model file is imported as: no real package's name
 _USER_MODELS: dict[str, Path] = {}           # model name registered from a folder of $MMSA_ATSUKO_MODELS -> its file
 _USER_FILES: dict[str, Path] = {}            # module name (mmsa_atsuko_user_models.<stem>) -> its file
+_USER_DIGESTS: dict[Path, str] = {}          # a user's model file -> sha256 of what was imported (no git knows it)
 _user_done: dict[str, str] = {}              # folder imported -> '' (or the one-line error it gave, raised again)
 _loading: Path | None = None                 # the user's model file being imported now
 
@@ -179,6 +181,7 @@ def _import_file(file: Path) -> None:
     before = set(_REGISTRY)
     _loading = file
     try:
+        _USER_DIGESTS[file] = hashlib.sha256(file.read_bytes()).hexdigest()
         spec = importlib.util.spec_from_file_location(module, file)
         sys.modules[module] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[module])
@@ -205,6 +208,13 @@ def model_yaml_path(config_name: str, config_dir: Path | None = None) -> Path:
 def model_origin(name: str) -> Path | None:
     """The model file of your own that registered `name`, or None for the toolkit's models."""
     return _USER_MODELS.get(name)
+
+
+def model_source(name: str) -> dict | None:
+    """{'path', 'sha256'} of the model file of your own that registered `name` (as it was when imported),
+    for its run records: the checkout's git commit says nothing of a file outside it. None for ours."""
+    file = _USER_MODELS.get(name)
+    return None if file is None else {"path": str(file), "sha256": _USER_DIGESTS.get(file)}
 
 
 def model_file(module: str) -> str:

@@ -126,6 +126,39 @@ def test_the_code_version_is_read_once_per_process_before_training(tmp_path, mon
         api.git_commit.cache_clear()
 
 
+def test_an_untracked_file_is_dirty_code_only_where_code_lives(tmp_path, monkeypatch):
+    """`git status --untracked-files=no` called a checkout clean with a new baselines/x.py in it, which the
+    package imports (every module of baselines/); a file in results/ or a note is not code."""
+    import subprocess
+
+    from mmsa_atsuko import api
+
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    git("init", "-q")
+    for name in ("mmsa_atsuko/api.py", "baselines/tfn.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("# code\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "c")
+    head = git("rev-parse", "HEAD")
+    monkeypatch.setattr(api, "__file__", str(tmp_path / "mmsa_atsuko" / "api.py"))
+
+    def commit():
+        api.git_commit.cache_clear()
+        return api.git_commit()
+    try:
+        (tmp_path / "results").mkdir()
+        (tmp_path / "results" / "runs.jsonl").write_text("{}\n")
+        (tmp_path / "notes.md").write_text("a note\n")
+        assert commit() == head
+        (tmp_path / "baselines" / "mine.py").write_text("# a model of my own\n")
+        assert commit() == head + "+dirty"
+    finally:
+        api.git_commit.cache_clear()
+
+
 # --------------------------------------------------------------------------------------
 # Unfinished runs: --resume continues one exactly; without it a leftover of the same run is removed
 # --------------------------------------------------------------------------------------
@@ -257,8 +290,6 @@ def test_run_skips_recorded_seeds_and_rerun_trains_them_again(tmp_path):
 
 
 def test_save_checkpoint_none_leaves_no_weights_and_the_same_metrics(tmp_path):
-    from pathlib import Path
-
     from mmsa_atsuko.errors import UsageError
     from mmsa_atsuko.results import read_records
 

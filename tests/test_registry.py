@@ -233,7 +233,7 @@ def own_models(tmp_path, monkeypatch):
 
     def forget():
         for name, value in (("_REGISTRY", dict(shipped)), ("_IMPORT_ERRORS", dict(errors)),
-                            ("_USER_MODELS", {}), ("_USER_FILES", {}), ("_user_done", {})):
+                            ("_USER_MODELS", {}), ("_USER_FILES", {}), ("_USER_DIGESTS", {}), ("_user_done", {})):
             monkeypatch.setattr(registry, name, value)
         monkeypatch.setenv(registry.MODELS_ENV, "")
         for module in [m for m in sys.modules if m.startswith(registry.USER_PACKAGE + ".")]:
@@ -250,6 +250,7 @@ def train_args(out, *extra, seeds=("1111",)):
 
 
 def test_a_models_folder_trains_lists_and_predicts_its_model(own_models, tmp_path, capsys):
+    import hashlib
     import json
 
     from mmsa_atsuko.cli import main
@@ -258,6 +259,9 @@ def test_a_models_folder_trains_lists_and_predicts_its_model(own_models, tmp_pat
     assert main(train_args(out, "--models", str(folder))) == 0, capsys.readouterr().err
     (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert (record["model"], record["status"]) == ("latefuse", "ok")
+    # The checkout's git commit says nothing of a file outside it: the record names the file and its digest.
+    assert record["model_source"] == {"path": str(folder / "latefuse.py"),
+                                      "sha256": hashlib.sha256((folder / "latefuse.py").read_bytes()).hexdigest()}
     assert "latefuse" not in [p.stem for p in (registry.CONFIG_DIR.parent / "baselines").glob("*.py")]
     capsys.readouterr()
     assert main(["list", "--models", str(folder)]) == 0
