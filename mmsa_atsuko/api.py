@@ -25,7 +25,7 @@ import torch
 
 from .cache import CACHE_ENV as SYNTHETIC_CACHE_ENV  # noqa: F401 (re-exported)
 from .cache import synthetic_bert_name, synthetic_cache_dir
-from .config import config_hash, load_config, save_config
+from .config import config_hash, load_config, parse_overrides, save_config
 from .data import load_dataset, resolve_feature_path
 from .data.conditions import PLAIN, check_model_allows
 from .data.synthetic import check_synthetic_request, ensure_synthetic
@@ -185,7 +185,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     check_precision(precision)
     if check_threads(threads) is not None:
         torch.set_num_threads(threads)
-    overrides = list(config.items()) if isinstance(config, dict) else list(config or [])
+    overrides = list(config.items()) if isinstance(config, dict) else parse_overrides(config or [])
     torch_device = resolve_device(device)
     check_output_folder(out)
     if tensorboard:

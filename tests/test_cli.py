@@ -114,6 +114,9 @@ def test_determinism_through_the_api(tmp_path):
     # A metric of mosi but not of sims: the sims job fails before the mosi job trains.
     (["-m", "tfn", "-d", "mosi", "sims", "--synthetic", "-c", "key_eval=Has0_acc_2"], "command-line override -c: key_eval must be a metric of sims"),
     (["-m", "tfn", "-d", "sims", "--synthetic", "-s", "1111", "1111"], "seed 1111 is given twice"),
+    # The last value won without a word.
+    (["-m", "tfn", "-d", "sims", "--synthetic", "-c", "key_eval=MAE", "-c", "key_eval=Loss"],
+     "-c key_eval is given twice ('MAE' and 'Loss'); give it once"),
     (["-m", "tfn", "-d", "sims", "--synthetic", "-s", "-5"], "seed -5 is out of range"),
 ])
 def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, args, message):
@@ -439,3 +442,16 @@ def test_the_run_table_keeps_its_columns_under_long_condition_labels(capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("model", "tfn"))]
     assert len(lines) == 3
     assert len({len(line) for line in lines}) == 1, lines        # every row ends under the header's last column
+
+
+@pytest.mark.parametrize("command", [["clean"], ["results", "--recover"]])
+def test_maintenance_commands_given_the_store_file_name_its_folder(tmp_path, capsys, command):
+    """`clean --results results/runs.jsonl` said the folder 'does not exist', though it is right there."""
+    from mmsa_atsuko.cli import main
+    store = tmp_path / "runs.jsonl"
+    store.write_text("")
+    assert main([*command, "--results", str(store)]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: results folder {store} is a file, not a folder; give its "
+                                               f"folder, --results {tmp_path}")
+    assert main([*command, "--results", str(tmp_path / "none")]) == 2
+    assert "does not exist; pass --results DIR" in capsys.readouterr().err

@@ -58,7 +58,7 @@ experiments:
     ("seed: [1]\nexperiments: [{models: [tfn], datasets: [sims]}]", "unknown key(s) seed"),
     ("experiments: [{models: [tfn], datasets: [simz]}]", "unknown dataset 'simz'"),
     ("experiments: []", "'experiments' must be a non-empty list"),
-    ("experiments: [{models: [tfn], datasets: [sims], seeds: [a]}]", "seeds must be integers"),
+    ("experiments: [{models: [tfn], datasets: [sims], seeds: [a]}]", "bad.yaml experiment 1: seeds must be integers"),
     # A file's config is blamed on the file, never on the command line's -c.
     ("experiments: [{name: e, models: [tfn], datasets: [sims], config: {nonsense: 1}}]",
      "bad.yaml experiment 'e': config, for tfn: unknown config key 'nonsense'"),
@@ -383,6 +383,8 @@ def _main(argv, capsys):
     # Checked while planning, so a bad value is one error, not a failed record per run.
     (["sweep", "-m", "tfn", "-d", "mosi", "--synthetic", "-c", "key_eval=bogus"], 2, "command-line override -c: key_eval must be a metric of mosi"),
     (["sweep", "-m", "tfn", "-d", "mosi", "--synthetic", "-s", "1", "1"], 2, "seed 1 is given twice"),
+    (["sweep", "-m", "tfn", "-d", "mosi", "--synthetic", "-c", "learning_rate=1e-3", "-c", "learning_rate=2e-3"], 2,
+     "-c learning_rate is given twice (0.001 and 0.002); give it once"),
     (["leaderboard", "--format", "xls"], 2, "invalid choice: 'xls'"),
     (["compare", "-m", "atsuko"], 2, "required: --against"),
 ])

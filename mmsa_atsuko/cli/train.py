@@ -203,6 +203,14 @@ def train_jobs(args, runs: int) -> int | str:
     return jobs
 
 
+def require_results_folder(results) -> None:
+    """One line unless `results` is an existing folder (clean and results maintain one; they create none)."""
+    from ..results import refuse_a_file_as_results
+    refuse_a_file_as_results(results)
+    if not Path(results).is_dir():
+        raise UsageError(f"results folder {results} does not exist; pass --results DIR")
+
+
 def cmd_clean(argv) -> int:
     p = OneLineParser(prog="run.py clean", description="Remove the .partial folders that unfinished runs (killed, "
                       "crashed) left in <results>/runs. A folder whose run is alive (its lock is held, e.g. by a "
@@ -210,8 +218,7 @@ def cmd_clean(argv) -> int:
     add_results_option(p)
     args = p.parse_args(argv)
     from ..api import unfinished_runs
-    if not Path(args.results).is_dir():
-        raise UsageError(f"results folder {args.results} does not exist; pass --results DIR")
+    require_results_folder(args.results)
     runs = Path(args.results) / "runs"
     removed = 0
     for folder in unfinished_runs(args.results):
@@ -233,8 +240,7 @@ def cmd_results(argv) -> int:
     add_results_option(p)
     args = p.parse_args(argv)
     from ..results import check_output_folder, recover
-    if not Path(args.results).is_dir():
-        raise UsageError(f"results folder {args.results} does not exist; pass --results DIR")
+    require_results_folder(args.results)
     check_output_folder(args.results, option="--results")
     recovered = recover(args.results)
     for record in recovered:

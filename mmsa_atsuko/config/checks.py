@@ -264,6 +264,19 @@ def _apply(config: dict, layer: dict, declared: dict, where: str, checks: dict, 
 YAML11_BOOL_WORDS = {"on", "off", "yes", "no", "y", "n"}
 
 
+def parse_overrides(items) -> list[tuple]:
+    """The command line's `-c` list ('key=value' strings or (key, value) pairs) parsed, each key at most
+    once: with two values for one key the last won without a word (a seed given twice is refused too)."""
+    parsed, seen = [], {}
+    for item in items:
+        key, value, *where = item if isinstance(item, tuple) else parse_override(item)
+        if key in seen:
+            raise UsageError(f"-c {key} is given twice ({seen[key]!r} and {value!r}); give it once")
+        seen[key] = value
+        parsed.append((key, value, *where))
+    return parsed
+
+
 def parse_override(text: str) -> tuple[str, object]:
     """'lr=1e-3' -> ('lr', 0.001); values are parsed as YAML (numbers, bools, lists, null)."""
     key, sep, raw = text.partition("=")

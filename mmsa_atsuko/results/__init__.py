@@ -15,7 +15,8 @@ model, dataset, aligned flag, seed, config hash, data id) and chosen here (`late
 """
 from ..atomic import NOFOLLOW, open_new      # a write that never follows a link: one home, below data/
 from .folder import (ANALYSIS_DIR, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES, analysis_dir,
-                     check_output_folder, check_run_id, inside, relative_run_dir, run_path, show)
+                     check_output_folder, check_run_id, inside, refuse_a_file_as_results, relative_run_dir,
+                     run_path, show)
 from .mmsa_csv import append_mmsa_csv, mmsa_cell
 from .record import IDENTITY_FIELDS, failed_record, identity, ok_record, run_identity
 from .selection import MAX_CONFIG_DEPTH, check_ok_record, headline_metric, latest_by_identity, ok_records
@@ -24,7 +25,8 @@ from .store import (MAX_KEPT_RECORD, RecordNotAppended, append_or_keep, append_r
 
 __all__ = [
     "ANALYSIS_DIR", "NOFOLLOW", "RECORD_FILE", "RUN_ID", "RUNS_FILE", "STORE_ENTRIES", "analysis_dir",
-    "check_output_folder", "check_run_id", "inside", "open_new", "relative_run_dir", "run_path", "show",
+    "check_output_folder", "check_run_id", "inside", "open_new", "refuse_a_file_as_results", "relative_run_dir",
+    "run_path", "show",
     "append_mmsa_csv", "mmsa_cell",
     "IDENTITY_FIELDS", "failed_record", "identity", "ok_record", "run_identity",
     "MAX_CONFIG_DEPTH", "check_ok_record", "headline_metric", "latest_by_identity", "ok_records",

@@ -27,6 +27,15 @@ RUN_ID = re.compile(r"[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-s-?[0-9]+-[0-9]{8}T[0-9]{
 STORE_ENTRIES = (RUNS_FILE, RUNS_FILE + ".lock", "runs", "normal", ANALYSIS_DIR)
 
 
+def refuse_a_file_as_results(out_dir) -> None:
+    """One UsageError line if the results folder named is a file: the store itself given as --results
+    names its folder."""
+    out_dir = Path(out_dir)
+    if out_dir.is_file():
+        hint = f"; give its folder, --results {out_dir.parent}" if out_dir.name == RUNS_FILE else ""
+        raise UsageError(f"results folder {out_dir} is a file, not a folder{hint}")
+
+
 def check_output_folder(out_dir, what: str = "results folder", entries=STORE_ENTRIES,
                         option: str = "--out") -> Path:
     """Raise UsageError (one line) unless `out_dir` is, or can be created as, a folder this

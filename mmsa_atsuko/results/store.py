@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import open_append, open_new
-from ..errors import DataError, ToolkitError, UsageError
-from .folder import RECORD_FILE, RUNS_FILE, run_path, store_lock
+from ..errors import DataError, ToolkitError
+from .folder import RECORD_FILE, RUNS_FILE, refuse_a_file_as_results, run_path, store_lock
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -184,9 +184,7 @@ def _parse_record(raw: bytes) -> dict | None:
 def read_records(out_dir: Path) -> list[dict]:
     """All complete records; a torn final fragment is ignored (see the module docstring)."""
     path = Path(out_dir) / RUNS_FILE
-    if Path(out_dir).is_file():         # `--results results/runs.jsonl`: read as "no runs in .../runs.jsonl/runs.jsonl"
-        hint = f"; give its folder, --results {Path(out_dir).parent}" if Path(out_dir).name == RUNS_FILE else ""
-        raise UsageError(f"results folder {out_dir} is a file, not a folder{hint}")
+    refuse_a_file_as_results(out_dir)   # `--results results/runs.jsonl` read as "no runs in .../runs.jsonl/runs.jsonl"
     if not path.exists():
         return []
     with open(path, "rb") as f:

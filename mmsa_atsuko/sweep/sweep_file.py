@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import dataset_facts, load_config, parse_override, read_yaml
+from ..config import dataset_facts, load_config, parse_overrides, read_yaml
 from ..data.conditions import PLAIN, Condition, conditions
 from ..data.synthetic_stress import check_recipe
 from ..errors import UsageError
@@ -96,7 +96,7 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
     protocol axes (`missing_rates`, `drop_modality`, `modalities`; in a file `missing_rate`,
     `drop_modality`, `modalities`, each a value or a list), whose combinations multiply the runs.
     """
-    cli_overrides = [o if isinstance(o, tuple) else parse_override(o) for o in config]
+    cli_overrides = parse_overrides(config)
     models = [m.lower() for m in models] if models else models
     datasets = [d.lower() for d in datasets] if datasets else datasets
     if feature_path is not None and synthetic:
@@ -121,7 +121,8 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
         where = f"{where_file} experiment {i + 1}"
         _check_keys(exp, EXPERIMENT_KEYS, where)
         name = str(exp.get("name", f"#{i + 1}"))
-        where = f"{where_file} experiment {name!r}"
+        if "name" in exp:          # else it stays "experiment 3", as the file's errors above call it
+            where = f"{where_file} experiment {name!r}"
         exp_models = [str(m).lower() for m in _as_list(exp.get("models"), "models", where)]   # any case
         exp_datasets = [str(d).lower() for d in _as_list(exp.get("datasets"), "datasets", where)]
         flags = _as_list(exp.get("aligned", False), "aligned", where)
