@@ -104,7 +104,10 @@ class SpectralBandRouter(nn.Module):
     def band_weights(self, bands: torch.Tensor) -> torch.Tensor:
         """Eq. 2: w^b = softmax(MLP(concat_k pool_t X_k) / tau_b), (B, K)."""
         summary = pool_bands(bands, self.pool).flatten(1)          # (B, K*d), band-major concat
-        return F.softmax(self.router(summary) / self.temperature, dim=-1)
+        logits = self.router(summary)
+        # x / 1.0 is x exactly, so at the default tau_b the division and its backward (two
+        # launches a modality) are skipped without changing a bit.
+        return F.softmax(logits if self.temperature == 1.0 else logits / self.temperature, dim=-1)
 
     def forward(self, x: torch.Tensor) -> dict:
         bands = self.spectrum.split(x)                             # X_k = P_k X (§4)
