@@ -54,7 +54,9 @@ def complementarity_importance(loss_bimodal: torch.Tensor, loss_full: torch.Tens
 
 def complementarity_target(phi: torch.Tensor, temperature: float) -> torch.Tensor:
     """Eq. 6: q = softmax(phi / tau_c), (B, 3), a constant (phi is detached)."""
-    return F.softmax(phi.detach() / temperature, dim=-1)
+    phi = phi.detach()
+    # phi / 1.0 is phi exactly: at the default tau_c the division (one launch) is skipped.
+    return F.softmax(phi if temperature == 1.0 else phi / temperature, dim=-1)
 
 
 def complementarity_loss(q: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
