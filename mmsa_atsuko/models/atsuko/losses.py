@@ -49,6 +49,12 @@ def routing_entropy(weights: torch.Tensor, norm: str = "emoe") -> torch.Tensor:
     raise ValueError(f"entropy_norm must be one of {ENTROPY_NORMS}, got {norm!r}")
 
 
+def weighted(weight: float, term: torch.Tensor) -> torch.Tensor:
+    """weight * term; at weight 1.0 the term itself, which is the same bits (1.0 * x is x exactly),
+    without the multiply and its backward (two launches)."""
+    return term if weight == 1.0 else weight * term
+
+
 def total_loss(terms: dict, lambda_uni: float, lambda_bi: float, lambda_ent: float, lambda_ent_band: float,
                lambda_comp: float, lambda_distill: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 10 and Eq. 12 from the named terms present in `terms` -> (L_task, L).
@@ -56,14 +62,14 @@ def total_loss(terms: dict, lambda_uni: float, lambda_bi: float, lambda_ent: flo
     Absent terms (a switched-off module) contribute nothing: 'bi' and 'comp' without MCM,
     'distill' without distillation, 'ent_band' without SBN.
     """
-    task = terms["task"] + lambda_uni * terms["uni"]
+    task = terms["task"] + weighted(lambda_uni, terms["uni"])
     if "bi" in terms:
-        task = task + lambda_bi * terms["bi"]                                  # Eq. 10
-    total = task + lambda_ent * terms["ent_mod"]                               # Eq. 12
+        task = task + weighted(lambda_bi, terms["bi"])                         # Eq. 10
+    total = task + weighted(lambda_ent, terms["ent_mod"])                      # Eq. 12
     if "ent_band" in terms:
-        total = total + lambda_ent_band * terms["ent_band"]
+        total = total + weighted(lambda_ent_band, terms["ent_band"])
     if "comp" in terms:
-        total = total + lambda_comp * terms["comp"]
+        total = total + weighted(lambda_comp, terms["comp"])
     if "distill" in terms:
-        total = total + lambda_distill * terms["distill"]
+        total = total + weighted(lambda_distill, terms["distill"])
     return task, total
