@@ -1,19 +1,20 @@
 """Does a change to Atsuko's code leave every number bit for bit as it was? Old code against new.
 
     git archive HEAD mmsa_atsuko baselines | tar -x -C /tmp/old      # the code to compare against
-    python bench/atsuko_ops_identity.py --old /tmp/old                # about 2 minutes on 2 cores
+    python bench/atsuko_ops_identity.py --old /tmp/old                # 3-6 minutes on 2 shared cores
 
 For the old code (`--old`, put first on sys.path) and the new (this checkout), each in a process of
 its own, the same cases run from the same seed (set_seed, as a run does: deterministic kernels):
 atsuko and its variants atsuko_base / atsuko_sbn / atsuko_mcm on synthetic MOSI (unaligned, small
 data, the full config with the synthetic BERT); atsuko on aligned MOSI, on MIntRec
-(classification, 20 classes), and with non-default temperatures and loss weights (the branches
-a default run skips). Each case trains K steps in train mode (dropout, band masking: the random
-stream is part of what is compared) and records every loss term, every gradient and every
-parameter after each step, then one eval-mode forward with return_spectral (every tensor of the
-output dict: predictions, routing weights, bands, exports). The two records must be torch.equal
-and equal bit for bit (-0.0 is not 0.0) everywhere, with the same keys, dtypes and shapes. It also
-prints each case's ATen op count of one training step (profile_step.dispatched_ops), old and new.
+(classification, 20 classes), with non-default temperatures and loss weights (the branches a
+default run skips), and with band masking heavy enough that whole samples lose every band. Each
+case trains K steps in train mode (dropout, band masking: the random stream is part of what is
+compared) and records every loss term, every gradient and every parameter after each step, then
+one eval-mode forward with return_spectral (every tensor of the output dict: predictions, routing
+weights, bands, exports). The two records must be torch.equal and equal bit for bit (-0.0 is not
+0.0) everywhere, with the same keys, dtypes and shapes. It also prints each case's ATen op count
+of one training step (profile_step.dispatched_ops), old and new.
 `--records DIR` keeps the records there and reuses DIR/old.pt, so a second check reruns only the new.
 """
 from __future__ import annotations
@@ -36,6 +37,8 @@ CASES = {   # name -> (model, dataset, aligned, overrides)
     "atsuko mintrec": ("atsuko", "mintrec", False, []),
     "atsuko non-default": ("atsuko", "mosi", False, [("band_temperature", 0.5), ("comp_temperature", 2.0),
                                                      ("lambda_uni", 0.7), ("lambda_bi", 1.5)]),
+    # a third of the samples lose every band at this rate: band masking's all-masked branch
+    "atsuko heavy band masking": ("atsuko", "mosi", False, [("band_mask_rate", 0.7)]),
 }
 
 

@@ -53,8 +53,9 @@ def stochastic_band_mask(weights: torch.Tensor, rate: float, training: bool) -> 
     mass = kept.sum(dim=-1, keepdim=True)
     all_masked = mass <= 0
     # Divide by a safe mass so the branch that `where` discards has no 0/0 (which would turn
-    # the gradient into NaN).
-    renormalised = kept / torch.where(all_masked, torch.ones_like(mass), mass)
+    # the gradient into NaN). masked_fill selects as where(all_masked, 1, mass) does, in one op
+    # instead of two, and its backward is one op instead of where's two.
+    renormalised = kept / mass.masked_fill(all_masked, 1.0)
     return torch.where(all_masked, weights, renormalised)
 
 
