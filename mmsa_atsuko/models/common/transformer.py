@@ -216,4 +216,9 @@ class TransformerEncoder(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x, x_k, x_v, last_only=last_only and i == top)
         x = self.final_norm(x)
-        return x[-1] if last_only else x
+        if not last_only:
+            return x
+        # The top layer returned the last position alone, (1, B, d) (unless there is no layer).
+        # Squeezing that is x[-1] as a view whose backward is a view too; x[-1]'s backward
+        # builds a zero (1, B, d) tensor and copies the gradient into it.
+        return x.squeeze(0) if x.shape[0] == 1 else x[-1]
