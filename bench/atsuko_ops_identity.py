@@ -12,14 +12,16 @@ default run skips), and with band masking heavy enough that whole samples lose e
 case trains K steps in train mode (dropout, band masking: the random stream is part of what is
 compared) and records every loss term, every gradient and every parameter after each step, then
 one eval-mode forward with return_spectral (every tensor of the output dict: predictions, routing
-weights, bands, exports). The two records must be torch.equal and equal bit for bit (-0.0 is not
-0.0) everywhere, with the same keys, dtypes and shapes. It also prints each case's ATen op count
+weights, bands, exports). The two records must be equal bit for bit everywhere (-0.0 is not 0.0;
+a digest of each tensor's bytes, and torch.equal on the tensors up to SMALL elements, which are
+kept whole), with the same keys, dtypes and shapes. It also prints each case's ATen op count
 of one training step (profile_step.dispatched_ops), old and new.
 `--records DIR` keeps the records there and reuses DIR/old.pt, so a second check reruns only the new.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import subprocess
 import sys
@@ -42,10 +44,21 @@ CASES = {   # name -> (model, dataset, aligned, overrides)
 }
 
 
+SMALL = 4096         # tensors up to this many elements are kept whole, bigger ones as a digest
+
+
+def kept(tensor: torch.Tensor):
+    """What the record keeps of a tensor: (dtype, shape, digest of its bytes, the tensor itself if
+    small). Equal digests mean equal bits; the whole records of all steps would take 9 GB."""
+    t = tensor.detach().cpu().contiguous()
+    digest = hashlib.blake2b(t.reshape(-1).view(torch.uint8).numpy().tobytes(), digest_size=16).hexdigest()
+    return str(t.dtype), tuple(t.shape), digest, t.clone() if t.numel() <= SMALL else None
+
+
 def flat(prefix: str, value, into: dict) -> dict:
     """Every tensor in a nested dict/list/tuple, keyed by its path."""
     if isinstance(value, torch.Tensor):
-        into[prefix] = value.detach().clone()
+        into[prefix] = kept(value)
     elif isinstance(value, dict):
         for key, item in value.items():
             flat(f"{prefix}/{key}", item, into)
@@ -87,10 +100,10 @@ def run_case(model_name, dataset, aligned, overrides, steps):
         flat(f"step{i}/out", {k: v for k, v in outputs.items() if k != "export"}, record)
         for name, p in model.named_parameters():
             if p.grad is not None:
-                record[f"step{i}/grad/{name}"] = p.grad.detach().clone()
+                record[f"step{i}/grad/{name}"] = kept(p.grad)
         clip_and_step(model, optimizer, config)
         for name, p in model.named_parameters():
-            record[f"step{i}/param/{name}"] = p.detach().clone()
+            record[f"step{i}/param/{name}"] = kept(p)
 
     for i in range(steps):
         step(i)
@@ -127,11 +140,15 @@ def compare(old: dict, new: dict) -> list[str]:
         if a.keys() != b.keys():
             problems.append(f"{case}: keys differ: {sorted(a.keys() ^ b.keys())[:5]}")
         for key in sorted(a.keys() & b.keys()):
-            x, y = a[key], b[key]
-            if x.dtype != y.dtype or x.shape != y.shape or not torch.equal(x, y) or not same_bits(x, y):
-                diff = (x.double() - y.double()).abs().max().item() if x.shape == y.shape else "shape"
-                problems.append(f"{case}: {key} differs ({x.dtype} {tuple(x.shape)} vs {y.dtype} "
-                                f"{tuple(y.shape)}, max |diff| {diff})")
+            (dtype_a, shape_a, bits_a, x), (dtype_b, shape_b, bits_b, y) = a[key], b[key]
+            same = (dtype_a, shape_a, bits_a) == (dtype_b, shape_b, bits_b)
+            if x is not None and y is not None:
+                same = same and torch.equal(x, y) and same_bits(x, y)
+            if not same:
+                diff = ((x.double() - y.double()).abs().max().item()
+                        if x is not None and y is not None and x.shape == y.shape else "n/a (digest)")
+                problems.append(f"{case}: {key} differs ({dtype_a} {shape_a} vs {dtype_b} {shape_b}, "
+                                f"max |diff| {diff})")
     return problems
 
 
@@ -167,7 +184,7 @@ def main() -> None:
         print(f"{case}: ops a step {records['old'][case]['ops']} -> {records['new'][case]['ops']}")
     problems = compare(records["old"], records["new"])
     n = sum(len(records["old"][c]["record"]) for c in CASES)
-    print("\n".join(problems[:30]) if problems else f"IDENTICAL: {n} tensors over {len(CASES)} cases, torch.equal and bit for bit")
+    print("\n".join(problems[:30]) if problems else f"IDENTICAL: {n} tensors over {len(CASES)} cases, bit for bit")
     sys.exit(1 if problems else 0)
 
 
