@@ -257,7 +257,7 @@ def test_compare_writes_welch_ci_per_metric(store, tmp_path):
     append_record(store, record("atsuko", 3, {"MAE": 0.65}))
     messages = []
     paths = compare(store, "atsuko", ["lmf", "mult"], ["mosi"], warn=messages.append)
-    assert [p.name for p in paths] == ["comparison_mosi-synthetic.csv"]
+    assert [p.name for p in paths] == ["comparison_atsuko_mosi-synthetic.csv"]
     assert any("no ok runs of mult" in m for m in messages)
     df = pd.read_csv(paths[0])
     row = df[(df.metric == "MAE") & (df.baseline == "lmf")].iloc[0]
@@ -409,7 +409,7 @@ def test_compare_prints_a_table_with_the_difference_and_welch_ci(tmp_path, capsy
     # Has0_acc_2 in %: atsuko 70/80 (var 0.005, sd 7.07 %), lmf 60 constant: the interval is atsuko's alone, df = 1
     half = stats.t.ppf(0.975, 1) * math.sqrt(0.005 / 2) * 100
     assert table["Has0_acc_2"][1:5] == ["75.00 ± 7.07", "60.00 ± 0.00", "+15.00", f"[{15 - half:+.2f}, {15 + half:+.2f}]"]
-    assert out[-1] == f"wrote {tmp_path / 'comparison_mosi-synthetic.csv'}"
+    assert out[-1] == f"wrote {tmp_path / 'comparison_atsuko_mosi-synthetic.csv'}"
 
 
 def test_rows_over_different_seeds_are_noted():
@@ -462,3 +462,24 @@ def test_welch_tests_a_row_against_the_best_other_model_under_its_own_condition(
     assert rows.loc["lmf [missing_rate=0.3]", "ttest_against"] == "tfn [missing_rate=0.3]"
     expected = stats.ttest_ind([1.0, 1.1], [0.9, 0.95], equal_var=False).pvalue
     assert rows.loc["tfn", "ttest_p"] == pytest.approx(expected)
+
+
+def test_compare_files_are_per_model_and_all_checked_before_the_first_is_written(store, tmp_path):
+    """`compare` wrote comparison_<dataset>.csv, so comparing a second model replaced the first's file; and a
+    folder at the second file's name was a traceback after the first file was written."""
+    sims = "synthetic:sims-small-unaligned-seed0-v1"
+    for seed, mae in ((1, 0.6), (2, 0.7)):
+        append_record(store, record("atsuko", seed, {"MAE": mae}))
+        append_record(store, record("atsuko", seed, {"MAE": mae}, dataset="sims", data=sims))
+        append_record(store, record("lmf", seed, {"MAE": mae + 0.1}, dataset="sims", data=sims))
+    (tmp_path / "comparison_atsuko_sims-synthetic.csv").mkdir()
+    with pytest.raises(UsageError, match=r"comparison_atsuko_sims-synthetic.csv is a folder where the toolkit writes "
+                                         r"a file; move it away or choose another --results"):
+        compare(store, "atsuko", ["lmf"], warn=lambda _: None, echo=lambda _: None)
+    assert not (tmp_path / "comparison_atsuko_mosi-synthetic.csv").exists()
+    (tmp_path / "comparison_atsuko_sims-synthetic.csv").rmdir()
+    mine = compare(store, "atsuko", ["lmf"], warn=lambda _: None, echo=lambda _: None)
+    theirs = compare(store, "lmf", ["atsuko"], datasets=["mosi"], warn=lambda _: None, echo=lambda _: None)
+    assert [p.name for p in mine] == ["comparison_atsuko_mosi-synthetic.csv", "comparison_atsuko_sims-synthetic.csv"]
+    assert [p.name for p in theirs] == ["comparison_lmf_mosi-synthetic.csv"]
+    assert all(p.is_file() for p in mine + theirs)

@@ -65,7 +65,7 @@ def cmd_leaderboard(argv) -> int:
 
 def compare_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py compare", description="Per-metric difference of a model from baselines, "
-                      "with its Welch 95% confidence interval, to <results>/comparison_<dataset>.csv.")
+                      "with its Welch 95% confidence interval, to <results>/comparison_<model>_<dataset>.csv.")
     p.add_argument("-m", "--model", required=True, type=str.lower, help="the model compared (e.g. atsuko)")
     p.add_argument("--against", nargs="+", action="extend", type=str.lower, required=True, help="baseline models")
     p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower,

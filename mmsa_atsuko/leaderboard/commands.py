@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import check_entries, replace_with
 from ..config import dataset_facts
 from ..errors import UsageError
 from ..results import RUNS_FILE, ok_records, open_new, read_records
@@ -63,7 +64,7 @@ def leaderboard(results, *, datasets=None, fmt="md", paper=False, key_metric=Non
 
 def compare(results, model: str, against, datasets=None, *, all_configs=False, warn=print,
             echo=print) -> list[Path]:
-    """Write `<results>/comparison_<dataset>[-synthetic].csv` and echo it as a table: per metric,
+    """Write `<results>/comparison_<model>_<dataset>[-synthetic].csv` and echo it as a table: per metric,
     model minus each baseline, with the Welch 95% confidence interval of the difference and its
     p-value. Each model is taken under its latest config on each table (that of its most recent
     record); `all_configs` compares every config of the model with every config of each baseline."""
@@ -104,21 +105,26 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
                     warn(f"compare: {name} has {configs} configs on {setting}; comparing its latest, "
                          f"{latest[name].label} (--all-configs compares every one)")
             compared = [r for r in compared if r is latest[r.model]]
-        name = f"comparison_{t.dataset}{'-synthetic' if t.synthetic else ''}.csv"
+        # Named by the model too: comparing a second model on the dataset must not replace the first's file.
+        name = f"comparison_{model}_{t.dataset}{'-synthetic' if t.synthetic else ''}.csv"
         files.setdefault(name, []).extend(comparison_rows(
             t, [r for r in compared if r.model == model], [r for r in compared if r.model != model]))
-    written = []
-    for name, rows in files.items():
-        if not rows:
-            continue
-        path = results / name
-        with open_new(path, "w", newline="", encoding="utf-8") as f:     # never through a planted symlink
-            pd.DataFrame(rows).to_csv(f, index=False)
-        echo(render_comparison(rows) + "\n")
-        written.append(path)
-    if not written:
+    files = {name: rows for name, rows in files.items() if rows}
+    if not files:
         raise UsageError(f"none of {', '.join(against)} has ok runs where {model} has; nothing to compare"
                          + "".join(typo(name) for name in against))
+    # Every file checked before the first is written: a folder at the second name left the first written.
+    check_entries(results, list(files), "results folder", "--results")
+    written = []
+    for name, rows in files.items():
+        path = results / name
+
+        def write(tmp: Path, rows=rows) -> None:
+            with open_new(tmp, "w", newline="", encoding="utf-8") as f:
+                pd.DataFrame(rows).to_csv(f, index=False)
+        replace_with(path, write)        # whole or not at all; a link planted at the name is replaced, not followed
+        echo(render_comparison(rows) + "\n")
+        written.append(path)
     return written
 
 
