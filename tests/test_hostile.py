@@ -134,6 +134,8 @@ def test_a_record_of_wrong_types_is_one_line(results, victim, capsys, command, c
     code, err = cli(capsys, *commands(record)[command], "--results", out)
     if case == "dataset":          # any string may name a dataset of one's own: the advice is its --datasets FILE
         assert_one_line(code, err, "is on dataset '../../victim', declared neither", "remove that line")
+    elif case == "metrics.MAE":
+        assert_one_line(code, err, "metrics['MAE'] must be a finite number or null, got '0.5'", "remove or fix that line")
     else:
         assert_one_line(code, err, "must be", "remove or fix that line")
 
@@ -187,7 +189,9 @@ def test_a_crafted_record_is_one_line_end_to_end(results, victim):
     done = subprocess.run([sys.executable, "run.py", "leaderboard", "--results", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "metrics must be" in done.stderr
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    # The metric is named: "metrics must be an object ..., got a JSON object" named neither it nor its value.
+    assert "metrics['MAE'] must be a finite number or null, got a huge integer; remove or fix that line" in done.stderr
 
 
 # ------------------------------------------------------------------------------------------

@@ -95,8 +95,13 @@ def identity(record: dict) -> tuple | None:
     return run_identity(*(record[field] for field in IDENTITY_FIELDS), condition)
 
 
-def bad_field(record: dict, field: str, what: str):
-    """Raise the one-line DataError saying that `record`'s `field` must be `what`."""
+_FIELD_VALUE = object()
+
+
+def bad_field(record: dict, field: str, what: str, value=_FIELD_VALUE):
+    """Raise the one-line DataError saying that `record`'s `field` must be `what` (`value`: what it holds,
+    when `field` names something inside a field, such as one metric)."""
     run = record.get("run_id")
+    got = record.get(field) if value is _FIELD_VALUE else value
     raise DataError(f"{RUNS_FILE}: record {show(run) if isinstance(run, str) else '(no run_id)'}: "
-                    f"{field} must be {what}, got {show(record.get(field))}; remove or fix that line")
+                    f"{field} must be {what}, got {show(got)}; remove or fix that line")

@@ -59,8 +59,11 @@ def check_ok_record(record: dict) -> dict:
     if not isinstance(seed, int) or isinstance(seed, bool) or abs(seed) >= 2 ** 63:
         bad("seed", "an integer")
     metrics = record.get("metrics")
-    if not isinstance(metrics, dict) or not all(isinstance(k, str) and _is_table_number(v) for k, v in metrics.items()):
+    if not isinstance(metrics, dict) or not all(isinstance(k, str) for k in metrics):
         bad("metrics", "an object of metric name -> number or null")
+    for name, value in metrics.items():      # the field that is wrong, named: a hand edit is found by it
+        if not _is_table_number(value):
+            bad_field(record, f"metrics[{show(name)}]", "a finite number or null", value)
     if not isinstance(record.get("config"), dict) or _depth(record["config"]) > MAX_CONFIG_DEPTH:
         bad("config", f"an object nested at most {MAX_CONFIG_DEPTH} deep")
     for field, kinds in (("synthetic", (bool,)), ("run_dir", (str,)), ("data_path", (str, type(None))),
