@@ -106,6 +106,7 @@ def test_predict_from_videos_takes_the_clip_limit_of_extract(trained, capsys, tm
                  "--transcripts", str(unlabelled), "--out", str(tmp_path), "--max-clip-seconds", "1"])
     captured = capsys.readouterr()
     assert code == 1 and len(captured.err.strip().splitlines()) == 1 and "could be extracted" in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features.skipped.txt"]    # no empty cache folder
     # Every clip lasts 1.2 s (its header says so): skipped with extract's line, one for all (the report lists each).
     ids = sorted(CLIPS)
     assert (f"skipped {len(ids)} videos ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''}): longer than the 1 s "

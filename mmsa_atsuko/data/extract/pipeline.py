@@ -251,6 +251,8 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
 
     keep = table[~table.id.isin(list(skipped))].reset_index(drop=True)
     if keep.empty:
+        if not any(cache_dir.iterdir()):      # nothing to resume from: leave no empty folder behind
+            cache_dir.rmdir()
         raise DataError(f"no video of {videos} could be extracted (see {_report(out, skipped, echo)})")
     keep["split"] = assign_splits(keep, ratios, seed)
     features = {i: hits.get(i) or _cached(_cache_file(cache_dir, i, media_hash), found[i]) for i in keep.id}
