@@ -462,6 +462,10 @@ def test_welch_tests_a_row_against_the_best_other_model_under_its_own_condition(
     assert rows.loc["lmf [missing_rate=0.3]", "ttest_against"] == "tfn [missing_rate=0.3]"
     expected = stats.ttest_ind([1.0, 1.1], [0.9, 0.95], equal_var=False).pvalue
     assert rows.loc["tfn", "ttest_p"] == pytest.approx(expected)
+    # The best cell too is the best under the row's condition: the plain lmf row's MAE was not bold.
+    lines = {line.split(" | ")[0]: line for line in leaderboard(tmp_path).splitlines() if line.startswith("| ")}
+    assert "**0.9250 ± 0.0354**" in lines["| lmf"] and "**0.5250 ± 0.0354**" in lines["| lmf [missing_rate=0.3]"]
+    assert "| 1.0500 ± 0.0707 |" in lines["| tfn"] and "| 1.3000 ± 0.1414 |" in lines["| tfn [missing_rate=0.3]"]
 
 
 def test_compare_files_are_per_model_and_all_checked_before_the_first_is_written(store, tmp_path):

@@ -114,7 +114,7 @@ def render_markdown(tables, ablations=(), published=(), published_ablation=False
         raw = sorted(RAW_METRICS & set(t.metrics))
         units = "accuracies/F1 in %" + (f", {', '.join(raw)} as is" if raw else "")
         parts.append(f"### {t.title()}\n\n"
-                     f"Mean ± sample std (ddof=1) over seeds; {units}; **bold** = best in column (↓ lower is better, ↑ higher); † = Welch p < "
+                     f"Mean ± sample std (ddof=1) over seeds; {units}; **bold** = best in column under the row's condition (↓ lower is better, ↑ higher); † = Welch p < "
                      f"{SIGNIFICANCE} against the best other model on {t.key_metric}.\n\n"
                      + _md_table(header, lines)
                      + "".join(f"\n\n- {note}" for note in t.notes))

@@ -235,8 +235,12 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
         rows.sort(key=lambda row: (_sort_key(key, row.cells[key].mean), row.label))
         table = Table(dataset, aligned, data, metrics, key, rows)
         for m in metrics:
-            for i in _best_cells(m, {i: row.cells[m] for i, row in enumerate(rows)}):
-                rows[i].best.add(m)
+            # Best within a condition, as the Welch tests below: a row at missing rate 0.3 is not better
+            # or worse than a plain one, it is measured on other data.
+            for condition in {row.condition for row in rows}:
+                group = {i: row.cells[m] for i, row in enumerate(rows) if row.condition == condition}
+                for i in _best_cells(m, group):
+                    rows[i].best.add(m)
         tested = [row for row in rows if row.cells[key].n >= MIN_SEEDS]
         for row in tested:
             # Under the same condition only: a plain row tested against another model's row at missing rate 0.3
