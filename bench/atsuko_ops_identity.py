@@ -1,6 +1,6 @@
 """Does a change to Atsuko's code leave every number bit for bit as it was? Old code against new.
 
-    git archive HEAD mmsa_atsuko baselines | tar -x -C /tmp/old      # the code to compare against
+    git archive HEAD mmsa_atsuko baselines configs | tar -x -C /tmp/old      # the code to compare against
     python bench/atsuko_ops_identity.py --old /tmp/old                # 3-6 minutes on 2 shared cores
 
 For the old code (`--old`, put first on sys.path) and the new (this checkout), each in a process of
@@ -143,7 +143,7 @@ def compare(old: dict, new: dict) -> list[str]:
             (dtype_a, shape_a, bits_a, x), (dtype_b, shape_b, bits_b, y) = a[key], b[key]
             same = (dtype_a, shape_a, bits_a) == (dtype_b, shape_b, bits_b)
             if x is not None and y is not None:
-                same = same and torch.equal(x, y) and same_bits(x, y)
+                same = same and same_bits(x, y)     # bits, not torch.equal: a NaN is the same NaN
             if not same:
                 diff = ((x.double() - y.double()).abs().max().item()
                         if x is not None and y is not None and x.shape == y.shape else "n/a (digest)")

@@ -64,7 +64,7 @@ def run_folder(results=None, run_id: str | None = None, checkpoint=None) -> Path
         if not (folder / MODEL_CARD).exists() and not (folder / "best.pt").exists():
             if (folder / "runs.jsonl").is_file():
                 raise UsageError(f"--checkpoint {checkpoint} is a results folder, not a run folder: give --run RUN_ID "
-                                 f"--results {checkpoint}, or --checkpoint {folder / 'runs' / 'RUN_ID'}")
+                                 f"--results {folder}, or --checkpoint {folder / 'runs' / 'RUN_ID'}")
             raise UsageError(f"--checkpoint {checkpoint} is not a run folder (no model.json or best.pt in it): "
                              f"give a folder under <results>/runs/, or --run RUN_ID --results DIR")
         return folder

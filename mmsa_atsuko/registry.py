@@ -76,7 +76,7 @@ def register_variant(name: str, base: type, **meta):
     """Register `name` as a configuration variant of an already registered class."""
     _check_free(name, again=name in _REGISTRY and _REGISTRY[name].__mro__[1] is base)
     # The variant belongs to the module that registers it (usually its base's), not to this one: messages
-    # and `python run.py list` name a model's module, and pickle finds a class by it.
+    # and `python run.py list` name a model's module.
     module = sys._getframe(1).f_globals.get("__name__", base.__module__)
     variant = type(base.__name__ + "_" + name, (base,), {"__module__": module})
     variant.registry_meta = {**base.registry_meta, "name": name, **meta}

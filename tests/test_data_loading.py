@@ -423,7 +423,7 @@ def test_any_other_global_is_refused(tmp_path, module, name):
     with pytest.raises(DataError, match=f"refused to unpickle {module}.{name} from {path}"):
         safe_pickle.load(path)
     path.write_bytes(payload)                         # protocol 0, as written: no feature file is
-    with pytest.raises(DataError, match=r"is not a pickle \(a feature file or checkpoint opens with byte 0x80\)"):
+    with pytest.raises(DataError, match=r"is not a pickle \(a feature file opens with byte 0x80\)"):
         safe_pickle.load(path)
     assert not (tmp_path / "marker").exists()
 
@@ -485,7 +485,7 @@ def test_not_a_pickle(tmp_path, content):
     'truncated or corrupt (KeyError: 0)'. It is now said to be no pickle (or empty)."""
     path = tmp_path / "f.pkl"
     path.write_bytes(content)
-    what = "empty" if not content else "not a pickle (a feature file or checkpoint opens with byte 0x80)"
+    what = "empty" if not content else "not a pickle (a feature file opens with byte 0x80)"
     assert data_error(path) == (f"{path} is {what}: give the .pkl that MMSA publishes or that `run.py extract` "
                                 f"wrote")
 

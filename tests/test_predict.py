@@ -285,3 +285,15 @@ def test_predict_checks_the_ids_against_the_cards_tokenizer():
     _check_tokenizer(card, None, ids(29), "f.pkl")                # no record: ids inside the vocabulary pass
     with pytest.raises(UsageError, match="text id 30 is outside the model's BERT vocabulary of 30 tokens"):
         _check_tokenizer(card, None, ids(30), "f.pkl")
+
+
+@pytest.mark.parametrize("extractor", [None, {"config": "text"}, {"config": {"text": "x"}},
+                                       {"config": {"text": {"tokenizer": {"file": "vocab.txt"}}}},
+                                       {"config": {"text": {"tokenizer": {"file": "v", "sha256": 5, "vocab_size": 3}}}},
+                                       ["not", "a", "dict"]])
+def test_a_malformed_tokenizer_record_says_nothing_instead_of_a_traceback(extractor):
+    """A feature file is hostile: its extractor record reached `run` as AttributeError / KeyError tracebacks."""
+    from mmsa_atsuko.data.extract.text import tokenizer_of
+    assert tokenizer_of(extractor) is None
+    good = {"file": "vocab.txt", "sha256": "a" * 64, "vocab_size": 30}
+    assert tokenizer_of({"config": {"text": {"tokenizer": good}}}) == good

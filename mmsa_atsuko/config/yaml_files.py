@@ -36,8 +36,8 @@ def _parse_yaml(path: str, mtime_ns: int) -> dict:
             data = yaml.load(f, Loader=_SafeLoader)
     except yaml.YAMLError as e:
         raise UsageError(f"config file {path} is not valid YAML: {one_line(e)}") from None
-    except UnicodeDecodeError as e:          # a binary file given where a YAML file goes
-        raise UsageError(f"config file {path} is not UTF-8 text (byte {e.start}); give a YAML file") from None
+    except UnicodeDecodeError:               # a binary file given where a YAML file goes
+        raise UsageError(f"config file {path} is not UTF-8 text; give a YAML file") from None
     except PermissionError:
         raise UsageError(f"config file {path} cannot be read by this user; fix its permissions") from None
     return data or {}

@@ -44,8 +44,8 @@ def check_tokenizer(spec: DatasetSpec, pretrained) -> None:
     vocabulary's ids looked up in another's embedding table, without an error (predict refuses the same
     pairing at its end). A file that does not say which tokenizer made it is not checked."""
     made_by = tokenizer_of(spec.extractor)
-    reading = bert_tokenizer(pretrained)
-    if made_by is not None and reading is not None and made_by["sha256"] != reading["sha256"]:
+    reading = bert_tokenizer(pretrained) if made_by is not None else None
+    if reading is not None and made_by["sha256"] != reading["sha256"]:
         raise UsageError(f"{spec.path}: its text ids come from another tokenizer ({made_by['file']} of "
                          f"{made_by['vocab_size']} tokens, sha256 {made_by['sha256'][:12]}) than the BERT {pretrained} "
                          f"({reading['vocab_size']} tokens, sha256 {reading['sha256'][:12]}): give -c pretrained= the "

@@ -53,7 +53,12 @@ def tokenizer_of(extractor: dict | None) -> dict | None:
     """The tokenizer identity an extracted feature file's `text_bert` ids come from (its extractor
     record, `tokenizer_identity` of the --bert it was extracted with), or None for a file that does
     not say (MMSA's pickles, synthetic data)."""
-    return (((extractor or {}).get("config") or {}).get("text") or {}).get("tokenizer")
+    record = extractor
+    for key in ("config", "text", "tokenizer"):      # the file is hostile: any level may be anything
+        record = record.get(key) if isinstance(record, dict) else None
+    ok = (isinstance(record, dict) and isinstance(record.get("sha256"), str) and isinstance(record.get("file"), str)
+          and isinstance(record.get("vocab_size"), int))
+    return record if ok else None
 
 
 def encoder_sha256(bert_dir) -> str | None:

@@ -115,7 +115,7 @@ def _check_pickle_header(raw, path: Path) -> None:
     head = raw.read(1)
     raw.seek(0)
     if head != b"\x80":
-        what = "empty" if not head else "not a pickle (a feature file or checkpoint opens with byte 0x80)"
+        what = "empty" if not head else "not a pickle (a feature file opens with byte 0x80)"
         raise DataError(f"{path} is {what}: give the .pkl that MMSA publishes or that `run.py extract` wrote")
 
 
