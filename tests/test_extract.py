@@ -186,7 +186,7 @@ def test_a_file_without_labels_goes_to_test_and_cannot_be_trained_on(corpus):
 def test_transcript_errors_are_one_line(tmp_path):
     cases = {"id,label\na,1\n": "no 'text' column", "id,text\na,x\na,y\n": "appears more than once",
              "id,text,label\na,x,high\n": "is not a number", "id,text,split\na,x,holdout\n": "not train, valid or test",
-             "id,text,label\na,x,1\n,y,2\n": r"row 2 \(text 'y'\) has an empty id"}
+             "id,text,label\na,x,1\n,y,2\n": r"line 3 \(text 'y'\) has an empty id"}
     for i, (content, message) in enumerate(cases.items()):
         path = tmp_path / f"t{i}.csv"
         path.write_text(content)

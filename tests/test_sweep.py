@@ -442,9 +442,11 @@ def test_table_commands_given_the_store_file_as_results_name_its_folder(tmp_path
     results/runs.jsonl/runs.jsonl: "no ok runs" in a path that cannot exist. Now one line naming the folder."""
     store = tmp_path / "runs.jsonl"
     store.write_text("")
-    for argv in (["leaderboard"], ["compare", "-m", "atsuko", "--against", "tfn"], ["verify"], ["tsne", "-d", "mosi"]):
+    for argv in (["leaderboard"], ["compare", "-m", "atsuko", "--against", "tfn"], ["verify"], ["tsne", "-d", "mosi"],
+                 ["robustness", "--run", "x"]):
         got, lines = _main([*argv, "--results", str(store)], capsys)
-        assert got == 2 and len(lines) == 1 and f"{store} is a file, not a folder" in lines[0], (argv, lines)
+        assert got == 2 and len(lines) == 1 and f"{store} is a file, not a folder; give its folder, --results " \
+            f"{tmp_path}" in lines[0], (argv, lines)
         assert "runs.jsonl/runs.jsonl" not in lines[0]
 
 

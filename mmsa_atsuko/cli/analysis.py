@@ -11,7 +11,8 @@ from .common import OneLineParser, add_hardware_options, add_results_option
 def check_figures_folder(args) -> None:
     """Where a command's figures go (--out, else <results>/analysis), checked before any run is loaded or
     trained: a file there used to surface as a traceback after all the work was done."""
-    from ..results import ANALYSIS_DIR, check_output_folder
+    from ..results import ANALYSIS_DIR, check_output_folder, refuse_a_file_as_results
+    refuse_a_file_as_results(args.results)     # the store file given for its folder: said as the tables say it
     if args.out:
         check_output_folder(args.out, "output folder", entries=())
     else:

@@ -51,7 +51,9 @@ def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
     blank = table.id.str.strip() == ""
     if blank.any():
         row = int(np.flatnonzero(blank.to_numpy())[0])
-        raise DataError(f"{path}: row {row + 1} (text {table.text.iloc[row]!r}) has an empty id; "
+        text = table.text.iloc[row]
+        shown = repr(text[:60]) + ("..." if len(text) > 60 else "")      # a cell may be pages long
+        raise DataError(f"{path}: line {row + 2} (text {shown}) has an empty id; "
                         f"give the video's file name without extension")
     duplicated = table.id[table.id.duplicated()]
     if len(duplicated):
