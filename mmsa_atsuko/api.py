@@ -66,12 +66,12 @@ def git_commit() -> str | None:
                               timeout=10)
         if head.returncode != 0:
             return None
-        # Any tracked change counts; untracked files count where they are code a run imports or reads (a new baselines/x.py is imported
-        # by the package's discovery); elsewhere (results, notes) they are not the code's business.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip() \
-            or subprocess.run(["git", "status", "--porcelain", "--", *CODE_PATHS], cwd=root,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
+        def changed(*args) -> bool:
+            return bool(subprocess.run(["git", "status", "--porcelain", *args], cwd=root, capture_output=True,
+                                       text=True, timeout=10).stdout.strip())
+        # Any tracked change counts; an untracked file counts among the code (a new baselines/x.py is imported
+        # by discovery), not elsewhere (results, notes).
+        dirty = changed("--untracked-files=no") or changed("--", *CODE_PATHS)
         return head.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None

@@ -137,7 +137,7 @@ def test_an_untracked_file_is_dirty_code_only_where_code_lives(tmp_path, monkeyp
         return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
                               capture_output=True, text=True, check=True).stdout.strip()
     git("init", "-q")
-    for name in ("mmsa_atsuko/api.py", "baselines/tfn.py"):
+    for name in ("mmsa_atsuko/api.py", "baselines/tfn.py", "constraints.txt"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text("# code\n")
     git("add", "-A")
@@ -154,6 +154,10 @@ def test_an_untracked_file_is_dirty_code_only_where_code_lives(tmp_path, monkeyp
         (tmp_path / "notes.md").write_text("a note\n")
         assert commit() == head
         (tmp_path / "baselines" / "mine.py").write_text("# a model of my own\n")
+        assert commit() == head + "+dirty"
+        (tmp_path / "baselines" / "mine.py").unlink()
+        assert commit() == head
+        (tmp_path / "constraints.txt").write_text("torch==0\n")       # a tracked change counts wherever it is
         assert commit() == head + "+dirty"
     finally:
         api.git_commit.cache_clear()

@@ -147,9 +147,7 @@ def test_cli_needs_bert_and_says_what_to_pass(corpus, capsys):
 
 def test_cli_writes_the_file_and_says_how_to_train(corpus, capsys):
     out = corpus["root"] / "cli" / "features.pkl"
-    code = main(["extract", "--videos", str(corpus["videos"]), "--transcripts", str(corpus["transcripts"]),
-                 "--out", str(out), "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40",
-                 "--vision-len", "15"])
+    code = extract_cli(corpus, out)
     printed = capsys.readouterr().out
     assert code == 0 and out.is_file()
     assert f"skipped {BROKEN}: cannot decode" in printed
@@ -163,8 +161,7 @@ def test_labels_no_dataset_takes_are_said_at_extract_time(corpus, capsys):
     transcripts = corpus["root"] / "transcripts-wide.csv"
     table.to_csv(transcripts, index=False)
     out = corpus["root"] / "wide" / "features.pkl"
-    code = main(["extract", "--videos", str(corpus["videos"]), "--transcripts", str(transcripts), "--out", str(out),
-                 "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40", "--vision-len", "15"])
+    code = extract_cli(corpus, out, transcripts)
     printed = capsys.readouterr().out
     assert code == 0 and out.is_file() and "python run.py -m MODEL -d" not in printed
     kept = table[table.id.isin(_raw(out)["train"]["id"] + _raw(out)["valid"]["id"] + _raw(out)["test"]["id"])]
@@ -468,6 +465,13 @@ def test_cli_max_clip_seconds_must_be_a_positive_finite_number(tmp_path, capsys)
     assert not (tmp_path / "x.pkl").exists()
 
 
+def extract_cli(corpus, out, transcripts=None) -> int:
+    """`run.py extract` of the corpus into `out`, at the tests' small lengths."""
+    return main(["extract", "--videos", str(corpus["videos"]), "--transcripts", str(transcripts or corpus["transcripts"]),
+                 "--out", str(out), "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40",
+                 "--vision-len", "15"])
+
+
 @pytest.mark.parametrize("entry", ["cache", "skipped"])
 def test_extract_refuses_a_planted_link_beside_its_output_before_any_work(corpus, capsys, tmp_path, entry):
     """`<out>.cache` was followed: every clip's features were written wherever the link led
@@ -480,9 +484,7 @@ def test_extract_refuses_a_planted_link_beside_its_output_before_any_work(corpus
     out.parent.mkdir()
     link = out.with_name(out.name + ".cache") if entry == "cache" else skipped_report_path(out)
     link.symlink_to(victim if entry == "cache" else victim / "victim.txt", target_is_directory=entry == "cache")
-    code = main(["extract", "--videos", str(corpus["videos"]), "--transcripts", str(corpus["transcripts"]),
-                 "--out", str(out), "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40",
-                 "--vision-len", "15"])
+    code = extract_cli(corpus, out)
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert f"{link} is a symbolic link" in err
@@ -495,9 +497,7 @@ def test_extract_refuses_a_file_where_its_cache_folder_goes_before_any_work(corp
     out.parent.mkdir()
     squatter = out.with_name(out.name + ".cache")
     squatter.write_text("not a folder\n")
-    code = main(["extract", "--videos", str(corpus["videos"]), "--transcripts", str(corpus["transcripts"]),
-                 "--out", str(out), "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40",
-                 "--vision-len", "15"])
+    code = extract_cli(corpus, out)
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == (f"error: output folder {out.parent}: {squatter} is a file where the toolkit "
                                          f"writes a folder; move it away or choose another --out"), err
@@ -508,9 +508,7 @@ def test_extract_refuses_a_folder_as_out_before_any_work(corpus, capsys, tmp_pat
     """--out naming a folder extracted every clip, then ended in a traceback at the final rename."""
     out = tmp_path / "features"
     out.mkdir()
-    code = main(["extract", "--videos", str(corpus["videos"]), "--transcripts", str(corpus["transcripts"]),
-                 "--out", str(out), "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40",
-                 "--vision-len", "15"])
+    code = extract_cli(corpus, out)
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert f"--out {out} is a folder; give the feature file to write, e.g. {out / 'features.pkl'}" in err
@@ -523,8 +521,7 @@ def test_a_file_with_an_empty_split_is_not_offered_for_training(corpus, capsys):
     transcripts = corpus["root"] / "two-clips.csv"
     transcripts.write_text("id,text,label\nclip00,w001,1.0\nclip01,w002,-1.0\n")
     out = corpus["root"] / "two" / "features.pkl"
-    code = main(["extract", "--videos", str(corpus["videos"]), "--transcripts", str(transcripts), "--out", str(out),
-                 "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40", "--vision-len", "15"])
+    code = extract_cli(corpus, out, transcripts)
     printed = capsys.readouterr().out
     assert code == 0 and out.is_file()
     assert "warning: no sample in valid: the file can be predicted on, not trained on" in printed

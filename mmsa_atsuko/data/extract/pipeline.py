@@ -317,7 +317,8 @@ def cache_path(out: Path) -> Path:
 def _check_beside(out: Path) -> None:
     """One UsageError line, before any work, if what extract writes beside `out` (its cache folder,
     its skipped list) is a symbolic link (the cache would be filled wherever it led), the wrong kind
-    of thing or unwritable: the checks predict makes of its --out (`atomic.check_entries`)."""
+    of thing or unwritable (`atomic.check_entries`, the entry checks predict makes in its --out; the folder
+    itself is not checked here: a parent that is a file still fails at mkdir)."""
     check_entries(out.parent, (cache_path(out).name + "/", skipped_report_path(out).name), "output folder")
 
 
