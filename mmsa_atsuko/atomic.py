@@ -92,6 +92,21 @@ def _open_no_follow(path, flags: int) -> int:
         raise
 
 
+def check_folder(folder, what: str, option: str = "--out") -> Path:
+    """`folder`, or one UsageError line unless it is, or can be created as, a folder this user may
+    write: the nearest ancestor that exists (where mkdir would start) must be a writable folder.
+    Creates nothing, so that a request that fails later leaves no trace."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{what} {folder}: {probe} is a file, not a folder; choose another {option}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {folder}: {probe} is not writable by this user; choose another {option}")
+    return folder
+
+
 def check_entries(folder, entries, what: str, option: str = "--out") -> None:
     """One UsageError line if one of `entries` (names in `folder` that the caller will write; a folder's
     ends in "/", or has no dot) is a symbolic link, the wrong kind of thing, or a file this user cannot

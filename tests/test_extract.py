@@ -515,6 +515,19 @@ def test_extract_refuses_a_folder_as_out_before_any_work(corpus, capsys, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["features"] and not any(out.iterdir())
 
 
+def test_extract_refuses_an_out_under_a_file_before_any_work(corpus, capsys, tmp_path):
+    """--out under a path that is a file extracted nothing and ended in NotADirectoryError at the
+    cache's mkdir; it is one line now, the one every results folder gives (`atomic.check_folder`)."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine\n")
+    out = blocker / "run" / "features.pkl"
+    code = extract_cli(corpus, out)
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == (f"error: output folder {out.parent}: {blocker} is a file, not a folder; "
+                                         f"choose another --out"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"] and blocker.read_text() == "mine\n"
+
+
 def test_a_file_with_an_empty_split_is_not_offered_for_training(corpus, capsys):
     """Two labelled clips at the default ratios leave valid empty: extract warned that the file cannot
     be trained on, then printed the command to train on it anyway."""

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock
 
-from ..atomic import check_entries
+from ..atomic import check_entries, check_folder
 from ..errors import DataError, UsageError
 
 RUNS_FILE = "runs.jsonl"
@@ -39,22 +39,12 @@ def refuse_a_file_as_results(out_dir) -> None:
 def check_output_folder(out_dir, what: str = "results folder", entries=STORE_ENTRIES,
                         option: str = "--out") -> Path:
     """Raise UsageError (one line) unless `out_dir` is, or can be created as, a folder this
-    process may write, and none of `entries` (the names the caller writes in it; a folder's ends
-    in "/", or has no dot) is a symbolic link, the wrong kind of thing, or an unwritable file.
-    Creates nothing: a request that fails later must leave no trace. `option` is the command-line
-    option that names the folder, which each line tells the user to change."""
-    out_dir = Path(out_dir)
-    probe = out_dir
-    while not probe.exists():              # the nearest ancestor that exists is where mkdir starts
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UsageError(f"{what} {out_dir}: {probe} is a file, not a folder; choose another {option}")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"{what} {out_dir}: {probe} is not writable by this user; choose another {option}")
-    if probe == out_dir:
-        check_entries(out_dir, entries, what, option)
+    process may write (`atomic.check_folder`), and none of `entries` (the names the caller writes
+    in it; a folder's ends in "/", or has no dot) is a symbolic link, the wrong kind of thing, or an
+    unwritable file. Creates nothing: a request that fails later must leave no trace. `option` is
+    the command-line option that names the folder, which each line tells the user to change."""
+    out_dir = check_folder(out_dir, what, option)
+    check_entries(out_dir, entries, what, option)
     return out_dir
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ...atomic import check_entries, open_new, replace_with, write_pickle
+from ...atomic import check_entries, check_folder, open_new, replace_with, write_pickle
 from ...errors import DataError, UsageError, one_line
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
@@ -315,10 +315,12 @@ def cache_path(out: Path) -> Path:
 
 
 def _check_beside(out: Path) -> None:
-    """One UsageError line, before any work, if what extract writes beside `out` (its cache folder,
-    its skipped list) is a symbolic link (the cache would be filled wherever it led), the wrong kind
-    of thing or unwritable (`atomic.check_entries`, the entry checks predict makes in its --out; the folder
-    itself is not checked here: a parent that is a file still fails at mkdir)."""
+    """One UsageError line, before any work, unless the folder of `out` is, or can be made as, a
+    folder this user may write (`atomic.check_folder`), and what extract writes beside `out` (its
+    cache folder, its skipped list) is neither a symbolic link (the cache would be filled wherever
+    it led), the wrong kind of thing, nor unwritable (`atomic.check_entries`, the checks predict
+    makes in its --out)."""
+    check_folder(out.parent, "output folder")
     check_entries(out.parent, (cache_path(out).name + "/", skipped_report_path(out).name), "output folder")
 
 
