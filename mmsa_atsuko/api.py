@@ -37,7 +37,7 @@ from .models.common.bert import reads_bert_tokens
 from .registry import build_model, canonical_model_name, get_model_class, model_source
 from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
                       ok_record, read_records, recover, run_identity)
-from .run_folders import partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
+from .run_folders import attempts_of, partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
 from .training.model_card import check_tokenizer, write_model_card
 from .training.hardware import (check_precision, check_threads, device_name, peak_memory_mb,
                                 reset_peak_memory)
@@ -329,7 +329,8 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
     work_dir = partial_dir(out, run_id)     # renamed to run_id only when the run finished
     final_dir = runs_dir / run_id
     commit = git_commit()
-    with (run_folder(work_dir, final_dir, job_identity(job, seed), resume), run_log(work_dir / "train.log"),
+    attempt = {"git_commit": commit, "started_at": stamp.isoformat(timespec="seconds")}
+    with (run_folder(work_dir, final_dir, job_identity(job, seed), resume, attempt), run_log(work_dir / "train.log"),
           tensorboard_log(work_dir / "tensorboard") if tensorboard else contextlib.nullcontext() as on_epoch):
         save_config(job.config, work_dir / "config.yaml")
         write_model_card(work_dir, job.model, job.config, spec)
@@ -347,13 +348,15 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
         write_predictions(work_dir / "predictions_test.csv", result.test, spec)    # fit wrote history.json
         if checkpoint == "none":
             (work_dir / "best.pt").unlink(missing_ok=True)
+        earlier_attempts = attempts_of(work_dir)[:-1]     # a resumed run was partly trained by other processes
     condition = split_condition(spec.source, spec.path, "test") if job.model in ATSUKO_FAMILY else None
     return ok_record(run_id, model=job.model, seed=seed, preset=job.preset, config=job.config, spec=spec,
                      result=result, device=device, started=stamp, wall_time_s=wall, run_dir=final_dir,
                      git_commit=commit, checkpoint=checkpoint, torch_threads=torch.get_num_threads(),
                      torch_version=torch.__version__, device_name=device_name(device), peak_memory_mb=peak,
                      precision=precision, deterministic=deterministic, label=label,
-                     routing=routing_summary(result.test.export, condition), model_source=model_source(job.model))
+                     routing=routing_summary(result.test.export, condition), model_source=model_source(job.model),
+                     earlier_attempts=earlier_attempts)
 
 
 def write_predictions(path: Path, test, spec) -> None:

@@ -62,28 +62,30 @@ def _claim(folder: Path) -> FileLock | None:
 
 
 @contextlib.contextmanager
-def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool):
+def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, attempt: dict | None = None):
     """`work_dir`, locked while the run works in it and renamed to `final_dir` once it has finished.
 
     A new folder is made under another name and renamed to `work_dir` with its lock held, so a
     live run's `.partial` folder is never seen unlocked; to resume, a dead run's folder is taken over.
-    A fresh run that raises `ModelContractError` is removed."""
-    def name_the_run(folder: Path) -> None:
+    A fresh run that raises `ModelContractError` is removed. `attempt` (the code version and start
+    of this process's part of the run) is added to the folder's attempts (`attempts_of`)."""
+    def name_the_run(folder: Path, earlier: list) -> None:
         (folder / RUN_IDENTITY).write_text(json.dumps({"identity": list(identity), "pid": os.getpid(),
-                                                       "host": socket.gethostname()}), encoding="utf-8")
+                                                       "host": socket.gethostname(),
+                                                       "attempts": [*earlier, attempt or {}]}), encoding="utf-8")
 
     if resume:
         lock = _claim(work_dir)
         if lock is None:
             raise UsageError(f"{work_dir} is in use by another process; wait for it or run without --resume")
-        name_the_run(work_dir)
+        name_the_run(work_dir, attempts_of(work_dir))
     else:
         new = work_dir.with_name(work_dir.name + ".new")
         new.mkdir(parents=True)
         lock = _claim(new)
         # Named before the rename: a run killed at any moment leaves a .partial folder that says
         # whose it is, so the next start of that run finds and removes it.
-        name_the_run(new)
+        name_the_run(new, [])
         new.rename(work_dir)
     try:
         yield work_dir
@@ -106,6 +108,24 @@ def identity_of(folder: Path) -> tuple | None:
         return tuple(json.loads((folder / RUN_IDENTITY).read_text(encoding="utf-8"))["identity"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def attempts_of(folder: Path) -> list[dict]:
+    """The attempts at the run in a `.partial` folder, oldest first: each process that worked in it
+    (the first start, then each --resume) as `run_folder` was given it, e.g. {"git_commit": ...,
+    "started_at": ...}. A folder that does not list them (one of an older version, or a damaged
+    run.json) counts as one attempt of unknown code, so that a resumed run never claims one commit
+    made all of it."""
+    unknown = [{"git_commit": None, "started_at": None}]
+    try:
+        attempts = json.loads((folder / RUN_IDENTITY).read_text(encoding="utf-8"))["attempts"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return unknown
+    fields = ("git_commit", "started_at")
+    if not (isinstance(attempts, list) and attempts and all(
+            isinstance(a, dict) and all(isinstance(a.get(k), (str, type(None))) for k in fields) for a in attempts)):
+        return unknown
+    return [{k: a.get(k) for k in fields} for a in attempts]
 
 
 def unfinished_runs(out) -> Iterator[Path]:

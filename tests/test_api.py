@@ -179,6 +179,9 @@ def test_a_resumed_run_ends_exactly_as_the_uninterrupted_one(tmp_path, monkeypat
     monkeypatch.undo()
     (partial,) = (tmp_path / "cut" / "runs").glob(".*.partial")
     assert [h["epoch"] for h in json.loads((partial / "history.json").read_text())] == [1, 2, 3]
+    run_stamp = partial.name.split("-")[-2]                 # the run id holds its start, 20261206T080000
+    partial_started = (f"{run_stamp[:4]}-{run_stamp[4:6]}-{run_stamp[6:8]}T{run_stamp[9:11]}:{run_stamp[11:13]}:"
+                       f"{run_stamp[13:15]}+00:00")
     (resumed,) = mmsa_atsuko.run(model, "mosi", out=tmp_path / "cut", resume=True, **kw)
 
     assert resumed["run_id"] == partial.name[1:-len(".partial")]      # continued in place, not started again
@@ -191,6 +194,9 @@ def test_a_resumed_run_ends_exactly_as_the_uninterrupted_one(tmp_path, monkeypat
     assert not (folder / "last.pt").exists() and not (folder / "run.lock").exists()
     assert not (folder / "run.json").exists()
     assert "resumed after epoch 2" in (folder / "train.log").read_text()
+    assert "earlier_attempts" not in whole
+    # The first start's code version is kept: the record names each process that trained the run.
+    assert resumed["earlier_attempts"] == [{"git_commit": resumed["git_commit"], "started_at": partial_started}]
 
 
 def test_a_resumed_run_shows_each_epoch_once_in_tensorboard(tmp_path, monkeypatch):

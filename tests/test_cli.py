@@ -429,6 +429,30 @@ def test_a_contract_error_removes_a_fresh_run_folder_and_leaves_a_resumed_one(tm
     assert (work / "last.pt").is_file()
 
 
+def test_each_attempt_at_a_run_is_noted_and_an_unnoted_one_counts_as_unknown(tmp_path):
+    """A resumed run's record named only the resuming process's commit, though other code may have
+    trained its first epochs. run.json now lists each process's attempt; one it cannot read (a
+    folder of an older version, a damaged file) is an attempt of unknown code, never left out."""
+    import json
+
+    from mmsa_atsuko.run_folders import RUN_IDENTITY, attempts_of, partial_dir, run_folder
+    work, final = partial_dir(tmp_path, "r1"), tmp_path / "runs" / "r1"
+    first, second = {"git_commit": "aaa", "started_at": "t1"}, {"git_commit": "bbb+dirty", "started_at": "t2"}
+    with pytest.raises(RuntimeError), run_folder(work, final, ("id",), resume=False, attempt=first):
+        raise RuntimeError("the process dies after some epochs")
+    assert attempts_of(work) == [first]
+    with run_folder(work, final, ("id",), resume=True, attempt=second) as folder:
+        assert attempts_of(folder) == [first, second]
+    unknown = {"git_commit": None, "started_at": None}
+    for text in ('{"identity": ["id"], "pid": 1, "host": "h"}', "{not json", '{"attempts": []}',
+                 '{"attempts": [{"git_commit": 7}]}', '{"attempts": "aaa"}'):
+        (work / RUN_IDENTITY).parent.mkdir(parents=True, exist_ok=True)
+        (work / RUN_IDENTITY).write_text(text)
+        assert attempts_of(work) == [unknown], text
+    with run_folder(work, final, ("id",), resume=True, attempt=second) as folder:
+        assert json.loads((folder / RUN_IDENTITY).read_text())["attempts"] == [unknown, second]
+
+
 def test_the_run_table_keeps_its_columns_under_long_condition_labels(capsys):
     """`tfn [modalities=TA]` is longer than the 12 characters the name column had: its row's metrics
     were shifted right of the header's."""

@@ -21,12 +21,15 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
               started: datetime, wall_time_s: float, run_dir, git_commit, checkpoint: str,
               torch_threads: int, torch_version: str, device_name: str, peak_memory_mb: float,
               precision: str, deterministic: bool, label: str | None = None,
-              routing: dict | None = None, model_source: dict | None = None) -> dict:
+              routing: dict | None = None, model_source: dict | None = None,
+              earlier_attempts: list | None = None) -> dict:
     """The record of a finished run: `spec` is its DatasetSpec, `result` the trainer's FitResult.
     `peak_memory_mb`: the GPU's max_memory_allocated on CUDA, the process's peak RSS on the CPU.
     `label` (a tune's study name) is stored when given. `routing`: what the routers did over the
     test samples (models/atsuko/diagnostics.py), for models that route; absent otherwise. `model_source`:
-    the path and sha256 of a model file of your own (`--models DIR`), which the git commit does not cover."""
+    the path and sha256 of a model file of your own (`--models DIR`), which the git commit does not cover.
+    `earlier_attempts`: of a resumed run, the processes that trained its first epochs ({"git_commit",
+    "started_at"} each, oldest first; `git_commit` and `started_at` are this process's)."""
     return {
         "run_id": run_id, "status": "ok",
         "model": model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
@@ -45,7 +48,8 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
         "started_at": started.isoformat(timespec="seconds"),
         "run_dir": relative_run_dir(run_dir), "checkpoint": checkpoint, "condition": spec.condition.as_dict(),
     } | ({"label": label} if label else {}) | ({"routing": routing} if routing is not None else {}) \
-        | ({"model_source": model_source} if model_source is not None else {})
+        | ({"model_source": model_source} if model_source is not None else {}) \
+        | ({"earlier_attempts": earlier_attempts} if earlier_attempts else {})
 
 
 def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed: int, preset, config: dict,
