@@ -480,6 +480,31 @@ def test_a_finished_sweep_with_workers_leaks_no_semaphores(tmp_path):
     assert [r["status"] for r in read_records(tmp_path)] == ["ok", "ok"]
 
 
+def test_a_sweep_interrupted_with_busy_workers_leaks_no_semaphores(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's whole process group) kills the busy workers; tqdm's
+    multiprocessing lock in each was left to the resource tracker, which then warned of "2 leaked
+    semaphore objects" under the "interrupted" line."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "sweep", "-m", "mult", "-d", "mosi", "-s", "1", "2",
+                             "--synthetic", "--preset", "small", "--max-epochs", "500", "-c", "early_stop=500",
+                             "--jobs", "2", "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while len([p for p in (tmp_path / "runs").glob(".*.partial") if (p / "history.json").is_file()]) < 2:
+            assert time.time() < deadline and proc.poll() is None, "both workers never finished a first epoch"
+            time.sleep(0.1)
+        time.sleep(0.5)                                   # both are training, each past its first epoch
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130 and err.splitlines()[0] == "interrupted", (out, err)
+    assert "leaked semaphore" not in err and "resource_tracker" not in err, err
+    assert not (tmp_path / "runs.jsonl").exists() or read_records(tmp_path) == []
+
+
 WATCHED_WORKER = """
 import multiprocessing, os, time
 from mmsa_atsuko.sweep import local

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from multiprocessing.connection import wait as wait_for
 
 import torch
+from tqdm import tqdm
 
 from .. import api
 from ..errors import UsageError
@@ -232,6 +233,10 @@ def _die_with_parent(parent_pid: int) -> None:
 def _worker_main(conn, device: str, threads: int, forced: bool, parent_pid: int) -> None:
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the driver's to handle
+    # tqdm's default lock is a multiprocessing RLock, a named semaphore: a busy worker killed at
+    # Ctrl-C would leave it to the resource tracker, which warns of "leaked semaphore objects".
+    # Workers draw no bars, so a thread lock does.
+    tqdm.set_lock(threading.RLock())
     api.git_commit()                                  # the code version this worker imported
     if forced or "OMP_NUM_THREADS" not in os.environ:    # N workers share the cores instead of fighting
         torch.set_num_threads(threads)
