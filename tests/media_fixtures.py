@@ -42,16 +42,16 @@ def cartoon_face(height: int, width: int, cx: int, cy: int, size: int) -> np.nda
 
 
 def write_video(path, *, face: bool = True, tone: float = 220.0, seconds: float = SECONDS, size=SIZE,
-                seed: int = 0, codec: str = "mpeg4") -> None:
+                seed: int = 0, codec: str = "mpeg4", fps: int = FPS) -> None:
     import av
     width, height = size
     rng = np.random.default_rng(seed)
     with av.open(str(path), "w") as container:
-        video = container.add_stream(codec, rate=FPS)
+        video = container.add_stream(codec, rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         audio = container.add_stream("aac", rate=SAMPLE_RATE)
         audio.layout = "mono"
-        for i in range(int(seconds * FPS)):
+        for i in range(int(seconds * fps)):
             if face:
                 img = cartoon_face(height, width, width // 2 + int(8 * np.sin(i / 4)), height // 2,
                                    int(min(size) * 0.3))

@@ -302,6 +302,55 @@ def test_a_clip_over_the_duration_limit_is_refused_by_its_header_or_while_decodi
     assert len(rows) == 30 and 3.0 < seconds < 3.1        # its decoded length, not the header's 0.5 s
 
 
+def _write_frames_at_one_timestamp(path, frames: int) -> None:
+    """A Matroska clip of 1 s of audio and `frames` 64x64 video frames that all carry timestamp 0."""
+    import av
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+        for i in range(frames + 1):
+            frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24") if i < frames else None
+            if frame is not None:
+                frame.pts = i
+            for packet in video.encode(frame):
+                packet.pts = packet.dts = 0
+                container.mux(packet)
+        for start in range(0, 16000, 1024):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+            frame.sample_rate, frame.pts = 16000, start
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+
+
+def test_frames_that_do_not_move_the_clock_are_limited_by_the_frame_rate(tmp_path):
+    """Every frame is decoded, sampled or not: 2000 frames at one timestamp (a 55 KB file; a few MB
+    hold millions) never reached the duration limit, so decoding went on as long as the file."""
+    require_extract()
+    from media_fixtures import write_video
+
+    from mmsa_atsuko.data.extract import media
+    stuck = tmp_path / "stuck.mkv"
+    _write_frames_at_one_timestamp(stuck, 2000)
+    calls = []
+    with pytest.raises(media.VideoError) as error:
+        media.decode(stuck, 10.0, _counting_faces(calls))
+    # The frame after 240 (the limit a second, and 0.00 s of timeline plus one second's worth) is refused.
+    assert str(error.value) == ("241 video frames in 0.00 s of its timeline, over the limit of 240 frames a second: "
+                                "re-encode it at a normal rate with fresh timestamps, e.g. ffmpeg -i IN -r 30 OUT")
+    assert len(calls) == 1                        # the one frame sampled at 0 s
+    _write_frames_at_one_timestamp(stuck, 240)    # at the limit: decoded, one vision row
+    assert len(media.decode(stuck, 10.0, _counting_faces([]))[1]) == 1
+
+    fast = tmp_path / "fast.mp4"                  # 1000 frames a second: frame k at k ms
+    write_video(fast, seconds=1.0, size=(64, 64), fps=1000)
+    with pytest.raises(media.VideoError, match=r"^316 video frames in 0\.32 s of its timeline, over the limit of 240"):
+        media.decode(fast, 10.0, _counting_faces([]))
+
+
 def test_frames_over_the_pixel_limit_are_refused_before_decoding_or_when_they_grow(tmp_path, monkeypatch):
     require_extract()
     import av

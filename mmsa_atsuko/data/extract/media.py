@@ -17,9 +17,10 @@ thumbnail of the face (74 dims). A frame without a face is a zero row and is cou
 A video file is hostile until proven otherwise: a few KB can declare an hour of silence or a
 frame of 16000x16000 pixels. `decode` refuses (VideoError, so the video is skipped and
 reported) a clip longer than `max_seconds` (MAX_CLIP_SECONDS unless `--max-clip-seconds`
-says otherwise) or with frames larger than MAX_PIXELS: the values the header declares are
-checked before decoding, and the decoded audio, video time and frame size while decoding,
-since headers lie. A clip over a limit is refused, never truncated.
+says otherwise), with frames larger than MAX_PIXELS, or with more than MAX_FRAME_RATE frames a
+second: the values the header declares are checked before decoding, and the decoded audio, video
+time, frame count and frame size while decoding, since headers lie. A clip over a limit is
+refused, never truncated.
 
 Every library here is imported inside the functions that use it: the core install does not
 have them (they are the `[extract]` extra).
@@ -61,6 +62,13 @@ MAX_PIXELS = 4096 * 4096
 DECODER_MAX_PIXELS = 2 * MAX_PIXELS
 
 
+# Decoded video frames per second of the clip's timeline, plus one second's worth, at most. Each
+# frame is decoded whether or not it is sampled, so a stream of a few-byte frames that all carry one
+# timestamp (a 55 KB file holds 2000) would keep decoding, however long, without ever reaching
+# the duration limit. Phones film slow motion at 240 fps; MOSI, MOSEI and CH-SIMS are 25-30 fps.
+MAX_FRAME_RATE = 240
+
+
 class VideoError(Exception):
     """A video that cannot be used: the message is one line for the skipped report."""
 
@@ -74,6 +82,11 @@ def too_long(limit: float, detail: str) -> str:
 def _too_big(width: int, height: int) -> str:
     return (f"frames of {width}x{height} pixels, over the limit of {MAX_PIXELS:,} pixels a frame (4K fits): "
             f"scale the video down first, e.g. ffmpeg -i IN -vf scale=1280:-2 OUT")
+
+
+def _too_many_frames(frames: int, seconds: float) -> str:
+    return (f"{frames} video frames in {seconds:.2f} s of its timeline, over the limit of {MAX_FRAME_RATE} "
+            f"frames a second: re-encode it at a normal rate with fresh timestamps, e.g. ffmpeg -i IN -r 30 OUT")
 
 
 def _declared_seconds(container, *streams) -> float | None:
@@ -100,7 +113,7 @@ def decode(path, fps: float, vision_features,
         raise VideoError("empty file (0 bytes)")
     limits = {"max_pixels": str(DECODER_MAX_PIXELS)}
     samples, rows = [], []
-    n_samples, first_time, video_seconds, declared, size_unknown = 0, None, 0.0, None, False
+    n_samples, n_frames, first_time, video_seconds, declared, size_unknown = 0, 0, None, 0.0, None, False
     try:
         with av.open(str(path), options=limits) as container:
             if not container.streams.audio:
@@ -129,14 +142,20 @@ def decode(path, fps: float, vision_features,
                         continue
                     if frame.width * frame.height > MAX_PIXELS:        # the stream grew past the header's size
                         raise VideoError(_too_big(frame.width, frame.height))
+                    n_frames += 1
+                    if frame.time is not None:
+                        if first_time is None:
+                            first_time = frame.time
+                        # Time since the first frame: a stream may start at any timestamp (MPEG-TS often does).
+                        video_seconds = max(video_seconds, frame.time - first_time)
+                        if video_seconds > max_seconds:
+                            raise VideoError(too_long(max_seconds, "its video runs past it"))
+                    # Frames that do not move the clock (one timestamp for all, or none) escape the
+                    # duration limit; counted against the time they cover, they cannot.
+                    if n_frames > (video_seconds + 1.0) * MAX_FRAME_RATE:
+                        raise VideoError(_too_many_frames(n_frames, video_seconds))
                     if frame.time is None:
                         continue
-                    if first_time is None:
-                        first_time = frame.time
-                    # Time since the first frame: a stream may start at any timestamp (MPEG-TS often does).
-                    video_seconds = max(video_seconds, frame.time - first_time)
-                    if video_seconds > max_seconds:
-                        raise VideoError(too_long(max_seconds, "its video runs past it"))
                     if frame.time + 1e-6 >= next_time:
                         # Scaled by the decoder's own converter in the same pass as the gray conversion.
                         scale = min(1.0, DETECT_WIDTH / frame.width)
