@@ -57,6 +57,11 @@ def test_run_sweep_and_leaderboard_work_on_a_declared_dataset(own_dataset, tmp_p
     # SIMS's metrics clipped these labels to [-1, 1] and reported the MAE of the clipped values.
     (("    metrics: mosi\n", "    metrics: sims\n"), "metrics sims clip labels to [-1, 1] (MAE and Corr too), "
                                                       "but label_range is [-3.0, 3.0]: use metrics: mosi"),
+    # An unknown headline trained, a sweep printed "Acc nan" and the leaderboard blamed a --key-metric never given.
+    (("    headline: MAE\n", "    headline: Acc\n"), "headline must be a metric of its metric set mosi "
+                                                    "(Has0_acc_2, Has0_F1_score, Non0_acc_2, Non0_F1_score, "
+                                                    "Mult_acc_5, Mult_acc_7, MAE, Corr, Mult_acc_3), got 'Acc'"),
+    (("    headline: MAE\n", "    headline: Mult_acc_2\n"), "got 'Mult_acc_2'"),     # SIMS's, not MOSI's
 ])
 def test_a_bad_block_is_one_line(own_dataset, change, message, capsys):
     declared, root = own_dataset

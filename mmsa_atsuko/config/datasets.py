@@ -52,6 +52,7 @@ def _check_dataset(name: str, facts) -> None:
     for key, choices in DATASET_CHOICES.items():
         if facts[key] not in choices:
             raise UsageError(f"{where}: {key} must be one of {', '.join(choices)}, got {facts[key]!r}")
+    _check_headline(where, facts)
     files = facts["files"]
     if not isinstance(files, dict) or not files or set(files) - {"aligned", "unaligned"} \
             or not all(isinstance(v, str) and v for v in files.values()):
@@ -68,6 +69,16 @@ def _check_dataset(name: str, facts) -> None:
                              f"{low_high}: use metrics: mosi, or rescale the labels into [-1, 1]")
     elif not (isinstance(facts.get("num_classes"), int) and facts["num_classes"] >= 2):
         raise UsageError(f"{where}: a classification dataset needs num_classes (an integer >= 2)")
+
+
+def _check_headline(where: str, facts: dict) -> None:
+    """`headline` is the metric every table tests and every figure plots: it must be one its metric set
+    computes, or runs train, a sweep reports `nan` for it and the leaderboard blames a --key-metric never given."""
+    from ..metrics import METRIC_KEYS     # here: metrics reads this table through dataset_facts
+    keys = METRIC_KEYS[facts["metrics"]]
+    if facts["headline"] not in keys:
+        raise UsageError(f"{where}: headline must be a metric of its metric set {facts['metrics']} "
+                         f"({', '.join(keys)}), got {facts['headline']!r}")
 
 
 def dataset_facts(name: str, config_dir: Path = CONFIG_DIR) -> dict:
