@@ -70,6 +70,23 @@ def test_drop_modality_zeroes_every_real_frame_of_it_only(data):
     assert dropped["vision"] is data.test.tensors["vision"] and dropped["text"] is data.test.tensors["text"]
 
 
+def test_a_dropped_text_loses_its_cls_and_sep_feature_rows_too(data):
+    """MMSA's `text` rows of [CLS] and [SEP] are BERT outputs computed from the whole sentence: kept, the
+    'dropped' text reached every model that reads `text` (2 rows of every sample stayed, the rest were zeros)."""
+    before = data.test.tensors
+    after = data.under(make_condition(0.0, "T")).test.tensors
+    lengths = before["text_lengths"]
+    real = torch.arange(before["text"].shape[1])[None, :] < lengths[:, None]
+    assert (before["text"] != 0).any(dim=2)[real].all()          # every real row held something to drop
+    assert (after["text"] == 0).all()
+    ids = after["text_bert"][:, 0]
+    words = real & (torch.arange(ids.shape[1])[None, :] > 0) & (torch.arange(ids.shape[1])[None, :] < lengths[:, None] - 1)
+    assert (ids[words] == UNK_ID).all()                          # every word [UNK] ...
+    assert torch.equal(ids[~words], before["text_bert"][:, 0][~words])          # ... [CLS], [SEP], padding kept
+    assert torch.equal(after["text_lengths"], lengths) and torch.equal(after["text_mask"], before["text_mask"])
+    assert after["audio"] is before["audio"] and after["vision"] is before["vision"]
+
+
 def test_an_absent_modality_is_the_same_empty_input_for_every_sample(data):
     t = data.under(make_condition(modalities="T")).valid.tensors
     for m in ("audio", "vision"):

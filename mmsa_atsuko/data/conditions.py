@@ -11,7 +11,8 @@ the test all see the same condition. What each part does:
   [CLS] (position 0) and [SEP] (the last real token) are never missing. Lengths and masks are
   unchanged: the frames are there, their content is not. The text mask is shared by `text`
   and `text_bert`, so both representations lose the same tokens.
-- `drop_modality` X: rate 1 for modality X (every real frame of X missing, as above).
+- `drop_modality` X: rate 1 for modality X (every real frame of X missing, as above; for text, the
+  `text` feature rows of [CLS] and [SEP] too, see `_feature_rows_missing`).
 - `modalities` S (T, A, V, TA, TV, AV or TAV): a modality outside S is absent: it becomes an
   empty input, the same for every sample: all frames zero, length 1 and a mask on frame 0 only
   (BERT text: [CLS] [SEP] and padding, length 2). Unlike a dropped modality, nothing about it
@@ -142,6 +143,18 @@ def missing_frames(data_id: str, split: str, modality: str, rate: float, lengths
     return real & (draws < rate)
 
 
+def _feature_rows_missing(modality: str, rate: float, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The feature rows to zero: `frames`, except that a dropped text modality (rate 1) loses every real row,
+    [CLS] and [SEP] included. In MMSA's `text` (BERT's last layer, as `extract` writes it too) those two rows
+    are contextual, computed from the whole sentence: kept, they carried the dropped text to the model.
+    BERT ids keep their [CLS] and [SEP] tokens: a model reading ids needs them, and with every word [UNK]
+    they carry nothing of the sentence."""
+    if modality != "text" or rate < 1.0:
+        return frames
+    import torch
+    return torch.arange(frames.shape[1])[None, :] < lengths.cpu().long()[:, None]
+
+
 def _zero_frames(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     return x.masked_fill(frames.to(x.device)[:, :, None], 0)
 
@@ -182,7 +195,7 @@ def condition_tensors(tensors: dict, *, data_id: str, split: str, condition: Con
         max_len = out[f"{modality}_mask"].shape[1]
         frames = missing_frames(data_id, split, modality, rate, lengths, max_len)
         if modality in out:
-            out[modality] = _zero_frames(out[modality], frames)
+            out[modality] = _zero_frames(out[modality], _feature_rows_missing(modality, rate, frames, lengths))
         if modality == "text" and "text_bert" in out:
             bert = out["text_bert"].clone()
             bert[:, 0] = bert[:, 0].masked_fill(frames.to(bert.device), UNK_ID)
