@@ -36,7 +36,7 @@ from .models.atsuko.diagnostics import routing_summary
 from .models.common.bert import reads_bert_tokens
 from .registry import build_model, canonical_model_name, get_model_class, model_source
 from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
-                      ok_record, read_records, recover, run_identity)
+                      ok_record, ran_at_other_precision, read_records, recover, run_identity)
 from .run_folders import attempts_of, partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
 from .training.model_card import check_tokenizer, write_model_card
 from .training.hardware import (check_precision, check_threads, device_name, peak_memory_mb,
@@ -219,8 +219,12 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         for seed in seeds:
             previous = recorded.get(job_identity(job, seed), {})
             if previous.get("status") == "ok":
+                ran = ran_at_other_precision(previous, precision)
+                how = (f", which ran at {ran}, not the {precision} asked (precision is not part of a run's identity: "
+                       f"--rerun trains it at {precision} in its place, or give another --out)" if ran
+                       else " (--rerun trains it again)")
                 echo(f"skip {job.model} {spec.name}{' aligned' if spec.aligned else ''}{condition_label(spec)} seed {seed}: recorded as "
-                     f"{previous.get('run_id')} (--rerun trains it again)")
+                     f"{previous.get('run_id')}{how}")
                 job_records.append(previous)
             else:
                 record = run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint,

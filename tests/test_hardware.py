@@ -134,6 +134,33 @@ def test_a_sweep_passes_the_mode_and_precision_to_its_runs(tmp_path, monkeypatch
 
 # ---- precision ----------------------------------------------------------------------------------
 
+def test_a_bf16_request_that_finds_an_fp32_run_recorded_says_so(tmp_path):
+    """Precision is not part of a run's identity: `--precision bf16` skipped the recorded fp32 run and showed its
+    numbers under a line that read as for any recorded bf16 run; a sweep counted it 'already recorded'."""
+    from mmsa_atsuko.sweep import sweep
+    lines = []
+    (fp32,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], out=tmp_path, echo=lines.append, **TINY)
+    assert lines == []
+    (shown,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], out=tmp_path, echo=lines.append, precision="bf16", **TINY)
+    assert shown == fp32 and len(read_records(tmp_path)) == 1                  # skipped, as before
+    assert lines == [f"skip tfn mosi seed 1: recorded as {fp32['run_id']}, which ran at fp32, not the bf16 asked "
+                     f"(precision is not part of a run's identity: --rerun trains it at bf16 in its place, or give "
+                     f"another --out)"]
+    lines.clear()
+    mmsa_atsuko.run("tfn", "mosi", seeds=[1], out=tmp_path, echo=lines.append, **TINY)
+    assert lines == [f"skip tfn mosi seed 1: recorded as {fp32['run_id']} (--rerun trains it again)"]
+
+    said = []
+    sweep(out=tmp_path, backend=LocalBackend(1, "cpu"), echo=said.append, precision="bf16", models=["tfn"],
+          datasets=["mosi"], seeds=[1], synthetic=True, preset="small", max_epochs=1)
+    assert ("1 already recorded (1 at fp32, not the bf16 asked: precision is not part of a run's identity; give "
+            "another --out for bf16 runs), ") in said[0]
+    said.clear()
+    sweep(out=tmp_path, backend=LocalBackend(1, "cpu"), echo=said.append, models=["tfn"], datasets=["mosi"],
+          seeds=[1], synthetic=True, preset="small", max_epochs=1)
+    assert "1 already recorded, " in said[0]
+
+
 def test_bf16_autocast_trains_and_stays_near_fp32():
     data = make_dataset()
 

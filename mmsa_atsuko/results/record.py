@@ -80,6 +80,15 @@ def run_identity(model: str, dataset: str, aligned: bool, seed: int, config_hash
 IDENTITY_FIELDS = ("model", "dataset", "aligned", "seed", "config_hash", "data")
 
 
+def ran_at_other_precision(record: dict, precision: str) -> str | None:
+    """The precision `record` ran at when it is not `precision`, else None. Precision is how a run ran, as its
+    device is, not part of its identity: a `--precision bf16` request finds the fp32 run of its identity
+    recorded and skips it, and the lines that say so must not let its numbers pass for bf16 ones. A record
+    from before precision was recorded ran at fp32, the only precision there was."""
+    ran = record.get("precision", "fp32")
+    return ran if ran != precision else None
+
+
 def identity(record: dict) -> tuple | None:
     """The run identity of a store record, or None for a record that is not a run (it lacks a
     field); an identity field of the wrong type is a DataError (a crafted or hand-edited line)."""

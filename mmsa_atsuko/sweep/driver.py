@@ -171,6 +171,17 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def _other_precision(sweep_plan: Plan) -> str:
+    """What the plan line says of recorded runs that ran at another precision than the one asked: they are
+    skipped as the same runs (precision is not part of a run's identity), and their numbers are not the asked one's."""
+    if not sweep_plan.other_precision:
+        return ""
+    asked = sweep_plan.runs[0].precision
+    ran = ", ".join(f"{n} at {p}" for p, n in sorted(sweep_plan.other_precision.items()))
+    return (f" ({ran}, not the {asked} asked: precision is not part of a run's identity; give another --out "
+            f"for {asked} runs)")
+
+
 def _plan_line(sweep_plan: Plan, retry_failed: bool) -> str:
     # A setting is all a run is but its seed: model, dataset, layout, data recipe, config, condition.
     n_settings = len({run.setting.cache_key() for run in sweep_plan.runs})
@@ -179,7 +190,7 @@ def _plan_line(sweep_plan: Plan, retry_failed: bool) -> str:
     missing = f" and {len(held_up)} more ({_count(held_settings, 'setting')}) whose data is missing" if held_up else ""
     head = (f"sweep: {_count(len(sweep_plan.runs), 'run')} ({_count(n_settings, 'setting')} of model, data and "
             f"config, x seeds){missing}: "
-            f"{sweep_plan.done} already recorded, ")
+            f"{sweep_plan.done} already recorded{_other_precision(sweep_plan)}, ")
     if retry_failed:
         return head + f"{sweep_plan.retried} failed before and retried, "
     return head + f"{sweep_plan.failed_skipped} failed before and skipped (--retry-failed reruns them), "

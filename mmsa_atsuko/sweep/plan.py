@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import api
 from ..config import config_hash
 from ..errors import DataError, MissingDataError, UsageError
-from ..results import latest_by_identity, read_records, run_identity
+from ..results import latest_by_identity, ran_at_other_precision, read_records, run_identity
 from .sweep_file import Setting
 
 
@@ -59,6 +59,9 @@ class Plan:
     failed_skipped: int               # failed before and not retried
     retried: int                      # failed before and run again
     missing: dict[tuple, set] = field(default_factory=dict)   # (what, path) -> runs it holds up
+    # Of `done`, those recorded at another precision than the one asked: precision -> count
+    # (`results.ran_at_other_precision`: not part of a run's identity, so skipped all the same).
+    other_precision: dict[str, int] = field(default_factory=dict)
 
 
 # Prepared jobs, grouped by data file. A process leaving one data file for another drops the
@@ -118,17 +121,20 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
     else:
         release()
     recorded = latest_by_identity(read_records(Path(out)))
-    todo, done, failed_skipped, retried = [], 0, 0, 0
+    todo, done, failed_skipped, retried, other_precision = [], 0, 0, 0, {}
     for run in runs:
         status = recorded.get(run.identity, {}).get("status")
         if status == "ok":
             done += 1
+            ran = ran_at_other_precision(recorded[run.identity], precision)
+            if ran:
+                other_precision[ran] = other_precision.get(ran, 0) + 1
         elif status is not None and not retry_failed:
             failed_skipped += 1
         else:
             retried += status is not None
             todo.append(run)
-    return Plan(runs, todo, done, failed_skipped, retried, missing)
+    return Plan(runs, todo, done, failed_skipped, retried, missing, other_precision)
 
 
 def missing_data_error(sweep_plan: Plan) -> DataError:
