@@ -9,7 +9,8 @@ Faithful to MMSA (thuiar/MMSA:src/MMSA/models/singleTask/TFN.py), with switches:
 - `temporal_mean: padded` averages audio/vision over the whole padded time axis, padding
   included, like MMSA's `need_normalized`; `valid` averages only over the true frames.
 - `output_range: [-3, 3]`: regression output is `sigmoid(x) * 6 - 3` on every dataset,
-  SIMS included, as in MMSA (SIMS metrics clip to [-1, 1] afterwards).
+  SIMS included, as in MMSA (SIMS metrics clip to [-1, 1] afterwards); a dataset whose
+  label_range it does not hold is refused (`check_output_range`).
 - The text LSTM reads the padded sequence unpacked (MMSA); `text_packing: true` reads only
   the true frames, as packing would.
 - MMSA's text dropout is dead (forced to 0 on a 1-layer LSTM); kept dead here.
@@ -73,6 +74,16 @@ def fusion_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * ((torch.rand_like(x) >= p) * (1.0 / (1.0 - p)))
 
 
+def check_output_range(output_range, spec) -> None:
+    """The sigmoid's range must hold the dataset's labels. MMSA's (-3, 3) holds MOSI's and SIMS's, but a dataset
+    of your own with labels in [-5, 5] trained a model that could never predict beyond 3, without a word."""
+    lo, hi = output_range
+    low, high = spec.label_range
+    if low < lo or high > hi:
+        raise UsageError(f"tfn: output_range [{lo:g}, {hi:g}] cannot reach the labels of {spec.name} (label_range "
+                         f"[{low:g}, {high:g}]): set -c output_range=[{low:g},{high:g}]")
+
+
 def append_one(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.new_ones(x.shape[0], 1), x], dim=1)
 
@@ -87,6 +98,8 @@ class TFN(nn.Module):
             raise UsageError(f"temporal_mean must be padded or valid, got {config.temporal_mean!r}")
         self.config = config
         self.task = spec.task
+        if spec.task == "regression":
+            check_output_range(config.output_range, spec)
         text_hidden, audio_hidden, vision_hidden = config.hidden_dims
         audio_drop, vision_drop, _text_drop_dead_in_mmsa, post_drop = config.dropouts
         self.audio_subnet = SubNet(spec.feature_dims["audio"], audio_hidden, audio_drop)

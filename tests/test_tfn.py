@@ -1,10 +1,13 @@
 """TFN: MMSA's fusion width per dataset config, output range, temporal means, fitting a small set, fusion
 dropout. The generic model checks (shapes, gradients, seeds, a batch of one, reload) are test_model_contract.py."""
+from dataclasses import replace
+
 import pytest
 import torch
 
 from conftest import fit_one_batch, make_dataset
 from mmsa_atsuko.config import load_config
+from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.registry import build_model
 
 
@@ -35,6 +38,19 @@ def test_regression_output_range_and_classification_loss():
     out = model(batch)
     loss = model.loss(out, batch)
     assert torch.allclose(loss["task"], torch.nn.functional.cross_entropy(out["pred"], batch["label"]))
+
+
+def test_labels_the_output_range_cannot_reach_are_refused_with_the_override_that_reaches_them():
+    """A dataset of your own with labels in [-5, 5] trained a TFN whose sigmoid stops at 3, without a word."""
+    wide = replace(make_dataset().spec, name="wide", label_range=(-5.0, 5.0))
+    with pytest.raises(UsageError) as error:
+        build_model("tfn", load_config("tfn", "mosi", preset="small"), wide)
+    assert str(error.value) == ("tfn: output_range [-3, 3] cannot reach the labels of wide (label_range [-5, 5]): "
+                                "set -c output_range=[-5,5]")
+    model = build_model("tfn", load_config("tfn", "mosi", preset="small", overrides=["output_range=[-5,5]"]), wide)
+    assert (model.output_scale.item(), model.output_shift.item()) == (10.0, -5.0)
+    narrow = replace(make_dataset().spec, label_range=(-1.0, 1.0))         # SIMS's, inside MMSA's (-3, 3)
+    build_model("tfn", load_config("tfn", "mosi", preset="small"), narrow)
 
 
 def test_temporal_mean_modes():
