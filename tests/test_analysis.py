@@ -253,6 +253,52 @@ def test_runs_are_matched_on_their_whole_config(tmp_path):
         analysis.sensitivity_table(tmp_path, "atsuko", "sims", "lambda_ent", [2.0], [1], aligned=True)
 
 
+def test_runs_are_matched_on_their_data_file_and_protocol_condition_too(tmp_path):
+    """A later run of the same config at a missing rate, or on another data file, took the place of the plain
+    one: in a sensitivity point (even mixing two files in one mean), tsne's panels and explain's partner."""
+    from types import SimpleNamespace
+
+    from mmsa_atsuko.api import resolve_config
+    from mmsa_atsuko.config import config_hash
+    from mmsa_atsuko.results import append_record
+
+    standard, corrupt = "synthetic:sims-small-unaligned-seed0-v2", "synthetic:corrupt-s2-sims-small-unaligned-seed0-v2"
+
+    def record(run_id, model, mae, seed=1, data=standard, missing_rate=0.0):
+        config = resolve_config(model, "sims", preset="small", max_epochs=1)
+        return {"run_id": run_id, "status": "ok", "model": model, "dataset": "sims", "aligned": False, "seed": seed,
+                "synthetic": True, "preset": "small", "data": data, "config": dict(config),
+                "config_hash": config_hash(config), "metrics": {"MAE": mae, "Mult_acc_2": 0.5},
+                "condition": {"missing_rate": missing_rate, "drop_modality": None, "modalities": "TAV"}}
+
+    def store(name, *rows):
+        folder = tmp_path / name
+        for r in rows:
+            append_record(folder, r)
+        return folder
+
+    def sensitivity(folder, seeds, **kw):
+        return analysis.sensitivity_table(folder, "atsuko", "sims", "band_mask_rate", [0.1], seeds, synthetic=True,
+                                          preset="small", max_epochs=1, **kw)
+
+    full, sbn = record("full", "atsuko", 0.50), record("sbn", "atsuko_sbn", 0.60)
+    full_masked, sbn_masked = (record("full-mr", "atsuko", 0.90, missing_rate=0.5),
+                               record("sbn-mr", "atsuko_sbn", 0.95, missing_rate=0.5))
+    two_files = store("sensitivity", full, full_masked, record("seed2", "atsuko", 0.40, seed=2),
+                      record("seed2-corrupt", "atsuko", 0.30, seed=2, data=corrupt))
+    assert list(sensitivity(two_files, [1]).run_ids) == ["full"]
+    with pytest.raises(DataError, match=rf"come from 2 data files \({corrupt}, {standard}\): give each its own"):
+        sensitivity(two_files, [1, 2])
+    table = sensitivity(two_files, [1, 2], data=standard)
+    assert list(table.run_ids) == ["full seed2"] and list(table["mean"]) == [pytest.approx(0.45)]
+
+    assert analysis.ablation_runs(store("tsne", full, sbn, full_masked), "sims") == \
+        {"+SBN": "sbn", "full Atsuko (SBN + MCM)": "full"}
+    partners = store("explain", full, sbn, sbn_masked)
+    assert analysis.find_partner_without_mcm(partners, SimpleNamespace(record=full)) == "sbn"
+    assert analysis.find_partner_without_mcm(partners, SimpleNamespace(record=full_masked)) == "sbn-mr"
+
+
 def test_band_weight_figure_takes_any_number_of_bands(tmp_path):
     """num_bands is a config key; the stacked bars' transparency went below 0 from the fifth band."""
     from mmsa_atsuko.plots import MODALITIES, plot_band_weights

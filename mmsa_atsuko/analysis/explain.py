@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import load_dataset
+from ..data.conditions import condition_of
 from ..errors import DataError, UsageError
 from ..models.atsuko import ATSUKO_FAMILY
 from ..results import ok_records, read_records
@@ -42,13 +43,14 @@ def modality_weights_table(run: LoadedRun, feature_path=None) -> pd.DataFrame:
 
 
 def find_partner_without_mcm(results, run: LoadedRun) -> str | None:
-    """The latest run of the same data and seed whose config is this run's with the MCM switched
+    """The latest run of the same data, protocol condition and seed whose config is this run's with the MCM switched
     off: every other key equal, so the two sets of weights differ by the MCM alone."""
     config = _config_apart_from(run.record["config"], "use_mcm", "use_distill")
     partners = [r for r in ok_records(read_records(Path(results)))
                 if r.get("model") in ATSUKO_FAMILY
                 and r["dataset"] == run.record["dataset"] and bool(r["aligned"]) == bool(run.record["aligned"])
                 and r["data"] == run.record["data"] and r["seed"] == run.record["seed"]
+                and condition_of(r) == condition_of(run.record)          # the same masked data
                 and not r["config"].get("use_mcm")
                 and _config_apart_from(r["config"], "use_mcm", "use_distill") == config]
     return partners[-1]["run_id"] if partners else None

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..api import resolve_config
+from ..data.conditions import condition_of
 from ..errors import DataError
 from ..results import headline_metric, ok_records, read_records
 from .runs import _config_apart_from
@@ -50,19 +51,33 @@ def _nearest_runs_hint(records: list, wanted: dict, param: str) -> str:
             f"it was trained with")
 
 
+def _one_data_file(rows: list[dict], model: str, dataset: str) -> None:
+    """Every point of a figure comes from one data file: the runs a value matches are the latest per seed, and
+    a later run on another file (a stress recipe, --size full, another copy of the features) took its seed's
+    place without a word."""
+    used = sorted({run_data for row in rows for run_data in row.pop("data")})
+    if len(used) > 1:
+        raise DataError(f"the {model} runs on {dataset} that the figure would read come from {len(used)} data files "
+                        f"({', '.join(used)}): give each its own --results folder, or run without --read-only to "
+                        f"read those of the data the sweep trains on")
+
+
 def sensitivity_table(results, model: str, dataset: str, param: str, values, seeds, aligned: bool = False,
                       synthetic: bool | None = None, preset: str | None = None,
-                      max_epochs: int | None = None) -> pd.DataFrame:
+                      max_epochs: int | None = None, data: str | None = None) -> pd.DataFrame:
     """Key metric mean and sample std over seeds for each value of `param`, read from the store.
 
-    A run counts when its model, dataset, aligned flag and seed match and its config is the
+    A run counts when its model, dataset, aligned flag and seed match, it ran under the plain protocol
+    condition (the sweep runs it so; a run at a missing rate is another experiment) on the data file `data`
+    (a data id; None: any, as long as every point reads the same one), and its config is the
     model's config (`preset`, `max_epochs`) with `param=value` and nothing else changed: the run
     the sweep made with `-c param=value`, not one of another parameter's sweep that happens to
     hold this value.
     """
     records = [r for r in ok_records(read_records(Path(results))) if r["model"] == model
                and r["dataset"] == dataset and bool(r["aligned"]) == aligned and r["seed"] in seeds
-               and (synthetic is None or bool(r["synthetic"]) == synthetic)]
+               and (synthetic is None or bool(r["synthetic"]) == synthetic)
+               and condition_of(r).plain and (data is None or r["data"] == data)]
     rows = []
     for value in values:
         wanted = _config_apart_from(resolve_config(model, dataset, preset=preset, overrides=[(param, value)],
@@ -81,5 +96,7 @@ def sensitivity_table(results, model: str, dataset: str, param: str, values, see
                      # one seed has no spread: undefined (empty in the CSV, no error bar), as the leaderboard's "–"
                      "std": scores.std(ddof=1) if len(scores) > 1 else math.nan, "seeds": len(scores),
                      "run_ids": " ".join(m["run_id"] for m in matching.values()),
-                     "synthetic": any(m["synthetic"] for m in matching.values())})
+                     "synthetic": any(m["synthetic"] for m in matching.values()),
+                     "data": {m["data"] for m in matching.values()}})
+    _one_data_file(rows, model, dataset)
     return pd.DataFrame(rows)

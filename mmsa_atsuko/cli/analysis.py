@@ -197,21 +197,25 @@ def cmd_sensitivity(argv) -> int:
     tables = []
     for param in params:
         values = args.values or SENSITIVITY_PARAMS[param]
+        swept = set()         # the data ids the sweeps planned on: the figure reads their runs only
         if not args.read_only:
             for i, value in enumerate(values, 1):
                 # Each value is a sweep of its own: its progress lines say which value they serve.
                 tag = f"[{param}={value:g}, value {i}/{len(values)}]"
-                sweep(out=args.results, backend=LocalBackend(jobs, "auto", args.threads), precision=args.precision,
-                      deterministic=not args.nondeterministic, echo=lambda line, tag=tag: print(f"{tag} {line}", flush=True),
-                      models=[args.model], datasets=[args.dataset], seeds=seeds, aligned=args.aligned,
-                      synthetic=args.synthetic, preset=args.preset, max_epochs=args.max_epochs,
-                      config=[f"{param}={value}"], data_root=args.data_root)
+                summary = sweep(out=args.results, backend=LocalBackend(jobs, "auto", args.threads),
+                                precision=args.precision,
+                                deterministic=not args.nondeterministic,
+                                echo=lambda line, tag=tag: print(f"{tag} {line}", flush=True),
+                                models=[args.model], datasets=[args.dataset], seeds=seeds, aligned=args.aligned,
+                                synthetic=args.synthetic, preset=args.preset, max_epochs=args.max_epochs,
+                                config=[f"{param}={value}"], data_root=args.data_root)
+                swept |= {run.data for run in summary.plan.runs}
         tables.append(sensitivity_table(args.results, args.model, args.dataset, param, values, seeds,
                                         # --synthetic asks for generated data; without it the data root's
                                         # files are read, which may be generated ones too: take either.
                                         aligned=args.aligned, synthetic=True if args.synthetic else None,
-                                        preset=args.preset,
-                                        max_epochs=args.max_epochs))
+                                        preset=args.preset, max_epochs=args.max_epochs,
+                                        data=next(iter(swept)) if len(swept) == 1 else None))
     table = pd.concat(tables, ignore_index=True)
     metric = table.metric.iloc[0]
     where = f"{args.model} on {args.dataset}{' aligned' if args.aligned else ''}"
