@@ -1,5 +1,6 @@
 """Issue 17 on the CPU: determinism mode, precision, threads, --jobs sizing and packing, the record's
 hardware fields, and a training step that reads nothing back from the device."""
+import csv
 import math
 import resource
 
@@ -10,7 +11,7 @@ import mmsa_atsuko
 from conftest import make_dataset
 from mmsa_atsuko import api, cli
 from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.results import json_safe, read_records
+from mmsa_atsuko.results import json_safe, mmsa_cell, read_records
 from mmsa_atsuko.sweep import LocalBackend, default_jobs, run_packed
 from mmsa_atsuko.training import hardware
 from mmsa_atsuko.training import trainer as trainer_mod
@@ -251,6 +252,20 @@ def test_the_training_step_reads_nothing_back_from_the_device(monkeypatch):
 
 
 # ---- --jobs: the same metrics as one process ------------------------------------------------------
+
+def test_two_workers_write_one_mmsa_row_per_protocol_condition_as_one_process_does(tmp_path):
+    """`--missing-rate 0 0.3 --jobs 2` wrote one row `tfn`, both rates' runs averaged together, where
+    the same call in one process writes `tfn` and `tfn [missing_rate=0.3]`."""
+    kw = dict(synthetic=True, preset="small", max_epochs=1, missing_rates=[0.0, 0.3])
+    runs = run_packed(["tfn"], ["mosi"], [1, 2], out=tmp_path, echo=lambda line: None,
+                      backend=LocalBackend(2, "cpu", threads=1), **kw)
+    rows = list(csv.DictReader((tmp_path / "normal" / "mosi-synthetic.csv").read_text().splitlines()))
+    assert [row["Model"] for row in rows] == ["tfn", "tfn [missing_rate=0.3]"]
+    for row in rows:
+        rate = 0.3 if "missing_rate" in row["Model"] else 0.0
+        maes = [r["metrics"]["MAE"] for r in runs if r["condition"]["missing_rate"] == rate]
+        assert len(maes) == 2 and row["MAE"] == mmsa_cell(maes)
+
 
 def test_seeds_on_two_workers_give_the_metrics_of_a_sequential_run(tmp_path):
     kw = dict(synthetic=True, preset="small", max_epochs=2)

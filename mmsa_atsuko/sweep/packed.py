@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data.conditions import condition_of
 from ..errors import ToolkitError
 from ..results import append_mmsa_csv, latest_by_identity, read_records
 from .driver import sweep
@@ -28,11 +29,19 @@ def run_packed(models, datasets, seeds, *, backend, out="results", save_checkpoi
                            f"{first['seed']}: {first.get('error')} (records in {Path(out) / 'runs.jsonl'})")
     recorded = latest_by_identity(read_records(Path(out)))
     records = [recorded[run.identity] for run in summary.plan.runs]
-    trained = {(r["model"], r["dataset"], r["aligned"]) for r in summary.records}
+    trained = {_row_key(r) for r in summary.records}
     groups: dict[tuple, list[dict]] = {}
     for record in records:
-        groups.setdefault((record["model"], record["dataset"], record["aligned"]), []).append(record)
-    for key, group in groups.items():      # one row per (model, dataset) that trained, as `api.run` writes
+        groups.setdefault(_row_key(record), []).append(record)
+    for key, group in groups.items():      # one row per (model, dataset, condition) that trained, as `api.run` writes
         if key in trained:
-            append_mmsa_csv(Path(out), key[1], key[0], [r["metrics"] for r in group], group[0]["synthetic"])
+            model, dataset, _, condition = key
+            append_mmsa_csv(Path(out), dataset, model + (f" [{condition}]" if condition else ""),
+                            [r["metrics"] for r in group], group[0]["synthetic"])
     return records
+
+
+def _row_key(record: dict) -> tuple:
+    """What one MMSA row covers: a model on a dataset and layout under one protocol condition (`api.run`'s job).
+    Without the condition, `--missing-rate 0 0.3 --jobs 2` averaged both rates into one row labelled as plain."""
+    return record["model"], record["dataset"], record["aligned"], condition_of(record).key()
