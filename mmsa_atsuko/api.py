@@ -235,7 +235,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
                 trained = True
         if trained:    # the row covers every seed of the call, recorded ones included, as the table does
             append_mmsa_csv(Path(out), spec.name, job.model + condition_label(spec), [r["metrics"] for r in job_records],
-                            spec.synthetic)
+                            spec.synthetic, spec.source)
         records += job_records
     return records
 

@@ -7,6 +7,7 @@ import pytest
 import mmsa_atsuko
 from conftest import die_before_last_pt_of_epoch, history_scalars, same_scalars, tensorboard_scalars
 from mmsa_atsuko import api
+from mmsa_atsuko.results import mmsa_cell
 
 
 def _prepare(model, loaded, **overrides):
@@ -315,3 +316,15 @@ def test_save_checkpoint_none_leaves_no_weights_and_the_same_metrics(tmp_path):
         assert none[key] == best[key], key
     with pytest.raises(UsageError, match="--save-checkpoint must be one of best, none"):
         mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "x", save_checkpoint="last", **kw)
+
+
+def test_a_stress_recipe_writes_its_mmsa_rows_to_a_file_of_its_own(tmp_path):
+    """`--synthetic-recipe corrupt` appended 'tfn' to mosi-synthetic.csv, beside the standard recipe's 'tfn'."""
+    kw = dict(seeds=[1], synthetic=True, preset="small", max_epochs=1, out=tmp_path, quiet=True)
+    (corrupt,) = mmsa_atsuko.run("tfn", "mosi", synthetic_recipe="corrupt", **kw)
+    (standard,) = mmsa_atsuko.run("tfn", "mosi", **kw)
+    normal = tmp_path / "normal"
+    assert sorted(p.name for p in normal.glob("*.csv")) == ["mosi-synthetic-corrupt.csv", "mosi-synthetic.csv"]
+    for name, record in (("mosi-synthetic-corrupt.csv", corrupt), ("mosi-synthetic.csv", standard)):
+        header, row = (normal / name).read_text().splitlines()
+        assert row.startswith("tfn,") and f'"{mmsa_cell([record["metrics"]["MAE"]])}"' in row

@@ -137,3 +137,9 @@ def test_mmsa_csv_rows_append_under_one_header(tmp_path):
     assert lines[2].startswith('lmf,"(80.0, 0.0)"')
     synth = append_mmsa_csv(tmp_path, "sims", "tfn", seeds, synthetic=True)
     assert synth.name == "sims-synthetic.csv" and synth != path
+    # A stress recipe's rows sat among the standard recipe's, each row naming only its model.
+    standard = append_mmsa_csv(tmp_path, "sims", "tfn", seeds, True, "synthetic:sims-small-unaligned-seed0-v2")
+    corrupt = append_mmsa_csv(tmp_path, "sims", "tfn", seeds, True, "synthetic:corrupt-s2-sims-small-unaligned-seed0-v2")
+    assert (standard, corrupt.name) == (synth, "sims-synthetic-corrupt.csv")
+    assert len(synth.read_text().splitlines()) == 3 and len(corrupt.read_text().splitlines()) == 2
+    assert append_mmsa_csv(tmp_path, "sims", "tfn", seeds, False, "sha256:" + "0" * 64) == path

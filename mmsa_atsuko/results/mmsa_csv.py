@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.synthetic_stress import STANDARD, recipe_kind
 from ..metrics import METRIC_KEYS, MMSA_CSV_KEYS, metric_family
 from ..atomic import open_append
 from .folder import store_lock
@@ -23,15 +24,25 @@ def mmsa_cell(values) -> str:
     return str((round(float(np.mean(arr)) * 100, 2), round(float(np.std(arr)) * 100, 2)))
 
 
+def mmsa_csv_name(dataset: str, synthetic: bool, data: str | None = None) -> str:
+    """`<dataset>.csv`; synthetic data's `<dataset>-synthetic.csv`, a stress recipe's `<dataset>-synthetic-<recipe>.csv`
+    (`data`: the runs' data id). A row names only its model: `--synthetic-recipe corrupt` rows sat among the
+    standard recipe's, the same model name on numbers of other data."""
+    if not synthetic:
+        return f"{dataset}.csv"
+    recipe = recipe_kind(data.removeprefix("synthetic:")) if data else STANDARD
+    return f"{dataset}-synthetic.csv" if recipe == STANDARD else f"{dataset}-synthetic-{recipe}.csv"
+
+
 def append_mmsa_csv(out_dir: Path, dataset: str, model: str, per_seed_metrics: list[dict],
-                    synthetic: bool) -> Path:
-    """Append one MMSA-style row; synthetic results go to `<dataset>-synthetic.csv`."""
+                    synthetic: bool, data: str | None = None) -> Path:
+    """Append one MMSA-style row to `mmsa_csv_name(dataset, synthetic, data)`."""
     family = metric_family(dataset)
     # MIntRec is not an MMSA dataset: its row has MIntRec's metrics (acc, f1, precision, recall).
     columns = ["Model", *MMSA_CSV_KEYS.get(family, METRIC_KEYS[family]), "Loss"]
     folder = Path(out_dir) / "normal"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (f"{dataset}-synthetic.csv" if synthetic else f"{dataset}.csv")
+    path = folder / mmsa_csv_name(dataset, synthetic, data)
     row = [model] + [mmsa_cell([m[k] for m in per_seed_metrics]) for k in columns[1:]]
     with store_lock(path), os.fdopen(open_append(path), "a+", newline="", encoding="utf-8") as f:
         f.seek(0)

@@ -37,7 +37,7 @@ def run_packed(models, datasets, seeds, *, backend, out="results", save_checkpoi
         if key in trained:
             model, dataset, _, condition = key
             append_mmsa_csv(Path(out), dataset, model + (f" [{condition}]" if condition else ""),
-                            [r["metrics"] for r in group], group[0]["synthetic"])
+                            [r["metrics"] for r in group], group[0]["synthetic"], group[0]["data"])
     return records
 
 
