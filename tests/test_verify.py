@@ -12,7 +12,11 @@ from mmsa_atsuko.leaderboard.verify import render_verify
 MOSI_KEYS = ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5", "Mult_acc_7", "MAE", "Corr")
 
 
-def record(model, seed, data="sha256:" + "ab" * 32, aligned=False, **metrics):
+MOSI_FILE = "sha256:78e0f8b5ef8ff71558e7307848fc1fa929ecb078203f565ab22b9daab2e02524"   # MMSA's README publishes it
+OTHER_FILE = "sha256:" + "ab" * 32
+
+
+def record(model, seed, data=MOSI_FILE, aligned=False, **metrics):
     values = {k: 0.5 for k in MOSI_KEYS} | metrics
     return {"run_id": f"{model}-{seed}-{data[:12]}", "status": "ok", "model": model, "dataset": "mosi",
             "aligned": aligned, "seed": seed, "config_hash": "h", "config": {}, "data": data,
@@ -60,3 +64,16 @@ def test_synthetic_runs_are_refused_with_one_line(tmp_path, capsys):
         verify_store(store(tmp_path, synthetic))
     assert main(["verify", "--results", str(tmp_path)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_runs_on_another_file_than_mmsa_publishes_are_not_verified(tmp_path, capsys):
+    """`-d mosi --feature-path my.pkl` (or a modified copy) runs were verified against the paper as its experiment."""
+    agree = dict(Mult_acc_7=0.353, Non0_acc_2=0.765, Non0_F1_score=0.766, MAE=0.995)
+    other = [record("tfn", s, data=OTHER_FILE, **agree) for s in (1, 2)]
+    with pytest.raises(UsageError, match=rf"the real-data runs in this store are on other files: mosi unaligned: runs "
+                                         rf"on {OTHER_FILE}, not the file MMSA publishes \({MOSI_FILE}\); not verified$"):
+        verify_store(store(tmp_path, other))
+    assert main(["verify", "--results", str(tmp_path)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    cells, notes = verify_store(store(tmp_path, other + [record("lmf", s) for s in (1, 2)]))
+    assert {c.model for c in cells} == {"lmf"} and any(OTHER_FILE in note for note in notes)

@@ -4,13 +4,15 @@ A cell is (dataset and setting, model row, paper column): ours is the mean ± sa
 over seeds in the paper's units (accuracies and F1 in %, MAE as is), the published value is the
 seed paper's (published.py), delta = ours - published, and the cell agrees when |delta| <= 2 std.
 A row over one seed has no std, so none of its cells can agree. Only plain-condition runs on
-real data count: numbers on synthetic data are not the paper's experiment.
+real data count, on the file MMSA publishes where datasets.yaml has its sha256: numbers on synthetic
+data or on another file are not the paper's experiment.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+from ..config import dataset_facts
 from ..errors import UsageError
 from ..metrics import metric_family
 from .published import PAPER_COLUMNS, PAPER_NAMES, PUBLISHED
@@ -72,17 +74,39 @@ def verify_cells(tables: list[Table]) -> tuple[list[VerifyCell], list[str]]:
     return cells, notes
 
 
+def _published_sha256(table: Table) -> str | None:
+    """The sha256 MMSA publishes for the table's file (datasets.yaml `sha256`), None where it publishes none."""
+    return (dataset_facts(table.dataset).get("sha256") or {}).get("aligned" if table.aligned else "unaligned")
+
+
+def _not_the_published_file(table: Table) -> str | None:
+    """Why the table's runs are not on MMSA's file (a note), or None. The paper's numbers are on that file: runs on
+    another (`--feature-path my.pkl -d mosi`, a modified copy) were verified as if they were the paper's experiment."""
+    published = _published_sha256(table)
+    if published is None or table.data == f"sha256:{published}":
+        return None
+    return (f"{table.dataset} {'aligned' if table.aligned else 'unaligned'}: runs on {table.data}, not the file "
+            f"MMSA publishes (sha256:{published}); not verified")
+
+
 def verify(records: list[dict], datasets=None) -> tuple[list[VerifyCell], list[str]]:
-    """The cells of the real-data runs in `records`; a UsageError when there are none to verify."""
+    """The cells of the real-data runs in `records` on MMSA's published files (any real file of a dataset
+    whose file has no published sha256); a UsageError when there are none to verify."""
     tables = build_tables(records, datasets)
     real = [t for t in tables if not t.synthetic]
+    what = f" of {', '.join(datasets)}" if datasets else ""
     if not real:
-        what = f" of {', '.join(datasets)}" if datasets else ""
         if tables:
             raise UsageError(f"verify compares runs on the real feature files with published numbers; the runs"
                              f"{what} in this store are on synthetic data only")
         raise UsageError(f"no ok runs{what} to verify in this store")
-    cells, notes = verify_cells(real)
+    others = [note for note in map(_not_the_published_file, real) if note]
+    published = [t for t in real if not _not_the_published_file(t)]
+    if not published:
+        raise UsageError(f"verify compares runs on MMSA's feature files with published numbers; the real-data runs"
+                         f"{what} in this store are on other files: {'; '.join(others)}")
+    cells, notes = verify_cells(published)
+    notes += others
     if len(real) < len(tables):
         notes.append(f"runs on synthetic data ({len(tables) - len(real)} table(s)) are not verified")
     if not cells:
