@@ -119,6 +119,23 @@ def test_a_tune_names_one_setting_and_a_study_resumes_only_the_search_it_began(t
     assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'tune' / 's.db'}").trials) == 1
 
 
+def test_a_study_resumes_only_on_the_data_it_searched_even_at_the_same_path(tmp_path, monkeypatch):
+    """The facts named the data by its paths: another file at the same path (or $MMSA_DATA_ROOT pointing
+    elsewhere) resumed the study, and its best was chosen among trials scored on two files."""
+    from mmsa_atsuko.data.synthetic import write_synthetic
+    feature_file = tmp_path / "data" / "mosi.pkl"
+    kw = dict(out=tmp_path, study_name="s", final_runs=False, echo=lambda _: None, feature_path=str(feature_file),
+              preset="small", max_epochs=1)
+    write_synthetic("mosi", feature_file, seed=0)
+    tune("tfn", "mosi", trials=1, **kw)
+    write_synthetic("mosi", feature_file, seed=1)                  # another file where the first one was
+    with pytest.raises(UsageError, match=r"searched with other data \(data: 'synthetic:mosi-small-unaligned-seed0-"):
+        tune("tfn", "mosi", trials=2, **kw)
+    write_synthetic("mosi", feature_file, seed=0)                  # the first file again: the study goes on
+    tune("tfn", "mosi", trials=2, **kw)
+    assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'tune' / 's.db'}").trials) == 2
+
+
 def test_tune_options_that_name_the_other_backend_are_one_line(tmp_path, capsys):
     from mmsa_atsuko.cli import main
     for argv, expected in (

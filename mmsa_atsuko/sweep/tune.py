@@ -44,7 +44,7 @@ from ..training.seed import DEFAULT_SEEDS, check_seeds
 from .driver import SweepLock, sweep
 from .execute import optuna_module
 from .local import LocalBackend
-from .plan import PlannedRun
+from .plan import PlannedRun, prepare, release
 from .sweep_file import Setting, expand
 from .tune_space import check_space, read_space, space_name, suggest
 
@@ -101,6 +101,7 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
         raise UsageError(f"search space keys {', '.join(unknown)} are not config keys of {model}")
     check_space(model, base, space, where)          # before the study: a bad space leaves no storage file
     minimize = config.key_eval == "Loss" or lower_is_better(config.key_eval)
+    data = _data_id(base, backend)                  # before the study too: missing data leaves no storage file
     (out / TUNE_DIR).mkdir(parents=True, exist_ok=True)
     with SweepLock(out):
         storage = _storage(out, study_name)
@@ -108,7 +109,8 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
                                     direction="minimize" if minimize else "maximize",
                                     sampler=optuna.samplers.TPESampler(seed=seed),
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
-        facts = _search_facts(base, config, seeds[0], space, precision=precision, deterministic=deterministic)
+        facts = _search_facts(base, config, seeds[0], space, precision=precision, deterministic=deterministic,
+                              data=data)
         _check_same_search(study, facts, storage, echo)
         stored = study.get_trials(deepcopy=False)
         for dead in [t for t in stored if t.state == optuna.trial.TrialState.RUNNING]:
@@ -201,11 +203,23 @@ def default_study_name(setting: Setting) -> str:
     return "tune-" + "-".join(parts)
 
 
+def _data_id(setting: Setting, backend) -> str:
+    """The data id (the file's sha256, or the synthetic recipe) the trials will read. The paths in the facts do
+    not name the data: another file at the same path, or $MMSA_DATA_ROOT pointing elsewhere, resumed the study
+    and chose its best among trials scored on two files. Read as a sweep plans: the in-process backend keeps it."""
+    in_process = getattr(backend, "in_process", False)
+    release()      # read afresh: this process may hold what an earlier tune read at the same path
+    data = prepare(setting, keep_others=in_process).data.spec.source
+    if not in_process:
+        release()                  # the workers read it; the driver need not hold it (MOSEI is several GB)
+    return data
+
+
 def _search_facts(setting: Setting, config, trial_seed: int, space: dict, *, precision: str,
-                  deterministic: bool) -> dict:
+                  deterministic: bool, data: str) -> dict:
     """What a study's trials were scored on: a study resumed with other facts would mix two searches.
     (Torch threads per trial are not among them: they change a float sum's last bits, not the search.)"""
-    return {"model": setting.model, "dataset": setting.dataset, "aligned": setting.aligned,
+    return {"model": setting.model, "dataset": setting.dataset, "aligned": setting.aligned, "data": data,
             "synthetic": setting.synthetic and f"{setting.synthetic_size}/{setting.synthetic_recipe}",
             "feature_path": setting.feature_path, "data_root": setting.data_root,
             "condition": setting.condition.key(), "config_hash": config_hash(config), "trial_seed": trial_seed,
