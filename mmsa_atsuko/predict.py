@@ -39,7 +39,7 @@ from .data.mmsa_format import load_for_prediction
 from .data.safe_checkpoint import load_weights
 from .errors import DataError, UsageError
 from .models.common.bert import reads_bert_tokens
-from .results import check_output_folder, open_new, read_records, run_path, show
+from .results import check_output_folder, no_weights, open_new, read_records, run_path, show
 from .training.checked_model import Described, build_checked
 from .training.model_card import MODEL_CARD, NOT_OURS, read_model_card, spec_from_card
 from .training.seed import resolve_device
@@ -72,7 +72,10 @@ def run_folder(results=None, run_id: str | None = None, checkpoint=None) -> Path
     matches = [r for r in read_records(results) if r.get("run_id") == run_id and r.get("status") == "ok"]
     if not matches:
         raise UsageError(f"unknown run id {run_id!r}: no finished run of that id in {results / 'runs.jsonl'}")
-    return run_path(results, matches[-1])          # inside --results, whatever the record says
+    folder = run_path(results, matches[-1])        # inside --results, whatever the record says
+    if matches[-1].get("checkpoint") == "none":
+        raise UsageError(no_weights(folder / "best.pt", matches[-1]))
+    return folder
 
 
 def load_checkpoint(folder) -> tuple[dict, torch.nn.Module]:
@@ -87,7 +90,7 @@ def load_checkpoint(folder) -> tuple[dict, torch.nn.Module]:
     card_path = Path(folder) / MODEL_CARD
     weights = Path(folder) / "best.pt"
     if not weights.is_file():
-        raise DataError(f"{weights} not found: the run folder has model.json but no weights")
+        raise DataError(no_weights(weights))
     state = load_weights(weights)          # checked first: a hostile best.pt is one line
     described = Described(str(card_path), f"the {card['model']} in {card_path}", "the card")
     model = build_checked(card["model"], EasyDict(card["config"]), spec_from_card(card), state, weights, described)

@@ -267,6 +267,27 @@ def test_a_checkpoint_folder_that_is_no_run_is_said_so(trained, capsys, tmp_path
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_a_run_that_kept_no_weights_says_why_in_predict_and_robustness(trained, capsys, tmp_path):
+    """predict and robustness on a --save-checkpoint none run said only that best.pt was missing,
+    as if the folder were damaged: the record says why, and what to do."""
+    results = tmp_path / "results"
+    record = _train(trained["features"], results, "tfn", "--save-checkpoint", "none")
+    why = (f"error: run {record['run_id']} kept no weights: it was trained with --save-checkpoint none; train it "
+           f"again with --save-checkpoint best (and --rerun) to use its model")
+    code, err = _predict(capsys, "--run", record["run_id"], "--results", results, "--features", trained["features"],
+                         "--out", tmp_path / "preds")
+    assert code == 2 and err.strip() == why and not (tmp_path / "preds").exists()
+    code = main(["robustness", "--run", record["run_id"], "--results", str(results), "--out", str(tmp_path / "fig")])
+    assert code == 2 and capsys.readouterr().err.strip() == why and not (tmp_path / "fig").exists()
+    # A folder alone (no record) can only say that the weights are not there, and the likely cause.
+    weights = results / record["run_dir"] / "best.pt"
+    code, err = _predict(capsys, "--checkpoint", results / record["run_dir"], "--features", trained["features"],
+                         "--out", tmp_path / "preds")
+    assert code == 1 and err.strip() == (f"error: {weights} not found: the run folder holds no weights (a run trained "
+                                         f"with --save-checkpoint none keeps none; train it again with "
+                                         f"--save-checkpoint best)")
+
+
 def test_predict_checks_the_ids_against_the_cards_tokenizer():
     """Training now refuses a file whose ids come from another tokenizer than its BERT, but a model.json
     written before (or a file that does not say) still meets predict's own check."""

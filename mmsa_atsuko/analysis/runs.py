@@ -21,7 +21,7 @@ from ..data.conditions import condition_of
 from ..data.safe_checkpoint import load_weights
 from ..data.synthetic_stress import recipe_kind
 from ..errors import DataError, UsageError, one_line
-from ..results import RUNS_FILE, check_ok_record, read_records, run_path
+from ..results import RUNS_FILE, check_ok_record, no_weights, read_records, run_path
 from ..training.checked_model import Described, build_checked
 from ..training.model_card import check_run_config
 
@@ -96,7 +96,7 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None, data
     run_dir = run_path(results, record)     # inside --results, whatever the record says
     checkpoint = checkpoint or run_dir / "best.pt"
     if not Path(checkpoint).is_file():
-        raise DataError(f"checkpoint missing for run {run_id}: {checkpoint} does not exist")
+        raise (UsageError if record.get("checkpoint") == "none" else DataError)(no_weights(checkpoint, record))
     where = f"{Path(results) / RUNS_FILE} run {run_id}"
     try:     # a record may come from anywhere: its config held to the checks of a training run's
         config = EasyDict(check_run_config(record["model"], record["config"], record["dataset"], f"{where} config"))

@@ -89,6 +89,16 @@ def ran_at_other_precision(record: dict, precision: str) -> str | None:
     return ran if ran != precision else None
 
 
+def no_weights(weights, record: dict | None = None) -> str:
+    """The line for a run folder without its best.pt: a record that says `checkpoint: none` is a run
+    trained to keep no weights, which no copy or repair brings back; else the file is missing."""
+    if record is not None and record.get("checkpoint") == "none":
+        return (f"run {record.get('run_id')} kept no weights: it was trained with --save-checkpoint none; "
+                f"train it again with --save-checkpoint best (and --rerun) to use its model")
+    return (f"{weights} not found: the run folder holds no weights (a run trained with --save-checkpoint none "
+            f"keeps none; train it again with --save-checkpoint best)")
+
+
 def identity(record: dict) -> tuple | None:
     """The run identity of a store record, or None for a record that is not a run (it lacks a
     field); an identity field of the wrong type is a DataError (a crafted or hand-edited line)."""
