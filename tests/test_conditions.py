@@ -212,6 +212,35 @@ def test_the_missing_rate_table_against_hand_computed_means_and_areas(tmp_path):
         leaderboard(tmp_path, by="missing_rate", fmt="latex")
 
 
+def test_a_missing_rate_figure_says_synthetic_once(tmp_path):
+    """The figure's title held the table's heading ("synthetic data (synthetic:...)") and then the
+    figure's own tag: "synthetic data" twice. The table keeps its heading; the figure its tag."""
+    import json
+
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.plots import pyplot
+    data = "synthetic:standard-abc"
+    records = [_record(m, rate, seed, 1.0 + rate + seed / 10, data=data) for m in ("tfn", "lmf")
+               for rate in (0.0, 0.5) for seed in (1, 2)]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    titles = []
+    plt = pyplot()
+    real_savefig = plt.Figure.savefig
+
+    def savefig(fig, *args, **kwargs):
+        titles.append(fig._suptitle.get_text())
+        return real_savefig(fig, *args, **kwargs)
+    plt.Figure.savefig = savefig
+    try:
+        assert main(["leaderboard", "--results", str(tmp_path), "--by", "missing_rate",
+                     "--figures", str(tmp_path / "figs")]) == 0
+    finally:
+        plt.Figure.savefig = real_savefig
+    assert titles and all(t.count("synthetic data") == 1 for t in titles), titles
+    assert "### mosi, unaligned: synthetic data (synthetic:standard-abc), MAE against the missing rate" in \
+        leaderboard(tmp_path, by="missing_rate")
+
+
 def test_leaderboard_rows_are_per_condition(tmp_path):
     import json
     records = [_record("tfn", 0.0, 1, 1.0), _record("tfn", 0.0, 2, 1.2), _record("tfn", 0.5, 1, 2.0),

@@ -161,7 +161,7 @@ def missing_rate_figures(results, out, *, datasets=None, key_metric=None) -> lis
         names[name] = names.get(name, 0) + 1
         if names[name] > 1:                       # another data file of the same kind
             name += f"-{names[name]}"
-        fig = plot_missing_rate(curves_frame([t]), t.title(), t.synthetic, lower_is_better(t.metric))
+        fig = plot_missing_rate(curves_frame([t]), t.title(kind=False), t.synthetic, lower_is_better(t.metric))
         paths += save_figure(fig, curves_frame([t]), out, name)
     return paths
 

@@ -57,10 +57,11 @@ class CurveTable:
     def rates(self) -> list[float]:
         return sorted({r for c in self.curves for r in c.cells})
 
-    def title(self) -> str:
-        kind = "synthetic data" if self.synthetic else "real data"
-        return (f"{self.dataset}, {'aligned' if self.aligned else 'unaligned'}: {kind} ({self.data}), "
-                f"{self.metric} against the missing rate")
+    def title(self, kind: bool = True) -> str:
+        """The table's heading; `kind=False` leaves out whether the data are synthetic, for a figure,
+        which tags its own title (`plots._title`)."""
+        data = f"{'synthetic data' if self.synthetic else 'real data'} ({self.data})" if kind else self.data
+        return f"{self.dataset}, {'aligned' if self.aligned else 'unaligned'}: {data}, {self.metric} against the missing rate"
 
 
 def auc(values, rates) -> float:
