@@ -31,7 +31,7 @@ import warnings
 
 import numpy as np
 
-from .config import dataset_facts
+from .config import METRIC_KEYS, dataset_facts
 from .errors import UsageError
 
 # --------------------------------------------------------------------------------------
@@ -84,16 +84,8 @@ def recall_score(true: np.ndarray, pred: np.ndarray, average: str) -> float:
 # Names
 # --------------------------------------------------------------------------------------
 
-# Every key compute_metrics returns, per family, in MMSA's order. `Mult_acc_3` for MOSI/MOSEI
-# is computed by MMSA but not returned; we return it last.
-METRIC_KEYS: dict[str, tuple[str, ...]] = {
-    "mosi": ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score",
-             "Mult_acc_5", "Mult_acc_7", "MAE", "Corr", "Mult_acc_3"),
-    "sims": ("Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr"),
-    # MIntRec's own names are acc, f1, prec, rec (its CSV has them x100, 2 decimals).
-    "mintrec": ("acc", "f1", "precision", "recall"),
-}
-
+# Every key compute_metrics returns, per family, in MMSA's order, is `config.METRIC_KEYS` (imported
+# above): it sits beside the datasets table, which checks a dataset's metric set and headline against it.
 # The keys MMSA itself returns (and so writes to its CSVs), for an MMSA-compatible writer.
 # MIntRec is not an MMSA dataset and has no entry.
 MMSA_CSV_KEYS: dict[str, tuple[str, ...]] = {

@@ -37,7 +37,7 @@ from ..errors import UsageError
 from ..registry import CONFIG_DIR, get_model_class, model_yaml_path
 from .checks import (DEFAULT_CHECKS, Check, _apply, _checks, _declare_nullable, _no_check, _Nullable, _type_name,
                      number_hint, parse_override, parse_overrides)
-from .datasets import DATASETS_ENV, dataset_facts, dataset_names, datasets_table, real_layout
+from .datasets import DATASETS_ENV, METRIC_KEYS, dataset_facts, dataset_names, datasets_table, real_layout
 from .yaml_files import read_yaml
 
 __all__ = ["CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "Check", "check_config", "config_hash", "dataset_facts",
