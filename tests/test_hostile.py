@@ -672,6 +672,52 @@ def test_a_card_sizing_another_model_is_refused_before_it_is_built(results, caps
     assert not (tmp_path / "pred").exists()
 
 
+def repeat_values(run_dir: Path, change: dict, shared: int) -> None:
+    """Size the card's model by `change` and write a best.pt of exactly its tensor shapes, each float
+    tensor a stride-0 view of one value: of a storage of its own (`shared` 0), or of one storage of
+    `shared` values that all of them share. torch.save keeps the strides, so the file stays a few KB
+    whatever the shapes say. BatchNorm's step counts (int64 scalars) get a storage each."""
+    from easydict import EasyDict
+
+    from mmsa_atsuko.registry import build_model
+    from mmsa_atsuko.training.model_card import spec_from_card
+    edit_card(run_dir, lambda card: card["config"].update(change))
+    card = json.loads((run_dir / "model.json").read_text())
+    with torch.device("meta"):
+        shapes = build_model(card["model"], EasyDict(card["config"]), spec_from_card(card)).state_dict()
+    storage = torch.zeros(shared)
+
+    def view(t):
+        if t.dtype != torch.float32:
+            return torch.zeros(t.shape, dtype=t.dtype)
+        return (storage if shared else torch.zeros(1))[:1].expand(t.shape)
+    torch.save({k: view(t) for k, t in shapes.items()}, run_dir / "best.pt")
+    assert (run_dir / "best.pt").stat().st_size < 64 << 10
+
+
+REPEATED = {   # -> the card's change, how many values best.pt stores, the line
+    # 34 tensors in tfn's state dict, each a storage of one value; 40000 widths ask 6.7 GB
+    "stride_0": ({"post_fusion_dim": 40_000}, 0, "post_fusion_dim is 40000, more than the 34 values of its best.pt"),
+    # every width within the values stored (1000 shared, and 2 BatchNorm step counts), but (1000 + 1) ** 3
+    # inputs to the fusion layer: 16 GB
+    "one_storage": ({"hidden_dims": [1000, 1000, 1000], "text_out": 1000, "post_fusion_dim": 4}, 1000,
+                    "beside the 1,002 that"),
+}
+
+
+@pytest.mark.parametrize("case", list(REPEATED))
+def test_a_best_pt_whose_tensors_repeat_their_values_is_refused_before_it_is_built(results, capsys, tmp_path,
+                                                                                   never_built_for_real, case):
+    """A tensor's shape is no measure of what best.pt holds: its numel summed over stride-0 views let a
+    10 KB file pass every size check, and predict built the model its card described (6.7 GB, 30 s)."""
+    out, record = results
+    change, shared, needle = REPEATED[case]
+    repeat_values(out / record["run_dir"], change, shared)
+    code, err = predict(capsys, out / record["run_dir"], record, tmp_path / "pred")
+    assert_one_line(code, err, needle)
+    assert not (tmp_path / "pred").exists()
+
+
 RECORD_SIZES = {   # a runs.jsonl record whose config sizes another model, and the line
     "larger": ({"post_fusion_dim": 4000, "hidden_dims": [64, 64, 64], "text_out": 64},
                "in the model the record describes"),

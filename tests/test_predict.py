@@ -19,6 +19,7 @@ from mmsa_atsuko.data.synthetic import write_tiny_bert
 from mmsa_atsuko.predict import load_checkpoint
 from mmsa_atsuko.registry import build_model, list_models
 from mmsa_atsuko.results import read_records
+from mmsa_atsuko.training.checked_model import _stored_values
 from mmsa_atsuko.training.model_card import spec_from_card
 
 SMALL = ExtractConfig(text_len=12, audio_len=40, vision_len=15)
@@ -208,8 +209,12 @@ def test_the_checked_load_is_bit_identical_to_the_plain_one(name, use_bert, tmp_
     trained = write_run_folder(tmp_path / "run", name, data, config)
     card, loaded = load_checkpoint(tmp_path / "run")
     plain = build_model(name, EasyDict(card["config"]), spec_from_card(card))     # what predict did before
-    plain.load_state_dict(torch.load(tmp_path / "run" / "best.pt", weights_only=True))
+    state = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    plain.load_state_dict(state)
     plain.eval()
+    # Each tensor of a trained model's best.pt has a storage of its own, exactly its size: what
+    # checked_model counts the weights' values by (a crafted file's shapes may claim far more).
+    assert _stored_values(state) == sum(t.numel() for t in state.values())
     got = every_tensor(loaded)
     want = every_tensor(plain)
     assert got.keys() == want.keys()

@@ -6,10 +6,11 @@ checks: `model_card.check_run_config`) and the state dict read from best.pt (`lo
 bounded by the file), and builds the model for real only once
 - every integer of the config and of the spec is at most the number of values the weights hold
   (a model's sizes never exceed its parameter count, and a build loops over some of them in
-  Python, where no meta device helps);
+  Python, where no meta device helps), counted as best.pt stores them (`_stored_values`), not as
+  its tensors' shapes claim;
 - the model built on the meta device (models/common/meta.py), within a budget of tensors and
   modules set by the weights, has exactly the weights' tensor names and shapes;
-- it holds few values beside them (non-persistent buffers).
+- it holds few values beside those best.pt stores (non-persistent buffers).
 Anything else is one DataError line. `predict.load_checkpoint` (the config of a run folder's
 model.json) and `analysis.runs.load_run` (the config of a runs.jsonl record) both build through it.
 
@@ -61,17 +62,17 @@ def build_checked(model_name: str, config, spec, state, weights: Path, described
     if not (isinstance(state, dict) and state
             and all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items())):
         raise not_these("it holds no state dict of named tensors")
-    _check_sizes(config, spec, state, described)
+    stored = _stored_values(state)
+    _check_sizes(config, spec, stored, described)
     with torch.device("meta"):
         shapes = _build(model_name, config, spec, described, budget=len(state))
     wrong = _shape_difference(shapes, state, described)
     if wrong:
         raise not_these(wrong)
-    persistent = sum(v.numel() for v in state.values())
     every = sum(t.numel() for t in (*shapes.parameters(), *shapes.buffers()))
-    if every - persistent > EXTRA_ELEMENTS_PER_WEIGHT * persistent + EXTRA_ELEMENTS:
-        raise DataError(f"{described.where}: its {model_name} would hold {every:,} values beside the {persistent:,} "
-                        f"of {weights}: not a model this toolkit trains; train the run again")
+    if every - stored > EXTRA_ELEMENTS_PER_WEIGHT * stored + EXTRA_ELEMENTS:
+        raise DataError(f"{described.where}: its {model_name} would hold {every:,} values beside the {stored:,} "
+                        f"that {weights} stores: not a model this toolkit trains; train the run again")
     del shapes
     model = _build(model_name, config, spec, described)
     try:
@@ -116,10 +117,22 @@ def _build(model_name: str, config, spec, described: Described, budget: int | No
             handle.remove()
 
 
-def _check_sizes(config, spec, state: dict, described: Described) -> None:
-    """DataError unless every integer of the config and of the spec's dims is at most the number of
-    values the weights hold."""
-    total = sum(v.numel() for v in state.values())
+def _stored_values(state: dict) -> int:
+    """How many values best.pt really stores: each storage once, at its size as torch.load read it
+    (bounded by the file). A tensor's shape may claim far more: torch.save keeps a view's strides, so a
+    stride of 0 repeats one value (a 10 KB best.pt declared 1.6 billion values, and the model its card
+    described took 6.7 GB to build), and tensors may share one storage. A model's state dict saves
+    neither: each of its tensors has a storage of its own, exactly as large (tests/test_predict.py)."""
+    storages = {}
+    for tensor in state.values():
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes() // tensor.element_size()
+    return sum(storages.values())
+
+
+def _check_sizes(config, spec, total: int, described: Described) -> None:
+    """DataError unless every integer of the config and of the spec's dims is at most `total`, the number
+    of values the weights store."""
     sizes = [(key, v) for key, value in config.items() for v in (value if isinstance(value, list) else [value])]
     sizes += [(f"spec {name} {m}", n) for name in ("feature_dims", "seq_lens") for m, n in getattr(spec, name).items()]
     sizes.append(("spec num_classes", spec.num_classes))
