@@ -134,7 +134,7 @@ class MISA(nn.Module):
         self.task = spec.task
         hidden = config.hidden_size
 
-        self.text_encoder = BertTextEncoder(config.pretrained, config.use_finetune)
+        self.text_encoder = BertTextEncoder(config.pretrained, config.use_finetune, reads_padding=False)
         dims = spec.feature_dims
         self.vision_encoder = LayerNormedBiLSTM(dims["vision"])
         self.audio_encoder = LayerNormedBiLSTM(dims["audio"])

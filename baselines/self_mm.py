@@ -187,7 +187,7 @@ class SelfMM(nn.Module):
             raise UsageError(f"self_mm fine-tunes BERT and needs 'text_bert' token ids, which {spec.path} lacks")
         self.config = config
         # Module names matter: param_groups picks the groups by these prefixes.
-        self.text_model = BertTextEncoder(config.pretrained, config.use_finetune)
+        self.text_model = BertTextEncoder(config.pretrained, config.use_finetune, reads_padding=False)
         self.audio_model = AuViSubNet(spec.feature_dims["audio"], config.a_lstm_hidden_size, config.audio_out,
                                       config.a_lstm_layers, config.a_lstm_dropout)
         self.video_model = AuViSubNet(spec.feature_dims["vision"], config.v_lstm_hidden_size, config.video_out,

@@ -33,7 +33,7 @@ from .data.synthetic_stress import check_recipe, split_condition
 from .errors import UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.atsuko.diagnostics import routing_summary
-from .models.common.bert import reads_bert_tokens
+from .models.common.bert import bert_input_problem, reads_bert_tokens
 from .registry import build_model, canonical_model_name, get_model_class, model_source
 from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
                       ok_record, ran_at_other_precision, read_records, recover, run_identity)
@@ -143,6 +143,10 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     check_last_batch(built, len(data.train), config.batch_size)       # before any run folder is made
     if reads_bert_tokens(built):
         check_tokenizer(data.spec, config.pretrained)       # the ids of an extracted file, read by this BERT
+        problem = bert_input_problem(built, data.splits())  # ids past this BERT's tables (any file), before any folder
+        if problem:
+            raise UsageError(f"{data.spec.path}: {problem}: the file was not made for this BERT; give -c "
+                             f"pretrained= the BERT it was made with")
         if data.spec.has_text_features:
             data = data.without_text_features()
     return Job(model, config, data, preset)

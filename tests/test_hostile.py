@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import make_dataset, write_run_folder
@@ -563,6 +564,96 @@ def test_features_of_1e30_are_warned_with_counts(tmp_path, caplog):
     assert len(warnings) == 2
     assert "train audio: 3 feature values" in warnings[0] and "largest 1e+30" in warnings[0]
     assert "test vision: 1 feature values" in warnings[1]
+
+
+def synthetic_mosi() -> tuple[Path, Path, dict]:
+    """(the synthetic MOSI file, its BERT folder, that BERT's config.json)."""
+    from mmsa_atsuko.api import synthetic_cache_dir
+    from mmsa_atsuko.data.synthetic import ensure_synthetic
+    path, bert = ensure_synthetic("mosi", synthetic_cache_dir(), size="small", aligned=False)
+    return Path(path), Path(bert), json.loads((Path(bert) / "config.json").read_text())
+
+
+def changed_copy(tmp_path, change) -> Path:
+    """A copy of the synthetic MOSI file with `change(split)` done to every split."""
+    with open(synthetic_mosi()[0], "rb") as f:
+        data = pickle.load(f)                   # our own file: the plain unpickler is fine here
+    del data["__synthetic__"]                   # no longer the generator's content
+    for split in ("train", "valid", "test"):
+        change(data[split])
+    with open(tmp_path / "ids.pkl", "wb") as f:
+        pickle.dump(data, f, protocol=4)
+    return tmp_path / "ids.pkl"
+
+
+def set_id(row: int, value: int):
+    """A change: the 4th token of the first sample gets `value` in row `row` of text_bert (0 ids, 2 segments)."""
+    def change(split):
+        split["text_bert"][0, row, 3] = value
+    return change
+
+
+def pad_text_to(length: int):
+    """A change: text and text_bert padded with zeros to `length` tokens (every text stays as short)."""
+    def change(split):
+        short = split["text_bert"].shape[2]
+        bert = np.zeros((*split["text_bert"].shape[:2], length), np.float32)
+        bert[:, :, :short] = split["text_bert"]
+        text = np.zeros((len(bert), length, split["text"].shape[2]), np.float32)
+        text[:, :short] = split["text"]
+        split["text_bert"], split["text"] = bert, text
+    return change
+
+
+BERT_IDS = {   # BERT's config.json -> (a change of every split, the model and its overrides, the line)
+    "token_id": lambda b: (set_id(0, b["vocab_size"]), "self_mm", [],
+                           f"text_bert holds token id {b['vocab_size']}, past the vocabulary of {b['vocab_size']} tokens"),
+    "segment_id": lambda b: (set_id(2, 2), "misa", [],
+                             f"text_bert holds segment id 2, past the {b['type_vocab_size']} segment types"),
+    "padded_past_positions": lambda b: (pad_text_to(b["max_position_embeddings"] + 1), "mult", ["use_bert=true"],
+                                        f"text_bert is padded to {b['max_position_embeddings'] + 1} tokens, past the "
+                                        f"{b['max_position_embeddings']} positions"),
+}
+
+
+@pytest.mark.parametrize("case", list(BERT_IDS))
+def test_bert_ids_past_the_berts_tables_are_one_line_before_any_folder(tmp_path, victim, capsys, case):
+    """A file's text_bert was checked to be whole and non-negative, never against the BERT that reads
+    it: an IndexError (RuntimeError for positions) traceback from the first batch, a .partial folder left."""
+    _, bert, facts = synthetic_mosi()
+    change, model, overrides, line = BERT_IDS[case](facts)
+    path = changed_copy(tmp_path, change)
+    out = tmp_path / "results"
+    code, err = cli(capsys, "-m", model, "-d", "mosi", "--feature-path", path, "-s", "1", "--preset", "small",
+                    "--max-epochs", "1", "--quiet", "-c", f"pretrained={bert}",
+                    *[a for o in overrides for a in ("-c", o)], "--out", out)
+    assert_one_line(code, err, f"{path}: split 'train': {line} of the BERT {bert}: the file was not made for this BERT")
+    assert not out.exists()
+
+
+def test_a_model_that_trims_its_text_still_trains_on_a_file_padded_past_berts_positions(tmp_path, capsys):
+    """Self-MM and MISA cut every batch to its longest text before BERT reads it: only real tokens need
+    positions, so a file padded past them (its texts short) trains as before."""
+    _, bert, facts = synthetic_mosi()
+    path = changed_copy(tmp_path, pad_text_to(facts["max_position_embeddings"] + 1))
+    code, err = cli(capsys, "-m", "self_mm", "-d", "mosi", "--feature-path", path, "-s", "1", "--preset", "small",
+                    "--max-epochs", "1", "--quiet", "-c", f"pretrained={bert}", "--out", tmp_path / "results")
+    assert code == 0, err
+    assert len(store.read_records(tmp_path / "results")) == 1
+
+
+def test_predict_refuses_segment_ids_past_the_runs_bert_in_one_line(tmp_path, capsys):
+    """predict checked token ids against the card's vocabulary, never segment ids: IndexError traceback."""
+    (record,) = mmsa_atsuko.run("self_mm", "mosi", seeds=[1111], synthetic=True, preset="small", max_epochs=1,
+                                out=tmp_path / "results", quiet=True)
+    _, _, facts = synthetic_mosi()
+    path = changed_copy(tmp_path, set_id(2, 5))
+    code, err = cli(capsys, "predict", "--run", record["run_id"], "--results", tmp_path / "results",
+                    "--features", path, "--out", tmp_path / "pred")
+    assert_one_line(code, err, f"{path}: split 'train': text_bert holds segment id 5, past the "
+                               f"{facts['type_vocab_size']} segment types of the BERT",
+                    "which the run reads: the features were not made for its BERT")
+    assert not (tmp_path / "pred").exists()
 
 
 def test_a_mintrec_field_over_128_kib_is_one_line(tmp_path, capsys):

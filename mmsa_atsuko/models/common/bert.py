@@ -105,12 +105,16 @@ class BertTextEncoder(nn.Module):
     or not, it makes no difference).
     """
 
-    def __init__(self, pretrained: str, use_finetune: bool):
+    def __init__(self, pretrained: str, use_finetune: bool, reads_padding: bool = True):
         super().__init__()
+        # False for a model that cuts every batch to its longest text first (`trim_to_longest_text`):
+        # then only the real tokens, not a file's padded length, need BERT's positions (`bert_input_problem`).
+        self.reads_padding = reads_padding
         from transformers import BertModel   # imported here: the feature-input path never pays for it
         from transformers.utils import logging as hf_logging
 
         path = resolve_bert_path(pretrained)
+        self.path = path
         self.use_finetune = use_finetune
         if building_on_meta():      # shapes only (models/common/meta.py): the architecture of config.json
             from transformers import BertConfig
@@ -192,6 +196,33 @@ class TextInput(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         """(B, L, dim)."""
         return self.encoder(batch["text_bert"]) if self.use_bert else batch["text"]
+
+
+def bert_input_problem(model: nn.Module, splits: dict) -> str | None:
+    """What in the splits' `text_bert` the model's BERT cannot look up, or None (also for a model
+    that reads no BERT). A feature file's ids are only checked to be whole and non-negative when it is
+    read (data/mmsa_checks.py), not against the BERT a run reads them with: a token id past its
+    vocabulary, a segment id past its token types or more positions than it has were a traceback from
+    the first batch's embedding lookup (IndexError, or RuntimeError for the positions), after the run's
+    folder was made, and in predict."""
+    encoder = next((m for m in model.modules() if isinstance(m, BertTextEncoder)), None)
+    if encoder is None:
+        return None
+    bert = encoder.model.config
+    limits = ((0, "token id", bert.vocab_size, f"vocabulary of {bert.vocab_size} tokens"),
+              (2, "segment id", bert.type_vocab_size, f"{bert.type_vocab_size} segment types"))
+    for name, split in splits.items():
+        ids = split.tensors["text_bert"]
+        read = ids.shape[2] if encoder.reads_padding else int(trim_to_longest_text(ids).shape[2])
+        if read > bert.max_position_embeddings:
+            what = "is padded to" if encoder.reads_padding else "holds a text of"
+            return (f"split '{name}': text_bert {what} {read} tokens, past the "
+                    f"{bert.max_position_embeddings} positions of the BERT {encoder.path}")
+        for row, what, size, limit in limits:
+            top = int(ids[:, row].max()) if ids.numel() else 0
+            if top >= size:
+                return f"split '{name}': text_bert holds {what} {top}, past the {limit} of the BERT {encoder.path}"
+    return None
 
 
 def reads_bert_tokens(model: nn.Module) -> bool:
