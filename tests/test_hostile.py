@@ -566,6 +566,21 @@ def test_features_of_1e30_are_warned_with_counts(tmp_path, caplog):
     assert "test vision: 1 feature values" in warnings[1]
 
 
+@pytest.mark.parametrize("value", [-1e300, 1e300])
+def test_float64_features_past_float32_are_one_line(tmp_path, capsys, value):
+    """A finite float64 past float32's range cast to -inf (then zeroed as a silent frame, and logged as
+    one) or +inf (reported as a +inf the file does not hold)."""
+    def change(split):
+        split["audio"] = split["audio"].astype(np.float64)
+        split["audio"][0, 0, 0] = value
+    path = changed_copy(tmp_path, change)
+    code, err = cli(capsys, "-m", "tfn", "-d", "mosi", "--feature-path", path, "-s", "1", "--preset", "small",
+                    "--max-epochs", "1", "--quiet", "--out", tmp_path / "results")
+    assert_one_line(code, err, f"{path}: split 'train', key 'audio': expected values float32 holds (at most "
+                               f"3.403e+38 in magnitude), found 1 larger, first in sample 0")
+    assert not (tmp_path / "results").exists()
+
+
 def synthetic_mosi() -> tuple[Path, Path, dict]:
     """(the synthetic MOSI file, its BERT folder, that BERT's config.json)."""
     from mmsa_atsuko.api import synthetic_cache_dir
