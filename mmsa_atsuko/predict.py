@@ -13,8 +13,8 @@ a file extracted without labels holds only `test`), or the one `--split` names. 
 `--videos`, the videos are first extracted into `<out>/features.pkl` with the checkpoint's
 extractor settings (resumable, like `run.py extract`).
 
-`predictions.csv`: id, split, prediction, and label where the file has labels; for
-classification the prediction is the class index, with `class_name` and `probability`.
+`predictions.csv`: id, split, pred, and label where the file has labels; for
+classification `pred` is the class index, with `class_name` and `probability`.
 
 A run folder may come from anywhere. Before any work, `--out` must be a folder this user can
 write whose `predictions.csv` (and, with --videos, `features.pkl`, its `.cache/` and
@@ -190,10 +190,10 @@ def predict_file(folder, features, out, *, split: str | None = None, device="cpu
         if classification:
             probs = preds.softmax(dim=1)
             top, index = probs.max(dim=1)
-            columns.update(prediction=index.numpy(), class_name=[names[i] if names else str(i) for i in index.tolist()],
+            columns.update(pred=index.numpy(), class_name=[names[i] if names else str(i) for i in index.tolist()],
                            probability=top.numpy())
         else:
-            columns["prediction"] = preds.reshape(-1).numpy()
+            columns["pred"] = preds.reshape(-1).numpy()
         if labelled:
             columns["label"] = data.tensors["label"].cpu().numpy()
         frames.append(pd.DataFrame(columns))

@@ -72,7 +72,7 @@ def test_predict_by_run_id_covers_every_split_and_matches_the_runs_test_predicti
                          "--features", trained["features"], "--out", tmp_path)
     assert code == 0, err
     table = pd.read_csv(tmp_path / "predictions.csv")
-    assert list(table.columns) == ["id", "split", "prediction", "label"]
+    assert list(table.columns) == ["id", "split", "pred", "label"]
     assert table.split.tolist() == ["train"] * 5 + ["valid"] * 2 + ["test"]
     assert sorted(table.id) == sorted(CLIPS)
     assert table.label.tolist() == [CLIPS[i][2] for i in table.id]
@@ -80,7 +80,7 @@ def test_predict_by_run_id_covers_every_split_and_matches_the_runs_test_predicti
     trainer = pd.read_csv(trained["run_dir"] / "predictions_test.csv")
     test = table[table.split == "test"]
     assert test.id.tolist() == trainer.id.tolist()
-    assert np.allclose(test.prediction, trainer.pred, atol=1e-6)
+    assert np.allclose(test.pred, trainer.pred, atol=1e-6)
 
 
 def test_predict_from_videos_extracts_with_the_runs_settings(trained, capsys, tmp_path, monkeypatch):
@@ -94,11 +94,11 @@ def test_predict_from_videos_extracts_with_the_runs_settings(trained, capsys, tm
     assert code == 0, err
     assert len(loads) == 1          # checked before extracting, then used to predict: read and built once
     table = pd.read_csv(tmp_path / "predictions.csv")
-    assert list(table.columns) == ["id", "split", "prediction"] and set(table.split) == {"test"}
+    assert list(table.columns) == ["id", "split", "pred"] and set(table.split) == {"test"}
     code, _ = _predict(capsys, "--checkpoint", trained["run_dir"], "--features", trained["features"],
                        "--out", tmp_path / "from-features")
-    known = pd.read_csv(tmp_path / "from-features" / "predictions.csv").set_index("id").prediction
-    assert np.allclose(table.prediction, known[table.id].to_numpy(), atol=1e-6)
+    known = pd.read_csv(tmp_path / "from-features" / "predictions.csv").set_index("id").pred
+    assert np.allclose(table.pred, known[table.id].to_numpy(), atol=1e-6)
 
 
 def test_predict_from_videos_takes_the_clip_limit_of_extract(trained, capsys, tmp_path):
@@ -181,13 +181,13 @@ def test_classification_writes_class_names_and_probabilities(tmp_path, capsys):
                          "--features", record["data_path"], "--split", "test", "--out", tmp_path)
     assert code == 0, err
     table = pd.read_csv(tmp_path / "predictions.csv")
-    assert list(table.columns) == ["id", "split", "prediction", "class_name", "probability", "label"]
+    assert list(table.columns) == ["id", "split", "pred", "class_name", "probability", "label"]
     trainer = pd.read_csv(run_dir / "predictions_test.csv")
     logits = trainer[[c for c in trainer.columns if c.startswith("logit_")]].to_numpy()
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     assert table.id.tolist() == trainer.id.tolist()
-    assert table.prediction.tolist() == trainer.pred.tolist()
+    assert table.pred.tolist() == trainer.pred.tolist()
     assert table.class_name.tolist() == [card["label_names"][i] for i in trainer.pred]
     assert np.allclose(table.probability, probs.max(axis=1), atol=1e-6)
 
@@ -253,10 +253,10 @@ def test_predict_gives_the_trainers_atsuko_test_predictions_exactly(tmp_path, ca
     code, err = _predict(capsys, "--checkpoint", run_dir, "--features", record["data_path"], "--split", "test",
                          "--out", tmp_path / "out")
     assert code == 0, err
-    table = pd.read_csv(tmp_path / "out" / "predictions.csv", dtype={"prediction": str})
+    table = pd.read_csv(tmp_path / "out" / "predictions.csv", dtype={"pred": str})
     trainer = pd.read_csv(run_dir / "predictions_test.csv", dtype={"pred": str})
     assert table.id.tolist() == trainer.id.tolist()
-    assert table.prediction.tolist() == trainer.pred.tolist()
+    assert table.pred.tolist() == trainer.pred.tolist()
 
 
 def test_a_checkpoint_folder_that_is_no_run_is_said_so(trained, capsys, tmp_path):
