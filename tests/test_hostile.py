@@ -22,7 +22,7 @@ from conftest import make_dataset, write_run_folder
 import mmsa_atsuko
 from mmsa_atsuko import results as store
 from mmsa_atsuko.cli import main
-from mmsa_atsuko.config import CONFIG_DIR, DEFAULT_CHECKS, load_config, read_yaml
+from mmsa_atsuko.config import CONFIG_DIR, DATASETS_ENV, DEFAULT_CHECKS, load_config, read_yaml
 from mmsa_atsuko.registry import list_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -521,6 +521,72 @@ def test_every_shipped_config_passes_its_own_checks():
     for model in list_models():
         for dataset in ("mosi", "mosei", "sims", "simsv2", "mintrec"):
             load_config(model, dataset)
+
+
+# ------------------------------------------------------------------------------------------
+# hostile YAML files: a sweep file, a --datasets FILE (config/yaml_files.py bounds them all)
+# ------------------------------------------------------------------------------------------
+SWEEP_BODY = "synthetic: true\npreset: small\nseeds: [1]\n"
+
+
+def alias_bomb(levels: int) -> str:
+    """Anchors a0..a<levels-1>, each a list of nine of the one before: 9**levels strings once expanded."""
+    lines = ["  - &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"  - &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines)
+
+
+HOSTILE_YAML = {   # case -> (sweep file text, what the line says); before, each ran or was a traceback
+    # 9**6 = 531,441 names once expanded: the dry run printed them all (9**8 took 50 s and 1.2 GB)
+    "alias-bomb": ("description:\n" + alias_bomb(6) + "\n" + SWEEP_BODY
+                   + "experiments: [{name: *a5, models: [tfn], datasets: [mosi]}]\n",
+                   "holds over 100,000 values once its aliases are expanded (the value at line 7)"),   # a5: 9**6
+    "alias-loop": (SWEEP_BODY + "experiments: [{name: &n [*n], models: [tfn], datasets: [mosi]}]\n",
+                   "the alias at line 4 names a value that holds it (a loop)"),
+    # within libyaml's 1000 levels, beyond what copy.deepcopy recurses through: RecursionError
+    "deep": ("experiments: " + "[" * 999 + "]" * 999 + "\n", "nests over 64 levels deep (the value at line 1)"),
+    # Python refuses to read an integer of over 4300 digits: ValueError from PyYAML's int()
+    "long-integer": ("seeds: [" + "9" * 5000 + "]\nexperiments: [{models: [tfn], datasets: [mosi]}]\n",
+                     "line 1 holds an integer of 5000 characters"),
+    "over-1-MiB": (SWEEP_BODY + "experiments: [{models: [tfn], datasets: [mosi]}]\n"
+                   + ("#" + "x" * 1023 + "\n") * 1024, "is over 1 MiB"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_YAML))
+def test_a_hostile_sweep_file_is_one_line(tmp_path, capsys, case):
+    text, says = HOSTILE_YAML[case]
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    code, err = cli(capsys, "sweep", path, "--dry-run", "--out", tmp_path / "o")
+    assert_one_line(code, err, f"config file {path}", says)
+    assert code == 2 and not (tmp_path / "o").exists()
+
+
+def test_a_hostile_datasets_file_is_one_line(results, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv(DATASETS_ENV, "")          # main() adds the file to it; monkeypatch restores it afterwards
+    path = tmp_path / "mine.yaml"
+    path.write_text("datasets:\n  mine:\n    notes:\n" + alias_bomb(7).replace("  - ", "      - ") + "\n")
+    code, err = cli(capsys, "leaderboard", "--datasets", path, "--results", results[0])
+    assert_one_line(code, err, f"config file {path} holds over 100,000 values")
+
+
+def test_a_sweep_file_that_is_a_named_pipe_is_refused_at_once(tmp_path):
+    """open() of a pipe waits for a writer: the sweep hung for good."""
+    os.mkfifo(tmp_path / "sweep.yaml")
+    done = subprocess.run([sys.executable, "run.py", "sweep", str(tmp_path / "sweep.yaml"), "--dry-run",
+                           "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"error: config file {tmp_path / 'sweep.yaml'} is not a regular file; give a YAML file"
+
+
+def test_yaml_aliases_within_bounds_still_work(tmp_path, capsys):
+    """An anchor used a few times (a merge key) is what aliases are for: the bounds leave it be."""
+    path = tmp_path / "sweep.yaml"
+    path.write_text(SWEEP_BODY + "description: &b {models: [tfn], datasets: [mosi]}\n"
+                    + "experiments: [{<<: *b, name: one}, {<<: *b, name: two, seeds: [2]}]\n")
+    code, err = cli(capsys, "sweep", path, "--dry-run", "--out", tmp_path / "o")
+    assert code == 0, err
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,9 +1,19 @@
 """Reading a YAML file: parsed once per file version (the cache's key holds the file's mtime), and
-a fresh copy to every caller."""
+a fresh copy to every caller.
+
+A YAML file may come from anyone (a sweep file, a `--datasets FILE`, a model's YAML beside a
+`--models DIR` file), so what it may cost is bounded before anything is built from it: a regular file
+(a named pipe would block the read forever) of at most MAX_BYTES, at most MAX_VALUES values and
+MAX_DEPTH levels once its aliases are expanded (an alias "bomb" of nine anchors nine times over is
+43 million values in a file of 800 bytes), no alias that holds itself, and no integer of more than
+MAX_DIGITS digits (Python refuses to read one of over 4300). `parse_value` holds a `-c key=value`'s
+value to the same bounds."""
 from __future__ import annotations
 
 import copy
 import functools
+import io
+import stat
 from pathlib import Path
 
 import yaml
@@ -15,29 +25,106 @@ from ..errors import UsageError, one_line
 # datasets.yaml, more than validating a feature file.
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+MAX_BYTES = 1 << 20       # the shipped YAMLs are under 10 KB each
+MAX_VALUES = 100_000      # the shipped YAMLs hold under 2,000 each
+MAX_DEPTH = 64            # they nest 4 deep
+MAX_DIGITS = 100          # a seed or a size: under 20 digits
+_INT_TAG = "tag:yaml.org,2002:int"
+
 
 def read_yaml(path: Path) -> dict:
     """The YAML file as a dict (a fresh copy: callers may change it)."""
     path = Path(path)
     try:
-        stamp = path.stat().st_mtime_ns
+        found = path.stat()
     except FileNotFoundError:
         raise UsageError(f"config file {path} not found") from None
-    if path.is_dir():           # open() would raise IsADirectoryError, a traceback (`run.py sweep configs/sweeps`)
+    if stat.S_ISDIR(found.st_mode):     # open() would raise IsADirectoryError, a traceback (`run.py sweep configs/sweeps`)
         raise UsageError(f"config file {path} is a folder; give a YAML file in it")
-    return copy.deepcopy(_parse_yaml(str(path), stamp))
+    if not stat.S_ISREG(found.st_mode):  # a named pipe blocks open() until someone writes to it
+        raise UsageError(f"config file {path} is not a regular file; give a YAML file")
+    return copy.deepcopy(_parse_yaml(str(path), found.st_mtime_ns))
+
+
+def parse_value(text: str):
+    """A command-line value as YAML (`-c key=value`'s value), held to a file's bounds; yaml.YAMLError
+    where it is no YAML, UsageError where it is beyond them."""
+    return _load(text, "the value")
 
 
 @functools.lru_cache(maxsize=64)
 def _parse_yaml(path: str, mtime_ns: int) -> dict:
     """Parsed once per file version (the mtime is part of the key, so an edited file is re-read)."""
+    where = f"config file {path}"
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.load(f, Loader=_SafeLoader)
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise UsageError(f"{where} is over {MAX_BYTES >> 20} MiB, far more than a YAML file of settings holds; "
+                             "give the file meant")
+        text = io.StringIO(raw.decode("utf-8"))
+        text.name = path                     # what libyaml's messages call it
+        data = _load(text, where)
     except yaml.YAMLError as e:
-        raise UsageError(f"config file {path} is not valid YAML: {one_line(e)}") from None
+        raise UsageError(f"{where} is not valid YAML: {one_line(e)}") from None
     except UnicodeDecodeError:               # a binary file given where a YAML file goes
-        raise UsageError(f"config file {path} is not UTF-8 text; give a YAML file") from None
+        raise UsageError(f"{where} is not UTF-8 text; give a YAML file") from None
     except PermissionError:
-        raise UsageError(f"config file {path} cannot be read by this user; fix its permissions") from None
+        raise UsageError(f"{where} cannot be read by this user; fix its permissions") from None
     return data or {}
+
+
+def _load(text, where: str):
+    """`text` as YAML, its node graph measured (`_check_nodes`) before a value is built from it."""
+    loader = _SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, where)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _children(node) -> list:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_nodes(root, where: str) -> None:
+    """Refuse a document beyond the bounds of the module's docstring, walking its node graph once (an
+    alias is a node reached twice: its values and depth are counted where it is used, computed once)."""
+    measured: dict[int, tuple[int, int]] = {}       # id(node) -> (values, depth) below and with it
+    open_nodes: set[int] = set()                    # nodes whose children are being measured
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        line = node.start_mark.line + 1
+        if children_done:
+            kids = [measured[id(kid)] for kid in _children(node)]
+            values, depth = 1 + sum(v for v, _ in kids), 1 + max((d for _, d in kids), default=0)
+            if values > MAX_VALUES:
+                raise UsageError(f"{where} holds over {MAX_VALUES:,} values once its aliases are expanded (the "
+                                 f"value at line {line}); a file of settings holds far fewer: write its values out")
+            if depth > MAX_DEPTH:
+                raise UsageError(f"{where} nests over {MAX_DEPTH} levels deep (the value at line {line}); "
+                                 "a file of settings nests a few")
+            measured[key] = (values, depth)
+            open_nodes.discard(key)
+            continue
+        if key in measured:
+            continue
+        if key in open_nodes:
+            raise UsageError(f"{where}: the alias at line {line} names a value that holds it (a loop); "
+                             "write the value out")
+        if node.tag == _INT_TAG and len(node.value) > MAX_DIGITS:
+            raise UsageError(f"{where}: line {line} holds an integer of {len(node.value)} characters; "
+                             "no setting takes one that long")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((kid, False) for kid in _children(node))
