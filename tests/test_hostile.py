@@ -571,6 +571,30 @@ def test_a_hostile_datasets_file_is_one_line(results, capsys, tmp_path, monkeypa
     assert_one_line(code, err, f"config file {path} holds over 100,000 values")
 
 
+@pytest.mark.parametrize("text, got", [("- a\n- b\n", "a list"), ("hello\n", "a str"), ("42\n", "a int")])
+def test_a_datasets_file_that_is_no_mapping_is_one_line(results, capsys, tmp_path, monkeypatch, text, got):
+    """It was an AttributeError traceback ('list' object has no attribute 'get')."""
+    monkeypatch.setenv(DATASETS_ENV, "")
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    code, err = cli(capsys, "leaderboard", "--datasets", path, "--results", results[0])
+    assert_one_line(code, err, f"config file {path} must be a mapping of key: value, got {got}")
+
+
+def test_a_model_yaml_that_is_no_mapping_is_one_line(tmp_path):
+    """A model's YAML holding the string 'hello' was read as the unknown blocks ['e', 'h', 'l', 'o']."""
+    from conftest import FIXTURES
+    (tmp_path / "models").mkdir()
+    shutil.copy(FIXTURES / "latefuse.py", tmp_path / "models")
+    (tmp_path / "models" / "latefuse.yaml").write_text("hello\n")
+    done = subprocess.run([sys.executable, "run.py", "-m", "latefuse", "-d", "mosi", *TINY, "--models",
+                           str(tmp_path / "models"), "--out", str(tmp_path / "r")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: config file {tmp_path / 'models' / 'latefuse.yaml'} must be a mapping of key: value, got a str")
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_sweep_file_that_is_a_named_pipe_is_refused_at_once(tmp_path):
     """open() of a pipe waits for a writer: the sweep hung for good."""
     os.mkfifo(tmp_path / "sweep.yaml")

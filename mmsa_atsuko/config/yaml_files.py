@@ -33,7 +33,8 @@ _INT_TAG = "tag:yaml.org,2002:int"
 
 
 def read_yaml(path: Path) -> dict:
-    """The YAML file as a dict (a fresh copy: callers may change it)."""
+    """The YAML file as a dict (a fresh copy: callers may change it); an empty file is {}, a file that
+    holds no mapping (a list, a string) is one line."""
     path = Path(path)
     try:
         found = path.stat()
@@ -43,7 +44,10 @@ def read_yaml(path: Path) -> dict:
         raise UsageError(f"config file {path} is a folder; give a YAML file in it")
     if not stat.S_ISREG(found.st_mode):  # a named pipe blocks open() until someone writes to it
         raise UsageError(f"config file {path} is not a regular file; give a YAML file")
-    return copy.deepcopy(_parse_yaml(str(path), found.st_mtime_ns))
+    data = _parse_yaml(str(path), found.st_mtime_ns)
+    if not isinstance(data, dict):       # every caller reads keys: a list was an AttributeError (--datasets FILE)
+        raise UsageError(f"config file {path} must be a mapping of key: value, got a {type(data).__name__}")
+    return copy.deepcopy(data)
 
 
 def parse_value(text: str):
