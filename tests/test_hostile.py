@@ -595,6 +595,24 @@ def test_a_model_yaml_that_is_no_mapping_is_one_line(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("block, value, got", [("common", [1], "list"), ("nullable", 3, "int"), ("checks", "x", "str"),
+                                               ("presets", [1], "list")])
+def test_a_model_yaml_whose_blocks_are_no_mappings_is_one_line(tmp_path, block, value, got):
+    """`common: [1]`, `nullable: 3`, `checks: x` were AttributeError tracebacks ('list' object has no
+    attribute 'items'), `presets: [1]` a TypeError from the line naming the presets."""
+    from conftest import FIXTURES
+    (tmp_path / "models").mkdir()
+    shutil.copy(FIXTURES / "latefuse.py", tmp_path / "models")
+    model_yaml = tmp_path / "models" / "latefuse.yaml"
+    model_yaml.write_text(json.dumps({**read_yaml(FIXTURES / "latefuse.yaml"), block: value}))   # JSON is YAML
+    done = subprocess.run([sys.executable, "run.py", "-m", "latefuse", "-d", "mosi", *TINY, "--models",
+                           str(tmp_path / "models"), "--out", str(tmp_path / "r")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: {model_yaml}: its {block} block must be a mapping of key: value, got {got}"), done.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_sweep_file_that_is_a_named_pipe_is_refused_at_once(tmp_path):
     """open() of a pipe waits for a writer: the sweep hung for good."""
     os.mkfifo(tmp_path / "sweep.yaml")

@@ -58,6 +58,10 @@ def _yaml_label(model_path: Path, config_dir: Path) -> str:
 
 def _declarations(datasets_yaml: dict, model_yaml: dict, label: str) -> dict:
     """key -> declared default (a _Nullable for a key that is null by default but typed when set)."""
+    for block in ("common", "presets", "nullable", "checks"):    # each read as key: value below and in _rules
+        if not isinstance(model_yaml.get(block) or {}, dict):     # `common: [1]` was an AttributeError
+            raise UsageError(f"{label}: its {block} block must be a mapping of key: value, "
+                             f"got {_type_name(model_yaml[block])}")
     declared = dict(datasets_yaml["defaults"])
     for key, value in (model_yaml.get("common") or {}).items():
         declared[key] = value if key not in declared else declared[key]
@@ -153,7 +157,7 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
         presets = model_yaml.get("presets") or {}
         if preset not in presets:
             raise UsageError(f"unknown preset {preset!r} for {model}; {label} defines: "
-                             f"{', '.join(presets) or 'none'}")
+                             f"{', '.join(map(str, presets)) or 'none'}")
         _apply(config, presets[preset], declared, f"{label} presets.{preset}", checks, origins)
     for item in overrides:
         key, value, *where = item if isinstance(item, tuple) else parse_override(item)
