@@ -544,7 +544,7 @@ HOSTILE_YAML = {   # case -> (sweep file text, what the line says); before, each
     "alias-loop": (SWEEP_BODY + "experiments: [{name: &n [*n], models: [tfn], datasets: [mosi]}]\n",
                    "the alias at line 4 names a value that holds it (a loop)"),
     # within libyaml's 1000 levels, beyond what copy.deepcopy recurses through: RecursionError
-    "deep": ("experiments: " + "[" * 999 + "]" * 999 + "\n", "nests over 64 levels deep (the value at line 1)"),
+    "deep": ("experiments: " + "[" * 999 + "]" * 999 + "\n", "nests over 64 levels deep (the value at line 1); settings nest a few"),
     # Python refuses to read an integer of over 4300 digits: ValueError from PyYAML's int()
     "long-integer": ("seeds: [" + "9" * 5000 + "]\nexperiments: [{models: [tfn], datasets: [mosi]}]\n",
                      "line 1 holds an integer of 5000 characters"),
@@ -611,6 +611,19 @@ def test_a_model_yaml_whose_blocks_are_no_mappings_is_one_line(tmp_path, block, 
     assert done.returncode == 2 and done.stderr.strip() == (
         f"error: {model_yaml}: its {block} block must be a mapping of key: value, got {got}"), done.stderr
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("override, says", [
+    ("batch_size=" + "9" * 5000, "-c batch_size: line 1 holds an integer of 5000 characters"),   # was ValueError
+    ("learning_rate=" + "[" * 100_000, "learning_rate must be a float like 0.001, got '[[["),    # was RecursionError
+    ("hidden_dims=" + "[" * 999 + "]" * 999, "-c hidden_dims nests over 64 levels deep"),        # was RecursionError
+    ("hidden_dims=&a [1, *a, 3]", "-c hidden_dims: the alias at line 1 names a value that holds it"),
+])
+def test_a_hostile_override_value_is_one_line(tmp_path, capsys, override, says):
+    code, err = cli(capsys, "sweep", "-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small",
+                    "--dry-run", "--out", tmp_path / "o", "-c", override)
+    assert_one_line(code, err, says)
+    assert code == 2 and not (tmp_path / "o").exists()
 
 
 def test_a_sweep_file_that_is_a_named_pipe_is_refused_at_once(tmp_path):

@@ -26,7 +26,7 @@ import re
 import yaml
 
 from ..errors import UsageError
-from .yaml_files import _SafeLoader
+from .yaml_files import _SafeLoader, parse_value
 
 
 def _type_name(value) -> str:
@@ -286,7 +286,8 @@ def parse_override(text: str) -> tuple[str, object]:
         # YAML 1.1 reads on/off/yes/no as booleans; `-c distill_form=off` means the word (YAML 1.2 agrees).
         return key.strip(), raw.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        # held to a YAML file's bounds: 100,000 '[' were a RecursionError in PyYAML's pure-Python parser
+        value = parse_value(raw, f"-c {key.strip()}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     # YAML 1.1 reads '1e-3' as a string; accept it as the number the user meant.

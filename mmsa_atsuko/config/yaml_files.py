@@ -50,10 +50,10 @@ def read_yaml(path: Path) -> dict:
     return copy.deepcopy(data)
 
 
-def parse_value(text: str):
+def parse_value(text: str, where: str):
     """A command-line value as YAML (`-c key=value`'s value), held to a file's bounds; yaml.YAMLError
-    where it is no YAML, UsageError where it is beyond them."""
-    return _load(text, "the value")
+    where it is no YAML, a UsageError starting with `where` where it is beyond them."""
+    return _load(text, where)
 
 
 @functools.lru_cache(maxsize=64)
@@ -117,7 +117,7 @@ def _check_nodes(root, where: str) -> None:
                                  f"value at line {line}); a file of settings holds far fewer: write its values out")
             if depth > MAX_DEPTH:
                 raise UsageError(f"{where} nests over {MAX_DEPTH} levels deep (the value at line {line}); "
-                                 "a file of settings nests a few")
+                                 "settings nest a few levels at most")
             measured[key] = (values, depth)
             open_nodes.discard(key)
             continue
