@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,10 +103,33 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
     (final_dir / RUN_LOCK).unlink(missing_ok=True)
 
 
+MAX_RUN_JSON = 1 << 20           # a run.json names an identity and its attempts: a few hundred bytes each
+
+
+def _run_json(folder: Path) -> dict:
+    """The run.json of a `.partial` folder, which may be anyone's in a shared results folder: never read
+    through a link (one to /dev/zero filled memory), from a named pipe (it blocked every run), past
+    MAX_RUN_JSON or deeper than the JSON reader goes; a ValueError or OSError for anything else."""
+    fd = os.open(folder / RUN_IDENTITY, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        raw = f.read(MAX_RUN_JSON + 1)
+    if len(raw) > MAX_RUN_JSON:
+        raise ValueError("too large")
+    try:
+        found = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("too deep") from None
+    if not isinstance(found, dict):
+        raise ValueError("not an object")
+    return found
+
+
 def identity_of(folder: Path) -> tuple | None:
     """The run identity a `.partial` folder names, or None (a folder of an older version, or one being removed)."""
     try:
-        return tuple(json.loads((folder / RUN_IDENTITY).read_text(encoding="utf-8"))["identity"])
+        return tuple(_run_json(folder)["identity"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -118,7 +142,7 @@ def attempts_of(folder: Path) -> list[dict]:
     made all of it."""
     unknown = [{"git_commit": None, "started_at": None}]
     try:
-        attempts = json.loads((folder / RUN_IDENTITY).read_text(encoding="utf-8"))["attempts"]
+        attempts = _run_json(folder)["attempts"]
     except (OSError, ValueError, KeyError, TypeError):
         return unknown
     fields = ("git_commit", "started_at")

@@ -645,6 +645,34 @@ def test_yaml_aliases_within_bounds_still_work(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------
+# a shared results folder's .partial folders: every run reads their run.json
+# ------------------------------------------------------------------------------------------
+def limit_memory():
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+@pytest.mark.parametrize("planted", ["deep", "link-to-dev-zero", "named-pipe"])
+def test_a_hostile_run_json_of_another_folder_is_left_alone(results, victim, tmp_path, planted):
+    """Each start of a run reads the run.json of every .partial folder, to find its own leftovers. Before,
+    100,000 nested '[' were a RecursionError traceback, a link to /dev/zero read 3.3 GB into a MemoryError
+    and a named pipe blocked the run for good. Such a folder is no run's: left for `clean`, the run trains."""
+    out, _ = results
+    folder = out / "runs" / ".tfn-mosi-s1-20260101T000000-abcdef.partial"
+    folder.mkdir()
+    if planted == "deep":
+        (folder / "run.json").write_text('{"identity": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    elif planted == "link-to-dev-zero":
+        (folder / "run.json").symlink_to("/dev/zero")
+    else:
+        os.mkfifo(folder / "run.json")
+    done = subprocess.run([sys.executable, "run.py", "-m", "tfn", "-d", "mosi", "-s", "1112", *TINY, "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, preexec_fn=limit_memory)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "1 record(s) appended" in done.stdout and sorted(os.listdir(folder)) == ["run.json", "run.lock"]
+
+
+# ------------------------------------------------------------------------------------------
 # training: a non-finite loss, a last batch of one
 # ------------------------------------------------------------------------------------------
 def test_a_non_finite_loss_stops_the_run_in_one_line_naming_epoch_and_step(tmp_path, victim, capsys):
