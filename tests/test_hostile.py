@@ -673,6 +673,39 @@ def test_a_hostile_run_json_of_another_folder_is_left_alone(results, victim, tmp
 
 
 # ------------------------------------------------------------------------------------------
+# a shared results folder's runs.jsonl: one huge line, a pipe or a device in its place
+# ------------------------------------------------------------------------------------------
+def test_a_store_line_over_16_mib_is_passed_over_unread(results):
+    """A line past MAX_KEPT_RECORD (16 MiB) is no record the toolkit wrote: it is skipped a chunk at a time.
+    Before, it was read and parsed whole (a 1.5 GB line took 4.8 GB, and a MemoryError under 4 GB)."""
+    import tracemalloc
+    out, record = results
+    huge = json.dumps({**record, "run_id": "tfn-mosi-s2-20260101T000000-abcdef", "pad": "x" * (48 << 20)})
+    write_store(out, record, huge, {**record, "run_id": "tfn-mosi-s3-20260101T000000-abcdef"})
+    tracemalloc.start()
+    try:
+        found = [r["run_id"] for r in store.read_records(out)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found == [record["run_id"], "tfn-mosi-s3-20260101T000000-abcdef"]
+    assert peak < 40 << 20, peak          # two 16 MiB chunks; the 48 MiB line read whole is 48 MiB of bytes and as much of text
+
+
+@pytest.mark.parametrize("planted", ["named-pipe", "link-to-dev-zero"])
+def test_a_store_that_is_no_regular_file_is_one_line(results, tmp_path, planted):
+    """A named pipe blocked the leaderboard for good; a link to /dev/zero read 3.6 GB into a MemoryError."""
+    out, _ = results
+    (out / "runs.jsonl").unlink()
+    os.mkfifo(out / "runs.jsonl") if planted == "named-pipe" else (out / "runs.jsonl").symlink_to("/dev/zero")
+    done = subprocess.run([sys.executable, "run.py", "leaderboard", "--results", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, preexec_fn=limit_memory)
+    assert done.returncode == 1 and done.stderr.strip() == (
+        f"error: {out / 'runs.jsonl'} is not a regular file, and the store is a file of JSON lines: "
+        "move it away, or choose another --results"), done.stderr[-2000:]
+
+
+# ------------------------------------------------------------------------------------------
 # training: a non-finite loss, a last batch of one
 # ------------------------------------------------------------------------------------------
 def test_a_non_finite_loss_stops_the_run_in_one_line_naming_epoch_and_step(tmp_path, victim, capsys):

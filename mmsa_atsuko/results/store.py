@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -187,5 +188,21 @@ def read_records(out_dir: Path) -> list[dict]:
     refuse_a_file_as_results(out_dir)   # `--results results/runs.jsonl` read as "no runs in .../runs.jsonl/runs.jsonl"
     if not path.exists():
         return []
-    with open(path, "rb") as f:
-        return [record for record in map(_parse_record, f) if record is not None]
+    # O_NONBLOCK: a named pipe in the store's place blocked open() (the leaderboard hung for good)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DataError(f"{path} is not a regular file, and the store is a file of JSON lines: "
+                            "move it away, or choose another --results")
+        return [record for record in map(_parse_record, _lines(f)) if record is not None]
+
+
+def _lines(f):
+    """The file's lines, each line longer than MAX_KEPT_RECORD passed over unread, as no record the toolkit
+    wrote (a single line of 1.5 GB took 4.8 GB to read and parse, and a MemoryError under 4 GB)."""
+    while line := f.readline(MAX_KEPT_RECORD + 1):
+        if len(line) <= MAX_KEPT_RECORD or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):     # the rest of the line, a chunk at a time
+            line = f.readline(1 << 20)
