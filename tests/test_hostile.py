@@ -706,6 +706,34 @@ def test_a_store_that_is_no_regular_file_is_one_line(results, tmp_path, planted)
 
 
 # ------------------------------------------------------------------------------------------
+# leaderboard -o: a link, a device, a full disk
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("case", ["link", "device", "full-disk"])
+def test_leaderboard_output_is_written_whole_and_never_through_a_link(results, victim, capsys, tmp_path,
+                                                                      monkeypatch, case):
+    """-o through a link rewrote the file it points at (here the victim's); -o /dev/full was an OSError
+    traceback, and so was a full disk, after a partial write."""
+    out, _ = results
+    output = {"link": tmp_path / "table.md", "device": Path("/dev/full"), "full-disk": tmp_path / "table.md"}[case]
+    if case == "link":
+        output.symlink_to(victim / "victim.txt")
+        says = f"-o {output} is a symbolic link"
+    elif case == "device":
+        if not output.exists():
+            pytest.skip("no /dev/full here")
+        says = "-o /dev/full is no regular file"
+    else:
+        def no_space(self, *args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(Path, "write_text", no_space)
+        says = f"-o {output} could not be written (No space left on device); choose another -o"
+    code, err = cli(capsys, "leaderboard", "--results", out, "-o", output)
+    assert_one_line(code, err, says)
+    if case == "full-disk":
+        assert sorted(os.listdir(tmp_path)) == ["results", "victim"]
+
+
+# ------------------------------------------------------------------------------------------
 # training: a non-finite loss, a last batch of one
 # ------------------------------------------------------------------------------------------
 def test_a_non_finite_loss_stops_the_run_in_one_line_naming_epoch_and_step(tmp_path, victim, capsys):

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import DataError, UsageError, one_line
 from .common import OneLineParser, add_results_option
 
 
@@ -35,6 +35,9 @@ def cmd_leaderboard(argv) -> int:
         output = Path(args.output)
         if output.is_dir():
             raise UsageError(f"-o {output} is a folder; give the name of the file to write")
+        if output.is_symlink() or (output.exists() and not output.is_file()):   # a link, /dev/full, /proc/version
+            raise UsageError(f"-o {output} is {'a symbolic link' if output.is_symlink() else 'no regular file'}; "
+                             "give the name of a file to write, or of a new one")
         check_output_folder(output.parent, f"-o {output}: its folder", entries=(), option="-o")
     if args.by:
         check_output_folder(args.figures or Path(args.results) / "figures", "figures folder", entries=(),
@@ -42,8 +45,12 @@ def cmd_leaderboard(argv) -> int:
     text = leaderboard(args.results, datasets=args.dataset, fmt=args.format, paper=args.paper,
                        key_metric=args.key_metric, by=args.by)
     if args.output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        from ..atomic import replace_with
+        try:    # whole or not at all: a write that fails half-way (a full disk) left half a table
+            output.parent.mkdir(parents=True, exist_ok=True)
+            replace_with(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        except OSError as e:
+            raise DataError(f"-o {output} could not be written ({e.strerror or one_line(e)}); choose another -o") from None
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
