@@ -49,6 +49,15 @@ def test_unknown_key_names_the_closest(config_dir):
         load_config("tfn", "sims", config_dir=config_dir)
 
 
+def test_a_model_without_its_yaml_names_the_file_and_what_goes_in_it(config_dir):
+    (config_dir / "tfn.yaml").unlink()
+    with pytest.raises(UsageError) as err:
+        load_config("tfn", "mosi", config_dir=config_dir)
+    assert str(err.value) == (f"model tfn has no config: {config_dir / 'tfn.yaml'} not found; put tfn.yaml in "
+                              f"{config_dir}, with a common: block declaring every key the model reads and a "
+                              f"small preset (README, Adding a model)")
+
+
 @pytest.mark.parametrize("override, message", [
     ("hidden=abc", "hidden must be an int"),
     ("hidden=1.5", "hidden must be an int"),

@@ -335,6 +335,20 @@ def test_a_bad_models_folder_is_one_line_before_the_command(own_models, tmp_path
     assert registry._REGISTRY["tfn"].__module__ == "baselines.tfn"     # not replaced
 
 
+def test_a_models_folder_model_without_its_yaml_says_where_the_yaml_goes(own_models, tmp_path, capsys):
+    """It said only `config file DIR/latefuse.yaml not found`: not whose file it is nor what goes in it."""
+    from mmsa_atsuko.cli import main
+    folder, _ = own_models
+    (folder / "latefuse.yaml").rename(folder / "latefuse.yml")       # a near miss: the toolkit reads .yaml only
+    out = tmp_path / "results"
+    assert main([*train_args(out), "--models", str(folder)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (f"error: model latefuse has no config: {folder / 'latefuse.yaml'} not found; put latefuse.yaml "
+                    f"beside {folder / 'latefuse.py'}, with a common: block declaring every key the model reads "
+                    f"and a small preset (README, Adding a model)")
+    assert not out.exists()
+
+
 def test_a_models_folder_model_reads_its_yaml_from_that_folder(own_models, tmp_path, capsys):
     from mmsa_atsuko.cli import main
     from mmsa_atsuko.config import declared_type, load_config

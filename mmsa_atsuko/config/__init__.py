@@ -34,7 +34,7 @@ import yaml
 from easydict import EasyDict
 
 from ..errors import UsageError
-from ..registry import CONFIG_DIR, get_model_class, model_yaml_path
+from ..registry import CONFIG_DIR, get_model_class, model_origin, model_yaml_path
 from .checks import (DEFAULT_CHECKS, Check, _apply, _checks, _declare_nullable, _no_check, _Nullable, _type_name,
                      number_hint, parse_override, parse_overrides)
 from .datasets import DATASETS_ENV, METRIC_KEYS, dataset_facts, dataset_names, datasets_table, real_layout
@@ -91,6 +91,13 @@ def _rules(model: str, config_dir: Path) -> tuple[dict, dict, dict, Path, dict]:
     config_name, _ = model_config_name(model)
     model_path = model_yaml_path(config_name, config_dir)
     label = _yaml_label(model_path, config_dir)
+    if not model_path.exists():
+        # read_yaml's "config file ... not found" says nothing of whose file it is or what goes in it
+        origin = model_origin(config_name)
+        beside = f"beside {origin}" if origin is not None else f"in {model_path.parent}"
+        raise UsageError(f"model {config_name} has no config: {model_path} not found; put {config_name}.yaml "
+                         f"{beside}, with a common: block declaring every key the model reads and a small "
+                         f"preset (README, Adding a model)")
     model_yaml = read_yaml(model_path)
     unknown_blocks = set(model_yaml) - {"common", "presets", "nullable", "checks", *table}
     if unknown_blocks:
