@@ -49,6 +49,18 @@ def test_unknown_key_names_the_closest(config_dir):
         load_config("tfn", "sims", config_dir=config_dir)
 
 
+def test_an_unknown_key_close_to_none_says_where_the_keys_are(config_dir):
+    """`-c lr=0.1` said only "unknown config key 'lr'": no key is close to it, and nothing named where to look."""
+    with pytest.raises(UsageError) as err:
+        load_config("tfn", "mosi", overrides=["lr=0.1"], config_dir=config_dir)
+    assert str(err.value) == (f"command-line override -c: unknown config key 'lr'; tfn's keys are the common: block "
+                              f"of {config_dir / 'tfn.yaml'} and the defaults of {config_dir / 'datasets.yaml'}")
+    with pytest.raises(UsageError) as err:                          # the shipped configs, as the README names them
+        load_config("tfn", "mosi", overrides=["lr=0.1"])
+    assert str(err.value).endswith("tfn's keys are the common: block of configs/tfn.yaml and the defaults of "
+                                   "configs/datasets.yaml")
+
+
 def test_a_model_without_its_yaml_names_the_file_and_what_goes_in_it(config_dir):
     (config_dir / "tfn.yaml").unlink()
     with pytest.raises(UsageError) as err:

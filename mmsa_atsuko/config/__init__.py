@@ -166,9 +166,13 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
             raise UsageError(f"unknown preset {preset!r} for {model}; {label} defines: "
                              f"{', '.join(map(str, presets)) or 'none'}")
         _apply(config, presets[preset], declared, f"{label} presets.{preset}", checks, origins)
+    ours = Path(config_dir) == Path(CONFIG_DIR)
+    shown = f"configs/{model_path.name}" if ours and model_path.parent == Path(CONFIG_DIR) else str(model_path)
+    keys_in = (f"{model}'s keys are the common: block of {shown} and the defaults of "
+               f"{'configs/datasets.yaml' if ours else Path(config_dir) / 'datasets.yaml'}")
     for item in overrides:
         key, value, *where = item if isinstance(item, tuple) else parse_override(item)
-        _apply(config, {key: value}, declared, where[0] if where else overrides_from, checks, origins)
+        _apply(config, {key: value}, declared, where[0] if where else overrides_from, checks, origins, keys_in)
     return EasyDict(config)
 
 

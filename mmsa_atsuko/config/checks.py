@@ -248,13 +248,14 @@ def _coerce(key: str, value, declared, where: str, real: bool = False):
     return value
 
 
-def _apply(config: dict, layer: dict, declared: dict, where: str, checks: dict, origins: dict) -> None:
+def _apply(config: dict, layer: dict, declared: dict, where: str, checks: dict, origins: dict, keys_in="") -> None:
+    """One layer; `keys_in`: where the keys are declared, for a key close to none (`-c lr=0.1` named nothing)."""
     if not isinstance(layer, dict):
         raise UsageError(f"{where} must be a mapping of key: value, got {_type_name(layer)}")
     for key, value in layer.items():
         if key not in declared:
             close = difflib.get_close_matches(str(key), declared, n=3, cutoff=0.5)
-            hint = f"; closest known: {', '.join(close)}" if close else ""
+            hint = f"; closest known: {', '.join(close)}" if close else f"; {keys_in}" if keys_in else ""
             raise UsageError(f"{where}: unknown config key {key!r}{hint}")
         config[key] = _coerce(key, value, declared[key], where, real=getattr(checks.get(key), "real", False))
         check_meaning(key, config[key], declared[key], checks.get(key), where)
