@@ -252,7 +252,8 @@ def canonical_model_name(name: str) -> str:
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     broken = (f" Failed to import: {', '.join(map(model_file, _IMPORT_ERRORS))} (python run.py list)."
               if _IMPORT_ERRORS else "")
-    own = "" if model_folders() else " A model of your own: pass --models DIR, the folder of its file."
+    own = "" if model_folders() else (" A model of your own: pass --models DIR, the folder of its file (from Python, "
+                                         f"os.environ[{MODELS_ENV!r}] = DIR).")
     raise UsageError(f"unknown model {name!r}.{_unregistered(key)}{hint} Known models: "
                      f"{', '.join(list_models())}.{broken}{own}")
 

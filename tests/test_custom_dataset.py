@@ -76,6 +76,19 @@ def test_an_unknown_dataset_is_named_with_close_ones(capsys):
     assert "Did you mean mosei" in capsys.readouterr().err
 
 
+def test_an_unknown_dataset_says_how_python_declares_one_and_that_way_works(own_dataset):
+    """mmsa_atsuko.run has no --datasets: the line said only `--datasets FILE`. What it now says, done, works."""
+    from mmsa_atsuko.errors import UsageError
+    declared, _ = own_dataset
+    with pytest.raises(UsageError) as err:
+        dataset_facts("mydata")
+    assert str(err.value).endswith("(your own: a block in a --datasets FILE; from Python, "
+                                   "os.environ['MMSA_ATSUKO_DATASETS'] = FILE)")
+    import os
+    os.environ["MMSA_ATSUKO_DATASETS"] = str(declared)      # as the line says; the fixture's monkeypatch restores it
+    assert dataset_facts("mydata")["label_range"] == [-3.0, 3.0]
+
+
 def test_a_missing_file_of_your_own_dataset_says_where_it_goes(own_dataset, tmp_path, capsys):
     """The advice was MMSA's: `run.py download mydata` and --synthetic, which both refuse a dataset of your own."""
     declared, _ = own_dataset

@@ -278,6 +278,19 @@ def test_a_models_folder_trains_lists_and_predicts_its_model(own_models, tmp_pat
     assert "unknown model 'latefuse'" in line and "pass --models DIR" in line, line
 
 
+def test_an_unknown_model_says_how_python_names_a_models_folder_and_that_way_works(own_models):
+    """mmsa_atsuko.run has no --models: the line said only `pass --models DIR`. What it now says, done, works."""
+    import os
+    folder, _ = own_models
+    with pytest.raises(UsageError) as err:
+        get_model_class("latefuse")
+    assert str(err.value).endswith("A model of your own: pass --models DIR, the folder of its file (from Python, "
+                                   "os.environ['MMSA_ATSUKO_MODELS'] = DIR).")
+    os.environ["MMSA_ATSUKO_MODELS"] = str(folder)      # as the line says; the fixture's monkeypatch restores it
+    assert get_model_class("latefuse").registry_meta["name"] == "latefuse"
+    assert registry.model_origin("latefuse") == folder / "latefuse.py"
+
+
 def test_sweep_workers_import_the_models_folder(own_models, tmp_path, capsys):
     """--jobs 2: each run in a spawned worker process, which finds the folder in $MMSA_ATSUKO_MODELS."""
     import json

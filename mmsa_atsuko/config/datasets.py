@@ -99,7 +99,7 @@ def dataset_facts(name: str, config_dir: Path = CONFIG_DIR) -> dict:
         close = difflib.get_close_matches(key, table, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UsageError(f"unknown dataset {name!r}.{hint} Known datasets: {', '.join(table)} "
-                         f"(your own: a block in a --datasets FILE)")
+                         f"(your own: a block in a --datasets FILE; from Python, os.environ[{DATASETS_ENV!r}] = FILE)")
     return table[key]
 
 
