@@ -91,6 +91,36 @@ def test_bad_search_spaces_are_usage_errors(tmp_path):
         tune("tfn", "mosi", trials=1, out=tmp_path / "out", space_file=bad, backend=LocalBackend(), **TINY)
     with pytest.raises(UsageError, match="no search space for mult"):
         read_space("mult")
+    with pytest.raises(UsageError) as err:        # it said "... does not exist; write one or pass --space FILE"
+        read_space("tfn", tmp_path / "nope.yaml")
+    assert str(err.value) == (f"--space {tmp_path / 'nope.yaml'} does not exist: give a YAML file of config key -> "
+                              "{low, high[, log]} or {choices: [...]}, one line each (README, Tuning)")
+
+
+def test_a_model_of_your_own_without_a_space_is_told_to_pass_one_not_to_write_into_the_checkout(tmp_path, monkeypatch):
+    """It named configs/tune/<model>.yaml inside the checkout, where a model kept outside it has no business."""
+    import shutil
+
+    from conftest import FIXTURES
+    from mmsa_atsuko import registry
+    for suffix in (".py", ".yaml"):
+        shutil.copy(FIXTURES / f"latefuse{suffix}", tmp_path)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_USER_MODELS", {})
+    monkeypatch.setattr(registry, "_USER_FILES", {})
+    for name in ("_user_done", "_USER_DIGESTS", "_IMPORT_ERRORS"):
+        monkeypatch.setattr(registry, name, dict(getattr(registry, name)))
+    monkeypatch.setenv(registry.MODELS_ENV, str(tmp_path))
+    module = registry.USER_PACKAGE + ".latefuse"
+    try:
+        with pytest.raises(UsageError) as err:
+            tune("latefuse", "mosi", trials=1, out=tmp_path / "out", backend=LocalBackend(), **TINY)
+    finally:
+        sys.modules.pop(module, None)          # this test's import of the folder, forgotten as the registry's state
+    assert str(err.value) == (f"no search space for latefuse, a model of your own ({tmp_path / 'latefuse.py'}): pass "
+                              "--space FILE, a YAML file of config key -> {low, high[, log]} or {choices: [...]}, "
+                              "one line each (README, Tuning)")
+    assert not (tmp_path / "out").exists()
 
 
 def test_every_run_option_reaches_the_trials_and_the_final_runs(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 from .. import api
 from ..config import CONFIG_DIR, declared_type, read_yaml
 from ..errors import UsageError
+from ..registry import model_origin
 from .sweep_file import Setting
 
 
@@ -24,9 +25,17 @@ def space_name(model: str, path=None) -> str:
 def read_space(model: str, path=None) -> dict:
     """The search space of `model` (configs/tune/<model>.yaml, or `path`), its format checked
     (its values against the model's config: `check_space`)."""
+    form = "config key -> {low, high[, log]} or {choices: [...]}, one line each (README, Tuning)"
+    if path and not Path(path).is_file():
+        raise UsageError(f"--space {path} does not exist: give a YAML file of {form}")
+    if not path and model_origin(model) is not None:
+        # A model of your own lives outside the checkout: writing configs/tune/<model>.yaml into it is no advice
+        raise UsageError(f"no search space for {model}, a model of your own ({model_origin(model)}): pass "
+                         f"--space FILE, a YAML file of {form}")
     path = Path(path) if path else CONFIG_DIR / "tune" / f"{model}.yaml"
     if not path.is_file():
-        raise UsageError(f"no search space for {model}: {path} does not exist; write one or pass --space FILE")
+        raise UsageError(f"no search space for {model}: {path} does not exist; write it or pass --space FILE, "
+                         f"a YAML file of {form}")
     space = read_yaml(path)
     if not isinstance(space, dict) or not space:
         raise UsageError(f"{path}: a search space is a mapping of config key -> {{low, high[, log]}} or {{choices}}")
