@@ -1,5 +1,6 @@
 """Protocol conditions (data/conditions.py): missing frames, a dropped modality, modality subsets;
 their place in run identity and records; the missing-rate leaderboard."""
+import json
 import math
 
 import numpy as np
@@ -9,7 +10,9 @@ import torch
 import mmsa_atsuko
 from conftest import make_dataset, with_text_bert
 from mmsa_atsuko.config import load_config
-from mmsa_atsuko.data.conditions import PLAIN, UNK_ID, Condition, conditions, make_condition, missing_frames
+from mmsa_atsuko.analysis.runs import load_run
+from mmsa_atsuko.data.conditions import (PLAIN, UNK_ID, Condition, condition_of, condition_tensors, conditions,
+                                         make_condition, missing_frames)
 from mmsa_atsuko.data.spec import Dataset, Split
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.leaderboard import leaderboard
@@ -70,14 +73,17 @@ def test_drop_modality_zeroes_every_real_frame_of_it_only(data):
     assert dropped["vision"] is data.test.tensors["vision"] and dropped["text"] is data.test.tensors["text"]
 
 
-def test_a_dropped_text_loses_its_cls_and_sep_feature_rows_too(data):
-    """MMSA's `text` rows of [CLS] and [SEP] are BERT outputs computed from the whole sentence: kept, the
-    'dropped' text reached every model that reads `text` (2 rows of every sample stayed, the rest were zeros)."""
-    before = data.test.tensors
-    after = data.under(make_condition(0.0, "T")).test.tensors
+def test_a_dropped_text_loses_every_text_feature_row_padding_cls_and_sep_included(data):
+    """MMSA's `text` rows of [CLS] and [SEP] are BERT outputs computed from the whole sentence, and so are the rows
+    of [PAD] tokens where BERT read the padding: kept, the 'dropped' text reached every model that reads `text`
+    (before: 2 rows of every sample stayed, and every padding row)."""
+    before = dict(data.test.tensors)
     lengths = before["text_lengths"]
     real = torch.arange(before["text"].shape[1])[None, :] < lengths[:, None]
     assert (before["text"] != 0).any(dim=2)[real].all()          # every real row held something to drop
+    assert (~real).any()
+    before["text"] = before["text"] + (~real)[:, :, None] * 0.5  # padding rows as BERT's outputs of [PAD]
+    after = condition_tensors(before, data_id="sha256:x", split="test", condition=make_condition(0.0, "T"))
     assert (after["text"] == 0).all()
     ids = after["text_bert"][:, 0]
     words = real & (torch.arange(ids.shape[1])[None, :] > 0) & (torch.arange(ids.shape[1])[None, :] < lengths[:, None] - 1)
@@ -85,6 +91,34 @@ def test_a_dropped_text_loses_its_cls_and_sep_feature_rows_too(data):
     assert torch.equal(ids[~words], before["text_bert"][:, 0][~words])          # ... [CLS], [SEP], padding kept
     assert torch.equal(after["text_lengths"], lengths) and torch.equal(after["text_mask"], before["text_mask"])
     assert after["audio"] is before["audio"] and after["vision"] is before["vision"]
+
+
+def test_a_dropped_text_stored_by_an_older_version_is_a_condition_of_its_own_and_not_re_tested(data, tmp_path):
+    """Records written before the rule above carry no `text_rows` mark, and zeroed fewer rows (words only, or words,
+    [CLS] and [SEP]). Read as today's drop=T they were skipped as recorded and averaged with runs on other data;
+    they are `drop=T,text_drop=older`, and re-testing one (explain, robustness, tsne) is refused in one line."""
+    today = make_condition(0.0, "T")
+    assert today.as_dict() == {"missing_rate": 0.0, "drop_modality": "T", "modalities": "TAV", "text_rows": "all"}
+    run = {"model": "tfn", "dataset": "mosi", "aligned": False, "seed": 1, "config_hash": "h", "data": "d"}
+    older = {**run, "condition": {"missing_rate": 0.0, "drop_modality": "T", "modalities": "TAV"}}
+    assert identity({**run, "condition": today.as_dict()}) == run_identity(*run.values(), "drop=T")
+    assert identity(older) == run_identity(*run.values(), "drop=T,text_drop=older")
+    assert condition_of({**run, "condition": make_condition(0.0, "V").as_dict()}) == make_condition(0.0, "V")
+    common = dict(seeds=[1111], synthetic=True, preset="small", max_epochs=1, quiet=True, out=tmp_path)
+    first = mmsa_atsuko.run("tfn", "mosi", conditions=[today], **common)[0]
+    store = tmp_path / "runs.jsonl"
+    store.write_text(store.read_text().replace(', "text_rows": "all"', ""))    # as an older toolkit wrote it
+    second = mmsa_atsuko.run("tfn", "mosi", conditions=[today], **common)[0]
+    assert second["run_id"] != first["run_id"]              # trained again, not skipped as the older run
+    assert second["metrics"] == first["metrics"]            # ... and it is today's dropped text again
+    assert [condition_of(r).key() for r in map(json.loads, store.read_text().splitlines())] == \
+        ["drop=T,text_drop=older", "drop=T"]
+    load_run(tmp_path, second["run_id"])
+    with pytest.raises(UsageError) as error:
+        load_run(tmp_path, first["run_id"])
+    assert str(error.value) == (f"run {first['run_id']} ran under an older toolkit's --drop-modality T, which zeroed "
+                                f"fewer text rows than today's (its record has no text_rows mark), so its data "
+                                f"cannot be rebuilt: train it again with --drop-modality T")
 
 
 def test_an_absent_modality_is_the_same_empty_input_for_every_sample(data):

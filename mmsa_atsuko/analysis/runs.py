@@ -111,7 +111,12 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None, data
     cache = {} if data_cache is None else data_cache
     if key not in cache:
         cache[key] = _load_run_data(record)
-    data = cache[key].under(condition_of(record))      # a run under a protocol condition is re-tested under it
+    condition = condition_of(record)
+    if condition.older_text_drop:
+        raise UsageError(f"run {run_id} ran under an older toolkit's --drop-modality T, which zeroed fewer text rows "
+                         f"than today's (its record has no text_rows mark), so its data cannot be rebuilt: train it "
+                         f"again with --drop-modality T")
+    data = cache[key].under(condition)      # a run under a protocol condition is re-tested under it
     # The record's config is what the run was trained with (model.json holds a copy, and runs from
     # before model.json have none); it is held to best.pt on the meta device before any real build.
     model = build_checked(record["model"], config, data.spec, state, Path(checkpoint),

@@ -11,8 +11,11 @@ the test all see the same condition. What each part does:
   [CLS] (position 0) and [SEP] (the last real token) are never missing. Lengths and masks are
   unchanged: the frames are there, their content is not. The text mask is shared by `text`
   and `text_bert`, so both representations lose the same tokens.
-- `drop_modality` X: rate 1 for modality X (every real frame of X missing, as above; for text, the
-  `text` feature rows of [CLS] and [SEP] too, see `_feature_rows_missing`).
+- `drop_modality` X: rate 1 for modality X (every real frame of X missing, as above; for text, every
+  row of the `text` features, [CLS], [SEP] and padding included, see `_feature_rows_missing`). Runs
+  stored before that rule zeroed fewer rows: their records carry no `text_rows` mark, `condition_of`
+  reads them as `older_text_drop`, and their key says so (`drop=T,text_drop=older`), so they are never
+  taken for, skipped as, or averaged with runs under today's dropped text, nor re-tested.
 - `modalities` S (T, A, V, TA, TV, AV or TAV): a modality outside S is absent: it becomes an
   empty input, the same for every sample: all frames zero, length 1 and a mask on frame 0 only
   (BERT text: [CLS] [SEP] and padding, length 2). Unlike a dropped modality, nothing about it
@@ -47,6 +50,7 @@ class Condition:
     missing_rate: float = 0.0
     drop_modality: str | None = None      # "T", "A" or "V"
     modalities: str = "TAV"
+    older_text_drop: bool = False         # a drop=T record without the text_rows mark (see the docstring)
 
     @property
     def plain(self) -> bool:
@@ -60,13 +64,18 @@ class Condition:
             parts.append(f"missing_rate={self.missing_rate:g}")
         if self.drop_modality:
             parts.append(f"drop={self.drop_modality}")
+        if self.older_text_drop:
+            parts.append("text_drop=older")
         if self.modalities != "TAV":
             parts.append(f"modalities={self.modalities}")
         return ",".join(parts)
 
     def as_dict(self) -> dict:
-        return {"missing_rate": float(self.missing_rate), "drop_modality": self.drop_modality,
-                "modalities": self.modalities}
+        out = {"missing_rate": float(self.missing_rate), "drop_modality": self.drop_modality,
+               "modalities": self.modalities}
+        if self.drop_modality == "T" and not self.older_text_drop:   # tells today's dropped text from older ones
+            out["text_rows"] = "all"
+        return out
 
     def rate(self, letter: str) -> float:
         return 1.0 if letter == self.drop_modality else float(self.missing_rate)
@@ -114,8 +123,9 @@ def condition_of(record: dict) -> Condition:
     stored = record.get("condition") or {}
     if not isinstance(stored, dict):
         raise ValueError(f"condition must be a mapping, got {stored!r}")
-    return Condition(float(stored.get("missing_rate") or 0.0), stored.get("drop_modality") or None,
-                     stored.get("modalities") or "TAV")
+    drop = stored.get("drop_modality") or None
+    return Condition(float(stored.get("missing_rate") or 0.0), drop, stored.get("modalities") or "TAV",
+                     older_text_drop=drop == "T" and stored.get("text_rows") != "all")
 
 
 def check_model_allows(model: str, model_class: type, condition: Condition) -> None:
@@ -143,16 +153,15 @@ def missing_frames(data_id: str, split: str, modality: str, rate: float, lengths
     return real & (draws < rate)
 
 
-def _feature_rows_missing(modality: str, rate: float, frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """The feature rows to zero: `frames`, except that a dropped text modality (rate 1) loses every real row,
-    [CLS] and [SEP] included. In MMSA's `text` (BERT's last layer, as `extract` writes it too) those two rows
-    are contextual, computed from the whole sentence: kept, they carried the dropped text to the model.
+def _feature_rows_missing(modality: str, rate: float, frames: torch.Tensor) -> torch.Tensor:
+    """The feature rows to zero: `frames`, except that a dropped text (rate 1) loses every row of `text`. In
+    MMSA's `text` (BERT's last layer) the rows of [CLS] and [SEP] are computed from the whole sentence, and so
+    are those of [PAD] tokens where BERT read the padding: kept, they carried the dropped text to the model.
     BERT ids keep their [CLS] and [SEP] tokens: a model reading ids needs them, and with every word [UNK]
     they carry nothing of the sentence."""
     if modality != "text" or rate < 1.0:
         return frames
-    import torch
-    return torch.arange(frames.shape[1])[None, :] < lengths.cpu().long()[:, None]
+    return frames.new_ones(frames.shape)
 
 
 def _zero_frames(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -183,6 +192,8 @@ def condition_tensors(tensors: dict, *, data_id: str, split: str, condition: Con
     """The split's tensors under `condition`: a new dict; tensors it does not change are shared."""
     if condition.plain:
         return tensors
+    if condition.older_text_drop:       # which rows it zeroed is not known (analysis.runs says so per run)
+        raise UsageError("a --drop-modality T of an older toolkit cannot be rebuilt: train the run again")
     out = dict(tensors)
     for letter, modality in LETTERS.items():
         if letter not in condition.modalities:
@@ -195,7 +206,7 @@ def condition_tensors(tensors: dict, *, data_id: str, split: str, condition: Con
         max_len = out[f"{modality}_mask"].shape[1]
         frames = missing_frames(data_id, split, modality, rate, lengths, max_len)
         if modality in out:
-            out[modality] = _zero_frames(out[modality], _feature_rows_missing(modality, rate, frames, lengths))
+            out[modality] = _zero_frames(out[modality], _feature_rows_missing(modality, rate, frames))
         if modality == "text" and "text_bert" in out:
             bert = out["text_bert"].clone()
             bert[:, 0] = bert[:, 0].masked_fill(frames.to(bert.device), UNK_ID)
