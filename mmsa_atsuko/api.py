@@ -33,7 +33,7 @@ from .data.synthetic_stress import check_recipe, split_condition
 from .errors import UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.atsuko.diagnostics import routing_summary
-from .models.common.bert import bert_input_problem, reads_bert_tokens
+from .models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
 from .registry import build_model, canonical_model_name, get_model_class, model_source
 from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
                       ok_record, ran_at_other_precision, read_records, recover, run_identity)
@@ -144,8 +144,11 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     if reads_bert_tokens(built):
         check_tokenizer(data.spec, config.pretrained)       # the ids of an extracted file, read by this BERT
         problem = bert_input_problem(built, data.splits())  # ids past this BERT's tables (any file), before any folder
+        if problem and problem.positions:
+            trims = "; or train self_mm or misa, which read only the real tokens" if problem.padding else ""
+            raise UsageError(f"{data.spec.path}: {problem.line}: {shorter_texts(problem.positions)}{trims}")
         if problem:
-            raise UsageError(f"{data.spec.path}: {problem}: the file was not made for this BERT; give -c "
+            raise UsageError(f"{data.spec.path}: {problem.line}: the file was not made for this BERT; give -c "
                              f"pretrained= the BERT it was made with")
         if data.spec.has_text_features:
             data = data.without_text_features()

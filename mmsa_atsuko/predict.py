@@ -38,7 +38,7 @@ from .data.extract.text import tokenizer_of
 from .data.mmsa_format import load_for_prediction
 from .data.safe_checkpoint import load_weights
 from .errors import DataError, UsageError
-from .models.common.bert import bert_input_problem, reads_bert_tokens
+from .models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
 from .results import check_output_folder, no_weights, open_new, read_records, run_path, show
 from .training.checked_model import Described, build_checked
 from .training.model_card import MODEL_CARD, NOT_OURS, read_model_card, spec_from_card
@@ -128,8 +128,10 @@ def check_features(card: dict, model, shapes: dict, extractor: dict | None, spli
     if text_key == "text_bert" and card.get("tokenizer"):
         _check_tokenizer(card["tokenizer"], extractor, splits, path)
     problem = bert_input_problem(model, splits) if text_key == "text_bert" else None
+    if problem and problem.positions:
+        raise UsageError(f"{path}: {problem.line}, which the run reads: {shorter_texts(problem.positions)}")
     if problem:
-        raise UsageError(f"{path}: {problem}, which the run reads: the features were not made for its BERT; "
+        raise UsageError(f"{path}: {problem.line}, which the run reads: the features were not made for its BERT; "
                          f"extract them with it")
 
 

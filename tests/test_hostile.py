@@ -830,14 +830,21 @@ def pad_text_to(length: int):
     return change
 
 
-BERT_IDS = {   # BERT's config.json -> (a change of every split, the model and its overrides, the line)
+NOT_MADE_FOR_IT = ": the file was not made for this BERT; give -c pretrained= the BERT it was made with"
+BERT_IDS = {   # BERT's config.json -> (a change of every split, the model and its overrides, the line, its fix)
     "token_id": lambda b: (set_id(0, b["vocab_size"]), "self_mm", [],
-                           f"text_bert holds token id {b['vocab_size']}, past the vocabulary of {b['vocab_size']} tokens"),
+                           f"text_bert holds token id {b['vocab_size']}, past the vocabulary of {b['vocab_size']} tokens",
+                           NOT_MADE_FOR_IT),
     "segment_id": lambda b: (set_id(2, 2), "misa", [],
-                             f"text_bert holds segment id 2, past the {b['type_vocab_size']} segment types"),
+                             f"text_bert holds segment id 2, past the {b['type_vocab_size']} segment types",
+                             NOT_MADE_FOR_IT),
+    # No BERT of the family has more positions: the fix is shorter texts, or a model that reads no padding.
     "padded_past_positions": lambda b: (pad_text_to(b["max_position_embeddings"] + 1), "mult", ["use_bert=true"],
                                         f"text_bert is padded to {b['max_position_embeddings'] + 1} tokens, past the "
-                                        f"{b['max_position_embeddings']} positions"),
+                                        f"{b['max_position_embeddings']} positions",
+                                        f": make the file with at most {b['max_position_embeddings']} tokens per text "
+                                        f"(extract --text-len {b['max_position_embeddings']} or less); or train "
+                                        f"self_mm or misa, which read only the real tokens"),
 }
 
 
@@ -846,13 +853,13 @@ def test_bert_ids_past_the_berts_tables_are_one_line_before_any_folder(tmp_path,
     """A file's text_bert was checked to be whole and non-negative, never against the BERT that reads
     it: an IndexError (RuntimeError for positions) traceback from the first batch, a .partial folder left."""
     _, bert, facts = synthetic_mosi()
-    change, model, overrides, line = BERT_IDS[case](facts)
+    change, model, overrides, line, fix = BERT_IDS[case](facts)
     path = changed_copy(tmp_path, change)
     out = tmp_path / "results"
     code, err = cli(capsys, "-m", model, "-d", "mosi", "--feature-path", path, "-s", "1", "--preset", "small",
                     "--max-epochs", "1", "--quiet", "-c", f"pretrained={bert}",
                     *[a for o in overrides for a in ("-c", o)], "--out", out)
-    assert_one_line(code, err, f"{path}: split 'train': {line} of the BERT {bert}: the file was not made for this BERT")
+    assert_one_line(code, err, f"{path}: split 'train': {line} of the BERT {bert}{fix}")
     assert not out.exists()
 
 

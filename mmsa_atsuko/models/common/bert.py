@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -198,7 +199,14 @@ class TextInput(nn.Module):
         return self.encoder(batch["text_bert"]) if self.use_bert else batch["text"]
 
 
-def bert_input_problem(model: nn.Module, splits: dict) -> str | None:
+class BertInputProblem(NamedTuple):
+    line: str                    # what the BERT cannot read, naming the split and the BERT
+    positions: int | None        # BERT's positions, when a text is longer: another BERT would not help, a
+                                 # file with shorter texts would; None for an id past a table
+    padding: bool = False        # past them only with the padding, which Self-MM and MISA do not read
+
+
+def bert_input_problem(model: nn.Module, splits: dict) -> BertInputProblem | None:
     """What in the splits' `text_bert` the model's BERT cannot look up, or None (also for a model
     that reads no BERT). A feature file's ids are only checked to be whole and non-negative when it is
     read (data/mmsa_checks.py), not against the BERT a run reads them with: a token id past its
@@ -216,13 +224,21 @@ def bert_input_problem(model: nn.Module, splits: dict) -> str | None:
         read = ids.shape[2] if encoder.reads_padding else int(trim_to_longest_text(ids).shape[2])
         if read > bert.max_position_embeddings:
             what = "is padded to" if encoder.reads_padding else "holds a text of"
-            return (f"split '{name}': text_bert {what} {read} tokens, past the "
-                    f"{bert.max_position_embeddings} positions of the BERT {encoder.path}")
+            return BertInputProblem(f"split '{name}': text_bert {what} {read} tokens, past the "
+                                    f"{bert.max_position_embeddings} positions of the BERT {encoder.path}",
+                                    bert.max_position_embeddings, encoder.reads_padding)
         for row, what, size, limit in limits:
             top = int(ids[:, row].max()) if ids.numel() else 0
             if top >= size:
-                return f"split '{name}': text_bert holds {what} {top}, past the {limit} of the BERT {encoder.path}"
+                return BertInputProblem(f"split '{name}': text_bert holds {what} {top}, past the {limit} of "
+                                        f"the BERT {encoder.path}", None)
     return None
+
+
+def shorter_texts(positions: int) -> str:
+    """The fix for a text past BERT's positions: every BERT of a family has as many, so no -c pretrained=
+    helps; a file whose texts are padded (and cut) to at most that many tokens does."""
+    return f"make the file with at most {positions} tokens per text (extract --text-len {positions} or less)"
 
 
 def reads_bert_tokens(model: nn.Module) -> bool:
