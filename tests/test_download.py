@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from mmsa_atsuko.config import dataset_facts
 from mmsa_atsuko.cli import main
 from mmsa_atsuko.data import download as dl
 from mmsa_atsuko.data.download import commands, facts     # patched where download() reads a name
@@ -51,10 +52,12 @@ class FakeDownloader:
 
 @pytest.fixture
 def published_mosi(monkeypatch):
-    """MOSI's published checksum, replaced by the one of our stand-in file (in the facts download reads)."""
-    real = facts.dataset_facts
+    """MOSI's published checksum, replaced by the one of our stand-in file (in the facts config.published_sha256
+    reads, for the download)."""
+    from mmsa_atsuko.config import datasets as dataset_table
+    real = dataset_table.dataset_facts
     stand_in = {"unaligned": hashlib.sha256(GOOD).hexdigest()}
-    monkeypatch.setattr(facts, "dataset_facts",
+    monkeypatch.setattr(dataset_table, "dataset_facts",
                         lambda name: {**real(name), "sha256": stand_in} if name == "mosi" else real(name))
 
 
@@ -569,5 +572,5 @@ def test_the_facts_are_read_from_the_table_as_it_is_when_asked(tmp_path, monkeyp
     per_sample = (3 * 768 + 5 * 2 + 7 * 4) * dl.FLOAT_BYTES
     assert dl.size_bounds("Probe/Processed/probe.pkl") == (per_sample * 20, dl.SIZE_SLACK * per_sample * 20
                                                            + dl.SIZE_MARGIN)
-    assert dl.published_sha256(SIMSV2) is None and dl.published_sha256(MOSI) == facts.dataset_facts("mosi")[
+    assert dl.published_sha256(SIMSV2) is None and dl.published_sha256(MOSI) == dataset_facts("mosi")[
         "sha256"]["unaligned"]

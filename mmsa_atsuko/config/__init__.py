@@ -36,12 +36,13 @@ from easydict import EasyDict
 from ..errors import UsageError
 from ..registry import CONFIG_DIR, get_model_class, model_origin, model_yaml_path
 from .checks import (DEFAULT_CHECKS, Check, _apply, _checks, _declare_nullable, _no_check, _Nullable, _type_name,
-                     number_hint, parse_override, parse_overrides)
-from .datasets import DATASETS_ENV, METRIC_KEYS, dataset_facts, dataset_names, datasets_table, real_layout
-from .yaml_files import read_yaml
+                     number_hint, parse_overrides)
+from .datasets import (DATASETS_ENV, METRIC_KEYS, dataset_facts, dataset_names, datasets_table, published_sha256,
+                       real_layout)
+from .yaml_files import parse_override, read_yaml
 
 __all__ = ["CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "Check", "check_config", "config_hash", "dataset_facts",
-           "real_layout",
+           "published_sha256", "real_layout",
            "dataset_names", "datasets_table", "declared_type", "load_config", "model_config_name", "number_hint", "parse_override", "parse_overrides",
            "read_yaml", "save_config"]
 

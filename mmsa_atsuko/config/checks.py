@@ -14,7 +14,7 @@ or free). A bool needs none. `load_config` refuses a key without one, in one lin
 to add; tests/test_hostile.py keeps every shipped YAML so.
 
 Here too: applying one layer of key: value pairs to a config (`_apply`: unknown keys, types,
-checks), and reading a command-line override `key=value` (`parse_override`).
+checks), and a command line's overrides, each key once (`parse_overrides`).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import re
 import yaml
 
 from ..errors import UsageError
-from .yaml_files import _SafeLoader, parse_value
+from .yaml_files import _SafeLoader, parse_override
 
 
 def _type_name(value) -> str:
@@ -262,9 +262,6 @@ def _apply(config: dict, layer: dict, declared: dict, where: str, checks: dict, 
         origins[key] = where
 
 
-YAML11_BOOL_WORDS = {"on", "off", "yes", "no", "y", "n"}
-
-
 def parse_overrides(items) -> list[tuple]:
     """The command line's `-c` list ('key=value' strings or (key, value) pairs) parsed, each key at most
     once: with two values for one key the last won without a word (a seed given twice is refused too)."""
@@ -276,25 +273,3 @@ def parse_overrides(items) -> list[tuple]:
         seen[key] = value
         parsed.append((key, value, *where))
     return parsed
-
-
-def parse_override(text: str) -> tuple[str, object]:
-    """'lr=1e-3' -> ('lr', 0.001); values are parsed as YAML (numbers, bools, lists, null)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise UsageError(f"override {text!r} must look like key=value")
-    if raw.strip().lower() in YAML11_BOOL_WORDS:
-        # YAML 1.1 reads on/off/yes/no as booleans; `-c distill_form=off` means the word (YAML 1.2 agrees).
-        return key.strip(), raw.strip()
-    try:
-        # held to a YAML file's bounds: 100,000 '[' were a RecursionError in PyYAML's pure-Python parser
-        value = parse_value(raw, f"-c {key.strip()}") if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    # YAML 1.1 reads '1e-3' as a string; accept it as the number the user meant.
-    if isinstance(value, str):
-        try:
-            value = float(value) if any(c in value.lower() for c in ".e") else value
-        except ValueError:
-            pass
-    return key.strip(), value

@@ -108,6 +108,12 @@ def dataset_names(data_format: str | None = None) -> tuple[str, ...]:
     return tuple(n for n, f in datasets_table().items() if data_format in (None, f["format"]))
 
 
+def published_sha256(name: str, aligned: bool) -> str | None:
+    """The SHA-256 MMSA's README publishes for dataset `name`'s aligned or unaligned file (its block's
+    `sha256`; thuiar/MMSA:README.md), None where it publishes none (SIMSv2, MIntRec, your own)."""
+    return (dataset_facts(name).get("sha256") or {}).get("aligned" if aligned else "unaligned")
+
+
 def real_layout(name: str, setting: str) -> dict | None:
     """The real `setting` (aligned | unaligned) file of dataset `name` as its block describes it:
     {'split_sizes': {split: N}, 'seq_lens': {modality: padded length}, 'feature_dims': {modality: D}}

@@ -7,7 +7,7 @@ A YAML file may come from anyone (a sweep file, a `--datasets FILE`, a model's Y
 MAX_DEPTH levels once its aliases are expanded (an alias "bomb" of nine anchors nine times over is
 43 million values in a file of 800 bytes), no alias that holds itself, and no integer of more than
 MAX_DIGITS digits (Python refuses to read one of over 4300). `parse_value` holds a `-c key=value`'s
-value to the same bounds."""
+value to the same bounds, and `parse_override` reads one as the user meant it."""
 from __future__ import annotations
 
 import copy
@@ -132,3 +132,28 @@ def _check_nodes(root, where: str) -> None:
         open_nodes.add(key)
         stack.append((node, True))
         stack.extend((kid, False) for kid in _children(node))
+
+
+YAML11_BOOL_WORDS = {"on", "off", "yes", "no", "y", "n"}
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """'lr=1e-3' -> ('lr', 0.001); values are parsed as YAML (numbers, bools, lists, null)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"override {text!r} must look like key=value")
+    if raw.strip().lower() in YAML11_BOOL_WORDS:
+        # YAML 1.1 reads on/off/yes/no as booleans; `-c distill_form=off` means the word (YAML 1.2 agrees).
+        return key.strip(), raw.strip()
+    try:
+        # held to a YAML file's bounds: 100,000 '[' were a RecursionError in PyYAML's pure-Python parser
+        value = parse_value(raw, f"-c {key.strip()}") if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    # YAML 1.1 reads '1e-3' as a string; accept it as the number the user meant.
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value.lower() for c in ".e") else value
+        except ValueError:
+            pass
+    return key.strip(), value

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config import dataset_facts
+from ..config import published_sha256
 from ..errors import UsageError
 from ..metrics import metric_family
 from .published import PAPER_COLUMNS, PAPER_NAMES, PUBLISHED
@@ -74,15 +74,10 @@ def verify_cells(tables: list[Table]) -> tuple[list[VerifyCell], list[str]]:
     return cells, notes
 
 
-def _published_sha256(table: Table) -> str | None:
-    """The sha256 MMSA publishes for the table's file (datasets.yaml `sha256`), None where it publishes none."""
-    return (dataset_facts(table.dataset).get("sha256") or {}).get("aligned" if table.aligned else "unaligned")
-
-
 def _not_the_published_file(table: Table) -> str | None:
     """Why the table's runs are not on MMSA's file (a note), or None. The paper's numbers are on that file: runs on
     another (`--feature-path my.pkl -d mosi`, a modified copy) were verified as if they were the paper's experiment."""
-    published = _published_sha256(table)
+    published = published_sha256(table.dataset, table.aligned)
     if published is None or table.data == f"sha256:{published}":
         return None
     return (f"{table.dataset} {'aligned' if table.aligned else 'unaligned'}: runs on {table.data}, not the file "

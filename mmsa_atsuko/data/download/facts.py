@@ -8,7 +8,8 @@ from those facts (`size_bounds`), and must leave DISK_RESERVE of its disk free.
 """
 from __future__ import annotations
 
-from ...config import dataset_facts, datasets_table, real_layout
+from ...config import datasets_table, real_layout
+from ...config import published_sha256 as config_published_sha256
 from ...errors import DataError, UsageError
 from ..spec import MODALITIES
 
@@ -16,10 +17,9 @@ MINTREC_HOME = "https://github.com/thuiar/MIntRec"
 
 
 def published_sha256(relpath: str) -> str | None:
-    """The SHA-256 MMSA's README publishes for the file at `relpath` in its folder (datasets.yaml
-    `sha256`; thuiar/MMSA:README.md), read from the table as it is now; None for SIMSv2's."""
-    name, aligned = _setting_of(relpath)
-    return (dataset_facts(name).get("sha256") or {}).get("aligned" if aligned else "unaligned")
+    """The SHA-256 MMSA's README publishes for the file at `relpath` in its folder (`config.published_sha256`),
+    read from the table as it is now; None for SIMSv2's."""
+    return config_published_sha256(*_setting_of(relpath))
 
 
 def real_layout_of(relpath: str) -> dict:
