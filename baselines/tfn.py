@@ -9,8 +9,8 @@ Faithful to MMSA (thuiar/MMSA:src/MMSA/models/singleTask/TFN.py), with switches:
 - `temporal_mean: padded` averages audio/vision over the whole padded time axis, padding
   included, like MMSA's `need_normalized`; `valid` averages only over the true frames.
 - `output_range: [-3, 3]`: regression output is `sigmoid(x) * 6 - 3` on every dataset,
-  SIMS included, as in MMSA (SIMS metrics clip to [-1, 1] afterwards); a dataset whose
-  label_range it does not hold is refused (`check_output_range`).
+  SIMS included, as in MMSA (SIMS metrics clip to [-1, 1] afterwards); training on a dataset
+  whose label_range it does not hold is refused (`check_training_data`).
 - The text LSTM reads the padded sequence unpacked (MMSA); `text_packing: true` reads only
   the true frames, as packing would.
 - MMSA's text dropout is dead (forced to 0 on a 1-layer LSTM); kept dead here.
@@ -74,16 +74,6 @@ def fusion_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x * ((torch.rand_like(x) >= p) * (1.0 / (1.0 - p)))
 
 
-def check_output_range(output_range, spec) -> None:
-    """The sigmoid's range must hold the dataset's labels. MMSA's (-3, 3) holds MOSI's and SIMS's, but a dataset
-    of your own with labels in [-5, 5] trained a model that could never predict beyond 3, without a word."""
-    lo, hi = output_range
-    low, high = spec.label_range
-    if low < lo or high > hi:
-        raise UsageError(f"tfn: output_range [{lo:g}, {hi:g}] cannot reach the labels of {spec.name} (label_range "
-                         f"[{low:g}, {high:g}]): set -c output_range=[{low:g},{high:g}]")
-
-
 def append_one(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.new_ones(x.shape[0], 1), x], dim=1)
 
@@ -98,8 +88,6 @@ class TFN(nn.Module):
             raise UsageError(f"temporal_mean must be padded or valid, got {config.temporal_mean!r}")
         self.config = config
         self.task = spec.task
-        if spec.task == "regression":
-            check_output_range(config.output_range, spec)
         text_hidden, audio_hidden, vision_hidden = config.hidden_dims
         audio_drop, vision_drop, _text_drop_dead_in_mmsa, post_drop = config.dropouts
         self.audio_subnet = SubNet(spec.feature_dims["audio"], audio_hidden, audio_drop)
@@ -115,6 +103,18 @@ class TFN(nn.Module):
         lo, hi = config.output_range
         self.register_buffer("output_scale", torch.tensor(float(hi - lo)), persistent=False)
         self.register_buffer("output_shift", torch.tensor(float(lo)), persistent=False)
+
+    def check_training_data(self, spec) -> None:
+        """The sigmoid's range must hold the labels it is trained on. MMSA's (-3, 3) holds MOSI's and SIMS's, but
+        a dataset of your own with labels in [-5, 5] trained a model that could never predict beyond 3, without a
+        word. Checked before training only: a run trained so still loads for predict, explain and robustness."""
+        if spec.task != "regression":
+            return
+        lo, hi = self.config.output_range
+        low, high = spec.label_range
+        if low < lo or high > hi:
+            raise UsageError(f"tfn: output_range [{lo:g}, {hi:g}] cannot reach the labels of {spec.name} (label_range "
+                             f"[{low:g}, {high:g}]): set -c output_range=[{low:g},{high:g}]")
 
     def forward(self, batch: dict) -> dict:
         audio_h = self.audio_subnet(temporal_mean(batch["audio"], batch["audio_mask"], self.config.temporal_mean))

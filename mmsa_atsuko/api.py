@@ -141,6 +141,8 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     # Build once to surface model/data mismatches (task, missing text features, BERT path) now.
     built = build_model(model, config, data.spec)
     check_last_batch(built, len(data.train), config.batch_size)       # before any run folder is made
+    if hasattr(built, "check_training_data"):     # the model's own check of what it trains on (optional hook)
+        built.check_training_data(data.spec)
     if reads_bert_tokens(built):
         check_tokenizer(data.spec, config.pretrained)       # the ids of an extracted file, read by this BERT
         problem = bert_input_problem(built, data.splits())  # ids past this BERT's tables (any file), before any folder

@@ -48,6 +48,22 @@ def test_run_sweep_and_leaderboard_work_on_a_declared_dataset(own_dataset, tmp_p
     assert "mydata" in dataset_names("mmsa") and dataset_facts("MYDATA")["headline"] == "MAE"
 
 
+def test_tfn_on_labels_past_its_output_range_is_refused_before_any_folder(own_dataset, tmp_path, capsys):
+    """The check runs where a run starts (api.prepare_job's call of the model's check_training_data), so a
+    run, a sweep or the Python API stops in one line before anything is written, and the override trains."""
+    declared, root = own_dataset
+    declared.write_text(BLOCK.replace("[-3.0, 3.0]", "[-5.0, 5.0]"))
+    out = tmp_path / "out"
+    common = ["-m", "tfn", "-d", "mydata", "--datasets", str(declared), "--data-root", str(root), "-s", "1",
+              "--preset", "small", "--max-epochs", "1", "--quiet", "--out", str(out)]
+    assert main(common) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: tfn: output_range [-3, 3] cannot reach the labels of mydata (label_range [-5, 5]): "
+                   "set -c output_range=[-5,5]\n")
+    assert not out.exists()
+    assert main([*common, "-c", "output_range=[-5,5]"]) == 0
+
+
 @pytest.mark.parametrize("change, message", [
     (("    headline: MAE\n", ""), "lacks headline"),
     (("    language: en\n", "    language: en\n    colour: blue\n"), "unknown key(s) colour"),

@@ -40,17 +40,20 @@ def test_regression_output_range_and_classification_loss():
     assert torch.allclose(loss["task"], torch.nn.functional.cross_entropy(out["pred"], batch["label"]))
 
 
-def test_labels_the_output_range_cannot_reach_are_refused_with_the_override_that_reaches_them():
-    """A dataset of your own with labels in [-5, 5] trained a TFN whose sigmoid stops at 3, without a word."""
+def test_labels_the_output_range_cannot_reach_are_refused_for_training_only():
+    """A dataset of your own with labels in [-5, 5] trained a TFN whose sigmoid stops at 3, without a word. The
+    check is the training run's (api.prepare_job): building the model, as loading a run folder does, passes."""
     wide = replace(make_dataset().spec, name="wide", label_range=(-5.0, 5.0))
+    model = build_model("tfn", load_config("tfn", "mosi", preset="small"), wide)     # a trained run loads
     with pytest.raises(UsageError) as error:
-        build_model("tfn", load_config("tfn", "mosi", preset="small"), wide)
+        model.check_training_data(wide)
     assert str(error.value) == ("tfn: output_range [-3, 3] cannot reach the labels of wide (label_range [-5, 5]): "
                                 "set -c output_range=[-5,5]")
     model = build_model("tfn", load_config("tfn", "mosi", preset="small", overrides=["output_range=[-5,5]"]), wide)
+    model.check_training_data(wide)
     assert (model.output_scale.item(), model.output_shift.item()) == (10.0, -5.0)
     narrow = replace(make_dataset().spec, label_range=(-1.0, 1.0))         # SIMS's, inside MMSA's (-3, 3)
-    build_model("tfn", load_config("tfn", "mosi", preset="small"), narrow)
+    build_model("tfn", load_config("tfn", "mosi", preset="small"), narrow).check_training_data(narrow)
 
 
 def test_temporal_mean_modes():
