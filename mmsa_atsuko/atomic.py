@@ -12,7 +12,7 @@ import pickle
 import secrets
 from pathlib import Path
 
-from .errors import DataError, UsageError
+from .errors import DataError, UsageError, one_line
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)     # absent on Windows, where a plain user cannot make symlinks
 
@@ -49,6 +49,27 @@ def replace_with(path, write, tmp=None) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_files(folder, files: dict, what: str, option: str) -> list[Path]:
+    """Write `files` (name -> bytes or str, UTF-8) into `folder`, creating it: every file to a temporary
+    sibling first, then each renamed over its name, so a failure (a full disk) leaves none of them half
+    written and a link planted at a name is replaced, never written through. A failure is one DataError
+    line: "`what` could not be written (why); choose another `option`"."""
+    folder, written = Path(folder), []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            tmp = temp_sibling(folder / name)
+            written.append((tmp, folder / name))
+            tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        for tmp, path in written:
+            os.replace(tmp, path)
+    except OSError as e:
+        for tmp, _ in written:
+            tmp.unlink(missing_ok=True)
+        raise DataError(f"{what} could not be written ({e.strerror or one_line(e)}); choose another {option}") from None
+    return [path for _, path in written]
 
 
 def write_pickle(obj, path) -> None:
@@ -105,6 +126,21 @@ def check_folder(folder, what: str, option: str = "--out") -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"{what} {folder}: {probe} is not writable by this user; choose another {option}")
     return folder
+
+
+def check_output_file(path, option: str) -> Path:
+    """`path`, a file the user named for the toolkit to write (leaderboard -o, extract --out), or one
+    UsageError line before any work: a folder, a symbolic link (it would be replaced, or its target
+    rewritten), an existing file that is no regular one (/dev/full, /proc/version, a named pipe), or a
+    folder that cannot be made or written (`check_folder`)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise UsageError(f"{option} {path} is a folder; give the name of the file to write")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise UsageError(f"{option} {path} is {'a symbolic link' if path.is_symlink() else 'no regular file'}; "
+                         "give the name of a file to write, or of a new one")
+    check_folder(path.parent, f"{option} {path}: its folder", option)
+    return path
 
 
 def check_entries(folder, entries, what: str, option: str = "--out") -> None:

@@ -6,13 +6,12 @@ so the rest of the toolkit (and a headless machine) never needs it.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import numpy as np
 import pandas as pd
 
 from .errors import UsageError
-from .results import open_new
 
 MODALITY_COLORS = {"text": "#1f77b4", "vision": "#2ca02c", "audio": "#d62728"}
 MODALITIES = ("text", "vision", "audio")
@@ -45,21 +44,25 @@ def _title(text: str, synthetic: bool) -> str:
     return text + (" [synthetic data]" if synthetic else "")
 
 
-def save_figure(fig, table: pd.DataFrame, out_dir, name: str) -> list[Path]:
-    """Write `<name>.png`, `<name>.pdf` and `<name>.csv` into `out_dir`; return the paths."""
+def figure_names(name: str) -> list[str]:
+    """The files of one figure: `figure_files` writes them, and the commands check them before any work."""
+    return [f"{name}.png", f"{name}.pdf", f"{name}.csv"]
+
+
+def figure_files(fig, table: pd.DataFrame, name: str) -> dict[str, bytes]:
+    """`<name>.png`, `<name>.pdf` and `<name>.csv` (the numbers it draws, at full precision) in memory,
+    the figure closed: the caller writes every file of a command at once (`atomic.write_files`), so a
+    full disk leaves none of them half written."""
     plt = pyplot()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf", out_dir / f"{name}.csv"]
-    # Through open_new: a symbolic link planted at one of these names is refused, never written through.
-    with open_new(paths[0], "wb") as f:
-        fig.savefig(f, format="png", dpi=150, bbox_inches="tight")
-    with open_new(paths[1], "wb") as f:
-        fig.savefig(f, format="pdf", bbox_inches="tight")
+    png, pdf, csv = figure_names(name)
+    files = {}
+    for path, options in ((png, {"dpi": 150}), (pdf, {})):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=path.rsplit(".", 1)[1], bbox_inches="tight", **options)
+        files[path] = buffer.getvalue()
     plt.close(fig)
-    with open_new(paths[2], "w", newline="", encoding="utf-8") as f:
-        table.to_csv(f, index=False)              # full precision: the CSV round-trips the numbers
-    return paths
+    files[csv] = table.to_csv(index=False)
+    return files
 
 
 # ------------------------------------------------------------------------------------------
@@ -204,12 +207,11 @@ EXPLAIN_FIGURES = {
 }
 
 
-def write_explain(tables: dict, out_dir, where: str, synthetic: bool) -> list[Path]:
-    paths = []
+def explain_files(tables: dict, where: str, synthetic: bool) -> dict[str, bytes]:
+    files = {}
     for name, table in tables.items():
-        fig = EXPLAIN_FIGURES[name](table, where, synthetic)
-        paths += save_figure(fig, table, out_dir, name)
-    return paths
+        files.update(figure_files(EXPLAIN_FIGURES[name](table, where, synthetic), table, name))
+    return files
 
 
 # ------------------------------------------------------------------------------------------

@@ -725,7 +725,7 @@ def test_leaderboard_output_is_written_whole_and_never_through_a_link(results, v
     else:
         def no_space(self, *args, **kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
-        monkeypatch.setattr(Path, "write_text", no_space)
+        monkeypatch.setattr(Path, "write_bytes", no_space)
         says = f"-o {output} could not be written (No space left on device); choose another -o"
     code, err = cli(capsys, "leaderboard", "--results", out, "-o", output)
     assert_one_line(code, err, says)

@@ -2,21 +2,31 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..errors import UsageError
 from .common import OneLineParser, add_hardware_options, add_results_option
 
 
-def check_figures_folder(args) -> None:
-    """Where a command's figures go (--out, else <results>/analysis), checked before any run is loaded or
-    trained: a file there used to surface as a traceback after all the work was done."""
-    from ..results import ANALYSIS_DIR, check_output_folder, refuse_a_file_as_results
+def check_figures_folder(args, names=(), out=None) -> None:
+    """Where a command's figures go (`out`, else --out, else <results>/analysis), and the files `names` it
+    writes there, checked before any run is loaded or trained: a file there used to surface as a traceback
+    after all the work was done, and a link or a folder at one of the names after some files were written."""
+    from ..results import ANALYSIS_DIR, analysis_dir, check_output_folder, refuse_a_file_as_results
     refuse_a_file_as_results(args.results)     # the store file given for its folder: said as the tables say it
-    if args.out:
-        check_output_folder(args.out, "output folder", entries=())
-    else:
+    if not (out or args.out):
         check_output_folder(args.results, "results folder", entries=(ANALYSIS_DIR,), option="--results")
+    check_output_folder(out or args.out or analysis_dir(args.results), "output folder", entries=names)
+
+
+def write_figures(files: dict, out) -> None:
+    """All of a command's files at once (`atomic.write_files`): a full disk or an unwritable --out is one
+    line, and leaves none of them half written."""
+    from ..atomic import write_files
+    for path in write_files(out, files, f"output folder {out}", "--out"):
+        print(f"wrote {path}")
+
+
+WEIGHTS_CSV = "modality_weights.csv"
 
 
 def explain_parser() -> argparse.ArgumentParser:
@@ -43,7 +53,7 @@ def cmd_explain(argv) -> int:
                            require_atsuko)
     from ..results import analysis_dir, check_run_id
     from ..models.atsuko import ATSUKO_FAMILY
-    from ..plots import pyplot, write_explain
+    from ..plots import EXPLAIN_FIGURES, explain_files, figure_names, pyplot
     if args.model not in ATSUKO_FAMILY:
         raise UsageError(f"explain reads Atsuko's routers; -m {args.model} is not atsuko")
     pyplot()                                        # fail on a missing matplotlib before any work
@@ -51,6 +61,8 @@ def cmd_explain(argv) -> int:
     cache = {}
     run = load_run(args.results, args.run, args.checkpoint, data_cache=cache)
     require_atsuko(run)
+    out = args.out or analysis_dir(args.results) / f"explain_{check_run_id(run.run_id)}"   # one folder per run
+    check_figures_folder(args, [f for name in EXPLAIN_FIGURES for f in figure_names(name)] + [WEIGHTS_CSV], out)
     if args.dataset and args.dataset != run.record["dataset"]:
         raise UsageError(f"run {run.run_id} is on {run.record['dataset']}, not {args.dataset}")
     partner = None
@@ -63,12 +75,9 @@ def cmd_explain(argv) -> int:
     weights = modality_weights_table(run, args.feature_path)
     where = f"{run.record['model']} on {run.record['dataset']}{' aligned' if run.record['aligned'] else ''}, " \
             f"seed {run.record['seed']}"
-    out = args.out or analysis_dir(args.results) / f"explain_{check_run_id(run.run_id)}"   # one folder per run
-    for path in write_explain(tables, out, where, run.synthetic):
-        print(f"wrote {path}")
-    weights_csv = Path(out) / "modality_weights.csv"          # id, w_T, w_A, w_V per test sample
-    weights.to_csv(weights_csv, index=False, float_format="%.9g")
-    print(f"wrote {weights_csv}")
+    files = explain_files(tables, where, run.synthetic)
+    files[WEIGHTS_CSV] = weights.to_csv(index=False, float_format="%.9g")    # id, w_T, w_A, w_V per test sample
+    write_figures(files, out)
     if run.model.use_mcm and partner is None:
         print("note: no run of the same data and seed without the MCM; modality weights shown for this run only")
     return 0
@@ -88,11 +97,13 @@ def cmd_robustness(argv) -> int:
     args = robustness_parser().parse_args(argv)
     import pandas as pd
     from ..analysis import load_run, robustness_table
-    from ..results import analysis_dir, headline_metric
+    from ..results import analysis_dir, check_run_id, headline_metric
     from ..metrics import lower_is_better
-    from ..plots import plot_robustness, pyplot, save_figure
+    from ..plots import figure_files, figure_names, plot_robustness, pyplot
     pyplot()
-    check_figures_folder(args)
+    # Named by its first run, so the figures of other runs sit beside it in <results>/analysis.
+    name = f"robustness_{check_run_id(args.run[0])}"
+    check_figures_folder(args, figure_names(name))
     cache, tables, runs = {}, [], []
     for run_id in args.run:
         run = load_run(args.results, run_id, data_cache=cache)
@@ -103,9 +114,7 @@ def cmd_robustness(argv) -> int:
     table = pd.concat(tables, ignore_index=True)
     metric = headline_metric(runs[0].record["dataset"])
     fig = plot_robustness(table, metric, any(r.synthetic for r in runs), lower_is_better(metric))
-    # Named by its first run, so the figures of other runs sit beside it in <results>/analysis.
-    for path in save_figure(fig, table, args.out or analysis_dir(args.results), f"robustness_{runs[0].run_id}"):
-        print(f"wrote {path}")
+    write_figures(figure_files(fig, table, name), args.out or analysis_dir(args.results))
     return 0
 
 
@@ -126,21 +135,21 @@ def cmd_tsne(argv) -> int:
     args = tsne_parser().parse_args(argv)
     from ..analysis import ablation_runs, load_run, tsne_table
     from ..results import analysis_dir, check_run_id
-    from ..plots import plot_tsne, pyplot, save_figure
+    from ..plots import figure_files, figure_names, plot_tsne, pyplot
     pyplot()
     check_figures_folder(args)
+    variants = ablation_runs(args.results, args.dataset, args.seed, args.aligned)
+    # Named by a run of the panel (the fullest variant: panels come in VARIANT_ORDER), so the figures of
+    # other runs (another seed, aligned) sit beside these instead of overwriting them.
+    name = f"tsne_{check_run_id(list(variants.values())[-1])}"
+    check_figures_folder(args, figure_names(name))
     cache = {}
-    runs = {variant: load_run(args.results, run_id, data_cache=cache)
-            for variant, run_id in ablation_runs(args.results, args.dataset, args.seed, args.aligned).items()}
+    runs = {variant: load_run(args.results, run_id, data_cache=cache) for variant, run_id in variants.items()}
     table = tsne_table(runs, args.tsne_seed)
     first = next(iter(runs.values())).record
     where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}"
     fig = plot_tsne(table, where, any(r.synthetic for r in runs.values()))
-    # Named by a run of the panel (the fullest variant: panels come in VARIANT_ORDER), so the figures of
-    # other runs (another seed, aligned) sit beside these instead of overwriting them.
-    fullest = list(runs.values())[-1].run_id
-    for path in save_figure(fig, table, args.out or analysis_dir(args.results), f"tsne_{check_run_id(fullest)}"):
-        print(f"wrote {path}")
+    write_figures(figure_files(fig, table, name), args.out or analysis_dir(args.results))
     return 0
 
 
@@ -173,7 +182,7 @@ def cmd_sensitivity(argv) -> int:
     import pandas as pd
     from ..analysis import SENSITIVITY_PARAMS, sensitivity_table
     from ..metrics import lower_is_better
-    from ..plots import plot_sensitivity, pyplot, save_figure
+    from ..plots import figure_files, figure_names, plot_sensitivity, pyplot
     from ..config import load_config
     from ..results import analysis_dir
     from ..sweep import LocalBackend, default_jobs, parse_devices, sweep
@@ -193,7 +202,8 @@ def cmd_sensitivity(argv) -> int:
     # Checked here, so that a bad --jobs or --threads is one line with --read-only too.
     jobs = parse_jobs(args.jobs) if args.jobs is not None else default_jobs(parse_devices("auto"), runs=len(seeds))
     check_threads(args.threads)
-    check_figures_folder(args)
+    name = f"sensitivity_{args.model}_{args.dataset}"
+    check_figures_folder(args, figure_names(name))
     tables = []
     for param in params:
         values = args.values or SENSITIVITY_PARAMS[param]
@@ -220,7 +230,5 @@ def cmd_sensitivity(argv) -> int:
     metric = table.metric.iloc[0]
     where = f"{args.model} on {args.dataset}{' aligned' if args.aligned else ''}"
     fig = plot_sensitivity(table, where, bool(table.synthetic.any()), lower_is_better(metric))
-    for path in save_figure(fig, table, args.out or analysis_dir(args.results),
-                            f"sensitivity_{args.model}_{args.dataset}"):
-        print(f"wrote {path}")
+    write_figures(figure_files(fig, table, name), args.out or analysis_dir(args.results))
     return 0

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import DataError, UsageError, one_line
+from ..errors import UsageError
 from .common import OneLineParser, add_results_option
 
 
@@ -32,25 +32,17 @@ def cmd_leaderboard(argv) -> int:
     from ..results import check_output_folder
     # Where it writes, checked before the store is read: a bad -o or --figures was a traceback.
     if args.output:
-        output = Path(args.output)
-        if output.is_dir():
-            raise UsageError(f"-o {output} is a folder; give the name of the file to write")
-        if output.is_symlink() or (output.exists() and not output.is_file()):   # a link, /dev/full, /proc/version
-            raise UsageError(f"-o {output} is {'a symbolic link' if output.is_symlink() else 'no regular file'}; "
-                             "give the name of a file to write, or of a new one")
-        check_output_folder(output.parent, f"-o {output}: its folder", entries=(), option="-o")
+        from ..atomic import check_output_file
+        output = check_output_file(args.output, "-o")
     if args.by:
         check_output_folder(args.figures or Path(args.results) / "figures", "figures folder", entries=(),
                             option="--figures")
     text = leaderboard(args.results, datasets=args.dataset, fmt=args.format, paper=args.paper,
                        key_metric=args.key_metric, by=args.by)
     if args.output:
-        from ..atomic import replace_with
-        try:    # whole or not at all: a write that fails half-way (a full disk) left half a table
-            output.parent.mkdir(parents=True, exist_ok=True)
-            replace_with(output, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-        except OSError as e:
-            raise DataError(f"-o {output} could not be written ({e.strerror or one_line(e)}); choose another -o") from None
+        from ..atomic import write_files
+        # Whole or not at all: a write that fails half-way (a full disk) left half a table.
+        write_files(output.parent, {output.name: text}, f"-o {output}", "-o")
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text)

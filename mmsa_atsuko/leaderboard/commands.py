@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import check_entries, replace_with
+from ..atomic import check_entries, replace_with, write_files
 from ..config import dataset_facts
 from ..errors import UsageError
 from ..results import RUNS_FILE, ok_records, open_new, read_records
@@ -152,18 +152,18 @@ def missing_rate_figures(results, out, *, datasets=None, key_metric=None) -> lis
     """One figure per curve table (PNG, PDF and the CSV behind it) in `out`, named
     `missing_rate_<dataset>[-aligned][-synthetic]`; needs the [plots] extra."""
     from ..metrics import lower_is_better
-    from ..plots import plot_missing_rate, save_figure
+    from ..plots import figure_files, plot_missing_rate
     datasets = _known_datasets(datasets)
     tables = _curve_tables(read_records(Path(results)), results, datasets, key_metric, "missing_rate", False)
-    paths, names = [], {}
+    files, names = {}, {}
     for t in tables:
         name = f"missing_rate_{t.dataset}{'-aligned' if t.aligned else ''}{'-synthetic' if t.synthetic else ''}"
         names[name] = names.get(name, 0) + 1
         if names[name] > 1:                       # another data file of the same kind
             name += f"-{names[name]}"
         fig = plot_missing_rate(curves_frame([t]), t.title(kind=False), t.synthetic, lower_is_better(t.metric))
-        paths += save_figure(fig, curves_frame([t]), out, name)
-    return paths
+        files.update(figure_files(fig, curves_frame([t]), name))
+    return write_files(out, files, f"figures folder {out}", "--figures")
 
 
 def verify_store(results, datasets=None) -> tuple[list[VerifyCell], list[str]]:
