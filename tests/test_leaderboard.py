@@ -487,3 +487,29 @@ def test_compare_files_are_per_model_and_all_checked_before_the_first_is_written
     assert [p.name for p in mine] == ["comparison_atsuko_mosi-synthetic.csv", "comparison_atsuko_sims-synthetic.csv"]
     assert [p.name for p in theirs] == ["comparison_lmf_mosi-synthetic.csv"]
     assert all(p.is_file() for p in mine + theirs)
+
+
+def test_compare_on_a_full_disk_is_one_line_and_writes_no_file(store, tmp_path, monkeypatch):
+    """A full disk was an OSError traceback (measured on a full 60 KiB tmpfs), and one at the second file
+    left the first written; now one line and no file."""
+    import errno
+    from pathlib import Path
+    from mmsa_atsuko.errors import DataError
+    sims = "synthetic:sims-small-unaligned-seed0-v1"
+    for seed, mae in ((1, 0.6), (2, 0.7)):
+        append_record(store, record("atsuko", seed, {"MAE": mae}))
+        append_record(store, record("atsuko", seed, {"MAE": mae}, dataset="sims", data=sims))
+        append_record(store, record("lmf", seed, {"MAE": mae + 0.1}, dataset="sims", data=sims))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    real_write_bytes = Path.write_bytes
+
+    def no_space_on_the_second(self, data):
+        if any(".comparison_" in p.name for p in tmp_path.iterdir()):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_bytes(self, data)
+    monkeypatch.setattr(Path, "write_bytes", no_space_on_the_second)
+    with pytest.raises(DataError) as caught:
+        compare(store, "atsuko", ["lmf"], warn=lambda _: None, echo=lambda _: None)
+    assert str(caught.value) == (f"results folder {store} could not be written (No space left on device); "
+                                 "choose another --results")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

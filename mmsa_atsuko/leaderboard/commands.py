@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import check_entries, replace_with, write_files
+from ..atomic import check_entries, write_files
 from ..config import dataset_facts
 from ..errors import UsageError
-from ..results import RUNS_FILE, ok_records, open_new, read_records
+from ..results import RUNS_FILE, ok_records, read_records
 from .curves import curves_frame, missing_rate_tables, render_curves_markdown
 from .published import published_blocks
 from .render import csv_frame, render_comparison, render_latex, render_markdown
@@ -115,16 +115,11 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
                          + "".join(typo(name) for name in against))
     # Every file checked before the first is written: a folder at the second name left the first written.
     check_entries(results, list(files), "results folder", "--results")
-    written = []
-    for name, rows in files.items():
-        path = results / name
-
-        def write(tmp: Path, rows=rows) -> None:
-            with open_new(tmp, "w", newline="", encoding="utf-8") as f:
-                pd.DataFrame(rows).to_csv(f, index=False)
-        replace_with(path, write)        # whole or not at all; a link planted at the name is replaced, not followed
+    # All at once (atomic.write_files): a full disk was a traceback, and a failure at the second file left the first.
+    written = write_files(results, {name: pd.DataFrame(rows).to_csv(index=False) for name, rows in files.items()},
+                          f"results folder {results}", "--results")
+    for rows in files.values():
         echo(render_comparison(rows) + "\n")
-        written.append(path)
     return written
 
 
