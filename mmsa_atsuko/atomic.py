@@ -68,8 +68,13 @@ def write_files(folder, files: dict, what: str, option: str) -> list[Path]:
     except OSError as e:
         for tmp, _ in written:
             tmp.unlink(missing_ok=True)
-        raise DataError(f"{what} could not be written ({e.strerror or one_line(e)}); choose another {option}") from None
+        raise write_failed(what, option, e) from None
     return [path for _, path in written]
+
+
+def write_failed(what: str, option: str, error: OSError) -> DataError:
+    """The one line of a write that failed (a full disk, a folder that takes no files such as /proc)."""
+    return DataError(f"{what} could not be written ({error.strerror or one_line(error)}); choose another {option}")
 
 
 def write_pickle(obj, path) -> None:

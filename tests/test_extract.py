@@ -1,6 +1,7 @@
 """run.py extract: videos + transcripts -> an MMSA-format pickle the loader reads (issue 19)."""
 import hashlib
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -575,6 +576,33 @@ def test_extract_refuses_an_out_under_a_file_before_any_work(corpus, capsys, tmp
     assert code == 2 and err.strip() == (f"error: output folder {out.parent}: {blocker} is a file, not a folder; "
                                          f"choose another --out"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"] and blocker.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("case", ["link", "pipe", "proc"])
+def test_extract_refuses_an_out_that_is_no_regular_file_and_says_a_failed_write_in_one_line(corpus, capsys,
+                                                                                           tmp_path, case):
+    """--out at a link, a named pipe or a device node was replaced by the pickle after every clip was extracted
+    (as root, --out /dev/full would replace the machine's /dev/full), and --out /proc/version was a
+    FileNotFoundError traceback at the cache's mkdir; now one line, and nothing written."""
+    import os
+    out = tmp_path / "features.pkl"
+    if case == "link":
+        (tmp_path / "victim.txt").write_text("precious\n")
+        out.symlink_to(tmp_path / "victim.txt")
+        says = f"error: --out {out} is a symbolic link; give the name of a file to write, or of a new one"
+    elif case == "pipe":
+        os.mkfifo(out)
+        says = f"error: --out {out} is no regular file; give the name of a file to write, or of a new one"
+    else:
+        if not Path("/proc/version").is_file():
+            pytest.skip("no /proc here")
+        out = Path("/proc/version")
+        says = "error: --out /proc/version could not be written (No such file or directory); choose another --out"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = extract_cli(corpus, out)
+    assert code != 0 and capsys.readouterr().err.strip() == says
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert case != "link" or (tmp_path / "victim.txt").read_text() == "precious\n"
 
 
 def test_a_file_with_an_empty_split_is_not_offered_for_training(corpus, capsys):

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ...atomic import check_entries, check_folder, open_new, replace_with, write_pickle
+from ...atomic import (check_entries, check_folder, check_output_file, open_new, replace_with, write_failed,
+                       write_pickle)
 from ...errors import DataError, UsageError, one_line
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
@@ -215,6 +216,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     _check_beside(out)
     if out.is_dir():         # else found only by the final rename, after every clip was extracted
         raise UsageError(f"--out {out} is a folder; give the feature file to write, e.g. {out / 'features.pkl'}")
+    check_output_file(out, "--out")     # a link, or a device such as /dev/full that the final rename would replace
     if not videos.is_dir():
         raise DataError(f"video folder {videos} {'is a file, not a folder' if videos.exists() else 'not found'}: "
                         f"give the folder that holds the videos")
@@ -236,18 +238,21 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
         if video_id not in found:
             skipped[video_id] = f"no video file named {video_id}.* in {videos}"
     cache_dir = cache_path(out)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    rows = [(i, found[i], _cache_file(cache_dir, i, media_hash)) for i in table.id if i not in skipped]
-    todo, hits = [], {}          # hits: the cached clips, read once
-    for row in rows:
-        hit = _cached(row[2], row[1])
-        if hit is None:
-            todo.append(row)
-        elif hit["seconds"] > max_clip_seconds:
-            skipped[row[0]] = media.too_long(max_clip_seconds, f"{hit['seconds']:.1f} s")
-        else:
-            hits[row[0]] = hit
-    skipped.update(_run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds))
+    try:        # the cache beside --out; reading a clip or its cache file fails inside, as a skip or a miss
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        rows = [(i, found[i], _cache_file(cache_dir, i, media_hash)) for i in table.id if i not in skipped]
+        todo, hits = [], {}          # hits: the cached clips, read once
+        for row in rows:
+            hit = _cached(row[2], row[1])
+            if hit is None:
+                todo.append(row)
+            elif hit["seconds"] > max_clip_seconds:
+                skipped[row[0]] = media.too_long(max_clip_seconds, f"{hit['seconds']:.1f} s")
+            else:
+                hits[row[0]] = hit
+        skipped.update(_run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds))
+    except OSError as e:
+        raise write_failed(f"--out {out}", "--out", e) from None
 
     keep = table[~table.id.isin(list(skipped))].reset_index(drop=True)
     if keep.empty:
@@ -287,7 +292,10 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     data[EXTRACTOR_KEY] = {"name": EXTRACTOR_NAME, "version": EXTRACTOR_VERSION, "config_hash": config_hash,
                            "config": settings, "bert": str(bert), "labels": labelled,
                            "libraries": _library_versions(config.audio)}
-    write_pickle(data, out)
+    try:
+        write_pickle(data, out)
+    except OSError as e:
+        raise write_failed(f"--out {out}", "--out", e) from None
 
     counts = {name: len(data[name]["id"]) for name in SPLITS if name in data}
     result = ExtractResult(out, counts, len(todo) - sum(1 for r in todo if r[0] in skipped),
