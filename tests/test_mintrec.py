@@ -481,3 +481,17 @@ def test_cli_regression_only_model_fails_with_one_line(tmp_path, capsys):
     assert code == 2 and len(err) == 1
     assert "self_mm" in err[0] and "regression only" in err[0] and "classification" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tsv_over_the_size_bound_is_one_line_read_no_further(small_synthetic, tmp_path):
+    """train.tsv was read whole: a 3 GB file took 3.4 GB and ended in a MemoryError traceback under
+    ulimit -v 4 GB; now the read stops past MAX_TSV_BYTES with one line (a sparse file here, so it is quick)."""
+    import shutil
+    folder = tmp_path / "MIntRec"
+    shutil.copytree(small_synthetic, folder)
+    with open(folder / "train.tsv", "r+b") as f:
+        f.truncate(mt.MAX_TSV_BYTES + 1)
+    with pytest.raises(DataError) as caught:
+        mt._read_tsv(folder / "train.tsv", "train")
+    assert str(caught.value) == (f"{folder / 'train.tsv'}: split 'train': over 64 MiB, far more than a MIntRec TSV "
+                                 "holds; give the folder of the real TSV files")

@@ -167,8 +167,15 @@ def _rows(reader, path: Path, split: str):
         yield row
 
 
+MAX_TSV_BYTES = 64 << 20     # MIntRec's train.tsv is about 100 KB, MIntRec 2.0's under 1 MB
+
+
 def _read_tsv(path: Path, split: str) -> _Rows:
-    raw = path.read_bytes()
+    with open(path, "rb") as f:     # bounded: a 3 GB file was read whole, a MemoryError traceback under ulimit -v 4 GB
+        raw = f.read(MAX_TSV_BYTES + 1)
+    if len(raw) > MAX_TSV_BYTES:
+        raise _error(f"{path}: split '{split}': over {MAX_TSV_BYTES >> 20} MiB, far more than a MIntRec TSV holds; "
+                     "give the folder of the real TSV files")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
