@@ -605,6 +605,25 @@ def test_extract_refuses_an_out_that_is_no_regular_file_and_says_a_failed_write_
     assert case != "link" or (tmp_path / "victim.txt").read_text() == "precious\n"
 
 
+@pytest.mark.parametrize("case", ["pipe", "huge"])
+def test_transcripts_that_are_no_regular_file_or_huge_are_one_line(tmp_path, case):
+    """A named pipe was called 'not found', and a 3 GB CSV was read whole by pandas: 3.4 GB and a MemoryError
+    traceback under ulimit -v 4 GB. Now one line each, before reading (a sparse file here, so it is quick)."""
+    import os
+    from mmsa_atsuko.data.extract.transcripts import MAX_BYTES
+    path = tmp_path / "transcripts.csv"
+    if case == "pipe":
+        os.mkfifo(path)
+        says = f"transcripts {path} is no regular file: give a CSV with id, text, label and split columns"
+    else:
+        with open(path, "wb") as f:
+            f.truncate(MAX_BYTES + 1)
+        says = f"transcripts {path} is over 256 MiB, far more than a transcript CSV holds; give the CSV meant"
+    with pytest.raises(DataError) as caught:
+        read_transcripts(path)
+    assert str(caught.value) == says
+
+
 def test_a_file_with_an_empty_split_is_not_offered_for_training(corpus, capsys):
     """Two labelled clips at the default ratios leave valid empty: extract warned that the file cannot
     be trained on, then printed the command to train on it anyway."""

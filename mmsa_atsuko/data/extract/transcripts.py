@@ -16,6 +16,7 @@ from ...errors import DataError, UsageError, one_line
 SPLITS = ("train", "valid", "test")
 DEFAULT_SPLIT = "train=0.7,valid=0.15,test=0.15"
 UNIMODAL = ("label_T", "label_A", "label_V")
+MAX_BYTES = 256 << 20     # MOSEI's 23,000 transcripts take about 3 MB
 
 
 def parse_split(text: str) -> dict:
@@ -36,9 +37,12 @@ def parse_split(text: str) -> dict:
 def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
     """The CSV as a frame with id, text and (where present) label and split columns, checked."""
     path = Path(path)
-    if not path.is_file():
-        what = "is a folder" if path.is_dir() else "not found"
+    if not path.is_file():     # a named pipe or a link to /dev/zero would block or never end
+        what = "is a folder" if path.is_dir() else "is no regular file" if path.exists() else "not found"
         raise DataError(f"transcripts {path} {what}: give a CSV with id, text, label and split columns")
+    if path.stat().st_size > MAX_BYTES:     # read whole by pandas: a 3 GB file was a MemoryError traceback
+        raise DataError(f"transcripts {path} is over {MAX_BYTES >> 20} MiB, far more than a transcript CSV "
+                        "holds; give the CSV meant")
     try:
         table = pd.read_csv(path, dtype={"id": str, "text": str, "split": str}, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as e:
