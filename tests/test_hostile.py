@@ -550,6 +550,12 @@ HOSTILE_YAML = {   # case -> (sweep file text, what the line says); before, each
                      "line 1 holds an integer of 5000 characters"),
     "over-1-MiB": (SWEEP_BODY + "experiments: [{models: [tfn], datasets: [mosi]}]\n"
                    + ("#" + "x" * 1023 + "\n") * 1024, "is over 1 MiB"),
+    # PyYAML keeps the last of a key given twice: this ran seeds 2 and 3 only, without a word
+    "key-twice": (SWEEP_BODY + "seeds: [2, 3]\nexperiments: [{models: [tfn], datasets: [mosi]}]\n",
+                  ": line 4 gives 'seeds' again (first at line 3); give it once"),
+    "key-twice-in-an-experiment": (SWEEP_BODY + "experiments:\n  - models: [tfn]\n    datasets: [mosi]\n"
+                                   "    models: [lmf]\n",
+                                   ": line 7 gives 'models' again (first at line 5); give it once"),
 }
 
 
@@ -569,6 +575,16 @@ def test_a_hostile_datasets_file_is_one_line(results, capsys, tmp_path, monkeypa
     path.write_text("datasets:\n  mine:\n    notes:\n" + alias_bomb(7).replace("  - ", "      - ") + "\n")
     code, err = cli(capsys, "leaderboard", "--datasets", path, "--results", results[0])
     assert_one_line(code, err, f"config file {path} holds over 100,000 values")
+
+
+def test_a_dataset_given_twice_in_a_datasets_file_is_one_line(results, capsys, tmp_path, monkeypatch):
+    """The second `mine:` block replaced the first without a word."""
+    monkeypatch.setenv(DATASETS_ENV, "")
+    mosi = json.dumps(read_yaml(CONFIG_DIR / "datasets.yaml")["datasets"]["mosi"])   # JSON is YAML, on one line
+    path = tmp_path / "mine.yaml"
+    path.write_text(f"# two of mine\ndatasets:\n  mine: {mosi}\n  other: {mosi}\n  mine: {mosi}\n")
+    code, err = cli(capsys, "leaderboard", "--datasets", path, "--results", results[0])
+    assert code == 2 and err.strip() == f"error: config file {path}: line 5 gives 'mine' again (first at line 3); give it once"
 
 
 @pytest.mark.parametrize("text, got", [("- a\n- b\n", "a list"), ("hello\n", "a str"), ("42\n", "a int")])
@@ -618,6 +634,7 @@ def test_a_model_yaml_whose_blocks_are_no_mappings_is_one_line(tmp_path, block, 
     ("learning_rate=" + "[" * 100_000, "learning_rate must be a float like 0.001, got '[[["),    # was RecursionError
     ("hidden_dims=" + "[" * 999 + "]" * 999, "-c hidden_dims nests over 64 levels deep"),        # was RecursionError
     ("hidden_dims=&a [1, *a, 3]", "-c hidden_dims: the alias at line 1 names a value that holds it"),
+    ("output_range={low: 1, low: 2}", "-c output_range: line 1, column 10 gives 'low' again (first at line 1, column 2)"),
 ])
 def test_a_hostile_override_value_is_one_line(tmp_path, capsys, override, says):
     code, err = cli(capsys, "sweep", "-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small",

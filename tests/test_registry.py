@@ -376,6 +376,19 @@ def test_a_models_folder_model_reads_its_yaml_from_that_folder(own_models, tmp_p
     assert load_config("latefuse", "mosi").hidden_dim == 64 and declared_type("latefuse", "hidden_dim") is int
 
 
+def test_a_key_given_twice_in_a_models_folder_yaml_is_one_line(own_models, tmp_path, capsys):
+    """`hidden_dim: 32` below `hidden_dim: 64` trained with 32, the last one, without a word."""
+    from mmsa_atsuko.cli import main
+    folder, _ = own_models
+    yaml_path = folder / "latefuse.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("  hidden_dim: 64\n", "  hidden_dim: 64\n  hidden_dim: 32\n"))
+    assert yaml_path.read_text().splitlines()[2:4] == ["  hidden_dim: 64", "  hidden_dim: 32"]
+    assert main([*train_args(tmp_path / "results"), "--models", str(folder)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: config file {yaml_path}: line 4 gives 'hidden_dim' again (first at line 3); give it once")
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_model_file_of_a_models_folder_that_fails_is_kept_like_a_baselines(own_models, capsys):
     from mmsa_atsuko.cli import main
     folder, _ = own_models

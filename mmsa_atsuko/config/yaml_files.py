@@ -6,7 +6,8 @@ A YAML file may come from anyone (a sweep file, a `--datasets FILE`, a model's Y
 (a named pipe would block the read forever) of at most MAX_BYTES, at most MAX_VALUES values and
 MAX_DEPTH levels once its aliases are expanded (an alias "bomb" of nine anchors nine times over is
 43 million values in a file of 800 bytes), no alias that holds itself, and no integer of more than
-MAX_DIGITS digits (Python refuses to read one of over 4300). `parse_value` holds a `-c key=value`'s
+MAX_DIGITS digits (Python refuses to read one of over 4300). A key given twice in one mapping is refused
+too: PyYAML keeps the last without a word, so `hidden_dim: 32` above a forgotten `hidden_dim: 64` ran 64. `parse_value` holds a `-c key=value`'s
 value to the same bounds, and `parse_override` reads one as the user meant it."""
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ MAX_VALUES = 100_000      # the shipped YAMLs hold under 2,000 each
 MAX_DEPTH = 64            # they nest 4 deep
 MAX_DIGITS = 100          # a seed or a size: under 20 digits
 _INT_TAG = "tag:yaml.org,2002:int"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def read_yaml(path: Path) -> dict:
@@ -129,9 +131,26 @@ def _check_nodes(root, where: str) -> None:
         if node.tag == _INT_TAG and len(node.value) > MAX_DIGITS:
             raise UsageError(f"{where}: line {line} holds an integer of {len(node.value)} characters; "
                              "no setting takes one that long")
+        if isinstance(node, yaml.MappingNode):
+            _check_keys_once(node, where)
         open_nodes.add(key)
         stack.append((node, True))
         stack.extend((kid, False) for kid in _children(node))
+
+
+def _check_keys_once(mapping, where: str) -> None:
+    """Refuse a key given twice in one mapping. Keys are compared as written with their resolved type (`1`
+    and `'1'` are two keys); a merge key `<<` given twice merges both, so nothing is lost and it is left be."""
+    first: dict[tuple[str, str], object] = {}
+    for key_node, _ in mapping.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+            continue
+        again, seen = key_node.start_mark, first.setdefault((key_node.tag, key_node.value), key_node.start_mark)
+        if seen is not again:
+            here, there = f"line {again.line + 1}", f"line {seen.line + 1}"
+            if again.line == seen.line:          # a flow mapping on one line (a -c value): the columns tell them apart
+                here, there = f"{here}, column {again.column + 1}", f"{there}, column {seen.column + 1}"
+            raise UsageError(f"{where}: {here} gives {key_node.value!r} again (first at {there}); give it once")
 
 
 YAML11_BOOL_WORDS = {"on", "off", "yes", "no", "y", "n"}
