@@ -538,3 +538,30 @@ def test_without_prctl_a_worker_still_dies_with_its_driver(tmp_path):
     while _alive(worker):
         assert time.time() < deadline, "the worker outlived its driver"
         time.sleep(0.05)
+
+
+def test_progress_names_the_config_where_the_sweep_holds_several_of_one_model(tmp_path):
+    """Two configs of tfn on MOSI each read `ok tfn mosi seed 1: MAE ...`: which line was which config? A model
+    with several configs in one table is named as the leaderboard names its rows (tfn@<hash>), one with a
+    single config there (lmf on MOSI, tfn on SIMS) keeps its plain name."""
+    import re
+
+    from mmsa_atsuko.leaderboard.stats import build_tables
+    f = write(tmp_path / "s.yaml", """
+synthetic: true
+preset: small
+max_epochs: 1
+seeds: [1]
+experiments:
+  - {name: as-shipped, models: [tfn, lmf], datasets: [mosi]}
+  - {name: narrow, models: [tfn], datasets: [mosi], config: {post_fusion_dim: 8}}
+  - {name: other-table, models: [tfn], datasets: [sims]}
+""")
+    lines = []
+    summary = sweep(f, out=tmp_path / "o", echo=lines.append)
+    named = sorted(re.search(r"\] ok +(.+?): MAE ", line).group(1) for line in lines if "] ok " in line)
+    tfn_mosi = sorted(r["config_hash"] for r in summary.records if (r["model"], r["dataset"]) == ("tfn", "mosi"))
+    assert len(set(tfn_mosi)) == 2
+    assert named == sorted(["lmf mosi seed 1", "tfn sims seed 1"] + [f"tfn@{h[:8]} mosi seed 1" for h in tfn_mosi])
+    (mosi,) = [t for t in build_tables(summary.records) if t.dataset == "mosi"]
+    assert {row.label for row in mosi.rows} == {"lmf"} | {f"tfn@{h[:8]}" for h in tfn_mosi}

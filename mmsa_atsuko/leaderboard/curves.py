@@ -20,7 +20,7 @@ import pandas as pd
 from ..data.conditions import condition_of
 from ..metrics import lower_is_better, metric_keys
 from ..errors import UsageError
-from ..results import headline_metric, ok_records
+from ..results import config_labels, headline_metric, ok_records
 from .stats import Cell
 
 
@@ -92,13 +92,10 @@ def missing_rate_tables(records: list[dict], datasets=None, key_metric=None) -> 
     tables = []
     for (dataset, aligned, data, metric), rows in sorted(groups.items(), key=lambda kv: (
             kv[0][2].startswith("synthetic:"), kv[0][0], kv[0][1], kv[0][2])):
-        hashes: dict[str, set] = {}
-        for model, chash, _ in rows:
-            hashes.setdefault(model, set()).add(chash)
+        labels = config_labels((model, chash) for model, chash, _ in rows)
         curves = []
         for (model, chash, rest), points in rows.items():
-            label = model if len(hashes[model]) == 1 else f"{model}@{chash[:8]}"
-            label += f" [{rest}]" if rest else ""
+            label = labels[model, chash] + (f" [{rest}]" if rest else "")
             curves.append(Curve(label, model, chash, {rate: Cell(v) for rate, v in points.items()}))
         sign = 1 if lower_is_better(metric) else -1
         curves.sort(key=lambda c: (math.isnan(c.auc), sign * c.auc if not math.isnan(c.auc) else 0, c.label))

@@ -30,7 +30,7 @@ from ..data.conditions import condition_of
 from ..data.synthetic_stress import recipe_kind
 from ..errors import UsageError
 from ..metrics import lower_is_better, metric_keys
-from ..results import headline_metric, ok_records
+from ..results import config_labels, headline_metric, ok_records
 
 SIGNIFICANCE = 0.05
 MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
@@ -225,10 +225,10 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
             hashes.setdefault(model, [])
             if chash not in hashes[model]:
                 hashes[model].append(chash)
+        labels = config_labels((model, chash) for model, chash, _ in by_row)
         rows = []
         for (model, chash, condition), rs in by_row.items():
-            label = model if len(hashes[model]) == 1 else f"{model}@{chash[:8]}"
-            label += f" [{condition}]" if condition else ""
+            label = labels[model, chash] + (f" [{condition}]" if condition else "")
             cells = {m: Cell([float(r["metrics"][m]) for r in rs if r["metrics"].get(m) is not None])
                      for m in metrics}
             rows.append(Row(model, chash, label, rs, cells, condition=condition))

@@ -20,7 +20,7 @@ from .folder import (ANALYSIS_DIR, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES
 from .mmsa_csv import append_mmsa_csv, mmsa_cell
 from .record import (IDENTITY_FIELDS, failed_record, identity, no_weights, ok_record, ran_at_other_precision,
                      run_identity)
-from .selection import MAX_CONFIG_DEPTH, check_ok_record, headline_metric, latest_by_identity, ok_records
+from .selection import MAX_CONFIG_DEPTH, check_ok_record, config_labels, headline_metric, latest_by_identity, ok_records
 from .store import (MAX_KEPT_RECORD, RecordNotAppended, append_or_keep, append_record, json_safe, read_records,
                     recover)
 
@@ -30,7 +30,7 @@ __all__ = [
     "run_path", "show",
     "append_mmsa_csv", "mmsa_cell",
     "IDENTITY_FIELDS", "failed_record", "identity", "ok_record", "ran_at_other_precision", "run_identity",
-    "MAX_CONFIG_DEPTH", "check_ok_record", "headline_metric", "latest_by_identity", "ok_records",
+    "MAX_CONFIG_DEPTH", "check_ok_record", "config_labels", "headline_metric", "latest_by_identity", "ok_records",
     "MAX_KEPT_RECORD", "RecordNotAppended", "append_or_keep", "append_record", "json_safe", "read_records",
     "recover",
 ]

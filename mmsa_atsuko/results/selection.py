@@ -35,6 +35,17 @@ def ok_records(records: list[dict]) -> list[dict]:
     return [check_ok_record(r) for r in records if id(r) in chosen]
 
 
+def config_labels(pairs) -> dict[tuple[str, str], str]:
+    """(model, config hash) -> the name of that config of the model among `pairs` (the runs of one table: one
+    dataset, layout and data id): the model alone where it has one config there, else `model@` and the hash's
+    first 8 characters. The leaderboard's rows and curves and a sweep's progress lines name a config so."""
+    hashes: dict[str, set] = {}
+    for model, chash in pairs:
+        hashes.setdefault(model, set()).add(chash)
+    return {(model, chash): model if len(several) == 1 else f"{model}@{chash[:8]}"
+            for model, several in hashes.items() for chash in several}
+
+
 MAX_CONFIG_DEPTH = 16
 
 

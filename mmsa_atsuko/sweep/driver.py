@@ -19,7 +19,7 @@ from .. import api
 from ..data.conditions import check_model_allows, condition_of
 from ..registry import get_model_class
 from ..errors import ToolkitError
-from ..results import append_or_keep, check_output_folder, headline_metric, recover
+from ..results import append_or_keep, check_output_folder, config_labels, headline_metric, recover
 from ..training.hardware import check_precision
 from .local import LocalBackend
 from .plan import Plan, missing_data_error, plan, release
@@ -40,10 +40,11 @@ class Summary:
 
 
 class Progress:
-    """One line per finished run, with the overall count and the time left at the current pace."""
+    """One line per finished run, with the overall count and the time left at the current pace. `names`:
+    run_id -> the name of the run's model and config, as the leaderboard names it (`results.config_labels`)."""
 
-    def __init__(self, total: int, echo=print):
-        self.total, self.finished, self.failed, self.echo = total, 0, 0, echo
+    def __init__(self, total: int, names: dict[str, str], echo=print):
+        self.total, self.finished, self.failed, self.names, self.echo = total, 0, 0, names, echo
         self.start = time.time()
 
     def __call__(self, record: dict) -> None:
@@ -51,7 +52,7 @@ class Progress:
         elapsed = time.time() - self.start
         eta = elapsed / self.finished * (self.total - self.finished)
         condition = condition_of(record)
-        what = (f"{record['model']} {record['dataset']}{' aligned' if record['aligned'] else ''}"
+        what = (f"{self.names[record['run_id']]} {record['dataset']}{' aligned' if record['aligned'] else ''}"
                 f"{f' [{condition.key()}]' if not condition.plain else ''} seed {record['seed']}")
         if record.get("status") == "ok":
             key = headline_metric(record["dataset"])
@@ -97,18 +98,33 @@ def run_plan(sweep_plan: Plan, out, backend, echo=print) -> Summary:
     out = Path(out)
     records = []
     start = time.time()
-    progress = Progress(len(sweep_plan.todo), echo)
+    tasks = [(r, api.new_run_id(r.setting.model, r.setting.dataset, r.setting.aligned, r.seed))
+             for r in sweep_plan.todo]
+    labels = _config_labels(sweep_plan.runs)
+    progress = Progress(len(tasks), {run_id: labels[id(r)] for r, run_id in tasks}, echo)
 
     def on_result(record: dict) -> None:
         append_or_keep(out, record)      # a store that cannot take it stops the sweep, the record kept
         records.append(record)
         progress(record)
 
-    tasks = [(r, api.new_run_id(r.setting.model, r.setting.dataset, r.setting.aligned, r.seed))
-             for r in sweep_plan.todo]
     if tasks:
         backend.run(tasks, out, on_result)
     return Summary(sweep_plan, records, time.time() - start)
+
+
+def _config_labels(runs: list) -> dict[int, str]:
+    """id(run) -> its model and config named as the leaderboard names them: `tfn` where the sweep holds one
+    config of tfn for the run's table (dataset, layout, data id), `tfn@1a2b3c4d` where it holds several, so
+    two configs of one model tell their progress lines apart."""
+    tables: dict[tuple, list] = {}
+    for run in runs:
+        tables.setdefault((run.setting.dataset, run.setting.aligned, run.data), []).append(run)
+    named = {}
+    for table in tables.values():
+        labels = config_labels((run.setting.model, run.config_hash) for run in table)
+        named.update({id(run): labels[run.setting.model, run.config_hash] for run in table})
+    return named
 
 
 def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backend=None, echo=print,
