@@ -11,6 +11,10 @@ $MMSA_ATSUKO_MODELS (`--models DIR` sets it, so sweep workers see the same) is i
 packages, as `mmsa_atsuko_user_models.<stem>`, and a model registered there reads its YAML from that
 folder (`model_yaml_path`). A folder that is missing or holds no model file, and a name the toolkit
 already has, are one line (UsageError); a file that fails to import is kept like a baseline's.
+The folders are that package's path, so a file imports the one beside it as `from .mylayers import
+Block`; `from mylayers import Block` gets the same module (`_SiblingFinder`) where Python finds no
+other `mylayers`, and where it does (a file named like a module of the standard library, the toolkit or
+an installed package), discovery says so in one line instead of handing the model the other module.
 
 Discovery imports module by module and keeps each failure: a baseline with a broken optional
 dependency is listed as unavailable and cannot break the others (the fault of MMSA's eager
@@ -18,14 +22,18 @@ dependency is listed as unavailable and cannot break the others (the fault of MM
 """
 from __future__ import annotations
 
+import ast
 import difflib
 import hashlib
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import pkgutil
 import sys
 import traceback
+import types
 from pathlib import Path
 
 from .errors import UsageError, one_line
@@ -140,7 +148,10 @@ def discover() -> None:
         _discovered = True
         for package in MODEL_PACKAGES:
             _import(package)
-    for folder in model_folders():
+    folders = model_folders()
+    if folders:
+        _user_package(folders)
+    for folder in folders:
         key = str(folder)
         if key not in _user_done:
             _user_done[key] = ""
@@ -158,6 +169,63 @@ def model_folders() -> list[Path]:
     return list(dict.fromkeys(folders))
 
 
+class _SiblingLoader(importlib.abc.Loader):
+    """`import mylayers` -> the module mmsa_atsuko_user_models.mylayers itself: one module, one set of classes."""
+
+    def create_module(self, spec):
+        return importlib.import_module(f"{USER_PACKAGE}.{spec.name}")
+
+    def exec_module(self, module):
+        pass                                      # imported (run) once, under its package's name
+
+
+class _SiblingFinder(importlib.abc.MetaPathFinder):
+    """A top-level name no other finder knows that is a file of a models folder (`from mylayers import Block`).
+    Last on sys.meta_path: a file of yours never shadows a module of the standard library, the toolkit or an
+    installed package (`_check_sibling_imports` says when a file of yours is shadowed by one)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if path is not None or USER_PACKAGE not in sys.modules or importlib.util.find_spec(
+                f"{USER_PACKAGE}.{fullname}") is None:
+            return None
+        return importlib.util.spec_from_loader(fullname, _SiblingLoader())
+
+
+def _user_package(folders: list[Path]) -> None:
+    """mmsa_atsuko_user_models, a package whose path is the models folders (relative imports between their
+    files), and `_SiblingFinder` last on sys.meta_path (absolute ones); sweep workers get both from discover."""
+    package = sys.modules.get(USER_PACKAGE)
+    if package is None:
+        package = sys.modules[USER_PACKAGE] = types.ModuleType(USER_PACKAGE, "models of your own (--models DIR)")
+        package.__spec__ = importlib.machinery.ModuleSpec(USER_PACKAGE, None, is_package=True)
+    package.__path__ = package.__spec__.submodule_search_locations = [str(f) for f in folders]
+    if not any(isinstance(finder, _SiblingFinder) for finder in sys.meta_path):
+        sys.meta_path.append(_SiblingFinder())
+
+
+def _check_sibling_imports(folder: Path, files: list[Path]) -> None:
+    """`import X` in a file of a models folder where X.py is beside it but Python finds another X first (the
+    standard library's, the toolkit's, an installed one): the model would get that X without a word."""
+    stems = {f.stem for f in files} | {d.name for d in folder.iterdir() if (d / "__init__.py").is_file()}
+    for file in files:
+        try:
+            tree = ast.parse(file.read_bytes(), str(file))
+        except SyntaxError:
+            continue                   # its import says so, kept like a baseline's failure
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            for top in {name.partition(".")[0] for name in names} & stems:
+                found = sys.modules.get(top) or importlib.util.find_spec(top)
+                spec = getattr(found, "__spec__", found)
+                if spec is None or isinstance(spec.loader, _SiblingLoader) or spec.name.startswith(USER_PACKAGE):
+                    continue
+                other = spec.origin if os.path.isabs(spec.origin or "") else f"Python's own {top} ({spec.origin})"
+                yours = folder / f"{top}.py" if (folder / f"{top}.py").is_file() else folder / top
+                raise UsageError(f"{file}, line {node.lineno}: `import {top}` gets {other}, not {yours} beside it; "
+                                 f"write `from .{top} import ...` for yours, or rename it")
+
+
 def _import_folder(folder: Path) -> None:
     if not folder.is_dir():
         raise UsageError(f"model folder {folder} does not exist (--models DIR or ${MODELS_ENV}: a folder of "
@@ -166,6 +234,7 @@ def _import_folder(folder: Path) -> None:
     if not files:
         raise UsageError(f"model folder {folder} holds no .py file: put a model file <name>.py that registers "
                          f"its model with @register_model, and its <name>.yaml, in it")
+    _check_sibling_imports(folder, files)
     for file in files:
         _import_file(file)
 
@@ -182,6 +251,8 @@ def _import_file(file: Path) -> None:
     _loading = file
     try:
         _USER_DIGESTS[file] = hashlib.sha256(file.read_bytes()).hexdigest()
+        if module in sys.modules:      # imported already by a file beside it (`from .mylayers import Block`)
+            return
         spec = importlib.util.spec_from_file_location(module, file)
         sys.modules[module] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[module])
@@ -193,8 +264,8 @@ def _import_file(file: Path) -> None:
         _IMPORT_ERRORS[module] = (one_line(e), _fix_for(module, e, file))
     finally:
         _loading = None
-    for name in set(_REGISTRY) - before:
-        _USER_MODELS[name] = file
+    for name in set(_REGISTRY) - before:   # a model of a file imported by this one is that file's
+        _USER_MODELS[name] = Path(getattr(sys.modules.get(_REGISTRY[name].__module__), "__file__", None) or file)
 
 
 def model_yaml_path(config_name: str, config_dir: Path | None = None) -> Path:

@@ -1,5 +1,6 @@
 """The model registry: discovery from the model packages, a broken module, names in any case."""
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -407,3 +408,60 @@ def test_a_model_file_of_a_models_folder_that_fails_is_kept_like_a_baselines(own
     with pytest.raises(UsageError, match=f"unknown model 'forgot'. {folder / 'forgot.py'} exists but registers no "
                                          f"model 'forgot'.* Failed to import: {folder / 'broken.py'} "):
         get_model_class("forgot")
+
+
+SIBLING = "def masked_mean(x, mask):\n    w = mask.to(x.dtype).unsqueeze(-1)\n    return (x * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)\n"
+
+
+def import_a_sibling(folder, statement: str, sibling: str = "zlayers") -> None:
+    """latefuse.py with its masked_mean moved to `sibling`.py beside it (zlayers sorts after latefuse: the
+    model file imports it before discovery reaches it), imported by `statement`."""
+    model = folder / "latefuse.py"
+    source = model.read_text()
+    start, end = source.index("def masked_mean"), source.index("@register_model")
+    model.write_text(source[:start] + statement.format(sibling) + "\n\n\n" + source[end:])
+    (folder / f"{sibling}.py").write_text(SIBLING)
+
+
+@pytest.mark.parametrize("statement, jobs", [("from .{} import masked_mean", "1"), ("from {} import masked_mean", "2")])
+def test_a_model_file_imports_a_file_beside_it(own_models, tmp_path, capsys, monkeypatch, statement, jobs):
+    """Both were ModuleNotFoundError, the model unavailable: `No module named 'mmsa_atsuko_user_models'` for the
+    relative import, `No module named 'zlayers'` for the absolute one. --jobs 2: in worker processes too."""
+    import json
+
+    from mmsa_atsuko.cli import main
+    folder, _ = own_models
+    import_a_sibling(folder, statement)
+    monkeypatch.delitem(sys.modules, "zlayers", raising=False)     # the absolute import's name, gone afterwards
+    out = tmp_path / "results"
+    assert main(train_args(out, "--models", str(folder), "--jobs", jobs, seeds=("1111", "1112"))) == 0, \
+        capsys.readouterr().err
+    records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert [(r["model"], r["status"]) for r in records] == [("latefuse", "ok")] * 2
+    assert {r["model_source"]["path"] for r in records} == {str(folder / "latefuse.py")}
+    helper = sys.modules[f"{registry.USER_PACKAGE}.zlayers"]        # imported once, whichever way it was named
+    assert Path(helper.__file__) == folder / "zlayers.py"
+    assert sys.modules[f"{registry.USER_PACKAGE}.latefuse"].masked_mean is helper.masked_mean
+    if not statement.startswith("from ."):
+        assert sys.modules["zlayers"] is helper
+
+
+def test_a_file_beside_a_model_named_like_a_module_python_has_is_one_line(own_models, tmp_path, capsys, monkeypatch):
+    """`from json import masked_mean` with json.py beside it: Python's json wins (the standard library is never
+    shadowed), so the line says which json the model would get and how to name its own."""
+    import json as stdlib_json
+
+    from mmsa_atsuko.cli import main
+    folder, _ = own_models
+    import_a_sibling(folder, "from {} import masked_mean", sibling="json")
+    out = tmp_path / "results"
+    assert main([*train_args(out), "--models", str(folder)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {folder / 'latefuse.py'}, line 15: `import json` gets {stdlib_json.__file__}, not {folder / 'json.py'} "
+        "beside it; write `from .json import ...` for yours, or rename it")
+    assert not out.exists() and sys.modules["json"] is stdlib_json
+    model = folder / "latefuse.py"
+    model.write_text(model.read_text().replace("from json import", "from .json import"))   # as the line says
+    own_models[1]()                                # forget the folder's line: discovery runs again
+    assert main([*train_args(out), "--models", str(folder)]) == 0, capsys.readouterr().err
+    assert sys.modules["json"] is stdlib_json
