@@ -97,10 +97,11 @@ def cmd_robustness(argv) -> int:
     args = robustness_parser().parse_args(argv)
     import pandas as pd
     from ..analysis import load_run, robustness_table
-    from ..results import analysis_dir, check_run_id, headline_metric
+    from ..results import analysis_dir, check_run_id, headline_metric, refuse_a_file_as_results
     from ..metrics import lower_is_better
     from ..plots import figure_files, figure_names, plot_robustness, pyplot
     pyplot()
+    refuse_a_file_as_results(args.results)     # before the run id names the figures: the store file is said first
     # Named by its first run, so the figures of other runs sit beside it in <results>/analysis.
     name = f"robustness_{check_run_id(args.run[0])}"
     check_figures_folder(args, figure_names(name))
