@@ -34,7 +34,7 @@ from .errors import UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.atsuko.diagnostics import routing_summary
 from .models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
-from .registry import build_model, canonical_model_name, get_model_class, model_source
+from .registry import build_model, canonical_model_name, get_model_class
 from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
                       ok_record, ran_at_other_precision, read_records, recover, run_identity)
 from .run_folders import attempts_of, partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
@@ -44,6 +44,7 @@ from .training.hardware import (check_precision, check_threads, device_name, pea
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.tensorboard import require_tensorboard, tensorboard_log
 from .training.trainer import check_last_batch, check_trainer_config, fit
+from .user_models import model_source
 
 log = logging.getLogger("mmsa_atsuko")
 

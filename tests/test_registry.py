@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mmsa_atsuko import registry
+from mmsa_atsuko import registry, user_models
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.registry import get_model_class, list_models
 
@@ -230,14 +230,15 @@ def own_models(tmp_path, monkeypatch):
     for suffix in (".py", ".yaml"):
         shutil.copy(FIXTURES / f"latefuse{suffix}", folder)
     list_models()                                  # the shipped models, imported once for the whole session
-    monkeypatch.setenv(registry.MODELS_ENV, "")    # main() adds to it; monkeypatch restores it afterwards
+    monkeypatch.setenv(user_models.MODELS_ENV, "")    # main() adds to it; monkeypatch restores it afterwards
 
     def forget():
-        for name, value in (("_REGISTRY", dict(shipped)), ("_IMPORT_ERRORS", dict(errors)),
-                            ("_USER_MODELS", {}), ("_USER_FILES", {}), ("_USER_DIGESTS", {}), ("_user_done", {})):
+        for name, value in (("_REGISTRY", dict(shipped)), ("_IMPORT_ERRORS", dict(errors))):
             monkeypatch.setattr(registry, name, value)
-        monkeypatch.setenv(registry.MODELS_ENV, "")
-        for module in [m for m in sys.modules if m.startswith(registry.USER_PACKAGE + ".")]:
+        for name in ("_USER_MODELS", "_USER_FILES", "_USER_DIGESTS", "_user_done"):
+            monkeypatch.setattr(user_models, name, {})
+        monkeypatch.setenv(user_models.MODELS_ENV, "")
+        for module in [m for m in sys.modules if m.startswith(user_models.USER_PACKAGE + ".")]:
             sys.modules.pop(module)
     shipped, errors = dict(registry._REGISTRY), dict(registry._IMPORT_ERRORS)
     forget()
@@ -289,7 +290,7 @@ def test_an_unknown_model_says_how_python_names_a_models_folder_and_that_way_wor
                                    "os.environ['MMSA_ATSUKO_MODELS'] = DIR).")
     os.environ["MMSA_ATSUKO_MODELS"] = str(folder)      # as the line says; the fixture's monkeypatch restores it
     assert get_model_class("latefuse").registry_meta["name"] == "latefuse"
-    assert registry.model_origin("latefuse") == folder / "latefuse.py"
+    assert user_models.model_origin("latefuse") == folder / "latefuse.py"
 
 
 def test_sweep_workers_import_the_models_folder(own_models, tmp_path, capsys):
@@ -314,7 +315,7 @@ def test_the_environment_variable_alone_names_the_folder(own_models, tmp_path):
 
     from conftest import ROOT
     folder, _ = own_models
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), registry.MODELS_ENV: str(folder)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), user_models.MODELS_ENV: str(folder)}
     run = lambda *args: subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True,  # noqa: E731
                                        text=True, env=env, cwd=tmp_path, timeout=600)
     listed = run("list")
@@ -439,9 +440,9 @@ def test_a_model_file_imports_a_file_beside_it(own_models, tmp_path, capsys, mon
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert [(r["model"], r["status"]) for r in records] == [("latefuse", "ok")] * 2
     assert {r["model_source"]["path"] for r in records} == {str(folder / "latefuse.py")}
-    helper = sys.modules[f"{registry.USER_PACKAGE}.zlayers"]        # imported once, whichever way it was named
+    helper = sys.modules[f"{user_models.USER_PACKAGE}.zlayers"]        # imported once, whichever way it was named
     assert Path(helper.__file__) == folder / "zlayers.py"
-    assert sys.modules[f"{registry.USER_PACKAGE}.latefuse"].masked_mean is helper.masked_mean
+    assert sys.modules[f"{user_models.USER_PACKAGE}.latefuse"].masked_mean is helper.masked_mean
     if not statement.startswith("from ."):
         assert sys.modules["zlayers"] is helper
 

@@ -67,7 +67,8 @@ def synth_parser() -> argparse.ArgumentParser:
 def cmd_list(argv) -> int:
     OneLineParser(prog="run.py list", description="List models and datasets.").parse_args(argv)
     from ..config import datasets_table
-    from ..registry import get_model_class, import_errors, list_models, model_file, model_origin
+    from ..registry import get_model_class, import_errors, list_models
+    from ..user_models import model_file, model_origin
     print("models:")
     for name in list_models():
         origin = model_origin(name)           # a model of your own (--models DIR): the file it came from

@@ -34,7 +34,8 @@ import yaml
 from easydict import EasyDict
 
 from ..errors import UsageError
-from ..registry import CONFIG_DIR, get_model_class, model_origin, model_yaml_path
+from ..registry import CONFIG_DIR, get_model_class, model_yaml_path
+from ..user_models import model_origin
 from .checks import (DEFAULT_CHECKS, Check, _apply, _checks, _declare_nullable, _no_check, _Nullable, _type_name,
                      number_hint, parse_overrides)
 from .datasets import (DATASETS_ENV, METRIC_KEYS, dataset_facts, dataset_names, datasets_table, published_sha256,
