@@ -21,6 +21,11 @@ write whose `predictions.csv` (and, with --videos, `features.pkl`, its `.cache/`
 `features.skipped.txt`) is no symbolic link; predictions.csv is written whole through a fresh
 temporary file. The card is checked as `read_model_card` says, and the model it describes is
 compared with best.pt on the meta device before it is built (`load_checkpoint`).
+
+A model of your own (`--models DIR`) whose files differ from those the run was trained with (the
+card's `model_source`: the model file and every file of its folder that discovery imported) is
+predicted with, and each file that differs is a warning (`code_changes`): the weights still fit, an
+edit may be a comment, and the run's record names the code that trained them.
 """
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ from .results import check_output_folder, no_weights, open_new, read_records, ru
 from .training.checked_model import Described, build_checked
 from .training.model_card import MODEL_CARD, NOT_OURS, read_model_card, spec_from_card
 from .training.seed import resolve_device
+from .user_models import source_changes
 
 SPLIT_ORDER = ("train", "valid", "test")
 PREDICTIONS = "predictions.csv"
@@ -95,6 +101,13 @@ def load_checkpoint(folder) -> tuple[dict, torch.nn.Module]:
     described = Described(str(card_path), f"the {card['model']} in {card_path}", "the card")
     model = build_checked(card["model"], EasyDict(card["config"]), spec_from_card(card), state, weights, described)
     return card, model.eval()
+
+
+def code_changes(card: dict) -> list[str]:
+    """One line per file of a model of your own that differs from what the run was trained with (after
+    `load_checkpoint`, which imports the model's files): predict goes on, with the code as it is now."""
+    return [f"{change}: predicting with it as it is now" for change in source_changes(card.get("model_source"),
+                                                                                         card["model"])]
 
 
 def _describe(extractor: dict | None) -> str:

@@ -34,7 +34,7 @@ MODELS_ENV = "MMSA_ATSUKO_MODELS"
 USER_PACKAGE = "mmsa_atsuko_user_models"     # what a user's model file is imported as: no real package's name
 _USER_MODELS: dict[str, Path] = {}           # model name registered from a folder of $MMSA_ATSUKO_MODELS -> its file
 _USER_FILES: dict[str, Path] = {}            # module name (mmsa_atsuko_user_models.<stem>) -> its file
-_USER_DIGESTS: dict[Path, str] = {}          # a user's model file -> sha256 of what was imported (no git knows it)
+_USER_DIGESTS: dict[Path, str] = {}          # each .py imported from the folders -> its sha256 then (no git knows it)
 _user_done: dict[str, str] = {}              # folder imported -> '' (or the one-line error it gave, raised again)
 _loading: Path | None = None                 # the user's model file being imported now
 
@@ -77,10 +77,41 @@ def model_origin(name: str) -> Path | None:
 
 
 def model_source(name: str) -> dict | None:
-    """{'path', 'sha256'} of the model file of your own that registered `name` (as it was when imported),
-    for its run records: the checkout's git commit says nothing of a file outside it. None for ours."""
+    """The code of the model file of your own that registered `name`, as it was when imported, for its run
+    records (the checkout's git commit says nothing of a file outside it); None for ours. 'path' and 'sha256'
+    name the model file; 'files' gives the sha256 of every .py that discovery imported from the models
+    folders, by its path relative to the model's folder (absolute for another folder's): the model file may
+    import any of them, so an edit to a helper beside it changes the record as an edit to the model does."""
     file = _USER_MODELS.get(name)
-    return None if file is None else {"path": str(file), "sha256": _USER_DIGESTS.get(file)}
+    if file is None:
+        return None
+    return {"path": str(file), "sha256": _USER_DIGESTS.get(file),
+            "files": {_relative(path, file.parent): digest for path, digest in sorted(_USER_DIGESTS.items())}}
+
+
+def source_changes(recorded: dict | None, name: str) -> list[str]:
+    """How the code of model `name` imported now differs from `recorded`, a run's `model_source`: one
+    phrase per file changed, new or gone, naming it. [] for the toolkit's models (git_commit covers them)
+    and for a run that recorded no source; a record without 'files' compares its model file alone."""
+    now = model_source(name)
+    if not recorded or now is None:
+        return []
+    folder = Path(now["path"]).parent
+    then = recorded.get("files") or {Path(recorded["path"]).name: recorded["sha256"]}
+    changes = []
+    for key in sorted(set(then) | set(now["files"])):
+        old, new, path = then.get(key), now["files"].get(key), folder / key
+        if old is None:
+            changes.append(f"{path} is new since the run was trained")
+        elif new is None:
+            changes.append(f"{path}, imported when the run was trained, is gone")
+        elif old != new:
+            changes.append(f"{path} changed since the run was trained (sha256 {old[:12]} then, {new[:12]} now)")
+    return changes
+
+
+def _relative(path: Path, folder: Path) -> str:
+    return path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)
 
 
 def model_file(module: str) -> str:
@@ -156,6 +187,15 @@ def _import_folder(folder: Path, registered: Mapping[str, type], keep_failure: K
     _check_sibling_imports(folder, files)
     for file in files:
         _import_file(file, registered, keep_failure)
+    for name, module in list(sys.modules.items()):     # a package beside them that one imported (layers/)
+        path = Path(getattr(module, "__file__", None) or folder)
+        if name.startswith(USER_PACKAGE + ".") and path.is_relative_to(folder) and path.is_file() \
+                and path not in _USER_DIGESTS:
+            _USER_DIGESTS[path] = _sha256(path)
+
+
+def _sha256(file: Path) -> str:
+    return hashlib.sha256(file.read_bytes()).hexdigest()
 
 
 def _import_file(file: Path, registered: Mapping[str, type], keep_failure: KeepFailure) -> None:
@@ -169,7 +209,7 @@ def _import_file(file: Path, registered: Mapping[str, type], keep_failure: KeepF
     before = set(registered)
     _loading = file
     try:
-        _USER_DIGESTS[file] = hashlib.sha256(file.read_bytes()).hexdigest()
+        _USER_DIGESTS[file] = _sha256(file)
         if module in sys.modules:      # imported already by a file beside it (`from .mylayers import Block`)
             return
         spec = importlib.util.spec_from_file_location(module, file)

@@ -1128,6 +1128,8 @@ MALFORMED = {   # -> (a change of the card, or its whole text), the line
     "config_not_a_mapping": (_set("config", [1]), "config must be an object"),
     "dims_disagree": (_set("feature_dims.audio", 6), "feature_dims and spec.feature_dims differ"),
     "model_traversal": (_set("model", "../../x"), "unknown model '../../x'"),
+    "model_source_files": (_set("model_source", {"path": "m.py", "sha256": "a", "files": {"m.py": 1}}),
+                           "model_source must be null or a model source record (path, sha256, files), got"),
     "a_list": ("[1]", "holds a JSON array, not a JSON object"),
     "deep_nesting": ("[" * 200_000, "nests deeper than a JSON reader goes"),
     "huge_integer": ('{"card_version": 1' + "0" * 5000 + "}", "is not valid JSON"),

@@ -262,8 +262,9 @@ def test_a_models_folder_trains_lists_and_predicts_its_model(own_models, tmp_pat
     (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert (record["model"], record["status"]) == ("latefuse", "ok")
     # The checkout's git commit says nothing of a file outside it: the record names the file and its digest.
-    assert record["model_source"] == {"path": str(folder / "latefuse.py"),
-                                      "sha256": hashlib.sha256((folder / "latefuse.py").read_bytes()).hexdigest()}
+    digest = hashlib.sha256((folder / "latefuse.py").read_bytes()).hexdigest()
+    assert record["model_source"] == {"path": str(folder / "latefuse.py"), "sha256": digest,
+                                      "files": {"latefuse.py": digest}}
     assert "latefuse" not in [p.stem for p in (registry.CONFIG_DIR.parent / "baselines").glob("*.py")]
     capsys.readouterr()
     assert main(["list", "--models", str(folder)]) == 0
@@ -445,6 +446,67 @@ def test_a_model_file_imports_a_file_beside_it(own_models, tmp_path, capsys, mon
     assert sys.modules[f"{user_models.USER_PACKAGE}.latefuse"].masked_mean is helper.masked_mean
     if not statement.startswith("from ."):
         assert sys.modules["zlayers"] is helper
+
+
+def test_a_helper_beside_the_model_is_in_its_record_and_predict_warns_when_it_changed(own_models, tmp_path, capsys):
+    """model_source named the model file alone: an edit to zlayers.py, which the model imports, changed the
+    model and not its record, and predict ran the edited code for a run trained with the old one, silently."""
+    import hashlib
+    import json
+
+    from mmsa_atsuko.cli import main
+    folder, forget = own_models
+    import_a_sibling(folder, "from .{} import masked_mean")
+    digest = lambda name: hashlib.sha256((folder / name).read_bytes()).hexdigest()  # noqa: E731
+    out = tmp_path / "results"
+    assert main(train_args(out, "--models", str(folder))) == 0, capsys.readouterr().err
+    before = digest("zlayers.py")
+    (folder / "zlayers.py").write_text(SIBLING.replace("clamp(min=1.0)", "clamp(min=2.0)"))
+    forget()                                       # a later process, which imports the folder as it is now
+    assert main(train_args(out, "--models", str(folder), seeds=("1112",))) == 0, capsys.readouterr().err
+    old, new = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert old["model_source"] == {"path": str(folder / "latefuse.py"), "sha256": digest("latefuse.py"),
+                                   "files": {"latefuse.py": digest("latefuse.py"), "zlayers.py": before}}
+    # The two records differ in the helper's digest and in nothing else of the code they name.
+    assert new["model_source"] == {**old["model_source"], "files": {**old["model_source"]["files"],
+                                                                    "zlayers.py": digest("zlayers.py")}}
+    card = json.loads((out / new["run_dir"] / "model.json").read_text())
+    assert card["model_source"] == new["model_source"]
+
+    forget()
+    (folder / "zextra.py").write_text("SCALE = 2\n")       # a file the runs never imported
+    capsys.readouterr()
+
+    def predict(record, name):
+        assert main(["predict", "--run", record["run_id"], "--results", str(out), "--features", record["data_path"],
+                     "--out", str(tmp_path / name), "--models", str(folder)]) == 0
+        captured = capsys.readouterr()
+        assert captured.out.splitlines() == [f"wrote {tmp_path / name / 'predictions.csv'}"]
+        return captured.err.splitlines()
+
+    new_file = f"warning: {folder / 'zextra.py'} is new since the run was trained: predicting with it as it is now"
+    assert predict(old, "old") == [
+        new_file,
+        f"warning: {folder / 'zlayers.py'} changed since the run was trained (sha256 {before[:12]} then, "
+        f"{digest('zlayers.py')[:12]} now): predicting with it as it is now"]
+    assert predict(new, "new") == [new_file]
+    (folder / "zextra.py").unlink()
+    forget()
+    assert predict(new, "again") == []               # the code the run was trained with: nothing to say
+
+
+def test_a_package_beside_the_model_that_it_imports_is_in_its_source(own_models, monkeypatch):
+    """Discovery imports the folder's *.py; a package beside them (zpkg/__init__.py) runs only when imported."""
+    import hashlib
+    folder, _ = own_models
+    import_a_sibling(folder, "from .{} import masked_mean", sibling="zpkg")
+    (folder / "zpkg").mkdir()
+    (folder / "zpkg.py").rename(folder / "zpkg" / "__init__.py")
+    monkeypatch.setenv(user_models.MODELS_ENV, str(folder))
+    get_model_class("latefuse")
+    digest = lambda name: hashlib.sha256((folder / name).read_bytes()).hexdigest()  # noqa: E731
+    assert user_models.model_source("latefuse")["files"] == {"latefuse.py": digest("latefuse.py"),
+                                                             "zpkg/__init__.py": digest("zpkg/__init__.py")}
 
 
 def test_a_file_beside_a_model_named_like_a_module_python_has_is_one_line(own_models, tmp_path, capsys, monkeypatch):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 
 from ..errors import UsageError
 from .common import OneLineParser, add_results_option
@@ -122,13 +123,17 @@ def predict_parser() -> argparse.ArgumentParser:
 
 def cmd_predict(argv) -> int:
     args = predict_parser().parse_args(argv)
-    from ..predict import extract_for, load_checkpoint, predict_file, run_folder
+    from ..predict import check_output, code_changes, extract_for, load_checkpoint, predict_file, run_folder
     if bool(args.videos) != bool(args.transcripts):
         raise UsageError("--videos and --transcripts go together")
     folder = run_folder(args.results, args.run, args.checkpoint)
-    features, loaded = args.features, None
+    features = args.features
+    if not args.videos:
+        check_output(args.out)                   # before any work, as predict_file checks it first
+    loaded = load_checkpoint(folder)             # once: checked before extracting, then used to predict
+    for change in code_changes(loaded[0]):       # a model of your own whose files differ from the run's
+        print(f"warning: {change}", file=sys.stderr)
     if args.videos:
-        loaded = load_checkpoint(folder)         # once: checked before extracting, then used to predict
         features = extract_for(folder, args.videos, args.transcripts, args.out, bert=args.bert, jobs=args.jobs,
                                max_clip_seconds=args.max_clip_seconds, loaded=loaded)
     path = predict_file(folder, features, args.out, split=args.split, device=args.device, loaded=loaded)

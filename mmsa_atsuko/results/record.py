@@ -27,7 +27,8 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
     `peak_memory_mb`: the GPU's max_memory_allocated on CUDA, the process's peak RSS on the CPU.
     `label` (a tune's study name) is stored when given. `routing`: what the routers did over the
     test samples (models/atsuko/diagnostics.py), for models that route; absent otherwise. `model_source`:
-    the path and sha256 of a model file of your own (`--models DIR`), which the git commit does not cover.
+    the code of a model of your own (`--models DIR`), which the git commit does not cover: the model file's
+    path and sha256 and each file of its folder imported (`user_models.model_source`).
     `earlier_attempts`: of a resumed run, the processes that trained its first epochs ({"git_commit",
     "started_at"} each, oldest first; `git_commit` and `started_at` are this process's)."""
     return {

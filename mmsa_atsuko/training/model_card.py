@@ -5,8 +5,10 @@ reads it and a checkpoint cannot run code). `model.json` holds the rest: the mod
 resolved config, the dataset spec the model was built from (task, label range, class names,
 feature dims and padded lengths per modality, which text inputs it had), the feature file's
 sha256 (or synthetic recipe), the extractor that wrote the file where known, and, for a
-run configured with a BERT, that BERT's tokenizer. `run.py predict` rebuilds the model from
-it and refuses features that do not fit.
+run configured with a BERT, that BERT's tokenizer, and for a model of your own (`--models DIR`) the
+code it was trained with (`model_source`; absent from cards written before it, null for the toolkit's
+models). `run.py predict` rebuilds the model from it, refuses features that do not fit, and warns
+where the model's code is not that code.
 
 A run folder may come from anywhere, so `read_model_card` holds a card to what this module
 writes before anything uses it: at most MAX_CARD_BYTES, a JSON object, every field predict reads
@@ -28,6 +30,7 @@ from ..data.spec import DatasetSpec
 from ..errors import DataError, UsageError, one_line
 from ..models.common.bert import resolve_bert_path
 from ..results import json_safe, show
+from ..user_models import model_source
 
 MODEL_CARD = "model.json"
 CARD_VERSION = 1
@@ -73,7 +76,7 @@ def write_model_card(run_dir, model_name: str, config, spec: DatasetSpec) -> Pat
         "data": source, "data_sha256": source.partition("sha256:")[2] or None,
         "extractor": spec.extractor,
         "tokenizer": bert_tokenizer(config.get("pretrained")) if spec.has_text_bert else None,
-        "spec": dataclasses.asdict(spec),
+        "spec": dataclasses.asdict(spec), "model_source": model_source(model_name),
     }
     path = Path(run_dir) / MODEL_CARD
     path.write_text(json.dumps(json_safe(card), indent=1, allow_nan=False) + "\n", encoding="utf-8")
@@ -162,6 +165,13 @@ def _tokenizer(value) -> bool:
                              and _is_int(value.get("vocab_size")))
 
 
+def _model_source(value) -> bool:
+    """None, or what `user_models.model_source` gives: path, sha256 and files (path -> sha256)."""
+    return value is None or (isinstance(value, dict) and all(isinstance(value.get(k), str) for k in ("path", "sha256"))
+                             and isinstance(value.get("files", {}), dict)
+                             and all(isinstance(v, str) for v in value.get("files", {}).values()))
+
+
 def _string(value) -> bool:
     return isinstance(value, str)
 
@@ -210,6 +220,8 @@ def _check_card(card: dict, path: Path) -> None:
             raise DataError(f"{path} has no {field}: {NOT_OURS}")
         if not ok(card[field]):
             bad(field, what, card[field])
+    if not _model_source(card.get("model_source")):        # optional: cards written before it have none
+        bad("model_source", "null or a model source record (path, sha256, files)", card["model_source"])
     spec = card["spec"]
     required = {f.name for f in dataclasses.fields(DatasetSpec)
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
