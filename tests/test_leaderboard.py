@@ -387,6 +387,32 @@ def test_compare_takes_each_models_latest_config_unless_all_configs(tmp_path):
         ("a-new", "l-new"), ("a-new", "l-old"), ("a-old", "l-new"), ("a-old", "l-old")}
 
 
+def test_compare_after_a_missing_rate_sweep_compares_the_plain_rows(tmp_path):
+    """`sweep -m tfn lmf --missing-rate 0 0.3` then `compare -m tfn --against lmf` said 'none of lmf has
+    ok runs where tfn has': each model's latest config was picked among all its rows, the missing-rate
+    row (run last) won, and it is not a plain row, so nothing was left to compare."""
+    def at(rate, rec, stamp):
+        rec["condition"] = {"missing_rate": rate, "drop_modality": None, "modalities": "TAV"}
+        rec["run_id"] += f"-mr{rate}"
+        return _stamped(rec, stamp)
+    for r in (at(0.0, record("tfn", 1, {"MAE": 1.0}), "2026-01-01T00:00:01+00:00"),
+              at(0.0, record("tfn", 2, {"MAE": 1.2}), "2026-01-01T00:00:02+00:00"),
+              at(0.0, record("lmf", 1, {"MAE": 0.8}), "2026-01-01T00:00:03+00:00"),
+              at(0.0, record("lmf", 2, {"MAE": 0.9}), "2026-01-01T00:00:04+00:00"),
+              at(0.3, record("tfn", 1, {"MAE": 2.0}), "2026-01-01T00:00:05+00:00"),
+              at(0.3, record("tfn", 2, {"MAE": 2.2}), "2026-01-01T00:00:06+00:00"),
+              at(0.3, record("lmf", 1, {"MAE": 1.8}), "2026-01-01T00:00:07+00:00"),
+              at(0.3, record("lmf", 2, {"MAE": 1.9}), "2026-01-01T00:00:08+00:00")):
+        append_record(tmp_path, r)
+    messages = []
+    path, = compare(tmp_path, "tfn", ["lmf"], warn=messages.append, echo=lambda text: None)
+    mae = pd.read_csv(path).set_index("metric").loc["MAE"]
+    # the plain rows: tfn 1.0/1.2 -> 1.1, lmf 0.8/0.9 -> 0.85
+    assert (mae.model_mean, mae.baseline_mean, mae["diff"]) == pytest.approx((1.1, 0.85, 0.25))
+    assert (mae.model_n, mae.baseline_n) == (2, 2)
+    assert messages == []
+
+
 def test_compare_prints_a_table_with_the_difference_and_welch_ci(tmp_path, capsys):
     from mmsa_atsuko.cli import main
 

@@ -98,7 +98,8 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
         # Plain-condition rows only: a missing-rate row is not another config of the model.
         compared = [r for r in t.rows if (r.model == model or r.model in against) and not r.condition]
         if not all_configs:
-            latest = latest_configs(t, position)
+            # Latest among the plain rows: a later missing-rate run left no plain row as the latest.
+            latest = latest_configs(compared, position)
             for name in dict.fromkeys(r.model for r in compared):
                 configs = sum(r.model == name for r in compared)
                 if configs > 1:

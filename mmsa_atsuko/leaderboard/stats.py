@@ -332,11 +332,11 @@ def build_ablations(tables: list[Table]) -> list[Ablation]:
 # Comparisons (`compare`)
 # --------------------------------------------------------------------------------------
 
-def latest_configs(table: Table, position: dict[int, int]) -> dict[str, Row]:
-    """model -> its row under the config of its most recent record (`started_at`; on a tie, the
-    record stored later; `position` maps id(record) to its place in the store)."""
+def latest_configs(rows: list[Row], position: dict[int, int]) -> dict[str, Row]:
+    """model -> its row, among `rows`, under the config of its most recent record (`started_at`; on a
+    tie, the record stored later; `position` maps id(record) to its place in the store)."""
     latest: dict[str, tuple] = {}
-    for row in table.rows:
+    for row in rows:
         stamp = max((r.get("started_at") or "", position[id(r)]) for r in row.records)
         if row.model not in latest or stamp > latest[row.model][0]:
             latest[row.model] = (stamp, row)
