@@ -505,6 +505,24 @@ def test_a_sweep_interrupted_with_busy_workers_leaks_no_semaphores(tmp_path):
     assert not (tmp_path / "runs.jsonl").exists() or read_records(tmp_path) == []
 
 
+def test_ctrl_c_while_a_worker_starts_is_ignored_by_the_worker(capfd):
+    """Ctrl-C in the seconds after `sweep --jobs 2` started (the workers importing torch, before they ignore
+    SIGINT) printed a KeyboardInterrupt traceback from each worker under the driver's 'interrupted'. A worker
+    now starts with SIGINT ignored: one signalled at once still imports, takes its stop and exits 0."""
+    import multiprocessing
+
+    from mmsa_atsuko.sweep import local
+    before = signal.getsignal(signal.SIGINT)
+    worker = local._Worker(multiprocessing.get_context("spawn"), 0, "cpu", 1, False)
+    try:
+        os.kill(worker.proc.pid, signal.SIGINT)           # as the terminal's Ctrl-C reaches the whole group
+    finally:
+        worker.stop(wait=120)
+    assert signal.getsignal(signal.SIGINT) is before      # the driver's own Ctrl-C handling is back
+    assert worker.proc.exitcode == 0
+    assert "Traceback" not in capfd.readouterr().err
+
+
 WATCHED_WORKER = """
 import multiprocessing, os, time
 from mmsa_atsuko.sweep import local

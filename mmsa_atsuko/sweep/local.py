@@ -10,6 +10,7 @@ device trains the first run; its peak memory against the memory then free on its
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -179,7 +180,8 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, device, threads, forced, os.getpid()),
                                 name=f"sweep-worker-{index}", daemon=True)
-        self.proc.start()
+        with _sigint_ignored():        # the worker starts ignoring Ctrl-C (see _sigint_ignored)
+            self.proc.start()
         child.close()                  # so that a dead worker reads as EOF here
 
     def give(self, task) -> None:
@@ -203,6 +205,23 @@ class _Worker:
             self.proc.kill()
         self.proc.join()
         self.conn.close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ctrl-C ignored while a worker is spawned, so that the worker inherits SIG_IGN through exec and Python
+    installs no KeyboardInterrupt handler in it: Ctrl-C in the seconds a worker spends importing torch and the
+    toolkit, before _worker_main ignores it, printed each worker's KeyboardInterrupt traceback. Only the
+    main thread may set a handler; from another thread the worker starts as it did."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if previous is not None:       # None: a handler set outside Python, which signal() cannot restore
+            signal.signal(signal.SIGINT, previous)
 
 
 def _kill_on_parent_death() -> bool:
