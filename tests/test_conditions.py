@@ -301,6 +301,20 @@ def test_sweep_files_and_lists_take_the_protocol_axes(tmp_path):
     assert {s.condition.key() for _, s, _ in cli} == {"missing_rate=0.5,drop=V"}
 
 
+def test_a_sweep_file_takes_one_missing_rate_written_as_a_decimal(tmp_path):
+    """`missing_rate: 0.3` in a sweep file (the README: 'a value or a list') was refused as 'missing_rate must be
+    a name or a non-empty list, got 0.3': only strings, ints and bools counted as one value, so 0 worked and 0.3
+    did not."""
+    from mmsa_atsuko.sweep import expand
+    path = tmp_path / "sweep.yaml"
+    path.write_text("experiments:\n  - models: tfn\n    datasets: mosi\n    missing_rate: 0.3\n")
+    assert [s.condition.key() for _, s, _ in expand(path)] == ["missing_rate=0.3"]
+    path.write_text("experiments:\n  - models: tfn\n    datasets: mosi\n    missing_rate: []\n")
+    with pytest.raises(UsageError) as e:
+        expand(path)
+    assert str(e.value) == f"{path} experiment 1: missing_rate must be a value or a non-empty list, got []"
+
+
 def test_jobs_under_one_condition_share_one_masked_copy():
     from mmsa_atsuko import api
     loaded = {}

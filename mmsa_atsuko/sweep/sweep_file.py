@@ -53,10 +53,11 @@ class Setting:
 
 
 def _as_list(value, what: str, where: str) -> list:
-    if isinstance(value, (str, int, bool)):
+    """A value (a name, a number, a flag; `missing_rate: 0.3` is a float) as a list of one, or a non-empty list."""
+    if isinstance(value, (str, int, float, bool)):
         return [value]
     if not isinstance(value, list) or not value:
-        raise UsageError(f"{where}: {what} must be a name or a non-empty list, got {value!r}")
+        raise UsageError(f"{where}: {what} must be a value or a non-empty list, got {value!r}")
     return value
 
 
