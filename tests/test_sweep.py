@@ -558,6 +558,24 @@ def test_without_prctl_a_worker_still_dies_with_its_driver(tmp_path):
         time.sleep(0.05)
 
 
+def test_a_progress_line_on_synthetic_data_says_synthetic():
+    """`sweep -m tfn -d mosi --synthetic` printed 'ok      tfn mosi seed 1111: MAE 1.2663', a number that reads
+    as MOSI's; every table labels synthetic data, and the progress line now does too (real data: no word)."""
+    from mmsa_atsuko.sweep import Progress
+    lines = []
+    progress = Progress(2, {"a": "tfn", "b": "tfn"}, echo=lines.append)
+    base = {"status": "ok", "model": "tfn", "dataset": "mosi", "seed": 1111, "wall_time_s": 0.25,
+            "metrics": {"MAE": 1.26634}}
+    progress({**base, "run_id": "a", "aligned": False, "synthetic": True,
+              "condition": {"missing_rate": 0.3, "drop_modality": None, "modalities": "TAV"}})
+    progress({**base, "run_id": "b", "aligned": True, "synthetic": False})
+    assert lines == [
+        "[1/2] ok      tfn mosi synthetic [missing_rate=0.3] seed 1111: MAE 1.2663 (0.2s) | 1/2 done, 0 failed, "
+        "elapsed 0:00:00, ETA 0:00:00",
+        "[2/2] ok      tfn mosi aligned seed 1111: MAE 1.2663 (0.2s) | 2/2 done, 0 failed, elapsed 0:00:00, "
+        "ETA 0:00:00"]
+
+
 def test_progress_names_the_config_where_the_sweep_holds_several_of_one_model(tmp_path):
     """Two configs of tfn on MOSI each read `ok tfn mosi seed 1: MAE ...`: which line was which config? A model
     with several configs in one table is named as the leaderboard names its rows (tfn@<hash>), one with a
@@ -580,6 +598,7 @@ experiments:
     named = sorted(re.search(r"\] ok +(.+?): MAE ", line).group(1) for line in lines if "] ok " in line)
     tfn_mosi = sorted(r["config_hash"] for r in summary.records if (r["model"], r["dataset"]) == ("tfn", "mosi"))
     assert len(set(tfn_mosi)) == 2
-    assert named == sorted(["lmf mosi seed 1", "tfn sims seed 1"] + [f"tfn@{h[:8]} mosi seed 1" for h in tfn_mosi])
+    assert named == sorted(["lmf mosi synthetic seed 1", "tfn sims synthetic seed 1"]
+                           + [f"tfn@{h[:8]} mosi synthetic seed 1" for h in tfn_mosi])
     (mosi,) = [t for t in build_tables(summary.records) if t.dataset == "mosi"]
     assert {row.label for row in mosi.rows} == {"lmf"} | {f"tfn@{h[:8]}" for h in tfn_mosi}

@@ -52,7 +52,9 @@ class Progress:
         elapsed = time.time() - self.start
         eta = elapsed / self.finished * (self.total - self.finished)
         condition = condition_of(record)
+        # A number on synthetic data says so, as every table does: 'tfn mosi seed 1: MAE ...' read as MOSI's.
         what = (f"{self.names[record['run_id']]} {record['dataset']}{' aligned' if record['aligned'] else ''}"
+                f"{' synthetic' if record.get('synthetic') else ''}"
                 f"{f' [{condition.key()}]' if not condition.plain else ''} seed {record['seed']}")
         if record.get("status") == "ok":
             key = headline_metric(record["dataset"])
