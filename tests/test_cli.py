@@ -479,3 +479,22 @@ def test_maintenance_commands_given_the_store_file_name_its_folder(tmp_path, cap
                                                f"folder, --results {tmp_path}")
     assert main([*command, "--results", str(tmp_path / "none")]) == 2
     assert "does not exist; pass --results DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["-m", "tfn", "-d", "mosi"], "interrupted: finished runs are recorded; the same command again skips them (with "
+                                  "--resume it continues the interrupted run from its last finished epoch)"),
+    (["tune", "-m", "tfn"], "interrupted: finished trials are stored in the study; the same command again continues it"),
+    (["leaderboard"], "interrupted"),            # nothing to go on with
+])
+def test_ctrl_c_says_what_a_training_command_kept_and_how_to_go_on(monkeypatch, capsys, argv, line):
+    """It said 'interrupted' alone, after a run or a tune had recorded its finished work."""
+    import mmsa_atsuko.cli as cli
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "cmd_train", interrupted)
+    if argv[0] in cli.COMMANDS:
+        monkeypatch.setitem(cli.COMMANDS, argv[0], interrupted)
+    assert cli.main(argv) == 130
+    assert capsys.readouterr().err == line + "\n"

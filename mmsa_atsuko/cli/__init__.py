@@ -76,15 +76,27 @@ def take_models_folders(argv: list[str]) -> list[str]:
     return rest
 
 
+# What a training command's Ctrl-C leaves, and how to go on: finished runs are recorded, a run cut short
+# leaves its .partial folder (removed by the next call, or continued with --resume).
+AFTER_INTERRUPT = {
+    "run": ": finished runs are recorded; the same command again skips them (with --resume it continues the "
+           "interrupted run from its last finished epoch)",
+    "sweep": ": finished runs are recorded; the same command again skips them and runs the rest",
+    "tune": ": finished trials are stored in the study; the same command again continues it",
+}
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv == ["help"]:
         print(f"usage: run.py COMMAND ... | run.py -m MODEL -d DATASET [options]\n\n{overview()}",
               file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
+    command_name = None
     try:
         argv = take_models_folders(take_datasets_files(argv))
         command = COMMANDS.get(argv[0], None) if argv else None
+        command_name = argv[0] if command else "run"
         if command is None and argv and not argv[0].startswith("-"):     # training takes no positional word
             close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
             raise UsageError(f"unknown command {argv[0]!r}{f'; did you mean {close[0]}?' if close else ''} "
@@ -94,7 +106,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"interrupted{AFTER_INTERRUPT.get(command_name, '')}", file=sys.stderr)
         return 130
     except BrokenPipeError:            # `run.py list | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
