@@ -301,6 +301,26 @@ def test_sweep_files_and_lists_take_the_protocol_axes(tmp_path):
     assert {s.condition.key() for _, s, _ in cli} == {"missing_rate=0.5,drop=V"}
 
 
+@pytest.mark.parametrize("keys, line", [
+    ("missing_rate: 1.5", "{where}: missing_rate must be in [0, 1), got 1.5 (to remove a whole modality use "
+                          "--drop-modality T|A|V)"),
+    ("drop_modality: V\n    modalities: TA", "{where}: drop_modality V drops a modality that modalities TA already "
+                                             "leaves out"),
+    ("drop_modality: X", "{where}: drop_modality must be T, A or V, got 'X'"),
+])
+def test_a_bad_protocol_value_in_a_sweep_file_names_the_file_experiment_and_key(tmp_path, keys, line):
+    """It was blamed on --missing-rate / --drop-modality / --modalities, options the command line never gave."""
+    from mmsa_atsuko.sweep import expand
+    path = tmp_path / "sweep.yaml"
+    path.write_text(f"experiments:\n  - models: [tfn]\n    datasets: [mosi]\n    {keys}\n")
+    with pytest.raises(UsageError) as error:
+        expand(path)
+    assert str(error.value) == line.format(where=f"{path} experiment 1")
+    with pytest.raises(UsageError) as error:          # the command line's value is its option's
+        expand(models=["tfn"], datasets=["mosi"], missing_rates=[2])
+    assert str(error.value).startswith("--missing-rate must be in [0, 1), got 2")
+
+
 def test_a_sweep_file_takes_one_missing_rate_written_as_a_decimal(tmp_path):
     """`missing_rate: 0.3` in a sweep file (the README: 'a value or a list') was refused as 'missing_rate must be
     a name or a non-empty list, got 0.3': only strings, ints and bools counted as one value, so 0 worked and 0.3

@@ -84,37 +84,42 @@ class Condition:
 PLAIN = Condition()
 
 
-def make_condition(missing_rate=0.0, drop_modality=None, modalities="TAV") -> Condition:
-    """A checked Condition; a bad value is a one-line UsageError."""
+OPTIONS = {"missing_rate": "--missing-rate", "drop_modality": "--drop-modality", "modalities": "--modalities"}
+
+
+def make_condition(missing_rate=0.0, drop_modality=None, modalities="TAV", names=OPTIONS) -> Condition:
+    """A checked Condition; a bad value is a one-line UsageError naming it as `names` says (the command
+    line's options by default; a sweep file's keys where its values came from one)."""
+    rate_name, drop_name, subset_name = names["missing_rate"], names["drop_modality"], names["modalities"]
     try:
         rate = float(missing_rate)
     except (TypeError, ValueError):
-        raise UsageError(f"--missing-rate must be a number in [0, 1), got {missing_rate!r}") from None
+        raise UsageError(f"{rate_name} must be a number in [0, 1), got {missing_rate!r}") from None
     if not 0.0 <= rate < 1.0:
-        raise UsageError(f"--missing-rate must be in [0, 1), got {missing_rate!r} (to remove a whole modality "
-                         f"use --drop-modality T|A|V)")
+        raise UsageError(f"{rate_name} must be in [0, 1), got {missing_rate!r} (to remove a whole modality "
+                         f"use {drop_name} T|A|V)")
     if drop_modality is not None:
         drop_modality = str(drop_modality).upper()
         if drop_modality not in LETTERS:
-            raise UsageError(f"--drop-modality must be T, A or V, got {drop_modality!r}")
+            raise UsageError(f"{drop_name} must be T, A or V, got {drop_modality!r}")
     letters = str(modalities).upper()
     canonical = "".join(m for m in "TAV" if m in letters)
     if canonical not in SUBSETS or len(canonical) != len(letters):
-        raise UsageError(f"--modalities must be one of {' '.join(SUBSETS)}, got {modalities!r}")
+        raise UsageError(f"{subset_name} must be one of {' '.join(SUBSETS)}, got {modalities!r}")
     if drop_modality and drop_modality not in canonical:
-        raise UsageError(f"--drop-modality {drop_modality} drops a modality that --modalities {canonical} "
+        raise UsageError(f"{drop_name} {drop_modality} drops a modality that {subset_name} {canonical} "
                          f"already leaves out")
     if drop_modality and len(canonical) == 1:
-        raise UsageError(f"--drop-modality {drop_modality} with --modalities {canonical} leaves no modality")
+        raise UsageError(f"{drop_name} {drop_modality} with {subset_name} {canonical} leaves no modality")
     return Condition(rate, drop_modality, canonical)
 
 
-def conditions(missing_rates=None, drop_modality=None, modalities=None) -> list[Condition]:
+def conditions(missing_rates=None, drop_modality=None, modalities=None, names=OPTIONS) -> list[Condition]:
     """Every combination of the asked rates, dropped modality and subsets (the sweep axis)."""
     rates = list(missing_rates) if missing_rates else [0.0]
     drops = list(drop_modality) if isinstance(drop_modality, (list, tuple)) else [drop_modality]
     subsets = [modalities] if isinstance(modalities, str) else list(modalities or ["TAV"])
-    out = [make_condition(r, d, s) for s in subsets for d in drops for r in rates]
+    out = [make_condition(r, d, s, names) for s in subsets for d in drops for r in rates]
     return list(dict.fromkeys(out))
 
 

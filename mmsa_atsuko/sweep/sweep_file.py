@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import dataset_facts, load_config, parse_overrides, read_yaml
-from ..data.conditions import PLAIN, Condition, conditions
+from ..data.conditions import OPTIONS, PLAIN, Condition, conditions
 from ..data.synthetic_stress import check_recipe
 from ..errors import UsageError
 from ..training.seed import DEFAULT_SEEDS, check_seeds
@@ -193,10 +193,19 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
 
 def _conditions(exp: dict, top: dict, where: str, missing_rates, drop_modality, modalities) -> list[Condition]:
     """The protocol conditions of one experiment: command line, else experiment, else top level."""
+    names = dict(OPTIONS)          # a bad value is named where it came from: an option, or this file's key
+
     def axis(cli, key):
         if cli:
             return cli
         value = exp.get(key, top.get(key))
-        return None if value is None else _as_list(value, key, where)
+        if value is None:
+            return None
+        names[key] = key
+        return _as_list(value, key, where)
     drops = axis([drop_modality] if isinstance(drop_modality, str) else drop_modality, "drop_modality")
-    return conditions(axis(missing_rates, "missing_rate"), drops, axis(modalities, "modalities"))
+    rates, subsets = axis(missing_rates, "missing_rate"), axis(modalities, "modalities")
+    try:
+        return conditions(rates, drops, subsets, names)
+    except UsageError as e:
+        raise UsageError(f"{where}: {e}" if names != OPTIONS else str(e)) from None
