@@ -539,3 +539,28 @@ def test_compare_on_a_full_disk_is_one_line_and_writes_no_file(store, tmp_path, 
     assert str(caught.value) == (f"results folder {store} could not be written (No space left on device); "
                                  "choose another --results")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_row_whose_seeds_ran_on_several_code_versions_says_so(tmp_path, capsys):
+    """A row averaged seeds trained before and after a code change without a word: nothing in a table named
+    the code its numbers came from. The commit is cut to 10 digits, `+dirty` kept; no commit, the version."""
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.leaderboard import build_tables
+    one = "a" * 40
+    rows = [{**record("tfn", s, {"MAE": 0.5}), "git_commit": one} for s in (1, 2, 3)]
+    rows += [{**record("lmf", 1, {"MAE": 0.6}), "git_commit": one},
+             {**record("lmf", 2, {"MAE": 0.7}), "git_commit": "b" * 40 + "+dirty"},
+             {**record("lmf", 3, {"MAE": 0.8}), "git_commit": None, "package_version": "0.4.0"}]
+    (table,) = build_tables(rows)
+    assert [n for n in table.notes if "code versions" in n] == [
+        "seeds on several code versions: lmf (1 on aaaaaaaaaa, 1 on bbbbbbbbbb+dirty, 1 on version 0.4.0)"]
+    (table,) = build_tables(rows[:3])
+    assert not [n for n in table.notes if "code versions" in n]
+    for r in rows:
+        append_record(tmp_path, r)
+    assert main(["leaderboard", "--results", str(tmp_path)]) == 0
+    assert "\n- seeds on several code versions: lmf (1 on aaaaaaaaaa, " in capsys.readouterr().out
+    assert main(["leaderboard", "--results", str(tmp_path), "--format", "csv", "-o", str(tmp_path / "t.csv")]) == 0
+    frame = pd.read_csv(tmp_path / "t.csv")
+    assert dict(zip(frame.label, frame.code)) == {"tfn": "aaaaaaaaaa",
+                                                  "lmf": "aaaaaaaaaa bbbbbbbbbb+dirty version 0.4.0"}

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..metrics import lower_is_better, metric_family
 from .published import PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION
-from .stats import MIN_SEEDS, SIGNIFICANCE, Ablation, Cell, Row
+from .stats import MIN_SEEDS, SIGNIFICANCE, Ablation, Cell, Row, code_version
 
 RAW_METRICS = frozenset({"MAE", "Corr", "Loss", "loss"})      # shown as stored, not in %
 
@@ -256,7 +256,8 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
         for row in t.rows:
             out = {"table": "leaderboard", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
                    "data_kind": "synthetic" if t.synthetic else "real", "source": "ours", "model": row.model,
-                   "label": row.label, "config_hash": row.config_hash, "condition": row.condition, "n": row.n}
+                   "label": row.label, "config_hash": row.config_hash, "condition": row.condition, "n": row.n,
+                   "code": " ".join(sorted({code_version(r) for r in row.records}))}
             for m in t.metrics:
                 out.update(_stat_columns(m, row.cells[m], m in row.best))
             out.update(key_metric=t.key_metric, ttest_against=row.against,

@@ -14,7 +14,9 @@ Every table is built from one `ok` record per run identity (`results.ok_records`
   over seeds against the best *other* model under the same condition on the table's key metric
   (MAE for the regression datasets, macro-F1 for MIntRec, or `--key-metric`);
 - a cell over one seed has no spread to judge it by: it is never best, and a row with one
-  seed on the key metric is neither tested nor tested against.
+  seed on the key metric is neither tested nor tested against;
+- a row whose seeds ran on several code versions (`git_commit`, else the package version) says so in
+  the table's notes: its mean mixes them.
 """
 from __future__ import annotations
 
@@ -202,6 +204,25 @@ def _seed_sets_note(rows: list[Row]) -> list[str]:
                                                       for seeds, labels in by_seeds.items())]
 
 
+def code_version(record: dict) -> str:
+    """The code a run ran, short: its commit (10 hex digits, `+dirty` kept), else its package version."""
+    commit = record.get("git_commit")
+    if isinstance(commit, str) and commit:
+        return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
+    return f"version {record.get('package_version', 'unknown')}"
+
+
+def _code_versions_note(rows: list[Row]) -> list[str]:
+    """Rows whose seeds ran on several code versions: the mean mixes them, and nothing else in a table says
+    which code its numbers came from (a row of seeds run before and after a fix)."""
+    mixed = []
+    for row in rows:
+        versions = Counter(code_version(r) for r in row.records)
+        if len(versions) > 1:
+            mixed.append(f"{row.label} ({', '.join(f'{n} on {v}' for v, n in sorted(versions.items()))})")
+    return [f"seeds on several code versions: {'; '.join(mixed)}"] if mixed else []
+
+
 def build_tables(records: list[dict], datasets=None, key_metric: str | None = None) -> list[Table]:
     """One leaderboard per (dataset, aligned, data id) from `ok` records (deduplicated first)."""
     groups: dict[tuple, list[dict]] = {}
@@ -258,6 +279,7 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
                 table.notes += _config_notes(model, list(one_per_hash.values())[::-1])
         table.notes += _single_seed_note([row.label for row in rows if row.n < MIN_SEEDS])
         table.notes += _seed_sets_note(rows)
+        table.notes += _code_versions_note(rows)
         tables.append(table)
     return tables
 
