@@ -1,6 +1,7 @@
 """run.py tune: Optuna on the validation split only, resumable after SIGKILL, best config run on every seed."""
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -36,6 +37,8 @@ def test_the_search_never_evaluates_the_test_split_and_the_best_config_runs_on_e
     assert len(study.trials) == 3 and all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
     assert "valid" in evaluated and "test" not in evaluated
     assert "3/3 trials done" in lines[-2] and "best" in lines[-2]
+    assert "; selecting on valid Loss of synthetic data (min), seed 1111" in lines[0]     # labelled, as tables are
+    assert lines[-1].startswith(f"[tune-tfn-mosi] best: trial {study.best_trial.number}, valid Loss of synthetic data ")
     assert (tmp_path / "tune" / "tune-tfn-mosi.db").is_file()
     assert not (tmp_path / "runs.jsonl").exists()          # trials leave no run records
     # The same study again: nothing left to search; its best config runs on both seeds, labelled.
@@ -165,6 +168,14 @@ def test_a_study_resumes_only_on_the_data_it_searched_even_at_the_same_path(tmp_
     write_synthetic("mosi", feature_file, seed=0)                  # the first file again: the study goes on
     tune("tfn", "mosi", trials=2, **kw)
     assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'tune' / 's.db'}").trials) == 2
+    with open(feature_file, "rb") as f:
+        data = pickle.load(f)                        # our own file: the plain unpickler is fine here
+    del data["__synthetic__"]                        # now a file of real data, as far as the toolkit can tell
+    with open(feature_file, "wb") as f:
+        pickle.dump(data, f, protocol=4)
+    lines = []
+    tune("tfn", "mosi", trials=1, **{**kw, "study_name": "real", "echo": lines.append})
+    assert lines[0].endswith("selecting on valid Loss (min), seed 1111") and "synthetic" not in "".join(lines)
 
 
 def test_tune_options_that_name_the_other_backend_are_one_line(tmp_path, capsys):

@@ -123,8 +123,9 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
                  f"parameters run again as a new trial")
         study.sampler = optuna.samplers.TPESampler(seed=seed + len(stored))
         done = len(_ended(study, optuna))
+        on_data = " of synthetic data" if data.startswith("synthetic:") else ""    # as every table labels it
         echo(f"[{study_name}] {done}/{trials} trials done before this call; storage {storage}; "
-             f"selecting on valid {config.key_eval} ({'min' if minimize else 'max'}), seed {seeds[0]}")
+             f"selecting on valid {config.key_eval}{on_data} ({'min' if minimize else 'max'}), seed {seeds[0]}")
         running: dict[int, PlannedRun] = {}
         errors: list[str] = []
         outcomes: list[str] = []            # this call's, in the order they were told
@@ -180,7 +181,8 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
                 echo(f"[{study_name}] {failed} of this call's {len(outcomes)} trials failed (each counts toward "
                      f"--trials; see their lines above)")
             best = _best(study, study_name)
-            echo(f"[{study_name}] best: trial {best.number}, valid {config.key_eval} {best.value:.4f}, {best.params}")
+            echo(f"[{study_name}] best: trial {best.number}, valid {config.key_eval}{on_data} {best.value:.4f}, "
+                 f"{best.params}")
         except BaseException:
             backend.close()
             raise
