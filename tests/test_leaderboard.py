@@ -431,7 +431,7 @@ def test_compare_prints_a_table_with_the_difference_and_welch_ci(tmp_path, capsy
     half = stats.t.ppf(0.975, dof) * se
     p = 2 * stats.t.sf(0.25 / se, dof)
     assert table["MAE"] == ["MAE", "0.6500 ± 0.0707", "0.9000 ± 0.1000", "-0.2500",
-                            f"[{-0.25 - half:+.4f}, {-0.25 + half:+.4f}]", f"{p:.3g}"]
+                            f"[{-0.25 - half:+.4f}, {-0.25 + half:+.4f}]", f"{p:#.3g}"]
     # Has0_acc_2 in %: atsuko 70/80 (var 0.005, sd 7.07 %), lmf 60 constant: the interval is atsuko's alone, df = 1
     half = stats.t.ppf(0.975, 1) * math.sqrt(0.005 / 2) * 100
     assert table["Has0_acc_2"][1:5] == ["75.00 ± 7.07", "60.00 ± 0.00", "+15.00", f"[{15 - half:+.2f}, {15 + half:+.2f}]"]
@@ -564,3 +564,14 @@ def test_a_row_whose_seeds_ran_on_several_code_versions_says_so(tmp_path, capsys
     frame = pd.read_csv(tmp_path / "t.csv")
     assert dict(zip(frame.label, frame.code)) == {"tfn": "aaaaaaaaaa",
                                                   "lmf": "aaaaaaaaaa bbbbbbbbbb+dirty version 0.4.0"}
+
+
+@pytest.mark.parametrize("p, text", [(0.17, "p=0.170"), (0.484, "p=0.484"), (0.0012, "p=0.00120 †"), (1.0, "p=1.00")])
+def test_welch_p_values_show_three_significant_digits_each(p, text):
+    """`.3g` dropped trailing zeros: p=0.17 stood beside p=0.484 in one column."""
+    from types import SimpleNamespace
+
+    from mmsa_atsuko.leaderboard.render import _sig_text
+    from mmsa_atsuko.leaderboard.stats import Cell
+    row = SimpleNamespace(test=SimpleNamespace(p=p, t=1.0), against="lmf", cells={"MAE": Cell([0.5, 0.6])})
+    assert _sig_text(row, "MAE") == f"vs lmf: {text}"

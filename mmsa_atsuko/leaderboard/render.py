@@ -92,7 +92,7 @@ def _sig_text(row: Row, key_metric: str) -> str:
     if math.isnan(row.test.p):
         return f"vs {row.against}: no spread"
     mark = " †" if row.test.p < SIGNIFICANCE else ""
-    return f"vs {row.against}: p={row.test.p:.3g}{mark}"
+    return f"vs {row.against}: p={row.test.p:#.3g}{mark}"     # 0.170, not 0.17 beside 0.484
 
 
 def _md_table(header: list[str], lines: list[list[str]]) -> str:
@@ -322,7 +322,7 @@ def render_comparison(rows: list[dict]) -> str:
                 cell = "–" if not r[f"{side}_n"] else f"{_num(m, r[f'{side}_mean'])} ± {_num(m, r[f'{side}_std'])}"
                 cells.append(cell if r[f"{side}_n"] == n else f"{cell} (n={r[f'{side}_n']})")
             ci = "–" if math.isnan(r["ci_low"]) else f"[{_signed(m, r['ci_low'])}, {_signed(m, r['ci_high'])}]"
-            p = "–" if math.isnan(r["p_value"]) else f"{r['p_value']:.3g}"
+            p = "–" if math.isnan(r["p_value"]) else f"{r['p_value']:#.3g}"
             lines.append(cells + [_signed(m, r["diff"]), ci, p])
         kind = "synthetic data" if data.startswith("synthetic:") else "real data"
         raw = sorted(RAW_METRICS & {r["metric"] for r in block})
