@@ -575,3 +575,16 @@ def test_welch_p_values_show_three_significant_digits_each(p, text):
     from mmsa_atsuko.leaderboard.stats import Cell
     row = SimpleNamespace(test=SimpleNamespace(p=p, t=1.0), against="lmf", cells={"MAE": Cell([0.5, 0.6])})
     assert _sig_text(row, "MAE") == f"vs lmf: {text}"
+
+
+def test_a_key_metric_of_one_dataset_in_a_store_of_two_says_how_to_show_that_one(tmp_path, capsys):
+    """`--key-metric Has0_acc_2` on a store with MOSI and SIMS runs stopped at SIMS without saying that -d mosi
+    is the way to rank MOSI by it."""
+    from mmsa_atsuko.cli import main
+    for dataset in ("mosi", "sims"):
+        for seed in (1, 2):
+            append_record(tmp_path, record("tfn", seed, {}, dataset=dataset))
+    assert main(["leaderboard", "--results", str(tmp_path), "--key-metric", "Has0_acc_2"]) == 2
+    assert capsys.readouterr().err == (f"error: --key-metric Has0_acc_2 is not a metric of sims; choose one of "
+                                       f"{', '.join(metric_keys('sims'))}, or show only mosi (-d mosi)\n")
+    assert main(["leaderboard", "--results", str(tmp_path), "--key-metric", "Has0_acc_2", "-d", "mosi"]) == 0

@@ -237,7 +237,10 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
         metrics = metric_keys(dataset)
         key = key_metric or headline_metric(dataset)
         if key not in metrics:
-            raise UsageError(f"--key-metric {key} is not a metric of {dataset}; choose one of {', '.join(metrics)}")
+            having = sorted({d for d, _, _ in groups if key in metric_keys(d)})
+            only = f", or show only {' '.join(having)} (-d {' '.join(having)})" if having and not datasets else ""
+            raise UsageError(f"--key-metric {key} is not a metric of {dataset}; choose one of {', '.join(metrics)}"
+                             f"{only}")
         by_row: dict[tuple, list[dict]] = {}
         for r in group:
             by_row.setdefault((r["model"], r["config_hash"], condition_of(r).key()), []).append(r)
