@@ -57,7 +57,9 @@ def test_run_table_ends_with_mean_and_sample_std(two_seeds):
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     lines = done.stdout.splitlines()
     header = next(line for line in lines if line.startswith("model"))
-    summary = next(line for line in lines if "mean ± std" in line)
+    assert lines[lines.index(header) - 1] == ("sims (synthetic data): test metrics of the best-valid epoch "
+                                               "(mean ± std: sample std, ddof 1, over seeds)")
+    summary = next(line for line in lines if line.startswith("tfn") and "mean ± std" in line)
     cells = dict(zip(header.split()[3:], summary.split()[4:]))    # "tfn mean ± std" then the cells
     for key in ("MAE", "Corr", "Mult_acc_2"):
         values = [r["metrics"][key] for r in records]

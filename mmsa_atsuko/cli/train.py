@@ -118,7 +118,8 @@ def print_table(records, out, stored_before: set) -> None:
         rows = [r for r in records if r["dataset"] == dataset]
         keys = list(metric_keys(dataset))
         label = " (synthetic data)" if rows[0]["synthetic"] else ""
-        print(f"\n{dataset}{' aligned' if rows[0]['aligned'] else ''}{label}: test metrics of the best-valid epoch")
+        print(f"\n{dataset}{' aligned' if rows[0]['aligned'] else ''}{label}: test metrics of the best-valid epoch "
+              f"(mean ± std: sample std, ddof 1, over seeds)")
         # As wide as the longest name: `tfn [modalities=TA]` overran a fixed 12 and shifted its row's columns.
         width = max(12, *(len(row_name(r)) for r in rows))
         print(f"{'model':<{width}} {'seed':>5} {'epoch':>5} " + " ".join(f"{k:>15}" for k in keys))
