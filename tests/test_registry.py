@@ -485,11 +485,17 @@ def test_a_helper_beside_the_model_is_in_its_record_and_predict_warns_when_it_ch
         return captured.err.splitlines()
 
     new_file = f"warning: {folder / 'zextra.py'} is new since the run was trained: predicting with it as it is now"
-    assert predict(old, "old") == [
+    predict_lines_of_old = [
         new_file,
         f"warning: {folder / 'zlayers.py'} changed since the run was trained (sha256 {before[:12]} then, "
         f"{digest('zlayers.py')[:12]} now): predicting with it as it is now"]
+    assert predict(old, "old") == predict_lines_of_old
     assert predict(new, "new") == [new_file]
+    # robustness rebuilds the run's model too (analysis.load_run), and says the same
+    assert main(["robustness", "--run", old["run_id"], "--results", str(out), "--out", str(tmp_path / "rob"),
+                 "--models", str(folder)]) == 0
+    assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")] == [
+        line.replace("predicting with", "testing with") for line in predict_lines_of_old]
     (folder / "zextra.py").unlink()
     forget()
     assert predict(new, "again") == []               # the code the run was trained with: nothing to say

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..errors import UsageError
 from .common import OneLineParser, add_hardware_options, add_results_option
@@ -100,6 +101,7 @@ def cmd_robustness(argv) -> int:
     from ..results import analysis_dir, check_run_id, headline_metric, refuse_a_file_as_results
     from ..metrics import lower_is_better
     from ..plots import figure_files, figure_names, plot_robustness, pyplot
+    from ..user_models import source_changes
     pyplot()
     refuse_a_file_as_results(args.results)     # before the run id names the figures: the store file is said first
     # Named by its first run, so the figures of other runs sit beside it in <results>/analysis.
@@ -108,6 +110,9 @@ def cmd_robustness(argv) -> int:
     cache, tables, runs = {}, [], []
     for run_id in args.run:
         run = load_run(args.results, run_id, data_cache=cache)
+        # A model of your own whose files changed since the run trained is tested as it is now, as predict does.
+        for change in source_changes(run.record.get("model_source"), run.record["model"]):
+            print(f"warning: {change}: testing with it as it is now", file=sys.stderr)
         runs.append(run)
         tables.append(robustness_table(run))
     if len({r.record["dataset"] for r in runs}) > 1:
