@@ -365,6 +365,36 @@ def test_runs_are_matched_on_their_data_file_and_protocol_condition_too(tmp_path
     assert analysis.find_partner_without_mcm(partners, SimpleNamespace(record=full_masked)) == "sbn-mr"
 
 
+def test_tsne_panels_share_one_training_seed(tmp_path):
+    """A sweep with --jobs 2 appends seeds as they finish: atsuko's seed 1111 landed after its seed 1112, and
+    `tsne` (no -s) showed atsuko's seed 1111 beside the other variants' seed 1112 (found in a user's trial)."""
+    from mmsa_atsuko.api import resolve_config
+    from mmsa_atsuko.config import config_hash
+    from mmsa_atsuko.results import append_record
+
+    def record(model, seed):
+        config = resolve_config(model, "sims", preset="small", max_epochs=1)
+        return {"run_id": f"{model}-{seed}", "status": "ok", "model": model, "dataset": "sims", "aligned": False,
+                "seed": seed, "synthetic": True, "preset": "small", "data": "synthetic:sims-small-unaligned-seed0-v2",
+                "config": dict(config), "config_hash": config_hash(config), "metrics": {"MAE": 0.5}}
+
+    order = [("atsuko", 1112), ("atsuko", 1111), ("atsuko_base", 1111), ("atsuko_base", 1112),
+             ("atsuko_sbn", 1111), ("atsuko_sbn", 1112), ("atsuko_mcm", 1111), ("atsuko_mcm", 1112)]
+    for model, seed in order:
+        append_record(tmp_path, record(model, seed))
+    # Both seeds hold all four variants; seed 1112's group holds the latest run.
+    assert analysis.ablation_runs(tmp_path, "sims") == {
+        "base (no SBN, no MCM)": "atsuko_base-1112", "+SBN": "atsuko_sbn-1112", "+MCM": "atsuko_mcm-1112",
+        "full Atsuko (SBN + MCM)": "atsuko-1112"}
+    assert analysis.ablation_runs(tmp_path, "sims", seed=1111) == {
+        "base (no SBN, no MCM)": "atsuko_base-1111", "+SBN": "atsuko_sbn-1111", "+MCM": "atsuko_mcm-1111",
+        "full Atsuko (SBN + MCM)": "atsuko-1111"}
+    # A seed with more variants wins over a later seed with fewer.
+    append_record(tmp_path, record("atsuko", 1113))
+    assert set(analysis.ablation_runs(tmp_path, "sims").values()) == {
+        "atsuko_base-1112", "atsuko_sbn-1112", "atsuko_mcm-1112", "atsuko-1112"}
+
+
 def test_band_weight_figure_takes_any_number_of_bands(tmp_path):
     """num_bands is a config key; the stacked bars' transparency went below 0 from the fifth band."""
     from mmsa_atsuko.plots import MODALITIES, plot_band_weights

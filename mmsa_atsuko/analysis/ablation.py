@@ -37,10 +37,12 @@ def ablation_runs(results, dataset: str | None = None, seed: int | None = None,
     """variant name -> run id: Atsuko-family runs on `dataset` (default: that of the latest one)
     at the `aligned` flag, and `seed` if given, that differ only in the Table 4 switches.
 
-    Runs are grouped by data file, protocol condition and config apart from the switches, so panels
-    never mix aligned with unaligned data, synthetic with real, a run at a missing rate with a plain
-    one, or a hyperparameter variant (a sensitivity run) with the defaults. The group with the most variants is chosen (ties: the
-    one holding the latest run), and in it each variant's latest run.
+    Runs are grouped by data file, protocol condition, training seed and config apart from the switches,
+    so panels never mix aligned with unaligned data, synthetic with real, a run at a missing rate with a
+    plain one, a hyperparameter variant (a sensitivity run) with the defaults, or one seed with another
+    (a sweep's workers append seeds out of order: each variant's latest run was of another seed, and the
+    panels differed by the seed as well as the switch). The group with the most variants is chosen (ties:
+    the one holding the latest run), and in it each variant's latest run.
     """
     records = [r for r in ok_records(read_records(Path(results))) if r.get("model") in ATSUKO_FAMILY
                and bool(r["aligned"]) == aligned]
@@ -49,7 +51,7 @@ def ablation_runs(results, dataset: str | None = None, seed: int | None = None,
     groups: dict[str, dict[str, tuple[int, dict]]] = {}        # config -> variant -> (position, record)
     for position, r in enumerate(records):
         if r["dataset"] == dataset and (seed is None or r["seed"] == seed):
-            key = json.dumps([r["data"], condition_of(r).key(), r["seed"] if seed is not None else None,
+            key = json.dumps([r["data"], condition_of(r).key(), r["seed"],
                               _config_apart_from(r["config"], *SWITCHES)], sort_keys=True, default=str)
             groups.setdefault(key, {})[variant_name(r["config"])] = (position, r)   # later records win
     if not groups:

@@ -129,7 +129,8 @@ def tsne_parser() -> argparse.ArgumentParser:
                       "of the Atsuko ablation runs, one panel per variant, colored by label; "
                       "writes tsne_<run id>.png/.pdf/.csv, named by the run of its fullest variant.")
     p.add_argument("-d", "--dataset", type=str.lower, help="dataset (default: that of the latest Atsuko run)")
-    p.add_argument("-s", "--seed", type=int, help="training seed of the runs (default: the latest run of each variant)")
+    p.add_argument("-s", "--seed", type=int, help="training seed of the runs, one for every panel (default: the seed that "
+                   "most variants share, ties the latest; each variant's latest run of it)")
     p.add_argument("--aligned", action="store_true", help="runs on the aligned feature file (default: unaligned)")
     p.add_argument("--tsne-seed", type=int, default=0, help="t-SNE random_state (default 0)")
     add_results_option(p)
@@ -153,7 +154,7 @@ def cmd_tsne(argv) -> int:
     runs = {variant: load_run(args.results, run_id, data_cache=cache) for variant, run_id in variants.items()}
     table = tsne_table(runs, args.tsne_seed)
     first = next(iter(runs.values())).record
-    where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}"
+    where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}, seed {first['seed']}"   # one seed: ablation_runs
     fig = plot_tsne(table, where, any(r.synthetic for r in runs.values()))
     write_figures(figure_files(fig, table, name), args.out or analysis_dir(args.results))
     return 0
