@@ -146,6 +146,12 @@ def test_bad_input_is_one_line_and_non_zero(results, tmp_path):
     assert missing.returncode != 0 and "not found" in missing.stderr and missing.stderr.strip().count("\n") == 0
     not_atsuko = run_cli("explain", "-m", "tfn", "--run", full["run_id"], "--results", str(out))
     assert not_atsuko.returncode != 0 and "not atsuko" in not_atsuko.stderr
+    # -m is checked against the run's record, as -d is: it drew the full model's figures without a word.
+    other_variant = run_cli("explain", "-m", "atsuko_sbn", "--run", full["run_id"], "--results", str(out),
+                            "--out", str(tmp_path / "other-variant"))
+    assert (other_variant.returncode, other_variant.stdout, other_variant.stderr) == \
+        (2, "", f"error: run {full['run_id']} is model atsuko, not atsuko_sbn\n")
+    assert not (tmp_path / "other-variant").exists()
 
     # A bad --feature-path fails before the first figure: an earlier explain of the run stays as it was.
     figures = tmp_path / "figures"

@@ -34,7 +34,8 @@ def explain_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py explain", description="Figures of what Atsuko's routers learned (PNG + PDF + "
                       "CSV each): spectral energy with band boundaries, band components, band weights, "
                       "modality weights with/without the MCM, MCM target q vs w, weight distribution.")
-    p.add_argument("-m", "--model", default="atsuko", type=str.lower, help="must be atsuko (or an Atsuko ablation)")
+    p.add_argument("-m", "--model", type=str.lower,
+                   help="model of the run: atsuko or an Atsuko ablation (checked against its record)")
     p.add_argument("-d", "--dataset", type=str.lower, help="dataset of the run (checked against its record)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="run id in <results>/runs.jsonl")
@@ -55,7 +56,7 @@ def cmd_explain(argv) -> int:
     from ..results import analysis_dir, check_run_id
     from ..models.atsuko import ATSUKO_FAMILY
     from ..plots import EXPLAIN_FIGURES, explain_files, figure_names, pyplot
-    if args.model not in ATSUKO_FAMILY:
+    if args.model is not None and args.model not in ATSUKO_FAMILY:
         raise UsageError(f"explain reads Atsuko's routers; -m {args.model} is not atsuko")
     pyplot()                                        # fail on a missing matplotlib before any work
     check_figures_folder(args)
@@ -66,6 +67,9 @@ def cmd_explain(argv) -> int:
     check_figures_folder(args, [f for name in EXPLAIN_FIGURES for f in figure_names(name)] + [WEIGHTS_CSV], out)
     if args.dataset and args.dataset != run.record["dataset"]:
         raise UsageError(f"run {run.run_id} is on {run.record['dataset']}, not {args.dataset}")
+    # -m is a claim about the run, as -d is: `-m atsuko_sbn` on a full Atsuko run drew the full model's figures.
+    if args.model and args.model != run.record["model"]:
+        raise UsageError(f"run {run.run_id} is model {run.record['model']}, not {args.model}")
     partner = None
     if run.model.use_mcm:
         partner_id = find_partner_without_mcm(args.results, run)
