@@ -165,7 +165,9 @@ def plot_modality_weights(table, where: str, synthetic: bool):
     variants = list(dict.fromkeys(table.variant))
     fig, axes = plt.subplots(1, len(variants), figsize=(6.5 * len(variants), 4), squeeze=False)
     for ax, variant in zip(axes[0], variants):
-        _stacked_weights(ax, table[table.variant == variant], variant)
+        rows = table[table.variant == variant]
+        # The panels may come from two runs (the partner without the MCM): each says which.
+        _stacked_weights(ax, rows, f"{variant}\nrun {rows.run_id.iloc[0]}")
     fig.suptitle(_title(f"Per-sample modality weights w — {where}", synthetic))
     fig.tight_layout()
     return fig

@@ -71,6 +71,8 @@ def test_explain_writes_every_figure_with_the_model_numbers(results, tmp_path):
 
     weights = assert_figure(figures, "modality_weights_mcm")
     assert set(weights.variant) == {"with MCM", "without MCM"}
+    # The "without MCM" weights are another run's: the CSV names it (it named no run at all).
+    assert list(weights.run_id) == [full["run_id"]] * 4 + [no_mcm["run_id"]] * 4
     np.testing.assert_allclose(weights[weights.variant == "with MCM"][names].to_numpy(), w[:4], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(weights[weights.variant == "without MCM"][names].to_numpy(), partner_w[:4],
                                rtol=1e-5, atol=1e-6)

@@ -61,7 +61,7 @@ def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None 
 
     Keys: spectral_energy, band_components (first chosen sample), band_weights (test mean and
     the chosen samples), modality_weights_mcm (chosen samples, with and without the MCM when
-    `partner` is given), mcm_target (q next to w; MCM runs only), modality_weight_distribution
+    `partner` is given; each row names its run), mcm_target (q next to w; MCM runs only), modality_weight_distribution
     (every test sample). The chosen samples are the first `samples` test samples in file order.
     """
     require_atsuko(run)
@@ -77,19 +77,21 @@ def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None 
     tables["modality_weight_distribution"] = pd.DataFrame(
         {"sample_id": ids, **{MODALITY_NAMES[m]: weights[:, i] for i, m in enumerate(MODALITY_CODES)}})
 
-    rows = [_weight_row(ids[n], "with MCM" if model.use_mcm else "without MCM", weights[n]) for n in range(samples)]
+    # Each row names the run it comes from: the "without MCM" rows are another run's (the partner's).
+    variant = "with MCM" if model.use_mcm else "without MCM"
+    rows = [_weight_row(ids[n], variant, weights[n], run.run_id) for n in range(samples)]
     if partner is not None:
         partner_weights = _cat(forward_split(partner, partner.data.test), "modality_weights")
         if list(partner.data.test.ids) != ids:
             raise DataError(f"run {partner.run_id} was tested on other samples than {run.run_id}")
-        rows += [_weight_row(ids[n], "without MCM", partner_weights[n]) for n in range(samples)]
+        rows += [_weight_row(ids[n], "without MCM", partner_weights[n], partner.run_id) for n in range(samples)]
     tables["modality_weights_mcm"] = pd.DataFrame(rows)     # modality_weights.csv is every test sample (cli explain)
 
     if model.use_mcm:
         q = _cat(outputs, "loss_terms", "q")
         tables["mcm_target"] = pd.DataFrame(
-            [_weight_row(ids[n], "MCM target q", q[n]) for n in range(samples)]
-            + [_weight_row(ids[n], "router weight w", weights[n]) for n in range(samples)])
+            [_weight_row(ids[n], "MCM target q", q[n], run.run_id) for n in range(samples)]
+            + [_weight_row(ids[n], "router weight w", weights[n], run.run_id) for n in range(samples)])
 
     if model.use_sbn:
         num_bands = model.num_bands
@@ -125,6 +127,6 @@ def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None 
     return tables
 
 
-def _weight_row(sample_id, variant: str, values) -> dict:
-    return {"sample_id": sample_id, "variant": variant,
+def _weight_row(sample_id, variant: str, values, run_id: str) -> dict:
+    return {"sample_id": sample_id, "variant": variant, "run_id": run_id,
             **{MODALITY_NAMES[m]: float(values[i]) for i, m in enumerate(MODALITY_CODES)}}
