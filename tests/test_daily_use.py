@@ -66,6 +66,20 @@ def test_run_table_ends_with_mean_and_sample_std(two_seeds):
         assert cells[key] == f"{statistics.fmean(values):.4f}±{statistics.stdev(values):.4f}"
 
 
+def test_run_table_names_a_stress_recipe(tmp_path, capsys):
+    """`-d mosi --synthetic --synthetic-recipe corrupt` printed 'mosi (synthetic data): ...', as the standard
+    recipe's table reads (found in a user's trial)."""
+    from mmsa_atsuko.cli.train import print_table
+    record = {"run_id": "r", "model": "atsuko", "dataset": "mosi", "aligned": False, "seed": 1111, "synthetic": True,
+              "best_epoch": 1, "metrics": {"MAE": 0.5}}
+    for data, label in (("synthetic:corrupt-s2-mosi-small-unaligned-seed0-v2", "synthetic data, corrupt recipe"),
+                        ("synthetic:mosi-small-unaligned-seed0-v2", "synthetic data")):
+        print_table([{**record, "data": data}], tmp_path, set())
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[1] == (f"mosi ({label}): test metrics of the best-valid epoch "
+                            "(mean ± std: sample std, ddof 1, over seeds)")
+
+
 def test_quiet_run_prints_no_loading_bars(tmp_path):
     done = cli("-m", "misa", "-d", "sims", "-s", "1", "--synthetic", "--preset", "small", "--max-epochs", "1",
                "--quiet", "--out", str(tmp_path))

@@ -117,7 +117,7 @@ def print_table(records, out, stored_before: set) -> None:
     for dataset in dict.fromkeys(r["dataset"] for r in records):
         rows = [r for r in records if r["dataset"] == dataset]
         keys = list(metric_keys(dataset))
-        label = " (synthetic data)" if rows[0]["synthetic"] else ""
+        label = f" ({_synthetic_kind(rows[0].get('data'))})" if rows[0]["synthetic"] else ""
         print(f"\n{dataset}{' aligned' if rows[0]['aligned'] else ''}{label}: test metrics of the best-valid epoch "
               f"(mean ± std: sample std, ddof 1, over seeds)")
         # As wide as the longest name: `tfn [modalities=TA]` overran a fixed 12 and shifted its row's columns.
@@ -135,6 +135,14 @@ def print_table(records, out, stored_before: set) -> None:
     store = Path(out) / "runs.jsonl"
     print(f"\n{new} record(s) appended to {store}" if new else
           f"\nnothing appended: every run was already recorded in {store} (--rerun trains them again)")
+
+
+def _synthetic_kind(data) -> str:
+    """'synthetic data', or 'synthetic data, corrupt recipe' for a stress recipe (`data`: the runs' data id): the
+    table of a `--synthetic-recipe corrupt` run read as the standard recipe's, the same model on other data."""
+    from ..data.synthetic_stress import STANDARD, recipe_kind
+    recipe = recipe_kind(data.removeprefix("synthetic:")) if data else STANDARD
+    return "synthetic data" if recipe == STANDARD else f"synthetic data, {recipe} recipe"
 
 
 def _fmt(v) -> str:
