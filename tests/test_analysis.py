@@ -373,6 +373,15 @@ def test_runs_are_matched_on_their_data_file_and_protocol_condition_too(tmp_path
     assert analysis.find_partner_without_mcm(partners, SimpleNamespace(record=full_masked)) == "sbn-mr"
 
 
+def test_explain_checkpoint_help_says_its_record_comes_from_results():
+    """--checkpoint's help said 'as predict takes it', but a run folder copied out of the store was
+    'error: unknown run id ...': explain reads the run's record from --results (found in a user's trial)."""
+    from mmsa_atsuko.cli.analysis import explain_parser
+    action = next(a for a in explain_parser()._actions if "--checkpoint" in a.option_strings)
+    assert action.help == ("a run folder (or its best.pt) whose record is in --results: the folder's name is the run "
+                           "id looked up there (unlike predict, which takes a folder from anywhere)")
+
+
 def test_tsne_panels_share_one_training_seed(tmp_path):
     """A sweep with --jobs 2 appends seeds as they finish: atsuko's seed 1111 landed after its seed 1112, and
     `tsne` (no -s) showed atsuko's seed 1111 beside the other variants' seed 1112 (found in a user's trial)."""

@@ -39,7 +39,8 @@ def explain_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", "--dataset", type=str.lower, help="dataset of the run (checked against its record)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="run id in <results>/runs.jsonl")
-    source.add_argument("--checkpoint", help="a run folder (or its best.pt), as predict takes it")
+    source.add_argument("--checkpoint", help="a run folder (or its best.pt) whose record is in --results: the folder's "
+                        "name is the run id looked up there (unlike predict, which takes a folder from anywhere)")
     p.add_argument("--samples", type=int, default=10,
                    help="how many test samples the per-sample figures show (default 10)")
     add_results_option(p)
