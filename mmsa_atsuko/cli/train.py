@@ -140,8 +140,8 @@ def print_table(records, out, stored_before: set) -> None:
 def _synthetic_kind(data) -> str:
     """'synthetic data', or 'synthetic data, corrupt recipe' for a stress recipe (`data`: the runs' data id): the
     table of a `--synthetic-recipe corrupt` run read as the standard recipe's, the same model on other data."""
-    from ..data.synthetic_stress import STANDARD, recipe_kind
-    recipe = recipe_kind(data.removeprefix("synthetic:")) if data else STANDARD
+    from ..data.synthetic_stress import STANDARD, recipe_of
+    recipe = recipe_of(data)
     return "synthetic data" if recipe == STANDARD else f"synthetic data, {recipe} recipe"
 
 

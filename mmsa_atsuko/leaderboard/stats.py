@@ -29,7 +29,7 @@ import numpy as np
 from scipy import stats
 
 from ..data.conditions import condition_of
-from ..data.synthetic_stress import recipe_kind
+from ..data.synthetic_stress import recipe_of
 from ..errors import UsageError
 from ..metrics import lower_is_better, metric_keys
 from ..results import config_labels, headline_metric, ok_records
@@ -306,7 +306,7 @@ class Ablation:
         (synthetic recipes of one dataset side by side), the dataset and its recipe, else its data id."""
         counts = Counter(t.dataset for t in self.groups)
         names = [t.dataset if counts[t.dataset] == 1 else
-                 f"{t.dataset} {recipe_kind(t.data.partition(':')[2])}" if t.synthetic else t.data
+                 f"{t.dataset} {recipe_of(t.data)}" if t.synthetic else t.data
                  for t in self.groups]
         return [name if names.count(name) == 1 else t.data for name, t in zip(names, self.groups)]
 

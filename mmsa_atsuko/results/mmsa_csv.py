@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.synthetic_stress import STANDARD, recipe_kind
+from ..data.synthetic_stress import STANDARD, recipe_of
 from ..metrics import METRIC_KEYS, MMSA_CSV_KEYS, metric_family
 from ..atomic import open_append
 from .folder import store_lock
@@ -30,7 +30,7 @@ def mmsa_csv_name(dataset: str, synthetic: bool, data: str | None = None) -> str
     standard recipe's, the same model name on numbers of other data."""
     if not synthetic:
         return f"{dataset}.csv"
-    recipe = recipe_kind(data.removeprefix("synthetic:")) if data else STANDARD
+    recipe = recipe_of(data)
     return f"{dataset}-synthetic.csv" if recipe == STANDARD else f"{dataset}-synthetic-{recipe}.csv"
 
 
