@@ -228,7 +228,9 @@ def cmd_clean(argv) -> int:
     add_results_option(p)
     args = p.parse_args(argv)
     from ..api import unfinished_runs
+    from ..results import check_output_folder
     require_results_folder(args.results)
+    check_output_folder(args.results, option="--results")     # a `runs` link would remove folders elsewhere
     runs = Path(args.results) / "runs"
     removed = 0
     for folder in unfinished_runs(args.results):

@@ -1,0 +1,54 @@
+"""A results folder shared by someone else: its run folders, locks and studies, as the commands meet them.
+
+Each case plants what a hostile folder may hold and runs the command line in process, asserting one
+line on stderr (or the command's normal output), and that nothing outside the results folder changed
+(a victim folder beside it is snapshotted).
+"""
+from pathlib import Path
+
+import pytest
+
+from mmsa_atsuko.cli import main
+
+TINY = ["--synthetic", "--preset", "small", "--max-epochs", "1", "--quiet"]
+
+
+def snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture
+def victim(tmp_path):
+    """A folder beside the results folder that no command may change."""
+    folder = tmp_path / "victim"
+    (folder / ".keep.partial").mkdir(parents=True)
+    (folder / ".keep.partial" / "precious.txt").write_text("precious\n")
+    (folder / "victim.txt").write_text("precious\n")
+    before = snapshot(folder)
+    yield folder
+    assert snapshot(folder) == before, "something was written outside the results folder"
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line(code: int, err: str, *needles: str) -> None:
+    assert code != 0, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def test_clean_never_removes_folders_where_a_runs_link_points(tmp_path, victim, capsys):
+    """Before: `clean` followed a `runs` link and removed victim/.keep.partial ('removed .../runs/.keep.partial')."""
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "runs").symlink_to(victim, target_is_directory=True)
+    code, _, err = cli(capsys, "clean", "--results", out)
+    assert_one_line(code, err, f"{out / 'runs'} is a symbolic link; the toolkit writes only inside the results folder")
