@@ -45,7 +45,9 @@ def _claim(folder: Path) -> FileLock | None:
     lock = FileLock(folder / RUN_LOCK)
     try:
         lock.acquire(timeout=0)
-    except (Timeout, FileNotFoundError):
+    except (Timeout, OSError):
+        # Held, or gone; or a run.lock no run made (a link, which filelock never opens, a folder):
+        # such a folder is no run's to take over or remove, and is left alone.
         return None
     try:
         same = folder.stat().st_ino == inode

@@ -52,3 +52,21 @@ def test_clean_never_removes_folders_where_a_runs_link_points(tmp_path, victim, 
     (out / "runs").symlink_to(victim, target_is_directory=True)
     code, _, err = cli(capsys, "clean", "--results", out)
     assert_one_line(code, err, f"{out / 'runs'} is a symbolic link; the toolkit writes only inside the results folder")
+
+
+@pytest.mark.parametrize("planted", ["link", "folder"])
+def test_a_partial_folder_whose_lock_is_no_file_is_left_alone(tmp_path, victim, capsys, planted):
+    """Before: a .partial folder's run.lock linked elsewhere (or a folder) was an OSError traceback ('Too many
+    levels of symbolic links') from clean and from every run and sweep on the folder."""
+    out = tmp_path / "results"
+    folder = out / "runs" / ".tfn-mosi-s1-20260101T000000-abcdef.partial"
+    folder.mkdir(parents=True)
+    if planted == "link":
+        (folder / "run.lock").symlink_to(victim / "victim.txt")
+    else:
+        (folder / "run.lock").mkdir()
+    code, stdout, err = cli(capsys, "clean", "--results", out)
+    assert code == 0 and err == "" and "removed 0 unfinished run folder(s)" in stdout, err
+    code, _, err = cli(capsys, "-m", "tfn", "-d", "mosi", "-s", "1", *TINY, "--out", out)
+    assert code == 0 and "Traceback" not in err, err
+    assert folder.is_dir() and len((out / "runs.jsonl").read_text().splitlines()) == 1
