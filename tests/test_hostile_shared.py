@@ -70,3 +70,15 @@ def test_a_partial_folder_whose_lock_is_no_file_is_left_alone(tmp_path, victim, 
     code, _, err = cli(capsys, "-m", "tfn", "-d", "mosi", "-s", "1", *TINY, "--out", out)
     assert code == 0 and "Traceback" not in err, err
     assert folder.is_dir() and len((out / "runs.jsonl").read_text().splitlines()) == 1
+
+
+def test_an_mmsa_csv_lock_that_is_a_link_is_one_line(tmp_path, victim, capsys):
+    """Before: normal/<dataset>.csv.lock linked elsewhere was an OSError traceback after training."""
+    out = tmp_path / "results"
+    (out / "normal").mkdir(parents=True)
+    lock = out / "normal" / "mosi-synthetic.csv.lock"
+    lock.symlink_to(victim / "victim.txt")
+    code, _, err = cli(capsys, "-m", "tfn", "-d", "mosi", "-s", "1", *TINY, "--out", out)
+    assert_one_line(code, err, f"{lock} is a symbolic link; refusing to write through it")
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 1         # the run's record is kept
+    assert not (out / "normal" / "mosi-synthetic.csv").exists()

@@ -8,6 +8,8 @@ and the analysis outputs are never written through a symbolic link (O_NOFOLLOW, 
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 from pathlib import Path, PurePosixPath
@@ -104,7 +106,19 @@ def analysis_dir(results) -> Path:
     return folder
 
 
-def store_lock(path: Path) -> FileLock:
-    """The exclusive lock of one store file; a separate `<name>.lock` file, since a lock on
-    the data file itself is not portable. A killed holder's lock is dropped by the OS."""
-    return FileLock(f"{path}.lock")
+@contextlib.contextmanager
+def store_lock(path: Path):
+    """The exclusive lock of one store file, held for the `with` block; a separate `<name>.lock` file, since
+    a lock on the data file itself is not portable. A killed holder's lock is dropped by the OS. A lock file
+    that is a symbolic link (filelock never opens one) is one DataError line, as the store file's own is."""
+    lock = FileLock(f"{path}.lock")
+    try:
+        lock.acquire()
+    except OSError as e:
+        if e.errno == errno.ELOOP or os.path.islink(lock.lock_file):
+            raise DataError(f"{lock.lock_file} is a symbolic link; refusing to write through it") from None
+        raise
+    try:
+        yield lock
+    finally:
+        lock.release()
