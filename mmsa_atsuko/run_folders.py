@@ -81,6 +81,11 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
         lock = _claim(work_dir)
         if lock is None:
             raise UsageError(f"{work_dir} is in use by another process; wait for it or run without --resume")
+        try:
+            _check_resumable(work_dir)
+        except UsageError:
+            lock.release()
+            raise
         name_the_run(work_dir, attempts_of(work_dir))
     else:
         new = work_dir.with_name(work_dir.name + ".new")
@@ -103,6 +108,22 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
     finally:
         lock.release()
     (final_dir / RUN_LOCK).unlink(missing_ok=True)
+
+
+def _check_resumable(folder: Path) -> None:
+    """One UsageError line if a dead run's folder, about to be resumed, holds anything but folders and regular
+    files. A run writes its files by name (train.log appended to, best.pt, history.json and last.pt through
+    `.<name>.tmp`, model.json, predictions, tensorboard/): a link planted at one of them in a shared results
+    folder sent those writes to the file it points at, and a named pipe at train.log blocked the run."""
+    for root, dirs, files in os.walk(folder):
+        for name in sorted(dirs + files):
+            entry = Path(root) / name
+            mode = entry.lstat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                kind = "a symbolic link" if stat.S_ISLNK(mode) else "no regular file"
+                raise UsageError(f"{folder} holds {entry.relative_to(folder)}, {kind}, which no run writes: it is not "
+                                 f"a folder this toolkit left; remove it (python run.py clean --results "
+                                 f"{folder.parent.parent}) or run without --resume")
 
 
 MAX_RUN_JSON = 1 << 20           # a run.json names an identity and its attempts: a few hundred bytes each

@@ -4,9 +4,12 @@ Each case plants what a hostile folder may hold and runs the command line in pro
 line on stderr (or the command's normal output), and that nothing outside the results folder changed
 (a victim folder beside it is snapshotted).
 """
+import os
+import shutil
 from pathlib import Path
 
 import pytest
+from conftest import die_before_last_pt_of_epoch
 
 from mmsa_atsuko.cli import main
 
@@ -82,3 +85,51 @@ def test_an_mmsa_csv_lock_that_is_a_link_is_one_line(tmp_path, victim, capsys):
     assert_one_line(code, err, f"{lock} is a symbolic link; refusing to write through it")
     assert len((out / "runs.jsonl").read_text().splitlines()) == 1         # the run's record is kept
     assert not (out / "normal" / "mosi-synthetic.csv").exists()
+
+
+RESUMABLE = ["-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small", "--max-epochs", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory):
+    """A results folder holding a dead run's .partial folder with a last.pt after epoch 1."""
+    out = tmp_path_factory.mktemp("interrupted") / "results"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        die_before_last_pt_of_epoch(monkeypatch, 2)
+        assert main([*RESUMABLE, "--out", str(out)]) == 130
+    return out
+
+
+@pytest.fixture
+def partial(interrupted, tmp_path):
+    """A private copy of the interrupted results folder, and its .partial folder."""
+    out = tmp_path / "results"
+    shutil.copytree(interrupted, out, symlinks=True)
+    (folder,) = (out / "runs").glob(".*.partial")
+    return out, folder
+
+
+@pytest.mark.parametrize("name", ["train.log", ".last.pt.tmp", ".best.pt.tmp", ".history.json.tmp", "model.json",
+                                  "config.yaml", "predictions_test.csv", "tensorboard", "fifo:train.log"])
+def test_resume_never_writes_through_what_is_planted_in_the_partial_folder(partial, victim, capsys, name):
+    """Before: --resume of a shared .partial folder wrote through a link at any of these names (measured:
+    victim.txt appended the run's log lines, or replaced by last.pt, best.pt, history.json, model.json,
+    config.yaml or the predictions), and a named pipe at train.log blocked the run for good."""
+    out, folder = partial
+    fifo, _, name = name.rpartition(":")
+    (folder / name).unlink(missing_ok=True)
+    if fifo:
+        os.mkfifo(folder / name)
+    else:
+        (folder / name).symlink_to(victim if name == "tensorboard" else victim / "victim.txt")
+    code, _, err = cli(capsys, *RESUMABLE, "--out", out, "--resume")
+    assert_one_line(code, err, f"{folder} holds {name}, {'no regular file' if fifo else 'a symbolic link'}, which "
+                    f"no run writes", f"(python run.py clean --results {out}) or run without --resume")
+    assert not (out / "runs.jsonl").exists() and folder.is_dir()
+
+
+def test_resume_still_continues_a_folder_of_its_own(partial, capsys):
+    out, folder = partial
+    code, _, err = cli(capsys, *RESUMABLE, "--out", out, "--resume")
+    assert code == 0, err
+    assert "resumed after epoch 1" in (out / "runs" / folder.name[1:-len(".partial")] / "train.log").read_text()
