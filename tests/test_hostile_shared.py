@@ -133,3 +133,77 @@ def test_resume_still_continues_a_folder_of_its_own(partial, capsys):
     code, _, err = cli(capsys, *RESUMABLE, "--out", out, "--resume")
     assert code == 0, err
     assert "resumed after epoch 1" in (out / "runs" / folder.name[1:-len(".partial")] / "train.log").read_text()
+
+
+# ------------------------------------------------------------------------------------------
+# tune: a shared study's SQLite file
+# ------------------------------------------------------------------------------------------
+TUNE = ["tune", "-m", "tfn", "-d", "mosi", "--synthetic", "--preset", "small", "--max-epochs", "1", "--seeds", "1",
+        "--trials", "1"]
+
+
+def make_study(path: Path) -> Path:
+    import optuna
+    path.parent.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="tune-tfn-mosi", storage=f"sqlite:///{path}")
+    study.set_user_attr("search", {"model": "tfn"})
+    study.enqueue_trial({"learning_rate": 0.001})
+    return path
+
+
+def sql(path: Path, statement: str, *args) -> None:
+    import sqlite3
+    with sqlite3.connect(path) as db:
+        db.execute(statement, args)
+    db.close()
+
+
+STUDY_CASES = {
+    "link": ("is a symbolic link; the toolkit writes only inside the results folder",
+             lambda db, elsewhere: db.symlink_to(make_study(elsewhere / "study.db"))),
+    "journal-link": ("tune-tfn-mosi.db-journal is a symbolic link",
+                     lambda db, elsewhere: (make_study(db), Path(f"{db}-journal").symlink_to(elsewhere / "x"))),
+    "fifo": ("is no regular file", lambda db, elsewhere: os.mkfifo(db)),
+    "trigger": ("holds trigger 'hog', which Optuna never makes",
+                lambda db, elsewhere: sql(make_study(db), "CREATE TRIGGER hog AFTER INSERT ON trials BEGIN SELECT "
+                                          "count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                                          "FROM c) SELECT x FROM c); END")),
+    "view": ("holds view 'v'", lambda db, elsewhere: sql(make_study(db), "CREATE VIEW v AS SELECT 1")),
+    "deep-json": ("a value of study_user_attributes is nested deeper than JSON is read",
+                  lambda db, elsewhere: sql(make_study(db), "UPDATE study_user_attributes SET value_json = ?",
+                                            "[" * 100_000 + "]" * 100_000)),
+    "huge": ("bytes, more than a study's 33,554,432",
+             lambda db, elsewhere: (make_study(db), os.truncate(db, (32 << 20) + 1))),
+    "garbage": ("is not an SQLite database Optuna can read (file is not a database)",
+                lambda db, elsewhere: db.write_bytes(b"garbage" * 1000)),
+    "search-no-mapping": ("holds a record of its search that is no mapping",
+                          lambda db, elsewhere: sql(make_study(db), "UPDATE study_user_attributes SET value_json = ?",
+                                                    '"model"')),
+}
+
+
+@pytest.mark.parametrize("case", list(STUDY_CASES))
+def test_a_hostile_study_file_is_one_line_before_any_trial(tmp_path, victim, capsys, case):
+    """Before: a link at tune/<study>.db sent the study into the file it points at (a database elsewhere written
+    to), a named pipe was an sqlalchemy traceback, a trigger on trials hung the tune for good, 100,000 nested
+    '[' in a study attribute were a RecursionError traceback, a 178 MB database took 8 GB (32 MiB + 1 is past
+    the bound; a sparse file), and a search record that is a string a TypeError traceback."""
+    out = tmp_path / "results"
+    (out / "tune").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    needle, plant = STUDY_CASES[case]
+    plant(out / "tune" / "tune-tfn-mosi.db", elsewhere)
+    before = snapshot(elsewhere)
+    code, _, err = cli(capsys, *TUNE, "--out", out)
+    assert_one_line(code, err, needle, "give --study NAME for a new study")
+    assert snapshot(elsewhere) == before and not (out / "runs.jsonl").exists()
+
+
+def test_a_tune_folder_that_is_a_link_is_one_line(tmp_path, victim, capsys):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "tune").symlink_to(victim, target_is_directory=True)
+    code, _, err = cli(capsys, *TUNE, "--out", out)
+    assert_one_line(code, err, f"{out / 'tune'} is a symbolic link; the toolkit writes only inside the results folder")

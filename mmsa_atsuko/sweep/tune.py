@@ -38,13 +38,14 @@ from ..data.conditions import check_model_allows
 from ..errors import ToolkitError, UsageError
 from ..metrics import lower_is_better
 from ..registry import canonical_model_name, get_model_class
-from ..results import check_output_folder
+from ..results import STORE_ENTRIES, check_output_folder
 from ..training.hardware import check_precision
 from ..training.seed import DEFAULT_SEEDS, check_seeds
 from .driver import SweepLock, sweep
 from .execute import optuna_module
 from .local import LocalBackend
 from .plan import PlannedRun, prepare, release
+from .study_file import check_study_file
 from .sweep_file import Setting, expand
 from .tune_space import check_space, read_space, space_name, suggest
 
@@ -91,7 +92,7 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
     space = read_space(model, space_file)
     where = space_name(model, space_file)
     study_name = study_name or default_study_name(base)
-    out = check_output_folder(out)
+    out = check_output_folder(out, entries=(*STORE_ENTRIES, f"{TUNE_DIR}/"))   # a tune/ link took the study elsewhere
     backend = backend or LocalBackend()
     config = api.resolve_config(model, base.dataset, preset=base.preset, overrides=base.overrides,
                                 max_epochs=base.max_epochs)
@@ -104,6 +105,7 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
     data = _data_id(base, backend)                  # before the study too: missing data leaves no storage file
     (out / TUNE_DIR).mkdir(parents=True, exist_ok=True)
     with SweepLock(out):
+        check_study_file(out / TUNE_DIR / f"{study_name}.db")     # under the lock: no tune of ours writes it now
         storage = _storage(out, study_name)
         study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True,
                                     direction="minimize" if minimize else "maximize",
@@ -230,6 +232,9 @@ def _search_facts(setting: Setting, config, trial_seed: int, space: dict, *, pre
 
 def _check_same_search(study, facts: dict, storage: str, echo) -> None:
     stored = study.user_attrs.get("search", {})
+    if not isinstance(stored, dict):
+        raise UsageError(f"study {study.study_name} in {storage} holds a record of its search that is no mapping; it "
+                         f"is not a study this toolkit wrote: remove it, or give --study NAME for a new study")
     differ = [key for key in facts if key in stored and stored[key] != facts[key]]
     if differ:
         raise UsageError(f"study {study.study_name} in {storage} searched with other {', '.join(differ)} "
