@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import die_before_last_pt_of_epoch
 
 from mmsa_atsuko.cli import main
@@ -207,3 +208,47 @@ def test_a_tune_folder_that_is_a_link_is_one_line(tmp_path, victim, capsys):
     (out / "tune").symlink_to(victim, target_is_directory=True)
     code, _, err = cli(capsys, *TUNE, "--out", out)
     assert_one_line(code, err, f"{out / 'tune'} is a symbolic link; the toolkit writes only inside the results folder")
+
+
+# ------------------------------------------------------------------------------------------
+# --resume: a shared .partial folder's last.pt
+# ------------------------------------------------------------------------------------------
+def _first(mapping):
+    return next(iter(mapping))
+
+
+LAST_PT_CASES = {          # what a crafted last.pt changes -> what the line says
+    "weight-shape": (lambda s: s["model"].__setitem__(_first(s["model"]), torch.zeros(3)),
+                     "its weights give audio_subnet.norm.weight another shape or type than the model's"),
+    "negative-epoch": (lambda s: s.__setitem__("epoch", -5), "its epoch is no finished epoch"),
+    "history-no-list": (lambda s: s.__setitem__("history", "abc"), "its history does not list epochs 1 to 1"),
+    "rng-size": (lambda s: s["rng"].__setitem__("torch", torch.zeros(3, dtype=torch.uint8)),
+                 "its random states are not the streams a run draws from"),
+    "python-rng": (lambda s: s["rng"].__setitem__("python", (3, (1, 2, 3), None)),
+                   "its random states are not the streams a run draws from"),
+    "buffer-forward": (lambda s: s.__setitem__("buffers", {"forward": torch.zeros(1)}), "its buffers are not the model's"),
+    "lr-string": (lambda s: s["optimizer"]["param_groups"][0].__setitem__("lr", "x"),
+                  "its optimizer groups are not the run's optimizer's"),
+    "moment-stride-0": (lambda s: [v.__setitem__("exp_avg", torch.zeros(1).expand(10_000, 10_000))
+                                   for v in s["optimizer"]["state"].values()],
+                        "its optimizer state gives a parameter another shape than the model's"),
+    "numpy-rng": (lambda s: s["rng"].__setitem__("numpy", {"bit_generator": "PCG64", "state": {}}),
+                  "KeyError restoring it"),
+}
+
+
+@pytest.mark.parametrize("case", list(LAST_PT_CASES))
+def test_a_crafted_last_pt_is_one_line_on_resume(partial, capsys, case):
+    """Before: each was a traceback on --resume (RuntimeError from load_state_dict, TypeError/ValueError from the
+    RNG, 'Tensor' object is not callable once forward was a buffer, a TypeError from Adam's step for a string lr,
+    an AttributeError from history.append), except a negative epoch, which trained epochs -4 to 2 and recorded
+    the run as if whole."""
+    out, folder = partial
+    craft, says = LAST_PT_CASES[case]
+    state = torch.load(folder / "last.pt", weights_only=True)
+    craft(state)
+    torch.save(state, folder / "last.pt")
+    code, _, err = cli(capsys, *RESUMABLE, "--out", out, "--resume")
+    assert_one_line(code, err, f"{folder / 'last.pt'} is not a training state this toolkit wrote ({says}); remove "
+                    f"the run's folder or run without --resume")
+    assert not (out / "runs.jsonl").exists()

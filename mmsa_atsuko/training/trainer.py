@@ -34,6 +34,7 @@ from ..models.contract import check_losses, check_outputs, model_name
 from ..run_folders import LAST_CHECKPOINT    # the state after the last finished epoch; deleted when fit returns
 from .hardware import autocast, check_precision
 from .host_memory import keep_freed_memory
+from .resume_checks import check_training_state
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -171,22 +172,32 @@ def save_training_state(path: Path, model, optimizer, scheduler, generator, devi
 
 def load_training_state(path: Path, model, optimizer, scheduler, generator, device) -> tuple:
     """Restore what `save_training_state` saved; return (epoch, history, best) as it took them."""
+    def refuse(why: str):
+        return DataError(f"{path} is not a training state this toolkit wrote ({why}); remove the run's folder or "
+                         f"run without --resume")
+
     try:      # checked, then torch.load(weights_only=True): tensors and plain containers, never code
         state = load_weights(path)
-        epoch = state["epoch"]
     except Exception as e:          # garbage, a pickle with code, another file: one line, not a traceback
-        raise DataError(f"{path} is not a training state this toolkit wrote ({type(e).__name__}); remove the "
-                        f"run's folder or run without --resume") from None
+        raise refuse(type(e).__name__) from None
+    try:      # a .partial folder may be someone else's: its state must be this run's (resume_checks)
+        check_training_state(state, model, optimizer, scheduler, generator)
+    except ValueError as e:
+        raise refuse(str(e)) from None
+    epoch = state["epoch"]
     if hasattr(model, "on_epoch_end"):        # Python attributes first: the tensors below overwrite theirs
         model.on_epoch_end(epoch)
-    model.load_state_dict(state["model"])
-    for name, value in state["buffers"].items():
-        owner, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(owner), attr, value.to(device))
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    _set_rng_states(state["rng"], generator)
+    try:      # what the checks cannot see (a numpy state's contents) is one line too
+        model.load_state_dict(state["model"])
+        for name, value in state["buffers"].items():
+            owner, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(owner), attr, value.to(device))
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        _set_rng_states(state["rng"], generator)
+    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as e:
+        raise refuse(f"{type(e).__name__} restoring it") from None
     b = state["best"]
     weights = state["model"] if b["epoch"] == epoch else b["model"]
     return epoch, state["history"], (b["value"], b["epoch"], weights, b["valid"])
