@@ -10,11 +10,27 @@ import errno
 import os
 import pickle
 import secrets
+import stat
 from pathlib import Path
 
 from .errors import DataError, UsageError, one_line
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)     # absent on Windows, where a plain user cannot make symlinks
+
+
+def read_small_file(path, limit: int) -> bytes:
+    """The bytes of `path`, a file that may be anyone's (a shared results folder's run.json or record.json):
+    never through a symbolic link (one to /dev/zero filled memory), never from a named pipe or device (a
+    read blocked the command for good), and at most `limit` bytes. OSError for a link or a file that
+    cannot be read, ValueError for one that is no regular file or is larger than `limit`."""
+    fd = os.open(path, os.O_RDONLY | NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        raw = f.read(limit + 1)
+    if len(raw) > limit:
+        raise ValueError("too large")
+    return raw
 
 
 def temp_sibling(path: Path) -> Path:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from .atomic import read_small_file
 from .errors import ModelContractError, UsageError
 
 log = logging.getLogger("mmsa_atsuko")
@@ -133,13 +134,7 @@ def _run_json(folder: Path) -> dict:
     """The run.json of a `.partial` folder, which may be anyone's in a shared results folder: never read
     through a link (one to /dev/zero filled memory), from a named pipe (it blocked every run), past
     MAX_RUN_JSON or deeper than the JSON reader goes; a ValueError or OSError for anything else."""
-    fd = os.open(folder / RUN_IDENTITY, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("not a regular file")
-        raw = f.read(MAX_RUN_JSON + 1)
-    if len(raw) > MAX_RUN_JSON:
-        raise ValueError("too large")
+    raw = read_small_file(folder / RUN_IDENTITY, MAX_RUN_JSON)
     try:
         found = json.loads(raw.decode("utf-8"))
     except RecursionError:

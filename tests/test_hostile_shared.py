@@ -6,6 +6,8 @@ line on stderr (or the command's normal output), and that nothing outside the re
 """
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -252,3 +254,17 @@ def test_a_crafted_last_pt_is_one_line_on_resume(partial, capsys, case):
     assert_one_line(code, err, f"{folder / 'last.pt'} is not a training state this toolkit wrote ({says}); remove "
                     f"the run's folder or run without --resume")
     assert not (out / "runs.jsonl").exists()
+
+
+def test_a_kept_record_that_is_a_named_pipe_is_left_alone(tmp_path, capsys):
+    """Before: runs/<id>/record.json as a named pipe blocked results --recover for good (and every run and
+    sweep, which recover first): killed by timeout after 20 s with no output."""
+    out = tmp_path / "results"
+    folder = out / "runs" / "tfn-mosi-s1-20260101T000000-abcdef"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "record.json")
+    done = subprocess.run([sys.executable, "run.py", "results", "--recover", "--results", str(out)],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == f"0 record(s) folded into {out / 'runs.jsonl'}"
+    assert "Traceback" not in done.stderr and (folder / "record.json").exists()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import open_append, open_new
+from ..atomic import open_append, open_new, read_small_file
 from ..errors import DataError, ToolkitError
 from .folder import RECORD_FILE, RUNS_FILE, refuse_a_file_as_results, run_path, store_lock
 
@@ -142,9 +142,8 @@ def recover(out_dir) -> list[dict]:
 def _read_kept(file: Path) -> dict | None:
     """The record in a kept record.json, or None (with a warning) for one that is not a record of its folder."""
     try:
-        if file.is_symlink() or file.stat().st_size > MAX_KEPT_RECORD:
-            raise ValueError
-        record = _parse_record(file.read_bytes())
+        # a named pipe there blocked every run, sweep and recovery for good
+        record = _parse_record(read_small_file(file, MAX_KEPT_RECORD))
         if record is None or run_path(file.parent.parent.parent, record).name != file.parent.name:
             raise ValueError
     except (OSError, ValueError, DataError):
