@@ -268,3 +268,23 @@ def test_a_kept_record_that_is_a_named_pipe_is_left_alone(tmp_path, capsys):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == f"0 record(s) folded into {out / 'runs.jsonl'}"
     assert "Traceback" not in done.stderr and (folder / "record.json").exists()
+
+
+@pytest.mark.parametrize("planted", ["link", "folder"])
+@pytest.mark.parametrize("command", ["sweep", "tune"])
+def test_a_sweep_lock_that_is_no_file_is_one_line_before_any_work(tmp_path, victim, capsys, planted, command):
+    """Before: <out>/.sweep.lock linked elsewhere (or a folder) was an OSError/IsADirectoryError traceback from
+    sweep and tune."""
+    out = tmp_path / "results"
+    out.mkdir()
+    if planted == "link":
+        (out / ".sweep.lock").symlink_to(victim / "victim.txt")
+    else:
+        (out / ".sweep.lock").mkdir()
+    argv = TUNE if command == "tune" else ["sweep", "-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset",
+                                           "small", "--max-epochs", "1"]
+    code, _, err = cli(capsys, *argv, "--out", out)
+    says = ("is a symbolic link; the toolkit writes only inside the results folder (replace it with a real file)"
+            if planted == "link" else "is a folder where the toolkit writes a file")
+    assert_one_line(code, err, f"{out / '.sweep.lock'} {says}")
+    assert not (out / "runs.jsonl").exists()

@@ -14,7 +14,7 @@ model, dataset, aligned flag, seed, config hash, data id) and chosen here (`late
 - `mmsa_csv`: MMSA-compatible aggregate rows in `<out>/normal/<dataset>.csv`.
 """
 from ..atomic import NOFOLLOW, open_new      # a write that never follows a link: one home, below data/
-from .folder import (ANALYSIS_DIR, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES, analysis_dir,
+from .folder import (ANALYSIS_DIR, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES, SWEEP_LOCK, analysis_dir,
                      check_output_folder, check_run_id, inside, refuse_a_file_as_results, relative_run_dir,
                      run_path, show)
 from .mmsa_csv import append_mmsa_csv, mmsa_cell
@@ -25,7 +25,8 @@ from .store import (MAX_KEPT_RECORD, RecordNotAppended, append_or_keep, append_r
                     recover)
 
 __all__ = [
-    "ANALYSIS_DIR", "NOFOLLOW", "RECORD_FILE", "RUN_ID", "RUNS_FILE", "STORE_ENTRIES", "analysis_dir",
+    "ANALYSIS_DIR", "NOFOLLOW", "RECORD_FILE", "RUN_ID", "RUNS_FILE", "STORE_ENTRIES", "SWEEP_LOCK",
+    "analysis_dir",
     "check_output_folder", "check_run_id", "inside", "open_new", "refuse_a_file_as_results", "relative_run_dir",
     "run_path", "show",
     "append_mmsa_csv", "mmsa_cell",

@@ -25,8 +25,9 @@ ANALYSIS_DIR = "analysis"        # where analysis commands write by default
 # What `api.new_run_id` makes: model-dataset[-aligned]-s<seed>-<UTC time>-<6 hex>. No dot and no
 # separator can appear, so a run id is always one path component inside `<results>/runs`.
 RUN_ID = re.compile(r"[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-s-?[0-9]+-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}")
+SWEEP_LOCK = ".sweep.lock"       # held by a sweep or tune while it writes the folder (sweep.driver.SweepLock)
 # Entries of a results folder that the toolkit writes through: a planted symlink would send the writes elsewhere.
-STORE_ENTRIES = (RUNS_FILE, RUNS_FILE + ".lock", "runs", "normal", ANALYSIS_DIR)
+STORE_ENTRIES = (RUNS_FILE, RUNS_FILE + ".lock", "runs", "normal", ANALYSIS_DIR, SWEEP_LOCK)
 
 
 def refuse_a_file_as_results(out_dir) -> None:

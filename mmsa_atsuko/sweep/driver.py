@@ -19,13 +19,11 @@ from .. import api
 from ..data.conditions import check_model_allows, condition_of
 from ..registry import get_model_class
 from ..errors import ToolkitError
-from ..results import append_or_keep, check_output_folder, config_labels, headline_metric, recover
+from ..results import SWEEP_LOCK, append_or_keep, check_output_folder, config_labels, headline_metric, recover
 from ..training.hardware import check_precision
 from .local import LocalBackend
 from .plan import Plan, missing_data_error, plan, release
 from .sweep_file import expand
-
-SWEEP_LOCK = ".sweep.lock"
 
 
 @dataclass
