@@ -288,3 +288,32 @@ def test_a_sweep_lock_that_is_no_file_is_one_line_before_any_work(tmp_path, vict
             if planted == "link" else "is a folder where the toolkit writes a file")
     assert_one_line(code, err, f"{out / '.sweep.lock'} {says}")
     assert not (out / "runs.jsonl").exists()
+
+
+@pytest.mark.parametrize("case", ["past-the-range", "a-key-the-space-does-not-search", "a-missing-key"])
+def test_a_stored_trial_the_space_cannot_propose_is_one_line(tmp_path, capsys, case):
+    """Before: a trial planted in a shared study with learning_rate 0.5 (the space stops at 0.01) and early_stop 1
+    (not searched), scored -100, was the study's best, and the final runs trained with its params as their config
+    (records with learning_rate 0.5, early_stop 1), the tune ending as if it had searched them."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    out = tmp_path / "results"
+    make_study(out / "tune" / "tune-tfn-mosi.db")
+    params = {"learning_rate": 0.001, "post_fusion_dim": 16, "text_out": 8, "batch_size": 16}
+    spaces = {"learning_rate": FloatDistribution(1e-5, 1.0, log=True),
+              "post_fusion_dim": CategoricalDistribution([16, 32, 64, 128]),
+              "text_out": CategoricalDistribution([8, 32, 64, 128]), "batch_size": CategoricalDistribution([16, 32, 64])}
+    says = {"past-the-range": "learning_rate 0.5, which configs/tune/tfn.yaml cannot propose",
+            "a-key-the-space-does-not-search": "early_stop 1, which configs/tune/tfn.yaml cannot propose",
+            "a-missing-key": "no text_out, which configs/tune/tfn.yaml searches"}[case]
+    if case == "past-the-range":
+        params["learning_rate"] = 0.5
+    elif case == "a-key-the-space-does-not-search":
+        params["early_stop"], spaces["early_stop"] = 1, IntDistribution(1, 100)
+    else:
+        del params["text_out"], spaces["text_out"]
+    study = optuna.load_study(study_name="tune-tfn-mosi", storage=f"sqlite:///{out / 'tune' / 'tune-tfn-mosi.db'}")
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=spaces, value=-100.0))
+    code, _, err = cli(capsys, *TUNE, "--out", out)
+    assert_one_line(code, err, f"holds trial 1 with {says}: it is not a trial of this search; give --study NAME")
+    assert not (out / "runs.jsonl").exists()

@@ -47,7 +47,7 @@ from .local import LocalBackend
 from .plan import PlannedRun, prepare, release
 from .study_file import check_study_file
 from .sweep_file import Setting, expand
-from .tune_space import check_space, read_space, space_name, suggest
+from .tune_space import check_space, outside, read_space, space_name, suggest
 
 log = logging.getLogger("mmsa_atsuko")
 TUNE_DIR = "tune"
@@ -115,6 +115,11 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
                               data=data)
         _check_same_search(study, facts, storage, echo)
         stored = study.get_trials(deepcopy=False)
+        for t in stored:       # the best trial's params become the final runs' config: only the space's may
+            why = outside(space, t.params, t.state == optuna.trial.TrialState.COMPLETE, where)
+            if why:
+                raise UsageError(f"study {study_name} in {storage} holds trial {t.number} with {why}: it is not a "
+                                 f"trial of this search; give --study NAME for a new study")
         for dead in [t for t in stored if t.state == optuna.trial.TrialState.RUNNING]:
             # We hold the folder's lock: no live process runs it. Retry its parameters as a new trial;
             # marked, so that it does not count toward `trials` (its retry does).

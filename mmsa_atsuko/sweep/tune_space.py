@@ -59,6 +59,25 @@ def suggest(trial, space: dict) -> dict:
     return params
 
 
+def outside(space: dict, params: dict, complete: bool, where: str) -> str | None:
+    """What of a stored trial's `params` `suggest` could not have given from `space` (a key it does not
+    search, a value off its choices or past its range; for a `complete` trial, a key it lacks), or None."""
+    for key, value in params.items():
+        spec = space.get(key)
+        if spec is None:
+            fits = False
+        elif "choices" in spec:
+            fits = any(type(value) is type(choice) and value == choice for choice in spec["choices"])
+        else:
+            ints = isinstance(spec["low"], int) and isinstance(spec["high"], int)
+            fits = (type(value) is int if ints else type(value) is float) and \
+                float(spec["low"]) <= value <= float(spec["high"])
+        if not fits:
+            return f"{key} {str(value)[:40]}, which {where} cannot propose"
+    missing = sorted(set(space) - set(params)) if complete else []
+    return f"no {missing[0]}, which {where} searches" if missing else None
+
+
 def _bound(spec: dict, end: str, key: str, where: str) -> float:
     """A range's `low` or `high` as a number (a string as `suggest` reads it: YAML 1.1 reads 1e-4 as one)."""
     value = spec[end]
