@@ -317,3 +317,23 @@ def test_a_stored_trial_the_space_cannot_propose_is_one_line(tmp_path, capsys, c
     code, _, err = cli(capsys, *TUNE, "--out", out)
     assert_one_line(code, err, f"holds trial 1 with {says}: it is not a trial of this search; give --study NAME")
     assert not (out / "runs.jsonl").exists()
+
+
+@pytest.mark.parametrize("name, line", [
+    ("best.pt", "best.pt is no regular file, so it holds no weights this toolkit wrote; train the run again"),
+    ("model.json", "model.json is no regular file: it is not a model.json this toolkit wrote; train the run again"),
+])
+def test_a_named_pipe_at_a_run_folders_weights_or_card_is_said_to_be_one(tmp_path, capsys, name, line):
+    """It was one line, but a wrong one: 'best.pt not found: the run folder holds no weights (a run trained with
+    --save-checkpoint none ...)' or 'model.json not found', for a file that is there and no regular file."""
+    import mmsa_atsuko
+    (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1111], synthetic=True, preset="small", max_epochs=1,
+                                out=tmp_path / "results", quiet=True)
+    folder = tmp_path / "shared"
+    shutil.copytree(tmp_path / "results" / record["run_dir"], folder)
+    (folder / name).unlink()
+    os.mkfifo(folder / name)
+    code, _, err = cli(capsys, "predict", "--checkpoint", folder, "--features", record["data_path"],
+                       "--out", tmp_path / "pred")
+    assert_one_line(code, err, f"{folder / line}")
+    assert not (tmp_path / "pred").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 from datetime import datetime
+from pathlib import Path
 
 from ..config import config_hash
 from ..data.conditions import PLAIN, condition_of
@@ -96,6 +97,8 @@ def no_weights(weights, record: dict | None = None) -> str:
     if record is not None and record.get("checkpoint") == "none":
         return (f"run {record.get('run_id')} kept no weights: it was trained with --save-checkpoint none; "
                 f"train it again with --save-checkpoint best (and --rerun) to use its model")
+    if Path(weights).exists():       # a named pipe, a device or a folder at best.pt: no run of ours left it
+        return f"{weights} is no regular file, so it holds no weights this toolkit wrote; train the run again"
     return (f"{weights} not found: the run folder holds no weights (a run trained with --save-checkpoint none "
             f"keeps none; train it again with --save-checkpoint best)")
 

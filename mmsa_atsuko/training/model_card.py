@@ -87,6 +87,8 @@ def read_model_card(run_dir) -> dict:
     """The card of a run folder, checked (see the module docstring), or a one-line DataError
     saying what is missing or wrong. Its config is the checked one."""
     path = Path(run_dir) / MODEL_CARD
+    if path.exists() and not path.is_file():       # a named pipe would block the read, a device never end
+        raise DataError(f"{path} is no regular file: {NOT_OURS}")
     if not path.is_file():
         raise DataError(f"{path} not found: the run folder has no model.json (runs trained before it existed "
                         f"cannot be used for prediction; train again)")
