@@ -463,3 +463,86 @@ def test_f1_precision_recall_are_sklearns_to_the_bit():
                                  (metrics.recall_score, recall_score)):
                 expected = theirs(true, pred, average=average, zero_division=0)
                 assert ours(true, pred, average=average) == expected, (ours.__name__, average, true, pred)
+
+
+# ======================================================================================
+# Boundary cases, worked out by hand from MMSA's lines (metricsTop.py at thuiar/MMSA a94e65d)
+# ======================================================================================
+
+def test_mosi_negative_half_ties_clip_then_round_half_even():
+    # MMSA: np.round(np.clip(x, -b, b)) on both vectors, then ==. np.round is half to even, so
+    # -0.5 -> -0.0 (== 0.0), -1.5 -> -2, -2.5 -> -2, and -3.5 clips to -3 first. A prediction on
+    # a zero label is dropped from Non0 whatever its sign (MMSA drops by label only).
+    y = np.array([0.0, -1.0, -2.0, -2.0, -3.0, 3.0, 1.0, -1.0])
+    p = np.array([-0.5, -1.5, -1.5, -2.5, -3.5, 3.5, 0.5, -0.4999])
+    m = compute_metrics("mosi", p, y)
+    # Acc-7: p -> -0 -2 -2 -2 -3 3 0 -0; y -> 0 -1 -2 -2 -3 3 1 -1: right at 0 2 3 4 5 -> 5/8.
+    # (Half away from zero: p -> -1 -2 -2 -3 -3 3 1 -0, right at 2 4 5 6 -> 4/8.)
+    assert m["Mult_acc_7"] == 5 / 8
+    # Acc-5: p clip2 -> -.5 -1.5 -1.5 -2 -2 2 .5 -.4999 -> 0 -2 -2 -2 -2 2 0 0;
+    # y clip2 -> 0 -1 -2 -2 -2 2 1 -1: right at 0 2 3 4 5 -> 5/8.
+    assert m["Mult_acc_5"] == 5 / 8
+    # Acc-3: p clip1 -> 0 -1 -1 -1 -1 1 0 0; y clip1 -> 0 -1 -1 -1 -1 1 1 -1: wrong at 6, 7 -> 6/8.
+    assert m["Mult_acc_3"] == 6 / 8
+    # Has0 (>= 0): y T F F F F T T F, p F F F F F T T F: wrong at 0 -> 7/8.
+    assert m["Has0_acc_2"] == 7 / 8
+    # class True: support 3 {0,5,6}, predicted {5,6}: F1 = 2*2/(3+2) = 4/5.
+    # class False: support 5 {1,2,3,4,7}, predicted {0,1,2,3,4,7}: F1 = 2*5/(5+6) = 10/11.
+    assert m["Has0_F1_score"] == pytest.approx((3 * 4 / 5 + 5 * 10 / 11) / 8, rel=1e-15)
+    # Non0 drops sample 0 (label 0, prediction -0.5): y > 0 F F F F T T F, p > 0 the same -> 1.
+    assert m["Non0_acc_2"] == 1.0 and m["Non0_F1_score"] == 1.0
+    # MAE on the unclipped values: seven errors of .5 and one of .5001.
+    assert m["MAE"] == pytest.approx(4.0001 / 8, rel=1e-12)
+    assert_same(m, ref_mmsa_mosei_regression(p, y), METRIC_KEYS["mosi"])
+
+
+def test_mosi_signed_zeros_and_float32_casts():
+    # MMSA gets float32 tensors. Values that a float32 cast moves onto a boundary must be judged
+    # after the cast: -1e-50 becomes -0.0 (>= 0 for Has0, not > 0 for Non0), 1.4999999999
+    # becomes 1.5 (rounds to 2), 0.49999999999 becomes 0.5 (rounds to 0). A label -0.0 == 0 is
+    # dropped from Non0 like 0.0.
+    y = np.array([-0.0, 0.0, 1.0, -1.0, 2.0, 1.0], dtype=np.float32)
+    p = np.array([0.3, -0.3, -0.0, -1e-50, 1.4999999999, 0.49999999999]).astype(np.float32)
+    assert p[3] == 0 and np.signbit(p[3]) and p[4] == 1.5 and p[5] == 0.5
+    for pred in (p, torch.from_numpy(p)):
+        m = compute_metrics("mosei", pred, y)
+        # Has0: y T T T F T T, p T F T T T T: wrong at 1 and 3 -> 4/6 (in float64, -1e-50 < 0
+        # and sample 3 would be right: 5/6).
+        assert m["Has0_acc_2"] == 4 / 6
+        # Non0 keeps 2..5: y > 0 T F T T, p > 0 F F T T -> 3/4.
+        assert m["Non0_acc_2"] == 3 / 4
+        # Acc-7: p -> 0 -0 -0 -0 2 0, y -> -0 0 1 -1 2 1: right at 0 1 4 -> 3/6 (in float64,
+        # 1.4999999999 rounds to 1 and sample 4 would be wrong: 2/6).
+        assert m["Mult_acc_7"] == 3 / 6
+        assert_same(m, ref_mmsa_mosei_regression(p, y), [k for k in METRIC_KEYS["mosi"] if k != "MAE"])
+
+
+def test_sims_float32_labels_on_edges_after_the_cast_and_signed_zero():
+    # MMSA clips to [-1, 1] first, then bins with x > edge[i] and x <= edge[i+1], in float32
+    # against float32(edge). A float64 label 0.1 + 1e-12 becomes float32(0.1): neutral (in
+    # float64 it would be positive); -0.7 - 1e-12 becomes float32(-0.7): the lowest 5-class bin.
+    # -0.0 <= 0.0: negative in 2 classes. The next float32 above float32(0.1) is positive.
+    y = np.array([0.1 + 1e-12, -0.7 - 1e-12, -0.0, 1.7, -1.3, 0.1]).astype(np.float32)
+    above = np.nextafter(np.float32(0.1), np.float32(1))
+    p = np.array([0.1, -0.7, 0.0, 5.0, -1.0, above], dtype=np.float32)
+    m = compute_metrics("sims", p, y)
+    # clipped y: .1f -.7f -0 1 -1 .1f; clipped p: .1f -.7f 0 1 -1 .1f+ulp
+    # 2 bins: y 1 0 0 1 0 1, p the same -> 1, F1 1.
+    assert m["Mult_acc_2"] == 1.0 and m["F1_score"] == 1.0
+    # 3 bins: y 1 0 1 2 0 1, p 1 0 1 2 0 2 -> 5/6.
+    assert m["Mult_acc_3"] == 5 / 6
+    # 5 bins: y 2 0 2 4 0 2, p 2 0 2 4 0 3 -> 5/6.
+    assert m["Mult_acc_5"] == 5 / 6
+    # MAE on clipped values: one float32 ulp of 0.1 (2**-27) over 6 samples.
+    assert m["MAE"] == pytest.approx(2.0 ** -27 / 6, rel=1e-9)
+    assert_same(m, ref_mmsa_sims_regression(p, y), [k for k in METRIC_KEYS["sims"] if k != "MAE"])
+
+
+def test_mintrec_tied_logits_take_the_first_class():
+    # MIntRec: softmax(logits).max(dim=1) returns the first maximal index; np.argmax too.
+    logits = torch.tensor([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0], [3.0, 0.0, 3.0]])
+    true = torch.tensor([0, 2, 2])
+    m = compute_metrics("mintrec", logits, true)
+    # predictions 0 1 0: right at 0 only -> acc 1/3.
+    assert m["acc"] == 1 / 3
+    assert_same(m, ref_mintrec(logits, true), METRIC_KEYS["mintrec"])
