@@ -6,8 +6,9 @@ The definitions follow MMSA (`thuiar/MMSA:src/MMSA/utils/metricsTop.py`) for MOS
 CH-SIMS and CH-SIMS v2, and MIntRec (`thuiar/MIntRec:utils/metrics.py`) for MIntRec, so that
 our numbers compare with published tables. Two deliberate differences from those codes:
 
-* values are returned at full precision (MMSA rounds MOSI/MOSEI values to 4 decimals; the
-  results store keeps full precision and the leaderboard rounds for display);
+* values are returned at full precision (MMSA rounds every value to 4 decimals; the results
+  store keeps full precision, the MMSA CSV rounds as MMSA does, `results/mmsa_csv.py`, and the
+  leaderboard rounds for display);
 * degenerate inputs give NaN instead of a crash or a RuntimeWarning: constant predictions
   or labels give NaN `Corr`, and a split without nonzero labels gives NaN `Non0_*` (MMSA
   raises an IndexError there).

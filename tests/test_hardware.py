@@ -11,7 +11,7 @@ import mmsa_atsuko
 from conftest import make_dataset
 from mmsa_atsuko import api, cli
 from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.results import json_safe, mmsa_cell, read_records
+from mmsa_atsuko.results import json_safe, mmsa_cell, mmsa_seed_value, read_records
 from mmsa_atsuko.sweep import LocalBackend, default_jobs, run_packed
 from mmsa_atsuko.training import hardware
 from mmsa_atsuko.training import trainer as trainer_mod
@@ -264,7 +264,7 @@ def test_two_workers_write_one_mmsa_row_per_protocol_condition_as_one_process_do
     for row in rows:
         rate = 0.3 if "missing_rate" in row["Model"] else 0.0
         maes = [r["metrics"]["MAE"] for r in runs if r["condition"]["missing_rate"] == rate]
-        assert len(maes) == 2 and row["MAE"] == mmsa_cell(maes)
+        assert len(maes) == 2 and row["MAE"] == mmsa_cell([mmsa_seed_value("mosi", "MAE", v) for v in maes])
 
 
 def test_seeds_on_two_workers_give_the_metrics_of_a_sequential_run(tmp_path):

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from mmsa_atsuko.results import append_mmsa_csv, append_record, mmsa_cell, read_records
+from mmsa_atsuko.results import append_mmsa_csv, append_record, mmsa_cell, mmsa_seed_value, read_records
 
 WRITER = """
 import sys
@@ -124,6 +124,34 @@ def test_mmsa_cell_matches_mmsa_formula():
     assert mmsa_cell([0.8, 0.9]) == "(85.0, 5.0)"
     # mean 0.70803 -> 70.8; std 0 -> 0.0
     assert mmsa_cell([0.70803, 0.70803]) == "(70.8, 0.0)"
+
+
+def mmsa_reference_cell(raw_per_seed, loss=False):
+    """MMSA's lines, standalone: metricsTop.py returns round(x, 4) of np.float64 values (the trainers
+    round(eval_loss, 4) of a Python float), and MMSA_run writes round(np.mean(values)*100, 2) and
+    round(np.std(values)*100, 2), both np.float64 (thuiar/MMSA a94e65d, src/MMSA/run.py)."""
+    values = [round(float(x), 4) if loss else round(np.float64(x), 4) for x in raw_per_seed]
+    return str((float(round(np.mean(values) * 100, 2)), float(round(np.std(values) * 100, 2))))
+
+
+def test_mmsa_cell_rounds_each_seed_then_the_mean_as_numpy_does():
+    # Per-seed rounding first: MMSA averages 0.1234, 0.1234, 0.1235 (mean 0.123433 -> 12.34);
+    # the full-precision mean 0.1234527 gave 12.35.
+    raw = [0.123449, 0.123449, 0.12346]
+    assert mmsa_cell([mmsa_seed_value("sims", "MAE", v) for v in raw]) == "(12.34, 0.0)" == mmsa_reference_cell(raw)
+    # NumPy's rounding of the np.float64 mean: 0.67895 * 100 = 67.895 (binary 67.89499999...):
+    # round(np.float64(...), 2) scales to 6789.5 and rints half to even -> 67.9; Python's round said 67.89.
+    assert mmsa_cell([0.6789, 0.6790]) == "(67.9, 0.01)" == mmsa_reference_cell([0.6789, 0.6790])
+    # The same tie on a seed: 0.12345 (binary 0.123450000000000004) is 0.1234 to NumPy, 0.1235 to Python.
+    assert mmsa_seed_value("mosi", "Non0_acc_2", 0.12345) == 0.1234
+    assert mmsa_seed_value("mosi", "Loss", 0.12345) == 0.1235          # eval_loss is a Python float
+    assert mmsa_seed_value("mintrec", "f1", 0.123456789) == 0.123456789  # MIntRec does not round
+    rng = np.random.default_rng(3)
+    for _ in range(2000):
+        raw = rng.uniform(0.0, 1.0, int(rng.integers(1, 6)))
+        for key in ("MAE", "Loss"):
+            ours = mmsa_cell([mmsa_seed_value("mosi", key, v) for v in raw])
+            assert ours == mmsa_reference_cell(raw, loss=key == "Loss"), (key, raw)
 
 
 def test_mmsa_csv_rows_append_under_one_header(tmp_path):
