@@ -50,7 +50,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from media_fixtures import write_video
 
-    from mmsa_atsuko.data.synthetic import write_tiny_bert
+    from mmsa_atsuko.data.tiny_bert import write_tiny_bert
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "videos").mkdir()

@@ -70,7 +70,8 @@ def cmd_setup(args) -> None:
 
 def prepare_data(work: Path, size: str, bert_layers: int | None = None) -> dict:
     """The synthetic pickle and the local BERT both sides read (written once, in this process)."""
-    from mmsa_atsuko.data.synthetic import synthetic_recipe, write_synthetic, write_tiny_bert
+    from mmsa_atsuko.data.synthetic import synthetic_recipe, write_synthetic
+    from mmsa_atsuko.data.tiny_bert import write_tiny_bert
     # Named by the recipe, so a --work folder from before a generator bump is never reused
     # silently (a v1 file once sat under plain `synth-full` and gave other MAEs than v2).
     recipe = synthetic_recipe("mosi", size=size, seed=0, aligned=False)

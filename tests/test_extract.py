@@ -13,7 +13,7 @@ from mmsa_atsuko.cli import main
 from mmsa_atsuko.data import load_dataset
 from mmsa_atsuko.data.extract import EXTRACTOR_KEY, NO_FACE_KEY, ExtractConfig, extract, skipped_report_path
 from mmsa_atsuko.data.extract.transcripts import assign_splits, read_transcripts
-from mmsa_atsuko.data.synthetic import CLS_ID, SEP_ID, synthetic_vocab, write_tiny_bert
+from mmsa_atsuko.data.tiny_bert import CLS_ID, SEP_ID, synthetic_vocab, write_tiny_bert
 from mmsa_atsuko.errors import DataError, UsageError
 
 SMALL = ExtractConfig(text_len=12, audio_len=40, vision_len=15)

@@ -33,7 +33,7 @@ LONG_TEXT = " ".join(f"w{i:03d}" for i in range(40))          # 40 words, one to
 @pytest.fixture(scope="module")
 def bert(tmp_path_factory):
     """A tiny BERT with a real vocab.txt (the synthetic one: [CLS]=101, words w000..w255)."""
-    from mmsa_atsuko.data.synthetic import write_tiny_bert
+    from mmsa_atsuko.data.tiny_bert import write_tiny_bert
     return write_tiny_bert(tmp_path_factory.mktemp("bert") / "bert", seed=0)
 
 
@@ -178,7 +178,7 @@ def test_text_features_are_frozen_berts_last_hidden_state_masked(native, bert):
 
 
 def test_text_features_are_cached_per_bert(native, bert, tmp_path, monkeypatch):
-    from mmsa_atsuko.data.synthetic import write_tiny_bert
+    from mmsa_atsuko.data.tiny_bert import write_tiny_bert
     folder, *_, first = native
     cache = folder / "text_features"
     assert len(list(cache.glob("*.safetensors"))) == 1

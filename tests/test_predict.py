@@ -15,7 +15,7 @@ from media_fixtures import CLIPS, require_extract, write_corpus
 from mmsa_atsuko.cli import main
 from mmsa_atsuko.config import load_config
 from mmsa_atsuko.data.extract import EXTRACTOR_KEY, ExtractConfig, extract
-from mmsa_atsuko.data.synthetic import write_tiny_bert
+from mmsa_atsuko.data.tiny_bert import write_tiny_bert
 from mmsa_atsuko.predict import load_checkpoint
 from mmsa_atsuko.registry import build_model, list_models
 from mmsa_atsuko.results import read_records

@@ -12,6 +12,7 @@ import pytest
 
 from mmsa_atsuko.data import load_dataset
 from mmsa_atsuko.data import synthetic as syn
+from mmsa_atsuko.data.synthetic import planted_signal
 from mmsa_atsuko.data.stamp import STAMP_KEY
 from mmsa_atsuko.data.synthetic_stress import (CONDITION_KEY, STRESS_RECIPES, STRESS_VERSIONS, read_condition,
                                                recipe_kind, stress_world)
@@ -113,8 +114,8 @@ def _corr(a, b):
 
 def _world(recipe, seed=0):
     name = syn.synthetic_recipe("mosi", "small", seed, False, recipe)
-    world = syn._world(name, syn.synthetic_shapes("mosi", "small", False, recipe)["feature_dims"])
-    world["stress"] = stress_world(recipe, np.random.default_rng(syn._seed_sequence(name + "/stress")), world)
+    world = planted_signal.world(name, syn.synthetic_shapes("mosi", "small", False, recipe)["feature_dims"])
+    world["stress"] = stress_world(recipe, np.random.default_rng(planted_signal.seed_sequence(name + "/stress")), world)
     return world
 
 

@@ -11,6 +11,8 @@ import torch
 import yaml
 
 from mmsa_atsuko.data import synthetic as syn
+from mmsa_atsuko.data import tiny_bert
+from mmsa_atsuko.data.synthetic import planted_signal
 from mmsa_atsuko.data.stamp import STAMP_KEY, content_sha256
 from mmsa_atsuko.errors import UsageError
 
@@ -102,11 +104,11 @@ def test_padding_lengths_and_special_tokens(small, ds, aligned):
         np.testing.assert_array_equal(tb[:, 1], valid.astype(np.float32))   # mask
         assert not tb[:, 2].any()                                           # segment ids
         ids = tb[:, 0].astype(int)
-        assert (ids[:, 0] == syn.CLS_ID).all()
-        assert (ids[np.arange(len(ids)), lengths - 1] == syn.SEP_ID).all()
-        assert (ids[~valid] == syn.PAD_ID).all()
+        assert (ids[:, 0] == tiny_bert.CLS_ID).all()
+        assert (ids[np.arange(len(ids)), lengths - 1] == tiny_bert.SEP_ID).all()
+        assert (ids[~valid] == tiny_bert.PAD_ID).all()
         inner = valid & (positions >= 1) & (positions < lengths[:, None] - 1)
-        assert (ids[inner] >= syn.FIRST_WORD_ID).all() and (ids[inner] < syn.VOCAB_SIZE).all()
+        assert (ids[inner] >= tiny_bert.FIRST_WORD_ID).all() and (ids[inner] < tiny_bert.VOCAB_SIZE).all()
         # Features: exactly zero after each length, non-zero on every valid step.
         for key, lens in (("text", lengths), ("audio", np.array(split["audio_lengths"])),
                           ("vision", np.array(split["vision_lengths"]))):
@@ -215,7 +217,7 @@ def test_bad_arguments_are_one_line_usage_errors(tmp_path):
             syn.write_synthetic(dataset, tmp_path / "x.pkl", **kwargs)
         assert "\n" not in str(err.value)
     with pytest.raises(UsageError):
-        syn.write_tiny_bert(tmp_path / "b", language="fr")
+        tiny_bert.write_tiny_bert(tmp_path / "b", language="fr")
     assert not (tmp_path / "x.pkl").exists()
 
 
@@ -279,8 +281,8 @@ def test_signal_needs_more_than_text_and_more_than_time_means(mosi_full):
     means alone carry it all again (recipe v1: 0.87-0.90 from the means alone).
     """
     train, valid, test = (mosi_full[s] for s in ("train", "valid", "test"))
-    world = syn._world(syn.synthetic_recipe("mosi", "full", 0, False),
-                       syn.synthetic_shapes("mosi", "full")["feature_dims"])
+    world = planted_signal.world(syn.synthetic_recipe("mosi", "full", 0, False),
+                                 syn.synthetic_shapes("mosi", "full")["feature_dims"])
     t_tr, a_tr, v_tr = summaries(train)
     t_te, a_te, v_te = (np.concatenate(pair) for pair in zip(summaries(valid), summaries(test)))
     centre = t_tr.mean(0)
@@ -326,12 +328,12 @@ def test_tiny_model_learns_small_mosi_in_a_few_epochs(small):
 def test_tiny_bert_loads_offline_and_matches_the_ids(small, tmp_path, ds, language):
     from transformers import BertModel, BertTokenizer
 
-    folder = syn.write_tiny_bert(tmp_path / "bert", seed=0, language=language)
+    folder = tiny_bert.write_tiny_bert(tmp_path / "bert", seed=0, language=language)
     assert (folder / "SYNTHETIC.txt").is_file()
     marker = json.loads((folder / "synthetic.json").read_text())
     assert marker["synthetic"] is True and marker["recipe"] == f"bert-synthetic-{language}-seed0-v1"
     vocab = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
-    assert len(vocab) == syn.VOCAB_SIZE > 5
+    assert len(vocab) == tiny_bert.VOCAB_SIZE > 5
     assert [vocab[i] for i in (0, 100, 101, 102, 103)] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
     tokenizer = BertTokenizer.from_pretrained(str(folder))
@@ -352,11 +354,11 @@ def test_tiny_bert_loads_offline_and_matches_the_ids(small, tmp_path, ds, langua
 
 
 def test_tiny_bert_is_deterministic_and_replaces_an_existing_folder(tmp_path):
-    a = syn.write_tiny_bert(tmp_path / "a", seed=1)
-    b = syn.write_tiny_bert(tmp_path / "b", seed=1)
+    a = tiny_bert.write_tiny_bert(tmp_path / "a", seed=1)
+    b = tiny_bert.write_tiny_bert(tmp_path / "b", seed=1)
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
     state = torch.random.get_rng_state()
-    syn.write_tiny_bert(a, seed=2)  # replaces; and leaves the caller's torch RNG alone
+    tiny_bert.write_tiny_bert(a, seed=2)  # replaces; and leaves the caller's torch RNG alone
     assert torch.equal(state, torch.random.get_rng_state())
     assert (a / "model.safetensors").read_bytes() != (b / "model.safetensors").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]

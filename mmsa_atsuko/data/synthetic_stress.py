@@ -1,6 +1,6 @@
 """Stress recipes: synthetic data on which routing by sample can pay (issue 16).
 
-The standard recipe (synthetic.py) makes labels additive in three independent latents, and
+The standard recipe (synthetic/planted_signal.py) makes labels additive in three independent latents, and
 every sample's cues share one phase and one period: no sample differs from another in which
 modality or band is reliable, so the best router is a constant. Each stress recipe below keeps
 the standard generator (same words, embeddings, column layouts, lengths, -inf frames, file
@@ -11,7 +11,7 @@ so that analysis can score the routers.
 Notation: t, a, v are the per-sample latents the text, audio and vision features are built
 from (text through valence words, audio/vision through cue columns, as in the standard
 recipe); z is the label score, and the label is the dataset's usual squashing of
-z + LABEL_NOISE * noise (synthetic._labels).
+z + LABEL_NOISE * noise (planted_signal.labels_of).
 
 - `corrupt`: s, u_T, u_A, u_V ~ N(0, 1) independent; each modality carries the shared latent
   plus its own part, x_m = sqrt(RHO) s + sqrt(1 - RHO) u_m (redundancy RHO = 0.9), and
@@ -159,7 +159,7 @@ def plan(recipe: str, rng: np.random.Generator, n: int, world: dict, lengths: di
 
 
 def stress_world(recipe: str, rng: np.random.Generator, world: dict) -> dict:
-    """What a stress recipe fixes across the splits (as synthetic._world does): the bands
+    """What a stress recipe fixes across the splits (as planted_signal.world does): the bands
     recipe's vision layout."""
     return {"vision": _band_layout(rng, world["vision"])} if recipe == "bands" else {}
 

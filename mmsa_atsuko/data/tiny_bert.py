@@ -1,6 +1,6 @@
 """The tiny BERT of the synthetic datasets: its vocabulary, and writing it (and any folder) atomically.
 
-Both generators use it (synthetic.py for the MMSA datasets, synthetic_mintrec.py for
+Both generators use it (data/synthetic/ for the MMSA datasets, synthetic_mintrec.py for
 MIntRec), so it lives apart from either and neither imports the other for it. The
 vocabulary is part of the data: the generators plant the text signal in these ids.
 """

@@ -1,0 +1,50 @@
+"""A recipe's files under the cache folder: written once, found again, shared by racing processes.
+
+`ensure_synthetic` is what `run --synthetic`, the analyses and the benchmarks call; it decides only
+where a recipe's pickle and tiny BERT live and whether what is there is complete. What is written is
+mmsa_file.py's (the MMSA datasets), synthetic_mintrec.py's (MIntRec) and tiny_bert.py's.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..stamp import STAMP_KEY
+from ..synthetic_stress import STANDARD
+from ..tiny_bert import MARKER_JSON, write_tiny_bert
+from .mmsa_file import write_synthetic
+from .recipes import check_args, check_synthetic_request, facts_of, synthetic_recipe
+
+
+def is_stamped(path: Path) -> bool:
+    """Whether a cached pickle was written with a stamp (older generators wrote none): the
+    stamp's key sits in the first bytes. The loader still checks the stamp itself."""
+    with open(path, "rb") as f:
+        return STAMP_KEY.encode() in f.read(64)
+
+
+def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int = 0,
+                     aligned: bool = False, recipe: str = STANDARD) -> tuple[Path, Path]:
+    """(feature pickle, tiny-BERT folder) for a recipe under `cache_dir`, written only if missing.
+
+    Layout: `cache_dir/<recipe>/<MMSA file name, e.g. MOSI/Processed/unaligned_50.pkl>` and
+    `cache_dir/<recipe>/bert-synthetic-<en|cn>`. Both appear by atomic rename, so a reader
+    never sees half a file and two processes racing to create them both end up with a
+    complete copy. For mintrec: (MIntRec folder, its tiny BERT), see synthetic_mintrec.
+    """
+    check_synthetic_request(dataset, size, aligned, recipe)
+    if str(dataset).lower() == "mintrec":
+        from ..synthetic_mintrec import ensure_synthetic_mintrec    # lazy: it reads the loader, which needs torch
+        return ensure_synthetic_mintrec(cache_dir, size=size, seed=seed)
+    dataset, size, seed, aligned = check_args(dataset, size, seed, aligned)
+    facts = facts_of(dataset)
+    root = Path(cache_dir) / synthetic_recipe(dataset, size, seed, aligned, recipe)
+    pkl = root / facts["files"]["aligned" if aligned else "unaligned"]
+    bert = root / f"bert-synthetic-{facts['language']}"
+    if not pkl.is_file() or not is_stamped(pkl):
+        write_synthetic(dataset, pkl, size=size, seed=seed, aligned=aligned, recipe=recipe)
+    if not (bert / MARKER_JSON).is_file():
+        # A folder without the marker is a broken leftover (the marker is written inside the
+        # temp folder before the rename), so replace it; a missing folder may be appearing
+        # from another process right now, so then keep whichever copy lands first.
+        write_tiny_bert(bert, seed=seed, language=facts["language"], replace=bert.exists())
+    return pkl, bert
