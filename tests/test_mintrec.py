@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from mmsa_atsuko.data import dataset_names, load_dataset, resolve_feature_path
-from mmsa_atsuko.data import mintrec as mt
+from mmsa_atsuko.data.mintrec import tables as mintrec_tables, text as mintrec_text
 from mmsa_atsuko.data import synthetic_mintrec as smt
 from mmsa_atsuko.errors import DataError, UsageError
 
@@ -187,7 +187,7 @@ def test_text_features_are_cached_per_bert(native, bert, tmp_path, monkeypatch):
         raise AssertionError("recomputed although cached")
 
     with monkeypatch.context() as m:
-        m.setattr(mt, "_compute_text_features", must_not_run)
+        m.setattr(mintrec_text, "_compute_text_features", must_not_run)
         again = load_dataset("mintrec", feature_path=folder, pretrained=str(bert))
     torch.testing.assert_close(again.train.tensors["text"], first.train.tensors["text"], rtol=0, atol=0)
 
@@ -490,8 +490,8 @@ def test_a_tsv_over_the_size_bound_is_one_line_read_no_further(small_synthetic, 
     folder = tmp_path / "MIntRec"
     shutil.copytree(small_synthetic, folder)
     with open(folder / "train.tsv", "r+b") as f:
-        f.truncate(mt.MAX_TSV_BYTES + 1)
+        f.truncate(mintrec_tables.MAX_TSV_BYTES + 1)
     with pytest.raises(DataError) as caught:
-        mt._read_tsv(folder / "train.tsv", "train")
+        mintrec_tables.read_tsv(folder / "train.tsv", "train")
     assert str(caught.value) == (f"{folder / 'train.tsv'}: split 'train': over 64 MiB, far more than a MIntRec TSV "
                                  "holds; give the folder of the real TSV files")

@@ -1,0 +1,99 @@
+"""`load_mintrec`: a MIntRec folder read, checked in order (cheap first) and assembled into a `Dataset`.
+
+The dataset's `source` is `sha256:` + `folder_digest` (a sha256 over the five files' sha256s, and
+over synthetic.json's when there is one: it sets the padded lengths), or `synthetic:<recipe>` for
+a folder `synthetic_mintrec` wrote, proven by the stamp in its synthetic.json: the recipe and the
+folder digest of the five files (see stamp.py). The readers are tables.py, text.py and frames.py;
+this module only orders them and builds the tensors and the spec.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ...errors import MissingDataError
+from ..spec import MODALITIES, Dataset, DatasetSpec, Split
+from ..stamp import stamped_recipe
+from .folder import (FEATURE_FILES, NAME, SOURCE_HINT, SPLITS, SYNTHETIC_MARKER, TSV_FILES, folder_digest, label_names,
+                     missing_files, mintrec_facts, one_line_error, resolve_mintrec_folder, synthetic_marker)
+from .frames import read_feature_file
+from .tables import check_keys_unique, label_ids, read_tsv
+from .text import cached_text_features, load_tokenizer, tokenize
+
+
+def load_mintrec(data_root=None, feature_path=None, *, pretrained=None, with_text_features: bool = True) -> Dataset:
+    """Read, validate and convert a MIntRec folder; see the module docstring.
+
+    `pretrained`: the BERT whose tokenizer (and, for `text`, encoder) is used: a local folder
+    or a hub id already in the Hugging Face cache; default datasets.yaml's bert-base-uncased.
+    `with_text_features=False` skips the `text` features (only `text_bert` is kept).
+    """
+    from ...models.common.bert import resolve_bert_path
+
+    folder, how = resolve_mintrec_folder(data_root, feature_path)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "not found"
+        message = (f"mintrec folder {what} at {folder} ({how}): {SOURCE_HINT} and put it there, "
+                   f"or run with --synthetic")
+        if folder.exists():
+            raise one_line_error(message)
+        raise one_line_error(message, MissingDataError, what="mintrec folder", path=folder)
+    lacking = missing_files(folder)
+    if lacking:
+        raise one_line_error(f"mintrec folder {folder} ({how}) lacks {', '.join(lacking)}: it must hold "
+                             f"{', '.join([*TSV_FILES.values(), *FEATURE_FILES.values()])}; {SOURCE_HINT}")
+    max_lens, stamp, marker_sha256 = synthetic_marker(folder)
+
+    # Cheap checks first: TSVs, labels, the BERT path; the big pickles after.
+    rows = {split: read_tsv(folder / TSV_FILES[split], split) for split in SPLITS}
+    check_keys_unique(folder, rows)
+    labels = label_ids(folder, rows)
+    bert_path = resolve_bert_path(pretrained or mintrec_facts()["config"]["pretrained"])
+    tokenizer = load_tokenizer(bert_path)
+    text_bert = {split: tokenize(rows[split].texts, tokenizer, max_lens["text"]) for split in SPLITS}
+
+    frames, digests = {}, {TSV_FILES[s]: rows[s].sha256 for s in SPLITS}
+    for modality in ("audio", "vision"):
+        frames[modality], digests[FEATURE_FILES[modality]] = read_feature_file(folder, modality, rows,
+                                                                               max_lens[modality])
+
+    with open(Path(bert_path) / "config.json", encoding="utf-8") as f:
+        hidden = int(json.load(f).get("hidden_size", 768))
+    text = cached_text_features(folder, bert_path, text_bert, hidden) if with_text_features else None
+
+    splits = {}
+    for split in SPLITS:
+        tensors = {"text_bert": torch.from_numpy(text_bert[split])}
+        if text is not None:
+            tensors["text"] = text[split]
+        tensors["text_lengths"] = tensors["text_bert"][:, 1].sum(dim=1)
+        for modality in ("audio", "vision"):
+            padded, lengths = frames[modality][split]
+            tensors[modality] = torch.from_numpy(padded)
+            tensors[f"{modality}_lengths"] = torch.from_numpy(lengths)
+        for m in MODALITIES:
+            tensors[f"{m}_mask"] = torch.arange(max_lens[m])[None, :] < tensors[f"{m}_lengths"][:, None]
+        tensors["label"] = torch.from_numpy(labels[split])
+        splits[split] = Split(split, tensors, rows[split].keys)
+
+    recipe = stamped_recipe(stamp, folder_digest(digests))
+    synthetic = recipe is not None
+    if synthetic:
+        source = f"synthetic:{recipe}"
+    else:
+        if marker_sha256 is not None:       # it set the padded lengths: part of what was loaded
+            digests[SYNTHETIC_MARKER] = marker_sha256
+        source = "sha256:" + folder_digest(digests)
+
+    facts = mintrec_facts()
+    spec = DatasetSpec(
+        name=NAME, task=facts["task"], num_classes=int(facts["num_classes"]), label_range=None,
+        feature_dims={"text": hidden, "audio": splits["train"].tensors["audio"].shape[2],
+                      "vision": splits["train"].tensors["vision"].shape[2]},
+        seq_lens=dict(max_lens), aligned=False, language=facts["language"],
+        key_metric=facts["config"]["key_eval"], has_text_bert=True, has_text_features=text is not None,
+        unimodal_labels=False, source=source, path=str(folder),
+        split_sizes={s: len(splits[s]) for s in SPLITS}, label_names=label_names(), synthetic=synthetic)
+    return Dataset(spec, splits["train"], splits["valid"], splits["test"])
