@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmsa_atsuko.data import safe_checkpoint  # noqa: E402
-from mmsa_atsuko.training.trainer import save_training_state  # noqa: E402
+from mmsa_atsuko.training.training_state import save_training_state  # noqa: E402
 
 
 def last_pt(params: int, folder: Path) -> Path:

@@ -308,7 +308,7 @@ def test_a_bad_checkpoint_is_one_line_and_runs_no_code(results, victim, capsys, 
                          ids=["empty", "garbage", "code"])
 def test_a_bad_last_pt_is_one_line_on_resume(tmp_path, content):
     from mmsa_atsuko.errors import DataError
-    from mmsa_atsuko.training.trainer import load_training_state
+    from mmsa_atsuko.training.training_state import load_training_state
     (tmp_path / "last.pt").write_bytes(content)
     with pytest.raises(DataError, match="is not a training state this toolkit wrote"):
         load_training_state(tmp_path / "last.pt", None, None, None, None, "cpu")

@@ -20,7 +20,8 @@ from mmsa_atsuko.config import load_config
 from mmsa_atsuko.data.safe_checkpoint import load_weights
 from mmsa_atsuko.errors import DataError
 from mmsa_atsuko.registry import build_model, list_models
-from mmsa_atsuko.training.trainer import build_optimizer, save_training_state
+from mmsa_atsuko.training.trainer import build_optimizer
+from mmsa_atsuko.training.training_state import save_training_state
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS, MEGABYTES = 1.0, 200

@@ -6,8 +6,8 @@ plug in through `forward`, `loss` and the optional hooks `param_groups(config)`,
 `on_fit_start(train_split)`, `on_train_batch_end(batch, outputs)`, `on_epoch_end(epoch)`.
 
 With a run folder, every finished epoch leaves `last.pt` there (model, optimizer, scheduler,
-model selection, history, every random stream), so `fit(..., resume=True)` continues a run
-that died and ends exactly where the uninterrupted run would have on the CPU. A hook's tensors
+model selection, history, every random stream: `training_state.py`), so `fit(..., resume=True)`
+continues a run that died and ends exactly where the uninterrupted run would have on the CPU. A hook's tensors
 are restored from it, and a hook's Python attributes are rebuilt by calling `on_fit_start` and
 `on_epoch_end(last finished epoch)` again: hooks set such attributes, never accumulate them.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,15 +25,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..atomic import replace_with
-from ..data.safe_checkpoint import load_weights
-from ..errors import DataError, TrainingError, UsageError
+from ..errors import TrainingError, UsageError
 from ..metrics import compute_metrics, lower_is_better, metric_keys
 from ..models.contract import check_losses, check_outputs, model_name
 from ..run_folders import LAST_CHECKPOINT    # the state after the last finished epoch; deleted when fit returns
 from .hardware import autocast, check_precision
 from .host_memory import keep_freed_memory
-from .resume_checks import check_training_state
+from .training_state import load_training_state, replace_in_run_folder, save_training_state
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -119,88 +116,10 @@ def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False,
     return SplitEval(metrics, pred, label, list(split.ids), export)
 
 
-def _replace(path: Path, write) -> None:
-    """`write(tmp)` then rename over `path`: a kill leaves the old file or the new one, never half.
-    One fixed temporary name: only this run writes its folder, so the next write takes it over."""
-    replace_with(path, write, tmp=path.with_name(f".{path.name}.tmp"))
-
-
 def _write_json(value, path: Path) -> None:
     from ..results import json_safe            # NaN (an undefined Corr) as null, as the run record has it
     with open(path, "w") as f:
         json.dump(json_safe(value), f, indent=1, allow_nan=False)
-
-
-def _rng_states(generator: torch.Generator, device: torch.device) -> dict:
-    """Every random stream training draws from, as tensors and plain containers (weights_only loads them)."""
-    numpy = np.random.get_state(legacy=False)
-    numpy["state"]["key"] = torch.from_numpy(numpy["state"]["key"].astype(np.int64))
-    return {"torch": torch.get_rng_state(), "numpy": numpy, "python": random.getstate(),
-            "batch_order": generator.get_state(),
-            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}
-
-
-def _set_rng_states(states: dict, generator: torch.Generator) -> None:
-    torch.set_rng_state(states["torch"])
-    numpy = states["numpy"]
-    numpy["state"]["key"] = numpy["state"]["key"].numpy().astype(np.uint32)
-    np.random.set_state(numpy)
-    random.setstate(states["python"])
-    generator.set_state(states["batch_order"])
-    if states["cuda"] is not None:
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def save_training_state(path: Path, model, optimizer, scheduler, generator, device, epoch: int, history: list,
-                        best: tuple) -> None:
-    """`last.pt` after `epoch`; `best` is (value, epoch, CPU weights, valid metrics) of model selection.
-    The epochs without improvement are `epoch - best epoch`, so they need no entry of their own."""
-    value, best_epoch, weights, valid = best
-    persistent = model.state_dict()
-    state = {
-        "epoch": epoch, "history": history, "model": persistent,
-        # Buffers left out of state_dict (and best.pt) that training still carries, e.g. Self-MM's labels.
-        "buffers": {k: v for k, v in model.named_buffers() if k not in persistent},
-        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
-        # The best weights are this epoch's weights when it was the best: stored once.
-        "best": {"value": value, "epoch": best_epoch, "valid": valid,
-                 "model": None if best_epoch == epoch else weights},
-        "rng": _rng_states(generator, device),
-    }
-    _replace(path, lambda tmp: torch.save(state, tmp))
-
-
-def load_training_state(path: Path, model, optimizer, scheduler, generator, device) -> tuple:
-    """Restore what `save_training_state` saved; return (epoch, history, best) as it took them."""
-    def refuse(why: str):
-        return DataError(f"{path} is not a training state this toolkit wrote ({why}); remove the run's folder or "
-                         f"run without --resume")
-
-    try:      # checked, then torch.load(weights_only=True): tensors and plain containers, never code
-        state = load_weights(path)
-    except Exception as e:          # garbage, a pickle with code, another file: one line, not a traceback
-        raise refuse(type(e).__name__) from None
-    try:      # a .partial folder may be someone else's: its state must be this run's (resume_checks)
-        check_training_state(state, model, optimizer, scheduler, generator)
-    except ValueError as e:
-        raise refuse(str(e)) from None
-    epoch = state["epoch"]
-    if hasattr(model, "on_epoch_end"):        # Python attributes first: the tensors below overwrite theirs
-        model.on_epoch_end(epoch)
-    try:      # what the checks cannot see (a numpy state's contents) is one line too
-        model.load_state_dict(state["model"])
-        for name, value in state["buffers"].items():
-            owner, _, attr = name.rpartition(".")
-            setattr(model.get_submodule(owner), attr, value.to(device))
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        _set_rng_states(state["rng"], generator)
-    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as e:
-        raise refuse(f"{type(e).__name__} restoring it") from None
-    b = state["best"]
-    weights = state["model"] if b["epoch"] == epoch else b["model"]
-    return epoch, state["history"], (b["value"], b["epoch"], weights, b["valid"])
 
 
 def check_trainer_config(config, dataset: str, origins: dict | None = None) -> None:
@@ -306,7 +225,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
             Path(run_dir) / LAST_CHECKPOINT, model, optimizer, scheduler, generator, device)
         log.info("resumed after epoch %d (best %s at epoch %d)", epoch, best_value, best_epoch)
         if best_state is not None:    # a run killed just after writing best.pt has a later epoch's there
-            _replace(Path(run_dir) / "best.pt", lambda path: torch.save(best_state, path))
+            replace_in_run_folder(Path(run_dir) / "best.pt", lambda path: torch.save(best_state, path))
     show = progress and sys.stderr.isatty()
     steps, train_seconds, last_loss = 0, 0.0, None
     unchecked = True          # the model contract (models/contract.py) is checked on the first batch only
@@ -374,9 +293,9 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
             best_value, best_epoch, best_valid = value, epoch, valid_metrics
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             if run_dir is not None:
-                _replace(Path(run_dir) / "best.pt", lambda path: torch.save(best_state, path))
+                replace_in_run_folder(Path(run_dir) / "best.pt", lambda path: torch.save(best_state, path))
         if run_dir is not None:    # every epoch, so a run that dies keeps its curves and can resume
-            _replace(Path(run_dir) / "history.json", lambda path: _write_json(history, path))
+            replace_in_run_folder(Path(run_dir) / "history.json", lambda path: _write_json(history, path))
             save_training_state(Path(run_dir) / LAST_CHECKPOINT, model, optimizer, scheduler, generator, device,
                                 epoch, history, (best_value, best_epoch, best_state, best_valid))
         log.info("epoch %d  train %s  valid %s=%.4f  (best %.4f at epoch %d)", epoch,

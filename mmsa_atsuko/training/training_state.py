@@ -1,0 +1,96 @@
+"""What a run folder's `last.pt` holds and how it is restored: the state after the last finished epoch
+(model, the buffers state_dict leaves out, optimizer, scheduler, model selection, history and every
+random stream), so that `trainer.fit(..., resume=True)` continues a run that died and ends exactly where
+the uninterrupted run would have on the CPU. Apart from the loop because it is the one part of training
+that reads a file a run folder may have been handed (`resume_checks` holds the state to this run's).
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..atomic import replace_with
+from ..data.safe_checkpoint import load_weights
+from ..errors import DataError
+from .resume_checks import check_training_state
+
+
+def replace_in_run_folder(path: Path, write) -> None:
+    """`write(tmp)` then rename over `path`: a kill leaves the old file or the new one, never half.
+    One fixed temporary name: only this run writes its folder, so the next write takes it over."""
+    replace_with(path, write, tmp=path.with_name(f".{path.name}.tmp"))
+
+
+def _rng_states(generator: torch.Generator, device: torch.device) -> dict:
+    """Every random stream training draws from, as tensors and plain containers (weights_only loads them)."""
+    numpy = np.random.get_state(legacy=False)
+    numpy["state"]["key"] = torch.from_numpy(numpy["state"]["key"].astype(np.int64))
+    return {"torch": torch.get_rng_state(), "numpy": numpy, "python": random.getstate(),
+            "batch_order": generator.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}
+
+
+def _set_rng_states(states: dict, generator: torch.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    numpy = states["numpy"]
+    numpy["state"]["key"] = numpy["state"]["key"].numpy().astype(np.uint32)
+    np.random.set_state(numpy)
+    random.setstate(states["python"])
+    generator.set_state(states["batch_order"])
+    if states["cuda"] is not None:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_training_state(path: Path, model, optimizer, scheduler, generator, device, epoch: int, history: list,
+                        best: tuple) -> None:
+    """`last.pt` after `epoch`; `best` is (value, epoch, CPU weights, valid metrics) of model selection.
+    The epochs without improvement are `epoch - best epoch`, so they need no entry of their own."""
+    value, best_epoch, weights, valid = best
+    persistent = model.state_dict()
+    state = {
+        "epoch": epoch, "history": history, "model": persistent,
+        # Buffers left out of state_dict (and best.pt) that training still carries, e.g. Self-MM's labels.
+        "buffers": {k: v for k, v in model.named_buffers() if k not in persistent},
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
+        # The best weights are this epoch's weights when it was the best: stored once.
+        "best": {"value": value, "epoch": best_epoch, "valid": valid,
+                 "model": None if best_epoch == epoch else weights},
+        "rng": _rng_states(generator, device),
+    }
+    replace_in_run_folder(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_training_state(path: Path, model, optimizer, scheduler, generator, device) -> tuple:
+    """Restore what `save_training_state` saved; return (epoch, history, best) as it took them."""
+    def refuse(why: str):
+        return DataError(f"{path} is not a training state this toolkit wrote ({why}); remove the run's folder or "
+                         f"run without --resume")
+
+    try:      # checked, then torch.load(weights_only=True): tensors and plain containers, never code
+        state = load_weights(path)
+    except Exception as e:          # garbage, a pickle with code, another file: one line, not a traceback
+        raise refuse(type(e).__name__) from None
+    try:      # a .partial folder may be someone else's: its state must be this run's (resume_checks)
+        check_training_state(state, model, optimizer, scheduler, generator)
+    except ValueError as e:
+        raise refuse(str(e)) from None
+    epoch = state["epoch"]
+    if hasattr(model, "on_epoch_end"):        # Python attributes first: the tensors below overwrite theirs
+        model.on_epoch_end(epoch)
+    try:      # what the checks cannot see (a numpy state's contents) is one line too
+        model.load_state_dict(state["model"])
+        for name, value in state["buffers"].items():
+            owner, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(owner), attr, value.to(device))
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        _set_rng_states(state["rng"], generator)
+    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as e:
+        raise refuse(f"{type(e).__name__} restoring it") from None
+    b = state["best"]
+    weights = state["model"] if b["epoch"] == epoch else b["model"]
+    return epoch, state["history"], (b["value"], b["epoch"], weights, b["valid"])
