@@ -401,7 +401,7 @@ def test_the_user_model_as_written_trains_and_writes_its_predictions(tmp_path):
      f"{DECORATOR_LINE}"),
     ([('@register_model("latefuse", tasks=("regression", "classification"))\n', "")], [],
      "error: unknown model 'latefuse'. baselines/latefuse.py exists but registers no model 'latefuse': decorate "
-     'its class with @register_model("latefuse"). Known models: '),
+     'its class with @register_model("latefuse"). Did you mean late_fusion? Known models: '),
 ], ids=["misspelt-key", "uppercase-name", "no-decorator"])
 def test_a_user_model_that_cannot_be_found_or_built_is_one_line_before_any_folder(tmp_path, py, yaml, message):
     checkout = checkout_with(tmp_path / "checkout", latefuse(py=py, yaml=yaml))
