@@ -8,6 +8,9 @@ the model reads (`text_bert` for a BERT model, `text` otherwise), the same extra
 version, config hash; or both without one, e.g. MMSA's own files), and for a BERT model, ids
 made by its tokenizer.
 
+What the model sees: the file's frames, less what the run never saw: a modality outside its
+`--modalities` subset is absent and a `--drop-modality` one zeroed, as in training (`_as_trained`).
+
 Which samples: every sample of every split the file holds (train, valid, test, in that order;
 a file extracted without labels holds only `test`), or the one `--split` names. With
 `--videos`, the videos are first extracted into `<out>/features.pkl` with the checkpoint's
@@ -38,10 +41,12 @@ from easydict import EasyDict
 from .atomic import replace_with
 from .config import dataset_facts
 from .data import load_dataset
+from .data.conditions import condition_tensors, make_condition
 from .data.extract import skipped_report_path
 from .data.extract.text import tokenizer_of
 from .data.mmsa_format import load_for_prediction
 from .data.safe_checkpoint import load_weights
+from .data.spec import Split
 from .errors import DataError, UsageError
 from .models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
 from .results import check_output_folder, no_weights, open_new, read_records, run_path, show
@@ -54,6 +59,10 @@ SPLIT_ORDER = ("train", "valid", "test")
 PREDICTIONS = "predictions.csv"
 FEATURES = "features.pkl"
 # What predict writes in --out: the predictions, and with --videos what extract writes beside its output.
+# How a message names the run's condition fields when model.json holds a bad one.
+CARD_CONDITION = {"missing_rate": "model.json's spec.condition.missing_rate",
+                  "drop_modality": "model.json's spec.condition.drop_modality",
+                  "modalities": "model.json's spec.condition.modalities"}
 OUTPUT_ENTRIES = (PREDICTIONS, FEATURES, f"{FEATURES}.cache/", skipped_report_path(Path(FEATURES)).name)
 
 
@@ -179,6 +188,20 @@ def _read_features(card: dict, features) -> tuple[dict, dict, dict | None, bool]
     return data.splits(), shapes, spec.extractor, True
 
 
+def _as_trained(card: dict, splits: dict) -> dict:
+    """`splits` with the modalities the run never saw taken away as in training: those outside its subset
+    (`--modalities`) absent, a dropped one (`--drop-modality`) zeroed. Fed the file's real frames there, its
+    branch for them gave values it was never trained on. The missing rate is a noise protocol drawn per data
+    file, not part of what the model is: it is not applied."""
+    stored = card["spec"].get("condition") or {}
+    condition = make_condition(drop_modality=stored.get("drop_modality"), modalities=stored.get("modalities") or "TAV",
+                               names=CARD_CONDITION)
+    if condition.plain:
+        return splits
+    return {name: Split(name, condition_tensors(split.tensors, data_id=card["spec"]["source"], split=name,
+                                                condition=condition), split.ids) for name, split in splits.items()}
+
+
 @torch.no_grad()
 def predict_file(folder, features, out, *, split: str | None = None, device="cpu", loaded=None) -> Path:
     """Predict every sample of `features` (or of its `split`) with the run in `folder`;
@@ -188,6 +211,7 @@ def predict_file(folder, features, out, *, split: str | None = None, device="cpu
     card, model = loaded or load_checkpoint(folder)
     splits, shapes, extractor, labelled = _read_features(card, features)
     check_features(card, model, shapes, extractor, splits, features)
+    splits = _as_trained(card, splits)
     if split is not None:
         if split not in splits:
             raise UsageError(f"{features} has no {split} split (it has {', '.join(splits)})")

@@ -323,3 +323,20 @@ def test_a_malformed_tokenizer_record_says_nothing_instead_of_a_traceback(extrac
     assert tokenizer_of(extractor) is None
     good = {"file": "vocab.txt", "sha256": "a" * 64, "vocab_size": 30}
     assert tokenizer_of({"config": {"text": {"tokenizer": good}}}) == good
+
+
+@pytest.mark.parametrize("condition", [["--modalities", "TA"], ["--drop-modality", "V"]])
+def test_predict_feeds_the_model_the_modalities_it_was_trained_on(condition, tmp_path, capsys):
+    """A run trained on a modality subset (or with a modality dropped) never saw that modality: predict used to
+    feed it the file's real vision anyway, and its predictions differed from the run's own test predictions."""
+    results = tmp_path / "results"
+    assert main(["-m", "late_fusion", "-d", "mosi", "--synthetic", "--preset", "small", "--max-epochs", "1",
+                 "-s", "1111", "--out", str(results), "--quiet", *condition]) == 0
+    record = read_records(results)[-1]
+    code, err = _predict(capsys, "--run", record["run_id"], "--results", results, "--features",
+                         record["data_path"], "--split", "test", "--out", tmp_path / "pred")
+    assert code == 0, err
+    test = pd.read_csv(tmp_path / "pred" / "predictions.csv")
+    trainer = pd.read_csv(results / "runs" / record["run_id"] / "predictions_test.csv")
+    assert test.id.tolist() == trainer.id.tolist()
+    assert np.allclose(test.pred, trainer.pred, atol=1e-6)
