@@ -172,6 +172,29 @@ def test_a_long_option_is_never_guessed_from_its_prefix(tmp_path, capsys):
     assert not target.exists()
 
 
+@pytest.mark.parametrize("args", [["leaderboard", "--out", "r"], ["leaderboard", "--out=r"], ["verify", "--out", "r"]])
+def test_out_on_a_command_that_reads_the_results_folder_names_results(args, capsys):
+    """run and sweep write the results folder with --out; leaderboard reads it with --results, and its error
+    said only `unrecognized arguments: --out r`."""
+    from mmsa_atsuko.cli import main
+    try:
+        code = main(args)
+    except SystemExit as e:
+        code = e.code
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "; the results folder that run and sweep write with --out is --results here" in line
+
+
+def test_another_unknown_option_gets_no_results_hint(capsys):
+    from mmsa_atsuko.cli import main
+    try:
+        code = main(["leaderboard", "--bogus"])
+    except SystemExit as e:
+        code = e.code
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "unrecognized arguments: --bogus" in line and "--results here" not in line
+
+
 def test_every_config_is_checked_before_any_data_is_read(tmp_path, capsys, monkeypatch):
     """atsuko's config is fine; tfn's has no use_sbn. The error comes before atsuko's synthetic
     data is written (or real data read)."""

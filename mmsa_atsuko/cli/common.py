@@ -17,7 +17,16 @@ class OneLineParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {message}{self._results_hint(message)} (see --help)\n")
+
+    def _results_hint(self, message: str) -> str:
+        """run and sweep name the results folder --out; the commands that read it name it --results, and
+        `leaderboard --out DIR` said only that --out was not recognized."""
+        given = message.partition("unrecognized arguments:")[2].split()
+        if (any(a == "--out" or a.startswith("--out=") for a in given) and "--results" in self._option_string_actions
+                and "--out" not in self._option_string_actions):
+            return "; the results folder that run and sweep write with --out is --results here"
+        return ""
 
 
 DATASETS_OPTION = ("Every command takes --datasets FILE (repeatable): datasets of your own, as blocks like "
