@@ -193,3 +193,27 @@ def _clone_records(results: Path, dataset: str, models: list[str]) -> None:
                          "metrics": {k: (v + 0.01 * shift + 0.003 * seed if isinstance(v, float) else v)
                                      for k, v in record["metrics"].items()}}
                 f.write(json.dumps(clone) + "\n")
+
+
+def _table_names(heading_text: str) -> dict:
+    """The first column's model names -> the row's cells, of the table right after `heading_text`."""
+    rows = {}
+    for line in README[README.index(heading_text):].split("\n\n", 2)[1].splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for name in re.findall(r"`(\w+)`", cells[0]):
+            rows[name] = cells
+    return rows
+
+
+def test_the_models_and_subsets_tables_hold_every_shipped_model_as_registered():
+    """Both tables are written by hand: a new baseline without its rows, or a subsets row that says yes
+    where the registration does not, is caught here rather than by a reader."""
+    from mmsa_atsuko.registry import get_model_class, list_models
+    shipped = [m for m in list_models() if get_model_class(m).__module__.startswith(("baselines.", "mmsa_atsuko."))]
+    models = _table_names("## Models")
+    subsets = _table_names("Which models take `--modalities`")
+    subsets.update({f"atsuko_{k}": subsets["atsuko"] for k in ("base", "sbn", "mcm")})     # "atsuko and its ablations"
+    assert [m for m in shipped if m not in models] == []
+    assert [m for m in shipped if m not in subsets] == []
+    said = {m: subsets[m][1] == "yes" for m in shipped}
+    assert said == {m: bool(get_model_class(m).registry_meta.get("modality_subsets")) for m in shipped}
