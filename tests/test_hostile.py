@@ -204,6 +204,7 @@ def test_a_run_id_that_climbs_out_is_refused(results, victim, capsys):
     write_store(out, record, evil)
     code, err = cli(capsys, "robustness", "--run", "../../victim", "--results", out)
     assert_one_line(code, err, "is not a run id")
+    assert code == 2                     # typed by the user: a usage error, as explain's unknown run id (was 1)
     assert not (out / "analysis").exists()
 
 

@@ -110,7 +110,7 @@ def cmd_robustness(argv) -> int:
     pyplot()
     refuse_a_file_as_results(args.results)     # before the run id names the figures: the store file is said first
     # Named by its first run, so the figures of other runs sit beside it in <results>/analysis.
-    name = f"robustness_{check_run_id(args.run[0])}"
+    name = f"robustness_{check_run_id(args.run[0], UsageError)}"     # typed: exit 2, as explain's unknown id
     check_figures_folder(args, figure_names(name))
     cache, tables, runs = {}, [], []
     for run_id in args.run:

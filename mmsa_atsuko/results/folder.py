@@ -61,10 +61,11 @@ def show(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def check_run_id(run_id) -> str:
-    """`run_id` if it is one `api.new_run_id` could have made, else a one-line DataError."""
+def check_run_id(run_id, error=DataError) -> str:
+    """`run_id` if it is one `api.new_run_id` could have made, else a one-line `error`: a DataError for an id
+    read from a file, a UsageError (exit 2) for one the user typed."""
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
-        raise DataError(f"{show(run_id)} is not a run id (expected one like tfn-mosi-s1111-20260101T120000-0a1b2c)")
+        raise error(f"{show(run_id)} is not a run id (expected one like tfn-mosi-s1111-20260101T120000-0a1b2c)")
     return run_id
 
 
