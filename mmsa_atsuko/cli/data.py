@@ -108,7 +108,8 @@ def predict_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", help="a run folder holding best.pt and model.json")
     add_results_option(p)
     data = p.add_mutually_exclusive_group(required=True)
-    data.add_argument("--features", help="an MMSA-format feature pickle (a MIntRec folder for mintrec runs)")
+    data.add_argument("--features", help="an MMSA-format feature pickle (a MIntRec folder for mintrec runs); "
+                      "the file a run trained on is its record's data_path in runs.jsonl")
     data.add_argument("--videos", help="folder of videos to extract first (with --transcripts)")
     p.add_argument("--transcripts", help="CSV with id and text columns (with --videos)")
     p.add_argument("--bert", help="with --videos: the BERT to extract with (default: the one the run's "
