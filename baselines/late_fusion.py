@@ -16,16 +16,11 @@ import torch
 from torch import nn
 
 from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.models.common.pooling import masked_mean
 from mmsa_atsuko.models.common.task import task_loss
 from mmsa_atsuko.registry import register_model
 
 MODALITIES = ("text", "audio", "vision")
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(B, L, D) -> (B, D): the mean over the frames `mask` marks real (none real gives zeros)."""
-    weights = mask.to(x.dtype).unsqueeze(-1)
-    return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
 @register_model("late_fusion", tasks=("regression", "classification"), modality_subsets=True)

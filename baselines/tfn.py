@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.models.common.pooling import masked_mean
 from mmsa_atsuko.models.common.rnn import LSTMEncoder
 from mmsa_atsuko.models.common.task import task_loss
 from mmsa_atsuko.registry import register_model
@@ -57,10 +58,7 @@ class SubNet(nn.Module):
 
 def temporal_mean(x: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
     """(B, L, D) -> (B, D): over all L steps (`padded`, MMSA) or over the true frames (`valid`)."""
-    if mode == "padded":
-        return x.mean(dim=1)
-    weights = mask.to(x.dtype).unsqueeze(-1)
-    return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    return x.mean(dim=1) if mode == "padded" else masked_mean(x, mask)
 
 
 def fusion_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

@@ -41,7 +41,7 @@ from easydict import EasyDict
 from .atomic import replace_with
 from .config import dataset_facts
 from .data import load_dataset
-from .data.conditions import condition_tensors, make_condition
+from .data.conditions import OPTIONS, condition_tensors, make_condition
 from .data.extract import skipped_report_path
 from .data.extract.text import tokenizer_of
 from .data.mmsa_format import load_for_prediction
@@ -59,11 +59,9 @@ SPLIT_ORDER = ("train", "valid", "test")
 PREDICTIONS = "predictions.csv"
 FEATURES = "features.pkl"
 # What predict writes in --out: the predictions, and with --videos what extract writes beside its output.
-# How a message names the run's condition fields when model.json holds a bad one.
-CARD_CONDITION = {"missing_rate": "model.json's spec.condition.missing_rate",
-                  "drop_modality": "model.json's spec.condition.drop_modality",
-                  "modalities": "model.json's spec.condition.modalities"}
 OUTPUT_ENTRIES = (PREDICTIONS, FEATURES, f"{FEATURES}.cache/", skipped_report_path(Path(FEATURES)).name)
+# How a message names the run's condition fields when model.json holds a bad one.
+CARD_CONDITION = {key: f"model.json's spec.condition.{key}" for key in OPTIONS}
 
 
 def run_folder(results=None, run_id: str | None = None, checkpoint=None) -> Path:

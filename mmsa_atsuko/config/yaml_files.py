@@ -6,9 +6,10 @@ A YAML file may come from anyone (a sweep file, a `--datasets FILE`, a model's Y
 (a named pipe would block the read forever) of at most MAX_BYTES, at most MAX_VALUES values and
 MAX_DEPTH levels once its aliases are expanded (an alias "bomb" of nine anchors nine times over is
 43 million values in a file of 800 bytes), no alias that holds itself, and no integer of more than
-MAX_DIGITS digits (Python refuses to read one of over 4300). A key given twice in one mapping is refused
-too: PyYAML keeps the last without a word, so `hidden_dim: 32` above a forgotten `hidden_dim: 64` ran 64. `parse_value` holds a `-c key=value`'s
-value to the same bounds, and `parse_override` reads one as the user meant it."""
+MAX_DIGITS digits (Python refuses to read one of over 4300). A key given twice in one mapping is
+refused too: PyYAML keeps the last without a word, so `hidden_dim: 32` above a forgotten
+`hidden_dim: 64` ran 64. `parse_value` holds a `-c key=value`'s value to the same bounds, and
+`parse_override` reads one as the user meant it."""
 from __future__ import annotations
 
 import copy
