@@ -18,13 +18,7 @@ from mmsa_atsuko.models.atsuko.model import ATSUKO_FAMILY, MODALITIES, Atsuko
 from mmsa_atsuko.registry import build_model, get_model_class
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tensors are tiny: one thread is faster than two fighting over a busy 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")     # these tensors are tiny: one thread is fastest
 
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"

@@ -15,12 +15,7 @@ from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.models.atsuko.mcm import distillation_loss
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")     # these tensors are tiny: one thread is fastest
 
 
 def _pair(**switch):

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from conftest import make_dataset, with_text_bert
+from hostile_loads import assert_refused_fast_small_and_in_one_line, load_each_in_a_child
 from mmsa_atsuko.config import load_config
 from mmsa_atsuko.data.safe_checkpoint import load_weights
 from mmsa_atsuko.errors import DataError
@@ -24,7 +25,6 @@ from mmsa_atsuko.training.trainer import build_optimizer
 from mmsa_atsuko.training.training_state import save_training_state
 
 ROOT = Path(__file__).resolve().parents[1]
-SECONDS, MEGABYTES = 1.0, 200
 PROTO2, STOP, NONE, MARK, EMPTY_DICT, EMPTY_LIST = b"\x80\x02", b".", b"N", b"(", b"}", b"]"
 EMPTY_TUPLE, TUPLE2, SETITEM, REDUCE, APPENDS = b")", b"\x86", b"s", b"R", b"e"
 
@@ -105,33 +105,6 @@ EXPECTED = {
     "not_a_zip": "is not a zip archive as torch.save writes",
 }
 
-CHILD = r"""
-import json, sys, time, tracemalloc
-from mmsa_atsuko.data.safe_checkpoint import load_weights
-from mmsa_atsuko.errors import DataError
-for path in sys.argv[1:]:
-    print(json.dumps({"started": path}), flush=True)
-    result = {"path": path}
-    for measure in ("seconds", "peak_mb"):
-        if measure == "peak_mb":
-            tracemalloc.start()
-        start = time.perf_counter()
-        try:
-            load_weights(path)
-            result["error"] = None
-        except DataError as e:
-            result["error"] = str(e)
-        except BaseException as e:
-            result["error"], result["raised"] = None, type(e).__name__
-        if measure == "seconds":
-            result["seconds"] = time.perf_counter() - start
-        else:
-            result["peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
-            tracemalloc.stop()
-    print(json.dumps(result), flush=True)
-"""
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile-checkpoints")
@@ -139,25 +112,12 @@ def results(tmp_path_factory):
     for name, blob in HOSTILE.items():
         paths.append(folder / f"{name}.pt")
         paths[-1].write_bytes(duplicate_names() if blob is None else blob)
-    proc = subprocess.run([sys.executable, "-c", CHILD, *map(str, paths)], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    out = {Path(r["path"]).stem: r for r in lines if "started" not in r}
-    started = [Path(r["started"]).stem for r in lines if "started" in r]
-    return out, started, proc
+    return load_each_in_a_child("mmsa_atsuko.data.safe_checkpoint.load_weights", paths)
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_checkpoint_fails_fast_small_and_in_one_line(results, name):
-    out, started, proc = results
-    assert name in out, f"the child died while loading {started[-1]!r} (exit {proc.returncode}): {proc.stderr[-2000:]}"
-    result = out[name]
-    assert result["error"] is not None, f"{name} loaded, or raised {result.get('raised')} instead of a DataError"
-    message = result["error"]
-    assert "\n" not in message and f"{name}.pt" in message and len(message) < 600, message
-    assert EXPECTED[name] in message, message
-    assert result["seconds"] < SECONDS, (name, result["seconds"])
-    assert result["peak_mb"] < MEGABYTES, (name, result["peak_mb"])
+    assert_refused_fast_small_and_in_one_line(results, name, f"{name}.pt", EXPECTED[name])
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -2,12 +2,11 @@
 
 Each file is written here opcode by opcode (or, for numpy's calls, by pickle from a
 `__reduce__` that returns exactly the call). Each must fail with a one-line DataError, in
-under 1 s and under 200 MB of extra memory. They are loaded in one child process, so that
+under 1 s and under 200 MB of extra memory. They are loaded in one child process (hostile_loads.py), so that
 a limit that regresses fails these tests (the child is killed or its results are missing)
 instead of hanging or crashing pytest (hashing a tuple nested a million deep overflows the
 C stack). A full-size synthetic file, and the MIntRec layout, still load.
 """
-import json
 import os
 import pickle
 import struct
@@ -18,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hostile_loads import assert_refused_fast_small_and_in_one_line, load_each_in_a_child
 from mmsa_atsuko.data import load_dataset, safe_pickle
 from mmsa_atsuko.data.synthetic import write_synthetic
 from mmsa_atsuko.data.synthetic_mintrec import write_synthetic_mintrec
 from mmsa_atsuko.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
-SECONDS, MEGABYTES = 1.0, 200
 
 PROTO2, STOP, NONE, POP, MARK = b"\x80\x02", b".", b"N", b"0", b"("
 EMPTY_DICT, EMPTY_LIST, EMPTY_TUPLE = b"}", b"]", b")"
@@ -214,33 +213,6 @@ EXPECTED = {   # what each must be refused for (a fragment of the message)
     "opcodes_10mb_nop_pairs": "opcodes (the most a",
 }
 
-CHILD = r"""
-import json, sys, time, tracemalloc
-from mmsa_atsuko.data import safe_pickle
-from mmsa_atsuko.errors import DataError
-for path in sys.argv[1:]:
-    print(json.dumps({"started": path}), flush=True)
-    result = {"path": path}
-    for measure in ("seconds", "peak_mb"):
-        if measure == "peak_mb":
-            tracemalloc.start()
-        start = time.perf_counter()
-        try:
-            safe_pickle.load(path)
-            result["error"] = None
-        except DataError as e:
-            result["error"] = str(e)
-        except BaseException as e:
-            result["error"], result["raised"] = None, type(e).__name__
-        if measure == "seconds":
-            result["seconds"] = time.perf_counter() - start
-        else:
-            result["peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
-            tracemalloc.stop()
-    print(json.dumps(result), flush=True)
-"""
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile")
@@ -248,26 +220,12 @@ def results(tmp_path_factory):
     for name, blob in HOSTILE.items():
         paths.append(folder / f"{name}.pkl")
         paths[-1].write_bytes(blob)
-    proc = subprocess.run([sys.executable, "-c", CHILD, *map(str, paths)], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    out = {Path(r["path"]).stem: r for r in lines if "started" not in r}
-    started = [Path(r["started"]).stem for r in lines if "started" in r]
-    return out, started, proc
+    return load_each_in_a_child("mmsa_atsuko.data.safe_pickle.load", paths)
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_pickle_fails_fast_small_and_in_one_line(results, name):
-    out, started, proc = results
-    assert name in out, (f"the child died while loading {started[-1]!r} (exit {proc.returncode}): "
-                         f"{proc.stderr[-2000:]}")
-    result = out[name]
-    assert result["error"] is not None, f"{name} loaded, or raised {result.get('raised')} instead of a DataError"
-    message = result["error"]
-    assert "\n" not in message and f"{name}.pkl" in message and len(message) < 600, message
-    assert EXPECTED[name] in message, message
-    assert result["seconds"] < SECONDS, (name, result["seconds"])
-    assert result["peak_mb"] < MEGABYTES, (name, result["peak_mb"])
+    assert_refused_fast_small_and_in_one_line(results, name, f"{name}.pkl", EXPECTED[name])
 
 
 def test_sizes_of_the_hostile_files():
