@@ -10,11 +10,8 @@ first run starts, so a bad request writes nothing. A seed whose run is already r
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import secrets
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,6 +22,7 @@ import torch
 
 from .cache import CACHE_ENV as SYNTHETIC_CACHE_ENV  # noqa: F401 (re-exported)
 from .cache import synthetic_bert_name, synthetic_cache_dir
+from .code_version import git_commit
 from .config import config_hash, load_config, parse_overrides, save_config
 from .data import load_dataset, resolve_feature_path
 from .data.conditions import PLAIN, check_model_allows
@@ -38,9 +36,10 @@ from .registry import build_model, canonical_model_name, get_model_class
 from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
                       ok_record, ran_at_other_precision, read_records, recover, run_identity)
 from .run_folders import attempts_of, partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
-from .training.model_card import check_tokenizer, write_model_card
 from .training.hardware import (check_precision, check_threads, device_name, peak_memory_mb,
                                 reset_peak_memory)
+from .training.model_card import check_tokenizer, write_model_card
+from .training.run_log import run_log
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.tensorboard import require_tensorboard, tensorboard_log
 from .training.trainer import check_last_batch, check_trainer_config, fit
@@ -49,33 +48,6 @@ from .user_models import model_source
 log = logging.getLogger("mmsa_atsuko")
 
 SAVE_CHECKPOINT = ("best", "none")     # what a finished run leaves in its folder: best.pt, or no weights
-
-
-CODE_PATHS = ("mmsa_atsuko", "baselines", "configs", "run.py", "setup.py")    # what `git_commit` calls the code
-
-
-@functools.cache
-def git_commit() -> str | None:
-    """HEAD of the checkout the package runs from, '+dirty' when it has local changes.
-
-    Read once per process, at its first call, which `run` and `sweep` make before any run
-    trains (and a sweep worker when it starts): the code a process runs is what it imported
-    then, so a commit made or a file edited while it trains must not be credited to its runs."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=10)
-        if head.returncode != 0:
-            return None
-        def changed(*args) -> bool:
-            return bool(subprocess.run(["git", "status", "--porcelain", *args], cwd=root, capture_output=True,
-                                       text=True, timeout=10).stdout.strip())
-        # Any tracked change counts; an untracked file counts among the code (a new baselines/x.py is imported
-        # by discovery), not elsewhere (results, notes).
-        dirty = changed("--untracked-files=no") or changed("--", *CODE_PATHS)
-        return head.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 @dataclass
@@ -281,50 +253,6 @@ def condition_label(spec) -> str:
     """The suffix of a run under a protocol condition in lines and MMSA rows (` [missing_rate=0.3]`);
     empty for the plain condition."""
     return f" [{spec.condition.key()}]" if not spec.condition.plain else ""
-
-
-class _Forward(logging.Handler):
-    """Hands records at or above `threshold` on to `parent`, the logger above the package's."""
-
-    def __init__(self, parent: logging.Logger, threshold: int):
-        super().__init__()
-        self.parent, self.threshold = parent, threshold
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= self.threshold:
-            self.parent.handle(record)
-
-
-@contextlib.contextmanager
-def run_log(path: Path):
-    """Every INFO line of a run goes to its train.log, whatever logging the caller set up.
-
-    Called from Python, the package logger inherits the root's WARNING, and the epoch lines
-    would never reach the file. So for the run the logger lets INFO through to the file, and
-    hands the caller's handlers only what its old effective level let through. A run that
-    raises leaves its traceback at the end of the file."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    level, propagate, handlers = log.level, log.propagate, list(log.handlers)
-    effective = log.getEffectiveLevel()
-    log.addHandler(handler)
-    if effective > logging.INFO:
-        log.setLevel(logging.INFO)
-        if propagate:
-            log.propagate = False
-            log.addHandler(_Forward(log.parent, effective))
-    try:
-        yield
-    except BaseException:
-        # The traceback goes to the file only: callers print their own one-line error.
-        handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed", None, sys.exc_info()))
-        raise
-    finally:
-        handler.close()
-        for added in [h for h in log.handlers if h not in handlers]:
-            log.removeHandler(added)
-        log.setLevel(level)             # setLevel, not `log.level =`: it clears the level caches
-        log.propagate = propagate
 
 
 def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *,

@@ -132,23 +132,23 @@ def test_an_untracked_file_is_dirty_code_only_where_code_lives(tmp_path, monkeyp
     package imports (every module of baselines/); a file in results/ or a note is not code."""
     import subprocess
 
-    from mmsa_atsuko import api
+    from mmsa_atsuko import code_version
 
     def git(*args):
         return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
                               capture_output=True, text=True, check=True).stdout.strip()
     git("init", "-q")
-    for name in ("mmsa_atsuko/api.py", "baselines/tfn.py", "constraints.txt"):
+    for name in ("mmsa_atsuko/code_version.py", "baselines/tfn.py", "constraints.txt"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text("# code\n")
     git("add", "-A")
     git("commit", "-q", "-m", "c")
     head = git("rev-parse", "HEAD")
-    monkeypatch.setattr(api, "__file__", str(tmp_path / "mmsa_atsuko" / "api.py"))
+    monkeypatch.setattr(code_version, "__file__", str(tmp_path / "mmsa_atsuko" / "code_version.py"))
 
     def commit():
-        api.git_commit.cache_clear()
-        return api.git_commit()
+        code_version.git_commit.cache_clear()
+        return code_version.git_commit()
     try:
         (tmp_path / "results").mkdir()
         (tmp_path / "results" / "runs.jsonl").write_text("{}\n")
@@ -161,7 +161,7 @@ def test_an_untracked_file_is_dirty_code_only_where_code_lives(tmp_path, monkeyp
         (tmp_path / "constraints.txt").write_text("torch==0\n")       # a tracked change counts wherever it is
         assert commit() == head + "+dirty"
     finally:
-        api.git_commit.cache_clear()
+        code_version.git_commit.cache_clear()
 
 
 # --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .. import api
+from ..code_version import git_commit
 from ..data.conditions import check_model_allows, condition_of
 from ..registry import get_model_class
 from ..errors import ToolkitError
@@ -137,7 +138,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
 
     Returns the `Plan` for a dry run, else a `Summary` of what ran.
     """
-    api.git_commit()                   # the code version this driver runs, read before anything trains
+    git_commit()                       # the code version this driver runs, read before anything trains
     api.check_save_checkpoint(save_checkpoint)
     check_precision(precision)
     backend = backend or LocalBackend()

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import api
+from ..code_version import git_commit
 from ..config import config_hash, load_config
 from ..errors import ToolkitError, UsageError
 from ..registry import build_model
@@ -71,7 +72,7 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
     s = run.setting
     return failed_record(run_id, model=s.model, dataset=s.dataset, aligned=s.aligned, seed=run.seed,
                          preset=s.preset, config=run.config, data=run.data, error=message, device=device,
-                         started=started, wall_time_s=wall, run_dir=failed_dir, git_commit=api.git_commit(),
+                         started=started, wall_time_s=wall, run_dir=failed_dir, git_commit=git_commit(),
                          checkpoint=run.checkpoint, condition=s.condition)
 
 

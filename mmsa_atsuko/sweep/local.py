@@ -24,7 +24,7 @@ from multiprocessing.connection import wait as wait_for
 import torch
 from tqdm import tqdm
 
-from .. import api
+from ..code_version import git_commit
 from ..errors import UsageError
 from ..training.hardware import DEFAULT_THREADS, check_threads, cpu_jobs, gpu_jobs, parse_jobs
 from ..training.seed import resolve_device
@@ -256,7 +256,7 @@ def _worker_main(conn, device: str, threads: int, forced: bool, parent_pid: int)
     # Ctrl-C would leave it to the resource tracker, which warns of "leaked semaphore objects".
     # Workers draw no bars, so a thread lock does.
     tqdm.set_lock(threading.RLock())
-    api.git_commit()                                  # the code version this worker imported
+    git_commit()                                      # the code version this worker imported
     if forced or "OMP_NUM_THREADS" not in os.environ:    # N workers share the cores instead of fighting
         torch.set_num_threads(threads)
     worker_logging()
