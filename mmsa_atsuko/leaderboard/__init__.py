@@ -1,19 +1,22 @@
 """Tables from the results store: leaderboards, the Table 4 ablation, comparisons.
 
 published.py: the seed paper's tables as printed; stats.py: cells over seeds, Welch tests and
-the tables built from run records; render.py: Markdown, LaTeX, CSV and the terminal comparison;
-commands.py: `leaderboard` and `compare`, which read the store and put these together.
+the tables built from run records; ablation.py: Table 4, built from those tables; render.py:
+Markdown, LaTeX, CSV and the terminal comparison; commands.py: `leaderboard` and `compare`, which
+read the store and put these together.
 """
 from .commands import compare, leaderboard
 from .published import PAPER_COLUMNS, PAPER_NAMES, PUBLISHED, PUBLISHED_ABLATION, Published, published_blocks
 from .render import RAW_METRICS, csv_frame, render_comparison, render_latex, render_markdown, to_display
-from .stats import (CI_NAME, MIN_SEEDS, SIGNIFICANCE, Ablation, Cell, Row, Table, Welch, build_ablations,
-                    build_tables, comparison_rows, headline_metric, latest_configs, welch)
+from .ablation import Ablation, build_ablations
+from .stats import (CI_NAME, MIN_SEEDS, SIGNIFICANCE, Cell, Row, Table, Welch, build_tables, comparison_rows,
+                    headline_metric, latest_configs, welch)
 
 __all__ = [
     "compare", "leaderboard",
     "PAPER_COLUMNS", "PAPER_NAMES", "PUBLISHED", "PUBLISHED_ABLATION", "Published", "published_blocks",
     "RAW_METRICS", "csv_frame", "render_comparison", "render_latex", "render_markdown", "to_display",
-    "CI_NAME", "MIN_SEEDS", "SIGNIFICANCE", "Ablation", "Cell", "Row", "Table", "Welch", "build_ablations",
+    "Ablation", "build_ablations",
+    "CI_NAME", "MIN_SEEDS", "SIGNIFICANCE", "Cell", "Row", "Table", "Welch",
     "build_tables", "comparison_rows", "headline_metric", "latest_configs", "welch",
 ]

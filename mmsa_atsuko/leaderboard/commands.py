@@ -20,7 +20,8 @@ from .curves import curves_frame, missing_rate_tables, render_curves_markdown
 from .published import published_blocks
 from .render import csv_frame, render_comparison, render_latex, render_markdown
 from .verify import VerifyCell, verify
-from .stats import build_ablations, build_tables, comparison_rows, latest_configs
+from .ablation import build_ablations
+from .stats import build_tables, comparison_rows, latest_configs
 
 
 def _known_datasets(datasets):

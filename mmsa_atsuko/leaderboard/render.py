@@ -13,7 +13,8 @@ import pandas as pd
 
 from ..metrics import lower_is_better, metric_family
 from .published import PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION
-from .stats import MIN_SEEDS, SIGNIFICANCE, Ablation, Cell, Row, code_version
+from .ablation import Ablation
+from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row, code_version
 
 RAW_METRICS = frozenset({"MAE", "Corr", "Loss", "loss"})      # shown as stored, not in %
 

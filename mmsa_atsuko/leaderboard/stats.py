@@ -1,4 +1,4 @@
-"""Statistics behind every table: cells over seeds, Welch tests, leaderboards, Table 4, comparisons.
+"""Statistics behind every table: cells over seeds, Welch tests, leaderboards, comparisons (Table 4: ablation.py).
 
 Every table is built from one `ok` record per run identity (`results.ok_records`):
 
@@ -29,7 +29,6 @@ import numpy as np
 from scipy import stats
 
 from ..data.conditions import condition_of
-from ..data.synthetic_stress import recipe_of
 from ..errors import UsageError
 from ..metrics import lower_is_better, metric_keys
 from ..results import config_labels, headline_metric, ok_records
@@ -37,8 +36,6 @@ from ..results import config_labels, headline_metric, ok_records
 SIGNIFICANCE = 0.05
 MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
 CI_NAME = "Welch 95%"
-# Table 4 row order, (use_sbn, use_mcm)
-ABLATION_ROWS = ((False, False), (True, False), (False, True), (True, True))
 
 
 @dataclass
@@ -158,7 +155,7 @@ def _sort_key(metric: str, mean: float):
     return mean if lower_is_better(metric) else -mean
 
 
-def _best_cells(metric: str, cells: dict) -> set:
+def best_cells(metric: str, cells: dict) -> set:
     """Keys of the cells (over at least MIN_SEEDS values) with the best mean; ties all win."""
     eligible = {key: cell for key, cell in cells.items() if cell.n >= MIN_SEEDS}
     value = _best_value(metric, [cell.mean for cell in eligible.values()])
@@ -178,7 +175,7 @@ def _config_notes(model: str, rows: list[Row]) -> list[str]:
     return notes
 
 
-def _single_seed_note(labels: list[str]) -> list[str]:
+def single_seed_note(labels: list[str]) -> list[str]:
     if not labels:
         return []
     return [f"{', '.join(labels)}: one seed (n=1), so never bold and not Welch-tested"]
@@ -263,7 +260,7 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
             # or worse than a plain one, it is measured on other data.
             for condition in {row.condition for row in rows}:
                 group = {i: row.cells[m] for i, row in enumerate(rows) if row.condition == condition}
-                for i in _best_cells(m, group):
+                for i in best_cells(m, group):
                     rows[i].best.add(m)
         tested = [row for row in rows if row.cells[key].n >= MIN_SEEDS]
         for row in tested:
@@ -280,77 +277,11 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
             if len(model_hashes) > 1:
                 one_per_hash = {row.config_hash: row for row in reversed(rows) if row.model == model}
                 table.notes += _config_notes(model, list(one_per_hash.values())[::-1])
-        table.notes += _single_seed_note([row.label for row in rows if row.n < MIN_SEEDS])
+        table.notes += single_seed_note([row.label for row in rows if row.n < MIN_SEEDS])
         table.notes += _seed_sets_note(rows)
         table.notes += _code_versions_note(rows)
         tables.append(table)
     return tables
-
-
-# --------------------------------------------------------------------------------------
-# Ablation (Table 4 layout)
-# --------------------------------------------------------------------------------------
-
-@dataclass
-class Ablation:
-    aligned: bool
-    synthetic: bool
-    groups: list[Table]                   # one per dataset/data id, side by side
-    rows: list[tuple[bool, bool]]
-    chosen: dict[tuple, Row]              # (group index, flags) -> row
-    notes: list[str] = field(default_factory=list)
-    best: set = field(default_factory=set)    # (group index, flags, metric) of the bold cells
-
-    def group_names(self) -> list[str]:
-        """Each group's name in the column headers: its dataset, or, where a dataset comes twice
-        (synthetic recipes of one dataset side by side), the dataset and its recipe, else its data id."""
-        counts = Counter(t.dataset for t in self.groups)
-        names = [t.dataset if counts[t.dataset] == 1 else
-                 f"{t.dataset} {recipe_of(t.data)}" if t.synthetic else t.data
-                 for t in self.groups]
-        return [name if names.count(name) == 1 else t.data for name, t in zip(names, self.groups)]
-
-
-def _flags(row: Row) -> tuple[bool, bool]:
-    config = row.records[-1].get("config") or {}
-    return bool(config.get("use_sbn")), bool(config.get("use_mcm"))
-
-
-def build_ablations(tables: list[Table]) -> list[Ablation]:
-    """Table 4 from the Atsuko family (flags read from each run's config), per aligned/data kind."""
-    from ..models.atsuko import ATSUKO_FAMILY   # here: the model package imports torch, the leaderboard need not
-    ablations: dict[tuple, Ablation] = {}
-    notes: dict[tuple, list[tuple[int, str]]] = {}     # (group, note): named once every group is known
-    for table in tables:
-        family = [row for row in table.rows if row.model in ATSUKO_FAMILY and not row.condition]
-        if len({_flags(row) for row in family}) < 2:          # nothing to compare
-            continue
-        ab = ablations.setdefault((table.aligned, table.synthetic),
-                                  Ablation(table.aligned, table.synthetic, [], [], {}))
-        group_notes = notes.setdefault((table.aligned, table.synthetic), [])
-        g = len(ab.groups)
-        ab.groups.append(table)
-        for flags in ABLATION_ROWS:
-            candidates = [row for row in family if _flags(row) == flags]
-            if not candidates:
-                continue
-            # Several configs with the same switches: show the one with the most seeds.
-            row = max(candidates, key=lambda r: (len(r.records), max(x.get("started_at", "") for x in r.records)))
-            ab.chosen[(g, flags)] = row
-            if len(candidates) > 1:
-                group_notes.append((g, f"{len(candidates)} configs with SBN={flags[0]}, MCM={flags[1]}; "
-                                       f"showing {row.label} (n={len(row.records)}), the leaderboard has all"))
-        single = [row.label for (group, _), row in ab.chosen.items() if group == g and row.n < MIN_SEEDS]
-        group_notes += [(g, note) for note in _single_seed_note(single)]
-    for key, ab in ablations.items():
-        names = ab.group_names()
-        ab.notes = [f"{names[g]}: {note}" for g, note in notes[key]]
-        ab.rows = [flags for flags in ABLATION_ROWS if any(f == flags for _, f in ab.chosen)]
-        for g, table in enumerate(ab.groups):
-            rows = {flags: ab.chosen[(g, flags)] for flags in ab.rows if (g, flags) in ab.chosen}
-            for m in table.metrics:          # every metric: --paper shows the Has0 halves too
-                ab.best |= {(g, flags, m) for flags in _best_cells(m, {f: r.cells[m] for f, r in rows.items()})}
-    return list(ablations.values())
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""The Table 4 ablation: the Atsuko family's rows by their switches (use_sbn, use_mcm), side by side per dataset.
+
+Built from the leaderboard tables (`stats.build_tables`), so its cells, best marks and seed notes are the
+leaderboard's: one `Ablation` per (aligned flag, data kind), one group of columns per table.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..data.synthetic_stress import recipe_of
+from .stats import MIN_SEEDS, Row, Table, best_cells, single_seed_note
+
+# Table 4 row order, (use_sbn, use_mcm)
+ABLATION_ROWS = ((False, False), (True, False), (False, True), (True, True))
+
+
+@dataclass
+class Ablation:
+    aligned: bool
+    synthetic: bool
+    groups: list[Table]                   # one per dataset/data id, side by side
+    rows: list[tuple[bool, bool]]
+    chosen: dict[tuple, Row]              # (group index, flags) -> row
+    notes: list[str] = field(default_factory=list)
+    best: set = field(default_factory=set)    # (group index, flags, metric) of the bold cells
+
+    def group_names(self) -> list[str]:
+        """Each group's name in the column headers: its dataset, or, where a dataset comes twice
+        (synthetic recipes of one dataset side by side), the dataset and its recipe, else its data id."""
+        counts = Counter(t.dataset for t in self.groups)
+        names = [t.dataset if counts[t.dataset] == 1 else
+                 f"{t.dataset} {recipe_of(t.data)}" if t.synthetic else t.data
+                 for t in self.groups]
+        return [name if names.count(name) == 1 else t.data for name, t in zip(names, self.groups)]
+
+
+def _flags(row: Row) -> tuple[bool, bool]:
+    config = row.records[-1].get("config") or {}
+    return bool(config.get("use_sbn")), bool(config.get("use_mcm"))
+
+
+def build_ablations(tables: list[Table]) -> list[Ablation]:
+    """Table 4 from the Atsuko family (flags read from each run's config), per aligned/data kind."""
+    from ..models.atsuko import ATSUKO_FAMILY   # here: the model package imports torch, the leaderboard need not
+    ablations: dict[tuple, Ablation] = {}
+    notes: dict[tuple, list[tuple[int, str]]] = {}     # (group, note): named once every group is known
+    for table in tables:
+        family = [row for row in table.rows if row.model in ATSUKO_FAMILY and not row.condition]
+        if len({_flags(row) for row in family}) < 2:          # nothing to compare
+            continue
+        ab = ablations.setdefault((table.aligned, table.synthetic),
+                                  Ablation(table.aligned, table.synthetic, [], [], {}))
+        group_notes = notes.setdefault((table.aligned, table.synthetic), [])
+        g = len(ab.groups)
+        ab.groups.append(table)
+        for flags in ABLATION_ROWS:
+            candidates = [row for row in family if _flags(row) == flags]
+            if not candidates:
+                continue
+            # Several configs with the same switches: show the one with the most seeds.
+            row = max(candidates, key=lambda r: (len(r.records), max(x.get("started_at", "") for x in r.records)))
+            ab.chosen[(g, flags)] = row
+            if len(candidates) > 1:
+                group_notes.append((g, f"{len(candidates)} configs with SBN={flags[0]}, MCM={flags[1]}; "
+                                       f"showing {row.label} (n={len(row.records)}), the leaderboard has all"))
+        single = [row.label for (group, _), row in ab.chosen.items() if group == g and row.n < MIN_SEEDS]
+        group_notes += [(g, note) for note in single_seed_note(single)]
+    for key, ab in ablations.items():
+        names = ab.group_names()
+        ab.notes = [f"{names[g]}: {note}" for g, note in notes[key]]
+        ab.rows = [flags for flags in ABLATION_ROWS if any(f == flags for _, f in ab.chosen)]
+        for g, table in enumerate(ab.groups):
+            rows = {flags: ab.chosen[(g, flags)] for flags in ab.rows if (g, flags) in ab.chosen}
+            for m in table.metrics:          # every metric: --paper shows the Has0 halves too
+                ab.best |= {(g, flags, m) for flags in best_cells(m, {f: r.cells[m] for f, r in rows.items()})}
+    return list(ablations.values())
