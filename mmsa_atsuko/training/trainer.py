@@ -28,6 +28,7 @@ from tqdm import tqdm
 from ..errors import TrainingError, UsageError
 from ..metrics import compute_metrics, lower_is_better, metric_keys
 from ..models.contract import check_losses, check_outputs, model_name
+from ..results import json_safe
 from ..run_folders import LAST_CHECKPOINT    # the state after the last finished epoch; deleted when fit returns
 from .hardware import autocast, check_precision
 from .host_memory import keep_freed_memory
@@ -117,7 +118,7 @@ def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False,
 
 
 def _write_json(value, path: Path) -> None:
-    from ..results import json_safe            # NaN (an undefined Corr) as null, as the run record has it
+    """`value` as JSON, NaN (an undefined Corr) as null, as the run record has it."""
     with open(path, "w") as f:
         json.dump(json_safe(value), f, indent=1, allow_nan=False)
 
@@ -177,6 +178,24 @@ def check_first_losses(model, losses, n_batches: int, initial: bool) -> None:
                         f"update: {model_name(model)}.loss term {', '.join(map(repr, named))} is non-finite on the "
                         f"initial parameters ({' '.join(f'{k}={float(scalars[k]):.4g}' for k in bad)}); "
                         f"{NOT_THE_LEARNING_RATE}")
+
+
+def check_epoch_losses(model, train_losses: dict, first_bad, epoch: int, n_batches: int, grad_accum: int) -> None:
+    """TrainingError (one line) when an epoch's mean loss terms are not all finite, naming the step of the
+    first non-finite total (`first_bad`, 0: not noted). Within the first accumulation group of epoch 1 no
+    update had happened yet (step 1 itself stopped in `check_first_losses`), so the learning rate is not
+    to blame."""
+    if all(math.isfinite(v) for v in train_losses.values()):
+        return
+    step = int(first_bad)
+    terms = " ".join(f"{k}={v:.4g}" for k, v in train_losses.items() if not math.isfinite(v))
+    where = f"non-finite training loss at epoch {epoch}, step {step or '?'} of {n_batches}"
+    if epoch == 1 and 0 < step <= grad_accum:
+        raise TrainingError(f"{where}, before the first parameter update (grad_accum {grad_accum}): "
+                            f"{model_name(model)}.loss is non-finite on the initial parameters (epoch mean "
+                            f"{terms}); {NOT_THE_LEARNING_RATE}")
+    raise TrainingError(f"{where} (epoch mean {terms}); the run stopped: lower learning_rate, set grad_clip, "
+                        f"or check the features for huge values")
 
 
 def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path | None = None,
@@ -267,16 +286,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         train_losses = {k: float(v) / seen for k, v in sums.items()}      # the first float() waits for the GPU
         steps, train_seconds = steps + n_batches, train_seconds + time.perf_counter() - started
         last_loss = train_losses["total"]
-        if not all(math.isfinite(v) for v in train_losses.values()):
-            step = int(first_bad)
-            terms = " ".join(f"{k}={v:.4g}" for k, v in train_losses.items() if not math.isfinite(v))
-            where = f"non-finite training loss at epoch {epoch}, step {step or '?'} of {n_batches}"
-            if epoch == 1 and 0 < step <= config.grad_accum:     # no update yet (step 1 stopped at once, above)
-                raise TrainingError(f"{where}, before the first parameter update (grad_accum {config.grad_accum}): "
-                                    f"{model_name(model)}.loss is non-finite on the initial parameters (epoch mean "
-                                    f"{terms}); {NOT_THE_LEARNING_RATE}")
-            raise TrainingError(f"{where} (epoch mean {terms}); the run stopped: lower learning_rate, set grad_clip, "
-                                f"or check the features for huge values")
+        check_epoch_losses(model, train_losses, first_bad, epoch, n_batches, config.grad_accum)
         if hasattr(model, "on_epoch_end"):
             model.on_epoch_end(epoch)
 
