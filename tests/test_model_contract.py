@@ -2,17 +2,20 @@
 
 Each model is built from its own YAML with its `small` preset and the tiny BERT; the data carries both
 `text` features and `text_bert` tokens, so a model reads whichever its config asks for. What is special
-to one model (MMSA parity, its own losses and hooks) stays in that model's test file.
+to one model (MMSA parity, its own losses and hooks) stays in that model's test file. Every key a model's
+YAML declares, and every default of configs/datasets.yaml, is read by the model or the trainer.
 """
 import pytest
 import torch
+from easydict import EasyDict
 
 from conftest import assert_same_outputs_after_reload, make_dataset, with_text_bert
-from mmsa_atsuko.config import load_config
+from mmsa_atsuko.config import CONFIG_DIR, load_config, model_config_name
+from mmsa_atsuko.config.yaml_files import read_yaml
 from mmsa_atsuko.errors import ModelContractError, UsageError
 from mmsa_atsuko.models import contract
-from mmsa_atsuko.registry import build_model, get_model_class, list_models
-from mmsa_atsuko.training.trainer import build_optimizer
+from mmsa_atsuko.registry import build_model, get_model_class, list_models, model_yaml_path
+from mmsa_atsuko.training.trainer import build_optimizer, fit
 
 NUM_CLASSES = 4
 # BatchNorm over the batch cannot train on one sample (baselines/tfn.py SubNet, as in MMSA): a batch
@@ -177,3 +180,78 @@ def test_a_reloaded_state_gives_the_same_predictions(name, datasets, tiny_bert):
     with torch.no_grad():
         assert not torch.equal(model.eval()(test)["pred"], rebuilt.eval()(test)["pred"])
         assert_same_outputs_after_reload(model, rebuilt, test)
+
+
+# --------------------------------------------------------------------------------------
+# No config key that silently does nothing (MMSA's global config ignores what it does not read)
+# --------------------------------------------------------------------------------------
+def reading(config) -> tuple[EasyDict, set]:
+    """`config` as a config that notes the name of every key read from it (attribute, item or get)."""
+    read = set()
+
+    class Reading(EasyDict):
+        def __getattribute__(self, name):
+            if name == "get":
+                return lambda key, default=None: (read.add(key), dict.get(self, key, default))[1]
+            if dict.__contains__(self, name):
+                read.add(name)
+            return super().__getattribute__(name)
+
+        def __getitem__(self, key):
+            read.add(key)
+            return super().__getitem__(key)
+
+    return Reading(config), read
+
+
+def keys_read_in_one_epoch(name, preset, data, tiny_bert) -> tuple[set, set]:
+    """(the keys of `name`'s config under `preset`, those that building it and one epoch of `fit` read).
+    The switches that gate other keys are on: the plateau schedule (scheduler_factor, _patience) and,
+    where the model has one, BERT (use_finetune)."""
+    switches = [("pretrained", tiny_bert), ("max_epochs", 1), ("scheduler", "plateau")]
+    declared = set(load_config(name, data.spec.name, preset=preset, overrides=switches))
+    switches += [("use_bert", True)] if "use_bert" in declared else []
+    config, read = reading(load_config(name, data.spec.name, preset=preset, overrides=switches))
+    model = build_model(name, config, data.spec)
+    fit(model, data, config, device=torch.device("cpu"), seed=0, progress=False)
+    return declared, read
+
+
+def models_of(config_name):
+    return [m for m in list_models() if model_config_name(m)[0] == config_name]
+
+
+@pytest.fixture(scope="module")
+def reads(datasets, tiny_bert):
+    """config name -> (its keys, the keys its models read), over every model that shares the YAML (atsuko's
+    variants switch SBN or MCM off) and every preset of it; both tasks' data where the model has both."""
+    datasets = {"regression": datasets["regression"],       # fit computes MIntRec's metrics on classification
+                "classification": with_text_bert(make_dataset(task="classification", name="mintrec", num_classes=20))}
+    found = {}
+    for name in list_models():
+        yaml_file = model_yaml_path(model_config_name(name)[0])
+        presets = list(read_yaml(yaml_file).get("presets") or {})
+        keys, read = found.setdefault(model_config_name(name)[0], (set(), set()))
+        for preset in presets:
+            for task in tasks(name):
+                declared, got = keys_read_in_one_epoch(name, preset, datasets[task], tiny_bert)
+                keys |= declared
+                read |= got
+    return found
+
+
+@pytest.mark.parametrize("config_name", sorted({model_config_name(m)[0] for m in list_models()}))
+def test_every_key_of_a_models_yaml_is_read_by_the_model_or_the_trainer(config_name, reads):
+    """A key in configs/<model>.yaml's common: block (which its dataset blocks, presets and variants can only
+    set, load_config refuses any other) that neither the model nor the trainer reads would do nothing."""
+    keys, read = reads[config_name]
+    own = keys - set(read_yaml(CONFIG_DIR / "datasets.yaml")["defaults"])
+    assert own and not own - read, f"configs/{config_name}.yaml declares keys nothing reads: {sorted(own - read)}"
+
+
+def test_every_default_of_datasets_yaml_is_read(reads):
+    """The trainer keys of configs/datasets.yaml `defaults` (a dataset's `config:` may set only these) are each
+    read by the trainer or a model."""
+    defaults = set(read_yaml(CONFIG_DIR / "datasets.yaml")["defaults"])
+    read = set().union(*(r for _, r in reads.values()))
+    assert defaults and not defaults - read, f"datasets.yaml defaults nothing reads: {sorted(defaults - read)}"
