@@ -30,7 +30,7 @@ Faithful to MMSA, with these fixes:
   graph of the epoch alive (about 14.5 GB RSS on MOSI-sized data on CPU).
 - The buffers are non-persistent: they are training state of one fit, not weights, so the
   state dict (and any checkpoint) holds only parameters, and a freshly built model loads a
-  checkpoint without having seen the data. `generated_labels()` returns them.
+  checkpoint without having seen the data. `ulgm.label(head)` returns a head's labels.
 - The five groups are picked by parameter NAME (module prefix `text_model.`, `audio_model.`,
   `video_model.`, and MMSA's no-decay substrings for BERT), and the trainer checks that they
   cover every trainable parameter exactly once.
@@ -250,10 +250,6 @@ class SelfMM(nn.Module):
 
     def on_epoch_end(self, epoch: int) -> None:
         self.epoch = epoch + 1
-
-    def generated_labels(self) -> dict:
-        """The current ULGM labels per head, (N,) each, in training-split order."""
-        return {m: self.ulgm.label(m).detach().clone() for m in HEADS}
 
     def param_groups(self, config) -> list[dict]:
         """MMSA's five Adam groups, chosen by parameter name."""

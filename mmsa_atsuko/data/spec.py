@@ -39,10 +39,6 @@ class DatasetSpec:
     extractor: dict | None = None     # name, version, config hash of the extractor that wrote the file
     condition: Condition = PLAIN                      # missing frames / modality subset (`Dataset.under`)
 
-    @property
-    def output_dim(self) -> int:
-        return self.num_classes
-
 
 class Split:
     """One split as a dict of tensors with a shared first dimension N, plus the sample ids.
