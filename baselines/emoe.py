@@ -62,7 +62,7 @@ from mmsa_atsuko.models.common.bert import TextInput
 from mmsa_atsuko.models.atsuko.modality_router import ModalityRouter, PreAttentionInput
 from mmsa_atsuko.models.common.heads import ResidualHead
 from mmsa_atsuko.models.common.task import task_loss
-from mmsa_atsuko.models.common.transformer import TransformerEncoder
+from mmsa_atsuko.models.common.transformer import TransformerEncoder, check_heads
 from mmsa_atsuko.registry import register_model
 
 MODALITIES = ("l", "v", "a")                      # EMOE's order: router column 0 = text, 1 = vision, 2 = audio
@@ -111,6 +111,7 @@ class EMOE(nn.Module):
         self.loss_weights = {"unimodal": config.loss_weight_unimodal, "entropy": config.loss_weight_entropy,
                              "router": config.loss_weight_router, "distill": config.loss_weight_distill}
         d, num_heads = config.dst_feature_dim_nheads
+        check_heads(d, num_heads, "dst_feature_dim_nheads")
         out_dim = spec.num_classes
 
         self.text_input = TextInput(config, spec, "emoe")

@@ -43,7 +43,7 @@ from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.models.common.bert import TextInput
 from mmsa_atsuko.models.common.heads import ResidualHead
 from mmsa_atsuko.models.common.task import task_loss
-from mmsa_atsuko.models.common.transformer import TransformerEncoder
+from mmsa_atsuko.models.common.transformer import TransformerEncoder, check_heads
 from mmsa_atsuko.registry import register_model
 
 # MulT's short modality names and the batch keys / config suffixes they stand for.
@@ -59,6 +59,7 @@ class MulT(nn.Module):
         self.task = spec.task
         self.text_dropout = config.text_dropout
         d, num_heads = config.dst_feature_dim_nheads
+        check_heads(d, num_heads, "dst_feature_dim_nheads")
         self.dim = d
 
         self.text_input = TextInput(config, spec, "mult")

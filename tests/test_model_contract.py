@@ -182,6 +182,22 @@ def test_a_reloaded_state_gives_the_same_predictions(name, datasets, tiny_bert):
         assert_same_outputs_after_reload(model, rebuilt, test)
 
 
+@pytest.mark.parametrize("name,overrides,line", [
+    ("mult", [("dst_feature_dim_nheads", [9, 2])], "dst_feature_dim_nheads: a width of 9 does not split into 2 "
+     "attention heads; make the width a multiple of the heads (e.g. 10) or the heads a divisor of 9"),
+    ("emoe", [("dst_feature_dim_nheads", [17, 2])], "dst_feature_dim_nheads: a width of 17 does not split into 2 "
+     "attention heads; make the width a multiple of the heads (e.g. 18) or the heads a divisor of 17"),
+    ("atsuko", [("d_model", 16), ("nheads", 3)], "d_model and nheads: a width of 16 does not split into 3 "
+     "attention heads; make the width a multiple of the heads (e.g. 18) or the heads a divisor of 16"),
+])
+def test_an_attention_width_the_heads_do_not_divide_is_one_line(name, overrides, line, datasets, tiny_bert):
+    """`-c dst_feature_dim_nheads=[9,2]` was torch's ValueError traceback from inside the transformer."""
+    data = datasets["regression"]
+    config = load_config(name, data.spec.name, preset="small", overrides=[("pretrained", tiny_bert), *overrides])
+    with pytest.raises(UsageError) as err:
+        build_model(name, config, data.spec)
+    assert str(err.value) == line
+
 # --------------------------------------------------------------------------------------
 # No config key that silently does nothing (MMSA's global config ignores what it does not read)
 # --------------------------------------------------------------------------------------

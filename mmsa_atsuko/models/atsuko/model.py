@@ -36,7 +36,7 @@ from ...errors import UsageError
 from ...registry import register_model, register_variant
 from ..common.bert import TextInput
 from ..common.heads import ResidualHead
-from ..common.transformer import TransformerEncoder
+from ..common.transformer import TransformerEncoder, check_heads
 from .band_router import BAND_COMBINES, BAND_POOLS, SpectralBandRouter
 from .losses import ENTROPY_NORMS, per_sample_loss, routing_entropy, total_loss
 from .mcm import (DISTILL_FORMS, BimodalHeads, complementarity_importance, complementarity_loss,
@@ -65,6 +65,7 @@ class Atsuko(nn.Module):
         super().__init__()
         self.task = spec.task
         self.dim = d = int(config["d_model"])
+        check_heads(d, int(config["nheads"]), "d_model and nheads")
         self.num_bands = int(config["num_bands"])
         out_dim = int(spec.num_classes)
 

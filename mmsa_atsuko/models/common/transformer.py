@@ -64,6 +64,15 @@ def future_mask(len_q: int, len_k: int, device) -> torch.Tensor:
     return ~forbidden
 
 
+def check_heads(width: int, heads: int, keys: str) -> None:
+    """UsageError (one line) unless attention `width` splits evenly into `heads` heads, checked when a model is
+    built (before any run folder) so that a config value is not torch's traceback; `keys` names the config
+    key(s) that set them."""
+    if width % heads:
+        raise UsageError(f"{keys}: a width of {width} does not split into {heads} attention heads; make the width a "
+                         f"multiple of the heads (e.g. {width - width % heads + heads}) or the heads a divisor of {width}")
+
+
 class MultiheadAttention(nn.Module):
     """MulT's multi-head attention (packed in-projection with bias, output Linear), via SDPA."""
 
