@@ -3,7 +3,9 @@
 Shared by tests/test_hostile_pickles.py (`safe_pickle.load`) and tests/test_hostile_checkpoints.py
 (`safe_checkpoint.load_weights`). The child, not pytest, loads them, so that a limit that regresses
 fails the tests (the child is killed or its results are missing) instead of hanging or crashing
-pytest. Each file must be refused in one line, in under 1 s and under 200 MB of extra memory.
+pytest. Each file must be refused in one line and under 200 MB of extra memory (tracemalloc's peak: the
+same figure on any machine). Its time is only a hang guard, far above any bounded load (each is well
+under a second), so that a busy machine never fails it: speed itself is measured in bench/bench_hostile.py.
 """
 import json
 import subprocess
@@ -11,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECONDS, MEGABYTES = 1.0, 200
+HANG_SECONDS, MEGABYTES = 30.0, 200
 
 # argv: the loader as module.function, then the paths. Each path is announced before it is loaded, so that
 # a child that dies names the file it died on.
@@ -54,9 +56,9 @@ def load_each_in_a_child(loader: str, paths) -> tuple[dict, list, subprocess.Com
     return out, started, proc
 
 
-def assert_refused_fast_small_and_in_one_line(loaded, name: str, file_name: str, expected: str) -> None:
+def assert_refused_small_and_in_one_line(loaded, name: str, file_name: str, expected: str) -> None:
     """The file `name` (written as `file_name`) was refused with a one-line DataError naming it and saying
-    `expected`, within SECONDS and MEGABYTES."""
+    `expected`, under MEGABYTES and without hanging."""
     out, started, proc = loaded
     assert name in out, (f"the child died while loading {started[-1]!r} (exit {proc.returncode}): "
                          f"{proc.stderr[-2000:]}")
@@ -65,5 +67,5 @@ def assert_refused_fast_small_and_in_one_line(loaded, name: str, file_name: str,
     message = result["error"]
     assert "\n" not in message and file_name in message and len(message) < 600, message
     assert expected in message, message
-    assert result["seconds"] < SECONDS, (name, result["seconds"])
+    assert result["seconds"] < HANG_SECONDS, (name, result["seconds"])
     assert result["peak_mb"] < MEGABYTES, (name, result["peak_mb"])
