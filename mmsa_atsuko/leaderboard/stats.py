@@ -31,7 +31,7 @@ from scipy import stats
 from ..data.conditions import condition_of
 from ..errors import UsageError
 from ..metrics import lower_is_better, metric_keys
-from ..results import config_labels, headline_metric, ok_records
+from ..results import code_version, config_labels, headline_metric, ok_records
 
 SIGNIFICANCE = 0.05
 MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
@@ -199,14 +199,6 @@ def _seed_sets_note(rows: list[Row]) -> list[str]:
         return []
     return ["rows over different seeds: " + "; ".join(f"{', '.join(labels)} on seeds {_seeds_text(list(seeds))}"
                                                       for seeds, labels in by_seeds.items())]
-
-
-def code_version(record: dict) -> str:
-    """The code a run ran, short: its commit (10 hex digits, `+dirty` kept), else its package version."""
-    commit = record.get("git_commit")
-    if isinstance(commit, str) and commit:
-        return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
-    return f"version {record.get('package_version', 'unknown')}"
 
 
 def _code_versions_note(rows: list[Row]) -> list[str]:

@@ -82,6 +82,20 @@ def run_identity(model: str, dataset: str, aligned: bool, seed: int, config_hash
 IDENTITY_FIELDS = ("model", "dataset", "aligned", "seed", "config_hash", "data")
 
 
+def code_version(record: dict) -> str:
+    """The code a run ran, short: its commit (10 hex digits, `+dirty` kept), else its package version. The
+    leaderboard's `code` column and every analysis CSV name a run's code so."""
+    commit = record.get("git_commit")
+    if isinstance(commit, str) and commit:
+        return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
+    return f"version {record.get('package_version', 'unknown')}"
+
+
+def code_versions(records) -> str:
+    """The code versions of several runs (a leaderboard row, a sensitivity point), sorted, space-separated."""
+    return " ".join(sorted({code_version(r) for r in records}))
+
+
 def ran_at_other_precision(record: dict, precision: str) -> str | None:
     """The precision `record` ran at when it is not `precision`, else None. Precision is how a run ran, as its
     device is, not part of its identity: a `--precision bf16` request finds the fp32 run of its identity
