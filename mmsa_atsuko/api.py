@@ -301,12 +301,21 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
                      earlier_attempts=earlier_attempts)
 
 
+PREDICTIONS_FLOAT_FORMAT = "%.9g"      # 9 significant digits round-trip float32
+
+
 def write_predictions(path: Path, test, spec) -> None:
-    """id, label, pred per test sample (+ logit_<c> for classification, + model exports). Floats are
-    written to 9 significant digits, which round-trips float32 exactly: the metrics can be recomputed
-    from the file to the last digit."""
+    """predictions_test.csv (`predictions_frame`). Floats are written to 9 significant digits, which
+    round-trips float32 exactly: the metrics can be recomputed from the file to the last digit."""
+    predictions_frame(test, spec.task).to_csv(path, index=False, float_format=PREDICTIONS_FLOAT_FORMAT)
+
+
+def predictions_frame(test, task: str) -> pd.DataFrame:
+    """id, label, pred per sample (+ logit_<c> for classification, + the model's exports, such as Atsuko's
+    modality_weight_L/V/A): one row per sample, the layout of predictions_test.csv and of every per-sample
+    CSV made from it (explain's modality_weights.csv). `test`: the trainer's `evaluate(..., collect=True)`."""
     columns = {"id": test.ids, "label": test.label}
-    if spec.task == "classification":
+    if task == "classification":
         columns["pred"] = test.pred.argmax(axis=1)
         columns.update({f"logit_{c}": test.pred[:, c] for c in range(test.pred.shape[1])})
     else:
@@ -317,4 +326,4 @@ def write_predictions(path: Path, test, spec) -> None:
             columns[name] = values[:, 0]
         else:
             columns.update({f"{name}_{j}": values[:, j] for j in range(values.shape[1])})
-    pd.DataFrame(columns).to_csv(path, index=False, float_format="%.9g")
+    return pd.DataFrame(columns)

@@ -100,7 +100,7 @@ def plot_band_components(table, where: str, synthetic: bool):
         ax.set_xlabel("time step t (after projection)")
         ax.set_ylabel("feature value (projected units)")
         ax.legend(fontsize=7)
-    sample = table.sample_id.iloc[0]
+    sample = table.id.iloc[0]
     fig.suptitle(_title(f"Time-domain band components of test sample {short_id(sample)} — {where}", synthetic))
     fig.tight_layout()
     return fig
@@ -110,7 +110,7 @@ def plot_band_weights(table, where: str, synthetic: bool):
     plt = pyplot()
     bands = [c for c in table.columns if c.startswith("band_")]
     fig, axes = plt.subplots(1, 2, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1, 2.2]})
-    means = table[table.sample_id == "test mean"].set_index("modality").loc[list(MODALITIES)]
+    means = table[table.id == "test mean"].set_index("modality").loc[list(MODALITIES)]
     x = np.arange(len(bands))
     width = 0.8 / len(MODALITIES)
     for i, modality in enumerate(MODALITIES):
@@ -123,11 +123,11 @@ def plot_band_weights(table, where: str, synthetic: bool):
     axes[0].axhline(1 / len(bands), color="gray", ls=":", lw=1, label="uniform")
     axes[0].legend(fontsize=8)
 
-    chosen = table[table.sample_id != "test mean"]
-    samples = list(dict.fromkeys(chosen.sample_id))
+    chosen = table[table.id != "test mean"]
+    samples = list(dict.fromkeys(chosen.id))
     hatches = ("", "//", "..", "xx", "\\\\", "++", "--", "oo")     # one per band (num_bands is a config key)
     for i, modality in enumerate(MODALITIES):
-        rows = chosen[chosen.modality == modality].set_index("sample_id").loc[samples]
+        rows = chosen[chosen.modality == modality].set_index("id").loc[samples]
         bottom = np.zeros(len(samples))
         positions = np.arange(len(samples)) + (i - 1) * width
         for k, column in enumerate(bands):
@@ -146,12 +146,16 @@ def plot_band_weights(table, where: str, synthetic: bool):
     return fig
 
 
-def _stacked_weights(ax, rows, title: str):
-    samples = list(rows.sample_id)
+def _stacked_weights(ax, rows, title: str, columns=None):
+    """One bar per sample stacked over the modalities; `columns`: modality name -> column (default the weights')."""
+    from .analysis import WEIGHT_COLUMN_OF
+    columns = columns or WEIGHT_COLUMN_OF
+    samples = list(rows.id)
     bottom = np.zeros(len(samples))
     for modality in MODALITIES:
-        ax.bar(np.arange(len(samples)), rows[modality], bottom=bottom, color=MODALITY_COLORS[modality], label=modality)
-        bottom += rows[modality].to_numpy()
+        values = rows[columns[modality]].to_numpy()
+        ax.bar(np.arange(len(samples)), values, bottom=bottom, color=MODALITY_COLORS[modality], label=modality)
+        bottom += values
     ax.set_xticks(np.arange(len(samples)), [short_id(s) for s in samples], rotation=45, ha="right", fontsize=7)
     ax.set_xlabel("test sample id")
     ax.set_ylabel("modality weight (fraction, sums to 1)")
@@ -176,8 +180,9 @@ def plot_modality_weights(table, where: str, synthetic: bool):
 def plot_mcm_target(table, where: str, synthetic: bool):
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-    for ax, variant in zip(axes, ("MCM target q", "router weight w")):
-        _stacked_weights(ax, table[table.variant == variant], variant)
+    from .analysis import TARGET_COLUMN_OF, WEIGHT_COLUMN_OF
+    for ax, (title, columns) in zip(axes, (("MCM target q", TARGET_COLUMN_OF), ("router weight w", WEIGHT_COLUMN_OF))):
+        _stacked_weights(ax, table, title, columns)
     fig.suptitle(_title(f"MCM complementarity target q next to the router weights w — {where}", synthetic))
     fig.tight_layout()
     return fig
@@ -187,9 +192,10 @@ def plot_weight_distribution(table, where: str, synthetic: bool):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.linspace(0, 1, 26)
-    for modality in MODALITIES:
-        ax.hist(table[modality], bins=bins, histtype="step", linewidth=2, color=MODALITY_COLORS[modality],
-                label=f"{modality} (mean {table[modality].mean():.2f})")
+    from .analysis import WEIGHT_COLUMN_OF
+    for modality, column in WEIGHT_COLUMN_OF.items():
+        ax.hist(table[column], bins=bins, histtype="step", linewidth=2, color=MODALITY_COLORS[modality],
+                label=f"{modality} (mean {table[column].mean():.2f})")
     ax.set_xlabel("modality weight w (fraction of the fused feature)")
     ax.set_ylabel("test samples (count)")
     ax.set_xlim(0, 1)

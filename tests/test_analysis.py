@@ -46,6 +46,15 @@ def assert_figure(folder: Path, name: str) -> pd.DataFrame:
     return pd.read_csv(folder / f"{name}.csv")
 
 
+def trace_of(record: dict) -> list:
+    """What each analysis CSV row says of its run: its id, the record's data id, and its commit cut as the
+    leaderboard's code column cuts it (10 digits, +dirty kept; no commit: the package version)."""
+    commit = record.get("git_commit")
+    code = commit[:10] + ("+dirty" if commit.endswith("+dirty") else "") if commit else \
+        f"version {record['package_version']}"
+    return [record["run_id"], record["data"], code]
+
+
 def test_explain_writes_every_figure_with_the_model_numbers(results, tmp_path):
     out, full, no_mcm = results
     figures = tmp_path / "figures"
@@ -62,31 +71,48 @@ def test_explain_writes_every_figure_with_the_model_numbers(results, tmp_path):
         outputs = run.model(batch, return_spectral=True)
         q = run.model.loss(outputs, batch)["q"].numpy()
         partner_w = partner.model(batch)["modality_weights"].numpy()
-    w = outputs["modality_weights"].numpy()
+    w = outputs["modality_weights"].numpy()                     # (N, 3): the model's order, text (L), vision, audio
     names = ["text", "vision", "audio"]
+    # One layout, predictions_test.csv's: the weights are modality_weight_L/V/A there and in every explain CSV.
+    columns = ["modality_weight_L", "modality_weight_V", "modality_weight_A"]
+    trained = pd.read_csv(out / full["run_dir"] / "predictions_test.csv")
+    np.testing.assert_allclose(trained[columns].to_numpy(), w, rtol=1e-5, atol=1e-6)
 
     distribution = assert_figure(figures, "modality_weight_distribution")
-    assert list(distribution.sample_id) == list(test.ids)
-    np.testing.assert_allclose(distribution[names].to_numpy(), w, rtol=1e-5, atol=1e-6)
+    assert list(distribution.id) == list(test.ids) == list(trained.id.astype(str))
+    np.testing.assert_allclose(distribution[columns].to_numpy(), w, rtol=1e-5, atol=1e-6)
+    assert distribution[["run_id", "data", "code"]].drop_duplicates().values.tolist() == [trace_of(full)]
+
+    # modality_weights.csv: predictions_test.csv's columns and numbers, every test sample, then the trace.
+    every = pd.read_csv(figures / "modality_weights.csv")
+    assert list(every.columns) == ["id", "label", "pred", *columns, "run_id", "data", "code"]
+    assert list(every.id) == list(trained.id)
+    np.testing.assert_array_equal(every.label, trained.label)
+    np.testing.assert_allclose(every[["pred", *columns]].to_numpy(), trained[["pred", *columns]].to_numpy(),
+                               rtol=1e-5, atol=1e-6)
+    assert every[["run_id", "data", "code"]].drop_duplicates().values.tolist() == [trace_of(full)]
 
     weights = assert_figure(figures, "modality_weights_mcm")
     assert set(weights.variant) == {"with MCM", "without MCM"}
-    # The "without MCM" weights are another run's: the CSV names it (it named no run at all).
+    # The "without MCM" weights are another run's: the CSV names it (it named no run at all), its data and code.
     assert list(weights.run_id) == [full["run_id"]] * 4 + [no_mcm["run_id"]] * 4
-    np.testing.assert_allclose(weights[weights.variant == "with MCM"][names].to_numpy(), w[:4], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(weights[weights.variant == "without MCM"][names].to_numpy(), partner_w[:4],
+    assert weights[["run_id", "data", "code"]].drop_duplicates().values.tolist() == [trace_of(full), trace_of(no_mcm)]
+    np.testing.assert_allclose(weights[weights.variant == "with MCM"][columns].to_numpy(), w[:4], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(weights[weights.variant == "without MCM"][columns].to_numpy(), partner_w[:4],
                                rtol=1e-5, atol=1e-6)
 
-    target = assert_figure(figures, "mcm_target")
-    np.testing.assert_allclose(target[target.variant == "MCM target q"][names].to_numpy(), q[:4], rtol=1e-5, atol=1e-6)
+    target = assert_figure(figures, "mcm_target")        # q beside w, one row per sample
+    assert list(target.id) == list(test.ids[:4])
+    np.testing.assert_allclose(target[["q_L", "q_V", "q_A"]].to_numpy(), q[:4], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(target[columns].to_numpy(), w[:4], rtol=1e-5, atol=1e-6)
 
     bands = assert_figure(figures, "band_weights")
     for i, m in enumerate("LVA"):
         rows = bands[bands.modality == names[i]]
         band_w = outputs["band_weights"][m].numpy()
-        np.testing.assert_allclose(rows[rows.sample_id == "test mean"][["band_0", "band_1", "band_2"]].to_numpy()[0],
+        np.testing.assert_allclose(rows[rows.id == "test mean"][["band_0", "band_1", "band_2"]].to_numpy()[0],
                                    band_w.mean(0), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(rows[rows.sample_id != "test mean"][["band_0", "band_1", "band_2"]].to_numpy(),
+        np.testing.assert_allclose(rows[rows.id != "test mean"][["band_0", "band_1", "band_2"]].to_numpy(),
                                    band_w[:4], rtol=1e-5, atol=1e-6)
 
     energy = assert_figure(figures, "spectral_energy")
@@ -109,6 +135,8 @@ def test_robustness_clean_reproduces_test_metrics_and_zeroing_changes_prediction
     assert done.returncode == 0, done.stderr[-3000:]
     table = assert_figure(tmp_path, f"robustness_{full['run_id']}")
     assert set(table.corruption) == {"clean", "noise", "zero", "frame_drop"}
+    # Each run's rows name the data it was tested on and the code it trained with.
+    assert table[["run_id", "data", "code"]].drop_duplicates().values.tolist() == [trace_of(full), trace_of(no_mcm)]
     for record in (full, no_mcm):
         clean = table[(table.run_id == record["run_id"]) & (table.corruption == "clean")].iloc[0]
         for key, value in record["metrics"].items():       # exactly, not approximately
@@ -137,6 +165,9 @@ def test_tsne_one_panel_per_variant(results, tmp_path):
     table = assert_figure(tmp_path, f"tsne_{full['run_id']}")
     assert set(table.variant) == {"+SBN", "full Atsuko (SBN + MCM)"}
     assert set(table.run_id) == {full["run_id"], no_mcm["run_id"]}
+    assert sorted(table[["run_id", "data", "code"]].drop_duplicates().values.tolist()) == \
+        sorted([trace_of(full), trace_of(no_mcm)])
+    assert sorted(table.id) == sorted(list(analysis.load_run(out, full["run_id"]).data.test.ids) * 2)
     assert set(table.label_class) <= {"negative", "neutral", "positive"}
 
 
@@ -415,7 +446,7 @@ def test_tsne_panels_share_one_training_seed(tmp_path):
 def test_band_weight_figure_takes_any_number_of_bands(tmp_path):
     """num_bands is a config key; the stacked bars' transparency went below 0 from the fifth band."""
     from mmsa_atsuko.plots import MODALITIES, plot_band_weights
-    rows = [{"sample_id": sid, "modality": m, **{f"band_{k}": 1 / 6 for k in range(6)}}
+    rows = [{"id": sid, "modality": m, **{f"band_{k}": 1 / 6 for k in range(6)}}
             for sid in ("test mean", "a$_$1", "a$_$2") for m in MODALITIES]
     fig = plot_band_weights(pd.DataFrame(rows), "sims", synthetic=True)
     fig.savefig(tmp_path / "bands.png")

@@ -111,11 +111,19 @@ def test_explain_writes_modality_weights_csv_for_another_feature_file(corrupt_ru
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     table = pd.read_csv(tmp_path / "figs" / "modality_weights.csv")
-    assert list(table.columns) == ["id", "w_T", "w_A", "w_V"]
+    # predictions_test.csv's layout (id, label, pred, modality_weight_L/V/A: L is the text), then the trace.
+    weights = ["modality_weight_L", "modality_weight_V", "modality_weight_A"]
+    assert list(table.columns) == ["id", "label", "pred", *weights, "run_id", "data", "code"]
     run = analysis.load_run(out, records["atsuko"]["run_id"])
     test = mmsa_atsuko.data.load_dataset("mosi", feature_path=other).test
     assert list(table.id) == list(test.ids) and list(table.id) != list(run.data.test.ids)
     with torch.no_grad():
-        w = run.model(test.batch(torch.arange(len(test))))["modality_weights"].numpy()
-    np.testing.assert_allclose(table[["w_T", "w_V", "w_A"]].to_numpy(), w, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(table[["w_T", "w_A", "w_V"]].sum(axis=1), 1.0, atol=1e-5)
+        outputs = run.model(test.batch(torch.arange(len(test))))
+    np.testing.assert_allclose(table[weights].to_numpy(), outputs["modality_weights"].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(table[weights].sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(table.pred, outputs["pred"].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(table.label, test.tensors["label"].numpy(), rtol=1e-6)
+    # The rows were measured on the other file (seed 7 of the corrupt recipe), not the run's own data.
+    assert set(table.run_id) == {records["atsuko"]["run_id"]}
+    (data,) = set(table.data)
+    assert data.startswith("synthetic:corrupt-") and "seed7" in data and data != records["atsuko"]["data"]

@@ -16,7 +16,7 @@ from ..data.conditions import condition_of
 from ..errors import UsageError
 from ..models.atsuko import ATSUKO_FAMILY
 from ..results import ok_records, read_records
-from .runs import LoadedRun, _cat, _config_apart_from, forward_split
+from .runs import LoadedRun, _cat, _config_apart_from, forward_split, trace_columns
 
 
 SWITCHES = ("use_sbn", "use_mcm", "use_distill")
@@ -67,7 +67,8 @@ def sentiment_class(labels: np.ndarray) -> np.ndarray:
 
 
 def tsne_table(runs: dict[str, LoadedRun], seed: int = 0) -> pd.DataFrame:
-    """The 2-D t-SNE (sklearn, `random_state=seed`) of each variant's fused test features c_proj."""
+    """The 2-D t-SNE (sklearn, `random_state=seed`) of each variant's fused test features c_proj: one row per
+    variant and test sample (`id`), ending with the run's `run_id`, `data` and `code` (`runs.trace_columns`)."""
     from sklearn.manifold import TSNE
     rows = []
     for variant, run in runs.items():
@@ -81,7 +82,7 @@ def tsne_table(runs: dict[str, LoadedRun], seed: int = 0) -> pd.DataFrame:
         else:
             names = run.data.spec.label_names
             classes = [names[int(c)] if names else str(int(c)) for c in torch.cat([o["batch"]["label"] for o in outputs])]
-        rows += [{"variant": variant, "run_id": run.run_id, "sample_id": sid, "label_class": cls,
-                  "tsne_1": float(a), "tsne_2": float(b)}
+        trace = trace_columns(run.record)
+        rows += [{"variant": variant, "id": sid, "label_class": cls, "tsne_1": float(a), "tsne_2": float(b), **trace}
                  for sid, cls, (a, b) in zip(run.data.test.ids, classes, embedded)]
     return pd.DataFrame(rows)

@@ -3,6 +3,11 @@
 - `explain_tables`: Atsuko's interpretability outputs (docs/atsuko.md §13) as tables.
 - `modality_weights_table`: the router's modality weights on every test sample.
 - `find_partner_without_mcm`: the run that differs from this one by the MCM alone.
+
+One layout for the modality weights, predictions_test.csv's: wide, one row per sample (per sample and run where
+two runs are compared), the sample in `id`, a modality's weight in `modality_weight_L`, `_V`, `_A` (L is the text,
+as in the model and docs/atsuko.md), so the tables join on `id`. Every row of every table ends with `run_id`,
+`data` and `code` (`runs.trace_columns`).
 """
 from __future__ import annotations
 
@@ -14,14 +19,18 @@ import pandas as pd
 from ..data import load_dataset
 from ..data.conditions import condition_of
 from ..errors import DataError, UsageError
-from ..models.atsuko import ATSUKO_FAMILY
+from ..models.atsuko import ATSUKO_FAMILY, MODALITY_WEIGHT_COLUMNS
 from ..results import ok_records, read_records
-from .runs import LoadedRun, _cat, _config_apart_from, forward_split
+from ..training.trainer import evaluate
+from .runs import LoadedRun, _cat, _config_apart_from, forward_split, trace_columns
 
 
 # Modality order of the model outputs (L, V, A) and how figures and CSVs name them.
 MODALITY_CODES = ("L", "V", "A")
 MODALITY_NAMES = {"L": "text", "V": "vision", "A": "audio"}
+# A modality's name ("text") -> its column: its weight w, as predictions_test.csv names it, and its MCM target q.
+WEIGHT_COLUMN_OF = {MODALITY_NAMES[m]: MODALITY_WEIGHT_COLUMNS[m] for m in MODALITY_CODES}
+TARGET_COLUMN_OF = {MODALITY_NAMES[m]: f"q_{m}" for m in MODALITY_CODES}
 
 
 def require_atsuko(run: LoadedRun, what: str = "explain") -> None:
@@ -31,15 +40,21 @@ def require_atsuko(run: LoadedRun, what: str = "explain") -> None:
 
 
 def modality_weights_table(run: LoadedRun, feature_path=None) -> pd.DataFrame:
-    """`id, w_T, w_A, w_V`: the run's modality weights on every test sample of its own data, or of
-    the feature file `feature_path` (same dataset and sequence lengths as the run's)."""
+    """`id, label, pred, modality_weight_L, _V, _A, run_id, data, code`: the run's prediction and modality
+    weights on every test sample of its own data (predictions_test.csv's columns and numbers), or of the feature
+    file `feature_path` (same dataset and sequence lengths as the run's; `data` is then that file's id)."""
+    from ..api import predictions_frame
     require_atsuko(run)
-    test = run.data.test
+    test, data = run.data.test, run.data.spec.source
     if feature_path is not None:
-        test = load_dataset(run.record["dataset"], aligned=bool(run.record["aligned"]), feature_path=feature_path,
-                            pretrained=run.record["config"].get("pretrained")).test
-    weights = _cat(forward_split(run, test), "modality_weights")       # (N, 3), L V A
-    return pd.DataFrame({"id": list(test.ids), "w_T": weights[:, 0], "w_A": weights[:, 2], "w_V": weights[:, 1]})
+        other = load_dataset(run.record["dataset"], aligned=bool(run.record["aligned"]), feature_path=feature_path,
+                             pretrained=run.record["config"].get("pretrained"))
+        test, data = other.test, other.spec.source
+    # The trainer's own pass, as predictions_test.csv was written from: the same columns, the same numbers.
+    tested = evaluate(run.model, test, run.record["dataset"], run.eval_batch_size, collect=True)
+    table = predictions_frame(tested, run.data.spec.task)
+    table = table[["id", "label", "pred", *MODALITY_WEIGHT_COLUMNS.values()]]
+    return table.assign(**trace_columns(run.record, data))
 
 
 def find_partner_without_mcm(results, run: LoadedRun) -> str | None:
@@ -74,8 +89,7 @@ def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None 
     weights = _cat(outputs, "modality_weights")                       # (N, 3), L V A
     tables = {}
 
-    tables["modality_weight_distribution"] = pd.DataFrame(
-        {"sample_id": ids, **{MODALITY_NAMES[m]: weights[:, i] for i, m in enumerate(MODALITY_CODES)}})
+    tables["modality_weight_distribution"] = pd.DataFrame({"id": ids, **_weight_columns(weights)})
 
     # Each row names the run it comes from: the "without MCM" rows are another run's (the partner's).
     variant = "with MCM" if model.use_mcm else "without MCM"
@@ -87,20 +101,19 @@ def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None 
         rows += [_weight_row(ids[n], "without MCM", partner_weights[n], partner.run_id) for n in range(samples)]
     tables["modality_weights_mcm"] = pd.DataFrame(rows)     # modality_weights.csv is every test sample (cli explain)
 
-    if model.use_mcm:
+    if model.use_mcm:          # q beside w, one row per sample
         q = _cat(outputs, "loss_terms", "q")
-        tables["mcm_target"] = pd.DataFrame(
-            [_weight_row(ids[n], "MCM target q", q[n], run.run_id) for n in range(samples)]
-            + [_weight_row(ids[n], "router weight w", weights[n], run.run_id) for n in range(samples)])
+        tables["mcm_target"] = pd.DataFrame({"id": ids[:samples], **_weight_columns(q[:samples], TARGET_COLUMN_OF),
+                                             **_weight_columns(weights[:samples])})
 
     if model.use_sbn:
         num_bands = model.num_bands
         band_rows = []
         for m in MODALITY_CODES:
             band_weights = _cat(outputs, "band_weights", m)              # (N, K)
-            band_rows.append({"sample_id": "test mean", "modality": MODALITY_NAMES[m],
+            band_rows.append({"id": "test mean", "modality": MODALITY_NAMES[m],
                               **{f"band_{k}": band_weights[:, k].mean() for k in range(num_bands)}})
-            band_rows += [{"sample_id": ids[n], "modality": MODALITY_NAMES[m],
+            band_rows += [{"id": ids[n], "modality": MODALITY_NAMES[m],
                            **{f"band_{k}": band_weights[n, k] for k in range(num_bands)}} for n in range(samples)]
         tables["band_weights"] = pd.DataFrame(band_rows)
 
@@ -119,14 +132,25 @@ def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None 
             signal = first["features"][m][0]                              # X (T', d)
             channel = int(signal.pow(2).sum(0).argmax())
             for t in range(signal.shape[0]):
-                component_rows.append({"sample_id": ids[0], "modality": MODALITY_NAMES[m], "channel": channel,
+                component_rows.append({"id": ids[0], "modality": MODALITY_NAMES[m], "channel": channel,
                                        "time_step": t, "signal": float(signal[t, channel]),
                                        **{f"band_{k}": float(bands[k, t, channel]) for k in range(num_bands)}})
         tables["spectral_energy"] = pd.DataFrame(energy_rows)
         tables["band_components"] = pd.DataFrame(component_rows)
+    # Every row names its run, data and code; the "without MCM" rows name the partner's own.
+    records = {r.run_id: r.record for r in (run, partner) if r is not None}
+    for name, table in tables.items():
+        run_ids = table.pop("run_id") if "run_id" in table else [run.run_id] * len(table)
+        trace = pd.DataFrame([trace_columns(records[run_id]) for run_id in run_ids], index=table.index)
+        tables[name] = pd.concat([table, trace], axis=1)
     return tables
 
 
+def _weight_columns(values, columns=WEIGHT_COLUMN_OF) -> dict:
+    """(N, 3) values per modality in the model's order L, V, A -> their columns (default: the weights')."""
+    return {columns[MODALITY_NAMES[m]]: values[:, i] for i, m in enumerate(MODALITY_CODES)}
+
+
 def _weight_row(sample_id, variant: str, values, run_id: str) -> dict:
-    return {"sample_id": sample_id, "variant": variant, "run_id": run_id,
-            **{MODALITY_NAMES[m]: float(values[i]) for i, m in enumerate(MODALITY_CODES)}}
+    return {"id": sample_id, "variant": variant, "run_id": run_id,
+            **{WEIGHT_COLUMN_OF[MODALITY_NAMES[m]]: float(values[i]) for i, m in enumerate(MODALITY_CODES)}}

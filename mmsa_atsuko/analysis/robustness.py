@@ -13,7 +13,7 @@ from ..data.spec import Split
 from ..errors import UsageError
 from ..models.common.bert import reads_bert_tokens
 from ..training.trainer import evaluate
-from .runs import LoadedRun
+from .runs import LoadedRun, trace_columns
 
 
 NOISE_SNR_DB = (20.0, 10.0, 5.0, 0.0, -5.0)
@@ -67,8 +67,8 @@ def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_
                      progress: bool = True) -> pd.DataFrame:
     """Test metrics of `run` clean and under each corruption, one modality at a time.
 
-    Columns: run_id, model, corruption (clean | noise | zero | frame_drop), modality, level,
-    level_unit, then every metric. The clean row is the test split itself, evaluated as training did.
+    Columns: run_id, model, data (the data id the run was tested on: its own), code (the code the run trained
+    with), corruption (clean | noise | zero | frame_drop), modality, level, level_unit, then every metric. The clean row is the test split itself, evaluated as training did.
     A progress bar (on a terminal) counts the test passes, naming the condition under test.
     """
     dataset, test = run.data.spec.name, run.data.test
@@ -81,7 +81,9 @@ def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_
     def add(corruption, modality, level, unit, split):
         bar.set_postfix_str(f"{corruption} {modality} {level:g}", refresh=False)
         metrics = evaluate(run.model, split, dataset, run.eval_batch_size).metrics
-        rows.append({"run_id": run.run_id, "model": run.record["model"], "corruption": corruption,
+        trace = trace_columns(run.record)
+        rows.append({"run_id": trace["run_id"], "model": run.record["model"], "data": trace["data"],
+                     "code": trace["code"], "corruption": corruption,
                      "modality": modality, "level": level, "level_unit": unit, **metrics})
         bar.update()
 

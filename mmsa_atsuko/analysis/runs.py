@@ -2,6 +2,7 @@
 
 - `load_run`: a run's record, config, dataset and model with its best checkpoint loaded.
 - `forward_split`, `predictions`: the model's outputs over a split in file order (eval mode).
+- `trace_columns`: what every analysis CSV row says of the run it comes from (run id, data id, code).
 - `_config_apart_from`: a stored run's config apart from some keys, how the other analyses find
   the runs that differ from one another in those keys alone.
 """
@@ -21,7 +22,7 @@ from ..data.conditions import condition_of
 from ..data.safe_checkpoint import load_weights
 from ..data.synthetic_stress import recipe_kind
 from ..errors import DataError, UsageError, one_line
-from ..results import RUNS_FILE, check_ok_record, no_weights, read_records, run_path
+from ..results import RUNS_FILE, check_ok_record, code_version, no_weights, read_records, run_path
 from ..training.checked_model import Described, build_checked
 from ..training.model_card import check_run_config
 
@@ -156,3 +157,10 @@ def _config_apart_from(config: dict, *keys: str) -> dict:
 @torch.no_grad()
 def predictions(run: LoadedRun, split) -> np.ndarray:
     return _cat(forward_split(run, split), "pred")
+
+
+def trace_columns(record: dict, data: str | None = None) -> dict:
+    """`run_id`, `data`, `code`: the run a row of an analysis CSV comes from, the data it was measured on (the
+    record's data id: the feature file's sha256 or the synthetic recipe; `data` for another file) and the code
+    the run trained with (`results.code_version`, the leaderboard's `code`), so a CSV read on its own traces back."""
+    return {"run_id": record["run_id"], "data": record["data"] if data is None else data, "code": code_version(record)}

@@ -13,7 +13,7 @@ import pandas as pd
 from ..api import resolve_config
 from ..data.conditions import condition_of
 from ..errors import DataError
-from ..results import headline_metric, ok_records, read_records
+from ..results import code_versions, headline_metric, ok_records, read_records
 from .runs import _config_apart_from
 
 
@@ -55,17 +55,21 @@ def _one_data_file(rows: list[dict], model: str, dataset: str) -> None:
     """Every point of a figure comes from one data file: the runs a value matches are the latest per seed, and
     a later run on another file (a stress recipe, --size full, another copy of the features) took its seed's
     place without a word."""
-    used = sorted({run_data for row in rows for run_data in row.pop("data")})
+    used = sorted({run_data for row in rows for run_data in row["data"]})
     if len(used) > 1:
         raise DataError(f"the {model} runs on {dataset} that the figure would read come from {len(used)} data files "
                         f"({', '.join(used)}): give each its own --results folder, or run without --read-only to "
                         f"read those of the data the sweep trains on")
+    for row in rows:
+        (row["data"],) = row["data"]          # one file: its id, as every analysis CSV names the data
 
 
 def sensitivity_table(results, model: str, dataset: str, param: str, values, seeds, aligned: bool = False,
                       synthetic: bool | None = None, preset: str | None = None,
                       max_epochs: int | None = None, data: str | None = None) -> pd.DataFrame:
-    """Key metric mean and sample std over seeds for each value of `param`, read from the store.
+    """Key metric mean and sample std over seeds for each value of `param`, read from the store: one row per
+    value with its runs (`run_ids`), the data id they were trained on (`data`) and their code versions (`code`,
+    as the leaderboard's).
 
     A run counts when its model, dataset, aligned flag and seed match, it ran under the plain protocol
     condition (the sweep runs it so; a run at a missing rate is another experiment) on the data file `data`
@@ -97,6 +101,6 @@ def sensitivity_table(results, model: str, dataset: str, param: str, values, see
                      "std": scores.std(ddof=1) if len(scores) > 1 else math.nan, "seeds": len(scores),
                      "run_ids": " ".join(m["run_id"] for m in matching.values()),
                      "synthetic": any(m["synthetic"] for m in matching.values()),
-                     "data": {m["data"] for m in matching.values()}})
+                     "data": {m["data"] for m in matching.values()}, "code": code_versions(matching.values())})
     _one_data_file(rows, model, dataset)
     return pd.DataFrame(rows)

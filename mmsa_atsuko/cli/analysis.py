@@ -45,8 +45,9 @@ def explain_parser() -> argparse.ArgumentParser:
                    help="how many test samples the per-sample figures show (default 10)")
     add_results_option(p)
     p.add_argument("--out", help="folder for the figures (default <results>/analysis/explain_<run id>)")
-    p.add_argument("--feature-path", help="modality_weights.csv from this feature file's test split instead of the "
-                   "run's data (same dataset and sequence lengths)")
+    p.add_argument("--feature-path", help="modality_weights.csv (id, label, pred, modality_weight_L/V/A, as in "
+                   "predictions_test.csv) from this feature file's test split instead of the run's data (same "
+                   "dataset and sequence lengths)")
     return p
 
 
@@ -54,6 +55,7 @@ def cmd_explain(argv) -> int:
     args = explain_parser().parse_args(argv)
     from ..analysis import (explain_tables, find_partner_without_mcm, load_run, modality_weights_table,
                            require_atsuko)
+    from ..api import PREDICTIONS_FLOAT_FORMAT
     from ..results import analysis_dir, check_run_id
     from ..models.atsuko import ATSUKO_FAMILY
     from ..plots import EXPLAIN_FIGURES, explain_files, figure_names, pyplot
@@ -82,7 +84,8 @@ def cmd_explain(argv) -> int:
     where = f"{run.record['model']} on {run.record['dataset']}{' aligned' if run.record['aligned'] else ''}, " \
             f"seed {run.record['seed']}"
     files = explain_files(tables, where, run.synthetic)
-    files[WEIGHTS_CSV] = weights.to_csv(index=False, float_format="%.9g")    # id, w_T, w_A, w_V per test sample
+    # predictions_test.csv's columns and digits: id, label, pred, modality_weight_L/V/A, then run_id, data, code.
+    files[WEIGHTS_CSV] = weights.to_csv(index=False, float_format=PREDICTIONS_FLOAT_FORMAT)
     write_figures(files, out)
     if run.model.use_mcm and partner is None:
         print("note: no run of the same data and seed without the MCM; modality weights shown for this run only")

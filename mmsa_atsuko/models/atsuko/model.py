@@ -44,6 +44,9 @@ from .mcm import (DISTILL_FORMS, BimodalHeads, complementarity_importance, compl
 from .modality_router import ROUTE_PATHS, ROUTER_INPUTS, ModalityRouter, PreAttentionInput
 
 MODALITIES = ("L", "V", "A")
+# The per-sample modality weights as they are exported: the columns of predictions_test.csv, and of every
+# CSV of explain that holds them (one name per number, wherever it is written).
+MODALITY_WEIGHT_COLUMNS = {m: f"modality_weight_{m}" for m in MODALITIES}
 BATCH_KEY = {"L": "text", "V": "vision", "A": "audio"}     # batch/spec keys are named text/audio/vision
 CONFIG_SUFFIX = {"L": "l", "V": "v", "A": "a"}             # EMOE's conv1d_kernel_size_l/_v/_a
 ATTN_DROPOUT_KEY = {"L": "attn_dropout", "V": "attn_dropout_v", "A": "attn_dropout_a"}
@@ -253,7 +256,7 @@ class Atsuko(nn.Module):
 
         # Per-sample values saved next to the test predictions, named so the columns say which
         # modality they are: modality_weight_L/V/A (B,), band_weights_L/V/A (B, K) low..high, unmasked.
-        export = {f"modality_weight_{m}": weights[:, i].detach() for i, m in enumerate(MODALITIES)}
+        export = {MODALITY_WEIGHT_COLUMNS[m]: weights[:, i].detach() for i, m in enumerate(MODALITIES)}
         if self.use_sbn:
             for m in MODALITIES:
                 export[f"band_weights_{m}"] = out["band_weights"][m].detach()
