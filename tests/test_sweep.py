@@ -577,6 +577,26 @@ def test_a_progress_line_on_synthetic_data_says_synthetic():
         "ETA 0:00:00"]
 
 
+def test_a_progress_line_on_a_stress_recipe_names_the_recipe():
+    """A stress sweep (`--synthetic-recipe corrupt`, or a file mixing recipes) printed 'tfn mosi synthetic seed 1'
+    for every recipe's run: the runs could not be told apart. The recipe comes from the record's data id, failed
+    records included; the standard recipe adds nothing."""
+    from mmsa_atsuko.sweep import Progress
+    lines = []
+    progress = Progress(3, {"a": "tfn", "b": "tfn", "c": "tfn"}, echo=lines.append)
+    base = {"model": "tfn", "dataset": "mosi", "aligned": False, "seed": 1, "synthetic": True, "wall_time_s": 0.25}
+    progress({**base, "run_id": "a", "status": "ok", "metrics": {"MAE": 0.5},
+              "data": "synthetic:corrupt-s2-mosi-small-unaligned-seed0-v2"})
+    progress({**base, "run_id": "b", "status": "failed", "error": "boom",
+              "data": "synthetic:bands-s1-mosi-small-unaligned-seed0-v2"})
+    progress({**base, "run_id": "c", "status": "ok", "metrics": {"MAE": 0.5},
+              "data": "synthetic:mosi-small-unaligned-seed0-v2"})
+    assert [line.split(" (0.2s)")[0] for line in lines] == [
+        "[1/3] ok      tfn mosi synthetic (corrupt recipe) seed 1: MAE 0.5000",
+        "[2/3] FAILED  tfn mosi synthetic (bands recipe) seed 1: boom",
+        "[3/3] ok      tfn mosi synthetic seed 1: MAE 0.5000"]
+
+
 def test_progress_names_the_config_where_the_sweep_holds_several_of_one_model(tmp_path):
     """Two configs of tfn on MOSI each read `ok tfn mosi seed 1: MAE ...`: which line was which config? A model
     with several configs in one table is named as the leaderboard names its rows (tfn@<hash>), one with a

@@ -18,6 +18,7 @@ from filelock import FileLock, Timeout
 from .. import api
 from ..code_version import git_commit
 from ..data.conditions import check_model_allows, condition_of
+from ..data.synthetic_stress import STANDARD, recipe_of
 from ..registry import get_model_class
 from ..errors import ToolkitError
 from ..results import SWEEP_LOCK, append_or_keep, check_output_folder, config_labels, headline_metric, recover
@@ -51,9 +52,12 @@ class Progress:
         elapsed = time.time() - self.start
         eta = elapsed / self.finished * (self.total - self.finished)
         condition = condition_of(record)
-        # A number on synthetic data says so, as every table does: 'tfn mosi seed 1: MAE ...' read as MOSI's.
+        # A number on synthetic data says so, as every table does: 'tfn mosi seed 1: MAE ...' read as MOSI's; and
+        # on a stress recipe, which one: a stress sweep's runs of one model and seed were told apart by nothing.
+        recipe = recipe_of(record.get("data"))
+        synthetic = f" synthetic{f' ({recipe} recipe)' if recipe != STANDARD else ''}" if record.get("synthetic") else ""
         what = (f"{self.names[record['run_id']]} {record['dataset']}{' aligned' if record['aligned'] else ''}"
-                f"{' synthetic' if record.get('synthetic') else ''}"
+                f"{synthetic}"
                 f"{f' [{condition.key()}]' if not condition.plain else ''} seed {record['seed']}")
         if record.get("status") == "ok":
             key = headline_metric(record["dataset"])
