@@ -27,7 +27,7 @@ from .config import config_hash, load_config, parse_overrides, save_config
 from .data import load_dataset, resolve_feature_path
 from .data.conditions import PLAIN, check_model_allows
 from .data.synthetic import check_synthetic_request, ensure_synthetic
-from .data.synthetic_stress import check_recipe, split_condition
+from .data.synthetic_stress import check_recipe_request, split_condition
 from .errors import UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.atsuko.diagnostics import routing_summary
@@ -158,8 +158,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         raise UsageError("no seeds given")
     if synthetic_size not in ("small", "full"):
         raise UsageError(f"synthetic size must be small or full, got {synthetic_size!r}")
-    if check_recipe(synthetic_recipe) != "standard" and not synthetic:
-        raise UsageError(f"--synthetic-recipe {synthetic_recipe} makes synthetic data: add --synthetic")
+    check_recipe_request(synthetic_recipe, synthetic)
     if synthetic and feature_path is not None:
         raise UsageError("--synthetic generates its own data file; drop --feature-path, or drop --synthetic "
                          "to train on that file")

@@ -508,3 +508,63 @@ def test_a_checkpoint_is_a_run_folder_or_its_best_pt(results):
         assert run.run_id == full["run_id"] and run.run_dir == analysis.load_run(out, full["run_id"]).run_dir
     with pytest.raises(UsageError, match="not found"):
         analysis.load_run(out, checkpoint=out / "no-such-run")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-d", "sims"], "error: --synthetic-recipe corrupt makes synthetic data: add --synthetic\n"),
+    (["-d", "mintrec", "--synthetic"], "error: the corrupt synthetic recipe exists for mosi, mosei, sims, simsv2 "
+                                       "only; synthetic mintrec has the standard recipe: drop --synthetic-recipe\n")])
+def test_sensitivity_takes_the_synthetic_recipe_with_runs_checks(tmp_path, capsys, argv, message):
+    """sensitivity had no --synthetic-recipe: a stress recipe's sensitivity could not be trained or read. It takes
+    run's option with run's checks, before any work, --read-only too (nothing to train, the same wrong request)."""
+    from mmsa_atsuko.cli import main
+    code = main(["sensitivity", *argv, "--synthetic-recipe", "corrupt", "--read-only",
+                 "--results", str(tmp_path / "results"), "--out", str(tmp_path / "figures")])
+    assert code == 2 and capsys.readouterr().err == message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sensitivity_reads_the_runs_of_its_synthetic_recipe(tmp_path, capsys):
+    """A store with runs of the standard and the corrupt recipe: each recipe's figure reads its own runs (the
+    standard one said '2 data files' and stopped), names the recipe, and sits beside the other's."""
+    from mmsa_atsuko.api import resolve_config
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.config import config_hash
+    from mmsa_atsuko.results import append_record
+
+    standard, corrupt = "synthetic:sims-small-unaligned-seed0-v2", "synthetic:corrupt-s2-sims-small-unaligned-seed0-v2"
+    config = resolve_config("atsuko", "sims", preset="small", max_epochs=1, overrides=[("lambda_ent", 1.0)])
+    for run_id, seed, data, mae in (("std-1", 1, standard, 0.50), ("std-2", 2, standard, 0.70),
+                                    ("cor-1", 1, corrupt, 0.90), ("cor-2", 2, corrupt, 0.60)):
+        append_record(tmp_path / "results", {
+            "run_id": run_id, "status": "ok", "model": "atsuko", "dataset": "sims", "aligned": False, "seed": seed,
+            "synthetic": True, "preset": "small", "data": data, "config": dict(config),
+            "config_hash": config_hash(config), "metrics": {"MAE": mae, "Mult_acc_2": 0.5},
+            "git_commit": "c" * 40, "package_version": "0.0.0"})
+    argv = ["sensitivity", "-d", "sims", "--synthetic", "--param", "lambda_ent", "--values", "1", "-s", "1", "2",
+            "--preset", "small", "--max-epochs", "1", "--read-only", "--results", str(tmp_path / "results"),
+            "--out", str(tmp_path / "figures")]
+    assert main([*argv, "--synthetic-recipe", "corrupt"]) == 0
+    assert main(argv) == 0
+    capsys.readouterr()
+    stress = assert_figure(tmp_path / "figures", "sensitivity_atsuko_sims_corrupt")
+    plain = assert_figure(tmp_path / "figures", "sensitivity_atsuko_sims")
+    for table, run_ids, data, scores in ((stress, "cor-1 cor-2", corrupt, [0.90, 0.60]),
+                                         (plain, "std-1 std-2", standard, [0.50, 0.70])):
+        assert list(table.run_ids) == [run_ids] and list(table.data) == [data] and list(table.code) == ["c" * 10]
+        assert table["mean"][0] == pytest.approx(sum(scores) / 2)
+        assert table["std"][0] == pytest.approx(abs(scores[0] - scores[1]) / 2 ** 0.5)   # sample std of two
+
+
+def test_sensitivity_trains_on_its_synthetic_recipe(tmp_path):
+    """The runs sensitivity trains through the sweep are on the recipe asked, and its CSV reads them."""
+    done = run_cli("sensitivity", "-d", "sims", "--param", "lambda_ent", "--values", "1", "-s", "1111",
+                   "--synthetic", "--synthetic-recipe", "corrupt", "--preset", "small", "--max-epochs", "1",
+                   "--results", str(tmp_path / "results"), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sims synthetic (corrupt recipe) seed 1111" in done.stdout      # the sweep's progress line names it
+    (record,) = read_records(tmp_path / "results")
+    assert record["data"].startswith("synthetic:corrupt-") and record["config"]["lambda_ent"] == 1.0
+    table = assert_figure(tmp_path, "sensitivity_atsuko_sims_corrupt")
+    assert list(table.run_ids) == [record["run_id"]] and list(table.data) == [record["data"]]
+    assert table["mean"][0] == record["metrics"]["MAE"]

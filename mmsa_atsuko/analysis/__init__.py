@@ -28,7 +28,8 @@ from .sensitivity import PARAM_LABELS, SENSITIVITY_PARAMS, sensitivity_table
 
 __all__ = [
     "SWITCHES", "VARIANT_ORDER", "ablation_runs", "sentiment_class", "tsne_table", "variant_name",
-    "MODALITY_CODES", "MODALITY_NAMES", "TARGET_COLUMN_OF", "WEIGHT_COLUMN_OF", "explain_tables", "find_partner_without_mcm", "modality_weights_table",
+    "MODALITY_CODES", "MODALITY_NAMES", "TARGET_COLUMN_OF", "WEIGHT_COLUMN_OF", "explain_tables",
+    "find_partner_without_mcm", "modality_weights_table",
     "require_atsuko",
     "FRAME_DROP_RATES", "NOISE_SNR_DB", "corrupt_split", "robustness_table",
     "LoadedRun", "find_record", "forward_split", "load_run", "predictions", "trace_columns",

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..api import resolve_config
 from ..data.conditions import condition_of
+from ..data.synthetic_stress import recipe_of
 from ..errors import DataError
 from ..results import code_versions, headline_metric, ok_records, read_records
 from .runs import _config_apart_from
@@ -66,14 +67,16 @@ def _one_data_file(rows: list[dict], model: str, dataset: str) -> None:
 
 def sensitivity_table(results, model: str, dataset: str, param: str, values, seeds, aligned: bool = False,
                       synthetic: bool | None = None, preset: str | None = None,
-                      max_epochs: int | None = None, data: str | None = None) -> pd.DataFrame:
+                      max_epochs: int | None = None, data: str | None = None,
+                      recipe: str | None = None) -> pd.DataFrame:
     """Key metric mean and sample std over seeds for each value of `param`, read from the store: one row per
     value with its runs (`run_ids`), the data id they were trained on (`data`) and their code versions (`code`,
     as the leaderboard's).
 
     A run counts when its model, dataset, aligned flag and seed match, it ran under the plain protocol
     condition (the sweep runs it so; a run at a missing rate is another experiment) on the data file `data`
-    (a data id; None: any, as long as every point reads the same one), and its config is the
+    (a data id; None: any, as long as every point reads the same one) of the synthetic recipe `recipe` (None:
+    any; `standard` for real files too, which no recipe made), and its config is the
     model's config (`preset`, `max_epochs`) with `param=value` and nothing else changed: the run
     the sweep made with `-c param=value`, not one of another parameter's sweep that happens to
     hold this value.
@@ -81,7 +84,8 @@ def sensitivity_table(results, model: str, dataset: str, param: str, values, see
     records = [r for r in ok_records(read_records(Path(results))) if r["model"] == model
                and r["dataset"] == dataset and bool(r["aligned"]) == aligned and r["seed"] in seeds
                and (synthetic is None or bool(r["synthetic"]) == synthetic)
-               and condition_of(r).plain and (data is None or r["data"] == data)]
+               and condition_of(r).plain and (data is None or r["data"] == data)
+               and (recipe is None or recipe_of(r["data"]) == recipe)]
     rows = []
     for value in values:
         wanted = _config_apart_from(resolve_config(model, dataset, preset=preset, overrides=[(param, value)],

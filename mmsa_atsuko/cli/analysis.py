@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ..errors import UsageError
-from .common import OneLineParser, add_hardware_options, add_results_option
+from .common import OneLineParser, add_hardware_options, add_results_option, add_synthetic_recipe
 
 
 def check_figures_folder(args, names=(), out=None) -> None:
@@ -180,7 +180,8 @@ def sensitivity_parser() -> argparse.ArgumentParser:
     p.add_argument("-s", "--seeds", nargs="+", action="extend", type=int, default=None,
                    help="training seeds (default 1111 1112 1113; repeatable)")
     p.add_argument("--aligned", action="store_true")
-    p.add_argument("--synthetic", action="store_true")
+    p.add_argument("--synthetic", action="store_true", help="train (or read) runs on generated data in the real format")
+    add_synthetic_recipe(p)              # as run and sweep take it: the runs it trains are theirs
     p.add_argument("--preset", help="named preset block of the model config (e.g. small)")
     p.add_argument("--max-epochs", type=int)
     p.add_argument("--data-root", help="folder holding MOSI/, MOSEI/, SIMS/, ... (default $MMSA_DATA_ROOT, "
@@ -199,6 +200,8 @@ def cmd_sensitivity(argv) -> int:
     from ..metrics import lower_is_better
     from ..plots import figure_files, figure_names, plot_sensitivity, pyplot
     from ..config import load_config
+    from ..data.synthetic import check_synthetic_request
+    from ..data.synthetic_stress import STANDARD, check_recipe_request
     from ..results import analysis_dir
     from ..sweep import LocalBackend, default_jobs, parse_devices, sweep
     from ..training.hardware import check_threads, parse_jobs
@@ -209,6 +212,10 @@ def cmd_sensitivity(argv) -> int:
         raise UsageError(f"unknown --param {', '.join(unknown)}; choose from {', '.join(SENSITIVITY_PARAMS)} or all")
     if args.values and len(params) > 1:
         raise UsageError("--values goes with one --param")
+    # run's checks, with --read-only too: a stress recipe needs --synthetic and a dataset it is made for.
+    recipe = check_recipe_request(args.synthetic_recipe, args.synthetic)
+    if args.synthetic:
+        check_synthetic_request(args.dataset, "small", args.aligned, recipe)
     lacking = [p for p in params if p not in load_config(args.model, args.dataset, preset=args.preset)]
     if lacking:
         raise UsageError(f"{args.model} has no config key {', '.join(lacking)}: sensitivity's parameters are "
@@ -217,7 +224,9 @@ def cmd_sensitivity(argv) -> int:
     # Checked here, so that a bad --jobs or --threads is one line with --read-only too.
     jobs = parse_jobs(args.jobs) if args.jobs is not None else default_jobs(parse_devices("auto"), runs=len(seeds))
     check_threads(args.threads)
-    name = f"sensitivity_{args.model}_{args.dataset}"
+    # A stress recipe's figure sits beside the standard one's instead of replacing it, and says which it is.
+    stress = f"_{recipe}" if args.synthetic and recipe != STANDARD else ""
+    name = f"sensitivity_{args.model}_{args.dataset}{stress}"
     check_figures_folder(args, figure_names(name))
     tables = []
     for param in params:
@@ -232,18 +241,21 @@ def cmd_sensitivity(argv) -> int:
                                 deterministic=not args.nondeterministic,
                                 echo=lambda line, tag=tag: print(f"{tag} {line}", flush=True),
                                 models=[args.model], datasets=[args.dataset], seeds=seeds, aligned=args.aligned,
-                                synthetic=args.synthetic, preset=args.preset, max_epochs=args.max_epochs,
+                                synthetic=args.synthetic, synthetic_recipe=recipe, preset=args.preset,
+                                max_epochs=args.max_epochs,
                                 config=[f"{param}={value}"], data_root=args.data_root)
                 swept |= {run.data for run in summary.plan.runs}
         tables.append(sensitivity_table(args.results, args.model, args.dataset, param, values, seeds,
                                         # --synthetic asks for generated data; without it the data root's
                                         # files are read, which may be generated ones too: take either.
                                         aligned=args.aligned, synthetic=True if args.synthetic else None,
+                                        recipe=recipe if args.synthetic else None,
                                         preset=args.preset, max_epochs=args.max_epochs,
                                         data=next(iter(swept)) if len(swept) == 1 else None))
     table = pd.concat(tables, ignore_index=True)
     metric = table.metric.iloc[0]
-    where = f"{args.model} on {args.dataset}{' aligned' if args.aligned else ''}"
+    where = (f"{args.model} on {args.dataset}{' aligned' if args.aligned else ''}"
+             f"{f', {recipe} recipe' if stress else ''}")
     fig = plot_sensitivity(table, where, bool(table.synthetic.any()), lower_is_better(metric))
     write_figures(figure_files(fig, table, name), args.out or analysis_dir(args.results))
     return 0

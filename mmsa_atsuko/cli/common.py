@@ -1,5 +1,5 @@
 """What every command shares: the one-line argparse parser, the top-level help, and the option
-groups that several commands take (hardware, protocol conditions, checkpoints)."""
+groups that several commands take (hardware, protocol conditions, checkpoints, the synthetic recipe)."""
 from __future__ import annotations
 
 import argparse
@@ -100,3 +100,12 @@ def add_save_checkpoint(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-checkpoint", choices=("best", "none"), default="best",
                    help="best: keep the best-valid weights as best.pt in the run folder (default); none: keep no "
                         "weights (the same metrics: the best epoch is tested from memory)")
+
+
+def add_synthetic_recipe(p: argparse.ArgumentParser, default: str | None = "standard") -> None:
+    """--synthetic-recipe, the recipe of the data --synthetic generates (run, sweep, tune, sensitivity; `synth`
+    writes a file without --synthetic and has its own). `default` None: a sweep file's own value wins."""
+    from ..data.synthetic_stress import RECIPES
+    p.add_argument("--synthetic-recipe", choices=RECIPES, default=default, type=str.lower,
+                   help="with --synthetic: standard (default), or a stress recipe where routing by sample can pay "
+                        "(corrupt, bands, redundant; mosi, mosei, sims, simsv2)")

@@ -9,9 +9,8 @@ import logging
 import sys
 from contextlib import contextmanager
 
-from ..data.synthetic_stress import RECIPES
 from ..errors import UsageError
-from .common import OneLineParser, add_condition_args, add_save_checkpoint
+from .common import OneLineParser, add_condition_args, add_save_checkpoint, add_synthetic_recipe
 
 
 def add_data_options(p: argparse.ArgumentParser, what: str) -> None:
@@ -21,8 +20,7 @@ def add_data_options(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--feature-path", help="the feature pickle itself (one dataset)")
     p.add_argument("--synthetic", action="store_true", help="run on generated data in the real format")
     p.add_argument("--synthetic-size", choices=("small", "full"))
-    p.add_argument("--synthetic-recipe", choices=RECIPES, type=str.lower,
-                   help="with --synthetic: standard (default) or a stress recipe: corrupt, bands, redundant")
+    add_synthetic_recipe(p, default=None)
     p.add_argument("--preset", help="named preset block of the model configs (e.g. small)")
     p.add_argument("--max-epochs", type=int, help="cap on training epochs")
     p.add_argument("-c", "--config", action="append", default=[], metavar="KEY=VALUE",

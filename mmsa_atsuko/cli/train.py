@@ -12,7 +12,7 @@ from pathlib import Path
 from ..data.synthetic_stress import RECIPES
 from ..errors import UsageError
 from .common import (OneLineParser, add_condition_args, add_hardware_options, add_results_option,
-                     add_save_checkpoint, condition_list, overview)
+                     add_save_checkpoint, add_synthetic_recipe, condition_list, overview)
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -30,9 +30,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-path", help="the feature pickle itself (one dataset)")
     p.add_argument("--synthetic", action="store_true", help="run on generated data in the real format")
     p.add_argument("--synthetic-size", choices=("small", "full"), default="small")
-    p.add_argument("--synthetic-recipe", choices=RECIPES, default="standard", type=str.lower,
-                   help="with --synthetic: standard, or a stress recipe where routing by sample can pay "
-                        "(corrupt, bands, redundant; mosi, mosei, sims, simsv2)")
+    add_synthetic_recipe(p)
     p.add_argument("--preset", help="named preset block of the model config (e.g. small)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--max-epochs", type=int, help="cap on training epochs")

@@ -95,6 +95,14 @@ def check_recipe(recipe) -> str:
     return name
 
 
+def check_recipe_request(recipe, synthetic: bool) -> str:
+    """`check_recipe`, and a stress recipe only with synthetic data: the message run and sensitivity give."""
+    name = check_recipe(recipe)
+    if name != STANDARD and not synthetic:
+        raise UsageError(f"--synthetic-recipe {recipe} makes synthetic data: add --synthetic")
+    return name
+
+
 def stress_name(recipe: str, standard_name: str) -> str:
     """The recipe name of a stress recipe built on the standard recipe `standard_name`."""
     return standard_name if recipe == STANDARD else f"{recipe}-{STRESS_VERSIONS[recipe]}-{standard_name}"
