@@ -257,7 +257,7 @@ def condition_label(spec) -> str:
 def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *,
               run_id: str | None = None, resume: bool = False, tensorboard: bool = False,
               checkpoint: str = "best", precision: str = "fp32", deterministic: bool = True,
-              label: str | None = None) -> dict:
+              label: str | None = None, tune_trial: int | None = None) -> dict:
     """`run_one` without appending the record (a sweep's driver is the only writer of its store).
 
     `resume`: continue run `run_id` in its unfinished folder (`take_leftovers`).
@@ -295,7 +295,7 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
                      result=result, device=device, started=stamp, wall_time_s=wall, run_dir=final_dir,
                      git_commit=commit, checkpoint=checkpoint, torch_threads=torch.get_num_threads(),
                      torch_version=torch.__version__, device_name=device_name(device), peak_memory_mb=peak,
-                     precision=precision, deterministic=deterministic, label=label,
+                     precision=precision, deterministic=deterministic, label=label, tune_trial=tune_trial,
                      routing=routing_summary(result.test.export, condition), model_source=model_source(job.model),
                      earlier_attempts=earlier_attempts)
 

@@ -153,6 +153,24 @@ def test_config_notes_name_the_labels_of_their_runs(tmp_path):
     assert "- tfn@h-000000: learning_rate=0.001\n" in text
 
 
+def test_a_tuned_row_names_its_study_and_trial_in_the_notes_and_the_csv(tmp_path):
+    """tune's final runs carry the study (`label`) and the trial whose config they ran (`tune_trial`), but a model
+    with one config in its table showed neither: nothing said the row was a study's best trial."""
+    for seed in (1, 2):
+        append_record(tmp_path, record("tfn", seed, {"MAE": 0.9}) | {"label": "tune-tfn-mosi", "tune_trial": 7})
+        append_record(tmp_path, record("lmf", seed, {"MAE": 1.0}))
+        tuned = record("lmf", seed, {"MAE": 0.8}, config_hash="h-" + "3" * 10, config={"learning_rate": 0.01})
+        append_record(tmp_path, tuned | {"label": "tune-lmf-mosi", "tune_trial": 3})
+    text = leaderboard(tmp_path, fmt="md")
+    assert "\n- tfn: runs labelled tune-tfn-mosi trial 7\n" in text
+    # A model of several configs says it in its config note, once.
+    assert "- lmf@h-333333: learning_rate=0.01 (runs labelled tune-lmf-mosi trial 3)" in text
+    assert "- lmf@h-000000: learning_rate=0.001\n" in text and text.count("tune-lmf-mosi") == 1
+    board = frame(leaderboard(tmp_path, fmt="csv")).set_index("label")
+    assert board.run_label.fillna("").to_dict() == {"tfn": "tune-tfn-mosi trial 7", "lmf@h-000000": "",
+                                                    "lmf@h-333333": "tune-lmf-mosi trial 3"}
+
+
 def test_markdown_marks_best_separates_real_and_synthetic_and_labels_configs(store):
     text = leaderboard(store, fmt="md")
     real_title = f"### mosi, unaligned: real data ({REAL})"

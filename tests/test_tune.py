@@ -48,6 +48,11 @@ def test_the_search_never_evaluates_the_test_split_and_the_best_config_runs_on_e
     assert [r["seed"] for r in records] == [1111, 1112]
     assert all(r["label"] == "tune-tfn-mosi" and r["status"] == "ok" for r in records)
     assert all(r["config"][k] == v for r in records for k, v in best.items())
+    # Which trial's config they ran, as Optuna names a trial (study, number); the leaderboard says so of the row.
+    number = study.best_trial.number
+    assert [r["tune_trial"] for r in records] == [number, number]
+    from mmsa_atsuko.leaderboard import leaderboard
+    assert f"\n- tfn: runs labelled tune-tfn-mosi trial {number}\n" in leaderboard(tmp_path, fmt="md")
 
 
 def test_a_tune_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_path):

@@ -135,7 +135,7 @@ def tune_parser() -> argparse.ArgumentParser:
                       "pruning on the validation metric; the test split is never evaluated), stored in SQLite in "
                       "<out>/tune/ so that a killed tune resumes; trials run on the sweep's backends (local "
                       "workers or Ray); then the best config runs on every seed, recorded as normal runs labelled "
-                      "with the study's name.")
+                      "with the study's name and the best trial's number (label, tune_trial).")
     p.add_argument("-m", "--model", required=True, type=str.lower)
     p.add_argument("-d", "--dataset", required=True, type=str.lower)
     p.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")

@@ -15,7 +15,7 @@ from ..metrics import lower_is_better, metric_family
 from ..results import code_versions
 from .published import PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION
 from .ablation import Ablation
-from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row
+from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row, row_run_labels
 
 RAW_METRICS = frozenset({"MAE", "Corr", "Loss", "loss"})      # shown as stored, not in %
 
@@ -259,7 +259,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
             out = {"table": "leaderboard", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
                    "data_kind": "synthetic" if t.synthetic else "real", "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "condition": row.condition, "n": row.n,
-                   "code": code_versions(row.records)}
+                   "code": code_versions(row.records), "run_label": row_run_labels(row)}
             for m in t.metrics:
                 out.update(_stat_columns(m, row.cells[m], m in row.best))
             out.update(key_metric=t.key_metric, ttest_against=row.against,

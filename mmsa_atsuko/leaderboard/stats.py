@@ -31,7 +31,7 @@ from scipy import stats
 from ..data.conditions import condition_of
 from ..errors import UsageError
 from ..metrics import lower_is_better, metric_keys
-from ..results import code_version, config_labels, headline_metric, ok_records
+from ..results import code_version, config_labels, headline_metric, ok_records, run_label
 
 SIGNIFICANCE = 0.05
 MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
@@ -169,10 +169,22 @@ def _config_notes(model: str, rows: list[Row]) -> list[str]:
     notes = []
     for row, config in zip(rows, configs):
         diff = ", ".join(f"{k}={config.get(k)!r}" for k in keys) or "same stored config"
-        # A sweep's or a tune study's label (`tune-<model>-<dataset>`) says where a config came from.
-        labels = sorted({r["label"] for r in row.records if isinstance(r.get("label"), str)})
-        notes.append(f"{row.label}: {diff}" + (f" (runs labelled {', '.join(labels)})" if labels else ""))
+        labels = row_run_labels(row)
+        notes.append(f"{row.label}: {diff}" + (f" (runs labelled {labels})" if labels else ""))
     return notes
+
+
+def row_run_labels(row: Row) -> str:
+    """Where a row's config came from, as its runs' labels say (`results.run_label`): a tune study's final runs
+    carry its name and the trial whose config they ran, `tune-tfn-mosi trial 7`; "" for unlabelled runs."""
+    return ", ".join(sorted({label for label in map(run_label, row.records) if label}))
+
+
+def _run_labels_note(rows: list[Row], noted: set) -> list[str]:
+    """The labels of the rows of models whose config notes (a model with several configs, `noted`) do not name
+    them: a tuned model with one config in the table said nothing of the study trial its config came from."""
+    return [f"{row.label}: runs labelled {labels}" for row in rows
+            if row.model not in noted and (labels := row_run_labels(row))]
 
 
 def single_seed_note(labels: list[str]) -> list[str]:
@@ -265,10 +277,13 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
                     if _better(key, o.cells[key].mean, other.cells[key].mean):
                         other = o
                 row.against, row.test = other.label, welch(row.cells[key].values, other.cells[key].values)
+        noted = set()
         for model, model_hashes in hashes.items():
             if len(model_hashes) > 1:
                 one_per_hash = {row.config_hash: row for row in reversed(rows) if row.model == model}
                 table.notes += _config_notes(model, list(one_per_hash.values())[::-1])
+                noted.add(model)
+        table.notes += _run_labels_note(rows, noted)
         table.notes += single_seed_note([row.label for row in rows if row.n < MIN_SEEDS])
         table.notes += _seed_sets_note(rows)
         table.notes += _code_versions_note(rows)

@@ -21,12 +21,13 @@ from .folder import RUNS_FILE, relative_run_dir, show
 def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec, result, device,
               started: datetime, wall_time_s: float, run_dir, git_commit, checkpoint: str,
               torch_threads: int, torch_version: str, device_name: str, peak_memory_mb: float,
-              precision: str, deterministic: bool, label: str | None = None,
+              precision: str, deterministic: bool, label: str | None = None, tune_trial: int | None = None,
               routing: dict | None = None, model_source: dict | None = None,
               earlier_attempts: list | None = None) -> dict:
     """The record of a finished run: `spec` is its DatasetSpec, `result` the trainer's FitResult.
     `peak_memory_mb`: the GPU's max_memory_allocated on CUDA, the process's peak RSS on the CPU.
-    `label` (a tune's study name) is stored when given. `routing`: what the routers did over the
+    `label` (a tune's study name) is stored when given, with `tune_trial`, the number of the study's trial whose
+    config the run trained (Optuna names a trial by its study and number: `optuna.load_study(...).trials[n]`). `routing`: what the routers did over the
     test samples (models/atsuko/diagnostics.py), for models that route; absent otherwise. `model_source`:
     the code of a model of your own (`--models DIR`), which the git commit does not cover: the model file's
     path and sha256 and each file of its folder imported (`user_models.model_source`).
@@ -49,7 +50,7 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
         "torch_version": torch_version, "python": platform.python_version(),
         "started_at": started.isoformat(timespec="seconds"),
         "run_dir": relative_run_dir(run_dir), "checkpoint": checkpoint, "condition": spec.condition.as_dict(),
-    } | ({"label": label} if label else {}) | ({"routing": routing} if routing is not None else {}) \
+    } | ({"label": label} if label else {}) | ({"tune_trial": tune_trial} if tune_trial is not None else {}) | ({"routing": routing} if routing is not None else {}) \
         | ({"model_source": model_source} if model_source is not None else {}) \
         | ({"earlier_attempts": earlier_attempts} if earlier_attempts else {})
 
@@ -89,6 +90,16 @@ def code_version(record: dict) -> str:
     if isinstance(commit, str) and commit:
         return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
     return f"version {record.get('package_version', 'unknown')}"
+
+
+def run_label(record: dict) -> str | None:
+    """How a labelled run is named where its row is shown: its label, and the tune trial its config is, as Optuna
+    names a trial (`tune-tfn-mosi trial 7`); None for a run without a label."""
+    label = record.get("label")
+    if not isinstance(label, str) or not label:
+        return None
+    trial = record.get("tune_trial")
+    return f"{label} trial {trial}" if isinstance(trial, int) and not isinstance(trial, bool) else label
 
 
 def code_versions(records) -> str:

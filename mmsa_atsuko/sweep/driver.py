@@ -133,12 +133,12 @@ def _config_labels(runs: list) -> dict[int, str]:
 
 
 def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backend=None, echo=print,
-          save_checkpoint="best", precision="fp32", deterministic=True, label=None,
+          save_checkpoint="best", precision="fp32", deterministic=True, label=None, tune_trial=None,
           **lists) -> Summary | Plan:
     """Plan and run a sweep: models x datasets x aligned flags x seeds, resumable (see the module
     docstring); `lists` go to `expand`. `save_checkpoint="none"` leaves no best.pt in run folders.
     `precision` and `deterministic` as for `api.run`. `label` is stored in the records of the runs it
-    trains (`tune` names its study).
+    trains (`tune` names its study), and `tune_trial` with it (the number of the study's best trial).
 
     Returns the `Plan` for a dry run, else a `Summary` of what ran.
     """
@@ -163,7 +163,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
                               keep_data=getattr(backend, "in_process", False), precision=precision,
                               deterministic=deterministic)
             for run in sweep_plan.todo:
-                run.label = label
+                run.label, run.tune_trial = label, tune_trial
             if sweep_plan.missing:
                 raise missing_data_error(sweep_plan)
             echo(_plan_line(sweep_plan, retry_failed)

@@ -45,7 +45,7 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
                        instead="the sweep runs it again from its start")
         return api.train_one(job, run.seed, resolve_device(device), Path(out), True, run_id=run_id,
                              checkpoint=run.checkpoint, precision=run.precision, deterministic=run.deterministic,
-                             label=run.label)
+                             label=run.label, tune_trial=run.tune_trial)
     except Exception as error:               # a failed run is a result; the sweep goes on
         return failure(run, run_id, out, device, error, started, time.time() - clock)
 

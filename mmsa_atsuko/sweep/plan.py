@@ -29,6 +29,7 @@ class PlannedRun:
     precision: str = "fp32"          # how it runs (recorded, as the device is; not part of its identity)
     deterministic: bool = True
     label: str | None = None         # stored in its record (a tune's study name); not part of its identity
+    tune_trial: int | None = None    # stored with it: the number of the study's trial whose config this is
     trial: dict | None = None        # a tuning trial (sweep/tune.py): storage, study, trial id and number
 
     @property

@@ -22,7 +22,8 @@
 - A study remembers what it searched (setting, config hash, trial seed, space): resuming it with
   other options is an error, not a silent mix of two searches.
 - The best configuration then runs on every seed as a normal sweep (recorded, skipped when
-  already recorded), its records labelled with the study's name (`label`).
+  already recorded), its records labelled with the study's name (`label`) and the best trial's number
+  (`tune_trial`), as Optuna names a trial; the leaderboard names the row of their config so.
 
 Search spaces (`configs/tune/<model>.yaml`) are read, checked and sampled in `tune_space`.
 """
@@ -195,7 +196,8 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
             raise
     if final_runs:        # the same backend: its workers are started already (sweep closes it)
         sweep(out=out, backend=backend, echo=echo, models=[model], datasets=[dataset], seeds=seeds,
-              label=study_name, precision=precision, deterministic=deterministic, save_checkpoint=save_checkpoint,
+              label=study_name, tune_trial=best.number, precision=precision, deterministic=deterministic,
+              save_checkpoint=save_checkpoint,
               **{**lists, "config": list(base.overrides) + list(best.params.items())})
     else:
         backend.close()
