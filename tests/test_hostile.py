@@ -710,6 +710,57 @@ def test_a_store_line_over_16_mib_is_passed_over_unread(results):
     assert peak < 40 << 20, peak          # two 16 MiB chunks; the 48 MiB line read whole is 48 MiB of bytes and as much of text
 
 
+TOO_LARGE = "more than a store of runs may hold (64 MiB and 100,000 lines, some 20,000 runs): move it away, or " \
+            "split its runs over several results folders"
+
+
+@pytest.mark.parametrize("command", [["leaderboard", "--results"], ["-m", "tfn", "-d", "mosi", "-s", "1", *TINY, "--out"]])
+def test_a_store_of_more_than_100_000_lines_is_one_line_before_any_work(results, victim, capsys, command):
+    """Before: 5 million lines of `{}` took the leaderboard 17 s and 550 MB to say 'no ok runs', 5 million of
+    garbage 48 s, and 1 million small valid records ran it past 8 minutes and 3 GB; every run and sweep on
+    the folder reads the store too. 100,001 lines of 3 bytes are refused: no run's line is that short."""
+    out, record = results
+    write_store(out, record, *["{}"] * 100_000)
+    before = snapshot(out)
+    code, err = cli(capsys, *command, out)
+    assert_one_line(code, err, f"error: {out / 'runs.jsonl'} holds more than 100,000 lines, {TOO_LARGE}")
+    assert code == 1 and snapshot(out) == before          # `run` trained nothing
+
+
+def test_a_store_of_100_000_lines_is_read(results, capsys):
+    out, record = results
+    write_store(out, *["{}"] * 99_999, record)
+    capsys.readouterr()
+    assert main(["leaderboard", "--results", str(out)]) == 0
+    assert "| tfn | 1 |" in capsys.readouterr().out
+
+
+def test_a_store_over_64_mib_is_refused_unread(results, victim, capsys):
+    """Its size alone refuses it ("is 65 MiB", said before a line is read): its record, then a hole (no disk)."""
+    out, record = results
+    with open(out / "runs.jsonl", "r+b") as f:
+        f.truncate((64 << 20) + 1)
+    code, err = cli(capsys, "leaderboard", "--results", out)
+    assert_one_line(code, err, f"error: {out / 'runs.jsonl'} is 65 MiB, {TOO_LARGE}")
+
+
+def test_a_store_that_grows_past_64_mib_while_it_is_read_is_one_line(results, capsys, monkeypatch):
+    """A store that someone appends to while it is read: its size when opened is no bound. Here it is 0
+    when opened, then a line over 16 MiB (skipped unparsed) and two records make 64 MiB and 1 byte."""
+    out, record = results
+    line = json.dumps(record)
+    pad = (64 << 20) + 1 - 2 * (len(line) + 1) - 1
+    write_store(out, line, "x" * pad, line)
+    real_fstat = os.fstat
+
+    def fstat_when_empty(fd):
+        info = real_fstat(fd)
+        return os.stat_result((*info[:6], 0, *info[7:]))
+    monkeypatch.setattr(os, "fstat", fstat_when_empty)
+    code, err = cli(capsys, "leaderboard", "--results", out)
+    assert_one_line(code, err, f"error: {out / 'runs.jsonl'} grew past 64 MiB while it was read, {TOO_LARGE}")
+
+
 @pytest.mark.parametrize("planted", ["named-pipe", "link-to-dev-zero"])
 def test_a_store_that_is_no_regular_file_is_one_line(results, tmp_path, planted):
     """A named pipe blocked the leaderboard for good; a link to /dev/zero read 3.6 GB into a MemoryError."""

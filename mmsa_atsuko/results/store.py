@@ -181,8 +181,20 @@ def _parse_record(raw: bytes) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
+# A store the toolkit wrote holds one line of 1.5-4 KB per run (a paper's sweep: thousands of runs, a few MiB).
+# The bounds leave room for some 20,000 runs, several sweeps in one folder, and cap what a store from
+# elsewhere costs. Unbounded, 5 million lines of `{}`, `[]` or garbage took 17-48 s, 200,000 real records
+# (420 MB) 2.3 GB and 2.5 minutes of leaderboard, 1 million small valid ones over 8 minutes. A line read as
+# Python objects takes up to ~26 times its bytes (`{}`s nested in a record): the bytes bound the memory
+# (64 MiB of such lines: 1.7 GB); every line is parsed: the lines bound the time of lines too short to be
+# runs (100,000 small valid records: under a minute of leaderboard).
+MAX_STORE_BYTES = 64 << 20
+MAX_STORE_LINES = 100_000
+
+
 def read_records(out_dir: Path) -> list[dict]:
-    """All complete records; a torn final fragment is ignored (see the module docstring)."""
+    """All complete records; a torn final fragment is ignored (see the module docstring). A store past
+    MAX_STORE_BYTES or MAX_STORE_LINES is one DataError line, before any of it is used."""
     path = Path(out_dir) / RUNS_FILE
     refuse_a_file_as_results(out_dir)   # `--results results/runs.jsonl` read as "no runs in .../runs.jsonl/runs.jsonl"
     if not path.exists():
@@ -190,18 +202,35 @@ def read_records(out_dir: Path) -> list[dict]:
     # O_NONBLOCK: a named pipe in the store's place blocked open() (the leaderboard hung for good)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise DataError(f"{path} is not a regular file, and the store is a file of JSON lines: "
                             "move it away, or choose another --results")
-        return [record for record in map(_parse_record, _lines(f)) if record is not None]
+        if info.st_size > MAX_STORE_BYTES:              # refused unread
+            raise _too_large(path, f"is {math.ceil(info.st_size / (1 << 20))} MiB")
+        return [record for record in map(_parse_record, _lines(f, path)) if record is not None]
 
 
-def _lines(f):
+def _too_large(path: Path, why: str) -> DataError:
+    return DataError(f"{path} {why}, more than a store of runs may hold ({MAX_STORE_BYTES >> 20} MiB and "
+                     f"{MAX_STORE_LINES:,} lines, some 20,000 runs): move it away, or split its runs over "
+                     f"several results folders")
+
+
+def _lines(f, path: Path):
     """The file's lines, each line longer than MAX_KEPT_RECORD passed over unread, as no record the toolkit
-    wrote (a single line of 1.5 GB took 4.8 GB to read and parse, and a MemoryError under 4 GB)."""
+    wrote (a single line of 1.5 GB took 4.8 GB to read and parse, and a MemoryError under 4 GB). Counted
+    as read, so a file that grows past the store's bounds while it is read is refused too."""
+    read = lines = 0
     while line := f.readline(MAX_KEPT_RECORD + 1):
-        if len(line) <= MAX_KEPT_RECORD or line.endswith(b"\n"):
+        read, lines = read + len(line), lines + 1
+        if lines > MAX_STORE_LINES:
+            raise _too_large(path, f"holds more than {MAX_STORE_LINES:,} lines")
+        whole = len(line) <= MAX_KEPT_RECORD or line.endswith(b"\n")
+        if not whole:                                 # the rest of the line, a chunk at a time
+            while read <= MAX_STORE_BYTES and not line.endswith(b"\n") and (line := f.readline(1 << 20)):
+                read += len(line)
+        if read > MAX_STORE_BYTES:
+            raise _too_large(path, f"grew past {MAX_STORE_BYTES >> 20} MiB while it was read")
+        if whole:
             yield line
-            continue
-        while line and not line.endswith(b"\n"):     # the rest of the line, a chunk at a time
-            line = f.readline(1 << 20)
