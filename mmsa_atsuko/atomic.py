@@ -119,10 +119,21 @@ def open_new(path, mode: str = "w", **kwargs):
     return os.fdopen(_open_no_follow(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), mode, **kwargs)
 
 
+OWN_COPY = "make it a file of its own (copy it, then move the copy over it)"
+
+
 def open_append(path) -> int:
     """A file descriptor for reading and appending to `path` (created if missing), never through a
-    symbolic link: the results store's files, which grow by whole lines."""
-    return _open_no_follow(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    symbolic link, nor to a file of several names (a hard link, planted or left by a `cp -al` copy of the
+    folder): an append would change it under its other names too. The results store's files, which grow by
+    whole lines."""
+    fd = _open_no_follow(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    names = os.fstat(fd).st_nlink
+    if names > 1:
+        os.close(fd)
+        raise DataError(f"{path} is a file of {names} names (a hard link), and appending to it would change it "
+                        f"under its other names too; {OWN_COPY}")
+    return fd
 
 
 def _open_no_follow(path, flags: int) -> int:
@@ -164,11 +175,19 @@ def check_output_file(path, option: str) -> Path:
     return path
 
 
-def check_entries(folder, entries, what: str, option: str = "--out") -> None:
+def check_entries(folder, entries, what: str, option: str = "--out", in_place=()) -> None:
     """One UsageError line if one of `entries` (names in `folder` that the caller will write; a folder's
     ends in "/", or has no dot) is a symbolic link, the wrong kind of thing, or a file this user cannot
-    write. `what` names the folder in the message ("results folder"), `option` the one to change. Creates nothing."""
+    write; or if one of `in_place` (those written in place: appended to, or a lock file) is a file of several
+    names. `what` names the folder in the message ("results folder"), `option` the one to change. Creates nothing."""
     folder = Path(folder)
+    for name in in_place:
+        entry = folder / name
+        names = entry.lstat().st_nlink if entry.is_file() and not entry.is_symlink() else 1
+        if names > 1:
+            raise UsageError(f"{what} {folder}: {entry} is a file of {names} names (a hard link), which the toolkit "
+                             f"writes in place, changing it under its other names too; {OWN_COPY}, or choose "
+                             f"another {option}")
     for name in entries:
         kind = "folder" if name.endswith("/") or "." not in name else "file"
         entry = folder / name.rstrip("/")

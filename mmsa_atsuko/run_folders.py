@@ -43,6 +43,10 @@ def _claim(folder: Path) -> FileLock | None:
         inode = folder.stat().st_ino
     except FileNotFoundError:
         return None
+    if _foreign(folder / RUN_LOCK):
+        # filelock before 4 opened run.lock with O_TRUNC: a hard link there emptied its other name's file
+        # at every run's start (each dead .partial folder is claimed) and at `clean`. Left alone, as below.
+        return None
     lock = FileLock(folder / RUN_LOCK)
     try:
         lock.acquire(timeout=0)
@@ -81,6 +85,7 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
     if resume:
         lock = _claim(work_dir)
         if lock is None:
+            _check_resumable(work_dir)      # a run.lock that is no run's is said to be one
             raise UsageError(f"{work_dir} is in use by another process; wait for it or run without --resume")
         try:
             _check_resumable(work_dir)
@@ -111,17 +116,32 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
     (final_dir / RUN_LOCK).unlink(missing_ok=True)
 
 
+def _foreign(entry: Path) -> str | None:
+    """What `entry` is if it is neither a folder nor a regular file of one name ("a symbolic link"), else None
+    (None for no entry). A run never makes a link, and writes some of its files in place."""
+    try:
+        info = entry.lstat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return "a symbolic link" if stat.S_ISLNK(info.st_mode) else "no regular file"
+    return f"a file of {info.st_nlink} names (a hard link)" if info.st_nlink > 1 else None
+
+
 def _check_resumable(folder: Path) -> None:
     """One UsageError line if a dead run's folder, about to be resumed, holds anything but folders and regular
-    files. A run writes its files by name (train.log appended to, best.pt, history.json and last.pt through
-    `.<name>.tmp`, model.json, predictions, tensorboard/): a link planted at one of them in a shared results
-    folder sent those writes to the file it points at, and a named pipe at train.log blocked the run."""
+    files of one name. A run writes its files by name (train.log appended to, model.json, config.yaml and the
+    predictions rewritten in place, best.pt, history.json and last.pt through `.<name>.tmp`, tensorboard/):
+    a symbolic link planted at one of them in a shared results folder sent those writes to the file it points
+    at, a hard link (planted, or a `cp -al` copy of the folder) to the file's other name, and a named pipe at
+    train.log blocked the run."""
     for root, dirs, files in os.walk(folder):
         for name in sorted(dirs + files):
             entry = Path(root) / name
-            mode = entry.lstat().st_mode
-            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                kind = "a symbolic link" if stat.S_ISLNK(mode) else "no regular file"
+            kind = _foreign(entry)
+            if kind:
                 raise UsageError(f"{folder} holds {entry.relative_to(folder)}, {kind}, which no run writes: it is not "
                                  f"a folder this toolkit left; remove it (python run.py clean --results "
                                  f"{folder.parent.parent}) or run without --resume")

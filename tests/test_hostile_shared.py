@@ -60,15 +60,18 @@ def test_clean_never_removes_folders_where_a_runs_link_points(tmp_path, victim, 
     assert_one_line(code, err, f"{out / 'runs'} is a symbolic link; the toolkit writes only inside the results folder")
 
 
-@pytest.mark.parametrize("planted", ["link", "folder"])
+@pytest.mark.parametrize("planted", ["link", "folder", "hard-link"])
 def test_a_partial_folder_whose_lock_is_no_file_is_left_alone(tmp_path, victim, capsys, planted):
     """Before: a .partial folder's run.lock linked elsewhere (or a folder) was an OSError traceback ('Too many
-    levels of symbolic links') from clean and from every run and sweep on the folder."""
+    levels of symbolic links') from clean and from every run and sweep on the folder. A hard link was taken
+    as a dead run's lock, and filelock before 4 opens a lock with O_TRUNC: that emptied victim.txt."""
     out = tmp_path / "results"
     folder = out / "runs" / ".tfn-mosi-s1-20260101T000000-abcdef.partial"
     folder.mkdir(parents=True)
     if planted == "link":
         (folder / "run.lock").symlink_to(victim / "victim.txt")
+    elif planted == "hard-link":
+        os.link(victim / "victim.txt", folder / "run.lock")
     else:
         (folder / "run.lock").mkdir()
     code, stdout, err = cli(capsys, "clean", "--results", out)
@@ -88,6 +91,22 @@ def test_an_mmsa_csv_lock_that_is_a_link_is_one_line(tmp_path, victim, capsys):
     assert_one_line(code, err, f"{lock} is a symbolic link; refusing to write through it")
     assert len((out / "runs.jsonl").read_text().splitlines()) == 1         # the run's record is kept
     assert not (out / "normal" / "mosi-synthetic.csv").exists()
+
+
+@pytest.mark.parametrize("name", ["runs.jsonl", "runs.jsonl.lock"])
+def test_a_store_that_is_a_hard_link_is_one_line_before_training(tmp_path, capsys, name):
+    """Before: the record was appended to the store's other name too (here elsewhere.txt; a planted link, or
+    a `cp -al` copy of the results folder), and filelock before 4 emptied a lock file's other name."""
+    out = tmp_path / "results"
+    out.mkdir()
+    other = tmp_path / "elsewhere.txt"
+    other.write_text("precious\n")
+    os.link(other, out / name)
+    code, _, err = cli(capsys, "-m", "tfn", "-d", "mosi", "-s", "1", *TINY, "--out", out)
+    assert_one_line(code, err, f"results folder {out}: {out / name} is a file of 2 names (a hard link), which the "
+                    "toolkit writes in place, changing it under its other names too; make it a file of its own "
+                    "(copy it, then move the copy over it), or choose another --out")
+    assert code == 2 and other.read_text() == "precious\n" and sorted(os.listdir(out)) == [name]
 
 
 RESUMABLE = ["-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small", "--max-epochs", "2", "--quiet"]
@@ -128,6 +147,28 @@ def test_resume_never_writes_through_what_is_planted_in_the_partial_folder(parti
     code, _, err = cli(capsys, *RESUMABLE, "--out", out, "--resume")
     assert_one_line(code, err, f"{folder} holds {name}, {'no regular file' if fifo else 'a symbolic link'}, which "
                     f"no run writes", f"(python run.py clean --results {out}) or run without --resume")
+    assert not (out / "runs.jsonl").exists() and folder.is_dir()
+
+
+@pytest.mark.parametrize("name", ["train.log", "model.json", "config.yaml", ".last.pt.tmp", "predictions_test.csv",
+                                  "run.json", "history.json", "last.pt"])
+def test_resume_never_writes_through_a_hard_link_in_the_partial_folder(partial, tmp_path, capsys, name):
+    """A hard link is no symbolic link: the check of what a dead run's folder holds let it through. Here the
+    file's other name is elsewhere/<name>, as a planted link or a `cp -al` copy of the results folder leaves
+    it. Before (measured): --resume appended the run's log lines to it through train.log, and rewrote it in
+    place through model.json, config.yaml, .last.pt.tmp (torch.save of last.pt) and the predictions.
+    The rest only broke the link (written by rename) or only read it, but no run's folder holds a hard link."""
+    out, folder = partial
+    if not (folder / name).exists():
+        (folder / name).write_text("precious\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.link(folder / name, elsewhere / name)
+    before = (elsewhere / name).read_bytes()
+    code, _, err = cli(capsys, *RESUMABLE, "--out", out, "--resume")
+    assert_one_line(code, err, f"{folder} holds {name}, a file of 2 names (a hard link), which no run writes",
+                    f"(python run.py clean --results {out}) or run without --resume")
+    assert (elsewhere / name).read_bytes() == before
     assert not (out / "runs.jsonl").exists() and folder.is_dir()
 
 

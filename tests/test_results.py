@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from mmsa_atsuko.errors import DataError
 from mmsa_atsuko.results import append_mmsa_csv, append_record, mmsa_cell, mmsa_seed_value, read_records
 
 WRITER = """
@@ -117,6 +118,26 @@ def test_a_symlinked_store_is_refused_where_the_os_reports_emlink(tmp_path, monk
         with pytest.raises(mmsa_atsuko.errors.DataError, match="symbolic link"):
             open_it(tmp_path / "runs.jsonl")
     assert victim.read_text() == "keep"
+
+
+@pytest.mark.parametrize("store", ["runs.jsonl", "normal/sims.csv"])
+def test_an_append_never_goes_to_a_file_of_several_names(tmp_path, store):
+    """A store that is a hard link (planted, or a `cp -al` copy of the results folder) is the same file as its
+    other name: before, an append added the line there too, and the repair of a killed writer's fragment
+    cut off that file's unfinished last line ("unfinished" below). Now the append is one DataError line."""
+    out = tmp_path / "results"
+    (out / "normal").mkdir(parents=True)
+    other = tmp_path / "elsewhere.txt"
+    other.write_bytes(b"precious\nunfinished")
+    os.link(other, out / store)
+    with pytest.raises(DataError, match=rf"^{out / store} is a file of 2 names \(a hard link\), and appending to it "
+                                        r"would change it under its other names too; make it a file of its own"):
+        if store == "runs.jsonl":
+            append_record(out, {"run_id": "r", "metrics": {"MAE": 0.5}})
+        else:
+            keys = ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr", "Loss"]
+            append_mmsa_csv(out, "sims", "tfn", [dict.fromkeys(keys, 0.5)], synthetic=False)
+    assert other.read_bytes() == b"precious\nunfinished"
 
 
 def test_mmsa_cell_matches_mmsa_formula():

@@ -28,6 +28,9 @@ RUN_ID = re.compile(r"[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-s-?[0-9]+-[0-9]{8}T[0-9]{
 SWEEP_LOCK = ".sweep.lock"       # held by a sweep or tune while it writes the folder (sweep.driver.SweepLock)
 # Entries of a results folder that the toolkit writes through: a planted symlink would send the writes elsewhere.
 STORE_ENTRIES = (RUNS_FILE, RUNS_FILE + ".lock", "runs", "normal", ANALYSIS_DIR, SWEEP_LOCK)
+# Those written in place (appended to; a lock that filelock before 4 opened with O_TRUNC): a hard link
+# there, planted or left by a `cp -al` copy of the folder, would change the file under its other names.
+IN_PLACE = (RUNS_FILE, RUNS_FILE + ".lock", SWEEP_LOCK)
 
 
 def refuse_a_file_as_results(out_dir) -> None:
@@ -44,10 +47,11 @@ def check_output_folder(out_dir, what: str = "results folder", entries=STORE_ENT
     """Raise UsageError (one line) unless `out_dir` is, or can be created as, a folder this
     process may write (`atomic.check_folder`), and none of `entries` (the names the caller writes
     in it; a folder's ends in "/", or has no dot) is a symbolic link, the wrong kind of thing, or an
-    unwritable file. Creates nothing: a request that fails later must leave no trace. `option` is
-    the command-line option that names the folder, which each line tells the user to change."""
+    unwritable file, and none of them that is IN_PLACE is a hard link. Creates nothing: a request that
+    fails later must leave no trace. `option` is the command-line option that names the folder, which
+    each line tells the user to change."""
     out_dir = check_folder(out_dir, what, option)
-    check_entries(out_dir, entries, what, option)
+    check_entries(out_dir, entries, what, option, in_place=[name for name in entries if name in IN_PLACE])
     return out_dir
 
 
