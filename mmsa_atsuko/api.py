@@ -271,7 +271,8 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
     final_dir = runs_dir / run_id
     commit = git_commit()
     attempt = {"git_commit": commit, "started_at": stamp.isoformat(timespec="seconds")}
-    with (run_folder(work_dir, final_dir, job_identity(job, seed), resume, attempt), run_log(work_dir / "train.log"),
+    with (run_folder(work_dir, final_dir, job_identity(job, seed), resume, attempt, spec.condition.as_dict()),
+          run_log(work_dir / "train.log"),
           tensorboard_log(work_dir / "tensorboard") if tensorboard else contextlib.nullcontext() as on_epoch):
         save_config(job.config, work_dir / "config.yaml")
         write_model_card(work_dir, job.model, job.config, spec)

@@ -23,6 +23,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .atomic import read_small_file
+from .data.conditions import folder_condition_key
 from .errors import ModelContractError, UsageError
 
 log = logging.getLogger("mmsa_atsuko")
@@ -70,16 +71,18 @@ def _claim(folder: Path) -> FileLock | None:
 
 
 @contextlib.contextmanager
-def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, attempt: dict | None = None):
+def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, attempt: dict | None = None,
+               condition: dict | None = None):
     """`work_dir`, locked while the run works in it and renamed to `final_dir` once it has finished.
 
     A new folder is made under another name and renamed to `work_dir` with its lock held, so a
     live run's `.partial` folder is never seen unlocked; to resume, a dead run's folder is taken over.
     A fresh run that raises `ModelContractError` is removed. `attempt` (the code version and start
-    of this process's part of the run) is added to the folder's attempts (`attempts_of`)."""
+    of this process's part of the run) is added to the folder's attempts (`attempts_of`). `condition` (the
+    record's `condition` block) is kept in run.json for its marks: a drop=T one's text_rows (`identity_of`)."""
     def name_the_run(folder: Path, earlier: list) -> None:
         (folder / RUN_IDENTITY).write_text(json.dumps({"identity": list(identity), "pid": os.getpid(),
-                                                       "host": socket.gethostname(),
+                                                       "host": socket.gethostname(), "condition": condition,
                                                        "attempts": [*earlier, attempt or {}]}), encoding="utf-8")
 
     if resume:
@@ -165,10 +168,16 @@ def _run_json(folder: Path) -> dict:
 
 
 def identity_of(folder: Path) -> tuple | None:
-    """The run identity a `.partial` folder names, or None (a folder of an older version, or one being removed)."""
+    """The run identity a `.partial` folder names, or None (a folder of an older version, or one being removed).
+    A drop=T run's folder made before text_rows was marked (its first epochs zeroed fewer text rows than today)
+    names `drop=T,text_drop=older`, as its record would: no run of today's drop=T continues it."""
     try:
-        return tuple(_run_json(folder)["identity"])
-    except (OSError, ValueError, KeyError, TypeError):
+        found = _run_json(folder)
+        identity = tuple(found["identity"])
+        if len(identity) == 7:           # a condition's key: results.run_identity
+            identity = identity[:6] + (folder_condition_key(identity[6], found.get("condition")),)
+        return identity
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -224,9 +233,15 @@ def take_leftovers(out, identity: tuple, resume: bool,
         if identity_of(folder) == identity and (folder / LAST_CHECKPOINT).is_file():
             newest[folder] = (folder / LAST_CHECKPOINT).stat().st_mtime_ns
     keep = max(newest, key=newest.get, default=None)
+    older = identity[:6] + (folder_condition_key(identity[6], None),) if len(identity) == 7 else identity
     for folder in unfinished_runs(out):
-        if folder != keep and identity_of(folder) == identity:
+        found = identity_of(folder)
+        if folder != keep and found == identity:
             remove(folder)
             why = ("another one is resumed" if keep else "it had finished no epoch") if resume else instead
             log.warning("removed %s, left unfinished by an earlier start of this run (%s)", folder, why)
+        elif resume and found == older != identity:
+            log.warning("not resumed: %s was left by an older toolkit's --drop-modality T, which zeroed fewer text "
+                        "rows than today's; this run starts afresh (python run.py clean --results %s removes "
+                        "that folder)", folder, out)
     return keep.name[1:-len(".partial")] if keep else None

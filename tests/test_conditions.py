@@ -1,6 +1,7 @@
 """Protocol conditions (data/conditions.py): missing frames, a dropped modality, modality subsets;
 their place in run identity and records; the missing-rate leaderboard."""
 import json
+import logging
 import math
 
 import numpy as np
@@ -8,11 +9,11 @@ import pytest
 import torch
 
 import mmsa_atsuko
-from conftest import make_dataset, with_text_bert
+from conftest import die_before_last_pt_of_epoch, make_dataset, with_text_bert
 from mmsa_atsuko.config import load_config
 from mmsa_atsuko.analysis.runs import load_run
 from mmsa_atsuko.data.conditions import (PLAIN, UNK_ID, Condition, condition_of, condition_tensors, conditions,
-                                         make_condition, missing_frames)
+                                         folder_condition_key, make_condition, missing_frames)
 from mmsa_atsuko.data.spec import Dataset, Split
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.leaderboard import leaderboard
@@ -119,6 +120,41 @@ def test_a_dropped_text_stored_by_an_older_version_is_a_condition_of_its_own_and
     assert str(error.value) == (f"run {first['run_id']} ran under an older toolkit's --drop-modality T, which zeroed "
                                 f"fewer text rows than today's (its record has no text_rows mark), so its data "
                                 f"cannot be rebuilt: train it again with --drop-modality T")
+
+
+@pytest.mark.parametrize("made_by", ["an-older-toolkit", "today"])
+def test_a_dropped_text_partial_folder_of_an_older_version_is_not_resumed(tmp_path, caplog, made_by):
+    """A drop=T run interrupted under an older toolkit left a .partial folder whose run.json names only its
+    identity, "drop=T" as today's. Before, --resume continued it: its first epoch had trained on the older
+    zeroing, the rest on today's, and its record claimed today's drop=T. Like its record would be, it is
+    `drop=T,text_drop=older` now: not resumed (said in a warning), a fresh run trains; today's folder resumes."""
+    assert folder_condition_key("missing_rate=0.3,drop=T,modalities=TA", None) == \
+        "missing_rate=0.3,drop=T,text_drop=older,modalities=TA"
+    assert folder_condition_key("drop=T", {"text_rows": "all"}) == "drop=T"
+    assert folder_condition_key("drop=A", None) == "drop=A"
+    common = dict(seeds=[1111], synthetic=True, preset="small", max_epochs=2, quiet=True,
+                  conditions=[make_condition(0.0, "T")])
+    out = tmp_path / "results"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        die_before_last_pt_of_epoch(monkeypatch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            mmsa_atsuko.run("tfn", "mosi", out=out, **common)
+    (folder,) = (out / "runs").glob(".*.partial")
+    run_json = json.loads((folder / "run.json").read_text())
+    assert run_json["identity"][-1] == "drop=T" and run_json["condition"]["text_rows"] == "all"
+    if made_by == "an-older-toolkit":
+        del run_json["condition"]                               # as an older toolkit wrote it
+        (folder / "run.json").write_text(json.dumps(run_json))
+    with caplog.at_level(logging.WARNING, logger="mmsa_atsuko"):
+        (record,) = mmsa_atsuko.run("tfn", "mosi", out=out, resume=True, **common)
+    log = (out / "runs" / record["run_id"] / "train.log").read_text()
+    if made_by == "today":
+        assert record["run_id"] == folder.name[1:-len(".partial")] and "resumed after epoch 1" in log
+        return
+    assert record["run_id"] != folder.name[1:-len(".partial")] and "resumed" not in log and folder.is_dir()
+    assert f"not resumed: {folder} was left by an older toolkit's --drop-modality T" in caplog.text
+    (fresh,) = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "fresh", **common)
+    assert record["metrics"] == fresh["metrics"] and record["condition"]["text_rows"] == "all"
 
 
 def test_an_absent_modality_is_the_same_empty_input_for_every_sample(data):

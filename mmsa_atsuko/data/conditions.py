@@ -133,6 +133,18 @@ def condition_of(record: dict) -> Condition:
                      older_text_drop=drop == "T" and stored.get("text_rows") != "all")
 
 
+def folder_condition_key(key: str, stored) -> str:
+    """The condition key of a run folder's run.json, read as `condition_of` reads a record: `key` (its
+    identity's `Condition.key()`), except that a drop=T one whose `condition` block `stored` lacks the
+    text_rows mark was made by an older toolkit, and is "drop=T,text_drop=older" (`run_folders.identity_of`).
+    ValueError for a key no Condition makes."""
+    parts = dict(part.partition("=")[::2] for part in key.split(",") if part)
+    if parts.get("drop") != "T" or "text_drop" in parts or (isinstance(stored, dict) and stored.get("text_rows") == "all"):
+        return key
+    return Condition(float(parts.get("missing_rate") or 0.0), "T", parts.get("modalities") or "TAV",
+                     older_text_drop=True).key()
+
+
 def check_model_allows(model: str, model_class: type, condition: Condition) -> None:
     """A modality subset needs a model that declares `modality_subsets` (see README)."""
     if condition.modalities != "TAV" and not model_class.registry_meta.get("modality_subsets"):
