@@ -25,7 +25,9 @@ setup(
         "pyyaml>=6.0,<7",
         "gdown>=6.0,<7",   # 6.0: download(progress=...), which caps a download's size
         "tqdm>=4.60,<5",
-        "filelock>=3.12,<5",
+        # 3.20.3: a lock file that is a symbolic link is refused (ELOOP); 3.20.0 opened it with O_TRUNC and
+        # emptied the file it points to (CVE-2025-68146, CVE-2026-22701), which a shared results folder could plant
+        "filelock>=3.20.3,<5",
     ],
     entry_points={"console_scripts": ["mmsa-atsuko = mmsa_atsuko.cli:main"]},
     extras_require={"test": ["pytest>=7,<10"], "ray": ["ray>=2.40,<3"], "plots": ["matplotlib>=3.7,<4"],
