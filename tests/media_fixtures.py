@@ -73,6 +73,33 @@ def write_video(path, *, face: bool = True, tone: float = 220.0, seconds: float 
             container.mux(packet)
 
 
+
+def write_flv_declaring(path, width: int, height: int, **video) -> None:
+    """write_video's clip as FLV (Sorenson H.263 video, AAC audio) whose every picture header declares
+    width x height, in the header's 16-bit custom size: tens of KB that declare any frame up to 65535
+    pixels a side. The pictures' own data stays that of the real size, so a decoder that allocates the
+    declared frame fails soon after."""
+    real = path.with_name(path.stem + "-real.flv")
+    write_video(real, codec="flv", **video)
+    data, out, pos = real.read_bytes(), bytearray(), 13       # FLV header (9 bytes) and PreviousTagSize0
+    out += data[:pos]
+    while pos + 11 <= len(data):
+        size = int.from_bytes(data[pos + 1:pos + 4], "big")
+        tag, body = bytearray(data[pos:pos + 11]), data[pos + 11:pos + 11 + size]
+        if tag[0] == 9 and body[0] & 0x0F == 2:       # a video tag of codec 2, Sorenson H.263
+            bits, total = int.from_bytes(body[1:], "big"), 8 * (size - 1)
+            size_code = bits >> (total - 33) & 7         # after 17 bits of start code, 5 of version, 8 of time
+            rest = total - 33 - (16 if size_code == 0 else 32 if size_code == 1 else 0)
+            header = (bits >> (total - 30)) << 3 | 1         # size code 1: 16-bit width and height follow
+            picture = ((header << 32 | width << 16 | height) << rest) | (bits & ((1 << rest) - 1))
+            length = 65 + rest
+            body = body[:1] + (picture << (-length % 8)).to_bytes((length + 7) // 8, "big")
+            tag[1:4] = len(body).to_bytes(3, "big")
+        out += tag + body + (11 + len(body)).to_bytes(4, "big")
+        pos += 11 + size + 4
+    path.write_bytes(bytes(out))
+    real.unlink()
+
 # id -> (face, tone Hz, label, split, text); clip03 has no face in any frame.
 CLIPS = {
     "clip00": (True, 220.0, -2.0, "train", "pos3a w001 w002"),

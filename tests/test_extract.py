@@ -409,6 +409,62 @@ def test_frames_over_the_pixel_limit_are_refused_before_decoding_or_when_they_gr
     assert len(media.decode(mpeg4, 10.0, _counting_faces(calls))[1]) == 4
 
 
+# Run in a fresh process. Peak RSS is reset to the RSS of the moment before each step (Linux's
+# clear_refs), so that memory the imports freed cannot hide what the step touches.
+PROBE_MEMORY = """
+import re, sys
+import av, numpy as np
+from mmsa_atsuko.data.extract import media
+
+def status(key):
+    with open("/proc/self/status") as f:
+        return int(re.search(key + r":\\s+(\\d+)", f.read()).group(1)) // 1024       # MB
+
+def reset():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return status("VmRSS")
+
+start = reset()
+try:
+    media.decode(sys.argv[1], 10.0, lambda gray: np.zeros(media.VISION_DIM, np.float32))
+except media.VideoError as e:
+    print(e)
+decode_mb = status("VmHWM") - start
+start = reset()
+with av.open(sys.argv[1], options={"max_pixels": str(media.DECODER_MAX_PIXELS)}):   # decode's open before
+    pass
+print(decode_mb, status("VmHWM") - start)
+"""
+
+
+def test_an_flv_declaring_a_giant_frame_is_skipped_without_allocating_it(tmp_path):
+    """FLV makes its streams while probing, so the probe's decoder never had our max_pixels: a 16 KB
+    file declaring 16000x16000 took 200 MB in av.open alone. A frame of 256 MP is 384 MB in yuv420p."""
+    require_extract()
+    import subprocess
+    import sys
+    from media_fixtures import write_flv_declaring
+    giant = tmp_path / "giant.flv"
+    write_flv_declaring(giant, 16000, 16000)
+    done = subprocess.run([sys.executable, "-c", PROBE_MEMORY, str(giant)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], check=True)
+    reason, sizes = done.stdout.strip().splitlines()
+    decode_mb, ffmpeg_probe_mb = map(int, sizes.split())
+    assert ffmpeg_probe_mb > 150, "the file no longer makes FFmpeg's probe allocate its frame: test nothing"
+    assert decode_mb < 50, (decode_mb, ffmpeg_probe_mb)
+    assert reason.startswith("cannot decode: ") and reason.endswith(
+        "its frame size was unknown after probing: it may be far over the limit of 16,777,216 pixels a frame "
+        "(4K fits)"), reason
+    # The rewrite declaring the real size decodes as the FLV it was made from: the header is all it changed.
+    from media_fixtures import write_video
+
+    from mmsa_atsuko.data.extract import media
+    write_flv_declaring(tmp_path / "rewritten.flv", 160, 120)
+    write_video(tmp_path / "plain.flv", codec="flv")
+    rewritten, plain = (media.decode(tmp_path / name, 10.0, _counting_faces([])) for name in ("rewritten.flv", "plain.flv"))
+    assert all(np.array_equal(a, b) for a, b in zip(rewritten, plain)) and len(plain[1]) > 10
+
 def test_a_huge_first_timestamp_does_not_hang_decode(tmp_path):
     """1.5 KB of Matroska whose timestamps start at 1e9 s: stepping the 1/fps sampling grid up to
     it from 0 took 1e10 steps."""

@@ -27,6 +27,7 @@ have them (they are the `[extract]` extra).
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -97,6 +98,28 @@ def _declared_seconds(container, *streams) -> float | None:
     return max(declared) if declared else None
 
 
+@functools.cache
+def _probe_decoders() -> str:
+    """FFmpeg's audio decoders, comma-separated: the only decoders av.open's probe may open.
+
+    The probe gets our `max_pixels` only for the streams a header names before it starts; a format
+    that makes its streams while probing (FLV) had its first video frame decoded up to FFmpeg's own
+    ceiling of about 268 MP: a 67 KB FLV declaring 16000x16000 took 208 MB (bench/README.md,
+    "Probing a video file"). The format's codec_whitelist is the one setting FFmpeg hands to those
+    decoders too, so video decoders are left off it. What the probe learnt by decoding a frame, our
+    decoder learns from that frame; decoding ours is not on the list's watch (a codec context of its own)."""
+    import av
+    names = set()
+    for name in av.codecs_available:
+        try:
+            codec = av.Codec(name, "r")
+        except Exception:        # an encoder only
+            continue
+        if codec.type == "audio":
+            names.add(codec.name)
+    return ",".join(sorted(names))
+
+
 def decode(path, fps: float, vision_features,
            max_seconds: float = MAX_CLIP_SECONDS) -> tuple[np.ndarray, np.ndarray, float]:
     """(mono 16 kHz float32 samples, (frames, VISION_DIM) features of frames sampled at `fps`,
@@ -105,17 +128,16 @@ def decode(path, fps: float, vision_features,
     import av      # [extract] extra
 
     # FFmpeg's decoders refuse a frame over DECODER_MAX_PIXELS before allocating it, in the
-    # decoding below and in the probe av.open runs (except for a format that makes its streams
-    # only while probing, such as FLV: there the probe may decode one frame up to FFmpeg's default
-    # ceiling, about 268 MP). A probe that refuses a size reports 0x0, unless a parser reads the
-    # size again from the stream (H.264, HEVC, MPEG-2 do).
+    # decoding below. The probe av.open runs never decodes a video frame (`_probe_decoders`), so the
+    # size it reports is the header's or a parser's (H.264, HEVC, MPEG-2 read it from the stream),
+    # else 0x0, and our decoder refuses a giant frame unallocated.
     if os.path.getsize(path) == 0:    # else FFmpeg's "InvalidDataError: [Errno 1094995529] Invalid data ..."
         raise VideoError("empty file (0 bytes)")
     limits = {"max_pixels": str(DECODER_MAX_PIXELS)}
     samples, rows = [], []
     n_samples, n_frames, first_time, video_seconds, declared, size_unknown = 0, 0, None, 0.0, None, False
     try:
-        with av.open(str(path), options=limits) as container:
+        with av.open(str(path), options=limits, container_options={"codec_whitelist": _probe_decoders()}) as container:
             if not container.streams.audio:
                 raise VideoError("no audio stream")
             if not container.streams.video:
