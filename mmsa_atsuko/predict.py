@@ -256,7 +256,7 @@ def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, m
                 echo=print, loaded=None) -> Path:
     """Extract `videos` into `<out>/features.pkl` with the extractor settings of the run in `folder`
     (`max_clip_seconds`: extract's limit on a clip, None for its default; `loaded`: as predict_file's)."""
-    from .data.extract import ExtractConfig, extract, media
+    from .data.extract import ExtractConfig, extract, media, resolve_bert
     check_output(out)
     card, _ = loaded or load_checkpoint(folder)      # card and weights checked before minutes of extraction
     trained = card.get("extractor")
@@ -275,7 +275,14 @@ def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, m
         raise DataError(f"{Path(folder) / MODEL_CARD}: the extractor's lengths {lengths} are not the card's "
                         f"seq_lens {card['seq_lens']}: {NOT_OURS}")
     config = ExtractConfig(**{k: settings[k] for k in ExtractConfig.__dataclass_fields__})
-    result = extract(videos, transcripts, Path(out) / FEATURES, bert=bert or trained.get("bert"),
+    if not bert and trained.get("bert"):
+        bert = trained["bert"]
+        try:        # a file extracted before extract recorded a folder as an absolute path names it as typed
+            resolve_bert(bert)
+        except UsageError as e:
+            raise UsageError(f"the run's features were extracted with --bert {bert}, which cannot be used from "
+                             f"here: {e}") from None
+    result = extract(videos, transcripts, Path(out) / FEATURES, bert=bert,
                      config=config, jobs=jobs, echo=echo,
                      max_clip_seconds=media.MAX_CLIP_SECONDS if max_clip_seconds is None else max_clip_seconds)
     return result.path

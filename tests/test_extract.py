@@ -725,3 +725,31 @@ def test_videos_skipped_for_one_reason_are_printed_as_one_line_and_listed_each(t
                        "skipped w1: no audio stream", "skipped w2: no audio stream",
                        f"15 skipped; the list is in {path}"]
     assert path.read_text().splitlines() == [f"{i}: {r}" for i, r in sorted(skipped.items())]
+
+
+def test_transcript_rows_without_a_video_are_printed_as_one_line(corpus, tmp_path):
+    """Their reason named each id ('no video file named talk0.* in new'), so no two were alike and a CSV
+    of a whole study against a folder of three new clips printed a line per row (a user's trial)."""
+    transcripts = tmp_path / "ghosts.csv"
+    transcripts.write_text("id,text\n" + "".join(f"ghost{i},w00{i}\n" for i in range(4)))
+    printed = []
+    with pytest.raises(DataError, match="could be extracted"):
+        extract(corpus["videos"], transcripts, tmp_path / "g.pkl", bert=corpus["bert"], config=SMALL,
+                echo=printed.append)
+    clips = sorted([*CLIPS, BROKEN])          # the corpus' videos, none of which has a row here
+    assert printed == [f"skipped {len(clips)} videos ({', '.join(clips[:3])}, ...): no row in the transcripts",
+                       f"skipped 4 videos (ghost0, ghost1, ghost2, ...): no video file in {corpus['videos']} named "
+                       f"after the id (id.mp4, id.mkv, ...)",
+                       f"{4 + len(clips)} skipped; the list is in {tmp_path / 'g.skipped.txt'}"]
+
+
+def test_a_bert_folder_given_relative_is_recorded_as_an_absolute_path(corpus, tmp_path, monkeypatch):
+    """predict --videos extracts again with the BERT the file records: recorded as typed, `--bert bert`
+    was looked up in predict's working folder, and not found from any other (a user's trial)."""
+    transcripts = tmp_path / "one.csv"
+    transcripts.write_text("id,text,label\nclip00,w001,1.0\n")
+    monkeypatch.chdir(corpus["bert"].parent)
+    out = tmp_path / "one.pkl"
+    extract(corpus["videos"], transcripts, out, bert=corpus["bert"].name, config=SMALL, split="train=1,valid=0,test=0",
+            echo=lambda _: None)
+    assert _raw(out)[EXTRACTOR_KEY]["bert"] == str(corpus["bert"].resolve())

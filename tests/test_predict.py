@@ -340,3 +340,33 @@ def test_predict_feeds_the_model_the_modalities_it_was_trained_on(condition, tmp
     trainer = pd.read_csv(results / "runs" / record["run_id"] / "predictions_test.csv")
     assert test.id.tolist() == trainer.id.tolist()
     assert np.allclose(test.pred, trainer.pred, atol=1e-6)
+
+
+def test_predict_on_labelled_videos_of_one_split_gives_no_training_advice(trained, capsys, tmp_path):
+    """extract's 'warning: no sample in train: the file can be predicted on, not trained on' was printed by
+    predict --videos too, for a labelled CSV of test clips: advice on training, to someone predicting."""
+    transcripts = tmp_path / "two.csv"
+    transcripts.write_text("id,text,label,split\nclip00,w001,1.0,test\nclip01,w002,-1.0,test\n")
+    code = main(["predict", "--checkpoint", str(trained["run_dir"]), "--videos", str(trained["videos"]),
+                 "--transcripts", str(transcripts), "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr().out
+    assert code == 0 and "warning" not in printed and "trained on" not in printed, printed
+    table = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert table.id.tolist() == ["clip00", "clip01"] and table.label.tolist() == [1.0, -1.0]
+
+
+def test_predict_from_videos_says_which_bert_it_cannot_find(trained, capsys, tmp_path):
+    """A file extracted before extract recorded a BERT folder as an absolute path names it as typed, relative
+    to wherever extract ran: predict --videos from elsewhere said only that the BERT was not found."""
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(trained["run_dir"], run)
+    card = json.loads((run / "model.json").read_text())
+    card["extractor"]["bert"] = "old-session/bert"
+    (run / "model.json").write_text(json.dumps(card))
+    code, err = _predict(capsys, "--checkpoint", run, "--videos", trained["videos"], "--transcripts",
+                         trained["transcripts"], "--out", tmp_path / "out")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: the run's features were extracted with --bert old-session/bert, which cannot be "
+                          "used from here: BERT weights 'old-session/bert' are neither a local folder"), err
+    assert not (tmp_path / "out" / "features.pkl").exists()

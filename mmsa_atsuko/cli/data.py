@@ -85,8 +85,11 @@ def cmd_extract(argv) -> int:
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
     print(f"wrote {result.path} ({counts}; {result.extracted} videos extracted, {result.cached} from the cache, "
           f"{len(result.skipped)} skipped)")
-    # With a split empty, extract warned that the file can be predicted on, not trained on.
     trainable = len(result.counts) == 3
+    if result.label_range is not None:         # labelled, so meant for training
+        for name in ("train", "valid", "test"):
+            if name not in result.counts:
+                print(f"warning: no sample in {name}: the file can be predicted on, not trained on")
     if trainable and result.dataset_hint:
         print(f"train on it with: python run.py -m MODEL -d {result.dataset_hint} "
               f"--feature-path {shlex.quote(str(result.path))}")

@@ -5,8 +5,8 @@ BERT, `transcripts` reads the CSV and splits it, `pipeline` runs them over a fol
 (processes, per-video cache, skipped report) and writes the file. The libraries they need are the `[extract]` extra, imported only when used.
 """
 from .pipeline import (EXTRACTOR_KEY, EXTRACTOR_NAME, EXTRACTOR_VERSION, NO_FACE_KEY, ExtractConfig, ExtractResult,
-                       extract, skipped_report_path)
+                       extract, resolve_bert, skipped_report_path)
 from .transcripts import DEFAULT_SPLIT
 
 __all__ = ["extract", "ExtractConfig", "ExtractResult", "EXTRACTOR_KEY", "EXTRACTOR_NAME", "EXTRACTOR_VERSION",
-           "NO_FACE_KEY", "DEFAULT_SPLIT", "skipped_report_path"]
+           "NO_FACE_KEY", "DEFAULT_SPLIT", "resolve_bert", "skipped_report_path"]

@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -192,6 +193,14 @@ def resolve_bert(bert) -> str:
     return resolve_bert_path(bert, option="--bert ")
 
 
+def recorded_bert(bert) -> str:
+    """`--bert` as the file records it, for `predict --videos` to extract with again: a local folder as
+    an absolute path (typed relative, it was not found from any other working folder), a model id of
+    the Hugging Face cache (or a synthetic BERT's name) as given, so that it is looked up where predict runs."""
+    folder = Path(os.path.expanduser(str(bert)))
+    return str(folder.resolve()) if folder.is_dir() else str(bert)
+
+
 def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = ExtractConfig(), split=None,
             seed: int = 1111, jobs: int = 1, max_clip_seconds: float = media.MAX_CLIP_SECONDS,
             echo=print) -> ExtractResult:
@@ -236,7 +245,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
         skipped[video_id] = "no row in the transcripts"
     for video_id in table.id:
         if video_id not in found:
-            skipped[video_id] = f"no video file named {video_id}.* in {videos}"
+            skipped[video_id] = f"no video file in {videos} named after the id (id.mp4, id.mkv, ...)"
     cache_dir = cache_path(out)
     try:        # the cache beside --out; reading a clip or its cache file fails inside, as a skip or a miss
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -267,9 +276,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     data = {}
     for name in SPLITS:
         rows_of = np.flatnonzero((keep.split == name).to_numpy())
-        if len(rows_of) == 0:
-            if labelled:
-                echo(f"warning: no sample in {name}: the file can be predicted on, not trained on")
+        if len(rows_of) == 0:       # said by run.py extract (predict --videos needs no split but test)
             continue
         part = keep.iloc[rows_of]
         audio, audio_lengths = _pad([features[i]["audio"] for i in part.id], config.audio_len,
@@ -290,7 +297,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
                 split_data[f"regression_labels_{column[-1]}"] = values
         data[name] = split_data
     data[EXTRACTOR_KEY] = {"name": EXTRACTOR_NAME, "version": EXTRACTOR_VERSION, "config_hash": config_hash,
-                           "config": settings, "bert": str(bert), "labels": labelled,
+                           "config": settings, "bert": recorded_bert(bert), "labels": labelled,
                            "libraries": _library_versions(config.audio)}
     try:
         write_pickle(data, out)
