@@ -17,10 +17,12 @@ a file extracted without labels holds only `test`), or the one `--split` names. 
 extractor settings (resumable, like `run.py extract`).
 
 `predictions.csv`: id, split, pred, and label where the file has labels; for
-classification `pred` is the class index, with `class_name` and `probability`.
+classification `pred` is the class index, with `class_name` and `probability`. Beside it,
+`predictions.json` names the run (id, folder, model, the data it trained on) and the feature file
+(path, sha256) the predictions came from, so that a copied folder of predictions still says.
 
 A run folder may come from anywhere. Before any work, `--out` must be a folder this user can
-write whose `predictions.csv` (and, with --videos, `features.pkl`, its `.cache/` and
+write whose `predictions.csv`, `predictions.json` (and, with --videos, `features.pkl`, its `.cache/` and
 `features.skipped.txt`) is no symbolic link; predictions.csv is written whole through a fresh
 temporary file. The card is checked as `read_model_card` says, and the model it describes is
 compared with best.pt on the meta device before it is built (`load_checkpoint`).
@@ -32,6 +34,8 @@ edit may be a comment, and the run's record names the code that trained them.
 """
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +43,7 @@ import torch
 from easydict import EasyDict
 
 from .atomic import replace_with
+from .cache import sha256_of
 from .config import dataset_facts
 from .data import load_dataset
 from .data.conditions import OPTIONS, condition_tensors, make_condition
@@ -54,12 +59,14 @@ from .training.checked_model import Described, build_checked
 from .training.model_card import MODEL_CARD, NOT_OURS, read_model_card, spec_from_card
 from .training.seed import resolve_device
 from .user_models import source_changes
+from .version import __version__
 
 SPLIT_ORDER = ("train", "valid", "test")
 PREDICTIONS = "predictions.csv"
+PROVENANCE = "predictions.json"     # which run, model and feature file made predictions.csv
 FEATURES = "features.pkl"
 # What predict writes in --out: the predictions, and with --videos what extract writes beside its output.
-OUTPUT_ENTRIES = (PREDICTIONS, FEATURES, f"{FEATURES}.cache/", skipped_report_path(Path(FEATURES)).name)
+OUTPUT_ENTRIES = (PREDICTIONS, PROVENANCE, FEATURES, f"{FEATURES}.cache/", skipped_report_path(Path(FEATURES)).name)
 # How a message names the run's condition fields when model.json holds a bad one.
 CARD_CONDITION = {key: f"model.json's spec.condition.{key}" for key in OPTIONS}
 
@@ -237,13 +244,32 @@ def predict_file(folder, features, out, *, split: str | None = None, device="cpu
     table = pd.concat(frames, ignore_index=True)
     out.mkdir(parents=True, exist_ok=True)
     path = out / PREDICTIONS
+    # Written first: a predictions.csv is never beside the provenance of another call's.
+    provenance = json.dumps(_provenance(folder, card, features, table), indent=1, ensure_ascii=False) + "\n"
+
+    def write_provenance(tmp: Path) -> None:
+        with open_new(tmp, "w", encoding="utf-8") as f:
+            f.write(provenance)
 
     def write(tmp: Path) -> None:
         with open_new(tmp, "w", newline="", encoding="utf-8") as f:
             table.to_csv(f, index=False, float_format="%.9g")
 
+    path.unlink(missing_ok=True)
+    replace_with(out / PROVENANCE, write_provenance)
     replace_with(path, write)      # whole or not at all, and a link planted since the check is replaced, not followed
     return path
+
+
+def _provenance(folder, card: dict, features, table: pd.DataFrame) -> dict:
+    """What predictions.json says: the run (its folder, model and the data it trained on) and the feature
+    file (path and sha256) behind predictions.csv, and how many samples of each split it holds."""
+    features = Path(features).resolve()
+    return {"run_id": Path(folder).resolve().name, "run_folder": str(Path(folder).resolve()), "model": card["model"],
+            "dataset": card["dataset"], "trained_on": card.get("data"), "features": str(features),
+            "features_sha256": sha256_of(features) if features.is_file() else None,
+            "samples": {name: int(n) for name, n in table.split.value_counts(sort=False).items()},
+            "package_version": __version__, "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def check_output(out) -> Path:

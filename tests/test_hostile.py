@@ -1004,14 +1004,15 @@ def never_built_for_real(monkeypatch):
     monkeypatch.setattr("mmsa_atsuko.training.checked_model.build_model", guarded)
 
 
-@pytest.mark.parametrize("entry", ["predictions.csv", "features.pkl", "features.pkl.cache", "features.skipped.txt"])
+@pytest.mark.parametrize("entry", ["predictions.csv", "predictions.json", "features.pkl", "features.pkl.cache",
+                                   "features.skipped.txt"])
 def test_predict_never_writes_through_a_planted_link(results, victim, capsys, tmp_path, entry):
     out, record = results
     pred = tmp_path / "pred"
     pred.mkdir()
     target = victim if entry.endswith(".cache") else victim / "victim.txt"
     (pred / entry).symlink_to(target, target_is_directory=target.is_dir())
-    if entry == "predictions.csv":
+    if entry.startswith("predictions."):
         code, err = predict(capsys, out / record["run_dir"], record, pred)
     else:                                    # what --videos writes before it predicts
         (tmp_path / "videos").mkdir()
@@ -1041,7 +1042,7 @@ def test_predictions_are_written_whole_and_beside_what_is_there(results, capsys,
     out, record = results
     code, err = predict(capsys, out / record["run_dir"], record, tmp_path / "pred")
     assert code == 0, err
-    assert [p.name for p in (tmp_path / "pred").iterdir()] == ["predictions.csv"]     # no temporary left
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == ["predictions.csv", "predictions.json"]  # no temporary
 
 
 CARD_SIZES = {   # config changes that size another model, and the line

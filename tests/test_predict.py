@@ -76,6 +76,14 @@ def test_predict_by_run_id_covers_every_split_and_matches_the_runs_test_predicti
     assert table.split.tolist() == ["train"] * 5 + ["valid"] * 2 + ["test"]
     assert sorted(table.id) == sorted(CLIPS)
     assert table.label.tolist() == [CLIPS[i][2] for i in table.id]
+    # predictions.json says where they came from: worked out from the fixture, not read from the code.
+    provenance = json.loads((tmp_path / "predictions.json").read_text())
+    sha = hashlib.sha256(trained["features"].read_bytes()).hexdigest()
+    assert {k: provenance[k] for k in ("run_id", "run_folder", "model", "dataset", "trained_on", "features",
+                                       "features_sha256", "samples")} == {
+        "run_id": trained["record"]["run_id"], "run_folder": str(trained["run_dir"].resolve()), "model": "tfn",
+        "dataset": "mosi", "trained_on": f"sha256:{sha}", "features": str(trained["features"].resolve()),
+        "features_sha256": sha, "samples": {s: sum(c[3] == s for c in CLIPS.values()) for s in ("train", "valid", "test")}}
     # The trainer's own test predictions, from the same weights.
     trainer = pd.read_csv(trained["run_dir"] / "predictions_test.csv")
     test = table[table.split == "test"]

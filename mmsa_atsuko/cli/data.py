@@ -105,7 +105,8 @@ def predict_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py predict", description="Predict with a trained run on a feature file or on "
                       "videos (extracted first with the run's extractor settings into <out>/features.pkl). "
                       "Refuses features whose dims, extractor or tokenizer differ from the run's model.json. "
-                      "Predicts every split the file holds, or --split. Writes <out>/predictions.csv.")
+                      "Predicts every split the file holds, or --split. Writes <out>/predictions.csv, and "
+                      "<out>/predictions.json: the run, model and feature file they came from.")
     run = p.add_mutually_exclusive_group(required=True)
     run.add_argument("--run", help="run id in <results>/runs.jsonl")
     run.add_argument("--checkpoint", help="a run folder holding best.pt and model.json")
