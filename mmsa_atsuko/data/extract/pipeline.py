@@ -13,7 +13,8 @@ carry on.
 
 Audio and vision are extracted per video, in `jobs` processes, each result cached in a
 folder next to the output (`<out>.cache/`, keyed by the video's size and mtime and the
-config hash), so a killed extraction resumes where it stopped. Text is encoded at the end, in
+config hash), so a killed extraction resumes where it stopped. Progress: tqdm's bar on a terminal,
+else a line on stderr each tenth of the videos (`_Progress`). Text is encoded at the end, in
 one pass. A video that cannot be read is skipped with one line in `<out stem>.skipped.txt` (also
 printed); so is a transcript row without a video, a video without a row, and a clip over a limit of
 `media` (longer than `max_clip_seconds`, or frames over media.MAX_PIXELS). Either of those two
@@ -26,6 +27,8 @@ import json
 import math
 import multiprocessing
 import os
+import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -138,16 +141,33 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
 
 
+class _Progress:
+    """tqdm's bar on a terminal. Elsewhere (a log file, nohup, a pipe) tqdm draws nothing, and an hour of
+    extraction was silent: there, one line on stderr each tenth of the videos."""
+
+    def __init__(self, total: int):
+        self.bar = tqdm(total=total, desc="extract", unit="video", disable=None)
+        self.total, self.done, self.start = total, 0, time.monotonic()
+        self.step = max(1, math.ceil(total / 10)) if self.bar.disable else 0
+
+    def update(self) -> None:
+        self.bar.update()
+        self.done += 1
+        if self.step and (self.done % self.step == 0 or self.done == self.total):
+            print(f"extract: {self.done}/{self.total} videos, {time.monotonic() - self.start:.0f} s",
+                  file=sys.stderr, flush=True)
+
+
 def _run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: float) -> dict:
     """{id: reason} for the videos in `todo` [(id, video, cache file)] that were skipped."""
     skipped = {}
-    bar = tqdm(total=len(todo), desc="extract", unit="video", disable=None)
+    progress = _Progress(len(todo))
     if jobs == 1:
         for video_id, video, cache in todo:
             reason = _extract_one(str(video), str(cache), backend, fps, max_seconds)
             if reason:
                 skipped[video_id] = reason
-            bar.update()
+            progress.update()
     else:
         with _pool(jobs) as pool:
             futures = {pool.submit(_extract_one, str(video), str(cache), backend, fps, max_seconds): video_id
@@ -156,8 +176,8 @@ def _run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: fl
                 reason = future.result()
                 if reason:
                     skipped[futures[future]] = reason
-                bar.update()
-    bar.close()
+                progress.update()
+    progress.bar.close()
     return skipped
 
 
