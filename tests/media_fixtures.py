@@ -42,16 +42,18 @@ def cartoon_face(height: int, width: int, cx: int, cy: int, size: int) -> np.nda
 
 
 def write_video(path, *, face: bool = True, tone: float = 220.0, seconds: float = SECONDS, size=SIZE,
-                seed: int = 0, codec: str = "mpeg4", fps: int = FPS) -> None:
+                seed: int = 0, codec: str = "mpeg4", fps: int = FPS, streams: str = "video audio") -> None:
     import av
     width, height = size
     rng = np.random.default_rng(seed)
     with av.open(str(path), "w") as container:
-        video = container.add_stream(codec, rate=fps)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        audio = container.add_stream("aac", rate=SAMPLE_RATE)
-        audio.layout = "mono"
-        for i in range(int(seconds * fps)):
+        if "video" in streams:
+            video = container.add_stream(codec, rate=fps)
+            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        if "audio" in streams:
+            audio = container.add_stream("aac", rate=SAMPLE_RATE)
+            audio.layout = "mono"
+        for i in range(int(seconds * fps) if "video" in streams else 0):
             if face:
                 img = cartoon_face(height, width, width // 2 + int(8 * np.sin(i / 4)), height // 2,
                                    int(min(size) * 0.3))
@@ -60,8 +62,10 @@ def write_video(path, *, face: bool = True, tone: float = 220.0, seconds: float 
                 img[:, (i * 5) % width] = 255
             for packet in video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
                 container.mux(packet)
-        for packet in video.encode():
+        for packet in video.encode() if "video" in streams else ():
             container.mux(packet)
+        if "audio" not in streams:
+            return
         t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
         signal = (0.3 * np.sin(2 * np.pi * tone * t) + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
         for start in range(0, len(signal), 1024):

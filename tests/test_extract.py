@@ -765,3 +765,27 @@ def test_without_a_terminal_extraction_prints_a_line_each_tenth_of_the_videos(mo
     # 23 videos: a line every 3 (the tenth, rounded up), and one at the end.
     assert [line.split(",")[0] for line in lines] == [f"extract: {n}/23 videos" for n in (3, 6, 9, 12, 15, 18, 21, 23)]
     assert all(line.endswith(" s") for line in lines)
+
+
+def test_a_clip_without_audio_or_video_is_skipped_saying_what_to_do(tmp_path):
+    """'no audio stream' said what was missing, not that every sample needs audio, nor how to give it."""
+    require_extract()
+    import shutil
+    import subprocess
+    from media_fixtures import write_video
+
+    from mmsa_atsuko.data.extract import media
+    silent, sound = tmp_path / "silent.mp4", tmp_path / "sound.m4a"
+    write_video(silent, streams="video")
+    write_video(sound, streams="audio")
+    with pytest.raises(media.VideoError) as error:
+        media.decode(silent, 10.0, _counting_faces([]))
+    advice = str(error.value)
+    assert advice.startswith("no audio stream: give the clip a silent track, e.g. ffmpeg -i IN "), advice
+    with pytest.raises(media.VideoError, match=r"^no video stream: every sample needs frames"):
+        media.decode(sound, 10.0, _counting_faces([]))
+    if shutil.which("ffmpeg"):      # the advice as written makes a clip that decodes
+        fixed = tmp_path / "fixed.mp4"
+        command = advice.split("e.g. ")[1].replace("IN", str(silent)).replace("OUT", str(fixed)).split()
+        subprocess.run(command, check=True, capture_output=True)
+        assert len(media.decode(fixed, 10.0, _counting_faces([]))[1]) == 12

@@ -138,10 +138,11 @@ def decode(path, fps: float, vision_features,
     n_samples, n_frames, first_time, video_seconds, declared, size_unknown = 0, 0, None, 0.0, None, False
     try:
         with av.open(str(path), options=limits, container_options={"codec_whitelist": _probe_decoders()}) as container:
-            if not container.streams.audio:
-                raise VideoError("no audio stream")
+            if not container.streams.audio:      # a silent clip: every sample has audio features
+                raise VideoError("no audio stream: give the clip a silent track, e.g. ffmpeg -i IN -f lavfi -i "
+                                 "anullsrc=r=16000:cl=mono -shortest -c:v copy OUT")
             if not container.streams.video:
-                raise VideoError("no video stream")
+                raise VideoError("no video stream: every sample needs frames for its vision features")
             audio, video = container.streams.audio[0], container.streams.video[0]
             declared = _declared_seconds(container, audio, video)
             if declared is not None and declared > max_seconds:
