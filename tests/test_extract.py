@@ -760,8 +760,9 @@ def test_without_a_terminal_extraction_prints_a_line_each_tenth_of_the_videos(mo
     from mmsa_atsuko.data.extract import pipeline
     monkeypatch.setattr(pipeline, "_extract_one", lambda video, *_: "no audio stream" if video == "v07" else None)
     todo = [(f"v{i:02d}", f"v{i:02d}", "cache") for i in range(23)]
-    assert pipeline._run_videos(todo, "opensmile", 10.0, 1, 600.0) == {"v07": "no audio stream"}
-    lines = capsys.readouterr().err.splitlines()      # pytest's captured stderr is no terminal
+    lines = []
+    assert pipeline._run_videos(todo, "opensmile", 10.0, 1, 600.0, lines.append) == {"v07": "no audio stream"}
+    assert capsys.readouterr().err == ""     # pytest's captured stderr is no terminal: no bar, and no line there
     # 23 videos: a line every 3 (the tenth, rounded up), and one at the end.
     assert [line.split(",")[0] for line in lines] == [f"extract: {n}/23 videos" for n in (3, 6, 9, 12, 15, 18, 21, 23)]
     assert all(line.endswith(" s") for line in lines)

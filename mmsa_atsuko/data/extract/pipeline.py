@@ -14,7 +14,7 @@ carry on.
 Audio and vision are extracted per video, in `jobs` processes, each result cached in a
 folder next to the output (`<out>.cache/`, keyed by the video's size and mtime and the
 config hash), so a killed extraction resumes where it stopped. Progress: tqdm's bar on a terminal,
-else a line on stderr each tenth of the videos (`_Progress`). Text is encoded at the end, in
+else a line each tenth of the videos (`_Progress`). Text is encoded at the end, in
 one pass. A video that cannot be read is skipped with one line in `<out stem>.skipped.txt` (also
 printed); so is a transcript row without a video, a video without a row, and a clip over a limit of
 `media` (longer than `max_clip_seconds`, or frames over media.MAX_PIXELS). Either of those two
@@ -27,7 +27,6 @@ import json
 import math
 import multiprocessing
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -143,25 +142,25 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
 
 class _Progress:
     """tqdm's bar on a terminal. Elsewhere (a log file, nohup, a pipe) tqdm draws nothing, and an hour of
-    extraction was silent: there, one line on stderr each tenth of the videos."""
+    extraction was silent: there, one line each tenth of the videos, through `echo` as extract's other
+    lines (stderr keeps only an error's one line)."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, echo):
         self.bar = tqdm(total=total, desc="extract", unit="video", disable=None)
-        self.total, self.done, self.start = total, 0, time.monotonic()
+        self.total, self.done, self.start, self.echo = total, 0, time.monotonic(), echo
         self.step = max(1, math.ceil(total / 10)) if self.bar.disable else 0
 
     def update(self) -> None:
         self.bar.update()
         self.done += 1
         if self.step and (self.done % self.step == 0 or self.done == self.total):
-            print(f"extract: {self.done}/{self.total} videos, {time.monotonic() - self.start:.0f} s",
-                  file=sys.stderr, flush=True)
+            self.echo(f"extract: {self.done}/{self.total} videos, {time.monotonic() - self.start:.0f} s")
 
 
-def _run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: float) -> dict:
+def _run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: float, echo=print) -> dict:
     """{id: reason} for the videos in `todo` [(id, video, cache file)] that were skipped."""
     skipped = {}
-    progress = _Progress(len(todo))
+    progress = _Progress(len(todo), echo)
     if jobs == 1:
         for video_id, video, cache in todo:
             reason = _extract_one(str(video), str(cache), backend, fps, max_seconds)
@@ -279,7 +278,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
                 skipped[row[0]] = media.too_long(max_clip_seconds, f"{hit['seconds']:.1f} s")
             else:
                 hits[row[0]] = hit
-        skipped.update(_run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds))
+        skipped.update(_run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds, echo))
     except OSError as e:
         raise write_failed(f"--out {out}", "--out", e) from None
 
