@@ -107,13 +107,13 @@ def _probe_decoders() -> str:
     ceiling of about 268 MP: a 67 KB FLV declaring 16000x16000 took 208 MB (bench/README.md,
     "Probing a video file"). The format's codec_whitelist is the one setting FFmpeg hands to those
     decoders too, so video decoders are left off it. What the probe learnt by decoding a frame, our
-    decoder learns from that frame; decoding ours is not on the list's watch (a codec context of its own)."""
+    decoder learns from that frame; the list does not reach it (PyAV gives it a codec context of its own)."""
     import av
     names = set()
     for name in av.codecs_available:
         try:
             codec = av.Codec(name, "r")
-        except Exception:        # an encoder only
+        except ValueError:       # av.codec.codec.UnknownCodecError: an encoder only
             continue
         if codec.type == "audio":
             names.add(codec.name)
