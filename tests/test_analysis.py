@@ -11,6 +11,7 @@ import torch
 
 import mmsa_atsuko
 from mmsa_atsuko import analysis
+from mmsa_atsuko.data.conditions import make_condition
 from mmsa_atsuko.errors import DataError, UsageError
 from mmsa_atsuko.models.common.bert import reads_bert_tokens
 from mmsa_atsuko.results import read_records
@@ -374,7 +375,7 @@ def test_runs_are_matched_on_their_data_file_and_protocol_condition_too(tmp_path
         return {"run_id": run_id, "status": "ok", "model": model, "dataset": "sims", "aligned": False, "seed": seed,
                 "synthetic": True, "preset": "small", "data": data, "config": dict(config),
                 "config_hash": config_hash(config), "metrics": {"MAE": mae, "Mult_acc_2": 0.5},
-                "condition": {"missing_rate": missing_rate, "drop_modality": None, "modalities": "TAV"}}
+                "condition": make_condition(missing_rate).as_dict()}
 
     def store(name, *rows):
         folder = tmp_path / name

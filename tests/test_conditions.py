@@ -157,6 +157,80 @@ def test_a_dropped_text_partial_folder_of_an_older_version_is_not_resumed(tmp_pa
     assert record["metrics"] == fresh["metrics"] and record["condition"]["text_rows"] == "all"
 
 
+def _glove_split(n=400, length=7, dim=300):
+    """A split of GloVe-style text (300-d word vectors, no `text_bert`): every sample `length` real words, so
+    position 0 and position length-1 are words like the others."""
+    g = torch.Generator().manual_seed(3)
+    text = torch.rand(n, length, dim, generator=g) + 0.1              # no all-zero row: every row a real word
+    other = {m: torch.rand(n, 4, 2, generator=g) + 0.1 for m in ("audio", "vision")}
+    tensors = {"text": text, **other, "label": torch.zeros(n)}
+    for m, x in (("text", text), *other.items()):
+        tensors[f"{m}_lengths"] = torch.full((n,), x.shape[1], dtype=torch.long)
+        tensors[f"{m}_mask"] = torch.ones(n, x.shape[1], dtype=torch.bool)
+    return tensors
+
+
+def _draws_by_the_readme(data_id: str, split: str, modality: str, shape) -> np.ndarray:
+    """The uniform draws as the README states them, written out here: numpy's default_rng seeded with the first
+    8 bytes (little-endian) of sha256("<data id>|<split>|<modality>")."""
+    import hashlib
+    digest = hashlib.sha256(f"{data_id}|{split}|{modality}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little")).random(shape)
+
+
+def test_glove_text_loses_its_first_and_last_words_as_often_as_the_others():
+    """GloVe text has no [CLS] or [SEP]: its first and last rows are words, and the missing rate must reach them
+    (they were spared as if they were BERT's). BERT-token text (with `text_bert`) still spares both."""
+    before, rate = _glove_split(), 0.5
+    n, length = before["text_lengths"].shape[0], before["text"].shape[1]
+    after = condition_tensors(before, data_id="sha256:glove", split="train", condition=make_condition(rate))
+    zeroed = (after["text"] == 0).all(dim=2)
+    expected = torch.from_numpy(_draws_by_the_readme("sha256:glove", "train", "text", (n, length)) < rate)
+    assert torch.equal(zeroed, expected)
+    # about half of 400 first words and of 400 last words are missing (it was none of either)
+    assert 150 < int(zeroed[:, 0].sum()) < 250 and 150 < int(zeroed[:, -1].sum()) < 250
+    assert torch.equal(after["text"][~zeroed], before["text"][~zeroed])
+
+    ids = torch.randint(1000, 2000, (n, length), generator=torch.Generator().manual_seed(4))
+    bert = {**before, "text_bert": torch.stack([ids, torch.ones_like(ids), torch.zeros_like(ids)], dim=1)}
+    after = condition_tensors(bert, data_id="sha256:glove", split="train", condition=make_condition(rate))
+    inner = expected.clone()
+    inner[:, 0] = inner[:, -1] = False                                 # [CLS] and [SEP] spared, the rest as above
+    assert torch.equal((after["text"] == 0).all(dim=2), inner)
+    assert torch.equal(after["text_bert"][:, 0] == UNK_ID, inner)
+
+
+def test_a_missing_rate_run_stored_by_an_older_version_is_a_condition_of_its_own(tmp_path):
+    """Records written before the rule above carry no `text_spared` mark and spared the first and last row of every
+    text, GloVe's words too: they are `missing_rate=R,text_missing=older`, never skipped as recorded for, nor averaged
+    with, today's runs. Their data is rebuilt as they had it: that rule is known (BERT text: the same as today's)."""
+    run = {"model": "tfn", "dataset": "mosi", "aligned": False, "seed": 1, "config_hash": "h", "data": "d"}
+    older = {**run, "condition": {"missing_rate": 0.3, "drop_modality": None, "modalities": "TAV"}}
+    today = make_condition(0.3)
+    assert identity({**run, "condition": today.as_dict()}) == run_identity(*run.values(), "missing_rate=0.3")
+    assert identity(older) == run_identity(*run.values(), "missing_rate=0.3,text_missing=older")
+    # No text masked at the rate, no rule changed: these keep their identity without the mark.
+    for unchanged in (make_condition(0.3, "T"), make_condition(0.3, modalities="AV"), make_condition(0.0, "A")):
+        stored = {k: v for k, v in unchanged.as_dict().items() if k != "text_spared"}
+        assert "text_spared" not in unchanged.as_dict() and condition_of({**run, "condition": stored}) == unchanged
+    assert condition_of({**run, "condition": make_condition(0.3, "V").as_dict()}) == make_condition(0.3, "V")
+
+    rebuilt = condition_tensors(_glove_split(), data_id="sha256:glove", split="train",
+                                condition=condition_of(older))
+    assert not (rebuilt["text"][:, [0, -1]] == 0).all(dim=2).any()    # the older rule: ends spared
+
+    common = dict(seeds=[1111], synthetic=True, preset="small", max_epochs=1, quiet=True, out=tmp_path)
+    first = mmsa_atsuko.run("tfn", "mosi", conditions=[today], **common)[0]
+    store = tmp_path / "runs.jsonl"
+    store.write_text(store.read_text().replace(', "text_spared": "bert_cls_sep"', ""))   # as an older toolkit wrote it
+    second = mmsa_atsuko.run("tfn", "mosi", conditions=[today], **common)[0]
+    assert second["run_id"] != first["run_id"]              # trained again, not skipped as the older run
+    assert second["metrics"] == first["metrics"]            # synthetic MOSI is BERT text: the same data either way
+    assert [condition_of(r).key() for r in map(json.loads, store.read_text().splitlines())] == \
+        ["missing_rate=0.3,text_missing=older", "missing_rate=0.3"]
+    assert load_run(tmp_path, first["run_id"]).data.spec.condition.older_text_missing
+
+
 def test_an_absent_modality_is_the_same_empty_input_for_every_sample(data):
     t = data.under(make_condition(modalities="T")).valid.tensors
     for m in ("audio", "vision"):
@@ -236,7 +310,8 @@ def test_rate_zero_equals_the_plain_run_and_a_condition_is_recorded_and_reproduc
     plain = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "plain", **common)[0]
     zero, half = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "rates", conditions=conditions([0.0, 0.5]), **common)
     assert zero["metrics"] == plain["metrics"] and identity(zero) == identity(plain)
-    assert half["condition"] == {"missing_rate": 0.5, "drop_modality": None, "modalities": "TAV"}
+    assert half["condition"] == {"missing_rate": 0.5, "drop_modality": None, "modalities": "TAV",
+                                 "text_spared": "bert_cls_sep"}
     assert identity(half) == identity(plain) + ("missing_rate=0.5",)
     assert half["metrics"] != plain["metrics"]
     again = mmsa_atsuko.run("tfn", "mosi", out=tmp_path / "again", conditions=[make_condition(0.5)], **common)[0]
@@ -250,7 +325,7 @@ def test_rate_zero_equals_the_plain_run_and_a_condition_is_recorded_and_reproduc
 def _record(model, rate, seed, mae, data="sha256:real", chash="h1", drop=None):
     return {"run_id": f"{model}-{rate}-{seed}", "status": "ok", "model": model, "dataset": "mosi", "aligned": False,
             "seed": seed, "config_hash": chash, "config": {}, "data": data, "metrics": {"MAE": mae},
-            "condition": {"missing_rate": rate, "drop_modality": drop, "modalities": "TAV"}}
+            "condition": make_condition(rate, drop).as_dict()}
 
 
 def test_the_missing_rate_table_against_hand_computed_means_and_areas(tmp_path):

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from mmsa_atsuko.data.conditions import make_condition
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.leaderboard import compare, leaderboard
 from mmsa_atsuko.metrics import metric_keys
@@ -410,7 +411,7 @@ def test_compare_after_a_missing_rate_sweep_compares_the_plain_rows(tmp_path):
     ok runs where tfn has': each model's latest config was picked among all its rows, the missing-rate
     row (run last) won, and it is not a plain row, so nothing was left to compare."""
     def at(rate, rec, stamp):
-        rec["condition"] = {"missing_rate": rate, "drop_modality": None, "modalities": "TAV"}
+        rec["condition"] = make_condition(rate).as_dict()
         rec["run_id"] += f"-mr{rate}"
         return _stamped(rec, stamp)
     for r in (at(0.0, record("tfn", 1, {"MAE": 1.0}), "2026-01-01T00:00:01+00:00"),
@@ -491,7 +492,7 @@ def test_welch_tests_a_row_against_the_best_other_model_under_its_own_condition(
     """lmf's missing-rate row happens to beat every plain row; the plain tfn row was tested against it (a
     comparison of data conditions, not of models). Each row is now tested within its condition."""
     def at(rate, rec):
-        rec["condition"] = {"missing_rate": rate, "drop_modality": None, "modalities": "TAV"}
+        rec["condition"] = make_condition(rate).as_dict()
         rec["run_id"] += f"-mr{rate}"
         return rec
     for r in (record("tfn", 1, {"MAE": 1.0}), record("tfn", 2, {"MAE": 1.1}),

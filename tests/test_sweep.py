@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mmsa_atsuko.data.conditions import make_condition
 from mmsa_atsuko.errors import DataError, MissingDataError, ToolkitError, UsageError
 from mmsa_atsuko.results import identity, latest_by_identity, read_records
 from mmsa_atsuko.sweep import LocalBackend, SweepLock, expand, sweep
@@ -568,7 +569,7 @@ def test_a_progress_line_on_synthetic_data_says_synthetic():
     base = {"status": "ok", "model": "tfn", "dataset": "mosi", "seed": 1111, "wall_time_s": 0.25,
             "metrics": {"MAE": 1.26634}}
     progress({**base, "run_id": "a", "aligned": False, "synthetic": True,
-              "condition": {"missing_rate": 0.3, "drop_modality": None, "modalities": "TAV"}})
+              "condition": make_condition(0.3).as_dict()})
     progress({**base, "run_id": "b", "aligned": True, "synthetic": False})
     assert lines == [
         "[1/2] ok      tfn mosi synthetic [missing_rate=0.3] seed 1111: MAE 1.2663 (0.2s) | 1/2 done, 0 failed, "

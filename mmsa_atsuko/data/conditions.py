@@ -8,9 +8,16 @@ the test all see the same condition. What each part does:
   modality is missing with probability R, independently. A missing audio/vision frame and a
   missing `text` feature row become zeros; a missing BERT token becomes [UNK] (id 100 in
   bert-base and in the synthetic vocab, as TFR-Net writes it) with its attention mask kept.
-  [CLS] (position 0) and [SEP] (the last real token) are never missing. Lengths and masks are
+  In BERT-token text (the split holds `text_bert`: its mask makes the text lengths, and MMSA's
+  TFR-Net masks only such text) [CLS] (position 0) and [SEP] (the last real token) are never
+  missing; text without `text_bert` (GloVe rows, or any other per-word features) has no such
+  rows, and its first and last words are missing as often as the others. Lengths and masks are
   unchanged: the frames are there, their content is not. The text mask is shared by `text`
-  and `text_bert`, so both representations lose the same tokens.
+  and `text_bert`, so both representations lose the same tokens. Runs stored before that rule
+  spared the first and last rows of every text: their records carry no `text_spared` mark,
+  `condition_of` reads them as `older_text_missing`, and their key says so
+  (`missing_rate=0.3,text_missing=older`), as for a dropped text below; their data is rebuilt
+  under the rule they ran with (it is known, unlike the older dropped text's).
 - `drop_modality` X: rate 1 for modality X (every real frame of X missing, as above; for text, every
   row of the `text` features, [CLS], [SEP] and padding included, see `_feature_rows_missing`). Runs
   stored before that rule zeroed fewer rows: their records carry no `text_rows` mark, `condition_of`
@@ -29,6 +36,7 @@ data, and the masks are nested: a frame missing at rate 0.3 is missing at 0.5 to
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -51,6 +59,7 @@ class Condition:
     drop_modality: str | None = None      # "T", "A" or "V"
     modalities: str = "TAV"
     older_text_drop: bool = False         # a drop=T record without the text_rows mark (see the docstring)
+    older_text_missing: bool = False      # a missing-rate record without the text_spared mark (the docstring)
 
     @property
     def plain(self) -> bool:
@@ -62,6 +71,8 @@ class Condition:
         parts = []
         if self.missing_rate:
             parts.append(f"missing_rate={self.missing_rate:g}")
+        if self.older_text_missing:
+            parts.append("text_missing=older")
         if self.drop_modality:
             parts.append(f"drop={self.drop_modality}")
         if self.older_text_drop:
@@ -75,7 +86,14 @@ class Condition:
                "modalities": self.modalities}
         if self.drop_modality == "T" and not self.older_text_drop:   # tells today's dropped text from older ones
             out["text_rows"] = "all"
+        if self.masks_text_at_missing_rate and not self.older_text_missing:   # ... and today's missing text
+            out["text_spared"] = "bert_cls_sep"
         return out
+
+    @property
+    def masks_text_at_missing_rate(self) -> bool:
+        """Whether the text's words go missing at `missing_rate` (the case whose spared rows changed)."""
+        return bool(self.missing_rate) and "T" in self.modalities and self.drop_modality != "T"
 
     def rate(self, letter: str) -> float:
         return 1.0 if letter == self.drop_modality else float(self.missing_rate)
@@ -129,8 +147,10 @@ def condition_of(record: dict) -> Condition:
     if not isinstance(stored, dict):
         raise ValueError(f"condition must be a mapping, got {stored!r}")
     drop = stored.get("drop_modality") or None
-    return Condition(float(stored.get("missing_rate") or 0.0), drop, stored.get("modalities") or "TAV",
-                     older_text_drop=drop == "T" and stored.get("text_rows") != "all")
+    today = Condition(float(stored.get("missing_rate") or 0.0), drop, stored.get("modalities") or "TAV",
+                      older_text_drop=drop == "T" and stored.get("text_rows") != "all")
+    older_missing = today.masks_text_at_missing_rate and stored.get("text_spared") != "bert_cls_sep"
+    return dataclasses.replace(today, older_text_missing=older_missing) if older_missing else today
 
 
 def folder_condition_key(key: str, stored) -> str:
@@ -158,13 +178,14 @@ def _uniforms(data_id: str, split: str, modality: str, shape) -> np.ndarray:
 
 
 def missing_frames(data_id: str, split: str, modality: str, rate: float, lengths: torch.Tensor,
-                   max_len: int) -> torch.Tensor:
-    """(N, max_len) bool, True where a real frame is missing at `rate` (text: [CLS] and [SEP] never)."""
+                   max_len: int, spare_ends: bool = False) -> torch.Tensor:
+    """(N, max_len) bool, True where a real frame is missing at `rate`. `spare_ends`: the first and the
+    last real frame never are (BERT-token text's [CLS] and [SEP]; `condition_tensors` says when)."""
     import torch     # here, not at the top: records and leaderboards read conditions without torch
     lengths = lengths.cpu().long()
     positions = torch.arange(max_len)[None, :]
     real = positions < lengths[:, None]
-    if modality == "text":
+    if spare_ends:
         real &= (positions > 0) & (positions < lengths[:, None] - 1)
     draws = torch.from_numpy(_uniforms(data_id, split, modality, (len(lengths), max_len)))
     return real & (draws < rate)
@@ -221,7 +242,10 @@ def condition_tensors(tensors: dict, *, data_id: str, split: str, condition: Con
             continue
         lengths = out[f"{modality}_lengths"]
         max_len = out[f"{modality}_mask"].shape[1]
-        frames = missing_frames(data_id, split, modality, rate, lengths, max_len)
+        # [CLS] and [SEP] are rows of BERT-token text only, which `text_bert` marks (it made the lengths);
+        # an older record's run spared the ends of every text, and its data is rebuilt so.
+        spare_ends = modality == "text" and ("text_bert" in out or condition.older_text_missing)
+        frames = missing_frames(data_id, split, modality, rate, lengths, max_len, spare_ends)
         if modality in out:
             out[modality] = _zero_frames(out[modality], _feature_rows_missing(modality, rate, frames))
         if modality == "text" and "text_bert" in out:
