@@ -195,11 +195,11 @@ def worker_ours(job: dict) -> dict:
     real_evaluate = trainer_mod.evaluate
     rss_marks = []
 
-    def evaluate(model, split, dataset, batch_size, collect=False):
+    def evaluate(model, split, dataset, batch_size, collect=False, **kwargs):    # fit passes precision, loss_rule
         if not collect:
             clock.before_valid()
             rss_marks.append(round(sampler.rss_mb(), 1))
-        out = real_evaluate(model, split, dataset, batch_size, collect)
+        out = real_evaluate(model, split, dataset, batch_size, collect, **kwargs)
         if not collect:
             clock.after_valid()
         return out
@@ -348,8 +348,10 @@ def run_worker(side: str, job: dict, args, log_dir: Path) -> dict:
 
 # ------------------------------------------------------------------------------ commands
 
-# MMSA-faithful switches of ours (bugs we fix by default). `--faithful` turns them on.
+# MMSA-faithful switches of ours (bugs we fix by default). `--faithful` turns them on, and MMSA's model
+# selection for every model (its valid loss: the mean of batch means, rounded; training/selection.py).
 FAITHFUL = {"lmf": {"mmsa_frozen_fusion_weights": True}, "misa": {"av_lengths": "text"}}
+MMSA_SELECTION = {"valid_loss": "mmsa"}
 
 
 def _ms(values) -> str:
@@ -366,7 +368,7 @@ def cmd_run(args) -> None:
     logs.mkdir(exist_ok=True)
     table = {}
     for model in args.models:
-        extra = {"ours": dict(FAITHFUL.get(model, {})) if args.faithful else {}}
+        extra = {"ours": {**MMSA_SELECTION, **FAITHFUL.get(model, {})} if args.faithful else {}}
         ours_cfg, mmsa_cfg = shared_config(model, data, args.max_epochs, args.early_stop, extra)
         rows = {"ours": [], "mmsa": []}
         for i, seed in enumerate(args.seeds):
@@ -465,7 +467,8 @@ def main(argv=None) -> None:
     r.add_argument("--size", choices=("small", "full"), default="small")
     r.add_argument("--max-epochs", type=int, default=10)
     r.add_argument("--early-stop", type=int, default=8)
-    r.add_argument("--faithful", action="store_true", help="ours with MMSA's behaviour where we fix a bug")
+    r.add_argument("--faithful", action="store_true",
+                   help="ours with MMSA's behaviour where we fix a bug, and MMSA's model selection (valid_loss: mmsa)")
     r.add_argument("--batches", type=int, default=None,
                    help="cap each epoch at this many training batches (timing only: valid/test are cut to "
                         "--eval-batches, so the MAE columns mean nothing)")

@@ -176,9 +176,9 @@ def time_fit_epochs(args, config, data, device, step_s: float, n_batches: int) -
             torch.cuda.synchronize()
         return time.perf_counter()
 
-    def timed_evaluate(model, split, dataset, batch_size, collect=False):
+    def timed_evaluate(model, split, dataset, batch_size, collect=False, **kwargs):    # fit passes precision, loss_rule
         marks.append(sync_now())
-        out = real_evaluate(model, split, dataset, batch_size, collect)
+        out = real_evaluate(model, split, dataset, batch_size, collect, **kwargs)
         marks.append(sync_now())
         return out
 

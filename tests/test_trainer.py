@@ -17,7 +17,7 @@ from mmsa_atsuko.training.trainer import evaluate, fit
 
 BASE = dict(batch_size=16, learning_rate=1e-2, weight_decay=0.0, max_epochs=30, early_stop=3, key_eval="Loss",
             grad_accum=1, grad_clip=None, grad_clip_mode="value", scheduler="none", scheduler_patience=2,
-            scheduler_factor=0.5, eval_batch_size=None, pretrained=None)
+            scheduler_factor=0.5, eval_batch_size=None, pretrained=None, valid_loss="exact")
 
 
 def cfg(**kw):
@@ -93,6 +93,76 @@ def test_valid_loss_is_sample_weighted_mean_of_task_loss():
     expected = (full - data.valid.tensors["label"]).abs().mean().item()
     assert metrics["Loss"] == pytest.approx(expected, rel=1e-6)
     assert metrics["MAE"] == pytest.approx(expected, rel=1e-6)
+
+
+class Scripted(LinearProbe):
+    """Valid predictions set by hand per epoch: `errors[epoch]` is each valid sample's |pred - label| after that
+    epoch's training (set by on_epoch_end, which runs before the validation). Training changes nothing it shows."""
+
+    def __init__(self, errors: dict):
+        super().__init__()
+        self.errors = errors
+        self.epoch = 0
+
+    def on_epoch_end(self, epoch):
+        self.epoch = epoch
+
+    def forward(self, batch):
+        zero = 0 * self.head.bias                                       # a gradient for the optimizer, no change
+        if self.training:
+            return {"pred": batch["label"] + zero}
+        return {"pred": batch["label"] + torch.tensor(self.errors[self.epoch])[batch["index"]] + zero}
+
+
+def _fit_scripted(errors: dict, valid_loss: str, n_valid: int):
+    data = make_dataset(n=(48, n_valid, n_valid))            # the test split sees the last epoch's errors
+    return fit(Scripted(errors), data, cfg(batch_size=4, max_epochs=len(errors), early_stop=100,
+                                           valid_loss=valid_loss), device=torch.device("cpu"), seed=0)
+
+
+def test_mmsa_valid_loss_weighs_a_last_partial_batch_as_a_full_one_and_picks_another_epoch():
+    """9 valid samples in batches of 4, 4 and 1. Worked by hand (every error a dyadic or near one):
+    epoch 1: all 1.0                -> exact 1.0,           batch means 1.0, 1.0, 1.0 -> mmsa 1.0
+    epoch 2: 0.5 x 8, then 2.5      -> exact 6.5/9 = 0.7222, batch means 0.5, 0.5, 2.5 -> mmsa 1.1667
+    epoch 3: 0.9 x 8, then 0.6      -> exact 7.8/9 = 0.8667, batch means 0.9, 0.9, 0.6 -> mmsa 0.8
+    The exact per-sample mean selects epoch 2; MMSA's mean of batch means epoch 3."""
+    errors = {1: [1.0] * 9, 2: [0.5] * 8 + [2.5], 3: [0.9] * 8 + [0.6]}
+    exact, mmsa = _fit_scripted(errors, "exact", 9), _fit_scripted(errors, "mmsa", 9)
+    assert [h["valid"]["Loss"] for h in exact.history] == pytest.approx([1.0, 6.5 / 9, 7.8 / 9], abs=1e-6)
+    assert [h["valid"]["Loss"] for h in mmsa.history] == [1.0, 1.1667, 0.8]      # rounded to 4 places
+    assert exact.best_epoch == 2 and mmsa.best_epoch == 3
+    # the metrics themselves stay per-sample: only the Loss that selects is made otherwise
+    assert exact.valid["MAE"] == pytest.approx(6.5 / 9, abs=1e-6) and mmsa.valid["MAE"] == pytest.approx(7.8 / 9, abs=1e-6)
+
+
+def test_mmsa_valid_loss_rounds_to_4_places_so_a_gain_below_that_is_a_tie_the_margin_keeps():
+    """One batch of 4 (no partial batch): epoch 2's loss 0.81231 beats epoch 1's 0.81234 by 3e-5 > 1e-6, so the exact
+    rule moves to epoch 2; rounded, both are 0.8123, and MMSA's `cur <= best - 1e-6` keeps epoch 1."""
+    errors = {1: [0.81234] * 4, 2: [0.81231] * 4}
+    exact, mmsa = _fit_scripted(errors, "exact", 4), _fit_scripted(errors, "mmsa", 4)
+    assert [h["valid"]["Loss"] for h in mmsa.history] == [0.8123, 0.8123]
+    assert exact.best_epoch == 2 and mmsa.best_epoch == 1
+
+
+def test_the_improvement_margin_and_the_stop_count_are_mmsas():
+    """TFN.py:74 and :89 of thuiar/MMSA: a new best beats the old by 1e-6 at least, either way round."""
+    from mmsa_atsuko.training.selection import improved
+    assert improved(0.5, None, True) and not improved(math.nan, None, True)
+    assert improved(0.8123 - 1e-6, 0.8123, True) and not improved(0.8123 - 5e-7, 0.8123, True)
+    assert not improved(0.8123, 0.8123, True) and not improved(0.8123, 0.8123, False)
+    assert improved(0.7 + 2e-6, 0.7, False) and not improved(0.7 + 5e-7, 0.7, False)
+    # epochs 1..5 with the best at epoch 2 and early_stop 3: MMSA stops after epoch 5 (5 - 2 >= 3)
+    errors = {1: [1.0] * 4, 2: [0.5] * 4, 3: [0.6] * 4, 4: [0.7] * 4, 5: [0.8] * 4, 6: [0.1] * 4}
+    result = fit(Scripted(errors), make_dataset(n=(48, 4, 4)), cfg(batch_size=4, max_epochs=6, early_stop=3,
+                                                                     valid_loss="mmsa"),
+                 device=torch.device("cpu"), seed=0)
+    assert (result.best_epoch, result.epochs_run) == (2, 5)
+
+
+def test_valid_loss_must_be_a_rule_the_trainer_knows():
+    from mmsa_atsuko.errors import UsageError
+    with pytest.raises(UsageError, match="valid_loss must be exact or mmsa, got 'batch'"):
+        fit(LinearProbe(), make_dataset(), cfg(valid_loss="batch"), device=torch.device("cpu"), seed=0)
 
 
 @pytest.mark.parametrize("accum, n_train, expected_steps", [(1, 48, 3), (2, 48, 2), (4, 40, 1), (2, 40, 2)])

@@ -16,6 +16,7 @@ import torch
 from easydict import EasyDict
 
 from ..cache import synthetic_cache_dir
+from ..config import config_identity
 from ..data import load_dataset
 from ..data.synthetic import ensure_synthetic
 from ..data.conditions import condition_of
@@ -150,8 +151,9 @@ def _cat(outputs, *path) -> np.ndarray:
 
 
 def _config_apart_from(config: dict, *keys: str) -> dict:
-    """`config` without `keys` and `pretrained` (which names the same BERT in different ways)."""
-    return {k: v for k, v in config.items() if k not in keys and k != "pretrained"}
+    """`config` without `keys` and `pretrained` (which names the same BERT in different ways), as its identity sees it
+    (`config_identity`: a run stored before a key was added is the same config as one at the key's old value)."""
+    return {k: v for k, v in config_identity(config).items() if k not in keys and k != "pretrained"}
 
 
 @torch.no_grad()

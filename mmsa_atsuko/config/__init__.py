@@ -42,10 +42,17 @@ from .datasets import (DATASETS_ENV, METRIC_KEYS, dataset_facts, dataset_names, 
                        real_layout)
 from .yaml_files import parse_override, read_yaml
 
-__all__ = ["CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "Check", "check_config", "config_hash", "dataset_facts",
+__all__ = ["ADDED_KEYS", "CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "Check", "check_config", "config_hash",
+           "config_identity", "dataset_facts",
            "published_sha256", "real_layout",
            "dataset_names", "datasets_table", "declared_type", "load_config", "model_config_name", "number_hint", "parse_override", "parse_overrides",
            "read_yaml", "save_config"]
+
+
+# Trainer keys added after runs were stored, each with the value every run before it had. A stored config without
+# one (a model.json, a runs.jsonl record) is read with that value, and at that value the key stays out of the
+# config hash: the runs stored before it keep their identity, and a sweep does not train them again.
+ADDED_KEYS = {"valid_loss": "exact"}
 
 
 def model_config_name(model: str) -> tuple[str, dict]:
@@ -127,6 +134,7 @@ def check_config(model: str, config, where: str, config_dir: Path = CONFIG_DIR) 
     if not isinstance(config, dict):
         raise UsageError(f"{where} must be a mapping of key: value, got {_type_name(config)}")
     declared, checks, _, _, _ = _rules(model, config_dir)
+    config = {**{k: v for k, v in ADDED_KEYS.items() if k in declared}, **config}    # a run from before the key
     missing = [key for key in declared if key not in config]
     if missing:
         raise UsageError(f"{where} lacks the {model} key(s) {', '.join(missing[:5])}"
@@ -178,9 +186,14 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
     return EasyDict(config)
 
 
+def config_identity(config: dict) -> dict:
+    """`config` as a run's identity sees it: without a key of ADDED_KEYS at the value runs had before it."""
+    return {k: v for k, v in config.items() if k not in ADDED_KEYS or ADDED_KEYS[k] != v}
+
+
 def config_hash(config: dict) -> str:
-    """Stable short hash of a resolved config (sorted-key JSON)."""
-    blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
+    """Stable short hash of a resolved config (sorted-key JSON of its `config_identity`)."""
+    blob = json.dumps(config_identity(config), sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

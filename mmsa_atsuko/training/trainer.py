@@ -1,7 +1,8 @@
 """One training loop for every model (docs/design.md, Contracts: Trainer).
 
-Train on `train`, select on `valid` by the config's `key_eval` (MMSA: valid loss), stop
-early or at `max_epochs`, then evaluate the best checkpoint on `test` exactly once. Models
+Train on `train`, select on `valid` by the config's `key_eval` (MMSA: valid loss, made as
+`valid_loss` says; selection.py), stop early or at `max_epochs`, then evaluate the best checkpoint
+on `test` exactly once. Models
 plug in through `forward`, `loss` and the optional hooks `param_groups(config)`,
 `on_fit_start(train_split)`, `on_train_batch_end(batch, outputs)`, `on_epoch_end(epoch)`.
 
@@ -32,6 +33,7 @@ from ..results import json_safe
 from ..run_folders import LAST_CHECKPOINT    # the state after the last finished epoch; deleted when fit returns
 from .hardware import autocast, check_precision
 from .host_memory import keep_freed_memory
+from .selection import VALID_LOSS_RULES, improved, split_loss
 from .training_state import load_training_state, replace_in_run_folder, save_training_state
 
 log = logging.getLogger("mmsa_atsuko")
@@ -84,33 +86,28 @@ def clip_and_step(model, optimizer, config) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-def _improved(value: float, best: float | None, minimize: bool) -> bool:
-    # MMSA's rule: an improvement must beat the best by 1e-6 (trains/singleTask/*.py).
-    if best is None:
-        return not math.isnan(value)
-    return value <= best - 1e-6 if minimize else value >= best + 1e-6
-
-
 @torch.no_grad()
 def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False,
-             precision: str = "fp32") -> SplitEval:
-    """Metrics of `model` on `split` in file order; with `collect`, the per-sample outputs too."""
+             precision: str = "fp32", loss_rule: str = "exact") -> SplitEval:
+    """Metrics of `model` on `split` in file order; with `collect`, the per-sample outputs too.
+    `loss_rule`: how 'Loss' is made of the batches' losses (selection.py; the config's `valid_loss` on valid)."""
     model.eval()
     # Everything stays on the model's device until the split is done: one transfer at the end
     # instead of a GPU sync per batch. The loss is summed in float64, as float() per batch did.
-    preds, labels, export, losses = [], [], {}, []
+    preds, labels, export, losses, sizes = [], [], {}, [], []
     for batch in split.batches(batch_size):
         with autocast(split.device, precision):
             outputs = model(batch)
             task = model.loss(outputs, batch)["task"]
-        losses.append(task.double() * len(batch["id"]))
+        losses.append(task.double())
+        sizes.append(len(batch["id"]))
         preds.append(outputs["pred"].float())
         labels.append(batch["label"])
         for key, value in (outputs.get("export") or {}).items() if collect else ():
             export.setdefault(key, []).append(value.float())
     pred, label = torch.cat(preds).cpu().numpy(), torch.cat(labels).cpu().numpy()
     metrics = compute_metrics(dataset, pred, label)
-    metrics["Loss"] = float(sum(losses)) / len(split)
+    metrics["Loss"] = split_loss(losses, sizes, loss_rule)
     if not collect:
         return SplitEval(metrics)
     export = {k: torch.cat(v).cpu().numpy() for k, v in export.items()}
@@ -143,6 +140,7 @@ def check_trainer_config(config, dataset: str, origins: dict | None = None) -> N
     require(config.grad_clip is None or config.grad_clip > 0, "grad_clip", "null (no clipping) or positive")
     require(config.grad_clip_mode in ("value", "norm"), "grad_clip_mode", "value or norm")
     require(config.scheduler in ("none", "plateau"), "scheduler", "none or plateau")
+    require(config.valid_loss in VALID_LOSS_RULES, "valid_loss", " or ".join(VALID_LOSS_RULES))
     if config.scheduler == "plateau":
         require(0 < config.scheduler_factor < 1, "scheduler_factor", "between 0 and 1 (the LR is multiplied by it)")
         require(config.scheduler_patience >= 0, "scheduler_patience", "0 or more")
@@ -290,7 +288,8 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
         if hasattr(model, "on_epoch_end"):
             model.on_epoch_end(epoch)
 
-        valid_metrics = evaluate(model, valid, dataset, eval_bs, precision=precision).metrics
+        valid_metrics = evaluate(model, valid, dataset, eval_bs, precision=precision,
+                                 loss_rule=config.valid_loss).metrics
         value = valid_metrics[key_eval]
         # The rates this epoch trained with, read before the scheduler sets the next epoch's.
         history.append({"epoch": epoch, "train": train_losses, "valid": valid_metrics,
@@ -299,7 +298,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
             on_epoch(history[-1])
         if scheduler is not None:
             scheduler.step(valid_metrics["Loss"])
-        if _improved(value, best_value, minimize):
+        if improved(value, best_value, minimize):
             best_value, best_epoch, best_valid = value, epoch, valid_metrics
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             if run_dir is not None:
