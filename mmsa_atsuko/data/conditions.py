@@ -14,8 +14,9 @@ the test all see the same condition. What each part does:
   rows, and its first and last words are missing as often as the others. Lengths and masks are
   unchanged: the frames are there, their content is not. The text mask is shared by `text`
   and `text_bert`, so both representations lose the same tokens. Runs stored before that rule
-  spared the first and last rows of every text: their records carry no `text_spared` mark,
-  `condition_of` reads them as `older_text_missing`, and their key says so
+  spared the first and last rows of every text: their records carry no `text_spared` mark, and
+  unless their data is known to be BERT text (synthetic, or a file MMSA publishes, where both rules
+  spare the same rows) `condition_of` reads them as `older_text_missing`, and their key says so
   (`missing_rate=0.3,text_missing=older`), as for a dropped text below; their data is rebuilt
   under the rule they ran with (it is known, unlike the older dropped text's).
 - `drop_modality` X: rate 1 for modality X (every real frame of X missing, as above; for text, every
@@ -43,7 +44,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import UsageError
+from ..config import published_sha256
+from ..errors import ToolkitError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -149,7 +151,8 @@ def condition_of(record: dict) -> Condition:
     drop = stored.get("drop_modality") or None
     today = Condition(float(stored.get("missing_rate") or 0.0), drop, stored.get("modalities") or "TAV",
                       older_text_drop=drop == "T" and stored.get("text_rows") != "all")
-    older_missing = today.masks_text_at_missing_rate and stored.get("text_spared") != "bert_cls_sep"
+    older_missing = today.masks_text_at_missing_rate and stored.get("text_spared") != "bert_cls_sep" \
+        and not _known_bert_text(record)
     return dataclasses.replace(today, older_text_missing=older_missing) if older_missing else today
 
 
@@ -163,6 +166,23 @@ def folder_condition_key(key: str, stored) -> str:
         return key
     return Condition(float(parts.get("missing_rate") or 0.0), "T", parts.get("modalities") or "TAV",
                      older_text_drop=True).key()
+
+
+def _known_bert_text(record: dict) -> bool:
+    """Whether the record's data is known to be BERT-token text, on which the older missing-rate rule spared
+    exactly what today's does, so the run keeps its identity: synthetic data (every recipe writes `text_bert`)
+    and MMSA's published files (MMSA's own configs train every dataset with use_bert, on `text_bert`), named
+    by the checksum MMSA publishes. Any other file may have been GloVe text, and is read as older."""
+    data = record.get("data")
+    if not isinstance(data, str):
+        return False
+    if data.startswith("synthetic:"):
+        return True
+    try:
+        published = published_sha256(record.get("dataset"), bool(record.get("aligned")))
+    except (ToolkitError, TypeError):          # a dataset this session does not declare
+        return False
+    return published is not None and data == f"sha256:{published}"
 
 
 def check_model_allows(model: str, model_class: type, condition: Condition) -> None:
