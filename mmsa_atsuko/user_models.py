@@ -130,15 +130,32 @@ class _SiblingLoader(importlib.abc.Loader):
 
 
 class _SiblingFinder(importlib.abc.MetaPathFinder):
-    """A top-level name no other finder knows that is a file of a models folder (`from mylayers import Block`).
-    Last on sys.meta_path: a file of yours never shadows a module of the standard library, the toolkit or an
-    installed package (`_check_sibling_imports` says when a file of yours is shadowed by one)."""
+    """A top-level name no other finder knows that is a file of a models folder (`from mylayers import Block`),
+    asked for by a file of a models folder. Last on sys.meta_path: a file of yours never shadows a module of the
+    standard library, the toolkit or an installed package (`_check_sibling_imports` says when a file of yours
+    is shadowed by one); and only your files get yours, so a library's optional `try: import mylayers` elsewhere
+    in the process still finds nothing, as it would without --models."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if path is not None or USER_PACKAGE not in sys.modules or importlib.util.find_spec(
-                f"{USER_PACKAGE}.{fullname}") is None:
+        if path is not None or USER_PACKAGE not in sys.modules or not _imported_by_a_user_file() \
+                or importlib.util.find_spec(f"{USER_PACKAGE}.{fullname}") is None:
             return None
         return importlib.util.spec_from_loader(fullname, _SiblingLoader())
+
+
+# The import machinery's own frames between an `import` statement (or importlib.import_module) and a finder.
+_IMPORT_MACHINERY = frozenset({"importlib", "importlib._bootstrap", "importlib._bootstrap_external",
+                               "_frozen_importlib", "_frozen_importlib_external", "importlib.util", __name__})
+
+
+def _imported_by_a_user_file() -> bool:
+    """Whether the import being resolved was asked for by a module of the models folders: the first frame
+    outside the import machinery (and this module) is the importer's."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") in _IMPORT_MACHINERY:
+        frame = frame.f_back
+    importer = frame.f_globals.get("__name__", "") if frame is not None else ""
+    return importer == USER_PACKAGE or importer.startswith(USER_PACKAGE + ".")
 
 
 def _user_package(folders: list[Path]) -> None:

@@ -1,4 +1,5 @@
 """The model registry: discovery from the model packages, a broken module, names in any case."""
+import importlib
 import sys
 from pathlib import Path
 
@@ -446,6 +447,29 @@ def test_a_model_file_imports_a_file_beside_it(own_models, tmp_path, capsys, mon
     assert sys.modules[f"{user_models.USER_PACKAGE}.latefuse"].masked_mean is helper.masked_mean
     if not statement.startswith("from ."):
         assert sys.modules["zlayers"] is helper
+
+
+def test_a_file_beside_a_model_is_found_only_by_the_models_folders_files(own_models, tmp_path, monkeypatch):
+    """The finder of `from zlayers import ...` answered any top-level import that no other finder knew: a library's
+    optional `try: import zlayers` anywhere in the process got the models folder's zlayers.py, which it would not
+    without --models. Only the folders' own files get it now."""
+    folder, _ = own_models
+    import_a_sibling(folder, "from {} import masked_mean")
+    library = tmp_path / "site"                      # an installed package that probes for an optional module
+    library.mkdir()
+    (library / "optlib.py").write_text("try:\n    import zlayers\nexcept ImportError:\n    zlayers = None\n")
+    monkeypatch.syspath_prepend(str(library))
+    for name in ("zlayers", "optlib"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setenv(user_models.MODELS_ENV, str(folder))
+    get_model_class("latefuse")                      # the model file's own `from zlayers import` still works
+    helper = sys.modules[f"{user_models.USER_PACKAGE}.zlayers"]
+    assert sys.modules[f"{user_models.USER_PACKAGE}.latefuse"].masked_mean is helper.masked_mean
+    monkeypatch.delitem(sys.modules, "zlayers", raising=False)     # as in a process where the library comes first
+    import optlib
+    assert optlib.zlayers is None
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("zlayers")
 
 
 def test_a_helper_beside_the_model_is_in_its_record_and_predict_warns_when_it_changed(own_models, tmp_path, capsys):
