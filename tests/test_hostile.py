@@ -761,6 +761,39 @@ def test_a_store_that_grows_past_64_mib_while_it_is_read_is_one_line(results, ca
     assert_one_line(code, err, f"error: {out / 'runs.jsonl'} grew past 64 MiB while it was read, {TOO_LARGE}")
 
 
+def test_a_run_never_grows_the_store_past_the_bounds_its_readers_hold(results, capsys):
+    """A store of exactly 100,000 lines is read; before, a run appended the 100,001st and every command after,
+    `run` and the leaderboard included, refused the store the toolkit had grown itself. Now the record is kept
+    in its run folder, as on a full disk, and the store stays as it was, readable."""
+    out, record = results
+    write_store(out, *["{}"] * 99_999, record)
+    before = (out / "runs.jsonl").read_bytes()
+    code, err = cli(capsys, "-m", "tfn", "-d", "mosi", "-s", "2", *TINY, "--out", out)
+    assert_one_line(code, err, f"{out / 'runs.jsonl'} holds 100,000 lines, and another would take it past 100,000",
+                    "record.json: move the store away (the next append starts a new one), then run")
+    assert (out / "runs.jsonl").read_bytes() == before
+    (kept,) = (out / "runs").glob("*/record.json")
+    assert json.loads(kept.read_text())["seed"] == 2
+    assert cli(capsys, "leaderboard", "--results", out)[0] == 0
+
+
+def test_an_append_fills_the_store_to_64_mib_and_not_one_byte_past(results):
+    """Whole lines of 64 MiB less one record's bytes take that record (a store of exactly 64 MiB is read),
+    and refuse the next: the reader refuses 64 MiB and one byte."""
+    from mmsa_atsuko.results import append_record, read_records
+    from mmsa_atsuko.results.store import StoreFull
+    out, record = results
+    line = json.dumps(record)                      # the store's line of it, as the first append wrote it
+    assert (out / "runs.jsonl").read_text() == line + "\n"
+    pad = (64 << 20) - 2 * (len(line) + 1) - 1     # a line over 16 MiB, passed over unread, and its newline
+    write_store(out, line, "x" * pad)
+    append_record(out, record)
+    assert (out / "runs.jsonl").stat().st_size == 64 << 20 and len(read_records(out)) == 2
+    with pytest.raises(StoreFull, match="holds 64 MiB of runs, and another would take it past 64 MiB"):
+        append_record(out, record)
+    assert (out / "runs.jsonl").stat().st_size == 64 << 20
+
+
 @pytest.mark.parametrize("planted", ["named-pipe", "link-to-dev-zero"])
 def test_a_store_that_is_no_regular_file_is_one_line(results, tmp_path, planted):
     """A named pipe blocked the leaderboard for good; a link to /dev/zero read 3.6 GB into a MemoryError."""

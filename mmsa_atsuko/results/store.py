@@ -75,12 +75,34 @@ def _append_locked(path: Path, line: bytes) -> None:
                 os.write(fd, b"\n")           # a whole record that lost only its newline: keep it
             else:
                 os.ftruncate(fd, end)         # a killed writer's fragment
+        _check_room(fd, path, len(line))
         written = os.write(fd, line)
         if written != len(line):
             raise OSError(errno.ENOSPC, f"short write to {path} ({written}/{len(line)} bytes)")
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class StoreFull(DataError):
+    """An append that would take the store past the bounds its readers hold it to (MAX_STORE_BYTES, MAX_STORE_LINES)."""
+
+
+def _check_room(fd: int, path: Path, size: int) -> None:
+    """StoreFull unless a line of `size` bytes fits in the store (`fd`, its lines whole): a store the toolkit grew
+    past its bounds would be refused by every command after, its own included."""
+    stored = os.fstat(fd).st_size
+    if stored + size > MAX_STORE_BYTES:
+        raise StoreFull(f"{path} holds {math.ceil(stored / (1 << 20))} MiB of runs, and another would take it past "
+                        f"{MAX_STORE_BYTES >> 20} MiB, more than a store may hold")
+    # fewer bytes than MAX_STORE_LINES hold fewer lines: the count is read only for a store that may be full
+    if stored >= MAX_STORE_LINES and _newlines(fd, stored) >= MAX_STORE_LINES:
+        raise StoreFull(f"{path} holds {MAX_STORE_LINES:,} lines, and another would take it past "
+                        f"{MAX_STORE_LINES:,}, more than a store may hold")
+
+
+def _newlines(fd: int, size: int, block: int = 1 << 20) -> int:
+    return sum(_read_at(fd, min(block, size - start), start).count(b"\n") for start in range(0, size, block))
 
 
 class RecordNotAppended(ToolkitError):
@@ -94,8 +116,10 @@ def append_or_keep(out_dir: Path, record: dict) -> None:
     try:
         append_record(out_dir, record)
         return
-    except (OSError, DataError) as e:          # DataError: the store became a symbolic link
+    except (OSError, DataError) as e:          # DataError: the store became a symbolic link, or is full
         why = getattr(e, "strerror", None) or str(e)
+        remedy = "move the store away (the next append starts a new one)" if isinstance(e, StoreFull) \
+            else "free space or fix permissions"
     folder = run_path(out_dir, record)
     try:
         keep = folder / RECORD_FILE
@@ -108,7 +132,7 @@ def append_or_keep(out_dir: Path, record: dict) -> None:
                                 f"nor keep it in {folder} ({getattr(e, 'strerror', None) or e}); "
                                 f"its outputs are in {folder}") from None
     raise RecordNotAppended(f"could not append run {record['run_id']} to {Path(out_dir) / RUNS_FILE} ({why}); "
-                            f"its record is kept in {keep}: free space or fix permissions, then run "
+                            f"its record is kept in {keep}: {remedy}, then run "
                             f"`python run.py results --recover --results {out_dir}`")
 
 
