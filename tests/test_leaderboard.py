@@ -172,6 +172,27 @@ def test_a_tuned_row_names_its_study_and_trial_in_the_notes_and_the_csv(tmp_path
                                                     "lmf@h-333333": "tune-lmf-mosi trial 3"}
 
 
+@pytest.mark.parametrize("field,value,what", [
+    ("label", "tune-x\n### a heading of its own", "label must be a string of one line (at most 200 characters)"),
+    ("label", "x" * 201, "label must be a string of one line"),
+    ("package_version", "1.0\r\n| a | row |", "package_version must be a string of one line"),
+    ("git_commit", ["abc"], "git_commit must be a string of one line"),
+    ("tune_trial", "7", "tune_trial must be a trial number (an integer, 0 or more), got '7'"),
+    ("tune_trial", -3, "tune_trial must be a trial number"),
+    ("tune_trial", True, "tune_trial must be a trial number"),
+    ("tune_trial", 10 ** 4000, "tune_trial must be a trial number (an integer, 0 or more), got a huge integer"),
+])
+def test_a_label_trial_or_code_field_that_a_table_cannot_show_is_one_line(tmp_path, field, value, what):
+    """label, tune_trial and the code fields are written as they are into the notes and CSVs (run_label,
+    code_version): before, a label's newline wrote a Markdown heading of its own into the leaderboard, a 4,000-digit
+    trial a 4,000-digit note, and a tune_trial of '7' or -3 was shown or dropped without a word."""
+    from mmsa_atsuko.errors import DataError
+    for seed in (1, 2):
+        append_record(tmp_path, record("tfn", seed, {"MAE": 0.9}) | {"label": "tune-tfn-mosi", field: value})
+    with pytest.raises(DataError, match=f"^runs.jsonl: record 'tfn-mosi-1-h-0000000000-1': {re.escape(what)}"):
+        leaderboard(tmp_path, fmt="md")
+
+
 def test_markdown_marks_best_separates_real_and_synthetic_and_labels_configs(store):
     text = leaderboard(store, fmt="md")
     real_title = f"### mosi, unaligned: real data ({REAL})"

@@ -146,6 +146,15 @@ def test_every_run_option_reaches_the_trials_and_the_final_runs(tmp_path):
     assert study.user_attrs["search"]["condition"] == "missing_rate=0.25"
 
 
+@pytest.mark.parametrize("name", ["a/b", "../outside", ".hidden", "x\ny", "x" * 101])
+def test_a_study_name_that_is_no_file_name_is_one_line_before_any_work(tmp_path, name):
+    """The name is the study's file, <out>/tune/<name>.db, and its runs' label: `a/b` was sqlite's traceback
+    after the results folder was made, `../outside` a database outside it."""
+    with pytest.raises(UsageError, match=r"^--study .* is no study name: give one of letters, digits"):
+        tune("tfn", "mosi", trials=1, out=tmp_path / "results", study_name=name, **TINY)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_tune_names_one_setting_and_a_study_resumes_only_the_search_it_began(tmp_path):
     with pytest.raises(UsageError, match="a tune searches one setting, and these options name 2"):
         tune("tfn", "mosi", trials=1, out=tmp_path, missing_rates=[0.0, 0.5], **TINY)

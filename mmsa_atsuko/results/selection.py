@@ -47,6 +47,7 @@ def config_labels(pairs) -> dict[tuple[str, str], str]:
 
 
 MAX_CONFIG_DEPTH = 16
+_ONE_LINE = re.compile(r"[^\x00-\x1f\x7f]{0,200}")
 
 
 def check_ok_record(record: dict) -> dict:
@@ -77,6 +78,14 @@ def check_ok_record(record: dict) -> dict:
             bad_field(record, f"metrics[{show(name)}]", "a finite number or null", value)
     if not isinstance(record.get("config"), dict) or _depth(record["config"]) > MAX_CONFIG_DEPTH:
         bad("config", f"an object nested at most {MAX_CONFIG_DEPTH} deep")
+    # Shown as they are in tables, notes and every analysis CSV row (`run_label`, `code_version`): a newline in one
+    # wrote lines of its own into the leaderboard's Markdown, and nothing bounded their length.
+    for field in ("label", "package_version", "git_commit"):
+        if record.get(field) is not None and not (isinstance(record[field], str) and _ONE_LINE.fullmatch(record[field])):
+            bad(field, "a string of one line (at most 200 characters)")
+    trial = record.get("tune_trial")
+    if "tune_trial" in record and (not isinstance(trial, int) or isinstance(trial, bool) or not 0 <= trial < 2 ** 63):
+        bad("tune_trial", "a trial number (an integer, 0 or more)")
     for field, kinds in (("synthetic", (bool,)), ("run_dir", (str,)), ("data_path", (str, type(None))),
                          ("best_epoch", (int,)), ("started_at", (str,)), ("preset", (str, type(None)))):
         # JSON's true and false load as bools, which are ints: one passes only where a bool is meant.

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
 
 from .. import api
@@ -39,7 +40,7 @@ from ..data.conditions import check_model_allows
 from ..errors import ToolkitError, UsageError
 from ..metrics import lower_is_better
 from ..registry import canonical_model_name, get_model_class
-from ..results import STORE_ENTRIES, check_output_folder
+from ..results import STORE_ENTRIES, check_output_folder, show
 from ..training.hardware import check_precision
 from ..training.seed import DEFAULT_SEEDS, check_seeds
 from .driver import SweepLock, sweep
@@ -57,6 +58,9 @@ TUNE_DIR = "tune"
 # (0.5**5 = 3%). 5 trials of a search of 20-100 is what finding out may cost; more only burns the
 # night slower, fewer stops good spaces with a bad corner.
 STOP_AFTER_FAILURES = 5
+# A study's name is its file's (<out>/tune/<name>.db) and its final runs' label, shown in tables: `--study a/b`
+# was sqlite's traceback, `../x` a database outside the results folder.
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 INTERRUPTED = "interrupted"          # user attr of a trial marked failed because its process died
 
 
@@ -93,6 +97,9 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
     space = read_space(model, space_file)
     where = space_name(model, space_file)
     study_name = study_name or default_study_name(base)
+    if not STUDY_NAME.fullmatch(study_name):
+        raise UsageError(f"--study {show(study_name)} is no study name: give one of letters, digits, '_', '.' and '-' "
+                         f"(at most 100, the first a letter or digit)")
     out = check_output_folder(out, entries=(*STORE_ENTRIES, f"{TUNE_DIR}/"))   # a tune/ link took the study elsewhere
     backend = backend or LocalBackend()
     config = api.resolve_config(model, base.dataset, preset=base.preset, overrides=base.overrides,
