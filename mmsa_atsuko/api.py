@@ -33,7 +33,7 @@ from .models.atsuko import ATSUKO_FAMILY
 from .models.atsuko.diagnostics import routing_summary
 from .models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
 from .registry import build_model, canonical_model_name, get_model_class
-from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
+from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity, open_new,
                       ok_record, ran_at_other_precision, read_records, recover, run_identity)
 from .run_folders import attempts_of, partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
 from .training.hardware import (check_precision, check_threads, device_name, peak_memory_mb,
@@ -307,7 +307,8 @@ PREDICTIONS_FLOAT_FORMAT = "%.9g"      # 9 significant digits round-trip float32
 def write_predictions(path: Path, test, spec) -> None:
     """predictions_test.csv (`predictions_frame`). Floats are written to 9 significant digits, which
     round-trips float32 exactly: the metrics can be recomputed from the file to the last digit."""
-    predictions_frame(test, spec.task).to_csv(path, index=False, float_format=PREDICTIONS_FLOAT_FORMAT)
+    with open_new(path, "w", newline="", encoding="utf-8") as f:      # never through a planted link
+        predictions_frame(test, spec.task).to_csv(f, index=False, float_format=PREDICTIONS_FLOAT_FORMAT)
 
 
 def predictions_frame(test, task: str) -> pd.DataFrame:

@@ -113,13 +113,26 @@ def write_pickle(obj, path) -> None:
     replace_with(path, write)
 
 
-def open_new(path, mode: str = "w", **kwargs):
-    """`open(path, mode)` for writing ("w" or "wb", truncating) that never follows a symbolic link
-    at `path`: a planted link makes it fail with a one-line DataError instead of writing its target."""
-    return os.fdopen(_open_no_follow(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), mode, **kwargs)
-
-
 OWN_COPY = "make it a file of its own (copy it, then move the copy over it)"
+
+
+def open_new(path, mode: str = "w", **kwargs):
+    """`open(path, mode)` for writing ("w" or "wb", truncating) that never writes through a link at `path`: a
+    symbolic link, or a file of several names (a hard link), makes it fail with a one-line DataError instead of
+    writing the other file. The names are counted on the file opened, before it is emptied, so a link planted
+    after a folder was checked (a shared run folder's, between `--resume`'s check and the write) is refused too."""
+    fd = _refuse_several_names(_open_no_follow(path, os.O_WRONLY | os.O_CREAT), path, "writing")
+    os.ftruncate(fd, 0)
+    return os.fdopen(fd, mode, **kwargs)
+
+
+def _refuse_several_names(fd: int, path, doing: str) -> int:
+    names = os.fstat(fd).st_nlink
+    if names > 1:
+        os.close(fd)
+        raise DataError(f"{path} is a file of {names} names (a hard link), and {doing} it would change it "
+                        f"under its other names too; {OWN_COPY}")
+    return fd
 
 
 def open_append(path) -> int:
@@ -127,13 +140,7 @@ def open_append(path) -> int:
     symbolic link, nor to a file of several names (a hard link, planted or left by a `cp -al` copy of the
     folder): an append would change it under its other names too. The results store's files, which grow by
     whole lines."""
-    fd = _open_no_follow(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
-    names = os.fstat(fd).st_nlink
-    if names > 1:
-        os.close(fd)
-        raise DataError(f"{path} is a file of {names} names (a hard link), and appending to it would change it "
-                        f"under its other names too; {OWN_COPY}")
-    return fd
+    return _refuse_several_names(_open_no_follow(path, os.O_RDWR | os.O_APPEND | os.O_CREAT), path, "appending to")
 
 
 def _open_no_follow(path, flags: int) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .atomic import read_small_file
+from .atomic import open_new, read_small_file
 from .data.conditions import folder_condition_key
 from .errors import ModelContractError, UsageError
 
@@ -81,9 +81,9 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
     of this process's part of the run) is added to the folder's attempts (`attempts_of`). `condition` (the
     record's `condition` block) is kept in run.json for its marks: a drop=T one's text_rows (`identity_of`)."""
     def name_the_run(folder: Path, earlier: list) -> None:
-        (folder / RUN_IDENTITY).write_text(json.dumps({"identity": list(identity), "pid": os.getpid(),
-                                                       "host": socket.gethostname(), "condition": condition,
-                                                       "attempts": [*earlier, attempt or {}]}), encoding="utf-8")
+        with open_new(folder / RUN_IDENTITY, "w", encoding="utf-8") as f:      # never through a planted link
+            json.dump({"identity": list(identity), "pid": os.getpid(), "host": socket.gethostname(),
+                       "condition": condition, "attempts": [*earlier, attempt or {}]}, f)
 
     if resume:
         lock = _claim(work_dir)

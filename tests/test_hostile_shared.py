@@ -172,6 +172,34 @@ def test_resume_never_writes_through_a_hard_link_in_the_partial_folder(partial, 
     assert not (out / "runs.jsonl").exists() and folder.is_dir()
 
 
+@pytest.mark.parametrize("link", ["hard", "symbolic"])
+@pytest.mark.parametrize("name", ["train.log", "run.json", "config.yaml", "model.json", ".last.pt.tmp",
+                                  ".history.json.tmp", "predictions_test.csv"])
+def test_a_link_planted_after_resumes_check_is_never_written_through(partial, victim, monkeypatch, capsys, link, name):
+    """The check of a dead run's folder is one moment; the writes come after, by name. Before, a link planted in
+    between (by whoever shares the folder) was written through: train.log appended to the victim, run.json,
+    config.yaml, model.json, the predictions and the fixed temporary names of last.pt and history.json rewrote
+    it. Now each write refuses a link at its own open (or removes it first, for a temporary name of its own)."""
+    from mmsa_atsuko import run_folders
+    out, folder = partial
+    check = run_folders._check_resumable
+
+    def check_then_plant(work_dir):
+        check(work_dir)
+        (work_dir / name).unlink(missing_ok=True)
+        if link == "hard":
+            os.link(victim / "victim.txt", work_dir / name)
+        else:
+            (work_dir / name).symlink_to(victim / "victim.txt")
+    monkeypatch.setattr(run_folders, "_check_resumable", check_then_plant)
+    code, _, err = cli(capsys, *RESUMABLE, "--out", out, "--resume")
+    if code:             # refused where it writes the name; the victim fixture asserts victim.txt unchanged
+        kind = "a file of 2 names (a hard link)" if link == "hard" else "a symbolic link"
+        assert_one_line(code, err, f"{folder / name} is {kind}")
+    else:                # a temporary name of the run's own: the link is removed, the run goes on
+        assert name.endswith(".tmp") and len(list(out.glob("runs/*/best.pt"))) == 1
+
+
 def test_resume_still_continues_a_folder_of_its_own(partial, capsys):
     out, folder = partial
     code, _, err = cli(capsys, *RESUMABLE, "--out", out, "--resume")

@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 from easydict import EasyDict
 
+from ..atomic import open_new
 from ..errors import UsageError
 from ..registry import CONFIG_DIR, get_model_class, model_yaml_path
 from ..user_models import model_origin
@@ -198,5 +199,5 @@ def config_hash(config: dict) -> str:
 
 
 def save_config(config: dict, path: Path) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    with open_new(path, "w", encoding="utf-8") as f:        # a run folder's config.yaml: never through a link
         yaml.safe_dump(json.loads(json.dumps(config)), f, sort_keys=True)

@@ -4,6 +4,7 @@ Never appends to the store: only the sweep's driver writes it, whatever the back
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -14,9 +15,9 @@ from pathlib import Path
 from .. import api
 from ..code_version import git_commit
 from ..config import config_hash, load_config
-from ..errors import ToolkitError, UsageError
+from ..errors import DataError, ToolkitError, UsageError
 from ..registry import build_model
-from ..results import failed_record
+from ..results import failed_record, open_new
 from ..run_folders import take_leftovers
 from ..training.hardware import peak_memory_mb, reset_peak_memory
 from ..training.seed import resolve_device, set_seed
@@ -68,7 +69,8 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
     if run.checkpoint == "none":
         (failed_dir / "best.pt").unlink(missing_ok=True)
     details = "".join(traceback.format_exception(type(error), error, error.__traceback__)) if is_exception else message
-    (failed_dir / "error.txt").write_text(details + "\n", encoding="utf-8")
+    with contextlib.suppress(DataError), open_new(failed_dir / "error.txt", encoding="utf-8") as f:
+        f.write(details + "\n")       # a link planted at it is not written through (the record keeps the message)
     s = run.setting
     return failed_record(run_id, model=s.model, dataset=s.dataset, aligned=s.aligned, seed=run.seed,
                          preset=s.preset, config=run.config, data=run.data, error=message, device=device,

@@ -29,7 +29,7 @@ from ..data.extract.text import tokenizer_identity, tokenizer_of
 from ..data.spec import DatasetSpec
 from ..errors import DataError, UsageError, one_line
 from ..models.common.bert import resolve_bert_path
-from ..results import json_safe, show
+from ..results import json_safe, open_new, show
 from ..user_models import model_source
 
 MODEL_CARD = "model.json"
@@ -79,7 +79,8 @@ def write_model_card(run_dir, model_name: str, config, spec: DatasetSpec) -> Pat
         "spec": dataclasses.asdict(spec), "model_source": model_source(model_name),
     }
     path = Path(run_dir) / MODEL_CARD
-    path.write_text(json.dumps(json_safe(card), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    with open_new(path, "w", encoding="utf-8") as f:        # never through a link planted in a shared folder
+        f.write(json.dumps(json_safe(card), indent=1, allow_nan=False) + "\n")
     return path
 
 

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
+
+from ..atomic import open_append
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -29,7 +32,8 @@ def run_log(path: Path):
     would never reach the file. So for the run the logger lets INFO through to the file, and
     hands the caller's handlers only what its old effective level let through. A run that
     raises leaves its traceback at the end of the file."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    # appended to (a resumed run's), never through a link planted in a shared folder (atomic.open_append)
+    handler = logging.StreamHandler(os.fdopen(open_append(path), "a", encoding="utf-8"))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     level, propagate, handlers = log.level, log.propagate, list(log.handlers)
     effective = log.getEffectiveLevel()
@@ -47,6 +51,7 @@ def run_log(path: Path):
         raise
     finally:
         handler.close()
+        handler.stream.close()          # a StreamHandler leaves its stream open
         for added in [h for h in log.handlers if h not in handlers]:
             log.removeHandler(added)
         log.setLevel(level)             # setLevel, not `log.level =`: it clears the level caches

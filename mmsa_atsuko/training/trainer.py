@@ -114,10 +114,9 @@ def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False,
     return SplitEval(metrics, pred, label, list(split.ids), export)
 
 
-def _write_json(value, path: Path) -> None:
-    """`value` as JSON, NaN (an undefined Corr) as null, as the run record has it."""
-    with open(path, "w") as f:
-        json.dump(json_safe(value), f, indent=1, allow_nan=False)
+def _write_json(value, f) -> None:
+    """`value` as JSON to the binary file `f`, NaN (an undefined Corr) as null, as the run record has it."""
+    f.write(json.dumps(json_safe(value), indent=1, allow_nan=False).encode())
 
 
 def check_trainer_config(config, dataset: str, origins: dict | None = None) -> None:
@@ -242,7 +241,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
             Path(run_dir) / LAST_CHECKPOINT, model, optimizer, scheduler, generator, device)
         log.info("resumed after epoch %d (best %s at epoch %d)", epoch, best_value, best_epoch)
         if best_state is not None:    # a run killed just after writing best.pt has a later epoch's there
-            replace_in_run_folder(Path(run_dir) / "best.pt", lambda path: torch.save(best_state, path))
+            replace_in_run_folder(Path(run_dir) / "best.pt", lambda f: torch.save(best_state, f))
     show = progress and sys.stderr.isatty()
     steps, train_seconds, last_loss = 0, 0.0, None
     unchecked = True          # the model contract (models/contract.py) is checked on the first batch only
@@ -302,9 +301,9 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
             best_value, best_epoch, best_valid = value, epoch, valid_metrics
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             if run_dir is not None:
-                replace_in_run_folder(Path(run_dir) / "best.pt", lambda path: torch.save(best_state, path))
+                replace_in_run_folder(Path(run_dir) / "best.pt", lambda f: torch.save(best_state, f))
         if run_dir is not None:    # every epoch, so a run that dies keeps its curves and can resume
-            replace_in_run_folder(Path(run_dir) / "history.json", lambda path: _write_json(history, path))
+            replace_in_run_folder(Path(run_dir) / "history.json", lambda f: _write_json(history, f))
             save_training_state(Path(run_dir) / LAST_CHECKPOINT, model, optimizer, scheduler, generator, device,
                                 epoch, history, (best_value, best_epoch, best_state, best_valid))
         log.info("epoch %d  train %s  valid %s=%.4f  (best %.4f at epoch %d)", epoch,

@@ -12,16 +12,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import replace_with
+from ..atomic import open_new, replace_with
 from ..data.safe_checkpoint import load_weights
 from ..errors import DataError
 from .resume_checks import check_training_state
 
 
 def replace_in_run_folder(path: Path, write) -> None:
-    """`write(tmp)` then rename over `path`: a kill leaves the old file or the new one, never half.
-    One fixed temporary name: only this run writes its folder, so the next write takes it over."""
-    replace_with(path, write, tmp=path.with_name(f".{path.name}.tmp"))
+    """`write(f)` to a binary file, then rename it over `path`: a kill leaves the old file or the new one, never
+    half. One fixed temporary name: only this run writes its folder, so the next write takes it over; what is
+    there is removed first and the file opened with `open_new`, so a link planted at the name (a shared folder's)
+    is never written through."""
+    def write_file(tmp: Path) -> None:
+        tmp.unlink(missing_ok=True)
+        with open_new(tmp, "wb") as f:
+            write(f)
+    replace_with(path, write_file, tmp=path.with_name(f".{path.name}.tmp"))
 
 
 def _rng_states(generator: torch.Generator, device: torch.device) -> dict:
@@ -60,7 +66,7 @@ def save_training_state(path: Path, model, optimizer, scheduler, generator, devi
                  "model": None if best_epoch == epoch else weights},
         "rng": _rng_states(generator, device),
     }
-    replace_in_run_folder(path, lambda tmp: torch.save(state, tmp))
+    replace_in_run_folder(path, lambda f: torch.save(state, f))
 
 
 def load_training_state(path: Path, model, optimizer, scheduler, generator, device) -> tuple:
