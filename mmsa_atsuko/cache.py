@@ -6,7 +6,9 @@ all use it without importing each other.
 - `cache_dir()`: $MMSA_ATSUKO_CACHE, else ~/.cache/mmsa_atsuko. Generated synthetic data and
   tiny BERTs live in its `synthetic/` folder; a run config names such a BERT
   `synthetic:<recipe>/bert-synthetic-en`, relative to that folder, so that the config hash
-  (and so whether a sweep counts a run as done) does not depend on where the cache lives.
+  (and so whether a sweep counts a run as done) does not depend on where the cache lives. A tiny
+  BERT's folder is always `bert-synthetic-<en|cn>` (`tiny_bert_folder_name`), in the cache or in a
+  folder `run.py synth -d mintrec` writes.
 - `sha256_of(path)`: a file's sha256, remembered in `sha256.json` per version of the file.
   A version is (size, mtime_ns, ctime_ns, inode, device): mtime can be set back by anyone
   (`touch -d`, `os.utime`), ctime cannot, and any write, chmod or rename moves it, so an
@@ -24,6 +26,7 @@ from .atomic import replace_with
 CACHE_ENV = "MMSA_ATSUKO_CACHE"
 DEFAULT_CACHE = "~/.cache/mmsa_atsuko"
 SYNTHETIC_BERT_PREFIX = "synthetic:"
+TINY_BERT_LANGUAGES = ("en", "cn")
 _HASHES_FILE = "sha256.json"
 
 
@@ -40,6 +43,19 @@ def synthetic_cache_dir() -> Path:
 def synthetic_bert_name(bert_dir) -> str:
     """The `pretrained` value of a tiny BERT in the cache: 'synthetic:<recipe>/bert-synthetic-en'."""
     return SYNTHETIC_BERT_PREFIX + Path(bert_dir).resolve().relative_to(synthetic_cache_dir().resolve()).as_posix()
+
+
+def tiny_bert_folder_name(language: str) -> str:
+    """The folder name of the toolkit's tiny synthetic BERT of a language: 'bert-synthetic-en'."""
+    return f"bert-synthetic-{language}"
+
+
+def names_tiny_bert(pretrained) -> bool:
+    """Whether a `pretrained` value names the toolkit's tiny synthetic BERT: 'synthetic:...', or a folder
+    named as one (which no download has: only a --synthetic run or `run.py synth -d mintrec` writes it)."""
+    text = str(pretrained or "")
+    return (text.startswith(SYNTHETIC_BERT_PREFIX)
+            or Path(text).name in {tiny_bert_folder_name(language) for language in TINY_BERT_LANGUAGES})
 
 
 def synthetic_bert_folder(name: str) -> Path:

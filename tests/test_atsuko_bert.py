@@ -95,6 +95,41 @@ def test_missing_weights_raise_one_line(tmp_path, monkeypatch):
         resolve_bert_path(str(tmp_path / "only-config"))
 
 
+def test_the_advice_for_a_missing_bert_fits_the_kind_of_name(tmp_path, monkeypatch):
+    """Every missing BERT was told `huggingface-cli download <its folder's name>`: for the toolkit's tiny
+    synthetic BERT (bert-synthetic-en, which no Hub has) and for any local folder that is no command that
+    works, and for a Hub id with an org it downloaded the name without the org."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+
+    def advice(name, option="-c pretrained="):
+        with pytest.raises(UsageError) as error:
+            resolve_bert_path(name, option=option)
+        assert "\n" not in str(error.value)
+        return str(error.value)
+
+    # The name a --synthetic run's config holds: the run of that recipe writes it again.
+    said = advice("synthetic:mosi-small-unaligned-seed0-v2/bert-synthetic-en")
+    assert "a run with --synthetic on the data of mosi-small-unaligned-seed0-v2 writes it again" in said
+    said = advice("synthetic:mintrec-small-unaligned-seed0-v1/MIntRec/bert-synthetic-en")
+    assert said.endswith("on the data of mintrec-small-unaligned-seed0-v1 writes it again"), said
+    # A tiny BERT's folder, as an extracted file or a `synth -d mintrec` run records it, gone from here.
+    for language in ("en", "cn"):
+        said = advice(str(tmp_path / "elsewhere" / f"bert-synthetic-{language}"), option="--bert ")
+        assert "huggingface-cli" not in said and "which no download has" in said, said
+        assert f"any run with --synthetic writes one to {tmp_path}/cache/synthetic/<recipe>/bert-synthetic-{language}" in said
+        assert "run.py synth -d mintrec --out DIR" in said and said.endswith("give --bert that folder"), said
+    # A local folder: its name is no Hub id to download.
+    said = advice(str(tmp_path / "my-bert"))
+    assert "huggingface-cli download HUB_ID --local-dir /path/to/bert" in said and "download my-bert" not in said
+    # A Hub id: downloaded by its full id, org included.
+    said = advice("google-bert/bert-base-uncased")
+    assert ("`huggingface-cli download google-bert/bert-base-uncased --local-dir /path/to/bert-base-uncased`"
+            in said and "-c pretrained=/path/to/bert-base-uncased" in said), said
+
+
 def test_hub_id_found_in_the_cache(tiny_bert, tmp_path, monkeypatch):
     import shutil
 

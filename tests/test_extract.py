@@ -142,7 +142,7 @@ def test_cli_needs_bert_and_says_what_to_pass(corpus, capsys):
                  "--out", str(corpus["root"] / "x.pkl"), "--bert", str(corpus["root"] / "no-such-bert")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "does not exist; set --bert /path/to/no-such-bert" in err and "-c pretrained" not in err
+    assert "no-such-bert does not exist; check the path, or set --bert /path/to/bert" in err and "-c pretrained" not in err
     assert not (corpus["root"] / "x.pkl").exists()
 
 

@@ -378,3 +378,14 @@ def test_predict_from_videos_says_which_bert_it_cannot_find(trained, capsys, tmp
     assert err.startswith("error: the run's features were extracted with --bert old-session/bert, which cannot be "
                           "used from here: BERT weights 'old-session/bert' are neither a local folder"), err
     assert not (tmp_path / "out" / "features.pkl").exists()
+    # Extracted with the tiny synthetic BERT of a cache that is not here: it was told to download
+    # bert-synthetic-en from the Hub, which has no such model; a --synthetic run writes one.
+    gone = tmp_path / "other-cache" / "synthetic" / "mosi-small-unaligned-seed0-v2" / "bert-synthetic-en"
+    card["extractor"]["bert"] = str(gone)
+    (run / "model.json").write_text(json.dumps(card))
+    code, err = _predict(capsys, "--checkpoint", run, "--videos", trained["videos"], "--transcripts",
+                         trained["transcripts"], "--out", tmp_path / "out")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"BERT folder {gone} does not exist; it is named as the toolkit's tiny synthetic BERT" in err, err
+    assert "huggingface-cli" not in err and "any run with --synthetic writes one" in err, err
+    assert not (tmp_path / "out" / "features.pkl").exists()

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import sha256_of
+from ..cache import sha256_of, tiny_bert_folder_name
 from ..errors import UsageError
 from . import tiny_bert
 from .mintrec import FEATURE_FILES, SYNTHETIC_MARKER, TSV_FILES, TSV_HEADER, folder_digest, label_names, mintrec_facts
@@ -50,7 +50,7 @@ from .stamp import make_stamp
 RECIPE_VERSION = "v1"        # bump when what is written changes
 SIZES = ("small", "full")
 SPLITS = ("train", "valid", "test")
-BERT_DIR = "bert-synthetic-en"
+BERT_DIR = tiny_bert_folder_name("en")
 
 SMALL_SPLIT_SIZES = {"train": 160, "valid": 60, "test": 60}
 SMALL_MAX_SEQ_LENS = {"text": 16, "audio": 24, "vision": 20}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...cache import tiny_bert_folder_name
 from ..stamp import STAMP_KEY
 from ..synthetic_stress import STANDARD
 from ..tiny_bert import MARKER_JSON, write_tiny_bert
@@ -39,7 +40,7 @@ def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int 
     facts = facts_of(dataset)
     root = Path(cache_dir) / synthetic_recipe(dataset, size, seed, aligned, recipe)
     pkl = root / facts["files"]["aligned" if aligned else "unaligned"]
-    bert = root / f"bert-synthetic-{facts['language']}"
+    bert = root / tiny_bert_folder_name(facts["language"])
     if not pkl.is_file() or not is_stamped(pkl):
         write_synthetic(dataset, pkl, size=size, seed=seed, aligned=aligned, recipe=recipe)
     if not (bert / MARKER_JSON).is_file():

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ...cache import CACHE_ENV, SYNTHETIC_BERT_PREFIX, synthetic_bert_folder, synthetic_cache_dir
+from ...cache import CACHE_ENV, SYNTHETIC_BERT_PREFIX, names_tiny_bert, synthetic_bert_folder, synthetic_cache_dir
 from ...errors import UsageError
 from .meta import building_on_meta
 
@@ -23,10 +23,30 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 MIN_VOCAB = 100
 
 
-def _how_to_fix(pretrained: str, option: str = "-c pretrained=") -> str:
-    name = Path(str(pretrained)).name or "bert-base-uncased"
+def _how_to_fix(pretrained, option: str = "-c pretrained=") -> str:
+    """What to set for a BERT that cannot be used, by the kind of name it has: the toolkit's tiny synthetic
+    BERT (no download has it; a --synthetic run writes it), a local folder, or a Hugging Face Hub id."""
+    text = str(pretrained)
+    if names_tiny_bert(text):
+        if text.startswith(SYNTHETIC_BERT_PREFIX):      # synthetic:<recipe>/..., a folder of the cache
+            recipe = text[len(SYNTHETIC_BERT_PREFIX):].split("/")[0]
+            return (f"it is the toolkit's tiny synthetic BERT, which no download has: a run with --synthetic on the "
+                    f"data of {recipe} writes it again")
+        return (f"it is named as the toolkit's tiny synthetic BERT, which no download has: any run with --synthetic "
+                f"writes one to {synthetic_cache_dir()}/<recipe>/{Path(text).name} (`run.py synth -d mintrec --out "
+                f"DIR` one to DIR/MIntRec/bert-synthetic-en); give {option.rstrip()} that folder")
+    if _names_a_path(text):
+        return (f"check the path, or set {option}/path/to/bert (a folder with config.json, vocab.txt and the "
+                f"weights: one saved with save_pretrained, or `huggingface-cli download HUB_ID --local-dir "
+                f"/path/to/bert` on a machine with internet)")
+    name = text.rstrip("/").rpartition("/")[2] or "bert"
     return (f"set {option}/path/to/{name} (a folder with config.json and the weights, e.g. from "
-            f"`huggingface-cli download {name} --local-dir /path/to/{name}` on a machine with internet)")
+            f"`huggingface-cli download {text} --local-dir /path/to/{name}` on a machine with internet)")
+
+
+def _names_a_path(text: str) -> bool:
+    """Plainly a path, not a hub id (which may be 'org/name'), or a folder that is there."""
+    return text.startswith(("/", "~", "./", "../")) or os.path.isdir(os.path.expanduser(text))
 
 
 def _has_weights(folder: Path) -> bool:
@@ -66,7 +86,7 @@ def resolve_bert_path(pretrained, option: str = "-c pretrained=") -> str:
                              f"such a name is synthetic:<recipe>/bert-synthetic-en, a folder inside it")
         if not _has_weights(folder):
             raise UsageError(f"the synthetic BERT {pretrained} is not in the cache at {folder} "
-                             f"(${CACHE_ENV}); run with --synthetic to write it")
+                             f"(${CACHE_ENV}); {_how_to_fix(pretrained, option)}")
         return str(folder)
     folder = Path(os.path.expanduser(str(pretrained)))
     if folder.is_dir():
@@ -75,8 +95,7 @@ def resolve_bert_path(pretrained, option: str = "-c pretrained=") -> str:
         if not _has_weights(folder):
             raise UsageError(f"BERT folder {folder} has no {' or '.join(WEIGHT_FILES)}; {_how_to_fix(pretrained, option)}")
         return str(folder)
-    if str(pretrained).startswith(("/", "~", "./", "../")):
-        # Plainly a path, not a hub id (which may be 'org/name'): no cache lookup to mention.
+    if _names_a_path(str(pretrained)):       # no cache lookup to mention
         raise UsageError(f"BERT folder {folder} does not exist; {_how_to_fix(pretrained, option)}")
     snapshot = _cached_snapshot(str(pretrained))
     if snapshot is not None:
