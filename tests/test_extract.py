@@ -729,7 +729,8 @@ def test_videos_skipped_for_one_reason_are_printed_as_one_line_and_listed_each(t
 
 def test_transcript_rows_without_a_video_are_printed_as_one_line(corpus, tmp_path):
     """Their reason named each id ('no video file named talk0.* in new'), so no two were alike and a CSV
-    of a whole study against a folder of three new clips printed a line per row (a user's trial)."""
+    of a whole study against a folder of three new clips printed a line per row (a user's trial). The
+    grouped line counted the rows as 'videos', which they are not: they are rows that have none."""
     transcripts = tmp_path / "ghosts.csv"
     transcripts.write_text("id,text\n" + "".join(f"ghost{i},w00{i}\n" for i in range(4)))
     printed = []
@@ -738,7 +739,7 @@ def test_transcript_rows_without_a_video_are_printed_as_one_line(corpus, tmp_pat
                 echo=printed.append)
     clips = sorted([*CLIPS, BROKEN])          # the corpus' videos, none of which has a row here
     assert printed == [f"skipped {len(clips)} videos ({', '.join(clips[:3])}, ...): no row in the transcripts",
-                       f"skipped 4 videos (ghost0, ghost1, ghost2, ...): no video file in {corpus['videos']} named "
+                       f"skipped 4 transcript rows (ghost0, ghost1, ghost2, ...): no video file in {corpus['videos']} named "
                        f"after the id (id.mp4, id.mkv, ...)",
                        f"{4 + len(clips)} skipped; the list is in {tmp_path / 'g.skipped.txt'}"]
 
@@ -766,6 +767,33 @@ def test_without_a_terminal_extraction_prints_a_line_each_tenth_of_the_videos(mo
     # 23 videos: a line every 3 (the tenth, rounded up), and one at the end.
     assert [line.split(",")[0] for line in lines] == [f"extract: {n}/23 videos" for n in (3, 6, 9, 12, 15, 18, 21, 23)]
     assert all(line.endswith(" s") for line in lines)
+
+
+def test_bert_encoding_reports_its_progress_a_batch_at_a_time(corpus, tmp_path):
+    """After the videos' progress, extract encoded every transcript with BERT in silence: minutes with a
+    real BERT on a CPU. Without a terminal it now prints a line each tenth of the texts, as for the videos."""
+    import shutil
+
+    from mmsa_atsuko.data.extract import pipeline
+    from mmsa_atsuko.data.extract.text import ENCODE_BATCH, encode_texts
+    batches = []
+    text_bert, _ = encode_texts(["w001 w002"] * 70, str(corpus["bert"]), 8, progress=batches.append)
+    assert ENCODE_BATCH == 32 and batches == [32, 32, 6] and len(text_bert) == 70
+    lines = []
+    progress = pipeline._Progress(70, lines.append, what="texts encoded by BERT", unit="text")
+    for count in batches:           # a tenth is 7 texts: each batch passes at least one
+        progress.update(count)
+    assert [line.split(",")[0] for line in lines] == [f"extract: {n}/70 texts encoded by BERT" for n in (32, 64, 70)]
+    # Through extract, every good clip from the cache: the broken one, never cached, is tried again (the
+    # videos' line), then the 8 texts the CSV keeps (5/2/1) are encoded (the texts' line, after it).
+    out = tmp_path / "again.pkl"
+    shutil.copytree(pipeline.cache_path(corpus["out"]), pipeline.cache_path(out))
+    printed = []
+    result = extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL,
+                     echo=printed.append)
+    assert result.extracted == 0 and sum(result.counts.values()) == 8
+    assert [line.split(",")[0] for line in printed if line.startswith("extract:")] == [
+        "extract: 1/1 videos", "extract: 8/8 texts encoded by BERT"], printed
 
 
 def test_a_clip_without_audio_or_video_is_skipped_saying_what_to_do(tmp_path):

@@ -13,9 +13,9 @@ carry on.
 
 Audio and vision are extracted per video, in `jobs` processes, each result cached in a
 folder next to the output (`<out>.cache/`, keyed by the video's size and mtime and the
-config hash), so a killed extraction resumes where it stopped. Progress: tqdm's bar on a terminal,
-else a line each tenth of the videos (`_Progress`). Text is encoded at the end, in
-one pass. A video that cannot be read is skipped with one line in `<out stem>.skipped.txt` (also
+config hash), so a killed extraction resumes where it stopped. Text is encoded at the end, in
+one pass. Progress, of the videos and then of BERT's texts: tqdm's bar on a terminal, else a line
+each tenth of them (`_Progress`). A video that cannot be read is skipped with one line in `<out stem>.skipped.txt` (also
 printed); so is a transcript row without a video, a video without a row, and a clip over a limit of
 `media` (longer than `max_clip_seconds`, or frames over media.MAX_PIXELS). Either of those two
 names being a symbolic link is refused in one line before any work, as predict --videos refuses it.
@@ -142,19 +142,23 @@ def _pool(jobs: int) -> ProcessPoolExecutor:
 
 class _Progress:
     """tqdm's bar on a terminal. Elsewhere (a log file, nohup, a pipe) tqdm draws nothing, and an hour of
-    extraction was silent: there, one line each tenth of the videos, through `echo` as extract's other
-    lines (stderr keeps only an error's one line)."""
+    extraction was silent: there, one line each tenth of the work, through `echo` as extract's other
+    lines (stderr keeps only an error's one line). The videos count one by one, BERT's texts a batch at a
+    time (`what` names them in the line, `unit` in the bar)."""
 
-    def __init__(self, total: int, echo):
-        self.bar = tqdm(total=total, desc="extract", unit="video", disable=None)
-        self.total, self.done, self.start, self.echo = total, 0, time.monotonic(), echo
+    def __init__(self, total: int, echo, what: str = "videos", unit: str = "video"):
+        self.bar = tqdm(total=total, desc="extract", unit=unit, disable=None)
+        self.total, self.done, self.start, self.echo, self.what = total, 0, time.monotonic(), echo, what
         self.step = max(1, math.ceil(total / 10)) if self.bar.disable else 0
 
-    def update(self) -> None:
-        self.bar.update()
-        self.done += 1
-        if self.step and (self.done % self.step == 0 or self.done == self.total):
-            self.echo(f"extract: {self.done}/{self.total} videos, {time.monotonic() - self.start:.0f} s")
+    def update(self, count: int = 1) -> None:
+        self.bar.update(count)
+        before, self.done = self.done, self.done + count
+        if self.step and (self.done // self.step > before // self.step or self.done == self.total):
+            self.echo(f"extract: {self.done}/{self.total} {self.what}, {time.monotonic() - self.start:.0f} s")
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: float, echo=print) -> dict:
@@ -176,7 +180,7 @@ def _run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: fl
                 if reason:
                     skipped[futures[future]] = reason
                 progress.update()
-    progress.bar.close()
+    progress.close()
     return skipped
 
 
@@ -262,9 +266,9 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     found, skipped = _videos_by_id(videos)
     for video_id in sorted(set(found) - set(table.id) - set(skipped)):
         skipped[video_id] = "no row in the transcripts"
-    for video_id in table.id:
-        if video_id not in found:
-            skipped[video_id] = f"no video file in {videos} named after the id (id.mp4, id.mkv, ...)"
+    rows_without_video = set(table.id) - set(found)
+    for video_id in rows_without_video:
+        skipped[video_id] = f"no video file in {videos} named after the id (id.mp4, id.mkv, ...)"
     cache_dir = cache_path(out)
     try:        # the cache beside --out; reading a clip or its cache file fails inside, as a skip or a miss
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -286,10 +290,16 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     if keep.empty:
         if not any(cache_dir.iterdir()):      # nothing to resume from: leave no empty folder behind
             cache_dir.rmdir()
-        raise DataError(f"no video of {videos} could be extracted (see {_report(out, skipped, echo)})")
+        report = _report(out, skipped, echo, rows_without_video)
+        raise DataError(f"no video of {videos} could be extracted (see {report})")
     keep["split"] = assign_splits(keep, ratios, seed)
     features = {i: hits.get(i) or _cached(_cache_file(cache_dir, i, media_hash), found[i]) for i in keep.id}
-    text_bert, text = encode_texts(keep.text.tolist(), bert_dir, config.text_len)
+    # Minutes with a real BERT on a CPU, after the videos' progress: it has its own.
+    progress = _Progress(len(keep), echo, what="texts encoded by BERT", unit="text")
+    try:
+        text_bert, text = encode_texts(keep.text.tolist(), bert_dir, config.text_len, progress=progress.update)
+    finally:
+        progress.close()
 
     labelled = "label" in keep.columns
     data = {}
@@ -330,7 +340,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
         result.label_range = (float(keep.label.min()), float(keep.label.max()))
         result.dataset_hint = _dataset_hint(keep, *result.label_range)
     if skipped:
-        _report(out, skipped, echo)
+        _report(out, skipped, echo, rows_without_video)
     else:
         skipped_report_path(out).unlink(missing_ok=True)    # a report of an earlier call no longer holds
     return result
@@ -358,14 +368,16 @@ def _check_beside(out: Path) -> None:
     check_entries(out.parent, (cache_path(out).name + "/", skipped_report_path(out).name), "output folder")
 
 
-GROUPED_SKIPS = 3      # videos skipped for one reason that are printed as one line (the report lists each)
+GROUPED_SKIPS = 3      # videos (or rows) skipped for one reason that are printed as one line (the report lists each)
 
 
 def skipped_report_path(out: Path) -> Path:
     return out.with_name(out.stem + ".skipped.txt")
 
 
-def _report(out: Path, skipped: dict, echo) -> Path:
+def _report(out: Path, skipped: dict, echo, rows_without_video=frozenset()) -> Path:
+    """Write the skipped list beside `out` and print it (`rows_without_video`: the skipped ids that are
+    transcript rows, not videos, so that a grouped line counts what they are)."""
     path = skipped_report_path(out)
     lines = [f"{i}: {r}" for i, r in sorted(skipped.items())]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -384,6 +396,7 @@ def _report(out: Path, skipped: dict, echo) -> Path:
                 echo(f"skipped {video_id}: {reason}")
         else:            # one line, so that a dozen videos without a row do not bury the one that failed
             shown = ", ".join(ids[:GROUPED_SKIPS]) + (", ..." if len(ids) > GROUPED_SKIPS else "")
-            echo(f"skipped {len(ids)} videos ({shown}): {reason}")
+            what = "transcript rows" if ids[0] in rows_without_video else "videos"    # one reason, one kind
+            echo(f"skipped {len(ids)} {what} ({shown}): {reason}")
     echo(f"{len(lines)} skipped; the list is in {path}")
     return path

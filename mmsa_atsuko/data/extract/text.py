@@ -69,8 +69,9 @@ def encoder_sha256(bert_dir) -> str | None:
     return None
 
 
-def encode_texts(texts: list[str], bert_dir: str, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """(text_bert (N, 3, L) float32, text (N, L, hidden) float32) for `texts`."""
+def encode_texts(texts: list[str], bert_dir: str, max_len: int, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """(text_bert (N, 3, L) float32, text (N, L, hidden) float32) for `texts`; `progress(n)` is called
+    after each batch with the n texts it encoded."""
     # Imported here: torch and transformers belong to the text path of extraction only.
     import torch
     from transformers import AutoTokenizer, BertModel
@@ -102,5 +103,7 @@ def encode_texts(texts: list[str], bert_dir: str, max_len: int) -> tuple[np.ndar
             hidden = model(input_ids=torch.from_numpy(ids[part]), attention_mask=torch.from_numpy(mask[part]),
                            token_type_ids=torch.from_numpy(segments[part])).last_hidden_state
             features[part] = (hidden * torch.from_numpy(mask[part])[..., None]).numpy()
+            if progress is not None:
+                progress(len(ids[part]))
     text_bert = np.stack([ids, mask, segments], axis=1).astype(np.float32)
     return text_bert, features
