@@ -1,6 +1,7 @@
 """Router diagnostics (models/atsuko/diagnostics.py): the `routing` object of Atsuko's run
 records, on hand-built exports and through a real run on a stress recipe; `explain`'s
 modality_weights.csv from a checkpoint applied to another feature file."""
+import ast
 import json
 import os
 import subprocess
@@ -74,6 +75,30 @@ def test_redundant_response():
     # audio is the cleaner one in samples 0 and 2 (w_A 0.2, 0.8), the noisier in 1 and 3 (0.2, 0.2)
     assert routing["A"] == pytest.approx({"cleaner": 0.5, "noisier": 0.2})
     assert routing["V"] == pytest.approx({"cleaner": 0.5, "noisier": 0.15})
+
+
+def test_the_modality_letters_and_export_names_have_one_home():
+    """model.py, mcm.py and diagnostics.py each spelled ("L", "V", "A") (and explain a fourth time), and
+    diagnostics built modality_weight_{m} and band_weights_{m} itself: an order or a name changed in one
+    place would route, report or explain another modality than it says, without an error."""
+    from mmsa_atsuko.analysis import MODALITY_CODES, MODALITY_NAMES
+    from mmsa_atsuko.models.atsuko import modalities
+
+    def spells_the_order(node) -> bool:         # a tuple of the three letters (dicts keyed by them are values)
+        return (isinstance(node, ast.Tuple) and len(node.elts) == 3
+                and {getattr(k, "value", None) for k in node.elts} == {"L", "V", "A"})
+
+    def builds_an_export_name(node) -> bool:    # f"modality_weight_{m}", f"band_weights_{m}"
+        first = node.values[0] if isinstance(node, ast.JoinedStr) and node.values else None
+        return isinstance(first, ast.Constant) and str(first.value) in ("modality_weight_", "band_weights_")
+
+    files = [*(ROOT / "mmsa_atsuko" / "models" / "atsuko").glob("*.py"), ROOT / "mmsa_atsuko" / "analysis" / "explain.py"]
+    found = sorted(f"{path.name}:{node.lineno}" for path in files if path.name != "modalities.py"
+                   for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                   if spells_the_order(node) or builds_an_export_name(node))
+    assert not found, found
+    assert (MODALITY_CODES, MODALITY_NAMES) == (modalities.MODALITIES, modalities.BATCH_KEY)
+    assert modalities.MODALITIES == ("L", "V", "A") and modalities.BATCH_KEY == {"L": "text", "V": "vision", "A": "audio"}
 
 
 @pytest.fixture(scope="module")

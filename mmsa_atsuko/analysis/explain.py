@@ -19,15 +19,16 @@ import pandas as pd
 from ..data import load_dataset
 from ..data.conditions import condition_of
 from ..errors import DataError, UsageError
-from ..models.atsuko import ATSUKO_FAMILY, MODALITY_WEIGHT_COLUMNS
+from ..models.atsuko import ATSUKO_FAMILY
+from ..models.atsuko.modalities import BATCH_KEY, MODALITIES, MODALITY_WEIGHT_COLUMNS
 from ..results import ok_records, read_records
 from ..training.trainer import evaluate
 from .runs import LoadedRun, _cat, _config_apart_from, forward_split, trace_columns
 
 
-# Modality order of the model outputs (L, V, A) and how figures and CSVs name them.
-MODALITY_CODES = ("L", "V", "A")
-MODALITY_NAMES = {"L": "text", "V": "vision", "A": "audio"}
+# Modality order of the model outputs (L, V, A) and how figures and CSVs name them: Atsuko's own.
+MODALITY_CODES = MODALITIES
+MODALITY_NAMES = BATCH_KEY
 # A modality's name ("text") -> its column: its weight w, as predictions_test.csv names it, and its MCM target q.
 WEIGHT_COLUMN_OF = {MODALITY_NAMES[m]: MODALITY_WEIGHT_COLUMNS[m] for m in MODALITY_CODES}
 TARGET_COLUMN_OF = {MODALITY_NAMES[m]: f"q_{m}" for m in MODALITY_CODES}

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-MODALITIES = ("L", "V", "A")
-RECIPE_MODALITY = {"text": "L", "audio": "A", "vision": "V"}      # the recipes' names for the modalities
+from .modalities import BAND_WEIGHT_EXPORTS, BATCH_KEY, MODALITIES, MODALITY_WEIGHT_COLUMNS
+
+RECIPE_MODALITY = {key: m for m, key in BATCH_KEY.items()}     # the recipes name the modalities as the batch
 CORRUPT_INDEX = {"L": 0, "A": 1, "V": 2}                           # synthetic_stress.CORRUPT_CODES
 
 
@@ -39,12 +40,12 @@ def routing_summary(export: dict, condition: dict | None = None) -> dict | None:
     """The `routing` object (module docstring) from per-sample exports, or None for a model that
     exports no modality weights. `condition`: the test split's condition block of a stress file
     with its `kind` (`{'kind': 'corrupt', 'corrupted': (N,)}`), in the exports' sample order."""
-    if not all(f"modality_weight_{m}" in export for m in MODALITIES):
+    if not all(MODALITY_WEIGHT_COLUMNS[m] in export for m in MODALITIES):
         return None
-    w = {m: np.asarray(export[f"modality_weight_{m}"], dtype=np.float64).reshape(-1) for m in MODALITIES}
+    w = {m: np.asarray(export[MODALITY_WEIGHT_COLUMNS[m]], dtype=np.float64).reshape(-1) for m in MODALITIES}
     out = {"modality_weights": {m: _stats(w[m]) for m in MODALITIES}}
-    bands = {m: np.asarray(export[f"band_weights_{m}"], dtype=np.float64) for m in MODALITIES
-             if f"band_weights_{m}" in export}
+    bands = {m: np.asarray(export[BAND_WEIGHT_EXPORTS[m]], dtype=np.float64) for m in MODALITIES
+             if BAND_WEIGHT_EXPORTS[m] in export}
     if bands:
         out["band_weights"] = {m: _stats(b) for m, b in bands.items()}
     if condition is not None:

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MODALITIES = ("L", "V", "A")
+from .modalities import MODALITIES
+
 EPS = 1e-9   # EMOE's clamp for logs
 DISTILL_FORMS = ("softmax_mse", "kl", "off")
 

@@ -41,13 +41,9 @@ from .band_router import BAND_COMBINES, BAND_POOLS, SpectralBandRouter
 from .losses import ENTROPY_NORMS, per_sample_loss, routing_entropy, total_loss
 from .mcm import (DISTILL_FORMS, BimodalHeads, complementarity_importance, complementarity_loss,
                   complementarity_target, distillation_loss, distillation_teacher)
+from .modalities import BAND_WEIGHT_EXPORTS, BATCH_KEY, MODALITIES, MODALITY_WEIGHT_COLUMNS
 from .modality_router import ROUTE_PATHS, ROUTER_INPUTS, ModalityRouter, PreAttentionInput
 
-MODALITIES = ("L", "V", "A")
-# The per-sample modality weights as they are exported: the columns of predictions_test.csv, and of every
-# CSV of explain that holds them (one name per number, wherever it is written).
-MODALITY_WEIGHT_COLUMNS = {m: f"modality_weight_{m}" for m in MODALITIES}
-BATCH_KEY = {"L": "text", "V": "vision", "A": "audio"}     # batch/spec keys are named text/audio/vision
 CONFIG_SUFFIX = {"L": "l", "V": "v", "A": "a"}             # EMOE's conv1d_kernel_size_l/_v/_a
 ATTN_DROPOUT_KEY = {"L": "attn_dropout", "V": "attn_dropout_v", "A": "attn_dropout_a"}
 BAND_PARTITIONS = ("equal_energy", "equidistant")
@@ -259,7 +255,7 @@ class Atsuko(nn.Module):
         export = {MODALITY_WEIGHT_COLUMNS[m]: weights[:, i].detach() for i, m in enumerate(MODALITIES)}
         if self.use_sbn:
             for m in MODALITIES:
-                export[f"band_weights_{m}"] = out["band_weights"][m].detach()
+                export[BAND_WEIGHT_EXPORTS[m]] = out["band_weights"][m].detach()
         out["export"] = export
 
         if return_spectral:
