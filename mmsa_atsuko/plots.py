@@ -11,6 +11,7 @@ import io
 import numpy as np
 import pandas as pd
 
+from .data.stamp import is_synthetic
 from .errors import UsageError
 
 MODALITY_COLORS = {"text": "#1f77b4", "vision": "#2ca02c", "audio": "#d62728"}
@@ -31,7 +32,7 @@ def pyplot():
 def short_id(sample_id) -> str:
     """A sample id for a tick label: MMSA's 'video$_$clip' without a synthetic recipe prefix."""
     text = str(sample_id)
-    if text.startswith("synthetic:"):
+    if is_synthetic(text):            # a synthetic sample's id starts with its data id
         text = text.split("$_$", 1)[-1]
     return text.replace("$", r"\$")            # '$' would start mathtext
 

@@ -175,6 +175,34 @@ def test_ids_are_labelled_synthetic_and_unique(small):
         assert not (videos[0] & videos[1]) and not (videos[0] & videos[2])  # a video stays in one split
 
 
+def test_whether_data_is_synthetic_is_decided_in_one_place():
+    """Records, tables, figures, tune's line and the missing-rate rule each tested `startswith("synthetic:")`
+    themselves (and two bench scripts cut the recipe out with partition): a change to how a data id names
+    generated data would have left some of them treating it as real, without an error."""
+    import ast
+
+    from mmsa_atsuko.data.stamp import is_synthetic, recipe_name_of, synthetic_data_id
+    recipe = "corrupt-s2-mosi-small-unaligned-seed0-v2"
+    assert synthetic_data_id(recipe) == "synthetic:corrupt-s2-mosi-small-unaligned-seed0-v2"
+    assert is_synthetic("synthetic:" + recipe) and recipe_name_of("synthetic:" + recipe) == recipe
+    assert is_synthetic("synthetic:mosi-small-unaligned-seed0-v2$_$vid00001_1")       # a sample id of it
+    for other in ("sha256:" + "ab" * 32, "Synthetic:x", " synthetic:x", "", None, 1, ["synthetic:x"]):
+        assert not is_synthetic(other) and recipe_name_of(other) is None, other
+    # Only the home spells the prefix (cache.py's is a BERT's name, another thing that shares it).
+    root = Path(__file__).resolve().parents[1]
+    homes = {root / "mmsa_atsuko" / "data" / "stamp.py", root / "mmsa_atsuko" / "cache.py"}
+    found = []
+    for path in sorted([*(root / "mmsa_atsuko").rglob("*.py"), *(root / "bench").rglob("*.py")]):
+        if path in homes:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            first = node.values[0] if isinstance(node, ast.JoinedStr) and node.values else node
+            if isinstance(first, ast.Constant) and isinstance(first.value, str) and (
+                    first.value == "synthetic:" or first.value.startswith("synthetic:") and first is not node):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not found, found
+
+
 def test_file_carries_the_generators_stamp(tmp_path):
     path = syn.write_synthetic("sims", tmp_path / "s.pkl", seed=2)
     with open(path, "rb") as f:

@@ -21,6 +21,7 @@ from ..data import load_dataset
 from ..data.synthetic import ensure_synthetic
 from ..data.conditions import condition_of
 from ..data.safe_checkpoint import load_weights
+from ..data.stamp import recipe_name_of
 from ..data.synthetic_stress import recipe_kind
 from ..errors import DataError, UsageError, one_line
 from ..results import RUNS_FILE, check_ok_record, code_version, no_weights, read_records, run_path
@@ -64,7 +65,7 @@ def _load_run_data(record: dict):
     """The dataset the run was trained on; synthetic data is regenerated if its cache is gone."""
     path = record.get("data_path")
     if record.get("synthetic") and (not path or not Path(path).exists()):
-        recipe = str(record["data"]).partition("synthetic:")[2]
+        recipe = recipe_name_of(record["data"]) or ""
         size = "full" if "-full-" in recipe else "small"
         path, _bert = ensure_synthetic(record["dataset"], synthetic_cache_dir(), size=size,
                                        aligned=bool(record["aligned"]), recipe=recipe_kind(recipe))

@@ -46,6 +46,7 @@ import numpy as np
 
 from ..config import published_sha256
 from ..errors import ToolkitError, UsageError
+from .stamp import is_synthetic
 
 if TYPE_CHECKING:
     import torch
@@ -176,7 +177,7 @@ def _known_bert_text(record: dict) -> bool:
     data = record.get("data")
     if not isinstance(data, str):
         return False
-    if data.startswith("synthetic:"):
+    if is_synthetic(data):
         return True
     try:
         published = published_sha256(record.get("dataset"), bool(record.get("aligned")))

@@ -29,7 +29,7 @@ from ..errors import MissingDataError, UsageError
 from . import safe_pickle
 from .mmsa_checks import SplitChecker, data_error, key_names, zero_neginf
 from .spec import MODALITIES, Dataset, DatasetSpec
-from .stamp import STAMP_KEY, content_sha256, stamped_recipe
+from .stamp import STAMP_KEY, content_sha256, stamped_recipe, synthetic_data_id
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -157,7 +157,7 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
                      f"({per_split})")
 
     synthetic = recipe is not None
-    source = f"synthetic:{recipe}" if synthetic else f"sha256:{sha256}"
+    source = synthetic_data_id(recipe) if synthetic else f"sha256:{sha256}"
 
     has_text = "text" in splits["train"].tensors
     spec = DatasetSpec(

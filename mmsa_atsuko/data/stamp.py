@@ -23,6 +23,25 @@ import numpy as np
 
 STAMP_KEY = "__synthetic__"
 STAMP_FORMAT = 1
+SYNTHETIC_DATA_PREFIX = "synthetic:"
+
+
+def synthetic_data_id(recipe: str) -> str:
+    """The data id of data whose stamp holds: 'synthetic:<recipe>'."""
+    return SYNTHETIC_DATA_PREFIX + recipe
+
+
+def is_synthetic(data_id) -> bool:
+    """Whether a data id (a run record's `data`, a spec's `source`) names generated data: the one test,
+    for every label, table and rule that treats synthetic data apart. A sha256 id, and anything that is
+    no string (a stored record is read from a file), is not. A synthetic sample's id starts with its
+    data id, so it answers for sample ids too."""
+    return isinstance(data_id, str) and data_id.startswith(SYNTHETIC_DATA_PREFIX)
+
+
+def recipe_name_of(data_id) -> str | None:
+    """The recipe name a synthetic data id holds ('mosi-small-unaligned-seed0-v2'), None for other data."""
+    return data_id[len(SYNTHETIC_DATA_PREFIX):] if is_synthetic(data_id) else None
 
 
 class _Unhashable(Exception):

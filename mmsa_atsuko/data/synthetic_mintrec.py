@@ -45,7 +45,7 @@ from ..cache import sha256_of, tiny_bert_folder_name
 from ..errors import UsageError
 from . import tiny_bert
 from .mintrec import FEATURE_FILES, SYNTHETIC_MARKER, TSV_FILES, TSV_HEADER, folder_digest, label_names, mintrec_facts
-from .stamp import make_stamp
+from .stamp import make_stamp, synthetic_data_id
 
 RECIPE_VERSION = "v1"        # bump when what is written changes
 SIZES = ("small", "full")
@@ -167,7 +167,7 @@ def make_synthetic_mintrec(size: str = "small", seed: int = 0) -> dict:
         rows[split] = []
         for i, intent in enumerate(intents):
             clip += 1
-            season, episode = f"synthetic:{recipe}:S{1 + clip // 500:02d}", f"E{1 + (clip // 25) % 20:02d}"
+            season, episode = f"{synthetic_data_id(recipe)}:S{1 + clip // 500:02d}", f"E{1 + (clip // 25) % 20:02d}"
             key = f"{season}_{episode}_{clip}"
 
             n_words = int(rng.integers(ranges["words"][0], ranges["words"][1] + 1))

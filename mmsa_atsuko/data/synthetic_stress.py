@@ -68,6 +68,7 @@ import numpy as np
 
 from ..errors import DataError, UsageError
 from . import safe_pickle
+from .stamp import is_synthetic, recipe_name_of
 
 STANDARD = "standard"
 STRESS_RECIPES = ("corrupt", "bands", "redundant")
@@ -117,8 +118,7 @@ def recipe_kind(name: str) -> str:
 def recipe_of(data_id) -> str:
     """The recipe of the data a run's data id names: 'corrupt' for 'synthetic:corrupt-s2-mosi-...'; STANDARD for
     the standard recipe and for real data (a sha256 id), which no recipe made."""
-    data_id = str(data_id or "")
-    return recipe_kind(data_id.partition(":")[2]) if data_id.startswith("synthetic:") else STANDARD
+    return recipe_kind(recipe_name_of(data_id)) if is_synthetic(data_id) else STANDARD
 
 
 @dataclass

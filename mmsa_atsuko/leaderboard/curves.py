@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..data.conditions import condition_of
+from ..data.stamp import is_synthetic
 from ..metrics import lower_is_better, metric_keys
 from ..errors import UsageError
 from ..results import config_labels, headline_metric, ok_records
@@ -51,7 +52,7 @@ class CurveTable:
 
     @property
     def synthetic(self) -> bool:
-        return self.data.startswith("synthetic:")
+        return is_synthetic(self.data)
 
     @property
     def rates(self) -> list[float]:
@@ -91,7 +92,7 @@ def missing_rate_tables(records: list[dict], datasets=None, key_metric=None) -> 
         table.setdefault(row, {}).setdefault(c.missing_rate, []).append(float(value))
     tables = []
     for (dataset, aligned, data, metric), rows in sorted(groups.items(), key=lambda kv: (
-            kv[0][2].startswith("synthetic:"), kv[0][0], kv[0][1], kv[0][2])):
+            is_synthetic(kv[0][2]), kv[0][0], kv[0][1], kv[0][2])):
         labels = config_labels((model, chash) for model, chash, _ in rows)
         curves = []
         for (model, chash, rest), points in rows.items():

@@ -11,6 +11,7 @@ import math
 
 import pandas as pd
 
+from ..data.stamp import is_synthetic
 from ..metrics import lower_is_better, metric_family
 from ..results import code_versions
 from .published import PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION
@@ -326,7 +327,7 @@ def render_comparison(rows: list[dict]) -> str:
             ci = "–" if math.isnan(r["ci_low"]) else f"[{_signed(m, r['ci_low'])}, {_signed(m, r['ci_high'])}]"
             p = "–" if math.isnan(r["p_value"]) else f"{r['p_value']:#.3g}"
             lines.append(cells + [_signed(m, r["diff"]), ci, p])
-        kind = "synthetic data" if data.startswith("synthetic:") else "real data"
+        kind = "synthetic data" if is_synthetic(data) else "real data"
         raw = sorted(RAW_METRICS & {r["metric"] for r in block})
         units = "accuracies/F1 in %" + (f", {', '.join(raw)} as is" if raw else "")
         parts.append(f"{dataset}, {'aligned' if aligned else 'unaligned'}: {kind} ({data})\n"

@@ -29,6 +29,7 @@ import numpy as np
 from scipy import stats
 
 from ..data.conditions import condition_of
+from ..data.stamp import is_synthetic
 from ..errors import UsageError
 from ..metrics import lower_is_better, metric_keys
 from ..results import code_version, config_labels, headline_metric, ok_records, run_label
@@ -131,7 +132,7 @@ class Table:
 
     @property
     def synthetic(self) -> bool:
-        return self.data.startswith("synthetic:")
+        return is_synthetic(self.data)
 
     def title(self) -> str:
         kind = "synthetic data" if self.synthetic else "real data"
@@ -234,7 +235,7 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
     order = {"mosi": 0, "mosei": 1, "sims": 2, "simsv2": 3, "mintrec": 4}
     tables = []
     for (dataset, aligned, data), group in sorted(groups.items(), key=lambda kv: (
-            kv[0][2].startswith("synthetic:"), order.get(kv[0][0], 9), kv[0][0], kv[0][1], kv[0][2])):
+            is_synthetic(kv[0][2]), order.get(kv[0][0], 9), kv[0][0], kv[0][1], kv[0][2])):
         metrics = metric_keys(dataset)
         key = key_metric or headline_metric(dataset)
         if key not in metrics:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..config import config_hash
 from ..data.conditions import PLAIN, condition_of
+from ..data.stamp import is_synthetic
 from ..errors import DataError
 from ..version import __version__
 from .folder import RUNS_FILE, relative_run_dir, show
@@ -62,7 +63,7 @@ def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed:
     return {
         "run_id": run_id, "status": "failed", "error": error,
         "model": model, "dataset": dataset, "aligned": aligned, "seed": seed,
-        "synthetic": data.startswith("synthetic:"), "preset": preset,
+        "synthetic": is_synthetic(data), "preset": preset,
         "metrics": {}, "wall_time_s": wall_time_s, "device": str(device),
         "config_hash": config_hash(config), "config": dict(config), "data": data,
         "package_version": __version__, "git_commit": git_commit,

@@ -37,6 +37,7 @@ from pathlib import Path
 from .. import api
 from ..config import config_hash
 from ..data.conditions import check_model_allows
+from ..data.stamp import is_synthetic
 from ..errors import ToolkitError, UsageError
 from ..metrics import lower_is_better
 from ..registry import canonical_model_name, get_model_class
@@ -138,7 +139,7 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
                  f"parameters run again as a new trial")
         study.sampler = optuna.samplers.TPESampler(seed=seed + len(stored))
         done = len(_ended(study, optuna))
-        on_data = " of synthetic data" if data.startswith("synthetic:") else ""    # as every table labels it
+        on_data = " of synthetic data" if is_synthetic(data) else ""    # as every table labels it
         echo(f"[{study_name}] {done}/{trials} trials done before this call; storage {storage}; "
              f"selecting on valid {config.key_eval}{on_data} ({'min' if minimize else 'max'}), seed {seeds[0]}")
         running: dict[int, PlannedRun] = {}

@@ -15,7 +15,7 @@ import torch
 
 from ...errors import MissingDataError
 from ..spec import MODALITIES, Dataset, DatasetSpec, Split
-from ..stamp import stamped_recipe
+from ..stamp import stamped_recipe, synthetic_data_id
 from .folder import (FEATURE_FILES, NAME, SOURCE_HINT, SPLITS, SYNTHETIC_MARKER, TSV_FILES, folder_digest, label_names,
                      missing_files, mintrec_facts, one_line_error, resolve_mintrec_folder, synthetic_marker)
 from .frames import read_feature_file
@@ -81,7 +81,7 @@ def load_mintrec(data_root=None, feature_path=None, *, pretrained=None, with_tex
     recipe = stamped_recipe(stamp, folder_digest(digests))
     synthetic = recipe is not None
     if synthetic:
-        source = f"synthetic:{recipe}"
+        source = synthetic_data_id(recipe)
     else:
         if marker_sha256 is not None:       # it set the padded lengths: part of what was loaded
             digests[SYNTHETIC_MARKER] = marker_sha256

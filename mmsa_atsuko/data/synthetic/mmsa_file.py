@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mmsa_atsuko.atomic import write_pickle
-from ..stamp import STAMP_KEY, content_sha256, make_stamp
+from ..stamp import STAMP_KEY, content_sha256, make_stamp, synthetic_data_id
 from ..synthetic_stress import CONDITION_KEY, STANDARD, check_recipe, condition_block, plan, stress_world
 from ..tiny_bert import synthetic_vocab
 from . import planted_signal
@@ -38,7 +38,7 @@ def _clip_ids(rng, n: int, first_video: int, recipe: str) -> tuple[list[str], in
     ids, video = [], first_video
     while len(ids) < n:
         clips = min(int(rng.integers(1, MAX_CLIPS_PER_VIDEO + 1)), n - len(ids))
-        ids += [f"synthetic:{recipe}$_$vid{video:05d}_{clip}" for clip in range(1, clips + 1)]
+        ids += [f"{synthetic_data_id(recipe)}$_$vid{video:05d}_{clip}" for clip in range(1, clips + 1)]
         video += 1
     return ids, video
 
