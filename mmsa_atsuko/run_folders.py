@@ -169,16 +169,27 @@ def _run_json(folder: Path) -> dict:
 
 def identity_of(folder: Path) -> tuple | None:
     """The run identity a `.partial` folder names, or None (a folder of an older version, or one being removed).
-    A drop=T run's folder made before text_rows was marked (its first epochs zeroed fewer text rows than today)
-    names `drop=T,text_drop=older`, as its record would: no run of today's drop=T continues it."""
+    Its condition is read as its record's would be (`folder_identity`): a drop=T run's folder made before text_rows
+    was marked (its first epochs zeroed fewer text rows than today) names `drop=T,text_drop=older`, and a
+    missing-rate run's made before text_spared was, on data not known to be BERT text (its first epochs spared
+    the first and last row of every text), `missing_rate=R,text_missing=older`: no run of today's continues it."""
     try:
         found = _run_json(folder)
         identity = tuple(found["identity"])
-        if len(identity) == 7:           # a condition's key: results.run_identity
-            identity = identity[:6] + (folder_condition_key(identity[6], found.get("condition")),)
-        return identity
+        return folder_identity(identity, found.get("condition"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def folder_identity(identity: tuple, stored) -> tuple:
+    """The identity a run folder's run.json names: `identity` (results.run_identity) with its condition's key
+    read with the marks of its `condition` block `stored` (None: no marks, as an older toolkit's run.json kept
+    none), as `condition_of` reads a record's, the identity's data id, dataset and aligned flag standing for
+    the record's (`conditions.folder_condition_key`)."""
+    if len(identity) != 7:               # no condition's key: the plain condition, which no rule changed
+        return identity
+    dataset, aligned, data, key = identity[1], identity[2], identity[5], identity[6]
+    return identity[:6] + (folder_condition_key(key, stored, data=data, dataset=dataset, aligned=aligned),)
 
 
 def attempts_of(folder: Path) -> list[dict]:
@@ -233,7 +244,7 @@ def take_leftovers(out, identity: tuple, resume: bool,
         if identity_of(folder) == identity and (folder / LAST_CHECKPOINT).is_file():
             newest[folder] = (folder / LAST_CHECKPOINT).stat().st_mtime_ns
     keep = max(newest, key=newest.get, default=None)
-    older = identity[:6] + (folder_condition_key(identity[6], None),) if len(identity) == 7 else identity
+    older = folder_identity(identity, None)       # this run's, as a folder of an older toolkit names it
     for folder in unfinished_runs(out):
         found = identity_of(folder)
         if folder != keep and found == identity:
@@ -241,7 +252,9 @@ def take_leftovers(out, identity: tuple, resume: bool,
             why = ("another one is resumed" if keep else "it had finished no epoch") if resume else instead
             log.warning("removed %s, left unfinished by an earlier start of this run (%s)", folder, why)
         elif resume and found == older != identity:
-            log.warning("not resumed: %s was left by an older toolkit's --drop-modality T, which zeroed fewer text "
-                        "rows than today's; this run starts afresh (python run.py clean --results %s removes "
-                        "that folder)", folder, out)
+            what = ("--drop-modality T, which zeroed fewer text rows than today's" if "text_drop=older" in older[6]
+                    else "--missing-rate, which spared the first and last row of every text, where today's spares "
+                    "only BERT's [CLS] and [SEP]")
+            log.warning("not resumed: %s was left by an older toolkit's %s; this run starts afresh (python run.py "
+                        "clean --results %s removes that folder)", folder, what, out)
     return keep.name[1:-len(".partial")] if keep else None

@@ -240,6 +240,65 @@ def test_a_missing_rate_run_stored_by_an_older_version_is_a_condition_of_its_own
     assert condition_of(unknown).key() == "missing_rate=0.3,text_missing=older"
 
 
+@pytest.mark.parametrize("data_kind,made_by", [("synthetic", "an-older-toolkit"), ("unknown", "an-older-toolkit"),
+                                               ("unknown", "today")])
+def test_a_missing_rate_partial_folder_is_read_as_its_record_would_be(tmp_path, caplog, data_kind, made_by):
+    """A missing-rate run interrupted under an older toolkit left a .partial folder whose run.json has no
+    text_spared mark. Its folder was read as today's `missing_rate=R` whatever its data, while its record would be
+    `missing_rate=R,text_missing=older` on a file not known to be BERT text: --resume continued it under today's
+    rule after epochs under the older one, and its record claimed today's. On synthetic data (BERT text, where
+    both rules spare the same rows) it is today's run, and resumes, as its record is skipped as recorded."""
+    import pickle
+
+    from mmsa_atsuko.data.stamp import STAMP_KEY
+    from mmsa_atsuko.data.synthetic import write_synthetic
+    published = yaml.safe_load((ROOT / "configs" / "datasets.yaml").read_text())["datasets"]["mosi"]["sha256"]["unaligned"]
+    unknown = "sha256:" + "0" * 64
+    assert folder_condition_key("missing_rate=0.3", None, data=unknown, dataset="mosi") == \
+        "missing_rate=0.3,text_missing=older"
+    assert folder_condition_key("missing_rate=0.3", {"text_spared": "bert_cls_sep"}, data=unknown) == "missing_rate=0.3"
+    for known in ("synthetic:mosi-small-unaligned-seed0-v2", f"sha256:{published}"):
+        assert folder_condition_key("missing_rate=0.3", None, data=known, dataset="mosi") == "missing_rate=0.3"
+    assert folder_condition_key("missing_rate=0.3", None, data=f"sha256:{published}", dataset="mosi",
+                                aligned=True) == "missing_rate=0.3,text_missing=older"     # another file's checksum
+    for kept in ("missing_rate=0.3,modalities=AV", "missing_rate=0.3,text_missing=older"):    # no text masked; marked
+        assert folder_condition_key(kept, None, data=unknown) == kept
+    assert folder_condition_key("missing_rate=0.3,drop=T", None, data=unknown) == "missing_rate=0.3,drop=T,text_drop=older"
+
+    common = dict(seeds=[1111], preset="small", max_epochs=2, quiet=True, conditions=[make_condition(0.3)])
+    if data_kind == "synthetic":
+        common["synthetic"] = True
+    else:              # the generator's file without its stamp: named by its sha256, text of no known kind
+        path = write_synthetic("mosi", tmp_path / "unstamped.pkl")
+        with open(path, "rb") as f:
+            content = pickle.load(f)
+        del content[STAMP_KEY]
+        path.write_bytes(pickle.dumps(content, protocol=4))
+        common["feature_path"] = path
+    out = tmp_path / "results"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        die_before_last_pt_of_epoch(monkeypatch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            mmsa_atsuko.run("tfn", "mosi", out=out, **common)
+    (folder,) = (out / "runs").glob(".*.partial")
+    run_json = json.loads((folder / "run.json").read_text())
+    assert run_json["identity"][-1] == "missing_rate=0.3" and run_json["condition"]["text_spared"] == "bert_cls_sep"
+    assert run_json["identity"][5].startswith("synthetic:" if data_kind == "synthetic" else "sha256:")
+    if made_by == "an-older-toolkit":
+        del run_json["condition"]["text_spared"]                   # as an older toolkit wrote it
+        (folder / "run.json").write_text(json.dumps(run_json))
+    with caplog.at_level(logging.WARNING, logger="mmsa_atsuko"):
+        (record,) = mmsa_atsuko.run("tfn", "mosi", out=out, resume=True, **common)
+    log = (out / "runs" / record["run_id"] / "train.log").read_text()
+    if data_kind == "synthetic" or made_by == "today":
+        assert record["run_id"] == folder.name[1:-len(".partial")] and "resumed after epoch 1" in log
+        assert "not resumed" not in caplog.text
+        return
+    assert record["run_id"] != folder.name[1:-len(".partial")] and "resumed" not in log and folder.is_dir()
+    assert f"not resumed: {folder} was left by an older toolkit's --missing-rate, which spared the first" in caplog.text
+    assert record["condition"]["text_spared"] == "bert_cls_sep" and condition_of(record) == make_condition(0.3)
+
+
 def test_an_absent_modality_is_the_same_empty_input_for_every_sample(data):
     t = data.under(make_condition(modalities="T")).valid.tensors
     for m in ("audio", "vision"):

@@ -149,24 +149,36 @@ def condition_of(record: dict) -> Condition:
     stored = record.get("condition") or {}
     if not isinstance(stored, dict):
         raise ValueError(f"condition must be a mapping, got {stored!r}")
-    drop = stored.get("drop_modality") or None
-    today = Condition(float(stored.get("missing_rate") or 0.0), drop, stored.get("modalities") or "TAV",
-                      older_text_drop=drop == "T" and stored.get("text_rows") != "all")
+    today = Condition(float(stored.get("missing_rate") or 0.0), stored.get("drop_modality") or None,
+                      stored.get("modalities") or "TAV")
+    return _with_older_marks(today, stored, record)
+
+
+def folder_condition_key(key: str, stored, *, data=None, dataset=None, aligned=False) -> str:
+    """The condition key of a run folder's run.json, read as `condition_of` reads a record: `key` (its
+    identity's `Condition.key()`), with what the marks of its `condition` block `stored` say (None in a
+    run.json of a toolkit that kept none): a drop=T one without text_rows is "drop=T,text_drop=older", a
+    missing-rate one that masks text without text_spared is "missing_rate=R,text_missing=older" unless its
+    data (`data`, `dataset`, `aligned`: its identity's, as a record's) is known to be BERT text
+    (`run_folders.identity_of`). A key marked older already is kept. ValueError for a key no Condition makes."""
+    parts = dict(part.partition("=")[::2] for part in key.split(",") if part)
+    if "text_drop" in parts or "text_missing" in parts:
+        return key
+    today = Condition(float(parts.get("missing_rate") or 0.0), parts.get("drop") or None,
+                      parts.get("modalities") or "TAV")
+    read = _with_older_marks(today, stored if isinstance(stored, dict) else {},
+                             {"data": data, "dataset": dataset, "aligned": aligned})
+    return key if read == today else read.key()
+
+
+def _with_older_marks(today: Condition, stored: dict, record: dict) -> Condition:
+    """`today` as the marks of a stored `condition` block read it (one rule for records and run folders): a
+    drop=T without text_rows is the older dropped text, a missing rate that masks text without text_spared the
+    older missing text, unless the record's data is known to be BERT text (`_known_bert_text`)."""
+    older_drop = today.drop_modality == "T" and stored.get("text_rows") != "all"
     older_missing = today.masks_text_at_missing_rate and stored.get("text_spared") != "bert_cls_sep" \
         and not _known_bert_text(record)
-    return dataclasses.replace(today, older_text_missing=older_missing) if older_missing else today
-
-
-def folder_condition_key(key: str, stored) -> str:
-    """The condition key of a run folder's run.json, read as `condition_of` reads a record: `key` (its
-    identity's `Condition.key()`), except that a drop=T one whose `condition` block `stored` lacks the
-    text_rows mark was made by an older toolkit, and is "drop=T,text_drop=older" (`run_folders.identity_of`).
-    ValueError for a key no Condition makes."""
-    parts = dict(part.partition("=")[::2] for part in key.split(",") if part)
-    if parts.get("drop") != "T" or "text_drop" in parts or (isinstance(stored, dict) and stored.get("text_rows") == "all"):
-        return key
-    return Condition(float(parts.get("missing_rate") or 0.0), "T", parts.get("modalities") or "TAV",
-                     older_text_drop=True).key()
+    return dataclasses.replace(today, older_text_drop=older_drop, older_text_missing=older_missing)
 
 
 def _known_bert_text(record: dict) -> bool:
