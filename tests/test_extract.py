@@ -758,11 +758,11 @@ def test_a_bert_folder_given_relative_is_recorded_as_an_absolute_path(corpus, tm
 
 def test_without_a_terminal_extraction_prints_a_line_each_tenth_of_the_videos(monkeypatch, capsys):
     """tqdm draws nothing where stderr is no terminal (a log, nohup): 20 clips were extracted in silence."""
-    from mmsa_atsuko.data.extract import pipeline
-    monkeypatch.setattr(pipeline, "_extract_one", lambda video, *_: "no audio stream" if video == "v07" else None)
+    from mmsa_atsuko.data.extract import videos
+    monkeypatch.setattr(videos, "extract_one", lambda video, *_: "no audio stream" if video == "v07" else None)
     todo = [(f"v{i:02d}", f"v{i:02d}", "cache") for i in range(23)]
     lines = []
-    assert pipeline._run_videos(todo, "opensmile", 10.0, 1, 600.0, lines.append) == {"v07": "no audio stream"}
+    assert videos.run_videos(todo, "opensmile", 10.0, 1, 600.0, lines.append) == {"v07": "no audio stream"}
     assert capsys.readouterr().err == ""     # pytest's captured stderr is no terminal: no bar, and no line there
     # 23 videos: a line every 3 (the tenth, rounded up), and one at the end.
     assert [line.split(",")[0] for line in lines] == [f"extract: {n}/23 videos" for n in (3, 6, 9, 12, 15, 18, 21, 23)]
@@ -775,12 +775,13 @@ def test_bert_encoding_reports_its_progress_a_batch_at_a_time(corpus, tmp_path):
     import shutil
 
     from mmsa_atsuko.data.extract import pipeline
+    from mmsa_atsuko.data.extract.progress import Progress
     from mmsa_atsuko.data.extract.text import ENCODE_BATCH, encode_texts
     batches = []
     text_bert, _ = encode_texts(["w001 w002"] * 70, str(corpus["bert"]), 8, progress=batches.append)
     assert ENCODE_BATCH == 32 and batches == [32, 32, 6] and len(text_bert) == 70
     lines = []
-    progress = pipeline._Progress(70, lines.append, what="texts encoded by BERT", unit="text")
+    progress = Progress(70, lines.append, what="texts encoded by BERT", unit="text")
     for count in batches:           # a tenth is 7 texts: each batch passes at least one
         progress.update(count)
     assert [line.split(",")[0] for line in lines] == [f"extract: {n}/70 texts encoded by BERT" for n in (32, 64, 70)]

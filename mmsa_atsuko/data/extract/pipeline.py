@@ -15,7 +15,7 @@ Audio and vision are extracted per video, in `jobs` processes, each result cache
 folder next to the output (`<out>.cache/`, keyed by the video's size and mtime and the
 config hash), so a killed extraction resumes where it stopped. Text is encoded at the end, in
 one pass. Progress, of the videos and then of BERT's texts: tqdm's bar on a terminal, else a line
-each tenth of them (`_Progress`). A video that cannot be read is skipped with one line in `<out stem>.skipped.txt` (also
+each tenth of them (`Progress`). A video that cannot be read is skipped with one line in `<out stem>.skipped.txt` (also
 printed); so is a transcript row without a video, a video without a row, and a clip over a limit of
 `media` (longer than `max_clip_seconds`, or frames over media.MAX_PIXELS). Either of those two
 names being a symbolic link is refused in one line before any work, as predict --videos refuses it.
@@ -25,22 +25,20 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing
 import os
-import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from ...atomic import (check_entries, check_folder, check_output_file, open_new, replace_with, write_failed,
                        write_pickle)
-from ...errors import DataError, UsageError, one_line
+from ...errors import DataError, UsageError
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
+from .progress import Progress
+from .videos import cache_file, cached_features, run_videos
 from .text import encode_texts, encoder_sha256, tokenizer_identity
 from .transcripts import SPLITS, UNIMODAL, assign_splits, parse_split, read_transcripts
 
@@ -92,96 +90,6 @@ def _require_extra(backend: str) -> None:
     missing = [m for m in ("av", "cv2", backend) if importlib.util.find_spec(m) is None]
     if missing:
         raise UsageError(f"extraction needs {', '.join(missing)}: pip install -c constraints.txt -e \".[extract]\"")
-
-
-# -- per video, in worker processes ---------------------------------------------------------------
-
-def _cache_file(cache_dir: Path, video_id: str, media_hash: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in video_id)
-    return cache_dir / f"{safe}-{hashlib.sha256(video_id.encode()).hexdigest()[:8]}-{media_hash}.npz"
-
-
-def _stamp(video: Path) -> np.ndarray:
-    st = video.stat()
-    return np.array([st.st_size, st.st_mtime_ns], np.int64)
-
-
-def _cached(path: Path, video: Path) -> dict | None:
-    # A cache file from before the clip's length was stored in it lacks "seconds": extracted again.
-    try:
-        with np.load(path) as saved:
-            if np.array_equal(saved["stamp"], _stamp(video)):
-                return {"audio": saved["audio"], "vision": saved["vision"], "seconds": float(saved["seconds"])}
-    except (OSError, ValueError, KeyError):
-        pass
-    return None
-
-
-def _extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: float) -> str | None:
-    """Extract one video into its cache file; return None, or the reason it was skipped."""
-    try:
-        features = media.video_features(video, backend, fps, max_seconds)
-    except media.VideoError as e:
-        return str(e)
-    except Exception as e:     # a feature library choking on one odd file must not end the whole run
-        return f"feature extraction failed: {one_line(e)}"
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:       # a file object: np.savez would append .npz to a name
-            np.savez(f, stamp=_stamp(Path(video)), **features)
-
-    replace_with(cache, write)           # a killed worker leaves no half-written cache file
-    return None
-
-
-def _pool(jobs: int) -> ProcessPoolExecutor:
-    # fork: a worker starts in milliseconds instead of re-importing torch; it never touches torch.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
-
-
-class _Progress:
-    """tqdm's bar on a terminal. Elsewhere (a log file, nohup, a pipe) tqdm draws nothing, and an hour of
-    extraction was silent: there, one line each tenth of the work, through `echo` as extract's other
-    lines (stderr keeps only an error's one line). The videos count one by one, BERT's texts a batch at a
-    time (`what` names them in the line, `unit` in the bar)."""
-
-    def __init__(self, total: int, echo, what: str = "videos", unit: str = "video"):
-        self.bar = tqdm(total=total, desc="extract", unit=unit, disable=None)
-        self.total, self.done, self.start, self.echo, self.what = total, 0, time.monotonic(), echo, what
-        self.step = max(1, math.ceil(total / 10)) if self.bar.disable else 0
-
-    def update(self, count: int = 1) -> None:
-        self.bar.update(count)
-        before, self.done = self.done, self.done + count
-        if self.step and (self.done // self.step > before // self.step or self.done == self.total):
-            self.echo(f"extract: {self.done}/{self.total} {self.what}, {time.monotonic() - self.start:.0f} s")
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def _run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: float, echo=print) -> dict:
-    """{id: reason} for the videos in `todo` [(id, video, cache file)] that were skipped."""
-    skipped = {}
-    progress = _Progress(len(todo), echo)
-    if jobs == 1:
-        for video_id, video, cache in todo:
-            reason = _extract_one(str(video), str(cache), backend, fps, max_seconds)
-            if reason:
-                skipped[video_id] = reason
-            progress.update()
-    else:
-        with _pool(jobs) as pool:
-            futures = {pool.submit(_extract_one, str(video), str(cache), backend, fps, max_seconds): video_id
-                       for video_id, video, cache in todo}
-            for future in as_completed(futures):
-                reason = future.result()
-                if reason:
-                    skipped[futures[future]] = reason
-                progress.update()
-    progress.close()
-    return skipped
 
 
 # -- the whole file -------------------------------------------------------------------------------
@@ -272,17 +180,17 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     cache_dir = cache_path(out)
     try:        # the cache beside --out; reading a clip or its cache file fails inside, as a skip or a miss
         cache_dir.mkdir(parents=True, exist_ok=True)
-        rows = [(i, found[i], _cache_file(cache_dir, i, media_hash)) for i in table.id if i not in skipped]
+        rows = [(i, found[i], cache_file(cache_dir, i, media_hash)) for i in table.id if i not in skipped]
         todo, hits = [], {}          # hits: the cached clips, read once
         for row in rows:
-            hit = _cached(row[2], row[1])
+            hit = cached_features(row[2], row[1])
             if hit is None:
                 todo.append(row)
             elif hit["seconds"] > max_clip_seconds:
                 skipped[row[0]] = media.too_long(max_clip_seconds, f"{hit['seconds']:.1f} s")
             else:
                 hits[row[0]] = hit
-        skipped.update(_run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds, echo))
+        skipped.update(run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds, echo))
     except OSError as e:
         raise write_failed(f"--out {out}", "--out", e) from None
 
@@ -293,9 +201,9 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
         report = _report(out, skipped, echo, rows_without_video)
         raise DataError(f"no video of {videos} could be extracted (see {report})")
     keep["split"] = assign_splits(keep, ratios, seed)
-    features = {i: hits.get(i) or _cached(_cache_file(cache_dir, i, media_hash), found[i]) for i in keep.id}
+    features = {i: hits.get(i) or cached_features(cache_file(cache_dir, i, media_hash), found[i]) for i in keep.id}
     # Minutes with a real BERT on a CPU, after the videos' progress: it has its own.
-    progress = _Progress(len(keep), echo, what="texts encoded by BERT", unit="text")
+    progress = Progress(len(keep), echo, what="texts encoded by BERT", unit="text")
     try:
         text_bert, text = encode_texts(keep.text.tolist(), bert_dir, config.text_len, progress=progress.update)
     finally:

@@ -1,0 +1,87 @@
+"""Each video's audio and vision features, extracted in worker processes and cached beside the output.
+
+A video's cache file (`cache_file`) is named by its id and the media settings' hash, and holds the video's
+size and mtime (`file_stamp`): a cache file whose stamp no longer matches its video is extracted again, so a
+killed extraction resumes where it stopped and an edited clip is never served stale. A video that cannot be
+read is a reason, not an error: `run_videos` returns it, and the pipeline reports it.
+"""
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+from ...atomic import replace_with
+from ...errors import one_line
+from . import media
+from .progress import Progress
+
+
+def cache_file(cache_dir: Path, video_id: str, media_hash: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in video_id)
+    return cache_dir / f"{safe}-{hashlib.sha256(video_id.encode()).hexdigest()[:8]}-{media_hash}.npz"
+
+
+def file_stamp(video: Path) -> np.ndarray:
+    st = video.stat()
+    return np.array([st.st_size, st.st_mtime_ns], np.int64)
+
+
+def cached_features(path: Path, video: Path) -> dict | None:
+    # A cache file from before the clip's length was stored in it lacks "seconds": extracted again.
+    try:
+        with np.load(path) as saved:
+            if np.array_equal(saved["stamp"], file_stamp(video)):
+                return {"audio": saved["audio"], "vision": saved["vision"], "seconds": float(saved["seconds"])}
+    except (OSError, ValueError, KeyError):
+        pass
+    return None
+
+
+def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: float) -> str | None:
+    """Extract one video into its cache file; return None, or the reason it was skipped."""
+    try:
+        features = media.video_features(video, backend, fps, max_seconds)
+    except media.VideoError as e:
+        return str(e)
+    except Exception as e:     # a feature library choking on one odd file must not end the whole run
+        return f"feature extraction failed: {one_line(e)}"
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:       # a file object: np.savez would append .npz to a name
+            np.savez(f, stamp=file_stamp(Path(video)), **features)
+
+    replace_with(cache, write)           # a killed worker leaves no half-written cache file
+    return None
+
+
+def fork_pool(jobs: int) -> ProcessPoolExecutor:
+    # fork: a worker starts in milliseconds instead of re-importing torch; it never touches torch.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+
+
+def run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: float, echo=print) -> dict:
+    """{id: reason} for the videos in `todo` [(id, video, cache file)] that were skipped."""
+    skipped = {}
+    progress = Progress(len(todo), echo)
+    if jobs == 1:
+        for video_id, video, cache in todo:
+            reason = extract_one(str(video), str(cache), backend, fps, max_seconds)
+            if reason:
+                skipped[video_id] = reason
+            progress.update()
+    else:
+        with fork_pool(jobs) as pool:
+            futures = {pool.submit(extract_one, str(video), str(cache), backend, fps, max_seconds): video_id
+                       for video_id, video, cache in todo}
+            for future in as_completed(futures):
+                reason = future.result()
+                if reason:
+                    skipped[futures[future]] = reason
+                progress.update()
+    progress.close()
+    return skipped
