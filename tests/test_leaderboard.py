@@ -628,3 +628,40 @@ def test_a_key_metric_of_one_dataset_in_a_store_of_two_says_how_to_show_that_one
     assert capsys.readouterr().err == (f"error: --key-metric Has0_acc_2 is not a metric of sims; choose one of "
                                        f"{', '.join(metric_keys('sims'))}, or show only mosi (-d mosi)\n")
     assert main(["leaderboard", "--results", str(tmp_path), "--key-metric", "Has0_acc_2", "-d", "mosi"]) == 0
+
+
+def test_every_table_says_how_its_rows_chose_their_best_epoch_and_on_which_seeds(tmp_path):
+    """A paper's rows select on MMSA's valid Loss (`valid_loss: mmsa`); a row from before the key (no valid_loss in
+    its config) selected on the exact Loss; MIntRec selects on f1. The table, its LaTeX caption, the ablation and
+    every CSV row say which, and on which seeds; before, nothing did (seeds only when rows differed)."""
+    mmsa = {"key_eval": "Loss", "valid_loss": "mmsa", "use_sbn": True, "use_mcm": True}
+    older = {"key_eval": "Loss", "use_sbn": False, "use_mcm": False}          # stored before valid_loss existed
+    for seed in (1111, 1112, 1113):
+        append_record(tmp_path, record("atsuko", seed, {"MAE": 0.7}, config_hash="c-mmsa", config=mmsa))
+        append_record(tmp_path, record("atsuko_base", seed, {"MAE": 0.8}, config_hash="c-old", config=older))
+        append_record(tmp_path, record("tfn", seed, {}, dataset="mintrec", config={"key_eval": "f1"},
+                                       data="synthetic:mintrec-small-unaligned-seed0-v1"))
+    md = leaderboard(tmp_path, fmt="md")
+    mosi = md[:md.index("### mintrec")]
+    assert ("- best epoch chosen on valid Loss, valid_loss: mmsa (MMSA's rule): atsuko; "
+            "valid Loss, valid_loss: exact: atsuko_base") in mosi
+    assert "- seeds 1111-1113 in every row" in mosi
+    mintrec = md[md.index("### mintrec"):md.index("### Ablation")]
+    assert "- best epoch chosen on valid f1 in every row" in mintrec and "- seeds 1111-1113 in every row" in mintrec
+    ablation = md[md.index("### Ablation"):]
+    assert ("- mosi: best epoch chosen on valid Loss, valid_loss: exact: atsuko_base; "      # Table 4's row order
+            "valid Loss, valid_loss: mmsa (MMSA's rule): atsuko") in ablation
+    assert "- mosi: seeds 1111-1113 in every row" in ablation
+    assert "valid\\_loss: mmsa (MMSA's rule): atsuko; " in leaderboard(tmp_path, fmt="latex")
+    df = frame(leaderboard(tmp_path, fmt="csv")).set_index(["table", "model"])
+    assert df.loc[("leaderboard", "atsuko"), "model_selection"] == "valid Loss, valid_loss: mmsa (MMSA's rule)"
+    assert df.loc[("leaderboard", "atsuko_base"), "model_selection"] == "valid Loss, valid_loss: exact"
+    assert df.loc[("ablation", "atsuko_base"), "model_selection"] == "valid Loss, valid_loss: exact"
+    assert df.loc[("leaderboard", "tfn"), "model_selection"] == "valid f1"
+    assert str(df.loc[("leaderboard", "tfn"), "seeds"]) == "1111 1112 1113"
+    # Rows on other seeds keep the note that says which ran on which, and no 'every row' line.
+    append_record(tmp_path, record("lmf", 1111, {"MAE": 0.9}, config_hash="c-lmf", config=mmsa))
+    append_record(tmp_path, record("lmf", 1115, {"MAE": 0.9}, config_hash="c-lmf", config=mmsa))
+    mosi = leaderboard(tmp_path, fmt="md", datasets=["mosi"])
+    assert "in every row" not in mosi.split("### Ablation")[0].split("seeds")[-1]
+    assert "lmf on seeds 1111 1115" in mosi and "seeds 1111-1113 in every row" not in mosi.split("### Ablation")[0]

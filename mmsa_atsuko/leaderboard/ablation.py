@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..data.synthetic_stress import recipe_of
-from .stats import MIN_SEEDS, Row, Table, best_cells, single_seed_note
+from .stats import MIN_SEEDS, Row, Table, best_cells, seeds_note, selection_note, single_seed_note
 
 # Table 4 row order, (use_sbn, use_mcm)
 ABLATION_ROWS = ((False, False), (True, False), (False, True), (True, True))
@@ -64,8 +64,9 @@ def build_ablations(tables: list[Table]) -> list[Ablation]:
             if len(candidates) > 1:
                 group_notes.append((g, f"{len(candidates)} configs with SBN={flags[0]}, MCM={flags[1]}; "
                                        f"showing {row.label} (n={len(row.records)}), the leaderboard has all"))
-        single = [row.label for (group, _), row in ab.chosen.items() if group == g and row.n < MIN_SEEDS]
-        group_notes += [(g, note) for note in single_seed_note(single)]
+        shown = [row for (group, _), row in ab.chosen.items() if group == g]
+        single = [row.label for row in shown if row.n < MIN_SEEDS]
+        group_notes += [(g, note) for note in single_seed_note(single) + selection_note(shown) + seeds_note(shown)]
     for key, ab in ablations.items():
         names = ab.group_names()
         ab.notes = [f"{names[g]}: {note}" for g, note in notes[key]]

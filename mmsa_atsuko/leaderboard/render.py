@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..data.stamp import is_synthetic
 from ..metrics import lower_is_better, metric_family
-from ..results import code_versions
+from ..results import code_versions, model_selection
 from .published import PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION
 from .ablation import Ablation
 from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row, row_run_labels
@@ -252,6 +252,12 @@ def _stat_columns(metric: str, cell: Cell | None, best: bool) -> dict:
             f"{metric}_n": cell.n, f"{metric}_best": int(best)}
 
 
+def _protocol(row: Row) -> dict:
+    """A row's model selection and its seeds, space-separated: what the Markdown notes say, per CSV row."""
+    return {"model_selection": model_selection(row.records[-1]),
+            "seeds": " ".join(map(str, sorted({r["seed"] for r in row.records})))}
+
+
 def csv_frame(tables, ablations=(), published=(), published_ablation=False):
     """Everything in one long CSV: a `table` column says leaderboard, ablation or published."""
     rows = []
@@ -260,7 +266,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
             out = {"table": "leaderboard", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
                    "data_kind": "synthetic" if t.synthetic else "real", "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "condition": row.condition, "n": row.n,
-                   "code": code_versions(row.records), "run_label": row_run_labels(row)}
+                   "code": code_versions(row.records), "run_label": row_run_labels(row), **_protocol(row)}
             for m in t.metrics:
                 out.update(_stat_columns(m, row.cells[m], m in row.best))
             out.update(key_metric=t.key_metric, ttest_against=row.against,
@@ -272,7 +278,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
             out = {"table": "ablation", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
                    "data_kind": "synthetic" if t.synthetic else "real", "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "n": row.n,
-                   "use_sbn": flags[0], "use_mcm": flags[1]}
+                   "use_sbn": flags[0], "use_mcm": flags[1], **_protocol(row)}
             for _, m in PAPER_COLUMNS[metric_family(t.dataset)]:
                 out.update(_stat_columns(m, row.cells[m], (g, flags, m) in ab.best))
             rows.append(out)

@@ -15,6 +15,8 @@ Every table is built from one `ok` record per run identity (`results.ok_records`
   (MAE for the regression datasets, macro-F1 for MIntRec, or `--key-metric`);
 - a cell over one seed has no spread to judge it by: it is never best, and a row with one
   seed on the key metric is neither tested nor tested against;
+- every table says how its rows chose their best epoch (`results.model_selection`: the valid metric, and for the
+  valid Loss its `valid_loss` rule) and on which seeds they ran;
 - a row whose seeds ran on several code versions (`git_commit`, else the package version) says so in
   the table's notes: its mean mixes them.
 """
@@ -32,7 +34,7 @@ from ..data.conditions import condition_of
 from ..data.stamp import is_synthetic
 from ..errors import UsageError
 from ..metrics import lower_is_better, metric_keys
-from ..results import code_version, config_labels, headline_metric, ok_records, run_label
+from ..results import code_version, config_labels, headline_metric, model_selection, ok_records, run_label
 
 SIGNIFICANCE = 0.05
 MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
@@ -201,9 +203,12 @@ def _seeds_text(seeds: list[int]) -> str:
     return " ".join(map(str, seeds))
 
 
-def _seed_sets_note(rows: list[Row]) -> list[str]:
-    """When the rows that are compared (n >= MIN_SEEDS) ran on different seeds, which ran on which:
-    their means are then over different seeds, which a reader comparing them should know."""
+def seeds_note(rows: list[Row]) -> list[str]:
+    """Which seeds the rows ran on: one line when every row ran on the same ones, else, when the rows that are
+    compared (n >= MIN_SEEDS) ran on different seeds, which ran on which (their means are over different seeds)."""
+    seed_sets = {tuple(sorted({r["seed"] for r in row.records})) for row in rows}
+    if len(seed_sets) == 1:
+        return [f"seeds {_seeds_text(list(seed_sets.pop()))} in every row"]
     by_seeds: dict[tuple, list[str]] = {}
     for row in rows:
         if row.n >= MIN_SEEDS:
@@ -212,6 +217,17 @@ def _seed_sets_note(rows: list[Row]) -> list[str]:
         return []
     return ["rows over different seeds: " + "; ".join(f"{', '.join(labels)} on seeds {_seeds_text(list(seeds))}"
                                                       for seeds, labels in by_seeds.items())]
+
+
+def selection_note(rows: list[Row]) -> list[str]:
+    """How the rows chose their best epoch (`results.model_selection`): a paper's rows select on MMSA's valid Loss,
+    and a row that selected otherwise is not the same protocol, whatever its config hash looks like."""
+    by_rule: dict[str, list[str]] = {}
+    for row in rows:
+        by_rule.setdefault(model_selection(row.records[-1]), []).append(row.label)
+    if len(by_rule) == 1:
+        return [f"best epoch chosen on {next(iter(by_rule))} in every row"] if by_rule else []
+    return ["best epoch chosen on " + "; ".join(f"{rule}: {', '.join(labels)}" for rule, labels in by_rule.items())]
 
 
 def _code_versions_note(rows: list[Row]) -> list[str]:
@@ -286,7 +302,7 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
                 noted.add(model)
         table.notes += _run_labels_note(rows, noted)
         table.notes += single_seed_note([row.label for row in rows if row.n < MIN_SEEDS])
-        table.notes += _seed_sets_note(rows)
+        table.notes += selection_note(rows) + seeds_note(rows)
         table.notes += _code_versions_note(rows)
         tables.append(table)
     return tables

@@ -11,7 +11,7 @@ import platform
 from datetime import datetime
 from pathlib import Path
 
-from ..config import config_hash
+from ..config import ADDED_KEYS, config_hash
 from ..data.conditions import PLAIN, condition_of
 from ..data.stamp import is_synthetic
 from ..errors import DataError
@@ -101,6 +101,20 @@ def run_label(record: dict) -> str | None:
         return None
     trial = record.get("tune_trial")
     return f"{label} trial {trial}" if isinstance(trial, int) and not isinstance(trial, bool) else label
+
+
+def model_selection(record: dict) -> str:
+    """How a run chose its best epoch, as a table names it: the valid metric it compared (`key_eval`) and, for the
+    valid Loss, how that Loss was made (`valid_loss`, training/selection.py; a run from before the key made it
+    exactly, `ADDED_KEYS`). Rows that read alike were selected alike: a paper's table uses `valid_loss: mmsa`."""
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    key = config.get("key_eval")
+    if not isinstance(key, str):
+        return "unknown (no key_eval in the stored config)"
+    if key != "Loss":
+        return f"valid {key}"
+    rule = config.get("valid_loss", ADDED_KEYS["valid_loss"])
+    return f"valid Loss, valid_loss: {rule}" + (" (MMSA's rule)" if rule == "mmsa" else "")
 
 
 def code_versions(records) -> str:
