@@ -131,7 +131,7 @@ def test_dataset_names_are_checked_and_latex_says_what_markdown_says(store):
         leaderboard(store, datasets=["mosi", "foo"], paper=True)
     assert leaderboard(store, datasets=["MOSI"]) == leaderboard(store, datasets=["mosi"])
     latex = leaderboard(store, fmt="latex", datasets=["mosi"], paper=True)
-    assert "Published by the seed paper (Table 1), mosi, unaligned; real data" in latex
+    assert "Published by the seed paper (the Atsuko paper, Complementarity-Supervised Spectral-Band Routing for Multimodal Emotion Recognition, Table 1), mosi, unaligned; real data" in latex
     assert r"tfn@h-999999: learning\_rate=0.1" in latex                # which config each row is
     assert "p < " not in latex and "p $<$ " in latex                     # a bare < prints as ¡
     # Counts stay integers in a CSV that also holds published rows (which have none).
@@ -217,13 +217,15 @@ def test_latex_bolds_best_and_escapes(store):
 
 def test_paper_rows_are_separate_and_marked_published(store):
     md = leaderboard(store, fmt="md", paper=True)
-    block = md[md.index("### Published by the seed paper: mosi, unaligned (Table 1"):]
+    # Every published block and CSV row names the paper its numbers are printed in, not only "Table 1".
+    paper = "the Atsuko paper, Complementarity-Supervised Spectral-Band Routing for Multimodal Emotion Recognition"
+    block = md[md.index(f"### Published by the seed paper: mosi, unaligned ({paper}, Table 1; real data"):]
     atsuko = next(line for line in block.splitlines() if line.startswith("| Atsuko"))
     assert atsuko == "| Atsuko (published) | 49.4 | 86.0 | 85.9 | 0.691 |"
-    assert "Published by the seed paper: ablation (Table 4" in md
+    assert f"Published by the seed paper: ablation ({paper}, Table 4; aligned" in md
     df = frame(leaderboard(store, fmt="csv", paper=True, datasets=["mosi"]))
     pub = df[df.table == "published"]
-    assert (pub.label.str.endswith("(published)")).all() and (pub.source == "published (Table 1)").all()
+    assert (pub.label.str.endswith("(published)")).all() and (pub.source == f"published ({paper}, Table 1)").all()
     assert (pub.data_kind == "real").all() and not (df[df.table == "leaderboard"].source != "ours").any()
     row = pub[(pub.label == "Atsuko (published)") & (pub.aligned == False)].iloc[0]   # noqa: E712
     assert row.model == "atsuko" and row.MAE_mean == pytest.approx(0.691) and row.Mult_acc_7_mean == pytest.approx(0.494)
@@ -234,6 +236,7 @@ def test_paper_rows_are_separate_and_marked_published(store):
     ablation = df[df.table == "published ablation"]
     neither = ablation[(ablation.dataset == "mosei") & (ablation.use_sbn == False) & (ablation.use_mcm == False)]  # noqa: E712
     assert neither.iloc[0].MAE_mean == pytest.approx(0.558)
+    assert (ablation.source == f"published ({paper}, Table 4)").all()
 
 
 def test_ablation_in_table4_order_from_the_switches(tmp_path):

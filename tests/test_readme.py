@@ -36,6 +36,9 @@ HOW = {
     "python run.py sweep -m tfn lmf -d mosi sims -s 1111 1112 --synthetic --preset small --jobs 2":
         ("run", ["--max-epochs", "1"]),
     "python run.py sweep configs/sweeps/paper.yaml --dry-run": ("run", []),
+    # -m/-d keep only those runs of the file: one run of the 54 shows the command works as written.
+    "python run.py sweep configs/sweeps/paper.yaml --synthetic --preset small -s 1111 --out results/paper-smoke":
+        ("run", ["-m", "tfn", "-d", "mosi", "--aligned", "--max-epochs", "1"]),
     "python run.py leaderboard": ("run", []),
     "python run.py compare -m atsuko --against tfn lmf mult misa self_mm emoe -d mosi": ("run", []),
     "python run.py explain -m atsuko -d sims --run RUN_ID --samples 10": ("run", []),

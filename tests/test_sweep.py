@@ -624,3 +624,36 @@ experiments:
                            + [f"tfn@{h[:8]} mosi synthetic seed 1" for h in tfn_mosi])
     (mosi,) = [t for t in build_tables(summary.records) if t.dataset == "mosi"]
     assert {row.label for row in mosi.rows} == {"lmf"} | {f"tfn@{h[:8]}" for h in tfn_mosi}
+
+
+def test_ctrl_c_in_a_sweep_keeps_finished_runs_and_the_same_command_trains_the_cut_run_from_its_start(
+        tmp_path, capsys, caplog, monkeypatch):
+    """A researcher's Ctrl-C during the paper's sweep: the run that finished is recorded, the one that was training
+    leaves its .partial folder, and the line says what the same command will do with each (before, it did not say
+    the run cut short starts again from epoch 1). The same command then skips the first and trains the second anew."""
+    from mmsa_atsuko.training import trainer
+    real, starts = trainer.save_training_state, []
+
+    def save(path, model, optimizer, scheduler, generator, device, at, *args):
+        starts.append(at)
+        if starts.count(1) == 2 and at == 2:          # the second run, after its second epoch
+            raise KeyboardInterrupt
+        return real(path, model, optimizer, scheduler, generator, device, at, *args)
+    monkeypatch.setattr(trainer, "save_training_state", save)
+    argv = ["sweep", "-m", "tfn", "-d", "mosi", "-s", "1111", "1112", "--synthetic", "--preset", "small",
+            "--max-epochs", "3", "--out", str(tmp_path)]
+    code, err = _main(argv, capsys)
+    assert code == 130 and err[-1] == ("interrupted: finished runs are recorded; the same command again skips them "
+                                       "and runs the rest, each run that was training from its first epoch")
+    assert [r["seed"] for r in read_records(tmp_path)] == [1111]
+    (partial,) = (tmp_path / "runs").glob(".*.partial")
+    assert (partial / "last.pt").exists()            # epoch 1 was kept there, and is not continued
+    monkeypatch.setattr(trainer, "save_training_state", real)
+    from mmsa_atsuko.cli import main
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "1 already recorded" in out and f"removed {partial}, left unfinished" in caplog.text
+    assert [r["seed"] for r in read_records(tmp_path)] == [1111, 1112] and not partial.exists()
+    (second,) = [r for r in read_records(tmp_path) if r["seed"] == 1112]
+    log = (tmp_path / second["run_dir"] / "train.log").read_text()
+    assert "resumed" not in log and log.count(" epoch 1 ") == 1 and second.get("earlier_attempts") is None

@@ -81,7 +81,9 @@ def take_models_folders(argv: list[str]) -> list[str]:
 AFTER_INTERRUPT = {
     "run": ": finished runs are recorded; the same command again skips them (with --resume it continues the "
            "interrupted run from its last finished epoch)",
-    "sweep": ": finished runs are recorded; the same command again skips them and runs the rest",
+    # A sweep does not resume a run's epochs (execute.py removes its .partial): say what the next call trains again.
+    "sweep": ": finished runs are recorded; the same command again skips them and runs the rest, each run that "
+             "was training from its first epoch",
     "tune": ": finished trials are stored in the study; the same command again continues it",
 }
 

@@ -14,7 +14,7 @@ import pandas as pd
 from ..data.stamp import is_synthetic
 from ..metrics import lower_is_better, metric_family
 from ..results import code_versions, model_selection
-from .published import PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION
+from .published import ABLATION_SOURCE, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION
 from .ablation import Ablation
 from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row, row_run_labels
 
@@ -134,7 +134,7 @@ def render_markdown(tables, ablations=(), published=(), published_ablation=False
         header = ["SBN", "MCM"] + [f"{d} {name}" for d in ("mosi", "mosei") for name, _ in cols]
         lines = [["✓" if sbn else "-", "✓" if mcm else "-"] + [v for d in ("mosi", "mosei") for v in values[d]]
                  for (sbn, mcm), values in PUBLISHED_ABLATION]
-        parts.append("### Published by the seed paper: ablation (Table 4; aligned, real data, not our runs)\n\n"
+        parts.append(f"### Published by the seed paper: ablation ({ABLATION_SOURCE}; aligned, real data, not our runs)\n\n"
                      + _md_table(header, lines))
     return "\n\n".join(parts) + "\n"
 
@@ -236,7 +236,7 @@ def render_latex(tables, ablations=(), published=(), published_ablation=False, p
         header = ["SBN", "MCM"] + [f"{d} {name}" for d in ("mosi", "mosei") for name, _ in PAPER_COLUMNS["mosi"]]
         lines = [[_tex("✓" if s else "-"), _tex("✓" if m else "-")] + list(vals["mosi"]) + list(vals["mosei"])
                  for (s, m), vals in PUBLISHED_ABLATION]
-        parts.append(_latex_table("Published by the seed paper (Table 4); not our runs.", header, lines))
+        parts.append(_latex_table(f"Published by the seed paper ({ABLATION_SOURCE}); not our runs.", header, lines))
     return "\n\n".join(parts) + "\n"
 
 
@@ -293,7 +293,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
         for (sbn, mcm), values in PUBLISHED_ABLATION:
             for dataset in ("mosi", "mosei"):
                 out = {"table": "published ablation", "dataset": dataset, "aligned": True, "data": "",
-                       "data_kind": "real", "source": "published (Table 4)", "model": "",
+                       "data_kind": "real", "source": f"published ({ABLATION_SOURCE})", "model": "",
                        "label": f"SBN={sbn} MCM={mcm} (published)", "use_sbn": sbn, "use_mcm": mcm}
                 out.update({f"{m}_mean": _stored(m, v) for (_, m), v in zip(PAPER_COLUMNS["mosi"], values[dataset])})
                 rows.append(out)
