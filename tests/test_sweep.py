@@ -501,8 +501,9 @@ def test_a_sweep_interrupted_with_busy_workers_leaks_no_semaphores(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-    assert proc.returncode == 130 and err.splitlines()[0] == ("interrupted: finished runs are recorded; the same "
-                                                              "command again skips them and runs the rest"), (out, err)
+    assert proc.returncode == 130 and err.splitlines()[0] == (
+        "interrupted: finished runs are recorded; the same command again skips them and runs the rest, each run "
+        "that was training from its first epoch"), (out, err)
     assert "leaked semaphore" not in err and "resource_tracker" not in err, err
     assert not (tmp_path / "runs.jsonl").exists() or read_records(tmp_path) == []
 
