@@ -192,3 +192,16 @@ def test_mmsa_csv_rows_append_under_one_header(tmp_path):
     assert (standard, corrupt.name) == (synth, "sims-synthetic-corrupt.csv")
     assert len(synth.read_text().splitlines()) == 3 and len(corrupt.read_text().splitlines()) == 2
     assert append_mmsa_csv(tmp_path, "sims", "tfn", seeds, False, "sha256:" + "0" * 64) == path
+
+
+def test_an_mmsa_csv_with_other_columns_is_one_line_and_left_as_it_was(tmp_path):
+    """It was a ValueError traceback after the runs had trained and been recorded."""
+    from mmsa_atsuko.errors import DataError
+    (tmp_path / "normal").mkdir()
+    mine = tmp_path / "normal" / "sims.csv"
+    mine.write_text("Model,Acc\nmine,1\n")
+    keys = ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr", "Loss"]
+    with pytest.raises(DataError, match=r"sims.csv has columns Model,Acc, not MMSA's Model,Mult_acc_2,.*,Loss: its "
+                                         r"row for tfn was not written \(the runs are recorded in runs.jsonl\)"):
+        append_mmsa_csv(tmp_path, "sims", "tfn", [dict.fromkeys(keys, 0.5)], synthetic=False)
+    assert mine.read_text() == "Model,Acc\nmine,1\n"

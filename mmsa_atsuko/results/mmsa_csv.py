@@ -21,6 +21,7 @@ import numpy as np
 from ..data.synthetic_stress import STANDARD, recipe_of
 from ..metrics import METRIC_KEYS, MMSA_CSV_KEYS, metric_family
 from ..atomic import open_append
+from ..errors import DataError
 from .folder import store_lock
 
 
@@ -70,6 +71,9 @@ def append_mmsa_csv(out_dir: Path, dataset: str, model: str, per_seed_metrics: l
         if not header:
             writer.writerow(columns)
         elif next(csv.reader([header])) != columns:
-            raise ValueError(f"{path} has columns {header.strip()}, expected {','.join(columns)}")
+            # A file of the user's (or an older layout) at our name: one line, not a traceback after the runs.
+            raise DataError(f"{path} has columns {header.strip()[:200]}, not MMSA's {','.join(columns)}: its row for "
+                            f"{model} was not written (the runs are recorded in runs.jsonl); move the file away and "
+                            f"the next training call starts a new one")
         writer.writerow(row)
     return path
