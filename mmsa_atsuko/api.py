@@ -193,7 +193,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     for kept in recover(out):          # records an earlier call could not append (results.append_or_keep)
         echo(f"recovered the record of run {kept['run_id']} into {Path(out) / 'runs.jsonl'}")
     recorded = {} if rerun else latest_by_identity(read_records(out))
-    records = []
+    records, told = [], set()          # told: the MMSA files named once as keeping MMSA's columns only
     for job in jobs:
         spec = job.data.spec
         job_records, trained = [], False
@@ -215,8 +215,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
                 job_records.append(record)
                 trained = True
         if trained:    # the row covers every seed of the call, recorded ones included, as the table does
-            append_mmsa_csv(Path(out), spec.name, job.model + condition_label(spec), [r["metrics"] for r in job_records],
-                            spec.synthetic, spec.source)
+            append_mmsa_csv(Path(out), job_records, echo=echo, told=told)
         records += job_records
     return records
 

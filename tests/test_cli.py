@@ -68,8 +68,12 @@ def test_e2e_mmsa_csv_rows(e2e):
     with open(out / "normal" / "sims-synthetic.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["Model"] for r in rows] == ["tfn"]
-    sims = [r["metrics"] for r in records if r["dataset"] == "sims"]
-    assert rows[0]["MAE"] == mmsa_cell([mmsa_seed_value("sims", "MAE", m["MAE"]) for m in sims])
+    sims = [r for r in records if r["dataset"] == "sims"]
+    assert rows[0]["MAE"] == mmsa_cell([mmsa_seed_value("sims", "MAE", r["metrics"]["MAE"]) for r in sims])
+    # the row names the runs it averages, as runs.jsonl holds them
+    assert (rows[0]["seeds"], rows[0]["run_ids"]) == ("1111 1112", " ".join(r["run_id"] for r in sims))
+    assert (rows[0]["aligned"], rows[0]["config_hash"], rows[0]["data"]) == ("False", sims[0]["config_hash"],
+                                                                             sims[0]["data"])
     assert not (out / "normal" / "sims.csv").exists()     # synthetic never shares a file with real
 
 

@@ -23,6 +23,7 @@ from mmsa_atsuko.data import dataset_names, load_dataset, resolve_feature_path
 from mmsa_atsuko.data.mintrec import tables as mintrec_tables, text as mintrec_text
 from mmsa_atsuko.data import synthetic_mintrec as smt
 from mmsa_atsuko.errors import DataError, UsageError
+from mmsa_atsuko.results import code_version
 
 INTENTS = ['Complain', 'Praise', 'Apologise', 'Thank', 'Criticize', 'Agree', 'Taunt', 'Flaunt', 'Joke', 'Oppose',
            'Comfort', 'Care', 'Inform', 'Advise', 'Arrange', 'Introduce', 'Leave', 'Prevent', 'Greet', 'Ask for help']
@@ -470,7 +471,11 @@ def test_cli_tfn_on_small_synthetic_mintrec(tmp_path, capsys):
     for key in ("acc", "f1", "precision", "recall"):
         assert again[key] == pytest.approx(record["metrics"][key], abs=1e-9)
     header = (out / "normal" / "mintrec-synthetic.csv").read_text().splitlines()[0]
-    assert header == "Model,acc,f1,precision,recall,Loss"
+    assert header == ("Model,acc,f1,precision,recall,Loss,"
+                      "aligned,condition,model_selection,config_hash,seeds,run_ids,data,code")
+    row = (out / "normal" / "mintrec-synthetic.csv").read_text().splitlines()[1]
+    assert row.endswith(f",False,,valid f1,{record['config_hash']},1111,{record['run_id']},{record['data']},"
+                        f"{code_version(record)}")
 
 
 def test_cli_regression_only_model_fails_with_one_line(tmp_path, capsys):

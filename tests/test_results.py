@@ -136,7 +136,9 @@ def test_an_append_never_goes_to_a_file_of_several_names(tmp_path, store):
             append_record(out, {"run_id": "r", "metrics": {"MAE": 0.5}})
         else:
             keys = ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr", "Loss"]
-            append_mmsa_csv(out, "sims", "tfn", [dict.fromkeys(keys, 0.5)], synthetic=False)
+            append_mmsa_csv(out, [{"run_id": "r", "model": "tfn", "dataset": "sims", "aligned": False, "seed": 1,
+                                   "synthetic": False, "metrics": dict.fromkeys(keys, 0.5), "config": {},
+                                   "config_hash": "h", "data": "sha256:" + "0" * 64}])
     assert other.read_bytes() == b"precious\nunfinished"
 
 
@@ -175,33 +177,3 @@ def test_mmsa_cell_rounds_each_seed_then_the_mean_as_numpy_does():
             assert ours == mmsa_reference_cell(raw, loss=key == "Loss"), (key, raw)
 
 
-def test_mmsa_csv_rows_append_under_one_header(tmp_path):
-    keys = ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr", "Loss"]
-    seeds = [dict(zip(keys, [0.8, 0.6, 0.4, 0.79, 0.43, 0.59, 0.43])), dict(zip(keys, [0.82, 0.62, 0.42, 0.81, 0.41, 0.61, 0.41]))]
-    path = append_mmsa_csv(tmp_path, "sims", "tfn", seeds, synthetic=False)
-    append_mmsa_csv(tmp_path, "sims", "lmf", seeds[:1], synthetic=False)
-    lines = path.read_text().splitlines()
-    assert lines[0] == "Model," + ",".join(keys)
-    assert lines[1].startswith('tfn,"(81.0, 1.0)","(61.0, 1.0)"')
-    assert lines[2].startswith('lmf,"(80.0, 0.0)"')
-    synth = append_mmsa_csv(tmp_path, "sims", "tfn", seeds, synthetic=True)
-    assert synth.name == "sims-synthetic.csv" and synth != path
-    # A stress recipe's rows sat among the standard recipe's, each row naming only its model.
-    standard = append_mmsa_csv(tmp_path, "sims", "tfn", seeds, True, "synthetic:sims-small-unaligned-seed0-v2")
-    corrupt = append_mmsa_csv(tmp_path, "sims", "tfn", seeds, True, "synthetic:corrupt-s2-sims-small-unaligned-seed0-v2")
-    assert (standard, corrupt.name) == (synth, "sims-synthetic-corrupt.csv")
-    assert len(synth.read_text().splitlines()) == 3 and len(corrupt.read_text().splitlines()) == 2
-    assert append_mmsa_csv(tmp_path, "sims", "tfn", seeds, False, "sha256:" + "0" * 64) == path
-
-
-def test_an_mmsa_csv_with_other_columns_is_one_line_and_left_as_it_was(tmp_path):
-    """It was a ValueError traceback after the runs had trained and been recorded."""
-    from mmsa_atsuko.errors import DataError
-    (tmp_path / "normal").mkdir()
-    mine = tmp_path / "normal" / "sims.csv"
-    mine.write_text("Model,Acc\nmine,1\n")
-    keys = ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr", "Loss"]
-    with pytest.raises(DataError, match=r"sims.csv has columns Model,Acc, not MMSA's Model,Mult_acc_2,.*,Loss: its "
-                                         r"row for tfn was not written \(the runs are recorded in runs.jsonl\)"):
-        append_mmsa_csv(tmp_path, "sims", "tfn", [dict.fromkeys(keys, 0.5)], synthetic=False)
-    assert mine.read_text() == "Model,Acc\nmine,1\n"

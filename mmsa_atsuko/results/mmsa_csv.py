@@ -4,6 +4,12 @@ Written as MMSA writes them (thuiar/MMSA:src/MMSA/run.py, `MMSA_run`): one row p
 "(mean, std)" x100 with population std, rounded to 2 decimals, MAE/Corr/Loss x100 too, exactly
 as MMSA does. Appended under the file's lock and never through a symbolic link, as the store is.
 
+MMSA's row names only its model, so aligned and unaligned runs, two configs or two selection rules were
+identical rows. MMSA's columns come first, unchanged (a reader that picks them by name or takes the first
+columns still works), and TRACE_COLUMNS follow: what tells such rows apart and names the runs. A file that
+has MMSA's columns only keeps them (an older file of ours, or one MMSA itself appends to: its
+`df.loc[len(df)] = res` refuses a file with more columns), so one file never holds two headers.
+
 MMSA averages the values its metrics returned, which are rounded to 4 decimals per seed
 (metricsTop.py `round(x, 4)`, the trainers' `round(eval_loss, 4)`), and its `round(mean*100, 2)`
 rounds an np.float64, i.e. NumPy's way (scale by 10**n, rint half to even, scale back), not
@@ -18,11 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.conditions import condition_of
 from ..data.synthetic_stress import STANDARD, recipe_of
 from ..metrics import METRIC_KEYS, MMSA_CSV_KEYS, metric_family
 from ..atomic import open_append
 from ..errors import DataError
 from .folder import store_lock
+from .record import code_versions, model_selection
+from .selection import check_ok_record
 
 
 def mmsa_seed_value(family: str, key: str, value) -> float:
@@ -53,27 +62,69 @@ def mmsa_csv_name(dataset: str, synthetic: bool, data: str | None = None) -> str
     return f"{dataset}-synthetic.csv" if recipe == STANDARD else f"{dataset}-synthetic-{recipe}.csv"
 
 
-def append_mmsa_csv(out_dir: Path, dataset: str, model: str, per_seed_metrics: list[dict],
-                    synthetic: bool, data: str | None = None) -> Path:
-    """Append one MMSA-style row to `mmsa_csv_name(dataset, synthetic, data)`."""
+# What traces a row to the runs it averages, after MMSA's columns (see the module docstring): the setting and
+# protocol condition the Model cell does not name, how the best epoch was chosen, the config, the seeds and their
+# run ids (in the same order), the data id and the code (`code_versions`, the leaderboard's `code`).
+TRACE_COLUMNS = ("aligned", "condition", "model_selection", "config_hash", "seeds", "run_ids", "data", "code")
+
+
+def mmsa_columns(dataset: str) -> list[str]:
+    """MMSA's columns for `dataset`: Model, the metrics MMSA's trainer returns, Loss. MIntRec is not an MMSA
+    dataset: its row has MIntRec's metrics (acc, f1, precision, recall)."""
     family = metric_family(dataset)
-    # MIntRec is not an MMSA dataset: its row has MIntRec's metrics (acc, f1, precision, recall).
-    columns = ["Model", *MMSA_CSV_KEYS.get(family, METRIC_KEYS[family]), "Loss"]
+    return ["Model", *MMSA_CSV_KEYS.get(family, METRIC_KEYS[family]), "Loss"]
+
+
+def mmsa_row(records: list[dict]) -> dict:
+    """The row of one (model, dataset, setting, condition) over its seeds' ok records: MMSA's cells, then
+    TRACE_COLUMNS. The Model cell names a protocol condition as `model [missing_rate=0.3]`, as the tables do."""
+    records = [check_ok_record(r) for r in records]      # a recorded seed's line may be hand-made: one line, no traceback
+    first = records[0]
+    family, condition = metric_family(first["dataset"]), condition_of(first).key()
+    row = {"Model": first["model"] + (f" [{condition}]" if condition else "")}
+    for key in mmsa_columns(first["dataset"])[1:]:
+        row[key] = mmsa_cell([mmsa_seed_value(family, key, r["metrics"][key]) for r in records])
+    return row | {
+        "aligned": str(bool(first["aligned"])), "condition": condition,
+        "model_selection": "; ".join(sorted({model_selection(r) for r in records})),
+        "config_hash": " ".join(sorted({r["config_hash"] for r in records})),
+        "seeds": " ".join(str(r["seed"]) for r in records), "run_ids": " ".join(r["run_id"] for r in records),
+        "data": " ".join(sorted({r["data"] for r in records})), "code": code_versions(records)}
+
+
+def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set | None = None) -> Path:
+    """Append the row of `records` (one model's ok records on one dataset, setting and condition, one per seed)
+    to `<out_dir>/normal/mmsa_csv_name(...)`: MMSA's columns, then TRACE_COLUMNS.
+
+    A file that has MMSA's columns only (written before the trace columns, or by MMSA, whose `MMSA_run` cannot
+    append to a file with more columns) keeps them: the row goes in without its trace, and `echo` says so once
+    per file (`told`: the files already named in this call). A file with other columns is refused in one line."""
+    first = records[0]
+    mmsa = mmsa_columns(first["dataset"])
+    columns = mmsa + list(TRACE_COLUMNS)
     folder = Path(out_dir) / "normal"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / mmsa_csv_name(dataset, synthetic, data)
-    row = [model] + [mmsa_cell([mmsa_seed_value(family, k, m[k]) for m in per_seed_metrics]) for k in columns[1:]]
+    path = folder / mmsa_csv_name(first["dataset"], first["synthetic"], first["data"])
+    row = mmsa_row(records)
     with store_lock(path), os.fdopen(open_append(path), "a+", newline="", encoding="utf-8") as f:
         f.seek(0)
         header = f.readline()
         f.seek(0, os.SEEK_END)                # "a+" writes at the end anyway; this drops the read buffer
         writer = csv.writer(f)
+        found = next(csv.reader([header])) if header else columns
+        if found not in (columns, mmsa):
+            # A file of the user's (or a layout of another version) at our name: one line, not a traceback
+            # after the runs, and never a second header in the file.
+            raise DataError(f"{path} has columns {header.strip()[:200]}, not MMSA's {','.join(mmsa)} (with or "
+                            f"without {','.join(TRACE_COLUMNS)} after them): its row for {row['Model']} was not "
+                            f"written (the runs are recorded in runs.jsonl); move the file away and the next "
+                            f"training call starts a new one")
         if not header:
             writer.writerow(columns)
-        elif next(csv.reader([header])) != columns:
-            # A file of the user's (or an older layout) at our name: one line, not a traceback after the runs.
-            raise DataError(f"{path} has columns {header.strip()[:200]}, not MMSA's {','.join(columns)}: its row for "
-                            f"{model} was not written (the runs are recorded in runs.jsonl); move the file away and "
-                            f"the next training call starts a new one")
-        writer.writerow(row)
+        writer.writerow([row[c] for c in found])
+    told = set() if told is None else told
+    if found == mmsa and path not in told:
+        told.add(path)
+        echo(f"{path} has MMSA's columns only: this call's rows there ({row['Model']} first) go in without "
+             f"{','.join(TRACE_COLUMNS)} (runs.jsonl has them); move the file away for rows that trace to their runs")
     return path

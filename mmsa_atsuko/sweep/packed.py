@@ -33,11 +33,10 @@ def run_packed(models, datasets, seeds, *, backend, out="results", save_checkpoi
     groups: dict[tuple, list[dict]] = {}
     for record in records:
         groups.setdefault(_row_key(record), []).append(record)
+    told = set()
     for key, group in groups.items():      # one row per (model, dataset, condition) that trained, as `api.run` writes
         if key in trained:
-            model, dataset, _, condition = key
-            append_mmsa_csv(Path(out), dataset, model + (f" [{condition}]" if condition else ""),
-                            [r["metrics"] for r in group], group[0]["synthetic"], group[0]["data"])
+            append_mmsa_csv(Path(out), group, echo=echo, told=told)
     return records
 
 

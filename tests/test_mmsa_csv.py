@@ -1,0 +1,137 @@
+"""normal/<dataset>.csv: MMSA's columns first and unchanged, then the columns that trace a row to its runs; a file
+with MMSA's columns only (written before those, or by MMSA) keeps them; any other file is refused in one line.
+
+Every expected row below is worked out by hand from the records built here: two seeds at 0.5 and 0.7 give
+MMSA's cell (mean 0.6 -> 60.0, population std 0.1 -> 10.0); 0.8 and 0.82 give (81.0, 1.0)."""
+import csv
+
+import pandas as pd
+import pytest
+
+from mmsa_atsuko.errors import DataError
+from mmsa_atsuko.results import append_mmsa_csv
+
+MOSI = ["Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5", "Mult_acc_7", "MAE", "Corr",
+        "Loss"]                          # thuiar/MMSA's regression trainers' keys on MOSI, then the trainer's Loss
+SIMS = ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr", "Loss"]
+TRACE = ["aligned", "condition", "model_selection", "config_hash", "seeds", "run_ids", "data", "code"]
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+UNALIGNED, ALIGNED = "synthetic:mosi-small-unaligned-seed0-v2", "synthetic:mosi-small-aligned-seed0-v2"
+
+
+def record(seed, value, *, model="tfn", dataset="mosi", aligned=False, data=UNALIGNED, chash="aaaa",
+           valid_loss="exact", commit=COMMIT, condition=None, keys=MOSI):
+    """An ok record as the store holds one, by hand: every metric of the run is `value`."""
+    r = {"run_id": f"{model}-{dataset}{'-aligned' if aligned else ''}-s{seed}-{chash}", "status": "ok",
+         "model": model, "dataset": dataset, "aligned": aligned, "seed": seed, "synthetic": data.startswith("synthetic:"),
+         "metrics": dict.fromkeys(keys, value), "config_hash": chash, "data": data, "git_commit": commit,
+         "package_version": "0.1.0", "config": {"key_eval": "Loss", "valid_loss": valid_loss}}
+    return r | ({"condition": condition} if condition else {})
+
+
+def rows(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+def test_aligned_unaligned_and_mmsa_selected_runs_are_rows_that_trace_to_their_runs(tmp_path):
+    """The reviewer's case: three TFN calls on synthetic MOSI with the same numbers were three identical 'tfn' rows."""
+    told = []
+    unaligned = [record(1111, 0.5), record(1112, 0.7)]
+    aligned = [record(s, v, aligned=True, data=ALIGNED, chash="bbbb") for s, v in ((1111, 0.5), (1112, 0.7))]
+    mmsa_rule = [record(1112, 0.7, chash="cccc", valid_loss="mmsa"),
+                 record(1111, 0.5, chash="cccc", valid_loss="mmsa", commit="fedcba9876543210+dirty")]
+    for group in (unaligned, aligned, mmsa_rule):
+        path = append_mmsa_csv(tmp_path, group, echo=told.append)
+    assert path == tmp_path / "normal" / "mosi-synthetic.csv" and told == []
+    cells = ["(60.0, 10.0)"] * 9
+    assert rows(path) == [
+        ["Model", *MOSI, *TRACE],
+        ["tfn", *cells, "False", "", "valid Loss, valid_loss: exact", "aaaa", "1111 1112",
+         "tfn-mosi-s1111-aaaa tfn-mosi-s1112-aaaa", UNALIGNED, "0123456789"],
+        ["tfn", *cells, "True", "", "valid Loss, valid_loss: exact", "bbbb", "1111 1112",
+         "tfn-mosi-aligned-s1111-bbbb tfn-mosi-aligned-s1112-bbbb", ALIGNED, "0123456789"],
+        # seeds and run ids in the records' order, pairwise; two commits, sorted as the leaderboard's code column
+        ["tfn", *cells, "False", "", "valid Loss, valid_loss: mmsa (MMSA's rule)", "cccc", "1112 1111",
+         "tfn-mosi-s1112-cccc tfn-mosi-s1111-cccc", UNALIGNED, "0123456789 fedcba9876+dirty"],
+    ]
+    # A reader of MMSA's files: columns picked by name, or the first ones, are MMSA's as they were.
+    frame = pd.read_csv(path)
+    assert list(frame.columns[:10]) == ["Model", *MOSI]
+    assert frame[["Model", "MAE"]].values.tolist() == [["tfn", "(60.0, 10.0)"]] * 3
+
+
+def test_a_condition_is_named_in_the_model_cell_and_its_own_column(tmp_path):
+    condition = {"missing_rate": 0.3, "drop_modality": None, "modalities": "TAV", "text_spared": "bert_cls_sep"}
+    group = [record(1111, 0.8, dataset="sims", data="sha256:" + "1" * 64, condition=condition, keys=SIMS),
+             record(1112, 0.82, dataset="sims", data="sha256:" + "1" * 64, condition=condition, keys=SIMS)]
+    path = append_mmsa_csv(tmp_path, group)
+    assert path.name == "sims.csv"
+    assert rows(path)[1] == ["tfn [missing_rate=0.3]", *["(81.0, 1.0)"] * 7, "False", "missing_rate=0.3",
+                             "valid Loss, valid_loss: exact", "aaaa", "1111 1112",
+                             "tfn-sims-s1111-aaaa tfn-sims-s1112-aaaa", "sha256:" + "1" * 64, "0123456789"]
+
+
+def mmsa_appends(path, model):
+    """thuiar/MMSA's own append (src/MMSA/run.py, MMSA_run): read the file, add a row by position, write it back.
+    MMSA's cells are (mean, std) tuples, which to_csv writes as str() does; given as that str here, since pandas 3
+    deprecates a tuple in a column read as strings."""
+    df = pd.read_csv(path)
+    df.loc[len(df)] = [model] + [str((50.0, 0.0))] * (len(MOSI))
+    df.to_csv(path, index=None)
+
+
+def test_a_file_with_mmsa_columns_only_keeps_them_and_says_so_once_per_call(tmp_path):
+    """A file this toolkit wrote before the trace columns (or MMSA itself): new rows take its header, with MMSA's
+    cells only; one line per file and call says so. MMSA can still append to it, as it cannot to a traced file."""
+    (tmp_path / "normal").mkdir()
+    path = tmp_path / "normal" / "mosi-synthetic.csv"
+    old = "Model," + ",".join(MOSI) + "\n" + "lmf," + ",".join(['"(70.0, 1.0)"'] * 9) + "\n"
+    path.write_text(old)
+    said, told = [], set()
+    append_mmsa_csv(tmp_path, [record(1111, 0.5), record(1112, 0.7)], echo=said.append, told=told)
+    append_mmsa_csv(tmp_path, [record(1111, 0.5, model="lmf")], echo=said.append, told=told)
+    assert said == [f"{path} has MMSA's columns only: this call's rows there (tfn first) go in without "
+                    f"{','.join(TRACE)} (runs.jsonl has them); move the file away for rows that trace to their runs"]
+    assert path.read_text() == (old + "tfn," + ",".join(['"(60.0, 10.0)"'] * 9) + "\n"
+                                + "lmf," + ",".join(['"(50.0, 0.0)"'] * 9) + "\n")
+    append_mmsa_csv(tmp_path, [record(1111, 0.5)], echo=said.append)     # another call is told again
+    assert len(said) == 2 and len(rows(path)) == 5 and {len(r) for r in rows(path)} == {10}
+    mmsa_appends(path, "misa")
+    assert [r[0] for r in rows(path)] == ["Model", "lmf", "tfn", "lmf", "tfn", "misa"]
+
+    traced = append_mmsa_csv(tmp_path, [record(1111, 0.5, dataset="sims", keys=SIMS)])
+    with pytest.raises(ValueError, match="mismatched columns"):        # why an MMSA-only file keeps its header
+        mmsa_appends(traced, "misa")
+
+
+@pytest.mark.parametrize("header", ["Model,Acc", "Model," + ",".join(MOSI) + ",aligned,seeds",
+                                    "Model," + ",".join(MOSI[:-1])])
+def test_a_file_with_other_columns_is_one_line_and_left_as_it_was(tmp_path, header):
+    """It was a ValueError traceback after the runs had trained and been recorded; a header of neither layout
+    (another tool's, a part of the trace) would have been two headers in one file."""
+    (tmp_path / "normal").mkdir()
+    mine = tmp_path / "normal" / "mosi-synthetic.csv"
+    mine.write_text(header + "\nmine,1\n")
+    with pytest.raises(DataError, match=rf"mosi-synthetic.csv has columns {header}, not MMSA's Model,Has0_acc_2,.*,"
+                                        r"Loss \(with or without aligned,condition,.*,code after them\): its row for "
+                                        r"tfn was not written \(the runs are recorded in runs.jsonl\)"):
+        append_mmsa_csv(tmp_path, [record(1111, 0.5)])
+    assert mine.read_text() == header + "\nmine,1\n"
+
+
+def test_a_hand_made_record_among_the_seeds_is_one_line_and_writes_nothing(tmp_path):
+    bad = record(1112, 0.7) | {"run_id": 7}
+    with pytest.raises(DataError, match=r"^runs.jsonl: record \(no run_id\): run_id must be a non-empty string, got 7"):
+        append_mmsa_csv(tmp_path, [record(1111, 0.5), bad])
+    assert not (tmp_path / "normal" / "mosi-synthetic.csv").exists()
+
+
+def test_files_by_data(tmp_path):
+    """Synthetic data never shares a file with real data, nor a stress recipe with the standard one."""
+    sims = dict(dataset="sims", keys=SIMS)
+    real = append_mmsa_csv(tmp_path, [record(1111, 0.5, data="sha256:" + "0" * 64, **sims)])
+    standard = append_mmsa_csv(tmp_path, [record(1111, 0.5, data="synthetic:sims-small-unaligned-seed0-v2", **sims)])
+    corrupt = append_mmsa_csv(tmp_path, [record(1111, 0.5, data="synthetic:corrupt-s2-sims-small-unaligned-seed0-v2",
+                                                **sims)])
+    assert [p.name for p in (real, standard, corrupt)] == ["sims.csv", "sims-synthetic.csv", "sims-synthetic-corrupt.csv"]
