@@ -140,7 +140,8 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
 
     `config` is a dict of overrides (or a list of "key=value" strings) applied last.
     Records are also appended to `<out>/runs.jsonl`, and one MMSA-style row per
-    (model, dataset) that trained a seed to `<out>/normal/<dataset>.csv`.
+    (model, dataset) that trained a seed to `<out>/normal/<dataset>.csv` (with the columns that trace it
+    to its runs, `results.mmsa_csv`; a file with MMSA's columns only keeps them, and `echo` says so once).
     A seed already recorded ok is skipped (one `echo` line each) and its stored record is
     returned in its place, unless `rerun`. `save_checkpoint="none"` leaves no best.pt. A run that
     an earlier call left unfinished (`take_leftovers`) is continued with `resume`, else removed
@@ -248,7 +249,7 @@ def job_identity(job: Job, seed: int) -> tuple:
 
 
 def condition_label(spec) -> str:
-    """The suffix of a run under a protocol condition in lines and MMSA rows (` [missing_rate=0.3]`);
+    """The suffix of a run under a protocol condition in lines (` [missing_rate=0.3]`, as MMSA rows and tables name it);
     empty for the plain condition."""
     return f" [{spec.condition.key()}]" if not spec.condition.plain else ""
 
