@@ -195,6 +195,49 @@ def check_epoch_losses(model, train_losses: dict, first_bad, epoch: int, n_batch
                         f"or check the features for huge values")
 
 
+def train_epoch(model, train, optimizer, generator, config, *, epoch: int, precision: str, spec,
+                check_contract: bool, show: bool, last_loss: float | None) -> dict:
+    """One pass over `train` (on the device) in the order `generator` draws: forward, loss and backward per
+    batch, an optimizer step per `grad_accum` batches. Returns the epoch's mean loss terms, read from the device
+    once, at the end; TrainingError when one is not finite. `check_contract`: this is the fit's first pass,
+    whose first batch is held to the model contract. `show`: a progress bar, with the `last_loss` of the
+    previous epoch (reading this epoch's would stall a GPU every few steps)."""
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    n_batches = train.num_batches(config.batch_size)
+    sums, seen = {}, 0
+    first_bad = torch.zeros((), dtype=torch.long, device=train.device)    # step of the first non-finite total, 0: none
+    bar = tqdm(train.batches(config.batch_size, shuffle=True, generator=generator), total=n_batches,
+               desc=f"epoch {epoch}", leave=False, disable=not show, dynamic_ncols=True,
+               postfix=None if last_loss is None else {"last epoch loss": f"{last_loss:.4f}"})
+    for i, batch in enumerate(bar, start=1):
+        with autocast(train.device, precision):
+            outputs = model(batch)
+            if check_contract:     # the fit's first batch, once: what forward returned, before loss reads it
+                check_outputs(model, outputs, len(batch["id"]), spec)
+            losses = model.loss(outputs, batch)
+        if check_contract:         # and what loss returned, finite on a fresh run's initial parameters
+            check_first_losses(model, losses, n_batches, initial=epoch == 1)
+            check_contract = False
+        # Noted on the device (no sync per step), read once the epoch is done.
+        first_bad = torch.where((first_bad == 0) & ~torch.isfinite(losses["total"].detach()), i, first_bad)
+        # No division by grad_accum: MMSA and EMOE sum the micro-batch gradients.
+        losses["total"].backward()
+        if i % config.grad_accum == 0 or i == n_batches:      # the last partial group steps too
+            clip_and_step(model, optimizer, config)
+        if hasattr(model, "on_train_batch_end"):
+            model.on_train_batch_end(batch, outputs)
+        n = len(batch["id"])
+        seen += n
+        for name, value in losses.items():
+            if torch.is_tensor(value) and value.dim() == 0:
+                # Summed on the device (in fp32 under bf16 autocast), read once after the epoch.
+                sums[name] = sums.get(name, 0.0) + value.detach().float() * n
+    train_losses = {k: float(v) / seen for k, v in sums.items()}      # the first float() waits for the GPU
+    check_epoch_losses(model, train_losses, first_bad, epoch, n_batches, config.grad_accum)
+    return train_losses
+
+
 def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path | None = None,
         progress: bool = True, resume: bool = False, on_epoch=None, precision: str = "fp32",
         test: bool = True) -> FitResult:
@@ -205,7 +248,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     start). `on_epoch(entry)` is called with each epoch's history entry once it is complete.
     `precision="bf16"`: forward and loss under bf16 autocast (weights and optimizer stay fp32).
 
-    The step reads nothing back from the device: loss terms are summed there and read once per
+    The step (`train_epoch`) reads nothing back from the device: loss terms are summed there and read once per
     epoch, so a GPU runs ahead of the host. The splits are moved to the device once, here."""
     keep_freed_memory()      # CPU steps stop re-faulting their big activations (host_memory.py)
     # A gradient that enters an LSTM at one frame per sample decays over hundreds of frames into
@@ -244,46 +287,14 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
             replace_in_run_folder(Path(run_dir) / "best.pt", lambda f: torch.save(best_state, f))
     show = progress and sys.stderr.isatty()
     steps, train_seconds, last_loss = 0, 0.0, None
-    unchecked = True          # the model contract (models/contract.py) is checked on the first batch only
     # The stop rule is checked before each epoch: a run resumed after its last epoch goes straight to test.
     while epoch < config.max_epochs and epoch - best_epoch < config.early_stop:
         epoch += 1
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        sums, seen = {}, 0
-        first_bad = torch.zeros((), dtype=torch.long, device=device)    # step of the first non-finite total, 0: none
         started = time.perf_counter()
-        # The bar shows the last epoch's loss: reading this epoch's would stall a GPU every few steps.
-        bar = tqdm(train.batches(config.batch_size, shuffle=True, generator=generator), total=n_batches,
-                   desc=f"epoch {epoch}", leave=False, disable=not show, dynamic_ncols=True,
-                   postfix=None if last_loss is None else {"last epoch loss": f"{last_loss:.4f}"})
-        for i, batch in enumerate(bar, start=1):
-            with autocast(device, precision):
-                outputs = model(batch)
-                if unchecked:          # the call's first batch, once: what forward returned, before loss reads it
-                    check_outputs(model, outputs, len(batch["id"]), data.spec)
-                losses = model.loss(outputs, batch)
-            if unchecked:              # and what loss returned, finite on a fresh run's initial parameters
-                check_first_losses(model, losses, n_batches, initial=epoch == 1)
-                unchecked = False
-            # Noted on the device (no sync per step), read once the epoch is done.
-            first_bad = torch.where((first_bad == 0) & ~torch.isfinite(losses["total"].detach()), i, first_bad)
-            # No division by grad_accum: MMSA and EMOE sum the micro-batch gradients.
-            losses["total"].backward()
-            if i % config.grad_accum == 0 or i == n_batches:      # the last partial group steps too
-                clip_and_step(model, optimizer, config)
-            if hasattr(model, "on_train_batch_end"):
-                model.on_train_batch_end(batch, outputs)
-            n = len(batch["id"])
-            seen += n
-            for name, value in losses.items():
-                if torch.is_tensor(value) and value.dim() == 0:
-                    # Summed on the device (in fp32 under bf16 autocast), read once after the epoch.
-                    sums[name] = sums.get(name, 0.0) + value.detach().float() * n
-        train_losses = {k: float(v) / seen for k, v in sums.items()}      # the first float() waits for the GPU
+        train_losses = train_epoch(model, train, optimizer, generator, config, epoch=epoch, precision=precision,
+                                   spec=data.spec, check_contract=steps == 0, show=show, last_loss=last_loss)
         steps, train_seconds = steps + n_batches, train_seconds + time.perf_counter() - started
         last_loss = train_losses["total"]
-        check_epoch_losses(model, train_losses, first_bad, epoch, n_batches, config.grad_accum)
         if hasattr(model, "on_epoch_end"):
             model.on_epoch_end(epoch)
 
