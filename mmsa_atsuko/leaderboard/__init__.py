@@ -1,9 +1,9 @@
 """Tables from the results store: leaderboards, the Table 4 ablation, comparisons.
 
 published.py: the seed paper's tables as printed; stats.py: cells over seeds, Welch tests and
-the tables built from run records; ablation.py: Table 4, built from those tables; render.py:
-Markdown, LaTeX, CSV and the terminal comparison; commands.py: `leaderboard` and `compare`, which
-read the store and put these together.
+the tables built from run records; notes.py: what each table says under its rows; ablation.py:
+Table 4, built from those tables; render.py: Markdown, LaTeX, CSV and the terminal comparison;
+commands.py: `leaderboard` and `compare`, which read the store and put these together.
 """
 from .commands import compare, leaderboard
 from .published import PAPER_COLUMNS, PAPER_NAMES, PUBLISHED, PUBLISHED_ABLATION, Published, published_blocks

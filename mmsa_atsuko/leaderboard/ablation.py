@@ -1,6 +1,6 @@
 """The Table 4 ablation: the Atsuko family's rows by their switches (use_sbn, use_mcm), side by side per dataset.
 
-Built from the leaderboard tables (`stats.build_tables`), so its cells, best marks and seed notes are the
+Built from the leaderboard tables (`stats.build_tables`), so its cells, best marks and seed notes (notes.py) are the
 leaderboard's: one `Ablation` per (aligned flag, data kind), one group of columns per table.
 """
 from __future__ import annotations
@@ -9,7 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..data.synthetic_stress import recipe_of
-from .stats import MIN_SEEDS, Row, Table, best_cells, seeds_note, selection_note, single_seed_note
+from .notes import protocol_notes
+from .stats import Row, Table, best_cells
 
 # Table 4 row order, (use_sbn, use_mcm)
 ABLATION_ROWS = ((False, False), (True, False), (False, True), (True, True))
@@ -65,8 +66,7 @@ def build_ablations(tables: list[Table]) -> list[Ablation]:
                 group_notes.append((g, f"{len(candidates)} configs with SBN={flags[0]}, MCM={flags[1]}; "
                                        f"showing {row.label} (n={len(row.records)}), the leaderboard has all"))
         shown = [row for (group, _), row in ab.chosen.items() if group == g]
-        single = [row.label for row in shown if row.n < MIN_SEEDS]
-        group_notes += [(g, note) for note in single_seed_note(single) + selection_note(shown) + seeds_note(shown)]
+        group_notes += [(g, note) for note in protocol_notes(shown)]
     for key, ab in ablations.items():
         names = ab.group_names()
         ab.notes = [f"{names[g]}: {note}" for g, note in notes[key]]

@@ -16,7 +16,8 @@ from ..metrics import lower_is_better, metric_family
 from ..results import code_versions, model_selection
 from .published import ABLATION_SOURCE, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION
 from .ablation import Ablation
-from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row, row_run_labels
+from .notes import row_run_labels
+from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row
 
 RAW_METRICS = frozenset({"MAE", "Corr", "Loss", "loss"})      # shown as stored, not in %
 

@@ -15,16 +15,12 @@ Every table is built from one `ok` record per run identity (`results.ok_records`
   (MAE for the regression datasets, macro-F1 for MIntRec, or `--key-metric`);
 - a cell over one seed has no spread to judge it by: it is never best, and a row with one
   seed on the key metric is neither tested nor tested against;
-- every table says how its rows chose their best epoch (`results.model_selection`: the valid metric, and for the
-  valid Loss its `valid_loss` rule) and on which seeds they ran;
-- a row whose seeds ran on several code versions (`git_commit`, else the package version) says so in
-  the table's notes: its mean mixes them.
+- the notes under each table (configs, run labels, seeds, model selection, code versions) are notes.py's.
 """
 from __future__ import annotations
 
 import math
 import warnings
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +30,10 @@ from ..data.conditions import condition_of
 from ..data.stamp import is_synthetic
 from ..errors import UsageError
 from ..metrics import lower_is_better, metric_keys
-from ..results import code_version, config_labels, headline_metric, model_selection, ok_records, run_label
+from ..results import config_labels, headline_metric, ok_records
+from .notes import table_notes
+# Importable from here too, as before the notes had a module of their own.
+from .notes import row_run_labels, seeds_note, selection_note, single_seed_note  # noqa: F401
 
 SIGNIFICANCE = 0.05
 MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
@@ -121,6 +120,12 @@ class Row:
         """Seeds (one record per seed) in this row."""
         return len(self.records)
 
+    @property
+    def few_seeds(self) -> bool:
+        """Fewer seeds than MIN_SEEDS: the notes name it as never bold nor tested, and leave it out of the seed
+        comparison."""
+        return self.n < MIN_SEEDS
+
 
 @dataclass
 class Table:
@@ -163,82 +168,6 @@ def best_cells(metric: str, cells: dict) -> set:
     eligible = {key: cell for key, cell in cells.items() if cell.n >= MIN_SEEDS}
     value = _best_value(metric, [cell.mean for cell in eligible.values()])
     return {key for key, cell in eligible.items() if cell.mean == value}
-
-
-def _config_notes(model: str, rows: list[Row]) -> list[str]:
-    """For a model with several configs: the keys whose values differ, per row."""
-    configs = [r.records[-1].get("config") or {} for r in rows]
-    keys = sorted({k for c in configs for k in c if len({repr(x.get(k)) for x in configs}) > 1})
-    notes = []
-    for row, config in zip(rows, configs):
-        diff = ", ".join(f"{k}={config.get(k)!r}" for k in keys) or "same stored config"
-        labels = row_run_labels(row)
-        notes.append(f"{row.label}: {diff}" + (f" (runs labelled {labels})" if labels else ""))
-    return notes
-
-
-def row_run_labels(row: Row) -> str:
-    """Where a row's config came from, as its runs' labels say (`results.run_label`): a tune study's final runs
-    carry its name and the trial whose config they ran, `tune-tfn-mosi trial 7`; "" for unlabelled runs."""
-    return ", ".join(sorted({label for label in map(run_label, row.records) if label}))
-
-
-def _run_labels_note(rows: list[Row], noted: set) -> list[str]:
-    """The labels of the rows of models whose config notes (a model with several configs, `noted`) do not name
-    them: a tuned model with one config in the table said nothing of the study trial its config came from."""
-    return [f"{row.label}: runs labelled {labels}" for row in rows
-            if row.model not in noted and (labels := row_run_labels(row))]
-
-
-def single_seed_note(labels: list[str]) -> list[str]:
-    if not labels:
-        return []
-    return [f"{', '.join(labels)}: one seed (n=1), so never bold and not Welch-tested"]
-
-
-def _seeds_text(seeds: list[int]) -> str:
-    """1111-1115 for a run of consecutive seeds, else the seeds listed."""
-    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}-{seeds[-1]}"
-    return " ".join(map(str, seeds))
-
-
-def seeds_note(rows: list[Row]) -> list[str]:
-    """Which seeds the rows ran on: one line when every row ran on the same ones, else, when the rows that are
-    compared (n >= MIN_SEEDS) ran on different seeds, which ran on which (their means are over different seeds)."""
-    seed_sets = {tuple(sorted({r["seed"] for r in row.records})) for row in rows}
-    if len(seed_sets) == 1:
-        return [f"seeds {_seeds_text(list(seed_sets.pop()))} in every row"]
-    by_seeds: dict[tuple, list[str]] = {}
-    for row in rows:
-        if row.n >= MIN_SEEDS:
-            by_seeds.setdefault(tuple(sorted({r["seed"] for r in row.records})), []).append(row.label)
-    if len(by_seeds) < 2:
-        return []
-    return ["rows over different seeds: " + "; ".join(f"{', '.join(labels)} on seeds {_seeds_text(list(seeds))}"
-                                                      for seeds, labels in by_seeds.items())]
-
-
-def selection_note(rows: list[Row]) -> list[str]:
-    """How the rows chose their best epoch (`results.model_selection`): a paper's rows select on MMSA's valid Loss,
-    and a row that selected otherwise is not the same protocol, whatever its config hash looks like."""
-    by_rule: dict[str, list[str]] = {}
-    for row in rows:
-        by_rule.setdefault(model_selection(row.records[-1]), []).append(row.label)
-    if len(by_rule) == 1:
-        return [f"best epoch chosen on {next(iter(by_rule))} in every row"] if by_rule else []
-    return ["best epoch chosen on " + "; ".join(f"{rule}: {', '.join(labels)}" for rule, labels in by_rule.items())]
-
-
-def _code_versions_note(rows: list[Row]) -> list[str]:
-    """Rows whose seeds ran on several code versions: the mean mixes them, and nothing else in a table says
-    which code its numbers came from (a row of seeds run before and after a fix)."""
-    mixed = []
-    for row in rows:
-        versions = Counter(code_version(r) for r in row.records)
-        if len(versions) > 1:
-            mixed.append(f"{row.label} ({', '.join(f'{n} on {v}' for v, n in sorted(versions.items()))})")
-    return [f"seeds on several code versions: {'; '.join(mixed)}"] if mixed else []
 
 
 def build_tables(records: list[dict], datasets=None, key_metric: str | None = None) -> list[Table]:
@@ -294,16 +223,7 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
                     if _better(key, o.cells[key].mean, other.cells[key].mean):
                         other = o
                 row.against, row.test = other.label, welch(row.cells[key].values, other.cells[key].values)
-        noted = set()
-        for model, model_hashes in hashes.items():
-            if len(model_hashes) > 1:
-                one_per_hash = {row.config_hash: row for row in reversed(rows) if row.model == model}
-                table.notes += _config_notes(model, list(one_per_hash.values())[::-1])
-                noted.add(model)
-        table.notes += _run_labels_note(rows, noted)
-        table.notes += single_seed_note([row.label for row in rows if row.n < MIN_SEEDS])
-        table.notes += selection_note(rows) + seeds_note(rows)
-        table.notes += _code_versions_note(rows)
+        table.notes = table_notes(rows, [model for model, model_hashes in hashes.items() if len(model_hashes) > 1])
         tables.append(table)
     return tables
 

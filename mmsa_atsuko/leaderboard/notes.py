@@ -1,0 +1,112 @@
+"""What a table says under its rows: the notes of every leaderboard (`table_notes`) and Table 4 group
+(`protocol_notes`), built from the rows' records (stats.Row); render.py only prints them.
+
+- a model with several configs in the table: per row, the config keys that differ, and its runs' labels;
+- a row whose runs are labelled (a tune study's final runs) and not named above: where its config came from;
+- a row over one seed: never bold and not Welch-tested (`Row.few_seeds`);
+- how the rows chose their best epoch (`results.model_selection`: the valid metric, and for the valid Loss its
+  `valid_loss` rule) and on which seeds they ran;
+- a row whose seeds ran on several code versions (`git_commit`, else the package version): its mean mixes them.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from ..results import code_version, model_selection, run_label
+
+if TYPE_CHECKING:      # stats builds the rows and imports this module to note them
+    from .stats import Row
+
+
+def table_notes(rows: list[Row], several_configs: list[str]) -> list[str]:
+    """A leaderboard's notes, in this order: the configs of each model of `several_configs` (the models with rows
+    under more than one config hash, in the order the store first has them), the other rows' run labels,
+    `protocol_notes`, and the rows whose seeds ran on several code versions."""
+    notes = []
+    for model in several_configs:
+        one_per_hash = {row.config_hash: row for row in reversed(rows) if row.model == model}
+        notes += _config_notes(model, list(one_per_hash.values())[::-1])
+    return notes + _run_labels_note(rows, set(several_configs)) + protocol_notes(rows) + _code_versions_note(rows)
+
+
+def protocol_notes(rows: list[Row]) -> list[str]:
+    """How the rows ran, as every leaderboard and Table 4 group says it: the rows on one seed, how they chose their
+    best epoch, and on which seeds."""
+    return single_seed_note([row.label for row in rows if row.few_seeds]) + selection_note(rows) + seeds_note(rows)
+
+
+def _config_notes(model: str, rows: list[Row]) -> list[str]:
+    """For a model with several configs: the keys whose values differ, per row."""
+    configs = [r.records[-1].get("config") or {} for r in rows]
+    keys = sorted({k for c in configs for k in c if len({repr(x.get(k)) for x in configs}) > 1})
+    notes = []
+    for row, config in zip(rows, configs):
+        diff = ", ".join(f"{k}={config.get(k)!r}" for k in keys) or "same stored config"
+        labels = row_run_labels(row)
+        notes.append(f"{row.label}: {diff}" + (f" (runs labelled {labels})" if labels else ""))
+    return notes
+
+
+def row_run_labels(row: Row) -> str:
+    """Where a row's config came from, as its runs' labels say (`results.run_label`): a tune study's final runs
+    carry its name and the trial whose config they ran, `tune-tfn-mosi trial 7`; "" for unlabelled runs."""
+    return ", ".join(sorted({label for label in map(run_label, row.records) if label}))
+
+
+def _run_labels_note(rows: list[Row], noted: set) -> list[str]:
+    """The labels of the rows of models whose config notes (a model with several configs, `noted`) do not name
+    them: a tuned model with one config in the table said nothing of the study trial its config came from."""
+    return [f"{row.label}: runs labelled {labels}" for row in rows
+            if row.model not in noted and (labels := row_run_labels(row))]
+
+
+def single_seed_note(labels: list[str]) -> list[str]:
+    if not labels:
+        return []
+    return [f"{', '.join(labels)}: one seed (n=1), so never bold and not Welch-tested"]
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    """1111-1115 for a run of consecutive seeds, else the seeds listed."""
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return " ".join(map(str, seeds))
+
+
+def seeds_note(rows: list[Row]) -> list[str]:
+    """Which seeds the rows ran on: one line when every row ran on the same ones, else, when the rows that are
+    compared (not `few_seeds`) ran on different seeds, which ran on which (their means are over different seeds)."""
+    seed_sets = {tuple(sorted({r["seed"] for r in row.records})) for row in rows}
+    if len(seed_sets) == 1:
+        return [f"seeds {_seeds_text(list(seed_sets.pop()))} in every row"]
+    by_seeds: dict[tuple, list[str]] = {}
+    for row in rows:
+        if not row.few_seeds:
+            by_seeds.setdefault(tuple(sorted({r["seed"] for r in row.records})), []).append(row.label)
+    if len(by_seeds) < 2:
+        return []
+    return ["rows over different seeds: " + "; ".join(f"{', '.join(labels)} on seeds {_seeds_text(list(seeds))}"
+                                                      for seeds, labels in by_seeds.items())]
+
+
+def selection_note(rows: list[Row]) -> list[str]:
+    """How the rows chose their best epoch (`results.model_selection`): a paper's rows select on MMSA's valid Loss,
+    and a row that selected otherwise is not the same protocol, whatever its config hash looks like."""
+    by_rule: dict[str, list[str]] = {}
+    for row in rows:
+        by_rule.setdefault(model_selection(row.records[-1]), []).append(row.label)
+    if len(by_rule) == 1:
+        return [f"best epoch chosen on {next(iter(by_rule))} in every row"] if by_rule else []
+    return ["best epoch chosen on " + "; ".join(f"{rule}: {', '.join(labels)}" for rule, labels in by_rule.items())]
+
+
+def _code_versions_note(rows: list[Row]) -> list[str]:
+    """Rows whose seeds ran on several code versions: the mean mixes them, and nothing else in a table says
+    which code its numbers came from (a row of seeds run before and after a fix)."""
+    mixed = []
+    for row in rows:
+        versions = Counter(code_version(r) for r in row.records)
+        if len(versions) > 1:
+            mixed.append(f"{row.label} ({', '.join(f'{n} on {v}' for v, n in sorted(versions.items()))})")
+    return [f"seeds on several code versions: {'; '.join(mixed)}"] if mixed else []
