@@ -36,6 +36,19 @@ class ModelContractError(UsageError):
     A fresh run that stops on it leaves no folder behind (`run_folders.run_folder`)."""
 
 
+class ResumeRefused(ToolkitError):
+    """A dead run's folder that `--resume` may not continue: `run.py --resume` stops on it in one line, a sweep
+    says it and trains the run afresh (`sweep/execute.py`). Raised as one of the two kinds below."""
+
+
+class FolderNotResumable(ResumeRefused, UsageError):
+    """The folder holds what no run writes (a link, a named pipe), or a live process holds its lock."""
+
+
+class StateNotResumable(ResumeRefused, DataError):
+    """Its last.pt is not a training state of this run (`training/resume_checks.py`)."""
+
+
 class MissingDataError(DataError):
     """A dataset's feature file (or MIntRec folder) is not where it was looked for.
 

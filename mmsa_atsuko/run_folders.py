@@ -24,7 +24,7 @@ from filelock import FileLock, Timeout
 
 from .atomic import open_new, read_small_file
 from .data.conditions import folder_condition_key
-from .errors import ModelContractError, UsageError
+from .errors import FolderNotResumable, ModelContractError
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -89,10 +89,10 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
         lock = _claim(work_dir)
         if lock is None:
             _check_resumable(work_dir)      # a run.lock that is no run's is said to be one
-            raise UsageError(f"{work_dir} is in use by another process; wait for it or run without --resume")
+            raise FolderNotResumable(f"{work_dir} is in use by another process; wait for it or run without --resume")
         try:
             _check_resumable(work_dir)
-        except UsageError:
+        except FolderNotResumable:
             lock.release()
             raise
         name_the_run(work_dir, attempts_of(work_dir))
@@ -134,10 +134,10 @@ def _foreign(entry: Path) -> str | None:
 
 
 def _check_resumable(folder: Path) -> None:
-    """One UsageError line if a dead run's folder, about to be resumed, holds anything but folders and regular
-    files of one name. A run writes its files by name (train.log appended to, model.json, config.yaml and the
-    predictions rewritten in place, best.pt, history.json and last.pt through `.<name>.tmp`, tensorboard/):
-    a symbolic link planted at one of them in a shared results folder sent those writes to the file it points
+    """One line (FolderNotResumable, a UsageError) if a dead run's folder, about to be resumed, holds anything but
+    folders and regular files of one name. A run writes its files by name (train.log appended to, model.json,
+    config.yaml and the predictions rewritten in place, best.pt, history.json and last.pt through `.<name>.tmp`,
+    tensorboard/): a symbolic link planted at one of them in a shared results folder sent those writes to the file it points
     at, a hard link (planted, or a `cp -al` copy of the folder) to the file's other name, and a named pipe at
     train.log blocked the run."""
     for root, dirs, files in os.walk(folder):
@@ -145,9 +145,9 @@ def _check_resumable(folder: Path) -> None:
             entry = Path(root) / name
             kind = _foreign(entry)
             if kind:
-                raise UsageError(f"{folder} holds {entry.relative_to(folder)}, {kind}, which no run writes: it is not "
-                                 f"a folder this toolkit left; remove it (python run.py clean --results "
-                                 f"{folder.parent.parent}) or run without --resume")
+                raise FolderNotResumable(f"{folder} holds {entry.relative_to(folder)}, {kind}, which no run writes: "
+                                         f"it is not a folder this toolkit left; remove it (python run.py clean "
+                                         f"--results {folder.parent.parent}) or run without --resume")
 
 
 MAX_RUN_JSON = 1 << 20           # a run.json names an identity and its attempts: a few hundred bytes each
@@ -234,15 +234,23 @@ def remove(folder: Path) -> None:
     shutil.rmtree(folder)
 
 
+def resume_points(out) -> dict[Path, tuple]:
+    """Each dead run's `.partial` folder in `<out>/runs` that holds a last.pt, what `--resume` may continue ->
+    (the identity it names, `identity_of`; when its last.pt was written, in ns)."""
+    points = {}
+    for folder in unfinished_runs(out):
+        if (folder / LAST_CHECKPOINT).is_file():         # none: it died in its first epoch, nothing to continue
+            points[folder] = (identity_of(folder), (folder / LAST_CHECKPOINT).stat().st_mtime_ns)
+    return points
+
+
 def take_leftovers(out, identity: tuple, resume: bool,
                    instead: str = "--resume continues such a run from its last finished epoch instead") -> str | None:
     """The unfinished folders an earlier call left of this very run: with `resume`, the run_id of
     the one whose last.pt is newest, to continue in place; every other one is removed, each with a
     log line (saying `instead` when not resuming). Folders of other runs are left alone."""
-    newest = {}                      # resumable folder -> when its last.pt was written
-    for folder in unfinished_runs(out) if resume else ():
-        if identity_of(folder) == identity and (folder / LAST_CHECKPOINT).is_file():
-            newest[folder] = (folder / LAST_CHECKPOINT).stat().st_mtime_ns
+    newest = {folder: written for folder, (found, written) in (resume_points(out) if resume else {}).items()
+              if found == identity}
     keep = max(newest, key=newest.get, default=None)
     older = folder_identity(identity, None)       # this run's, as a folder of an older toolkit names it
     for folder in unfinished_runs(out):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import die_before_last_pt_of_epoch
 from mmsa_atsuko.data.conditions import make_condition
 from mmsa_atsuko.errors import DataError, MissingDataError, ToolkitError, UsageError
 from mmsa_atsuko.results import identity, latest_by_identity, read_records
@@ -503,7 +504,7 @@ def test_a_sweep_interrupted_with_busy_workers_leaks_no_semaphores(tmp_path):
             proc.communicate()
     assert proc.returncode == 130 and err.splitlines()[0] == (
         "interrupted: finished runs are recorded; the same command again skips them and runs the rest, each run "
-        "that was training from its first epoch"), (out, err)
+        "that was training from its first epoch, or with --resume from its last finished epoch"), (out, err)
     assert "leaked semaphore" not in err and "resource_tracker" not in err, err
     assert not (tmp_path / "runs.jsonl").exists() or read_records(tmp_path) == []
 
@@ -566,7 +567,7 @@ def test_a_progress_line_on_synthetic_data_says_synthetic():
     as MOSI's; every table labels synthetic data, and the progress line now does too (real data: no word)."""
     from mmsa_atsuko.sweep import Progress
     lines = []
-    progress = Progress(2, {"a": "tfn", "b": "tfn"}, echo=lines.append)
+    progress = Progress(2, {}, echo=lines.append)        # a run the sweep names no config of: its model
     base = {"status": "ok", "model": "tfn", "dataset": "mosi", "seed": 1111, "wall_time_s": 0.25,
             "metrics": {"MAE": 1.26634}}
     progress({**base, "run_id": "a", "aligned": False, "synthetic": True,
@@ -585,7 +586,7 @@ def test_a_progress_line_on_a_stress_recipe_names_the_recipe():
     records included; the standard recipe adds nothing."""
     from mmsa_atsuko.sweep import Progress
     lines = []
-    progress = Progress(3, {"a": "tfn", "b": "tfn", "c": "tfn"}, echo=lines.append)
+    progress = Progress(3, {}, echo=lines.append)
     base = {"model": "tfn", "dataset": "mosi", "aligned": False, "seed": 1, "synthetic": True, "wall_time_s": 0.25}
     progress({**base, "run_id": "a", "status": "ok", "metrics": {"MAE": 0.5},
               "data": "synthetic:corrupt-s2-mosi-small-unaligned-seed0-v2"})
@@ -645,7 +646,8 @@ def test_ctrl_c_in_a_sweep_keeps_finished_runs_and_the_same_command_trains_the_c
             "--max-epochs", "3", "--out", str(tmp_path)]
     code, err = _main(argv, capsys)
     assert code == 130 and err[-1] == ("interrupted: finished runs are recorded; the same command again skips them "
-                                       "and runs the rest, each run that was training from its first epoch")
+                                       "and runs the rest, each run that was training from its first epoch, or "
+                                       "with --resume from its last finished epoch")
     assert [r["seed"] for r in read_records(tmp_path)] == [1111]
     (partial,) = (tmp_path / "runs").glob(".*.partial")
     assert (partial / "last.pt").exists()            # epoch 1 was kept there, and is not continued
@@ -654,7 +656,60 @@ def test_ctrl_c_in_a_sweep_keeps_finished_runs_and_the_same_command_trains_the_c
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "1 already recorded" in out and f"removed {partial}, left unfinished" in caplog.text
+    assert "1 to run, 1 of them cut short earlier, to start again from their first epoch (--resume continues them)" in out
+    assert "(--resume continues such a run from its last finished epoch instead)" in caplog.text
     assert [r["seed"] for r in read_records(tmp_path)] == [1111, 1112] and not partial.exists()
     (second,) = [r for r in read_records(tmp_path) if r["seed"] == 1112]
     log = (tmp_path / second["run_dir"] / "train.log").read_text()
     assert "resumed" not in log and log.count(" epoch 1 ") == 1 and second.get("earlier_attempts") is None
+
+
+SWEEP_TO_CUT = ["-m", "tfn", "-d", "mosi", "-s", "1111", "1112", "--synthetic", "--preset", "small", "--max-epochs",
+                "3", "-c", "early_stop=10"]
+
+
+def _by_identity(out):
+    return {identity(r): r for r in read_records(out)}
+
+
+def _same_runs(resumed_out, whole_out):
+    """Every run of `resumed_out` ended exactly as the same run of `whole_out`: metrics, model selection, history."""
+    resumed, whole = _by_identity(resumed_out), _by_identity(whole_out)
+    assert resumed.keys() == whole.keys() and len(whole) == 2
+    for key, record in resumed.items():
+        for field in ("metrics", "valid_metrics", "best_epoch", "epochs_run"):
+            assert repr(record[field]) == repr(whole[key][field]), (key, field)     # repr round-trips every float
+        assert ((resumed_out / record["run_dir"] / "history.json").read_text()
+                == (whole_out / whole[key]["run_dir"] / "history.json").read_text())
+
+
+def test_sweep_resume_continues_the_run_cut_short_and_ends_as_the_uninterrupted_sweep(tmp_path, capsys, caplog,
+                                                                                      monkeypatch):
+    """Before: a sweep could not continue a run's epochs; the run that was training when a 270-run sweep stopped
+    trained again from epoch 1. With --resume the same command continues it in its folder, under its run_id, from
+    its last finished epoch, and every run ends bit for bit as in a sweep never cut short (CPU, 1 thread)."""
+    from mmsa_atsuko.cli import main
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main(["sweep", *SWEEP_TO_CUT, "--out", str(whole)]) == 0
+    capsys.readouterr()
+    die_before_last_pt_of_epoch(monkeypatch, 2)              # the first run, with epoch 1's last.pt written
+    code, err = _main(["sweep", *SWEEP_TO_CUT, "--out", str(cut)], capsys)
+    monkeypatch.undo()
+    assert code == 130 and err[-1] == ("interrupted: finished runs are recorded; the same command again skips them "
+                                       "and runs the rest, each run that was training from its first epoch, or "
+                                       "with --resume from its last finished epoch")
+    (partial,) = (cut / "runs").glob(".*.partial")
+    assert not (cut / "runs.jsonl").exists()
+
+    assert main(["sweep", *SWEEP_TO_CUT, "--out", str(cut), "--resume"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "2 to run, 1 of them cut short earlier, to continue from their last finished epoch (--resume)" in lines[0]
+    (line,) = [line for line in lines if "seed 1111:" in line]
+    assert "s, resumed)" in line
+    _same_runs(cut, whole)
+    (first,) = [r for r in read_records(cut) if r["seed"] == 1111]
+    assert first["run_id"] == partial.name[1:-len(".partial")]                 # continued in place
+    assert len(first["earlier_attempts"]) == 1
+    log = (cut / first["run_dir"] / "train.log").read_text()
+    assert log.count("resumed after epoch 1 ") == 1 and log.count("INFO epoch 1 ") == 1     # not trained again
+    assert not list((cut / "runs").glob(".*")) and "removed" not in caplog.text

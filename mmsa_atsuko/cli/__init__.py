@@ -81,9 +81,9 @@ def take_models_folders(argv: list[str]) -> list[str]:
 AFTER_INTERRUPT = {
     "run": ": finished runs are recorded; the same command again skips them (with --resume it continues the "
            "interrupted run from its last finished epoch)",
-    # A sweep does not resume a run's epochs (execute.py removes its .partial): say what the next call trains again.
+    # What the next call does with each run that was training depends on --resume (sweep/execute.py): say both.
     "sweep": ": finished runs are recorded; the same command again skips them and runs the rest, each run that "
-             "was training from its first epoch",
+             "was training from its first epoch, or with --resume from its last finished epoch",
     "tune": ": finished trials are stored in the study; the same command again continues it",
 }
 

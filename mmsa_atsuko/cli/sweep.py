@@ -93,7 +93,8 @@ def echo(line: str) -> None:
 
 def sweep_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py sweep", description="Run models x datasets x seeds, skipping runs already "
-                      "recorded; a killed sweep resumes where it stopped. Either a sweep file "
+                      "recorded; a killed sweep goes on where it stopped (with --resume, a run cut short continues "
+                      "from its last finished epoch). Either a sweep file "
                       "(configs/sweeps/*.yaml) or -m and -d lists; with a file, -m/-d/--aligned keep only those runs.")
     p.add_argument("file", nargs="?", help="sweep YAML (models, datasets, aligned flags, seeds, config overrides)")
     p.add_argument("-m", "--model", nargs="+", action="extend", type=str.lower, help="model name(s)")
@@ -103,6 +104,9 @@ def sweep_parser() -> argparse.ArgumentParser:
     add_data_options(p, "run")
     p.add_argument("--dry-run", action="store_true", help="list the runs that would run, run nothing")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
+    p.add_argument("--resume", action="store_true", help="continue each run that an earlier, cut-short call left "
+                   "unfinished (same model, dataset, seed, config and data) from its last finished epoch, as run.py "
+                   "--resume does; without it, such a run's folder is removed and the run starts again")
     add_backend_options(p)
     add_save_checkpoint(p)
     add_condition_args(p)
@@ -115,7 +119,7 @@ def cmd_sweep(argv) -> int:
     backend = backend_from(args)
     with run_details_to_run_logs():
         summary = sweep(args.file, out=args.out, dry_run=args.dry_run, retry_failed=args.retry_failed,
-                        backend=backend, echo=echo, save_checkpoint=args.save_checkpoint, precision=args.precision,
+                        resume=args.resume, backend=backend, echo=echo, save_checkpoint=args.save_checkpoint, precision=args.precision,
                         deterministic=not args.nondeterministic, models=args.model, datasets=args.dataset,
                         seeds=args.seeds, **data_lists(args))
     if args.dry_run:

@@ -20,8 +20,10 @@ from ..code_version import git_commit
 from ..data.conditions import check_model_allows, condition_of
 from ..data.synthetic_stress import STANDARD, recipe_of
 from ..registry import get_model_class
+from ..run_folders import resume_points
 from ..errors import ToolkitError
-from ..results import SWEEP_LOCK, append_or_keep, check_output_folder, config_labels, headline_metric, recover
+from ..results import (SWEEP_LOCK, append_or_keep, check_output_folder, config_labels, headline_metric, identity,
+                       recover)
 from ..training.hardware import check_precision
 from .local import LocalBackend
 from .plan import Plan, missing_data_error, plan, release
@@ -40,8 +42,9 @@ class Summary:
 
 
 class Progress:
-    """One line per finished run, with the overall count and the time left at the current pace. `names`:
-    run_id -> the name of the run's model and config, as the leaderboard names it (`results.config_labels`)."""
+    """One line per finished run, with the overall count and the time left at the current pace. `names`: run
+    identity -> the name of the run's model and config, as the leaderboard names it (`results.config_labels`); the
+    model's name for a record not there. By identity, not run_id: a resumed run comes back under its folder's."""
 
     def __init__(self, total: int, names: dict[str, str], echo=print):
         self.total, self.finished, self.failed, self.names, self.echo = total, 0, 0, names, echo
@@ -56,7 +59,8 @@ class Progress:
         # on a stress recipe, which one: a stress sweep's runs of one model and seed were told apart by nothing.
         recipe = recipe_of(record.get("data"))
         synthetic = f" synthetic{f' ({recipe} recipe)' if recipe != STANDARD else ''}" if record.get("synthetic") else ""
-        what = (f"{self.names[record['run_id']]} {record['dataset']}{' aligned' if record['aligned'] else ''}"
+        name = self.names.get(identity(record), record["model"])
+        what = (f"{name} {record['dataset']}{' aligned' if record['aligned'] else ''}"
                 f"{synthetic}"
                 f"{f' [{condition.key()}]' if not condition.plain else ''} seed {record['seed']}")
         if record.get("status") == "ok":
@@ -67,7 +71,9 @@ class Progress:
             self.failed += 1
             result = f"FAILED  {what}: {record.get('error', '?')}"
         width = len(str(self.total))
-        self.echo(f"[{self.finished:>{width}}/{self.total}] {result} ({record.get('wall_time_s', 0):.1f}s)"
+        # A resumed run's time is this call's part: its first epochs were trained by the call that was cut short.
+        resumed = ", resumed" if record.get("earlier_attempts") else ""
+        self.echo(f"[{self.finished:>{width}}/{self.total}] {result} ({record.get('wall_time_s', 0):.1f}s{resumed})"
                   f" | {self.finished}/{self.total} done, {self.failed} failed, "
                   f"elapsed {_clock(elapsed)}, ETA {_clock(eta)}")
 
@@ -106,7 +112,7 @@ def run_plan(sweep_plan: Plan, out, backend, echo=print) -> Summary:
     tasks = [(r, api.new_run_id(r.setting.model, r.setting.dataset, r.setting.aligned, r.seed))
              for r in sweep_plan.todo]
     labels = _config_labels(sweep_plan.runs)
-    progress = Progress(len(tasks), {run_id: labels[id(r)] for r, run_id in tasks}, echo)
+    progress = Progress(len(tasks), {r.identity: labels[id(r)] for r, _ in tasks}, echo)
 
     def on_result(record: dict) -> None:
         append_or_keep(out, record)      # a store that cannot take it stops the sweep, the record kept
@@ -134,9 +140,11 @@ def _config_labels(runs: list) -> dict[int, str]:
 
 def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backend=None, echo=print,
           save_checkpoint="best", precision="fp32", deterministic=True, label=None, tune_trial=None,
-          **lists) -> Summary | Plan:
+          resume=False, **lists) -> Summary | Plan:
     """Plan and run a sweep: models x datasets x aligned flags x seeds, resumable (see the module
     docstring); `lists` go to `expand`. `save_checkpoint="none"` leaves no best.pt in run folders.
+    `resume`: a run that a cut-short call left in a dead `.partial` folder continues from its last finished
+    epoch, as `run.py --resume` continues it (`execute`); else that folder is removed and the run starts again.
     `precision` and `deterministic` as for `api.run`. `label` is stored in the records of the runs it
     trains (`tune` names its study), and `tune_trial` with it (the number of the study's best trial).
 
@@ -153,7 +161,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
                            max_epochs=setting.max_epochs)
         check_model_allows(setting.model, get_model_class(setting.model), setting.condition)
     if dry_run:
-        return _dry_run(expanded, out, retry_failed, echo)
+        return _dry_run(expanded, out, retry_failed, resume, echo)
     with SweepLock(out):
         for kept in recover(out):      # records an earlier call could not append (results.append_or_keep)
             echo(f"recovered the record of run {kept['run_id']} into {Path(out) / 'runs.jsonl'}")
@@ -163,11 +171,11 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
                               keep_data=getattr(backend, "in_process", False), precision=precision,
                               deterministic=deterministic)
             for run in sweep_plan.todo:
-                run.label, run.tune_trial = label, tune_trial
+                run.label, run.tune_trial, run.resume = label, tune_trial, resume
             if sweep_plan.missing:
                 raise missing_data_error(sweep_plan)
             echo(_plan_line(sweep_plan, retry_failed)
-                 + f"{len(sweep_plan.todo)} to run ({backend.describe()})")
+                 + f"{len(sweep_plan.todo)} to run{_cut_short(sweep_plan, out, resume)} ({backend.describe()})")
             summary = run_plan(sweep_plan, out, backend, echo)
         finally:
             backend.close()
@@ -178,14 +186,27 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     return summary
 
 
-def _dry_run(expanded, out, retry_failed, echo) -> Plan:
+def _dry_run(expanded, out, retry_failed, resume, echo) -> Plan:
     sweep_plan = plan(expanded, out, retry_failed=retry_failed)
-    echo(_plan_line(sweep_plan, retry_failed) + f"{len(sweep_plan.todo)} would run:")
+    echo(_plan_line(sweep_plan, retry_failed)
+         + f"{len(sweep_plan.todo)} would run{_cut_short(sweep_plan, out, resume)}:")
     for run in sweep_plan.todo:
         echo(f"  {run.describe():<38} config {run.config_hash}  data {run.data}  [{run.experiment}]")
     if sweep_plan.missing:
         raise missing_data_error(sweep_plan)
     return sweep_plan
+
+
+def _cut_short(sweep_plan: Plan, out, resume: bool) -> str:
+    """What the plan line says of the runs to do that an earlier call left cut short (a dead `.partial` folder with
+    a last.pt): with --resume they continue from their last finished epoch, else they start again from their first."""
+    left = {found for found, _ in resume_points(out).values()}
+    n = sum(run.identity in left for run in sweep_plan.todo)
+    if not n:
+        return ""
+    if resume:
+        return f", {n} of them cut short earlier, to continue from their last finished epoch (--resume)"
+    return f", {n} of them cut short earlier, to start again from their first epoch (--resume continues them)"
 
 
 def _count(n: int, noun: str) -> str:

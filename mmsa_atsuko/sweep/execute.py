@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import api
 from ..code_version import git_commit
 from ..config import config_hash, load_config
-from ..errors import DataError, ToolkitError, UsageError
+from ..errors import DataError, ResumeRefused, ToolkitError, UsageError
 from ..registry import build_model
 from ..results import failed_record, open_new
 from ..run_folders import take_leftovers
@@ -41,14 +41,28 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
         if got != (run.config_hash, run.data):
             raise ToolkitError(f"the config or data changed since the sweep was planned: planned "
                                f"{run.config_hash} on {run.data}, found {got[0]} on {got[1]}")
-        # What a killed sweep left of this run (its .partial folders) goes: the run starts over.
-        take_leftovers(Path(out), api.job_identity(job, run.seed), resume=False,
-                       instead="the sweep runs it again from its start")
-        return api.train_one(job, run.seed, resolve_device(device), Path(out), True, run_id=run_id,
-                             checkpoint=run.checkpoint, precision=run.precision, deterministic=run.deterministic,
-                             label=run.label, tune_trial=run.tune_trial)
+        identity, fresh_id = api.job_identity(job, run.seed), run_id
+        # What a killed sweep left of this run (its .partial folders): with --resume the dead one with the newest
+        # last.pt is continued under its run_id, as `run.py --resume` continues it; every other one is removed.
+        resumed = take_leftovers(Path(out), identity, resume=run.resume)
+        if resumed:
+            run_id = resumed                 # a failure below names the folder it worked in
+            try:
+                return _train(job, run, run_id, out, device, resume=True)
+            except ResumeRefused as refused:
+                # run.py stops here; a sweep runs unattended, and a failed record would need --retry-failed.
+                log.warning("not resumed: %s; the sweep trains this run afresh as %s", refused, fresh_id)
+                run_id = fresh_id
+                take_leftovers(Path(out), identity, resume=False, instead="it could not be resumed")
+        return _train(job, run, run_id, out, device, resume=False)
     except Exception as error:               # a failed run is a result; the sweep goes on
         return failure(run, run_id, out, device, error, started, time.time() - clock)
+
+
+def _train(job, run: PlannedRun, run_id: str, out: str, device: str, resume: bool) -> dict:
+    return api.train_one(job, run.seed, resolve_device(device), Path(out), True, run_id=run_id, resume=resume,
+                         checkpoint=run.checkpoint, precision=run.precision, deterministic=run.deterministic,
+                         label=run.label, tune_trial=run.tune_trial)
 
 
 def failure(run: PlannedRun, run_id: str, out, device: str, error, started: datetime, wall: float) -> dict:

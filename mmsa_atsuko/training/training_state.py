@@ -14,7 +14,7 @@ import torch
 
 from ..atomic import open_new, replace_with
 from ..data.safe_checkpoint import load_weights
-from ..errors import DataError
+from ..errors import StateNotResumable
 from .resume_checks import check_training_state
 
 
@@ -72,7 +72,7 @@ def save_training_state(path: Path, model, optimizer, scheduler, generator, devi
 def load_training_state(path: Path, model, optimizer, scheduler, generator, device) -> tuple:
     """Restore what `save_training_state` saved; return (epoch, history, best) as it took them."""
     def refuse(why: str):
-        return DataError(f"{path} is not a training state this toolkit wrote ({why}); remove the run's folder or "
+        return StateNotResumable(f"{path} is not a training state this toolkit wrote ({why}); remove the run's folder or "
                          f"run without --resume")
 
     try:      # checked, then torch.load(weights_only=True): tensors and plain containers, never code
