@@ -713,3 +713,81 @@ def test_sweep_resume_continues_the_run_cut_short_and_ends_as_the_uninterrupted_
     log = (cut / first["run_dir"] / "train.log").read_text()
     assert log.count("resumed after epoch 1 ") == 1 and log.count("INFO epoch 1 ") == 1     # not trained again
     assert not list((cut / "runs").glob(".*")) and "removed" not in caplog.text
+
+
+# Installed in every process of a sweep (driver and spawned workers) through PYTHONPATH: the worker training seed
+# 1112 kills its driver once epoch 1's last.pt is written, as a reboot or `kill -9` would, and dies with it.
+KILL_THE_SWEEP_AFTER_EPOCH_1 = """
+import os, signal, time
+import mmsa_atsuko.training.trainer as trainer
+real = trainer.save_training_state
+
+def save(path, *args):
+    if "-s1112-" in str(path) and args[5] == 2:
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(60)                                  # the kernel kills this worker with its driver
+        os._exit(1)
+    return real(path, *args)
+
+trainer.save_training_state = save
+"""
+
+
+def test_sweep_resume_with_worker_processes_continues_what_a_killed_sweep_left(tmp_path, capsys):
+    """`--jobs 2`: the driver and its workers killed (SIGKILL, no Ctrl-C handling) while seed 1112 was in epoch 2;
+    `sweep --jobs 2 --resume` continues that run in a worker from epoch 1's state, and both runs end bit for bit as
+    in a sweep never cut short (CPU, 1 torch thread per run either way)."""
+    from mmsa_atsuko.cli import main
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main(["sweep", *SWEEP_TO_CUT, "--out", str(whole)]) == 0
+    capsys.readouterr()
+    hook = tmp_path / "hook"
+    write(hook.mkdir() or hook / "sitecustomize.py", KILL_THE_SWEEP_AFTER_EPOCH_1)
+    argv = [sys.executable, str(ROOT / "run.py"), "sweep", *SWEEP_TO_CUT, "--jobs", "2", "--out", str(cut)]
+    killed = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(hook), str(ROOT)])))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (partial,) = [p for p in (cut / "runs").glob(".*.partial") if "-s1112-" in p.name]
+    assert [h["epoch"] for h in json.loads((partial / "history.json").read_text())] == [1, 2]   # 2 not in last.pt
+
+    resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "cut short earlier, to continue from their last finished epoch (--resume)" in resumed.stdout
+    _same_runs(cut, whole)
+    (second,) = [r for r in read_records(cut) if r["seed"] == 1112]
+    assert second["run_id"] == partial.name[1:-len(".partial")] and len(second["earlier_attempts"]) == 1
+    assert "resumed after epoch 1 " in (cut / second["run_dir"] / "train.log").read_text()
+    assert not list((cut / "runs").glob(".*"))
+
+
+@pytest.mark.parametrize("spoil", ["garbage last.pt", "train.log linked elsewhere"])
+def test_a_folder_sweep_resume_may_not_continue_is_one_line_and_the_run_trains_afresh(tmp_path, caplog,
+                                                                                      monkeypatch, spoil):
+    """Every check of `run.py --resume` holds in a sweep: a last.pt that is not this run's state, or a link planted
+    in the folder, is refused. run.py stops there in one line; a sweep, unattended, says that line in a warning,
+    leaves the folder as it was and trains the run afresh under a new run_id (ending as an uninterrupted run)."""
+    kw = dict(models=["tfn"], datasets=["mosi"], seeds=[1111], max_epochs=2, echo=lambda _: None, **SMALL)
+    (whole,) = sweep(out=tmp_path / "whole", **kw).records
+    out = tmp_path / "cut"
+    die_before_last_pt_of_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        sweep(out=out, **kw)
+    monkeypatch.undo()
+    (partial,) = (out / "runs").glob(".*.partial")
+    victim = write(tmp_path / "victim.txt", "precious\n")
+    if spoil == "garbage last.pt":
+        (partial / "last.pt").write_bytes(b"not a checkpoint")
+        why = f"{partial / 'last.pt'} is not a training state this toolkit wrote (DataError); remove the run's folder"
+    else:
+        (partial / "train.log").unlink()
+        (partial / "train.log").symlink_to(victim)
+        why = (f"{partial} holds train.log, a symbolic link, which no run writes: it is not a folder this toolkit "
+               f"left; remove it")
+    with caplog.at_level("WARNING", logger="mmsa_atsuko"):
+        (record,) = sweep(out=out, resume=True, **kw).records
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert line.startswith(f"not resumed: {why}") and line.endswith(
+        f"; the sweep leaves that folder and trains this run afresh as {record['run_id']}")
+    assert record["status"] == "ok" and record["run_id"] not in partial.name and "earlier_attempts" not in record
+    assert repr(record["metrics"]) == repr(whole["metrics"]) and record["epochs_run"] == 2
+    assert partial.is_dir() and victim.read_text() == "precious\n"

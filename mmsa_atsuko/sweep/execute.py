@@ -41,19 +41,20 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
         if got != (run.config_hash, run.data):
             raise ToolkitError(f"the config or data changed since the sweep was planned: planned "
                                f"{run.config_hash} on {run.data}, found {got[0]} on {got[1]}")
-        identity, fresh_id = api.job_identity(job, run.seed), run_id
+        fresh_id = run_id
         # What a killed sweep left of this run (its .partial folders): with --resume the dead one with the newest
         # last.pt is continued under its run_id, as `run.py --resume` continues it; every other one is removed.
-        resumed = take_leftovers(Path(out), identity, resume=run.resume)
+        resumed = take_leftovers(Path(out), api.job_identity(job, run.seed), resume=run.resume)
         if resumed:
             run_id = resumed                 # a failure below names the folder it worked in
             try:
                 return _train(job, run, run_id, out, device, resume=True)
             except ResumeRefused as refused:
-                # run.py stops here; a sweep runs unattended, and a failed record would need --retry-failed.
-                log.warning("not resumed: %s; the sweep trains this run afresh as %s", refused, fresh_id)
+                # run.py stops here; a sweep runs unattended, and a failed record would need --retry-failed. The
+                # folder is left as it is, to be looked at (a link planted in it, a last.pt not of this run).
+                log.warning("not resumed: %s; the sweep leaves that folder and trains this run afresh as %s",
+                            refused, fresh_id)
                 run_id = fresh_id
-                take_leftovers(Path(out), identity, resume=False, instead="it could not be resumed")
         return _train(job, run, run_id, out, device, resume=False)
     except Exception as error:               # a failed run is a result; the sweep goes on
         return failure(run, run_id, out, device, error, started, time.time() - clock)
