@@ -716,7 +716,8 @@ def test_sweep_resume_continues_the_run_cut_short_and_ends_as_the_uninterrupted_
 
 
 # Installed in every process of a sweep (driver and spawned workers) through PYTHONPATH: the worker training seed
-# 1112 kills its driver once epoch 1's last.pt is written, as a reboot or `kill -9` would, and dies with it.
+# 1112 kills its driver once epoch 1's last.pt is written, as a reboot or `kill -9` would, and dies with it; or,
+# with KILL=worker, kills itself alone, as the OOM killer would.
 KILL_THE_SWEEP_AFTER_EPOCH_1 = """
 import os, signal, time
 import mmsa_atsuko.training.trainer as trainer
@@ -724,6 +725,8 @@ real = trainer.save_training_state
 
 def save(path, *args):
     if "-s1112-" in str(path) and args[5] == 2:
+        if os.environ.get("KILL") == "worker":
+            os.kill(os.getpid(), signal.SIGKILL)
         os.kill(os.getppid(), signal.SIGKILL)
         time.sleep(60)                                  # the kernel kills this worker with its driver
         os._exit(1)
@@ -791,3 +794,31 @@ def test_a_folder_sweep_resume_may_not_continue_is_one_line_and_the_run_trains_a
     assert record["status"] == "ok" and record["run_id"] not in partial.name and "earlier_attempts" not in record
     assert repr(record["metrics"]) == repr(whole["metrics"]) and record["epochs_run"] == 2
     assert partial.is_dir() and victim.read_text() == "precious\n"
+
+
+def test_a_run_whose_worker_was_killed_keeps_its_epochs_for_retry_failed_resume(tmp_path, capsys):
+    """A worker killed alone (the OOM killer) is a failed run; its .partial folder became .failed, so even
+    --retry-failed trained it from epoch 1. Under --resume the folder is kept, the record's error says how to go on,
+    and `--retry-failed --resume` continues it, ending as in a sweep never cut short."""
+    from mmsa_atsuko.cli import main
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main(["sweep", *SWEEP_TO_CUT, "--out", str(whole)]) == 0
+    capsys.readouterr()
+    hook = tmp_path / "hook"
+    write(hook.mkdir() or hook / "sitecustomize.py", KILL_THE_SWEEP_AFTER_EPOCH_1)
+    argv = [sys.executable, str(ROOT / "run.py"), "sweep", *SWEEP_TO_CUT, "--jobs", "2", "--out", str(cut), "--resume"]
+    killed = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env=dict(os.environ, KILL="worker", PYTHONPATH=os.pathsep.join([str(hook), str(ROOT)])))
+    assert killed.returncode == 1, killed.stderr
+    (failed,) = [r for r in read_records(cut) if r["status"] == "failed"]
+    assert failed["seed"] == 1112 and failed["error"] == (
+        f"worker process died (exit code -{int(signal.SIGKILL)}); its folder is kept: --retry-failed --resume "
+        f"continues it from its last finished epoch")
+    (partial,) = (cut / "runs").glob(".*.partial")
+    assert partial.name == f".{failed['run_id']}.partial" and (partial / "last.pt").is_file()
+
+    resumed = subprocess.run([*argv, "--retry-failed"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    _same_runs(cut, whole)
+    (second,) = [r for r in read_records(cut) if r["seed"] == 1112 and r["status"] == "ok"]
+    assert second["run_id"] == failed["run_id"] and len(second["earlier_attempts"]) == 1

@@ -66,18 +66,24 @@ def _train(job, run: PlannedRun, run_id: str, out: str, device: str, resume: boo
                          label=run.label, tune_trial=run.tune_trial)
 
 
-def failure(run: PlannedRun, run_id: str, out, device: str, error, started: datetime, wall: float) -> dict:
+def failure(run: PlannedRun, run_id: str, out, device: str, error, started: datetime, wall: float,
+            worker_died: bool = False) -> dict:
     """The record of a failed run (`error`: the exception, or a message); its work folder, with
     the traceback in error.txt, becomes `runs/<run_id>.failed`. A tuning trial has no folder and
-    no record: it fails as an outcome (`run_trial`'s), which the tune tells its study."""
+    no record: it fails as an outcome (`run_trial`'s), which the tune tells its study. With --resume, a run whose
+    process was killed (`worker_died`: the OOM killer, a signal) keeps its `.partial` folder, a dead run's with
+    the epochs it finished, for `--retry-failed --resume` to continue; `.failed` then holds error.txt alone."""
     is_exception = isinstance(error, BaseException)
     message = " ".join(f"{type(error).__name__}: {error}".split()) if is_exception else str(error)
     if run.trial is not None:
         return {"number": run.trial["number"], "state": "fail", "error": message, "seconds": wall}
+    kept = worker_died and run.resume
+    if kept:
+        message += "; its folder is kept: --retry-failed --resume continues it from its last finished epoch"
     work = api.partial_dir(Path(out), run_id)
     failed_dir = work.parent / f"{run_id}.failed"
     failed_dir.parent.mkdir(parents=True, exist_ok=True)
-    if work.exists():
+    if work.exists() and not kept:
         work.rename(failed_dir)
     else:
         failed_dir.mkdir(exist_ok=True)

@@ -154,7 +154,7 @@ class LocalBackend:
                     worker.proc.join(5)
                     record = failure(run, run_id, out, worker.device,
                                      f"worker process died (exit code {worker.proc.exitcode})",
-                                     datetime.now(timezone.utc), time.time() - worker.since)
+                                     datetime.now(timezone.utc), time.time() - worker.since, worker_died=True)
                     worker.stop()
                     worker = _Worker(worker.ctx, worker.index, worker.device, self.worker_threads,
                                      self.threads is not None)

@@ -102,7 +102,7 @@ class RayBackend:
             try:
                 record = ray.get(ref)
             except Exception as error:                # the worker itself died (OOM, segfault)
-                record = failure(run, run_id, out, device, error, datetime.now(timezone.utc), 0.0)
+                record = failure(run, run_id, out, device, error, datetime.now(timezone.utc), 0.0, worker_died=True)
             on_result(record)
             submit()
 
