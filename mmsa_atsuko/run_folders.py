@@ -5,8 +5,8 @@ has finished. While it works it holds the folder's `run.lock` (a `filelock` lock
 however its holder dies, on this host or another sharing the folder, so no pid can go stale or
 be reused), and `run.json` beside it names the run's identity (`results.run_identity`). A
 `.partial` folder whose lock is free is a dead run's: `--resume` continues it from its last
-finished epoch (`last.pt`), `run.py clean` removes it, and so does the next start of the same
-run without --resume (`run`, and every run of a sweep).
+finished epoch (`last.pt`; `run.py --resume`, `sweep --resume`), `run.py clean` removes it, and so does the
+next start of the same run without --resume.
 """
 from __future__ import annotations
 

@@ -752,6 +752,11 @@ def test_sweep_resume_with_worker_processes_continues_what_a_killed_sweep_left(t
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     (partial,) = [p for p in (cut / "runs").glob(".*.partial") if "-s1112-" in p.name]
     assert [h["epoch"] for h in json.loads((partial / "history.json").read_text())] == [1, 2]   # 2 not in last.pt
+    from mmsa_atsuko.run_folders import unfinished_runs
+    deadline = time.time() + 30
+    while partial not in list(unfinished_runs(cut)):      # its worker, killed with the driver, still held its lock
+        assert time.time() < deadline, "the killed sweep's worker outlived its driver"
+        time.sleep(0.05)
 
     resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert resumed.returncode == 0, resumed.stderr

@@ -4,7 +4,8 @@ Resume. The results store (`<out>/runs.jsonl`) is append-only (see `results`). A
 identity already has an `ok` record is skipped; a run that failed is recorded once per
 failure with status `failed` and its error, and is skipped too unless `retry_failed`. Runs
 whose record never landed run again, so a killed sweep started again ends with every run
-recorded exactly once. Only the driver writes the store, whatever the backend, and only one
+recorded exactly once; with `resume`, a run cut short continues from its last finished epoch
+(`execute`), else it starts again from its first. Only the driver writes the store, whatever the backend, and only one
 sweep at a time may write a results folder (`<out>/.sweep.lock`).
 """
 from __future__ import annotations
