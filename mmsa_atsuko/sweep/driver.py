@@ -141,11 +141,12 @@ def _config_labels(runs: list) -> dict[int, str]:
 
 def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backend=None, echo=print,
           save_checkpoint="best", precision="fp32", deterministic=True, label=None, tune_trial=None,
-          resume=False, **lists) -> Summary | Plan:
+          resume=None, **lists) -> Summary | Plan:
     """Plan and run a sweep: models x datasets x aligned flags x seeds, resumable (see the module
     docstring); `lists` go to `expand`. `save_checkpoint="none"` leaves no best.pt in run folders.
     `resume`: a run that a cut-short call left in a dead `.partial` folder continues from its last finished
-    epoch, as `run.py --resume` continues it (`execute`); else that folder is removed and the run starts again.
+    epoch, as `run.py --resume` continues it (`execute`); else that folder is removed and the run starts again
+    (None: as False, from a caller that offers no --resume, tune's final runs and `run.py --jobs`: no line names it).
     `precision` and `deterministic` as for `api.run`. `label` is stored in the records of the runs it
     trains (`tune` names its study), and `tune_trial` with it (the number of the study's best trial).
 
@@ -198,7 +199,7 @@ def _dry_run(expanded, out, retry_failed, resume, echo) -> Plan:
     return sweep_plan
 
 
-def _cut_short(sweep_plan: Plan, out, resume: bool) -> str:
+def _cut_short(sweep_plan: Plan, out, resume: bool | None) -> str:
     """What the plan line says of the runs to do that an earlier call left cut short (a dead `.partial` folder with
     a last.pt): with --resume they continue from their last finished epoch, else they start again from their first."""
     left = {found for found, _ in resume_points(out).values()}
@@ -207,7 +208,8 @@ def _cut_short(sweep_plan: Plan, out, resume: bool) -> str:
         return ""
     if resume:
         return f", {n} of them cut short earlier, to continue from their last finished epoch (--resume)"
-    return f", {n} of them cut short earlier, to start again from their first epoch (--resume continues them)"
+    return (f", {n} of them cut short earlier, to start again from their first epoch"
+            + (" (--resume continues them)" if resume is False else ""))
 
 
 def _count(n: int, noun: str) -> str:

@@ -41,10 +41,13 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
         if got != (run.config_hash, run.data):
             raise ToolkitError(f"the config or data changed since the sweep was planned: planned "
                                f"{run.config_hash} on {run.data}, found {got[0]} on {got[1]}")
-        fresh_id = run_id
+        fresh_id, identity = run_id, api.job_identity(job, run.seed)
         # What a killed sweep left of this run (its .partial folders): with --resume the dead one with the newest
         # last.pt is continued under its run_id, as `run.py --resume` continues it; every other one is removed.
-        resumed = take_leftovers(Path(out), api.job_identity(job, run.seed), resume=run.resume)
+        if run.resume is None:       # from a caller that offers no --resume (tune's final runs): its line names none
+            resumed = take_leftovers(Path(out), identity, resume=False, instead="the sweep runs it again from its start")
+        else:
+            resumed = take_leftovers(Path(out), identity, resume=run.resume)
         if resumed:
             run_id = resumed                 # a failure below names the folder it worked in
             try:
