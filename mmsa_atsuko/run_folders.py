@@ -137,9 +137,9 @@ def _check_resumable(folder: Path) -> None:
     """One line (FolderNotResumable, a UsageError) if a dead run's folder, about to be resumed, holds anything but
     folders and regular files of one name. A run writes its files by name (train.log appended to, model.json,
     config.yaml and the predictions rewritten in place, best.pt, history.json and last.pt through `.<name>.tmp`,
-    tensorboard/): a symbolic link planted at one of them in a shared results folder sent those writes to the file it points
-    at, a hard link (planted, or a `cp -al` copy of the folder) to the file's other name, and a named pipe at
-    train.log blocked the run."""
+    tensorboard/): a symbolic link planted at one of them in a shared results folder sent those writes to the
+    file it points at, a hard link (planted, or a `cp -al` copy of the folder) to the file's other name, and a
+    named pipe at train.log blocked the run."""
     for root, dirs, files in os.walk(folder):
         for name in sorted(dirs + files):
             entry = Path(root) / name

@@ -119,9 +119,9 @@ def cmd_sweep(argv) -> int:
     backend = backend_from(args)
     with run_details_to_run_logs():
         summary = sweep(args.file, out=args.out, dry_run=args.dry_run, retry_failed=args.retry_failed,
-                        resume=args.resume, backend=backend, echo=echo, save_checkpoint=args.save_checkpoint, precision=args.precision,
-                        deterministic=not args.nondeterministic, models=args.model, datasets=args.dataset,
-                        seeds=args.seeds, **data_lists(args))
+                        resume=args.resume, backend=backend, echo=echo, save_checkpoint=args.save_checkpoint,
+                        precision=args.precision, deterministic=not args.nondeterministic, models=args.model,
+                        datasets=args.dataset, seeds=args.seeds, **data_lists(args))
     if args.dry_run:
         return 0
     # A sweep succeeds when every one of its runs has an ok record: failures from this call and

@@ -5,8 +5,8 @@ identity already has an `ok` record is skipped; a run that failed is recorded on
 failure with status `failed` and its error, and is skipped too unless `retry_failed`. Runs
 whose record never landed run again, so a killed sweep started again ends with every run
 recorded exactly once; with `resume`, a run cut short continues from its last finished epoch
-(`execute`), else it starts again from its first. Only the driver writes the store, whatever the backend, and only one
-sweep at a time may write a results folder (`<out>/.sweep.lock`).
+(`execute`), else it starts again from its first. Only the driver writes the store, whatever
+the backend, and only one sweep at a time may write a results folder (`<out>/.sweep.lock`).
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ from ..code_version import git_commit
 from ..data.conditions import check_model_allows, condition_of
 from ..data.synthetic_stress import STANDARD, recipe_of
 from ..registry import get_model_class
-from ..run_folders import resume_points
 from ..errors import ToolkitError
 from ..results import (SWEEP_LOCK, append_or_keep, check_output_folder, config_labels, headline_metric, identity,
                        recover)
+from ..run_folders import resume_points
 from ..training.hardware import check_precision
 from .local import LocalBackend
 from .plan import Plan, missing_data_error, plan, release
@@ -47,7 +47,7 @@ class Progress:
     identity -> the name of the run's model and config, as the leaderboard names it (`results.config_labels`); the
     model's name for a record not there. By identity, not run_id: a resumed run comes back under its folder's."""
 
-    def __init__(self, total: int, names: dict[str, str], echo=print):
+    def __init__(self, total: int, names: dict[tuple, str], echo=print):
         self.total, self.finished, self.failed, self.names, self.echo = total, 0, 0, names, echo
         self.start = time.time()
 
