@@ -135,3 +135,39 @@ def test_files_by_data(tmp_path):
     corrupt = append_mmsa_csv(tmp_path, [record(1111, 0.5, data="synthetic:corrupt-s2-sims-small-unaligned-seed0-v2",
                                                 **sims)])
     assert [p.name for p in (real, standard, corrupt)] == ["sims.csv", "sims-synthetic.csv", "sims-synthetic-corrupt.csv"]
+
+
+LMF = "lmf," + ",".join(['"(70.0, 1.0)"'] * 9)     # a whole MMSA-only row, by hand
+TFN = ["tfn", *["(60.0, 10.0)"] * 9]                # record(1111, 0.5) and record(1112, 0.7)'s row there
+
+
+@pytest.mark.parametrize("ending", ["", "\r"])      # a hand edit's file; a write killed between csv's \r and \n
+def test_a_last_row_without_its_newline_is_kept_and_the_next_row_starts_its_own_line(tmp_path, ending):
+    """The next row was joined onto it: one line of 19 cells, both rows lost to a reader (pandas read one row)."""
+    (tmp_path / "normal").mkdir()
+    path = tmp_path / "normal" / "mosi-synthetic.csv"
+    path.write_bytes(("Model," + ",".join(MOSI) + "\n" + LMF + ending).encode())
+    append_mmsa_csv(tmp_path, [record(1111, 0.5), record(1112, 0.7)], echo=lambda line: None)
+    assert rows(path) == [["Model", *MOSI], ["lmf", *["(70.0, 1.0)"] * 9], TFN]
+    assert pd.read_csv(path)["Model"].tolist() == ["lmf", "tfn"]
+
+
+@pytest.mark.parametrize("torn", ['lmf,"(70.0, 1.0)","(70', 'lmf,"(70.0, 1.0)","(70.0, 1.0)"', "lmf,\"(70.0, 1.0)\xe2\x82"])
+def test_a_torn_last_row_is_cut_off_before_the_next_row(tmp_path, torn):
+    """A write killed inside a quoted cell, between cells, or inside a UTF-8 character: the fragment is no row
+    (its cells are not the header's), so it goes, and the rows before it and the new one are whole."""
+    (tmp_path / "normal").mkdir()
+    path = tmp_path / "normal" / "mosi-synthetic.csv"
+    path.write_bytes(("Model," + ",".join(MOSI) + "\n" + LMF + "\n").encode() + torn.encode("latin-1"))
+    append_mmsa_csv(tmp_path, [record(1111, 0.5), record(1112, 0.7)], echo=lambda line: None)
+    assert rows(path) == [["Model", *MOSI], ["lmf", *["(70.0, 1.0)"] * 9], TFN]
+
+
+def test_a_traced_row_without_its_newline_is_kept(tmp_path):
+    """The toolkit's own layout (csv's \r\n endings), its last row's ending lost: both rows whole after the append."""
+    path = append_mmsa_csv(tmp_path, [record(1111, 0.5), record(1112, 0.7)])
+    path.write_bytes(path.read_bytes().removesuffix(b"\r\n"))
+    append_mmsa_csv(tmp_path, [record(1111, 0.8, model="lmf")])
+    assert [r[:2] + r[-4:-2] for r in rows(path)[1:]] == [["tfn", "(60.0, 10.0)", "1111 1112", "tfn-mosi-s1111-aaaa "
+                                                           "tfn-mosi-s1112-aaaa"], ["lmf", "(80.0, 0.0)", "1111",
+                                                                                    "lmf-mosi-s1111-aaaa"]]

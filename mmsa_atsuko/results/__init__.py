@@ -10,7 +10,7 @@ model, dataset, aligned flag, seed, config hash, data id) and chosen here (`late
 - `record`: building a record and its identity;
 - `selection`: which record stands for a run, the checks on what tables read, the headline metric;
 - `store`: appending to and reading `runs.jsonl` (locking, cutting off a killed writer's
-  fragment), keeping a record the store cannot take and recovering it;
+  fragment: `mend_last_line`, which `mmsa_csv` uses too), keeping a record the store cannot take and recovering it;
 - `mmsa_csv`: MMSA-compatible aggregate rows in `<out>/normal/<dataset>.csv`.
 """
 from ..atomic import NOFOLLOW, open_new      # a write that never follows a link: one home, below data/

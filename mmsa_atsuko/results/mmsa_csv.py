@@ -2,7 +2,8 @@
 
 Written as MMSA writes them (thuiar/MMSA:src/MMSA/run.py, `MMSA_run`): one row per (model, dataset) call, cells
 "(mean, std)" x100 with population std, rounded to 2 decimals, MAE/Corr/Loss x100 too, exactly
-as MMSA does. Appended under the file's lock and never through a symbolic link, as the store is.
+as MMSA does. Appended under the file's lock and never through a symbolic link, as the store is, and after the
+store's repair of a last line without its newline (`store.mend_last_line`: a whole row is completed, a fragment cut).
 
 MMSA's row names only its model, so aligned and unaligned runs, two configs or two selection rules were
 identical rows. MMSA's columns come first, unchanged (a reader that picks them by name or takes the first
@@ -32,6 +33,7 @@ from ..errors import DataError
 from .folder import store_lock
 from .record import code_versions, model_selection
 from .selection import check_ok_record
+from .store import mend_last_line
 
 
 def mmsa_seed_value(family: str, key: str, value) -> float:
@@ -92,6 +94,16 @@ def mmsa_row(records: list[dict]) -> dict:
         "data": " ".join(sorted({r["data"] for r in records})), "code": code_versions(records)}
 
 
+def _whole_row(line: bytes, cells: int) -> bool:
+    """Whether `line` (a last line without its newline) is a whole row of `cells` cells: a killed write's fragment
+    is cut short inside a cell or before the last one (a row cut inside its last unquoted cell reads as whole)."""
+    try:
+        rows = list(csv.reader([line.decode("utf-8")], strict=True))
+    except (UnicodeDecodeError, csv.Error):           # a multi-byte character or a quoted cell cut in two
+        return False
+    return len(rows) == 1 and len(rows[0]) == cells
+
+
 def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set | None = None) -> Path:
     """Append the row of `records` (one model's ok records on one dataset, setting and condition, one per seed)
     to `<out_dir>/normal/mmsa_csv_name(...)`: MMSA's columns, then TRACE_COLUMNS.
@@ -121,6 +133,9 @@ def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set
                             f"training call starts a new one")
         if not header:
             writer.writerow(columns)
+        else:    # a last row without its newline (a hand edit, a killed write) would have this row joined onto it
+            mend_last_line(f.fileno(), lambda last: _whole_row(last, len(found)), b"\r\n")
+            f.seek(0, os.SEEK_END)
         writer.writerow([row[c] for c in found])
     told = set() if told is None else told
     if found == mmsa and path not in told:

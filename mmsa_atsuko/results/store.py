@@ -68,13 +68,7 @@ def _append_locked(path: Path, line: bytes) -> None:
     """The append itself; the caller holds the store's lock. Never through a symbolic link."""
     fd = open_append(path)
     try:
-        size = os.fstat(fd).st_size
-        if size and _read_at(fd, 1, size - 1) != b"\n":
-            end = _end_of_last_line(fd, size)
-            if _parse_record(_read_at(fd, size - end, end)) is not None:
-                os.write(fd, b"\n")           # a whole record that lost only its newline: keep it
-            else:
-                os.ftruncate(fd, end)         # a killed writer's fragment
+        mend_last_line(fd, lambda last: _parse_record(last) is not None)
         _check_room(fd, path, len(line))
         written = os.write(fd, line)
         if written != len(line):
@@ -82,6 +76,22 @@ def _append_locked(path: Path, line: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def mend_last_line(fd: int, is_whole, ending: bytes = b"\n") -> None:
+    """Before an append to a file of lines (`fd`, opened O_APPEND, its lock held, so a writer that left its last
+    line without a newline is dead): a last line `is_whole` accepts (its bytes; one that lost only its newline, as
+    a hand edit leaves it) gets `ending` (after a carriage return, only the newline); any other is a killed writer's fragment and
+    is cut off. Either way the next line starts a line of its own instead of being joined onto the last one."""
+    size = os.fstat(fd).st_size
+    if not size or _read_at(fd, 1, size - 1) == b"\n":
+        return
+    end = _end_of_last_line(fd, size)
+    last = _read_at(fd, size - end, end)
+    if is_whole(last):
+        os.write(fd, b"\n" if last.endswith(b"\r") else ending)
+    else:
+        os.ftruncate(fd, end)
 
 
 class StoreFull(DataError):
