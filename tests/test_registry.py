@@ -380,6 +380,41 @@ def test_a_models_folder_model_reads_its_yaml_from_that_folder(own_models, tmp_p
     assert load_config("latefuse", "mosi").hidden_dim == 64 and declared_type("latefuse", "hidden_dim") is int
 
 
+@pytest.mark.parametrize("block, entry", [("checks", "valid_loss: [exact, approx]"), ("nullable", "grad_clip: float")])
+def test_a_models_folder_yaml_may_not_check_a_trainer_key_as_its_own(own_models, tmp_path, capsys, block, entry):
+    """A model whose YAML declared `valid_loss` with its own check before the trainer had one: it trained, its
+    check let through `approx` (which the trainer refuses), and its `valid_loss: exact` left the config hash
+    (ADDED_KEYS), so its stored runs lost their identity. Now one line before any work, naming file, block and key."""
+    from mmsa_atsuko.cli import main
+    folder, _ = own_models
+    yaml_path = folder / "latefuse.yaml"
+    key = entry.split(":")[0]
+    text = yaml_path.read_text().replace("  early_stop: 8\n", "  early_stop: 8\n  valid_loss: exact\n")
+    yaml_path.write_text(text + f"{block}:\n  {entry}\n" if block == "nullable"
+                         else text.replace("checks:\n", f"checks:\n  {entry}\n"))
+    out = tmp_path / "results"
+    assert main([*train_args(out), "--models", str(folder)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {yaml_path}: its {block} block names {key}, a trainer key (configs/datasets.yaml defaults) whose "
+        f"check and type are datasets.yaml's; set its value in common: only, or, if {key} is the model's own key, "
+        f"rename it in this YAML and the model's code")
+    assert not out.exists()
+
+
+def test_a_models_folder_yaml_sets_a_trainer_key_in_common_under_the_trainers_check(own_models, monkeypatch):
+    """Setting a trainer key's value is what common: is for (batch_size, learning_rate): valid_loss too, and a
+    value other than ADDED_KEYS' stays in the identity; the trainer's check holds for -c."""
+    from mmsa_atsuko.config import config_identity, load_config
+    folder, _ = own_models
+    monkeypatch.setenv(user_models.MODELS_ENV, str(folder))
+    yaml_path = folder / "latefuse.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("  early_stop: 8\n", "  early_stop: 8\n  valid_loss: mmsa\n"))
+    config = load_config("latefuse", "mosi")
+    assert (config.valid_loss, config_identity(config)["valid_loss"]) == ("mmsa", "mmsa")
+    with pytest.raises(UsageError, match=r"valid_loss must be one of exact, mmsa, got 'approx'"):
+        load_config("latefuse", "mosi", overrides=["valid_loss=approx"])
+
+
 def test_a_key_given_twice_in_a_models_folder_yaml_is_one_line(own_models, tmp_path, capsys):
     """`hidden_dim: 32` below `hidden_dim: 64` trained with 32, the last one, without a word."""
     from mmsa_atsuko.cli import main

@@ -52,7 +52,8 @@ __all__ = ["ADDED_KEYS", "CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "Check"
 
 # Trainer keys added after runs were stored, each with the value every run before it had. A stored config without
 # one (a model.json, a runs.jsonl record) is read with that value, and at that value the key stays out of the
-# config hash: the runs stored before it keep their identity, and a sweep does not train them again.
+# config hash: the runs stored before it keep their identity, and a sweep does not train them again. A model's YAML
+# cannot give a trainer key a check or meaning of its own (`_declarations`), so the value means the same for every model.
 ADDED_KEYS = {"valid_loss": "exact"}
 
 
@@ -73,6 +74,16 @@ def _declarations(datasets_yaml: dict, model_yaml: dict, label: str) -> dict:
             raise UsageError(f"{label}: its {block} block must be a mapping of key: value, "
                              f"got {_type_name(model_yaml[block])}")
     declared = dict(datasets_yaml["defaults"])
+    for block in ("checks", "nullable"):
+        # A trainer key is the trainer's: a model may set its value (common:, as batch_size), never its meaning.
+        # Its own check let through values the trainer refuses, and a key of its own that a later version of
+        # datasets.yaml adds (valid_loss) would be read by the trainer and, at its ADDED_KEYS value, leave the hash.
+        for key in (model_yaml.get(block) or {}):
+            if key in declared:
+                raise UsageError(f"{label}: its {block} block names {key}, a trainer key (configs/datasets.yaml "
+                                 f"defaults) whose check and type are datasets.yaml's; set its value in common: "
+                                 f"only, or, if {key} is the model's own key, rename it in this YAML and the "
+                                 f"model's code")
     for key, value in (model_yaml.get("common") or {}).items():
         declared[key] = value if key not in declared else declared[key]
     _declare_nullable(declared, datasets_yaml.get("nullable"), "configs/datasets.yaml nullable")
