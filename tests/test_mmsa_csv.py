@@ -171,3 +171,15 @@ def test_a_traced_row_without_its_newline_is_kept(tmp_path):
     assert [r[:2] + r[-4:-2] for r in rows(path)[1:]] == [["tfn", "(60.0, 10.0)", "1111 1112", "tfn-mosi-s1111-aaaa "
                                                            "tfn-mosi-s1112-aaaa"], ["lmf", "(80.0, 0.0)", "1111",
                                                                                     "lmf-mosi-s1111-aaaa"]]
+
+
+def test_a_run_whose_corr_is_undefined_still_writes_its_row(tmp_path):
+    """A run with constant predictions has no Corr: NaN in the record a run hands over, null once in the store. The
+    row's check refused the NaN (a store holds null), and every such run, a one-epoch run on tiny data among them,
+    stopped after training. MMSA's cell of a NaN is NaN: mean and std of NaN."""
+    runs = [record(1111, 0.5), record(1112, 0.7)]
+    for r in runs:
+        r["metrics"]["Corr"] = float("nan")
+    path = append_mmsa_csv(tmp_path, runs, echo=lambda _: None)
+    header, row = rows(path)
+    assert dict(zip(header, row))["Corr"] == "(nan, nan)" and dict(zip(header, row))["MAE"] == "(60.0, 10.0)"

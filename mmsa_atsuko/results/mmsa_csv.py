@@ -33,7 +33,7 @@ from ..errors import DataError
 from .folder import store_lock
 from .record import code_versions, model_selection
 from .selection import check_ok_record
-from .store import mend_last_line
+from .store import json_safe, mend_last_line
 
 
 def mmsa_seed_value(family: str, key: str, value) -> float:
@@ -80,7 +80,8 @@ def mmsa_columns(dataset: str) -> list[str]:
 def mmsa_row(records: list[dict]) -> dict:
     """The row of one (model, dataset, setting, condition) over its seeds' ok records: MMSA's cells, then
     TRACE_COLUMNS. The Model cell names a protocol condition as `model [missing_rate=0.3]`, as the tables do."""
-    records = [check_ok_record(r) for r in records]      # a recorded seed's line may be hand-made: one line, no traceback
+    for record in records:    # a recorded seed's line may be hand-made: one line, no traceback. Checked as the
+        check_ok_record(json_safe(record))   # store holds it: a run's own undefined Corr is NaN here, null there
     first = records[0]
     family, condition = metric_family(first["dataset"]), condition_of(first).key()
     row = {"Model": first["model"] + (f" [{condition}]" if condition else "")}
