@@ -32,8 +32,6 @@ from ..errors import UsageError
 from ..metrics import lower_is_better, metric_keys
 from ..results import config_labels, headline_metric, ok_records
 from .notes import table_notes
-# Importable from here too, as before the notes had a module of their own.
-from .notes import row_run_labels, seeds_note, selection_note, single_seed_note  # noqa: F401
 
 SIGNIFICANCE = 0.05
 MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
