@@ -123,6 +123,16 @@ def test_a_dropped_text_stored_by_an_older_version_is_a_condition_of_its_own_and
                                 f"cannot be rebuilt: train it again with --drop-modality T")
 
 
+def _cut_in_epoch_2(out, common: dict):
+    """A tfn run on mosi stopped (Ctrl-C) before its epoch 2's last.pt: its .partial folder and that folder's run.json."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        die_before_last_pt_of_epoch(monkeypatch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            mmsa_atsuko.run("tfn", "mosi", out=out, **common)
+    (folder,) = (out / "runs").glob(".*.partial")
+    return folder, json.loads((folder / "run.json").read_text())
+
+
 @pytest.mark.parametrize("made_by", ["an-older-toolkit", "today"])
 def test_a_dropped_text_partial_folder_of_an_older_version_is_not_resumed(tmp_path, caplog, made_by):
     """A drop=T run interrupted under an older toolkit left a .partial folder whose run.json names only its
@@ -136,12 +146,7 @@ def test_a_dropped_text_partial_folder_of_an_older_version_is_not_resumed(tmp_pa
     common = dict(seeds=[1111], synthetic=True, preset="small", max_epochs=2, quiet=True,
                   conditions=[make_condition(0.0, "T")])
     out = tmp_path / "results"
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        die_before_last_pt_of_epoch(monkeypatch, 2)
-        with pytest.raises(KeyboardInterrupt):
-            mmsa_atsuko.run("tfn", "mosi", out=out, **common)
-    (folder,) = (out / "runs").glob(".*.partial")
-    run_json = json.loads((folder / "run.json").read_text())
+    folder, run_json = _cut_in_epoch_2(out, common)
     assert run_json["identity"][-1] == "drop=T" and run_json["condition"]["text_rows"] == "all"
     if made_by == "an-older-toolkit":
         del run_json["condition"]                               # as an older toolkit wrote it
@@ -276,12 +281,7 @@ def test_a_missing_rate_partial_folder_is_read_as_its_record_would_be(tmp_path, 
         path.write_bytes(pickle.dumps(content, protocol=4))
         common["feature_path"] = path
     out = tmp_path / "results"
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        die_before_last_pt_of_epoch(monkeypatch, 2)
-        with pytest.raises(KeyboardInterrupt):
-            mmsa_atsuko.run("tfn", "mosi", out=out, **common)
-    (folder,) = (out / "runs").glob(".*.partial")
-    run_json = json.loads((folder / "run.json").read_text())
+    folder, run_json = _cut_in_epoch_2(out, common)
     assert run_json["identity"][-1] == "missing_rate=0.3" and run_json["condition"]["text_spared"] == "bert_cls_sep"
     assert run_json["identity"][5].startswith("synthetic:" if data_kind == "synthetic" else "sha256:")
     if made_by == "an-older-toolkit":

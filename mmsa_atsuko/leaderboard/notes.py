@@ -11,15 +11,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
-
 from ..results import code_version, model_selection, run_label
 
-if TYPE_CHECKING:      # stats builds the rows and imports this module to note them
-    from .stats import Row
+# `rows` below are stats.Row (model, label, config_hash, records, few_seeds), named in no annotation: stats builds the
+# rows and imports this module to note them, and this module importing stats back would make a circle of two.
 
 
-def table_notes(rows: list[Row], several_configs: list[str]) -> list[str]:
+def table_notes(rows: list, several_configs: list[str]) -> list[str]:
     """A leaderboard's notes, in this order: the configs of each model of `several_configs` (the models with rows
     under more than one config hash, in the order the store first has them), the other rows' run labels,
     `protocol_notes`, and the rows whose seeds ran on several code versions."""
@@ -30,13 +28,13 @@ def table_notes(rows: list[Row], several_configs: list[str]) -> list[str]:
     return notes + _run_labels_note(rows, set(several_configs)) + protocol_notes(rows) + _code_versions_note(rows)
 
 
-def protocol_notes(rows: list[Row]) -> list[str]:
+def protocol_notes(rows: list) -> list[str]:
     """How the rows ran, as every leaderboard and Table 4 group says it: the rows on one seed, how they chose their
     best epoch, and on which seeds."""
     return single_seed_note([row.label for row in rows if row.few_seeds]) + selection_note(rows) + seeds_note(rows)
 
 
-def _config_notes(model: str, rows: list[Row]) -> list[str]:
+def _config_notes(model: str, rows: list) -> list[str]:
     """For a model with several configs: the keys whose values differ, per row."""
     configs = [r.records[-1].get("config") or {} for r in rows]
     keys = sorted({k for c in configs for k in c if len({repr(x.get(k)) for x in configs}) > 1})
@@ -48,13 +46,13 @@ def _config_notes(model: str, rows: list[Row]) -> list[str]:
     return notes
 
 
-def row_run_labels(row: Row) -> str:
+def row_run_labels(row) -> str:
     """Where a row's config came from, as its runs' labels say (`results.run_label`): a tune study's final runs
     carry its name and the trial whose config they ran, `tune-tfn-mosi trial 7`; "" for unlabelled runs."""
     return ", ".join(sorted({label for label in map(run_label, row.records) if label}))
 
 
-def _run_labels_note(rows: list[Row], noted: set) -> list[str]:
+def _run_labels_note(rows: list, noted: set) -> list[str]:
     """The labels of the rows of models whose config notes (a model with several configs, `noted`) do not name
     them: a tuned model with one config in the table said nothing of the study trial its config came from."""
     return [f"{row.label}: runs labelled {labels}" for row in rows
@@ -74,7 +72,7 @@ def _seeds_text(seeds: list[int]) -> str:
     return " ".join(map(str, seeds))
 
 
-def seeds_note(rows: list[Row]) -> list[str]:
+def seeds_note(rows: list) -> list[str]:
     """Which seeds the rows ran on: one line when every row ran on the same ones, else, when the rows that are
     compared (not `few_seeds`) ran on different seeds, which ran on which (their means are over different seeds)."""
     seed_sets = {tuple(sorted({r["seed"] for r in row.records})) for row in rows}
@@ -90,7 +88,7 @@ def seeds_note(rows: list[Row]) -> list[str]:
                                                       for seeds, labels in by_seeds.items())]
 
 
-def selection_note(rows: list[Row]) -> list[str]:
+def selection_note(rows: list) -> list[str]:
     """How the rows chose their best epoch (`results.model_selection`): a paper's rows select on MMSA's valid Loss,
     and a row that selected otherwise is not the same protocol, whatever its config hash looks like."""
     by_rule: dict[str, list[str]] = {}
@@ -101,7 +99,7 @@ def selection_note(rows: list[Row]) -> list[str]:
     return ["best epoch chosen on " + "; ".join(f"{rule}: {', '.join(labels)}" for rule, labels in by_rule.items())]
 
 
-def _code_versions_note(rows: list[Row]) -> list[str]:
+def _code_versions_note(rows: list) -> list[str]:
     """Rows whose seeds ran on several code versions: the mean mixes them, and nothing else in a table says
     which code its numbers came from (a row of seeds run before and after a fix)."""
     mixed = []
