@@ -183,3 +183,26 @@ def test_a_run_whose_corr_is_undefined_still_writes_its_row(tmp_path):
     path = append_mmsa_csv(tmp_path, runs, echo=lambda _: None)
     header, row = rows(path)
     assert dict(zip(header, row))["Corr"] == "(nan, nan)" and dict(zip(header, row))["MAE"] == "(60.0, 10.0)"
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"\xff\xfe\x00Model,Acc\r\n", "is no UTF-8 text, not a CSV of MMSA's columns: its row for tfn was not written"),
+    (b"x" * (1 << 20), "has columns " + "x" * 200 + ", not MMSA's"),          # a first line of 1 MiB, read in part
+    (None, "is 65 MiB, more than a file of MMSA rows may hold (64 MiB): its row for tfn was not written"),
+])
+def test_a_file_at_the_csvs_name_that_is_no_csv_of_ours_is_one_line_and_left_as_it_was(tmp_path, content, expected):
+    """Bytes that are no UTF-8 were a UnicodeDecodeError traceback after training; a huge file's header and last line
+    were read whole. Each is one DataError line now, and the file is left as it was."""
+    path = tmp_path / "normal" / "mosi-synthetic.csv"
+    path.parent.mkdir()
+    if content is None:
+        with open(path, "wb") as f:                  # 65 MiB, sparse: nothing of it is read
+            f.truncate(65 << 20)
+    else:
+        path.write_bytes(content)
+    before = path.stat()
+    with pytest.raises(DataError) as err:
+        append_mmsa_csv(tmp_path, [record(1111, 0.5)], echo=lambda _: None)
+    assert str(err.value).startswith(f"{path} {expected}") and "\n" not in str(err.value)
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)

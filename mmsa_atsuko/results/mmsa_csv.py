@@ -20,6 +20,7 @@ The records keep full precision, so both steps are done here (`mmsa_seed_value`,
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 
@@ -68,6 +69,12 @@ def mmsa_csv_name(dataset: str, synthetic: bool, data: str | None = None) -> str
 # protocol condition the Model cell does not name, how the best epoch was chosen, the config, the seeds and their
 # run ids (in the same order), the data id and the code (`code_versions`, the leaderboard's `code`).
 TRACE_COLUMNS = ("aligned", "condition", "model_selection", "config_hash", "seeds", "run_ids", "data", "code")
+
+
+# A row is a model's seeds on one setting, about 1 KB with its trace: 64 MiB (runs.jsonl's bound) is tens of
+# thousands of rows. MMSA's header is some 200 characters; a first line past this is no header of ours or MMSA's.
+MAX_CSV_BYTES = 64 << 20
+MAX_HEADER_CHARS = 1 << 16
 
 
 def mmsa_columns(dataset: str) -> list[str]:
@@ -119,9 +126,20 @@ def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / mmsa_csv_name(first["dataset"], first["synthetic"], first["data"])
     row = mmsa_row(records)
+    not_written = (f"its row for {row['Model']} was not written (the runs are recorded in runs.jsonl); move the "
+                   f"file away and the next training call starts a new one")
     with store_lock(path), os.fdopen(open_append(path), "a+", newline="", encoding="utf-8") as f:
+        # Bounded, as runs.jsonl is: the file's header and its last line are read (mend_last_line), and a file at
+        # our name may be anything (a 2 GB line was read whole; bytes that are no UTF-8 were a traceback).
+        size = os.fstat(f.fileno()).st_size
+        if size > MAX_CSV_BYTES:
+            raise DataError(f"{path} is {math.ceil(size / (1 << 20))} MiB, more than a file of MMSA rows may hold "
+                            f"({MAX_CSV_BYTES >> 20} MiB): {not_written}")
         f.seek(0)
-        header = f.readline()
+        try:
+            header = f.readline(MAX_HEADER_CHARS)
+        except UnicodeDecodeError:
+            raise DataError(f"{path} is no UTF-8 text, not a CSV of MMSA's columns: {not_written}") from None
         f.seek(0, os.SEEK_END)                # "a+" writes at the end anyway; this drops the read buffer
         writer = csv.writer(f)
         found = next(csv.reader([header])) if header else columns
@@ -129,9 +147,7 @@ def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set
             # A file of the user's (or a layout of another version) at our name: one line, not a traceback
             # after the runs, and never a second header in the file.
             raise DataError(f"{path} has columns {header.strip()[:200]}, not MMSA's {','.join(mmsa)} (with or "
-                            f"without {','.join(TRACE_COLUMNS)} after them): its row for {row['Model']} was not "
-                            f"written (the runs are recorded in runs.jsonl); move the file away and the next "
-                            f"training call starts a new one")
+                            f"without {','.join(TRACE_COLUMNS)} after them): {not_written}")
         if not header:
             writer.writerow(columns)
         else:    # a last row without its newline (a hand edit, a killed write) would have this row joined onto it
