@@ -95,7 +95,9 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
         except FolderNotResumable:
             lock.release()
             raise
-        name_the_run(work_dir, attempts_of(work_dir))
+        earlier = attempts_of(work_dir)
+        warn_of_other_threads(work_dir, earlier, (attempt or {}).get("torch_threads"))
+        name_the_run(work_dir, earlier)
     else:
         new = work_dir.with_name(work_dir.name + ".new")
         new.mkdir(parents=True)
@@ -194,20 +196,37 @@ def folder_identity(identity: tuple, stored) -> tuple:
 
 def attempts_of(folder: Path) -> list[dict]:
     """The attempts at the run in a `.partial` folder, oldest first: each process that worked in it
-    (the first start, then each --resume) as `run_folder` was given it, e.g. {"git_commit": ...,
-    "started_at": ...}. A folder that does not list them (one of an older version, or a damaged
-    run.json) counts as one attempt of unknown code, so that a resumed run never claims one commit
-    made all of it."""
-    unknown = [{"git_commit": None, "started_at": None}]
+    (the first start, then each --resume) as `run_folder` was given it, {"git_commit": ...,
+    "started_at": ..., "torch_threads": ...}. A folder that does not list them (one of an older version, or a
+    damaged run.json) counts as one attempt of unknown code and threads, so that a resumed run never claims one
+    commit made all of it; an attempt of a version that noted no threads has `torch_threads` None."""
+    unknown = [{"git_commit": None, "started_at": None, "torch_threads": None}]
     try:
         attempts = _run_json(folder)["attempts"]
     except (OSError, ValueError, KeyError, TypeError):
         return unknown
     fields = ("git_commit", "started_at")
     if not (isinstance(attempts, list) and attempts and all(
-            isinstance(a, dict) and all(isinstance(a.get(k), (str, type(None))) for k in fields) for a in attempts)):
+            isinstance(a, dict) and all(isinstance(a.get(k), (str, type(None))) for k in fields)
+            and _threads_or_none(a.get("torch_threads")) for a in attempts)):
         return unknown
-    return [{k: a.get(k) for k in fields} for a in attempts]
+    return [{k: a.get(k) for k in (*fields, "torch_threads")} for a in attempts]
+
+
+def _threads_or_none(value) -> bool:
+    """Whether `value` may be an attempt's torch_threads: a count of 1 or more, or None (not noted)."""
+    return value is None or (type(value) is int and value >= 1)
+
+
+def warn_of_other_threads(folder: Path, earlier: list[dict], threads: int | None) -> None:
+    """One warning line when this resume runs under another torch thread count than the attempt before it:
+    float sums over 1 and 2 threads differ in the last bits, so the run may end a few last digits away from an
+    uninterrupted one's. Not refused: the record names each attempt's threads (`earlier_attempts`)."""
+    before = earlier[-1].get("torch_threads") if earlier else None
+    if before is not None and threads is not None and before != threads:
+        log.warning("resuming %s with %d torch thread(s), where its earlier epochs ran with %d: its metrics may "
+                    "differ from an uninterrupted run's in the last digits (give --threads %d to match)",
+                    folder, threads, before, before)
 
 
 def unfinished_runs(out) -> Iterator[Path]:

@@ -197,7 +197,30 @@ def test_a_resumed_run_ends_exactly_as_the_uninterrupted_one(tmp_path, monkeypat
     assert "resumed after epoch 2" in (folder / "train.log").read_text()
     assert "earlier_attempts" not in whole
     # The first start's code version is kept: the record names each process that trained the run.
-    assert resumed["earlier_attempts"] == [{"git_commit": resumed["git_commit"], "started_at": partial_started}]
+    assert resumed["earlier_attempts"] == [{"git_commit": resumed["git_commit"], "started_at": partial_started,
+                                            "torch_threads": 1}]      # conftest runs every test on 1 thread
+
+
+@pytest.mark.parametrize("threads_then, threads_now", [(1, 2), (1, 1)])
+def test_a_resume_under_other_threads_is_one_warning_line_and_each_attempt_names_its_threads(
+        tmp_path, monkeypatch, caplog, threads_then, threads_now):
+    kw = dict(seeds=[1], synthetic=True, preset="small", max_epochs=2, out=tmp_path, quiet=True)
+    die_before_last_pt_of_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        mmsa_atsuko.run("tfn", "mosi", threads=threads_then, **kw)
+    monkeypatch.undo()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mmsa_atsuko"):
+        (record,) = mmsa_atsuko.run("tfn", "mosi", threads=threads_now, resume=True, **kw)
+    assert [a["torch_threads"] for a in record["earlier_attempts"]] == [threads_then]
+    assert record["torch_threads"] == threads_now and record["status"] == "ok"
+    warned = [r.getMessage() for r in caplog.records if "torch thread" in r.getMessage()]
+    if threads_then == threads_now:
+        assert warned == []
+    else:
+        (line,) = warned
+        assert f"with {threads_now} torch thread(s), where its earlier epochs ran with {threads_then}" in line
+        assert "\n" not in line
 
 
 def test_a_resumed_run_shows_each_epoch_once_in_tensorboard(tmp_path, monkeypatch):

@@ -33,7 +33,8 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
     the code of a model of your own (`--models DIR`), which the git commit does not cover: the model file's
     path and sha256 and each file of its folder imported (`user_models.model_source`).
     `earlier_attempts`: of a resumed run, the processes that trained its first epochs ({"git_commit",
-    "started_at"} each, oldest first; `git_commit` and `started_at` are this process's)."""
+    "started_at", "torch_threads"} each, oldest first; `git_commit`, `started_at` and `torch_threads` are this
+    process's)."""
     return {
         "run_id": run_id, "status": "ok",
         "model": model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
