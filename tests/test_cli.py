@@ -337,6 +337,51 @@ def test_resume_on_the_command_line_continues_the_leftover_and_notes_dead_others
     assert "holds 1 .partial folder" in note and f"python run.py clean --results {tmp_path}" in note
 
 
+def test_resume_with_jobs_continues_in_workers_as_an_uninterrupted_run_ends(tmp_path, capsys, monkeypatch):
+    """run.py --jobs 2 --resume takes the sweep's worker path: seed 1 cut in epoch 2 (seed 2 never started) is
+    continued in a worker from epoch 1's state, and both end bit for bit as in-process runs never cut short
+    (CPU, 1 torch thread per run either way)."""
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.results import read_records
+    argv = ["-m", "tfn", "-d", "mosi", "-s", "1", "2", "--synthetic", "--preset", "small", "--max-epochs", "3",
+            "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
+    die_before_last_pt_of_epoch(monkeypatch, 2)
+    assert main([*argv, "--out", str(tmp_path / "cut")]) == 130
+    monkeypatch.undo()
+    (partial,) = (tmp_path / "cut" / "runs").glob(".*.partial")
+    assert main([*argv, "--out", str(tmp_path / "cut"), "--jobs", "2", "--resume"]) == 0
+    whole = {r["seed"]: r for r in read_records(tmp_path / "whole")}
+    cut = {r["seed"]: r for r in read_records(tmp_path / "cut")}
+    assert sorted(cut) == [1, 2] and cut[1]["run_id"] == partial.name[1:-len(".partial")]
+    assert len(cut[1]["earlier_attempts"]) == 1 and "earlier_attempts" not in cut[2]
+    for seed in (1, 2):
+        for key in ("metrics", "valid_metrics", "best_epoch", "epochs_run"):
+            assert repr(cut[seed][key]) == repr(whole[seed][key]), (seed, key)     # repr round-trips every float
+    assert "resumed after epoch 1" in (tmp_path / "cut" / cut[1]["run_dir"] / "train.log").read_text()
+    assert not list((tmp_path / "cut" / "runs").glob(".*"))
+
+
+def test_resume_with_jobs_stops_on_a_folder_it_may_not_continue(tmp_path, capsys, monkeypatch):
+    """As run.py --resume in process stops on a last.pt that is not this run's state, so does --jobs 2: the run is
+    not trained afresh, the command fails in one line naming why, and the folder is left as it was."""
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.results import read_records
+    argv = ["-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small", "--max-epochs", "2",
+            "--quiet", "--out", str(tmp_path)]
+    die_before_last_pt_of_epoch(monkeypatch, 2)
+    assert main(argv) == 130
+    monkeypatch.undo()
+    (partial,) = (tmp_path / "runs").glob(".*.partial")
+    (partial / "last.pt").write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    assert main([*argv, "--jobs", "2", "--resume"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "last.pt" in err[0] and "Traceback" not in err[0], err
+    assert (partial / "last.pt").read_bytes() == b"not a checkpoint"
+    assert [r["status"] for r in read_records(tmp_path)] == ["failed"]      # no fresh run trained in its place
+
+
 def test_run_skips_recorded_seeds_until_rerun(tmp_path, capsys):
     from mmsa_atsuko.cli import main
     from mmsa_atsuko.results import read_records

@@ -187,7 +187,8 @@ def cmd_train(argv) -> int:
                              synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
                              max_epochs=args.max_epochs, config=args.config, missing_rates=args.missing_rate,
                              drop_modality=args.drop_modality, modalities=args.modalities,
-                             synthetic_recipe=args.synthetic_recipe)
+                             synthetic_recipe=args.synthetic_recipe,
+                             resume="stop" if args.resume else None)   # run.py stops on a folder it may not continue
     print_table(records, args.out, stored_before)
     stale = sum(1 for _ in unfinished_runs(args.out))
     if stale:
@@ -198,13 +199,13 @@ def cmd_train(argv) -> int:
 
 def train_jobs(args, runs: int) -> int | str:
     """`--jobs` of a training command: as given, or the default for its device and number of runs.
-    The in-process options (--rerun, --resume, --tensorboard) keep it at 1."""
+    The in-process options (--rerun, --tensorboard) keep it at 1; --resume runs in workers only when --jobs asks
+    (the sweep's workers continue a run as `api.run` does; without --jobs it stays in process, as before)."""
     from ..sweep import default_jobs, parse_devices
     from ..training.hardware import parse_jobs
-    in_process_only = [f for f, on in (("--rerun", args.rerun), ("--resume", args.resume),
-                                       ("--tensorboard", args.tensorboard)) if on]
+    in_process_only = [f for f, on in (("--rerun", args.rerun), ("--tensorboard", args.tensorboard)) if on]
     if args.jobs is None:
-        return 1 if in_process_only else default_jobs(parse_devices(args.device), runs)
+        return 1 if in_process_only or args.resume else default_jobs(parse_devices(args.device), runs)
     jobs = parse_jobs(args.jobs)
     if jobs != 1 and in_process_only:
         raise UsageError(f"{', '.join(in_process_only)} run(s) in process: drop --jobs, or give --jobs 1")

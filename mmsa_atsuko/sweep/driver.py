@@ -146,7 +146,8 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     docstring); `lists` go to `expand`. `save_checkpoint="none"` leaves no best.pt in run folders.
     `resume`: a run that a cut-short call left in a dead `.partial` folder continues from its last finished
     epoch, as `run.py --resume` continues it (`execute`); else that folder is removed and the run starts again
-    (None: as False, from a caller that offers no --resume, tune's final runs and `run.py --jobs`: no line names it).
+    (None: as False, from a caller that offers no --resume, tune's final runs and `run.py --jobs` without it: no
+    line names it; "stop": `run.py --jobs N --resume`, where a folder it may not continue fails the run).
     `precision` and `deterministic` as for `api.run`. `label` is stored in the records of the runs it
     trains (`tune` names its study), and `tune_trial` with it (the number of the study's best trial).
 

@@ -53,6 +53,8 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
             try:
                 return _train(job, run, run_id, out, device, resume=True)
             except ResumeRefused as refused:
+                if run.resume == "stop":     # run.py --jobs: the run stops, failed under a fresh run_id (its
+                    return failure(run, fresh_id, out, device, refused, started, time.time() - clock)  # folder kept)
                 # run.py stops here; a sweep runs unattended, and a failed record would need --retry-failed. The
                 # folder is left as it is, to be looked at (a link planted in it, a last.pt not of this run).
                 log.warning("not resumed: %s; the sweep leaves that folder and trains this run afresh as %s",

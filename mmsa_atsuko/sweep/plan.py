@@ -28,7 +28,9 @@ class PlannedRun:
     checkpoint: str = "best"         # what the run leaves in its folder; not part of its identity
     precision: str = "fp32"          # how it runs (recorded, as the device is; not part of its identity)
     deterministic: bool = True
-    resume: bool | None = None       # continue a dead run's .partial folder of this identity (`sweep`'s resume)
+    # Continue a dead run's .partial folder of this identity (`sweep`'s resume); "stop": so does run.py --jobs N
+    # --resume, where a folder it may not continue fails the run (run.py stops) instead of training it afresh.
+    resume: bool | str | None = None
     label: str | None = None         # stored in its record (a tune's study name); not part of its identity
     tune_trial: int | None = None    # stored with it: the number of the study's trial whose config this is
     trial: dict | None = None        # a tuning trial (sweep/tune.py): storage, study, trial id and number
