@@ -68,10 +68,13 @@ def test_parse_jobs_and_the_default():
 
 
 def test_jobs_refuses_the_options_that_run_in_process(tmp_path):
-    for flag in ("--rerun", "--resume", "--tensorboard"):
+    for flag in ("--rerun", "--tensorboard"):
         args = cli.train_parser().parse_args(["-m", "tfn", "-d", "mosi", "--jobs", "2", flag])
         with pytest.raises(UsageError, match=f"{flag}.*drop --jobs"):
             cli.train_jobs(args, runs=5)
+    # --resume continues its runs in the workers, as sweep --resume does (tests/test_cli.py has it end to end)
+    args = cli.train_parser().parse_args(["-m", "tfn", "-d", "mosi", "--jobs", "2", "--resume"])
+    assert cli.train_jobs(args, runs=5) == 2
     args = cli.train_parser().parse_args(["-m", "tfn", "-d", "mosi", "--device", "cpu"])
     assert cli.train_jobs(args, runs=5) == 1 and args.threads == 1
 
