@@ -319,14 +319,21 @@ def test_clean_removes_dead_partial_folders_only(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def _cut_in_epoch_2(argv, out, monkeypatch):
+    """`run.py *argv` (its results in `out`) stopped by Ctrl-C before epoch 2's last.pt: its .partial folder."""
+    from mmsa_atsuko.cli import main
+    die_before_last_pt_of_epoch(monkeypatch, 2)
+    assert main(argv) == 130
+    monkeypatch.undo()
+    (partial,) = (out / "runs").glob(".*.partial")
+    return partial
+
+
 def test_resume_on_the_command_line_continues_the_leftover_and_notes_dead_others(tmp_path, capsys, monkeypatch):
     from mmsa_atsuko.cli import main
     argv = ["-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small", "--max-epochs", "2",
             "--quiet", "--out", str(tmp_path)]
-    die_before_last_pt_of_epoch(monkeypatch, 2)
-    assert main(argv) == 130
-    monkeypatch.undo()
-    (partial,) = (tmp_path / "runs").glob(".*.partial")
+    partial = _cut_in_epoch_2(argv, tmp_path, monkeypatch)
     (tmp_path / "runs" / ".tfn-mosi-s9-old.partial").mkdir()      # another run's dead leftover
     capsys.readouterr()
     assert main([*argv, "--resume"]) == 0
@@ -346,10 +353,7 @@ def test_resume_with_jobs_continues_in_workers_as_an_uninterrupted_run_ends(tmp_
     argv = ["-m", "tfn", "-d", "mosi", "-s", "1", "2", "--synthetic", "--preset", "small", "--max-epochs", "3",
             "--quiet"]
     assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
-    die_before_last_pt_of_epoch(monkeypatch, 2)
-    assert main([*argv, "--out", str(tmp_path / "cut")]) == 130
-    monkeypatch.undo()
-    (partial,) = (tmp_path / "cut" / "runs").glob(".*.partial")
+    partial = _cut_in_epoch_2([*argv, "--out", str(tmp_path / "cut")], tmp_path / "cut", monkeypatch)
     assert main([*argv, "--out", str(tmp_path / "cut"), "--jobs", "2", "--resume"]) == 0
     whole = {r["seed"]: r for r in read_records(tmp_path / "whole")}
     cut = {r["seed"]: r for r in read_records(tmp_path / "cut")}
@@ -369,10 +373,7 @@ def test_resume_with_jobs_stops_on_a_folder_it_may_not_continue(tmp_path, capsys
     from mmsa_atsuko.results import read_records
     argv = ["-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small", "--max-epochs", "2",
             "--quiet", "--out", str(tmp_path)]
-    die_before_last_pt_of_epoch(monkeypatch, 2)
-    assert main(argv) == 130
-    monkeypatch.undo()
-    (partial,) = (tmp_path / "runs").glob(".*.partial")
+    partial = _cut_in_epoch_2(argv, tmp_path, monkeypatch)
     (partial / "last.pt").write_bytes(b"not a checkpoint")
     capsys.readouterr()
     assert main([*argv, "--jobs", "2", "--resume"]) == 1
