@@ -17,7 +17,7 @@ import os
 import shutil
 import socket
 import stat
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -229,12 +229,19 @@ def warn_of_other_threads(folder: Path, earlier: list[dict], threads: int | None
                     folder, threads, before, before)
 
 
-def unfinished_runs(out) -> Iterator[Path]:
+def unfinished_runs(out, identities: Collection[tuple] | None = None) -> Iterator[Path]:
     """Each `.partial` folder in `<out>/runs` that no live process runs, each locked until the
-    caller asks for the next, so that no run can take it over meanwhile."""
+    caller asks for the next, so that no run can take it over meanwhile. With `identities`, only the folders
+    that name one of them (`identity_of`) are locked and given: a worker looking for its own run's leftovers
+    must not hold another run's lock even for a moment, since that run's worker, looking for its own at the
+    same time, would take the folder for a live run's and train afresh instead of resuming it."""
     for folder in sorted((Path(out) / "runs").glob(".*.partial")):
         if folder.is_symlink():      # not a run's: taking its lock would write where it points
             continue
+        if identities is not None:
+            found = identity_of(folder)
+            if not any(found == wanted for wanted in identities):    # compared, not hashed: a hostile run.json
+                continue                                              # may name lists in its identity
         lock = _claim(folder)
         if lock is None:
             continue
@@ -253,11 +260,12 @@ def remove(folder: Path) -> None:
     shutil.rmtree(folder)
 
 
-def resume_points(out) -> dict[Path, tuple]:
+def resume_points(out, identities: Collection[tuple] | None = None) -> dict[Path, tuple]:
     """Each dead run's `.partial` folder in `<out>/runs` that holds a last.pt, what `--resume` may continue ->
-    (the identity it names, `identity_of`; when its last.pt was written, in ns)."""
+    (the identity it names, `identity_of`; when its last.pt was written, in ns). `identities`: only folders
+    naming one of them, as `unfinished_runs`."""
     points = {}
-    for folder in unfinished_runs(out):
+    for folder in unfinished_runs(out, identities):
         if (folder / LAST_CHECKPOINT).is_file():         # none: it died in its first epoch, nothing to continue
             points[folder] = (identity_of(folder), (folder / LAST_CHECKPOINT).stat().st_mtime_ns)
     return points
@@ -268,11 +276,12 @@ def take_leftovers(out, identity: tuple, resume: bool,
     """The unfinished folders an earlier call left of this very run: with `resume`, the run_id of
     the one whose last.pt is newest, to continue in place; every other one is removed, each with a
     log line (saying `instead` when not resuming). Folders of other runs are left alone."""
-    newest = {folder: written for folder, (found, written) in (resume_points(out) if resume else {}).items()
+    older = folder_identity(identity, None)       # this run's, as a folder of an older toolkit names it
+    mine = (identity, older)                      # the other runs' folders are not even locked (unfinished_runs)
+    newest = {folder: written for folder, (found, written) in (resume_points(out, mine) if resume else {}).items()
               if found == identity}
     keep = max(newest, key=newest.get, default=None)
-    older = folder_identity(identity, None)       # this run's, as a folder of an older toolkit names it
-    for folder in unfinished_runs(out):
+    for folder in unfinished_runs(out, mine):
         found = identity_of(folder)
         if folder != keep and found == identity:
             remove(folder)

@@ -280,6 +280,37 @@ def test_a_leftover_of_the_same_run_is_removed_and_no_other(tmp_path, monkeypatc
     assert len(list(api.unfinished_runs(tmp_path))) == 3      # the twin's process is gone now
 
 
+def test_looking_for_its_leftovers_a_run_never_locks_another_runs_folder(tmp_path, monkeypatch):
+    """Two workers of one `sweep --jobs 2 --resume` look for their own leftovers at the same moment. A worker that
+    locked the other run's folder, if only to read it, made that run's worker take it for a live run's and train
+    afresh under a new run_id (seen in CI). Only the folders naming this run are locked."""
+    import json
+
+    from mmsa_atsuko import run_folders
+
+    kw = dict(synthetic=True, preset="small", max_epochs=2, out=tmp_path, quiet=True)
+    for seed in (1, 2):
+        die_before_last_pt_of_epoch(monkeypatch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            mmsa_atsuko.run("tfn", "mosi", seeds=[seed], **kw)
+        monkeypatch.undo()
+    by_seed = {json.loads((f / "run.json").read_text())["identity"][3]: f
+               for f in (tmp_path / "runs").glob(".*.partial")}
+    claimed = []
+    real_claim = run_folders._claim
+    monkeypatch.setattr(run_folders, "_claim", lambda folder: claimed.append(folder) or real_claim(folder))
+    first = run_folders.identity_of(by_seed[1])
+    assert run_folders.take_leftovers(tmp_path, first, resume=True) == by_seed[1].name[1:-len(".partial")]
+    assert set(claimed) == {by_seed[1]}
+    lock = real_claim(by_seed[2])            # the other worker's scan, had it locked seed 2's folder: it is missed
+    try:
+        assert run_folders.take_leftovers(tmp_path, run_folders.identity_of(by_seed[2]), resume=True) is None
+    finally:
+        lock.release()
+    assert run_folders.take_leftovers(tmp_path, run_folders.identity_of(by_seed[2]), resume=True) \
+        == by_seed[2].name[1:-len(".partial")]
+
+
 def test_resume_with_nothing_to_resume_starts_afresh(tmp_path, monkeypatch):
     kw = dict(seeds=[1], synthetic=True, preset="small", max_epochs=1, out=tmp_path, quiet=True, resume=True)
     die_before_last_pt_of_epoch(monkeypatch, 1)          # dies in its first epoch: no last.pt

@@ -763,7 +763,8 @@ def test_sweep_resume_with_worker_processes_continues_what_a_killed_sweep_left(t
     assert "cut short earlier, to continue from their last finished epoch (--resume)" in resumed.stdout
     _same_runs(cut, whole)
     (second,) = [r for r in read_records(cut) if r["seed"] == 1112]
-    assert second["run_id"] == partial.name[1:-len(".partial")] and len(second["earlier_attempts"]) == 1
+    assert second["run_id"] == partial.name[1:-len(".partial")], resumed.stderr
+    assert len(second["earlier_attempts"]) == 1
     assert "resumed after epoch 1 " in (cut / second["run_dir"] / "train.log").read_text()
     assert not list((cut / "runs").glob(".*"))
 
