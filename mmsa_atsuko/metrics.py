@@ -10,8 +10,9 @@ our numbers compare with published tables. Two deliberate differences from those
   store keeps full precision, the MMSA CSV rounds as MMSA does, `results/mmsa_csv.py`, and the
   leaderboard rounds for display);
 * degenerate inputs give NaN instead of a crash or a RuntimeWarning: constant predictions
-  or labels give NaN `Corr`, and a split without nonzero labels gives NaN `Non0_*` (MMSA
-  raises an IndexError there).
+  or labels give NaN `Corr` (MMSA's too for its float32 inputs; for a float64 constant whose
+  mean is inexact np.corrcoef would return a +-1e-17 residue), and a split without nonzero
+  labels gives NaN `Non0_*` (MMSA raises an IndexError there).
 
 Inputs may be NumPy arrays or torch tensors (any device, any float dtype). Everything is
 computed in float64, which is exact for the accuracies and F1 (rounding, clipping and
@@ -206,8 +207,11 @@ def _binary(pred_bin: np.ndarray, true_bin: np.ndarray) -> tuple[float, float]:
 
 def _mae_corr(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     mae = float(np.mean(np.absolute(pred - true)))
-    # Constant predictions (or labels) have zero variance: Pearson's r is undefined, NumPy
-    # returns NaN and warns. NaN is the right answer; the warning is noise for the user.
+    # Constant predictions (or labels) have zero variance: Pearson's r is undefined. NumPy gives
+    # NaN (and warns) only when its mean of the constant is exact, as it is for the float32 values
+    # MMSA passes; a float64 constant like 0.03 averages 1 ulp off and np.corrcoef returns +-2e-17.
+    if np.all(pred == pred[0]) or np.all(true == true[0]):
+        return mae, float("nan")
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         corr = float(np.corrcoef(pred, true)[0][1])

@@ -267,6 +267,24 @@ def test_constant_prediction_gives_nan_corr_without_warning(dataset):
     assert m["MAE"] == pytest.approx((1.15 + 0.45 + 0.25 + 0.15 + 0.55) / 5, rel=1e-14)
 
 
+def test_constant_float64_prediction_gives_nan_corr_not_a_rounding_residue():
+    # Pearson's r of a constant vector is undefined. MMSA is passed float32 tensors, and n copies of a
+    # float32 value sum exactly in float64, so np.corrcoef's mean is the value and r is 0/0 = NaN. A float64
+    # constant such as 0.03 does not sum exactly: ten copies give the mean 0.030000000000000006, every
+    # deviation is the same -1 ulp, and np.corrcoef answers -2.3e-17 (that MMSA would print as -0.0), not NaN.
+    y = np.array([-0.9, -0.2, 0.0, 0.4, 0.8, 1.2, -1.4, 2.0, 0.6, -0.6])
+    p = np.full(10, 0.03)
+    with np.errstate(all="ignore"):
+        assert abs(np.corrcoef(p, y)[0][1]) < 1e-16          # the residue, not NaN
+    for dataset in ("mosi", "sims"):
+        assert math.isnan(compute_metrics(dataset, p, y)["Corr"])
+        assert math.isnan(compute_metrics(dataset, y, p)["Corr"])      # constant labels
+    # A float32 constant is NaN in both (MMSA's own code, through the reference, agrees).
+    p32, y32 = p.astype(np.float32), y.astype(np.float32)
+    assert math.isnan(compute_metrics("mosi", p32, y32)["Corr"])
+    assert math.isnan(ref_mmsa_mosei_regression(p32, y32)["Corr"])
+
+
 # ======================================================================================
 # SIMS / SIMSv2, by hand
 # ======================================================================================
@@ -409,11 +427,21 @@ def _check_random_mosi(seed):
         y[0] = 1.0                                   # MMSA itself crashes without nonzero labels
     ours = compute_metrics("mosi", torch.from_numpy(p) if seed % 2 else p, y)
     ref = ref_mmsa_mosei_regression(p, y)
-    exact = [k for k in METRIC_KEYS["mosi"] if k != "MAE"]
+    skip = {"MAE"} | ({"Corr"} if constant_corr(ours, ref, p, y) else set())
+    exact = [k for k in METRIC_KEYS["mosi"] if k not in skip]
     if p.dtype == np.float64 and y.dtype == np.float64:
         assert_same(ours, ref, exact + ["MAE"], seed=seed)
     else:                                            # MMSA averages float32 errors in float32
         assert_same(ours, ref, exact, ["MAE"], rel=1e-6, seed=seed)
+
+
+def constant_corr(ours, ref, p, y) -> bool:
+    """Whether p or y is constant, so that Corr is left out of the exact comparison: ours is NaN, the
+    reference's np.corrcoef NaN too, or (a float64 constant whose mean is inexact) a residue near 1e-17."""
+    if not (np.all(p == p[0]) or np.all(y == y[0])):
+        return False
+    assert math.isnan(ours["Corr"]) and (math.isnan(ref["Corr"]) or abs(ref["Corr"]) < 1e-15), ref["Corr"]
+    return True
 
 
 def test_random_sims_against_mmsa_reference():
@@ -426,10 +454,12 @@ def _check_random_sims(seed):
     p, y = _random_regression(rng, SIMS_LABELS, SIMS_SNAP, 0.6)
     ours = compute_metrics("simsv2", torch.from_numpy(p) if seed % 2 else p, y)
     ref = ref_mmsa_sims_regression(p, y)
+    skip = {"Corr"} if constant_corr(ours, ref, np.clip(p, -1, 1), np.clip(y, -1, 1)) else set()
+    exact = [k for k in METRIC_KEYS["sims"] if k not in skip]
     if p.dtype == np.float64 and y.dtype == np.float64:
-        assert_same(ours, ref, METRIC_KEYS["sims"], seed=seed)
+        assert_same(ours, ref, exact, seed=seed)
     else:  # MMSA averages float16/32 errors in that dtype; Corr is float64 in np.corrcoef
-        exact = [k for k in METRIC_KEYS["sims"] if k != "MAE"]
+        exact = [k for k in exact if k != "MAE"]
         rel = 2e-3 if np.float16 in (p.dtype, y.dtype) else 1e-6
         assert_same(ours, ref, exact, ["MAE"], rel=rel, seed=seed)
 
