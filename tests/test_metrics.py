@@ -12,6 +12,7 @@ never warn. The reference functions silence their own warnings.
 """
 import math
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -576,3 +577,74 @@ def test_mintrec_tied_logits_take_the_first_class():
     # predictions 0 1 0: right at 0 only -> acc 1/3.
     assert m["acc"] == 1 / 3
     assert_same(m, ref_mintrec(logits, true), METRIC_KEYS["mintrec"])
+
+
+# ======================================================================================
+# One float32 step either side of every edge (the trainer passes float32, as MMSA's tensors are)
+# ======================================================================================
+
+def _steps(edge):
+    """The float32 just below `edge`, `edge` itself, and the float32 just above."""
+    e = np.float32(edge)
+    return np.nextafter(e, np.float32(-np.inf)), e, np.nextafter(e, np.float32(np.inf))
+
+
+# Worked by hand from metricsTop.py (a94e65d) lines 85-90 and 138-158: a value's classes as
+# (Mult_acc_7 class, Mult_acc_5 class, Mult_acc_3 class) = np.round(np.clip(x, -b, b)), half to even;
+# for SIMS (2-, 3-, 5-class bin) with bins (lo, hi]: a value on an edge is in the lower bin.
+MOSI_STEPS = {  # label: (its classes, classes of the float32 below, of the label itself, of the float32 above)
+    -2.5: ((-2, -2, -1), [(-3, -2, -1), (-2, -2, -1), (-2, -2, -1)]),
+    -1.5: ((-2, -2, -1), [(-2, -2, -1), (-2, -2, -1), (-1, -1, -1)]),
+    -0.5: ((0, 0, 0), [(-1, -1, -1), (0, 0, 0), (0, 0, 0)]),
+    0.5: ((0, 0, 0), [(0, 0, 0), (0, 0, 0), (1, 1, 1)]),
+    1.5: ((2, 2, 1), [(1, 1, 1), (2, 2, 1), (2, 2, 1)]),
+    2.5: ((2, 2, 1), [(2, 2, 1), (2, 2, 1), (3, 2, 1)]),
+    3.5: ((3, 2, 1), [(3, 2, 1), (3, 2, 1), (3, 2, 1)]),
+}
+SIMS_STEPS = {  # label: (its bins, bins of the float32 below, of the label itself, of the float32 above)
+    -1.0: ((0, 0, 0), [(0, 0, 0), (0, 0, 0), (0, 0, 0)]),
+    -0.7: ((0, 0, 0), [(0, 0, 0), (0, 0, 0), (0, 0, 1)]),
+    -0.1: ((0, 0, 1), [(0, 0, 1), (0, 0, 1), (0, 1, 2)]),
+    0.0: ((0, 1, 2), [(0, 1, 2), (0, 1, 2), (1, 1, 2)]),
+    0.1: ((1, 1, 2), [(1, 1, 2), (1, 1, 2), (1, 2, 3)]),
+    0.7: ((1, 2, 3), [(1, 2, 3), (1, 2, 3), (1, 2, 4)]),
+    1.0: ((1, 2, 4), [(1, 2, 4), (1, 2, 4), (1, 2, 4)]),
+}
+
+
+@pytest.mark.parametrize("label", sorted(MOSI_STEPS))
+def test_mosi_classes_one_float32_step_either_side_of_each_half(label):
+    # Each prediction alone against the label: an accuracy is 1 exactly where the two classes agree.
+    label_classes, step_classes = MOSI_STEPS[label]
+    y = np.array([label], dtype=np.float32)
+    for x, classes in zip(_steps(label), step_classes):
+        m = compute_metrics("mosi", np.array([x]), y)
+        got = (m["Mult_acc_7"], m["Mult_acc_5"], m["Mult_acc_3"])
+        assert got == tuple(float(a == b) for a, b in zip(classes, label_classes)), (label, x)
+        assert m["Has0_acc_2"] == m["Non0_acc_2"] == float((x >= 0) == (label >= 0)), (label, x)
+    p = np.array(_steps(label)); ys = np.full(3, label, dtype=np.float32)
+    assert_same(compute_metrics("mosi", p, ys), ref_mmsa_mosei_regression(p, ys), ["Mult_acc_7", "Mult_acc_5"])
+
+
+def test_mosi_signs_either_side_of_zero():
+    # Has0 is x >= 0 (zero and -0.0 positive), Non0 drops a zero label and asks x > 0.
+    p = np.array([-1e-30, -0.0, 0.0, 1e-30, -1e-30, -0.0, 0.0, 1e-30], dtype=np.float32)
+    y = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 1.0, -1.0, -1.0], dtype=np.float32)
+    m = compute_metrics("mosi", p, y)
+    # Has0: y T T T T T T F F, p F T T T F T T T: right at 1 2 3 5 -> 4/8.
+    assert m["Has0_acc_2"] == 4 / 8
+    # Non0 keeps 4..7: y > 0 T T F F, p > 0 F F F T: right at 6 -> 1/4.
+    assert m["Non0_acc_2"] == 1 / 4
+    assert_same(m, ref_mmsa_mosei_regression(p, y), ["Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score"])
+
+
+@pytest.mark.parametrize("label", sorted(SIMS_STEPS))
+def test_sims_bins_one_float32_step_either_side_of_each_edge(label):
+    label_bins, step_bins = SIMS_STEPS[label]
+    y = np.array([label], dtype=np.float32)
+    for x, bins in zip(_steps(label), step_bins):
+        m = compute_metrics("sims", np.array([x]), y)
+        got = (m["Mult_acc_2"], m["Mult_acc_3"], m["Mult_acc_5"])
+        assert got == tuple(float(a == b) for a, b in zip(bins, label_bins)), (label, x)
+    p = np.array(_steps(label)); ys = np.full(3, label, dtype=np.float32)
+    assert_same(compute_metrics("sims", p, ys), ref_mmsa_sims_regression(p, ys), ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5"])
