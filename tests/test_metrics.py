@@ -648,3 +648,54 @@ def test_sims_bins_one_float32_step_either_side_of_each_edge(label):
         assert got == tuple(float(a == b) for a, b in zip(bins, label_bins)), (label, x)
     p = np.array(_steps(label)); ys = np.full(3, label, dtype=np.float32)
     assert_same(compute_metrics("sims", p, ys), ref_mmsa_sims_regression(p, ys), ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5"])
+
+
+# ======================================================================================
+# Where we deliberately differ in the last bits, and what that does to a 4-decimal value
+# ======================================================================================
+
+def test_mae_is_the_float64_mean_of_the_float32_errors():
+    # MMSA: np.mean(np.absolute(p - y)) of float32 arrays, summed in float32 (metricsTop.py:93, :160).
+    # Ours sums the same float32 errors in float64: 0.37034997 + 2 x 1.4e-8 is exact there, and
+    # its third is the exact mean correctly rounded. In float32 each 1.4e-8 is under half an ulp of
+    # 0.37 and is lost, so MMSA's mean is float32(0.37034997 / 3): 1.2e-8 low, across the 4-decimal
+    # tie 0.12345. The exact MAE is 0.12345000048..., 0.1235 to 4 places; MMSA prints 0.1234.
+    big, small = np.float32(0.37034997), np.float32(1.4e-8)
+    p, y = np.array([big, small, small]), np.zeros(3, dtype=np.float32)
+    exact = (Fraction(float(big)) + 2 * Fraction(float(small))) / 3
+    assert round(exact, 4) == Fraction(1235, 10000)
+    for dataset in ("mosi", "sims"):
+        m = compute_metrics(dataset, p, y)
+        assert m["MAE"] == float(exact)
+        assert round(np.float64(m["MAE"]), 4) == 0.1235          # as results/mmsa_csv.py rounds a seed
+    mmsa = np.mean(np.absolute(p - y)).astype(np.float64)          # metricsTop.py:93, on float32 arrays
+    assert mmsa == float(np.float32(big) / np.float32(3)) and round(mmsa, 4) == 0.1234
+
+
+def sklearn_024_weighted_f1(true, pred):
+    """scikit-learn 0.24.2's weighted F1 (MIntRec pins 0.24.2, MMSA asks >= 0.24.2; sklearn kept this
+    formula until 1.4, scikit-learn#27577): P = tp/pred, R = tp/true, F = 2 * P * R / (P + R), then
+    np.average by support."""
+    labels = np.union1d(true, pred)
+    tp = np.array([np.sum((true == c) & (pred == c)) for c in labels], dtype=np.float64)
+    p_sum = np.array([np.sum(pred == c) for c in labels], dtype=np.float64)
+    t_sum = np.array([np.sum(true == c) for c in labels], dtype=np.float64)
+    with np.errstate(all="ignore"):
+        precision, recall = np.nan_to_num(tp / p_sum), np.nan_to_num(tp / t_sum)
+    denom = 1.0 * precision + recall
+    denom[denom == 0.0] = 1
+    return np.average((1 + 1.0) * precision * recall / denom, weights=t_sum)
+
+
+def test_f1_is_2tp_over_true_plus_pred_as_in_sklearn_14_even_on_a_4_decimal_tie():
+    # 12 samples, 3 labels >= 0: one found (tp 1), two missed, four false alarms, five true negatives.
+    y = np.array([1.0, 1, 1] + [-1.0] * 9)
+    p = np.array([1.0, -1, -1, 1, 1, 1, 1, -1, -1, -1, -1, -1])
+    # class True: 2*1/(3+5) = 1/4; class False: 2*5/(9+7) = 5/8; weighted (3/4 + 9*5/8)/12 = 17/32,
+    # exactly 0.53125: a tie at the 5th decimal, which NumPy's (and Python's) half-to-even makes 0.5312.
+    m = compute_metrics("mosi", p, y)
+    assert m["Has0_F1_score"] == m["Non0_F1_score"] == 0.53125
+    assert round(np.float64(m["Has0_F1_score"]), 4) == 0.5312
+    # sklearn < 1.4 divides 1/5 and 1/3 first and lands one ulp above the tie: MMSA run with it printed 0.5313.
+    old = sklearn_024_weighted_f1(y >= 0, p >= 0)
+    assert old == 0.53125 + 2.0 ** -53 and round(old, 4) == 0.5313
