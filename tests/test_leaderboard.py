@@ -614,10 +614,10 @@ def test_welch_p_values_show_three_significant_digits_each(p, text):
     """`.3g` dropped trailing zeros: p=0.17 stood beside p=0.484 in one column."""
     from types import SimpleNamespace
 
-    from mmsa_atsuko.leaderboard.render import _sig_text
+    from mmsa_atsuko.leaderboard.cells import welch_text
     from mmsa_atsuko.leaderboard.stats import Cell
     row = SimpleNamespace(test=SimpleNamespace(p=p, t=1.0), against="lmf", cells={"MAE": Cell([0.5, 0.6])})
-    assert _sig_text(row, "MAE") == f"vs lmf: {text}"
+    assert welch_text(row, "MAE") == f"vs lmf: {text}"
 
 
 def test_a_key_metric_of_one_dataset_in_a_store_of_two_says_how_to_show_that_one(tmp_path, capsys):

@@ -1,5 +1,5 @@
 """The two commands behind `run.py leaderboard` and `run.py compare`: read the results store,
-build the tables (stats), render them (render) and, for compare, write the CSVs.
+build the tables (stats), render them (render, csv_table) and, for compare, write the CSVs.
 
     python run.py leaderboard --results results -d mosi --format md --paper
     python run.py compare -m atsuko --against tfn lmf -d mosi
@@ -18,7 +18,8 @@ from ..errors import UsageError
 from ..results import RUNS_FILE, ok_records, read_records
 from .curves import curves_frame, missing_rate_tables, render_curves_markdown
 from .published import published_blocks
-from .render import csv_frame, render_comparison, render_latex, render_markdown
+from .csv_table import csv_frame
+from .render import render_comparison, render_latex, render_markdown
 from .verify import VerifyCell, verify
 from .ablation import build_ablations
 from .stats import build_tables, comparison_rows, latest_configs

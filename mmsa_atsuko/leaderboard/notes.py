@@ -1,5 +1,6 @@
 """What a table says under its rows: the notes of every leaderboard (`table_notes`) and Table 4 group
-(`protocol_notes`), built from the rows' records (stats.Row); render.py only prints them.
+(`protocol_notes`), built from the rows' records (stats.Row); render.py only prints them, and
+csv_table.py puts a row's run labels (`row_run_labels`) on its CSV line.
 
 - a model with several configs in the table: per row, the config keys that differ, and its runs' labels;
 - a row whose runs are labelled (a tune study's final runs) and not named above: where its config came from;

@@ -16,7 +16,7 @@ from ..config import published_sha256
 from ..errors import UsageError
 from ..metrics import metric_family
 from .published import PAPER_COLUMNS, PAPER_NAMES, PUBLISHED
-from .render import to_display
+from .cells import to_display
 from .stats import Table, build_tables
 
 WITHIN_STDS = 2.0

@@ -1,0 +1,79 @@
+"""`leaderboard --format csv`: every table in one long frame, one line per row, for a program to read.
+
+Unlike the printed tables (render.py, cells.py), the CSV keeps the store's units (fractions) at full
+precision, and published rows are converted to them too. A `table` column says leaderboard, ablation,
+published or published ablation; `data_kind` says synthetic or real; each line carries what the printed
+notes say of its row (its code versions, run labels, model selection and seeds).
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..metrics import metric_family
+from ..results import code_versions, model_selection
+from .cells import RAW_METRICS
+from .notes import row_run_labels
+from .published import ABLATION_SOURCE, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION
+from .stats import Cell, Row
+
+
+def _stored(metric: str, printed: str) -> float:
+    """A published value in the store's units: percentages back to fractions."""
+    return float(printed) if metric in RAW_METRICS else round(float(printed) / 100, 6)   # 74.16 -> 0.7416
+
+
+def _stat_columns(metric: str, cell: Cell | None, best: bool) -> dict:
+    if cell is None:
+        return {}
+    return {f"{metric}_mean": cell.mean if cell.n else math.nan, f"{metric}_std": cell.std,
+            f"{metric}_n": cell.n, f"{metric}_best": int(best)}
+
+
+def _protocol(row: Row) -> dict:
+    """A row's model selection and its seeds, space-separated: what the Markdown notes say, per CSV row."""
+    return {"model_selection": model_selection(row.records[-1]),
+            "seeds": " ".join(map(str, sorted({r["seed"] for r in row.records})))}
+
+
+def csv_frame(tables, ablations=(), published=(), published_ablation=False):
+    """Everything in one long CSV: a `table` column says leaderboard, ablation or published."""
+    rows = []
+    for t in tables:
+        for row in t.rows:
+            out = {"table": "leaderboard", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
+                   "data_kind": "synthetic" if t.synthetic else "real", "source": "ours", "model": row.model,
+                   "label": row.label, "config_hash": row.config_hash, "condition": row.condition, "n": row.n,
+                   "code": code_versions(row.records), "run_label": row_run_labels(row), **_protocol(row)}
+            for m in t.metrics:
+                out.update(_stat_columns(m, row.cells[m], m in row.best))
+            out.update(key_metric=t.key_metric, ttest_against=row.against,
+                       ttest_t=row.test.t if row.test else math.nan, ttest_p=row.test.p if row.test else math.nan)
+            rows.append(out)
+    for ab in ablations:
+        for (g, flags), row in ab.chosen.items():
+            t = ab.groups[g]
+            out = {"table": "ablation", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
+                   "data_kind": "synthetic" if t.synthetic else "real", "source": "ours", "model": row.model,
+                   "label": row.label, "config_hash": row.config_hash, "n": row.n,
+                   "use_sbn": flags[0], "use_mcm": flags[1], **_protocol(row)}
+            for _, m in PAPER_COLUMNS[metric_family(t.dataset)]:
+                out.update(_stat_columns(m, row.cells[m], (g, flags, m) in ab.best))
+            rows.append(out)
+    for block in published:
+        for name, values in block.rows:
+            out = {"table": "published", "dataset": block.dataset, "aligned": block.aligned, "data": "",
+                   "data_kind": "real", "source": f"published ({block.source})",
+                   "model": PAPER_NAMES.get(name, ""), "label": f"{name} (published)"}
+            out.update({f"{m}_mean": _stored(m, v) for (_, m), v in zip(block.columns, values)})
+            rows.append(out)
+    if published_ablation:
+        for (sbn, mcm), values in PUBLISHED_ABLATION:
+            for dataset in ("mosi", "mosei"):
+                out = {"table": "published ablation", "dataset": dataset, "aligned": True, "data": "",
+                       "data_kind": "real", "source": f"published ({ABLATION_SOURCE})", "model": "",
+                       "label": f"SBN={sbn} MCM={mcm} (published)", "use_sbn": sbn, "use_mcm": mcm}
+                out.update({f"{m}_mean": _stored(m, v) for (_, m), v in zip(PAPER_COLUMNS["mosi"], values[dataset])})
+                rows.append(out)
+    return pd.DataFrame(rows)
