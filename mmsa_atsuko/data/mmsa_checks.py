@@ -4,7 +4,9 @@
 facts and against the train split's shapes, and returns a `Split` whose float32 arrays are
 the file's own memory (`torch.from_numpy`). Every problem is one DataError line naming the
 file, the split, the key and what was expected versus found. An array holding -inf (silent
-audio frames) is only noted: `zero_neginf` zeroes it once the file's hash is done.
+audio frames) is only noted: `array_blocks.zero_neginf` zeroes it once the file's hash is done. A check
+that needs a boolean temporary counts in blocks (`array_blocks.count_where`), so a multi-GB split is never
+copied.
 """
 from __future__ import annotations
 
@@ -14,15 +16,12 @@ import numpy as np
 import torch
 
 from ..errors import DataError
+from .array_blocks import count_where
 from .spec import MODALITIES, Split
 
 UNIMODAL_LABEL_KEYS = {"label_T": "regression_labels_T", "label_A": "regression_labels_A",
                        "label_V": "regression_labels_V"}
 LABEL_TOLERANCE = 1e-6        # labels stored as float32 may sit a hair outside the range
-
-# Checks that need a boolean temporary walk big arrays in blocks of about this many bytes,
-# so validating a multi-GB MOSEI split never allocates a second copy of it.
-_BLOCK_BYTES = 64 << 20
 
 
 def data_error(message: str, kind: type[DataError] = DataError, **fields) -> DataError:
@@ -255,7 +254,7 @@ class SplitChecker:
         if array.dtype.kind == "f" and array.dtype.itemsize > 4:
             # A finite float64 past float32's range casts to +-inf: -1e300 was then zeroed as a silent
             # frame, and +1e300 reported as a +inf the file does not hold.
-            count, first = _count_where(array, _past_float32)
+            count, first = count_where(array, _past_float32)
             if count:
                 self.fail(key, f"values float32 holds (at most {FLOAT32_MAX:.4g} in magnitude)",
                           f"{count} larger, first in {self._sample(first)}")
@@ -296,13 +295,13 @@ class SplitChecker:
             return False
         lo, hi = array.min(), array.max()
         if np.isnan(lo) or np.isnan(hi):
-            count, first = _count_where(array, np.isnan)
+            count, first = count_where(array, np.isnan)
             self.fail(key, "no NaN", f"{count} NaN, first in {self._sample(first)}")
         if hi == np.inf:
-            count, first = _count_where(array, np.isposinf)
+            count, first = count_where(array, np.isposinf)
             self.fail(key, "no +inf", f"{count} +inf, first in {self._sample(first)}")
         if lo == -np.inf and not neginf_ok:
-            count, first = _count_where(array, np.isneginf)
+            count, first = count_where(array, np.isneginf)
             self.fail(key, "no -inf", f"{count} -inf, first in {self._sample(first)}")
         return bool(lo == -np.inf)
 
@@ -313,37 +312,3 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 def _past_float32(block: np.ndarray) -> np.ndarray:
     """Finite values that float32 cannot hold (an infinity is `finite`'s business)."""
     return np.isfinite(block) & (np.abs(block) > FLOAT32_MAX)
-
-
-def _blocks(array: np.ndarray):
-    """(first sample, view) over `array` in blocks of about _BLOCK_BYTES along axis 0."""
-    per_sample = max(1, array[0].nbytes if array.ndim > 1 else array.itemsize)
-    step = max(1, _BLOCK_BYTES // per_sample)
-    for start in range(0, len(array), step):
-        yield start, array[start:start + step]
-
-
-def _count_where(array: np.ndarray, predicate) -> tuple[int, int]:
-    """How many elements satisfy `predicate`, and the first sample holding one."""
-    count, first = 0, None
-    for start, block in _blocks(array):
-        hits = predicate(block)
-        n = int(np.count_nonzero(hits))
-        if n and first is None:
-            first = start + int(hits.reshape(len(block), -1).any(axis=1).argmax())
-        count += n
-    return count, first
-
-
-def zero_neginf(array: np.ndarray) -> int:
-    """Replace -inf with 0 in place (MMSA's silent-frame fix); return how many there were."""
-    count = 0
-    for _, block in _blocks(array):
-        # `== -inf` and copyto(where=) are single ufunc passes; np.isneginf and boolean
-        # indexing take several times longer on a MOSEI-sized audio array.
-        hits = np.equal(block, -np.inf)
-        n = int(np.count_nonzero(hits))
-        if n:
-            np.copyto(block, 0, where=hits)
-            count += n
-    return count
