@@ -425,6 +425,25 @@ def test_the_missing_rate_table_against_hand_computed_means_and_areas(tmp_path):
         leaderboard(tmp_path, by="missing_rate", fmt="latex")
 
 
+def test_a_percent_metric_curve_reads_like_its_leaderboard_cell(tmp_path):
+    """Curves printed 0.5500 for an accuracy the leaderboard prints as 55.00: the curve table now uses the
+    leaderboard's display units (cells.number_text), and says so."""
+    import json
+    records = []
+    for rate, accs in ((0.0, (0.50, 0.60)), (0.5, (0.40, 0.50))):
+        for seed, acc in enumerate(accs, 1):
+            r = _record("tfn", rate, seed, 1.0)
+            r["metrics"]["Has0_acc_2"] = acc
+            records.append(r)
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    text = leaderboard(tmp_path, by="missing_rate", key_metric="Has0_acc_2")
+    # means 55 % and 45 %, std sqrt(((5)^2 + (5)^2) / 1) = 7.07 points; AUC (55 + 45) / 2 over a span of 0.5
+    assert "| tfn | 55.00 ± 7.07 (n=2) | 45.00 ± 7.07 (n=2) | 50.00 |" in text
+    assert "Test Has0_acc_2 in % (higher is better)" in text
+    assert "55.00 ± 7.07" in leaderboard(tmp_path, key_metric="Has0_acc_2")      # the same cell, same text
+    assert "Test MAE (lower is better)" in leaderboard(tmp_path, by="missing_rate")     # MAE: as stored, no %
+
+
 def test_a_missing_rate_figure_says_synthetic_once(tmp_path):
     """The figure's title held the table's heading ("synthetic data (synthetic:...)") and then the
     figure's own tag: "synthetic data" twice. The table keeps its heading; the figure its tag."""

@@ -22,6 +22,8 @@ from ..data.stamp import is_synthetic
 from ..metrics import lower_is_better, metric_keys
 from ..errors import UsageError
 from ..results import config_labels, headline_metric, ok_records
+from .cells import RAW_METRICS, number_text
+from .render import markdown_table
 from .stats import Cell
 
 
@@ -107,25 +109,25 @@ def missing_rate_tables(records: list[dict], datasets=None, key_metric=None) -> 
     return tables
 
 
-def _num(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.4f}"
-
-
 def render_curves_markdown(tables: list[CurveTable]) -> str:
+    """Numbers in the leaderboard's display units (cells.number_text): a point or an AUC reads like the
+    leaderboard's cell of the same metric (F1 65.62 in both, not 0.6562 here); the CSV keeps stored units."""
     parts = []
     for t in tables:
         header = ["model"] + [f"{r:g}" for r in t.rates] + ["AUC"]
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines = []
         for c in t.curves:
             cells = []
             for r in t.rates:
                 cell = c.cells.get(r)
-                cells.append("–" if cell is None else f"{_num(cell.mean)} ± {_num(cell.std)} (n={cell.n})")
-            lines.append("| " + " | ".join([c.label] + cells + [_num(c.auc)]) + " |")
+                cells.append("–" if cell is None else f"{number_text(t.metric, cell.mean)} ± "
+                             f"{number_text(t.metric, cell.std)} (n={cell.n})")
+            lines.append([c.label] + cells + [number_text(t.metric, c.auc)])
         arrow = "lower" if lower_is_better(t.metric) else "higher"
-        parts.append(f"### {t.title()}\n\nTest {t.metric} ({arrow} is better), mean ± sample std (ddof=1) over "
+        unit = "" if t.metric in RAW_METRICS else " in %"
+        parts.append(f"### {t.title()}\n\nTest {t.metric}{unit} ({arrow} is better), mean ± sample std (ddof=1) over "
                      f"seeds at each missing rate (columns). AUC: trapezoid over the row's rates, divided by "
-                     f"their span (the curve's mean height, in {t.metric}).\n\n" + "\n".join(lines)
+                     f"their span (the curve's mean height, in {t.metric}).\n\n" + markdown_table(header, lines)
                      + "".join(f"\n\n- {note}" for note in t.notes))
     return "\n\n".join(parts) + "\n"
 

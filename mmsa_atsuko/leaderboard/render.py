@@ -21,7 +21,8 @@ def _md_bold(text: str) -> str:
     return f"**{text}**"
 
 
-def _md_table(header: list[str], lines: list[list[str]]) -> str:
+def markdown_table(header: list[str], lines: list[list[str]]) -> str:
+    """The header, its rule and a line per row: every Markdown table of the leaderboard, curves' too."""
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(cells) + " |" for cells in lines]
     return "\n".join(out)
@@ -40,7 +41,7 @@ def render_markdown(tables, ablations=(), published=(), published_ablation=False
         parts.append(f"### {t.title()}\n\n"
                      f"Mean ± sample std (ddof=1) over seeds; {units_text(t.metrics)}; **bold** = best in column under the row's condition (↓ lower is better, ↑ higher); † = Welch p < "
                      f"{SIGNIFICANCE} against the best other model on {t.key_metric}.\n\n"
-                     + _md_table(header, lines)
+                     + markdown_table(header, lines)
                      + "".join(f"\n\n- {note}" for note in t.notes))
     for ab in ablations:
         parts.append(_md_ablation(ab, paper))
@@ -49,14 +50,14 @@ def render_markdown(tables, ablations=(), published=(), published_ablation=False
         lines = [[f"{name} (published)"] + list(values) for name, values in block.rows]
         setting = "" if block.aligned is None else (", aligned" if block.aligned else ", unaligned")
         parts.append(f"### Published by the seed paper: {block.dataset}{setting} ({block.source}; real data, "
-                     f"not our runs)\n\n" + _md_table(header, lines))
+                     f"not our runs)\n\n" + markdown_table(header, lines))
     if published_ablation:
         cols = PAPER_COLUMNS["mosi"]
         header = ["SBN", "MCM"] + [f"{d} {name}" for d in ("mosi", "mosei") for name, _ in cols]
         lines = [["✓" if sbn else "-", "✓" if mcm else "-"] + [v for d in ("mosi", "mosei") for v in values[d]]
                  for (sbn, mcm), values in PUBLISHED_ABLATION]
         parts.append(f"### Published by the seed paper: ablation ({ABLATION_SOURCE}; aligned, real data, not our runs)\n\n"
-                     + _md_table(header, lines))
+                     + markdown_table(header, lines))
     return "\n\n".join(parts) + "\n"
 
 
@@ -90,7 +91,7 @@ def _md_ablation(ab: Ablation, paper: bool = False) -> str:
     return (f"### Ablation (Table 4 layout), {'aligned' if ab.aligned else 'unaligned'}: {kind} ({data})\n\n"
             + ("Acc2/F1 on MOSI/MOSEI as Has0/Non0 pairs" if paper else "Acc2/F1 on MOSI/MOSEI are Non0 (EMOE's convention)")
             + "; mean ± sample std over seeds; **bold** = best.\n\n"
-            + _md_table(header, lines) + "".join(f"\n\n- {note}" for note in ab.notes))
+            + markdown_table(header, lines) + "".join(f"\n\n- {note}" for note in ab.notes))
 
 
 def _tex(text: str) -> str:
