@@ -175,6 +175,24 @@ def test_ids_are_labelled_synthetic_and_unique(small):
         assert not (videos[0] & videos[1]) and not (videos[0] & videos[2])  # a video stays in one split
 
 
+def test_the_data_kind_label_is_worded_in_one_place():
+    """The leaderboard, curve, ablation (Markdown and LaTeX) and comparison titles each wrote
+    `"synthetic data" if ... else "real data"`, and four CSV builders `"synthetic" if ... else "real"`."""
+    import ast
+
+    from mmsa_atsuko.data.stamp import data_kind, data_kind_text
+    assert [data_kind(d) for d in ("synthetic:mosi-small-unaligned-seed0-v2", "sha256:" + "ab" * 32, None)] == \
+        ["synthetic", "real", "real"]
+    assert [data_kind_text(d) for d in ("synthetic:x", "sha256:x")] == ["synthetic data", "real data"]
+    found = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "mmsa_atsuko" / "leaderboard").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.IfExp) and {getattr(node.body, "value", None), getattr(node.orelse, "value", None)} \
+                    & {"synthetic data", "real data", "synthetic", "real"}:
+                found.append(f"{path.name}:{node.lineno}")
+    assert not found, found
+
+
 def test_whether_data_is_synthetic_is_decided_in_one_place():
     """Records, tables, figures, tune's line and the missing-rate rule each tested `startswith("synthetic:")`
     themselves (and two bench scripts cut the recipe out with partition): a change to how a data id names

@@ -39,6 +39,17 @@ def is_synthetic(data_id) -> bool:
     return isinstance(data_id, str) and data_id.startswith(SYNTHETIC_DATA_PREFIX)
 
 
+def data_kind(data_id) -> str:
+    """'synthetic' or 'real', by `is_synthetic`: the word a CSV's `data_kind` column holds."""
+    return "synthetic" if is_synthetic(data_id) else "real"
+
+
+def data_kind_text(data_id) -> str:
+    """'synthetic data' or 'real data': how every table's title (leaderboard, curves, ablation, comparison)
+    says what its rows were run on."""
+    return f"{data_kind(data_id)} data"
+
+
 def recipe_name_of(data_id) -> str | None:
     """The recipe name a synthetic data id holds ('mosi-small-unaligned-seed0-v2'), None for other data."""
     return data_id[len(SYNTHETIC_DATA_PREFIX):] if is_synthetic(data_id) else None

@@ -11,6 +11,7 @@ import math
 
 import pandas as pd
 
+from ..data.stamp import data_kind
 from ..metrics import metric_family
 from ..results import code_versions, model_selection
 from .cells import RAW_METRICS
@@ -43,7 +44,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
     for t in tables:
         for row in t.rows:
             out = {"table": "leaderboard", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
-                   "data_kind": "synthetic" if t.synthetic else "real", "source": "ours", "model": row.model,
+                   "data_kind": data_kind(t.data), "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "condition": row.condition, "n": row.n,
                    "code": code_versions(row.records), "run_label": row_run_labels(row), **_protocol(row)}
             for m in t.metrics:
@@ -55,7 +56,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
         for (g, flags), row in ab.chosen.items():
             t = ab.groups[g]
             out = {"table": "ablation", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
-                   "data_kind": "synthetic" if t.synthetic else "real", "source": "ours", "model": row.model,
+                   "data_kind": data_kind(t.data), "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "n": row.n,
                    "use_sbn": flags[0], "use_mcm": flags[1], **_protocol(row)}
             for _, m in PAPER_COLUMNS[metric_family(t.dataset)]:

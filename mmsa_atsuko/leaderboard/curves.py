@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..data.conditions import condition_of
-from ..data.stamp import is_synthetic
+from ..data.stamp import data_kind, data_kind_text, is_synthetic
 from ..metrics import lower_is_better, metric_keys
 from ..errors import UsageError
 from ..results import config_labels, headline_metric, ok_records
@@ -63,7 +63,7 @@ class CurveTable:
     def title(self, kind: bool = True) -> str:
         """The table's heading; `kind=False` leaves out whether the data are synthetic, for a figure,
         which tags its own title (`plots._title`)."""
-        data = f"{'synthetic data' if self.synthetic else 'real data'} ({self.data})" if kind else self.data
+        data = f"{data_kind_text(self.data)} ({self.data})" if kind else self.data
         return f"{self.dataset}, {'aligned' if self.aligned else 'unaligned'}: {data}, {self.metric} against the missing rate"
 
 
@@ -140,7 +140,7 @@ def curves_frame(tables: list[CurveTable]) -> pd.DataFrame:
             for r in c.rates:
                 cell = c.cells[r]
                 rows.append({"dataset": t.dataset, "aligned": t.aligned, "data": t.data,
-                             "data_kind": "synthetic" if t.synthetic else "real", "metric": t.metric,
+                             "data_kind": data_kind(t.data), "metric": t.metric,
                              "model": c.label, "config_hash": c.config_hash, "missing_rate": r, "n": cell.n,
                              "mean": cell.mean, "std": cell.std, "auc": c.auc})
     return pd.DataFrame(rows)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..data.stamp import is_synthetic
+from ..data.stamp import data_kind_text
 from ..metrics import metric_family
 from .published import ABLATION_SOURCE, PAPER_COLUMNS, PUBLISHED_ABLATION
 from .ablation import Ablation
@@ -86,7 +86,7 @@ def _md_ablation(ab: Ablation, paper: bool = False) -> str:
                 best = {m for m in group if (g, flags, m) in ab.best}
                 cells.append(column_cell(group, row.cells, row.n, best, _md_bold) if row else "–")
         lines.append(cells)
-    kind = "synthetic data" if ab.synthetic else "real data"
+    kind = data_kind_text(ab.groups[0].data)      # every group is of one kind: build_ablations keys on it
     data = "; ".join(f"{name}: {t.data}" for t, name in zip(ab.groups, ab.group_names()))
     return (f"### Ablation (Table 4 layout), {'aligned' if ab.aligned else 'unaligned'}: {kind} ({data})\n\n"
             + ("Acc2/F1 on MOSI/MOSEI as Has0/Non0 pairs" if paper else "Acc2/F1 on MOSI/MOSEI are Non0 (EMOE's convention)")
@@ -146,7 +146,7 @@ def render_latex(tables, ablations=(), published=(), published_ablation=False, p
                     best = {m for m in group if (g, flags, m) in ab.best}
                     cells.append(_tex_group(group, row.cells, row.n, best) if row else "--")
             lines.append(cells)
-        kind = "synthetic data" if ab.synthetic else "real data"
+        kind = data_kind_text(ab.groups[0].data)
         parts.append(_latex_table(f"Ablation, {'aligned' if ab.aligned else 'unaligned'}, {kind}.", header, lines))
     for block in published:
         header = ["Method (published)"] + [name for name, _ in block.columns]
@@ -188,7 +188,7 @@ def render_comparison(rows: list[dict]) -> str:
             ci = "–" if math.isnan(r["ci_low"]) else f"[{signed_text(m, r['ci_low'])}, {signed_text(m, r['ci_high'])}]"
             p = "–" if math.isnan(r["p_value"]) else f"{r['p_value']:#.3g}"
             lines.append(cells + [signed_text(m, r["diff"]), ci, p])
-        kind = "synthetic data" if is_synthetic(data) else "real data"
+        kind = data_kind_text(data)
         units = units_text(r["metric"] for r in block)
         parts.append(f"{dataset}, {'aligned' if aligned else 'unaligned'}: {kind} ({data})\n"
                      f"{model} (n={n_model}) vs {baseline} (n={n_base}); {units}; difference = {model} - {baseline}, "

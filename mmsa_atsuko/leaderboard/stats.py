@@ -27,7 +27,7 @@ import numpy as np
 from scipy import stats
 
 from ..data.conditions import condition_of
-from ..data.stamp import is_synthetic
+from ..data.stamp import data_kind, data_kind_text, is_synthetic
 from ..errors import UsageError
 from ..metrics import lower_is_better, metric_keys
 from ..results import config_labels, headline_metric, ok_records
@@ -140,8 +140,8 @@ class Table:
         return is_synthetic(self.data)
 
     def title(self) -> str:
-        kind = "synthetic data" if self.synthetic else "real data"
-        return f"{self.dataset}, {'aligned' if self.aligned else 'unaligned'}: {kind} ({self.data})"
+        setting = "aligned" if self.aligned else "unaligned"
+        return f"{self.dataset}, {setting}: {data_kind_text(self.data)} ({self.data})"
 
 
 def _better(metric: str, a: float, b: float) -> bool:
@@ -253,7 +253,7 @@ def comparison_rows(table: Table, mine: list[Row], baselines: list[Row]) -> list
                 better = "" if math.isnan(w.diff) or w.diff == 0 else _better(m, a.mean, b.mean)
                 rows.append({
                     "dataset": table.dataset, "aligned": table.aligned, "data": table.data,
-                    "data_kind": "synthetic" if table.synthetic else "real", "metric": m,
+                    "data_kind": data_kind(table.data), "metric": m,
                     "higher_is_better": not lower_is_better(m),
                     "model": mine_row.label, "model_config_hash": mine_row.config_hash,
                     "model_n": a.n, "model_mean": a.mean, "model_std": a.std,
