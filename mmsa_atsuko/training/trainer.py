@@ -14,6 +14,7 @@ are restored from it, and a hook's Python attributes are rebuilt by calling `on_
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -238,6 +239,26 @@ def train_epoch(model, train, optimizer, generator, config, *, epoch: int, preci
     return train_losses
 
 
+@contextlib.contextmanager
+def subnormals_flushed():
+    """Subnormal floats flushed to zero while training, and the caller's mode given back after.
+
+    A gradient that enters an LSTM at one frame per sample decays over hundreds of frames into
+    subnormal floats, which x86 multiplies ~20x slower: MISA's and Self-MM's audio/vision LSTM
+    backwards took 4-5x longer on the CPU. Flushing them changed no metric of any model in our
+    checks (bench/README.md, "Subnormal floats"); it is a no-op on the GPU. The mode is the thread's
+    FPU state, which NumPy shares: left on, it flushed the caller's own arithmetic after `fit`
+    returned (a notebook's, a later metric's), so it is restored. torch has no getter for it: a
+    subnormal reads back as 0 exactly while it is on."""
+    flushing = torch.tensor([1e-39]).item() == 0.0        # float32's smallest normal is 1.18e-38
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(flushing)
+
+
+@subnormals_flushed()
 def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path | None = None,
         progress: bool = True, resume: bool = False, on_epoch=None, precision: str = "fp32",
         test: bool = True) -> FitResult:
@@ -251,11 +272,6 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     The step (`train_epoch`) reads nothing back from the device: loss terms are summed there and read once per
     epoch, so a GPU runs ahead of the host. The splits are moved to the device once, here."""
     keep_freed_memory()      # CPU steps stop re-faulting their big activations (host_memory.py)
-    # A gradient that enters an LSTM at one frame per sample decays over hundreds of frames into
-    # subnormal floats, which x86 multiplies ~20x slower: MISA's and Self-MM's audio/vision LSTM
-    # backwards took 4-5x longer on the CPU. Flushing them to zero changed no metric of any model
-    # in our checks (bench/README.md, "Subnormal floats"); it is a no-op on the GPU.
-    torch.set_flush_denormal(True)
     dataset = data.spec.name
     check_trainer_config(config, dataset)
     check_last_batch(model, len(data.train), config.batch_size)
