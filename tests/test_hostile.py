@@ -447,6 +447,34 @@ def test_two_concurrent_recoveries_append_each_record_once(results):
     assert not list((out / "runs").glob("*/record.json"))
 
 
+def test_a_recovery_that_waited_for_the_lock_warns_of_no_file_the_other_folded_in(results, monkeypatch, caplog):
+    """Two recoveries at once (a sweep starting beside `results --recover`): the one that waited for the store's
+    lock had listed the kept files before it, found each gone and warned 'not the record of run folder' of it."""
+    import contextlib
+
+    from mmsa_atsuko.results import folder
+    out, record = results
+    run_id = "tfn-mosi-s7-20260101T000000-000007"
+    (out / "runs" / run_id).mkdir()
+    (out / "runs" / run_id / "record.json").write_text(
+        json.dumps({**record, "run_id": run_id, "seed": 7, "run_dir": f"runs/{run_id}"}))
+    asked, by_the_other = [], []
+
+    @contextlib.contextmanager
+    def the_other_recovery_first(path):
+        asked.append(path)
+        if len(asked) == 1:                  # the other process took the lock first and folded the file in
+            by_the_other.extend(store.recover(out))
+        with folder.store_lock(path) as lock:
+            yield lock
+    monkeypatch.setattr("mmsa_atsuko.results.store.store_lock", the_other_recovery_first)
+    with caplog.at_level("WARNING", logger="mmsa_atsuko"):
+        assert store.recover(out) == []
+    assert [r["run_id"] for r in by_the_other] == [run_id] and len(asked) == 2
+    assert "is not the record of run folder" not in caplog.text, caplog.text
+    assert sorted(r["run_id"] for r in store.read_records(out)) == sorted([record["run_id"], run_id])
+
+
 def test_run_dir_is_stored_relative_and_resolved_inside_the_results_folder(results):
     out, record = results
     assert record["run_dir"] == f"runs/{record['run_id']}"

@@ -154,14 +154,15 @@ def recover(out_dir) -> list[dict]:
     store already holds (a recovery killed between its append and its cleanup) is not appended
     again; each file is removed once its record is in the store. Returns the records appended."""
     out_dir = Path(out_dir)
-    kept = sorted((out_dir / "runs").glob(f"*/{RECORD_FILE}")) if (out_dir / "runs").is_dir() else []
-    if not kept:
+    if not _kept_records(out_dir):
         return []
     path = out_dir / RUNS_FILE
     appended = []
     with store_lock(path):
         stored = {r.get("run_id") for r in read_records(out_dir)}
-        for file in kept:
+        # Listed again under the lock: a recovery that held it meanwhile (a sweep and `results --recover` started
+        # together) folded in and removed what the list before it named, each then warned of as no record.
+        for file in _kept_records(out_dir):
             record = _read_kept(file)
             if record is None:
                 continue
@@ -171,6 +172,10 @@ def recover(out_dir) -> list[dict]:
                 appended.append(record)
             file.unlink()
     return appended
+
+
+def _kept_records(out_dir: Path) -> list[Path]:
+    return sorted((out_dir / "runs").glob(f"*/{RECORD_FILE}")) if (out_dir / "runs").is_dir() else []
 
 
 def _read_kept(file: Path) -> dict | None:
