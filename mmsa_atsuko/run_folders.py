@@ -31,6 +31,9 @@ log = logging.getLogger("mmsa_atsuko")
 RUN_LOCK = "run.lock"            # held while a process runs in the folder
 RUN_IDENTITY = "run.json"        # the identity of the run in the folder, and who runs it
 LAST_CHECKPOINT = "last.pt"      # the trainer's per-epoch state, what --resume continues from
+# How long a run looking for its own leftovers waits for one whose lock is held: another process's look at every
+# folder holds each for the time it reads run.json; a live run of the same identity holds it until it ends.
+LOOK_HOLD_S = 2.0
 
 
 def partial_dir(out, run_id: str) -> Path:
@@ -38,8 +41,8 @@ def partial_dir(out, run_id: str) -> Path:
     return Path(out) / "runs" / f".{run_id}.partial"
 
 
-def _claim(folder: Path) -> FileLock | None:
-    """`folder`'s lock, taken without waiting; None while a live process holds it (or the folder has gone)."""
+def _claim(folder: Path, wait: float = 0.0) -> FileLock | None:
+    """`folder`'s lock, taken within `wait` seconds; None while a live process holds it (or the folder has gone)."""
     try:
         inode = folder.stat().st_ino
     except FileNotFoundError:
@@ -50,7 +53,7 @@ def _claim(folder: Path) -> FileLock | None:
         return None
     lock = FileLock(folder / RUN_LOCK)
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=wait)
     except (Timeout, OSError):
         # Held, or gone; or a run.lock no run made (a link, which filelock never opens, a folder):
         # such a folder is no run's to take over or remove, and is left alone.
@@ -234,7 +237,9 @@ def unfinished_runs(out, identities: Collection[tuple] | None = None) -> Iterato
     caller asks for the next, so that no run can take it over meanwhile. With `identities`, only the folders
     that name one of them (`identity_of`) are locked and given: a worker looking for its own run's leftovers
     must not hold another run's lock even for a moment, since that run's worker, looking for its own at the
-    same time, would take the folder for a live run's and train afresh instead of resuming it."""
+    same time, would take the folder for a live run's and train afresh instead of resuming it. A folder of
+    `identities` that is held is waited for a moment (LOOK_HOLD_S): a scan that locks every folder (`clean`, the
+    sweep's plan line, run.py's closing count) may be reading it, which a run's own process would not."""
     for folder in sorted((Path(out) / "runs").glob(".*.partial")):
         if folder.is_symlink():      # not a run's: taking its lock would write where it points
             continue
@@ -242,7 +247,7 @@ def unfinished_runs(out, identities: Collection[tuple] | None = None) -> Iterato
             found = identity_of(folder)
             if not any(found == wanted for wanted in identities):    # compared, not hashed: a hostile run.json
                 continue                                              # may name lists in its identity
-        lock = _claim(folder)
+        lock = _claim(folder, wait=0.0 if identities is None else LOOK_HOLD_S)
         if lock is None:
             continue
         try:

@@ -298,17 +298,47 @@ def test_looking_for_its_leftovers_a_run_never_locks_another_runs_folder(tmp_pat
                for f in (tmp_path / "runs").glob(".*.partial")}
     claimed = []
     real_claim = run_folders._claim
-    monkeypatch.setattr(run_folders, "_claim", lambda folder: claimed.append(folder) or real_claim(folder))
+    monkeypatch.setattr(run_folders, "_claim", lambda folder, wait=0.0: claimed.append(folder) or real_claim(folder, wait))
     first = run_folders.identity_of(by_seed[1])
     assert run_folders.take_leftovers(tmp_path, first, resume=True) == by_seed[1].name[1:-len(".partial")]
     assert set(claimed) == {by_seed[1]}
-    lock = real_claim(by_seed[2])            # the other worker's scan, had it locked seed 2's folder: it is missed
+    lock = real_claim(by_seed[2])            # held past LOOK_HOLD_S, as a live run holds it: it is missed
     try:
         assert run_folders.take_leftovers(tmp_path, run_folders.identity_of(by_seed[2]), resume=True) is None
     finally:
         lock.release()
     assert run_folders.take_leftovers(tmp_path, run_folders.identity_of(by_seed[2]), resume=True) \
         == by_seed[2].name[1:-len(".partial")]
+
+
+def test_a_run_looking_for_its_leftover_waits_out_another_process_looking_at_every_folder(tmp_path, monkeypatch):
+    """`clean`, a sweep's plan line and run.py's closing count of unfinished folders lock each dead run's folder for the
+    moment they read it. A run of that folder's own identity looking for it then (run.py --resume beside them) took
+    it for a live run's, trained afresh under a new run_id and left the folder; it now waits a moment for the lock."""
+    from filelock import FileLock
+
+    from mmsa_atsuko import run_folders
+    die_before_last_pt_of_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=2, out=tmp_path,
+                        quiet=True)
+    monkeypatch.undo()
+    (folder,) = (tmp_path / "runs").glob(".*.partial")
+    looking = FileLock(folder / "run.lock")
+    looking.acquire()                        # the other process's look, reading this folder now
+    real_acquire = FileLock.acquire
+
+    def acquire(lock, timeout=None, *args, **kwargs):
+        if lock is not looking and looking.is_locked and timeout:
+            looking.release()                # the look moves on while this run waits for the lock
+        return real_acquire(lock, timeout, *args, **kwargs)
+    monkeypatch.setattr(FileLock, "acquire", acquire)
+    try:
+        got = run_folders.take_leftovers(tmp_path, run_folders.identity_of(folder), resume=True)
+    finally:
+        if looking.is_locked:
+            looking.release()
+    assert got == folder.name[1:-len(".partial")] and folder.is_dir()
 
 
 def test_resume_with_nothing_to_resume_starts_afresh(tmp_path, monkeypatch):
