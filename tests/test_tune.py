@@ -5,7 +5,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -55,28 +54,44 @@ def test_the_search_never_evaluates_the_test_split_and_the_best_config_runs_on_e
     assert f"\n- tfn: runs labelled tune-tfn-mosi trial {number}\n" in leaderboard(tmp_path, fmt="md")
 
 
+# Installed in the tune's process through PYTHONPATH: once trial 1 has reported its first epoch, the process kills
+# itself, as `kill -9` would. The test polled the study for trial 1 and killed the tune from outside; a poll slowed
+# by a busy machine missed trial 1's second or so of training, and the tune ended all 3 trials before the kill.
+KILL_THE_TUNE_IN_TRIAL_1 = """
+import os, signal
+import mmsa_atsuko.sweep.execute as execute
+real_run_trial, real_fit = execute.run_trial, execute.fit
+
+def fit(*args, on_epoch, **kwargs):
+    def report(entry):
+        on_epoch(entry)                           # the epoch's value reaches the study: trial 1 is mid-way
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_fit(*args, on_epoch=report, **kwargs)
+
+def run_trial(run, device):
+    if run.trial["number"] == 1:
+        execute.fit = fit
+    return real_run_trial(run, device)
+
+execute.run_trial = run_trial
+"""
+
+
 def test_a_tune_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_path):
     command = [sys.executable, str(ROOT / "run.py"), "tune", "-m", "tfn", "-d", "mosi", "--trials", "3",
-               "--synthetic", "--preset", "small", "--max-epochs", "2", "-s", "1111", "--out", str(tmp_path)]
+               "--synthetic", "--preset", "small", "--max-epochs", "2", "-s", "1111", "--out", str(tmp_path / "out")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    storage = f"sqlite:///{tmp_path / 'tune' / 'tune-tfn-mosi.db'}"
-    first = None
-    for line in proc.stdout:
-        if "trial 0:" in line:
-            first = line
-            break
-    assert first is not None
-    deadline = time.time() + 60
-    while time.time() < deadline:                       # kill it once trial 1 is running
-        before = optuna.load_study(study_name="tune-tfn-mosi", storage=storage).trials
-        if len(before) == 2:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(KILL_THE_TUNE_IN_TRIAL_1)
+    killed = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**env, "PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)])})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert "trial 0:" in killed.stdout and "trial 1:" not in killed.stdout
+    storage = f"sqlite:///{tmp_path / 'out' / 'tune' / 'tune-tfn-mosi.db'}"
     before = optuna.load_study(study_name="tune-tfn-mosi", storage=storage).trials
     assert [t.state.name for t in before] == ["COMPLETE", "RUNNING"]
+    assert list(before[1].intermediate_values) == [1]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "trial 1 was running when an earlier tune stopped" in done.stdout
@@ -85,7 +100,7 @@ def test_a_tune_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 3 and trials[0].value == before[0].value   # trial 0 kept, not rerun
     assert trials[1].state.name == "FAIL" and trials[2].params == before[1].params   # its parameters retried
-    records = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "out" / "runs.jsonl").read_text().splitlines()]
     assert [(r["seed"], r["label"]) for r in records] == [(1111, "tune-tfn-mosi")]
 
 
