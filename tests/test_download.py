@@ -318,13 +318,13 @@ def test_a_second_download_of_a_file_waits_for_the_first(tmp_path, published_mos
         if line.startswith("waiting for another download"):
             go_on.set()
 
-    unblock = threading.Timer(3, go_on.set)       # without a lock nothing waits: don't hang the test
-    unblock.start()
     try:
         (path,) = dl.download("mosi", data_root=tmp_path, downloader=second, say=say)
     finally:
+        # Without a lock the second never waits: it is done now, and so is the first's wait. (A 3 s timer set
+        # go_on before: a second download slower than that to reach the lock found it free and said no wait.)
+        go_on.set()
         thread.join(10)
-        unblock.cancel()
     assert outcome["first"] == [tmp_path / MOSI]
     assert lines[0] == f"waiting for another download of {MOSI} to {tmp_path / MOSI} to finish"
     assert second.fetched == [] and lines[-1].endswith("put there by another download meanwhile (sha256 verified); "
