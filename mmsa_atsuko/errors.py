@@ -36,16 +36,17 @@ class ModelContractError(UsageError):
     A fresh run that stops on it leaves no folder behind (`run_folders.run_folder`)."""
 
 
-class ResumeRefused(ToolkitError):
-    """A dead run's folder that `--resume` may not continue: `run.py --resume` stops on it in one line, a sweep
-    says it and trains the run afresh (`sweep/execute.py`). Raised as one of the two kinds below."""
+class ResumeRefused(DataError):
+    """A dead run's folder that `--resume` may not continue: `run.py --resume` stops on it in one line (in process
+    and with --jobs alike), a sweep says it and trains the run afresh (`sweep/execute.py`). A DataError (exit 1)
+    whichever check refused it: the command was right, the shared folder's content or state is not."""
 
 
-class FolderNotResumable(ResumeRefused, UsageError):
+class FolderNotResumable(ResumeRefused):
     """The folder holds what no run writes (a link, a named pipe), or a live process holds its lock."""
 
 
-class StateNotResumable(ResumeRefused, DataError):
+class StateNotResumable(ResumeRefused):
     """Its last.pt is not a training state of this run (`training/resume_checks.py`)."""
 
 

@@ -139,7 +139,7 @@ def _foreign(entry: Path) -> str | None:
 
 
 def _check_resumable(folder: Path) -> None:
-    """One line (FolderNotResumable, a UsageError) if a dead run's folder, about to be resumed, holds anything but
+    """One line (FolderNotResumable, a DataError: exit 1) if a dead run's folder, about to be resumed, holds anything but
     folders and regular files of one name. A run writes its files by name (train.log appended to, model.json,
     config.yaml and the predictions rewritten in place, best.pt, history.json and last.pt through `.<name>.tmp`,
     tensorboard/): a symbolic link planted at one of them in a shared results folder sent those writes to the

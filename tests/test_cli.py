@@ -366,21 +366,37 @@ def test_resume_with_jobs_continues_in_workers_as_an_uninterrupted_run_ends(tmp_
     assert not list((tmp_path / "cut" / "runs").glob(".*"))
 
 
-def test_resume_with_jobs_stops_on_a_folder_it_may_not_continue(tmp_path, capsys, monkeypatch):
-    """As run.py --resume in process stops on a last.pt that is not this run's state, so does --jobs 2: the run is
-    not trained afresh, the command fails in one line naming why, and the folder is left as it was."""
+@pytest.mark.parametrize("jobs", [[], ["--jobs", "2"]], ids=["in-process", "jobs-2"])
+@pytest.mark.parametrize("spoil", ["garbage last.pt", "train.log linked elsewhere"])
+def test_resume_stops_on_a_folder_it_may_not_continue_with_exit_1_in_process_and_in_workers(tmp_path, capsys,
+                                                                                           monkeypatch, spoil, jobs):
+    """A dead run's folder --resume may not continue stops run.py in one line, the run not trained afresh and the
+    folder left as it was, in process and with --jobs 2 alike, and with one exit code: 1, a DataError, since
+    what is wrong is the shared folder (a link planted in it, a last.pt not of this run), not what was typed.
+    Before: a planted link was exit 2 in process (a UsageError) and exit 1 with --jobs 2."""
     from mmsa_atsuko.cli import main
     from mmsa_atsuko.results import read_records
     argv = ["-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small", "--max-epochs", "2",
             "--quiet", "--out", str(tmp_path)]
     partial = _cut_in_epoch_2(argv, tmp_path, monkeypatch)
-    (partial / "last.pt").write_bytes(b"not a checkpoint")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    if spoil == "garbage last.pt":
+        (partial / "last.pt").write_bytes(b"not a checkpoint")
+        says = f"{partial / 'last.pt'} is not a training state this toolkit wrote"
+    else:
+        (partial / "train.log").unlink()
+        (partial / "train.log").symlink_to(victim)
+        says = f"{partial} holds train.log, a symbolic link, which no run writes"
+    before = sorted(entry.name for entry in partial.iterdir())
     capsys.readouterr()
-    assert main([*argv, "--jobs", "2", "--resume"]) == 1
+    assert main([*argv, *jobs, "--resume"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "last.pt" in err[0] and "Traceback" not in err[0], err
-    assert (partial / "last.pt").read_bytes() == b"not a checkpoint"
-    assert [r["status"] for r in read_records(tmp_path)] == ["failed"]      # no fresh run trained in its place
+    assert len(err) == 1 and says in err[0] and "Traceback" not in err[0], err
+    assert sorted(entry.name for entry in partial.iterdir()) == before and victim.read_text() == "precious\n"
+    if spoil == "garbage last.pt":
+        assert (partial / "last.pt").read_bytes() == b"not a checkpoint"
+    assert not [r for r in read_records(tmp_path) if r["status"] == "ok"]      # no fresh run trained in its place
 
 
 def test_run_skips_recorded_seeds_until_rerun(tmp_path, capsys):
