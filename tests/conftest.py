@@ -182,6 +182,27 @@ def die_before_last_pt_of_epoch(monkeypatch, epoch):
     monkeypatch.setattr(trainer, "save_training_state", save)
 
 
+# Installed in every process of a sweep or `run.py --jobs` (driver and spawned workers) through PYTHONPATH: the
+# worker training seed 1112 kills its driver once epoch 1's last.pt is written, as a reboot or `kill -9` would, and
+# dies with it; or, with KILL=worker, kills itself alone, as the OOM killer would.
+KILL_THE_SWEEP_AFTER_EPOCH_1 = """
+import os, signal, time
+import mmsa_atsuko.training.trainer as trainer
+real = trainer.save_training_state
+
+def save(path, *args):
+    if "-s1112-" in str(path) and args[5] == 2:
+        if os.environ.get("KILL") == "worker":
+            os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(60)                                  # the kernel kills this worker with its driver
+        os._exit(1)
+    return real(path, *args)
+
+trainer.save_training_state = save
+"""
+
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import (checkout_with, die_before_last_pt_of_epoch, history_scalars, latefuse, run_in_checkout,
-                      same_scalars, tensorboard_scalars)
+from conftest import (KILL_THE_SWEEP_AFTER_EPOCH_1, checkout_with, die_before_last_pt_of_epoch, history_scalars,
+                      latefuse, run_in_checkout, same_scalars, tensorboard_scalars)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -397,6 +397,49 @@ def test_resume_stops_on_a_folder_it_may_not_continue_with_exit_1_in_process_and
     if spoil == "garbage last.pt":
         assert (partial / "last.pt").read_bytes() == b"not a checkpoint"
     assert not [r for r in read_records(tmp_path) if r["status"] == "ok"]      # no fresh run trained in its place
+
+
+def test_a_killed_worker_under_jobs_resume_names_what_run_py_takes_to_continue_it(tmp_path):
+    """run.py --jobs 2 --resume, seed 1112's worker killed alone (as the OOM killer would) after epoch 1's last.pt:
+    the run fails, its folder kept, and the line names what run.py takes to go on. Before, it named sweep's
+    `--retry-failed --resume`, which run.py refuses; run.py runs failed runs again by itself, so the same command
+    again continues it from epoch 1's state under its run_id."""
+    import signal
+    from mmsa_atsuko.results import read_records
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(KILL_THE_SWEEP_AFTER_EPOCH_1, encoding="utf-8")
+    argv = [sys.executable, str(ROOT / "run.py"), "-m", "tfn", "-d", "mosi", "-s", "1111", "1112", "--synthetic",
+            "--preset", "small", "--max-epochs", "2", "--quiet", "--jobs", "2", "--resume", "--out", str(tmp_path / "out")]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    killed = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                            env=dict(env, KILL="worker", PYTHONPATH=os.pathsep.join([str(hook), str(ROOT)])))
+    assert killed.returncode == 1, killed.stderr
+    (failed,) = [r for r in read_records(tmp_path / "out") if r["status"] == "failed"]
+    said = (f"worker process died (exit code -{int(signal.SIGKILL)}); its folder is kept: the same command again "
+            f"continues it from its last finished epoch")
+    assert failed["seed"] == 1112 and failed["error"] == said
+    (line,) = [line for line in killed.stderr.splitlines() if line.startswith("error: ")]
+    assert said in line and "--retry-failed" not in killed.stderr
+
+    again = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert again.returncode == 0, again.stderr
+    (second,) = [r for r in read_records(tmp_path / "out") if r["seed"] == 1112 and r["status"] == "ok"]
+    assert second["run_id"] == failed["run_id"] and len(second["earlier_attempts"]) == 1
+    assert "resumed after epoch 1 " in (tmp_path / "out" / second["run_dir"] / "train.log").read_text()
+
+
+def test_jobs_without_resume_says_what_resume_would_do_with_a_run_cut_short(tmp_path, capsys, monkeypatch):
+    """run.py offers --resume with --jobs too, so its plan line says what it does with a run cut short, as
+    sweep's does; before, it said nothing of it (as for a caller that offers no --resume)."""
+    from mmsa_atsuko.cli import main
+    argv = ["-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small", "--max-epochs", "2",
+            "--quiet", "--out", str(tmp_path)]
+    _cut_in_epoch_2(argv, tmp_path, monkeypatch)
+    capsys.readouterr()
+    assert main([*argv, "--jobs", "2"]) == 0
+    (plan,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sweep: ")]
+    assert "1 of them cut short earlier, to start again from their first epoch (--resume continues them)" in plan
 
 
 def test_run_skips_recorded_seeds_until_rerun(tmp_path, capsys):

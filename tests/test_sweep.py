@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import die_before_last_pt_of_epoch
+from conftest import KILL_THE_SWEEP_AFTER_EPOCH_1, die_before_last_pt_of_epoch
 from mmsa_atsuko.data.conditions import make_condition
 from mmsa_atsuko.errors import DataError, MissingDataError, ToolkitError, UsageError
 from mmsa_atsuko.results import identity, latest_by_identity, read_records
@@ -713,27 +713,6 @@ def test_sweep_resume_continues_the_run_cut_short_and_ends_as_the_uninterrupted_
     log = (cut / first["run_dir"] / "train.log").read_text()
     assert log.count("resumed after epoch 1 ") == 1 and log.count("INFO epoch 1 ") == 1     # not trained again
     assert not list((cut / "runs").glob(".*")) and "removed" not in caplog.text
-
-
-# Installed in every process of a sweep (driver and spawned workers) through PYTHONPATH: the worker training seed
-# 1112 kills its driver once epoch 1's last.pt is written, as a reboot or `kill -9` would, and dies with it; or,
-# with KILL=worker, kills itself alone, as the OOM killer would.
-KILL_THE_SWEEP_AFTER_EPOCH_1 = """
-import os, signal, time
-import mmsa_atsuko.training.trainer as trainer
-real = trainer.save_training_state
-
-def save(path, *args):
-    if "-s1112-" in str(path) and args[5] == 2:
-        if os.environ.get("KILL") == "worker":
-            os.kill(os.getpid(), signal.SIGKILL)
-        os.kill(os.getppid(), signal.SIGKILL)
-        time.sleep(60)                                  # the kernel kills this worker with its driver
-        os._exit(1)
-    return real(path, *args)
-
-trainer.save_training_state = save
-"""
 
 
 def test_sweep_resume_with_worker_processes_continues_what_a_killed_sweep_left(tmp_path, capsys):

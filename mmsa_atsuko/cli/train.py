@@ -188,7 +188,8 @@ def cmd_train(argv) -> int:
                              max_epochs=args.max_epochs, config=args.config, missing_rates=args.missing_rate,
                              drop_modality=args.drop_modality, modalities=args.modalities,
                              synthetic_recipe=args.synthetic_recipe,
-                             resume="stop" if args.resume else None)   # run.py stops on a folder it may not continue
+                             # run.py stops on a folder it may not continue; without --resume its lines name it
+                             resume="stop" if args.resume else False)
     print_table(records, args.out, stored_before)
     stale = sum(1 for _ in unfinished_runs(args.out))
     if stale:

@@ -146,8 +146,9 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     docstring); `lists` go to `expand`. `save_checkpoint="none"` leaves no best.pt in run folders.
     `resume`: a run that a cut-short call left in a dead `.partial` folder continues from its last finished
     epoch, as `run.py --resume` continues it (`execute`); else that folder is removed and the run starts again
-    (None: as False, from a caller that offers no --resume, tune's final runs and `run.py --jobs` without it: no
-    line names it; "stop": `run.py --jobs N --resume`, where a folder it may not continue fails the run).
+    (None: as False, from a caller that offers no --resume: no line names it; "stop": `run.py --jobs N --resume`,
+    where a folder it may not continue fails the run). `retry_failed` also chooses what the line of a run whose
+    worker died under `resume` says to type to continue it (`execute.failure`).
     `precision` and `deterministic` as for `api.run`. `label` is stored in the records of the runs it
     trains (`tune` names its study), and `tune_trial` with it (the number of the study's best trial).
 
@@ -174,7 +175,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
                               keep_data=getattr(backend, "in_process", False), precision=precision,
                               deterministic=deterministic)
             for run in sweep_plan.todo:
-                run.label, run.tune_trial, run.resume = label, tune_trial, resume
+                run.label, run.tune_trial, run.resume, run.reruns_failed = label, tune_trial, resume, retry_failed
             if sweep_plan.missing:
                 raise missing_data_error(sweep_plan)
             echo(_plan_line(sweep_plan, retry_failed)

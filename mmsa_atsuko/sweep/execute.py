@@ -77,14 +77,16 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
     the traceback in error.txt, becomes `runs/<run_id>.failed`. A tuning trial has no folder and
     no record: it fails as an outcome (`run_trial`'s), which the tune tells its study. With --resume, a run whose
     process was killed (`worker_died`: the OOM killer, a signal) keeps its `.partial` folder, a dead run's with
-    the epochs it finished, for `--retry-failed --resume` to continue; `.failed` then holds error.txt alone."""
+    the epochs it finished, for the same command to continue (with `--retry-failed` where it skips failed runs:
+    `sweep`); `.failed` then holds error.txt alone."""
     is_exception = isinstance(error, BaseException)
     message = " ".join(f"{type(error).__name__}: {error}".split()) if is_exception else str(error)
     if run.trial is not None:
         return {"number": run.trial["number"], "state": "fail", "error": message, "seconds": wall}
     kept = worker_died and run.resume
     if kept:
-        message += "; its folder is kept: --retry-failed --resume continues it from its last finished epoch"
+        again = "the same command again" if run.reruns_failed else "--retry-failed --resume"
+        message += f"; its folder is kept: {again} continues it from its last finished epoch"
     work = api.partial_dir(Path(out), run_id)
     failed_dir = work.parent / f"{run_id}.failed"
     failed_dir.parent.mkdir(parents=True, exist_ok=True)

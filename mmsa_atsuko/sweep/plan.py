@@ -31,6 +31,9 @@ class PlannedRun:
     # Continue a dead run's .partial folder of this identity (`sweep`'s resume); "stop": so does run.py --jobs N
     # --resume, where a folder it may not continue fails the run (run.py stops) instead of training it afresh.
     resume: bool | str | None = None
+    # Whether the command that planned it runs failed runs again (sweep --retry-failed; run.py --jobs always): what
+    # the line of a run whose worker died under --resume tells the user to type to continue its kept folder.
+    reruns_failed: bool = False
     label: str | None = None         # stored in its record (a tune's study name); not part of its identity
     tune_trial: int | None = None    # stored with it: the number of the study's trial whose config this is
     trial: dict | None = None        # a tuning trial (sweep/tune.py): storage, study, trial id and number
