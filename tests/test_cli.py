@@ -617,7 +617,9 @@ def test_maintenance_commands_given_the_store_file_name_its_folder(tmp_path, cap
 @pytest.mark.parametrize("argv, line", [
     (["-m", "tfn", "-d", "mosi"], "interrupted: finished runs are recorded; the same command again skips them (with "
                                   "--resume it continues the interrupted run from its last finished epoch)"),
-    (["tune", "-m", "tfn"], "interrupted: finished trials are stored in the study; the same command again continues it"),
+    (["tune", "-m", "tfn"], "interrupted: finished trials are stored in the study and finished final runs recorded; "
+                            "the same command again continues them, a final run that was training from its first "
+                            "epoch, or with --resume from its last finished epoch"),
     (["leaderboard"], "interrupted"),            # nothing to go on with
 ])
 def test_ctrl_c_says_what_a_training_command_kept_and_how_to_go_on(monkeypatch, capsys, argv, line):

@@ -419,3 +419,63 @@ def test_a_trial_value_the_config_refuses_is_blamed_on_the_space_file(tmp_path, 
     assert code == 1 and len(failed) == 2 and len(err) == 1, (out, err)
     assert all(f"FAILED: UsageError: {space}: post_fusion_dim must be an int like 64, got " in line for line in failed)
     assert "command-line override" not in out + err[0]
+
+
+TUNE_TO_CUT = ["tune", "-m", "tfn", "-d", "mosi", "--trials", "1", "-s", "1111", "1112", "--synthetic", "--preset",
+               "small", "--max-epochs", "2"]
+
+
+def test_tune_resume_continues_a_final_run_cut_short_and_ends_as_an_uninterrupted_tune(tmp_path, capsys,
+                                                                                        monkeypatch):
+    """Before: tune offered no --resume, and its final run cut short trained again from epoch 1. With --resume the
+    same command continues it in its folder, under its run_id, from its last finished epoch (through sweep's
+    mechanism), and both final runs end bit for bit as in a tune never cut short (CPU, 1 thread)."""
+    from conftest import die_before_last_pt_of_epoch
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.results import read_records
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main([*TUNE_TO_CUT, "--out", str(whole)]) == 0
+    die_before_last_pt_of_epoch(monkeypatch, 2)            # trials write no last.pt: the first final run is cut
+    assert main([*TUNE_TO_CUT, "--out", str(cut)]) == 130
+    monkeypatch.undo()
+    (partial,) = (cut / "runs").glob(".*.partial")
+    assert "-s1111-" in partial.name and not (cut / "runs.jsonl").exists()
+    capsys.readouterr()
+
+    assert main([*TUNE_TO_CUT, "--out", str(cut), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "2 to run, 1 of them cut short earlier, to continue from their last finished epoch (--resume)" in out
+    uncut = {r["seed"]: r for r in read_records(whole)}
+    resumed = {r["seed"]: r for r in read_records(cut)}
+    assert sorted(resumed) == [1111, 1112] and all(r["status"] == "ok" for r in resumed.values())
+    for seed in (1111, 1112):
+        for key in ("metrics", "valid_metrics", "best_epoch", "epochs_run", "config", "tune_trial"):
+            assert repr(resumed[seed][key]) == repr(uncut[seed][key]), (seed, key)   # repr round-trips every float
+    first = resumed[1111]
+    assert first["run_id"] == partial.name[1:-len(".partial")] and len(first["earlier_attempts"]) == 1
+    log = (cut / first["run_dir"] / "train.log").read_text()
+    assert log.count("resumed after epoch 1 ") == 1 and log.count("INFO epoch 1 ") == 1     # not trained again
+    assert not list((cut / "runs").glob(".*"))
+
+
+def test_a_final_run_that_failed_runs_again_on_the_next_tune(tmp_path, capsys, monkeypatch):
+    """tune offers no --retry-failed: a final run recorded failed was skipped by every later tune, whose plan line
+    named --retry-failed, which tune refuses. It runs again, as run.py runs a failed seed again."""
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.results import read_records
+    real = trainer.save_training_state
+
+    def fail_seed_1112(path, *args):
+        if "-s1112-" in str(path):
+            raise RuntimeError("a crash of seed 1112")
+        return real(path, *args)
+
+    monkeypatch.setattr(trainer, "save_training_state", fail_seed_1112)
+    assert main([*TUNE_TO_CUT, "--out", str(tmp_path)]) == 0
+    monkeypatch.undo()
+    assert [(r["seed"], r["status"]) for r in read_records(tmp_path)] == [(1111, "ok"), (1112, "failed")]
+    capsys.readouterr()
+    assert main([*TUNE_TO_CUT, "--out", str(tmp_path)]) == 0
+    (plan,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sweep: ")]
+    assert "1 already recorded, 1 failed before and retried, 1 to run" in plan
+    assert [(r["seed"], r["status"]) for r in read_records(tmp_path)][2:] == [(1112, "ok")]

@@ -84,7 +84,9 @@ AFTER_INTERRUPT = {
     # What the next call does with each run that was training depends on --resume (sweep/execute.py): say both.
     "sweep": ": finished runs are recorded; the same command again skips them and runs the rest, each run that "
              "was training from its first epoch, or with --resume from its last finished epoch",
-    "tune": ": finished trials are stored in the study; the same command again continues it",
+    "tune": ": finished trials are stored in the study and finished final runs recorded; the same command again "
+            "continues them, a final run that was training from its first epoch, or with --resume from its last "
+            "finished epoch",
 }
 
 

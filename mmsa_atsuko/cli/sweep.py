@@ -139,7 +139,7 @@ def tune_parser() -> argparse.ArgumentParser:
                       "pruning on the validation metric; the test split is never evaluated), stored in SQLite in "
                       "<out>/tune/ so that a killed tune resumes; trials run on the sweep's backends (local "
                       "workers or Ray); then the best config runs on every seed, recorded as normal runs labelled "
-                      "with the study's name and the best trial's number (label, tune_trial).")
+                      "with the study's name and the best trial's number (label, tune_trial); one recorded failed runs again.")
     p.add_argument("-m", "--model", required=True, type=str.lower)
     p.add_argument("-d", "--dataset", required=True, type=str.lower)
     p.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")
@@ -150,6 +150,10 @@ def tune_parser() -> argparse.ArgumentParser:
     p.add_argument("-s", "--seeds", nargs="+", action="extend", type=int, default=None,
                    help="seeds of the best config's runs (default 1111-1115); trials train the first")
     add_data_options(p, "trial")
+    p.add_argument("--resume", action="store_true", help="continue each final run (the best config's, on the "
+                   "seeds) that an earlier, cut-short call left unfinished from its last finished epoch, as sweep "
+                   "--resume does; without it, such a run's folder is removed and the run starts again. Trials have "
+                   "no run folder: one that was running when a tune stopped runs again as a new trial either way")
     add_backend_options(p)
     add_save_checkpoint(p)
     add_condition_args(p)
@@ -165,5 +169,5 @@ def cmd_tune(argv) -> int:
         tune(args.model, args.dataset, trials=args.trials, out=args.out, space_file=args.space,
              study_name=args.study, seed=args.tune_seed, seeds=args.seeds or DEFAULT_SEEDS, backend=backend,
              echo=echo, precision=args.precision, deterministic=not args.nondeterministic,
-             save_checkpoint=args.save_checkpoint, **data_lists(args))
+             save_checkpoint=args.save_checkpoint, resume=args.resume, **data_lists(args))
     return 0

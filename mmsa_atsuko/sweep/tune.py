@@ -22,8 +22,10 @@
 - A study remembers what it searched (setting, config hash, trial seed, space): resuming it with
   other options is an error, not a silent mix of two searches.
 - The best configuration then runs on every seed as a normal sweep (recorded, skipped when
-  already recorded), its records labelled with the study's name (`label`) and the best trial's number
-  (`tune_trial`), as Optuna names a trial; the leaderboard names the row of their config so.
+  already recorded, a failed one run again as run.py runs it: tune offers no --retry-failed), its records labelled
+  with the study's name (`label`) and the best trial's number (`tune_trial`), as Optuna names a trial; the
+  leaderboard names the row of their config so. With `resume`, a final run cut short continues from its last
+  finished epoch, as `sweep --resume` continues one; a trial has no run folder and runs again as a new trial.
 
 Search spaces (`configs/tune/<model>.yaml`) are read, checked and sampled in `tune_space`.
 """
@@ -78,11 +80,13 @@ def _ended(study, optuna) -> list:
 
 def tune(model: str, dataset: str, *, trials: int, out="results", space_file=None, study_name=None,
          seed: int = 0, seeds=DEFAULT_SEEDS, backend=None, echo=print, final_runs: bool = True,
-         precision: str = "fp32", deterministic: bool = True, save_checkpoint: str = "best", **lists):
+         precision: str = "fp32", deterministic: bool = True, save_checkpoint: str = "best", resume: bool = False,
+         **lists):
     """Search `trials` configurations of `model` on `dataset` (see the module docstring), then run the
     best one on every seed in `seeds`. `lists`: what `sweep_file.expand` takes besides models, datasets
     and seeds (aligned, synthetic, synthetic_recipe, preset, max_epochs, config, data_root, the protocol
-    axes, ...), applied to every trial; they must name one setting. Returns the study."""
+    axes, ...), applied to every trial; they must name one setting. `resume`: for the final runs (the module
+    docstring). Returns the study."""
     optuna = optuna_module()
     if trials < 1:
         raise UsageError(f"--trials must be at least 1, got {trials}")
@@ -205,7 +209,7 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
     if final_runs:        # the same backend: its workers are started already (sweep closes it)
         sweep(out=out, backend=backend, echo=echo, models=[model], datasets=[dataset], seeds=seeds,
               label=study_name, tune_trial=best.number, precision=precision, deterministic=deterministic,
-              save_checkpoint=save_checkpoint,
+              save_checkpoint=save_checkpoint, retry_failed=True, resume=resume,
               **{**lists, "config": list(base.overrides) + list(best.params.items())})
     else:
         backend.close()
