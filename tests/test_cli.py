@@ -429,6 +429,45 @@ def test_a_killed_worker_under_jobs_resume_names_what_run_py_takes_to_continue_i
     assert "resumed after epoch 1 " in (tmp_path / "out" / second["run_dir"] / "train.log").read_text()
 
 
+# Seed 1112's training breaks the model contract (a UsageError), in the driver and in every spawned worker alike.
+BREAK_THE_CONTRACT_IN_SEED_1112 = """
+import mmsa_atsuko.training.trainer as trainer
+from mmsa_atsuko.errors import ModelContractError
+real = trainer.save_training_state
+
+def save(path, *args):
+    if "-s1112-" in str(path):
+        raise ModelContractError("tfn.forward: pred is (16, 1), expected (16,) for regression")
+    return real(path, *args)
+
+trainer.save_training_state = save
+"""
+
+
+@pytest.mark.parametrize("jobs", [[], ["--jobs", "2"]], ids=["in-process", "jobs-2"])
+def test_a_usage_error_inside_training_exits_2_in_process_and_in_workers(tmp_path, jobs):
+    """A ModelContractError (a UsageError: the model, not the data, is wrong) raised while seed 1112 of 1111-1113
+    trains: exit 2 and one line with its message, in process and with --jobs 2. Before, --jobs gave 1, as for a
+    crash: the error crossed the worker as its record's text. What differs stays what one process or several
+    do: in process run.py stops there (1113 not trained), the workers finish the other seeds (1112 recorded
+    failed, which the same command runs again); seed 1111's ok record is kept either way."""
+    from mmsa_atsuko.results import read_records
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(BREAK_THE_CONTRACT_IN_SEED_1112, encoding="utf-8")
+    argv = [sys.executable, str(ROOT / "run.py"), "-m", "tfn", "-d", "mosi", "-s", "1111", "1112", "1113",
+            "--synthetic", "--preset", "small", "--max-epochs", "1", "--quiet", *jobs, "--out", str(tmp_path / "out")]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join([str(hook), str(ROOT)])))
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert err[0].startswith("error: ") and "pred is (16, 1), expected (16,) for regression" in err[0], err
+    status = {r["seed"]: r["status"] for r in read_records(tmp_path / "out")}
+    assert status == ({1111: "ok", 1112: "failed", 1113: "ok"} if jobs else {1111: "ok"}), status
+    if jobs:
+        assert "seed 1112: ModelContractError: tfn.forward" in err[0], err
+
+
 def test_jobs_without_resume_says_what_resume_would_do_with_a_run_cut_short(tmp_path, capsys, monkeypatch):
     """run.py offers --resume with --jobs too, so its plan line says what it does with a run cut short, as
     sweep's does; before, it said nothing of it (as for a caller that offers no --resume)."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import errors
 from ..data.conditions import condition_of
 from ..errors import ToolkitError
-from ..results import append_mmsa_csv, latest_by_identity, read_records
-from .driver import sweep
+from ..results import append_mmsa_csv, identity, latest_by_identity, read_records
+from .driver import Summary, sweep
 
 
 def run_packed(models, datasets, seeds, *, backend, out="results", save_checkpoint="best", precision="fp32",
@@ -19,14 +20,13 @@ def run_packed(models, datasets, seeds, *, backend, out="results", save_checkpoi
     """Train what `api.run(models, datasets, seeds, ...)` would, on `backend` (a LocalBackend);
     return the records in plan order, recorded ones included. `lists`: aligned, synthetic, preset,
     max_epochs, config, ... as `sweep.expand` takes them. A failed run raises ToolkitError once
-    every run has finished (its record and error.txt are kept); a failure recorded earlier is tried again."""
+    every run has finished (its record and error.txt are kept), of the kind of the first one's error
+    (`failed_runs_error`); a failure recorded earlier is tried again."""
     summary = sweep(out=out, backend=backend, echo=echo, retry_failed=True, save_checkpoint=save_checkpoint,
                     precision=precision, deterministic=deterministic, models=list(models),
                     datasets=list(datasets), seeds=list(seeds), **lists)
     if summary.failed:
-        first = summary.failed[0]
-        raise ToolkitError(f"{len(summary.failed)} run(s) failed, e.g. {first['model']} {first['dataset']} seed "
-                           f"{first['seed']}: {first.get('error')} (records in {Path(out) / 'runs.jsonl'})")
+        raise failed_runs_error(summary, out, "")
     recorded = latest_by_identity(read_records(Path(out)))
     records = [recorded[run.identity] for run in summary.plan.runs]
     trained = {_row_key(r) for r in summary.records}
@@ -38,6 +38,23 @@ def run_packed(models, datasets, seeds, *, backend, out="results", save_checkpoi
         if key in trained:
             append_mmsa_csv(Path(out), group, echo=echo, told=told)
     return records
+
+
+def failed_runs_error(summary: Summary, out, head: str) -> ToolkitError:
+    """The one line of a command whose runs ran to the end and some failed: how many, the first in plan order (the
+    one an in-process `run.py` would have stopped on) and its error. `head` goes before (a tune's study name).
+    Its kind is that error's: a UsageError raised inside a worker (a ModelContractError: the user's model breaks
+    the contract, every seed alike) exits 2 as it does in process, not 1. The error crossed a process as its
+    record's text (`execute.failure`: "TypeName: message"), so its kind is found again by that name among the
+    toolkit's own errors; any other (a crash, a killed worker) is a ToolkitError, exit 1."""
+    order = {run.identity: i for i, run in enumerate(summary.plan.runs)}
+    failed = sorted(summary.failed, key=lambda r: order.get(identity(r), len(order)))
+    first, error = failed[0], str(failed[0].get("error"))
+    kind = getattr(errors, error.split(":", 1)[0], None)
+    usage = isinstance(kind, type) and issubclass(kind, errors.UsageError)
+    line = (f"{head}{len(failed)} run(s) failed, e.g. {first['model']} {first['dataset']} seed {first['seed']}: "
+            f"{error} (records in {Path(out) / 'runs.jsonl'})")
+    return errors.UsageError(line) if usage else ToolkitError(line)
 
 
 def _row_key(record: dict) -> tuple:
