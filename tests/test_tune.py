@@ -460,7 +460,8 @@ def test_tune_resume_continues_a_final_run_cut_short_and_ends_as_an_uninterrupte
 
 def test_a_final_run_that_failed_runs_again_on_the_next_tune(tmp_path, capsys, monkeypatch):
     """tune offers no --retry-failed: a final run recorded failed was skipped by every later tune, whose plan line
-    named --retry-failed, which tune refuses. It runs again, as run.py runs a failed seed again."""
+    named --retry-failed, which tune refuses. It runs again, as run.py runs a failed seed again. The tune that
+    recorded it failed exits 1 (it exited 0, its final runs' summary ignored)."""
     from mmsa_atsuko.cli import main
     from mmsa_atsuko.results import read_records
     real = trainer.save_training_state
@@ -471,10 +472,15 @@ def test_a_final_run_that_failed_runs_again_on_the_next_tune(tmp_path, capsys, m
         return real(path, *args)
 
     monkeypatch.setattr(trainer, "save_training_state", fail_seed_1112)
-    assert main([*TUNE_TO_CUT, "--out", str(tmp_path)]) == 0
-    monkeypatch.undo()
-    assert [(r["seed"], r["status"]) for r in read_records(tmp_path)] == [(1111, "ok"), (1112, "failed")]
     capsys.readouterr()
+    # A tune whose final run failed exits 1 in one line, as run.py of several seeds and sweep do; before, 0.
+    assert main([*TUNE_TO_CUT, "--out", str(tmp_path)]) == 1
+    monkeypatch.undo()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: [tune-tfn-mosi] final runs of the best config: 1 run(s) "
+                                               "failed, e.g. tfn mosi seed 1112: RuntimeError: a crash of seed 1112"), err
+    assert f"(records in {tmp_path / 'runs.jsonl'}; the same command runs them again)" in err[0], err
+    assert [(r["seed"], r["status"]) for r in read_records(tmp_path)] == [(1111, "ok"), (1112, "failed")]
     assert main([*TUNE_TO_CUT, "--out", str(tmp_path)]) == 0
     (plan,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sweep: ")]
     assert "1 already recorded, 1 failed before and retried, 1 to run" in plan

@@ -43,6 +43,7 @@ def run_packed(models, datasets, seeds, *, backend, out="results", save_checkpoi
 def failed_runs_error(summary: Summary, out, head: str) -> ToolkitError:
     """The one line of a command whose runs ran to the end and some failed: how many, the first in plan order (the
     one an in-process `run.py` would have stopped on) and its error. `head` goes before (a tune's study name).
+    Both callers run failed runs again (retry_failed), so the same command is what goes on.
     Its kind is that error's: a UsageError raised inside a worker (a ModelContractError: the user's model breaks
     the contract, every seed alike) exits 2 as it does in process, not 1. The error crossed a process as its
     record's text (`execute.failure`: "TypeName: message"), so its kind is found again by that name among the
@@ -53,7 +54,7 @@ def failed_runs_error(summary: Summary, out, head: str) -> ToolkitError:
     kind = getattr(errors, error.split(":", 1)[0], None)
     usage = isinstance(kind, type) and issubclass(kind, errors.UsageError)
     line = (f"{head}{len(failed)} run(s) failed, e.g. {first['model']} {first['dataset']} seed {first['seed']}: "
-            f"{error} (records in {Path(out) / 'runs.jsonl'})")
+            f"{error} (records in {Path(out) / 'runs.jsonl'}; the same command runs them again)")
     return errors.UsageError(line) if usage else ToolkitError(line)
 
 

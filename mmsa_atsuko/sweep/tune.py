@@ -22,7 +22,8 @@
 - A study remembers what it searched (setting, config hash, trial seed, space): resuming it with
   other options is an error, not a silent mix of two searches.
 - The best configuration then runs on every seed as a normal sweep (recorded, skipped when
-  already recorded, a failed one run again as run.py runs it: tune offers no --retry-failed), its records labelled
+  already recorded, a failed one run again as run.py runs it: tune offers no --retry-failed; one failing raises, as
+  `run_packed` does, once all have ended), its records labelled
   with the study's name (`label`) and the best trial's number (`tune_trial`), as Optuna names a trial; the
   leaderboard names the row of their config so. With `resume`, a final run cut short continues from its last
   finished epoch, as `sweep --resume` continues one; a trial has no run folder and runs again as a new trial.
@@ -49,6 +50,7 @@ from ..training.seed import DEFAULT_SEEDS, check_seeds
 from .driver import SweepLock, sweep
 from .execute import optuna_module
 from .local import LocalBackend
+from .packed import failed_runs_error
 from .plan import PlannedRun, prepare, release
 from .study_file import check_study_file
 from .sweep_file import Setting, expand
@@ -86,7 +88,8 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
     best one on every seed in `seeds`. `lists`: what `sweep_file.expand` takes besides models, datasets
     and seeds (aligned, synthetic, synthetic_recipe, preset, max_epochs, config, data_root, the protocol
     axes, ...), applied to every trial; they must name one setting. `resume`: for the final runs (the module
-    docstring). Returns the study."""
+    docstring). Returns the study; a final run that failed raises once every final run has ended (as
+    `run_packed`: records kept, the same call runs it again)."""
     optuna = optuna_module()
     if trials < 1:
         raise UsageError(f"--trials must be at least 1, got {trials}")
@@ -207,10 +210,12 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
             backend.close()
             raise
     if final_runs:        # the same backend: its workers are started already (sweep closes it)
-        sweep(out=out, backend=backend, echo=echo, models=[model], datasets=[dataset], seeds=seeds,
-              label=study_name, tune_trial=best.number, precision=precision, deterministic=deterministic,
-              save_checkpoint=save_checkpoint, retry_failed=True, resume=resume,
-              **{**lists, "config": list(base.overrides) + list(best.params.items())})
+        summary = sweep(out=out, backend=backend, echo=echo, models=[model], datasets=[dataset], seeds=seeds,
+                        label=study_name, tune_trial=best.number, precision=precision, deterministic=deterministic,
+                        save_checkpoint=save_checkpoint, retry_failed=True, resume=resume,
+                        **{**lists, "config": list(base.overrides) + list(best.params.items())})
+        if summary.failed:        # as run.py of several seeds: exit 1 once every final run has ended
+            raise failed_runs_error(summary, out, f"[{study_name}] final runs of the best config: ")
     else:
         backend.close()
     return study
