@@ -672,3 +672,41 @@ def test_ctrl_c_says_what_a_training_command_kept_and_how_to_go_on(monkeypatch, 
         monkeypatch.setitem(cli.COMMANDS, argv[0], interrupted)
     assert cli.main(argv) == 130
     assert capsys.readouterr().err == line + "\n"
+
+
+def test_commands_that_run_a_trained_model_use_one_torch_thread_unless_told(e2e, tmp_path, capsys):
+    """predict and robustness ran at torch's default, every core: on a busy 2-core machine robustness took 40 s
+    at 2 threads and 12 s at 1, the reason run.py's --threads defaults to 1. Both now take --threads, default 1."""
+    import torch
+    from mmsa_atsuko.cli import main
+    _, out = e2e
+    record = json.loads((out / "runs.jsonl").read_text().splitlines()[0])
+    features = record["data_path"]
+    commands = {"predict": ["predict", "--run", record["run_id"], "--results", str(out), "--features", features,
+                            "--split", "test", "--out", str(tmp_path / "preds")],
+                "robustness": ["robustness", "--run", record["run_id"], "--results", str(out),
+                               "--out", str(tmp_path / "robust")]}
+    before = torch.get_num_threads()
+    try:
+        for name, args in commands.items():
+            torch.set_num_threads(2)                 # as torch starts on 2 cores
+            assert main(args) == 0, name
+            assert torch.get_num_threads() == 1, name
+            assert main([*args, "--threads", "2"]) == 0, name
+            assert torch.get_num_threads() == 2, name
+        # The clean row re-tests the run as training tested it, at the thread count it trained with (1).
+        table = pd.read_csv(tmp_path / "robust" / f"robustness_{record['run_id']}.csv")
+        assert table.loc[table["corruption"] == "clean", "MAE"].item() == pytest.approx(record["metrics"]["MAE"],
+                                                                                       abs=1e-6)
+    finally:
+        torch.set_num_threads(before)
+    capsys.readouterr()
+    for command in ("predict", "robustness", "explain", "tsne"):
+        code = main([command, "--threads", "0", *{"predict": ["--run", record["run_id"], "--features", features,
+                                                             "--out", str(tmp_path / "p0")],
+                                                 "robustness": ["--run", record["run_id"]],
+                                                 "explain": ["--run", record["run_id"]], "tsne": []}[command],
+                     "--results", str(out)])
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and "--threads must be at least 1, got 0" in line, (command, line)
+    assert not (tmp_path / "p0").exists()

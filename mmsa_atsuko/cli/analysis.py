@@ -5,7 +5,8 @@ import argparse
 import sys
 
 from ..errors import UsageError
-from .common import OneLineParser, add_hardware_options, add_results_option, add_synthetic_recipe
+from .common import (OneLineParser, add_hardware_options, add_results_option, add_synthetic_recipe, add_threads_option,
+                     use_threads)
 
 
 def check_figures_folder(args, names=(), out=None) -> None:
@@ -48,11 +49,13 @@ def explain_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-path", help="modality_weights.csv (id, label, pred, modality_weight_L/V/A, as in "
                    "predictions_test.csv) from this feature file's test split instead of the run's data (same "
                    "dataset and sequence lengths)")
+    add_threads_option(p)
     return p
 
 
 def cmd_explain(argv) -> int:
     args = explain_parser().parse_args(argv)
+    use_threads(args)
     from ..analysis import (explain_tables, find_partner_without_mcm, load_run, modality_weights_table,
                            require_atsuko)
     from ..api import PREDICTIONS_FLOAT_FORMAT
@@ -99,11 +102,13 @@ def robustness_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", nargs="+", required=True, help="run id(s) in <results>/runs.jsonl (one line each)")
     add_results_option(p)
     p.add_argument("--out", help="folder for the table and figure (default <results>/analysis)")
+    add_threads_option(p)
     return p
 
 
 def cmd_robustness(argv) -> int:
     args = robustness_parser().parse_args(argv)
+    use_threads(args)
     import pandas as pd
     from ..analysis import load_run, robustness_table
     from ..results import analysis_dir, check_run_id, headline_metric, refuse_a_file_as_results
@@ -143,11 +148,13 @@ def tsne_parser() -> argparse.ArgumentParser:
     p.add_argument("--tsne-seed", type=int, default=0, help="t-SNE random_state (default 0)")
     add_results_option(p)
     p.add_argument("--out", help="folder for the figure (default <results>/analysis)")
+    add_threads_option(p)
     return p
 
 
 def cmd_tsne(argv) -> int:
     args = tsne_parser().parse_args(argv)
+    use_threads(args)
     from ..analysis import ablation_runs, load_run, tsne_table
     from ..results import analysis_dir, check_run_id
     from ..plots import figure_files, figure_names, plot_tsne, pyplot

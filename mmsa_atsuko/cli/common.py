@@ -80,6 +80,22 @@ def add_hardware_options(p: argparse.ArgumentParser) -> None:
                    "GPU kernels; by default two runs with one seed give identical metrics")
 
 
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    """--threads of a command that runs trained models in its own process (explain, robustness, tsne, predict).
+    Left to torch, they used every core: robustness took 40 s at 2 threads and 12 s at 1 on a busy 2-core
+    machine, as training's --threads default found (bench/README.md, "Threads")."""
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as run.py's: torch's "
+                   "default, every core, ran robustness 3x slower on a busy 2-core machine)")
+
+
+def use_threads(args) -> None:
+    """Set torch's CPU threads from --threads (add_threads_option), checked: 0 is one line, exit 2."""
+    from ..training.hardware import check_threads
+    threads = check_threads(args.threads)
+    import torch
+    torch.set_num_threads(threads)
+
+
 def add_condition_args(p: argparse.ArgumentParser) -> None:
     """The protocol axes (data/conditions.py); every combination given is run."""
     p.add_argument("--missing-rate", nargs="+", type=float, metavar="R", help="train, validate and test with each "

@@ -6,7 +6,7 @@ import shlex
 import sys
 
 from ..errors import UsageError
-from .common import OneLineParser, add_results_option
+from .common import OneLineParser, add_results_option, add_threads_option, use_threads
 
 
 def download_parser() -> argparse.ArgumentParser:
@@ -123,11 +123,13 @@ def predict_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "valid", "test"), help="predict only this split")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
     p.add_argument("--out", required=True, help="folder for predictions.csv")
+    add_threads_option(p)
     return p
 
 
 def cmd_predict(argv) -> int:
     args = predict_parser().parse_args(argv)
+    use_threads(args)
     from ..predict import check_output, code_changes, extract_for, load_checkpoint, predict_file, run_folder
     if bool(args.videos) != bool(args.transcripts):
         raise UsageError("--videos and --transcripts go together")
