@@ -668,3 +668,21 @@ def test_every_table_says_how_its_rows_chose_their_best_epoch_and_on_which_seeds
     mosi = leaderboard(tmp_path, fmt="md", datasets=["mosi"])
     assert "in every row" not in mosi.split("### Ablation")[0].split("seeds")[-1]
     assert "lmf on seeds 1111 1115" in mosi and "seeds 1111-1113 in every row" not in mosi.split("### Ablation")[0]
+
+
+def test_every_table_says_its_cells_are_test_metrics_of_the_best_valid_epoch(store, tmp_path, capsys):
+    """An MMSA user reads these beside run.py's table ("test metrics of the best-valid epoch") and the valid
+    numbers in history.json; the leaderboard and compare said only "mean ± sample std over seeds"."""
+    from mmsa_atsuko.cli import main
+    said = "test metrics of each run's best-valid epoch"
+    md = leaderboard(store, fmt="md", datasets=["mosi"])
+    titles = [line for line in md.splitlines() if line.startswith("### mosi")]
+    assert titles and all(f"\n\nTest metrics of each run's best-valid epoch, mean ± sample std" in
+                          md[md.index(t):] for t in titles)
+    assert said in leaderboard(store, fmt="latex", datasets=["mosi"]).lower()
+    results = tmp_path / "compared"              # not the store fixture's folder
+    for seed, mae in enumerate([0.6, 0.7], start=1):
+        append_record(results, record("atsuko", seed, {"MAE": mae}))
+        append_record(results, record("lmf", seed, {"MAE": mae + 0.2}))
+    assert main(["compare", "-m", "atsuko", "--against", "lmf", "--results", str(results)]) == 0
+    assert f"atsuko (n=2) vs lmf (n=2), {said};" in capsys.readouterr().out

@@ -39,7 +39,7 @@ def render_markdown(tables, ablations=(), published=(), published_ablation=False
             cells = [column_cell(c, row.cells, row.n, row.best, _md_bold) for c in columns]
             lines.append([row.label, str(row.n)] + cells + [welch_text(row, t.key_metric)])
         parts.append(f"### {t.title()}\n\n"
-                     f"Mean ± sample std (ddof=1) over seeds; {units_text(t.metrics)}; **bold** = best in column under the row's condition (↓ lower is better, ↑ higher); † = Welch p < "
+                     f"Test metrics of each run's best-valid epoch, mean ± sample std (ddof=1) over seeds; {units_text(t.metrics)}; **bold** = best in column under the row's condition (↓ lower is better, ↑ higher); † = Welch p < "
                      f"{SIGNIFICANCE} against the best other model on {t.key_metric}.\n\n"
                      + markdown_table(header, lines)
                      + "".join(f"\n\n- {note}" for note in t.notes))
@@ -90,7 +90,7 @@ def _md_ablation(ab: Ablation, paper: bool = False) -> str:
     data = "; ".join(f"{name}: {t.data}" for t, name in zip(ab.groups, ab.group_names()))
     return (f"### Ablation (Table 4 layout), {'aligned' if ab.aligned else 'unaligned'}: {kind} ({data})\n\n"
             + ("Acc2/F1 on MOSI/MOSEI as Has0/Non0 pairs" if paper else "Acc2/F1 on MOSI/MOSEI are Non0 (EMOE's convention)")
-            + "; mean ± sample std over seeds; **bold** = best.\n\n"
+            + "; test metrics of each run's best-valid epoch, mean ± sample std over seeds; **bold** = best.\n\n"
             + markdown_table(header, lines) + "".join(f"\n\n- {note}" for note in ab.notes))
 
 
@@ -130,7 +130,7 @@ def render_latex(tables, ablations=(), published=(), published_ablation=False, p
             cells.append(_tex(welch_text(row, t.key_metric)))
             lines.append(cells)
         notes = "".join(f" {note}." for note in t.notes)        # which config each labelled row is
-        parts.append(_latex_table(f"{t.title()}. Mean ± sample std over seeds; accuracies/F1 in %; bold: best; "
+        parts.append(_latex_table(f"{t.title()}. Test metrics of each run's best-valid epoch, mean ± sample std over seeds; accuracies/F1 in %; bold: best; "
                                   f"†: Welch p < {SIGNIFICANCE} vs the best other model.{notes}", header, lines))
     for ab in ablations:
         header = ["SBN", "MCM"]
@@ -191,7 +191,7 @@ def render_comparison(rows: list[dict]) -> str:
         kind = data_kind_text(data)
         units = units_text(r["metric"] for r in block)
         parts.append(f"{dataset}, {'aligned' if aligned else 'unaligned'}: {kind} ({data})\n"
-                     f"{model} (n={n_model}) vs {baseline} (n={n_base}); {units}; difference = {model} - {baseline}, "
+                     f"{model} (n={n_model}) vs {baseline} (n={n_base}), test metrics of each run's best-valid epoch; {units}; difference = {model} - {baseline}, "
                      f"with its Welch 95% CI and p (two-sided)\n"
                      + _fixed_width(["metric", model, baseline, "difference", "95% CI", "p"], lines))
     return "\n\n".join(parts)
