@@ -241,6 +241,18 @@ def test_cached_file_without_a_stamp_is_written_again(tmp_path):
     assert syn.ensure_synthetic("mosi", tmp_path, seed=0)[0] == pkl and pkl.read_bytes() == stamped
 
 
+def test_writing_the_tiny_bert_says_so_once_per_cache_folder(tmp_path, caplog):
+    """The first --synthetic run of a cache sat silent for 14 s (transformers' import) before its first line."""
+    caplog.set_level("INFO", logger="mmsa_atsuko")
+    _, bert = syn.ensure_synthetic("sims", tmp_path, seed=0)
+    said = [r.getMessage() for r in caplog.records if "tiny synthetic BERT" in r.getMessage()]
+    assert said == [f"writing the tiny synthetic BERT to {bert}, once per cache folder (importing transformers "
+                    "takes 10-20 s on a busy CPU)"]
+    caplog.clear()
+    assert syn.ensure_synthetic("sims", tmp_path, seed=0)[1] == bert
+    assert not [r for r in caplog.records if "tiny synthetic BERT" in r.getMessage()]
+
+
 def test_same_arguments_same_bytes_and_seeds_differ(tmp_path):
     a = syn.write_synthetic("sims", tmp_path / "a.pkl", seed=3)
     b = syn.write_synthetic("sims", tmp_path / "b.pkl", seed=3)

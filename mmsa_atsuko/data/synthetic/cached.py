@@ -6,6 +6,7 @@ mmsa_file.py's (the MMSA datasets), synthetic_mintrec.py's (MIntRec) and tiny_be
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ...cache import tiny_bert_folder_name
@@ -14,6 +15,8 @@ from ..synthetic_stress import STANDARD
 from ..tiny_bert import MARKER_JSON, write_tiny_bert
 from .mmsa_file import write_synthetic
 from .recipes import check_args, check_synthetic_request, facts_of, synthetic_recipe
+
+log = logging.getLogger("mmsa_atsuko")
 
 
 def is_stamped(path: Path) -> bool:
@@ -44,6 +47,10 @@ def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int 
     if not pkl.is_file() or not is_stamped(pkl):
         write_synthetic(dataset, pkl, size=size, seed=seed, aligned=aligned, recipe=recipe)
     if not (bert / MARKER_JSON).is_file():
+        # The first --synthetic run of a cache folder sat silent here for 14 s (importing transformers'
+        # BertModel, on a busy 2-core CPU) before its first line: say why.
+        log.info("writing the tiny synthetic BERT to %s, once per cache folder (importing transformers "
+                 "takes 10-20 s on a busy CPU)", bert)
         # A folder without the marker is a broken leftover (the marker is written inside the
         # temp folder before the rename), so replace it; a missing folder may be appearing
         # from another process right now, so then keep whichever copy lands first.
