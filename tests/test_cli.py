@@ -710,3 +710,22 @@ def test_commands_that_run_a_trained_model_use_one_torch_thread_unless_told(e2e,
         (line,) = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and "--threads must be at least 1, got 0" in line, (command, line)
     assert not (tmp_path / "p0").exists()
+
+
+def test_every_option_of_every_command_says_what_it_is():
+    """`--synthetic-size`, `leaderboard --format`, synth's options and others printed a bare name in --help, so the
+    README's `--synthetic-size small|full` could not be looked up there."""
+    import importlib
+    import inspect
+    import pkgutil
+    import mmsa_atsuko.cli as cli_package
+    parsers, silent = [], {}
+    for info in pkgutil.iter_modules(cli_package.__path__):
+        module = importlib.import_module(f"mmsa_atsuko.cli.{info.name}")
+        parsers += [f for name, f in inspect.getmembers(module, inspect.isfunction)
+                    if name.endswith("_parser") and f.__module__ == module.__name__]
+    assert len(parsers) >= 14                      # every parser was found (run, synth, sweep, leaderboard, ...)
+    for parser in parsers:
+        p = parser()
+        silent[p.prog] = [a.option_strings[-1] for a in p._actions if a.option_strings and not a.help]
+    assert not any(silent.values()), {k: v for k, v in silent.items() if v}

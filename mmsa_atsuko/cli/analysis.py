@@ -179,18 +179,18 @@ def sensitivity_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py sensitivity", description="Run (through the sweep, skipping recorded runs) or "
                       "read one run per value and seed, and plot the key test metric, mean ± std over seeds, "
                       "against the value. --param all does the paper's four (Fig. 3).")
-    p.add_argument("-m", "--model", default="atsuko", type=str.lower)
-    p.add_argument("-d", "--dataset", required=True, type=str.lower)
+    p.add_argument("-m", "--model", default="atsuko", type=str.lower, help="model (default atsuko)")
+    p.add_argument("-d", "--dataset", required=True, type=str.lower, help="dataset")
     p.add_argument("--param", nargs="+", default=["all"],
                    help="lambda_ent, band_mask_rate, lambda_comp, lambda_distill, or all (default)")
     p.add_argument("--values", nargs="+", type=float, help="values to try (one --param only; default its grid)")
     p.add_argument("-s", "--seeds", nargs="+", action="extend", type=int, default=None,
                    help="training seeds (default 1111 1112 1113; repeatable)")
-    p.add_argument("--aligned", action="store_true")
+    p.add_argument("--aligned", action="store_true", help="the aligned feature file (mosi, mosei)")
     p.add_argument("--synthetic", action="store_true", help="train (or read) runs on generated data in the real format")
     add_synthetic_recipe(p)              # as run and sweep take it: the runs it trains are theirs
     p.add_argument("--preset", help="named preset block of the model config (e.g. small)")
-    p.add_argument("--max-epochs", type=int)
+    p.add_argument("--max-epochs", type=int, help="cap on training epochs")
     p.add_argument("--data-root", help="folder holding MOSI/, MOSEI/, SIMS/, ... (default $MMSA_DATA_ROOT, "
                    "else ~/MMSA/datasets)")
     p.add_argument("--read-only", action="store_true", help="run nothing; plot the runs already recorded")

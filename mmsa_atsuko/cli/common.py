@@ -63,6 +63,11 @@ def overview() -> str:
             + "\nrun.py, python -m mmsa_atsuko and mmsa-atsuko are the same command.")
 
 
+SYNTHETIC_SIZE_HELP = ("with --synthetic: small (default), at most a few hundred samples per split and 24 frames per "
+                       "sequence at the real feature dims, to check the plumbing in seconds; full, the real file's "
+                       "split sizes and padded shapes (datasets.yaml real_sizes, real_shapes)")
+
+
 def add_results_option(p: argparse.ArgumentParser) -> None:
     """--results, the results folder a reading or maintaining command works on."""
     p.add_argument("--results", default="results", help="results folder holding runs.jsonl (default results/)")

@@ -10,7 +10,7 @@ import sys
 from contextlib import contextmanager
 
 from ..errors import UsageError
-from .common import OneLineParser, add_condition_args, add_save_checkpoint, add_synthetic_recipe
+from .common import SYNTHETIC_SIZE_HELP, OneLineParser, add_condition_args, add_save_checkpoint, add_synthetic_recipe
 
 
 def add_data_options(p: argparse.ArgumentParser, what: str) -> None:
@@ -19,7 +19,8 @@ def add_data_options(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--data-root", help="folder holding MOSI/, MOSEI/, SIMS/, ...")
     p.add_argument("--feature-path", help="the feature pickle itself (one dataset)")
     p.add_argument("--synthetic", action="store_true", help="run on generated data in the real format")
-    p.add_argument("--synthetic-size", choices=("small", "full"))
+    p.add_argument("--synthetic-size", choices=("small", "full"),
+                   help=SYNTHETIC_SIZE_HELP + "; a sweep file's synthetic_size is used where this is not given")
     add_synthetic_recipe(p, default=None)
     p.add_argument("--preset", help="named preset block of the model configs (e.g. small)")
     p.add_argument("--max-epochs", type=int, help="cap on training epochs")
@@ -30,7 +31,8 @@ def add_data_options(p: argparse.ArgumentParser, what: str) -> None:
 
 def add_backend_options(p: argparse.ArgumentParser) -> None:
     """Where runs train: local worker processes or a Ray cluster, and how (precision, determinism)."""
-    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local (default): in process or --jobs worker processes; ray: a Ray task per run ([ray] extra)")
     p.add_argument("--jobs", default=None, help="local: runs at once in worker processes, N or auto (CPU: the cores "
                    "over --threads; CUDA: as many as the first run's peak memory allows). Default: auto on CUDA, "
                    "else 1 (in process)")
@@ -140,8 +142,8 @@ def tune_parser() -> argparse.ArgumentParser:
                       "<out>/tune/ so that a killed tune resumes; trials run on the sweep's backends (local "
                       "workers or Ray); then the best config runs on every seed, recorded as normal runs labelled "
                       "with the study's name and the best trial's number (label, tune_trial); one recorded failed runs again.")
-    p.add_argument("-m", "--model", required=True, type=str.lower)
-    p.add_argument("-d", "--dataset", required=True, type=str.lower)
+    p.add_argument("-m", "--model", required=True, type=str.lower, help="the one model whose config is searched")
+    p.add_argument("-d", "--dataset", required=True, type=str.lower, help="the one dataset it is searched on")
     p.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")
     p.add_argument("--space", help="search space YAML (default configs/tune/<model>.yaml)")
     p.add_argument("--study", help="study name (default tune-<model>-<dataset>[-aligned][-<recipe>][-<condition>]); "

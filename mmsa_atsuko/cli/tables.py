@@ -15,7 +15,9 @@ def leaderboard_parser() -> argparse.ArgumentParser:
                       "Welch t-test against the best other model, and the Table 4 ablation.")
     add_results_option(p)
     p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower, help="only these datasets")
-    p.add_argument("--format", choices=("md", "csv", "latex"), default="md")
+    p.add_argument("--format", choices=("md", "csv", "latex"), default="md",
+                   help="md (default: Markdown, as printed), csv (every metric apart, one row per model and "
+                        "config) or latex")
     p.add_argument("--paper", action="store_true", help="add the seed paper's published rows, in separate blocks")
     p.add_argument("--key-metric", help="metric for the significance test (default MAE; f1 for mintrec)")
     p.add_argument("-o", "--output", help="write to this file instead of the terminal")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..data.synthetic_stress import RECIPES
 from ..errors import UsageError
-from .common import (OneLineParser, add_condition_args, add_hardware_options, add_results_option,
+from .common import (SYNTHETIC_SIZE_HELP, OneLineParser, add_condition_args, add_hardware_options, add_results_option,
                      add_save_checkpoint, add_synthetic_recipe, condition_list, overview)
 
 
@@ -29,7 +29,7 @@ def train_parser() -> argparse.ArgumentParser:
                    "or ~/MMSA/datasets)")
     p.add_argument("--feature-path", help="the feature pickle itself (one dataset)")
     p.add_argument("--synthetic", action="store_true", help="run on generated data in the real format")
-    p.add_argument("--synthetic-size", choices=("small", "full"), default="small")
+    p.add_argument("--synthetic-size", choices=("small", "full"), default="small", help=SYNTHETIC_SIZE_HELP)
     add_synthetic_recipe(p)
     p.add_argument("--preset", help="named preset block of the model config (e.g. small)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
@@ -52,11 +52,12 @@ def train_parser() -> argparse.ArgumentParser:
 
 def synth_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="run.py synth", description="Write a synthetic dataset in the real file format.")
-    p.add_argument("-d", "--dataset", required=True, type=str.lower)
+    p.add_argument("-d", "--dataset", required=True, type=str.lower, help="dataset whose file format to write")
     p.add_argument("--out", required=True, help="folder to write into")
-    p.add_argument("--size", choices=("small", "full"), default="small")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--aligned", action="store_true")
+    p.add_argument("--size", choices=("small", "full"), default="small",
+                   help=SYNTHETIC_SIZE_HELP.removeprefix("with --synthetic: "))
+    p.add_argument("--seed", type=int, default=0, help="seed of the data (default 0, what --synthetic runs train on)")
+    p.add_argument("--aligned", action="store_true", help="the aligned file (mosi, mosei)")
     p.add_argument("--synthetic-recipe", choices=RECIPES, default="standard", type=str.lower,
                    help="standard, or a stress recipe: corrupt, bands, redundant (not mintrec)")
     return p
