@@ -574,9 +574,9 @@ def test_a_progress_line_on_synthetic_data_says_synthetic():
               "condition": make_condition(0.3).as_dict()})
     progress({**base, "run_id": "b", "aligned": True, "synthetic": False})
     assert lines == [
-        "[1/2] ok      tfn mosi synthetic [missing_rate=0.3] seed 1111: MAE 1.2663 (0.2s) | 1/2 done, 0 failed, "
+        "[1/2] ok      tfn mosi synthetic [missing_rate=0.3] seed 1111: test MAE 1.2663 (0.2s) | 1/2 done, 0 failed, "
         "elapsed 0:00:00, ETA 0:00:00",
-        "[2/2] ok      tfn mosi aligned seed 1111: MAE 1.2663 (0.2s) | 2/2 done, 0 failed, elapsed 0:00:00, "
+        "[2/2] ok      tfn mosi aligned seed 1111: test MAE 1.2663 (0.2s) | 2/2 done, 0 failed, elapsed 0:00:00, "
         "ETA 0:00:00"]
 
 
@@ -595,9 +595,9 @@ def test_a_progress_line_on_a_stress_recipe_names_the_recipe():
     progress({**base, "run_id": "c", "status": "ok", "metrics": {"MAE": 0.5},
               "data": "synthetic:mosi-small-unaligned-seed0-v2"})
     assert [line.split(" (0.2s)")[0] for line in lines] == [
-        "[1/3] ok      tfn mosi synthetic (corrupt recipe) seed 1: MAE 0.5000",
+        "[1/3] ok      tfn mosi synthetic (corrupt recipe) seed 1: test MAE 0.5000",
         "[2/3] FAILED  tfn mosi synthetic (bands recipe) seed 1: boom",
-        "[3/3] ok      tfn mosi synthetic seed 1: MAE 0.5000"]
+        "[3/3] ok      tfn mosi synthetic seed 1: test MAE 0.5000"]
 
 
 def test_progress_names_the_config_where_the_sweep_holds_several_of_one_model(tmp_path):
@@ -619,7 +619,7 @@ experiments:
 """)
     lines = []
     summary = sweep(f, out=tmp_path / "o", echo=lines.append)
-    named = sorted(re.search(r"\] ok +(.+?): MAE ", line).group(1) for line in lines if "] ok " in line)
+    named = sorted(re.search(r"\] ok +(.+?): test MAE ", line).group(1) for line in lines if "] ok " in line)
     tfn_mosi = sorted(r["config_hash"] for r in summary.records if (r["model"], r["dataset"]) == ("tfn", "mosi"))
     assert len(set(tfn_mosi)) == 2
     assert named == sorted(["lmf mosi synthetic seed 1", "tfn sims synthetic seed 1"]

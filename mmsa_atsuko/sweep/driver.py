@@ -67,7 +67,8 @@ class Progress:
         if record.get("status") == "ok":
             key = headline_metric(record["dataset"])
             value = record["metrics"].get(key)
-            result = f"ok      {what}: {key} {'nan' if value is None else f'{value:.4f}'}"
+            # "test": the number is the best-valid epoch's on the test split, where tune's lines say "valid".
+            result = f"ok      {what}: test {key} {'nan' if value is None else f'{value:.4f}'}"
         else:
             self.failed += 1
             result = f"FAILED  {what}: {record.get('error', '?')}"
