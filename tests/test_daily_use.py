@@ -60,6 +60,10 @@ def test_run_table_ends_with_mean_and_sample_std(two_seeds):
     assert lines[lines.index(header) - 1] == ("sims (synthetic data): test metrics of the best-valid epoch "
                                                "(mean ± std: sample std, ddof 1, over seeds)")
     summary = next(line for line in lines if line.startswith("tfn") and "mean ± std" in line)
+    # The epoch column is the best-valid epoch, named as the record names it (it read "epoch": epochs run?).
+    assert header.split()[:3] == ["model", "seed", "best_epoch"]
+    rows = [line.split() for line in lines if line.startswith("tfn") and "mean" not in line]
+    assert [(int(r[1]), int(r[2])) for r in rows] == [(r["seed"], r["best_epoch"]) for r in records]
     cells = dict(zip(header.split()[3:], summary.split()[4:]))    # "tfn mean ± std" then the cells
     for key in ("MAE", "Corr", "Mult_acc_2"):
         values = [r["metrics"][key] for r in records]

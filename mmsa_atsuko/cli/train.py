@@ -121,15 +121,16 @@ def print_table(records, out, stored_before: set) -> None:
               f"(mean ± std: sample std, ddof 1, over seeds)")
         # As wide as the longest name: `tfn [modalities=TA]` overran a fixed 12 and shifted its row's columns.
         width = max(12, *(len(row_name(r)) for r in rows))
-        print(f"{'model':<{width}} {'seed':>5} {'epoch':>5} " + " ".join(f"{k:>15}" for k in keys))
+        # best_epoch, as the record names it: "epoch 1" read as a run of one epoch.
+        print(f"{'model':<{width}} {'seed':>5} {'best_epoch':>10} " + " ".join(f"{k:>15}" for k in keys))
         for model in dict.fromkeys(map(row_name, rows)):
             runs = [r for r in rows if row_name(r) == model]
             for r in runs:
                 cells = " ".join(f"{_fmt(r['metrics'].get(k)):>15}" for k in keys)
-                print(f"{model:<{width}} {r['seed']:>5} {r.get('best_epoch', '?'):>5} {cells}")
+                print(f"{model:<{width}} {r['seed']:>5} {r.get('best_epoch', '?'):>10} {cells}")
             if len(runs) > 1:
                 cells = " ".join(f"{_mean_std([r['metrics'].get(k) for r in runs]):>15}" for k in keys)
-                print(f"{model:<{width}} {'mean ± std':>11} {cells}")
+                print(f"{model:<{width}} {'mean ± std':>16} {cells}")
     new = sum(1 for r in records if r.get("run_id") not in stored_before)
     store = Path(out) / "runs.jsonl"
     print(f"\n{new} record(s) appended to {store}" if new else
