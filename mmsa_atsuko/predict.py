@@ -50,6 +50,7 @@ from .data.conditions import OPTIONS, condition_tensors, make_condition
 from .data.extract import skipped_report_path
 from .data.extract.text import tokenizer_of
 from .data.mmsa_format import load_for_prediction
+from .data.stamp import synthetic_data_id
 from .data.safe_checkpoint import load_weights
 from .data.spec import Split
 from .errors import DataError, UsageError
@@ -178,19 +179,20 @@ def _check_tokenizer(trained: dict, extractor: dict | None, splits: dict, path) 
                          f"{trained['vocab_size']} tokens: the ids come from another tokenizer")
 
 
-def _read_features(card: dict, features) -> tuple[dict, dict, dict | None, bool]:
-    """(splits, shapes, extractor, labelled) of a feature file (a folder for mintrec)."""
+def _read_features(card: dict, features) -> tuple[dict, dict, dict | None, bool, str | None]:
+    """(splits, shapes, extractor, labelled, data id) of a feature file (a folder for mintrec); the data id is
+    `synthetic:<recipe>` for generated data, else None for an MMSA file (its sha256 is hashed once, later)."""
     name = card["dataset"]
     aligned = bool(card["spec"]["aligned"])
     if dataset_facts(name)["format"] == "mmsa":
-        splits, shapes, extractor = load_for_prediction(name, features, aligned=aligned)
-        return splits, shapes, extractor, (extractor or {}).get("labels", True)
+        splits, shapes, extractor, recipe = load_for_prediction(name, features, aligned=aligned)
+        return splits, shapes, extractor, (extractor or {}).get("labels", True), recipe and synthetic_data_id(recipe)
     data = load_dataset(name, aligned=aligned, feature_path=features, pretrained=card["config"].get("pretrained"))
     spec = data.spec
     keys = tuple(k for k in ("text", "text_bert") if k in data.train.tensors)
     shapes = {"text_keys": keys, **{f"{m}_len": spec.seq_lens[m] for m in spec.seq_lens},
               **{f"{m}_dim": spec.feature_dims[m] for m in spec.feature_dims}}
-    return data.splits(), shapes, spec.extractor, True
+    return data.splits(), shapes, spec.extractor, True, spec.source
 
 
 def _as_trained(card: dict, splits: dict) -> dict:
@@ -214,7 +216,7 @@ def predict_file(folder, features, out, *, split: str | None = None, device="cpu
     result when the caller has it already (predict --videos checks the run before extracting)."""
     out = check_output(out)
     card, model = loaded or load_checkpoint(folder)
-    splits, shapes, extractor, labelled = _read_features(card, features)
+    splits, shapes, extractor, labelled, data_id = _read_features(card, features)
     check_features(card, model, shapes, extractor, splits, features)
     splits = _as_trained(card, splits)
     if split is not None:
@@ -245,7 +247,7 @@ def predict_file(folder, features, out, *, split: str | None = None, device="cpu
     out.mkdir(parents=True, exist_ok=True)
     path = out / PREDICTIONS
     # Written first: a predictions.csv is never beside the provenance of another call's.
-    provenance = json.dumps(_provenance(folder, card, features, table), indent=1, ensure_ascii=False) + "\n"
+    provenance = json.dumps(_provenance(folder, card, features, data_id, table), indent=1, ensure_ascii=False) + "\n"
 
     def write_provenance(tmp: Path) -> None:
         with open_new(tmp, "w", encoding="utf-8") as f:
@@ -261,13 +263,15 @@ def predict_file(folder, features, out, *, split: str | None = None, device="cpu
     return path
 
 
-def _provenance(folder, card: dict, features, table: pd.DataFrame) -> dict:
+def _provenance(folder, card: dict, features, data_id: str | None, table: pd.DataFrame) -> dict:
     """What predictions.json says: the run (its folder, model and the data it trained on) and the feature
-    file (path and sha256) behind predictions.csv, and how many samples of each split it holds."""
+    file (path, sha256 and data id) behind predictions.csv, and how many samples of each split it holds.
+    `features_data` is the data id as `trained_on` gives the run's: predictions on generated data say so."""
     features = Path(features).resolve()
+    sha256 = sha256_of(features) if features.is_file() else None
     return {"run_id": Path(folder).resolve().name, "run_folder": str(Path(folder).resolve()), "model": card["model"],
             "dataset": card["dataset"], "trained_on": card.get("data"), "features": str(features),
-            "features_sha256": sha256_of(features) if features.is_file() else None,
+            "features_sha256": sha256, "features_data": data_id or f"sha256:{sha256}",
             "samples": {name: int(n) for name, n in table.split.value_counts(sort=False).items()},
             "package_version": __version__, "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 

@@ -84,6 +84,7 @@ def test_predict_by_run_id_covers_every_split_and_matches_the_runs_test_predicti
         "run_id": trained["record"]["run_id"], "run_folder": str(trained["run_dir"].resolve()), "model": "tfn",
         "dataset": "mosi", "trained_on": f"sha256:{sha}", "features": str(trained["features"].resolve()),
         "features_sha256": sha, "samples": {s: sum(c[3] == s for c in CLIPS.values()) for s in ("train", "valid", "test")}}
+    assert provenance["features_data"] == f"sha256:{sha}"          # an extracted file is real data
     # The trainer's own test predictions, from the same weights.
     trainer = pd.read_csv(trained["run_dir"] / "predictions_test.csv")
     test = table[table.split == "test"]
@@ -265,6 +266,29 @@ def test_predict_gives_the_trainers_atsuko_test_predictions_exactly(tmp_path, ca
     trainer = pd.read_csv(run_dir / "predictions_test.csv", dtype={"pred": str})
     assert table.id.tolist() == trainer.id.tolist()
     assert table.pred.tolist() == trainer.pred.tolist()
+
+
+def test_predictions_json_says_when_the_features_are_synthetic(tmp_path, capsys):
+    """predictions.json named the run's data as synthetic (trained_on) but the file predicted on only by path and
+    sha256: predictions on generated data are labelled as such, by the stamp, as a record's data id is."""
+    import pickle
+    assert main(["-m", "tfn", "-d", "sims", "--synthetic", "--preset", "small", "--max-epochs", "1", "-s", "1111",
+                 "--out", str(tmp_path / "results"), "--quiet"]) == 0
+    record = read_records(tmp_path / "results")[-1]
+    assert record["data"] == "synthetic:sims-small-unaligned-seed0-v2"
+    # The same samples with one label changed: the stamp's content hash no longer holds, so it is a real file.
+    with open(record["data_path"], "rb") as f:
+        edited = pickle.load(f)             # the toolkit's own generated file, not a downloaded one
+    edited["test"]["regression_labels"][0] = 0.0 if edited["test"]["regression_labels"][0] else 0.2
+    (tmp_path / "edited.pkl").write_bytes(pickle.dumps(edited, protocol=4))
+    for features, data in ((record["data_path"], record["data"]),
+                           (tmp_path / "edited.pkl",
+                            "sha256:" + hashlib.sha256((tmp_path / "edited.pkl").read_bytes()).hexdigest())):
+        code, err = _predict(capsys, "--run", record["run_id"], "--results", tmp_path / "results",
+                             "--features", features, "--split", "test", "--out", tmp_path / "out")
+        assert code == 0, err
+        provenance = json.loads((tmp_path / "out" / "predictions.json").read_text())
+        assert (provenance["trained_on"], provenance["features_data"]) == (record["data"], data)
 
 
 def test_a_checkpoint_folder_that_is_no_run_is_said_so(trained, capsys, tmp_path):

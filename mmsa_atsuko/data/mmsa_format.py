@@ -192,8 +192,9 @@ def _extractor(path: Path, raw: dict, for_training: bool = True) -> dict | None:
     return {k: meta[k] for k in ("name", "version", "config_hash", "config", "bert", "labels") if k in meta}
 
 
-def load_for_prediction(name: str, path, *, aligned: bool = False) -> tuple[dict, dict, dict | None]:
-    """(splits, shapes, extractor) of a feature file that `predict` reads.
+def load_for_prediction(name: str, path, *, aligned: bool = False) -> tuple[dict, dict, dict | None, str | None]:
+    """(splits, shapes, extractor, recipe) of a feature file that `predict` reads; `recipe` names
+    generated data whose stamp holds, as `load_dataset`'s data id does (None: a real file).
 
     Unlike `load_dataset`, any of train/valid/test may be missing (a file extracted for
     prediction holds only `test`), and labels may be placeholders; every split present is
@@ -206,6 +207,7 @@ def load_for_prediction(name: str, path, *, aligned: bool = False) -> tuple[dict
     raw = safe_pickle.load(path)
     if not isinstance(raw, dict):
         raise data_error(f"{path}: expected a dict of splits {', '.join(SPLITS)}, found {type(raw).__name__}")
+    stamp = raw.pop(STAMP_KEY, None)
     extractor = _extractor(path, raw, for_training=False)
     checker = SplitChecker(path, facts, aligned)
     splits, shapes = {}, None
@@ -215,6 +217,8 @@ def load_for_prediction(name: str, path, *, aligned: bool = False) -> tuple[dict
             shapes = shapes or split_shapes
     if not splits:
         raise data_error(f"{path}: no split {', '.join(SPLITS)} in it (found {', '.join(map(str, raw)) or 'nothing'})")
+    # Hashed before the -inf are zeroed in place, as load_dataset hashes it.
+    recipe = stamped_recipe(stamp, content_sha256(raw)) if stamp is not None else None
     for array in checker.neginf.values():
         zero_neginf(array)
-    return splits, shapes, extractor
+    return splits, shapes, extractor, recipe
