@@ -677,7 +677,7 @@ def test_every_table_says_its_cells_are_test_metrics_of_the_best_valid_epoch(sto
     said = "test metrics of each run's best-valid epoch"
     md = leaderboard(store, fmt="md", datasets=["mosi"])
     titles = [line for line in md.splitlines() if line.startswith("### mosi")]
-    assert titles and all(f"\n\nTest metrics of each run's best-valid epoch, mean ± sample std" in
+    assert titles and all("\n\nTest metrics of each run's best-valid epoch, mean ± sample std" in
                           md[md.index(t):] for t in titles)
     assert said in leaderboard(store, fmt="latex", datasets=["mosi"]).lower()
     results = tmp_path / "compared"              # not the store fixture's folder
