@@ -158,11 +158,11 @@ def test_a_bf16_request_that_finds_an_fp32_run_recorded_says_so(tmp_path):
     sweep(out=tmp_path, backend=LocalBackend(1, "cpu"), echo=said.append, precision="bf16", models=["tfn"],
           datasets=["mosi"], seeds=[1], synthetic=True, preset="small", max_epochs=1)
     assert ("1 already recorded (1 at fp32, not the bf16 asked: precision is not part of a run's identity; give "
-            "another --out for bf16 runs), ") in said[0]
+            "another --out for bf16 runs), ") in said[1]
     said.clear()
     sweep(out=tmp_path, backend=LocalBackend(1, "cpu"), echo=said.append, models=["tfn"], datasets=["mosi"],
           seeds=[1], synthetic=True, preset="small", max_epochs=1)
-    assert "1 already recorded, " in said[0]
+    assert "1 already recorded, " in said[1]
 
 
 def test_bf16_autocast_trains_and_stays_near_fp32():

@@ -174,7 +174,9 @@ def test_killed_sweep_resumes_with_every_run_recorded_once(tmp_path):
     assert summary.plan.done == n_before and len(summary.records) == 8 - n_before
     # the killed runs' work folders went when they started again (20 kills used to leave 22)
     assert not list((out / "runs").glob(".*.partial"))
-    assert f"{n_before} already recorded" in lines[0] and "ETA" in lines[1]
+    assert lines[0].startswith("planning the sweep: reading the configs of 4 settings and the data of mosi synthetic, "
+                               "sims synthetic (generated on its first use")
+    assert f"{n_before} already recorded" in lines[1] and "ETA" in lines[2]
     # resuming again runs nothing
     again = sweep(None, out=out, models=["tfn", "lmf"], datasets=["mosi", "sims"], seeds=[1, 2],
                   echo=lambda _: None, **SMALL)
@@ -205,7 +207,7 @@ experiments:
     lines = []
     dry = sweep(f, out=out, dry_run=True, echo=lines.append)
     assert (dry.done, dry.failed_skipped, dry.todo) == (1, 1, [])
-    assert "1 failed before and skipped" in lines[0]
+    assert "1 failed before and skipped" in lines[1]
     skipped = sweep(f, out=out, echo=lambda _: None)
     assert skipped.records == []
 
@@ -239,9 +241,10 @@ def test_missing_data_is_named_all_at_once_and_nothing_runs(tmp_path):
     with pytest.raises(DataError) as error:
         sweep(None, out=out, dry_run=True, echo=lines.append, **lists)
     # The dry run lists what it could plan (MOSI, 2 models x 2 seeds), then names what is missing.
-    assert "4 runs (2 settings of model, data and config, x seeds) and 4 more (2 settings) whose data is missing" in lines[0]
-    assert sorted(line.split()[0] for line in lines[1:]) == ["lmf", "lmf", "tfn", "tfn"]
-    assert all(" mosi seed " in line for line in lines[1:])
+    assert lines[0] == "planning the sweep: reading the configs of 4 settings and the data of sims, mosi"
+    assert "4 runs (2 settings of model, data and config, x seeds) and 4 more (2 settings) whose data is missing" in lines[1]
+    assert sorted(line.split()[0] for line in lines[2:]) == ["lmf", "lmf", "tfn", "tfn"]
+    assert all(" mosi seed " in line for line in lines[2:])
     message = str(error.value)
     assert "\n" not in message and message.startswith("nothing ran: 1 data file(s)")
     assert f"sims unaligned features at {root / 'SIMS/Processed/unaligned_39.pkl'} (4 runs)" in message
@@ -703,7 +706,7 @@ def test_sweep_resume_continues_the_run_cut_short_and_ends_as_the_uninterrupted_
 
     assert main(["sweep", *SWEEP_TO_CUT, "--out", str(cut), "--resume"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "2 to run, 1 of them cut short earlier, to continue from their last finished epoch (--resume)" in lines[0]
+    assert "2 to run, 1 of them cut short earlier, to continue from their last finished epoch (--resume)" in lines[1]
     (line,) = [line for line in lines if "seed 1111:" in line]
     assert "s, resumed)" in line
     _same_runs(cut, whole)
