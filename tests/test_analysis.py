@@ -136,6 +136,14 @@ def test_robustness_clean_reproduces_test_metrics_and_zeroing_changes_prediction
     assert done.returncode == 0, done.stderr[-3000:]
     table = assert_figure(tmp_path, f"robustness_{full['run_id']}")
     assert set(table.corruption) == {"clean", "noise", "zero", "frame_drop"}
+    # Every row's level has a unit (clean and zero rows had an empty one).
+    units = table.groupby("corruption").level_unit.agg(lambda u: sorted(set(u))).to_dict()
+    assert units == {"clean": ["none"], "noise": ["SNR dB"], "zero": ["fraction zeroed"], "frame_drop": ["drop rate"]}
+    # Not on a terminal, each run's progress is lines on stderr, the last counting that run's rows of the CSV.
+    for record in (full, no_mcm):
+        said = [line for line in done.stderr.splitlines() if line.startswith(f"robustness {record['run_id']}: ")]
+        n = int((table.run_id == record["run_id"]).sum())
+        assert len(said) >= 2 and said[-1].startswith(f"robustness {record['run_id']}: {n}/{n} test passes, "), said
     # Each run's rows name the data it was tested on and the code it trained with.
     assert table[["run_id", "data", "code"]].drop_duplicates().values.tolist() == [trace_of(full), trace_of(no_mcm)]
     for record in (full, no_mcm):

@@ -1,4 +1,4 @@
-"""extract's progress: tqdm's bar on a terminal, else a line each tenth of the work."""
+"""Progress of a long command: tqdm's bar on a terminal, else a line each tenth of the work (extract, robustness)."""
 from __future__ import annotations
 
 import math
@@ -11,18 +11,21 @@ class Progress:
     """tqdm's bar on a terminal. Elsewhere (a log file, nohup, a pipe) tqdm draws nothing, and an hour of
     extraction was silent: there, one line each tenth of the work, through `echo` as extract's other
     lines (stderr keeps only an error's one line). The videos count one by one, BERT's texts a batch at a
-    time (`what` names them in the line, `unit` in the bar)."""
+    time (`what` names them in the line, `unit` in the bar, `desc` starts both: robustness names its run).
+    `quiet`: neither bar nor lines."""
 
-    def __init__(self, total: int, echo, what: str = "videos", unit: str = "video"):
-        self.bar = tqdm(total=total, desc="extract", unit=unit, disable=None)
+    def __init__(self, total: int, echo, what: str = "videos", unit: str = "video", desc: str = "extract",
+                 quiet: bool = False):
+        self.bar = tqdm(total=total, desc=desc, unit=unit, disable=True if quiet else None)
         self.total, self.done, self.start, self.echo, self.what = total, 0, time.monotonic(), echo, what
-        self.step = max(1, math.ceil(total / 10)) if self.bar.disable else 0
+        self.desc = desc
+        self.step = max(1, math.ceil(total / 10)) if self.bar.disable and not quiet else 0
 
     def update(self, count: int = 1) -> None:
         self.bar.update(count)
         before, self.done = self.done, self.done + count
         if self.step and (self.done // self.step > before // self.step or self.done == self.total):
-            self.echo(f"extract: {self.done}/{self.total} {self.what}, {time.monotonic() - self.start:.0f} s")
+            self.echo(f"{self.desc}: {self.done}/{self.total} {self.what}, {time.monotonic() - self.start:.0f} s")
 
     def close(self) -> None:
         self.bar.close()
