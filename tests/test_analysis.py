@@ -173,6 +173,11 @@ def test_tsne_one_panel_per_variant(results, tmp_path):
     # Named by the run of the fullest variant, so another panel set (another seed) never overwrites it.
     table = assert_figure(tmp_path, f"tsne_{full['run_id']}")
     assert set(table.variant) == {"+SBN", "full Atsuko (SBN + MCM)"}
+    # Each panel says which run and config it draws, from the records themselves.
+    for variant, record in (("+SBN", no_mcm), ("full Atsuko (SBN + MCM)", full)):
+        assert (f"tsne panel {variant}: run {record['run_id']} (seed {record['seed']}, config "
+                f"{record['config_hash'][:8]}, max_epochs {record['config']['max_epochs']}, best epoch "
+                f"{record['best_epoch']})") in done.stdout.splitlines()
     assert set(table.run_id) == {full["run_id"], no_mcm["run_id"]}
     assert sorted(table[["run_id", "data", "code"]].drop_duplicates().values.tolist()) == \
         sorted([trace_of(full), trace_of(no_mcm)])

@@ -167,6 +167,12 @@ def cmd_tsne(argv) -> int:
     check_figures_folder(args, figure_names(name))
     cache = {}
     runs = {variant: load_run(args.results, run_id, data_cache=cache) for variant, run_id in variants.items()}
+    # Panels are picked from runs.jsonl (the latest run of each variant): -d sims alone drew a 2-epoch run's panel
+    # without a word, so each panel names its run and config.
+    for variant, run in runs.items():
+        r = run.record
+        print(f"tsne panel {variant}: run {run.run_id} (seed {r['seed']}, config {r['config_hash'][:8]}, "
+              f"max_epochs {r['config'].get('max_epochs')}, best epoch {r.get('best_epoch')})", flush=True)
     table = tsne_table(runs, args.tsne_seed)
     first = next(iter(runs.values())).record
     where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}, seed {first['seed']}"   # one seed: ablation_runs
