@@ -775,7 +775,7 @@ def test_bert_encoding_reports_its_progress_a_batch_at_a_time(corpus, tmp_path):
     import shutil
 
     from mmsa_atsuko.data.extract import pipeline
-    from mmsa_atsuko.data.extract.progress import Progress
+    from mmsa_atsuko.progress import Progress
     from mmsa_atsuko.data.extract.text import ENCODE_BATCH, encode_texts
     batches = []
     text_bert, _ = encode_texts(["w001 w002"] * 70, str(corpus["bert"]), 8, progress=batches.append)

@@ -10,10 +10,10 @@ import sys
 import pandas as pd
 import torch
 
-from ..data.extract.progress import Progress
 from ..data.spec import Split
 from ..errors import UsageError
 from ..models.common.bert import reads_bert_tokens
+from ..progress import Progress
 from ..training.trainer import evaluate
 from .runs import LoadedRun, trace_columns
 

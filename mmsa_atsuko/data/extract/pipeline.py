@@ -35,9 +35,9 @@ import pandas as pd
 from ...atomic import (check_entries, check_folder, check_output_file, open_new, replace_with, write_failed,
                        write_pickle)
 from ...errors import DataError, UsageError
+from ...progress import Progress
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
-from .progress import Progress
 from .videos import cache_file, cached_features, run_videos
 from .text import encode_texts, encoder_sha256, tokenizer_identity
 from .transcripts import SPLITS, UNIMODAL, assign_splits, parse_split, read_transcripts

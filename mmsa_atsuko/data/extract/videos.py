@@ -16,8 +16,8 @@ import numpy as np
 
 from ...atomic import replace_with
 from ...errors import one_line
+from ...progress import Progress
 from . import media
-from .progress import Progress
 
 
 def cache_file(cache_dir: Path, video_id: str, media_hash: str) -> Path:

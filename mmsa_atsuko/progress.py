@@ -1,4 +1,5 @@
-"""Progress of a long command: tqdm's bar on a terminal, else a line each tenth of the work (extract, robustness)."""
+"""Progress of a long command: tqdm's bar on a terminal, else a line each tenth of the work (extract, robustness).
+Layer 0 (tqdm only), since commands of several layers count their work with it."""
 from __future__ import annotations
 
 import math
