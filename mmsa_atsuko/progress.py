@@ -1,8 +1,9 @@
-"""Progress of a long command: tqdm's bar on a terminal, else a line each tenth of the work (extract, robustness).
-Layer 0 (tqdm only), since commands of several layers count their work with it."""
+"""Progress of a long command: tqdm's bar on a terminal, else a line each tenth of the work (extract, robustness,
+explain). Layer 0 (tqdm only), since commands of several layers count their work with it."""
 from __future__ import annotations
 
 import math
+import sys
 import time
 
 from tqdm import tqdm
@@ -30,3 +31,8 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def to_stderr(line: str) -> None:
+    """An analysis command's `echo`: its progress lines on stderr, its stdout kept for what it wrote."""
+    print(line, file=sys.stderr, flush=True)

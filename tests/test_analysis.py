@@ -67,6 +67,14 @@ def test_explain_writes_every_figure_with_the_model_numbers(results, tmp_path):
     run = analysis.load_run(out, full["run_id"])
     partner = analysis.load_run(out, no_mcm["run_id"])
     test = run.data.test
+    # Not on a terminal, its progress is lines on stderr, one each tenth of its test batches: three passes over
+    # the test split (this run's tables, the partner's weights, modality_weights.csv), each in eval batches.
+    batches = 2 * -(-len(test) // run.eval_batch_size) + -(-len(partner.data.test) // partner.eval_batch_size)
+    step = -(-batches // 10)
+    said = [line for line in done.stderr.splitlines() if line.startswith(f"explain {full['run_id']}: ")]
+    assert [int(line.split(": ")[1].split("/")[0]) for line in said] == [*range(step, batches, step), batches], said
+    assert all(f"/{batches} test batches, " in line for line in said), said
+    assert "test batches" not in done.stdout
     with torch.no_grad():
         batch = test.batch(torch.arange(len(test)))
         outputs = run.model(batch, return_spectral=True)

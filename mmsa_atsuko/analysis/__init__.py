@@ -8,7 +8,8 @@ modules below are where each lives:
   (`LoadedRun`, `find_record`); `forward_split` and `predictions`, its outputs over a split;
   `trace_columns`, the run id, data id and code every analysis CSV row carries;
 - `explain`: `explain_tables`, Atsuko's interpretability outputs (docs/atsuko.md §13) as tables;
-  `modality_weights_table`, `find_partner_without_mcm`, `require_atsuko`, `MODALITY_CODES`,
+  `modality_weights_table`; `explain_run`, both with their progress; `find_partner_without_mcm`, `require_atsuko`,
+  `MODALITY_CODES`,
   `WEIGHT_COLUMN_OF` (a modality's weight column, as predictions_test.csv names it), `TARGET_COLUMN_OF`;
 - `robustness`: `robustness_table`, test metrics under Gaussian noise, a zeroed modality and
   frame drops; `corrupt_split`, `NOISE_SNR_DB`, `FRAME_DROP_RATES`;
@@ -21,7 +22,7 @@ modules below are where each lives:
 """
 from .ablation import SWITCHES, VARIANT_ORDER, ablation_runs, sentiment_class, tsne_table, variant_name
 from .explain import (MODALITY_CODES, MODALITY_NAMES, TARGET_COLUMN_OF, WEIGHT_COLUMN_OF, explain_tables,
-                      find_partner_without_mcm, modality_weights_table, require_atsuko)
+                      explain_run, find_partner_without_mcm, modality_weights_table, require_atsuko)
 from .robustness import FRAME_DROP_RATES, NOISE_SNR_DB, corrupt_split, robustness_table
 from .runs import LoadedRun, find_record, forward_split, load_run, predictions, trace_columns
 from .sensitivity import PARAM_LABELS, SENSITIVITY_PARAMS, sensitivity_table
@@ -29,8 +30,7 @@ from .sensitivity import PARAM_LABELS, SENSITIVITY_PARAMS, sensitivity_table
 __all__ = [
     "SWITCHES", "VARIANT_ORDER", "ablation_runs", "sentiment_class", "tsne_table", "variant_name",
     "MODALITY_CODES", "MODALITY_NAMES", "TARGET_COLUMN_OF", "WEIGHT_COLUMN_OF", "explain_tables",
-    "find_partner_without_mcm", "modality_weights_table",
-    "require_atsuko",
+    "explain_run", "find_partner_without_mcm", "modality_weights_table", "require_atsuko",
     "FRAME_DROP_RATES", "NOISE_SNR_DB", "corrupt_split", "robustness_table",
     "LoadedRun", "find_record", "forward_split", "load_run", "predictions", "trace_columns",
     "PARAM_LABELS", "SENSITIVITY_PARAMS", "sensitivity_table",

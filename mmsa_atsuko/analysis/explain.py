@@ -3,6 +3,7 @@
 - `explain_tables`: Atsuko's interpretability outputs (docs/atsuko.md §13) as tables.
 - `modality_weights_table`: the router's modality weights on every test sample.
 - `find_partner_without_mcm`: the run that differs from this one by the MCM alone.
+- `explain_run`: both, with the progress of their passes over test splits.
 
 One layout for the modality weights, predictions_test.csv's: wide, one row per sample (per sample and run where
 two runs are compared), the sample in `id`, a modality's weight in `modality_weight_L`, `_V`, `_A` (L is the text,
@@ -11,6 +12,7 @@ as in the model and docs/atsuko.md), so the tables join on `id`. Every row of ev
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from ..data.conditions import condition_of
 from ..errors import DataError, UsageError
 from ..models.atsuko import ATSUKO_FAMILY
 from ..models.atsuko.modalities import BATCH_KEY, MODALITIES, MODALITY_WEIGHT_COLUMNS
+from ..progress import Progress, to_stderr
 from ..results import ok_records, read_records
 from ..training.trainer import evaluate
 from .runs import LoadedRun, _cat, _config_apart_from, forward_split, trace_columns
@@ -40,22 +43,50 @@ def require_atsuko(run: LoadedRun, what: str = "explain") -> None:
                          f"not atsuko")
 
 
-def modality_weights_table(run: LoadedRun, feature_path=None) -> pd.DataFrame:
+def modality_weights_table(run: LoadedRun, feature_path=None, on_batch=None) -> pd.DataFrame:
     """`id, label, pred, modality_weight_L, _V, _A, run_id, data, code`: the run's prediction and modality
     weights on every test sample of its own data (predictions_test.csv's columns and numbers), or of the feature
     file `feature_path` (same dataset and sequence lengths as the run's; `data` is then that file's id)."""
-    from ..api import predictions_frame
+    return _weights_on(run, *_weights_test_split(run, feature_path), on_batch)
+
+
+def _weights_test_split(run: LoadedRun, feature_path=None) -> tuple:
+    """(the test split modality_weights_table reads, its data id): the run's own, or `feature_path`'s."""
     require_atsuko(run)
-    test, data = run.data.test, run.data.spec.source
-    if feature_path is not None:
-        other = load_dataset(run.record["dataset"], aligned=bool(run.record["aligned"]), feature_path=feature_path,
-                             pretrained=run.record["config"].get("pretrained"))
-        test, data = other.test, other.spec.source
+    if feature_path is None:
+        return run.data.test, run.data.spec.source
+    other = load_dataset(run.record["dataset"], aligned=bool(run.record["aligned"]), feature_path=feature_path,
+                         pretrained=run.record["config"].get("pretrained"))
+    return other.test, other.spec.source
+
+
+def _weights_on(run: LoadedRun, test, data: str, on_batch=None) -> pd.DataFrame:
+    from ..api import predictions_frame
     # The trainer's own pass, as predictions_test.csv was written from: the same columns, the same numbers.
-    tested = evaluate(run.model, test, run.record["dataset"], run.eval_batch_size, collect=True)
+    tested = evaluate(run.model, test, run.record["dataset"], run.eval_batch_size, collect=True, on_batch=on_batch)
     table = predictions_frame(tested, run.data.spec.task)
     table = table[["id", "label", "pred", *MODALITY_WEIGHT_COLUMNS.values()]]
     return table.assign(**trace_columns(run.record, data))
+
+
+def explain_run(run: LoadedRun, samples: int = 10, partner: LoadedRun | None = None, feature_path=None,
+                progress: bool = True) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """(`explain_tables`, `modality_weights_table`) of `run`, every number computed before a file is written.
+
+    Their passes over test splits (this run's, the partner's, the weights'; each took 28 s at SIMS's real size
+    with the default config on one thread of a busy CPU, and MOSEI's test split is ten times SIMS's) count
+    their batches: tqdm's bar on a terminal, elsewhere (a log file, a pipe) a line on stderr each tenth of
+    them, as robustness's. A bad `feature_path` fails before the first pass."""
+    weights_test, weights_data = _weights_test_split(run, feature_path)
+    passes = [(run, run.data.test), *([(partner, partner.data.test)] if partner is not None else []),
+              (run, weights_test)]
+    batches = sum(math.ceil(len(split) / of.eval_batch_size) for of, split in passes)
+    meter = Progress(batches, to_stderr, what="test batches", unit="batch", desc=f"explain {run.run_id}",
+                     quiet=not progress)
+    tables = explain_tables(run, samples, partner, on_batch=meter.update)
+    weights = _weights_on(run, weights_test, weights_data, on_batch=meter.update)
+    meter.close()
+    return tables, weights
 
 
 def find_partner_without_mcm(results, run: LoadedRun) -> str | None:
@@ -72,20 +103,22 @@ def find_partner_without_mcm(results, run: LoadedRun) -> str | None:
     return partners[-1]["run_id"] if partners else None
 
 
-def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None = None) -> dict[str, pd.DataFrame]:
+def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None = None,
+                   on_batch=None) -> dict[str, pd.DataFrame]:
     """Atsuko's interpretability outputs (docs/atsuko.md §13) as tables, one per figure.
 
     Keys: spectral_energy, band_components (first chosen sample), band_weights (test mean and
     the chosen samples), modality_weights_mcm (chosen samples, with and without the MCM when
     `partner` is given; each row names its run), mcm_target (q next to w; MCM runs only), modality_weight_distribution
-    (every test sample). The chosen samples are the first `samples` test samples in file order.
+    (every test sample). The chosen samples are the first `samples` test samples in file order. `on_batch()` is
+    called after each batch of its passes over the test split (the run's, then the partner's).
     """
     require_atsuko(run)
     model, test = run.model, run.data.test
     if samples < 1:
         raise UsageError("--samples must be at least 1")
     samples = min(samples, len(test))
-    outputs = forward_split(run, test, return_spectral=model.use_sbn, with_loss=model.use_mcm)
+    outputs = forward_split(run, test, return_spectral=model.use_sbn, with_loss=model.use_mcm, on_batch=on_batch)
     ids = list(test.ids)
     weights = _cat(outputs, "modality_weights")                       # (N, 3), L V A
     tables = {}
@@ -96,7 +129,7 @@ def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None 
     variant = "with MCM" if model.use_mcm else "without MCM"
     rows = [_weight_row(ids[n], variant, weights[n], run.run_id) for n in range(samples)]
     if partner is not None:
-        partner_weights = _cat(forward_split(partner, partner.data.test), "modality_weights")
+        partner_weights = _cat(forward_split(partner, partner.data.test, on_batch=on_batch), "modality_weights")
         if list(partner.data.test.ids) != ids:
             raise DataError(f"run {partner.run_id} was tested on other samples than {run.run_id}")
         rows += [_weight_row(ids[n], "without MCM", partner_weights[n], partner.run_id) for n in range(samples)]

@@ -5,15 +5,13 @@
 """
 from __future__ import annotations
 
-import sys
-
 import pandas as pd
 import torch
 
 from ..data.spec import Split
 from ..errors import UsageError
 from ..models.common.bert import reads_bert_tokens
-from ..progress import Progress
+from ..progress import Progress, to_stderr
 from ..training.trainer import evaluate
 from .runs import LoadedRun, trace_columns
 
@@ -79,8 +77,8 @@ def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_
     bert_text = reads_bert_tokens(run.model)
     passes = 1 + sum(1 + (0 if m == "text" and bert_text else len(snr_db) + len(drop_rates))
                      for m in ("text", "vision", "audio"))
-    meter = Progress(passes, lambda line: print(line, file=sys.stderr, flush=True), what="test passes", unit="test",
-                   desc=f"robustness {run.run_id}", quiet=not progress)
+    meter = Progress(passes, to_stderr, what="test passes", unit="test",
+                     desc=f"robustness {run.run_id}", quiet=not progress)
 
     def add(corruption, modality, level, unit, split):
         meter.bar.set_postfix_str(f"{corruption} {modality} {level:g}", refresh=False)

@@ -129,8 +129,10 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None, data
 
 
 @torch.no_grad()
-def forward_split(run: LoadedRun, split, return_spectral: bool = False, with_loss: bool = False) -> list[dict]:
-    """The model's outputs batch by batch over `split` in file order (eval mode, no masking)."""
+def forward_split(run: LoadedRun, split, return_spectral: bool = False, with_loss: bool = False,
+                  on_batch=None) -> list[dict]:
+    """The model's outputs batch by batch over `split` in file order (eval mode, no masking); `on_batch()` is
+    called after each batch."""
     run.model.eval()
     outputs = []
     for batch in split.batches(run.eval_batch_size):
@@ -140,6 +142,8 @@ def forward_split(run: LoadedRun, split, return_spectral: bool = False, with_los
             out["loss_terms"] = run.model.loss(out, batch)
         out["batch"] = batch
         outputs.append(out)
+        if on_batch is not None:
+            on_batch()
     return outputs
 
 

@@ -56,8 +56,7 @@ def explain_parser() -> argparse.ArgumentParser:
 def cmd_explain(argv) -> int:
     args = explain_parser().parse_args(argv)
     use_threads(args)
-    from ..analysis import (explain_tables, find_partner_without_mcm, load_run, modality_weights_table,
-                           require_atsuko)
+    from ..analysis import explain_run, find_partner_without_mcm, load_run, require_atsuko
     from ..api import PREDICTIONS_FLOAT_FORMAT
     from ..results import analysis_dir, check_run_id
     from ..models.atsuko import ATSUKO_FAMILY
@@ -80,10 +79,9 @@ def cmd_explain(argv) -> int:
     if run.model.use_mcm:
         partner_id = find_partner_without_mcm(args.results, run)
         partner = load_run(args.results, partner_id, data_cache=cache) if partner_id else None
-    tables = explain_tables(run, args.samples, partner)
     # Everything is computed before the first file is written: a bad --feature-path fails here,
     # leaving an earlier explain of this run as it was.
-    weights = modality_weights_table(run, args.feature_path)
+    tables, weights = explain_run(run, args.samples, partner, args.feature_path)
     where = f"{run.record['model']} on {run.record['dataset']}{' aligned' if run.record['aligned'] else ''}, " \
             f"seed {run.record['seed']}"
     files = explain_files(tables, where, run.synthetic)

@@ -89,9 +89,10 @@ def clip_and_step(model, optimizer, config) -> None:
 
 @torch.no_grad()
 def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False,
-             precision: str = "fp32", loss_rule: str = "exact") -> SplitEval:
+             precision: str = "fp32", loss_rule: str = "exact", on_batch=None) -> SplitEval:
     """Metrics of `model` on `split` in file order; with `collect`, the per-sample outputs too.
-    `loss_rule`: how 'Loss' is made of the batches' losses (selection.py; the config's `valid_loss` on valid)."""
+    `loss_rule`: how 'Loss' is made of the batches' losses (selection.py; the config's `valid_loss` on valid).
+    `on_batch()` is called after each batch (explain counts its progress so)."""
     model.eval()
     # Everything stays on the model's device until the split is done: one transfer at the end
     # instead of a GPU sync per batch. The loss is summed in float64, as float() per batch did.
@@ -106,6 +107,8 @@ def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False,
         labels.append(batch["label"])
         for key, value in (outputs.get("export") or {}).items() if collect else ():
             export.setdefault(key, []).append(value.float())
+        if on_batch is not None:
+            on_batch()
     pred, label = torch.cat(preds).cpu().numpy(), torch.cat(labels).cpu().numpy()
     metrics = compute_metrics(dataset, pred, label)
     metrics["Loss"] = split_loss(losses, sizes, loss_rule)
