@@ -182,6 +182,22 @@ def die_before_last_pt_of_epoch(monkeypatch, epoch):
     monkeypatch.setattr(trainer, "save_training_state", save)
 
 
+SPOILS = ["garbage last.pt", "train.log linked elsewhere"]
+
+
+def spoil_resumable_folder(partial: Path, spoil: str, victim: Path) -> str:
+    """Make a dead run's `.partial` folder one `--resume` must refuse, as `spoil` says (one of SPOILS): a last.pt
+    that is no training state, or train.log replaced by a symbolic link to `victim` (written "precious" here).
+    Returns the start of the refusal's one line."""
+    victim.write_text("precious\n")
+    if spoil == "garbage last.pt":
+        (partial / "last.pt").write_bytes(b"not a checkpoint")
+        return f"{partial / 'last.pt'} is not a training state this toolkit wrote"
+    (partial / "train.log").unlink()
+    (partial / "train.log").symlink_to(victim)
+    return f"{partial} holds train.log, a symbolic link, which no run writes"
+
+
 # Installed in every process of a sweep or `run.py --jobs` (driver and spawned workers) through PYTHONPATH: the
 # worker training seed 1112 kills its driver once epoch 1's last.pt is written, as a reboot or `kill -9` would, and
 # dies with it; or, with KILL=worker, kills itself alone, as the OOM killer would.

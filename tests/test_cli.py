@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import (KILL_THE_SWEEP_AFTER_EPOCH_1, checkout_with, die_before_last_pt_of_epoch, history_scalars,
-                      latefuse, run_in_checkout, same_scalars, tensorboard_scalars)
+from conftest import (KILL_THE_SWEEP_AFTER_EPOCH_1, SPOILS, checkout_with, die_before_last_pt_of_epoch, history_scalars,
+                      latefuse, run_in_checkout, same_scalars, spoil_resumable_folder, tensorboard_scalars)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -368,7 +368,7 @@ def test_resume_with_jobs_continues_in_workers_as_an_uninterrupted_run_ends(tmp_
 
 
 @pytest.mark.parametrize("jobs", [[], ["--jobs", "2"]], ids=["in-process", "jobs-2"])
-@pytest.mark.parametrize("spoil", ["garbage last.pt", "train.log linked elsewhere"])
+@pytest.mark.parametrize("spoil", SPOILS)
 def test_resume_stops_on_a_folder_it_may_not_continue_with_exit_1_in_process_and_in_workers(tmp_path, capsys,
                                                                                            monkeypatch, spoil, jobs):
     """A dead run's folder --resume may not continue stops run.py in one line, the run not trained afresh and the
@@ -381,14 +381,7 @@ def test_resume_stops_on_a_folder_it_may_not_continue_with_exit_1_in_process_and
             "--quiet", "--out", str(tmp_path)]
     partial = _cut_in_epoch_2(argv, tmp_path, monkeypatch)
     victim = tmp_path / "victim.txt"
-    victim.write_text("precious\n")
-    if spoil == "garbage last.pt":
-        (partial / "last.pt").write_bytes(b"not a checkpoint")
-        says = f"{partial / 'last.pt'} is not a training state this toolkit wrote"
-    else:
-        (partial / "train.log").unlink()
-        (partial / "train.log").symlink_to(victim)
-        says = f"{partial} holds train.log, a symbolic link, which no run writes"
+    says = spoil_resumable_folder(partial, spoil, victim)
     before = sorted(entry.name for entry in partial.iterdir())
     capsys.readouterr()
     assert main([*argv, *jobs, "--resume"]) == 1

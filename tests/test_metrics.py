@@ -589,6 +589,22 @@ def _steps(edge):
     return np.nextafter(e, np.float32(-np.inf)), e, np.nextafter(e, np.float32(np.inf))
 
 
+def _each_step_alone(dataset, label, classes, keys, reference) -> list:
+    """Each of `label`'s three steps (`_steps`) predicted alone against it: each accuracy of `keys` is 1 exactly
+    where the step's classes (`classes`: the label's, then each step's, worked by hand) agree with the label's.
+    Then all three steps at once equal MMSA's own code (`reference`). Returns (step, its metrics) for more checks."""
+    label_classes, step_classes = classes
+    y = np.array([label], dtype=np.float32)
+    seen = []
+    for x, want in zip(_steps(label), step_classes):
+        m = compute_metrics(dataset, np.array([x]), y)
+        assert tuple(m[k] for k in keys) == tuple(float(a == b) for a, b in zip(want, label_classes)), (label, x)
+        seen.append((x, m))
+    p, ys = np.array(_steps(label)), np.full(3, label, dtype=np.float32)
+    assert_same(compute_metrics(dataset, p, ys), reference(p, ys), keys)
+    return seen
+
+
 # Worked by hand from metricsTop.py (a94e65d) lines 85-90 and 138-158: a value's classes as
 # (Mult_acc_7 class, Mult_acc_5 class, Mult_acc_3 class) = np.round(np.clip(x, -b, b)), half to even;
 # for SIMS (2-, 3-, 5-class bin) with bins (lo, hi]: a value on an edge is in the lower bin.
@@ -614,16 +630,9 @@ SIMS_STEPS = {  # label: (its bins, bins of the float32 below, of the label itse
 
 @pytest.mark.parametrize("label", sorted(MOSI_STEPS))
 def test_mosi_classes_one_float32_step_either_side_of_each_half(label):
-    # Each prediction alone against the label: an accuracy is 1 exactly where the two classes agree.
-    label_classes, step_classes = MOSI_STEPS[label]
-    y = np.array([label], dtype=np.float32)
-    for x, classes in zip(_steps(label), step_classes):
-        m = compute_metrics("mosi", np.array([x]), y)
-        got = (m["Mult_acc_7"], m["Mult_acc_5"], m["Mult_acc_3"])
-        assert got == tuple(float(a == b) for a, b in zip(classes, label_classes)), (label, x)
+    for x, m in _each_step_alone("mosi", label, MOSI_STEPS[label], ["Mult_acc_7", "Mult_acc_5", "Mult_acc_3"],
+                                 ref_mmsa_mosei_regression):
         assert m["Has0_acc_2"] == m["Non0_acc_2"] == float((x >= 0) == (label >= 0)), (label, x)
-    p = np.array(_steps(label)); ys = np.full(3, label, dtype=np.float32)
-    assert_same(compute_metrics("mosi", p, ys), ref_mmsa_mosei_regression(p, ys), ["Mult_acc_7", "Mult_acc_5"])
 
 
 def test_mosi_signs_either_side_of_zero():
@@ -640,14 +649,8 @@ def test_mosi_signs_either_side_of_zero():
 
 @pytest.mark.parametrize("label", sorted(SIMS_STEPS))
 def test_sims_bins_one_float32_step_either_side_of_each_edge(label):
-    label_bins, step_bins = SIMS_STEPS[label]
-    y = np.array([label], dtype=np.float32)
-    for x, bins in zip(_steps(label), step_bins):
-        m = compute_metrics("sims", np.array([x]), y)
-        got = (m["Mult_acc_2"], m["Mult_acc_3"], m["Mult_acc_5"])
-        assert got == tuple(float(a == b) for a, b in zip(bins, label_bins)), (label, x)
-    p = np.array(_steps(label)); ys = np.full(3, label, dtype=np.float32)
-    assert_same(compute_metrics("sims", p, ys), ref_mmsa_sims_regression(p, ys), ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5"])
+    _each_step_alone("sims", label, SIMS_STEPS[label], ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5"],
+                     ref_mmsa_sims_regression)
 
 
 # ======================================================================================

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KILL_THE_SWEEP_AFTER_EPOCH_1, die_before_last_pt_of_epoch
+from conftest import KILL_THE_SWEEP_AFTER_EPOCH_1, SPOILS, die_before_last_pt_of_epoch, spoil_resumable_folder
 from mmsa_atsuko.data.conditions import make_condition
 from mmsa_atsuko.errors import DataError, MissingDataError, ToolkitError, UsageError
 from mmsa_atsuko.results import identity, latest_by_identity, read_records
@@ -751,7 +751,7 @@ def test_sweep_resume_with_worker_processes_continues_what_a_killed_sweep_left(t
     assert not list((cut / "runs").glob(".*"))
 
 
-@pytest.mark.parametrize("spoil", ["garbage last.pt", "train.log linked elsewhere"])
+@pytest.mark.parametrize("spoil", SPOILS)
 def test_a_folder_sweep_resume_may_not_continue_is_one_line_and_the_run_trains_afresh(tmp_path, caplog,
                                                                                       monkeypatch, spoil):
     """Every check of `run.py --resume` holds in a sweep: a last.pt that is not this run's state, or a link planted
@@ -765,15 +765,10 @@ def test_a_folder_sweep_resume_may_not_continue_is_one_line_and_the_run_trains_a
         sweep(out=out, **kw)
     monkeypatch.undo()
     (partial,) = (out / "runs").glob(".*.partial")
-    victim = write(tmp_path / "victim.txt", "precious\n")
-    if spoil == "garbage last.pt":
-        (partial / "last.pt").write_bytes(b"not a checkpoint")
-        why = f"{partial / 'last.pt'} is not a training state this toolkit wrote (DataError); remove the run's folder"
-    else:
-        (partial / "train.log").unlink()
-        (partial / "train.log").symlink_to(victim)
-        why = (f"{partial} holds train.log, a symbolic link, which no run writes: it is not a folder this toolkit "
-               f"left; remove it")
+    victim = tmp_path / "victim.txt"
+    why = spoil_resumable_folder(partial, spoil, victim) + (
+        " (DataError); remove the run's folder" if spoil == "garbage last.pt" else ": it is not a folder this "
+        "toolkit left; remove it")
     with caplog.at_level("WARNING", logger="mmsa_atsuko"):
         (record,) = sweep(out=out, resume=True, **kw).records
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
