@@ -12,7 +12,9 @@ all use it without importing each other.
 - `sha256_of(path)`: a file's sha256, remembered in `sha256.json` per version of the file.
   A version is (size, mtime_ns, ctime_ns, inode, device): mtime can be set back by anyone
   (`touch -d`, `os.utime`), ctime cannot, and any write, chmod or rename moves it, so an
-  in-place edit is never mistaken for the file that was hashed.
+  in-place edit is never mistaken for the file that was hashed. `remember` reads, adds to and
+  rewrites the file holding `sha256.json.lock` (a `filelock.FileLock`, as the store's), so two
+  processes hashing at once never drop each other's entry.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ import json
 import os
 from pathlib import Path
 
+from filelock import FileLock
+
 from .atomic import replace_with
 
 CACHE_ENV = "MMSA_ATSUKO_CACHE"
@@ -28,6 +32,9 @@ DEFAULT_CACHE = "~/.cache/mmsa_atsuko"
 SYNTHETIC_BERT_PREFIX = "synthetic:"
 TINY_BERT_LANGUAGES = ("en", "cn")
 _HASHES_FILE = "sha256.json"
+# How long `remember` waits for another process's update of the hashes file (a read and a small write): past it
+# the entry is skipped, which costs a later hash of the file, never a wrong one.
+HASHES_LOCK_S = 10.0
 
 
 def cache_dir() -> Path:
@@ -96,17 +103,19 @@ def remember(path, version: list, facts: dict) -> None:
     try:
         if file_version(path) != version:
             return
-        entries = _read_entries()
-        entries = {key: entry for key, entry in entries.items() if os.path.exists(key)}
-        key = str(path.resolve())
-        old = entries.get(key)
-        if isinstance(old, dict) and old.get("version") == version and isinstance(old.get("facts"), dict):
-            facts = {**old["facts"], **facts}
-        entries[key] = {"version": version, "facts": facts}
         cache = cache_dir() / _HASHES_FILE
         cache.parent.mkdir(parents=True, exist_ok=True)
-        replace_with(cache, lambda tmp: tmp.write_text(json.dumps(entries, indent=0)))
-    except (OSError, ValueError):
+        # Held from the read to the rename: another process's entry written in between would be lost.
+        with FileLock(f"{cache}.lock", timeout=HASHES_LOCK_S):
+            entries = _read_entries()
+            entries = {key: entry for key, entry in entries.items() if os.path.exists(key)}
+            key = str(path.resolve())
+            old = entries.get(key)
+            if isinstance(old, dict) and old.get("version") == version and isinstance(old.get("facts"), dict):
+                facts = {**old["facts"], **facts}
+            entries[key] = {"version": version, "facts": facts}
+            replace_with(cache, lambda tmp: tmp.write_text(json.dumps(entries, indent=0)))
+    except (OSError, ValueError):       # filelock's Timeout is an OSError: skipped as an unwritable cache is
         pass
 
 

@@ -11,6 +11,7 @@ import collections
 import gc
 import hashlib
 import importlib
+import json
 import logging
 import os
 import pathlib
@@ -199,6 +200,44 @@ def test_sha256_of_is_remembered_per_version_of_the_file(tmp_path, monkeypatch):
         f.write(b"b")
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))    # ...and the old mtime
     assert cache.sha256_of(path) == hashlib.sha256(b"b" + b"a" * 99).hexdigest() and hashed == [1]
+
+
+def test_two_writers_remembering_at_once_keep_both_entries(tmp_path, monkeypatch):
+    """Writer A reads the hashes file, then pauses; writer B (a thread: filelock's flock locks contend across
+    threads as across processes) remembers another file meanwhile. Without a lock B's
+    entry was written and then lost under A's rewrite of what it had read (the file hashed again next time)."""
+    import threading
+    from mmsa_atsuko import cache
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    first, second = tmp_path / "a.bin", tmp_path / "b.bin"
+    first.write_bytes(b"a")
+    second.write_bytes(b"b")
+    a_has_read, b_done = threading.Event(), threading.Event()
+    real_read = cache._read_entries
+    reads_by_a = []
+
+    def read_then_pause():
+        entries = real_read()
+        if threading.current_thread().name == "A":
+            reads_by_a.append(1)
+        if len(reads_by_a) == 2 and not a_has_read.is_set():
+            # A's second read is `remember`'s (the first is `remembered`'s look before hashing)
+            a_has_read.set()
+            b_done.wait(timeout=3)         # B finishes here unless it waits for A's lock; then A goes on at 3 s
+        return entries
+
+    monkeypatch.setattr(cache, "_read_entries", read_then_pause)
+    a = threading.Thread(target=cache.sha256_of, args=(first,), name="A")
+    a.start()
+    assert a_has_read.wait(timeout=30)
+    b = threading.Thread(target=lambda: (cache.sha256_of(second), b_done.set()), name="B")
+    b.start()
+    a.join()
+    b.join()
+    monkeypatch.setattr(cache, "_read_entries", real_read)
+    stored = json.loads((tmp_path / "cache" / "sha256.json").read_text())
+    assert {key: entry["facts"]["sha256"] for key, entry in stored.items()} == {
+        str(first.resolve()): hashlib.sha256(b"a").hexdigest(), str(second.resolve()): hashlib.sha256(b"b").hexdigest()}
 
 
 @pytest.mark.parametrize("protocol", [4, 5])
