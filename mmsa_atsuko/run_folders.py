@@ -256,6 +256,21 @@ def unfinished_runs(out, identities: Collection[tuple] | None = None) -> Iterato
             lock.release()
 
 
+def move_dead(folder: Path, to: Path) -> bool:
+    """Rename a dead run's `.partial` folder to `to` holding its lock (waited for LOOK_HOLD_S, as a scan may hold
+    it), so that no other process removes it or takes it over half-way. False, the folder left, if it has gone
+    or a live process holds it (a run of the same identity removing or resuming it)."""
+    lock = _claim(folder, wait=LOOK_HOLD_S)
+    if lock is None:
+        return False
+    try:
+        folder.rename(to)
+    finally:
+        lock.release()
+    (to / RUN_LOCK).unlink(missing_ok=True)
+    return True
+
+
 def remove(folder: Path) -> None:
     """Remove a run folder, its run.json last: a removal killed half-way leaves a folder that still
     names its run, so the next start of that run removes the rest."""

@@ -136,6 +136,78 @@ def test_claiming_a_partial_folder_renamed_away_meanwhile_leaves_nothing(tmp_pat
         lock.release()
 
 
+def test_a_dead_workers_folder_is_renamed_under_its_lock_while_run_py_looks_for_leftovers(tmp_path, monkeypatch):
+    """The driver renames a dead worker's `.partial` folder to `.failed`; a run.py of the same identity starting at
+    that moment looks for its leftovers. Before, the rename took no lock: run.py removed the folder between the
+    driver's look and its rename, and the driver stopped on FileNotFoundError (a traceback). Now run.py finds the
+    folder held, leaves it, and the driver keeps it as `.failed`."""
+    import threading
+    from datetime import datetime, timezone
+
+    from mmsa_atsuko import run_folders
+    from mmsa_atsuko.sweep.execute import failure
+    from mmsa_atsuko.sweep.plan import PlannedRun
+    from mmsa_atsuko.sweep.sweep_file import Setting
+    monkeypatch.setattr(run_folders, "LOOK_HOLD_S", 0.2)
+    run = PlannedRun(Setting("tfn", "mosi", False, preset="small"), seed=1, config_hash="c0ffee", data="synthetic:standard")
+    run_id = "tfn-mosi-s1-20261207T000000-abcdef"
+    work = run_folders.partial_dir(tmp_path, run_id)
+    work.mkdir(parents=True)
+    (work / "run.json").write_text(json.dumps({"identity": list(run.identity)}))
+    (work / "train.log").write_text("epoch 1\n")
+    errors, real_rename = [], Path.rename
+
+    def look_for_leftovers():            # what run.py of this identity does as it starts, without --resume
+        try:
+            run_folders.take_leftovers(tmp_path, run.identity, resume=False)
+        except Exception as error:
+            errors.append(error)
+
+    def rename_once_run_py_looked(self, target):
+        if self == work:                 # the driver's rename, paused until run.py's look is over
+            other = threading.Thread(target=look_for_leftovers)
+            other.start()
+            other.join(timeout=30)
+        return real_rename(self, target)
+    monkeypatch.setattr(Path, "rename", rename_once_run_py_looked)
+    record = failure(run, run_id, tmp_path, "cpu", "worker process died (exit code -9)", datetime.now(timezone.utc),
+                     1.0, worker_died=True)
+    failed = tmp_path / "runs" / f"{run_id}.failed"
+    assert record["status"] == "failed" and errors == [] and not work.exists()
+    assert sorted(p.name for p in failed.iterdir()) == ["error.txt", "run.json", "train.log"]
+    assert (failed / "train.log").read_text() == "epoch 1\n"
+
+
+def test_a_dead_workers_folder_removed_by_run_py_first_is_one_log_line(tmp_path, monkeypatch, caplog):
+    """run.py of the same identity removed the folder between the driver's look at it and its rename: the driver
+    says so in one line and keeps error.txt alone (before: FileNotFoundError, a traceback)."""
+    from datetime import datetime, timezone
+
+    from mmsa_atsuko import run_folders
+    from mmsa_atsuko.sweep.execute import failure
+    from mmsa_atsuko.sweep.plan import PlannedRun
+    from mmsa_atsuko.sweep.sweep_file import Setting
+    run = PlannedRun(Setting("tfn", "mosi", False, preset="small"), seed=1, config_hash="c0ffee", data="synthetic:standard")
+    run_id = "tfn-mosi-s1-20261207T000000-abcdef"
+    work = run_folders.partial_dir(tmp_path, run_id)
+    work.mkdir(parents=True)
+    (work / "train.log").write_text("epoch 1\n")
+    real_exists = Path.exists
+
+    def removed_after_the_look(self, *args, **kwargs):
+        found = real_exists(self, *args, **kwargs)
+        if self == work and found:
+            run_folders.remove(work)
+        return found
+    monkeypatch.setattr(Path, "exists", removed_after_the_look)
+    record = failure(run, run_id, tmp_path, "cpu", "worker process died (exit code -9)", datetime.now(timezone.utc),
+                     1.0, worker_died=True)
+    failed = tmp_path / "runs" / f"{run_id}.failed"
+    assert record["status"] == "failed" and [p.name for p in failed.iterdir()] == ["error.txt"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{work} was taken by another process before it could become {failed}, which holds error.txt alone"]
+
+
 def test_killed_sweep_resumes_with_every_run_recorded_once(tmp_path):
     out = tmp_path / "out"
     lists = ["-m", "tfn", "lmf", "-d", "mosi", "sims", "-s", "1", "2"]

@@ -18,7 +18,7 @@ from ..config import config_hash, load_config
 from ..errors import DataError, ResumeRefused, ToolkitError, UsageError
 from ..registry import build_model
 from ..results import failed_record, open_new
-from ..run_folders import take_leftovers
+from ..run_folders import move_dead, take_leftovers
 from ..training.hardware import peak_memory_mb, reset_peak_memory
 from ..training.seed import resolve_device, set_seed
 from ..training.trainer import fit
@@ -90,10 +90,11 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
     work = api.partial_dir(Path(out), run_id)
     failed_dir = work.parent / f"{run_id}.failed"
     failed_dir.parent.mkdir(parents=True, exist_ok=True)
-    if work.exists() and not kept:
-        work.rename(failed_dir)
-    else:
-        failed_dir.mkdir(exist_ok=True)
+    if work.exists() and not kept and not move_dead(work, failed_dir):
+        # A run of the same identity took it meanwhile (removed it as a leftover, or resumed it).
+        log.warning("%s was taken by another process before it could become %s, which holds error.txt alone",
+                    work, failed_dir)
+    failed_dir.mkdir(exist_ok=True)
     if run.checkpoint == "none":
         (failed_dir / "best.pt").unlink(missing_ok=True)
     details = "".join(traceback.format_exception(type(error), error, error.__traceback__)) if is_exception else message
