@@ -35,7 +35,8 @@ from .models.common.bert import bert_input_problem, reads_bert_tokens, shorter_t
 from .registry import build_model, canonical_model_name, get_model_class
 from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity, open_new,
                       ok_record, ran_at_other_precision, read_records, recover, run_identity)
-from .run_folders import attempts_of, partial_dir, run_folder, take_leftovers, unfinished_runs  # noqa: F401 (re-exported)
+from .run_folders import (attempts_of, partial_dir, run_folder, take_leftovers, unfinished_runs,  # noqa: F401
+                          work_folders)  # (re-exported)
 from .training.hardware import (check_precision, check_threads, device_name, peak_memory_mb,
                                 reset_peak_memory)
 from .training.model_card import check_tokenizer, write_model_card

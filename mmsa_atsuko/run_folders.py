@@ -6,7 +6,8 @@ however its holder dies, on this host or another sharing the folder, so no pid c
 be reused), and `run.json` beside it names the run's identity (`results.run_identity`). A
 `.partial` folder whose lock is free is a dead run's: `--resume` continues it from its last
 finished epoch (`last.pt`; `run.py --resume`, `sweep --resume`), `run.py clean` removes it, and so does the
-next start of the same run without --resume.
+next start of the same run without --resume. A run killed while making its folder leaves `.<run_id>.partial.new`
+(`run_folder`), a dead run's folder as well once its lock is free and it names its run or is NEW_GRACE_S old.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import os
 import shutil
 import socket
 import stat
+import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from filelock import FileLock, Timeout
 
 from .atomic import open_new, read_small_file
 from .data.conditions import folder_condition_key
-from .errors import FolderNotResumable, ModelContractError
+from .errors import DataError, FolderNotResumable, ModelContractError
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -34,6 +36,10 @@ LAST_CHECKPOINT = "last.pt"      # the trainer's per-epoch state, what --resume 
 # How long a run looking for its own leftovers waits for one whose lock is held: another process's look at every
 # folder holds each for the time it reads run.json; a live run of the same identity holds it until it ends.
 LOOK_HOLD_S = 2.0
+NEW_SUFFIX = ".new"              # `run_folder` makes a fresh folder under this name, then renames it to `.partial`
+# A `.new` folder naming no run yet may be a live run's between its mkdir and its lock: one is a dead run's only
+# this long after it was made (the two steps are microseconds apart).
+NEW_GRACE_S = 60.0
 
 
 def partial_dir(out, run_id: str) -> Path:
@@ -102,9 +108,12 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
         warn_of_other_threads(work_dir, earlier, (attempt or {}).get("torch_threads"))
         name_the_run(work_dir, earlier)
     else:
-        new = work_dir.with_name(work_dir.name + ".new")
+        new = work_dir.with_name(work_dir.name + NEW_SUFFIX)
         new.mkdir(parents=True)
-        lock = _claim(new)
+        lock = _claim(new, wait=LOOK_HOLD_S)    # a scan (`clean`) holds a dead run's folder for a moment only
+        if lock is None:
+            raise DataError(f"{new} was taken by another process while this run made it (a file planted in it, or a "
+                            f"clock far off); start the run again")
         # Named before the rename: a run killed at any moment leaves a .partial folder that says
         # whose it is, so the next start of that run finds and removes it.
         name_the_run(new, [])
@@ -233,15 +242,16 @@ def warn_of_other_threads(folder: Path, earlier: list[dict], threads: int | None
 
 
 def unfinished_runs(out, identities: Collection[tuple] | None = None) -> Iterator[Path]:
-    """Each `.partial` folder in `<out>/runs` that no live process runs, each locked until the
+    """Each `.partial` folder in `<out>/runs` that no live process runs (and each dead `.partial.new` one:
+    `_maybe_being_made`), each locked until the
     caller asks for the next, so that no run can take it over meanwhile. With `identities`, only the folders
     that name one of them (`identity_of`) are locked and given: a worker looking for its own run's leftovers
     must not hold another run's lock even for a moment, since that run's worker, looking for its own at the
     same time, would take the folder for a live run's and train afresh instead of resuming it. A folder of
     `identities` that is held is waited for a moment (LOOK_HOLD_S): a scan that locks every folder (`clean`, the
     sweep's plan line, run.py's closing count) may be reading it, which a run's own process would not."""
-    for folder in sorted((Path(out) / "runs").glob(".*.partial")):
-        if folder.is_symlink():      # not a run's: taking its lock would write where it points
+    for folder in work_folders(Path(out) / "runs"):
+        if folder.is_symlink() or _maybe_being_made(folder):   # a link is no run's: its lock would write elsewhere
             continue
         if identities is not None:
             found = identity_of(folder)
@@ -269,6 +279,22 @@ def move_dead(folder: Path, to: Path) -> bool:
         lock.release()
     (to / RUN_LOCK).unlink(missing_ok=True)
     return True
+
+
+def work_folders(runs: Path) -> list[Path]:
+    """The folders in `runs` that runs work in, live or dead: `.<run_id>.partial`, and `.<run_id>.partial.new`."""
+    return sorted([*runs.glob(".*.partial"), *runs.glob(f".*.partial{NEW_SUFFIX}")])
+
+
+def _maybe_being_made(folder: Path) -> bool:
+    """Whether `folder`, a `.new` one naming no run yet (run.json is written under its lock), was made less than
+    NEW_GRACE_S ago: a live run may not have locked it yet, and taking it would stop that run."""
+    if not folder.name.endswith(NEW_SUFFIX) or os.path.lexists(folder / RUN_IDENTITY):
+        return False
+    try:
+        return time.time() - folder.lstat().st_mtime < NEW_GRACE_S
+    except FileNotFoundError:
+        return True
 
 
 def remove(folder: Path) -> None:

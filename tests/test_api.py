@@ -280,6 +280,32 @@ def test_a_leftover_of_the_same_run_is_removed_and_no_other(tmp_path, monkeypatc
     assert len(list(api.unfinished_runs(tmp_path))) == 3      # the twin's process is gone now
 
 
+def test_a_run_killed_between_making_its_folder_and_renaming_it_is_removed_by_its_next_start(tmp_path, monkeypatch,
+                                                                                              caplog):
+    """The `.X.partial.new` folder a run was killed in (after naming itself in run.json, before the rename to
+    `.X.partial`) is that run's leftover: its next start removes it, as it removes a `.partial` one."""
+    import pathlib
+
+    kw = dict(synthetic=True, preset="small", max_epochs=1, out=tmp_path, quiet=True)
+    real_rename = pathlib.Path.rename
+
+    def killed_at_the_rename(self, target):
+        if self.name.endswith(".partial.new"):
+            raise KeyboardInterrupt              # as a kill there: the lock goes with the process, the folder stays
+        return real_rename(self, target)
+    monkeypatch.setattr(pathlib.Path, "rename", killed_at_the_rename)
+    with pytest.raises(KeyboardInterrupt):
+        mmsa_atsuko.run("tfn", "mosi", seeds=[1], **kw)
+    monkeypatch.undo()
+    (leftover,) = (tmp_path / "runs").iterdir()
+    assert leftover.name.endswith(".partial.new") and (leftover / "run.json").is_file()
+    with caplog.at_level("WARNING", logger="mmsa_atsuko"):
+        (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], **kw)
+    assert record["status"] == "ok" and not leftover.exists()
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [record["run_id"]]
+    assert any(f"removed {leftover}, left unfinished" in r.getMessage() for r in caplog.records)
+
+
 def test_looking_for_its_leftovers_a_run_never_locks_another_runs_folder(tmp_path, monkeypatch):
     """Two workers of one `sweep --jobs 2 --resume` look for their own leftovers at the same moment. A worker that
     locked the other run's folder, if only to read it, made that run's worker take it for a live run's and train

@@ -320,6 +320,37 @@ def test_clean_removes_dead_partial_folders_only(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_clean_removes_a_folder_left_by_a_run_killed_while_making_it(tmp_path, capsys):
+    """run_folder makes `.X.partial.new`, locks it, names its run in run.json and renames it `.X.partial`: a run killed
+    in between left a `.new` folder that clean never matched. A dead one goes now: its lock free, and naming a run
+    (written under the lock) or made over a minute ago; one made just now naming none may be a live run's before
+    its lock, and stays, as does one whose lock is held."""
+    import os
+    import time
+
+    from filelock import FileLock
+
+    from mmsa_atsuko.cli import main
+    runs = tmp_path / "runs"
+    named, old, young, live = (runs / f".{name}.partial.new" for name in ("a", "b", "c", "d"))
+    for folder in (named, old, young, live):
+        folder.mkdir(parents=True)
+    for folder in (named, live):
+        (folder / "run.json").write_text("{}")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))    # killed right after its mkdir, an hour ago
+    lock = FileLock(live / "run.lock")
+    lock.acquire()
+    try:
+        assert main(["clean", "--results", str(tmp_path)]) == 0
+        assert sorted(p.name for p in runs.iterdir()) == [".c.partial.new", ".d.partial.new"]
+        lines = capsys.readouterr().out.splitlines()
+        assert lines == [f"removed {named}", f"removed {old}",
+                         f"removed 2 unfinished run folder(s) from {runs}; kept 2 of run(s) still running"]
+    finally:
+        lock.release()
+
+
 def _cut_in_epoch_2(argv, out, monkeypatch):
     """`run.py *argv` (its results in `out`) stopped by Ctrl-C before epoch 2's last.pt: its .partial folder."""
     from mmsa_atsuko.cli import main

@@ -229,7 +229,7 @@ def cmd_clean(argv) -> int:
                       "sweep) is kept. `run.py ... --resume` continues such a run instead.")
     add_results_option(p)
     args = p.parse_args(argv)
-    from ..api import unfinished_runs
+    from ..api import unfinished_runs, work_folders
     from ..results import check_output_folder
     require_results_folder(args.results)
     check_output_folder(args.results, option="--results")     # a `runs` link would remove folders elsewhere
@@ -239,7 +239,7 @@ def cmd_clean(argv) -> int:
         shutil.rmtree(folder)
         print(f"removed {folder}")
         removed += 1
-    alive = len(list(runs.glob(".*.partial")))
+    alive = len(work_folders(runs))
     print(f"removed {removed} unfinished run folder(s) from {runs}"
           + (f"; kept {alive} of run(s) still running" if alive else ""))
     return 0
