@@ -207,6 +207,78 @@ def test_a_study_resumes_only_on_the_data_it_searched_even_at_the_same_path(tmp_
     assert lines[0].endswith("selecting on valid Loss (min), seed 1111") and "synthetic" not in "".join(lines)
 
 
+def test_a_study_locked_past_the_busy_timeout_stops_in_one_line_and_the_same_command_resumes_it(tmp_path,
+                                                                                                 monkeypatch):
+    """Another connection holds the study's write lock ("BEGIN EXCLUSIVE") past the busy timeout while the driver
+    tells a trial's result: before, SQLite's "database is locked" after 5 s was a traceback (Optuna's
+    StorageInternalError); now one ToolkitError line says the study is kept, a start while it is still held says
+    the same (before: "not an SQLite database ...: remove it"), and once it is free the same call goes on."""
+    import sqlite3
+
+    from mmsa_atsuko.errors import ToolkitError
+    from mmsa_atsuko.sweep import execute, study_file
+    monkeypatch.setattr(study_file, "STUDY_BUSY_S", 0.5)
+    db = tmp_path / "tune" / "s.db"
+    holders, real_trial = [], execute.run_trial
+
+    def trained_then_locked(run, device):
+        outcome = real_trial(run, device)
+        if not holders:
+            holders.append(sqlite3.connect(db, isolation_level=None))
+            holders[0].execute("BEGIN EXCLUSIVE")      # held until the test lets it go, far past 0.5 s
+        return outcome
+    monkeypatch.setattr(execute, "run_trial", trained_then_locked)
+    call = dict(trials=2, out=tmp_path, study_name="s", final_runs=False, echo=lambda _: None, **TINY)
+    for _ in range(2):                  # told while locked; then started again while it still is
+        with pytest.raises(ToolkitError) as stopped:
+            tune("tfn", "mosi", backend=LocalBackend(jobs=1), **call)
+        line = str(stopped.value)
+        assert type(stopped.value) is ToolkitError and "\n" not in line, line
+        assert line.startswith(f"{db} stayed locked by another process") and "database is locked" in line, line
+        assert line.endswith("the study is kept: run the same command again to resume it"), line
+    holders[0].rollback()
+    holders[0].close()
+    monkeypatch.setattr(execute, "run_trial", real_trial)
+    lines = []
+    study = tune("tfn", "mosi", backend=LocalBackend(jobs=1), **{**call, "echo": lines.append})
+    assert "trial 0 was running when an earlier tune stopped: its parameters run again as a new trial" in lines[0]
+    states = [(t.number, t.state.name, t.user_attrs.get("interrupted", False)) for t in study.trials]
+    assert states[0] == (0, "FAIL", True) and len(states) == 3, states        # 0 retried: two trials count
+    assert all(state in ("COMPLETE", "PRUNED") and not interrupted for _, state, interrupted in states[1:]), states
+
+
+def test_a_study_locked_for_longer_than_sqlites_default_wait_is_waited_for(tmp_path, monkeypatch):
+    """SQLite's own busy timeout is 5 s: a lock held 6 s while the driver tells a result stopped the tune. Ours
+    (STUDY_BUSY_S, a minute) waits for it, and the tune ends with both trials told."""
+    import sqlite3
+    import threading
+    import time
+
+    from mmsa_atsuko.sweep import execute
+    db, real_trial, released = tmp_path / "tune" / "s.db", execute.run_trial, []
+    locked = threading.Event()
+
+    def hold_for_6_s():
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        time.sleep(6)
+        holder.rollback()
+        holder.close()
+        released.append(True)
+
+    def trained_then_locked(run, device):
+        outcome = real_trial(run, device)
+        if run.trial["number"] == 0:
+            threading.Thread(target=hold_for_6_s).start()
+            locked.wait(timeout=30)
+        return outcome
+    monkeypatch.setattr(execute, "run_trial", trained_then_locked)
+    study = tune("tfn", "mosi", trials=2, out=tmp_path, study_name="s", final_runs=False, echo=lambda _: None,
+                 backend=LocalBackend(jobs=1), **TINY)
+    assert released == [True] and [t.state.name in ("COMPLETE", "PRUNED") for t in study.trials] == [True, True]
+
+
 def test_tune_options_that_name_the_other_backend_are_one_line(tmp_path, capsys):
     from mmsa_atsuko.cli import main
     for argv, expected in (

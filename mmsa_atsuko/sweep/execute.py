@@ -23,6 +23,7 @@ from ..training.hardware import peak_memory_mb, reset_peak_memory
 from ..training.seed import resolve_device, set_seed
 from ..training.trainer import fit
 from .plan import PlannedRun, prepare
+from .study_file import study_storage
 
 log = logging.getLogger("mmsa_atsuko")
 WORKER_CONSOLE = "mmsa-atsuko-worker-console"
@@ -133,7 +134,7 @@ def run_trial(run: PlannedRun, device: str) -> dict:
             load_config(s.model, s.dataset, preset=s.preset, overrides=list(info["params"].items()),
                         overrides_from=info.get("space", "the search space"))
         job = prepare(run.setting)
-        study = optuna.load_study(study_name=info["study"], storage=info["storage"])
+        study = optuna.load_study(study_name=info["study"], storage=study_storage(optuna, info["storage"]))
         trial = optuna.trial.Trial(study, info["trial_id"])
         key = job.config.key_eval
 

@@ -8,6 +8,11 @@ and a value of 100,000 nested '[' was a RecursionError in Optuna's JSON reader. 
 is created or loaded: no link or other non-regular file at the database or its journal's names, at
 most MAX_STUDY_BYTES, only tables and indexes (no trigger, no view), and every JSON value Optuna will
 read within the JSON reader's depth. Anything refused is one UsageError line.
+
+Several processes write the study at once (the driver tells results, each trial's worker reports every epoch):
+SQLite makes a writer wait for another's lock only up to its busy timeout, 5 s by default, then raises
+"database is locked", which was a traceback. Every connection of ours waits STUDY_BUSY_S (`study_storage`), and a
+lock held longer stops the tune in one line that says the study is kept (`stop_if_locked`).
 """
 from __future__ import annotations
 
@@ -18,12 +23,15 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import ToolkitError, UsageError
 
 # A trial stores its parameters, its value and one intermediate value per epoch, about 45 bytes each with
 # its index (4,000,000 intermediate values took 178 MB): a study of 1,000 trials of 100 epochs takes about
 # 5 MB. Optuna reads every row into Python objects, about 2 KB a row (those 178 MB took 8 GB and 2 minutes).
 MAX_STUDY_BYTES = 32 << 20
+# A write of a trial's report or result takes milliseconds; a minute covers many workers writing at once and a
+# slow shared disk. Past it, something holds the file (an open sqlite3 shell in a transaction, a stuck process).
+STUDY_BUSY_S = 60.0
 SIDECARS = ("-journal", "-wal", "-shm")        # what SQLite writes beside a database, by its name
 # The tables whose JSON Optuna decodes as it loads a study.
 JSON_COLUMNS = (("study_user_attributes", "value_json"), ("study_system_attributes", "value_json"),
@@ -59,15 +67,45 @@ def check_study_file(path: Path) -> None:
                     for (value,) in db.execute(f'SELECT "{column}" FROM "{table}"'):
                         _check_json(value, path, table, fix)
     except sqlite3.Error as e:
+        if is_locked(e):           # busy, not broken: `stop_if_locked` says so (never "remove it")
+            raise
         raise UsageError(f"{path} is not an SQLite database Optuna can read ({e}): {fix}") from None
 
 
 def _connect(path: Path) -> sqlite3.Connection:
     # Read-write as Optuna opens it (a hot journal left by a killed tune is rolled back here, as there);
     # only SELECTs run, so no trigger fires.
-    db = sqlite3.connect(os.fspath(path), timeout=30)
+    db = sqlite3.connect(os.fspath(path), timeout=STUDY_BUSY_S)
     db.execute("PRAGMA trusted_schema = OFF")
     return db
+
+
+def study_storage(optuna, url: str):
+    """The study's storage at `url` (a sqlite:/// URL), its connections waiting STUDY_BUSY_S for another's lock."""
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": STUDY_BUSY_S}})
+
+
+def is_locked(error: BaseException | None) -> bool:
+    """Whether `error` or one it was raised from is SQLite's "database is locked" (Optuna wraps it in a
+    StorageInternalError that says "invalid data", SQLAlchemy in an OperationalError)."""
+    while error is not None:
+        if "database is locked" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+@contextlib.contextmanager
+def stop_if_locked(path: Path):
+    """One line, instead of a traceback, when the study at `path` stayed locked past STUDY_BUSY_S."""
+    try:
+        yield
+    except Exception as error:
+        if not is_locked(error):
+            raise
+        raise ToolkitError(f"{path} stayed locked by another process for over {STUDY_BUSY_S:g} s (database is "
+                           f"locked), so the tune stopped; the study is kept: run the same command again to resume "
+                           f"it") from None
 
 
 def _check_json(value, path: Path, table: str, fix: str) -> None:

@@ -52,7 +52,7 @@ from .execute import optuna_module
 from .local import LocalBackend
 from .packed import failed_runs_error
 from .plan import PlannedRun, prepare, release
-from .study_file import check_study_file
+from .study_file import check_study_file, stop_if_locked, study_storage
 from .sweep_file import Setting, expand
 from .tune_space import check_space, outside, read_space, space_name, suggest
 
@@ -120,10 +120,10 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
     minimize = config.key_eval == "Loss" or lower_is_better(config.key_eval)
     data = _data_id(base, backend)                  # before the study too: missing data leaves no storage file
     (out / TUNE_DIR).mkdir(parents=True, exist_ok=True)
-    with SweepLock(out):
+    with SweepLock(out), stop_if_locked(out / TUNE_DIR / f"{study_name}.db"):
         check_study_file(out / TUNE_DIR / f"{study_name}.db")     # under the lock: no tune of ours writes it now
         storage = _storage(out, study_name)
-        study = optuna.create_study(study_name=study_name, storage=storage, load_if_exists=True,
+        study = optuna.create_study(study_name=study_name, storage=study_storage(optuna, storage), load_if_exists=True,
                                     direction="minimize" if minimize else "maximize",
                                     sampler=optuna.samplers.TPESampler(seed=seed),
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
