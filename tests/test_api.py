@@ -306,6 +306,44 @@ def test_a_run_killed_between_making_its_folder_and_renaming_it_is_removed_by_it
     assert any(f"removed {leftover}, left unfinished" in r.getMessage() for r in caplog.records)
 
 
+def test_a_new_folder_taken_by_another_process_before_its_lock_is_one_line(tmp_path, monkeypatch):
+    """Between run_folder's mkdir of `.X.partial.new` and its lock, another process took the folder (clean, over a
+    file planted in it): one DataError line, where the lock was None and the run went on unlocked."""
+    import pathlib
+    import threading
+
+    from filelock import FileLock
+
+    from mmsa_atsuko import run_folders
+    from mmsa_atsuko.errors import DataError
+    monkeypatch.setattr(run_folders, "LOOK_HOLD_S", 0.1)
+    work = run_folders.partial_dir(tmp_path, "r1")
+    taken, done, real_mkdir = threading.Event(), threading.Event(), pathlib.Path.mkdir
+
+    def hold(folder):                   # the other process, holding the folder's lock until the run gave up
+        lock = FileLock(folder / "run.lock")
+        lock.acquire()
+        taken.set()
+        done.wait(timeout=30)
+        lock.release()
+
+    def made_then_taken(self, *args, **kwargs):
+        real_mkdir(self, *args, **kwargs)
+        # Once: mkdir(parents=True) calls itself, and filelock makes its lock file's folder too
+        if self.name.endswith(".partial.new") and threading.current_thread() is threading.main_thread() \
+                and not taken.is_set():
+            threading.Thread(target=hold, args=(self,)).start()
+            taken.wait(timeout=30)
+    monkeypatch.setattr(pathlib.Path, "mkdir", made_then_taken)
+    try:
+        with pytest.raises(DataError, match=r"\.r1\.partial\.new was taken by another process while this run made"):
+            with run_folders.run_folder(work, tmp_path / "runs" / "r1", ("tfn",), resume=False):
+                pass
+    finally:
+        done.set()
+    assert not work.exists() and not (tmp_path / "runs" / "r1").exists()
+
+
 def test_looking_for_its_leftovers_a_run_never_locks_another_runs_folder(tmp_path, monkeypatch):
     """Two workers of one `sweep --jobs 2 --resume` look for their own leftovers at the same moment. A worker that
     locked the other run's folder, if only to read it, made that run's worker take it for a live run's and train
