@@ -316,7 +316,7 @@ def test_a_new_folder_taken_by_another_process_before_its_lock_is_one_line(tmp_p
 
     from mmsa_atsuko import run_folders
     from mmsa_atsuko.errors import DataError
-    monkeypatch.setattr(run_folders, "LOOK_HOLD_S", 0.1)
+    monkeypatch.setattr(run_folders.working, "LOOK_HOLD_S", 0.1)   # where run_folder reads it
     work = run_folders.partial_dir(tmp_path, "r1")
     taken, done, real_mkdir = threading.Event(), threading.Event(), pathlib.Path.mkdir
 
@@ -362,7 +362,8 @@ def test_looking_for_its_leftovers_a_run_never_locks_another_runs_folder(tmp_pat
                for f in (tmp_path / "runs").glob(".*.partial")}
     claimed = []
     real_claim = run_folders._claim
-    monkeypatch.setattr(run_folders, "_claim", lambda folder, wait=0.0: claimed.append(folder) or real_claim(folder, wait))
+    monkeypatch.setattr(run_folders.dead, "_claim",      # where take_leftovers (unfinished_runs) calls it
+                        lambda folder, wait=0.0: claimed.append(folder) or real_claim(folder, wait))
     first = run_folders.identity_of(by_seed[1])
     assert run_folders.take_leftovers(tmp_path, first, resume=True) == by_seed[1].name[1:-len(".partial")]
     assert set(claimed) == {by_seed[1]}

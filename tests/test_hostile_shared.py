@@ -191,7 +191,7 @@ def test_a_link_planted_after_resumes_check_is_never_written_through(partial, vi
             os.link(victim / "victim.txt", work_dir / name)
         else:
             (work_dir / name).symlink_to(victim / "victim.txt")
-    monkeypatch.setattr(run_folders, "_check_resumable", check_then_plant)
+    monkeypatch.setattr(run_folders.working, "_check_resumable", check_then_plant)
     code, _, err = cli(capsys, *RESUMABLE, "--out", out, "--resume")
     if code:             # refused where it writes the name; the victim fixture asserts victim.txt unchanged
         kind = "a file of 2 names (a hard link)" if link == "hard" else "a symbolic link"

@@ -148,7 +148,7 @@ def test_a_dead_workers_folder_is_renamed_under_its_lock_while_run_py_looks_for_
     from mmsa_atsuko.sweep.execute import failure
     from mmsa_atsuko.sweep.plan import PlannedRun
     from mmsa_atsuko.sweep.sweep_file import Setting
-    monkeypatch.setattr(run_folders, "LOOK_HOLD_S", 0.2)
+    monkeypatch.setattr(run_folders.dead, "LOOK_HOLD_S", 0.2)   # where take_leftovers reads it
     run = PlannedRun(Setting("tfn", "mosi", False, preset="small"), seed=1, config_hash="c0ffee", data="synthetic:standard")
     run_id = "tfn-mosi-s1-20261207T000000-abcdef"
     work = run_folders.partial_dir(tmp_path, run_id)

@@ -1,0 +1,25 @@
+"""Run folders: where a run works until it has finished, and how a dead run's folder is found.
+
+A run works in `<out>/runs/.<run_id>.partial/` and renames it to `<out>/runs/<run_id>/` once it
+has finished. While it works it holds the folder's `run.lock` (a `filelock` lock: the OS drops it
+however its holder dies, on this host or another sharing the folder, so no pid can go stale or
+be reused), and `run.json` beside it names the run's identity (`results.run_identity`). A
+`.partial` folder whose lock is free is a dead run's: `--resume` continues it from its last
+finished epoch (`last.pt`; `run.py --resume`, `sweep --resume`), `run.py clean` removes it, and so does the
+next start of the same run without --resume. A run killed while making its folder leaves `.<run_id>.partial.new`
+(`run_folder`), a dead run's folder as well once its lock is free and it names its run or is NEW_GRACE_S old.
+
+Bottom to top: `layout` (the folder's names), `lock` (its lock and `_claim`), `run_json` (what run.json names),
+`dead` (finding, taking over, removing and moving dead runs' folders), `working` (a run's folder while it works).
+Each name is read where it is defined: patch it there (`run_folders.dead._claim`), not here.
+"""
+from .dead import NEW_GRACE_S, move_dead, remove, resume_points, take_leftovers, unfinished_runs
+from .layout import LAST_CHECKPOINT, NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK, partial_dir, work_folders
+from .lock import LOOK_HOLD_S, _claim, _foreign
+from .run_json import MAX_RUN_JSON, attempts_of, folder_identity, identity_of, warn_of_other_threads
+from .working import _check_resumable, run_folder
+
+__all__ = ["LAST_CHECKPOINT", "LOOK_HOLD_S", "MAX_RUN_JSON", "NEW_GRACE_S", "NEW_SUFFIX", "RUN_IDENTITY", "RUN_LOCK",
+           "_check_resumable", "_claim", "_foreign", "attempts_of", "folder_identity", "identity_of", "move_dead",
+           "partial_dir", "remove", "resume_points", "run_folder", "take_leftovers", "unfinished_runs",
+           "warn_of_other_threads", "work_folders"]

@@ -1,0 +1,121 @@
+"""Dead run folders: which are there, which one a run of the same identity continues, and removing or moving them.
+
+A `.partial` folder whose lock is free is a dead run's: `--resume` continues it from its last finished epoch
+(`take_leftovers`, `resume_points`), `run.py clean` removes it (`unfinished_runs`, `remove`), and so does the
+next start of the same run without --resume; a sweep renames a dead worker's folder `.failed` (`move_dead`).
+A `.partial.new` folder is a dead run's as well once its lock is free and it names its run or is NEW_GRACE_S old.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Collection, Iterator
+from pathlib import Path
+
+from .layout import LAST_CHECKPOINT, NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK, work_folders
+from .lock import LOOK_HOLD_S, _claim
+from .run_json import folder_identity, identity_of
+
+log = logging.getLogger("mmsa_atsuko")
+
+# A `.new` folder naming no run yet may be a live run's between its mkdir and its lock: one is a dead run's only
+# this long after it was made (the two steps are microseconds apart).
+NEW_GRACE_S = 60.0
+
+
+def unfinished_runs(out, identities: Collection[tuple] | None = None) -> Iterator[Path]:
+    """Each `.partial` folder in `<out>/runs` that no live process runs (and each dead `.partial.new` one:
+    `_maybe_being_made`), each locked until the
+    caller asks for the next, so that no run can take it over meanwhile. With `identities`, only the folders
+    that name one of them (`identity_of`) are locked and given: a worker looking for its own run's leftovers
+    must not hold another run's lock even for a moment, since that run's worker, looking for its own at the
+    same time, would take the folder for a live run's and train afresh instead of resuming it. A folder of
+    `identities` that is held is waited for a moment (LOOK_HOLD_S): a scan that locks every folder (`clean`, the
+    sweep's plan line, run.py's closing count) may be reading it, which a run's own process would not."""
+    for folder in work_folders(Path(out) / "runs"):
+        if folder.is_symlink() or _maybe_being_made(folder):   # a link is no run's: its lock would write elsewhere
+            continue
+        if identities is not None:
+            found = identity_of(folder)
+            if not any(found == wanted for wanted in identities):    # compared, not hashed: a hostile run.json
+                continue                                              # may name lists in its identity
+        lock = _claim(folder, wait=0.0 if identities is None else LOOK_HOLD_S)
+        if lock is None:
+            continue
+        try:
+            yield folder
+        finally:
+            lock.release()
+
+
+def move_dead(folder: Path, to: Path) -> bool:
+    """Rename a dead run's `.partial` folder to `to` holding its lock (waited for LOOK_HOLD_S, as a scan may hold
+    it), so that no other process removes it or takes it over half-way. False, the folder left, if it has gone
+    or a live process holds it (a run of the same identity removing or resuming it)."""
+    lock = _claim(folder, wait=LOOK_HOLD_S)
+    if lock is None:
+        return False
+    try:
+        folder.rename(to)
+    finally:
+        lock.release()
+    (to / RUN_LOCK).unlink(missing_ok=True)
+    return True
+
+
+def _maybe_being_made(folder: Path) -> bool:
+    """Whether `folder`, a `.new` one naming no run yet (run.json is written under its lock), was made less than
+    NEW_GRACE_S ago: a live run may not have locked it yet, and taking it would stop that run."""
+    if not folder.name.endswith(NEW_SUFFIX) or os.path.lexists(folder / RUN_IDENTITY):
+        return False
+    try:
+        return time.time() - folder.lstat().st_mtime < NEW_GRACE_S
+    except FileNotFoundError:
+        return True
+
+
+def remove(folder: Path) -> None:
+    """Remove a run folder, its run.json last: a removal killed half-way leaves a folder that still
+    names its run, so the next start of that run removes the rest."""
+    for entry in folder.iterdir():
+        if entry.name != RUN_IDENTITY:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    shutil.rmtree(folder)
+
+
+def resume_points(out, identities: Collection[tuple] | None = None) -> dict[Path, tuple]:
+    """Each dead run's `.partial` folder in `<out>/runs` that holds a last.pt, what `--resume` may continue ->
+    (the identity it names, `identity_of`; when its last.pt was written, in ns). `identities`: only folders
+    naming one of them, as `unfinished_runs`."""
+    points = {}
+    for folder in unfinished_runs(out, identities):
+        if (folder / LAST_CHECKPOINT).is_file():         # none: it died in its first epoch, nothing to continue
+            points[folder] = (identity_of(folder), (folder / LAST_CHECKPOINT).stat().st_mtime_ns)
+    return points
+
+
+def take_leftovers(out, identity: tuple, resume: bool,
+                   instead: str = "--resume continues such a run from its last finished epoch instead") -> str | None:
+    """The unfinished folders an earlier call left of this very run: with `resume`, the run_id of
+    the one whose last.pt is newest, to continue in place; every other one is removed, each with a
+    log line (saying `instead` when not resuming). Folders of other runs are left alone."""
+    older = folder_identity(identity, None)       # this run's, as a folder of an older toolkit names it
+    mine = (identity, older)                      # the other runs' folders are not even locked (unfinished_runs)
+    newest = {folder: written for folder, (found, written) in (resume_points(out, mine) if resume else {}).items()
+              if found == identity}
+    keep = max(newest, key=newest.get, default=None)
+    for folder in unfinished_runs(out, mine):
+        found = identity_of(folder)
+        if folder != keep and found == identity:
+            remove(folder)
+            why = ("another one is resumed" if keep else "it had finished no epoch") if resume else instead
+            log.warning("removed %s, left unfinished by an earlier start of this run (%s)", folder, why)
+        elif resume and found == older != identity:
+            what = ("--drop-modality T, which zeroed fewer text rows than today's" if "text_drop=older" in older[6]
+                    else "--missing-rate, which spared the first and last row of every text, where today's spares "
+                    "only BERT's [CLS] and [SEP]")
+            log.warning("not resumed: %s was left by an older toolkit's %s; this run starts afresh (python run.py "
+                        "clean --results %s removes that folder)", folder, what, out)
+    return keep.name[1:-len(".partial")] if keep else None

@@ -1,0 +1,64 @@
+"""A run folder's lock (`run.lock`, a `filelock` lock) and how a process takes it (`_claim`).
+
+The OS drops the lock however its holder dies, on this host or another sharing the folder, so a folder whose lock
+is free is a dead run's. A run.lock that no run made (a link, a hard link, a folder) is no run's: never opened.
+"""
+from __future__ import annotations
+
+import shutil
+import stat
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .layout import RUN_LOCK
+
+# How long a run looking for its own leftovers waits for one whose lock is held: another process's look at every
+# folder holds each for the time it reads run.json; a live run of the same identity holds it until it ends.
+LOOK_HOLD_S = 2.0
+
+
+def _claim(folder: Path, wait: float = 0.0) -> FileLock | None:
+    """`folder`'s lock, taken within `wait` seconds; None while a live process holds it (or the folder has gone)."""
+    try:
+        inode = folder.stat().st_ino
+    except FileNotFoundError:
+        return None
+    if _foreign(folder / RUN_LOCK):
+        # filelock before 4 opened run.lock with O_TRUNC: a hard link there emptied its other name's file
+        # at every run's start (each dead .partial folder is claimed) and at `clean`. Left alone, as below.
+        return None
+    lock = FileLock(folder / RUN_LOCK)
+    try:
+        lock.acquire(timeout=wait)
+    except (Timeout, OSError):
+        # Held, or gone; or a run.lock no run made (a link, which filelock never opens, a folder):
+        # such a folder is no run's to take over or remove, and is left alone.
+        return None
+    try:
+        same = folder.stat().st_ino == inode
+    except FileNotFoundError:
+        same = False
+    if not same:
+        # FileLock makes its file's folder: a run that renamed `folder` to its final name between the
+        # stat above and the acquire leaves it made again, holding only our lock file, a `.partial`
+        # folder that names no run and that no later start would remove. Undo it.
+        lock.release()
+        if folder.is_dir() and {entry.name for entry in folder.iterdir()} == {RUN_LOCK}:
+            shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return lock
+
+
+def _foreign(entry: Path) -> str | None:
+    """What `entry` is if it is neither a folder nor a regular file of one name ("a symbolic link"), else None
+    (None for no entry). A run never makes a link, and writes some of its files in place."""
+    try:
+        info = entry.lstat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return "a symbolic link" if stat.S_ISLNK(info.st_mode) else "no regular file"
+    return f"a file of {info.st_nlink} names (a hard link)" if info.st_nlink > 1 else None
