@@ -1,6 +1,7 @@
 """api.prepare_job / api.run: what a job holds of its data."""
 import gc
 import weakref
+from pathlib import Path
 
 import pytest
 
@@ -404,6 +405,42 @@ def test_a_run_looking_for_its_leftover_waits_out_another_process_looking_at_eve
         if looking.is_locked:
             looking.release()
     assert got == folder.name[1:-len(".partial")] and folder.is_dir()
+
+
+def test_a_folder_being_removed_is_never_taken_by_a_process_waiting_for_its_lock(tmp_path, monkeypatch):
+    """Removed in place, a dead folder lost its run.lock first; a process waiting for that lock (a sweep driver's
+    move_dead, a run's own look at its leftovers, both wait LOOK_HOLD_S) made a fresh one, took it at once and
+    owned a folder being deleted beneath it: one of the two crashed with FileNotFoundError (seen by review,
+    reproduced with two processes). `remove` renames the folder out of every looked-at name first."""
+    import shutil
+
+    from mmsa_atsuko.run_folders import _claim, remove
+    die_before_last_pt_of_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=2, out=tmp_path,
+                        quiet=True)
+    monkeypatch.undo()
+    (folder,) = (tmp_path / "runs").glob(".*.partial")
+    waiter_got = []
+    real_rmtree = shutil.rmtree
+
+    def rmtree_with_a_waiter(path, *args, **kwargs):
+        if Path(path).name.startswith(folder.name):          # the folder itself (or its tombstone), not an entry
+            lock = _claim(folder)                             # the waiting process's next try
+            waiter_got.append(lock)
+            if lock is not None:
+                lock.release()
+        return real_rmtree(path, *args, **kwargs)
+
+    held = _claim(folder)                                     # the remover holds it, as take_leftovers and clean do
+    monkeypatch.setattr(shutil, "rmtree", rmtree_with_a_waiter)
+    try:
+        remove(folder)
+    finally:
+        held.release()
+    monkeypatch.undo()
+    assert waiter_got == [None]
+    assert list((tmp_path / "runs").iterdir()) == []         # nothing left: not the folder, not its tombstone
 
 
 def test_resume_with_nothing_to_resume_starts_afresh(tmp_path, monkeypatch):

@@ -320,6 +320,21 @@ def test_clean_removes_dead_partial_folders_only(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_clean_removes_what_a_removal_killed_half_way_left(tmp_path, capsys):
+    """A removal renames its folder `<name>.removing-<random>` before deleting it (run_folders.dead.remove); one
+    killed half-way leaves that tombstone, which no run looks at again: clean removes it, and counts it apart."""
+    from mmsa_atsuko.cli import main
+    runs = tmp_path / "runs"
+    tombstone = runs / ".tfn-mosi-s1-20260101T000000-0a1b2c.partial.removing-0badf00d"
+    (tombstone / "tensorboard").mkdir(parents=True)
+    (tombstone / "run.json").write_text("{}")
+    (tombstone / "tensorboard" / "events").write_bytes(b"x")
+    (runs / "d").mkdir()                        # a finished run: kept
+    assert main(["clean", "--results", str(tmp_path)]) == 0
+    assert [p.name for p in runs.iterdir()] == ["d"]
+    assert capsys.readouterr().out.splitlines()[-1] == f"removed 0 unfinished run folder(s) from {runs}"
+
+
 def test_clean_removes_a_folder_left_by_a_run_killed_while_making_it(tmp_path, capsys):
     """run_folder makes `.X.partial.new`, locks it, names its run in run.json and renames it `.X.partial`: a run killed
     in between left a `.new` folder that clean never matched. A dead one goes now: its lock free, and naming a run

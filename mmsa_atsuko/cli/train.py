@@ -6,7 +6,6 @@ import argparse
 import logging
 import math
 import shlex
-import shutil
 from pathlib import Path
 
 from ..data.synthetic_stress import RECIPES
@@ -231,14 +230,17 @@ def cmd_clean(argv) -> int:
     args = p.parse_args(argv)
     from ..api import unfinished_runs, work_folders
     from ..results import check_output_folder
+    from ..run_folders import remove, remove_tombstones
     require_results_folder(args.results)
     check_output_folder(args.results, option="--results")     # a `runs` link would remove folders elsewhere
     runs = Path(args.results) / "runs"
     removed = 0
     for folder in unfinished_runs(args.results):
-        shutil.rmtree(folder)
+        remove(folder)                  # out of every name a waiting process looks at before it is deleted
         print(f"removed {folder}")
         removed += 1
+    if runs.is_dir():
+        remove_tombstones(runs)         # what a removal killed half-way left
     alive = len(work_folders(runs))
     print(f"removed {removed} unfinished run folder(s) from {runs}"
           + (f"; kept {alive} of run(s) still running" if alive else ""))

@@ -13,7 +13,7 @@ Bottom to top: `layout` (the folder's names), `lock` (its lock and `_claim`), `r
 `dead` (finding, taking over, removing and moving dead runs' folders), `working` (a run's folder while it works).
 Each name is read where it is defined: patch it there (`run_folders.dead._claim`), not here.
 """
-from .dead import NEW_GRACE_S, move_dead, remove, resume_points, take_leftovers, unfinished_runs
+from .dead import NEW_GRACE_S, move_dead, remove, remove_tombstones, resume_points, take_leftovers, unfinished_runs
 from .layout import LAST_CHECKPOINT, NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK, partial_dir, work_folders
 from .lock import LOOK_HOLD_S, _claim, _foreign
 from .run_json import MAX_RUN_JSON, attempts_of, folder_identity, identity_of, warn_of_other_threads
@@ -21,5 +21,5 @@ from .working import _check_resumable, run_folder
 
 __all__ = ["LAST_CHECKPOINT", "LOOK_HOLD_S", "MAX_RUN_JSON", "NEW_GRACE_S", "NEW_SUFFIX", "RUN_IDENTITY", "RUN_LOCK",
            "_check_resumable", "_claim", "_foreign", "attempts_of", "folder_identity", "identity_of", "move_dead",
-           "partial_dir", "remove", "resume_points", "run_folder", "take_leftovers", "unfinished_runs",
-           "warn_of_other_threads", "work_folders"]
+           "partial_dir", "remove", "remove_tombstones", "resume_points", "run_folder", "take_leftovers",
+           "unfinished_runs", "warn_of_other_threads", "work_folders"]

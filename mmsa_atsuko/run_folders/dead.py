@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Collection, Iterator
@@ -23,6 +24,7 @@ log = logging.getLogger("mmsa_atsuko")
 # A `.new` folder naming no run yet may be a live run's between its mkdir and its lock: one is a dead run's only
 # this long after it was made (the two steps are microseconds apart).
 NEW_GRACE_S = 60.0
+TOMBSTONE = ".removing-"          # `remove` renames a folder `<name>.removing-<random>` before deleting it
 
 
 def unfinished_runs(out, identities: Collection[tuple] | None = None) -> Iterator[Path]:
@@ -77,12 +79,30 @@ def _maybe_being_made(folder: Path) -> bool:
 
 
 def remove(folder: Path) -> None:
-    """Remove a run folder, its run.json last: a removal killed half-way leaves a folder that still
-    names its run, so the next start of that run removes the rest."""
-    for entry in folder.iterdir():
-        if entry.name != RUN_IDENTITY:
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-    shutil.rmtree(folder)
+    """Remove a run folder whose lock the caller holds. It is first renamed out of every name a process looks at
+    (`<name>.removing-<random>`, a tombstone): deleted in place, its run.lock went first, and a process waiting for
+    that lock (a sweep driver's `move_dead`, a run's own look at its leftovers) made a fresh one, took it at once
+    and believed it owned the folder being deleted beneath it, and one of the two crashed. A removal killed
+    half-way leaves the tombstone, which `clean` removes (`remove_tombstones`)."""
+    tombstone = folder.with_name(f"{folder.name}{TOMBSTONE}{secrets.token_hex(4)}")
+    folder.rename(tombstone)
+    shutil.rmtree(tombstone, onerror=_gone_is_gone)
+
+
+def remove_tombstones(runs: Path) -> int:
+    """Remove what removals killed half-way left in `runs` (`remove`); how many. Another process's removal in
+    progress may be deleting one at the same time: whichever deletes an entry first, the other passes it."""
+    found = sorted(runs.glob(f".*{TOMBSTONE}*"))
+    for tombstone in found:
+        if tombstone.is_dir() and not tombstone.is_symlink():
+            shutil.rmtree(tombstone, onerror=_gone_is_gone)
+    return len(found)
+
+
+def _gone_is_gone(function, path, exc_info) -> None:
+    """shutil.rmtree's onerror: an entry another process deleted first is gone, as asked; anything else raises."""
+    if not issubclass(exc_info[0], FileNotFoundError):
+        raise exc_info[1]
 
 
 def resume_points(out, identities: Collection[tuple] | None = None) -> dict[Path, tuple]:
