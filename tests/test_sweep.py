@@ -851,6 +851,34 @@ def test_a_folder_sweep_resume_may_not_continue_is_one_line_and_the_run_trains_a
     assert partial.is_dir() and victim.read_text() == "precious\n"
 
 
+def test_a_resumed_run_that_fails_after_its_worker_was_killed_is_one_failed_record(tmp_path):
+    """A worker killed under --resume left `<run_id>.failed` holding error.txt alone and kept `.<run_id>.partial`;
+    the resumed attempt, under the same run_id, then failed in the ordinary way (a NaN loss, an out-of-memory):
+    renaming its folder onto the existing .failed raised OSError (ENOTEMPTY) from inside the failure handler, so the
+    worker raised instead of giving a failed record. Now the folder, with the new error.txt, takes its place."""
+    import json
+    from datetime import datetime, timezone
+
+    from mmsa_atsuko.sweep.execute import failure
+    from mmsa_atsuko.sweep import Setting
+    from mmsa_atsuko.sweep.plan import PlannedRun
+
+    run_id = "tfn-mosi-s1112-20260101T000000-0a1b2c"
+    runs = tmp_path / "runs"
+    partial, failed_dir = runs / f".{run_id}.partial", runs / f"{run_id}.failed"
+    partial.mkdir(parents=True)
+    (partial / "run.json").write_text(json.dumps({"identity": []}))
+    (partial / "history.json").write_text("[]")
+    failed_dir.mkdir()
+    (failed_dir / "error.txt").write_text("worker process died (exit code -9)\n")
+    run = PlannedRun(Setting("tfn", "mosi", False), 1112, "0" * 12, "synthetic:mosi-small", resume=True)
+    record = failure(run, run_id, tmp_path, "cpu", RuntimeError("loss is NaN"), datetime.now(timezone.utc), 1.0)
+    assert record["status"] == "failed" and record["error"] == "RuntimeError: loss is NaN"
+    assert not partial.exists() and sorted(p.name for p in failed_dir.iterdir()) == [
+        "error.txt", "history.json", "run.json"]
+    assert "RuntimeError: loss is NaN" in (failed_dir / "error.txt").read_text()
+
+
 def test_a_run_whose_worker_was_killed_keeps_its_epochs_for_retry_failed_resume(tmp_path, capsys):
     """A worker killed alone (the OOM killer) is a failed run; its .partial folder became .failed, so even
     --retry-failed trained it from epoch 1. Under --resume the folder is kept, the record's error says how to go on,

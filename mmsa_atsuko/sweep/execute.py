@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import shutil
 import time
 import traceback
 from datetime import datetime, timezone
@@ -91,10 +92,15 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
     work = api.partial_dir(Path(out), run_id)
     failed_dir = work.parent / f"{run_id}.failed"
     failed_dir.parent.mkdir(parents=True, exist_ok=True)
-    if work.exists() and not kept and not move_dead(work, failed_dir):
-        # A run of the same identity took it meanwhile (removed it as a leftover, or resumed it).
-        log.warning("%s was taken by another process before it could become %s, which holds error.txt alone",
-                    work, failed_dir)
+    if work.exists() and not kept:
+        if failed_dir.is_dir() and not failed_dir.is_symlink():
+            # An earlier attempt of this resumed run, its worker killed, left error.txt alone there (`kept`; its
+            # record keeps that message): this attempt's folder takes its place, where a rename onto it raised.
+            shutil.rmtree(failed_dir)
+        if not move_dead(work, failed_dir):
+            # A run of the same identity took it meanwhile (removed it as a leftover, or resumed it).
+            log.warning("%s was taken by another process before it could become %s, which holds error.txt alone",
+                        work, failed_dir)
     failed_dir.mkdir(exist_ok=True)
     if run.checkpoint == "none":
         (failed_dir / "best.pt").unlink(missing_ok=True)
