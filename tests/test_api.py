@@ -377,6 +377,16 @@ def test_looking_for_its_leftovers_a_run_never_locks_another_runs_folder(tmp_pat
         == by_seed[2].name[1:-len(".partial")]
 
 
+def _dead_run_folder(out, monkeypatch):
+    """The `.partial` folder of a small tfn run killed in epoch 2, before its last.pt (a dead run's, resumable)."""
+    die_before_last_pt_of_epoch(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=2, out=out, quiet=True)
+    monkeypatch.undo()
+    (folder,) = (out / "runs").glob(".*.partial")
+    return folder
+
+
 def test_a_run_looking_for_its_leftover_waits_out_another_process_looking_at_every_folder(tmp_path, monkeypatch):
     """`clean`, a sweep's plan line and run.py's closing count of unfinished folders lock each dead run's folder for the
     moment they read it. A run of that folder's own identity looking for it then (run.py --resume beside them) took
@@ -384,12 +394,7 @@ def test_a_run_looking_for_its_leftover_waits_out_another_process_looking_at_eve
     from filelock import FileLock
 
     from mmsa_atsuko import run_folders
-    die_before_last_pt_of_epoch(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=2, out=tmp_path,
-                        quiet=True)
-    monkeypatch.undo()
-    (folder,) = (tmp_path / "runs").glob(".*.partial")
+    folder = _dead_run_folder(tmp_path, monkeypatch)
     looking = FileLock(folder / "run.lock")
     looking.acquire()                        # the other process's look, reading this folder now
     real_acquire = FileLock.acquire
@@ -415,12 +420,7 @@ def test_a_folder_being_removed_is_never_taken_by_a_process_waiting_for_its_lock
     import shutil
 
     from mmsa_atsuko.run_folders import _claim, remove
-    die_before_last_pt_of_epoch(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=2, out=tmp_path,
-                        quiet=True)
-    monkeypatch.undo()
-    (folder,) = (tmp_path / "runs").glob(".*.partial")
+    folder = _dead_run_folder(tmp_path, monkeypatch)
     waiter_got = []
     real_rmtree = shutil.rmtree
 
