@@ -2,8 +2,8 @@
 
 A model registers itself in its own file with `@register_model(name)` (or `register_variant`).
 Importing `baselines` imports every module in it (`import_submodules`), and importing
-`mmsa_atsuko.models.atsuko` registers Atsuko and its ablations; `list_models` and
-`get_model_class` import those packages once, by name, so this module imports nothing of
+`mmsa_atsuko.models.atsuko.model` registers Atsuko and its ablations (the package itself imports no torch);
+`list_models` and `get_model_class` import those modules once, by name, so this module imports nothing of
 the layers above it. A new baseline is one file in baselines/ plus its YAML in configs/.
 
 Models of your own may live outside the checkout, in the folders of $MMSA_ATSUKO_MODELS (`--models
@@ -26,7 +26,7 @@ from pathlib import Path
 from .errors import UsageError, one_line
 from .user_models import MODELS_ENV, USER_PACKAGE, import_folders, loading, model_file, model_folders, model_origin
 
-MODEL_PACKAGES = ("baselines", "mmsa_atsuko.models.atsuko")
+MODEL_PACKAGES = ("baselines", "mmsa_atsuko.models.atsuko.model")
 # datasets.yaml and each model's configs/<name>.yaml: `config` reads them from here, and an unknown
 # model's error names the YAML that no model file registers.
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"

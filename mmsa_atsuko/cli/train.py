@@ -228,9 +228,8 @@ def cmd_clean(argv) -> int:
                       "sweep) is kept. `run.py ... --resume` continues such a run instead.")
     add_results_option(p)
     args = p.parse_args(argv)
-    from ..api import unfinished_runs, work_folders
     from ..results import check_output_folder
-    from ..run_folders import remove, remove_tombstones
+    from ..run_folders import remove, remove_tombstones, unfinished_runs, work_folders   # their home: no torch
     require_results_folder(args.results)
     check_output_folder(args.results, option="--results")     # a `runs` link would remove folders elsewhere
     runs = Path(args.results) / "runs"

@@ -37,6 +37,7 @@ from ...registry import register_model, register_variant
 from ..common.bert import TextInput
 from ..common.heads import ResidualHead
 from ..common.transformer import TransformerEncoder, check_heads
+from .family import ABLATIONS, ATSUKO_FAMILY  # noqa: F401 (ATSUKO_FAMILY: here for old imports)
 from .band_router import BAND_COMBINES, BAND_POOLS, SpectralBandRouter
 from .losses import ENTROPY_NORMS, per_sample_loss, routing_entropy, total_loss
 from .mcm import (DISTILL_FORMS, BimodalHeads, complementarity_importance, complementarity_loss,
@@ -352,11 +353,6 @@ class Atsuko(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-# Table 4 ablations under readable names (§14): name -> (use_sbn, use_mcm). The config
-# loader applies the switches after atsuko.yaml's dataset block; they share atsuko.yaml.
-ABLATIONS = {"atsuko_base": (False, False), "atsuko_sbn": (True, False), "atsuko_mcm": (False, True)}
+# Table 4 ablations under readable names (family.py, which names them without torch).
 for _name, (_sbn, _mcm) in ABLATIONS.items():
     register_variant(_name, Atsuko, config_name="atsuko", overrides={"use_sbn": _sbn, "use_mcm": _mcm})
-
-# Every name whose runs are Atsuko's (explain, ablation tables).
-ATSUKO_FAMILY = ("atsuko", *ABLATIONS)

@@ -1,0 +1,9 @@
+"""The names whose runs are Atsuko's: Atsuko and its Table 4 ablations (§14). No torch, so the leaderboard's
+ablation table and the commands that check a run's model name read them without importing the model."""
+
+# Table 4 ablations under readable names: name -> (use_sbn, use_mcm). model.py registers each as a variant of
+# Atsuko; the config loader applies the switches after atsuko.yaml's dataset block; they share atsuko.yaml.
+ABLATIONS = {"atsuko_base": (False, False), "atsuko_sbn": (True, False), "atsuko_mcm": (False, True)}
+
+# Every name whose runs are Atsuko's (explain, ablation tables).
+ATSUKO_FAMILY = ("atsuko", *ABLATIONS)
