@@ -43,7 +43,8 @@ from .training.model_card import check_tokenizer, write_model_card
 from .training.run_log import run_log
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.tensorboard import require_tensorboard, tensorboard_log
-from .training.trainer import check_last_batch, check_trainer_config, fit
+from .training.trainer import check_last_batch, fit
+from .training.trainer_config import check_trainer_config
 from .user_models import model_source
 
 log = logging.getLogger("mmsa_atsuko")

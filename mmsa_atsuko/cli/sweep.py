@@ -49,19 +49,27 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def backend_from(args):
-    """The backend that `add_backend_options` describes; an option of the other backend is an error."""
-    from ..sweep import LocalBackend, RayBackend, default_jobs, parse_devices
+    """A function that makes the backend `add_backend_options` describes: an option of the other backend is an
+    error now; the devices are read (which imports torch) when it is called, by the sweep after its planning line."""
     if args.backend == "local":
         misplaced = [f for f, v in (("--address", args.address), ("--gpus-per-run", args.gpus_per_run),
                                     ("--cpus-per-run", args.cpus_per_run)) if v is not None]
         if misplaced:
             raise UsageError(f"{', '.join(misplaced)} only apply to --backend ray")
-        devices = args.devices or "auto"
-        jobs = args.jobs if args.jobs is not None else default_jobs(parse_devices(devices), runs=2)
-        return LocalBackend(jobs, devices, args.threads, echo=lambda line: print(line, flush=True))
+
+        def local():
+            from ..sweep import LocalBackend, default_jobs, parse_devices
+            devices = args.devices or "auto"
+            jobs = args.jobs if args.jobs is not None else default_jobs(parse_devices(devices), runs=2)
+            return LocalBackend(jobs, devices, args.threads, echo=lambda line: print(line, flush=True))
+        return local
     if args.jobs is not None or args.devices:
         raise UsageError("--jobs and --devices are for --backend local; with ray use --gpus-per-run/--cpus-per-run")
-    return RayBackend(args.address, args.gpus_per_run or 0.0, 1.0 if args.cpus_per_run is None else args.cpus_per_run)
+
+    def ray():
+        from ..sweep import RayBackend
+        return RayBackend(args.address, args.gpus_per_run or 0.0, 1.0 if args.cpus_per_run is None else args.cpus_per_run)
+    return ray
 
 
 def data_lists(args) -> dict:
@@ -166,7 +174,7 @@ def cmd_tune(argv) -> int:
     args = tune_parser().parse_args(argv)
     from ..sweep.tune import tune
     from ..training.seed import DEFAULT_SEEDS
-    backend = backend_from(args)
+    backend = backend_from(args)()          # a tune reads its data before its first line: torch comes first anyway
     with run_details_to_run_logs():
         tune(args.model, args.dataset, trials=args.trials, out=args.out, space_file=args.space,
              study_name=args.study, seed=args.tune_seed, seeds=args.seeds or DEFAULT_SEEDS, backend=backend,

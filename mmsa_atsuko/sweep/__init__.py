@@ -7,6 +7,10 @@ A run is identified by (model, dataset, aligned, seed, config hash, data id), as
 (`results.identity`). `plan` expands a sweep file or -m/-d/-s lists and drops what is
 recorded; `driver` holds the folder's lock and runs the rest on a backend (`local`: in
 process or worker processes; `ray_backend`: one Ray task per run); `execute` runs one run.
+
+Importing the package imports no torch (tests/test_lazy_imports.py): a sweep's planning line comes before it.
+Torch comes with what trains (`execute`, imported by a backend when it runs a run), with the plan's data and with
+the choice of devices; `RayBackend`, whose module imports both, is imported when it is first asked for.
 """
 from ..results import identity, latest_by_identity, ok_records  # noqa: F401 (their home; here for old imports)
 from .driver import Progress, Summary, SweepLock, run_plan, sweep
@@ -14,7 +18,13 @@ from .local import LocalBackend, default_jobs, parse_devices
 from .packed import run_packed
 from .plan import Plan, PlannedRun, plan
 from .sweep_file import Setting, expand
-from .ray_backend import RayBackend
 
 __all__ = ["sweep", "run_plan", "Summary", "Progress", "SweepLock", "expand", "plan", "Plan", "PlannedRun",
            "Setting", "LocalBackend", "default_jobs", "parse_devices", "RayBackend", "run_packed"]
+
+
+def __getattr__(name: str):
+    if name == "RayBackend":
+        from .ray_backend import RayBackend
+        return RayBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .. import api
 from ..code_version import git_commit
 from ..data.conditions import check_model_allows, condition_of
 from ..data.synthetic_stress import STANDARD, recipe_of
@@ -108,10 +107,11 @@ class SweepLock:
 
 def run_plan(sweep_plan: Plan, out, backend, echo=print) -> Summary:
     """Run what the plan has to do; append each record as it arrives (hold the sweep lock)."""
+    from ..api import new_run_id        # here: api imports torch, and the planning line comes before it
     out = Path(out)
     records = []
     start = time.time()
-    tasks = [(r, api.new_run_id(r.setting.model, r.setting.dataset, r.setting.aligned, r.seed))
+    tasks = [(r, new_run_id(r.setting.model, r.setting.dataset, r.setting.aligned, r.seed))
              for r in sweep_plan.todo]
     labels = _config_labels(sweep_plan.runs)
     progress = Progress(len(tasks), {r.identity: labels[id(r)] for r, _ in tasks}, echo)
@@ -153,17 +153,22 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     `precision` and `deterministic` as for `api.run`. `label` is stored in the records of the runs it
     trains (`tune` names its study), and `tune_trial` with it (the number of the study's best trial).
 
+    `backend`: a backend, or a function that makes one, called after the planning line (the cli's: choosing
+    devices imports torch); None: `LocalBackend()`.
+
     Returns the `Plan` for a dry run, else a `Summary` of what ran.
     """
     git_commit()                       # the code version this driver runs, read before anything trains
-    api.check_save_checkpoint(save_checkpoint)
     check_precision(precision)
-    backend = backend or LocalBackend()
     expanded = expand(file, **lists)
     check_output_folder(out)
     # Planning reads every setting's data (and, the first time in a cache folder, writes synthetic data and its
     # tiny BERT) while the workers start: 6-26 s on a busy 2-core CPU that were silent before the plan line.
+    # Nothing before this line imports torch (2-4 s of a cold start; tests/test_lazy_imports.py).
     echo(_planning_line(expanded))
+    from .. import api                 # imports torch
+    api.check_save_checkpoint(save_checkpoint)
+    backend = backend() if callable(backend) else backend or LocalBackend()
     for _, setting, _ in expanded:     # a bad value stops the sweep before it takes its folder's lock
         api.resolve_config(setting.model, setting.dataset, preset=setting.preset, overrides=setting.overrides,
                            max_epochs=setting.max_epochs)

@@ -7,6 +7,9 @@ run after run; only the driver writes the store.
 `jobs="auto"`: on the CPU, the cores divided by the threads per run. On CUDA, one worker per
 device trains the first run; its peak memory against the memory then free on its device
 (`hardware.gpu_jobs`) says how many more workers each device takes.
+
+Torch and `execute` (which trains, and imports torch) are imported where a run is run or a device is read, not
+with this module: the sweep driver imports it before its planning line, and the cli makes the backend after it.
 """
 from __future__ import annotations
 
@@ -21,14 +24,12 @@ import time
 from datetime import datetime, timezone
 from multiprocessing.connection import wait as wait_for
 
-import torch
 from tqdm import tqdm
 
 from ..code_version import git_commit
 from ..errors import UsageError
 from ..training.hardware import DEFAULT_THREADS, check_threads, cpu_jobs, gpu_jobs, parse_jobs
 from ..training.seed import resolve_device
-from .execute import execute, failure, worker_logging
 
 PR_SET_PDEATHSIG = 1                   # linux/prctl.h
 
@@ -38,6 +39,7 @@ def parse_devices(text: str) -> list[str]:
     devices = [d.strip() for d in str(text).split(",") if d.strip()]
     if not devices:
         raise UsageError("--devices is empty; use auto, cpu or a list like cuda:0,cuda:1")
+    import torch
     if devices == ["auto"] and torch.cuda.is_available():
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     return [str(resolve_device(d)) for d in devices]
@@ -107,6 +109,7 @@ class LocalBackend:
     def _per_device(self, record: dict, runs: int) -> int | None:
         """After a CUDA run finished ok: how many runs its device takes at once (None: not known yet).
         Free memory is read with this run's worker still holding its allocator's cache."""
+        import torch
         peak = record.get("peak_memory_mb")
         if record.get("status") != "ok" or not peak:
             return None
@@ -125,6 +128,8 @@ class LocalBackend:
     def run(self, runs, out, on_result, expected: int | None = None) -> None:
         """Train `runs` ((run, run_id) pairs): a list (a sweep's plan), or an iterator (a tune's trials,
         asked one at a time when a worker is free) that yields at most `expected`."""
+        import torch
+        from .execute import execute, failure
         total = len(runs) if hasattr(runs, "__len__") else (expected or 1 << 30)
         if self._runs_in_process(total):
             if self.threads is not None:
@@ -252,6 +257,8 @@ def _die_with_parent(parent_pid: int) -> None:
 def _worker_main(conn, device: str, threads: int, forced: bool, parent_pid: int) -> None:
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the driver's to handle
+    import torch
+    from .execute import execute, worker_logging     # torch and the toolkit, imported while the driver plans
     # tqdm's default lock is a multiprocessing RLock, a named semaphore: a busy worker killed at
     # Ctrl-C would leave it to the resource tracker, which warns of "leaked semaphore objects".
     # Workers draw no bars, so a thread lock does.

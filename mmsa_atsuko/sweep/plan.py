@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import api
 from ..config import config_hash
 from ..errors import DataError, MissingDataError, UsageError
 from ..results import latest_by_identity, ran_at_other_precision, read_records, run_identity
 from .sweep_file import Setting
+
+if TYPE_CHECKING:
+    from .. import api
 
 
 @dataclass
@@ -79,6 +82,7 @@ _CACHE: dict = {"current": None, "groups": {}}
 
 def prepare(setting: Setting, *, keep_others: bool = False) -> api.Job:
     """`api.prepare_job` for one setting, cached per process (see `_CACHE`)."""
+    from .. import api                 # here: api imports torch, and the sweep's planning line comes before it
     key = setting.data_key()
     if _CACHE["current"] != key:
         if not keep_others:

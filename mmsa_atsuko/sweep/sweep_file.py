@@ -16,7 +16,7 @@ from ..data.conditions import OPTIONS, PLAIN, Condition, conditions
 from ..data.synthetic_stress import check_recipe
 from ..errors import UsageError
 from ..training.seed import DEFAULT_SEEDS, check_seeds
-from ..training.trainer import check_trainer_config
+from ..training.trainer_config import check_trainer_config
 
 CONDITION_KEYS = {"missing_rate", "drop_modality", "modalities"}    # protocol axes (data.conditions)
 TOP_KEYS = {"description", "seeds", "synthetic", "synthetic_size", "synthetic_recipe", "preset", "max_epochs", "config",

@@ -4,6 +4,9 @@ Peak memory is the GPU's `max_memory_allocated` on CUDA (reset before each run, 
 run's), and the process's peak RSS (`ru_maxrss`) on the CPU. RSS is per process and never goes
 down: in a process that loaded data or trained before (a multi-seed `run`, a sweep worker), it is
 the largest the process has been so far, which bounds the run's own peak from above.
+
+The checks (precision, threads, jobs) import no torch: a sweep runs them before it plans, and torch comes only
+with the functions that read a device, whose callers hold a torch.device already.
 """
 from __future__ import annotations
 
@@ -12,10 +15,12 @@ import os
 import platform
 import resource
 import sys
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 PRECISIONS = ("fp32", "bf16")
 # One thread per run by default: on the 2-core machines, a small run with 2 intra-op threads took
@@ -90,6 +95,7 @@ def device_name(device: torch.device) -> str:
     themselves "Intel(R) Xeon(R) Processor" gave corrupt s2's five atsuko runs 0.5194 and 0.5212
     mean test MAE from the same code, and AVX2 and AVX512 kernels sum in different orders. The
     record keeps what can tell such machines apart."""
+    import torch
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{_cpu_name()} [{torch.backends.cpu.get_cpu_capability()}]"      # torch >= 2.0 has it
@@ -98,12 +104,14 @@ def device_name(device: torch.device) -> str:
 def reset_peak_memory(device: torch.device) -> None:
     """Start the GPU's peak count at this run (the CPU's peak RSS cannot be reset; see the module doc)."""
     if device.type == "cuda":
+        import torch
         torch.cuda.reset_peak_memory_stats(device)
 
 
 def peak_memory_mb(device: torch.device) -> float:
     """GPU: max_memory_allocated since `reset_peak_memory`. CPU: the process's peak RSS so far."""
     if device.type == "cuda":
+        import torch
         return torch.cuda.max_memory_allocated(device) / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10      # bytes on macOS, KiB on Linux
@@ -111,4 +119,5 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def autocast(device: torch.device, precision: str):
     """The forward pass's autocast context: bf16 autocast, or a disabled one for fp32."""
+    import torch
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

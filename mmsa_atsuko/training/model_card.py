@@ -31,6 +31,7 @@ from ..errors import DataError, UsageError, one_line
 from ..models.common.bert import resolve_bert_path
 from ..results import json_safe, open_new, show
 from ..user_models import model_source
+from .trainer_config import check_trainer_config
 
 MODEL_CARD = "model.json"
 CARD_VERSION = 1
@@ -124,7 +125,6 @@ def check_run_config(model: str, config, dataset: str, where: str) -> dict:
     """A config written elsewhere (a model.json's, a runs.jsonl record's) through the checks a
     training run's config passes (`check_config`, `check_trainer_config`): the checked config, or
     one UsageError line starting with `where`."""
-    from .trainer import check_trainer_config     # the trainer imports torch and the models
     config = check_config(model, config, where)
     try:
         check_trainer_config(config, dataset)

@@ -1,12 +1,16 @@
-"""Seeding and device choice."""
+"""Seeding and device choice. The seeds' check imports no torch (a sweep runs it before it plans); seeding and
+choosing a device import it."""
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)   # MMSA's result-stat seeds (thuiar/MMSA#81)
 
@@ -34,6 +38,7 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
     cuDNN pick the fastest kernels. Batch order comes from a `torch.Generator` the trainer seeds
     separately.
     """
+    import torch
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -50,6 +55,7 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
 
 def resolve_device(spec: str) -> torch.device:
     """'auto' | 'cpu' | 'cuda' | 'cuda:i' -> torch.device, with a clear error if unavailable."""
+    import torch
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -28,13 +28,14 @@ import torch
 from tqdm import tqdm
 
 from ..errors import TrainingError, UsageError
-from ..metrics import compute_metrics, lower_is_better, metric_keys
+from ..metrics import compute_metrics, lower_is_better
 from ..models.contract import check_losses, check_outputs, model_name
 from ..results import json_safe
 from ..run_folders import LAST_CHECKPOINT    # the state after the last finished epoch; deleted when fit returns
 from .hardware import autocast, check_precision
 from .host_memory import keep_freed_memory
-from .selection import VALID_LOSS_RULES, improved, split_loss
+from .selection import improved, split_loss
+from .trainer_config import check_trainer_config  # noqa: F401 (its home, without torch; here for old imports)
 from .training_state import load_training_state, replace_in_run_folder, save_training_state
 
 log = logging.getLogger("mmsa_atsuko")
@@ -121,34 +122,6 @@ def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False,
 def _write_json(value, f) -> None:
     """`value` as JSON to the binary file `f`, NaN (an undefined Corr) as null, as the run record has it."""
     f.write(json.dumps(json_safe(value), indent=1, allow_nan=False).encode())
-
-
-def check_trainer_config(config, dataset: str, origins: dict | None = None) -> None:
-    """Raise UsageError (one line) for a trainer key whose value cannot train: checked when a run
-    is planned, before anything is written, and again by `fit` for callers that go straight there.
-    (The config loader has already checked each key's type, that no float is NaN or inf, and each
-    value against the `checks:` of configs/datasets.yaml, naming the layer; only key_eval, which
-    depends on the dataset, is left to this check for a loaded config.) `origins`, as
-    `load_config(origins=...)` fills it, names the layer that set a refused value."""
-    def require(ok: bool, key: str, what: str) -> None:
-        if not ok:
-            where = f"{origins[key]}: " if origins and key in origins else ""
-            raise UsageError(f"{where}{key} must be {what}, got {config[key]!r}")
-
-    for key in ("batch_size", "grad_accum", "max_epochs", "early_stop"):
-        require(config[key] >= 1, key, "at least 1")
-    require(config.eval_batch_size is None or config.eval_batch_size >= 1, "eval_batch_size", "null or at least 1")
-    require(config.learning_rate > 0, "learning_rate", "positive")
-    require(config.weight_decay >= 0, "weight_decay", "0 or more")
-    require(config.grad_clip is None or config.grad_clip > 0, "grad_clip", "null (no clipping) or positive")
-    require(config.grad_clip_mode in ("value", "norm"), "grad_clip_mode", "value or norm")
-    require(config.scheduler in ("none", "plateau"), "scheduler", "none or plateau")
-    require(config.valid_loss in VALID_LOSS_RULES, "valid_loss", " or ".join(VALID_LOSS_RULES))
-    if config.scheduler == "plateau":
-        require(0 < config.scheduler_factor < 1, "scheduler_factor", "between 0 and 1 (the LR is multiplied by it)")
-        require(config.scheduler_patience >= 0, "scheduler_patience", "0 or more")
-    allowed = ("Loss", *metric_keys(dataset))
-    require(config.key_eval in allowed, "key_eval", f"a metric of {dataset} ({', '.join(allowed)})")
 
 
 def check_last_batch(model, n_train: int, batch_size: int) -> None:

@@ -1,0 +1,114 @@
+"""What a command imports before it needs it: the bookkeeping commands (results, clean, leaderboard) never import
+torch, and a sweep's planning line comes before torch (2-4 s of a cold start; bench/README.md, "Start-up of the
+long commands"). Each check runs in a fresh interpreter, since this one has torch already."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mmsa_atsuko.metrics import metric_keys
+from mmsa_atsuko.results import append_record
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "pandas", "scipy", "sklearn", "matplotlib", "optuna", "transformers", "av", "ray")
+
+PROBE = """
+import json, sys
+HEAVY = {heavy!r}
+def loaded():
+    return sorted(m for m in HEAVY if m in sys.modules)
+{body}
+print("PROBE " + json.dumps(result))
+"""
+
+
+def probe(body: str, tmp_path: Path) -> dict:
+    """Run `body` in a fresh interpreter in this checkout; it sets `result`, which comes back. `loaded()`
+    names the heavy modules imported so far."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+           "MMSA_ATSUKO_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY, body=body)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("PROBE ")]
+    assert done.returncode == 0 and lines, done.stdout + done.stderr
+    return json.loads(lines[-1][len("PROBE "):])
+
+
+def test_the_sweep_package_and_the_bookkeeping_modules_import_no_torch(tmp_path):
+    got = probe("""
+import mmsa_atsuko.cli, mmsa_atsuko.sweep, mmsa_atsuko.sweep.driver, mmsa_atsuko.sweep.local, mmsa_atsuko.sweep.plan
+import mmsa_atsuko.results, mmsa_atsuko.run_folders, mmsa_atsuko.leaderboard, mmsa_atsuko.models.atsuko
+import mmsa_atsuko.training.hardware, mmsa_atsuko.training.seed
+before = loaded()
+# the package's old names still import from it, each the thing it was (plan the function, not its module)
+from mmsa_atsuko.sweep import LocalBackend, Plan, identity, plan, run_packed, sweep
+from mmsa_atsuko.models.atsuko import ATSUKO_FAMILY
+result = {"before": before, "plan": type(plan).__name__, "family": list(ATSUKO_FAMILY)}
+from mmsa_atsuko.sweep import RayBackend
+from mmsa_atsuko.models.atsuko import Atsuko
+result.update(ray=RayBackend.__name__, atsuko=Atsuko.__name__, after=loaded())
+""", tmp_path)
+    assert "torch" not in got["before"], got
+    assert got["plan"] == "function"
+    assert got["family"] == ["atsuko", "atsuko_base", "atsuko_sbn", "atsuko_mcm"]
+    assert (got["ray"], got["atsuko"]) == ("RayBackend", "Atsuko")
+    assert "torch" in got["after"]           # the names that need it still bring it
+
+
+def test_help_and_the_bookkeeping_commands_never_import_torch(tmp_path):
+    store = tmp_path / "store"
+    # Two of the Atsuko family with different switches: the leaderboard builds its Table 4 ablation, which asks
+    # which models are Atsuko's (an import of the model package, and torch, before models/atsuko/family.py).
+    for model, sbn, mcm in (("atsuko", True, True), ("atsuko_base", False, False)):
+        append_record(store, {"run_id": f"{model}-1", "status": "ok", "model": model, "dataset": "mosi",
+                              "aligned": False, "seed": 1, "synthetic": True,
+                              "metrics": {k: 0.9 if sbn else 0.5 for k in metric_keys("mosi")}, "config_hash": f"c-{model}",
+                              "config": {"use_sbn": sbn, "use_mcm": mcm}, "data": "synthetic:mosi-small-unaligned",
+                              "started_at": "2026-01-01T00:00:01+00:00"})
+    got = probe(f"""
+import contextlib, io
+from mmsa_atsuko.cli import main
+result = {{}}
+for command in ("sweep", "tune", "results", "leaderboard", "clean", "compare", "verify"):
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main([command, "--help"])
+        except SystemExit:
+            pass
+result["help"] = loaded()
+for argv in (["results", "--recover"], ["clean"], ["leaderboard", "--format", "md"]):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main([*argv, "--results", {str(store)!r}])
+    result[argv[0]] = {{"rc": rc, "text": out.getvalue(), "loaded": loaded()}}
+""", tmp_path)
+    assert "torch" not in got["help"]
+    assert got["results"]["rc"] == 0 and got["results"]["text"].startswith("0 record(s) folded into")
+    assert got["clean"]["rc"] == 0 and got["clean"]["text"].startswith("removed 0 unfinished run folder(s)")
+    assert got["leaderboard"]["rc"] == 0 and "### Ablation (Table 4 layout)" in got["leaderboard"]["text"]
+    for command in ("results", "clean", "leaderboard"):
+        assert "torch" not in got[command]["loaded"], (command, got[command]["loaded"])
+    assert "pandas" not in got["clean"]["loaded"]
+
+
+def test_a_sweeps_planning_line_comes_before_torch(tmp_path):
+    # The command line's sweep, stopped at its first line: what was imported by then. --jobs not given: the default
+    # is read from the devices (torch), which the backend's maker reads after the line.
+    got = probe(f"""
+import os
+import mmsa_atsuko.cli.sweep as command
+from mmsa_atsuko.cli import main
+
+def first_line(line):
+    print("PROBE " + json.dumps({{"line": line, "loaded": loaded()}}), flush=True)
+    os._exit(0)
+
+command.echo = first_line
+main(["sweep", "-m", "tfn", "-d", "mosi", "--synthetic", "--preset", "small", "-s", "1111",
+      "--out", {str(tmp_path / "out")!r}])
+result = "never printed a line"
+""", tmp_path)
+    assert got["line"].startswith("planning the sweep: reading the configs of 1 setting and the data of mosi")
+    assert "torch" not in got["loaded"], got
+    assert not (tmp_path / "out").exists()       # nothing written before it
