@@ -56,6 +56,10 @@ def backend_from(args):
                                     ("--cpus-per-run", args.cpus_per_run)) if v is not None]
         if misplaced:
             raise UsageError(f"{', '.join(misplaced)} only apply to --backend ray")
+        from ..training.hardware import check_threads, parse_jobs
+        if args.jobs is not None:
+            parse_jobs(args.jobs)       # what was typed is one line now, as before; the devices wait for the maker
+        check_threads(args.threads)
 
         def local():
             from ..sweep import LocalBackend, default_jobs, parse_devices
