@@ -35,7 +35,7 @@ from ..run_folders import LAST_CHECKPOINT    # the state after the last finished
 from .hardware import autocast, check_precision
 from .host_memory import keep_freed_memory
 from .selection import improved, split_loss
-from .trainer_config import check_trainer_config  # noqa: F401 (its home, without torch; here for old imports)
+from .trainer_config import check_trainer_config    # its own module, without torch: a sweep checks before torch
 from .training_state import load_training_state, replace_in_run_folder, save_training_state
 
 log = logging.getLogger("mmsa_atsuko")
