@@ -208,6 +208,44 @@ def test_a_dead_workers_folder_removed_by_run_py_first_is_one_log_line(tmp_path,
         f"{work} was taken by another process before it could become {failed}, which holds error.txt alone"]
 
 
+def test_a_failed_runs_exit_code_is_its_exceptions_class_not_its_name(tmp_path):
+    """A failed run's record says the code its error exits with (`exit_code`), decided where the exception was
+    caught; the command's line takes it from there. Before, the kind was found again by the type name in the
+    record's text, so a user's own exception class named ModelContractError (no UsageError) exited 2."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from mmsa_atsuko.errors import ModelContractError
+    from mmsa_atsuko.sweep.driver import Summary
+    from mmsa_atsuko.sweep.execute import failure
+    from mmsa_atsuko.sweep.packed import failed_runs_error
+    from mmsa_atsuko.sweep.plan import PlannedRun
+    from mmsa_atsuko.sweep.sweep_file import Setting
+
+    class UsersModelContractError(Exception):        # a user's model file's own class, of the toolkit's name
+        pass
+    UsersModelContractError.__name__ = "ModelContractError"
+    run = PlannedRun(Setting("tfn", "mosi", False, preset="small"), seed=1, config_hash="c0ffee", data="synthetic:standard")
+
+    def failed_with(error, n):
+        record = failure(run, f"tfn-mosi-s1-20261207T000000-00000{n}", tmp_path, "cpu", error,
+                         datetime.now(timezone.utc), 1.0)
+        raised = failed_runs_error(Summary(SimpleNamespace(runs=[run]), [record], 0.0), tmp_path, "")
+        return record, raised
+
+    users, raised = failed_with(UsersModelContractError("my check"), 1)
+    assert users["error"] == "ModelContractError: my check"          # the same text as the toolkit's would be
+    assert users["exit_code"] == 1 and type(raised) is ToolkitError and raised.exit_code == 1
+    toolkits, raised = failed_with(ModelContractError("tfn.forward: pred is (16, 1)"), 2)
+    assert toolkits["exit_code"] == 2 and isinstance(raised, UsageError) and raised.exit_code == 2
+    died, raised = failed_with("worker process died (exit code -9)", 3)
+    assert died["exit_code"] == 1 and raised.exit_code == 1
+    # A record of an older toolkit's worker names no exit_code: 1, whatever its text says.
+    del toolkits["exit_code"]
+    older = failed_runs_error(Summary(SimpleNamespace(runs=[run]), [toolkits], 0.0), tmp_path, "")
+    assert type(older) is ToolkitError and "ModelContractError: tfn.forward" in str(older)
+
+
 def test_killed_sweep_resumes_with_every_run_recorded_once(tmp_path):
     out = tmp_path / "out"
     lists = ["-m", "tfn", "lmf", "-d", "mosi", "sims", "-s", "1", "2"]

@@ -59,10 +59,12 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
 
 def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed: int, preset, config: dict,
                   data: str, error: str, device, started: datetime, wall_time_s: float, run_dir, git_commit,
-                  checkpoint: str, condition=PLAIN) -> dict:
-    """The record of a run that raised or whose process died (`error`: one line)."""
+                  checkpoint: str, condition=PLAIN, exit_code: int = 1) -> dict:
+    """The record of a run that raised or whose process died (`error`: one line). `exit_code`: the code the
+    error exits with in process (2 for a `UsageError`, such as a model breaking the contract; 1 for anything else),
+    decided where the exception was caught, so a command whose runs failed in workers exits with the first one's."""
     return {
-        "run_id": run_id, "status": "failed", "error": error,
+        "run_id": run_id, "status": "failed", "error": error, "exit_code": exit_code,
         "model": model, "dataset": dataset, "aligned": aligned, "seed": seed,
         "synthetic": is_synthetic(data), "preset": preset,
         "metrics": {}, "wall_time_s": wall_time_s, "device": str(device),

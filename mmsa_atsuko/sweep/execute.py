@@ -82,6 +82,8 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
     the epochs it finished, for the same command to continue (with `--retry-failed` where it skips failed runs:
     `sweep`); `.failed` then holds error.txt alone."""
     is_exception = isinstance(error, BaseException)
+    # Its kind is known here, where isinstance sees the class; past this process only the record's text goes.
+    exit_code = error.exit_code if isinstance(error, ToolkitError) else 1
     message = " ".join(f"{type(error).__name__}: {error}".split()) if is_exception else str(error)
     if run.trial is not None:
         return {"number": run.trial["number"], "state": "fail", "error": message, "seconds": wall}
@@ -111,7 +113,7 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
     return failed_record(run_id, model=s.model, dataset=s.dataset, aligned=s.aligned, seed=run.seed,
                          preset=s.preset, config=run.config, data=run.data, error=message, device=device,
                          started=started, wall_time_s=wall, run_dir=failed_dir, git_commit=git_commit(),
-                         checkpoint=run.checkpoint, condition=s.condition)
+                         checkpoint=run.checkpoint, condition=s.condition, exit_code=exit_code)
 
 
 def optuna_module():

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import errors
 from ..data.conditions import condition_of
-from ..errors import ToolkitError
+from ..errors import ToolkitError, UsageError
 from ..results import append_mmsa_csv, identity, latest_by_identity, read_records
 from .driver import Summary, sweep
 
@@ -45,17 +44,16 @@ def failed_runs_error(summary: Summary, out, head: str) -> ToolkitError:
     one an in-process `run.py` would have stopped on) and its error. `head` goes before (a tune's study name).
     Both callers run failed runs again (retry_failed), so the same command is what goes on.
     Its kind is that error's: a UsageError raised inside a worker (a ModelContractError: the user's model breaks
-    the contract, every seed alike) exits 2 as it does in process, not 1. The error crossed a process as its
-    record's text (`execute.failure`: "TypeName: message"), so its kind is found again by that name among the
-    toolkit's own errors; any other (a crash, a killed worker) is a ToolkitError, exit 1."""
+    the contract, every seed alike) exits 2 as it does in process, not 1. The record says so (`exit_code`, set by
+    `execute.failure` where the exception was caught); its text is not read for a class name, which a user's own
+    exception class (one named UsageError in a model file) shared with the toolkit's. A record without the field
+    (written by an older toolkit's worker) exits 1: a failure not known to be the user's command is not called one."""
     order = {run.identity: i for i, run in enumerate(summary.plan.runs)}
     failed = sorted(summary.failed, key=lambda r: order.get(identity(r), len(order)))
     first, error = failed[0], str(failed[0].get("error"))
-    kind = getattr(errors, error.split(":", 1)[0], None)
-    usage = isinstance(kind, type) and issubclass(kind, errors.UsageError)
     line = (f"{head}{len(failed)} run(s) failed, e.g. {first['model']} {first['dataset']} seed {first['seed']}: "
             f"{error} (records in {Path(out) / 'runs.jsonl'}; the same command runs them again)")
-    return errors.UsageError(line) if usage else ToolkitError(line)
+    return UsageError(line) if first.get("exit_code") == UsageError.exit_code else ToolkitError(line)
 
 
 def _row_key(record: dict) -> tuple:
