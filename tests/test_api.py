@@ -362,8 +362,8 @@ def test_looking_for_its_leftovers_a_run_never_locks_another_runs_folder(tmp_pat
     by_seed = {json.loads((f / "run.json").read_text())["identity"][3]: f
                for f in (tmp_path / "runs").glob(".*.partial")}
     claimed = []
-    real_claim = run_folders._claim
-    monkeypatch.setattr(run_folders.dead, "_claim",      # where take_leftovers (unfinished_runs) calls it
+    real_claim = run_folders.claim
+    monkeypatch.setattr(run_folders.dead, "claim",      # where take_leftovers (unfinished_runs) calls it
                         lambda folder, wait=0.0: claimed.append(folder) or real_claim(folder, wait))
     first = run_folders.identity_of(by_seed[1])
     assert run_folders.take_leftovers(tmp_path, first, resume=True) == by_seed[1].name[1:-len(".partial")]
@@ -419,20 +419,20 @@ def test_a_folder_being_removed_is_never_taken_by_a_process_waiting_for_its_lock
     reproduced with two processes). `remove` renames the folder out of every looked-at name first."""
     import shutil
 
-    from mmsa_atsuko.run_folders import _claim, remove
+    from mmsa_atsuko.run_folders import claim, remove
     folder = _dead_run_folder(tmp_path, monkeypatch)
     waiter_got = []
     real_rmtree = shutil.rmtree
 
     def rmtree_with_a_waiter(path, *args, **kwargs):
         if Path(path).name.startswith(folder.name):          # the folder itself (or its tombstone), not an entry
-            lock = _claim(folder)                             # the waiting process's next try
+            lock = claim(folder)                             # the waiting process's next try
             waiter_got.append(lock)
             if lock is not None:
                 lock.release()
         return real_rmtree(path, *args, **kwargs)
 
-    held = _claim(folder)                                     # the remover holds it, as take_leftovers and clean do
+    held = claim(folder)                                     # the remover holds it, as take_leftovers and clean do
     monkeypatch.setattr(shutil, "rmtree", rmtree_with_a_waiter)
     try:
         remove(folder)

@@ -182,7 +182,7 @@ def test_a_link_planted_after_resumes_check_is_never_written_through(partial, vi
     it. Now each write refuses a link at its own open (or removes it first, for a temporary name of its own)."""
     from mmsa_atsuko import run_folders
     out, folder = partial
-    check = run_folders._check_resumable
+    check = run_folders.check_resumable
 
     def check_then_plant(work_dir):
         check(work_dir)
@@ -191,7 +191,7 @@ def test_a_link_planted_after_resumes_check_is_never_written_through(partial, vi
             os.link(victim / "victim.txt", work_dir / name)
         else:
             (work_dir / name).symlink_to(victim / "victim.txt")
-    monkeypatch.setattr(run_folders.working, "_check_resumable", check_then_plant)
+    monkeypatch.setattr(run_folders.working, "check_resumable", check_then_plant)
     code, _, err = cli(capsys, *RESUMABLE, "--out", out, "--resume")
     if code:             # refused where it writes the name; the victim fixture asserts victim.txt unchanged
         kind = "a file of 2 names (a hard link)" if link == "hard" else "a symbolic link"

@@ -113,7 +113,7 @@ def test_claiming_a_partial_folder_renamed_away_meanwhile_leaves_nothing(tmp_pat
     # (a CI run of the test below found one such folder).
     from filelock import FileLock
 
-    from mmsa_atsuko.run_folders import _claim
+    from mmsa_atsuko.run_folders import claim
     runs = tmp_path / "runs"
     listed = runs / ".tfn-mosi-s1-20261206T040109-baf67b.partial"
     listed.mkdir(parents=True)
@@ -125,13 +125,13 @@ def test_claiming_a_partial_folder_renamed_away_meanwhile_leaves_nothing(tmp_pat
             listed.rename(runs / listed.name[1:-len(".partial")])
         return acquire(lock, *args, **kwargs)
     monkeypatch.setattr(FileLock, "acquire", renamed_first)
-    assert _claim(listed) is None
+    assert claim(listed) is None
     assert sorted(p.name for p in runs.iterdir()) == [listed.name[1:-len(".partial")]]
     monkeypatch.undo()
     # A folder that stays where it was listed is claimed as before, an old empty one included.
     for name in (".lmf-mosi-s1-20261206T040109-ef375f.partial", ".b.partial"):
         (runs / name).mkdir()
-        lock = _claim(runs / name)
+        lock = claim(runs / name)
         assert lock is not None and lock.is_locked
         lock.release()
 

@@ -9,17 +9,17 @@ finished epoch (`last.pt`; `run.py --resume`, `sweep --resume`), `run.py clean` 
 next start of the same run without --resume. A run killed while making its folder leaves `.<run_id>.partial.new`
 (`run_folder`), a dead run's folder as well once its lock is free and it names its run or is NEW_GRACE_S old.
 
-Bottom to top: `layout` (the folder's names), `lock` (its lock and `_claim`), `run_json` (what run.json names),
+Bottom to top: `layout` (the folder's names), `lock` (its lock and `claim`), `run_json` (what run.json names),
 `dead` (finding, taking over, removing and moving dead runs' folders), `working` (a run's folder while it works).
-Each name is read where it is defined: patch it there (`run_folders.dead._claim`), not here.
+Each name is read where it is defined: patch it there (`run_folders.dead.claim`), not here.
 """
 from .dead import NEW_GRACE_S, move_dead, remove, remove_tombstones, resume_points, take_leftovers, unfinished_runs
 from .layout import LAST_CHECKPOINT, NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK, partial_dir, work_folders
-from .lock import LOOK_HOLD_S, _claim, _foreign
+from .lock import LOOK_HOLD_S, claim, foreign_kind
 from .run_json import MAX_RUN_JSON, attempts_of, folder_identity, identity_of, warn_of_other_threads
-from .working import _check_resumable, run_folder
+from .working import check_resumable, run_folder
 
 __all__ = ["LAST_CHECKPOINT", "LOOK_HOLD_S", "MAX_RUN_JSON", "NEW_GRACE_S", "NEW_SUFFIX", "RUN_IDENTITY", "RUN_LOCK",
-           "_check_resumable", "_claim", "_foreign", "attempts_of", "folder_identity", "identity_of", "move_dead",
+           "attempts_of", "check_resumable", "claim", "folder_identity", "foreign_kind", "identity_of", "move_dead",
            "partial_dir", "remove", "remove_tombstones", "resume_points", "run_folder", "take_leftovers",
            "unfinished_runs", "warn_of_other_threads", "work_folders"]

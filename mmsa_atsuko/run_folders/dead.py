@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from .layout import LAST_CHECKPOINT, NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK, work_folders
-from .lock import LOOK_HOLD_S, _claim
+from .lock import LOOK_HOLD_S, claim
 from .run_json import folder_identity, identity_of
 
 log = logging.getLogger("mmsa_atsuko")
@@ -43,7 +43,7 @@ def unfinished_runs(out, identities: Collection[tuple] | None = None) -> Iterato
             found = identity_of(folder)
             if not any(found == wanted for wanted in identities):    # compared, not hashed: a hostile run.json
                 continue                                              # may name lists in its identity
-        lock = _claim(folder, wait=0.0 if identities is None else LOOK_HOLD_S)
+        lock = claim(folder, wait=0.0 if identities is None else LOOK_HOLD_S)
         if lock is None:
             continue
         try:
@@ -56,7 +56,7 @@ def move_dead(folder: Path, to: Path) -> bool:
     """Rename a dead run's `.partial` folder to `to` holding its lock (waited for LOOK_HOLD_S, as a scan may hold
     it), so that no other process removes it or takes it over half-way. False, the folder left, if it has gone
     or a live process holds it (a run of the same identity removing or resuming it)."""
-    lock = _claim(folder, wait=LOOK_HOLD_S)
+    lock = claim(folder, wait=LOOK_HOLD_S)
     if lock is None:
         return False
     try:

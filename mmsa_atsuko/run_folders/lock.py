@@ -1,4 +1,4 @@
-"""A run folder's lock (`run.lock`, a `filelock` lock) and how a process takes it (`_claim`).
+"""A run folder's lock (`run.lock`, a `filelock` lock) and how a process takes it (`claim`).
 
 The OS drops the lock however its holder dies, on this host or another sharing the folder, so a folder whose lock
 is free is a dead run's. A run.lock that no run made (a link, a hard link, a folder) is no run's: never opened.
@@ -18,13 +18,13 @@ from .layout import RUN_LOCK
 LOOK_HOLD_S = 2.0
 
 
-def _claim(folder: Path, wait: float = 0.0) -> FileLock | None:
+def claim(folder: Path, wait: float = 0.0) -> FileLock | None:
     """`folder`'s lock, taken within `wait` seconds; None while a live process holds it (or the folder has gone)."""
     try:
         inode = folder.stat().st_ino
     except FileNotFoundError:
         return None
-    if _foreign(folder / RUN_LOCK):
+    if foreign_kind(folder / RUN_LOCK):
         # filelock before 4 opened run.lock with O_TRUNC: a hard link there emptied its other name's file
         # at every run's start (each dead .partial folder is claimed) and at `clean`. Left alone, as below.
         return None
@@ -50,7 +50,7 @@ def _claim(folder: Path, wait: float = 0.0) -> FileLock | None:
     return lock
 
 
-def _foreign(entry: Path) -> str | None:
+def foreign_kind(entry: Path) -> str | None:
     """What `entry` is if it is neither a folder nor a regular file of one name ("a symbolic link"), else None
     (None for no entry). A run never makes a link, and writes some of its files in place."""
     try:

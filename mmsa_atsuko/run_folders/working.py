@@ -1,7 +1,7 @@
 """A run's working folder (`run_folder`): made fresh, or a dead run's taken over to resume; renamed when done.
 
 While the run works it holds the folder's lock, and run.json names the run's identity (`results.run_identity`),
-its condition block and each attempt at it. What a dead folder must be before it is resumed: `_check_resumable`.
+its condition block and each attempt at it. What a dead folder must be before it is resumed: `check_resumable`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..atomic import open_new
 from ..errors import DataError, FolderNotResumable, ModelContractError
 from .dead import remove
 from .layout import NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK
-from .lock import LOOK_HOLD_S, _claim, _foreign
+from .lock import LOOK_HOLD_S, claim, foreign_kind
 from .run_json import attempts_of, warn_of_other_threads
 
 
@@ -35,12 +35,12 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
                        "condition": condition, "attempts": [*earlier, attempt or {}]}, f)
 
     if resume:
-        lock = _claim(work_dir)
+        lock = claim(work_dir)
         if lock is None:
-            _check_resumable(work_dir)      # a run.lock that is no run's is said to be one
+            check_resumable(work_dir)      # a run.lock that is no run's is said to be one
             raise FolderNotResumable(f"{work_dir} is in use by another process; wait for it or run without --resume")
         try:
-            _check_resumable(work_dir)
+            check_resumable(work_dir)
         except FolderNotResumable:
             lock.release()
             raise
@@ -50,7 +50,7 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
     else:
         new = work_dir.with_name(work_dir.name + NEW_SUFFIX)
         new.mkdir(parents=True)
-        lock = _claim(new, wait=LOOK_HOLD_S)    # a scan (`clean`) holds a dead run's folder for a moment only
+        lock = claim(new, wait=LOOK_HOLD_S)    # a scan (`clean`) holds a dead run's folder for a moment only
         if lock is None:
             raise DataError(f"{new} was taken by another process while this run made it (a file planted in it, or a "
                             f"clock far off); start the run again")
@@ -73,7 +73,7 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
     (final_dir / RUN_LOCK).unlink(missing_ok=True)
 
 
-def _check_resumable(folder: Path) -> None:
+def check_resumable(folder: Path) -> None:
     """One line (FolderNotResumable, a DataError: exit 1) if a dead run's folder, about to be resumed, holds anything but
     folders and regular files of one name. A run writes its files by name (train.log appended to, model.json,
     config.yaml and the predictions rewritten in place, best.pt, history.json and last.pt through `.<name>.tmp`,
@@ -83,7 +83,7 @@ def _check_resumable(folder: Path) -> None:
     for root, dirs, files in os.walk(folder):
         for name in sorted(dirs + files):
             entry = Path(root) / name
-            kind = _foreign(entry)
+            kind = foreign_kind(entry)
             if kind:
                 raise FolderNotResumable(f"{folder} holds {entry.relative_to(folder)}, {kind}, which no run writes: "
                                          f"it is not a folder this toolkit left; remove it (python run.py clean "
