@@ -246,6 +246,34 @@ def test_a_failed_runs_exit_code_is_its_exceptions_class_not_its_name(tmp_path):
     assert type(older) is ToolkitError and "ModelContractError: tfn.forward" in str(older)
 
 
+def test_the_plan_line_counts_cut_short_runs_locking_only_the_planned_runs_folders(tmp_path, monkeypatch):
+    """`_cut_short` (the plan line's count of runs cut short) locks only the dead folders that name a run of the
+    plan; before, it locked every dead folder of the results folder, other runs' too, each for a moment."""
+    from types import SimpleNamespace
+
+    from mmsa_atsuko import run_folders
+    from mmsa_atsuko.sweep.driver import _cut_short
+    from mmsa_atsuko.sweep.plan import PlannedRun
+    from mmsa_atsuko.sweep.sweep_file import Setting
+    planned, other, not_cut = (PlannedRun(Setting("tfn", "mosi", False, preset="small"), seed=seed, config_hash="c0ffee",
+                                          data="synthetic:standard") for seed in (1, 2, 3))
+    folders = {}
+    for run, last_pt in ((planned, True), (other, True), (not_cut, False)):
+        folders[run.seed] = folder = run_folders.partial_dir(tmp_path, f"tfn-mosi-s{run.seed}-20261207T000000-abcdef")
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text(json.dumps({"identity": list(run.identity)}))
+        if last_pt:
+            (folder / "last.pt").write_bytes(b"state")
+    claimed, real_claim = [], run_folders.claim
+    monkeypatch.setattr(run_folders.dead, "claim",      # where resume_points (unfinished_runs) calls it
+                        lambda folder, wait=0.0: claimed.append(folder) or real_claim(folder, wait))
+    line = _cut_short(SimpleNamespace(todo=[planned, not_cut]), tmp_path, resume=True)
+    assert line == ", 1 of them cut short earlier, to continue from their last finished epoch (--resume)"
+    assert sorted(claimed) == sorted([folders[1], folders[3]])        # seed 2's folder is another run's
+    claimed.clear()
+    assert _cut_short(SimpleNamespace(todo=[]), tmp_path, resume=True) == "" and claimed == []
+
+
 def test_killed_sweep_resumes_with_every_run_recorded_once(tmp_path):
     out = tmp_path / "out"
     lists = ["-m", "tfn", "lmf", "-d", "mosi", "sims", "-s", "1", "2"]

@@ -212,8 +212,11 @@ def _dry_run(expanded, out, retry_failed, resume, echo) -> Plan:
 
 def _cut_short(sweep_plan: Plan, out, resume: bool | None) -> str:
     """What the plan line says of the runs to do that an earlier call left cut short (a dead `.partial` folder with
-    a last.pt): with --resume they continue from their last finished epoch, else they start again from their first."""
-    left = {found for found, _ in resume_points(out).values()}
+    a last.pt): with --resume they continue from their last finished epoch, else they start again from their first.
+    Only the folders whose run.json names a planned run are locked (`resume_points` with identities): a results
+    folder shared with other work holds other runs' folders, which a live run of theirs may be looking for."""
+    todo = [run.identity for run in sweep_plan.todo]
+    left = {found for found, _ in resume_points(out, todo).values()} if todo else set()
     n = sum(run.identity in left for run in sweep_plan.todo)
     if not n:
         return ""
