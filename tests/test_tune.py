@@ -247,6 +247,46 @@ def test_a_study_locked_past_the_busy_timeout_stops_in_one_line_and_the_same_com
     assert all(state in ("COMPLETE", "PRUNED") and not interrupted for _, state, interrupted in states[1:]), states
 
 
+def test_a_trial_that_meets_the_study_locked_fails_saying_so_in_plain_words(tmp_path, monkeypatch):
+    """Another connection holds the study's write lock ("BEGIN EXCLUSIVE") past the busy timeout while a trial
+    reports its first epoch: the trial fails, and its line says the study database was locked by another writer
+    and what to do; before, it quoted Optuna's StorageInternalError ("... invalid data in the commit ...").
+    The lock is let go before the driver tells the result, so the tune goes on to its second trial."""
+    import sqlite3
+
+    import optuna
+
+    from mmsa_atsuko.sweep import execute, study_file
+    monkeypatch.setattr(study_file, "STUDY_BUSY_S", 0.5)
+    db = tmp_path / "tune" / "s.db"
+    holders, real_trial, real_report = [], execute.run_trial, optuna.trial.Trial.report
+
+    def report_once_locked(trial, value, step):
+        if not holders:
+            holders.append(sqlite3.connect(db, isolation_level=None))
+            holders[0].execute("BEGIN EXCLUSIVE")          # held until the trial has ended
+        return real_report(trial, value, step)
+
+    def trial_then_unlocked(run, device):
+        try:
+            return real_trial(run, device)
+        finally:
+            if holders and holders[0].in_transaction:
+                holders[0].rollback()
+    monkeypatch.setattr(optuna.trial.Trial, "report", report_once_locked)
+    monkeypatch.setattr(execute, "run_trial", trial_then_unlocked)
+    lines = []
+    study = tune("tfn", "mosi", trials=2, out=tmp_path, study_name="s", final_runs=False, echo=lines.append,
+                 backend=LocalBackend(jobs=1), **TINY)
+    holders[0].close()
+    (line,) = [line for line in lines if line.startswith("[s] trial 0: ")]
+    assert line.startswith(f"[s] trial 0: FAILED: the study database {db} was locked by another writer for over "
+                           f"0.5 s (database is locked), so this trial could not use it; ") and \
+        "StorageInternalError" not in line and "invalid data" not in line, line
+    assert "close what holds it (an open sqlite3 shell, another process) and run the same command again" in line, line
+    assert [t.state.name for t in study.trials][0] == "FAIL" and len(study.trials) == 2
+
+
 def test_a_study_locked_for_longer_than_sqlites_default_wait_is_waited_for(tmp_path, monkeypatch):
     """SQLite's own busy timeout is 5 s: a lock held 6 s while the driver tells a result stopped the tune. Ours
     (STUDY_BUSY_S, a minute) waits for it, and the tune ends with both trials told."""

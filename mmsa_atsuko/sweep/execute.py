@@ -24,7 +24,7 @@ from ..training.hardware import peak_memory_mb, reset_peak_memory
 from ..training.seed import resolve_device, set_seed
 from ..training.trainer import fit
 from .plan import PlannedRun, prepare
-from .study_file import study_storage
+from .study_file import is_locked, locked_trial_error, study_storage
 
 log = logging.getLogger("mmsa_atsuko")
 WORKER_CONSOLE = "mmsa-atsuko-worker-console"
@@ -167,8 +167,8 @@ def run_trial(run: PlannedRun, device: str) -> dict:
     except optuna.TrialPruned as pruned:
         return {"number": info["number"], "state": "pruned", "error": str(pruned), "seconds": time.time() - started}
     except Exception as error:                    # a failed trial is a result; the study goes on
-        return {"number": info["number"], "state": "fail", "error": f"{type(error).__name__}: {error}",
-                "seconds": time.time() - started}
+        why = locked_trial_error(info["storage"]) if is_locked(error) else f"{type(error).__name__}: {error}"
+        return {"number": info["number"], "state": "fail", "error": why, "seconds": time.time() - started}
 
 
 def worker_logging() -> None:

@@ -12,7 +12,8 @@ read within the JSON reader's depth. Anything refused is one UsageError line.
 Several processes write the study at once (the driver tells results, each trial's worker reports every epoch):
 SQLite makes a writer wait for another's lock only up to its busy timeout, 5 s by default, then raises
 "database is locked", which was a traceback. Every connection of ours waits STUDY_BUSY_S (`study_storage`), and a
-lock held longer stops the tune in one line that says the study is kept (`stop_if_locked`).
+lock held longer stops the tune in one line that says the study is kept (`stop_if_locked`); a trial's worker that
+meets it fails that trial with a line that says so (`locked_trial_error`).
 """
 from __future__ import annotations
 
@@ -106,6 +107,14 @@ def stop_if_locked(path: Path):
         raise ToolkitError(f"{path} stayed locked by another process for over {STUDY_BUSY_S:g} s (database is "
                            f"locked), so the tune stopped; the study is kept: run the same command again to resume "
                            f"it") from None
+
+
+def locked_trial_error(url: str) -> str:
+    """The error of a trial whose worker met the study's database (`url`, sqlite:///PATH) locked past STUDY_BUSY_S,
+    in plain words: Optuna's own ("StorageInternalError: ... invalid data in the commit ...") blamed the data."""
+    return (f"the study database {url.removeprefix('sqlite:///')} was locked by another writer for over "
+            f"{STUDY_BUSY_S:g} s (database is locked), so this trial could not use it; close what holds it (an open "
+            f"sqlite3 shell, another process) and run the same command again (a failed trial counts toward --trials)")
 
 
 def _check_json(value, path: Path, table: str, fix: str) -> None:
