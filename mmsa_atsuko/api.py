@@ -34,7 +34,7 @@ from .models.atsuko.diagnostics import routing_summary
 from .models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
 from .registry import build_model, canonical_model_name, get_model_class
 from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity, open_new,
-                      ok_record, ran_at_other_precision, read_records, recover, run_identity)
+                      ok_record, ran_at_other_precision, read_records, recover, run_identity, run_py_mark)
 from .run_folders import (attempts_of, partial_dir, run_folder, take_leftovers, unfinished_runs,  # noqa: F401
                           work_folders)  # (re-exported)
 from .training.hardware import (check_precision, check_threads, device_name, peak_memory_mb,
@@ -192,7 +192,15 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
                         overrides=overrides, max_epochs=max_epochs, loaded=loaded, condition=c)
             for d in datasets for c in conditions for m in models]
     loaded.clear()   # the jobs hold what they read; features no job reads are freed now
+    with run_py_mark(out):   # no sweep trains into `out` meanwhile (it could train these runs too): results.writers
+        return _run_jobs(jobs, seeds, torch_device, out=out, quiet=quiet, rerun=rerun, save_checkpoint=save_checkpoint,
+                         resume=resume, tensorboard=tensorboard, precision=precision, deterministic=deterministic,
+                         echo=echo)
 
+
+def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_checkpoint, resume, tensorboard,
+              precision, deterministic, echo) -> list[dict]:
+    """`run`'s loop over its prepared jobs and seeds: skip what is recorded, train the rest, write the MMSA rows."""
     for kept in recover(out):          # records an earlier call could not append (results.append_or_keep)
         echo(f"recovered the record of run {kept['run_id']} into {Path(out) / 'runs.jsonl'}")
     recorded = {} if rerun else latest_by_identity(read_records(out))

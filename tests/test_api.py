@@ -514,3 +514,102 @@ def test_a_stress_recipe_writes_its_mmsa_rows_to_a_file_of_its_own(tmp_path):
     for name, record in (("mosi-synthetic-corrupt.csv", corrupt), ("mosi-synthetic.csv", standard)):
         header, row = (normal / name).read_text().splitlines()
         assert row.startswith("tfn,") and f'"{mmsa_cell([record["metrics"]["MAE"]])}"' in row
+
+
+# Installed in a run.py process through PYTHONPATH: once its first epoch's state is written, it says so (a file
+# `started` in PAUSE_DIR) and trains on only once the test lets it (a file `go` there): no timing, files alone.
+PAUSE_AFTER_EPOCH_1 = """
+import os, pathlib, time
+import mmsa_atsuko.training.trainer as trainer
+real = trainer.save_training_state
+
+def save(path, *args):
+    done = real(path, *args)
+    pause = pathlib.Path(os.environ["PAUSE_DIR"])
+    if not (pause / "started").exists():
+        (pause / "started").touch()
+        for _ in range(12000):                     # at most 10 minutes, never forever
+            if (pause / "go").exists():
+                break
+            time.sleep(0.05)
+    return done
+
+trainer.save_training_state = save
+"""
+
+
+def test_a_sweep_beside_an_in_process_run_py_refuses_and_the_run_is_recorded_once(tmp_path):
+    """A run.py without --jobs trains tfn mosi seed 1 (paused in its first epoch, another process) while a sweep of
+    the same run starts in the same results folder: the sweep stops in one line before it plans or trains, and
+    once run.py ends the run has one record. Before, the sweep took no account of run.py: both trained the run
+    neither had recorded, and it was recorded twice."""
+    import os
+    import subprocess
+    import sys
+
+    from mmsa_atsuko.errors import ToolkitError
+    from mmsa_atsuko.results import read_records
+    from mmsa_atsuko.sweep import sweep
+    root, out, pause = Path(__file__).resolve().parents[1], tmp_path / "out", tmp_path / "pause"
+    pause.mkdir()
+    (pause / "sitecustomize.py").write_text(PAUSE_AFTER_EPOCH_1, encoding="utf-8")
+    run_py = subprocess.Popen(
+        [sys.executable, str(root / "run.py"), "-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset",
+         "small", "--max-epochs", "2", "--quiet", "--out", str(out)], cwd=root, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=dict(os.environ, HF_HUB_OFFLINE="1", PAUSE_DIR=str(pause),
+                 PYTHONPATH=os.pathsep.join([str(pause), str(root)])))
+    try:
+        for _ in range(6000):                       # until run.py trains (or ends, which fails below)
+            if (pause / "started").exists() or run_py.poll() is not None:
+                break
+            __import__("time").sleep(0.05)
+        assert (pause / "started").exists(), run_py.communicate()
+        lines = []
+        with pytest.raises(ToolkitError) as refused:
+            sweep(out=out, models=["tfn"], datasets=["mosi"], seeds=[1], synthetic=True, preset="small",
+                  max_epochs=2, echo=lines.append)
+        line = str(refused.value)
+        assert "\n" not in line and line.startswith(f"1 run.py process(es) are training into {out} "), line
+        assert line.endswith("a sweep beside them may train the same runs: wait for them to end, or give another "
+                             "--out"), line
+        assert not any(line.startswith("sweep: ") for line in lines), lines     # refused before it planned
+    finally:
+        (pause / "go").touch()
+        stdout, stderr = run_py.communicate(timeout=600)
+    assert run_py.returncode == 0, stderr
+    assert [(r["model"], r["seed"], r["status"]) for r in read_records(out)] == [("tfn", 1, "ok")]
+    assert not list((out / "runs").glob(".run-py-*"))          # run.py removed its mark
+
+
+def test_an_in_process_run_py_beside_a_sweep_refuses_and_trains_nothing(tmp_path):
+    """A sweep holds the results folder (its lock, as while it trains): run.py without --jobs stops in one line
+    before it trains anything, where before it trained beside the sweep."""
+    from mmsa_atsuko.errors import ToolkitError
+    from mmsa_atsuko.sweep import SweepLock
+    with SweepLock(tmp_path), pytest.raises(ToolkitError) as refused:
+        mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1, out=tmp_path,
+                        quiet=True, echo=lambda _: None)
+    line = str(refused.value)
+    assert line.startswith(f"a sweep (or tune, or run.py --jobs) is writing to {tmp_path} (lock "
+                           f"{tmp_path / '.sweep.lock'})") and "run the same command again" in line, line
+    assert not (tmp_path / "runs.jsonl").exists() and [p.name for p in (tmp_path / "runs").iterdir()] == []
+
+
+def test_in_process_run_pys_share_a_folder_and_a_killed_ones_mark_stops_no_sweep(tmp_path):
+    """Two in-process run.py's (on different models) still train into one folder at once: each holds a mark of
+    its own. A mark whose lock is free (its run.py was killed) stops no sweep, which removes it; a live one does."""
+    from mmsa_atsuko.errors import ToolkitError
+    from mmsa_atsuko.results import run_py_mark
+    from mmsa_atsuko.sweep import SweepLock
+    with run_py_mark(tmp_path):                                # another run.py, training beside this one
+        (record,) = mmsa_atsuko.run("lmf", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1,
+                                    out=tmp_path, quiet=True, echo=lambda _: None)
+        assert record["status"] == "ok"
+        (live,) = (tmp_path / "runs").glob(".run-py-*.lock")  # this run.py's own mark is gone, the other's held
+        with pytest.raises(ToolkitError, match=r"^1 run\.py process\(es\) are training into "):
+            SweepLock(tmp_path).__enter__()
+    killed = tmp_path / "runs" / ".run-py-0123456789abcdef.lock"
+    killed.write_text("")                                      # left by a killed run.py: nobody holds it
+    with SweepLock(tmp_path):
+        assert not killed.exists() and not live.exists()

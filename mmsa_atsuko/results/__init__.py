@@ -11,7 +11,8 @@ model, dataset, aligned flag, seed, config hash, data id) and chosen here (`late
 - `selection`: which record stands for a run, the checks on what tables read, the headline metric;
 - `store`: appending to and reading `runs.jsonl` (locking, cutting off a killed writer's
   fragment: `mend_last_line`, which `mmsa_csv` uses too), keeping a record the store cannot take and recovering it;
-- `mmsa_csv`: MMSA-compatible aggregate rows in `<out>/normal/<dataset>.csv`.
+- `mmsa_csv`: MMSA-compatible aggregate rows in `<out>/normal/<dataset>.csv`;
+- `writers`: one sweep or any number of in-process run.py's training into a folder at once, never both.
 """
 from ..atomic import NOFOLLOW, open_new      # a write that never follows a link: one home, below data/
 from .folder import (ANALYSIS_DIR, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES, SWEEP_LOCK, analysis_dir,
@@ -23,6 +24,7 @@ from .record import (IDENTITY_FIELDS, code_version, code_versions, failed_record
 from .selection import MAX_CONFIG_DEPTH, check_ok_record, config_labels, headline_metric, latest_by_identity, ok_records
 from .store import (MAX_KEPT_RECORD, RecordNotAppended, append_or_keep, append_record, json_safe, read_records,
                     recover)
+from .writers import LOOK_WAIT_S, RUN_PY_MARK, check_no_run_py, run_py_mark
 
 __all__ = [
     "ANALYSIS_DIR", "NOFOLLOW", "RECORD_FILE", "RUN_ID", "RUNS_FILE", "STORE_ENTRIES", "SWEEP_LOCK",
@@ -35,4 +37,5 @@ __all__ = [
     "MAX_CONFIG_DEPTH", "check_ok_record", "config_labels", "headline_metric", "latest_by_identity", "ok_records",
     "MAX_KEPT_RECORD", "RecordNotAppended", "append_or_keep", "append_record", "json_safe", "read_records",
     "recover",
+    "LOOK_WAIT_S", "RUN_PY_MARK", "check_no_run_py", "run_py_mark",
 ]

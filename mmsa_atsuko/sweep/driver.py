@@ -21,8 +21,8 @@ from ..data.conditions import check_model_allows, condition_of
 from ..data.synthetic_stress import STANDARD, recipe_of
 from ..registry import get_model_class
 from ..errors import ToolkitError
-from ..results import (SWEEP_LOCK, append_or_keep, check_output_folder, config_labels, headline_metric, identity,
-                       recover)
+from ..results import (LOOK_WAIT_S, SWEEP_LOCK, append_or_keep, check_no_run_py, check_output_folder, config_labels,
+                       headline_metric, identity, recover)
 from ..run_folders import resume_points
 from ..training.hardware import check_precision
 from .local import LocalBackend
@@ -85,8 +85,8 @@ def _clock(seconds: float) -> str:
 
 
 class SweepLock:
-    """One sweep at a time per results folder (two would both run what neither has recorded).
-    The OS drops the lock of a killed sweep."""
+    """One sweep at a time per results folder (two would both run what neither has recorded), and none beside an
+    in-process run.py (`results.writers`). The OS drops the lock of a killed sweep."""
 
     def __init__(self, out: Path):
         self.path = Path(out) / SWEEP_LOCK
@@ -95,10 +95,15 @@ class SweepLock:
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.lock.acquire(timeout=0)
+            self.lock.acquire(timeout=LOOK_WAIT_S)      # an in-process run.py's look at it holds it a moment
         except Timeout:
             raise ToolkitError(f"another sweep is writing to {self.path.parent} (lock {self.path}); "
                                f"wait for it or use another --out") from None
+        try:
+            check_no_run_py(self.path.parent)           # after the lock is held: see results.writers
+        except ToolkitError:
+            self.lock.release()
+            raise
         return self
 
     def __exit__(self, *exc):
