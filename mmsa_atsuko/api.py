@@ -150,7 +150,9 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     first. `tensorboard` writes per-epoch scalars to each run's `tensorboard/` folder.
     `threads`: torch's intra-op threads for the runs (None: as the process has them). `precision`:
     fp32 or bf16 (autocast). `deterministic=False` lets torch choose non-deterministic kernels.
-    Several runs at once go through the sweep's local backend (`sweep.run_packed`, `run.py --jobs`).
+    Several runs at once go through the sweep's local backend (`sweep.run_packed`, `run.py --jobs`). A sweep
+    training into `out` stops this call in one line before it trains, and one started meanwhile stops itself
+    (`results.writers`): beside each other both trained a run neither had recorded; other `run` calls share `out`.
     `conditions` (`data.conditions.conditions(...)`) runs every model under each protocol condition.
     """
     models = [m.lower() for m in ([models] if isinstance(models, str) else models)]       # names are case-insensitive
