@@ -45,7 +45,7 @@ from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.tensorboard import require_tensorboard, tensorboard_log
 from .training.trainer import check_last_batch, fit
 from .training.trainer_config import check_trainer_config
-from .user_models import model_source
+from .user_models import model_source, source_changes
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -214,8 +214,11 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
             previous = recorded.get(job_identity(job, seed), {})
             if previous.get("status") == "ok":
                 ran = ran_at_other_precision(previous, precision)
+                changed = source_changes(previous.get("model_source"), job.model)   # a model of your own edited since
                 how = (f", which ran at {ran}, not the {precision} asked (precision is not part of a run's identity: "
                        f"--rerun trains it at {precision} in its place, or give another --out)" if ran
+                       else f", but {'; '.join(changed)} (the code is not part of a run's identity: --rerun trains "
+                            f"it with the code as it is now)" if changed
                        else " (--rerun trains it again)")
                 echo(f"skip {job.model} {spec.name}{' aligned' if spec.aligned else ''}{condition_label(spec)} seed {seed}: recorded as "
                      f"{previous.get('run_id')}{how}")

@@ -593,3 +593,32 @@ def test_a_file_beside_a_model_named_like_a_module_python_has_is_one_line(own_mo
     own_models[1]()                                # forget the folder's line: discovery runs again
     assert main([*train_args(out), "--models", str(folder)]) == 0, capsys.readouterr().err
     assert sys.modules["json"] is stdlib_json
+
+
+def test_a_seed_recorded_before_its_model_file_changed_is_skipped_saying_so(own_models, tmp_path, capsys):
+    """The code is not part of a run's identity, so a seed recorded before an edit to one's own model is skipped;
+    the skip line read as for an unchanged model, and the table showed the old code's numbers as today's."""
+    import hashlib
+    import json
+
+    from mmsa_atsuko.cli import main
+    folder, forget = own_models
+    out = tmp_path / "results"
+    assert main(train_args(out, "--models", str(folder))) == 0, capsys.readouterr().err
+    (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    before = hashlib.sha256((folder / "latefuse.py").read_bytes()).hexdigest()
+    (folder / "latefuse.py").write_text((folder / "latefuse.py").read_text() + "\nSCALE = 2\n")
+    after = hashlib.sha256((folder / "latefuse.py").read_bytes()).hexdigest()
+    forget()                                       # a later process, which imports the folder as it is now
+    capsys.readouterr()
+    assert main(train_args(out, "--models", str(folder))) == 0
+    skips = [line for line in capsys.readouterr().out.splitlines() if line.startswith("skip")]
+    assert skips == [f"skip latefuse mosi seed 1111: recorded as {record['run_id']}, but {folder / 'latefuse.py'} "
+                     f"changed since the run was trained (sha256 {before[:12]} then, {after[:12]} now) (the code is "
+                     f"not part of a run's identity: --rerun trains it with the code as it is now)"]
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 1          # skipped all the same
+    (folder / "latefuse.py").write_text((folder / "latefuse.py").read_text().replace("\nSCALE = 2\n", ""))
+    forget()
+    assert main(train_args(out, "--models", str(folder))) == 0
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("skip")] == [
+        f"skip latefuse mosi seed 1111: recorded as {record['run_id']} (--rerun trains it again)"]
