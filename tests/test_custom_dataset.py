@@ -78,6 +78,24 @@ def test_tfn_on_labels_past_its_output_range_is_refused_before_any_folder(own_da
                                                     "(Has0_acc_2, Has0_F1_score, Non0_acc_2, Non0_F1_score, "
                                                     "Mult_acc_5, Mult_acc_7, MAE, Corr, Mult_acc_3), got 'Acc'"),
     (("    headline: MAE\n", "    headline: Mult_acc_2\n"), "got 'Mult_acc_2'"),     # SIMS's, not MOSI's
+    # Each of these was accepted: classification stopped in a KeyError traceback ('label_range') at the first run,
+    # a regression scored with MIntRec's set in a ValueError one, format mintrec read thuiar/MIntRec's folder
+    # (data root/MIntRec) instead of the block's file, and "no" (a non-empty string) asked for unimodal labels.
+    (("    task: regression\n", "    task: classification\n    num_classes: 3\n"),
+     "dataset 'mydata': format mmsa is read for its regression_labels, so its task must be regression"),
+    (("    metrics: mosi\n    headline: MAE\n", "    metrics: mintrec\n    headline: f1\n"),
+     "dataset 'mydata': metrics mintrec do not score a regression task: use metrics: mosi or sims"),
+    (("    format: mmsa\n", "    format: mintrec\n"), "dataset 'mydata': format mintrec is thuiar/MIntRec's own "
+                                                      "folder, read with the mintrec block's facts"),
+    (("    language: en\n", "    language: en\n    num_classes: 3\n    label_names: [a, b, c]\n"),
+     "dataset 'mydata': num_classes, label_names are read for MIntRec's folder only and would do nothing for an "
+     "MMSA feature pickle: remove them"),
+    (("    language: en\n", "    language: en\n    unimodal_labels: \"no\"\n"),
+     "dataset 'mydata': unimodal_labels must be true or false, got 'no'"),
+    (("    language: en\n", "    language: en\n    sha256: {unaligned: abc}\n"),
+     "dataset 'mydata': sha256 must map a setting of its files (aligned, unaligned) to that file's SHA-256"),
+    (("    language: en\n", f"    language: en\n    sha256: {{aligned: {'0' * 64}}}\n"),   # a file it does not have
+     "dataset 'mydata': sha256 must map a setting of its files"),
 ])
 def test_a_bad_block_is_one_line(own_dataset, change, message, capsys):
     declared, root = own_dataset
@@ -115,3 +133,4 @@ def test_a_missing_file_of_your_own_dataset_says_where_it_goes(own_dataset, tmp_
     assert err.count("\n") == 1 and "download" not in err and "--synthetic" not in err, err
     assert (f"mydata unaligned features not found at {empty_root / 'MyData' / 'features.pkl'} (the data root "
             f"given): put the file there, or give --data-root DIR, the folder its `files:` entry is under") in err
+

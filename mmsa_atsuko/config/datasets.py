@@ -31,6 +31,10 @@ METRIC_KEYS: dict[str, tuple[str, ...]] = {
 }
 DATASET_CHOICES = {"format": ("mmsa", "mintrec"), "task": ("regression", "classification"),
                    "metrics": tuple(METRIC_KEYS), "language": ("en", "cn")}
+# The metric sets that score each task: the mosi and sims sets read a score (metrics.py), mintrec's a class id.
+TASK_METRICS = {"regression": ("mosi", "sims"), "classification": ("mintrec",)}
+# Facts that only the MIntRec loader reads (data/mintrec/): in an MMSA-format block they would do nothing.
+MINTREC_ONLY = ("num_classes", "label_names", "max_seq_lens", "real_class_counts")
 
 
 def datasets_table(config_dir: Path = CONFIG_DIR) -> dict:
@@ -64,6 +68,7 @@ def _check_dataset(name: str, facts) -> None:
         if facts[key] not in choices:
             raise UsageError(f"{where}: {key} must be one of {', '.join(choices)}, got {facts[key]!r}")
     _check_headline(where, facts)
+    _check_format(name, where, facts)
     files = facts["files"]
     if not isinstance(files, dict) or not files or set(files) - {"aligned", "unaligned"} \
             or not all(isinstance(v, str) and v for v in files.values()):
@@ -80,6 +85,35 @@ def _check_dataset(name: str, facts) -> None:
                              f"{low_high}: use metrics: mosi, or rescale the labels into [-1, 1]")
     elif not (isinstance(facts.get("num_classes"), int) and facts["num_classes"] >= 2):
         raise UsageError(f"{where}: a classification dataset needs num_classes (an integer >= 2)")
+
+
+def _check_format(name: str, where: str, facts: dict) -> None:
+    """What the block's loader can read. The MMSA loader reads `regression_labels` (data/mmsa_checks.py) and the
+    MIntRec loader thuiar/MIntRec's folder with the `mintrec` block's facts, whichever block names it: a block of
+    your own with `format: mintrec` read MIntRec's folder, one with `task: classification` stopped in a KeyError
+    traceback, a regression scored with the mintrec set in a ValueError one, and `unimodal_labels: "no"` was true."""
+    if facts["format"] == "mintrec" and name != "mintrec":
+        raise UsageError(f"{where}: format mintrec is thuiar/MIntRec's own folder, read with the mintrec block's "
+                         f"facts whatever block names it: a dataset of your own is format: mmsa (an MMSA feature pickle)")
+    if facts["format"] == "mmsa" and facts["task"] != "regression":
+        raise UsageError(f"{where}: format mmsa is read for its regression_labels, so its task must be regression "
+                         f"(a classification dataset in MMSA's format is not supported)")
+    if facts["metrics"] not in TASK_METRICS[facts["task"]]:
+        raise UsageError(f"{where}: metrics {facts['metrics']} do not score a {facts['task']} task: use metrics: "
+                         f"{' or '.join(TASK_METRICS[facts['task']])}")
+    unread = [key for key in MINTREC_ONLY if key in facts] if facts["format"] == "mmsa" else []
+    if unread:
+        raise UsageError(f"{where}: {', '.join(unread)} {'is' if len(unread) == 1 else 'are'} read for MIntRec's "
+                         f"folder only and would do nothing for an MMSA feature pickle: remove "
+                         f"{'it' if len(unread) == 1 else 'them'}")
+    if not isinstance(facts.get("unimodal_labels", False), bool):
+        raise UsageError(f"{where}: unimodal_labels must be true or false, got {facts['unimodal_labels']!r}")
+    sha256 = facts.get("sha256")
+    if sha256 is not None and not (
+            isinstance(sha256, dict) and isinstance(facts["files"], dict) and set(sha256) <= set(facts["files"])
+            and all(isinstance(v, str) and len(v) == 64 and set(v) <= set("0123456789abcdef") for v in sha256.values())):
+        raise UsageError(f"{where}: sha256 must map a setting of its files (aligned, unaligned) to that file's "
+                         f"SHA-256, 64 lowercase hex digits, got {sha256!r}")
 
 
 def _check_headline(where: str, facts: dict) -> None:
