@@ -134,3 +134,13 @@ def test_a_missing_file_of_your_own_dataset_says_where_it_goes(own_dataset, tmp_
     assert (f"mydata unaligned features not found at {empty_root / 'MyData' / 'features.pkl'} (the data root "
             f"given): put the file there, or give --data-root DIR, the folder its `files:` entry is under") in err
 
+
+def test_a_bad_config_key_of_your_own_dataset_names_your_file(own_dataset, tmp_path, capsys):
+    """The line blamed `datasets.yaml mydata.config`, a file that has no mydata."""
+    declared, root = own_dataset
+    declared.write_text(BLOCK.replace("key_eval: Loss,", "key_eval: Loss, colour: blue,"))
+    assert main(["-m", "tfn", "-d", "mydata", "--datasets", str(declared), "--data-root", str(root), "-s", "1",
+                 "--preset", "small", "--quiet", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {declared} mydata.config: unknown config key 'colour'") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

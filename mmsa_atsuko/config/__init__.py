@@ -39,8 +39,8 @@ from ..registry import CONFIG_DIR, get_model_class, model_yaml_path
 from ..user_models import model_origin
 from .checks import (DEFAULT_CHECKS, Check, _apply, _checks, _declare_nullable, _no_check, _Nullable, _type_name,
                      number_hint, parse_overrides)
-from .datasets import (DATASETS_ENV, METRIC_KEYS, dataset_facts, dataset_names, datasets_table, published_sha256,
-                       real_layout)
+from .datasets import (DATASETS_ENV, METRIC_KEYS, dataset_facts, dataset_names, datasets_table, declared_in,
+                       published_sha256, real_layout)
 from .yaml_files import parse_override, read_yaml
 
 __all__ = ["ADDED_KEYS", "CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "Check", "check_config", "config_hash",
@@ -178,7 +178,7 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
 
     config: dict = {}
     _apply(config, datasets_yaml["defaults"], declared, "configs/datasets.yaml defaults", checks, origins)
-    _apply(config, facts.get("config") or {}, declared, f"datasets.yaml {dataset}.config", checks, origins)
+    _apply(config, facts.get("config") or {}, declared, f"{declared_in(dataset)} {dataset}.config", checks, origins)
     _apply(config, model_yaml.get("common") or {}, declared, f"{label} common", checks, origins)
     _apply(config, model_yaml.get(dataset) or {}, declared, f"{label} {dataset}", checks, origins)
     _apply(config, variant_overrides, declared, f"model variant {model}", checks, origins)

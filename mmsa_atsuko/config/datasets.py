@@ -142,6 +142,17 @@ def dataset_names(data_format: str | None = None) -> tuple[str, ...]:
     return tuple(n for n, f in datasets_table().items() if data_format in (None, f["format"]))
 
 
+def declared_in(name: str) -> str:
+    """Where dataset `name`'s block is written, as a config error names that layer: the --datasets FILE that
+    declares it, else datasets.yaml. An error in `mydata.config` blamed datasets.yaml, which has no mydata."""
+    key = str(name).strip().lower()
+    for extra in filter(None, os.environ.get(DATASETS_ENV, "").split(os.pathsep)):
+        blocks = read_yaml(Path(extra)).get("datasets")
+        if isinstance(blocks, dict) and key in {str(n).lower() for n in blocks}:
+            return extra
+    return "datasets.yaml"
+
+
 def published_sha256(name: str, aligned: bool) -> str | None:
     """The SHA-256 MMSA's README publishes for dataset `name`'s aligned or unaligned file (its block's
     `sha256`; thuiar/MMSA:README.md), None where it publishes none (SIMSv2, MIntRec, your own)."""
