@@ -686,3 +686,26 @@ def test_every_table_says_its_cells_are_test_metrics_of_the_best_valid_epoch(sto
         append_record(results, record("lmf", seed, {"MAE": mae + 0.2}))
     assert main(["compare", "-m", "atsuko", "--against", "lmf", "--results", str(results)]) == 0
     assert f"atsuko (n=2) vs lmf (n=2), {said};" in capsys.readouterr().out
+
+
+def test_every_table_says_which_rows_trained_at_a_preset(tmp_path):
+    """The paper's protocol at `--preset small` printed its tables, ablation included, as if of the models' full
+    configs: the record's `preset` was in no table. Rows at a preset are now named under the table."""
+    for seed in (1111, 1112):
+        for model, mae, switch in (("tfn", 0.8, None), ("atsuko", 0.75, True), ("atsuko_base", 0.85, False)):
+            config = {"key_eval": "Loss"} | ({} if switch is None else {"use_sbn": switch, "use_mcm": switch})
+            append_record(tmp_path, {**record(model, seed, {"MAE": mae}, config_hash=f"c-{model}", config=config),
+                                     "preset": "small"})
+    md = leaderboard(tmp_path, fmt="md")
+    note = "trained at --preset small in every row (each model's own preset block, not its full config)"
+    assert f"- {note}" in md[:md.index("### Ablation")] and f"- mosi: {note}" in md[md.index("### Ablation"):]
+    for seed in (1111, 1112):            # lmf at its full config, the best MAE: the first row
+        append_record(tmp_path, {**record("lmf", seed, {"MAE": 0.7}, config_hash="c-lmf"), "preset": None})
+    md = leaderboard(tmp_path, fmt="md", datasets=["mosi"])
+    table = md[:md.index("### Ablation")]
+    assert "- trained at the full config: lmf; --preset small: atsuko, tfn, atsuko_base" in table, table
+    assert "in every row (each model" not in table
+    plain = tmp_path / "plain"
+    append_record(plain, record("tfn", 1111, {"MAE": 0.8}))               # no preset key: no note
+    append_record(plain, record("tfn", 1112, {"MAE": 0.8}))
+    assert "preset" not in leaderboard(plain, fmt="md")

@@ -6,7 +6,7 @@ csv_table.py puts a row's run labels (`row_run_labels`) on its CSV line.
 - a row whose runs are labelled (a tune study's final runs) and not named above: where its config came from;
 - a row over one seed: never bold and not Welch-tested (`Row.few_seeds`);
 - how the rows chose their best epoch (`results.model_selection`: the valid metric, and for the valid Loss its
-  `valid_loss` rule) and on which seeds they ran;
+  `valid_loss` rule), on which seeds they ran, and at which `--preset`;
 - a row whose seeds ran on several code versions (`git_commit`, else the package version): its mean mixes them.
 """
 from __future__ import annotations
@@ -32,7 +32,8 @@ def table_notes(rows: list, several_configs: list[str]) -> list[str]:
 def protocol_notes(rows: list) -> list[str]:
     """How the rows ran, as every leaderboard and Table 4 group says it: the rows on one seed, how they chose their
     best epoch, and on which seeds."""
-    return single_seed_note([row.label for row in rows if row.few_seeds]) + selection_note(rows) + seeds_note(rows)
+    return (single_seed_note([row.label for row in rows if row.few_seeds]) + selection_note(rows) + seeds_note(rows)
+            + preset_note(rows))
 
 
 def _config_notes(model: str, rows: list) -> list[str]:
@@ -87,6 +88,23 @@ def seeds_note(rows: list) -> list[str]:
         return []
     return ["rows over different seeds: " + "; ".join(f"{', '.join(labels)} on seeds {_seeds_text(list(seeds))}"
                                                       for seeds, labels in by_seeds.items())]
+
+
+def preset_note(rows: list) -> list[str]:
+    """Which rows trained at a `--preset` (the record's `preset`): a model's `small` block trains a few epochs at
+    small widths to check the plumbing, each model its own budget, so such rows say nothing of the models at their
+    full configs; the paper's protocol run at `--preset small` printed tables that said so nowhere."""
+    by_preset: dict[str, list[str]] = {}
+    for row in rows:
+        presets = sorted({r.get("preset") or "" for r in row.records})
+        text = " and ".join(f"--preset {p}" if p else "the full config" for p in presets)
+        by_preset.setdefault(text, []).append(row.label)
+    if set(by_preset) <= {"the full config"}:
+        return []
+    if len(by_preset) == 1:
+        (text,) = by_preset
+        return [f"trained at {text} in every row (each model's own preset block, not its full config)"]
+    return ["trained at " + "; ".join(f"{text}: {', '.join(labels)}" for text, labels in by_preset.items())]
 
 
 def selection_note(rows: list) -> list[str]:
