@@ -4,7 +4,9 @@ Every expected number here is worked out in the test from the values it writes (
 with ddof=1, Welch's t and degrees of freedom by formula, p from the t distribution), not
 by calling the code under test.
 """
+import hashlib
 import io
+import json
 import math
 import re
 
@@ -618,6 +620,38 @@ def test_welch_p_values_show_three_significant_digits_each(p, text):
     from mmsa_atsuko.leaderboard.stats import Cell
     row = SimpleNamespace(test=SimpleNamespace(p=p, t=1.0), against="lmf", cells={"MAE": Cell([0.5, 0.6])})
     assert welch_text(row, "MAE") == f"vs lmf: {text}"
+
+
+def test_seeds_of_two_versions_of_ones_own_model_file_are_two_code_versions(tmp_path):
+    """A model of your own lies outside the checkout, so its commit said nothing of it: seeds trained before and
+    after an edit to mymodel.py read as one code version, in the note and the CSV's code column alike."""
+    from mmsa_atsuko.leaderboard import build_tables
+    folder, commit = "/home/me/models", "c" * 40
+    old, new, helper = "1" * 64, "2" * 64, "3" * 64
+
+    def mine(seed, files):
+        source = {"path": f"{folder}/mymodel.py", "sha256": files["mymodel.py"], "files": files}
+        return {**record("mymodel", seed, {"MAE": 0.5}), "git_commit": commit, "model_source": source}
+
+    rows = [mine(1, {"mymodel.py": old}), mine(2, {"mymodel.py": new}),
+            mine(3, {"mymodel.py": new, "zlayers.py": helper})]
+    # one file: its own digest; with a helper: the sha256 of every file's path and digest, worked out here
+    both = hashlib.sha256(json.dumps({"mymodel.py": new, "zlayers.py": helper}, sort_keys=True).encode()).hexdigest()
+    (table,) = build_tables(rows)
+    assert [n for n in table.notes if "code versions" in n] == [
+        f"seeds on several code versions: mymodel (1 on cccccccccc+mymodel@1111111111, 1 on "
+        f"cccccccccc+mymodel@2222222222, 1 on cccccccccc+mymodel@{both[:10]})"]
+    # a record from before `files` names its model file alone, and reads as the same code as one with it alone
+    legacy = {**rows[1], "seed": 4, "run_id": "legacy",
+              "model_source": {"path": f"{folder}/mymodel.py", "sha256": new}}
+    (table,) = build_tables([rows[1], legacy])
+    assert not [n for n in table.notes if "code versions" in n]
+    for r in rows:
+        append_record(tmp_path, r)
+    df = frame(leaderboard(tmp_path, fmt="csv"))
+    assert df.loc[df.model == "mymodel", "code"].item() == " ".join(sorted(
+        [f"cccccccccc+mymodel@{d}" for d in ("1111111111", "2222222222", both[:10])]))
+
 
 
 def test_a_key_metric_of_one_dataset_in_a_store_of_two_says_how_to_show_that_one(tmp_path, capsys):

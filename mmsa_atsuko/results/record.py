@@ -7,6 +7,8 @@ see runs the same way. A record whose fields have the wrong types is a one-line 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 from datetime import datetime
 from pathlib import Path
@@ -88,12 +90,35 @@ IDENTITY_FIELDS = ("model", "dataset", "aligned", "seed", "config_hash", "data")
 
 
 def code_version(record: dict) -> str:
-    """The code a run ran, short: its commit (10 hex digits, `+dirty` kept), else its package version. The
-    leaderboard's `code` column and every analysis CSV name a run's code so."""
+    """The code a run ran, short: its commit (10 hex digits, `+dirty` kept), else its package version, and for a
+    model of your own `+<model>@<digest>` (`user_model_digest`), since no commit covers its files. The
+    leaderboard's `code` column, its note on rows of several code versions and every analysis CSV name a run's
+    code so; before the model part, seeds of two versions of one's own model.py read as one code version."""
     commit = record.get("git_commit")
     if isinstance(commit, str) and commit:
-        return commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
-    return f"version {record.get('package_version', 'unknown')}"
+        toolkit = commit[:10] + ("+dirty" if commit.endswith("+dirty") else "")
+    else:
+        toolkit = f"version {record.get('package_version', 'unknown')}"
+    digest = user_model_digest(record.get("model_source"))
+    return toolkit if digest is None else f"{toolkit}+{record.get('model')}@{digest}"
+
+
+def user_model_digest(source) -> str | None:
+    """Ten hex digits naming the files of a model of your own as a record's `model_source` gives them: the model
+    file's sha256 when discovery imported it alone, else a sha256 of every file's path and sha256 (a helper
+    beside it is code of the model too). None for the toolkit's models and for a source that is no such record
+    (a hand-edited store), which then reads as the commit alone."""
+    if not isinstance(source, dict):
+        return None
+    files = source.get("files")
+    if files is None and isinstance(source.get("path"), str):     # a record from before `files`: the model file
+        files = {Path(source["path"]).name: source.get("sha256")}
+    if not (isinstance(files, dict) and files and all(isinstance(k, str) and isinstance(v, str) and len(v) == 64
+                                                      for k, v in files.items())):
+        return None
+    if len(files) == 1:
+        return next(iter(files.values()))[:10]
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def run_label(record: dict) -> str | None:
