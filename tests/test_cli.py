@@ -222,11 +222,36 @@ def test_every_datasets_setting_is_checked_before_the_first_is_generated_or_read
     real data: all of MOSEI before `-d mosei sims --aligned` said that sims has no aligned file)."""
     from mmsa_atsuko.cli import main
     monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
-    code = main(["-m", "tfn", *argv, "--preset", "small", "-s", "1", "--data-root", str(tmp_path / "data"),
-                 "--out", str(tmp_path / "out")])
+    where = [] if "--synthetic" in argv else ["--data-root", str(tmp_path / "data")]
+    code = main(["-m", "tfn", *argv, "--preset", "small", "-s", "1", *where, "--out", str(tmp_path / "out")])
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and message in lines[0], lines
     assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--synthetic-size", "full"], "error: --synthetic-size full sizes generated data: add --synthetic, or drop "
+                                   "--synthetic-size to train on the feature files"),
+    (["--synthetic", "--data-root", "DATA"], "error: --synthetic generates its own data files (in the cache, "
+                                             "$MMSA_ATSUKO_CACHE); drop --data-root, or drop --synthetic to train "
+                                             "on the files under it"),
+])
+def test_a_data_option_that_synthetic_data_would_ignore_is_one_line(tmp_path, capsys, monkeypatch, argv, message):
+    """Each was ignored: --synthetic-size full without --synthetic trained on the real file (here, a file of the
+    small synthetic recipe put under the data root), --data-root with --synthetic on the cache's small file."""
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.data.synthetic import write_synthetic
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    write_synthetic("mosi", tmp_path / "data" / "MOSI" / "Processed" / "unaligned_50.pkl", size="small")
+    argv = [str(tmp_path / "data") if a == "DATA" else a for a in argv]
+    where = [] if "--data-root" in argv else ["--data-root", str(tmp_path / "data")]
+    code = main(["-m", "tfn", "-d", "mosi", *argv, *where, "--preset", "small", "-s", "1", "--max-epochs", "1",
+                 "--quiet", "--out", str(tmp_path / "out")])
+    assert (code, capsys.readouterr().err) == (2, message + "\n")
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+    for kept in (["--synthetic", "--synthetic-size", "small"], ["--data-root", str(tmp_path / "data")]):
+        assert main(["-m", "tfn", "-d", "mosi", *kept, "--preset", "small", "-s", "1", "--max-epochs", "1",
+                     "--quiet", "--out", str(tmp_path / "out")]) == 0
 
 
 def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
