@@ -46,6 +46,10 @@ def test_run_sweep_and_leaderboard_work_on_a_declared_dataset(own_dataset, tmp_p
     table = capsys.readouterr().out
     assert "mydata" in table and "| tfn" in table and "| lmf" in table
     assert "mydata" in dataset_names("mmsa") and dataset_facts("MYDATA")["headline"] == "MAE"
+    assert main(["list", "--datasets", str(declared)]) == 0    # marked as `list --models DIR` marks a model of yours
+    listed = capsys.readouterr().out.splitlines()
+    assert f"  mydata         regression, en, settings: unaligned  (yours: {declared})" in listed
+    assert "  mosi           regression, en, settings: unaligned, aligned" in listed
 
 
 def test_tfn_on_labels_past_its_output_range_is_refused_before_any_folder(own_dataset, tmp_path, capsys):

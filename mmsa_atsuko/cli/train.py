@@ -64,7 +64,7 @@ def synth_parser() -> argparse.ArgumentParser:
 
 def cmd_list(argv) -> int:
     OneLineParser(prog="run.py list", description="List models and datasets.").parse_args(argv)
-    from ..config import datasets_table
+    from ..config import datasets_table, declared_in
     from ..registry import get_model_class, import_errors, list_models
     from ..user_models import model_file, model_origin
     print("models:")
@@ -76,7 +76,9 @@ def cmd_list(argv) -> int:
         print(f"  {model_file(module):<14} unavailable: {error}")
     print("datasets:")
     for name, facts in datasets_table().items():
-        print(f"  {name:<14} {facts['task']}, {facts['language']}, settings: {', '.join(facts['files'])}")
+        origin = declared_in(name)            # a dataset of your own (--datasets FILE): the file that declares it
+        print(f"  {name:<14} {facts['task']}, {facts['language']}, settings: {', '.join(facts['files'])}"
+              + (f"  (yours: {origin})" if origin != "datasets.yaml" else ""))
     return 0
 
 
