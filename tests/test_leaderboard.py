@@ -733,6 +733,8 @@ def test_every_table_says_which_rows_trained_at_a_preset(tmp_path):
     md = leaderboard(tmp_path, fmt="md")
     note = "trained at --preset small in every row (each model's own preset block, not its full config)"
     assert f"- {note}" in md[:md.index("### Ablation")] and f"- mosi: {note}" in md[md.index("### Ablation"):]
+    # LaTeX prints "--" as an en dash: the option keeps its two hyphens
+    assert "trained at -{}-preset small in every row" in leaderboard(tmp_path, fmt="latex")
     for seed in (1111, 1112):            # lmf at its full config, the best MAE: the first row
         append_record(tmp_path, {**record("lmf", seed, {"MAE": 0.7}, config_hash="c-lmf"), "preset": None})
     md = leaderboard(tmp_path, fmt="md", datasets=["mosi"])

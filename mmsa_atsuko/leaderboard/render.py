@@ -95,8 +95,9 @@ def _md_ablation(ab: Ablation, paper: bool = False) -> str:
 
 
 def _tex(text: str) -> str:
-    return (str(text).replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%")
-            .replace("&", r"\&").replace("#", r"\#").replace("±", r"$\pm$").replace("†", r"$^\dagger$")
+    # An option's "--" (a note's `--preset small`) would print as an en dash: "-{}-" keeps both hyphens.
+    return (str(text).replace("\\", r"\textbackslash{}").replace("--", "-{}-").replace("_", r"\_")
+            .replace("%", r"\%").replace("&", r"\&").replace("#", r"\#").replace("±", r"$\pm$").replace("†", r"$^\dagger$")
             .replace("✓", r"\checkmark").replace("–", "--").replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$")
             .replace("<", r"$<$").replace(">", r"$>$"))        # a bare < prints as ¡ in OT1 fonts
 
