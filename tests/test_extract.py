@@ -184,7 +184,10 @@ def test_a_file_without_labels_goes_to_test_and_cannot_be_trained_on(corpus):
 def test_transcript_errors_are_one_line(tmp_path):
     cases = {"id,label\na,1\n": "no 'text' column", "id,text\na,x\na,y\n": "appears more than once",
              "id,text,label\na,x,high\n": "is not a number", "id,text,split\na,x,holdout\n": "not train, valid or test",
-             "id,text,label\na,x,1\n,y,2\n": r"line 3 \(text 'y'\) has an empty id"}
+             "id,text,label\na,x,1\n,y,2\n": r"line 3 \(text 'y'\) has an empty id",
+             # finite as float64, inf as the float32 the file stores (3.4e38 is float32's largest)
+             "id,text,label\na,x,1\nb,y,1e39\n": r"column 'label' row of id 'b' is 1e\+39, past what a float32",
+             "id,text,label,label_A\na,x,1,-4e38\n": r"column 'label_A' row of id 'a' is -4e\+38,"}
     for i, (content, message) in enumerate(cases.items()):
         path = tmp_path / f"t{i}.csv"
         path.write_text(content)

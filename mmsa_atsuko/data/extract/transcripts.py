@@ -69,6 +69,12 @@ def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
             if bad.any():
                 raise DataError(f"{path}: column '{column}' row of id {table.id[bad].iloc[0]!r} "
                                 f"is not a number ({table[column][bad].iloc[0]!r})")
+            # Stored as float32: a label past its range (1e39) was written as inf, and trained on.
+            huge = values.abs() > np.finfo(np.float32).max
+            if huge.any():
+                raise DataError(f"{path}: column '{column}' row of id {table.id[huge].iloc[0]!r} is "
+                                f"{float(values[huge].iloc[0]):g}, past what a float32 label holds; give the "
+                                f"sentiment score meant")
             table[column] = values.astype(np.float32)
     if "split" in table.columns:
         table["split"] = table.split.str.strip().str.lower().replace({"dev": "valid"})
