@@ -747,6 +747,24 @@ def test_transcript_rows_without_a_video_are_printed_as_one_line(corpus, tmp_pat
                        f"{4 + len(clips)} skipped; the list is in {tmp_path / 'g.skipped.txt'}"]
 
 
+def test_a_video_with_a_long_name_is_extracted(corpus, tmp_path):
+    """A clip named after its 240-character title made a cache file name of 270 bytes, past the 255 a file
+    name may have, and extraction failed as '--out ... could not be written (File name too long)'."""
+    import shutil
+    videos, transcripts = tmp_path / "videos", tmp_path / "long.csv"
+    videos.mkdir()
+    ids = ["v" * 240, "\u00e9" * 120]          # 240 ASCII letters; 120 letters of two bytes each
+    for video_id in ids:
+        shutil.copy(corpus["videos"] / "clip00.mp4", videos / f"{video_id}.mp4")
+    transcripts.write_text("id,text,label\n" + "".join(f"{i},w001,1.0\n" for i in ids), encoding="utf-8")
+    out = tmp_path / "long.pkl"
+    result = extract(videos, transcripts, out, bert=corpus["bert"], config=SMALL, split="train=1,valid=0,test=0",
+                     echo=lambda _: None)
+    assert result.skipped == [] and sorted(_raw(out)["train"]["id"]) == sorted(ids)
+    names = [p.name for p in (tmp_path / "long.pkl.cache").iterdir()]
+    assert len(names) == 2 and all(len(name.encode()) < 200 for name in names)
+
+
 def test_a_bert_folder_given_relative_is_recorded_as_an_absolute_path(corpus, tmp_path, monkeypatch):
     """predict --videos extracts again with the BERT the file records: recorded as typed, `--bert bert`
     was looked up in predict's working folder, and not found from any other (a user's trial)."""

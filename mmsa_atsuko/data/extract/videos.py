@@ -20,8 +20,15 @@ from ...progress import Progress
 from . import media
 
 
+# Bytes of a video's id kept in its cache file's name: the hash after it tells ids apart, and a name (with
+# its temporary sibling's 30 more) stays under the 255 bytes of a file name. A clip named after its
+# 240-character title made the cache file's name 270 bytes, and extract failed as '--out could not be written'.
+CACHE_NAME_BYTES = 100
+
+
 def cache_file(cache_dir: Path, video_id: str, media_hash: str) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in video_id)
+    safe = safe.encode()[:CACHE_NAME_BYTES].decode(errors="ignore")     # a letter of several bytes is cut whole
     return cache_dir / f"{safe}-{hashlib.sha256(video_id.encode()).hexdigest()[:8]}-{media_hash}.npz"
 
 
