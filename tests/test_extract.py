@@ -730,6 +730,18 @@ def test_videos_skipped_for_one_reason_are_printed_as_one_line_and_listed_each(t
     assert path.read_text().splitlines() == [f"{i}: {r}" for i, r in sorted(skipped.items())]
 
 
+def test_an_id_a_terminal_would_act_on_is_one_line_of_the_skipped_list(tmp_path):
+    """A transcript row's id is read from a CSV that may come from anywhere: an id holding a newline and an
+    escape sequence was printed as two lines, the second one coloured red, and took two lines of the list."""
+    from mmsa_atsuko.data.extract.pipeline import _report
+    hostile = "a\nb\x1b[31mred"
+    printed = []
+    path = _report(tmp_path / "features.pkl", {hostile: "no video file"}, printed.append, {hostile})
+    shown = "a\\nb\\x1b[31mred"           # as Python writes those characters escaped
+    assert printed == [f"skipped {shown}: no video file", f"1 skipped; the list is in {path}"]
+    assert path.read_text().splitlines() == [f"{shown}: no video file"]
+
+
 def test_transcript_rows_without_a_video_are_printed_as_one_line(corpus, tmp_path):
     """Their reason named each id ('no video file named talk0.* in new'), so no two were alike and a CSV
     of a whole study against a folder of three new clips printed a line per row (a user's trial). The

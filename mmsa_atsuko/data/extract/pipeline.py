@@ -243,7 +243,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
 
     counts = {name: len(data[name]["id"]) for name in SPLITS if name in data}
     result = ExtractResult(out, counts, len(todo) - sum(1 for r in todo if r[0] in skipped),
-                           len(hits), sorted(f"{i}: {r}" for i, r in skipped.items()))
+                           len(hits), sorted(f"{printable(i)}: {printable(r)}" for i, r in skipped.items()))
     if labelled:
         result.label_range = (float(keep.label.min()), float(keep.label.max()))
         result.dataset_hint = _dataset_hint(keep, *result.label_range)
@@ -276,6 +276,12 @@ def _check_beside(out: Path) -> None:
     check_entries(out.parent, (cache_path(out).name + "/", skipped_report_path(out).name), "output folder")
 
 
+def printable(text: str) -> str:
+    """`text` with each character a terminal would act on (a newline, an escape) written as Python escapes it:
+    an id or file name from a downloaded CSV or archive is one line of the skipped list, and colours nothing."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 GROUPED_SKIPS = 3      # videos (or rows) skipped for one reason that are printed as one line (the report lists each)
 
 
@@ -287,6 +293,8 @@ def _report(out: Path, skipped: dict, echo, rows_without_video=frozenset()) -> P
     """Write the skipped list beside `out` and print it (`rows_without_video`: the skipped ids that are
     transcript rows, not videos, so that a grouped line counts what they are)."""
     path = skipped_report_path(out)
+    skipped = {printable(i): printable(r) for i, r in skipped.items()}
+    rows_without_video = {printable(i) for i in rows_without_video}
     lines = [f"{i}: {r}" for i, r in sorted(skipped.items())]
     path.parent.mkdir(parents=True, exist_ok=True)
 
