@@ -777,6 +777,24 @@ def test_a_video_with_a_long_name_is_extracted(corpus, tmp_path):
     assert len(names) == 2 and all(len(name.encode()) < 200 for name in names)
 
 
+def test_a_video_whose_name_is_not_utf8_is_skipped_and_the_rest_extracted(corpus, tmp_path):
+    """A clip from an archive named in Latin-1 (b'caf\\xe9.mp4') ended extraction in a UnicodeEncodeError
+    traceback from pandas' string column, however many other clips there were."""
+    import os
+    import shutil
+    videos, transcripts = tmp_path / "videos", tmp_path / "t.csv"
+    videos.mkdir()
+    shutil.copy(corpus["videos"] / "clip00.mp4", videos / "clip00.mp4")
+    shutil.copy(corpus["videos"] / "clip01.mp4", os.path.join(os.fsencode(videos), b"caf\xe9.mp4"))
+    transcripts.write_text("id,text,label\nclip00,w001,1.0\n", encoding="utf-8")
+    out = tmp_path / "t.pkl"
+    result = extract(videos, transcripts, out, bert=corpus["bert"], config=SMALL, split="train=1,valid=0,test=0",
+                     echo=lambda _: None)
+    reason = "caf\\xe9: its file name is not UTF-8, so no transcript row can name it: rename it"
+    assert result.skipped == [reason] and _raw(out)["train"]["id"] == ["clip00"]
+    assert skipped_report_path(out).read_text(encoding="utf-8").splitlines() == [reason]
+
+
 def test_a_bert_folder_given_relative_is_recorded_as_an_absolute_path(corpus, tmp_path, monkeypatch):
     """predict --videos extracts again with the BERT the file records: recorded as typed, `--bert bert`
     was looked up in predict's working folder, and not found from any other (a user's trial)."""

@@ -108,6 +108,12 @@ def _videos_by_id(folder: Path) -> tuple[dict, dict]:
     found, clashes = {}, {}
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+            try:
+                path.name.encode()
+            except UnicodeEncodeError:      # its id held a lone surrogate: pandas' string column raised on it
+                shown = os.fsencode(path.stem).decode(errors="backslashreplace")
+                clashes[shown] = "its file name is not UTF-8, so no transcript row can name it: rename it"
+                continue
             if path.stem in found:
                 clashes[path.stem] = f"two videos for one id ({found[path.stem].name}, {path.name})"
             found[path.stem] = path
