@@ -193,6 +193,12 @@ def test_transcript_errors_are_one_line(tmp_path):
         path.write_text(content)
         with pytest.raises(DataError, match=message):
             read_transcripts(path)
+    path = tmp_path / "long.csv"         # a text's length is bounded: the tokenizer reads it whole
+    path.write_text(f"id,text\na,{'w' * 20_000}\nb,{'w' * 20_001}\n")
+    with pytest.raises(DataError, match=r"the text of id 'b' is 20,001 characters, over the 20,000 of one utterance"):
+        read_transcripts(path)
+    path.write_text(f"id,text\na,{'w' * 20_000}\n")
+    assert read_transcripts(path).text.str.len().tolist() == [20_000]
     path = tmp_path / "split.csv"
     path.write_text("id,text,split\na,x,dev\n")
     assert read_transcripts(path).split.tolist() == ["valid"]                # MIntRec's name for valid

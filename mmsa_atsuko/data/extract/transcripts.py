@@ -17,6 +17,10 @@ SPLITS = ("train", "valid", "test")
 DEFAULT_SPLIT = "train=0.7,valid=0.15,test=0.15"
 UNIMODAL = ("label_T", "label_A", "label_V")
 MAX_BYTES = 256 << 20     # MOSEI's 23,000 transcripts take about 3 MB
+# A row is one utterance of a clip of at most ten minutes (media.MAX_CLIP_SECONDS): some 1,500 words, 9,000
+# characters. BERT's tokenizer reads a text whole before it truncates it to --text-len: a 40 MB cell took
+# 90 s and 5.4 GB, and the CSV's cap lets a cell reach 256 MB.
+MAX_TEXT_CHARS = 20_000
 
 
 def parse_split(text: str) -> dict:
@@ -59,6 +63,11 @@ def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
         shown = repr(text[:60]) + ("..." if len(text) > 60 else "")      # a cell may be pages long
         raise DataError(f"{path}: line {row + 2} (text {shown}) has an empty id; "
                         f"give the video's file name without extension")
+    long = table.text.str.len() > MAX_TEXT_CHARS
+    if long.any():
+        raise DataError(f"{path}: the text of id {table.id[long].iloc[0]!r} is {len(table.text[long].iloc[0]):,} "
+                        f"characters, over the {MAX_TEXT_CHARS:,} of one utterance (ten minutes of speech is "
+                        f"about 9,000): give each utterance its own row and clip")
     duplicated = table.id[table.id.duplicated()]
     if len(duplicated):
         raise DataError(f"{path}: id {duplicated.iloc[0]!r} appears more than once")
