@@ -18,8 +18,10 @@ extractor settings (resumable, like `run.py extract`).
 
 `predictions.csv`: id, split, pred, and label where the file has labels; for
 classification `pred` is the class index, with `class_name` and `probability`. Beside it,
-`predictions.json` names the run (id, folder, model, the data it trained on) and the feature file
-(path, sha256) the predictions came from, so that a copied folder of predictions still says.
+`predictions.json` names the run (id, folder, model, the data it trained on), the feature file
+(path, sha256) the predictions came from and the code that made them (`git_commit`), and with --videos the
+videos folder, the transcript CSV (path, sha256) and how many videos or rows were skipped (listed in
+`features.skipped.txt`), so that a copied folder of predictions still says.
 
 A run folder may come from anywhere. Before any work, `--out` must be a folder this user can
 write whose `predictions.csv`, `predictions.json` (and, with --videos, `features.pkl`, its `.cache/` and
@@ -44,6 +46,7 @@ from easydict import EasyDict
 
 from .atomic import replace_with
 from .cache import sha256_of
+from .code_version import git_commit
 from .config import dataset_facts
 from .data import load_dataset
 from .data.conditions import OPTIONS, condition_tensors, make_condition
@@ -210,10 +213,12 @@ def _as_trained(card: dict, splits: dict) -> dict:
 
 
 @torch.no_grad()
-def predict_file(folder, features, out, *, split: str | None = None, device="cpu", loaded=None) -> Path:
+def predict_file(folder, features, out, *, split: str | None = None, device="cpu", loaded=None,
+                 videos: dict | None = None) -> Path:
     """Predict every sample of `features` (or of its `split`) with the run in `folder`;
     write `<out>/predictions.csv` and return its path. `loaded`: `load_checkpoint(folder)`'s
-    result when the caller has it already (predict --videos checks the run before extracting)."""
+    result when the caller has it already (predict --videos checks the run before extracting);
+    `videos`: what `extract_for` says the features were made of, for predictions.json."""
     out = check_output(out)
     card, model = loaded or load_checkpoint(folder)
     splits, shapes, extractor, labelled, data_id = _read_features(card, features)
@@ -247,7 +252,8 @@ def predict_file(folder, features, out, *, split: str | None = None, device="cpu
     out.mkdir(parents=True, exist_ok=True)
     path = out / PREDICTIONS
     # Written first: a predictions.csv is never beside the provenance of another call's.
-    provenance = json.dumps(_provenance(folder, card, features, data_id, table), indent=1, ensure_ascii=False) + "\n"
+    provenance = json.dumps({**_provenance(folder, card, features, data_id, table), **(videos or {})}, indent=1,
+                            ensure_ascii=False) + "\n"
 
     def write_provenance(tmp: Path) -> None:
         with open_new(tmp, "w", encoding="utf-8") as f:
@@ -273,7 +279,7 @@ def _provenance(folder, card: dict, features, data_id: str | None, table: pd.Dat
             "dataset": card["dataset"], "trained_on": card.get("data"), "features": str(features),
             "features_sha256": sha256, "features_data": data_id or f"sha256:{sha256}",
             "samples": {name: int(n) for name, n in table.split.value_counts(sort=False).items()},
-            "package_version": __version__, "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "package_version": __version__, "git_commit": git_commit(), "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def check_output(out) -> Path:
@@ -283,9 +289,10 @@ def check_output(out) -> Path:
 
 
 def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, max_clip_seconds: float | None = None,
-                echo=print, loaded=None) -> Path:
+                echo=print, loaded=None) -> tuple[Path, dict]:
     """Extract `videos` into `<out>/features.pkl` with the extractor settings of the run in `folder`
-    (`max_clip_seconds`: extract's limit on a clip, None for its default; `loaded`: as predict_file's)."""
+    (`max_clip_seconds`: extract's limit on a clip, None for its default; `loaded`: as predict_file's): the
+    file's path, and what it was made of for predictions.json (predict_file's `videos`)."""
     from .data.extract import ExtractConfig, extract, media, resolve_bert
     check_output(out)
     card, _ = loaded or load_checkpoint(folder)      # card and weights checked before minutes of extraction
@@ -315,4 +322,7 @@ def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, m
     result = extract(videos, transcripts, Path(out) / FEATURES, bert=bert,
                      config=config, jobs=jobs, echo=echo,
                      max_clip_seconds=media.MAX_CLIP_SECONDS if max_clip_seconds is None else max_clip_seconds)
-    return result.path
+    made_of = {"videos": str(Path(videos).resolve()), "transcripts": str(Path(transcripts).resolve()),
+               "transcripts_sha256": sha256_of(transcripts, remember_it=False), "skipped": len(result.skipped),
+               "skipped_list": str(skipped_report_path(result.path).resolve()) if result.skipped else None}
+    return result.path, made_of

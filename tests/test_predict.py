@@ -3,6 +3,8 @@ import dataclasses
 import hashlib
 import json
 import pickle
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -104,8 +106,18 @@ def test_predict_from_videos_extracts_with_the_runs_settings(trained, capsys, tm
     assert len(loads) == 1          # checked before extracting, then used to predict: read and built once
     table = pd.read_csv(tmp_path / "predictions.csv")
     assert list(table.columns) == ["id", "split", "pred"] and set(table.split) == {"test"}
+    # predictions.json named only <out>/features.pkl: not the videos, the transcripts, what was skipped, nor the code.
+    provenance = json.loads((tmp_path / "predictions.json").read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parents[1], capture_output=True,
+                          text=True).stdout.strip()
+    assert provenance["git_commit"] in (head, f"{head}+dirty")
+    assert {k: provenance[k] for k in ("videos", "transcripts", "transcripts_sha256", "skipped", "skipped_list")} == {
+        "videos": str(trained["videos"].resolve()), "transcripts": str(unlabelled.resolve()),
+        "transcripts_sha256": hashlib.sha256(unlabelled.read_bytes()).hexdigest(),
+        "skipped": 2, "skipped_list": str((tmp_path / "features.skipped.txt").resolve())}   # BROKEN and GHOST
     code, _ = _predict(capsys, "--checkpoint", trained["run_dir"], "--features", trained["features"],
                        "--out", tmp_path / "from-features")
+    assert "videos" not in json.loads((tmp_path / "from-features" / "predictions.json").read_text())
     known = pd.read_csv(tmp_path / "from-features" / "predictions.csv").set_index("id").pred
     assert np.allclose(table.pred, known[table.id].to_numpy(), atol=1e-6)
 

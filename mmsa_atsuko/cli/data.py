@@ -140,9 +140,11 @@ def cmd_predict(argv) -> int:
     loaded = load_checkpoint(folder)             # once: checked before extracting, then used to predict
     for change in code_changes(loaded[0]):       # a model of your own whose files differ from the run's
         print(f"warning: {change}", file=sys.stderr)
+    made_of = None
     if args.videos:
-        features = extract_for(folder, args.videos, args.transcripts, args.out, bert=args.bert, jobs=args.jobs,
-                               max_clip_seconds=args.max_clip_seconds, loaded=loaded)
-    path = predict_file(folder, features, args.out, split=args.split, device=args.device, loaded=loaded)
+        features, made_of = extract_for(folder, args.videos, args.transcripts, args.out, bert=args.bert,
+                                        jobs=args.jobs, max_clip_seconds=args.max_clip_seconds, loaded=loaded)
+    path = predict_file(folder, features, args.out, split=args.split, device=args.device, loaded=loaded,
+                        videos=made_of)
     print(f"wrote {path}")
     return 0
