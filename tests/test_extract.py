@@ -801,6 +801,26 @@ def test_a_video_whose_name_is_not_utf8_is_skipped_and_the_rest_extracted(corpus
     assert skipped_report_path(out).read_text(encoding="utf-8").splitlines() == [reason]
 
 
+def test_a_video_name_that_is_no_regular_file_is_skipped_saying_what_it_is(corpus, tmp_path):
+    """A named pipe or a link to nothing named as a row's video was skipped as 'no video file in ... named after
+    the id', with the file right there; it is never opened either (a named pipe blocks its reader)."""
+    import os
+    import shutil
+    videos, transcripts = tmp_path / "videos", tmp_path / "t.csv"
+    videos.mkdir()
+    shutil.copy(corpus["videos"] / "clip00.mp4", videos / "clip00.mp4")
+    os.mkfifo(videos / "pipe.mp4")
+    (videos / "gone.mkv").symlink_to(tmp_path / "nowhere.mkv")
+    transcripts.write_text("id,text,label\nclip00,w001,1.0\npipe,w002,1.0\ngone,w003,1.0\n")
+    out = tmp_path / "t.pkl"
+    result = extract(videos, transcripts, out, bert=corpus["bert"], config=SMALL, split="train=1,valid=0,test=0",
+                     echo=lambda _: None)
+    assert result.skipped == ["gone: gone.mkv is a link to nothing",
+                              "pipe: pipe.mp4 is no regular file (a named pipe, a device or a folder): put the video "
+                              "file itself there"]
+    assert _raw(out)["train"]["id"] == ["clip00"]
+
+
 def test_a_bert_folder_given_relative_is_recorded_as_an_absolute_path(corpus, tmp_path, monkeypatch):
     """predict --videos extracts again with the BERT the file records: recorded as typed, `--bert bert`
     was looked up in predict's working folder, and not found from any other (a user's trial)."""

@@ -105,19 +105,26 @@ def _pad(arrays: list, length: int, dim: int) -> tuple[np.ndarray, list]:
 
 
 def _videos_by_id(folder: Path) -> tuple[dict, dict]:
-    found, clashes = {}, {}
+    """({id: video file}, {id: why it cannot be used}) of the folder's entries named as videos."""
+    found, refused, not_files = {}, {}, {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-            try:
-                path.name.encode()
-            except UnicodeEncodeError:      # its id held a lone surrogate: pandas' string column raised on it
-                shown = os.fsencode(path.stem).decode(errors="backslashreplace")
-                clashes[shown] = "its file name is not UTF-8, so no transcript row can name it: rename it"
-                continue
-            if path.stem in found:
-                clashes[path.stem] = f"two videos for one id ({found[path.stem].name}, {path.name})"
+        if path.suffix.lower() not in VIDEO_SUFFIXES:
+            continue
+        try:
+            path.name.encode()
+        except UnicodeEncodeError:      # its id held a lone surrogate: pandas' string column raised on it
+            shown = os.fsencode(path.stem).decode(errors="backslashreplace")
+            refused[shown] = "its file name is not UTF-8, so no transcript row can name it: rename it"
+            continue
+        if not path.is_file():      # never opened (a named pipe blocks its reader); its row was "no video file"
+            not_files[path.stem] = (f"{path.name} is a link to nothing" if path.is_symlink() and not path.exists()
+                                    else f"{path.name} is no regular file (a named pipe, a device or a folder): "
+                                         f"put the video file itself there")
+        elif path.stem in found:
+            refused[path.stem] = f"two videos for one id ({found[path.stem].name}, {path.name})"
+        else:
             found[path.stem] = path
-    return found, clashes
+    return found, {**{i: r for i, r in not_files.items() if i not in found}, **refused}
 
 
 def resolve_bert(bert) -> str:
@@ -180,7 +187,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     found, skipped = _videos_by_id(videos)
     for video_id in sorted(set(found) - set(table.id) - set(skipped)):
         skipped[video_id] = "no row in the transcripts"
-    rows_without_video = set(table.id) - set(found)
+    rows_without_video = set(table.id) - set(found) - set(skipped)     # a row whose video is a named pipe: said so
     for video_id in rows_without_video:
         skipped[video_id] = f"no video file in {videos} named after the id (id.mp4, id.mkv, ...)"
     cache_dir = cache_path(out)
