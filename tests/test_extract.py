@@ -193,6 +193,13 @@ def test_transcript_errors_are_one_line(tmp_path):
         path.write_text(content)
         with pytest.raises(DataError, match=message):
             read_transcripts(path)
+    path = tmp_path / "excel.csv"        # the CSVs a spreadsheet writes where a comma is the decimal sign
+    path.write_bytes(b"id;text;label\na;cafe;1,5\nb;caf\xe9;2\n")
+    with pytest.raises(DataError, match=r"line 3 is not UTF-8 text \(byte b'\\xe9'\): save the file as UTF-8"):
+        read_transcripts(path)
+    path.write_bytes(b"id;text;label\na;cafe;1,5\n")
+    with pytest.raises(DataError, match=r"its header 'id;text;label' is one column: separate the columns with commas"):
+        read_transcripts(path)
     path = tmp_path / "long.csv"         # a text's length is bounded: the tokenizer reads it whole
     path.write_text(f"id,text\na,{'w' * 20_000}\nb,{'w' * 20_001}\n")
     with pytest.raises(DataError, match=r"the text of id 'b' is 20,001 characters, over the 20,000 of one utterance"):

@@ -38,6 +38,16 @@ def parse_split(text: str) -> dict:
     return ratios
 
 
+def _not_utf8(data: bytes) -> str:
+    """Where `data` is not UTF-8: pandas' error counts from the start of the chunk it was decoding."""
+    try:
+        data.decode("utf-8")
+        return "not UTF-8 text"
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        return f"line {line} is not UTF-8 text (byte {data[e.start:e.start + 1]!r})"
+
+
 def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
     """The CSV as a frame with id, text and (where present) label and split columns, checked."""
     path = Path(path)
@@ -49,8 +59,15 @@ def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
                         "holds; give the CSV meant")
     try:
         table = pd.read_csv(path, dtype={"id": str, "text": str, "split": str}, keep_default_na=False)
+    except UnicodeDecodeError:     # a spreadsheet's regional CSV (cp1252, GBK): else "not a readable CSV"
+        raise DataError(f"{path}: {_not_utf8(path.read_bytes())}: save the file as UTF-8, e.g. 'CSV UTF-8' in "
+                        f"Excel") from None
     except (ValueError, pd.errors.ParserError) as e:
         raise DataError(f"{path}: not a readable CSV ({one_line(e)})") from None
+    if len(table.columns) == 1 and any(sep in table.columns[0] for sep in ";\t"):
+        # Excel writes ';' where a comma is the decimal sign; the line said "no 'id' column (columns: id;text)"
+        raise DataError(f"{path}: its header {table.columns[0][:60]!r} is one column: separate the columns with "
+                        f"commas (id,text,label)")
     for column in ("id", "text"):
         if column not in table.columns:
             raise DataError(f"{path}: no '{column}' column (columns: {', '.join(table.columns)}); "
