@@ -731,11 +731,11 @@ def test_an_empty_video_is_skipped_as_empty(tmp_path):
 def test_videos_skipped_for_one_reason_are_printed_as_one_line_and_listed_each(tmp_path):
     """predict --videos with a transcript CSV for 2 of 14 clips printed twelve 'no row in the transcripts'
     lines, which buried the one clip that failed (a user's trial)."""
-    from mmsa_atsuko.data.extract.pipeline import _report
+    from mmsa_atsuko.data.extract.report import write_report
     skipped = {f"v{i:02d}": "no row in the transcripts" for i in range(12)}
     skipped.update({"bad": "cannot decode: OSError: x", "w1": "no audio stream", "w2": "no audio stream"})
     printed = []
-    path = _report(tmp_path / "features.pkl", skipped, printed.append)
+    path = write_report(tmp_path / "features.pkl", skipped, printed.append)
     assert printed == ["skipped bad: cannot decode: OSError: x",
                        "skipped 12 videos (v00, v01, v02, ...): no row in the transcripts",
                        "skipped w1: no audio stream", "skipped w2: no audio stream",
@@ -746,10 +746,10 @@ def test_videos_skipped_for_one_reason_are_printed_as_one_line_and_listed_each(t
 def test_an_id_a_terminal_would_act_on_is_one_line_of_the_skipped_list(tmp_path):
     """A transcript row's id is read from a CSV that may come from anywhere: an id holding a newline and an
     escape sequence was printed as two lines, the second one coloured red, and took two lines of the list."""
-    from mmsa_atsuko.data.extract.pipeline import _report
+    from mmsa_atsuko.data.extract.report import write_report
     hostile = "a\nb\x1b[31mred"
     printed = []
-    path = _report(tmp_path / "features.pkl", {hostile: "no video file"}, printed.append, {hostile})
+    path = write_report(tmp_path / "features.pkl", {hostile: "no video file"}, printed.append, {hostile})
     shown = "a\\nb\\x1b[31mred"           # as Python writes those characters escaped
     assert printed == [f"skipped {shown}: no video file", f"1 skipped; the list is in {path}"]
     assert path.read_text().splitlines() == [f"{shown}: no video file"]

@@ -1,8 +1,9 @@
 """Raw videos + transcripts -> an MMSA-format feature pickle (issue 19); see `pipeline`.
 
 `media` extracts one video's audio and vision features, `text` encodes the transcripts with
-BERT, `transcripts` reads the CSV and splits it, `pipeline` runs them over a folder
-(processes, per-video cache, skipped report) and writes the file. The libraries they need are the `[extract]` extra, imported only when used.
+BERT, `transcripts` reads the CSV and splits it, `videos` runs `media` in processes with a per-video
+cache, `report` writes and prints what was skipped, and `pipeline` runs them over a folder and writes the
+file. The libraries they need are the `[extract]` extra, imported only when used.
 """
 from .pipeline import (EXTRACTOR_KEY, EXTRACTOR_NAME, EXTRACTOR_VERSION, NO_FACE_KEY, ExtractConfig, ExtractResult,
                        extract, resolve_bert, skipped_report_path)

@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...atomic import (check_entries, check_folder, check_output_file, open_new, replace_with, write_failed,
-                       write_pickle)
+from ...atomic import check_entries, check_folder, check_output_file, write_failed, write_pickle
 from ...errors import DataError, UsageError
 from ...progress import Progress
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
+from .report import printable, skipped_report_path, write_report
 from .videos import cache_file, cached_features, run_videos
 from .text import encode_texts, encoder_sha256, tokenizer_identity
 from .transcripts import SPLITS, UNIMODAL, assign_splits, parse_split, read_transcripts
@@ -211,7 +211,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     if keep.empty:
         if not any(cache_dir.iterdir()):      # nothing to resume from: leave no empty folder behind
             cache_dir.rmdir()
-        report = _report(out, skipped, echo, rows_without_video)
+        report = write_report(out, skipped, echo, rows_without_video)
         raise DataError(f"no video of {videos} could be extracted (see {report})")
     keep["split"] = assign_splits(keep, ratios, seed)
     features = {i: hits.get(i) or cached_features(cache_file(cache_dir, i, media_hash), found[i]) for i in keep.id}
@@ -261,7 +261,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
         result.label_range = (float(keep.label.min()), float(keep.label.max()))
         result.dataset_hint = _dataset_hint(keep, *result.label_range)
     if skipped:
-        _report(out, skipped, echo, rows_without_video)
+        write_report(out, skipped, echo, rows_without_video)
     else:
         skipped_report_path(out).unlink(missing_ok=True)    # a report of an earlier call no longer holds
     return result
@@ -287,45 +287,3 @@ def _check_beside(out: Path) -> None:
     makes in its --out)."""
     check_folder(out.parent, "output folder")
     check_entries(out.parent, (cache_path(out).name + "/", skipped_report_path(out).name), "output folder")
-
-
-def printable(text: str) -> str:
-    """`text` with each character a terminal would act on (a newline, an escape) written as Python escapes it:
-    an id or file name from a downloaded CSV or archive is one line of the skipped list, and colours nothing."""
-    return text if text.isprintable() else "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-
-
-GROUPED_SKIPS = 3      # videos (or rows) skipped for one reason that are printed as one line (the report lists each)
-
-
-def skipped_report_path(out: Path) -> Path:
-    return out.with_name(out.stem + ".skipped.txt")
-
-
-def _report(out: Path, skipped: dict, echo, rows_without_video=frozenset()) -> Path:
-    """Write the skipped list beside `out` and print it (`rows_without_video`: the skipped ids that are
-    transcript rows, not videos, so that a grouped line counts what they are)."""
-    path = skipped_report_path(out)
-    skipped = {printable(i): printable(r) for i, r in skipped.items()}
-    rows_without_video = {printable(i) for i in rows_without_video}
-    lines = [f"{i}: {r}" for i, r in sorted(skipped.items())]
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(tmp: Path) -> None:
-        with open_new(tmp, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
-
-    replace_with(path, write)        # a link planted at the report's name is replaced, never written through
-    by_reason: dict[str, list[str]] = {}
-    for video_id, reason in sorted(skipped.items()):
-        by_reason.setdefault(reason, []).append(video_id)
-    for reason, ids in by_reason.items():
-        if len(ids) < GROUPED_SKIPS:
-            for video_id in ids:
-                echo(f"skipped {video_id}: {reason}")
-        else:            # one line, so that a dozen videos without a row do not bury the one that failed
-            shown = ", ".join(ids[:GROUPED_SKIPS]) + (", ..." if len(ids) > GROUPED_SKIPS else "")
-            what = "transcript rows" if ids[0] in rows_without_video else "videos"    # one reason, one kind
-            echo(f"skipped {len(ids)} {what} ({shown}): {reason}")
-    echo(f"{len(lines)} skipped; the list is in {path}")
-    return path
