@@ -214,9 +214,9 @@ def _as_trained(card: dict, splits: dict) -> dict:
 
 @torch.no_grad()
 def predict_file(folder, features, out, *, split: str | None = None, device="cpu", loaded=None,
-                 videos: dict | None = None) -> Path:
+                 videos: dict | None = None) -> tuple[Path, dict]:
     """Predict every sample of `features` (or of its `split`) with the run in `folder`;
-    write `<out>/predictions.csv` and return its path. `loaded`: `load_checkpoint(folder)`'s
+    write `<out>/predictions.csv` and return its path and what predictions.json says. `loaded`: `load_checkpoint(folder)`'s
     result when the caller has it already (predict --videos checks the run before extracting);
     `videos`: what `extract_for` says the features were made of, for predictions.json."""
     out = check_output(out)
@@ -252,8 +252,8 @@ def predict_file(folder, features, out, *, split: str | None = None, device="cpu
     out.mkdir(parents=True, exist_ok=True)
     path = out / PREDICTIONS
     # Written first: a predictions.csv is never beside the provenance of another call's.
-    provenance = json.dumps({**_provenance(folder, card, features, data_id, table), **(videos or {})}, indent=1,
-                            ensure_ascii=False) + "\n"
+    said = {**_provenance(folder, card, features, data_id, table), **(videos or {})}
+    provenance = json.dumps(said, indent=1, ensure_ascii=False) + "\n"
 
     def write_provenance(tmp: Path) -> None:
         with open_new(tmp, "w", encoding="utf-8") as f:
@@ -266,7 +266,15 @@ def predict_file(folder, features, out, *, split: str | None = None, device="cpu
     path.unlink(missing_ok=True)
     replace_with(out / PROVENANCE, write_provenance)
     replace_with(path, write)      # whole or not at all, and a link planted since the check is replaced, not followed
-    return path
+    return path, said
+
+
+def wrote_line(path: Path, said: dict) -> str:
+    """What predict prints last: how many samples of each split predictions.csv holds and, with --videos, how
+    many were skipped (their lines scrolled by during extraction), so that a short file is no surprise."""
+    counts = ", ".join(f"{name} {n}" for name, n in said["samples"].items())
+    skipped = f"; {said['skipped']} skipped, listed in {said['skipped_list']}" if said.get("skipped") else ""
+    return f"wrote {path} ({counts}{skipped}) and {PROVENANCE}"
 
 
 def _provenance(folder, card: dict, features, data_id: str | None, table: pd.DataFrame) -> dict:

@@ -100,9 +100,14 @@ def test_predict_from_videos_extracts_with_the_runs_settings(trained, capsys, tm
     load = predict_module.load_checkpoint
     monkeypatch.setattr(predict_module, "load_checkpoint", lambda folder: loads.append(folder) or load(folder))
     _, unlabelled = write_corpus(trained["root"], labels=False, splits=False)
-    code, err = _predict(capsys, "--checkpoint", trained["run_dir"], "--videos", trained["videos"],
-                         "--transcripts", unlabelled, "--out", tmp_path, "--jobs", "2")
-    assert code == 0, err
+    code = main(["predict", "--checkpoint", str(trained["run_dir"]), "--videos", str(trained["videos"]),
+                 "--transcripts", str(unlabelled), "--out", str(tmp_path), "--jobs", "2"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    # The last line counts what predictions.csv holds: it said only 'wrote .../predictions.csv', its skips scrolled by.
+    assert captured.out.splitlines()[-1] == (f"wrote {tmp_path / 'predictions.csv'} (test {len(CLIPS)}; 2 skipped, "
+                                             f"listed in {(tmp_path / 'features.skipped.txt').resolve()}) and "
+                                             f"predictions.json")         # BROKEN and GHOST
     assert len(loads) == 1          # checked before extracting, then used to predict: read and built once
     table = pd.read_csv(tmp_path / "predictions.csv")
     assert list(table.columns) == ["id", "split", "pred"] and set(table.split) == {"test"}

@@ -130,7 +130,8 @@ def predict_parser() -> argparse.ArgumentParser:
 def cmd_predict(argv) -> int:
     args = predict_parser().parse_args(argv)
     use_threads(args)
-    from ..predict import check_output, code_changes, extract_for, load_checkpoint, predict_file, run_folder
+    from ..predict import (check_output, code_changes, extract_for, load_checkpoint, predict_file, run_folder,
+                           wrote_line)
     if bool(args.videos) != bool(args.transcripts):
         raise UsageError("--videos and --transcripts go together")
     folder = run_folder(args.results, args.run, args.checkpoint)
@@ -144,7 +145,7 @@ def cmd_predict(argv) -> int:
     if args.videos:
         features, made_of = extract_for(folder, args.videos, args.transcripts, args.out, bert=args.bert,
                                         jobs=args.jobs, max_clip_seconds=args.max_clip_seconds, loaded=loaded)
-    path = predict_file(folder, features, args.out, split=args.split, device=args.device, loaded=loaded,
-                        videos=made_of)
-    print(f"wrote {path}")
+    path, said = predict_file(folder, features, args.out, split=args.split, device=args.device, loaded=loaded,
+                              videos=made_of)
+    print(wrote_line(path, said))
     return 0
