@@ -828,6 +828,33 @@ def test_a_video_name_that_is_no_regular_file_is_skipped_saying_what_it_is(corpu
     assert _raw(out)["train"]["id"] == ["clip00"]
 
 
+def test_a_worker_that_dies_is_one_line_and_what_it_finished_is_kept(corpus, tmp_path, monkeypatch):
+    """A worker killed while it decoded (the kernel's OOM killer, a decoder crashing on a hostile file) ended
+    `extract --jobs 2` in a BrokenProcessPool traceback."""
+    import os
+    import signal
+    from mmsa_atsuko.data.extract import media
+    real = media.video_features
+
+    def dies_on_clip03(path, *args, **kwargs):        # runs in a forked worker: it kills that worker alone
+        if Path(path).stem == "clip03":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(media, "video_features", dies_on_clip03)
+    out = tmp_path / "f.pkl"
+    with pytest.raises(DataError, match=r"^a worker process died while extracting videos \(killed by the system when "
+                                        r"memory ran out, or crashed by a damaged video\); the \d+ of 9 videos "
+                                        r"finished are cached: run the same command again to go on$"):
+        extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=2,
+                echo=lambda _: None)
+    assert not out.exists()
+    monkeypatch.setattr(media, "video_features", real)
+    result = extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=2,
+                     echo=lambda _: None)
+    assert result.extracted + result.cached == len(CLIPS)
+
+
 def test_a_bert_folder_given_relative_is_recorded_as_an_absolute_path(corpus, tmp_path, monkeypatch):
     """predict --videos extracts again with the BERT the file records: recorded as typed, `--bert bert`
     was looked up in predict's working folder, and not found from any other (a user's trial)."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 
 from ...atomic import replace_with
-from ...errors import one_line
+from ...errors import DataError, one_line
 from ...progress import Progress
 from . import media
 
@@ -85,10 +86,17 @@ def run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: flo
         with fork_pool(jobs) as pool:
             futures = {pool.submit(extract_one, str(video), str(cache), backend, fps, max_seconds): video_id
                        for video_id, video, cache in todo}
-            for future in as_completed(futures):
-                reason = future.result()
-                if reason:
-                    skipped[futures[future]] = reason
-                progress.update()
+            done = 0
+            try:
+                for future in as_completed(futures):
+                    reason = future.result()
+                    if reason:
+                        skipped[futures[future]] = reason
+                    progress.update()
+                    done += 1
+            except BrokenProcessPool:       # a worker killed (SIGKILL, SIGSEGV): every future left fails at once
+                raise DataError(f"a worker process died while extracting videos (killed by the system when memory ran "
+                                f"out, or crashed by a damaged video); the {done} of {len(todo)} videos finished "
+                                f"are cached: run the same command again to go on") from None
     progress.close()
     return skipped
