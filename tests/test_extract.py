@@ -200,6 +200,11 @@ def test_transcript_errors_are_one_line(tmp_path):
     path.write_bytes(b"id;text;label\na;cafe;1,5\n")
     with pytest.raises(DataError, match=r"its header 'id;text;label' is one column: separate the columns with commas"):
         read_transcripts(path)
+    path = tmp_path / "long-id.csv"      # an id no file name can hold (255 bytes less '.mp4'), quoted by every line
+    accent = "\u00e9"                     # two bytes in UTF-8
+    path.write_text(f"id,text\n{'v' * 251},x\n{accent * 126},y\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 3 has an id of 252 bytes \(starting '\u00e9{40}'\), longer than a video's"):
+        read_transcripts(path)
     path = tmp_path / "long.csv"         # a text's length is bounded: the tokenizer reads it whole
     path.write_text(f"id,text\na,{'w' * 20_000}\nb,{'w' * 20_001}\n")
     with pytest.raises(DataError, match=r"the text of id 'b' is 20,001 characters, over the 20,000 of one utterance"):

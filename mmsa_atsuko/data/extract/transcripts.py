@@ -21,6 +21,8 @@ MAX_BYTES = 256 << 20     # MOSEI's 23,000 transcripts take about 3 MB
 # characters. BERT's tokenizer reads a text whole before it truncates it to --text-len: a 40 MB cell took
 # 90 s and 5.4 GB, and the CSV's cap lets a cell reach 256 MB.
 MAX_TEXT_CHARS = 20_000
+# A file name holds at most 255 bytes, less the extension ('.mp4', 4 at least): a longer id names no video.
+MAX_ID_BYTES = 251
 
 
 def parse_split(text: str) -> dict:
@@ -80,6 +82,14 @@ def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
         shown = repr(text[:60]) + ("..." if len(text) > 60 else "")      # a cell may be pages long
         raise DataError(f"{path}: line {row + 2} (text {shown}) has an empty id; "
                         f"give the video's file name without extension")
+    # Checked before any line quotes an id: printed whole, a 1 MB id was a 1 MB line.
+    too_long = (table.id.map(lambda i: len(i.encode())) > MAX_ID_BYTES).to_numpy()
+    if too_long.any():
+        row = int(np.flatnonzero(too_long)[0])
+        video_id = table.id.iloc[row]
+        raise DataError(f"{path}: line {row + 2} has an id of {len(video_id.encode()):,} bytes (starting "
+                        f"{video_id[:40]!r}), longer than a video's file name can be; give the video's file name "
+                        f"without extension")
     long = table.text.str.len() > MAX_TEXT_CHARS
     if long.any():
         raise DataError(f"{path}: the text of id {table.id[long].iloc[0]!r} is {len(table.text[long].iloc[0]):,} "
