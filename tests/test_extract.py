@@ -430,6 +430,43 @@ def test_frames_over_the_pixel_limit_are_refused_before_decoding_or_when_they_gr
     assert len(media.decode(mpeg4, 10.0, _counting_faces(calls))[1]) == 4
 
 
+
+def test_a_clip_over_the_decoded_pixel_budget_is_refused_by_its_header_or_while_decoding(tmp_path, monkeypatch):
+    """4K at 240 fps passes the frame-size and frame-rate limits, yet 5 s of it (163 KB) took 9 s and 529 MB to
+    decode. The budget is --max-clip-seconds of 4K30; lowered here to 64x64 at 30 fps, 3 s of it: 368,640 pixels."""
+    require_extract()
+    from media_fixtures import write_video
+
+    from mmsa_atsuko.data.extract import media
+    monkeypatch.setattr(media, "DECODED_PIXELS_PER_SECOND", 64 * 64 * 30, raising=False)
+    within, declared, undeclared = tmp_path / "within.mp4", tmp_path / "declared.mp4", tmp_path / "undeclared.ts"
+    write_video(within, size=(64, 64), fps=30, seconds=2.0, face=False)       # 60 frames: 245,760 pixels
+    # H.264's parser reads the frame size before any frame is decoded (MPEG-4 part 2 declares 0x0, as above).
+    write_video(declared, size=(64, 64), fps=60, seconds=2.0, face=False, codec="libx264")   # 120 frames: 491,520
+    write_video(undeclared, size=(64, 64), fps=60, seconds=2.0, face=False)   # MPEG-TS declares no frame count
+    assert len(media.decode(within, 1000.0, _counting_faces([]), max_seconds=3.0)[1]) == 60
+    calls = []
+    with pytest.raises(media.VideoError) as error:
+        media.decode(declared, 1000.0, _counting_faces(calls), max_seconds=3.0)
+    assert str(error.value) == ("491,520 pixels to decode (its header declares 120 frames of 64x64), over the budget "
+                                "of 3 s of 4K at 30 fps (368,640): scale it down and lower its frame rate first, e.g. "
+                                "ffmpeg -i IN -vf scale=1280:-2 -r 30 OUT, or raise --max-clip-seconds")
+    assert calls == []
+    matroska = tmp_path / "declared.mkv"        # declares no frame count: its duration times its rate
+    write_video(matroska, size=(64, 64), fps=60, seconds=2.0, face=False, codec="libx264")
+    with pytest.raises(media.VideoError, match=r"^\d{3},\d{3} pixels to decode \(its header declares 2\.\d s at 60 fps "
+                                               r"of 64x64\), over the budget of 3 s"):
+        media.decode(matroska, 1000.0, _counting_faces(calls), max_seconds=3.0)
+    assert calls == []
+    # The 91st frame takes it to 372,736 pixels: decoding stops there, after 90 frames were sampled.
+    with pytest.raises(media.VideoError, match=r"^372,736 pixels to decode \(91 frames decoded so far\), over the "
+                                               r"budget of 3 s of 4K at 30 fps \(368,640\)"):
+        media.decode(undeclared, 1000.0, _counting_faces(calls), max_seconds=3.0)
+    assert len(calls) == 90
+    # The same knob --max-clip-seconds sets: 4 s of budget (491,520 pixels) takes both whole.
+    assert len(media.decode(declared, 1000.0, _counting_faces([]), max_seconds=4.0)[1]) == 120
+    assert len(media.decode(undeclared, 1000.0, _counting_faces([]), max_seconds=4.0)[1]) == 120
+
 # Run in a fresh process. Peak RSS is reset to the RSS of the moment before each step (Linux's
 # clear_refs), so that memory the imports freed cannot hide what the step touches.
 PROBE_MEMORY = """

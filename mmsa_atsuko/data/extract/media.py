@@ -18,9 +18,10 @@ A video file is hostile until proven otherwise: a few KB can declare an hour of 
 frame of 16000x16000 pixels. `decode` refuses (VideoError, so the video is skipped and
 reported) a clip longer than `max_seconds` (MAX_CLIP_SECONDS unless `--max-clip-seconds`
 says otherwise), with frames larger than MAX_PIXELS, or with more than MAX_FRAME_RATE frames a
-second: the values the header declares are checked before decoding, and the decoded audio, video
-time, frame count and frame size while decoding, since headers lie. A clip over a limit is
-refused, never truncated.
+second, or whose decoded pixels (frames times their size) are over the budget of `max_seconds` of 4K
+at 30 fps (DECODED_PIXELS_PER_SECOND): the values the header declares are checked before decoding,
+and the decoded audio, video time, frame count, frame size and pixels while decoding, since headers
+lie. A clip over a limit is refused, never truncated.
 
 Every library here is imported inside the functions that use it: the core install does not
 have them (they are the `[extract]` extra).
@@ -69,6 +70,13 @@ DECODER_MAX_PIXELS = 2 * MAX_PIXELS
 # the duration limit. Phones film slow motion at 240 fps; MOSI, MOSEI and CH-SIMS are 25-30 fps.
 MAX_FRAME_RATE = 240
 
+# Decoded pixels a clip may cost, per second of --max-clip-seconds: 4K UHD at 30 fps, so a clip at
+# or under 4K30 of allowed length always passes. Each frame is decoded whole before it is sampled and
+# downscaled, so frame size times frame count is the cost: 4K at 240 fps (both within the limits
+# above) is a 163 KB file of 5 s that took 9.1 s and 529 MB to decode, and 600 s of it (~20 MB)
+# about 18 minutes (bench/README.md, "Decoded-pixel budget").
+DECODED_PIXELS_PER_SECOND = 3840 * 2160 * 30
+
 
 class VideoError(Exception):
     """A video that cannot be used: the message is one line for the skipped report."""
@@ -88,6 +96,30 @@ def _too_big(width: int, height: int) -> str:
 def _too_many_frames(frames: int, seconds: float) -> str:
     return (f"{frames} video frames in {seconds:.2f} s of its timeline, over the limit of {MAX_FRAME_RATE} "
             f"frames a second: re-encode it at a normal rate with fresh timestamps, e.g. ffmpeg -i IN -r 30 OUT")
+
+
+def _too_many_pixels(pixels: int, what: str, max_seconds: float) -> str:
+    return (f"{pixels:,} pixels to decode ({what}), over the budget of {max_seconds:g} s of 4K at 30 fps "
+            f"({pixel_budget(max_seconds):,}): scale it down and lower its frame rate first, e.g. "
+            f"ffmpeg -i IN -vf scale=1280:-2 -r 30 OUT, or raise --max-clip-seconds")
+
+
+def pixel_budget(max_seconds: float) -> int:
+    """The decoded pixels a clip may cost under a limit of `max_seconds` (DECODED_PIXELS_PER_SECOND)."""
+    return int(DECODED_PIXELS_PER_SECOND * max_seconds)
+
+
+def _declared_frames(video, seconds: float | None) -> tuple[int, str] | None:
+    """(the video frames the header declares, how that was found): its frame count, else its duration
+    (the stream's, else `seconds`) times its average frame rate; None when neither is declared."""
+    if video.frames:
+        return video.frames, f"{video.frames} frames"
+    if video.duration and video.time_base:
+        seconds = float(video.duration * video.time_base)
+    rate = video.average_rate
+    if seconds and rate:
+        return math.ceil(seconds * float(rate)), f"{seconds:.1f} s at {float(rate):g} fps"
+    return None
 
 
 def _declared_seconds(container, *streams) -> float | None:
@@ -124,7 +156,8 @@ def decode(path, fps: float, vision_features,
            max_seconds: float = MAX_CLIP_SECONDS) -> tuple[np.ndarray, np.ndarray, float]:
     """(mono 16 kHz float32 samples, (frames, VISION_DIM) features of frames sampled at `fps`,
     the clip's length in seconds: the longest of what its header declares, its decoded audio and
-    its decoded video), or VideoError if the clip is over `max_seconds` or MAX_PIXELS."""
+    its decoded video), or VideoError if the clip is over `max_seconds`, MAX_PIXELS, MAX_FRAME_RATE or
+    `pixel_budget(max_seconds)`."""
     import av      # [extract] extra
 
     # FFmpeg's decoders refuse a frame over DECODER_MAX_PIXELS before allocating it, in the
@@ -135,7 +168,7 @@ def decode(path, fps: float, vision_features,
         raise VideoError("empty file (0 bytes)")
     limits = {"max_pixels": str(DECODER_MAX_PIXELS)}
     samples, rows = [], []
-    n_samples, n_frames, first_time, video_seconds, declared, size_unknown = 0, 0, None, 0.0, None, False
+    n_samples, n_frames, n_pixels, first_time, video_seconds, declared, size_unknown = 0, 0, 0, None, 0.0, None, False
     try:
         with av.open(str(path), options=limits, container_options={"codec_whitelist": _probe_decoders()}) as container:
             if not container.streams.audio:      # a silent clip: every sample has audio features
@@ -151,6 +184,11 @@ def decode(path, fps: float, vision_features,
             size_unknown = width * height == 0
             if width * height > MAX_PIXELS:
                 raise VideoError(_too_big(width, height))
+            budget = pixel_budget(max_seconds)
+            frames = _declared_frames(video, declared)
+            if frames and width * height * frames[0] > budget:
+                raise VideoError(_too_many_pixels(width * height * frames[0], f"its header declares {frames[1]} "
+                                                  f"of {width}x{height}", max_seconds))
             video.codec_context.options = dict(limits)     # the decoder's own context refuses them too
             resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
             next_time = 0.0
@@ -166,6 +204,10 @@ def decode(path, fps: float, vision_features,
                     if frame.width * frame.height > MAX_PIXELS:        # the stream grew past the header's size
                         raise VideoError(_too_big(frame.width, frame.height))
                     n_frames += 1
+                    n_pixels += frame.width * frame.height
+                    if n_pixels > budget:          # the header's frame count or rate lied, or was missing
+                        raise VideoError(_too_many_pixels(n_pixels, f"{n_frames} frames decoded so far",
+                                                          max_seconds))
                     if frame.time is not None:
                         if first_time is None:
                             first_time = frame.time

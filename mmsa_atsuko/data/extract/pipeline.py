@@ -17,7 +17,8 @@ config hash), so a killed extraction resumes where it stopped. Text is encoded a
 one pass. Progress, of the videos and then of BERT's texts: tqdm's bar on a terminal, else a line
 each tenth of them (`Progress`). A video that cannot be read is skipped with one line in `<out stem>.skipped.txt` (also
 printed); so is a transcript row without a video, a video without a row, and a clip over a limit of
-`media` (longer than `max_clip_seconds`, or frames over media.MAX_PIXELS). Either of those two
+`media` (longer than `max_clip_seconds`, frames over media.MAX_PIXELS, more decoded pixels than
+media.pixel_budget(max_clip_seconds)). Either of those two
 names being a symbolic link is refused in one line before any work, as predict --videos refuses it.
 """
 from __future__ import annotations
@@ -153,7 +154,9 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
     A clip longer than `max_clip_seconds` is skipped and reported. The limit is not in
     ExtractConfig nor in the cache key: it only refuses, and never changes the features of a
     clip it accepts, so a cached clip stays valid under any limit. Each cache file stores its
-    clip's length, so a cached clip over the limit of this call is skipped as a fresh one would be.
+    clip's length, so a cached clip over the limit of this call is skipped as a fresh one would be. The
+budget of decoded pixels (media.pixel_budget) bounds what decoding costs, which a cached clip has paid:
+it is not checked again.
     """
     if config.audio not in media.AUDIO_DIMS:
         raise UsageError(f"unknown --audio {config.audio!r}: choose opensmile or librosa")
