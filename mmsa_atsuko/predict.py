@@ -14,7 +14,7 @@ What the model sees: the file's frames, less what the run never saw: a modality 
 Which samples: every sample of every split the file holds (train, valid, test, in that order;
 a file extracted without labels holds only `test`), or the one `--split` names. With
 `--videos`, the videos are first extracted into `<out>/features.pkl` with the checkpoint's
-extractor settings (resumable, like `run.py extract`).
+extractor settings (resumable, like `run.py extract`; `predict_videos.extract_for`).
 
 `predictions.csv`: id, split, pred, and label where the file has labels; for
 classification `pred` is the class index, with `class_name` and `probability`. Beside it,
@@ -58,9 +58,9 @@ from .data.safe_checkpoint import load_weights
 from .data.spec import Split
 from .errors import DataError, UsageError
 from .models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
-from .results import check_output_folder, no_weights, open_new, read_records, run_path, show
+from .results import check_output_folder, no_weights, open_new, read_records, run_path
 from .training.checked_model import Described, build_checked
-from .training.model_card import MODEL_CARD, NOT_OURS, read_model_card, spec_from_card
+from .training.model_card import MODEL_CARD, read_model_card, spec_from_card
 from .training.seed import resolve_device
 from .user_models import source_changes
 from .version import __version__
@@ -218,7 +218,7 @@ def predict_file(folder, features, out, *, split: str | None = None, device="cpu
     """Predict every sample of `features` (or of its `split`) with the run in `folder`;
     write `<out>/predictions.csv` and return its path and what predictions.json says. `loaded`: `load_checkpoint(folder)`'s
     result when the caller has it already (predict --videos checks the run before extracting);
-    `videos`: what `extract_for` says the features were made of, for predictions.json."""
+    `videos`: what `predict_videos.extract_for` says the features were made of, for predictions.json."""
     out = check_output(out)
     card, model = loaded or load_checkpoint(folder)
     splits, shapes, extractor, labelled, data_id = _read_features(card, features)
@@ -294,43 +294,3 @@ def check_output(out) -> Path:
     """`out` as a Path, or a one-line UsageError before any work: a file where the folder goes, a
     folder this user cannot write, or a symbolic link (or a folder) where predict writes a file."""
     return check_output_folder(out, "output folder", OUTPUT_ENTRIES)
-
-
-def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, max_clip_seconds: float | None = None,
-                echo=print, loaded=None) -> tuple[Path, dict]:
-    """Extract `videos` into `<out>/features.pkl` with the extractor settings of the run in `folder`
-    (`max_clip_seconds`: extract's limit on a clip, None for its default; `loaded`: as predict_file's): the
-    file's path, and what it was made of for predictions.json (predict_file's `videos`)."""
-    from .data.extract import ExtractConfig, extract, media, resolve_bert
-    check_output(out)
-    card, _ = loaded or load_checkpoint(folder)      # card and weights checked before minutes of extraction
-    trained = card.get("extractor")
-    if not trained or not trained.get("config"):
-        raise UsageError(f"the run in {folder} was trained on features that run.py extract did not write "
-                         f"({card.get('data')}): its features cannot be made from videos here; pass --features")
-    settings = trained["config"]
-    kinds = {"str": (str,), "int": (int,), "float": (int, float)}
-    for key, field in ExtractConfig.__dataclass_fields__.items():
-        value = settings.get(key)
-        if not isinstance(value, kinds[field.type]) or isinstance(value, bool):
-            raise DataError(f"{Path(folder) / MODEL_CARD}: extractor.config.{key} must be a {field.type}, "
-                            f"got {show(value)}: {NOT_OURS}")
-    lengths = {m: settings[f"{m}_len"] for m in ("text", "audio", "vision")}
-    if lengths != card["seq_lens"]:          # the padded lengths of the features the model was trained on
-        raise DataError(f"{Path(folder) / MODEL_CARD}: the extractor's lengths {lengths} are not the card's "
-                        f"seq_lens {card['seq_lens']}: {NOT_OURS}")
-    config = ExtractConfig(**{k: settings[k] for k in ExtractConfig.__dataclass_fields__})
-    if not bert and trained.get("bert"):
-        bert = trained["bert"]
-        try:        # a file extracted before extract recorded a folder as an absolute path names it as typed
-            resolve_bert(bert)
-        except UsageError as e:
-            raise UsageError(f"the run's features were extracted with --bert {bert}, which cannot be used from "
-                             f"here: {e}") from None
-    result = extract(videos, transcripts, Path(out) / FEATURES, bert=bert,
-                     config=config, jobs=jobs, echo=echo,
-                     max_clip_seconds=media.MAX_CLIP_SECONDS if max_clip_seconds is None else max_clip_seconds)
-    made_of = {"videos": str(Path(videos).resolve()), "transcripts": str(Path(transcripts).resolve()),
-               "transcripts_sha256": sha256_of(transcripts, remember_it=False), "skipped": len(result.skipped),
-               "skipped_list": str(skipped_report_path(result.path).resolve()) if result.skipped else None}
-    return result.path, made_of

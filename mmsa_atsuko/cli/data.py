@@ -131,8 +131,8 @@ def predict_parser() -> argparse.ArgumentParser:
 def cmd_predict(argv) -> int:
     args = predict_parser().parse_args(argv)
     use_threads(args)
-    from ..predict import (check_output, code_changes, extract_for, load_checkpoint, predict_file, run_folder,
-                           wrote_line)
+    from ..predict import check_output, code_changes, load_checkpoint, predict_file, run_folder, wrote_line
+    from ..predict_videos import extract_for
     if bool(args.videos) != bool(args.transcripts):
         raise UsageError("--videos and --transcripts go together")
     folder = run_folder(args.results, args.run, args.checkpoint)
