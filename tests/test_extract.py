@@ -797,6 +797,21 @@ def test_an_id_a_terminal_would_act_on_is_one_line_of_the_skipped_list(tmp_path)
     assert path.read_text().splitlines() == [f"{shown}: no video file"]
 
 
+def test_an_id_with_a_space_at_either_end_is_shown_quoted(corpus, tmp_path):
+    """A CSV's 'clip00 ' was printed as "skipped clip00 : no video file in ...", beside "clip00.mp4 has no row":
+    the space that kept them apart was invisible. Quoted as Python quotes a string, it shows."""
+    transcripts = tmp_path / "spaced.csv"
+    transcripts.write_text("id,text\nclip00 ,w001\n clip01,w002\n")
+    printed = []
+    with pytest.raises(DataError, match="could be extracted"):
+        extract(corpus["videos"], transcripts, tmp_path / "s.pkl", bert=corpus["bert"], config=SMALL,
+                echo=printed.append)
+    reason = f"no video file in {corpus['videos']} named after the id (id.mp4, id.mkv, ...)"
+    assert f"skipped 'clip00 ': {reason}" in printed and f"skipped ' clip01': {reason}" in printed
+    listed = (tmp_path / "s.skipped.txt").read_text().splitlines()
+    assert f"'clip00 ': {reason}" in listed and f"' clip01': {reason}" in listed
+    assert "clip00: no row in the transcripts" in listed          # the video, its id without a space: unquoted
+
 def test_transcript_rows_without_a_video_are_printed_as_one_line(corpus, tmp_path):
     """Their reason named each id ('no video file named talk0.* in new'), so no two were alike and a CSV
     of a whole study against a folder of three new clips printed a line per row (a user's trial). The

@@ -38,7 +38,7 @@ from ...errors import DataError, UsageError
 from ...progress import Progress
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
-from .report import printable, skipped_report_path, write_report
+from .report import printable, printable_id, skipped_report_path, write_report
 from .videos import cache_file, cached_features, run_videos
 from .text import encode_texts, encoder_sha256, tokenizer_identity
 from .transcripts import SPLITS, UNIMODAL, assign_splits, parse_split, read_transcripts
@@ -259,7 +259,7 @@ it is not checked again.
 
     counts = {name: len(data[name]["id"]) for name in SPLITS if name in data}
     result = ExtractResult(out, counts, len(todo) - sum(1 for r in todo if r[0] in skipped),
-                           len(hits), sorted(f"{printable(i)}: {printable(r)}" for i, r in skipped.items()))
+                           len(hits), sorted(f"{printable_id(i)}: {printable(r)}" for i, r in skipped.items()))
     if labelled:
         result.label_range = (float(keep.label.min()), float(keep.label.max()))
         result.dataset_hint = _dataset_hint(keep, *result.label_range)

@@ -1,6 +1,7 @@
 """What extract skipped: `<out stem>.skipped.txt`, one "id: reason" line a video or row, and the lines printed.
 
-An id or a reason may come from a downloaded CSV or archive, so each is written `printable`.
+An id or a reason may come from a downloaded CSV or archive, so each is written `printable`, and an id with
+a space at either end quoted (`printable_id`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ def printable(text: str) -> str:
     return text if text.isprintable() else "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
+def printable_id(video_id: str) -> str:
+    """`video_id` as `printable` writes it, quoted as Python quotes a string when a space starts or ends it (or it is
+    empty): 'vid01 ' was shown as "vid01 : no video file", and the space that kept it from vid01.mp4 went unseen."""
+    shown = printable(video_id)
+    return repr(video_id) if shown != shown.strip(" ") or not shown else shown
+
+
 GROUPED_SKIPS = 3      # videos (or rows) skipped for one reason that are printed as one line (the report lists each)
 
 
@@ -26,8 +34,8 @@ def write_report(out: Path, skipped: dict, echo, rows_without_video=frozenset())
     """Write the skipped list beside `out` and print it (`rows_without_video`: the skipped ids that are
     transcript rows, not videos, so that a grouped line counts what they are)."""
     path = skipped_report_path(out)
-    skipped = {printable(i): printable(r) for i, r in skipped.items()}
-    rows_without_video = {printable(i) for i in rows_without_video}
+    skipped = {printable_id(i): printable(r) for i, r in skipped.items()}
+    rows_without_video = {printable_id(i) for i in rows_without_video}
     lines = [f"{i}: {r}" for i, r in sorted(skipped.items())]
     path.parent.mkdir(parents=True, exist_ok=True)
 
