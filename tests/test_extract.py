@@ -890,15 +890,15 @@ def test_a_worker_that_dies_is_one_line_and_what_it_finished_is_kept(corpus, tmp
     `extract --jobs 2` in a BrokenProcessPool traceback."""
     import os
     import signal
-    from mmsa_atsuko.data.extract import media
-    real = media.video_features
+    from mmsa_atsuko.data.extract import frame_features
+    real = frame_features.video_features
 
     def dies_on_clip03(path, *args, **kwargs):        # runs in a forked worker: it kills that worker alone
         if Path(path).stem == "clip03":
             os.kill(os.getpid(), signal.SIGKILL)
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(media, "video_features", dies_on_clip03)
+    monkeypatch.setattr(frame_features, "video_features", dies_on_clip03)
     out = tmp_path / "f.pkl"
     with pytest.raises(DataError, match=r"^a worker process died while extracting videos \(killed by the system when "
                                         r"memory ran out, or crashed by a damaged video\); the \d+ of 9 videos "
@@ -906,7 +906,7 @@ def test_a_worker_that_dies_is_one_line_and_what_it_finished_is_kept(corpus, tmp
         extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=2,
                 echo=lambda _: None)
     assert not out.exists()
-    monkeypatch.setattr(media, "video_features", real)
+    monkeypatch.setattr(frame_features, "video_features", real)
     result = extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=2,
                      echo=lambda _: None)
     assert result.extracted + result.cached == len(CLIPS)

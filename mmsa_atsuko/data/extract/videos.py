@@ -18,7 +18,7 @@ import numpy as np
 from ...atomic import replace_with
 from ...errors import DataError, one_line
 from ...progress import Progress
-from . import media
+from . import frame_features, media
 
 
 # Bytes of a video's id kept in its cache file's name: the hash after it tells ids apart, and a name (with
@@ -52,7 +52,7 @@ def cached_features(path: Path, video: Path) -> dict | None:
 def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: float) -> str | None:
     """Extract one video into its cache file; return None, or the reason it was skipped."""
     try:
-        features = media.video_features(video, backend, fps, max_seconds)
+        features = frame_features.video_features(video, backend, fps, max_seconds)
     except media.VideoError as e:
         return str(e)
     except Exception as e:     # a feature library choking on one odd file must not end the whole run
