@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..data import load_dataset
 from ..data.conditions import condition_of
@@ -25,7 +26,7 @@ from ..models.atsuko import ATSUKO_FAMILY
 from ..models.atsuko.modalities import BATCH_KEY, MODALITIES, MODALITY_WEIGHT_COLUMNS
 from ..progress import Progress, to_stderr
 from ..results import ok_records, read_records
-from ..training.trainer import evaluate
+from ..training.trainer import SplitEval
 from .runs import LoadedRun, _cat, _config_apart_from, forward_split, trace_columns
 
 
@@ -60,31 +61,50 @@ def _weights_test_split(run: LoadedRun, feature_path=None) -> tuple:
     return other.test, other.spec.source
 
 
-def _weights_on(run: LoadedRun, test, data: str, on_batch=None) -> pd.DataFrame:
+def _weights_on(run: LoadedRun, test, data: str, on_batch=None, outputs: list[dict] | None = None) -> pd.DataFrame:
+    """The weights table of `test` from `outputs`, `forward_split`'s over it (explain's tables pass, when they read
+    the same split), else from a pass of its own."""
     from ..api import predictions_frame
-    # The trainer's own pass, as predictions_test.csv was written from: the same columns, the same numbers.
-    tested = evaluate(run.model, test, run.record["dataset"], run.eval_batch_size, collect=True, on_batch=on_batch)
-    table = predictions_frame(tested, run.data.spec.task)
+    if outputs is None:
+        outputs = forward_split(run, test, on_batch=on_batch)
+    table = predictions_frame(_as_evaluated(outputs, test), run.data.spec.task)
     table = table[["id", "label", "pred", *MODALITY_WEIGHT_COLUMNS.values()]]
     return table.assign(**trace_columns(run.record, data))
+
+
+def _as_evaluated(outputs: list[dict], split) -> SplitEval:
+    """`forward_split`'s outputs as the trainer's `evaluate(collect=True)` gives them (its per-sample fields; no
+    metrics), the input of `predictions_frame`, which wrote predictions_test.csv. The same forward in eval mode
+    under no_grad on the same batches (eval_batch_size, file order) in fp32 (evaluate's default, which explain
+    used), so the same numbers to the bit; the test holds them to predictions_test.csv's text."""
+    export = {}
+    for out in outputs:
+        for key, value in out["export"].items():
+            export.setdefault(key, []).append(value.float())
+    return SplitEval({}, _cat(outputs, "pred"), torch.cat([out["batch"]["label"] for out in outputs]).cpu().numpy(),
+                     list(split.ids), {key: torch.cat(values).cpu().numpy() for key, values in export.items()})
 
 
 def explain_run(run: LoadedRun, samples: int = 10, partner: LoadedRun | None = None, feature_path=None,
                 progress: bool = True) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """(`explain_tables`, `modality_weights_table`) of `run`, every number computed before a file is written.
 
-    Their passes over test splits (this run's, the partner's, the weights'; each took 28 s at SIMS's real size
-    with the default config on one thread of a busy CPU, and MOSEI's test split is ten times SIMS's) count
-    their batches: tqdm's bar on a terminal, elsewhere (a log file, a pipe) a line on stderr each tenth of
-    them, as robustness's. A bad `feature_path` fails before the first pass."""
+    One pass over the run's test split feeds both (`_as_evaluated`: the weights are its forward's, the trainer's
+    `evaluate`'s numbers to the bit); the partner's test split is a pass of its own, and `feature_path`'s too. Each took 28 s at SIMS's real size with the default config on one
+    thread of a busy CPU, and MOSEI's test split is ten times SIMS's. They count their batches: tqdm's bar on a
+    terminal, elsewhere (a log file, a pipe) a line on stderr each tenth of them, as robustness's. A bad
+    `feature_path` fails before the first pass."""
+    _chosen_count(samples, run.data.test)                     # a bad --samples fails before the first pass too
     weights_test, weights_data = _weights_test_split(run, feature_path)
     passes = [(run, run.data.test), *([(partner, partner.data.test)] if partner is not None else []),
-              (run, weights_test)]
+              *([(run, weights_test)] if feature_path is not None else [])]
     batches = sum(math.ceil(len(split) / of.eval_batch_size) for of, split in passes)
     meter = Progress(batches, to_stderr, what="test batches", unit="batch", desc=f"explain {run.run_id}",
                      quiet=not progress)
-    tables = explain_tables(run, samples, partner, on_batch=meter.update)
-    weights = _weights_on(run, weights_test, weights_data, on_batch=meter.update)
+    outputs = _tables_pass(run, on_batch=meter.update)
+    tables = explain_tables(run, samples, partner, on_batch=meter.update, outputs=outputs)
+    weights = _weights_on(run, weights_test, weights_data, on_batch=meter.update,
+                          outputs=outputs if feature_path is None else None)
     meter.close()
     return tables, weights
 
@@ -103,22 +123,30 @@ def find_partner_without_mcm(results, run: LoadedRun) -> str | None:
     return partners[-1]["run_id"] if partners else None
 
 
+def _tables_pass(run: LoadedRun, on_batch=None) -> list[dict]:
+    """`forward_split` over the run's test split with what `explain_tables` reads: the spectra (SBN runs) and the
+    loss terms' q (MCM runs)."""
+    require_atsuko(run)
+    return forward_split(run, run.data.test, return_spectral=run.model.use_sbn, with_loss=run.model.use_mcm,
+                         on_batch=on_batch)
+
+
 def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None = None,
-                   on_batch=None) -> dict[str, pd.DataFrame]:
+                   on_batch=None, outputs: list[dict] | None = None) -> dict[str, pd.DataFrame]:
     """Atsuko's interpretability outputs (docs/atsuko.md §13) as tables, one per figure.
 
     Keys: spectral_energy, band_components (first chosen sample), band_weights (test mean and
     the chosen samples), modality_weights_mcm (chosen samples, with and without the MCM when
     `partner` is given; each row names its run), mcm_target (q next to w; MCM runs only), modality_weight_distribution
     (every test sample). The chosen samples are the first `samples` test samples in file order. `on_batch()` is
-    called after each batch of its passes over the test split (the run's, then the partner's).
+    called after each batch of its passes over the test split (the run's, unless `outputs` are given: that pass's,
+    `_tables_pass`; then the partner's).
     """
     require_atsuko(run)
     model, test = run.model, run.data.test
-    if samples < 1:
-        raise UsageError("--samples must be at least 1")
-    samples = min(samples, len(test))
-    outputs = forward_split(run, test, return_spectral=model.use_sbn, with_loss=model.use_mcm, on_batch=on_batch)
+    samples = _chosen_count(samples, test)
+    if outputs is None:
+        outputs = _tables_pass(run, on_batch)
     ids = list(test.ids)
     weights = _cat(outputs, "modality_weights")                       # (N, 3), L V A
     tables = {}
@@ -178,6 +206,13 @@ def explain_tables(run: LoadedRun, samples: int = 10, partner: LoadedRun | None 
         trace = pd.DataFrame([trace_columns(records[run_id]) for run_id in run_ids], index=table.index)
         tables[name] = pd.concat([table, trace], axis=1)
     return tables
+
+
+def _chosen_count(samples: int, test) -> int:
+    """How many samples the per-sample tables show: `samples`, at most the test split's size."""
+    if samples < 1:
+        raise UsageError("--samples must be at least 1")
+    return min(samples, len(test))
 
 
 def _weight_columns(values, columns=WEIGHT_COLUMN_OF) -> dict:
