@@ -218,6 +218,39 @@ def test_tsne_one_panel_per_variant(results, tmp_path):
     assert set(table.label_class) <= {"negative", "neutral", "positive"}
 
 
+def test_each_command_names_the_code_that_made_its_figures(results, tmp_path, capsys):
+    """A CSV row's `code` is the code its run trained with; the analysis may run on other code, and
+    robustness_<id>.json, tsne_<id>.json and explain's explain.json name it (the checkout's HEAD, as a run record
+    does), with the command and its options. The runs here are made to have trained on another commit."""
+    import json
+    import shutil
+    from mmsa_atsuko.cli import main
+    out, full, no_mcm = results
+    store = tmp_path / "store"
+    shutil.copytree(out, store)
+    other_code = "abcdef0123" * 4
+    lines = [json.loads(line) for line in (store / "runs.jsonl").read_text().splitlines()]
+    (store / "runs.jsonl").write_text("".join(json.dumps({**r, "git_commit": other_code}) + "\n" for r in lines))
+    figures = tmp_path / "figures"
+    commands = {"robustness": (["--run", full["run_id"]], figures, f"robustness_{full['run_id']}"),
+                "tsne": (["-d", "sims", "--tsne-seed", "3"], figures, f"tsne_{full['run_id']}"),
+                "explain": (["--run", full["run_id"], "--samples", "2"], figures / "explain", "explain")}
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    for command, (options, folder, name) in commands.items():
+        assert main([command, *options, "--results", str(store), "--out", str(folder)]) == 0, capsys.readouterr().err
+        made_by = json.loads((folder / f"{name}.json").read_text())
+        assert made_by["command"] == command and made_by["package_version"] == mmsa_atsuko.__version__
+        assert (made_by["options"]["results"], made_by["options"]["out"]) == (str(store), str(folder))
+        if head.returncode == 0:           # a checkout: its HEAD, '+dirty' when it has local changes
+            assert made_by["git_commit"] in (head.stdout.strip(), head.stdout.strip() + "+dirty"), made_by
+            assert not made_by["git_commit"].startswith(other_code)
+        if command != "explain":
+            assert set(pd.read_csv(folder / f"{name}.csv").code) == {other_code[:10]}     # the runs' own code
+    assert made_by["options"]["samples"] == 2
+    assert set(pd.read_csv(figures / "explain" / "modality_weights.csv").code) == {other_code[:10]}
+    assert json.loads((figures / f"tsne_{full['run_id']}.json").read_text())["options"]["tsne_seed"] == 3
+
+
 def test_bad_input_is_one_line_and_non_zero(results, tmp_path):
     out, full, _ = results
     unknown = run_cli("explain", "--run", "no-such-run", "--results", str(out))

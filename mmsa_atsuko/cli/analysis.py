@@ -28,7 +28,20 @@ def write_figures(files: dict, out) -> None:
         print(f"wrote {path}")
 
 
+def provenance(command: str, args) -> bytes:
+    """The JSON beside a command's figures (`<name>.json`; explain: `explain.json` in its folder): the command, its
+    options as parsed, and the code that made the figures, named as a run record names a run's (`git_commit`, the
+    one home `code_version.git_commit`, read here before any work; `package_version`). Each CSV row names the code
+    its run trained with (`code`); the analysis may run on other code, and this says which."""
+    import json
+    from ..code_version import git_commit
+    from ..version import __version__
+    return json.dumps({"command": command, "options": vars(args), "git_commit": git_commit(),
+                       "package_version": __version__}, indent=1, sort_keys=True).encode() + b"\n"
+
+
 WEIGHTS_CSV = "modality_weights.csv"
+EXPLAIN_JSON = "explain.json"
 
 
 def explain_parser() -> argparse.ArgumentParser:
@@ -65,11 +78,13 @@ def cmd_explain(argv) -> int:
         raise UsageError(f"explain reads Atsuko's routers; -m {args.model} is not atsuko")
     pyplot()                                        # fail on a missing matplotlib before any work
     check_figures_folder(args)
+    made_by = provenance("explain", args)
     cache = {}
     run = load_run(args.results, args.run, args.checkpoint, data_cache=cache)
     require_atsuko(run)
     out = args.out or analysis_dir(args.results) / f"explain_{check_run_id(run.run_id)}"   # one folder per run
-    check_figures_folder(args, [f for name in EXPLAIN_FIGURES for f in figure_names(name)] + [WEIGHTS_CSV], out)
+    check_figures_folder(args, [f for name in EXPLAIN_FIGURES for f in figure_names(name)] + [WEIGHTS_CSV, EXPLAIN_JSON],
+                         out)
     if args.dataset and args.dataset != run.record["dataset"]:
         raise UsageError(f"run {run.run_id} is on {run.record['dataset']}, not {args.dataset}")
     # -m is a claim about the run, as -d is: `-m atsuko_sbn` on a full Atsuko run drew the full model's figures.
@@ -87,6 +102,7 @@ def cmd_explain(argv) -> int:
     files = explain_files(tables, where, run.synthetic)
     # predictions_test.csv's columns and digits: id, label, pred, modality_weight_L/V/A, then run_id, data, code.
     files[WEIGHTS_CSV] = weights.to_csv(index=False, float_format=PREDICTIONS_FLOAT_FORMAT)
+    files[EXPLAIN_JSON] = made_by
     write_figures(files, out)
     if run.model.use_mcm and partner is None:
         print("note: no run of the same data and seed without the MCM; modality weights shown for this run only")
@@ -117,7 +133,8 @@ def cmd_robustness(argv) -> int:
     refuse_a_file_as_results(args.results)     # before the run id names the figures: the store file is said first
     # Named by its first run, so the figures of other runs sit beside it in <results>/analysis.
     name = f"robustness_{check_run_id(args.run[0], UsageError)}"     # typed: exit 2, as explain's unknown id
-    check_figures_folder(args, figure_names(name))
+    check_figures_folder(args, [*figure_names(name), f"{name}.json"])
+    made_by = provenance("robustness", args)
     cache, tables, runs = {}, [], []
     for run_id in args.run:
         run = load_run(args.results, run_id, data_cache=cache)
@@ -131,7 +148,7 @@ def cmd_robustness(argv) -> int:
     table = pd.concat(tables, ignore_index=True)
     metric = headline_metric(runs[0].record["dataset"])
     fig = plot_robustness(table, metric, any(r.synthetic for r in runs), lower_is_better(metric))
-    write_figures(figure_files(fig, table, name), args.out or analysis_dir(args.results))
+    write_figures({**figure_files(fig, table, name), f"{name}.json": made_by}, args.out or analysis_dir(args.results))
     return 0
 
 
@@ -162,7 +179,8 @@ def cmd_tsne(argv) -> int:
     # Named by a run of the panel (the fullest variant: panels come in VARIANT_ORDER), so the figures of
     # other runs (another seed, aligned) sit beside these instead of overwriting them.
     name = f"tsne_{check_run_id(list(variants.values())[-1])}"
-    check_figures_folder(args, figure_names(name))
+    check_figures_folder(args, [*figure_names(name), f"{name}.json"])
+    made_by = provenance("tsne", args)
     cache = {}
     runs = {variant: load_run(args.results, run_id, data_cache=cache) for variant, run_id in variants.items()}
     # Panels are picked from runs.jsonl (the latest run of each variant): -d sims alone drew a 2-epoch run's panel
@@ -175,7 +193,7 @@ def cmd_tsne(argv) -> int:
     first = next(iter(runs.values())).record
     where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}, seed {first['seed']}"   # one seed: ablation_runs
     fig = plot_tsne(table, where, any(r.synthetic for r in runs.values()))
-    write_figures(figure_files(fig, table, name), args.out or analysis_dir(args.results))
+    write_figures({**figure_files(fig, table, name), f"{name}.json": made_by}, args.out or analysis_dir(args.results))
     return 0
 
 
