@@ -90,10 +90,10 @@ def explain_run(run: LoadedRun, samples: int = 10, partner: LoadedRun | None = N
     """(`explain_tables`, `modality_weights_table`) of `run`, every number computed before a file is written.
 
     One pass over the run's test split feeds both (`_as_evaluated`: the weights are its forward's, the trainer's
-    `evaluate`'s numbers to the bit); the partner's test split is a pass of its own, and `feature_path`'s too. Each took 28 s at SIMS's real size with the default config on one
-    thread of a busy CPU, and MOSEI's test split is ten times SIMS's. They count their batches: tqdm's bar on a
-    terminal, elsewhere (a log file, a pipe) a line on stderr each tenth of them, as robustness's. A bad
-    `feature_path` fails before the first pass."""
+    `evaluate`'s numbers to the bit); the partner's test split is a pass of its own, and `feature_path`'s too.
+    Each took 28 s at SIMS's real size with the default config on one thread of a busy CPU, and MOSEI's test
+    split is ten times SIMS's. They count their batches: tqdm's bar on a terminal, elsewhere (a log file, a pipe)
+    a line on stderr each tenth of them, as robustness's. A bad `feature_path` fails before the first pass."""
     _chosen_count(samples, run.data.test)                     # a bad --samples fails before the first pass too
     weights_test, weights_data = _weights_test_split(run, feature_path)
     passes = [(run, run.data.test), *([(partner, partner.data.test)] if partner is not None else []),
