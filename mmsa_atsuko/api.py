@@ -215,11 +215,7 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
             if previous.get("status") == "ok":
                 ran = ran_at_other_precision(previous, precision)
                 changed = source_changes(previous.get("model_source"), job.model)   # a model of your own edited since
-                how = (f", which ran at {ran}, not the {precision} asked (precision is not part of a run's identity: "
-                       f"--rerun trains it at {precision} in its place, or give another --out)" if ran
-                       else f", but {'; '.join(changed)} (the code is not part of a run's identity: --rerun trains "
-                            f"it with the code as it is now)" if changed
-                       else " (--rerun trains it again)")
+                how = _skip_reason(ran, changed, precision)
                 echo(f"skip {job.model} {spec.name}{' aligned' if spec.aligned else ''}{condition_label(spec)} seed {seed}: recorded as "
                      f"{previous.get('run_id')}{how}")
                 job_records.append(previous)
@@ -234,6 +230,22 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
             append_mmsa_csv(Path(out), job_records, echo=echo, told=told)
         records += job_records
     return records
+
+
+def _skip_reason(ran: str | None, changed: list[str], precision: str) -> str:
+    """The skip line's tail: what differs from the recorded seed, both where both do (neither the precision nor
+    the code of a model of your own is part of a run's identity, so either alone skipped it as the same run)."""
+    if ran and changed:
+        return (f", which ran at {ran}, not the {precision} asked, and {'; '.join(changed)} (neither precision nor "
+                f"the code is part of a run's identity: --rerun trains it at {precision} with the code as it is now, "
+                f"in its place, or give another --out)")
+    if ran:
+        return (f", which ran at {ran}, not the {precision} asked (precision is not part of a run's identity: "
+                f"--rerun trains it at {precision} in its place, or give another --out)")
+    if changed:
+        return (f", but {'; '.join(changed)} (the code is not part of a run's identity: --rerun trains it with the "
+                f"code as it is now)")
+    return " (--rerun trains it again)"
 
 
 def new_run_id(model: str, dataset: str, aligned: bool, seed: int, stamp: datetime | None = None) -> str:

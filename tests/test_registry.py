@@ -622,3 +622,28 @@ def test_a_seed_recorded_before_its_model_file_changed_is_skipped_saying_so(own_
     assert main(train_args(out, "--models", str(folder))) == 0
     assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("skip")] == [
         f"skip latefuse mosi seed 1111: recorded as {record['run_id']} (--rerun trains it again)"]
+
+
+def test_a_skipped_seed_at_another_precision_and_of_changed_code_says_both(own_models, tmp_path, capsys):
+    """A seed recorded at fp32 whose model file changed since, asked at bf16: the skip line named the precision
+    alone, so the edit went unsaid (and --rerun's promise read as of precision only)."""
+    import hashlib
+    import json
+
+    from mmsa_atsuko.cli import main
+    folder, forget = own_models
+    out = tmp_path / "results"
+    assert main(train_args(out, "--models", str(folder))) == 0, capsys.readouterr().err
+    (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    before = hashlib.sha256((folder / "latefuse.py").read_bytes()).hexdigest()
+    (folder / "latefuse.py").write_text((folder / "latefuse.py").read_text() + "\nSCALE = 2\n")
+    after = hashlib.sha256((folder / "latefuse.py").read_bytes()).hexdigest()
+    forget()
+    capsys.readouterr()
+    assert main(train_args(out, "--models", str(folder), "--precision", "bf16")) == 0
+    skips = [line for line in capsys.readouterr().out.splitlines() if line.startswith("skip")]
+    assert skips == [f"skip latefuse mosi seed 1111: recorded as {record['run_id']}, which ran at fp32, not the bf16 "
+                     f"asked, and {folder / 'latefuse.py'} changed since the run was trained (sha256 {before[:12]} "
+                     f"then, {after[:12]} now) (neither precision nor the code is part of a run's identity: --rerun "
+                     f"trains it at bf16 with the code as it is now, in its place, or give another --out)"]
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 1          # skipped all the same
