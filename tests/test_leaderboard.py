@@ -483,6 +483,35 @@ def test_compare_prints_a_table_with_the_difference_and_welch_ci(tmp_path, capsy
     assert out[-1] == f"wrote {tmp_path / 'comparison_atsuko_mosi-synthetic.csv'}"
 
 
+def test_compare_says_which_side_trained_at_a_preset(tmp_path, capsys):
+    """The leaderboard notes rows trained at --preset small; compare's header said nothing, so a comparison of two
+    plumbing checks (each model's own small budget) read as one of the models."""
+    from mmsa_atsuko.cli import main
+
+    def at(preset, rec):
+        rec["preset"] = preset
+        return rec
+    for seed in (1, 2):
+        append_record(tmp_path, at("small", record("atsuko", seed, {"MAE": 0.6 + seed / 10})))
+        append_record(tmp_path, at("small", record("lmf", seed, {"MAE": 0.8 + seed / 10})))
+        append_record(tmp_path, at(None, record("tfn", seed, {"MAE": 0.9 + seed / 10})))
+    assert main(["compare", "-m", "atsuko", "--against", "lmf", "tfn", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    heads = [i for i, line in enumerate(out) if line.startswith("atsuko (n=2) vs ")]
+    assert [out[i].split(",")[0] for i in heads] == ["atsuko (n=2) vs lmf (n=2)", "atsuko (n=2) vs tfn (n=2)"]
+    assert [out[i + 1] for i in heads] == [
+        "trained at --preset small in every row (each model's own preset block, not its full config)",
+        "trained at --preset small: atsuko; the full config: tfn"]
+    df = pd.read_csv(tmp_path / "comparison_atsuko_mosi-synthetic.csv")
+    assert set(df[df.baseline == "tfn"].preset_note) == {"trained at --preset small: atsuko; the full config: tfn"}
+    for seed in (1, 2):                                # no preset anywhere: no line, as the leaderboard has no note
+        append_record(tmp_path, at(None, record("atsuko", seed, {"MAE": 0.6})))
+    assert main(["compare", "-m", "atsuko", "--against", "tfn", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    (head,) = [i for i, line in enumerate(out) if line.startswith("atsuko (n=2) vs tfn")]
+    assert out[head + 1].split()[0] == "metric"
+
+
 def test_rows_over_different_seeds_are_noted():
     from mmsa_atsuko.leaderboard import build_tables
     same = [record(m, s, {"MAE": 0.5 + s / 100}) for m in ("tfn", "lmf") for s in (1111, 1112, 1113)]

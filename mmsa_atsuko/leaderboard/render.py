@@ -194,6 +194,7 @@ def render_comparison(rows: list[dict]) -> str:
         parts.append(f"{dataset}, {'aligned' if aligned else 'unaligned'}: {kind} ({data})\n"
                      f"{model} (n={n_model}) vs {baseline} (n={n_base}), test metrics of each run's best-valid epoch; {units}; difference = {model} - {baseline}, "
                      f"with its Welch 95% CI and p (two-sided)\n"
+                     + (f"{block[0]['preset_note']}\n" if block[0].get("preset_note") else "")
                      + _fixed_width(["metric", model, baseline, "difference", "95% CI", "p"], lines))
     return "\n\n".join(parts)
 
