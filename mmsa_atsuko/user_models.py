@@ -93,21 +93,27 @@ def source_changes(recorded: dict | None, name: str) -> list[str]:
     """How the code of model `name` imported now differs from `recorded`, a run's `model_source`: one
     phrase per file changed, new or gone, naming it. [] for the toolkit's models (git_commit covers them)
     and for a run that recorded no source; a record without 'files' compares its model file alone."""
+    changes = []
+    for path, old, new in changed_files(recorded, name):
+        if old is None:
+            changes.append(f"{path} is new since the run was trained")
+        elif new is None:
+            changes.append(f"{path}, imported when the run was trained, is gone")
+        else:
+            changes.append(f"{path} changed since the run was trained (sha256 {old[:12]} then, {new[:12]} now)")
+    return changes
+
+
+def changed_files(recorded: dict | None, name: str) -> list[tuple[Path, str | None, str | None]]:
+    """`source_changes` as (path, sha256 then, sha256 now) per file, None where it was not or is not imported:
+    for a line over many records (a sweep's plan), which names each file once, not each record's digests."""
     now = model_source(name)
     if not recorded or now is None:
         return []
     folder = Path(now["path"]).parent
     then = recorded.get("files") or {Path(recorded["path"]).name: recorded["sha256"]}
-    changes = []
-    for key in sorted(set(then) | set(now["files"])):
-        old, new, path = then.get(key), now["files"].get(key), folder / key
-        if old is None:
-            changes.append(f"{path} is new since the run was trained")
-        elif new is None:
-            changes.append(f"{path}, imported when the run was trained, is gone")
-        elif old != new:
-            changes.append(f"{path} changed since the run was trained (sha256 {old[:12]} then, {new[:12]} now)")
-    return changes
+    return [(folder / key, then.get(key), now["files"].get(key)) for key in sorted(set(then) | set(now["files"]))
+            if then.get(key) != now["files"].get(key)]
 
 
 def _relative(path: Path, folder: Path) -> str:

@@ -647,3 +647,29 @@ def test_a_skipped_seed_at_another_precision_and_of_changed_code_says_both(own_m
                      f"then, {after[:12]} now) (neither precision nor the code is part of a run's identity: --rerun "
                      f"trains it at bf16 with the code as it is now, in its place, or give another --out)"]
     assert len((out / "runs.jsonl").read_text().splitlines()) == 1          # skipped all the same
+
+
+def test_a_sweep_plan_says_how_many_recorded_seeds_ran_on_other_code_of_ones_own_model(own_models, tmp_path, capsys):
+    """The sweep (and run.py --jobs N, which plans as it does) counted a seed recorded before an edit to one's own
+    model as 'already recorded', as for unchanged code, and trained nothing: the table kept the old code's numbers."""
+    from mmsa_atsuko.cli import main
+    folder, forget = own_models
+    out = tmp_path / "results"
+    assert main(train_args(out, "--models", str(folder), seeds=("1111", "1112"))) == 0, capsys.readouterr().err
+    (folder / "latefuse.py").write_text((folder / "latefuse.py").read_text() + "\nSCALE = 2\n")
+    (folder / "latehelp.py").write_text("OFFSET = 0\n")          # a helper beside it, imported by discovery
+    forget()
+    capsys.readouterr()
+    said = (f"2 already recorded (2 trained with other code of a model of yours: {folder / 'latefuse.py'} changed, "
+            f"{folder / 'latehelp.py'} new since; the code is not part of a run's identity, so they are skipped: give "
+            f"another --out, or run.py --rerun in process, to train them with the code as it is now), ")
+    sweep = ["sweep", "-m", "latefuse", "-d", "mosi", "--synthetic", "--preset", "small", "-s", "1111", "1112",
+             "--max-epochs", "1", "--models", str(folder), "--out", str(out)]
+    assert main([*sweep, "--dry-run"]) == 0
+    (plan_line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sweep: ")]
+    assert said in plan_line, plan_line
+    forget()
+    assert main(train_args(out, "--models", str(folder), "--jobs", "2", seeds=("1111", "1112"))) == 0
+    (plan_line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sweep: ")]
+    assert said in plan_line, plan_line
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 2          # skipped all the same

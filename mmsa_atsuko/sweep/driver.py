@@ -256,6 +256,17 @@ def _other_precision(sweep_plan: Plan) -> str:
             f"for {asked} runs)")
 
 
+def _other_code(sweep_plan: Plan) -> str:
+    """What the plan line says of recorded runs trained with other code of a model of your own: they are skipped as
+    the same runs (the code is not part of a run's identity), and a sweep trains no recorded run again."""
+    if not sweep_plan.other_code:
+        return ""
+    files = ", ".join(f"{path} {what}" for path, what in sweep_plan.code_changes.items())
+    return (f" ({sweep_plan.other_code} trained with other code of a model of yours: {files} since; the code is not "
+            f"part of a run's identity, so they are skipped: give another --out, or run.py --rerun in process, to "
+            f"train them with the code as it is now)")
+
+
 def _plan_line(sweep_plan: Plan, retry_failed: bool) -> str:
     # A setting is all a run is but its seed: model, dataset, layout, data recipe, config, condition.
     n_settings = len({run.setting.cache_key() for run in sweep_plan.runs})
@@ -264,7 +275,7 @@ def _plan_line(sweep_plan: Plan, retry_failed: bool) -> str:
     missing = f" and {len(held_up)} more ({_count(held_settings, 'setting')}) whose data is missing" if held_up else ""
     head = (f"sweep: {_count(len(sweep_plan.runs), 'run')} ({_count(n_settings, 'setting')} of model, data and "
             f"config, x seeds){missing}: "
-            f"{sweep_plan.done} already recorded{_other_precision(sweep_plan)}, ")
+            f"{sweep_plan.done} already recorded{_other_precision(sweep_plan)}{_other_code(sweep_plan)}, ")
     if retry_failed:
         return head + f"{sweep_plan.retried} failed before and retried, "
     return head + f"{sweep_plan.failed_skipped} failed before and skipped (--retry-failed reruns them), "

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..config import config_hash
 from ..errors import DataError, MissingDataError, UsageError
 from ..results import latest_by_identity, ran_at_other_precision, read_records, run_identity
+from ..user_models import changed_files
 from .sweep_file import Setting
 
 if TYPE_CHECKING:
@@ -72,6 +73,10 @@ class Plan:
     # Of `done`, those recorded at another precision than the one asked: precision -> count
     # (`results.ran_at_other_precision`: not part of a run's identity, so skipped all the same).
     other_precision: dict[str, int] = field(default_factory=dict)
+    # Of `done`, those trained with other code of a model of your own (`user_models.changed_files`: the code is not
+    # part of a run's identity either): how many, and each file changed, new or gone since -> which of the three.
+    other_code: int = 0
+    code_changes: dict[str, str] = field(default_factory=dict)
 
 
 # Prepared jobs, grouped by data file. A process leaving one data file for another drops the
@@ -132,7 +137,7 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
     else:
         release()
     recorded = latest_by_identity(read_records(Path(out)))
-    todo, done, failed_skipped, retried, other_precision = [], 0, 0, 0, {}
+    todo, done, failed_skipped, retried, other_precision, other_code, code_changes = [], 0, 0, 0, {}, 0, {}
     for run in runs:
         status = recorded.get(run.identity, {}).get("status")
         if status == "ok":
@@ -140,12 +145,16 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
             ran = ran_at_other_precision(recorded[run.identity], precision)
             if ran:
                 other_precision[ran] = other_precision.get(ran, 0) + 1
+            changes = changed_files(recorded[run.identity].get("model_source"), run.setting.model)
+            other_code += bool(changes)
+            for path, old, new in changes:
+                code_changes[str(path)] = "new" if old is None else "gone" if new is None else "changed"
         elif status is not None and not retry_failed:
             failed_skipped += 1
         else:
             retried += status is not None
             todo.append(run)
-    return Plan(runs, todo, done, failed_skipped, retried, missing, other_precision)
+    return Plan(runs, todo, done, failed_skipped, retried, missing, other_precision, other_code, code_changes)
 
 
 def missing_data_error(sweep_plan: Plan) -> DataError:
