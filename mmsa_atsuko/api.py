@@ -27,7 +27,7 @@ from .config import config_hash, load_config, parse_overrides, save_config
 from .data import load_dataset, resolve_feature_path
 from .data.conditions import PLAIN, check_model_allows
 from .data.synthetic import check_synthetic_request, ensure_synthetic
-from .data.synthetic_stress import check_recipe_request, split_condition
+from .data.synthetic_stress import check_data_options, check_recipe_request, split_condition
 from .errors import UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.atsuko.diagnostics import routing_summary
@@ -133,7 +133,7 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
 
 
 def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, data_root=None,
-        feature_path=None, synthetic=False, synthetic_size="small", synthetic_recipe="standard",
+        feature_path=None, synthetic=False, synthetic_size=None, synthetic_recipe="standard",
         preset=None, device="auto",
         max_epochs=None, out="results", quiet=False, rerun=False, save_checkpoint="best", resume=False,
         tensorboard=False, threads=None, precision="fp32", deterministic=True, conditions=(PLAIN,),
@@ -154,6 +154,8 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     training into `out` stops this call in one line before it trains, and one started meanwhile stops itself
     (`results.writers`): beside each other both trained a run neither had recorded; other `run` calls share `out`.
     `conditions` (`data.conditions.conditions(...)`) runs every model under each protocol condition.
+    `synthetic_size` (small, the default, or full) sizes `synthetic` data only, and `data_root` and `feature_path`
+    name real data only: given the other way, each is one UsageError (`check_data_options`), not ignored.
     """
     models = [m.lower() for m in ([models] if isinstance(models, str) else models)]       # names are case-insensitive
     datasets = [d.lower() for d in ([datasets] if isinstance(datasets, str) else datasets)]
@@ -161,12 +163,10 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     seeds = check_seeds(seeds)
     if not seeds:
         raise UsageError("no seeds given")
-    if synthetic_size not in ("small", "full"):
+    if synthetic_size not in (None, "small", "full"):
         raise UsageError(f"synthetic size must be small or full, got {synthetic_size!r}")
+    synthetic_size = check_data_options(synthetic, synthetic_size, data_root, feature_path)   # None: small
     check_recipe_request(synthetic_recipe, synthetic)
-    if synthetic and feature_path is not None:
-        raise UsageError("--synthetic generates its own data file; drop --feature-path, or drop --synthetic "
-                         "to train on that file")
     if feature_path is not None and len(datasets) > 1:
         raise UsageError("--feature-path names one file, so give exactly one dataset")
     check_save_checkpoint(save_checkpoint)

@@ -254,6 +254,43 @@ def test_a_data_option_that_synthetic_data_would_ignore_is_one_line(tmp_path, ca
                      "--quiet", "--out", str(tmp_path / "out")]) == 0
 
 
+def test_the_sweep_and_api_run_refuse_a_data_option_synthetic_data_would_ignore(tmp_path, capsys, monkeypatch):
+    """run.py refused these; the sweep (options or its file's keys) and mmsa_atsuko.run(...) planned or trained
+    without a word: on the cache's small synthetic file whatever --data-root said, on the real file whatever
+    --synthetic-size said."""
+    import mmsa_atsuko
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.errors import UsageError
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    data, out = str(tmp_path / "data"), tmp_path / "out"
+    sweep_file = tmp_path / "s.yaml"
+    size_line = ("--synthetic-size full sizes generated data: add --synthetic, or drop --synthetic-size to train on "
+                 "the feature files")
+    root_line = ("--synthetic generates its own data files (in the cache, $MMSA_ATSUKO_CACHE); drop --data-root, or "
+                 "drop --synthetic to train on the files under it")
+    cases = [
+        ([], ["--synthetic-size", "full"], size_line),
+        ([], ["--synthetic", "--data-root", data], root_line),
+        (["synthetic_size: full"], [], f"{sweep_file}: synthetic_size full sizes generated data: add --synthetic (or "
+                                       f"synthetic: true), or drop synthetic_size to train on the feature files"),
+        (["synthetic: true"], ["--data-root", data], f"{sweep_file}: synthetic generates its own data files (in the "
+         f"cache, $MMSA_ATSUKO_CACHE); drop --data-root, or drop synthetic to train on the files under it"),
+        ([f"data_root: {data}"], ["--synthetic"], f"{sweep_file}: --synthetic generates its own data files (in the "
+         f"cache, $MMSA_ATSUKO_CACHE); drop data_root, or drop --synthetic to train on the files under it"),
+    ]
+    for keys, argv, message in cases:
+        sweep_file.write_text("\n".join([*keys, "experiments:", "  - models: [tfn]", "    datasets: [mosi]"]) + "\n")
+        where = [str(sweep_file)] if keys else ["-m", "tfn", "-d", "mosi"]
+        for dry in ([], ["--dry-run"]):
+            code = main(["sweep", *where, *argv, *dry, "-s", "1", "--preset", "small", "--out", str(out)])
+            assert (code, capsys.readouterr().err) == (2, f"error: {message}\n"), (keys, argv, dry)
+    for kwargs, message in (({"synthetic_size": "full"}, size_line), ({"synthetic": True, "data_root": data}, root_line)):
+        with pytest.raises(UsageError) as error:
+            mmsa_atsuko.run("tfn", "mosi", seeds=[1], preset="small", out=out, **kwargs)
+        assert str(error.value) == message
+    assert not (tmp_path / "cache").exists() and not out.exists()
+
+
 def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
     from mmsa_atsuko.cli import main
     (tmp_path / "file").write_text("")

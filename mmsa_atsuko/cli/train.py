@@ -8,7 +8,7 @@ import math
 import shlex
 from pathlib import Path
 
-from ..data.synthetic_stress import RECIPES
+from ..data.synthetic_stress import RECIPES, check_data_options
 from ..errors import UsageError
 from .common import (SYNTHETIC_SIZE_HELP, OneLineParser, add_condition_args, add_hardware_options, add_results_option,
                      add_save_checkpoint, add_synthetic_recipe, condition_list, overview)
@@ -158,18 +158,6 @@ def _mean_std(values) -> str:
     return f"{mean:.4f}±{std:.4f}"
 
 
-def _check_data_options(args) -> None:
-    """Options that say where the data is, against --synthetic: each was ignored without a word (the run trained
-    on the small synthetic file, or on the real one, whatever --synthetic-size or --data-root said)."""
-    if args.synthetic_size is not None and not args.synthetic:
-        raise UsageError(f"--synthetic-size {args.synthetic_size} sizes generated data: add --synthetic, or drop "
-                         f"--synthetic-size to train on the feature files")
-    if args.synthetic and args.data_root is not None:
-        raise UsageError("--synthetic generates its own data files (in the cache, $MMSA_ATSUKO_CACHE); drop "
-                         "--data-root, or drop --synthetic to train on the files under it")
-    args.synthetic_size = args.synthetic_size or "small"
-
-
 def cmd_train(argv) -> int:
     args = train_parser().parse_args(argv)
     from ..api import run, unfinished_runs
@@ -178,7 +166,7 @@ def cmd_train(argv) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     seeds = args.seeds or DEFAULT_SEEDS
-    _check_data_options(args)
+    check_data_options(args.synthetic, args.synthetic_size, args.data_root, args.feature_path)   # before any read
     # To tell appended records from skipped ones; a hand-written line without a string run_id is
     # no run of ours (the store's readers pass over it), so it is passed over here too.
     stored_before = {r.get("run_id") for r in read_records(args.out) if isinstance(r.get("run_id"), str)}

@@ -104,6 +104,26 @@ def check_recipe_request(recipe, synthetic: bool) -> str:
     return name
 
 
+def check_data_options(synthetic: bool, synthetic_size=None, data_root=None, feature_path=None, *, where: str = "",
+                       from_file=()) -> str:
+    """Where a request's data comes from, against `synthetic`, as run.py, the sweep (and its file), tune and
+    `api.run` all check it; the effective synthetic size ('small' where none is given). Each of these was ignored
+    without a word: --synthetic-size without --synthetic trained on the real file, --data-root with it on the
+    cache's synthetic file. `from_file`: the keys a sweep file `where` set, named as its keys, not as options."""
+    def name(key: str) -> str:
+        return key if key in from_file else "--" + key.replace("_", "-")
+    head = f"{where}: " if where else ""
+    synthetic_name = "--synthetic (or synthetic: true)" if where else "--synthetic"
+    if synthetic_size is not None and not synthetic:
+        raise UsageError(f"{head}{name('synthetic_size')} {synthetic_size} sizes generated data: add {synthetic_name}, "
+                         f"or drop {name('synthetic_size')} to train on the feature files")
+    for key, value, kept in (("data_root", data_root, "the files under it"), ("feature_path", feature_path, "that file")):
+        if synthetic and value is not None:
+            raise UsageError(f"{head}{name('synthetic')} generates its own data files (in the cache, "
+                             f"$MMSA_ATSUKO_CACHE); drop {name(key)}, or drop {name('synthetic')} to train on {kept}")
+    return synthetic_size or "small"
+
+
 def stress_name(recipe: str, standard_name: str) -> str:
     """The recipe name of a stress recipe built on the standard recipe `standard_name`."""
     return standard_name if recipe == STANDARD else f"{recipe}-{STRESS_VERSIONS[recipe]}-{standard_name}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..config import dataset_facts, load_config, parse_overrides, read_yaml
 from ..data.conditions import OPTIONS, PLAIN, Condition, conditions
-from ..data.synthetic_stress import check_recipe
+from ..data.synthetic_stress import check_data_options, check_recipe
 from ..errors import UsageError
 from ..training.seed import DEFAULT_SEEDS, check_seeds
 from ..training.trainer_config import check_trainer_config
@@ -100,9 +100,6 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
     cli_overrides = parse_overrides(config)
     models = [m.lower() for m in models] if models else models
     datasets = [d.lower() for d in datasets] if datasets else datasets
-    if feature_path is not None and synthetic:
-        raise UsageError("--synthetic generates its own data files; drop --feature-path, or drop --synthetic "
-                         "to train on that file")
     if file is None:
         if not models or not datasets:
             raise UsageError("give a sweep file or both -m/--model and -d/--dataset")
@@ -113,6 +110,13 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
         top = read_yaml(Path(file))
         where_file = str(file)
     _check_keys(top, TOP_KEYS, where_file)
+    # Where the data comes from: the command line's options over the file's top-level keys (no experiment sets
+    # them). --synthetic-size without synthetic data, or --data-root with it, was ignored without a word.
+    cli = {"synthetic": synthetic, "synthetic_size": synthetic_size, "data_root": data_root}
+    from_file = {key for key, value in cli.items() if not value and top.get(key) not in (None, False)}
+    check_data_options(bool(synthetic or top.get("synthetic")), synthetic_size or top.get("synthetic_size"),
+                       data_root or top.get("data_root"), feature_path, where=where_file if from_file else "",
+                       from_file=from_file)
     experiments = top.get("experiments")
     if not isinstance(experiments, list) or not experiments:
         raise UsageError(f"{where_file}: 'experiments' must be a non-empty list")
@@ -186,8 +190,6 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
     if any(s.synthetic_recipe != "standard" and not s.synthetic for _, s, _ in out):
         raise UsageError(f"{where_file}: a synthetic recipe other than standard needs synthetic data: add --synthetic "
                          f"(or synthetic: true)")
-    if feature_path is not None and any(s.synthetic for _, s, _ in out):
-        raise UsageError(f"{where_file} asks for synthetic data, which brings its own files; drop --feature-path")
     return out
 
 
