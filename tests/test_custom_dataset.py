@@ -100,6 +100,23 @@ def test_tfn_on_labels_past_its_output_range_is_refused_before_any_folder(own_da
      "dataset 'mydata': sha256 must map a setting of its files (aligned, unaligned) to that file's SHA-256"),
     (("    language: en\n", f"    language: en\n    sha256: {{aligned: {'0' * 64}}}\n"),   # a file it does not have
      "dataset 'mydata': sha256 must map a setting of its files"),
+    # Malformed, real_sizes and real_shapes were taken for absent without a word (config.real_layout: None), so
+    # --synthetic-size full and a download said only that the block gives 'no usable' ones.
+    (("    language: en\n", "    language: en\n    real_sizes: {train: 10, valid: 4}\n"),
+     "dataset 'mydata': real_sizes must give the samples of each split, as real_sizes: {train: 1284, valid: 229, "
+     "test: 686}, got {'train': 10, 'valid': 4}"),
+    (("    language: en\n", "    language: en\n    real_sizes: {train: 10, valid: 4, test: '6'}\n"),
+     "dataset 'mydata': real_sizes must give the samples of each split"),
+    (("    language: en\n", "    language: en\n    real_shapes: {unaligned: {text: [3, 768], audio: [5], "
+                            "vision: [7, 4]}}\n"),
+     "dataset 'mydata': real_shapes must give, for a setting of its files (unaligned), each modality's [padded "
+     "length, feature dimension], as real_shapes: {unaligned: {text: [50, 768], audio: [375, 5], vision: [500, 20]}}, "
+     "got {'unaligned': {'text': [3, 768], 'audio': [5], 'vision': [7, 4]}}"),
+    (("    language: en\n", "    language: en\n    real_shapes: {aligned: {text: [3, 768], audio: [5, 2], "
+                            "vision: [7, 4]}}\n"),                                # a file it does not have
+     "dataset 'mydata': real_shapes must give, for a setting of its files (unaligned)"),
+    (("    language: en\n", "    language: en\n    download: drive\n"),
+     "dataset 'mydata': download must be mmsa-drive (its files are in MMSA's published folder) or absent, got 'drive'"),
 ])
 def test_a_bad_block_is_one_line(own_dataset, change, message, capsys):
     declared, root = own_dataset
@@ -148,3 +165,22 @@ def test_a_bad_config_key_of_your_own_dataset_names_your_file(own_dataset, tmp_p
     err = capsys.readouterr().err
     assert err.startswith(f"error: {declared} mydata.config: unknown config key 'colour'") and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_download_of_a_dataset_of_your_own_without_its_real_layout_says_what_to_write(own_dataset, tmp_path, capsys):
+    """`download: mmsa-drive` on a block of your own without real_sizes/real_shapes: `run.py download mydata` said
+    the block gives 'no usable real_sizes and real_shapes', not what they are, and nothing before it did."""
+    declared, _ = own_dataset
+    declared.write_text(BLOCK.replace("    language: en\n", "    language: en\n    download: mmsa-drive\n"))
+    line = ("error: dataset 'mydata': download: mmsa-drive needs real_sizes and real_shapes of its unaligned file (a "
+            "download's size cap, and without a published sha256 its check, come from them): add real_sizes: {train: "
+            "N, valid: N, test: N} and real_shapes: {unaligned: {text: [L, D], audio: [L, D], vision: [L, D]}} (padded "
+            "length, feature dimension), or remove download: MMSA's folder holds mosi, mosei, sims and simsv2 only\n")
+    for command in (["download", "mydata", "--data-root", str(tmp_path / "root2")], ["list"]):
+        assert main([*command, "--datasets", str(declared)]) == 2
+        assert capsys.readouterr().err == line
+    assert not (tmp_path / "root2").exists()
+    declared.write_text(BLOCK.replace("    language: en\n", "    language: en\n    download: mmsa-drive\n"
+                                      "    real_sizes: {train: 10, valid: 4, test: 6}\n    real_shapes: {unaligned: "
+                                      "{text: [3, 768], audio: [5, 2], vision: [7, 4]}}\n"))
+    assert main(["list", "--datasets", str(declared)]) == 0                  # written so, the block is taken

@@ -35,6 +35,7 @@ DATASET_CHOICES = {"format": ("mmsa", "mintrec"), "task": ("regression", "classi
 TASK_METRICS = {"regression": ("mosi", "sims"), "classification": ("mintrec",)}
 # Facts that only the MIntRec loader reads (data/mintrec/): in an MMSA-format block they would do nothing.
 MINTREC_ONLY = ("num_classes", "label_names", "max_seq_lens", "real_class_counts")
+SPLITS, MODALITY_NAMES = ("train", "valid", "test"), ("text", "audio", "vision")     # of real_sizes, real_shapes
 
 
 def datasets_table(config_dir: Path = CONFIG_DIR) -> dict:
@@ -73,6 +74,7 @@ def _check_dataset(name: str, facts) -> None:
     if not isinstance(files, dict) or not files or set(files) - {"aligned", "unaligned"} \
             or not all(isinstance(v, str) and v for v in files.values()):
         raise UsageError(f"{where}: files must map aligned/unaligned to a path under the data root")
+    _check_real_layout(where, facts)
     if facts["task"] == "regression":
         low_high = facts.get("label_range")
         if not (isinstance(low_high, list) and len(low_high) == 2
@@ -114,6 +116,40 @@ def _check_format(name: str, where: str, facts: dict) -> None:
             and all(isinstance(v, str) and len(v) == 64 and set(v) <= set("0123456789abcdef") for v in sha256.values())):
         raise UsageError(f"{where}: sha256 must map a setting of its files (aligned, unaligned) to that file's "
                          f"SHA-256, 64 lowercase hex digits, got {sha256!r}")
+
+
+def _check_real_layout(where: str, facts: dict) -> None:
+    """`real_sizes` and `real_shapes`, which the synthetic generator copies at --size full and a download is capped
+    and checked by (`real_layout`): malformed, they were taken for absent without a word, and a block of your own
+    with `download: mmsa-drive` learnt of them only from `run.py download`, in a line that said not what to write."""
+    sizes, shapes, settings = facts.get("real_sizes"), facts.get("real_shapes"), sorted(facts["files"])
+    if sizes is not None and not (isinstance(sizes, dict) and set(sizes) == set(SPLITS)
+                                  and all(_count(sizes[split]) for split in SPLITS)):
+        raise UsageError(f"{where}: real_sizes must give the samples of each split, as real_sizes: {{train: 1284, "
+                         f"valid: 229, test: 686}}, got {sizes!r}")
+    if shapes is not None and not (
+            isinstance(shapes, dict) and shapes and set(shapes) <= set(settings)
+            and all(isinstance(by, dict) and set(by) == set(MODALITY_NAMES) and all(
+                isinstance(pair, list) and len(pair) == 2 and all(map(_count, pair)) for pair in by.values())
+                for by in shapes.values())):
+        raise UsageError(f"{where}: real_shapes must give, for a setting of its files ({', '.join(settings)}), each "
+                         f"modality's [padded length, feature dimension], as real_shapes: {{{settings[0]}: {{text: "
+                         f"[50, 768], audio: [375, 5], vision: [500, 20]}}}}, got {shapes!r}")
+    download = facts.get("download")
+    if download is not None and download != "mmsa-drive":
+        raise UsageError(f"{where}: download must be mmsa-drive (its files are in MMSA's published folder) or absent, "
+                         f"got {download!r}")
+    lacking = [s for s in settings if sizes is None or s not in (shapes or {})]
+    if download and lacking:
+        raise UsageError(f"{where}: download: mmsa-drive needs real_sizes and real_shapes of its "
+                         f"{' and '.join(lacking)} file (a download's size cap, and without a published sha256 its "
+                         f"check, come from them): add real_sizes: {{train: N, valid: N, test: N}} and real_shapes: "
+                         f"{{{lacking[0]}: {{text: [L, D], audio: [L, D], vision: [L, D]}}}} (padded length, feature "
+                         f"dimension), or remove download: MMSA's folder holds mosi, mosei, sims and simsv2 only")
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _check_headline(where: str, facts: dict) -> None:
