@@ -21,6 +21,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
+import re
 import sys
 import types
 from pathlib import Path
@@ -37,6 +38,13 @@ _USER_FILES: dict[str, Path] = {}            # module name (mmsa_atsuko_user_mod
 _USER_DIGESTS: dict[Path, str] = {}          # each .py imported from the folders -> its sha256 then (no git knows it)
 _user_done: dict[str, str] = {}              # folder imported -> '' (or the one-line error it gave, raised again)
 _loading: Path | None = None                 # the user's model file being imported now
+
+# A recorded model_source is read back from a store or a model.json, which may come from anywhere: these bound it.
+MAX_RECORDED_FILES = 1000                    # more files than a models folder holds: no record this toolkit wrote
+MAX_RECORDED_PATH = 4096                     # PATH_MAX
+_SHA256_HEX = re.compile("[0-9a-f]{64}")
+UNREADABLE_SOURCE = ("the run's model_source cannot be read (not the path, sha256 and files this toolkit records), "
+                     "so what changed in its code since is unknown")
 
 # What discovery does with a file that fails to import: (module, error, file) -> kept as a baseline's failure.
 KeepFailure = Callable[[str, Exception, Path], None]
@@ -89,10 +97,12 @@ def model_source(name: str) -> dict | None:
             "files": {_relative(path, file.parent): digest for path, digest in sorted(_USER_DIGESTS.items())}}
 
 
-def source_changes(recorded: dict | None, name: str) -> list[str]:
+def source_changes(recorded, name: str) -> list[str]:
     """How the code of model `name` imported now differs from `recorded`, a run's `model_source`: one
-    phrase per file changed, new or gone, naming it. [] for the toolkit's models (git_commit covers them)
-    and for a run that recorded no source; a record without 'files' compares its model file alone."""
+    phrase per file changed, new or gone, naming it; [UNREADABLE_SOURCE] for a record `recorded_files` cannot
+    read. [] for the toolkit's models (git_commit covers them) and for a run that recorded no source."""
+    if recorded is not None and model_source(name) is not None and recorded_files(recorded) is None:
+        return [UNREADABLE_SOURCE]
     changes = []
     for path, old, new in changed_files(recorded, name):
         if old is None:
@@ -104,16 +114,42 @@ def source_changes(recorded: dict | None, name: str) -> list[str]:
     return changes
 
 
-def changed_files(recorded: dict | None, name: str) -> list[tuple[Path, str | None, str | None]]:
+def changed_files(recorded, name: str) -> list[tuple[Path, str | None, str | None]]:
     """`source_changes` as (path, sha256 then, sha256 now) per file, None where it was not or is not imported:
-    for a line over many records (a sweep's plan), which names each file once, not each record's digests."""
+    for a line over many records (a sweep's plan), which names each file once, not each record's digests.
+    [] for a record `recorded_files` cannot read (`source_changes` says so)."""
     now = model_source(name)
-    if not recorded or now is None:
+    if recorded is None or now is None:
+        return []
+    then = recorded_files(recorded)
+    if then is None:
         return []
     folder = Path(now["path"]).parent
-    then = recorded.get("files") or {Path(recorded["path"]).name: recorded["sha256"]}
     return [(folder / key, then.get(key), now["files"].get(key)) for key in sorted(set(then) | set(now["files"]))
             if then.get(key) != now["files"].get(key)]
+
+
+def recorded_files(source) -> dict[str, str] | None:
+    """The files a run's recorded `model_source` names, path -> sha256, as `model_source` writes them (a record
+    from before `files`: its model file alone). None for what is no such record (a hand-edited or downloaded
+    store): not a dict, `path` or `sha256` missing or malformed, or `files` not a dict of 1 to MAX_RECORDED_FILES
+    printable paths to 64 hex digits. The one reader of a recorded source (`source_changes`,
+    `results.user_model_digest`): nothing of an unreadable one is printed."""
+    if not (isinstance(source, dict) and _recorded_path(source.get("path")) and _sha256_hex(source.get("sha256"))):
+        return None
+    files = source.get("files", {Path(source["path"]).name: source["sha256"]})
+    if not (isinstance(files, dict) and 0 < len(files) <= MAX_RECORDED_FILES
+            and all(_recorded_path(path) and _sha256_hex(digest) for path, digest in files.items())):
+        return None
+    return dict(files)
+
+
+def _recorded_path(value) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_RECORDED_PATH and value.isprintable()
+
+
+def _sha256_hex(value) -> bool:
+    return isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None
 
 
 def _relative(path: Path, folder: Path) -> str:

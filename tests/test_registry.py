@@ -673,3 +673,54 @@ def test_a_sweep_plan_says_how_many_recorded_seeds_ran_on_other_code_of_ones_own
     (plan_line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sweep: ")]
     assert said in plan_line, plan_line
     assert len((out / "runs.jsonl").read_text().splitlines()) == 2          # skipped all the same
+
+
+UNREADABLE = "the run's model_source cannot be read (not the path, sha256 and files this toolkit records), so " \
+             "what changed in its code since is unknown"
+
+
+@pytest.mark.parametrize("recorded", [
+    ["latefuse.py"],                                                     # not a dict
+    {"path": "P", "sha256": "a" * 64, "files": ["latefuse.py"]},         # files a list: AttributeError before
+    {"sha256": "a" * 64},                                                # no path: KeyError before
+    {"path": 7, "sha256": "a" * 64},                                     # path not a str: TypeError before
+    {"path": "P", "sha256": "a" * 64, "files": {"latefuse.py": 1}},      # a digest not a str
+    {"path": "P", "sha256": "a" * 64, "files": {"latefuse.py": "abc"}},  # not 64 hex digits
+    {"path": "P", "sha256": "a" * 64, "files": {"latefuse.py\x1b[2J": "a" * 64}},   # a terminal escape in a name
+    {"path": "P", "sha256": "a" * 64, "files": {f"h{i}.py": "a" * 64 for i in range(100_000)}},   # huge
+])
+def test_a_malformed_recorded_model_source_reads_as_unreadable(own_models, monkeypatch, recorded):
+    """A hand-edited or downloaded runs.jsonl or model.json: source_changes raised (AttributeError, KeyError,
+    TypeError) out of run.py's skip line and predict's warning, or printed what the file held. Now the record is
+    unreadable: one phrase saying so, and no code version of its own (`+model@digest`)."""
+    from mmsa_atsuko.results.record import code_version, user_model_digest
+    folder, _ = own_models
+    monkeypatch.setenv(user_models.MODELS_ENV, str(folder))
+    get_model_class("latefuse")
+    if isinstance(recorded, dict) and recorded.get("path") == "P":
+        recorded = {**recorded, "path": str(folder / "latefuse.py")}
+    assert user_models.source_changes(recorded, "latefuse") == [UNREADABLE]
+    assert user_model_digest(recorded) is None
+    assert code_version({"git_commit": "c" * 40, "model": "latefuse", "model_source": recorded}) == "c" * 10
+    assert user_models.source_changes(recorded, "tfn") == []              # the toolkit's: git_commit covers it
+
+
+def test_a_skip_line_over_a_malformed_model_source_says_it_cannot_be_read(own_models, tmp_path, capsys):
+    """run.py's skip line crashed with AttributeError (`files` a list) where a store was hand-edited."""
+    import json
+
+    from mmsa_atsuko.cli import main
+    folder, forget = own_models
+    out = tmp_path / "results"
+    assert main(train_args(out, "--models", str(folder))) == 0, capsys.readouterr().err
+    (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    record["model_source"]["files"] = sorted(record["model_source"]["files"])
+    (out / "runs.jsonl").write_text(json.dumps(record) + "\n")
+    forget()
+    capsys.readouterr()
+    assert main(train_args(out, "--models", str(folder))) == 0
+    captured = capsys.readouterr()
+    assert [line for line in captured.out.splitlines() if line.startswith("skip")] == [
+        f"skip latefuse mosi seed 1111: recorded as {record['run_id']}, but {UNREADABLE} (the code is not part of a "
+        f"run's identity: --rerun trains it with the code as it is now)"]
+    assert "Traceback" not in captured.err

@@ -17,6 +17,7 @@ from ..config import ADDED_KEYS, config_hash
 from ..data.conditions import PLAIN, condition_of
 from ..data.stamp import is_synthetic
 from ..errors import DataError
+from ..user_models import recorded_files
 from ..version import __version__
 from .folder import RUNS_FILE, relative_run_dir, show
 
@@ -104,17 +105,12 @@ def code_version(record: dict) -> str:
 
 
 def user_model_digest(source) -> str | None:
-    """Ten hex digits naming the files of a model of your own as a record's `model_source` gives them: the model
-    file's sha256 when discovery imported it alone, else a sha256 of every file's path and sha256 (a helper
-    beside it is code of the model too). None for the toolkit's models and for a source that is no such record
-    (a hand-edited store), which then reads as the commit alone."""
-    if not isinstance(source, dict):
-        return None
-    files = source.get("files")
-    if files is None and isinstance(source.get("path"), str):     # a record from before `files`: the model file
-        files = {Path(source["path"]).name: source.get("sha256")}
-    if not (isinstance(files, dict) and files and all(isinstance(k, str) and isinstance(v, str) and len(v) == 64
-                                                      for k, v in files.items())):
+    """Ten hex digits naming the files of a model of your own as a record's `model_source` gives them
+    (`user_models.recorded_files`): the model file's sha256 when discovery imported it alone, else a sha256 of
+    every file's path and sha256 (a helper beside it is code of the model too). None for the toolkit's models and
+    for a source that is no such record (a hand-edited store), which then reads as the commit alone."""
+    files = recorded_files(source)
+    if files is None:
         return None
     if len(files) == 1:
         return next(iter(files.values()))[:10]
