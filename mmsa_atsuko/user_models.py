@@ -36,6 +36,7 @@ USER_PACKAGE = "mmsa_atsuko_user_models"     # what a user's model file is impor
 _USER_MODELS: dict[str, Path] = {}           # model name registered from a folder of $MMSA_ATSUKO_MODELS -> its file
 _USER_FILES: dict[str, Path] = {}            # module name (mmsa_atsuko_user_models.<stem>) -> its file
 _USER_DIGESTS: dict[Path, str] = {}          # each .py imported from the folders -> its sha256 then (no git knows it)
+_USER_BASES: dict[str, set[Path]] = {}       # model name -> the files of yours that define its class and its bases
 _user_done: dict[str, str] = {}              # folder imported -> '' (or the one-line error it gave, raised again)
 _loading: Path | None = None                 # the user's model file being imported now
 
@@ -87,14 +88,30 @@ def model_origin(name: str) -> Path | None:
 def model_source(name: str) -> dict | None:
     """The code of the model file of your own that registered `name`, as it was when imported, for its run
     records (the checkout's git commit says nothing of a file outside it); None for ours. 'path' and 'sha256'
-    name the model file; 'files' gives the sha256 of every .py that discovery imported from the models
-    folders, by its path relative to the model's folder (absolute for another folder's): the model file may
-    import any of them, so an edit to a helper beside it changes the record as an edit to the model does."""
+    name the model file; 'files' gives the sha256 of the files that are its code (`_own_files`), by their path
+    relative to the model's folder: an edit to a helper beside it changes the record as an edit to the model does,
+    and another model's file, or a file of another models folder, does not."""
     file = _USER_MODELS.get(name)
     if file is None:
         return None
-    return {"path": str(file), "sha256": _USER_DIGESTS.get(file),
-            "files": {_relative(path, file.parent): digest for path, digest in sorted(_USER_DIGESTS.items())}}
+    return {"path": str(file), "sha256": _USER_DIGESTS.get(file), "files": _own_files(name, file)}
+
+
+def _own_files(name: str, file: Path) -> dict[str, str]:
+    """The code of model `name`, whose model file is `file`: every file discovery imported from its folder (a
+    helper, or a package beside it, which the model may import; discovery cannot tell which it does), except a
+    file that registers another model (`_other_model_files`). Files of other models folders are left out: a model
+    file imports its own folder's (`from .mylayers import`)."""
+    others = _other_model_files(name)
+    return {path.relative_to(file.parent).as_posix(): digest for path, digest in sorted(_USER_DIGESTS.items())
+            if path.is_relative_to(file.parent) and path not in others}
+
+
+def _other_model_files(name: str) -> set[Path]:
+    """The files that register a model other than `name`, less those defining a class `name`'s derives from (a
+    model built on another is that one's code too)."""
+    own = _USER_MODELS[name]
+    return {file for file in _USER_MODELS.values() if file != own} - _USER_BASES.get(name, set())
 
 
 def source_changes(recorded, name: str) -> list[str]:
@@ -125,15 +142,19 @@ def changed_files(recorded, name: str) -> list[tuple[Path, str | None, str | Non
     if then is None:
         return []
     folder = Path(now["path"]).parent
+    # A record from before `_own_files` may name other models' files of its folder: not this model's code.
+    others = {path.relative_to(folder).as_posix() for path in _other_model_files(name) if path.is_relative_to(folder)}
+    then = {key: digest for key, digest in then.items() if key not in others}
     return [(folder / key, then.get(key), now["files"].get(key)) for key in sorted(set(then) | set(now["files"]))
             if then.get(key) != now["files"].get(key)]
 
 
 def recorded_files(source) -> dict[str, str] | None:
     """The files a run's recorded `model_source` names, path -> sha256, as `model_source` writes them (a record
-    from before `files`: its model file alone). None for what is no such record (a hand-edited or downloaded
-    store): not a dict, `path` or `sha256` missing or malformed, or `files` not a dict of 1 to MAX_RECORDED_FILES
-    printable paths to 64 hex digits. The one reader of a recorded source (`source_changes`,
+    from before `files`: its model file alone), less the other models folders' files that records from before
+    `_own_files` name by absolute path (no code of the model). None for what is no such record (a hand-edited or
+    downloaded store): not a dict, `path` or `sha256` missing or malformed, or `files` not a dict of 1 to
+    MAX_RECORDED_FILES printable paths to 64 hex digits. The one reader of a recorded source (`source_changes`,
     `results.user_model_digest`): nothing of an unreadable one is printed."""
     if not (isinstance(source, dict) and _recorded_path(source.get("path")) and _sha256_hex(source.get("sha256"))):
         return None
@@ -141,7 +162,7 @@ def recorded_files(source) -> dict[str, str] | None:
     if not (isinstance(files, dict) and 0 < len(files) <= MAX_RECORDED_FILES
             and all(_recorded_path(path) and _sha256_hex(digest) for path, digest in files.items())):
         return None
-    return dict(files)
+    return {path: digest for path, digest in files.items() if not os.path.isabs(path)} or None
 
 
 def _recorded_path(value) -> bool:
@@ -150,10 +171,6 @@ def _recorded_path(value) -> bool:
 
 def _sha256_hex(value) -> bool:
     return isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None
-
-
-def _relative(path: Path, folder: Path) -> str:
-    return path.relative_to(folder).as_posix() if path.is_relative_to(folder) else str(path)
 
 
 def model_file(module: str) -> str:
@@ -284,3 +301,6 @@ def _import_file(file: Path, registered: Mapping[str, type], keep_failure: KeepF
         _loading = None
     for name in set(registered) - before:   # a model of a file imported by this one is that file's
         _USER_MODELS[name] = Path(getattr(sys.modules.get(registered[name].__module__), "__file__", None) or file)
+        modules = {sys.modules.get(c.__module__) for c in registered[name].__mro__
+                   if c.__module__.startswith(USER_PACKAGE + ".")}
+        _USER_BASES[name] = {Path(m.__file__) for m in modules if getattr(m, "__file__", None)}

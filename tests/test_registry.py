@@ -1,5 +1,6 @@
 """The model registry: discovery from the model packages, a broken module, names in any case."""
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -236,7 +237,7 @@ def own_models(tmp_path, monkeypatch):
     def forget():
         for name, value in (("_REGISTRY", dict(shipped)), ("_IMPORT_ERRORS", dict(errors))):
             monkeypatch.setattr(registry, name, value)
-        for name in ("_USER_MODELS", "_USER_FILES", "_USER_DIGESTS", "_user_done"):
+        for name in ("_USER_MODELS", "_USER_FILES", "_USER_DIGESTS", "_USER_BASES", "_user_done"):
             monkeypatch.setattr(user_models, name, {})
         monkeypatch.setenv(user_models.MODELS_ENV, "")
         for module in [m for m in sys.modules if m.startswith(user_models.USER_PACKAGE + ".")]:
@@ -724,3 +725,59 @@ def test_a_skip_line_over_a_malformed_model_source_says_it_cannot_be_read(own_mo
         f"skip latefuse mosi seed 1111: recorded as {record['run_id']}, but {UNREADABLE} (the code is not part of a "
         f"run's identity: --rerun trains it with the code as it is now)"]
     assert "Traceback" not in captured.err
+
+
+def another_model(folder, name: str, base: bool = False) -> Path:
+    """`name`.py in `folder`, registering model `name`: the fixture's latefuse renamed, or (base) a subclass of
+    LateFuse importing it from the latefuse.py beside it."""
+    from conftest import FIXTURES
+    file = folder / f"{name}.py"
+    file.write_text(f"from .latefuse import LateFuse\nfrom mmsa_atsuko.registry import register_model\n\n\n"
+                    f"@register_model({name!r}, tasks=('regression', 'classification'))\n"
+                    f"class Derived(LateFuse):\n    pass\n" if base else
+                    (FIXTURES / "latefuse.py").read_text().replace('"latefuse"', repr(name)))
+    return file
+
+
+def test_a_models_source_is_its_own_file_and_helpers_not_other_models_or_folders(own_models, tmp_path, monkeypatch):
+    """model_source's files held every .py of every --models folder: a notes file beside it was code of the model
+    (by design: any helper may be imported), but so were another model's file in its folder and every file of
+    another folder (by absolute path), so adding an unrelated model changed latefuse's code version, and run.py's
+    skip line said the other folder's file 'is new since the run was trained'."""
+    import hashlib
+    import json
+
+    from mmsa_atsuko.results.record import user_model_digest
+    folder, _ = own_models
+    (folder / "notes_helper.py").write_text("NOTE = 1\n")
+    another_model(folder, "otherfuse")
+    another_model(folder, "subfuse", base=True)            # a model built on latefuse: latefuse.py is its code
+    elsewhere = tmp_path / "m2"
+    elsewhere.mkdir()
+    another_model(elsewhere, "farfuse")
+    monkeypatch.setenv(user_models.MODELS_ENV, os.pathsep.join(map(str, (folder, elsewhere))))
+    for name in ("latefuse", "otherfuse", "subfuse", "farfuse"):
+        get_model_class(name)
+    digest = lambda path: hashlib.sha256(path.read_bytes()).hexdigest()  # noqa: E731
+    own = {"latefuse.py": digest(folder / "latefuse.py"), "notes_helper.py": digest(folder / "notes_helper.py")}
+    source = user_models.model_source("latefuse")
+    assert source == {"path": str(folder / "latefuse.py"), "sha256": own["latefuse.py"], "files": own}
+    assert user_models.model_source("subfuse")["files"] == {**own, "subfuse.py": digest(folder / "subfuse.py")}
+    assert user_models.model_source("farfuse")["files"] == {"farfuse.py": digest(elsewhere / "farfuse.py")}
+    assert user_model_digest(source) == hashlib.sha256(json.dumps(own, sort_keys=True).encode()).hexdigest()[:10]
+    assert user_models.source_changes(source, "latefuse") == []
+
+    # A record written before: every .py of both folders. Compared and digested as the files it names of the
+    # model's own code: the other folder's (absolute) are dropped by both, another model file of its folder by the
+    # skip line (which knows today's models); the digest cannot tell that file from a helper, so keeps it.
+    older = {**source, "files": {**own, "otherfuse.py": digest(folder / "otherfuse.py"),
+                                 "subfuse.py": digest(folder / "subfuse.py"),
+                                 str(elsewhere / "farfuse.py"): digest(elsewhere / "farfuse.py")}}
+    assert user_models.source_changes(older, "latefuse") == []
+    assert user_models.source_changes({**older, "files": {**older["files"], "notes_helper.py": "0" * 64}},
+                                      "latefuse") == [
+        f"{folder / 'notes_helper.py'} changed since the run was trained (sha256 {'0' * 12} then, "
+        f"{own['notes_helper.py'][:12]} now)"]
+    alone = {"latefuse.py": own["latefuse.py"]}
+    assert user_model_digest({**source, "files": {**alone, str(elsewhere / "farfuse.py"): "1" * 64}}) \
+        == own["latefuse.py"][:10] == user_model_digest({**source, "files": alone})
