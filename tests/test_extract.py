@@ -901,8 +901,8 @@ def test_a_worker_that_dies_is_one_line_and_what_it_finished_is_kept(corpus, tmp
     monkeypatch.setattr(frame_features, "video_features", dies_on_clip03)
     out = tmp_path / "f.pkl"
     with pytest.raises(DataError, match=r"^a worker process died while extracting videos \(killed by the system when "
-                                        r"memory ran out, or crashed by a damaged video\); the \d+ of 9 videos "
-                                        r"finished are cached: run the same command again to go on$"):
+                                        r"memory ran out, or crashed by a damaged video\); \d of the 9 videos to "
+                                        r"extract are cached: run the same command again to go on$"):
         extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=2,
                 echo=lambda _: None)
     assert not out.exists()
@@ -910,6 +910,66 @@ def test_a_worker_that_dies_is_one_line_and_what_it_finished_is_kept(corpus, tmp
     result = extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=2,
                      echo=lambda _: None)
     assert result.extracted + result.cached == len(CLIPS)
+
+
+def test_a_worker_that_dies_counts_the_videos_cached_not_those_skipped(corpus, tmp_path, monkeypatch):
+    """The line counted the results read before the pool broke: the corrupt video (skipped, not cached) was
+    counted, and a video cached but whose result was not yet read was not. clip03's worker dies only once
+    the other 7 clips' cache files exist and the corrupt one has been tried, so 7 is the count."""
+    import os
+    import signal
+    import time
+    from mmsa_atsuko.data.extract import frame_features
+    real, tried_broken = frame_features.video_features, tmp_path / "broken-tried"
+    cache = tmp_path / "f.pkl.cache"
+
+    def dies_on_clip03_last(path, *args, **kwargs):
+        if Path(path).stem == BROKEN:
+            tried_broken.touch()
+        if Path(path).stem == NO_FACE:          # clip03
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (
+                    tried_broken.exists() and len(list(cache.glob("clip*.npz"))) == len(CLIPS) - 1):
+                time.sleep(0.05)
+            time.sleep(0.5)      # lets the parent read the others' results, as the old count needed
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(frame_features, "video_features", dies_on_clip03_last)
+    with pytest.raises(DataError, match=rf"; {len(CLIPS) - 1} of the {len(CLIPS) + 1} videos to extract are cached: "):
+        extract(corpus["videos"], corpus["transcripts"], tmp_path / "f.pkl", bert=corpus["bert"], config=SMALL,
+                jobs=2, echo=lambda _: None)
+
+
+def _kill_this_process(*_):
+    """A worker's task sent by name (a pool pickles it): the worker's end, as the OOM killer's."""
+    import os
+    import signal
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_that_dies_while_videos_are_queued_is_one_line(tmp_path, monkeypatch):
+    """The loop handing the videos to the pool was outside the handling: a worker that died before the last
+    was queued (thousands of clips) escaped as a BrokenProcessPool traceback. Here the pool waits for the first
+    video's worker to die before it takes the second, so the break comes while queueing."""
+    from concurrent.futures import ProcessPoolExecutor
+    from mmsa_atsuko.data.extract import videos
+
+    class FirstVideoFirst(ProcessPoolExecutor):
+        def submit(self, *args, **kwargs):
+            future = super().submit(*args, **kwargs)
+            if not hasattr(self, "first"):
+                self.first = future
+                future.exception(timeout=60)      # BrokenProcessPool, once its worker is gone
+            return future
+
+    monkeypatch.setattr(videos, "fork_pool", lambda jobs: FirstVideoFirst(jobs, mp_context=__import__(
+        "multiprocessing").get_context("fork")))
+    monkeypatch.setattr(videos, "extract_one", _kill_this_process)
+    todo = [(f"v{i}", tmp_path / f"v{i}.mp4", tmp_path / f"v{i}.npz") for i in range(3)]
+    with pytest.raises(DataError, match=r"^a worker process died while extracting videos .*; 0 of the 3 videos to "
+                                        r"extract are cached: run the same command again to go on$"):
+        videos.run_videos(todo, "librosa", 1.0, 2, 10.0, echo=lambda _: None)
 
 
 def test_a_bert_folder_given_relative_is_recorded_as_an_absolute_path(corpus, tmp_path, monkeypatch):

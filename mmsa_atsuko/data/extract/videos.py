@@ -49,6 +49,15 @@ def cached_features(path: Path, video: Path) -> dict | None:
     return None
 
 
+def is_cached(path: Path, video: Path) -> bool:
+    """Whether `video` has a cache file of its own at `path`, its stamp alone read (not its features)."""
+    try:
+        with np.load(path) as saved:
+            return np.array_equal(saved["stamp"], file_stamp(video))
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: float) -> str | None:
     """Extract one video into its cache file; return None, or the reason it was skipped."""
     try:
@@ -83,20 +92,20 @@ def run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: flo
                 skipped[video_id] = reason
             progress.update()
     else:
-        with fork_pool(jobs) as pool:
-            futures = {pool.submit(extract_one, str(video), str(cache), backend, fps, max_seconds): video_id
-                       for video_id, video, cache in todo}
-            done = 0
-            try:
+        try:        # submitting too: a worker may die before the last of thousands of videos is queued
+            with fork_pool(jobs) as pool:
+                futures = {pool.submit(extract_one, str(video), str(cache), backend, fps, max_seconds): video_id
+                           for video_id, video, cache in todo}
                 for future in as_completed(futures):
                     reason = future.result()
                     if reason:
                         skipped[futures[future]] = reason
                     progress.update()
-                    done += 1
-            except BrokenProcessPool:       # a worker killed (SIGKILL, SIGSEGV): every future left fails at once
-                raise DataError(f"a worker process died while extracting videos (killed by the system when memory ran "
-                                f"out, or crashed by a damaged video); the {done} of {len(todo)} videos finished "
-                                f"are cached: run the same command again to go on") from None
+        except BrokenProcessPool:       # a worker killed (SIGKILL, SIGSEGV): every future left fails at once
+            # Counted on disk once the pool is down: results read or not, a skipped video is no cache file.
+            cached = sum(is_cached(Path(cache), Path(video)) for _, video, cache in todo)
+            raise DataError(f"a worker process died while extracting videos (killed by the system when memory ran "
+                            f"out, or crashed by a damaged video); {cached} of the {len(todo)} videos to extract "
+                            f"are cached: run the same command again to go on") from None
     progress.close()
     return skipped
