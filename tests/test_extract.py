@@ -431,14 +431,34 @@ def test_frames_over_the_pixel_limit_are_refused_before_decoding_or_when_they_gr
 
 
 
-def test_a_clip_over_the_decoded_pixel_budget_is_refused_by_its_header_or_while_decoding(tmp_path, monkeypatch):
-    """4K at 240 fps passes the frame-size and frame-rate limits, yet 5 s of it (163 KB) took 9 s and 529 MB to
-    decode. The budget is --max-clip-seconds of 4K30; lowered here to 64x64 at 30 fps, 3 s of it: 368,640 pixels."""
+def test_a_dci_4k_clip_at_30_fps_of_the_allowed_length_passes_the_pixel_budget(tmp_path):
+    """README: 4K fits, and a clip at or under 4K30 of allowed length always passes. The budget was UHD's
+    3840x2160 at 30 fps: 2 s of DCI 4K (4096x2160) at 30 fps, 60 frames (530,841,600 pixels), was skipped
+    under a limit of 2.06 s (UHD's budget 512,593,920), by its header (H.264) or while decoding (MPEG-4
+    part 2). 2.06 s, not 2: the AAC track runs to 2.048 s (whole frames of 1024 samples)."""
     require_extract()
     from media_fixtures import write_video
 
     from mmsa_atsuko.data.extract import media
-    monkeypatch.setattr(media, "DECODED_PIXELS_PER_SECOND", 64 * 64 * 30, raising=False)
+    for codec in ("mpeg4", "libx264"):
+        clip = tmp_path / f"dci-{codec}.mp4"
+        write_video(clip, size=(4096, 2160), fps=30, seconds=2.0, face=False, codec=codec)
+        assert len(media.decode(clip, 30.0, _counting_faces([]), max_seconds=2.06)[1]) == 60
+    # Frames at 0, 1/30, ..., S span S seconds: 30*S + 1 of them are a clip of allowed length.
+    assert media.pixel_budget(1.0) == 4096 * 2160 * 31
+    assert media.pixel_budget(600.0) == 4096 * 2160 * 18001
+
+
+def test_a_clip_over_the_decoded_pixel_budget_is_refused_by_its_header_or_while_decoding(tmp_path, monkeypatch):
+    """4K at 240 fps passes the frame-size and frame-rate limits, yet 5 s of it (163 KB) took 9 s and 529 MB to
+    decode. The budget is --max-clip-seconds of 4K30 plus a frame; lowered here to 64x64 at 30 fps, 3 s of it and a
+    frame: 372,736 pixels."""
+    require_extract()
+    from media_fixtures import write_video
+
+    from mmsa_atsuko.data.extract import media
+    monkeypatch.setattr(media, "DECODED_PIXELS_PER_SECOND", 64 * 64 * 30)
+    monkeypatch.setattr(media, "BUDGET_FRAME_PIXELS", 64 * 64)
     within, declared, undeclared = tmp_path / "within.mp4", tmp_path / "declared.mp4", tmp_path / "undeclared.ts"
     write_video(within, size=(64, 64), fps=30, seconds=2.0, face=False)       # 60 frames: 245,760 pixels
     # H.264's parser reads the frame size before any frame is decoded (MPEG-4 part 2 declares 0x0, as above).
@@ -449,7 +469,7 @@ def test_a_clip_over_the_decoded_pixel_budget_is_refused_by_its_header_or_while_
     with pytest.raises(media.VideoError) as error:
         media.decode(declared, 1000.0, _counting_faces(calls), max_seconds=3.0)
     assert str(error.value) == ("491,520 pixels to decode (its header declares 120 frames of 64x64), over the budget "
-                                "of 3 s of 4K at 30 fps (368,640): scale it down and lower its frame rate first, e.g. "
+                                "of 3 s of 4K at 30 fps (372,736): scale it down and lower its frame rate first, e.g. "
                                 "ffmpeg -i IN -vf scale=1280:-2 -r 30 OUT, or raise --max-clip-seconds")
     assert calls == []
     matroska = tmp_path / "declared.mkv"        # declares no frame count: its duration times its rate
@@ -458,12 +478,12 @@ def test_a_clip_over_the_decoded_pixel_budget_is_refused_by_its_header_or_while_
                                                r"of 64x64\), over the budget of 3 s"):
         media.decode(matroska, 1000.0, _counting_faces(calls), max_seconds=3.0)
     assert calls == []
-    # The 91st frame takes it to 372,736 pixels: decoding stops there, after 90 frames were sampled.
-    with pytest.raises(media.VideoError, match=r"^372,736 pixels to decode \(91 frames decoded so far\), over the "
-                                               r"budget of 3 s of 4K at 30 fps \(368,640\)"):
+    # The 92nd frame takes it to 376,832 pixels: decoding stops there, after 91 frames were sampled.
+    with pytest.raises(media.VideoError, match=r"^376,832 pixels to decode \(92 frames decoded so far\), over the "
+                                               r"budget of 3 s of 4K at 30 fps \(372,736\)"):
         media.decode(undeclared, 1000.0, _counting_faces(calls), max_seconds=3.0)
-    assert len(calls) == 90
-    # The same knob --max-clip-seconds sets: 4 s of budget (491,520 pixels) takes both whole.
+    assert len(calls) == 91
+    # The same knob --max-clip-seconds sets: 4 s of budget (495,616 pixels) takes both whole.
     assert len(media.decode(declared, 1000.0, _counting_faces([]), max_seconds=4.0)[1]) == 120
     assert len(media.decode(undeclared, 1000.0, _counting_faces([]), max_seconds=4.0)[1]) == 120
 

@@ -46,7 +46,7 @@ def add_max_clip_seconds(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-clip-seconds", type=float, default=MAX_CLIP_SECONDS, metavar="S",
                    help=f"skip (and report) a video longer than S seconds (default {MAX_CLIP_SECONDS:g}: utterance "
                    f"clips last seconds to a minute, and a small file can declare hours that would fill memory); it also "
-                   f"bounds the pixels a clip may decode, at S seconds of 4K at 30 fps")
+                   f"bounds the pixels a clip may decode, at S seconds of DCI 4K (4096x2160) at 30 fps and one frame")
 
 
 def extract_parser() -> argparse.ArgumentParser:

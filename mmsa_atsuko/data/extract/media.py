@@ -7,8 +7,8 @@ A video file is hostile until proven otherwise: a few KB can declare an hour of 
 frame of 16000x16000 pixels. `decode` refuses (VideoError, so the video is skipped and
 reported) a clip longer than `max_seconds` (MAX_CLIP_SECONDS unless `--max-clip-seconds`
 says otherwise), with frames larger than MAX_PIXELS, or with more than MAX_FRAME_RATE frames a
-second, or whose decoded pixels (frames times their size) are over the budget of `max_seconds` of 4K
-at 30 fps (DECODED_PIXELS_PER_SECOND): the values the header declares are checked before decoding,
+second, or whose decoded pixels (frames times their size) are over the budget of `max_seconds` of DCI
+4K at 30 fps (`pixel_budget`): the values the header declares are checked before decoding,
 and the decoded audio, video time, frame count, frame size and pixels while decoding, since headers
 lie. A clip over a limit is refused, never truncated.
 
@@ -59,12 +59,14 @@ DECODER_MAX_PIXELS = 2 * MAX_PIXELS
 # the duration limit. Phones film slow motion at 240 fps; MOSI, MOSEI and CH-SIMS are 25-30 fps.
 MAX_FRAME_RATE = 240
 
-# Decoded pixels a clip may cost, per second of --max-clip-seconds: 4K UHD at 30 fps, so a clip at
-# or under 4K30 of allowed length always passes. Each frame is decoded whole before it is sampled and
-# downscaled, so frame size times frame count is the cost: 4K at 240 fps (both within the limits
-# above) is a 163 KB file of 5 s that took 9.1 s and 529 MB to decode, and 600 s of it (~20 MB)
-# about 18 minutes (bench/README.md, "Decoded-pixel budget").
-DECODED_PIXELS_PER_SECOND = 3840 * 2160 * 30
+# Decoded pixels a clip may cost: those of DCI 4K (4096x2160, the widest 4K; UHD is 3840x2160) at
+# 30 fps for --max-clip-seconds, plus one frame (frames at 0, 1/30, ..., S span S seconds: 30*S + 1
+# of them), so a clip at or under 4K30 of allowed length always passes (`pixel_budget`). Each frame is
+# decoded whole before it is sampled and downscaled, so frame size times frame count is the cost: 4K
+# at 240 fps (both within the limits above) is a 163 KB file of 5 s that took 9.1 s and 529 MB to
+# decode, and 600 s of it (~20 MB) about 18 minutes (bench/README.md, "Decoded-pixel budget").
+BUDGET_FRAME_PIXELS = 4096 * 2160
+DECODED_PIXELS_PER_SECOND = BUDGET_FRAME_PIXELS * 30
 
 
 class VideoError(Exception):
@@ -94,8 +96,9 @@ def _too_many_pixels(pixels: int, what: str, max_seconds: float) -> str:
 
 
 def pixel_budget(max_seconds: float) -> int:
-    """The decoded pixels a clip may cost under a limit of `max_seconds` (DECODED_PIXELS_PER_SECOND)."""
-    return int(DECODED_PIXELS_PER_SECOND * max_seconds)
+    """The decoded pixels a clip may cost under a limit of `max_seconds`: DECODED_PIXELS_PER_SECOND for
+    each second and BUDGET_FRAME_PIXELS once (rounded up: a float's error never refuses an exact clip)."""
+    return math.ceil(DECODED_PIXELS_PER_SECOND * max_seconds) + BUDGET_FRAME_PIXELS
 
 
 def _declared_frames(video, seconds: float | None) -> tuple[int, str] | None:
