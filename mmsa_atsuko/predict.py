@@ -14,7 +14,7 @@ What the model sees: the file's frames, less what the run never saw: a modality 
 Which samples: every sample of every split the file holds (train, valid, test, in that order;
 a file extracted without labels holds only `test`), or the one `--split` names. With
 `--videos`, the videos are first extracted into `<out>/features.pkl` with the checkpoint's
-extractor settings (resumable, like `run.py extract`; `predict_videos.extract_for`).
+extractor settings (resumable, like `run.py extract`; `extract_for`, in predict_videos.py).
 
 `predictions.csv`: id, split, pred, and label where the file has labels; for
 classification `pred` is the class index, with `class_name` and `probability`. Beside it,
@@ -58,6 +58,7 @@ from .data.safe_checkpoint import load_weights
 from .data.spec import Split
 from .errors import DataError, UsageError
 from .models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
+from .predict_videos import FEATURES, extract_with_provenance
 from .results import check_output_folder, no_weights, open_new, read_records, run_path
 from .training.checked_model import Described, build_checked
 from .training.model_card import MODEL_CARD, read_model_card, spec_from_card
@@ -68,7 +69,6 @@ from .version import __version__
 SPLIT_ORDER = ("train", "valid", "test")
 PREDICTIONS = "predictions.csv"
 PROVENANCE = "predictions.json"     # which run, model and feature file made predictions.csv
-FEATURES = "features.pkl"
 # What predict writes in --out: the predictions, and with --videos what extract writes beside its output.
 OUTPUT_ENTRIES = (PREDICTIONS, PROVENANCE, FEATURES, f"{FEATURES}.cache/", skipped_report_path(Path(FEATURES)).name)
 # How a message names the run's condition fields when model.json holds a bad one.
@@ -212,13 +212,24 @@ def _as_trained(card: dict, splits: dict) -> dict:
                                                 condition=condition), split.ids) for name, split in splits.items()}
 
 
+def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, max_clip_seconds: float | None = None,
+                echo=print, loaded=None) -> Path:
+    """`<out>/features.pkl`, `videos` extracted with the run's settings (predict_videos.extract_with_provenance)."""
+    check_output(out)
+    return extract_with_provenance(folder, videos, transcripts, out, loaded=loaded or load_checkpoint(folder), bert=bert,
+                                   jobs=jobs, max_clip_seconds=max_clip_seconds, echo=echo)[0]
+
+
+def predict_file(folder, features, out, *, split: str | None = None, device="cpu", loaded=None) -> Path:
+    """Predict every sample of `features` (or of its `split`) with the run in `folder`; write `<out>/predictions.csv`
+    (and predictions.json) and return its path. `loaded`: `load_checkpoint(folder)`'s result, if the caller has it."""
+    return predict_with_provenance(folder, features, out, split=split, device=device, loaded=loaded)[0]
+
+
 @torch.no_grad()
-def predict_file(folder, features, out, *, split: str | None = None, device="cpu", loaded=None,
-                 videos: dict | None = None) -> tuple[Path, dict]:
-    """Predict every sample of `features` (or of its `split`) with the run in `folder`;
-    write `<out>/predictions.csv` and return its path and what predictions.json says. `loaded`: `load_checkpoint(folder)`'s
-    result when the caller has it already (predict --videos checks the run before extracting);
-    `videos`: what `predict_videos.extract_for` says the features were made of, for predictions.json."""
+def predict_with_provenance(folder, features, out, *, split: str | None = None, device="cpu", loaded=None,
+                            videos: dict | None = None) -> tuple[Path, dict]:
+    """`predict_file`, returning also what predictions.json says; `videos`: what extract_with_provenance said."""
     out = check_output(out)
     card, model = loaded or load_checkpoint(folder)
     splits, shapes, extractor, labelled, data_id = _read_features(card, features)
@@ -269,14 +280,6 @@ def predict_file(folder, features, out, *, split: str | None = None, device="cpu
     return path, said
 
 
-def wrote_line(path: Path, said: dict) -> str:
-    """What predict prints last: how many samples of each split predictions.csv holds and, with --videos, how
-    many were skipped (their lines scrolled by during extraction), so that a short file is no surprise."""
-    counts = ", ".join(f"{name} {n}" for name, n in said["samples"].items())
-    skipped = f"; {said['skipped']} skipped, listed in {said['skipped_list']}" if said.get("skipped") else ""
-    return f"wrote {path} ({counts}{skipped}) and {PROVENANCE}"
-
-
 def _provenance(folder, card: dict, features, data_id: str | None, table: pd.DataFrame) -> dict:
     """What predictions.json says: the run (its folder, model and the data it trained on) and the feature
     file (path, sha256 and data id) behind predictions.csv, and how many samples of each split it holds.
@@ -294,3 +297,4 @@ def check_output(out) -> Path:
     """`out` as a Path, or a one-line UsageError before any work: a file where the folder goes, a
     folder this user cannot write, or a symbolic link (or a folder) where predict writes a file."""
     return check_output_folder(out, "output folder", OUTPUT_ENTRIES)
+

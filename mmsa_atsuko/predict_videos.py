@@ -1,10 +1,11 @@
 """`run.py predict --videos`: a folder of videos and a transcript CSV, extracted with a run's extractor settings.
 
 The run's model.json records the settings its features were extracted with (`extractor.config`) and the
-BERT (`extractor.bert`); `extract_for` checks them as a card from anywhere is checked (each setting of
-the type ExtractConfig gives it, the padded lengths those of the card's `seq_lens`), extracts into
-`<out>/features.pkl` (resumable, like `run.py extract`, with its cache and skipped list beside it), and
-says what the features were made of for predictions.json (`predict.predict_file`'s `videos`).
+BERT (`extractor.bert`); `extract_with_provenance` checks them as a card from anywhere is checked (each
+setting of the type ExtractConfig gives it, the padded lengths those of the card's `seq_lens`), extracts into
+`<out>/features.pkl` (resumable, like `run.py extract`, with its cache and skipped list beside it), and says
+what the features were made of for predictions.json (`predict.predict_with_provenance`'s `videos`).
+`predict.extract_for` is the public form, the file's path alone.
 """
 from __future__ import annotations
 
@@ -13,18 +14,20 @@ from pathlib import Path
 from .cache import sha256_of
 from .data.extract import ExtractConfig, extract, media, resolve_bert, skipped_report_path
 from .errors import DataError, UsageError
-from .predict import FEATURES, check_output, load_checkpoint
 from .results import show
 from .training.model_card import MODEL_CARD, NOT_OURS
 
 
-def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, max_clip_seconds: float | None = None,
-                echo=print, loaded=None) -> tuple[Path, dict]:
-    """Extract `videos` into `<out>/features.pkl` with the extractor settings of the run in `folder`
-    (`max_clip_seconds`: extract's limit on a clip, None for its default; `loaded`: as predict_file's): the
-    file's path, and what it was made of for predictions.json (predict_file's `videos`)."""
-    check_output(out)
-    card, _ = loaded or load_checkpoint(folder)      # card and weights checked before minutes of extraction
+FEATURES = "features.pkl"       # in predict's --out
+
+
+def extract_with_provenance(folder, videos, transcripts, out, *, loaded, bert=None, jobs: int = 1,
+                            max_clip_seconds: float | None = None, echo=print) -> tuple[Path, dict]:
+    """Extract `videos` into `<out>/features.pkl` with the extractor settings of the run in `folder`: the
+    file's path, and what it was made of for predictions.json. `loaded`: `predict.load_checkpoint(folder)`'s
+    result, and `out` checked by `predict.check_output`: the caller does both before minutes of extraction.
+    `max_clip_seconds`: extract's limit on a clip, None for its default."""
+    card, _ = loaded
     trained = card.get("extractor")
     if not trained or not trained.get("config"):
         raise UsageError(f"the run in {folder} was trained on features that run.py extract did not write "

@@ -127,6 +127,21 @@ def test_predict_from_videos_extracts_with_the_runs_settings(trained, capsys, tm
     assert np.allclose(table.pred, known[table.id].to_numpy(), atol=1e-6)
 
 
+def test_the_python_api_returns_the_paths_it_did_before_the_provenance(trained, tmp_path):
+    """README lists predict.predict_file as public: it returned predictions.csv's path, and then a (path, dict)
+    pair, so `pd.read_csv(predict_file(...))` broke; predict.extract_for (the features' path) was no longer
+    importable from predict. The CLI gets what predictions.json says another way."""
+    from mmsa_atsuko.predict import extract_for, predict_file
+    path = predict_file(trained["run_dir"], trained["features"], tmp_path / "p")
+    assert path == tmp_path / "p" / "predictions.csv"
+    assert sorted(pd.read_csv(path).id) == sorted(CLIPS)
+    _, unlabelled = write_corpus(trained["root"], labels=False, splits=False)
+    features = extract_for(trained["run_dir"], trained["videos"], unlabelled, tmp_path / "v", echo=QUIET)
+    assert isinstance(features, Path) and features.resolve() == (tmp_path / "v" / "features.pkl").resolve()
+    table = pd.read_csv(predict_file(trained["run_dir"], features, tmp_path / "v"))
+    assert sorted(table.id) == sorted(CLIPS) and set(table.split) == {"test"}
+
+
 def test_predict_from_videos_takes_the_clip_limit_of_extract(trained, capsys, tmp_path):
     _, unlabelled = write_corpus(trained["root"], labels=False, splits=False)
     code = main(["predict", "--checkpoint", str(trained["run_dir"]), "--videos", str(trained["videos"]),

@@ -131,22 +131,31 @@ def predict_parser() -> argparse.ArgumentParser:
 def cmd_predict(argv) -> int:
     args = predict_parser().parse_args(argv)
     use_threads(args)
-    from ..predict import check_output, code_changes, load_checkpoint, predict_file, run_folder, wrote_line
-    from ..predict_videos import extract_for
+    from ..predict import (check_output, code_changes, extract_with_provenance, load_checkpoint,
+                           predict_with_provenance, run_folder)
     if bool(args.videos) != bool(args.transcripts):
         raise UsageError("--videos and --transcripts go together")
     folder = run_folder(args.results, args.run, args.checkpoint)
     features = args.features
-    if not args.videos:
-        check_output(args.out)                   # before any work, as predict_file checks it first
+    check_output(args.out)                       # before any work (extract_with_provenance leaves it to its caller)
     loaded = load_checkpoint(folder)             # once: checked before extracting, then used to predict
     for change in code_changes(loaded[0]):       # a model of your own whose files differ from the run's
         print(f"warning: {change}", file=sys.stderr)
     made_of = None
     if args.videos:
-        features, made_of = extract_for(folder, args.videos, args.transcripts, args.out, bert=args.bert,
-                                        jobs=args.jobs, max_clip_seconds=args.max_clip_seconds, loaded=loaded)
-    path, said = predict_file(folder, features, args.out, split=args.split, device=args.device, loaded=loaded,
-                              videos=made_of)
+        features, made_of = extract_with_provenance(folder, args.videos, args.transcripts, args.out, bert=args.bert,
+                                                    jobs=args.jobs, max_clip_seconds=args.max_clip_seconds,
+                                                    loaded=loaded)
+    path, said = predict_with_provenance(folder, features, args.out, split=args.split, device=args.device,
+                                         loaded=loaded, videos=made_of)
     print(wrote_line(path, said))
     return 0
+
+
+def wrote_line(path, said: dict) -> str:
+    """What predict prints last: how many samples of each split predictions.csv holds and, with --videos, how
+    many were skipped (their lines scrolled by during extraction), so that a short file is no surprise."""
+    from ..predict import PROVENANCE
+    counts = ", ".join(f"{name} {n}" for name, n in said["samples"].items())
+    skipped = f"; {said['skipped']} skipped, listed in {said['skipped_list']}" if said.get("skipped") else ""
+    return f"wrote {path} ({counts}{skipped}) and {PROVENANCE}"
