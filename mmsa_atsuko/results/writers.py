@@ -8,22 +8,30 @@ trains (`run_py_mark`; several run.py's, on different models or the same, each h
 mark first and then looks at the sweep's lock; a sweep takes its lock first and then looks at the marks
 (`check_no_run_py`): whichever of the two comes second sees the other and stops in one line, before it trains.
 A killed run.py's mark is free (the OS drops its lock): the next sweep removes it.
+
+A results folder may be shared by several users, so a mark and the sweep's lock are made writable by all
+(`SHARED_LOCK_MODE`, whatever the umask): another user's sweep or run.py can take the lock to see whether it is
+held, and remove a killed run.py's mark. A lock file this user may not open (one made before, at 0644, by
+another user) cannot be looked at: it counts as held, the rule of every lock one process looks at for another
+(`run_folders.take`), and the refusal names it and says who may remove it.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
-from ..errors import ToolkitError
+from ..errors import ToolkitError, UsageError
+from ..run_folders.lock import take
 from .folder import SWEEP_LOCK
 
 RUN_PY_MARK = ".run-py-"          # runs/.run-py-<random>.lock, held by an in-process run.py while it trains
 # One process's look at another's lock holds it for a moment: a sweep's lock, which run.py looks at, and run.py's
 # mark, which a sweep looks at, are waited for this long before they count as held by a live writer.
 LOOK_WAIT_S = 2.0
+# A mark's and the sweep lock's mode: any user sharing the folder may take them (filelock applies it past the umask).
+SHARED_LOCK_MODE = 0o666
 
 
 @contextlib.contextmanager
@@ -31,15 +39,20 @@ def run_py_mark(out):
     """Hold an in-process run.py's mark in `<out>/runs` while the body trains; one ToolkitError line, the mark
     removed, if a sweep holds the folder."""
     runs = Path(out) / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    mark = FileLock(runs / f"{RUN_PY_MARK}{secrets.token_hex(8)}.lock")
-    mark.acquire()                    # a fresh random name: no other process holds it
+    with contextlib.suppress(OSError):
+        runs.mkdir(parents=True, exist_ok=True)
+    # A fresh random name: no other process holds it, so None is a folder this user may not write.
+    mark = take(runs / f"{RUN_PY_MARK}{secrets.token_hex(8)}.lock", 0, SHARED_LOCK_MODE)
+    if mark is None:
+        raise UsageError(f"{runs} is not writable by this user, and run.py marks it ({RUN_PY_MARK}<random>.lock) "
+                         f"while it trains: make it writable, or give another --out")
     try:
         sweep_lock = Path(out) / SWEEP_LOCK
         if _held(sweep_lock):
-            raise ToolkitError(f"a sweep (or tune, or run.py --jobs) is writing to {out} (lock {sweep_lock}), and it "
-                               f"may train the runs asked here too: wait for it to end, then run the same command "
-                               f"again (it skips what is recorded), or give another --out")
+            raise ToolkitError(f"a sweep (or tune, or run.py --jobs) is writing to {out} (lock {sweep_lock}"
+                               f"{unopenable_note(sweep_lock, 'sweep')}), and it may train the runs asked here "
+                               f"too: wait for it to end, then run the same command again (it skips what is "
+                               f"recorded), or give another --out")
         yield
     finally:
         mark.release()
@@ -61,19 +74,30 @@ def check_no_run_py(out) -> None:
             with contextlib.suppress(OSError):
                 path.unlink()
     if live:
-        raise ToolkitError(f"{len(live)} run.py process(es) are training into {out} (their marks: "
-                           f"{', '.join(p.name for p in live)} in {runs}), and a sweep beside them may train the "
-                           f"same runs: wait for them to end, or give another --out")
+        raise ToolkitError(f"{len(live)} run.py process(es) are training into {out} (their marks in {runs}: "
+                           f"{', '.join(p.name + unopenable_note(p, 'run.py') for p in live)}), and a sweep beside "
+                           f"them may train the same runs: wait for them to end, or give another --out")
+
+
+def unopenable_note(path: Path, whose: str) -> str:
+    """Words for a lock file counted as held because this user may not open it (`whose`: 'sweep', 'run.py'), else ''."""
+    if os.access(path, os.R_OK | os.W_OK, effective_ids=os.access in os.supports_effective_ids):
+        return ""
+    try:
+        owner = f"uid {path.stat().st_uid}"
+    except OSError:
+        owner = "another user"
+    return (f", which this user may not open, so it counts as held: if no {whose} of {owner} is running there, "
+            f"{owner} (or root) may remove it")
 
 
 def _held(path: Path) -> bool:
-    """Whether a live process holds the lock at `path` (waited for LOOK_WAIT_S: another's look holds it a moment)."""
+    """Whether the lock at `path` counts as held (waited for LOOK_WAIT_S: another's look holds it a moment): by
+    a live process, or a file this user may not open (`run_folders.take`)."""
     if not path.exists():
         return False
-    lock = FileLock(path)
-    try:
-        lock.acquire(timeout=LOOK_WAIT_S)
-    except Timeout:
+    lock = take(path, LOOK_WAIT_S)
+    if lock is None:
         return True
     lock.release()
     return False

@@ -2,6 +2,8 @@
 
 The OS drops the lock however its holder dies, on this host or another sharing the folder, so a folder whose lock
 is free is a dead run's. A run.lock that no run made (a link, a hard link, a folder) is no run's: never opened.
+A lock file this process may not open (another user's, which it may not write) counts as held (`take`): its
+folder, or the mark or sweep lock of results.writers, is left alone.
 """
 from __future__ import annotations
 
@@ -28,12 +30,10 @@ def claim(folder: Path, wait: float = 0.0) -> FileLock | None:
         # filelock before 4 opened run.lock with O_TRUNC: a hard link there emptied its other name's file
         # at every run's start (each dead .partial folder is claimed) and at `clean`. Left alone, as below.
         return None
-    lock = FileLock(folder / RUN_LOCK)
-    try:
-        lock.acquire(timeout=wait)
-    except (Timeout, OSError):
-        # Held, or gone; or a run.lock no run made (a link, which filelock never opens, a folder):
-        # such a folder is no run's to take over or remove, and is left alone.
+    lock = take(folder / RUN_LOCK, wait)
+    if lock is None:
+        # Held, or gone; or a run.lock no run made (a link, which filelock never opens, a folder), or one this
+        # process may not open: such a folder is no run's to take over or remove, and is left alone.
         return None
     try:
         same = folder.stat().st_ino == inode
@@ -46,6 +46,19 @@ def claim(folder: Path, wait: float = 0.0) -> FileLock | None:
         lock.release()
         if folder.is_dir() and {entry.name for entry in folder.iterdir()} == {RUN_LOCK}:
             shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return lock
+
+
+def take(path: Path, wait: float = 0.0, mode: int | None = None) -> FileLock | None:
+    """The lock at `path` (made with `mode` if it is not there), taken within `wait` seconds; None while a live
+    process holds it, or if this process may not open it (another user's lock file it may not write, a folder, a
+    link, which filelock never opens). One rule for every lock one process looks at for another: a lock that
+    cannot be taken counts as held, and its file is left alone; never an OSError traceback."""
+    lock = FileLock(path) if mode is None else FileLock(path, mode=mode)
+    try:
+        lock.acquire(timeout=wait)
+    except (Timeout, OSError):
         return None
     return lock
 

@@ -14,16 +14,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from ..code_version import git_commit
 from ..data.conditions import check_model_allows, condition_of
 from ..data.synthetic_stress import STANDARD, recipe_of
 from ..registry import get_model_class
 from ..errors import ToolkitError
-from ..results import (LOOK_WAIT_S, SWEEP_LOCK, append_or_keep, check_no_run_py, check_output_folder, config_labels,
-                       headline_metric, identity, recover)
-from ..run_folders import resume_points
+from ..results import (LOOK_WAIT_S, SHARED_LOCK_MODE, SWEEP_LOCK, append_or_keep, check_no_run_py,
+                       check_output_folder, config_labels, headline_metric, identity, recover, unopenable_note)
+from ..run_folders import resume_points, take
 from ..training.hardware import check_precision
 from .local import LocalBackend
 from .plan import Plan, missing_data_error, plan, release
@@ -90,15 +88,15 @@ class SweepLock:
 
     def __init__(self, out: Path):
         self.path = Path(out) / SWEEP_LOCK
-        self.lock = FileLock(self.path)
+        self.lock = None
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.lock.acquire(timeout=LOOK_WAIT_S)      # an in-process run.py's look at it holds it a moment
-        except Timeout:
-            raise ToolkitError(f"another sweep is writing to {self.path.parent} (lock {self.path}); "
-                               f"wait for it or use another --out") from None
+        # An in-process run.py's look at it holds it a moment; a lock file this user may not open counts as held.
+        self.lock = take(self.path, LOOK_WAIT_S, SHARED_LOCK_MODE)
+        if self.lock is None:
+            raise ToolkitError(f"another sweep is writing to {self.path.parent} (lock {self.path}"
+                               f"{unopenable_note(self.path, 'sweep')}); wait for it or use another --out")
         try:
             check_no_run_py(self.path.parent)           # after the lock is held: see results.writers
         except ToolkitError:
