@@ -33,8 +33,8 @@ from .models.atsuko import ATSUKO_FAMILY
 from .models.atsuko.diagnostics import routing_summary
 from .models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
 from .registry import build_model, canonical_model_name, get_model_class
-from .results import (append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity, open_new,
-                      ok_record, ran_at_other_precision, read_records, recover, run_identity, run_py_mark)
+from .results import (RunPyMark, append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
+                      ok_record, open_new, ran_at_other_precision, read_records, recover, run_identity)
 from .run_folders import (attempts_of, partial_dir, run_folder, take_leftovers, unfinished_runs,  # noqa: F401
                           work_folders)  # (re-exported)
 from .training.hardware import (check_precision, check_threads, device_name, peak_memory_mb,
@@ -151,8 +151,9 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     `threads`: torch's intra-op threads for the runs (None: as the process has them). `precision`:
     fp32 or bf16 (autocast). `deterministic=False` lets torch choose non-deterministic kernels.
     Several runs at once go through the sweep's local backend (`sweep.run_packed`, `run.py --jobs`). A sweep
-    training into `out` stops this call in one line before it trains, and one started meanwhile stops itself
-    (`results.writers`): beside each other both trained a run neither had recorded; other `run` calls share `out`.
+    training into `out` stops this call in one line when it reaches its first run to train (a call whose runs are
+    all recorded only skips them, as it writes nothing), and one started meanwhile stops itself (`results.writers`):
+    beside each other both trained a run neither had recorded; other `run` calls share `out`.
     `conditions` (`data.conditions.conditions(...)`) runs every model under each protocol condition.
     `synthetic_size` (small, the default, or full) sizes `synthetic` data only, and `data_root` and `feature_path`
     name real data only: given the other way, each is one UsageError (`check_data_options`), not ignored.
@@ -194,14 +195,14 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
                         overrides=overrides, max_epochs=max_epochs, loaded=loaded, condition=c)
             for d in datasets for c in conditions for m in models]
     loaded.clear()   # the jobs hold what they read; features no job reads are freed now
-    with run_py_mark(out):   # no sweep trains into `out` meanwhile (it could train these runs too): results.writers
+    with RunPyMark(out) as mark:   # taken at the first run to train: no sweep trains into `out` meanwhile
         return _run_jobs(jobs, seeds, torch_device, out=out, quiet=quiet, rerun=rerun, save_checkpoint=save_checkpoint,
                          resume=resume, tensorboard=tensorboard, precision=precision, deterministic=deterministic,
-                         echo=echo)
+                         echo=echo, mark=mark)
 
 
 def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_checkpoint, resume, tensorboard,
-              precision, deterministic, echo) -> list[dict]:
+              precision, deterministic, echo, mark: RunPyMark) -> list[dict]:
     """`run`'s loop over its prepared jobs and seeds: skip what is recorded, train the rest, write the MMSA rows."""
     for kept in recover(out):          # records an earlier call could not append (results.append_or_keep)
         echo(f"recovered the record of run {kept['run_id']} into {Path(out) / 'runs.jsonl'}")
@@ -212,6 +213,9 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
         job_records, trained = [], False
         for seed in seeds:
             previous = recorded.get(job_identity(job, seed), {})
+            if previous.get("status") != "ok" and mark.take() and not rerun:   # the first run to train: decided
+                recorded = latest_by_identity(read_records(out))               # again on what a sweep left recorded
+                previous = recorded.get(job_identity(job, seed), {})
             if previous.get("status") == "ok":
                 ran = ran_at_other_precision(previous, precision)
                 changed = source_changes(previous.get("model_source"), job.model)   # a model of your own edited since

@@ -112,3 +112,72 @@ def test_another_users_killed_run_py_mark_is_removed_by_this_users_sweep(shared_
         with SweepLock(out):
             assert not killed.exists()
 
+
+def _run(out, seeds, echo, **kw):
+    import mmsa_atsuko
+    return mmsa_atsuko.run("tfn", "mosi", seeds=seeds, synthetic=True, preset="small", max_epochs=1, out=out,
+                           quiet=True, echo=echo, **kw)
+
+
+def _skip_line(record) -> str:
+    return f"skip tfn mosi seed {record['seed']}: recorded as {record['run_id']} (--rerun trains it again)"
+
+
+def test_run_py_that_trains_nothing_is_not_stopped_by_a_sweep_and_one_that_trains_is_at_its_first_run(tmp_path):
+    """run.py takes its mark at the first run it trains: with every run recorded it skips them beside a sweep holding
+    the folder and returns their records (before, it was refused: nothing it would train, yet exit 1); a seed to
+    train is refused when reached, after the skip lines of those before it, and trains nothing."""
+    from mmsa_atsuko.results import read_records
+    (first,) = _run(tmp_path, [1], lambda _: None)
+    lines = []
+    with SweepLock(tmp_path):
+        (again,) = _run(tmp_path, [1], lines.append)
+        assert again["run_id"] == first["run_id"] and lines == [_skip_line(first)]
+        assert not list((tmp_path / "runs").glob(".run-py-*"))
+        lines.clear()
+        with pytest.raises(ToolkitError) as refused:
+            _run(tmp_path, [1, 2], lines.append)
+    assert str(refused.value).startswith(f"a sweep (or tune, or run.py --jobs) is writing to {tmp_path} (lock ")
+    assert lines == [_skip_line(first)]
+    assert [r["seed"] for r in read_records(tmp_path)] == [1] and not list((tmp_path / "runs").glob(".*"))
+
+
+def test_a_run_a_sweep_recorded_before_run_py_took_its_mark_is_skipped_not_trained_again(tmp_path, monkeypatch):
+    """run.py read the store (seed 2 not there), then a sweep that was training seed 2 recorded it and ended; run.py
+    reaching seed 2 takes its mark and reads the store again: it skips seed 2, which is recorded once."""
+    import mmsa_atsuko.results.writers as writers
+    from mmsa_atsuko.results import append_record, read_records
+    (sweeps,) = _run(tmp_path / "elsewhere", [2], lambda _: None)      # the sweep's record of seed 2
+    real = writers.run_py_mark
+
+    def mark_after_the_sweep_ended(out):
+        append_record(out, sweeps)
+        return real(out)
+
+    monkeypatch.setattr(writers, "run_py_mark", mark_after_the_sweep_ended)
+    lines = []
+    records = _run(tmp_path / "out", [1, 2], lines.append)
+    assert [r["seed"] for r in read_records(tmp_path / "out")] == [2, 1]
+    assert records[1]["run_id"] == sweeps["run_id"] and lines == [_skip_line(sweeps)]
+
+
+@needs_root
+def test_run_py_of_another_user_with_every_run_recorded_needs_no_writable_runs_folder(shared_folder, monkeypatch):
+    """root trained seed 1; the folder and its store are writable by all, runs/ is root's alone (0755). nobody's
+    run.py of seed 1 skips it (before: a PermissionError traceback making its mark, where it used to skip), and
+    of seeds 1 and 2 stops at seed 2 in one line saying runs/ is not writable."""
+    from mmsa_atsuko.errors import UsageError
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(shared_folder / "cache"))
+    out = shared_folder / "res"
+    (first,) = _run(out, [1], lambda _: None)
+    out.chmod(0o777)
+    for store_file in out.glob("runs.jsonl*"):
+        store_file.chmod(0o666)
+    lines = []
+    with as_nobody():
+        (again,) = _run(out, [1], lines.append)
+        with pytest.raises(UsageError) as refused:
+            _run(out, [1, 2], lambda _: None)
+    assert again["run_id"] == first["run_id"] and lines == [_skip_line(first)]
+    assert str(refused.value) == (f"{out / 'runs'} is not writable by this user, and run.py marks it "
+                                  f"(.run-py-<random>.lock) while it trains: make it writable, or give another --out")

@@ -7,6 +7,7 @@ for its whole call; an in-process run.py holds a mark of its own, `runs/.run-py-
 trains (`run_py_mark`; several run.py's, on different models or the same, each hold their own). run.py takes its
 mark first and then looks at the sweep's lock; a sweep takes its lock first and then looks at the marks
 (`check_no_run_py`): whichever of the two comes second sees the other and stops in one line, before it trains.
+run.py takes its mark only when it reaches its first run to train (`RunPyMark`), and then reads the store again.
 A killed run.py's mark is free (the OS drops its lock): the next sweep removes it.
 
 A results folder may be shared by several users, so a mark and the sweep's lock are made writable by all
@@ -58,6 +59,31 @@ def run_py_mark(out):
         mark.release()
         with contextlib.suppress(OSError):
             Path(mark.lock_file).unlink()
+
+
+class RunPyMark:
+    """`run_py_mark`, taken by `take()` when the first run that trains is reached, not before: a call whose runs are
+    all recorded writes nothing in runs/ (which may not be this user's to write) and is not stopped by a sweep
+    (it trains nothing the sweep might). Held until the `with` block ends."""
+
+    def __init__(self, out):
+        self.out, self.held, self._stack = out, False, contextlib.ExitStack()
+
+    def __enter__(self) -> "RunPyMark":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def take(self) -> bool:
+        """Take the mark (one ToolkitError line while a sweep holds the folder); True if it was taken by this call,
+        False if held already. Once taken, read the store again before deciding what to train: a sweep that
+        ended meanwhile may have recorded the runs, and none can start while the mark is held."""
+        if self.held:
+            return False
+        self._stack.enter_context(run_py_mark(self.out))
+        self.held = True
+        return True
 
 
 def check_no_run_py(out) -> None:
