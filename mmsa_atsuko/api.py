@@ -35,8 +35,8 @@ from .models.common.bert import bert_input_problem, reads_bert_tokens, shorter_t
 from .registry import build_model, canonical_model_name, get_model_class
 from .results import (RunPyMark, append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
                       ok_record, open_new, ran_at_other_precision, read_records, recover, run_identity)
-from .run_folders import (attempts_of, partial_dir, run_folder, take_leftovers, unfinished_runs,  # noqa: F401
-                          work_folders)  # (re-exported)
+from .run_folders import (SAVE_CHECKPOINT, attempts_of, check_save_checkpoint, partial_dir,  # noqa: F401
+                          run_folder, take_leftovers, unfinished_runs, work_folders)  # (re-exported)
 from .training.hardware import (check_precision, check_threads, device_name, peak_memory_mb,
                                 reset_peak_memory)
 from .training.model_card import check_tokenizer, write_model_card
@@ -48,9 +48,6 @@ from .training.trainer_config import check_trainer_config
 from .user_models import model_source, source_changes
 
 log = logging.getLogger("mmsa_atsuko")
-
-SAVE_CHECKPOINT = ("best", "none")     # what a finished run leaves in its folder: best.pt, or no weights
-
 
 @dataclass
 class Job:
@@ -75,13 +72,6 @@ def resolve_config(model, dataset, *, preset=None, overrides=(), max_epochs=None
     config = load_config(model, dataset, preset=preset, overrides=overrides, origins=origins)
     check_trainer_config(config, dataset, origins)
     return config
-
-
-def check_save_checkpoint(value: str) -> str:
-    """`value` if it is one of SAVE_CHECKPOINT, else a one-line UsageError."""
-    if value not in SAVE_CHECKPOINT:
-        raise UsageError(f"--save-checkpoint must be one of {', '.join(SAVE_CHECKPOINT)}, got {value!r}")
-    return value
 
 
 def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,

@@ -573,6 +573,34 @@ def test_ray_backend_without_ray_installed_is_one_clear_line(tmp_path, capsys, m
     assert got == 1 and lines == ['error: the ray backend needs Ray: pip install -e ".[ray]"']
 
 
+@pytest.mark.parametrize("extra, code, message", [
+    (["--gpus-per-run", "-1"], 2, "error: --gpus-per-run must be >= 0 and --cpus-per-run > 0"),
+    (["--cpus-per-run", "0"], 2, "error: --gpus-per-run must be >= 0 and --cpus-per-run > 0"),
+    (["--no-ray"], 1, 'error: the ray backend needs Ray: pip install -e ".[ray]"'),
+])
+def test_a_ray_backend_that_cannot_be_is_one_line_before_the_planning_line(tmp_path, capsys, monkeypatch, extra,
+                                                                           code, message):
+    """Checked with the local backend's options, before the sweep plans: the line came after 'planning the
+    sweep: ...' on stdout (partial output), from RayBackend, made after the planning line."""
+    if extra == ["--no-ray"]:
+        monkeypatch.setitem(sys.modules, "ray", None)       # import ray -> ImportError
+        extra = []
+    from mmsa_atsuko.cli import main
+    got = main(["sweep", "-m", "tfn", "-d", "mosi", "-s", "1111", "--synthetic", "--preset", "small", "--backend",
+                "ray", *extra, "--out", str(tmp_path / "o")])
+    captured = capsys.readouterr()
+    assert (got, captured.out, captured.err.splitlines()) == (code, "", [message])
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_unknown_save_checkpoint_is_refused_before_the_planning_line(tmp_path):
+    lines = []
+    with pytest.raises(UsageError, match=r"^--save-checkpoint must be one of best, none, got 'bogus'$"):
+        sweep(out=tmp_path / "o", models=["tfn"], datasets=["mosi"], seeds=[1], synthetic=True, preset="small",
+              save_checkpoint="bogus", echo=lines.append)
+    assert lines == [] and not (tmp_path / "o").exists()
+
+
 def test_leaderboard_and_compare_on_an_empty_store_fail_in_one_line(tmp_path, capsys):
     for argv in (["leaderboard", "--results", str(tmp_path)],
                  ["compare", "-m", "atsuko", "--against", "tfn", "--results", str(tmp_path)]):

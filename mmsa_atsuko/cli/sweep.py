@@ -49,8 +49,9 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def backend_from(args):
-    """A function that makes the backend `add_backend_options` describes: an option of the other backend is an
-    error now; the devices are read (which imports torch) when it is called, by the sweep after its planning line."""
+    """A function that makes the backend `add_backend_options` describes: an option of the other backend, a value
+    that cannot be, and Ray not installed are errors now; the devices are read (which imports torch) when it is
+    called, by the sweep after its planning line."""
     if args.backend == "local":
         misplaced = [f for f, v in (("--address", args.address), ("--gpus-per-run", args.gpus_per_run),
                                     ("--cpus-per-run", args.cpus_per_run)) if v is not None]
@@ -69,10 +70,13 @@ def backend_from(args):
         return local
     if args.jobs is not None or args.devices:
         raise UsageError("--jobs and --devices are for --backend local; with ray use --gpus-per-run/--cpus-per-run")
+    from ..sweep.ray_backend import check_ray_backend
+    gpus, cpus = args.gpus_per_run or 0.0, 1.0 if args.cpus_per_run is None else args.cpus_per_run
+    check_ray_backend(gpus, cpus)       # now, as the local backend's options: alone, before the planning line
 
     def ray():
         from ..sweep import RayBackend
-        return RayBackend(args.address, args.gpus_per_run or 0.0, 1.0 if args.cpus_per_run is None else args.cpus_per_run)
+        return RayBackend(args.address, gpus, cpus)
     return ray
 
 

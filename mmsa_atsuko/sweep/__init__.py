@@ -10,7 +10,8 @@ process or worker processes; `ray_backend`: one Ray task per run); `execute` run
 
 Importing the package imports no torch (tests/test_lazy_imports.py): a sweep's planning line comes before it.
 Torch comes with what trains (`execute`, imported by a backend when it runs a run), with the plan's data and with
-the choice of devices; `RayBackend`, whose module imports both, is imported when it is first asked for.
+the choice of devices; `RayBackend`'s module imports them where a run trains, and is imported when it is first
+asked for.
 """
 from ..results import identity, latest_by_identity, ok_records  # noqa: F401 (their home; here for old imports)
 from .driver import Progress, Summary, SweepLock, run_plan, sweep

@@ -21,7 +21,7 @@ from ..registry import get_model_class
 from ..errors import ToolkitError
 from ..results import (LOOK_WAIT_S, SHARED_LOCK_MODE, SWEEP_LOCK, append_or_keep, check_no_run_py,
                        check_output_folder, config_labels, headline_metric, identity, recover, unopenable_note)
-from ..run_folders import resume_points, take
+from ..run_folders import check_save_checkpoint, resume_points, take
 from ..training.hardware import check_precision
 from .local import LocalBackend
 from .plan import Plan, missing_data_error, plan, release
@@ -163,6 +163,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     """
     git_commit()                       # the code version this driver runs, read before anything trains
     check_precision(precision)
+    check_save_checkpoint(save_checkpoint)     # every check that needs no torch comes before the planning line
     expanded = expand(file, **lists)
     check_output_folder(out)
     # Planning reads every setting's data (and, the first time in a cache folder, writes synthetic data and its
@@ -170,7 +171,6 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     # Nothing before this line imports torch (2-4 s of a cold start; tests/test_lazy_imports.py).
     echo(_planning_line(expanded))
     from .. import api                 # imports torch
-    api.check_save_checkpoint(save_checkpoint)
     backend = backend() if callable(backend) else backend or LocalBackend()
     for _, setting, _ in expanded:     # a bad value stops the sweep before it takes its folder's lock
         api.resolve_config(setting.model, setting.dataset, preset=setting.preset, overrides=setting.overrides,

@@ -2,18 +2,18 @@
 
 Records come back to the driver, the only writer of the store. With several hosts, `--out`
 should be on storage every host sees (run folders are written by the worker that trains the
-run). Ray is the optional [ray] extra, so it is imported only where it is used.
+run). Ray is the optional [ray] extra, so it is imported only where it is used; torch and `execute` come with a
+run (`_ray_task`), so that `check_ray_backend` reads what was asked before a sweep's planning line.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-
 from ..errors import ToolkitError, UsageError
-from .execute import execute, failure, worker_logging
 from .plan import PlannedRun
 
 # Workers see the driver's data and cache locations, so that they resolve the same configs
@@ -21,16 +21,21 @@ from .plan import PlannedRun
 FORWARDED_ENV = ("MMSA_ATSUKO_CACHE", "MMSA_DATA_ROOT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME")
 
 
+def check_ray_backend(gpus_per_run: float, cpus_per_run: float) -> None:
+    """One line for resources per run that cannot be, or for Ray not installed (looked for, not imported: Ray
+    takes seconds to import, and the sweep's planning line comes first)."""
+    if gpus_per_run < 0 or cpus_per_run <= 0:
+        raise UsageError("--gpus-per-run must be >= 0 and --cpus-per-run > 0")
+    imported = sys.modules.get("ray", False)        # None: an import of it fails (a test's stand-in for no Ray)
+    if imported is None or (imported is False and importlib.util.find_spec("ray") is None):
+        raise ToolkitError('the ray backend needs Ray: pip install -e ".[ray]"')
+
+
 class RayBackend:
     """One Ray task per run; the driver gathers records and is the only writer of the store."""
 
     def __init__(self, address: str | None = None, gpus_per_run: float = 0.0, cpus_per_run: float = 1.0):
-        try:
-            import ray  # noqa: F401  (optional extra: checked here, one clear line if missing)
-        except ImportError:
-            raise ToolkitError('the ray backend needs Ray: pip install -e ".[ray]"') from None
-        if gpus_per_run < 0 or cpus_per_run <= 0:
-            raise UsageError("--gpus-per-run must be >= 0 and --cpus-per-run > 0")
+        check_ray_backend(gpus_per_run, cpus_per_run)
         self.address, self.gpus, self.cpus = address, gpus_per_run, cpus_per_run
         self.in_process = False
         self.started_here = False
@@ -78,6 +83,8 @@ class RayBackend:
         pulled only while fewer tasks than `slots()` are in flight, so a tune asks for its next trial after
         telling the study every result so far. `expected`: unused (the local backend sizes by it)."""
         import ray  # optional extra
+
+        from .execute import failure
         self.start()
         task = ray.remote(_ray_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0)
         device = "cuda" if self.gpus > 0 else "cpu"
@@ -110,6 +117,9 @@ class RayBackend:
 def _ray_task(run: PlannedRun, run_id: str, out: str, device: str, threads: int) -> dict:
     # The run's CPU allotment, set explicitly: results must not depend on what the worker
     # inherited (float sums over 1 and 2 threads differ in the last bits).
+    import torch
+
+    from .execute import execute, worker_logging
     torch.set_num_threads(threads)
     worker_logging()
     return execute(run, run_id, out, device)
