@@ -593,6 +593,16 @@ def test_a_ray_backend_that_cannot_be_is_one_line_before_the_planning_line(tmp_p
     assert not (tmp_path / "o").exists()
 
 
+def test_a_ray_that_is_found_but_does_not_import_is_one_line_when_the_backend_starts(monkeypatch):
+    """check_ray_backend looks for Ray without importing it; an install whose import fails (a dependency missing)
+    is the same one line when the backend starts, as it was when RayBackend imported Ray on its making."""
+    from mmsa_atsuko.sweep import RayBackend
+    backend = RayBackend()                                # Ray is installed (MMSA_ATSUKO_REQUIRE_RAY)
+    monkeypatch.setitem(sys.modules, "ray", None)         # import ray -> ImportError
+    with pytest.raises(ToolkitError, match=r'^the ray backend needs Ray: pip install -e "\.\[ray\]" \(ModuleNotFoundError: import of ray'):
+        backend.start()
+
+
 def test_an_unknown_save_checkpoint_is_refused_before_the_planning_line(tmp_path):
     lines = []
     with pytest.raises(UsageError, match=r"^--save-checkpoint must be one of best, none, got 'bogus'$"):

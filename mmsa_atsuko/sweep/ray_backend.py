@@ -13,7 +13,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import ToolkitError, UsageError
+from ..errors import ToolkitError, UsageError, one_line
 from .plan import PlannedRun
 
 # Workers see the driver's data and cache locations, so that they resolve the same configs
@@ -47,7 +47,10 @@ class RayBackend:
 
     def start(self, runs: int = 0) -> None:
         """Connect to (or start) Ray now, while the driver plans (`runs`: the local backend's sizing hint)."""
-        import ray  # optional extra
+        try:
+            import ray  # optional extra: found by check_ray_backend, yet its import may fail (a dependency missing)
+        except ImportError as error:
+            raise ToolkitError(f'the ray backend needs Ray: pip install -e ".[ray]" ({one_line(error)})') from None
         if ray.is_initialized():
             return
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
