@@ -174,15 +174,16 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
             resolve_config(m, d, preset=preset, overrides=overrides, max_epochs=max_epochs)
             for c in conditions:
                 check_model_allows(m, get_model_class(m), c)
-    for d in datasets:      # and every dataset's setting: `-d mosei sims --aligned` read all of MOSEI before saying sims has none
+    # and every dataset's setting: `-d mosei sims --aligned` read all of MOSEI before saying sims has none
+    for d in datasets:
         if synthetic:
             check_synthetic_request(d, synthetic_size, aligned, synthetic_recipe)
         else:
             resolve_feature_path(d, aligned, data_root, feature_path)
     loaded = {}
     jobs = [prepare_job(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
-                        synthetic=synthetic, synthetic_size=synthetic_size, synthetic_recipe=synthetic_recipe, preset=preset,
-                        overrides=overrides, max_epochs=max_epochs, loaded=loaded, condition=c)
+                        synthetic=synthetic, synthetic_size=synthetic_size, synthetic_recipe=synthetic_recipe,
+                        preset=preset, overrides=overrides, max_epochs=max_epochs, loaded=loaded, condition=c)
             for d in datasets for c in conditions for m in models]
     loaded.clear()   # the jobs hold what they read; features no job reads are freed now
     with RunPyMark(out) as mark:   # taken at the first run to train: no sweep trains into `out` meanwhile
@@ -210,8 +211,8 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
                 ran = ran_at_other_precision(previous, precision)
                 changed = source_changes(previous.get("model_source"), job.model)   # a model of your own edited since
                 how = _skip_reason(ran, changed, precision)
-                echo(f"skip {job.model} {spec.name}{' aligned' if spec.aligned else ''}{condition_label(spec)} seed {seed}: recorded as "
-                     f"{previous.get('run_id')}{how}")
+                echo(f"skip {job.model} {spec.name}{' aligned' if spec.aligned else ''}{condition_label(spec)} "
+                     f"seed {seed}: recorded as {previous.get('run_id')}{how}")
                 job_records.append(previous)
             else:
                 record = run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint,

@@ -78,7 +78,8 @@ def plot_spectral_energy(table, where: str, synthetic: bool):
                     label=f"{modality}: mean energy")
         starts = rows.groupby("band").frequency_index.min().tolist()[1:]
         for i, start in enumerate(starts):
-            ax.axvline(start - 0.5, color="black", ls="--", lw=1, label="equal-energy band boundary" if i == 0 else None)
+            ax.axvline(start - 0.5, color="black", ls="--", lw=1,
+                       label="equal-energy band boundary" if i == 0 else None)
         ax.set_title(modality)
         ax.set_xlabel("graph frequency index j (low → high)")
         ax.set_ylabel("train-set mean energy Σ_c X̂[j,c]² (log)")
@@ -240,10 +241,11 @@ def plot_robustness(table, metric: str, synthetic: bool, lower_is_better: bool):
         name = f"{rows.model.iloc[0]} ({run_id[-6:]})" if len(runs) > 1 else rows.model.iloc[0]
         for modality in MODALITIES:
             color, style = MODALITY_COLORS[modality], styles[r % len(styles)]
-            noise = rows[(rows.corruption == "noise") & (rows.modality == modality)].sort_values("level", ascending=False)
+            noise = rows[(rows.corruption == "noise")
+                         & (rows.modality == modality)].sort_values("level", ascending=False)
             if len(noise):
-                axes[0].plot([CLEAN_SNR_POSITION] + list(noise.level), [clean] + list(noise[metric]), style, marker="o", color=color,
-                             label=f"{name}: noise on {modality}")
+                axes[0].plot([CLEAN_SNR_POSITION] + list(noise.level), [clean] + list(noise[metric]), style,
+                             marker="o", color=color, label=f"{name}: noise on {modality}")
             drop = rows[(rows.corruption == "frame_drop") & (rows.modality == modality)].sort_values("level")
             if len(drop):
                 axes[1].plot([0] + list(100 * drop.level), [clean] + list(drop[metric]), style, marker="o",
@@ -273,7 +275,8 @@ def plot_robustness(table, metric: str, synthetic: bool, lower_is_better: bool):
     axes[1].legend(fontsize=7)
     if len(runs) > 1:
         axes[2].legend(fontsize=7)
-    fig.suptitle(_title(f"Robustness of {', '.join(dict.fromkeys(table.model))}: test {metric} under corruption", synthetic))
+    fig.suptitle(_title(f"Robustness of {', '.join(dict.fromkeys(table.model))}: test {metric} under corruption",
+                        synthetic))
     fig.tight_layout()
     return fig
 

@@ -216,8 +216,8 @@ def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, m
                 echo=print, loaded=None) -> Path:
     """`<out>/features.pkl`, `videos` extracted with the run's settings (predict_videos.extract_with_provenance)."""
     check_output(out)
-    return extract_with_provenance(folder, videos, transcripts, out, loaded=loaded or load_checkpoint(folder), bert=bert,
-                                   jobs=jobs, max_clip_seconds=max_clip_seconds, echo=echo)[0]
+    return extract_with_provenance(folder, videos, transcripts, out, loaded=loaded or load_checkpoint(folder),
+                                   bert=bert, jobs=jobs, max_clip_seconds=max_clip_seconds, echo=echo)[0]
 
 
 def predict_file(folder, features, out, *, split: str | None = None, device="cpu", loaded=None) -> Path:
@@ -290,7 +290,8 @@ def _provenance(folder, card: dict, features, data_id: str | None, table: pd.Dat
             "dataset": card["dataset"], "trained_on": card.get("data"), "features": str(features),
             "features_sha256": sha256, "features_data": data_id or f"sha256:{sha256}",
             "samples": {name: int(n) for name, n in table.split.value_counts(sort=False).items()},
-            "package_version": __version__, "git_commit": git_commit(), "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "package_version": __version__, "git_commit": git_commit(),
+            "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def check_output(out) -> Path:

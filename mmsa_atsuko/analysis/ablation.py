@@ -81,7 +81,8 @@ def tsne_table(runs: dict[str, LoadedRun], seed: int = 0) -> pd.DataFrame:
             classes = sentiment_class(labels)
         else:
             names = run.data.spec.label_names
-            classes = [names[int(c)] if names else str(int(c)) for c in torch.cat([o["batch"]["label"] for o in outputs])]
+            classes = [names[int(c)] if names else str(int(c))
+                       for c in torch.cat([o["batch"]["label"] for o in outputs])]
         trace = trace_columns(run.record)
         rows += [{"variant": variant, "id": sid, "label_class": cls, "tsne_1": float(a), "tsne_2": float(b), **trace}
                  for sid, cls, (a, b) in zip(run.data.test.ids, classes, embedded)]

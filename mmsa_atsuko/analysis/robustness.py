@@ -68,7 +68,8 @@ def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_
     """Test metrics of `run` clean and under each corruption, one modality at a time.
 
     Columns: run_id, model, data (the data id the run was tested on: its own), code (the code the run trained
-    with), corruption (clean | noise | zero | frame_drop), modality, level, level_unit, then every metric. The clean row is the test split itself, evaluated as training did.
+    with), corruption (clean | noise | zero | frame_drop), modality, level, level_unit, then every metric. The clean
+    row is the test split itself, evaluated as training did.
     A progress bar (on a terminal) counts the test passes, naming the condition under test; elsewhere (a log
     file, a pipe) a line on stderr each tenth of them, as extract's: a run's 25 passes took 20 s, silent.
     """

@@ -79,7 +79,8 @@ def _load_run_data(record: dict):
     return data
 
 
-def load_run(results="results", run_id: str | None = None, checkpoint=None, data_cache: dict | None = None) -> LoadedRun:
+def load_run(results="results", run_id: str | None = None, checkpoint=None,
+             data_cache: dict | None = None) -> LoadedRun:
     """A trained run ready for analysis: model in eval() mode with `best.pt` loaded, on CPU.
 
     Give `run_id` (looked up in `<results>/runs.jsonl`) or `checkpoint` (a run folder, or its

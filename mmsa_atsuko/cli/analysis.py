@@ -83,8 +83,8 @@ def cmd_explain(argv) -> int:
     run = load_run(args.results, args.run, args.checkpoint, data_cache=cache)
     require_atsuko(run)
     out = args.out or analysis_dir(args.results) / f"explain_{check_run_id(run.run_id)}"   # one folder per run
-    check_figures_folder(args, [f for name in EXPLAIN_FIGURES for f in figure_names(name)] + [WEIGHTS_CSV, EXPLAIN_JSON],
-                         out)
+    check_figures_folder(args, [f for name in EXPLAIN_FIGURES for f in figure_names(name)]
+                         + [WEIGHTS_CSV, EXPLAIN_JSON], out)
     if args.dataset and args.dataset != run.record["dataset"]:
         raise UsageError(f"run {run.run_id} is on {run.record['dataset']}, not {args.dataset}")
     # -m is a claim about the run, as -d is: `-m atsuko_sbn` on a full Atsuko run drew the full model's figures.
@@ -157,8 +157,8 @@ def tsne_parser() -> argparse.ArgumentParser:
                       "of the Atsuko ablation runs, one panel per variant, colored by label; "
                       "writes tsne_<run id>.png/.pdf/.csv, named by the run of its fullest variant.")
     p.add_argument("-d", "--dataset", type=str.lower, help="dataset (default: that of the latest Atsuko run)")
-    p.add_argument("-s", "--seed", type=int, help="training seed of the runs, one for every panel (default: the seed that "
-                   "most variants share, ties the latest; each variant's latest run of it)")
+    p.add_argument("-s", "--seed", type=int, help="training seed of the runs, one for every panel (default: the "
+                   "seed that most variants share, ties the latest; each variant's latest run of it)")
     p.add_argument("--aligned", action="store_true", help="runs on the aligned feature file (default: unaligned)")
     p.add_argument("--tsne-seed", type=int, default=0, help="t-SNE random_state (default 0)")
     add_results_option(p)
@@ -191,7 +191,8 @@ def cmd_tsne(argv) -> int:
               f"max_epochs {r['config'].get('max_epochs')}, best epoch {r.get('best_epoch')})", flush=True)
     table = tsne_table(runs, args.tsne_seed)
     first = next(iter(runs.values())).record
-    where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}, seed {first['seed']}"   # one seed: ablation_runs
+    # one seed: ablation_runs
+    where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}, seed {first['seed']}"
     fig = plot_tsne(table, where, any(r.synthetic for r in runs.values()))
     write_figures({**figure_files(fig, table, name), f"{name}.json": made_by}, args.out or analysis_dir(args.results))
     return 0

@@ -45,8 +45,9 @@ def add_max_clip_seconds(p: argparse.ArgumentParser) -> None:
     from ..data.extract.media import MAX_CLIP_SECONDS
     p.add_argument("--max-clip-seconds", type=float, default=MAX_CLIP_SECONDS, metavar="S",
                    help=f"skip (and report) a video longer than S seconds (default {MAX_CLIP_SECONDS:g}: utterance "
-                   f"clips last seconds to a minute, and a small file can declare hours that would fill memory); it also "
-                   f"bounds the pixels a clip may decode, at S seconds of DCI 4K (4096x2160) at 30 fps and one frame")
+                   f"clips last seconds to a minute, and a small file can declare hours that would fill memory); it "
+                   f"also bounds the pixels a clip may decode, at S seconds of DCI 4K (4096x2160) at 30 fps "
+                   f"and one frame")
 
 
 def extract_parser() -> argparse.ArgumentParser:
@@ -59,10 +60,10 @@ def extract_parser() -> argparse.ArgumentParser:
     p.add_argument("--transcripts", required=True, help="CSV with columns id, text, label (optional: label_T, "
                    "label_A, label_V, split); without label, a file to predict on")
     p.add_argument("--out", required=True, help="the feature pickle to write")
-    p.add_argument("--bert", metavar="PATH", help="required: BERT folder (config.json, vocab.txt, weights) or a model id in the Hugging "
-                   "Face cache: its ids go to text_bert, its last layer to text (offline smoke test: the tiny BERT "
-                   "that a run with --synthetic writes, <cache>/synthetic/*/bert-synthetic-en, the cache being "
-                   "$MMSA_ATSUKO_CACHE or ~/.cache/mmsa_atsuko)")
+    p.add_argument("--bert", metavar="PATH", help="required: BERT folder (config.json, vocab.txt, weights) or a "
+                   "model id in the Hugging Face cache: its ids go to text_bert, its last layer to text (offline "
+                   "smoke test: the tiny BERT that a run with --synthetic writes, "
+                   "<cache>/synthetic/*/bert-synthetic-en, the cache being $MMSA_ATSUKO_CACHE or ~/.cache/mmsa_atsuko)")
     p.add_argument("--split", help=f"ratios when the CSV has no split column (default {DEFAULT_SPLIT})")
     p.add_argument("--seed", type=int, default=1111, help="seed of the --split shuffle (default 1111)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for the videos (default 1)")

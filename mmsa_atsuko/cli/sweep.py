@@ -36,9 +36,11 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", default=None, help="local: runs at once in worker processes, N or auto (CPU: the cores "
                    "over --threads; CUDA: as many as the first run's peak memory allows). Default: auto on CUDA, "
                    "else 1 (in process)")
-    p.add_argument("--threads", type=int, default=1, help="local: torch CPU threads per run (default 1; ray: --cpus-per-run)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="local: torch CPU threads per run (default 1; ray: --cpus-per-run)")
     p.add_argument("--devices", "--device", default=None,
-                   help="local: devices given to workers round-robin, e.g. cuda:0,cuda:1 (default auto: every visible GPU, else cpu)")
+                   help="local: devices given to workers round-robin, e.g. cuda:0,cuda:1 (default auto: every "
+                   "visible GPU, else cpu)")
     p.add_argument("--address", help="ray: cluster address, auto or HOST:PORT (default: start a local instance)")
     p.add_argument("--gpus-per-run", type=float, default=None, help="ray: GPUs per run (0.5: two runs share one)")
     p.add_argument("--cpus-per-run", type=float, default=None, help="ray: CPUs per run (default 1)")
@@ -157,7 +159,8 @@ def tune_parser() -> argparse.ArgumentParser:
                       "pruning on the validation metric; the test split is never evaluated), stored in SQLite in "
                       "<out>/tune/ so that a killed tune resumes; trials run on the sweep's backends (local "
                       "workers or Ray); then the best config runs on every seed, recorded as normal runs labelled "
-                      "with the study's name and the best trial's number (label, tune_trial); one recorded failed runs again.")
+                      "with the study's name and the best trial's number (label, tune_trial); one recorded failed "
+                      "runs again.")
     p.add_argument("-m", "--model", required=True, type=str.lower, help="the one model whose config is searched")
     p.add_argument("-d", "--dataset", required=True, type=str.lower, help="the one dataset it is searched on")
     p.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")

@@ -46,14 +46,16 @@ from .yaml_files import parse_override, read_yaml
 __all__ = ["ADDED_KEYS", "CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "Check", "check_config", "config_hash",
            "config_identity", "dataset_facts",
            "published_sha256", "real_layout",
-           "dataset_names", "datasets_table", "declared_type", "load_config", "model_config_name", "number_hint", "parse_override", "parse_overrides",
+           "dataset_names", "datasets_table", "declared_type", "load_config", "model_config_name", "number_hint",
+           "parse_override", "parse_overrides",
            "read_yaml", "save_config"]
 
 
 # Trainer keys added after runs were stored, each with the value every run before it had. A stored config without
 # one (a model.json, a runs.jsonl record) is read with that value, and at that value the key stays out of the
 # config hash: the runs stored before it keep their identity, and a sweep does not train them again. A model's YAML
-# cannot give a trainer key a check or meaning of its own (`_declarations`), so the value means the same for every model.
+# cannot give a trainer key a check or meaning of its own (`_declarations`), so the value means the same for every
+# model.
 ADDED_KEYS = {"valid_loss": "exact"}
 
 

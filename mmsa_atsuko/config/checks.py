@@ -188,7 +188,8 @@ def check_meaning(key: str, value, declared, check: Check | None, where: str) ->
             raise UsageError(f"{where}: {key} must have {len(example)} values (like {list(example)!r}), got {value!r}")
         for i, item in enumerate(value):
             if numeric and not _is_number(item):
-                raise UsageError(f"{where}: {key}[{i}] must be a number, got {item!r} (in {value!r}){number_hint(item)}")
+                raise UsageError(f"{where}: {key}[{i}] must be a number, got {item!r} "
+                                 f"(in {value!r}){number_hint(item)}")
         if check is not None and check.spec == "increasing":
             what = check.problem(value)
             if what:
@@ -200,7 +201,8 @@ def check_meaning(key: str, value, declared, check: Check | None, where: str) ->
                 raise UsageError(f"{where}: {key}[{i}] must be {what}, got {item!r} (in {value!r})")
         return
     if check is not None and check.spec == "increasing":
-        raise UsageError(f"{where}: {key} must be a list of numbers, each above the one before (low, high), got {value!r}")
+        raise UsageError(f"{where}: {key} must be a list of numbers, each above the one before (low, high), "
+                         f"got {value!r}")
     if numeric and not _is_number(value):
         raise UsageError(f"{where}: {key} must be a number, got {value!r}{number_hint(value)}")
     what = check.problem(value) if check is not None else None

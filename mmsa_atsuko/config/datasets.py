@@ -16,8 +16,8 @@ from .yaml_files import read_yaml
 # FILE` on the command line sets it, so that sweep workers (other processes) see the same table.
 DATASETS_ENV = "MMSA_ATSUKO_DATASETS"
 DATASET_REQUIRED = {"format", "task", "metrics", "headline", "language", "files", "config"}
-DATASET_OPTIONAL = {"label_range", "num_classes", "label_names", "sha256", "download", "unimodal_labels", "max_seq_lens",
-                    "real_sizes", "real_shapes", "real_class_counts"}
+DATASET_OPTIONAL = {"label_range", "num_classes", "label_names", "sha256", "download", "unimodal_labels",
+                    "max_seq_lens", "real_sizes", "real_shapes", "real_class_counts"}
 # The metric sets, and every key `metrics.compute_metrics` returns for each, in MMSA's order
 # (`Mult_acc_3` for MOSI/MOSEI is computed by MMSA but not returned; we return it last). The
 # names live here, where a dataset's `metrics` and `headline` are checked against them; what each
@@ -96,7 +96,8 @@ def _check_format(name: str, where: str, facts: dict) -> None:
     traceback, a regression scored with the mintrec set in a ValueError one, and `unimodal_labels: "no"` was true."""
     if facts["format"] == "mintrec" and name != "mintrec":
         raise UsageError(f"{where}: format mintrec is thuiar/MIntRec's own folder, read with the mintrec block's "
-                         f"facts whatever block names it: a dataset of your own is format: mmsa (an MMSA feature pickle)")
+                         f"facts whatever block names it: a dataset of your own is format: mmsa "
+                         f"(an MMSA feature pickle)")
     if facts["format"] == "mmsa" and facts["task"] != "regression":
         raise UsageError(f"{where}: format mmsa is read for its regression_labels, so its task must be regression "
                          f"(a classification dataset in MMSA's format is not supported)")
@@ -113,7 +114,8 @@ def _check_format(name: str, where: str, facts: dict) -> None:
     sha256 = facts.get("sha256")
     if sha256 is not None and not (
             isinstance(sha256, dict) and isinstance(facts["files"], dict) and set(sha256) <= set(facts["files"])
-            and all(isinstance(v, str) and len(v) == 64 and set(v) <= set("0123456789abcdef") for v in sha256.values())):
+            and all(isinstance(v, str) and len(v) == 64 and set(v) <= set("0123456789abcdef")
+                    for v in sha256.values())):
         raise UsageError(f"{where}: sha256 must map a setting of its files (aligned, unaligned) to that file's "
                          f"SHA-256, 64 lowercase hex digits, got {sha256!r}")
 

@@ -43,7 +43,8 @@ def read_yaml(path: Path) -> dict:
         found = path.stat()
     except FileNotFoundError:
         raise UsageError(f"config file {path} not found") from None
-    if stat.S_ISDIR(found.st_mode):     # open() would raise IsADirectoryError, a traceback (`run.py sweep configs/sweeps`)
+    # open() would raise IsADirectoryError, a traceback (`run.py sweep configs/sweeps`)
+    if stat.S_ISDIR(found.st_mode):
         raise UsageError(f"config file {path} is a folder; give a YAML file in it")
     if not stat.S_ISREG(found.st_mode):  # a named pipe blocks open() until someone writes to it
         raise UsageError(f"config file {path} is not a regular file; give a YAML file")

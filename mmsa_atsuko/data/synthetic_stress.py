@@ -117,7 +117,8 @@ def check_data_options(synthetic: bool, synthetic_size=None, data_root=None, fea
     if synthetic_size is not None and not synthetic:
         raise UsageError(f"{head}{name('synthetic_size')} {synthetic_size} sizes generated data: add {synthetic_name}, "
                          f"or drop {name('synthetic_size')} to train on the feature files")
-    for key, value, kept in (("data_root", data_root, "the files under it"), ("feature_path", feature_path, "that file")):
+    for key, value, kept in (("data_root", data_root, "the files under it"),
+                             ("feature_path", feature_path, "that file")):
         if synthetic and value is not None:
             raise UsageError(f"{head}{name('synthetic')} generates its own data files (in the cache, "
                              f"$MMSA_ATSUKO_CACHE); drop {name(key)}, or drop {name('synthetic')} to train on {kept}")

@@ -64,7 +64,8 @@ class CurveTable:
         """The table's heading; `kind=False` leaves out whether the data are synthetic, for a figure,
         which tags its own title (`plots._title`)."""
         data = f"{data_kind_text(self.data)} ({self.data})" if kind else self.data
-        return f"{self.dataset}, {'aligned' if self.aligned else 'unaligned'}: {data}, {self.metric} against the missing rate"
+        return (f"{self.dataset}, {'aligned' if self.aligned else 'unaligned'}: {data}, {self.metric} against the "
+                f"missing rate")
 
 
 def auc(values, rates) -> float:

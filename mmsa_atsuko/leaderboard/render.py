@@ -39,7 +39,9 @@ def render_markdown(tables, ablations=(), published=(), published_ablation=False
             cells = [column_cell(c, row.cells, row.n, row.best, _md_bold) for c in columns]
             lines.append([row.label, str(row.n)] + cells + [welch_text(row, t.key_metric)])
         parts.append(f"### {t.title()}\n\n"
-                     f"Test metrics of each run's best-valid epoch, mean ± sample std (ddof=1) over seeds; {units_text(t.metrics)}; **bold** = best in column under the row's condition (↓ lower is better, ↑ higher); † = Welch p < "
+                     f"Test metrics of each run's best-valid epoch, mean ± sample std (ddof=1) over seeds; "
+                     f"{units_text(t.metrics)}; **bold** = best in column under the row's condition "
+                     f"(↓ lower is better, ↑ higher); † = Welch p < "
                      f"{SIGNIFICANCE} against the best other model on {t.key_metric}.\n\n"
                      + markdown_table(header, lines)
                      + "".join(f"\n\n- {note}" for note in t.notes))
@@ -56,7 +58,8 @@ def render_markdown(tables, ablations=(), published=(), published_ablation=False
         header = ["SBN", "MCM"] + [f"{d} {name}" for d in ("mosi", "mosei") for name, _ in cols]
         lines = [["✓" if sbn else "-", "✓" if mcm else "-"] + [v for d in ("mosi", "mosei") for v in values[d]]
                  for (sbn, mcm), values in PUBLISHED_ABLATION]
-        parts.append(f"### Published by the seed paper: ablation ({ABLATION_SOURCE}; aligned, real data, not our runs)\n\n"
+        parts.append(f"### Published by the seed paper: ablation ({ABLATION_SOURCE}; aligned, real data, "
+                     f"not our runs)\n\n"
                      + markdown_table(header, lines))
     return "\n\n".join(parts) + "\n"
 
@@ -89,7 +92,8 @@ def _md_ablation(ab: Ablation, paper: bool = False) -> str:
     kind = data_kind_text(ab.groups[0].data)      # every group is of one kind: build_ablations keys on it
     data = "; ".join(f"{name}: {t.data}" for t, name in zip(ab.groups, ab.group_names()))
     return (f"### Ablation (Table 4 layout), {'aligned' if ab.aligned else 'unaligned'}: {kind} ({data})\n\n"
-            + ("Acc2/F1 on MOSI/MOSEI as Has0/Non0 pairs" if paper else "Acc2/F1 on MOSI/MOSEI are Non0 (EMOE's convention)")
+            + ("Acc2/F1 on MOSI/MOSEI as Has0/Non0 pairs" if paper
+               else "Acc2/F1 on MOSI/MOSEI are Non0 (EMOE's convention)")
             + "; test metrics of each run's best-valid epoch, mean ± sample std over seeds; **bold** = best.\n\n"
             + markdown_table(header, lines) + "".join(f"\n\n- {note}" for note in ab.notes))
 
@@ -97,8 +101,9 @@ def _md_ablation(ab: Ablation, paper: bool = False) -> str:
 def _tex(text: str) -> str:
     # An option's "--" (a note's `--preset small`) would print as an en dash: "-{}-" keeps both hyphens.
     return (str(text).replace("\\", r"\textbackslash{}").replace("--", "-{}-").replace("_", r"\_")
-            .replace("%", r"\%").replace("&", r"\&").replace("#", r"\#").replace("±", r"$\pm$").replace("†", r"$^\dagger$")
-            .replace("✓", r"\checkmark").replace("–", "--").replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$")
+            .replace("%", r"\%").replace("&", r"\&").replace("#", r"\#").replace("±", r"$\pm$")
+            .replace("†", r"$^\dagger$").replace("✓", r"\checkmark").replace("–", "--")
+            .replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$")
             .replace("<", r"$<$").replace(">", r"$>$"))        # a bare < prints as ¡ in OT1 fonts
 
 
@@ -131,7 +136,8 @@ def render_latex(tables, ablations=(), published=(), published_ablation=False, p
             cells.append(_tex(welch_text(row, t.key_metric)))
             lines.append(cells)
         notes = "".join(f" {note}." for note in t.notes)        # which config each labelled row is
-        parts.append(_latex_table(f"{t.title()}. Test metrics of each run's best-valid epoch, mean ± sample std over seeds; accuracies/F1 in %; bold: best; "
+        parts.append(_latex_table(f"{t.title()}. Test metrics of each run's best-valid epoch, mean ± sample std "
+                                  f"over seeds; accuracies/F1 in %; bold: best; "
                                   f"†: Welch p < {SIGNIFICANCE} vs the best other model.{notes}", header, lines))
     for ab in ablations:
         header = ["SBN", "MCM"]
@@ -186,13 +192,15 @@ def render_comparison(rows: list[dict]) -> str:
                 cell = ("–" if not r[f"{side}_n"] else
                         f"{number_text(m, r[f'{side}_mean'])} ± {number_text(m, r[f'{side}_std'])}")
                 cells.append(cell if r[f"{side}_n"] == n else f"{cell} (n={r[f'{side}_n']})")
-            ci = "–" if math.isnan(r["ci_low"]) else f"[{signed_text(m, r['ci_low'])}, {signed_text(m, r['ci_high'])}]"
+            ci = ("–" if math.isnan(r["ci_low"]) else
+                  f"[{signed_text(m, r['ci_low'])}, {signed_text(m, r['ci_high'])}]")
             p = "–" if math.isnan(r["p_value"]) else f"{r['p_value']:#.3g}"
             lines.append(cells + [signed_text(m, r["diff"]), ci, p])
         kind = data_kind_text(data)
         units = units_text(r["metric"] for r in block)
         parts.append(f"{dataset}, {'aligned' if aligned else 'unaligned'}: {kind} ({data})\n"
-                     f"{model} (n={n_model}) vs {baseline} (n={n_base}), test metrics of each run's best-valid epoch; {units}; difference = {model} - {baseline}, "
+                     f"{model} (n={n_model}) vs {baseline} (n={n_base}), test metrics of each run's best-valid "
+                     f"epoch; {units}; difference = {model} - {baseline}, "
                      f"with its Welch 95% CI and p (two-sided)\n"
                      + (f"{block[0]['preset_note']}\n" if block[0].get("preset_note") else "")
                      + _fixed_width(["metric", model, baseline, "difference", "95% CI", "p"], lines))

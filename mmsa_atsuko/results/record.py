@@ -31,10 +31,10 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
     """The record of a finished run: `spec` is its DatasetSpec, `result` the trainer's FitResult.
     `peak_memory_mb`: the GPU's max_memory_allocated on CUDA, the process's peak RSS on the CPU.
     `label` (a tune's study name) is stored when given, with `tune_trial`, the number of the study's trial whose
-    config the run trained (Optuna names a trial by its study and number: `optuna.load_study(...).trials[n]`). `routing`: what the routers did over the
-    test samples (models/atsuko/diagnostics.py), for models that route; absent otherwise. `model_source`:
-    the code of a model of your own (`--models DIR`), which the git commit does not cover: the model file's
-    path and sha256 and each file of its folder imported (`user_models.model_source`).
+    config the run trained (Optuna names a trial by its study and number: `optuna.load_study(...).trials[n]`).
+    `routing`: what the routers did over the test samples (models/atsuko/diagnostics.py), for models that route;
+    absent otherwise. `model_source`: the code of a model of your own (`--models DIR`), which the git commit does
+    not cover: the model file's path and sha256 and each file of its folder imported (`user_models.model_source`).
     `earlier_attempts`: of a resumed run, the processes that trained its first epochs ({"git_commit",
     "started_at", "torch_threads"} each, oldest first; `git_commit`, `started_at` and `torch_threads` are this
     process's)."""
@@ -55,7 +55,8 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
         "torch_version": torch_version, "python": platform.python_version(),
         "started_at": started.isoformat(timespec="seconds"),
         "run_dir": relative_run_dir(run_dir), "checkpoint": checkpoint, "condition": spec.condition.as_dict(),
-    } | ({"label": label} if label else {}) | ({"tune_trial": tune_trial} if tune_trial is not None else {}) | ({"routing": routing} if routing is not None else {}) \
+    } | ({"label": label} if label else {}) | ({"tune_trial": tune_trial} if tune_trial is not None else {}) \
+        | ({"routing": routing} if routing is not None else {}) \
         | ({"model_source": model_source} if model_source is not None else {}) \
         | ({"earlier_attempts": earlier_attempts} if earlier_attempts else {})
 

@@ -81,7 +81,8 @@ def check_ok_record(record: dict) -> dict:
     # Shown as they are in tables, notes and every analysis CSV row (`run_label`, `code_version`): a newline in one
     # wrote lines of its own into the leaderboard's Markdown, and nothing bounded their length.
     for field in ("label", "package_version", "git_commit"):
-        if record.get(field) is not None and not (isinstance(record[field], str) and _ONE_LINE.fullmatch(record[field])):
+        if record.get(field) is not None and not (isinstance(record[field], str)
+                                                  and _ONE_LINE.fullmatch(record[field])):
             bad(field, "a string of one line (at most 200 characters)")
     trial = record.get("tune_trial")
     if "tune_trial" in record and (not isinstance(trial, int) or isinstance(trial, bool) or not 0 <= trial < 2 ** 63):

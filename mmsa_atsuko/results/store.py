@@ -81,8 +81,9 @@ def _append_locked(path: Path, line: bytes) -> None:
 def mend_last_line(fd: int, is_whole, ending: bytes = b"\n") -> None:
     """Before an append to a file of lines (`fd`, opened O_APPEND, its lock held, so a writer that left its last
     line without a newline is dead): a last line `is_whole` accepts (its bytes; one that lost only its newline, as
-    a hand edit leaves it) gets `ending` (after a carriage return, only the newline); any other is a killed writer's fragment and
-    is cut off. Either way the next line starts a line of its own instead of being joined onto the last one."""
+    a hand edit leaves it) gets `ending` (after a carriage return, only the newline); any other is a killed writer's
+    fragment and is cut off. Either way the next line starts a line of its own instead of being joined onto the last
+    one."""
     size = os.fstat(fd).st_size
     if not size or _read_at(fd, 1, size - 1) == b"\n":
         return

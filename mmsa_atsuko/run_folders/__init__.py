@@ -22,5 +22,6 @@ from .working import check_resumable, run_folder
 
 __all__ = ["LAST_CHECKPOINT", "LOOK_HOLD_S", "MAX_RUN_JSON", "NEW_GRACE_S", "NEW_SUFFIX", "RUN_IDENTITY", "RUN_LOCK",
            "SAVE_CHECKPOINT", "attempts_of", "check_resumable", "check_save_checkpoint", "claim", "folder_identity",
-           "foreign_kind", "identity_of", "move_dead", "partial_dir", "remove", "remove_tombstones", "resume_points", "run_folder", "take", "take_leftovers",
+           "foreign_kind", "identity_of", "move_dead", "partial_dir", "remove", "remove_tombstones", "resume_points",
+           "run_folder", "take", "take_leftovers",
            "unfinished_runs", "warn_of_other_threads", "work_folders"]

@@ -74,8 +74,8 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
 
 
 def check_resumable(folder: Path) -> None:
-    """One line (FolderNotResumable, a DataError: exit 1) if a dead run's folder, about to be resumed, holds anything but
-    folders and regular files of one name. A run writes its files by name (train.log appended to, model.json,
+    """One line (FolderNotResumable, a DataError: exit 1) if a dead run's folder, about to be resumed, holds anything
+    but folders and regular files of one name. A run writes its files by name (train.log appended to, model.json,
     config.yaml and the predictions rewritten in place, best.pt, history.json and last.pt through `.<name>.tmp`,
     tensorboard/): a symbolic link planted at one of them in a shared results folder sent those writes to the
     file it points at, a hard link (planted, or a `cp -al` copy of the folder) to the file's other name, and a

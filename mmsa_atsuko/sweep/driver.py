@@ -56,7 +56,8 @@ class Progress:
         # A number on synthetic data says so, as every table does: 'tfn mosi seed 1: MAE ...' read as MOSI's; and
         # on a stress recipe, which one: a stress sweep's runs of one model and seed were told apart by nothing.
         recipe = recipe_of(record.get("data"))
-        synthetic = f" synthetic{f' ({recipe} recipe)' if recipe != STANDARD else ''}" if record.get("synthetic") else ""
+        synthetic = (f" synthetic{f' ({recipe} recipe)' if recipe != STANDARD else ''}" if record.get("synthetic")
+                     else "")
         name = self.names.get(identity(record), record["model"])
         what = (f"{name} {record['dataset']}{' aligned' if record['aligned'] else ''}"
                 f"{synthetic}"

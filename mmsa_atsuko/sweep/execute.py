@@ -47,7 +47,8 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
         # What a killed sweep left of this run (its .partial folders): with --resume the dead one with the newest
         # last.pt is continued under its run_id, as `run.py --resume` continues it; every other one is removed.
         if run.resume is None:       # from a caller that offers no --resume (sweep() from Python): its line names none
-            resumed = take_leftovers(Path(out), identity, resume=False, instead="the sweep runs it again from its start")
+            resumed = take_leftovers(Path(out), identity, resume=False,
+                                     instead="the sweep runs it again from its start")
         else:
             resumed = take_leftovers(Path(out), identity, resume=run.resume)
         if resumed:

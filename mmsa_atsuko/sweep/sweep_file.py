@@ -139,7 +139,8 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
             exp_models = [m for m in exp_models if not models or m in models]
             exp_datasets = [d for d in exp_datasets if not datasets or d in datasets]
             flags = [f for f in flags if f or not aligned]
-        exp_seeds = check_seeds(seeds, "command line") if seeds else _seeds(exp.get("seeds", top.get("seeds", list(DEFAULT_SEEDS))), where)
+        exp_seeds = (check_seeds(seeds, "command line") if seeds
+                     else _seeds(exp.get("seeds", top.get("seeds", list(DEFAULT_SEEDS))), where))
         top_overrides, own_overrides = _overrides(top.get("config"), where_file), _overrides(exp.get("config"), where)
         exp_overrides = tuple(top_overrides + own_overrides + cli_overrides)
         exp_preset = preset or exp.get("preset", top.get("preset"))
@@ -170,7 +171,8 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
                     out.append((name, Setting(
                         model=model, dataset=dataset, aligned=flag, preset=exp_preset,
                         overrides=exp_overrides,
-                        max_epochs=max_epochs if max_epochs is not None else exp.get("max_epochs", top.get("max_epochs")),
+                        max_epochs=(max_epochs if max_epochs is not None
+                                    else exp.get("max_epochs", top.get("max_epochs"))),
                         synthetic=bool(synthetic or top.get("synthetic", False)),
                         synthetic_size=synthetic_size or top.get("synthetic_size", "small"),
                         synthetic_recipe=check_recipe(

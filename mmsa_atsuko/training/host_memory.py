@@ -51,5 +51,6 @@ def keep_freed_memory() -> bool:
             except (OSError, AttributeError):
                 log.debug("no mallopt in this libc; host allocator left as it is")
             else:
-                _applied = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+                _applied = (bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+                            and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)))
     return _applied

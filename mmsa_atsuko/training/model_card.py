@@ -230,7 +230,8 @@ def _check_card(card: dict, path: Path) -> None:
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     missing, unknown = sorted(required - set(spec)), sorted(set(spec) - set(SPEC_FIELDS))
     if missing or unknown:
-        raise DataError(f"{path}: spec {f'lacks {missing[0]}' if missing else f'has an unknown field {show(unknown[0])}'}"
+        raise DataError(f"{path}: spec "
+                        f"{f'lacks {missing[0]}' if missing else f'has an unknown field {show(unknown[0])}'}"
                         f": {NOT_OURS}")
     for field, value in spec.items():
         ok, what = SPEC_FIELDS[field]

@@ -72,8 +72,8 @@ def save_training_state(path: Path, model, optimizer, scheduler, generator, devi
 def load_training_state(path: Path, model, optimizer, scheduler, generator, device) -> tuple:
     """Restore what `save_training_state` saved; return (epoch, history, best) as it took them."""
     def refuse(why: str):
-        return StateNotResumable(f"{path} is not a training state this toolkit wrote ({why}); remove the run's folder or "
-                         f"run without --resume")
+        return StateNotResumable(f"{path} is not a training state this toolkit wrote ({why}); remove the run's "
+                                 f"folder or run without --resume")
 
     try:      # checked, then torch.load(weights_only=True): tensors and plain containers, never code
         state = load_weights(path)

@@ -130,7 +130,8 @@ def _fetch_one(downloader: Downloader, relpath: str, dest: Path, root: Path, say
     try:
         blocked = _blocked(dest, root)
         if blocked:
-            raise DataError(f"{blocked}, where the download of {relpath} goes: move it away, then run the command again")
+            raise DataError(f"{blocked}, where the download of {relpath} goes: move it away, then run "
+                            f"the command again")
         if dest.is_file() and file_version(dest) != seen and _verify(dest, relpath) is None:
             say(f"{dest} was put there by another download meanwhile ({_verified_how(relpath)}); nothing to do")
             return

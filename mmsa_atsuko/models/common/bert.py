@@ -77,13 +77,15 @@ def resolve_bert_path(pretrained, option: str = "-c pretrained=") -> str:
     advice sets `option` (a command's own flag for it, e.g. extract's `--bert `).
     """
     if not pretrained:
-        raise UsageError(f"no BERT weights configured (pretrained is empty); {_how_to_fix('bert-base-uncased', option)}")
+        raise UsageError(f"no BERT weights configured (pretrained is empty); "
+                         f"{_how_to_fix('bert-base-uncased', option)}")
     if str(pretrained).startswith(SYNTHETIC_BERT_PREFIX):      # a tiny BERT of the synthetic-data cache
         folder = synthetic_bert_folder(str(pretrained))
         cache = os.path.realpath(synthetic_cache_dir())
         if os.path.commonpath([cache, os.path.realpath(folder)]) != cache:
-            raise UsageError(f"the synthetic BERT {pretrained} leads outside the synthetic cache {synthetic_cache_dir()}; "
-                             f"such a name is synthetic:<recipe>/bert-synthetic-en, a folder inside it")
+            raise UsageError(f"the synthetic BERT {pretrained} leads outside the synthetic cache "
+                             f"{synthetic_cache_dir()}; such a name is synthetic:<recipe>/bert-synthetic-en, "
+                             f"a folder inside it")
         if not _has_weights(folder):
             raise UsageError(f"the synthetic BERT {pretrained} is not in the cache at {folder} "
                              f"(${CACHE_ENV}); {_how_to_fix(pretrained, option)}")
@@ -93,7 +95,8 @@ def resolve_bert_path(pretrained, option: str = "-c pretrained=") -> str:
         if not (folder / "config.json").is_file():
             raise UsageError(f"BERT folder {folder} has no config.json; {_how_to_fix(pretrained, option)}")
         if not _has_weights(folder):
-            raise UsageError(f"BERT folder {folder} has no {' or '.join(WEIGHT_FILES)}; {_how_to_fix(pretrained, option)}")
+            raise UsageError(f"BERT folder {folder} has no {' or '.join(WEIGHT_FILES)}; "
+                             f"{_how_to_fix(pretrained, option)}")
         return str(folder)
     if _names_a_path(str(pretrained)):       # no cache lookup to mention
         raise UsageError(f"BERT folder {folder} does not exist; {_how_to_fix(pretrained, option)}")

@@ -70,7 +70,8 @@ def check_heads(width: int, heads: int, keys: str) -> None:
     key(s) that set them."""
     if width % heads:
         raise UsageError(f"{keys}: a width of {width} does not split into {heads} attention heads; make the width a "
-                         f"multiple of the heads (e.g. {width - width % heads + heads}) or the heads a divisor of {width}")
+                         f"multiple of the heads (e.g. {width - width % heads + heads}) or the heads "
+                         f"a divisor of {width}")
 
 
 class MultiheadAttention(nn.Module):
