@@ -135,3 +135,15 @@ def test_split_packages_read_in_one_sitting(package, pieces):
     folder = ROOT / "mmsa_atsuko" / package
     sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in folder.glob("*.py")}
     assert len(sizes) >= pieces and max(sizes.values()) < 300, sizes
+
+
+# The package's lines read without side-scrolling: 120 characters at most (55 ran past it before they were wrapped).
+MAX_LINE = 120
+
+
+def test_package_lines_fit_the_width():
+    """No line of mmsa_atsuko/**/*.py runs past MAX_LINE characters; each that does is named file:line."""
+    long = [f"{p.relative_to(ROOT)}:{n} ({len(line)} characters)"
+            for p in sorted((ROOT / "mmsa_atsuko").rglob("*.py"))
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1) if len(line) > MAX_LINE]
+    assert not long, "\n".join(long)
