@@ -596,9 +596,8 @@ def test_a_file_beside_a_model_named_like_a_module_python_has_is_one_line(own_mo
     assert sys.modules["json"] is stdlib_json
 
 
-def test_a_seed_recorded_before_its_model_file_changed_is_skipped_saying_so(own_models, tmp_path, capsys):
-    """The code is not part of a run's identity, so a seed recorded before an edit to one's own model is skipped;
-    the skip line read as for an unchanged model, and the table showed the old code's numbers as today's."""
+def _seed_then_model_edited(own_models, tmp_path, capsys):
+    """Seed 1111 of latefuse recorded, then latefuse.py edited: (folder, forget, out, record, sha256 before, after)."""
     import hashlib
     import json
 
@@ -610,6 +609,14 @@ def test_a_seed_recorded_before_its_model_file_changed_is_skipped_saying_so(own_
     before = hashlib.sha256((folder / "latefuse.py").read_bytes()).hexdigest()
     (folder / "latefuse.py").write_text((folder / "latefuse.py").read_text() + "\nSCALE = 2\n")
     after = hashlib.sha256((folder / "latefuse.py").read_bytes()).hexdigest()
+    return folder, forget, out, record, before, after
+
+
+def test_a_seed_recorded_before_its_model_file_changed_is_skipped_saying_so(own_models, tmp_path, capsys):
+    """The code is not part of a run's identity, so a seed recorded before an edit to one's own model is skipped;
+    the skip line read as for an unchanged model, and the table showed the old code's numbers as today's."""
+    from mmsa_atsuko.cli import main
+    folder, forget, out, record, before, after = _seed_then_model_edited(own_models, tmp_path, capsys)
     forget()                                       # a later process, which imports the folder as it is now
     capsys.readouterr()
     assert main(train_args(out, "--models", str(folder))) == 0
@@ -628,17 +635,8 @@ def test_a_seed_recorded_before_its_model_file_changed_is_skipped_saying_so(own_
 def test_a_skipped_seed_at_another_precision_and_of_changed_code_says_both(own_models, tmp_path, capsys):
     """A seed recorded at fp32 whose model file changed since, asked at bf16: the skip line named the precision
     alone, so the edit went unsaid (and --rerun's promise read as of precision only)."""
-    import hashlib
-    import json
-
     from mmsa_atsuko.cli import main
-    folder, forget = own_models
-    out = tmp_path / "results"
-    assert main(train_args(out, "--models", str(folder))) == 0, capsys.readouterr().err
-    (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
-    before = hashlib.sha256((folder / "latefuse.py").read_bytes()).hexdigest()
-    (folder / "latefuse.py").write_text((folder / "latefuse.py").read_text() + "\nSCALE = 2\n")
-    after = hashlib.sha256((folder / "latefuse.py").read_bytes()).hexdigest()
+    folder, forget, out, record, before, after = _seed_then_model_edited(own_models, tmp_path, capsys)
     forget()
     capsys.readouterr()
     assert main(train_args(out, "--models", str(folder), "--precision", "bf16")) == 0
