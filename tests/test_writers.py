@@ -88,15 +88,59 @@ def test_another_users_locks_this_user_may_not_open_count_as_held_in_one_line(sh
             refusals.append(str(refused.value))
     mark_line, sweep_line, run_py_line = refusals
     assert all("\n" not in line for line in refusals), refusals
-    assert mark_line.startswith(f"1 run.py process(es) are training into {out} (their marks in {out / 'runs'}: "
-                                f".run-py-deadbeef.lock, which this user may not open, so it counts as held: if no "
-                                f"run.py of uid 0 is running there, uid 0 (or root) may remove it), "), mark_line
-    held = (f"(lock {old_sweep_lock}, which this user may not open, so it counts as held: if no sweep of uid 0 is "
-            f"running there, uid 0 (or root) may remove it)")
-    assert sweep_line.startswith(f"another sweep is writing to {out} {held}"), sweep_line
-    assert run_py_line.startswith(f"a sweep (or tune, or run.py --jobs) is writing to {out} {held}"), run_py_line
+    whose = "is uid 0's and this user may not open it, whether or not a {0} of uid 0 runs there; once no {0} of uid 0 " \
+            "runs there, uid 0 (or root) may remove it; else give another --out"
+    assert mark_line == (f"a sweep cannot tell whether a run.py trains into {out}: its mark {old_mark} "
+                         f"{whose.format('run.py')}"), mark_line
+    assert sweep_line == (f"this user cannot take {out}'s sweep lock {old_sweep_lock}, so no sweep of this user may "
+                          f"write there: it {whose.format('sweep')}"), sweep_line
+    assert run_py_line == (f"run.py cannot tell whether a sweep is writing to {out}: its sweep lock {old_sweep_lock} "
+                           f"{whose.format('sweep')}"), run_py_line
     assert old_mark.exists() and old_sweep_lock.exists()                    # counted as held: never removed
     assert [p.name for p in (out / "runs").iterdir()] == [old_mark.name]    # nobody's own mark was removed
+
+
+OTHER = 1234        # a third user: neither nobody nor the folders' owner (root)
+
+
+@needs_root
+def test_another_users_free_locks_in_a_sticky_folder_are_said_to_be_untakeable_not_running(shared_folder):
+    """A folder with the sticky bit (1777, or 3775 for a group), each lock file left by a user who is neither nobody
+    nor the folder's owner, nothing running: filelock refuses to lock another user's file there (its owner could
+    replace it while it was held), a guarantee kept, and the sticky bit stops nobody removing it. nobody's sweep and
+    run.py refuse in one line that says so, naming the file and its owner, not that a sweep or run.py is running
+    (before: 'another sweep is writing', '1 run.py process(es) are training', forever). Both files are kept."""
+    for mode in (0o1777, 0o3775):
+        out = shared_folder / f"res{mode:o}"
+        (out / "runs").mkdir(parents=True)
+        for folder in (out, out / "runs"):
+            folder.chmod(mode)
+            os.chown(folder, 0, NOBODY)           # nobody writes a 3775 folder through its group
+        killed_mark, sweep_lock = out / "runs" / ".run-py-0123456789abcdef.lock", out / ".sweep.lock"
+        for lock in (killed_mark, sweep_lock):
+            free_lock(lock, 0o666)
+            os.chown(lock, OTHER, OTHER)
+        refusals = []
+        with as_nobody():
+            for look in (lambda: check_no_run_py(out), lambda: SweepLock(out).__enter__(),
+                         lambda: run_py_mark(out).__enter__()):
+                with pytest.raises(ToolkitError) as refused:
+                    look()
+                refusals.append(str(refused.value))
+        mark_line, sweep_line, run_py_line = refusals
+        why = ("is uid 1234's in a folder with the sticky bit ({0}, mode {1:04o}), where filelock takes no other "
+               "user's lock (its owner could replace the file while it was held) and the sticky bit stops any user "
+               "but its owner and root removing it: this user can neither take nor remove it, whether or not a {2} "
+               "of uid 1234 runs there; once no {2} of uid 1234 runs there, uid 1234 (or root) may remove it; else "
+               "give another --out")
+        assert mark_line == (f"a sweep cannot tell whether a run.py trains into {out}: its mark {killed_mark} "
+                             f"{why.format(out / 'runs', mode, 'run.py')}"), mark_line
+        assert sweep_line == (f"this user cannot take {out}'s sweep lock {sweep_lock}, so no sweep of this user may "
+                              f"write there: it {why.format(out, mode, 'sweep')}"), sweep_line
+        assert run_py_line == (f"run.py cannot tell whether a sweep is writing to {out}: its sweep lock {sweep_lock} "
+                               f"{why.format(out, mode, 'sweep')}"), run_py_line
+        assert killed_mark.exists() and sweep_lock.exists()
+        assert [p.name for p in (out / "runs").iterdir()] == [killed_mark.name]    # nobody's own mark was removed
 
 
 @needs_root

@@ -12,19 +12,22 @@ A killed run.py's mark is free (the OS drops its lock): the next sweep removes i
 
 A results folder may be shared by several users, so a mark and the sweep's lock are made writable by all
 (`SHARED_LOCK_MODE`, whatever the umask): another user's sweep or run.py can take the lock to see whether it is
-held, and remove a killed run.py's mark. A lock file this user may not open (one made before, at 0644, by
-another user) cannot be looked at: it counts as held, the rule of every lock one process looks at for another
-(`run_folders.take`), and the refusal names it and says who may remove it.
+held, and remove a killed run.py's mark. A lock file this user cannot take counts as held, the rule of every lock
+one process looks at for another (`run_folders.take`): one it may not open (made before, at 0644, by another user),
+or another user's in a folder with the sticky bit (1777, or 3775), which filelock refuses to lock and the sticky bit
+stops this user removing, whether or not anything of its owner's runs. The refusal then says so, not that a sweep
+or run.py is running (`unopenable_note`): it names the file, its owner, and who may remove it.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from ..errors import ToolkitError, UsageError
-from ..run_folders.lock import take
+from ..run_folders.lock import sticky_foreign_owner, take
 from .folder import SWEEP_LOCK
 
 RUN_PY_MARK = ".run-py-"          # runs/.run-py-<random>.lock, held by an in-process run.py while it trains
@@ -50,10 +53,12 @@ def run_py_mark(out):
     try:
         sweep_lock = Path(out) / SWEEP_LOCK
         if _held(sweep_lock):
-            raise ToolkitError(f"a sweep (or tune, or run.py --jobs) is writing to {out} (lock {sweep_lock}"
-                               f"{unopenable_note(sweep_lock, 'sweep')}), and it may train the runs asked here "
-                               f"too: wait for it to end, then run the same command again (it skips what is "
-                               f"recorded), or give another --out")
+            if note := unopenable_note(sweep_lock, "sweep"):
+                raise ToolkitError(f"run.py cannot tell whether a sweep is writing to {out}: its sweep lock "
+                                   f"{sweep_lock}{note}")
+            raise ToolkitError(f"a sweep (or tune, or run.py --jobs) is writing to {out} (lock {sweep_lock}), and it "
+                               f"may train the runs asked here too: wait for it to end, then run the same command "
+                               f"again (it skips what is recorded), or give another --out")
         yield
     finally:
         mark.release()
@@ -99,22 +104,38 @@ def check_no_run_py(out) -> None:
         else:
             with contextlib.suppress(OSError):
                 path.unlink()
+    for path in live:
+        if note := unopenable_note(path, "run.py"):
+            others = f" ({len(live) - 1} more mark(s) there count as held)" if len(live) > 1 else ""
+            raise ToolkitError(f"a sweep cannot tell whether a run.py trains into {out}: its mark {path}{note}{others}")
     if live:
         raise ToolkitError(f"{len(live)} run.py process(es) are training into {out} (their marks in {runs}: "
-                           f"{', '.join(p.name + unopenable_note(p, 'run.py') for p in live)}), and a sweep beside "
-                           f"them may train the same runs: wait for them to end, or give another --out")
+                           f"{', '.join(p.name for p in live)}), and a sweep beside them may train the same runs: "
+                           f"wait for them to end, or give another --out")
 
 
 def unopenable_note(path: Path, whose: str) -> str:
-    """Words for a lock file counted as held because this user may not open it (`whose`: 'sweep', 'run.py'), else ''."""
-    if os.access(path, os.R_OK | os.W_OK, effective_ids=os.access in os.supports_effective_ids):
-        return ""
+    """Why this user cannot take the lock file at `path` whatever holds it, and what to do ('' if it can: a live
+    process holds it). `whose`: 'sweep', 'run.py'. The one place that words a lock `run_folders.take` counts as
+    held for want of permission; each refusal leads with it instead of saying that a `whose` is running."""
+    sticky_owner = sticky_foreign_owner(path)
     try:
-        owner = f"uid {path.stat().st_uid}"
+        info = path.stat()
+        owner, mode = f"uid {info.st_uid}", stat.S_IMODE(path.parent.stat().st_mode)
     except OSError:
-        owner = "another user"
-    return (f", which this user may not open, so it counts as held: if no {whose} of {owner} is running there, "
-            f"{owner} (or root) may remove it")
+        owner, mode = "another user", 0
+    if sticky_owner is not None:
+        removal = "root may remove it, but not take it" if os.geteuid() == 0 else "this user can neither take nor remove it"
+        why = (f"is {owner}'s in a folder with the sticky bit ({path.parent}, mode {mode:04o}), where filelock "
+               f"takes no other user's lock (its owner could replace the file while it was held) and the sticky bit "
+               f"stops any user but its owner and root removing it: {removal}, whether or not a {whose} of {owner} "
+               f"runs there")
+    elif not os.access(path, os.R_OK | os.W_OK, effective_ids=os.access in os.supports_effective_ids):
+        why = f"is {owner}'s and this user may not open it, whether or not a {whose} of {owner} runs there"
+    else:
+        return ""
+    return (f" {why}; once no {whose} of {owner} runs there, {owner} (or root) may remove it; else give "
+            f"another --out")
 
 
 def _held(path: Path) -> bool:

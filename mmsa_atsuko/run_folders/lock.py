@@ -2,11 +2,13 @@
 
 The OS drops the lock however its holder dies, on this host or another sharing the folder, so a folder whose lock
 is free is a dead run's. A run.lock that no run made (a link, a hard link, a folder) is no run's: never opened.
-A lock file this process may not open (another user's, which it may not write) counts as held (`take`): its
-folder, or the mark or sweep lock of results.writers, is left alone.
+A lock file this process may not open (another user's, which it may not write), or may not lock (another user's in a
+folder with the sticky bit: `sticky_foreign_owner`), counts as held (`take`): its folder, or the mark or sweep lock of
+results.writers, is left alone.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -54,7 +56,9 @@ def take(path: Path, wait: float = 0.0, mode: int | None = None) -> FileLock | N
     """The lock at `path` (made with `mode` if it is not there), taken within `wait` seconds; None while a live
     process holds it, or if this process may not open it (another user's lock file it may not write, a folder, a
     link, which filelock never opens). One rule for every lock one process looks at for another: a lock that
-    cannot be taken counts as held, and its file is left alone; never an OSError traceback."""
+    cannot be taken counts as held, and its file is left alone; never an OSError traceback. filelock also refuses
+    (PermissionError) another user's lock file in a folder with the sticky bit (`sticky_foreign_owner`), a
+    guarantee kept: held, as well, though no process may hold it."""
     lock = FileLock(path) if mode is None else FileLock(path, mode=mode)
     try:
         lock.acquire(timeout=wait)
@@ -75,3 +79,18 @@ def foreign_kind(entry: Path) -> str | None:
     if not stat.S_ISREG(info.st_mode):
         return "a symbolic link" if stat.S_ISLNK(info.st_mode) else "no regular file"
     return f"a file of {info.st_nlink} names (a hard link)" if info.st_nlink > 1 else None
+
+
+def sticky_foreign_owner(path: Path) -> int | None:
+    """The uid owning the lock file at `path` if filelock refuses to lock it for that reason alone (None otherwise,
+    and for no file): it is neither this user's nor its folder owner's, and its folder has the sticky bit (mode
+    1777, or 3775 for a group), where its owner could replace it while another user held it. This user can
+    then neither take nor (unless root) remove it. filelock's own rule (`_filesystem.foreign_owner`), read here
+    to say so: the refusal itself is a PermissionError like any other."""
+    try:
+        owner, folder = path.stat().st_uid, path.parent.stat()
+    except OSError:
+        return None
+    if folder.st_mode & stat.S_ISVTX and owner not in {os.geteuid(), folder.st_uid}:
+        return owner
+    return None

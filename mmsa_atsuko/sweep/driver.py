@@ -96,8 +96,11 @@ class SweepLock:
         # An in-process run.py's look at it holds it a moment; a lock file this user may not open counts as held.
         self.lock = take(self.path, LOOK_WAIT_S, SHARED_LOCK_MODE)
         if self.lock is None:
-            raise ToolkitError(f"another sweep is writing to {self.path.parent} (lock {self.path}"
-                               f"{unopenable_note(self.path, 'sweep')}); wait for it or use another --out")
+            if note := unopenable_note(self.path, "sweep"):
+                raise ToolkitError(f"this user cannot take {self.path.parent}'s sweep lock {self.path}, so no sweep "
+                                   f"of this user may write there: it{note}")
+            raise ToolkitError(f"another sweep is writing to {self.path.parent} (lock {self.path}); wait for it or "
+                               f"use another --out")
         try:
             check_no_run_py(self.path.parent)           # after the lock is held: see results.writers
         except ToolkitError:
