@@ -16,17 +16,25 @@ from mmsa_atsuko.sweep import SweepLock
 NOBODY = 65534
 
 
-def test_a_run_py_mark_and_a_sweep_lock_may_be_taken_by_any_user_sharing_the_folder(tmp_path):
-    """Both are made rw for all (0666) whatever the umask, so another user's sweep or run.py can look at them and
-    remove a killed run.py's mark. Before, filelock made them 0644 under umask 022: another user's sweep crashed on
-    the mark (PermissionError) for as long as it was there, and a stale one was never removed."""
-    old = os.umask(0o022)
+@pytest.mark.parametrize("folder_mode, lock_mode", [(0o755, 0o644), (0o700, 0o644), (0o775, 0o664), (0o757, 0o646),
+                                                     (0o777, 0o666), (0o1777, 0o666), (0o3775, 0o664)])
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_a_run_py_mark_and_a_sweep_lock_are_as_writable_as_their_folder(tmp_path, folder_mode, lock_mode, umask):
+    """Writable by the group, or by others, exactly where the folder is (whatever the umask): any user who may write
+    in a shared folder may take them, to see whether they are held, and remove a killed run.py's mark; in a
+    private folder no other user may write into them. Before, both were 0666 in every folder: any local user could
+    append to the owner's lock files (and fill the disk)."""
+    out = tmp_path / "res"
+    (out / "runs").mkdir(parents=True)
+    for folder in (out, out / "runs"):
+        folder.chmod(folder_mode)
+    old = os.umask(umask)
     try:
-        with run_py_mark(tmp_path):
-            (mark,) = (tmp_path / "runs").glob(".run-py-*.lock")
-            assert stat.S_IMODE(mark.stat().st_mode) == 0o666
-        with SweepLock(tmp_path):
-            assert stat.S_IMODE((tmp_path / ".sweep.lock").stat().st_mode) == 0o666
+        with run_py_mark(out):
+            (mark,) = (out / "runs").glob(".run-py-*.lock")
+            assert stat.S_IMODE(mark.stat().st_mode) == lock_mode
+        with SweepLock(out):
+            assert stat.S_IMODE((out / ".sweep.lock").stat().st_mode) == lock_mode
     finally:
         os.umask(old)
 

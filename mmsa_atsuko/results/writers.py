@@ -10,9 +10,10 @@ mark first and then looks at the sweep's lock; a sweep takes its lock first and 
 run.py takes its mark only when it reaches its first run to train (`RunPyMark`), and then reads the store again.
 A killed run.py's mark is free (the OS drops its lock): the next sweep removes it.
 
-A results folder may be shared by several users, so a mark and the sweep's lock are made writable by all
-(`SHARED_LOCK_MODE`, whatever the umask): another user's sweep or run.py can take the lock to see whether it is
-held, and remove a killed run.py's mark. A lock file this user cannot take counts as held, the rule of every lock
+A results folder may be shared by several users, so a mark and the sweep's lock are made as writable as their
+folder (`lock_mode`, whatever the umask): writable by the group, or by all, where the folder is, so that another
+user who may write there can take the lock to see whether it is held, and remove a killed run.py's mark; in a
+private folder, by its owner alone (a lock file writable by all let any local user fill the disk through it). A lock file this user cannot take counts as held, the rule of every lock
 one process looks at for another (`run_folders.take`): one it may not open (made before, at 0644, by another user),
 or another user's in a folder with the sticky bit (1777, or 3775), which filelock refuses to lock and the sticky bit
 stops this user removing, whether or not anything of its owner's runs. The refusal then says so, not that a sweep
@@ -34,8 +35,17 @@ RUN_PY_MARK = ".run-py-"          # runs/.run-py-<random>.lock, held by an in-pr
 # One process's look at another's lock holds it for a moment: a sweep's lock, which run.py looks at, and run.py's
 # mark, which a sweep looks at, are waited for this long before they count as held by a live writer.
 LOOK_WAIT_S = 2.0
-# A mark's and the sweep lock's mode: any user sharing the folder may take them (filelock applies it past the umask).
-SHARED_LOCK_MODE = 0o666
+
+
+def lock_mode(folder: Path) -> int:
+    """The mode of a mark or sweep lock made in `folder` (filelock applies it past the umask): readable by all,
+    writable by its owner, and by the group or others only where they may write `folder` too, so that any user
+    who may work in the folder may take the lock, and no other may write into it."""
+    try:
+        folder_mode = folder.stat().st_mode
+    except OSError:
+        folder_mode = 0
+    return 0o644 | (folder_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
 @contextlib.contextmanager
@@ -46,7 +56,7 @@ def run_py_mark(out):
     with contextlib.suppress(OSError):
         runs.mkdir(parents=True, exist_ok=True)
     # A fresh random name: no other process holds it, so None is a folder this user may not write.
-    mark = take(runs / f"{RUN_PY_MARK}{secrets.token_hex(8)}.lock", 0, SHARED_LOCK_MODE)
+    mark = take(runs / f"{RUN_PY_MARK}{secrets.token_hex(8)}.lock", 0, lock_mode(runs))
     if mark is None:
         raise UsageError(f"{runs} is not writable by this user, and run.py marks it ({RUN_PY_MARK}<random>.lock) "
                          f"while it trains: make it writable, or give another --out")
