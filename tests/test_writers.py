@@ -233,3 +233,32 @@ def test_run_py_of_another_user_with_every_run_recorded_needs_no_writable_runs_f
     assert again["run_id"] == first["run_id"] and lines == [_skip_line(first)]
     assert str(refused.value) == (f"{out / 'runs'} is not writable by this user, and run.py marks it "
                                   f"(.run-py-<random>.lock) while it trains: make it writable, or give another --out")
+
+
+@needs_root
+def test_run_py_of_another_user_folds_in_a_kept_record_it_may_not_remove_once(shared_folder, monkeypatch, caplog):
+    """root's run of seed 1 kept its record as runs/<run_id>/record.json (the store could not take it then); the
+    folder and store are writable by all, runs/ and the run's folder are root's alone. nobody's run.py of seed 1
+    appends the record and skips the seed, the file left with one warning; its next call appends nothing (the store
+    holds the run_id) and warns no more. Before: a PermissionError traceback removing the file, on every call."""
+    import logging
+    from mmsa_atsuko.results import read_records
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(shared_folder / "cache"))
+    out = shared_folder / "res"
+    (first,) = _run(out, [1], lambda _: None)
+    kept = out / first["run_dir"] / "record.json"
+    kept.write_bytes((out / "runs.jsonl").read_bytes())      # the store's one line, as append_or_keep keeps it
+    (out / "runs.jsonl").write_bytes(b"")
+    out.chmod(0o777)
+    for store_file in out.glob("runs.jsonl*"):
+        store_file.chmod(0o666)
+    calls = [[], []]
+    with as_nobody(), caplog.at_level(logging.WARNING, logger="mmsa_atsuko"):
+        for lines in calls:
+            (again,) = _run(out, [1], lines.append)
+            assert again["run_id"] == first["run_id"]
+    recovered = f"recovered the record of run {first['run_id']} into {out / 'runs.jsonl'}"
+    assert calls == [[recovered, _skip_line(first)], [_skip_line(first)]]
+    assert [r["run_id"] for r in read_records(out)] == [first["run_id"]] and kept.exists()
+    warned = [r.getMessage() for r in caplog.records if str(kept) in r.getMessage()]
+    assert len(warned) == 1 and "this user may not remove the file (Permission denied)" in warned[0], warned

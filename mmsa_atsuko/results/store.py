@@ -153,7 +153,10 @@ MAX_KEPT_RECORD = 1 << 24         # a kept record.json larger than this is not o
 def recover(out_dir) -> list[dict]:
     """Fold every kept `runs/*/record.json` into the store, exactly once: a record whose run_id the
     store already holds (a recovery killed between its append and its cleanup) is not appended
-    again; each file is removed once its record is in the store. Returns the records appended."""
+    again; each file is removed once its record is in the store. Returns the records appended.
+    A file this user may not remove (its run folder is another user's, in a shared results folder) is left,
+    with one warning when its record is appended: the store holds its run_id, so no later call appends it
+    again, and a user who may write its folder removes it at their next recovery."""
     out_dir = Path(out_dir)
     if not _kept_records(out_dir):
         return []
@@ -167,11 +170,18 @@ def recover(out_dir) -> list[dict]:
             record = _read_kept(file)
             if record is None:
                 continue
-            if record["run_id"] not in stored:
+            fresh = record["run_id"] not in stored
+            if fresh:
                 _append_locked(path, _line(record))
                 stored.add(record["run_id"])
                 appended.append(record)
-            file.unlink()
+            try:
+                file.unlink()
+            except OSError as e:
+                if fresh:
+                    log.warning("%s: its record is now in %s, but this user may not remove the file (%s); it is "
+                                "left for a user who may write %s, and never appended again", file, path,
+                                e.strerror or e, file.parent)
     return appended
 
 
