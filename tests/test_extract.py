@@ -120,6 +120,30 @@ def test_a_second_call_resumes_from_the_cache(corpus):
         assert np.array_equal(before["valid"][key], after["valid"][key])
 
 
+def test_an_empty_or_truncated_cache_file_is_extracted_again_and_rewritten(corpus):
+    """An empty cache file (np.load: EOFError) and one cut in half (zipfile.BadZipFile), as a full disk or a copy
+    cut short leaves them: both are not cached, so their clips are extracted again and the files rewritten whole,
+    and the features are those of the first call. Before, each was a traceback (neither error was caught)."""
+    from mmsa_atsuko.data.extract.videos import cached_features, is_cached
+    before = _raw(corpus["out"])
+    folder = corpus["out"].with_name("features.pkl.cache")
+    (empty,), (cut,) = (sorted(folder.glob(f"{clip}-*.npz")) for clip in ("clip05", "clip06"))
+    empty.write_bytes(b"")
+    cut.write_bytes(cut.read_bytes()[:cut.stat().st_size // 2])
+    for path, clip in ((empty, "clip05"), (cut, "clip06")):
+        video = corpus["videos"] / f"{clip}.mp4"
+        assert not is_cached(path, video) and cached_features(path, video) is None
+    again = extract(corpus["videos"], corpus["transcripts"], corpus["out"], bert=corpus["bert"], config=SMALL,
+                    echo=lambda _: None)
+    assert (again.extracted, again.cached) == (2, len(CLIPS) - 2)
+    for path, clip in ((empty, "clip05"), (cut, "clip06")):
+        assert is_cached(path, corpus["videos"] / f"{clip}.mp4")
+    after = _raw(corpus["out"])
+    for split in ("train", "valid", "test"):
+        for key in ("audio", "vision"):
+            assert np.array_equal(before[split][key], after[split][key])
+
+
 def test_two_jobs_give_the_same_file_as_one(corpus):
     out = corpus["root"] / "jobs2" / "features.pkl"
     result = extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=2,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -38,13 +39,19 @@ def file_stamp(video: Path) -> np.ndarray:
     return np.array([st.st_size, st.st_mtime_ns], np.int64)
 
 
+# What np.load raises for a cache file that is not one this module wrote whole: none (OSError), empty
+# (EOFError), truncated or damaged (zipfile.BadZipFile), a pickle or another format (ValueError), without the
+# stamp or a feature (KeyError). Such a file is not cached: the video is extracted again and the file rewritten.
+UNREADABLE_CACHE = (OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError)
+
+
 def cached_features(path: Path, video: Path) -> dict | None:
     # A cache file from before the clip's length was stored in it lacks "seconds": extracted again.
     try:
         with np.load(path) as saved:
             if np.array_equal(saved["stamp"], file_stamp(video)):
                 return {"audio": saved["audio"], "vision": saved["vision"], "seconds": float(saved["seconds"])}
-    except (OSError, ValueError, KeyError):
+    except UNREADABLE_CACHE:
         pass
     return None
 
@@ -54,7 +61,7 @@ def is_cached(path: Path, video: Path) -> bool:
     try:
         with np.load(path) as saved:
             return np.array_equal(saved["stamp"], file_stamp(video))
-    except (OSError, ValueError, KeyError):
+    except UNREADABLE_CACHE:
         return False
 
 
