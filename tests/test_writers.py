@@ -262,3 +262,25 @@ def test_run_py_of_another_user_folds_in_a_kept_record_it_may_not_remove_once(sh
     assert [r["run_id"] for r in read_records(out)] == [first["run_id"]] and kept.exists()
     warned = [r.getMessage() for r in caplog.records if str(kept) in r.getMessage()]
     assert len(warned) == 1 and "this user may not remove the file (Permission denied)" in warned[0], warned
+
+
+def test_run_py_that_cannot_make_its_mark_says_the_os_error_not_an_unwritable_folder(tmp_path):
+    """runs/ is this user's and writable, but no file can be opened (the process's open-file limit, a real OS error
+    as a full disk is): the line names the mark and the OS's words (EMFILE's 'Too many open files'). Before, any
+    failure to take the mark was said to be 'runs is not writable by this user'."""
+    import errno
+    import resource
+    (tmp_path / "runs").mkdir()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (0, hard))
+    try:
+        with pytest.raises(ToolkitError) as refused:
+            with run_py_mark(tmp_path):
+                pass
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    line = str(refused.value)
+    assert line.startswith(f"run.py could not make its mark {tmp_path / 'runs'}/.run-py-"), line
+    assert line.endswith(f".lock, which it holds while it trains ({os.strerror(errno.EMFILE)}): free space or fix "
+                         f"{tmp_path / 'runs'}, or give another --out"), line
+    assert not list((tmp_path / "runs").iterdir())

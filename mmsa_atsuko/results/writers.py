@@ -22,12 +22,15 @@ or run.py is running (`unopenable_note`): it names the file, its owner, and who 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
 from pathlib import Path
 
-from ..errors import ToolkitError, UsageError
+from filelock import FileLock, Timeout
+
+from ..errors import ToolkitError, UsageError, one_line
 from ..run_folders.lock import sticky_foreign_owner, take
 from .folder import SWEEP_LOCK
 
@@ -55,11 +58,7 @@ def run_py_mark(out):
     runs = Path(out) / "runs"
     with contextlib.suppress(OSError):
         runs.mkdir(parents=True, exist_ok=True)
-    # A fresh random name: no other process holds it, so None is a folder this user may not write.
-    mark = take(runs / f"{RUN_PY_MARK}{secrets.token_hex(8)}.lock", 0, lock_mode(runs))
-    if mark is None:
-        raise UsageError(f"{runs} is not writable by this user, and run.py marks it ({RUN_PY_MARK}<random>.lock) "
-                         f"while it trains: make it writable, or give another --out")
+    mark = _make_mark(runs)
     try:
         sweep_lock = Path(out) / SWEEP_LOCK
         if _held(sweep_lock):
@@ -74,6 +73,26 @@ def run_py_mark(out):
         mark.release()
         with contextlib.suppress(OSError):
             Path(mark.lock_file).unlink()
+
+
+def _make_mark(runs: Path) -> FileLock:
+    """A fresh mark in `runs`, taken; one line saying why if it cannot be: `runs` not writable by this user, or the
+    OS's own error (a full disk, ...). Not `run_folders.take`, which counts any lock it cannot take as another's."""
+    path = runs / f"{RUN_PY_MARK}{secrets.token_hex(8)}.lock"
+    mark = FileLock(path, mode=lock_mode(runs))
+    try:
+        # A fresh random name: only a sweep's look at every mark (`check_no_run_py`) may hold it, for a moment.
+        mark.acquire(timeout=LOOK_WAIT_S)
+    except Timeout:
+        raise ToolkitError(f"run.py's fresh mark {path} was held by another process for {LOOK_WAIT_S:g} s: run the "
+                           f"same command again") from None
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise UsageError(f"{runs} is not writable by this user, and run.py marks it ({RUN_PY_MARK}<random>.lock) "
+                             f"while it trains: make it writable, or give another --out") from None
+        raise ToolkitError(f"run.py could not make its mark {path}, which it holds while it trains "
+                           f"({e.strerror or one_line(e)}): free space or fix {runs}, or give another --out") from None
+    return mark
 
 
 class RunPyMark:
