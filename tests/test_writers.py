@@ -87,6 +87,17 @@ def test_another_users_locks_this_user_may_not_open_count_as_held_in_one_line(sh
     old_mark, old_sweep_lock = out / "runs" / ".run-py-deadbeef.lock", out / ".sweep.lock"
     free_lock(old_mark, 0o644)
     free_lock(old_sweep_lock, 0o644)
+    refusals = _refusals_to_nobody(out)
+    assert all("\n" not in line for line in refusals), refusals
+    whose = "is uid 0's and this user may not open it, whether or not a {0} of uid 0 runs there; once no {0} of uid 0 " \
+            "runs there, uid 0 (or root) may remove it; else give another --out"
+    assert refusals == _refused_lines(out, old_mark, old_sweep_lock, whose.format("run.py"), whose.format("sweep"))
+    assert old_mark.exists() and old_sweep_lock.exists()                    # counted as held: never removed
+    assert [p.name for p in (out / "runs").iterdir()] == [old_mark.name]    # nobody's own mark was removed
+
+
+def _refusals_to_nobody(out) -> list[str]:
+    """The lines that refuse nobody a look at `out`'s marks, its sweep lock and a run.py mark of its own, in order."""
     refusals = []
     with as_nobody():
         for look in (lambda: check_no_run_py(out), lambda: SweepLock(out).__enter__(),
@@ -94,18 +105,15 @@ def test_another_users_locks_this_user_may_not_open_count_as_held_in_one_line(sh
             with pytest.raises(ToolkitError) as refused:
                 look()
             refusals.append(str(refused.value))
-    mark_line, sweep_line, run_py_line = refusals
-    assert all("\n" not in line for line in refusals), refusals
-    whose = "is uid 0's and this user may not open it, whether or not a {0} of uid 0 runs there; once no {0} of uid 0 " \
-            "runs there, uid 0 (or root) may remove it; else give another --out"
-    assert mark_line == (f"a sweep cannot tell whether a run.py trains into {out}: its mark {old_mark} "
-                         f"{whose.format('run.py')}"), mark_line
-    assert sweep_line == (f"this user cannot take {out}'s sweep lock {old_sweep_lock}, so no sweep of this user may "
-                          f"write there: it {whose.format('sweep')}"), sweep_line
-    assert run_py_line == (f"run.py cannot tell whether a sweep is writing to {out}: its sweep lock {old_sweep_lock} "
-                           f"{whose.format('sweep')}"), run_py_line
-    assert old_mark.exists() and old_sweep_lock.exists()                    # counted as held: never removed
-    assert [p.name for p in (out / "runs").iterdir()] == [old_mark.name]    # nobody's own mark was removed
+    return refusals
+
+
+def _refused_lines(out, mark, sweep_lock, mark_why: str, sweep_lock_why: str) -> list[str]:
+    """What `_refusals_to_nobody` should read: the mark's line, the sweep's and run.py's, each with its reason."""
+    return [f"a sweep cannot tell whether a run.py trains into {out}: its mark {mark} {mark_why}",
+            f"this user cannot take {out}'s sweep lock {sweep_lock}, so no sweep of this user may write there: "
+            f"it {sweep_lock_why}",
+            f"run.py cannot tell whether a sweep is writing to {out}: its sweep lock {sweep_lock} {sweep_lock_why}"]
 
 
 OTHER = 1234        # a third user: neither nobody nor the folders' owner (root)
@@ -128,25 +136,14 @@ def test_another_users_free_locks_in_a_sticky_folder_are_said_to_be_untakeable_n
         for lock in (killed_mark, sweep_lock):
             free_lock(lock, 0o666)
             os.chown(lock, OTHER, OTHER)
-        refusals = []
-        with as_nobody():
-            for look in (lambda: check_no_run_py(out), lambda: SweepLock(out).__enter__(),
-                         lambda: run_py_mark(out).__enter__()):
-                with pytest.raises(ToolkitError) as refused:
-                    look()
-                refusals.append(str(refused.value))
-        mark_line, sweep_line, run_py_line = refusals
+        refusals = _refusals_to_nobody(out)
         why = ("is uid 1234's in a folder with the sticky bit ({0}, mode {1:04o}), where filelock takes no other "
                "user's lock (its owner could replace the file while it was held) and the sticky bit stops any user "
                "but its owner and root removing it: this user can neither take nor remove it, whether or not a {2} "
                "of uid 1234 runs there; once no {2} of uid 1234 runs there, uid 1234 (or root) may remove it; else "
                "give another --out")
-        assert mark_line == (f"a sweep cannot tell whether a run.py trains into {out}: its mark {killed_mark} "
-                             f"{why.format(out / 'runs', mode, 'run.py')}"), mark_line
-        assert sweep_line == (f"this user cannot take {out}'s sweep lock {sweep_lock}, so no sweep of this user may "
-                              f"write there: it {why.format(out, mode, 'sweep')}"), sweep_line
-        assert run_py_line == (f"run.py cannot tell whether a sweep is writing to {out}: its sweep lock {sweep_lock} "
-                               f"{why.format(out, mode, 'sweep')}"), run_py_line
+        assert refusals == _refused_lines(out, killed_mark, sweep_lock, why.format(out / "runs", mode, "run.py"),
+                                          why.format(out, mode, "sweep"))
         assert killed_mark.exists() and sweep_lock.exists()
         assert [p.name for p in (out / "runs").iterdir()] == [killed_mark.name]    # nobody's own mark was removed
 

@@ -13,7 +13,8 @@ A killed run.py's mark is free (the OS drops its lock): the next sweep removes i
 A results folder may be shared by several users, so a mark and the sweep's lock are made as writable as their
 folder (`lock_mode`, whatever the umask): writable by the group, or by all, where the folder is, so that another
 user who may write there can take the lock to see whether it is held, and remove a killed run.py's mark; in a
-private folder, by its owner alone (a lock file writable by all let any local user fill the disk through it). A lock file this user cannot take counts as held, the rule of every lock
+private folder, by its owner alone (a lock file writable by all let any local user fill the disk through it).
+A lock file this user cannot take counts as held, the rule of every lock
 one process looks at for another (`run_folders.take`): one it may not open (made before, at 0644, by another user),
 or another user's in a folder with the sticky bit (1777, or 3775), which filelock refuses to lock and the sticky bit
 stops this user removing, whether or not anything of its owner's runs. The refusal then says so, not that a sweep
@@ -154,7 +155,8 @@ def unopenable_note(path: Path, whose: str) -> str:
     except OSError:
         owner, mode = "another user", 0
     if sticky_owner is not None:
-        removal = "root may remove it, but not take it" if os.geteuid() == 0 else "this user can neither take nor remove it"
+        removal = ("root may remove it, but not take it" if os.geteuid() == 0
+                   else "this user can neither take nor remove it")
         why = (f"is {owner}'s in a folder with the sticky bit ({path.parent}, mode {mode:04o}), where filelock "
                f"takes no other user's lock (its owner could replace the file while it was held) and the sticky bit "
                f"stops any user but its owner and root removing it: {removal}, whether or not a {whose} of {owner} "
