@@ -638,6 +638,39 @@ def test_sensitivity_reads_the_runs_of_its_synthetic_recipe(tmp_path, capsys):
         assert table["std"][0] == pytest.approx(abs(scores[0] - scores[1]) / 2 ** 0.5)   # sample std of two
 
 
+def test_sensitivity_names_the_code_that_made_its_figures(tmp_path, capsys):
+    """As robustness, tsne and explain do: sensitivity_<model>_<dataset>.json beside the figure names the code that
+    plotted it (the checkout's HEAD), while the CSV's rows keep the code their runs trained with (here another)."""
+    import json
+    from mmsa_atsuko.api import resolve_config
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.config import config_hash
+    from mmsa_atsuko.results import append_record
+
+    other_code = "c" * 40
+    config = resolve_config("atsuko", "sims", preset="small", max_epochs=1, overrides=[("lambda_ent", 1.0)])
+    for run_id, seed in (("run-1", 1), ("run-2", 2)):
+        append_record(tmp_path / "results", {
+            "run_id": run_id, "status": "ok", "model": "atsuko", "dataset": "sims", "aligned": False, "seed": seed,
+            "synthetic": True, "preset": "small", "data": "synthetic:sims-small-unaligned-seed0-v2",
+            "config": dict(config), "config_hash": config_hash(config), "metrics": {"MAE": 0.5, "Mult_acc_2": 0.5},
+            "git_commit": other_code, "package_version": "0.0.0"})
+    figures = tmp_path / "figures"
+    assert main(["sensitivity", "-d", "sims", "--synthetic", "--param", "lambda_ent", "--values", "1", "-s", "1", "2",
+                 "--preset", "small", "--max-epochs", "1", "--read-only", "--results", str(tmp_path / "results"),
+                 "--out", str(figures)]) == 0, capsys.readouterr().err
+    assert list(assert_figure(figures, "sensitivity_atsuko_sims").code) == [other_code[:10]]
+    made_by = json.loads((figures / "sensitivity_atsuko_sims.json").read_text())
+    assert made_by["command"] == "sensitivity" and made_by["package_version"] == mmsa_atsuko.__version__
+    assert (made_by["options"]["param"], made_by["options"]["seeds"], made_by["options"]["read_only"]) == (
+        ["lambda_ent"], [1, 2], True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode == 0:               # a checkout: its HEAD, '+dirty' when it has local changes
+        assert made_by["git_commit"] in (head.stdout.strip(), head.stdout.strip() + "+dirty"), made_by
+    assert sorted(p.name for p in figures.iterdir()) == [f"sensitivity_atsuko_sims.{ext}"
+                                                         for ext in ("csv", "json", "pdf", "png")]
+
+
 def test_sensitivity_trains_on_its_synthetic_recipe(tmp_path):
     """The runs sensitivity trains through the sweep are on the recipe asked, and its CSV reads them."""
     done = run_cli("sensitivity", "-d", "sims", "--param", "lambda_ent", "--values", "1", "-s", "1111",

@@ -257,7 +257,8 @@ def cmd_sensitivity(argv) -> int:
     # A stress recipe's figure sits beside the standard one's instead of replacing it, and says which it is.
     stress = f"_{recipe}" if args.synthetic and recipe != STANDARD else ""
     name = f"sensitivity_{args.model}_{args.dataset}{stress}"
-    check_figures_folder(args, figure_names(name))
+    check_figures_folder(args, [*figure_names(name), f"{name}.json"])
+    made_by = provenance("sensitivity", args)          # the code that plots: the runs it trains record their own
     tables = []
     for param in params:
         values = args.values or SENSITIVITY_PARAMS[param]
@@ -287,5 +288,5 @@ def cmd_sensitivity(argv) -> int:
     where = (f"{args.model} on {args.dataset}{' aligned' if args.aligned else ''}"
              f"{f', {recipe} recipe' if stress else ''}")
     fig = plot_sensitivity(table, where, bool(table.synthetic.any()), lower_is_better(metric))
-    write_figures(figure_files(fig, table, name), args.out or analysis_dir(args.results))
+    write_figures({**figure_files(fig, table, name), f"{name}.json": made_by}, args.out or analysis_dir(args.results))
     return 0
