@@ -154,9 +154,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     seeds = check_seeds(seeds)
     if not seeds:
         raise UsageError("no seeds given")
-    if synthetic_size not in (None, "small", "full"):
-        raise UsageError(f"synthetic size must be small or full, got {synthetic_size!r}")
-    synthetic_size = check_data_options(synthetic, synthetic_size, data_root, feature_path)   # None: small
+    synthetic_size = check_data_options(synthetic, synthetic_size, data_root, feature_path)   # None: small; its values
     check_recipe_request(synthetic_recipe, synthetic)
     if feature_path is not None and len(datasets) > 1:
         raise UsageError("--feature-path names one file, so give exactly one dataset")

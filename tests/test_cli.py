@@ -291,6 +291,28 @@ def test_the_sweep_and_api_run_refuse_a_data_option_synthetic_data_would_ignore(
     assert not (tmp_path / "cache").exists() and not out.exists()
 
 
+def test_a_sweep_files_unknown_synthetic_size_is_one_line_before_planning(tmp_path, capsys, monkeypatch):
+    """--synthetic-size has argparse's choices; a sweep file's synthetic_size had none: 'huge' printed the planning
+    line and made the results folder, then the generator's line named neither the file nor the key."""
+    import mmsa_atsuko
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.errors import UsageError
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    out, sweep_file = tmp_path / "out", tmp_path / "s.yaml"
+    for value, shown in (("huge", "'huge'"), ("Small", "'Small'"), ("[small]", "['small']"), ("2", "2")):
+        sweep_file.write_text(f"synthetic: true\nsynthetic_size: {value}\n"
+                              "experiments:\n  - models: [tfn]\n    datasets: [mosi]\n")
+        for dry in ([], ["--dry-run"]):
+            code = main(["sweep", str(sweep_file), *dry, "-s", "1", "--preset", "small", "--out", str(out)])
+            captured = capsys.readouterr()
+            assert (code, captured.err, captured.out) == (
+                2, f"error: {sweep_file}: synthetic_size must be small or full, got {shown}\n", ""), (value, dry)
+    with pytest.raises(UsageError) as error:            # the same check, where mmsa_atsuko.run is asked for it
+        mmsa_atsuko.run("tfn", "mosi", seeds=[1], preset="small", synthetic=True, synthetic_size="huge", out=out)
+    assert str(error.value) == "--synthetic-size must be small or full, got 'huge'"
+    assert not (tmp_path / "cache").exists() and not out.exists()
+
+
 def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
     from mmsa_atsuko.cli import main
     (tmp_path / "file").write_text("")

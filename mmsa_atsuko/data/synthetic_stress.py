@@ -104,6 +104,9 @@ def check_recipe_request(recipe, synthetic: bool) -> str:
     return name
 
 
+SIZES = ("small", "full")           # a synthetic file's sizes (data.synthetic's recipes make them)
+
+
 def check_data_options(synthetic: bool, synthetic_size=None, data_root=None, feature_path=None, *, where: str = "",
                        from_file=()) -> str:
     """Where a request's data comes from, against `synthetic`, as run.py, the sweep (and its file), tune and
@@ -114,6 +117,10 @@ def check_data_options(synthetic: bool, synthetic_size=None, data_root=None, fea
         return key if key in from_file else "--" + key.replace("_", "-")
     head = f"{where}: " if where else ""
     synthetic_name = "--synthetic (or synthetic: true)" if where else "--synthetic"
+    # A sweep file's synthetic_size is checked here, before planning (the command line's has argparse's choices):
+    # 'huge' printed the planning line and made the results folder before the generator refused it, unnamed.
+    if synthetic_size is not None and synthetic_size not in SIZES:
+        raise UsageError(f"{head}{name('synthetic_size')} must be {' or '.join(SIZES)}, got {synthetic_size!r}")
     if synthetic_size is not None and not synthetic:
         raise UsageError(f"{head}{name('synthetic_size')} {synthetic_size} sizes generated data: add {synthetic_name}, "
                          f"or drop {name('synthetic_size')} to train on the feature files")

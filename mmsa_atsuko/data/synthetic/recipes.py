@@ -12,10 +12,9 @@ import numpy as np
 
 from mmsa_atsuko.config import datasets_table, real_layout
 from mmsa_atsuko.errors import UsageError
-from ..synthetic_stress import STANDARD, STRESS_SMALL_SPLIT_SIZES, check_recipe, stress_name
+from ..synthetic_stress import SIZES, STANDARD, STRESS_SMALL_SPLIT_SIZES, check_recipe, stress_name
 
 SYNTHETIC_DATASETS = ("mosi", "mosei", "sims", "simsv2")
-SIZES = ("small", "full")
 SPLITS = ("train", "valid", "test")
 
 # Bump when the generator changes what it writes: the version is part of every recipe
