@@ -1234,6 +1234,7 @@ def _set(path: str, value):
     return change
 
 
+UNREAD_SOURCE = "model_source must be null or a model source record (path, sha256, files), got"
 MALFORMED = {   # -> (a change of the card, or its whole text), the line
     "no_spec": (lambda card: card.pop("spec"), "has no spec"),
     "spec_extra_key": (_set("spec.evil", 1), "spec has an unknown field 'evil'"),
@@ -1242,8 +1243,13 @@ MALFORMED = {   # -> (a change of the card, or its whole text), the line
     "config_not_a_mapping": (_set("config", [1]), "config must be an object"),
     "dims_disagree": (_set("feature_dims.audio", 6), "feature_dims and spec.feature_dims differ"),
     "model_traversal": (_set("model", "../../x"), "unknown model '../../x'"),
-    "model_source_files": (_set("model_source", {"path": "m.py", "sha256": "a", "files": {"m.py": 1}}),
-                           "model_source must be null or a model source record (path, sha256, files), got"),
+    "model_source_files": (_set("model_source", {"path": "m.py", "sha256": "a", "files": {"m.py": 1}}), UNREAD_SOURCE),
+    # strings, but no sha256 (what predict compares with today's files): user_models.recorded_files reads none
+    "model_source_short_digests": (_set("model_source", {"path": "m.py", "sha256": "a" * 10,
+                                                         "files": {"m.py": "b" * 10}}), UNREAD_SOURCE),
+    "model_source_upper_hex": (_set("model_source", {"path": "m.py", "sha256": "A" * 64, "files": {"m.py": "A" * 64}}),
+                               UNREAD_SOURCE),
+    "model_source_no_files": (_set("model_source", {"path": "m.py", "sha256": "a" * 64, "files": {}}), UNREAD_SOURCE),
     "a_list": ("[1]", "holds a JSON array, not a JSON object"),
     "deep_nesting": ("[" * 200_000, "nests deeper than a JSON reader goes"),
     "huge_integer": ('{"card_version": 1' + "0" * 5000 + "}", "is not valid JSON"),
