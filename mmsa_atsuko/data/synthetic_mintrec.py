@@ -46,9 +46,9 @@ from ..errors import UsageError
 from . import tiny_bert
 from .mintrec import FEATURE_FILES, SYNTHETIC_MARKER, TSV_FILES, TSV_HEADER, folder_digest, label_names, mintrec_facts
 from .stamp import make_stamp, synthetic_data_id
+from .synthetic_stress import SIZES
 
 RECIPE_VERSION = "v1"        # bump when what is written changes
-SIZES = ("small", "full")
 SPLITS = ("train", "valid", "test")
 BERT_DIR = tiny_bert_folder_name("en")
 
