@@ -877,3 +877,33 @@ def test_every_option_of_every_command_says_what_it_is():
         p = parser()
         silent[p.prog] = [a.option_strings[-1] for a in p._actions if a.option_strings and not a.help]
     assert not any(silent.values()), {k: v for k, v in silent.items() if v}
+
+
+def test_clean_removes_the_free_marks_of_killed_run_pys_but_not_a_new_or_held_one(tmp_path, capsys):
+    """A killed run.py leaves its mark (runs/.run-py-<random>.lock, results.writers), which only the next sweep
+    removed. clean removes a free one made over a minute ago; it keeps a held one (a run.py training) and a free
+    one made just now (a run.py may be between making and taking it: clean holds no sweep lock that would stop it)."""
+    import os
+    import time
+
+    from filelock import FileLock
+
+    from mmsa_atsuko.cli import main
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    killed, young, held = (runs / f".run-py-{name}.lock" for name in ("0000000000000001", "0000000000000002",
+                                                                      "0000000000000003"))
+    for mark in (killed, young, held):
+        mark.write_bytes(b"")
+    an_hour_ago = time.time() - 3600
+    for mark in (killed, held):
+        os.utime(mark, (an_hour_ago, an_hour_ago))
+    lock = FileLock(held)
+    lock.acquire()                               # a run.py still training
+    try:
+        assert main(["clean", "--results", str(tmp_path)]) == 0
+    finally:
+        lock.release()
+    assert sorted(p.name for p in runs.iterdir()) == sorted([young.name, held.name])
+    assert capsys.readouterr().out.splitlines()[-1] == (f"removed 0 unfinished run folder(s) from {runs} and 1 "
+                                                        "mark(s) of killed run.py's")

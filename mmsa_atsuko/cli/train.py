@@ -231,8 +231,9 @@ def cmd_clean(argv) -> int:
                       "sweep) is kept. `run.py ... --resume` continues such a run instead.")
     add_results_option(p)
     args = p.parse_args(argv)
-    from ..results import check_output_folder
-    from ..run_folders import remove, remove_tombstones, unfinished_runs, work_folders   # their home: no torch
+    from ..results import check_output_folder, remove_free_marks
+    from ..run_folders import (NEW_GRACE_S, remove, remove_tombstones, unfinished_runs,  # their home: no torch
+                               work_folders)
     require_results_folder(args.results)
     check_output_folder(args.results, option="--results")     # a `runs` link would remove folders elsewhere
     runs = Path(args.results) / "runs"
@@ -244,7 +245,9 @@ def cmd_clean(argv) -> int:
     if runs.is_dir():
         remove_tombstones(runs)         # what a removal killed half-way left
     alive = len(work_folders(runs))
+    _, marks = remove_free_marks(runs, older_than=NEW_GRACE_S)     # killed run.py's (results.writers)
     print(f"removed {removed} unfinished run folder(s) from {runs}"
+          + (f" and {marks} mark(s) of killed run.py's" if marks else "")
           + (f"; kept {alive} of run(s) still running" if alive else ""))
     return 0
 

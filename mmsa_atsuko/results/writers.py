@@ -8,7 +8,8 @@ trains (`run_py_mark`; several run.py's, on different models or the same, each h
 mark first and then looks at the sweep's lock; a sweep takes its lock first and then looks at the marks
 (`check_no_run_py`): whichever of the two comes second sees the other and stops in one line, before it trains.
 run.py takes its mark only when it reaches its first run to train (`RunPyMark`), and then reads the store again.
-A killed run.py's mark is free (the OS drops its lock): the next sweep removes it.
+A killed run.py's mark is free (the OS drops its lock): the next sweep removes it, and so does `run.py clean`
+(`remove_free_marks`).
 
 A results folder may be shared by several users, so a mark and the sweep's lock are made as writable as their
 folder (`lock_mode`, whatever the umask): writable by the group, or by all, where the folder is, so that another
@@ -27,6 +28,7 @@ import errno
 import os
 import secrets
 import stat
+import time
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -125,15 +127,7 @@ def check_no_run_py(out) -> None:
     """One ToolkitError line if an in-process run.py trains into `out` (holds a mark); a free mark, a killed
     run.py's, is removed. Called by a sweep holding the folder's sweep lock."""
     runs = Path(out) / "runs"
-    live = []
-    for path in sorted(runs.glob(f"{RUN_PY_MARK}*.lock")) if runs.is_dir() else []:
-        if path.is_symlink() or not path.is_file():
-            continue                   # no run.py made it: a link is never opened, as a run folder's run.lock
-        if _held(path):
-            live.append(path)
-        else:
-            with contextlib.suppress(OSError):
-                path.unlink()
+    live, _ = remove_free_marks(runs)
     for path in live:
         if note := unopenable_note(path, "run.py"):
             others = f" ({len(live) - 1} more mark(s) there count as held)" if len(live) > 1 else ""
@@ -142,6 +136,26 @@ def check_no_run_py(out) -> None:
         raise ToolkitError(f"{len(live)} run.py process(es) are training into {out} (their marks in {runs}: "
                            f"{', '.join(p.name for p in live)}), and a sweep beside them may train the same runs: "
                            f"wait for them to end, or give another --out")
+
+
+def remove_free_marks(runs: Path, older_than: float = 0.0) -> tuple[list[Path], int]:
+    """Remove the free marks in `runs` (killed run.py's: the OS dropped their locks) made over `older_than` seconds
+    ago; return the marks held (or that this user cannot take) and how many were removed. A sweep removes every free
+    one: it holds the sweep lock, so a run.py whose new mark it removed between that run.py's making and taking it
+    still sees the sweep and stops. `run.py clean` holds no such lock, so it leaves a mark made in the last minute
+    (NEW_GRACE_S: run_folders' rule for a `.partial.new` folder)."""
+    live, removed = [], 0
+    for path in sorted(runs.glob(f"{RUN_PY_MARK}*.lock")) if runs.is_dir() else []:
+        if path.is_symlink() or not path.is_file():
+            continue                   # no run.py made it: a link is never opened, as a run folder's run.lock
+        if _held(path):
+            live.append(path)
+            continue
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime > older_than:
+                path.unlink()
+                removed += 1
+    return live, removed
 
 
 def unopenable_note(path: Path, whose: str) -> str:
