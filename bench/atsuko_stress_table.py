@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmsa_atsuko.data.synthetic_stress import RECIPES, recipe_of  # noqa: E402
-from mmsa_atsuko.leaderboard.stats import welch  # noqa: E402
+from mmsa_atsuko.leaderboard.stats import Cell, welch  # noqa: E402
 from mmsa_atsuko.results import latest_by_identity, ok_records, read_records  # noqa: E402
 
 MODELS = ("atsuko", "atsuko_base", "emoe", "tfn")
@@ -26,10 +26,8 @@ ORDER = ("corrupt", "bands", "redundant", "standard")
 
 
 def _mean_std(values):
-    if not values:
-        return "-"
-    std = statistics.stdev(values) if len(values) > 1 else float("nan")
-    return f"{statistics.mean(values):.4f} ± {std:.4f} (n={len(values)})"
+    cell = Cell(list(values))          # the leaderboard's cell, with its n always said here
+    return f"{cell.text()} (n={cell.n})" if cell.n else cell.text()
 
 
 def _avg(values):

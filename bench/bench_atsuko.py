@@ -167,9 +167,8 @@ def _modality_corrupted_copy(pkl: Path, share: float) -> Path:
 
 
 def _mean_std(values) -> str:
-    values = list(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {std:.4f}"
+    from mmsa_atsuko.leaderboard.stats import Cell      # the leaderboard's cell: one seed has no std, not a 0
+    return Cell(list(values)).text()
 
 
 def _parse_overrides(items) -> dict:

@@ -355,9 +355,8 @@ MMSA_SELECTION = {"valid_loss": "mmsa"}
 
 
 def _ms(values) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    from mmsa_atsuko.leaderboard.stats import Cell      # the leaderboard's cell, at 3 decimals
+    return Cell(list(values)).text(lambda value: f"{value:.3f}")
 
 
 def cmd_run(args) -> None:

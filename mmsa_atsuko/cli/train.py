@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import shlex
 from pathlib import Path
 
@@ -122,15 +121,19 @@ def print_table(records, out, stored_before: set) -> None:
               f"(mean ± std: sample std, ddof 1, over seeds)")
         # As wide as the longest name: `tfn [modalities=TA]` overran a fixed 12 and shifted its row's columns.
         width = max(12, *(len(row_name(r)) for r in rows))
+        groups = {model: [r for r in rows if row_name(r) == model] for model in dict.fromkeys(map(row_name, rows))}
+        # Each model's mean ± std as the leaderboard's cell has it (`stats.Cell`), in stored units; a cell over fewer
+        # seeds than its row (a metric an older record lacks) ends "(n=k)", so a column is as wide as its widest.
+        means = {model: {k: _mean_std(runs, k) for k in keys} for model, runs in groups.items() if len(runs) > 1}
+        widths = {k: max([15, *(len(cells[k]) for cells in means.values())]) for k in keys}
         # best_epoch, as the record names it: "epoch 1" read as a run of one epoch.
-        print(f"{'model':<{width}} {'seed':>5} {'best_epoch':>10} " + " ".join(f"{k:>15}" for k in keys))
-        for model in dict.fromkeys(map(row_name, rows)):
-            runs = [r for r in rows if row_name(r) == model]
+        print(f"{'model':<{width}} {'seed':>5} {'best_epoch':>10} " + " ".join(f"{k:>{widths[k]}}" for k in keys))
+        for model, runs in groups.items():
             for r in runs:
-                cells = " ".join(f"{_fmt(r['metrics'].get(k)):>15}" for k in keys)
+                cells = " ".join(f"{_fmt(r['metrics'].get(k)):>{widths[k]}}" for k in keys)
                 print(f"{model:<{width}} {r['seed']:>5} {r.get('best_epoch', '?'):>10} {cells}")
-            if len(runs) > 1:
-                cells = " ".join(f"{_mean_std([r['metrics'].get(k) for r in runs]):>15}" for k in keys)
+            if model in means:
+                cells = " ".join(f"{means[model][k]:>{widths[k]}}" for k in keys)
                 print(f"{model:<{width}} {'mean ± std':>16} {cells}")
     new = sum(1 for r in records if r.get("run_id") not in stored_before)
     store = Path(out) / "runs.jsonl"
@@ -150,12 +153,9 @@ def _fmt(v) -> str:
     return "nan" if v is None or v != v else f"{v:.4f}"
 
 
-def _mean_std(values) -> str:
-    if any(v is None or v != v for v in values):
-        return "nan"
-    mean = math.fsum(values) / len(values)
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{mean:.4f}±{std:.4f}"
+def _mean_std(runs: list[dict], key: str) -> str:
+    from ..leaderboard.stats import Cell
+    return Cell.of(runs, key).text(pm="±", of=len(runs))
 
 
 def cmd_train(argv) -> int:

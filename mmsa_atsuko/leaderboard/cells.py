@@ -40,10 +40,7 @@ def signed_text(metric: str, value: float) -> str:
 
 
 def cell_text(metric: str, cell: Cell, row_n: int, pm: str) -> str:
-    if not cell.n:
-        return "–"
-    text = f"{number_text(metric, cell.mean)}{pm}{number_text(metric, cell.std)}"
-    return text if cell.n == row_n else f"{text} (n={cell.n})"
+    return cell.text(lambda value: number_text(metric, value), pm, of=row_n)
 
 
 # `--paper`: MOSI/MOSEI's binary accuracy and F1 as one "Has0/Non0" cell each, as the Self-MM and MISA

@@ -65,6 +65,21 @@ class Cell:
             return math.nan
         return 0.0 if self.constant else float(np.std(self.values, ddof=1))
 
+    @classmethod
+    def of(cls, records: list[dict], metric: str) -> "Cell":
+        """`metric` over the runs of `records` that have it (a record from before a metric existed lacks it)."""
+        return cls([float(r["metrics"][metric]) for r in records if r["metrics"].get(metric) is not None])
+
+    def text(self, number=lambda value: f"{value:.4f}", pm: str = " ± ", of: int | None = None) -> str:
+        """The cell as every table of ours prints it: mean ± std, each through `number`, "–" for a NaN (the std of
+        one value: no spread to show, not a spread of 0) and alone for no values; "(n=k)" after it when `of`, the
+        row's seed count, is more than the cell's values (a metric some seeds lack). The leaderboard's cells
+        (cells.py), run.py's end table and the bench scripts' tables all call it."""
+        if not self.n:
+            return "–"
+        mean, std = ("–" if math.isnan(v) else number(v) for v in (self.mean, self.std))
+        return f"{mean}{pm}{std}" + ("" if of is None or self.n == of else f" (n={self.n})")
+
 
 @dataclass
 class Welch:
@@ -198,8 +213,7 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
         rows = []
         for (model, chash, condition), rs in by_row.items():
             label = labels[model, chash] + (f" [{condition}]" if condition else "")
-            cells = {m: Cell([float(r["metrics"][m]) for r in rs if r["metrics"].get(m) is not None])
-                     for m in metrics}
+            cells = {m: Cell.of(rs, m) for m in metrics}
             rows.append(Row(model, chash, label, rs, cells, condition=condition))
         rows.sort(key=lambda row: (_sort_key(key, row.cells[key].mean), row.label))
         table = Table(dataset, aligned, data, metrics, key, rows)
