@@ -3,7 +3,7 @@
 Unlike the printed tables (render.py, cells.py), the CSV keeps the store's units (fractions) at full
 precision, and published rows are converted to them too. A `table` column says leaderboard, ablation,
 published or published ablation; `data_kind` says synthetic or real; each line carries what the printed
-notes say of its row (its code versions, run labels, model selection and seeds).
+notes say of its row (its code versions, run labels, model selection, seeds, precision and kernels).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..data.stamp import data_kind
 from ..metrics import metric_family
 from ..results import code_versions, model_selection
 from .cells import RAW_METRICS
-from .notes import row_run_labels
+from .notes import HOW_RAN, how_ran_text, row_run_labels
 from .published import ABLATION_SOURCE, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION
 from .stats import Cell, Row
 
@@ -33,9 +33,11 @@ def _stat_columns(metric: str, cell: Cell | None, best: bool) -> dict:
 
 
 def _protocol(row: Row) -> dict:
-    """A row's model selection and its seeds, space-separated: what the Markdown notes say, per CSV row."""
+    """A row's model selection, its seeds (space-separated), its precision and its kernels (`fp32`, or with counts
+    where its seeds mix them, `3 fp32, 2 bf16`): what the Markdown notes say, per CSV row."""
     return {"model_selection": model_selection(row.records[-1]),
-            "seeds": " ".join(map(str, sorted({r["seed"] for r in row.records})))}
+            "seeds": " ".join(map(str, sorted({r["seed"] for r in row.records}))),
+            **{kind: how_ran_text(row.records, kind)[0] for kind in HOW_RAN}}
 
 
 def csv_frame(tables, ablations=(), published=(), published_ablation=False):

@@ -7,12 +7,14 @@ csv_table.py puts a row's run labels (`row_run_labels`) on its CSV line.
 - a row over one seed: never bold and not Welch-tested (`Row.few_seeds`);
 - how the rows chose their best epoch (`results.model_selection`: the valid metric, and for the valid Loss its
   `valid_loss` rule), on which seeds they ran, and at which `--preset`;
+- at which precision and with which kernels their seeds ran (`results.precision_of`, `results.kernels_of`), where
+  a row mixes them, the rows differ, or every row ran otherwise than at fp32 with deterministic kernels;
 - a row whose seeds ran on several code versions (`git_commit`, else the package version): its mean mixes them.
 """
 from __future__ import annotations
 
 from collections import Counter
-from ..results import code_version, model_selection, run_label
+from ..results import code_version, kernels_of, model_selection, precision_of, run_label
 
 # `rows` below are stats.Row (model, label, config_hash, records, few_seeds), named in no annotation: stats builds the
 # rows and imports this module to note them, and this module importing stats back would make a circle of two.
@@ -33,7 +35,7 @@ def protocol_notes(rows: list) -> list[str]:
     """How the rows ran, as every leaderboard and Table 4 group says it: the rows on one seed, how they chose their
     best epoch, and on which seeds."""
     return (single_seed_note([row.label for row in rows if row.few_seeds]) + selection_note(rows) + seeds_note(rows)
-            + preset_note(rows))
+            + preset_note(rows) + how_ran_notes(rows))
 
 
 def _config_notes(model: str, rows: list) -> list[str]:
@@ -105,6 +107,50 @@ def preset_note(rows: list) -> list[str]:
         (text,) = by_preset
         return [f"trained at {text} in every row (each model's own preset block, not its full config)"]
     return ["trained at " + "; ".join(f"{text}: {', '.join(labels)}" for text, labels in by_preset.items())]
+
+
+# What each says of a run (`results.precision_of`, `results.kernels_of`), and the values a table need not name when
+# every seed of every row has one of them: the default, and for kernels a store from before they were recorded.
+HOW_RAN = {"precision": (precision_of, {"fp32"}), "kernels": (kernels_of, {"deterministic", "warn-only"})}
+
+
+def how_ran_notes(rows: list) -> list[str]:
+    """At which precision, and with which kernels, the rows' seeds ran: bf16 and fp32, or deterministic and
+    nondeterministic kernels, give other numbers for one seed, so a row that mixes them has a mean over two
+    protocols, and two rows that differ do not compare models alone. A note per kind where a row mixes values, the
+    rows differ, or every row ran at one value other than the default; nothing where every seed ran at fp32 with
+    deterministic kernels."""
+    return [note for kind in HOW_RAN if (note := how_ran_note(rows, kind))]
+
+
+def how_ran_text(records: list, kind: str) -> tuple[str, bool]:
+    """A row's values of `kind` ("precision" or "kernels") as its note names them, and whether its seeds mix
+    values: `bf16`, or with a count each, `3 fp32, 2 bf16`, the most seeds first (on a tie, in name order)."""
+    counts = Counter(HOW_RAN[kind][0](r) for r in records)
+    if len(counts) == 1:
+        return next(iter(counts)), False
+    return ", ".join(f"{n} {value}" for value, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))), True
+
+
+def how_ran_note(rows: list, kind: str) -> str:
+    """`how_ran_notes`' note of one kind, or "": `precision: fp32 in lmf, misa; mixed in tfn (3 fp32, 2 bf16: its
+    mean mixes them)`, or `precision: bf16 in every row`."""
+    by_text: dict[tuple[str, bool], list[str]] = {}
+    for row in rows:
+        by_text.setdefault(how_ran_text(row.records, kind), []).append(row.label)
+    if len(by_text) == 1:
+        ((text, mixed),) = by_text
+        if text in HOW_RAN[kind][1]:
+            return ""
+        if not mixed:
+            return f"{kind}: {text} in every row"
+    parts = []
+    for (text, mixed), labels in by_text.items():
+        if mixed:
+            parts += [f"mixed in {label} ({text}: its mean mixes them)" for label in labels]
+        else:
+            parts.append(f"{text} in {', '.join(labels)}")
+    return f"{kind}: " + "; ".join(parts)
 
 
 def selection_note(rows: list) -> list[str]:

@@ -31,7 +31,7 @@ from ..data.stamp import data_kind, data_kind_text, is_synthetic
 from ..errors import UsageError
 from ..metrics import lower_is_better, metric_keys
 from ..results import config_labels, headline_metric, ok_records
-from .notes import preset_note, table_notes
+from .notes import HOW_RAN, how_ran_note, preset_note, table_notes
 
 SIGNIFICANCE = 0.05
 MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
@@ -275,6 +275,8 @@ def comparison_rows(table: Table, mine: list[Row], baselines: list[Row]) -> list
                     "baseline_n": b.n, "baseline_mean": b.mean, "baseline_std": b.std,
                     "diff": w.diff, "ci_low": w.low, "ci_high": w.high, "ci": CI_NAME, "df": w.df,
                     "p_value": w.p, "model_better": better,
-                    # the leaderboard's note on the pair: a small preset is a plumbing check, not the models
-                    "preset_note": "; ".join(preset_note([mine_row, base_row]))})
+                    # the leaderboard's notes on the pair: a small preset is a plumbing check, not the models;
+                    # a bf16 or nondeterministic side gives other numbers for the same seeds
+                    "preset_note": "; ".join(preset_note([mine_row, base_row])),
+                    **{f"{kind}_note": how_ran_note([mine_row, base_row], kind) for kind in HOW_RAN}})
     return rows

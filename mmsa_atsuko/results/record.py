@@ -147,12 +147,26 @@ def code_versions(records) -> str:
     return " ".join(sorted({code_version(r) for r in records}))
 
 
+def precision_of(record: dict) -> str:
+    """The precision a run ran at (`--precision`): a record from before precision was recorded ran at fp32, the
+    only precision there was."""
+    return record.get("precision") or "fp32"
+
+
+def kernels_of(record: dict) -> str:
+    """The kernels a run ran with: `deterministic` (strict, the default), `nondeterministic` (`--nondeterministic`),
+    or `warn-only` for a record from before `deterministic` was recorded: its toolkit asked for deterministic
+    kernels with warn_only=True, so an op without a deterministic version ran its nondeterministic one."""
+    if "deterministic" not in record:
+        return "warn-only"
+    return "deterministic" if record["deterministic"] else "nondeterministic"
+
+
 def ran_at_other_precision(record: dict, precision: str) -> str | None:
     """The precision `record` ran at when it is not `precision`, else None. Precision is how a run ran, as its
     device is, not part of its identity: a `--precision bf16` request finds the fp32 run of its identity
-    recorded and skips it, and the lines that say so must not let its numbers pass for bf16 ones. A record
-    from before precision was recorded ran at fp32, the only precision there was."""
-    ran = record.get("precision", "fp32")
+    recorded and skips it, and the lines that say so must not let its numbers pass for bf16 ones."""
+    ran = precision_of(record)
     return ran if ran != precision else None
 
 

@@ -80,7 +80,7 @@ def check_ok_record(record: dict) -> dict:
         bad("config", f"an object nested at most {MAX_CONFIG_DEPTH} deep")
     # Shown as they are in tables, notes and every analysis CSV row (`run_label`, `code_version`): a newline in one
     # wrote lines of its own into the leaderboard's Markdown, and nothing bounded their length.
-    for field in ("label", "package_version", "git_commit"):
+    for field in ("label", "package_version", "git_commit", "precision"):
         if record.get(field) is not None and not (isinstance(record[field], str)
                                                   and _ONE_LINE.fullmatch(record[field])):
             bad(field, "a string of one line (at most 200 characters)")
@@ -88,7 +88,8 @@ def check_ok_record(record: dict) -> dict:
     if "tune_trial" in record and (not isinstance(trial, int) or isinstance(trial, bool) or not 0 <= trial < 2 ** 63):
         bad("tune_trial", "a trial number (an integer, 0 or more)")
     for field, kinds in (("synthetic", (bool,)), ("run_dir", (str,)), ("data_path", (str, type(None))),
-                         ("best_epoch", (int,)), ("started_at", (str,)), ("preset", (str, type(None)))):
+                         ("best_epoch", (int,)), ("started_at", (str,)), ("preset", (str, type(None))),
+                         ("deterministic", (bool,))):
         # JSON's true and false load as bools, which are ints: one passes only where a bool is meant.
         if field in record and (not isinstance(record[field], kinds)
                                 or isinstance(record[field], bool) and bool not in kinds):

@@ -1,0 +1,85 @@
+"""How the seeds of a table's rows ran: precision (`--precision fp32|bf16`) and kernels (deterministic by default,
+`--nondeterministic`), as the records say since issue 17. A row mixing them, or rows differing, is said under the
+leaderboard, in its CSV columns `precision` and `kernels`, and under compare's header (and its CSV)."""
+import io
+
+import pandas as pd
+import pytest
+
+from test_leaderboard import record
+from mmsa_atsuko.leaderboard import build_tables, leaderboard
+from mmsa_atsuko.results import append_record
+
+
+def ran(rec: dict, precision: str | None = "fp32", deterministic: bool | None = True) -> dict:
+    """`rec` as run at `precision` with `deterministic` kernels; None: a record from before the field existed."""
+    rec = {k: v for k, v in rec.items() if k not in ("precision", "deterministic")}
+    return rec | ({} if precision is None else {"precision": precision}) \
+        | ({} if deterministic is None else {"deterministic": deterministic})
+
+
+def _notes(records) -> list[str]:
+    (table,) = build_tables(records)
+    return [n for n in table.notes if n.startswith(("precision", "kernels"))]
+
+
+def test_a_row_mixing_precisions_or_kernels_says_so_in_a_note_and_the_csv(tmp_path):
+    """tfn's mean was over two fp32 seeds and one bf16 seed, lmf's over one nondeterministic seed among
+    deterministic ones, and nothing in the table said so."""
+    rows = [ran(record("tfn", 1, {"MAE": 0.9})), ran(record("tfn", 2, {"MAE": 1.0})),
+            ran(record("tfn", 3, {"MAE": 1.1}), "bf16"),
+            ran(record("lmf", 1, {"MAE": 0.8})), ran(record("lmf", 2, {"MAE": 0.85}), deterministic=False),
+            ran(record("lmf", 3, {"MAE": 0.75}))]
+    for r in rows:
+        append_record(tmp_path, r)
+    text = leaderboard(tmp_path, fmt="md")                  # rows sorted by MAE: lmf (0.8) before tfn (1.0)
+    assert "\n- precision: fp32 in lmf; mixed in tfn (2 fp32, 1 bf16: its mean mixes them)\n" in text
+    assert "\n- kernels: mixed in lmf (2 deterministic, 1 nondeterministic: its mean mixes them); deterministic " \
+           "in tfn\n" in text
+    board = pd.read_csv(io.StringIO(leaderboard(tmp_path, fmt="csv"))).set_index("label")
+    assert board.loc[["lmf", "tfn"], "precision"].tolist() == ["fp32", "2 fp32, 1 bf16"]
+    assert board.loc[["lmf", "tfn"], "kernels"].tolist() == ["2 deterministic, 1 nondeterministic", "deterministic"]
+    assert "precision: fp32 in lmf" in leaderboard(tmp_path, fmt="latex")
+
+
+def test_rows_that_differ_or_all_ran_otherwise_are_noted_and_the_usual_runs_are_not():
+    fp32 = [ran(record(m, s, {"MAE": 0.5 + s / 100})) for m in ("tfn", "lmf") for s in (1, 2)]
+    assert _notes(fp32) == []
+    # From before precision and kernels were recorded: fp32, and warn-only deterministic kernels; no note either.
+    assert _notes([ran(r, None, None) for r in fp32]) == []
+    assert _notes([ran(r, "bf16", False) for r in fp32]) == ["precision: bf16 in every row",
+                                                             "kernels: nondeterministic in every row"]
+    # Each row alike within, the rows apart (equal means: rows in label order, lmf first).
+    differ = [ran(r, "bf16" if r["model"] == "tfn" else "fp32") for r in fp32]
+    assert _notes(differ) == ["precision: fp32 in lmf; bf16 in tfn"]
+    older = [ran(r, deterministic=None if r["model"] == "lmf" else True) for r in fp32]
+    assert _notes(older) == ["kernels: warn-only in lmf; deterministic in tfn"]
+
+
+@pytest.mark.parametrize("field,value,what", [
+    ("precision", "bf16\n### a heading", "precision must be a string of one line"),
+    ("deterministic", "yes", "deterministic must be bool"),
+])
+def test_a_precision_or_kernels_field_a_table_cannot_show_is_one_line(tmp_path, field, value, what):
+    from mmsa_atsuko.errors import DataError
+    append_record(tmp_path, record("tfn", 1, {"MAE": 0.9}) | {field: value})
+    with pytest.raises(DataError, match=f"^runs.jsonl: record 'tfn-mosi-1-h-0000000000-1': {what}"):
+        leaderboard(tmp_path, fmt="md")
+
+
+def test_compare_says_when_the_compared_rows_ran_at_other_precisions_or_kernels(tmp_path, capsys):
+    from mmsa_atsuko.cli import main
+    for seed in (1, 2):
+        append_record(tmp_path, ran(record("atsuko", seed, {"MAE": 0.6 + seed / 10}), "bf16"))
+        append_record(tmp_path, ran(record("lmf", seed, {"MAE": 0.8 + seed / 10})))
+        append_record(tmp_path, ran(record("tfn", seed, {"MAE": 0.9 + seed / 10}), "bf16", seed == 1))
+    assert main(["compare", "-m", "atsuko", "--against", "lmf", "tfn", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    heads = [i for i, line in enumerate(out) if line.startswith("atsuko (n=2) vs ")]
+    assert [out[i + 1] for i in heads] == ["precision: bf16 in atsuko; fp32 in lmf", "precision: bf16 in every row"]
+    assert out[heads[1] + 2] == ("kernels: deterministic in atsuko; mixed in tfn (1 deterministic, 1 nondeterministic: "
+                                 "its mean mixes them)")
+    assert out[heads[0] + 2].split()[0] == "metric"             # atsuko and lmf: both deterministic, no kernels line
+    df = pd.read_csv(tmp_path / "comparison_atsuko_mosi-synthetic.csv", keep_default_na=False)
+    assert set(df[df.baseline == "lmf"].precision_note) == {"precision: bf16 in atsuko; fp32 in lmf"}
+    assert set(df[df.baseline == "lmf"].kernels_note) == {""}
