@@ -16,7 +16,7 @@ from ..metrics import metric_family
 from ..results import code_versions, model_selection
 from .cells import RAW_METRICS
 from .notes import HOW_RAN, how_ran_text, row_run_labels
-from .published import ABLATION_SOURCE, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION
+from .published import ABLATION_SOURCE, ERRATA, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION, erratum_note
 from .stats import Cell, Row
 
 
@@ -70,6 +70,10 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
                    "data_kind": "real", "source": f"published ({block.source})",
                    "model": PAPER_NAMES.get(name, ""), "label": f"{name} (published)"}
             out.update({f"{m}_mean": _stored(m, v) for (_, m), v in zip(block.columns, values)})
+            # A misprinted cell keeps its printed value here too; the column says so and gives the original.
+            key = (block.dataset, block.aligned)
+            out["erratum"] = "; ".join(erratum_note(key, name, column)
+                                       for column, _ in block.columns if (*key, name, column) in ERRATA)
             rows.append(out)
     if published_ablation:
         for (sbn, mcm), values in PUBLISHED_ABLATION:

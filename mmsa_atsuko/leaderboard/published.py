@@ -1,7 +1,9 @@
-"""The seed paper's published tables (docs/atsuko.md §16), kept as printed there and parsed once.
+"""The seed paper's published tables (docs/atsuko.md §16), kept as printed there and parsed once, and the cells
+where the paper misprints the table it took a row from (`ERRATA`).
 
 Published rows are never mixed with ours: the renderers put them in blocks of their own,
-labelled published.
+labelled published. A cell with an erratum keeps its printed value; `leaderboard --paper` and `verify` mark it
+(`ERRATUM_MARK`) and say in a footnote what the original prints and where (`erratum_note`).
 """
 from __future__ import annotations
 
@@ -64,6 +66,41 @@ _TABLE4 = """
 """
 
 
+@dataclass(frozen=True)
+class Erratum:
+    printed: str            # the seed paper's value, which its tables keep
+    original: str           # what the table whose row the paper's matches in every other cell prints
+    source: str             # that table, where it can be read
+
+
+ERRATUM_MARK = "‡"
+# (dataset, aligned or None as PUBLISHED keys it, paper method, paper column) -> the misprint. Checked against
+# thuiar/MMSA's results/result-stat.md (at 698bae0, "Update the results on the SIMSv2 dataset", 2023-12-27): Table
+# 2's TFN, LMF, Self-MM and CENet rows on SIMS and SIMS v2 are its rows (Mult_acc_5, Mult_acc_3, Mult_acc_2,
+# F1_score), cell for cell, but for Self-MM's SIMS v2 F1, a digit off. The paper's own Avg for that row, 70.46, is
+# the mean with 76.76 (with 79.76 it is 71.21), so the misprint is the paper's, not ours. BBFN and EMOE are not in
+# that file; Tables 1 and 3 come from no table we could read (MIntRec's own results.md prints other MAG-BERT, MulT
+# and MISA numbers in every cell, which is another source, not a misprint). Table 2's Avg column, not shipped, is off
+# the mean of its row's four cells for LMF (65.19, mean 65.22) and CENet (63.66, mean 62.98) on SIMS.
+ERRATA = {
+    ("simsv2", False, "Self-MM", "F1"): Erratum(
+        "76.76", "79.76", "thuiar/MMSA results/result-stat.md at commit 698bae0, SIMSv2, self_mm, F1_score"),
+}
+
+
+def published_key(dataset: str, aligned: bool | None) -> tuple:
+    """PUBLISHED's key for a table of `dataset`: MIntRec's rows are for either setting (aligned None)."""
+    return (dataset, None) if (dataset, None) in PUBLISHED else (dataset, aligned)
+
+
+def erratum_note(key: tuple, method: str, column: str) -> str:
+    """The footnote of a marked cell, after its mark: what the paper prints, what the original prints, and where."""
+    e = ERRATA[(*key, method, column)]
+    setting = "" if key[1] is None else (" aligned" if key[1] else " unaligned")
+    return (f"{key[0]}{setting} {method} {column}: the seed paper prints {e.printed}, a misprint: the table its row "
+            f"matches in every other cell prints {e.original} ({e.source}); kept as printed")
+
+
 def _numbers(text: str) -> list[str]:
     """Values as printed in the paper (kept as text so that 31.0 stays 31.0 on display)."""
     return text.replace("/", " ").split()
@@ -115,6 +152,18 @@ class Published:
     columns: tuple[tuple[str, str], ...]           # (paper name, our metric)
     rows: list[tuple[str, list[str]]]              # (paper method, values as printed)
 
+    def marked_rows(self) -> tuple[list[tuple[str, list[str]]], list[str]]:
+        """The rows with each erratum's cell marked ("76.76 ‡"), and the footnotes of the marks."""
+        key, rows, notes = (self.dataset, self.aligned), [], []
+        for name, values in self.rows:
+            cells = []
+            for (column, _), value in zip(self.columns, values):
+                marked = (*key, name, column) in ERRATA
+                cells.append(f"{value} {ERRATUM_MARK}" if marked else value)
+                notes += [f"{ERRATUM_MARK} {erratum_note(key, name, column)}"] if marked else []
+            rows.append((name, cells))
+        return rows, notes
+
 
 def published_blocks(tables: list, datasets=None) -> list[Published]:
     """The paper's rows for every (dataset, aligned) of the leaderboard `tables`, or asked for with -d."""
@@ -124,7 +173,7 @@ def published_blocks(tables: list, datasets=None) -> list[Published]:
             wanted += [(d, a) for d, a in PUBLISHED if d == dataset]
     blocks = []
     for dataset, aligned in wanted:
-        key = (dataset, None) if (dataset, None) in PUBLISHED else (dataset, aligned)
+        key = published_key(dataset, aligned)
         if key in PUBLISHED and all((b.dataset, b.aligned) != key for b in blocks):
             source, rows = PUBLISHED[key]
             blocks.append(Published(dataset, key[1], source, PAPER_COLUMNS[metric_family(dataset)], rows))

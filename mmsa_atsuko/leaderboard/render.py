@@ -49,10 +49,11 @@ def render_markdown(tables, ablations=(), published=(), published_ablation=False
         parts.append(_md_ablation(ab, paper))
     for block in published:
         header = ["method (published)"] + [f"{name} ({metric})" for name, metric in block.columns]
-        lines = [[f"{name} (published)"] + list(values) for name, values in block.rows]
+        rows, errata = block.marked_rows()
+        lines = [[f"{name} (published)"] + values for name, values in rows]
         setting = "" if block.aligned is None else (", aligned" if block.aligned else ", unaligned")
         parts.append(f"### Published by the seed paper: {block.dataset}{setting} ({block.source}; real data, "
-                     f"not our runs)\n\n" + markdown_table(header, lines))
+                     f"not our runs)\n\n" + markdown_table(header, lines) + "".join(f"\n\n- {n}" for n in errata))
     if published_ablation:
         cols = PAPER_COLUMNS["mosi"]
         header = ["SBN", "MCM"] + [f"{d} {name}" for d in ("mosi", "mosei") for name, _ in cols]
@@ -102,8 +103,8 @@ def _tex(text: str) -> str:
     # An option's "--" (a note's `--preset small`) would print as an en dash: "-{}-" keeps both hyphens.
     return (str(text).replace("\\", r"\textbackslash{}").replace("--", "-{}-").replace("_", r"\_")
             .replace("%", r"\%").replace("&", r"\&").replace("#", r"\#").replace("±", r"$\pm$")
-            .replace("†", r"$^\dagger$").replace("✓", r"\checkmark").replace("–", "--")
-            .replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$")
+            .replace("†", r"$^\dagger$").replace("‡", r"$^\ddagger$").replace("✓", r"\checkmark")
+            .replace("–", "--").replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$")
             .replace("<", r"$<$").replace(">", r"$>$"))        # a bare < prints as ¡ in OT1 fonts
 
 
@@ -157,10 +158,12 @@ def render_latex(tables, ablations=(), published=(), published_ablation=False, p
         parts.append(_latex_table(f"Ablation, {'aligned' if ab.aligned else 'unaligned'}, {kind}.", header, lines))
     for block in published:
         header = ["Method (published)"] + [name for name, _ in block.columns]
-        lines = [[_tex(name)] + list(values) for name, values in block.rows]
+        rows, errata = block.marked_rows()
+        lines = [[_tex(name)] + [_tex(v) for v in values] for name, values in rows]
         setting = "" if block.aligned is None else (", aligned" if block.aligned else ", unaligned")
+        notes = "".join(f" {note}." for note in errata)
         parts.append(_latex_table(f"Published by the seed paper ({block.source}), {block.dataset}{setting}; real "
-                                  f"data, not our runs.", header, lines))
+                                  f"data, not our runs.{notes}", header, lines))
     if published_ablation:
         header = ["SBN", "MCM"] + [f"{d} {name}" for d in ("mosi", "mosei") for name, _ in PAPER_COLUMNS["mosi"]]
         lines = [[_tex("✓" if s else "-"), _tex("✓" if m else "-")] + list(vals["mosi"]) + list(vals["mosei"])

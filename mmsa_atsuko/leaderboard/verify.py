@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..config import published_sha256
 from ..errors import UsageError
 from ..metrics import metric_family
-from .published import PAPER_COLUMNS, PAPER_NAMES, PUBLISHED
+from .published import ERRATA, ERRATUM_MARK, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED, Erratum, erratum_note, published_key
 from .cells import to_display
 from .stats import Table, build_tables
 
@@ -35,6 +35,8 @@ class VerifyCell:
     std: float
     published: float
     source: str
+    erratum: str = ""          # the footnote of a misprinted published value (published.ERRATA), else ""
+    original: float = math.nan    # what the table the paper copied prints there
 
     @property
     def delta(self) -> float:
@@ -42,15 +44,19 @@ class VerifyCell:
 
     @property
     def agrees(self) -> bool:
-        return not math.isnan(self.std) and abs(self.delta) <= WITHIN_STDS * self.std
+        return self.within(self.published)
+
+    def within(self, published: float) -> bool:
+        return not math.isnan(self.std) and abs(self.mean - published) <= WITHIN_STDS * self.std
 
 
 def _published_rows(dataset: str, aligned: bool):
-    key = (dataset, None) if (dataset, None) in PUBLISHED else (dataset, aligned)
+    """(source, our model -> (paper method, printed values)) of the paper's rows for a table's setting."""
+    key = published_key(dataset, aligned)
     if key not in PUBLISHED:
         return None, {}
     source, rows = PUBLISHED[key]
-    return source, {PAPER_NAMES[name]: values for name, values in rows if name in PAPER_NAMES}
+    return source, {PAPER_NAMES[name]: (name, values) for name, values in rows if name in PAPER_NAMES}
 
 
 def verify_cells(tables: list[Table]) -> tuple[list[VerifyCell], list[str]]:
@@ -61,16 +67,19 @@ def verify_cells(tables: list[Table]) -> tuple[list[VerifyCell], list[str]]:
         for row in t.rows:
             if row.condition:
                 continue
-            values = published.get(row.model)
-            if values is None:
+            if row.model not in published:
                 notes.append(f"{t.dataset} {'aligned' if t.aligned else 'unaligned'}: {row.label} has no published "
                              f"row{f' in {source}' if source else ''}; not verified")
                 continue
+            name, values = published[row.model]
+            key = published_key(t.dataset, t.aligned)
             for (column, metric), printed in zip(PAPER_COLUMNS[metric_family(t.dataset)], values):
                 cell = row.cells[metric]
+                erratum: Erratum | None = ERRATA.get((*key, name, column))
                 cells.append(VerifyCell(t.dataset, t.aligned, t.data, row.label, column, metric, cell.n,
                                         to_display(metric, cell.mean), to_display(metric, cell.std),
-                                        float(printed), source))
+                                        float(printed), source, erratum_note(key, name, column) if erratum else "",
+                                        float(erratum.original) if erratum else math.nan))
     return cells, notes
 
 
@@ -115,20 +124,30 @@ def _num(value: float, metric: str) -> str:
     return f"{value:.4f}" if metric == "MAE" else f"{value:.2f}"
 
 
+def _signed(value: float, metric: str) -> str:
+    return f"{value:+.4f}" if metric == "MAE" else f"{value:+.2f}"
+
+
 def render_verify(cells: list[VerifyCell], notes: list[str]) -> str:
     header = ["dataset", "model", "column", "n", "ours (mean ± std)", "published", "delta", "within 2 std"]
     lines = []
     for c in cells:
         setting = f"{c.dataset} {'aligned' if c.aligned else 'unaligned'}"
         verdict = "yes" if c.agrees else ("no std (n=1)" if math.isnan(c.std) else "NO")
+        published = _num(c.published, c.metric) + (f" {ERRATUM_MARK}" if c.erratum else "")
         lines.append([setting, c.model, f"{c.column} ({c.metric})", str(c.n),
-                      f"{_num(c.mean, c.metric)} ± {_num(c.std, c.metric)}", _num(c.published, c.metric),
-                      f"{c.delta:+.4f}" if c.metric == "MAE" else f"{c.delta:+.2f}", verdict])
+                      f"{_num(c.mean, c.metric)} ± {_num(c.std, c.metric)}", published,
+                      _signed(c.delta, c.metric), verdict])
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     out += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in lines]
     sources = ", ".join(dict.fromkeys(c.source for c in cells))
     agree = sum(c.agrees for c in cells)
+    # A misprinted published value: its footnote, and ours against the original too (the verdict stays the printed
+    # value's, as the table shows it).
+    out += [f"{ERRATUM_MARK} {c.erratum}; against {_num(c.original, c.metric)}, {c.model} is "
+            f"{_signed(c.mean - c.original, c.metric)}, within {WITHIN_STDS:g} std: "
+            f"{'yes' if c.within(c.original) else 'no'}" for c in cells if c.erratum]
     out += [f"- {note}" for note in notes]
     out.append(f"verify: {agree} of {len(cells)} cells within {WITHIN_STDS:g} std of the published value "
                f"({sources}; accuracies and F1 in %, MAE as is)")
