@@ -121,8 +121,8 @@ def render_curves_markdown(tables: list[CurveTable]) -> str:
             cells = []
             for r in t.rates:
                 cell = c.cells.get(r)
-                cells.append("–" if cell is None else f"{number_text(t.metric, cell.mean)} ± "
-                             f"{number_text(t.metric, cell.std)} (n={cell.n})")
+                cells.append("–" if cell is None else
+                             f"{cell.text(lambda value: number_text(t.metric, value))} (n={cell.n})")
             lines.append([c.label] + cells + [number_text(t.metric, c.auc)])
         arrow = "lower" if lower_is_better(t.metric) else "higher"
         unit = "" if t.metric in RAW_METRICS else " in %"
