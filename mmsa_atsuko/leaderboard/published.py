@@ -1,5 +1,5 @@
 """The seed paper's published tables (docs/atsuko.md §16), kept as printed there and parsed once, and the cells
-where the paper misprints the table it took a row from (`ERRATA`).
+where the paper misprints a table whose row it otherwise matches cell for cell (`ERRATA`).
 
 Published rows are never mixed with ours: the renderers put them in blocks of their own,
 labelled published. A cell with an erratum keeps its printed value; `leaderboard --paper` and `verify` mark it

@@ -35,8 +35,8 @@ class VerifyCell:
     std: float
     published: float
     source: str
-    erratum: str = ""          # the footnote of a misprinted published value (published.ERRATA), else ""
-    original: float = math.nan    # what the table the paper copied prints there
+    erratum: str = ""               # the footnote of a misprinted published value (published.ERRATA), else ""
+    original: float = math.nan      # the erratum's original value
 
     @property
     def delta(self) -> float:
