@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mmsa_atsuko.metrics import metric_keys
+from mmsa_atsuko.metrics.names import metric_keys
 from mmsa_atsuko.results import append_record
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ from scipy import stats
 from mmsa_atsuko.data.conditions import make_condition
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.leaderboard import compare, leaderboard
-from mmsa_atsuko.metrics import metric_keys
+from mmsa_atsuko.metrics.names import metric_keys
 from mmsa_atsuko.results import append_record
 
 SYN = "synthetic:mosi-small-unaligned-seed0-v1"

@@ -20,13 +20,9 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.metrics import (
-    METRIC_KEYS,
-    MMSA_CSV_KEYS,
-    compute_metrics,
-    lower_is_better,
-    metric_keys,
-)
+from mmsa_atsuko.config import METRIC_KEYS
+from mmsa_atsuko.metrics import compute_metrics
+from mmsa_atsuko.metrics.names import MMSA_CSV_KEYS, lower_is_better, metric_keys
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -478,7 +474,7 @@ def test_random_mintrec_against_reference():
 def test_f1_precision_recall_are_sklearns_to_the_bit():
     # Ours count by hand (no sklearn import at start-up); sklearn's must give the same float64 bits,
     # for binary and multi-class inputs, absent and never-predicted classes, and a single class.
-    from mmsa_atsuko import metrics
+    from mmsa_atsuko.metrics import scores
     rng = np.random.default_rng(7)
     cases = [(np.array([1, 1, 1]), np.array([1, 1, 1])), (np.array([0, 0, 1]), np.array([1, 1, 1])),
              (np.array([True, False]), np.array([False, True]))]
@@ -490,8 +486,8 @@ def test_f1_precision_recall_are_sklearns_to_the_bit():
         cases.append((true > k // 2, pred > k // 2))
     for true, pred in cases:
         for average in ("weighted", "macro"):
-            for ours, theirs in ((metrics.f1_score, f1_score), (metrics.precision_score, precision_score),
-                                 (metrics.recall_score, recall_score)):
+            for ours, theirs in ((scores.f1_score, f1_score), (scores.precision_score, precision_score),
+                                 (scores.recall_score, recall_score)):
                 expected = theirs(true, pred, average=average, zero_division=0)
                 assert ours(true, pred, average=average) == expected, (ours.__name__, average, true, pred)
 

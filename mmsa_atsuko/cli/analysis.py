@@ -126,7 +126,7 @@ def cmd_robustness(argv) -> int:
     import pandas as pd
     from ..analysis import load_run, robustness_table
     from ..results import analysis_dir, check_run_id, headline_metric, refuse_a_file_as_results
-    from ..metrics import lower_is_better
+    from ..metrics.names import lower_is_better
     from ..plots import figure_files, figure_names, plot_robustness, pyplot
     from ..user_models import source_changes
     pyplot()
@@ -227,7 +227,7 @@ def cmd_sensitivity(argv) -> int:
     args = sensitivity_parser().parse_args(argv)
     import pandas as pd
     from ..analysis import SENSITIVITY_PARAMS, sensitivity_table
-    from ..metrics import lower_is_better
+    from ..metrics.names import lower_is_better
     from ..plots import figure_files, figure_names, plot_sensitivity, pyplot
     from ..config import load_config
     from ..data.synthetic import check_synthetic_request

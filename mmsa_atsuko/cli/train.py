@@ -108,7 +108,7 @@ def print_table(records, out, stored_before: set) -> None:
     (ddof 1, as the leaderboard's cells); then how many of them this command appended to the store
     (those whose run id it did not hold before: the others were skipped as recorded)."""
     from ..data.conditions import condition_of
-    from ..metrics import metric_keys
+    from ..metrics.names import metric_keys
 
     def row_name(r):           # one row group per model and protocol condition
         key = condition_of(r).key()

@@ -21,7 +21,7 @@ DATASET_OPTIONAL = {"label_range", "num_classes", "label_names", "sha256", "down
 # The metric sets, and every key `metrics.compute_metrics` returns for each, in MMSA's order
 # (`Mult_acc_3` for MOSI/MOSEI is computed by MMSA but not returned; we return it last). The
 # names live here, where a dataset's `metrics` and `headline` are checked against them; what each
-# computes lives in metrics.py, which reads this table.
+# computes lives in metrics/ (one module per set), which reads this table.
 METRIC_KEYS: dict[str, tuple[str, ...]] = {
     "mosi": ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score",
              "Mult_acc_5", "Mult_acc_7", "MAE", "Corr", "Mult_acc_3"),
@@ -31,7 +31,7 @@ METRIC_KEYS: dict[str, tuple[str, ...]] = {
 }
 DATASET_CHOICES = {"format": ("mmsa", "mintrec"), "task": ("regression", "classification"),
                    "metrics": tuple(METRIC_KEYS), "language": ("en", "cn")}
-# The metric sets that score each task: the mosi and sims sets read a score (metrics.py), mintrec's a class id.
+# The metric sets that score each task: the mosi and sims sets read a score (metrics/), mintrec's a class id.
 TASK_METRICS = {"regression": ("mosi", "sims"), "classification": ("mintrec",)}
 # Facts that only the MIntRec loader reads (data/mintrec/): in an MMSA-format block they would do nothing.
 MINTREC_ONLY = ("num_classes", "label_names", "max_seq_lens", "real_class_counts")
@@ -81,7 +81,7 @@ def _check_dataset(name: str, facts) -> None:
                 and all(isinstance(v, (int, float)) for v in low_high) and low_high[0] < low_high[1]):
             raise UsageError(f"{where}: a regression dataset needs label_range: [low, high] with low < high")
         # SIMS's metrics clip labels and predictions to [-1, 1] before everything, MAE and Corr included
-        # (metrics.py): wider labels would be scored on clipped values without a word.
+        # (metrics/sims.py): wider labels would be scored on clipped values without a word.
         if facts["metrics"] == "sims" and (low_high[0] < -1 or low_high[1] > 1):
             raise UsageError(f"{where}: metrics sims clip labels to [-1, 1] (MAE and Corr too), but label_range is "
                              f"{low_high}: use metrics: mosi, or rescale the labels into [-1, 1]")

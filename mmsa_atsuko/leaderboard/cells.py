@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..metrics import lower_is_better
+from ..metrics.names import lower_is_better
 from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row
 
 RAW_METRICS = frozenset({"MAE", "Corr", "Loss", "loss"})      # shown as stored, not in %

@@ -149,7 +149,7 @@ def _curves_text(tables, fmt: str) -> str:
 def missing_rate_figures(results, out, *, datasets=None, key_metric=None) -> list[Path]:
     """One figure per curve table (PNG, PDF and the CSV behind it) in `out`, named
     `missing_rate_<dataset>[-aligned][-synthetic]`; needs the [plots] extra."""
-    from ..metrics import lower_is_better
+    from ..metrics.names import lower_is_better
     from ..plots import figure_files, plot_missing_rate
     datasets = _known_datasets(datasets)
     tables = _curve_tables(read_records(Path(results)), results, datasets, key_metric, "missing_rate", False)

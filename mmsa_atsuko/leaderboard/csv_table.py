@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from ..data.stamp import data_kind
-from ..metrics import metric_family
+from ..metrics.names import metric_family
 from ..results import code_versions, model_selection
 from .cells import RAW_METRICS
 from .notes import HOW_RAN, how_ran_text, row_run_labels

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..data.conditions import condition_of
 from ..data.stamp import data_kind, data_kind_text, is_synthetic
-from ..metrics import lower_is_better, metric_keys
+from ..metrics.names import lower_is_better, metric_keys
 from ..errors import UsageError
 from ..results import config_labels, headline_metric, ok_records
 from .cells import RAW_METRICS, number_text

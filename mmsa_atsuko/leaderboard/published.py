@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..metrics import metric_family
+from ..metrics.names import metric_family
 
 # The paper's columns per metric family, with our metric names. Acc2/F1 on MOSI/MOSEI are
 # the non-zero (Non0) form: EMOE's metricsTop returns only that one and Atsuko inherits

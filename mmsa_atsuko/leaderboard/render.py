@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from ..data.stamp import data_kind_text
-from ..metrics import metric_family
+from ..metrics.names import metric_family
 from .published import ABLATION_SOURCE, PAPER_COLUMNS, PUBLISHED_ABLATION
 from .ablation import Ablation
 from .cells import arrow_of, column_cell, column_groups, column_name, number_text, signed_text, units_text, welch_text

@@ -29,7 +29,7 @@ from scipy import stats
 from ..data.conditions import condition_of
 from ..data.stamp import data_kind, data_kind_text, is_synthetic
 from ..errors import UsageError
-from ..metrics import lower_is_better, metric_keys
+from ..metrics.names import lower_is_better, metric_keys
 from ..results import config_labels, headline_metric, ok_records
 from .notes import HOW_RAN, how_ran_note, preset_note, table_notes
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..config import published_sha256
 from ..errors import UsageError
-from ..metrics import metric_family
+from ..metrics.names import metric_family
 from .published import ERRATA, ERRATUM_MARK, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED, Erratum, erratum_note, published_key
 from .cells import to_display
 from .stats import Table, build_tables

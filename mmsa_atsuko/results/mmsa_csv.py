@@ -28,8 +28,9 @@ import numpy as np
 
 from ..data.conditions import condition_of
 from ..data.synthetic_stress import STANDARD, recipe_of
-from ..metrics import METRIC_KEYS, MMSA_CSV_KEYS, metric_family
+from ..metrics.names import MMSA_CSV_KEYS, metric_family
 from ..atomic import open_append
+from ..config import METRIC_KEYS
 from ..errors import DataError
 from .folder import store_lock
 from .record import code_versions, model_selection

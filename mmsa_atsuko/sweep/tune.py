@@ -42,7 +42,7 @@ from ..config import config_hash
 from ..data.conditions import check_model_allows
 from ..data.stamp import is_synthetic
 from ..errors import ToolkitError, UsageError
-from ..metrics import lower_is_better
+from ..metrics.names import lower_is_better
 from ..registry import canonical_model_name, get_model_class
 from ..results import STORE_ENTRIES, check_output_folder, show
 from ..training.hardware import check_precision

@@ -28,7 +28,8 @@ import torch
 from tqdm import tqdm
 
 from ..errors import TrainingError, UsageError
-from ..metrics import compute_metrics, lower_is_better
+from ..metrics.dispatch import compute_metrics
+from ..metrics.names import lower_is_better
 from ..models.contract import check_losses, check_outputs, model_name
 from ..results import json_safe
 from ..run_folders import LAST_CHECKPOINT    # the state after the last finished epoch; deleted when fit returns

@@ -4,7 +4,7 @@ straight there, `model_card` for a run folder from elsewhere."""
 from __future__ import annotations
 
 from ..errors import UsageError
-from ..metrics import metric_keys
+from ..metrics.names import metric_keys
 from .selection import VALID_LOSS_RULES
 
 
