@@ -527,7 +527,8 @@ def test_tsne_panels_share_one_training_seed(tmp_path):
 
 def test_band_weight_figure_takes_any_number_of_bands(tmp_path):
     """num_bands is a config key; the stacked bars' transparency went below 0 from the fifth band."""
-    from mmsa_atsuko.plots import MODALITIES, plot_band_weights
+    from mmsa_atsuko.plots.common import MODALITIES
+    from mmsa_atsuko.plots.explain import plot_band_weights
     rows = [{"id": sid, "modality": m, **{f"band_{k}": 1 / 6 for k in range(6)}}
             for sid in ("test mean", "a$_$1", "a$_$2") for m in MODALITIES]
     fig = plot_band_weights(pd.DataFrame(rows), "sims", synthetic=True)

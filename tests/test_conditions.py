@@ -450,7 +450,7 @@ def test_a_missing_rate_figure_says_synthetic_once(tmp_path):
     import json
 
     from mmsa_atsuko.cli import main
-    from mmsa_atsuko.plots import pyplot
+    from mmsa_atsuko.plots.common import pyplot
     data = "synthetic:standard-abc"
     records = [_record(m, rate, seed, 1.0 + rate + seed / 10, data=data) for m in ("tfn", "lmf")
                for rate in (0.0, 0.5) for seed in (1, 2)]

@@ -1,6 +1,6 @@
 """Analyses of trained runs: load a run's checkpoint, look inside Atsuko, re-test under corruptions.
 
-The numbers computed here are what `plots.py` draws and what the CSVs next to each figure hold
+The numbers computed here are what `plots/` draws and what the CSVs next to each figure hold
 (issue 7). Nothing here imports matplotlib. Import every name from `mmsa_atsuko.analysis`; the
 modules below are where each lives:
 

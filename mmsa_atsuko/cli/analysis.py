@@ -73,7 +73,8 @@ def cmd_explain(argv) -> int:
     from ..api import PREDICTIONS_FLOAT_FORMAT
     from ..results import analysis_dir, check_run_id
     from ..models.atsuko import ATSUKO_FAMILY
-    from ..plots import EXPLAIN_FIGURES, explain_files, figure_names, pyplot
+    from ..plots.common import figure_names, pyplot
+    from ..plots.explain import EXPLAIN_FIGURES, explain_files
     if args.model is not None and args.model not in ATSUKO_FAMILY:
         raise UsageError(f"explain reads Atsuko's routers; -m {args.model} is not atsuko")
     pyplot()                                        # fail on a missing matplotlib before any work
@@ -127,7 +128,8 @@ def cmd_robustness(argv) -> int:
     from ..analysis import load_run, robustness_table
     from ..results import analysis_dir, check_run_id, headline_metric, refuse_a_file_as_results
     from ..metrics.names import lower_is_better
-    from ..plots import figure_files, figure_names, plot_robustness, pyplot
+    from ..plots.analyses import plot_robustness
+    from ..plots.common import figure_files, figure_names, pyplot
     from ..user_models import source_changes
     pyplot()
     refuse_a_file_as_results(args.results)     # before the run id names the figures: the store file is said first
@@ -172,7 +174,8 @@ def cmd_tsne(argv) -> int:
     use_threads(args)
     from ..analysis import ablation_runs, load_run, tsne_table
     from ..results import analysis_dir, check_run_id
-    from ..plots import figure_files, figure_names, plot_tsne, pyplot
+    from ..plots.analyses import plot_tsne
+    from ..plots.common import figure_files, figure_names, pyplot
     pyplot()
     check_figures_folder(args)
     variants = ablation_runs(args.results, args.dataset, args.seed, args.aligned)
@@ -228,7 +231,8 @@ def cmd_sensitivity(argv) -> int:
     import pandas as pd
     from ..analysis import SENSITIVITY_PARAMS, sensitivity_table
     from ..metrics.names import lower_is_better
-    from ..plots import figure_files, figure_names, plot_sensitivity, pyplot
+    from ..plots.analyses import plot_sensitivity
+    from ..plots.common import figure_files, figure_names, pyplot
     from ..config import load_config
     from ..data.synthetic import check_synthetic_request
     from ..data.synthetic_stress import STANDARD, check_recipe_request

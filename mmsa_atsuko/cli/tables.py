@@ -50,7 +50,7 @@ def cmd_leaderboard(argv) -> int:
         sys.stdout.write(text)
     if args.by:
         from ..leaderboard.commands import missing_rate_figures
-        from ..plots import pyplot
+        from ..plots.common import pyplot
         try:
             pyplot()
         except UsageError as e:          # the table stands without its figure

@@ -150,7 +150,8 @@ def missing_rate_figures(results, out, *, datasets=None, key_metric=None) -> lis
     """One figure per curve table (PNG, PDF and the CSV behind it) in `out`, named
     `missing_rate_<dataset>[-aligned][-synthetic]`; needs the [plots] extra."""
     from ..metrics.names import lower_is_better
-    from ..plots import figure_files, plot_missing_rate
+    from ..plots.analyses import plot_missing_rate
+    from ..plots.common import figure_files
     datasets = _known_datasets(datasets)
     tables = _curve_tables(read_records(Path(results)), results, datasets, key_metric, "missing_rate", False)
     files, names = {}, {}

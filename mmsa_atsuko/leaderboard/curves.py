@@ -62,7 +62,7 @@ class CurveTable:
 
     def title(self, kind: bool = True) -> str:
         """The table's heading; `kind=False` leaves out whether the data are synthetic, for a figure,
-        which tags its own title (`plots._title`)."""
+        which tags its own title (`plots.common.tagged_title`)."""
         data = f"{data_kind_text(self.data)} ({self.data})" if kind else self.data
         return (f"{self.dataset}, {'aligned' if self.aligned else 'unaligned'}: {data}, {self.metric} against the "
                 f"missing rate")
