@@ -45,7 +45,7 @@ from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.tensorboard import require_tensorboard, tensorboard_log
 from .training.trainer import check_last_batch, fit
 from .training.trainer_config import check_trainer_config
-from .user_models import model_source, source_changes
+from .user_models.source import model_source, source_changes
 
 log = logging.getLogger("mmsa_atsuko")
 

@@ -1,6 +1,6 @@
 """The code a run ran: the commit of the checkout the package runs from (`git_commit`).
 
-A model file of `--models DIR` is outside the checkout; its source is `user_models.model_source`.
+A model file of `--models DIR` is outside the checkout; its source is `user_models.source.model_source`.
 """
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ from .results import check_output_folder, no_weights, open_new, read_records, ru
 from .training.checked_model import Described, build_checked
 from .training.model_card import MODEL_CARD, read_model_card, spec_from_card
 from .training.seed import resolve_device
-from .user_models import source_changes
+from .user_models.source import source_changes
 from .version import __version__
 
 SPLIT_ORDER = ("train", "valid", "test")

@@ -7,7 +7,7 @@ Importing `baselines` imports every module in it (`import_submodules`), and impo
 the layers above it. A new baseline is one file in baselines/ plus its YAML in configs/.
 
 Models of your own may live outside the checkout, in the folders of $MMSA_ATSUKO_MODELS (`--models
-DIR`): `discover` imports their files after the packages (user_models.py), and a model registered there
+DIR`): `discover` imports their files after the packages (user_models/discovery.py), and a model registered there
 reads its YAML from that folder (`model_yaml_path`).
 
 Discovery imports module by module and keeps each failure: a baseline with a broken optional
@@ -24,7 +24,8 @@ import traceback
 from pathlib import Path
 
 from .errors import UsageError, one_line
-from .user_models import MODELS_ENV, USER_PACKAGE, import_folders, loading, model_file, model_folders, model_origin
+from .user_models.discovery import (MODELS_ENV, USER_PACKAGE, import_folders, loading, model_file, model_folders,
+                                    model_origin)
 
 MODEL_PACKAGES = ("baselines", "mmsa_atsuko.models.atsuko.model")
 # datasets.yaml and each model's configs/<name>.yaml: `config` reads them from here, and an unknown

@@ -1244,7 +1244,7 @@ MALFORMED = {   # -> (a change of the card, or its whole text), the line
     "dims_disagree": (_set("feature_dims.audio", 6), "feature_dims and spec.feature_dims differ"),
     "model_traversal": (_set("model", "../../x"), "unknown model '../../x'"),
     "model_source_files": (_set("model_source", {"path": "m.py", "sha256": "a", "files": {"m.py": 1}}), UNREAD_SOURCE),
-    # strings, but no sha256 (what predict compares with today's files): user_models.recorded_files reads none
+    # strings, but no sha256 (what predict compares with today's files): user_models.source.recorded_files reads none
     "model_source_short_digests": (_set("model_source", {"path": "m.py", "sha256": "a" * 10,
                                                          "files": {"m.py": "b" * 10}}), UNREAD_SOURCE),
     "model_source_upper_hex": (_set("model_source", {"path": "m.py", "sha256": "A" * 64, "files": {"m.py": "A" * 64}}),

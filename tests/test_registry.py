@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from mmsa_atsuko import registry, user_models
+from mmsa_atsuko import registry
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.registry import get_model_class, list_models
+from mmsa_atsuko.user_models import discovery
+from mmsa_atsuko.user_models.source import model_source, source_changes
 
 # Shipped today; a new model file adds to these without a change here.
 SHIPPED = {"tfn", "lmf", "mult", "misa", "self_mm", "emoe", "atsuko", "atsuko_base", "atsuko_sbn", "atsuko_mcm"}
@@ -232,15 +234,15 @@ def own_models(tmp_path, monkeypatch):
     for suffix in (".py", ".yaml"):
         shutil.copy(FIXTURES / f"latefuse{suffix}", folder)
     list_models()                                  # the shipped models, imported once for the whole session
-    monkeypatch.setenv(user_models.MODELS_ENV, "")    # main() adds to it; monkeypatch restores it afterwards
+    monkeypatch.setenv(discovery.MODELS_ENV, "")    # main() adds to it; monkeypatch restores it afterwards
 
     def forget():
         for name, value in (("_REGISTRY", dict(shipped)), ("_IMPORT_ERRORS", dict(errors))):
             monkeypatch.setattr(registry, name, value)
         for name in ("_USER_MODELS", "_USER_FILES", "_USER_DIGESTS", "_USER_BASES", "_user_done"):
-            monkeypatch.setattr(user_models, name, {})
-        monkeypatch.setenv(user_models.MODELS_ENV, "")
-        for module in [m for m in sys.modules if m.startswith(user_models.USER_PACKAGE + ".")]:
+            monkeypatch.setattr(discovery, name, {})
+        monkeypatch.setenv(discovery.MODELS_ENV, "")
+        for module in [m for m in sys.modules if m.startswith(discovery.USER_PACKAGE + ".")]:
             sys.modules.pop(module)
     shipped, errors = dict(registry._REGISTRY), dict(registry._IMPORT_ERRORS)
     forget()
@@ -293,7 +295,7 @@ def test_an_unknown_model_says_how_python_names_a_models_folder_and_that_way_wor
                                    "os.environ['MMSA_ATSUKO_MODELS'] = DIR).")
     os.environ["MMSA_ATSUKO_MODELS"] = str(folder)      # as the line says; the fixture's monkeypatch restores it
     assert get_model_class("latefuse").registry_meta["name"] == "latefuse"
-    assert user_models.model_origin("latefuse") == folder / "latefuse.py"
+    assert discovery.model_origin("latefuse") == folder / "latefuse.py"
 
 
 def test_sweep_workers_import_the_models_folder(own_models, tmp_path, capsys):
@@ -318,7 +320,7 @@ def test_the_environment_variable_alone_names_the_folder(own_models, tmp_path):
 
     from conftest import ROOT
     folder, _ = own_models
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), user_models.MODELS_ENV: str(folder)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), discovery.MODELS_ENV: str(folder)}
     run = lambda *args: subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True,  # noqa: E731
                                        text=True, env=env, cwd=tmp_path, timeout=600)
     listed = run("list")
@@ -407,7 +409,7 @@ def test_a_models_folder_yaml_sets_a_trainer_key_in_common_under_the_trainers_ch
     value other than ADDED_KEYS' stays in the identity; the trainer's check holds for -c."""
     from mmsa_atsuko.config import config_identity, load_config
     folder, _ = own_models
-    monkeypatch.setenv(user_models.MODELS_ENV, str(folder))
+    monkeypatch.setenv(discovery.MODELS_ENV, str(folder))
     yaml_path = folder / "latefuse.yaml"
     yaml_path.write_text(yaml_path.read_text().replace("  early_stop: 8\n", "  early_stop: 8\n  valid_loss: mmsa\n"))
     config = load_config("latefuse", "mosi")
@@ -478,9 +480,9 @@ def test_a_model_file_imports_a_file_beside_it(own_models, tmp_path, capsys, mon
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert [(r["model"], r["status"]) for r in records] == [("latefuse", "ok")] * 2
     assert {r["model_source"]["path"] for r in records} == {str(folder / "latefuse.py")}
-    helper = sys.modules[f"{user_models.USER_PACKAGE}.zlayers"]        # imported once, whichever way it was named
+    helper = sys.modules[f"{discovery.USER_PACKAGE}.zlayers"]        # imported once, whichever way it was named
     assert Path(helper.__file__) == folder / "zlayers.py"
-    assert sys.modules[f"{user_models.USER_PACKAGE}.latefuse"].masked_mean is helper.masked_mean
+    assert sys.modules[f"{discovery.USER_PACKAGE}.latefuse"].masked_mean is helper.masked_mean
     if not statement.startswith("from ."):
         assert sys.modules["zlayers"] is helper
 
@@ -497,10 +499,10 @@ def test_a_file_beside_a_model_is_found_only_by_the_models_folders_files(own_mod
     monkeypatch.syspath_prepend(str(library))
     for name in ("zlayers", "optlib"):
         monkeypatch.delitem(sys.modules, name, raising=False)
-    monkeypatch.setenv(user_models.MODELS_ENV, str(folder))
+    monkeypatch.setenv(discovery.MODELS_ENV, str(folder))
     get_model_class("latefuse")                      # the model file's own `from zlayers import` still works
-    helper = sys.modules[f"{user_models.USER_PACKAGE}.zlayers"]
-    assert sys.modules[f"{user_models.USER_PACKAGE}.latefuse"].masked_mean is helper.masked_mean
+    helper = sys.modules[f"{discovery.USER_PACKAGE}.zlayers"]
+    assert sys.modules[f"{discovery.USER_PACKAGE}.latefuse"].masked_mean is helper.masked_mean
     monkeypatch.delitem(sys.modules, "zlayers", raising=False)     # as in a process where the library comes first
     import optlib
     assert optlib.zlayers is None
@@ -568,11 +570,11 @@ def test_a_package_beside_the_model_that_it_imports_is_in_its_source(own_models,
     import_a_sibling(folder, "from .{} import masked_mean", sibling="zpkg")
     (folder / "zpkg").mkdir()
     (folder / "zpkg.py").rename(folder / "zpkg" / "__init__.py")
-    monkeypatch.setenv(user_models.MODELS_ENV, str(folder))
+    monkeypatch.setenv(discovery.MODELS_ENV, str(folder))
     get_model_class("latefuse")
     digest = lambda name: hashlib.sha256((folder / name).read_bytes()).hexdigest()  # noqa: E731
-    assert user_models.model_source("latefuse")["files"] == {"latefuse.py": digest("latefuse.py"),
-                                                             "zpkg/__init__.py": digest("zpkg/__init__.py")}
+    assert model_source("latefuse")["files"] == {"latefuse.py": digest("latefuse.py"),
+                                                 "zpkg/__init__.py": digest("zpkg/__init__.py")}
 
 
 def test_a_file_beside_a_model_named_like_a_module_python_has_is_one_line(own_models, tmp_path, capsys, monkeypatch):
@@ -694,14 +696,14 @@ def test_a_malformed_recorded_model_source_reads_as_unreadable(own_models, monke
     unreadable: one phrase saying so, and no code version of its own (`+model@digest`)."""
     from mmsa_atsuko.results.record import code_version, user_model_digest
     folder, _ = own_models
-    monkeypatch.setenv(user_models.MODELS_ENV, str(folder))
+    monkeypatch.setenv(discovery.MODELS_ENV, str(folder))
     get_model_class("latefuse")
     if isinstance(recorded, dict) and recorded.get("path") == "P":
         recorded = {**recorded, "path": str(folder / "latefuse.py")}
-    assert user_models.source_changes(recorded, "latefuse") == [UNREADABLE]
+    assert source_changes(recorded, "latefuse") == [UNREADABLE]
     assert user_model_digest(recorded) is None
     assert code_version({"git_commit": "c" * 40, "model": "latefuse", "model_source": recorded}) == "c" * 10
-    assert user_models.source_changes(recorded, "tfn") == []              # the toolkit's: git_commit covers it
+    assert source_changes(recorded, "tfn") == []              # the toolkit's: git_commit covers it
 
 
 def test_a_skip_line_over_a_malformed_model_source_says_it_cannot_be_read(own_models, tmp_path, capsys):
@@ -753,17 +755,17 @@ def test_a_models_source_is_its_own_file_and_helpers_not_other_models_or_folders
     elsewhere = tmp_path / "m2"
     elsewhere.mkdir()
     another_model(elsewhere, "farfuse")
-    monkeypatch.setenv(user_models.MODELS_ENV, os.pathsep.join(map(str, (folder, elsewhere))))
+    monkeypatch.setenv(discovery.MODELS_ENV, os.pathsep.join(map(str, (folder, elsewhere))))
     for name in ("latefuse", "otherfuse", "subfuse", "farfuse"):
         get_model_class(name)
     digest = lambda path: hashlib.sha256(path.read_bytes()).hexdigest()  # noqa: E731
     own = {"latefuse.py": digest(folder / "latefuse.py"), "notes_helper.py": digest(folder / "notes_helper.py")}
-    source = user_models.model_source("latefuse")
+    source = model_source("latefuse")
     assert source == {"path": str(folder / "latefuse.py"), "sha256": own["latefuse.py"], "files": own}
-    assert user_models.model_source("subfuse")["files"] == {**own, "subfuse.py": digest(folder / "subfuse.py")}
-    assert user_models.model_source("farfuse")["files"] == {"farfuse.py": digest(elsewhere / "farfuse.py")}
+    assert model_source("subfuse")["files"] == {**own, "subfuse.py": digest(folder / "subfuse.py")}
+    assert model_source("farfuse")["files"] == {"farfuse.py": digest(elsewhere / "farfuse.py")}
     assert user_model_digest(source) == hashlib.sha256(json.dumps(own, sort_keys=True).encode()).hexdigest()[:10]
-    assert user_models.source_changes(source, "latefuse") == []
+    assert source_changes(source, "latefuse") == []
 
     # A record written before: every .py of both folders. Compared and digested as the files it names of the
     # model's own code: the other folder's (absolute) are dropped by both, another model file of its folder by the
@@ -771,9 +773,9 @@ def test_a_models_source_is_its_own_file_and_helpers_not_other_models_or_folders
     older = {**source, "files": {**own, "otherfuse.py": digest(folder / "otherfuse.py"),
                                  "subfuse.py": digest(folder / "subfuse.py"),
                                  str(elsewhere / "farfuse.py"): digest(elsewhere / "farfuse.py")}}
-    assert user_models.source_changes(older, "latefuse") == []
-    assert user_models.source_changes({**older, "files": {**older["files"], "notes_helper.py": "0" * 64}},
-                                      "latefuse") == [
+    assert source_changes(older, "latefuse") == []
+    assert source_changes({**older, "files": {**older["files"], "notes_helper.py": "0" * 64}},
+                          "latefuse") == [
         f"{folder / 'notes_helper.py'} changed since the run was trained (sha256 {'0' * 12} then, "
         f"{own['notes_helper.py'][:12]} now)"]
     alone = {"latefuse.py": own["latefuse.py"]}

@@ -125,17 +125,18 @@ def test_a_model_of_your_own_without_a_space_is_told_to_pass_one_not_to_write_in
     import shutil
 
     from conftest import FIXTURES
-    from mmsa_atsuko import registry, user_models
+    from mmsa_atsuko import registry
+    from mmsa_atsuko.user_models import discovery
     for suffix in (".py", ".yaml"):
         shutil.copy(FIXTURES / f"latefuse{suffix}", tmp_path)
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(registry, "_IMPORT_ERRORS", dict(registry._IMPORT_ERRORS))
-    monkeypatch.setattr(user_models, "_USER_MODELS", {})
-    monkeypatch.setattr(user_models, "_USER_FILES", {})
+    monkeypatch.setattr(discovery, "_USER_MODELS", {})
+    monkeypatch.setattr(discovery, "_USER_FILES", {})
     for name in ("_user_done", "_USER_DIGESTS"):
-        monkeypatch.setattr(user_models, name, dict(getattr(user_models, name)))
-    monkeypatch.setenv(user_models.MODELS_ENV, str(tmp_path))
-    module = user_models.USER_PACKAGE + ".latefuse"
+        monkeypatch.setattr(discovery, name, dict(getattr(discovery, name)))
+    monkeypatch.setenv(discovery.MODELS_ENV, str(tmp_path))
+    module = discovery.USER_PACKAGE + ".latefuse"
     try:
         with pytest.raises(UsageError) as err:
             tune("latefuse", "mosi", trials=1, out=tmp_path / "out", backend=LocalBackend(), **TINY)

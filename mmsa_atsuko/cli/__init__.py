@@ -68,7 +68,7 @@ def take_models_folders(argv: list[str]) -> list[str]:
     """`--models DIR` (any command, repeatable): a folder of models of your own (<name>.py registering its model,
     <name>.yaml beside it). Put in $MMSA_ATSUKO_MODELS, so sweep workers import the same files."""
     from ..registry import discover
-    from ..user_models import MODELS_ENV
+    from ..user_models.discovery import MODELS_ENV
     rest, values = _take_option(argv, "--models", "a folder of model files (<name>.py with its <name>.yaml)")
     if values:
         _extend_environment(MODELS_ENV, [str(Path(value).expanduser().resolve()) for value in values])

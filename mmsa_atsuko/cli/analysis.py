@@ -130,7 +130,7 @@ def cmd_robustness(argv) -> int:
     from ..metrics.names import lower_is_better
     from ..plots.analyses import plot_robustness
     from ..plots.common import figure_files, figure_names, pyplot
-    from ..user_models import source_changes
+    from ..user_models.source import source_changes
     pyplot()
     refuse_a_file_as_results(args.results)     # before the run id names the figures: the store file is said first
     # Named by its first run, so the figures of other runs sit beside it in <results>/analysis.

@@ -65,7 +65,7 @@ def cmd_list(argv) -> int:
     OneLineParser(prog="run.py list", description="List models and datasets.").parse_args(argv)
     from ..config import datasets_table, declared_in
     from ..registry import get_model_class, import_errors, list_models
-    from ..user_models import model_file, model_origin
+    from ..user_models.discovery import model_file, model_origin
     print("models:")
     for name in list_models():
         origin = model_origin(name)           # a model of your own (--models DIR): the file it came from

@@ -36,7 +36,7 @@ from easydict import EasyDict
 from ..atomic import open_new
 from ..errors import UsageError
 from ..registry import CONFIG_DIR, get_model_class, model_yaml_path
-from ..user_models import model_origin
+from ..user_models.discovery import model_origin
 from .checks import (DEFAULT_CHECKS, Check, _apply, _checks, _declare_nullable, _no_check, _Nullable, _type_name,
                      number_hint, parse_overrides)
 from .datasets import (DATASETS_ENV, METRIC_KEYS, dataset_facts, dataset_names, datasets_table, declared_in,

@@ -17,7 +17,7 @@ from ..config import ADDED_KEYS, config_hash
 from ..data.conditions import PLAIN, condition_of
 from ..data.stamp import is_synthetic
 from ..errors import DataError
-from ..user_models import recorded_files
+from ..user_models.source import recorded_files
 from ..version import __version__
 from .folder import RUNS_FILE, relative_run_dir, show
 
@@ -34,7 +34,8 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
     config the run trained (Optuna names a trial by its study and number: `optuna.load_study(...).trials[n]`).
     `routing`: what the routers did over the test samples (models/atsuko/diagnostics.py), for models that route;
     absent otherwise. `model_source`: the code of a model of your own (`--models DIR`), which the git commit does
-    not cover: the model file's path and sha256 and each file of its folder imported (`user_models.model_source`).
+    not cover: the model file's path and sha256 and each file of its folder imported
+    (`user_models.source.model_source`).
     `earlier_attempts`: of a resumed run, the processes that trained its first epochs ({"git_commit",
     "started_at", "torch_threads"} each, oldest first; `git_commit`, `started_at` and `torch_threads` are this
     process's)."""
@@ -107,7 +108,7 @@ def code_version(record: dict) -> str:
 
 def user_model_digest(source) -> str | None:
     """Ten hex digits naming the files of a model of your own as a record's `model_source` gives them
-    (`user_models.recorded_files`): the model file's sha256 when discovery imported it alone, else a sha256 of
+    (`user_models.source.recorded_files`): the model file's sha256 when discovery imported it alone, else a sha256 of
     every file's path and sha256 (a helper beside it is code of the model too). None for the toolkit's models and
     for a source that is no such record (a hand-edited store), which then reads as the commit alone."""
     files = recorded_files(source)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..config import config_hash
 from ..errors import DataError, MissingDataError, UsageError
 from ..results import latest_by_identity, ran_at_other_precision, read_records, run_identity
-from ..user_models import changed_files
+from ..user_models.source import changed_files
 from .sweep_file import Setting
 
 if TYPE_CHECKING:
@@ -73,8 +73,8 @@ class Plan:
     # Of `done`, those recorded at another precision than the one asked: precision -> count
     # (`results.ran_at_other_precision`: not part of a run's identity, so skipped all the same).
     other_precision: dict[str, int] = field(default_factory=dict)
-    # Of `done`, those trained with other code of a model of your own (`user_models.changed_files`: the code is not
-    # part of a run's identity either): how many, and each file changed, new or gone since -> which of the three.
+    # Of `done`, those trained with other code of a model of your own (`user_models.source.changed_files`: the code is
+    # not part of a run's identity either): how many, and each file changed, new or gone since -> which of the three.
     other_code: int = 0
     code_changes: dict[str, str] = field(default_factory=dict)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import api
 from ..config import CONFIG_DIR, declared_type, read_yaml
 from ..errors import UsageError
-from ..user_models import model_origin
+from ..user_models.discovery import model_origin
 from .sweep_file import Setting
 
 

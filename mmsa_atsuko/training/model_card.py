@@ -30,7 +30,7 @@ from ..data.spec import DatasetSpec
 from ..errors import DataError, UsageError, one_line
 from ..models.common.bert import resolve_bert_path
 from ..results import json_safe, open_new, show
-from ..user_models import model_source, recorded_files
+from ..user_models.source import model_source, recorded_files
 from .trainer_config import check_trainer_config
 
 MODEL_CARD = "model.json"
@@ -169,9 +169,9 @@ def _tokenizer(value) -> bool:
 
 
 def _model_source(value) -> bool:
-    """None, or what `user_models.model_source` gives (path, sha256 and files, path -> sha256), as the one reader of
-    a recorded source reads it (`user_models.recorded_files`): a card whose digests were not 64 hex digits passed
-    here, and predict then took it for no record of the model's code."""
+    """None, or what `user_models.source.model_source` gives (path, sha256 and files, path -> sha256), as the one
+    reader of a recorded source reads it (`user_models.source.recorded_files`): a card whose digests were not 64 hex
+    digits passed here, and predict then took it for no record of the model's code."""
     return value is None or recorded_files(value) is not None
 
 
