@@ -135,12 +135,22 @@ def _refuse_several_names(fd: int, path, doing: str) -> int:
     return fd
 
 
-def open_append(path) -> int:
+def open_append(path, mode: int | None = None) -> int:
     """A file descriptor for reading and appending to `path` (created if missing), never through a
     symbolic link, nor to a file of several names (a hard link, planted or left by a `cp -al` copy of the
     folder): an append would change it under its other names too. The results store's files, which grow by
-    whole lines."""
-    return _refuse_several_names(_open_no_follow(path, os.O_RDWR | os.O_APPEND | os.O_CREAT), path, "appending to")
+    whole lines. `mode`: what a file this call makes gets, past the umask (`lock_files.shared_mode`: a store in a
+    folder several users share is appended to by each); a file that was there keeps its own."""
+    flags = os.O_RDWR | os.O_APPEND
+    if mode is None:
+        fd = _open_no_follow(path, flags | os.O_CREAT)
+    else:
+        try:
+            fd = _open_no_follow(path, flags | os.O_CREAT | os.O_EXCL)
+            os.fchmod(fd, mode)                   # the umask took bits off the mode given to open()
+        except FileExistsError:
+            fd = _open_no_follow(path, flags | os.O_CREAT)    # O_CREAT again: it may have been removed meanwhile
+    return _refuse_several_names(fd, path, "appending to")
 
 
 def _open_no_follow(path, flags: int) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from .atomic import replace_with
+from .lock_files import shared_mode
 
 CACHE_ENV = "MMSA_ATSUKO_CACHE"
 DEFAULT_CACHE = "~/.cache/mmsa_atsuko"
@@ -106,7 +107,7 @@ def remember(path, version: list, facts: dict) -> None:
         cache = cache_dir() / _HASHES_FILE
         cache.parent.mkdir(parents=True, exist_ok=True)
         # Held from the read to the rename: another process's entry written in between would be lost.
-        with FileLock(f"{cache}.lock", timeout=HASHES_LOCK_S):
+        with FileLock(f"{cache}.lock", timeout=HASHES_LOCK_S, mode=shared_mode(cache.parent)):
             entries = _read_entries()
             entries = {key: entry for key, entry in entries.items() if os.path.exists(key)}
             key = str(path.resolve())

@@ -75,11 +75,12 @@ needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
 
 
 @needs_root
-def test_another_users_locks_this_user_may_not_open_count_as_held_in_one_line(shared_folder):
-    """A mark and a sweep lock left 0644 by root (as filelock made them before) in a folder nobody may write:
-    nobody's sweep refuses in one line naming the mark and who may remove it, and nobody's sweep and run.py refuse
-    on the sweep lock alike (`run_folders.take`: a lock that cannot be opened counts as held, as a run.lock does).
-    Before, each was a PermissionError traceback, from every sweep, for as long as the file was there."""
+def test_another_users_locks_this_user_may_not_write_are_looked_at_read_only(shared_folder):
+    """A mark and a sweep lock left 0644 by root (as filelock made them before) in a folder nobody may write.
+    Free: nobody's sweep removes the killed run.py's mark, and nobody's run.py trains, both having looked at them
+    read-only (before: each refused, 'cannot tell', for as long as the files were there); nobody's sweep still
+    refuses to take the sweep lock, in one line naming it and who may remove it. Held by a live root process: each
+    says that a sweep or run.py is running, not that it cannot tell."""
     out = shared_folder / "res"
     (out / "runs").mkdir(parents=True)
     for folder in (out, out / "runs"):
@@ -87,45 +88,65 @@ def test_another_users_locks_this_user_may_not_open_count_as_held_in_one_line(sh
     old_mark, old_sweep_lock = out / "runs" / ".run-py-deadbeef.lock", out / ".sweep.lock"
     free_lock(old_mark, 0o644)
     free_lock(old_sweep_lock, 0o644)
-    refusals = _refusals_to_nobody(out)
-    assert all("\n" not in line for line in refusals), refusals
-    whose = "is uid 0's and this user may not open it, whether or not a {0} of uid 0 runs there; once no {0} of uid 0 " \
-            "runs there, uid 0 (or root) may remove it; else give another --out"
-    assert refusals == _refused_lines(out, old_mark, old_sweep_lock, whose.format("run.py"), whose.format("sweep"))
-    assert old_mark.exists() and old_sweep_lock.exists()                    # counted as held: never removed
+    whose = "is uid 0's and this user may not open it, whether or not a sweep of uid 0 runs there; once no sweep of " \
+            "uid 0 runs there, uid 0 (or root) may remove it; else give another --out"
+    with as_nobody():
+        check_no_run_py(out)
+        assert not old_mark.exists()                        # free: a killed run.py's, removed
+        with pytest.raises(ToolkitError) as refused:
+            SweepLock(out).__enter__()
+        with run_py_mark(out):
+            assert len(list((out / "runs").glob(".run-py-*.lock"))) == 1
+    assert str(refused.value) == (f"this user cannot take {out}'s sweep lock {old_sweep_lock}, so no sweep of this "
+                                  f"user may write there: it {whose}")
+    free_lock(old_mark, 0o644)
+    with FileLock(old_mark), FileLock(old_sweep_lock), as_nobody():
+        with pytest.raises(ToolkitError) as marked:
+            check_no_run_py(out)
+        with pytest.raises(ToolkitError) as swept:
+            run_py_mark(out).__enter__()
+    assert str(marked.value).startswith(f"1 run.py process(es) are training into {out} (their marks in ")
+    assert str(swept.value).startswith(f"a sweep (or tune, or run.py --jobs) is writing to {out} (lock ")
     assert [p.name for p in (out / "runs").iterdir()] == [old_mark.name]    # nobody's own mark was removed
 
 
-def _refusals_to_nobody(out) -> list[str]:
-    """The lines that refuse nobody a look at `out`'s marks, its sweep lock and a run.py mark of its own, in order."""
-    refusals = []
+@needs_root
+def test_a_lock_this_user_may_not_even_read_counts_as_held_in_one_line(shared_folder):
+    """A mark and a sweep lock of root's, 0600 (no toolkit makes one so, but a user may chmod it): nobody cannot look
+    at them, so both count as held, each refusal one line saying why, and neither file is removed."""
+    out = shared_folder / "res"
+    (out / "runs").mkdir(parents=True)
+    for folder in (out, out / "runs"):
+        folder.chmod(0o777)
+    mark, sweep_lock = out / "runs" / ".run-py-deadbeef.lock", out / ".sweep.lock"
+    free_lock(mark, 0o600)
+    free_lock(sweep_lock, 0o600)
+    refused = []
     with as_nobody():
-        for look in (lambda: check_no_run_py(out), lambda: SweepLock(out).__enter__(),
-                     lambda: run_py_mark(out).__enter__()):
-            with pytest.raises(ToolkitError) as refused:
+        for look in (lambda: check_no_run_py(out), lambda: run_py_mark(out).__enter__()):
+            with pytest.raises(ToolkitError) as refusal:
                 look()
-            refusals.append(str(refused.value))
-    return refusals
-
-
-def _refused_lines(out, mark, sweep_lock, mark_why: str, sweep_lock_why: str) -> list[str]:
-    """What `_refusals_to_nobody` should read: the mark's line, the sweep's and run.py's, each with its reason."""
-    return [f"a sweep cannot tell whether a run.py trains into {out}: its mark {mark} {mark_why}",
-            f"this user cannot take {out}'s sweep lock {sweep_lock}, so no sweep of this user may write there: "
-            f"it {sweep_lock_why}",
-            f"run.py cannot tell whether a sweep is writing to {out}: its sweep lock {sweep_lock} {sweep_lock_why}"]
+            refused.append(str(refusal.value))
+    why = ("is uid 0's and this user may not read it, whether or not a {0} of uid 0 runs there: it counts as held; "
+           "once no {0} of uid 0 runs there, uid 0 (or root) may remove it; else give another --out")
+    assert refused == [f"a sweep cannot tell whether a run.py trains into {out}: its mark {mark} "
+                       f"{why.format('run.py')}",
+                       f"run.py cannot tell whether a sweep is writing to {out}: its sweep lock {sweep_lock} "
+                       f"{why.format('sweep')}"]
+    assert mark.exists() and sweep_lock.exists() and [p.name for p in (out / "runs").iterdir()] == [mark.name]
 
 
 OTHER = 1234        # a third user: neither nobody nor the folders' owner (root)
 
 
 @needs_root
-def test_another_users_free_locks_in_a_sticky_folder_are_said_to_be_untakeable_not_running(shared_folder):
+def test_another_users_free_locks_in_a_sticky_folder_are_free_to_look_at_not_to_take(shared_folder):
     """A folder with the sticky bit (1777, or 3775 for a group), each lock file left by a user who is neither nobody
     nor the folder's owner, nothing running: filelock refuses to lock another user's file there (its owner could
-    replace it while it was held), a guarantee kept, and the sticky bit stops nobody removing it. nobody's sweep and
-    run.py refuse in one line that says so, naming the file and its owner, not that a sweep or run.py is running
-    (before: 'another sweep is writing', '1 run.py process(es) are training', forever). Both files are kept."""
+    replace it while it was held), a guarantee kept, and the sticky bit stops nobody removing it. Looked at
+    read-only, both are free: nobody's sweep passes the killed mark (left, as it may not remove it) and nobody's
+    run.py trains (before: 'cannot tell', forever); nobody's sweep still refuses to take the sweep lock, in one line
+    naming the file, its owner and who may remove it."""
     for mode in (0o1777, 0o3775):
         out = shared_folder / f"res{mode:o}"
         (out / "runs").mkdir(parents=True)
@@ -136,14 +157,19 @@ def test_another_users_free_locks_in_a_sticky_folder_are_said_to_be_untakeable_n
         for lock in (killed_mark, sweep_lock):
             free_lock(lock, 0o666)
             os.chown(lock, OTHER, OTHER)
-        refusals = _refusals_to_nobody(out)
+        with as_nobody():
+            check_no_run_py(out)
+            with pytest.raises(ToolkitError) as refused:
+                SweepLock(out).__enter__()
+            with run_py_mark(out):
+                pass
         why = ("is uid 1234's in a folder with the sticky bit ({0}, mode {1:04o}), where filelock takes no other "
                "user's lock (its owner could replace the file while it was held) and the sticky bit stops any user "
                "but its owner and root removing it: this user can neither take nor remove it, whether or not a {2} "
                "of uid 1234 runs there; once no {2} of uid 1234 runs there, uid 1234 (or root) may remove it; else "
                "give another --out")
-        assert refusals == _refused_lines(out, killed_mark, sweep_lock, why.format(out / "runs", mode, "run.py"),
-                                          why.format(out, mode, "sweep"))
+        assert str(refused.value) == (f"this user cannot take {out}'s sweep lock {sweep_lock}, so no sweep of this "
+                                      f"user may write there: it {why.format(out, mode, 'sweep')}")
         assert killed_mark.exists() and sweep_lock.exists()
         assert [p.name for p in (out / "runs").iterdir()] == [killed_mark.name]    # nobody's own mark was removed
 

@@ -18,6 +18,7 @@ from filelock import FileLock
 
 from ..atomic import check_entries, check_folder
 from ..errors import DataError, UsageError
+from ..lock_files import shared_mode
 
 RUNS_FILE = "runs.jsonl"
 RECORD_FILE = "record.json"      # a finished run's record that could not be appended, kept in its folder
@@ -117,7 +118,7 @@ def store_lock(path: Path):
     """The exclusive lock of one store file, held for the `with` block; a separate `<name>.lock` file, since
     a lock on the data file itself is not portable. A killed holder's lock is dropped by the OS. A lock file
     that is a symbolic link (filelock never opens one) is one DataError line, as the store file's own is."""
-    lock = FileLock(f"{path}.lock")
+    lock = FileLock(f"{path}.lock", mode=shared_mode(Path(path).parent))   # another user of the folder appends too
     try:
         lock.acquire()
     except OSError as e:

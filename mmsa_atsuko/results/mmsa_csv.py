@@ -32,6 +32,7 @@ from ..metrics.names import MMSA_CSV_KEYS, metric_family
 from ..atomic import open_append
 from ..config import METRIC_KEYS
 from ..errors import DataError
+from ..lock_files import make_shared_folder, shared_mode
 from .folder import store_lock
 from .record import code_versions, model_selection
 from .selection import check_ok_record
@@ -124,12 +125,12 @@ def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set
     mmsa = mmsa_columns(first["dataset"])
     columns = mmsa + list(TRACE_COLUMNS)
     folder = Path(out_dir) / "normal"
-    folder.mkdir(parents=True, exist_ok=True)
+    make_shared_folder(folder)
     path = folder / mmsa_csv_name(first["dataset"], first["synthetic"], first["data"])
     row = mmsa_row(records)
     not_written = (f"its row for {row['Model']} was not written (the runs are recorded in runs.jsonl); move the "
                    f"file away and the next training call starts a new one")
-    with store_lock(path), os.fdopen(open_append(path), "a+", newline="", encoding="utf-8") as f:
+    with store_lock(path), os.fdopen(open_append(path, shared_mode(folder)), "a+", newline="", encoding="utf-8") as f:
         # Bounded, as runs.jsonl is: the file's header and its last line are read (mend_last_line), and a file at
         # our name may be anything (a 2 GB line was read whole; bytes that are no UTF-8 were a traceback).
         size = os.fstat(f.fileno()).st_size

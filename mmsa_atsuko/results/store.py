@@ -30,6 +30,7 @@ import numpy as np
 
 from ..atomic import open_append, open_new, read_small_file
 from ..errors import DataError, ToolkitError
+from ..lock_files import shared_mode
 from .folder import RECORD_FILE, RUNS_FILE, refuse_a_file_as_results, run_path, store_lock
 
 log = logging.getLogger("mmsa_atsuko")
@@ -66,7 +67,7 @@ def _line(record: dict) -> bytes:
 
 def _append_locked(path: Path, line: bytes) -> None:
     """The append itself; the caller holds the store's lock. Never through a symbolic link."""
-    fd = open_append(path)
+    fd = open_append(path, shared_mode(path.parent))
     try:
         mend_last_line(fd, lambda last: _parse_record(last) is not None)
         _check_room(fd, path, len(line))

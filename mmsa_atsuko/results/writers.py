@@ -12,14 +12,16 @@ A killed run.py's mark is free (the OS drops its lock): the next sweep removes i
 (`remove_free_marks`).
 
 A results folder may be shared by several users, so a mark and the sweep's lock are made as writable as their
-folder (`lock_mode`, whatever the umask): writable by the group, or by all, where the folder is, so that another
-user who may write there can take the lock to see whether it is held, and remove a killed run.py's mark; in a
-private folder, by its owner alone (a lock file writable by all let any local user fill the disk through it).
-A lock file this user cannot take counts as held, the rule of every lock
-one process looks at for another (`run_folders.take`): one it may not open (made before, at 0644, by another user),
-or another user's in a folder with the sticky bit (1777, or 3775), which filelock refuses to lock and the sticky bit
-stops this user removing, whether or not anything of its owner's runs. The refusal then says so, not that a sweep
-or run.py is running (`unopenable_note`): it names the file, its owner, and who may remove it.
+folder (`lock_files.shared_mode`, whatever the umask): writable by the group, or by all, where the folder is, so
+that another user who may write there can take the lock and remove a killed run.py's mark; in a private folder, by
+its owner alone (a lock file writable by all let any local user fill the disk through it).
+Looking at a lock needs no write access (`_held`, `lock_files.probe`: opened read-only and locked shared): another
+user's mark or sweep lock that this user may not write, or may not take (theirs in a folder with the sticky bit,
+1777 or 3775, which filelock refuses to lock: its owner could replace the file while it was held), is free when
+nothing of theirs runs. A lock this user cannot even look at (one it may not read, a file system whose locks fail)
+counts as held, and the refusal says so (`unprobeable_note`), not that a sweep or run.py is running. Taking a lock
+is still refused where filelock refuses it: a sweep does not write where it cannot take `.sweep.lock`, and its line
+names the file, its owner, and who may remove it (`unopenable_note`).
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ..errors import ToolkitError, UsageError, one_line
-from ..run_folders.lock import sticky_foreign_owner, take
+from ..lock_files import make_shared_folder, probe, shared_mode
+from ..run_folders.lock import sticky_foreign_owner
 from .folder import SWEEP_LOCK
 
 RUN_PY_MARK = ".run-py-"          # runs/.run-py-<random>.lock, held by an in-process run.py while it trains
@@ -43,31 +46,21 @@ RUN_PY_MARK = ".run-py-"          # runs/.run-py-<random>.lock, held by an in-pr
 LOOK_WAIT_S = 2.0
 
 
-def lock_mode(folder: Path) -> int:
-    """The mode of a mark or sweep lock made in `folder` (filelock applies it past the umask): readable by all,
-    writable by its owner, and by the group or others only where they may write `folder` too, so that any user
-    who may work in the folder may take the lock, and no other may write into it."""
-    try:
-        folder_mode = folder.stat().st_mode
-    except OSError:
-        folder_mode = 0
-    return 0o644 | (folder_mode & (stat.S_IWGRP | stat.S_IWOTH))
-
-
 @contextlib.contextmanager
 def run_py_mark(out):
     """Hold an in-process run.py's mark in `<out>/runs` while the body trains; one ToolkitError line, the mark
     removed, if a sweep holds the folder."""
     runs = Path(out) / "runs"
     with contextlib.suppress(OSError):
-        runs.mkdir(parents=True, exist_ok=True)
+        make_shared_folder(runs)
     mark = _make_mark(runs)
     try:
         sweep_lock = Path(out) / SWEEP_LOCK
-        if _held(sweep_lock):
-            if note := unopenable_note(sweep_lock, "sweep"):
-                raise ToolkitError(f"run.py cannot tell whether a sweep is writing to {out}: its sweep lock "
-                                   f"{sweep_lock}{note}")
+        held = _held(sweep_lock)
+        if held is None:
+            raise ToolkitError(f"run.py cannot tell whether a sweep is writing to {out}: its sweep lock "
+                               f"{sweep_lock}{unprobeable_note(sweep_lock, 'sweep')}")
+        if held:
             raise ToolkitError(f"a sweep (or tune, or run.py --jobs) is writing to {out} (lock {sweep_lock}), and it "
                                f"may train the runs asked here too: wait for it to end, then run the same command "
                                f"again (it skips what is recorded), or give another --out")
@@ -82,7 +75,7 @@ def _make_mark(runs: Path) -> FileLock:
     """A fresh mark in `runs`, taken; one line saying why if it cannot be: `runs` not writable by this user, or the
     OS's own error (a full disk, ...). Not `run_folders.take`, which counts any lock it cannot take as another's."""
     path = runs / f"{RUN_PY_MARK}{secrets.token_hex(8)}.lock"
-    mark = FileLock(path, mode=lock_mode(runs))
+    mark = FileLock(path, mode=shared_mode(runs))
     try:
         # A fresh random name: only a sweep's look at every mark (`check_no_run_py`) may hold it, for a moment.
         mark.acquire(timeout=LOOK_WAIT_S)
@@ -129,9 +122,10 @@ def check_no_run_py(out) -> None:
     runs = Path(out) / "runs"
     live, _ = remove_free_marks(runs)
     for path in live:
-        if note := unopenable_note(path, "run.py"):
+        if probe(path) is None:
             others = f" ({len(live) - 1} more mark(s) there count as held)" if len(live) > 1 else ""
-            raise ToolkitError(f"a sweep cannot tell whether a run.py trains into {out}: its mark {path}{note}{others}")
+            raise ToolkitError(f"a sweep cannot tell whether a run.py trains into {out}: its mark {path}"
+                               f"{unprobeable_note(path, 'run.py')}{others}")
     if live:
         raise ToolkitError(f"{len(live)} run.py process(es) are training into {out} (their marks in {runs}: "
                            f"{', '.join(p.name for p in live)}), and a sweep beside them may train the same runs: "
@@ -148,7 +142,7 @@ def remove_free_marks(runs: Path, older_than: float = 0.0) -> tuple[list[Path], 
     for path in sorted(runs.glob(f"{RUN_PY_MARK}*.lock")) if runs.is_dir() else []:
         if path.is_symlink() or not path.is_file():
             continue                   # no run.py made it: a link is never opened, as a run folder's run.lock
-        if _held(path):
+        if _held(path) is not False:       # held, or this user cannot tell
             live.append(path)
             continue
         with contextlib.suppress(OSError):
@@ -160,8 +154,8 @@ def remove_free_marks(runs: Path, older_than: float = 0.0) -> tuple[list[Path], 
 
 def unopenable_note(path: Path, whose: str) -> str:
     """Why this user cannot take the lock file at `path` whatever holds it, and what to do ('' if it can: a live
-    process holds it). `whose`: 'sweep', 'run.py'. The one place that words a lock `run_folders.take` counts as
-    held for want of permission; each refusal leads with it instead of saying that a `whose` is running."""
+    process holds it). `whose`: 'sweep'. The one place that words a lock `run_folders.take` refuses for want of
+    permission; the sweep's refusal to take its lock leads with it instead of saying that a `whose` is running."""
     sticky_owner = sticky_foreign_owner(path)
     try:
         info = path.stat()
@@ -183,13 +177,29 @@ def unopenable_note(path: Path, whose: str) -> str:
             f"another --out")
 
 
-def _held(path: Path) -> bool:
-    """Whether the lock at `path` counts as held (waited for LOOK_WAIT_S: another's look holds it a moment): by
-    a live process, or a file this user may not open (`run_folders.take`)."""
-    if not path.exists():
-        return False
-    lock = take(path, LOOK_WAIT_S)
-    if lock is None:
-        return True
-    lock.release()
-    return False
+def unprobeable_note(path: Path, whose: str) -> str:
+    """Why this user cannot look at the lock file at `path` (`lock_files.probe` says None) and what to do: the
+    lock counts as held. `whose`: 'sweep', 'run.py'."""
+    try:
+        owner = f"uid {path.lstat().st_uid}"
+    except OSError:
+        owner = "another user"
+    if path.is_symlink():
+        why = "is a symbolic link, which no sweep or run.py makes, and is never opened"
+    elif path.exists() and not path.is_file():
+        why = "is no regular file, which no sweep or run.py makes"
+    elif not os.access(path, os.R_OK, effective_ids=os.access in os.supports_effective_ids):
+        why = f"is {owner}'s and this user may not read it, whether or not a {whose} of {owner} runs there"
+    else:
+        why = (f"could not be locked to look at it (a file system whose locks fail, such as some NFS mounts), "
+               f"whether or not a {whose} of {owner} runs there")
+    return (f" {why}: it counts as held; once no {whose} of {owner} runs there, {owner} (or root) may remove it; "
+            f"else give another --out")
+
+
+def _held(path: Path) -> bool | None:
+    """Whether a live process holds the lock at `path`, looked at read-only (`lock_files.probe`), waited for
+    LOOK_WAIT_S (a process taking it holds it a moment): None where this user cannot tell, which counts as held.
+    Looking needs no write access: another user's lock file it may not write, or may not take (theirs in a folder
+    with the sticky bit), is free when free; taking it is still refused (`SweepLock`, `unopenable_note`)."""
+    return probe(path, LOOK_WAIT_S)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from ..lock_files import shared_mode
 from .layout import RUN_LOCK
 
 # How long a run looking for its own leftovers waits for one whose lock is held: another process's look at every
@@ -32,7 +33,7 @@ def claim(folder: Path, wait: float = 0.0) -> FileLock | None:
         # filelock before 4 opened run.lock with O_TRUNC: a hard link there emptied its other name's file
         # at every run's start (each dead .partial folder is claimed) and at `clean`. Left alone, as below.
         return None
-    lock = take(folder / RUN_LOCK, wait)
+    lock = take(folder / RUN_LOCK, wait, shared_mode(folder))
     if lock is None:
         # Held, or gone; or a run.lock no run made (a link, which filelock never opens, a folder), or one this
         # process may not open: such a folder is no run's to take over or remove, and is left alone.

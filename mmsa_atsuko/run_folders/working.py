@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..atomic import open_new
 from ..errors import DataError, FolderNotResumable, ModelContractError
+from ..lock_files import make_shared_folder
 from .dead import remove
 from .layout import NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK
 from .lock import LOOK_HOLD_S, claim, foreign_kind
@@ -49,7 +50,8 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
         name_the_run(work_dir, earlier)
     else:
         new = work_dir.with_name(work_dir.name + NEW_SUFFIX)
-        new.mkdir(parents=True)
+        make_shared_folder(new.parent)          # runs/, as writable as the results folder: each user's runs go there
+        new.mkdir()
         lock = claim(new, wait=LOOK_HOLD_S)    # a scan (`clean`) holds a dead run's folder for a moment only
         if lock is None:
             raise DataError(f"{new} was taken by another process while this run made it (a file planted in it, or a "

@@ -20,7 +20,8 @@ from ..data.synthetic_stress import STANDARD, recipe_of
 from ..registry import get_model_class
 from ..errors import ToolkitError
 from ..results import (LOOK_WAIT_S, SWEEP_LOCK, append_or_keep, check_no_run_py, check_output_folder, config_labels,
-                       headline_metric, identity, lock_mode, recover, unopenable_note)
+                       headline_metric, identity, recover, unopenable_note)
+from ..lock_files import shared_mode
 from ..run_folders import check_save_checkpoint, resume_points, take
 from ..training.hardware import check_precision
 from .local import LocalBackend
@@ -94,7 +95,7 @@ class SweepLock:
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # An in-process run.py's look at it holds it a moment; a lock file this user may not open counts as held.
-        self.lock = take(self.path, LOOK_WAIT_S, lock_mode(self.path.parent))
+        self.lock = take(self.path, LOOK_WAIT_S, shared_mode(self.path.parent))
         if self.lock is None:
             if note := unopenable_note(self.path, "sweep"):
                 raise ToolkitError(f"this user cannot take {self.path.parent}'s sweep lock {self.path}, so no sweep "

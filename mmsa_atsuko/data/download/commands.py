@@ -27,6 +27,7 @@ from filelock import FileLock, Timeout
 
 from ...atomic import plain_file_mode
 from ...cache import file_version, remember
+from ...lock_files import shared_mode
 from ...config import datasets_table
 from ...errors import DataError
 from ..mmsa_format import DATA_ROOT_ENV, DEFAULT_DATA_ROOT, resolve_feature_path
@@ -104,7 +105,7 @@ def _download_lock(dest: Path, relpath: str, say) -> FileLock:
     """The lock two downloads of one file take turns on, held; says so when it has to wait. A
     separate `.<file>.download.lock` beside it (as results/folder.py's store_lock); a killed
     holder's lock is dropped by the OS."""
-    lock = FileLock(dest.parent / f".{dest.name}.download.lock")
+    lock = FileLock(dest.parent / f".{dest.name}.download.lock", mode=shared_mode(dest.parent))
     try:
         lock.acquire(timeout=0)
     except Timeout:

@@ -1,0 +1,83 @@
+"""A results folder (and a cache) several users share: what the toolkit makes there follows the folder's mode, so a
+second user of a group-writable folder appends to the store and the MMSA CSVs and takes their locks."""
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+import shutil
+from pathlib import Path
+
+import pytest
+
+NOBODY = 65534
+needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                                reason="acting as a second user needs root")
+
+# What nobody runs, in a process of its own: every module it needs imported as root (the interpreter's library may
+# be root's alone), then the process is nobody's, umask 022 as most users have it.
+AS_NOBODY = """
+import os, sys
+from pathlib import Path
+from mmsa_atsuko.results import append_mmsa_csv, append_record, read_records
+from mmsa_atsuko.cache import sha256_of
+os.setgroups([])
+os.setgid({nobody})
+os.setuid({nobody})
+os.umask(0o022)
+out = Path(sys.argv[1])
+record = read_records(out)[0]
+append_record(out, dict(record, run_id=record["run_id"][:-6] + "bbbbbb"))
+append_mmsa_csv(out, [record], echo=lambda line: None)
+sha256_of(sys.argv[2])
+""".format(nobody=NOBODY)
+
+
+def _modes(out: Path, cache: Path) -> dict:
+    files = [out / "runs.jsonl", out / "runs.jsonl.lock", out / "normal", *sorted((out / "normal").iterdir()),
+             out / "runs", cache / "sha256.json.lock"]
+    return {str(p.relative_to(p.parent.parent)): stat.S_IMODE(p.stat().st_mode) for p in files}
+
+
+@needs_root
+@pytest.mark.parametrize("folder_mode", [0o2775, 0o755])
+def test_a_second_user_of_a_group_folder_appends_to_the_store_and_csv_and_hashes(folder_mode, monkeypatch):
+    """root's run.py (umask 022) trains into a results folder of mode 2775 owned by root and nobody's group, with
+    a cache folder alike: the store, the CSV, their locks and the cache's sha256.json.lock are made 0664, runs/ and
+    normal/ 2775, and nobody's process appends a record, a CSV row, and takes the hashes' lock. Before, all were
+    0644 (runs/ and normal/ 2755): nobody's append was a PermissionError on runs.jsonl.lock. In a private folder
+    (0755) they stay 0644: no other user may write into them."""
+    import mmsa_atsuko
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o755)
+        out, cache = base / "res", base / "cache"
+        for folder in (out, cache):
+            folder.mkdir()
+            os.chown(folder, 0, NOBODY)
+            folder.chmod(folder_mode)
+        monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(cache))
+        hashed = base / "hashed.txt"
+        hashed.write_text("x")
+        old = os.umask(0o022)
+        try:
+            mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1, out=out,
+                            quiet=True, echo=lambda line: None)
+        finally:
+            os.umask(old)
+        group = folder_mode & 0o020 != 0
+        file_mode, folder_made = (0o664, 0o2775) if group else (0o644, 0o755)
+        assert _modes(out, cache) == {"res/runs.jsonl": file_mode, "res/runs.jsonl.lock": file_mode,
+                                      "res/normal": folder_made, "normal/mosi-synthetic.csv": file_mode,
+                                      "normal/mosi-synthetic.csv.lock": file_mode, "res/runs": folder_made,
+                                      "cache/sha256.json.lock": file_mode}
+        nobody = subprocess.run([sys.executable, "-c", AS_NOBODY, str(out), str(hashed)], capture_output=True,
+                                text=True, env=dict(os.environ, MMSA_ATSUKO_CACHE=str(cache)))
+        if group:
+            assert nobody.returncode == 0, nobody.stderr
+            assert len((out / "runs.jsonl").read_text().splitlines()) == 2
+            assert len((out / "normal" / "mosi-synthetic.csv").read_text().splitlines()) == 3
+        else:
+            assert "PermissionError" in nobody.stderr and len((out / "runs.jsonl").read_text().splitlines()) == 1
+    finally:
+        shutil.rmtree(base)
