@@ -35,8 +35,8 @@ from .models.common.bert import bert_input_problem, reads_bert_tokens, shorter_t
 from .registry import build_model, canonical_model_name, get_model_class
 from .results import (RunPyMark, append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
                       ok_record, open_new, ran_at_other_precision, read_records, recover, run_identity)
-from .run_folders import (SAVE_CHECKPOINT, attempts_of, check_save_checkpoint, partial_dir,  # noqa: F401
-                          run_folder, take_leftovers, unfinished_runs, work_folders)  # (re-exported)
+from .run_folders import (SAVE_CHECKPOINT, attempts_of, check_save_checkpoint, identity_claim,  # noqa: F401
+                          partial_dir, run_folder, take_leftovers, unfinished_runs, work_folders)  # (re-exported)
 from .training.hardware import (check_precision, check_threads, device_name, peak_memory_mb,
                                 reset_peak_memory)
 from .training.model_card import check_tokenizer, write_model_card
@@ -127,7 +127,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         preset=None, device="auto",
         max_epochs=None, out="results", quiet=False, rerun=False, save_checkpoint="best", resume=False,
         tensorboard=False, threads=None, precision="fp32", deterministic=True, conditions=(PLAIN,),
-        echo=print) -> list[dict]:
+        echo=print, appended: list | None = None) -> list[dict]:
     """Train and test every model on every dataset for every seed; return the run records.
 
     `config` is a dict of overrides (or a list of "key=value" strings) applied last.
@@ -143,7 +143,10 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     Several runs at once go through the sweep's local backend (`sweep.run_packed`, `run.py --jobs`). A sweep
     training into `out` stops this call in one line when it reaches its first run to train (a call whose runs are
     all recorded only skips them, as it writes nothing), and one started meanwhile stops itself (`results.writers`):
-    beside each other both trained a run neither had recorded; other `run` calls share `out`.
+    beside each other both trained a run neither had recorded; other `run` calls share `out`, and one that reaches a
+    run another is training waits for it and returns its record (`run_one`).
+    `appended`: a list the run ids of the records this call trained and appended are added to (the others it
+    returns were recorded before, or by another process meanwhile).
     `conditions` (`data.conditions.conditions(...)`) runs every model under each protocol condition.
     `synthetic_size` (small, the default, or full) sizes `synthetic` data only, and `data_root` and `feature_path`
     name real data only: given the other way, each is one UsageError (`check_data_options`), not ignored.
@@ -187,18 +190,20 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
     with RunPyMark(out) as mark:   # taken at the first run to train: no sweep trains into `out` meanwhile
         return _run_jobs(jobs, seeds, torch_device, out=out, quiet=quiet, rerun=rerun, save_checkpoint=save_checkpoint,
                          resume=resume, tensorboard=tensorboard, precision=precision, deterministic=deterministic,
-                         echo=echo, mark=mark)
+                         echo=echo, mark=mark, appended=[] if appended is None else appended)
 
 
 def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_checkpoint, resume, tensorboard,
-              precision, deterministic, echo, mark: RunPyMark) -> list[dict]:
+              precision, deterministic, echo, mark: RunPyMark, appended: list) -> list[dict]:
     """`run`'s loop over its prepared jobs and seeds: skip what is recorded, train the rest, write the MMSA rows."""
     for kept in recover(out):          # records an earlier call could not append (results.append_or_keep)
         echo(f"recovered the record of run {kept['run_id']} into {Path(out) / 'runs.jsonl'}")
-    recorded = {} if rerun else latest_by_identity(read_records(out))
+    stored = read_records(out)
+    recorded = {} if rerun else latest_by_identity(stored)
+    # Records that do not stand for a run another process trained meanwhile (`run_one`): with --rerun, those stored
+    before = frozenset(r.get("run_id") for r in stored) if rerun else frozenset()
     records, told = [], set()          # told: the MMSA files named once as keeping MMSA's columns only
     for job in jobs:
-        spec = job.data.spec
         job_records, trained = [], False
         for seed in seeds:
             previous = recorded.get(job_identity(job, seed), {})
@@ -209,16 +214,19 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
                 ran = ran_at_other_precision(previous, precision)
                 changed = source_changes(previous.get("model_source"), job.model)   # a model of your own edited since
                 how = _skip_reason(ran, changed, precision)
-                echo(f"skip {job.model} {spec.name}{' aligned' if spec.aligned else ''}{condition_label(spec)} "
-                     f"seed {seed}: recorded as {previous.get('run_id')}{how}")
+                echo(f"skip {_what(job, seed)}: recorded as {previous.get('run_id')}{how}")
                 job_records.append(previous)
             else:
-                record = run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint,
-                                 resume=resume, tensorboard=tensorboard, precision=precision,
-                                 deterministic=deterministic)
+                record, trained_here = run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint,
+                                               resume=resume, tensorboard=tensorboard, precision=precision,
+                                               deterministic=deterministic, echo=echo, stored=before)
                 recorded[identity(record)] = record      # `-m tfn tfn` trains it once
                 job_records.append(record)
-                trained = True
+                if trained_here:
+                    appended.append(record["run_id"])
+                else:
+                    echo(f"skip {_what(job, seed)}: recorded as {record['run_id']} by another process meanwhile")
+                trained = trained or trained_here
         if trained:    # the row covers every seed of the call, recorded ones included, as the table does
             append_mmsa_csv(Path(out), job_records, echo=echo, told=told)
         records += job_records
@@ -250,15 +258,38 @@ def new_run_id(model: str, dataset: str, aligned: bool, seed: int, stamp: dateti
 
 def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *, checkpoint: str = "best",
             resume: bool = False, tensorboard: bool = False, precision: str = "fp32",
-            deterministic: bool = True) -> dict:
+            deterministic: bool = True, echo=print, stored: frozenset = frozenset()) -> tuple[dict, bool]:
     """Train one seed in its own folder (with `resume`, the unfinished one an earlier call left);
-    append its record once it has finished."""
-    run_id = take_leftovers(out, job_identity(job, seed), resume)
-    record = train_one(job, seed, device, out, quiet, run_id=run_id, resume=run_id is not None,
-                       tensorboard=tensorboard, checkpoint=checkpoint, precision=precision,
-                       deterministic=deterministic)
-    append_or_keep(out, record)
-    return record
+    append its record once it has finished. Returns (the record, whether this call trained it).
+
+    The run's identity is claimed first (`run_folders.identity_claim`): another run.py in `out` training the same
+    run holds it, and this call says so (`echo`), waits for it, and returns the record it appended instead of
+    training (if it appended none, killed or failed, this call trains). The store is read again once the claim is
+    held: a run another process recorded after this call read the store is not trained again. `stored`: run ids
+    that are not such a record (--rerun: the records stored when the call began, which it trains again)."""
+    run = job_identity(job, seed)
+
+    def waiting(claim: Path) -> None:
+        echo(f"waiting for another process that trains {_what(job, seed)} into {out} (it holds {claim}): its record "
+             f"is taken when it ends, instead of training the run again")
+
+    with identity_claim(out / "runs", run, waiting):
+        done = [r for r in read_records(out) if r.get("status") == "ok" and r.get("run_id") not in stored
+                and identity(r) == run]
+        if done:
+            return done[-1], False
+        run_id = take_leftovers(out, run, resume)
+        record = train_one(job, seed, device, out, quiet, run_id=run_id, resume=run_id is not None,
+                           tensorboard=tensorboard, checkpoint=checkpoint, precision=precision,
+                           deterministic=deterministic)
+        append_or_keep(out, record)
+    return record, True
+
+
+def _what(job: Job, seed: int) -> str:
+    """A run as the skip and wait lines name it: `tfn mosi aligned [missing_rate=0.3] seed 1111`."""
+    spec = job.data.spec
+    return f"{job.model} {spec.name}{' aligned' if spec.aligned else ''}{condition_label(spec)} seed {seed}"
 
 
 def job_identity(job: Job, seed: int) -> tuple:

@@ -103,10 +103,11 @@ def cmd_synth(argv) -> int:
     return 0
 
 
-def print_table(records, out, stored_before: set) -> None:
+def print_table(records, out, appended: set) -> None:
     """Per dataset: one line per seed, then, per model with several seeds, their mean ± sample std
-    (ddof 1, as the leaderboard's cells); then how many of them this command appended to the store
-    (those whose run id it did not hold before: the others were skipped as recorded)."""
+    (ddof 1, as the leaderboard's cells); then how many of them this command appended to the store (`appended`,
+    their run ids, as the call that trained them says: the others were recorded before, or by another process
+    while this one ran, which a look at the store before and after counted as this call's)."""
     from ..data.conditions import condition_of
     from ..metrics.names import metric_keys
 
@@ -135,7 +136,7 @@ def print_table(records, out, stored_before: set) -> None:
             if model in means:
                 cells = " ".join(f"{means[model][k]:>{widths[k]}}" for k in keys)
                 print(f"{model:<{width}} {'mean ± std':>16} {cells}")
-    new = sum(1 for r in records if r.get("run_id") not in stored_before)
+    new = sum(1 for r in records if r.get("run_id") in appended)
     store = Path(out) / "runs.jsonl"
     print(f"\n{new} record(s) appended to {store}" if new else
           f"\nnothing appended: every run was already recorded in {store} (--rerun trains them again)")
@@ -161,15 +162,12 @@ def _mean_std(runs: list[dict], key: str) -> str:
 def cmd_train(argv) -> int:
     args = train_parser().parse_args(argv)
     from ..api import run, unfinished_runs
-    from ..results import read_records
     from ..training.seed import DEFAULT_SEEDS
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     seeds = args.seeds or DEFAULT_SEEDS
     check_data_options(args.synthetic, args.synthetic_size, args.data_root, args.feature_path)   # before any read
-    # To tell appended records from skipped ones; a hand-written line without a string run_id is
-    # no run of ours (the store's readers pass over it), so it is passed over here too.
-    stored_before = {r.get("run_id") for r in read_records(args.out) if isinstance(r.get("run_id"), str)}
+    appended = []                      # the run ids of the records this call trains and appends
     jobs = train_jobs(args, len(args.model) * len(args.dataset) * len(seeds))
     if jobs == 1:
         records = run(args.model, args.dataset, seeds=seeds, config=args.config,
@@ -180,7 +178,7 @@ def cmd_train(argv) -> int:
                       resume=args.resume, tensorboard=args.tensorboard,
                       rerun=args.rerun, save_checkpoint=args.save_checkpoint, threads=args.threads,
                       precision=args.precision, deterministic=not args.nondeterministic,
-                      conditions=condition_list(args))
+                      conditions=condition_list(args), appended=appended)
     else:
         from ..sweep import LocalBackend, run_packed
         records = run_packed(args.model, args.dataset, seeds, out=args.out,
@@ -193,8 +191,8 @@ def cmd_train(argv) -> int:
                              drop_modality=args.drop_modality, modalities=args.modalities,
                              synthetic_recipe=args.synthetic_recipe,
                              # run.py stops on a folder it may not continue; without --resume its lines name it
-                             resume="stop" if args.resume else False)
-    print_table(records, args.out, stored_before)
+                             resume="stop" if args.resume else False, appended=appended)
+    print_table(records, args.out, set(appended))
     stale = sum(1 for _ in unfinished_runs(args.out))
     if stale:
         print(f"note: {Path(args.out) / 'runs'} holds {stale} .partial folder(s) of unfinished runs that no process "

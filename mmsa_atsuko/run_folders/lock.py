@@ -1,4 +1,5 @@
-"""A run folder's lock (`run.lock`, a `filelock` lock) and how a process takes it (`claim`).
+"""A run folder's lock (`run.lock`, a `filelock` lock) and how a process takes it (`claim`); the claim of a run's
+identity that two in-process run.py's take before training it (`identity_claim`).
 
 The OS drops the lock however its holder dies, on this host or another sharing the folder, so a folder whose lock
 is free is a dead run's. A run.lock that no run made (a link, a hard link, a folder) is no run's: never opened.
@@ -8,16 +9,22 @@ results.writers, is left alone.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import shutil
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from ..errors import ToolkitError, one_line
 from ..lock_files import shared_mode
 from .layout import RUN_LOCK
 
+IDENTITY_CLAIM = ".claim-"      # runs/.claim-<digest of a run identity>.lock, held while a run.py trains that run
 # How long a run looking for its own leftovers waits for one whose lock is held: another process's look at every
 # folder holds each for the time it reads run.json; a live run of the same identity holds it until it ends.
 LOOK_HOLD_S = 2.0
@@ -95,3 +102,40 @@ def sticky_foreign_owner(path: Path) -> int | None:
     if folder.st_mode & stat.S_ISVTX and owner not in {os.geteuid(), folder.st_uid}:
         return owner
     return None
+
+
+def claim_path(runs: Path, identity: tuple) -> Path:
+    """The claim file of a run identity in `runs` (`identity_claim`): a digest of the identity names it."""
+    digest = hashlib.sha256(json.dumps(list(identity), default=str).encode()).hexdigest()[:24]
+    return Path(runs) / f"{IDENTITY_CLAIM}{digest}.lock"
+
+
+@contextlib.contextmanager
+def identity_claim(runs: Path, identity: tuple, on_wait: Callable[[Path], None]) -> Iterator[bool]:
+    """Hold the claim of run `identity` in `runs` for the body (an in-process run.py trains and records the run in
+    it): two run.py's in one results folder that reach the same run unrecorded train it once. One that finds the
+    claim held calls `on_wait(path)` and waits as long as the other holds it (a killed holder's is dropped by the
+    OS); yields whether it waited, and the body then reads the store again before training. The file is removed
+    while still held, so a process waiting on it takes a fresh one instead of a removed one (filelock retries a
+    lock file unlinked under it). A claim this user cannot take (another user's in a folder with the sticky bit,
+    one it may not write) is one ToolkitError line."""
+    path = claim_path(runs, identity)
+    lock = FileLock(path, mode=shared_mode(runs))
+    waited = False
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            on_wait(path)
+            waited = True
+            lock.acquire()
+    except OSError as e:                      # filelock's Timeout is one, but only a wait with no end remains
+        raise ToolkitError(f"run.py cannot take its claim {path} of the run it is about to train "
+                           f"({e.strerror or one_line(e)}): the user who owns it (or root) may remove it once "
+                           f"nothing of theirs runs there; else give another --out") from None
+    try:
+        yield waited
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        lock.release()

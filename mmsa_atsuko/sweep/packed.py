@@ -15,17 +15,20 @@ from .driver import Summary, sweep
 
 
 def run_packed(models, datasets, seeds, *, backend, out="results", save_checkpoint="best", precision="fp32",
-               deterministic=True, echo=print, **lists) -> list[dict]:
+               deterministic=True, echo=print, appended: list | None = None, **lists) -> list[dict]:
     """Train what `api.run(models, datasets, seeds, ...)` would, on `backend` (a LocalBackend);
     return the records in plan order, recorded ones included. `lists`: aligned, synthetic, preset,
     max_epochs, config, ... as `sweep.expand` takes them. A failed run raises ToolkitError once
     every run has finished (its record and error.txt are kept), of the kind of the first one's error
-    (`failed_runs_error`); a failure recorded earlier is tried again."""
+    (`failed_runs_error`); a failure recorded earlier is tried again. `appended`: a list the run ids of the
+    records this call trained and appended are added to, as `api.run`'s."""
     summary = sweep(out=out, backend=backend, echo=echo, retry_failed=True, save_checkpoint=save_checkpoint,
                     precision=precision, deterministic=deterministic, models=list(models),
                     datasets=list(datasets), seeds=list(seeds), **lists)
     if summary.failed:
         raise failed_runs_error(summary, out, "")
+    if appended is not None:
+        appended.extend(r["run_id"] for r in summary.records)
     recorded = latest_by_identity(read_records(Path(out)))
     records = [recorded[run.identity] for run in summary.plan.runs]
     trained = {_row_key(r) for r in summary.records}
