@@ -26,8 +26,11 @@ setup(
         "gdown>=6.0,<7",   # 6.0: download(progress=...), which caps a download's size
         "tqdm>=4.60,<5",
         # 3.20.3: a lock file that is a symbolic link is refused (ELOOP); 3.20.0 opened it with O_TRUNC and
-        # emptied the file it points to (CVE-2025-68146, CVE-2026-22701), which a shared results folder could plant
-        "filelock>=3.20.3,<5",
+        # emptied the file it points to (CVE-2025-68146, CVE-2026-22701), which a shared results folder could plant.
+        # 3.20.4: a lock won on a file unlinked meanwhile is dropped and taken again on a fresh file, which a run's
+        # claim relies on (run_folders.identity_claim removes it while held); 3.20.3 kept the unlinked one, and two
+        # run.py's could then both hold the claim of one run.
+        "filelock>=3.20.4,<5",
     ],
     entry_points={"console_scripts": ["mmsa-atsuko = mmsa_atsuko.cli:main"]},
     extras_require={"test": ["pytest>=7,<10"], "ray": ["ray>=2.40,<3"], "plots": ["matplotlib>=3.7,<4"],
