@@ -81,3 +81,43 @@ def test_a_second_user_of_a_group_folder_appends_to_the_store_and_csv_and_hashes
             assert "PermissionError" in nobody.stderr and len((out / "runs.jsonl").read_text().splitlines()) == 1
     finally:
         shutil.rmtree(base)
+
+
+@needs_root
+def test_another_users_dead_run_folder_is_counted_as_dead_not_as_running(monkeypatch, capsys):
+    """root's run was killed: its .partial folder (root's, 0755) holds a free run.lock of 0644, which nobody may not
+    open for writing and so may not take. nobody's `clean` removes nothing and says it kept one dead run of another
+    user's, and the count of unfinished runs (run.py's closing note) finds it, both having looked at the lock
+    read-only. Before, a lock nobody could not take counted as held: 'kept 1 of run(s) still running', and the
+    note counted nothing."""
+    from filelock import FileLock
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.run_folders import dead_folders
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o777)
+        out = base / "res"
+        (out / "runs").mkdir(parents=True)
+        for folder in (out, out / "runs"):
+            folder.chmod(0o777)
+        dead = out / "runs" / ".tfn-mosi-s1-20260101T000000-abcdef.partial"
+        dead.mkdir()
+        killed = FileLock(dead / "run.lock", mode=0o644)
+        killed.acquire()
+        killed.release()
+        assert main(["clean", "--results", str(base)]) == 0          # every module clean needs, imported as root
+        capsys.readouterr()
+        os.setegid(NOBODY)
+        os.seteuid(NOBODY)
+        try:
+            found = dead_folders(out)
+            assert main(["clean", "--results", str(out)]) == 0
+        finally:
+            os.seteuid(0)
+            os.setegid(0)
+        assert found == [dead] and dead.exists()
+        assert capsys.readouterr().out == (f"removed 0 unfinished run folder(s) from {out / 'runs'}; kept 1 of "
+                                           f"unfinished runs that no process runs, which this user may not take "
+                                           f"(another user's: that user, or root, removes them)\n")
+    finally:
+        shutil.rmtree(base)

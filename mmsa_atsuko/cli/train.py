@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 from pathlib import Path
 
@@ -161,7 +162,8 @@ def _mean_std(runs: list[dict], key: str) -> str:
 
 def cmd_train(argv) -> int:
     args = train_parser().parse_args(argv)
-    from ..api import run, unfinished_runs
+    from ..api import run
+    from ..run_folders import dead_folders
     from ..training.seed import DEFAULT_SEEDS
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -193,11 +195,19 @@ def cmd_train(argv) -> int:
                              # run.py stops on a folder it may not continue; without --resume its lines name it
                              resume="stop" if args.resume else False, appended=appended)
     print_table(records, args.out, set(appended))
-    stale = sum(1 for _ in unfinished_runs(args.out))
+    stale = dead_folders(args.out)       # looked at, not taken: another user's dead folder counts too
     if stale:
-        print(f"note: {Path(args.out) / 'runs'} holds {stale} .partial folder(s) of unfinished runs that no process "
-              f"is running; `python run.py clean --results {shlex.quote(args.out)}` removes them")
+        theirs = _others(stale)
+        print(f"note: {Path(args.out) / 'runs'} holds {len(stale)} .partial folder(s) of unfinished runs that no "
+              f"process is running; `python run.py clean --results {shlex.quote(args.out)}` removes them"
+              + (f" ({theirs} of them another user's: that user, or root, removes those)" if theirs else ""))
     return 0
+
+
+def _others(folders: list[Path]) -> int:
+    """How many of `folders` are another user's, which this user (unless root) may not remove."""
+    mine = os.geteuid()
+    return 0 if mine == 0 else sum(1 for folder in folders if folder.lstat().st_uid != mine)
 
 
 def train_jobs(args, runs: int) -> int | str:
@@ -230,8 +240,8 @@ def cmd_clean(argv) -> int:
     add_results_option(p)
     args = p.parse_args(argv)
     from ..results import check_output_folder, remove_free_marks
-    from ..run_folders import (NEW_GRACE_S, remove, remove_tombstones, unfinished_runs,  # their home: no torch
-                               work_folders)
+    from ..run_folders import (NEW_GRACE_S, dead_folders, remove, remove_tombstones,  # their home: no torch
+                               unfinished_runs, work_folders)
     require_results_folder(args.results)
     check_output_folder(args.results, option="--results")     # a `runs` link would remove folders elsewhere
     runs = Path(args.results) / "runs"
@@ -242,11 +252,14 @@ def cmd_clean(argv) -> int:
         removed += 1
     if runs.is_dir():
         remove_tombstones(runs)         # what a removal killed half-way left
-    alive = len(work_folders(runs))
+    dead = len(dead_folders(args.results))      # that this user could not take: another user's
+    alive = len(work_folders(runs)) - dead
     _, marks = remove_free_marks(runs, older_than=NEW_GRACE_S)     # killed run.py's (results.writers)
     print(f"removed {removed} unfinished run folder(s) from {runs}"
           + (f" and {marks} mark(s) of killed run.py's" if marks else "")
-          + (f"; kept {alive} of run(s) still running" if alive else ""))
+          + (f"; kept {alive} of run(s) still running" if alive else "")
+          + (f"; kept {dead} of unfinished runs that no process runs, which this user may not take (another "
+             f"user's: that user, or root, removes them)" if dead else ""))
     return 0
 
 

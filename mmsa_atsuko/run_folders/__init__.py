@@ -13,7 +13,8 @@ Bottom to top: `layout` (the folder's names), `lock` (its lock and `claim`), `ru
 `dead` (finding, taking over, removing and moving dead runs' folders), `working` (a run's folder while it works).
 Each name is read where it is defined: patch it there (`run_folders.dead.claim`), not here.
 """
-from .dead import NEW_GRACE_S, move_dead, remove, remove_tombstones, resume_points, take_leftovers, unfinished_runs
+from .dead import (NEW_GRACE_S, dead_folders, move_dead, remove, remove_tombstones, resume_points, take_leftovers,
+                   unfinished_runs)
 from .layout import (LAST_CHECKPOINT, NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK, SAVE_CHECKPOINT, check_save_checkpoint,
                      partial_dir, work_folders)
 from .lock import IDENTITY_CLAIM, LOOK_HOLD_S, claim, foreign_kind, identity_claim, take
@@ -22,6 +23,6 @@ from .working import check_resumable, run_folder
 
 __all__ = ["IDENTITY_CLAIM", "LAST_CHECKPOINT", "LOOK_HOLD_S", "MAX_RUN_JSON", "NEW_GRACE_S", "NEW_SUFFIX",
            "RUN_IDENTITY", "RUN_LOCK", "SAVE_CHECKPOINT", "attempts_of", "check_resumable", "check_save_checkpoint",
-           "claim", "folder_identity", "foreign_kind", "identity_claim", "identity_of", "move_dead", "partial_dir",
-           "remove", "remove_tombstones", "resume_points", "run_folder", "take", "take_leftovers",
+           "claim", "dead_folders", "folder_identity", "foreign_kind", "identity_claim", "identity_of", "move_dead",
+           "partial_dir", "remove", "remove_tombstones", "resume_points", "run_folder", "take", "take_leftovers",
            "unfinished_runs", "warn_of_other_threads", "work_folders"]

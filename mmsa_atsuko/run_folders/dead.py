@@ -15,8 +15,9 @@ import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
+from ..lock_files import probe
 from .layout import LAST_CHECKPOINT, NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK, work_folders
-from .lock import LOOK_HOLD_S, claim
+from .lock import LOOK_HOLD_S, claim, foreign_kind
 from .run_json import folder_identity, identity_of
 
 log = logging.getLogger("mmsa_atsuko")
@@ -50,6 +51,20 @@ def unfinished_runs(out, identities: Collection[tuple] | None = None) -> Iterato
             yield folder
         finally:
             lock.release()
+
+
+def dead_folders(out) -> list[Path]:
+    """The work folders in `<out>/runs` that no live process runs, each looked at read-only (`lock_files.probe`), not
+    taken as `unfinished_runs` takes them: a count needs no lock, and another user's dead folder, whose run.lock this
+    user may not write (and so may not take), is dead too. A folder being made, a link, a run.lock no run made, or
+    one this user cannot look at, is not counted."""
+    found = []
+    for folder in work_folders(Path(out) / "runs"):
+        if folder.is_symlink() or _maybe_being_made(folder) or foreign_kind(folder / RUN_LOCK):
+            continue
+        if probe(folder / RUN_LOCK) is False and folder.is_dir():     # not renamed away (finished) meanwhile
+            found.append(folder)
+    return found
 
 
 def move_dead(folder: Path, to: Path) -> bool:
