@@ -7,7 +7,7 @@ Four loaders, each as the toolkit calls it:
 
 - features: `mmsa_atsuko.data.load_dataset("mosi", feature_path=F)` (the restricted unpickler,
   then the format checks; a fresh hash cache, so every load also computes the file's sha256);
-- best.pt: `mmsa_atsuko.predict.load_checkpoint(run folder)` (model.json of a real run, then the
+- best.pt: `mmsa_atsuko.predict.checkpoint.load_checkpoint(run folder)` (model.json of a real run, then the
   file as its best.pt; `run.py predict`, and `torch.load(weights_only=True)` as analysis and
   --resume call it);
 - model.json: the same `load_checkpoint`, the run's own best.pt beside a hostile model.json (a
@@ -265,7 +265,7 @@ warnings.simplefilter("ignore")
 import torch
 from mmsa_atsuko.data import load_dataset
 from mmsa_atsuko.errors import ToolkitError
-from mmsa_atsuko.predict import load_checkpoint
+from mmsa_atsuko.predict.checkpoint import load_checkpoint
 from mmsa_atsuko.results import ok_records, read_records
 
 def kb(field):

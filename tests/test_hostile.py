@@ -1086,7 +1086,7 @@ def test_predict_never_writes_through_a_planted_link(results, victim, capsys, tm
 @pytest.mark.parametrize("where", ["a file", "a folder at predictions.csv"])
 def test_predict_refuses_an_output_it_cannot_write_before_any_work(results, capsys, tmp_path, monkeypatch, where):
     """--out naming a file was a FileExistsError traceback, once every prediction was computed."""
-    import mmsa_atsuko.predict as predict_module
+    import mmsa_atsuko.predict.checkpoint as predict_module
     out, record = results
     target = tmp_path / "afile"
     if where == "a file":

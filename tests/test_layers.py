@@ -17,7 +17,7 @@ LAYERS = [                                   # bottom to top; a prefix names a m
     ("data", "models", "results", "run_folders", "baselines"),
     ("training",),
     ("api",),
-    ("sweep", "analysis", "plots", "predict", "predict_videos"),
+    ("sweep", "analysis", "plots", "predict"),
     ("leaderboard",),
     ("cli", "__main__", ""),                 # "" is the package itself: its `run` is the API's front door
 ]

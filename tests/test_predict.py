@@ -18,7 +18,7 @@ from mmsa_atsuko.cli import main
 from mmsa_atsuko.config import load_config
 from mmsa_atsuko.data.extract import EXTRACTOR_KEY, ExtractConfig, extract
 from mmsa_atsuko.data.tiny_bert import write_tiny_bert
-from mmsa_atsuko.predict import load_checkpoint
+from mmsa_atsuko.predict.checkpoint import load_checkpoint
 from mmsa_atsuko.registry import build_model, list_models
 from mmsa_atsuko.results import read_records
 from mmsa_atsuko.training.checked_model import _stored_values
@@ -95,7 +95,7 @@ def test_predict_by_run_id_covers_every_split_and_matches_the_runs_test_predicti
 
 
 def test_predict_from_videos_extracts_with_the_runs_settings(trained, capsys, tmp_path, monkeypatch):
-    import mmsa_atsuko.predict as predict_module
+    import mmsa_atsuko.predict.checkpoint as predict_module
     loads = []
     load = predict_module.load_checkpoint
     monkeypatch.setattr(predict_module, "load_checkpoint", lambda folder: loads.append(folder) or load(folder))
@@ -363,7 +363,7 @@ def test_predict_checks_the_ids_against_the_cards_tokenizer():
     import torch
 
     from mmsa_atsuko.errors import UsageError
-    from mmsa_atsuko.predict import _check_tokenizer
+    from mmsa_atsuko.predict.features import _check_tokenizer
 
     card = {"file": "vocab.txt", "sha256": "a" * 64, "vocab_size": 30}
     made_by = {"config": {"text": {"tokenizer": {**card, "sha256": "b" * 64, "vocab_size": 40}}}}

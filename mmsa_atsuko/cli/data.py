@@ -132,8 +132,10 @@ def predict_parser() -> argparse.ArgumentParser:
 def cmd_predict(argv) -> int:
     args = predict_parser().parse_args(argv)
     use_threads(args)
-    from ..predict import (check_output, code_changes, extract_with_provenance, load_checkpoint,
-                           predict_with_provenance, run_folder)
+    from ..predict.checkpoint import code_changes, load_checkpoint, run_folder
+    from ..predict.on_features import predict_with_provenance
+    from ..predict.output import check_output
+    from ..predict.videos import extract_with_provenance
     if bool(args.videos) != bool(args.transcripts):
         raise UsageError("--videos and --transcripts go together")
     folder = run_folder(args.results, args.run, args.checkpoint)
@@ -156,7 +158,7 @@ def cmd_predict(argv) -> int:
 def wrote_line(path, said: dict) -> str:
     """What predict prints last: how many samples of each split predictions.csv holds and, with --videos, how
     many were skipped (their lines scrolled by during extraction), so that a short file is no surprise."""
-    from ..predict import PROVENANCE
+    from ..predict.output import PROVENANCE
     counts = ", ".join(f"{name} {n}" for name, n in said["samples"].items())
     skipped = f"; {said['skipped']} skipped, listed in {said['skipped_list']}" if said.get("skipped") else ""
     return f"wrote {path} ({counts}{skipped}) and {PROVENANCE}"

@@ -11,7 +11,7 @@ bounded by the file), and builds the model for real only once
 - the model built on the meta device (models/common/meta.py), within a budget of tensors and
   modules set by the weights, has exactly the weights' tensor names and shapes;
 - it holds few values beside those best.pt stores (non-persistent buffers).
-Anything else is one DataError line. `predict.load_checkpoint` (the config of a run folder's
+Anything else is one DataError line. `predict.checkpoint.load_checkpoint` (the config of a run folder's
 model.json) and `analysis.runs.load_run` (the config of a runs.jsonl record) both build through it.
 
 It lives in training/, the lowest layer that holds every check a config written elsewhere passes

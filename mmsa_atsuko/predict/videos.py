@@ -4,28 +4,35 @@ The run's model.json records the settings its features were extracted with (`ext
 BERT (`extractor.bert`); `extract_with_provenance` checks them as a card from anywhere is checked (each
 setting of the type ExtractConfig gives it, the padded lengths those of the card's `seq_lens`), extracts into
 `<out>/features.pkl` (resumable, like `run.py extract`, with its cache and skipped list beside it), and says
-what the features were made of for predictions.json (`predict.predict_with_provenance`'s `videos`).
-`predict.extract_for` is the public form, the file's path alone.
+what the features were made of for predictions.json (`on_features.predict_with_provenance`'s `videos`).
+`extract_for` is the public form, the file's path alone.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .cache import sha256_of
-from .data.extract import ExtractConfig, extract, media, resolve_bert, skipped_report_path
-from .errors import DataError, UsageError
-from .results import show
-from .training.model_card import MODEL_CARD, NOT_OURS
+from ..cache import sha256_of
+from ..data.extract import ExtractConfig, extract, media, resolve_bert, skipped_report_path
+from ..errors import DataError, UsageError
+from ..results import show
+from ..training.model_card import MODEL_CARD, NOT_OURS
+from .checkpoint import load_checkpoint
+from .output import FEATURES, check_output
 
 
-FEATURES = "features.pkl"       # in predict's --out
+def extract_for(folder, videos, transcripts, out, *, bert=None, jobs: int = 1, max_clip_seconds: float | None = None,
+                echo=print, loaded=None) -> Path:
+    """`<out>/features.pkl`, `videos` extracted with the run's settings (`extract_with_provenance`)."""
+    check_output(out)
+    return extract_with_provenance(folder, videos, transcripts, out, loaded=loaded or load_checkpoint(folder),
+                                   bert=bert, jobs=jobs, max_clip_seconds=max_clip_seconds, echo=echo)[0]
 
 
 def extract_with_provenance(folder, videos, transcripts, out, *, loaded, bert=None, jobs: int = 1,
                             max_clip_seconds: float | None = None, echo=print) -> tuple[Path, dict]:
     """Extract `videos` into `<out>/features.pkl` with the extractor settings of the run in `folder`: the
-    file's path, and what it was made of for predictions.json. `loaded`: `predict.load_checkpoint(folder)`'s
-    result, and `out` checked by `predict.check_output`: the caller does both before minutes of extraction.
+    file's path, and what it was made of for predictions.json. `loaded`: `checkpoint.load_checkpoint(folder)`'s
+    result, and `out` checked by `output.check_output`: the caller does both before minutes of extraction.
     `max_clip_seconds`: extract's limit on a clip, None for its default."""
     card, _ = loaded
     trained = card.get("extractor")
