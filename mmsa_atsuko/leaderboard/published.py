@@ -3,7 +3,8 @@ where the paper misprints a table whose row it otherwise matches cell for cell (
 
 Published rows are never mixed with ours: the renderers put them in blocks of their own,
 labelled published. A cell with an erratum keeps its printed value; `leaderboard --paper` and `verify` mark it
-(`ERRATUM_MARK`) and say in a footnote what the original prints and where (`erratum_note`).
+(`ERRATUM_MARK`) and say in a footnote what the original prints and where (`erratum_note`); verify judges it
+against the original.
 """
 from __future__ import annotations
 
@@ -93,12 +94,13 @@ def published_key(dataset: str, aligned: bool | None) -> tuple:
     return (dataset, None) if (dataset, None) in PUBLISHED else (dataset, aligned)
 
 
-def erratum_note(key: tuple, method: str, column: str) -> str:
-    """The footnote of a marked cell, after its mark: what the paper prints, what the original prints, and where."""
+def erratum_note(key: tuple, method: str, column: str, use: str = "kept as printed") -> str:
+    """The footnote of a marked cell, after its mark: what the paper prints, what the original prints, and where,
+    then `use`, what the table does with it (the leaderboard keeps the printed value, verify judges the original)."""
     e = ERRATA[(*key, method, column)]
     setting = "" if key[1] is None else (" aligned" if key[1] else " unaligned")
     return (f"{key[0]}{setting} {method} {column}: the seed paper prints {e.printed}, a misprint: the table its row "
-            f"matches in every other cell prints {e.original} ({e.source}); kept as printed")
+            f"matches in every other cell prints {e.original} ({e.source}); {use}")
 
 
 def _numbers(text: str) -> list[str]:
