@@ -2,6 +2,7 @@
 bench scripts' tables call. Every expected text is worked out here from the values written (sample std, ddof 1,
 by formula), not by calling the code under test."""
 import importlib.util
+import re
 from pathlib import Path
 
 from mmsa_atsuko.leaderboard.stats import Cell
@@ -61,3 +62,30 @@ def test_the_run_table_takes_a_metric_a_seed_lacks_as_the_leaderboard_does(capsy
     assert cells["Corr"] == "0.3000±0.1414 (n=2)"
     assert cells["MAE"] == "0.8000±0.1000"
     assert len({len(line) for line in lines}) == 1, lines      # the wider cell widened its column, every row alike
+
+
+def test_compares_cells_read_as_the_leaderboards(tmp_path, capsys):
+    """`compare` formatted mean ± std itself from the stored mean, std and n, and printed a side with no value of a
+    metric as '– (n=0)' where the leaderboard's cell (Cell.text) reads '–'; it calls Cell.text now."""
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.metrics import metric_keys
+    from mmsa_atsuko.results import append_record
+
+    def record(model, seed, **values):
+        metrics = {k: 0.5 for k in metric_keys("mosi")} | values
+        return {"run_id": f"{model}-{seed}", "status": "ok", "model": model, "dataset": "mosi", "aligned": False,
+                "seed": seed, "metrics": metrics, "config_hash": "h", "config": {}, "data": "sha256:" + "ab" * 32,
+                "started_at": f"2026-01-01T00:00:0{seed}+00:00"}
+
+    # atsuko: MAE 0.6/0.7 (mean 0.65, std sqrt(0.005) = 0.0707); Mult_acc_7 on seed 1 alone (30 %, no std, n=1 of 2).
+    # lmf: MAE 0.8/0.9/1.0 (mean 0.9, std 0.1); no Mult_acc_7 on any seed (a metric its runs predate).
+    for seed, (mae, acc7) in enumerate([(0.6, 0.30), (0.7, None)], start=1):
+        append_record(tmp_path, record("atsuko", seed, MAE=mae, Mult_acc_7=acc7))
+    for seed, mae in enumerate([0.8, 0.9, 1.0], start=1):
+        append_record(tmp_path, record("lmf", seed, MAE=mae, Mult_acc_7=None))
+    assert main(["compare", "-m", "atsuko", "--against", "lmf", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    table = {line.split()[0]: re.split(r"\s{2,}", line.strip()) for line in out if line}
+    assert table["MAE"][1:3] == ["0.6500 ± 0.0707", "0.9000 ± 0.1000"]
+    assert table["Mult_acc_7"][1:3] == ["30.00 ± – (n=1)", "–"]
+    assert table["Has0_acc_2"][1:3] == ["50.00 ± 0.00", "50.00 ± 0.00"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from ..metrics.names import lower_is_better
-from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row
+from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row, StoredCell
 
 RAW_METRICS = frozenset({"MAE", "Corr", "Loss", "loss"})      # shown as stored, not in %
 
@@ -39,7 +39,7 @@ def signed_text(metric: str, value: float) -> str:
     return f"{to_display(metric, value):+.4f}" if metric in RAW_METRICS else f"{to_display(metric, value):+.2f}"
 
 
-def cell_text(metric: str, cell: Cell, row_n: int, pm: str) -> str:
+def cell_text(metric: str, cell: Cell | StoredCell, row_n: int, pm: str) -> str:
     return cell.text(lambda value: number_text(metric, value), pm, of=row_n)
 
 

@@ -13,8 +13,8 @@ from ..data.stamp import data_kind_text
 from ..metrics.names import metric_family
 from .published import ABLATION_SOURCE, PAPER_COLUMNS, PUBLISHED_ABLATION
 from .ablation import Ablation
-from .cells import arrow_of, column_cell, column_groups, column_name, number_text, signed_text, units_text, welch_text
-from .stats import SIGNIFICANCE
+from .cells import arrow_of, cell_text, column_cell, column_groups, column_name, signed_text, units_text, welch_text
+from .stats import SIGNIFICANCE, StoredCell
 
 
 def _md_bold(text: str) -> str:
@@ -192,9 +192,7 @@ def render_comparison(rows: list[dict]) -> str:
             m = r["metric"]
             cells = [m]
             for side, n in (("model", n_model), ("baseline", n_base)):
-                cell = ("–" if not r[f"{side}_n"] else
-                        f"{number_text(m, r[f'{side}_mean'])} ± {number_text(m, r[f'{side}_std'])}")
-                cells.append(cell if r[f"{side}_n"] == n else f"{cell} (n={r[f'{side}_n']})")
+                cells.append(cell_text(m, StoredCell(r[f"{side}_n"], r[f"{side}_mean"], r[f"{side}_std"]), n, " ± "))
             ci = ("–" if math.isnan(r["ci_low"]) else
                   f"[{signed_text(m, r['ci_low'])}, {signed_text(m, r['ci_high'])}]")
             p = "–" if math.isnan(r["p_value"]) else f"{r['p_value']:#.3g}"

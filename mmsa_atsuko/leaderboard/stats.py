@@ -74,11 +74,21 @@ class Cell:
         """The cell as every table of ours prints it: mean ± std, each through `number`, "–" for a NaN (the std of
         one value: no spread to show, not a spread of 0) and alone for no values; "(n=k)" after it when `of`, the
         row's seed count, is more than the cell's values (a metric some seeds lack). The leaderboard's cells
-        (cells.py), run.py's end table and the bench scripts' tables all call it."""
+        (cells.py), compare's table (through StoredCell), run.py's end table and the bench scripts' tables call it."""
         if not self.n:
             return "–"
         mean, std = ("–" if math.isnan(v) else number(v) for v in (self.mean, self.std))
         return f"{mean}{pm}{std}" + ("" if of is None or self.n == of else f" (n={self.n})")
+
+
+@dataclass(frozen=True)
+class StoredCell:
+    """A cell known by its stored n, mean and std alone (a `comparison_rows` row, which its CSV is), printed by
+    `Cell.text` itself."""
+    n: int
+    mean: float
+    std: float
+    text = Cell.text
 
 
 @dataclass
