@@ -68,7 +68,7 @@ def test_compares_cells_read_as_the_leaderboards(tmp_path, capsys):
     """`compare` formatted mean ± std itself from the stored mean, std and n, and printed a side with no value of a
     metric as '– (n=0)' where the leaderboard's cell (Cell.text) reads '–'; it calls Cell.text now."""
     from mmsa_atsuko.cli import main
-    from mmsa_atsuko.metrics import metric_keys
+    from mmsa_atsuko.metrics.names import metric_keys
     from mmsa_atsuko.results import append_record
 
     def record(model, seed, **values):
