@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..data import load_dataset
 from ..data.conditions import condition_of
@@ -26,7 +25,7 @@ from ..models.atsuko import ATSUKO_FAMILY
 from ..models.atsuko.modalities import BATCH_KEY, MODALITIES, MODALITY_WEIGHT_COLUMNS
 from ..progress import Progress, to_stderr
 from ..results import ok_records, read_records
-from ..training.trainer import SplitEval
+from ..training.trainer import SplitEval, SplitOutputs
 from .runs import LoadedRun, _cat, _config_apart_from, forward_split, trace_columns
 
 
@@ -73,16 +72,14 @@ def _weights_on(run: LoadedRun, test, data: str, on_batch=None, outputs: list[di
 
 
 def _as_evaluated(outputs: list[dict], split) -> SplitEval:
-    """`forward_split`'s outputs as the trainer's `evaluate(collect=True)` gives them (its per-sample fields; no
-    metrics), the input of `predictions_frame`, which wrote predictions_test.csv. The same forward in eval mode
-    under no_grad on the same batches (eval_batch_size, file order) in fp32 (evaluate's default, which explain
+    """`forward_split`'s outputs as the trainer's `evaluate(collect=True)` gives them (`SplitOutputs`, its per-sample
+    fields; no metrics), the input of `predictions_frame`, which wrote predictions_test.csv. The same forward in eval
+    mode under no_grad on the same batches (eval_batch_size, file order) in fp32 (evaluate's default, which explain
     used), so the same numbers to the bit; the test holds them to predictions_test.csv's text."""
-    export = {}
+    gathered = SplitOutputs(export=True)
     for out in outputs:
-        for key, value in out["export"].items():
-            export.setdefault(key, []).append(value.float())
-    return SplitEval({}, _cat(outputs, "pred"), torch.cat([out["batch"]["label"] for out in outputs]).cpu().numpy(),
-                     list(split.ids), {key: torch.cat(values).cpu().numpy() for key, values in export.items()})
+        gathered.add(out, out["batch"])
+    return gathered.split_eval({}, split.ids)
 
 
 def explain_run(run: LoadedRun, samples: int = 10, partner: LoadedRun | None = None, feature_path=None,

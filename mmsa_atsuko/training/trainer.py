@@ -89,6 +89,33 @@ def clip_and_step(model, optimizer, config) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
+class SplitOutputs:
+    """A split's per-sample outputs, gathered batch by batch in file order: what `evaluate(collect=True)` gives
+    (`SplitEval`), and what explain makes of `analysis.forward_split`'s outputs (its modality_weights.csv is
+    predictions_test.csv's numbers to the bit). Kept on the model's device until the split is done: one transfer
+    at the end instead of a GPU sync per batch. `export`: keep the model's `export` tensors too."""
+
+    def __init__(self, export: bool):
+        self.preds, self.labels, self.exports = [], [], {} if export else None
+
+    def add(self, outputs: dict, batch: dict) -> None:
+        self.preds.append(outputs["pred"].float())
+        self.labels.append(batch["label"])
+        if self.exports is not None:
+            for key, value in (outputs.get("export") or {}).items():
+                self.exports.setdefault(key, []).append(value.float())
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(pred, label) of every sample, on the CPU."""
+        return torch.cat(self.preds).cpu().numpy(), torch.cat(self.labels).cpu().numpy()
+
+    def split_eval(self, metrics: dict, ids, arrays: tuple | None = None) -> SplitEval:
+        """`SplitEval` of the split whose sample ids are `ids`; `arrays`: `arrays()`, made already."""
+        pred, label = self.arrays() if arrays is None else arrays
+        export = {key: torch.cat(values).cpu().numpy() for key, values in (self.exports or {}).items()}
+        return SplitEval(metrics, pred, label, list(ids), export)
+
+
 @torch.no_grad()
 def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False,
              precision: str = "fp32", loss_rule: str = "exact", on_batch=None) -> SplitEval:
@@ -96,28 +123,21 @@ def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False,
     `loss_rule`: how 'Loss' is made of the batches' losses (selection.py; the config's `valid_loss` on valid).
     `on_batch()` is called after each batch (explain counts its progress so)."""
     model.eval()
-    # Everything stays on the model's device until the split is done: one transfer at the end
-    # instead of a GPU sync per batch. The loss is summed in float64, as float() per batch did.
-    preds, labels, export, losses, sizes = [], [], {}, [], []
+    # The loss is summed in float64, as float() per batch did; the outputs stay on the device (SplitOutputs).
+    gathered, losses, sizes = SplitOutputs(export=collect), [], []
     for batch in split.batches(batch_size):
         with autocast(split.device, precision):
             outputs = model(batch)
             task = model.loss(outputs, batch)["task"]
         losses.append(task.double())
         sizes.append(len(batch["id"]))
-        preds.append(outputs["pred"].float())
-        labels.append(batch["label"])
-        for key, value in (outputs.get("export") or {}).items() if collect else ():
-            export.setdefault(key, []).append(value.float())
+        gathered.add(outputs, batch)
         if on_batch is not None:
             on_batch()
-    pred, label = torch.cat(preds).cpu().numpy(), torch.cat(labels).cpu().numpy()
+    pred, label = arrays = gathered.arrays()
     metrics = compute_metrics(dataset, pred, label)
     metrics["Loss"] = split_loss(losses, sizes, loss_rule)
-    if not collect:
-        return SplitEval(metrics)
-    export = {k: torch.cat(v).cpu().numpy() for k, v in export.items()}
-    return SplitEval(metrics, pred, label, list(split.ids), export)
+    return gathered.split_eval(metrics, split.ids, arrays) if collect else SplitEval(metrics)
 
 
 def _write_json(value, f) -> None:
