@@ -137,6 +137,25 @@ def test_explain_writes_every_figure_with_the_model_numbers(results, tmp_path):
                                    outputs["band_components"][m][0, :, :, channel].T.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_explain_reads_the_store_once(results, tmp_path, monkeypatch, capsys):
+    """explain read runs.jsonl three times: for its run, for the partner without the MCM, for the partner's record."""
+    from mmsa_atsuko.cli import main
+    out, full, _ = results
+    opened = []
+    real_open = os.open
+
+    def counting_open(path, *args, **kwargs):
+        if Path(path).name == "runs.jsonl":
+            opened.append(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    assert main(["explain", "--run", full["run_id"], "--samples", "2", "--results", str(out),
+                 "--out", str(tmp_path / "figures")]) == 0
+    assert "note: no run of the same data" not in capsys.readouterr().out       # the partner was found and loaded
+    assert len(opened) == 1, opened
+
+
 def test_explain_runs_the_model_once_over_each_test_split(results, tmp_path):
     """The tables and modality_weights.csv read one pass over the run's test split (they were two, the second
     through the trainer's evaluate: 28 s each at SIMS's real size); the partner's split, and --feature-path's,

@@ -112,3 +112,24 @@ result = "never printed a line"
     assert got["line"].startswith("planning the sweep: reading the configs of 1 setting and the data of mosi")
     assert "torch" not in got["loaded"], got
     assert not (tmp_path / "out").exists()       # nothing written before it
+
+
+def test_explain_refuses_a_run_of_another_model_from_its_record_before_torch(tmp_path):
+    # The record alone says the run is not Atsuko's: explain loaded the run (torch) and matplotlib before saying so.
+    store = tmp_path / "store"
+    append_record(store, {"run_id": "tfn-sims-s1111-20260101T000001-abcdef", "status": "ok", "model": "tfn",
+                          "dataset": "sims", "aligned": False, "seed": 1111, "synthetic": True,
+                          "metrics": {k: 0.5 for k in metric_keys("sims")}, "config_hash": "c-tfn", "config": {},
+                          "data": "synthetic:sims-small-unaligned", "started_at": "2026-01-01T00:00:01+00:00"})
+    got = probe(f"""
+import contextlib, io
+from mmsa_atsuko.cli import main
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    rc = main(["explain", "--run", "tfn-sims-s1111-20260101T000001-abcdef", "--results", {str(store)!r}])
+result = {{"rc": rc, "err": err.getvalue(), "loaded": loaded()}}
+""", tmp_path)
+    assert (got["rc"], got["err"]) == (2, "error: explain reads Atsuko's routers; run "
+                                          "tfn-sims-s1111-20260101T000001-abcdef is model 'tfn', not atsuko\n")
+    assert not {"torch", "matplotlib", "pandas"} & set(got["loaded"]), got["loaded"]
+

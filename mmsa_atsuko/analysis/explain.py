@@ -22,6 +22,7 @@ from ..data import load_dataset
 from ..data.conditions import condition_of
 from ..errors import DataError, UsageError
 from ..models.atsuko import ATSUKO_FAMILY
+from ..models.atsuko.family import require_atsuko_record
 from ..models.atsuko.modalities import BATCH_KEY, MODALITIES, MODALITY_WEIGHT_COLUMNS
 from ..progress import Progress, to_stderr
 from ..results import ok_records, read_records
@@ -38,9 +39,7 @@ TARGET_COLUMN_OF = {MODALITY_NAMES[m]: f"q_{m}" for m in MODALITY_CODES}
 
 
 def require_atsuko(run: LoadedRun, what: str = "explain") -> None:
-    if run.record["model"] not in ATSUKO_FAMILY:
-        raise UsageError(f"{what} reads Atsuko's routers; run {run.run_id} is model {run.record['model']!r}, "
-                         f"not atsuko")
+    require_atsuko_record(run.record, what)
 
 
 def modality_weights_table(run: LoadedRun, feature_path=None, on_batch=None) -> pd.DataFrame:
@@ -106,11 +105,13 @@ def explain_run(run: LoadedRun, samples: int = 10, partner: LoadedRun | None = N
     return tables, weights
 
 
-def find_partner_without_mcm(results, run: LoadedRun) -> str | None:
+def find_partner_without_mcm(results, run: LoadedRun, records: list[dict] | None = None) -> str | None:
     """The latest run of the same data, protocol condition and seed whose config is this run's with the MCM switched
-    off: every other key equal, so the two sets of weights differ by the MCM alone."""
+    off: every other key equal, so the two sets of weights differ by the MCM alone. `records`: `results`' store, read
+    already."""
     config = _config_apart_from(run.record["config"], "use_mcm", "use_distill")
-    partners = [r for r in ok_records(read_records(Path(results)))
+    records = read_records(Path(results)) if records is None else records
+    partners = [r for r in ok_records(records)
                 if r.get("model") in ATSUKO_FAMILY
                 and r["dataset"] == run.record["dataset"] and bool(r["aligned"]) == bool(run.record["aligned"])
                 and r["data"] == run.record["data"] and r["seed"] == run.record["seed"]

@@ -24,7 +24,7 @@ from ..data.safe_checkpoint import load_weights
 from ..data.stamp import recipe_name_of
 from ..data.synthetic_stress import recipe_kind
 from ..errors import DataError, UsageError, one_line
-from ..results import RUNS_FILE, check_ok_record, code_version, no_weights, read_records, run_path
+from ..results import RUNS_FILE, checkpoint_run, code_version, find_record, no_weights, run_path
 from ..training.checked_model import Described, build_checked
 from ..training.model_card import check_run_config
 
@@ -50,17 +50,6 @@ class LoadedRun:
         return int(self.config.eval_batch_size or self.config.batch_size)
 
 
-def find_record(results, run_id: str) -> dict:
-    """The `ok` record of `run_id` in `<results>/runs.jsonl` (one-line error when there is none)."""
-    records = read_records(Path(results))
-    if not records:
-        raise UsageError(f"no runs recorded in {Path(results) / 'runs.jsonl'} (give --results DIR)")
-    matches = [r for r in records if r.get("run_id") == run_id and r.get("status") == "ok"]
-    if not matches:
-        raise UsageError(f"unknown run id {run_id!r}: no finished run of that id in {Path(results) / 'runs.jsonl'}")
-    return check_ok_record(matches[-1])
-
-
 def _load_run_data(record: dict):
     """The dataset the run was trained on; synthetic data is regenerated if its cache is gone."""
     path = record.get("data_path")
@@ -80,23 +69,18 @@ def _load_run_data(record: dict):
 
 
 def load_run(results="results", run_id: str | None = None, checkpoint=None,
-             data_cache: dict | None = None) -> LoadedRun:
+             data_cache: dict | None = None, records: list[dict] | None = None) -> LoadedRun:
     """A trained run ready for analysis: model in eval() mode with `best.pt` loaded, on CPU.
 
     Give `run_id` (looked up in `<results>/runs.jsonl`) or `checkpoint` (a run folder, or its
     best.pt, as `predict --checkpoint` takes them; the folder's name is the run id). `data_cache`
-    shares loaded datasets between runs.
+    shares loaded datasets between runs; `records`: the store, read already (`results.find_record`).
     """
     if (run_id is None) == (checkpoint is None):
         raise UsageError("give exactly one of --run RUN_ID or --checkpoint PATH")
     if checkpoint is not None:
-        checkpoint = Path(checkpoint)
-        if checkpoint.is_dir():
-            checkpoint = checkpoint / "best.pt"
-        if not checkpoint.is_file():
-            raise UsageError(f"checkpoint {checkpoint} not found")
-        run_id = checkpoint.resolve().parent.name
-    record = find_record(results, run_id)
+        checkpoint, run_id = checkpoint_run(checkpoint)
+    record = find_record(results, run_id, records)
     run_dir = run_path(results, record)     # inside --results, whatever the record says
     checkpoint = checkpoint or run_dir / "best.pt"
     if not Path(checkpoint).is_file():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..errors import UsageError
 from .common import (OneLineParser, add_hardware_options, add_results_option, add_synthetic_recipe, add_threads_option,
@@ -68,33 +69,40 @@ def explain_parser() -> argparse.ArgumentParser:
 
 def cmd_explain(argv) -> int:
     args = explain_parser().parse_args(argv)
-    use_threads(args)
-    from ..analysis import explain_run, find_partner_without_mcm, load_run, require_atsuko
-    from ..api import PREDICTIONS_FLOAT_FORMAT
-    from ..results import analysis_dir, check_run_id
-    from ..models.atsuko import ATSUKO_FAMILY
-    from ..plots.common import figure_names, pyplot
-    from ..plots.explain import EXPLAIN_FIGURES, explain_files
+    from ..models.atsuko.family import ATSUKO_FAMILY, require_atsuko_record
+    from ..results import analysis_dir, check_run_id, checkpoint_run, find_record, read_records
+    from ..training.hardware import check_threads
+    check_threads(args.threads)
     if args.model is not None and args.model not in ATSUKO_FAMILY:
         raise UsageError(f"explain reads Atsuko's routers; -m {args.model} is not atsuko")
-    pyplot()                                        # fail on a missing matplotlib before any work
     check_figures_folder(args)
     made_by = provenance("explain", args)
+    # The run's record first, from the store read once (the partner is looked for in it, and loaded from it): a run
+    # of another model, or one that -d or -m contradicts, is refused before torch and matplotlib are imported.
+    records = read_records(Path(args.results))
+    record = find_record(args.results, args.run if args.checkpoint is None else checkpoint_run(args.checkpoint)[1],
+                         records)
+    require_atsuko_record(record)
+    if args.dataset and args.dataset != record["dataset"]:
+        raise UsageError(f"run {record['run_id']} is on {record['dataset']}, not {args.dataset}")
+    # -m is a claim about the run, as -d is: `-m atsuko_sbn` on a full Atsuko run drew the full model's figures.
+    if args.model and args.model != record["model"]:
+        raise UsageError(f"run {record['run_id']} is model {record['model']}, not {args.model}")
+    use_threads(args)
+    from ..analysis import explain_run, find_partner_without_mcm, load_run
+    from ..api import PREDICTIONS_FLOAT_FORMAT
+    from ..plots.common import figure_names, pyplot
+    from ..plots.explain import EXPLAIN_FIGURES, explain_files
+    pyplot()                                        # fail on a missing matplotlib before any work
     cache = {}
-    run = load_run(args.results, args.run, args.checkpoint, data_cache=cache)
-    require_atsuko(run)
+    run = load_run(args.results, args.run, args.checkpoint, data_cache=cache, records=records)
     out = args.out or analysis_dir(args.results) / f"explain_{check_run_id(run.run_id)}"   # one folder per run
     check_figures_folder(args, [f for name in EXPLAIN_FIGURES for f in figure_names(name)]
                          + [WEIGHTS_CSV, EXPLAIN_JSON], out)
-    if args.dataset and args.dataset != run.record["dataset"]:
-        raise UsageError(f"run {run.run_id} is on {run.record['dataset']}, not {args.dataset}")
-    # -m is a claim about the run, as -d is: `-m atsuko_sbn` on a full Atsuko run drew the full model's figures.
-    if args.model and args.model != run.record["model"]:
-        raise UsageError(f"run {run.run_id} is model {run.record['model']}, not {args.model}")
     partner = None
     if run.model.use_mcm:
-        partner_id = find_partner_without_mcm(args.results, run)
-        partner = load_run(args.results, partner_id, data_cache=cache) if partner_id else None
+        partner_id = find_partner_without_mcm(args.results, run, records)
+        partner = load_run(args.results, partner_id, data_cache=cache, records=records) if partner_id else None
     # Everything is computed before the first file is written: a bad --feature-path fails here,
     # leaving an earlier explain of this run as it was.
     tables, weights = explain_run(run, args.samples, partner, args.feature_path)

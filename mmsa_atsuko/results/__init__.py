@@ -16,13 +16,14 @@ model, dataset, aligned flag, seed, config hash, data id) and chosen here (`late
 """
 from ..atomic import NOFOLLOW, open_new      # a write that never follows a link: one home, below data/
 from .folder import (ANALYSIS_DIR, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES, SWEEP_LOCK, analysis_dir,
-                     check_output_folder, check_run_id, inside, refuse_a_file_as_results, relative_run_dir,
-                     run_path, show)
+                     check_output_folder, check_run_id, checkpoint_run, inside, refuse_a_file_as_results,
+                     relative_run_dir, run_path, show)
 from .mmsa_csv import append_mmsa_csv, mmsa_cell, mmsa_seed_value
 from .record import (IDENTITY_FIELDS, code_version, code_versions, failed_record, identity, kernels_of,
                      model_selection, no_weights, ok_record, precision_of, ran_at_other_precision, run_identity,
                      run_label)
-from .selection import MAX_CONFIG_DEPTH, check_ok_record, config_labels, headline_metric, latest_by_identity, ok_records
+from .selection import (MAX_CONFIG_DEPTH, check_ok_record, config_labels, find_record, headline_metric,
+                        latest_by_identity, ok_records)
 from .store import (MAX_KEPT_RECORD, RecordNotAppended, append_or_keep, append_record, json_safe, read_records,
                     recover)
 from .writers import (LOOK_WAIT_S, RUN_PY_MARK, RunPyMark, check_no_run_py, remove_free_marks, run_py_mark,
@@ -31,12 +32,14 @@ from .writers import (LOOK_WAIT_S, RUN_PY_MARK, RunPyMark, check_no_run_py, remo
 __all__ = [
     "ANALYSIS_DIR", "NOFOLLOW", "RECORD_FILE", "RUN_ID", "RUNS_FILE", "STORE_ENTRIES", "SWEEP_LOCK",
     "analysis_dir",
-    "check_output_folder", "check_run_id", "inside", "open_new", "refuse_a_file_as_results", "relative_run_dir",
+    "check_output_folder", "check_run_id", "checkpoint_run", "inside", "open_new", "refuse_a_file_as_results",
+    "relative_run_dir",
     "run_path", "show",
     "append_mmsa_csv", "mmsa_cell", "mmsa_seed_value",
     "IDENTITY_FIELDS", "code_version", "code_versions", "failed_record", "identity", "kernels_of", "model_selection",
     "ok_record", "precision_of", "ran_at_other_precision", "run_identity", "run_label",
-    "MAX_CONFIG_DEPTH", "check_ok_record", "config_labels", "headline_metric", "latest_by_identity", "ok_records",
+    "MAX_CONFIG_DEPTH", "check_ok_record", "config_labels", "find_record", "headline_metric", "latest_by_identity",
+    "ok_records",
     "MAX_KEPT_RECORD", "RecordNotAppended", "append_or_keep", "append_record", "json_safe", "read_records",
     "recover",
     "LOOK_WAIT_S", "RUN_PY_MARK", "RunPyMark", "check_no_run_py", "remove_free_marks", "run_py_mark",

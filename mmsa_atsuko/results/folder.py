@@ -104,6 +104,17 @@ def run_path(results, record: dict) -> Path:
     return inside(results, "runs", name)
 
 
+def checkpoint_run(checkpoint) -> tuple[Path, str]:
+    """(its best.pt, the run id) of a run folder or its best.pt, as `--checkpoint` names a run: the folder's name
+    is the run id (looked up in --results)."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        checkpoint = checkpoint / "best.pt"
+    if not checkpoint.is_file():
+        raise UsageError(f"checkpoint {checkpoint} not found")
+    return checkpoint, checkpoint.resolve().parent.name
+
+
 def analysis_dir(results) -> Path:
     """`<results>/analysis`, where analysis commands write unless given --out (created)."""
     folder = inside(results, ANALYSIS_DIR)

@@ -10,9 +10,12 @@ import math
 import re
 
 from ..config import dataset_facts, dataset_names
-from ..errors import DataError
+from pathlib import Path
+
+from ..errors import DataError, UsageError
 from .folder import RUNS_FILE, show
 from .record import bad_field, identity
+from .store import read_records
 
 
 def latest_by_identity(records: list[dict]) -> dict[tuple, dict]:
@@ -33,6 +36,18 @@ def ok_records(records: list[dict]) -> list[dict]:
     record whose fields have the wrong types (a hand-made or hostile line) is a DataError."""
     chosen = {id(r) for r in latest_by_identity(records).values() if r.get("status") == "ok"}
     return [check_ok_record(r) for r in records if id(r) in chosen]
+
+
+def find_record(results, run_id: str, records: list[dict] | None = None) -> dict:
+    """The `ok` record of `run_id` in `<results>/runs.jsonl` (one-line error when there is none). `records`: that
+    store, read already (explain reads it once for its run, the partner it looks for and the partner's record)."""
+    records = read_records(Path(results)) if records is None else records
+    if not records:
+        raise UsageError(f"no runs recorded in {Path(results) / RUNS_FILE} (give --results DIR)")
+    matches = [r for r in records if r.get("run_id") == run_id and r.get("status") == "ok"]
+    if not matches:
+        raise UsageError(f"unknown run id {run_id!r}: no finished run of that id in {Path(results) / RUNS_FILE}")
+    return check_ok_record(matches[-1])
 
 
 def config_labels(pairs) -> dict[tuple[str, str], str]:
