@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 
 from .cache import CACHE_ENV as SYNTHETIC_CACHE_ENV  # noqa: F401 (re-exported)
-from .cache import synthetic_bert_name, synthetic_cache_dir
+from .cache import synthetic_cache_dir
 from .code_version import git_commit
-from .config import config_hash, load_config, parse_overrides, save_config
+from .config import config_hash, parse_overrides, save_config
 from .data import load_dataset, resolve_feature_path
 from .data.conditions import PLAIN, check_model_allows
 from .data.synthetic import check_synthetic_request, ensure_synthetic
@@ -32,7 +32,7 @@ from .errors import UsageError
 from .models.atsuko import ATSUKO_FAMILY
 from .models.atsuko.diagnostics import routing_summary
 from .models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
-from .registry import build_model, canonical_model_name, get_model_class
+from .registry import build_model, canonical_model_name
 from .results import (RunPyMark, append_mmsa_csv, append_or_keep, check_output_folder, identity, latest_by_identity,
                       ok_record, open_new, ran_at_other_precision, read_records, recover, run_identity)
 from .run_folders import (SAVE_CHECKPOINT, attempts_of, check_save_checkpoint, identity_claim,  # noqa: F401
@@ -44,7 +44,7 @@ from .training.run_log import run_log
 from .training.seed import DEFAULT_SEEDS, check_seeds, resolve_device, set_seed
 from .training.tensorboard import require_tensorboard, tensorboard_log
 from .training.trainer import check_last_batch, fit
-from .training.trainer_config import check_trainer_config
+from .training.trainer_config import resolve_config
 from .user_models.source import model_source, source_changes
 
 log = logging.getLogger("mmsa_atsuko")
@@ -58,22 +58,6 @@ class Job:
     preset: str | None
 
 
-def resolve_config(model, dataset, *, preset=None, overrides=(), max_epochs=None, synthetic_bert=None):
-    """The checked config of one (model, dataset) run: `load_config` with `max_epochs` and, for
-    synthetic data, its BERT folder as `pretrained` unless an override names one; then the
-    trainer's checks (`check_trainer_config`), an error naming the layer that set the value. Reads no data."""
-    overrides = list(overrides)
-    if max_epochs is not None:
-        overrides.append(("max_epochs", max_epochs, "--max-epochs"))       # its type checked as any value's
-    if synthetic_bert is not None and not any(
-            (o[0] if isinstance(o, tuple) else o.split("=", 1)[0].strip()) == "pretrained" for o in overrides):
-        overrides.insert(0, ("pretrained", synthetic_bert_name(synthetic_bert), "--synthetic"))
-    origins = {}
-    config = load_config(model, dataset, preset=preset, overrides=overrides, origins=origins)
-    check_trainer_config(config, dataset, origins)
-    return config
-
-
 def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
                 preset, overrides, max_epochs, loaded: dict, condition=PLAIN, synthetic_recipe="standard") -> Job:
     """Resolve one (model, dataset) pair into a Job: its checked config and its data, loaded and
@@ -85,7 +69,7 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     condition (`Dataset.under`), and its copy is cached and shared in `loaded` too."""
     # `run` and `sweep` have checked every config already, before any data is read.
     model = canonical_model_name(model)          # `-m TFN` runs and records as tfn
-    check_model_allows(model, get_model_class(model), condition)
+    check_model_allows(model, condition)
     bert_dir = None
     if synthetic:
         feature_path, bert_dir = ensure_synthetic(dataset, synthetic_cache_dir(), size=synthetic_size,
@@ -174,7 +158,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         for m in models:
             resolve_config(m, d, preset=preset, overrides=overrides, max_epochs=max_epochs)
             for c in conditions:
-                check_model_allows(m, get_model_class(m), c)
+                check_model_allows(m, c)
     # and every dataset's setting: `-d mosei sims --aligned` read all of MOSEI before saying sims has none
     for d in datasets:
         if synthetic:

@@ -156,6 +156,11 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def registry_now() -> dict[str, type]:
+    """The models registered so far, without discovering any (`model_names` reads the others from their source)."""
+    return dict(_REGISTRY)
+
+
 def import_errors() -> dict[str, str]:
     """Model modules that failed to import: module name -> "ErrorType: message"."""
     discover()

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mmsa_atsuko.metrics.names import metric_keys
 from mmsa_atsuko.results import append_record
 
@@ -133,3 +135,52 @@ result = {{"rc": rc, "err": err.getvalue(), "loaded": loaded()}}
                                           "tfn-sims-s1111-20260101T000001-abcdef is model 'tfn', not atsuko\n")
     assert not {"torch", "matplotlib", "pandas"} & set(got["loaded"]), got["loaded"]
 
+
+def test_a_tunes_planning_line_comes_before_torch_and_pandas(tmp_path):
+    # As the sweep's: the tune read its data (for the study's data id) before its first line, so torch came first.
+    got = probe(f"""
+import os
+import mmsa_atsuko.cli.sweep as command
+from mmsa_atsuko.cli import main
+
+def first_line(line):
+    print("PROBE " + json.dumps({{"line": line, "loaded": loaded()}}), flush=True)
+    os._exit(0)
+
+command.echo = first_line
+main(["tune", "-m", "TFN", "-d", "mosi", "--synthetic", "--preset", "small", "--trials", "1", "-s", "1111",
+      "--out", {str(tmp_path / "out")!r}])
+result = "never printed a line"
+""", tmp_path)
+    assert got["line"] == ("[tune-tfn-mosi] planning the tune: reading the config of tfn, its search space "
+                           "configs/tune/tfn.yaml and the data of mosi synthetic (generated on its first use in a "
+                           "cache folder)")
+    assert not {"torch", "pandas"} & set(got["loaded"]), got
+
+
+UNKNOWN = "error: unknown model 'nosuch'. Known models: atsuko,"
+BAD_KEY = "error: command-line override -c: unknown config key 'no_such_key'; tfn's keys are"
+
+
+@pytest.mark.parametrize("argv, said, torch_free", [
+    (["sweep", "-m", "tfn", "nosuch"], UNKNOWN, False), (["tune", "--trials", "1", "-m", "nosuch"], UNKNOWN, False),
+    (["sweep", "-m", "tfn", "-c", "no_such_key=1"], BAD_KEY, True),
+    (["tune", "--trials", "1", "-m", "tfn", "-c", "no_such_key=1"], BAD_KEY, True)])
+def test_an_unknown_model_or_config_key_is_one_line_before_the_planning_line(tmp_path, argv, said, torch_free):
+    # The registry imports the model files (torch): names and configs were checked after a sweep's planning line.
+    # A known model's config is checked from its file's source, before torch; an unknown name asks the registry.
+    got = probe(f"""
+import contextlib, io
+import mmsa_atsuko.cli.sweep as command
+from mmsa_atsuko.cli import main
+lines = []
+command.echo = lines.append
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    rc = main([*{argv!r}, "-d", "mosi", "--synthetic", "--out", {str(tmp_path / "out")!r}])
+result = {{"rc": rc, "lines": lines, "err": err.getvalue(), "loaded": loaded()}}
+""", tmp_path)
+    assert got["lines"] == [] and got["rc"] == 2, got
+    assert got["err"].startswith(said) and got["err"].count("\n") == 1, got
+    assert not torch_free or not {"torch", "pandas"} & set(got["loaded"]), got
+    assert not (tmp_path / "out").exists()

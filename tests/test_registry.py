@@ -781,3 +781,32 @@ def test_a_models_source_is_its_own_file_and_helpers_not_other_models_or_folders
     alone = {"latefuse.py": own["latefuse.py"]}
     assert user_model_digest({**source, "files": {**alone, str(elsewhere / "farfuse.py"): "1" * 64}}) \
         == own["latefuse.py"][:10] == user_model_digest({**source, "files": alone})
+
+
+def test_the_names_read_from_the_model_files_source_are_the_registrys(own_models, monkeypatch):
+    """A sweep or tune checks its model names before torch (model_names, an ast scan of the files the registry
+    imports); the scan must name what discovery registers, a models folder's model included."""
+    from mmsa_atsuko.model_names import check_model_names, registered_names
+    folder, _ = own_models
+    assert registered_names() == set(list_models()) >= SHIPPED
+    monkeypatch.setenv(user_models.MODELS_ENV, str(folder))
+    assert registered_names() == set(list_models()) == set(registry._REGISTRY) >= SHIPPED | {"latefuse"}
+    check_model_names(["TFN", "latefuse", "atsuko_mcm"])          # any letter case, as the registry takes them
+    with pytest.raises(UsageError, match="unknown model 'nosuch'.* Known models: atsuko, "):
+        check_model_names(["tfn", "nosuch"])
+    monkeypatch.setenv(user_models.MODELS_ENV, str(folder / "missing"))
+    assert registered_names() is None                              # the registry's line says what is wrong
+
+
+def test_the_registry_meta_read_from_the_model_files_source_is_the_registrys(monkeypatch):
+    """The config loader reads a model's YAML name and a variant's switches (`model_meta`) before torch, from the
+    files' source: it must be what the registry holds, or a sweep would check one config and train another."""
+    from mmsa_atsuko import model_names
+    from mmsa_atsuko.models.atsuko.family import ABLATIONS
+    list_models()
+    monkeypatch.setattr(model_names, "registry_now", dict)          # as before discovery: read from the source
+    for name in SHIPPED:
+        assert model_names.model_meta(name.upper()) == get_model_class(name).registry_meta, name
+    # model.py writes the ablations' switches out for the scan; family.py names them without torch: the same.
+    assert {name: (meta["overrides"]["use_sbn"], meta["overrides"]["use_mcm"])
+            for name in ABLATIONS for meta in [model_names.model_meta(name)]} == ABLATIONS

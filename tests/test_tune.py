@@ -36,7 +36,8 @@ def test_the_search_never_evaluates_the_test_split_and_the_best_config_runs_on_e
     assert len(study.trials) == 3 and all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)
     assert "valid" in evaluated and "test" not in evaluated
     assert "3/3 trials done" in lines[-2] and "best" in lines[-2]
-    assert "; selecting on valid Loss of synthetic data (min), seed 1111" in lines[0]     # labelled, as tables are
+    assert lines[0].startswith("[tune-tfn-mosi] planning the tune: reading the config of tfn, its search space ")
+    assert "; selecting on valid Loss of synthetic data (min), seed 1111" in lines[1]     # labelled, as tables are
     assert lines[-1].startswith(f"[tune-tfn-mosi] best: trial {study.best_trial.number}, valid Loss of synthetic data ")
     assert (tmp_path / "tune" / "tune-tfn-mosi.db").is_file()
     assert not (tmp_path / "runs.jsonl").exists()          # trials leave no run records
@@ -205,7 +206,7 @@ def test_a_study_resumes_only_on_the_data_it_searched_even_at_the_same_path(tmp_
         pickle.dump(data, f, protocol=4)
     lines = []
     tune("tfn", "mosi", trials=1, **{**kw, "study_name": "real", "echo": lines.append})
-    assert lines[0].endswith("selecting on valid Loss (min), seed 1111") and "synthetic" not in "".join(lines)
+    assert lines[1].endswith("selecting on valid Loss (min), seed 1111") and "synthetic" not in "".join(lines)
 
 
 def test_a_study_locked_past_the_busy_timeout_stops_in_one_line_and_the_same_command_resumes_it(tmp_path,
@@ -242,7 +243,7 @@ def test_a_study_locked_past_the_busy_timeout_stops_in_one_line_and_the_same_com
     monkeypatch.setattr(execute, "run_trial", real_trial)
     lines = []
     study = tune("tfn", "mosi", backend=LocalBackend(jobs=1), **{**call, "echo": lines.append})
-    assert "trial 0 was running when an earlier tune stopped: its parameters run again as a new trial" in lines[0]
+    assert "trial 0 was running when an earlier tune stopped: its parameters run again as a new trial" in lines[1]
     states = [(t.number, t.state.name, t.user_attrs.get("interrupted", False)) for t in study.trials]
     assert states[0] == (0, "FAIL", True) and len(states) == 3, states        # 0 retried: two trials count
     assert all(state in ("COMPLETE", "PRUNED") and not interrupted for _, state, interrupted in states[1:]), states
@@ -495,7 +496,7 @@ def test_failed_trials_count_toward_trials_and_a_call_whose_first_five_fail_stop
     lines = []
     study = tune("tfn", "mosi", trials=7, out=tmp_path / "many", seeds=[1111], final_runs=False, echo=lines.append,
                  synthetic=True, preset="small", max_epochs=1)
-    assert "5/7 trials done before this call" in lines[0]
+    assert "5/7 trials done before this call" in lines[1]          # after the planning line
     assert [t.state.name for t in study.trials][:5] == ["FAIL"] * 5 and len(study.trials) == 7
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials[5:])
 

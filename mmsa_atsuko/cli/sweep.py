@@ -185,7 +185,7 @@ def cmd_tune(argv) -> int:
     args = tune_parser().parse_args(argv)
     from ..sweep.tune import tune
     from ..training.seed import DEFAULT_SEEDS
-    backend = backend_from(args)()          # a tune reads its data before its first line: torch comes first anyway
+    backend = backend_from(args)            # made by the tune after its planning line, as the sweep's
     with run_details_to_run_logs():
         tune(args.model, args.dataset, trials=args.trials, out=args.out, space_file=args.space,
              study_name=args.study, seed=args.tune_seed, seeds=args.seeds or DEFAULT_SEEDS, backend=backend,

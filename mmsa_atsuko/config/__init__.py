@@ -35,7 +35,8 @@ from easydict import EasyDict
 
 from ..atomic import open_new
 from ..errors import UsageError
-from ..registry import CONFIG_DIR, get_model_class, model_yaml_path
+from ..model_names import model_meta
+from ..registry import CONFIG_DIR, model_yaml_path
 from ..user_models.discovery import model_origin
 from .checks import (DEFAULT_CHECKS, Check, _apply, _checks, _declare_nullable, _no_check, _Nullable, _type_name,
                      number_hint, parse_overrides)
@@ -60,7 +61,7 @@ ADDED_KEYS = {"valid_loss": "exact"}
 
 
 def model_config_name(model: str) -> tuple[str, dict]:
-    meta = get_model_class(model).registry_meta        # any letter case: meta["name"] is the registered one
+    meta = model_meta(model)        # any letter case: meta["name"] is the registered one; before torch where it can
     return meta.get("config_name", meta["name"]), dict(meta.get("overrides", {}))
 
 

@@ -46,6 +46,7 @@ import numpy as np
 
 from ..config import published_sha256
 from ..errors import ToolkitError, UsageError
+from ..model_names import model_meta
 from .stamp import is_synthetic
 
 if TYPE_CHECKING:
@@ -198,9 +199,10 @@ def _known_bert_text(record: dict) -> bool:
     return published is not None and data == f"sha256:{published}"
 
 
-def check_model_allows(model: str, model_class: type, condition: Condition) -> None:
-    """A modality subset needs a model that declares `modality_subsets` (see README)."""
-    if condition.modalities != "TAV" and not model_class.registry_meta.get("modality_subsets"):
+def check_model_allows(model: str, condition: Condition) -> None:
+    """A modality subset needs a model that declares `modality_subsets` (see README); read without torch where the
+    model file says it in a literal (`model_names.model_meta`)."""
+    if condition.modalities != "TAV" and not model_meta(model).get("modality_subsets"):
         raise UsageError(f"{model} cannot run on a modality subset (--modalities {condition.modalities}): its "
                          f"architecture needs all three modalities; the README lists the models that can")
 

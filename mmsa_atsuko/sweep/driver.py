@@ -17,13 +17,14 @@ from pathlib import Path
 from ..code_version import git_commit
 from ..data.conditions import check_model_allows, condition_of
 from ..data.synthetic_stress import STANDARD, recipe_of
-from ..registry import get_model_class
 from ..errors import ToolkitError
+from ..model_names import check_model_names
 from ..results import (LOOK_WAIT_S, SWEEP_LOCK, append_or_keep, check_no_run_py, check_output_folder, config_labels,
                        headline_metric, identity, recover, unopenable_note)
 from ..lock_files import shared_mode
 from ..run_folders import check_save_checkpoint, resume_points, take
 from ..training.hardware import check_precision
+from ..training.trainer_config import resolve_config
 from .local import LocalBackend
 from .plan import Plan, missing_data_error, plan, release
 from .sweep_file import expand
@@ -170,17 +171,17 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     check_precision(precision)
     check_save_checkpoint(save_checkpoint)     # every check that needs no torch comes before the planning line
     expanded = expand(file, **lists)
+    check_model_names(setting.model for _, setting, _ in expanded)     # from the model files' source: no torch
     check_output_folder(out)
     # Planning reads every setting's data (and, the first time in a cache folder, writes synthetic data and its
     # tiny BERT) while the workers start: 6-26 s on a busy 2-core CPU that were silent before the plan line.
     # Nothing before this line imports torch (2-4 s of a cold start; tests/test_lazy_imports.py).
+    for _, setting, _ in expanded:     # a bad value stops the sweep before its planning line (no torch)
+        resolve_config(setting.model, setting.dataset, preset=setting.preset, overrides=setting.overrides,
+                       max_epochs=setting.max_epochs)
+        check_model_allows(setting.model, setting.condition)
     echo(_planning_line(expanded))
-    from .. import api                 # imports torch
-    backend = backend() if callable(backend) else backend or LocalBackend()
-    for _, setting, _ in expanded:     # a bad value stops the sweep before it takes its folder's lock
-        api.resolve_config(setting.model, setting.dataset, preset=setting.preset, overrides=setting.overrides,
-                           max_epochs=setting.max_epochs)
-        check_model_allows(setting.model, get_model_class(setting.model), setting.condition)
+    backend = backend() if callable(backend) else backend or LocalBackend()     # its maker may import torch
     if dry_run:
         return _dry_run(expanded, out, retry_failed, resume, echo)
     with SweepLock(out):

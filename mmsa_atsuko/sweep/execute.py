@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import api
 from ..code_version import git_commit
 from ..config import config_hash, load_config
-from ..errors import DataError, ResumeRefused, ToolkitError, UsageError
+from ..errors import DataError, ResumeRefused, ToolkitError
 from ..registry import build_model
 from ..results import failed_record, open_new
 from ..run_folders import move_dead, take_leftovers
@@ -24,7 +24,7 @@ from ..training.hardware import peak_memory_mb, reset_peak_memory
 from ..training.seed import resolve_device, set_seed
 from ..training.trainer import fit
 from .plan import PlannedRun, prepare
-from .study_file import is_locked, locked_trial_error, study_storage
+from .study_file import is_locked, locked_trial_error, optuna_module, study_storage
 
 log = logging.getLogger("mmsa_atsuko")
 WORKER_CONSOLE = "mmsa-atsuko-worker-console"
@@ -115,16 +115,6 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
                          preset=s.preset, config=run.config, data=run.data, error=message, device=device,
                          started=started, wall_time_s=wall, run_dir=failed_dir, git_commit=git_commit(),
                          checkpoint=run.checkpoint, condition=s.condition, exit_code=exit_code)
-
-
-def optuna_module():
-    """Optuna, imported here: it is the optional [tune] extra."""
-    try:
-        import optuna
-    except ImportError:
-        raise UsageError("run.py tune needs Optuna: pip install -c constraints.txt -e '.[tune]'") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
 
 
 def run_trial(run: PlannedRun, device: str) -> dict:

@@ -14,16 +14,21 @@ SQLite makes a writer wait for another's lock only up to its busy timeout, 5 s b
 "database is locked", which was a traceback. Every connection of ours waits STUDY_BUSY_S (`study_storage`), and a
 lock held longer stops the tune in one line that says the study is kept (`stop_if_locked`); a trial's worker that
 meets it fails that trial with a line that says so (`locked_trial_error`).
+
+What a study's trials were scored on (`search_facts`) is stored in it, and a tune that resumes it with other facts
+stops in one line (`check_same_search`).
 """
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import sqlite3
 import stat
 from pathlib import Path
 
+from ..config import config_hash
 from ..errors import ToolkitError, UsageError
 
 # A trial stores its parameters, its value and one intermediate value per epoch, about 45 bytes each with
@@ -126,3 +131,53 @@ def _check_json(value, path: Path, table: str, fix: str) -> None:
         raise UsageError(f"{path}: a value of {table} is nested deeper than JSON is read: {fix}") from None
     except ValueError:
         raise UsageError(f"{path}: a value of {table} is no JSON: {fix}") from None
+
+
+NO_OPTUNA = "run.py tune needs Optuna: pip install -c constraints.txt -e '.[tune]'"
+
+
+def optuna_module():
+    """Optuna, imported here: it is the optional [tune] extra."""
+    try:
+        import optuna
+    except ImportError:
+        raise UsageError(NO_OPTUNA) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def check_optuna() -> None:
+    """Optuna installed, looked for and not imported (a second of a cold start): a tune without it is one line
+    before its planning line."""
+    if importlib.util.find_spec("optuna") is None:
+        raise UsageError(NO_OPTUNA)
+
+
+def search_facts(setting, config, trial_seed: int, space: dict, *, precision: str,
+                  deterministic: bool, data: str) -> dict:
+    """What a study's trials were scored on: a study resumed with other facts would mix two searches.
+    (Torch threads per trial are not among them: they change a float sum's last bits, not the search.)"""
+    return {"model": setting.model, "dataset": setting.dataset, "aligned": setting.aligned, "data": data,
+            "synthetic": setting.synthetic and f"{setting.synthetic_size}/{setting.synthetic_recipe}",
+            "feature_path": setting.feature_path, "data_root": setting.data_root,
+            "condition": setting.condition.key(), "config_hash": config_hash(config), "trial_seed": trial_seed,
+            "space": space, "precision": precision, "deterministic": deterministic}
+
+
+def check_same_search(study, facts: dict, storage: str, echo) -> None:
+    stored = study.user_attrs.get("search", {})
+    if not isinstance(stored, dict):
+        raise UsageError(f"study {study.study_name} in {storage} holds a record of its search that is no mapping; it "
+                         f"is not a study this toolkit wrote: remove it, or give --study NAME for a new study")
+    differ = [key for key in facts if key in stored and stored[key] != facts[key]]
+    if differ:
+        raise UsageError(f"study {study.study_name} in {storage} searched with other {', '.join(differ)} "
+                         f"({', '.join(f'{k}: {stored[k]!r}' for k in differ)[:300]}); give the same options "
+                         f"to resume it, or --study NAME for a new study")
+    unknown = [key for key in facts if key not in stored]
+    if unknown and study.get_trials(deepcopy=False):
+        # A study begun by a tune that stored fewer of its options: nothing to check its trials against.
+        echo(f"warning: study {study.study_name} has {len(study.trials)} trial(s) but no record of their "
+             f"{', '.join(unknown)}; they count as searched with these")
+    if unknown:
+        study.set_user_attr("search", {**stored, **{key: facts[key] for key in unknown}})

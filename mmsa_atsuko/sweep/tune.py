@@ -37,22 +37,22 @@ import math
 import re
 from pathlib import Path
 
-from .. import api
-from ..config import config_hash
 from ..data.conditions import check_model_allows
 from ..data.stamp import is_synthetic
 from ..errors import ToolkitError, UsageError
 from ..metrics.names import lower_is_better
-from ..registry import canonical_model_name, get_model_class
+from ..model_names import check_model_names, model_meta
 from ..results import STORE_ENTRIES, check_output_folder, show
+from ..run_folders import check_save_checkpoint
 from ..training.hardware import check_precision
 from ..training.seed import DEFAULT_SEEDS, check_seeds
+from ..training.trainer_config import resolve_config
 from .driver import SweepLock, sweep
-from .execute import optuna_module
 from .local import LocalBackend
 from .packed import failed_runs_error
 from .plan import PlannedRun, prepare, release
-from .study_file import check_study_file, stop_if_locked, study_storage
+from .study_file import (check_optuna, check_same_search, check_study_file, optuna_module, search_facts,
+                         stop_if_locked, study_storage)
 from .sweep_file import Setting, expand
 from .tune_space import check_space, outside, read_space, space_name, suggest
 
@@ -88,36 +88,41 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
     best one on every seed in `seeds`. `lists`: what `sweep_file.expand` takes besides models, datasets
     and seeds (aligned, synthetic, synthetic_recipe, preset, max_epochs, config, data_root, the protocol
     axes, ...), applied to every trial; they must name one setting. `resume`: for the final runs (the module
-    docstring). Returns the study; a final run that failed raises once every final run has ended (as
-    `run_packed`: records kept, the same call runs it again)."""
-    optuna = optuna_module()
+    docstring). `backend`: a backend, or a function that makes one, called after the planning line (the command
+    line's: choosing devices imports torch); None: `LocalBackend()`. Returns the study; a final run that failed
+    raises once every final run has ended (as `run_packed`: records kept, the same call runs it again)."""
     if trials < 1:
         raise UsageError(f"--trials must be at least 1, got {trials}")
-    api.check_save_checkpoint(save_checkpoint)
+    # Every check that needs no torch comes before the planning line, as a sweep's do (tests/test_lazy_imports.py).
+    check_save_checkpoint(save_checkpoint)
     check_precision(precision)
-    model = canonical_model_name(model)
+    check_model_names([model])               # from the model files' source: an unknown name is one line now
     seeds = check_seeds(seeds)
-    settings = expand(models=[model], datasets=[dataset], seeds=seeds, **lists)
+    settings = expand(models=[model], datasets=[dataset], seeds=seeds, **lists)     # the model's name lowercased
     if len(settings) != 1:
         raise UsageError(f"a tune searches one setting, and these options name {len(settings)}: give one "
                          f"--missing-rate, --drop-modality and --modalities value (one study each)")
     base = settings[0][1]
+    model, where = base.model, space_name(base.model, space_file)
+    model_meta(model)          # a --models folder's model: imported now (torch), so that its space is found beside it
     space = read_space(model, space_file)
-    where = space_name(model, space_file)
     study_name = study_name or default_study_name(base)
     if not STUDY_NAME.fullmatch(study_name):
         raise UsageError(f"--study {show(study_name)} is no study name: give one of letters, digits, '_', '.' and '-' "
                          f"(at most 100, the first a letter or digit)")
     out = check_output_folder(out, entries=(*STORE_ENTRIES, f"{TUNE_DIR}/"))   # a tune/ link took the study elsewhere
-    backend = backend or LocalBackend()
-    config = api.resolve_config(model, base.dataset, preset=base.preset, overrides=base.overrides,
-                                max_epochs=base.max_epochs)
-    check_model_allows(model, get_model_class(model), base.condition)
+    config = resolve_config(model, base.dataset, preset=base.preset, overrides=base.overrides,
+                            max_epochs=base.max_epochs)
+    check_model_allows(model, base.condition)
     unknown = sorted(set(space) - set(config))
     if unknown:
         raise UsageError(f"search space keys {', '.join(unknown)} are not config keys of {model}")
     check_space(model, base, space, where)          # before the study: a bad space leaves no storage file
     minimize = config.key_eval == "Loss" or lower_is_better(config.key_eval)
+    check_optuna()
+    echo(_planning_line(study_name, base, where))
+    optuna = optuna_module()
+    backend = backend() if callable(backend) else backend or LocalBackend()     # its maker may import torch
     data = _data_id(base, backend)                  # before the study too: missing data leaves no storage file
     (out / TUNE_DIR).mkdir(parents=True, exist_ok=True)
     with SweepLock(out), stop_if_locked(out / TUNE_DIR / f"{study_name}.db"):
@@ -127,9 +132,9 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
                                     direction="minimize" if minimize else "maximize",
                                     sampler=optuna.samplers.TPESampler(seed=seed),
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
-        facts = _search_facts(base, config, seeds[0], space, precision=precision, deterministic=deterministic,
+        facts = search_facts(base, config, seeds[0], space, precision=precision, deterministic=deterministic,
                               data=data)
-        _check_same_search(study, facts, storage, echo)
+        check_same_search(study, facts, storage, echo)
         stored = study.get_trials(deepcopy=False)
         for t in stored:       # the best trial's params become the final runs' config: only the space's may
             why = outside(space, t.params, t.state == optuna.trial.TrialState.COMPLETE, where)
@@ -231,6 +236,14 @@ def default_study_name(setting: Setting) -> str:
     return "tune-" + "-".join(parts)
 
 
+def _planning_line(study_name: str, setting: Setting, where: str) -> str:
+    """The tune's first line, before torch: what it reads before the study opens, so the wait has a reason."""
+    data = f"{setting.dataset}{' aligned' if setting.aligned else ''}{' synthetic' if setting.synthetic else ''}"
+    made = " (generated on its first use in a cache folder)" if setting.synthetic else ""
+    return (f"[{study_name}] planning the tune: reading the config of {setting.model}, its search space {where} and "
+            f"the data of {data}{made}")
+
+
 def _data_id(setting: Setting, backend) -> str:
     """The data id (the file's sha256, or the synthetic recipe) the trials will read. The paths in the facts do
     not name the data: another file at the same path, or $MMSA_DATA_ROOT pointing elsewhere, resumed the study
@@ -241,36 +254,6 @@ def _data_id(setting: Setting, backend) -> str:
     if not in_process:
         release()                  # the workers read it; the driver need not hold it (MOSEI is several GB)
     return data
-
-
-def _search_facts(setting: Setting, config, trial_seed: int, space: dict, *, precision: str,
-                  deterministic: bool, data: str) -> dict:
-    """What a study's trials were scored on: a study resumed with other facts would mix two searches.
-    (Torch threads per trial are not among them: they change a float sum's last bits, not the search.)"""
-    return {"model": setting.model, "dataset": setting.dataset, "aligned": setting.aligned, "data": data,
-            "synthetic": setting.synthetic and f"{setting.synthetic_size}/{setting.synthetic_recipe}",
-            "feature_path": setting.feature_path, "data_root": setting.data_root,
-            "condition": setting.condition.key(), "config_hash": config_hash(config), "trial_seed": trial_seed,
-            "space": space, "precision": precision, "deterministic": deterministic}
-
-
-def _check_same_search(study, facts: dict, storage: str, echo) -> None:
-    stored = study.user_attrs.get("search", {})
-    if not isinstance(stored, dict):
-        raise UsageError(f"study {study.study_name} in {storage} holds a record of its search that is no mapping; it "
-                         f"is not a study this toolkit wrote: remove it, or give --study NAME for a new study")
-    differ = [key for key in facts if key in stored and stored[key] != facts[key]]
-    if differ:
-        raise UsageError(f"study {study.study_name} in {storage} searched with other {', '.join(differ)} "
-                         f"({', '.join(f'{k}: {stored[k]!r}' for k in differ)[:300]}); give the same options "
-                         f"to resume it, or --study NAME for a new study")
-    unknown = [key for key in facts if key not in stored]
-    if unknown and study.get_trials(deepcopy=False):
-        # A study begun by a tune that stored fewer of its options: nothing to check its trials against.
-        echo(f"warning: study {study.study_name} has {len(study.trials)} trial(s) but no record of their "
-             f"{', '.join(unknown)}; they count as searched with these")
-    if unknown:
-        study.set_user_attr("search", {**stored, **{key: facts[key] for key in unknown}})
 
 
 def _best(study, name: str):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .. import api
 from ..config import CONFIG_DIR, declared_type, read_yaml
 from ..errors import UsageError
+from ..training.trainer_config import resolve_config
 from ..user_models.discovery import model_origin
 from .sweep_file import Setting
 
@@ -100,7 +100,7 @@ def _like_int(spec: dict) -> str:
 def check_space(model: str, base: Setting, space: dict, where: str) -> None:
     """One UsageError line naming `where` (the space file) and the key, unless every value the sampler
     can propose passes what a `-c` override must: the key's type and check and the trainer's checks
-    (`api.resolve_config`, which blames the space file for the value it gives).
+    (`resolve_config`, which blames the space file for the value it gives).
 
     A choice list: each choice is checked. A range: its kind (int when both bounds are integers, as
     `suggest` decides) must be the key's type, and both bounds are checked. The bounds stand for the
@@ -135,7 +135,7 @@ def check_space(model: str, base: Setting, space: dict, where: str) -> None:
                       for end, number in (("low", low), ("high", high))]
         for value, role, advice in values:
             try:
-                api.resolve_config(model, base.dataset, preset=base.preset, max_epochs=base.max_epochs,
+                resolve_config(model, base.dataset, preset=base.preset, max_epochs=base.max_epochs,
                                    overrides=[*base.overrides, (key, value, where)])
             except UsageError as error:
                 text = str(error) if str(error).startswith(f"{where}:") else f"{where}: {error}"

@@ -1,8 +1,12 @@
 """The trainer's checks of its config keys, without torch: a sweep checks every setting with them before it
 plans (and before torch is imported), `api` before a run makes its folder, `fit` again for callers that go
-straight there, `model_card` for a run folder from elsewhere."""
+straight there, `model_card` for a run folder from elsewhere. `resolve_config`, a run's checked config (the config
+loader's layers, then these checks), lives here for the same reason: a sweep's and a tune's configs and search space
+are checked before their planning line (`api` re-exports it)."""
 from __future__ import annotations
 
+from ..cache import synthetic_bert_name
+from ..config import load_config
 from ..errors import UsageError
 from ..metrics.names import metric_keys
 from .selection import VALID_LOSS_RULES
@@ -34,3 +38,19 @@ def check_trainer_config(config, dataset: str, origins: dict | None = None) -> N
         require(config.scheduler_patience >= 0, "scheduler_patience", "0 or more")
     allowed = ("Loss", *metric_keys(dataset))
     require(config.key_eval in allowed, "key_eval", f"a metric of {dataset} ({', '.join(allowed)})")
+
+
+def resolve_config(model, dataset, *, preset=None, overrides=(), max_epochs=None, synthetic_bert=None):
+    """The checked config of one (model, dataset) run: `load_config` with `max_epochs` and, for
+    synthetic data, its BERT folder as `pretrained` unless an override names one; then the
+    trainer's checks (`check_trainer_config`), an error naming the layer that set the value. Reads no data."""
+    overrides = list(overrides)
+    if max_epochs is not None:
+        overrides.append(("max_epochs", max_epochs, "--max-epochs"))       # its type checked as any value's
+    if synthetic_bert is not None and not any(
+            (o[0] if isinstance(o, tuple) else o.split("=", 1)[0].strip()) == "pretrained" for o in overrides):
+        overrides.insert(0, ("pretrained", synthetic_bert_name(synthetic_bert), "--synthetic"))
+    origins = {}
+    config = load_config(model, dataset, preset=preset, overrides=overrides, origins=origins)
+    check_trainer_config(config, dataset, origins)
+    return config
