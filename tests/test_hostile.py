@@ -1187,9 +1187,12 @@ RECORD_SIZES = {   # a runs.jsonl record whose config sizes another model, and t
 def test_a_record_sizing_another_model_is_refused_before_it_is_built(results, capsys, never_built_for_real,
                                                                       command, case):
     """load_run (explain, robustness, tsne) built the model a runs.jsonl record's config describes,
-    then loaded best.pt: post_fusion_dim 1000000 tried terabytes. It goes through predict's checks now."""
+    then loaded best.pt: post_fusion_dim 1000000 tried terabytes. It goes through predict's checks now. explain
+    refuses this record (a tfn run) from its model's name, before it reads the config or loads anything."""
     out, record = results
     change, needle = RECORD_SIZES[case]
+    if command == "explain":
+        needle = "is model 'tfn', not atsuko"
     lines = (out / "runs.jsonl").read_text().splitlines()
     edited = [json.loads(line) for line in lines]
     for r in edited:
