@@ -26,7 +26,7 @@ import pkgutil
 from pathlib import Path
 
 from .registry import MODEL_PACKAGES, canonical_model_name, get_model_class, registry_now
-from .user_models import model_folders
+from .user_models.discovery import model_folders
 
 REGISTERING = ("register_model", "register_variant")
 
