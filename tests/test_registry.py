@@ -789,12 +789,12 @@ def test_the_names_read_from_the_model_files_source_are_the_registrys(own_models
     from mmsa_atsuko.model_names import check_model_names, registered_names
     folder, _ = own_models
     assert registered_names() == set(list_models()) >= SHIPPED
-    monkeypatch.setenv(user_models.MODELS_ENV, str(folder))
+    monkeypatch.setenv(discovery.MODELS_ENV, str(folder))
     assert registered_names() == set(list_models()) == set(registry._REGISTRY) >= SHIPPED | {"latefuse"}
     check_model_names(["TFN", "latefuse", "atsuko_mcm"])          # any letter case, as the registry takes them
     with pytest.raises(UsageError, match="unknown model 'nosuch'.* Known models: atsuko, "):
         check_model_names(["tfn", "nosuch"])
-    monkeypatch.setenv(user_models.MODELS_ENV, str(folder / "missing"))
+    monkeypatch.setenv(discovery.MODELS_ENV, str(folder / "missing"))
     assert registered_names() is None                              # the registry's line says what is wrong
 
 
