@@ -306,7 +306,7 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
     final_dir = runs_dir / run_id
     commit = git_commit()
     attempt = {"git_commit": commit, "started_at": stamp.isoformat(timespec="seconds"),
-               "torch_threads": torch.get_num_threads()}
+               "torch_threads": torch.get_num_threads(), "precision": precision, "deterministic": deterministic}
     with (run_folder(work_dir, final_dir, job_identity(job, seed), resume, attempt, spec.condition.as_dict()),
           run_log(work_dir / "train.log"),
           tensorboard_log(work_dir / "tensorboard") if tensorboard else contextlib.nullcontext() as on_epoch):

@@ -199,7 +199,37 @@ def test_a_resumed_run_ends_exactly_as_the_uninterrupted_one(tmp_path, monkeypat
     assert "earlier_attempts" not in whole
     # The first start's code version is kept: the record names each process that trained the run.
     assert resumed["earlier_attempts"] == [{"git_commit": resumed["git_commit"], "started_at": partial_started,
-                                            "torch_threads": 1}]      # conftest runs every test on 1 thread
+                                            "torch_threads": 1,       # conftest runs every test on 1 thread
+                                            "precision": "fp32", "deterministic": True}]
+
+
+def test_a_resume_at_another_precision_or_kernels_is_refused_in_one_line_and_each_attempt_names_how_it_ran(
+        tmp_path, monkeypatch):
+    """A bf16 --nondeterministic run killed at epoch 3 and resumed with the defaults recorded fp32 and deterministic
+    kernels, and its earlier attempt said neither: its numbers mixed two protocols under the name of one."""
+    from mmsa_atsuko.errors import ResumeRefused
+
+    kw = dict(seeds=[1], synthetic=True, preset="small", max_epochs=4, out=tmp_path, quiet=True)
+    die_before_last_pt_of_epoch(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        mmsa_atsuko.run("tfn", "mosi", precision="bf16", deterministic=False, **kw)
+    monkeypatch.undo()
+    (partial,) = (tmp_path / "runs").glob(".*.partial")
+    history = (partial / "history.json").read_text()
+    for precision, deterministic in (("fp32", True), ("bf16", True), ("fp32", False)):
+        with pytest.raises(ResumeRefused) as refused:
+            mmsa_atsuko.run("tfn", "mosi", precision=precision, deterministic=deterministic, resume=True, **kw)
+        line = str(refused.value)
+        assert "\n" not in line and line.startswith(f"{partial} trained its first epochs at bf16 with "
+                                                     f"nondeterministic kernels, and this resume asks at {precision}")
+        assert "resume it with --precision bf16 --nondeterministic" in line
+    # Refused before anything was touched: the folder is as the killed run left it, and no record was written.
+    assert (partial / "history.json").read_text() == history
+    assert not (tmp_path / "runs.jsonl").exists() or not (tmp_path / "runs.jsonl").read_text().strip()
+    (record,) = mmsa_atsuko.run("tfn", "mosi", precision="bf16", deterministic=False, resume=True, **kw)
+    assert record["run_id"] == partial.name[1:-len(".partial")]
+    assert (record["precision"], record["deterministic"]) == ("bf16", False)
+    assert [(a["precision"], a["deterministic"]) for a in record["earlier_attempts"]] == [("bf16", False)]
 
 
 @pytest.mark.parametrize("threads_then, threads_now", [(1, 2), (1, 1)])

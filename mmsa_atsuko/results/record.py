@@ -37,8 +37,8 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
     not cover: the model file's path and sha256 and each file of its folder imported
     (`user_models.source.model_source`).
     `earlier_attempts`: of a resumed run, the processes that trained its first epochs ({"git_commit",
-    "started_at", "torch_threads"} each, oldest first; `git_commit`, `started_at` and `torch_threads` are this
-    process's)."""
+    "started_at", "torch_threads", "precision", "deterministic"} each, oldest first, `run_folders.attempts_of`; the
+    record's own fields are this process's, and a resume at another precision or kernels is refused)."""
     return {
         "run_id": run_id, "status": "ok",
         "model": model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,

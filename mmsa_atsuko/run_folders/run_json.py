@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..atomic import read_small_file
 from ..data.conditions import folder_condition_key
+from ..errors import ResumeRefused
 from .layout import RUN_IDENTITY
 
 log = logging.getLogger("mmsa_atsuko")
@@ -58,21 +59,28 @@ def folder_identity(identity: tuple, stored) -> tuple:
 
 def attempts_of(folder: Path) -> list[dict]:
     """The attempts at the run in a `.partial` folder, oldest first: each process that worked in it
-    (the first start, then each --resume) as `run_folder` was given it, {"git_commit": ...,
-    "started_at": ..., "torch_threads": ...}. A folder that does not list them (one of an older version, or a
-    damaged run.json) counts as one attempt of unknown code and threads, so that a resumed run never claims one
-    commit made all of it; an attempt of a version that noted no threads has `torch_threads` None."""
-    unknown = [{"git_commit": None, "started_at": None, "torch_threads": None}]
+    (the first start, then each --resume) as `run_folder` was given it, {"git_commit": ..., "started_at": ...,
+    "torch_threads": ..., "precision": ..., "deterministic": ...}. A folder that does not list them (one of an older
+    version, or a damaged run.json) counts as one attempt of unknown code, threads and protocol, so that a resumed
+    run never claims one commit made all of it; a field an older version did not note is None."""
+    unknown = [dict.fromkeys(ATTEMPT_FIELDS)]
     try:
         attempts = _run_json(folder)["attempts"]
     except (OSError, ValueError, KeyError, TypeError):
         return unknown
-    fields = ("git_commit", "started_at")
     if not (isinstance(attempts, list) and attempts and all(
-            isinstance(a, dict) and all(isinstance(a.get(k), (str, type(None))) for k in fields)
+            isinstance(a, dict) and all(_is(a.get(k), kind) for k, kind in ATTEMPT_FIELDS.items())
             and _threads_or_none(a.get("torch_threads")) for a in attempts)):
         return unknown
-    return [{k: a.get(k) for k in (*fields, "torch_threads")} for a in attempts]
+    return [{k: a.get(k) for k in ATTEMPT_FIELDS} for a in attempts]
+
+
+# What an attempt notes, and the type of each value (None: not noted, by an older version).
+ATTEMPT_FIELDS = {"git_commit": str, "started_at": str, "torch_threads": int, "precision": str, "deterministic": bool}
+
+
+def _is(value, kind: type) -> bool:
+    return value is None or type(value) is kind
 
 
 def _threads_or_none(value) -> bool:
@@ -90,3 +98,25 @@ def warn_of_other_threads(folder: Path, earlier: list[dict], threads: int | None
                     "differ from an uninterrupted run's in the last digits (give --threads %d to match)",
                     folder, threads, before, before)
 
+
+
+def refuse_other_protocol(folder: Path, earlier: list[dict], attempt: dict) -> None:
+    """ResumeRefused (one line) when this resume would train at another precision or with other kernels than the
+    earlier epochs did: bf16 and fp32, or deterministic and nondeterministic kernels, give other numbers for one seed,
+    so a run of both matches neither and its record could name only one. An attempt that noted neither (an older
+    version's) is not judged."""
+    for before in earlier:
+        then = (before.get("precision"), before.get("deterministic"))
+        now = (attempt.get("precision"), attempt.get("deterministic"))
+        if None not in then and None not in now and then != now:
+            raise ResumeRefused(f"{folder} trained its first epochs {_protocol_text(*then)}, and this resume asks "
+                                f"{_protocol_text(*now)}: resume it with {_protocol_flags(*then)} (one run at one "
+                                f"precision and kernels), or run without --resume to train it afresh")
+
+
+def _protocol_text(precision: str, deterministic: bool) -> str:
+    return f"at {precision} with {'deterministic' if deterministic else 'nondeterministic'} kernels"
+
+
+def _protocol_flags(precision: str, deterministic: bool) -> str:
+    return f"--precision {precision}" + (" without --nondeterministic" if deterministic else " --nondeterministic")

@@ -12,12 +12,12 @@ import socket
 from pathlib import Path
 
 from ..atomic import open_new
-from ..errors import DataError, FolderNotResumable, ModelContractError
+from ..errors import DataError, FolderNotResumable, ModelContractError, ResumeRefused
 from ..lock_files import make_shared_folder
 from .dead import remove
 from .layout import NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK
 from .lock import LOOK_HOLD_S, claim, foreign_kind
-from .run_json import attempts_of, warn_of_other_threads
+from .run_json import attempts_of, refuse_other_protocol, warn_of_other_threads
 
 
 @contextlib.contextmanager
@@ -27,9 +27,10 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
 
     A new folder is made under another name and renamed to `work_dir` with its lock held, so a
     live run's `.partial` folder is never seen unlocked; to resume, a dead run's folder is taken over.
-    A fresh run that raises `ModelContractError` is removed. `attempt` (the code version and start
-    of this process's part of the run) is added to the folder's attempts (`attempts_of`). `condition` (the
-    record's `condition` block) is kept in run.json for its marks: a drop=T one's text_rows (`identity_of`)."""
+    A fresh run that raises `ModelContractError` is removed. `attempt` (the code version, start, threads,
+    precision and kernels of this process's part of the run, `run_json.ATTEMPT_FIELDS`) is added to the folder's
+    attempts (`attempts_of`); a resume at another precision or kernels is refused. `condition` (the record's
+    `condition` block) is kept in run.json for its marks: a drop=T one's text_rows (`identity_of`)."""
     def name_the_run(folder: Path, earlier: list) -> None:
         with open_new(folder / RUN_IDENTITY, "w", encoding="utf-8") as f:      # never through a planted link
             json.dump({"identity": list(identity), "pid": os.getpid(), "host": socket.gethostname(),
@@ -42,10 +43,11 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
             raise FolderNotResumable(f"{work_dir} is in use by another process; wait for it or run without --resume")
         try:
             check_resumable(work_dir)
-        except FolderNotResumable:
+            earlier = attempts_of(work_dir)
+            refuse_other_protocol(work_dir, earlier, attempt or {})
+        except ResumeRefused:
             lock.release()
             raise
-        earlier = attempts_of(work_dir)
         warn_of_other_threads(work_dir, earlier, (attempt or {}).get("torch_threads"))
         name_the_run(work_dir, earlier)
     else:
