@@ -89,3 +89,19 @@ def test_compares_cells_read_as_the_leaderboards(tmp_path, capsys):
     assert table["MAE"][1:3] == ["0.6500 ± 0.0707", "0.9000 ± 0.1000"]
     assert table["Mult_acc_7"][1:3] == ["30.00 ± – (n=1)", "–"]
     assert table["Has0_acc_2"][1:3] == ["50.00 ± 0.00", "50.00 ± 0.00"]
+
+
+def test_a_seed_whose_metric_is_nan_counts_as_one_without_it_as_in_the_store():
+    """A run's NaN Corr (constant predictions) is NaN in memory, where run.py's end table reads it, and null in the
+    store, where the leaderboard does: the table printed "–±–" for Corr 0.31, nan, 0.35 and the leaderboard
+    "0.3300 ± 0.0283 (n=2)"."""
+    from mmsa_atsuko.leaderboard.stats import Cell
+
+    def records(third):
+        return [{"metrics": {"Corr": value}} for value in (0.31, third, 0.35)]
+
+    # 0.31 and 0.35: mean 0.33, std sqrt((0.02**2 + 0.02**2) / 1) = sqrt(0.0008) = 0.028284
+    for third in (float("nan"), None, float("inf")):
+        cell = Cell.of(records(third), "Corr")
+        assert cell.values == [0.31, 0.35], third
+        assert cell.text(of=3) == "0.3300 ± 0.0283 (n=2)"

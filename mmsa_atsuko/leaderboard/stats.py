@@ -67,8 +67,11 @@ class Cell:
 
     @classmethod
     def of(cls, records: list[dict], metric: str) -> "Cell":
-        """`metric` over the runs of `records` that have it (a record from before a metric existed lacks it)."""
-        return cls([float(r["metrics"][metric]) for r in records if r["metrics"].get(metric) is not None])
+        """`metric` over the runs of `records` that have a finite value of it: a record from before a metric existed
+        lacks it, and a run whose value is undefined (the Corr of constant predictions) has NaN in memory and null in
+        the store; either way that seed has no value, and run.py's end table and the leaderboard read it alike."""
+        values = [float(value) for r in records if (value := r["metrics"].get(metric)) is not None]
+        return cls([value for value in values if math.isfinite(value)])
 
     def text(self, number=lambda value: f"{value:.4f}", pm: str = " ± ", of: int | None = None) -> str:
         """The cell as every table of ours prints it: mean ± std, each through `number`, "–" for a NaN (the std of
