@@ -698,3 +698,19 @@ def test_f1_is_2tp_over_true_plus_pred_as_in_sklearn_14_even_on_a_4_decimal_tie(
     # sklearn < 1.4 divides 1/5 and 1/3 first and lands one ulp above the tie: MMSA run with it printed 0.5313.
     old = sklearn_024_weighted_f1(y >= 0, p >= 0)
     assert old == 0.53125 + 2.0 ** -53 and round(old, 4) == 0.5313
+
+
+def test_the_public_names_of_the_single_metrics_module_still_import_from_the_package():
+    """`from mmsa_atsuko.metrics import metric_keys` worked before metrics.py became a package (37cb3ff) and failed
+    after it: a user's --models file may import any public name that module had, which are these."""
+    import mmsa_atsuko.metrics as package
+    from mmsa_atsuko.config import METRIC_KEYS
+    from mmsa_atsuko.metrics import names, scores
+
+    public_then = {"compute_metrics", "metric_family", "metric_keys", "lower_is_better", "MMSA_CSV_KEYS",
+                   "METRIC_KEYS", "f1_score", "precision_score", "recall_score"}
+    assert set(package.__all__) == public_then
+    assert package.metric_keys is names.metric_keys and package.f1_score is scores.f1_score
+    assert package.METRIC_KEYS is METRIC_KEYS
+    assert "Corr" in package.metric_keys("mosi") and package.lower_is_better("MAE")
+    assert package.metric_family("mosei") == "mosi"

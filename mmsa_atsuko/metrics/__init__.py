@@ -26,9 +26,15 @@ Every metric against its source, line by line: docs/metrics.md.
 
 The modules: `dispatch` (the entry point and its input checks), `names` (each family's keys, which way each
 metric is better), `scores` (F1, precision, recall; MAE and Corr), `mosi` (MOSI, MOSEI), `sims` (CH-SIMS, v2),
-`mintrec` (MIntRec). `compute_metrics`, the one name the README shows, is imported from the package; the
-toolkit's modules import each name from its own module.
+`mintrec` (MIntRec). The toolkit's modules import each name from its own module. The package keeps every public name
+the single module `metrics.py` had before the split (`compute_metrics`, the one the README shows, and the names,
+scores and key tables below), so a user's code (a `--models` file) importing them from `mmsa_atsuko.metrics` goes on
+working.
 """
+from ..config import METRIC_KEYS
 from .dispatch import compute_metrics
+from .names import MMSA_CSV_KEYS, lower_is_better, metric_family, metric_keys
+from .scores import f1_score, precision_score, recall_score
 
-__all__ = ["compute_metrics"]
+__all__ = ["METRIC_KEYS", "MMSA_CSV_KEYS", "compute_metrics", "f1_score", "lower_is_better", "metric_family",
+           "metric_keys", "precision_score", "recall_score"]
