@@ -732,16 +732,17 @@ def test_each_attempt_at_a_run_is_noted_and_an_unnoted_one_counts_as_unknown(tmp
 
     from mmsa_atsuko.run_folders import RUN_IDENTITY, attempts_of, partial_dir, run_folder
     work, final = partial_dir(tmp_path, "r1"), tmp_path / "runs" / "r1"
-    first = {"git_commit": "aaa", "started_at": "t1", "torch_threads": 1}
-    second = {"git_commit": "bbb+dirty", "started_at": "t2", "torch_threads": 1}
+    first = {"git_commit": "aaa", "started_at": "t1", "torch_threads": 1, "precision": "fp32", "deterministic": True}
+    second = {"git_commit": "bbb+dirty", "started_at": "t2", "torch_threads": 1, "precision": "fp32",
+              "deterministic": True}
     with pytest.raises(RuntimeError), run_folder(work, final, ("id",), resume=False, attempt=first):
         raise RuntimeError("the process dies after some epochs")
     assert attempts_of(work) == [first]
     with run_folder(work, final, ("id",), resume=True, attempt=second) as folder:
         assert attempts_of(folder) == [first, second]
-    unknown = {"git_commit": None, "started_at": None, "torch_threads": None}
+    unknown = {"git_commit": None, "started_at": None, "torch_threads": None, "precision": None, "deterministic": None}
     for text in ('{"identity": ["id"], "pid": 1, "host": "h"}', "{not json", '{"attempts": []}',
-                 '{"attempts": [{"git_commit": 7}]}', '{"attempts": "aaa"}'):
+                 '{"attempts": [{"git_commit": 7}]}', '{"attempts": "aaa"}', '{"attempts": [{"deterministic": 1}]}'):
         (work / RUN_IDENTITY).parent.mkdir(parents=True, exist_ok=True)
         (work / RUN_IDENTITY).write_text(text)
         assert attempts_of(work) == [unknown], text
