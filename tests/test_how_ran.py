@@ -1,6 +1,7 @@
 """How the seeds of a table's rows ran: precision (`--precision fp32|bf16`) and kernels (deterministic by default,
 `--nondeterministic`), as the records say since issue 17. A row mixing them, or rows differing, is said under the
-leaderboard, in its CSV columns `precision` and `kernels`, and under compare's header (and its CSV)."""
+leaderboard, in its CSV columns `run_precision`, `run_kernels` and `run_device`, and under compare's header (and its
+CSV). Kernels count on a GPU only: on the CPU they give the same numbers."""
 import io
 
 import pandas as pd
@@ -20,7 +21,11 @@ def ran(rec: dict, precision: str | None = "fp32", deterministic: bool | None = 
 
 def _notes(records) -> list[str]:
     (table,) = build_tables(records)
-    return [n for n in table.notes if n.startswith(("precision", "kernels"))]
+    return [n for n in table.notes if n.startswith(("precision", "kernels", "device"))]
+
+
+def on(rec: dict, device: str) -> dict:
+    return rec | {"device": device}
 
 
 def test_a_row_mixing_precisions_or_kernels_says_so_in_a_note_and_the_csv(tmp_path):
@@ -37,8 +42,8 @@ def test_a_row_mixing_precisions_or_kernels_says_so_in_a_note_and_the_csv(tmp_pa
     assert "\n- kernels: mixed in lmf (2 deterministic, 1 nondeterministic: its mean mixes them); deterministic " \
            "in tfn\n" in text
     board = pd.read_csv(io.StringIO(leaderboard(tmp_path, fmt="csv"))).set_index("label")
-    assert board.loc[["lmf", "tfn"], "precision"].tolist() == ["fp32", "2 fp32, 1 bf16"]
-    assert board.loc[["lmf", "tfn"], "kernels"].tolist() == ["2 deterministic, 1 nondeterministic", "deterministic"]
+    assert board.loc[["lmf", "tfn"], "run_precision"].tolist() == ["fp32", "2 fp32, 1 bf16"]
+    assert board.loc[["lmf", "tfn"], "run_kernels"].tolist() == ["2 deterministic, 1 nondeterministic", "deterministic"]
     assert "precision: fp32 in lmf" in leaderboard(tmp_path, fmt="latex")
 
 
@@ -83,3 +88,56 @@ def test_compare_says_when_the_compared_rows_ran_at_other_precisions_or_kernels(
     df = pd.read_csv(tmp_path / "comparison_atsuko_mosi-synthetic.csv", keep_default_na=False)
     assert set(df[df.baseline == "lmf"].precision_note) == {"precision: bf16 in atsuko; fp32 in lmf"}
     assert set(df[df.baseline == "lmf"].kernels_note) == {""}
+    assert set(df.device_note) == {""}                        # records without a device: one kind, unknown
+
+
+def test_kernels_count_only_where_they_can_differ_off_the_cpu():
+    """On the CPU a deterministic and a --nondeterministic tfn run were bit-identical, yet the note said the row mixed
+    them, and a store topped up over records from before `deterministic` (warn-only) read as mixed too."""
+    cpu = [on(ran(record("tfn", s, {"MAE": 0.5 + s / 100}), deterministic=s == 1), "cpu") for s in (1, 2, 3)]
+    older = [on(ran(record("lmf", s, {"MAE": 0.6 + s / 100}), deterministic=None if s < 3 else True), "cpu")
+             for s in (1, 2, 3)]
+    assert _notes(cpu + older) == []
+    gpu = [on(r, "cuda:0") for r in cpu]
+    assert _notes(gpu) == ["kernels: mixed in tfn (2 nondeterministic, 1 deterministic: its mean mixes them)"]
+    # A GPU row against a CPU row: only the GPU's kernels are named, and the CPU row is said to be any.
+    nondeterministic = [on(ran(record("atsuko", s, {"MAE": 0.4 + s / 100}), deterministic=False), "cuda")
+                        for s in (1, 2)]
+    assert _notes(nondeterministic + older) == ["kernels: nondeterministic in atsuko; any on the CPU in lmf",
+                                                "device: cuda in atsuko; cpu in lmf"]
+    table = pd.read_csv(io.StringIO(_csv(nondeterministic + older)), keep_default_na=False).set_index("label")
+    assert table.loc[["atsuko", "lmf"], "run_kernels"].tolist() == ["nondeterministic", ""]
+
+
+def _csv(records) -> str:
+    from mmsa_atsuko.leaderboard.csv_table import csv_frame
+    return csv_frame(build_tables(records)).to_csv(index=False)
+
+
+def test_a_row_of_seeds_on_several_devices_or_rows_on_other_devices_are_noted():
+    """Seeds on cuda:0 and on the CPU in one row gave no note: a GPU and the CPU sum in other orders."""
+    tfn = [on(ran(record("tfn", s, {"MAE": 0.5 + s / 100})), "cuda:0" if s < 3 else "cpu") for s in (1, 2, 3)]
+    lmf = [on(ran(record("lmf", s, {"MAE": 0.6 + s / 100})), "cuda:1") for s in (1, 2, 3)]
+    assert _notes(tfn + lmf) == ["device: mixed in tfn (2 cuda, 1 cpu: its mean mixes them); cuda in lmf"]
+    assert _notes(lmf) == []                                # cuda:1 alone, or cuda:0 and cuda:1: one kind, no note
+    assert _notes(lmf + [on(r, "cuda:0") for r in tfn]) == []
+    assert _notes([on(r, "cpu") for r in tfn + lmf]) == []
+    table = pd.read_csv(io.StringIO(_csv(tfn + lmf)), keep_default_na=False).set_index("label")
+    assert table.loc[["tfn", "lmf"], "run_device"].tolist() == ["2 cuda, 1 cpu", "cuda"]
+
+
+def test_the_how_it_ran_columns_of_a_mintrec_csv_are_apart_from_its_precision_metric():
+    """MIntRec's metric `precision` has the columns precision_mean/_std/_n/_best; the row's precision (fp32, bf16)
+    was a column `precision` beside them."""
+    rows = [ran(record("mag_bert", s, {"precision": 0.7 + s / 100}, dataset="mintrec"), "bf16") for s in (1, 2)]
+    table = pd.read_csv(io.StringIO(_csv(rows)), keep_default_na=False)
+    assert "precision" not in table.columns
+    assert table["run_precision"].tolist() == ["bf16"]
+    assert table["precision_mean"].tolist() == pytest.approx([0.715])      # (0.71 + 0.72) / 2
+
+
+def test_a_device_a_table_cannot_show_is_one_line(tmp_path):
+    from mmsa_atsuko.errors import DataError
+    append_record(tmp_path, record("tfn", 1, {"MAE": 0.9}) | {"device": "cuda\n### a heading"})
+    with pytest.raises(DataError, match="^runs.jsonl: record 'tfn-mosi-1-h-0000000000-1': device must be a string "):
+        leaderboard(tmp_path, fmt="md")

@@ -3,7 +3,8 @@
 Unlike the printed tables (render.py, cells.py), the CSV keeps the store's units (fractions) at full
 precision, and published rows are converted to them too. A `table` column says leaderboard, ablation,
 published or published ablation; `data_kind` says synthetic or real; each line carries what the printed
-notes say of its row (its code versions, run labels, model selection, seeds, precision and kernels).
+notes say of its row (its code versions, run labels, model selection, seeds, precision, kernels and
+device).
 """
 from __future__ import annotations
 
@@ -33,11 +34,13 @@ def _stat_columns(metric: str, cell: Cell | None, best: bool) -> dict:
 
 
 def _protocol(row: Row) -> dict:
-    """A row's model selection, its seeds (space-separated), its precision and its kernels (`fp32`, or with counts
-    where its seeds mix them, `3 fp32, 2 bf16`): what the Markdown notes say, per CSV row."""
+    """A row's model selection, its seeds (space-separated), and how they ran: `run_precision`, `run_kernels` and
+    `run_device` (`fp32`, or with counts where its seeds mix them, `3 fp32, 2 bf16`; `run_kernels` empty for a row of
+    CPU seeds, where kernels give the same numbers): what the Markdown notes say, per CSV row. Named `run_`, apart
+    from the metric columns (MIntRec's `precision_mean`)."""
     return {"model_selection": model_selection(row.records[-1]),
             "seeds": " ".join(map(str, sorted({r["seed"] for r in row.records}))),
-            **{kind: how_ran_text(row.records, kind)[0] for kind in HOW_RAN}}
+            **{f"run_{kind}": how_ran_text(row.records, kind)[0] for kind in HOW_RAN}}
 
 
 def csv_frame(tables, ablations=(), published=(), published_ablation=False):

@@ -7,14 +7,15 @@ csv_table.py puts a row's run labels (`row_run_labels`) on its CSV line.
 - a row over one seed: never bold and not Welch-tested (`Row.few_seeds`);
 - how the rows chose their best epoch (`results.model_selection`: the valid metric, and for the valid Loss its
   `valid_loss` rule), on which seeds they ran, and at which `--preset`;
-- at which precision and with which kernels their seeds ran (`results.precision_of`, `results.kernels_of`), where
-  a row mixes them, the rows differ, or every row ran otherwise than at fp32 with deterministic kernels;
+- at which precision, with which kernels and on which kind of device their seeds ran (`results.precision_of`,
+  `results.kernels_of` for seeds off the CPU, `results.device_of`), where a row mixes them, the rows differ, or every
+  row ran otherwise than at fp32 with deterministic kernels;
 - a row whose seeds ran on several code versions (`git_commit`, else the package version): its mean mixes them.
 """
 from __future__ import annotations
 
 from collections import Counter
-from ..results import code_version, kernels_of, model_selection, precision_of, run_label
+from ..results import code_version, device_of, kernels_of, model_selection, precision_of, run_label
 
 # `rows` below are stats.Row (model, label, config_hash, records, few_seeds), named in no annotation: stats builds the
 # rows and imports this module to note them, and this module importing stats back would make a circle of two.
@@ -109,47 +110,69 @@ def preset_note(rows: list) -> list[str]:
     return ["trained at " + "; ".join(f"{text}: {', '.join(labels)}" for text, labels in by_preset.items())]
 
 
-# What each says of a run (`results.precision_of`, `results.kernels_of`), and the values a table need not name when
-# every seed of every row has one of them: the default, and for kernels a store from before they were recorded.
-HOW_RAN = {"precision": (precision_of, {"fp32"}), "kernels": (kernels_of, {"deterministic", "warn-only"})}
+def kernels_where_they_differ(record: dict) -> str | None:
+    """The kernels a run ran with (`results.kernels_of`), or None for a run on the CPU: torch has one CPU kernel for
+    nearly every op (its deterministic mode changes only index_put_ and put_ with accumulate=True there, which no
+    model of the toolkit calls), so deterministic, warn-only and nondeterministic CPU seeds give the same numbers
+    (tfn small: bit-identical), and a row of them mixes nothing."""
+    return None if device_of(record) == "cpu" else kernels_of(record)
+
+
+# What each says of a run (None: nothing to say of it), and the values a table need not name when every seed of every
+# row has one of them: the default, and for kernels a store from before they were recorded; for the device, any one.
+HOW_RAN = {"precision": (precision_of, {"fp32"}),
+           "kernels": (kernels_where_they_differ, {"deterministic", "warn-only"}),
+           "device": (device_of, None)}
 
 
 def how_ran_notes(rows: list) -> list[str]:
-    """At which precision, and with which kernels, the rows' seeds ran: bf16 and fp32, or deterministic and
-    nondeterministic kernels, give other numbers for one seed, so a row that mixes them has a mean over two
-    protocols, and two rows that differ do not compare models alone. A note per kind where a row mixes values, the
-    rows differ, or every row ran at one value other than the default; nothing where every seed ran at fp32 with
-    deterministic kernels."""
+    """At which precision, with which kernels and on which device the rows' seeds ran: bf16 and fp32, deterministic
+    and nondeterministic kernels on a GPU, or a GPU and the CPU give other numbers for one seed, so a row that mixes
+    them has a mean over two protocols, and two rows that differ do not compare models alone. A note per kind where
+    a row mixes values, the rows differ, or every row ran at one precision or kernels other than the default;
+    nothing where every seed ran at fp32 with deterministic kernels on one kind of device."""
     return [note for kind in HOW_RAN if (note := how_ran_note(rows, kind))]
 
 
 def how_ran_text(records: list, kind: str) -> tuple[str, bool]:
-    """A row's values of `kind` ("precision" or "kernels") as its note names them, and whether its seeds mix
-    values: `bf16`, or with a count each, `3 fp32, 2 bf16`, the most seeds first (on a tie, in name order)."""
-    counts = Counter(HOW_RAN[kind][0](r) for r in records)
-    if len(counts) == 1:
-        return next(iter(counts)), False
+    """A row's values of `kind` (a key of HOW_RAN) as its note names them, and whether its seeds mix values: `bf16`,
+    or with a count each, `3 fp32, 2 bf16`, the most seeds first (on a tie, in name order); "" where nothing is said
+    of any of its seeds (kernels on the CPU)."""
+    counts = Counter(value for r in records if (value := HOW_RAN[kind][0](r)) is not None)
+    if len(counts) < 2:
+        return next(iter(counts), ""), False
     return ", ".join(f"{n} {value}" for value, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))), True
 
 
 def how_ran_note(rows: list, kind: str) -> str:
     """`how_ran_notes`' note of one kind, or "": `precision: fp32 in lmf, misa; mixed in tfn (3 fp32, 2 bf16: its
-    mean mixes them)`, or `precision: bf16 in every row`."""
+    mean mixes them)`, or `precision: bf16 in every row`; the rows of which nothing is said (kernels on the CPU) are
+    named last, `kernels: nondeterministic in tfn; any on the CPU in lmf`."""
     by_text: dict[tuple[str, bool], list[str]] = {}
+    unsaid = []
     for row in rows:
-        by_text.setdefault(how_ran_text(row.records, kind), []).append(row.label)
+        text, mixed = how_ran_text(row.records, kind)
+        if text:
+            by_text.setdefault((text, mixed), []).append(row.label)
+        else:
+            unsaid.append(row.label)
     if len(by_text) == 1:
         ((text, mixed),) = by_text
-        if text in HOW_RAN[kind][1]:
+        usual = HOW_RAN[kind][1]
+        if usual is None and not mixed or usual is not None and text in usual:
             return ""
-        if not mixed:
+        if not mixed and not unsaid:
             return f"{kind}: {text} in every row"
+    if not by_text:
+        return ""
     parts = []
     for (text, mixed), labels in by_text.items():
         if mixed:
             parts += [f"mixed in {label} ({text}: its mean mixes them)" for label in labels]
         else:
             parts.append(f"{text} in {', '.join(labels)}")
+    if unsaid:
+        parts.append(f"any on the CPU in {', '.join(unsaid)}")
     return f"{kind}: " + "; ".join(parts)
 
 

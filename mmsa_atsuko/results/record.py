@@ -163,6 +163,13 @@ def kernels_of(record: dict) -> str:
     return "deterministic" if record["deterministic"] else "nondeterministic"
 
 
+def device_of(record: dict) -> str:
+    """The kind of device a run ran on, as torch names it (`cpu`, `cuda`, `mps`; `cuda:0` and `cuda:1` are one kind),
+    or `unknown` for a record without `device`."""
+    device = record.get("device")
+    return device.split(":")[0] if isinstance(device, str) and device else "unknown"
+
+
 def ran_at_other_precision(record: dict, precision: str) -> str | None:
     """The precision `record` ran at when it is not `precision`, else None. Precision is how a run ran, as its
     device is, not part of its identity: a `--precision bf16` request finds the fp32 run of its identity

@@ -95,7 +95,7 @@ def check_ok_record(record: dict) -> dict:
         bad("config", f"an object nested at most {MAX_CONFIG_DEPTH} deep")
     # Shown as they are in tables, notes and every analysis CSV row (`run_label`, `code_version`): a newline in one
     # wrote lines of its own into the leaderboard's Markdown, and nothing bounded their length.
-    for field in ("label", "package_version", "git_commit", "precision"):
+    for field in ("label", "package_version", "git_commit", "precision", "device"):
         if record.get(field) is not None and not (isinstance(record[field], str)
                                                   and _ONE_LINE.fullmatch(record[field])):
             bad(field, "a string of one line (at most 200 characters)")
