@@ -742,7 +742,8 @@ def test_each_attempt_at_a_run_is_noted_and_an_unnoted_one_counts_as_unknown(tmp
         assert attempts_of(folder) == [first, second]
     unknown = {"git_commit": None, "started_at": None, "torch_threads": None, "precision": None, "deterministic": None}
     for text in ('{"identity": ["id"], "pid": 1, "host": "h"}', "{not json", '{"attempts": []}',
-                 '{"attempts": [{"git_commit": 7}]}', '{"attempts": "aaa"}', '{"attempts": [{"deterministic": 1}]}'):
+                 '{"attempts": [{"git_commit": 7}]}', '{"attempts": "aaa"}', '{"attempts": [{"deterministic": 1}]}',
+                 '{"attempts": [{"precision": "bf16\\n### a heading"}]}'):
         (work / RUN_IDENTITY).parent.mkdir(parents=True, exist_ok=True)
         (work / RUN_IDENTITY).write_text(text)
         assert attempts_of(work) == [unknown], text

@@ -80,7 +80,9 @@ ATTEMPT_FIELDS = {"git_commit": str, "started_at": str, "torch_threads": int, "p
 
 
 def _is(value, kind: type) -> bool:
-    return value is None or type(value) is kind
+    """Whether `value` may be an attempt's field of type `kind`; a string of one printable line only, as a refusal
+    names the precision in its one line."""
+    return value is None or type(value) is kind and (kind is not str or value.isprintable())
 
 
 def _threads_or_none(value) -> bool:
@@ -97,7 +99,6 @@ def warn_of_other_threads(folder: Path, earlier: list[dict], threads: int | None
         log.warning("resuming %s with %d torch thread(s), where its earlier epochs ran with %d: its metrics may "
                     "differ from an uninterrupted run's in the last digits (give --threads %d to match)",
                     folder, threads, before, before)
-
 
 
 def refuse_other_protocol(folder: Path, earlier: list[dict], attempt: dict) -> None:
