@@ -141,3 +141,16 @@ def test_a_device_a_table_cannot_show_is_one_line(tmp_path):
     append_record(tmp_path, record("tfn", 1, {"MAE": 0.9}) | {"device": "cuda\n### a heading"})
     with pytest.raises(DataError, match="^runs.jsonl: record 'tfn-mosi-1-h-0000000000-1': device must be a string "):
         leaderboard(tmp_path, fmt="md")
+
+
+def test_compare_prints_the_device_note_under_a_pairs_header(tmp_path, capsys):
+    """compare's CSV had `device_note`, but its printed header named precision and kernels only."""
+    from mmsa_atsuko.cli import main
+    for seed in (1, 2):
+        append_record(tmp_path, on(ran(record("atsuko", seed, {"MAE": 0.6 + seed / 10})), "cuda:0"))
+        append_record(tmp_path, on(ran(record("lmf", seed, {"MAE": 0.8 + seed / 10})), "cpu"))
+    assert main(["compare", "-m", "atsuko", "--against", "lmf", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    head = next(i for i, line in enumerate(out) if line.startswith("atsuko (n=2) vs lmf"))
+    assert out[head + 1] == "device: cuda in atsuko; cpu in lmf"       # kernels: deterministic on the GPU, no note
+    assert out[head + 2].split()[0] == "metric"
