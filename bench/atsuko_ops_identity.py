@@ -71,13 +71,13 @@ def flat(prefix: str, value, into: dict) -> dict:
 def run_case(model_name, dataset, aligned, overrides, steps):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from profile_step import dispatched_ops                   # a sibling script
-    from mmsa_atsuko import api
+    from mmsa_atsuko.api.jobs import prepare_job
     from mmsa_atsuko.registry import build_model
     from mmsa_atsuko.training.seed import set_seed
     from mmsa_atsuko.training.trainer import build_optimizer, clip_and_step
 
-    job = api.prepare_job(model_name, dataset, aligned=aligned, data_root=None, feature_path=None, synthetic=True,
-                          synthetic_size="small", preset=None, overrides=overrides, max_epochs=None, loaded={})
+    job = prepare_job(model_name, dataset, aligned=aligned, data_root=None, feature_path=None, synthetic=True,
+                      synthetic_size="small", preset=None, overrides=overrides, max_epochs=None, loaded={})
     config = job.config
     set_seed(1111)
     model = build_model(model_name, config, job.data.spec)

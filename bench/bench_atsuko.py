@@ -184,7 +184,7 @@ def cmd_quality(args) -> None:
     import numpy as np
 
     import mmsa_atsuko
-    from mmsa_atsuko.api import SYNTHETIC_CACHE_ENV
+    from mmsa_atsuko.cache import CACHE_ENV as SYNTHETIC_CACHE_ENV
 
     if args.rows_only and (args.rms_row or not args.row):
         raise SystemExit("--rows-only runs only the --row runs: give at least one --row, and no --rms-row "

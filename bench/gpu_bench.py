@@ -136,15 +136,15 @@ def bench_step(args, device, overrides, preset, size, bert_folder) -> dict:
     from transformers import BertModel
     from transformers.utils import logging as hf_logging
 
-    from mmsa_atsuko import api
+    from mmsa_atsuko.api.jobs import prepare_job
     from mmsa_atsuko.registry import build_model
     from mmsa_atsuko.training.hardware import autocast
     from mmsa_atsuko.training.seed import set_seed
     from mmsa_atsuko.training.trainer import build_optimizer, clip_and_step
     from profile_step import dispatched_ops           # a sibling script: bench/ is on sys.path
 
-    job = api.prepare_job("atsuko", "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
-                          synthetic_size=size, preset=preset, overrides=overrides, max_epochs=None, loaded={})
+    job = prepare_job("atsuko", "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
+                      synthetic_size=size, preset=preset, overrides=overrides, max_epochs=None, loaded={})
     config = job.config
     train = job.data.train.to(device)
     set_seed(1111)

@@ -216,15 +216,15 @@ def worker_ours(job: dict) -> dict:
         real_nb = Split.num_batches
         Split.num_batches = lambda self, bs: min(real_nb(self, bs), job["train_batches"])
 
-    import mmsa_atsuko.api as api
+    import mmsa_atsuko.api.one_run as one_run         # where train_one reads them
     if job.get("train_batches"):
-        api.write_predictions = lambda *a, **k: None     # the test split was cut short too
-    real_api_fit = api.fit
+        one_run.write_predictions = lambda *a, **k: None     # the test split was cut short too
+    real_api_fit = one_run.fit
 
     def fit(*a, **k):
         clock.start()
         return real_api_fit(*a, **k)
-    api.fit = fit
+    one_run.fit = fit
     records = mmsa_atsuko.run(job["model"], "mosi", seeds=[job["seed"]], feature_path=job["pkl"],
                               config=job["ours_config"], device=job["device"], quiet=True, out=job["out"])
     m = records[0]["metrics"]

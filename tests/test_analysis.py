@@ -413,7 +413,7 @@ def test_runs_are_matched_on_their_whole_config(tmp_path):
     runs whose config differs in what they compare: not a later run that changed something else."""
     from types import SimpleNamespace
 
-    from mmsa_atsuko.api import resolve_config
+    from mmsa_atsuko.training.trainer_config import resolve_config
     from mmsa_atsuko.config import config_hash
     from mmsa_atsuko.results import append_record
 
@@ -464,7 +464,7 @@ def test_runs_are_matched_on_their_data_file_and_protocol_condition_too(tmp_path
     one: in a sensitivity point (even mixing two files in one mean), tsne's panels and explain's partner."""
     from types import SimpleNamespace
 
-    from mmsa_atsuko.api import resolve_config
+    from mmsa_atsuko.training.trainer_config import resolve_config
     from mmsa_atsuko.config import config_hash
     from mmsa_atsuko.results import append_record
 
@@ -517,7 +517,7 @@ def test_explain_checkpoint_help_says_its_record_comes_from_results():
 def test_tsne_panels_share_one_training_seed(tmp_path):
     """A sweep with --jobs 2 appends seeds as they finish: atsuko's seed 1111 landed after its seed 1112, and
     `tsne` (no -s) showed atsuko's seed 1111 beside the other variants' seed 1112 (found in a user's trial)."""
-    from mmsa_atsuko.api import resolve_config
+    from mmsa_atsuko.training.trainer_config import resolve_config
     from mmsa_atsuko.config import config_hash
     from mmsa_atsuko.results import append_record
 
@@ -629,7 +629,7 @@ def test_sensitivity_takes_the_synthetic_recipe_with_runs_checks(tmp_path, capsy
 def test_sensitivity_reads_the_runs_of_its_synthetic_recipe(tmp_path, capsys):
     """A store with runs of the standard and the corrupt recipe: each recipe's figure reads its own runs (the
     standard one said '2 data files' and stopped), names the recipe, and sits beside the other's."""
-    from mmsa_atsuko.api import resolve_config
+    from mmsa_atsuko.training.trainer_config import resolve_config
     from mmsa_atsuko.cli import main
     from mmsa_atsuko.config import config_hash
     from mmsa_atsuko.results import append_record
@@ -662,7 +662,7 @@ def test_sensitivity_names_the_code_that_made_its_figures(tmp_path, capsys):
     """As robustness, tsne and explain do: sensitivity_<model>_<dataset>.json beside the figure names the code that
     plotted it (the checkout's HEAD), while the CSV's rows keep the code their runs trained with (here another)."""
     import json
-    from mmsa_atsuko.api import resolve_config
+    from mmsa_atsuko.training.trainer_config import resolve_config
     from mmsa_atsuko.cli import main
     from mmsa_atsuko.config import config_hash
     from mmsa_atsuko.results import append_record

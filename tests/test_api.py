@@ -1,4 +1,4 @@
-"""api.prepare_job / api.run: what a job holds of its data."""
+"""api.jobs.prepare_job / api.run: what a job holds of its data."""
 import gc
 import weakref
 from pathlib import Path
@@ -7,14 +7,16 @@ import pytest
 
 import mmsa_atsuko
 from conftest import die_before_last_pt_of_epoch, history_scalars, same_scalars, tensorboard_scalars
-from mmsa_atsuko import api
+from mmsa_atsuko.api import one_run
+from mmsa_atsuko.api.jobs import prepare_job
 from mmsa_atsuko.results import mmsa_cell
+from mmsa_atsuko.run_folders import unfinished_runs
 
 
 def _prepare(model, loaded, **overrides):
-    return api.prepare_job(model, "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
-                           synthetic_size="small", preset="small", overrides=list(overrides.items()),
-                           max_epochs=None, loaded=loaded)
+    return prepare_job(model, "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
+                       synthetic_size="small", preset="small", overrides=list(overrides.items()),
+                       max_epochs=None, loaded=loaded)
 
 
 def test_a_bert_model_gets_no_text_features_and_a_feature_model_keeps_them():
@@ -91,7 +93,7 @@ def test_a_run_that_raises_leaves_its_traceback_in_train_log_only(tmp_path, monk
     def broken_fit(*args, **kwargs):
         raise RuntimeError("out of memory at epoch 3")
 
-    monkeypatch.setattr(api, "fit", broken_fit)
+    monkeypatch.setattr(one_run, "fit", broken_fit)
     collect = Collect()
     logging.getLogger().addHandler(collect)
     try:
@@ -110,14 +112,14 @@ def test_the_code_version_is_read_once_per_process_before_training(tmp_path, mon
     first call (run and sweep make it before anything trains), and the run's log header names it."""
     import subprocess
 
-    from mmsa_atsuko import api
+    from mmsa_atsuko.code_version import git_commit
 
-    api.git_commit.cache_clear()
+    git_commit.cache_clear()
     try:
-        before = api.git_commit()
+        before = git_commit()
         real_run = subprocess.run
         monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("git asked again"))
-        assert api.git_commit() == before
+        assert git_commit() == before
         monkeypatch.setattr(subprocess, "run", real_run)
         (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1,
                                     out=tmp_path, quiet=True)
@@ -125,7 +127,7 @@ def test_the_code_version_is_read_once_per_process_before_training(tmp_path, mon
         header = (tmp_path / "runs" / record["run_id"] / "train.log").read_text().splitlines()[0]
         assert header.endswith(f"code={before}")
     finally:
-        api.git_commit.cache_clear()
+        git_commit.cache_clear()
 
 
 def test_an_untracked_file_is_dirty_code_only_where_code_lives(tmp_path, monkeypatch):
@@ -305,10 +307,10 @@ def test_a_leftover_of_the_same_run_is_removed_and_no_other(tmp_path, monkeypatc
         assert other_seed.exists() and other_config.exists() and live_twin.exists()
         (line,) = [r.getMessage() for r in caplog.records if "removed" in r.getMessage()]
         assert str(leftover) in line
-        assert sorted(f.name for f in api.unfinished_runs(tmp_path)) == [".cfg.partial", ".s2.partial"]
+        assert sorted(f.name for f in unfinished_runs(tmp_path)) == [".cfg.partial", ".s2.partial"]
     finally:
         live.release()
-    assert len(list(api.unfinished_runs(tmp_path))) == 3      # the twin's process is gone now
+    assert len(list(unfinished_runs(tmp_path))) == 3      # the twin's process is gone now
 
 
 def test_a_run_killed_between_making_its_folder_and_renaming_it_is_removed_by_its_next_start(tmp_path, monkeypatch,

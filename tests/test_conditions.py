@@ -534,13 +534,13 @@ def test_a_sweep_file_takes_one_missing_rate_written_as_a_decimal(tmp_path):
 
 
 def test_jobs_under_one_condition_share_one_masked_copy():
-    from mmsa_atsuko import api
+    from mmsa_atsuko.api.jobs import prepare_job
     loaded = {}
 
     def prepare(model, condition):
-        return api.prepare_job(model, "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
-                               synthetic_size="small", preset="small", overrides=[], max_epochs=None, loaded=loaded,
-                               condition=condition)
+        return prepare_job(model, "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
+                           synthetic_size="small", preset="small", overrides=[], max_epochs=None, loaded=loaded,
+                           condition=condition)
     tfn, lmf = prepare("tfn", make_condition(0.3)), prepare("lmf", make_condition(0.3))
     plain = prepare("tfn", PLAIN)
     assert tfn.data.train.tensors["audio"] is lmf.data.train.tensors["audio"]

@@ -298,7 +298,7 @@ def test_a_bool_needs_no_check_and_a_trainer_key_needs_one(config_dir):
 def test_a_trainer_value_is_blamed_on_the_layer_that_set_it():
     """`-c learning_rate=-1` said 'learning_rate must be positive' with no `command-line override -c:`:
     the trainer keys were `any` to the loader and checked on the whole config afterwards."""
-    from mmsa_atsuko.api import resolve_config
+    from mmsa_atsuko.training.trainer_config import resolve_config
     with pytest.raises(UsageError, match=r"^command-line override -c: learning_rate must be positive, got -1.0$"):
         load_config("tfn", "sims", overrides=["learning_rate=-1"])
     with pytest.raises(UsageError, match=r"^--max-epochs: max_epochs must be at least 1, got 0$"):

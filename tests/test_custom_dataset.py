@@ -53,7 +53,7 @@ def test_run_sweep_and_leaderboard_work_on_a_declared_dataset(own_dataset, tmp_p
 
 
 def test_tfn_on_labels_past_its_output_range_is_refused_before_any_folder(own_dataset, tmp_path, capsys):
-    """The check runs where a run starts (api.prepare_job's call of the model's check_training_data), so a
+    """The check runs where a run starts (api.jobs.prepare_job's call of the model's check_training_data), so a
     run, a sweep or the Python API stops in one line before anything is written, and the override trains."""
     declared, root = own_dataset
     declared.write_text(BLOCK.replace("[-3.0, 3.0]", "[-5.0, 5.0]"))

@@ -9,7 +9,8 @@ import torch
 
 import mmsa_atsuko
 from conftest import make_dataset
-from mmsa_atsuko import api, cli
+from mmsa_atsuko import cli
+from mmsa_atsuko.api import one_run
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.results import json_safe, mmsa_cell, mmsa_seed_value, read_records
 from mmsa_atsuko.sweep import LocalBackend, default_jobs, run_packed
@@ -95,7 +96,7 @@ def test_set_seed_is_strict_unless_asked_not_to_be():
 def _spy_on_fit(monkeypatch) -> list:
     """What torch's determinism flag and autocast were while each run's model trained."""
     seen = []
-    real_fit = api.fit
+    real_fit = one_run.fit
 
     def spy(model, *args, **kwargs):
         real_forward = model.forward
@@ -107,7 +108,7 @@ def _spy_on_fit(monkeypatch) -> list:
         model.forward = forward
         return real_fit(model, *args, **kwargs)
 
-    monkeypatch.setattr(api, "fit", spy)
+    monkeypatch.setattr(one_run, "fit", spy)
     return seen
 
 

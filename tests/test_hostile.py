@@ -491,7 +491,7 @@ def test_run_ids_are_checked(run_id):
 
 
 def test_the_run_ids_the_toolkit_makes_pass_the_check():
-    from mmsa_atsuko.api import new_run_id
+    from mmsa_atsuko.api.one_run import new_run_id
     for model in list_models():
         for aligned in (False, True):
             assert store.check_run_id(new_run_id(model, "simsv2", aligned, 1111)) 
@@ -874,7 +874,7 @@ def test_a_non_finite_loss_stops_the_run_in_one_line_naming_epoch_and_step(tmp_p
 
 
 def test_a_last_batch_of_one_is_refused_before_training_for_batchnorm_models(tmp_path, capsys):
-    from mmsa_atsuko.api import synthetic_cache_dir
+    from mmsa_atsuko.cache import synthetic_cache_dir
     from mmsa_atsuko.data import load_dataset
     from mmsa_atsuko.data.synthetic import ensure_synthetic
     path, _ = ensure_synthetic("mosi", synthetic_cache_dir(), size="small", aligned=False)
@@ -923,7 +923,7 @@ def test_float64_features_past_float32_are_one_line(tmp_path, capsys, value):
 
 def synthetic_mosi() -> tuple[Path, Path, dict]:
     """(the synthetic MOSI file, its BERT folder, that BERT's config.json)."""
-    from mmsa_atsuko.api import synthetic_cache_dir
+    from mmsa_atsuko.cache import synthetic_cache_dir
     from mmsa_atsuko.data.synthetic import ensure_synthetic
     path, bert = ensure_synthetic("mosi", synthetic_cache_dir(), size="small", aligned=False)
     return Path(path), Path(bert), json.loads((Path(bert) / "config.json").read_text())

@@ -86,7 +86,7 @@ def graph() -> dict[str, set[str]]:
 def test_the_graph_is_read(graph):
     """The reader sees the imports it must (so an empty graph cannot pass the checks below)."""
     assert "mmsa_atsuko.errors" in graph["mmsa_atsuko.config"]
-    assert "mmsa_atsuko.training.trainer" in graph["mmsa_atsuko.api"]
+    assert "mmsa_atsuko.training.trainer" in graph["mmsa_atsuko.api.one_run"]
     assert len(graph) > 40 and sum(map(len, graph.values())) > 80
 
 
@@ -125,9 +125,10 @@ def test_no_import_cycle(graph):
 
 # Packages that were one long file, split so that each piece reads in one sitting: (folder, pieces at least).
 # sweep was one 735-line file, data/download 573, config 485, data/synthetic 508, data/mintrec 507, run_folders 342,
-# metrics 347, plots 349, user_models 306.
+# metrics 347, plots 349, user_models 306, api 382.
 SPLIT_PACKAGES = [("sweep", 5), ("data/download", 4), ("config", 4), ("data/synthetic", 4),
-                  ("data/mintrec", 5), ("run_folders", 5), ("metrics", 7), ("plots", 4), ("user_models", 3)]
+                  ("data/mintrec", 5), ("run_folders", 5), ("metrics", 7), ("plots", 4), ("user_models", 3),
+                  ("api", 5)]
 
 
 @pytest.mark.parametrize("package,pieces", SPLIT_PACKAGES)

@@ -42,7 +42,7 @@ def test_regression_output_range_and_classification_loss():
 
 def test_labels_the_output_range_cannot_reach_are_refused_for_training_only():
     """A dataset of your own with labels in [-5, 5] trained a TFN whose sigmoid stops at 3, without a word. The
-    check is the training run's (api.prepare_job): building the model, as loading a run folder does, passes."""
+    check is the training run's (api.jobs.prepare_job): building the model, as loading a run folder does, passes."""
     wide = replace(make_dataset().spec, name="wide", label_range=(-5.0, 5.0))
     model = build_model("tfn", load_config("tfn", "mosi", preset="small"), wide)     # a trained run loads
     with pytest.raises(UsageError) as error:

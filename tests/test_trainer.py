@@ -358,7 +358,7 @@ RESUME_CFG = dict(max_epochs=30, early_stop=3, grad_accum=2, scheduler="plateau"
 
 def _fit_stateful(run_dir, die_at=None, resume=False):
     run_dir.mkdir(exist_ok=True)
-    set_seed(5)                 # as api.train_one: seeded, then built, then fit
+    set_seed(5)                 # as api.one_run.train_one: seeded, then built, then fit
     return fit(Stateful(die_at), make_dataset(), cfg(**RESUME_CFG), device=torch.device("cpu"), seed=5,
                run_dir=run_dir, resume=resume)
 

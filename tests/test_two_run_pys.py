@@ -14,9 +14,9 @@ RUN_PY = """
 import sys, time
 from pathlib import Path
 import mmsa_atsuko
-import mmsa_atsuko.api as api
+import mmsa_atsuko.api.one_run as one_run
 out, flags = Path(sys.argv[1]), Path(sys.argv[2])
-real = api.train_one
+real = one_run.train_one
 
 def paused(*args, **kwargs):
     (flags / "training").touch()
@@ -25,7 +25,7 @@ def paused(*args, **kwargs):
     return real(*args, **kwargs)
 
 if sys.argv[3] == "pause":
-    api.train_one = paused
+    one_run.train_one = paused
 mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1, out=out, quiet=True,
                 echo=lambda line: print(line, flush=True))
 """
@@ -73,18 +73,18 @@ def test_the_count_of_records_appended_is_this_calls_alone(tmp_path, monkeypatch
     appended'. Before, every returned record whose run id the store did not hold when the command began was
     counted, the other process's too: '2 record(s) appended'."""
     import mmsa_atsuko
-    import mmsa_atsuko.api as api
+    import mmsa_atsuko.api.pipeline as pipeline
     from mmsa_atsuko.cli import main
     from mmsa_atsuko.results import append_record
     (others,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1,
                                 out=tmp_path / "elsewhere", quiet=True, echo=lambda line: None)
-    real = api.recover
+    real = pipeline.recover
 
     def another_process_records_seed_1(out):
         append_record(out, others)
         return real(out)
 
-    monkeypatch.setattr(api, "recover", another_process_records_seed_1)
+    monkeypatch.setattr(pipeline, "recover", another_process_records_seed_1)
     out = tmp_path / "res"
     assert main(["-m", "tfn", "-d", "mosi", "-s", "1", "2", "--synthetic", "--preset", "small", "--max-epochs", "1",
                  "--quiet", "--jobs", "1", "--out", str(out)]) == 0

@@ -62,7 +62,7 @@ def _weights_test_split(run: LoadedRun, feature_path=None) -> tuple:
 def _weights_on(run: LoadedRun, test, data: str, on_batch=None, outputs: list[dict] | None = None) -> pd.DataFrame:
     """The weights table of `test` from `outputs`, `forward_split`'s over it (explain's tables pass, when they read
     the same split), else from a pass of its own."""
-    from ..api import predictions_frame
+    from ..api.predictions_csv import predictions_frame
     if outputs is None:
         outputs = forward_split(run, test, on_batch=on_batch)
     table = predictions_frame(_as_evaluated(outputs, test), run.data.spec.task)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..api import resolve_config
+from ..training.trainer_config import resolve_config
 from ..data.conditions import condition_of
 from ..data.synthetic_stress import recipe_of
 from ..errors import DataError

@@ -90,7 +90,7 @@ def cmd_explain(argv) -> int:
         raise UsageError(f"run {record['run_id']} is model {record['model']}, not {args.model}")
     use_threads(args)
     from ..analysis import explain_run, find_partner_without_mcm, load_run
-    from ..api import PREDICTIONS_FLOAT_FORMAT
+    from ..api.predictions_csv import PREDICTIONS_FLOAT_FORMAT
     from ..plots.common import figure_names, pyplot
     from ..plots.explain import EXPLAIN_FIGURES, explain_files
     pyplot()                                        # fail on a missing matplotlib before any work

@@ -23,7 +23,7 @@ from ..lock_files import shared_mode
 RUNS_FILE = "runs.jsonl"
 RECORD_FILE = "record.json"      # a finished run's record that could not be appended, kept in its folder
 ANALYSIS_DIR = "analysis"        # where analysis commands write by default
-# What `api.new_run_id` makes: model-dataset[-aligned]-s<seed>-<UTC time>-<6 hex>. No dot and no
+# What `api.one_run.new_run_id` makes: model-dataset[-aligned]-s<seed>-<UTC time>-<6 hex>. No dot and no
 # separator can appear, so a run id is always one path component inside `<results>/runs`.
 RUN_ID = re.compile(r"[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-s-?[0-9]+-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}")
 SWEEP_LOCK = ".sweep.lock"       # held by a sweep or tune while it writes the folder (sweep.driver.SweepLock)
@@ -67,7 +67,7 @@ def show(value, limit: int = 60) -> str:
 
 
 def check_run_id(run_id, error=DataError) -> str:
-    """`run_id` if it is one `api.new_run_id` could have made, else a one-line `error`: a DataError for an id
+    """`run_id` if it is one `api.one_run.new_run_id` could have made, else a one-line `error`: a DataError for an id
     read from a file, a UsageError (exit 2) for one the user typed."""
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         raise error(f"{show(run_id)} is not a run id (expected one like tfn-mosi-s1111-20260101T120000-0a1b2c)")

@@ -116,7 +116,7 @@ class SweepLock:
 
 def run_plan(sweep_plan: Plan, out, backend, echo=print) -> Summary:
     """Run what the plan has to do; append each record as it arrives (hold the sweep lock)."""
-    from ..api import new_run_id        # here: api imports torch, and the planning line comes before it
+    from ..api.one_run import new_run_id    # here: api imports torch, and the planning line comes before it
     out = Path(out)
     records = []
     start = time.time()

@@ -13,13 +13,14 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import api
+from ..api.jobs import job_identity
+from ..api.one_run import train_one
 from ..code_version import git_commit
 from ..config import config_hash, load_config
 from ..errors import DataError, ResumeRefused, ToolkitError
 from ..registry import build_model
 from ..results import failed_record, open_new
-from ..run_folders import move_dead, take_leftovers
+from ..run_folders import move_dead, partial_dir, take_leftovers
 from ..training.hardware import peak_memory_mb, reset_peak_memory
 from ..training.seed import resolve_device, set_seed
 from ..training.trainer import fit
@@ -43,7 +44,7 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
         if got != (run.config_hash, run.data):
             raise ToolkitError(f"the config or data changed since the sweep was planned: planned "
                                f"{run.config_hash} on {run.data}, found {got[0]} on {got[1]}")
-        fresh_id, identity = run_id, api.job_identity(job, run.seed)
+        fresh_id, identity = run_id, job_identity(job, run.seed)
         # What a killed sweep left of this run (its .partial folders): with --resume the dead one with the newest
         # last.pt is continued under its run_id, as `run.py --resume` continues it; every other one is removed.
         if run.resume is None:       # from a caller that offers no --resume (sweep() from Python): its line names none
@@ -69,9 +70,9 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
 
 
 def _train(job, run: PlannedRun, run_id: str, out: str, device: str, resume: bool) -> dict:
-    return api.train_one(job, run.seed, resolve_device(device), Path(out), True, run_id=run_id, resume=resume,
-                         checkpoint=run.checkpoint, precision=run.precision, deterministic=run.deterministic,
-                         label=run.label, tune_trial=run.tune_trial)
+    return train_one(job, run.seed, resolve_device(device), Path(out), True, run_id=run_id, resume=resume,
+                     checkpoint=run.checkpoint, precision=run.precision, deterministic=run.deterministic,
+                     label=run.label, tune_trial=run.tune_trial)
 
 
 def failure(run: PlannedRun, run_id: str, out, device: str, error, started: datetime, wall: float,
@@ -92,7 +93,7 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
     if kept:
         again = "the same command again" if run.reruns_failed else "--retry-failed --resume"
         message += f"; its folder is kept: {again} continues it from its last finished epoch"
-    work = api.partial_dir(Path(out), run_id)
+    work = partial_dir(Path(out), run_id)
     failed_dir = work.parent / f"{run_id}.failed"
     failed_dir.parent.mkdir(parents=True, exist_ok=True)
     if work.exists() and not kept:

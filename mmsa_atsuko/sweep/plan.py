@@ -1,6 +1,6 @@
 """What a sweep runs: a sweep file or -m/-d/-s lists -> settings -> planned runs, less the recorded.
 
-Planning resolves every (model, dataset) pair with `api.prepare_job`, the same code a plain
+Planning resolves every (model, dataset) pair with `api.jobs.prepare_job`, the same code a plain
 run uses, so the config hash and data id are known before anything trains, and any error in
 the request (unknown name, bad override, missing file) stops the sweep before it starts. It
 goes on past a data file that is not there, so that one error names every missing file.
@@ -18,7 +18,7 @@ from ..user_models.source import changed_files
 from .sweep_file import Setting
 
 if TYPE_CHECKING:
-    from .. import api
+    from ..api.jobs import Job
 
 
 @dataclass
@@ -85,9 +85,9 @@ class Plan:
 _CACHE: dict = {"current": None, "groups": {}}
 
 
-def prepare(setting: Setting, *, keep_others: bool = False) -> api.Job:
-    """`api.prepare_job` for one setting, cached per process (see `_CACHE`)."""
-    from .. import api                 # here: api imports torch, and the sweep's planning line comes before it
+def prepare(setting: Setting, *, keep_others: bool = False) -> Job:
+    """`api.jobs.prepare_job` for one setting, cached per process (see `_CACHE`)."""
+    from ..api.jobs import prepare_job    # here: api imports torch, and the sweep's planning line comes before it
     key = setting.data_key()
     if _CACHE["current"] != key:
         if not keep_others:
@@ -96,7 +96,7 @@ def prepare(setting: Setting, *, keep_others: bool = False) -> api.Job:
     group = _CACHE["groups"].setdefault(key, {"loaded": {}, "jobs": {}})
     job_key = setting.cache_key()
     if job_key not in group["jobs"]:
-        group["jobs"][job_key] = api.prepare_job(
+        group["jobs"][job_key] = prepare_job(
             setting.model, setting.dataset, aligned=setting.aligned, data_root=setting.data_root,
             feature_path=setting.feature_path, synthetic=setting.synthetic,
             synthetic_size=setting.synthetic_size, synthetic_recipe=setting.synthetic_recipe, preset=setting.preset,

@@ -27,7 +27,7 @@ EXPERIMENT_KEYS = {"name", "models", "datasets", "aligned", "seeds", "preset", "
 
 @dataclass
 class Setting:
-    """Everything `api.prepare_job` needs for one (model, dataset, aligned flag), seeds aside."""
+    """Everything `api.jobs.prepare_job` needs for one (model, dataset, aligned flag), seeds aside."""
     model: str
     dataset: str
     aligned: bool

@@ -267,6 +267,6 @@ def reads_bert_tokens(model: nn.Module) -> bool:
     """Whether the model's text input is `text_bert` (through a BERT encoder) rather than `text`.
 
     Datasets often carry both. A run drops the `text` features a BERT model never reads
-    (`api.prepare_job`), and robustness corrupts the input the model does read.
+    (`api.jobs.prepare_job`), and robustness corrupts the input the model does read.
     """
     return any(isinstance(m, BertTextEncoder) for m in model.modules())

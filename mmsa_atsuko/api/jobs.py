@@ -1,0 +1,96 @@
+"""A job: one (model, dataset) pair resolved into its checked config and loaded data, and how lines name its runs.
+
+`prepare_job` is the step a sweep runs too, in its driver's plan; `job_identity` is a run's identity in the store.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..cache import synthetic_cache_dir
+from ..config import config_hash
+from ..data import load_dataset
+from ..data.conditions import PLAIN, check_model_allows
+from ..data.synthetic import ensure_synthetic
+from ..errors import UsageError
+from ..models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
+from ..registry import build_model, canonical_model_name
+from ..results import run_identity
+from ..training.model_card import check_tokenizer
+from ..training.trainer import check_last_batch
+from ..training.trainer_config import resolve_config
+
+
+@dataclass
+class Job:
+    """One (model, dataset) pair, resolved and loaded, ready to run its seeds."""
+    model: str
+    config: dict
+    data: object
+    preset: str | None
+
+
+def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
+                preset, overrides, max_epochs, loaded: dict, condition=PLAIN, synthetic_recipe="standard") -> Job:
+    """Resolve one (model, dataset) pair into a Job: its checked config and its data, loaded and
+    validated, with the model built once to surface model/data mismatches. Its config hash and
+    data id (`data.spec.source`) are the run identity's, so a sweep plans with it.
+
+    `loaded` caches datasets by file, so several models on one dataset share one copy of its
+    tensors (MOSEI is ~8 GB). `condition` (missing frames, modality subset) is applied once per
+    condition (`Dataset.under`), and its copy is cached and shared in `loaded` too."""
+    # `run` and `sweep` have checked every config already, before any data is read.
+    model = canonical_model_name(model)          # `-m TFN` runs and records as tfn
+    check_model_allows(model, condition)
+    bert_dir = None
+    if synthetic:
+        feature_path, bert_dir = ensure_synthetic(dataset, synthetic_cache_dir(), size=synthetic_size,
+                                                  aligned=aligned, recipe=synthetic_recipe)
+    config = resolve_config(model, dataset, preset=preset, overrides=overrides, max_epochs=max_epochs,
+                            synthetic_bert=bert_dir)
+    # MIntRec's raw text is tokenized (and encoded, for `text`) with the run's BERT, so its
+    # copy is per BERT; MMSA pickles ship their tokens and ignore `pretrained`.
+    key = (dataset, aligned, str(data_root), str(feature_path), config.pretrained if dataset == "mintrec" else None)
+    if key not in loaded:
+        loaded[key] = load_dataset(dataset, aligned=aligned, data_root=data_root, feature_path=feature_path,
+                                   pretrained=config.pretrained)
+    if condition != loaded[key].spec.condition:     # masked once per condition, shared by its jobs
+        if (*key, condition) not in loaded:
+            loaded[(*key, condition)] = loaded[key].under(condition)
+        key = (*key, condition)
+    data = loaded[key]
+    # Build once to surface model/data mismatches (task, missing text features, BERT path) now.
+    built = build_model(model, config, data.spec)
+    check_last_batch(built, len(data.train), config.batch_size)       # before any run folder is made
+    if hasattr(built, "check_training_data"):     # the model's own check of what it trains on (optional hook)
+        built.check_training_data(data.spec)
+    if reads_bert_tokens(built):
+        check_tokenizer(data.spec, config.pretrained)       # the ids of an extracted file, read by this BERT
+        problem = bert_input_problem(built, data.splits())  # ids past this BERT's tables (any file), before any folder
+        if problem and problem.positions:
+            trims = "; or train self_mm or misa, which read only the real tokens" if problem.padding else ""
+            raise UsageError(f"{data.spec.path}: {problem.line}: {shorter_texts(problem.positions)}{trims}")
+        if problem:
+            raise UsageError(f"{data.spec.path}: {problem.line}: the file was not made for this BERT; give -c "
+                             f"pretrained= the BERT it was made with")
+        if data.spec.has_text_features:
+            data = data.without_text_features()
+    return Job(model, config, data, preset)
+
+
+def job_identity(job: Job, seed: int) -> tuple:
+    """The run identity (`results.run_identity`) of `job` trained with `seed`."""
+    spec = job.data.spec
+    return run_identity(job.model, spec.name, spec.aligned, seed, config_hash(job.config), spec.source,
+                        spec.condition.key())
+
+
+def run_phrase(job: Job, seed: int) -> str:
+    """A run as the skip and wait lines name it: `tfn mosi aligned [missing_rate=0.3] seed 1111`."""
+    spec = job.data.spec
+    return f"{job.model} {spec.name}{' aligned' if spec.aligned else ''}{condition_label(spec)} seed {seed}"
+
+
+def condition_label(spec) -> str:
+    """The suffix of a run under a protocol condition in lines (` [missing_rate=0.3]`, as MMSA rows and tables name it);
+    empty for the plain condition."""
+    return f" [{spec.condition.key()}]" if not spec.condition.plain else ""

@@ -1,0 +1,157 @@
+"""`run(models, datasets, seeds, ...)`: the whole pipeline, from files to run records.
+
+Everything that can be wrong with the request (unknown names, bad overrides, missing or
+corrupt data, missing BERT weights) is checked for every (model, dataset) pair before the
+first run starts, so a bad request writes nothing. A seed whose run is already recorded ok
+(same identity, `results.identity`) is not trained again unless `rerun`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..code_version import git_commit
+from ..config import parse_overrides
+from ..data import resolve_feature_path
+from ..data.conditions import PLAIN, check_model_allows
+from ..data.synthetic import check_synthetic_request
+from ..data.synthetic_stress import check_data_options, check_recipe_request
+from ..errors import UsageError
+from ..results import (RunPyMark, append_mmsa_csv, check_output_folder, identity, latest_by_identity,
+                       ran_at_other_precision, read_records, recover)
+from ..run_folders import check_save_checkpoint
+from ..training.hardware import check_precision, check_threads
+from ..training.seed import DEFAULT_SEEDS, check_seeds, resolve_device
+from ..training.tensorboard import require_tensorboard
+from ..training.trainer_config import resolve_config
+from ..user_models.source import source_changes
+from .jobs import Job, job_identity, prepare_job, run_phrase
+from .one_run import run_one
+
+
+def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, data_root=None,
+        feature_path=None, synthetic=False, synthetic_size=None, synthetic_recipe="standard",
+        preset=None, device="auto",
+        max_epochs=None, out="results", quiet=False, rerun=False, save_checkpoint="best", resume=False,
+        tensorboard=False, threads=None, precision="fp32", deterministic=True, conditions=(PLAIN,),
+        echo=print, appended: list | None = None) -> list[dict]:
+    """Train and test every model on every dataset for every seed; return the run records.
+
+    `config` is a dict of overrides (or a list of "key=value" strings) applied last.
+    Records are also appended to `<out>/runs.jsonl`, and one MMSA-style row per
+    (model, dataset) that trained a seed to `<out>/normal/<dataset>.csv` (with the columns that trace it
+    to its runs, `results.mmsa_csv`; a file with MMSA's columns only keeps them, and `echo` says so once).
+    A seed already recorded ok is skipped (one `echo` line each) and its stored record is
+    returned in its place, unless `rerun`. `save_checkpoint="none"` leaves no best.pt. A run that
+    an earlier call left unfinished (`take_leftovers`) is continued with `resume`, else removed
+    first. `tensorboard` writes per-epoch scalars to each run's `tensorboard/` folder.
+    `threads`: torch's intra-op threads for the runs (None: as the process has them). `precision`:
+    fp32 or bf16 (autocast). `deterministic=False` lets torch choose non-deterministic kernels.
+    Several runs at once go through the sweep's local backend (`sweep.run_packed`, `run.py --jobs`). A sweep
+    training into `out` stops this call in one line when it reaches its first run to train (a call whose runs are
+    all recorded only skips them, as it writes nothing), and one started meanwhile stops itself (`results.writers`):
+    beside each other both trained a run neither had recorded; other `run` calls share `out`, and one that reaches a
+    run another is training waits for it and returns its record (`run_one`).
+    `appended`: a list the run ids of the records this call trained and appended are added to (the others it
+    returns were recorded before, or by another process meanwhile).
+    `conditions` (`data.conditions.conditions(...)`) runs every model under each protocol condition.
+    `synthetic_size` (small, the default, or full) sizes `synthetic` data only, and `data_root` and `feature_path`
+    name real data only: given the other way, each is one UsageError (`check_data_options`), not ignored.
+    """
+    models = [m.lower() for m in ([models] if isinstance(models, str) else models)]       # names are case-insensitive
+    datasets = [d.lower() for d in ([datasets] if isinstance(datasets, str) else datasets)]
+    git_commit()                       # the code version this process runs, read before anything trains
+    seeds = check_seeds(seeds)
+    if not seeds:
+        raise UsageError("no seeds given")
+    synthetic_size = check_data_options(synthetic, synthetic_size, data_root, feature_path)   # None: small; its values
+    check_recipe_request(synthetic_recipe, synthetic)
+    if feature_path is not None and len(datasets) > 1:
+        raise UsageError("--feature-path names one file, so give exactly one dataset")
+    check_save_checkpoint(save_checkpoint)
+    check_precision(precision)
+    if check_threads(threads) is not None:
+        torch.set_num_threads(threads)
+    overrides = list(config.items()) if isinstance(config, dict) else parse_overrides(config or [])
+    torch_device = resolve_device(device)
+    check_output_folder(out)
+    if tensorboard:
+        require_tensorboard()
+    for d in datasets:                 # every config first: a bad value stops the request before any data is read
+        for m in models:
+            resolve_config(m, d, preset=preset, overrides=overrides, max_epochs=max_epochs)
+            for c in conditions:
+                check_model_allows(m, c)
+    # and every dataset's setting: `-d mosei sims --aligned` read all of MOSEI before saying sims has none
+    for d in datasets:
+        if synthetic:
+            check_synthetic_request(d, synthetic_size, aligned, synthetic_recipe)
+        else:
+            resolve_feature_path(d, aligned, data_root, feature_path)
+    loaded = {}
+    jobs = [prepare_job(m, d, aligned=aligned, data_root=data_root, feature_path=feature_path,
+                        synthetic=synthetic, synthetic_size=synthetic_size, synthetic_recipe=synthetic_recipe,
+                        preset=preset, overrides=overrides, max_epochs=max_epochs, loaded=loaded, condition=c)
+            for d in datasets for c in conditions for m in models]
+    loaded.clear()   # the jobs hold what they read; features no job reads are freed now
+    with RunPyMark(out) as mark:   # taken at the first run to train: no sweep trains into `out` meanwhile
+        return _run_jobs(jobs, seeds, torch_device, out=out, quiet=quiet, rerun=rerun, save_checkpoint=save_checkpoint,
+                         resume=resume, tensorboard=tensorboard, precision=precision, deterministic=deterministic,
+                         echo=echo, mark=mark, appended=[] if appended is None else appended)
+
+
+def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_checkpoint, resume, tensorboard,
+              precision, deterministic, echo, mark: RunPyMark, appended: list) -> list[dict]:
+    """`run`'s loop over its prepared jobs and seeds: skip what is recorded, train the rest, write the MMSA rows."""
+    for kept in recover(out):          # records an earlier call could not append (results.append_or_keep)
+        echo(f"recovered the record of run {kept['run_id']} into {Path(out) / 'runs.jsonl'}")
+    stored = read_records(out)
+    recorded = {} if rerun else latest_by_identity(stored)
+    # Records that do not stand for a run another process trained meanwhile (`run_one`): with --rerun, those stored
+    before = frozenset(r.get("run_id") for r in stored) if rerun else frozenset()
+    records, told = [], set()          # told: the MMSA files named once as keeping MMSA's columns only
+    for job in jobs:
+        job_records, trained = [], False
+        for seed in seeds:
+            previous = recorded.get(job_identity(job, seed), {})
+            if previous.get("status") != "ok" and mark.take() and not rerun:   # the first run to train: decided
+                recorded = latest_by_identity(read_records(out))               # again on what a sweep left recorded
+                previous = recorded.get(job_identity(job, seed), {})
+            if previous.get("status") == "ok":
+                ran = ran_at_other_precision(previous, precision)
+                changed = source_changes(previous.get("model_source"), job.model)   # a model of your own edited since
+                how = _skip_reason(ran, changed, precision)
+                echo(f"skip {run_phrase(job, seed)}: recorded as {previous.get('run_id')}{how}")
+                job_records.append(previous)
+            else:
+                record, trained_here = run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint,
+                                               resume=resume, tensorboard=tensorboard, precision=precision,
+                                               deterministic=deterministic, echo=echo, stored=before)
+                recorded[identity(record)] = record      # `-m tfn tfn` trains it once
+                job_records.append(record)
+                if trained_here:
+                    appended.append(record["run_id"])
+                else:
+                    echo(f"skip {run_phrase(job, seed)}: recorded as {record['run_id']} by another process meanwhile")
+                trained = trained or trained_here
+        if trained:    # the row covers every seed of the call, recorded ones included, as the table does
+            append_mmsa_csv(Path(out), job_records, echo=echo, told=told)
+        records += job_records
+    return records
+
+
+def _skip_reason(ran: str | None, changed: list[str], precision: str) -> str:
+    """The skip line's tail: what differs from the recorded seed, both where both do (neither the precision nor
+    the code of a model of your own is part of a run's identity, so either alone skipped it as the same run)."""
+    if ran and changed:
+        return (f", which ran at {ran}, not the {precision} asked, and {'; '.join(changed)} (neither precision nor "
+                f"the code is part of a run's identity: --rerun trains it at {precision} with the code as it is now, "
+                f"in its place, or give another --out)")
+    if ran:
+        return (f", which ran at {ran}, not the {precision} asked (precision is not part of a run's identity: "
+                f"--rerun trains it at {precision} in its place, or give another --out)")
+    if changed:
+        return (f", but {'; '.join(changed)} (the code is not part of a run's identity: --rerun trains it with the "
+                f"code as it is now)")
+    return " (--rerun trains it again)"
