@@ -104,6 +104,40 @@ def write_flv_declaring(path, width: int, height: int, **video) -> None:
     path.write_bytes(bytes(out))
     real.unlink()
 
+
+def _ebml_number(data: bytes, at: int, keep_marker: bool) -> tuple[int, int]:
+    """(the EBML variable-length number at `at`, where the bytes after it start): an element's id keeps
+    the length marker bit, its size drops it."""
+    length = 9 - data[at].bit_length()
+    value = int.from_bytes(data[at:at + length], "big")
+    return (value if keep_marker else value & ((1 << (7 * length)) - 1)), at + length
+
+
+def _ebml_child(data: bytes, start: int, end: int, element_id: int) -> tuple[int, int]:
+    """(where the data of the first `element_id` element between `start` and `end` starts, its size)."""
+    while start < end:
+        found, at = _ebml_number(data, start, keep_marker=True)
+        size, at = _ebml_number(data, at, keep_marker=False)
+        if found == element_id:
+            return at, size
+        start = at + size
+    raise AssertionError(f"no EBML element {element_id:#x}")
+
+
+def set_mkv_duration(path, milliseconds: float) -> None:
+    """Rewrite the Duration (a float in ms) that a Matroska file's Segment Info declares. Found by walking
+    the elements, not by searching for its id's bytes: the muxer writes a random SegmentUID and CRC-32s,
+    and about 1 file in 1,400 held those two bytes elsewhere too (a flaky test)."""
+    import struct
+    data = bytearray(path.read_bytes())
+    header, size = _ebml_child(data, 0, len(data), 0x1A45DFA3)         # EBML header, then the Segment
+    segment, size = _ebml_child(data, header + size, len(data), 0x18538067)
+    info, size = _ebml_child(data, segment, min(segment + size, len(data)), 0x1549A966)   # a size may be 'unknown'
+    at, size = _ebml_child(data, info, info + size, 0x4489)
+    data[at:at + size] = struct.pack({8: ">d", 4: ">f"}[size], milliseconds)
+    path.write_bytes(bytes(data))
+
+
 # id -> (face, tone Hz, label, split, text); clip03 has no face in any frame.
 CLIPS = {
     "clip00": (True, 220.0, -2.0, "train", "pos3a w001 w002"),

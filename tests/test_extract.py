@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from media_fixtures import BROKEN, CLIPS, GHOST, NO_FACE, require_extract, write_corpus
+from media_fixtures import BROKEN, CLIPS, GHOST, NO_FACE, require_extract, set_mkv_duration, write_corpus
 
 from mmsa_atsuko.cli import main
 from mmsa_atsuko.data import load_dataset
@@ -301,15 +301,26 @@ def _counting_faces(calls: list):
     return features
 
 
-def _set_mkv_duration(path, milliseconds: float) -> None:
-    """Rewrite the Duration element (ID 0x4489, a float in ms) that Matroska's header declares."""
-    import struct
-    data = bytearray(path.read_bytes())
-    assert data.count(b"\x44\x89") == 1
-    at = data.index(b"\x44\x89") + 2
-    size = {0x88: 8, 0x84: 4}[data[at]]
-    data[at + 1:at + 1 + size] = struct.pack(">d" if size == 8 else ">f", milliseconds)
-    path.write_bytes(bytes(data))
+def test_set_mkv_duration_rewrites_the_header_whatever_other_bytes_match_its_id(tmp_path):
+    """The helper searched the file for Duration's id (44 89) and asserted it was found once: the random
+    SegmentUID and CRC-32s the muxer writes held those bytes in about 1 file in 1,400 (7 of 10,000), and
+    test_a_huge_first_timestamp_does_not_hang_decode failed. Here the SegmentUID holds them for sure."""
+    require_extract()
+    import av
+    from media_fixtures import _ebml_child, write_video
+    clip = tmp_path / "uid.mkv"
+    write_video(clip, seconds=0.4)
+    data = bytearray(clip.read_bytes())
+    header, size = _ebml_child(data, 0, len(data), 0x1A45DFA3)
+    segment, size = _ebml_child(data, header + size, len(data), 0x18538067)
+    info, size = _ebml_child(data, segment, segment + size, 0x1549A966)
+    uid, uid_size = _ebml_child(data, info, info + size, 0x73A4)          # SegmentUID, 16 random bytes
+    data[uid:uid + 2] = b"\x44\x89"
+    clip.write_bytes(bytes(data))
+    set_mkv_duration(clip, 7250.0)
+    with av.open(str(clip)) as container:
+        assert container.duration == 7_250_000
+    assert clip.read_bytes()[uid:uid + 2] == b"\x44\x89"
 
 
 def test_a_clip_over_the_duration_limit_is_refused_by_its_header_or_while_decoding(tmp_path):
@@ -337,7 +348,7 @@ def test_a_clip_over_the_duration_limit_is_refused_by_its_header_or_while_decodi
     # A header that lies: 3 s of video declared as 0.5 s. Decoding stops once past the limit.
     lying = tmp_path / "lying.mkv"
     write_video(lying, seconds=3.0)
-    _set_mkv_duration(lying, 500.0)
+    set_mkv_duration(lying, 500.0)
     with av.open(str(lying)) as container:
         assert container.duration == 500_000 and all(s.duration is None for s in container.streams)
     calls = []
@@ -599,7 +610,7 @@ def test_a_huge_first_timestamp_does_not_hang_decode(tmp_path):
         sound.sample_rate, sound.pts = 16000, 0
         mux(audio.encode(sound))
         mux(audio.encode())
-    _set_mkv_duration(path, 1064.0)                           # what the header of a 1 s clip says
+    set_mkv_duration(path, 1064.0)                           # what the header of a 1 s clip says
 
     def hung(*_):
         raise TimeoutError("decode ran 60 s on a 1 s clip")
