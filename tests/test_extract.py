@@ -144,6 +144,19 @@ def test_an_empty_or_truncated_cache_file_is_extracted_again_and_rewritten(corpu
             assert np.array_equal(before[split][key], after[split][key])
 
 
+def test_a_cache_file_without_the_clip_length_is_not_counted_as_cached(tmp_path):
+    """is_cached compared the stamp alone, cached_features also needed every feature: a cache file from before
+    the clip's length was stored was extracted again, yet counted as cached in the line of a dead worker."""
+    from mmsa_atsuko.data.extract.videos import cached_features, file_stamp, is_cached
+    video, cache = tmp_path / "v.mp4", tmp_path / "v.npz"
+    video.write_bytes(b"a clip")
+    features = {"audio": np.ones((3, 25), np.float32), "vision": np.ones((2, 74), np.float32)}
+    np.savez(cache, stamp=file_stamp(video), **features)
+    assert not is_cached(cache, video) and cached_features(cache, video) is None
+    np.savez(cache, stamp=file_stamp(video), seconds=np.float64(1.5), **features)
+    assert is_cached(cache, video) and cached_features(cache, video)["seconds"] == 1.5
+
+
 def test_two_jobs_give_the_same_file_as_one(corpus):
     out = corpus["root"] / "jobs2" / "features.pkl"
     result = extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=2,

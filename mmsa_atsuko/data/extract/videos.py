@@ -45,24 +45,30 @@ def file_stamp(video: Path) -> np.ndarray:
 UNREADABLE_CACHE = (OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError)
 
 
-def cached_features(path: Path, video: Path) -> dict | None:
+FEATURE_KEYS = ("audio", "vision", "seconds")     # what a cache file holds beside its stamp
+
+
+def _read_current(path: Path, video: Path, read):
+    """`read(the open cache file)` if the file at `path` is `video`'s (its stamp matches) and holds every
+    feature, else None: the one test of a cache file, for the features and for the count of cached clips."""
     # A cache file from before the clip's length was stored in it lacks "seconds": extracted again.
     try:
         with np.load(path) as saved:
-            if np.array_equal(saved["stamp"], file_stamp(video)):
-                return {"audio": saved["audio"], "vision": saved["vision"], "seconds": float(saved["seconds"])}
+            if set(FEATURE_KEYS) <= set(saved.files) and np.array_equal(saved["stamp"], file_stamp(video)):
+                return read(saved)
     except UNREADABLE_CACHE:
         pass
     return None
 
 
+def cached_features(path: Path, video: Path) -> dict | None:
+    return _read_current(path, video, lambda saved: {"audio": saved["audio"], "vision": saved["vision"],
+                                                     "seconds": float(saved["seconds"])})
+
+
 def is_cached(path: Path, video: Path) -> bool:
-    """Whether `video` has a cache file of its own at `path`, its stamp alone read (not its features)."""
-    try:
-        with np.load(path) as saved:
-            return np.array_equal(saved["stamp"], file_stamp(video))
-    except UNREADABLE_CACHE:
-        return False
+    """Whether `video` has a cache file of its own at `path`, its stamp and names read (not its features)."""
+    return _read_current(path, video, lambda saved: True) is not None
 
 
 def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: float) -> str | None:
