@@ -462,17 +462,23 @@ def test_frames_over_the_pixel_limit_are_refused_before_decoding_or_when_they_gr
         assert calls and set(calls) == {(48, 64)}       # the first half's frames only
 
     # A declared size over FFmpeg's limit: H.264's parser reads it from the stream before any frame
-    # is decoded; MPEG-4 part 2 has no such parser, the probe reports 0x0, and the decoder refuses.
+    # is decoded; for MPEG-4 part 2 the probe reports 0x0, and decode reads the size from its VOL header.
     monkeypatch.setattr(media, "MAX_PIXELS", 200_000)
     write_video(h264, size=(1280, 720), seconds=0.4, face=False, codec="libx264")
     write_video(mpeg4, size=(1280, 720), seconds=0.4, face=False)
     calls = []
-    with pytest.raises(media.VideoError, match=r"^frames of 1280x720 pixels, over the limit of 200,000 pixels"):
-        media.decode(h264, 10.0, _counting_faces(calls))
+    for clip in (h264, mpeg4):
+        with pytest.raises(media.VideoError, match=r"^frames of 1280x720 pixels, over the limit of 200,000 pixels"):
+            media.decode(clip, 10.0, _counting_faces(calls))
+    assert calls == []
+    # Where no VOL header can be read, the decoder refuses the frame unallocated.
+    read_vol = media.vol_frame_size
+    monkeypatch.setattr(media, "vol_frame_size", lambda extradata: None)
     with pytest.raises(media.VideoError, match=r"^cannot decode: .*; its frame size was unknown after probing: "
                                                r"it may be far over the limit of 200,000 pixels a frame"):
         media.decode(mpeg4, 10.0, _counting_faces(calls))
     assert calls == []
+    monkeypatch.setattr(media, "vol_frame_size", read_vol)
     monkeypatch.setattr(media, "MAX_PIXELS", 1280 * 720)
     monkeypatch.setattr(media, "DECODER_MAX_PIXELS", 2 * 1280 * 720)
     assert len(media.decode(mpeg4, 10.0, _counting_faces(calls))[1]) == 4
@@ -509,7 +515,7 @@ def test_a_clip_over_the_decoded_pixel_budget_is_refused_by_its_header_or_while_
     monkeypatch.setattr(media, "BUDGET_FRAME_PIXELS", 64 * 64)
     within, declared, undeclared = tmp_path / "within.mp4", tmp_path / "declared.mp4", tmp_path / "undeclared.ts"
     write_video(within, size=(64, 64), fps=30, seconds=2.0, face=False)       # 60 frames: 245,760 pixels
-    # H.264's parser reads the frame size before any frame is decoded (MPEG-4 part 2 declares 0x0, as above).
+    # H.264's parser reads the frame size before any frame is decoded (MPEG-4 part 2 its VOL header, as above).
     write_video(declared, size=(64, 64), fps=60, seconds=2.0, face=False, codec="libx264")   # 120 frames: 491,520
     write_video(undeclared, size=(64, 64), fps=60, seconds=2.0, face=False)   # MPEG-TS declares no frame count
     assert len(media.decode(within, 1000.0, _counting_faces([]), max_seconds=3.0)[1]) == 60
@@ -534,6 +540,54 @@ def test_a_clip_over_the_decoded_pixel_budget_is_refused_by_its_header_or_while_
     # The same knob --max-clip-seconds sets: 4 s of budget (495,616 pixels) takes both whole.
     assert len(media.decode(declared, 1000.0, _counting_faces([]), max_seconds=4.0)[1]) == 120
     assert len(media.decode(undeclared, 1000.0, _counting_faces([]), max_seconds=4.0)[1]) == 120
+
+def test_an_mpeg4_part_2_mp4_is_refused_by_the_size_its_vol_header_declares(tmp_path, monkeypatch):
+    """MPEG-4 part 2 in MP4 reported 0x0 before decoding, so the decoded-pixel budget counted only while decoding:
+    91 frames were decoded and sampled before the clip was refused. Its VOL header (the stream's extradata) says
+    64x64, so the 120 frames MP4 declares are refused before any is decoded. The budget as in the test above."""
+    require_extract()
+    from media_fixtures import write_video
+
+    from mmsa_atsuko.data.extract import media
+    monkeypatch.setattr(media, "DECODED_PIXELS_PER_SECOND", 64 * 64 * 30)
+    monkeypatch.setattr(media, "BUDGET_FRAME_PIXELS", 64 * 64)
+    clip = tmp_path / "mpeg4.mp4"
+    write_video(clip, size=(64, 64), fps=60, seconds=2.0, face=False)       # 120 frames: 491,520 pixels
+    calls = []
+    with pytest.raises(media.VideoError) as error:
+        media.decode(clip, 1000.0, _counting_faces(calls), max_seconds=3.0)
+    assert str(error.value).startswith("491,520 pixels to decode (its header declares 120 frames of 64x64), over "
+                                       "the budget of 3 s of 4K at 30 fps (372,736)")
+    assert calls == []
+    assert len(media.decode(clip, 1000.0, _counting_faces([]), max_seconds=4.0)[1]) == 120
+
+
+def _vol(*fields) -> bytes:
+    """A VOL start code and the (value, bits) fields after it, padded to whole bytes."""
+    value, bits = 0, 0
+    for field, width in fields:
+        value, bits = value << width | field, bits + width
+    return b"\x00\x00\x01\x20" + (value << (-bits % 8)).to_bytes((bits + 7) // 8, "big")
+
+
+def test_the_vol_header_is_read_past_each_optional_field():
+    """ISO/IEC 14496-2 6.2.3, each optional field present: layer identifier, extended pixel aspect, VBV parameters,
+    a fixed VOP rate (an increment of 15 bits for a resolution of 30000). Not rectangular, or cut short: None."""
+    from mmsa_atsuko.data.extract.mpeg4_vol import vol_frame_size
+
+    def header(shape=0, cut=0):
+        fields = [(0, 1), (1, 8), (1, 1), (2, 4), (1, 3), (0xF, 4), (10, 8), (11, 8), (1, 1), (1, 2), (1, 1),
+                  (1, 1), ((1 << 79) - 1, 79), (shape, 2), (1, 1), (30000, 16), (1, 1), (1, 1), (1001, 15),
+                  (1, 1), (4000, 13), (1, 1), (3000, 13), (1, 1)]
+        return b"\x00\x00\x01\xb0\x01" + _vol(*fields[:len(fields) - cut])
+    assert vol_frame_size(header()) == (4000, 3000)
+    assert vol_frame_size(header(shape=2)) is None             # binary only: no size
+    assert vol_frame_size(header(cut=2)) is None               # the height is missing
+    plain = _vol((0, 1), (1, 8), (0, 1), (1, 4), (0, 1), (0, 2), (1, 1), (25, 16), (1, 1), (0, 1), (1, 1),
+                 (176, 13), (1, 1), (144, 13), (1, 1))
+    assert vol_frame_size(plain) == (176, 144)
+    assert vol_frame_size(None) is None and vol_frame_size(b"\x00\x00\x01\xb0\x01") is None
+
 
 # Run in a fresh process. Peak RSS is reset to the RSS of the moment before each step (Linux's
 # clear_refs), so that memory the imports freed cannot hide what the step touches.

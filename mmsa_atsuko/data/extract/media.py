@@ -24,6 +24,7 @@ import os
 import numpy as np
 
 from ...errors import one_line
+from .mpeg4_vol import vol_frame_size
 
 SAMPLE_RATE = 16000
 AUDIO_RATE = 25                    # audio frames per second (40 ms), the video rate of most clips
@@ -155,7 +156,8 @@ def decode(path, fps: float, vision_features,
     # FFmpeg's decoders refuse a frame over DECODER_MAX_PIXELS before allocating it, in the
     # decoding below. The probe av.open runs never decodes a video frame (`_probe_decoders`), so the
     # size it reports is the header's or a parser's (H.264, HEVC, MPEG-2 read it from the stream),
-    # else 0x0, and our decoder refuses a giant frame unallocated.
+    # or for MPEG-4 part 2 in MP4 (reported as 0x0) its VOL header's (`mpeg4_vol`), else 0x0, and our
+    # decoder refuses a giant frame unallocated.
     if os.path.getsize(path) == 0:    # else FFmpeg's "InvalidDataError: [Errno 1094995529] Invalid data ..."
         raise VideoError("empty file (0 bytes)")
     limits = {"max_pixels": str(DECODER_MAX_PIXELS)}
@@ -173,6 +175,8 @@ def decode(path, fps: float, vision_features,
             if declared is not None and declared > max_seconds:
                 raise VideoError(too_long(max_seconds, f"its header declares {declared:.1f} s"))
             width, height = video.codec_context.width, video.codec_context.height
+            if width * height == 0 and video.codec_context.name == "mpeg4":     # MPEG-4 part 2 in MP4 says 0x0
+                width, height = vol_frame_size(video.codec_context.extradata) or (0, 0)
             size_unknown = width * height == 0
             if width * height > MAX_PIXELS:
                 raise VideoError(_too_big(width, height))
