@@ -1034,6 +1034,45 @@ def test_a_worker_that_dies_is_one_line_and_what_it_finished_is_kept(corpus, tmp
     assert result.extracted + result.cached == len(CLIPS)
 
 
+def test_under_one_job_a_clip_that_crashes_its_process_is_skipped_by_name_and_the_run_goes_on(corpus, tmp_path,
+                                                                                               monkeypatch):
+    """Under --jobs 1 the clips were extracted in the calling process: a decoder's segfault on one damaged
+    clip ended the whole extraction (and this test's process) without naming the clip. Each clip is now
+    extracted in a worker process, reused from clip to clip: clip03's crash skips clip03, a fresh worker
+    takes the next clip, and the features of the rest are those of the first call."""
+    import faulthandler
+    import os
+    import signal
+    from mmsa_atsuko.data.extract import frame_features, videos
+    real, started = frame_features.video_features, []
+
+    def crashes_on_clip03(path, *args, **kwargs):
+        if Path(path).stem == NO_FACE:          # clip03
+            faulthandler.disable()               # pytest's: it would print this process's stacks
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(path, *args, **kwargs)
+
+    class CountedWorker(videos.ClipWorker):
+        def __init__(self):
+            super().__init__()
+            started.append(self.process.pid)
+
+    monkeypatch.setattr(frame_features, "video_features", crashes_on_clip03)
+    monkeypatch.setattr(videos, "ClipWorker", CountedWorker)
+    out = tmp_path / "f.pkl"
+    result = extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=1,
+                     echo=lambda _: None)
+    assert f"{NO_FACE}: its extraction process was killed by SIGSEGV (a decoder crashing on a damaged file, or the " \
+           f"system killing it when memory ran out): check that it plays, or re-encode it, e.g. ffmpeg -i IN -c:v " \
+           f"libx264 -c:a aac OUT" in result.skipped
+    assert result.extracted == len(CLIPS) - 1 and len(started) == 2 == len(set(started))   # one worker, then one more
+    before, after = _raw(corpus["out"]), _raw(out)
+    keep = [i for i, clip in enumerate(before["train"]["id"]) if clip != NO_FACE]
+    assert after["train"]["id"] == [before["train"]["id"][i] for i in keep]
+    assert np.array_equal(after["train"]["audio"], before["train"]["audio"][keep])
+    assert np.array_equal(after["valid"]["vision"], before["valid"]["vision"])
+
+
 def test_a_worker_that_dies_counts_the_videos_cached_not_those_skipped(corpus, tmp_path, monkeypatch):
     """The line counted the results read before the pool broke: the corrupt video (skipped, not cached) was
     counted, and a video cached but whose result was not yet read was not. clip03's worker dies only once

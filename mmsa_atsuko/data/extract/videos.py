@@ -3,12 +3,15 @@
 A video's cache file (`cache_file`) is named by its id and the media settings' hash, and holds the video's
 size and mtime (`file_stamp`): a cache file whose stamp no longer matches its video is extracted again, so a
 killed extraction resumes where it stopped and an edited clip is never served stale. A video that cannot be
-read is a reason, not an error: `run_videos` returns it, and the pipeline reports it.
+read is a reason, not an error: `run_videos` returns it, and the pipeline reports it. So is a clip whose worker
+process died under `--jobs 1` (`ClipWorker`); under several jobs the pool cannot tell which clip killed it, and
+the run stops in one line.
 """
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import signal
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -87,23 +90,97 @@ def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: f
     return None
 
 
-def fork_pool(jobs: int) -> ProcessPoolExecutor:
+def _start_method():
     # fork: a worker starts in milliseconds instead of re-importing torch; it never touches torch.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+
+
+def fork_pool(jobs: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=_start_method())
+
+
+def _serve(conn, parent_end) -> None:
+    """A `ClipWorker`'s process: extract_one for each clip sent, until None (or the end of the pipe) comes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the parent's: it ends this process
+    parent_end.close()     # the fork's copy: held here, it kept the parent's close from ever ending the pipe
+    while True:
+        try:
+            args = conn.recv()
+        except EOFError:
+            return
+        if args is None:
+            return
+        conn.send(extract_one(*args))
+
+
+class ClipWorker:
+    """One process that extracts clips one at a time, reused from clip to clip, so that a decoder crashing
+    (SIGSEGV) or a clip the system kills for its memory ends that process alone: `extract` returns the reason
+    (`worker_died`) and the caller starts another. The features are written to the cache by the worker."""
+
+    def __init__(self):
+        context = _start_method()
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, self.conn), daemon=True)
+        self.process.start()
+        child.close()
+
+    def extract(self, *args) -> tuple[bool, str | None]:
+        """(whether the worker lives on, extract_one(*args) or the reason it died)."""
+        try:
+            self.conn.send(args)
+            return True, self.conn.recv()
+        except (EOFError, OSError):      # its end of the pipe closed: the process is gone
+            self.process.join()
+            return False, worker_died(self.process.exitcode)
+
+    def close(self, kill: bool = False) -> None:
+        if kill:            # Ctrl-C or an error in the parent: the clip it extracts is not waited for
+            self.process.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except OSError:      # it died after its last clip
+                pass
+        self.conn.close()
+        self.process.join()
+
+
+def worker_died(exitcode: int | None) -> str:
+    """The skip line of a clip whose worker process died while extracting it."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            how = f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            how = f"killed by signal {-exitcode}"
+    else:
+        how = f"ended with exit status {exitcode}"
+    return (f"its extraction process was {how} (a decoder crashing on a damaged file, or the system killing it "
+            f"when memory ran out): check that it plays, or re-encode it, e.g. ffmpeg -i IN -c:v libx264 -c:a aac OUT")
 
 
 def run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: float, echo=print) -> dict:
     """{id: reason} for the videos in `todo` [(id, video, cache file)] that were skipped."""
     skipped = {}
     progress = Progress(len(todo), echo)
-    if jobs == 1:
-        for video_id, video, cache in todo:
-            reason = extract_one(str(video), str(cache), backend, fps, max_seconds)
-            if reason:
-                skipped[video_id] = reason
-            progress.update()
+    if jobs == 1:        # one process, reused from clip to clip until one crashes it (ClipWorker)
+        worker = None
+        try:
+            for video_id, video, cache in todo:
+                worker = worker or ClipWorker()
+                alive, reason = worker.extract(str(video), str(cache), backend, fps, max_seconds)
+                if not alive:
+                    worker.close()
+                    worker = None
+                if reason:
+                    skipped[video_id] = reason
+                progress.update()
+        except BaseException:
+            if worker:
+                worker.close(kill=True)
+            raise
+        if worker:
+            worker.close()
     else:
         try:        # submitting too: a worker may die before the last of thousands of videos is queued
             with fork_pool(jobs) as pool:
