@@ -255,6 +255,24 @@ def test_transcript_errors_are_one_line(tmp_path):
         read_transcripts(path, {"train": 1.0, "valid": 0.0, "test": 0.0})
 
 
+def test_an_id_a_spreadsheet_would_run_as_a_formula_is_refused_and_a_dash_is_not(tmp_path):
+    """Ids reach predictions.csv as they are: '=HYPERLINK(...)' or '+cmd|...' in its first column is a formula to a
+    spreadsheet that opens it (CSV injection). '-' starts MOSI's YouTube ids and stays allowed."""
+    import csv
+    for i, video_id in enumerate(["=1+2", "+cmd", "@SUM(A1)", "\tx", "\rx"]):
+        path = tmp_path / f"f{i}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([["id", "text"], ["ok1", "a"], [video_id, "b"]])
+        with pytest.raises(DataError) as error:
+            read_transcripts(path)
+        assert str(error.value) == (f"{path}: line 3 has the id {video_id!r}, which starts with {video_id[0]!r}: a "
+                                    f"spreadsheet would run it as a formula in predictions.csv; rename the video and "
+                                    f"its id so that it starts with another character ('-' is fine)")
+    path = tmp_path / "mosi.csv"
+    path.write_text("id,text\n-3g5yACwYnA_1,a\nok=+@,b\n")
+    assert read_transcripts(path).id.tolist() == ["-3g5yACwYnA_1", "ok=+@"]
+
+
 def test_split_ratios_are_seeded_and_exact():
     table = pd.DataFrame({"id": [f"v{i}" for i in range(20)], "text": "x", "label": 0.0})
     first = assign_splits(table, {"train": 0.7, "valid": 0.15, "test": 0.15}, seed=3)

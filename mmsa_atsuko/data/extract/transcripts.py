@@ -23,6 +23,7 @@ MAX_BYTES = 256 << 20     # MOSEI's 23,000 transcripts take about 3 MB
 MAX_TEXT_CHARS = 20_000
 # A file name holds at most 255 bytes, less the extension ('.mp4', 4 at least): a longer id names no video.
 MAX_ID_BYTES = 251
+FORMULA_STARTS = "=+@\t\r"       # an id's first characters a spreadsheet reads as a formula's (OWASP's CSV injection)
 
 
 def parse_split(text: str) -> dict:
@@ -90,6 +91,15 @@ def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
         raise DataError(f"{path}: line {row + 2} has an id of {len(video_id.encode()):,} bytes (starting "
                         f"{video_id[:40]!r}), longer than a video's file name can be; give the video's file name "
                         f"without extension")
+    # predictions.csv starts each row with the id: a spreadsheet runs a cell that starts with one of these as a
+    # formula (=HYPERLINK(...), +cmd|...). '-' is allowed: MOSI's YouTube ids start with it.
+    formula = table.id.str[:1].isin(list(FORMULA_STARTS)).to_numpy()
+    if formula.any():
+        row = int(np.flatnonzero(formula)[0])
+        video_id = table.id.iloc[row]
+        raise DataError(f"{path}: line {row + 2} has the id {video_id[:40]!r}, which starts with {video_id[0]!r}: "
+                        f"a spreadsheet would run it as a formula in predictions.csv; rename the video and its id "
+                        f"so that it starts with another character ('-' is fine)")
     long = table.text.str.len() > MAX_TEXT_CHARS
     if long.any():
         raise DataError(f"{path}: the text of id {table.id[long].iloc[0]!r} is {len(table.text[long].iloc[0]):,} "
