@@ -37,8 +37,10 @@ for r in range(3):
     for name, root in (("before", sys.argv[1]), ("after", str(ROOT))):
         out = tmp / f"{name}{r}" / "f.pkl"
         done = subprocess.run([sys.executable, "-c", CHILD, str(tmp / "v"), str(tmp / "t.csv"), str(out), str(bert)],
-                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": root}, check=True)
+                              capture_output=True, text=True, cwd=str(tmp), env={**os.environ, "PYTHONPATH": root},
+                              check=True)
         runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(name, runs[name][-1], os.getloadavg()[0], flush=True)
 for name, rs in runs.items():
-    print(name, "cpu median", statistics.median(x["cpu"] for x in rs), "wall median", statistics.median(x["wall"] for x in rs))
+    print(name, "cpu median", statistics.median(x["cpu"] for x in rs),
+          "wall median", statistics.median(x["wall"] for x in rs))

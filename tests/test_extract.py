@@ -157,6 +157,35 @@ def test_a_cache_file_without_the_clip_length_is_not_counted_as_cached(tmp_path)
     assert is_cached(cache, video) and cached_features(cache, video)["seconds"] == 1.5
 
 
+def test_no_rows_past_the_padded_lengths_are_computed_or_cached_and_the_file_is_the_same(corpus, tmp_path):
+    """A clip's features were computed and cached at its full length (~3.3 MB for 10 minutes), then cut to the
+    padded lengths. A 3 s clip under SMALL's 40 audio rows (1.6 s) and 15 vision rows (1.5 s at 10 fps): the
+    faces of 15 frames are described, not 30, the cache file holds 40 and 15 rows, and the features are the first
+    rows of those of the whole clip, as the file had them."""
+    from media_fixtures import write_video
+
+    from mmsa_atsuko.data.extract import frame_features, media
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "long3s.mp4", seconds=3.0)
+    (tmp_path / "t.csv").write_text("id,text,label\nlong3s,w001,1.0\n")
+    calls = []
+    _, rows, seconds = media.decode(videos / "long3s.mp4", 10.0, _counting_faces(calls), max_rows=15)
+    assert len(calls) == len(rows) == 15 and 3.0 <= seconds < 3.1       # the whole clip is still decoded
+    whole = frame_features.video_features(videos / "long3s.mp4", "opensmile", 10.0)
+    assert (len(whole["audio"]), len(whole["vision"])) == (74, 30)       # 3 s: 74 whole eGeMAPS frames
+    out = tmp_path / "f.pkl"
+    extract(videos, tmp_path / "t.csv", out, bert=corpus["bert"], config=SMALL, echo=lambda _: None)
+    (cache,) = (tmp_path / "f.pkl.cache").glob("long3s-*.npz")
+    with np.load(cache) as saved:
+        assert saved["audio"].shape == (40, 25) and saved["vision"].shape == (15, media.VISION_DIM)
+        assert float(saved["seconds"]) == whole["seconds"]
+    split = _raw(out)["train"]
+    assert np.array_equal(split["audio"][0], whole["audio"][:40]) and np.array_equal(split["vision"][0],
+                                                                                     whole["vision"][:15])
+    assert (split["audio_lengths"], split["vision_lengths"]) == ([40], [15])
+
+
 def test_two_jobs_give_the_same_file_as_one(corpus):
     out = corpus["root"] / "jobs2" / "features.pkl"
     result = extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=2,

@@ -108,14 +108,19 @@ class FaceFeatures:
 _FACES = None     # one set of cascades per process
 
 
-def video_features(path, backend: str, fps: float, max_seconds: float = MAX_CLIP_SECONDS) -> dict:
-    """Everything extracted from one video: audio (La, Da) and vision (Lv, Dv) features, and the
-    clip's length in seconds (see `decode`)."""
+def video_features(path, backend: str, fps: float, max_seconds: float = MAX_CLIP_SECONDS,
+                   rows: tuple | None = None) -> dict:
+    """Everything extracted from one video: audio (La, Da) and vision (Lv, Dv) features, at most `rows`
+    (audio, vision) of each (the padded lengths: rows past them are never stored), and the clip's length in
+    seconds (see `decode`)."""
     global _FACES
     if _FACES is None:
         _FACES = FaceFeatures()
-    samples, vision, seconds = decode(path, fps, _FACES, max_seconds)
-    audio = audio_features(samples, backend)
+    audio_rows, vision_rows = rows or (None, None)
+    samples, vision, seconds = decode(path, fps, _FACES, max_seconds, max_rows=vision_rows)
+    # Computed over the whole clip, then cut: pYIN's Viterbi pass (librosa) and openSMILE's pitch smoothing look
+    # ahead, so the rows kept could change if the samples were cut first.
+    audio = audio_features(samples, backend)[:audio_rows].copy()
     if not np.isfinite(audio).all():
         audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
     return {"audio": audio, "vision": vision, "seconds": np.float64(seconds)}

@@ -145,12 +145,13 @@ def _probe_decoders() -> str:
     return ",".join(sorted(names))
 
 
-def decode(path, fps: float, vision_features,
-           max_seconds: float = MAX_CLIP_SECONDS) -> tuple[np.ndarray, np.ndarray, float]:
-    """(mono 16 kHz float32 samples, (frames, VISION_DIM) features of frames sampled at `fps`,
-    the clip's length in seconds: the longest of what its header declares, its decoded audio and
-    its decoded video), or VideoError if the clip is over `max_seconds`, MAX_PIXELS, MAX_FRAME_RATE or
-    `pixel_budget(max_seconds)`."""
+def decode(path, fps: float, vision_features, max_seconds: float = MAX_CLIP_SECONDS,
+           max_rows: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(mono 16 kHz float32 samples, (frames, VISION_DIM) features of frames sampled at `fps`, the first
+    `max_rows` of them (all without it), the clip's length in seconds: the longest of what its header declares,
+    its decoded audio and its decoded video), or VideoError if the clip is over `max_seconds`, MAX_PIXELS,
+    MAX_FRAME_RATE or `pixel_budget(max_seconds)`. The whole clip is decoded either way: its limits and its
+    length count every frame."""
     import av      # [extract] extra
 
     # FFmpeg's decoders refuse a frame over DECODER_MAX_PIXELS before allocating it, in the
@@ -217,7 +218,7 @@ def decode(path, fps: float, vision_features,
                         raise VideoError(_too_many_frames(n_frames, video_seconds))
                     if frame.time is None:
                         continue
-                    if frame.time + 1e-6 >= next_time:
+                    if frame.time + 1e-6 >= next_time and (max_rows is None or len(rows) < max_rows):
                         # Scaled by the decoder's own converter in the same pass as the gray conversion.
                         scale = min(1.0, DETECT_WIDTH / frame.width)
                         gray = frame.to_ndarray(format="gray", width=max(1, round(frame.width * scale)),

@@ -206,7 +206,8 @@ it is not checked again.
                 skipped[row[0]] = media.too_long(max_clip_seconds, f"{hit['seconds']:.1f} s")
             else:
                 hits[row[0]] = hit
-        skipped.update(run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds, echo))
+        skipped.update(run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds, echo,
+                                  rows=(config.audio_len, config.vision_len)))
     except OSError as e:
         raise write_failed(f"--out {out}", "--out", e) from None
 

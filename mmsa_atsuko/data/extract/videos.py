@@ -74,10 +74,12 @@ def is_cached(path: Path, video: Path) -> bool:
     return _read_current(path, video, lambda saved: True) is not None
 
 
-def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: float) -> str | None:
-    """Extract one video into its cache file; return None, or the reason it was skipped."""
+def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: float,
+                rows: tuple | None = None) -> str | None:
+    """Extract one video into its cache file (at most `rows`: the padded (audio, vision) lengths, which the cache
+    file's name hashes); return None, or the reason it was skipped."""
     try:
-        features = frame_features.video_features(video, backend, fps, max_seconds)
+        features = frame_features.video_features(video, backend, fps, max_seconds, rows)
     except media.VideoError as e:
         return str(e)
     except Exception as e:     # a feature library choking on one odd file must not end the whole run
@@ -159,8 +161,9 @@ def worker_died(exitcode: int | None) -> str:
             f"when memory ran out): check that it plays, or re-encode it, e.g. ffmpeg -i IN -c:v libx264 -c:a aac OUT")
 
 
-def run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: float, echo=print) -> dict:
-    """{id: reason} for the videos in `todo` [(id, video, cache file)] that were skipped."""
+def run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: float, echo=print,
+               rows: tuple | None = None) -> dict:
+    """{id: reason} for the videos in `todo` [(id, video, cache file)] that were skipped; `rows`: extract_one's."""
     skipped = {}
     progress = Progress(len(todo), echo)
     if jobs == 1:        # one process, reused from clip to clip until one crashes it (ClipWorker)
@@ -168,7 +171,7 @@ def run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: flo
         try:
             for video_id, video, cache in todo:
                 worker = worker or ClipWorker()
-                alive, reason = worker.extract(str(video), str(cache), backend, fps, max_seconds)
+                alive, reason = worker.extract(str(video), str(cache), backend, fps, max_seconds, rows)
                 if not alive:
                     worker.close()
                     worker = None
@@ -184,7 +187,7 @@ def run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: flo
     else:
         try:        # submitting too: a worker may die before the last of thousands of videos is queued
             with fork_pool(jobs) as pool:
-                futures = {pool.submit(extract_one, str(video), str(cache), backend, fps, max_seconds): video_id
+                futures = {pool.submit(extract_one, str(video), str(cache), backend, fps, max_seconds, rows): video_id
                            for video_id, video, cache in todo}
                 for future in as_completed(futures):
                     reason = future.result()
