@@ -1120,6 +1120,22 @@ def test_under_one_job_a_clip_that_crashes_its_process_is_skipped_by_name_and_th
     assert np.array_equal(after["valid"]["vision"], before["valid"]["vision"])
 
 
+def _no_space(video, cache, *_):
+    import errno
+    raise OSError(errno.ENOSPC, "No space left on device", cache)
+
+
+def test_under_one_job_an_error_of_the_worker_is_raised_in_the_caller_as_in_process(tmp_path, monkeypatch):
+    """A cache file that cannot be written (a full disk) raised OSError in the calling process, which extract turns
+    into one line; in the worker it would end the worker, and each clip would be skipped as a crash."""
+    from mmsa_atsuko.data.extract import videos
+    monkeypatch.setattr(videos, "extract_one", _no_space)
+    todo = [("v0", tmp_path / "v0.mp4", tmp_path / "v0.npz")]
+    with pytest.raises(OSError) as error:
+        videos.run_videos(todo, "opensmile", 10.0, 1, 600.0, echo=lambda _: None)
+    assert (error.value.errno, error.value.filename) == (28, str(tmp_path / "v0.npz"))
+
+
 def test_a_worker_that_dies_counts_the_videos_cached_not_those_skipped(corpus, tmp_path, monkeypatch):
     """The line counted the results read before the pool broke: the corrupt video (skipped, not cached) was
     counted, and a video cached but whose result was not yet read was not. clip03's worker dies only once

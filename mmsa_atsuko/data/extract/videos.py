@@ -112,7 +112,10 @@ def _serve(conn, parent_end) -> None:
             return
         if args is None:
             return
-        conn.send(extract_one(*args))
+        try:
+            conn.send((True, extract_one(*args)))
+        except Exception as e:       # raised in the caller, as in process (a cache that cannot be written: OSError)
+            conn.send((False, e))
 
 
 class ClipWorker:
@@ -131,10 +134,13 @@ class ClipWorker:
         """(whether the worker lives on, extract_one(*args) or the reason it died)."""
         try:
             self.conn.send(args)
-            return True, self.conn.recv()
+            returned, value = self.conn.recv()
         except (EOFError, OSError):      # its end of the pipe closed: the process is gone
             self.process.join()
             return False, worker_died(self.process.exitcode)
+        if not returned:
+            raise value
+        return True, value
 
     def close(self, kill: bool = False) -> None:
         if kill:            # Ctrl-C or an error in the parent: the clip it extracts is not waited for
