@@ -1,11 +1,12 @@
 """run.py verify: real-data runs against the published numbers (hand-computed deltas and verdicts)."""
 import json
 import math
+import re
 
 import pytest
 
 from mmsa_atsuko.cli import main
-from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.errors import DataError, UsageError
 from mmsa_atsuko.leaderboard.commands import verify_store
 from mmsa_atsuko.leaderboard.verify import render_verify
 
@@ -77,3 +78,67 @@ def test_runs_on_another_file_than_mmsa_publishes_are_not_verified(tmp_path, cap
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     cells, notes = verify_store(store(tmp_path, other + [record("lmf", s) for s in (1, 2)]))
     assert {c.model for c in cells} == {"lmf"} and any(OTHER_FILE in note for note in notes)
+
+
+SIMS_KEYS = ("Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr")
+SIMSV2_REAL = {"train": 2722, "valid": 647, "test": 1034}         # configs/datasets.yaml real_sizes
+SMALL = {"train": 64, "valid": 16, "test": 16}                     # a synthetic file's, its stamp removed
+
+
+def simsv2_record(seed, sizes, data="sha256:" + "cd" * 32):
+    """Self-MM on SIMS v2 (no published sha256): Acc5/Acc3/Acc2/F1 near its published row (52.77 72.61 79.69 79.76)."""
+    values = dict(Mult_acc_5=0.5277, Mult_acc_3=0.7261, Mult_acc_2=0.7969, F1_score=0.7976, MAE=0.3, Corr=0.7)
+    return {"run_id": f"v2-{seed}-{data[7:11]}", "status": "ok", "model": "self_mm", "dataset": "simsv2",
+            "aligned": False, "seed": seed, "config_hash": "h", "config": {}, "data": data,
+            "metrics": {k: values[k] + 0.001 * (2 * seed - 3) for k in SIMS_KEYS}} \
+        | ({"split_sizes": sizes} if sizes else {})
+
+
+def test_runs_on_a_file_of_other_split_sizes_are_no_real_data_where_no_sha256_is_published(tmp_path, capsys):
+    """A 96-sample SIMS v2 file (a synthetic one, its stamp removed) was verified against the paper and headed real
+    data: its sha256 id is as real as the real file's, and SIMS v2 publishes no sha256 to compare with."""
+    small = [simsv2_record(s, SMALL) for s in (1, 2)]
+    line = ("the real-data runs in this store are on other files: simsv2 unaligned: runs on sha256:" + "cd" * 32
+            + ", not the real simsv2 data: its train split has 64 samples, the real simsv2 file's has 2722 "
+              "(configs/datasets.yaml real_sizes); not verified")
+    with pytest.raises(UsageError, match=re.escape(line) + "$"):
+        verify_store(store(tmp_path, small))
+    assert main(["verify", "--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    board = main_text(tmp_path, capsys)
+    assert ("- Not the real simsv2 data: its train split has 64 samples, the real simsv2 file's has 2722 "
+            "(configs/datasets.yaml real_sizes): these runs are no reproduction of the paper's") in board
+    # The real sizes, and a record made before records held them (it says nothing), are verified as before.
+    for sizes in (SIMSV2_REAL, None):
+        cells, notes = verify_store(store(tmp_path, [simsv2_record(s, sizes) for s in (1, 2)]))
+        assert len(cells) == 4 and all(c.agrees for c in cells) and not notes
+        assert "Not the real" not in main_text(tmp_path, capsys)
+    # Beside a real file's runs, the small file's are a note, not a refusal.
+    cells, notes = verify_store(store(tmp_path, small + [simsv2_record(s, SIMSV2_REAL, "sha256:" + "ef" * 32)
+                                                          for s in (1, 2)]))
+    assert {c.data for c in cells} == {"sha256:" + "ef" * 32} and notes == [line.split("other files: ")[1]]
+
+
+def main_text(results, capsys):
+    capsys.readouterr()
+    assert main(["leaderboard", "--results", str(results)]) == 0
+    return capsys.readouterr().out
+
+
+def test_a_run_record_holds_its_files_split_sizes():
+    from types import SimpleNamespace
+    from datetime import datetime
+
+    from mmsa_atsuko.results.record import ok_record
+    from mmsa_atsuko.results.selection import check_ok_record
+    from tests.conftest import make_dataset
+    spec = make_dataset(n=(40, 12, 8)).spec
+    result = SimpleNamespace(test=SimpleNamespace(metrics={"MAE": 0.5}), valid={}, best_epoch=1, epochs_run=1,
+                             steps_per_s=1.0)
+    rec = ok_record("r", model="tfn", seed=1, preset=None, config={}, spec=spec, result=result, device="cpu",
+                    started=datetime(2026, 1, 1), wall_time_s=1.0, run_dir="runs/r", git_commit=None,
+                    checkpoint="best.pt", torch_threads=1, torch_version="x", device_name="cpu",
+                    peak_memory_mb=1.0, precision="fp32", deterministic=True)
+    assert rec["split_sizes"] == {"train": 40, "valid": 12, "test": 8}
+    with pytest.raises(DataError, match="split_sizes must be an object of train, valid and test -> sample count"):
+        check_ok_record(rec | {"split_sizes": {"train": "40", "valid": 12, "test": 8}})

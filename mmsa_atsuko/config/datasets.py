@@ -210,3 +210,19 @@ def real_layout(name: str, setting: str) -> dict | None:
                 "feature_dims": {m: int(shapes[setting][m][1]) for m in ("text", "audio", "vision")}}
     except (KeyError, IndexError, TypeError, ValueError):
         return None
+
+
+
+def real_sizes_mismatch(name: str, split_sizes: dict, real_sizes: dict | None = None) -> str | None:
+    """How a file whose splits hold `split_sizes` ({split: N}) differs from dataset `name`'s real file, whose splits
+    hold `real_sizes` (default: its block's `real_sizes`): the first split whose count differs, as a clause; None where
+    they agree or no real sizes are given. The one test of sizes: a download without a published sha256 is refused by
+    it, and runs on such a file are not called real data (leaderboard) nor verified against the paper (verify)."""
+    real = dataset_facts(name).get("real_sizes") if real_sizes is None else real_sizes
+    if not isinstance(real, dict):
+        return None
+    for split in SPLITS:
+        if split_sizes.get(split) != real.get(split):
+            return (f"its {split} split has {split_sizes.get(split)} samples, the real {name} file's has "
+                    f"{real.get(split)} (configs/datasets.yaml real_sizes)")
+    return None

@@ -6,8 +6,8 @@ seed paper's (published.py), delta = ours - published, and the cell agrees when 
 Where the paper misprints a value (published.ERRATA), the published value judged is the original: a
 faithful reproduction of it failed against the misprint. The table shows both, the footnote the original's source.
 A row over one seed has no std, so none of its cells can agree. Only plain-condition runs on
-real data count, on the file MMSA publishes where datasets.yaml has its sha256: numbers on synthetic
-data or on another file are not the paper's experiment.
+real data count, on the file MMSA publishes where datasets.yaml has its sha256, and where it has none on a file
+of the real split sizes (real_data.py): numbers on synthetic data or on another file are not the paper's experiment.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ..errors import UsageError
 from ..metrics.names import metric_family
 from .published import ERRATA, ERRATUM_MARK, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED, Erratum, erratum_note, published_key
 from .cells import to_display
+from .real_data import not_real_data
 from .stats import Table, build_tables
 
 WITHIN_STDS = 2.0
@@ -108,8 +109,16 @@ def verify(records: list[dict], datasets=None) -> tuple[list[VerifyCell], list[s
             raise UsageError(f"verify compares runs on the real feature files with published numbers; the runs"
                              f"{what} in this store are on synthetic data only")
         raise UsageError(f"no ok runs{what} to verify in this store")
-    others = [note for note in map(_not_the_published_file, real) if note]
-    published = [t for t in real if not _not_the_published_file(t)]
+    unreal = not_real_data(records)
+
+    def why_not(table: Table) -> str | None:
+        reason = unreal.get((table.dataset, table.aligned, table.data))
+        if reason:
+            return (f"{table.dataset} {'aligned' if table.aligned else 'unaligned'}: runs on {table.data}, {reason}; "
+                    f"not verified")
+        return _not_the_published_file(table)
+    others = [note for note in map(why_not, real) if note]
+    published = [t for t in real if not why_not(t)]
     if not published:
         raise UsageError(f"verify compares runs on MMSA's feature files with published numbers; the real-data runs"
                          f"{what} in this store are on other files: {'; '.join(others)}")

@@ -52,6 +52,9 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
         "deterministic": deterministic, "steps_per_s": result.steps_per_s,
         "config_hash": config_hash(config), "config": dict(config),
         "data": spec.source, "data_path": spec.path, "extractor": spec.extractor,
+        # The file's samples per split: without a published sha256 they tell a real file from a small one
+        # (leaderboard.real_data).
+        "split_sizes": dict(spec.split_sizes),
         "package_version": __version__, "git_commit": git_commit,
         "torch_version": torch_version, "python": platform.python_version(),
         "started_at": started.isoformat(timespec="seconds"),

@@ -109,6 +109,10 @@ def check_ok_record(record: dict) -> dict:
         if field in record and (not isinstance(record[field], kinds)
                                 or isinstance(record[field], bool) and bool not in kinds):
             bad(field, " or ".join("null" if k is type(None) else k.__name__ for k in kinds))
+    sizes = record.get("split_sizes")
+    if "split_sizes" in record and not (isinstance(sizes, dict) and set(sizes) == {"train", "valid", "test"} and all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2 ** 63 for n in sizes.values())):
+        bad("split_sizes", "an object of train, valid and test -> sample count")
     return record
 
 

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from ...cache import sha256_of
+from ...config import real_sizes_mismatch
 from ...errors import DataError
 from .. import mmsa_format
 from ..spec import MODALITIES
@@ -39,10 +40,9 @@ def _check_structure(path: Path, relpath: str) -> str | None:
         return f"it is not a valid {name} feature file: {e}"
     if spec.synthetic:
         return f"it is generated data ({spec.source}), not MMSA's {name} file"
-    for split, n in layout["split_sizes"].items():
-        if spec.split_sizes[split] != n:
-            return (f"its {split} split has {spec.split_sizes[split]} samples, the real {name} file's has {n} "
-                    f"(configs/datasets.yaml real_sizes)")
+    sizes = real_sizes_mismatch(name, spec.split_sizes, layout["split_sizes"])
+    if sizes:
+        return sizes
     for m in MODALITIES:
         found = (spec.seq_lens[m], spec.feature_dims[m])
         real = (layout["seq_lens"][m], layout["feature_dims"][m])
