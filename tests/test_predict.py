@@ -445,3 +445,41 @@ def test_predict_from_videos_says_which_bert_it_cannot_find(trained, capsys, tmp
     assert f"BERT folder {gone} does not exist; it is named as the toolkit's tiny synthetic BERT" in err, err
     assert "huggingface-cli" not in err and "any run with --synthetic writes one" in err, err
     assert not (tmp_path / "out" / "features.pkl").exists()
+
+
+def test_predict_on_one_split_reads_that_split_alone_and_needs_no_labels(tmp_path, capsys):
+    """`predict --run <atsuko sims run> --features f.pkl --split test` failed on f.pkl's train split lacking
+    regression_labels_T: predict reads no label to predict, and no split but the one asked for. The split it reads is
+    checked as before (a NaN there is refused)."""
+    assert main(["-m", "atsuko", "-d", "sims", "--synthetic", "--preset", "small", "--max-epochs", "1",
+                 "-s", "1111", "--out", str(tmp_path / "results"), "--quiet"]) == 0
+    record = read_records(tmp_path / "results")[-1]
+    run_dir = tmp_path / "results" / "runs" / record["run_id"]
+    with open(record["data_path"], "rb") as f:
+        data = pickle.load(f)               # the toolkit's own generated file
+    for split in ("train", "valid", "test"):
+        for key in ("regression_labels", "regression_labels_T", "regression_labels_A", "regression_labels_V"):
+            del data[split][key]
+    data["train"]["audio"] = "not features"                      # never read with --split test
+    (tmp_path / "f.pkl").write_bytes(pickle.dumps(data, protocol=4))
+    code, err = _predict(capsys, "--run", record["run_id"], "--results", tmp_path / "results",
+                         "--features", tmp_path / "f.pkl", "--split", "test", "--out", tmp_path / "out")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "out" / "predictions.csv", dtype={"pred": str})
+    trainer = pd.read_csv(run_dir / "predictions_test.csv", dtype={"pred": str})
+    assert list(table.columns) == ["id", "split", "pred"]                       # no label column: none was read
+    assert table.id.tolist() == trainer.id.tolist() and table.pred.tolist() == trainer.pred.tolist()
+    # Without --split every split is read: train's audio is refused, in one line.
+    code, err = _predict(capsys, "--run", record["run_id"], "--results", tmp_path / "results",
+                         "--features", tmp_path / "f.pkl", "--out", tmp_path / "out2")
+    assert code != 0 and err.count("\n") == 1 and "split 'train', key 'audio'" in err
+    data["test"]["vision"][0, 0, 0] = float("nan")
+    (tmp_path / "f.pkl").write_bytes(pickle.dumps(data, protocol=4))
+    code, err = _predict(capsys, "--run", record["run_id"], "--results", tmp_path / "results",
+                         "--features", tmp_path / "f.pkl", "--split", "test", "--out", tmp_path / "out3")
+    assert code != 0 and err.count("\n") == 1 and "split 'test', key 'vision'" in err and "NaN" in err
+    del data["test"]
+    (tmp_path / "f.pkl").write_bytes(pickle.dumps(data, protocol=4))
+    code, err = _predict(capsys, "--run", record["run_id"], "--results", tmp_path / "results",
+                         "--features", tmp_path / "f.pkl", "--split", "test", "--out", tmp_path / "out4")
+    assert (code, err) == (2, f"error: {tmp_path / 'f.pkl'} has no test split (it has train, valid)\n")

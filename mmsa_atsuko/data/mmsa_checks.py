@@ -41,10 +41,13 @@ def key_names(mapping: dict, shown: int = 20) -> str:
 class SplitChecker:
     """Validates and converts one split at a time; every failure is one DataError line."""
 
-    def __init__(self, path: Path, facts: dict, aligned: bool, strict_ids: bool = False):
+    def __init__(self, path: Path, facts: dict, aligned: bool, strict_ids: bool = False, labels: bool = True):
         self.path = path
         self.facts = facts
         self.aligned = aligned
+        # `labels`: a training file's splits must hold labels; predict reads the sentiment labels only where a
+        # split holds them (to write beside the predictions), and the unimodal ones never.
+        self.need_labels = labels
         # `strict_ids`: ids must be strings, as MMSA writes them, and unique across the file
         # (download's check of a file with no published sha256); a run accepts numbers too.
         self.strict_ids = strict_ids
@@ -69,10 +72,11 @@ class SplitChecker:
                              f"found {type(data).__name__}")
         self._require_keys(data)
 
-        # The sentiment labels define N; every other key must agree with them.
-        labels = self.array(data, "regression_labels", "vector")
-        self.n = len(labels)
+        # The sentiment labels define N (the ids, in a file without them); every other key must agree with them.
+        labels = self.array(data, "regression_labels", "vector") if "regression_labels" in data else None
+        self.n = None if labels is None else len(labels)
         self.ids = self._ids(data["id"])
+        self.n = len(self.ids) if labels is None else self.n
 
         # Shapes first (cheap), so a mismatched file fails before any full pass over it.
         text = self.array(data, "text", 3) if "text" in data else None
@@ -127,17 +131,18 @@ class SplitChecker:
             tensors[f"{m}_lengths"] = torch.from_numpy(lengths[m])
             tensors[f"{m}_mask"] = torch.from_numpy(np.arange(shapes[f"{m}_len"])[None, :] < lengths[m][:, None])
 
-        tensors["label"] = torch.from_numpy(self.labels("regression_labels", labels))
-        if self.facts.get("unimodal_labels"):
+        if labels is not None:
+            tensors["label"] = torch.from_numpy(self.labels("regression_labels", labels))
+        if self.facts.get("unimodal_labels") and self.need_labels:
             for name, key in UNIMODAL_LABEL_KEYS.items():
                 tensors[name] = torch.from_numpy(self.labels(key, self.array(data, key, "vector")))
         return Split(split, tensors, self.ids), shapes
 
     def _require_keys(self, data: dict):
-        required = ["audio", "vision", "regression_labels", "id"]
+        required = ["audio", "vision", "id"] + (["regression_labels"] if self.need_labels else [])
         if not self.aligned:
             required += ["audio_lengths", "vision_lengths"]
-        if self.facts.get("unimodal_labels"):
+        if self.facts.get("unimodal_labels") and self.need_labels:
             required += list(UNIMODAL_LABEL_KEYS.values())
         found = f"no such key (keys: {key_names(data)})"
         if "text" not in data and "text_bert" not in data:

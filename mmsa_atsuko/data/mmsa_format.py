@@ -192,14 +192,16 @@ def _extractor(path: Path, raw: dict, for_training: bool = True) -> dict | None:
     return {k: meta[k] for k in ("name", "version", "config_hash", "config", "bert", "labels") if k in meta}
 
 
-def load_for_prediction(name: str, path, *, aligned: bool = False) -> tuple[dict, dict, dict | None, str | None]:
+def load_for_prediction(name: str, path, *, aligned: bool = False,
+                        split: str | None = None) -> tuple[dict, dict, dict | None, str | None]:
     """(splits, shapes, extractor, recipe) of a feature file that `predict` reads; `recipe` names
     generated data whose stamp holds, as `load_dataset`'s data id does (None: a real file).
 
     Unlike `load_dataset`, any of train/valid/test may be missing (a file extracted for
-    prediction holds only `test`), and labels may be placeholders; every split present is
-    checked just as strictly. `shapes` holds `<modality>_dim`, `<modality>_len` and
-    `text_keys`, as read from the first split."""
+    prediction holds only `test`), and labels may be placeholders or absent (the unimodal ones are
+    not read); every split read is checked just as strictly. `split`: read that one alone (the
+    others are neither read nor checked), a UsageError where the file has none. `shapes` holds
+    `<modality>_dim`, `<modality>_len` and `text_keys`, as read from the first split."""
     name, path = name.lower(), Path(path)
     facts = _facts(name)
     if not path.is_file():
@@ -209,11 +211,14 @@ def load_for_prediction(name: str, path, *, aligned: bool = False) -> tuple[dict
         raise data_error(f"{path}: expected a dict of splits {', '.join(SPLITS)}, found {type(raw).__name__}")
     stamp = raw.pop(STAMP_KEY, None)
     extractor = _extractor(path, raw, for_training=False)
-    checker = SplitChecker(path, facts, aligned)
+    if split is not None and split not in raw:
+        held = [s for s in SPLITS if s in raw]
+        raise UsageError(f"{path} has no {split} split (it has {', '.join(held) or 'none of train, valid, test'})")
+    checker = SplitChecker(path, facts, aligned, labels=False)
     splits, shapes = {}, None
-    for split in SPLITS:
-        if split in raw:
-            splits[split], split_shapes = checker.split(split, raw[split], shapes)
+    for which in (split,) if split is not None else SPLITS:
+        if which in raw:
+            splits[which], split_shapes = checker.split(which, raw[which], shapes)
             shapes = shapes or split_shapes
     if not splits:
         raise data_error(f"{path}: no split {', '.join(SPLITS)} in it (found {', '.join(map(str, raw)) or 'nothing'})")

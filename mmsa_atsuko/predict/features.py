@@ -78,14 +78,16 @@ def _check_tokenizer(trained: dict, extractor: dict | None, splits: dict, path) 
                          f"{trained['vocab_size']} tokens: the ids come from another tokenizer")
 
 
-def read_features(card: dict, features) -> tuple[dict, dict, dict | None, bool, str | None]:
+def read_features(card: dict, features, split: str | None = None) -> tuple[dict, dict, dict | None, bool, str | None]:
     """(splits, shapes, extractor, labelled, data id) of a feature file (a folder for mintrec); the data id is
-    `synthetic:<recipe>` for generated data, else None for an MMSA file (its sha256 is hashed once, later)."""
+    `synthetic:<recipe>` for generated data, else None for an MMSA file (its sha256 is hashed once, later).
+    `split`: of an MMSA file, that split alone is read and checked (predict needs no other, nor any label)."""
     name = card["dataset"]
     aligned = bool(card["spec"]["aligned"])
     if dataset_facts(name)["format"] == "mmsa":
-        splits, shapes, extractor, recipe = load_for_prediction(name, features, aligned=aligned)
-        return splits, shapes, extractor, (extractor or {}).get("labels", True), recipe and synthetic_data_id(recipe)
+        splits, shapes, extractor, recipe = load_for_prediction(name, features, aligned=aligned, split=split)
+        labelled = (extractor or {}).get("labels", True) and all("label" in s.tensors for s in splits.values())
+        return splits, shapes, extractor, labelled, recipe and synthetic_data_id(recipe)
     data = load_dataset(name, aligned=aligned, feature_path=features, pretrained=card["config"].get("pretrained"))
     spec = data.spec
     keys = tuple(k for k in ("text", "text_bert") if k in data.train.tensors)

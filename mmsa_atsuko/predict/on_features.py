@@ -31,7 +31,7 @@ def predict_with_provenance(folder, features, out, *, split: str | None = None, 
     """`predict_file`, returning also what predictions.json says; `videos`: what extract_with_provenance said."""
     out = check_output(out)
     card, model = loaded or load_checkpoint(folder)
-    splits, shapes, extractor, labelled, data_id = read_features(card, features)
+    splits, shapes, extractor, labelled, data_id = read_features(card, features, split)
     check_features(card, model, shapes, extractor, splits, features)
     splits = as_trained(card, splits)
     if split is not None:
