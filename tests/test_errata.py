@@ -73,7 +73,7 @@ def test_verify_judges_the_misprint_against_the_original_and_shows_both(tmp_path
     (f1,) = [line for line in out if line.startswith("simsv2 unaligned  self_mm  F1")]
     assert f1.split()[-6:] == ["79.76", "(printed", "76.76", "‡)", "-0.01", "yes"]
     footnote = FOOTNOTE.replace("kept as printed", "verify judges against the original")
-    assert f"‡ {footnote}; against the printed 76.76, self_mm is +2.99, within 2 std: no" in out
+    assert f"‡ {footnote}; against the printed 76.76, self_mm is +2.99, within 2 std: NO" in out
     assert out[-1].startswith("verify: 4 of 4 cells within 2 std")
 
 
@@ -85,3 +85,16 @@ def test_verify_fails_a_run_off_the_original_that_matches_the_misprint(tmp_path,
     (f1,) = [line for line in out if line.startswith("simsv2 unaligned  self_mm  F1")]
     assert f1.split()[-6:] == ["79.76", "(printed", "76.76", "‡)", "-3.01", "NO"]
     assert any(line.endswith("; against the printed 76.76, self_mm is -0.01, within 2 std: yes") for line in out)
+
+
+def test_one_seeds_footnote_says_the_rows_verdict_and_no_minus_zero(tmp_path, capsys):
+    """One Self-MM seed at F1 76.7599 %: the footnote read "self_mm is -0.00, within 2 std: no" under a row saying
+    "no std (n=1)". Against the printed 76.76 the difference is -0.0001, which at 2 places is +0.00, not -0.00."""
+    _store(tmp_path, [0.767599])
+    assert main(["verify", "--results", str(tmp_path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    (f1,) = [line for line in out if line.startswith("simsv2 unaligned  self_mm  F1")]
+    assert f1.split()[-4:] == ["-3.00", "no", "std", "(n=1)"]
+    assert any(line.endswith("; against the printed 76.76, self_mm is +0.00, within 2 std: no std (n=1)")
+               for line in out)
+    assert not any("-0.00" in line for line in out)

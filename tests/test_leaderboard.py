@@ -774,3 +774,11 @@ def test_every_table_says_which_rows_trained_at_a_preset(tmp_path):
     append_record(plain, record("tfn", 1111, {"MAE": 0.8}))               # no preset key: no note
     append_record(plain, record("tfn", 1112, {"MAE": 0.8}))
     assert "preset" not in leaderboard(plain, fmt="md")
+
+
+def test_a_rounded_zero_prints_without_a_minus():
+    """-0.00 claimed a sign the digits do not have (a verify delta of -0.0001, a Corr of -0.00001)."""
+    from mmsa_atsuko.leaderboard.cells import number_text, signed_text
+    assert number_text("Corr", -0.00001) == "0.0000" and number_text("Has0_acc_2", -0.00004) == "0.00"
+    assert signed_text("MAE", -0.00004) == "+0.0000" and signed_text("Mult_acc_3", -0.00004) == "+0.00"
+    assert number_text("Corr", -0.0001) == "-0.0001" and signed_text("Mult_acc_3", -0.0001) == "-0.01"

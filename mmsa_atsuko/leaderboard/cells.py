@@ -25,18 +25,29 @@ def units_text(metrics) -> str:
     return "accuracies/F1 in %" + (f", {', '.join(raw)} as is" if raw else "")
 
 
+def fixed_text(value: float, places: int, signed: bool = False) -> str:
+    """`value` to `places` decimals (with its sign: `signed`); a value that rounds to zero reads 0.00 (+0.00), never
+    -0.00, which claims a sign the shown digits do not have."""
+    value = value if round(value, places) != 0 else 0.0
+    return f"{value:+.{places}f}" if signed else f"{value:.{places}f}"
+
+
+def places_of(metric: str) -> int:
+    """Decimals a cell of `metric` is printed to: 4 for those shown as stored (MAE, Corr, Loss), 2 for a %."""
+    return 4 if metric in RAW_METRICS else 2
+
+
 def number_text(metric: str, value: float) -> str:
     if value is None or math.isnan(value):
         return "–"
-    value = to_display(metric, value)
-    return f"{value:.4f}" if metric in RAW_METRICS else f"{value:.2f}"
+    return fixed_text(to_display(metric, value), places_of(metric))
 
 
 def signed_text(metric: str, value: float) -> str:
     """A difference in display units, with its sign."""
     if math.isnan(value):
         return "–"
-    return f"{to_display(metric, value):+.4f}" if metric in RAW_METRICS else f"{to_display(metric, value):+.2f}"
+    return fixed_text(to_display(metric, value), places_of(metric), signed=True)
 
 
 def cell_text(metric: str, cell: Cell | StoredCell, row_n: int, pm: str) -> str:

@@ -18,7 +18,7 @@ from ..config import published_sha256
 from ..errors import UsageError
 from ..metrics.names import metric_family
 from .published import ERRATA, ERRATUM_MARK, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED, Erratum, erratum_note, published_key
-from .cells import to_display
+from .cells import fixed_text, places_of, to_display
 from .real_data import not_real_data
 from .stats import Table, build_tables
 
@@ -131,14 +131,22 @@ def verify(records: list[dict], datasets=None) -> tuple[list[VerifyCell], list[s
     return cells, notes
 
 
-def _num(value: float, metric: str) -> str:
+def _num(value: float, metric: str) -> str:      # `value` in the paper's units already: cells' text, unscaled
     if math.isnan(value):
         return "–"
-    return f"{value:.4f}" if metric == "MAE" else f"{value:.2f}"
+    return fixed_text(value, places_of(metric))
 
 
 def _signed(value: float, metric: str) -> str:
-    return f"{value:+.4f}" if metric == "MAE" else f"{value:+.2f}"
+    return fixed_text(value, places_of(metric), signed=True)
+
+
+def _verdict(cell: VerifyCell, published: float) -> str:
+    """Whether `cell` is within 2 std of `published`, as its row says it (and an erratum's footnote of the printed
+    value: "no" there beside the row's "no std (n=1)" read as a judgement the row refuses to make)."""
+    if math.isnan(cell.std):
+        return "no std (n=1)"
+    return "yes" if cell.within(published) else "NO"
 
 
 def render_verify(cells: list[VerifyCell], notes: list[str]) -> str:
@@ -146,7 +154,7 @@ def render_verify(cells: list[VerifyCell], notes: list[str]) -> str:
     lines = []
     for c in cells:
         setting = f"{c.dataset} {'aligned' if c.aligned else 'unaligned'}"
-        verdict = "yes" if c.agrees else ("no std (n=1)" if math.isnan(c.std) else "NO")
+        verdict = _verdict(c, c.published)
         published = _num(c.published, c.metric) + (f" (printed {_num(c.printed, c.metric)} {ERRATUM_MARK})"
                                                     if c.erratum else "")
         lines.append([setting, c.model, f"{c.column} ({c.metric})", str(c.n),
@@ -161,7 +169,7 @@ def render_verify(cells: list[VerifyCell], notes: list[str]) -> str:
     # original's, as the table shows it).
     out += [f"{ERRATUM_MARK} {c.erratum}; against the printed "
             f"{_num(c.printed, c.metric)}, {c.model} is {_signed(c.mean - c.printed, c.metric)}, within "
-            f"{WITHIN_STDS:g} std: {'yes' if c.within(c.printed) else 'no'}" for c in cells if c.erratum]
+            f"{WITHIN_STDS:g} std: {_verdict(c, c.printed)}" for c in cells if c.erratum]
     out += [f"- {note}" for note in notes]
     out.append(f"verify: {agree} of {len(cells)} cells within {WITHIN_STDS:g} std of the published value "
                f"({sources}; accuracies and F1 in %, MAE as is)")
