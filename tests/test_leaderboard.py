@@ -782,3 +782,31 @@ def test_a_rounded_zero_prints_without_a_minus():
     assert number_text("Corr", -0.00001) == "0.0000" and number_text("Has0_acc_2", -0.00004) == "0.00"
     assert signed_text("MAE", -0.00004) == "+0.0000" and signed_text("Mult_acc_3", -0.00004) == "+0.00"
     assert number_text("Corr", -0.0001) == "-0.0001" and signed_text("Mult_acc_3", -0.0001) == "-0.01"
+
+
+@pytest.mark.parametrize("argv", [["leaderboard"], ["leaderboard", "--by", "missing_rate"],
+                                  ["compare", "-m", "tfn", "--against", "lmf"]])
+def test_a_results_folder_that_does_not_exist_is_said_so(tmp_path, capsys, argv):
+    """`leaderboard --results nonexist` said 'no ok runs in nonexist/runs.jsonl', of a folder that is not there."""
+    from mmsa_atsuko.cli import main
+    missing = tmp_path / "nonexist"
+    assert main([*argv, "--results", str(missing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"error: results folder {missing} does not exist: pass --results DIR, the folder your "
+                            f"runs were written to (--out of run.py and sweep)\n") and not captured.out
+    assert main(["leaderboard", "--paper", "--results", str(missing)]) == 0       # the published tables need no runs
+    assert "Published by the seed paper" in capsys.readouterr().out
+
+
+def test_mult_acc_3_is_printed_among_the_accuracies_of_a_mosi_table(tmp_path):
+    """MOSI's Mult_acc_3 (computed by MMSA, not returned: last in METRIC_KEYS) was printed after Corr."""
+    for seed in (1, 2):
+        append_record(tmp_path, record("tfn", seed, {"MAE": 0.7}))
+    header = next(line for line in leaderboard(tmp_path).splitlines() if line.startswith("| model"))
+    assert [c.strip() for c in header.split("|")[3:-2]] == [
+        "Has0_acc_2 ↑", "Has0_F1_score ↑", "Non0_acc_2 ↑", "Non0_F1_score ↑", "Mult_acc_3 ↑", "Mult_acc_5 ↑",
+        "Mult_acc_7 ↑", "MAE ↓", "Corr ↑"]
+    board = pd.read_csv(io.StringIO(leaderboard(tmp_path, fmt="csv")))
+    means = [c[:-len("_mean")] for c in board.columns if c.endswith("_mean")]
+    assert means == ["Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_3", "Mult_acc_5",
+                     "Mult_acc_7", "MAE", "Corr"]

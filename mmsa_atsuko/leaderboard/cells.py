@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..metrics.names import lower_is_better
+from ..metrics.names import lower_is_better, table_order
 from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row, StoredCell
 
 RAW_METRICS = frozenset({"MAE", "Corr", "Loss", "loss"})      # shown as stored, not in %
@@ -62,8 +62,9 @@ PAIRED = {second: first for first, (_, second) in PAIRS.items()}
 
 
 def column_groups(metrics, paper: bool) -> list[tuple[str, ...]]:
-    """The table's columns as groups of metrics: one metric, or with `paper` a (Has0, Non0) pair
+    """The table's columns as groups of metrics, in `table_order`: one metric, or with `paper` a (Has0, Non0) pair
     wherever the table has either half."""
+    metrics = table_order(metrics)
     if not paper:
         return [(m,) for m in metrics]
     columns = []

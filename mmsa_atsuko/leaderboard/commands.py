@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -38,13 +39,23 @@ def _known_datasets(datasets):
 BY = ("missing_rate",)
 
 
+def _read_store(results, missing_ok: bool = False) -> list[dict]:
+    """The records of the results store in `results`. A folder that does not exist read as a store without runs:
+    'no ok runs in nonexist/runs.jsonl' said nothing of the mistyped --results. `missing_ok`: none then (`leaderboard
+    --paper` shows the published tables before any run)."""
+    if not os.path.lexists(results) and not missing_ok:
+        raise UsageError(f"results folder {results} does not exist: pass --results DIR, the folder your runs were "
+                         f"written to (--out of run.py and sweep)")
+    return read_records(Path(results))
+
+
 def leaderboard(results, *, datasets=None, fmt="md", paper=False, key_metric=None, by=None) -> str:
     """The leaderboard text (md, csv or latex) for the results store in `results`; `by="missing_rate"`:
     each model's key metric against the missing rate, with its AUC (`curves`)."""
     if fmt not in ("md", "csv", "latex"):
         raise UsageError(f"--format must be md, csv or latex, got {fmt!r}")
     datasets = _known_datasets(datasets)
-    records = read_records(Path(results))
+    records = _read_store(results, missing_ok=paper and by is None)
     if by is not None:
         return _curves_text(_curve_tables(records, results, datasets, key_metric, by, paper), fmt)
     tables = build_tables(records, datasets, key_metric)
@@ -80,7 +91,7 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
     if model in against:
         raise UsageError(f"--against lists {model}, the model being compared")
     datasets = _known_datasets(datasets)
-    records = read_records(results)
+    records = _read_store(results)
     tables = build_tables(records, datasets)
     stored = {r.model for t in tables for r in t.rows}                  # on the datasets asked for
     anywhere = {r["model"] for r in ok_records(records)}
@@ -159,7 +170,7 @@ def missing_rate_figures(results, out, *, datasets=None, key_metric=None) -> lis
     from ..plots.analyses import plot_missing_rate
     from ..plots.common import figure_files
     datasets = _known_datasets(datasets)
-    tables = _curve_tables(read_records(Path(results)), results, datasets, key_metric, "missing_rate", False)
+    tables = _curve_tables(_read_store(results), results, datasets, key_metric, "missing_rate", False)
     files, names = {}, {}
     for t in tables:
         name = f"missing_rate_{t.dataset}{'-aligned' if t.aligned else ''}{'-synthetic' if t.synthetic else ''}"

@@ -13,7 +13,7 @@ import math
 import pandas as pd
 
 from ..data.stamp import data_kind
-from ..metrics.names import metric_family
+from ..metrics.names import metric_family, table_order
 from ..results import code_versions, model_selection
 from .cells import RAW_METRICS
 from .notes import HOW_RAN, how_ran_text, row_run_labels
@@ -52,7 +52,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
                    "data_kind": data_kind(t.data), "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "condition": row.condition, "n": row.n,
                    "code": code_versions(row.records), "run_label": row_run_labels(row), **_protocol(row)}
-            for m in t.metrics:
+            for m in table_order(t.metrics):
                 out.update(_stat_columns(m, row.cells[m], m in row.best))
             out.update(key_metric=t.key_metric, ttest_against=row.against,
                        ttest_t=row.test.t if row.test else math.nan, ttest_p=row.test.p if row.test else math.nan)

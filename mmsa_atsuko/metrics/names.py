@@ -28,6 +28,17 @@ def metric_keys(dataset: str) -> tuple[str, ...]:
     return METRIC_KEYS[metric_family(dataset)]
 
 
+def table_order(metrics) -> tuple[str, ...]:
+    """`metrics` in the order a table prints them: the metric set's (MMSA's), but MOSI's `Mult_acc_3`, which MMSA
+    computes without returning it (so `METRIC_KEYS` has it last, after Corr), goes among the multi-class accuracies,
+    before `Mult_acc_5`, as in SIMS's order."""
+    metrics = list(metrics)
+    if {"Mult_acc_3", "Mult_acc_5"} <= set(metrics) and metrics.index("Mult_acc_3") > metrics.index("Mult_acc_5"):
+        metrics.remove("Mult_acc_3")
+        metrics.insert(metrics.index("Mult_acc_5"), "Mult_acc_3")
+    return tuple(metrics)
+
+
 def lower_is_better(metric_name: str) -> bool:
     """True for MAE and Loss; False for accuracies, F1, Corr, precision and recall."""
     if metric_name in _LOWER_IS_BETTER:
