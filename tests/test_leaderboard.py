@@ -378,6 +378,22 @@ def test_single_seed_rows_are_never_bold_nor_tested_and_show_n(tmp_path):
     assert r"\textbf" not in mult_tex and "mult: one seed (n=1), so never bold and not Welch-tested." in latex
 
 
+def test_a_table_of_one_row_bolds_nothing(tmp_path):
+    """Bold marks the best among rows: a table of one model (two seeds) bolded every cell of its one row."""
+    for seed, (mae, acc) in enumerate([(0.9, 0.5), (1.0, 0.6)], start=1):
+        append_record(tmp_path, record("tfn", seed, {"MAE": mae, "Has0_acc_2": acc}))
+    tfn = frame(leaderboard(tmp_path, fmt="csv")).set_index("label").loc["tfn"]
+    assert tfn.MAE_best == tfn.Has0_acc_2_best == tfn.Corr_best == 0
+    md_row = next(line for line in leaderboard(tmp_path, fmt="md").splitlines() if line.startswith("| tfn |"))
+    tex_row = next(line for line in leaderboard(tmp_path, fmt="latex").splitlines() if line.startswith("tfn &"))
+    assert "**" not in md_row and r"\textbf" not in tex_row
+    # A second row with two seeds: the best of the two is bold again.
+    for seed, mae in enumerate([0.8, 0.85], start=1):
+        append_record(tmp_path, record("lmf", seed, {"MAE": mae, "Has0_acc_2": 0.4}))
+    board = frame(leaderboard(tmp_path, fmt="csv")).set_index("label")
+    assert (board.loc["lmf"].MAE_best, board.loc["tfn"].MAE_best) == (1, 0)
+
+
 def test_a_single_seed_ablation_row_is_not_bold_and_latex_shows_n(tmp_path):
     for seed, value in ((1, 0.4), (2, 0.5)):
         append_record(tmp_path, record("atsuko", seed, {"Mult_acc_7": value}, aligned=True, config_hash="c-full",

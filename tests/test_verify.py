@@ -108,6 +108,11 @@ def test_runs_on_a_file_of_other_split_sizes_are_no_real_data_where_no_sha256_is
     board = main_text(tmp_path, capsys)
     assert ("- Not the real simsv2 data: its train split has 64 samples, the real simsv2 file's has 2722 "
             "(configs/datasets.yaml real_sizes): these runs are no reproduction of the paper's") in board
+    # The table's heading called it "real data (sha256:...)" above that note, and its CSV rows data_kind "real".
+    assert f"### simsv2, unaligned: not the real simsv2 data (sha256:{'cd' * 32})" in board
+    assert "real data" not in board
+    assert main(["leaderboard", "--results", str(tmp_path), "--format", "csv"]) == 0
+    assert {row.split(",")[4] for row in capsys.readouterr().out.splitlines()[1:]} == {"not real"}
     # The real sizes, and a record made before records held them (it says nothing), are verified as before.
     for sizes in (SIMSV2_REAL, None):
         cells, notes = verify_store(store(tmp_path, [simsv2_record(s, sizes) for s in (1, 2)]))

@@ -63,9 +63,10 @@ def leaderboard(results, *, datasets=None, fmt="md", paper=False, key_metric=Non
         what = f" for {', '.join(datasets)}" if datasets else ""
         raise UsageError(f"no ok runs{what} in {Path(results) / RUNS_FILE}")
     unreal = not_real_data(records)
-    for t in tables:          # first under its rows: the title calls any sha256 id real data
+    for t in tables:          # the title and the first note under its rows say so
         reason = unreal.get((t.dataset, t.aligned, t.data))
         if reason:
+            t.not_real = True
             t.notes.insert(0, f"{reason[0].upper()}{reason[1:]}: these runs are no reproduction of the paper's")
     ablations = build_ablations(tables)
     published = published_blocks(tables, datasets) if paper else []

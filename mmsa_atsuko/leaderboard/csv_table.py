@@ -49,7 +49,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
     for t in tables:
         for row in t.rows:
             out = {"table": "leaderboard", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
-                   "data_kind": data_kind(t.data), "source": "ours", "model": row.model,
+                   "data_kind": "not real" if t.not_real else data_kind(t.data), "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "condition": row.condition, "n": row.n,
                    "code": code_versions(row.records), "run_label": row_run_labels(row), **_protocol(row)}
             for m in table_order(t.metrics):
@@ -61,7 +61,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False):
         for (g, flags), row in ab.chosen.items():
             t = ab.groups[g]
             out = {"table": "ablation", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
-                   "data_kind": data_kind(t.data), "source": "ours", "model": row.model,
+                   "data_kind": "not real" if t.not_real else data_kind(t.data), "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "n": row.n,
                    "use_sbn": flags[0], "use_mcm": flags[1], **_protocol(row)}
             for _, m in PAPER_COLUMNS[metric_family(t.dataset)]:

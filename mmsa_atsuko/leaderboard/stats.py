@@ -162,6 +162,7 @@ class Table:
     key_metric: str
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
+    not_real: bool = False              # a real data id, but its split sizes are not the dataset's (real_data.py)
 
     @property
     def synthetic(self) -> bool:
@@ -169,7 +170,8 @@ class Table:
 
     def title(self) -> str:
         setting = "aligned" if self.aligned else "unaligned"
-        return f"{self.dataset}, {setting}: {data_kind_text(self.data)} ({self.data})"
+        kind = f"not the real {self.dataset} data" if self.not_real else data_kind_text(self.data)
+        return f"{self.dataset}, {setting}: {kind} ({self.data})"
 
 
 def _better(metric: str, a: float, b: float) -> bool:
@@ -190,7 +192,10 @@ def _sort_key(metric: str, mean: float):
 
 
 def best_cells(metric: str, cells: dict) -> set:
-    """Keys of the cells (over at least MIN_SEEDS values) with the best mean; ties all win."""
+    """Keys of the cells (over at least MIN_SEEDS values) with the best mean; ties all win. None in a column of one
+    cell: bold marks a best among rows, and a table of one row bolded every cell."""
+    if len(cells) < 2:
+        return set()
     eligible = {key: cell for key, cell in cells.items() if cell.n >= MIN_SEEDS}
     value = _best_value(metric, [cell.mean for cell in eligible.values()])
     return {key for key, cell in eligible.items() if cell.mean == value}
