@@ -1,5 +1,6 @@
 """Lock files and the files appended to in a folder several users may share: the mode they are made with
-(`shared_mode`), and how a process looks at another's lock without taking it (`probe`).
+(`shared_mode`), the folders made there (`make_shared_folder`) and a run folder's files (`make_readable_as`), and
+how a process looks at another's lock without taking it (`probe`).
 
 A leaf: it imports nothing of ours, so the cache (`sha256.json.lock`), the results store (`runs.jsonl` and its
 lock, the MMSA CSVs and theirs), the run folders (run.lock, an identity's claim) and the writers of a results
@@ -30,9 +31,10 @@ def shared_mode(folder: Path) -> int:
 
 def make_shared_folder(folder: Path) -> None:
     """`folder` made if missing (with its parents), the folder itself then readable, writable and searchable by the
-    group, or by others, where its parent is writable by them, whatever the umask: `runs/` and `normal/` of a
-    results folder several users share hold the files each of them makes and appends to (with a umask of 022, a
-    group's second user could not append to `normal/`'s CSVs)."""
+    group, or by others, where its parent is writable by them, and readable and searchable where its parent is
+    readable by them (`readable_bits`), whatever the umask: `runs/` and `normal/` of a results folder several users
+    share hold the files each of them makes and appends to (with a umask of 022, a group's second user could not
+    append to `normal/`'s CSVs; with 077, not read another's run folder)."""
     folder = Path(folder)
     if folder.is_dir():
         return
@@ -40,10 +42,45 @@ def make_shared_folder(folder: Path) -> None:
     try:
         parent, made = folder.parent.stat().st_mode, folder.stat()
         extra = (0o070 if parent & stat.S_IWGRP else 0) | (0o007 if parent & stat.S_IWOTH else 0)
+        extra |= readable_bits(parent, folder=True)
         if extra and made.st_uid == os.geteuid():      # another process of another user may have made it first
             os.chmod(folder, stat.S_IMODE(made.st_mode) | extra)
     except OSError:
         pass
+
+
+def readable_bits(folder_mode: int, folder: bool) -> int:
+    """What an entry made in a folder of mode `folder_mode` must grant so that whoever may read the folder (its
+    group, others) may read the entry too: r (and x, for a folder) for each of them that has r on the folder."""
+    bits = 0
+    for read, grant in ((stat.S_IRGRP, 0o050 if folder else 0o040), (stat.S_IROTH, 0o005 if folder else 0o004)):
+        if folder_mode & read:
+            bits |= grant
+    return bits
+
+
+def make_readable_as(tree: Path, folder: Path) -> None:
+    """`tree` (a folder this user made in `folder`) and everything in it made as readable as `folder`
+    (`readable_bits`), whatever the umask it was written under: a run folder, whose files a run writes through
+    torch, tensorboard and open(), under a umask of 077 was drwx--S--- in a results folder of mode 2775, and the
+    group's second user could neither predict with it nor analyse it. Entries of another user, and links, are
+    left as they are; bits are only added."""
+    try:
+        folder_mode = Path(folder).stat().st_mode
+    except OSError:
+        return
+    me = os.geteuid()
+    for root, _, files in os.walk(tree):          # each folder in it is a root in turn
+        for path, is_folder in [(root, True), *((os.path.join(root, name), False) for name in files)]:
+            try:
+                info = os.lstat(path)
+                if stat.S_ISLNK(info.st_mode) or info.st_uid != me:
+                    continue
+                wanted = stat.S_IMODE(info.st_mode) | readable_bits(folder_mode, folder=is_folder)
+                if wanted != stat.S_IMODE(info.st_mode):
+                    os.chmod(path, wanted)
+            except OSError:
+                pass
 
 
 def probe(path: Path, wait: float = 0.0) -> bool | None:

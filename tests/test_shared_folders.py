@@ -121,3 +121,64 @@ def test_another_users_dead_run_folder_is_counted_as_dead_not_as_running(monkeyp
                                            f"(another user's: that user, or root, removes them)\n")
     finally:
         shutil.rmtree(base)
+
+
+def _as_nobody(main, argv) -> int:
+    """`main(argv)` with nobody's effective ids (every module it needs imported as root before)."""
+    os.setegid(NOBODY)
+    os.seteuid(NOBODY)
+    try:
+        return main(argv)
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+@needs_root
+def test_a_run_made_under_umask_077_is_read_by_the_group_and_an_unreadable_one_is_one_line(monkeypatch, capsys):
+    """root's run.py under umask 077 trains into a results folder of mode 2775 (root, nobody's group): runs/ is
+    2775, the run folder 2755 and its files 0644, as readable as the results folder, so nobody predicts with the
+    run and measures its robustness. Before, the run folder was drwx--S--- and its files 0600: nobody's predict
+    was a PermissionError traceback on model.json, robustness one on best.pt. A run folder left so (chmod 2700)
+    is one line for each, naming the folder, its owner, its mode and the chmod to ask for, exit 1."""
+    import mmsa_atsuko
+    from mmsa_atsuko.cli import main
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o777)
+        out, cache = base / "res", base / "cache"
+        out.mkdir()
+        os.chown(out, 0, NOBODY)
+        out.chmod(0o2775)
+        monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(cache))
+        old = os.umask(0o077)
+        try:
+            record = mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1,
+                                     out=out, quiet=True, echo=lambda line: None)[0]
+        finally:
+            os.umask(old)
+        run = out / "runs" / record["run_id"]
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (out / "runs", run, run / "model.json",
+                                                                  run / "best.pt", run / "train.log")}
+        assert modes == {"runs": 0o2775, run.name: 0o2755, "model.json": 0o644, "best.pt": 0o644,
+                         "train.log": 0o644}
+        subprocess.run(["chmod", "-R", "a+rX", str(cache)], check=True)     # the features nobody predicts on
+        features = record["data_path"]
+        predict = ["predict", "--run", record["run_id"], "--results", str(out), "--features", features]
+        robustness = ["robustness", "--run", record["run_id"], "--results", str(out), "--out", str(base / "rob")]
+        assert main(predict + ["--out", str(base / "p0")]) == 0 and main(robustness) == 0     # imported as root
+        capsys.readouterr()
+        assert _as_nobody(main, predict + ["--out", str(base / "p1")]) == 0, capsys.readouterr().err
+        assert (base / "p1" / "predictions.csv").is_file()
+        assert _as_nobody(main, robustness[:-1] + [str(base / "rob1")]) == 0, capsys.readouterr().err
+        capsys.readouterr()
+        run.chmod(0o2700)                                   # as the old code left it
+        line = (f"{run} is not readable by this user: root owns it, mode drwx--S---; ask root to run "
+                f"chmod -R g+rX {run}")
+        for argv in (predict + ["--out", str(base / "p2")], robustness[:-1] + [str(base / "rob2")]):
+            assert _as_nobody(main, argv) == 1
+            err = capsys.readouterr().err
+            assert err.strip().splitlines() == [f"error: {line}"], err
+        assert not (base / "p2").exists()
+    finally:
+        shutil.rmtree(base)

@@ -24,7 +24,7 @@ from ..data.safe_checkpoint import load_weights
 from ..data.stamp import recipe_name_of
 from ..data.synthetic_stress import recipe_kind
 from ..errors import DataError, UsageError, one_line
-from ..results import RUNS_FILE, checkpoint_run, code_version, find_record, no_weights, run_path
+from ..results import RUNS_FILE, check_readable, checkpoint_run, code_version, find_record, no_weights, run_path
 from ..training.checked_model import Described, build_checked
 from ..training.model_card import check_run_config
 
@@ -82,7 +82,8 @@ def load_run(results="results", run_id: str | None = None, checkpoint=None,
         checkpoint, run_id = checkpoint_run(checkpoint)
     record = find_record(results, run_id, records)
     run_dir = run_path(results, record)     # inside --results, whatever the record says
-    checkpoint = checkpoint or run_dir / "best.pt"
+    if checkpoint is None:
+        checkpoint = check_readable(run_dir, ("best.pt",)) / "best.pt"
     if not Path(checkpoint).is_file():
         raise (UsageError if record.get("checkpoint") == "none" else DataError)(no_weights(checkpoint, record))
     where = f"{Path(results) / RUNS_FILE} run {run_id}"

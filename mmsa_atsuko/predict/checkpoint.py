@@ -12,6 +12,7 @@ edit may be a comment, and the run's record names the code that trained them.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ from easydict import EasyDict
 
 from ..data.safe_checkpoint import load_weights
 from ..errors import DataError, UsageError
-from ..results import no_weights, read_records, run_path
+from ..results import check_readable, no_weights, read_records, run_path
 from ..training.checked_model import Described, build_checked
 from ..training.model_card import MODEL_CARD, read_model_card, spec_from_card
 from ..user_models.source import source_changes
@@ -30,9 +31,12 @@ def run_folder(results=None, run_id: str | None = None, checkpoint=None) -> Path
         raise UsageError("give exactly one of --run RUN_ID or --checkpoint DIR")
     if checkpoint is not None:
         folder = Path(checkpoint)
+        if not os.path.isdir(folder) and os.path.isdir(folder.parent):     # best.pt named: its folder may be unreadable
+            check_readable(folder.parent, (folder.name,))
         folder = folder.parent if folder.is_file() else folder      # best.pt itself is fine too
         if not folder.is_dir():
             raise UsageError(f"checkpoint folder {checkpoint} not found")
+        check_readable(folder, (MODEL_CARD, "best.pt"))
         # Said here, else the card's reader reports a missing model.json as a run from before model.json existed.
         if not (folder / MODEL_CARD).exists() and not (folder / "best.pt").exists():
             if (folder / "runs.jsonl").is_file():
@@ -59,6 +63,7 @@ def load_checkpoint(folder) -> tuple[dict, torch.nn.Module]:
     (`load_weights`, bounded by the file), then the model built through
     `training.checked_model.build_checked`: compared with the weights on the meta device, within a
     budget set by them, and built for real only if every shape matches."""
+    check_readable(folder, (MODEL_CARD, "best.pt"))
     card = read_model_card(folder)
     card_path = Path(folder) / MODEL_CARD
     weights = Path(folder) / "best.pt"

@@ -16,8 +16,8 @@ model, dataset, aligned flag, seed, config hash, data id) and chosen here (`late
 """
 from ..atomic import NOFOLLOW, open_new      # a write that never follows a link: one home, below data/
 from .folder import (ANALYSIS_DIR, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES, SWEEP_LOCK, analysis_dir,
-                     check_output_folder, check_run_id, checkpoint_run, inside, refuse_a_file_as_results,
-                     relative_run_dir, run_path, show)
+                     check_output_folder, check_readable, check_run_id, checkpoint_run, inside,
+                     refuse_a_file_as_results, relative_run_dir, run_path, show)
 from .mmsa_csv import append_mmsa_csv, mmsa_cell, mmsa_seed_value
 from .record import (IDENTITY_FIELDS, code_version, code_versions, device_of, failed_record, identity, kernels_of,
                      model_selection, no_weights, ok_record, precision_of, ran_at_other_precision, run_identity,
@@ -32,8 +32,8 @@ from .writers import (LOOK_WAIT_S, RUN_PY_MARK, RunPyMark, check_no_run_py, remo
 __all__ = [
     "ANALYSIS_DIR", "NOFOLLOW", "RECORD_FILE", "RUN_ID", "RUNS_FILE", "STORE_ENTRIES", "SWEEP_LOCK",
     "analysis_dir",
-    "check_output_folder", "check_run_id", "checkpoint_run", "inside", "open_new", "refuse_a_file_as_results",
-    "relative_run_dir",
+    "check_output_folder", "check_readable", "check_run_id", "checkpoint_run", "inside", "open_new",
+    "refuse_a_file_as_results", "relative_run_dir",
     "run_path", "show",
     "append_mmsa_csv", "mmsa_cell", "mmsa_seed_value",
     "IDENTITY_FIELDS", "code_version", "code_versions", "device_of", "failed_record", "identity", "kernels_of",

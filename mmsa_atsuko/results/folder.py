@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import re
+import stat
 from pathlib import Path, PurePosixPath
 
 from filelock import FileLock
@@ -104,10 +105,47 @@ def run_path(results, record: dict) -> Path:
     return inside(results, "runs", name)
 
 
+def check_readable(folder, names=()) -> Path:
+    """`folder` (a run folder), if this user may read it and each of `names` in it that is there; else one
+    DataError line naming what it may not read, its owner and mode, and the chmod to ask its owner for. Every
+    command that reads a run folder calls it first: another user's run folder made under a umask of 077
+    (drwx--S---, before `lock_files.make_readable_as`) was a PermissionError traceback in predict and the analyses."""
+    folder = Path(folder)
+    for path, access in [(folder, os.R_OK | os.X_OK), *((folder / name, os.R_OK) for name in names)]:
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue                         # a missing file is the caller's to name
+        except PermissionError:
+            info = None                      # only reached for a name: the folder was searchable
+        if info is not None and os.access(path, access, effective_ids=os.access in os.supports_effective_ids):
+            continue
+        info = info or folder.stat()
+        owner = _owner(info.st_uid)
+        mine = info.st_gid == os.getegid() or info.st_gid in os.getgroups()      # its group's: g, else o
+        raise DataError(f"{path} is not readable by this user: {owner} owns it, mode {stat.filemode(info.st_mode)}; "
+                        f"ask {owner}{'' if owner == 'root' else ' (or root)'} to run "
+                        f"chmod -R {'g' if mine else 'o'}+rX {folder}")
+    return folder
+
+
+def _owner(uid: int) -> str:
+    """A user's name, or `uid N` where the system names none."""
+    try:
+        import pwd
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
 def checkpoint_run(checkpoint) -> tuple[Path, str]:
     """(its best.pt, the run id) of a run folder or its best.pt, as `--checkpoint` names a run: the folder's name
     is the run id (looked up in --results)."""
     checkpoint = Path(checkpoint)
+    if os.path.isdir(checkpoint):
+        check_readable(checkpoint, ("best.pt",))
+    elif os.path.isdir(checkpoint.parent):
+        check_readable(checkpoint.parent, (checkpoint.name,))
     if checkpoint.is_dir():
         checkpoint = checkpoint / "best.pt"
     if not checkpoint.is_file():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..atomic import open_new
 from ..errors import DataError, FolderNotResumable, ModelContractError, ResumeRefused
-from ..lock_files import make_shared_folder
+from ..lock_files import make_readable_as, make_shared_folder
 from .dead import remove
 from .layout import NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK
 from .lock import LOOK_HOLD_S, claim, foreign_kind
@@ -54,6 +54,7 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
         new = work_dir.with_name(work_dir.name + NEW_SUFFIX)
         make_shared_folder(new.parent)          # runs/, as writable as the results folder: each user's runs go there
         new.mkdir()
+        make_readable_as(new, new.parent)      # whoever may read runs/ may look at its lock (a dead run's count)
         lock = claim(new, wait=LOOK_HOLD_S)    # a scan (`clean`) holds a dead run's folder for a moment only
         if lock is None:
             raise DataError(f"{new} was taken by another process while this run made it (a file planted in it, or a "
@@ -64,6 +65,7 @@ def run_folder(work_dir: Path, final_dir: Path, identity: tuple, resume: bool, a
         new.rename(work_dir)
     try:
         yield work_dir
+        make_readable_as(work_dir, work_dir.parent)    # whatever the umask: who may read runs/ predicts with it
         work_dir.rename(final_dir)
         (final_dir / RUN_IDENTITY).unlink()
     except ModelContractError:
