@@ -83,6 +83,16 @@ def make_readable_as(tree: Path, folder: Path) -> None:
                 pass
 
 
+def owner_name(uid: int) -> str:
+    """A user's name, as a line asking another user of a shared folder for something names them; `uid N` where the
+    system names none."""
+    try:
+        import pwd                                # Unix only
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
 def probe(path: Path, wait: float = 0.0) -> bool | None:
     """Whether a live process holds the lock at `path`, looked at read-only: the file opened O_RDONLY and locked
     shared, without blocking (Linux's flock locks a read-only descriptor), released at once. Needs only read

@@ -182,3 +182,40 @@ def test_a_run_made_under_umask_077_is_read_by_the_group_and_an_unreadable_one_i
         assert not (base / "p2").exists()
     finally:
         shutil.rmtree(base)
+
+
+@needs_root
+def test_resume_of_another_users_dead_run_stops_in_one_line(monkeypatch, capsys):
+    """root's run was cut in epoch 2 (its folder 2755 holds epoch 1's last.pt, its run.lock 0644) in a results
+    folder of mode 2775 (root, nobody's group). nobody's same command with --resume may neither take that run.lock
+    nor write in the folder: it stops in one line naming the folder, root and what to do, exit 1, trains nothing
+    and leaves the folder. Before: no line, the run trained afresh under a new run id, exit 0."""
+    from conftest import die_before_last_pt_of_epoch
+    from mmsa_atsuko.cli import main
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o777)
+        out, cache = base / "res", base / "cache"
+        out.mkdir()
+        os.chown(out, 0, NOBODY)
+        out.chmod(0o2775)
+        monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(cache))
+        argv = ["-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small", "--max-epochs", "2",
+                "--quiet", "--out", str(out)]
+        die_before_last_pt_of_epoch(monkeypatch, 2)
+        assert main(argv) == 130
+        monkeypatch.undo()
+        monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(cache))
+        (partial,) = (out / "runs").glob(".*.partial")
+        subprocess.run(["chmod", "-R", "a+rwX", str(cache)], check=True)    # the data and its hashes, nobody's too
+        before = sorted(entry.name for entry in partial.iterdir())
+        capsys.readouterr()
+        assert _as_nobody(main, [*argv, "--resume"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"error: --resume cannot continue {partial}: it is root's, and this user may not take its "
+                       f"run.lock or write in it; ask root to resume it, or run without --resume to train this run "
+                       f"afresh under a new run id"], err
+        assert sorted(entry.name for entry in partial.iterdir()) == before and not (out / "runs.jsonl").exists()
+        assert [p.name for p in (out / "runs").iterdir() if not p.name.startswith(".")] == []
+    finally:
+        shutil.rmtree(base)

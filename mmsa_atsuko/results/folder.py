@@ -19,7 +19,7 @@ from filelock import FileLock
 
 from ..atomic import check_entries, check_folder
 from ..errors import DataError, UsageError
-from ..lock_files import shared_mode
+from ..lock_files import owner_name, shared_mode
 
 RUNS_FILE = "runs.jsonl"
 RECORD_FILE = "record.json"      # a finished run's record that could not be appended, kept in its folder
@@ -121,21 +121,12 @@ def check_readable(folder, names=()) -> Path:
         if info is not None and os.access(path, access, effective_ids=os.access in os.supports_effective_ids):
             continue
         info = info or folder.stat()
-        owner = _owner(info.st_uid)
+        owner = owner_name(info.st_uid)
         mine = info.st_gid == os.getegid() or info.st_gid in os.getgroups()      # its group's: g, else o
         raise DataError(f"{path} is not readable by this user: {owner} owns it, mode {stat.filemode(info.st_mode)}; "
                         f"ask {owner}{'' if owner == 'root' else ' (or root)'} to run "
                         f"chmod -R {'g' if mine else 'o'}+rX {folder}")
     return folder
-
-
-def _owner(uid: int) -> str:
-    """A user's name, or `uid N` where the system names none."""
-    try:
-        import pwd
-        return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError):
-        return f"uid {uid}"
 
 
 def checkpoint_run(checkpoint) -> tuple[Path, str]:

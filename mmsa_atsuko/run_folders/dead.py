@@ -15,7 +15,8 @@ import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from ..lock_files import probe
+from ..errors import FolderNotResumable
+from ..lock_files import owner_name, probe
 from .layout import LAST_CHECKPOINT, NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK, work_folders
 from .lock import LOOK_HOLD_S, claim, foreign_kind
 from .run_json import folder_identity, identity_of
@@ -131,6 +132,19 @@ def resume_points(out, identities: Collection[tuple] | None = None) -> dict[Path
     return points
 
 
+def refuse_untakeable(out, identity: tuple) -> None:
+    """One FolderNotResumable line (exit 1) if a dead run of `identity` in `<out>/runs` holds a last.pt that this
+    user may not take over: another user's, whose run.lock (and folder) it may not write. `--resume` found no
+    folder it could claim and trained afresh under a new run id, silently, exit 0; it cannot continue a folder it
+    may not write in, and training afresh is what the command without --resume does, so it is asked for."""
+    for folder in dead_folders(out):
+        if identity_of(folder) == identity and (folder / LAST_CHECKPOINT).is_file():
+            owner = owner_name(folder.stat().st_uid)
+            raise FolderNotResumable(f"--resume cannot continue {folder}: it is {owner}'s, and this user may not "
+                                     f"take its run.lock or write in it; ask {owner} to resume it, or run without "
+                                     f"--resume to train this run afresh under a new run id")
+
+
 def take_leftovers(out, identity: tuple, resume: bool,
                    instead: str = "--resume continues such a run from its last finished epoch instead") -> str | None:
     """The unfinished folders an earlier call left of this very run: with `resume`, the run_id of
@@ -141,6 +155,8 @@ def take_leftovers(out, identity: tuple, resume: bool,
     newest = {folder: written for folder, (found, written) in (resume_points(out, mine) if resume else {}).items()
               if found == identity}
     keep = max(newest, key=newest.get, default=None)
+    if resume and keep is None:
+        refuse_untakeable(out, identity)
     for folder in unfinished_runs(out, mine):
         found = identity_of(folder)
         if folder != keep and found == identity:

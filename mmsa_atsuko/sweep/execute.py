@@ -47,23 +47,23 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
         fresh_id, identity = run_id, job_identity(job, run.seed)
         # What a killed sweep left of this run (its .partial folders): with --resume the dead one with the newest
         # last.pt is continued under its run_id, as `run.py --resume` continues it; every other one is removed.
-        if run.resume is None:       # from a caller that offers no --resume (sweep() from Python): its line names none
-            resumed = take_leftovers(Path(out), identity, resume=False,
-                                     instead="the sweep runs it again from its start")
-        else:
-            resumed = take_leftovers(Path(out), identity, resume=run.resume)
-        if resumed:
-            run_id = resumed                 # a failure below names the folder it worked in
-            try:
+        try:
+            if run.resume is None:       # from a caller that offers no --resume (sweep() from Python): its line names
+                resumed = take_leftovers(Path(out), identity, resume=False,        # none
+                                         instead="the sweep runs it again from its start")
+            else:
+                resumed = take_leftovers(Path(out), identity, resume=run.resume)   # refuses another user's folder
+            if resumed:
+                run_id = resumed                 # a failure below names the folder it worked in
                 return _train(job, run, run_id, out, device, resume=True)
-            except ResumeRefused as refused:
-                if run.resume == "stop":     # run.py --jobs: the run stops, failed under a fresh run_id (its
-                    return failure(run, fresh_id, out, device, refused, started, time.time() - clock)  # folder kept)
-                # run.py stops here; a sweep runs unattended, and a failed record would need --retry-failed. The
-                # folder is left as it is, to be looked at (a link planted in it, a last.pt not of this run).
-                log.warning("not resumed: %s; the sweep leaves that folder and trains this run afresh as %s",
-                            refused, fresh_id)
-                run_id = fresh_id
+        except ResumeRefused as refused:
+            if run.resume == "stop":     # run.py --jobs: the run stops, failed under a fresh run_id (its
+                return failure(run, fresh_id, out, device, refused, started, time.time() - clock)  # folder kept)
+            # run.py stops here; a sweep runs unattended, and a failed record would need --retry-failed. The
+            # folder is left as it is, to be looked at (a link planted in it, a last.pt not of this run).
+            log.warning("not resumed: %s; the sweep leaves that folder and trains this run afresh as %s",
+                        refused, fresh_id)
+            run_id = fresh_id
         return _train(job, run, run_id, out, device, resume=False)
     except Exception as error:               # a failed run is a result; the sweep goes on
         return failure(run, run_id, out, device, error, started, time.time() - clock)
