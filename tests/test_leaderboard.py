@@ -642,10 +642,18 @@ def test_a_row_whose_seeds_ran_on_several_code_versions_says_so(tmp_path, capsys
              {**record("lmf", 2, {"MAE": 0.7}), "git_commit": "b" * 40 + "+dirty"},
              {**record("lmf", 3, {"MAE": 0.8}), "git_commit": None, "package_version": "0.4.0"}]
     (table,) = build_tables(rows)
-    assert [n for n in table.notes if "code versions" in n] == [
-        "seeds on several code versions: lmf (1 on aaaaaaaaaa, 1 on bbbbbbbbbb+dirty, 1 on version 0.4.0)"]
+    assert [n for n in table.notes if "code version" in n] == [
+        "seeds on several code versions: lmf (1 on aaaaaaaaaa, 1 on bbbbbbbbbb+dirty, 1 of unknown commit)"]
     (table,) = build_tables(rows[:3])
     assert not [n for n in table.notes if "code versions" in n]
+    # A seed of no recorded commit (git refused a second user's checkout) beside one of a commit is of unknown code,
+    # not of another version. Before: "seeds on several code versions: lmf (1 on aaaaaaaaaa, 1 on version 0.4.0)".
+    (table,) = build_tables(rows[:4] + rows[5:])
+    assert [n for n in table.notes if "code version" in n] == [
+        "seeds of unknown commit (none recorded; not counted as another code version): lmf (1 of 2)"]
+    (table,) = build_tables([{**r, "git_commit": None, "package_version": v} for r, v in zip(rows[3:], "112")])
+    assert [n for n in table.notes if "code version" in n] == [
+        "seeds on several code versions: lmf (2 on version 1, 1 on version 2)"]       # no commit at all: versions
     for r in rows:
         append_record(tmp_path, r)
     assert main(["leaderboard", "--results", str(tmp_path)]) == 0

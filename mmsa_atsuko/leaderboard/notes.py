@@ -189,10 +189,20 @@ def selection_note(rows: list) -> list[str]:
 
 def _code_versions_note(rows: list) -> list[str]:
     """Rows whose seeds ran on several code versions: the mean mixes them, and nothing else in a table says
-    which code its numbers came from (a row of seeds run before and after a fix)."""
-    mixed = []
+    which code its numbers came from (a row of seeds run before and after a fix). A seed of no recorded commit
+    (git refused the checkout: `code_version.commit_of`) beside seeds of one is of unknown code, not of another
+    version: named apart, and not counted as one."""
+    mixed, unknown = [], []
     for row in rows:
-        versions = Counter(code_version(r) for r in row.records)
+        known = Counter(code_version(r) for r in row.records if r.get("git_commit"))
+        versions = known if known else Counter(code_version(r) for r in row.records)
+        untold = len(row.records) - sum(known.values()) if known else 0
         if len(versions) > 1:
-            mixed.append(f"{row.label} ({', '.join(f'{n} on {v}' for v, n in sorted(versions.items()))})")
-    return [f"seeds on several code versions: {'; '.join(mixed)}"] if mixed else []
+            parts = [f"{n} on {v}" for v, n in sorted(versions.items())] + ([f"{untold} of unknown commit"] if untold
+                                                                            else [])
+            mixed.append(f"{row.label} ({', '.join(parts)})")
+        elif untold:
+            unknown.append(f"{row.label} ({untold} of {len(row.records)})")
+    return ([f"seeds on several code versions: {'; '.join(mixed)}"] if mixed else []) + (
+        [f"seeds of unknown commit (none recorded; not counted as another code version): {'; '.join(unknown)}"]
+        if unknown else [])
