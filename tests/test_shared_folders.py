@@ -219,3 +219,45 @@ def test_resume_of_another_users_dead_run_stops_in_one_line(monkeypatch, capsys)
         assert [p.name for p in (out / "runs").iterdir() if not p.name.startswith(".")] == []
     finally:
         shutil.rmtree(base)
+
+
+@needs_root
+def test_run_pys_note_on_dead_folders_suggests_clean_only_for_this_users_own():
+    """nobody's run.py closes with a note on the dead runs' folders in runs/: root's alone, `clean` (which removes
+    this user's alone) is suggested only as root's to run; beside one of nobody's, for nobody's one. Before: "`clean`
+    removes them (1 of them another user's ...)", and nobody's clean then removed 0."""
+    from filelock import FileLock
+    from mmsa_atsuko.cli.train import unfinished_note
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o777)
+        out = base / "res"
+        (out / "runs").mkdir(parents=True)
+        for folder in (out, out / "runs"):
+            folder.chmod(0o777)
+
+        def dead(name):
+            folder = out / "runs" / f".tfn-mosi-s1-20260101T000000-{name}.partial"
+            folder.mkdir()
+            lock = FileLock(folder / "run.lock", mode=0o644)
+            lock.acquire()
+            lock.release()
+        dead("aaaaaa")
+        unfinished_note(out)                                   # imported as root
+        os.setegid(NOBODY)
+        os.seteuid(NOBODY)
+        try:
+            roots = unfinished_note(out)
+            dead("bbbbbb")
+            both = unfinished_note(out)
+        finally:
+            os.seteuid(0)
+            os.setegid(0)
+        held = f"note: {out / 'runs'} holds"
+        clean = f"`python run.py clean --results {out}`"
+        assert roots == (f"{held} 1 .partial folder(s) of unfinished runs that no process is running; all another "
+                         f"user's: that user, or root, removes them ({clean} as that user)")
+        assert both == (f"{held} 2 .partial folder(s) of unfinished runs that no process is running; {clean} removes "
+                        f"this user's 1; 1 another user's: that user, or root, removes those")
+    finally:
+        shutil.rmtree(base)

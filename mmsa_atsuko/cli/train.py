@@ -163,7 +163,6 @@ def _mean_std(runs: list[dict], key: str) -> str:
 def cmd_train(argv) -> int:
     args = train_parser().parse_args(argv)
     from ..api import run
-    from ..run_folders import dead_folders
     from ..training.seed import DEFAULT_SEEDS
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -195,13 +194,30 @@ def cmd_train(argv) -> int:
                              # run.py stops on a folder it may not continue; without --resume its lines name it
                              resume="stop" if args.resume else False, appended=appended)
     print_table(records, args.out, set(appended))
-    stale = dead_folders(args.out)       # looked at, not taken: another user's dead folder counts too
-    if stale:
-        theirs = _others(stale)
-        print(f"note: {Path(args.out) / 'runs'} holds {len(stale)} .partial folder(s) of unfinished runs that no "
-              f"process is running; `python run.py clean --results {shlex.quote(args.out)}` removes them"
-              + (f" ({theirs} of them another user's: that user, or root, removes those)" if theirs else ""))
+    note = unfinished_note(args.out)
+    if note:
+        print(note)
     return 0
+
+
+def unfinished_note(out) -> str | None:
+    """run.py's closing note on the `.partial` folders of unfinished runs no process runs in `<out>/runs`, if any,
+    and who may remove them: `clean` removes this user's alone, and, suggested for all of them, it removed 0 of
+    another user's."""
+    from ..run_folders import dead_folders
+    stale = dead_folders(out)       # looked at, not taken: another user's dead folder counts too
+    if not stale:
+        return None
+    theirs, clean = _others(stale), f"`python run.py clean --results {shlex.quote(str(out))}`"
+    if not theirs:
+        who = f"{clean} removes them"
+    elif theirs == len(stale):
+        who = f"all another user's: that user, or root, removes them ({clean} as that user)"
+    else:
+        who = f"{clean} removes this user's {len(stale) - theirs}; {theirs} another user's: that user, or root, " \
+              f"removes those"
+    return (f"note: {Path(out) / 'runs'} holds {len(stale)} .partial folder(s) of unfinished runs that no process "
+            f"is running; {who}")
 
 
 def _others(folders: list[Path]) -> int:
