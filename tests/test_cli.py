@@ -766,6 +766,27 @@ def test_the_run_table_keeps_its_columns_under_long_condition_labels(capsys):
     assert len({len(line) for line in lines}) == 1, lines        # every row ends under the header's last column
 
 
+def test_the_closing_line_names_the_runs_another_process_recorded_while_this_one_ran(capsys):
+    """A run.py that waited for another process's run and took its record closed with "nothing appended: every run
+    was already recorded" (as if recorded before it started): the run ids in the store before the call tell them
+    apart."""
+    from mmsa_atsuko.cli.train import print_table
+    metrics = {"Mult_acc_2": 0.5, "Mult_acc_3": 0.5, "Mult_acc_5": 0.5, "F1_score": 0.5, "MAE": 0.4, "Corr": 0.1}
+    records = [{"run_id": f"r{i}", "model": "tfn", "dataset": "sims", "aligned": False, "synthetic": True,
+                "seed": i, "best_epoch": 2, "metrics": metrics} for i in (1, 2)]
+    store = Path("results") / "runs.jsonl"
+    last = []
+    for appended, before in ((set(), set()), (set(), {"r1"}), ({"r1"}, set()), (set(), {"r1", "r2"})):
+        print_table(records, "results", appended, before)
+        last.append(capsys.readouterr().out.splitlines()[-1])
+    assert last == [f"nothing appended: another process recorded every run in {store} while this one ran "
+                    f"(--rerun trains them again)",
+                    f"nothing appended: every run was already recorded in {store}, 1 of them by another process "
+                    f"while this one ran (--rerun trains them again)",
+                    f"1 record(s) appended to {store}; 1 more by another process while this one ran",
+                    f"nothing appended: every run was already recorded in {store} (--rerun trains them again)"]
+
+
 @pytest.mark.parametrize("command", [["clean"], ["results", "--recover"]])
 def test_maintenance_commands_given_the_store_file_name_its_folder(tmp_path, capsys, command):
     """`clean --results results/runs.jsonl` said the folder 'does not exist', though it is right there."""

@@ -51,14 +51,26 @@ def test_aligned_unaligned_and_mmsa_selected_runs_are_rows_that_trace_to_their_r
          "tfn-mosi-s1111-aaaa tfn-mosi-s1112-aaaa", UNALIGNED, "0123456789"],
         ["tfn", *cells, "True", "", "valid Loss, valid_loss: exact", "bbbb", "1111 1112",
          "tfn-mosi-aligned-s1111-bbbb tfn-mosi-aligned-s1112-bbbb", ALIGNED, "0123456789"],
-        # seeds and run ids in the records' order, pairwise; two commits, sorted as the leaderboard's code column
-        ["tfn", *cells, "False", "", "valid Loss, valid_loss: mmsa (MMSA's rule)", "cccc", "1112 1111",
-         "tfn-mosi-s1112-cccc tfn-mosi-s1111-cccc", UNALIGNED, "0123456789 fedcba9876+dirty"],
+        # seeds and run ids in seed order, pairwise, whatever the records'; two commits, sorted as the leaderboard's
+        ["tfn", *cells, "False", "", "valid Loss, valid_loss: mmsa (MMSA's rule)", "cccc", "1111 1112",
+         "tfn-mosi-s1111-cccc tfn-mosi-s1112-cccc", UNALIGNED, "0123456789 fedcba9876+dirty"],
     ]
     # A reader of MMSA's files: columns picked by name, or the first ones, are MMSA's as they were.
     frame = pd.read_csv(path)
     assert list(frame.columns[:10]) == ["Model", *MOSI]
     assert frame[["Model", "MAE"]].values.tolist() == [["tfn", "(60.0, 10.0)"]] * 3
+
+
+def test_two_calls_that_trained_the_same_runs_between_them_write_their_row_once(tmp_path):
+    """Two run.py's in one folder, `-s 1111 1112` and `-s 1112 1111`, each trained one seed and took the other's
+    record from the other process: each wrote the row of both runs, seeds in its own order (two rows of the same
+    runs). The row is now in seed order and written once; a row of other runs (a third seed) is still written."""
+    first, second = record(1111, 0.5), record(1112, 0.7)
+    path = append_mmsa_csv(tmp_path, [first, second])
+    append_mmsa_csv(tmp_path, [second, first])
+    assert [row[TRACE.index("seeds") + 10] for row in rows(path)[1:]] == ["1111 1112"]
+    append_mmsa_csv(tmp_path, [second, record(1113, 0.6), first])
+    assert [row[TRACE.index("seeds") + 10] for row in rows(path)[1:]] == ["1111 1112", "1111 1112 1113"]
 
 
 def test_a_condition_is_named_in_the_model_cell_and_its_own_column(tmp_path):

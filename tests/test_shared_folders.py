@@ -27,8 +27,9 @@ os.setuid({nobody})
 os.umask(0o022)
 out = Path(sys.argv[1])
 record = read_records(out)[0]
-append_record(out, dict(record, run_id=record["run_id"][:-6] + "bbbbbb"))
-append_mmsa_csv(out, [record], echo=lambda line: None)
+other = dict(record, run_id=record["run_id"][:-6] + "bbbbbb")     # another run: the same run's row is written once
+append_record(out, other)
+append_mmsa_csv(out, [other], echo=lambda line: None)
 sha256_of(sys.argv[2])
 """.format(nobody=NOBODY)
 
@@ -227,7 +228,7 @@ def test_run_pys_note_on_dead_folders_suggests_clean_only_for_this_users_own():
     this user's alone) is suggested only as root's to run; beside one of nobody's, for nobody's one. Before: "`clean`
     removes them (1 of them another user's ...)", and nobody's clean then removed 0."""
     from filelock import FileLock
-    from mmsa_atsuko.cli.train import unfinished_note
+    from mmsa_atsuko.run_folders import unfinished_note
     base = Path(tempfile.mkdtemp())
     try:
         base.chmod(0o777)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shlex
 from pathlib import Path
 
@@ -104,11 +103,13 @@ def cmd_synth(argv) -> int:
     return 0
 
 
-def print_table(records, out, appended: set) -> None:
+def print_table(records, out, appended: set, stored_before: set | None = None) -> None:
     """Per dataset: one line per seed, then, per model with several seeds, their mean ± sample std
     (ddof 1, as the leaderboard's cells); then how many of them this command appended to the store (`appended`,
     their run ids, as the call that trained them says: the others were recorded before, or by another process
-    while this one ran, which a look at the store before and after counted as this call's)."""
+    while this one ran, which a look at the store before and after counted as this call's). `stored_before`: the
+    run ids in the store before the call, which tell the records another process appended meanwhile apart (a
+    run.py that waited on another's run said nothing of it: "every run was already recorded")."""
     from ..data.conditions import condition_of
     from ..metrics.names import metric_keys
 
@@ -139,8 +140,18 @@ def print_table(records, out, appended: set) -> None:
                 print(f"{model:<{width}} {'mean ± std':>16} {cells}")
     new = sum(1 for r in records if r.get("run_id") in appended)
     store = Path(out) / "runs.jsonl"
-    print(f"\n{new} record(s) appended to {store}" if new else
-          f"\nnothing appended: every run was already recorded in {store} (--rerun trains them again)")
+    theirs = 0 if stored_before is None else sum(1 for r in records if r.get("run_id") not in appended
+                                                 and r.get("run_id") not in stored_before)
+    if new:
+        print(f"\n{new} record(s) appended to {store}"
+              + (f"; {theirs} more by another process while this one ran" if theirs else ""))
+    elif theirs == len(records):
+        print(f"\nnothing appended: another process recorded every run in {store} while this one ran "
+              f"(--rerun trains them again)")
+    else:
+        print(f"\nnothing appended: every run was already recorded in {store}"
+              + (f", {theirs} of them by another process while this one ran" if theirs else "")
+              + " (--rerun trains them again)")
 
 
 def _synthetic_kind(data) -> str:
@@ -169,6 +180,7 @@ def cmd_train(argv) -> int:
     seeds = args.seeds or DEFAULT_SEEDS
     check_data_options(args.synthetic, args.synthetic_size, args.data_root, args.feature_path)   # before any read
     appended = []                      # the run ids of the records this call trains and appends
+    stored_before = _stored_run_ids(args.out)
     jobs = train_jobs(args, len(args.model) * len(args.dataset) * len(seeds))
     if jobs == 1:
         records = run(args.model, args.dataset, seeds=seeds, config=args.config,
@@ -193,37 +205,22 @@ def cmd_train(argv) -> int:
                              synthetic_recipe=args.synthetic_recipe,
                              # run.py stops on a folder it may not continue; without --resume its lines name it
                              resume="stop" if args.resume else False, appended=appended)
-    print_table(records, args.out, set(appended))
+    print_table(records, args.out, set(appended), stored_before)
+    from ..run_folders import unfinished_note
     note = unfinished_note(args.out)
     if note:
         print(note)
     return 0
 
 
-def unfinished_note(out) -> str | None:
-    """run.py's closing note on the `.partial` folders of unfinished runs no process runs in `<out>/runs`, if any,
-    and who may remove them: `clean` removes this user's alone, and, suggested for all of them, it removed 0 of
-    another user's."""
-    from ..run_folders import dead_folders
-    stale = dead_folders(out)       # looked at, not taken: another user's dead folder counts too
-    if not stale:
+def _stored_run_ids(out) -> set | None:
+    """The run ids in `<out>/runs.jsonl` now; None where it cannot be read (the run call says why, in its line)."""
+    from ..errors import ToolkitError
+    from ..results import read_records
+    try:
+        return {r.get("run_id") for r in read_records(out)}
+    except (ToolkitError, OSError):
         return None
-    theirs, clean = _others(stale), f"`python run.py clean --results {shlex.quote(str(out))}`"
-    if not theirs:
-        who = f"{clean} removes them"
-    elif theirs == len(stale):
-        who = f"all another user's: that user, or root, removes them ({clean} as that user)"
-    else:
-        who = f"{clean} removes this user's {len(stale) - theirs}; {theirs} another user's: that user, or root, " \
-              f"removes those"
-    return (f"note: {Path(out) / 'runs'} holds {len(stale)} .partial folder(s) of unfinished runs that no process "
-            f"is running; {who}")
-
-
-def _others(folders: list[Path]) -> int:
-    """How many of `folders` are another user's, which this user (unless root) may not remove."""
-    mine = os.geteuid()
-    return 0 if mine == 0 else sum(1 for folder in folders if folder.lstat().st_uid != mine)
 
 
 def train_jobs(args, runs: int) -> int | str:

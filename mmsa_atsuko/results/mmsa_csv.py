@@ -91,6 +91,9 @@ def mmsa_row(records: list[dict]) -> dict:
     TRACE_COLUMNS. The Model cell names a protocol condition as `model [missing_rate=0.3]`, as the tables do."""
     for record in records:    # a recorded seed's line may be hand-made: one line, no traceback. Checked as the
         check_ok_record(json_safe(record))   # store holds it: a run's own undefined Corr is NaN here, null there
+    # In one order whatever the call's (`-s 2 1`, a run taken from another process): the same runs are one row, to
+    # the last digit of the mean (np.mean sums in order), which `append_mmsa_csv` writes once.
+    records = sorted(records, key=lambda r: (r["seed"], r["run_id"]))
     first = records[0]
     family, condition = metric_family(first["dataset"]), condition_of(first).key()
     row = {"Model": first["model"] + (f" [{condition}]" if condition else "")}
@@ -112,6 +115,16 @@ def _whole_row(line: bytes, cells: int) -> bool:
     except (UnicodeDecodeError, csv.Error):           # a multi-byte character or a quoted cell cut in two
         return False
     return len(rows) == 1 and len(rows[0]) == cells
+
+
+def _has_row(f, row: dict, columns: list[str]) -> bool:
+    """Whether the file `f` (read from its start, bounded by MAX_CSV_BYTES) holds `row` already: the same cells,
+    its run ids included. Only asked of a file with the trace columns: MMSA's alone name no runs, and a --rerun's
+    row may repeat another's numbers to the digit."""
+    f.seek(0)
+    found = any(line == [str(row[c]) for c in columns] for line in csv.reader(f))
+    f.seek(0, os.SEEK_END)
+    return found
 
 
 def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set | None = None) -> Path:
@@ -152,6 +165,8 @@ def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set
                             f"without {','.join(TRACE_COLUMNS)} after them): {not_written}")
         if not header:
             writer.writerow(columns)
+        elif found == columns and _has_row(f, row, columns):
+            return path    # two run.py's that trained the same runs between them: each wrote this row, once is right
         else:    # a last row without its newline (a hand edit, a killed write) would have this row joined onto it
             mend_last_line(f.fileno(), lambda last: _whole_row(last, len(found)), b"\r\n")
             f.seek(0, os.SEEK_END)

@@ -14,7 +14,7 @@ Bottom to top: `layout` (the folder's names), `lock` (its lock and `claim`), `ru
 Each name is read where it is defined: patch it there (`run_folders.dead.claim`), not here.
 """
 from .dead import (NEW_GRACE_S, dead_folders, move_dead, remove, remove_tombstones, resume_points, take_leftovers,
-                   unfinished_runs)
+                   unfinished_note, unfinished_runs)
 from .layout import (LAST_CHECKPOINT, NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK, SAVE_CHECKPOINT, check_save_checkpoint,
                      partial_dir, work_folders)
 from .lock import IDENTITY_CLAIM, LOOK_HOLD_S, claim, foreign_kind, identity_claim, take
@@ -25,4 +25,4 @@ __all__ = ["IDENTITY_CLAIM", "LAST_CHECKPOINT", "LOOK_HOLD_S", "MAX_RUN_JSON", "
            "RUN_IDENTITY", "RUN_LOCK", "SAVE_CHECKPOINT", "attempts_of", "check_resumable", "check_save_checkpoint",
            "claim", "dead_folders", "folder_identity", "foreign_kind", "identity_claim", "identity_of", "move_dead",
            "partial_dir", "remove", "remove_tombstones", "resume_points", "run_folder", "take", "take_leftovers",
-           "unfinished_runs", "warn_of_other_threads", "work_folders"]
+           "unfinished_note", "unfinished_runs", "warn_of_other_threads", "work_folders"]

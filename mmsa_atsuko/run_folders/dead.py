@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shlex
 import shutil
 import time
 from collections.abc import Collection, Iterator
@@ -66,6 +67,31 @@ def dead_folders(out) -> list[Path]:
         if probe(folder / RUN_LOCK) is False and folder.is_dir():     # not renamed away (finished) meanwhile
             found.append(folder)
     return found
+
+
+def unfinished_note(out) -> str | None:
+    """run.py's closing note on the `.partial` folders of unfinished runs no process runs in `<out>/runs`, if any,
+    and who may remove them: `clean` removes this user's alone, and, suggested for all of them, it removed 0 of
+    another user's."""
+    stale = dead_folders(out)       # looked at, not taken: another user's dead folder counts too
+    if not stale:
+        return None
+    theirs, clean = _others(stale), f"`python run.py clean --results {shlex.quote(str(out))}`"
+    if not theirs:
+        who = f"{clean} removes them"
+    elif theirs == len(stale):
+        who = f"all another user's: that user, or root, removes them ({clean} as that user)"
+    else:
+        who = f"{clean} removes this user's {len(stale) - theirs}; {theirs} another user's: that user, or root, " \
+              f"removes those"
+    return (f"note: {Path(out) / 'runs'} holds {len(stale)} .partial folder(s) of unfinished runs that no process "
+            f"is running; {who}")
+
+
+def _others(folders: list[Path]) -> int:
+    """How many of `folders` are another user's, which this user (unless root) may not remove."""
+    mine = os.geteuid()
+    return 0 if mine == 0 else sum(1 for folder in folders if folder.lstat().st_uid != mine)
 
 
 def move_dead(folder: Path, to: Path) -> bool:
