@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.models.common.heads import OutputLinear
 from mmsa_atsuko.models.common.pooling import masked_mean
 from mmsa_atsuko.models.common.task import task_loss
 from mmsa_atsuko.registry import register_model
@@ -35,7 +36,7 @@ class LateFusion(nn.Module):
                              nn.Dropout(config.encoder_dropout))
             for m in MODALITIES})
         self.head = nn.Sequential(nn.Linear(len(MODALITIES) * config.encoder_dim, config.head_dim), nn.ReLU(),
-                                  nn.Dropout(config.head_dropout), nn.Linear(config.head_dim, spec.num_classes))
+                                  nn.Dropout(config.head_dropout), OutputLinear(config.head_dim, spec.num_classes))
 
     def forward(self, batch: dict) -> dict:
         codes = {m: self.encoders[m](masked_mean(batch[m], batch[f"{m}_mask"])) for m in MODALITIES}

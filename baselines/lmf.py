@@ -37,6 +37,7 @@ from torch import nn
 
 from baselines.tfn import SubNet, append_one, temporal_mean
 from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.models.common.heads import float32_region
 from mmsa_atsuko.models.common.rnn import LSTMEncoder
 from mmsa_atsuko.models.common.task import task_loss
 from mmsa_atsuko.registry import register_model
@@ -87,10 +88,14 @@ class LMF(nn.Module):
         text_h = self.text_out(self.text_lstm(batch["text"], text_lengths))
 
         # [1; h_m] (B, d+1) against W_m (rank, d+1, out) -> (B, rank, out), then the product over modalities.
-        fused = (torch.einsum("bd,rdo->bro", append_one(audio_h), self.audio_factor)
-                 * torch.einsum("bd,rdo->bro", append_one(vision_h), self.video_factor)
-                 * torch.einsum("bd,rdo->bro", append_one(text_h), self.text_factor))
-        y = torch.einsum("r,bro->bo", self.fusion_weights[0], fused) + self.fusion_bias
+        # The fusion is LMF's output layer: float32 under bf16 autocast (OutputLinear's reason; a few rank x d
+        # products per sample, cheap).
+        with float32_region(audio_h):
+            a, v, t = (append_one(h.float()) for h in (audio_h, vision_h, text_h))
+            fused = (torch.einsum("bd,rdo->bro", a, self.audio_factor)
+                     * torch.einsum("bd,rdo->bro", v, self.video_factor)
+                     * torch.einsum("bd,rdo->bro", t, self.text_factor))
+            y = torch.einsum("r,bro->bo", self.fusion_weights[0], fused) + self.fusion_bias
         if self.task == "regression":
             y = y.squeeze(-1)
         return {"pred": y, "features": {"text": text_h, "audio": audio_h, "vision": vision_h, "fusion": fused}}

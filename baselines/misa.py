@@ -53,6 +53,7 @@ from torch import nn
 
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.models.common.bert import BertTextEncoder, trim_to_longest_text
+from mmsa_atsuko.models.common.heads import OutputLinear
 from mmsa_atsuko.models.common.rnn import BiLSTM
 from mmsa_atsuko.registry import register_model
 
@@ -153,7 +154,7 @@ class MISA(nn.Module):
         self.fusion_transformer = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
         self.fusion = nn.Sequential(
             nn.Linear(6 * hidden, 3 * hidden), nn.Dropout(config.dropout), nn.ReLU(),
-            nn.Linear(3 * hidden, spec.num_classes),
+            OutputLinear(3 * hidden, spec.num_classes),
         )
 
     def _av_lengths(self, batch: dict, modality: str, text_lengths: torch.Tensor) -> torch.Tensor:

@@ -55,6 +55,7 @@ from torch import nn
 
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.models.common.bert import BertTextEncoder, trim_to_longest_text
+from mmsa_atsuko.models.common.heads import OutputLinear
 from mmsa_atsuko.models.common.rnn import LSTMEncoder
 from mmsa_atsuko.registry import register_model
 
@@ -84,7 +85,7 @@ class PostHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.layer_1 = nn.Linear(in_dim, dim)
         self.layer_2 = nn.Linear(dim, dim)
-        self.layer_3 = nn.Linear(dim, 1)
+        self.layer_3 = OutputLinear(dim, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feature = F.relu(self.layer_1(self.dropout(x)))

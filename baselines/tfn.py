@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmsa_atsuko.errors import UsageError
+from mmsa_atsuko.models.common.heads import OutputLinear
 from mmsa_atsuko.models.common.pooling import masked_mean
 from mmsa_atsuko.models.common.rnn import LSTMEncoder
 from mmsa_atsuko.models.common.task import task_loss
@@ -97,7 +98,7 @@ class TFN(nn.Module):
         self.post_fusion_dropout = post_drop
         self.post_fusion_layer_1 = nn.Linear(fused_dim, config.post_fusion_dim)
         self.post_fusion_layer_2 = nn.Linear(config.post_fusion_dim, config.post_fusion_dim)
-        self.post_fusion_layer_3 = nn.Linear(config.post_fusion_dim, spec.num_classes)
+        self.post_fusion_layer_3 = OutputLinear(config.post_fusion_dim, spec.num_classes)
         lo, hi = config.output_range
         self.register_buffer("output_scale", torch.tensor(float(hi - lo)), persistent=False)
         self.register_buffer("output_shift", torch.tensor(float(lo)), persistent=False)
@@ -127,7 +128,7 @@ class TFN(nn.Module):
         y = fusion_dropout(fusion, self.post_fusion_dropout, self.training)
         y = F.relu(self.post_fusion_layer_1(y))
         y = F.relu(self.post_fusion_layer_2(y))
-        y = self.post_fusion_layer_3(y)
+        y = self.post_fusion_layer_3(y)            # float32 under bf16 autocast, and so the squash below
         if self.task == "regression":
             y = torch.sigmoid(y.squeeze(-1)) * self.output_scale + self.output_shift
         return {"pred": y, "features": {"text": text_h, "audio": audio_h, "vision": vision_h}}

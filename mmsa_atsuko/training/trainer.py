@@ -35,6 +35,7 @@ from ..results import json_safe
 from ..run_folders import LAST_CHECKPOINT    # the state after the last finished epoch; deleted when fit returns
 from .hardware import autocast, check_precision
 from .host_memory import keep_freed_memory
+from .scored import float32_pred, warn_if_constant
 from .selection import improved, split_loss
 from .trainer_config import check_trainer_config    # its own module, without torch: a sweep checks before torch
 from .training_state import load_training_state, replace_in_run_folder, save_training_state
@@ -127,7 +128,7 @@ def evaluate(model, split, dataset: str, batch_size: int, collect: bool = False,
     gathered, losses, sizes = SplitOutputs(export=collect), [], []
     for batch in split.batches(batch_size):
         with autocast(split.device, precision):
-            outputs = model(batch)
+            outputs = float32_pred(model(batch))
             task = model.loss(outputs, batch)["task"]
         losses.append(task.double())
         sizes.append(len(batch["id"]))
@@ -213,6 +214,7 @@ def train_epoch(model, train, optimizer, generator, config, *, epoch: int, preci
             outputs = model(batch)
             if check_contract:     # the fit's first batch, once: what forward returned, before loss reads it
                 check_outputs(model, outputs, len(batch["id"]), spec)
+            outputs = float32_pred(outputs)
             losses = model.loss(outputs, batch)
         if check_contract:         # and what loss returned, finite on a fresh run's initial parameters
             check_first_losses(model, losses, n_batches, initial=epoch == 1)
@@ -264,7 +266,8 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
 
     `resume`: continue from `run_dir`'s last.pt (the model built and seeded as for the first
     start). `on_epoch(entry)` is called with each epoch's history entry once it is complete.
-    `precision="bf16"`: forward and loss under bf16 autocast (weights and optimizer stay fp32).
+    `precision="bf16"`: forward and loss under bf16 autocast (weights and optimizer stay fp32; `pred`, the loss
+    and the metrics are float32: scored.py).
 
     The step (`train_epoch`) reads nothing back from the device: loss terms are summed there and read once per
     epoch, so a GPU runs ahead of the host. The splits are moved to the device once, here."""
@@ -339,6 +342,8 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     model.load_state_dict(best_state)
     test_eval = (evaluate(model, data.test.to(device), dataset, eval_bs, collect=True, precision=precision)
                  if test else None)
+    if test_eval is not None:
+        warn_if_constant(test_eval.pred, "test", f"{model_name(model)} on {dataset}, seed {seed}")
     if run_dir is not None:
         (Path(run_dir) / LAST_CHECKPOINT).unlink(missing_ok=True)
     return FitResult(best_epoch, epoch, best_valid, test_eval, history,

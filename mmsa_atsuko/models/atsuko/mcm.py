@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..common.heads import OutputLinear
 from .modalities import MODALITIES
 
 EPS = 1e-9   # EMOE's clamp for logs
@@ -39,7 +40,7 @@ class BimodalHeads(nn.Module):
     def __init__(self, dim: int, out_dim: int, dropout: float):
         super().__init__()
         self.bimodal_heads = nn.ModuleDict({
-            m: nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(dim, out_dim))
+            m: nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Dropout(dropout), OutputLinear(dim, out_dim))
             for m in MODALITIES
         })
 
