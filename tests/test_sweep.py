@@ -376,13 +376,20 @@ def test_missing_data_is_named_all_at_once_and_nothing_runs(tmp_path):
     (root / "SIMS/Processed/unaligned_39.pkl").rmdir()
 
     lines = []
-    with pytest.raises(DataError) as error:
-        sweep(None, out=out, dry_run=True, echo=lines.append, **lists)
-    # The dry run lists what it could plan (MOSI, 2 models x 2 seeds), then names what is missing.
+    # The dry run lists what it could plan (MOSI, 2 models x 2 seeds), then names what is missing: what it was
+    # asked to find, so it says so and succeeds (the sweep itself stops, below).
+    dry = sweep(None, out=out, dry_run=True, echo=lines.append, **lists)
+    assert len(dry.todo) == 4 and len(dry.missing) == 1
     assert lines[0] == "planning the sweep: reading the configs of 4 settings and the data of sims, mosi"
     assert "4 runs (2 settings of model, data and config, x seeds) and 4 more (2 settings) whose data is missing" in lines[1]
-    assert sorted(line.split()[0] for line in lines[2:]) == ["lmf", "lmf", "tfn", "tfn"]
-    assert all(" mosi seed " in line for line in lines[2:])
+    assert lines[1].endswith(", 4 would run:")
+    assert sorted(line.split()[0] for line in lines[2:6]) == ["lmf", "lmf", "tfn", "tfn"]
+    assert all(" mosi seed " in line for line in lines[2:6])
+    assert len(lines) == 7 and lines[6].startswith("the sweep would stop before its first run: 1 data file(s)")
+    assert f"sims unaligned features at {root / 'SIMS/Processed/unaligned_39.pkl'} (4 runs)" in lines[6]
+
+    with pytest.raises(DataError) as error:     # the sweep itself: nothing runs, one line names every missing file
+        sweep(None, out=out, echo=lambda _: None, **lists)
     message = str(error.value)
     assert "\n" not in message and message.startswith("nothing ran: 1 data file(s)")
     assert f"sims unaligned features at {root / 'SIMS/Processed/unaligned_39.pkl'} (4 runs)" in message
@@ -504,6 +511,26 @@ def test_ray_queues_a_sweep_whole_and_pulls_a_tunes_trials_by_free_slot(monkeypa
         backend.run([(None, f"run{i}") for i in range(3)], "out", stop)
     backend.close()
     assert fake.cancelled == [("run1", True), ("run2", True)] and backend.pending == {}
+
+
+def test_a_dry_run_of_a_sweep_whose_data_is_all_missing_says_so_and_succeeds(tmp_path, capsys):
+    """The user trial: `sweep configs/sweeps/paper.yaml --dry-run` without data printed '... 0 would run:' with
+    nothing after the colon, then 'error: nothing ran: ...' and exit 1, for a dry run that was asked to run nothing."""
+    from mmsa_atsuko.cli import main
+    out = tmp_path / "o"
+    code = main(["sweep", str(ROOT / "configs/sweeps/paper.yaml"), "--dry-run", "--data-root", str(tmp_path / "none"),
+                 "--out", str(out)])
+    captured = capsys.readouterr()
+    assert (code, captured.err) == (0, "")
+    lines = captured.out.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("planning the sweep: reading the configs of ")
+    assert lines[1].startswith("sweep: 0 runs (0 settings of model, data and config, x seeds) and 270 more "
+                               "(54 settings)")
+    assert lines[1].endswith(", 0 would run")
+    assert lines[2].startswith("the sweep would stop before its first run: 7 data file(s) this sweep needs are not "
+                               f"there: mosi aligned features at {tmp_path / 'none/MOSI/Processed/aligned_50.pkl'} "
+                               "(50 runs), ")
+    assert not out.exists()
 
 
 def _main(argv, capsys):

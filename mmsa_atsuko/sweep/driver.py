@@ -26,7 +26,7 @@ from ..run_folders import check_save_checkpoint, resume_points, take
 from ..training.hardware import check_precision
 from ..training.trainer_config import resolve_config
 from .local import LocalBackend
-from .plan import Plan, missing_data_error, plan, release
+from .plan import Plan, missing_data, missing_data_error, plan, release
 from .sweep_file import expand
 
 
@@ -209,13 +209,15 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
 
 
 def _dry_run(expanded, out, retry_failed, resume, echo) -> Plan:
+    """Says what the sweep would do, and succeeds: missing data is what a dry run is asked to find, so it is
+    named in a line of the plan (the sweep itself stops on it, `missing_data_error`), not raised."""
     sweep_plan = plan(expanded, out, retry_failed=retry_failed)
     echo(_plan_line(sweep_plan, retry_failed)
-         + f"{len(sweep_plan.todo)} would run{_cut_short(sweep_plan, out, resume)}:")
+         + f"{len(sweep_plan.todo)} would run{_cut_short(sweep_plan, out, resume)}" + (":" if sweep_plan.todo else ""))
     for run in sweep_plan.todo:
         echo(f"  {run.describe():<38} config {run.config_hash}  data {run.data}  [{run.experiment}]")
     if sweep_plan.missing:
-        raise missing_data_error(sweep_plan)
+        echo(f"the sweep would stop before its first run: {missing_data(sweep_plan)}")
     return sweep_plan
 
 

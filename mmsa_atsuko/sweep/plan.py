@@ -157,8 +157,14 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
     return Plan(runs, todo, done, failed_skipped, retried, missing, other_precision, other_code, code_changes)
 
 
-def missing_data_error(sweep_plan: Plan) -> DataError:
+def missing_data(sweep_plan: Plan) -> str:
+    """The data files the plan found missing, each with its runs, and how to get them: one line."""
     files = ", ".join(f"{what} at {path} ({len(runs)} runs)" for (what, path), runs in sweep_plan.missing.items())
-    return DataError(f"nothing ran: {len(sweep_plan.missing)} data file(s) this sweep needs are not there: {files}. "
-                     f"`python run.py download --check` shows what the data root holds and `python run.py "
-                     f"download NAME [--aligned]` fetches a file; or set --data-root, or run with --synthetic")
+    return (f"{len(sweep_plan.missing)} data file(s) this sweep needs are not there: {files}. "
+            f"`python run.py download --check` shows what the data root holds and `python run.py "
+            f"download NAME [--aligned]` fetches a file; or set --data-root, or run with --synthetic")
+
+
+def missing_data_error(sweep_plan: Plan) -> DataError:
+    """What stops a sweep (not a dry run) that misses data, before any run starts."""
+    return DataError(f"nothing ran: {missing_data(sweep_plan)}")
