@@ -100,8 +100,12 @@ def probe(path: Path, wait: float = 0.0) -> bool | None:
     the sticky bit, which filelock refuses), can still be looked at. Retried for `wait` seconds while held (another
     process may hold it a moment to take it). False: free, or no file; True: held; None: this user cannot tell
     (a file it may not read, a link, no regular file, a file system whose locks fail, such as some NFS mounts),
-    which every caller counts as held."""
-    import fcntl                                  # Unix only, as the locks it looks at
+    which every caller counts as held. Where there is no flock (Windows), the lock is taken and released at once,
+    as filelock takes it."""
+    try:
+        import fcntl                              # Unix only, as flock
+    except ImportError:
+        return _probe_by_taking(path, wait)
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -123,3 +127,17 @@ def probe(path: Path, wait: float = 0.0) -> bool | None:
         if time.monotonic() >= deadline:
             return True
         time.sleep(PROBE_POLL_S)
+
+
+def _probe_by_taking(path: Path, wait: float) -> bool | None:
+    """`probe` without flock: take the lock for a moment (filelock's own way, which needs write access)."""
+    from filelock import FileLock, Timeout
+    if not os.path.lexists(path):
+        return False
+    try:
+        with FileLock(path, timeout=wait):
+            return False
+    except Timeout:
+        return True
+    except OSError:
+        return None

@@ -715,7 +715,7 @@ def test_a_hostile_run_json_of_another_folder_is_left_alone(results, victim, tmp
     done = subprocess.run([sys.executable, "run.py", "-m", "tfn", "-d", "mosi", "-s", "1112", *TINY, "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, preexec_fn=limit_memory)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
-    assert "1 record(s) appended" in done.stdout and sorted(os.listdir(folder)) == ["run.json", "run.lock"]
+    assert "1 record(s) appended" in done.stdout and sorted(os.listdir(folder)) == ["run.json"]
 
 
 # ------------------------------------------------------------------------------------------

@@ -60,8 +60,8 @@ def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *
              f"record is taken when it ends, instead of training the run again")
 
     with identity_claim(out / "runs", run, waiting):
-        done = [r for r in read_records(out) if r.get("status") == "ok" and r.get("run_id") not in stored
-                and identity(r) == run]
+        done = [r for r in read_records(out) if r.get("status") == "ok" and isinstance(r.get("run_id"), str)
+                and r["run_id"] not in stored and identity(r) == run]
         if done:
             return done[-1], False
         run_id = take_leftovers(out, run, resume)

@@ -19,7 +19,7 @@ from ..data.synthetic import check_synthetic_request
 from ..data.synthetic_stress import check_data_options, check_recipe_request
 from ..errors import UsageError
 from ..results import (RunPyMark, append_mmsa_csv, check_output_folder, identity, latest_by_identity,
-                       ran_at_other_precision, read_records, recover)
+                       ran_at_other_precision, read_records, recover, run_ids)
 from ..run_folders import check_save_checkpoint
 from ..training.hardware import check_precision, check_threads
 from ..training.seed import DEFAULT_SEEDS, check_seeds, resolve_device
@@ -109,7 +109,7 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
     stored = read_records(out)
     recorded = {} if rerun else latest_by_identity(stored)
     # Records that do not stand for a run another process trained meanwhile (`run_one`): with --rerun, those stored
-    before = frozenset(r.get("run_id") for r in stored) if rerun else frozenset()
+    before = frozenset(run_ids(stored)) if rerun else frozenset()
     records, told = [], set()          # told: the MMSA files named once as keeping MMSA's columns only
     for job in jobs:
         job_records, trained = [], False

@@ -216,9 +216,9 @@ def cmd_train(argv) -> int:
 def _stored_run_ids(out) -> set | None:
     """The run ids in `<out>/runs.jsonl` now; None where it cannot be read (the run call says why, in its line)."""
     from ..errors import ToolkitError
-    from ..results import read_records
+    from ..results import read_records, run_ids
     try:
-        return {r.get("run_id") for r in read_records(out)}
+        return run_ids(read_records(out))
     except (ToolkitError, OSError):
         return None
 

@@ -25,7 +25,7 @@ from .record import (IDENTITY_FIELDS, code_version, code_versions, device_of, fa
 from .selection import (MAX_CONFIG_DEPTH, check_ok_record, config_labels, find_record, headline_metric,
                         latest_by_identity, ok_records)
 from .store import (MAX_KEPT_RECORD, RecordNotAppended, append_or_keep, append_record, json_safe, read_records,
-                    recover)
+                    recover, run_ids)
 from .writers import (LOOK_WAIT_S, RUN_PY_MARK, RunPyMark, check_no_run_py, remove_free_marks, run_py_mark,
                       unopenable_note)
 
@@ -41,7 +41,7 @@ __all__ = [
     "MAX_CONFIG_DEPTH", "check_ok_record", "config_labels", "find_record", "headline_metric", "latest_by_identity",
     "ok_records",
     "MAX_KEPT_RECORD", "RecordNotAppended", "append_or_keep", "append_record", "json_safe", "read_records",
-    "recover",
+    "recover", "run_ids",
     "LOOK_WAIT_S", "RUN_PY_MARK", "RunPyMark", "check_no_run_py", "remove_free_marks", "run_py_mark",
     "unopenable_note",
 ]

@@ -164,7 +164,7 @@ def recover(out_dir) -> list[dict]:
     path = out_dir / RUNS_FILE
     appended = []
     with store_lock(path):
-        stored = {r.get("run_id") for r in read_records(out_dir)}
+        stored = run_ids(read_records(out_dir))
         # Listed again under the lock: a recovery that held it meanwhile (a sweep and `results --recover` started
         # together) folded in and removed what the list before it named, each then warned of as no record.
         for file in _kept_records(out_dir):
@@ -241,6 +241,12 @@ def _parse_record(raw: bytes) -> dict | None:
 # runs (100,000 small valid records: under a minute of leaderboard).
 MAX_STORE_BYTES = 64 << 20
 MAX_STORE_LINES = 100_000
+
+
+def run_ids(records) -> set[str]:
+    """The run ids of `records`, as a set: a hand-written line's `run_id` may be a list (unhashable) or missing, and
+    is no run's id."""
+    return {r["run_id"] for r in records if isinstance(r.get("run_id"), str)}
 
 
 def read_records(out_dir: Path) -> list[dict]:

@@ -74,7 +74,9 @@ def world(recipe: str, feature_dims: dict) -> dict:
     # valence, as sentiment is roughly linear in real BERT features. Easy for a small model
     # to find, yet it only ever carries t.
     direction = rng.standard_normal(d_text).astype(np.float32)
-    direction /= np.linalg.norm(direction)
+    # The norm summed exactly (math.fsum), not by BLAS: float32 sdot's kernel is the CPU's (OpenBLAS picks it at
+    # run time), and its last bit moved every text feature, so one recipe gave other bytes on other machines.
+    direction /= np.float32(math.sqrt(math.fsum(float(x) * float(x) for x in direction)))
     slots = np.arange(len(LEVELS) * SYNONYMS)
     valence = (LEVELS[slots // SYNONYMS] / VALENCE_STEPS).astype(np.float32)
     embed[FIRST_WORD_ID + slots] += SENTIMENT_GAIN * valence[:, None] * direction[None, :]
