@@ -4,14 +4,18 @@ A video's cache file (`cache_file`) is named by its id and the media settings' h
 size and mtime (`file_stamp`): a cache file whose stamp no longer matches its video is extracted again, so a
 killed extraction resumes where it stopped and an edited clip is never served stale. A video that cannot be
 read is a reason, not an error: `run_videos` returns it, and the pipeline reports it. So is a clip whose worker
-process died under `--jobs 1` (`ClipWorker`); under several jobs the pool cannot tell which clip killed it, and
+process died extracting it under `--jobs 1` (`ClipWorker`; one that died idle, between clips, is replaced
+and the clip sent to the fresh one); under several jobs the pool cannot tell which clip killed it, and
 the run stops in one line.
 """
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
+import pickle
 import signal
+import sys
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -101,10 +105,13 @@ def fork_pool(jobs: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=jobs, mp_context=_start_method())
 
 
-def _serve(conn, parent_end) -> None:
-    """A `ClipWorker`'s process: extract_one for each clip sent, until None (or the end of the pipe) comes."""
+def _serve(conn, parent_end, parent: int) -> None:
+    """A `ClipWorker`'s process: extract_one for each clip sent, until None (or the end of the pipe) comes.
+    Each clip is acknowledged (None) before it is extracted, so that the caller tells a worker that died between
+    clips (the clip was never taken) from one that died extracting it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the parent's: it ends this process
     parent_end.close()     # the fork's copy: held here, it kept the parent's close from ever ending the pipe
+    _die_with(parent)
     while True:
         try:
             args = conn.recv()
@@ -112,10 +119,39 @@ def _serve(conn, parent_end) -> None:
             return
         if args is None:
             return
+        conn.send(None)
         try:
             conn.send((True, extract_one(*args)))
         except Exception as e:       # raised in the caller, as in process (a cache that cannot be written: OSError)
-            conn.send((False, e))
+            conn.send((False, _portable(e)))
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when `parent` dies (Linux): a parent killed (SIGTERM, SIGKILL) while
+    a decoder hangs here left this process running under init for ever. Elsewhere nothing is done. The kernel
+    sends it when the thread that started this process ends: `run_videos` closes its worker in that thread."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):     # no prctl in this libc
+        return
+    if os.getppid() != parent:            # the parent died before prctl: no signal will come
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1       # linux/prctl.h
+
+
+def _portable(error: Exception) -> Exception:
+    """`error` if it crosses the pipe whole, else a DataError quoting it: an exception of a local class, or one whose
+    arguments do not rebuild it, crashed the worker (or the caller's recv) instead of being raised in the caller."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return DataError(one_line(error))
+    return error
 
 
 class ClipWorker:
@@ -124,23 +160,38 @@ class ClipWorker:
     (`worker_died`) and the caller starts another. The features are written to the cache by the worker."""
 
     def __init__(self):
+        self._start()
+
+    def _start(self) -> None:
         context = _start_method()
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, self.conn), daemon=True)
+        self.process = context.Process(target=_serve, args=(child, self.conn, os.getpid()), daemon=True)
         self.process.start()
         child.close()
 
     def extract(self, *args) -> tuple[bool, str | None]:
-        """(whether the worker lives on, extract_one(*args) or the reason it died)."""
-        try:
-            self.conn.send(args)
-            returned, value = self.conn.recv()
-        except (EOFError, OSError):      # its end of the pipe closed: the process is gone
-            self.process.join()
-            return False, worker_died(self.process.exitcode)
-        if not returned:
-            raise value
-        return True, value
+        """(whether the worker lives on, extract_one(*args) or the reason it died). A worker found dead before it
+        took the clip (killed between clips: it holds the last clip's memory while idle) is replaced, and the clip
+        sent once to the fresh one: the clip did not kill it."""
+        for fresh in (False, True):
+            try:
+                self.conn.send(args)
+                self.conn.recv()             # taken: from here on a death is this clip's
+            except (EOFError, OSError):
+                if fresh:
+                    break
+                self.close()
+                self._start()
+                continue
+            try:
+                returned, value = self.conn.recv()
+            except (EOFError, OSError):      # its end of the pipe closed: the process is gone
+                break
+            if not returned:
+                raise value
+            return True, value
+        self.process.join()
+        return False, worker_died(self.process.exitcode)
 
     def close(self, kill: bool = False) -> None:
         if kill:            # Ctrl-C or an error in the parent: the clip it extracts is not waited for
@@ -152,6 +203,7 @@ class ClipWorker:
                 pass
         self.conn.close()
         self.process.join()
+        self.process.close()     # its sentinel's fd, which waited for the garbage collector
 
 
 def worker_died(exitcode: int | None) -> str:
