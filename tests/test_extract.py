@@ -157,6 +157,58 @@ def test_a_cache_file_without_the_clip_length_is_not_counted_as_cached(tmp_path)
     assert is_cached(cache, video) and cached_features(cache, video)["seconds"] == 1.5
 
 
+def _saved(array) -> bytes:
+    """`array` as np.save writes it."""
+    import io
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _npy_declaring(shape) -> bytes:
+    """A .npy file's bytes whose header declares float64 `shape` and holds no data."""
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+
+
+def test_a_planted_cache_file_of_another_make_is_not_cached_and_raises_nothing(tmp_path):
+    """A .npy under a cache file's name, a "seconds" of two numbers (or none, or complex) raised TypeError out of
+    cached_features/is_cached (a traceback), a damaged compressed member zlib.error, a member whose header declares
+    petabytes MemoryError: each is a file this module did not write, so not cached (extracted again)."""
+    import io
+    import zipfile
+    from mmsa_atsuko.data.extract.videos import cached_features, file_stamp, is_cached
+    video, cache = tmp_path / "v.mp4", tmp_path / "v.npz"
+    video.write_bytes(b"a clip")
+    features = {"stamp": file_stamp(video), "audio": np.ones((3, 25), np.float32),
+                "vision": np.ones((2, 74), np.float32), "seconds": np.float64(1.5)}
+
+    def npz(**changed):
+        buffer = io.BytesIO()
+        np.savez(buffer, **{**features, **changed})
+        return buffer.getvalue()
+
+    compressed = io.BytesIO()
+    np.savez_compressed(compressed, **{**features, "audio": np.zeros((400, 25), np.float32)})
+    damaged = bytearray(compressed.getvalue())
+    start = damaged.index(b"audio.npy") + 80
+    damaged[start:start + 40] = bytes(b ^ 0x55 for b in damaged[start:start + 40])
+    with zipfile.ZipFile(huge := io.BytesIO(), "w") as z:
+        for key, value in features.items():
+            z.writestr(f"{key}.npy", _npy_declaring((10 ** 15,)) if key == "audio" else _saved(value))
+    planted = {"npy": _saved(np.zeros(3)), "two seconds": npz(seconds=np.zeros(2)),
+               "no seconds": npz(seconds=np.zeros(0)), "complex seconds": npz(seconds=np.complex128(1j))}
+    for what, content in planted.items():
+        cache.write_bytes(content)
+        assert (is_cached(cache, video), cached_features(cache, video)) == (False, None), what
+    for what, content in {"damaged compressed": bytes(damaged), "petabytes declared": huge.getvalue()}.items():
+        cache.write_bytes(content)       # the audio is bad: is_cached reads no feature, cached_features does
+        assert (is_cached(cache, video), cached_features(cache, video)) == (True, None), what
+    cache.write_bytes(npz())
+    assert is_cached(cache, video) and cached_features(cache, video)["seconds"] == 1.5
+
+
 def test_no_rows_past_the_padded_lengths_are_computed_or_cached_and_the_file_is_the_same(corpus, tmp_path):
     """A clip's features were computed and cached at its full length (~3.3 MB for 10 minutes), then cut to the
     padded lengths. A 3 s clip under SMALL's 40 audio rows (1.6 s) and 15 vision rows (1.5 s at 10 fps): the

@@ -17,6 +17,7 @@ import pickle
 import signal
 import sys
 import zipfile
+import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -47,35 +48,38 @@ def file_stamp(video: Path) -> np.ndarray:
 
 
 # What np.load raises for a cache file that is not one this module wrote whole: none (OSError), empty
-# (EOFError), truncated or damaged (zipfile.BadZipFile), a pickle or another format (ValueError), without the
-# stamp or a feature (KeyError). Such a file is not cached: the video is extracted again and the file rewritten.
-UNREADABLE_CACHE = (OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError)
+# (EOFError), truncated or damaged (zipfile.BadZipFile; zlib.error in a compressed one), a pickle or another format
+# (ValueError), a .npy (TypeError: no NpzFile to open), without the stamp or a feature (KeyError), a "seconds" that
+# is no one number (TypeError), an array whose header declares petabytes (MemoryError, before a byte is read).
+# Such a file is not cached: the video is extracted again and the file rewritten.
+UNREADABLE_CACHE = (OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError, KeyError, TypeError, MemoryError)
 
 
 FEATURE_KEYS = ("audio", "vision", "seconds")     # what a cache file holds beside its stamp
 
 
 def _read_current(path: Path, video: Path, read):
-    """`read(the open cache file)` if the file at `path` is `video`'s (its stamp matches) and holds every
-    feature, else None: the one test of a cache file, for the features and for the count of cached clips."""
+    """`read(the open cache file, the clip's seconds)` if the file at `path` is `video`'s (its stamp matches) and
+    holds every feature, else None: the one test of a cache file, for the features and for the count of cached
+    clips."""
     # A cache file from before the clip's length was stored in it lacks "seconds": extracted again.
     try:
         with np.load(path) as saved:
             if set(FEATURE_KEYS) <= set(saved.files) and np.array_equal(saved["stamp"], file_stamp(video)):
-                return read(saved)
+                return read(saved, float(saved["seconds"]))
     except UNREADABLE_CACHE:
         pass
     return None
 
 
 def cached_features(path: Path, video: Path) -> dict | None:
-    return _read_current(path, video, lambda saved: {"audio": saved["audio"], "vision": saved["vision"],
-                                                     "seconds": float(saved["seconds"])})
+    return _read_current(path, video, lambda saved, seconds: {"audio": saved["audio"], "vision": saved["vision"],
+                                                              "seconds": seconds})
 
 
 def is_cached(path: Path, video: Path) -> bool:
-    """Whether `video` has a cache file of its own at `path`, its stamp and names read (not its features)."""
-    return _read_current(path, video, lambda saved: True) is not None
+    """Whether `video` has a cache file of its own at `path`, its stamp, names and seconds read (not its features)."""
+    return _read_current(path, video, lambda saved, seconds: True) is not None
 
 
 def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: float,
