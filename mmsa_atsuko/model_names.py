@@ -26,7 +26,7 @@ import pkgutil
 from pathlib import Path
 
 from .registry import MODEL_PACKAGES, canonical_model_name, get_model_class, registry_now
-from .user_models.discovery import model_folders
+from .user_models.discovery import model_folders, parse_source
 
 REGISTERING = ("register_model", "register_variant")
 
@@ -85,10 +85,11 @@ def _registrations(file: Path) -> dict[str, dict | None]:
         info = file.stat()
         key = (str(file), info.st_mtime_ns, info.st_size)
         if key not in _SCANNED:
-            _SCANNED[key] = _scan(ast.parse(file.read_bytes(), str(file)))
+            tree = parse_source(file)
+            _SCANNED[key] = {} if tree is None else _scan(tree)     # the registry keeps its import error
         return _SCANNED[key]
-    except (OSError, SyntaxError, ValueError):
-        return {}                                  # the registry keeps its import error
+    except OSError:
+        return {}
 
 
 def _scan(tree: ast.Module) -> dict[str, dict | None]:

@@ -810,3 +810,20 @@ def test_the_registry_meta_read_from_the_model_files_source_is_the_registrys(mon
     # model.py writes the ablations' switches out for the scan; family.py names them without torch: the same.
     assert {name: (meta["overrides"]["use_sbn"], meta["overrides"]["use_mcm"])
             for name in ABLATIONS for meta in [model_names.model_meta(name)]} == ABLATIONS
+
+
+def test_a_model_file_nested_past_the_parser_is_kept_like_a_baselines_in_one_line(own_models, capsys):
+    """`x = ---...1` 200,000 deep: ast.parse raises MemoryError (or RecursionError), which neither the sibling-import
+    check (SyntaxError caught) nor model_names' scan (OSError, SyntaxError, ValueError) caught: `list --models` and
+    a sweep's name check were a traceback. Both read the file through discovery.parse_source now; its import fails
+    the same way, and is kept like a baseline's failure."""
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.model_names import _names_in
+    folder, _ = own_models
+    deep = folder / "deep.py"
+    deep.write_text("from mmsa_atsuko.registry import register_model\nx = " + "-" * 200_000 + "1\n")
+    assert _names_in(deep) == [] and _names_in(folder / "latefuse.py") == ["latefuse"]
+    assert main(["list", "--models", str(folder)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"  {deep} unavailable: MemoryError" in out and any(line.startswith("  latefuse ") for line in out)
+    assert discovery.parse_source(deep) is None and discovery.parse_source(folder / "latefuse.py") is not None

@@ -133,14 +133,28 @@ def _user_package(folders: list[Path]) -> None:
         sys.meta_path.append(_SiblingFinder())
 
 
+# What parsing a file raises where it is no Python the parser can read: unreadable (OSError), bad syntax
+# (SyntaxError), a NUL byte (ValueError), nested past the parser's stack ('x = ---...1' 200,000 deep: MemoryError,
+# or RecursionError). Its import raises the same, which discovery keeps like a baseline's failure: one line.
+UNPARSABLE = (OSError, SyntaxError, ValueError, MemoryError, RecursionError)
+
+
+def parse_source(file: Path) -> ast.Module | None:
+    """`file`'s syntax tree, read without importing it (model_names, the sibling-import check); None where it
+    cannot be parsed (UNPARSABLE): importing it then says why."""
+    try:
+        return ast.parse(file.read_bytes(), str(file))
+    except UNPARSABLE:
+        return None
+
+
 def _check_sibling_imports(folder: Path, files: list[Path]) -> None:
     """`import X` in a file of a models folder where X.py is beside it but Python finds another X first (the
     standard library's, the toolkit's, an installed one): the model would get that X without a word."""
     stems = {f.stem for f in files} | {d.name for d in folder.iterdir() if (d / "__init__.py").is_file()}
     for file in files:
-        try:
-            tree = ast.parse(file.read_bytes(), str(file))
-        except SyntaxError:
+        tree = parse_source(file)
+        if tree is None:
             continue                   # its import says so, kept like a baseline's failure
         for node in ast.walk(tree):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
