@@ -38,8 +38,7 @@ def worker(monkeypatch):
     monkeypatch.setattr(videos, "extract_one", _fake_extract)
     worker = videos.ClipWorker()
     yield worker
-    if worker.process._popen is not None:     # not closed by the test
-        worker.close(kill=True)
+    worker.close(kill=True)
 
 
 def test_a_worker_killed_between_clips_is_replaced_and_the_next_clip_extracted(worker):
@@ -132,3 +131,19 @@ def _state(pid: int) -> str:
             return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_a_worker_whose_replacement_cannot_start_is_closed_once(worker, monkeypatch):
+    """The dead worker is closed before its replacement starts: a fork that fails then (no memory) raised from
+    extract, and the caller's close(kill=True) raised ValueError on the closed process instead of letting it be."""
+    assert worker.extract("ok", "c1") == (True, None)
+    os.kill(worker.process.pid, signal.SIGKILL)
+    worker.process.join()
+
+    def no_fork(self):
+        raise OSError(12, "Cannot allocate memory")
+    monkeypatch.setattr(videos.ClipWorker, "_start", no_fork)
+    with pytest.raises(OSError, match="Cannot allocate memory"):
+        worker.extract("ok", "c2")
+    worker.close(kill=True)
+    worker.close()

@@ -172,6 +172,7 @@ class ClipWorker:
         self.process = context.Process(target=_serve, args=(child, self.conn, os.getpid()), daemon=True)
         self.process.start()
         child.close()
+        self.open = True
 
     def extract(self, *args) -> tuple[bool, str | None]:
         """(whether the worker lives on, extract_one(*args) or the reason it died). A worker found dead before it
@@ -198,6 +199,9 @@ class ClipWorker:
         return False, worker_died(self.process.exitcode)
 
     def close(self, kill: bool = False) -> None:
+        if not self.open:   # closed already: its replacement could not be started (extract)
+            return
+        self.open = False
         if kill:            # Ctrl-C or an error in the parent: the clip it extracts is not waited for
             self.process.kill()
         else:
