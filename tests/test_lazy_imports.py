@@ -37,6 +37,24 @@ def probe(body: str, tmp_path: Path) -> dict:
     return json.loads(lines[-1][len("PROBE "):])
 
 
+def first_line(argv: list[str], tmp_path: Path) -> dict:
+    """The command line's sweep or tune `argv`, stopped at its first printed line: that line, and what was imported
+    by then."""
+    return probe(f"""
+import os
+import mmsa_atsuko.cli.sweep as command
+from mmsa_atsuko.cli import main
+
+def first_line(line):
+    print("PROBE " + json.dumps({{"line": line, "loaded": loaded()}}), flush=True)
+    os._exit(0)
+
+command.echo = first_line
+main({argv!r})
+result = "never printed a line"
+""", tmp_path)
+
+
 def test_the_sweep_package_and_the_bookkeeping_modules_import_no_torch(tmp_path):
     got = probe("""
 import mmsa_atsuko.cli, mmsa_atsuko.sweep, mmsa_atsuko.sweep.driver, mmsa_atsuko.sweep.local, mmsa_atsuko.sweep.plan
@@ -97,20 +115,8 @@ for argv in (["results", "--recover"], ["clean"], ["leaderboard", "--format", "m
 def test_a_sweeps_planning_line_comes_before_torch(tmp_path):
     # The command line's sweep, stopped at its first line: what was imported by then. --jobs not given: the default
     # is read from the devices (torch), which the backend's maker reads after the line.
-    got = probe(f"""
-import os
-import mmsa_atsuko.cli.sweep as command
-from mmsa_atsuko.cli import main
-
-def first_line(line):
-    print("PROBE " + json.dumps({{"line": line, "loaded": loaded()}}), flush=True)
-    os._exit(0)
-
-command.echo = first_line
-main(["sweep", "-m", "tfn", "-d", "mosi", "--synthetic", "--preset", "small", "-s", "1111",
-      "--out", {str(tmp_path / "out")!r}])
-result = "never printed a line"
-""", tmp_path)
+    got = first_line(["sweep", "-m", "tfn", "-d", "mosi", "--synthetic", "--preset", "small", "-s", "1111",
+                      "--out", str(tmp_path / "out")], tmp_path)
     assert got["line"].startswith("planning the sweep: reading the configs of 1 setting and the data of mosi")
     assert "torch" not in got["loaded"], got
     assert not (tmp_path / "out").exists()       # nothing written before it
@@ -138,20 +144,8 @@ result = {{"rc": rc, "err": err.getvalue(), "loaded": loaded()}}
 
 def test_a_tunes_planning_line_comes_before_torch_and_pandas(tmp_path):
     # As the sweep's: the tune read its data (for the study's data id) before its first line, so torch came first.
-    got = probe(f"""
-import os
-import mmsa_atsuko.cli.sweep as command
-from mmsa_atsuko.cli import main
-
-def first_line(line):
-    print("PROBE " + json.dumps({{"line": line, "loaded": loaded()}}), flush=True)
-    os._exit(0)
-
-command.echo = first_line
-main(["tune", "-m", "TFN", "-d", "mosi", "--synthetic", "--preset", "small", "--trials", "1", "-s", "1111",
-      "--out", {str(tmp_path / "out")!r}])
-result = "never printed a line"
-""", tmp_path)
+    got = first_line(["tune", "-m", "TFN", "-d", "mosi", "--synthetic", "--preset", "small", "--trials", "1", "-s",
+                      "1111", "--out", str(tmp_path / "out")], tmp_path)
     assert got["line"] == ("[tune-tfn-mosi] planning the tune: reading the config of tfn, its search space "
                            "configs/tune/tfn.yaml and the data of mosi synthetic (generated on its first use in a "
                            "cache folder)")
