@@ -30,21 +30,20 @@ def shared_mode(folder: Path) -> int:
 
 
 def make_shared_folder(folder: Path) -> None:
-    """`folder` made if missing (with its parents), the folder itself then readable, writable and searchable by the
-    group, or by others, where its parent is writable by them, and readable and searchable where its parent is
-    readable by them (`readable_bits`), whatever the umask: `runs/` and `normal/` of a results folder several users
-    share hold the files each of them makes and appends to (with a umask of 022, a group's second user could not
-    append to `normal/`'s CSVs; with 077, not read another's run folder)."""
+    """`folder` made if missing (with its parents), the folder itself then of a mode that follows its parent's,
+    whatever the umask: rwx for its owner, the parent's read, write and search bits for the group and others, and
+    the parent's sticky and set-group-id bits; never a bit the parent lacks. `runs/` and `normal/` of a results
+    folder several users share hold the files each of them makes and appends to (with a umask of 022, a group's
+    second user could not append to `normal/`'s CSVs); in a sticky (1777) one no user may rename or remove
+    another's run folder or live claim; in a private one a umask of 000 leaves nothing world-writable."""
     folder = Path(folder)
     if folder.is_dir():
         return
     folder.mkdir(parents=True, exist_ok=True)
     try:
         parent, made = folder.parent.stat().st_mode, folder.stat()
-        extra = (0o070 if parent & stat.S_IWGRP else 0) | (0o007 if parent & stat.S_IWOTH else 0)
-        extra |= readable_bits(parent, folder=True)
-        if extra and made.st_uid == os.geteuid():      # another process of another user may have made it first
-            os.chmod(folder, stat.S_IMODE(made.st_mode) | extra)
+        if made.st_uid == os.geteuid():      # another process of another user may have made it first
+            os.chmod(folder, 0o700 | (parent & (0o077 | stat.S_ISVTX | stat.S_ISGID)))
     except OSError:
         pass
 

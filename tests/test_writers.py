@@ -307,3 +307,23 @@ def test_run_py_that_cannot_make_its_mark_says_the_os_error_not_an_unwritable_fo
     assert line.endswith(f".lock, which it holds while it trains ({os.strerror(errno.EMFILE)}): free space or fix "
                          f"{tmp_path / 'runs'}, or give another --out"), line
     assert not list((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize("parent_mode, umask, made_mode", [
+    (0o1777, 0o022, 0o1777), (0o3775, 0o022, 0o3775), (0o755, 0o002, 0o755), (0o755, 0o000, 0o755),
+    (0o700, 0o000, 0o700), (0o775, 0o077, 0o775), (0o2770, 0o000, 0o2770)])
+def test_a_shared_folder_takes_its_parents_mode(tmp_path, parent_mode, umask, made_mode):
+    """runs/ of a results folder follows the folder's mode, whatever the umask: owner rwx, the parent's group and
+    other bits, its sticky and set-group-id bits, nothing the parent lacks. Before, 1777 made runs/ 0777 (no
+    sticky bit: any user could rename another's run folder and remove a live claim), 3775 made 2775, and a
+    private 0755 folder made 0775 under umask 002, 0777 under umask 000."""
+    from mmsa_atsuko.lock_files import make_shared_folder
+    out = tmp_path / "res"
+    out.mkdir()
+    out.chmod(parent_mode)
+    old = os.umask(umask)
+    try:
+        make_shared_folder(out / "runs")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((out / "runs").stat().st_mode) == made_mode
