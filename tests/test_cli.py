@@ -930,3 +930,39 @@ def test_clean_removes_the_free_marks_of_killed_run_pys_but_not_a_new_or_held_on
     assert sorted(p.name for p in runs.iterdir()) == sorted([young.name, held.name])
     assert capsys.readouterr().out.splitlines()[-1] == (f"removed 0 unfinished run folder(s) from {runs} and 1 "
                                                         "mark(s) of killed run.py's")
+
+
+def test_the_count_of_another_users_dead_folders_skips_one_removed_since_it_was_listed(tmp_path, monkeypatch):
+    """run.py's closing note counts the dead folders that are another user's: one removed after dead_folders listed
+    it (its owner's clean) is no one's. Before, its lstat raised FileNotFoundError: a traceback after the table."""
+    from mmsa_atsuko.run_folders import dead
+    here, gone = tmp_path / ".a.partial", tmp_path / ".b.partial"
+    here.mkdir()
+    os.chown(here, 1234, 1234)
+    monkeypatch.setattr(train.os, "geteuid", lambda: 4321)      # not root: root may remove anyone's
+    assert dead._others([here, gone]) == 1
+
+
+def test_clean_never_counts_a_negative_number_of_running_runs(tmp_path, capsys, monkeypatch):
+    """Another user's dead folder, which this user may not take, removed by its owner between clean's two looks at
+    runs/: clean said 'kept -1 of run(s) still running' (the work folders, counted after, less the dead ones)."""
+    import shutil
+
+    import mmsa_atsuko.run_folders as run_folders
+    from mmsa_atsuko.cli import main
+    runs = tmp_path / "runs"
+    theirs = runs / ".x.partial"
+    theirs.mkdir(parents=True)
+    (theirs / "run.lock").write_text("")
+    real = run_folders.dead_folders
+
+    def dead_then_removed(out):
+        found = real(out)
+        shutil.rmtree(theirs)          # its owner's clean, meanwhile
+        return found
+    monkeypatch.setattr(run_folders, "unfinished_runs", lambda out: [])     # as for a folder this user may not take
+    monkeypatch.setattr(run_folders, "dead_folders", dead_then_removed)
+    assert main(["clean", "--results", str(tmp_path)]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "still running" not in line and "-1" not in line, line
+    assert line.startswith(f"removed 0 unfinished run folder(s) from {runs}; kept 1 of unfinished runs"), line

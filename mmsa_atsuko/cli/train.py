@@ -265,8 +265,11 @@ def cmd_clean(argv) -> int:
         removed += 1
     if runs.is_dir():
         remove_tombstones(runs)         # what a removal killed half-way left
-    dead = len(dead_folders(args.results))      # that this user could not take: another user's
-    alive = len(work_folders(runs)) - dead
+    listed = work_folders(runs)
+    dead = dead_folders(args.results)          # that this user could not take: another user's
+    # still there and not dead: a folder that finished or was removed between the two listings is neither
+    alive = sum(1 for folder in listed if folder not in dead and folder.exists())
+    dead = len(dead)
     _, marks = remove_free_marks(runs, older_than=NEW_GRACE_S)     # killed run.py's (results.writers)
     print(f"removed {removed} unfinished run folder(s) from {runs}"
           + (f" and {marks} mark(s) of killed run.py's" if marks else "")

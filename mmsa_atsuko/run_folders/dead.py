@@ -7,6 +7,7 @@ A `.partial.new` folder is a dead run's as well once its lock is free and it nam
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -91,7 +92,13 @@ def unfinished_note(out) -> str | None:
 def _others(folders: list[Path]) -> int:
     """How many of `folders` are another user's, which this user (unless root) may not remove."""
     mine = os.geteuid()
-    return 0 if mine == 0 else sum(1 for folder in folders if folder.lstat().st_uid != mine)
+    if mine == 0:
+        return 0
+    theirs = 0
+    for folder in folders:
+        with contextlib.suppress(FileNotFoundError):    # removed (a clean, a resume) since it was listed: no one's
+            theirs += folder.lstat().st_uid != mine
+    return theirs
 
 
 def move_dead(folder: Path, to: Path) -> bool:
