@@ -665,3 +665,23 @@ def test_the_api_package_keeps_the_names_the_single_api_module_had():
     for name, home in homes.items():
         assert getattr(api, name, None) is home or getattr(api, name, None) == home, name
     assert sorted(api.__all__) == sorted(homes)
+
+
+def test_with_rerun_only_a_run_started_after_the_call_began_as_asked_serves_it():
+    """`_serves`, the rule for a record another process appended while this call waited on the run: without --rerun
+    any ok record serves (as a stored one is skipped); with --rerun only one started after the call began, at the
+    precision and with the kernels asked (a record's started_at is cut to the second: the call's own second does
+    not count)."""
+    from datetime import datetime, timezone
+
+    from mmsa_atsuko.api.pipeline import _serves
+    began = datetime(2026, 12, 7, 13, 0, 0, 500000, tzinfo=timezone.utc)
+    after = {"started_at": "2026-12-07T13:00:01+00:00", "precision": "bf16", "deterministic": True}
+    same_second = {**after, "started_at": "2026-12-07T13:00:00+00:00"}
+    asked = dict(model="tfn", precision="bf16", deterministic=True, began=began)
+    assert _serves(same_second, rerun=False, **asked)
+    assert _serves(after, rerun=True, **asked)
+    assert not _serves(same_second, rerun=True, **asked)
+    assert not _serves({**after, "precision": "fp32"}, rerun=True, **asked)
+    assert not _serves({**after, "deterministic": False}, rerun=True, **asked)
+    assert not _serves({"precision": "bf16", "deterministic": True}, rerun=True, **asked)

@@ -1,5 +1,6 @@
 """Two in-process run.py's in one results folder: a run reached by both unrecorded is trained once, and each says
 how many records it appended itself."""
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from mmsa_atsuko.results import read_records
 # One run.py's call, in a process of its own. With "pause", it holds the run's claim and stops inside training
 # until the test lets it go on: the other process then reaches the same run while this one trains it.
 RUN_PY = """
-import sys, time
+import json, sys, time
 from pathlib import Path
 import mmsa_atsuko
 import mmsa_atsuko.api.one_run as one_run
@@ -27,7 +28,7 @@ def paused(*args, **kwargs):
 if sys.argv[3] == "pause":
     one_run.train_one = paused
 mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1, out=out, quiet=True,
-                echo=lambda line: print(line, flush=True))
+                echo=lambda line: print(line, flush=True), **json.loads(sys.argv[4] if len(sys.argv) > 4 else "{}"))
 """
 
 
@@ -63,7 +64,8 @@ def test_two_run_pys_reaching_one_unrecorded_run_train_it_once(tmp_path):
     claim = b_lines[0].split("(it holds ")[1].split(")")[0]
     assert b_lines == [f"waiting for another process that trains tfn mosi seed 1 into {out} (it holds {claim}): its "
                        f"record is taken when it ends, instead of training the run again",
-                       f"skip tfn mosi seed 1: recorded as {run_id} by another process meanwhile"]
+                       f"skip tfn mosi seed 1: recorded as {run_id} by another process meanwhile (--rerun trains it "
+                       f"again)"]
     assert sorted(p.name for p in (out / "runs").iterdir()) == [run_id]      # B made no run folder; no claim left
 
 
@@ -91,3 +93,44 @@ def test_the_count_of_records_appended_is_this_calls_alone(tmp_path, monkeypatch
     printed = capsys.readouterr().out
     assert f"\n1 record(s) appended to {out / 'runs.jsonl'}\n" in printed, printed
     assert [r["seed"] for r in read_records(out)] == [1, 2]
+
+
+def _a_then_b(tmp_path, b_options: dict) -> tuple[Path, list[str]]:
+    """A trains seed 1 at fp32 (held inside training); B, with `b_options`, reaches it meanwhile and waits; A is let
+    go on. Returns the results folder and B's lines."""
+    out, flags = tmp_path / "res", tmp_path / "flags"
+    flags.mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
+                                                                   os.environ.get("PYTHONPATH")])))
+    logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("a", "b")}
+    a = subprocess.Popen([sys.executable, "-c", RUN_PY, str(out), str(flags), "pause"], env=env,
+                         stdout=logs["a"], stderr=subprocess.STDOUT)
+    _until(lambda: (flags / "training").exists() or a.poll() is not None, "A to start training")
+    b = subprocess.Popen([sys.executable, "-c", RUN_PY, str(out), str(flags), "-", json.dumps(b_options)], env=env,
+                         stdout=logs["b"], stderr=subprocess.STDOUT)
+    _until(lambda: "waiting for" in (tmp_path / "b.log").read_text() or b.poll() is not None, "B to wait")
+    (flags / "go-on").touch()
+    assert a.wait(300) == 0 and b.wait(300) == 0, [(tmp_path / f"{n}.log").read_text() for n in "ab"]
+    return out, (tmp_path / "b.log").read_text().splitlines()
+
+
+def test_a_rerun_that_waited_on_a_run_started_before_it_trains_its_own(tmp_path):
+    """B asks --rerun --precision bf16 while A trains the run at fp32: A's record, started before B began (and at
+    fp32), is not the run B asked for, so B says so and trains it at bf16. Before, B took A's record ('skip ...
+    recorded by another process meanwhile'), appended nothing, and dropped its --rerun and --precision."""
+    out, b_lines = _a_then_b(tmp_path, {"rerun": True, "precision": "bf16"})
+    records = read_records(out)
+    assert [r["precision"] for r in records] == ["fp32", "bf16"], b_lines
+    assert not any(line.startswith("skip") for line in b_lines), b_lines
+    assert b_lines[1] == (f"the other process training tfn mosi seed 1 ended recording it as {records[0]['run_id']}, "
+                          f"a record that does not stand for this request: training it here")
+
+
+def test_a_run_py_that_waited_says_what_differs_in_the_record_it_takes(tmp_path):
+    """B asks --precision bf16 (no --rerun) while A trains the run at fp32: B takes A's record as a stored one would
+    be taken, and its skip line says, as that one's does, that it ran at fp32. Before, it said nothing of it."""
+    out, b_lines = _a_then_b(tmp_path, {"precision": "bf16"})
+    (record,) = read_records(out)
+    assert b_lines[-1] == (f"skip tfn mosi seed 1: recorded as {record['run_id']} by another process meanwhile, "
+                           f"which ran at fp32, not the bf16 asked (precision is not part of a run's identity: "
+                           f"--rerun trains it at bf16 in its place, or give another --out)")

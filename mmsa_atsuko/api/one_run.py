@@ -9,6 +9,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from ..data.synthetic_stress import split_condition
 from ..models.atsuko import ATSUKO_FAMILY
 from ..models.atsuko.diagnostics import routing_summary
 from ..registry import build_model
-from ..results import append_or_keep, identity, ok_record, read_records
+from ..results import append_or_keep, identity, ok_record, read_records, recover
 from ..run_folders import attempts_of, identity_claim, partial_dir, run_folder, take_leftovers
 from ..training.hardware import device_name, peak_memory_mb, reset_peak_memory
 from ..training.model_card import write_model_card
@@ -44,26 +45,36 @@ def new_run_id(model: str, dataset: str, aligned: bool, seed: int, stamp: dateti
 
 def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *, checkpoint: str = "best",
             resume: bool = False, tensorboard: bool = False, precision: str = "fp32",
-            deterministic: bool = True, echo=print, stored: frozenset = frozenset()) -> tuple[dict, bool]:
+            deterministic: bool = True, echo=print, serves: Callable[[dict], bool] = lambda record: True
+            ) -> tuple[dict, bool]:
     """Train one seed in its own folder (with `resume`, the unfinished one an earlier call left);
     append its record once it has finished. Returns (the record, whether this call trained it).
 
     The run's identity is claimed first (`run_folders.identity_claim`): another run.py in `out` training the same
     run holds it, and this call says so (`echo`), waits for it, and returns the record it appended instead of
-    training (if it appended none, killed or failed, this call trains). The store is read again once the claim is
-    held: a run another process recorded after this call read the store is not trained again. `stored`: run ids
-    that are not such a record (--rerun: the records stored when the call began, which it trains again)."""
+    training (if it appended none, killed or failed, this call says so and trains). The store is read again once the
+    claim is held, after folding in the records a holder could not append (`results.recover`): a run another process
+    recorded after this call read the store is not trained again. `serves(record)`: whether such a record stands for
+    the run this call asks for (`pipeline`'s rule, as for a record stored before: with --rerun, only one started after
+    the call began, as asked); one that does not is trained again."""
     run = job_identity(job, seed)
 
     def waiting(claim: Path) -> None:
         echo(f"waiting for another process that trains {run_phrase(job, seed)} into {out} (it holds {claim}): its "
              f"record is taken when it ends, instead of training the run again")
 
-    with identity_claim(out / "runs", run, waiting):
-        done = [r for r in read_records(out) if r.get("status") == "ok" and isinstance(r.get("run_id"), str)
-                and r["run_id"] not in stored and identity(r) == run]
+    with identity_claim(out / "runs", run, waiting) as waited:
+        for kept in recover(out):          # the holder's record its store append could not take (append_or_keep)
+            echo(f"recovered the record of run {kept['run_id']} into {out / 'runs.jsonl'}")
+        ours = [r for r in read_records(out) if r.get("status") == "ok" and isinstance(r.get("run_id"), str)
+                and identity(r) == run]
+        done = [r for r in ours if serves(r)]
         if done:
             return done[-1], False
+        if waited:
+            echo(f"the other process training {run_phrase(job, seed)} ended "
+                 + (f"recording it as {ours[-1].get('run_id')}, a record that does not stand for this request"
+                    if ours else "without recording it (killed, or it failed)") + ": training it here")
         run_id = take_leftovers(out, run, resume)
         record = train_one(job, seed, device, out, quiet, run_id=run_id, resume=run_id is not None,
                            tensorboard=tensorboard, checkpoint=checkpoint, precision=precision,

@@ -7,6 +7,8 @@ first run starts, so a bad request writes nothing. A seed whose run is already r
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -18,8 +20,8 @@ from ..data.conditions import PLAIN, check_model_allows
 from ..data.synthetic import check_synthetic_request
 from ..data.synthetic_stress import check_data_options, check_recipe_request
 from ..errors import UsageError
-from ..results import (RunPyMark, append_mmsa_csv, check_output_folder, identity, latest_by_identity,
-                       ran_at_other_precision, read_records, recover, run_ids)
+from ..results import (RunPyMark, append_mmsa_csv, check_output_folder, identity, kernels_of,
+                       latest_by_identity, ran_at_other_precision, read_records, recover)
 from ..run_folders import check_save_checkpoint
 from ..training.hardware import check_precision, check_threads
 from ..training.seed import DEFAULT_SEEDS, check_seeds, resolve_device
@@ -106,10 +108,9 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
     """`run`'s loop over its prepared jobs and seeds: skip what is recorded, train the rest, write the MMSA rows."""
     for kept in recover(out):          # records an earlier call could not append (results.append_or_keep)
         echo(f"recovered the record of run {kept['run_id']} into {Path(out) / 'runs.jsonl'}")
+    began = datetime.now(timezone.utc)     # with --rerun, only a run started after this serves the request
     stored = read_records(out)
     recorded = {} if rerun else latest_by_identity(stored)
-    # Records that do not stand for a run another process trained meanwhile (`run_one`): with --rerun, those stored
-    before = frozenset(run_ids(stored)) if rerun else frozenset()
     records, told = [], set()          # told: the MMSA files named once as keeping MMSA's columns only
     for job in jobs:
         job_records, trained = [], False
@@ -119,21 +120,22 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
                 recorded = latest_by_identity(read_records(out))               # again on what a sweep left recorded
                 previous = recorded.get(job_identity(job, seed), {})
             if previous.get("status") == "ok":
-                ran = ran_at_other_precision(previous, precision)
-                changed = source_changes(previous.get("model_source"), job.model)   # a model of your own edited since
-                how = _skip_reason(ran, changed, precision)
-                echo(f"skip {run_phrase(job, seed)}: recorded as {previous.get('run_id')}{how}")
+                echo(f"skip {run_phrase(job, seed)}: recorded as {previous.get('run_id')}"
+                     f"{_skip_reason(previous, job.model, precision, rerun)}")
                 job_records.append(previous)
             else:
+                serves = partial(_serves, model=job.model, precision=precision, deterministic=deterministic,
+                                 rerun=rerun, began=began)
                 record, trained_here = run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint,
                                                resume=resume, tensorboard=tensorboard, precision=precision,
-                                               deterministic=deterministic, echo=echo, stored=before)
+                                               deterministic=deterministic, echo=echo, serves=serves)
                 recorded[identity(record)] = record      # `-m tfn tfn` trains it once
                 job_records.append(record)
                 if trained_here:
                     appended.append(record["run_id"])
                 else:
-                    echo(f"skip {run_phrase(job, seed)}: recorded as {record['run_id']} by another process meanwhile")
+                    echo(f"skip {run_phrase(job, seed)}: recorded as {record['run_id']} by another process meanwhile"
+                         f"{_skip_reason(record, job.model, precision, rerun)}")
                 trained = trained or trained_here
         if trained:    # the row covers every seed of the call, recorded ones included, as the table does
             append_mmsa_csv(Path(out), job_records, echo=echo, told=told)
@@ -141,9 +143,31 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
     return records
 
 
-def _skip_reason(ran: str | None, changed: list[str], precision: str) -> str:
+def _serves(record: dict, *, model: str, precision: str, deterministic: bool, rerun: bool, began: datetime) -> bool:
+    """Whether an ok record of the run's identity that another process appended while this call waited for the run
+    stands for the request as a stored one would: without --rerun any does (the skip line then says what differs,
+    `_skip_reason`); with --rerun, which trains every recorded run again, only a run started after this call began,
+    at the precision and with the kernels asked, and with the model's code as it is now."""
+    if not rerun:
+        return True
+    try:
+        started = datetime.fromisoformat(record.get("started_at") or "")
+    except (TypeError, ValueError):
+        return False
+    kernels = "deterministic" if deterministic else "nondeterministic"
+    # started_at is cut to the second: a run started in this call's second may have started before it, so it does not
+    return (started.tzinfo is not None and started > began and not ran_at_other_precision(record, precision)
+            and kernels_of(record) == kernels and not source_changes(record.get("model_source"), model))
+
+
+def _skip_reason(record: dict, model: str, precision: str, rerun: bool = False) -> str:
     """The skip line's tail: what differs from the recorded seed, both where both do (neither the precision nor
-    the code of a model of your own is part of a run's identity, so either alone skipped it as the same run)."""
+    the code of a model of your own is part of a run's identity, so either alone skipped it as the same run).
+    With --rerun a record is taken only where nothing differs (`_serves`): it started after this call began."""
+    if rerun:
+        return " (it started after this call began, as asked: --rerun trains only runs recorded before)"
+    ran = ran_at_other_precision(record, precision)
+    changed = source_changes(record.get("model_source"), model)   # a model of your own edited since
     if ran and changed:
         return (f", which ran at {ran}, not the {precision} asked, and {'; '.join(changed)} (neither precision nor "
                 f"the code is part of a run's identity: --rerun trains it at {precision} with the code as it is now, "
