@@ -327,3 +327,71 @@ def test_a_shared_folder_takes_its_parents_mode(tmp_path, parent_mode, umask, ma
     finally:
         os.umask(old)
     assert stat.S_IMODE((out / "runs").stat().st_mode) == made_mode
+
+
+def _claim_of_seed(tmp_path, out, seed: int) -> Path:
+    """The claim file a run.py takes for `_run`'s run of `seed` in `out` (its identity from a run trained elsewhere)."""
+    from mmsa_atsuko.results import identity
+    from mmsa_atsuko.run_folders.lock import claim_path
+    (record,) = _run(tmp_path / "elsewhere", [seed], lambda line: None)
+    return claim_path(out / "runs", identity(record))
+
+
+@needs_root
+def test_a_killed_run_pys_claim_is_removed_by_clean_and_a_sweep_or_named_where_it_cannot_be(shared_folder, capsys):
+    """A run.py killed while training leaves its claim (runs/.claim-<digest>.lock), free. clean removes an old one
+    (not one made in the last minute, the marks' rule) and a sweep removes any; another user's in a folder with the
+    sticky bit, which this user may not remove, clean keeps and names: whose it is and who may remove it. Before,
+    none was ever removed: another user's then stopped every other user's run.py at that run, forever."""
+    import time
+
+    from mmsa_atsuko.cli import main
+    out = shared_folder / "res"
+    runs = out / "runs"
+    runs.mkdir(parents=True)
+    old, new = runs / ".claim-0123456789abcdef01234567.lock", runs / ".claim-76543210fedcba9876543210.lock"
+    for claim in (old, new):
+        free_lock(claim, 0o666)
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    assert main(["clean", "--results", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (f"removed 0 unfinished run folder(s) from {runs} and 1 "
+                                                        f"claim(s) of killed run.py's")
+    assert not old.exists() and new.exists()
+    check_no_run_py(out)                        # what a sweep does once it holds the folder's sweep lock
+    assert not new.exists()
+
+    for folder in (out, runs):
+        folder.chmod(0o1777)
+    free_lock(old, 0o666)
+    os.chown(old, OTHER, OTHER)
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    with as_nobody():
+        assert main(["clean", "--results", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (f"kept {old}, a killed run.py's claim of a run: it is uid 1234's in a folder with the sticky "
+                        f"bit ({runs}, mode 1777), where filelock takes no other user's lock (its owner could replace "
+                        f"the file while it was held) and the sticky bit stops any user but its owner and root "
+                        f"removing it: this user can neither take nor remove it, whether or not a run.py of uid 1234 "
+                        f"runs there; once no run.py of uid 1234 runs there, uid 1234 (or root) may remove it; else "
+                        f"give another --out")
+    assert old.exists()
+
+
+@needs_root
+def test_a_run_py_stops_before_training_any_run_where_it_can_never_take_a_claim(tmp_path):
+    """Seeds 2 and 1, seed 1's claim left free by another user's killed run.py in a folder with the sticky bit
+    (filelock takes no other user's lock there): run.py says so in one line before it trains anything. Before, it
+    trained seed 2, appended it, and then stopped at seed 1."""
+    out = tmp_path / "res"
+    (out / "runs").mkdir(parents=True)
+    for folder in (out, out / "runs"):
+        folder.chmod(0o1777)
+    claim = _claim_of_seed(tmp_path, out, 1)
+    free_lock(claim, 0o666)
+    os.chown(claim, OTHER, OTHER)
+    with pytest.raises(ToolkitError) as refused:
+        _run(out, [2, 1], lambda line: None)
+    assert str(refused.value).startswith(f"run.py cannot take the claim {claim} of a run it is to train: it is uid "
+                                         f"1234's in a folder with the sticky bit"), str(refused.value)
+    assert not (out / "runs.jsonl").exists()
+    assert sorted(p.name for p in (out / "runs").iterdir()) == [claim.name]

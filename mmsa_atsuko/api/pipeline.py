@@ -20,9 +20,10 @@ from ..data.conditions import PLAIN, check_model_allows
 from ..data.synthetic import check_synthetic_request
 from ..data.synthetic_stress import check_data_options, check_recipe_request
 from ..errors import UsageError
-from ..results import (RunPyMark, append_mmsa_csv, check_output_folder, identity, kernels_of,
+from ..results import (RunPyMark, append_mmsa_csv, check_claim_free_to_take, check_output_folder, identity, kernels_of,
                        latest_by_identity, ran_at_other_precision, read_records, recover)
 from ..run_folders import check_save_checkpoint
+from ..run_folders.lock import claim_path
 from ..training.hardware import check_precision, check_threads
 from ..training.seed import DEFAULT_SEEDS, check_seeds, resolve_device
 from ..training.tensorboard import require_tensorboard
@@ -111,6 +112,10 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
     began = datetime.now(timezone.utc)     # with --rerun, only a run started after this serves the request
     stored = read_records(out)
     recorded = {} if rerun else latest_by_identity(stored)
+    for job in jobs:                   # a claim this user can never take stops the call before it trains any run
+        for seed in seeds:
+            if recorded.get(job_identity(job, seed), {}).get("status") != "ok":
+                check_claim_free_to_take(claim_path(Path(out) / "runs", job_identity(job, seed)))
     records, told = [], set()          # told: the MMSA files named once as keeping MMSA's columns only
     for job in jobs:
         job_records, trained = [], False

@@ -252,9 +252,9 @@ def cmd_clean(argv) -> int:
                       "sweep) is kept. `run.py ... --resume` continues such a run instead.")
     add_results_option(p)
     args = p.parse_args(argv)
-    from ..results import check_output_folder, remove_free_marks
-    from ..run_folders import (NEW_GRACE_S, dead_folders, remove, remove_tombstones,  # their home: no torch
-                               unfinished_runs, work_folders)
+    from ..results import check_output_folder, remove_free_locks, remove_free_marks, unopenable_note
+    from ..run_folders import (IDENTITY_CLAIM, NEW_GRACE_S, dead_folders, remove,  # their home: no torch
+                               remove_tombstones, unfinished_runs, work_folders)
     require_results_folder(args.results)
     check_output_folder(args.results, option="--results")     # a `runs` link would remove folders elsewhere
     runs = Path(args.results) / "runs"
@@ -271,8 +271,12 @@ def cmd_clean(argv) -> int:
     alive = sum(1 for folder in listed if folder not in dead and folder.exists())
     dead = len(dead)
     _, marks = remove_free_marks(runs, older_than=NEW_GRACE_S)     # killed run.py's (results.writers)
+    _, claims, kept_claims = remove_free_locks(runs, IDENTITY_CLAIM, older_than=NEW_GRACE_S)    # theirs too
+    for claim in kept_claims:
+        print(f"kept {claim}, a killed run.py's claim of a run: it{unopenable_note(claim, 'run.py')}")
     print(f"removed {removed} unfinished run folder(s) from {runs}"
           + (f" and {marks} mark(s) of killed run.py's" if marks else "")
+          + (f" and {claims} claim(s) of killed run.py's" if claims else "")
           + (f"; kept {alive} of run(s) still running" if alive else "")
           + (f"; kept {dead} of unfinished runs that no process runs, which this user may not take (another "
              f"user's: that user, or root, removes them)" if dead else ""))

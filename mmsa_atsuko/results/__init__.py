@@ -26,8 +26,8 @@ from .selection import (MAX_CONFIG_DEPTH, check_ok_record, config_labels, find_r
                         latest_by_identity, ok_records)
 from .store import (MAX_KEPT_RECORD, RecordNotAppended, append_or_keep, append_record, json_safe, read_records,
                     recover, run_ids)
-from .writers import (LOOK_WAIT_S, RUN_PY_MARK, RunPyMark, check_no_run_py, remove_free_marks, run_py_mark,
-                      unopenable_note)
+from .writers import (LOOK_WAIT_S, RUN_PY_MARK, RunPyMark, check_claim_free_to_take, check_no_run_py,
+                      remove_free_locks, remove_free_marks, run_py_mark, unopenable_note)
 
 __all__ = [
     "ANALYSIS_DIR", "NOFOLLOW", "RECORD_FILE", "RUN_ID", "RUNS_FILE", "STORE_ENTRIES", "SWEEP_LOCK",
@@ -42,6 +42,7 @@ __all__ = [
     "ok_records",
     "MAX_KEPT_RECORD", "RecordNotAppended", "append_or_keep", "append_record", "json_safe", "read_records",
     "recover", "run_ids",
-    "LOOK_WAIT_S", "RUN_PY_MARK", "RunPyMark", "check_no_run_py", "remove_free_marks", "run_py_mark",
+    "LOOK_WAIT_S", "RUN_PY_MARK", "RunPyMark", "check_claim_free_to_take", "check_no_run_py", "remove_free_locks",
+    "remove_free_marks", "run_py_mark",
     "unopenable_note",
 ]

@@ -37,7 +37,7 @@ from filelock import FileLock, Timeout
 
 from ..errors import ToolkitError, UsageError, one_line
 from ..lock_files import make_shared_folder, probe, shared_mode
-from ..run_folders.lock import sticky_foreign_owner
+from ..run_folders.lock import IDENTITY_CLAIM, sticky_foreign_owner
 from .folder import SWEEP_LOCK
 
 RUN_PY_MARK = ".run-py-"          # runs/.run-py-<random>.lock, held by an in-process run.py while it trains
@@ -118,7 +118,8 @@ class RunPyMark:
 
 def check_no_run_py(out) -> None:
     """One ToolkitError line if an in-process run.py trains into `out` (holds a mark); a free mark, a killed
-    run.py's, is removed. Called by a sweep holding the folder's sweep lock."""
+    run.py's, is removed, and so, when no run.py trains there, is a free claim of a run (a killed run.py's).
+    Called by a sweep holding the folder's sweep lock."""
     runs = Path(out) / "runs"
     live, _ = remove_free_marks(runs)
     for path in live:
@@ -130,6 +131,7 @@ def check_no_run_py(out) -> None:
         raise ToolkitError(f"{len(live)} run.py process(es) are training into {out} (their marks in {runs}: "
                            f"{', '.join(p.name for p in live)}), and a sweep beside them may train the same runs: "
                            f"wait for them to end, or give another --out")
+    remove_free_locks(runs, IDENTITY_CLAIM)      # no run.py trains here: every claim left is a killed one's
 
 
 def remove_free_marks(runs: Path, older_than: float = 0.0) -> tuple[list[Path], int]:
@@ -138,18 +140,40 @@ def remove_free_marks(runs: Path, older_than: float = 0.0) -> tuple[list[Path], 
     one: it holds the sweep lock, so a run.py whose new mark it removed between that run.py's making and taking it
     still sees the sweep and stops. `run.py clean` holds no such lock, so it leaves a mark made in the last minute
     (NEW_GRACE_S: run_folders' rule for a `.partial.new` folder)."""
-    live, removed = [], 0
-    for path in sorted(runs.glob(f"{RUN_PY_MARK}*.lock")) if runs.is_dir() else []:
+    live, removed, _ = remove_free_locks(runs, RUN_PY_MARK, older_than)
+    return live, removed
+
+
+def remove_free_locks(runs: Path, prefix: str, older_than: float = 0.0) -> tuple[list[Path], int, list[Path]]:
+    """`remove_free_marks` for the lock files in `runs` named `<prefix>*.lock`: a run.py's marks, or its claims of
+    the runs it trains (`run_folders.IDENTITY_CLAIM`, which a killed run.py leaves too: another user's, in a folder
+    with the sticky bit, then stops every other user's run.py at that run). Returns the held ones, how many were
+    removed, and the free ones this user may not remove (another user's there: `unopenable_note` says whose)."""
+    live, removed, kept = [], 0, []
+    for path in sorted(runs.glob(f"{prefix}*.lock")) if runs.is_dir() else []:
         if path.is_symlink() or not path.is_file():
             continue                   # no run.py made it: a link is never opened, as a run folder's run.lock
         if _held(path) is not False:       # held, or this user cannot tell
             live.append(path)
             continue
-        with contextlib.suppress(OSError):
+        try:
             if time.time() - path.stat().st_mtime > older_than:
                 path.unlink()
                 removed += 1
-    return live, removed
+        except FileNotFoundError:
+            pass
+        except OSError:
+            kept.append(path)
+    return live, removed, kept
+
+
+def check_claim_free_to_take(claim: Path) -> None:
+    """One ToolkitError line if the claim file `claim` of a run this run.py is about to train is free but another
+    user's in a folder with the sticky bit (a killed run.py's), which filelock refuses to take: run.py checks the
+    claims of its planned runs before training any, so that it does not train the others first and then stop."""
+    if sticky_foreign_owner(claim) is not None and probe(claim) is False:
+        raise ToolkitError(f"run.py cannot take the claim {claim} of a run it is to train: it"
+                           f"{unopenable_note(claim, 'run.py')}")
 
 
 def unopenable_note(path: Path, whose: str) -> str:
