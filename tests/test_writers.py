@@ -395,3 +395,24 @@ def test_a_run_py_stops_before_training_any_run_where_it_can_never_take_a_claim(
                                          f"1234's in a folder with the sticky bit"), str(refused.value)
     assert not (out / "runs.jsonl").exists()
     assert sorted(p.name for p in (out / "runs").iterdir()) == [claim.name]
+
+
+def test_a_run_py_refuses_a_claim_that_is_a_link_and_leaves_its_target_alone(tmp_path):
+    """A claim file planted as a symbolic link (or a hard link) to another file: run.py does not open it (filelock
+    before 4 opened lock files with O_TRUNC and fchmod-ed them, as claim() already guards against for run.lock),
+    says what it is in one line, and the file it names keeps its bytes and mode."""
+    out = tmp_path / "res"
+    (out / "runs").mkdir(parents=True)
+    claim = _claim_of_seed(tmp_path, out, 1)
+    victim = tmp_path / "victim"
+    for make, kind in ((os.symlink, "a symbolic link"), (os.link, "a file of 2 names (a hard link)")):
+        victim.write_text("secret")
+        victim.chmod(0o600)
+        make(victim, claim)
+        with pytest.raises(ToolkitError) as refused:
+            _run(out, [1], lambda line: None)
+        assert str(refused.value) == (f"run.py will not take its claim {claim} of the run it is about to train: it is "
+                                      f"{kind}, which no run.py makes; whoever owns it (or root) may remove it; else "
+                                      f"give another --out")
+        assert victim.read_text() == "secret" and stat.S_IMODE(victim.stat().st_mode) == 0o600
+        claim.unlink()

@@ -118,8 +118,12 @@ def identity_claim(runs: Path, identity: tuple, on_wait: Callable[[Path], None])
     OS); yields whether it waited, and the body then reads the store again before training. The file is removed
     while still held, so a process waiting on it takes a fresh one instead of a removed one (filelock retries a
     lock file unlinked under it). A claim this user cannot take (another user's in a folder with the sticky bit,
-    one it may not write) is one ToolkitError line."""
+    one it may not write) is one ToolkitError line, and so is one that is a link (`foreign_kind`), never opened."""
     path = claim_path(runs, identity)
+    kind = foreign_kind(path)
+    if kind:            # filelock before 4 opened a lock file with O_TRUNC and fchmod-ed it: never a link of no run's
+        raise ToolkitError(f"run.py will not take its claim {path} of the run it is about to train: it is {kind}, "
+                           f"which no run.py makes; whoever owns it (or root) may remove it; else give another --out")
     lock = FileLock(path, mode=shared_mode(runs))
     waited = False
     try:
