@@ -134,3 +134,42 @@ def test_a_run_py_that_waited_says_what_differs_in_the_record_it_takes(tmp_path)
     assert b_lines[-1] == (f"skip tfn mosi seed 1: recorded as {record['run_id']} by another process meanwhile, "
                            f"which ran at fp32, not the bf16 asked (precision is not part of a run's identity: "
                            f"--rerun trains it at bf16 in its place, or give another --out)")
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from mmsa_atsuko.run_folders import identity_claim
+runs, flag = Path(sys.argv[1]), Path(sys.argv[2])
+with identity_claim(runs, ("a run",), lambda *args: None):
+    (runs / "held").touch()
+    while not flag.exists():
+        time.sleep(0.05)
+"""
+
+
+def test_a_run_py_waiting_on_a_claim_says_every_while_that_it_still_waits_naming_the_holder(tmp_path, monkeypatch):
+    """The waiter's first line, then one every CLAIM_HEARTBEAT_S naming the holder as it wrote itself into the claim
+    (pid and host), until it ends. Before, nothing followed the first line, however long the wait."""
+    import socket
+
+    import mmsa_atsuko.run_folders.lock as lock
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
+                                                                   os.environ.get("PYTHONPATH")])))
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(runs), str(tmp_path / "go-on")], env=env)
+    _until(lambda: (runs / "held").exists() or holder.poll() is not None, "the holder to take the claim")
+    monkeypatch.setattr(lock, "CLAIM_HEARTBEAT_S", 0.1)
+    calls = []
+
+    def on_wait(path, waited_s, who):
+        calls.append((path, waited_s, who))
+        if len(calls) == 3:
+            (tmp_path / "go-on").touch()       # the holder ends once two heartbeats were said
+    with lock.identity_claim(runs, ("a run",), on_wait) as waited:
+        assert waited
+    assert holder.wait(60) == 0
+    named = f"pid {holder.pid} on {socket.gethostname()}"
+    assert len(calls) >= 3 and calls[0][1] == 0 and all(c[1] > 0 for c in calls[1:]), calls
+    assert all(c[0] == lock.claim_path(runs, ("a run",)) and c[2] == named for c in calls[:3]), calls

@@ -59,9 +59,14 @@ def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *
     the call began, as asked); one that does not is trained again."""
     run = job_identity(job, seed)
 
-    def waiting(claim: Path) -> None:
-        echo(f"waiting for another process that trains {run_phrase(job, seed)} into {out} (it holds {claim}): its "
-             f"record is taken when it ends, instead of training the run again")
+    def waiting(claim: Path, waited_s: float, holder: str | None) -> None:
+        if not waited_s:
+            echo(f"waiting for another process that trains {run_phrase(job, seed)} into {out} (it holds {claim}): "
+                 f"its record is taken when it ends, instead of training the run again")
+        else:
+            who = holder or f"the process that holds {claim}"
+            echo(f"still waiting, {waited_s / 60:.0f} min so far, for {who}, training {run_phrase(job, seed)} "
+                 f"into {out}")
 
     with identity_claim(out / "runs", run, waiting) as waited:
         for kept in recover(out):          # the holder's record its store append could not take (append_or_keep)

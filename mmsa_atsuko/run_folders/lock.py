@@ -13,21 +13,25 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import stat
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from ..errors import ToolkitError, one_line
-from ..lock_files import shared_mode
+from ..lock_files import NOFOLLOW, shared_mode
 from .layout import RUN_LOCK
 
 IDENTITY_CLAIM = ".claim-"      # runs/.claim-<digest of a run identity>.lock, held while a run.py trains that run
 # How long a run looking for its own leftovers waits for one whose lock is held: another process's look at every
 # folder holds each for the time it reads run.json; a live run of the same identity holds it until it ends.
 LOOK_HOLD_S = 2.0
+CLAIM_HEARTBEAT_S = 600.0     # how often a run.py waiting on another's claim says it still waits, naming the holder
 
 
 def claim(folder: Path, wait: float = 0.0) -> FileLock | None:
@@ -104,6 +108,34 @@ def sticky_foreign_owner(path: Path) -> int | None:
     return None
 
 
+def _note_holder(path: Path) -> None:
+    """Write who holds the claim at `path` into it (`pid <pid> on <host>`), for a waiter's lines to name; best effort
+    (filelock before 4 truncated the file at each waiter's try, and a waiter then names no one)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_WRONLY | NOFOLLOW)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        finally:
+            os.close(fd)
+
+
+def claim_holder(path: Path) -> str | None:
+    """Who holds the claim at `path`, as its holder wrote it (`pid 123 on host`), or None where it says no such
+    thing (not yet written, emptied, or no run.py's: at most 200 bytes read, one printable line of that form)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        text = os.read(fd, 200).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return text if re.fullmatch(r"pid \d{1,10} on [A-Za-z0-9._-]{1,100}", text) else None
+
+
 def claim_path(runs: Path, identity: tuple) -> Path:
     """The claim file of a run identity in `runs` (`identity_claim`): a digest of the identity names it."""
     digest = hashlib.sha256(json.dumps(list(identity), default=str).encode()).hexdigest()[:24]
@@ -111,11 +143,13 @@ def claim_path(runs: Path, identity: tuple) -> Path:
 
 
 @contextlib.contextmanager
-def identity_claim(runs: Path, identity: tuple, on_wait: Callable[[Path], None]) -> Iterator[bool]:
+def identity_claim(runs: Path, identity: tuple, on_wait: Callable[[Path, float, str | None], None]
+                   ) -> Iterator[bool]:
     """Hold the claim of run `identity` in `runs` for the body (an in-process run.py trains and records the run in
     it): two run.py's in one results folder that reach the same run unrecorded train it once. One that finds the
-    claim held calls `on_wait(path)` and waits as long as the other holds it (a killed holder's is dropped by the
-    OS); yields whether it waited, and the body then reads the store again before training. The file is removed
+    claim held calls `on_wait(path, 0, holder)` and waits as long as the other holds it (a killed holder's is dropped
+    by the OS), calling `on_wait(path, seconds waited, holder)` every CLAIM_HEARTBEAT_S (`holder`: `claim_holder`);
+    yields whether it waited, and the body then reads the store again before training. The file is removed
     while still held, so a process waiting on it takes a fresh one instead of a removed one (filelock retries a
     lock file unlinked under it). A claim this user cannot take (another user's in a folder with the sticky bit,
     one it may not write) is one ToolkitError line, and so is one that is a link (`foreign_kind`), never opened."""
@@ -130,9 +164,15 @@ def identity_claim(runs: Path, identity: tuple, on_wait: Callable[[Path], None])
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            on_wait(path)
-            waited = True
-            lock.acquire()
+            waited, began = True, time.monotonic()
+            on_wait(path, 0.0, claim_holder(path))
+            while True:                       # a line every CLAIM_HEARTBEAT_S: a wait of hours is not a hang
+                try:
+                    lock.acquire(timeout=CLAIM_HEARTBEAT_S)
+                    break
+                except Timeout:
+                    on_wait(path, time.monotonic() - began, claim_holder(path))
+        _note_holder(path)
     except OSError as e:                      # filelock's Timeout is one, but only a wait with no end remains
         raise ToolkitError(f"run.py cannot take its claim {path} of the run it is about to train "
                            f"({e.strerror or one_line(e)}): the user who owns it (or root) may remove it once "
