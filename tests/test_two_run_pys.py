@@ -173,3 +173,26 @@ def test_a_run_py_waiting_on_a_claim_says_every_while_that_it_still_waits_naming
     named = f"pid {holder.pid} on {socket.gethostname()}"
     assert len(calls) >= 3 and calls[0][1] == 0 and all(c[1] > 0 for c in calls[1:]), calls
     assert all(c[0] == lock.claim_path(runs, ("a run",)) and c[2] == named for c in calls[:3]), calls
+
+
+def test_a_run_kept_in_its_folder_meanwhile_is_recovered_under_the_claim_not_trained_again(tmp_path, monkeypatch):
+    """The process this run.py waited on finished the run but could not append it (its record kept in the run's
+    record.json): once the claim is held, the record is folded into the store and taken, not trained again. Here
+    the record is kept before the call, and the call's own recovery at its start is skipped, as for one kept after
+    that start. Before, the run was trained a second time."""
+    import json
+
+    import mmsa_atsuko
+    import mmsa_atsuko.api.pipeline as pipeline
+    out = tmp_path / "res"
+    (record,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1, out=out,
+                                quiet=True, echo=lambda line: None)
+    (out / "runs.jsonl").write_text("")
+    (out / "runs" / record["run_id"] / "record.json").write_text(json.dumps(record) + "\n")
+    monkeypatch.setattr(pipeline, "recover", lambda out: [])
+    lines = []
+    (again,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1, out=out,
+                               quiet=True, echo=lines.append)
+    assert again["run_id"] == record["run_id"], lines
+    assert [r["run_id"] for r in read_records(out)] == [record["run_id"]]
+    assert lines[0] == f"recovered the record of run {record['run_id']} into {out / 'runs.jsonl'}"
