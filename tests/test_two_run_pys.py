@@ -123,7 +123,8 @@ def test_a_rerun_that_waited_on_a_run_started_before_it_trains_its_own(tmp_path)
     assert [r["precision"] for r in records] == ["fp32", "bf16"], b_lines
     assert not any(line.startswith("skip") for line in b_lines), b_lines
     assert b_lines[1] == (f"the other process training tfn mosi seed 1 ended recording it as {records[0]['run_id']}, "
-                          f"a record that does not stand for this request: training it here")
+                          f"a run --rerun does not take (it started before this call began, or ran at another "
+                          f"precision, kernels or model code than asked): training it here")
 
 
 def test_a_run_py_that_waited_says_what_differs_in_the_record_it_takes(tmp_path):
@@ -196,3 +197,26 @@ def test_a_run_kept_in_its_folder_meanwhile_is_recovered_under_the_claim_not_tra
     assert again["run_id"] == record["run_id"], lines
     assert [r["run_id"] for r in read_records(out)] == [record["run_id"]]
     assert lines[0] == f"recovered the record of run {record['run_id']} into {out / 'runs.jsonl'}"
+
+
+def test_a_run_py_whose_holder_was_killed_says_so_and_trains_the_run(tmp_path):
+    """A is killed while it trains the run B waits on: B says that A ended without recording it, and trains it.
+    Before, B went from its waiting line straight to training, without a word why."""
+    out, flags = tmp_path / "res", tmp_path / "flags"
+    flags.mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
+                                                                   os.environ.get("PYTHONPATH")])))
+    logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("a", "b")}
+    a = subprocess.Popen([sys.executable, "-c", RUN_PY, str(out), str(flags), "pause"], env=env,
+                         stdout=logs["a"], stderr=subprocess.STDOUT)
+    _until(lambda: (flags / "training").exists() or a.poll() is not None, "A to start training")
+    b = subprocess.Popen([sys.executable, "-c", RUN_PY, str(out), str(flags), "-"], env=env,
+                         stdout=logs["b"], stderr=subprocess.STDOUT)
+    _until(lambda: "waiting for" in (tmp_path / "b.log").read_text() or b.poll() is not None, "B to wait")
+    a.kill()
+    a.wait(60)
+    assert b.wait(300) == 0, (tmp_path / "b.log").read_text()
+    b_lines = (tmp_path / "b.log").read_text().splitlines()
+    assert b_lines[1] == ("the other process training tfn mosi seed 1 ended without recording it (killed, or it "
+                          "failed): training it here"), b_lines
+    assert len(read_records(out)) == 1

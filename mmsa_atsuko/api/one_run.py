@@ -21,7 +21,7 @@ from ..data.synthetic_stress import split_condition
 from ..models.atsuko import ATSUKO_FAMILY
 from ..models.atsuko.diagnostics import routing_summary
 from ..registry import build_model
-from ..results import append_or_keep, identity, ok_record, read_records, recover
+from ..results import append_or_keep, identity, ok_record, read_records, run_ids, recover
 from ..run_folders import attempts_of, identity_claim, partial_dir, run_folder, take_leftovers
 from ..training.hardware import device_name, peak_memory_mb, reset_peak_memory
 from ..training.model_card import write_model_card
@@ -68,18 +68,25 @@ def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *
             echo(f"still waiting, {waited_s / 60:.0f} min so far, for {who}, training {run_phrase(job, seed)} "
                  f"into {out}")
 
+    def recorded() -> list[dict]:
+        # a hand-written line's run_id may be a list (unhashable) or missing: no run's record (results.run_ids)
+        return [r for r in read_records(out) if r.get("status") == "ok" and isinstance(r.get("run_id"), str)
+                and identity(r) == run]
+
+    earlier = run_ids(recorded())     # before any wait: what the process waited on did not add
     with identity_claim(out / "runs", run, waiting) as waited:
         for kept in recover(out):          # the holder's record its store append could not take (append_or_keep)
             echo(f"recovered the record of run {kept['run_id']} into {out / 'runs.jsonl'}")
-        ours = [r for r in read_records(out) if r.get("status") == "ok" and isinstance(r.get("run_id"), str)
-                and identity(r) == run]
+        ours = recorded()
         done = [r for r in ours if serves(r)]
         if done:
             return done[-1], False
+        meanwhile = [r.get("run_id") for r in ours if r.get("run_id") not in earlier]
         if waited:
             echo(f"the other process training {run_phrase(job, seed)} ended "
-                 + (f"recording it as {ours[-1].get('run_id')}, a record that does not stand for this request"
-                    if ours else "without recording it (killed, or it failed)") + ": training it here")
+                 + (f"recording it as {meanwhile[-1]}, a run --rerun does not take (it started before this call "
+                    f"began, or ran at another precision, kernels or model code than asked)"
+                    if meanwhile else "without recording it (killed, or it failed)") + ": training it here")
         run_id = take_leftovers(out, run, resume)
         record = train_one(job, seed, device, out, quiet, run_id=run_id, resume=run_id is not None,
                            tensorboard=tensorboard, checkpoint=checkpoint, precision=precision,
