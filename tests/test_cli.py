@@ -966,3 +966,17 @@ def test_clean_never_counts_a_negative_number_of_running_runs(tmp_path, capsys, 
     line = capsys.readouterr().out.splitlines()[-1]
     assert "still running" not in line and "-1" not in line, line
     assert line.startswith(f"removed 0 unfinished run folder(s) from {runs}; kept 1 of unfinished runs"), line
+
+
+def test_a_rerun_that_appended_nothing_says_another_process_recorded_the_runs(capsys):
+    """run.py --rerun appends nothing only where another process recorded every run after it began (api.pipeline's
+    rule for a record taken meanwhile): its closing line says so. Before, it said the runs were already recorded
+    and that --rerun trains them again, to a --rerun command."""
+    from mmsa_atsuko.cli.train import print_table
+    metrics = {"Mult_acc_2": 0.5, "Mult_acc_3": 0.5, "Mult_acc_5": 0.5, "F1_score": 0.5, "MAE": 0.4, "Corr": 0.1}
+    records = [{"run_id": "r1", "model": "tfn", "dataset": "sims", "aligned": False, "synthetic": True, "seed": 1,
+                "best_epoch": 2, "metrics": metrics}]
+    print_table(records, "results", set(), rerun=True)
+    assert capsys.readouterr().out.splitlines()[-1] == (f"nothing appended: every run was recorded in "
+                                                        f"{Path('results') / 'runs.jsonl'} by another process after "
+                                                        f"this command began")

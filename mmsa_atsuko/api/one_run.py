@@ -21,7 +21,7 @@ from ..data.synthetic_stress import split_condition
 from ..models.atsuko import ATSUKO_FAMILY
 from ..models.atsuko.diagnostics import routing_summary
 from ..registry import build_model
-from ..results import append_or_keep, identity, ok_record, read_records, run_ids, recover
+from ..results import append_or_keep, identity, ok_record, read_records, recover, run_ids
 from ..run_folders import attempts_of, identity_claim, partial_dir, run_folder, take_leftovers
 from ..training.hardware import device_name, peak_memory_mb, reset_peak_memory
 from ..training.model_card import write_model_card

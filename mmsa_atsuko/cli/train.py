@@ -103,13 +103,14 @@ def cmd_synth(argv) -> int:
     return 0
 
 
-def print_table(records, out, appended: set, stored_before: set | None = None) -> None:
+def print_table(records, out, appended: set, stored_before: set | None = None, rerun: bool = False) -> None:
     """Per dataset: one line per seed, then, per model with several seeds, their mean ± sample std
     (ddof 1, as the leaderboard's cells); then how many of them this command appended to the store (`appended`,
     their run ids, as the call that trained them says: the others were recorded before, or by another process
     while this one ran, which a look at the store before and after counted as this call's). `stored_before`: the
     run ids in the store before the call, which tell the records another process appended meanwhile apart (a
-    run.py that waited on another's run said nothing of it: "every run was already recorded")."""
+    run.py that waited on another's run said nothing of it: "every run was already recorded"). With `rerun` a record
+    not appended is one another process started after this command began (`api.pipeline._serves`)."""
     from ..data.conditions import condition_of
     from ..metrics.names import metric_keys
 
@@ -145,6 +146,8 @@ def print_table(records, out, appended: set, stored_before: set | None = None) -
     if new:
         print(f"\n{new} record(s) appended to {store}"
               + (f"; {theirs} more by another process while this one ran" if theirs else ""))
+    elif rerun:
+        print(f"\nnothing appended: every run was recorded in {store} by another process after this command began")
     elif theirs == len(records):
         print(f"\nnothing appended: another process recorded every run in {store} while this one ran "
               f"(--rerun trains them again)")
@@ -205,7 +208,7 @@ def cmd_train(argv) -> int:
                              synthetic_recipe=args.synthetic_recipe,
                              # run.py stops on a folder it may not continue; without --resume its lines name it
                              resume="stop" if args.resume else False, appended=appended)
-    print_table(records, args.out, set(appended), stored_before)
+    print_table(records, args.out, set(appended), stored_before, rerun=args.rerun)
     from ..run_folders import unfinished_note
     note = unfinished_note(args.out)
     if note:
