@@ -939,7 +939,7 @@ def test_the_count_of_another_users_dead_folders_skips_one_removed_since_it_was_
     here, gone = tmp_path / ".a.partial", tmp_path / ".b.partial"
     here.mkdir()
     os.chown(here, 1234, 1234)
-    monkeypatch.setattr(train.os, "geteuid", lambda: 4321)      # not root: root may remove anyone's
+    monkeypatch.setattr(dead.os, "geteuid", lambda: 4321)      # not root: root may remove anyone's
     assert dead._others([here, gone]) == 1
 
 
