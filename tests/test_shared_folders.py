@@ -1,5 +1,6 @@
 """A results folder (and a cache) several users share: what the toolkit makes there follows the folder's mode, so a
 second user of a group-writable folder appends to the store and the MMSA CSVs and takes their locks."""
+import contextlib
 import os
 import stat
 import subprocess
@@ -38,6 +39,39 @@ def _modes(out: Path, cache: Path) -> dict:
     files = [out / "runs.jsonl", out / "runs.jsonl.lock", out / "normal", *sorted((out / "normal").iterdir()),
              out / "runs", cache / "sha256.json.lock"]
     return {str(p.relative_to(p.parent.parent)): stat.S_IMODE(p.stat().st_mode) for p in files}
+
+
+@contextlib.contextmanager
+def _group_results(monkeypatch):
+    """A results folder of mode 2775, root's and nobody's group's, with a cache of its own, in a fresh folder all may
+    enter (removed after): (that folder, the results folder, the cache)."""
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o777)
+        out, cache = base / "res", base / "cache"
+        out.mkdir()
+        os.chown(out, 0, NOBODY)
+        out.chmod(0o2775)
+        monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(cache))
+        yield base, out, cache
+    finally:
+        shutil.rmtree(base)
+
+
+@contextlib.contextmanager
+def _writable_results():
+    """A results folder and its runs/ writable by all (0777), in a fresh folder (removed after): (that folder, the
+    results folder)."""
+    base = Path(tempfile.mkdtemp())
+    try:
+        base.chmod(0o777)
+        out = base / "res"
+        (out / "runs").mkdir(parents=True)
+        for folder in (out, out / "runs"):
+            folder.chmod(0o777)
+        yield base, out
+    finally:
+        shutil.rmtree(base)
 
 
 @needs_root
@@ -94,13 +128,7 @@ def test_another_users_dead_run_folder_is_counted_as_dead_not_as_running(monkeyp
     from filelock import FileLock
     from mmsa_atsuko.cli import main
     from mmsa_atsuko.run_folders import dead_folders
-    base = Path(tempfile.mkdtemp())
-    try:
-        base.chmod(0o777)
-        out = base / "res"
-        (out / "runs").mkdir(parents=True)
-        for folder in (out, out / "runs"):
-            folder.chmod(0o777)
+    with _writable_results() as (base, out):
         dead = out / "runs" / ".tfn-mosi-s1-20260101T000000-abcdef.partial"
         dead.mkdir()
         killed = FileLock(dead / "run.lock", mode=0o644)
@@ -120,8 +148,6 @@ def test_another_users_dead_run_folder_is_counted_as_dead_not_as_running(monkeyp
         assert capsys.readouterr().out == (f"removed 0 unfinished run folder(s) from {out / 'runs'}; kept 1 of "
                                            f"unfinished runs that no process runs, which this user may not take "
                                            f"(another user's: that user, or root, removes them)\n")
-    finally:
-        shutil.rmtree(base)
 
 
 def _as_nobody(main, argv) -> int:
@@ -144,14 +170,7 @@ def test_a_run_made_under_umask_077_is_read_by_the_group_and_an_unreadable_one_i
     is one line for each, naming the folder, its owner, its mode and the chmod to ask for, exit 1."""
     import mmsa_atsuko
     from mmsa_atsuko.cli import main
-    base = Path(tempfile.mkdtemp())
-    try:
-        base.chmod(0o777)
-        out, cache = base / "res", base / "cache"
-        out.mkdir()
-        os.chown(out, 0, NOBODY)
-        out.chmod(0o2775)
-        monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(cache))
+    with _group_results(monkeypatch) as (base, out, cache):
         old = os.umask(0o077)
         try:
             record = mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1,
@@ -181,8 +200,6 @@ def test_a_run_made_under_umask_077_is_read_by_the_group_and_an_unreadable_one_i
             err = capsys.readouterr().err
             assert err.strip().splitlines() == [f"error: {line}"], err
         assert not (base / "p2").exists()
-    finally:
-        shutil.rmtree(base)
 
 
 @needs_root
@@ -193,14 +210,7 @@ def test_resume_of_another_users_dead_run_stops_in_one_line(monkeypatch, capsys)
     and leaves the folder. Before: no line, the run trained afresh under a new run id, exit 0."""
     from conftest import die_before_last_pt_of_epoch
     from mmsa_atsuko.cli import main
-    base = Path(tempfile.mkdtemp())
-    try:
-        base.chmod(0o777)
-        out, cache = base / "res", base / "cache"
-        out.mkdir()
-        os.chown(out, 0, NOBODY)
-        out.chmod(0o2775)
-        monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(cache))
+    with _group_results(monkeypatch) as (base, out, cache):
         argv = ["-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small", "--max-epochs", "2",
                 "--quiet", "--out", str(out)]
         die_before_last_pt_of_epoch(monkeypatch, 2)
@@ -218,8 +228,6 @@ def test_resume_of_another_users_dead_run_stops_in_one_line(monkeypatch, capsys)
                        f"afresh under a new run id"], err
         assert sorted(entry.name for entry in partial.iterdir()) == before and not (out / "runs.jsonl").exists()
         assert [p.name for p in (out / "runs").iterdir() if not p.name.startswith(".")] == []
-    finally:
-        shutil.rmtree(base)
 
 
 @needs_root
@@ -229,13 +237,7 @@ def test_run_pys_note_on_dead_folders_suggests_clean_only_for_this_users_own():
     removes them (1 of them another user's ...)", and nobody's clean then removed 0."""
     from filelock import FileLock
     from mmsa_atsuko.run_folders import unfinished_note
-    base = Path(tempfile.mkdtemp())
-    try:
-        base.chmod(0o777)
-        out = base / "res"
-        (out / "runs").mkdir(parents=True)
-        for folder in (out, out / "runs"):
-            folder.chmod(0o777)
+    with _writable_results() as (base, out):
 
         def dead(name):
             folder = out / "runs" / f".tfn-mosi-s1-20260101T000000-{name}.partial"
@@ -260,5 +262,3 @@ def test_run_pys_note_on_dead_folders_suggests_clean_only_for_this_users_own():
                          f"user's: that user, or root, removes them ({clean} as that user)")
         assert both == (f"{held} 2 .partial folder(s) of unfinished runs that no process is running; {clean} removes "
                         f"this user's 1; 1 another user's: that user, or root, removes those")
-    finally:
-        shutil.rmtree(base)

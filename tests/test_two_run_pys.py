@@ -40,21 +40,33 @@ def _until(done, what: str, limit_s: float = 300.0) -> None:
         time.sleep(0.05)
 
 
+def _env() -> dict:
+    """The environment of a process a test starts: this checkout first on its path."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
+                                                                   os.environ.get("PYTHONPATH")])))
+
+
+def _b_waiting_on_a(tmp_path, b_options: dict | None = None):
+    """A trains seed 1 at fp32, held inside training until `flags/go-on` exists; B, with `b_options`, reaches the same
+    run meanwhile and says it waits. Returns the results folder, the flags folder and the processes A and B (their
+    output in tmp_path's a.log and b.log)."""
+    out, flags = tmp_path / "res", tmp_path / "flags"
+    flags.mkdir()
+    logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("a", "b")}
+    a = subprocess.Popen([sys.executable, "-c", RUN_PY, str(out), str(flags), "pause"], env=_env(),
+                         stdout=logs["a"], stderr=subprocess.STDOUT)
+    _until(lambda: (flags / "training").exists() or a.poll() is not None, "A to start training")
+    b = subprocess.Popen([sys.executable, "-c", RUN_PY, str(out), str(flags), "-", json.dumps(b_options or {})],
+                         env=_env(), stdout=logs["b"], stderr=subprocess.STDOUT)
+    _until(lambda: "waiting for" in (tmp_path / "b.log").read_text() or b.poll() is not None, "B to wait")
+    return out, flags, a, b
+
+
 def test_two_run_pys_reaching_one_unrecorded_run_train_it_once(tmp_path):
     """A trains seed 1 (held inside training); B, started meanwhile on the same run and folder, says it waits for
     the process training it, then takes A's record: one record, one run folder, and B trained nothing. Before, both
     had read a store without the run, both trained it, and it was recorded twice."""
-    out, flags = tmp_path / "res", tmp_path / "flags"
-    flags.mkdir()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
-                                                                   os.environ.get("PYTHONPATH")])))
-    logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("a", "b")}
-    a = subprocess.Popen([sys.executable, "-c", RUN_PY, str(out), str(flags), "pause"], env=env,
-                         stdout=logs["a"], stderr=subprocess.STDOUT)
-    _until(lambda: (flags / "training").exists() or a.poll() is not None, "A to start training")
-    b = subprocess.Popen([sys.executable, "-c", RUN_PY, str(out), str(flags), "-"], env=env,
-                         stdout=logs["b"], stderr=subprocess.STDOUT)
-    _until(lambda: "waiting for" in (tmp_path / "b.log").read_text() or b.poll() is not None, "B to wait")
+    out, flags, a, b = _b_waiting_on_a(tmp_path)
     (flags / "go-on").touch()
     assert a.wait(300) == 0 and b.wait(300) == 0, [(tmp_path / f"{n}.log").read_text() for n in "ab"]
     records = read_records(out)
@@ -99,17 +111,7 @@ def test_the_count_of_records_appended_is_this_calls_alone(tmp_path, monkeypatch
 def _a_then_b(tmp_path, b_options: dict) -> tuple[Path, list[str]]:
     """A trains seed 1 at fp32 (held inside training); B, with `b_options`, reaches it meanwhile and waits; A is let
     go on. Returns the results folder and B's lines."""
-    out, flags = tmp_path / "res", tmp_path / "flags"
-    flags.mkdir()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
-                                                                   os.environ.get("PYTHONPATH")])))
-    logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("a", "b")}
-    a = subprocess.Popen([sys.executable, "-c", RUN_PY, str(out), str(flags), "pause"], env=env,
-                         stdout=logs["a"], stderr=subprocess.STDOUT)
-    _until(lambda: (flags / "training").exists() or a.poll() is not None, "A to start training")
-    b = subprocess.Popen([sys.executable, "-c", RUN_PY, str(out), str(flags), "-", json.dumps(b_options)], env=env,
-                         stdout=logs["b"], stderr=subprocess.STDOUT)
-    _until(lambda: "waiting for" in (tmp_path / "b.log").read_text() or b.poll() is not None, "B to wait")
+    out, flags, a, b = _b_waiting_on_a(tmp_path, b_options)
     (flags / "go-on").touch()
     assert a.wait(300) == 0 and b.wait(300) == 0, [(tmp_path / f"{n}.log").read_text() for n in "ab"]
     return out, (tmp_path / "b.log").read_text().splitlines()
@@ -158,8 +160,7 @@ def test_a_run_py_waiting_on_a_claim_says_every_while_that_it_still_waits_naming
     import mmsa_atsuko.run_folders.lock as lock
     runs = tmp_path / "runs"
     runs.mkdir()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
-                                                                   os.environ.get("PYTHONPATH")])))
+    env = _env()
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(runs), str(tmp_path / "go-on")], env=env)
     _until(lambda: (runs / "held").exists() or holder.poll() is not None, "the holder to take the claim")
     monkeypatch.setattr(lock, "CLAIM_HEARTBEAT_S", 0.1)
@@ -203,17 +204,7 @@ def test_a_run_kept_in_its_folder_meanwhile_is_recovered_under_the_claim_not_tra
 def test_a_run_py_whose_holder_was_killed_says_so_and_trains_the_run(tmp_path):
     """A is killed while it trains the run B waits on: B says that A ended without recording it, and trains it.
     Before, B went from its waiting line straight to training, without a word why."""
-    out, flags = tmp_path / "res", tmp_path / "flags"
-    flags.mkdir()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[1]),
-                                                                   os.environ.get("PYTHONPATH")])))
-    logs = {name: open(tmp_path / f"{name}.log", "w+") for name in ("a", "b")}
-    a = subprocess.Popen([sys.executable, "-c", RUN_PY, str(out), str(flags), "pause"], env=env,
-                         stdout=logs["a"], stderr=subprocess.STDOUT)
-    _until(lambda: (flags / "training").exists() or a.poll() is not None, "A to start training")
-    b = subprocess.Popen([sys.executable, "-c", RUN_PY, str(out), str(flags), "-"], env=env,
-                         stdout=logs["b"], stderr=subprocess.STDOUT)
-    _until(lambda: "waiting for" in (tmp_path / "b.log").read_text() or b.poll() is not None, "B to wait")
+    out, flags, a, b = _b_waiting_on_a(tmp_path)
     a.kill()
     a.wait(60)
     assert b.wait(300) == 0, (tmp_path / "b.log").read_text()

@@ -70,6 +70,18 @@ def free_lock(path: Path, mode: int) -> None:
     lock.release()
 
 
+def roots_free_locks(out: Path, mode: int) -> tuple[Path, Path]:
+    """A results folder `out` and its runs/ writable by all, holding a free run.py mark and a free sweep lock made
+    with `mode` (by root, who runs the tests): (the mark, the sweep lock)."""
+    (out / "runs").mkdir(parents=True)
+    for folder in (out, out / "runs"):
+        folder.chmod(0o777)
+    mark, sweep_lock = out / "runs" / ".run-py-deadbeef.lock", out / ".sweep.lock"
+    free_lock(mark, mode)
+    free_lock(sweep_lock, mode)
+    return mark, sweep_lock
+
+
 needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
                                 reason="acting as a second user needs root")
 
@@ -82,12 +94,7 @@ def test_another_users_locks_this_user_may_not_write_are_looked_at_read_only(sha
     refuses to take the sweep lock, in one line naming it and who may remove it. Held by a live root process: each
     says that a sweep or run.py is running, not that it cannot tell."""
     out = shared_folder / "res"
-    (out / "runs").mkdir(parents=True)
-    for folder in (out, out / "runs"):
-        folder.chmod(0o777)
-    old_mark, old_sweep_lock = out / "runs" / ".run-py-deadbeef.lock", out / ".sweep.lock"
-    free_lock(old_mark, 0o644)
-    free_lock(old_sweep_lock, 0o644)
+    old_mark, old_sweep_lock = roots_free_locks(out, 0o644)
     whose = "is uid 0's and this user may not open it, whether or not a sweep of uid 0 runs there; once no sweep of " \
             "uid 0 runs there, uid 0 (or root) may remove it; else give another --out"
     with as_nobody():
@@ -115,12 +122,7 @@ def test_a_lock_this_user_may_not_even_read_counts_as_held_in_one_line(shared_fo
     """A mark and a sweep lock of root's, 0600 (no toolkit makes one so, but a user may chmod it): nobody cannot look
     at them, so both count as held, each refusal one line saying why, and neither file is removed."""
     out = shared_folder / "res"
-    (out / "runs").mkdir(parents=True)
-    for folder in (out, out / "runs"):
-        folder.chmod(0o777)
-    mark, sweep_lock = out / "runs" / ".run-py-deadbeef.lock", out / ".sweep.lock"
-    free_lock(mark, 0o600)
-    free_lock(sweep_lock, 0o600)
+    mark, sweep_lock = roots_free_locks(out, 0o600)
     refused = []
     with as_nobody():
         for look in (lambda: check_no_run_py(out), lambda: run_py_mark(out).__enter__()):
