@@ -20,7 +20,7 @@ from ..metrics.names import metric_family
 from .published import ERRATA, ERRATUM_MARK, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED, Erratum, erratum_note, published_key
 from .cells import fixed_text, places_of, to_display
 from .real_data import not_real_data
-from .stats import Table, build_tables
+from .stats import StoredCell, Table, build_tables
 
 WITHIN_STDS = 2.0
 JUDGED = "verify judges against the original"      # an erratum's footnote: what verify does with it
@@ -158,7 +158,7 @@ def render_verify(cells: list[VerifyCell], notes: list[str]) -> str:
         published = _num(c.published, c.metric) + (f" (printed {_num(c.printed, c.metric)} {ERRATUM_MARK})"
                                                     if c.erratum else "")
         lines.append([setting, c.model, f"{c.column} ({c.metric})", str(c.n),
-                      f"{_num(c.mean, c.metric)} ± {_num(c.std, c.metric)}", published,
+                      StoredCell(c.n, c.mean, c.std).text(lambda v: _num(v, c.metric)), published,
                       _signed(c.delta, c.metric), verdict])
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     out = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
