@@ -12,8 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODELS = ("tfn", "lmf", "mult", "misa", "self_mm", "emoe", "late_fusion", "atsuko", "atsuko_base", "atsuko_mcm",
-          "atsuko_sbn")
+from mmsa_atsuko.model_names import registered_names
+
+MODELS = tuple(sorted(registered_names()))          # every model the model files register, read without torch
 
 
 def main() -> None:

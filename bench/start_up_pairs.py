@@ -19,13 +19,13 @@ OUT = os.environ.get("OUT", "/tmp/start-up-pairs")
 RUNS = int(os.environ.get("RUNS", "7"))
 DATA = ["-d", "mosi", "--synthetic", "--preset", "small", "-s", "1111"]
 CASES = {
-    "tune_first_line": lambda root, side: ["bench/first_line.py", "tune", "-m", "tfn", *DATA, "--trials", "1",
+    "tune_first_line": lambda side: ["bench/first_line.py", "tune", "-m", "tfn", *DATA, "--trials", "1",
                                            "--out", f"{OUT}/tune/{side}"],
-    "explain_not_atsuko": lambda root, side: ["run.py", "explain", "--run", os.environ.get("TFN_RUN", "?"),
+    "explain_not_atsuko": lambda side: ["run.py", "explain", "--run", os.environ.get("TFN_RUN", "?"),
                                               "--results", os.environ.get("RESULTS", "results")],
-    "sweep_first_line": lambda root, side: ["bench/first_line.py", "sweep", "-m", "tfn", *DATA,
+    "sweep_first_line": lambda side: ["bench/first_line.py", "sweep", "-m", "tfn", *DATA,
                                             "--out", f"{OUT}/sweep/{side}"],
-    "tune_whole_nothing_left": lambda root, side: ["run.py", "tune", "-m", "tfn", *DATA, "--trials", "1",
+    "tune_whole_nothing_left": lambda side: ["run.py", "tune", "-m", "tfn", *DATA, "--trials", "1",
                                                    "--max-epochs", "1", "--out", f"{OUT}/whole/{side}"],
 }
 
@@ -43,10 +43,10 @@ def main(names: list[str]) -> None:
     for name in names or CASES:
         make, rows = CASES[name], {"A": [], "B": []}
         for side, root in (("A", A), ("B", B)):
-            print(name, side, "warm-up:", one(make(root, side), root)[3])
+            print(name, side, "warm-up:", one(make(side), root)[3])
         for _ in range(RUNS):
             for side, root in (("B", B), ("A", A)):
-                rows[side].append(one(make(root, side), root)[:3])
+                rows[side].append(one(make(side), root)[:3])
         med = {side: [statistics.median(r[i] for r in rows[side]) for i in range(3)] for side in rows}
         wall = statistics.median(a[0] / b[0] for a, b in zip(rows["A"], rows["B"]))
         cpu = statistics.median(a[1] / b[1] for a, b in zip(rows["A"], rows["B"]))

@@ -40,7 +40,7 @@ def registered_names() -> set[str] | None:
         if not found:
             return None
         files += found
-    return {name for file in files for name in _names_in(file)}
+    return {name for file in files for name in _registrations(file)}
 
 
 def check_model_names(names) -> None:
@@ -69,11 +69,6 @@ def _package_files(package: str) -> list[Path]:
             path = Path(folder) / module.name
             files.append(path / "__init__.py" if module.ispkg else path.with_suffix(".py"))
     return [file for file in files if file.is_file()]
-
-
-def _names_in(file: Path) -> list[str]:
-    """The names `file` registers: the string first argument of each register_model / register_variant call."""
-    return list(_registrations(file))
 
 
 _SCANNED: dict[tuple, dict] = {}          # (file, mtime, size) -> its registrations, parsed once

@@ -818,11 +818,11 @@ def test_a_model_file_nested_past_the_parser_is_kept_like_a_baselines_in_one_lin
     a sweep's name check were a traceback. Both read the file through discovery.parse_source now; its import fails
     the same way, and is kept like a baseline's failure."""
     from mmsa_atsuko.cli import main
-    from mmsa_atsuko.model_names import _names_in
+    from mmsa_atsuko.model_names import _registrations
     folder, _ = own_models
     deep = folder / "deep.py"
     deep.write_text("from mmsa_atsuko.registry import register_model\nx = " + "-" * 200_000 + "1\n")
-    assert _names_in(deep) == [] and _names_in(folder / "latefuse.py") == ["latefuse"]
+    assert list(_registrations(deep)) == [] and list(_registrations(folder / "latefuse.py")) == ["latefuse"]
     assert main(["list", "--models", str(folder)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert f"  {deep} unavailable: MemoryError" in out and any(line.startswith("  latefuse ") for line in out)

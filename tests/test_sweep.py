@@ -735,10 +735,11 @@ def test_ctrl_c_while_a_worker_starts_is_ignored_by_the_worker(capfd):
 
 WATCHED_WORKER = """
 import multiprocessing, os, time
+from mmsa_atsuko import parent_death
 from mmsa_atsuko.sweep import local
 
 def worker(parent_pid):
-    local._kill_on_parent_death = lambda: False     # as where there is no prctl
+    parent_death.kill_on_parent_death = lambda: False     # as where there is no prctl
     local._die_with_parent(parent_pid)
     print("watching", flush=True)
     time.sleep(60)

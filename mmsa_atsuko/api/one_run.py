@@ -58,9 +58,11 @@ def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *
     the run this call asks for (`pipeline`'s rule, as for a record stored before: with --rerun, only one started after
     the call began, as asked); one that does not is trained again."""
     run = job_identity(job, seed)
+    earlier: set[str] = set()      # the run's records when the wait began: what the process waited on did not add
 
     def waiting(claim: Path, waited_s: float, holder: str | None) -> None:
         if not waited_s:
+            earlier.update(run_ids(recorded()))        # read only where there is a wait, before it
             echo(f"waiting for another process that trains {run_phrase(job, seed)} into {out} (it holds {claim}): "
                  f"its record is taken when it ends, instead of training the run again")
         else:
@@ -73,7 +75,6 @@ def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *
         return [r for r in read_records(out) if r.get("status") == "ok" and isinstance(r.get("run_id"), str)
                 and identity(r) == run]
 
-    earlier = run_ids(recorded())     # before any wait: what the process waited on did not add
     with identity_claim(out / "runs", run, waiting) as waited:
         for kept in recover(out):          # the holder's record its store append could not take (append_or_keep)
             echo(f"recovered the record of run {kept['run_id']} into {out / 'runs.jsonl'}")
@@ -81,8 +82,8 @@ def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *
         done = [r for r in ours if serves(r)]
         if done:
             return done[-1], False
-        meanwhile = [r.get("run_id") for r in ours if r.get("run_id") not in earlier]
         if waited:
+            meanwhile = [r["run_id"] for r in ours if r["run_id"] not in earlier]
             echo(f"the other process training {run_phrase(job, seed)} ended "
                  + (f"recording it as {meanwhile[-1]}, a run --rerun does not take (it started before this call "
                     f"began, or ran at another precision, kernels or model code than asked)"

@@ -269,10 +269,9 @@ def cmd_clean(argv) -> int:
     if runs.is_dir():
         remove_tombstones(runs)         # what a removal killed half-way left
     listed = work_folders(runs)
-    dead = dead_folders(args.results)          # that this user could not take: another user's
+    dead = set(dead_folders(args.results))     # that this user could not take: another user's
     # still there and not dead: a folder that finished or was removed between the two listings is neither
     alive = sum(1 for folder in listed if folder not in dead and folder.exists())
-    dead = len(dead)
     _, marks = remove_free_marks(runs, older_than=NEW_GRACE_S)     # killed run.py's (results.writers)
     _, claims, kept_claims = remove_free_locks(runs, IDENTITY_CLAIM, older_than=NEW_GRACE_S)    # theirs too
     for claim in kept_claims:
@@ -281,7 +280,7 @@ def cmd_clean(argv) -> int:
           + (f" and {marks} mark(s) of killed run.py's" if marks else "")
           + (f" and {claims} claim(s) of killed run.py's" if claims else "")
           + (f"; kept {alive} of run(s) still running" if alive else "")
-          + (f"; kept {dead} of unfinished runs that no process runs, which this user may not take (another "
+          + (f"; kept {len(dead)} of unfinished runs that no process runs, which this user may not take (another "
              f"user's: that user, or root, removes them)" if dead else ""))
     return 0
 

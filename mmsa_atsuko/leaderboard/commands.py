@@ -19,7 +19,6 @@ from ..errors import UsageError
 from ..results import RUNS_FILE, ok_records, read_records
 from .curves import curves_frame, missing_rate_tables, render_curves_markdown
 from .published import published_blocks
-from .real_data import not_real_data
 from .csv_table import csv_frame
 from .render import render_comparison, render_latex, render_markdown
 from .verify import VerifyCell, verify
@@ -62,12 +61,6 @@ def leaderboard(results, *, datasets=None, fmt="md", paper=False, key_metric=Non
     if not tables and not paper:
         what = f" for {', '.join(datasets)}" if datasets else ""
         raise UsageError(f"no ok runs{what} in {Path(results) / RUNS_FILE}")
-    unreal = not_real_data(records)
-    for t in tables:          # the title and the first note under its rows say so
-        reason = unreal.get((t.dataset, t.aligned, t.data))
-        if reason:
-            t.not_real = True
-            t.notes.insert(0, f"{reason[0].upper()}{reason[1:]}: these runs are no reproduction of the paper's")
     ablations = build_ablations(tables)
     published = published_blocks(tables, datasets) if paper else []
     show_ablation = paper and (not datasets or {"mosi", "mosei"} & set(datasets))

@@ -14,6 +14,7 @@ from ..metrics.names import metric_family
 from .published import ABLATION_SOURCE, PAPER_COLUMNS, PUBLISHED_ABLATION
 from .ablation import Ablation
 from .cells import arrow_of, cell_text, column_cell, column_groups, column_name, signed_text, units_text, welch_text
+from .notes import HOW_RAN
 from .stats import SIGNIFICANCE, StoredCell
 
 
@@ -203,8 +204,7 @@ def render_comparison(rows: list[dict]) -> str:
                      f"{model} (n={n_model}) vs {baseline} (n={n_base}), test metrics of each run's best-valid "
                      f"epoch; {units}; difference = {model} - {baseline}, "
                      f"with its Welch 95% CI and p (two-sided)\n"
-                     + "".join(f"{block[0][note]}\n" for note in ("preset_note", "precision_note", "kernels_note",
-                                                                     "device_note")
+                     + "".join(f"{block[0][note]}\n" for note in ("preset_note", *(f"{kind}_note" for kind in HOW_RAN))
                                if block[0].get(note))
                      + _fixed_width(["metric", model, baseline, "difference", "95% CI", "p"], lines))
     return "\n\n".join(parts)

@@ -32,6 +32,7 @@ from ..errors import UsageError
 from ..metrics.names import lower_is_better, metric_keys
 from ..results import config_labels, headline_metric, ok_records
 from .notes import HOW_RAN, how_ran_note, preset_note, table_notes
+from .real_data import not_real_data
 
 SIGNIFICANCE = 0.05
 MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
@@ -162,7 +163,7 @@ class Table:
     key_metric: str
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
-    not_real: bool = False              # a real data id, but its split sizes are not the dataset's (real_data.py)
+    not_real: str = ""                  # why a real data id is not the dataset's real file (real_data.py), or ""
 
     @property
     def synthetic(self) -> bool:
@@ -209,6 +210,7 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
             continue
         groups.setdefault((r["dataset"], bool(r["aligned"]), r["data"]), []).append(r)
     order = {"mosi": 0, "mosei": 1, "sims": 2, "simsv2": 3, "mintrec": 4}
+    unreal = not_real_data(records)
     tables = []
     for (dataset, aligned, data), group in sorted(groups.items(), key=lambda kv: (
             is_synthetic(kv[0][2]), order.get(kv[0][0], 9), kv[0][0], kv[0][1], kv[0][2])):
@@ -234,7 +236,7 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
             cells = {m: Cell.of(rs, m) for m in metrics}
             rows.append(Row(model, chash, label, rs, cells, condition=condition))
         rows.sort(key=lambda row: (_sort_key(key, row.cells[key].mean), row.label))
-        table = Table(dataset, aligned, data, metrics, key, rows)
+        table = Table(dataset, aligned, data, metrics, key, rows, not_real=unreal.get((dataset, aligned, data), ""))
         for m in metrics:
             # Best within a condition, as the Welch tests below: a row at missing rate 0.3 is not better
             # or worse than a plain one, it is measured on other data.
@@ -254,6 +256,9 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
                         other = o
                 row.against, row.test = other.label, welch(row.cells[key].values, other.cells[key].values)
         table.notes = table_notes(rows, [model for model, model_hashes in hashes.items() if len(model_hashes) > 1])
+        if table.not_real:      # the first note under its rows, as its title says it
+            table.notes.insert(0, f"{table.not_real[0].upper()}{table.not_real[1:]}: these runs are no reproduction "
+                                  f"of the paper's")
         tables.append(table)
     return tables
 

@@ -19,7 +19,6 @@ from ..errors import UsageError
 from ..metrics.names import metric_family
 from .published import ERRATA, ERRATUM_MARK, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED, Erratum, erratum_note, published_key
 from .cells import fixed_text, places_of, to_display
-from .real_data import not_real_data
 from .stats import StoredCell, Table, build_tables
 
 WITHIN_STDS = 2.0
@@ -54,9 +53,9 @@ class VerifyCell:
         return not math.isnan(self.std) and abs(self.mean - published) <= WITHIN_STDS * self.std
 
 
-def _published_rows(dataset: str, aligned: bool):
-    """(source, our model -> (paper method, printed values)) of the paper's rows for a table's setting."""
-    key = published_key(dataset, aligned)
+def _published_rows(key: tuple):
+    """(source, our model -> (paper method, printed values)) of the paper's rows for a table's setting (its
+    `published_key`)."""
     if key not in PUBLISHED:
         return None, {}
     source, rows = PUBLISHED[key]
@@ -67,7 +66,8 @@ def verify_cells(tables: list[Table]) -> tuple[list[VerifyCell], list[str]]:
     """Every cell with a published counterpart, and notes on rows that have none."""
     cells, notes = [], []
     for t in tables:
-        source, published = _published_rows(t.dataset, t.aligned)
+        key = published_key(t.dataset, t.aligned)
+        source, published = _published_rows(key)
         for row in t.rows:
             if row.condition:
                 continue
@@ -76,7 +76,6 @@ def verify_cells(tables: list[Table]) -> tuple[list[VerifyCell], list[str]]:
                              f"row{f' in {source}' if source else ''}; not verified")
                 continue
             name, values = published[row.model]
-            key = published_key(t.dataset, t.aligned)
             for (column, metric), printed in zip(PAPER_COLUMNS[metric_family(t.dataset)], values):
                 cell = row.cells[metric]
                 erratum: Erratum | None = ERRATA.get((*key, name, column))
@@ -109,13 +108,11 @@ def verify(records: list[dict], datasets=None) -> tuple[list[VerifyCell], list[s
             raise UsageError(f"verify compares runs on the real feature files with published numbers; the runs"
                              f"{what} in this store are on synthetic data only")
         raise UsageError(f"no ok runs{what} to verify in this store")
-    unreal = not_real_data(records)
 
     def why_not(table: Table) -> str | None:
-        reason = unreal.get((table.dataset, table.aligned, table.data))
-        if reason:
-            return (f"{table.dataset} {'aligned' if table.aligned else 'unaligned'}: runs on {table.data}, {reason}; "
-                    f"not verified")
+        if table.not_real:
+            return (f"{table.dataset} {'aligned' if table.aligned else 'unaligned'}: runs on {table.data}, "
+                    f"{table.not_real}; not verified")
         return _not_the_published_file(table)
     others = [note for note in map(why_not, real) if note]
     published = [t for t in real if not why_not(t)]

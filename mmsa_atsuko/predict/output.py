@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..api.predictions_csv import PREDICTIONS_FLOAT_FORMAT
 from ..atomic import replace_with
 from ..cache import sha256_of
 from ..code_version import git_commit
@@ -67,7 +68,7 @@ def write_predictions(out: Path, table: pd.DataFrame, said: dict) -> Path:
 
     def write(tmp: Path) -> None:
         with open_new(tmp, "w", newline="", encoding="utf-8") as f:
-            table.to_csv(f, index=False, float_format="%.9g")
+            table.to_csv(f, index=False, float_format=PREDICTIONS_FLOAT_FORMAT)
 
     path.unlink(missing_ok=True)
     replace_with(out / PROVENANCE, write_provenance)

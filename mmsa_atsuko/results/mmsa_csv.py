@@ -144,7 +144,8 @@ def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set
     not_written = (f"its row for {row['Model']} was not written (the runs are recorded in runs.jsonl); move the "
                    f"file away and the next training call starts a new one")
     with store_lock(path), os.fdopen(open_append(path, shared_mode(folder)), "a+", newline="", encoding="utf-8") as f:
-        # Bounded, as runs.jsonl is: the file's header and its last line are read (mend_last_line), and a file at
+        # Bounded, as runs.jsonl is: the file is read up to MAX_CSV_BYTES (its header, its last line for
+        # mend_last_line, and its rows for one with run ids, which a row is not written twice to), and a file at
         # our name may be anything (a 2 GB line was read whole; bytes that are no UTF-8 were a traceback).
         size = os.fstat(f.fileno()).st_size
         if size > MAX_CSV_BYTES:

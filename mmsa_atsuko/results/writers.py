@@ -178,8 +178,9 @@ def check_claim_free_to_take(claim: Path) -> None:
 
 def unopenable_note(path: Path, whose: str) -> str:
     """Why this user cannot take the lock file at `path` whatever holds it, and what to do ('' if it can: a live
-    process holds it). `whose`: 'sweep'. The one place that words a lock `run_folders.take` refuses for want of
-    permission; the sweep's refusal to take its lock leads with it instead of saying that a `whose` is running."""
+    process holds it). `whose`: 'sweep' or 'run.py'. The one place that words a lock `run_folders.take` refuses for
+    want of permission; the sweep's refusal to take its lock leads with it instead of saying that a `whose` is
+    running."""
     sticky_owner = sticky_foreign_owner(path)
     try:
         info = path.stat()

@@ -14,11 +14,9 @@ with this module: the sweep driver imports it before its planning line, and the 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -26,13 +24,11 @@ from multiprocessing.connection import wait as wait_for
 
 from tqdm import tqdm
 
+from .. import parent_death
 from ..code_version import git_commit
 from ..errors import UsageError
 from ..training.hardware import DEFAULT_THREADS, check_threads, cpu_jobs, gpu_jobs, parse_jobs
 from ..training.seed import resolve_device
-
-PR_SET_PDEATHSIG = 1                   # linux/prctl.h
-
 
 def parse_devices(text: str) -> list[str]:
     """'auto' (every visible GPU, else the CPU) | 'cpu' | 'cuda:0,cuda:1' -> checked device names."""
@@ -229,17 +225,6 @@ def _sigint_ignored():
             signal.signal(signal.SIGINT, previous)
 
 
-def _kill_on_parent_death() -> bool:
-    """Linux: ask the kernel for SIGKILL when the driver dies, even mid-way through a long C call.
-    False where prctl is not there (other systems, a libc without it)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) == 0
-    except (OSError, AttributeError):
-        return False
-
-
 def _exit_when_parent_exits() -> None:
     multiprocessing.parent_process().join()     # returns once the driver is gone (its sentinel closes)
     os._exit(1)
@@ -248,7 +233,7 @@ def _exit_when_parent_exits() -> None:
 def _die_with_parent(parent_pid: int) -> None:
     """A worker must not outlive its driver (it would train a run that the resumed sweep starts
     again): prctl where there is one, else a thread that waits on the driver, on any system."""
-    if not _kill_on_parent_death():
+    if not parent_death.kill_on_parent_death():
         threading.Thread(target=_exit_when_parent_exits, name="watch-driver", daemon=True).start()
     if os.getppid() != parent_pid:                    # the driver died before we watched it
         os._exit(1)

@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import pickle
 import signal
-import sys
 import zipfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import parent_death
 from ...atomic import replace_with
 from ...errors import DataError, one_line
 from ...progress import Progress
@@ -134,18 +134,8 @@ def _die_with(parent: int) -> None:
     """Have the kernel kill this process when `parent` dies (Linux): a parent killed (SIGTERM, SIGKILL) while
     a decoder hangs here left this process running under init for ever. Elsewhere nothing is done. The kernel
     sends it when the thread that started this process ends: `run_videos` closes its worker in that thread."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):     # no prctl in this libc
-        return
-    if os.getppid() != parent:            # the parent died before prctl: no signal will come
+    if parent_death.kill_on_parent_death() and os.getppid() != parent:    # it died before prctl: no signal comes
         os._exit(1)
-
-
-PR_SET_PDEATHSIG = 1       # linux/prctl.h
 
 
 def _portable(error: Exception) -> Exception:
