@@ -703,3 +703,17 @@ def test_a_file_without_unimodal_labels_read_as_sims_asks_whether_it_is_another_
     assert message.endswith("is it a file of another dataset? (extract writes them only from label_T/A/V "
                             "columns: train its files without them with -d mosi, or declare a dataset without "
                             "unimodal_labels in a --datasets FILE)")
+
+
+def test_a_split_without_labels_counts_its_samples_by_its_ids(tmp_path):
+    """A file for predict may hold no sentiment labels: its ids give N, and a key of another count was said to differ
+    from 'regression_labels', a key that split does not hold."""
+    from mmsa_atsuko.data.mmsa_format import load_for_prediction
+    data, _ = mmsa_data()
+    del data["test"]["regression_labels"]
+    data["test"]["vision"] = data["test"]["vision"][:-1]
+    path = write(tmp_path / "f.pkl", data)
+    with pytest.raises(DataError) as info:
+        load_for_prediction("mosi", path, split="test")
+    assert str(info.value) == (f"{path}: split 'test', key 'vision': expected {SIZES['test']} samples like 'id', "
+                               f"found {SIZES['test'] - 1}")

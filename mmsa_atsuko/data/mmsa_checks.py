@@ -1,12 +1,10 @@
 """Check one split of a loaded MMSA feature pickle and convert it to tensors (for `mmsa_format`).
 
-`SplitChecker.split` checks a split's keys, shapes, dtypes and values against the dataset's
-facts and against the train split's shapes, and returns a `Split` whose float32 arrays are
-the file's own memory (`torch.from_numpy`). Every problem is one DataError line naming the
-file, the split, the key and what was expected versus found. An array holding -inf (silent
-audio frames) is only noted: `array_blocks.zero_neginf` zeroes it once the file's hash is done. A check
-that needs a boolean temporary counts in blocks (`array_blocks.count_where`), so a multi-GB split is never
-copied.
+`SplitChecker.split` checks a split's keys, sample ids and shapes against the dataset's facts and against the
+train split's shapes, and each array's dtype and values (its base, `mmsa_arrays.ArrayChecks`), and returns a
+`Split` whose float32 arrays are the file's own memory (`torch.from_numpy`). Every problem is one DataError line
+naming the file, the split, the key and what was expected versus found. An array holding -inf (silent
+audio frames) is only noted: `array_blocks.zero_neginf` zeroes it once the file's hash is done.
 """
 from __future__ import annotations
 
@@ -15,19 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
-from .array_blocks import count_where
+from .mmsa_arrays import ArrayChecks, data_error
 from .spec import MODALITIES, Split
 
 UNIMODAL_LABEL_KEYS = {"label_T": "regression_labels_T", "label_A": "regression_labels_A",
                        "label_V": "regression_labels_V"}
-LABEL_TOLERANCE = 1e-6        # labels stored as float32 may sit a hair outside the range
-
-
-def data_error(message: str, kind: type[DataError] = DataError, **fields) -> DataError:
-    # The CLI prints a DataError as one line; key names and paths come from the file system
-    # and the file, so a stray newline in them must not break that.
-    return kind(message.replace("\r", " ").replace("\n", " "), **fields)
 
 
 def key_names(mapping: dict, shown: int = 20) -> str:
@@ -38,12 +28,11 @@ def key_names(mapping: dict, shown: int = 20) -> str:
     return ", ".join(names) + more if names else "nothing"
 
 
-class SplitChecker:
+class SplitChecker(ArrayChecks):
     """Validates and converts one split at a time; every failure is one DataError line."""
 
     def __init__(self, path: Path, facts: dict, aligned: bool, strict_ids: bool = False, labels: bool = True):
-        self.path = path
-        self.facts = facts
+        super().__init__(path, facts)
         self.aligned = aligned
         # `labels`: a training file's splits must hold labels; predict reads the sentiment labels only where a
         # split holds them (to write beside the predictions), and the unimodal ones never.
@@ -52,15 +41,6 @@ class SplitChecker:
         # (download's check of a file with no published sha256); a run accepts numbers too.
         self.strict_ids = strict_ids
         self.seen_ids = {}   # id -> (split, sample) where it first appeared (strict_ids)
-        self.split_name, self.n, self.ids = None, None, None
-        self.neginf = {}     # (split, modality) -> float32 array holding -inf, zeroed later
-
-    def fail(self, key: str, expected: str, found: str):
-        raise data_error(f"{self.path}: split '{self.split_name}', key '{key}': "
-                         f"expected {expected}, found {found}")
-
-    def _sample(self, i: int) -> str:
-        return f"sample {i} (id {self.ids[i][:80]!r})" if self.ids else f"sample {i}"
 
     # -- one split -------------------------------------------------------------------------
 
@@ -72,11 +52,9 @@ class SplitChecker:
                              f"found {type(data).__name__}")
         self._require_keys(data)
 
-        # The sentiment labels define N (the ids, in a file without them); every other key must agree with them.
+        # The sentiment labels define N (the ids, in a file without them): the first key counted (`_count`).
         labels = self.array(data, "regression_labels", "vector") if "regression_labels" in data else None
-        self.n = None if labels is None else len(labels)
         self.ids = self._ids(data["id"])
-        self.n = len(self.ids) if labels is None else self.n
 
         # Shapes first (cheap), so a mismatched file fails before any full pass over it.
         text = self.array(data, "text", 3) if "text" in data else None
@@ -196,124 +174,3 @@ class SplitChecker:
                 kind = "padded length" if what.endswith("_len") else "feature dim"
                 self.fail(key, f"{kind} {train[what]} as in train (every split must be alike)",
                           f"{kind} {shapes[what]}")
-
-    # -- arrays ----------------------------------------------------------------------------
-
-    def _count(self, key: str, n: int):
-        if self.n is not None and n != self.n:
-            self.fail(key, f"{self.n} samples like 'regression_labels'", f"{n}")
-
-    def array(self, data: dict, key: str, rank) -> np.ndarray:
-        """`data[key]` as a real numeric ndarray of N samples (no copy). `rank` is the number
-        of dims, or "vector" for a per-sample value stored as (N,) or (N, 1) (returned as (N,))."""
-        value = data[key]
-        try:
-            array = np.asarray(value)
-        except ValueError:
-            self.fail(key, "a numeric array", f"a ragged {type(value).__name__}")
-        if array.dtype.kind not in "iuf":
-            self.fail(key, "a numeric (int or float) array", f"dtype {array.dtype}")
-        if rank == "vector":
-            ok = array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1)
-            expected = "shape (N,) or (N, 1)"
-        else:
-            ok, expected = array.ndim == rank, f"a {rank}-D array"
-        if not ok:
-            self.fail(key, expected, f"shape {array.shape}")
-        self._count(key, array.shape[0])
-        if array.shape[0] == 0:
-            self.fail(key, "at least one sample", "0")
-        return array.reshape(-1) if rank == "vector" else array
-
-    def labels(self, key: str, values: np.ndarray) -> np.ndarray:
-        values = np.require(values, np.float32, ("C", "W", "A"))
-        self.finite(key, values)
-        lo, hi = self.facts["label_range"]
-        outside = (values < lo - LABEL_TOLERANCE) | (values > hi + LABEL_TOLERANCE)
-        if outside.any():
-            i = int(outside.argmax())
-            self.fail(key, f"labels in [{lo:g}, {hi:g}]",
-                      f"{int(outside.sum())} outside, first {self._sample(i)} = {values[i]:g}")
-        return values
-
-    def lengths(self, data: dict, key: str, padded: int) -> np.ndarray:
-        values = self.array(data, key, "vector")
-        if values.dtype.kind == "f":
-            self.finite(key, values)
-            fractional = values != np.floor(values)
-            if fractional.any():
-                i = int(fractional.argmax())
-                self.fail(key, "whole numbers of frames", f"{self._sample(i)} = {values[i]:g}")
-        values = values.astype(np.int64)
-        bad = (values < 0) | (values > padded)
-        if bad.any():
-            i = int(bad.argmax())
-            self.fail(key, f"lengths in [0, {padded}] (the padded length of '{key[:-len('_lengths')]}')",
-                      f"{self._sample(i)} = {values[i]}")
-        return values
-
-    def features(self, key: str, array: np.ndarray, neginf_ok: bool = False) -> np.ndarray:
-        """float32, C-contiguous and writable (copied only when the file's array is not),
-        checked for NaN/inf. With `neginf_ok`, an array holding -inf is noted in
-        `self.neginf` for load_dataset to zero once the file's hash is done."""
-        if array.dtype.kind == "f" and array.dtype.itemsize > 4:
-            # A finite float64 past float32's range casts to +-inf: -1e300 was then zeroed as a silent
-            # frame, and +1e300 reported as a +inf the file does not hold.
-            count, first = count_where(array, _past_float32)
-            if count:
-                self.fail(key, f"values float32 holds (at most {FLOAT32_MAX:.4g} in magnitude)",
-                          f"{count} larger, first in {self._sample(first)}")
-        array = np.require(array, np.float32, ("C", "W", "A"))
-        if self.finite(key, array, neginf_ok=neginf_ok):
-            self.neginf[(self.split_name, key)] = array
-        return array
-
-    def text_bert(self, array: np.ndarray) -> np.ndarray:
-        """MMSA stores BERT ids as float; cast to int64 after checking nothing is lost."""
-        if array.dtype.kind == "f":
-            self.finite("text_bert", array)
-            as_int = array.astype(np.int64)
-            lost = as_int != array
-            if lost.any():
-                i = int(lost.reshape(len(array), -1).any(axis=1).argmax())
-                self.fail("text_bert", "whole-number token ids, mask and segment ids",
-                          f"fractional values, first in {self._sample(i)}")
-        else:
-            as_int = np.require(array, np.int64, ("C", "W", "A"))
-        if as_int.min() < 0:
-            i = int((as_int < 0).reshape(len(as_int), -1).any(axis=1).argmax())
-            self.fail("text_bert", "non-negative ids", f"{as_int.min()} in {self._sample(i)}")
-        mask = as_int[:, 1]
-        if not ((mask == 0) | (mask == 1)).all():
-            self.fail("text_bert", "an attention mask (row 1) of 0s and 1s",
-                      f"values {np.unique(mask)[:6].tolist()}")
-        return as_int
-
-    def finite(self, key: str, array: np.ndarray, neginf_ok: bool = False) -> bool:
-        """Fail on NaN or +inf, and on -inf unless `neginf_ok`. Returns whether -inf is there."""
-        if array.size == 0:
-            return False
-        # A sum propagates NaN and +-inf (and is non-finite on overflow), so a clean array,
-        # nearly every array, costs one reduction with no temporary; only a non-finite sum
-        # pays for the passes that say what is wrong.
-        if np.isfinite(np.add.reduce(array, axis=None)):
-            return False
-        lo, hi = array.min(), array.max()
-        if np.isnan(lo) or np.isnan(hi):
-            count, first = count_where(array, np.isnan)
-            self.fail(key, "no NaN", f"{count} NaN, first in {self._sample(first)}")
-        if hi == np.inf:
-            count, first = count_where(array, np.isposinf)
-            self.fail(key, "no +inf", f"{count} +inf, first in {self._sample(first)}")
-        if lo == -np.inf and not neginf_ok:
-            count, first = count_where(array, np.isneginf)
-            self.fail(key, "no -inf", f"{count} -inf, first in {self._sample(first)}")
-        return bool(lo == -np.inf)
-
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def _past_float32(block: np.ndarray) -> np.ndarray:
-    """Finite values that float32 cannot hold (an infinity is `finite`'s business)."""
-    return np.isfinite(block) & (np.abs(block) > FLOAT32_MAX)

@@ -28,7 +28,8 @@ from ..config import dataset_facts
 from ..errors import MissingDataError, UsageError
 from . import safe_pickle
 from .array_blocks import zero_neginf
-from .mmsa_checks import SplitChecker, data_error, key_names
+from .mmsa_arrays import data_error
+from .mmsa_checks import SplitChecker, key_names
 from .spec import MODALITIES, Dataset, DatasetSpec
 from .stamp import STAMP_KEY, content_sha256, stamped_recipe, synthetic_data_id
 
