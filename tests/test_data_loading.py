@@ -705,6 +705,38 @@ def test_a_file_without_unimodal_labels_read_as_sims_asks_whether_it_is_another_
                             "unimodal_labels in a --datasets FILE)")
 
 
+def test_an_id_a_spreadsheet_would_run_as_a_formula_is_refused_by_run_py_and_real_ids_load(tmp_path, capsys):
+    """A feature pickle's ids reached predictions_test.csv and predict's predictions.csv unchecked, where a
+    spreadsheet runs '=HYPERLINK(...)' as a formula; extract's transcripts alone refused such an id. The ids of
+    MMSA's own files still load: MOSI's and MOSEI's YouTube ids, which may start with '-' or '_', and SIMS's."""
+    from mmsa_atsuko.cli import main
+    data, _ = mmsa_data()
+    data["test"]["id"][2] = '=HYPERLINK("x")'
+    path = write(tmp_path / "f.pkl", data)
+    expected = (f"{path}: split 'test', key 'id', sample 2 has the id '=HYPERLINK(\"x\")', which starts with '=': a "
+                f"spreadsheet would run it as a formula in the CSVs that list ids, such as predictions.csv; give the "
+                f"sample another id in the file so that it starts with a letter or a digit (after '-' only letters, "
+                f"digits and _.$- are fine, as in MOSI's ids)")
+    assert data_error(path) == expected
+    code = main(["-m", "tfn", "-d", "mosi", "--feature-path", str(path), "--out", str(tmp_path / "results"),
+                 "--quiet"])
+    assert (code, capsys.readouterr().err) == (1, f"error: {expected}\n")
+    assert not (tmp_path / "results").exists()
+
+    data["test"]["id"][2] = "-2+3+cmd|' /C calc'!A0"
+    assert "sample 2 has the id \"-2+3+cmd|' /C calc'!A0\", which starts with '-' and holds '+'" in data_error(
+        write(tmp_path / "g.pkl", data))
+    real = ["-3g5yACwYnA$_$1", "--qXJuDtHPw$_$12", "_0efYOjQYRc$_$3", "03bSnISJMiM$_$10", "zhSJXgS0Fo0$_$2"]
+    data["test"]["id"] = np.array(real, dtype=object)
+    assert load_dataset("mosi", feature_path=write(tmp_path / "h.pkl", data)).test.ids == real
+    sims, _ = mmsa_data(sims=True)
+    sims["test"]["id"] = np.array([f"video_{v:04d}$_${c:04d}" for v, c in ((1, 1), (1, 2), (7, 1), (7, 2), (9, 3))],
+                                  dtype=object)
+    loaded = load_dataset("sims", feature_path=write(tmp_path / "s.pkl", sims)).test.ids
+    assert loaded == ["video_0001$_$0001", "video_0001$_$0002", "video_0007$_$0001", "video_0007$_$0002",
+                      "video_0009$_$0003"]
+
+
 def test_a_split_without_labels_counts_its_samples_by_its_ids(tmp_path):
     """A file for predict may hold no sentiment labels: its ids give N, and a key of another count was said to differ
     from 'regression_labels', a key that split does not hold."""

@@ -352,10 +352,10 @@ def test_an_id_a_spreadsheet_would_run_as_a_formula_is_refused_and_a_dash_is_not
             csv.writer(f).writerows([["id", "text"], ["ok1", "a"], [video_id, "b"]])
         with pytest.raises(DataError) as error:
             read_transcripts(path)
-        assert str(error.value) == (f"{path}: line 3 has the id {video_id[:40]!r}, which {which}: a spreadsheet would "
-                                    f"run it as a formula in predictions.csv; rename the video and its id so that it "
-                                    f"starts with a letter or a digit (after '-' only letters, digits and _.$- are "
-                                    f"fine, as in MOSI's ids)")
+        assert str(error.value) == (f"{path}: line 3 has the id {video_id!r}, which {which}: a spreadsheet would "
+                                    f"run it as a formula in the CSVs that list ids, such as predictions.csv; rename "
+                                    f"the video and its id so that it starts with a letter or a digit (after '-' only "
+                                    f"letters, digits and _.$- are fine, as in MOSI's ids)")
     path = tmp_path / "mosi.csv"
     path.write_text("id,text\n-3g5yACwYnA_1,a\nok=+@,b\n-_9.mp4-x,c\n-3g5yACwYnA$_$2,d\n")
     assert read_transcripts(path).id.tolist() == ["-3g5yACwYnA_1", "ok=+@", "-_9.mp4-x", "-3g5yACwYnA$_$2"]

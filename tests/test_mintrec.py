@@ -284,6 +284,28 @@ def test_bad_layout_header_and_duplicates(tmp_path, bert):
         load_dataset("mintrec", feature_path=folder, pretrained=str(bert))
 
 
+def test_a_key_a_spreadsheet_would_run_as_a_formula_is_refused_by_run_py(tmp_path, bert, capsys):
+    """A clip's key (season_episode_clip) is its id in predictions_test.csv and predictions.csv: a season
+    '=HYPERLINK("x")' made a formula there for a spreadsheet that opens the file. Read with quoting off, as MIntRec
+    reads it, the cell is the text as it stands. MIntRec's own keys ('S05_E16_329', the other tests' folders) load."""
+    from mmsa_atsuko.cli import main
+    rows = sample_rows()
+    folder = write_folder(tmp_path / "MIntRec", rows, *sample_features(rows, np.random.default_rng(0)))
+    (folder / "test.tsv").write_text('season\tepisode\tclip\ttext\tlabel\nS03\tE09\t11\tw005\tComfort\n'
+                                     '=HYPERLINK("x")\tE09\t12\tw006\tJoke\n')
+    expected = (f"{folder / 'test.tsv'}: split 'test', line 3 has the id '=HYPERLINK(\"x\")_E09_12', which starts with "
+                f"'=': a spreadsheet would run it as a formula in the CSVs that list ids, such as predictions.csv; "
+                f"change its season, episode or clip (the id is season_episode_clip) so that it starts with a letter "
+                f"or a digit (after '-' only letters, digits and _.$- are fine, as in MOSI's ids)")
+    with pytest.raises(DataError) as info:
+        load_dataset("mintrec", feature_path=folder, pretrained=str(bert))
+    assert str(info.value) == expected
+    code = main(["-m", "tfn", "-d", "mintrec", "--feature-path", str(folder), "-c", f"pretrained={bert}",
+                 "--out", str(tmp_path / "results"), "--quiet"])
+    assert (code, capsys.readouterr().err) == (1, f"error: {expected}\n")
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_stub_vocabulary_is_refused(native, tmp_path, bert):
     import shutil
     stub = tmp_path / "no-vocab"

@@ -210,6 +210,26 @@ def test_ids_from_another_tokenizer_are_refused_by_training_and_by_predict(train
     assert card["tokenizer"]["vocab_size"] == len((chinese / "vocab.txt").read_text(encoding="utf-8").splitlines())
 
 
+def test_predict_refuses_an_id_a_spreadsheet_would_run_as_a_formula(tmp_path, capsys):
+    """predictions.csv starts each row with the feature file's id as it is: '=HYPERLINK(...)' there ran as a formula in
+    a spreadsheet that opened it. The file is refused in one line, before anything is written."""
+    from mmsa_atsuko.data.synthetic import write_synthetic
+    write_run_folder(tmp_path / "run", "tfn", make_dataset(), load_config("tfn", "mosi", preset="small"))
+    write_synthetic("mosi", tmp_path / "generated.pkl")
+    with open(tmp_path / "generated.pkl", "rb") as f:
+        data = pickle.load(f)               # the toolkit's own generated file
+    data["valid"]["id"][3] = '=HYPERLINK("x")'
+    (tmp_path / "f.pkl").write_bytes(pickle.dumps(data, protocol=4))
+    code, err = _predict(capsys, "--checkpoint", tmp_path / "run", "--features", tmp_path / "f.pkl",
+                         "--out", tmp_path / "out")
+    assert (code, err) == (1, f"error: {tmp_path / 'f.pkl'}: split 'valid', key 'id', sample 3 has the id "
+                              f"'=HYPERLINK(\"x\")', which starts with '=': a spreadsheet would run it as a formula in "
+                              f"the CSVs that list ids, such as predictions.csv; give the sample another id in the "
+                              f"file so that it starts with a letter or a digit (after '-' only letters, digits and "
+                              f"_.$- are fine, as in MOSI's ids)\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_classification_writes_class_names_and_probabilities(tmp_path, capsys):
     # No [extract] extra needed: synthetic MIntRec, a folder without an extractor record.
     assert main(["-m", "tfn", "-d", "mintrec", "--synthetic", "--preset", "small", "--max-epochs", "1",

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .formula_ids import refuse_formula_ids
 from .mmsa_arrays import ArrayChecks, data_error
 from .spec import MODALITIES, Split
 
@@ -147,7 +148,10 @@ class SplitChecker(ArrayChecks):
                 self.fail("id", "'video$_$clip' strings", f"a {type(item).__name__} at sample {i}")
         if self.strict_ids:
             self._strict_ids(value)
-        return [i.decode("utf-8", "replace") if isinstance(i, bytes) else str(i) for i in value]
+        ids = [i.decode("utf-8", "replace") if isinstance(i, bytes) else str(i) for i in value]
+        refuse_formula_ids(ids, lambda i: f"{self.path}: split '{self.split_name}', key 'id', sample {i}",
+                           "give the sample another id in the file", data_error)
+        return ids
 
     def _strict_ids(self, value) -> None:
         for i, item in enumerate(value):

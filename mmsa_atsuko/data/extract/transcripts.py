@@ -6,14 +6,13 @@ Columns: `id` (the video's file name without extension), `text`, and optionally 
 """
 from __future__ import annotations
 
-import re
-import string
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ...errors import DataError, UsageError, one_line
+from ..formula_ids import refuse_formula_ids
 
 SPLITS = ("train", "valid", "test")
 DEFAULT_SPLIT = "train=0.7,valid=0.15,test=0.15"
@@ -25,9 +24,6 @@ MAX_BYTES = 256 << 20     # MOSEI's 23,000 transcripts take about 3 MB
 MAX_TEXT_CHARS = 20_000
 # A file name holds at most 255 bytes, less the extension ('.mp4', 4 at least): a longer id names no video.
 MAX_ID_BYTES = 251
-FORMULA_STARTS = "=+@\t\r"       # an id's first characters a spreadsheet reads as a formula's (OWASP's CSV injection)
-# What an id that starts with '-' may hold: YouTube's ids (MOSI, MOSEI: '-3g5yACwYnA_1') and MMSA's 'video$_$clip'.
-DASH_ID_CHARS = string.ascii_letters + string.digits + "_.$-"
 
 
 def parse_split(text: str) -> dict:
@@ -95,19 +91,8 @@ def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
         raise DataError(f"{path}: line {row + 2} has an id of {len(video_id.encode()):,} bytes (starting "
                         f"{video_id[:40]!r}), longer than a video's file name can be; give the video's file name "
                         f"without extension")
-    # predictions.csv starts each row with the id: a spreadsheet runs a cell that starts with one of these as a
-    # formula (=HYPERLINK(...), +cmd|...). '-' starts one too, but MOSI's YouTube ids start with it: such an id may
-    # hold only DASH_ID_CHARS, which call no function and reach no other program (-HYPERLINK(...), -2+3+cmd|...).
-    formula = (table.id.str[:1].isin(list(FORMULA_STARTS))
-               | (table.id.str.startswith("-") & ~table.id.str.fullmatch(f"-[{re.escape(DASH_ID_CHARS)}]*"))).to_numpy()
-    if formula.any():
-        row = int(np.flatnonzero(formula)[0])
-        video_id = table.id.iloc[row]
-        which = (f"starts with '-' and holds {next(c for c in video_id if c not in DASH_ID_CHARS)!r}"
-                 if video_id[0] == "-" else f"starts with {video_id[0]!r}")
-        raise DataError(f"{path}: line {row + 2} has the id {video_id[:40]!r}, which {which}: a spreadsheet would run "
-                        f"it as a formula in predictions.csv; rename the video and its id so that it starts with a "
-                        f"letter or a digit (after '-' only letters, digits and _.$- are fine, as in MOSI's ids)")
+    # Ids reach predictions.csv as they are: none may be a formula to a spreadsheet that opens it.
+    refuse_formula_ids(table.id.tolist(), lambda row: f"{path}: line {row + 2}", "rename the video and its id")
     long = table.text.str.len() > MAX_TEXT_CHARS
     if long.any():
         raise DataError(f"{path}: the text of id {table.id[long].iloc[0]!r} is {len(table.text[long].iloc[0]):,} "

@@ -1,9 +1,9 @@
 """MIntRec's three TSV tables read and checked: sample keys, raw texts and labels, one line per problem.
 
-A TSV is read bounded and as MIntRec reads it (quoting off); the keys must be unique across the
-splits, and every label one of the 20 intents. These are the cheap checks, made before the big
-feature pickles are opened (frames.py), and they give what both the text and the frames are
-keyed by.
+A TSV is read bounded and as MIntRec reads it (quoting off); the keys (the samples' ids) must be unique across the
+splits, none a formula to a spreadsheet (formula_ids), and every label one of the 20 intents. These are the cheap
+checks, made before the big feature pickles are opened (frames.py), and they give what both the text and the frames
+are keyed by.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..formula_ids import refuse_formula_ids
 from .folder import NAMED_AT_MOST, SPLITS, TSV_FILES, TSV_HEADER, label_names, one_line_error
 
 
@@ -80,6 +81,8 @@ def read_tsv(path: Path, split: str) -> Rows:
     if header is None or not keys:
         raise one_line_error(f"{path}: split '{split}': expected a header and at least one sample, found "
                              f"{'an empty file' if header is None else 'the header only'}")
+    refuse_formula_ids(keys, lambda i: f"{path}: split '{split}', line {lines[i]}",
+                       "change its season, episode or clip (the id is season_episode_clip)", one_line_error)
     return Rows(keys, texts, labels, lines, hashlib.sha256(raw).hexdigest())
 
 
