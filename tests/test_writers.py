@@ -95,8 +95,8 @@ def test_another_users_locks_this_user_may_not_write_are_looked_at_read_only(sha
     says that a sweep or run.py is running, not that it cannot tell."""
     out = shared_folder / "res"
     old_mark, old_sweep_lock = roots_free_locks(out, 0o644)
-    whose = "is uid 0's and this user may not open it, whether or not a sweep of uid 0 runs there; once no sweep of " \
-            "uid 0 runs there, uid 0 (or root) may remove it; else give another --out"
+    whose = "is root's and this user may not open it, whether or not a sweep of root runs there; once no sweep of " \
+            "root runs there, root may remove it; else give another --out"
     with as_nobody():
         check_no_run_py(out)
         assert not old_mark.exists()                        # free: a killed run.py's, removed
@@ -120,7 +120,8 @@ def test_another_users_locks_this_user_may_not_write_are_looked_at_read_only(sha
 @needs_root
 def test_a_lock_this_user_may_not_even_read_counts_as_held_in_one_line(shared_folder):
     """A mark and a sweep lock of root's, 0600 (no toolkit makes one so, but a user may chmod it): nobody cannot look
-    at them, so both count as held, each refusal one line saying why, and neither file is removed."""
+    at them, so both count as held, each refusal one line saying why, and neither file is removed. The owner is named
+    as the system names them, root once (before: 'uid 0's ... uid 0 (or root) may remove it')."""
     out = shared_folder / "res"
     mark, sweep_lock = roots_free_locks(out, 0o600)
     refused = []
@@ -129,8 +130,8 @@ def test_a_lock_this_user_may_not_even_read_counts_as_held_in_one_line(shared_fo
             with pytest.raises(ToolkitError) as refusal:
                 look()
             refused.append(str(refusal.value))
-    why = ("is uid 0's and this user may not read it, whether or not a {0} of uid 0 runs there: it counts as held; "
-           "once no {0} of uid 0 runs there, uid 0 (or root) may remove it; else give another --out")
+    why = ("is root's and this user may not read it, whether or not a {0} of root runs there: it counts as held; "
+           "once no {0} of root runs there, root may remove it; else give another --out")
     assert refused == [f"a sweep cannot tell whether a run.py trains into {out}: its mark {mark} "
                        f"{why.format('run.py')}",
                        f"run.py cannot tell whether a sweep is writing to {out}: its sweep lock {sweep_lock} "

@@ -36,7 +36,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ..errors import ToolkitError, UsageError, one_line
-from ..lock_files import make_shared_folder, probe, shared_mode
+from ..lock_files import make_shared_folder, owner_name, probe, shared_mode
 from ..run_folders.lock import IDENTITY_CLAIM, sticky_foreign_owner
 from .folder import SWEEP_LOCK
 
@@ -183,10 +183,10 @@ def unopenable_note(path: Path, whose: str) -> str:
     running."""
     sticky_owner = sticky_foreign_owner(path)
     try:
-        info = path.stat()
-        owner, mode = f"uid {info.st_uid}", stat.S_IMODE(path.parent.stat().st_mode)
+        uid, mode = path.stat().st_uid, stat.S_IMODE(path.parent.stat().st_mode)
     except OSError:
-        owner, mode = "another user", 0
+        uid, mode = None, 0
+    owner = _owner(uid)
     if sticky_owner is not None:
         removal = ("root may remove it, but not take it" if os.geteuid() == 0
                    else "this user can neither take nor remove it")
@@ -198,17 +198,17 @@ def unopenable_note(path: Path, whose: str) -> str:
         why = f"is {owner}'s and this user may not open it, whether or not a {whose} of {owner} runs there"
     else:
         return ""
-    return (f" {why}; once no {whose} of {owner} runs there, {owner} (or root) may remove it; else give "
-            f"another --out")
+    return f" {why}; {_who_may_remove(whose, uid)}"
 
 
 def unprobeable_note(path: Path, whose: str) -> str:
     """Why this user cannot look at the lock file at `path` (`lock_files.probe` says None) and what to do: the
     lock counts as held. `whose`: 'sweep', 'run.py'."""
     try:
-        owner = f"uid {path.lstat().st_uid}"
+        uid = path.lstat().st_uid
     except OSError:
-        owner = "another user"
+        uid = None
+    owner = _owner(uid)
     if path.is_symlink():
         why = "is a symbolic link, which no sweep or run.py makes, and is never opened"
     elif path.exists() and not path.is_file():
@@ -218,8 +218,20 @@ def unprobeable_note(path: Path, whose: str) -> str:
     else:
         why = (f"could not be locked to look at it (a file system whose locks fail, such as some NFS mounts), "
                f"whether or not a {whose} of {owner} runs there")
-    return (f" {why}: it counts as held; once no {whose} of {owner} runs there, {owner} (or root) may remove it; "
-            f"else give another --out")
+    return f" {why}: it counts as held; {_who_may_remove(whose, uid)}"
+
+
+def _owner(uid: int | None) -> str:
+    """The owner of a lock file as a note names them (`lock_files.owner_name`); 'another user' where it is unknown."""
+    return "another user" if uid is None else owner_name(uid)
+
+
+def _who_may_remove(whose: str, uid: int | None) -> str:
+    """The closing of every note on a lock file this user cannot take or look at: who may remove it, and
+    when; else another --out. Root owning it is named once."""
+    owner = _owner(uid)
+    remover = owner if uid == 0 else f"{owner} (or root)"
+    return f"once no {whose} of {owner} runs there, {remover} may remove it; else give another --out"
 
 
 def _held(path: Path) -> bool | None:
