@@ -177,6 +177,34 @@ def test_another_users_free_locks_in_a_sticky_folder_are_free_to_look_at_not_to_
         assert [p.name for p in (out / "runs").iterdir()] == [killed_mark.name]    # nobody's own mark was removed
 
 
+def test_a_sweep_looks_at_each_run_py_mark_once(tmp_path, monkeypatch):
+    """Two marks held by live run.py's and one this user cannot look at (`probe` says None): the sweep's refusal
+    names the one it cannot look at and counts the other two as held, having looked at each mark once (3 looks).
+    Before, each mark left as held was looked at a second time to tell 'held' from 'cannot tell' (6 looks)."""
+    import mmsa_atsuko.results.writers as writers
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    held = [runs / f".run-py-{n:016x}.lock" for n in (1, 2)]
+    unlookable = runs / ".run-py-0000000000000003.lock"
+    unlookable.write_bytes(b"")
+    looks = []
+
+    def probe(path, wait=0.0):
+        looks.append(Path(path).name)
+        return None if path == unlookable else real_probe(path, wait)
+
+    real_probe = writers.probe
+    monkeypatch.setattr(writers, "probe", probe)
+    monkeypatch.setattr(writers, "LOOK_WAIT_S", 0.0)     # a held mark is not waited for: its run.py trains on
+    with FileLock(held[0]), FileLock(held[1]):
+        with pytest.raises(ToolkitError) as refused:
+            check_no_run_py(tmp_path)
+    assert sorted(looks) == sorted(p.name for p in [*held, unlookable])
+    assert str(refused.value) == (f"a sweep cannot tell whether a run.py trains into {tmp_path}: its mark {unlookable}"
+                                  f"{writers.unprobeable_note(unlookable, 'run.py')} (2 more mark(s) there count as "
+                                  f"held)")
+
+
 @needs_root
 def test_another_users_killed_run_py_mark_is_removed_by_this_users_sweep(shared_folder):
     """A free mark of root's, made as run.py makes its mark (0666): nobody's sweep takes it and removes it."""

@@ -255,7 +255,7 @@ def cmd_clean(argv) -> int:
                       "sweep) is kept. `run.py ... --resume` continues such a run instead.")
     add_results_option(p)
     args = p.parse_args(argv)
-    from ..results import check_output_folder, remove_free_locks, remove_free_marks, unopenable_note
+    from ..results import RUN_PY_MARK, check_output_folder, remove_free_locks, unopenable_note
     from ..run_folders import (IDENTITY_CLAIM, NEW_GRACE_S, dead_folders, remove,  # their home: no torch
                                remove_tombstones, unfinished_runs, work_folders)
     require_results_folder(args.results)
@@ -272,7 +272,7 @@ def cmd_clean(argv) -> int:
     dead = set(dead_folders(args.results))     # that this user could not take: another user's
     # still there and not dead: a folder that finished or was removed between the two listings is neither
     alive = sum(1 for folder in listed if folder not in dead and folder.exists())
-    _, marks = remove_free_marks(runs, older_than=NEW_GRACE_S)     # killed run.py's (results.writers)
+    _, marks, _ = remove_free_locks(runs, RUN_PY_MARK, older_than=NEW_GRACE_S)     # killed run.py's (results.writers)
     _, claims, kept_claims = remove_free_locks(runs, IDENTITY_CLAIM, older_than=NEW_GRACE_S)    # theirs too
     for claim in kept_claims:
         print(f"kept {claim}, a killed run.py's claim of a run: it{unopenable_note(claim, 'run.py')}")

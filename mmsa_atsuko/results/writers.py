@@ -9,7 +9,7 @@ mark first and then looks at the sweep's lock; a sweep takes its lock first and 
 (`check_no_run_py`): whichever of the two comes second sees the other and stops in one line, before it trains.
 run.py takes its mark only when it reaches its first run to train (`RunPyMark`), and then reads the store again.
 A killed run.py's mark is free (the OS drops its lock): the next sweep removes it, and so does `run.py clean`
-(`remove_free_marks`).
+(`remove_free_locks`).
 
 A results folder may be shared by several users, so a mark and the sweep's lock are made as writable as their
 folder (`lock_files.shared_mode`, whatever the umask): writable by the group, or by all, where the folder is, so
@@ -121,12 +121,13 @@ def check_no_run_py(out) -> None:
     run.py's, is removed, and so, when no run.py trains there, is a free claim of a run (a killed run.py's).
     Called by a sweep holding the folder's sweep lock."""
     runs = Path(out) / "runs"
-    live, _ = remove_free_marks(runs)
-    for path in live:
-        if probe(path) is None:
-            others = f" ({len(live) - 1} more mark(s) there count as held)" if len(live) > 1 else ""
-            raise ToolkitError(f"a sweep cannot tell whether a run.py trains into {out}: its mark {path}"
-                               f"{unprobeable_note(path, 'run.py')}{others}")
+    live, _, _ = remove_free_locks(runs, RUN_PY_MARK)
+    # Each mark looked at once: the look that kept it says whether it is held or cannot be looked at.
+    unprobeable = [path for path, held in live.items() if held is None]
+    if unprobeable:
+        others = f" ({len(live) - 1} more mark(s) there count as held)" if len(live) > 1 else ""
+        raise ToolkitError(f"a sweep cannot tell whether a run.py trains into {out}: its mark {unprobeable[0]}"
+                           f"{unprobeable_note(unprobeable[0], 'run.py')}{others}")
     if live:
         raise ToolkitError(f"{len(live)} run.py process(es) are training into {out} (their marks in {runs}: "
                            f"{', '.join(p.name for p in live)}), and a sweep beside them may train the same runs: "
@@ -134,27 +135,24 @@ def check_no_run_py(out) -> None:
     remove_free_locks(runs, IDENTITY_CLAIM)      # no run.py trains here: every claim left is a killed one's
 
 
-def remove_free_marks(runs: Path, older_than: float = 0.0) -> tuple[list[Path], int]:
-    """Remove the free marks in `runs` (killed run.py's: the OS dropped their locks) made over `older_than` seconds
-    ago; return the marks held (or that this user cannot take) and how many were removed. A sweep removes every free
-    one: it holds the sweep lock, so a run.py whose new mark it removed between that run.py's making and taking it
-    still sees the sweep and stops. `run.py clean` holds no such lock, so it leaves a mark made in the last minute
-    (NEW_GRACE_S: run_folders' rule for a `.partial.new` folder)."""
-    live, removed, _ = remove_free_locks(runs, RUN_PY_MARK, older_than)
-    return live, removed
-
-
-def remove_free_locks(runs: Path, prefix: str, older_than: float = 0.0) -> tuple[list[Path], int, list[Path]]:
-    """`remove_free_marks` for the lock files in `runs` named `<prefix>*.lock`: a run.py's marks, or its claims of
-    the runs it trains (`run_folders.IDENTITY_CLAIM`, which a killed run.py leaves too: another user's, in a folder
-    with the sticky bit, then stops every other user's run.py at that run). Returns the held ones, how many were
-    removed, and the free ones this user may not remove (another user's there: `unopenable_note` says whose)."""
-    live, removed, kept = [], 0, []
+def remove_free_locks(runs: Path, prefix: str, older_than: float = 0.0
+                      ) -> tuple[dict[Path, bool | None], int, list[Path]]:
+    """Remove the free lock files in `runs` named `<prefix>*.lock` (a killed process's: the OS dropped its lock)
+    made over `older_than` seconds ago: a run.py's marks (RUN_PY_MARK), or its claims of the runs it trains
+    (`run_folders.IDENTITY_CLAIM`), which a killed run.py leaves too (another user's, in a folder with the sticky bit,
+    then stops every other user's run.py at that run). A sweep removes every free one: it holds the sweep lock, so a
+    run.py whose new mark it removed between that run.py's making and taking it still sees the sweep and stops.
+    `run.py clean` holds no such lock, so it leaves one made in the last minute (NEW_GRACE_S: run_folders' rule for
+    a `.partial.new` folder). Returns the ones left as held, each with its one look (`_held`: True, or None where
+    this user cannot tell, which counts as held), how many were removed, and the free ones this user may not remove
+    (another user's there: `unopenable_note` says whose)."""
+    live, removed, kept = {}, 0, []
     for path in sorted(runs.glob(f"{prefix}*.lock")) if runs.is_dir() else []:
         if path.is_symlink() or not path.is_file():
             continue                   # no run.py made it: a link is never opened, as a run folder's run.lock
-        if _held(path) is not False:       # held, or this user cannot tell
-            live.append(path)
+        held = _held(path)
+        if held is not False:          # held, or this user cannot tell
+            live[path] = held
             continue
         try:
             if time.time() - path.stat().st_mtime > older_than:
