@@ -409,6 +409,44 @@ def test_a_killed_run_pys_claim_is_removed_by_clean_and_a_sweep_or_named_where_i
 
 
 @needs_root
+def test_clean_names_another_users_killed_mark_as_it_names_their_claim(shared_folder, capsys):
+    """Another user's killed run.py left its mark and its claim of a run, both free and made over a minute ago.
+    In a folder with the sticky bit (1777) nobody may remove either: nobody's clean keeps both and names each in one
+    line of one form, whose it is and who may remove it. In a runs/ nobody may not write (root's, 0755), the line
+    gives the OS's reason. Before, the mark was kept without a word (the claim alone was named), and in the runs/
+    nobody may not write the claim's line ended at 'it'."""
+    import errno
+    import time
+
+    from mmsa_atsuko.cli import main
+    out = shared_folder / "res"
+    runs = out / "runs"
+    runs.mkdir(parents=True)
+    mark, claim = runs / ".run-py-0123456789abcdef.lock", runs / ".claim-0123456789abcdef01234567.lock"
+    for lock in (mark, claim):
+        free_lock(lock, 0o666)
+        os.chown(lock, OTHER, OTHER)
+        os.utime(lock, (time.time() - 120, time.time() - 120))
+    sticky = ("is uid 1234's in a folder with the sticky bit ({runs}, mode 1777), where filelock takes no other user's "
+              "lock (its owner could replace the file while it was held) and the sticky bit stops any user but its "
+              "owner and root removing it: this user can neither take nor remove it, whether or not a run.py of uid "
+              "1234 runs there; once no run.py of uid 1234 runs there, uid 1234 (or root) may remove it; else give "
+              "another --out").format(runs=runs)
+    unwritable = (f"could not be removed ({os.strerror(errno.EACCES)}); once no run.py of uid 1234 runs there, "
+                  f"uid 1234 (or root) may remove it; else give another --out")
+    for mode, why in ((0o1777, sticky), (0o755, unwritable)):
+        out.chmod(0o1777)
+        runs.chmod(mode)
+        with as_nobody():
+            assert main(["clean", "--results", str(out)]) == 0
+        assert capsys.readouterr().out.splitlines() == [
+            f"kept {mark}, a killed run.py's mark: it {why}",
+            f"kept {claim}, a killed run.py's claim of a run: it {why}",
+            f"removed 0 unfinished run folder(s) from {runs}"]
+        assert mark.exists() and claim.exists()
+
+
+@needs_root
 def test_a_run_py_stops_before_training_any_run_where_it_can_never_take_a_claim(tmp_path):
     """Seeds 2 and 1, seed 1's claim left free by another user's killed run.py in a folder with the sticky bit
     (filelock takes no other user's lock there): run.py says so in one line before it trains anything. Before, it

@@ -255,7 +255,7 @@ def cmd_clean(argv) -> int:
                       "sweep) is kept. `run.py ... --resume` continues such a run instead.")
     add_results_option(p)
     args = p.parse_args(argv)
-    from ..results import RUN_PY_MARK, check_output_folder, remove_free_locks, unopenable_note
+    from ..results import RUN_PY_MARK, check_output_folder, remove_free_locks, unremovable_note
     from ..run_folders import (IDENTITY_CLAIM, NEW_GRACE_S, dead_folders, remove,  # their home: no torch
                                remove_tombstones, unfinished_runs, work_folders)
     require_results_folder(args.results)
@@ -272,10 +272,14 @@ def cmd_clean(argv) -> int:
     dead = set(dead_folders(args.results))     # that this user could not take: another user's
     # still there and not dead: a folder that finished or was removed between the two listings is neither
     alive = sum(1 for folder in listed if folder not in dead and folder.exists())
-    _, marks, _ = remove_free_locks(runs, RUN_PY_MARK, older_than=NEW_GRACE_S)     # killed run.py's (results.writers)
-    _, claims, kept_claims = remove_free_locks(runs, IDENTITY_CLAIM, older_than=NEW_GRACE_S)    # theirs too
-    for claim in kept_claims:
-        print(f"kept {claim}, a killed run.py's claim of a run: it{unopenable_note(claim, 'run.py')}")
+    # What killed run.py's left (results.writers): their marks and their claims of runs, each kind said alike.
+    counts = []
+    for prefix, kind in ((RUN_PY_MARK, "mark"), (IDENTITY_CLAIM, "claim of a run")):
+        _, count, kept = remove_free_locks(runs, prefix, older_than=NEW_GRACE_S)
+        counts.append(count)
+        for path, error in kept:
+            print(f"kept {path}, a killed run.py's {kind}: it{unremovable_note(path, 'run.py', error)}")
+    marks, claims = counts
     print(f"removed {removed} unfinished run folder(s) from {runs}"
           + (f" and {marks} mark(s) of killed run.py's" if marks else "")
           + (f" and {claims} claim(s) of killed run.py's" if claims else "")

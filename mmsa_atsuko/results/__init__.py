@@ -27,7 +27,7 @@ from .selection import (MAX_CONFIG_DEPTH, check_ok_record, config_labels, find_r
 from .store import (MAX_KEPT_RECORD, RecordNotAppended, append_or_keep, append_record, json_safe, read_records,
                     recover, run_ids)
 from .writers import (LOOK_WAIT_S, RUN_PY_MARK, RunPyMark, check_claim_free_to_take, check_no_run_py,
-                      remove_free_locks, run_py_mark, unopenable_note)
+                      remove_free_locks, run_py_mark, unopenable_note, unremovable_note)
 
 __all__ = [
     "ANALYSIS_DIR", "NOFOLLOW", "RECORD_FILE", "RUN_ID", "RUNS_FILE", "STORE_ENTRIES", "SWEEP_LOCK",
@@ -43,5 +43,5 @@ __all__ = [
     "MAX_KEPT_RECORD", "RecordNotAppended", "append_or_keep", "append_record", "json_safe", "read_records",
     "recover", "run_ids",
     "LOOK_WAIT_S", "RUN_PY_MARK", "RunPyMark", "check_claim_free_to_take", "check_no_run_py", "remove_free_locks",
-    "run_py_mark", "unopenable_note",
+    "run_py_mark", "unopenable_note", "unremovable_note",
 ]

@@ -136,7 +136,7 @@ def check_no_run_py(out) -> None:
 
 
 def remove_free_locks(runs: Path, prefix: str, older_than: float = 0.0
-                      ) -> tuple[dict[Path, bool | None], int, list[Path]]:
+                      ) -> tuple[dict[Path, bool | None], int, list[tuple[Path, OSError]]]:
     """Remove the free lock files in `runs` named `<prefix>*.lock` (a killed process's: the OS dropped its lock)
     made over `older_than` seconds ago: a run.py's marks (RUN_PY_MARK), or its claims of the runs it trains
     (`run_folders.IDENTITY_CLAIM`), which a killed run.py leaves too (another user's, in a folder with the sticky bit,
@@ -144,8 +144,8 @@ def remove_free_locks(runs: Path, prefix: str, older_than: float = 0.0
     run.py whose new mark it removed between that run.py's making and taking it still sees the sweep and stops.
     `run.py clean` holds no such lock, so it leaves one made in the last minute (NEW_GRACE_S: run_folders' rule for
     a `.partial.new` folder). Returns the ones left as held, each with its one look (`_held`: True, or None where
-    this user cannot tell, which counts as held), how many were removed, and the free ones this user may not remove
-    (another user's there: `unopenable_note` says whose)."""
+    this user cannot tell, which counts as held), how many were removed, and the free ones this user could not
+    remove, each with the OS's error (another user's in a folder with the sticky bit: `unremovable_note`)."""
     live, removed, kept = {}, 0, []
     for path in sorted(runs.glob(f"{prefix}*.lock")) if runs.is_dir() else []:
         if path.is_symlink() or not path.is_file():
@@ -160,8 +160,8 @@ def remove_free_locks(runs: Path, prefix: str, older_than: float = 0.0
                 removed += 1
         except FileNotFoundError:
             pass
-        except OSError:
-            kept.append(path)
+        except OSError as e:
+            kept.append((path, e))
     return live, removed, kept
 
 
@@ -219,13 +219,26 @@ def unprobeable_note(path: Path, whose: str) -> str:
     return f" {why}: it counts as held; {_who_may_remove(whose, uid)}"
 
 
+def unremovable_note(path: Path, whose: str, error: OSError) -> str:
+    """Why this user could not remove the free lock file at `path` (`remove_free_locks` kept it, with `error`), and
+    who may: another user's in a folder with the sticky bit is `unopenable_note`'s; else the OS's words (`runs/`
+    not writable by this user, a read-only file system)."""
+    if sticky_foreign_owner(path) is not None:
+        return unopenable_note(path, whose)
+    try:
+        uid = path.stat().st_uid
+    except OSError:
+        uid = None
+    return f" could not be removed ({error.strerror or one_line(error)}); {_who_may_remove(whose, uid)}"
+
+
 def _owner(uid: int | None) -> str:
     """The owner of a lock file as a note names them (`lock_files.owner_name`); 'another user' where it is unknown."""
     return "another user" if uid is None else owner_name(uid)
 
 
 def _who_may_remove(whose: str, uid: int | None) -> str:
-    """The closing of every note on a lock file this user cannot take or look at: who may remove it, and
+    """The closing of every note on a lock file this user cannot take, look at or remove: who may remove it, and
     when; else another --out. Root owning it is named once."""
     owner = _owner(uid)
     remover = owner if uid == 0 else f"{owner} (or root)"
