@@ -30,7 +30,10 @@ setup(
         # 3.20.4: a lock won on a file unlinked meanwhile is dropped and taken again on a fresh file, which a run's
         # claim relies on (run_folders.identity_claim removes it while held); 3.20.3 kept the unlinked one, and two
         # run.py's could then both hold the claim of one run.
-        "filelock>=3.20.4,<5",
+        # 3.29.5: a release leaves the lock file in place (filelock#574). 3.20.4 to 3.29.4 removed it by its name
+        # before unlocking: after identity_claim had removed its claim's file, still held, that removed the fresh
+        # claim another run.py had taken meanwhile, a third took one of its own, and two run.py's trained one run.
+        "filelock>=3.29.5,<5",
     ],
     entry_points={"console_scripts": ["mmsa-atsuko = mmsa_atsuko.cli:main"]},
     extras_require={"test": ["pytest>=7,<10"], "ray": ["ray>=2.40,<3"], "plots": ["matplotlib>=3.7,<4"],

@@ -178,6 +178,40 @@ def test_a_run_py_waiting_on_a_claim_says_every_while_that_it_still_waits_naming
     assert all(c[0] == lock.claim_path(runs, ("a run",)) and c[2] == named for c in calls[:3]), calls
 
 
+def test_a_claim_taken_afresh_while_its_holder_releases_it_stays_held(tmp_path, monkeypatch):
+    """A run.py ends its run: it removes its claim's file, still holding it, then releases the lock. Another run.py
+    takes the claim afresh (a new file) just before that release: the release leaves the new claim alone, held, so a
+    third run.py waits on it. With filelock 3.20.4 to 3.29.4, which setup.py allowed before, the release removed the
+    lock file by its name once more, the other's new claim with it: a third run.py then took a claim of its own, and
+    two run.py's trained the run (the test fails so when run with one of them first on the path)."""
+    import filelock
+
+    import mmsa_atsuko.run_folders.lock as lock
+    from mmsa_atsuko.lock_files import probe
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    claim = lock.claim_path(runs, ("a run",))
+    other = []
+
+    class TakenAfreshBeforeItsRelease(filelock.FileLock):
+        def release(self, *args, **kwargs):
+            if not other and self.is_locked and not claim.exists():      # its file removed, its lock still held
+                other.append(subprocess.Popen([sys.executable, "-c", HOLDER, str(runs), str(tmp_path / "go-on")],
+                                              env=_env()))
+                _until(lambda: (runs / "held").exists() or other[0].poll() is not None, "the other to take the claim")
+            return super().release(*args, **kwargs)
+
+    monkeypatch.setattr(lock, "FileLock", TakenAfreshBeforeItsRelease)
+    try:
+        with lock.identity_claim(runs, ("a run",), lambda *args: None):
+            pass
+        assert other and (runs / "held").exists() and claim.exists() and probe(claim) is True
+    finally:
+        (tmp_path / "go-on").touch()
+        if other:
+            assert other[0].wait(60) == 0
+
+
 def test_a_run_kept_in_its_folder_meanwhile_is_recovered_under_the_claim_not_trained_again(tmp_path, monkeypatch):
     """The process this run.py waited on finished the run but could not append it (its record kept in the run's
     record.json): once the claim is held, the record is folded into the store and taken, not trained again. Here

@@ -151,8 +151,10 @@ def identity_claim(runs: Path, identity: tuple, on_wait: Callable[[Path, float, 
     by the OS), calling `on_wait(path, seconds waited, holder)` every CLAIM_HEARTBEAT_S (`holder`: `claim_holder`);
     yields whether it waited, and the body then reads the store again before training. The file is removed
     while still held, so a process waiting on it takes a fresh one instead of a removed one (filelock retries a
-    lock file unlinked under it). A claim this user cannot take (another user's in a folder with the sticky bit,
-    one it may not write) is one ToolkitError line, and so is one that is a link (`foreign_kind`), never opened."""
+    lock file unlinked under it); the release that follows leaves the name alone, by then maybe another's fresh claim
+    (filelock >= 3.29.5, setup.py: before, it removed the file by its name once more). A claim this user cannot take
+    (another user's in a folder with the sticky bit, one it may not write) is one ToolkitError line, and so is one
+    that is a link (`foreign_kind`), never opened."""
     path = claim_path(runs, identity)
     kind = foreign_kind(path)
     if kind:            # filelock before 4 opened a lock file with O_TRUNC and fchmod-ed it: never a link of no run's
