@@ -42,25 +42,36 @@ def cartoon_face(height: int, width: int, cx: int, cy: int, size: int) -> np.nda
 
 
 def write_video(path, *, face: bool = True, tone: float = 220.0, seconds: float = SECONDS, size=SIZE,
-                seed: int = 0, codec: str = "mpeg4", fps: int = FPS, streams: str = "video audio") -> None:
+                seed: int = 0, codec: str = "mpeg4", fps: int = FPS, streams: str = "video audio",
+                video_start: float = 0.0, in_band: bool = False) -> None:
+    """A clip of `seconds` (see the module docstring). `video_start`: its frames start that late (at `fps`, to
+    `seconds`), its audio at 0. `in_band`: the encoder writes no global header, so MPEG-4 part 2 and H.264 carry
+    theirs (VOL; SPS, PPS) in the stream, in front of each key frame, and not in the container's extradata."""
     import av
+    from fractions import Fraction
     width, height = size
     rng = np.random.default_rng(seed)
     with av.open(str(path), "w") as container:
         if "video" in streams:
             video = container.add_stream(codec, rate=fps)
             video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+            if in_band:
+                video.codec_context.flags = 0        # add_stream set GLOBAL_HEADER, the only flag, for MP4
         if "audio" in streams:
             audio = container.add_stream("aac", rate=SAMPLE_RATE)
             audio.layout = "mono"
-        for i in range(int(seconds * fps) if "video" in streams else 0):
+        first = round(video_start * fps)
+        for i in range(int(seconds * fps) - first if "video" in streams else 0):
             if face:
                 img = cartoon_face(height, width, width // 2 + int(8 * np.sin(i / 4)), height // 2,
                                    int(min(size) * 0.3))
             else:
                 img = np.full((height, width, 3), (i * 7) % 200, np.uint8)
                 img[:, (i * 5) % width] = 255
-            for packet in video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            if first:
+                frame.pts, frame.time_base = first + i, Fraction(1, fps)
+            for packet in video.encode(frame):
                 container.mux(packet)
         for packet in video.encode() if "video" in streams else ():
             container.mux(packet)

@@ -668,6 +668,43 @@ def test_an_mpeg4_part_2_mp4_is_refused_by_the_size_its_vol_header_declares(tmp_
     assert len(media.decode(clip, 1000.0, _counting_faces([]), max_seconds=4.0)[1]) == 120
 
 
+def test_an_mpeg4_part_2_mp4_whose_vol_is_in_band_is_refused_by_the_size_its_first_packet_declares(tmp_path,
+                                                                                                 monkeypatch):
+    """Without a global header the VOL is in-band, in the first video packet. FFmpeg's probe copies it into the
+    extradata when it reads that packet, but it stops after 5 s of analysis: video starting at 6 s, after the audio,
+    kept MP4's 0x0 and an empty extradata, so the budget (lowered to 2,000 pixels a second and no frame: 20,000 for
+    10 s) counted only while decoding, and 6 frames were decoded and sampled. The first packet's VOL says 64x48,
+    read before that packet is decoded: the 10 frames MP4 declares (30,720 pixels) are refused with no frame
+    decoded (at 1000 fps each decoded frame is sampled). A size over MAX_PIXELS was FFmpeg's 'cannot decode'."""
+    require_extract()
+    import av
+    from media_fixtures import write_video
+
+    from mmsa_atsuko.data.extract import media
+    clip = tmp_path / "late.mp4"
+    write_video(clip, size=(64, 48), fps=25, seconds=6.4, video_start=6.0, face=False, in_band=True)
+    with av.open(str(clip), container_options={"codec_whitelist": media._probe_decoders()}) as container:
+        video = container.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height, video.frames) == (0, 0, 10)
+        assert not video.codec_context.extradata
+        assert media.vol_frame_size(bytes(next(container.demux(video)))) == (64, 48)
+    monkeypatch.setattr(media, "DECODED_PIXELS_PER_SECOND", 2000)
+    monkeypatch.setattr(media, "BUDGET_FRAME_PIXELS", 0)
+    calls = []
+    with pytest.raises(media.VideoError) as error:
+        media.decode(clip, 1000.0, _counting_faces(calls), max_seconds=10.0)
+    assert str(error.value).startswith("30,720 pixels to decode (its header declares 10 frames of 64x48), over the "
+                                       "budget of 10 s of 4K at 30 fps (20,000)")
+    assert calls == []
+    assert len(media.decode(clip, 1000.0, _counting_faces(calls), max_seconds=16.0)[1]) == 10    # 32,000
+    monkeypatch.setattr(media, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(media, "DECODER_MAX_PIXELS", 2000)
+    calls = []
+    with pytest.raises(media.VideoError, match=r"^frames of 64x48 pixels, over the limit of 1,000 pixels a frame"):
+        media.decode(clip, 1000.0, _counting_faces(calls), max_seconds=16.0)
+    assert calls == []
+
+
 def _vol(*fields) -> bytes:
     """A VOL start code and the (value, bits) fields after it, padded to whole bytes."""
     value, bits = 0, 0
@@ -692,6 +729,9 @@ def test_the_vol_header_is_read_past_each_optional_field():
     plain = _vol((0, 1), (1, 8), (0, 1), (1, 4), (0, 1), (0, 2), (1, 1), (25, 16), (1, 1), (0, 1), (1, 1),
                  (176, 13), (1, 1), (144, 13), (1, 1))
     assert vol_frame_size(plain) == (176, 144)
+    # In a packet the decoder looks for the VOL before the first VOP start code only: after it, a picture's bytes.
+    vop = b"\x00\x00\x01\xb6\x10\x60"
+    assert vol_frame_size(plain + vop) == (176, 144) and vol_frame_size(vop + plain) is None
     assert vol_frame_size(None) is None and vol_frame_size(b"\x00\x00\x01\xb0\x01") is None
 
 

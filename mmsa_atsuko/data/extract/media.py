@@ -115,6 +115,16 @@ def _declared_frames(video, seconds: float | None) -> tuple[int, str] | None:
     return None
 
 
+def _check_declared_size(width: int, height: int, frames: tuple[int, str] | None, max_seconds: float) -> None:
+    """VideoError if a declared frame size (0x0: unknown) is over MAX_PIXELS, or with the frames the header
+    declares (`_declared_frames`) over `pixel_budget(max_seconds)`."""
+    if width * height > MAX_PIXELS:
+        raise VideoError(_too_big(width, height))
+    if frames and width * height * frames[0] > pixel_budget(max_seconds):
+        raise VideoError(_too_many_pixels(width * height * frames[0], f"its header declares {frames[1]} "
+                                          f"of {width}x{height}", max_seconds))
+
+
 def _declared_seconds(container, *streams) -> float | None:
     """The longest duration the header declares for the decoded streams (else the file's), if any."""
     declared = [float(s.duration * s.time_base) for s in streams if s.duration and s.time_base]
@@ -157,8 +167,9 @@ def decode(path, fps: float, vision_features, max_seconds: float = MAX_CLIP_SECO
     # FFmpeg's decoders refuse a frame over DECODER_MAX_PIXELS before allocating it, in the
     # decoding below. The probe av.open runs never decodes a video frame (`_probe_decoders`), so the
     # size it reports is the header's or a parser's (H.264, HEVC, MPEG-2 read it from the stream),
-    # or for MPEG-4 part 2 in MP4 (reported as 0x0) its VOL header's (`mpeg4_vol`), else 0x0, and our
-    # decoder refuses a giant frame unallocated.
+    # or for MPEG-4 part 2 in MP4 (reported as 0x0) its VOL header's (`mpeg4_vol`): in the extradata, else
+    # in-band in the first video packet, read before that packet is decoded; else 0x0, and our decoder
+    # refuses a giant frame unallocated.
     if os.path.getsize(path) == 0:    # else FFmpeg's "InvalidDataError: [Errno 1094995529] Invalid data ..."
         raise VideoError("empty file (0 bytes)")
     limits = {"max_pixels": str(DECODER_MAX_PIXELS)}
@@ -176,20 +187,23 @@ def decode(path, fps: float, vision_features, max_seconds: float = MAX_CLIP_SECO
             if declared is not None and declared > max_seconds:
                 raise VideoError(too_long(max_seconds, f"its header declares {declared:.1f} s"))
             width, height = video.codec_context.width, video.codec_context.height
+            vol_in_band = False          # the VOL is read from the first video packet, as the decoder reads it
             if width * height == 0 and video.codec_context.name == "mpeg4":     # MPEG-4 part 2 in MP4 says 0x0
                 width, height = vol_frame_size(video.codec_context.extradata) or (0, 0)
+                vol_in_band = width * height == 0
             size_unknown = width * height == 0
-            if width * height > MAX_PIXELS:
-                raise VideoError(_too_big(width, height))
-            budget = pixel_budget(max_seconds)
             frames = _declared_frames(video, declared)
-            if frames and width * height * frames[0] > budget:
-                raise VideoError(_too_many_pixels(width * height * frames[0], f"its header declares {frames[1]} "
-                                                  f"of {width}x{height}", max_seconds))
+            _check_declared_size(width, height, frames, max_seconds)
+            budget = pixel_budget(max_seconds)
             video.codec_context.options = dict(limits)     # the decoder's own context refuses them too
             resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
             next_time = 0.0
             for packet in container.demux(audio, video):
+                if vol_in_band and packet.stream.type == "video" and packet.size:
+                    vol_in_band = False      # the audio before it is decoded: its cost is bounded by max_seconds
+                    width, height = vol_frame_size(bytes(packet)) or (0, 0)
+                    size_unknown = width * height == 0
+                    _check_declared_size(width, height, frames, max_seconds)
                 for frame in packet.decode():
                     if packet.stream.type == "audio":
                         for f in resampler.resample(frame):
