@@ -1199,8 +1199,8 @@ def test_under_one_job_a_clip_that_crashes_its_process_is_skipped_by_name_and_th
         return real(path, *args, **kwargs)
 
     class CountedWorker(videos.ClipWorker):
-        def __init__(self):
-            super().__init__()
+        def __init__(self, *args):
+            super().__init__(*args)
             started.append(self.process.pid)
 
     monkeypatch.setattr(frame_features, "video_features", crashes_on_clip03)
@@ -1286,7 +1286,7 @@ def test_a_worker_that_dies_while_videos_are_queued_is_one_line(tmp_path, monkey
                 future.exception(timeout=60)      # BrokenProcessPool, once its worker is gone
             return future
 
-    monkeypatch.setattr(videos, "fork_pool", lambda jobs: FirstVideoFirst(jobs, mp_context=__import__(
+    monkeypatch.setattr(videos, "fork_pool", lambda jobs, *_: FirstVideoFirst(jobs, mp_context=__import__(
         "multiprocessing").get_context("fork")))
     monkeypatch.setattr(videos, "extract_one", _kill_this_process)
     todo = [(f"v{i}", tmp_path / f"v{i}.mp4", tmp_path / f"v{i}.npz") for i in range(3)]

@@ -109,15 +109,15 @@ _FACES = None     # one set of cascades per process
 
 
 def video_features(path, backend: str, fps: float, max_seconds: float = MAX_CLIP_SECONDS,
-                   rows: tuple | None = None) -> dict:
+                   rows: tuple | None = None, progress=None) -> dict:
     """Everything extracted from one video: audio (La, Da) and vision (Lv, Dv) features, at most `rows`
     (audio, vision) of each (the padded lengths: rows past them are never stored), and the clip's length in
-    seconds (see `decode`)."""
+    seconds (see `decode`, which calls `progress` as it decodes)."""
     global _FACES
     if _FACES is None:
         _FACES = FaceFeatures()
     audio_rows, vision_rows = rows or (None, None)
-    samples, vision, seconds = decode(path, fps, _FACES, max_seconds, max_rows=vision_rows)
+    samples, vision, seconds = decode(path, fps, _FACES, max_seconds, max_rows=vision_rows, progress=progress)
     # Computed over the whole clip, then cut: pYIN's Viterbi pass (librosa) and openSMILE's pitch smoothing look
     # ahead, so the rows kept could change if the samples were cut first.
     audio = audio_features(samples, backend)[:audio_rows].copy()

@@ -156,12 +156,13 @@ def _probe_decoders() -> str:
 
 
 def decode(path, fps: float, vision_features, max_seconds: float = MAX_CLIP_SECONDS,
-           max_rows: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+           max_rows: int | None = None, progress=None) -> tuple[np.ndarray, np.ndarray, float]:
     """(mono 16 kHz float32 samples, (frames, VISION_DIM) features of frames sampled at `fps`, the first
     `max_rows` of them (all without it), the clip's length in seconds: the longest of what its header declares,
     its decoded audio and its decoded video), or VideoError if the clip is over `max_seconds`, MAX_PIXELS,
     MAX_FRAME_RATE or `pixel_budget(max_seconds)`. The whole clip is decoded either way: its limits and its
-    length count every frame."""
+    length count every frame. `progress(seconds decoded, seconds declared or None)`, if given, is called after
+    each packet (`clip_progress.reporter`)."""
     import av      # [extract] extra
 
     # FFmpeg's decoders refuse a frame over DECODER_MAX_PIXELS before allocating it, in the
@@ -242,6 +243,8 @@ def decode(path, fps: float, vision_features, max_seconds: float = MAX_CLIP_SECO
                         # skipped stay skipped. Computed, not stepped to: a first timestamp of 1e9 s
                         # took 1e10 steps (a 1.5 KB file hung decode).
                         next_time = (math.floor((frame.time + 1e-6) * fps) + 1) / fps
+                if progress is not None:
+                    progress(max(video_seconds, n_samples / SAMPLE_RATE), declared)
             for f in resampler.resample(None):
                 samples.append(f.to_ndarray().reshape(-1))
                 n_samples += len(samples[-1])

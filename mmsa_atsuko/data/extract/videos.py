@@ -6,7 +6,8 @@ killed extraction resumes where it stopped and an edited clip is never served st
 read is a reason, not an error: `run_videos` returns it, and the pipeline reports it. So is a clip whose worker
 process died extracting it under `--jobs 1` (`ClipWorker`; one that died idle, between clips, is replaced
 and the clip sent to the fresh one); under several jobs the pool cannot tell which clip killed it, and
-the run stops in one line.
+the run stops in one line. How far a worker has decoded a long clip is shown on the videos' Progress while it
+decodes (`clip_progress`).
 """
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import pickle
 import signal
 import zipfile
 import zlib
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ from ... import parent_death
 from ...atomic import replace_with
 from ...errors import DataError, one_line
 from ...progress import Progress
-from . import frame_features, media
+from . import clip_progress, frame_features, media
 
 
 # Bytes of a video's id kept in its cache file's name: the hash after it tells ids apart, and a name (with
@@ -87,7 +89,8 @@ def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: f
     """Extract one video into its cache file (at most `rows`: the padded (audio, vision) lengths, which the cache
     file's name hashes); return None, or the reason it was skipped."""
     try:
-        features = frame_features.video_features(video, backend, fps, max_seconds, rows)
+        features = frame_features.video_features(video, backend, fps, max_seconds, rows,
+                                                 progress=clip_progress.reporter(video))
     except media.VideoError as e:
         return str(e)
     except Exception as e:     # a feature library choking on one odd file must not end the whole run
@@ -105,17 +108,20 @@ def _start_method():
     return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
 
 
-def fork_pool(jobs: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=_start_method())
+def fork_pool(jobs: int, status_writer=None) -> ProcessPoolExecutor:
+    """The processes of --jobs 2 or more, each sending its clips' status through `status_writer` (`clip_progress`)."""
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=_start_method(), initializer=clip_progress.report_to,
+                               initargs=(status_writer,))
 
 
-def _serve(conn, parent_end, parent: int) -> None:
+def _serve(conn, parent_end, parent: int, status_writer=None) -> None:
     """A `ClipWorker`'s process: extract_one for each clip sent, until None (or the end of the pipe) comes.
     Each clip is acknowledged (None) before it is extracted, so that the caller tells a worker that died between
-    clips (the clip was never taken) from one that died extracting it."""
+    clips (the clip was never taken) from one that died extracting it. A clip's status goes to `status_writer`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the parent's: it ends this process
     parent_end.close()     # the fork's copy: held here, it kept the parent's close from ever ending the pipe
     _die_with(parent)
+    clip_progress.report_to(status_writer)
     while True:
         try:
             args = conn.recv()
@@ -151,15 +157,18 @@ def _portable(error: Exception) -> Exception:
 class ClipWorker:
     """One process that extracts clips one at a time, reused from clip to clip, so that a decoder crashing
     (SIGSEGV) or a clip the system kills for its memory ends that process alone: `extract` returns the reason
-    (`worker_died`) and the caller starts another. The features are written to the cache by the worker."""
+    (`worker_died`) and the caller starts another. The features are written to the cache by the worker; what
+    it sends of a long clip's decoding is shown on `status` while the caller waits."""
 
-    def __init__(self):
+    def __init__(self, status: clip_progress.ClipStatus | None = None):
+        self.status = status
         self._start()
 
     def _start(self) -> None:
         context = _start_method()
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, self.conn, os.getpid()), daemon=True)
+        writer = self.status.writer if self.status else None
+        self.process = context.Process(target=_serve, args=(child, self.conn, os.getpid(), writer), daemon=True)
         self.process.start()
         child.close()
         self.open = True
@@ -179,7 +188,7 @@ class ClipWorker:
                 self._start()
                 continue
             try:
-                returned, value = self.conn.recv()
+                returned, value = self._answer()
             except (EOFError, OSError):      # its end of the pipe closed: the process is gone
                 break
             if not returned:
@@ -187,6 +196,14 @@ class ClipWorker:
             return True, value
         self.process.join()
         return False, worker_died(self.process.exitcode)
+
+    def _answer(self):
+        """What the worker sends once the clip is extracted, its status shown while it decodes (`clip_progress`)."""
+        if self.status:
+            while self.conn not in wait_for([self.conn, self.status.reader]):
+                self.status.drain()
+            self.status.drain()        # what it sent before its answer is shown before the clip is counted
+        return self.conn.recv()
 
     def close(self, kill: bool = False) -> None:
         if not self.open:   # closed already: its replacement could not be started (extract)
@@ -222,39 +239,59 @@ def run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: flo
     """{id: reason} for the videos in `todo` [(id, video, cache file)] that were skipped; `rows`: extract_one's."""
     skipped = {}
     progress = Progress(len(todo), echo)
-    if jobs == 1:        # one process, reused from clip to clip until one crashes it (ClipWorker)
-        worker = None
-        try:
-            for video_id, video, cache in todo:
-                worker = worker or ClipWorker()
-                alive, reason = worker.extract(str(video), str(cache), backend, fps, max_seconds, rows)
-                if not alive:
-                    worker.close()
-                    worker = None
-                if reason:
-                    skipped[video_id] = reason
-                progress.update()
-        except BaseException:
-            if worker:
-                worker.close(kill=True)
-            raise
+    status = clip_progress.ClipStatus(progress, _start_method())
+    try:
+        if jobs == 1:
+            _one_worker(todo, (backend, fps, max_seconds, rows), skipped, progress, status)
+        else:
+            _pool(todo, (backend, fps, max_seconds, rows), jobs, skipped, progress, status)
+    finally:
+        status.close()
+    progress.close()
+    return skipped
+
+
+def _one_worker(todo: list, settings: tuple, skipped: dict, progress: Progress,
+                status: clip_progress.ClipStatus) -> None:
+    """--jobs 1: one process, reused from clip to clip until one crashes it (ClipWorker)."""
+    worker = None
+    try:
+        for video_id, video, cache in todo:
+            worker = worker or ClipWorker(status)
+            alive, reason = worker.extract(str(video), str(cache), *settings)
+            if not alive:
+                worker.close()
+                worker = None
+            if reason:
+                skipped[video_id] = reason
+            progress.update()
+    except BaseException:
         if worker:
-            worker.close()
-    else:
-        try:        # submitting too: a worker may die before the last of thousands of videos is queued
-            with fork_pool(jobs) as pool:
-                futures = {pool.submit(extract_one, str(video), str(cache), backend, fps, max_seconds, rows): video_id
-                           for video_id, video, cache in todo}
-                for future in as_completed(futures):
+            worker.close(kill=True)
+        raise
+    if worker:
+        worker.close()
+
+
+def _pool(todo: list, settings: tuple, jobs: int, skipped: dict, progress: Progress,
+          status: clip_progress.ClipStatus) -> None:
+    """--jobs 2 or more: a pool of processes; one that dies breaks it, and the run stops in one line."""
+    try:        # submitting too: a worker may die before the last of thousands of videos is queued
+        with fork_pool(jobs, status.writer) as pool:
+            futures = {pool.submit(extract_one, str(video), str(cache), *settings): video_id
+                       for video_id, video, cache in todo}
+            pending = set(futures)
+            while pending:        # woken each POLL_SECONDS to show the status of the clips being decoded
+                done, pending = wait(pending, timeout=clip_progress.POLL_SECONDS, return_when=FIRST_COMPLETED)
+                status.drain()
+                for future in done:
                     reason = future.result()
                     if reason:
                         skipped[futures[future]] = reason
                     progress.update()
-        except BrokenProcessPool:       # a worker killed (SIGKILL, SIGSEGV): every future left fails at once
-            # Counted on disk once the pool is down: results read or not, a skipped video is no cache file.
-            cached = sum(is_cached(Path(cache), Path(video)) for _, video, cache in todo)
-            raise DataError(f"a worker process died while extracting videos (killed by the system when memory ran "
-                            f"out, or crashed by a damaged video); {cached} of the {len(todo)} videos to extract "
-                            f"are cached: run the same command again to go on") from None
-    progress.close()
-    return skipped
+    except BrokenProcessPool:       # a worker killed (SIGKILL, SIGSEGV): every future left fails at once
+        # Counted on disk once the pool is down: results read or not, a skipped video is no cache file.
+        cached = sum(is_cached(Path(cache), Path(video)) for _, video, cache in todo)
+        raise DataError(f"a worker process died while extracting videos (killed by the system when memory ran "
+                        f"out, or crashed by a damaged video); {cached} of the {len(todo)} videos to extract "
+                        f"are cached: run the same command again to go on") from None
