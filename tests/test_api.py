@@ -685,3 +685,22 @@ def test_with_rerun_only_a_run_started_after_the_call_began_as_asked_serves_it()
     assert not _serves({**after, "precision": "fp32"}, rerun=True, **asked)
     assert not _serves({**after, "deterministic": False}, rerun=True, **asked)
     assert not _serves({"precision": "bf16", "deterministic": True}, rerun=True, **asked)
+
+
+def test_the_skip_line_names_a_recorded_runs_kernels_where_they_are_not_those_asked():
+    """`_skip_reason` on records of the run's identity: kernels as `_serves` judges them (`results.kernels_of`), a
+    record from before `deterministic` was recorded being warn-only, which is neither kind asked."""
+    from mmsa_atsuko.api.pipeline import _skip_reason
+    strict, loose, old = ({"precision": "fp32", "deterministic": True}, {"precision": "fp32", "deterministic": False},
+                          {"precision": "fp32"})
+    assert _skip_reason(strict, "tfn", "fp32", True) == " (--rerun trains it again)"
+    assert _skip_reason(loose, "tfn", "fp32", False) == " (--rerun trains it again)"
+    assert _skip_reason(loose, "tfn", "fp32", True) == (
+        ", which ran with nondeterministic kernels, not the deterministic asked (kernels are not part of a run's "
+        "identity: --rerun trains it with deterministic kernels in its place, or give another --out)")
+    assert _skip_reason(old, "tfn", "fp32", False) == (
+        ", which ran with warn-only kernels, not the nondeterministic asked (kernels are not part of a run's "
+        "identity: --rerun trains it with nondeterministic kernels in its place, or give another --out)")
+    # --rerun takes a record only where nothing differs (_serves), so its line names nothing that does
+    assert _skip_reason(loose, "tfn", "fp32", True, rerun=True) == (
+        " (it started after this call began, as asked: --rerun trains only runs recorded before)")

@@ -166,6 +166,25 @@ def test_a_bf16_request_that_finds_an_fp32_run_recorded_says_so(tmp_path):
     assert "1 already recorded, " in said[1]
 
 
+def test_a_nondeterministic_request_that_finds_a_deterministic_run_recorded_says_so(tmp_path):
+    """Kernels are not part of a run's identity either: --nondeterministic skipped the recorded deterministic run
+    under a line that said nothing of its kernels ('(--rerun trains it again)'), though --rerun's _serves checks
+    them."""
+    lines = []
+    (strict,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], out=tmp_path, echo=lines.append, **TINY)
+    (shown,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], out=tmp_path, echo=lines.append, deterministic=False, **TINY)
+    assert shown == strict and len(read_records(tmp_path)) == 1                # skipped, as before
+    (shown,) = mmsa_atsuko.run("tfn", "mosi", seeds=[1], out=tmp_path, echo=lines.append, deterministic=False,
+                               precision="bf16", **TINY)
+    assert shown == strict and len(read_records(tmp_path)) == 1
+    assert lines == [f"skip tfn mosi seed 1: recorded as {strict['run_id']}, which ran with deterministic kernels, not "
+                     f"the nondeterministic asked (kernels are not part of a run's identity: --rerun trains it with "
+                     f"nondeterministic kernels in its place, or give another --out)",
+                     f"skip tfn mosi seed 1: recorded as {strict['run_id']}, which ran at fp32, not the bf16 asked, "
+                     f"and with deterministic kernels, not the nondeterministic asked (neither precision nor kernels "
+                     f"are part of a run's identity: --rerun trains it at bf16 with nondeterministic kernels, in its "
+                     f"place, or give another --out)"]
+
 def test_bf16_autocast_trains_and_stays_near_fp32():
     data = make_dataset()
 

@@ -650,6 +650,23 @@ def test_a_skipped_seed_at_another_precision_and_of_changed_code_says_both(own_m
     assert len((out / "runs.jsonl").read_text().splitlines()) == 1          # skipped all the same
 
 
+def test_a_skipped_seed_at_another_precision_kernels_and_code_says_all_three(own_models, tmp_path, capsys):
+    """A seed recorded at fp32 with deterministic kernels, its model file changed since, asked at bf16 with
+    --nondeterministic: the skip line named the precision and the code, not the kernels (which _serves checks)."""
+    from mmsa_atsuko.cli import main
+    folder, forget, out, record, before, after = _seed_then_model_edited(own_models, tmp_path, capsys)
+    forget()
+    capsys.readouterr()
+    assert main(train_args(out, "--models", str(folder), "--precision", "bf16", "--nondeterministic")) == 0
+    skips = [line for line in capsys.readouterr().out.splitlines() if line.startswith("skip")]
+    assert skips == [f"skip latefuse mosi seed 1111: recorded as {record['run_id']}, which ran at fp32, not the bf16 "
+                     f"asked, and with deterministic kernels, not the nondeterministic asked, and "
+                     f"{folder / 'latefuse.py'} changed since the run was trained (sha256 {before[:12]} then, "
+                     f"{after[:12]} now) (neither precision, kernels nor the code is part of a run's identity: --rerun "
+                     f"trains it at bf16 with nondeterministic kernels and the code as it is now, in its place, or "
+                     f"give another --out)"]
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 1          # skipped all the same
+
 def test_a_sweep_plan_says_how_many_recorded_seeds_ran_on_other_code_of_ones_own_model(own_models, tmp_path, capsys):
     """The sweep (and run.py --jobs N, which plans as it does) counted a seed recorded before an edit to one's own
     model as 'already recorded', as for unchanged code, and trained nothing: the table kept the old code's numbers."""

@@ -20,8 +20,8 @@ from ..data.conditions import PLAIN, check_model_allows
 from ..data.synthetic import check_synthetic_request
 from ..data.synthetic_stress import check_data_options, check_recipe_request
 from ..errors import UsageError
-from ..results import (RunPyMark, append_mmsa_csv, check_claim_free_to_take, check_output_folder, identity, kernels_of,
-                       latest_by_identity, ran_at_other_precision, read_records, recover)
+from ..results import (RunPyMark, append_mmsa_csv, check_claim_free_to_take, check_output_folder, identity,
+                       latest_by_identity, ran_at_other_precision, ran_with_other_kernels, read_records, recover)
 from ..run_folders import check_save_checkpoint
 from ..run_folders.lock import claim_path
 from ..training.hardware import check_precision, check_threads
@@ -126,7 +126,7 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
                 previous = recorded.get(job_identity(job, seed), {})
             if previous.get("status") == "ok":
                 echo(f"skip {run_phrase(job, seed)}: recorded as {previous.get('run_id')}"
-                     f"{_skip_reason(previous, job.model, precision, rerun)}")
+                     f"{_skip_reason(previous, job.model, precision, deterministic, rerun)}")
                 job_records.append(previous)
             else:
                 serves = partial(_serves, model=job.model, precision=precision, deterministic=deterministic,
@@ -140,7 +140,7 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
                     appended.append(record["run_id"])
                 else:
                     echo(f"skip {run_phrase(job, seed)}: recorded as {record['run_id']} by another process meanwhile"
-                         f"{_skip_reason(record, job.model, precision, rerun)}")
+                         f"{_skip_reason(record, job.model, precision, deterministic, rerun)}")
                 trained = trained or trained_here
         if trained:    # the row covers every seed of the call, recorded ones included, as the table does
             append_mmsa_csv(Path(out), job_records, echo=echo, told=told)
@@ -159,28 +159,35 @@ def _serves(record: dict, *, model: str, precision: str, deterministic: bool, re
         started = datetime.fromisoformat(record.get("started_at") or "")
     except (TypeError, ValueError):
         return False
-    kernels = "deterministic" if deterministic else "nondeterministic"
     # started_at is cut to the second: a run started in this call's second may have started before it, so it does not
     return (started.tzinfo is not None and started > began and not ran_at_other_precision(record, precision)
-            and kernels_of(record) == kernels and not source_changes(record.get("model_source"), model))
+            and not ran_with_other_kernels(record, deterministic)
+            and not source_changes(record.get("model_source"), model))
 
 
-def _skip_reason(record: dict, model: str, precision: str, rerun: bool = False) -> str:
-    """The skip line's tail: what differs from the recorded seed, both where both do (neither the precision nor
-    the code of a model of your own is part of a run's identity, so either alone skipped it as the same run).
-    With --rerun a record is taken only where nothing differs (`_serves`): it started after this call began."""
+def _skip_reason(record: dict, model: str, precision: str, deterministic: bool, rerun: bool = False) -> str:
+    """The skip line's tail: what differs from the recorded seed, every one that does (neither the precision, the
+    kernels nor the code of a model of your own is part of a run's identity, so any of them alone skipped it as the
+    same run). With --rerun a record is taken only where nothing differs (`_serves`): it started after this call
+    began."""
     if rerun:
         return " (it started after this call began, as asked: --rerun trains only runs recorded before)"
     ran = ran_at_other_precision(record, precision)
+    kernels = ran_with_other_kernels(record, deterministic)
     changed = source_changes(record.get("model_source"), model)   # a model of your own edited since
-    if ran and changed:
-        return (f", which ran at {ran}, not the {precision} asked, and {'; '.join(changed)} (neither precision nor "
-                f"the code is part of a run's identity: --rerun trains it at {precision} with the code as it is now, "
-                f"in its place, or give another --out)")
-    if ran:
-        return (f", which ran at {ran}, not the {precision} asked (precision is not part of a run's identity: "
-                f"--rerun trains it at {precision} in its place, or give another --out)")
-    if changed:
-        return (f", but {'; '.join(changed)} (the code is not part of a run's identity: --rerun trains it with the "
-                f"code as it is now)")
-    return " (--rerun trains it again)"
+    asked_kernels = "deterministic" if deterministic else "nondeterministic"
+    how = ([f"at {ran}, not the {precision} asked"] if ran else []) + (
+        [f"with {kernels} kernels, not the {asked_kernels} asked"] if kernels else [])
+    if not how and not changed:
+        return " (--rerun trains it again)"
+    apart = [name for name, differs in (("precision", ran), ("kernels", kernels), ("the code", changed)) if differs]
+    verb = "are" if apart[-1] == "kernels" else "is"
+    subject = (f"{apart[0]} {verb} not" if len(apart) == 1
+               else f"neither {', '.join(apart[:-1])} nor {apart[-1]} {verb}")
+    withs = ([f"{asked_kernels} kernels"] if kernels else []) + (["the code as it is now"] if changed else [])
+    trains = " ".join(([f"at {precision}"] if ran else []) + ([f"with {' and '.join(withs)}"] if withs else []))
+    if not how:
+        return f", but {'; '.join(changed)} ({subject} part of a run's identity: --rerun trains it {trains})"
+    place = f"{',' if len(apart) > 1 else ''} in its place, or give another --out"
+    return (f", which ran {', and '.join(how)}" + (f", and {'; '.join(changed)}" if changed else "")
+            + f" ({subject} part of a run's identity: --rerun trains it {trains}{place})")

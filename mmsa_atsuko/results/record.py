@@ -181,6 +181,14 @@ def ran_at_other_precision(record: dict, precision: str) -> str | None:
     return ran if ran != precision else None
 
 
+def ran_with_other_kernels(record: dict, deterministic: bool) -> str | None:
+    """The kernels `record` ran with (`kernels_of`) when they are not those asked (deterministic, or nondeterministic
+    under `--nondeterministic`), else None. Kernels, as precision, are how a run ran, not part of its identity: a
+    `--nondeterministic` request finds the deterministic run of its identity recorded and skips it."""
+    ran = kernels_of(record)
+    return ran if ran != ("deterministic" if deterministic else "nondeterministic") else None
+
+
 def no_weights(weights, record: dict | None = None) -> str:
     """The line for a run folder without its best.pt: a record that says `checkpoint: none` is a run
     trained to keep no weights, which no copy or repair brings back; else the file is missing."""
