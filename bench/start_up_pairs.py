@@ -6,7 +6,9 @@ turn: a warm-up each, then RUNS pairs B, A; medians and the median of the pair-b
         python bench/start_up_pairs.py [case ...]
 
 BEFORE: the older checkout (`git archive <commit> | tar -x -C $BEFORE`); OUT: where each side's tune and sweep write
-(default /tmp/start-up-pairs).
+(default /tmp/start-up-pairs). The leaderboard and compare cases read RESULTS, which should hold two models of
+several seeds each, COMPARE's (default "tfn late_fusion": the model compared, then its baselines); compare writes
+its CSVs there. bench/README.md, "leaderboard and compare start-up (k4)".
 """
 import os
 import statistics
@@ -18,6 +20,7 @@ A, B = str(Path(__file__).resolve().parents[1]), os.environ.get("BEFORE", "/tmp/
 OUT = os.environ.get("OUT", "/tmp/start-up-pairs")
 RUNS = int(os.environ.get("RUNS", "7"))
 DATA = ["-d", "mosi", "--synthetic", "--preset", "small", "-s", "1111"]
+COMPARED = os.environ.get("COMPARE", "tfn late_fusion").split()     # the model, then its baselines
 CASES = {
     "tune_first_line": lambda side: ["bench/first_line.py", "tune", "-m", "tfn", *DATA, "--trials", "1",
                                            "--out", f"{OUT}/tune/{side}"],
@@ -27,6 +30,13 @@ CASES = {
                                             "--out", f"{OUT}/sweep/{side}"],
     "tune_whole_nothing_left": lambda side: ["run.py", "tune", "-m", "tfn", *DATA, "--trials", "1",
                                                    "--max-epochs", "1", "--out", f"{OUT}/whole/{side}"],
+    # RESULTS with two models of several seeds each: the leaderboard runs Welch tests, compare writes its CSVs.
+    "leaderboard": lambda side: ["run.py", "leaderboard", "--results", os.environ.get("RESULTS", "results")],
+    "leaderboard_paper_no_runs": lambda side: ["run.py", "leaderboard", "--paper", "--results", f"{OUT}/no-runs"],
+    "compare": lambda side: ["run.py", "compare", "-m", COMPARED[0], "--against", *COMPARED[1:], "--results",
+                             os.environ.get("RESULTS", "results")],
+    "compare_refused": lambda side: ["run.py", "compare", "-m", "no_such_model", "--against", *COMPARED[1:],
+                                     "--results", os.environ.get("RESULTS", "results")],
 }
 
 

@@ -112,6 +112,50 @@ for argv in (["results", "--recover"], ["clean"], ["leaderboard", "--format", "m
     assert "pandas" not in got["clean"]["loaded"]
 
 
+def _two_models(store: Path, seeds_maes: dict) -> None:
+    """Runs of models a and b on synthetic MOSI, every metric of a seed at its MAE: {model: [MAE per seed]}."""
+    for model, maes in seeds_maes.items():
+        for seed, mae in enumerate(maes, 1):
+            append_record(store, {"run_id": f"{model}-{seed}", "status": "ok", "model": model, "dataset": "mosi",
+                                  "aligned": False, "seed": seed, "synthetic": True,
+                                  "metrics": {k: mae for k in metric_keys("mosi")}, "config_hash": f"c-{model}",
+                                  "config": {}, "data": "synthetic:mosi-small-unaligned",
+                                  "started_at": f"2026-01-01T00:00:0{seed}+00:00"})
+
+
+def test_leaderboard_and_compare_import_scipy_for_a_welch_test_only_and_pandas_for_a_csv_only(tmp_path):
+    # scipy.stats (about 0.9 s) and pandas (about 0.35 s) were imported with the leaderboard package, before any
+    # table: bench/README.md, "leaderboard and compare start-up".
+    _two_models(tmp_path / "one_seed", {"a": [0.5], "b": [0.9]})
+    # a: MAE 0.5, 0.7; b: 0.9, 1.1. Each variance 0.02, so t = -0.4 / sqrt(0.02 / 2 + 0.02 / 2) = -2 sqrt(2) on
+    # df = 2, where the two-sided p is 1 - |t| / sqrt(t^2 + 2) = 1 - 2 / sqrt(5) = 0.1056.
+    _two_models(tmp_path / "two_seeds", {"a": [0.5, 0.7], "b": [0.9, 1.1]})
+    got = probe(f"""
+import contextlib, io
+from mmsa_atsuko.cli import main
+result = {{}}
+for name, store, argv in (("untested", "one_seed", ["leaderboard"]),
+                          ("refused", "two_seeds", ["compare", "-m", "aa", "--against", "b"]),
+                          ("tested", "two_seeds", ["leaderboard"]),
+                          ("csv", "two_seeds", ["leaderboard", "--format", "csv"]),
+                          ("compare", "one_seed", ["compare", "-m", "a", "--against", "b"])):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main([*argv, "--results", {str(tmp_path)!r} + "/" + store])
+    result[name] = {{"rc": rc, "text": out.getvalue(), "err": err.getvalue(), "loaded": loaded()}}
+""", tmp_path)
+    assert [got[name]["rc"] for name in got] == [0, 2, 0, 0, 0], got
+    assert "| a | 1 |" in got["untested"]["text"] and "not tested (n<2)" in got["untested"]["text"]
+    assert not {"pandas", "scipy"} & set(got["untested"]["loaded"]), got["untested"]["loaded"]
+    # A misspelt -m is refused from the records, before the tables' Welch tests.
+    assert got["refused"]["err"] == (f"error: no ok runs of aa in {tmp_path / 'two_seeds' / 'runs.jsonl'} (aa: did you "
+                                     f"mean a?); models with runs: a, b\n")
+    assert not {"pandas", "scipy"} & set(got["refused"]["loaded"]), got["refused"]["loaded"]
+    assert "| vs b: p=0.106 |" in got["tested"]["text"], got["tested"]["text"]
+    assert "scipy" in got["tested"]["loaded"] and "pandas" not in got["tested"]["loaded"], got["tested"]["loaded"]
+    assert got["csv"]["text"].startswith("table,dataset,aligned,") and "pandas" in got["csv"]["loaded"]
+    assert (tmp_path / "one_seed" / "comparison_a_mosi-synthetic.csv").is_file()
+
 def test_a_sweeps_planning_line_comes_before_torch(tmp_path):
     # The command line's sweep, stopped at its first line: what was imported by then. --jobs not given: the default
     # is read from the devices (torch), which the backend's maker reads after the line.

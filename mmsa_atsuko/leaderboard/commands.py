@@ -11,8 +11,6 @@ import io
 import os
 from pathlib import Path
 
-import pandas as pd
-
 from ..atomic import check_entries, write_files
 from ..config import dataset_facts
 from ..errors import UsageError
@@ -86,9 +84,11 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
         raise UsageError(f"--against lists {model}, the model being compared")
     datasets = _known_datasets(datasets)
     records = _read_store(results)
-    tables = build_tables(records, datasets)
-    stored = {r.model for t in tables for r in t.rows}                  # on the datasets asked for
-    anywhere = {r["model"] for r in ok_records(records)}
+    # The refusals below read the records, before the tables: building them runs their Welch tests (scipy.stats,
+    # about 0.9 s to import), which a misspelt -m needs none of.
+    ok = ok_records(records)
+    stored = {r["model"] for r in ok if not datasets or r["dataset"] in datasets}     # as build_tables keeps them
+    anywhere = {r["model"] for r in ok}
 
     def typo(name: str) -> str:          # a name with no run on any dataset may be a misspelt one
         close = [] if name in anywhere else difflib.get_close_matches(name, anywhere, n=1)
@@ -97,10 +97,11 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
         where = f" on {', '.join(datasets)}" if datasets else ""
         raise UsageError(f"no ok runs of {model}{where} in {results / RUNS_FILE}{typo(model)}; models with runs"
                          f"{where}: {', '.join(sorted(stored)) or 'none'}")
-    mine = [t for t in tables if any(r.model == model for r in t.rows)]
     for dataset in datasets or ():
-        if not any(t.dataset == dataset for t in mine):
+        if not any(r["model"] == model and r["dataset"] == dataset for r in ok):
             raise UsageError(f"no ok runs of {model} on {dataset} in {results / RUNS_FILE}")
+    tables = build_tables(records, datasets)
+    mine = [t for t in tables if any(r.model == model for r in t.rows)]
     position = {id(r): i for i, r in enumerate(records)}
     files: dict[str, list[dict]] = {}
     for t in mine:
@@ -129,6 +130,7 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
                          + "".join(typo(name) for name in against))
     # Every file checked before the first is written: a folder at the second name left the first written.
     check_entries(results, list(files), "results folder", "--results")
+    import pandas as pd     # here: only the CSVs need it, and it costs about 0.35 s to import
     # All at once (atomic.write_files): a full disk was a traceback, and a failure at the second file left the first.
     written = write_files(results, {name: pd.DataFrame(rows).to_csv(index=False) for name, rows in files.items()},
                           f"results folder {results}", "--results")

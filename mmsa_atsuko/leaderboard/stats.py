@@ -24,7 +24,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from ..data.conditions import condition_of
 from ..data.stamp import data_kind, data_kind_text, is_synthetic
@@ -119,6 +118,9 @@ def welch(a, b, confidence: float = 0.95) -> Welch:
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    # Here, not at the top: scipy.stats costs about 0.9 s to import, and a leaderboard with no two rows of two seeds
+    # each tests nothing (bench/README.md, "leaderboard and compare start-up").
+    from scipy import stats
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
     with warnings.catch_warnings():     # scipy warns when one side is constant; the test still holds
         warnings.simplefilter("ignore", RuntimeWarning)
