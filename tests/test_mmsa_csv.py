@@ -17,6 +17,8 @@ SIMS = ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr", "Lo
 TRACE = ["aligned", "condition", "model_selection", "config_hash", "seeds", "run_ids", "data", "code"]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 UNALIGNED, ALIGNED = "synthetic:mosi-small-unaligned-seed0-v2", "synthetic:mosi-small-aligned-seed0-v2"
+# The sha256 MMSA publishes for unaligned SIMS: its rows are sims.csv's (another file's have a file of their own).
+SIMS_FILE = "sha256:c9e20c13ec0454d98bb9c1e520e490c75146bfa2dfeeea78d84de047dbdd442f"
 
 
 def record(seed, value, *, model="tfn", dataset="mosi", aligned=False, data=UNALIGNED, chash="aaaa",
@@ -75,13 +77,13 @@ def test_two_calls_that_trained_the_same_runs_between_them_write_their_row_once(
 
 def test_a_condition_is_named_in_the_model_cell_and_its_own_column(tmp_path):
     condition = {"missing_rate": 0.3, "drop_modality": None, "modalities": "TAV", "text_spared": "bert_cls_sep"}
-    group = [record(1111, 0.8, dataset="sims", data="sha256:" + "1" * 64, condition=condition, keys=SIMS),
-             record(1112, 0.82, dataset="sims", data="sha256:" + "1" * 64, condition=condition, keys=SIMS)]
+    group = [record(1111, 0.8, dataset="sims", data=SIMS_FILE, condition=condition, keys=SIMS),
+             record(1112, 0.82, dataset="sims", data=SIMS_FILE, condition=condition, keys=SIMS)]
     path = append_mmsa_csv(tmp_path, group)
     assert path.name == "sims.csv"
     assert rows(path)[1] == ["tfn [missing_rate=0.3]", *["(81.0, 1.0)"] * 7, "False", "missing_rate=0.3",
                              "valid Loss, valid_loss: exact", "aaaa", "1111 1112",
-                             "tfn-sims-s1111-aaaa tfn-sims-s1112-aaaa", "sha256:" + "1" * 64, "0123456789"]
+                             "tfn-sims-s1111-aaaa tfn-sims-s1112-aaaa", SIMS_FILE, "0123456789"]
 
 
 def mmsa_appends(path, model):
@@ -142,7 +144,7 @@ def test_a_hand_made_record_among_the_seeds_is_one_line_and_writes_nothing(tmp_p
 def test_files_by_data(tmp_path):
     """Synthetic data never shares a file with real data, nor a stress recipe with the standard one."""
     sims = dict(dataset="sims", keys=SIMS)
-    real = append_mmsa_csv(tmp_path, [record(1111, 0.5, data="sha256:" + "0" * 64, **sims)])
+    real = append_mmsa_csv(tmp_path, [record(1111, 0.5, data=SIMS_FILE, **sims)])
     standard = append_mmsa_csv(tmp_path, [record(1111, 0.5, data="synthetic:sims-small-unaligned-seed0-v2", **sims)])
     corrupt = append_mmsa_csv(tmp_path, [record(1111, 0.5, data="synthetic:corrupt-s2-sims-small-unaligned-seed0-v2",
                                                 **sims)])

@@ -138,7 +138,8 @@ def test_an_append_never_goes_to_a_file_of_several_names(tmp_path, store):
             keys = ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr", "Loss"]
             append_mmsa_csv(out, [{"run_id": "r", "model": "tfn", "dataset": "sims", "aligned": False, "seed": 1,
                                    "synthetic": False, "metrics": dict.fromkeys(keys, 0.5), "config": {},
-                                   "config_hash": "h", "data": "sha256:" + "0" * 64}])
+                                   "config_hash": "h",        # MMSA's SIMS file: normal/sims.csv
+                                   "data": "sha256:c9e20c13ec0454d98bb9c1e520e490c75146bfa2dfeeea78d84de047dbdd442f"}])
     assert other.read_bytes() == b"precious\nunfinished"
 
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 import shlex
 from pathlib import Path
+from types import SimpleNamespace
 
 from ..data.synthetic_stress import RECIPES, check_data_options
 from ..errors import UsageError
@@ -112,15 +113,20 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
     run.py that waited on another's run said nothing of it: "every run was already recorded"). With `rerun` a record
     not appended is one another process started after this command began (`api.pipeline._serves`)."""
     from ..data.conditions import condition_of
-    from ..metrics.names import metric_keys
+    from ..data.stamp import data_kind_text, is_synthetic
+    from ..leaderboard.notes import preset_note
+    from ..leaderboard.real_data import not_real_data, not_real_note
+    from ..metrics.names import metric_keys, table_order
 
     def row_name(r):           # one row group per model and protocol condition
         key = condition_of(r).key()
         return f"{r['model']} [{key}]" if key else r["model"]
     for dataset in dict.fromkeys(r["dataset"] for r in records):
         rows = [r for r in records if r["dataset"] == dataset]
-        keys = list(metric_keys(dataset))
-        label = f" ({_synthetic_kind(rows[0].get('data'))})" if rows[0]["synthetic"] else ""
+        keys = list(table_order(metric_keys(dataset)))          # the leaderboard's column order
+        data, aligned = rows[0].get("data"), bool(rows[0]["aligned"])
+        kind = _synthetic_kind(data) if is_synthetic(data) else data_kind_text(data, dataset, aligned)
+        label = "" if kind == "real data" else f" ({kind})"
         print(f"\n{dataset}{' aligned' if rows[0]['aligned'] else ''}{label}: test metrics of the best-valid epoch "
               f"(mean ± std: sample std, ddof 1, over seeds)")
         # As wide as the longest name: `tfn [modalities=TA]` overran a fixed 12 and shifted its row's columns.
@@ -139,6 +145,12 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
             if model in means:
                 cells = " ".join(f"{means[model][k]:>{widths[k]}}" for k in keys)
                 print(f"{model:<{width}} {'mean ± std':>16} {cells}")
+        # What the leaderboard notes of these rows' data and preset (leaderboard/notes.py, real_data.py): a table of
+        # runs at --preset small, or on another file than MMSA's, read as the models' own numbers on the paper's data.
+        unreal = not_real_data(rows).get((dataset, aligned, data), "")
+        labelled = [SimpleNamespace(label=model, records=runs) for model, runs in groups.items()]
+        for note in not_real_note(unreal) + preset_note(labelled):
+            print(f"- {note}")
     new = sum(1 for r in records if r.get("run_id") in appended)
     store = Path(out) / "runs.jsonl"
     theirs = 0 if stored_before is None else sum(1 for r in records if r.get("run_id") not in appended

@@ -41,12 +41,12 @@ from ..user_models.discovery import model_origin
 from .checks import (DEFAULT_CHECKS, Check, _apply, _checks, _declare_nullable, _no_check, _Nullable, _type_name,
                      number_hint, parse_overrides)
 from .datasets import (DATASETS_ENV, METRIC_KEYS, dataset_facts, dataset_names, datasets_table, declared_in,
-                       published_sha256, real_layout, real_sizes_mismatch)
+                       own_dataset, published_sha256, real_layout, real_sizes_mismatch)
 from .yaml_files import parse_override, read_yaml
 
 __all__ = ["ADDED_KEYS", "CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "Check", "check_config", "config_hash",
            "config_identity", "dataset_facts",
-           "published_sha256", "real_layout", "real_sizes_mismatch",
+           "own_dataset", "published_sha256", "real_layout", "real_sizes_mismatch",
            "dataset_names", "datasets_table", "declared_type", "load_config", "model_config_name", "number_hint",
            "parse_override", "parse_overrides",
            "read_yaml", "save_config"]

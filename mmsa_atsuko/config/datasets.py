@@ -191,6 +191,12 @@ def declared_in(name: str) -> str:
     return "datasets.yaml"
 
 
+def own_dataset(name: str, config_dir: Path = CONFIG_DIR) -> bool:
+    """Whether dataset `name` is one of your own: a block no configs/datasets.yaml holds (a --datasets FILE's), or a
+    name no table read now knows (a leaderboard of its runs without --datasets). Its data is no published file."""
+    return str(name).strip().lower() not in read_yaml(config_dir / "datasets.yaml")["datasets"]
+
+
 def published_sha256(name: str, aligned: bool) -> str | None:
     """The SHA-256 MMSA's README publishes for dataset `name`'s aligned or unaligned file (its block's
     `sha256`; thuiar/MMSA:README.md), None where it publishes none (SIMSv2, MIntRec, your own)."""

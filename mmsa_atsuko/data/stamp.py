@@ -39,15 +39,27 @@ def is_synthetic(data_id) -> bool:
     return isinstance(data_id, str) and data_id.startswith(SYNTHETIC_DATA_PREFIX)
 
 
-def data_kind(data_id) -> str:
-    """'synthetic' or 'real', by `is_synthetic`: the word a CSV's `data_kind` column holds."""
-    return "synthetic" if is_synthetic(data_id) else "real"
+def data_kind(data_id, dataset: str | None = None, aligned: bool = False) -> str:
+    """The word a CSV's `data_kind` column holds for the runs of `dataset` (its aligned or unaligned file) on data
+    `data_id`: 'synthetic' (`is_synthetic`), 'yours' (a dataset of your own, `config.own_dataset`: no published file
+    to be), 'not published' (a file other than the one whose sha256 MMSA publishes for the dataset and setting: your
+    own videos extracted, a subset, an edited copy) or 'real'. Without `dataset`, 'synthetic' or 'real'."""
+    if is_synthetic(data_id):
+        return "synthetic"
+    if dataset is None:
+        return "real"
+    from ..config import own_dataset, published_sha256      # here: the stamp itself needs numpy only
+    if own_dataset(dataset):
+        return "yours"
+    published = published_sha256(dataset, aligned)
+    return "not published" if published is not None and data_id != f"sha256:{published}" else "real"
 
 
-def data_kind_text(data_id) -> str:
-    """'synthetic data' or 'real data': how every table's title (leaderboard, curves, ablation, comparison)
-    says what its rows were run on."""
-    return f"{data_kind(data_id)} data"
+def data_kind_text(data_id, dataset: str | None = None, aligned: bool = False) -> str:
+    """How every table's title (leaderboard, curves, ablation, comparison, run.py's end table) says what its rows were
+    run on, by `data_kind`: 'synthetic data', 'your data', 'not the published mosi data' or 'real data'."""
+    kind = data_kind(data_id, dataset, aligned)
+    return {"yours": "your data", "not published": f"not the published {dataset} data"}.get(kind, f"{kind} data")
 
 
 def recipe_name_of(data_id) -> str | None:

@@ -2,16 +2,15 @@
 
 Unlike the printed tables (render.py, cells.py), the CSV keeps the store's units (fractions) at full
 precision, and published rows are converted to them too. A `table` column says leaderboard, ablation,
-published or published ablation; `data_kind` says synthetic or real; each line carries what the printed
-notes say of its row (its code versions, run labels, model selection, seeds, precision, kernels and
-device).
+published or published ablation; `data_kind` says synthetic, real, not published, yours or not real
+(`Table.kind`); each line carries what the printed notes say of its row (its code versions, run labels, model
+selection, seeds, precision, kernels and device).
 """
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING
 
-from ..data.stamp import data_kind
 from ..metrics.names import metric_family, table_order
 from ..results import code_versions, model_selection
 from .cells import RAW_METRICS
@@ -52,7 +51,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False) -> p
     for t in tables:
         for row in t.rows:
             out = {"table": "leaderboard", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
-                   "data_kind": "not real" if t.not_real else data_kind(t.data), "source": "ours", "model": row.model,
+                   "data_kind": t.kind(), "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "condition": row.condition, "n": row.n,
                    "code": code_versions(row.records), "run_label": row_run_labels(row), **_protocol(row)}
             for m in table_order(t.metrics):
@@ -64,7 +63,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False) -> p
         for (g, flags), row in ab.chosen.items():
             t = ab.groups[g]
             out = {"table": "ablation", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
-                   "data_kind": "not real" if t.not_real else data_kind(t.data), "source": "ours", "model": row.model,
+                   "data_kind": t.kind(), "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "n": row.n,
                    "use_sbn": flags[0], "use_mcm": flags[1], **_protocol(row)}
             for _, m in PAPER_COLUMNS[metric_family(t.dataset)]:

@@ -17,13 +17,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..data.conditions import condition_of
-from ..data.stamp import data_kind, data_kind_text, is_synthetic
+from ..data.stamp import is_synthetic
 from ..metrics.names import lower_is_better, metric_keys
 from ..errors import UsageError
 from ..results import config_labels, headline_metric, ok_records
 from .cells import RAW_METRICS, number_text
 from .render import markdown_table
-from .stats import Cell
+from .notes import curve_notes
+from .real_data import kind_of, kind_text_of, not_real_data, not_real_note
+from .stats import MIN_SEEDS, Cell
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,10 +37,16 @@ class Curve:
     model: str
     config_hash: str
     cells: dict[float, Cell]            # missing rate -> the metric over seeds
+    records: list[dict] = field(default_factory=list)      # the runs of every rate, for the notes (notes.curve_notes)
 
     @property
     def rates(self) -> list[float]:
         return sorted(self.cells)
+
+    @property
+    def few_seeds(self) -> bool:
+        """A rate over fewer than MIN_SEEDS seeds (notes.seeds_note leaves such rows out of its comparison)."""
+        return any(cell.n < MIN_SEEDS for cell in self.cells.values())
 
     @property
     def auc(self) -> float:
@@ -53,6 +61,7 @@ class CurveTable:
     metric: str
     curves: list[Curve]
     notes: list[str] = field(default_factory=list)
+    not_real: str = ""                  # why a real data id is not the dataset's real file (real_data.py), or ""
 
     @property
     def synthetic(self) -> bool:
@@ -65,7 +74,9 @@ class CurveTable:
     def title(self, kind: bool = True) -> str:
         """The table's heading; `kind=False` leaves out whether the data are synthetic, for a figure,
         which tags its own title (`plots.common.tagged_title`)."""
-        data = f"{data_kind_text(self.data)} ({self.data})" if kind else self.data
+        data = self.data
+        if kind:
+            data = f"{kind_text_of(self.dataset, self.aligned, self.data, self.not_real)} ({self.data})"
         return (f"{self.dataset}, {'aligned' if self.aligned else 'unaligned'}: {data}, {self.metric} against the "
                 f"missing rate")
 
@@ -80,6 +91,7 @@ def auc(values, rates) -> float:
 
 def missing_rate_tables(records: list[dict], datasets=None, key_metric=None) -> list[CurveTable]:
     groups: dict[tuple, dict[tuple, dict[float, list[float]]]] = {}
+    runs: dict[tuple, list[dict]] = {}          # (table, row) -> the row's records, every rate's
     for r in ok_records(records):
         if datasets and r["dataset"] not in datasets:
             continue
@@ -95,19 +107,23 @@ def missing_rate_tables(records: list[dict], datasets=None, key_metric=None) -> 
         row = (r["model"], r["config_hash"], rest)
         table = groups.setdefault((r["dataset"], bool(r["aligned"]), r["data"], metric), {})
         table.setdefault(row, {}).setdefault(c.missing_rate, []).append(float(value))
-    tables = []
+        runs.setdefault((r["dataset"], bool(r["aligned"]), r["data"], metric, row), []).append(r)
+    tables, unreal = [], not_real_data(records)
     for (dataset, aligned, data, metric), rows in sorted(groups.items(), key=lambda kv: (
             is_synthetic(kv[0][2]), kv[0][0], kv[0][1], kv[0][2])):
         labels = config_labels((model, chash) for model, chash, _ in rows)
         curves = []
         for (model, chash, rest), points in rows.items():
             label = labels[model, chash] + (f" [{rest}]" if rest else "")
-            curves.append(Curve(label, model, chash, {rate: Cell(v) for rate, v in points.items()}))
+            curves.append(Curve(label, model, chash, {rate: Cell(v) for rate, v in points.items()},
+                                runs[dataset, aligned, data, metric, (model, chash, rest)]))
         sign = 1 if lower_is_better(metric) else -1
         curves.sort(key=lambda c: (math.isnan(c.auc), sign * c.auc if not math.isnan(c.auc) else 0, c.label))
-        table = CurveTable(dataset, aligned, data, metric, curves)
+        table = CurveTable(dataset, aligned, data, metric, curves, not_real=unreal.get((dataset, aligned, data), ""))
+        table.notes += not_real_note(table.not_real)        # the first note, as its title says it
         if len({tuple(c.rates) for c in curves if len(c.rates) > 1}) > 1:
             table.notes.append("rows have runs at different rates: compare AUCs only between rows with the same rates")
+        table.notes += curve_notes(curves)
         tables.append(table)
     return tables
 
@@ -144,7 +160,7 @@ def curves_frame(tables: list[CurveTable]) -> pd.DataFrame:
             for r in c.rates:
                 cell = c.cells[r]
                 rows.append({"dataset": t.dataset, "aligned": t.aligned, "data": t.data,
-                             "data_kind": data_kind(t.data), "metric": t.metric,
+                             "data_kind": kind_of(t.dataset, t.aligned, t.data, t.not_real), "metric": t.metric,
                              "model": c.label, "config_hash": c.config_hash, "missing_rate": r, "n": cell.n,
                              "mean": cell.mean, "std": cell.std, "auc": c.auc})
     return pd.DataFrame(rows)

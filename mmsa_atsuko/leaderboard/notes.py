@@ -39,6 +39,14 @@ def protocol_notes(rows: list) -> list[str]:
             + preset_note(rows) + how_ran_notes(rows))
 
 
+def curve_notes(rows: list) -> list[str]:
+    """How the rows of a `leaderboard --by missing_rate` table ran, as `protocol_notes` says it of a leaderboard's
+    (how they chose their best epoch, on which seeds, at which preset, precision and kernels), less the rows on one
+    seed: a curve is neither bold nor Welch-tested. Its rows (leaderboard.curves.Curve) have the records of every
+    rate."""
+    return selection_note(rows) + seeds_note(rows) + preset_note(rows) + how_ran_notes(rows)
+
+
 def _config_notes(model: str, rows: list) -> list[str]:
     """For a model with several configs: the keys whose values differ, per row."""
     configs = [r.records[-1].get("config") or {} for r in rows]

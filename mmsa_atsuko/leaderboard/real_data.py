@@ -5,24 +5,53 @@ A data id tells generated data from a file (data.stamp); where MMSA publishes th
 proves nothing: a generated file with its stamp removed, or a subset of the real one, is as real by it. Such runs are
 told by their file's split sizes (the record's `split_sizes`) against datasets.yaml's `real_sizes`
 (`config.real_sizes_mismatch`). A record made before records held their sizes says nothing, and is taken as before.
+Where it publishes one, a data id that is not it (`-d mosi --feature-path my.pkl` after `extract` on your own videos,
+an edited copy) is not the published data (`data.stamp.data_kind`), and its table says so in its title and a note.
 """
 from __future__ import annotations
 
 from ..config import published_sha256, real_sizes_mismatch
-from ..data.stamp import is_synthetic
+from ..data.stamp import data_kind, data_kind_text, is_synthetic
 from ..results import ok_records
 
 
 def not_real_data(records: list[dict]) -> dict[tuple, str]:
-    """(dataset, aligned, data id) -> why the runs of that table are not on the dataset's real file, for the real
-    data ids without a published sha256 whose recorded split sizes differ from the dataset's `real_sizes`."""
+    """(dataset, aligned, data id) -> why the runs of that table are not on the dataset's real file: a data id that is
+    not the sha256 MMSA publishes for it, or, without a published sha256, recorded split sizes that differ from the
+    dataset's `real_sizes`. A dataset of your own has no real file to be, and no reason."""
     reasons: dict[tuple, str] = {}
     for r in ok_records(records):
-        key = (r["dataset"], bool(r["aligned"]), r["data"])
-        sizes = r.get("split_sizes")
-        if key in reasons or sizes is None or is_synthetic(r["data"]) or published_sha256(r["dataset"], r["aligned"]):
+        dataset, aligned, data = key = (r["dataset"], bool(r["aligned"]), r["data"])
+        if key in reasons or is_synthetic(data):
             continue
-        mismatch = real_sizes_mismatch(r["dataset"], sizes)
+        if data_kind(data, dataset, aligned) == "not published":
+            reasons[key] = (f"{data_kind_text(data, dataset, aligned)}: {data} is not the file MMSA publishes for "
+                            f"{dataset} {'aligned' if aligned else 'unaligned'} (sha256:{published_sha256(*key[:2])})")
+            continue
+        sizes = r.get("split_sizes")
+        if sizes is None or published_sha256(dataset, aligned):
+            continue
+        mismatch = real_sizes_mismatch(dataset, sizes)
         if mismatch:
-            reasons[key] = f"not the real {r['dataset']} data: {mismatch}"
+            reasons[key] = f"not the real {dataset} data: {mismatch}"
     return reasons
+
+
+def kind_of(dataset: str, aligned: bool, data: str, not_real: str) -> str:
+    """What a table of runs on `data` says of it, in a CSV's `data_kind` column: `data.stamp.data_kind`'s word, or
+    'not real' for a real data id with a reason of `not_real_data` (`not_real`: its reason, or "")."""
+    kind = data_kind(data, dataset, aligned)
+    return "not real" if kind == "real" and not_real else kind
+
+
+def kind_text_of(dataset: str, aligned: bool, data: str, not_real: str) -> str:
+    """What a table's title says its rows were run on: `data.stamp.data_kind_text`, or 'not the real sims data'."""
+    if kind_of(dataset, aligned, data, not_real) == "not real":
+        return f"not the real {dataset} data"
+    return data_kind_text(data, dataset, aligned)
+
+
+def not_real_note(not_real: str) -> list[str]:
+    """The first note under a table whose data is not the dataset's real file (`not_real`: the reason), as its title
+    says it."""
+    return [f"{not_real[0].upper()}{not_real[1:]}: these runs are no reproduction of the paper's"] if not_real else []

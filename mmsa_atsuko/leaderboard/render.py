@@ -75,6 +75,12 @@ def _ablation_columns(dataset: str, paper: bool) -> list[tuple[str, tuple[str, .
             for (name, _), group in zip(columns, column_groups([m for _, m in columns], True))]
 
 
+def _ablation_kind(ab: Ablation) -> str:
+    """What an ablation's title says its groups were run on: each group's `Table.kind_text`, once (a group on the
+    published mosei file beside one on your own mosi file is both)."""
+    return " and ".join(dict.fromkeys(t.kind_text() for t in ab.groups))
+
+
 def _md_ablation(ab: Ablation, paper: bool = False) -> str:
     header = ["SBN", "MCM", "model"]
     for t, group_name in zip(ab.groups, ab.group_names()):
@@ -91,7 +97,7 @@ def _md_ablation(ab: Ablation, paper: bool = False) -> str:
                 best = {m for m in group if (g, flags, m) in ab.best}
                 cells.append(column_cell(group, row.cells, row.n, best, _md_bold) if row else "–")
         lines.append(cells)
-    kind = data_kind_text(ab.groups[0].data)      # every group is of one kind: build_ablations keys on it
+    kind = _ablation_kind(ab)
     data = "; ".join(f"{name}: {t.data}" for t, name in zip(ab.groups, ab.group_names()))
     return (f"### Ablation (Table 4 layout), {'aligned' if ab.aligned else 'unaligned'}: {kind} ({data})\n\n"
             + ("Acc2/F1 on MOSI/MOSEI as Has0/Non0 pairs" if paper
@@ -155,7 +161,7 @@ def render_latex(tables, ablations=(), published=(), published_ablation=False, p
                     best = {m for m in group if (g, flags, m) in ab.best}
                     cells.append(_tex_group(group, row.cells, row.n, best) if row else "--")
             lines.append(cells)
-        kind = data_kind_text(ab.groups[0].data)
+        kind = _ablation_kind(ab)
         parts.append(_latex_table(f"Ablation, {'aligned' if ab.aligned else 'unaligned'}, {kind}.", header, lines))
     for block in published:
         header = ["Method (published)"] + [name for name, _ in block.columns]
@@ -198,7 +204,7 @@ def render_comparison(rows: list[dict]) -> str:
                   f"[{signed_text(m, r['ci_low'])}, {signed_text(m, r['ci_high'])}]")
             p = "–" if math.isnan(r["p_value"]) else f"{r['p_value']:#.3g}"
             lines.append(cells + [signed_text(m, r["diff"]), ci, p])
-        kind = data_kind_text(data)
+        kind = data_kind_text(data, dataset, aligned)
         units = units_text(r["metric"] for r in block)
         parts.append(f"{dataset}, {'aligned' if aligned else 'unaligned'}: {kind} ({data})\n"
                      f"{model} (n={n_model}) vs {baseline} (n={n_base}), test metrics of each run's best-valid "

@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.conditions import condition_of
-from ..data.stamp import data_kind, data_kind_text, is_synthetic
+from ..data.stamp import is_synthetic
 from ..errors import UsageError
-from ..metrics.names import lower_is_better, metric_keys
+from ..metrics.names import lower_is_better, metric_keys, table_order
 from ..results import config_labels, headline_metric, ok_records
 from .notes import HOW_RAN, how_ran_note, preset_note, table_notes
-from .real_data import not_real_data
+from .real_data import kind_of, kind_text_of, not_real_data, not_real_note
 
 SIGNIFICANCE = 0.05
 MIN_SEEDS = 2               # fewer values than this: never best, never Welch-tested
@@ -171,10 +171,17 @@ class Table:
     def synthetic(self) -> bool:
         return is_synthetic(self.data)
 
+    def kind(self) -> str:
+        """What its CSV rows' `data_kind` says (real_data.kind_of)."""
+        return kind_of(self.dataset, self.aligned, self.data, self.not_real)
+
+    def kind_text(self) -> str:
+        """What its title says its rows were run on (real_data.kind_text_of)."""
+        return kind_text_of(self.dataset, self.aligned, self.data, self.not_real)
+
     def title(self) -> str:
         setting = "aligned" if self.aligned else "unaligned"
-        kind = f"not the real {self.dataset} data" if self.not_real else data_kind_text(self.data)
-        return f"{self.dataset}, {setting}: {kind} ({self.data})"
+        return f"{self.dataset}, {setting}: {self.kind_text()} ({self.data})"
 
 
 def _better(metric: str, a: float, b: float) -> bool:
@@ -258,9 +265,7 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
                         other = o
                 row.against, row.test = other.label, welch(row.cells[key].values, other.cells[key].values)
         table.notes = table_notes(rows, [model for model, model_hashes in hashes.items() if len(model_hashes) > 1])
-        if table.not_real:      # the first note under its rows, as its title says it
-            table.notes.insert(0, f"{table.not_real[0].upper()}{table.not_real[1:]}: these runs are no reproduction "
-                                  f"of the paper's")
+        table.notes[:0] = not_real_note(table.not_real)
         tables.append(table)
     return tables
 
@@ -286,13 +291,13 @@ def comparison_rows(table: Table, mine: list[Row], baselines: list[Row]) -> list
     rows = []
     for mine_row in mine:
         for base_row in baselines:
-            for m in table.metrics:
+            for m in table_order(table.metrics):       # the leaderboard's column order
                 a, b = mine_row.cells[m], base_row.cells[m]
                 w = welch(a.values, b.values)
                 better = "" if math.isnan(w.diff) or w.diff == 0 else _better(m, a.mean, b.mean)
                 rows.append({
                     "dataset": table.dataset, "aligned": table.aligned, "data": table.data,
-                    "data_kind": data_kind(table.data), "metric": m,
+                    "data_kind": table.kind(), "metric": m,
                     "higher_is_better": not lower_is_better(m),
                     "model": mine_row.label, "model_config_hash": mine_row.config_hash,
                     "model_n": a.n, "model_mean": a.mean, "model_std": a.std,

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 from ..config import published_sha256
+from ..data.stamp import data_kind
 from ..errors import UsageError
 from ..metrics.names import metric_family
 from .published import ERRATA, ERRATUM_MARK, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED, Erratum, erratum_note, published_key
@@ -90,9 +91,9 @@ def verify_cells(tables: list[Table]) -> tuple[list[VerifyCell], list[str]]:
 def _not_the_published_file(table: Table) -> str | None:
     """Why the table's runs are not on MMSA's file (a note), or None. The paper's numbers are on that file: runs on
     another (`--feature-path my.pkl -d mosi`, a modified copy) were verified as if they were the paper's experiment."""
-    published = published_sha256(table.dataset, table.aligned)
-    if published is None or table.data == f"sha256:{published}":
+    if data_kind(table.data, table.dataset, table.aligned) != "not published":
         return None
+    published = published_sha256(table.dataset, table.aligned)
     return (f"{table.dataset} {'aligned' if table.aligned else 'unaligned'}: runs on {table.data}, not the file "
             f"MMSA publishes (sha256:{published}); not verified")
 
@@ -110,10 +111,11 @@ def verify(records: list[dict], datasets=None) -> tuple[list[VerifyCell], list[s
         raise UsageError(f"no ok runs{what} to verify in this store")
 
     def why_not(table: Table) -> str | None:
-        if table.not_real:
-            return (f"{table.dataset} {'aligned' if table.aligned else 'unaligned'}: runs on {table.data}, "
-                    f"{table.not_real}; not verified")
-        return _not_the_published_file(table)
+        published_note = _not_the_published_file(table)
+        if published_note or not table.not_real:
+            return published_note
+        return (f"{table.dataset} {'aligned' if table.aligned else 'unaligned'}: runs on {table.data}, "
+                f"{table.not_real}; not verified")
     others = [note for note in map(why_not, real) if note]
     published = [t for t in real if not why_not(t)]
     if not published:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.conditions import condition_of
+from ..data.stamp import data_kind
 from ..data.synthetic_stress import STANDARD, recipe_of
 from ..metrics.names import MMSA_CSV_KEYS, metric_family
 from ..atomic import open_append
@@ -57,11 +58,18 @@ def mmsa_cell(values) -> str:
     return str((float(round(np.mean(arr) * 100, 2)), float(round(np.std(arr) * 100, 2))))
 
 
-def mmsa_csv_name(dataset: str, synthetic: bool, data: str | None = None) -> str:
+def mmsa_csv_name(dataset: str, synthetic: bool, data: str | None = None, aligned: bool = False) -> str:
     """`<dataset>.csv`; synthetic data's `<dataset>-synthetic.csv`, a stress recipe's `<dataset>-synthetic-<recipe>.csv`
-    (`data`: the runs' data id). A row names only its model: `--synthetic-recipe corrupt` rows sat among the
-    standard recipe's, the same model name on numbers of other data."""
+    (`data`: the runs' data id); a file other than the one whose sha256 MMSA publishes for the dataset and setting
+    (`data.stamp.data_kind` 'not published': your own videos extracted, an edited copy) `<dataset>-not-published-<the
+    first 12 hex digits of its sha256>.csv`. A row names only its model (and a file MMSA wrote, or one of ours from
+    before the trace columns, keeps MMSA's columns only, the data id's among those it lacks): a run on your own videos
+    under -d mosi sat among real MOSI runs, the same model name on numbers of other data, so such data get a file of
+    their own, one per file, as synthetic data do, rather than a column."""
     if not synthetic:
+        if data_kind(data, dataset, aligned) == "not published":
+            digits = "".join(c for c in str(data).removeprefix("sha256:") if c.isascii() and c.isalnum())[:12]
+            return f"{dataset}-not-published-{digits}.csv"      # a hand-made record's id is no path
         return f"{dataset}.csv"
     recipe = recipe_of(data)
     return f"{dataset}-synthetic.csv" if recipe == STANDARD else f"{dataset}-synthetic-{recipe}.csv"
@@ -139,7 +147,7 @@ def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set
     columns = mmsa + list(TRACE_COLUMNS)
     folder = Path(out_dir) / "normal"
     make_shared_folder(folder)
-    path = folder / mmsa_csv_name(first["dataset"], first["synthetic"], first["data"])
+    path = folder / mmsa_csv_name(first["dataset"], first["synthetic"], first["data"], bool(first["aligned"]))
     row = mmsa_row(records)
     not_written = (f"its row for {row['Model']} was not written (the runs are recorded in runs.jsonl); move the "
                    f"file away and the next training call starts a new one")

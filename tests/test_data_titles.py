@@ -1,0 +1,109 @@
+"""What every table says of the data its rows ran on, and where their MMSA rows go (user-trial findings).
+
+`run.py -m tfn -d mosi --feature-path my.pkl` (the command `extract` prints for your own videos) was headed "real
+data" by the leaderboard, with no note, and its row went into normal/mosi.csv among real MOSI runs; a dataset of your
+own (`--datasets`) was "real data" too. The expected titles, notes and file names below are written out by hand from
+configs/datasets.yaml's published sha256 of MOSI's unaligned file."""
+import csv
+
+from mmsa_atsuko.config import DATASETS_ENV
+from mmsa_atsuko.leaderboard import leaderboard
+from mmsa_atsuko.metrics.names import metric_keys
+from mmsa_atsuko.results import append_mmsa_csv, append_record
+
+PUBLISHED = "sha256:78e0f8b5ef8ff71558e7307848fc1fa929ecb078203f565ab22b9daab2e02524"   # MMSA's unaligned MOSI
+OWN_VIDEOS = "sha256:" + "bb" * 32                                                    # extract's file of 12 videos
+SYN = "synthetic:mosi-small-unaligned-seed0-v2"
+# MOSI's columns as the leaderboard prints them: Mult_acc_3 among the multi-class accuracies, as the README lists them
+MOSI_ORDER = ["Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_3", "Mult_acc_5", "Mult_acc_7",
+              "MAE", "Corr"]
+
+
+def record(model, seed, mae, *, data=PUBLISHED, dataset="mosi", preset=None, rate=None):
+    metrics = dict.fromkeys(metric_keys(dataset), 0.5) | {"MAE": mae, "Loss": mae}
+    return ({"run_id": f"{model}-{dataset}-{seed}-{data[-4:]}-{rate}", "status": "ok", "model": model,
+             "dataset": dataset, "aligned": False, "seed": seed, "synthetic": data.startswith("synthetic:"),
+             "metrics": metrics, "config_hash": "h-" + "0" * 10, "config": {"key_eval": "Loss"}, "data": data,
+             "preset": preset, "best_epoch": 1, "git_commit": "c" * 40, "package_version": "0.1.0",
+             "started_at": f"2026-01-01T00:00:{seed:02d}+00:00"}
+            | ({"condition": {"missing_rate": rate}} if rate else {}))
+
+
+def test_runs_on_another_file_than_mmsa_publishes_are_not_headed_real_data(tmp_path):
+    for seed, mae in ((1, 0.7), (2, 0.9)):
+        append_record(tmp_path, record("tfn", seed, mae, data=OWN_VIDEOS))
+        append_record(tmp_path, record("tfn", seed, mae))
+    md = leaderboard(tmp_path, fmt="md")
+    assert f"### mosi, unaligned: real data ({PUBLISHED})" in md                  # the published file: real data
+    own = md[md.index(f"### mosi, unaligned: not the published mosi data ({OWN_VIDEOS})"):]
+    first_note = next(line for line in own.splitlines() if line.startswith("- "))
+    assert first_note == (f"- Not the published mosi data: {OWN_VIDEOS} is not the file MMSA publishes for mosi "
+                          f"unaligned ({PUBLISHED}): these runs are no reproduction of the paper's")
+    latex = leaderboard(tmp_path, fmt="latex")
+    assert "mosi, unaligned: not the published mosi data" in latex
+    rows = list(csv.DictReader(leaderboard(tmp_path, fmt="csv").splitlines()))
+    assert {r["data_kind"] for r in rows if r["data"] == OWN_VIDEOS} == {"not published"}
+    assert {r["data_kind"] for r in rows if r["data"] == PUBLISHED and r["source"] == "ours"} == {"real"}
+
+
+def test_a_dataset_of_your_own_is_headed_your_data(tmp_path, monkeypatch):
+    blocks = tmp_path / "mine.yaml"
+    blocks.write_text("datasets:\n  mydata:\n    format: mmsa\n    task: regression\n    metrics: mosi\n"
+                      "    headline: MAE\n    language: en\n    label_range: [-3.0, 3.0]\n"
+                      "    files: {unaligned: MyData/features.pkl}\n    config: {key_eval: Loss}\n")
+    monkeypatch.setenv(DATASETS_ENV, str(blocks))
+    store = tmp_path / "results"
+    for seed, mae in ((1, 0.7), (2, 0.9)):
+        append_record(store, record("tfn", seed, mae, data=OWN_VIDEOS, dataset="mydata"))
+    md = leaderboard(store, fmt="md")
+    assert f"### mydata, unaligned: your data ({OWN_VIDEOS})" in md
+    assert "real data" not in md.split("### Published")[0] and "reproduction" not in md
+
+
+def test_mmsa_rows_of_another_file_go_to_a_file_of_their_own(tmp_path):
+    """MMSA's row names only its model, and a file MMSA wrote keeps its columns only: a separate file, as synthetic
+    data have, keeps the runs on your own videos out of the rows of the real file."""
+    real = append_mmsa_csv(tmp_path, [record("tfn", 1, 0.7), record("tfn", 2, 0.9)])
+    own = append_mmsa_csv(tmp_path, [record("tfn", 1, 0.7, data=OWN_VIDEOS), record("tfn", 2, 0.9, data=OWN_VIDEOS)])
+    assert real.name == "mosi.csv" and own.name == "mosi-not-published-bbbbbbbbbbbb.csv"
+    with open(real, newline="", encoding="utf-8") as f:
+        assert [row["data"] for row in csv.DictReader(f)] == [PUBLISHED]
+
+
+def test_the_end_table_names_its_data_and_preset_in_the_leaderboards_column_order(capsys):
+    from mmsa_atsuko.cli.train import print_table
+    print_table([record("tfn", 1, 0.7, data=OWN_VIDEOS, preset="small"),
+                 record("tfn", 2, 0.9, data=OWN_VIDEOS, preset="small")], "results", set())
+    lines = capsys.readouterr().out.splitlines()
+    title = next(line for line in lines if "test metrics" in line)
+    assert title.startswith("mosi (not the published mosi data): test metrics of the best-valid epoch")
+    header = next(line for line in lines if line.startswith("model"))
+    assert header.split()[3:] == MOSI_ORDER
+    assert "- trained at --preset small in every row (each model's own preset block, not its full config)" in lines
+    assert any(line.startswith("- Not the published mosi data: ") for line in lines)
+    print_table([record("tfn", 1, 0.7), record("tfn", 2, 0.9)], "results", set())     # the published file, no preset
+    out = capsys.readouterr().out
+    assert "\nmosi: test metrics of the best-valid epoch" in out and "\n- " not in out
+
+
+def test_compare_prints_the_leaderboards_column_order(tmp_path, capsys):
+    from mmsa_atsuko.cli import main
+    for seed, mae in ((1, 0.7), (2, 0.9)):
+        append_record(tmp_path, record("atsuko", seed, mae, data=SYN))
+        append_record(tmp_path, record("tfn", seed, mae + 0.1, data=SYN))
+    assert main(["compare", "-m", "atsuko", "--against", "tfn", "--results", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("metric "))
+    assert [line.split()[0] for line in lines[start + 1:start + 10]] == MOSI_ORDER
+    with open(tmp_path / "comparison_atsuko_mosi-synthetic.csv", newline="", encoding="utf-8") as f:
+        assert list(dict.fromkeys(row["metric"] for row in csv.DictReader(f))) == MOSI_ORDER
+
+
+def test_missing_rate_tables_say_the_preset_and_seeds_as_every_table_does(tmp_path):
+    for seed, mae in ((1, 0.7), (2, 0.9)):
+        for rate in (None, 0.5):
+            append_record(tmp_path, record("tfn", seed, mae, data=SYN, preset="small", rate=rate))
+    md = leaderboard(tmp_path, fmt="md", by="missing_rate")
+    notes = [line for line in md.splitlines() if line.startswith("- ")]
+    assert "- seeds 1 2 in every row" in notes
+    assert "- trained at --preset small in every row (each model's own preset block, not its full config)" in notes
