@@ -333,7 +333,7 @@ def analysis_commands(out, full, trained):
             "tsne": (["tsne", "-d", "sims", "--results", str(out)], None),
             "sensitivity": (["sensitivity", "-d", "sims", "--param", "lambda_ent", "--values", "0", "-s", "1111",
                              "--synthetic", "--preset", "small", "--max-epochs", "1", "--results", str(trained)],
-                            "sensitivity_atsuko_sims.pdf")}
+                            "sensitivity_atsuko_sims-synthetic.pdf")}
 
 
 @pytest.mark.parametrize("command", ["explain", "robustness", "tsne", "sensitivity"])
@@ -398,7 +398,7 @@ def test_sensitivity_runs_through_the_sweep_and_plots_mean_and_std(tmp_path):
             "--out", str(tmp_path)]
     done = run_cli(*args, threads_from_env=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    table = assert_figure(tmp_path, "sensitivity_atsuko_sims")
+    table = assert_figure(tmp_path, "sensitivity_atsuko_sims-synthetic")
     records = [r for r in read_records(tmp_path / "results")]
     assert len(records) == 4
     # --threads' default, as run and sweep have it (torch's default, every core, on a machine of two or more)
@@ -649,8 +649,8 @@ def test_sensitivity_reads_the_runs_of_its_synthetic_recipe(tmp_path, capsys):
     assert main([*argv, "--synthetic-recipe", "corrupt"]) == 0
     assert main(argv) == 0
     capsys.readouterr()
-    stress = assert_figure(tmp_path / "figures", "sensitivity_atsuko_sims_corrupt")
-    plain = assert_figure(tmp_path / "figures", "sensitivity_atsuko_sims")
+    stress = assert_figure(tmp_path / "figures", "sensitivity_atsuko_sims-synthetic-corrupt")
+    plain = assert_figure(tmp_path / "figures", "sensitivity_atsuko_sims-synthetic")
     for table, run_ids, data, scores in ((stress, "cor-1 cor-2", corrupt, [0.90, 0.60]),
                                          (plain, "std-1 std-2", standard, [0.50, 0.70])):
         assert list(table.run_ids) == [run_ids] and list(table.data) == [data] and list(table.code) == ["c" * 10]
@@ -679,15 +679,15 @@ def test_sensitivity_names_the_code_that_made_its_figures(tmp_path, capsys):
     assert main(["sensitivity", "-d", "sims", "--synthetic", "--param", "lambda_ent", "--values", "1", "-s", "1", "2",
                  "--preset", "small", "--max-epochs", "1", "--read-only", "--results", str(tmp_path / "results"),
                  "--out", str(figures)]) == 0, capsys.readouterr().err
-    assert list(assert_figure(figures, "sensitivity_atsuko_sims").code) == [other_code[:10]]
-    made_by = json.loads((figures / "sensitivity_atsuko_sims.json").read_text())
+    assert list(assert_figure(figures, "sensitivity_atsuko_sims-synthetic").code) == [other_code[:10]]
+    made_by = json.loads((figures / "sensitivity_atsuko_sims-synthetic.json").read_text())
     assert made_by["command"] == "sensitivity" and made_by["package_version"] == mmsa_atsuko.__version__
     assert (made_by["options"]["param"], made_by["options"]["seeds"], made_by["options"]["read_only"]) == (
         ["lambda_ent"], [1, 2], True)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     if head.returncode == 0:               # a checkout: its HEAD, '+dirty' when it has local changes
         assert made_by["git_commit"] in (head.stdout.strip(), head.stdout.strip() + "+dirty"), made_by
-    assert sorted(p.name for p in figures.iterdir()) == [f"sensitivity_atsuko_sims.{ext}"
+    assert sorted(p.name for p in figures.iterdir()) == [f"sensitivity_atsuko_sims-synthetic.{ext}"
                                                          for ext in ("csv", "json", "pdf", "png")]
 
 
@@ -700,6 +700,6 @@ def test_sensitivity_trains_on_its_synthetic_recipe(tmp_path):
     assert "sims synthetic (corrupt recipe) seed 1111" in done.stdout      # the sweep's progress line names it
     (record,) = read_records(tmp_path / "results")
     assert record["data"].startswith("synthetic:corrupt-") and record["config"]["lambda_ent"] == 1.0
-    table = assert_figure(tmp_path, "sensitivity_atsuko_sims_corrupt")
+    table = assert_figure(tmp_path, "sensitivity_atsuko_sims-synthetic-corrupt")
     assert list(table.run_ids) == [record["run_id"]] and list(table.data) == [record["data"]]
     assert table["mean"][0] == record["metrics"]["MAE"]

@@ -107,3 +107,16 @@ def test_missing_rate_tables_say_the_preset_and_seeds_as_every_table_does(tmp_pa
     notes = [line for line in md.splitlines() if line.startswith("- ")]
     assert "- seeds 1 2 in every row" in notes
     assert "- trained at --preset small in every row (each model's own preset block, not its full config)" in notes
+
+
+def test_the_sensitivity_legend_counts_its_seeds_in_english():
+    import pandas as pd
+    from mmsa_atsuko.plots.analyses import plot_sensitivity
+
+    def legend(seeds):
+        table = pd.DataFrame({"param": ["lambda_ent"] * 2, "value": [0.0, 1.0], "metric": ["MAE"] * 2,
+                              "mean": [0.7, 0.8], "std": [0.0, 0.1], "seeds": seeds})
+        fig = plot_sensitivity(table, "atsuko on sims", True, True)
+        return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend([1, 1]) == ["mean ± std over 1 seed"]            # was "over 1 seeds"
+    assert legend([3, 3]) == ["mean ± std over 3 seeds"] and legend([2, 3]) == ["mean ± std over 2–3 seeds"]

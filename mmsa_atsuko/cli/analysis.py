@@ -266,9 +266,11 @@ def cmd_sensitivity(argv) -> int:
     # Checked here, so that a bad --jobs or --threads is one line with --read-only too.
     jobs = parse_jobs(args.jobs) if args.jobs is not None else default_jobs(parse_devices("auto"), runs=len(seeds))
     check_threads(args.threads)
-    # A stress recipe's figure sits beside the standard one's instead of replacing it, and says which it is.
-    stress = f"_{recipe}" if args.synthetic and recipe != STANDARD else ""
-    name = f"sensitivity_{args.model}_{args.dataset}{stress}"
+    # Named as normal/'s CSVs and compare's are: synthetic data's figure ends -synthetic (a later run on the real file
+    # overwrote it), a stress recipe's -synthetic-<recipe>, beside the standard one's instead of replacing it.
+    stress = args.synthetic and recipe != STANDARD
+    kind = ("-synthetic" + (f"-{recipe}" if stress else "")) if args.synthetic else ""
+    name = f"sensitivity_{args.model}_{args.dataset}{kind}"
     check_figures_folder(args, [*figure_names(name), f"{name}.json"])
     made_by = provenance("sensitivity", args)          # the code that plots: the runs it trains record their own
     tables = []

@@ -86,8 +86,9 @@ def plot_tsne(table, where: str, synthetic: bool):
 
 
 def _seed_count(counts) -> str:
+    """'1 seed', '3 seeds', '2–3 seeds': how many seeds the points of a line are over."""
     low, high = int(counts.min()), int(counts.max())
-    return str(low) if low == high else f"{low}–{high}"
+    return ("1 seed" if high == 1 else f"{low} seeds") if low == high else f"{low}–{high} seeds"
 
 
 def plot_sensitivity(table, where: str, synthetic: bool, lower_is_better: bool):
@@ -99,7 +100,7 @@ def plot_sensitivity(table, where: str, synthetic: bool, lower_is_better: bool):
         rows = table[table.param == param].sort_values("value")
         metric = rows.metric.iloc[0]
         ax.errorbar(rows.value, rows["mean"], yerr=rows["std"], marker="o", capsize=4,
-                    label=f"mean ± std over {_seed_count(rows.seeds)} seeds")
+                    label=f"mean ± std over {_seed_count(rows.seeds)}")
         ax.set_xlabel(PARAM_LABELS.get(param, param))
         ax.set_ylabel(f"test {metric} ({'lower' if lower_is_better else 'higher'} is better)")
         ax.set_title(PARAM_LABELS.get(param, param))
