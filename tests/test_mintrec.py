@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from mmsa_atsuko.data import dataset_names, load_dataset, resolve_feature_path
-from mmsa_atsuko.data.mintrec import tables as mintrec_tables, text as mintrec_text
+from mmsa_atsuko.data.mintrec import tables as mintrec_tables
 from mmsa_atsuko.data import synthetic_mintrec as smt
 from mmsa_atsuko.errors import DataError, UsageError
 from mmsa_atsuko.results import code_version
@@ -176,28 +176,6 @@ def test_text_features_are_frozen_berts_last_hidden_state_masked(native, bert):
         assert text.shape == (len(tb), 30, 768) and text.dtype == torch.float32
         torch.testing.assert_close(text, expected, atol=1e-5, rtol=1e-5)
         assert not text[tb[:, 1] == 0].any()                            # padding is exactly 0
-
-
-def test_text_features_are_cached_per_bert(native, bert, tmp_path, monkeypatch):
-    from mmsa_atsuko.data.tiny_bert import write_tiny_bert
-    folder, *_, first = native
-    cache = folder / "text_features"
-    assert len(list(cache.glob("*.safetensors"))) == 1
-
-    def must_not_run(*args):
-        raise AssertionError("recomputed although cached")
-
-    with monkeypatch.context() as m:
-        m.setattr(mintrec_text, "_compute_text_features", must_not_run)
-        again = load_dataset("mintrec", feature_path=folder, pretrained=str(bert))
-    torch.testing.assert_close(again.train.tensors["text"], first.train.tensors["text"], rtol=0, atol=0)
-
-    # Another BERT (same vocab, other weights): a new key, computed and cached beside the first.
-    other = write_tiny_bert(tmp_path / "other-bert", seed=1)
-    third = load_dataset("mintrec", feature_path=folder, pretrained=str(other))
-    assert len(list(cache.glob("*.safetensors"))) == 2
-    assert not torch.allclose(third.train.tensors["text"], first.train.tensors["text"])
-    assert torch.equal(third.train.tensors["text_bert"], first.train.tensors["text_bert"])
 
 
 def test_folder_resolution_and_dispatch(native, bert, tmp_path):
@@ -385,7 +363,7 @@ def test_synthetic_name_needs_the_stamp_to_hold(small_synthetic, tmp_path):
         return spec.synthetic, spec.source, "sha256:" + hashlib.sha256(combined.encode()).hexdigest()
 
     # One label edited in test.tsv: the seasons still read 'synthetic:...', yet it is real data now.
-    edited = shutil.copytree(small_synthetic, tmp_path / "edited", ignore=shutil.ignore_patterns("text_features"))
+    edited = shutil.copytree(small_synthetic, tmp_path / "edited")
     lines = (edited / "test.tsv").read_text().splitlines()
     fields = lines[1].split("\t")
     fields[4] = "Praise" if fields[4] != "Praise" else "Complain"
@@ -394,7 +372,7 @@ def test_synthetic_name_needs_the_stamp_to_hold(small_synthetic, tmp_path):
     assert not synthetic and got == expected
 
     # The stamp removed from synthetic.json (what an older generator wrote): real data too.
-    bare = shutil.copytree(small_synthetic, tmp_path / "bare", ignore=shutil.ignore_patterns("text_features"))
+    bare = shutil.copytree(small_synthetic, tmp_path / "bare")
     marker = json.loads((bare / "synthetic.json").read_text())
     del marker["stamp"]
     (bare / "synthetic.json").write_text(json.dumps(marker))

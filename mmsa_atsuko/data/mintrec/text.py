@@ -7,29 +7,34 @@ offline `from_pretrained` can hand back a 5-token stub without an error. Lower-c
 tokenizer's own config (bert-base-uncased lower-cases, as MIntRec asks).
 
 Models that read pre-extracted `text` (TFN, LMF, MulT without BERT) get the last hidden state of
-the configured BERT, frozen, with padding set to 0. It is computed once and cached in
-`<folder>/text_features/`, under a key made of the BERT's identity (sha256 of its config and
-weights) and the token ids, so another BERT or edited TSVs never reuse it. The only part of the
-loader that runs a model, so it lives apart from the file readers.
+the configured BERT, frozen, with padding set to 0. It is computed once and cached in the user's
+cache folder (`<cache_dir()>/mintrec_text_features/`), under a key made of the BERT's identity
+(sha256 of its config and weights) and the token ids, so another BERT or edited TSVs never reuse it.
+Never in the data folder: the key is no secret (public BERT files, the folder's own TSVs), so a file
+shipped there under it would stand in for the features unseen, and the data id covers only the five
+data files; a `text_features/` there (where this cache was kept before) is ignored, with one info line.
+The only part of the loader that runs a model, so it lives apart from the file readers.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ...atomic import replace_with
-from ...cache import sha256_of
+from ...cache import cache_dir, sha256_of
 from ...errors import UsageError
 from .folder import SPLITS
 
 log = logging.getLogger("mmsa_atsuko")
 
-TEXT_CACHE_DIR = "text_features"
+TEXT_CACHE_DIR = "mintrec_text_features"     # under cache_dir()
+FOLDER_TEXT_CACHE = "text_features"          # where a data folder held this cache before: ignored
 TEXT_BATCH = 64              # samples per BERT forward pass when computing `text`
 
 
@@ -108,14 +113,18 @@ def _compute_text_features(bert_path: str, text_bert: dict) -> dict:
 
 
 def cached_text_features(folder: Path, bert_path: str, text_bert: dict, hidden: int) -> dict:
-    """{split: (N, L, hidden) float32 tensor}, from `<folder>/text_features/` when a file for
-    this BERT and these token ids is there, else computed and saved there (atomically; a
-    folder that cannot be written is only warned about)."""
+    """{split: (N, L, hidden) float32 tensor}, from `<cache_dir()>/mintrec_text_features/` when a file for
+    this BERT and these token ids is there, else computed and saved there (atomically; a cache folder
+    that cannot be written is only warned about). Nothing in `folder`, the data folder, is read or written:
+    it is named only to say that a `text_features/` there is ignored."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file, save_file
 
+    if os.path.lexists(folder / FOLDER_TEXT_CACHE):
+        log.info("mintrec: ignoring %s (text features in a data folder are never read); they are cached in %s",
+                 folder / FOLDER_TEXT_CACHE, cache_dir() / TEXT_CACHE_DIR)
     key = text_feature_key(bert_path, text_bert)
-    path = folder / TEXT_CACHE_DIR / f"bert-{key[:24]}.safetensors"
+    path = cache_dir() / TEXT_CACHE_DIR / f"bert-{key[:24]}.safetensors"
     expected = {s: (len(text_bert[s]), text_bert[s].shape[2], hidden) for s in SPLITS}
     if path.is_file():
         try:
