@@ -356,10 +356,12 @@ def test_synthetic_name_needs_the_stamp_to_hold(small_synthetic, tmp_path):
 
     def source(folder):
         spec = load_dataset("mintrec", feature_path=folder, pretrained=bert).spec
+        # The five data files only: a marker whose stamp does not hold sets nothing, not even the lengths.
         digests = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
                    for name in ("train.tsv", "dev.tsv", "test.tsv", "video_data/video_feats.pkl",
-                                "audio_data/audio_feats.pkl", "synthetic.json")}
+                                "audio_data/audio_feats.pkl")}
         combined = "".join(f"{name} {digests[name]}\n" for name in sorted(digests))
+        assert spec.seq_lens == {"text": 30, "audio": 480, "vision": 230}
         return spec.synthetic, spec.source, "sha256:" + hashlib.sha256(combined.encode()).hexdigest()
 
     # One label edited in test.tsv: the seasons still read 'synthetic:...', yet it is real data now.

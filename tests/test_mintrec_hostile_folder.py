@@ -3,6 +3,9 @@
 - A text-feature cache shipped in the folder (`text_features/bert-<key>.safetensors`, the key computable by
   anyone from the public BERT and the folder's own TSVs) stood in for the BERT's features, under the same
   data id. It is never read; the cache is the user's own cache folder.
+- synthetic.json's `max_seq_lens` set the padded lengths of any folder: -1 or 0 ended in a traceback, 10**12
+  in a huge allocation, 3 cut every text of data still named real. They count only where the generator's
+  stamp holds, and then within datasets.yaml's lengths.
 - `text_features` a link to a folder outside: the cache was written through it. Nothing is written in the
   data folder now.
 
@@ -22,7 +25,8 @@ from safetensors.torch import save_file
 from mmsa_atsuko.cache import cache_dir
 from mmsa_atsuko.data import load_dataset
 from mmsa_atsuko.data import synthetic_mintrec as smt
-from mmsa_atsuko.data.mintrec import load_mintrec, text as mintrec_text
+from mmsa_atsuko.data.mintrec import dataset as mintrec_dataset, load_mintrec, text as mintrec_text
+from mmsa_atsuko.errors import DataError
 
 FIVE_FILES = ("train.tsv", "dev.tsv", "test.tsv", "video_data/video_feats.pkl", "audio_data/audio_feats.pkl")
 REAL_LENS = {"text": 30, "audio": 480, "vision": 230}      # datasets.yaml's mintrec max_seq_lens
@@ -138,3 +142,68 @@ def test_nothing_is_written_in_the_data_folder_not_even_through_a_link(folder, m
     load(folder)
     assert tree_of(folder) == before and list(outside.iterdir()) == []
     assert len(list((tmp_path / "cache" / "mintrec_text_features").glob("*.safetensors"))) == 1
+
+
+# ------------------------------------------------------------------------------ H3: synthetic.json's lengths
+
+@pytest.mark.parametrize("lengths", [{"text": 3}, {"text": -1}, {"text": 0}, {"text": 10 ** 12}, {"audio": 10 ** 12}])
+@pytest.mark.parametrize("stamp", ["removed", "of other files"])
+def test_lengths_of_a_marker_whose_stamp_does_not_hold_are_ignored(folder, lengths, stamp, caplog):
+    def change(marker):
+        marker["max_seq_lens"].update(lengths)
+        if stamp == "removed":
+            del marker["stamp"]
+        else:
+            marker["stamp"]["content_sha256"] = "0" * 64
+    set_marker(folder, change)
+    with caplog.at_level(logging.WARNING, logger="mmsa_atsuko"):
+        data = load(folder, with_text_features=False)
+    assert data.spec.seq_lens == REAL_LENS and not data.spec.synthetic
+    assert data.spec.source == real_source(folder)          # the five files only: the marker sets nothing
+    assert data.train.tensors["text_bert"].shape[2] == 30 and data.train.tensors["audio"].shape[1] == 480
+    assert data.train.tensors["text_lengths"].max() > 3     # no text cut to the marker's length
+    warned = [r.getMessage() for r in caplog.records if "synthetic.json" in r.getMessage()]
+    assert len(warned) == 1 and "real data" in warned[0]
+
+
+@pytest.mark.parametrize("lengths", [{"text": -1}, {"text": 0}, {"text": 10 ** 12},
+                                     {"vision": 10 ** 12}, {"audio": 0}, {"text": "16"}, {"vision": True},
+                                     {"text": 16.0}])
+def test_a_stamped_marker_with_lengths_out_of_bounds_is_one_line(folder, lengths):
+    # The stamp covers the five data files, not synthetic.json: its lengths can be edited with the stamp intact.
+    set_marker(folder, lambda marker: marker["max_seq_lens"].update(lengths))
+    with pytest.raises(DataError) as info:
+        load(folder, with_text_features=False)
+    message = str(info.value)
+    assert "\n" not in message and "synthetic.json" in message and "text 2-30, audio 1-480, vision 1-230" in message
+
+
+def test_the_bounds_of_a_stamped_markers_lengths_are_inclusive(folder):
+    set_marker(folder, lambda marker: marker["max_seq_lens"].update({"text": 2, "audio": 480}))
+    data = load(folder, with_text_features=False)
+    assert data.spec.synthetic and data.spec.seq_lens == {"text": 2, "audio": 480, "vision": 20}
+    assert (data.train.tensors["text_lengths"] == 2).all()              # [CLS] [SEP]
+    for text_length in (1, 31):
+        set_marker(folder, lambda marker: marker["max_seq_lens"].update({"text": text_length}))
+        with pytest.raises(DataError, match="text 2-30"):
+            load(folder, with_text_features=False)
+
+
+def test_files_changed_between_the_stamp_check_and_the_read_are_one_line(folder, monkeypatch):
+    real_read = mintrec_dataset.read_feature_file
+
+    def read_then_changed(folder, modality, rows, max_len):
+        frames, digest = real_read(folder, modality, rows, max_len)
+        return frames, hashlib.sha256(b"other bytes").hexdigest()
+
+    monkeypatch.setattr(mintrec_dataset, "read_feature_file", read_then_changed)
+    with pytest.raises(DataError, match="changed while they were read") as info:
+        load(folder, with_text_features=False)
+    assert "\n" not in str(info.value)
+
+
+def test_a_marker_that_is_no_json_object_leaves_real_data(folder):
+    (folder / "synthetic.json").write_bytes(b"[1, 2")
+    data = load(folder, with_text_features=False)
+    assert not data.spec.synthetic and data.spec.seq_lens == REAL_LENS
+    assert [len(data.train), len(data.valid), len(data.test)] == [160, 60, 60]

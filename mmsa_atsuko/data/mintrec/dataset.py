@@ -1,10 +1,11 @@
 """`load_mintrec`: a MIntRec folder read, checked in order (cheap first) and assembled into a `Dataset`.
 
-The dataset's `source` is `sha256:` + `folder_digest` (a sha256 over the five files' sha256s, and
-over synthetic.json's when there is one: it sets the padded lengths), or `synthetic:<recipe>` for
-a folder `synthetic_mintrec` wrote, proven by the stamp in its synthetic.json: the recipe and the
-folder digest of the five files (see stamp.py). The readers are tables.py, text.py and frames.py;
-this module only orders them and builds the tensors and the spec.
+The dataset's `source` is `sha256:` + `folder_digest` (a sha256 over the five files' sha256s), or
+`synthetic:<recipe>` for a folder `synthetic_mintrec` wrote, proven by the stamp in its synthetic.json:
+the recipe and the folder digest of the five files (see stamp.py). Only such a folder's synthetic.json
+sets the padded lengths (`synthetic_marker`); nothing else in the folder is read, and nothing is written
+there (the text features are cached in the user's cache folder, text.py). The readers are tables.py,
+text.py and frames.py; this module only orders them and builds the tensors and the spec.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def load_mintrec(data_root=None, feature_path=None, *, pretrained=None, with_tex
     if lacking:
         raise one_line_error(f"mintrec folder {folder} ({how}) lacks {', '.join(lacking)}: it must hold "
                              f"{', '.join([*TSV_FILES.values(), *FEATURE_FILES.values()])}; {SOURCE_HINT}")
-    max_lens, stamp, marker_sha256 = synthetic_marker(folder)
+    max_lens, stamp, marker_recipe = synthetic_marker(folder)
 
     # Cheap checks first: TSVs, labels, the BERT path; the big pickles after.
     rows = {split: read_tsv(folder / TSV_FILES[split], split) for split in SPLITS}
@@ -78,14 +79,12 @@ def load_mintrec(data_root=None, feature_path=None, *, pretrained=None, with_tex
         tensors["label"] = torch.from_numpy(labels[split])
         splits[split] = Split(split, tensors, rows[split].keys)
 
-    recipe = stamped_recipe(stamp, folder_digest(digests))
+    recipe = stamped_recipe(stamp, folder_digest(digests)) if marker_recipe is not None else None
+    if recipe != marker_recipe:             # the stamp held for the files hashed before, not for the bytes read
+        raise one_line_error(f"mintrec folder {folder}: its files changed while they were read (the stamp in "
+                             f"{SYNTHETIC_MARKER} held before, not after); load it again once nothing writes there")
     synthetic = recipe is not None
-    if synthetic:
-        source = synthetic_data_id(recipe)
-    else:
-        if marker_sha256 is not None:       # it set the padded lengths: part of what was loaded
-            digests[SYNTHETIC_MARKER] = marker_sha256
-        source = "sha256:" + folder_digest(digests)
+    source = synthetic_data_id(recipe) if synthetic else "sha256:" + folder_digest(digests)
 
     facts = mintrec_facts()
     spec = DatasetSpec(

@@ -14,20 +14,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
+from ...atomic import read_small_file
+from ...cache import sha256_of
 from ...config import datasets_table
 from ...errors import DataError
 from ..spec import MODALITIES
+from ..stamp import stamped_recipe
+
+log = logging.getLogger("mmsa_atsuko")
 
 NAME = "mintrec"
 SPLITS = ("train", "valid", "test")
 TSV_FILES = {"train": "train.tsv", "valid": "dev.tsv", "test": "test.tsv"}
 FEATURE_FILES = {"vision": "video_data/video_feats.pkl", "audio": "audio_data/audio_feats.pkl"}
+DATA_FILES = (*TSV_FILES.values(), *FEATURE_FILES.values())       # what a folder's digest and stamp cover
 TSV_HEADER = ("season", "episode", "clip", "text", "label")
 # Written by the synthetic generator into its folder: its stamp (the recipe and the digest of
-# the five files) and, for size 'small', padded lengths shorter than MIntRec's.
+# the five files) and, for size 'small', padded lengths shorter than MIntRec's (honoured only where the stamp holds).
 SYNTHETIC_MARKER = "synthetic.json"
 SOURCE_HINT = "get the MIntRec folder as https://github.com/thuiar/MIntRec describes"
 NAMED_AT_MOST = 5            # how many missing keys / unknown labels an error names
@@ -74,28 +81,59 @@ def resolve_mintrec_folder(data_root=None, feature_path=None) -> tuple[Path, str
 
 def missing_files(folder: Path) -> list[str]:
     """The files of MIntRec's layout that `folder` lacks (relative paths)."""
-    wanted = [*TSV_FILES.values(), *FEATURE_FILES.values()]
-    return [name for name in wanted if not (folder / name).is_file()]
+    return [name for name in DATA_FILES if not (folder / name).is_file()]
 
 
+MARKER_BYTES = 64 << 10      # the generator's synthetic.json is under 1 KiB
+MIN_SEQ_LENS = {"text": 2, "audio": 1, "vision": 1}     # text: [CLS] and [SEP] at least
+
+
+def _marker_of(folder: Path) -> dict | None:
+    """synthetic.json's object, or None when there is none, or none that can be read as JSON."""
+    try:
+        marker = json.loads(read_small_file(folder / SYNTHETIC_MARKER, MARKER_BYTES).decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):       # a link, a pipe, too large, not UTF-8 JSON: no stamp can hold
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def _checked_lengths(marker: dict, marker_path: Path) -> dict:
+    """The marker's padded lengths: integers from MIN_SEQ_LENS to datasets.yaml's (the generator writes no more)."""
+    wanted = mintrec_facts()["max_seq_lens"]
+    try:
+        lens = {m: marker["max_seq_lens"][m] for m in MODALITIES}
+    except (KeyError, TypeError):
+        lens = None
+    if lens is None or not all(type(n) is int and MIN_SEQ_LENS[m] <= n <= int(wanted[m]) for m, n in lens.items()):
+        bounds = ", ".join(f"{m} {MIN_SEQ_LENS[m]}-{wanted[m]}" for m in MODALITIES)
+        raise one_line_error(f"{marker_path}: expected max_seq_lens of whole numbers within {bounds}, as the "
+                             f"synthetic generator writes them; delete the folder and write it again")
+    return lens
 
 
 def synthetic_marker(folder: Path) -> tuple[dict, dict | None, str | None]:
-    """(padded lengths {text, audio, vision}, the generator's stamp, the marker's sha256): MIntRec's
-    lengths and (None, None) without synthetic.json, else what the marker says."""
+    """(padded lengths {text, audio, vision}, the generator's stamp, the recipe it proves), read before the data.
+
+    synthetic.json's lengths count only when its stamp holds for the five files as they are now (sha256_of,
+    remembered per file version); they must then lie within datasets.yaml's (else one line). Without a marker,
+    or with one whose stamp does not hold (an edited or planted file), the folder is real data, padded to
+    datasets.yaml's lengths: its five files alone decide what is loaded, and they are all its data id covers.
+    The caller checks the stamp again on the digests of the bytes it read (`stamped_recipe`)."""
     lens = dict(mintrec_facts()["max_seq_lens"])
-    marker_path = folder / SYNTHETIC_MARKER
-    if not marker_path.is_file():
+    marker = _marker_of(folder)
+    if marker is None:
         return lens, None, None
-    raw = marker_path.read_bytes()
-    try:
-        marker = json.loads(raw.decode("utf-8"))
-        lens.update({m: int(marker["max_seq_lens"][m]) for m in MODALITIES})
-    except (ValueError, KeyError, TypeError) as e:
-        raise one_line_error(f"{marker_path}: expected the synthetic generator's JSON with max_seq_lens "
-                             f"for {', '.join(MODALITIES)} ({type(e).__name__}); delete the folder "
-                             f"and write it again") from None
-    return lens, marker.get("stamp"), hashlib.sha256(raw).hexdigest()
+    stamp, recipe = marker.get("stamp"), None
+    if isinstance(stamp, dict):         # the five files are hashed only for a stamp that can hold
+        recipe = stamped_recipe(stamp, folder_digest({name: sha256_of(folder / name) for name in DATA_FILES}))
+    if recipe is None:
+        log.warning("mintrec: %s has no synthetic generator's stamp that holds for this folder's files; the folder "
+                    "is read as real data, padded to datasets.yaml's lengths (%s)", folder / SYNTHETIC_MARKER,
+                    ", ".join(f"{m} {lens[m]}" for m in MODALITIES))
+        return lens, None, None
+    return _checked_lengths(marker, folder / SYNTHETIC_MARKER), stamp, recipe
 
 
 def folder_digest(digests: dict) -> str:
