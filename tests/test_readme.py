@@ -246,3 +246,41 @@ def test_the_layout_names_each_module_and_package_of_the_library_and_no_other():
         {p.stem for p in package.glob("*.py") if p.name != "__init__.py"}
     assert named == parts
     assert all((ROOT / entry.split()[0]).exists() for entry in entries), list(entries)
+
+
+def github_anchor(heading: str) -> str:
+    """The id GitHub gives a Markdown heading: lowercase, punctuation but `-` and `_` dropped, spaces to `-`."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def user_pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_every_relative_link_of_the_readme_and_the_docs_resolves():
+    """The README's reference detail moved to docs/ pages that link each other by file and heading: a renamed
+    page or heading left links that led nowhere. Each relative link's file exists, and its #anchor is a heading
+    of that file (GitHub's ids)."""
+    broken = []
+    for page in user_pages():
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and linked.suffix == ".md":
+                headings = re.findall(r"^#+ (.*)$", re.sub(r"```.*?```", "", linked.read_text(encoding="utf-8"),
+                                                           flags=re.S), re.M)
+                if anchor not in {github_anchor(h) for h in headings}:
+                    broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert broken == []
+
+
+def test_the_readme_links_every_docs_page():
+    """Every fact the README left out is on a docs/ page: a page the README does not link is one no reader finds."""
+    linked = {(ROOT / target.partition("#")[0]).resolve() for target in re.findall(r"\]\(([^)#\s]+)", README)}
+    assert [p.name for p in sorted((ROOT / "docs").glob("*.md")) if p.resolve() not in linked] == []
