@@ -242,6 +242,18 @@ STUDY_CASES = {
                                           "count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
                                           "FROM c) SELECT x FROM c); END")),
     "view": ("holds view 'v'", lambda db, elsewhere: sql(make_study(db), "CREATE VIEW v AS SELECT 1")),
+    # SQL in the schema that runs as a row is written: 30 such indexes made a 240 KB study's next tune take 14 GB
+    "expression-index": ("holds index 'ix_i', which Optuna never makes",
+                         lambda db, elsewhere: sql(make_study(db), "CREATE INDEX ix_i ON trials(CASE WHEN number >= 0 "
+                                                   "THEN length(replace(hex(zeroblob(1000)), '00', 'i')) END)")),
+    "optunas-index-made-partial": (
+        "holds index 'ix_trials_study_id' other than Optuna",
+        lambda db, elsewhere: (sql(make_study(db), "DROP INDEX ix_trials_study_id"),
+                               sql(db, "CREATE INDEX ix_trials_study_id ON trials (study_id) "
+                                       "WHERE length(hex(zeroblob(1000))) > 0"))),
+    "table-check": ("holds table 'trials' other than Optuna",
+                    lambda db, elsewhere: sql(make_study(db), "ALTER TABLE trials ADD COLUMN x INTEGER DEFAULT 0 "
+                                              "CHECK (length(hex(zeroblob(1000))) > 0)")),
     "deep-json": ("a value of study_user_attributes is nested deeper than JSON is read",
                   lambda db, elsewhere: sql(make_study(db), "UPDATE study_user_attributes SET value_json = ?",
                                             "[" * 100_000 + "]" * 100_000)),
@@ -260,7 +272,9 @@ def test_a_hostile_study_file_is_one_line_before_any_trial(tmp_path, victim, cap
     """Before: a link at tune/<study>.db sent the study into the file it points at (a database elsewhere written
     to), a named pipe was an sqlalchemy traceback, a trigger on trials hung the tune for good, 100,000 nested
     '[' in a study attribute were a RecursionError traceback, a 178 MB database took 8 GB (32 MiB + 1 is past
-    the bound; a sparse file), and a search record that is a string a TypeError traceback."""
+    the bound; a sparse file), and a search record that is a string a TypeError traceback. An index on an
+    expression, one of Optuna's indexes made partial and a CHECK added to a table passed, and ran their SQL on
+    every write of a row."""
     out = tmp_path / "results"
     (out / "tune").mkdir(parents=True)
     elsewhere = tmp_path / "elsewhere"

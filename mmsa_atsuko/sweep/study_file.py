@@ -3,11 +3,14 @@
 A results folder may be someone else's, and Optuna opens, migrates and writes whatever file sits at
 the study's name: SQLite follows a link there (the study was written into the file it points at), a
 named pipe was a traceback, a trigger on a table Optuna writes ran its SQL on every trial (a recursive
-one hung the tune for good), a 178 MB file of one trial's intermediate values took 8 GB and two minutes,
-and a value of 100,000 nested '[' was a RecursionError in Optuna's JSON reader. So, before the study
-is created or loaded: no link or other non-regular file at the database or its journal's names, at
-most MAX_STUDY_BYTES, only tables and indexes (no trigger, no view), and every JSON value Optuna will
-read within the JSON reader's depth. Anything refused is one UsageError line.
+one hung the tune for good), so did an index on an expression (30 of them, each evaluated on every write of a
+trial's row, took a 240 KB study's next tune to 14 GB and 126 s), a 178 MB file of one trial's intermediate values
+took 8 GB and two minutes, and a value of 100,000 nested '[' was a RecursionError in Optuna's JSON reader. So,
+before the study is created or loaded: no link or other non-regular file at the database or its journal's names, at
+most MAX_STUDY_BYTES, only the schema objects the installed Optuna makes, each as it makes them (`optuna_schema`:
+SQL stored in a trigger, an index's expression or WHERE, a table's CHECK, DEFAULT or generated column runs as rows
+are written), and every JSON value Optuna will read within the JSON reader's depth. Anything refused is one
+UsageError line.
 
 Several processes write the study at once (the driver tells results, each trial's worker reports every epoch):
 SQLite makes a writer wait for another's lock only up to its busy timeout, 5 s by default, then raises
@@ -21,11 +24,13 @@ stops in one line (`check_same_search`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
 import sqlite3
 import stat
+import tempfile
 from pathlib import Path
 
 from ..config import config_hash
@@ -64,9 +69,7 @@ def check_study_file(path: Path) -> None:
         raise UsageError(f"{path} holds {size:,} bytes, more than a study's {MAX_STUDY_BYTES:,}: {fix}")
     try:
         with contextlib.closing(_connect(path)) as db:
-            code = db.execute("SELECT type, name FROM sqlite_master WHERE type NOT IN ('table', 'index')").fetchone()
-            if code:
-                raise UsageError(f"{path} holds {code[0]} {code[1]!r}, which Optuna never makes: {fix}")
+            _check_schema(db, path, fix)
             tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             for table, column in JSON_COLUMNS:
                 if table in tables:
@@ -76,6 +79,34 @@ def check_study_file(path: Path) -> None:
         if is_locked(e):           # busy, not broken: `stop_if_locked` says so (never "remove it")
             raise
         raise UsageError(f"{path} is not an SQLite database Optuna can read ({e}): {fix}") from None
+
+
+def _check_schema(db: sqlite3.Connection, path: Path, fix: str) -> None:
+    """One UsageError line naming the first schema object of `db` that is not one of `optuna_schema`'s as it is
+    there: an object of another name (a trigger, a view, an index of one's own), or one of Optuna's names made
+    otherwise (its index dropped and made again on an expression, a CHECK added to its table)."""
+    made = optuna_schema()
+    for kind, name, table, sql in db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"):
+        if (kind, name) not in made:
+            raise UsageError(f"{path} holds {kind} {name!r}, which Optuna never makes: {fix}")
+        if made[kind, name] != (table, sql):
+            version = optuna_module().__version__
+            raise UsageError(f"{path} holds {kind} {name!r} other than Optuna {version} makes it "
+                             f"({' '.join(str(sql).split())[:100]}): {fix}")
+
+
+@functools.lru_cache(maxsize=1)
+def optuna_schema() -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(type, name) -> (table, SQL) of every schema object the installed Optuna makes in a new study's SQLite file,
+    read from one it makes in a temporary folder (0.1 s): so it is what the Optuna that opens the study would make,
+    whichever version that is, and no copy of it here goes stale."""
+    optuna = optuna_module()
+    with tempfile.TemporaryDirectory(prefix="mmsa-atsuko-study-") as folder:
+        fresh = Path(folder) / "fresh.db"
+        optuna.storages.RDBStorage(f"sqlite:///{fresh}").engine.dispose()
+        with contextlib.closing(sqlite3.connect(fresh)) as db:
+            rows = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    return {(kind, name): (table, sql) for kind, name, table, sql in rows}
 
 
 def _connect(path: Path) -> sqlite3.Connection:
