@@ -521,6 +521,38 @@ def test_failures_after_a_finished_trial_count_but_do_not_stop_the_tune(tmp_path
     assert "6 of this call's 7 trials failed" in lines[-2] and "best:" in lines[-1], lines
 
 
+def test_a_trial_cut_short_is_promised_a_rerun_only_where_this_call_has_room_for_it(tmp_path, monkeypatch):
+    """Before: after a kill at trial 9 of --trials 40, a call with --trials 8 said trial 9's parameters "run again
+    as a new trial" and "9/8 trials done before this call", and ran nothing. Here 2 trials ended and trials 2 and
+    3 were running when the tune died: --trials 2 runs none and says so; --trials 3 runs 2's parameters, not 3's;
+    --trials 4 runs 3's, queued two calls before."""
+    from mmsa_atsuko.sweep.tune_space import suggest
+    started = _guard_trials(monkeypatch, 4)
+    call = dict(out=tmp_path, study_name="s", seeds=[1111], final_runs=False, synthetic=True, preset="small",
+                max_epochs=1)
+    tune("tfn", "mosi", trials=2, echo=lambda _: None, **call)
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'tune' / 's.db'}")
+    cut = [suggest(study.ask(), read_space("tfn")) for _ in range(2)]       # trials 2 and 3, left RUNNING
+    runs = []
+    for trials in (2, 3, 4):
+        lines, before = [], len(started)
+        tune("tfn", "mosi", trials=trials, echo=lines.append, **call)
+        said = [line.split("] ", 1)[1].split("; storage")[0] for line in lines
+                if "was running" in line or "before this call" in line]
+        runs.append((len(started) - before, said))
+    assert runs[0] == (0, [
+        "trial 2 was running when an earlier tune stopped: it does not count, and its parameters are kept to run "
+        "again as a new trial, which --trials 2 leaves no room for: give --trials 3 or more",
+        "trial 3 was running when an earlier tune stopped: it does not count, and its parameters are kept to run "
+        "again as a new trial, which --trials 2 leaves no room for: give --trials 4 or more",
+        "2 trials done before this call, --trials 2: no trial to run (give --trials 3 or more to search on)"]), runs
+    assert runs[1:] == [(1, ["2/3 trials done before this call"]), (1, ["3/4 trials done before this call"])], runs
+    trials = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'tune' / 's.db'}").trials
+    assert [(t.number, t.state.name, t.user_attrs.get("interrupted", False)) for t in trials[2:4]] == \
+        [(2, "FAIL", True), (3, "FAIL", True)]
+    assert [t.params for t in trials[4:]] == cut and len(trials) == 6      # run in the order they were cut
+
+
 def test_a_trial_value_the_config_refuses_is_blamed_on_the_space_file(tmp_path, capsys, monkeypatch):
     # As if the space check missed a value: the trial's error names the space file, not -c.
     import mmsa_atsuko.sweep.tune as tune_module

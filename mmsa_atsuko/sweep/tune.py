@@ -141,18 +141,20 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
             if why:
                 raise UsageError(f"study {study_name} in {storage} holds trial {t.number} with {why}: it is not a "
                                  f"trial of this search; give --study NAME for a new study")
+        done = len(_ended(study, optuna))          # a running trial is not among them, marked or not
+        # Queued parameters are asked first, in order: those queued before (an earlier call's retries), then these.
+        ahead = sum(t.state == optuna.trial.TrialState.WAITING for t in stored)
         for dead in [t for t in stored if t.state == optuna.trial.TrialState.RUNNING]:
             # We hold the folder's lock: no live process runs it. Retry its parameters as a new trial;
             # marked, so that it does not count toward `trials` (its retry does).
             study._storage.set_trial_user_attr(dead._trial_id, INTERRUPTED, True)
             study._storage.set_trial_state_values(dead._trial_id, optuna.trial.TrialState.FAIL)
             study.enqueue_trial(dead.params)
-            echo(f"[{study_name}] trial {dead.number} was running when an earlier tune stopped: its "
-                 f"parameters run again as a new trial")
+            echo(_interrupted_line(study_name, dead.number, done + ahead, trials))
+            ahead += 1
         study.sampler = optuna.samplers.TPESampler(seed=seed + len(stored))
-        done = len(_ended(study, optuna))
         on_data = " of synthetic data" if is_synthetic(data) else ""    # as every table labels it
-        echo(f"[{study_name}] {done}/{trials} trials done before this call; storage {storage}; "
+        echo(f"[{study_name}] {_done_before(done, trials)}; storage {storage}; "
              f"selecting on valid {config.key_eval}{on_data} ({'min' if minimize else 'max'}), seed {seeds[0]}")
         running: dict[int, PlannedRun] = {}
         errors: list[str] = []
@@ -234,6 +236,24 @@ def default_study_name(setting: Setting) -> str:
     if not setting.condition.plain:
         parts.append(setting.condition.key().replace("=", "").replace(",", "-"))
     return "tune-" + "-".join(parts)
+
+
+def _interrupted_line(study_name: str, number: int, before: int, trials: int) -> str:
+    """What becomes of trial `number`, running when a tune died, whose queued parameters run as the new trial after
+    `before` (the trials done, and those queued ahead of it): in this call only where `trials` goes past it."""
+    line = f"[{study_name}] trial {number} was running when an earlier tune stopped: "
+    if before < trials:
+        return line + "its parameters run again as a new trial"
+    return (line + f"it does not count, and its parameters are kept to run again as a new trial, which --trials "
+            f"{trials} leaves no room for: give --trials {before + 1} or more")
+
+
+def _done_before(done: int, trials: int) -> str:
+    """How many trials counted before this call, beside `trials` (--trials): "9/8 trials done" read as a slip."""
+    if done < trials:
+        return f"{done}/{trials} trials done before this call"
+    return (f"{done} trials done before this call, --trials {trials}: no trial to run (give --trials {done + 1} or "
+            f"more to search on)")
 
 
 def _planning_line(study_name: str, setting: Setting, where: str) -> str:
