@@ -459,6 +459,16 @@ def _cli_tune(tmp_path, capsys, *argv):
     ("learning_rate: {low: 0, high: 1}",
      "learning_rate is a float, but integer bounds 0, 1 search whole numbers only: write them as floats (0.0, 1.0)"),
     ("weight_decay: {low: 0.0, high: 0.1, log: true}", "weight_decay: a log range needs low > 0, got 0.0"),
+    # YAML 1.1 reads 1e-4 as a string: the sweep file's line (a bound was read as 1e-4, a choice told to go)
+    ("learning_rate: {low: 1e-4, high: 1.0e-2, log: true}",
+     "learning_rate must be a float like 0.001, got '1e-4'; write 1.0e-4 (YAML 1.1 reads 1e-4 as a string) (the low "
+     "bound of learning_rate's range)"),
+    ("learning_rate: {choices: [1.0e-3, 1e-4]}",
+     "learning_rate must be a float like 0.001, got '1e-4'; write 1.0e-4 (YAML 1.1 reads 1e-4 as a string) (a choice "
+     "of learning_rate)"),
+    ("post_fusion_dim: {low: 8, high: '32'}",
+     "post_fusion_dim must be an int like 64, got '32'; write it without quotes (the high bound of post_fusion_dim's "
+     "range)"),
 ])
 def test_a_space_value_the_config_refuses_is_one_line_before_any_trial_or_storage(tmp_path, capsys, monkeypatch,
                                                                                   entry, expected):
@@ -468,6 +478,23 @@ def test_a_space_value_the_config_refuses_is_one_line_before_any_trial_or_storag
     code, out, err = _cli_tune(tmp_path, capsys, "--trials", "2", "--space", str(space), "--out", str(tmp_path / "o"))
     assert (code, err, out) == (2, [f"error: {space}: {expected}"], ""), err
     assert started == [] and not (tmp_path / "o").exists()        # no study, no storage file
+
+
+def test_a_study_whose_space_stored_a_bound_as_a_string_resumes_on_the_space_file_that_spells_it(tmp_path):
+    """A tune before the space file's bounds were held to a YAML file's spelling read `low: 1e-4` as 0.0001 and
+    stored the string '1e-4' in its search record; the file that now passes says 1.0e-4, and resuming the study on
+    it said "searched with other space", a study no space file could resume."""
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {low: 1.0e-4, high: 1.0e-2, log: true}\n")
+    call = dict(out=tmp_path, study_name="s", seeds=[1111], final_runs=False, echo=lambda _: None, space_file=space,
+                synthetic=True, preset="small", max_epochs=1)
+    study = tune("tfn", "mosi", trials=1, **call)
+    search = study.user_attrs["search"]
+    study.set_user_attr("search", {**search, "space": {"learning_rate": {"low": "1e-4", "high": 0.01, "log": True}}})
+    assert len(tune("tfn", "mosi", trials=2, **call).trials) == 2
+    space.write_text("learning_rate: {low: 2.0e-4, high: 1.0e-2, log: true}\n")       # another space is still refused
+    with pytest.raises(UsageError, match="searched with other space"):
+        tune("tfn", "mosi", trials=3, **call)
 
 
 def test_failed_trials_count_toward_trials_and_a_call_whose_first_five_fail_stops(tmp_path, capsys, monkeypatch):

@@ -195,12 +195,28 @@ def search_facts(setting, config, trial_seed: int, space: dict, *, precision: st
             "space": space, "precision": precision, "deterministic": deterministic}
 
 
+def _as_searched(fact: str, value):
+    """A stored fact as the search used it: a space's range bound stored as a string (`low: 1e-4`, a string to YAML
+    1.1, was searched as the number; the space file now gives it as 1.0e-4, `tune_space._bound`) is that number."""
+    if fact != "space" or not isinstance(value, dict):
+        return value
+    return {key: {end: _number(bound) if end in ("low", "high") else bound for end, bound in spec.items()}
+            if isinstance(spec, dict) and "choices" not in spec else spec for key, spec in value.items()}
+
+
+def _number(bound):
+    try:
+        return float(bound) if isinstance(bound, str) else bound
+    except ValueError:
+        return bound
+
+
 def check_same_search(study, facts: dict, storage: str, echo) -> None:
     stored = study.user_attrs.get("search", {})
     if not isinstance(stored, dict):
         raise UsageError(f"study {study.study_name} in {storage} holds a record of its search that is no mapping; it "
                          f"is not a study this toolkit wrote: remove it, or give --study NAME for a new study")
-    differ = [key for key in facts if key in stored and stored[key] != facts[key]]
+    differ = [key for key in facts if key in stored and _as_searched(key, stored[key]) != facts[key]]
     if differ:
         raise UsageError(f"study {study.study_name} in {storage} searched with other {', '.join(differ)} "
                          f"({', '.join(f'{k}: {stored[k]!r}' for k in differ)[:300]}); give the same options "

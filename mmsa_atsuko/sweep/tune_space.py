@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..config import CONFIG_DIR, declared_type, read_yaml
+from ..config import CONFIG_DIR, declared_type, number_hint, read_yaml
 from ..errors import UsageError
 from ..training.trainer_config import resolve_config
 from ..user_models.discovery import model_origin
@@ -79,12 +79,11 @@ def outside(space: dict, params: dict, complete: bool, where: str) -> str | None
 
 
 def _bound(spec: dict, end: str, key: str, where: str) -> float:
-    """A range's `low` or `high` as a number (a string as `suggest` reads it: YAML 1.1 reads 1e-4 as one)."""
+    """A range's `low` or `high` as a number. A string is none, even one that spells a number: YAML 1.1 reads
+    `1e-4` as a string, and a space file, a YAML file as a sweep file is, is held to a YAML file's spelling
+    (`check_space` gives the sweep file's line for it); the study stored the string as its bound."""
     value = spec[end]
-    try:
-        number = float(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
-    except ValueError:
-        number = None
+    number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     if number is None or not math.isfinite(number):
         raise UsageError(f"{where}: {key}: {end} must be a finite number, got {value!r}")
     return number
@@ -114,6 +113,9 @@ def check_space(model: str, base: Setting, space: dict, where: str) -> None:
         if "choices" in spec:
             values = [(value, f"a choice of {key}", "drop it from the choices") for value in spec["choices"]]
         else:
+            for end in ("low", "high"):
+                if number_hint(spec[end]):      # `1e-4`, `"8"`: the key's check gives the sweep file's line for it
+                    _check_value(model, base, key, spec[end], where, f"the {end} bound of {key}'s range", "")
             low, high = _bound(spec, "low", key, where), _bound(spec, "high", key, where)
             ints = isinstance(spec["low"], int) and isinstance(spec["high"], int)     # as `suggest` decides
             if low > high:
@@ -134,9 +136,17 @@ def check_space(model: str, base: Setting, space: dict, where: str) -> None:
             values = [(spec[end] if ints else number, f"the {end} bound of {key}'s range", "narrow the range")
                       for end, number in (("low", low), ("high", high))]
         for value, role, advice in values:
-            try:
-                resolve_config(model, base.dataset, preset=base.preset, max_epochs=base.max_epochs,
-                                   overrides=[*base.overrides, (key, value, where)])
-            except UsageError as error:
-                text = str(error) if str(error).startswith(f"{where}:") else f"{where}: {error}"
-                raise UsageError(f"{text} ({role}): {advice}") from None
+            _check_value(model, base, key, value, where, role, advice)
+
+
+def _check_value(model: str, base: Setting, key: str, value, where: str, role: str, advice: str) -> None:
+    """One UsageError line unless `value` of `key` passes as a `-c` override would, blamed on `where`; `role` says
+    which value of the space it is, `advice` what to do (none for a number spelled as a string: the line says how
+    to write it)."""
+    try:
+        resolve_config(model, base.dataset, preset=base.preset, max_epochs=base.max_epochs,
+                       overrides=[*base.overrides, (key, value, where)])
+    except UsageError as error:
+        text = str(error) if str(error).startswith(f"{where}:") else f"{where}: {error}"
+        advice = "" if isinstance(value, str) and number_hint(value) else advice
+        raise UsageError(f"{text} ({role}){': ' + advice if advice else ''}") from None
