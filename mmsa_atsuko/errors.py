@@ -4,12 +4,28 @@ Anything raised as a `ToolkitError` is printed by the CLI as a single line (no t
 and turned into its `exit_code`. Use `UsageError` for a bad command line or config (exit 2,
 like argparse) and `DataError` for a bad or missing file (exit 1); `MissingDataError` is the
 DataError of a feature file or folder that is not there at all, so a sweep can name every
-missing file at once.
+missing file at once. A message is made one line where the error is made (`one_line_text`), whatever it quotes,
+so a raise needs no care of its own; `one_line` is how a message quotes an error it caught.
 """
+
+# Every character str.splitlines breaks a line at (\r\n is two of them).
+_LINE_BREAKS = dict.fromkeys(map(ord, "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"), " ")
+
+
+def one_line_text(text: str) -> str:
+    """`text` with each line break in it a space, the rest as it is: a message quotes paths, keys and cells from
+    the file system and from files, any of which may hold a newline, and the CLI prints a message as one line."""
+    return text.translate(_LINE_BREAKS)
 
 
 class ToolkitError(Exception):
+    """What a user can cause: the CLI prints it as one line (its text arguments made one line here, `one_line_text`)
+    and exits with `exit_code`."""
+
     exit_code = 1
+
+    def __init__(self, *args):
+        super().__init__(*(one_line_text(arg) if isinstance(arg, str) else arg for arg in args))
 
 
 class UsageError(ToolkitError):
@@ -60,9 +76,10 @@ class MissingDataError(DataError):
         self.what, self.path = what, str(path)
 
 
-def one_line(error: BaseException, limit: int = 200) -> str:
-    """How a message quotes an error it caught: "ErrorType: its text" on one line, the text cut at `limit`
-    characters (a library's message may run to pages, with newlines). An error whose arguments may be
-    loaded objects goes through `safe_pickle.describe_error` instead."""
-    text = " ".join(str(error)[:4 * limit].split())[:limit]
+def one_line(error: BaseException, limit: int | None = 200) -> str:
+    """How a message quotes an error it caught: "ErrorType: its text" on one line, its runs of whitespace one space
+    and the text cut at `limit` characters (a library's message may run to pages, with newlines and indents); whole
+    for `limit` None (a failed run's record). An error whose arguments may be loaded objects goes through
+    `safe_pickle.describe_error` instead."""
+    text = " ".join((str(error) if limit is None else str(error)[:4 * limit]).split())[:limit]
     return f"{type(error).__name__}: {text}" if text else type(error).__name__

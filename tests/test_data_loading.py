@@ -548,6 +548,18 @@ def test_data_root_from_argument_env_or_home(tmp_path, monkeypatch):
     assert resolve_feature_path("mosi", False, tmp_path / "arg", "/x/y.pkl") == pathlib.Path("/x/y.pkl")
 
 
+def test_a_feature_file_whose_path_holds_a_line_break_is_one_line(tmp_path):
+    """A path comes from the file system and may hold a newline. mmsa_format made its own lines one line
+    (`data_error`), but not the unpickler's, which quote the path too: the line the CLI printed broke there."""
+    path = tmp_path / "a\nb" / "features.pkl"
+    path.parent.mkdir()
+    path.write_bytes(b"id,text,label\n")
+    with pytest.raises(DataError) as info:
+        load_dataset("mosi", feature_path=path)
+    assert str(info.value) == (f"{tmp_path}/a b/features.pkl is not a pickle (a feature file opens with byte 0x80): "
+                               f"give the .pkl that MMSA publishes or that `run.py extract` wrote")
+
+
 def test_missing_file_says_where_and_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("MMSA_DATA_ROOT", str(tmp_path))
     with pytest.raises(DataError) as info:

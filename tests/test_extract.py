@@ -299,6 +299,16 @@ def test_a_file_without_labels_goes_to_test_and_cannot_be_trained_on(corpus):
         load_dataset("mosi", feature_path=out)
 
 
+def test_a_transcripts_path_holding_a_line_break_gives_one_line(tmp_path):
+    """Its lines quote the CSV's path as it is, and a path may hold a newline: the line the CLI printed broke there."""
+    path = tmp_path / "a\nb.csv"
+    path.write_text("id,label\na,1\n")
+    with pytest.raises(DataError) as info:
+        read_transcripts(path)
+    assert str(info.value) == (f"{tmp_path}/a b.csv: no 'text' column (columns: id, label); expected id, text, "
+                               f"label and optionally split")
+
+
 def test_transcript_errors_are_one_line(tmp_path):
     cases = {"id,label\na,1\n": "no 'text' column", "id,text\na,x\na,y\n": "appears more than once",
              "id,text,label\na,x,high\n": "is not a number", "id,text,split\na,x,holdout\n": "not train, valid or test",

@@ -207,6 +207,19 @@ def broken(tmp_path, bert, *, rows=None, change=None, **kw):
     return message
 
 
+def test_a_folder_whose_path_holds_a_line_break_gives_one_line(tmp_path, bert):
+    """The folder's path may hold a newline. The package's own lines were made one line (`one_line_error`), but
+    not the unpickler's, which quote a feature file's path: the line the CLI printed broke there."""
+    rows = sample_rows()
+    folder = write_folder(tmp_path / "Min\nTRec", rows, *sample_features(rows, np.random.default_rng(1)))
+    (folder / "audio_data" / "audio_feats.pkl").write_bytes(b"season,episode\n")
+    with pytest.raises(DataError) as info:
+        load_dataset("mintrec", feature_path=folder, pretrained=str(bert))
+    assert str(info.value) == (f"{tmp_path}/Min TRec/audio_data/audio_feats.pkl is not a pickle (a feature file "
+                               f"opens with byte 0x80): give the .pkl that MMSA publishes or that `run.py extract` "
+                               f"wrote")
+
+
 def test_keys_missing_from_a_feature_file_are_counted_and_named(tmp_path, bert):
     def drop(video, audio):
         for key in ("S05_E16_329", "S02_E01_2", "S03_E09_13"):

@@ -142,6 +142,20 @@ def test_one_line_quotes_an_error_short_and_on_one_line():
     long = one_line(OSError("x " * 5000), limit=10)
     assert long == "OSError: x x x x x "[:len("OSError: ") + 10]
 
+def test_a_toolkit_errors_message_is_one_line_whatever_it_quotes():
+    """A message quotes paths, keys and cells that may hold a line break; the CLI prints it as one line. Each break
+    Python splits lines at is a space, the rest is kept."""
+    from mmsa_atsuko.errors import DataError, MissingDataError, ResumeRefused, ToolkitError, UsageError
+
+    breaks = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+    assert all(len(f"a{c}b".splitlines()) == 2 for c in breaks)
+    for kind in (ToolkitError, UsageError, DataError, ResumeRefused):
+        message = str(kind("x" + "".join(f"{c}y" for c in breaks) + "\r\nz\t  w"))
+        assert message == "x" + " y" * len(breaks) + "  z\t  w"
+    missing = MissingDataError("no file at /d\nx", what="mosi features", path="/d\nx")
+    assert str(missing) == "no file at /d x" and missing.path == "/d\nx"
+
+
 MISTAKES = {
     # raised while importing, by the file itself: nothing to install
     "upper.py": "from torch import nn\nfrom mmsa_atsuko.registry import register_model\n\n\n"

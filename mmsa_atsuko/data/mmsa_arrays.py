@@ -19,12 +19,6 @@ LABEL_TOLERANCE = 1e-6        # labels stored as float32 may sit a hair outside 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def data_error(message: str, kind: type[DataError] = DataError, **fields) -> DataError:
-    # The CLI prints a DataError as one line; key names and paths come from the file system
-    # and the file, so a stray newline in them must not break that.
-    return kind(message.replace("\r", " ").replace("\n", " "), **fields)
-
-
 class ArrayChecks:
     """One split's arrays checked one key at a time; `SplitChecker` sets the split (`split_name`, `ids`)."""
 
@@ -35,8 +29,8 @@ class ArrayChecks:
         self.neginf = {}     # (split, modality) -> float32 array holding -inf, zeroed later
 
     def fail(self, key: str, expected: str, found: str):
-        raise data_error(f"{self.path}: split '{self.split_name}', key '{key}': "
-                         f"expected {expected}, found {found}")
+        raise DataError(f"{self.path}: split '{self.split_name}', key '{key}': "
+                        f"expected {expected}, found {found}")
 
     def _sample(self, i: int) -> str:
         return f"sample {i} (id {self.ids[i][:80]!r})" if self.ids else f"sample {i}"

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import DataError
 from .formula_ids import refuse_formula_ids
-from .mmsa_arrays import ArrayChecks, data_error
+from .mmsa_arrays import ArrayChecks
 from .spec import MODALITIES, Split
 
 UNIMODAL_LABEL_KEYS = {"label_T": "regression_labels_T", "label_A": "regression_labels_A",
@@ -49,8 +50,8 @@ class SplitChecker(ArrayChecks):
         """-> (Split, shapes). `train_shapes`: None for train itself."""
         self.split_name, self.n, self.ids = split, None, None
         if not isinstance(data, dict):
-            raise data_error(f"{self.path}: split '{split}': expected a dict of arrays, "
-                             f"found {type(data).__name__}")
+            raise DataError(f"{self.path}: split '{split}': expected a dict of arrays, "
+                            f"found {type(data).__name__}")
         self._require_keys(data)
 
         # The sentiment labels define N (the ids, in a file without them): the first key counted (`_count`).
@@ -150,7 +151,7 @@ class SplitChecker(ArrayChecks):
             self._strict_ids(value)
         ids = [i.decode("utf-8", "replace") if isinstance(i, bytes) else str(i) for i in value]
         refuse_formula_ids(ids, lambda i: f"{self.path}: split '{self.split_name}', key 'id', sample {i}",
-                           "give the sample another id in the file", data_error)
+                           "give the sample another id in the file")
         return ids
 
     def _strict_ids(self, value) -> None:

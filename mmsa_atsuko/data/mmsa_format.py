@@ -25,10 +25,9 @@ from pathlib import Path
 
 from ..cache import file_version, remember, remembered
 from ..config import dataset_facts
-from ..errors import MissingDataError, UsageError
+from ..errors import DataError, MissingDataError, UsageError
 from . import safe_pickle
 from .array_blocks import zero_neginf
-from .mmsa_arrays import data_error
 from .mmsa_checks import SplitChecker, key_names
 from .spec import MODALITIES, Dataset, DatasetSpec
 from .stamp import STAMP_KEY, content_sha256, stamped_recipe, synthetic_data_id
@@ -109,8 +108,8 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
         message = (f"{name} {_setting(aligned)} features {what} at {path} ({how}): {fix}"
                    + (", or run with --synthetic" if published else ""))
         if path.exists():
-            raise data_error(message)
-        raise data_error(message, MissingDataError, what=f"{name} {_setting(aligned)} features", path=path)
+            raise DataError(message)
+        raise MissingDataError(message, what=f"{name} {_setting(aligned)} features", path=path)
 
     # The file is read once; its sha256 is finished on a worker thread while the splits
     # are checked below (the check only reads the arrays until `digest()` has returned).
@@ -123,8 +122,8 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
     else:
         raw, digest = safe_pickle.load_hashing(path, hashlib.sha256())
     if not isinstance(raw, dict):
-        raise data_error(f"{path}: expected a dict of splits {', '.join(SPLITS)}, "
-                         f"found {type(raw).__name__}")
+        raise DataError(f"{path}: expected a dict of splits {', '.join(SPLITS)}, "
+                        f"found {type(raw).__name__}")
     stamp = raw.pop(STAMP_KEY, None)
 
     extractor = _extractor(path, raw)
@@ -132,8 +131,8 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
     splits, shapes = {}, None
     for split in SPLITS:
         if split not in raw:
-            raise data_error(f"{path}: split '{split}' is missing: expected splits "
-                             f"{', '.join(SPLITS)}, found {key_names(raw)}")
+            raise DataError(f"{path}: split '{split}' is missing: expected splits "
+                            f"{', '.join(SPLITS)}, found {key_names(raw)}")
         splits[split], split_shapes = checker.split(split, raw[split], shapes)
         shapes = shapes or split_shapes
     # Generated data is named by its recipe only if the stamp's hash of the content holds
@@ -186,10 +185,10 @@ def _extractor(path: Path, raw: dict, for_training: bool = True) -> dict | None:
     if meta is None:
         return None
     if not isinstance(meta, dict) or not all(k in meta for k in ("name", "version", "config_hash")):
-        raise data_error(f"{path}: key '{EXTRACTOR_KEY}': expected a dict with name, version and config_hash")
+        raise DataError(f"{path}: key '{EXTRACTOR_KEY}': expected a dict with name, version and config_hash")
     if for_training and meta.get("labels") is False:
-        raise data_error(f"{path} was extracted without labels: it can be predicted on (run.py predict), not "
-                         f"trained on; add a label column to the transcripts and extract again")
+        raise DataError(f"{path} was extracted without labels: it can be predicted on (run.py predict), not "
+                        f"trained on; add a label column to the transcripts and extract again")
     return {k: meta[k] for k in ("name", "version", "config_hash", "config", "bert", "labels") if k in meta}
 
 
@@ -206,10 +205,10 @@ def load_for_prediction(name: str, path, *, aligned: bool = False,
     name, path = name.lower(), Path(path)
     facts = _facts(name)
     if not path.is_file():
-        raise data_error(f"feature file {path} not found")
+        raise DataError(f"feature file {path} not found")
     raw = safe_pickle.load(path)
     if not isinstance(raw, dict):
-        raise data_error(f"{path}: expected a dict of splits {', '.join(SPLITS)}, found {type(raw).__name__}")
+        raise DataError(f"{path}: expected a dict of splits {', '.join(SPLITS)}, found {type(raw).__name__}")
     stamp = raw.pop(STAMP_KEY, None)
     extractor = _extractor(path, raw, for_training=False)
     if split is not None and split not in raw:
@@ -222,7 +221,7 @@ def load_for_prediction(name: str, path, *, aligned: bool = False,
             splits[which], split_shapes = checker.split(which, raw[which], shapes)
             shapes = shapes or split_shapes
     if not splits:
-        raise data_error(f"{path}: no split {', '.join(SPLITS)} in it (found {', '.join(map(str, raw)) or 'nothing'})")
+        raise DataError(f"{path}: no split {', '.join(SPLITS)} in it (found {', '.join(map(str, raw)) or 'nothing'})")
     # Hashed before the -inf are zeroed in place, as load_dataset hashes it.
     recipe = stamped_recipe(stamp, content_sha256(raw)) if stamp is not None else None
     for array in checker.neginf.values():

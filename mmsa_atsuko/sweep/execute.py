@@ -17,7 +17,7 @@ from ..api.jobs import job_identity
 from ..api.one_run import train_one
 from ..code_version import git_commit
 from ..config import config_hash, load_config
-from ..errors import DataError, ResumeRefused, ToolkitError
+from ..errors import DataError, ResumeRefused, ToolkitError, one_line
 from ..registry import build_model
 from ..results import failed_record, open_new
 from ..run_folders import move_dead, partial_dir, take_leftovers
@@ -86,7 +86,7 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
     is_exception = isinstance(error, BaseException)
     # Its kind is known here, where isinstance sees the class; past this process only the record's text goes.
     exit_code = error.exit_code if isinstance(error, ToolkitError) else 1
-    message = " ".join(f"{type(error).__name__}: {error}".split()) if is_exception else str(error)
+    message = one_line(error, limit=None) if is_exception else str(error)
     if run.trial is not None:
         return {"number": run.trial["number"], "state": "fail", "error": message, "seconds": wall}
     kept = worker_died and run.resume

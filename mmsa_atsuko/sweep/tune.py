@@ -184,7 +184,7 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
             number = result["number"]
             running.pop(number, None)
             if result.get("error") and result.get("state") != "pruned":
-                errors.append(" ".join(str(result["error"]).split()))
+                errors.append(str(result["error"]))        # quoted by a ToolkitError: one line there
             outcomes.append(result.get("state") if result.get("state") in ("complete", "pruned") else "fail")
             state = {"complete": optuna.trial.TrialState.COMPLETE,
                      "pruned": optuna.trial.TrialState.PRUNED}.get(result.get("state"), optuna.trial.TrialState.FAIL)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from ...errors import MissingDataError
+from ...errors import DataError, MissingDataError
 from ..spec import MODALITIES, Dataset, DatasetSpec, Split
 from ..stamp import stamped_recipe, synthetic_data_id
 from .folder import (FEATURE_FILES, NAME, SOURCE_HINT, SPLITS, SYNTHETIC_MARKER, TSV_FILES, folder_digest, label_names,
-                     missing_files, mintrec_facts, one_line_error, resolve_mintrec_folder, synthetic_marker)
+                     missing_files, mintrec_facts, resolve_mintrec_folder, synthetic_marker)
 from .frames import read_feature_file
 from .tables import check_keys_unique, label_ids, read_tsv
 from .text import cached_text_features, load_tokenizer, tokenize
@@ -39,12 +39,12 @@ def load_mintrec(data_root=None, feature_path=None, *, pretrained=None, with_tex
         message = (f"mintrec folder {what} at {folder} ({how}): {SOURCE_HINT} and put it there, "
                    f"or run with --synthetic")
         if folder.exists():
-            raise one_line_error(message)
-        raise one_line_error(message, MissingDataError, what="mintrec folder", path=folder)
+            raise DataError(message)
+        raise MissingDataError(message, what="mintrec folder", path=folder)
     lacking = missing_files(folder)
     if lacking:
-        raise one_line_error(f"mintrec folder {folder} ({how}) lacks {', '.join(lacking)}: it must hold "
-                             f"{', '.join([*TSV_FILES.values(), *FEATURE_FILES.values()])}; {SOURCE_HINT}")
+        raise DataError(f"mintrec folder {folder} ({how}) lacks {', '.join(lacking)}: it must hold "
+                        f"{', '.join([*TSV_FILES.values(), *FEATURE_FILES.values()])}; {SOURCE_HINT}")
     max_lens, stamp, marker_recipe = synthetic_marker(folder)
 
     # Cheap checks first: TSVs, labels, the BERT path; the big pickles after.
@@ -81,8 +81,8 @@ def load_mintrec(data_root=None, feature_path=None, *, pretrained=None, with_tex
 
     recipe = stamped_recipe(stamp, folder_digest(digests)) if marker_recipe is not None else None
     if recipe != marker_recipe:             # the stamp held for the files hashed before, not for the bytes read
-        raise one_line_error(f"mintrec folder {folder}: its files changed while they were read (the stamp in "
-                             f"{SYNTHETIC_MARKER} held before, not after); load it again once nothing writes there")
+        raise DataError(f"mintrec folder {folder}: its files changed while they were read (the stamp in "
+                        f"{SYNTHETIC_MARKER} held before, not after); load it again once nothing writes there")
     synthetic = recipe is not None
     source = synthetic_data_id(recipe) if synthetic else "sha256:" + folder_digest(digests)
 

@@ -7,8 +7,7 @@ thuiar/MIntRec's layout (its data/base.py reads the TSVs, its run.py names the f
     audio_data/audio_feats.pkl       {'S05_E16_329': (T, 768) array}
 
 Kept apart from the readers because the download check and the synthetic generator need the
-layout and the names without reading anything, and every reader of the package shares its
-one-line error (`one_line_error`).
+layout and the names without reading anything.
 """
 from __future__ import annotations
 
@@ -38,11 +37,6 @@ TSV_HEADER = ("season", "episode", "clip", "text", "label")
 SYNTHETIC_MARKER = "synthetic.json"
 SOURCE_HINT = "get the MIntRec folder as https://github.com/thuiar/MIntRec describes"
 NAMED_AT_MOST = 5            # how many missing keys / unknown labels an error names
-
-
-def one_line_error(message: str, kind: type[DataError] = DataError, **fields) -> DataError:
-    # One line, whatever the file's keys and texts hold.
-    return kind(" ".join(message.split("\n")).replace("\r", " "), **fields)
 
 
 def mintrec_facts() -> dict:
@@ -108,8 +102,8 @@ def _checked_lengths(marker: dict, marker_path: Path) -> dict:
         lens = None
     if lens is None or not all(type(n) is int and MIN_SEQ_LENS[m] <= n <= int(wanted[m]) for m, n in lens.items()):
         bounds = ", ".join(f"{m} {MIN_SEQ_LENS[m]}-{wanted[m]}" for m in MODALITIES)
-        raise one_line_error(f"{marker_path}: expected max_seq_lens of whole numbers within {bounds}, as the "
-                             f"synthetic generator writes them; delete the folder and write it again")
+        raise DataError(f"{marker_path}: expected max_seq_lens of whole numbers within {bounds}, as the "
+                        f"synthetic generator writes them; delete the folder and write it again")
     return lens
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import DataError
 from .. import safe_pickle
-from .folder import FEATURE_FILES, NAMED_AT_MOST, SPLITS, TSV_FILES, one_line_error
+from .folder import FEATURE_FILES, NAMED_AT_MOST, SPLITS, TSV_FILES
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -57,8 +58,8 @@ def _check_finite(path: Path, split: str, keys: list, padded: np.ndarray) -> Non
     bad = ~np.isfinite(padded).reshape(len(padded), -1).all(axis=1)      # per sample
     i = int(np.argmax(bad))
     what = "NaN" if np.isnan(padded[i]).any() else "inf"
-    raise one_line_error(f"{path}: split '{split}', key {keys[i]!r}: expected finite values, found {what} "
-                         f"(in {int(bad.sum())} samples of this split)")
+    raise DataError(f"{path}: split '{split}', key {keys[i]!r}: expected finite values, found {what} "
+                    f"(in {int(bad.sum())} samples of this split)")
 
 
 def read_feature_file(folder: Path, modality: str, rows: dict, max_len: int):
@@ -68,16 +69,16 @@ def read_feature_file(folder: Path, modality: str, rows: dict, max_len: int):
     hasher = hashlib.sha256()
     feats = safe_pickle.load(path, hasher=hasher)
     if not isinstance(feats, dict):
-        raise one_line_error(f"{path}: expected a dict from season_episode_clip keys to frame arrays, "
-                             f"found {type(feats).__name__}")
+        raise DataError(f"{path}: expected a dict from season_episode_clip keys to frame arrays, "
+                        f"found {type(feats).__name__}")
 
     missing = [(split, key) for split in SPLITS for key in rows[split].keys if key not in feats]
     if missing:
         named = ", ".join(f"{key} ({TSV_FILES[split]})" for split, key in missing[:NAMED_AT_MOST])
         more = f" and {len(missing) - NAMED_AT_MOST} more" if len(missing) > NAMED_AT_MOST else ""
-        raise one_line_error(f"{path}: {len(missing)} keys of the TSVs are missing from it: {named}{more}; "
-                             f"every TSV row's season_episode_clip must be a key of {Path(rel).name} "
-                             f"(is it the file that belongs with these TSVs?)")
+        raise DataError(f"{path}: {len(missing)} keys of the TSVs are missing from it: {named}{more}; "
+                        f"every TSV row's season_episode_clip must be a key of {Path(rel).name} "
+                        f"(is it the file that belongs with these TSVs?)")
 
     out, dim, cut = {}, None, 0
     for split in SPLITS:
@@ -89,13 +90,13 @@ def read_feature_file(folder: Path, modality: str, rows: dict, max_len: int):
             try:
                 frames = _frames(feats.pop(key))
             except _BadValue as e:
-                raise one_line_error(f"{path}: split '{split}', key {key!r}: expected a (T, D) array or a list of "
-                                     f"(1, D) arrays of numbers, found {e}") from None
+                raise DataError(f"{path}: split '{split}', key {key!r}: expected a (T, D) array or a list of "
+                                f"(1, D) arrays of numbers, found {e}") from None
             if dim is None:
                 dim = frames.shape[1]
             if frames.shape[1] != dim:
-                raise one_line_error(f"{path}: split '{split}', key {key!r}: expected {dim} features per frame like "
-                                     f"the other keys, found {frames.shape[1]}")
+                raise DataError(f"{path}: split '{split}', key {key!r}: expected {dim} features per frame like "
+                                f"the other keys, found {frames.shape[1]}")
             if padded is None:
                 padded = np.zeros((len(keys), max_len, dim), dtype=np.float32)
                 lengths = np.zeros(len(keys), dtype=np.int64)

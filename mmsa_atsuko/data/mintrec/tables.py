@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import DataError
 from ..formula_ids import refuse_formula_ids
-from .folder import NAMED_AT_MOST, SPLITS, TSV_FILES, TSV_HEADER, label_names, one_line_error
+from .folder import NAMED_AT_MOST, SPLITS, TSV_FILES, TSV_HEADER, label_names
 
 
 @dataclass
@@ -38,8 +39,8 @@ def _rows(reader, path: Path, split: str):
         except StopIteration:
             return
         except csv.Error as e:
-            raise one_line_error(f"{path}: split '{split}', line {reader.line_num}: "
-                                 f"not a MIntRec TSV row ({e})") from None
+            raise DataError(f"{path}: split '{split}', line {reader.line_num}: "
+                            f"not a MIntRec TSV row ({e})") from None
         yield row
 
 
@@ -50,13 +51,13 @@ def read_tsv(path: Path, split: str) -> Rows:
     with open(path, "rb") as f:     # bounded: a 3 GB file was read whole, a MemoryError traceback under ulimit -v 4 GB
         raw = f.read(MAX_TSV_BYTES + 1)
     if len(raw) > MAX_TSV_BYTES:
-        raise one_line_error(f"{path}: split '{split}': over {MAX_TSV_BYTES >> 20} MiB, far more than a MIntRec "
-                             "TSV holds; give the folder of the real TSV files")
+        raise DataError(f"{path}: split '{split}': over {MAX_TSV_BYTES >> 20} MiB, far more than a MIntRec "
+                        "TSV holds; give the folder of the real TSV files")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise one_line_error(f"{path}: split '{split}': expected UTF-8 text, "
-                             f"found a bad byte at offset {e.start}") from None
+        raise DataError(f"{path}: split '{split}': expected UTF-8 text, "
+                        f"found a bad byte at offset {e.start}") from None
     # MIntRec reads the text column with quoting off (text_pre.py `quotechar=None`).
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
     keys, texts, labels, lines = [], [], [], []
@@ -67,22 +68,22 @@ def read_tsv(path: Path, split: str) -> Rows:
         if header is None:
             header = tuple(cell.strip() for cell in row)
             if header != TSV_HEADER:
-                raise one_line_error(f"{path}: split '{split}': expected the header {' '.join(TSV_HEADER)} "
-                                     f"(tab-separated), found {' '.join(header)[:120]!r}")
+                raise DataError(f"{path}: split '{split}': expected the header {' '.join(TSV_HEADER)} "
+                                f"(tab-separated), found {' '.join(header)[:120]!r}")
             continue
         if len(row) != len(TSV_HEADER):
-            raise one_line_error(f"{path}: split '{split}', line {reader.line_num}: expected "
-                                 f"{len(TSV_HEADER)} tab-separated fields ({' '.join(TSV_HEADER)}), found {len(row)}")
+            raise DataError(f"{path}: split '{split}', line {reader.line_num}: expected "
+                            f"{len(TSV_HEADER)} tab-separated fields ({' '.join(TSV_HEADER)}), found {len(row)}")
         season, episode, clip, utterance, label = row
         keys.append("_".join((season.strip(), episode.strip(), clip.strip())))
         texts.append(utterance)
         labels.append(label.strip())
         lines.append(reader.line_num)
     if header is None or not keys:
-        raise one_line_error(f"{path}: split '{split}': expected a header and at least one sample, found "
-                             f"{'an empty file' if header is None else 'the header only'}")
+        raise DataError(f"{path}: split '{split}': expected a header and at least one sample, found "
+                        f"{'an empty file' if header is None else 'the header only'}")
     refuse_formula_ids(keys, lambda i: f"{path}: split '{split}', line {lines[i]}",
-                       "change its season, episode or clip (the id is season_episode_clip)", one_line_error)
+                       "change its season, episode or clip (the id is season_episode_clip)")
     return Rows(keys, texts, labels, lines, hashlib.sha256(raw).hexdigest())
 
 
@@ -92,8 +93,8 @@ def check_keys_unique(folder: Path, rows: dict) -> None:
         for key, line in zip(rows[split].keys, rows[split].lines):
             if key in seen:
                 where = seen[key]
-                raise one_line_error(f"{folder}: key {key!r} appears twice ({where} and {TSV_FILES[split]} "
-                                     f"line {line}): every clip must be one sample of one split")
+                raise DataError(f"{folder}: key {key!r} appears twice ({where} and {TSV_FILES[split]} "
+                                f"line {line}): every clip must be one sample of one split")
             seen[key] = f"{TSV_FILES[split]} line {line}"
 
 
@@ -107,6 +108,6 @@ def label_ids(folder: Path, rows: dict) -> dict:
         more = f" and {len(unknown) - NAMED_AT_MOST} more" if len(unknown) > NAMED_AT_MOST else ""
         close = difflib.get_close_matches(unknown[0][2], list(index), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise one_line_error(f"{folder}: {len(unknown)} rows have a label that is not one of MIntRec's 20 intents: "
-                             f"{named}{more}{hint}; the labels are {', '.join(index)}")
+        raise DataError(f"{folder}: {len(unknown)} rows have a label that is not one of MIntRec's 20 intents: "
+                        f"{named}{more}{hint}; the labels are {', '.join(index)}")
     return {split: np.array([index[label] for label in rows[split].labels], dtype=np.int64) for split in SPLITS}
