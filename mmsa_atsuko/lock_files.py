@@ -1,6 +1,7 @@
 """Lock files and the files appended to in a folder several users may share: the mode they are made with
-(`shared_mode`), the folders made there (`make_shared_folder`) and a run folder's files (`make_readable_as`), and
-how a process looks at another's lock without taking it (`probe`).
+(`shared_mode`), the folders made there (`make_shared_folder`) and a run folder's files (`make_readable_as`),
+how a process looks at another's lock without taking it (`probe`), and how it removes a lock file no process holds
+(`remove_free`: under its lock, never after a look).
 
 A leaf: it imports nothing of ours, so the cache (`sha256.json.lock`), the results store (`runs.jsonl` and its
 lock, the MMSA CSVs and theirs), the run folders (run.lock, an identity's claim) and the writers of a results
@@ -126,6 +127,60 @@ def probe(path: Path, wait: float = 0.0) -> bool | None:
         if time.monotonic() >= deadline:
             return True
         time.sleep(PROBE_POLL_S)
+
+
+def remove_free(path: Path) -> bool | None:
+    """Remove the lock file at `path` if no process holds it, holding its lock while it does: taken without waiting,
+    on a descriptor opened read-only as `probe` opens one (so another user's lock file this user may read is taken
+    alike, and no filelock rule applies), the file's name removed, the lock dropped as the descriptor closes. A
+    process that takes the lock between another's look at it and the removal keeps its file, and one that opened
+    the file before it was removed and wins its lock after holds a lock of no name, which filelock drops and takes
+    afresh (setup.py's floor). True: removed. False: held by a live process, left. None: gone, or its name now
+    another file's (its holder removed it and another process made it afresh), left. An OSError where it cannot be
+    opened or removed (the sticky bit, a folder this user may not write). Where there is no flock (Windows), the lock
+    is taken with filelock for a moment and the file removed after it."""
+    try:
+        import fcntl                              # Unix only, as flock
+    except ImportError:
+        return _remove_free_by_taking(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:                # a link put in its place: no lock file
+            return None
+        raise
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        try:
+            if not os.path.samestat(opened, os.lstat(path)):
+                return None                       # the lock won is on a file of no name: the name is another's
+            os.unlink(path)
+        except FileNotFoundError:
+            return None
+        return True
+    finally:
+        os.close(fd)                              # drops the lock
+
+
+def _remove_free_by_taking(path: Path) -> bool | None:
+    """`remove_free` without flock: removed after a moment's hold with filelock (`_probe_by_taking`), not under it."""
+    if _probe_by_taking(path, 0.0) is not False:
+        return False
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return None
+    return True
 
 
 def _probe_by_taking(path: Path, wait: float) -> bool | None:

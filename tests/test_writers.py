@@ -485,3 +485,79 @@ def test_a_run_py_refuses_a_claim_that_is_a_link_and_leaves_its_target_alone(tmp
                                       f"give another --out")
         assert victim.read_text() == "secret" and stat.S_IMODE(victim.stat().st_mode) == 0o600
         claim.unlink()
+
+
+def _old_free_claim(out: Path, identity: tuple) -> Path:
+    """A killed run.py's claim of run `identity` in `out`'s runs/: free, made two minutes ago (past clean's grace)."""
+    import time
+
+    from mmsa_atsuko.run_folders.lock import claim_path
+    runs = out / "runs"
+    runs.mkdir(parents=True)
+    claim = claim_path(runs, identity)
+    free_lock(claim, 0o644)
+    os.utime(claim, (time.time() - 120, time.time() - 120))
+    return claim
+
+
+def test_clean_leaves_a_claim_a_run_py_takes_between_its_look_and_the_removal(tmp_path, monkeypatch, capsys):
+    """clean looks at a killed run.py's claim, free, and removes it. A run.py takes that claim just after the look,
+    before the removal: clean leaves it, held, so that a third run.py waits on it. Before, clean removed it by its
+    name once the look said free: the third took a claim of its own, and two run.py's trained one run."""
+    import mmsa_atsuko.results.writers as writers
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.lock_files import probe
+    from mmsa_atsuko.run_folders.lock import identity_claim, take
+    out = tmp_path / "res"
+    claim = _old_free_claim(out, ("a run",))
+    real_probe, taken = writers.probe, []
+
+    def look_then_taken(path, wait=0.0):
+        held = real_probe(path, wait)
+        if Path(path) == claim and not taken:     # a run.py reaches the run right after clean's look
+            old = claim.stat().st_mtime
+            taken.append(stack.enter_context(identity_claim(out / "runs", ("a run",), lambda *args: None)))
+            os.utime(claim, (old, old))           # as before its holder's note: clean's grace does not save it
+        return held
+
+    monkeypatch.setattr(writers, "probe", look_then_taken)
+    monkeypatch.setattr(writers, "LOOK_WAIT_S", 0.0)     # a held claim is not waited for: its run.py trains on
+    with contextlib.ExitStack() as stack:
+        assert main(["clean", "--results", str(out)]) == 0
+        assert taken == [False] and claim.exists() and probe(claim) is True
+        assert take(claim) is None                       # a third run.py would wait on it
+    assert capsys.readouterr().out.splitlines() == [f"removed 0 unfinished run folder(s) from {out / 'runs'}"]
+
+
+def test_a_free_lock_whose_name_is_made_afresh_before_it_is_locked_is_left_to_its_new_holder(tmp_path, monkeypatch):
+    """`remove_free` opens the lock file, then locks it. Between the two, its holder removes it and another process
+    makes it afresh and holds it (identity_claim's way): the lock won is on a file of no name, and the fresh claim
+    under that name is left, held; a plain free lock is removed, and a held one left."""
+    import fcntl
+
+    from mmsa_atsuko.lock_files import probe, remove_free
+    free, held = tmp_path / "free.lock", tmp_path / "held.lock"
+    free_lock(free, 0o644)
+    free_lock(held, 0o644)
+    with FileLock(held):
+        assert remove_free(held) is False and held.exists()
+    assert remove_free(free) is True and not free.exists()
+    assert remove_free(free) is None
+
+    claim = tmp_path / "claim.lock"
+    free_lock(claim, 0o644)
+    old_inode, real_flock, fresh = claim.stat().st_ino, fcntl.flock, []
+
+    def made_afresh_first(fd, operation):
+        if not fresh and os.fstat(fd).st_ino == old_inode:
+            claim.unlink()                                # its holder removes it
+            fresh.append(FileLock(claim))
+            fresh[0].acquire()                            # another process makes it afresh and holds it
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", made_afresh_first)
+    try:
+        assert remove_free(claim) is None
+        assert claim.exists() and claim.stat().st_ino != old_inode and probe(claim) is True
+    finally:
+        fresh[0].release()

@@ -9,7 +9,7 @@ mark first and then looks at the sweep's lock; a sweep takes its lock first and 
 (`check_no_run_py`): whichever of the two comes second sees the other and stops in one line, before it trains.
 run.py takes its mark only when it reaches its first run to train (`RunPyMark`), and then reads the store again.
 A killed run.py's mark is free (the OS drops its lock): the next sweep removes it, and so does `run.py clean`
-(`remove_free_locks`).
+(`remove_free_locks`), each under the mark's lock (`lock_files.remove_free`), never after a mere look at it.
 
 A results folder may be shared by several users, so a mark and the sweep's lock are made as writable as their
 folder (`lock_files.shared_mode`, whatever the umask): writable by the group, or by all, where the folder is, so
@@ -36,7 +36,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from ..errors import ToolkitError, UsageError, one_line
-from ..lock_files import make_shared_folder, owner_name, probe, shared_mode
+from ..lock_files import make_shared_folder, owner_name, probe, remove_free, shared_mode
 from ..run_folders.lock import IDENTITY_CLAIM, sticky_foreign_owner
 from .folder import SWEEP_LOCK
 
@@ -140,28 +140,37 @@ def remove_free_locks(runs: Path, prefix: str, older_than: float = 0.0
     """Remove the free lock files in `runs` named `<prefix>*.lock` (a killed process's: the OS dropped its lock)
     made over `older_than` seconds ago: a run.py's marks (RUN_PY_MARK), or its claims of the runs it trains
     (`run_folders.IDENTITY_CLAIM`), which a killed run.py leaves too (another user's, in a folder with the sticky bit,
-    then stops every other user's run.py at that run). A sweep removes every free one: it holds the sweep lock, so a
-    run.py whose new mark it removed between that run.py's making and taking it still sees the sweep and stops.
-    `run.py clean` holds no such lock, so it leaves one made in the last minute (NEW_GRACE_S: run_folders' rule for
-    a `.partial.new` folder). Returns the ones left as held, each with its one look (`_held`: True, or None where
-    this user cannot tell, which counts as held), how many were removed, and the free ones this user could not
-    remove, each with the OS's error (another user's in a folder with the sticky bit: `unremovable_note`)."""
+    then stops every other user's run.py at that run). Each is removed under its lock (`lock_files.remove_free`), not
+    after a look: a run.py that takes a free claim between the look and the removal keeps it, held (removed by its
+    name before, a third run.py then took a claim of its own, and two trained one run), and one that had opened it
+    wins a lock of no name, which filelock drops to take a fresh one. A sweep removes every free one: it holds the
+    sweep lock, so a run.py whose new mark it removed between that run.py's making and taking it still sees the
+    sweep and stops. `run.py clean` holds no such lock, so it leaves one made in the last minute (NEW_GRACE_S:
+    run_folders' rule for a `.partial.new` folder). Returns the ones left as held, each with its last look (`_held`:
+    True, or None where this user cannot tell, which counts as held), how many were removed, and the free ones this
+    user could not remove, each with the OS's error (another user's in a folder with the sticky bit:
+    `unremovable_note`)."""
     live, removed, kept = {}, 0, []
     for path in sorted(runs.glob(f"{prefix}*.lock")) if runs.is_dir() else []:
         if path.is_symlink() or not path.is_file():
             continue                   # no run.py made it: a link is never opened, as a run folder's run.lock
         held = _held(path)
+        while held is False:
+            try:
+                if time.time() - path.stat().st_mtime <= older_than:
+                    break
+                outcome = remove_free(path)
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                kept.append((path, e))
+                break
+            if outcome is not False:   # removed, or gone (its name another's now)
+                removed += outcome is True
+                break
+            held = _held(path)         # taken since the look: another look, waited for as the first
         if held is not False:          # held, or this user cannot tell
             live[path] = held
-            continue
-        try:
-            if time.time() - path.stat().st_mtime > older_than:
-                path.unlink()
-                removed += 1
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            kept.append((path, e))
     return live, removed, kept
 
 
