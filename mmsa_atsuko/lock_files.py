@@ -97,11 +97,11 @@ def probe(path: Path, wait: float = 0.0) -> bool | None:
     """Whether a live process holds the lock at `path`, looked at read-only: the file opened O_RDONLY and locked
     shared, without blocking (Linux's flock locks a read-only descriptor), released at once. Needs only read
     access, so another user's lock file this user may not write, or may not take (another user's in a folder with
-    the sticky bit, which filelock refuses), can still be looked at. Retried for `wait` seconds while held (another
-    process may hold it a moment to take it). False: free, or no file; True: held; None: this user cannot tell
-    (a file it may not read, a link, no regular file, a file system whose locks fail, such as some NFS mounts),
-    which every caller counts as held. Where there is no flock (Windows), the lock is taken and released at once,
-    as filelock takes it."""
+    the sticky bit, which filelock 4.2.12 and later refuse), can still be looked at. Retried for `wait` seconds while
+    held (another process may hold it a moment to take it). False: free, or no file; True: held; None: this user
+    cannot tell (a file it may not read, a link, no regular file, a file system whose locks fail, such as some NFS
+    mounts), which every caller counts as held. Where there is no flock (Windows), the lock is taken and released at
+    once, as filelock takes it."""
     try:
         import fcntl                              # Unix only, as flock
     except ImportError:

@@ -64,7 +64,8 @@ def test_clean_never_removes_folders_where_a_runs_link_points(tmp_path, victim, 
 def test_a_partial_folder_whose_lock_is_no_file_is_left_alone(tmp_path, victim, capsys, planted):
     """Before: a .partial folder's run.lock linked elsewhere (or a folder) was an OSError traceback ('Too many
     levels of symbolic links') from clean and from every run and sweep on the folder. A hard link was taken
-    as a dead run's lock, and filelock before 4 opens a lock with O_TRUNC: that emptied victim.txt."""
+    as a dead run's lock, and filelock before 4.2.1 empties a lock it takes (O_TRUNC in 3.29.x, ftruncate once
+    locked in 3.30 to 4.2.0): that emptied victim.txt."""
     out = tmp_path / "results"
     folder = out / "runs" / ".tfn-mosi-s1-20260101T000000-abcdef.partial"
     folder.mkdir(parents=True)
@@ -96,7 +97,7 @@ def test_an_mmsa_csv_lock_that_is_a_link_is_one_line(tmp_path, victim, capsys):
 @pytest.mark.parametrize("name", ["runs.jsonl", "runs.jsonl.lock"])
 def test_a_store_that_is_a_hard_link_is_one_line_before_training(tmp_path, capsys, name):
     """Before: the record was appended to the store's other name too (here elsewhere.txt; a planted link, or
-    a `cp -al` copy of the results folder), and filelock before 4 emptied a lock file's other name."""
+    a `cp -al` copy of the results folder), and filelock before 4.2.1 emptied a lock file's other name."""
     out = tmp_path / "results"
     out.mkdir()
     other = tmp_path / "elsewhere.txt"

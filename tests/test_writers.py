@@ -145,11 +145,11 @@ OTHER = 1234        # a third user: neither nobody nor the folders' owner (root)
 @needs_root
 def test_another_users_free_locks_in_a_sticky_folder_are_free_to_look_at_not_to_take(shared_folder):
     """A folder with the sticky bit (1777, or 3775 for a group), each lock file left by a user who is neither nobody
-    nor the folder's owner, nothing running: filelock refuses to lock another user's file there (its owner could
-    replace it while it was held), a guarantee kept, and the sticky bit stops nobody removing it. Looked at
-    read-only, both are free: nobody's sweep passes the killed mark (left, as it may not remove it) and nobody's
-    run.py trains (before: 'cannot tell', forever); nobody's sweep still refuses to take the sweep lock, in one line
-    naming the file, its owner and who may remove it."""
+    nor the folder's owner, nothing running: filelock (4.2.12 and later, as constraints.txt pins) refuses to lock
+    another user's file there (its owner could replace it while it was held), a guarantee kept, and the sticky bit
+    stops nobody removing it. Looked at read-only, both are free: nobody's sweep passes the killed mark (left, as it
+    may not remove it) and nobody's run.py trains (before: 'cannot tell', forever); nobody's sweep still refuses to
+    take the sweep lock, in one line naming the file, its owner and who may remove it."""
     for mode in (0o1777, 0o3775):
         out = shared_folder / f"res{mode:o}"
         (out / "runs").mkdir(parents=True)
@@ -449,8 +449,8 @@ def test_clean_names_another_users_killed_mark_as_it_names_their_claim(shared_fo
 @needs_root
 def test_a_run_py_stops_before_training_any_run_where_it_can_never_take_a_claim(tmp_path):
     """Seeds 2 and 1, seed 1's claim left free by another user's killed run.py in a folder with the sticky bit
-    (filelock takes no other user's lock there): run.py says so in one line before it trains anything. Before, it
-    trained seed 2, appended it, and then stopped at seed 1."""
+    (filelock 4.2.12 and later take no other user's lock there): run.py says so in one line before it trains
+    anything. Before, it trained seed 2, appended it, and then stopped at seed 1."""
     out = tmp_path / "res"
     (out / "runs").mkdir(parents=True)
     for folder in (out, out / "runs"):
@@ -468,7 +468,7 @@ def test_a_run_py_stops_before_training_any_run_where_it_can_never_take_a_claim(
 
 def test_a_run_py_refuses_a_claim_that_is_a_link_and_leaves_its_target_alone(tmp_path):
     """A claim file planted as a symbolic link (or a hard link) to another file: run.py does not open it (filelock
-    before 4 opened lock files with O_TRUNC and fchmod-ed them, as claim() already guards against for run.lock),
+    before 4.2.1 emptied lock files it took and fchmod-ed them, as claim() already guards against for run.lock),
     says what it is in one line, and the file it names keeps its bytes and mode."""
     out = tmp_path / "res"
     (out / "runs").mkdir(parents=True)

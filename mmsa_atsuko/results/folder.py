@@ -30,7 +30,7 @@ RUN_ID = re.compile(r"[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*-s-?[0-9]+-[0-9]{8}T[0-9]{
 SWEEP_LOCK = ".sweep.lock"       # held by a sweep or tune while it writes the folder (sweep.driver.SweepLock)
 # Entries of a results folder that the toolkit writes through: a planted symlink would send the writes elsewhere.
 STORE_ENTRIES = (RUNS_FILE, RUNS_FILE + ".lock", "runs", "normal", ANALYSIS_DIR, SWEEP_LOCK)
-# Those written in place (appended to; a lock that filelock before 4 opened with O_TRUNC): a hard link
+# Those written in place (appended to; a lock that filelock before 4.2.1 emptied as it took it): a hard link
 # there, planted or left by a `cp -al` copy of the folder, would change the file under its other names.
 IN_PLACE = (RUNS_FILE, RUNS_FILE + ".lock", SWEEP_LOCK)
 

@@ -17,11 +17,11 @@ that another user who may write there can take the lock and remove a killed run.
 its owner alone (a lock file writable by all let any local user fill the disk through it).
 Looking at a lock needs no write access (`_held`, `lock_files.probe`: opened read-only and locked shared): another
 user's mark or sweep lock that this user may not write, or may not take (theirs in a folder with the sticky bit,
-1777 or 3775, which filelock refuses to lock: its owner could replace the file while it was held), is free when
-nothing of theirs runs. A lock this user cannot even look at (one it may not read, a file system whose locks fail)
-counts as held, and the refusal says so (`unprobeable_note`), not that a sweep or run.py is running. Taking a lock
-is still refused where filelock refuses it: a sweep does not write where it cannot take `.sweep.lock`, and its line
-names the file, its owner, and who may remove it (`unopenable_note`).
+1777 or 3775, which filelock 4.2.12 and later refuse to lock: its owner could replace the file while it was held),
+is free when nothing of theirs runs. A lock this user cannot even look at (one it may not read, a file system whose
+locks fail) counts as held, and the refusal says so (`unprobeable_note`), not that a sweep or run.py is running.
+Taking a lock is still refused where filelock refuses it: a sweep does not write where it cannot take `.sweep.lock`,
+and its line names the file, its owner, and who may remove it (`unopenable_note`).
 """
 from __future__ import annotations
 
@@ -176,8 +176,9 @@ def remove_free_locks(runs: Path, prefix: str, older_than: float = 0.0
 
 def check_claim_free_to_take(claim: Path) -> None:
     """One ToolkitError line if the claim file `claim` of a run this run.py is about to train is free but another
-    user's in a folder with the sticky bit (a killed run.py's), which filelock refuses to take: run.py checks the
-    claims of its planned runs before training any, so that it does not train the others first and then stop."""
+    user's in a folder with the sticky bit (a killed run.py's), which filelock 4.2.12 and later refuse to take (and
+    3.29.5 to 4.2.11 take: refused here all the same): run.py checks the claims of its planned runs before training
+    any, so that it does not train the others first and then stop."""
     if sticky_foreign_owner(claim) is not None and probe(claim) is False:
         raise ToolkitError(f"run.py cannot take the claim {claim} of a run it is to train: it"
                            f"{unopenable_note(claim, 'run.py')}")

@@ -4,8 +4,8 @@ identity that two in-process run.py's take before training it (`identity_claim`)
 The OS drops the lock however its holder dies, on this host or another sharing the folder, so a folder whose lock
 is free is a dead run's. A run.lock that no run made (a link, a hard link, a folder) is no run's: never opened.
 A lock file this process may not open (another user's, which it may not write), or may not lock (another user's in a
-folder with the sticky bit: `sticky_foreign_owner`), counts as held (`take`): its folder, or the mark or sweep lock of
-results.writers, is left alone.
+folder with the sticky bit, with filelock 4.2.12 and later: `sticky_foreign_owner`), counts as held (`take`): its
+folder, or the mark or sweep lock of results.writers, is left alone.
 """
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ def claim(folder: Path, wait: float = 0.0) -> FileLock | None:
     except FileNotFoundError:
         return None
     if foreign_kind(folder / RUN_LOCK):
-        # filelock before 4 opened run.lock with O_TRUNC: a hard link there emptied its other name's file
-        # at every run's start (each dead .partial folder is claimed) and at `clean`. Left alone, as below.
+        # filelock before 4.2.1 emptied the lock file it took (3.29.x opened it with O_TRUNC at every try, 3.30 to
+        # 4.2.0 truncate it once locked): a hard link there emptied its other name's file at every run's start
+        # (each dead .partial folder is claimed) and at `clean`. Left alone, as below.
         return None
     lock = take(folder / RUN_LOCK, wait, shared_mode(folder))
     if lock is None:
@@ -68,9 +69,9 @@ def take(path: Path, wait: float = 0.0, mode: int | None = None) -> FileLock | N
     """The lock at `path` (made with `mode` if it is not there), taken within `wait` seconds; None while a live
     process holds it, or if this process may not open it (another user's lock file it may not write, a folder, a
     link, which filelock never opens). One rule for every lock one process looks at for another: a lock that
-    cannot be taken counts as held, and its file is left alone; never an OSError traceback. filelock also refuses
-    (PermissionError) another user's lock file in a folder with the sticky bit (`sticky_foreign_owner`), a
-    guarantee kept: held, as well, though no process may hold it."""
+    cannot be taken counts as held, and its file is left alone; never an OSError traceback. filelock 4.2.12 and later
+    also refuse (PermissionError) another user's lock file in a folder with the sticky bit (`sticky_foreign_owner`),
+    a guarantee kept: held, as well, though no process may hold it (3.29.5 to 4.2.11 take it like any other)."""
     lock = FileLock(path) if mode is None else FileLock(path, mode=mode)
     try:
         lock.acquire(timeout=wait)
@@ -94,11 +95,12 @@ def foreign_kind(entry: Path) -> str | None:
 
 
 def sticky_foreign_owner(path: Path) -> int | None:
-    """The uid owning the lock file at `path` if filelock refuses to lock it for that reason alone (None otherwise,
-    and for no file): it is neither this user's nor its folder owner's, and its folder has the sticky bit (mode
-    1777, or 3775 for a group), where its owner could replace it while another user held it. This user can
-    then neither take nor (unless root) remove it. filelock's own rule (`_filesystem.foreign_owner`), read here
-    to say so: the refusal itself is a PermissionError like any other."""
+    """The uid owning the lock file at `path` if it is neither this user's nor its folder owner's and its folder has
+    the sticky bit (mode 1777, or 3775 for a group), where its owner could replace it while another user held it
+    (None otherwise, and for no file). filelock 4.2.12 and later refuse to lock such a file (their `foreign_owner`,
+    in `filelock._filesystem` from 4.3), a PermissionError like any other, read here to say so: this user can then
+    neither take nor (unless root) remove it. filelock 3.29.5 to 4.2.11, which setup.py also allows, refuse no such
+    file and take it where this user may open it; `results.writers.check_claim_free_to_take` still refuses it."""
     try:
         owner, folder = path.stat().st_uid, path.parent.stat()
     except OSError:
@@ -110,7 +112,8 @@ def sticky_foreign_owner(path: Path) -> int | None:
 
 def _note_holder(path: Path) -> None:
     """Write who holds the claim at `path` into it (`pid <pid> on <host>`), for a waiter's lines to name; best effort
-    (filelock before 4 truncated the file at each waiter's try, and a waiter then names no one)."""
+    (filelock 3.29.x opened it with O_TRUNC at each waiter's try, and a waiter then names no one; 3.30 to 4.2.0
+    empty it only as they take it, before this is written; 4.2.1 and later never do)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_WRONLY | NOFOLLOW)
         try:
@@ -157,7 +160,7 @@ def identity_claim(runs: Path, identity: tuple, on_wait: Callable[[Path, float, 
     that is a link (`foreign_kind`), never opened."""
     path = claim_path(runs, identity)
     kind = foreign_kind(path)
-    if kind:            # filelock before 4 opened a lock file with O_TRUNC and fchmod-ed it: never a link of no run's
+    if kind:            # filelock before 4.2.1 emptied (and fchmod-ed) a lock file it took: never a link of no run's
         raise ToolkitError(f"run.py will not take its claim {path} of the run it is about to train: it is {kind}, "
                            f"which no run.py makes; whoever owns it (or root) may remove it; else give another --out")
     lock = FileLock(path, mode=shared_mode(runs))
