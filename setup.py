@@ -33,7 +33,10 @@ setup(
         # 3.29.5: a release leaves the lock file in place (filelock#574). 3.20.4 to 3.29.4 removed it by its name
         # before unlocking: after identity_claim had removed its claim's file, still held, that removed the fresh
         # claim another run.py had taken meanwhile, a third took one of its own, and two run.py's trained one run.
-        "filelock>=3.29.5,<5",
+        # 4.2.12: another user's lock file in a sticky folder is refused, the rule lock_files.unopenable_note states
+        # to the user and run_folders.check_claim_free_to_take follows; 4.2.1: a lock file taken is never emptied
+        # (3.29.x to 4.2.0 truncated it, emptying a hard-linked sweep lock or mark).
+        "filelock>=4.2.12,<5",
     ],
     entry_points={"console_scripts": ["mmsa-atsuko = mmsa_atsuko.cli:main"]},
     extras_require={"test": ["pytest>=7,<10"], "ray": ["ray>=2.40,<3"], "plots": ["matplotlib>=3.7,<4"],

@@ -176,8 +176,8 @@ def remove_free_locks(runs: Path, prefix: str, older_than: float = 0.0
 
 def check_claim_free_to_take(claim: Path) -> None:
     """One ToolkitError line if the claim file `claim` of a run this run.py is about to train is free but another
-    user's in a folder with the sticky bit (a killed run.py's), which filelock 4.2.12 and later refuse to take (and
-    3.29.5 to 4.2.11 take: refused here all the same): run.py checks the claims of its planned runs before training
+    user's in a folder with the sticky bit (a killed run.py's), which filelock refuses to take (4.2.12, setup.py's
+    floor): run.py checks the claims of its planned runs before training
     any, so that it does not train the others first and then stop."""
     if sticky_foreign_owner(claim) is not None and probe(claim) is False:
         raise ToolkitError(f"run.py cannot take the claim {claim} of a run it is to train: it"

@@ -69,9 +69,9 @@ def take(path: Path, wait: float = 0.0, mode: int | None = None) -> FileLock | N
     """The lock at `path` (made with `mode` if it is not there), taken within `wait` seconds; None while a live
     process holds it, or if this process may not open it (another user's lock file it may not write, a folder, a
     link, which filelock never opens). One rule for every lock one process looks at for another: a lock that
-    cannot be taken counts as held, and its file is left alone; never an OSError traceback. filelock 4.2.12 and later
-    also refuse (PermissionError) another user's lock file in a folder with the sticky bit (`sticky_foreign_owner`),
-    a guarantee kept: held, as well, though no process may hold it (3.29.5 to 4.2.11 take it like any other)."""
+    cannot be taken counts as held, and its file is left alone; never an OSError traceback. filelock (4.2.12, setup.py's
+    floor) also refuses (PermissionError) another user's lock file in a folder with the sticky bit
+    (`sticky_foreign_owner`), a guarantee kept: held, as well, though no process may hold it."""
     lock = FileLock(path) if mode is None else FileLock(path, mode=mode)
     try:
         lock.acquire(timeout=wait)
@@ -99,8 +99,8 @@ def sticky_foreign_owner(path: Path) -> int | None:
     the sticky bit (mode 1777, or 3775 for a group), where its owner could replace it while another user held it
     (None otherwise, and for no file). filelock 4.2.12 and later refuse to lock such a file (their `foreign_owner`,
     in `filelock._filesystem` from 4.3), a PermissionError like any other, read here to say so: this user can then
-    neither take nor (unless root) remove it. filelock 3.29.5 to 4.2.11, which setup.py also allows, refuse no such
-    file and take it where this user may open it; `results.writers.check_claim_free_to_take` still refuses it."""
+    neither take nor (unless root) remove it; `results.writers.check_claim_free_to_take` refuses it before run.py
+    trains anything."""
     try:
         owner, folder = path.stat().st_uid, path.parent.stat()
     except OSError:
@@ -155,9 +155,9 @@ def identity_claim(runs: Path, identity: tuple, on_wait: Callable[[Path, float, 
     yields whether it waited, and the body then reads the store again before training. The file is removed
     while still held, so a process waiting on it takes a fresh one instead of a removed one (filelock retries a
     lock file unlinked under it); the release that follows leaves the name alone, by then maybe another's fresh claim
-    (filelock >= 3.29.5, setup.py: before, it removed the file by its name once more). A claim this user cannot take
-    (another user's in a folder with the sticky bit, one it may not write) is one ToolkitError line, and so is one
-    that is a link (`foreign_kind`), never opened."""
+    (filelock >= 3.29.5, below setup.py's floor: before, it removed the file by its name once more). A claim this
+    user cannot take (another user's in a folder with the sticky bit, one it may not write) is one ToolkitError
+    line, and so is one that is a link (`foreign_kind`), never opened."""
     path = claim_path(runs, identity)
     kind = foreign_kind(path)
     if kind:            # filelock before 4.2.1 emptied (and fchmod-ed) a lock file it took: never a link of no run's
