@@ -192,6 +192,13 @@ def check_output_file(path, option: str) -> Path:
     return path
 
 
+def wrong_kind(folder, entry, kind: str, what: str, option: str) -> UsageError:
+    """The one line for `entry` of `folder` that is a folder where the toolkit writes a file (`kind`), or the
+    reverse: every writer's check (`check_entries`) and the store's reader (`results.read_records`) say it alike."""
+    return UsageError(f"{what} {folder}: {entry} is a {'file' if kind == 'folder' else 'folder'} where the toolkit "
+                      f"writes a {kind}; move it away or choose another {option}")
+
+
 def check_entries(folder, entries, what: str, option: str = "--out", in_place=()) -> None:
     """One UsageError line if one of `entries` (names in `folder` that the caller will write; a folder's
     ends in "/", or has no dot) is a symbolic link, the wrong kind of thing, or a file this user cannot
@@ -212,8 +219,7 @@ def check_entries(folder, entries, what: str, option: str = "--out", in_place=()
             raise UsageError(f"{what} {folder}: {entry} is a symbolic link; the toolkit writes only inside "
                              f"the {what} (replace it with a real {kind})")
         if entry.exists() and entry.is_dir() != (kind == "folder"):
-            raise UsageError(f"{what} {folder}: {entry} is a {'folder' if entry.is_dir() else 'file'} where "
-                             f"the toolkit writes a {kind}; move it away or choose another {option}")
+            raise wrong_kind(folder, entry, kind, what, option)
         if entry.is_file() and not os.access(entry, os.W_OK):
             raise UsageError(f"{what} {folder}: {entry} is not writable by this user; fix its permissions "
                              f"or choose another {option}")

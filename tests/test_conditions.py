@@ -390,7 +390,7 @@ def test_rate_zero_equals_the_plain_run_and_a_condition_is_recorded_and_reproduc
     assert skipped["run_id"] == half["run_id"] and "[missing_rate=0.5]" in lines[0]
 
 
-def _record(model, rate, seed, mae, data="sha256:real", chash="h1", drop=None):
+def _record(model, rate, seed, mae, data="sha256:" + "e" * 64, chash="h1", drop=None):
     return {"run_id": f"{model}-{rate}-{seed}", "status": "ok", "model": model, "dataset": "mosi", "aligned": False,
             "seed": seed, "config_hash": chash, "config": {}, "data": data, "metrics": {"MAE": mae},
             "condition": make_condition(rate, drop).as_dict()}

@@ -12,13 +12,26 @@ import pytest
 from mmsa_atsuko.errors import DataError
 from mmsa_atsuko.results import append_mmsa_csv, append_record, mmsa_cell, mmsa_seed_value, read_records
 
-WRITER = """
+# What the store's reader takes for a run (`record.not_a_run`): a run id and the identity's fields, in their forms.
+IDENTITY = {"model": "tfn", "dataset": "mosi", "aligned": False, "seed": 1, "config_hash": "0" * 12,
+            "data": "sha256:" + "0" * 64}
+
+WRITER = f"""
 import sys
 from mmsa_atsuko.results import append_record
 out, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for i in range(n):
-    append_record(out, {"run_id": f"{tag}-{i}", "payload": "x" * 5000, "metrics": {"MAE": i / 7}})
+    append_record(out, {{"run_id": f"{{tag}}-{{i}}", **{IDENTITY!r}, "payload": "x" * 5000, "metrics": {{"MAE": i / 7}}}})
 """
+
+
+def run(run_id: str, **fields) -> dict:
+    """A record the store's reader reads as a run, `run_id` first."""
+    return {"run_id": run_id, **IDENTITY, **fields}
+
+
+def line(record: dict) -> bytes:
+    return (json.dumps(record) + "\n").encode()
 
 
 def test_two_processes_appending_never_interleave(tmp_path):
@@ -57,22 +70,22 @@ def test_killed_writer_loses_only_its_last_record_and_the_next_append_repairs_th
 
 
 def test_a_torn_fragment_is_skipped_by_readers_and_cut_off_by_the_next_append(tmp_path):
-    append_record(tmp_path, {"run_id": "a"})
+    append_record(tmp_path, run("a"))
     with open(tmp_path / "runs.jsonl", "ab") as f:
         f.write(b'{"run_id": "tor')
     assert [r["run_id"] for r in read_records(tmp_path)] == ["a"]
-    append_record(tmp_path, {"run_id": "b"})
-    assert (tmp_path / "runs.jsonl").read_bytes() == b'{"run_id": "a"}\n{"run_id": "b"}\n'
+    append_record(tmp_path, run("b"))
+    assert (tmp_path / "runs.jsonl").read_bytes() == line(run("a")) + line(run("b"))
 
 
 def test_a_last_record_without_its_newline_is_kept_and_completed(tmp_path):
     """A hand-merged store can end in a whole record with no newline: it is a record, not a
     fragment (no proper prefix of a JSON object is one), so nothing is lost."""
-    (tmp_path / "runs.jsonl").write_bytes(b'{"run_id": "a"}\n{"run_id": "b", "metrics": {"MAE": 0.5}}')
+    (tmp_path / "runs.jsonl").write_bytes(line(run("a")) + line(run("b", metrics={"MAE": 0.5}))[:-1])
     assert [r["run_id"] for r in read_records(tmp_path)] == ["a", "b"]
-    append_record(tmp_path, {"run_id": "c"})
+    append_record(tmp_path, run("c"))
     assert (tmp_path / "runs.jsonl").read_bytes() == (
-        b'{"run_id": "a"}\n{"run_id": "b", "metrics": {"MAE": 0.5}}\n{"run_id": "c"}\n')
+        line(run("a")) + line(run("b", metrics={"MAE": 0.5})) + line(run("c")))
     # Lines that are JSON but not an object are not records either.
     with open(tmp_path / "runs.jsonl", "ab") as f:
         f.write(b"[1, 2]\n3\n")
@@ -86,7 +99,7 @@ def test_a_fragment_with_no_whole_line_before_it_is_cut_to_nothing(tmp_path):
 
 
 def test_full_precision_and_nan_as_null(tmp_path):
-    append_record(tmp_path, {"metrics": {"MAE": 1 / 3, "Corr": float("nan")}, "n": np.float64(0.1)})
+    append_record(tmp_path, run("nan", metrics={"MAE": 1 / 3, "Corr": float("nan")}, n=np.float64(0.1)))
     (rec,) = read_records(tmp_path)
     assert rec["metrics"]["MAE"] == 1 / 3
     assert rec["metrics"]["Corr"] is None
@@ -95,10 +108,10 @@ def test_full_precision_and_nan_as_null(tmp_path):
 
 def test_numpy_values_in_a_record_are_stored_as_python_values(tmp_path):
     # json.dumps refuses np.bool_ and arrays; a record holding one must still be appended whole.
-    append_record(tmp_path, {"run_id": "np", "flag": np.bool_(True), "count": np.int64(3),
-                             "curve": np.array([0.5, np.nan], np.float32), "r": np.float32(np.inf)})
+    append_record(tmp_path, run("np", flag=np.bool_(True), count=np.int64(3),
+                                curve=np.array([0.5, np.nan], np.float32), r=np.float32(np.inf)))
     (record,) = read_records(tmp_path)
-    assert record == {"run_id": "np", "flag": True, "count": 3, "curve": [0.5, None], "r": None}
+    assert record == run("np", flag=True, count=3, curve=[0.5, None], r=None)
     assert type(record["flag"]) is bool
 
 

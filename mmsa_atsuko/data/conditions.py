@@ -155,6 +155,31 @@ def condition_of(record: dict) -> Condition:
     return _with_older_marks(today, stored, record)
 
 
+STORED_KEYS = {"missing_rate", "drop_modality", "modalities", "text_rows", "text_spared"}
+
+
+def stored_condition_fault(stored) -> str | None:
+    """What is wrong with a store record's `condition` block (as `as_dict` writes it; null or absent, a record from
+    before conditions, is the plain one), or None: a value no `make_condition` makes reached the run identity, and
+    the tables that print it, as it was (a drop_modality of '\\x1b[31m' or a newline)."""
+    if stored is None:
+        return None
+    if not isinstance(stored, dict) or not set(stored) <= STORED_KEYS:
+        return f"an object of {', '.join(sorted(STORED_KEYS))}"
+    rate, drop, subset = stored.get("missing_rate"), stored.get("drop_modality"), stored.get("modalities", "TAV")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1):
+        return "a missing_rate in [0, 1)"
+    if drop is not None and drop not in tuple(LETTERS) or subset not in SUBSETS:
+        return f"a drop_modality of T, A, V or null and modalities of {' '.join(SUBSETS)}"
+    if stored.get("text_rows", "all") != "all" or stored.get("text_spared", "bert_cls_sep") != "bert_cls_sep":
+        return "text_rows 'all' and text_spared 'bert_cls_sep' where given"
+    try:
+        make_condition(rate or 0.0, drop, subset)
+    except UsageError as e:
+        return f"a condition a run can have ({e})"
+    return None
+
+
 def folder_condition_key(key: str, stored, *, data=None, dataset=None, aligned=False) -> str:
     """The condition key of a run folder's run.json, read as `condition_of` reads a record: `key` (its
     identity's `Condition.key()`), with what the marks of its `condition` block `stored` say (None in a

@@ -3,19 +3,22 @@
 A run record is built here (`ok_record`, `failed_record`) and identified here (`identity`:
 model, dataset, aligned flag, seed, config hash, data id), so `run`, `sweep` and the tables all
 see runs the same way. A record whose fields have the wrong types is a one-line DataError
-(`identity`, `selection.check_ok_record`).
+(`identity`, `selection.check_ok_record`); a line that is no run of this toolkit's (`not_a_run`: no run id or
+identity, or a data id, config hash, preset or condition of no form the toolkit writes) is skipped by the store's
+reader, with a warning.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import platform
+import re
 from datetime import datetime
 from pathlib import Path
 
 from ..config import ADDED_KEYS, config_hash
-from ..data.conditions import PLAIN, condition_of
-from ..data.stamp import is_synthetic
+from ..data.conditions import PLAIN, condition_of, stored_condition_fault
+from ..data.stamp import SYNTHETIC_DATA_PREFIX, is_synthetic
 from ..errors import DataError
 from ..user_models.source import recorded_files
 from ..version import __version__
@@ -93,6 +96,40 @@ def run_identity(model: str, dataset: str, aligned: bool, seed: int, config_hash
 
 
 IDENTITY_FIELDS = ("model", "dataset", "aligned", "seed", "config_hash", "data")
+
+
+# The forms the toolkit writes of fields a table prints as they are (a heading, a note, a CSV cell), and of the
+# run identity: a forged `data` of "sha256:abc\\n\\n### mosi ..." wrote a Markdown heading into the leaderboard.
+DATA_ID = re.compile(r"sha256:[0-9a-f]{64}|" + re.escape(SYNTHETIC_DATA_PREFIX) + r"[A-Za-z0-9_.+-]{1,200}")
+# config.config_hash writes sha256's first 12 hex digits; a hand-made store's names of configs ('h-1', 'c-tfn')
+# are read too: the form keeps what a table prints of it to one token.
+CONFIG_HASH = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A preset is a key of a model's YAML `presets` (that of a model of one's own too, which no reader may have at
+# hand): held to the shape of a name, which is all a table needs of it.
+PRESET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def not_a_run(record: dict) -> str | None:
+    """Why a store line's object is no run record of this toolkit's, or None: it lacks a run id or a field of the
+    identity, or its `data`, `config_hash`, `preset` or `condition` is of no form the toolkit writes. The store's
+    reader skips such a line with a warning (`store.read_records`); fields of wrong types that a record's form
+    leaves open are a DataError where they are read (`identity`, `selection.check_ok_record`)."""
+    if not isinstance(record.get("run_id"), str):
+        return "it has no run_id string"
+    missing = [field for field in IDENTITY_FIELDS if field not in record]
+    if missing:
+        return f"it has no {', '.join(missing)}"
+    if not isinstance(record["data"], str) or not DATA_ID.fullmatch(record["data"]):
+        return f"its data {show(record['data'])} is neither sha256:<64 hex digits> nor synthetic:<recipe>"
+    if not isinstance(record["config_hash"], str) or not CONFIG_HASH.fullmatch(record["config_hash"]):
+        return f"its config_hash {show(record['config_hash'])} is no config hash (letters, digits, _ and -)"
+    preset = record.get("preset")
+    if preset is not None and not (isinstance(preset, str) and PRESET_NAME.fullmatch(preset)):
+        return f"its preset {show(preset)} is no preset name"
+    fault = stored_condition_fault(record.get("condition"))
+    if fault is not None:
+        return f"its condition {show(record['condition'])} is not {fault}"
+    return None
 
 
 def code_version(record: dict) -> str:

@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import open_append, open_new, read_small_file
+from ..atomic import open_append, open_new, read_small_file, wrong_kind
 from ..errors import DataError, ToolkitError
 from ..lock_files import shared_mode
 from .folder import RECORD_FILE, RUNS_FILE, refuse_a_file_as_results, run_path, store_lock
+from .record import not_a_run
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -250,22 +251,60 @@ def run_ids(records) -> set[str]:
 
 
 def read_records(out_dir: Path) -> list[dict]:
-    """All complete records; a torn final fragment is ignored (see the module docstring). A store past
-    MAX_STORE_BYTES or MAX_STORE_LINES is one DataError line, before any of it is used."""
+    """All run records of the store, in append order. A store past MAX_STORE_BYTES or MAX_STORE_LINES, or no
+    regular file, is one line before any of it is used. A line that holds no run record (`record.not_a_run`: not
+    JSON, no object, longer than MAX_KEPT_RECORD, or an object that is no run of this toolkit's) is skipped, and
+    one warning per read counts them and names the first; a blank line, and a killed writer's fragment (a last
+    line without its newline that is not JSON, see the module docstring), are skipped without one."""
     path = Path(out_dir) / RUNS_FILE
     refuse_a_file_as_results(out_dir)   # `--results results/runs.jsonl` read as "no runs in .../runs.jsonl/runs.jsonl"
     if not path.exists():
         return []
     # O_NONBLOCK: a named pipe in the store's place blocked open() (the leaderboard hung for good)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    info = os.fstat(fd)
+    if stat.S_ISDIR(info.st_mode):               # fdopen raised IsADirectoryError, a traceback in every reader
+        os.close(fd)
+        raise wrong_kind(out_dir, path, "file", "results folder", "--results")
     with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise DataError(f"{path} is not a regular file, and the store is a file of JSON lines: "
                             "move it away, or choose another --results")
         if info.st_size > MAX_STORE_BYTES:              # refused unread
             raise _too_large(path, f"is {math.ceil(info.st_size / (1 << 20))} MiB")
-        return [record for record in map(_parse_record, _lines(f, path)) if record is not None]
+        records, skipped = [], []                       # skipped: (line number, why) of each line passed over
+        for number, line in enumerate(_lines(f, path), start=1):
+            record = None if line is None else _parse_record(line)
+            why = "it is longer than any record" if line is None else (
+                not_a_run(record) if record is not None else None if not line.strip() or _torn(line)
+                else "it is no JSON object")
+            if why is None and record is not None:
+                records.append(record)
+            elif why is not None:
+                skipped.append((number, why))
+    if skipped:
+        _warn_skipped(path, skipped)
+    return records
+
+
+def _torn(line: bytes) -> bool:
+    """Whether `line`, one that parses as no record, is a killed writer's fragment: the last line, without its
+    newline (`_lines` yields no line but the last without one). It is silent; the next append cuts it off."""
+    return not line.endswith(b"\n")
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_skipped(path: Path, skipped: list[tuple[int, str]]) -> None:
+    """One warning for the lines a read of `path` skipped, with their count and the first; the same warning of the
+    same store is given once per process (a run reads its store several times)."""
+    (first, why), more = skipped[0], len(skipped) - 1
+    message = (f"{path}: skipped {len(skipped)} line(s) that hold no run record, the first line {first} ({why})"
+               + (f" and {more} more" if more else "") + "; fix or remove them")
+    if (str(path), message) not in _WARNED:
+        _WARNED.add((str(path), message))
+        log.warning("%s", message)
 
 
 def _too_large(path: Path, why: str) -> DataError:
@@ -275,9 +314,10 @@ def _too_large(path: Path, why: str) -> DataError:
 
 
 def _lines(f, path: Path):
-    """The file's lines, each line longer than MAX_KEPT_RECORD passed over unread, as no record the toolkit
-    wrote (a single line of 1.5 GB took 4.8 GB to read and parse, and a MemoryError under 4 GB). Counted
-    as read, so a file that grows past the store's bounds while it is read is refused too."""
+    """The file's lines; a line longer than MAX_KEPT_RECORD is passed over unread, as no record the toolkit
+    wrote (a single line of 1.5 GB took 4.8 GB to read and parse, and a MemoryError under 4 GB), and yields
+    None in its place. Counted as read, so a file that grows past the store's bounds while it is read is
+    refused too."""
     read = lines = 0
     while line := f.readline(MAX_KEPT_RECORD + 1):
         read, lines = read + len(line), lines + 1
@@ -289,5 +329,4 @@ def _lines(f, path: Path):
                 read += len(line)
         if read > MAX_STORE_BYTES:
             raise _too_large(path, f"grew past {MAX_STORE_BYTES >> 20} MiB while it was read")
-        if whole:
-            yield line
+        yield line if whole else None
