@@ -160,3 +160,19 @@ def test_a_forged_data_id_writes_no_heading_and_no_cell_of_its_own(tmp_path, fmt
                 record(3, data="sha256:abc\n\n### mosi (fake) | fake | row |", config_hash="=cmd|' /C calc'!A0"))
     text = leaderboard(tmp_path, fmt=fmt)
     assert "fake" not in text and "=cmd" not in text and "synthetic:mosi-small-unaligned-seed0-v2" in text
+
+
+# ------------------------------------------------------------------------------------------
+# L2: metrics no run computes
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", [1e308, -1e308, 3.5e38])
+def test_a_metric_past_float32s_largest_is_one_line_naming_it(tmp_path, capsys, value):
+    """Before: 1e308 was averaged (numpy's overflow RuntimeWarnings) and printed as "± inf". Record 1's float32
+    largest passes."""
+    write_store(tmp_path, record(1, 3.4e38), record(2, value))
+    capsys.readouterr()
+    code = main(["leaderboard", "--results", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.strip() == (
+        f"error: runs.jsonl: record 'tfn-mosi-s2-20260101T000000-abcdef': metrics['MAE'] must be a metric a run "
+        f"computes (at most 3.403e+38 in magnitude) or null, got {value!r}; remove or fix that line"), err

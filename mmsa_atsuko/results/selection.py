@@ -62,6 +62,10 @@ def config_labels(pairs) -> dict[tuple[str, str], str]:
 
 
 MAX_CONFIG_DEPTH = 16
+# float32's largest: a run's predictions and losses are float32 (a larger loss is inf, which stops the run), so no
+# metric it computes is larger. A hand-made 1e308 is nonsense, refused as NaN is: its mean and std overflowed
+# (numpy's RuntimeWarnings) and the leaderboard printed "± inf".
+MAX_METRIC = 3.4028234663852886e38
 _ONE_LINE = re.compile(r"[^\x00-\x1f\x7f]{0,200}")
 
 
@@ -91,6 +95,9 @@ def check_ok_record(record: dict) -> dict:
     for name, value in metrics.items():      # the field that is wrong, named: a hand edit is found by it
         if not _is_table_number(value):
             bad_field(record, f"metrics[{show(name)}]", "a finite number or null", value)
+        if abs(value or 0) > MAX_METRIC:
+            bad_field(record, f"metrics[{show(name)}]", f"a metric a run computes (at most {MAX_METRIC:.4g} in "
+                      f"magnitude) or null", value)
     if not isinstance(record.get("config"), dict) or _depth(record["config"]) > MAX_CONFIG_DEPTH:
         bad("config", f"an object nested at most {MAX_CONFIG_DEPTH} deep")
     # Shown as they are in tables, notes and every analysis CSV row (`run_label`, `code_version`): a newline in one
