@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from mmsa_atsuko.cli import main
+from mmsa_atsuko.errors import DataError
 from mmsa_atsuko.leaderboard import leaderboard
 from mmsa_atsuko.metrics.names import metric_keys
 from mmsa_atsuko.results import read_records
@@ -176,3 +177,56 @@ def test_a_metric_past_float32s_largest_is_one_line_naming_it(tmp_path, capsys, 
     assert code == 1 and err.strip() == (
         f"error: runs.jsonl: record 'tfn-mosi-s2-20260101T000000-abcdef': metrics['MAE'] must be a metric a run "
         f"computes (at most 3.403e+38 in magnitude) or null, got {value!r}; remove or fix that line"), err
+
+
+# ------------------------------------------------------------------------------------------
+# L1: model.json's class names, which predictions.csv lists as they are
+# ------------------------------------------------------------------------------------------
+@pytest.fixture
+def mintrec_card(tmp_path):
+    """A run folder holding the model.json of a tfn run on MIntRec, as the trainer writes it."""
+    import dataclasses
+
+    from conftest import make_dataset
+
+    from mmsa_atsuko.config import load_config
+    from mmsa_atsuko.data.mintrec import label_names
+    from mmsa_atsuko.training.model_card import write_model_card
+    spec = dataclasses.replace(make_dataset(task="classification", name="mintrec", num_classes=20).spec,
+                               label_names=label_names())
+    write_model_card(tmp_path, "tfn", load_config("tfn", "mintrec", preset="small"), spec)
+    return tmp_path / "model.json"
+
+
+def with_class_names(card_path, change) -> list:
+    card = json.loads(card_path.read_text())
+    names = change(list(card["label_names"]))
+    card["label_names"] = card["spec"]["label_names"] = names
+    card_path.write_text(json.dumps(card))
+    return names
+
+
+CLASS_NAMES = {
+    "formula": (lambda n: ['=HYPERLINK("http://x","y")'] + n[1:],
+                "label_names[0] has the id '=HYPERLINK(\"http://x\",\"y\")', which starts with '='"),
+    "dash-formula": (lambda n: n[:3] + ["-2+3+cmd|' /C calc'!A0"] + n[4:], "label_names[3] has the id"),
+    "newline": (lambda n: n[:1] + ["Praise\nx"] + n[2:],
+                "label_names[1] must be a class name of one line (1 to 200 characters, no control character), got "
+                "'Praise\\nx'"),
+    "escape": (lambda n: n[:1] + ["Praise\x1b[2J"] + n[2:], "label_names[1] must be a class name of one line"),
+    "reordered": (lambda n: n[1:2] + n[:1] + n[2:], "its 20 label_names are not the 20 classes its dataset declares"),
+    "renamed": (lambda n: n[:-1] + ["Ask for money"], "its 20 label_names are not the 20 classes its dataset declares"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLASS_NAMES))
+def test_class_names_of_a_card_are_checked_where_it_is_read(mintrec_card, case):
+    """Before: any list of strings passed, and reached predictions.csv's class_name column as it was."""
+    from mmsa_atsuko.training.model_card import read_model_card
+    assert read_model_card(mintrec_card.parent)["label_names"][0] == "Complain"       # as written: read
+    change, says = CLASS_NAMES[case]
+    with_class_names(mintrec_card, change)
+    with pytest.raises(DataError) as caught:
+        read_model_card(mintrec_card.parent)
+    assert str(caught.value).startswith(f"{mintrec_card}: ") and says in str(caught.value)
+    assert "\n" not in str(caught.value)

@@ -21,11 +21,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 from ..version import __version__
 from ..config import check_config, config_hash, dataset_facts
 from ..data.extract.text import tokenizer_identity, tokenizer_of
+from ..data.formula_ids import refuse_formula_ids
 from ..data.spec import DatasetSpec
 from ..errors import DataError, UsageError, one_line
 from ..models.common.bert import resolve_bert_path
@@ -113,7 +115,7 @@ def read_model_card(run_dir) -> dict:
         raise DataError(f"{path}: card version {show(card.get('card_version'))}, this version reads {CARD_VERSION}")
     try:
         _check_card(card, path)
-        dataset_facts(card["dataset"])
+        _check_label_names(card["label_names"], dataset_facts(card["dataset"]).get("label_names"), path)
         card["config"] = check_run_config(card["model"], card["config"], card["dataset"], f"{path} config")
     except UsageError as e:          # a card names no model or dataset known here, or a config that cannot run
         message = str(e)
@@ -245,6 +247,26 @@ def _check_card(card: dict, path: Path) -> None:
     if card["label_names"] is not None and card["task"] == "classification" \
             and len(card["label_names"]) != spec["num_classes"]:
         raise DataError(f"{path}: {len(card['label_names'])} label names for {spec['num_classes']} classes: {NOT_OURS}")
+
+
+_CLASS_NAME = re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,200}")      # one line, no terminal control character
+
+
+def _check_label_names(names, declared, path: Path) -> None:
+    """DataError (one line) unless a card's class names are names predictions.csv may list as they are (its
+    `class_name` column: one line each, none a spreadsheet runs as a formula, `data/formula_ids.py`'s rule for ids)
+    and, where the dataset declares its classes (configs/datasets.yaml `label_names`, or a --datasets FILE), those."""
+    if names is None:
+        return
+    for i, name in enumerate(names):
+        if not _CLASS_NAME.fullmatch(name):
+            raise DataError(f"{path}: label_names[{i}] must be a class name of one line (1 to 200 characters, no "
+                            f"control character), got {show(name)}: {NOT_OURS}")
+    refuse_formula_ids(names, lambda i: f"{path}: label_names[{i}]",
+                       "train the run again with the class renamed in its dataset's label_names")
+    if declared is not None and list(names) != list(declared):
+        raise DataError(f"{path}: its {len(names)} label_names are not the {len(declared)} classes its dataset "
+                        f"declares, in that order (configs/datasets.yaml, or a --datasets FILE): {NOT_OURS}")
 
 
 def spec_from_card(card: dict) -> DatasetSpec:
