@@ -275,22 +275,18 @@ def read_records(out_dir: Path) -> list[dict]:
         records, skipped = [], []                       # skipped: (line number, why) of each line passed over
         for number, line in enumerate(_lines(f, path), start=1):
             record = None if line is None else _parse_record(line)
-            why = "it is longer than any record" if line is None else (
-                not_a_run(record) if record is not None else None if not line.strip() or _torn(line)
-                else "it is no JSON object")
-            if why is None and record is not None:
+            why = not_a_run(record) if record is not None else None
+            if record is not None and why is None:
                 records.append(record)
             elif why is not None:
                 skipped.append((number, why))
+            elif line is None:
+                skipped.append((number, "it is longer than any record"))
+            elif line.strip() and line.endswith(b"\n"):  # silent: a blank line, and a last one cut off (a fragment)
+                skipped.append((number, "it is no JSON object"))
     if skipped:
         _warn_skipped(path, skipped)
     return records
-
-
-def _torn(line: bytes) -> bool:
-    """Whether `line`, one that parses as no record, is a killed writer's fragment: the last line, without its
-    newline (`_lines` yields no line but the last without one). It is silent; the next append cuts it off."""
-    return not line.endswith(b"\n")
 
 
 _WARNED: set[tuple[str, str]] = set()
