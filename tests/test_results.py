@@ -21,7 +21,8 @@ import sys
 from mmsa_atsuko.results import append_record
 out, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for i in range(n):
-    append_record(out, {{"run_id": f"{{tag}}-{{i}}", **{IDENTITY!r}, "payload": "x" * 5000, "metrics": {{"MAE": i / 7}}}})
+    append_record(out, {{"run_id": f"{{tag}}-{{i}}", **{IDENTITY!r}, "payload": "x" * 5000,
+                        "metrics": {{"MAE": i / 7}}}})
 """
 
 

@@ -41,7 +41,8 @@ def skipped_warnings(caplog) -> list[str]:
 READERS = {
     "leaderboard": ["leaderboard"], "compare": ["compare", "-m", "tfn", "--against", "lmf"], "verify": ["verify"],
     "predict": ["predict", "--run", RUN_ID, "--features", "{tmp}/features.pkl", "--out", "{tmp}/predictions"],
-    "robustness": ["robustness", "--run", RUN_ID], "tsne": ["tsne", "-d", "mosi"], "explain": ["explain", "--run", RUN_ID],
+    "robustness": ["robustness", "--run", RUN_ID], "tsne": ["tsne", "-d", "mosi"],
+    "explain": ["explain", "--run", RUN_ID],
 }
 
 
@@ -133,12 +134,14 @@ FORGED = {
 def forms_the_toolkit_writes() -> list[dict]:
     """A record of each form the checked fields take: real data, a stress recipe, no preset, a condition of each
     kind, and a record from before conditions."""
-    forms = [record(1, data="sha256:" + "0f" * 32), record(2, data="synthetic:corrupt-s2-mosi-small-unaligned-seed0-v2"),
+    forms = [record(1, data="sha256:" + "0f" * 32),
+             record(2, data="synthetic:corrupt-s2-mosi-small-unaligned-seed0-v2"),
              record(3, preset=None), record(4),
              record(5, condition={"missing_rate": 0.3, "drop_modality": None, "modalities": "TAV",
                                   "text_spared": "bert_cls_sep"}),
              record(6, condition={"missing_rate": 0.0, "drop_modality": "T", "modalities": "TAV", "text_rows": "all"}),
-             record(7, condition={"missing_rate": 0.0, "drop_modality": None, "modalities": "AV"}), record(8, condition=None)]
+             record(7, condition={"missing_rate": 0.0, "drop_modality": None, "modalities": "AV"}),
+             record(8, condition=None)]
     del forms[3]["condition"]
     return forms
 
@@ -161,6 +164,28 @@ def test_a_forged_data_id_writes_no_heading_and_no_cell_of_its_own(tmp_path, fmt
                 record(3, data="sha256:abc\n\n### mosi (fake) | fake | row |", config_hash="=cmd|' /C calc'!A0"))
     text = leaderboard(tmp_path, fmt=fmt)
     assert "fake" not in text and "=cmd" not in text and "synthetic:mosi-small-unaligned-seed0-v2" in text
+
+
+def test_a_preset_whose_name_its_records_could_not_hold_is_refused_before_training(tmp_path):
+    """A model of one's own may name its presets as it likes: one named 'my preset' trained runs whose records every
+    reader would skip (their preset is no name)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import FIXTURES
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "latefuse.py").write_bytes((FIXTURES / "latefuse.py").read_bytes())
+    (models / "latefuse.yaml").write_text((FIXTURES / "latefuse.yaml").read_text().replace("  small:", "  my preset:"))
+    done = subprocess.run([sys.executable, "run.py", "-m", "latefuse", "-d", "mosi", "--synthetic", "--preset",
+                           "my preset", "--max-epochs", "1", "--quiet", "--models", str(models), "--out",
+                           str(tmp_path / "r")], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: preset 'my preset' of {models / 'latefuse.yaml'}: a preset's name is 1 to 64 letters, digits, _, . "
+        f"or -, as run records hold it; rename it"), done.stderr
+    assert not (tmp_path / "r" / "runs.jsonl").exists()
 
 
 # ------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -58,6 +59,9 @@ __all__ = ["ADDED_KEYS", "CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "Check"
 # cannot give a trainer key a check or meaning of its own (`_declarations`), so the value means the same for every
 # model.
 ADDED_KEYS = {"valid_loss": "exact"}
+# What a preset may be named: a run record stores it (`preset`), and the store's reader skips a record whose preset
+# is no such name (results.record.not_a_run), one that was written to print a line of its own into a table.
+PRESET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def model_config_name(model: str) -> tuple[str, dict]:
@@ -190,6 +194,9 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
         if preset not in presets:
             raise UsageError(f"unknown preset {preset!r} for {model}; {label} defines: "
                              f"{', '.join(map(str, presets)) or 'none'}")
+        if not isinstance(preset, str) or not PRESET_NAME.fullmatch(preset):   # its runs' records would be skipped
+            raise UsageError(f"preset {preset!r} of {label}: a preset's name is 1 to 64 letters, digits, _, . or -, "
+                             f"as run records hold it; rename it")
         _apply(config, presets[preset], declared, f"{label} presets.{preset}", checks, origins)
     ours = Path(config_dir) == Path(CONFIG_DIR)
     shown = f"configs/{model_path.name}" if ours and model_path.parent == Path(CONFIG_DIR) else str(model_path)

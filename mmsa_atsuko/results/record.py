@@ -16,7 +16,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from ..config import ADDED_KEYS, config_hash
+from ..config import ADDED_KEYS, PRESET_NAME, config_hash
 from ..data.conditions import PLAIN, condition_of, stored_condition_fault
 from ..data.stamp import SYNTHETIC_DATA_PREFIX, is_synthetic
 from ..errors import DataError
@@ -104,9 +104,6 @@ DATA_ID = re.compile(r"sha256:[0-9a-f]{64}|" + re.escape(SYNTHETIC_DATA_PREFIX) 
 # config.config_hash writes sha256's first 12 hex digits; a hand-made store's names of configs ('h-1', 'c-tfn')
 # are read too: the form keeps what a table prints of it to one token.
 CONFIG_HASH = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# A preset is a key of a model's YAML `presets` (that of a model of one's own too, which no reader may have at
-# hand): held to the shape of a name, which is all a table needs of it.
-PRESET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def not_a_run(record: dict) -> str | None:
@@ -125,7 +122,7 @@ def not_a_run(record: dict) -> str | None:
         return f"its config_hash {show(record['config_hash'])} is no config hash (letters, digits, _ and -)"
     preset = record.get("preset")
     if preset is not None and not (isinstance(preset, str) and PRESET_NAME.fullmatch(preset)):
-        return f"its preset {show(preset)} is no preset name"
+        return f"its preset {show(preset)} is no preset name"        # a key of its model's YAML: the name's form
     fault = stored_condition_fault(record.get("condition"))
     if fault is not None:
         return f"its condition {show(record['condition'])} is not {fault}"
