@@ -118,6 +118,7 @@ def test_the_leaderboard_says_it_skipped_lines(tmp_path, caplog):
 FORGED = {
     "data-heading": ("data", "sha256:abc\n\n### mosi (fake) | fake | row |"),
     "data-escape": ("data", "synthetic:mosi\x1b[2J"),
+    "data-table-row": ("data", "synthetic:mosi | fake | row"),
     "data-short-hex": ("data", "sha256:abc"),
     "data-no-string": ("data", 5),
     "config_hash-newline": ("config_hash", "0123456789ab\n| fake |"),
@@ -133,7 +134,7 @@ FORGED = {
 
 def forms_the_toolkit_writes() -> list[dict]:
     """A record of each form the checked fields take: real data, a stress recipe, no preset, a condition of each
-    kind, and a record from before conditions."""
+    kind, a record from before conditions, and a recipe of a dataset of one's own whose name holds a space."""
     forms = [record(1, data="sha256:" + "0f" * 32),
              record(2, data="synthetic:corrupt-s2-mosi-small-unaligned-seed0-v2"),
              record(3, preset=None), record(4),
@@ -141,7 +142,7 @@ def forms_the_toolkit_writes() -> list[dict]:
                                   "text_spared": "bert_cls_sep"}),
              record(6, condition={"missing_rate": 0.0, "drop_modality": "T", "modalities": "TAV", "text_rows": "all"}),
              record(7, condition={"missing_rate": 0.0, "drop_modality": None, "modalities": "AV"}),
-             record(8, condition=None)]
+             record(8, condition=None, data="synthetic:my data-small-unaligned-seed0-v2")]
     del forms[3]["condition"]
     return forms
 

@@ -119,6 +119,13 @@ def content_sha256(content) -> str | None:
     return h.hexdigest()
 
 
+def is_recipe_name(recipe) -> bool:
+    """Whether `recipe` may name a synthetic recipe (a stamp's, a data id's after `synthetic:`): 1 to 200 printable
+    characters (no newline, no terminal control) and no '|', which would split the Markdown table row it is shown in.
+    The generator's names ('corrupt-s2-mosi-small-unaligned-seed0-v2') are letters, digits and '-'."""
+    return type(recipe) is str and 0 < len(recipe) <= 200 and recipe.isprintable() and "|" not in recipe
+
+
 def make_stamp(recipe: str, content_digest: str) -> dict:
     return {"format": STAMP_FORMAT, "recipe": recipe, "content_sha256": content_digest}
 
@@ -126,8 +133,7 @@ def make_stamp(recipe: str, content_digest: str) -> dict:
 def stamped_recipe(stamp, content_digest: str | None) -> str | None:
     """The recipe of a stamp that matches `content_digest`, else None (unstamped, malformed,
     or content changed since the generator wrote it)."""
-    if (type(stamp) is dict and stamp.get("format") == STAMP_FORMAT and type(stamp.get("recipe")) is str
-            and 0 < len(stamp["recipe"]) <= 200 and stamp["recipe"].isprintable()
+    if (type(stamp) is dict and stamp.get("format") == STAMP_FORMAT and is_recipe_name(stamp.get("recipe"))
             and content_digest is not None and stamp.get("content_sha256") == content_digest):
         return stamp["recipe"]
     return None

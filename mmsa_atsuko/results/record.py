@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..config import ADDED_KEYS, PRESET_NAME, config_hash
 from ..data.conditions import PLAIN, condition_of, stored_condition_fault
-from ..data.stamp import SYNTHETIC_DATA_PREFIX, is_synthetic
+from ..data.stamp import is_recipe_name, is_synthetic, recipe_name_of
 from ..errors import DataError
 from ..user_models.source import recorded_files
 from ..version import __version__
@@ -100,7 +100,7 @@ IDENTITY_FIELDS = ("model", "dataset", "aligned", "seed", "config_hash", "data")
 
 # The forms the toolkit writes of fields a table prints as they are (a heading, a note, a CSV cell), and of the
 # run identity: a forged `data` of "sha256:abc\\n\\n### mosi ..." wrote a Markdown heading into the leaderboard.
-DATA_ID = re.compile(r"sha256:[0-9a-f]{64}|" + re.escape(SYNTHETIC_DATA_PREFIX) + r"[A-Za-z0-9_.+-]{1,200}")
+SHA256_DATA_ID = re.compile(r"sha256:[0-9a-f]{64}")      # a feature file's, a MIntRec folder's digest
 # config.config_hash writes sha256's first 12 hex digits; a hand-made store's names of configs ('h-1', 'c-tfn')
 # are read too: the form keeps what a table prints of it to one token.
 CONFIG_HASH = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -116,7 +116,8 @@ def not_a_run(record: dict) -> str | None:
     missing = [field for field in IDENTITY_FIELDS if field not in record]
     if missing:
         return f"it has no {', '.join(missing)}"
-    if not isinstance(record["data"], str) or not DATA_ID.fullmatch(record["data"]):
+    data = record["data"]
+    if not (isinstance(data, str) and (SHA256_DATA_ID.fullmatch(data) or is_recipe_name(recipe_name_of(data)))):
         return f"its data {show(record['data'])} is neither sha256:<64 hex digits> nor synthetic:<recipe>"
     if not isinstance(record["config_hash"], str) or not CONFIG_HASH.fullmatch(record["config_hash"]):
         return f"its config_hash {show(record['config_hash'])} is no config hash (letters, digits, _ and -)"
