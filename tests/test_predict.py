@@ -503,3 +503,56 @@ def test_predict_on_one_split_reads_that_split_alone_and_needs_no_labels(tmp_pat
     code, err = _predict(capsys, "--run", record["run_id"], "--results", tmp_path / "results",
                          "--features", tmp_path / "f.pkl", "--split", "test", "--out", tmp_path / "out4")
     assert (code, err) == (2, f"error: {tmp_path / 'f.pkl'} has no test split (it has train, valid)\n")
+
+
+def test_predict_warns_of_huge_features_and_refuses_a_non_finite_prediction(tmp_path):
+    """M3: a test split whose sample 0 holds audio of 3e38 (finite, float32) was predicted with exit 0 and an empty
+    pred cell (NaN), the huge-value warning run.py prints was never shown, and numpy printed two RuntimeWarning lines
+    of its own. Now: run.py's warning line, then one error line naming the sample, nothing written."""
+    import re
+    import sys
+    from mmsa_atsuko.data import load_dataset
+    from mmsa_atsuko.data.synthetic import write_synthetic
+    write_synthetic("mosi", tmp_path / "generated.pkl")
+    data = load_dataset("mosi", feature_path=tmp_path / "generated.pkl")
+    write_run_folder(tmp_path / "run", "tfn", data, load_config("tfn", "mosi", preset="small"))
+    with open(tmp_path / "generated.pkl", "rb") as f:
+        raw = pickle.load(f)                # the toolkit's own generated file
+    raw["test"]["audio"][0] = 3e38
+    first_id = raw["test"]["id"][0]
+    huge = raw["test"]["audio"][0].size     # every value of sample 0; the generator writes none above 1e6
+    (tmp_path / "f.pkl").write_bytes(pickle.dumps(raw, protocol=4))
+    done = subprocess.run([sys.executable, "-m", "mmsa_atsuko", "predict", "--checkpoint", str(tmp_path / "run"),
+                           "--features", str(tmp_path / "f.pkl"), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[1], timeout=300)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 1 and len(lines) == 2, done.stderr
+    assert re.fullmatch(rf"\d\d:\d\d:\d\d mosi test audio: {huge} feature values above 1e\+06 in magnitude "
+                        r"\(largest 3e\+38\); models may overflow on them \(a non-finite loss stops the run\)",
+                        lines[0]), lines[0]
+    assert lines[1] == (f"error: {tmp_path / 'f.pkl'}: split 'test', sample 0 (id {first_id!r}): its prediction is "
+                        f"nan, not a finite number: the model overflows on the sample's features; fix or remove the "
+                        f"sample and predict again (nothing was written)")
+    assert not (tmp_path / "out").exists() and done.stdout == ""
+
+
+def test_a_non_finite_feature_is_one_error_and_no_numpy_warning(tmp_path):
+    """The range check summed the array to find a non-finite value, and numpy printed 'overflow' and 'invalid value
+    encountered in reduce' before the +inf refusal; a huge finite array printed them with no refusal at all."""
+    import warnings
+    from mmsa_atsuko.data.mmsa_format import load_for_prediction
+    from mmsa_atsuko.data.synthetic import write_synthetic
+    from mmsa_atsuko.errors import DataError
+    write_synthetic("mosi", tmp_path / "generated.pkl")
+    with open(tmp_path / "generated.pkl", "rb") as f:
+        raw = pickle.load(f)                # the toolkit's own generated file
+    raw["test"]["audio"][0] = 3e38          # sums past float32: overflow
+    (tmp_path / "huge.pkl").write_bytes(pickle.dumps(raw, protocol=4))
+    raw["test"]["audio"][0, 0, 0] = np.inf
+    raw["test"]["audio"][0, 0, 1] = -np.inf          # inf - inf in the sum: invalid value
+    (tmp_path / "inf.pkl").write_bytes(pickle.dumps(raw, protocol=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_for_prediction("mosi", tmp_path / "huge.pkl", split="test")
+        with pytest.raises(DataError, match=r"split 'test', key 'audio': expected no \+inf, found 1 \+inf"):
+            load_for_prediction("mosi", tmp_path / "inf.pkl", split="test")

@@ -3,6 +3,7 @@ groups that several commands take (hardware, protocol conditions, checkpoints, t
 from __future__ import annotations
 
 import argparse
+import logging
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -130,3 +131,9 @@ def add_synthetic_recipe(p: argparse.ArgumentParser, default: str | None = "stan
     p.add_argument("--synthetic-recipe", choices=RECIPES, default=default, type=str.lower,
                    help="with --synthetic: standard (default), or a stress recipe where routing by sample can pay "
                         "(corrupt, bands, redundant; mosi, mosei, sims, simsv2)")
+
+
+def log_to_stderr(level: int = logging.INFO) -> None:
+    """The package's log lines on stderr from `level` up, as run.py prints them (a time, then the line): predict's
+    warning of huge feature values was lost without it."""
+    logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")

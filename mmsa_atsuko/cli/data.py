@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
 
 from ..errors import UsageError
-from .common import OneLineParser, add_results_option, add_threads_option, use_threads
+from .common import OneLineParser, add_results_option, add_threads_option, log_to_stderr, use_threads
 
 
 def download_parser() -> argparse.ArgumentParser:
@@ -132,6 +133,7 @@ def predict_parser() -> argparse.ArgumentParser:
 def cmd_predict(argv) -> int:
     args = predict_parser().parse_args(argv)
     use_threads(args)
+    log_to_stderr(logging.WARNING)          # the load's warnings (huge feature values), as run.py shows them
     from ..predict.checkpoint import code_changes, load_checkpoint, run_folder
     from ..predict.on_features import predict_with_provenance
     from ..predict.output import check_output

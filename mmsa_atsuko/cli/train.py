@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from ..data.synthetic_stress import RECIPES, check_data_options
 from ..errors import UsageError
 from .common import (SYNTHETIC_SIZE_HELP, OneLineParser, add_condition_args, add_hardware_options, add_results_option,
-                     add_save_checkpoint, add_synthetic_recipe, condition_list, overview)
+                     add_save_checkpoint, add_synthetic_recipe, condition_list, log_to_stderr, overview)
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -190,8 +190,7 @@ def cmd_train(argv) -> int:
     args = train_parser().parse_args(argv)
     from ..api import run
     from ..training.seed import DEFAULT_SEEDS
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    log_to_stderr(logging.WARNING if args.quiet else logging.INFO)
     seeds = args.seeds or DEFAULT_SEEDS
     check_data_options(args.synthetic, args.synthetic_size, args.data_root, args.feature_path)   # before any read
     appended = []                      # the run ids of the records this call trains and appends

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 
 _HOMES = {"load_dataset": "loading", "resolve_feature_path": "loading", "warn_huge_features": "loading",
-          "Dataset": "spec", "DatasetSpec": "spec", "Split": "spec"}
+          "warn_huge_splits": "loading", "Dataset": "spec", "DatasetSpec": "spec", "Split": "spec"}
 __all__ = [*_HOMES, "dataset_names"]
 
 

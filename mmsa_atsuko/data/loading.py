@@ -62,8 +62,13 @@ def warn_huge_features(data: Dataset) -> dict:
     A warning, not an error: the file is well-formed (NaN and +inf are already errors, -inf is
     zeroed in audio and vision), and a feature scale is the data's business; but values like 1e30
     overflow float32 arithmetic, and a run on them stops at its first non-finite loss."""
+    return warn_huge_splits(data.spec.name, (data.train, data.valid, data.test))
+
+
+def warn_huge_splits(name: str, splits) -> dict:
+    """`warn_huge_features` of the `splits` of dataset `name` (predict reads a file's splits without a Dataset)."""
     found = {}
-    for split in (data.train, data.valid, data.test):
+    for split in splits:
         for modality in ("text", "audio", "vision"):
             x = split.tensors.get(modality)
             if x is None or not x.is_floating_point() or x.numel() == 0:
@@ -73,6 +78,6 @@ def warn_huge_features(data: Dataset) -> dict:
                 count = int((x.abs() > HUGE).sum())
                 found[(split.name, modality)] = count
                 log.warning("%s %s %s: %d feature values above %g in magnitude (largest %.3g); models may "
-                            "overflow on them (a non-finite loss stops the run)", data.spec.name, split.name,
+                            "overflow on them (a non-finite loss stops the run)", name, split.name,
                             modality, count, HUGE, max(-float(lo), float(hi)))
     return found

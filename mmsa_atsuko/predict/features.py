@@ -11,7 +11,7 @@ What the model sees: the file's frames, less what the run never saw: a modality 
 from __future__ import annotations
 
 from ..config import dataset_facts
-from ..data import load_dataset
+from ..data import load_dataset, warn_huge_splits
 from ..data.conditions import OPTIONS, condition_tensors, make_condition
 from ..data.extract.text import tokenizer_of
 from ..data.mmsa_format import load_for_prediction
@@ -86,6 +86,7 @@ def read_features(card: dict, features, split: str | None = None) -> tuple[dict,
     aligned = bool(card["spec"]["aligned"])
     if dataset_facts(name)["format"] == "mmsa":
         splits, shapes, extractor, recipe = load_for_prediction(name, features, aligned=aligned, split=split)
+        warn_huge_splits(name, splits.values())      # as a run warns of them (load_dataset does, for a folder)
         labelled = (extractor or {}).get("labels", True) and all("label" in s.tensors for s in splits.values())
         return splits, shapes, extractor, labelled, recipe and synthetic_data_id(recipe)
     data = load_dataset(name, aligned=aligned, feature_path=features, pretrained=card["config"].get("pretrained"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..errors import UsageError
+from ..errors import DataError, UsageError
 from ..training.seed import resolve_device
 from .checkpoint import load_checkpoint
 from .features import as_trained, check_features, read_features
@@ -47,6 +47,7 @@ def predict_with_provenance(folder, features, out, *, split: str | None = None, 
     for name in (s for s in SPLIT_ORDER if s in splits):
         data = splits[name].to(device)
         preds = torch.cat([model(batch)["pred"].float() for batch in data.batches(batch_size)]).cpu()
+        refuse_non_finite(preds, name, data.ids, features)
         columns = {"id": data.ids, "split": name}
         if classification:
             probs = preds.softmax(dim=1)
@@ -61,3 +62,18 @@ def predict_with_provenance(folder, features, out, *, split: str | None = None, 
     table = pd.concat(frames, ignore_index=True)
     said = {**provenance_of(folder, card, features, data_id, table), **(videos or {})}
     return write_predictions(out, table, said), said
+
+
+def refuse_non_finite(preds: torch.Tensor, split: str, ids: list, features) -> None:
+    """One DataError line, before anything is written, where a sample's prediction is NaN or infinite: pandas wrote
+    it as an empty cell, with exit 0 and no word. The features are finite (checked at load), so the model overflowed
+    on them, as on values like 3e38 (which the load warns of); a run on such data stops at its first non-finite loss."""
+    bad = ~torch.isfinite(preds.reshape(len(preds), -1)).all(dim=1)
+    if bad.any():
+        first = int(bad.nonzero()[0, 0])
+        value = preds.reshape(len(preds), -1)[first]
+        value = value[~torch.isfinite(value)][0].item()
+        more = f" (and {int(bad.sum()) - 1} more samples of it)" if int(bad.sum()) > 1 else ""
+        raise DataError(f"{features}: split '{split}', sample {first} (id {str(ids[first])[:80]!r}){more}: its "
+                        f"prediction is {value}, not a finite number: the model overflows on the sample's "
+                        f"features; fix or remove the sample and predict again (nothing was written)")
