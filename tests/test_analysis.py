@@ -225,10 +225,12 @@ def test_tsne_one_panel_per_variant(results, tmp_path):
     # Named by the run of the fullest variant, so another panel set (another seed) never overwrites it.
     table = assert_figure(tmp_path, f"tsne_{full['run_id']}")
     assert set(table.variant) == {"+SBN", "full Atsuko (SBN + MCM)"}
-    # Each panel says which run and config it draws, from the records themselves.
+    # Each panel says which run and config it draws, from the records themselves: the config hash whole (12 hex
+    # digits), as the sweep's plan and runs.jsonl show it (its first 8 were shown here alone).
     for variant, record in (("+SBN", no_mcm), ("full Atsuko (SBN + MCM)", full)):
+        assert len(record["config_hash"]) == 12
         assert (f"tsne panel {variant}: run {record['run_id']} (seed {record['seed']}, config "
-                f"{record['config_hash'][:8]}, max_epochs {record['config']['max_epochs']}, best epoch "
+                f"{record['config_hash']}, max_epochs {record['config']['max_epochs']}, best epoch "
                 f"{record['best_epoch']})") in done.stdout.splitlines()
     assert set(table.run_id) == {full["run_id"], no_mcm["run_id"]}
     assert sorted(table[["run_id", "data", "code"]].drop_duplicates().values.tolist()) == \
@@ -703,3 +705,42 @@ def test_sensitivity_trains_on_its_synthetic_recipe(tmp_path):
     table = assert_figure(tmp_path, "sensitivity_atsuko_sims-synthetic-corrupt")
     assert list(table.run_ids) == [record["run_id"]] and list(table.data) == [record["data"]]
     assert table["mean"][0] == record["metrics"]["MAE"]
+
+
+def _stored(store: Path, run_id: str, model: str, dataset: str) -> None:
+    """A finished run's record alone (no run folder): what robustness reads before it loads any run."""
+    from mmsa_atsuko.metrics.names import metric_keys
+    from mmsa_atsuko.results import append_record
+    append_record(store, {"run_id": run_id, "status": "ok", "model": model, "dataset": dataset, "aligned": False,
+                          "seed": 1111, "synthetic": True, "metrics": {k: 0.5 for k in metric_keys(dataset)},
+                          "config_hash": f"c-{model}", "config": {}, "data": f"synthetic:{dataset}-small-unaligned",
+                          "started_at": "2026-01-01T00:00:01+00:00"})
+
+
+def test_robustness_refuses_runs_on_several_datasets_and_unknown_ids_from_the_records(tmp_path, capsys, monkeypatch):
+    """User trial #3: `robustness --run <tfn on mosi> <atsuko on sims>` ran every test pass of both runs, then said
+    'robustness compares runs on one dataset'. #14: `--run nope` said "'nope' is not a run id (expected one like
+    ...)" where predict and explain say 'unknown run id'. Both now come from the records, before any run is loaded."""
+    from mmsa_atsuko.cli import main
+    store = tmp_path / "store"
+    mosi, sims = "tfn-mosi-s1111-20260101T000001-abcdef", "atsuko-sims-s1111-20260101T000002-abcdef"
+    _stored(store, mosi, "tfn", "mosi")
+    _stored(store, sims, "atsuko", "sims")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a run was loaded before the refusal")
+    monkeypatch.setattr(analysis, "load_run", no_work)
+    code = main(["robustness", "--run", mosi, sims, "--results", str(store)])
+    assert (code, capsys.readouterr().err) == (2, f"error: robustness compares runs on one dataset; these are on 2 "
+                                                  f"({mosi} on mosi, {sims} on sims): give the runs of one dataset, "
+                                                  f"and run it once per dataset\n")
+    unknown = f"error: unknown run id 'nope': no finished run of that id in {store / 'runs.jsonl'}\n"
+    assert main(["robustness", "--run", "nope", mosi, "--results", str(store)]) == 2
+    assert capsys.readouterr().err == unknown
+    # predict and explain say it in the same words, from the same home.
+    assert main(["predict", "--run", "nope", "--results", str(store), "--features", "f.pkl",
+                 "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == unknown
+    assert main(["explain", "--run", "nope", "--results", str(store)]) == 2
+    assert capsys.readouterr().err == unknown
+    assert not (tmp_path / "out").exists()

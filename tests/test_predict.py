@@ -556,3 +556,26 @@ def test_a_non_finite_feature_is_one_error_and_no_numpy_warning(tmp_path):
         load_for_prediction("mosi", tmp_path / "huge.pkl", split="test")
         with pytest.raises(DataError, match=r"split 'test', key 'audio': expected no \+inf, found 1 \+inf"):
             load_for_prediction("mosi", tmp_path / "inf.pkl", split="test")
+
+
+def test_features_of_other_lengths_are_worded_for_generated_data_too(tmp_path, capsys):
+    """#14: a generated (--synthetic) file of other lengths was told to 'extract the features with the settings it
+    was trained with', though no file of the run was ever extracted."""
+    from mmsa_atsuko.data import load_dataset
+    from mmsa_atsuko.data.synthetic import write_synthetic
+    write_synthetic("mosi", tmp_path / "generated.pkl")
+    data = load_dataset("mosi", feature_path=tmp_path / "generated.pkl")
+    write_run_folder(tmp_path / "run", "tfn", data, load_config("tfn", "mosi", preset="small"))
+    with open(tmp_path / "generated.pkl", "rb") as f:
+        raw = pickle.load(f)                # the toolkit's own generated file
+    padded, dim = raw["test"]["vision"].shape[1:]
+    raw["test"]["vision"] = raw["test"]["vision"][:, :5]
+    raw["test"]["vision_lengths"] = np.minimum(raw["test"]["vision_lengths"], 5)
+    (tmp_path / "f.pkl").write_bytes(pickle.dumps(raw, protocol=4))
+    code, err = _predict(capsys, "--checkpoint", tmp_path / "run", "--features", tmp_path / "f.pkl", "--split", "test",
+                         "--out", tmp_path / "out")
+    assert (code, err) == (2, f"error: {tmp_path / 'f.pkl'}: vision is (length, dim) (5, {dim}), the checkpoint "
+                              f"expects ({padded}, {dim}), as in the data it was trained on ({data.spec.source}): give "
+                              f"features made as that data was (run.py extract with the run's settings, or the same "
+                              f"--synthetic size and recipe)\n")
+    assert data.spec.source.startswith("synthetic:mosi-small-") and not (tmp_path / "out").exists()

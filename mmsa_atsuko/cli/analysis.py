@@ -10,14 +10,17 @@ from .common import (OneLineParser, add_hardware_options, add_results_option, ad
                      use_threads)
 
 
-def check_figures_folder(args, names=(), out=None) -> None:
+def check_figures_folder(args, names=(), out=None, make=True) -> None:
     """Where a command's figures go (`out`, else --out, else <results>/analysis), and the files `names` it
     writes there, checked before any run is loaded or trained: a file there used to surface as a traceback
-    after all the work was done, and a link or a folder at one of the names after some files were written."""
+    after all the work was done, and a link or a folder at one of the names after some files were written.
+    `make=False`: <results>/analysis is not made yet (robustness refuses run ids after this check)."""
     from ..results import ANALYSIS_DIR, analysis_dir, check_output_folder, refuse_a_file_as_results
     refuse_a_file_as_results(args.results)     # the store file given for its folder: said as the tables say it
     if not (out or args.out):
         check_output_folder(args.results, "results folder", entries=(ANALYSIS_DIR,), option="--results")
+        if not make:
+            return
     check_output_folder(out or args.out or analysis_dir(args.results), "output folder", entries=names)
 
 
@@ -134,27 +137,36 @@ def cmd_robustness(argv) -> int:
     use_threads(args)
     import pandas as pd
     from ..analysis import load_run, robustness_table
-    from ..results import analysis_dir, check_run_id, headline_metric, refuse_a_file_as_results
+    from ..results import (analysis_dir, check_run_id, find_record, headline_metric, read_records,
+                           refuse_a_file_as_results)
     from ..metrics.names import lower_is_better
     from ..plots.analyses import plot_robustness
     from ..plots.common import figure_files, figure_names, pyplot
     from ..user_models.source import source_changes
     pyplot()
     refuse_a_file_as_results(args.results)     # before the run id names the figures: the store file is said first
+    check_figures_folder(args, make=False)     # the folders first, as explain checks them; none made yet
+    # Every run's record first, from the store read once: an unknown id is said as predict and explain say it, and
+    # runs on several datasets were refused only after every one of their test passes had run.
+    records = read_records(Path(args.results))
+    chosen = [find_record(args.results, run_id, records) for run_id in args.run]
+    datasets = {record["dataset"] for record in chosen}
+    if len(datasets) > 1:
+        on = ", ".join(f"{record['run_id']} on {record['dataset']}" for record in chosen)
+        raise UsageError(f"robustness compares runs on one dataset; these are on {len(datasets)} ({on}): give the "
+                         f"runs of one dataset, and run it once per dataset")
     # Named by its first run, so the figures of other runs sit beside it in <results>/analysis.
     name = f"robustness_{check_run_id(args.run[0], UsageError)}"     # typed: exit 2, as explain's unknown id
     check_figures_folder(args, [*figure_names(name), f"{name}.json"])
     made_by = provenance("robustness", args)
     cache, tables, runs = {}, [], []
     for run_id in args.run:
-        run = load_run(args.results, run_id, data_cache=cache)
+        run = load_run(args.results, run_id, data_cache=cache, records=records)
         # A model of your own whose files changed since the run trained is tested as it is now, as predict does.
         for change in source_changes(run.record.get("model_source"), run.record["model"]):
             print(f"warning: {change}: testing with it as it is now", file=sys.stderr)
         runs.append(run)
         tables.append(robustness_table(run))
-    if len({r.record["dataset"] for r in runs}) > 1:
-        raise UsageError("robustness compares runs on one dataset; these runs are on several")
     table = pd.concat(tables, ignore_index=True)
     metric = headline_metric(runs[0].record["dataset"])
     fig = plot_robustness(table, metric, any(r.synthetic for r in runs), lower_is_better(metric))
@@ -198,7 +210,7 @@ def cmd_tsne(argv) -> int:
     # without a word, so each panel names its run and config.
     for variant, run in runs.items():
         r = run.record
-        print(f"tsne panel {variant}: run {run.run_id} (seed {r['seed']}, config {r['config_hash'][:8]}, "
+        print(f"tsne panel {variant}: run {run.run_id} (seed {r['seed']}, config {r['config_hash']}, "
               f"max_epochs {r['config'].get('max_epochs')}, best epoch {r.get('best_epoch')})", flush=True)
     table = tsne_table(runs, args.tsne_seed)
     first = next(iter(runs.values())).record

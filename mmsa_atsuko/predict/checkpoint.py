@@ -20,7 +20,7 @@ from easydict import EasyDict
 
 from ..data.safe_checkpoint import load_weights
 from ..errors import DataError, UsageError
-from ..results import check_readable, no_weights, read_records, run_path
+from ..results import check_readable, last_ok_record, no_weights, run_path
 from ..training.checked_model import Described, build_checked
 from ..training.model_card import MODEL_CARD, read_model_card, spec_from_card
 from ..user_models.source import source_changes
@@ -46,12 +46,10 @@ def run_folder(results=None, run_id: str | None = None, checkpoint=None) -> Path
                              f"give a folder under <results>/runs/, or --run RUN_ID --results DIR")
         return folder
     results = Path(results or "results")
-    matches = [r for r in read_records(results) if r.get("run_id") == run_id and r.get("status") == "ok"]
-    if not matches:
-        raise UsageError(f"unknown run id {run_id!r}: no finished run of that id in {results / 'runs.jsonl'}")
-    folder = run_path(results, matches[-1])        # inside --results, whatever the record says
-    if matches[-1].get("checkpoint") == "none":
-        raise UsageError(no_weights(folder / "best.pt", matches[-1]))
+    record = last_ok_record(results, run_id)
+    folder = run_path(results, record)        # inside --results, whatever the record says
+    if record.get("checkpoint") == "none":
+        raise UsageError(no_weights(folder / "best.pt", record))
     return folder
 
 

@@ -22,7 +22,7 @@ from .mmsa_csv import append_mmsa_csv, mmsa_cell, mmsa_seed_value
 from .record import (IDENTITY_FIELDS, code_version, code_versions, device_of, failed_record, identity, kernels_of,
                      model_selection, no_weights, ok_record, precision_of, ran_at_other_precision,
                      ran_with_other_kernels, run_identity, run_label)
-from .selection import (MAX_CONFIG_DEPTH, check_ok_record, config_labels, find_record, headline_metric,
+from .selection import (MAX_CONFIG_DEPTH, check_ok_record, config_labels, find_record, headline_metric, last_ok_record,
                         latest_by_identity, ok_records)
 from .store import (MAX_KEPT_RECORD, RecordNotAppended, append_or_keep, append_record, json_safe, read_records,
                     recover, run_ids)
@@ -39,7 +39,8 @@ __all__ = [
     "IDENTITY_FIELDS", "code_version", "code_versions", "device_of", "failed_record", "identity", "kernels_of",
     "model_selection", "ok_record", "precision_of", "ran_at_other_precision", "ran_with_other_kernels",
     "run_identity", "run_label",
-    "MAX_CONFIG_DEPTH", "check_ok_record", "config_labels", "find_record", "headline_metric", "latest_by_identity",
+    "MAX_CONFIG_DEPTH", "check_ok_record", "config_labels", "find_record", "headline_metric", "last_ok_record",
+    "latest_by_identity",
     "ok_records",
     "MAX_KEPT_RECORD", "RecordNotAppended", "append_or_keep", "append_record", "json_safe", "read_records",
     "recover", "run_ids",

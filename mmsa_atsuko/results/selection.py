@@ -41,13 +41,19 @@ def ok_records(records: list[dict]) -> list[dict]:
 def find_record(results, run_id: str, records: list[dict] | None = None) -> dict:
     """The `ok` record of `run_id` in `<results>/runs.jsonl` (one-line error when there is none). `records`: that
     store, read already (explain reads it once for its run, the partner it looks for and the partner's record)."""
+    return check_ok_record(last_ok_record(results, run_id, records))
+
+
+def last_ok_record(results, run_id: str, records: list[dict] | None = None) -> dict:
+    """`find_record`'s record, its fields unchecked (predict reads only where its folder is): every command that
+    takes `--run ID` says an unknown id in these words (robustness said `'nope' is not a run id` instead)."""
     records = read_records(Path(results)) if records is None else records
     if not records:
         raise UsageError(f"no runs recorded in {Path(results) / RUNS_FILE} (give --results DIR)")
     matches = [r for r in records if r.get("run_id") == run_id and r.get("status") == "ok"]
     if not matches:
         raise UsageError(f"unknown run id {run_id!r}: no finished run of that id in {Path(results) / RUNS_FILE}")
-    return check_ok_record(matches[-1])
+    return matches[-1]
 
 
 def config_labels(pairs) -> dict[tuple[str, str], str]:
