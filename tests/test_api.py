@@ -1,5 +1,6 @@
 """api.jobs.prepare_job / api.run: what a job holds of its data."""
 import gc
+import re
 import weakref
 from pathlib import Path
 
@@ -197,7 +198,11 @@ def test_a_resumed_run_ends_exactly_as_the_uninterrupted_one(tmp_path, monkeypat
     assert history == (tmp_path / "whole" / "runs" / whole["run_id"] / "history.json").read_text()
     assert not (folder / "last.pt").exists() and not (folder / "run.lock").exists()
     assert not (folder / "run.json").exists()
-    assert "resumed after epoch 2" in (folder / "train.log").read_text()
+    log = (folder / "train.log").read_text()
+    # The best so far as epoch 2's line gave it (4 decimals), not the float's repr ('best 0.4639929798492698').
+    said = re.search(r"resumed after epoch 2 \(best (\S+) at epoch (\d+)\)", log)
+    assert said and re.search(r" epoch 2  train .* \(best (\S+) at epoch (\d+)\)", log).groups() == said.groups()
+    assert re.fullmatch(r"\d+\.\d{4}", said[1]), said[0]
     assert "earlier_attempts" not in whole
     # The first start's code version is kept: the record names each process that trained the run.
     assert resumed["earlier_attempts"] == [{"git_commit": resumed["git_commit"], "started_at": partial_started,
