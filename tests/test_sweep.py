@@ -312,8 +312,9 @@ def test_killed_sweep_resumes_with_every_run_recorded_once(tmp_path):
     assert summary.plan.done == n_before and len(summary.records) == 8 - n_before
     # the killed runs' work folders went when they started again (20 kills used to leave 22)
     assert not list((out / "runs").glob(".*.partial"))
-    assert lines[0].startswith("planning the sweep: reading the configs of 4 settings and the data of mosi synthetic, "
-                               "sims synthetic (generated on its first use")
+    # The killed sweep generated both: the line says they are cached (it said 'generated on its first use' again).
+    assert lines[0] == ("planning the sweep: reading the configs of 4 settings and the data of mosi synthetic "
+                        "(cached), sims synthetic (cached)")
     assert f"{n_before} already recorded" in lines[1] and "ETA" in lines[2]
     # resuming again runs nothing
     again = sweep(None, out=out, models=["tfn", "lmf"], datasets=["mosi", "sims"], seeds=[1, 2],
@@ -523,7 +524,9 @@ def test_a_dry_run_of_a_sweep_whose_data_is_all_missing_says_so_and_succeeds(tmp
     captured = capsys.readouterr()
     assert (code, captured.err) == (0, "")
     lines = captured.out.splitlines()
-    assert len(lines) == 3 and lines[0].startswith("planning the sweep: reading the configs of ")
+    # #8: the settings counted alike in both lines, each once ('56 settings' then '54 settings': two settings are in
+    # two experiments each, Table 1's Atsuko row being Table 4's full row).
+    assert len(lines) == 3 and lines[0].startswith("planning the sweep: reading the configs of 54 settings and ")
     assert lines[1].startswith("sweep: 0 runs (0 settings of model, data and config, x seeds) and 270 more "
                                "(54 settings)")
     assert lines[1].endswith(", 0 would run")
@@ -1037,3 +1040,16 @@ def test_a_run_whose_worker_was_killed_keeps_its_epochs_for_retry_failed_resume(
     _same_runs(cut, whole)
     (second,) = [r for r in read_records(cut) if r["seed"] == 1112 and r["status"] == "ok"]
     assert second["run_id"] == failed["run_id"] and len(second["earlier_attempts"]) == 1
+
+
+def test_the_planning_line_says_when_the_synthetic_data_is_cached(tmp_path, monkeypatch):
+    """#9: 'planning the sweep: ... (generated on its first use in a cache folder)' was printed when the cache held
+    the data already. A sweep's first call in a fresh cache folder generates it; the next finds it there."""
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    head = "planning the sweep: reading the configs of 1 setting and the data of mosi synthetic"
+    for said in (" (generated on its first use in a cache folder)", " (cached)"):
+        lines = []
+        sweep(None, out=tmp_path / "out", dry_run=True, echo=lines.append, models=["tfn"], datasets=["mosi"],
+              seeds=[1], **SMALL)
+        assert lines[0] == head + said
+    assert list((tmp_path / "cache" / "synthetic").iterdir())           # the data went where the line looked

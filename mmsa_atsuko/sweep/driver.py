@@ -26,7 +26,7 @@ from ..run_folders import check_save_checkpoint, resume_points, take
 from ..training.hardware import check_precision
 from ..training.trainer_config import resolve_config
 from .local import LocalBackend
-from .plan import Plan, missing_data, missing_data_error, plan, release
+from .plan import Plan, data_to_read, missing_data, missing_data_error, plan, release
 from .sweep_file import expand
 
 
@@ -240,11 +240,11 @@ def _cut_short(sweep_plan: Plan, out, resume: bool | None) -> str:
 def _planning_line(expanded) -> str:
     """The line before planning: what it reads, so the wait before the plan line has a reason."""
     settings = [setting for _, setting, _ in expanded]
-    data = dict.fromkeys(f"{s.dataset}{' aligned' if s.aligned else ''}{' synthetic' if s.synthetic else ''}"
-                         for s in settings)
-    made = " (generated on its first use in a cache folder)" if any(s.synthetic for s in settings) else ""
-    return (f"planning the sweep: reading the configs of {_count(len(settings), 'setting')} and the data of "
-            f"{', '.join(data)}{made}")
+    # Counted as the plan line counts them, each once: a setting in two experiments (Table 1's Atsuko row is Table 4's
+    # full row) made paper.yaml's 54 settings 56 here.
+    distinct = len({setting.cache_key() for setting in settings})
+    return (f"planning the sweep: reading the configs of {_count(distinct, 'setting')} and the data of "
+            f"{data_to_read(settings)}")
 
 
 def _count(n: int, noun: str) -> str:

@@ -105,6 +105,23 @@ def prepare(setting: Setting, *, keep_others: bool = False) -> Job:
     return group["jobs"][job_key]
 
 
+def data_to_read(settings) -> str:
+    """What a planning line says of the data it reads: each file once, and of generated data `(cached)` where the
+    cache holds all of it (the line said it was generated on its first use when it was cached too)."""
+    from ..cache import synthetic_cache_dir
+    from ..data.synthetic import synthetic_cached
+    cached: dict[str, bool] = {}            # name -> whether none of its data is generated now (real data: True)
+    for s in settings:
+        name = f"{s.dataset}{' aligned' if s.aligned else ''}{' synthetic' if s.synthetic else ''}"
+        # None: synthetic MIntRec, whose cache is not looked at before torch; said as not cached.
+        held = not s.synthetic or bool(synthetic_cached(s.dataset, synthetic_cache_dir(), size=s.synthetic_size,
+                                                        aligned=s.aligned, recipe=s.synthetic_recipe))
+        cached[name] = cached.get(name, True) and held
+    return ", ".join(name + ("" if not name.endswith(" synthetic") else " (cached)" if held
+                             else " (generated on its first use in a cache folder)")
+                     for name, held in cached.items())
+
+
 def release() -> None:
     _CACHE.update(current=None, groups={})
 

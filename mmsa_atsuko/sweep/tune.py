@@ -50,7 +50,7 @@ from ..training.trainer_config import resolve_config
 from .driver import SweepLock, sweep
 from .local import LocalBackend
 from .packed import failed_runs_error
-from .plan import PlannedRun, prepare, release
+from .plan import PlannedRun, data_to_read, prepare, release
 from .study_file import (check_optuna, check_same_search, check_study_file, optuna_module, search_facts,
                          stop_if_locked, study_storage)
 from .sweep_file import Setting, expand
@@ -258,10 +258,8 @@ def _done_before(done: int, trials: int) -> str:
 
 def _planning_line(study_name: str, setting: Setting, where: str) -> str:
     """The tune's first line, before torch: what it reads before the study opens, so the wait has a reason."""
-    data = f"{setting.dataset}{' aligned' if setting.aligned else ''}{' synthetic' if setting.synthetic else ''}"
-    made = " (generated on its first use in a cache folder)" if setting.synthetic else ""
     return (f"[{study_name}] planning the tune: reading the config of {setting.model}, its search space {where} and "
-            f"the data of {data}{made}")
+            f"the data of {data_to_read([setting])}")
 
 
 def _data_id(setting: Setting, backend) -> str:

@@ -28,9 +28,9 @@ The parts, each importing only those above it:
 
 The stress recipes are synthetic_stress.py's, synthetic MIntRec is synthetic_mintrec.py's.
 """
-from .cached import ensure_synthetic
+from .cached import ensure_synthetic, synthetic_cached
 from .mmsa_file import make_synthetic, write_synthetic
 from .recipes import SYNTHETIC_DATASETS, check_synthetic_request, synthetic_recipe, synthetic_shapes
 
-__all__ = ["ensure_synthetic", "make_synthetic", "write_synthetic", "check_synthetic_request", "synthetic_recipe",
-           "synthetic_shapes", "SYNTHETIC_DATASETS"]
+__all__ = ["ensure_synthetic", "synthetic_cached", "make_synthetic", "write_synthetic", "check_synthetic_request",
+           "synthetic_recipe", "synthetic_shapes", "SYNTHETIC_DATASETS"]

@@ -41,9 +41,7 @@ def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int 
         return ensure_synthetic_mintrec(cache_dir, size=size, seed=seed)
     dataset, size, seed, aligned = check_args(dataset, size, seed, aligned)
     facts = facts_of(dataset)
-    root = Path(cache_dir) / synthetic_recipe(dataset, size, seed, aligned, recipe)
-    pkl = root / facts["files"]["aligned" if aligned else "unaligned"]
-    bert = root / tiny_bert_folder_name(facts["language"])
+    pkl, bert = _paths(dataset, cache_dir, size, seed, aligned, recipe)
     if not pkl.is_file() or not is_stamped(pkl):
         write_synthetic(dataset, pkl, size=size, seed=seed, aligned=aligned, recipe=recipe)
     if not (bert / MARKER_JSON).is_file():
@@ -56,3 +54,22 @@ def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int 
         # from another process right now, so then keep whichever copy lands first.
         write_tiny_bert(bert, seed=seed, language=facts["language"], replace=bert.exists())
     return pkl, bert
+
+
+def _paths(dataset: str, cache_dir, size: str, seed: int, aligned: bool, recipe: str) -> tuple[Path, Path]:
+    """Where a recipe's pickle and tiny BERT are under `cache_dir` (arguments checked by `check_args`)."""
+    facts = facts_of(dataset)
+    root = Path(cache_dir) / synthetic_recipe(dataset, size, seed, aligned, recipe)
+    return root / facts["files"]["aligned" if aligned else "unaligned"], root / tiny_bert_folder_name(facts["language"])
+
+
+def synthetic_cached(dataset: str, cache_dir, *, size: str = "small", seed: int = 0, aligned: bool = False,
+                     recipe: str = STANDARD) -> bool | None:
+    """Whether `ensure_synthetic` would find every file of the recipe there and write nothing; None for mintrec, whose
+    files synthetic_mintrec.py names (it imports torch, and the sweep's planning line that asks comes before torch)."""
+    check_synthetic_request(dataset, size, aligned, recipe)
+    if str(dataset).lower() == "mintrec":
+        return None
+    dataset, size, seed, aligned = check_args(dataset, size, seed, aligned)
+    pkl, bert = _paths(dataset, cache_dir, size, seed, aligned, recipe)
+    return pkl.is_file() and is_stamped(pkl) and (bert / MARKER_JSON).is_file()
