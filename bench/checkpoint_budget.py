@@ -43,7 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for params in args.params:
             path = last_pt(params, Path(folder))
-            data, storages = safe_checkpoint._data_pkl(path)
+            data, storages = safe_checkpoint._data_pkl(safe_checkpoint.read_checkpoint(path), path)
             unpickler = safe_checkpoint._CheckpointUnpickler(data, 0)
             unpickler.work_left = unpickler.object_bytes_left = start = 1 << 60
             unpickler.load()

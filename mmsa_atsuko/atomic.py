@@ -18,16 +18,20 @@ from .errors import DataError, UsageError, one_line
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)     # absent on Windows, where a plain user cannot make symlinks
 
 
-def read_small_file(path, limit: int) -> bytes:
+def read_small_file(path, limit: int, follow_links: bool = False) -> bytes:
     """The bytes of `path`, a file that may be anyone's (a shared results folder's run.json or record.json):
     never through a symbolic link (one to /dev/zero filled memory), never from a named pipe or device (a
     read blocked the command for good), and at most `limit` bytes. OSError for a link or a file that
-    cannot be read, ValueError for one that is no regular file or is larger than `limit`."""
-    fd = os.open(path, os.O_RDONLY | NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    cannot be read, ValueError for one that is no regular file or is larger than `limit`. With
+    `follow_links`, a link is followed (a Hugging Face cache's files are links to its blobs), and what it
+    leads to must still be a regular file. The bytes are read from one open file: a caller that checks them
+    and then uses them uses what it checked, whatever is renamed over the path meanwhile."""
+    fd = os.open(path, os.O_RDONLY | (0 if follow_links else NOFOLLOW) | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise ValueError("not a regular file")
-        raw = f.read(limit + 1)
+        raw = f.read(min(limit, info.st_size) + 1)     # sized by the file: a large limit allocates nothing
     if len(raw) > limit:
         raise ValueError("too large")
     return raw

@@ -5,7 +5,8 @@ the file makes a dict key and writes whatever it refuses into its message: a 1.3
 whose key, or whose refused callable, is a memo-shared tuple walks 2**30 paths or builds a
 string of 2**40 characters (bench/bench_hostile.py: still running when killed after 10 s). It
 also inflates deflated records, which torch itself never writes: a 1 MB file became 1 GB.
-So `load_weights` checks the file before torch reads it:
+So `load_weights` reads the file once, checks those bytes, and hands torch the same bytes (a check of
+the path followed by torch.load(path) would read whatever was renamed over it in between):
 
 - a zip whose records are stored (not compressed), each name once, together no larger than
   the file;
@@ -28,11 +29,15 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import read_small_file
 from ..errors import DataError
 from . import safe_pickle
 from .safe_pickle import BoundedReader, Refused, RestrictedUnpickler, describe_error, sized
 
 FIX = "it is not a checkpoint this toolkit wrote; train the run again"
+# The largest checkpoint read. The read is sized by the file, so this allocates nothing: it is above a
+# BERT-large run's last.pt (weights, AdamW's two moments and a best copy: about 5.4 GB).
+MAX_CHECKPOINT_BYTES = 64 << 30
 # What one tensor of a real last.pt costs the restricted unpickler: 39 units of work and 1.5 KB of
 # memo and containers (bench/checkpoint_budget.py: 20,003 storages, 777,060 units and 29.3 MB),
 # with headroom. A zip record takes at least 92 bytes of headers, so a hostile file of records
@@ -118,47 +123,57 @@ class _CheckpointUnpickler(RestrictedUnpickler):
     dispatch[pickle.BUILD[0]] = _load_build
 
 
-def _data_pkl(path: Path) -> tuple[bytes, int]:
+def read_checkpoint(path, fix: str = FIX) -> bytes:
+    """The file's bytes, read once from one open file (a link followed, a pipe or device refused); what
+    `check_bytes` and torch.load are then given, so that both see the same file."""
+    try:
+        return read_small_file(path, MAX_CHECKPOINT_BYTES, follow_links=True)
+    except (OSError, ValueError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise DataError(f"cannot read {path} ({reason}): {fix}") from None
+
+
+def _data_pkl(blob: bytes, where, fix: str = FIX) -> tuple[bytes, int]:
     """The checkpoint's data.pkl, once the zip around it has passed the checks of the docstring,
     and how many storage records (`<archive>/data/<key>`) the zip holds."""
     try:
-        size = path.stat().st_size
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(io.BytesIO(blob)) as archive:
             records = archive.infolist()
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as e:
-        raise DataError(f"{path} is not a zip archive as torch.save writes ({type(e).__name__}): {FIX}") from None
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
+        raise DataError(f"{where} is not a zip archive as torch.save writes ({type(e).__name__}): {fix}") from None
     names = [r.filename for r in records]
     if len(set(names)) != len(names):
-        raise DataError(f"{path} names a record twice: {FIX}")
+        raise DataError(f"{where} names a record twice: {fix}")
     if any(r.compress_type != zipfile.ZIP_STORED for r in records):
-        raise DataError(f"{path} holds compressed records, which torch.save never writes: {FIX}")
-    if sum(r.file_size for r in records) > size:
-        raise DataError(f"{path}'s records declare more bytes than the file holds: {FIX}")
+        raise DataError(f"{where} holds compressed records, which torch.save never writes: {fix}")
+    if sum(r.file_size for r in records) > len(blob):
+        raise DataError(f"{where}'s records declare more bytes than the file holds: {fix}")
     try:
-        data = torch._C.PyTorchFileReader(str(path)).get_record("data.pkl")     # what torch.load unpickles
+        data = torch._C.PyTorchFileReader(io.BytesIO(blob)).get_record("data.pkl")   # what torch.load unpickles
     except RuntimeError as e:
-        raise DataError(f"{path} has no data.pkl torch can read ({describe_error(e)[:160]}): {FIX}") from None
+        raise DataError(f"{where} has no data.pkl torch can read ({describe_error(e)[:160]}): {fix}") from None
     return data, sum(name.split("/")[1:2] == ["data"] for name in names)
 
 
-def check(path) -> None:
-    """Raise DataError (one line) unless `path` passes the checks of the module docstring."""
-    path = Path(path)
-    data, storages = _data_pkl(path)
+def check_bytes(blob: bytes, where, fix: str = FIX) -> None:
+    """Raise DataError (one line, naming `where`, ending in `fix`) unless `blob`, a checkpoint file's
+    bytes, passes the checks of the module docstring."""
+    data, storages = _data_pkl(blob, where, fix)
     unpickler = _CheckpointUnpickler(data, storages)
     try:
-        safe_pickle.run(unpickler, f"{path} (its data.pkl)", fix=FIX)
+        safe_pickle.run(unpickler, f"{where} (its data.pkl)", fix=fix)
     finally:
         unpickler.__dict__.pop("_rebuild_call", None)
 
 
-def load_weights(path):
-    """`torch.load(path, map_location="cpu", weights_only=True)` once `check(path)` has passed; what
-    torch raises then is a one-line DataError too."""
-    check(path)
+def load_weights(path, fix: str = FIX):
+    """`torch.load(path, map_location="cpu", weights_only=True)` of the bytes `check_bytes` passed, read
+    once (`read_checkpoint`); what torch raises then is a one-line DataError too, ending in `fix`."""
+    blob = read_checkpoint(path, fix)
+    check_bytes(blob, Path(path), fix)
     try:
         with warnings.catch_warnings():          # torch warns about a file's pickle protocol
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise DataError(f"torch cannot load {path} ({describe_error(e)[:160]}): {FIX}") from None
+        raise DataError(f"torch cannot load {path} ({describe_error(e)[:160]}): {fix}") from None
