@@ -17,7 +17,6 @@ import numpy as np
 from ...errors import DataError, one_line
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json")     # the first one present defines the ids
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 ENCODE_BATCH = 32
 
 
@@ -63,10 +62,9 @@ def tokenizer_of(extractor: dict | None) -> dict | None:
 
 def encoder_sha256(bert_dir) -> str | None:
     """sha256 of the BERT weights file, so features of two different encoders never share a hash."""
-    for name in WEIGHT_FILES:
-        if (Path(bert_dir) / name).is_file():
-            return _sha256(Path(bert_dir) / name)
-    return None
+    from ...models.common.bert_weights import weights_file
+    weights = weights_file(bert_dir)
+    return None if weights is None else _sha256(weights)
 
 
 def encode_texts(texts: list[str], bert_dir: str, max_len: int, progress=None) -> tuple[np.ndarray, np.ndarray]:
@@ -74,8 +72,9 @@ def encode_texts(texts: list[str], bert_dir: str, max_len: int, progress=None) -
     after each batch with the n texts it encoded."""
     # Imported here: torch and transformers belong to the text path of extraction only.
     import torch
-    from transformers import AutoTokenizer, BertModel
-    from transformers.utils import logging as hf_logging
+    from transformers import AutoTokenizer
+
+    from ...models.common.bert_weights import load_bert
 
     # trust_remote_code=False: a folder whose config.json maps to its own Python code (auto_map) is
     # refused outright; unset, transformers asks on a terminal whether to run that code.
@@ -87,15 +86,7 @@ def encode_texts(texts: list[str], bert_dir: str, max_len: int, progress=None) -
     encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len,
                         return_token_type_ids=True, return_tensors="np")
     ids, mask, segments = (encoded[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids"))
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()       # the checkpoint's unused pooler/MLM weights are no news,
-    hf_logging.disable_progress_bar()      # nor is a local load's progress bar
-    try:
-        model = BertModel.from_pretrained(bert_dir, add_pooling_layer=False, local_files_only=True).eval()
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
+    model = load_bert(bert_dir)[0].eval()       # config.json and the weights read bounded and checked first
     features = np.zeros((len(texts), max_len, model.config.hidden_size), np.float32)
     with torch.no_grad():
         for start in range(0, len(texts), ENCODE_BATCH):

@@ -17,9 +17,9 @@ from torch import nn
 
 from ...cache import CACHE_ENV, SYNTHETIC_BERT_PREFIX, names_tiny_bert, synthetic_bert_folder, synthetic_cache_dir
 from ...errors import UsageError
+from .bert_weights import WEIGHT_FILES, bert_config, load_bert
 from .meta import building_on_meta
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 MIN_VOCAB = 100
 
 
@@ -134,33 +134,17 @@ class BertTextEncoder(nn.Module):
         # then only the real tokens, not a file's padded length, need BERT's positions (`bert_input_problem`).
         self.reads_padding = reads_padding
         from transformers import BertModel   # imported here: the feature-input path never pays for it
-        from transformers.utils import logging as hf_logging
 
         path = resolve_bert_path(pretrained)
         self.path = path
         self.use_finetune = use_finetune
         if building_on_meta():      # shapes only (models/common/meta.py): the architecture of config.json
-            from transformers import BertConfig
-            self.model = BertModel(BertConfig.from_pretrained(path, local_files_only=True), add_pooling_layer=False)
+            self.model = BertModel(bert_config(path), add_pooling_layer=False)
             self.hidden_size = self.model.config.hidden_size
             return
-        # No pooler: MMSA uses only the last hidden state, and an unused pooler would be a
-        # parameter that never gets a gradient. transformers would then print a load report
-        # listing the checkpoint's pooler (and MLM head) weights as unexpected on every run, so
-        # it is silenced, and what matters in it, weights the encoder needs but the checkpoint
-        # lacks (they would be left random), is checked here instead. Its "Loading weights" bar
-        # goes too: a local load takes well under a second, and a model is built once per check
-        # and once per seed, so the bars would fill the terminal (and --quiet runs) for nothing.
-        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        try:
-            self.model, info = BertModel.from_pretrained(path, add_pooling_layer=False, local_files_only=True,
-                                                         output_loading_info=True)
-        finally:
-            hf_logging.set_verbosity(verbosity)
-            if bars:
-                hf_logging.enable_progress_bar()
+        # No pooler: MMSA uses only the last hidden state, and an unused pooler would be a parameter that
+        # never gets a gradient. The files are read bounded and checked first (bert_weights.py).
+        self.model, info = load_bert(path)
         missing = sorted(info.get("missing_keys") or [])
         if missing:
             raise UsageError(f"the BERT checkpoint at {path} lacks {len(missing)} encoder weights "

@@ -1,0 +1,141 @@
+"""Hostile BERT folders (`-c pretrained=`, extract's `--bert`, a run card's pretrained): a pytorch_model.bin
+went to torch.load(weights_only=True) through transformers, past `safe_checkpoint` (a 680-byte file hung it
+for good), and config.json's sizes went straight to the model's allocation (vocab_size 1e9: 3 TB tried). Each is
+one line now, in a child process with a timeout, so that a regression fails instead of hanging pytest.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_hostile_checkpoints import EMPTY_DICT, NONE, PROTO2, SETITEM, STOP, checkpoint, shared_tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+HANG_SECONDS = 120       # a guard, far above the few seconds the child takes (torch and transformers' imports)
+# A BERT of one value per size: 21 values, which a 680-byte pytorch_model.bin can hold.
+ONE_WIDE = {"model_type": "bert", "vocab_size": 1, "hidden_size": 1, "num_hidden_layers": 1,
+            "num_attention_heads": 1, "intermediate_size": 1, "max_position_embeddings": 1, "type_vocab_size": 1}
+HANGING_BIN = checkpoint(PROTO2 + shared_tuple(40) + EMPTY_DICT + b"h\x28" + NONE + SETITEM + STOP)
+
+# Build the BertTextEncoder every model reads BERT through, for each folder, and report how it went.
+CHILD = r"""
+import json, sys
+from mmsa_atsuko.errors import ToolkitError
+from mmsa_atsuko.models.common.bert import BertTextEncoder
+for folder in sys.argv[1:]:
+    print(json.dumps({"started": folder}), flush=True)
+    try:
+        BertTextEncoder(folder, use_finetune=False)
+        out = {"error": None}
+    except ToolkitError as e:
+        out = {"error": str(e)}
+    except BaseException as e:
+        out = {"error": None, "raised": f"{type(e).__name__}: {str(e)[:300]}"}
+    print(json.dumps({"folder": folder, **out}), flush=True)
+"""
+
+
+def _one_wide(**changes):
+    return dict(ONE_WIDE, **changes)
+
+
+CASES = {   # name: (config.json's text or a change to the tiny BERT's, pytorch_model.bin or None, expected)
+    "garbage_bin": (_one_wide(), os.urandom(4096), "is not a zip archive as torch.save writes"),
+    "vocab_1e9": ({"vocab_size": 1e9}, None, "vocab_size is 1000000000.0, not a whole number from 1 to"),
+    "layers_past_the_weights": ({"num_hidden_layers": 24}, None, "values, more than the"),
+    "heads_not_dividing": ({"num_attention_heads": 7}, None, "transformers cannot load the weights of"),
+    "config_not_json": ("{", None, "cannot read"),
+    # last: the old code hung on it, and the child's other cases were reported first
+    "hanging_bin": (_one_wide(), HANGING_BIN, "refused to unpickle a dict key or set element (tuple)"),
+}
+
+
+def _folder(tmp_path, tiny_bert, name) -> Path:
+    config, weights, _ = CASES[name]
+    folder = tmp_path / name
+    shutil.copytree(tiny_bert, folder)
+    if isinstance(config, str):
+        (folder / "config.json").write_text(config)
+    else:
+        base = ({} if "model_type" in config else json.loads((folder / "config.json").read_text()))
+        (folder / "config.json").write_text(json.dumps(dict(base, **config)))
+    if weights is not None:
+        (folder / "model.safetensors").unlink()
+        (folder / "pytorch_model.bin").write_bytes(weights)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tiny_bert):
+    folder = tmp_path_factory.mktemp("hostile-bert")
+    paths = [str(_folder(folder, tiny_bert, name)) for name in CASES]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    try:
+        proc = subprocess.run([sys.executable, "-c", CHILD, *paths], capture_output=True, text=True, cwd=ROOT,
+                              env=env, timeout=HANG_SECONDS)
+        stdout, stderr = proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired as e:
+        stdout, stderr = (x.decode() if isinstance(x, bytes) else (x or "") for x in (e.stdout, e.stderr))
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    started = [Path(r["started"]).name for r in lines if "started" in r]
+    return {Path(r["folder"]).name: r for r in lines if "folder" in r}, started, stderr
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_hostile_bert_folder_is_one_line(built, name):
+    results, started, stderr = built
+    assert name in results, f"the child hung or died on {started[-1:]} ({stderr[-1500:]})"
+    message = results[name]["error"]
+    assert message is not None, f"{name} loaded, or raised {results[name].get('raised')}"
+    assert "\n" not in message and name in message and len(message) < 600, message
+    assert CASES[name][2] in message, message
+
+
+def test_bert_large_sizes_pass(tmp_path):
+    """BERT-large's config.json beside a weights file of its size (sparse: only its length is read) passes."""
+    from mmsa_atsuko.models.common.bert_weights import bert_config
+    large = {"model_type": "bert", "vocab_size": 30522, "hidden_size": 1024, "num_hidden_layers": 24,
+             "num_attention_heads": 16, "intermediate_size": 4096, "max_position_embeddings": 512,
+             "type_vocab_size": 2}
+    (tmp_path / "config.json").write_text(json.dumps(large))
+    with open(tmp_path / "pytorch_model.bin", "wb") as f:
+        f.truncate(1_340_000_000)            # bert-large-uncased's pytorch_model.bin, float32
+    config = bert_config(tmp_path)
+    assert {key: getattr(config, key) for key in large if key != "model_type"} == {
+        k: v for k, v in large.items() if k != "model_type"}
+
+
+def test_a_bin_folder_loads_the_weights_of_its_file(tmp_path, tiny_bert):
+    """A pytorch_model.bin (keys prefixed `bert.`, as BertForPreTraining saves them) now read through
+    safe_checkpoint gives the encoder the same weights the safetensors file of the same BERT does."""
+    import torch
+    from safetensors.torch import load_file
+
+    from mmsa_atsuko.models.common.bert_weights import load_bert
+    folder = tmp_path / "bin"
+    shutil.copytree(tiny_bert, folder)
+    weights = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    torch.save({f"bert.{k}": v for k, v in weights.items()}, folder / "pytorch_model.bin")
+    model, info = load_bert(folder)
+    assert not info["missing_keys"]
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in weights.items() if not k.startswith("pooler."))
+
+
+def test_run_with_a_hanging_bin_is_one_line(tmp_path, tiny_bert):
+    """The red team's reproduction: `run.py -m late_fusion -d mintrec --synthetic -c pretrained=FOLDER` with the
+    680-byte pytorch_model.bin hung for good."""
+    from mmsa_atsuko.data.tiny_bert import write_tiny_bert
+    folder = _folder(tmp_path, write_tiny_bert(tmp_path / "with-vocab"), "hanging_bin")   # its vocab.txt too
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    done = subprocess.run([sys.executable, "run.py", "-m", "late_fusion", "-d", "mintrec", "--synthetic", "--preset",
+                           "small", "--max-epochs", "1", "-s", "1", "--quiet", "-c", f"pretrained={folder}",
+                           "--out", str(tmp_path / "results")], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=HANG_SECONDS)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1 and "pytorch_model.bin" in done.stderr, done.stderr
