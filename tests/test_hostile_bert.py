@@ -139,3 +139,20 @@ def test_run_with_a_hanging_bin_is_one_line(tmp_path, tiny_bert):
                           timeout=HANG_SECONDS)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert len(done.stderr.strip().splitlines()) == 1 and "pytorch_model.bin" in done.stderr, done.stderr
+
+
+def test_the_config_is_held_to_the_values_read_too(tiny_bert):
+    """bert_config holds config.json to the weights file's size, but the file may be replaced before it is read:
+    the values read are counted again before the model is allocated. The tiny BERT's one layer of weights
+    against a config of 24 layers."""
+    from safetensors.torch import load_file
+
+    from mmsa_atsuko.errors import DataError
+    from mmsa_atsuko.models.common.bert_weights import bert_config, check_values_held
+    config = bert_config(tiny_bert)
+    state = load_file(str(Path(tiny_bert) / "model.safetensors"))
+    check_values_held(config, state, Path(tiny_bert) / "model.safetensors", tiny_bert)
+    config.num_hidden_layers = 24
+    with pytest.raises(DataError, match=r"describes a BERT of [\d,]+ values, more than the [\d,]+ that "
+                                        r"model.safetensors holds"):
+        check_values_held(config, state, Path(tiny_bert) / "model.safetensors", tiny_bert)

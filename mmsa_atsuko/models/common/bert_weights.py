@@ -87,6 +87,18 @@ def _state_dict(weights: Path, folder) -> dict:
     return load_weights(weights, fix=_fix(folder))
 
 
+def check_values_held(config, state, weights: Path, folder) -> None:
+    """DataError unless the state dict read holds at least the values `config` describes: `bert_config` held
+    them to the file's size, but a file renamed over it since may be smaller, and the model is allocated
+    before transformers finds its weights missing."""
+    import torch
+    held = sum(v.numel() for v in state.values() if isinstance(v, torch.Tensor)) if isinstance(state, dict) else 0
+    values = encoder_values(config)
+    if values > held:
+        raise DataError(f"{Path(folder) / 'config.json'} describes a BERT of {values:,} values, more than the "
+                        f"{held:,} that {weights.name} holds: {_fix(folder)}")
+
+
 def load_bert(folder):
     """(BertModel without its pooler, transformers' loading info) from a BERT folder: config.json through
     `bert_config`, the weights read by the toolkit and handed over as a state dict. DataError (one line)
@@ -98,6 +110,7 @@ def load_bert(folder):
     if weights is None:
         raise DataError(f"{folder} has no {' or '.join(WEIGHT_FILES)}: {_fix(folder)}")
     state = _state_dict(weights, folder)
+    check_values_held(config, state, weights, folder)
     # transformers would print a load report listing the checkpoint's pooler (and MLM head) weights as
     # unexpected on every build, and a "Loading weights" bar: a model is built once per check and once per
     # seed, so they would fill the terminal (and --quiet runs) for nothing. What matters in the report,
