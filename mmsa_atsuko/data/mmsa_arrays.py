@@ -152,9 +152,6 @@ class ArrayChecks:
         return bool(lo == -np.inf)
 
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
 def _past_float32(block: np.ndarray) -> np.ndarray:
     """Finite values that float32 cannot hold (an infinity is `finite`'s business)."""
     return np.isfinite(block) & (np.abs(block) > FLOAT32_MAX)
