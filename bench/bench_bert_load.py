@@ -23,7 +23,7 @@ CHILD = r"""
 import resource, statistics, sys, time
 what, path, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if what == "weights":
-    from mmsa_atsuko.data.safe_checkpoint import load_weights as load
+    from mmsa_atsuko.safe_checkpoint import load_weights as load
 else:
     from mmsa_atsuko.models.common.bert import BertTextEncoder
     def load(folder):

@@ -1,4 +1,4 @@
-"""What a real last.pt costs the checkpoint check (data/safe_checkpoint.py), per storage record.
+"""What a real last.pt costs the checkpoint check (safe_checkpoint.py), per storage record.
 
     python bench/checkpoint_budget.py [--params 20 800 4000]
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mmsa_atsuko.data import safe_checkpoint  # noqa: E402
+from mmsa_atsuko import safe_checkpoint  # noqa: E402
 from mmsa_atsuko.training.training_state import save_training_state  # noqa: E402
 
 

@@ -46,7 +46,7 @@ for path in sys.argv[2:]:
 
 
 def load_each_in_a_child(loader: str, paths) -> tuple[dict, list, subprocess.CompletedProcess]:
-    """`loader` ('mmsa_atsuko.data.safe_pickle.load') run on each path: (results by file stem, the stems
+    """`loader` ('mmsa_atsuko.safe_pickle.load') run on each path: (results by file stem, the stems
     started in order, the finished child)."""
     proc = subprocess.run([sys.executable, "-c", CHILD, loader, *map(str, paths)], capture_output=True, text=True,
                           timeout=300, cwd=ROOT)

@@ -128,7 +128,7 @@ def test_a_stale_import_is_reported(tmp_path):
                       "def main():\n"
                       "    from mmsa_atsuko.data.synthetic import ensure_synthetic, synthetic_bert_folder\n"
                       "    import mmsa_atsuko.no_such_module\n"
-                      "    from mmsa_atsuko.data import safe_checkpoint\n"
+                      "    from mmsa_atsuko import safe_checkpoint\n"
                       "    import mmsa_atsuko\n"
                       "    safe_checkpoint.no_such_private(mmsa_atsuko.run, mmsa_atsuko.no_such_run)\n"
                       "    safe_checkpoint.load_weights.__doc__.strip()\n")

@@ -26,7 +26,7 @@ import torch
 
 from mmsa_atsuko.data import (Dataset, DatasetSpec, Split, dataset_names, load_dataset,
                               resolve_feature_path)
-from mmsa_atsuko.data import safe_pickle
+from mmsa_atsuko import safe_pickle
 from mmsa_atsuko.data.stamp import STAMP_KEY
 from mmsa_atsuko.data.synthetic import write_synthetic
 from mmsa_atsuko.errors import DataError, UsageError

@@ -3,7 +3,7 @@
 Every case runs the command line (in process through `cli.main`, or as a subprocess where a
 traceback must be ruled out end to end) and asserts: one line on stderr, a non-zero exit, nothing
 written outside the results folder (a victim folder beside it is snapshotted) and no record lost.
-The hostile pickles of the feature loader have their own suite (data/safe_pickle's tests).
+The hostile pickles of the feature loader have their own suite (safe_pickle/'s tests).
 """
 import errno
 import json

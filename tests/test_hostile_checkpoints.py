@@ -18,7 +18,7 @@ import torch
 from conftest import make_dataset, with_text_bert
 from hostile_loads import assert_refused_small_and_in_one_line, load_each_in_a_child
 from mmsa_atsuko.config import load_config
-from mmsa_atsuko.data.safe_checkpoint import load_weights
+from mmsa_atsuko.safe_checkpoint import load_weights
 from mmsa_atsuko.errors import DataError
 from mmsa_atsuko.registry import build_model, list_models
 from mmsa_atsuko.training.trainer import build_optimizer
@@ -112,7 +112,7 @@ def results(tmp_path_factory):
     for name, blob in HOSTILE.items():
         paths.append(folder / f"{name}.pt")
         paths[-1].write_bytes(duplicate_names() if blob is None else blob)
-    return load_each_in_a_child("mmsa_atsuko.data.safe_checkpoint.load_weights", paths)
+    return load_each_in_a_child("mmsa_atsuko.safe_checkpoint.load_weights", paths)
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
@@ -198,7 +198,7 @@ def test_the_checked_bytes_are_the_bytes_loaded(tmp_path, monkeypatch):
     """load_weights checked best.pt, then torch.load opened the path again: a file renamed over it in between
     was loaded unchecked (a red team's swap hung predict in 3 of 14 tries). The file is read once now; here
     another checkpoint is renamed over the path right after the check, and the checked one must be loaded."""
-    from mmsa_atsuko.data import safe_checkpoint
+    from mmsa_atsuko import safe_checkpoint
     path, other = tmp_path / "best.pt", tmp_path / "other.pt"
     torch.save({"w": torch.zeros(3)}, path)
     torch.save({"w": torch.ones(3)}, other)

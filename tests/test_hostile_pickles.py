@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from hostile_loads import assert_refused_small_and_in_one_line, load_each_in_a_child
-from mmsa_atsuko.data import load_dataset, safe_pickle
+from mmsa_atsuko import safe_pickle
+from mmsa_atsuko.data import load_dataset
 from mmsa_atsuko.data.synthetic import write_synthetic
 from mmsa_atsuko.data.synthetic_mintrec import write_synthetic_mintrec
 from mmsa_atsuko.errors import DataError
@@ -220,7 +221,7 @@ def results(tmp_path_factory):
     for name, blob in HOSTILE.items():
         paths.append(folder / f"{name}.pkl")
         paths[-1].write_bytes(blob)
-    return load_each_in_a_child("mmsa_atsuko.data.safe_pickle.load", paths)
+    return load_each_in_a_child("mmsa_atsuko.safe_pickle.load", paths)
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))

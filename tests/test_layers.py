@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS = [                                   # bottom to top; a prefix names a module or a package
     ("errors", "version", "atomic", "code_version", "progress", "lock_files", "parent_death"),
-    ("metrics", "registry", "user_models", "model_names", "config", "cache"),
+    ("metrics", "registry", "user_models", "model_names", "config", "cache", "safe_pickle", "safe_checkpoint",
+     "opcode_costs"),
     ("data", "models", "results", "run_folders", "baselines"),
     ("training",),
     ("api",),

@@ -20,7 +20,7 @@ from ..config import config_identity
 from ..data import load_dataset
 from ..data.synthetic import ensure_synthetic
 from ..data.conditions import condition_of
-from ..data.safe_checkpoint import load_weights
+from ..safe_checkpoint import load_weights
 from ..data.stamp import recipe_name_of
 from ..data.synthetic_stress import recipe_kind
 from ..errors import DataError, UsageError, one_line

@@ -26,7 +26,7 @@ from pathlib import Path
 from ..cache import file_version, remember, remembered
 from ..config import dataset_facts
 from ..errors import DataError, MissingDataError, UsageError
-from . import safe_pickle
+from .. import safe_pickle
 from .array_blocks import zero_neginf
 from .mmsa_checks import SplitChecker, key_names
 from .spec import MODALITIES, Dataset, DatasetSpec

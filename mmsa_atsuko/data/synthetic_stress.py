@@ -67,7 +67,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, UsageError
-from . import safe_pickle
+from .. import safe_pickle
 from .stamp import is_synthetic, recipe_name_of
 
 STANDARD = "standard"

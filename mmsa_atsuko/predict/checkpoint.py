@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from easydict import EasyDict
 
-from ..data.safe_checkpoint import load_weights
+from ..safe_checkpoint import load_weights
 from ..errors import DataError, UsageError
 from ..results import check_readable, last_ok_record, no_weights, run_path
 from ..training.checked_model import Described, build_checked

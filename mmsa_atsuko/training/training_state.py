@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..atomic import open_new, replace_with
-from ..data.safe_checkpoint import load_weights
+from ..safe_checkpoint import load_weights
 from ..errors import StateNotResumable
 from .resume_checks import check_training_state
 

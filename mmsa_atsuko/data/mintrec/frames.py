@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
-from .. import safe_pickle
+from ... import safe_pickle
 from .folder import FEATURE_FILES, NAMED_AT_MOST, SPLITS, TSV_FILES
 
 log = logging.getLogger("mmsa_atsuko")

@@ -2,7 +2,7 @@
 
 transformers' `from_pretrained` takes config.json's sizes as they are (a `vocab_size` of 1e9 tried to
 allocate 3 TB) and reads a pytorch_model.bin with torch.load(weights_only=True), whose unpickler a 680-byte
-file hangs for good (data/safe_checkpoint.py says how). So here config.json is read bounded and its sizes
+file hangs for good (safe_checkpoint.py says how). So here config.json is read bounded and its sizes
 held to `BERT_SIZE_LIMITS` and to the values the weights file can hold; the weights are read by the toolkit,
 once (pytorch_model.bin through `safe_checkpoint.load_weights`, model.safetensors through safetensors,
 whose every tensor must lie inside its file); and `from_pretrained` is handed the config and the state dict,
@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from ...atomic import read_small_file
-from ...data.safe_checkpoint import load_weights
+from ...safe_checkpoint import load_weights
 from ...errors import DataError, one_line
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")      # transformers' order: the first present is read

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import read_small_file
-from ..errors import DataError
+from .atomic import read_small_file
+from .errors import DataError
 from . import safe_pickle
 from .safe_pickle import BoundedReader, Refused, RestrictedUnpickler, describe_error, sized
 

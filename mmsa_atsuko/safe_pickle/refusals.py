@@ -10,7 +10,7 @@ from the file are shown short and on one line.
 """
 from __future__ import annotations
 
-from ...errors import one_line
+from ..errors import one_line
 
 REFUSAL_HINT = "feature pickles may only hold numpy arrays, numbers, strings, lists, tuples and dicts"
 # Said of every feature file, downloaded or extracted from one's own videos, whatever the command.

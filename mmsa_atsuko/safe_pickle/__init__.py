@@ -25,7 +25,7 @@ caller gets the file's digest without reading the file a second time (`reader`);
 `load_hashing` returns before that hash is finished, so the caller's own checks can run
 beside it.
 
-A second restricted unpickler (data/safe_checkpoint.py, for torch checkpoints) builds on the
+A second restricted unpickler (safe_checkpoint.py, for torch checkpoints) builds on the
 same parts: it subclasses `RestrictedUnpickler`, reads through a `BoundedReader`, refuses with
 `Refused` (naming loaded objects with `sized`, errors with `describe_error`), and loads with
 `run`.
@@ -37,7 +37,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ...errors import DataError
+from ..errors import DataError
 # The limits are importable from here too, but the unpickler reads them from `limits`
 # when it starts: set them there, not here.
 from .limits import (BYTES_ALLOWANCE, BYTES_PER_FILE_BYTE, BYTES_PER_WORK, ELEMENT_BYTES, ELEMENTS_ALLOWANCE,
