@@ -117,6 +117,7 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
     from ..leaderboard.notes import preset_note
     from ..leaderboard.real_data import not_real_data, not_real_note
     from ..metrics.names import metric_keys, table_order
+    from ..results import json_safe
 
     def row_name(r):           # one row group per model and protocol condition
         key = condition_of(r).key()
@@ -147,7 +148,8 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
                 print(f"{model:<{width}} {'mean ± std':>16} {cells}")
         # What the leaderboard notes of these rows' data and preset (leaderboard/notes.py, real_data.py): a table of
         # runs at --preset small, or on another file than MMSA's, read as the models' own numbers on the paper's data.
-        unreal = not_real_data(rows).get((dataset, aligned, data), "")
+        # As the store holds them: a constant predictor's NaN Corr is null there, and check_ok_record refuses a NaN.
+        unreal = not_real_data([json_safe(r) for r in rows]).get((dataset, aligned, data), "")
         labelled = [SimpleNamespace(label=model, records=runs) for model, runs in groups.items()]
         for note in not_real_note(unreal) + preset_note(labelled):
             print(f"- {note}")
