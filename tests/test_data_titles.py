@@ -120,3 +120,37 @@ def test_the_sensitivity_legend_counts_its_seeds_in_english():
         return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend([1, 1]) == ["mean ± std over 1 seed"]            # was "over 1 seeds"
     assert legend([3, 3]) == ["mean ± std over 3 seeds"] and legend([2, 3]) == ["mean ± std over 2–3 seeds"]
+
+
+SIMSV2_SUBSET = {"train": 64, "valid": 16, "test": 16}     # configs/datasets.yaml real_sizes: 2722, 647, 1034
+SUBSET = "sha256:" + "cd" * 32
+
+
+def simsv2_record(model, seed, mae):
+    """A run on a SIMS v2 file of other split sizes: MMSA publishes no sha256 for SIMS v2, so its sizes tell it."""
+    return record(model, seed, mae, data=SUBSET, dataset="simsv2") | {"split_sizes": SIMSV2_SUBSET}
+
+
+def test_mmsa_rows_of_a_file_of_other_split_sizes_go_to_a_file_of_their_own(tmp_path):
+    """The leaderboard heads these runs 'not the real simsv2 data'; their MMSA row went into normal/simsv2.csv."""
+    subset = append_mmsa_csv(tmp_path, [simsv2_record("tfn", 1, 0.7), simsv2_record("tfn", 2, 0.9)])
+    assert subset.name == "simsv2-not-real-cdcdcdcdcdcd.csv"
+    real_sizes = {"train": 2722, "valid": 647, "test": 1034}
+    real = append_mmsa_csv(tmp_path, [simsv2_record("tfn", s, 0.7) | {"split_sizes": real_sizes} for s in (1, 2)])
+    before_sizes = append_mmsa_csv(tmp_path, [record("tfn", s, 0.7, data=SUBSET, dataset="simsv2") for s in (1, 2)])
+    assert real.name == before_sizes.name == "simsv2.csv"       # a record without sizes says nothing, as before
+
+
+def test_compare_and_the_end_table_head_a_file_of_other_split_sizes_as_the_leaderboard_does(tmp_path, capsys):
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.cli.train import print_table
+    for seed, mae in ((1, 0.7), (2, 0.9)):
+        append_record(tmp_path, simsv2_record("atsuko", seed, mae))
+        append_record(tmp_path, simsv2_record("tfn", seed, mae + 0.1))
+    assert f"### simsv2, unaligned: not the real simsv2 data ({SUBSET})" in leaderboard(tmp_path, fmt="md")
+    assert main(["compare", "-m", "atsuko", "--against", "tfn", "--results", str(tmp_path)]) == 0
+    assert f"simsv2, unaligned: not the real simsv2 data ({SUBSET})" in capsys.readouterr().out.splitlines()
+    print_table([simsv2_record("tfn", 1, 0.7), simsv2_record("tfn", 2, 0.9)], "results", set())
+    title = next(line for line in capsys.readouterr().out.splitlines() if "test metrics" in line)
+    assert title.startswith("simsv2 (not the real simsv2 data): test metrics")
+

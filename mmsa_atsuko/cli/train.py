@@ -126,7 +126,8 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
         rows = [r for r in records if r["dataset"] == dataset]
         keys = list(table_order(metric_keys(dataset)))          # the leaderboard's column order
         data, aligned = rows[0].get("data"), bool(rows[0]["aligned"])
-        kind = _synthetic_kind(data) if is_synthetic(data) else data_kind_text(data, dataset, aligned)
+        sizes = next((r["split_sizes"] for r in rows if r.get("split_sizes") is not None), None)
+        kind = _synthetic_kind(data) if is_synthetic(data) else data_kind_text(data, dataset, aligned, sizes)
         label = "" if kind == "real data" else f" ({kind})"
         print(f"\n{dataset}{' aligned' if rows[0]['aligned'] else ''}{label}: test metrics of the best-valid epoch "
               f"(mean ± std: sample std, ddof 1, over seeds)")

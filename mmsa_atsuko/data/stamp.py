@@ -39,27 +39,40 @@ def is_synthetic(data_id) -> bool:
     return isinstance(data_id, str) and data_id.startswith(SYNTHETIC_DATA_PREFIX)
 
 
-def data_kind(data_id, dataset: str | None = None, aligned: bool = False) -> str:
+def data_kind(data_id, dataset: str | None = None, aligned: bool = False, split_sizes=None) -> str:
     """The word a CSV's `data_kind` column holds for the runs of `dataset` (its aligned or unaligned file) on data
     `data_id`: 'synthetic' (`is_synthetic`), 'yours' (a dataset of your own, `config.own_dataset`: no published file
     to be), 'not published' (a file other than the one whose sha256 MMSA publishes for the dataset and setting: your
-    own videos extracted, a subset, an edited copy) or 'real'. Without `dataset`, 'synthetic' or 'real'."""
+    own videos extracted, a subset, an edited copy), 'not real' (no published sha256, and `split_sizes`, the record's
+    {split: N}, differ from datasets.yaml's `real_sizes`: a SIMS v2 subset) or 'real'. Without `dataset`, 'synthetic'
+    or 'real'; without `split_sizes` (a record made before records held them) sizes say nothing.
+    The one home of the rule: normal/'s file names, every table's title and note, figure titles."""
     if is_synthetic(data_id):
         return "synthetic"
     if dataset is None:
         return "real"
-    from ..config import own_dataset, published_sha256      # here: the stamp itself needs numpy only
+    from ..config import own_dataset, published_sha256, real_sizes_mismatch   # here: the stamp needs numpy only
     if own_dataset(dataset):
         return "yours"
     published = published_sha256(dataset, aligned)
-    return "not published" if published is not None and data_id != f"sha256:{published}" else "real"
+    if published is not None:
+        return "not published" if data_id != f"sha256:{published}" else "real"
+    if isinstance(split_sizes, dict) and real_sizes_mismatch(dataset, split_sizes):
+        return "not real"
+    return "real"
 
 
-def data_kind_text(data_id, dataset: str | None = None, aligned: bool = False) -> str:
-    """How every table's title (leaderboard, curves, ablation, comparison, run.py's end table) says what its rows were
-    run on, by `data_kind`: 'synthetic data', 'your data', 'not the published mosi data' or 'real data'."""
-    kind = data_kind(data_id, dataset, aligned)
-    return {"yours": "your data", "not published": f"not the published {dataset} data"}.get(kind, f"{kind} data")
+def kind_text(kind: str, dataset: str | None = None) -> str:
+    """How a title says a `data_kind` word: 'synthetic data', 'your data', 'not the published mosi data', 'not the
+    real simsv2 data' or 'real data'."""
+    return {"yours": "your data", "not published": f"not the published {dataset} data",
+            "not real": f"not the real {dataset} data"}.get(kind, f"{kind} data")
+
+
+def data_kind_text(data_id, dataset: str | None = None, aligned: bool = False, split_sizes=None) -> str:
+    """How every table's title (leaderboard, curves, ablation, comparison, run.py's end table) and figure's says what
+    its rows were run on, by `data_kind`."""
+    return kind_text(data_kind(data_id, dataset, aligned, split_sizes), dataset)
 
 
 def recipe_name_of(data_id) -> str | None:

@@ -11,7 +11,7 @@ an edited copy) is not the published data (`data.stamp.data_kind`), and its tabl
 from __future__ import annotations
 
 from ..config import published_sha256, real_sizes_mismatch
-from ..data.stamp import data_kind, data_kind_text, is_synthetic
+from ..data.stamp import data_kind, data_kind_text, is_synthetic, kind_text
 from ..results import ok_records
 
 
@@ -24,16 +24,12 @@ def not_real_data(records: list[dict]) -> dict[tuple, str]:
         dataset, aligned, data = key = (r["dataset"], bool(r["aligned"]), r["data"])
         if key in reasons or is_synthetic(data):
             continue
-        if data_kind(data, dataset, aligned) == "not published":
+        kind = data_kind(data, dataset, aligned, r.get("split_sizes"))
+        if kind == "not published":
             reasons[key] = (f"{data_kind_text(data, dataset, aligned)}: {data} is not the file MMSA publishes for "
                             f"{dataset} {'aligned' if aligned else 'unaligned'} (sha256:{published_sha256(*key[:2])})")
-            continue
-        sizes = r.get("split_sizes")
-        if sizes is None or published_sha256(dataset, aligned):
-            continue
-        mismatch = real_sizes_mismatch(dataset, sizes)
-        if mismatch:
-            reasons[key] = f"not the real {dataset} data: {mismatch}"
+        elif kind == "not real":
+            reasons[key] = f"not the real {dataset} data: {real_sizes_mismatch(dataset, r['split_sizes'])}"
     return reasons
 
 
@@ -46,9 +42,7 @@ def kind_of(dataset: str, aligned: bool, data: str, not_real: str) -> str:
 
 def kind_text_of(dataset: str, aligned: bool, data: str, not_real: str) -> str:
     """What a table's title says its rows were run on: `data.stamp.data_kind_text`, or 'not the real sims data'."""
-    if kind_of(dataset, aligned, data, not_real) == "not real":
-        return f"not the real {dataset} data"
-    return data_kind_text(data, dataset, aligned)
+    return kind_text(kind_of(dataset, aligned, data, not_real), dataset)
 
 
 def not_real_note(not_real: str) -> list[str]:

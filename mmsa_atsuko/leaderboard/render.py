@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..data.stamp import data_kind_text
+from ..data.stamp import kind_text
 from ..metrics.names import metric_family
 from .published import ABLATION_SOURCE, PAPER_COLUMNS, PUBLISHED_ABLATION
 from .ablation import Ablation
@@ -204,7 +204,7 @@ def render_comparison(rows: list[dict]) -> str:
                   f"[{signed_text(m, r['ci_low'])}, {signed_text(m, r['ci_high'])}]")
             p = "–" if math.isnan(r["p_value"]) else f"{r['p_value']:#.3g}"
             lines.append(cells + [signed_text(m, r["diff"]), ci, p])
-        kind = data_kind_text(data, dataset, aligned)
+        kind = kind_text(block[0]["data_kind"], dataset)     # the table's own word: real_data.kind_of
         units = units_text(r["metric"] for r in block)
         parts.append(f"{dataset}, {'aligned' if aligned else 'unaligned'}: {kind} ({data})\n"
                      f"{model} (n={n_model}) vs {baseline} (n={n_base}), test metrics of each run's best-valid "

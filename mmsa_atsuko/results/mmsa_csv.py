@@ -58,18 +58,22 @@ def mmsa_cell(values) -> str:
     return str((float(round(np.mean(arr) * 100, 2)), float(round(np.std(arr) * 100, 2))))
 
 
-def mmsa_csv_name(dataset: str, synthetic: bool, data: str | None = None, aligned: bool = False) -> str:
+def mmsa_csv_name(dataset: str, synthetic: bool, data: str | None = None, aligned: bool = False,
+                  split_sizes: dict | None = None) -> str:
     """`<dataset>.csv`; synthetic data's `<dataset>-synthetic.csv`, a stress recipe's `<dataset>-synthetic-<recipe>.csv`
     (`data`: the runs' data id); a file other than the one whose sha256 MMSA publishes for the dataset and setting
     (`data.stamp.data_kind` 'not published': your own videos extracted, an edited copy) `<dataset>-not-published-<the
-    first 12 hex digits of its sha256>.csv`. A row names only its model (and a file MMSA wrote, or one of ours from
+    first 12 hex digits of its sha256>.csv`, and, where MMSA publishes none, a file whose `split_sizes` (the record's)
+    are not the real file's (data_kind 'not real': a SIMS v2 subset) `<dataset>-not-real-<12 hex digits>.csv`, as the
+    leaderboard heads their tables. A row names only its model (and a file MMSA wrote, or one of ours from
     before the trace columns, keeps MMSA's columns only, the data id's among those it lacks): a run on your own videos
     under -d mosi sat among real MOSI runs, the same model name on numbers of other data, so such data get a file of
     their own, one per file, as synthetic data do, rather than a column."""
     if not synthetic:
-        if data_kind(data, dataset, aligned) == "not published":
+        kind = data_kind(data, dataset, aligned, split_sizes)
+        if kind in ("not published", "not real"):
             digits = "".join(c for c in str(data).removeprefix("sha256:") if c.isascii() and c.isalnum())[:12]
-            return f"{dataset}-not-published-{digits}.csv"      # a hand-made record's id is no path
+            return f"{dataset}-{kind.replace(' ', '-')}-{digits}.csv"      # a hand-made record's id is no path
         return f"{dataset}.csv"
     recipe = recipe_of(data)
     return f"{dataset}-synthetic.csv" if recipe == STANDARD else f"{dataset}-synthetic-{recipe}.csv"
@@ -147,8 +151,9 @@ def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set
     columns = mmsa + list(TRACE_COLUMNS)
     folder = Path(out_dir) / "normal"
     make_shared_folder(folder)
-    path = folder / mmsa_csv_name(first["dataset"], first["synthetic"], first["data"], bool(first["aligned"]))
-    row = mmsa_row(records)
+    row = mmsa_row(records)                   # first: it checks the records, whose sizes name the file
+    sizes = next((r["split_sizes"] for r in records if r.get("split_sizes") is not None), None)
+    path = folder / mmsa_csv_name(first["dataset"], first["synthetic"], first["data"], bool(first["aligned"]), sizes)
     not_written = (f"its row for {row['Model']} was not written (the runs are recorded in runs.jsonl); move the "
                    f"file away and the next training call starts a new one")
     with store_lock(path), os.fdopen(open_append(path, shared_mode(folder)), "a+", newline="", encoding="utf-8") as f:
