@@ -552,7 +552,7 @@ def test_band_weight_figure_takes_any_number_of_bands(tmp_path):
     from mmsa_atsuko.plots.explain import plot_band_weights
     rows = [{"id": sid, "modality": m, **{f"band_{k}": 1 / 6 for k in range(6)}}
             for sid in ("test mean", "a$_$1", "a$_$2") for m in MODALITIES]
-    fig = plot_band_weights(pd.DataFrame(rows), "sims", synthetic=True)
+    fig = plot_band_weights(pd.DataFrame(rows), "sims", data_tag="synthetic data")
     fig.savefig(tmp_path / "bands.png")
     assert (tmp_path / "bands.png").stat().st_size > 0
 

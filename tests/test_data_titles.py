@@ -116,7 +116,7 @@ def test_the_sensitivity_legend_counts_its_seeds_in_english():
     def legend(seeds):
         table = pd.DataFrame({"param": ["lambda_ent"] * 2, "value": [0.0, 1.0], "metric": ["MAE"] * 2,
                               "mean": [0.7, 0.8], "std": [0.0, 0.1], "seeds": seeds})
-        fig = plot_sensitivity(table, "atsuko on sims", True, True)
+        fig = plot_sensitivity(table, "atsuko on sims", "synthetic data", True)
         return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend([1, 1]) == ["mean ± std over 1 seed"]            # was "over 1 seeds"
     assert legend([3, 3]) == ["mean ± std over 3 seeds"] and legend([2, 3]) == ["mean ± std over 2–3 seeds"]
@@ -154,3 +154,68 @@ def test_compare_and_the_end_table_head_a_file_of_other_split_sizes_as_the_leade
     title = next(line for line in capsys.readouterr().out.splitlines() if "test metrics" in line)
     assert title.startswith("simsv2 (not the real simsv2 data): test metrics")
 
+
+def test_aligned_and_unaligned_sensitivity_figures_do_not_overwrite_each_other(tmp_path, capsys):
+    """As leaderboard --figures names its curves: -aligned after the dataset (both were sensitivity_atsuko_mosi)."""
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.config import config_hash
+    from mmsa_atsuko.training.trainer_config import resolve_config
+    config = resolve_config("atsuko", "mosi", preset="small", max_epochs=1, overrides=[("lambda_ent", 1.0)])
+    for aligned in (False, True):
+        for seed, mae in ((1, 0.5), (2, 0.7)):
+            append_record(tmp_path / "results", record("atsuko", seed, mae + aligned, data=PUBLISHED)
+                          | {"run_id": f"r-{seed}-{aligned}", "aligned": aligned, "config": dict(config),
+                             "config_hash": config_hash(config), "preset": "small"})
+    argv = ["sensitivity", "-d", "mosi", "--param", "lambda_ent", "--values", "1", "-s", "1", "2", "--preset", "small",
+            "--max-epochs", "1", "--read-only", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "f")]
+    assert main(argv) == 0 and main([*argv, "--aligned"]) == 0, capsys.readouterr().err
+    names = sorted(p.name for p in (tmp_path / "f").iterdir())
+    assert names == sorted(f"sensitivity_atsuko_mosi{a}.{ext}" for a in ("", "-aligned")
+                           for ext in ("csv", "json", "pdf", "png"))
+    with open(tmp_path / "f" / "sensitivity_atsuko_mosi-aligned.csv", newline="", encoding="utf-8") as f:
+        assert [row["mean"] for row in csv.DictReader(f)] == ["1.6"]       # the aligned runs' MAE 1.5 and 1.7
+
+
+def figure_titles(monkeypatch) -> list[str]:
+    """The titles of the figures a command draws, as `plots.common.figure_files` is handed them."""
+    import mmsa_atsuko.plots.common as common
+    titles, files = [], common.figure_files
+
+    def keep_title(fig, table, name):
+        titles.append(fig._suptitle.get_text())
+        return files(fig, table, name)
+    monkeypatch.setattr(common, "figure_files", keep_title)
+    return titles
+
+
+def test_figures_on_another_file_than_the_real_one_say_so_as_their_tables_do(tmp_path, monkeypatch, capsys):
+    """Figure titles were tagged on synthetic data only: a figure on your own videos under -d mosi, or on a SIMS v2
+    subset, was titled as one on the paper's data."""
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.config import config_hash
+    from mmsa_atsuko.leaderboard.commands import missing_rate_figures
+    from mmsa_atsuko.plots.common import runs_data_tag
+    from mmsa_atsuko.training.trainer_config import resolve_config
+    titles = figure_titles(monkeypatch)
+    for seed, mae in ((1, 0.7), (2, 0.9)):
+        for rate in (None, 0.5):
+            append_record(tmp_path / "v2", simsv2_record("tfn", seed, mae) | {"run_id": f"v2-{seed}-{rate}"}
+                          | ({"condition": {"missing_rate": rate}} if rate else {}))
+    missing_rate_figures(tmp_path / "v2", tmp_path / "v2-figures")
+    assert titles == ["simsv2, unaligned: sha256:" + "cd" * 32 + ", MAE against the missing rate "
+                      "[not the real simsv2 data]"]
+    config = resolve_config("atsuko", "mosi", preset="small", max_epochs=1, overrides=[("lambda_ent", 1.0)])
+    for data in (PUBLISHED, OWN_VIDEOS):
+        for seed, mae in ((1, 0.5), (2, 0.7)):
+            append_record(tmp_path / data[-4:], record("atsuko", seed, mae, data=data) | {
+                "config": dict(config), "config_hash": config_hash(config), "preset": "small"})
+        assert main(["sensitivity", "-d", "mosi", "--param", "lambda_ent", "--values", "1", "-s", "1", "2",
+                     "--preset", "small", "--max-epochs", "1", "--read-only", "--results", str(tmp_path / data[-4:]),
+                     "--out", str(tmp_path / "f" / data[-4:])]) == 0, capsys.readouterr().err
+    assert titles[1:] == ["Hyperparameter sensitivity — atsuko on mosi",          # MMSA's file: no tag
+                          "Hyperparameter sensitivity — atsuko on mosi [not the published mosi data]"]
+    # explain, robustness and tsne tag their titles with the same words, of their runs' records
+    assert runs_data_tag([record("tfn", 1, 0.7, data=SYN), record("tfn", 2, 0.7, data=SYN)]) == "synthetic data"
+    assert runs_data_tag([record("tfn", 1, 0.7), simsv2_record("tfn", 1, 0.7)]) == "not the real simsv2 data"
+    assert runs_data_tag([record("tfn", 1, 0.7, data=OWN_VIDEOS)]) == "not the published mosi data"
+    assert runs_data_tag([record("tfn", 1, 0.7)]) == ""

@@ -94,7 +94,7 @@ def cmd_explain(argv) -> int:
     use_threads(args)
     from ..analysis import explain_run, find_partner_without_mcm, load_run
     from ..api.predictions_csv import PREDICTIONS_FLOAT_FORMAT
-    from ..plots.common import figure_names, pyplot
+    from ..plots.common import figure_names, pyplot, runs_data_tag
     from ..plots.explain import EXPLAIN_FIGURES, explain_files
     pyplot()                                        # fail on a missing matplotlib before any work
     cache = {}
@@ -111,7 +111,7 @@ def cmd_explain(argv) -> int:
     tables, weights = explain_run(run, args.samples, partner, args.feature_path)
     where = f"{run.record['model']} on {run.record['dataset']}{' aligned' if run.record['aligned'] else ''}, " \
             f"seed {run.record['seed']}"
-    files = explain_files(tables, where, run.synthetic)
+    files = explain_files(tables, where, runs_data_tag([run.record]))
     # predictions_test.csv's columns and digits: id, label, pred, modality_weight_L/V/A, then run_id, data, code.
     files[WEIGHTS_CSV] = weights.to_csv(index=False, float_format=PREDICTIONS_FLOAT_FORMAT)
     files[EXPLAIN_JSON] = made_by
@@ -141,7 +141,7 @@ def cmd_robustness(argv) -> int:
                            refuse_a_file_as_results)
     from ..metrics.names import lower_is_better
     from ..plots.analyses import plot_robustness
-    from ..plots.common import figure_files, figure_names, pyplot
+    from ..plots.common import figure_files, figure_names, pyplot, runs_data_tag
     from ..user_models.source import source_changes
     pyplot()
     refuse_a_file_as_results(args.results)     # before the run id names the figures: the store file is said first
@@ -169,7 +169,7 @@ def cmd_robustness(argv) -> int:
         tables.append(robustness_table(run))
     table = pd.concat(tables, ignore_index=True)
     metric = headline_metric(runs[0].record["dataset"])
-    fig = plot_robustness(table, metric, any(r.synthetic for r in runs), lower_is_better(metric))
+    fig = plot_robustness(table, metric, runs_data_tag(r.record for r in runs), lower_is_better(metric))
     write_figures({**figure_files(fig, table, name), f"{name}.json": made_by}, args.out or analysis_dir(args.results))
     return 0
 
@@ -195,7 +195,7 @@ def cmd_tsne(argv) -> int:
     from ..analysis import ablation_runs, load_run, tsne_table
     from ..results import analysis_dir, check_run_id
     from ..plots.analyses import plot_tsne
-    from ..plots.common import figure_files, figure_names, pyplot
+    from ..plots.common import figure_files, figure_names, pyplot, runs_data_tag
     pyplot()
     check_figures_folder(args)
     variants = ablation_runs(args.results, args.dataset, args.seed, args.aligned)
@@ -216,7 +216,7 @@ def cmd_tsne(argv) -> int:
     first = next(iter(runs.values())).record
     # one seed: ablation_runs
     where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}, seed {first['seed']}"
-    fig = plot_tsne(table, where, any(r.synthetic for r in runs.values()))
+    fig = plot_tsne(table, where, runs_data_tag(r.record for r in runs.values()))
     write_figures({**figure_files(fig, table, name), f"{name}.json": made_by}, args.out or analysis_dir(args.results))
     return 0
 
@@ -252,11 +252,11 @@ def cmd_sensitivity(argv) -> int:
     from ..analysis import SENSITIVITY_PARAMS, sensitivity_table
     from ..metrics.names import lower_is_better
     from ..plots.analyses import plot_sensitivity
-    from ..plots.common import figure_files, figure_names, pyplot
+    from ..plots.common import figure_files, figure_names, pyplot, runs_data_tag
     from ..config import load_config
     from ..data.synthetic import check_synthetic_request
     from ..data.synthetic_stress import STANDARD, check_recipe_request
-    from ..results import analysis_dir
+    from ..results import analysis_dir, ok_records, read_records
     from ..sweep import LocalBackend, default_jobs, parse_devices, sweep
     from ..training.hardware import check_threads, parse_jobs
     seeds = args.seeds or [1111, 1112, 1113]
@@ -279,10 +279,11 @@ def cmd_sensitivity(argv) -> int:
     jobs = parse_jobs(args.jobs) if args.jobs is not None else default_jobs(parse_devices("auto"), runs=len(seeds))
     check_threads(args.threads)
     # Named as normal/'s CSVs and compare's are: synthetic data's figure ends -synthetic (a later run on the real file
-    # overwrote it), a stress recipe's -synthetic-<recipe>, beside the standard one's instead of replacing it.
+    # overwrote it), a stress recipe's -synthetic-<recipe>, beside the standard one's instead of replacing it; and as
+    # leaderboard --figures names its curves, -aligned after the dataset (an aligned run overwrote the unaligned one's).
     stress = args.synthetic and recipe != STANDARD
     kind = ("-synthetic" + (f"-{recipe}" if stress else "")) if args.synthetic else ""
-    name = f"sensitivity_{args.model}_{args.dataset}{kind}"
+    name = f"sensitivity_{args.model}_{args.dataset}{'-aligned' if args.aligned else ''}{kind}"
     check_figures_folder(args, [*figure_names(name), f"{name}.json"])
     made_by = provenance("sensitivity", args)          # the code that plots: the runs it trains record their own
     tables = []
@@ -313,6 +314,8 @@ def cmd_sensitivity(argv) -> int:
     metric = table.metric.iloc[0]
     where = (f"{args.model} on {args.dataset}{' aligned' if args.aligned else ''}"
              f"{f', {recipe} recipe' if stress else ''}")
-    fig = plot_sensitivity(table, where, bool(table.synthetic.any()), lower_is_better(metric))
+    run_ids = {run_id for cell in table.run_ids for run_id in str(cell).split()}   # the runs of its points
+    shown = [r for r in ok_records(read_records(Path(args.results))) if r["run_id"] in run_ids]
+    fig = plot_sensitivity(table, where, runs_data_tag(shown), lower_is_better(metric))
     write_figures({**figure_files(fig, table, name), f"{name}.json": made_by}, args.out or analysis_dir(args.results))
     return 0

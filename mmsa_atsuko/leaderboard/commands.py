@@ -164,7 +164,7 @@ def missing_rate_figures(results, out, *, datasets=None, key_metric=None) -> lis
     `missing_rate_<dataset>[-aligned][-synthetic]`; needs the [plots] extra."""
     from ..metrics.names import lower_is_better
     from ..plots.analyses import plot_missing_rate
-    from ..plots.common import figure_files
+    from ..plots.common import data_tag_of, figure_files
     datasets = _known_datasets(datasets)
     tables = _curve_tables(_read_store(results), results, datasets, key_metric, "missing_rate", False)
     files, names = {}, {}
@@ -173,7 +173,8 @@ def missing_rate_figures(results, out, *, datasets=None, key_metric=None) -> lis
         names[name] = names.get(name, 0) + 1
         if names[name] > 1:                       # another data file of the same kind
             name += f"-{names[name]}"
-        fig = plot_missing_rate(curves_frame([t]), t.title(kind=False), t.synthetic, lower_is_better(t.metric))
+        fig = plot_missing_rate(curves_frame([t]), t.title(kind=False), data_tag_of([t.kind_text()]),
+                                lower_is_better(t.metric))
         files.update(figure_files(fig, curves_frame([t]), name))
     return write_files(out, files, f"figures folder {out}", "--figures")
 

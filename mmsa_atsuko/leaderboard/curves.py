@@ -67,6 +67,10 @@ class CurveTable:
     def synthetic(self) -> bool:
         return is_synthetic(self.data)
 
+    def kind_text(self) -> str:
+        """What its title says its rows were run on (real_data.kind_text_of)."""
+        return kind_text_of(self.dataset, self.aligned, self.data, self.not_real)
+
     @property
     def rates(self) -> list[float]:
         return sorted({r for c in self.curves for r in c.cells})
@@ -76,7 +80,7 @@ class CurveTable:
         which tags its own title (`plots.common.tagged_title`)."""
         data = self.data
         if kind:
-            data = f"{kind_text_of(self.dataset, self.aligned, self.data, self.not_real)} ({self.data})"
+            data = f"{self.kind_text()} ({self.data})"
         return (f"{self.dataset}, {'aligned' if self.aligned else 'unaligned'}: {data}, {self.metric} against the "
                 f"missing rate")
 

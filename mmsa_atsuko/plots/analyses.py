@@ -9,7 +9,7 @@ from .common import MODALITIES, MODALITY_COLORS, pyplot, tagged_title
 CLEAN_SNR_POSITION = 30.0        # where the clean point sits on the SNR axis (labelled "clean")
 
 
-def plot_robustness(table, metric: str, synthetic: bool, lower_is_better: bool):
+def plot_robustness(table, metric: str, data_tag: str, lower_is_better: bool):
     plt = pyplot()
     runs = list(dict.fromkeys(table.run_id))
     styles = ("-", "--", ":", "-.")
@@ -55,12 +55,12 @@ def plot_robustness(table, metric: str, synthetic: bool, lower_is_better: bool):
     if len(runs) > 1:
         axes[2].legend(fontsize=7)
     fig.suptitle(tagged_title(f"Robustness of {', '.join(dict.fromkeys(table.model))}: test {metric} under corruption",
-                        synthetic))
+                        data_tag))
     fig.tight_layout()
     return fig
 
 
-def plot_tsne(table, where: str, synthetic: bool):
+def plot_tsne(table, where: str, data_tag: str):
     plt = pyplot()
     variants = list(dict.fromkeys(table.variant))
     fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 4.2), squeeze=False)
@@ -80,7 +80,7 @@ def plot_tsne(table, where: str, synthetic: bool):
     # Outside the last panel: with 20 intent classes an inside legend hides the points.
     axes[0][-1].legend(title="test label", fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0),
                        ncol=1 if len(classes) <= 10 else 2)
-    fig.suptitle(tagged_title(f"t-SNE of the fused test features c_proj per ablation variant — {where}", synthetic))
+    fig.suptitle(tagged_title(f"t-SNE of the fused test features c_proj per ablation variant — {where}", data_tag))
     fig.tight_layout()
     return fig
 
@@ -91,7 +91,7 @@ def _seed_count(counts) -> str:
     return ("1 seed" if high == 1 else f"{low} seeds") if low == high else f"{low}–{high} seeds"
 
 
-def plot_sensitivity(table, where: str, synthetic: bool, lower_is_better: bool):
+def plot_sensitivity(table, where: str, data_tag: str, lower_is_better: bool):
     from ..analysis import PARAM_LABELS
     plt = pyplot()
     params = list(dict.fromkeys(table.param))
@@ -105,12 +105,12 @@ def plot_sensitivity(table, where: str, synthetic: bool, lower_is_better: bool):
         ax.set_ylabel(f"test {metric} ({'lower' if lower_is_better else 'higher'} is better)")
         ax.set_title(PARAM_LABELS.get(param, param))
         ax.legend(fontsize=8)
-    fig.suptitle(tagged_title(f"Hyperparameter sensitivity — {where}", synthetic))
+    fig.suptitle(tagged_title(f"Hyperparameter sensitivity — {where}", data_tag))
     fig.tight_layout()
     return fig
 
 
-def plot_missing_rate(table, title: str, synthetic: bool, lower_is_better: bool):
+def plot_missing_rate(table, title: str, data_tag: str, lower_is_better: bool):
     """`leaderboard --by missing_rate`: one line per row of `table` (curves_frame of one table),
     mean ± std over seeds against the missing rate, AUC in the legend."""
     plt = pyplot()
@@ -124,6 +124,6 @@ def plot_missing_rate(table, title: str, synthetic: bool, lower_is_better: bool)
     ax.set_xlabel("missing rate (train, valid and test)")
     ax.set_ylabel(f"test {metric} ({'lower' if lower_is_better else 'higher'} is better)")
     ax.legend(fontsize=8)
-    fig.suptitle(tagged_title(title, synthetic))
+    fig.suptitle(tagged_title(title, data_tag))
     fig.tight_layout()
     return fig

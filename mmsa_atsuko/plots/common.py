@@ -6,7 +6,7 @@ import io
 
 import pandas as pd
 
-from ..data.stamp import is_synthetic
+from ..data.stamp import data_kind_text, is_synthetic
 from ..errors import UsageError
 
 MODALITY_COLORS = {"text": "#1f77b4", "vision": "#2ca02c", "audio": "#d62728"}
@@ -36,8 +36,24 @@ def band_name(k: int, num_bands: int) -> str:
     return BAND_NAMES[k] if num_bands == 3 else f"band {k}"
 
 
-def tagged_title(text: str, synthetic: bool) -> str:
-    return text + (" [synthetic data]" if synthetic else "")
+def data_tag_of(kind_texts) -> str:
+    """What a figure's title says of the data it shows, from what its tables' titles say (`data.stamp.data_kind_text`,
+    or a table's `kind_text`): each text but 'real data' once, 'synthetic data', 'not the published mosi data', 'not
+    the real simsv2 data', 'your data', or "" for real data only. A figure on another file than MMSA's was tagged as
+    real data's, while its table said otherwise."""
+    return " and ".join(text for text in dict.fromkeys(kind_texts) if text != "real data")
+
+
+def runs_data_tag(records) -> str:
+    """`data_tag_of` of the runs a figure shows (their records), as their tables' titles say their data."""
+    return data_tag_of(data_kind_text(r.get("data"), r["dataset"], bool(r["aligned"]), r.get("split_sizes"))
+                       for r in records)
+
+
+def tagged_title(text: str, data_tag: str) -> str:
+    """A figure's title with `data_tag` after it: what it says of its data (`data_tag_of`, `runs_data_tag`; "" for
+    real data)."""
+    return text + (f" [{data_tag}]" if data_tag else "")
 
 
 def figure_names(name: str) -> list[str]:

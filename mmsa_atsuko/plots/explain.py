@@ -7,7 +7,7 @@ import numpy as np
 from .common import MODALITIES, MODALITY_COLORS, band_name, figure_files, pyplot, short_id, tagged_title
 
 
-def plot_spectral_energy(table, where: str, synthetic: bool):
+def plot_spectral_energy(table, where: str, data_tag: str):
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, modality in zip(axes, MODALITIES):
@@ -23,12 +23,12 @@ def plot_spectral_energy(table, where: str, synthetic: bool):
         ax.set_ylabel("train-set mean energy Σ_c X̂[j,c]² (log)")
         ax.legend(fontsize=8)
     fig.suptitle(tagged_title(f"Spectral energy per modality, train-set mean, with band boundaries — {where}",
-                              synthetic))
+                              data_tag))
     fig.tight_layout()
     return fig
 
 
-def plot_band_components(table, where: str, synthetic: bool):
+def plot_band_components(table, where: str, data_tag: str):
     plt = pyplot()
     bands = [c for c in table.columns if c.startswith("band_")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -42,12 +42,12 @@ def plot_band_components(table, where: str, synthetic: bool):
         ax.set_ylabel("feature value (projected units)")
         ax.legend(fontsize=7)
     sample = table.id.iloc[0]
-    fig.suptitle(tagged_title(f"Time-domain band components of test sample {short_id(sample)} — {where}", synthetic))
+    fig.suptitle(tagged_title(f"Time-domain band components of test sample {short_id(sample)} — {where}", data_tag))
     fig.tight_layout()
     return fig
 
 
-def plot_band_weights(table, where: str, synthetic: bool):
+def plot_band_weights(table, where: str, data_tag: str):
     plt = pyplot()
     bands = [c for c in table.columns if c.startswith("band_")]
     fig, axes = plt.subplots(1, 2, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1, 2.2]})
@@ -82,7 +82,7 @@ def plot_band_weights(table, where: str, synthetic: bool):
     axes[1].set_ylabel("band weight w^b (stacked, sums to 1)")
     axes[1].set_title("chosen test samples (bars: text, vision, audio)")
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle(tagged_title(f"Band-router weights — {where}", synthetic))
+    fig.suptitle(tagged_title(f"Band-router weights — {where}", data_tag))
     fig.tight_layout()
     return fig
 
@@ -105,7 +105,7 @@ def _stacked_weights(ax, rows, title: str, columns=None):
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
-def plot_modality_weights(table, where: str, synthetic: bool):
+def plot_modality_weights(table, where: str, data_tag: str):
     plt = pyplot()
     variants = list(dict.fromkeys(table.variant))
     fig, axes = plt.subplots(1, len(variants), figsize=(6.5 * len(variants), 4), squeeze=False)
@@ -113,23 +113,23 @@ def plot_modality_weights(table, where: str, synthetic: bool):
         rows = table[table.variant == variant]
         # The panels may come from two runs (the partner without the MCM): each says which.
         _stacked_weights(ax, rows, f"{variant}\nrun {rows.run_id.iloc[0]}")
-    fig.suptitle(tagged_title(f"Per-sample modality weights w — {where}", synthetic))
+    fig.suptitle(tagged_title(f"Per-sample modality weights w — {where}", data_tag))
     fig.tight_layout()
     return fig
 
 
-def plot_mcm_target(table, where: str, synthetic: bool):
+def plot_mcm_target(table, where: str, data_tag: str):
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4))
     from ..analysis import TARGET_COLUMN_OF, WEIGHT_COLUMN_OF
     for ax, (title, columns) in zip(axes, (("MCM target q", TARGET_COLUMN_OF), ("router weight w", WEIGHT_COLUMN_OF))):
         _stacked_weights(ax, table, title, columns)
-    fig.suptitle(tagged_title(f"MCM complementarity target q next to the router weights w — {where}", synthetic))
+    fig.suptitle(tagged_title(f"MCM complementarity target q next to the router weights w — {where}", data_tag))
     fig.tight_layout()
     return fig
 
 
-def plot_weight_distribution(table, where: str, synthetic: bool):
+def plot_weight_distribution(table, where: str, data_tag: str):
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.linspace(0, 1, 26)
@@ -141,7 +141,7 @@ def plot_weight_distribution(table, where: str, synthetic: bool):
     ax.set_ylabel("test samples (count)")
     ax.set_xlim(0, 1)
     ax.legend()
-    ax.set_title(tagged_title(f"Distribution of modality weights over {len(table)} test samples\n{where}", synthetic))
+    ax.set_title(tagged_title(f"Distribution of modality weights over {len(table)} test samples\n{where}", data_tag))
     fig.tight_layout()
     return fig
 
@@ -156,8 +156,8 @@ EXPLAIN_FIGURES = {
 }
 
 
-def explain_files(tables: dict, where: str, synthetic: bool) -> dict[str, bytes]:
+def explain_files(tables: dict, where: str, data_tag: str) -> dict[str, bytes]:
     files = {}
     for name, table in tables.items():
-        files.update(figure_files(EXPLAIN_FIGURES[name](table, where, synthetic), table, name))
+        files.update(figure_files(EXPLAIN_FIGURES[name](table, where, data_tag), table, name))
     return files
