@@ -194,7 +194,6 @@ def test_figures_on_another_file_than_the_real_one_say_so_as_their_tables_do(tmp
     from mmsa_atsuko.cli import main
     from mmsa_atsuko.config import config_hash
     from mmsa_atsuko.leaderboard.commands import missing_rate_figures
-    from mmsa_atsuko.plots.common import runs_data_tag
     from mmsa_atsuko.training.trainer_config import resolve_config
     titles = figure_titles(monkeypatch)
     for seed, mae in ((1, 0.7), (2, 0.9)):
@@ -215,6 +214,7 @@ def test_figures_on_another_file_than_the_real_one_say_so_as_their_tables_do(tmp
     assert titles[1:] == ["Hyperparameter sensitivity — atsuko on mosi",          # MMSA's file: no tag
                           "Hyperparameter sensitivity — atsuko on mosi [not the published mosi data]"]
     # explain, robustness and tsne tag their titles with the same words, of their runs' records
+    from mmsa_atsuko.plots.common import runs_data_tag
     assert runs_data_tag([record("tfn", 1, 0.7, data=SYN), record("tfn", 2, 0.7, data=SYN)]) == "synthetic data"
     assert runs_data_tag([record("tfn", 1, 0.7), simsv2_record("tfn", 1, 0.7)]) == "not the real simsv2 data"
     assert runs_data_tag([record("tfn", 1, 0.7, data=OWN_VIDEOS)]) == "not the published mosi data"
