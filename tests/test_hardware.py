@@ -185,6 +185,19 @@ def test_a_nondeterministic_request_that_finds_a_deterministic_run_recorded_says
                      f"are part of a run's identity: --rerun trains it at bf16 with nondeterministic kernels, in its "
                      f"place, or give another --out)"]
 
+
+def test_a_nondeterministic_sweep_that_finds_a_deterministic_run_recorded_says_so(tmp_path):
+    """The sweep's plan line named recorded runs at another precision but said '1 already recorded, ' of a
+    deterministic run a --nondeterministic sweep skipped (`results.ran_with_other_kernels`, api.run's rule)."""
+    from mmsa_atsuko.sweep import sweep
+    mmsa_atsuko.run("tfn", "mosi", seeds=[1], out=tmp_path, **TINY)
+    said = []
+    sweep(out=tmp_path, backend=LocalBackend(1, "cpu"), echo=said.append, deterministic=False, models=["tfn"],
+          datasets=["mosi"], seeds=[1], synthetic=True, preset="small", max_epochs=1)
+    assert ("1 already recorded (1 with deterministic kernels, not the nondeterministic asked: kernels are not part "
+            "of a run's identity; give another --out for nondeterministic runs), ") in said[1]
+    assert len(read_records(tmp_path)) == 1
+
 def test_bf16_autocast_trains_and_stays_near_fp32():
     data = make_dataset()
 

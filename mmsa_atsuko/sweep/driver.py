@@ -262,6 +262,17 @@ def _other_precision(sweep_plan: Plan) -> str:
             f"for {asked} runs)")
 
 
+def _other_kernels(sweep_plan: Plan) -> str:
+    """What the plan line says of recorded runs that ran with other kernels than those asked (deterministic, or
+    nondeterministic under --nondeterministic): skipped as the same runs, as `_other_precision`'s are."""
+    if not sweep_plan.other_kernels:
+        return ""
+    asked = "deterministic" if sweep_plan.runs[0].deterministic else "nondeterministic"
+    ran = ", ".join(f"{n} with {k} kernels" for k, n in sorted(sweep_plan.other_kernels.items()))
+    return (f" ({ran}, not the {asked} asked: kernels are not part of a run's identity; give another --out "
+            f"for {asked} runs)")
+
+
 def _other_code(sweep_plan: Plan) -> str:
     """What the plan line says of recorded runs trained with other code of a model of your own: they are skipped as
     the same runs (the code is not part of a run's identity), and a sweep trains no recorded run again."""
@@ -281,7 +292,8 @@ def _plan_line(sweep_plan: Plan, retry_failed: bool) -> str:
     missing = f" and {len(held_up)} more ({_count(held_settings, 'setting')}) whose data is missing" if held_up else ""
     head = (f"sweep: {_count(len(sweep_plan.runs), 'run')} ({_count(n_settings, 'setting')} of model, data and "
             f"config, x seeds){missing}: "
-            f"{sweep_plan.done} already recorded{_other_precision(sweep_plan)}{_other_code(sweep_plan)}, ")
+            f"{sweep_plan.done} already recorded{_other_precision(sweep_plan)}{_other_kernels(sweep_plan)}"
+            f"{_other_code(sweep_plan)}, ")
     if retry_failed:
         return head + f"{sweep_plan.retried} failed before and retried, "
     return head + f"{sweep_plan.failed_skipped} failed before and skipped (--retry-failed reruns them), "

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from ..config import config_hash
 from ..errors import DataError, MissingDataError, UsageError
-from ..results import latest_by_identity, ran_at_other_precision, read_records, run_identity
+from ..results import (latest_by_identity, ran_at_other_precision, ran_with_other_kernels, read_records,
+                       run_identity)
 from ..user_models.source import changed_files
 from .sweep_file import Setting
 
@@ -73,6 +74,9 @@ class Plan:
     # Of `done`, those recorded at another precision than the one asked: precision -> count
     # (`results.ran_at_other_precision`: not part of a run's identity, so skipped all the same).
     other_precision: dict[str, int] = field(default_factory=dict)
+    # Of `done`, those recorded with other kernels than those asked: kernels -> count (`results.ran_with_other_kernels`,
+    # the rule api.run's skip line and --rerun follow: kernels are not part of a run's identity either).
+    other_kernels: dict[str, int] = field(default_factory=dict)
     # Of `done`, those trained with other code of a model of your own (`user_models.source.changed_files`: the code is
     # not part of a run's identity either): how many, and each file changed, new or gone since -> which of the three.
     other_code: int = 0
@@ -154,7 +158,8 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
     else:
         release()
     recorded = latest_by_identity(read_records(Path(out)))
-    todo, done, failed_skipped, retried, other_precision, other_code, code_changes = [], 0, 0, 0, {}, 0, {}
+    todo, done, failed_skipped, retried, other_code, code_changes = [], 0, 0, 0, 0, {}
+    other_precision, other_kernels = {}, {}
     for run in runs:
         status = recorded.get(run.identity, {}).get("status")
         if status == "ok":
@@ -162,6 +167,9 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
             ran = ran_at_other_precision(recorded[run.identity], precision)
             if ran:
                 other_precision[ran] = other_precision.get(ran, 0) + 1
+            kernels = ran_with_other_kernels(recorded[run.identity], deterministic)
+            if kernels:
+                other_kernels[kernels] = other_kernels.get(kernels, 0) + 1
             changes = changed_files(recorded[run.identity].get("model_source"), run.setting.model)
             other_code += bool(changes)
             for path, old, new in changes:
@@ -171,7 +179,8 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
         else:
             retried += status is not None
             todo.append(run)
-    return Plan(runs, todo, done, failed_skipped, retried, missing, other_precision, other_code, code_changes)
+    return Plan(runs, todo, done, failed_skipped, retried, missing, other_precision, other_kernels, other_code,
+                code_changes)
 
 
 def missing_data(sweep_plan: Plan) -> str:
