@@ -37,6 +37,22 @@ def read_small_file(path, limit: int, follow_links: bool = False) -> bytes:
     return raw
 
 
+def not_a_file(path) -> str | None:
+    """What a message says of `path` when it is no regular file to read, after the links to it: "not found", "is a
+    broken symbolic link", "is a folder, not a file", "is a pipe, not a file", "is a device, not a file" (a link to
+    /dev/zero), "is a socket, not a file"; None for a regular file. Without it, a pipe was "no such file"."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError:                    # missing, a link to nothing, a loop of links
+        return "is a broken symbolic link" if path.is_symlink() else "not found"
+    if stat.S_ISREG(mode):
+        return None
+    return "is " + ("a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "no regular file") + ", not a file"
+
+
 def temp_sibling(path: Path) -> Path:
     """A unique hidden name next to `path` (process id and random hex: writers never collide)."""
     path = Path(path)

@@ -761,3 +761,16 @@ def test_a_split_without_labels_counts_its_samples_by_its_ids(tmp_path):
         load_for_prediction("mosi", path, split="test")
     assert str(info.value) == (f"{path}: split 'test', key 'vision': expected {SIZES['test']} samples like 'id', "
                                f"found {SIZES['test'] - 1}")
+
+
+def test_a_feature_file_that_is_a_pipe_or_a_device_says_what_it_is(tmp_path):
+    """A named pipe or a link to /dev/zero at a feature file's place was 'not found', though it is there."""
+    path = tmp_path / "mosi.pkl"
+    os.mkfifo(path)
+    with pytest.raises(DataError, match=f"^mosi unaligned features is a pipe, not a file at {path} ") as info:
+        load_dataset("mosi", feature_path=str(path))
+    assert type(info.value) is DataError                   # there, so no MissingDataError: no download fixes it
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    with pytest.raises(DataError, match=f"^mosi unaligned features is a device, not a file at {path} "):
+        load_dataset("mosi", feature_path=str(path))

@@ -514,6 +514,20 @@ def test_a_download_needs_room_on_the_disk(tmp_path, fake_drive, monkeypatch):
 
 # ------------------------------------------------------------------ what stands where the file goes
 
+def test_a_link_to_a_device_or_a_pipe_where_the_file_goes_says_what_it_is(tmp_path, published_mosi):
+    """A link to /dev/zero at the file's place was 'a broken symbolic link': it leads somewhere, to a device."""
+    dest = tmp_path / MOSI
+    dest.parent.mkdir(parents=True)
+    dest.symlink_to("/dev/zero")
+    status = {(s.dataset, s.setting): s for s in dl.check(tmp_path)}["mosi", "unaligned"]
+    assert status.state == "bad" and status.detail == (f"{dest} is a device, not a file: move it away, then run "
+                                                       f"`python run.py download mosi`")
+    dest.unlink()
+    os.mkfifo(dest)
+    status = {(s.dataset, s.setting): s for s in dl.check(tmp_path)}["mosi", "unaligned"]
+    assert status.detail.startswith(f"{dest} is a pipe, not a file: ")
+
+
 def test_a_folder_where_the_file_goes_is_reported_before_fetching(tmp_path, published_mosi, monkeypatch, capsys):
     dest = tmp_path / MOSI
     dest.mkdir(parents=True)

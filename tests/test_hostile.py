@@ -606,6 +606,20 @@ def test_a_hostile_datasets_file_is_one_line(results, capsys, tmp_path, monkeypa
     assert_one_line(code, err, f"config file {path} holds over 100,000 values")
 
 
+def test_a_datasets_file_that_is_a_pipe_or_a_device_says_what_it_is(results, capsys, tmp_path, monkeypatch):
+    """A named pipe or a link to /dev/zero given as --datasets FILE was 'no such file', though it is there."""
+    monkeypatch.setenv(DATASETS_ENV, "")
+    pipe, zero = tmp_path / "mine.yaml", tmp_path / "zero.yaml"
+    os.mkfifo(pipe)
+    zero.symlink_to("/dev/zero")
+    code, err = cli(capsys, "leaderboard", "--datasets", pipe, "--results", results[0])
+    assert code == 2 and err.strip() == f"error: --datasets {pipe} is a pipe, not a file"
+    code, err = cli(capsys, "leaderboard", "--datasets", zero, "--results", results[0])
+    assert code == 2 and err.strip() == f"error: --datasets {zero} is a device, not a file"
+    code, err = cli(capsys, "leaderboard", "--datasets", tmp_path / "none.yaml", "--results", results[0])
+    assert code == 2 and err.strip() == f"error: --datasets {tmp_path / 'none.yaml'}: no such file"
+
+
 def test_a_dataset_given_twice_in_a_datasets_file_is_one_line(results, capsys, tmp_path, monkeypatch):
     """The second `mine:` block replaced the first without a word."""
     monkeypatch.setenv(DATASETS_ENV, "")

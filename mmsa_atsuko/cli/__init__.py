@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..atomic import not_a_file
 from ..config import DATASETS_ENV, datasets_table
 from ..errors import ToolkitError, UsageError
 from .analysis import cmd_explain, cmd_robustness, cmd_sensitivity, cmd_tsne
@@ -56,8 +57,10 @@ def take_datasets_files(argv: list[str]) -> list[str]:
     configs/datasets.yaml. Put in $MMSA_ATSUKO_DATASETS, so sweep workers read the same table."""
     rest, values = _take_option(argv, "--datasets", "a YAML file with a `datasets:` block")
     for value in values:
-        if not Path(value).is_file():
-            raise UsageError(f"--datasets {value}: no such file")
+        what = not_a_file(value)
+        if what:
+            raise UsageError(f"--datasets {value}: no such file" if what == "not found"
+                             else f"--datasets {value} {what}")
     if values:
         _extend_environment(DATASETS_ENV, [str(Path(value).resolve()) for value in values])
         datasets_table()                    # a bad block is one line now, before any command starts

@@ -23,6 +23,7 @@ import logging
 import os
 from pathlib import Path
 
+from ..atomic import not_a_file
 from ..cache import file_version, remember, remembered
 from ..config import dataset_facts
 from ..errors import DataError, MissingDataError, UsageError
@@ -94,8 +95,8 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
     name = name.lower()
     facts = _facts(name)
     path, how = _resolve(name, aligned, data_root, feature_path)
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "not found"
+    what = not_a_file(path)
+    if what:
         # MMSA's datasets (`download:` in datasets.yaml) can be downloaded and have a synthetic version;
         # a dataset of your own has neither, so its fix is where the file goes.
         published = "download" in facts

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ...atomic import not_a_file
 from ...cache import sha256_of
 from ...config import real_sizes_mismatch
 from ...errors import DataError
@@ -56,9 +57,7 @@ def _blocked(dest: Path, root: Path) -> str | None:
     """What stands where the file `dest` goes, if anything: a folder, a broken link or a special
     file at `dest`, or a file where one of its folders under `root` goes."""
     if os.path.lexists(dest) and not dest.is_file():
-        what = ("a folder, not a file" if dest.is_dir() else "a broken symbolic link" if dest.is_symlink()
-                else "not a regular file")
-        return f"{dest} is {what}"
+        return f"{dest} {not_a_file(dest)}"
     for folder in dest.parents:
         if folder.is_dir():
             return None
