@@ -404,6 +404,22 @@ def test_clean_removes_dead_partial_folders_only(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_clean_names_a_link_named_as_a_run_folder_a_link_not_a_running_run(tmp_path, capsys):
+    """A symbolic link at runs/<x>.partial, which clean leaves alone, was counted 'kept 1 of run(s) still running'."""
+    from mmsa_atsuko.cli import main
+    runs, elsewhere = tmp_path / "runs", tmp_path / "elsewhere"
+    runs.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "run.lock").write_text("{}")
+    link = runs / ".x.partial"
+    link.symlink_to(elsewhere)
+    assert main(["clean", "--results", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"removed 0 unfinished run folder(s) from {runs}; left 1 symbolic link(s) named as run folders alone "
+        f"({link}): no run makes a link, so none is running; remove them yourself")
+    assert link.is_symlink() and (elsewhere / "run.lock").exists()
+
+
 def test_clean_removes_what_a_removal_killed_half_way_left(tmp_path, capsys):
     """A removal renames its folder `<name>.removing-<random>` before deleting it (run_folders.dead.remove); one
     killed half-way leaves that tombstone, which no run looks at again: clean removes it, and counts it apart."""

@@ -284,8 +284,10 @@ def cmd_clean(argv) -> int:
         remove_tombstones(runs)         # what a removal killed half-way left
     listed = work_folders(runs)
     dead = set(dead_folders(args.results))     # that this user could not take: another user's
+    # A link named as a run folder is no run's: no run makes one, and clean never follows it (`unfinished_runs`).
+    links = [folder for folder in listed if folder.is_symlink()]
     # still there and not dead: a folder that finished or was removed between the two listings is neither
-    alive = sum(1 for folder in listed if folder not in dead and folder.exists())
+    alive = sum(1 for folder in listed if folder not in dead and not folder.is_symlink() and folder.exists())
     # What killed run.py's left (results.writers): their marks and their claims of runs, each kind said alike.
     counts = []
     for prefix, kind in ((RUN_PY_MARK, "mark"), (IDENTITY_CLAIM, "claim of a run")):
@@ -298,6 +300,9 @@ def cmd_clean(argv) -> int:
           + (f" and {marks} mark(s) of killed run.py's" if marks else "")
           + (f" and {claims} claim(s) of killed run.py's" if claims else "")
           + (f"; kept {alive} of run(s) still running" if alive else "")
+          + (f"; left {len(links)} symbolic link(s) named as run folders alone ({', '.join(map(str, links[:3]))}"
+             f"{', ...' if len(links) > 3 else ''}): no run makes a link, so none is running; remove them yourself"
+             if links else "")
           + (f"; kept {len(dead)} of unfinished runs that no process runs, which this user may not take (another "
              f"user's: that user, or root, removes them)" if dead else ""))
     return 0
