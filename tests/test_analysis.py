@@ -744,3 +744,35 @@ def test_robustness_refuses_runs_on_several_datasets_and_unknown_ids_from_the_re
     assert main(["explain", "--run", "nope", "--results", str(store)]) == 2
     assert capsys.readouterr().err == unknown
     assert not (tmp_path / "out").exists()
+
+
+def test_the_robustness_figure_shows_a_second_runs_dashes_in_its_legend_and_bars_from_zero():
+    """Two runs: the second's noise lines were dashed but its legend entries, two font sizes long with the marker in
+    the middle, drew as solid lines; and the zeroed-modality bars started at 90% of the lowest score (0.675 here), so
+    0.80 against 0.75 looked three times as tall."""
+    from mmsa_atsuko.plots.analyses import plot_robustness
+    rows = []
+    for run_id, model, clean in (("run-aaaaaa", "tfn", 0.80), ("run-bbbbbb", "lmf", 0.78)):
+        rows.append(dict(run_id=run_id, model=model, corruption="clean", modality="", level=0.0, Acc_2=clean))
+        for modality in ("text", "audio", "vision"):
+            rows += [dict(run_id=run_id, model=model, corruption="noise", modality=modality, level=0.0,
+                          Acc_2=clean - 0.01),
+                     dict(run_id=run_id, model=model, corruption="frame_drop", modality=modality, level=0.5,
+                          Acc_2=clean - 0.02),
+                     dict(run_id=run_id, model=model, corruption="zero", modality=modality, level=0.0,
+                          Acc_2=clean - 0.05)]
+    fig = plot_robustness(pd.DataFrame(rows), "Acc_2", True, False)
+    try:
+        for ax in fig.axes[:2]:
+            legend = ax.get_legend()
+            handles = legend.legend_handles
+            assert [h.get_linestyle() for h in handles] == ["-"] * 3 + ["--"] * 3
+            for line in handles[3:]:
+                # points of line each side of the marker, against one dash and its gap (dash pattern x linewidth)
+                side = (legend.handlelength * legend.prop.get_size() - line.get_markersize()) / 2
+                assert side >= sum(line._dash_pattern[1]), (side, line._dash_pattern)
+        low, high = fig.axes[2].get_ylim()
+        assert low == 0 and high >= 0.80
+    finally:
+        import matplotlib.pyplot as plt
+        plt.close(fig)
