@@ -507,6 +507,29 @@ def test_runs_are_matched_on_their_data_file_and_protocol_condition_too(tmp_path
     assert analysis.find_partner_without_mcm(partners, SimpleNamespace(record=full_masked)) == "sbn-mr"
 
 
+def test_a_sensitivity_point_is_the_leaderboards_cell_when_a_seed_has_no_value(tmp_path):
+    """A seed whose key metric is undefined (null in the store: the Corr of constant predictions) made the point NaN,
+    mean and std, where the leaderboard's cell leaves that seed out: the figure and the table disagreed on one run."""
+    from mmsa_atsuko.training.trainer_config import resolve_config
+    from mmsa_atsuko.config import config_hash
+    from mmsa_atsuko.results import Cell, append_record
+
+    config = resolve_config("atsuko", "sims", preset="small", max_epochs=1)
+    for seed, mae in ((1, 0.5), (2, 0.7), (3, None)):
+        append_record(tmp_path, {"run_id": f"seed{seed}", "status": "ok", "model": "atsuko", "dataset": "sims",
+                                 "aligned": False, "seed": seed, "synthetic": True, "preset": "small",
+                                 "data": "synthetic:sims-small-unaligned-seed0-v2", "config": dict(config),
+                                 "config_hash": config_hash(config), "metrics": {"MAE": mae, "Mult_acc_2": 0.5}})
+    table = analysis.sensitivity_table(tmp_path, "atsuko", "sims", "band_mask_rate", [0.1], [1, 2, 3],
+                                       synthetic=True, preset="small", max_epochs=1)
+    # 0.5 and 0.7: mean 0.6, squared deviations 0.01 + 0.01 over n-1 = 1 -> std sqrt(0.02); the null seed is no value
+    assert list(table["mean"]) == [pytest.approx(0.6)] and list(table["std"]) == [pytest.approx(0.02 ** 0.5)]
+    assert list(table.seeds) == [2] and list(table.run_ids) == ["seed1 seed2 seed3"]
+    leaderboard_cell = Cell.of(read_records(tmp_path), "MAE")
+    assert (table["mean"][0], table["std"][0], table.seeds[0]) == (leaderboard_cell.mean, leaderboard_cell.std,
+                                                                   leaderboard_cell.n)
+
+
 def test_explain_checkpoint_help_says_its_record_comes_from_results():
     """--checkpoint's help said 'as predict takes it', but a run folder copied out of the store was
     'error: unknown run id ...': explain reads the run's record from --results (found in a user's trial)."""

@@ -1,20 +1,19 @@
 """Hyperparameter sensitivity (the paper's Fig. 3), read from the results store.
 
-- `sensitivity_table`: key metric, mean and std over seeds, against one hyperparameter's value.
+- `sensitivity_table`: key metric, mean and std over seeds (the leaderboard's `results.Cell`), against one
+  hyperparameter's value.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..training.trainer_config import resolve_config
 from ..data.conditions import condition_of
 from ..data.synthetic_stress import recipe_of
 from ..errors import DataError
-from ..results import code_versions, headline_metric, ok_records, read_records
+from ..results import Cell, code_versions, headline_metric, ok_records, read_records
 from .runs import _config_apart_from
 
 
@@ -98,11 +97,11 @@ def sensitivity_table(results, model: str, dataset: str, param: str, values, see
             raise DataError(f"no finished {model} run on {dataset} with {param}={value} in {results}/runs.jsonl"
                             f"{_nearest_runs_hint(records, wanted, param)}")
         metric = headline_metric(dataset)
-        # None (an undefined metric, stored as null) and a missing one are NaN, not a KeyError
-        scores = np.array([m["metrics"].get(metric) for m in matching.values()], dtype=float)
-        rows.append({"param": param, "value": float(value), "metric": metric, "mean": scores.mean(),
-                     # one seed has no spread: undefined (empty in the CSV, no error bar), as the leaderboard's "–"
-                     "std": scores.std(ddof=1) if len(scores) > 1 else math.nan, "seeds": len(scores),
+        # The leaderboard's cell: a seed without a finite value (undefined, stored as null) is left out, and one
+        # seed has no spread (NaN: empty in the CSV, no error bar), as the leaderboard's "–"; `seeds` counts values.
+        cell = Cell.of(list(matching.values()), metric)
+        rows.append({"param": param, "value": float(value), "metric": metric, "mean": cell.mean,
+                     "std": cell.std, "seeds": cell.n,
                      "run_ids": " ".join(m["run_id"] for m in matching.values()),
                      "synthetic": any(m["synthetic"] for m in matching.values()),
                      "data": {m["data"] for m in matching.values()}, "code": code_versions(matching.values())})

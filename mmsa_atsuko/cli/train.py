@@ -134,7 +134,7 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
         # As wide as the longest name: `tfn [modalities=TA]` overran a fixed 12 and shifted its row's columns.
         width = max(12, *(len(row_name(r)) for r in rows))
         groups = {model: [r for r in rows if row_name(r) == model] for model in dict.fromkeys(map(row_name, rows))}
-        # Each model's mean ± std as the leaderboard's cell has it (`stats.Cell`), in stored units; a cell over fewer
+        # Each model's mean ± std as the leaderboard's cell has it (`results.Cell`), in stored units; a cell over fewer
         # seeds than its row (a metric an older record lacks) ends "(n=k)", so a column is as wide as its widest.
         means = {model: {k: _mean_std(runs, k) for k in keys} for model, runs in groups.items() if len(runs) > 1}
         widths = {k: max([15, *(len(cells[k]) for cells in means.values())]) for k in keys}
@@ -185,7 +185,7 @@ def _fmt(v) -> str:
 
 
 def _mean_std(runs: list[dict], key: str) -> str:
-    from ..leaderboard.stats import Cell
+    from ..results import Cell
     return Cell.of(runs, key).text(pm="±", of=len(runs))
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 
 from ..metrics.names import lower_is_better, table_order
-from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row, StoredCell
+from ..results import StoredCell
+from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row
 
 RAW_METRICS = frozenset({"MAE", "Corr", "Loss", "loss"})      # shown as stored, not in %
 

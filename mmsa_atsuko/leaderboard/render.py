@@ -15,7 +15,8 @@ from .published import ABLATION_SOURCE, PAPER_COLUMNS, PUBLISHED_ABLATION
 from .ablation import Ablation
 from .cells import arrow_of, cell_text, column_cell, column_groups, column_name, signed_text, units_text, welch_text
 from .notes import HOW_RAN
-from .stats import SIGNIFICANCE, StoredCell
+from ..results import StoredCell
+from .stats import SIGNIFICANCE
 
 
 def _md_bold(text: str) -> str:

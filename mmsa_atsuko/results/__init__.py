@@ -11,6 +11,7 @@ model, dataset, aligned flag, seed, config hash, data id) and chosen here (`late
 - `selection`: which record stands for a run, the checks on what tables read, the headline metric;
 - `store`: appending to and reading `runs.jsonl` (locking, cutting off a killed writer's
   fragment: `mend_last_line`, which `mmsa_csv` uses too), keeping a record the store cannot take and recovering it;
+- `over_seeds`: a metric's mean ± sample std over seeds (`Cell`), as the leaderboard and the analyses read it;
 - `mmsa_csv`: MMSA-compatible aggregate rows in `<out>/normal/<dataset>.csv`;
 - `writers`: one sweep or any number of in-process run.py's training into a folder at once, never both.
 """
@@ -19,6 +20,7 @@ from .folder import (ANALYSIS_DIR, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES
                      check_output_folder, check_readable, check_run_id, checkpoint_run, inside,
                      refuse_a_file_as_results, relative_run_dir, run_path, show)
 from .mmsa_csv import append_mmsa_csv, mmsa_cell, mmsa_seed_value
+from .over_seeds import Cell, StoredCell
 from .record import (IDENTITY_FIELDS, code_version, code_versions, device_of, failed_record, identity, kernels_of,
                      model_selection, no_weights, ok_record, precision_of, ran_at_other_precision,
                      ran_with_other_kernels, run_identity, run_label)
@@ -36,6 +38,7 @@ __all__ = [
     "refuse_a_file_as_results", "relative_run_dir",
     "run_path", "show",
     "append_mmsa_csv", "mmsa_cell", "mmsa_seed_value",
+    "Cell", "StoredCell",
     "IDENTITY_FIELDS", "code_version", "code_versions", "device_of", "failed_record", "identity", "kernels_of",
     "model_selection", "ok_record", "precision_of", "ran_at_other_precision", "ran_with_other_kernels",
     "run_identity", "run_label",
