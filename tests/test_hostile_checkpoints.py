@@ -213,3 +213,47 @@ def test_the_checked_bytes_are_the_bytes_loaded(tmp_path, monkeypatch):
     loaded = load_weights(path)
     assert not other.exists()                       # the swap happened, after the check
     assert torch.equal(loaded["w"], torch.zeros(3))
+
+
+class _TwoSubnets(torch.nn.Module):
+    """Self-MM's shape of the problem: two named groups of equal size (its audio and video subnets)."""
+
+    def __init__(self, order):
+        super().__init__()
+        self.order = order
+        self.audio, self.video = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+
+    def param_groups(self, config):
+        return [{"name": name, "params": list(getattr(self, name).parameters()), "lr": lr}
+                for name, lr in zip(self.order, (1e-3, 5e-3))]
+
+
+def test_resume_refuses_a_last_pt_whose_optimizer_groups_are_in_another_order(tmp_path):
+    """--resume matched optimizer groups by position and compared only the kind of their other keys: groups of equal
+    size saved as (audio, video) and built by newer code as (video, audio) loaded audio's Adam moments and lr onto
+    video's parameters without a word."""
+    from types import SimpleNamespace
+
+    from mmsa_atsuko.errors import StateNotResumable
+    from mmsa_atsuko.training.training_state import load_training_state
+
+    config, cpu = SimpleNamespace(learning_rate=1e-3, weight_decay=0.0), torch.device("cpu")
+    torch.manual_seed(0)
+    saved = _TwoSubnets(("audio", "video"))
+    optimizer = build_optimizer(saved, config)
+    (saved.audio(torch.randn(4, 2)).sum() + saved.video(torch.randn(4, 2)).sum()).backward()
+    optimizer.step()
+    save_training_state(tmp_path / "last.pt", saved, optimizer, None, torch.Generator(), cpu, epoch=1,
+                        history=[{"epoch": 1}], best=(0.5, 1, None, {"MAE": 0.5}))
+
+    def resume(order):
+        model = _TwoSubnets(order)
+        return load_training_state(tmp_path / "last.pt", model, build_optimizer(model, config), None,
+                                   torch.Generator(), cpu)
+
+    assert resume(("audio", "video"))[0] == 1           # the same order resumes
+    with pytest.raises(StateNotResumable) as refused:
+        resume(("video", "audio"))
+    assert str(refused.value) == (f"{tmp_path / 'last.pt'} is not a training state this toolkit wrote (its optimizer "
+                                  f"group 1 is not the run's group 'video': the groups are in another order or named "
+                                  f"otherwise); remove the run's folder or run without --resume")

@@ -99,6 +99,15 @@ def _same_kind(new, old) -> bool:
 def _check_optimizer(saved, optimizer) -> None:
     fresh = optimizer.state_dict()
     groups = saved.get("param_groups") if type(saved) is dict else None
+    # Groups are matched by position: a code change that reorders groups of equal size (Self-MM's audio and video
+    # subnets) would pass every check below and load one group's Adam moments and lr onto the other. A model's
+    # `param_groups` names its groups (an unnamed group's name is None on both sides), so the names must match too.
+    if type(groups) is list and len(groups) == len(fresh["param_groups"]):
+        for number, (group, own) in enumerate(zip(groups, fresh["param_groups"]), 1):
+            if type(group) is dict and group.get("name") != own.get("name"):
+                named = "an unnamed group" if own.get("name") is None else f"group {own['name']!r}"
+                raise ValueError(f"its optimizer group {number} is not the run's {named}: the groups are in "
+                                 f"another order or named otherwise")
     if not (type(saved) is dict and set(saved) == {"state", "param_groups"} and type(groups) is list
             and len(groups) == len(fresh["param_groups"])
             and all(type(g) is dict and g.get("params") == f["params"] and _same_kind(
