@@ -28,7 +28,7 @@ def table_notes(rows: list, several_configs: list[str]) -> list[str]:
     notes = []
     for model in several_configs:
         one_per_hash = {row.config_hash: row for row in reversed(rows) if row.model == model}
-        notes += _config_notes(model, list(one_per_hash.values())[::-1])
+        notes += _config_notes(list(one_per_hash.values())[::-1])
     return notes + _run_labels_note(rows, set(several_configs)) + protocol_notes(rows) + _code_versions_note(rows)
 
 
@@ -47,7 +47,7 @@ def curve_notes(rows: list) -> list[str]:
     return selection_note(rows) + seeds_note(rows) + preset_note(rows) + how_ran_notes(rows)
 
 
-def _config_notes(model: str, rows: list) -> list[str]:
+def _config_notes(rows: list) -> list[str]:
     """For a model with several configs: the keys whose values differ, per row."""
     configs = [r.records[-1].get("config") or {} for r in rows]
     keys = sorted({k for c in configs for k in c if len({repr(x.get(k)) for x in configs}) > 1})
