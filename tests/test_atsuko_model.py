@@ -111,10 +111,37 @@ def test_yaml_resolves_for_every_dataset_and_builds_small(name):
 def test_construction_checks_the_spec_and_switches():
     with pytest.raises(UsageError, match="use_bert"):
         Atsuko(make_config(use_bert=True), make_spec())                # spec has no text_bert
-    with pytest.raises(UsageError, match="route_path"):
-        Atsuko(make_config(route_path="middle"), make_spec())
     with pytest.raises(UsageError, match="num_bands"):
         Atsuko(make_config(), make_spec(seq_lens={"text": 4, "vision": 12, "audio": 14}))   # T'_L = 2 < K
+
+
+def choice_keys() -> dict:
+    """Each choice-valued key of configs/atsuko.yaml -> the tuple of the values its code dispatches on."""
+    from mmsa_atsuko.models.atsuko import band_router, losses, mcm, model, modality_router
+    return {"band_partition": model.BAND_PARTITIONS, "eep_source": model.EEP_SOURCES,
+            "band_pool": band_router.BAND_POOLS, "band_combine": band_router.BAND_COMBINES,
+            "route_path": modality_router.ROUTE_PATHS, "router_input": modality_router.ROUTER_INPUTS,
+            "entropy_norm": losses.ENTROPY_NORMS, "distill_form": mcm.DISTILL_FORMS}
+
+
+def test_the_yaml_checks_list_exactly_the_values_the_code_dispatches_on():
+    """atsuko.yaml's checks: is the one place a choice is refused (the model checks none): its lists must be the
+    code's tuples, or a value the code handles is refused, or one it does not is let through to a training step."""
+    checks = yaml.safe_load((CONFIG_DIR / "atsuko.yaml").read_text())["checks"]
+    listed = {key: tuple(spec) for key, spec in checks.items() if isinstance(spec, list)}
+    assert listed == choice_keys()
+
+
+@pytest.mark.parametrize("key", sorted(choice_keys()))
+def test_a_value_outside_a_choice_is_refused_before_the_model_is_built(key):
+    from mmsa_atsuko.config import check_config, load_config
+    allowed = ", ".join(choice_keys()[key])
+    with pytest.raises(UsageError, match=rf"^command-line override -c: {key} must be one of {allowed}, got 'middle'$"):
+        load_config("atsuko", "mosi", overrides=[f"{key}=middle"])
+    # a run folder's model.json is held to the same checks before build_checked builds it
+    config = {**load_config("atsuko", "mosi"), key: "middle"}
+    with pytest.raises(UsageError, match=rf"^model.json: {key} must be one of {allowed}, got 'middle'$"):
+        check_config("atsuko", config, "model.json")
 
 
 # --- §17.12 shapes and tasks --------------------------------------------------------------------------

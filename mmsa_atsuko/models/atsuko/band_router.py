@@ -19,6 +19,7 @@ from torch import nn
 
 from .spectral import PathGraphSpectrum
 
+# The cases of pool_bands and combine_bands; configs/atsuko.yaml checks: refuses any other value before a build.
 BAND_POOLS = ("mean", "rms")
 BAND_COMBINES = ("scaled_sum", "sum", "residual")
 
@@ -88,10 +89,6 @@ class SpectralBandRouter(nn.Module):
     def __init__(self, length: int, dim: int, num_bands: int, temperature: float = 1.0,
                  pool: str = "mean", combine: str = "scaled_sum", mask_rate: float = 0.1):
         super().__init__()
-        if pool not in BAND_POOLS:
-            raise ValueError(f"band_pool must be one of {BAND_POOLS}, got {pool!r}")
-        if combine not in BAND_COMBINES:
-            raise ValueError(f"band_combine must be one of {BAND_COMBINES}, got {combine!r}")
         self.spectrum = PathGraphSpectrum(length, num_bands)
         # Eq. 2's "lightweight" router: hidden width d, no normalisation (DECISION, §5).
         self.router = nn.Sequential(

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 EPS = 1e-9
-ENTROPY_NORMS = ("emoe", "log_m")
+ENTROPY_NORMS = ("emoe", "log_m")        # routing_entropy's cases, as configs/atsuko.yaml checks: lists them
 
 
 def per_sample_loss(task: str, prediction: torch.Tensor, label: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from ..common.heads import OutputLinear
 from .modalities import MODALITIES
 
 EPS = 1e-9   # EMOE's clamp for logs
-DISTILL_FORMS = ("softmax_mse", "kl", "off")
+DISTILL_FORMS = ("softmax_mse", "kl", "off")   # distillation_loss's cases and off, as configs/atsuko.yaml lists them
 
 
 def remaining_pair(excluded: str) -> tuple[str, str]:

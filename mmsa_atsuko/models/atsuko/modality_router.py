@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ROUTE_PATHS = ("pre", "post")
+ROUTE_PATHS = ("pre", "post")            # what Atsuko dispatches on, as configs/atsuko.yaml checks: lists them
 ROUTER_INPUTS = ("refined", "raw")       # pre path reads X' (paper; §6) or the raw input features (EMOE)
 
 

@@ -38,23 +38,20 @@ from ..common.bert import TextInput
 from ..common.heads import ResidualHead
 from ..common.transformer import TransformerEncoder, check_heads
 from .family import ATSUKO_FAMILY  # noqa: F401 (here for old imports)
-from .band_router import BAND_COMBINES, BAND_POOLS, SpectralBandRouter
-from .losses import ENTROPY_NORMS, per_sample_loss, routing_entropy, total_loss
-from .mcm import (DISTILL_FORMS, BimodalHeads, complementarity_importance, complementarity_loss,
-                  complementarity_target, distillation_loss, distillation_teacher)
+from .band_router import SpectralBandRouter
+from .losses import per_sample_loss, routing_entropy, total_loss
+from .mcm import (BimodalHeads, complementarity_importance, complementarity_loss, complementarity_target,
+                  distillation_loss, distillation_teacher)
 from .modalities import BAND_WEIGHT_EXPORTS, BATCH_KEY, MODALITIES, MODALITY_WEIGHT_COLUMNS
-from .modality_router import ROUTE_PATHS, ROUTER_INPUTS, ModalityRouter, PreAttentionInput
+from .modality_router import ModalityRouter, PreAttentionInput
 
 CONFIG_SUFFIX = {"L": "l", "V": "v", "A": "a"}             # EMOE's conv1d_kernel_size_l/_v/_a
 ATTN_DROPOUT_KEY = {"L": "attn_dropout", "V": "attn_dropout_v", "A": "attn_dropout_a"}
+# The values of the choice-valued keys this module dispatches on. configs/atsuko.yaml's `checks:` is the one place
+# that refuses any other value (load_config and check_config, before a model is built); tests/test_atsuko_model.py
+# holds its lists equal to these tuples and those of band_router, losses, mcm and modality_router.
 BAND_PARTITIONS = ("equal_energy", "equidistant")
-
-
-def _choice(config, key: str, allowed: tuple) -> str:
-    value = config[key]
-    if value not in allowed:
-        raise UsageError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
-    return value
+EEP_SOURCES = ("projected_init",)        # §3: on_fit_start calibrates on the §1 output of the fresh model
 
 
 @register_model("atsuko", tasks=("regression", "classification"))
@@ -73,19 +70,16 @@ class Atsuko(nn.Module):
         self.use_mcm = bool(config["use_mcm"])
         # use_distill: null follows use_mcm (DECISION, §14: distillation is MCM's feature half).
         self.use_distill = self.use_mcm if config["use_distill"] is None else bool(config["use_distill"])
-        self.distill_form = _choice(config, "distill_form", DISTILL_FORMS)
+        self.distill_form = config["distill_form"]
         self.use_distill = self.use_distill and self.distill_form != "off"
-        self.route_path = _choice(config, "route_path", ROUTE_PATHS)
-        self.router_input_kind = _choice(config, "router_input", ROUTER_INPUTS)
+        self.route_path = config["route_path"]
+        self.router_input_kind = config["router_input"]
         if self.router_input_kind == "raw" and self.route_path == "post":
             raise UsageError("router_input=raw reads the input features before the transformers: it needs "
                              "route_path=pre (the post path routes on the transformers' outputs)")
         self.router_detach = bool(config["router_detach"])
-        self.band_partition = _choice(config, "band_partition", BAND_PARTITIONS)
-        self.entropy_norm = _choice(config, "entropy_norm", ENTROPY_NORMS)
-        _choice(config, "band_pool", BAND_POOLS)
-        _choice(config, "band_combine", BAND_COMBINES)
-        _choice(config, "eep_source", ("projected_init",))
+        self.band_partition = config["band_partition"]
+        self.entropy_norm = config["entropy_norm"]
         self.text_dropout = float(config["text_dropout"])
         self.lambdas = dict(
             lambda_uni=float(config["lambda_uni"]), lambda_bi=float(config["lambda_bi"]),
