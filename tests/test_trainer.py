@@ -161,8 +161,57 @@ def test_the_improvement_margin_and_the_stop_count_are_mmsas():
 
 def test_valid_loss_must_be_a_rule_the_trainer_knows():
     from mmsa_atsuko.errors import UsageError
-    with pytest.raises(UsageError, match="valid_loss must be exact or mmsa, got 'batch'"):
+    with pytest.raises(UsageError, match="^valid_loss must be one of exact, mmsa, got 'batch'$"):
         fit(LinearProbe(), make_dataset(), cfg(valid_loss="batch"), device=torch.device("cpu"), seed=0)
+
+
+def test_the_valid_loss_rules_datasets_yaml_allows_are_those_selection_computes():
+    from mmsa_atsuko.config import read_yaml
+    from mmsa_atsuko.registry import CONFIG_DIR
+    from mmsa_atsuko.training.selection import VALID_LOSS_RULES
+    assert tuple(read_yaml(CONFIG_DIR / "datasets.yaml")["checks"]["valid_loss"]) == VALID_LOSS_RULES
+
+
+# One value each trainer key's check in configs/datasets.yaml refuses.
+REFUSED = {"batch_size": 0, "learning_rate": 0.0, "weight_decay": -1.0, "max_epochs": 0, "early_stop": 0,
+           "valid_loss": "batch", "grad_accum": 0, "grad_clip": -1.0, "grad_clip_mode": "sideways",
+           "scheduler": "cosine", "scheduler_patience": -1, "scheduler_factor": 1.5, "eval_batch_size": 0}
+
+
+@pytest.mark.parametrize("key", sorted(REFUSED))
+def test_the_trainer_refuses_what_the_config_loader_refuses_in_the_same_words(key):
+    """check_trainer_config holds a config that never went through load_config (fit called directly, a
+    model.json) to datasets.yaml's checks: one rule per key, so the two cannot drift apart."""
+    from mmsa_atsuko.config import load_config
+    from mmsa_atsuko.errors import UsageError
+    from mmsa_atsuko.training.trainer_config import check_trainer_config
+    with pytest.raises(UsageError) as loaded:
+        load_config("tfn", "mosi", overrides=[(key, REFUSED[key], "a layer")])
+    assert str(loaded.value).startswith(f"a layer: {key} must be ")
+    with pytest.raises(UsageError) as checked:
+        check_trainer_config(cfg(**{key: REFUSED[key]}), "mosi")
+    assert "a layer: " + str(checked.value) == str(loaded.value)
+    with pytest.raises(UsageError) as blamed:               # the layer that set it, when the caller knows it
+        check_trainer_config(cfg(**{key: REFUSED[key]}), "mosi", origins={key: "a layer"})
+    assert str(blamed.value) == str(loaded.value)
+
+
+def test_every_checked_trainer_key_has_a_refused_value_above():
+    from mmsa_atsuko.config import trainer_checks
+    _, checks = trainer_checks()
+    assert {key for key, check in checks.items() if check.spec != "any"} == set(REFUSED)
+
+
+def test_the_trainer_words_its_refusals_as_the_config_checks_do():
+    from mmsa_atsuko.errors import UsageError
+    from mmsa_atsuko.training.trainer_config import check_trainer_config
+    # scheduler_factor is checked whatever the scheduler, as load_config checks it
+    with pytest.raises(UsageError, match=r"^scheduler_factor must be between 0 and 1, got 1.5$"):
+        check_trainer_config(cfg(scheduler="none", scheduler_factor=1.5), "mosi")
+    with pytest.raises(UsageError, match=r"^grad_clip must be null or positive, got -1.0$"):
+        check_trainer_config(cfg(grad_clip=-1.0), "mosi")
+    with pytest.raises(UsageError, match=r"^model.json: grad_clip_mode must be one of value, norm, got 'x'$"):
+        check_trainer_config(cfg(grad_clip_mode="x"), "mosi", origins={"grad_clip_mode": "model.json"})
 
 
 @pytest.mark.parametrize("accum, n_train, expected_steps", [(1, 48, 3), (2, 48, 2), (4, 40, 1), (2, 40, 2)])

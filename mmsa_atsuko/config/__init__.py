@@ -50,7 +50,7 @@ __all__ = ["ADDED_KEYS", "CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "Check"
            "own_dataset", "published_sha256", "real_layout", "real_sizes_mismatch",
            "dataset_names", "datasets_table", "declared_type", "load_config", "model_config_name", "number_hint",
            "parse_override", "parse_overrides",
-           "read_yaml", "save_config"]
+           "read_yaml", "save_config", "trainer_checks"]
 
 
 # Trainer keys added after runs were stored, each with the value every run before it had. A stored config without
@@ -109,6 +109,16 @@ def declared_type(model: str, key: str, config_dir: Path = CONFIG_DIR) -> type |
     example = declared.get(key)
     example = example.example if isinstance(example, _Nullable) else example
     return None if example is None else list if isinstance(example, tuple) else type(example)
+
+
+def trainer_checks(config_dir: Path = CONFIG_DIR) -> tuple[dict, dict]:
+    """(declared, checks) of the trainer keys alone: configs/datasets.yaml's `defaults` (a null one typed by its
+    `nullable:` block) and the check of each (its `checks:` block, else DEFAULT_CHECKS), the very checks
+    `load_config` applies to them in every layer, for the trainer's own check of a finished config."""
+    datasets_yaml = read_yaml(Path(config_dir) / "datasets.yaml")
+    declared = dict(datasets_yaml["defaults"])
+    _declare_nullable(declared, datasets_yaml.get("nullable"), "configs/datasets.yaml nullable")
+    return declared, _checks(declared, (datasets_yaml.get("checks"), "configs/datasets.yaml checks"))
 
 
 def _rules(model: str, config_dir: Path) -> tuple[dict, dict, dict, Path, dict]:

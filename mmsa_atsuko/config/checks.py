@@ -178,37 +178,39 @@ def check_meaning(key: str, value, declared, check: Check | None, where: str) ->
     """UsageError (naming the key) unless `value`, of the right type already, means something:
     a list as long as its default, and the key's check on the value or each of its values. An
     interval or `increasing` check takes numbers only: a string there (`hidden_dim: "64"` declares
-    a string) is refused in one line, never compared with a bound."""
+    a string) is refused in one line, never compared with a bound. `where` "" leaves the line unprefixed, for a
+    caller that prefixes it (a model.json's checks)."""
+    at = f"{where}: " if where else ""
     if value is None or isinstance(value, bool):
         return
     example = declared.example if isinstance(declared, _Nullable) else declared
     numeric = check is not None and (check.interval is not None or check.spec == "increasing")
     if isinstance(value, (list, tuple)):
         if isinstance(example, (list, tuple)) and len(value) != len(example):
-            raise UsageError(f"{where}: {key} must have {len(example)} values (like {list(example)!r}), got {value!r}")
+            raise UsageError(f"{at}{key} must have {len(example)} values (like {list(example)!r}), got {value!r}")
         for i, item in enumerate(value):
             if numeric and not _is_number(item):
-                raise UsageError(f"{where}: {key}[{i}] must be a number, got {item!r} "
+                raise UsageError(f"{at}{key}[{i}] must be a number, got {item!r} "
                                  f"(in {value!r}){number_hint(item)}")
         if check is not None and check.spec == "increasing":
             what = check.problem(value)
             if what:
-                raise UsageError(f"{where}: {key} must be {what}, got {value!r}")
+                raise UsageError(f"{at}{key} must be {what}, got {value!r}")
             return
         for i, item in enumerate(value):
             what = check.problem(item) if check is not None and isinstance(item, (int, float, str)) else None
             if what:
-                raise UsageError(f"{where}: {key}[{i}] must be {what}, got {item!r} (in {value!r})")
+                raise UsageError(f"{at}{key}[{i}] must be {what}, got {item!r} (in {value!r})")
         return
     if check is not None and check.spec == "increasing":
-        raise UsageError(f"{where}: {key} must be a list of numbers, each above the one before (low, high), "
+        raise UsageError(f"{at}{key} must be a list of numbers, each above the one before (low, high), "
                          f"got {value!r}")
     if numeric and not _is_number(value):
-        raise UsageError(f"{where}: {key} must be a number, got {value!r}{number_hint(value)}")
+        raise UsageError(f"{at}{key} must be a number, got {value!r}{number_hint(value)}")
     what = check.problem(value) if check is not None else None
     if what:
         null = "null or " if isinstance(declared, _Nullable) else ""
-        raise UsageError(f"{where}: {key} must be {null}{what}, got {value!r}")
+        raise UsageError(f"{at}{key} must be {null}{what}, got {value!r}")
 
 
 def _coerce(key: str, value, declared, where: str, real: bool = False):
