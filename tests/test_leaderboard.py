@@ -266,6 +266,18 @@ def test_ablation_in_table4_order_from_the_switches(tmp_path):
     assert "**45.00 ± 7.07**" in lines[3]
 
 
+def test_table4_rows_are_one_mapping_the_leaderboard_and_the_analysis_read():
+    """models/atsuko/family.py's TABLE4_ROWS is the one home of Table 4's switches, order and row names (§14)."""
+    from mmsa_atsuko import analysis
+    from mmsa_atsuko.models.atsuko.family import ABLATIONS, TABLE4_ROWS, switches_of
+    assert list(TABLE4_ROWS) == [(False, False), (True, False), (False, True), (True, True)]
+    assert analysis.VARIANT_ORDER == ("base (no SBN, no MCM)", "+SBN", "+MCM", "full Atsuko (SBN + MCM)")
+    assert analysis.variant_name({"use_sbn": False, "use_mcm": True}) == "+MCM"
+    assert (switches_of(None), switches_of({"use_sbn": True}), switches_of({"use_sbn": 1, "use_mcm": True})) == \
+        ((False, False), (True, False), (True, True))
+    assert sorted(ABLATIONS.values()) + [(True, True)] == sorted(TABLE4_ROWS)    # each variant a row; atsuko the full
+
+
 def test_ablation_of_several_recipes_of_one_dataset_names_each_column_group(tmp_path):
     """Four synthetic MOSI recipes side by side used to head every group `mosi`: the columns could
     not be told apart. Where a dataset repeats, a group is named by its recipe."""

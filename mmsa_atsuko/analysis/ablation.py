@@ -15,6 +15,7 @@ import torch
 from ..data.conditions import condition_of
 from ..errors import UsageError
 from ..models.atsuko import ATSUKO_FAMILY
+from ..models.atsuko.family import TABLE4_ROWS, switches_of
 from ..results import ok_records, read_records
 from .runs import LoadedRun, _cat, _config_apart_from, forward_split, trace_columns
 
@@ -23,13 +24,11 @@ SWITCHES = ("use_sbn", "use_mcm", "use_distill")
 
 
 def variant_name(config: dict) -> str:
-    """Table 4's row name of an Atsuko-family config."""
-    sbn, mcm = bool(config.get("use_sbn")), bool(config.get("use_mcm"))
-    return {(False, False): "base (no SBN, no MCM)", (True, False): "+SBN", (False, True): "+MCM",
-            (True, True): "full Atsuko (SBN + MCM)"}[(sbn, mcm)]
+    """Table 4's row name of an Atsuko-family config (models/atsuko/family.py's TABLE4_ROWS)."""
+    return TABLE4_ROWS[switches_of(config)]
 
 
-VARIANT_ORDER = ("base (no SBN, no MCM)", "+SBN", "+MCM", "full Atsuko (SBN + MCM)")
+VARIANT_ORDER = tuple(TABLE4_ROWS.values())      # Table 4's order
 
 
 def ablation_runs(results, dataset: str | None = None, seed: int | None = None,

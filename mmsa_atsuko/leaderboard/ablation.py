@@ -9,11 +9,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..data.synthetic_stress import recipe_of
+from ..models.atsuko.family import ATSUKO_FAMILY, TABLE4_ROWS, switches_of     # no torch: family.py imports none
 from .notes import protocol_notes
 from .stats import Row, Table, best_cells
-
-# Table 4 row order, (use_sbn, use_mcm)
-ABLATION_ROWS = ((False, False), (True, False), (False, True), (True, True))
 
 
 @dataclass
@@ -37,13 +35,12 @@ class Ablation:
 
 
 def _flags(row: Row) -> tuple[bool, bool]:
-    config = row.records[-1].get("config") or {}
-    return bool(config.get("use_sbn")), bool(config.get("use_mcm"))
+    """The row's Table 4 switches, read from its latest run's config."""
+    return switches_of(row.records[-1].get("config"))
 
 
 def build_ablations(tables: list[Table]) -> list[Ablation]:
     """Table 4 from the Atsuko family (flags read from each run's config), per aligned/data kind."""
-    from ..models.atsuko import ATSUKO_FAMILY   # here: the model package imports torch, the leaderboard need not
     ablations: dict[tuple, Ablation] = {}
     notes: dict[tuple, list[tuple[int, str]]] = {}     # (group, note): named once every group is known
     for table in tables:
@@ -55,7 +52,7 @@ def build_ablations(tables: list[Table]) -> list[Ablation]:
         group_notes = notes.setdefault((table.aligned, table.synthetic), [])
         g = len(ab.groups)
         ab.groups.append(table)
-        for flags in ABLATION_ROWS:
+        for flags in TABLE4_ROWS:
             candidates = [row for row in family if _flags(row) == flags]
             if not candidates:
                 continue
@@ -70,7 +67,7 @@ def build_ablations(tables: list[Table]) -> list[Ablation]:
     for key, ab in ablations.items():
         names = ab.group_names()
         ab.notes = [f"{names[g]}: {note}" for g, note in notes[key]]
-        ab.rows = [flags for flags in ABLATION_ROWS if any(f == flags for _, f in ab.chosen)]
+        ab.rows = [flags for flags in TABLE4_ROWS if any(f == flags for _, f in ab.chosen)]
         for g, table in enumerate(ab.groups):
             rows = {flags: ab.chosen[(g, flags)] for flags in ab.rows if (g, flags) in ab.chosen}
             for m in table.metrics:          # every metric: --paper shows the Has0 halves too
