@@ -40,7 +40,8 @@ def pool_bands(bands: torch.Tensor, how: str) -> torch.Tensor:
 
 
 def stochastic_band_mask(weights: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
-    """Stochastic Band Masking (paper §3.1; docs/atsuko.md §5): w~ = m * w^b / sum_k(m * w^b).
+    """Stochastic Band Masking (paper §3.1; docs/atsuko.md §5): w~ = m * w^b / sum_k(m * w^b), the w~ of Eq. 2's
+    X' = K sum_k w~_k X_k.
 
     m_k ~ Bernoulli(1 - rate) independently per sample and band, drawn from torch's global RNG
     (so a fixed seed fixes the masks). DECISION: renormalise so w~ stays a distribution and X'

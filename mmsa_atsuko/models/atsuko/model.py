@@ -271,19 +271,19 @@ class Atsuko(nn.Module):
         label = batch["label"]
         loss_full = per_sample_loss(self.task, outputs["logits_full"], label)   # (B,)
         terms = {
-            "task": loss_full.mean(),                                           # L_full
+            "task": loss_full.mean(),                                           # L_full, Eq. 10
             "uni": torch.stack([per_sample_loss(self.task, outputs["logits_uni"][m], label).mean()
-                                for m in MODALITIES]).mean(),                   # L_uni
-            "ent_mod": routing_entropy(outputs["modality_weights"], self.entropy_norm),   # Eq. 11
+                                for m in MODALITIES]).mean(),                   # L_uni, Eq. 10
+            "ent_mod": routing_entropy(outputs["modality_weights"], self.entropy_norm),   # L_ent^mod, Eq. 11
         }
-        if self.use_sbn:
+        if self.use_sbn:                     # L_ent^band, Eq. 11: (1/M) sum_m Ent(w^b_m), on the unmasked w^b
             terms["ent_band"] = torch.stack([routing_entropy(outputs["band_weights"][m], self.entropy_norm)
                                              for m in MODALITIES]).mean()
         extras = {}
         if self.use_mcm:
             loss_bimodal = torch.stack([per_sample_loss(self.task, outputs["logits_bi"][f"-{m}"], label)
                                         for m in MODALITIES], dim=1)            # (B, 3), columns L, V, A
-            terms["bi"] = loss_bimodal.mean()                                   # L_bi
+            terms["bi"] = loss_bimodal.mean()                                   # L_bi, Eq. 10
             phi = complementarity_importance(loss_bimodal, loss_full)           # sg(...)
             q = complementarity_target(phi, self.comp_temperature)              # Eq. 6
             terms["comp"] = complementarity_loss(q, outputs["modality_weights"])   # Eq. 7
