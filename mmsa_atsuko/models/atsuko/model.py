@@ -79,6 +79,7 @@ class Atsuko(nn.Module):
                              "route_path=pre (the post path routes on the transformers' outputs)")
         self.router_detach = bool(config["router_detach"])
         self.band_partition = config["band_partition"]
+        self.eep_source = config["eep_source"]              # what on_fit_start's calibration reads (§3)
         self.entropy_norm = config["entropy_norm"]
         self.text_dropout = float(config["text_dropout"])
         self.lambdas = dict(
@@ -318,6 +319,8 @@ class Atsuko(nn.Module):
         """
         if not self.use_sbn:
             return
+        if self.eep_source != "projected_init":      # EEP_SOURCES' one case
+            raise ValueError(f"unknown eep_source {self.eep_source!r}")
         was_training = self.training
         self.eval()
         try:
