@@ -111,6 +111,9 @@ def test_yaml_resolves_for_every_dataset_and_builds_small(name):
 def test_construction_checks_the_spec_and_switches():
     with pytest.raises(UsageError, match="use_bert"):
         Atsuko(make_config(use_bert=True), make_spec())                # spec has no text_bert
+    for key in ("route_path", "router_input", "band_partition"):     # a hand-made config: refused, not defaulted
+        with pytest.raises(UsageError, match=f"^{key} must be one of .*, got 'middle'$"):
+            Atsuko(make_config(**{key: "middle"}), make_spec())
     with pytest.raises(UsageError, match="num_bands"):
         Atsuko(make_config(), make_spec(seq_lens={"text": 4, "vision": 12, "audio": 14}))   # T'_L = 2 < K
 

@@ -43,7 +43,7 @@ from .losses import per_sample_loss, routing_entropy, total_loss
 from .mcm import (BimodalHeads, complementarity_importance, complementarity_loss, complementarity_target,
                   distillation_loss, distillation_teacher)
 from .modalities import BAND_WEIGHT_EXPORTS, BATCH_KEY, MODALITIES, MODALITY_WEIGHT_COLUMNS
-from .modality_router import ModalityRouter, PreAttentionInput
+from .modality_router import ROUTE_PATHS, ROUTER_INPUTS, ModalityRouter, PreAttentionInput
 
 CONFIG_SUFFIX = {"L": "l", "V": "v", "A": "a"}             # EMOE's conv1d_kernel_size_l/_v/_a
 ATTN_DROPOUT_KEY = {"L": "attn_dropout", "V": "attn_dropout_v", "A": "attn_dropout_a"}
@@ -72,6 +72,12 @@ class Atsuko(nn.Module):
         self.use_distill = self.use_mcm if config["use_distill"] is None else bool(config["use_distill"])
         self.distill_form = config["distill_form"]
         self.use_distill = self.use_distill and self.distill_form != "off"
+        # The config checks refuse these before any build; the dispatch below reads an unknown word as the
+        # other branch, so a config made by hand is held to the same tuples here, never silently defaulted.
+        for key, allowed in (("route_path", ROUTE_PATHS), ("router_input", ROUTER_INPUTS),
+                             ("band_partition", BAND_PARTITIONS)):
+            if config[key] not in allowed:
+                raise UsageError(f"{key} must be one of {', '.join(allowed)}, got {config[key]!r}")
         self.route_path = config["route_path"]
         self.router_input_kind = config["router_input"]
         if self.router_input_kind == "raw" and self.route_path == "post":
