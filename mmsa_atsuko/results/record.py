@@ -109,7 +109,7 @@ CONFIG_HASH = re.compile(r"[A-Za-z0-9_-]{1,64}")
 def not_a_run(record: dict) -> str | None:
     """Why a store line's object is no run record of this toolkit's, or None: it lacks a run id or a field of the
     identity, or its `data`, `config_hash`, `preset` or `condition` is of no form the toolkit writes. The store's
-    reader skips such a line with a warning (`store.read_records`); fields of wrong types that a record's form
+    reader skips such a line with a warning (`store_lines.read_records`); fields of wrong types that a record's form
     leaves open are a DataError where they are read (`identity`, `selection.check_ok_record`)."""
     if not isinstance(record.get("run_id"), str):
         return "it has no run_id string"

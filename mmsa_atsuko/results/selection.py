@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import DataError, UsageError
 from .folder import RUNS_FILE, show
 from .record import bad_field, identity
-from .store import read_records
+from .store_lines import read_records
 
 
 def latest_by_identity(records: list[dict]) -> dict[tuple, dict]:

@@ -23,16 +23,15 @@ import json
 import logging
 import math
 import os
-import stat
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import open_append, open_new, read_small_file, wrong_kind
+from ..atomic import open_append, open_new, read_small_file
 from ..errors import DataError, ToolkitError
 from ..lock_files import shared_mode
-from .folder import RECORD_FILE, RUNS_FILE, refuse_a_file_as_results, run_path, store_lock
-from .record import not_a_run
+from .folder import RECORD_FILE, RUNS_FILE, run_path, store_lock
+from .store_lines import MAX_KEPT_RECORD, MAX_STORE_BYTES, MAX_STORE_LINES, parse_record, read_records, run_ids
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -70,7 +69,7 @@ def _append_locked(path: Path, line: bytes) -> None:
     """The append itself; the caller holds the store's lock. Never through a symbolic link."""
     fd = open_append(path, shared_mode(path.parent))
     try:
-        mend_last_line(fd, lambda last: _parse_record(last) is not None)
+        mend_last_line(fd, lambda last: parse_record(last) is not None)
         _check_room(fd, path, len(line))
         written = os.write(fd, line)
         if written != len(line):
@@ -149,9 +148,6 @@ def append_or_keep(out_dir: Path, record: dict) -> None:
                             f"`python run.py results --recover --results {out_dir}`")
 
 
-MAX_KEPT_RECORD = 1 << 24         # a kept record.json larger than this is not one the toolkit wrote
-
-
 def recover(out_dir) -> list[dict]:
     """Fold every kept `runs/*/record.json` into the store, exactly once: a record whose run_id the
     store already holds (a recovery killed between its append and its cleanup) is not appended
@@ -195,7 +191,7 @@ def _read_kept(file: Path) -> dict | None:
     """The record in a kept record.json, or None (with a warning) for one that is not a record of its folder."""
     try:
         # a named pipe there blocked every run, sweep and recovery for good
-        record = _parse_record(read_small_file(file, MAX_KEPT_RECORD))
+        record = parse_record(read_small_file(file, MAX_KEPT_RECORD))
         if record is None or run_path(file.parent.parent.parent, record).name != file.parent.name:
             raise ValueError
     except (OSError, ValueError, DataError):
@@ -220,109 +216,3 @@ def _end_of_last_line(fd: int, size: int, block: int = 1 << 16) -> int:
             return start + newline + 1
         end = start
     return 0
-
-
-def _parse_record(raw: bytes) -> dict | None:
-    """The record on one line, or None for a blank line, a fragment or anything but an object."""
-    try:
-        record = json.loads(raw)
-    # ValueError: a JSON error, or an integer of more digits than Python converts;
-    # RecursionError: nesting deeper than the parser's stack.
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-# A store the toolkit wrote holds one line of 1.5-4 KB per run (a paper's sweep: thousands of runs, a few MiB).
-# The bounds leave room for some 20,000 runs, several sweeps in one folder, and cap what a store from
-# elsewhere costs. Unbounded, 5 million lines of `{}`, `[]` or garbage took 17-48 s, 200,000 real records
-# (420 MB) 2.3 GB and 2.5 minutes of leaderboard, 1 million small valid ones over 8 minutes. A line read as
-# Python objects takes up to ~26 times its bytes (`{}`s nested in a record): the bytes bound the memory
-# (64 MiB of such lines: 1.7 GB); every line is parsed: the lines bound the time of lines too short to be
-# runs (100,000 small valid records: under a minute of leaderboard).
-MAX_STORE_BYTES = 64 << 20
-MAX_STORE_LINES = 100_000
-
-
-def run_ids(records) -> set[str]:
-    """The run ids of `records`, as a set: a hand-written line's `run_id` may be a list (unhashable) or missing, and
-    is no run's id."""
-    return {r["run_id"] for r in records if isinstance(r.get("run_id"), str)}
-
-
-def read_records(out_dir: Path) -> list[dict]:
-    """All run records of the store, in append order. A store past MAX_STORE_BYTES or MAX_STORE_LINES, or no
-    regular file, is one line before any of it is used. A line that holds no run record (`record.not_a_run`: not
-    JSON, no object, longer than MAX_KEPT_RECORD, or an object that is no run of this toolkit's) is skipped, and
-    one warning per read counts them and names the first; a blank line, and a killed writer's fragment (a last
-    line without its newline that is not JSON, see the module docstring), are skipped without one."""
-    path = Path(out_dir) / RUNS_FILE
-    refuse_a_file_as_results(out_dir)   # `--results results/runs.jsonl` read as "no runs in .../runs.jsonl/runs.jsonl"
-    if not path.exists():
-        return []
-    # O_NONBLOCK: a named pipe in the store's place blocked open() (the leaderboard hung for good)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    info = os.fstat(fd)
-    if stat.S_ISDIR(info.st_mode):               # fdopen raised IsADirectoryError, a traceback in every reader
-        os.close(fd)
-        raise wrong_kind(out_dir, path, "file", "results folder", "--results")
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(info.st_mode):
-            raise DataError(f"{path} is not a regular file, and the store is a file of JSON lines: "
-                            "move it away, or choose another --results")
-        if info.st_size > MAX_STORE_BYTES:              # refused unread
-            raise _too_large(path, f"is {math.ceil(info.st_size / (1 << 20))} MiB")
-        records, skipped = [], []                       # skipped: (line number, why) of each line passed over
-        for number, line in enumerate(_lines(f, path), start=1):
-            record = None if line is None else _parse_record(line)
-            why = not_a_run(record) if record is not None else None
-            if record is not None and why is None:
-                records.append(record)
-            elif why is not None:
-                skipped.append((number, why))
-            elif line is None:
-                skipped.append((number, "it is longer than any record"))
-            elif line.strip() and line.endswith(b"\n"):  # silent: a blank line, and a last one cut off (a fragment)
-                skipped.append((number, "it is no JSON object"))
-    if skipped:
-        _warn_skipped(path, skipped)
-    return records
-
-
-_WARNED: set[tuple[str, str]] = set()
-
-
-def _warn_skipped(path: Path, skipped: list[tuple[int, str]]) -> None:
-    """One warning for the lines a read of `path` skipped, with their count and the first; the same warning of the
-    same store is given once per process (a run reads its store several times)."""
-    (first, why), more = skipped[0], len(skipped) - 1
-    message = (f"{path}: skipped {len(skipped)} line(s) that hold no run record, the first line {first} ({why})"
-               + (f" and {more} more" if more else "") + "; fix or remove them")
-    if (str(path), message) not in _WARNED:
-        _WARNED.add((str(path), message))
-        log.warning("%s", message)
-
-
-def _too_large(path: Path, why: str) -> DataError:
-    return DataError(f"{path} {why}, more than a store of runs may hold ({MAX_STORE_BYTES >> 20} MiB and "
-                     f"{MAX_STORE_LINES:,} lines, some 20,000 runs): move it away, or split its runs over "
-                     f"several results folders")
-
-
-def _lines(f, path: Path):
-    """The file's lines; a line longer than MAX_KEPT_RECORD is passed over unread, as no record the toolkit
-    wrote (a single line of 1.5 GB took 4.8 GB to read and parse, and a MemoryError under 4 GB), and yields
-    None in its place. Counted as read, so a file that grows past the store's bounds while it is read is
-    refused too."""
-    read = lines = 0
-    while line := f.readline(MAX_KEPT_RECORD + 1):
-        read, lines = read + len(line), lines + 1
-        if lines > MAX_STORE_LINES:
-            raise _too_large(path, f"holds more than {MAX_STORE_LINES:,} lines")
-        whole = len(line) <= MAX_KEPT_RECORD or line.endswith(b"\n")
-        if not whole:                                 # the rest of the line, a chunk at a time
-            while read <= MAX_STORE_BYTES and not line.endswith(b"\n") and (line := f.readline(1 << 20)):
-                read += len(line)
-        if read > MAX_STORE_BYTES:
-            raise _too_large(path, f"grew past {MAX_STORE_BYTES >> 20} MiB while it was read")
-        yield line if whole else None
