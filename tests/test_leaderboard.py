@@ -175,24 +175,30 @@ def test_a_tuned_row_names_its_study_and_trial_in_the_notes_and_the_csv(tmp_path
 
 
 @pytest.mark.parametrize("field,value,what", [
-    ("label", "tune-x\n### a heading of its own", "label must be a string of one line (at most 200 characters)"),
-    ("label", "x" * 201, "label must be a string of one line"),
-    ("package_version", "1.0\r\n| a | row |", "package_version must be a string of one line"),
-    ("git_commit", ["abc"], "git_commit must be a string of one line"),
-    ("tune_trial", "7", "tune_trial must be a trial number (an integer, 0 or more), got '7'"),
-    ("tune_trial", -3, "tune_trial must be a trial number"),
-    ("tune_trial", True, "tune_trial must be a trial number"),
-    ("tune_trial", 10 ** 4000, "tune_trial must be a trial number (an integer, 0 or more), got a huge integer"),
+    ("label", "tune-x\n### a heading of its own", "label is 'tune-x\\n### a heading of its own', not a string of "
+                                                  "one line (at most 200 characters)"),
+    ("label", "x" * 201, "label is 'xxxxxxx"),
+    ("package_version", "1.0\r\n| a | row |", "package_version is '1.0\\r\\n| a | row |', not a string of one line"),
+    ("git_commit", ["abc"], "git_commit is a JSON array, not a string of one line"),
+    ("tune_trial", "7", "tune_trial is '7', not a trial number (an integer, 0 or more)"),
+    ("tune_trial", -3, "tune_trial is -3, not a trial number"),
+    ("tune_trial", True, "tune_trial is True, not a trial number"),
+    ("tune_trial", 10 ** 4000, "tune_trial is a huge integer, not a trial number (an integer, 0 or more)"),
 ])
-def test_a_label_trial_or_code_field_that_a_table_cannot_show_is_one_line(tmp_path, field, value, what):
+def test_a_label_trial_or_code_field_that_a_table_cannot_show_skips_its_line(tmp_path, caplog, field, value, what):
     """label, tune_trial and the code fields are written as they are into the notes and CSVs (run_label,
     code_version): before, a label's newline wrote a Markdown heading of its own into the leaderboard, a 4,000-digit
-    trial a 4,000-digit note, and a tune_trial of '7' or -3 was shown or dropped without a word."""
-    from mmsa_atsuko.errors import DataError
-    for seed in (1, 2):
-        append_record(tmp_path, record("tfn", seed, {"MAE": 0.9}) | {"label": "tune-tfn-mosi", field: value})
-    with pytest.raises(DataError, match=f"^runs.jsonl: record 'tfn-mosi-1-h-0000000000-1': {re.escape(what)}"):
-        leaderboard(tmp_path, fmt="md")
+    trial a 4,000-digit note, and a tune_trial of '7' or -3 was shown or dropped without a word; then such a line
+    stopped the leaderboard. Now it is no run: skipped with the store's warning, and the good seed is shown alone."""
+    import logging
+    append_record(tmp_path, record("tfn", 1, {"MAE": 0.9}) | {"label": "tune-tfn-mosi"})
+    append_record(tmp_path, record("tfn", 2, {"MAE": 0.7}) | {"label": "tune-tfn-mosi", field: value})
+    with caplog.at_level(logging.WARNING, logger="mmsa_atsuko"):
+        text = leaderboard(tmp_path, fmt="md")
+    (warning,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert f"skipped 1 line(s) that hold no run record, the first line 2 (its {what}" in warning, warning
+    assert "\n" not in warning and "| tfn | 1 | 50.00 ± – |" in text and "| 0.9000 ± – |" in text
+    assert "- seeds 1 in every row" in text and "a heading" not in text and "| a | row |" not in text
 
 
 def test_markdown_marks_best_separates_real_and_synthetic_and_labels_configs(store):

@@ -136,7 +136,8 @@ def test_a_file_with_other_columns_is_one_line_and_left_as_it_was(tmp_path, head
 
 def test_a_hand_made_record_among_the_seeds_is_one_line_and_writes_nothing(tmp_path):
     bad = record(1112, 0.7) | {"run_id": 7}
-    with pytest.raises(DataError, match=r"^runs.jsonl: record \(no run_id\): run_id must be a non-empty string, got 7"):
+    with pytest.raises(DataError, match=r"^runs.jsonl: record \(no run_id\) is no run record: it has no run_id string; "
+                                        r"remove or fix that line$"):
         append_mmsa_csv(tmp_path, [record(1111, 0.5), bad])
     assert not (tmp_path / "normal" / "mosi-synthetic.csv").exists()
 

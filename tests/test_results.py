@@ -12,7 +12,7 @@ import pytest
 from mmsa_atsuko.errors import DataError
 from mmsa_atsuko.results import append_mmsa_csv, append_record, mmsa_cell, mmsa_seed_value, read_records
 
-# What the store's reader takes for a run (`record.not_a_run`): a run id and the identity's fields, in their forms.
+# What the store's reader takes for a run (`store_lines.not_a_run`): a run id and the identity's fields, in their forms.
 IDENTITY = {"model": "tfn", "dataset": "mosi", "aligned": False, "seed": 1, "config_hash": "0" * 12,
             "data": "sha256:" + "0" * 64}
 

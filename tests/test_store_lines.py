@@ -1,6 +1,6 @@
 """The store's reader (`results.read_records`), which every command reads runs.jsonl through: a folder in the
 store's place, lines that hold no run (warned of once per read, with their count and the first), fields forged to
-write into a table (`record.not_a_run`), metrics no run computes; and model.json's class names (predict).
+write into a table (`store_lines.not_a_run`), metrics no run computes; and model.json's class names (predict).
 """
 import json
 import logging
@@ -193,16 +193,17 @@ def test_a_preset_whose_name_its_records_could_not_hold_is_refused_before_traini
 # L2: metrics no run computes
 # ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", [1e308, -1e308, 3.5e38])
-def test_a_metric_past_float32s_largest_is_one_line_naming_it(tmp_path, capsys, value):
-    """Before: 1e308 was averaged (numpy's overflow RuntimeWarnings) and printed as "± inf". Record 1's float32
-    largest passes."""
+def test_a_metric_past_float32s_largest_skips_its_line_naming_it(tmp_path, capsys, caplog, value):
+    """Before: 1e308 was averaged (numpy's overflow RuntimeWarnings) and printed as "± inf"; then it stopped the
+    leaderboard in one line. Now its line holds no run: skipped with the warning. Record 1's float32 largest passes."""
     write_store(tmp_path, record(1, 3.4e38), record(2, value))
     capsys.readouterr()
-    code = main(["leaderboard", "--results", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert code == 1 and err.strip() == (
-        f"error: runs.jsonl: record 'tfn-mosi-s2-20260101T000000-abcdef': metrics['MAE'] must be a metric a run "
-        f"computes (at most 3.403e+38 in magnitude) or null, got {value!r}; remove or fix that line"), err
+    with caplog.at_level(logging.WARNING, logger="mmsa_atsuko"):
+        assert main(["leaderboard", "--results", str(tmp_path)]) == 0
+    assert "| tfn | 1 |" in capsys.readouterr().out
+    assert [w.split(": ", 1)[1] for w in skipped_warnings(caplog)] == [
+        f"skipped 1 line(s) that hold no run record, the first line 2 (its metrics['MAE'] is {value!r}, not a finite "
+        f"number or null of at most 3.403e+38 in magnitude, as a run computes); fix or remove them"]
 
 
 # ------------------------------------------------------------------------------------------

@@ -145,5 +145,6 @@ def test_a_run_record_holds_its_files_split_sizes():
                     checkpoint="best.pt", torch_threads=1, torch_version="x", device_name="cpu",
                     peak_memory_mb=1.0, precision="fp32", deterministic=True)
     assert rec["split_sizes"] == {"train": 40, "valid": 12, "test": 8}
-    with pytest.raises(DataError, match="split_sizes must be an object of train, valid and test -> sample count"):
+    with pytest.raises(DataError, match="its split_sizes is a JSON object, not an object of train, valid and test -> "
+                                        "sample count"):
         check_ok_record(rec | {"split_sizes": {"train": "40", "valid": 12, "test": 8}})

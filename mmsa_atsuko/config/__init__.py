@@ -60,7 +60,7 @@ __all__ = ["ADDED_KEYS", "CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "Check"
 # model.
 ADDED_KEYS = {"valid_loss": "exact"}
 # What a preset may be named: a run record stores it (`preset`), and the store's reader skips a record whose preset
-# is no such name (results.record.not_a_run), one that was written to print a line of its own into a table.
+# is no such name (results.store_lines.not_a_run), one that was written to print a line of its own into a table.
 PRESET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 

@@ -11,7 +11,8 @@ model, dataset, aligned flag, seed, config hash, data id) and chosen here (`late
 - `selection`: which record stands for a run, the checks on what tables read, the headline metric;
 - `store`: appending to `runs.jsonl` (locking, cutting off a killed writer's fragment: `mend_last_line`, which
   `mmsa_csv` uses too), keeping a record the store cannot take and recovering it;
-- `store_lines`: reading `runs.jsonl`, its bounds, and which of its lines hold a run;
+- `store_lines`: reading `runs.jsonl`, its bounds, and which of its lines hold a run (`not_a_run`: the forms and
+  types of the fields the toolkit writes);
 - `over_seeds`: a metric's mean ± sample std over seeds (`Cell`), as the leaderboard and the analyses read it;
 - `mmsa_csv`: MMSA-compatible aggregate rows in `<out>/normal/<dataset>.csv`;
 - `writers`: one sweep or any number of in-process run.py's training into a folder at once, never both.
@@ -25,10 +26,10 @@ from .over_seeds import Cell, StoredCell
 from .record import (IDENTITY_FIELDS, code_version, code_versions, device_of, failed_record, identity, kernels_of,
                      model_selection, no_weights, ok_record, precision_of, ran_at_other_precision,
                      ran_with_other_kernels, run_identity, run_label)
-from .selection import (MAX_CONFIG_DEPTH, check_ok_record, config_labels, find_record, headline_metric, last_ok_record,
+from .selection import (check_ok_record, config_labels, find_record, headline_metric, last_ok_record,
                         latest_by_identity, ok_records)
 from .store import RecordNotAppended, append_or_keep, append_record, json_safe, recover
-from .store_lines import MAX_KEPT_RECORD, read_records, run_ids
+from .store_lines import MAX_CONFIG_DEPTH, MAX_KEPT_RECORD, read_records, run_ids
 from .writers import (LOOK_WAIT_S, RUN_PY_MARK, RunPyMark, check_claim_free_to_take, check_no_run_py,
                       remove_free_locks, run_py_mark, unopenable_note, unremovable_note)
 

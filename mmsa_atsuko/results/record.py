@@ -2,23 +2,21 @@
 
 A run record is built here (`ok_record`, `failed_record`) and identified here (`identity`:
 model, dataset, aligned flag, seed, config hash, data id), so `run`, `sweep` and the tables all
-see runs the same way. A record whose fields have the wrong types is a one-line DataError
-(`identity`, `selection.check_ok_record`); a line that is no run of this toolkit's (`not_a_run`: no run id or
-identity, or a data id, config hash, preset or condition of no form the toolkit writes) is skipped by the store's
-reader, with a warning.
+see runs the same way. A store line that is no run of this toolkit's (`store_lines.not_a_run`: no run id or
+identity, a data id, config hash, preset or condition of no form the toolkit writes, or a field of no type it writes)
+is skipped by the store's reader, with a warning; `identity` is a one-line DataError for a record built elsewhere.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import platform
-import re
 from datetime import datetime
 from pathlib import Path
 
-from ..config import ADDED_KEYS, PRESET_NAME, config_hash
-from ..data.conditions import PLAIN, condition_of, stored_condition_fault
-from ..data.stamp import is_recipe_name, is_synthetic, recipe_name_of
+from ..config import ADDED_KEYS, config_hash
+from ..data.conditions import PLAIN, condition_of
+from ..data.stamp import is_synthetic
 from ..errors import DataError
 from ..user_models.source import recorded_files
 from ..version import __version__
@@ -98,36 +96,9 @@ def run_identity(model: str, dataset: str, aligned: bool, seed: int, config_hash
 IDENTITY_FIELDS = ("model", "dataset", "aligned", "seed", "config_hash", "data")
 
 
-# The forms the toolkit writes of fields a table prints as they are (a heading, a note, a CSV cell), and of the
-# run identity: a forged `data` of "sha256:abc\\n\\n### mosi ..." wrote a Markdown heading into the leaderboard.
-SHA256_DATA_ID = re.compile(r"sha256:[0-9a-f]{64}")      # a feature file's, a MIntRec folder's digest
-# config.config_hash writes sha256's first 12 hex digits; a hand-made store's names of configs ('h-1', 'c-tfn')
-# are read too: the form keeps what a table prints of it to one token.
-CONFIG_HASH = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def not_a_run(record: dict) -> str | None:
-    """Why a store line's object is no run record of this toolkit's, or None: it lacks a run id or a field of the
-    identity, or its `data`, `config_hash`, `preset` or `condition` is of no form the toolkit writes. The store's
-    reader skips such a line with a warning (`store_lines.read_records`); fields of wrong types that a record's form
-    leaves open are a DataError where they are read (`identity`, `selection.check_ok_record`)."""
-    if not isinstance(record.get("run_id"), str):
-        return "it has no run_id string"
-    missing = [field for field in IDENTITY_FIELDS if field not in record]
-    if missing:
-        return f"it has no {', '.join(missing)}"
-    data = record["data"]
-    if not (isinstance(data, str) and (SHA256_DATA_ID.fullmatch(data) or is_recipe_name(recipe_name_of(data)))):
-        return f"its data {show(record['data'])} is neither sha256:<64 hex digits> nor synthetic:<recipe>"
-    if not isinstance(record["config_hash"], str) or not CONFIG_HASH.fullmatch(record["config_hash"]):
-        return f"its config_hash {show(record['config_hash'])} is no config hash (letters, digits, _ and -)"
-    preset = record.get("preset")
-    if preset is not None and not (isinstance(preset, str) and PRESET_NAME.fullmatch(preset)):
-        return f"its preset {show(preset)} is no preset name"        # a key of its model's YAML: the name's form
-    fault = stored_condition_fault(record.get("condition"))
-    if fault is not None:
-        return f"its condition {show(record['condition'])} is not {fault}"
-    return None
+def is_seed(value) -> bool:
+    """Whether `value` is a seed a record holds: an integer (JSON's true is none) that torch's seeding takes."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2 ** 63
 
 
 def code_version(record: dict) -> str:
@@ -246,7 +217,7 @@ def identity(record: dict) -> tuple | None:
             bad_field(record, field, "a string")
     if not isinstance(record["aligned"], bool):
         bad_field(record, "aligned", "true or false")
-    if not isinstance(record["seed"], int) or isinstance(record["seed"], bool) or abs(record["seed"]) >= 2 ** 63:
+    if not is_seed(record["seed"]):
         bad_field(record, "seed", "an integer")
     try:
         condition = condition_of(record).key()

@@ -1,6 +1,6 @@
 """Reading the store, `<out>/runs.jsonl`: its lines, which of them hold a run, and the bounds a store is read to.
 
-Every command reads the store through `read_records`: a line that holds no run record (`record.not_a_run`) is skipped
+Every command reads the store through `read_records`: a line that holds no run record (`not_a_run`) is skipped
 with one warning per read, and a killed writer's fragment (see `store`'s docstring) silently. Appending, keeping a
 record the store cannot take and recovering it are `store`'s.
 """
@@ -10,13 +10,17 @@ import json
 import logging
 import math
 import os
+import re
 import stat
 from pathlib import Path
 
 from ..atomic import wrong_kind
+from ..config import PRESET_NAME
+from ..data.conditions import stored_condition_fault
+from ..data.stamp import is_recipe_name, recipe_name_of
 from ..errors import DataError
-from .folder import RUNS_FILE, refuse_a_file_as_results
-from .record import not_a_run
+from .folder import RUNS_FILE, refuse_a_file_as_results, show
+from .record import IDENTITY_FIELDS, is_seed
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -53,7 +57,7 @@ def run_ids(records) -> set[str]:
 
 def read_records(out_dir: Path) -> list[dict]:
     """All run records of the store, in append order. A store past MAX_STORE_BYTES or MAX_STORE_LINES, or no
-    regular file, is one line before any of it is used. A line that holds no run record (`record.not_a_run`: not
+    regular file, is one line before any of it is used. A line that holds no run record (`not_a_run`: not
     JSON, no object, longer than MAX_KEPT_RECORD, or an object that is no run of this toolkit's) is skipped, and
     one warning per read counts them and names the first; a blank line, and a killed writer's fragment (a last
     line without its newline that is not JSON, see `store`'s docstring), are skipped without one."""
@@ -127,3 +131,119 @@ def _lines(f, path: Path):
         if read > MAX_STORE_BYTES:
             raise _too_large(path, f"grew past {MAX_STORE_BYTES >> 20} MiB while it was read")
         yield line if whole else None
+
+
+# The forms the toolkit writes of fields a table prints as they are (a heading, a note, a CSV cell), and of the
+# run identity: a forged `data` of "sha256:abc\\n\\n### mosi ..." wrote a Markdown heading into the leaderboard.
+SHA256_DATA_ID = re.compile(r"sha256:[0-9a-f]{64}")      # a feature file's, a MIntRec folder's digest
+# config.config_hash writes sha256's first 12 hex digits; a hand-made store's names of configs ('h-1', 'c-tfn')
+# are read too: the form keeps what a table prints of it to one token.
+CONFIG_HASH = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def not_a_run(record: dict) -> str | None:
+    """Why a store line's object is no run record of this toolkit's, or None: it lacks a run id or a field of the
+    identity, its `data`, `config_hash`, `preset` or `condition` is of no form the toolkit writes, or a field a
+    reader reads is of no type it writes (`field_fault`). The store's reader skips such a line with a warning
+    (`read_records`): a stranger's line stops no command."""
+    if not isinstance(record.get("run_id"), str):
+        return "it has no run_id string"
+    missing = [field for field in IDENTITY_FIELDS if field not in record]
+    if missing:
+        return f"it has no {', '.join(missing)}"
+    data = record["data"]
+    if not (isinstance(data, str) and (SHA256_DATA_ID.fullmatch(data) or is_recipe_name(recipe_name_of(data)))):
+        return f"its data {show(record['data'])} is neither sha256:<64 hex digits> nor synthetic:<recipe>"
+    if not isinstance(record["config_hash"], str) or not CONFIG_HASH.fullmatch(record["config_hash"]):
+        return f"its config_hash {show(record['config_hash'])} is no config hash (letters, digits, _ and -)"
+    preset = record.get("preset")
+    if preset is not None and not (isinstance(preset, str) and PRESET_NAME.fullmatch(preset)):
+        return f"its preset {show(preset)} is no preset name"        # a key of its model's YAML: the name's form
+    fault = stored_condition_fault(record.get("condition"))
+    if fault is not None:
+        return f"its condition {show(record['condition'])} is not {fault}"
+    return field_fault(record)
+
+
+MAX_CONFIG_DEPTH = 16
+# float32's largest: a run's predictions and losses are float32 (a larger loss is inf, which stops the run), so no
+# metric it computes is larger. A hand-made 1e308 is nonsense, refused as NaN is: its mean and std overflowed
+# (numpy's RuntimeWarnings) and the leaderboard printed "± inf".
+MAX_METRIC = 3.4028234663852886e38
+_ONE_LINE = re.compile(r"[^\x00-\x1f\x7f]{0,200}")
+# Fields read where present, and the types the toolkit writes them in. JSON's true and false load as bools, which are
+# ints: one passes only where a bool is meant.
+_TYPED = (("synthetic", (bool,)), ("run_dir", (str,)), ("data_path", (str, type(None))), ("best_epoch", (int,)),
+          ("started_at", (str,)), ("deterministic", (bool,)))
+
+
+def field_fault(record: dict) -> str | None:
+    """Why a field that the tables, compare, verify or the analyses read is of no type the toolkit writes it in (a
+    metric that is text or a list, a seed "3", a config that is a list, a start time that is a number), or None.
+    `metrics` and `config` are required of an `ok` record, which every table reads them from."""
+    for field in ("run_id", "model", "dataset"):
+        if not isinstance(record[field], str) or not 0 < len(record[field]) <= 500:
+            return _not(field, record[field], "a non-empty string (at most 500 characters)")
+    if not isinstance(record["aligned"], bool):
+        return _not("aligned", record["aligned"], "true or false")
+    if not is_seed(record["seed"]):
+        return _not("seed", record["seed"], "an integer")
+    ok = record.get("status") == "ok"
+    if ok or "metrics" in record:
+        metrics = record.get("metrics")
+        if not isinstance(metrics, dict):
+            return _not("metrics", metrics, "an object of metric name -> number or null")
+        for name, value in metrics.items():          # the metric that is wrong, named: a hand edit is found by it
+            if not _is_table_number(value) or abs(value or 0) > MAX_METRIC:
+                return _not(f"metrics[{show(name)}]", value, f"a finite number or null of at most {MAX_METRIC:.4g} "
+                            f"in magnitude, as a run computes")
+    if (ok or "config" in record) and (not isinstance(record.get("config"), dict)
+                                      or _depth(record["config"]) > MAX_CONFIG_DEPTH):
+        return _not("config", record.get("config"), f"an object nested at most {MAX_CONFIG_DEPTH} deep")
+    # Shown as they are in tables, notes and every analysis CSV row (`run_label`, `code_version`): a newline in one
+    # wrote lines of its own into the leaderboard's Markdown, and nothing bounded their length.
+    for field in ("label", "package_version", "git_commit", "precision", "device"):
+        value = record.get(field)
+        if value is not None and not (isinstance(value, str) and _ONE_LINE.fullmatch(value)):
+            return _not(field, value, "a string of one line (at most 200 characters)")
+    trial = record.get("tune_trial")
+    if "tune_trial" in record and (not isinstance(trial, int) or isinstance(trial, bool) or not 0 <= trial < 2 ** 63):
+        return _not("tune_trial", trial, "a trial number (an integer, 0 or more)")
+    for field, kinds in _TYPED:
+        if field in record and (not isinstance(record[field], kinds)
+                                or isinstance(record[field], bool) and bool not in kinds):
+            return _not(field, record[field], " or ".join("null" if k is type(None) else k.__name__ for k in kinds))
+    sizes = record.get("split_sizes")
+    if "split_sizes" in record and not (isinstance(sizes, dict) and set(sizes) == {"train", "valid", "test"} and all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2 ** 63 for n in sizes.values())):
+        return _not("split_sizes", sizes, "an object of train, valid and test -> sample count")
+    return None
+
+
+def _not(field: str, value, what: str) -> str:
+    """Why a line holds no run: its `field` holds `value`, not `what`."""
+    return f"its {field} is {show(value)}, not {what}"
+
+
+def _is_table_number(value) -> bool:
+    """null, or a number a table can format: finite, and an int no larger than a float holds exactly."""
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= 2 ** 53
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _depth(value) -> int:
+    """How deep JSON containers nest in `value` (iterative: a deep value must not exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_CONFIG_DEPTH:
+                return depth
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
