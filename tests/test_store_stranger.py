@@ -108,3 +108,50 @@ def test_a_line_of_wrong_types_is_skipped_and_every_table_shows_the_good_runs(tm
     (warning,) = warnings                               # one per process: the three commands read the same line
     assert warning.startswith(f"{out / 'runs.jsonl'}: skipped 1 line(s) that hold no run record, the first line 3 "
                               f"({WRONG_TYPES[case][2]}"), warning
+
+
+# ------------------------------------------------------------------------------------------
+# recover beside a skipped line: the run folder's record.json is the truth
+# ------------------------------------------------------------------------------------------
+def keep(out, kept: dict):
+    """`kept` as its run folder's record.json, as `append_or_keep` leaves it when the store cannot take it."""
+    folder = out / kept["run_dir"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "record.json").write_text(json.dumps(kept) + "\n", encoding="utf-8")
+    return folder / "record.json"
+
+
+@pytest.mark.parametrize("skipped", ["metrics-text", "seed-text"])
+def test_a_skipped_line_of_the_run_id_neither_blocks_nor_doubles_its_kept_record(tmp_path, capsys, caplog, skipped):
+    """Before: a line of wrong types was read as the run (its run_id 'already in the store'), so recover removed the
+    record.json without appending it: the run's one true record was lost, and its line stopped every table."""
+    from mmsa_atsuko.results import read_records, recover
+    out = tmp_path / "results"
+    truth = record("tfn", 3, 0.1)
+    write_store(out, GOOD[:2] + [stranger(skipped)])      # tfn seed 3's line, but for the field `skipped` names
+    kept = keep(out, truth)
+    assert recover(out) == [truth] and not kept.exists()
+    assert [r["run_id"] for r in read_records(out)] == [r["run_id"] for r in GOOD[:2]] + [truth["run_id"]]
+    # A second recovery of the same file (one killed after its append, before the file was removed) adds nothing.
+    kept = keep(out, truth)
+    assert recover(out) == [] and not kept.exists()
+    assert [r["seed"] for r in read_records(out)] == [1, 2, 3]
+    capsys.readouterr()
+    assert main(["leaderboard", "--results", str(out)]) == 0 and "| tfn | 3 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", ["metrics-text", "config-array", "seed-text"])
+def test_a_kept_record_that_holds_no_run_is_left_with_a_warning(tmp_path, caplog, case):
+    """Before: it was appended, a line every reader skips (or, before that, one that stopped every table), and the
+    file removed; here the store's own skipped line of that run came back as a second one."""
+    from mmsa_atsuko.results import read_records, recover
+    out = tmp_path / "results"
+    write_store(out, GOOD + [stranger(case)])
+    before = (out / "runs.jsonl").read_bytes()
+    kept = keep(out, stranger(case))
+    with caplog.at_level(logging.WARNING, logger="mmsa_atsuko"):
+        assert recover(out) == []
+    assert kept.exists() and (out / "runs.jsonl").read_bytes() == before and read_records(out) == GOOD
+    (warning,) = [r.getMessage() for r in caplog.records if "record.json" in r.getMessage()]
+    assert warning.startswith(f"{kept} holds no run record ({WRONG_TYPES[case][2]}"), warning
+    assert warning.endswith("); left as it is: fix it, then recover again"), warning

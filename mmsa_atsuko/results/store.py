@@ -31,7 +31,8 @@ from ..atomic import open_append, open_new, read_small_file
 from ..errors import DataError, ToolkitError
 from ..lock_files import shared_mode
 from .folder import RECORD_FILE, RUNS_FILE, run_path, store_lock
-from .store_lines import MAX_KEPT_RECORD, MAX_STORE_BYTES, MAX_STORE_LINES, parse_record, read_records, run_ids
+from .store_lines import (MAX_KEPT_RECORD, MAX_STORE_BYTES, MAX_STORE_LINES, not_a_run, parse_record, read_records,
+                          run_ids)
 
 log = logging.getLogger("mmsa_atsuko")
 
@@ -152,6 +153,9 @@ def recover(out_dir) -> list[dict]:
     """Fold every kept `runs/*/record.json` into the store, exactly once: a record whose run_id the
     store already holds (a recovery killed between its append and its cleanup) is not appended
     again; each file is removed once its record is in the store. Returns the records appended.
+    The file is the run's truth: a store line of its run_id that readers skip (`not_a_run`: forged, or of wrong
+    types) holds no run, so it neither blocks the record nor makes it a second one, and a file that holds no run
+    record itself is left, with a warning, never appended as a line every reader would skip.
     A file this user may not remove (its run folder is another user's, in a shared results folder) is left,
     with one warning when its record is appended: the store holds its run_id, so no later call appends it
     again, and a user who may write its folder removes it at their next recovery."""
@@ -161,7 +165,7 @@ def recover(out_dir) -> list[dict]:
     path = out_dir / RUNS_FILE
     appended = []
     with store_lock(path):
-        stored = run_ids(read_records(out_dir))
+        stored = run_ids(read_records(out_dir))       # of the lines that hold a run: a skipped one blocks nothing
         # Listed again under the lock: a recovery that held it meanwhile (a sweep and `results --recover` started
         # together) folded in and removed what the list before it named, each then warned of as no record.
         for file in _kept_records(out_dir):
@@ -188,7 +192,9 @@ def _kept_records(out_dir: Path) -> list[Path]:
 
 
 def _read_kept(file: Path) -> dict | None:
-    """The record in a kept record.json, or None (with a warning) for one that is not a record of its folder."""
+    """The record in a kept record.json, or None (with a warning) for one that is not a record of its folder, or
+    that holds no run record: appended, it would be a line every reader skips (`not_a_run`), and the file, the
+    run's only record, removed."""
     try:
         # a named pipe there blocked every run, sweep and recovery for good
         record = parse_record(read_small_file(file, MAX_KEPT_RECORD))
@@ -196,6 +202,10 @@ def _read_kept(file: Path) -> dict | None:
             raise ValueError
     except (OSError, ValueError, DataError):
         log.warning("%s is not the record of run folder %s; left as it is", file, file.parent.name)
+        return None
+    why = not_a_run(record)
+    if why is not None:
+        log.warning("%s holds no run record (%s); left as it is: fix it, then recover again", file, why)
         return None
     return record
 
