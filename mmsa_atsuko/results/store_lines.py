@@ -237,13 +237,16 @@ def _is_table_number(value) -> bool:
 
 
 def _depth(value) -> int:
-    """How deep JSON containers nest in `value` (iterative: a deep value must not exhaust the stack)."""
+    """How deep JSON containers nest in `value` (iterative: a deep value must not exhaust the stack). Only containers
+    are stacked: every line of a store is checked, and a config's values are mostly numbers and strings."""
+    if not isinstance(value, (dict, list)):
+        return 0
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            if depth > MAX_CONFIG_DEPTH:
-                return depth
-            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+        deepest = max(deepest, depth)
+        if depth > MAX_CONFIG_DEPTH:
+            return depth
+        stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)
+                     if isinstance(v, (dict, list)))
     return deepest
