@@ -696,7 +696,16 @@ def test_a_sweep_file_that_is_a_named_pipe_is_refused_at_once(tmp_path):
     done = subprocess.run([sys.executable, "run.py", "sweep", str(tmp_path / "sweep.yaml"), "--dry-run",
                            "--out", str(tmp_path / "o")], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.strip() == f"error: config file {tmp_path / 'sweep.yaml'} is not a regular file; give a YAML file"
+    assert done.stderr.strip() == (f"error: config file {tmp_path / 'sweep.yaml'} is a pipe, not a file; "
+                                   "give a YAML file")
+
+
+def test_a_config_file_that_is_a_device_says_so(tmp_path):
+    """A link to /dev/null was 'not a regular file', where every other file's message says 'is a device'."""
+    (tmp_path / "sweep.yaml").symlink_to("/dev/null")
+    with pytest.raises(mmsa_atsuko.errors.UsageError) as info:
+        read_yaml(tmp_path / "sweep.yaml")
+    assert str(info.value) == f"config file {tmp_path / 'sweep.yaml'} is a device, not a file; give a YAML file"
 
 
 def test_yaml_aliases_within_bounds_still_work(tmp_path, capsys):

@@ -570,7 +570,7 @@ def test_sweep_and_table_command_errors_are_one_line(tmp_path, capsys, argv, cod
 def test_a_sweep_file_that_is_a_folder_or_binary_is_one_line(tmp_path, capsys):
     """`run.py sweep configs/sweeps` (a folder) and a binary file were tracebacks from open() and the decoder."""
     (tmp_path / "binary.yaml").write_bytes(bytes(range(200, 256)) * 4)
-    for path, message in ((tmp_path, "is a folder; give a YAML file in it"),
+    for path, message in ((tmp_path, "is a folder, not a file; give a YAML file in it"),
                           (tmp_path / "binary.yaml", "is not UTF-8 text")):
         got, lines = _main(["sweep", str(path), "--dry-run", "--out", str(tmp_path / "o")], capsys)
         assert got == 2 and len(lines) == 1 and message in lines[0], lines

@@ -15,11 +15,11 @@ from __future__ import annotations
 import copy
 import functools
 import io
-import stat
 from pathlib import Path
 
 import yaml
 
+from ..atomic import not_a_file
 from ..errors import UsageError, one_line
 
 
@@ -39,16 +39,18 @@ def read_yaml(path: Path) -> dict:
     """The YAML file as a dict (a fresh copy: callers may change it); an empty file is {}, a file that
     holds no mapping (a list, a string) is one line."""
     path = Path(path)
+    # open() of a folder raised IsADirectoryError, a traceback (`run.py sweep configs/sweeps`); a named pipe blocks
+    # open() until someone writes to it. What stands there is said as every other file's message says it.
+    what = not_a_file(path)
+    if what == "not found":
+        raise UsageError(f"config file {path} not found")
+    if what:
+        raise UsageError(f"config file {path} {what}; give a YAML file" + (" in it" if path.is_dir() else ""))
     try:
-        found = path.stat()
-    except FileNotFoundError:
+        mtime_ns = path.stat().st_mtime_ns
+    except OSError:                      # gone since the look above
         raise UsageError(f"config file {path} not found") from None
-    # open() would raise IsADirectoryError, a traceback (`run.py sweep configs/sweeps`)
-    if stat.S_ISDIR(found.st_mode):
-        raise UsageError(f"config file {path} is a folder; give a YAML file in it")
-    if not stat.S_ISREG(found.st_mode):  # a named pipe blocks open() until someone writes to it
-        raise UsageError(f"config file {path} is not a regular file; give a YAML file")
-    data = _parse_yaml(str(path), found.st_mtime_ns)
+    data = _parse_yaml(str(path), mtime_ns)
     if not isinstance(data, dict):       # every caller reads keys: a list was an AttributeError (--datasets FILE)
         raise UsageError(f"config file {path} must be a mapping of key: value, got a {type(data).__name__}")
     return copy.deepcopy(data)
