@@ -799,3 +799,24 @@ def test_the_robustness_figure_shows_a_second_runs_dashes_in_its_legend_and_bars
     finally:
         import matplotlib.pyplot as plt
         plt.close(fig)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["explain", "--run", "nope"], "unknown run id 'nope'"),
+    (["explain", "-d", "mosi", "--run", "atsuko-sims-s1111-20260101T000002-abcdef"], "is on sims, not mosi"),
+    (["robustness", "--run", "nope"], "unknown run id 'nope'"),
+    (["tsne", "-d", "mosi"], "no Atsuko runs on mosi"),
+    (["sensitivity", "-d", "sims", "--param", "lambda_ent", "--values", "0", "-s", "1111", "--read-only"],
+     "no finished atsuko run on sims with lambda_ent=0.0"),
+])
+def test_an_analysis_command_refuses_before_it_makes_a_folder(tmp_path, capsys, argv, says):
+    """explain made <results>/analysis before it looked the run id up, so `explain --run nope` left an empty
+    analysis/ beside the store; tsne and sensitivity too. A refusal writes nothing."""
+    from mmsa_atsuko.cli import main
+    store = tmp_path / "store"
+    _stored(store, "atsuko-sims-s1111-20260101T000002-abcdef", "atsuko", "sims")
+    before = sorted(p.name for p in store.iterdir())
+    code = main([*argv, "--results", str(store)])
+    printed, err = capsys.readouterr()
+    assert code != 0 and printed == "" and len(err.strip().splitlines()) == 1 and says in err, err
+    assert sorted(p.name for p in store.iterdir()) == before

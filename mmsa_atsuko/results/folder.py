@@ -145,11 +145,12 @@ def checkpoint_run(checkpoint) -> tuple[Path, str]:
 
 
 def analysis_dir(results) -> Path:
-    """`<results>/analysis`, where analysis commands write unless given --out (created)."""
+    """`<results>/analysis`, where analysis commands write unless given --out. Not made here: the writer of the
+    figures makes it (`atomic.write_files`), so a command that refuses its input after naming it (explain's unknown
+    run id) leaves no empty folder behind."""
     folder = inside(results, ANALYSIS_DIR)
     if folder.is_symlink():
         raise DataError(f"{folder} is a symbolic link; the toolkit writes only inside the results folder")
-    folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
