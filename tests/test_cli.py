@@ -420,6 +420,33 @@ def test_clean_names_a_link_named_as_a_run_folder_a_link_not_a_running_run(tmp_p
     assert link.is_symlink() and (elsewhere / "run.lock").exists()
 
 
+def test_clean_counts_as_running_only_a_folder_whose_run_lock_a_live_process_holds(tmp_path, capsys):
+    """A folder whose run.lock is a link, a file of two names or a folder (which no run makes, and clean leaves alone)
+    was counted 'kept 3 of run(s) still running' with no process running in any; each is named for what it is."""
+    from filelock import FileLock
+
+    from mmsa_atsuko.cli import main
+    runs = tmp_path / "runs"
+    live, linked, doubled, foldered = (runs / f".{name}.partial" for name in ("a", "b", "c", "d"))
+    for folder in (live, linked, doubled, foldered):
+        folder.mkdir(parents=True)
+    (foldered / "run.lock").mkdir()
+    (linked / "run.lock").symlink_to(tmp_path / "elsewhere.lock")
+    (tmp_path / "other.lock").write_text("")
+    os.link(tmp_path / "other.lock", doubled / "run.lock")
+    lock = FileLock(live / "run.lock")
+    lock.acquire()
+    try:
+        assert main(["clean", "--results", str(tmp_path)]) == 0
+    finally:
+        lock.release()
+    assert sorted(p.name for p in runs.iterdir()) == [".a.partial", ".b.partial", ".c.partial", ".d.partial"]
+    assert capsys.readouterr().out.splitlines() == [
+        f"removed 0 unfinished run folder(s) from {runs}; kept 1 of run(s) still running; left 3 folder(s) alone "
+        f"whose run.lock no run made ({linked / 'run.lock'} is a symbolic link, {doubled / 'run.lock'} is a file of 2 "
+        f"names (a hard link), {foldered / 'run.lock'} is a folder): look at them yourself"]
+
+
 def test_clean_removes_what_a_removal_killed_half_way_left(tmp_path, capsys):
     """A removal renames its folder `<name>.removing-<random>` before deleting it (run_folders.dead.remove); one
     killed half-way leaves that tombstone, which no run looks at again: clean removes it, and counts it apart."""
@@ -461,7 +488,8 @@ def test_clean_removes_a_folder_left_by_a_run_killed_while_making_it(tmp_path, c
         assert sorted(p.name for p in runs.iterdir()) == [".c.partial.new", ".d.partial.new"]
         lines = capsys.readouterr().out.splitlines()
         assert lines == [f"removed {named}", f"removed {old}",
-                         f"removed 2 unfinished run folder(s) from {runs}; kept 2 of run(s) still running"]
+                         f"removed 2 unfinished run folder(s) from {runs}; kept 1 of run(s) still running; kept 1 "
+                         "folder(s) being made (under 60 s old and naming no run yet: a run may be starting in them)"]
     finally:
         lock.release()
 

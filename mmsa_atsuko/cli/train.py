@@ -270,8 +270,9 @@ def cmd_clean(argv) -> int:
     add_results_option(p)
     args = p.parse_args(argv)
     from ..results import RUN_PY_MARK, check_output_folder, remove_free_locks, unremovable_note
-    from ..run_folders import (IDENTITY_CLAIM, NEW_GRACE_S, dead_folders, remove,  # their home: no torch
-                               remove_tombstones, unfinished_runs, work_folders)
+    from ..run_folders import (BEING_MADE, IDENTITY_CLAIM, NEW_GRACE_S, ODD_LOCK, RUN_LOCK,  # their home: no torch
+                               RUNNING, UNSEEN_LOCK, dead_folders, not_dead, remove, remove_tombstones, unfinished_runs,
+                               work_folders)
     require_results_folder(args.results)
     check_output_folder(args.results, option="--results")     # a `runs` link would remove folders elsewhere
     runs = Path(args.results) / "runs"
@@ -286,8 +287,14 @@ def cmd_clean(argv) -> int:
     dead = set(dead_folders(args.results))     # that this user could not take: another user's
     # A link named as a run folder is no run's: no run makes one, and clean never follows it (`unfinished_runs`).
     links = [folder for folder in listed if folder.is_symlink()]
-    # still there and not dead: a folder that finished or was removed between the two listings is neither
-    alive = sum(1 for folder in listed if folder not in dead and not folder.is_symlink() and folder.exists())
+    # Still there and not dead, each for what it is: a folder being made, or whose run.lock no run made or this user
+    # cannot look at, was 'still running' too. One that finished or was removed between the two listings is neither.
+    left = {RUNNING: [], BEING_MADE: [], ODD_LOCK: [], UNSEEN_LOCK: []}
+    for folder in listed:
+        why = None if folder in dead or folder.is_symlink() or not folder.exists() else not_dead(folder)
+        if why:
+            left[why[0]].append(f"{folder / RUN_LOCK} is {why[1]}" if why[0] == ODD_LOCK else str(folder))
+    running, being_made, odd, unseen = (left[kind] for kind in (RUNNING, BEING_MADE, ODD_LOCK, UNSEEN_LOCK))
     # What killed run.py's left (results.writers): their marks and their claims of runs, each kind said alike.
     counts = []
     for prefix, kind in ((RUN_PY_MARK, "mark"), (IDENTITY_CLAIM, "claim of a run")):
@@ -299,7 +306,13 @@ def cmd_clean(argv) -> int:
     print(f"removed {removed} unfinished run folder(s) from {runs}"
           + (f" and {marks} mark(s) of killed run.py's" if marks else "")
           + (f" and {claims} claim(s) of killed run.py's" if claims else "")
-          + (f"; kept {alive} of run(s) still running" if alive else "")
+          + (f"; kept {len(running)} of run(s) still running" if running else "")
+          + (f"; kept {len(being_made)} folder(s) being made (under {NEW_GRACE_S:g} s old and naming no run yet: a "
+             "run may be starting in them)" if being_made else "")
+          + (f"; kept {len(unseen)} folder(s) whose run.lock this user cannot look at (a run may hold it)"
+             if unseen else "")
+          + (f"; left {len(odd)} folder(s) alone whose run.lock no run made ({', '.join(odd[:3])}"
+             f"{', ...' if len(odd) > 3 else ''}): look at them yourself" if odd else "")
           + (f"; left {len(links)} symbolic link(s) named as run folders alone ({', '.join(map(str, links[:3]))}"
              f"{', ...' if len(links) > 3 else ''}): no run makes a link, so none is running; remove them yourself"
              if links else "")

@@ -13,16 +13,17 @@ Bottom to top: `layout` (the folder's names), `lock` (its lock and `claim`), `ru
 `dead` (finding, taking over, removing and moving dead runs' folders), `working` (a run's folder while it works).
 Each name is read where it is defined: patch it there (`run_folders.dead.claim`), not here.
 """
-from .dead import (NEW_GRACE_S, dead_folders, move_dead, remove, remove_tombstones, resume_points, take_leftovers,
-                   unfinished_note, unfinished_runs)
+from .dead import (BEING_MADE, NEW_GRACE_S, ODD_LOCK, RUNNING, UNSEEN_LOCK, dead_folders, move_dead, not_dead, remove,
+                   remove_tombstones, resume_points, take_leftovers, unfinished_note, unfinished_runs)
 from .layout import (LAST_CHECKPOINT, NEW_SUFFIX, RUN_IDENTITY, RUN_LOCK, SAVE_CHECKPOINT, check_save_checkpoint,
                      partial_dir, work_folders)
 from .lock import IDENTITY_CLAIM, LOOK_HOLD_S, claim, foreign_kind, identity_claim, take
 from .run_json import MAX_RUN_JSON, attempts_of, folder_identity, identity_of, warn_of_other_threads
 from .working import check_resumable, run_folder
 
-__all__ = ["IDENTITY_CLAIM", "LAST_CHECKPOINT", "LOOK_HOLD_S", "MAX_RUN_JSON", "NEW_GRACE_S", "NEW_SUFFIX",
-           "RUN_IDENTITY", "RUN_LOCK", "SAVE_CHECKPOINT", "attempts_of", "check_resumable", "check_save_checkpoint",
-           "claim", "dead_folders", "folder_identity", "foreign_kind", "identity_claim", "identity_of", "move_dead",
-           "partial_dir", "remove", "remove_tombstones", "resume_points", "run_folder", "take", "take_leftovers",
-           "unfinished_note", "unfinished_runs", "warn_of_other_threads", "work_folders"]
+__all__ = ["BEING_MADE", "IDENTITY_CLAIM", "LAST_CHECKPOINT", "LOOK_HOLD_S", "MAX_RUN_JSON", "NEW_GRACE_S",
+           "NEW_SUFFIX", "ODD_LOCK", "RUNNING", "RUN_IDENTITY", "RUN_LOCK", "SAVE_CHECKPOINT", "UNSEEN_LOCK",
+           "attempts_of", "check_resumable", "check_save_checkpoint", "claim", "dead_folders", "folder_identity",
+           "foreign_kind", "identity_claim", "identity_of", "move_dead", "not_dead", "partial_dir", "remove",
+           "remove_tombstones", "resume_points", "run_folder", "take", "take_leftovers", "unfinished_note",
+           "unfinished_runs", "warn_of_other_threads", "work_folders"]

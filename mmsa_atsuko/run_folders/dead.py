@@ -63,11 +63,31 @@ def dead_folders(out) -> list[Path]:
     one this user cannot look at, is not counted."""
     found = []
     for folder in work_folders(Path(out) / "runs"):
-        if folder.is_symlink() or _maybe_being_made(folder) or foreign_kind(folder / RUN_LOCK):
+        if folder.is_symlink() or not_dead(folder):
             continue
-        if probe(folder / RUN_LOCK) is False and folder.is_dir():     # not renamed away (finished) meanwhile
+        if folder.is_dir():                  # not renamed away (finished) meanwhile
             found.append(folder)
     return found
+
+
+# Why a work folder that is no link is not a dead run's (`not_dead`): `clean` counts only RUNNING as running runs.
+RUNNING, BEING_MADE, ODD_LOCK, UNSEEN_LOCK = "running", "being made", "odd lock", "unseen lock"
+
+
+def not_dead(folder: Path) -> tuple[str, str | None] | None:
+    """Why `folder` (a work folder, no link) is not a dead run's, and what its run.lock is where that is why:
+    BEING_MADE (`_maybe_being_made`: a run may be about to lock it), ODD_LOCK (its run.lock is a folder, or what
+    `lock.foreign_kind` names: no run makes one), UNSEEN_LOCK (this user cannot look at its run.lock: counted as held,
+    not known to run) or RUNNING (a live process holds its run.lock); None for a dead run's folder (its lock free, or
+    none)."""
+    if _maybe_being_made(folder):
+        return BEING_MADE, None
+    lock = folder / RUN_LOCK
+    odd = foreign_kind(lock) or ("a folder" if lock.is_dir() and not lock.is_symlink() else None)
+    if odd:
+        return ODD_LOCK, odd
+    held = probe(lock)
+    return None if held is False else (RUNNING, None) if held else (UNSEEN_LOCK, None)
 
 
 def unfinished_note(out) -> str | None:
