@@ -219,3 +219,25 @@ def test_figures_on_another_file_than_the_real_one_say_so_as_their_tables_do(tmp
     assert runs_data_tag([record("tfn", 1, 0.7), simsv2_record("tfn", 1, 0.7)]) == "not the real simsv2 data"
     assert runs_data_tag([record("tfn", 1, 0.7, data=OWN_VIDEOS)]) == "not the published mosi data"
     assert runs_data_tag([record("tfn", 1, 0.7)]) == ""
+
+
+def test_a_missing_rate_figure_of_another_file_is_named_as_its_csv_is(tmp_path):
+    """The curves of runs on your own videos under -d mosi were drawn to missing_rate_mosi, the published file's
+    name: drawn alone they overwrote its figure, drawn beside it one of the two was missing_rate_mosi-2. Named now as
+    normal/ names their CSV: mosi-not-published-<the first 12 hex digits of the file's sha256>."""
+    from mmsa_atsuko.leaderboard.commands import missing_rate_figures
+    store, figures = tmp_path / "results", tmp_path / "figures"
+
+    def add(data):
+        for seed, mae in ((1, 0.7), (2, 0.9)):
+            for rate in (None, 0.5):
+                append_record(store, record("tfn", seed, mae, data=data, rate=rate))
+    add(OWN_VIDEOS)
+    missing_rate_figures(store, figures)
+    own = {f"missing_rate_mosi-not-published-bbbbbbbbbbbb.{ext}" for ext in ("csv", "pdf", "png")}
+    assert {p.name for p in figures.iterdir()} == own
+    add(PUBLISHED)
+    missing_rate_figures(store, figures)
+    assert {p.name for p in figures.iterdir()} == own | {f"missing_rate_mosi.{ext}" for ext in ("csv", "pdf", "png")}
+    with open(figures / "missing_rate_mosi.csv", newline="", encoding="utf-8") as f:
+        assert {row["data"] for row in csv.DictReader(f)} == {PUBLISHED}

@@ -14,9 +14,10 @@ from pathlib import Path
 from ..atomic import check_entries, write_files
 from ..config import dataset_facts
 from ..errors import UsageError
-from ..results import RUNS_FILE, ok_records, read_records
+from ..results import RUNS_FILE, data_name_suffix, ok_records, read_records
 from .curves import curves_frame, missing_rate_tables, render_curves_markdown
 from .published import published_blocks
+from .real_data import kind_of
 from .csv_table import csv_frame
 from .render import render_comparison, render_latex, render_markdown
 from .verify import VerifyCell, verify
@@ -161,7 +162,8 @@ def _curves_text(tables, fmt: str) -> str:
 
 def missing_rate_figures(results, out, *, datasets=None, key_metric=None) -> list[Path]:
     """One figure per curve table (PNG, PDF and the CSV behind it) in `out`, named
-    `missing_rate_<dataset>[-aligned][-synthetic]`; needs the [plots] extra."""
+    `missing_rate_<dataset>[-aligned]` and what normal/'s CSV of its data holds after the dataset
+    (`results.data_name_suffix`: `-synthetic`, `-not-published-<hex>`, ...); needs the [plots] extra."""
     from ..metrics.names import lower_is_better
     from ..plots.analyses import plot_missing_rate
     from ..plots.common import data_tag_of, figure_files
@@ -169,9 +171,11 @@ def missing_rate_figures(results, out, *, datasets=None, key_metric=None) -> lis
     tables = _curve_tables(_read_store(results), results, datasets, key_metric, "missing_rate", False)
     files, names = {}, {}
     for t in tables:
-        name = f"missing_rate_{t.dataset}{'-aligned' if t.aligned else ''}{'-synthetic' if t.synthetic else ''}"
+        # Named as the CSVs are: a figure of your own mosi-format data was missing_rate_mosi, the published one's name.
+        kind = kind_of(t.dataset, t.aligned, t.data, t.not_real)
+        name = f"missing_rate_{t.dataset}{'-aligned' if t.aligned else ''}{data_name_suffix(kind, t.data)}"
         names[name] = names.get(name, 0) + 1
-        if names[name] > 1:                       # another data file of the same kind
+        if names[name] > 1:                       # another data file of the same name (synthetic of two sizes)
             name += f"-{names[name]}"
         fig = plot_missing_rate(curves_frame([t]), t.title(kind=False), data_tag_of([t.kind_text()]),
                                 lower_is_better(t.metric))

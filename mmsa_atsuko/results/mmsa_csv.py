@@ -69,14 +69,22 @@ def mmsa_csv_name(dataset: str, synthetic: bool, data: str | None = None, aligne
     before the trace columns, keeps MMSA's columns only, the data id's among those it lacks): a run on your own videos
     under -d mosi sat among real MOSI runs, the same model name on numbers of other data, so such data get a file of
     their own, one per file, as synthetic data do, rather than a column."""
-    if not synthetic:
-        kind = data_kind(data, dataset, aligned, split_sizes)
-        if kind in ("not published", "not real"):
-            digits = "".join(c for c in str(data).removeprefix("sha256:") if c.isascii() and c.isalnum())[:12]
-            return f"{dataset}-{kind.replace(' ', '-')}-{digits}.csv"      # a hand-made record's id is no path
-        return f"{dataset}.csv"
-    recipe = recipe_of(data)
-    return f"{dataset}-synthetic.csv" if recipe == STANDARD else f"{dataset}-synthetic-{recipe}.csv"
+    kind = "synthetic" if synthetic else data_kind(data, dataset, aligned, split_sizes)
+    return f"{dataset}{data_name_suffix(kind, data)}.csv"
+
+
+def data_name_suffix(kind: str, data) -> str:
+    """What a file of runs on data `data`, whose `data.stamp.data_kind` word is `kind`, holds after its dataset's name:
+    '-synthetic' or '-synthetic-<recipe>', '-not-published-<hex>' or '-not-real-<hex>' (the first 12 hex digits of
+    the data's sha256), '' for the real file or a dataset of your own. normal/'s CSVs (`mmsa_csv_name`) and
+    `leaderboard --figures`' curves are named by it, so a figure of your own mosi-format data is no published one's."""
+    if kind == "synthetic":
+        recipe = recipe_of(data)
+        return "-synthetic" if recipe == STANDARD else f"-synthetic-{recipe}"
+    if kind in ("not published", "not real"):
+        digits = "".join(c for c in str(data).removeprefix("sha256:") if c.isascii() and c.isalnum())[:12]
+        return f"-{kind.replace(' ', '-')}-{digits}"      # a hand-made record's id is no path
+    return ""
 
 
 # What traces a row to the runs it averages, after MMSA's columns (see the module docstring): the setting and
