@@ -231,11 +231,22 @@ def _has_stamp(marker: Path) -> bool:
         return False
 
 
+def synthetic_mintrec_cached(cache_dir, *, size: str = "small", seed: int = 0) -> bool:
+    """Whether `ensure_synthetic_mintrec` would find the folder under `cache_dir` and write nothing. Without torch:
+    the sweep's planning line asks before torch is imported."""
+    marker = _cached_folder(cache_dir, size, seed) / SYNTHETIC_MARKER
+    return marker.is_file() and _has_stamp(marker)
+
+
+def _cached_folder(cache_dir, size: str, seed: int) -> Path:
+    return Path(cache_dir) / mintrec_recipe(size, seed) / mintrec_facts()["files"]["unaligned"]
+
+
 def ensure_synthetic_mintrec(cache_dir, *, size: str = "small", seed: int = 0) -> tuple[Path, Path]:
     """(MIntRec folder, its tiny-BERT folder) under `cache_dir/<recipe>/MIntRec`, written only
     if missing (a folder without synthetic.json is a broken leftover, and one whose marker has
     no stamp was written by an older generator: both are replaced)."""
-    folder = Path(cache_dir) / mintrec_recipe(size, seed) / mintrec_facts()["files"]["unaligned"]
+    folder = _cached_folder(cache_dir, size, seed)
     marker = folder / SYNTHETIC_MARKER
     if not marker.is_file():
         write_synthetic_mintrec(folder, size=size, seed=seed, replace=False)

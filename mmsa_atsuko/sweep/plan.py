@@ -117,7 +117,6 @@ def data_to_read(settings) -> str:
     cached: dict[str, bool] = {}            # name -> whether none of its data is generated now (real data: True)
     for s in settings:
         name = f"{s.dataset}{' aligned' if s.aligned else ''}{' synthetic' if s.synthetic else ''}"
-        # None: synthetic MIntRec, whose cache is not looked at before torch; said as not cached.
         held = not s.synthetic or bool(synthetic_cached(s.dataset, synthetic_cache_dir(), size=s.synthetic_size,
                                                         aligned=s.aligned, recipe=s.synthetic_recipe))
         cached[name] = cached.get(name, True) and held

@@ -33,9 +33,17 @@ The parts, each importing only those above it:
 The names other modules use are importable from here. A name is read where it is used, so patch
 it there (e.g. `text._compute_text_features`), not here.
 """
-from .dataset import load_mintrec
 from .folder import (FEATURE_FILES, SYNTHETIC_MARKER, TSV_FILES, TSV_HEADER, folder_digest, label_names, missing_files,
                      mintrec_facts, resolve_mintrec_folder)
+
+
+def __getattr__(name: str):
+    """`load_mintrec` imported on first use (PEP 562): `dataset` reads torch, and the folder's names are read without
+    it (the sweep's planning line looks for synthetic MIntRec in its cache before torch is imported)."""
+    if name == "load_mintrec":
+        from .dataset import load_mintrec
+        return load_mintrec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["load_mintrec", "resolve_mintrec_folder", "missing_files", "label_names", "mintrec_facts", "folder_digest",
            "FEATURE_FILES", "SYNTHETIC_MARKER", "TSV_FILES", "TSV_HEADER"]

@@ -21,7 +21,6 @@ from ...atomic import read_small_file
 from ...cache import sha256_of
 from ...config import datasets_table
 from ...errors import DataError
-from ..spec import MODALITIES
 from ..stamp import stamped_recipe
 
 log = logging.getLogger("mmsa_atsuko")
@@ -95,6 +94,7 @@ def _marker_of(folder: Path) -> dict | None:
 
 def _checked_lengths(marker: dict, marker_path: Path) -> dict:
     """The marker's padded lengths: integers from MIN_SEQ_LENS to datasets.yaml's (the generator writes no more)."""
+    from ..spec import MODALITIES    # here: spec imports torch, and the sweep's planning line reads this module before
     wanted = mintrec_facts()["max_seq_lens"]
     try:
         lens = {m: marker["max_seq_lens"][m] for m in MODALITIES}
@@ -123,6 +123,7 @@ def synthetic_marker(folder: Path) -> tuple[dict, dict | None, str | None]:
     if isinstance(stamp, dict):         # the five files are hashed only for a stamp that can hold
         recipe = stamped_recipe(stamp, folder_digest({name: sha256_of(folder / name) for name in DATA_FILES}))
     if recipe is None:
+        from ..spec import MODALITIES
         log.warning("mintrec: %s has no synthetic generator's stamp that holds for this folder's files; the folder "
                     "is read as real data, padded to datasets.yaml's lengths (%s)", folder / SYNTHETIC_MARKER,
                     ", ".join(f"{m} {lens[m]}" for m in MODALITIES))

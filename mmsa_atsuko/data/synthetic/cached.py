@@ -37,7 +37,7 @@ def ensure_synthetic(dataset: str, cache_dir, *, size: str = "small", seed: int 
     """
     check_synthetic_request(dataset, size, aligned, recipe)
     if str(dataset).lower() == "mintrec":
-        from ..synthetic_mintrec import ensure_synthetic_mintrec    # lazy: it reads the loader, which needs torch
+        from ..synthetic_mintrec import ensure_synthetic_mintrec    # lazy: for mintrec alone
         return ensure_synthetic_mintrec(cache_dir, size=size, seed=seed)
     dataset, size, seed, aligned = check_args(dataset, size, seed, aligned)
     facts = facts_of(dataset)
@@ -64,12 +64,13 @@ def _paths(dataset: str, cache_dir, size: str, seed: int, aligned: bool, recipe:
 
 
 def synthetic_cached(dataset: str, cache_dir, *, size: str = "small", seed: int = 0, aligned: bool = False,
-                     recipe: str = STANDARD) -> bool | None:
-    """Whether `ensure_synthetic` would find every file of the recipe there and write nothing; None for mintrec, whose
-    files synthetic_mintrec.py names (it imports torch, and the sweep's planning line that asks comes before torch)."""
+                     recipe: str = STANDARD) -> bool:
+    """Whether `ensure_synthetic` would find every file of the recipe there and write nothing. Without torch (the
+    sweep's planning line asks before it): MIntRec's folder is synthetic_mintrec.py's, which reads none either."""
     check_synthetic_request(dataset, size, aligned, recipe)
     if str(dataset).lower() == "mintrec":
-        return None
+        from ..synthetic_mintrec import synthetic_mintrec_cached
+        return synthetic_mintrec_cached(cache_dir, size=size, seed=seed)
     dataset, size, seed, aligned = check_args(dataset, size, seed, aligned)
     pkl, bert = _paths(dataset, cache_dir, size, seed, aligned, recipe)
     return pkl.is_file() and is_stamped(pkl) and (bert / MARKER_JSON).is_file()

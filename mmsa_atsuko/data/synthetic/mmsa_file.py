@@ -139,7 +139,7 @@ def write_synthetic(dataset: str, out_path, *, size: str = "small", seed: int = 
     """Write one synthetic feature pickle in MMSA's format to `out_path` (atomically).
     For mintrec, `out_path` is the MIntRec folder (synthetic_mintrec)."""
     if str(dataset).lower() == "mintrec":
-        from ..synthetic_mintrec import write_synthetic_mintrec     # lazy: it reads MIntRec's loader, which needs torch
+        from ..synthetic_mintrec import write_synthetic_mintrec     # lazy: for mintrec alone
         check_mintrec_request(aligned, recipe)
         return write_synthetic_mintrec(out_path, size=size, seed=seed)
     data = make_synthetic(dataset, size=size, seed=seed, aligned=aligned, recipe=recipe)
