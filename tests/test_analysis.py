@@ -801,6 +801,39 @@ def test_the_robustness_figure_shows_a_second_runs_dashes_in_its_legend_and_bars
         plt.close(fig)
 
 
+def test_two_runs_with_equal_robustness_lines_are_both_seen():
+    """Two runs whose noise and frame-drop lines are equal drew the second's dashed line and round markers exactly over
+    the first's solid ones, which it hid. Each run has its marker (the second's hollow), and the second's lines sit 4
+    points to the side of the first's on screen, their values unmoved and inside the axes' limits."""
+    from mmsa_atsuko.plots.analyses import plot_robustness
+    rows = []
+    for run_id in ("run-aaaaaa", "run-bbbbbb"):                       # the same model, the same numbers
+        rows.append(dict(run_id=run_id, model="tfn", corruption="clean", modality="", level=0.0, Acc_2=0.80))
+        for modality in ("text", "audio", "vision"):
+            rows += [dict(run_id=run_id, model="tfn", corruption="noise", modality=modality, level=10.0, Acc_2=0.78),
+                     dict(run_id=run_id, model="tfn", corruption="frame_drop", modality=modality, level=0.5,
+                          Acc_2=0.77),
+                     dict(run_id=run_id, model="tfn", corruption="zero", modality=modality, level=0.0, Acc_2=0.75)]
+    fig = plot_robustness(pd.DataFrame(rows), "Acc_2", "", False)
+    try:
+        for ax in fig.axes[:2]:
+            first, second = ax.get_lines()[:3], ax.get_lines()[3:]
+            assert len(second) == 3
+            for a, b in zip(first, second):
+                assert a.get_marker() == "o" and a.get_markerfacecolor() == a.get_color()
+                assert b.get_marker() == "s" and b.get_markerfacecolor() == "none"
+                assert np.array_equal(a.get_xydata(), b.get_xydata())         # the values are where they were
+                on_a = a.get_transform().transform(a.get_xydata())
+                on_b = b.get_transform().transform(b.get_xydata())
+                assert np.allclose(on_b[:, 0] - on_a[:, 0], 4 * fig.dpi / 72) and np.allclose(on_b[:, 1], on_a[:, 1])
+            low, high = ax.get_ylim()
+            values = np.concatenate([line.get_ydata() for line in ax.get_lines()])
+            assert low < values.min() and high > values.max()               # the limits hold every value
+    finally:
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+
+
 @pytest.mark.parametrize("argv, says", [
     (["explain", "--run", "nope"], "unknown run id 'nope'"),
     (["explain", "-d", "mosi", "--run", "atsuko-sims-s1111-20260101T000002-abcdef"], "is on sims, not mosi"),

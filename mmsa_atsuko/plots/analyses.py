@@ -8,10 +8,13 @@ from .common import MODALITIES, MODALITY_COLORS, pyplot, tagged_title
 
 CLEAN_SNR_POSITION = 30.0        # where the clean point sits on the SNR axis (labelled "clean")
 LEGEND_HANDLE_LENGTH = 6.0       # in font sizes: a whole "-." cycle each side of the marker (fontsize 7, linewidth 1.5)
+RUN_MARKERS = ("o", "s", "^", "D")   # one per run of a robustness figure, as its line style is
+RUN_SHIFT_POINTS = 4.0           # how far apart, sideways, two runs' lines are drawn (the values are not moved)
 
 
 def plot_robustness(table, metric: str, data_tag: str, lower_is_better: bool):
     plt = pyplot()
+    from matplotlib.transforms import offset_copy
     runs = list(dict.fromkeys(table.run_id))
     styles = ("-", "--", ":", "-.")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [1.4, 1.4, 1]})
@@ -19,17 +22,28 @@ def plot_robustness(table, metric: str, data_tag: str, lower_is_better: bool):
         rows = table[table.run_id == run_id]
         clean = float(rows[rows.corruption == "clean"][metric].iloc[0])
         name = f"{rows.model.iloc[0]} ({run_id[-6:]})" if len(runs) > 1 else rows.model.iloc[0]
+        # Two runs whose lines are equal (a model robust to a modality) drew the second exactly over the first, which
+        # it hid: each run has its own marker, hollow after the first's, and its lines are drawn a few points aside
+        # (on screen, not in value).
+        marker, shift = RUN_MARKERS[r % len(RUN_MARKERS)], (r - (len(runs) - 1) / 2) * RUN_SHIFT_POINTS
+        face = {"markerfacecolor": "none"} if r else {}
         for modality in MODALITIES:
             color, style = MODALITY_COLORS[modality], styles[r % len(styles)]
             noise = rows[(rows.corruption == "noise")
                          & (rows.modality == modality)].sort_values("level", ascending=False)
+            lines = []
             if len(noise):
-                axes[0].plot([CLEAN_SNR_POSITION] + list(noise.level), [clean] + list(noise[metric]), style,
-                             marker="o", color=color, label=f"{name}: noise on {modality}")
+                lines += axes[0].plot([CLEAN_SNR_POSITION] + list(noise.level), [clean] + list(noise[metric]), style,
+                                      marker=marker, color=color, label=f"{name}: noise on {modality}", **face)
             drop = rows[(rows.corruption == "frame_drop") & (rows.modality == modality)].sort_values("level")
             if len(drop):
-                axes[1].plot([0] + list(100 * drop.level), [clean] + list(drop[metric]), style, marker="o",
-                             color=color, label=f"{name}: frames dropped in {modality}")
+                lines += axes[1].plot([0] + list(100 * drop.level), [clean] + list(drop[metric]), style,
+                                      marker=marker, color=color, label=f"{name}: frames dropped in {modality}",
+                                      **face)
+            for line in lines if shift else ():
+                # Moved once drawn: the axes' limits were set from its values (a line added with a shifted transform
+                # is left out of them, and the panel zoomed to nothing).
+                line.set_transform(offset_copy(line.axes.transData, fig=fig, x=shift, y=0, units="points"))
         zero = rows[rows.corruption == "zero"].set_index("modality")
         width = 0.8 / len(runs)
         positions = np.arange(len(MODALITIES) + 1) + (r - (len(runs) - 1) / 2) * width
