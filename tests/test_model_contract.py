@@ -91,8 +91,8 @@ def test_outputs_losses_and_gradients(name, task, datasets, tiny_bert):
 
 def test_the_checks_above_are_the_trainers_and_refuse_what_breaks_the_contract(datasets, tiny_bert):
     # What this file checks every model with is what `fit` checks a model of one's own with, on its first batch.
-    from mmsa_atsuko.training import trainer
-    assert trainer.check_outputs is contract.check_outputs and trainer.check_losses is contract.check_losses
+    from mmsa_atsuko.training import loss_checks, trainer
+    assert trainer.check_outputs is contract.check_outputs and loss_checks.check_losses is contract.check_losses
     data = datasets["regression"]
     model, _ = build("tfn", data, tiny_bert)
     batch = data.train.batch(torch.arange(8))

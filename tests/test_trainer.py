@@ -11,6 +11,7 @@ from torch import nn
 
 from conftest import make_dataset
 from mmsa_atsuko.errors import ModelContractError
+from mmsa_atsuko.training import loss_checks
 from mmsa_atsuko.training import trainer as trainer_mod
 from mmsa_atsuko.training.seed import set_seed
 from mmsa_atsuko.training.trainer import evaluate, fit
@@ -542,7 +543,7 @@ def test_classification_logits_must_have_one_column_per_class():
 def test_the_contract_is_checked_once_per_fit_on_its_first_batch(monkeypatch):
     seen = []
     monkeypatch.setattr(trainer_mod, "check_outputs", lambda model, outputs, n, spec: seen.append(("forward", n)))
-    monkeypatch.setattr(trainer_mod, "check_losses", lambda model, losses: seen.append(("loss", len(losses))))
+    monkeypatch.setattr(loss_checks, "check_losses", lambda model, losses: seen.append(("loss", len(losses))))
     result = fit(LinearProbe(), make_dataset(), cfg(max_epochs=3, early_stop=100), device=torch.device("cpu"), seed=0)
     assert result.epochs_run == 3                   # 3 epochs of 3 batches: 9 steps, one check
     assert seen == [("forward", 16), ("loss", 2)]
