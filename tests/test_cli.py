@@ -798,7 +798,7 @@ def test_each_attempt_at_a_run_is_noted_and_an_unnoted_one_counts_as_unknown(tmp
 def test_the_run_table_keeps_its_columns_under_long_condition_labels(capsys):
     """`tfn [modalities=TA]` is longer than the 12 characters the name column had: its row's metrics
     were shifted right of the header's."""
-    from mmsa_atsuko.cli.train import print_table
+    from mmsa_atsuko.leaderboard.end_table import print_table
     metrics = {"Mult_acc_2": 0.5, "Mult_acc_3": 0.5, "Mult_acc_5": 0.5, "F1_score": 0.5, "MAE": 0.4, "Corr": 0.1}
     records = [{"run_id": f"r{i}", "model": "tfn", "dataset": "sims", "aligned": False, "synthetic": True,
                 "seed": 1, "best_epoch": 2, "metrics": metrics,
@@ -814,7 +814,7 @@ def test_the_closing_line_names_the_runs_another_process_recorded_while_this_one
     """A run.py that waited for another process's run and took its record closed with "nothing appended: every run
     was already recorded" (as if recorded before it started): the run ids in the store before the call tell them
     apart."""
-    from mmsa_atsuko.cli.train import print_table
+    from mmsa_atsuko.leaderboard.end_table import print_table
     metrics = {"Mult_acc_2": 0.5, "Mult_acc_3": 0.5, "Mult_acc_5": 0.5, "F1_score": 0.5, "MAE": 0.4, "Corr": 0.1}
     records = [{"run_id": f"r{i}", "model": "tfn", "dataset": "sims", "aligned": False, "synthetic": True,
                 "seed": i, "best_epoch": 2, "metrics": metrics} for i in (1, 2)]
@@ -1026,7 +1026,7 @@ def test_a_rerun_that_appended_nothing_says_another_process_recorded_the_runs(ca
     """run.py --rerun appends nothing only where another process recorded every run after it began (api.pipeline's
     rule for a record taken meanwhile): its closing line says so. Before, it said the runs were already recorded
     and that --rerun trains them again, to a --rerun command."""
-    from mmsa_atsuko.cli.train import print_table
+    from mmsa_atsuko.leaderboard.end_table import print_table
     metrics = {"Mult_acc_2": 0.5, "Mult_acc_3": 0.5, "Mult_acc_5": 0.5, "F1_score": 0.5, "MAE": 0.4, "Corr": 0.1}
     records = [{"run_id": "r1", "model": "tfn", "dataset": "sims", "aligned": False, "synthetic": True, "seed": 1,
                 "best_epoch": 2, "metrics": metrics}]

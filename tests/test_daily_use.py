@@ -73,7 +73,7 @@ def test_run_table_ends_with_mean_and_sample_std(two_seeds):
 def test_run_table_names_a_stress_recipe(tmp_path, capsys):
     """`-d mosi --synthetic --synthetic-recipe corrupt` printed 'mosi (synthetic data): ...', as the standard
     recipe's table reads (found in a user's trial)."""
-    from mmsa_atsuko.cli.train import print_table
+    from mmsa_atsuko.leaderboard.end_table import print_table
     record = {"run_id": "r", "model": "atsuko", "dataset": "mosi", "aligned": False, "seed": 1111, "synthetic": True,
               "best_epoch": 1, "metrics": {"MAE": 0.5}}
     for data, label in (("synthetic:corrupt-s2-mosi-small-unaligned-seed0-v2", "synthetic data, corrupt recipe"),

@@ -71,7 +71,7 @@ def test_mmsa_rows_of_another_file_go_to_a_file_of_their_own(tmp_path):
 
 
 def test_the_end_table_names_its_data_and_preset_in_the_leaderboards_column_order(capsys):
-    from mmsa_atsuko.cli.train import print_table
+    from mmsa_atsuko.leaderboard.end_table import print_table
     print_table([record("tfn", 1, 0.7, data=OWN_VIDEOS, preset="small"),
                  record("tfn", 2, 0.9, data=OWN_VIDEOS, preset="small")], "results", set())
     lines = capsys.readouterr().out.splitlines()
@@ -143,7 +143,7 @@ def test_mmsa_rows_of_a_file_of_other_split_sizes_go_to_a_file_of_their_own(tmp_
 
 def test_compare_and_the_end_table_head_a_file_of_other_split_sizes_as_the_leaderboard_does(tmp_path, capsys):
     from mmsa_atsuko.cli import main
-    from mmsa_atsuko.cli.train import print_table
+    from mmsa_atsuko.leaderboard.end_table import print_table
     for seed, mae in ((1, 0.7), (2, 0.9)):
         append_record(tmp_path, simsv2_record("atsuko", seed, mae))
         append_record(tmp_path, simsv2_record("tfn", seed, mae + 0.1))

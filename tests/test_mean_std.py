@@ -42,7 +42,7 @@ def test_the_bench_tables_print_the_leaderboards_cell():
 def test_the_run_table_takes_a_metric_a_seed_lacks_as_the_leaderboard_does(capsys):
     """A seed recorded before a metric existed lacks it: run.py's end table printed "nan" for the model's mean, where
     the leaderboard's cell is the mean over the seeds that have it, with their n."""
-    from mmsa_atsuko.cli.train import print_table
+    from mmsa_atsuko.leaderboard.end_table import print_table
     from mmsa_atsuko.metrics.names import metric_keys
     keys = metric_keys("sims")
     records = []

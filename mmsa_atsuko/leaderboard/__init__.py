@@ -4,6 +4,7 @@ published.py: the seed paper's tables as printed; stats.py: cells over seeds, We
 the tables built from run records; notes.py: what each table says under its rows; ablation.py:
 Table 4, built from those tables; cells.py: what one printed cell reads (units, numbers, pairs);
 render.py: Markdown, LaTeX and the terminal comparison; csv_table.py: the CSV, in stored units;
+end_table.py: the table `run.py` prints at its end;
 commands.py: `leaderboard` and `compare`, which read the store and put these together.
 """
 from .commands import compare, leaderboard
