@@ -816,7 +816,7 @@ def test_progress_names_the_config_where_the_sweep_holds_several_of_one_model(tm
     single config there (lmf on MOSI, tfn on SIMS) keeps its plain name."""
     import re
 
-    from mmsa_atsuko.leaderboard.stats import build_tables
+    from mmsa_atsuko.leaderboard.tables import build_tables
     f = write(tmp_path / "s.yaml", """
 synthetic: true
 preset: small

@@ -1,6 +1,6 @@
 """The Table 4 ablation: the Atsuko family's rows by their switches (use_sbn, use_mcm), side by side per dataset.
 
-Built from the leaderboard tables (`stats.build_tables`), so its cells, best marks and seed notes (notes.py) are the
+Built from the leaderboard tables (`tables.build_tables`), so its cells, best marks and seed notes (notes.py) are the
 leaderboard's: one `Ablation` per (aligned flag, data kind), one group of columns per table.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ..data.synthetic_stress import recipe_of
 from ..models.atsuko.family import ATSUKO_FAMILY, TABLE4_ROWS, switches_of     # no torch: family.py imports none
 from .notes import protocol_notes
-from .stats import Row, Table, best_cells
+from .tables import Row, Table, best_cells
 
 
 @dataclass

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 
 from ..metrics.names import lower_is_better, table_order
-from ..results import StoredCell
-from .stats import MIN_SEEDS, SIGNIFICANCE, Cell, Row
+from ..results import Cell, StoredCell
+from .stats import MIN_SEEDS, SIGNIFICANCE
+from .tables import Row
 
 RAW_METRICS = frozenset({"MAE", "Corr", "Loss", "loss"})      # shown as stored, not in %
 

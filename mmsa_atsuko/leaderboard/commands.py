@@ -22,7 +22,7 @@ from .csv_table import csv_frame
 from .render import render_comparison, render_latex, render_markdown
 from .verify import VerifyCell, verify
 from .ablation import build_ablations
-from .stats import build_tables, comparison_rows, latest_configs
+from .tables import build_tables, comparison_rows, latest_configs
 
 
 def _known_datasets(datasets):

@@ -16,7 +16,8 @@ from ..results import code_versions, model_selection
 from .cells import RAW_METRICS
 from .notes import HOW_RAN, how_ran_text, row_run_labels
 from .published import ABLATION_SOURCE, ERRATA, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION, erratum_note
-from .stats import Cell, Row
+from .stats import Cell
+from .tables import Row
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,5 +1,5 @@
 """What a table says under its rows: the notes of every leaderboard (`table_notes`) and Table 4 group
-(`protocol_notes`), built from the rows' records (stats.Row); render.py only prints them, and
+(`protocol_notes`), built from the rows' records (tables.Row); render.py only prints them, and
 csv_table.py puts a row's run labels (`row_run_labels`) on its CSV line.
 
 - a model with several configs in the table: per row, the config keys that differ, and its runs' labels;
@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import Counter
 from ..results import code_version, device_of, kernels_of, model_selection, precision_of, run_label
 
-# `rows` below are stats.Row (model, label, config_hash, records, few_seeds), named in no annotation: stats builds the
-# rows and imports this module to note them, and this module importing stats back would make a circle of two.
+# `rows` below are tables.Row (model, label, config_hash, records, few_seeds), named in no annotation: tables builds the
+# rows and imports this module to note them, and this module importing tables back would make a circle of two.
 
 
 def table_notes(rows: list, several_configs: list[str]) -> list[str]:

@@ -21,7 +21,7 @@ from ..metrics.names import metric_family
 from .published import ERRATA, ERRATUM_MARK, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED, Erratum, erratum_note, published_key
 from .cells import fixed_text, places_of, to_display
 from ..results import StoredCell
-from .stats import Table, build_tables
+from .tables import Table, build_tables
 
 WITHIN_STDS = 2.0
 JUDGED = "verify judges against the original"      # an erratum's footnote: what verify does with it
