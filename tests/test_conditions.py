@@ -1,5 +1,5 @@
-"""Protocol conditions (data/conditions.py): missing frames, a dropped modality, modality subsets;
-their place in run identity and records; the missing-rate leaderboard."""
+"""Protocol conditions (data/conditions.py, applied to the data by data/masking.py): missing frames, a dropped
+modality, modality subsets; their place in run identity and records; the missing-rate leaderboard."""
 import json
 import logging
 import math
@@ -13,8 +13,8 @@ import mmsa_atsuko
 from conftest import ROOT, die_before_last_pt_of_epoch, make_dataset, with_text_bert
 from mmsa_atsuko.config import load_config
 from mmsa_atsuko.analysis.runs import load_run
-from mmsa_atsuko.data.conditions import (PLAIN, UNK_ID, Condition, condition_of, condition_tensors, conditions,
-                                         folder_condition_key, make_condition, missing_frames)
+from mmsa_atsuko.data.conditions import PLAIN, Condition, condition_of, conditions, folder_condition_key, make_condition
+from mmsa_atsuko.data.masking import UNK_ID, condition_tensors, missing_frames
 from mmsa_atsuko.data.spec import Dataset, Split
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.leaderboard import leaderboard

@@ -1,4 +1,4 @@
-"""Protocol conditions: missing frames, a dropped modality, a modality subset, applied to the data.
+"""Protocol conditions: missing frames, a dropped modality, a modality subset, and a run's identity under one.
 
 A `Condition` is part of a run's identity (`results.run_identity`) and is applied once, at
 load, to the tensors of all three splits (`Dataset.under`), so training, model selection and
@@ -20,7 +20,7 @@ the test all see the same condition. What each part does:
   (`missing_rate=0.3,text_missing=older`), as for a dropped text below; their data is rebuilt
   under the rule they ran with (it is known, unlike the older dropped text's).
 - `drop_modality` X: rate 1 for modality X (every real frame of X missing, as above; for text, every
-  row of the `text` features, [CLS], [SEP] and padding included, see `_feature_rows_missing`). Runs
+  row of the `text` features, [CLS], [SEP] and padding included, see `masking._feature_rows_missing`). Runs
   stored before that rule zeroed fewer rows: their records carry no `text_rows` mark, `condition_of`
   reads them as `older_text_drop`, and their key says so (`drop=T,text_drop=older`), so they are never
   taken for, skipped as, or averaged with runs under today's dropped text, nor re-tested.
@@ -30,31 +30,21 @@ the test all see the same condition. What each part does:
   (not even its length) reaches the model. Only models that declare `modality_subsets` in
   their registration accept it (`check_model_allows`).
 
-The masks depend only on (data id, split, modality) and the rate: the uniform draws come from
-a generator seeded with sha256("<data id>|<split>|<modality>"), and a frame is missing when its
-draw is below R. So every model, every training seed and every process sees the same masked
-data, and the masks are nested: a frame missing at rate 0.3 is missing at 0.5 too.
+This module is what a condition is, how a record stores it and how it is read back; masking.py applies one to a
+split's tensors (`condition_tensors`).
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-import numpy as np
 
 from ..config import published_sha256
 from ..errors import ToolkitError, UsageError
 from ..model_names import model_meta
 from .stamp import is_synthetic
 
-if TYPE_CHECKING:
-    import torch
-
 LETTERS = {"T": "text", "A": "audio", "V": "vision"}
 SUBSETS = ("T", "A", "V", "TA", "TV", "AV", "TAV")
-UNK_ID = 100                 # bert-base-uncased, bert-base-chinese and the synthetic BERT
 
 
 @dataclass(frozen=True)
@@ -230,86 +220,3 @@ def check_model_allows(model: str, condition: Condition) -> None:
     if condition.modalities != "TAV" and not model_meta(model).get("modality_subsets"):
         raise UsageError(f"{model} cannot run on a modality subset (--modalities {condition.modalities}): its "
                          f"architecture needs all three modalities; the README lists the models that can")
-
-
-def _uniforms(data_id: str, split: str, modality: str, shape) -> np.ndarray:
-    seed = int.from_bytes(hashlib.sha256(f"{data_id}|{split}|{modality}".encode()).digest()[:8], "little")
-    return np.random.default_rng(seed).random(shape)
-
-
-def missing_frames(data_id: str, split: str, modality: str, rate: float, lengths: torch.Tensor,
-                   max_len: int, spare_ends: bool = False) -> torch.Tensor:
-    """(N, max_len) bool, True where a real frame is missing at `rate`. `spare_ends`: the first and the
-    last real frame never are (BERT-token text's [CLS] and [SEP]; `condition_tensors` says when)."""
-    import torch     # here, not at the top: records and leaderboards read conditions without torch
-    lengths = lengths.cpu().long()
-    positions = torch.arange(max_len)[None, :]
-    real = positions < lengths[:, None]
-    if spare_ends:
-        real &= (positions > 0) & (positions < lengths[:, None] - 1)
-    draws = torch.from_numpy(_uniforms(data_id, split, modality, (len(lengths), max_len)))
-    return real & (draws < rate)
-
-
-def _feature_rows_missing(modality: str, rate: float, frames: torch.Tensor) -> torch.Tensor:
-    """The feature rows to zero: `frames`, except that a dropped text (rate 1) loses every row of `text`. In
-    MMSA's `text` (BERT's last layer) the rows of [CLS] and [SEP] are computed from the whole sentence, and so
-    are those of [PAD] tokens where BERT read the padding: kept, they carried the dropped text to the model.
-    BERT ids keep their [CLS] and [SEP] tokens: a model reading ids needs them, and with every word [UNK]
-    they carry nothing of the sentence."""
-    if modality != "text" or rate < 1.0:
-        return frames
-    return frames.new_ones(frames.shape)
-
-
-def _zero_frames(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    return x.masked_fill(frames.to(x.device)[:, :, None], 0)
-
-
-def _empty(tensors: dict, modality: str) -> None:
-    """Make `modality` an empty input, the same for every sample (see the module docstring)."""
-    import torch
-    out_len = 1
-    if modality == "text" and "text_bert" in tensors:
-        bert = tensors["text_bert"]
-        ids, lengths = bert[:, 0], bert[:, 1].sum(dim=1).long()
-        empty = torch.zeros_like(bert)
-        empty[:, 0, 0] = ids[:, 0]                                          # [CLS]
-        empty[:, 0, 1] = ids.gather(1, (lengths - 1).clamp(min=0)[:, None])[:, 0]   # [SEP]
-        empty[:, 1, :2] = 1
-        tensors["text_bert"] = empty
-        out_len = 2
-    if modality in tensors:
-        tensors[modality] = torch.zeros_like(tensors[modality])
-    n, max_len = tensors[f"{modality}_mask"].shape
-    tensors[f"{modality}_lengths"] = torch.full((n,), out_len, dtype=tensors[f"{modality}_lengths"].dtype)
-    tensors[f"{modality}_mask"] = torch.arange(max_len)[None, :].expand(n, max_len) < out_len
-
-
-def condition_tensors(tensors: dict, *, data_id: str, split: str, condition: Condition) -> dict:
-    """The split's tensors under `condition`: a new dict; tensors it does not change are shared."""
-    if condition.plain:
-        return tensors
-    if condition.older_text_drop:       # which rows it zeroed is not known (analysis.runs says so per run)
-        raise UsageError("a --drop-modality T of an older toolkit cannot be rebuilt: train the run again")
-    out = dict(tensors)
-    for letter, modality in LETTERS.items():
-        if letter not in condition.modalities:
-            _empty(out, modality)
-            continue
-        rate = condition.rate(letter)
-        if rate == 0:
-            continue
-        lengths = out[f"{modality}_lengths"]
-        max_len = out[f"{modality}_mask"].shape[1]
-        # [CLS] and [SEP] are rows of BERT-token text only, which `text_bert` marks (it made the lengths);
-        # an older record's run spared the ends of every text, and its data is rebuilt so.
-        spare_ends = modality == "text" and ("text_bert" in out or condition.older_text_missing)
-        frames = missing_frames(data_id, split, modality, rate, lengths, max_len, spare_ends)
-        if modality in out:
-            out[modality] = _zero_frames(out[modality], _feature_rows_missing(modality, rate, frames))
-        if modality == "text" and "text_bert" in out:
-            bert = out["text_bert"].clone()
-            bert[:, 0] = bert[:, 0].masked_fill(frames.to(bert.device), UNK_ID)
-            out["text_bert"] = bert
-    return out

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .conditions import PLAIN, Condition, condition_tensors
+from .conditions import PLAIN, Condition
+from .masking import condition_tensors
 
 MODALITIES = ("text", "audio", "vision")
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from ..config import dataset_facts
 from ..data import load_dataset, warn_huge_splits
-from ..data.conditions import OPTIONS, condition_tensors, make_condition
+from ..data.conditions import OPTIONS, make_condition
+from ..data.masking import condition_tensors
 from ..data.extract.text import tokenizer_of
 from ..data.mmsa_format import load_for_prediction
 from ..data.spec import Split
