@@ -775,9 +775,9 @@ def test_without_prctl_a_worker_still_dies_with_its_driver(tmp_path):
 def test_a_progress_line_on_synthetic_data_says_synthetic():
     """`sweep -m tfn -d mosi --synthetic` printed 'ok      tfn mosi seed 1111: MAE 1.2663', a number that reads
     as MOSI's; every table labels synthetic data, and the progress line now does too (real data: no word)."""
-    from mmsa_atsuko.sweep import Progress
+    from mmsa_atsuko.sweep import SweepProgress
     lines = []
-    progress = Progress(2, {}, echo=lines.append)        # a run the sweep names no config of: its model
+    progress = SweepProgress(2, {}, echo=lines.append)        # a run the sweep names no config of: its model
     base = {"status": "ok", "model": "tfn", "dataset": "mosi", "seed": 1111, "wall_time_s": 0.25,
             "metrics": {"MAE": 1.26634}}
     progress({**base, "run_id": "a", "aligned": False, "synthetic": True,
@@ -794,9 +794,9 @@ def test_a_progress_line_on_a_stress_recipe_names_the_recipe():
     """A stress sweep (`--synthetic-recipe corrupt`, or a file mixing recipes) printed 'tfn mosi synthetic seed 1'
     for every recipe's run: the runs could not be told apart. The recipe comes from the record's data id, failed
     records included; the standard recipe adds nothing."""
-    from mmsa_atsuko.sweep import Progress
+    from mmsa_atsuko.sweep import SweepProgress
     lines = []
-    progress = Progress(3, {}, echo=lines.append)
+    progress = SweepProgress(3, {}, echo=lines.append)
     base = {"model": "tfn", "dataset": "mosi", "aligned": False, "seed": 1, "synthetic": True, "wall_time_s": 0.25}
     progress({**base, "run_id": "a", "status": "ok", "metrics": {"MAE": 0.5},
               "data": "synthetic:corrupt-s2-mosi-small-unaligned-seed0-v2"})

@@ -14,13 +14,13 @@ the choice of devices; `RayBackend`'s module imports them where a run trains, an
 asked for.
 """
 from ..results import identity, latest_by_identity, ok_records  # noqa: F401 (their home; here for old imports)
-from .driver import Progress, Summary, SweepLock, run_plan, sweep
+from .driver import Summary, SweepLock, SweepProgress, run_plan, sweep
 from .local import LocalBackend, default_jobs, parse_devices
 from .packed import run_packed
 from .plan import Plan, PlannedRun, plan
 from .sweep_file import Setting, expand
 
-__all__ = ["sweep", "run_plan", "Summary", "Progress", "SweepLock", "expand", "plan", "Plan", "PlannedRun",
+__all__ = ["sweep", "run_plan", "Summary", "SweepProgress", "SweepLock", "expand", "plan", "Plan", "PlannedRun",
            "Setting", "LocalBackend", "default_jobs", "parse_devices", "RayBackend", "run_packed"]
 
 

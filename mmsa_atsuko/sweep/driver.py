@@ -41,7 +41,7 @@ class Summary:
         return [r for r in self.records if r.get("status") != "ok"]
 
 
-class Progress:
+class SweepProgress:
     """One line per finished run, with the overall count and the time left at the current pace. `names`: run
     identity -> the name of the run's model and config, as the leaderboard names it (`results.config_labels`); the
     model's name for a record not there. By identity, not run_id: a resumed run comes back under its folder's."""
@@ -123,7 +123,7 @@ def run_plan(sweep_plan: Plan, out, backend, echo=print) -> Summary:
     tasks = [(r, new_run_id(r.setting.model, r.setting.dataset, r.setting.aligned, r.seed))
              for r in sweep_plan.todo]
     labels = _config_labels(sweep_plan.runs)
-    progress = Progress(len(tasks), {r.identity: labels[id(r)] for r, _ in tasks}, echo)
+    progress = SweepProgress(len(tasks), {r.identity: labels[id(r)] for r, _ in tasks}, echo)
 
     def on_result(record: dict) -> None:
         append_or_keep(out, record)      # a store that cannot take it stops the sweep, the record kept
