@@ -259,7 +259,8 @@ def cmd_sensitivity(argv) -> int:
     from ..results import analysis_dir, ok_records, read_records
     from ..sweep import LocalBackend, default_jobs, parse_devices, sweep
     from ..training.hardware import check_threads, parse_jobs
-    seeds = args.seeds or [1111, 1112, 1113]
+    from ..training.seed import DEFAULT_SEEDS
+    seeds = args.seeds or list(DEFAULT_SEEDS[:3])                 # MMSA's first three
     params = list(SENSITIVITY_PARAMS) if args.param == ["all"] else args.param
     unknown = [p for p in params if p not in SENSITIVITY_PARAMS]
     if unknown:

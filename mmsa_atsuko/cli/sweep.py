@@ -10,7 +10,10 @@ import sys
 from contextlib import contextmanager
 
 from ..errors import UsageError
+from ..training.seed import DEFAULT_SEEDS
 from .common import SYNTHETIC_SIZE_HELP, OneLineParser, add_condition_args, add_save_checkpoint, add_synthetic_recipe
+
+DEFAULT_SEED_RANGE = f"{DEFAULT_SEEDS[0]}-{DEFAULT_SEEDS[-1]}"     # consecutive: the first and last say all
 
 
 def add_data_options(p: argparse.ArgumentParser, what: str) -> None:
@@ -120,7 +123,7 @@ def sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", nargs="+", action="extend", type=str.lower, help="model name(s)")
     p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower, help="dataset name(s)")
     p.add_argument("-s", "--seeds", nargs="+", action="extend", type=int,
-                   help="seeds (default: the file's, else 1111-1115; repeatable)")
+                   help=f"seeds (default: the file's, else {DEFAULT_SEED_RANGE}; repeatable)")
     add_data_options(p, "run")
     p.add_argument("--dry-run", action="store_true", help="list the runs that would run, run nothing")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed")
@@ -169,7 +172,7 @@ def tune_parser() -> argparse.ArgumentParser:
                    "the same name resumes")
     p.add_argument("--tune-seed", type=int, default=0, help="TPE sampler seed (default 0)")
     p.add_argument("-s", "--seeds", nargs="+", action="extend", type=int, default=None,
-                   help="seeds of the best config's runs (default 1111-1115); trials train the first")
+                   help=f"seeds of the best config's runs (default {DEFAULT_SEED_RANGE}); trials train the first")
     add_data_options(p, "trial")
     p.add_argument("--resume", action="store_true", help="continue each final run (the best config's, on the "
                    "seeds) that an earlier, cut-short call left unfinished from its last finished epoch, as sweep "
@@ -184,7 +187,6 @@ def tune_parser() -> argparse.ArgumentParser:
 def cmd_tune(argv) -> int:
     args = tune_parser().parse_args(argv)
     from ..sweep.tune import tune
-    from ..training.seed import DEFAULT_SEEDS
     backend = backend_from(args)            # made by the tune after its planning line, as the sweep's
     with run_details_to_run_logs():
         tune(args.model, args.dataset, trials=args.trials, out=args.out, space_file=args.space,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..data.synthetic_stress import RECIPES, check_data_options
 from ..errors import UsageError
+from ..training.seed import DEFAULT_SEEDS
 from .common import (SYNTHETIC_SIZE_HELP, OneLineParser, add_condition_args, add_hardware_options, add_results_option,
                      add_save_checkpoint, add_synthetic_recipe, condition_list, log_to_stderr, overview)
 
@@ -21,7 +22,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", "--dataset", nargs="+", action="extend", type=str.lower, required=True,
                    help="dataset name(s) (repeatable, any case)")
     p.add_argument("-s", "--seeds", nargs="+", action="extend", type=int, default=None,
-                   help="seeds (default 1111 1112 1113 1114 1115, as MMSA; -s 1111 -s 1112 keeps both)")
+                   help=f"seeds (default {' '.join(map(str, DEFAULT_SEEDS))}, as MMSA; -s 1111 -s 1112 keeps both)")
     p.add_argument("--aligned", action="store_true", help="use the aligned feature file")
     p.add_argument("--data-root", help="folder holding MOSI/, MOSEI/, SIMS/, ... (default $MMSA_DATA_ROOT "
                    "or ~/MMSA/datasets)")
@@ -107,7 +108,6 @@ def cmd_train(argv) -> int:
     args = train_parser().parse_args(argv)
     from ..api import run
     from ..leaderboard.end_table import print_table
-    from ..training.seed import DEFAULT_SEEDS
     log_to_stderr(logging.WARNING if args.quiet else logging.INFO)
     seeds = args.seeds or DEFAULT_SEEDS
     check_data_options(args.synthetic, args.synthetic_size, args.data_root, args.feature_path)   # before any read
