@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mmsa_atsuko.data.synthetic_stress import RECIPES, recipe_of  # noqa: E402
+from mmsa_atsuko.data.synthetic_stress import RECIPES, recipe_kind_of  # noqa: E402
 from mmsa_atsuko.results import ok_records, read_records  # noqa: E402
 from mmsa_atsuko.sweep import LocalBackend, sweep  # noqa: E402
 
@@ -76,7 +76,7 @@ def table(out: Path) -> str:
         name = reading_of(record["config"])
         if name is None:
             continue
-        recipe = recipe_of(record["data"])
+        recipe = recipe_kind_of(record["data"])
         row = rows.setdefault(name, {"valid": {r: [] for r in RECIPES}, "w": [], "wb": []})
         row["valid"][recipe].append(record["valid_metrics"]["MAE"])
         w, wb = spread(out / record["run_dir"])

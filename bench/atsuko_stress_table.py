@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mmsa_atsuko.data.synthetic_stress import RECIPES, recipe_of  # noqa: E402
+from mmsa_atsuko.data.synthetic_stress import RECIPES, recipe_kind_of  # noqa: E402
 from mmsa_atsuko.leaderboard.stats import Cell, welch  # noqa: E402
 from mmsa_atsuko.results import latest_by_identity, ok_records, read_records  # noqa: E402
 
@@ -68,7 +68,7 @@ def table(*outs: Path) -> str:
     records = ok_records(list(latest_by_identity([r for out in outs for r in read_records(out)]).values()))
     groups: dict = {}
     for r in records:
-        recipe = recipe_of(r["data"])
+        recipe = recipe_kind_of(r["data"])
         groups.setdefault((recipe, r["model"]), []).append(r)
     hashes = {key: sorted({r["config_hash"] for r in rs}) for key, rs in groups.items()}
     mixed = [f"{model} on {recipe} ({', '.join(h)})" for (recipe, model), h in hashes.items() if len(h) > 1]

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..training.trainer_config import resolve_config
 from ..data.conditions import condition_of
-from ..data.synthetic_stress import recipe_of
+from ..data.synthetic_stress import recipe_kind_of
 from ..errors import DataError
 from ..results import Cell, code_versions, headline_metric, ok_records, read_records
 from .runs import _config_apart_from
@@ -84,7 +84,7 @@ def sensitivity_table(results, model: str, dataset: str, param: str, values, see
                and r["dataset"] == dataset and bool(r["aligned"]) == aligned and r["seed"] in seeds
                and (synthetic is None or bool(r["synthetic"]) == synthetic)
                and condition_of(r).plain and (data is None or r["data"] == data)
-               and (recipe is None or recipe_of(r["data"]) == recipe)]
+               and (recipe is None or recipe_kind_of(r["data"]) == recipe)]
     rows = []
     for value in values:
         wanted = _config_apart_from(resolve_config(model, dataset, preset=preset, overrides=[(param, value)],

@@ -143,10 +143,11 @@ def recipe_kind(name: str) -> str:
     return head if head in STRESS_RECIPES else STANDARD
 
 
-def recipe_of(data_id) -> str:
+def recipe_kind_of(data_id) -> str:
     """The recipe of the data a run's data id names: 'corrupt' for 'synthetic:corrupt-s2-mosi-...'; STANDARD for
     the standard recipe and for real data (a sha256 id), which no recipe made."""
     return recipe_kind(recipe_name_of(data_id)) if is_synthetic(data_id) else STANDARD
+
 
 
 @dataclass
@@ -238,7 +239,7 @@ def condition_block(recipe_name: str, recipe: str, per_split: dict) -> dict:
 def split_condition(source: str, path, split: str = "test") -> dict | None:
     """`{'kind': recipe, field: (N,) ...}` of one split of the data with id `source` at `path`, or
     None unless it is a stress recipe's (real data, the standard recipe)."""
-    if recipe_of(source) == STANDARD:
+    if recipe_kind_of(source) == STANDARD:
         return None
     block = read_condition(path)
     return {"kind": block["kind"], **block[split]} if block is not None else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ..data.synthetic_stress import recipe_of
+from ..data.synthetic_stress import recipe_kind_of
 from ..models.atsuko.family import ATSUKO_FAMILY, TABLE4_ROWS, switches_of     # no torch: family.py imports none
 from .notes import protocol_notes
 from .tables import Row, Table, best_cells
@@ -29,7 +29,7 @@ class Ablation:
         (synthetic recipes of one dataset side by side), the dataset and its recipe, else its data id."""
         counts = Counter(t.dataset for t in self.groups)
         names = [t.dataset if counts[t.dataset] == 1 else
-                 f"{t.dataset} {recipe_of(t.data)}" if t.synthetic else t.data
+                 f"{t.dataset} {recipe_kind_of(t.data)}" if t.synthetic else t.data
                  for t in self.groups]
         return [name if names.count(name) == 1 else t.data for name, t in zip(names, self.groups)]
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from ..data.conditions import condition_of
 from ..data.stamp import data_kind_text, is_synthetic
-from ..data.synthetic_stress import STANDARD, recipe_of
+from ..data.synthetic_stress import STANDARD, recipe_kind_of
 from ..metrics.names import metric_keys, table_order
 from ..results import Cell, json_safe
 from .notes import preset_note
@@ -80,7 +80,7 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
 def _synthetic_kind(data) -> str:
     """'synthetic data', or 'synthetic data, corrupt recipe' for a stress recipe (`data`: the runs' data id): the
     table of a `--synthetic-recipe corrupt` run read as the standard recipe's, the same model on other data."""
-    recipe = recipe_of(data)
+    recipe = recipe_kind_of(data)
     return "synthetic data" if recipe == STANDARD else f"synthetic data, {recipe} recipe"
 
 

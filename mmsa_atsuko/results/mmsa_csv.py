@@ -28,7 +28,7 @@ import numpy as np
 
 from ..data.conditions import condition_of
 from ..data.stamp import data_kind
-from ..data.synthetic_stress import STANDARD, recipe_of
+from ..data.synthetic_stress import STANDARD, recipe_kind_of
 from ..metrics.names import MMSA_CSV_KEYS, metric_family
 from ..atomic import open_append
 from ..config import METRIC_KEYS
@@ -79,7 +79,7 @@ def data_name_suffix(kind: str, data) -> str:
     the data's sha256), '' for the real file or a dataset of your own. normal/'s CSVs (`mmsa_csv_name`) and
     `leaderboard --figures`' curves are named by it, so a figure of your own mosi-format data is no published one's."""
     if kind == "synthetic":
-        recipe = recipe_of(data)
+        recipe = recipe_kind_of(data)
         return "-synthetic" if recipe == STANDARD else f"-synthetic-{recipe}"
     if kind in ("not published", "not real"):
         digits = "".join(c for c in str(data).removeprefix("sha256:") if c.isascii() and c.isalnum())[:12]

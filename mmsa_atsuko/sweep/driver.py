@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..code_version import git_commit
 from ..data.conditions import check_model_allows, condition_of
-from ..data.synthetic_stress import STANDARD, recipe_of
+from ..data.synthetic_stress import STANDARD, recipe_kind_of
 from ..errors import ToolkitError
 from ..model_names import check_model_names
 from ..results import (LOOK_WAIT_S, SWEEP_LOCK, append_or_keep, check_no_run_py, check_output_folder, config_labels,
@@ -57,7 +57,7 @@ class SweepProgress:
         condition = condition_of(record)
         # A number on synthetic data says so, as every table does: 'tfn mosi seed 1: MAE ...' read as MOSI's; and
         # on a stress recipe, which one: a stress sweep's runs of one model and seed were told apart by nothing.
-        recipe = recipe_of(record.get("data"))
+        recipe = recipe_kind_of(record.get("data"))
         synthetic = (f" synthetic{f' ({recipe} recipe)' if recipe != STANDARD else ''}" if record.get("synthetic")
                      else "")
         name = self.names.get(identity(record), record["model"])
