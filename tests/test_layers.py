@@ -1,27 +1,31 @@
 """The import graph of `mmsa_atsuko` and `baselines`: no cycle, and no import from a lower layer to a higher one.
 
 Every import counts, at module level or inside a function (a lazy import is still a dependency),
-except those under `if TYPE_CHECKING:`. The layers, bottom to top, are docs/design.md's; a module of
-the same layer may import another of its layer.
+except those under `if TYPE_CHECKING:`. The layers, bottom to top, are read from docs/design.md's table, so the
+page and this test cannot differ; a module of the same layer may import another of its layer.
 """
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+DESIGN = ROOT / "docs" / "design.md"
 
-LAYERS = [                                   # bottom to top; a prefix names a module or a package
-    ("errors", "version", "atomic", "code_version", "progress", "lock_files", "parent_death"),
-    ("metrics", "registry", "user_models", "model_names", "config", "cache", "safe_pickle", "safe_checkpoint",
-     "opcode_costs"),
-    ("data", "models", "results", "run_folders", "baselines"),
-    ("training",),
-    ("api",),
-    ("sweep", "analysis", "plots", "predict"),
-    ("leaderboard",),
-    ("cli", "__main__", ""),                 # "" is the package itself: its `run` is the API's front door
-]
+
+def design_layers(text: str) -> list[tuple[str, ...]]:
+    """The layers of design.md's table, bottom to top, each a tuple of prefixes naming a module or a package: the
+    backquoted names of a row's modules column outside parentheses, a package's trailing `/` dropped, and
+    `mmsa_atsuko`, the package itself (its `run` is the API's front door), as ""."""
+    rows = re.findall(r"^\| (\d+) \| ([^|]+) \|", text.split("## Layers", 1)[1].split("\n## ", 1)[0], re.M)
+    assert [int(level) for level, _ in rows] == list(range(len(rows))), f"design.md's layers are not 0, 1, ...: {rows}"
+    return [tuple("" if name == "mmsa_atsuko" else name.rstrip("/")
+                  for name in re.findall(r"`([^`]+)`", re.sub(r"\([^)]*\)", "", modules)))
+            for _, modules in rows]
+
+
+LAYERS = design_layers(DESIGN.read_text(encoding="utf-8"))
 
 
 def module_name(path: Path) -> str:
@@ -74,7 +78,7 @@ def layer_of(name: str) -> int:
             if inner == prefix or (prefix and inner.startswith(prefix + ".")):
                 best = level
     if best is None:
-        raise AssertionError(f"{name} is in no layer: add it to LAYERS (and to docs/design.md's layer list)")
+        raise AssertionError(f"{name} is in no layer: add it to docs/design.md's layer table")
     return best
 
 
