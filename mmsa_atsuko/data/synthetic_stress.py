@@ -149,7 +149,6 @@ def recipe_kind_of(data_id) -> str:
     return recipe_kind(recipe_name_of(data_id)) if is_synthetic(data_id) else STANDARD
 
 
-
 @dataclass
 class StressPlan:
     """What one stress recipe changes in one split of the standard generator."""
