@@ -12,11 +12,13 @@ from media_fixtures import BROKEN, CLIPS, GHOST, NO_FACE, require_extract, set_m
 from mmsa_atsuko.cli import main
 from mmsa_atsuko.data import load_dataset
 from mmsa_atsuko.data.extract import EXTRACTOR_KEY, NO_FACE_KEY, ExtractConfig, extract, skipped_report_path
+from mmsa_atsuko.data.extract.feature_cache import CacheShape, cache_folder
 from mmsa_atsuko.data.extract.transcripts import assign_splits, read_transcripts
 from mmsa_atsuko.data.tiny_bert import CLS_ID, SEP_ID, synthetic_vocab, write_tiny_bert
 from mmsa_atsuko.errors import DataError, UsageError
 
 SMALL = ExtractConfig(text_len=12, audio_len=40, vision_len=15)
+SMALL_CACHE = CacheShape(25, 40, 15)       # what a cache file of SMALL holds at most: opensmile's 25 columns
 F0_SEMITONES = 10      # eGeMAPS LLD column F0semitoneFrom27.5Hz_sma3nz
 
 
@@ -29,6 +31,19 @@ def corpus(tmp_path_factory):
     out = root / "out" / "features.pkl"
     result = extract(videos, transcripts, out, bert=bert, config=SMALL, echo=lambda _: None)
     return {"root": root, "videos": videos, "transcripts": transcripts, "bert": bert, "out": out, "result": result}
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """A user cache of the test's own, where extract keeps its cache files: the corpus's clips are extracted afresh."""
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "user-cache"))
+    return cache_folder()
+
+
+def _cache_of(video) -> list:
+    """The cache files of the video at `video` (one per media setting), as feature_cache.cache_file names them."""
+    where = hashlib.sha256(str(Path(video).resolve()).encode()).hexdigest()[:16]
+    return sorted(cache_folder().glob(f"{Path(video).stem}-{where}-*.npz"))
 
 
 def _raw(path):
@@ -109,7 +124,7 @@ def test_a_second_call_resumes_from_the_cache(corpus):
     again = extract(corpus["videos"], corpus["transcripts"], corpus["out"], bert=corpus["bert"], config=SMALL,
                     echo=lambda _: None)
     assert (again.extracted, again.cached) == (0, len(CLIPS))
-    cache = sorted(corpus["out"].with_name("features.pkl.cache").glob("clip05-*.npz"))
+    cache = _cache_of(corpus["videos"] / "clip05.mp4")
     assert len(cache) == 1
     cache[0].unlink()                                        # as if killed before clip05 was done
     third = extract(corpus["videos"], corpus["transcripts"], corpus["out"], bert=corpus["bert"], config=SMALL,
@@ -124,20 +139,19 @@ def test_an_empty_or_truncated_cache_file_is_extracted_again_and_rewritten(corpu
     """An empty cache file (np.load: EOFError) and one cut in half (zipfile.BadZipFile), as a full disk or a copy
     cut short leaves them: both are not cached, so their clips are extracted again and the files rewritten whole,
     and the features are those of the first call. Before, each was a traceback (neither error was caught)."""
-    from mmsa_atsuko.data.extract.videos import cached_features, is_cached
+    from mmsa_atsuko.data.extract.feature_cache import cached_features, is_cached
     before = _raw(corpus["out"])
-    folder = corpus["out"].with_name("features.pkl.cache")
-    (empty,), (cut,) = (sorted(folder.glob(f"{clip}-*.npz")) for clip in ("clip05", "clip06"))
+    (empty,), (cut,) = (_cache_of(corpus["videos"] / f"{clip}.mp4") for clip in ("clip05", "clip06"))
     empty.write_bytes(b"")
     cut.write_bytes(cut.read_bytes()[:cut.stat().st_size // 2])
     for path, clip in ((empty, "clip05"), (cut, "clip06")):
         video = corpus["videos"] / f"{clip}.mp4"
-        assert not is_cached(path, video) and cached_features(path, video) is None
+        assert not is_cached(path, video, SMALL_CACHE) and cached_features(path, video, SMALL_CACHE) is None
     again = extract(corpus["videos"], corpus["transcripts"], corpus["out"], bert=corpus["bert"], config=SMALL,
                     echo=lambda _: None)
     assert (again.extracted, again.cached) == (2, len(CLIPS) - 2)
     for path, clip in ((empty, "clip05"), (cut, "clip06")):
-        assert is_cached(path, corpus["videos"] / f"{clip}.mp4")
+        assert is_cached(path, corpus["videos"] / f"{clip}.mp4", SMALL_CACHE)
     after = _raw(corpus["out"])
     for split in ("train", "valid", "test"):
         for key in ("audio", "vision"):
@@ -147,14 +161,14 @@ def test_an_empty_or_truncated_cache_file_is_extracted_again_and_rewritten(corpu
 def test_a_cache_file_without_the_clip_length_is_not_counted_as_cached(tmp_path):
     """is_cached compared the stamp alone, cached_features also needed every feature: a cache file from before
     the clip's length was stored was extracted again, yet counted as cached in the line of a dead worker."""
-    from mmsa_atsuko.data.extract.videos import cached_features, file_stamp, is_cached
+    from mmsa_atsuko.data.extract.feature_cache import cached_features, file_stamp, is_cached
     video, cache = tmp_path / "v.mp4", tmp_path / "v.npz"
     video.write_bytes(b"a clip")
     features = {"audio": np.ones((3, 25), np.float32), "vision": np.ones((2, 74), np.float32)}
     np.savez(cache, stamp=file_stamp(video), **features)
-    assert not is_cached(cache, video) and cached_features(cache, video) is None
+    assert not is_cached(cache, video, SMALL_CACHE) and cached_features(cache, video, SMALL_CACHE) is None
     np.savez(cache, stamp=file_stamp(video), seconds=np.float64(1.5), **features)
-    assert is_cached(cache, video) and cached_features(cache, video)["seconds"] == 1.5
+    assert is_cached(cache, video, SMALL_CACHE) and cached_features(cache, video, SMALL_CACHE)["seconds"] == 1.5
 
 
 def _saved(array) -> bytes:
@@ -175,10 +189,11 @@ def _npy_declaring(shape) -> bytes:
 def test_a_planted_cache_file_of_another_make_is_not_cached_and_raises_nothing(tmp_path):
     """A .npy under a cache file's name, a "seconds" of two numbers (or none, or complex) raised TypeError out of
     cached_features/is_cached (a traceback), a damaged compressed member zlib.error, a member whose header declares
-    petabytes MemoryError: each is a file this module did not write, so not cached (extracted again)."""
+    petabytes MemoryError: each is a file this module did not write, so not cached (extracted again). is_cached
+    read no feature, so it counted the last two as cached; it checks what cached_features checks now."""
     import io
     import zipfile
-    from mmsa_atsuko.data.extract.videos import cached_features, file_stamp, is_cached
+    from mmsa_atsuko.data.extract.feature_cache import cached_features, file_stamp, is_cached
     video, cache = tmp_path / "v.mp4", tmp_path / "v.npz"
     video.write_bytes(b"a clip")
     features = {"stamp": file_stamp(video), "audio": np.ones((3, 25), np.float32),
@@ -190,7 +205,7 @@ def test_a_planted_cache_file_of_another_make_is_not_cached_and_raises_nothing(t
         return buffer.getvalue()
 
     compressed = io.BytesIO()
-    np.savez_compressed(compressed, **{**features, "audio": np.zeros((400, 25), np.float32)})
+    np.savez_compressed(compressed, **{**features, "audio": np.zeros((40, 25), np.float32)})
     damaged = bytearray(compressed.getvalue())
     start = damaged.index(b"audio.npy") + 80
     damaged[start:start + 40] = bytes(b ^ 0x55 for b in damaged[start:start + 40])
@@ -198,18 +213,17 @@ def test_a_planted_cache_file_of_another_make_is_not_cached_and_raises_nothing(t
         for key, value in features.items():
             z.writestr(f"{key}.npy", _npy_declaring((10 ** 15,)) if key == "audio" else _saved(value))
     planted = {"npy": _saved(np.zeros(3)), "two seconds": npz(seconds=np.zeros(2)),
-               "no seconds": npz(seconds=np.zeros(0)), "complex seconds": npz(seconds=np.complex128(1j))}
+               "no seconds": npz(seconds=np.zeros(0)), "complex seconds": npz(seconds=np.complex128(1j)),
+               "damaged compressed": bytes(damaged), "petabytes declared": huge.getvalue()}
     for what, content in planted.items():
         cache.write_bytes(content)
-        assert (is_cached(cache, video), cached_features(cache, video)) == (False, None), what
-    for what, content in {"damaged compressed": bytes(damaged), "petabytes declared": huge.getvalue()}.items():
-        cache.write_bytes(content)       # the audio is bad: is_cached reads no feature, cached_features does
-        assert (is_cached(cache, video), cached_features(cache, video)) == (True, None), what
+        assert (is_cached(cache, video, SMALL_CACHE), cached_features(cache, video, SMALL_CACHE)) == (False, None), what
     cache.write_bytes(npz())
-    assert is_cached(cache, video) and cached_features(cache, video)["seconds"] == 1.5
+    assert is_cached(cache, video, SMALL_CACHE) and cached_features(cache, video, SMALL_CACHE)["seconds"] == 1.5
 
 
-def test_no_rows_past_the_padded_lengths_are_computed_or_cached_and_the_file_is_the_same(corpus, tmp_path):
+def test_no_rows_past_the_padded_lengths_are_computed_or_cached_and_the_file_is_the_same(corpus, tmp_path,
+                                                                                       fresh_cache):
     """A clip's features were computed and cached at its full length (~3.3 MB for 10 minutes), then cut to the
     padded lengths. A 3 s clip under SMALL's 40 audio rows (1.6 s) and 15 vision rows (1.5 s at 10 fps): the
     faces of 15 frames are described, not 30, the cache file holds 40 and 15 rows, and the features are the first
@@ -228,7 +242,7 @@ def test_no_rows_past_the_padded_lengths_are_computed_or_cached_and_the_file_is_
     assert (len(whole["audio"]), len(whole["vision"])) == (74, 30)       # 3 s: 74 whole eGeMAPS frames
     out = tmp_path / "f.pkl"
     extract(videos, tmp_path / "t.csv", out, bert=corpus["bert"], config=SMALL, echo=lambda _: None)
-    (cache,) = (tmp_path / "f.pkl.cache").glob("long3s-*.npz")
+    (cache,) = fresh_cache.glob("long3s-*.npz")
     with np.load(cache) as saved:
         assert saved["audio"].shape == (40, 25) and saved["vision"].shape == (15, media.VISION_DIM)
         assert float(saved["seconds"]) == whole["seconds"]
@@ -238,7 +252,7 @@ def test_no_rows_past_the_padded_lengths_are_computed_or_cached_and_the_file_is_
     assert (split["audio_lengths"], split["vision_lengths"]) == ([40], [15])
 
 
-def test_two_jobs_give_the_same_file_as_one(corpus):
+def test_two_jobs_give_the_same_file_as_one(corpus, fresh_cache):
     out = corpus["root"] / "jobs2" / "features.pkl"
     result = extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=2,
                      echo=lambda _: None)
@@ -914,36 +928,22 @@ def extract_cli(corpus, out, transcripts=None) -> int:
                  "--vision-len", "15"])
 
 
-@pytest.mark.parametrize("entry", ["cache", "skipped"])
-def test_extract_refuses_a_planted_link_beside_its_output_before_any_work(corpus, capsys, tmp_path, entry):
-    """`<out>.cache` was followed: every clip's features were written wherever the link led
-    (predict --videos refused it; extract did not). The skipped list was replaced, not followed;
-    it is refused the same way now, before minutes of extraction."""
+def test_extract_refuses_a_planted_link_beside_its_output_before_any_work(corpus, capsys, tmp_path):
+    """The skipped list was replaced, not followed; it is refused as predict --videos refuses it, before minutes
+    of extraction. (A link at `<out>.cache`, which was followed, is ignored now: test_extract_cache.py.)"""
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "victim.txt").write_text("precious\n")
     out = tmp_path / "out" / "features.pkl"
     out.parent.mkdir()
-    link = out.with_name(out.name + ".cache") if entry == "cache" else skipped_report_path(out)
-    link.symlink_to(victim if entry == "cache" else victim / "victim.txt", target_is_directory=entry == "cache")
+    link = skipped_report_path(out)
+    link.symlink_to(victim / "victim.txt")
     code = extract_cli(corpus, out)
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert f"{link} is a symbolic link" in err
     assert sorted(p.name for p in victim.iterdir()) == ["victim.txt"]
     assert (victim / "victim.txt").read_text() == "precious\n" and not out.exists() and link.is_symlink()
-
-
-def test_extract_refuses_a_file_where_its_cache_folder_goes_before_any_work(corpus, capsys, tmp_path):
-    out = tmp_path / "out" / "features.pkl"
-    out.parent.mkdir()
-    squatter = out.with_name(out.name + ".cache")
-    squatter.write_text("not a folder\n")
-    code = extract_cli(corpus, out)
-    err = capsys.readouterr().err
-    assert code == 2 and err.strip() == (f"error: output folder {out.parent}: {squatter} is a file where the toolkit "
-                                         f"writes a folder; move it away or choose another --out"), err
-    assert not out.exists() and squatter.read_text() == "not a folder\n"
 
 
 def test_extract_refuses_a_folder_as_out_before_any_work(corpus, capsys, tmp_path):
@@ -1107,7 +1107,7 @@ def test_transcript_rows_without_a_video_are_printed_as_one_line(corpus, tmp_pat
                        f"{4 + len(clips)} skipped; the list is in {tmp_path / 'g.skipped.txt'}"]
 
 
-def test_a_video_with_a_long_name_is_extracted(corpus, tmp_path):
+def test_a_video_with_a_long_name_is_extracted(corpus, tmp_path, fresh_cache):
     """A clip named after its 240-character title made a cache file name of 270 bytes, past the 255 a file
     name may have, and extraction failed as '--out ... could not be written (File name too long)'."""
     import shutil
@@ -1121,7 +1121,7 @@ def test_a_video_with_a_long_name_is_extracted(corpus, tmp_path):
     result = extract(videos, transcripts, out, bert=corpus["bert"], config=SMALL, split="train=1,valid=0,test=0",
                      echo=lambda _: None)
     assert result.skipped == [] and sorted(_raw(out)["train"]["id"]) == sorted(ids)
-    names = [p.name for p in (tmp_path / "long.pkl.cache").iterdir()]
+    names = [p.name for p in fresh_cache.iterdir()]
     assert len(names) == 2 and all(len(name.encode()) < 200 for name in names)
 
 
@@ -1163,7 +1163,7 @@ def test_a_video_name_that_is_no_regular_file_is_skipped_saying_what_it_is(corpu
     assert _raw(out)["train"]["id"] == ["clip00"]
 
 
-def test_a_worker_that_dies_is_one_line_and_what_it_finished_is_kept(corpus, tmp_path, monkeypatch):
+def test_a_worker_that_dies_is_one_line_and_what_it_finished_is_kept(corpus, tmp_path, monkeypatch, fresh_cache):
     """A worker killed while it decoded (the kernel's OOM killer, a decoder crashing on a hostile file) ended
     `extract --jobs 2` in a BrokenProcessPool traceback."""
     import os
@@ -1191,7 +1191,8 @@ def test_a_worker_that_dies_is_one_line_and_what_it_finished_is_kept(corpus, tmp
 
 
 def test_under_one_job_a_clip_that_crashes_its_process_is_skipped_by_name_and_the_run_goes_on(corpus, tmp_path,
-                                                                                               monkeypatch):
+                                                                                               monkeypatch,
+                                                                                               fresh_cache):
     """Under --jobs 1 the clips were extracted in the calling process: a decoder's segfault on one damaged
     clip ended the whole extraction (and this test's process) without naming the clip. Each clip is now
     extracted in a worker process, reused from clip to clip: clip03's crash skips clip03, a fresh worker
@@ -1245,7 +1246,7 @@ def test_under_one_job_an_error_of_the_worker_is_raised_in_the_caller_as_in_proc
     assert (error.value.errno, error.value.filename) == (28, str(tmp_path / "v0.npz"))
 
 
-def test_a_worker_that_dies_counts_the_videos_cached_not_those_skipped(corpus, tmp_path, monkeypatch):
+def test_a_worker_that_dies_counts_the_videos_cached_not_those_skipped(corpus, tmp_path, monkeypatch, fresh_cache):
     """The line counted the results read before the pool broke: the corrupt video (skipped, not cached) was
     counted, and a video cached but whose result was not yet read was not. clip03's worker dies only once
     the other 7 clips' cache files exist and the corrupt one has been tried, so 7 is the count."""
@@ -1254,7 +1255,7 @@ def test_a_worker_that_dies_counts_the_videos_cached_not_those_skipped(corpus, t
     import time
     from mmsa_atsuko.data.extract import frame_features
     real, tried_broken = frame_features.video_features, tmp_path / "broken-tried"
-    cache = tmp_path / "f.pkl.cache"
+    cache = fresh_cache
 
     def dies_on_clip03_last(path, *args, **kwargs):
         if Path(path).stem == BROKEN:
@@ -1333,9 +1334,6 @@ def test_without_a_terminal_extraction_prints_a_line_each_tenth_of_the_videos(mo
 def test_bert_encoding_reports_its_progress_a_batch_at_a_time(corpus, tmp_path):
     """After the videos' progress, extract encoded every transcript with BERT in silence: minutes with a
     real BERT on a CPU. Without a terminal it now prints a line each tenth of the texts, as for the videos."""
-    import shutil
-
-    from mmsa_atsuko.data.extract import pipeline
     from mmsa_atsuko.progress import Progress
     from mmsa_atsuko.data.extract.text import ENCODE_BATCH, encode_texts
     batches = []
@@ -1349,7 +1347,6 @@ def test_bert_encoding_reports_its_progress_a_batch_at_a_time(corpus, tmp_path):
     # Through extract, every good clip from the cache: the broken one, never cached, is tried again (the
     # videos' line), then the 8 texts the CSV keeps (5/2/1) are encoded (the texts' line, after it).
     out = tmp_path / "again.pkl"
-    shutil.copytree(pipeline.cache_path(corpus["out"]), pipeline.cache_path(out))
     printed = []
     result = extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL,
                      echo=printed.append)

@@ -55,7 +55,8 @@ def extract_parser() -> argparse.ArgumentParser:
     from ..data.extract import DEFAULT_SPLIT
     p = OneLineParser(prog="run.py extract", description="Extract frame-level audio (openSMILE eGeMAPS or librosa) "
                       "and face (OpenCV) features and BERT text features from videos into one MMSA-format pickle "
-                      "(unaligned). Resumable: finished videos are cached in <out>.cache/. Unreadable videos are "
+                      "(unaligned). Resumable: finished videos are cached in $MMSA_ATSUKO_CACHE (default "
+                      "~/.cache/mmsa_atsuko)/extract_features/. Unreadable videos are "
                       "listed in <out stem>.skipped.txt. Needs: pip install -e \".[extract]\".")
     p.add_argument("--videos", required=True, help="folder of videos; a video's id is its file name without extension")
     p.add_argument("--transcripts", required=True, help="CSV with columns id, text, label (optional: label_T, "

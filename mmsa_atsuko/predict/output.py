@@ -8,7 +8,7 @@ and how many videos or rows were skipped (listed in `features.skipped.txt`), so 
 predictions still says.
 
 A run folder may come from anywhere. Before any work, `--out` must be a folder this user can write whose
-`predictions.csv`, `predictions.json` (and, with --videos, `features.pkl`, its `.cache/` and
+`predictions.csv`, `predictions.json` (and, with --videos, `features.pkl` and
 `features.skipped.txt`) is no symbolic link (`check_output`); predictions.csv is written whole through a
 fresh temporary file (`write_predictions`).
 """
@@ -32,7 +32,7 @@ PREDICTIONS = "predictions.csv"
 PROVENANCE = "predictions.json"     # which run, model and feature file made predictions.csv
 FEATURES = "features.pkl"           # what --videos extracts into
 # What predict writes in --out: the predictions, and with --videos what extract writes beside its output.
-OUTPUT_ENTRIES = (PREDICTIONS, PROVENANCE, FEATURES, f"{FEATURES}.cache/", skipped_report_path(Path(FEATURES)).name)
+OUTPUT_ENTRIES = (PREDICTIONS, PROVENANCE, FEATURES, skipped_report_path(Path(FEATURES)).name)
 
 
 def check_output(out) -> Path:

@@ -11,9 +11,9 @@ name, version, config and config hash (the hash covers every setting that change
 numbers, including the BERT's tokenizer and weights), which run records and model.json
 carry on.
 
-Audio and vision are extracted per video, in `jobs` processes, each result cached in a
-folder next to the output (`<out>.cache/`, keyed by the video's size and mtime and the
-config hash), so a killed extraction resumes where it stopped. Text is encoded at the end, in
+Audio and vision are extracted per video, in `jobs` processes, each result cached in the
+user's cache (`feature_cache`: keyed by the video's path, size and mtime and the config hash, and checked
+before use), so a killed extraction resumes where it stopped. Text is encoded at the end, in
 one pass. Progress, of the videos and then of BERT's texts: tqdm's bar on a terminal, else a line
 each tenth of them (`Progress`). A video that cannot be read is skipped with one line in `<out stem>.skipped.txt` (also
 printed); so is a transcript row without a video, a video without a row, and a clip over a limit of
@@ -34,12 +34,14 @@ import numpy as np
 import pandas as pd
 
 from ...atomic import check_entries, check_folder, check_output_file, write_failed, write_pickle
+from ...cache import CACHE_ENV
 from ...errors import DataError, UsageError
 from ...progress import Progress
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
+from .feature_cache import CacheShape, cache_file, cache_folder, cached_features, read_cached
 from .report import printable, printable_id, skipped_report_path, write_report
-from .videos import cache_file, cached_features, run_videos
+from .videos import run_videos
 from .text import encode_texts, encoder_sha256, tokenizer_identity
 from .transcripts import SPLITS, UNIMODAL, assign_splits, parse_split, read_transcripts
 
@@ -193,13 +195,21 @@ it is not checked again.
     rows_without_video = set(table.id) - set(found) - set(skipped)     # a row whose video is a named pipe: said so
     for video_id in rows_without_video:
         skipped[video_id] = f"no video file in {videos} named after the id (id.mp4, id.mkv, ...)"
-    cache_dir = cache_path(out)
-    try:        # the cache beside --out; reading a clip or its cache file fails inside, as a skip or a miss
+    if os.path.lexists(cache_path(out)):
+        echo(f"ignoring {printable(str(cache_path(out)))} (extract reads no cache beside --out any more; its "
+             f"cache is in {cache_folder()}): delete it")
+    cache_dir, shape = cache_folder(), CacheShape(media.AUDIO_DIMS[config.audio], config.audio_len, config.vision_len)
+    try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        rows = [(i, found[i], cache_file(cache_dir, i, media_hash)) for i in table.id if i not in skipped]
+    except OSError as e:
+        raise write_failed(f"extract's cache folder {cache_dir}", f"${CACHE_ENV}", e) from None
+    try:        # reading a clip or its cache file fails inside, as a skip or a miss
+        rows = [(i, found[i], cache_file(cache_dir, i, found[i], media_hash)) for i in table.id if i not in skipped]
         todo, hits = [], {}          # hits: the cached clips, read once
         for row in rows:
-            hit = cached_features(row[2], row[1])
+            hit, bad = read_cached(row[2], row[1], shape)
+            if bad:
+                echo(f"cache file {row[2]} not used ({bad}): extracting {printable_id(row[0])} again")
             if hit is None:
                 todo.append(row)
             elif hit["seconds"] > max_clip_seconds:
@@ -209,16 +219,15 @@ it is not checked again.
         skipped.update(run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds, echo,
                                   rows=(config.audio_len, config.vision_len)))
     except OSError as e:
-        raise write_failed(f"--out {out}", "--out", e) from None
+        raise write_failed(f"extract's cache folder {cache_dir}", f"${CACHE_ENV}", e) from None
 
     keep = table[~table.id.isin(list(skipped))].reset_index(drop=True)
     if keep.empty:
-        if not any(cache_dir.iterdir()):      # nothing to resume from: leave no empty folder behind
-            cache_dir.rmdir()
         report = write_report(out, skipped, echo, rows_without_video)
         raise DataError(f"no video of {videos} could be extracted (see {report})")
     keep["split"] = assign_splits(keep, ratios, seed)
-    features = {i: hits.get(i) or cached_features(cache_file(cache_dir, i, media_hash), found[i]) for i in keep.id}
+    features = {i: hits.get(i) or cached_features(cache_file(cache_dir, i, found[i], media_hash), found[i], shape)
+                for i in keep.id}
     # Minutes with a real BERT on a CPU, after the videos' progress: it has its own.
     progress = Progress(len(keep), echo, what="texts encoded by BERT", unit="text")
     try:
@@ -279,15 +288,14 @@ def _dataset_hint(table: pd.DataFrame, lo: float, hi: float) -> str | None:
 
 
 def cache_path(out: Path) -> Path:
-    """The folder of per-video results beside `out`."""
+    """Where extract kept its per-video results before they moved to the user's cache: ignored, with one line."""
     return out.with_name(out.name + ".cache")
 
 
 def _check_beside(out: Path) -> None:
     """One UsageError line, before any work, unless the folder of `out` is, or can be made as, a
     folder this user may write (`atomic.check_folder`), and what extract writes beside `out` (its
-    cache folder, its skipped list) is neither a symbolic link (the cache would be filled wherever
-    it led), the wrong kind of thing, nor unwritable (`atomic.check_entries`, the checks predict
-    makes in its --out)."""
+    skipped list) is neither a symbolic link, the wrong kind of thing, nor unwritable
+    (`atomic.check_entries`, the checks predict makes in its --out)."""
     check_folder(out.parent, "output folder")
-    check_entries(out.parent, (cache_path(out).name + "/", skipped_report_path(out).name), "output folder")
+    check_entries(out.parent, (skipped_report_path(out).name,), "output folder")

@@ -1,8 +1,7 @@
-"""Each video's audio and vision features, extracted in worker processes and cached beside the output.
+"""Each video's audio and vision features, extracted in worker processes and cached.
 
-A video's cache file (`cache_file`) is named by its id and the media settings' hash, and holds the video's
-size and mtime (`file_stamp`): a cache file whose stamp no longer matches its video is extracted again, so a
-killed extraction resumes where it stopped and an edited clip is never served stale. A video that cannot be
+Each clip's features go to its cache file (`feature_cache`: in the user's cache, stamped with the video's size
+and mtime, checked before use), so a killed extraction resumes where it stopped. A video that cannot be
 read is a reason, not an error: `run_videos` returns it, and the pipeline reports it. So is a clip whose worker
 process died extracting it under `--jobs 1` (`ClipWorker`; one that died idle, between clips, is replaced
 and the clip sent to the fresh one); under several jobs the pool cannot tell which clip killed it, and
@@ -11,13 +10,11 @@ decodes (`clip_progress`).
 """
 from __future__ import annotations
 
-import hashlib
+import math
 import multiprocessing
 import os
 import pickle
 import signal
-import zipfile
-import zlib
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait as wait_for
@@ -30,58 +27,7 @@ from ...atomic import replace_with
 from ...errors import DataError, one_line
 from ...progress import Progress
 from . import clip_progress, frame_features, media
-
-
-# Bytes of a video's id kept in its cache file's name: the hash after it tells ids apart, and a name (with
-# its temporary sibling's 30 more) stays under the 255 bytes of a file name. A clip named after its
-# 240-character title made the cache file's name 270 bytes, and extract failed as '--out could not be written'.
-CACHE_NAME_BYTES = 100
-
-
-def cache_file(cache_dir: Path, video_id: str, media_hash: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in video_id)
-    safe = safe.encode()[:CACHE_NAME_BYTES].decode(errors="ignore")     # a letter of several bytes is cut whole
-    return cache_dir / f"{safe}-{hashlib.sha256(video_id.encode()).hexdigest()[:8]}-{media_hash}.npz"
-
-
-def file_stamp(video: Path) -> np.ndarray:
-    st = video.stat()
-    return np.array([st.st_size, st.st_mtime_ns], np.int64)
-
-
-# What np.load raises for a cache file that is not one this module wrote whole: none (OSError), empty
-# (EOFError), truncated or damaged (zipfile.BadZipFile; zlib.error in a compressed one), a pickle or another format
-# (ValueError), a .npy (TypeError: no NpzFile to open), without the stamp or a feature (KeyError), a "seconds" that
-# is no one number (TypeError), an array whose header declares petabytes (MemoryError, before a byte is read).
-# Such a file is not cached: the video is extracted again and the file rewritten.
-UNREADABLE_CACHE = (OSError, EOFError, zipfile.BadZipFile, zlib.error, ValueError, KeyError, TypeError, MemoryError)
-
-
-FEATURE_KEYS = ("audio", "vision", "seconds")     # what a cache file holds beside its stamp
-
-
-def _read_current(path: Path, video: Path, read):
-    """`read(the open cache file, the clip's seconds)` if the file at `path` is `video`'s (its stamp matches) and
-    holds every feature, else None: the one test of a cache file, for the features and for the count of cached
-    clips."""
-    # A cache file from before the clip's length was stored in it lacks "seconds": extracted again.
-    try:
-        with np.load(path) as saved:
-            if set(FEATURE_KEYS) <= set(saved.files) and np.array_equal(saved["stamp"], file_stamp(video)):
-                return read(saved, float(saved["seconds"]))
-    except UNREADABLE_CACHE:
-        pass
-    return None
-
-
-def cached_features(path: Path, video: Path) -> dict | None:
-    return _read_current(path, video, lambda saved, seconds: {"audio": saved["audio"], "vision": saved["vision"],
-                                                              "seconds": seconds})
-
-
-def is_cached(path: Path, video: Path) -> bool:
-    """Whether `video` has a cache file of its own at `path`, its stamp, names and seconds read (not its features)."""
-    return _read_current(path, video, lambda saved, seconds: True) is not None
+from .feature_cache import CacheShape, file_stamp, is_cached
 
 
 def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: float,
@@ -291,7 +237,11 @@ def _pool(todo: list, settings: tuple, jobs: int, skipped: dict, progress: Progr
                     progress.update()
     except BrokenProcessPool:       # a worker killed (SIGKILL, SIGSEGV): every future left fails at once
         # Counted on disk once the pool is down: results read or not, a skipped video is no cache file.
-        cached = sum(is_cached(Path(cache), Path(video)) for _, video, cache in todo)
+        backend, fps, max_seconds, rows = settings
+        # Without padded lengths, as many rows as a clip of max_seconds gives (and one more at each end).
+        rows = rows or (math.ceil(max_seconds * media.AUDIO_RATE) + 2, math.ceil(max_seconds * fps) + 2)
+        shape = CacheShape(media.AUDIO_DIMS[backend], *rows)
+        cached = sum(is_cached(Path(cache), Path(video), shape) for _, video, cache in todo)
         raise DataError(f"a worker process died while extracting videos (killed by the system when memory ran "
                         f"out, or crashed by a damaged video); {cached} of the {len(todo)} videos to extract "
                         f"are cached: run the same command again to go on") from None

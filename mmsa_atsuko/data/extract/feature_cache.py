@@ -1,0 +1,166 @@
+"""A video's cache file: its audio and vision features, kept in the user's cache and checked before use.
+
+A cache file is `<cache_dir()>/extract_features/<id>-<video path hash>-<settings hash>.npz` (`cache_file`):
+named by the video's id, its absolute path and the media settings' hash, and holding the video's size and
+mtime (`file_stamp`), so a killed extraction resumes where it stopped and an edited clip is never served stale.
+It lives in the user's cache, never beside `--out`: its name and stamp are no secret (a video's path, size and
+mtime, which an archive sets), so a cache folder that came with a shared videos folder, or was planted there by
+another user, stood in for the features unseen; and a sha256 of the video would not help, since whoever ships
+the videos knows their bytes. A `<out>.cache/` that extract kept before is ignored, with one line.
+
+A cache file is still read as hostile (`read_cached`): its zip's declared sizes are checked against what a file of
+these settings can hold before anything is inflated (a 3.4 MB file declared 3.5 GB of audio: 50 s and 3.9 GB),
+then each array's header (dtype, shape: the extractor's columns, at most the padded rows) before its data, then
+its values (finite). A file that fails is not cached: its video is extracted again, and the file rewritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import lzma
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.lib import format as npy
+
+from ...atomic import read_small_file
+from ...cache import cache_dir
+from .media import VISION_DIM
+
+CACHE_FOLDER = "extract_features"       # under cache_dir()
+# Bytes of a video's id kept in its cache file's name: the hashes after it tell videos apart, and a name (with
+# its temporary sibling's 30 more) stays under the 255 bytes of a file name. A clip named after its
+# 240-character title made the cache file's name 270 bytes, and extract failed as '--out could not be written'.
+CACHE_NAME_BYTES = 100
+# A .npy header as np.savez writes one is 128 bytes; a zip member's headers (local with its zip64 extra, central,
+# data descriptor) under 200, the archive's end records under 100.
+NPY_HEADER_BYTES = 256
+ZIP_BYTES_PER_MEMBER = 512
+ZIP_END_BYTES = 1024
+
+
+def cache_folder() -> Path:
+    """Where extract keeps its per-video cache files: `<cache_dir()>/extract_features`."""
+    return cache_dir() / CACHE_FOLDER
+
+
+def cache_file(folder: Path, video_id: str, video: Path, media_hash: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in video_id)
+    safe = safe.encode()[:CACHE_NAME_BYTES].decode(errors="ignore")     # a letter of several bytes is cut whole
+    where = hashlib.sha256(str(Path(video).resolve()).encode(errors="surrogateescape")).hexdigest()[:16]
+    return folder / f"{safe}-{where}-{media_hash}.npz"
+
+
+def file_stamp(video: Path) -> np.ndarray:
+    st = video.stat()
+    return np.array([st.st_size, st.st_mtime_ns], np.int64)
+
+
+@dataclass(frozen=True)
+class CacheShape:
+    """What a cache file of one extraction's settings may hold: the audio's columns, and at most the padded
+    rows of each feature (the extractor never stores a row past them)."""
+    audio_dim: int
+    audio_rows: int
+    vision_rows: int
+
+    def arrays(self) -> dict:
+        """{key: (dtype, the most each axis may have, whether the shape is exact)}."""
+        return {"stamp": (np.dtype("<i8"), (2,), True), "seconds": (np.dtype("<f8"), (), True),
+                "audio": (np.dtype("<f4"), (self.audio_rows, self.audio_dim), False),
+                "vision": (np.dtype("<f4"), (self.vision_rows, VISION_DIM), False)}
+
+    def member_bytes(self, key: str) -> int:
+        dtype, shape, _ = self.arrays()[key]
+        return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize + NPY_HEADER_BYTES
+
+    def file_bytes(self) -> int:
+        return sum(self.member_bytes(key) + ZIP_BYTES_PER_MEMBER for key in self.arrays()) + ZIP_END_BYTES
+
+
+class BadCacheFile(Exception):
+    """A cache file extract did not write as it is (its message: what is wrong with it)."""
+
+
+# What reading a file that is no zip, or a damaged one, raises: none or unreadable (OSError), empty or cut short
+# (EOFError, zipfile.BadZipFile), a damaged compressed member (zlib.error, lzma.LZMAError), a bad .npy header
+# (ValueError), a member compressed as zipfile cannot read (NotImplementedError) or encrypted (RuntimeError).
+UNREADABLE = (OSError, EOFError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, ValueError, NotImplementedError,
+              RuntimeError)
+
+
+def _array(raw: bytes, key: str, dtype: np.dtype, most: tuple, exact: bool) -> np.ndarray:
+    """The array of a .npy member's bytes, its header checked before its data is looked at."""
+    buffer = io.BytesIO(raw)
+    if npy.read_magic(buffer) != (1, 0):
+        raise BadCacheFile(f"its {key} is not a .npy file as np.savez writes it")
+    shape, fortran, found = npy.read_array_header_1_0(buffer)
+    if found != dtype or fortran:
+        raise BadCacheFile(f"its {key} is {found}{' (Fortran order)' if fortran else ''}, not {dtype}")
+    if len(shape) != len(most) or any(n > m or (exact and n != m) for n, m in zip(shape, most)) or (
+            len(most) == 2 and shape[1] != most[1]):
+        allowed = most if exact else f"(at most {most[0]}, {most[1]})"
+        raise BadCacheFile(f"its {key} has shape {shape}, not {allowed}")
+    body = buffer.read()
+    if len(body) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        raise BadCacheFile(f"its {key} holds {len(body)} bytes of data, not what its shape {shape} needs")
+    array = np.frombuffer(body, dtype).reshape(shape)
+    if not np.isfinite(array).all():
+        raise BadCacheFile(f"its {key} holds values that are not finite (NaN or infinite)")
+    return array
+
+
+def read_arrays(path: Path, shape: CacheShape) -> dict:
+    """{key: array} of the cache file at `path`, each checked as the module docstring says. FileNotFoundError
+    when there is none; BadCacheFile, or one of UNREADABLE, for a file that is not one extract wrote whole."""
+    try:
+        blob = read_small_file(path, shape.file_bytes(), follow_links=True)
+    except ValueError as e:        # a pipe or a device; or larger than any file of these settings
+        raise BadCacheFile(f"it is larger than the {shape.file_bytes()} bytes a cache file of these settings takes"
+                           if str(e) == "too large" else f"it is {e}") from None
+    arrays = {}
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        members = archive.infolist()
+        names = sorted(member.filename for member in members)
+        if names != sorted(f"{key}.npy" for key in shape.arrays()):
+            raise BadCacheFile(f"it holds {', '.join(names)[:200]}, not {', '.join(shape.arrays())}")
+        for member in members:
+            key = member.filename[:-len(".npy")]
+            if member.file_size > shape.member_bytes(key):      # declared, before a byte is inflated
+                raise BadCacheFile(f"its {key} declares {member.file_size} bytes, over the "
+                                   f"{shape.member_bytes(key)} a clip of these settings gives")
+            with archive.open(member) as f:
+                raw = f.read(member.file_size + 1)         # zipfile inflates no more than the size declared
+            arrays[key] = _array(raw, key, *shape.arrays()[key])
+    return arrays
+
+
+def read_cached(path: Path, video: Path, shape: CacheShape) -> tuple[dict | None, str | None]:
+    """(features, None) when the cache file at `path` is `video`'s (its stamp matches) and passes every check;
+    (None, None) when there is none or it is of another version of the video (both ordinary misses); (None, why)
+    for a file that is not one extract wrote as it is, which the caller says in one line."""
+    try:
+        arrays = read_arrays(path, shape)
+    except FileNotFoundError:
+        return None, None
+    except BadCacheFile as e:
+        return None, str(e)
+    except UNREADABLE as e:
+        return None, f"it cannot be read ({type(e).__name__})"
+    if not np.array_equal(arrays["stamp"], file_stamp(video)):
+        return None, None
+    if arrays["seconds"] < 0:
+        return None, "its seconds are negative"
+    return {"audio": arrays["audio"], "vision": arrays["vision"], "seconds": float(arrays["seconds"])}, None
+
+
+def cached_features(path: Path, video: Path, shape: CacheShape) -> dict | None:
+    return read_cached(path, video, shape)[0]
+
+
+def is_cached(path: Path, video: Path, shape: CacheShape) -> bool:
+    """Whether `video` has a usable cache file of its own at `path`."""
+    return cached_features(path, video, shape) is not None

@@ -1,0 +1,240 @@
+"""extract's cache files are read as hostile: checked before use, and never taken from beside --out.
+
+A red team found the cache trusted whole: a `<out>.cache/` that came with a shared folder stood in for the
+features unseen, a zip bomb was inflated whole (3.4 MB: 50 s and 3.9 GB), an array of the wrong width was a
+traceback, and NaN features were written with exit 0. Each test here extracts two clips, spoils a cache file
+as found, extracts again and compares with the first file.
+"""
+import hashlib
+import io
+import os
+import pickle
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media_fixtures import require_extract, write_video
+
+from mmsa_atsuko.cli import main
+from mmsa_atsuko.data.extract import ExtractConfig, extract
+from mmsa_atsuko.data.tiny_bert import write_tiny_bert
+
+SMALL = ExtractConfig(text_len=12, audio_len=40, vision_len=15)
+CLIPS = ("a", "b")
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    require_extract()
+    root = tmp_path_factory.mktemp("cache")
+    videos = root / "videos"
+    videos.mkdir()
+    for i, clip in enumerate(CLIPS):
+        write_video(videos / f"{clip}.mp4", seed=i)
+    transcripts = root / "t.csv"
+    transcripts.write_text("id,text,label,split\na,w001 w002,1.0,train\nb,w003,-1.0,test\n")
+    return {"videos": videos, "transcripts": transcripts, "bert": write_tiny_bert(root / "bert")}
+
+
+@pytest.fixture
+def user_cache(tmp_path, monkeypatch):
+    folder = tmp_path / "user-cache"
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(folder))
+    return folder
+
+
+def _extract(clips, out, lines=None):
+    return extract(clips["videos"], clips["transcripts"], out, bert=clips["bert"], config=SMALL,
+                   echo=(lines.append if lines is not None else lambda _: None))
+
+
+def _raw(path):
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def _cache_file(out, clip) -> Path:
+    """The one cache file of `clip`, wherever extract keeps it (beside --out before, the user's cache now)."""
+    found = [*out.with_name(out.name + ".cache").glob(f"{clip}-*.npz"),
+             *(Path(os.environ["MMSA_ATSUKO_CACHE"]) / "extract_features").glob(f"{clip}-*.npz")]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def _stamp(video: Path) -> np.ndarray:
+    st = video.stat()
+    return np.array([st.st_size, st.st_mtime_ns], np.int64)
+
+
+def _spoil_and_extract_again(clips, tmp_path, spoil):
+    """(the first file, the second, what the second call printed, its result) after `spoil(cache file of a,
+    video of a)` between two calls."""
+    out = tmp_path / "f.pkl"
+    _extract(clips, out)
+    first = _raw(out)
+    spoil(_cache_file(out, "a"), clips["videos"] / "a.mp4")
+    lines = []
+    result = _extract(clips, out, lines)
+    return first, _raw(out), lines, result
+
+
+def _same_features(first, second):
+    for split in ("train", "test"):
+        for key in ("audio", "vision", "audio_lengths", "vision_lengths"):
+            assert np.array_equal(first[split][key], second[split][key]), (split, key)
+
+
+def _saved_with(path, video, **changed):
+    """Rewrite the cache file at `path` with `changed` arrays, its stamp still the video's."""
+    with np.load(path) as saved:
+        arrays = {key: saved[key] for key in saved.files}
+    arrays.update(stamp=_stamp(video), **changed)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def test_a_zip_bomb_is_refused_by_its_declared_size_before_it_is_inflated(clips, tmp_path, user_cache):
+    """np.savez_compressed of 50,000 x 25 zeros is 5 MB in a file of under 12 KB (what a cache file of these
+    settings may take): it was inflated whole, its rows cut and the clip counted from the cache. Its zip declares
+    5 MB for the audio, over the 4,000 bytes (40 rows of 25 float32) and a header a file of these settings holds:
+    it is not used, and the clip is extracted again."""
+    def bomb(path, video):
+        with np.load(path) as saved:
+            arrays = {key: saved[key] for key in saved.files}
+        with open(path, "wb") as f:
+            np.savez_compressed(f, **{**arrays, "audio": np.zeros((50_000, 25), np.float32)})
+        assert path.stat().st_size < 12_000
+
+    first, second, lines, result = _spoil_and_extract_again(clips, tmp_path, bomb)
+    assert (result.extracted, result.cached) == (1, 1)
+    _same_features(first, second)
+    (line,) = [line for line in lines if line.startswith("cache file")]
+    assert f"(its audio declares {50_000 * 25 * 4 + 128} bytes, over the {40 * 25 * 4 + 256} " in line, line
+    assert line.endswith(": extracting a again")
+
+
+def test_a_zip_bomb_is_checked_without_inflating_it(tmp_path):
+    """The red team's bomb, 30,000,000 x 29 zeros (3.5 GB) in 3.4 MB, took 50 s and 3.9 GB. One of a thirtieth
+    its rows (116 MB in 113 KB) is larger than any cache file of these settings (40 audio and 15 vision rows:
+    13,200 bytes): it is refused unread."""
+    from mmsa_atsuko.data.extract.feature_cache import CacheShape, read_cached
+    video, cache = tmp_path / "v.mp4", tmp_path / "v.npz"
+    video.write_bytes(b"a clip")
+    np.savez_compressed(cache, stamp=_stamp(video), seconds=np.float64(2.0), vision=np.zeros((15, 74), np.float32),
+                        audio=np.zeros((1_000_000, 29), np.float32))
+    tracemalloc.start()
+    try:
+        found = read_cached(cache, video, CacheShape(29, 40, 15))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found == (None, "it is larger than the 13200 bytes a cache file of these settings takes")
+    assert peak < 2 ** 20, peak
+
+
+def test_audio_of_the_wrong_width_is_not_used(clips, tmp_path, user_cache):
+    """Audio of 5 columns where opensmile gives 25 was a ValueError traceback (broadcast into the padded array)."""
+    first, second, lines, result = _spoil_and_extract_again(
+        clips, tmp_path, lambda path, video: _saved_with(path, video, audio=np.ones((52, 5), np.float32)))
+    assert (result.extracted, result.cached) == (1, 1)
+    _same_features(first, second)
+    assert any("(its audio has shape (52, 5), not (at most 40, 25))" in line for line in lines), lines
+
+
+def test_rows_past_the_padded_length_are_not_used(clips, tmp_path, user_cache):
+    """41 rows where the padded length is 40: no cache file extract writes holds them."""
+    first, second, lines, result = _spoil_and_extract_again(
+        clips, tmp_path, lambda path, video: _saved_with(path, video, audio=np.ones((41, 25), np.float32)))
+    assert (result.extracted, result.cached) == (1, 1)
+    _same_features(first, second)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_vision_that_is_not_finite_is_not_used(clips, tmp_path, user_cache, bad):
+    """NaN vision was written with exit 0 (training refused the file later)."""
+    def spoil(path, video):
+        with np.load(path) as saved:
+            vision = saved["vision"].copy()
+        vision[3, 5] = bad
+        _saved_with(path, video, vision=vision)
+
+    first, second, lines, result = _spoil_and_extract_again(clips, tmp_path, spoil)
+    assert (result.extracted, result.cached) == (1, 1)
+    _same_features(first, second)
+    assert np.isfinite(second["train"]["vision"]).all()
+    assert any("(its vision holds values that are not finite (NaN or infinite))" in line for line in lines), lines
+
+
+def test_a_cache_folder_beside_out_is_never_read(clips, tmp_path, user_cache, capsys):
+    """A `<out>.cache/` that came with a shared folder, its files forged (every feature 7.0) under the names and
+    stamps extract gave them: "0 videos extracted, 2 from the cache", exit 0, the forged features in the file.
+    Its names and stamps are no secret (ids, a settings hash, sizes and mtimes an archive sets); extract keeps
+    its cache in the user's own now, and says it ignores this one."""
+    reference = tmp_path / "reference.pkl"
+    _extract(clips, reference)
+    out = tmp_path / "shared" / "f.pkl"
+    planted = out.with_name("f.pkl.cache")
+    planted.mkdir(parents=True)
+    for clip in CLIPS:
+        settings = _cache_file(reference, clip).name.rsplit("-", 1)[1]          # '<media hash>.npz'
+        video = clips["videos"] / f"{clip}.mp4"
+        name = f"{clip}-{hashlib.sha256(clip.encode()).hexdigest()[:8]}-{settings}"   # as extract named them
+        np.savez(planted / name, stamp=_stamp(video), seconds=np.float64(1.2),
+                 audio=np.full((30, 25), 7.0, np.float32), vision=np.full((12, 74), 7.0, np.float32))
+    code = main(["extract", "--videos", str(clips["videos"]), "--transcripts", str(clips["transcripts"]),
+                 "--out", str(out), "--bert", str(clips["bert"]), "--text-len", "12", "--audio-len", "40",
+                 "--vision-len", "15"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "(train 1, test 1; 0 videos extracted, 2 from the cache, 0 skipped)" in printed, printed
+    assert f"ignoring {planted} (extract reads no cache beside --out any more" in printed, printed
+    _same_features(_raw(reference), _raw(out))
+    assert not (_raw(out)["train"]["audio"] == 7.0).any()
+
+
+def test_a_link_beside_out_where_the_cache_was_is_left_alone(clips, tmp_path, user_cache):
+    """`<out>.cache` as a link to another's folder was followed (every clip's features written where it led);
+    then refused before any work. Nothing is read or written there now."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    out = tmp_path / "out" / "f.pkl"
+    out.parent.mkdir()
+    out.with_name("f.pkl.cache").symlink_to(victim, target_is_directory=True)
+    lines = []
+    result = _extract(clips, out, lines)
+    assert result.counts == {"train": 1, "test": 1} and list(victim.iterdir()) == []
+    assert any(line.startswith("ignoring ") for line in lines), lines
+
+
+def test_a_member_that_inflates_past_its_declared_size_is_not_read_past_it(tmp_path):
+    """A zip of under 12 KB (what a cache file of these settings may take) whose audio declares 4,000 bytes but
+    inflates to 8 MB: zipfile inflates no more than the size declared, and the member then fails its .npy header,
+    so it is a miss, not 8 MB of memory."""
+    from mmsa_atsuko.data.extract.feature_cache import CacheShape, read_cached
+    video, cache = tmp_path / "v.mp4", tmp_path / "v.npz"
+    video.write_bytes(b"a clip")
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((80_000, 25), np.float32))
+    arrays = {"stamp": _stamp(video), "seconds": np.float64(1.0), "vision": np.zeros((1, 74), np.float32)}
+    with zipfile.ZipFile(cache, "w", zipfile.ZIP_DEFLATED) as archive:
+        for key, value in arrays.items():
+            one = io.BytesIO()
+            np.save(one, value)
+            archive.writestr(f"{key}.npy", one.getvalue())
+        archive.writestr("audio.npy", buffer.getvalue())
+    raw = bytearray(cache.read_bytes())
+    central = raw.rindex(b"audio.npy") - 46             # its central directory record: 46 bytes, then its name
+    assert raw[central:central + 4] == b"PK\x01\x02"
+    assert int.from_bytes(raw[central + 24:central + 28], "little") == 8_000_128
+    raw[central + 24:central + 28] = (4000).to_bytes(4, "little")     # its declared (uncompressed) size
+    cache.write_bytes(bytes(raw))
+    assert len(raw) < 12_000
+    tracemalloc.start()
+    try:
+        features, why = read_cached(cache, video, CacheShape(25, 40, 15))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert features is None and why.startswith("it cannot be read"), why
+    assert peak < 2 ** 20, peak
