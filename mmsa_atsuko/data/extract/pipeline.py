@@ -39,7 +39,7 @@ from ...errors import DataError, UsageError
 from ...progress import Progress
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
-from .feature_cache import CacheShape, cache_file, cache_folder, cached_features, read_cached
+from .feature_cache import CacheShape, cache_file, cache_folder, read_cached
 from .report import printable, printable_id, skipped_report_path, write_report
 from .videos import run_videos
 from .text import encode_texts, encoder_sha256, tokenizer_identity
@@ -220,14 +220,19 @@ it is not checked again.
                                   rows=(config.audio_len, config.vision_len)))
     except OSError as e:
         raise write_failed(f"extract's cache folder {cache_dir}", f"${CACHE_ENV}", e) from None
+    features = dict(hits)
+    for video_id, video, cache in todo:
+        if video_id not in skipped:      # read back as a cache file is: a file failing its checks never gets through
+            features[video_id], why = read_cached(cache, video, shape)
+            if features[video_id] is None:
+                skipped[video_id] = f"its features failed the cache's checks once extracted " \
+                                    f"({why or 'the video changed meanwhile'})"
 
     keep = table[~table.id.isin(list(skipped))].reset_index(drop=True)
     if keep.empty:
         report = write_report(out, skipped, echo, rows_without_video)
         raise DataError(f"no video of {videos} could be extracted (see {report})")
     keep["split"] = assign_splits(keep, ratios, seed)
-    features = {i: hits.get(i) or cached_features(cache_file(cache_dir, i, found[i], media_hash), found[i], shape)
-                for i in keep.id}
     # Minutes with a real BERT on a CPU, after the videos' progress: it has its own.
     progress = Progress(len(keep), echo, what="texts encoded by BERT", unit="text")
     try:
