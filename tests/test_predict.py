@@ -142,7 +142,10 @@ def test_the_python_api_returns_the_paths_it_did_before_the_provenance(trained, 
     assert sorted(table.id) == sorted(CLIPS) and set(table.split) == {"test"}
 
 
-def test_predict_from_videos_takes_the_clip_limit_of_extract(trained, capsys, tmp_path):
+def test_predict_from_videos_takes_the_clip_limit_of_extract(trained, capsys, tmp_path, monkeypatch):
+    # A cache of its own: the clips are extracted afresh and refused by their headers, not taken from the cache
+    # extract keeps in the user's (where a cached clip over the limit is skipped by its stored length).
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path.parent / f"{tmp_path.name}-cache"))
     _, unlabelled = write_corpus(trained["root"], labels=False, splits=False)
     code = main(["predict", "--checkpoint", str(trained["run_dir"]), "--videos", str(trained["videos"]),
                  "--transcripts", str(unlabelled), "--out", str(tmp_path), "--max-clip-seconds", "1"])
