@@ -156,3 +156,26 @@ def test_the_config_is_held_to_the_values_read_too(tiny_bert):
     with pytest.raises(DataError, match=r"describes a BERT of [\d,]+ values, more than the [\d,]+ that "
                                         r"model.safetensors holds"):
         check_values_held(config, state, Path(tiny_bert) / "model.safetensors", tiny_bert)
+
+
+def test_weights_of_other_names_are_refused_by_extract_as_by_training(tmp_path):
+    """Every key of model.safetensors renamed (`zz_` in front): transformers loads no weight and leaves the whole
+    encoder randomly initialised, saying so only in its loading info. Training refused it; extract's encoder
+    wrote the random BERT's features into the file, exit 0. Both now refuse it in the same line."""
+    from safetensors.torch import load_file, save_file
+
+    from mmsa_atsuko.data.extract.text import encode_texts
+    from mmsa_atsuko.data.tiny_bert import write_tiny_bert
+    from mmsa_atsuko.errors import UsageError
+    from mmsa_atsuko.models.common.bert import BertTextEncoder
+    folder = write_tiny_bert(tmp_path / "renamed")
+    weights = load_file(str(folder / "model.safetensors"))
+    encoder_weights = len([k for k in weights if not k.startswith("pooler.")])
+    save_file({f"zz_{k}": v for k, v in weights.items()}, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    lacks = rf"the BERT checkpoint at {folder} lacks {encoder_weights} encoder weights \(e.g. embeddings\."
+    with pytest.raises(UsageError, match=lacks) as extracting:
+        encode_texts(["w001 w002"], str(folder), 8)
+    assert "--bert " in str(extracting.value) and "\n" not in str(extracting.value)
+    with pytest.raises(UsageError, match=lacks) as training:
+        BertTextEncoder(str(folder), use_finetune=False)
+    assert "-c pretrained=" in str(training.value)

@@ -74,7 +74,7 @@ def encode_texts(texts: list[str], bert_dir: str, max_len: int, progress=None) -
     import torch
     from transformers import AutoTokenizer
 
-    from ...models.common.bert_weights import load_bert
+    from ...models.common.bert import load_encoder
 
     # trust_remote_code=False: a folder whose config.json maps to its own Python code (auto_map) is
     # refused outright; unset, transformers asks on a terminal whether to run that code.
@@ -86,7 +86,7 @@ def encode_texts(texts: list[str], bert_dir: str, max_len: int, progress=None) -
     encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len,
                         return_token_type_ids=True, return_tensors="np")
     ids, mask, segments = (encoded[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids"))
-    model = load_bert(bert_dir)[0].eval()       # config.json and the weights read bounded and checked first
+    model = load_encoder(bert_dir, option="--bert ").eval()     # refuses weights of other names
     features = np.zeros((len(texts), max_len, model.config.hidden_size), np.float32)
     with torch.no_grad():
         for start in range(0, len(texts), ENCODE_BATCH):

@@ -120,6 +120,20 @@ def check_vocab(tokenizer, path) -> None:
                          f"truncated); {_how_to_fix(path)}")
 
 
+def load_encoder(path: str, pretrained=None, option: str = "-c pretrained=") -> nn.Module:
+    """The BertModel of the resolved BERT folder `path` (as `pretrained` names it), without its pooler: MMSA uses
+    only the last hidden state, and an unused pooler would be a parameter that never gets a gradient. The files are
+    read bounded and checked first (bert_weights.py). One UsageError line when the weights file lacks any encoder
+    weight: transformers leaves such a weight randomly initialised and says so only in its loading info, so a
+    checkpoint of other names (every key renamed) would encode text as a random BERT does, without an error."""
+    model, info = load_bert(path)
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        raise UsageError(f"the BERT checkpoint at {path} lacks {len(missing)} encoder weights "
+                         f"(e.g. {missing[0]}); is it a BERT model? {_how_to_fix(pretrained or path, option)}")
+    return model
+
+
 class BertTextEncoder(nn.Module):
     """text_bert (B, 3, L) int64 [input ids, attention mask, segment ids] -> (B, L, hidden).
 
@@ -142,13 +156,7 @@ class BertTextEncoder(nn.Module):
             self.model = BertModel(bert_config(path), add_pooling_layer=False)
             self.hidden_size = self.model.config.hidden_size
             return
-        # No pooler: MMSA uses only the last hidden state, and an unused pooler would be a parameter that
-        # never gets a gradient. The files are read bounded and checked first (bert_weights.py).
-        self.model, info = load_bert(path)
-        missing = sorted(info.get("missing_keys") or [])
-        if missing:
-            raise UsageError(f"the BERT checkpoint at {path} lacks {len(missing)} encoder weights "
-                             f"(e.g. {missing[0]}); is it a BERT model? {_how_to_fix(pretrained)}")
+        self.model = load_encoder(path, pretrained)
         self.hidden_size = self.model.config.hidden_size
 
     def forward(self, text_bert: torch.Tensor) -> torch.Tensor:
