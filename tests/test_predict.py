@@ -195,7 +195,7 @@ def test_ids_from_another_tokenizer_are_refused_by_training_and_by_predict(train
     assert main(argv) == 2
     english, other = tokenizer_identity(trained["bert"]), tokenizer_identity(chinese)
     assert capsys.readouterr().err.strip() == (
-        f"error: {trained['features']}: its text ids come from another tokenizer (vocab.txt of "
+        f"error: {trained['features']}: its text ids come from another tokenizer ({english['file']} of "
         f"{english['vocab_size']} tokens, sha256 {english['sha256'][:12]}) than the BERT {chinese} "
         f"({other['vocab_size']} tokens, sha256 {other['sha256'][:12]}): give -c pretrained= the BERT the file "
         f"was extracted with (extract --bert), or extract it again with this one")

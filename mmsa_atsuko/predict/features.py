@@ -14,7 +14,7 @@ from ..config import dataset_facts
 from ..data import load_dataset, warn_huge_splits
 from ..data.conditions import OPTIONS, make_condition
 from ..data.masking import condition_tensors
-from ..data.extract.text import tokenizer_of
+from ..data.extract.text import same_tokenizer, tokenizer_of
 from ..data.mmsa_format import load_for_prediction
 from ..data.spec import Split
 from ..data.stamp import synthetic_data_id
@@ -33,7 +33,25 @@ def _describe(extractor: dict | None) -> str:
 
 def _same_extractor(a: dict | None, b: dict | None) -> bool:
     keys = ("name", "version", "config_hash")
-    return (a is None) == (b is None) and (a is None or all(a[k] == b[k] for k in keys))
+    return (a is None) == (b is None) and (a is None or all(a[k] == b[k] for k in keys)
+                                           or _same_but_recorded_before(a, b))
+
+
+def _same_but_recorded_before(a: dict, b: dict) -> bool:
+    """Whether two extractor records of other config hashes hold the same settings but for the tokenizer identity,
+    which one of them recorded before every tokenizer file was hashed (its vocabulary's sha256 alone), and that
+    identity is of the other's tokenizer (`same_tokenizer`): a run trained then still predicts on videos extracted
+    now with its settings."""
+    if a["name"] != b["name"] or a["version"] != b["version"]:
+        return False
+    configs = [record.get("config") for record in (a, b)]
+    texts = [config.get("text") if isinstance(config, dict) else None for config in configs]
+    identities = [tokenizer_of({"config": config}) for config in configs]
+    if None in identities or sum("files" in identity for identity in identities) != 1:
+        return False
+    rest = [dict(config, text={k: v for k, v in text.items() if k != "tokenizer"})
+            for config, text in zip(configs, texts)]
+    return rest[0] == rest[1] and same_tokenizer(*identities)
 
 
 def check_features(card: dict, model, shapes: dict, extractor: dict | None, splits: dict, path) -> None:
@@ -69,7 +87,7 @@ def check_features(card: dict, model, shapes: dict, extractor: dict | None, spli
 def _check_tokenizer(trained: dict, extractor: dict | None, splits: dict, path) -> None:
     made_by = tokenizer_of(extractor)
     if made_by is not None:
-        if made_by["sha256"] != trained["sha256"]:
+        if not same_tokenizer(trained, made_by):
             raise UsageError(f"{path}: its text ids come from another tokenizer ({made_by['file']} of "
                              f"{made_by['vocab_size']} tokens, sha256 {made_by['sha256'][:12]}) than the model's "
                              f"BERT ({trained['vocab_size']} tokens, sha256 {trained['sha256'][:12]}): extract "

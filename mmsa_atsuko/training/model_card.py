@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..version import __version__
 from ..config import check_config, config_hash, dataset_facts
-from ..data.extract.text import tokenizer_identity, tokenizer_of
+from ..data.extract.text import is_tokenizer_identity, same_tokenizer, tokenizer_identity, tokenizer_of
 from ..data.formula_ids import refuse_formula_ids
 from ..data.spec import DatasetSpec
 from ..errors import DataError, UsageError, one_line
@@ -51,7 +51,7 @@ def check_tokenizer(spec: DatasetSpec, pretrained) -> None:
     pairing at its end). A file that does not say which tokenizer made it is not checked."""
     made_by = tokenizer_of(spec.extractor)
     reading = bert_tokenizer(pretrained) if made_by is not None else None
-    if reading is not None and made_by["sha256"] != reading["sha256"]:
+    if reading is not None and not same_tokenizer(made_by, reading):
         raise UsageError(f"{spec.path}: its text ids come from another tokenizer ({made_by['file']} of "
                          f"{made_by['vocab_size']} tokens, sha256 {made_by['sha256'][:12]}) than the BERT {pretrained} "
                          f"({reading['vocab_size']} tokens, sha256 {reading['sha256'][:12]}): give -c pretrained= the "
@@ -166,8 +166,7 @@ def _extractor(value) -> bool:
 
 
 def _tokenizer(value) -> bool:
-    return value is None or (isinstance(value, dict) and all(isinstance(value.get(k), str) for k in ("file", "sha256"))
-                             and _is_int(value.get("vocab_size")))
+    return value is None or is_tokenizer_identity(value) and _is_int(value["vocab_size"])
 
 
 def _model_source(value) -> bool:

@@ -16,7 +16,12 @@ import numpy as np
 
 from ...errors import DataError, one_line
 
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json")     # the first one present defines the ids
+# Every file transformers reads a BERT tokenizer from, in the order the identity hashes them. The first of the
+# two vocabularies present defines the ids: transformers 5 builds a tokenizer from tokenizer.json, from vocab.txt
+# only without it.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json")
+VOCABULARY_FILES = TOKENIZER_FILES[:2]
 ENCODE_BATCH = 32
 
 
@@ -29,14 +34,16 @@ def _sha256(path: Path) -> str:
 
 
 def tokenizer_identity(bert_dir) -> dict | None:
-    """{'file', 'sha256', 'vocab_size', 'lowercase'} of the tokenizer in a BERT folder, or None."""
+    """{'file', 'files', 'sha256', 'vocab_size', 'lowercase'} of the tokenizer in a BERT folder, or None without
+    a vocabulary. `files`: the sha256 of each of TOKENIZER_FILES present, by name; `sha256`: one hash of them,
+    names and all, in TOKENIZER_FILES' order (hashing vocab.txt alone, a tokenizer.json whose ids were swapped
+    kept the identity); `file`: the vocabulary the ids come from, whose entries `vocab_size` counts."""
     folder = Path(bert_dir)
-    for name in TOKENIZER_FILES:
-        path = folder / name
-        if path.is_file():
-            break
-    else:
+    present = [name for name in TOKENIZER_FILES if (folder / name).is_file()]
+    name = next((name for name in VOCABULARY_FILES if name in present), None)
+    if name is None:
         return None
+    path = folder / name
     if name == "vocab.txt":
         vocab_size = sum(1 for _ in open(path, encoding="utf-8"))
     else:
@@ -45,7 +52,22 @@ def tokenizer_identity(bert_dir) -> dict | None:
     config = folder / "tokenizer_config.json"
     if config.is_file():
         lowercase = json.loads(config.read_text(encoding="utf-8")).get("do_lower_case")
-    return {"file": name, "sha256": _sha256(path), "vocab_size": vocab_size, "lowercase": lowercase}
+    files = {name: _sha256(folder / name) for name in present}
+    whole = hashlib.sha256("".join(f"{name} {digest}\n" for name, digest in files.items()).encode()).hexdigest()
+    return {"file": name, "files": files, "sha256": whole, "vocab_size": vocab_size, "lowercase": lowercase}
+
+
+def same_tokenizer(recorded: dict, current: dict) -> bool:
+    """Whether two tokenizer identities (`tokenizer_identity`, `tokenizer_of`) are one tokenizer. An identity
+    recorded before every tokenizer file was hashed (no `files`: a feature file or model.json of then) holds the
+    sha256 of its `file` alone, and is held to that file of the other: its runs and files still match their BERT,
+    as strictly as they were recorded."""
+    if isinstance(recorded.get("files"), dict) and isinstance(current.get("files"), dict):
+        return recorded["sha256"] == current["sha256"]
+    old, new = (current, recorded) if isinstance(recorded.get("files"), dict) else (recorded, current)
+    if not isinstance(new.get("files"), dict):
+        return old["sha256"] == new["sha256"]
+    return new["files"].get(old["file"]) == old["sha256"]
 
 
 def tokenizer_of(extractor: dict | None) -> dict | None:
@@ -55,9 +77,17 @@ def tokenizer_of(extractor: dict | None) -> dict | None:
     record = extractor
     for key in ("config", "text", "tokenizer"):      # the file is hostile: any level may be anything
         record = record.get(key) if isinstance(record, dict) else None
-    ok = (isinstance(record, dict) and isinstance(record.get("sha256"), str) and isinstance(record.get("file"), str)
-          and isinstance(record.get("vocab_size"), int))
-    return record if ok else None
+    return record if is_tokenizer_identity(record) else None
+
+
+def is_tokenizer_identity(record) -> bool:
+    """Whether a recorded identity (a feature file's, a model.json's) is one `tokenizer_identity` writes: `file`,
+    `sha256`, `vocab_size`, and `files` (name -> sha256) or none (an identity recorded before it)."""
+    files = record.get("files") if isinstance(record, dict) else None
+    return (isinstance(record, dict) and isinstance(record.get("sha256"), str) and isinstance(record.get("file"), str)
+            and isinstance(record.get("vocab_size"), int) and not isinstance(record["vocab_size"], bool)
+            and (files is None or isinstance(files, dict) and all(isinstance(k, str) and isinstance(v, str)
+                                                                  for k, v in files.items())))
 
 
 def encoder_sha256(bert_dir) -> str | None:
