@@ -113,6 +113,22 @@ def write_failed(what: str, option: str, error: OSError) -> DataError:
     return DataError(f"{what} could not be written ({error.strerror or one_line(error)}); choose another {option}")
 
 
+def os_error_of(error: BaseException | None) -> OSError | None:
+    """The OSError `error` is, or was raised from or while handling: torch.save turns a full disk (ENOSPC) or a
+    file size limit (EFBIG) into a RuntimeError ('unexpected pos ...') raised while handling the OSError."""
+    while error is not None and not isinstance(error, OSError):
+        error = error.__cause__ or error.__context__
+    return error
+
+
+def disk_of(path) -> Path:
+    """The mount point of the disk `path` (a folder that exists) is on, for a line that asks to free space there."""
+    path = Path(os.path.abspath(path))
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
 def write_pickle(obj, path) -> None:
     """Pickle `obj` (protocol 4, fsynced) to `path` atomically, creating its folder."""
     path = Path(path)

@@ -6,16 +6,19 @@ that reads a file a run folder may have been handed (`resume_checks` holds the s
 """
 from __future__ import annotations
 
+import errno
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..atomic import open_new, replace_with
+from ..atomic import disk_of, open_new, os_error_of, replace_with
 from ..safe_checkpoint import load_weights
-from ..errors import StateNotResumable
+from ..errors import DataError, StateNotResumable, one_line
 from .resume_checks import check_training_state
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)     # EFBIG: the file size limit (ulimit -f) reached
 
 
 def replace_in_run_folder(path: Path, write) -> None:
@@ -27,7 +30,17 @@ def replace_in_run_folder(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
         with open_new(tmp, "wb") as f:
             write(f)
-    replace_with(path, write_file, tmp=path.with_name(f".{path.name}.tmp"))
+    try:
+        replace_with(path, write_file, tmp=path.with_name(f".{path.name}.tmp"))
+    except (OSError, RuntimeError) as e:       # RuntimeError: torch.save's, raised from the OSError
+        cause = os_error_of(e)
+        if cause is None:
+            raise
+        fix = (f"free space on the disk mounted at {disk_of(path.parent)}" if cause.errno in FULL_DISK
+               else f"fix {path.parent}")
+        # A failed run's state: the folder stays .partial, each file as the last write that finished left it.
+        raise DataError(f"could not write {path} ({cause.strerror or one_line(cause)}): {fix}, or train into "
+                        f"another --out; the run's folder stays, for --resume to continue") from None
 
 
 def _rng_states(generator: torch.Generator, device: torch.device) -> dict:
