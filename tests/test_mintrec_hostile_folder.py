@@ -207,3 +207,26 @@ def test_a_marker_that_is_no_json_object_leaves_real_data(folder):
     data = load(folder, with_text_features=False)
     assert not data.spec.synthetic and data.spec.seq_lens == REAL_LENS
     assert [len(data.train), len(data.valid), len(data.test)] == [160, 60, 60]
+
+
+def test_a_full_disk_while_caching_the_text_features_is_a_warning(folder, monkeypatch, tmp_path, caplog):
+    """safetensors' writer raises its own SafetensorError for an I/O error, no OSError: a disk that filled while the
+    cache was written was a traceback (`ulimit -f 300` before a MIntRec run), where an unwritable cache is a
+    warning. The features are used, and nothing is left in the cache."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    def full_disk(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"\0" * 100)
+        raise SafetensorError("Error while serializing: I/O error: File too large (os error 27)")
+
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    with caplog.at_level(logging.WARNING, logger="mmsa_atsuko"):
+        data = load(folder)
+    assert data.train.tensors["text"].shape[0] == len(data.train)
+    cache = tmp_path / "cache" / "mintrec_text_features"
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"cannot cache the text features in {cache} (SafetensorError: Error while serializing: I/O error: File too large "
+        f"(os error 27)): they will be computed again next time"]
+    assert list(cache.iterdir()) == []

@@ -28,7 +28,7 @@ import torch
 
 from ...atomic import replace_with
 from ...cache import cache_dir, sha256_of
-from ...errors import UsageError
+from ...errors import UsageError, one_line
 from .folder import SPLITS
 
 log = logging.getLogger("mmsa_atsuko")
@@ -141,7 +141,7 @@ def cached_text_features(folder: Path, bert_path: str, text_bert: dict, hidden: 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         replace_with(path, lambda tmp: save_file(features, str(tmp), metadata={"bert": str(bert_path), "key": key}))
-    except OSError as e:
+    except (OSError, SafetensorError) as e:     # SafetensorError: its writer's I/O error (a full disk)
         log.warning("cannot cache the text features in %s (%s): they will be computed again next time",
-                    path.parent, e.strerror or e)
+                    path.parent, getattr(e, "strerror", None) or one_line(e))
     return features
