@@ -5,6 +5,7 @@ one line now, in a child process with a timeout, so that a regression fails inst
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -179,3 +180,47 @@ def test_weights_of_other_names_are_refused_by_extract_as_by_training(tmp_path):
     with pytest.raises(UsageError, match=lacks) as training:
         BertTextEncoder(str(folder), use_finetune=False)
     assert "-c pretrained=" in str(training.value)
+
+
+TOKENIZER_CASES = {    # name: (file, bytes, whether tokenizer.json goes, expected)
+    # Without tokenizer.json transformers reads vocab.txt (with it, vocab.txt is only hashed, never decoded).
+    "vocab_not_utf8": ("vocab.txt", b"[PAD]\n\xff\xfe\n", True,
+                       "vocab.txt as a BERT vocabulary (UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff"),
+    "tokenizer_config_a_list": ("tokenizer_config.json", b"[]", False,
+                                "tokenizer_config.json holds a list, not a JSON object"),
+}
+
+
+@pytest.fixture(scope="module")
+def mintrec_folder(tmp_path_factory):
+    from mmsa_atsuko.data import synthetic_mintrec
+    return synthetic_mintrec.write_synthetic_mintrec(tmp_path_factory.mktemp("mintrec") / "MIntRec", size="small")
+
+
+@pytest.mark.parametrize("case", sorted(TOKENIZER_CASES))
+def test_a_tokenizer_file_transformers_cannot_take_is_one_line_everywhere_and_leaves_no_folder(case, tmp_path,
+                                                                                              mintrec_folder, capsys):
+    """vocab.txt not UTF-8 was a UnicodeDecodeError traceback from the tokenizer's identity after a run had made its
+    folder (a .partial left), and a bare Exception from tokenizers in MIntRec's loader; a tokenizer_config.json of
+    `[]` an AttributeError in extract and, in MIntRec's loader, 'it needs vocab.txt'. Each is the line that names
+    the file: in training before any folder, in extract before any video, in MIntRec's loader."""
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.data import load_dataset
+    from mmsa_atsuko.data.extract.text import encode_texts, tokenizer_identity
+    from mmsa_atsuko.data.tiny_bert import write_tiny_bert
+    from mmsa_atsuko.errors import DataError
+    name, content, drop_tokenizer_json, expected = TOKENIZER_CASES[case]
+    folder = write_tiny_bert(tmp_path / "bert")
+    (folder / name).write_bytes(content)
+    if drop_tokenizer_json:
+        (folder / "tokenizer.json").unlink()
+    for call in (lambda: tokenizer_identity(folder), lambda: encode_texts(["w001"], str(folder), 8),
+                 lambda: load_dataset("mintrec", feature_path=mintrec_folder, pretrained=str(folder))):
+        with pytest.raises(DataError, match=re.escape(expected)):
+            call()
+    out = tmp_path / "results"
+    code = main(["-m", "tfn", "-d", "mosi", "--synthetic", "--preset", "small", "--max-epochs", "1", "-s", "1",
+                 "--quiet", "-c", f"pretrained={folder}", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1 and expected in err, err
+    assert str(folder / name) in err and not (out / "runs").exists()

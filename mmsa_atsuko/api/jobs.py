@@ -15,7 +15,7 @@ from ..errors import UsageError
 from ..models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
 from ..registry import build_model, canonical_model_name
 from ..results import run_identity
-from ..training.model_card import check_tokenizer
+from ..training.model_card import bert_tokenizer, check_tokenizer
 from ..training.trainer import check_last_batch
 from ..training.trainer_config import resolve_config
 
@@ -63,6 +63,8 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     check_last_batch(built, len(data.train), config.batch_size)       # before any run folder is made
     if hasattr(built, "check_training_data"):     # the model's own check of what it trains on (optional hook)
         built.check_training_data(data.spec)
+    if data.spec.has_text_bert:     # model.json records its tokenizer: a file of it that cannot be read, now
+        bert_tokenizer(config.pretrained)
     if reads_bert_tokens(built):
         check_tokenizer(data.spec, config.pretrained)       # the ids of an extracted file, read by this BERT
         problem = bert_input_problem(built, data.splits())  # ids past this BERT's tables (any file), before any folder

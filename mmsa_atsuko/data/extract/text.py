@@ -9,7 +9,6 @@ BERT it reads ids with, so `predict` can refuse ids from another vocabulary.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -43,18 +42,23 @@ def tokenizer_identity(bert_dir) -> dict | None:
     name = next((name for name in VOCABULARY_FILES if name in present), None)
     if name is None:
         return None
-    path = folder / name
-    if name == "vocab.txt":
-        vocab_size = sum(1 for _ in open(path, encoding="utf-8"))
-    else:
-        vocab_size = len(json.loads(path.read_text(encoding="utf-8"))["model"]["vocab"])
-    lowercase = None
-    config = folder / "tokenizer_config.json"
-    if config.is_file():
-        lowercase = json.loads(config.read_text(encoding="utf-8")).get("do_lower_case")
+    from ...models.common.bert_weights import tokenizer_json, vocab_txt_size
+    vocab_size = vocab_txt_size(folder) if name == "vocab.txt" else _tokenizer_json_size(folder, tokenizer_json)
+    lowercase = (tokenizer_json(folder, "tokenizer_config.json") or {}).get("do_lower_case")
     files = {name: _sha256(folder / name) for name in present}
     whole = hashlib.sha256("".join(f"{name} {digest}\n" for name, digest in files.items()).encode()).hexdigest()
     return {"file": name, "files": files, "sha256": whole, "vocab_size": vocab_size, "lowercase": lowercase}
+
+
+def _tokenizer_json_size(folder: Path, tokenizer_json) -> int:
+    """The entries of tokenizer.json's vocabulary (`model.vocab`: WordPiece's object, or a list), or one
+    DataError line for a file without one."""
+    vocab = (tokenizer_json(folder, "tokenizer.json").get("model") or {})
+    vocab = vocab.get("vocab") if isinstance(vocab, dict) else None
+    if not isinstance(vocab, (dict, list)):
+        raise DataError(f"{folder / 'tokenizer.json'} has no vocabulary (model.vocab): download or save the BERT "
+                        f"again")
+    return len(vocab)
 
 
 def same_tokenizer(recorded: dict, current: dict) -> bool:
@@ -105,12 +109,14 @@ def encode_texts(texts: list[str], bert_dir: str, max_len: int, progress=None) -
     from transformers import AutoTokenizer
 
     from ...models.common.bert import load_encoder
+    from ...models.common.bert_weights import check_tokenizer_files
 
+    check_tokenizer_files(bert_dir)     # a file of them it cannot read, in a line that names it
     # trust_remote_code=False: a folder whose config.json maps to its own Python code (auto_map) is
     # refused outright; unset, transformers asks on a terminal whether to run that code.
     try:
         tokenizer = AutoTokenizer.from_pretrained(bert_dir, local_files_only=True, trust_remote_code=False)
-    except (OSError, ValueError) as e:
+    except Exception as e:      # transformers' and tokenizers' own (a bare Exception for a WordPiece it cannot build)
         raise DataError(f"the BERT folder {bert_dir} has no tokenizer transformers can load "
                         f"({one_line(e)})") from None
     encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len,

@@ -43,13 +43,15 @@ def load_tokenizer(bert_path: str):
     from transformers.utils import logging as hf_logging
 
     from ...models.common.bert import check_vocab
+    from ...models.common.bert_weights import check_tokenizer_files
+    check_tokenizer_files(bert_path)        # a file of them it cannot read, in a line that names it
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()        # a folder without vocab.txt warns; check_vocab says it in one line
     try:
         tokenizer = BertTokenizer.from_pretrained(bert_path, local_files_only=True)
-    except (OSError, ValueError, TypeError) as e:
-        raise UsageError(f"cannot load a BERT tokenizer from {bert_path} ({type(e).__name__}); it needs "
-                         f"vocab.txt: set -c pretrained=/path/to/bert-base-uncased") from None
+    except Exception as e:      # transformers' and tokenizers' own (a bare Exception for a WordPiece it cannot build)
+        raise UsageError(f"cannot load a BERT tokenizer from {bert_path} ({one_line(e, 160)}); it needs vocab.txt "
+                         f"or tokenizer.json: set -c pretrained=/path/to/bert-base-uncased") from None
     finally:
         hf_logging.set_verbosity(verbosity)
     check_vocab(tokenizer, bert_path)

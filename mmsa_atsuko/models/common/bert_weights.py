@@ -1,4 +1,5 @@
-"""A BERT folder's config.json and weights, read so that no small file in it can hang or exhaust the process.
+"""A BERT folder's config.json, weights and tokenizer JSON, read so that no small file in it can hang or exhaust the
+process.
 
 transformers' `from_pretrained` takes config.json's sizes as they are (a `vocab_size` of 1e9 tried to
 allocate 3 TB) and reads a pytorch_model.bin with torch.load(weights_only=True), whose unpickler a 680-byte
@@ -6,10 +7,12 @@ file hangs for good (safe_checkpoint.py says how). So here config.json is read b
 held to `BERT_SIZE_LIMITS` and to the values the weights file can hold; the weights are read by the toolkit,
 once (pytorch_model.bin through `safe_checkpoint.load_weights`, model.safetensors through safetensors,
 whose every tensor must lie inside its file); and `from_pretrained` is handed the config and the state dict,
-so it opens no file of the folder. Anything wrong with them is one DataError line.
+so it opens no file of the folder. Anything wrong with them is one DataError line. The tokenizer's JSON files
+(`tokenizer_json`) are read bounded too, for its identity and before transformers reads them.
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -25,6 +28,9 @@ BERT_SIZE_LIMITS = {"vocab_size": 1 << 18, "hidden_size": 8192, "num_hidden_laye
                     "num_attention_heads": 128, "intermediate_size": 32768, "max_position_embeddings": 16384,
                     "type_vocab_size": 64}
 SMALLEST_VALUE_BYTES = 2        # a weight stored as float16 or bfloat16
+# bert-base-uncased's tokenizer.json is 466 KB, multilingual BERT's 2 MB; the largest published tokenizers some 30 MB.
+MAX_TOKENIZER_BYTES = 64 << 20
+TOKENIZER_JSON_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
 
 
 def _fix(folder) -> str:
@@ -75,6 +81,45 @@ def bert_config(folder):
             raise DataError(f"{path} describes a BERT of {values:,} values, more than the {size:,} bytes of "
                             f"{weights.name} can hold: {_fix(folder)}")
     return config
+
+
+def tokenizer_json(folder, name: str) -> dict | None:
+    """The JSON object of a tokenizer file of a BERT folder (tokenizer.json, tokenizer_config.json), read bounded, or
+    None where the folder has no such file. One DataError line for a file that is no JSON object: transformers took
+    a tokenizer_config.json of `[]` as a dict (AttributeError, TypeError), which MIntRec's loader blamed on
+    vocab.txt."""
+    path = Path(folder) / name
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(read_small_file(path, MAX_TOKENIZER_BYTES, follow_links=True))
+    except (OSError, ValueError, RecursionError) as e:      # ValueError: too large, bad UTF-8, bad JSON
+        raise DataError(f"cannot read {path} as a tokenizer file ({one_line(e, 120)}): {_fix(folder)}") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path} holds a {type(raw).__name__}, not a JSON object: {_fix(folder)}")
+    return raw
+
+
+def vocab_txt_size(folder) -> int | None:
+    """The entries of a BERT folder's vocab.txt, as transformers counts them (a line each), or None without one.
+    One DataError line for a file that is not UTF-8: it was a UnicodeDecodeError traceback (the tokenizer's
+    identity) after a run had made its folder, and a bare Exception from tokenizers' WordPiece."""
+    path = Path(folder) / "vocab.txt"
+    if not path.is_file():
+        return None
+    try:
+        text = read_small_file(path, MAX_TOKENIZER_BYTES, follow_links=True).decode("utf-8")
+    except (OSError, ValueError) as e:       # UnicodeDecodeError is a ValueError
+        raise DataError(f"cannot read {path} as a BERT vocabulary ({one_line(e, 120)}): {_fix(folder)}") from None
+    return sum(1 for _ in io.StringIO(text, newline=None))     # lines as open() reads them, as transformers does
+
+
+def check_tokenizer_files(folder) -> None:
+    """The tokenizer's files of a BERT folder read (`tokenizer_json`, `vocab_txt_size`) before transformers reads
+    them, so that one it cannot take is a line that names it."""
+    for name in TOKENIZER_JSON_FILES:
+        tokenizer_json(folder, name)
+    vocab_txt_size(folder)
 
 
 def _state_dict(weights: Path, folder) -> dict:
