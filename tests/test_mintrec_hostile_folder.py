@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -230,3 +231,12 @@ def test_a_full_disk_while_caching_the_text_features_is_a_warning(folder, monkey
         f"cannot cache the text features in {cache} (SafetensorError: Error while serializing: I/O error: File too large "
         f"(os error 27)): they will be computed again next time"]
     assert list(cache.iterdir()) == []
+
+
+def test_the_berts_config_is_read_by_the_one_bounded_reader(folder):
+    """MIntRec's loader read config.json again itself for the text width (json.load, unbounded, no checks):
+    `"hidden_size": "abc"` was a ValueError traceback there. It is bert_config's line now, before any pickle."""
+    config = Path(bert_of(folder)) / "config.json"
+    config.write_text(json.dumps(dict(json.loads(config.read_text()), hidden_size="abc")))
+    with pytest.raises(DataError, match=re.escape(f"{config}: hidden_size is 'abc', not a whole number from 1 to")):
+        load(folder)

@@ -9,8 +9,6 @@ text.py and frames.py; this module only orders them and builds the tensors and t
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import torch
 
@@ -32,6 +30,8 @@ def load_mintrec(data_root=None, feature_path=None, *, pretrained=None, with_tex
     `with_text_features=False` skips the `text` features (only `text_bert` is kept).
     """
     from ...models.common.bert import resolve_bert_path
+    from ...models.common.bert_weights import bert_config
+    from ...models.common.tokenizer_panics import tokenizer_panics_as_line
 
     folder, how = resolve_mintrec_folder(data_root, feature_path)
     if not folder.is_dir():
@@ -52,16 +52,16 @@ def load_mintrec(data_root=None, feature_path=None, *, pretrained=None, with_tex
     check_keys_unique(folder, rows)
     labels = label_ids(folder, rows)
     bert_path = resolve_bert_path(pretrained or mintrec_facts()["config"]["pretrained"])
+    hidden = bert_config(bert_path).hidden_size     # config.json read bounded, its sizes checked: the one reader
     tokenizer = load_tokenizer(bert_path)
-    text_bert = {split: tokenize(rows[split].texts, tokenizer, max_lens["text"]) for split in SPLITS}
+    with tokenizer_panics_as_line(bert_path):
+        text_bert = {split: tokenize(rows[split].texts, tokenizer, max_lens["text"]) for split in SPLITS}
 
     frames, digests = {}, {TSV_FILES[s]: rows[s].sha256 for s in SPLITS}
     for modality in ("audio", "vision"):
         frames[modality], digests[FEATURE_FILES[modality]] = read_feature_file(folder, modality, rows,
                                                                                max_lens[modality])
 
-    with open(Path(bert_path) / "config.json", encoding="utf-8") as f:
-        hidden = int(json.load(f).get("hidden_size", 768))
     text = cached_text_features(folder, bert_path, text_bert, hidden) if with_text_features else None
 
     splits = {}
