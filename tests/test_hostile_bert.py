@@ -224,3 +224,30 @@ def test_a_tokenizer_file_transformers_cannot_take_is_one_line_everywhere_and_le
     err = capsys.readouterr().err
     assert code == 1 and len(err.strip().splitlines()) == 1 and expected in err, err
     assert str(folder / name) in err and not (out / "runs").exists()
+
+
+def test_a_tokenizer_that_panics_on_a_text_is_one_line_and_its_panic_text_is_dropped(tmp_path, capfd):
+    """A tokenizer.json whose pre-tokenizer regex backtracks past Oniguruma's retry limit on a text of letters: Rust
+    panics, pyo3 raises PanicException (a BaseException) after writing the panic, and with RUST_BACKTRACE a
+    backtrace, to descriptor 2: 208 lines from extract. The panic text goes nowhere; what is written there without
+    a panic still reaches stderr."""
+    from mmsa_atsuko.data.extract.text import encode_texts
+    from mmsa_atsuko.data.tiny_bert import write_tiny_bert
+    from mmsa_atsuko.errors import DataError
+    from mmsa_atsuko.models.common.tokenizer_panics import tokenizer_panics_as_line
+    folder = write_tiny_bert(tmp_path / "bert")
+    tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": "([a-z ]|[a-z ][a-z ])+[0-9]"},
+                                  "behavior": "Isolated", "invert": False}
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    (folder / "tokenizer_config.json").write_text(json.dumps(dict(config, tokenizer_class="PreTrainedTokenizerFast")))
+    text_bert, _ = encode_texts(["w001 w002 " * 60], str(folder), 8)       # digits end each run: no backtracking
+    assert text_bert.shape == (1, 3, 8)
+    with tokenizer_panics_as_line(folder):          # what reaches descriptor 2 without a panic is passed on
+        os.write(2, b"a warning written to descriptor 2\n")
+    assert capfd.readouterr().err == "a warning written to descriptor 2\n"
+    with pytest.raises(DataError, match=re.escape(f"the tokenizer of {folder} crashed on a text (PanicException: "
+                                                  f"Onig: Regex search error: retry-limit-in-match over)")):
+        encode_texts(["hello there " * 20], str(folder), 8)
+    assert "panicked" not in capfd.readouterr().err

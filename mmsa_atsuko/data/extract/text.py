@@ -110,6 +110,7 @@ def encode_texts(texts: list[str], bert_dir: str, max_len: int, progress=None) -
 
     from ...models.common.bert import load_encoder
     from ...models.common.bert_weights import check_tokenizer_files
+    from ...models.common.tokenizer_panics import tokenizer_panics_as_line
 
     check_tokenizer_files(bert_dir)     # a file of them it cannot read, in a line that names it
     # trust_remote_code=False: a folder whose config.json maps to its own Python code (auto_map) is
@@ -119,8 +120,9 @@ def encode_texts(texts: list[str], bert_dir: str, max_len: int, progress=None) -
     except Exception as e:      # transformers' and tokenizers' own (a bare Exception for a WordPiece it cannot build)
         raise DataError(f"the BERT folder {bert_dir} has no tokenizer transformers can load "
                         f"({one_line(e)})") from None
-    encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len,
-                        return_token_type_ids=True, return_tensors="np")
+    with tokenizer_panics_as_line(bert_dir):
+        encoded = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_len,
+                            return_token_type_ids=True, return_tensors="np")
     ids, mask, segments = (encoded[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids"))
     model = load_encoder(bert_dir, option="--bert ").eval()     # refuses weights of other names
     features = np.zeros((len(texts), max_len, model.config.hidden_size), np.float32)
