@@ -251,3 +251,20 @@ def test_a_tokenizer_that_panics_on_a_text_is_one_line_and_its_panic_text_is_dro
                                                   f"Onig: Regex search error: retry-limit-in-match over)")):
         encode_texts(["hello there " * 20], str(folder), 8)
     assert "panicked" not in capfd.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"), reason="needs a FIFO and /dev/zero")
+def test_a_config_json_that_is_no_regular_file_is_named_as_what_it_is(tmp_path, tiny_bert):
+    """A named pipe at config.json, or a link to /dev/zero, was 'has no config.json'; they say what is there now,
+    in atomic.not_a_file's words, as a feature file or --datasets does."""
+    from mmsa_atsuko.errors import UsageError
+    from mmsa_atsuko.models.common.bert import resolve_bert_path
+    made = {"pipe": os.mkfifo, "device": lambda path: os.symlink("/dev/zero", path), "missing": lambda path: None}
+    said = {"pipe": "config.json is a pipe, not a file; ", "device": "config.json is a device, not a file; ",
+            "missing": " has no config.json; "}
+    for kind, make in made.items():
+        folder = shutil.copytree(tiny_bert, tmp_path / kind)
+        (folder / "config.json").unlink()
+        make(folder / "config.json")
+        with pytest.raises(UsageError, match=re.escape(f"{folder}{'/' if kind != 'missing' else ''}{said[kind]}")):
+            resolve_bert_path(str(folder))

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from ...atomic import not_a_file
 from ...cache import CACHE_ENV, SYNTHETIC_BERT_PREFIX, names_tiny_bert, synthetic_bert_folder, synthetic_cache_dir
 from ...errors import UsageError
 from .bert_weights import WEIGHT_FILES, bert_config, load_bert
@@ -92,8 +93,11 @@ def resolve_bert_path(pretrained, option: str = "-c pretrained=") -> str:
         return str(folder)
     folder = Path(os.path.expanduser(str(pretrained)))
     if folder.is_dir():
-        if not (folder / "config.json").is_file():
+        config = not_a_file(folder / "config.json")       # a pipe or a link to /dev/zero is there, not missing
+        if config == "not found":
             raise UsageError(f"BERT folder {folder} has no config.json; {_how_to_fix(pretrained, option)}")
+        if config is not None:
+            raise UsageError(f"{folder / 'config.json'} {config}; {_how_to_fix(pretrained, option)}")
         if not _has_weights(folder):
             raise UsageError(f"BERT folder {folder} has no {' or '.join(WEIGHT_FILES)}; "
                              f"{_how_to_fix(pretrained, option)}")
