@@ -36,11 +36,13 @@ def _stat_columns(metric: str, cell: Cell | None, best: bool) -> dict:
 
 
 def _protocol(row: Row) -> dict:
-    """A row's model selection, its seeds (space-separated), and how they ran: `run_precision`, `run_kernels` and
-    `run_device` (`fp32`, or with counts where its seeds mix them, `3 fp32, 2 bf16`; `run_kernels` empty for a row of
-    CPU seeds, where kernels give the same numbers): what the Markdown notes say, per CSV row. Named `run_`, apart
-    from the metric columns (MIntRec's `precision_mean`)."""
-    return {"model_selection": model_selection(row.records[-1]),
+    """A row's code versions (`code`) and run labels, its model selection, its seeds (space-separated), and how they
+    ran: `run_precision`, `run_kernels` and `run_device` (`fp32`, or with counts where its seeds mix them, `3 fp32,
+    2 bf16`; `run_kernels` empty for a row of CPU seeds, where kernels give the same numbers): what the Markdown notes
+    say, per CSV row, for a leaderboard row and a Table 4 row alike. Named `run_`, apart from the metric columns
+    (MIntRec's `precision_mean`)."""
+    return {"code": code_versions(row.records), "run_label": row_run_labels(row),
+            "model_selection": model_selection(row.records[-1]),
             "seeds": " ".join(map(str, sorted({r["seed"] for r in row.records}))),
             **{f"run_{kind}": how_ran_text(row.records, kind)[0] for kind in HOW_RAN}}
 
@@ -54,7 +56,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False) -> p
             out = {"table": "leaderboard", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
                    "data_kind": t.kind(), "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "condition": row.condition, "n": row.n,
-                   "code": code_versions(row.records), "run_label": row_run_labels(row), **_protocol(row)}
+                   **_protocol(row)}
             for m in table_order(t.metrics):
                 out.update(_stat_columns(m, row.cells[m], m in row.best))
             out.update(key_metric=t.key_metric, ttest_against=row.against,
