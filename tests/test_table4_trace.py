@@ -15,14 +15,15 @@ FLAGS = {"atsuko_base": (False, False), "atsuko_sbn": (True, False), "atsuko_mcm
          "atsuko": (True, True)}
 
 
-def _ablation_store(folder, seeds=(1111, 1112), extra=None):
+def _ablation_store(folder, seeds=(1111, 1112), extra=None, preset=None, one_seed=()):
     """The four Atsuko variants on aligned synthetic MOSI, each seed its own commit: seed 1111 on aaaa..., the
-    others on bbbb..."""
+    others on bbbb...; the models of `one_seed` on the first seed alone."""
     for model, (sbn, mcm) in FLAGS.items():
-        for seed in seeds:
+        for seed in seeds[:1] if model in one_seed else seeds:
             rec = record(model, seed, {"MAE": 0.5 + seed / 1e4}, aligned=True, config_hash=f"c-{model}",
                          config={"use_sbn": sbn, "use_mcm": mcm, **(extra or {})})
             rec["git_commit"] = ("a" if seed == 1111 else "b") * 40
+            rec["preset"] = preset
             append_record(folder, rec)
 
 
@@ -37,3 +38,27 @@ def test_ablation_csv_rows_carry_the_code_and_run_label_of_their_leaderboard_row
     for _, row in ab.iterrows():
         assert row.code == board.loc[row.model, "code"]
         assert row.run_label == board.loc[row.model, "run_label"] == ""
+
+
+def _caption(latex: str, starts: str) -> str:
+    return next(line for line in latex.splitlines() if line.startswith(r"\caption{" + starts))
+
+
+def test_the_ablation_latex_caption_says_what_the_markdown_block_says(tmp_path):
+    """The caption was only `Ablation, aligned, synthetic data.`: no data id, preset, one-seed, selection or seeds
+    note, and without --paper nothing said its Acc2/F1 columns are Non0."""
+    _ablation_store(tmp_path, extra={"key_eval": "Loss"}, preset="small", one_seed=("atsuko_mcm",))
+    plain = _caption(leaderboard(tmp_path, fmt="latex"), "Ablation")
+    assert plain == (
+        r"\caption{Ablation (Table 4 layout), aligned: synthetic data (mosi: synthetic:mosi-small-unaligned-seed0-v1). "
+        r"Acc2/F1 on MOSI/MOSEI are Non0 (EMOE's convention); test metrics of each run's best-valid epoch, "
+        r"mean $\pm$ sample std over seeds; bold: best. "
+        r"mosi: atsuko\_mcm: one seed (n=1), so never bold and not Welch-tested. "
+        r"mosi: best epoch chosen on valid Loss, valid\_loss: exact in every row. "
+        r"mosi: trained at -{}-preset small in every row (each model's own preset block, not its full config).}")
+    paper = _caption(leaderboard(tmp_path, fmt="latex", paper=True), "Ablation")
+    assert "Acc2/F1 on MOSI/MOSEI as Has0/Non0 pairs; " in paper
+    md = leaderboard(tmp_path, fmt="md")
+    md_notes = [part[2:].strip() for part in md[md.index("### Ablation"):].split("\n\n") if part.startswith("- ")]
+    assert len(md_notes) == 3 and all(f" {note.replace('_', chr(92) + '_')}." in plain.replace("-{}-", "--")
+                                      for note in md_notes)

@@ -98,13 +98,21 @@ def _md_ablation(ab: Ablation, paper: bool = False) -> str:
                 best = {m for m in group if (g, flags, m) in ab.best}
                 cells.append(column_cell(group, row.cells, row.n, best, _md_bold) if row else "–")
         lines.append(cells)
-    kind = _ablation_kind(ab)
-    data = "; ".join(f"{name}: {t.data}" for t, name in zip(ab.groups, ab.group_names()))
-    return (f"### Ablation (Table 4 layout), {'aligned' if ab.aligned else 'unaligned'}: {kind} ({data})\n\n"
-            + ("Acc2/F1 on MOSI/MOSEI as Has0/Non0 pairs" if paper
-               else "Acc2/F1 on MOSI/MOSEI are Non0 (EMOE's convention)")
-            + "; test metrics of each run's best-valid epoch, mean ± sample std over seeds; **bold** = best.\n\n"
+    return (f"### {_ablation_title(ab)}\n\n{_ablation_legend(paper)}; **bold** = best.\n\n"
             + markdown_table(header, lines) + "".join(f"\n\n- {note}" for note in ab.notes))
+
+
+def _ablation_title(ab: Ablation) -> str:
+    """An ablation's title, Markdown's heading and LaTeX's caption alike: its setting, data kind and data ids."""
+    data = "; ".join(f"{name}: {t.data}" for t, name in zip(ab.groups, ab.group_names()))
+    return f"Ablation (Table 4 layout), {'aligned' if ab.aligned else 'unaligned'}: {_ablation_kind(ab)} ({data})"
+
+
+def _ablation_legend(paper: bool) -> str:
+    """What an ablation's cells are, Markdown's and LaTeX's alike: without `paper` the Acc2/F1 columns are Non0 and
+    their headers do not say so."""
+    pairs = "as Has0/Non0 pairs" if paper else "are Non0 (EMOE's convention)"
+    return f"Acc2/F1 on MOSI/MOSEI {pairs}; test metrics of each run's best-valid epoch, mean ± sample std over seeds"
 
 
 def _tex(text: str) -> str:
@@ -162,8 +170,9 @@ def render_latex(tables, ablations=(), published=(), published_ablation=False, p
                     best = {m for m in group if (g, flags, m) in ab.best}
                     cells.append(_tex_group(group, row.cells, row.n, best) if row else "--")
             lines.append(cells)
-        kind = _ablation_kind(ab)
-        parts.append(_latex_table(f"Ablation, {'aligned' if ab.aligned else 'unaligned'}, {kind}.", header, lines))
+        notes = "".join(f" {note}." for note in ab.notes)        # the Markdown block's notes, as the main tables'
+        parts.append(_latex_table(f"{_ablation_title(ab)}. {_ablation_legend(paper)}; bold: best.{notes}",
+                                  header, lines))
     for block in published:
         header = ["Method (published)"] + [name for name, _ in block.columns]
         rows, errata = block.marked_rows()
