@@ -1,7 +1,9 @@
 """The table "What Atsuko does on data we can make" (docs/atsuko_evidence.md) (issue 16, part 4) from the results
 of configs/sweeps/atsuko_stress.yaml: per synthetic recipe and model, test MAE mean ± sample std
 over seeds (n), the Welch p of atsuko against atsuko_base (leaderboard.stats.welch), and the
-router response from the `routing` objects of Atsuko's records (models/atsuko/diagnostics.py).
+router response from the `routing` objects of Atsuko's records (models/atsuko/diagnostics.py). A stress recipe's
+row names the version its records' data id holds (`corrupt (s2)`): records of two versions of one recipe are two
+rows, never one mean.
 
     python bench/atsuko_stress_table.py --out results/atsuko_stress [more result folders ...]
 
@@ -17,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mmsa_atsuko.data.synthetic_stress import RECIPES, recipe_kind_of  # noqa: E402
+from mmsa_atsuko.data.synthetic_stress import STRESS_VERSIONS, recipe_kind_of, recipe_version  # noqa: E402
 from mmsa_atsuko.leaderboard.stats import Cell, welch  # noqa: E402
 from mmsa_atsuko.results import latest_by_identity, ok_records, read_records  # noqa: E402
 
@@ -68,26 +70,32 @@ def table(*outs: Path) -> str:
     records = ok_records(list(latest_by_identity([r for out in outs for r in read_records(out)]).values()))
     groups: dict = {}
     for r in records:
-        recipe = recipe_kind_of(r["data"])
-        groups.setdefault((recipe, r["model"]), []).append(r)
+        groups.setdefault((_recipe_row(r["data"]), r["model"]), []).append(r)
     hashes = {key: sorted({r["config_hash"] for r in rs}) for key, rs in groups.items()}
-    mixed = [f"{model} on {recipe} ({', '.join(h)})" for (recipe, model), h in hashes.items() if len(h) > 1]
+    mixed = [f"{model} on {row} ({', '.join(h)})" for (row, model), h in hashes.items() if len(h) > 1]
     if mixed:
         raise SystemExit("error: several configs of one model in these folders: " + "; ".join(mixed)
                          + "; keep a what-if's runs in a folder of its own")
     header = " | ".join(f"{m} test MAE" for m in MODELS)
     lines = [f"| recipe | {header} | Welch p (atsuko vs base) | atsuko router response |",
              "|---" * (len(MODELS) + 3) + "|"]
-    for recipe in ORDER:
-        if recipe not in RECIPES:
-            continue
-        maes = {m: [r["metrics"]["MAE"] for r in groups.get((recipe, m), [])] for m in MODELS}
+    seen = {row for row, _ in groups}
+    # A recipe without records still has its row, at the version today's code makes (as before versions were shown).
+    seen |= {(recipe, STRESS_VERSIONS.get(recipe)) for recipe in ORDER if not any(row[0] == recipe for row in seen)}
+    for recipe, version in sorted(seen, key=lambda row: (ORDER.index(row[0]), row[1] or "")):
+        maes = {m: [r["metrics"]["MAE"] for r in groups.get(((recipe, version), m), [])] for m in MODELS}
         p = "-"
         if len(maes["atsuko"]) > 1 and len(maes["atsuko_base"]) > 1:
             p = f"{welch(maes['atsuko'], maes['atsuko_base']).p:.3g}"
-        lines.append(f"| {recipe} | " + " | ".join(_mean_std(maes[m]) for m in MODELS) + f" | {p} | "
-                     f"{response(groups.get((recipe, 'atsuko'), []), recipe)} |")
+        name = f"{recipe} ({version})" if version else recipe
+        lines.append(f"| {name} | " + " | ".join(_mean_std(maes[m]) for m in MODELS) + f" | {p} | "
+                     f"{response(groups.get(((recipe, version), 'atsuko'), []), recipe)} |")
     return "\n".join(lines)
+
+
+def _recipe_row(data_id) -> tuple[str, str | None]:
+    """The row a record goes to: its recipe and that recipe's version (None for the standard recipe)."""
+    return recipe_kind_of(data_id), recipe_version(data_id)
 
 
 def main() -> None:

@@ -62,3 +62,24 @@ def test_the_ablation_latex_caption_says_what_the_markdown_block_says(tmp_path):
     md_notes = [part[2:].strip() for part in md[md.index("### Ablation"):].split("\n\n") if part.startswith("- ")]
     assert len(md_notes) == 3 and all(f" {note.replace('_', chr(92) + '_')}." in plain.replace("-{}-", "--")
                                       for note in md_notes)
+
+
+def test_the_stress_table_names_each_recipe_version_and_never_mixes_two(tmp_path):
+    """bench/atsuko_stress_table.py labelled its row plain `corrupt` and averaged corrupt s1 and s2 records together:
+    the doc's small-size row (s1, RHO 0.5) could not be told from today's command's (s2, RHO 0.9)."""
+    from test_mean_std import _bench
+    data = {"s1": "synthetic:corrupt-s1-mosi-small-unaligned-seed0-v2",
+            "s2": "synthetic:corrupt-s2-mosi-small-unaligned-seed0-v2"}
+    maes = {("s1", "atsuko"): (0.8, 0.9), ("s1", "atsuko_base"): (0.9, 1.0),
+            ("s2", "atsuko"): (0.5, 0.7), ("s2", "atsuko_base"): (0.6, 0.6)}
+    for (version, model), values in maes.items():
+        for seed, mae in zip((1111, 1112), values):
+            append_record(tmp_path, record(model, seed, {"MAE": mae}, data=data[version], config_hash=f"c-{model}"))
+    lines = _bench("atsuko_stress_table").table(tmp_path).splitlines()
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1:3] for line in lines[2:]}
+    assert list(rows) == ["corrupt (s1)", "corrupt (s2)", "bands (s1)", "redundant (s1)", "standard"]
+    # s1: atsuko 0.8, 0.9 -> 0.85 ± sqrt(0.005) = 0.0707; base 0.9, 1.0 -> 0.95 ± 0.0707
+    assert rows["corrupt (s1)"] == ["0.8500 ± 0.0707 (n=2)", "0.9500 ± 0.0707 (n=2)"]
+    # s2: atsuko 0.5, 0.7 -> 0.6 ± sqrt(0.02) = 0.1414; base 0.6, 0.6 -> 0.6 ± 0
+    assert rows["corrupt (s2)"] == ["0.6000 ± 0.1414 (n=2)", "0.6000 ± 0.0000 (n=2)"]
+    assert rows["standard"] == ["–", "–"]

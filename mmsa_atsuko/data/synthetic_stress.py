@@ -149,6 +149,14 @@ def recipe_kind_of(data_id) -> str:
     return recipe_kind(recipe_name_of(data_id)) if is_synthetic(data_id) else STANDARD
 
 
+def recipe_version(data_id) -> str | None:
+    """The stress recipe's version a run's data id names ('s2' for 'synthetic:corrupt-s2-mosi-...', an entry of
+    STRESS_VERSIONS when it was made); None for the standard recipe and real data, which have none."""
+    if recipe_kind_of(data_id) == STANDARD:
+        return None
+    return recipe_name_of(data_id).split("-")[1]
+
+
 @dataclass
 class StressPlan:
     """What one stress recipe changes in one split of the standard generator."""
