@@ -239,6 +239,37 @@ def test_tsne_one_panel_per_variant(results, tmp_path):
     assert set(table.label_class) <= {"negative", "neutral", "positive"}
 
 
+def test_tsne_says_which_variants_are_on_the_other_feature_file(results, tmp_path):
+    """On a paper-protocol store Table 4's variants are on the aligned file alone: `tsne -d mosi` drew atsuko's one
+    panel and said nothing of the three others (found in a researcher's trial)."""
+    import shutil
+    from mmsa_atsuko.results import append_record
+    out, full, no_mcm = results
+    store = tmp_path / "store"
+    shutil.copytree(out, store)
+
+    def aligned(model, sbn, mcm, seed=1111, dataset="sims"):
+        return {**full, "run_id": f"{model}-aligned-{seed}-{dataset}", "model": model, "aligned": True, "seed": seed,
+                "dataset": dataset, "config": {**full["config"], "use_sbn": sbn, "use_mcm": mcm}}
+    for rec in (aligned("atsuko", True, True), aligned("atsuko_base", False, False),
+                aligned("atsuko_mcm", False, True, seed=1112), aligned("atsuko_sbn", True, False, dataset="mosi")):
+        append_record(store, rec)
+    # unaligned panels: +SBN and full Atsuko; on the aligned file of sims: full Atsuko, base, and +MCM at seed 1112
+    assert analysis.variants_elsewhere(store, "sims", None, False, ["+SBN", "full Atsuko (SBN + MCM)"]) == \
+        "2 ablation variants are on the aligned file: add --aligned (base (no SBN, no MCM); +MCM)"
+    assert analysis.variants_elsewhere(store, "sims", 1111, False, ["+SBN", "full Atsuko (SBN + MCM)"]) == \
+        "1 ablation variant is on the aligned file: add --aligned (base (no SBN, no MCM))"
+    assert analysis.variants_elsewhere(store, "sims", None, True, ["full Atsuko (SBN + MCM)"]) == \
+        "1 ablation variant is on the unaligned file: drop --aligned (+SBN)"
+    assert analysis.variants_elsewhere(out, "sims", None, False, ["+SBN", "full Atsuko (SBN + MCM)"]) == ""
+    done = run_cli("tsne", "-d", "sims", "--results", str(store), "--out", str(tmp_path / "figures"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert ("tsne: 2 ablation variants are on the aligned file: add --aligned (base (no SBN, no MCM); +MCM)"
+            in done.stdout.splitlines()), done.stdout
+    done = run_cli("tsne", "-d", "sims", "--results", str(out), "--out", str(tmp_path / "plain"))
+    assert done.returncode == 0 and "tsne: " not in done.stdout, done.stdout
+
+
 def test_each_command_names_the_code_that_made_its_figures(results, tmp_path, capsys):
     """A CSV row's `code` is the code its run trained with; the analysis may run on other code, and
     robustness_<id>.json, tsne_<id>.json and explain's explain.json name it (the checkout's HEAD, as a run record

@@ -14,13 +14,14 @@ modules below are where each lives:
 - `robustness`: `robustness_table`, test metrics under Gaussian noise, a zeroed modality and
   frame drops; `corrupt_split`, `NOISE_SNR_DB`, `FRAME_DROP_RATES`;
 - `ablation`: `tsne_table`, t-SNE of the fused test features of the Atsuko ablation runs;
-  `ablation_runs`, `variant_name`, `VARIANT_ORDER`, `SWITCHES`, `sentiment_class`;
+  `ablation_runs`, `variants_elsewhere`, `variant_name`, `VARIANT_ORDER`, `SWITCHES`, `sentiment_class`;
 - `sensitivity`: `sensitivity_table`, key metric, mean and std over seeds, against one
   hyperparameter's value; `SENSITIVITY_PARAMS`, `PARAM_LABELS`.
 
 `runs` imports nothing of the others; each of the others imports `runs` alone.
 """
-from .ablation import SWITCHES, VARIANT_ORDER, ablation_runs, sentiment_class, tsne_table, variant_name
+from .ablation import (SWITCHES, VARIANT_ORDER, ablation_runs, sentiment_class, tsne_table, variant_name,
+                       variants_elsewhere)
 from .explain import (MODALITY_CODES, MODALITY_NAMES, TARGET_COLUMN_OF, WEIGHT_COLUMN_OF, explain_tables,
                       explain_run, find_partner_without_mcm, modality_weights_table, require_atsuko)
 from .robustness import FRAME_DROP_RATES, NOISE_SNR_DB, corrupt_split, robustness_table
@@ -29,6 +30,7 @@ from .sensitivity import PARAM_LABELS, SENSITIVITY_PARAMS, sensitivity_table
 
 __all__ = [
     "SWITCHES", "VARIANT_ORDER", "ablation_runs", "sentiment_class", "tsne_table", "variant_name",
+    "variants_elsewhere",
     "MODALITY_CODES", "MODALITY_NAMES", "TARGET_COLUMN_OF", "WEIGHT_COLUMN_OF", "explain_tables",
     "explain_run", "find_partner_without_mcm", "modality_weights_table", "require_atsuko",
     "FRAME_DROP_RATES", "NOISE_SNR_DB", "corrupt_split", "robustness_table",

@@ -1,6 +1,7 @@
 """The Atsuko ablation variants (Table 4) and the t-SNE of their fused test features.
 
 - `ablation_runs`: the stored runs of the variants that differ only in the Table 4 switches.
+- `variants_elsewhere`: why variants are missing from those runs when they are on the other feature file.
 - `tsne_table`: t-SNE of the fused test features of the Atsuko ablation runs.
 """
 from __future__ import annotations
@@ -58,6 +59,21 @@ def ablation_runs(results, dataset: str | None = None, seed: int | None = None,
                          f"{f' with seed {seed}' if seed is not None else ''} in {Path(results) / 'runs.jsonl'}")
     chosen = max(groups.values(), key=lambda variants: (len(variants), max(p for p, _ in variants.values())))
     return {name: chosen[name][1]["run_id"] for name in VARIANT_ORDER if name in chosen}
+
+
+def variants_elsewhere(results, dataset: str, seed: int | None, aligned: bool, shown) -> str:
+    """A line naming the variants absent from `shown` (variant names) that have runs on `dataset` (at `seed`, if
+    given) on the other feature file, and the option that draws them, or "". The paper's sweep trains atsuko on
+    both files and Table 4's variants on the aligned one alone, so `tsne -d mosi` drew one panel without a word."""
+    other = {variant_name(r["config"]) for r in ok_records(read_records(Path(results)))
+             if r.get("model") in ATSUKO_FAMILY and bool(r["aligned"]) != aligned and r["dataset"] == dataset
+             and (seed is None or r["seed"] == seed)}
+    absent = [name for name in VARIANT_ORDER if name in other and name not in shown]
+    if not absent:
+        return ""
+    where, option = ("unaligned", "drop --aligned") if aligned else ("aligned", "add --aligned")
+    count = f"{len(absent)} ablation variants are" if len(absent) > 1 else "1 ablation variant is"
+    return f"{count} on the {where} file: {option} ({'; '.join(absent)})"
 
 
 def sentiment_class(labels: np.ndarray) -> np.ndarray:

@@ -192,7 +192,7 @@ def tsne_parser() -> argparse.ArgumentParser:
 def cmd_tsne(argv) -> int:
     args = tsne_parser().parse_args(argv)
     use_threads(args)
-    from ..analysis import ablation_runs, load_run, tsne_table
+    from ..analysis import ablation_runs, load_run, tsne_table, variants_elsewhere
     from ..results import analysis_dir, check_run_id
     from ..plots.analyses import plot_tsne
     from ..plots.common import figure_files, figure_names, pyplot, runs_data_tag
@@ -212,8 +212,10 @@ def cmd_tsne(argv) -> int:
         r = run.record
         print(f"tsne panel {variant}: run {run.run_id} (seed {r['seed']}, config {r['config_hash']}, "
               f"max_epochs {r['config'].get('max_epochs')}, best epoch {r.get('best_epoch')})", flush=True)
-    table = tsne_table(runs, args.tsne_seed)
     first = next(iter(runs.values())).record
+    if elsewhere := variants_elsewhere(args.results, first["dataset"], args.seed, args.aligned, runs):
+        print(f"tsne: {elsewhere}", flush=True)
+    table = tsne_table(runs, args.tsne_seed)
     # one seed: ablation_runs
     where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}, seed {first['seed']}"
     fig = plot_tsne(table, where, runs_data_tag(r.record for r in runs.values()))
