@@ -83,3 +83,40 @@ def test_the_stress_table_names_each_recipe_version_and_never_mixes_two(tmp_path
     # s2: atsuko 0.5, 0.7 -> 0.6 ± sqrt(0.02) = 0.1414; base 0.6, 0.6 -> 0.6 ± 0
     assert rows["corrupt (s2)"] == ["0.6000 ± 0.1414 (n=2)", "0.6000 ± 0.0000 (n=2)"]
     assert rows["standard"] == ["–", "–"]
+
+
+def test_leaderboard_ablation_and_compare_name_a_sweep_files_max_epochs_over_the_preset(tmp_path, capsys):
+    """configs/sweeps/atsuko_stress.yaml sets max_epochs: 12 over the small preset's 15 (configs/atsuko.yaml; tfn's
+    is 4): the records hold 12, and no table or comparison said so."""
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.training.trainer_config import resolve_config
+    capped = {"atsuko": 12, "atsuko_base": 12, "tfn": None}          # None: the preset's own max_epochs
+    for model, max_epochs in capped.items():
+        config = dict(resolve_config(model, "mosi", preset="small", max_epochs=max_epochs))
+        for seed, mae in ((1111, 0.6), (1112, 0.7)):
+            append_record(tmp_path, {**record(model, seed, {"MAE": mae + len(model) / 100}, config=config,
+                                              config_hash=f"c-{model}"), "preset": "small"})
+    assert (config["max_epochs"], config["learning_rate"]) == (4, 1e-3)    # tfn at its preset
+    md = leaderboard(tmp_path, fmt="md")
+    board, ablation = md[:md.index("### Ablation")], md[md.index("### Ablation"):]
+    # rows by MAE: tfn (0.68), atsuko (0.71), atsuko_base (0.76)
+    assert "\n- trainer keys set apart from the preset: max_epochs=12 (--preset small: 15) in atsuko, atsuko_base\n" \
+        in board
+    assert "\n- mosi: trainer keys set apart from the preset: max_epochs=12 (--preset small: 15) in every row" \
+        in ablation
+    assert r"max\_epochs=12 (-{}-preset small: 15) in every row" in leaderboard(tmp_path, fmt="latex")
+    assert main(["compare", "-m", "atsuko", "--against", "tfn", "atsuko_base", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    notes = {line.split(" vs ")[1].split(" ")[0]: out[i + 2] for i, line in enumerate(out)
+             if line.startswith("atsuko (n=2) vs ")}
+    assert notes == {"tfn": "trainer keys set apart from the preset: max_epochs=12 (--preset small: 15) in atsuko",
+                     "atsuko_base": "trainer keys set apart from the preset: max_epochs=12 (--preset small: 15) "
+                                    "in every row"}
+    df = pd.read_csv(tmp_path / "comparison_atsuko_mosi-synthetic.csv")
+    assert list(df.columns[list(df.columns).index("preset_note"):][:2]) == ["preset_note", "trainer_note"]
+    assert set(df[df.baseline == "tfn"].trainer_note) == {notes["tfn"]}
+    csv = pd.read_csv(io.StringIO(leaderboard(tmp_path, fmt="csv")), keep_default_na=False)
+    capped_text = "max_epochs=12 (--preset small: 15)"
+    assert dict(zip(csv.table + " " + csv.model, csv.trainer_overrides)) == {
+        "leaderboard tfn": "", "leaderboard atsuko": capped_text, "leaderboard atsuko_base": capped_text,
+        "ablation atsuko_base": capped_text, "ablation atsuko": capped_text}

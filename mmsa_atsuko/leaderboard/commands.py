@@ -16,6 +16,7 @@ from ..config import dataset_facts
 from ..errors import UsageError
 from ..results import RUNS_FILE, data_name_suffix, ok_records, read_records
 from .curves import curves_frame, missing_rate_tables, render_curves_markdown
+from .notes import trainer_overrides_note
 from .published import published_blocks
 from .real_data import kind_of
 from .csv_table import csv_frame
@@ -123,7 +124,7 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
             compared = [r for r in compared if r is latest[r.model]]
         # Named by the model too: comparing a second model on the dataset must not replace the first's file.
         name = f"comparison_{model}_{t.dataset}{'-synthetic' if t.synthetic else ''}.csv"
-        files.setdefault(name, []).extend(comparison_rows(
+        files.setdefault(name, []).extend(_compared_pairs(
             t, [r for r in compared if r.model == model], [r for r in compared if r.model != model]))
     files = {name: rows for name, rows in files.items() if rows}
     if not files:
@@ -138,6 +139,20 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
     for rows in files.values():
         echo(render_comparison(rows) + "\n")
     return written
+
+
+def _compared_pairs(table, mine, baselines) -> list[dict]:
+    """`comparison_rows` per (row of mine, baseline row), each line with the leaderboard's note on the pair's trainer
+    keys set apart from their presets (`trainer_note`, after `preset_note`): a sweep file's max_epochs."""
+    lines = []
+    for mine_row in mine:
+        for base_row in baselines:
+            note = "; ".join(trainer_overrides_note([mine_row, base_row]))
+            for line in comparison_rows(table, [mine_row], [base_row]):
+                items = list(line.items())
+                at = list(line).index("preset_note") + 1
+                lines.append(dict(items[:at] + [("trainer_note", note)] + items[at:]))
+    return lines
 
 
 def _curve_tables(records, results, datasets, key_metric, by, paper):

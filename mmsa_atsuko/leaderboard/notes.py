@@ -6,7 +6,8 @@ csv_table.py puts a row's run labels (`row_run_labels`) on its CSV line.
 - a row whose runs are labelled (a tune study's final runs) and not named above: where its config came from;
 - a row over one seed: never bold and not Welch-tested (`Row.few_seeds`);
 - how the rows chose their best epoch (`results.model_selection`: the valid metric, and for the valid Loss its
-  `valid_loss` rule), on which seeds they ran, and at which `--preset`;
+  `valid_loss` rule), on which seeds they ran, at which `--preset`, and the trainer keys set apart from it (a sweep
+  file's `max_epochs`);
 - at which precision, with which kernels and on which kind of device their seeds ran (`results.precision_of`,
   `results.kernels_of` for seeds off the CPU, `results.device_of`), where a row mixes them, the rows differ, or every
   row ran otherwise than at fp32 with deterministic kernels;
@@ -15,6 +16,9 @@ csv_table.py puts a row's run labels (`row_run_labels`) on its CSV line.
 from __future__ import annotations
 
 from collections import Counter
+
+from ..config import load_config, trainer_checks
+from ..errors import ToolkitError
 from ..results import code_version, device_of, kernels_of, model_selection, precision_of, run_label
 
 # `rows` below are tables.Row (model, label, config_hash, records, few_seeds), named in no annotation: tables builds the
@@ -36,7 +40,7 @@ def protocol_notes(rows: list) -> list[str]:
     """How the rows ran, as every leaderboard and Table 4 group says it: the rows on one seed, how they chose their
     best epoch, and on which seeds."""
     return (single_seed_note([row.label for row in rows if row.few_seeds]) + selection_note(rows) + seeds_note(rows)
-            + preset_note(rows) + how_ran_notes(rows))
+            + preset_note(rows) + trainer_overrides_note(rows) + how_ran_notes(rows))
 
 
 def curve_notes(rows: list) -> list[str]:
@@ -44,7 +48,8 @@ def curve_notes(rows: list) -> list[str]:
     (how they chose their best epoch, on which seeds, at which preset, precision and kernels), less the rows on one
     seed: a curve is neither bold nor Welch-tested. Its rows (leaderboard.curves.Curve) have the records of every
     rate."""
-    return selection_note(rows) + seeds_note(rows) + preset_note(rows) + how_ran_notes(rows)
+    return (selection_note(rows) + seeds_note(rows) + preset_note(rows) + trainer_overrides_note(rows)
+            + how_ran_notes(rows))
 
 
 def _config_notes(rows: list) -> list[str]:
@@ -116,6 +121,45 @@ def preset_note(rows: list) -> list[str]:
         (text,) = by_preset
         return [f"trained at {text} in every row (each model's own preset block, not its full config)"]
     return ["trained at " + "; ".join(f"{text}: {', '.join(labels)}" for text, labels in by_preset.items())]
+
+
+def trainer_overrides_note(rows: list) -> list[str]:
+    """The trainer keys (configs/datasets.yaml `defaults`) whose value in the config of a row trained at a `--preset`
+    is not the one its preset gives, as `preset_note` names the preset: a sweep file's `max_epochs: 12` over the
+    small preset's 15 was said nowhere, and a table read as the preset's budget. Held against today's YAML (a record
+    keeps its config, not its layers); `pretrained` is left out (`--synthetic` sets it), and so is a row whose
+    model's config cannot be loaded here (a model of your own without its folder)."""
+    by_text: dict[str, list[str]] = {}
+    loaded: dict[tuple, dict | None] = {}
+    for row in rows:
+        if text := overrides_text(row.records[-1], loaded):
+            by_text.setdefault(text, []).append(row.label)
+    if not by_text:
+        return []
+    head = "trainer keys set apart from the preset: "
+    if len(by_text) == 1 and len(next(iter(by_text.values()))) == len(rows):
+        return [head + f"{next(iter(by_text))} in every row"]
+    return [head + "; ".join(f"{text} in {', '.join(labels)}" for text, labels in by_text.items())]
+
+
+def overrides_text(record: dict, loaded: dict | None = None) -> str:
+    """`max_epochs=12 (--preset small: 15)`: each trainer key of `record`'s config set apart from its preset's (the
+    CSV's `trainer_overrides`). `loaded`: the configs loaded so far, by (model, dataset, preset)."""
+    loaded = {} if loaded is None else loaded
+    model, dataset, preset = record.get("model"), record.get("dataset"), record.get("preset")
+    if not preset:                    # the full config's keys set by -c are the config notes' (a row per hash)
+        return ""
+    if (model, dataset, preset) not in loaded:
+        try:
+            loaded[model, dataset, preset] = load_config(str(model), str(dataset), preset=preset)
+        except ToolkitError:          # a model or preset not here today: nothing to hold its config against
+            loaded[model, dataset, preset] = None
+    given, config = loaded[model, dataset, preset], record.get("config") or {}
+    if given is None:
+        return ""
+    trainer_keys, _ = trainer_checks()          # configs/datasets.yaml's defaults
+    return ", ".join(f"{key}={config[key]!r} (--preset {preset}: {given[key]!r})" for key in trainer_keys
+                     if key != "pretrained" and key in config and key in given and config[key] != given[key])
 
 
 def kernels_where_they_differ(record: dict) -> str | None:
