@@ -120,3 +120,22 @@ def test_leaderboard_ablation_and_compare_name_a_sweep_files_max_epochs_over_the
     assert dict(zip(csv.table + " " + csv.model, csv.trainer_overrides)) == {
         "leaderboard tfn": "", "leaderboard atsuko": capped_text, "leaderboard atsuko_base": capped_text,
         "ablation atsuko_base": capped_text, "ablation atsuko": capped_text}
+
+
+def test_the_compare_csv_names_each_sides_code_and_seeds(tmp_path):
+    """The compare CSV had data and config hashes but no code or seeds: which runs, on which commit, made a
+    difference could not be found again."""
+    from mmsa_atsuko.leaderboard import compare
+    for model, seeds, commit in (("atsuko", (1111, 1112, 1113), "c" * 40), ("tfn", (1112, 1111), "d" * 40 + "+dirty")):
+        for seed in seeds:
+            rec = record(model, seed, {"MAE": 0.5 + seed / 1e4}, config_hash=f"c-{model}")
+            rec["git_commit"] = commit if seed != 1113 else "e" * 40
+            append_record(tmp_path, rec)
+    compare(tmp_path, "atsuko", ["tfn"], warn=lambda line: None, echo=lambda line: None)
+    df = pd.read_csv(tmp_path / "comparison_atsuko_mosi-synthetic.csv", keep_default_na=False, dtype=str)
+    assert set(zip(df.model_code, df.model_seeds, df.baseline_code, df.baseline_seeds)) == {
+        ("cccccccccc eeeeeeeeee", "1111 1112 1113", "dddddddddd+dirty", "1111 1112")}
+    columns = list(df.columns)
+    assert columns[columns.index("model_config_hash") + 1:][:2] == ["model_code", "model_seeds"]
+    assert columns[columns.index("baseline_config_hash") + 1:][:2] == ["baseline_code", "baseline_seeds"]
+    assert not [c for c in columns if "run_id" in c]

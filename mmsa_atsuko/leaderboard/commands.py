@@ -19,7 +19,7 @@ from .curves import curves_frame, missing_rate_tables, render_curves_markdown
 from .notes import trainer_overrides_note
 from .published import published_blocks
 from .real_data import kind_of
-from .csv_table import csv_frame
+from .csv_table import csv_frame, row_trace
 from .render import render_comparison, render_latex, render_markdown
 from .verify import VerifyCell, verify
 from .ablation import build_ablations
@@ -142,16 +142,19 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
 
 
 def _compared_pairs(table, mine, baselines) -> list[dict]:
-    """`comparison_rows` per (row of mine, baseline row), each line with the leaderboard's note on the pair's trainer
-    keys set apart from their presets (`trainer_note`, after `preset_note`): a sweep file's max_epochs."""
+    """`comparison_rows` per (row of mine, baseline row), each line with what the leaderboard's CSV says of each side
+    (`model_code`, `model_seeds` after `model_config_hash`, the baseline's alike: `csv_table.row_trace`) and its note
+    on the pair's trainer keys set apart from their presets (`trainer_note`, after `preset_note`). No run ids: the
+    leaderboard's CSV has none either, and the seeds with the config hash and data id name each run."""
     lines = []
     for mine_row in mine:
         for base_row in baselines:
-            note = "; ".join(trainer_overrides_note([mine_row, base_row]))
+            extra = {"model_config_hash": {f"model_{k}": v for k, v in row_trace(mine_row).items()},
+                     "baseline_config_hash": {f"baseline_{k}": v for k, v in row_trace(base_row).items()},
+                     "preset_note": {"trainer_note": "; ".join(trainer_overrides_note([mine_row, base_row]))}}
             for line in comparison_rows(table, [mine_row], [base_row]):
-                items = list(line.items())
-                at = list(line).index("preset_note") + 1
-                lines.append(dict(items[:at] + [("trainer_note", note)] + items[at:]))
+                lines.append({k: v for key, value in line.items()
+                              for k, v in ((key, value), *extra.get(key, {}).items())})
     return lines
 
 

@@ -35,6 +35,13 @@ def _stat_columns(metric: str, cell: Cell | None, best: bool) -> dict:
             f"{metric}_n": cell.n, f"{metric}_best": int(best)}
 
 
+def row_trace(row: Row) -> dict:
+    """What finds a row's runs and code again: its code versions (`code`, `results.code_versions`) and its seeds
+    (space-separated), which with its model, config hash and data id name each of its runs in runs.jsonl. The
+    leaderboard's CSV and compare's carry them."""
+    return {"code": code_versions(row.records), "seeds": " ".join(map(str, sorted({r["seed"] for r in row.records})))}
+
+
 def _protocol(row: Row) -> dict:
     """A row's code versions (`code`) and run labels, its model selection, its seeds (space-separated), its trainer
     keys set apart from its preset (`trainer_overrides`, notes.overrides_text), and how they ran: `run_precision`,
@@ -42,9 +49,9 @@ def _protocol(row: Row) -> dict:
     empty for a row of CPU seeds, where kernels give the same numbers): what the Markdown notes say, per CSV row, for
     a leaderboard row and a Table 4 row alike. Named `run_`, apart from the metric columns (MIntRec's
     `precision_mean`)."""
-    return {"code": code_versions(row.records), "run_label": row_run_labels(row),
-            "model_selection": model_selection(row.records[-1]),
-            "seeds": " ".join(map(str, sorted({r["seed"] for r in row.records}))),
+    trace = row_trace(row)
+    return {"code": trace["code"], "run_label": row_run_labels(row),
+            "model_selection": model_selection(row.records[-1]), "seeds": trace["seeds"],
             "trainer_overrides": overrides_text(row.records[-1]),
             **{f"run_{kind}": how_ran_text(row.records, kind)[0] for kind in HOW_RAN}}
 
