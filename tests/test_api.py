@@ -673,13 +673,13 @@ def test_the_api_package_keeps_the_names_the_single_api_module_had():
 
 
 def test_with_rerun_only_a_run_started_after_the_call_began_as_asked_serves_it():
-    """`_serves`, the rule for a record another process appended while this call waited on the run: without --rerun
+    """`results.serves`, the rule for a record another process appended while this call waited on the run: without --rerun
     any ok record serves (as a stored one is skipped); with --rerun only one started after the call began, at the
     precision and with the kernels asked (a record's started_at is cut to the second: the call's own second does
     not count)."""
     from datetime import datetime, timezone
 
-    from mmsa_atsuko.api.pipeline import _serves
+    from mmsa_atsuko.results import serves as _serves
     began = datetime(2026, 12, 7, 13, 0, 0, 500000, tzinfo=timezone.utc)
     after = {"started_at": "2026-12-07T13:00:01+00:00", "precision": "bf16", "deterministic": True}
     same_second = {**after, "started_at": "2026-12-07T13:00:00+00:00"}
@@ -693,9 +693,9 @@ def test_with_rerun_only_a_run_started_after_the_call_began_as_asked_serves_it()
 
 
 def test_the_skip_line_names_a_recorded_runs_kernels_where_they_are_not_those_asked():
-    """`_skip_reason` on records of the run's identity: kernels as `_serves` judges them (`results.kernels_of`), a
+    """`results.skip_reason` on records of the run's identity: kernels as `_serves` judges them (`results.kernels_of`), a
     record from before `deterministic` was recorded being warn-only, which is neither kind asked."""
-    from mmsa_atsuko.api.pipeline import _skip_reason
+    from mmsa_atsuko.results import skip_reason as _skip_reason
     strict, loose, old = ({"precision": "fp32", "deterministic": True}, {"precision": "fp32", "deterministic": False},
                           {"precision": "fp32"})
     assert _skip_reason(strict, "tfn", "fp32", True) == " (--rerun trains it again)"

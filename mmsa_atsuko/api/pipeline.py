@@ -21,14 +21,13 @@ from ..data.synthetic import check_synthetic_request
 from ..data.synthetic_stress import check_data_options, check_recipe_request
 from ..errors import UsageError
 from ..results import (RunPyMark, append_mmsa_csv, check_claim_free_to_take, check_output_folder, identity,
-                       latest_by_identity, ran_at_other_precision, ran_with_other_kernels, read_records, recover)
+                       latest_by_identity, read_records, recorded_ok, recover, serves, skip_reason)
 from ..run_folders import check_save_checkpoint
 from ..run_folders.lock import claim_path
 from ..training.hardware import check_precision, check_threads
 from ..training.seed import DEFAULT_SEEDS, check_seeds, resolve_device
 from ..training.tensorboard import require_tensorboard
 from ..training.trainer_config import resolve_config
-from ..user_models.source import source_changes
 from .jobs import Job, job_identity, prepare_job, run_phrase
 from .one_run import run_one
 
@@ -114,80 +113,35 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
     recorded = {} if rerun else latest_by_identity(stored)
     for job in jobs:                   # a claim this user can never take stops the call before it trains any run
         for seed in seeds:
-            if recorded.get(job_identity(job, seed), {}).get("status") != "ok":
+            if recorded_ok(recorded, job_identity(job, seed)) is None:
                 check_claim_free_to_take(claim_path(Path(out) / "runs", job_identity(job, seed)))
     records, told = [], set()          # told: the MMSA files named once as keeping MMSA's columns only
     for job in jobs:
         job_records, trained = [], False
         for seed in seeds:
-            previous = recorded.get(job_identity(job, seed), {})
-            if previous.get("status") != "ok" and mark.take() and not rerun:   # the first run to train: decided
-                recorded = latest_by_identity(read_records(out))               # again on what a sweep left recorded
-                previous = recorded.get(job_identity(job, seed), {})
-            if previous.get("status") == "ok":
+            previous = recorded_ok(recorded, job_identity(job, seed))
+            if previous is None and mark.take() and not rerun:   # the first run to train: decided again on what a
+                recorded = latest_by_identity(read_records(out))   # sweep left recorded
+                previous = recorded_ok(recorded, job_identity(job, seed))
+            if previous is not None:
                 echo(f"skip {run_phrase(job, seed)}: recorded as {previous.get('run_id')}"
-                     f"{_skip_reason(previous, job.model, precision, deterministic, rerun)}")
+                     f"{skip_reason(previous, job.model, precision, deterministic, rerun)}")
                 job_records.append(previous)
             else:
-                serves = partial(_serves, model=job.model, precision=precision, deterministic=deterministic,
-                                 rerun=rerun, began=began)
+                taken = partial(serves, model=job.model, precision=precision, deterministic=deterministic,
+                                rerun=rerun, began=began)
                 record, trained_here = run_one(job, seed, torch_device, Path(out), quiet, checkpoint=save_checkpoint,
                                                resume=resume, tensorboard=tensorboard, precision=precision,
-                                               deterministic=deterministic, echo=echo, serves=serves)
+                                               deterministic=deterministic, echo=echo, serves=taken)
                 recorded[identity(record)] = record      # `-m tfn tfn` trains it once
                 job_records.append(record)
                 if trained_here:
                     appended.append(record["run_id"])
                 else:
                     echo(f"skip {run_phrase(job, seed)}: recorded as {record['run_id']} by another process meanwhile"
-                         f"{_skip_reason(record, job.model, precision, deterministic, rerun)}")
+                         f"{skip_reason(record, job.model, precision, deterministic, rerun)}")
                 trained = trained or trained_here
         if trained:    # the row covers every seed of the call, recorded ones included, as the table does
             append_mmsa_csv(Path(out), job_records, echo=echo, told=told)
         records += job_records
     return records
-
-
-def _serves(record: dict, *, model: str, precision: str, deterministic: bool, rerun: bool, began: datetime) -> bool:
-    """Whether an ok record of the run's identity that another process appended while this call waited for the run
-    stands for the request as a stored one would: without --rerun any does (the skip line then says what differs,
-    `_skip_reason`); with --rerun, which trains every recorded run again, only a run started after this call began,
-    at the precision and with the kernels asked, and with the model's code as it is now."""
-    if not rerun:
-        return True
-    try:
-        started = datetime.fromisoformat(record.get("started_at") or "")
-    except (TypeError, ValueError):
-        return False
-    # started_at is cut to the second: a run started in this call's second may have started before it, so it does not
-    return (started.tzinfo is not None and started > began and not ran_at_other_precision(record, precision)
-            and not ran_with_other_kernels(record, deterministic)
-            and not source_changes(record.get("model_source"), model))
-
-
-def _skip_reason(record: dict, model: str, precision: str, deterministic: bool, rerun: bool = False) -> str:
-    """The skip line's tail: what differs from the recorded seed, every one that does (neither the precision, the
-    kernels nor the code of a model of your own is part of a run's identity, so any of them alone skipped it as the
-    same run). With --rerun a record is taken only where nothing differs (`_serves`): it started after this call
-    began."""
-    if rerun:
-        return " (it started after this call began, as asked: --rerun trains only runs recorded before)"
-    ran = ran_at_other_precision(record, precision)
-    kernels = ran_with_other_kernels(record, deterministic)
-    changed = source_changes(record.get("model_source"), model)   # a model of your own edited since
-    asked_kernels = "deterministic" if deterministic else "nondeterministic"
-    how = ([f"at {ran}, not the {precision} asked"] if ran else []) + (
-        [f"with {kernels} kernels, not the {asked_kernels} asked"] if kernels else [])
-    if not how and not changed:
-        return " (--rerun trains it again)"
-    apart = [name for name, differs in (("precision", ran), ("kernels", kernels), ("the code", changed)) if differs]
-    verb = "are" if apart[-1] == "kernels" else "is"
-    subject = (f"{apart[0]} {verb} not" if len(apart) == 1
-               else f"neither {', '.join(apart[:-1])} nor {apart[-1]} {verb}")
-    withs = ([f"{asked_kernels} kernels"] if kernels else []) + (["the code as it is now"] if changed else [])
-    trains = " ".join(([f"at {precision}"] if ran else []) + ([f"with {' and '.join(withs)}"] if withs else []))
-    if not how:
-        return f", but {'; '.join(changed)} ({subject} part of a run's identity: --rerun trains it {trains})"
-    place = f"{',' if len(apart) > 1 else ''} in its place, or give another --out"
-    return (f", which ran {', and '.join(how)}" + (f", and {'; '.join(changed)}" if changed else "")
-            + f" ({subject} part of a run's identity: --rerun trains it {trains}{place})")

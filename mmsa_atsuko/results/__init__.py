@@ -15,7 +15,9 @@ model, dataset, aligned flag, seed, config hash, data id) and chosen here (`late
   types of the fields the toolkit writes);
 - `over_seeds`: a metric's mean ± sample std over seeds (`Cell`), as the leaderboard and the analyses read it;
 - `mmsa_csv`: MMSA-compatible aggregate rows in `<out>/normal/<dataset>.csv`;
-- `writers`: one sweep or any number of in-process run.py's training into a folder at once, never both.
+- `writers`: one sweep or any number of in-process run.py's training into a folder at once, never both;
+- `skip_rule`: a run recorded ok is skipped, and what it ran with that the request does not ask is said (run.py in
+  process and a sweep's plan alike).
 """
 from ..atomic import NOFOLLOW, open_new      # a write that never follows a link: one home, below data/
 from .folder import (ANALYSIS_DIR, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES, SWEEP_LOCK, analysis_dir,
@@ -30,6 +32,7 @@ from .selection import (check_ok_record, config_labels, find_record, headline_me
                         latest_by_identity, ok_records)
 from .store import RecordNotAppended, append_or_keep, append_record, json_safe, recover
 from .store_lines import MAX_CONFIG_DEPTH, MAX_KEPT_RECORD, read_records, run_ids
+from .skip_rule import Apart, apart_from_request, recorded_ok, serves, skip_reason
 from .writers import (LOOK_WAIT_S, RUN_PY_MARK, RunPyMark, check_claim_free_to_take, check_no_run_py,
                       remove_free_locks, run_py_mark, unopenable_note, unremovable_note)
 
@@ -51,4 +54,5 @@ __all__ = [
     "recover", "run_ids",
     "LOOK_WAIT_S", "RUN_PY_MARK", "RunPyMark", "check_claim_free_to_take", "check_no_run_py", "remove_free_locks",
     "run_py_mark", "unopenable_note", "unremovable_note",
+    "Apart", "apart_from_request", "recorded_ok", "serves", "skip_reason",
 ]

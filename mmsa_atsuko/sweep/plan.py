@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..config import config_hash
 from ..errors import DataError, MissingDataError, UsageError
-from ..results import (latest_by_identity, ran_at_other_precision, ran_with_other_kernels, read_records,
-                       run_identity)
-from ..user_models.source import changed_files
+from ..results import apart_from_request, latest_by_identity, read_records, recorded_ok, run_identity
 from .sweep_file import Setting
 
 if TYPE_CHECKING:
@@ -77,8 +75,8 @@ class Plan:
     # Of `done`, those recorded with other kernels than those asked: kernels -> count (`results.ran_with_other_kernels`,
     # the rule api.run's skip line and --rerun follow: kernels are not part of a run's identity either).
     other_kernels: dict[str, int] = field(default_factory=dict)
-    # Of `done`, those trained with other code of a model of your own (`user_models.source.changed_files`: the code is
-    # not part of a run's identity either): how many, and each file changed, new or gone since -> which of the three.
+    # Of `done`, those trained with other code of a model of your own (`results.Apart.files`: the code is not part of
+    # a run's identity either): how many, and each file changed, new or gone since -> which of the three.
     other_code: int = 0
     code_changes: dict[str, str] = field(default_factory=dict)
 
@@ -160,18 +158,17 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
     todo, done, failed_skipped, retried, other_code, code_changes = [], 0, 0, 0, 0, {}
     other_precision, other_kernels = {}, {}
     for run in runs:
+        ok = recorded_ok(recorded, run.identity)        # skipped, as api.run skips it: `results.skip_rule`
         status = recorded.get(run.identity, {}).get("status")
-        if status == "ok":
+        if ok is not None:
             done += 1
-            ran = ran_at_other_precision(recorded[run.identity], precision)
-            if ran:
-                other_precision[ran] = other_precision.get(ran, 0) + 1
-            kernels = ran_with_other_kernels(recorded[run.identity], deterministic)
-            if kernels:
-                other_kernels[kernels] = other_kernels.get(kernels, 0) + 1
-            changes = changed_files(recorded[run.identity].get("model_source"), run.setting.model)
-            other_code += bool(changes)
-            for path, old, new in changes:
+            apart = apart_from_request(ok, run.setting.model, precision, deterministic)
+            if apart.precision:
+                other_precision[apart.precision] = other_precision.get(apart.precision, 0) + 1
+            if apart.kernels:
+                other_kernels[apart.kernels] = other_kernels.get(apart.kernels, 0) + 1
+            other_code += bool(apart.files)
+            for path, old, new in apart.files:
                 code_changes[str(path)] = "new" if old is None else "gone" if new is None else "changed"
         elif status is not None and not retry_failed:
             failed_skipped += 1
