@@ -20,7 +20,7 @@ from ..data.conditions import PLAIN, check_model_allows
 from ..data.synthetic import check_synthetic_request
 from ..data.synthetic_stress import check_data_options, check_recipe_request
 from ..errors import UsageError
-from ..results import (RunPyMark, append_mmsa_csv, check_claim_free_to_take, check_output_folder, identity,
+from ..results import (RunPyMark, append_mmsa_rows, check_claim_free_to_take, check_output_folder, identity,
                        latest_by_identity, read_records, recorded_ok, recover, serves, skip_reason)
 from ..run_folders import check_save_checkpoint
 from ..run_folders.lock import claim_path
@@ -117,7 +117,7 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
                 check_claim_free_to_take(claim_path(Path(out) / "runs", job_identity(job, seed)))
     records, told = [], set()          # told: the MMSA files named once as keeping MMSA's columns only
     for job in jobs:
-        job_records, trained = [], False
+        job_records, trained = [], []
         for seed in seeds:
             previous = recorded_ok(recorded, job_identity(job, seed))
             if previous is None and mark.take() and not rerun:   # the first run to train: decided again on what a
@@ -137,11 +137,11 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
                 job_records.append(record)
                 if trained_here:
                     appended.append(record["run_id"])
+                    trained.append(record)
                 else:
                     echo(f"skip {run_phrase(job, seed)}: recorded as {record['run_id']} by another process meanwhile"
                          f"{skip_reason(record, job.model, precision, deterministic, rerun)}")
-                trained = trained or trained_here
-        if trained:    # the row covers every seed of the call, recorded ones included, as the table does
-            append_mmsa_csv(Path(out), job_records, echo=echo, told=told)
+        # after each job, as it ends: a call stopped later keeps the rows of the jobs before
+        append_mmsa_rows(Path(out), job_records, trained, echo=echo, told=told)
         records += job_records
     return records

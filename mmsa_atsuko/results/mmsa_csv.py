@@ -199,3 +199,27 @@ def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set
         echo(f"{path} has MMSA's columns only: this call's rows there ({row['Model']} first) go in without "
              f"{','.join(TRACE_COLUMNS)} (runs.jsonl has them); move the file away for rows that trace to their runs")
     return path
+
+
+def mmsa_row_key(record: dict) -> tuple:
+    """What one MMSA row covers: a model on a dataset and layout under one protocol condition (`api.run`'s job).
+    Without the condition, `--missing-rate 0 0.3 --jobs 2` averaged both rates into one row labelled as plain."""
+    return record["model"], record["dataset"], record["aligned"], condition_of(record).key()
+
+
+def append_mmsa_rows(out_dir: Path, records: list[dict], trained: list[dict], *, echo=print,
+                     told: set | None = None) -> None:
+    """The MMSA rows of a training call, as run.py writes them in process and with --jobs: one per
+    (`mmsa_row_key`) group of `records` (every seed of the call, recorded ones included, as the tables count them)
+    that holds a run the call trained (`trained`), in the order of each group's first record. `told` as for
+    `append_mmsa_csv`, shared by the rows."""
+    if not trained:                  # nothing trained: no row, and the recorded ones are not read
+        return
+    trained_keys = {mmsa_row_key(record) for record in trained}
+    groups: dict[tuple, list[dict]] = {}
+    for record in records:
+        groups.setdefault(mmsa_row_key(record), []).append(record)
+    told = set() if told is None else told
+    for key, group in groups.items():
+        if key in trained_keys:
+            append_mmsa_csv(Path(out_dir), group, echo=echo, told=told)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.conditions import condition_of
 from ..errors import ToolkitError, UsageError
-from ..results import append_mmsa_csv, identity, latest_by_identity, read_records
+from ..results import append_mmsa_rows, identity, latest_by_identity, read_records
 from .driver import Summary, sweep
 
 
@@ -31,14 +30,7 @@ def run_packed(models, datasets, seeds, *, backend, out="results", save_checkpoi
         appended.extend(r["run_id"] for r in summary.records)
     recorded = latest_by_identity(read_records(Path(out)))
     records = [recorded[run.identity] for run in summary.plan.runs]
-    trained = {_row_key(r) for r in summary.records}
-    groups: dict[tuple, list[dict]] = {}
-    for record in records:
-        groups.setdefault(_row_key(record), []).append(record)
-    told = set()
-    for key, group in groups.items():      # one row per (model, dataset, condition) that trained, as `api.run` writes
-        if key in trained:
-            append_mmsa_csv(Path(out), group, echo=echo, told=told)
+    append_mmsa_rows(Path(out), records, summary.records, echo=echo)     # the rows `api.run` writes
     return records
 
 
@@ -58,8 +50,3 @@ def failed_runs_error(summary: Summary, out, head: str) -> ToolkitError:
             f"{error} (records in {Path(out) / 'runs.jsonl'}; the same command runs them again)")
     return UsageError(line) if first.get("exit_code") == UsageError.exit_code else ToolkitError(line)
 
-
-def _row_key(record: dict) -> tuple:
-    """What one MMSA row covers: a model on a dataset and layout under one protocol condition (`api.run`'s job).
-    Without the condition, `--missing-rate 0 0.3 --jobs 2` averaged both rates into one row labelled as plain."""
-    return record["model"], record["dataset"], record["aligned"], condition_of(record).key()
