@@ -60,8 +60,9 @@ def test_the_search_never_evaluates_the_test_split_and_the_best_config_runs_on_e
 # by a busy machine missed trial 1's second or so of training, and the tune ended all 3 trials before the kill.
 KILL_THE_TUNE_IN_TRIAL_1 = """
 import os, signal
+import mmsa_atsuko.api.one_run as one_run
 import mmsa_atsuko.sweep.execute as execute
-real_run_trial, real_fit = execute.run_trial, execute.fit
+real_run_trial, real_fit = execute.run_trial, one_run.fit          # a trial trains through one_run.train_model
 
 def fit(*args, on_epoch, **kwargs):
     def report(entry):
@@ -71,7 +72,7 @@ def fit(*args, on_epoch, **kwargs):
 
 def run_trial(run, device):
     if run.trial["number"] == 1:
-        execute.fit = fit
+        one_run.fit = fit
     return real_run_trial(run, device)
 
 execute.run_trial = run_trial
@@ -499,13 +500,13 @@ def test_a_study_whose_space_stored_a_bound_as_a_string_resumes_on_the_space_fil
 
 def test_failed_trials_count_toward_trials_and_a_call_whose_first_five_fail_stops(tmp_path, capsys, monkeypatch):
     # A failure the space check cannot see: training itself raises (as a CUDA error would).
-    from mmsa_atsuko.sweep import execute
-    real_fit = execute.fit
+    from mmsa_atsuko.api import one_run          # a trial trains through one_run.train_model
+    real_fit = one_run.fit
 
     def broken_fit(*args, **kwargs):
         raise RuntimeError("CUDA error: device-side assert triggered")
 
-    monkeypatch.setattr(execute, "fit", broken_fit)
+    monkeypatch.setattr(one_run, "fit", broken_fit)
     started = _guard_trials(monkeypatch, 30)
     code, out, err = _cli_tune(tmp_path, capsys, "--trials", "3", "--out", str(tmp_path / "few"))
     assert code == 1 and len(err) == 1 and "3/3 trials done" in out
@@ -519,7 +520,7 @@ def test_failed_trials_count_toward_trials_and_a_call_whose_first_five_fail_stop
     assert code == 1 and len(err) == 1 and len(started) == 5, (started, err)
     assert "the first 5 trials of this call all failed" in err[0] and "(15 trials left)" in err[0], err
     # Resumed once fixed: the stored failures count, so 2 more trials make 7.
-    monkeypatch.setattr(execute, "fit", real_fit)
+    monkeypatch.setattr(one_run, "fit", real_fit)
     lines = []
     study = tune("tfn", "mosi", trials=7, out=tmp_path / "many", seeds=[1111], final_runs=False, echo=lines.append,
                  synthetic=True, preset="small", max_epochs=1)
@@ -530,8 +531,8 @@ def test_failed_trials_count_toward_trials_and_a_call_whose_first_five_fail_stop
 
 def test_failures_after_a_finished_trial_count_but_do_not_stop_the_tune(tmp_path, monkeypatch):
     # Failures that depend on the proposed values (one trial already trained): the tune goes on to --trials.
-    from mmsa_atsuko.sweep import execute
-    real_fit, calls = execute.fit, []
+    from mmsa_atsuko.api import one_run          # a trial trains through one_run.train_model
+    real_fit, calls = one_run.fit, []
 
     def fit_once(*args, **kwargs):
         calls.append(1)
@@ -539,7 +540,7 @@ def test_failures_after_a_finished_trial_count_but_do_not_stop_the_tune(tmp_path
             raise RuntimeError("CUDA out of memory")
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(execute, "fit", fit_once)
+    monkeypatch.setattr(one_run, "fit", fit_once)
     _guard_trials(monkeypatch, 30)
     lines = []
     study = tune("tfn", "mosi", trials=7, out=tmp_path, seeds=[1111], final_runs=False, echo=lines.append,

@@ -1,7 +1,8 @@
 """One run's protocol: claim its identity, take the record another process appended meanwhile or train it in its
 own folder (continuing an unfinished one with `resume`), and append its record.
 
-`train_one` is the step a sweep's workers run too (the sweep's driver appends their records).
+`train_one` is the step a sweep's workers run too (the sweep's driver appends their records), and `train_model`, its
+training, a tune's trial too.
 """
 from __future__ import annotations
 
@@ -122,14 +123,8 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
         log.info("run %s: model=%s dataset=%s aligned=%s seed=%d device=%s data=%s code=%s%s", run_id, job.model,
                  spec.name, spec.aligned, seed, device, spec.source, commit,
                  f" condition={spec.condition.key()}" if not spec.condition.plain else "")
-        set_seed(seed, deterministic)
-        model = build_model(job.model, job.config, spec)
-        reset_peak_memory(device)
-        start = time.time()
-        result = fit(model, job.data, job.config, device=device, seed=seed, run_dir=work_dir,
-                     progress=not quiet, resume=resume, on_epoch=on_epoch, precision=precision)
-        wall = time.time() - start
-        peak = peak_memory_mb(device)
+        result, wall, peak = train_model(job, seed, device, deterministic=deterministic, run_dir=work_dir,
+                                         progress=not quiet, resume=resume, on_epoch=on_epoch, precision=precision)
         write_predictions(work_dir / "predictions_test.csv", result.test, spec)    # fit wrote history.json
         if checkpoint == "none":
             (work_dir / "best.pt").unlink(missing_ok=True)
@@ -142,3 +137,16 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
                      precision=precision, deterministic=deterministic, label=label, tune_trial=tune_trial,
                      routing=routing_summary(result.test.export, condition), model_source=model_source(job.model),
                      earlier_attempts=earlier_attempts)
+
+
+def train_model(job: Job, seed: int, device: torch.device, *, deterministic: bool = True, **fit_kw):
+    """The training step of a run, wherever it runs (`train_one`; a tune's trial, `sweep.execute.run_trial`): the
+    seed set, the model built from it on the job's data, the device's peak memory counted from here, and `fit`
+    (`fit_kw`: its options but the job's and these). Returns (fit's result, its seconds, the peak memory in MiB)."""
+    set_seed(seed, deterministic)
+    model = build_model(job.model, job.config, job.data.spec)
+    reset_peak_memory(device)
+    start = time.time()
+    result = fit(model, job.data, job.config, device=device, seed=seed, **fit_kw)
+    wall = time.time() - start
+    return result, wall, peak_memory_mb(device)

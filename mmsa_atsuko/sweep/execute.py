@@ -14,16 +14,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..api.jobs import job_identity
-from ..api.one_run import train_one
+from ..api.one_run import train_model, train_one
 from ..code_version import git_commit
 from ..config import config_hash, load_config
 from ..errors import DataError, ResumeRefused, ToolkitError, one_line
-from ..registry import build_model
 from ..results import failed_record, open_new
 from ..run_folders import move_dead, partial_dir, take_leftovers
-from ..training.hardware import peak_memory_mb, reset_peak_memory
-from ..training.seed import resolve_device, set_seed
-from ..training.trainer import fit
+from ..training.seed import resolve_device
 from .plan import PlannedRun, prepare
 from .study_file import is_locked, locked_trial_error, optuna_module, study_storage
 
@@ -143,19 +140,16 @@ def run_trial(run: PlannedRun, device: str) -> dict:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {entry['epoch']}")
 
-        set_seed(run.seed, run.deterministic)
-        model = build_model(job.model, job.config, job.data.spec)
         where = resolve_device(device)
-        reset_peak_memory(where)
-        result = fit(model, job.data, job.config, device=where, seed=run.seed, run_dir=None,
-                     progress=False, on_epoch=report, test=False, precision=run.precision)
+        result, _, peak = train_model(job, run.seed, where, deterministic=run.deterministic, run_dir=None,
+                                      progress=False, on_epoch=report, test=False, precision=run.precision)
         value = float(result.valid[key])
         state = "complete" if math.isfinite(value) else "fail"
         # A failed trial says why: the tune's stop line quotes the last failure's error.
         why = {} if state == "complete" else {"error": f"its valid {key} is {value}"}
         return {"number": info["number"], "state": state, "value": value, "epochs": result.epochs_run, **why,
                 "seconds": time.time() - started, "status": "ok" if state == "complete" else "failed",
-                "device": str(where), "peak_memory_mb": peak_memory_mb(where)}
+                "device": str(where), "peak_memory_mb": peak}
     except optuna.TrialPruned as pruned:
         return {"number": info["number"], "state": "pruned", "error": str(pruned), "seconds": time.time() - started}
     except Exception as error:                    # a failed trial is a result; the study goes on
