@@ -673,9 +673,9 @@ def test_the_api_package_keeps_the_names_the_single_api_module_had():
 
 
 def test_with_rerun_only_a_run_started_after_the_call_began_as_asked_serves_it():
-    """`results.serves`, the rule for a record another process appended while this call waited on the run: without --rerun
-    any ok record serves (as a stored one is skipped); with --rerun only one started after the call began, at the
-    precision and with the kernels asked (a record's started_at is cut to the second: the call's own second does
+    """`results.serves`, the rule for a record another process appended while this call waited on the run: without
+    --rerun any ok record serves (as a stored one is skipped); with --rerun only one started after the call began, at
+    the precision and with the kernels asked (a record's started_at is cut to the second: the call's own second does
     not count)."""
     from datetime import datetime, timezone
 
@@ -693,8 +693,8 @@ def test_with_rerun_only_a_run_started_after_the_call_began_as_asked_serves_it()
 
 
 def test_the_skip_line_names_a_recorded_runs_kernels_where_they_are_not_those_asked():
-    """`results.skip_reason` on records of the run's identity: kernels as `_serves` judges them (`results.kernels_of`), a
-    record from before `deterministic` was recorded being warn-only, which is neither kind asked."""
+    """`results.skip_reason` on records of the run's identity: kernels as `serves` judges them (`results.kernels_of`),
+    a record from before `deterministic` was recorded being warn-only, which is neither kind asked."""
     from mmsa_atsuko.results import skip_reason as _skip_reason
     strict, loose, old = ({"precision": "fp32", "deterministic": True}, {"precision": "fp32", "deterministic": False},
                           {"precision": "fp32"})
