@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..cache import synthetic_cache_dir
 from ..config import config_hash
 from ..data import load_dataset
 from ..data.conditions import PLAIN, check_model_allows
 from ..data.synthetic import ensure_synthetic
-from ..errors import UsageError
-from ..models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
+from ..errors import ToolkitError, UsageError
+from ..models.common.bert import bert_input_problem, check_bert_weights, reads_bert_tokens, shorter_texts
 from ..registry import build_model, canonical_model_name
 from ..results import run_identity
 from ..training.model_card import bert_tokenizer, check_tokenizer
@@ -32,8 +34,8 @@ class Job:
 def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
                 preset, overrides, max_epochs, loaded: dict, condition=PLAIN, synthetic_recipe="standard") -> Job:
     """Resolve one (model, dataset) pair into a Job: its checked config and its data, loaded and
-    validated, with the model built once to surface model/data mismatches. Its config hash and
-    data id (`data.spec.source`) are the run identity's, so a sweep plans with it.
+    validated, with the model built (on the meta device, `_model_to_check`) to surface model/data mismatches. Its
+    config hash and data id (`data.spec.source`) are the run identity's, so a sweep plans with it.
 
     `loaded` caches datasets by file, so several models on one dataset share one copy of its
     tensors (MOSEI is ~8 GB). `condition` (missing frames, modality subset) is applied once per
@@ -58,8 +60,8 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
             loaded[(*key, condition)] = loaded[key].under(condition)
         key = (*key, condition)
     data = loaded[key]
-    # Build once to surface model/data mismatches (task, missing text features, BERT path) now.
-    built = build_model(model, config, data.spec)
+    # Built to surface model/data mismatches (task, missing text features, BERT path) now.
+    built = _model_to_check(model, config, data.spec)
     check_last_batch(built, len(data.train), config.batch_size)       # before any run folder is made
     if hasattr(built, "check_training_data"):     # the model's own check of what it trains on (optional hook)
         built.check_training_data(data.spec)
@@ -77,6 +79,23 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
         if data.spec.has_text_features:
             data = data.without_text_features()
     return Job(model, config, data, preset)
+
+
+def _model_to_check(model: str, config, spec) -> torch.nn.Module:
+    """The model `prepare_job`'s checks look at, which read its modules, config and BERT config, never its values:
+    built on the meta device (models/common/meta.py: no weight initialised, no basis computed; each seed's run builds
+    its own after seeding), its BERT folder's weights loaded once as a real build loads them (`check_bert_weights`),
+    so a folder they cannot come from stops the request as before. A model of your own whose build needs values
+    (which the meta device has not) is built for real, as every model was."""
+    try:
+        with torch.device("meta"):
+            built = build_model(model, config, spec)
+    except ToolkitError:
+        raise
+    except Exception:
+        return build_model(model, config, spec)
+    check_bert_weights(built)
+    return built
 
 
 def job_identity(job: Job, seed: int) -> tuple:

@@ -154,14 +154,19 @@ class BertTextEncoder(nn.Module):
         from transformers import BertModel   # imported here: the feature-input path never pays for it
 
         path = resolve_bert_path(pretrained)
-        self.path = path
+        self.path, self.pretrained = path, pretrained
         self.use_finetune = use_finetune
         if building_on_meta():      # shapes only (models/common/meta.py): the architecture of config.json
             self.model = BertModel(bert_config(path), add_pooling_layer=False)
             self.hidden_size = self.model.config.hidden_size
             return
-        self.model = load_encoder(path, pretrained)
+        self.model = self.pretrained_bert()
         self.hidden_size = self.model.config.hidden_size
+
+    def pretrained_bert(self):
+        """The BERT of the folder with its weights, as a real build holds it (an encoder built on the meta device
+        asks it to check them: `check_bert_weights`); `load_encoder` refuses a folder lacking encoder weights."""
+        return load_encoder(self.path, self.pretrained)
 
     def forward(self, text_bert: torch.Tensor) -> torch.Tensor:
         input_ids = text_bert[:, 0, :].long()
@@ -257,6 +262,13 @@ def shorter_texts(positions: int) -> str:
     """The fix for a text past BERT's positions: every BERT of a family has as many, so no -c pretrained=
     helps; a file whose texts are padded (and cut) to at most that many tokens does."""
     return f"make the file with at most {positions} tokens per text (extract --text-len {positions} or less)"
+
+
+def check_bert_weights(model: nn.Module) -> None:
+    """Each BERT folder `model` (built on the meta device, which reads no weights) reads, loaded once as its real
+    build loads it and dropped: a folder whose weights cannot be loaded is the line it is in a real build."""
+    for encoder in {m.path: m for m in model.modules() if isinstance(m, BertTextEncoder)}.values():
+        encoder.pretrained_bert()
 
 
 def reads_bert_tokens(model: nn.Module) -> bool:
