@@ -114,29 +114,25 @@ def cmd_train(argv) -> int:
     appended = []                      # the run ids of the records this call trains and appends
     stored_before = _stored_run_ids(args.out)
     jobs = train_jobs(args, len(args.model) * len(args.dataset) * len(seeds))
+    # The options both paths take alike. What differs is on purpose, spelled at each call: in process, the
+    # conditions made here, the device and threads, --resume as asked, --quiet, and --tensorboard and --rerun (in
+    # process only, `train_jobs`); with --jobs, the condition lists its sweep expands, the device and threads of its
+    # workers (the backend's, whose console is warnings only), a flushed echo, and --resume as "stop" (run.py stops
+    # on a folder it may not continue; without --resume its lines name it).
+    shared = dict(config=args.config, aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
+                  synthetic=args.synthetic, synthetic_size=args.synthetic_size, synthetic_recipe=args.synthetic_recipe,
+                  preset=args.preset, max_epochs=args.max_epochs, out=args.out, save_checkpoint=args.save_checkpoint,
+                  precision=args.precision, deterministic=not args.nondeterministic, appended=appended)
     if jobs == 1:
-        records = run(args.model, args.dataset, seeds=seeds, config=args.config,
-                      aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
-                      synthetic=args.synthetic, synthetic_size=args.synthetic_size,
-                      synthetic_recipe=args.synthetic_recipe, preset=args.preset, device=args.device,
-                      max_epochs=args.max_epochs, out=args.out, quiet=args.quiet,
-                      resume=args.resume, tensorboard=args.tensorboard,
-                      rerun=args.rerun, save_checkpoint=args.save_checkpoint, threads=args.threads,
-                      precision=args.precision, deterministic=not args.nondeterministic,
-                      conditions=condition_list(args), appended=appended)
+        records = run(args.model, args.dataset, seeds=seeds, device=args.device, threads=args.threads,
+                      conditions=condition_list(args), resume=args.resume, quiet=args.quiet,
+                      tensorboard=args.tensorboard, rerun=args.rerun, **shared)
     else:
         from ..sweep import LocalBackend, run_packed
-        records = run_packed(args.model, args.dataset, seeds, out=args.out,
-                             backend=LocalBackend(jobs, args.device, args.threads),
-                             echo=lambda line: print(line, flush=True), save_checkpoint=args.save_checkpoint,
-                             precision=args.precision, deterministic=not args.nondeterministic,
-                             aligned=args.aligned, data_root=args.data_root, feature_path=args.feature_path,
-                             synthetic=args.synthetic, synthetic_size=args.synthetic_size, preset=args.preset,
-                             max_epochs=args.max_epochs, config=args.config, missing_rates=args.missing_rate,
-                             drop_modality=args.drop_modality, modalities=args.modalities,
-                             synthetic_recipe=args.synthetic_recipe,
-                             # run.py stops on a folder it may not continue; without --resume its lines name it
-                             resume="stop" if args.resume else False, appended=appended)
+        records = run_packed(args.model, args.dataset, seeds, backend=LocalBackend(jobs, args.device, args.threads),
+                             missing_rates=args.missing_rate, drop_modality=args.drop_modality,
+                             modalities=args.modalities, resume="stop" if args.resume else False,
+                             echo=lambda line: print(line, flush=True), **shared)
     print_table(records, args.out, set(appended), stored_before, rerun=args.rerun)
     from ..run_folders import unfinished_note
     note = unfinished_note(args.out)
