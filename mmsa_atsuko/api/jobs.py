@@ -18,7 +18,7 @@ from ..models.common.bert import bert_input_problem, check_bert_weights, reads_b
 from ..registry import build_model, canonical_model_name
 from ..results import run_identity
 from ..training.model_card import bert_tokenizer, check_tokenizer
-from ..training.trainer import check_last_batch
+from ..training.loss_checks import check_last_batch
 from ..training.trainer_config import resolve_config
 
 

@@ -22,7 +22,7 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
     while this one ran, which a look at the store before and after counted as this call's). `stored_before`: the
     run ids in the store before the call, which tell the records another process appended meanwhile apart (a
     run.py that waited on another's run said nothing of it: "every run was already recorded"). With `rerun` a record
-    not appended is one another process started after this command began (`api.pipeline._serves`)."""
+    not appended is one another process started after this command began (`results.serves`)."""
 
     def row_name(r):           # one row group per model and protocol condition
         key = condition_of(r).key()
