@@ -12,7 +12,7 @@ setup(
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["mmsa_atsuko", "mmsa_atsuko.*", "baselines", "baselines.*"]),
+    packages=find_packages(include=["mmsa_atsuko", "mmsa_atsuko.*"]),
     install_requires=[
         # >= 2.6: torch.load(weights_only=True), which a BERT folder's pytorch_model.bin goes through, could
         # be made to run code before it (CVE-2025-32434), and a run folder may name any BERT folder.

@@ -1,6 +1,6 @@
 """Does a change to Atsuko's code leave every number bit for bit as it was? Old code against new.
 
-    git archive HEAD mmsa_atsuko baselines configs | tar -x -C /tmp/old      # the code to compare against
+    git archive HEAD mmsa_atsuko configs | tar -x -C /tmp/old      # the code to compare against
     python bench/atsuko_ops_identity.py --old /tmp/old                # 3-6 minutes on 2 shared cores
 
 For the old code (`--old`, put first on sys.path) and the new (this checkout), each in a process of

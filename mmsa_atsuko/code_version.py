@@ -11,7 +11,7 @@ from pathlib import Path
 
 log = logging.getLogger("mmsa_atsuko")
 
-CODE_PATHS = ("mmsa_atsuko", "baselines", "configs", "run.py", "setup.py")    # what `git_commit` calls the code
+CODE_PATHS = ("mmsa_atsuko", "configs", "run.py", "setup.py")    # what `git_commit` calls the code
 
 
 @functools.cache
@@ -37,7 +37,7 @@ def commit_of(root: Path) -> str | None:
         def changed(*args) -> bool:
             return bool(subprocess.run(["git", "status", "--porcelain", *args], cwd=root, capture_output=True,
                                        text=True, timeout=10).stdout.strip())
-        # Any tracked change counts; an untracked file counts among the code (a new baselines/x.py is imported
+        # Any tracked change counts; an untracked file counts among the code (a new models/baselines/x.py is imported
         # by discovery), not elsewhere (results, notes).
         dirty = changed("--untracked-files=no") or changed("--", *CODE_PATHS)
         return head.stdout.strip() + ("+dirty" if dirty else "")

@@ -1,10 +1,10 @@
 """One registry for every model: name -> class, found by importing the model packages.
 
 A model registers itself in its own file with `@register_model(name)` (or `register_variant`).
-Importing `baselines` imports every module in it (`import_submodules`), and importing
+Importing `models.baselines` imports every module in it (`import_submodules`), and importing
 `mmsa_atsuko.models.atsuko.model` registers Atsuko and its ablations (the package itself imports no torch);
 `list_models` and `get_model_class` import those modules once, by name, so this module imports nothing of
-the layers above it. A new baseline is one file in baselines/ plus its YAML in configs/.
+the layers above it. A new baseline is one file in models/baselines/ plus its YAML in configs/.
 
 Models of your own may live outside the checkout, in the folders of $MMSA_ATSUKO_MODELS (`--models
 DIR`): `discover` imports their files after the packages (user_models/discovery.py), and a model registered there
@@ -27,7 +27,7 @@ from .errors import UsageError, one_line
 from .user_models.discovery import (MODELS_ENV, USER_PACKAGE, import_folders, loading, model_file, model_folders,
                                     model_origin)
 
-MODEL_PACKAGES = ("baselines", "mmsa_atsuko.models.atsuko.model")
+MODEL_PACKAGES = ("mmsa_atsuko.models.baselines", "mmsa_atsuko.models.atsuko.model")
 # datasets.yaml and each model's configs/<name>.yaml: `config` reads them from here, and an unknown
 # model's error names the YAML that no model file registers.
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -207,8 +207,8 @@ def _unregistered(key: str) -> str:
             return (f" {folder / key}.yaml exists but no model file registers {key!r}: add {folder / key}.py and "
                     f"{decorate}.")
     if model_yaml_path(key).is_file():
-        return (f" configs/{key}.yaml exists but no model file registers {key!r}: add baselines/{key}.py and "
-                f"{decorate}.")
+        return (f" configs/{key}.yaml exists but no model file registers {key!r}: "
+                f"add mmsa_atsuko/models/baselines/{key}.py and {decorate}.")
     return ""
 
 

@@ -224,10 +224,10 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def checkout_with(folder: Path, files: dict) -> Path:
-    """A copy of the package, baselines/, configs/ and run.py in `folder`, plus `files` (path -> text): a
-    user's checkout with a model of their own in it, while this checkout's baselines/ stays as shipped."""
+    """A copy of the package, configs/ and run.py in `folder`, plus `files` (path -> text): a user's checkout
+    with a model of their own in it, while this checkout's mmsa_atsuko/models/baselines/ stays as shipped."""
     ignore = shutil.ignore_patterns("__pycache__")
-    for name in ("mmsa_atsuko", "baselines", "configs"):
+    for name in ("mmsa_atsuko", "configs"):
         shutil.copytree(ROOT / name, folder / name, ignore=ignore)
     shutil.copy(ROOT / "run.py", folder / "run.py")
     for path, text in files.items():
@@ -246,7 +246,7 @@ def latefuse(py=(), yaml=()) -> dict:
     """A user's late-fusion model (tests/fixtures/latefuse.*, as they wrote it) for `checkout_with`, with
     edits `(old, new)` made to its model file (`py`) and its YAML (`yaml`), each `old` found exactly once."""
     files = {}
-    for path, edits in (("baselines/latefuse.py", py), ("configs/latefuse.yaml", yaml)):
+    for path, edits in (("mmsa_atsuko/models/baselines/latefuse.py", py), ("configs/latefuse.yaml", yaml)):
         text = (FIXTURES / Path(path).name).read_text(encoding="utf-8")
         for old, new in edits:
             assert text.count(old) == 1, old

@@ -163,7 +163,7 @@ def test_the_code_version_is_read_once_per_process_before_training(tmp_path, mon
 
 
 def test_an_untracked_file_is_dirty_code_only_where_code_lives(tmp_path, monkeypatch):
-    """`git status --untracked-files=no` called a checkout clean with a new baselines/x.py in it, which the
+    """`git status --untracked-files=no` called a checkout clean with a new models/baselines/x.py in it, which the
     package imports (every module of baselines/); a file in results/ or a note is not code."""
     import subprocess
 
@@ -173,7 +173,7 @@ def test_an_untracked_file_is_dirty_code_only_where_code_lives(tmp_path, monkeyp
         return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
                               capture_output=True, text=True, check=True).stdout.strip()
     git("init", "-q")
-    for name in ("mmsa_atsuko/code_version.py", "baselines/tfn.py", "constraints.txt"):
+    for name in ("mmsa_atsuko/code_version.py", "mmsa_atsuko/models/baselines/tfn.py", "constraints.txt"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text("# code\n")
     git("add", "-A")
@@ -189,9 +189,9 @@ def test_an_untracked_file_is_dirty_code_only_where_code_lives(tmp_path, monkeyp
         (tmp_path / "results" / "runs.jsonl").write_text("{}\n")
         (tmp_path / "notes.md").write_text("a note\n")
         assert commit() == head
-        (tmp_path / "baselines" / "mine.py").write_text("# a model of my own\n")
+        (tmp_path / "mmsa_atsuko/models/baselines" / "mine.py").write_text("# a model of my own\n")
         assert commit() == head + "+dirty"
-        (tmp_path / "baselines" / "mine.py").unlink()
+        (tmp_path / "mmsa_atsuko/models/baselines" / "mine.py").unlink()
         assert commit() == head
         (tmp_path / "constraints.txt").write_text("torch==0\n")       # a tracked change counts wherever it is
         assert commit() == head + "+dirty"

@@ -56,7 +56,7 @@ def test_trimming_padded_tokens_leaves_predictions_unchanged(tiny_bert, name, mo
     import importlib
 
     from mmsa_atsuko.registry import build_model
-    module = importlib.import_module(f"baselines.{name}")
+    module = importlib.import_module(f"mmsa_atsuko.models.baselines.{name}")
     data = with_text_bert(make_dataset())
     config = load_config(name, "mosi", preset="small", overrides=[f"pretrained={tiny_bert}"])
     model = build_model(name, config, data.spec).eval()

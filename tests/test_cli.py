@@ -735,11 +735,13 @@ def test_the_user_model_as_written_trains_and_writes_its_predictions(tmp_path):
      "mean 'fusion_droput'?); declare it in configs/latefuse.yaml"),
     # "...failed to import (RuntimeError: ...); install or fix what it needs": nothing to install
     ([('@register_model("latefuse"', '@register_model("LateFuse"')], [],
-     "error: model 'latefuse' is unavailable: baselines.latefuse failed to import (RuntimeError: model name "
-     "'LateFuse' must be lowercase: register it as 'latefuse'); fix baselines/latefuse.py, line "
+     "error: model 'latefuse' is unavailable: mmsa_atsuko.models.baselines.latefuse failed to import "
+     "(RuntimeError: model name 'LateFuse' must be lowercase: register it as 'latefuse'); "
+     "fix mmsa_atsuko/models/baselines/latefuse.py, line "
      f"{DECORATOR_LINE}"),
     ([('@register_model("latefuse", tasks=("regression", "classification"))\n', "")], [],
-     "error: unknown model 'latefuse'. baselines/latefuse.py exists but registers no model 'latefuse': decorate "
+     "error: unknown model 'latefuse'. mmsa_atsuko/models/baselines/latefuse.py exists but registers no model "
+     "'latefuse': decorate "
      'its class with @register_model("latefuse"). Did you mean late_fusion? Known models: '),
 ], ids=["misspelt-key", "uppercase-name", "no-decorator"])
 def test_a_user_model_that_cannot_be_found_or_built_is_one_line_before_any_folder(tmp_path, py, yaml, message):

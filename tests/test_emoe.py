@@ -109,7 +109,7 @@ def test_router_is_emoes_formula():
 # --- the losses on hand-computed values ----------------------------------------------------
 
 def test_router_target_is_inverse_error_normalised():
-    from baselines.emoe import router_target
+    from mmsa_atsuko.models.baselines.emoe import router_target
     errors = torch.tensor([[0.0, 0.9, 0.4], [1.9, 1.9, 1.9]])
     # 1/(e + 0.1) = (10, 1, 2) -> /13; equal errors -> uniform
     expected = torch.tensor([[10 / 13, 1 / 13, 2 / 13], [1 / 3, 1 / 3, 1 / 3]])
@@ -117,7 +117,7 @@ def test_router_target_is_inverse_error_normalised():
 
 
 def test_entropy_balance_is_n_times_negative_entropy():
-    from baselines.emoe import entropy_balance
+    from mmsa_atsuko.models.baselines.emoe import entropy_balance
     weights = torch.tensor([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]])
     row0 = 3 * (0.5 * math.log(0.5) + 2 * 0.25 * math.log(0.25))
     row1 = 3 * (1.0 * math.log(1.0) + 2 * 1e-9 * math.log(1e-9))     # EMOE clamps w at 1e-9 first

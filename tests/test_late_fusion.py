@@ -1,4 +1,4 @@
-"""Late fusion (baselines/late_fusion.py): its output on a hand-built batch worked out by hand, what an absent
+"""Late fusion (models/baselines/late_fusion.py): its output on a hand-built batch worked out by hand, what an absent
 modality leaves of its branch, and training on each task. The generic model checks (shapes, gradients, seeds,
 reload) are test_model_contract.py; the subset invariance every subset model owes is test_conditions.py."""
 import dataclasses

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.misa import cmd, diff_loss
+from mmsa_atsuko.models.baselines.misa import cmd, diff_loss
 from conftest import make_dataset, with_text_bert
 from mmsa_atsuko.config import load_config
 from mmsa_atsuko.registry import build_model

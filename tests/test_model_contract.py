@@ -18,7 +18,7 @@ from mmsa_atsuko.registry import build_model, get_model_class, list_models, mode
 from mmsa_atsuko.training.trainer import build_optimizer, fit
 
 NUM_CLASSES = 4
-# BatchNorm over the batch cannot train on one sample (baselines/tfn.py SubNet, as in MMSA): a batch
+# BatchNorm over the batch cannot train on one sample (models/baselines/tfn.py SubNet, as in MMSA): a batch
 # of one is refused with a UsageError instead of torch's traceback.
 ONE_SAMPLE_TRAINING_REFUSED = {"tfn", "lmf"}
 

@@ -192,7 +192,7 @@ def mistakes(tmp_path, monkeypatch):
                 "registers renamed_model): decorate its class with @register_model(\"renamed\"). Did you mean "
                 "renamed_model? Known models: "),
     ("yamlonly", "unknown model 'yamlonly'. configs/yamlonly.yaml exists but no model file registers 'yamlonly': "
-                 "add baselines/yamlonly.py and decorate its class with @register_model(\"yamlonly\"). Known "
+                 "add mmsa_atsuko/models/baselines/yamlonly.py and decorate its class with @register_model(\"yamlonly\"). Known "
                  "models: "),
 ])
 def test_a_model_file_of_ones_own_that_fails_or_registers_nothing_says_how_to_fix_it(mistakes, name, message):
@@ -283,7 +283,7 @@ def test_a_models_folder_trains_lists_and_predicts_its_model(own_models, tmp_pat
     digest = hashlib.sha256((folder / "latefuse.py").read_bytes()).hexdigest()
     assert record["model_source"] == {"path": str(folder / "latefuse.py"), "sha256": digest,
                                       "files": {"latefuse.py": digest}}
-    assert "latefuse" not in [p.stem for p in (registry.CONFIG_DIR.parent / "baselines").glob("*.py")]
+    assert "latefuse" not in [p.stem for p in (registry.CONFIG_DIR.parent / "mmsa_atsuko/models/baselines").glob("*.py")]
     capsys.readouterr()
     assert main(["list", "--models", str(folder)]) == 0
     assert f"  latefuse       regression, classification  (yours: {folder / 'latefuse.py'})" in \
@@ -366,7 +366,7 @@ def test_a_bad_models_folder_is_one_line_before_the_command(own_models, tmp_path
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: " + message.format(folder=folder)), line
     assert not out.exists()
-    assert registry._REGISTRY["tfn"].__module__ == "baselines.tfn"     # not replaced
+    assert registry._REGISTRY["tfn"].__module__ == "mmsa_atsuko.models.baselines.tfn"     # not replaced
 
 
 def test_a_models_folder_model_without_its_yaml_says_where_the_yaml_goes(own_models, tmp_path, capsys):

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.self_mm import HEADS, ULGM
+from mmsa_atsuko.models.baselines.self_mm import HEADS, ULGM
 from mmsa_atsuko.config import load_config
 from mmsa_atsuko.errors import UsageError
 from mmsa_atsuko.registry import build_model

@@ -57,7 +57,7 @@ def test_labels_the_output_range_cannot_reach_are_refused_for_training_only():
 
 
 def test_temporal_mean_modes():
-    from baselines.tfn import temporal_mean
+    from mmsa_atsuko.models.baselines.tfn import temporal_mean
     x = torch.tensor([[[1.0], [3.0], [0.0], [0.0]]])
     mask = torch.tensor([[True, True, False, False]])
     assert temporal_mean(x, mask, "padded").item() == 1.0      # (1+3+0+0)/4, MMSA
@@ -77,7 +77,7 @@ def test_overfits_32_samples():
 
 
 def test_fusion_dropout_is_inverted_dropout():
-    from baselines.tfn import fusion_dropout
+    from mmsa_atsuko.models.baselines.tfn import fusion_dropout
     torch.manual_seed(0)
     x = torch.ones(200, 1000)
     y = fusion_dropout(x, 0.3, training=True)

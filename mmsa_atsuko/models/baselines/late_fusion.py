@@ -15,11 +15,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.models.common.heads import OutputLinear
-from mmsa_atsuko.models.common.pooling import masked_mean
-from mmsa_atsuko.models.common.task import task_loss
-from mmsa_atsuko.registry import register_model
+from ...errors import UsageError
+from ..common.heads import OutputLinear
+from ..common.pooling import masked_mean
+from ..common.task import task_loss
+from ...registry import register_model
 
 MODALITIES = ("text", "audio", "vision")
 

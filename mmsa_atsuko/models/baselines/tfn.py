@@ -26,12 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.models.common.heads import OutputLinear
-from mmsa_atsuko.models.common.pooling import masked_mean
-from mmsa_atsuko.models.common.rnn import LSTMEncoder
-from mmsa_atsuko.models.common.task import task_loss
-from mmsa_atsuko.registry import register_model
+from ...errors import UsageError
+from ..common.heads import OutputLinear
+from ..common.pooling import masked_mean
+from ..common.rnn import LSTMEncoder
+from ..common.task import task_loss
+from ...registry import register_model
 
 
 class SubNet(nn.Module):

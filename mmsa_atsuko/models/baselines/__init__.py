@@ -3,6 +3,6 @@
 A module that fails to import (e.g. a broken optional dependency) is remembered by the registry
 and listed by `run.py list`; the other baselines still load.
 """
-from mmsa_atsuko.registry import import_submodules
+from ...registry import import_submodules
 
 import_submodules(__name__, __path__)

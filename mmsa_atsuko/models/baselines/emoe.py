@@ -57,13 +57,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.models.common.bert import TextInput
-from mmsa_atsuko.models.atsuko.modality_router import ModalityRouter, PreAttentionInput
-from mmsa_atsuko.models.common.heads import ResidualHead
-from mmsa_atsuko.models.common.task import task_loss
-from mmsa_atsuko.models.common.transformer import TransformerEncoder, check_heads
-from mmsa_atsuko.registry import register_model
+from ...errors import UsageError
+from ..common.bert import TextInput
+from ..atsuko.modality_router import ModalityRouter, PreAttentionInput
+from ..common.heads import ResidualHead
+from ..common.task import task_loss
+from ..common.transformer import TransformerEncoder, check_heads
+from ...registry import register_model
 
 MODALITIES = ("l", "v", "a")                      # EMOE's order: router column 0 = text, 1 = vision, 2 = audio
 BATCH_KEY = {"l": "text", "v": "vision", "a": "audio"}

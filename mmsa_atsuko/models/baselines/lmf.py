@@ -35,12 +35,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.tfn import SubNet, append_one, temporal_mean
-from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.models.common.heads import float32_region
-from mmsa_atsuko.models.common.rnn import LSTMEncoder
-from mmsa_atsuko.models.common.task import task_loss
-from mmsa_atsuko.registry import register_model
+from .tfn import SubNet, append_one, temporal_mean
+from ...errors import UsageError
+from ..common.heads import float32_region
+from ..common.rnn import LSTMEncoder
+from ..common.task import task_loss
+from ...registry import register_model
 
 FACTOR_NAMES = ("audio_factor", "video_factor", "text_factor")
 FUSION_NAMES = ("fusion_weights", "fusion_bias")

@@ -39,12 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.models.common.bert import TextInput
-from mmsa_atsuko.models.common.heads import ResidualHead
-from mmsa_atsuko.models.common.task import task_loss
-from mmsa_atsuko.models.common.transformer import TransformerEncoder, check_heads
-from mmsa_atsuko.registry import register_model
+from ...errors import UsageError
+from ..common.bert import TextInput
+from ..common.heads import ResidualHead
+from ..common.task import task_loss
+from ..common.transformer import TransformerEncoder, check_heads
+from ...registry import register_model
 
 # MulT's short modality names and the batch keys / config suffixes they stand for.
 MODALITIES = ("l", "a", "v")

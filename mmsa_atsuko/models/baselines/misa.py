@@ -51,11 +51,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.models.common.bert import BertTextEncoder, trim_to_longest_text
-from mmsa_atsuko.models.common.heads import OutputLinear
-from mmsa_atsuko.models.common.rnn import BiLSTM
-from mmsa_atsuko.registry import register_model
+from ...errors import UsageError
+from ..common.bert import BertTextEncoder, trim_to_longest_text
+from ..common.heads import OutputLinear
+from ..common.rnn import BiLSTM
+from ...registry import register_model
 
 MODALITIES = ("text", "vision", "audio")   # MMSA's order for the codes, the fusion stack and the losses
 
