@@ -167,7 +167,7 @@ class EMOE(nn.Module):
         if self.fusion_method == "sum":
             fused = sum(w_m * h[m] for w_m, m in zip(w, MODALITIES))
             teacher = sum(w_m * refined[m] for w_m, m in zip(w, MODALITIES))
-        else:                                                              # EMOE scales the concat by 3, not the teacher
+        else:                                                    # EMOE scales the concat by 3, not the teacher
             fused = torch.cat([w_m * h[m] for w_m, m in zip(w, MODALITIES)], dim=-1) * 3
             teacher = torch.cat([w_m * refined[m] for w_m, m in zip(w, MODALITIES)], dim=-1)
         fused_proj, logits_c = self.fusion_head(fused)

@@ -130,7 +130,8 @@ class MISA(nn.Module):
         if config.av_lengths not in ("own", "text"):
             raise UsageError(f"av_lengths must be own or text, got {config.av_lengths!r}")
         if config.hidden_size % 2:
-            raise UsageError(f"misa's fusion transformer has 2 heads: hidden_size must be even, got {config.hidden_size}")
+            raise UsageError("misa's fusion transformer has 2 heads: hidden_size must be even, "
+                             f"got {config.hidden_size}")
         self.config = config
         self.task = spec.task
         hidden = config.hidden_size
