@@ -174,7 +174,7 @@ def test_an_untracked_file_is_dirty_code_only_where_code_lives(tmp_path, monkeyp
                               capture_output=True, text=True, check=True).stdout.strip()
     git("init", "-q")
     for name in ("mmsa_atsuko/code_version.py", "mmsa_atsuko/models/baselines/tfn.py", "constraints.txt"):
-        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("# code\n")
     git("add", "-A")
     git("commit", "-q", "-m", "c")
