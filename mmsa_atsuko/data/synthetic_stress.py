@@ -68,7 +68,7 @@ import numpy as np
 
 from ..errors import DataError, UsageError
 from .. import safe_pickle
-from .stamp import is_synthetic, recipe_name_of
+from .stamp import data_kind_text, is_synthetic, recipe_name_of
 
 STANDARD = "standard"
 STRESS_RECIPES = ("corrupt", "bands", "redundant")
@@ -147,6 +147,13 @@ def recipe_kind_of(data_id) -> str:
     """The recipe of the data a run's data id names: 'corrupt' for 'synthetic:corrupt-s2-mosi-...'; STANDARD for
     the standard recipe and for real data (a sha256 id), which no recipe made."""
     return recipe_kind(recipe_name_of(data_id)) if is_synthetic(data_id) else STANDARD
+
+
+def synthetic_kind_text(data_id) -> str:
+    """`data_kind_text`'s 'synthetic data' with a stress recipe named: 'synthetic data, corrupt recipe' (run.py's end
+    table): a `--synthetic-recipe corrupt` table read as the standard recipe's is the same model on other data."""
+    recipe = recipe_kind_of(data_id)
+    return data_kind_text(data_id) + ("" if recipe == STANDARD else f", {recipe} recipe")
 
 
 def recipe_version(data_id) -> str | None:

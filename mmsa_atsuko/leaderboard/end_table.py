@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from ..data.conditions import condition_of
 from ..data.stamp import data_kind_text, is_synthetic
-from ..data.synthetic_stress import STANDARD, recipe_kind_of
+from ..data.synthetic_stress import synthetic_kind_text
 from ..metrics.names import metric_keys, table_order
 from ..results import Cell, json_safe
 from .notes import preset_note
@@ -32,7 +32,7 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
         keys = list(table_order(metric_keys(dataset)))          # the leaderboard's column order
         data, aligned = rows[0].get("data"), bool(rows[0]["aligned"])
         sizes = next((r["split_sizes"] for r in rows if r.get("split_sizes") is not None), None)
-        kind = _synthetic_kind(data) if is_synthetic(data) else data_kind_text(data, dataset, aligned, sizes)
+        kind = synthetic_kind_text(data) if is_synthetic(data) else data_kind_text(data, dataset, aligned, sizes)
         label = "" if kind == "real data" else f" ({kind})"
         print(f"\n{dataset}{' aligned' if rows[0]['aligned'] else ''}{label}: test metrics of the best-valid epoch "
               f"(mean ± std: sample std, ddof 1, over seeds)")
@@ -75,13 +75,6 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
         print(f"\nnothing appended: every run was already recorded in {store}"
               + (f", {theirs} of them by another process while this one ran" if theirs else "")
               + " (--rerun trains them again)")
-
-
-def _synthetic_kind(data) -> str:
-    """'synthetic data', or 'synthetic data, corrupt recipe' for a stress recipe (`data`: the runs' data id): the
-    table of a `--synthetic-recipe corrupt` run read as the standard recipe's, the same model on other data."""
-    recipe = recipe_kind_of(data)
-    return "synthetic data" if recipe == STANDARD else f"synthetic data, {recipe} recipe"
 
 
 def _fmt(v) -> str:
