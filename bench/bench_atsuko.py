@@ -184,12 +184,12 @@ def cmd_quality(args) -> None:
     import numpy as np
 
     import mmsa_atsuko
-    from mmsa_atsuko.cache import CACHE_ENV as SYNTHETIC_CACHE_ENV
+    from mmsa_atsuko.cache import CACHE_ENV
 
     if args.rows_only and (args.rms_row or not args.row):
         raise SystemExit("--rows-only runs only the --row runs: give at least one --row, and no --rms-row "
                          "(it is compared with the default atsuko row)")
-    os.environ[SYNTHETIC_CACHE_ENV] = args.cache
+    os.environ[CACHE_ENV] = args.cache
     aligned = not args.unaligned
     feature_path = None
     if args.band_noise or args.modality_noise:

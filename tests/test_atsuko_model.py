@@ -14,7 +14,8 @@ from easydict import EasyDict
 from conftest import TINY_BERT_VOCAB
 from mmsa_atsuko.data.spec import DatasetSpec, Split
 from mmsa_atsuko.errors import UsageError
-from mmsa_atsuko.models.atsuko.model import ATSUKO_FAMILY, MODALITIES, Atsuko
+from mmsa_atsuko.models.atsuko.family import ATSUKO_FAMILY
+from mmsa_atsuko.models.atsuko.model import MODALITIES, Atsuko
 from mmsa_atsuko.registry import build_model, get_model_class
 
 

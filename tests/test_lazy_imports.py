@@ -62,7 +62,7 @@ import mmsa_atsuko.results, mmsa_atsuko.run_folders, mmsa_atsuko.leaderboard, mm
 import mmsa_atsuko.training.hardware, mmsa_atsuko.training.seed
 before = loaded()
 # the package's old names still import from it, each the thing it was (plan the function, not its module)
-from mmsa_atsuko.sweep import LocalBackend, Plan, identity, plan, run_packed, sweep
+from mmsa_atsuko.sweep import LocalBackend, Plan, plan, run_packed, sweep
 from mmsa_atsuko.models.atsuko import ATSUKO_FAMILY
 result = {"before": before, "plan": type(plan).__name__, "family": list(ATSUKO_FAMILY)}
 from mmsa_atsuko.sweep import RayBackend

@@ -6,11 +6,11 @@ and a run's identity), `one_run` (one run's protocol, `run_one`, and its trainin
 driver or workers.
 
 The package keeps every public name the single module `api.py` had before the split (`resolve_config`, `prepare_job`,
-`train_one`, ... and the names it re-exported), so a user's code importing them from `mmsa_atsuko.api` goes on
-working; the toolkit's modules import each from its own module. Importing `mmsa_atsuko` does not import this package
-(`mmsa_atsuko.run` imports it when called), so these cost nothing there.
+`train_one`, ... and the names it re-exported but `SYNTHETIC_CACHE_ENV`, a second name for
+`mmsa_atsuko.cache.CACHE_ENV`), so a user's code importing them from `mmsa_atsuko.api` goes on working; the toolkit's
+modules import each from its own module. Importing `mmsa_atsuko` does not import this package (`mmsa_atsuko.run`
+imports it when called), so these cost nothing there.
 """
-from ..cache import CACHE_ENV as SYNTHETIC_CACHE_ENV
 from ..run_folders import SAVE_CHECKPOINT, unfinished_runs, work_folders
 from ..training.trainer_config import resolve_config
 from .jobs import Job, condition_label, job_identity, prepare_job
@@ -18,6 +18,6 @@ from .one_run import new_run_id, run_one, train_one
 from .pipeline import run
 from .predictions_csv import PREDICTIONS_FLOAT_FORMAT, predictions_frame, write_predictions
 
-__all__ = ["Job", "PREDICTIONS_FLOAT_FORMAT", "SAVE_CHECKPOINT", "SYNTHETIC_CACHE_ENV", "condition_label",
-           "job_identity", "new_run_id", "predictions_frame", "prepare_job", "resolve_config", "run", "run_one",
-           "train_one", "unfinished_runs", "work_folders", "write_predictions"]
+__all__ = ["Job", "PREDICTIONS_FLOAT_FORMAT", "SAVE_CHECKPOINT", "condition_label", "job_identity", "new_run_id",
+           "predictions_frame", "prepare_job", "resolve_config", "run", "run_one", "train_one", "unfinished_runs",
+           "work_folders", "write_predictions"]

@@ -13,7 +13,6 @@ Torch comes with what trains (`execute`, imported by a backend when it runs a ru
 the choice of devices; `RayBackend`'s module imports them where a run trains, and is imported when it is first
 asked for.
 """
-from ..results import identity, latest_by_identity, ok_records  # noqa: F401 (their home; here for old imports)
 from .driver import Summary, SweepLock, SweepProgress, run_plan, sweep
 from .local import LocalBackend, default_jobs, parse_devices
 from .packed import run_packed

@@ -37,7 +37,6 @@ from ...registry import register_model, register_variant
 from ..common.bert import TextInput
 from ..common.heads import ResidualHead
 from ..common.transformer import TransformerEncoder, check_heads
-from .family import ATSUKO_FAMILY  # noqa: F401 (here for old imports)
 from .band_router import SpectralBandRouter
 from .losses import per_sample_loss, routing_entropy, total_loss
 from .mcm import (BimodalHeads, complementarity_importance, complementarity_loss, complementarity_target,
