@@ -45,8 +45,8 @@ from .datasets import (DATASETS_ENV, METRIC_KEYS, dataset_facts, dataset_names, 
                        own_dataset, published_sha256, real_layout, real_sizes_mismatch)
 from .yaml_files import parse_override, read_yaml
 
-__all__ = ["ADDED_KEYS", "CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "Check", "check_config", "config_hash",
-           "config_identity", "dataset_facts",
+__all__ = ["ADDED_KEYS", "CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "METRIC_KEYS", "Check", "check_config",
+           "config_hash", "config_identity", "dataset_facts",
            "own_dataset", "published_sha256", "real_layout", "real_sizes_mismatch",
            "dataset_names", "datasets_table", "declared_type", "load_config", "model_config_name", "number_hint",
            "parse_override", "parse_overrides",

@@ -46,7 +46,7 @@ __all__ = [
     "append_mmsa_csv", "append_mmsa_rows", "data_name_suffix", "mmsa_cell", "mmsa_row_key", "mmsa_seed_value",
     "Cell", "StoredCell",
     "IDENTITY_FIELDS", "code_version", "code_versions", "device_of", "failed_record", "identity", "kernels_of",
-    "model_selection", "ok_record", "precision_of", "ran_at_other_precision", "ran_with_other_kernels",
+    "model_selection", "no_weights", "ok_record", "precision_of", "ran_at_other_precision", "ran_with_other_kernels",
     "run_identity", "run_label",
     "MAX_CONFIG_DEPTH", "check_ok_record", "config_labels", "find_record", "headline_metric", "last_ok_record",
     "latest_by_identity",
