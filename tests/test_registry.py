@@ -299,6 +299,39 @@ def test_a_models_folder_trains_lists_and_predicts_its_model(own_models, tmp_pat
     assert "unknown model 'latefuse'" in line and "pass --models DIR" in line, line
 
 
+def test_the_tables_name_the_trainer_keys_a_run_set_apart_from_its_preset_as_it_ran(own_models, tmp_path, capsys):
+    """The note on keys set apart from the preset held each record's config against the preset as the YAML read
+    when the table was made: a preset edited after the run made it name a key the run never set apart
+    (learning_rate) and drop the one it did (max_epochs). The run now records them as it starts. A record from before
+    that field is held against today's YAML, and says so."""
+    import json
+
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.leaderboard import leaderboard
+    folder, _ = own_models
+    out = tmp_path / "results"
+    assert main(train_args(out, "--models", str(folder))) == 0, capsys.readouterr().err     # --max-epochs 1
+    (record,) = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    # tests/fixtures/latefuse.yaml: presets.small.max_epochs 4, common.learning_rate 1.0e-3 (the preset keeps it)
+    assert record["trainer_overrides"] == {"max_epochs": {"value": 1, "preset": 4}}
+    note = "- trainer keys set apart from the preset: max_epochs=1 (--preset small: 4) in every row"
+
+    def notes(fmt="md"):
+        text = leaderboard(out, fmt=fmt)
+        return [line for line in text.splitlines() if line.startswith("- trainer keys")] if fmt == "md" else text
+
+    assert notes() == [note]
+    yaml_file = folder / "latefuse.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("    max_epochs: 4\n", "    max_epochs: 1\n"
+                                                                                "    learning_rate: 5.0e-4\n"))
+    assert notes() == [note]                           # before: learning_rate=0.001 (--preset small: 0.0005)
+    assert "max_epochs=1 (--preset small: 4)" in notes("csv")
+    del record["trainer_overrides"]                    # a record from before the field
+    (out / "runs.jsonl").write_text(json.dumps(record) + "\n")
+    assert notes() == ["- trainer keys set apart from the preset: learning_rate=0.001 (today's --preset small: "
+                       "0.0005) in every row"]
+
+
 def test_an_unknown_model_says_how_python_names_a_models_folder_and_that_way_works(own_models):
     """mmsa_atsuko.run has no --models: the line said only `pass --models DIR`. What it now says, done, works."""
     import os
@@ -324,6 +357,8 @@ def test_sweep_workers_import_the_models_folder(own_models, tmp_path, capsys):
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert sorted((r["model"], r["seed"], r["status"]) for r in records) == [("latefuse", 1111, "ok"),
                                                                               ("latefuse", 1112, "ok")]
+    # the worker records the keys set apart from the preset: --max-epochs 1 over the small preset's 4
+    assert [r["trainer_overrides"] for r in records] == [{"max_epochs": {"value": 1, "preset": 4}}] * 2
 
 
 def test_the_environment_variable_alone_names_the_folder(own_models, tmp_path):

@@ -129,19 +129,27 @@ FORGED = {
     "condition-rate": ("condition", {"missing_rate": 1e308, "drop_modality": None, "modalities": "TAV"}),
     "condition-key": ("condition", {"missing_rate": 0.0, "drop_modality": None, "modalities": "TAV", "x": "\n"}),
     "condition-subset": ("condition", {"missing_rate": 0.0, "drop_modality": "T", "modalities": "AV"}),
+    # the keys a run set apart from its preset: every table's note prints the key as it is, its values by repr
+    "trainer_overrides-key": ("trainer_overrides", {"max_epochs\n\n### fake": {"value": 1, "preset": 4}}),
+    "trainer_overrides-pair": ("trainer_overrides", {"max_epochs": [1, 4]}),
+    "trainer_overrides-value": ("trainer_overrides", {"max_epochs": {"value": [1] * 10 ** 4, "preset": 4}}),
+    "trainer_overrides-list": ("trainer_overrides", [["max_epochs", 1, 4]]),
 }
 
 
 def forms_the_toolkit_writes() -> list[dict]:
     """A record of each form the checked fields take: real data, a stress recipe, no preset, a condition of each
-    kind, a record from before conditions, and a recipe of a dataset of one's own whose name holds a space."""
+    kind (one with trainer keys set apart from its preset), a record from before conditions, and a recipe of a
+    dataset of one's own whose name holds a space."""
     forms = [record(1, data="sha256:" + "0f" * 32),
              record(2, data="synthetic:corrupt-s2-mosi-small-unaligned-seed0-v2"),
              record(3, preset=None), record(4),
              record(5, condition={"missing_rate": 0.3, "drop_modality": None, "modalities": "TAV",
                                   "text_spared": "bert_cls_sep"}),
              record(6, condition={"missing_rate": 0.0, "drop_modality": "T", "modalities": "TAV", "text_rows": "all"}),
-             record(7, condition={"missing_rate": 0.0, "drop_modality": None, "modalities": "AV"}),
+             record(7, condition={"missing_rate": 0.0, "drop_modality": None, "modalities": "AV"},
+                    trainer_overrides={"max_epochs": {"value": 1, "preset": 4}, "grad_clip": {"value": 1.5,
+                                                                                          "preset": None}}),
              record(8, condition=None, data="synthetic:my data-small-unaligned-seed0-v2")]
     del forms[3]["condition"]
     return forms

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..cache import synthetic_cache_dir
-from ..config import config_hash
+from ..config import config_hash, load_config, trainer_keys_apart
 from ..data import load_dataset
 from ..data.conditions import PLAIN, check_model_allows
 from ..data.synthetic import ensure_synthetic
@@ -24,11 +24,15 @@ from ..training.trainer_config import resolve_config
 
 @dataclass
 class Job:
-    """One (model, dataset) pair, resolved and loaded, ready to run its seeds."""
+    """One (model, dataset) pair, resolved and loaded, ready to run its seeds. `trainer_overrides`: at a `--preset`,
+    the trainer keys its config sets apart from the preset as the YAML reads now (`config.trainer_keys_apart`), which
+    its records keep: a preset edited later does not change what its tables say of the run; None at the full
+    config."""
     model: str
     config: dict
     data: object
     preset: str | None
+    trainer_overrides: dict | None = None
 
 
 def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, synthetic_size,
@@ -49,6 +53,9 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
                                                   aligned=aligned, recipe=synthetic_recipe)
     config = resolve_config(model, dataset, preset=preset, overrides=overrides, max_epochs=max_epochs,
                             synthetic_bert=bert_dir)
+    # The keys set apart from the preset, held against the YAML as it reads now, with the config: the records keep
+    # them, and a preset edited after the run changes nothing of what its tables say.
+    apart = None if preset is None else trainer_keys_apart(config, load_config(model, dataset, preset=preset))
     # MIntRec's raw text is tokenized (and encoded, for `text`) with the run's BERT, so its
     # copy is per BERT; MMSA pickles ship their tokens and ignore `pretrained`.
     key = (dataset, aligned, str(data_root), str(feature_path), config.pretrained if dataset == "mintrec" else None)
@@ -78,7 +85,7 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
                              f"pretrained= the BERT it was made with")
         if data.spec.has_text_features:
             data = data.without_text_features()
-    return Job(model, config, data, preset)
+    return Job(model, config, data, preset, apart)
 
 
 def _model_to_check(model: str, config, spec) -> torch.nn.Module:

@@ -136,7 +136,7 @@ def train_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool,
                      torch_version=torch.__version__, device_name=device_name(device), peak_memory_mb=peak,
                      precision=precision, deterministic=deterministic, label=label, tune_trial=tune_trial,
                      routing=routing_summary(result.test.export, condition), model_source=model_source(job.model),
-                     earlier_attempts=earlier_attempts)
+                     earlier_attempts=earlier_attempts, trainer_overrides=job.trainer_overrides)
 
 
 def train_model(job: Job, seed: int, device: torch.device, *, deterministic: bool = True, **fit_kw):

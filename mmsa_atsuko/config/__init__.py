@@ -50,7 +50,7 @@ __all__ = ["ADDED_KEYS", "CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "METRIC
            "own_dataset", "published_sha256", "real_layout", "real_sizes_mismatch",
            "dataset_names", "datasets_table", "declared_type", "load_config", "model_config_name", "number_hint",
            "parse_override", "parse_overrides",
-           "read_yaml", "save_config", "trainer_checks"]
+           "read_yaml", "save_config", "trainer_checks", "trainer_keys_apart"]
 
 
 # Trainer keys added after runs were stored, each with the value every run before it had. A stored config without
@@ -216,6 +216,16 @@ def load_config(model: str, dataset: str, *, preset: str | None = None, override
         key, value, *where = item if isinstance(item, tuple) else parse_override(item)
         _apply(config, {key: value}, declared, where[0] if where else overrides_from, checks, origins, keys_in)
     return EasyDict(config)
+
+
+def trainer_keys_apart(config: dict, given: dict, config_dir: Path = CONFIG_DIR) -> dict[str, dict]:
+    """The trainer keys (datasets.yaml `defaults`) whose value in `config`, a run's config at a `--preset`, is not
+    the one `given` (the same model, dataset and preset without the run's overrides) has: {key: {"value": the run's,
+    "preset": the preset's}}, in the defaults' order. `pretrained` is left out: `--synthetic` sets it. A run records
+    it as it starts (its record's `trainer_overrides`), and the tables name these keys."""
+    trainer_keys, _ = trainer_checks(config_dir)
+    return {key: {"value": config[key], "preset": given[key]} for key in trainer_keys
+            if key != "pretrained" and key in config and key in given and config[key] != given[key]}
 
 
 def config_identity(config: dict) -> dict:

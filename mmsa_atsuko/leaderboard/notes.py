@@ -7,7 +7,7 @@ csv_table.py puts a row's run labels (`row_run_labels`) on its CSV line.
 - a row over one seed: never bold and not Welch-tested (`Row.few_seeds`);
 - how the rows chose their best epoch (`results.model_selection`: the valid metric, and for the valid Loss its
   `valid_loss` rule), on which seeds they ran, at which `--preset`, and the trainer keys set apart from it (a sweep
-  file's `max_epochs`);
+  file's `max_epochs`), as the run recorded them;
 - at which precision, with which kernels and on which kind of device their seeds ran (`results.precision_of`,
   `results.kernels_of` for seeds off the CPU, `results.device_of`), where a row mixes them, the rows differ, or every
   row ran otherwise than at fp32 with deterministic kernels;
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..config import load_config, trainer_checks
+from ..config import load_config, trainer_keys_apart
 from ..errors import ToolkitError
 from ..results import code_version, device_of, kernels_of, model_selection, precision_of, run_label
 
@@ -125,10 +125,12 @@ def preset_note(rows: list) -> list[str]:
 
 def trainer_overrides_note(rows: list) -> list[str]:
     """The trainer keys (configs/datasets.yaml `defaults`) whose value in the config of a row trained at a `--preset`
-    is not the one its preset gives, as `preset_note` names the preset: a sweep file's `max_epochs: 12` over the
-    small preset's 15 was said nowhere, and a table read as the preset's budget. Held against today's YAML (a record
-    keeps its config, not its layers); `pretrained` is left out (`--synthetic` sets it), and so is a row whose
-    model's config cannot be loaded here (a model of your own without its folder)."""
+    is not the one its preset gave, as `preset_note` names the preset: a sweep file's `max_epochs: 12` over the
+    small preset's 15 was said nowhere, and a table read as the preset's budget. Read from the record, which keeps
+    them as the run started (`trainer_overrides`), so a preset edited since changes nothing; a record from before that
+    field is held against today's YAML, and its text says so (`overrides_text`). `pretrained` is left out
+    (`--synthetic` sets it), and so is such an older row whose model's config cannot be loaded here (a model of your
+    own without its folder)."""
     by_text: dict[str, list[str]] = {}
     loaded: dict[tuple, dict | None] = {}
     for row in rows:
@@ -144,11 +146,17 @@ def trainer_overrides_note(rows: list) -> list[str]:
 
 def overrides_text(record: dict, loaded: dict | None = None) -> str:
     """`max_epochs=12 (--preset small: 15)`: each trainer key of `record`'s config set apart from its preset's (the
-    CSV's `trainer_overrides`). `loaded`: the configs loaded so far, by (model, dataset, preset)."""
-    loaded = {} if loaded is None else loaded
-    model, dataset, preset = record.get("model"), record.get("dataset"), record.get("preset")
+    CSV's `trainer_overrides`), as the run recorded them; for a record from before it recorded them, held against
+    the preset as today's YAML gives it, `max_epochs=12 (today's --preset small: 15)`. `loaded`: the configs loaded so
+    far, by (model, dataset, preset)."""
+    preset = record.get("preset")
     if not preset:                    # the full config's keys set by -c are the config notes' (a row per hash)
         return ""
+    recorded = record.get("trainer_overrides")
+    if isinstance(recorded, dict):    # the store's reader let only the form ok_record writes through
+        return _apart_text(recorded, f"--preset {preset}")
+    loaded = {} if loaded is None else loaded
+    model, dataset = record.get("model"), record.get("dataset")
     if (model, dataset, preset) not in loaded:
         try:
             loaded[model, dataset, preset] = load_config(str(model), str(dataset), preset=preset)
@@ -157,9 +165,12 @@ def overrides_text(record: dict, loaded: dict | None = None) -> str:
     given, config = loaded[model, dataset, preset], record.get("config") or {}
     if given is None:
         return ""
-    trainer_keys, _ = trainer_checks()          # configs/datasets.yaml's defaults
-    return ", ".join(f"{key}={config[key]!r} (--preset {preset}: {given[key]!r})" for key in trainer_keys
-                     if key != "pretrained" and key in config and key in given and config[key] != given[key])
+    return _apart_text(trainer_keys_apart(config, given), f"today's --preset {preset}")
+
+
+def _apart_text(apart: dict, preset: str) -> str:
+    """`config.trainer_keys_apart`'s keys as a note names them: `max_epochs=12 (--preset small: 15)`."""
+    return ", ".join(f"{key}={pair['value']!r} ({preset}: {pair['preset']!r})" for key, pair in apart.items())
 
 
 def kernels_where_they_differ(record: dict) -> str | None:

@@ -28,7 +28,7 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
               torch_threads: int, torch_version: str, device_name: str, peak_memory_mb: float,
               precision: str, deterministic: bool, label: str | None = None, tune_trial: int | None = None,
               routing: dict | None = None, model_source: dict | None = None,
-              earlier_attempts: list | None = None) -> dict:
+              earlier_attempts: list | None = None, trainer_overrides: dict | None = None) -> dict:
     """The record of a finished run: `spec` is its DatasetSpec, `result` the trainer's FitResult.
     `peak_memory_mb`: the GPU's max_memory_allocated on CUDA, the process's peak RSS on the CPU.
     `label` (a tune's study name) is stored when given, with `tune_trial`, the number of the study's trial whose
@@ -39,7 +39,11 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
     (`user_models.source.model_source`).
     `earlier_attempts`: of a resumed run, the processes that trained its first epochs ({"git_commit",
     "started_at", "torch_threads", "precision", "deterministic"} each, oldest first, `run_folders.attempts_of`; the
-    record's own fields are this process's, and a resume at another precision or kernels is refused)."""
+    record's own fields are this process's, and a resume at another precision or kernels is refused).
+    `trainer_overrides`: of a run at a `--preset`, the trainer keys its config set apart from the preset as it started,
+    with the preset's values then (`config.trainer_keys_apart`; {} for none), which the tables name: a preset YAML
+    edited after the run changes nothing of it. Absent at the full config, and in a record from before the field,
+    which the tables hold against today's preset (leaderboard.notes.overrides_text)."""
     return {
         "run_id": run_id, "status": "ok",
         "model": model, "dataset": spec.name, "aligned": spec.aligned, "seed": seed,
@@ -63,7 +67,8 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
     } | ({"label": label} if label else {}) | ({"tune_trial": tune_trial} if tune_trial is not None else {}) \
         | ({"routing": routing} if routing is not None else {}) \
         | ({"model_source": model_source} if model_source is not None else {}) \
-        | ({"earlier_attempts": earlier_attempts} if earlier_attempts else {})
+        | ({"earlier_attempts": earlier_attempts} if earlier_attempts else {}) \
+        | ({"trainer_overrides": trainer_overrides} if trainer_overrides is not None else {})
 
 
 def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed: int, preset, config: dict,

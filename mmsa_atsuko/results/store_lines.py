@@ -213,11 +213,29 @@ def field_fault(record: dict) -> str | None:
         if field in record and (not isinstance(record[field], kinds)
                                 or isinstance(record[field], bool) and bool not in kinds):
             return _not(field, record[field], " or ".join("null" if k is type(None) else k.__name__ for k in kinds))
+    if "trainer_overrides" in record and not _is_trainer_overrides(record["trainer_overrides"]):
+        return _not("trainer_overrides", record["trainer_overrides"],
+                    "an object of trainer key -> {value, preset}, each a number, a string of one line, true, false "
+                    "or null")
     sizes = record.get("split_sizes")
     if "split_sizes" in record and not (isinstance(sizes, dict) and set(sizes) == {"train", "valid", "test"} and all(
             isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2 ** 63 for n in sizes.values())):
         return _not("split_sizes", sizes, "an object of train, valid and test -> sample count")
     return None
+
+
+_CONFIG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_SCALAR = (type(None), bool, int, float, str)
+
+
+def _is_trainer_overrides(value) -> bool:
+    """Whether a record's `trainer_overrides` is of the form `ok_record` writes: {key: {"value", "preset"}} of trainer
+    keys (at most 64 of them), each value a scalar a trainer key takes, a string one line (the tables print them)."""
+    return isinstance(value, dict) and len(value) <= 64 and all(
+        isinstance(key, str) and _CONFIG_KEY.fullmatch(key) and isinstance(pair, dict)
+        and set(pair) == {"value", "preset"}
+        and all(isinstance(v, _SCALAR) and (not isinstance(v, str) or _ONE_LINE.fullmatch(v)) for v in pair.values())
+        for key, pair in value.items())
 
 
 def _not(field: str, value, what: str) -> str:
