@@ -8,7 +8,9 @@ turn: a warm-up each, then RUNS pairs B, A; medians and the median of the pair-b
 BEFORE: the older checkout (`git archive <commit> | tar -x -C $BEFORE`); OUT: where each side's tune and sweep write
 (default /tmp/start-up-pairs). The leaderboard and compare cases read RESULTS, which should hold two models of
 several seeds each, COMPARE's (default "tfn late_fusion": the model compared, then its baselines); compare writes
-its CSVs there. bench/README.md, "leaderboard and compare start-up (k4)".
+its CSVs there. bench/README.md, "leaderboard and compare start-up (k4)". The download and --help cases read
+nothing (download --check an empty data root under OUT); `list` is their control, which imports the model files:
+bench/README.md, "Start-up of the read-only commands (k1)".
 """
 import os
 import statistics
@@ -37,6 +39,11 @@ CASES = {
                              os.environ.get("RESULTS", "results")],
     "compare_refused": lambda side: ["run.py", "compare", "-m", "no_such_model", "--against", *COMPARED[1:],
                                      "--results", os.environ.get("RESULTS", "results")],
+    "download_check": lambda side: ["run.py", "download", "--check", "--data-root", f"{OUT}/no-data"],
+    "download_help": lambda side: ["run.py", "download", "--help"],
+    "extract_help": lambda side: ["run.py", "extract", "--help"],
+    "predict_help": lambda side: ["run.py", "predict", "--help"],
+    "list": lambda side: ["run.py", "list"],
 }
 
 

@@ -112,6 +112,36 @@ for argv in (["results", "--recover"], ["clean"], ["leaderboard", "--format", "m
     assert "pandas" not in got["clean"]["loaded"]
 
 
+
+def test_download_and_the_help_of_extract_and_predict_never_import_torch(tmp_path):
+    # data/spec.py and data/mmsa_checks.py imported torch at their top, and download (its commands module) and the
+    # --max-clip-seconds default of extract and predict (data/extract/media.py) import them: 2 s of torch for a
+    # listing of the data root or a help text (bench/README.md, "Start-up of the read-only commands").
+    root = tmp_path / "empty root"
+    root.mkdir()
+    got = probe(f"""
+import contextlib, io, runpy
+result = {{}}
+for argv in (["download", "--check", "--data-root", {str(root)!r}], ["download", "--help"], ["extract", "--help"],
+             ["predict", "--help"]):
+    sys.argv = ["run.py", *argv]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            runpy.run_path("run.py", run_name="__main__")
+        except SystemExit as e:
+            rc = e.code
+    result[" ".join(argv[:2])] = {{"rc": rc, "text": out.getvalue(), "loaded": loaded()}}
+""", tmp_path)
+    check = got["download --check"]
+    assert check["rc"] == 0 and check["text"].startswith(f"data root {root} (--data-root)\n"), check
+    assert f"  mosi     unaligned  missing   {root / 'MOSI/Processed/unaligned_50.pkl'}" in check["text"], check
+    for command in ("download --help", "extract --help", "predict --help"):
+        assert got[command]["rc"] == 0 and got[command]["text"].startswith(f"usage: run.py {command.split()[0]}")
+    for command, seen in got.items():
+        assert "torch" not in seen["loaded"], (command, seen["loaded"])
+
+
 def _two_models(store: Path, seeds_maes: dict) -> None:
     """Runs of models a and b on synthetic MOSI, every metric of a seed at its MAE: {model: [MAE per seed]}."""
     for model, maes in seeds_maes.items():

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import DataError
 from .formula_ids import refuse_formula_ids
@@ -48,6 +47,7 @@ class SplitChecker(ArrayChecks):
 
     def split(self, split: str, data, train_shapes: dict | None):
         """-> (Split, shapes). `train_shapes`: None for train itself."""
+        import torch     # here, not at the top: download, extract and predict import this module before any split
         self.split_name, self.n, self.ids = split, None, None
         if not isinstance(data, dict):
             raise DataError(f"{self.path}: split '{split}': expected a dict of arrays, "

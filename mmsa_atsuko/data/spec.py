@@ -7,11 +7,13 @@ DataLoader workers in the hot loop.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-
-import torch
+from typing import TYPE_CHECKING
 
 from .conditions import PLAIN, Condition
 from .masking import condition_tensors
+
+if TYPE_CHECKING:
+    import torch
 
 MODALITIES = ("text", "audio", "vision")
 
@@ -85,6 +87,7 @@ class Split:
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None):
         """Yield batches in file order, or in a permutation drawn from `generator`."""
+        import torch     # here, not at the top: download, extract and predict import this module before any split
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         # One copy of the order to the device per pass: a copy per batch from pageable memory
