@@ -116,7 +116,7 @@ for argv in (["results", "--recover"], ["clean"], ["leaderboard", "--format", "m
 def test_download_and_the_help_of_extract_and_predict_never_import_torch(tmp_path):
     # data/spec.py and data/mmsa_checks.py imported torch at their top, and download (its commands module) and the
     # --max-clip-seconds default of extract and predict (data/extract/media.py) import them: 2 s of torch for a
-    # listing of the data root or a help text (bench/README.md, "Start-up of the read-only commands").
+    # listing of the data root or a help text (bench/README.md, "Start-up of the read-only commands (k1)").
     root = tmp_path / "empty root"
     root.mkdir()
     got = probe(f"""
@@ -140,6 +140,9 @@ for argv in (["download", "--check", "--data-root", {str(root)!r}], ["download",
         assert got[command]["rc"] == 0 and got[command]["text"].startswith(f"usage: run.py {command.split()[0]}")
     for command, seen in got.items():
         assert "torch" not in seen["loaded"], (command, seen["loaded"])
+    # and no pandas (about 1 s) once both --help ran: the extract package imported its pipeline, and
+    # DEFAULT_SPLIT's module pandas, at once
+    assert "pandas" not in got["predict --help"]["loaded"], got["predict --help"]["loaded"]
 
 
 def _two_models(store: Path, seeds_maes: dict) -> None:

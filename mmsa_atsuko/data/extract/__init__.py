@@ -6,10 +6,21 @@ reads the CSV and splits it, `videos` runs
 `frame_features` in processes with a per-video cache, `report` writes and prints what was skipped, and
 `pipeline` runs them over a folder and writes the file. The libraries they need are the `[extract]` extra,
 imported only when used.
-"""
-from .pipeline import (EXTRACTOR_KEY, EXTRACTOR_NAME, EXTRACTOR_VERSION, NO_FACE_KEY, ExtractConfig, ExtractResult,
-                       extract, resolve_bert, skipped_report_path)
-from .transcripts import DEFAULT_SPLIT
 
-__all__ = ["extract", "ExtractConfig", "ExtractResult", "EXTRACTOR_KEY", "EXTRACTOR_NAME", "EXTRACTOR_VERSION",
-           "NO_FACE_KEY", "DEFAULT_SPLIT", "resolve_bert", "skipped_report_path"]
+Importing the package costs nothing: its names are imported on first use (PEP 562), so that the parsers of
+`run.py extract` and `predict` (`DEFAULT_SPLIT`, `media.MAX_CLIP_SECONDS`) do not import pandas for a --help.
+"""
+from __future__ import annotations
+
+import importlib
+
+_HOMES = {"EXTRACTOR_KEY": "pipeline", "EXTRACTOR_NAME": "pipeline", "EXTRACTOR_VERSION": "pipeline",
+          "NO_FACE_KEY": "pipeline", "ExtractConfig": "pipeline", "ExtractResult": "pipeline", "extract": "pipeline",
+          "resolve_bert": "pipeline", "skipped_report_path": "pipeline", "DEFAULT_SPLIT": "transcripts"}
+__all__ = list(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

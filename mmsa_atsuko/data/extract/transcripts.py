@@ -7,12 +7,15 @@ Columns: `id` (the video's file name without extension), `text`, and optionally 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ...errors import DataError, UsageError, one_line
 from ..formula_ids import refuse_formula_ids
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SPLITS = ("train", "valid", "test")
 DEFAULT_SPLIT = "train=0.7,valid=0.15,test=0.15"
@@ -53,6 +56,7 @@ def _not_utf8(data: bytes) -> str:
 
 def read_transcripts(path, split_ratios: dict | None = None) -> pd.DataFrame:
     """The CSV as a frame with id, text and (where present) label and split columns, checked."""
+    import pandas as pd     # here, not at the top: extract's parser reads DEFAULT_SPLIT, for --help too
     path = Path(path)
     if not path.is_file():     # a named pipe or a link to /dev/zero would block or never end
         what = "is a folder" if path.is_dir() else "is no regular file" if path.exists() else "not found"
@@ -130,6 +134,7 @@ def assign_splits(table: pd.DataFrame, split_ratios: dict | None, seed: int) -> 
     """The split of every row: the CSV's own, else `split_ratios` (default DEFAULT_SPLIT) over a
     seeded shuffle; a file without labels (for predict) goes wholly to test unless ratios are given.
     Called on the rows whose videos were extracted, so a skipped video leaves no split short."""
+    import pandas as pd
     if "split" in table.columns:
         return table.split
     if "label" not in table.columns and split_ratios is None:
