@@ -135,7 +135,7 @@ def test_a_run_record_holds_its_files_split_sizes():
     from datetime import datetime
 
     from mmsa_atsuko.results.record import ok_record
-    from mmsa_atsuko.results.selection import check_ok_record
+    from mmsa_atsuko.results.chosen_records import check_ok_record
     from tests.conftest import make_dataset
     spec = make_dataset(n=(40, 12, 8)).spec
     result = SimpleNamespace(test=SimpleNamespace(metrics={"MAE": 0.5}), valid={}, best_epoch=1, epochs_run=1,

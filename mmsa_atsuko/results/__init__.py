@@ -8,7 +8,7 @@ model, dataset, aligned flag, seed, config hash, data id) and chosen here (`late
 - `folder`: the results folder's layout (runs.jsonl, runs/<run_id>, analysis/) and writing only
   inside it, never through a symbolic link;
 - `record`: building a record and its identity;
-- `selection`: which record stands for a run, the checks on what tables read, the headline metric;
+- `chosen_records`: which record stands for a run, the checks on what tables read, the headline metric;
 - `store`: appending to `runs.jsonl` (locking, cutting off a killed writer's fragment: `mend_last_line`, which
   `mmsa_csv` uses too), keeping a record the store cannot take and recovering it;
 - `store_lines`: reading `runs.jsonl`, its bounds, and which of its lines hold a run (`not_a_run`: the forms and
@@ -29,8 +29,8 @@ from .over_seeds import Cell, StoredCell
 from .record import (IDENTITY_FIELDS, code_version, code_versions, device_of, failed_record, identity, kernels_of,
                      model_selection, no_weights, ok_record, precision_of, ran_at_other_precision,
                      ran_with_other_kernels, run_identity, run_label)
-from .selection import (check_ok_record, config_labels, find_record, headline_metric, last_ok_record,
-                        latest_by_identity, ok_records)
+from .chosen_records import (check_ok_record, config_labels, find_record, headline_metric, last_ok_record,
+                             latest_by_identity, ok_records)
 from .store import RecordNotAppended, append_or_keep, append_record, json_safe, recover
 from .store_lines import MAX_CONFIG_DEPTH, MAX_KEPT_RECORD, read_records, run_ids
 from .skip_rule import Apart, apart_from_request, recorded_ok, serves, skip_reason

@@ -36,7 +36,7 @@ from ..errors import DataError
 from ..lock_files import make_shared_folder, shared_mode
 from .folder import store_lock
 from .record import code_versions, model_selection
-from .selection import check_ok_record
+from .chosen_records import check_ok_record
 from .store import json_safe, mend_last_line
 
 
