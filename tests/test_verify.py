@@ -121,7 +121,7 @@ def test_runs_on_a_file_of_other_split_sizes_are_no_real_data_where_no_sha256_is
     # Beside a real file's runs, the small file's are a note, not a refusal.
     cells, notes = verify_store(store(tmp_path, small + [simsv2_record(s, SIMSV2_REAL, "sha256:" + "ef" * 32)
                                                           for s in (1, 2)]))
-    assert {c.data for c in cells} == {"sha256:" + "ef" * 32} and notes == [line.split("other files: ")[1]]
+    assert {c.data_id for c in cells} == {"sha256:" + "ef" * 32} and notes == [line.split("other files: ")[1]]
 
 
 def main_text(results, capsys):

@@ -29,9 +29,9 @@ class Ablation:
         (synthetic recipes of one dataset side by side), the dataset and its recipe, else its data id."""
         counts = Counter(t.dataset for t in self.groups)
         names = [t.dataset if counts[t.dataset] == 1 else
-                 f"{t.dataset} {recipe_kind_of(t.data)}" if t.synthetic else t.data
+                 f"{t.dataset} {recipe_kind_of(t.data_id)}" if t.synthetic else t.data_id
                  for t in self.groups]
-        return [name if names.count(name) == 1 else t.data for name, t in zip(names, self.groups)]
+        return [name if names.count(name) == 1 else t.data_id for name, t in zip(names, self.groups)]
 
 
 def _flags(row: Row) -> tuple[bool, bool]:

@@ -107,7 +107,7 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
     position = {id(r): i for i, r in enumerate(records)}
     files: dict[str, list[dict]] = {}
     for t in mine:
-        setting = f"{t.dataset} {'aligned' if t.aligned else 'unaligned'} ({t.data})"
+        setting = f"{t.dataset} {'aligned' if t.aligned else 'unaligned'} ({t.data_id})"
         for baseline in against:
             if not any(r.model == baseline for r in t.rows):
                 warn(f"compare: no ok runs of {baseline} on {setting}; skipped{typo(baseline)}")
@@ -190,8 +190,8 @@ def missing_rate_figures(results, out, *, datasets=None, key_metric=None) -> lis
     files, names = {}, {}
     for t in tables:
         # Named as the CSVs are: a figure of your own mosi-format data was missing_rate_mosi, the published one's name.
-        kind = kind_of(t.dataset, t.aligned, t.data, t.not_real)
-        name = f"missing_rate_{t.dataset}{'-aligned' if t.aligned else ''}{data_name_suffix(kind, t.data)}"
+        kind = kind_of(t.dataset, t.aligned, t.data_id, t.not_real)
+        name = f"missing_rate_{t.dataset}{'-aligned' if t.aligned else ''}{data_name_suffix(kind, t.data_id)}"
         names[name] = names.get(name, 0) + 1
         if names[name] > 1:                       # another data file of the same name (synthetic of two sizes)
             name += f"-{names[name]}"

@@ -62,7 +62,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False) -> p
     rows = []
     for t in tables:
         for row in t.rows:
-            out = {"table": "leaderboard", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
+            out = {"table": "leaderboard", "dataset": t.dataset, "aligned": t.aligned, "data": t.data_id,
                    "data_kind": t.kind(), "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "condition": row.condition, "n": row.n,
                    **_protocol(row)}
@@ -74,7 +74,7 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False) -> p
     for ab in ablations:
         for (g, flags), row in ab.chosen.items():
             t = ab.groups[g]
-            out = {"table": "ablation", "dataset": t.dataset, "aligned": t.aligned, "data": t.data,
+            out = {"table": "ablation", "dataset": t.dataset, "aligned": t.aligned, "data": t.data_id,
                    "data_kind": t.kind(), "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "n": row.n,
                    "use_sbn": flags[0], "use_mcm": flags[1], **_protocol(row)}

@@ -57,7 +57,7 @@ class Curve:
 class CurveTable:
     dataset: str
     aligned: bool
-    data: str
+    data_id: str
     metric: str
     curves: list[Curve]
     notes: list[str] = field(default_factory=list)
@@ -65,11 +65,11 @@ class CurveTable:
 
     @property
     def synthetic(self) -> bool:
-        return is_synthetic(self.data)
+        return is_synthetic(self.data_id)
 
     def kind_text(self) -> str:
         """What its title says its rows were run on (real_data.kind_text_of)."""
-        return kind_text_of(self.dataset, self.aligned, self.data, self.not_real)
+        return kind_text_of(self.dataset, self.aligned, self.data_id, self.not_real)
 
     @property
     def rates(self) -> list[float]:
@@ -78,9 +78,9 @@ class CurveTable:
     def title(self, kind: bool = True) -> str:
         """The table's heading; `kind=False` leaves out whether the data are synthetic, for a figure,
         which tags its own title (`plots.common.tagged_title`)."""
-        data = self.data
+        data = self.data_id
         if kind:
-            data = f"{self.kind_text()} ({self.data})"
+            data = f"{self.kind_text()} ({self.data_id})"
         return (f"{self.dataset}, {'aligned' if self.aligned else 'unaligned'}: {data}, {self.metric} against the "
                 f"missing rate")
 
@@ -113,17 +113,18 @@ def missing_rate_tables(records: list[dict], datasets=None, key_metric=None) -> 
         table.setdefault(row, {}).setdefault(c.missing_rate, []).append(float(value))
         runs.setdefault((r["dataset"], bool(r["aligned"]), r["data"], metric, row), []).append(r)
     tables, unreal = [], not_real_data(records)
-    for (dataset, aligned, data, metric), rows in sorted(groups.items(), key=lambda kv: (
+    for (dataset, aligned, data_id, metric), rows in sorted(groups.items(), key=lambda kv: (
             is_synthetic(kv[0][2]), kv[0][0], kv[0][1], kv[0][2])):
         labels = config_labels((model, chash) for model, chash, _ in rows)
         curves = []
         for (model, chash, rest), points in rows.items():
             label = labels[model, chash] + (f" [{rest}]" if rest else "")
             curves.append(Curve(label, model, chash, {rate: Cell(v) for rate, v in points.items()},
-                                runs[dataset, aligned, data, metric, (model, chash, rest)]))
+                                runs[dataset, aligned, data_id, metric, (model, chash, rest)]))
         sign = 1 if lower_is_better(metric) else -1
         curves.sort(key=lambda c: (math.isnan(c.auc), sign * c.auc if not math.isnan(c.auc) else 0, c.label))
-        table = CurveTable(dataset, aligned, data, metric, curves, not_real=unreal.get((dataset, aligned, data), ""))
+        table = CurveTable(dataset, aligned, data_id, metric, curves,
+                           not_real=unreal.get((dataset, aligned, data_id), ""))
         table.notes += not_real_note(table.not_real)        # the first note, as its title says it
         if len({tuple(c.rates) for c in curves if len(c.rates) > 1}) > 1:
             table.notes.append("rows have runs at different rates: compare AUCs only between rows with the same rates")
@@ -163,8 +164,8 @@ def curves_frame(tables: list[CurveTable]) -> pd.DataFrame:
         for c in t.curves:
             for r in c.rates:
                 cell = c.cells[r]
-                rows.append({"dataset": t.dataset, "aligned": t.aligned, "data": t.data,
-                             "data_kind": kind_of(t.dataset, t.aligned, t.data, t.not_real), "metric": t.metric,
+                rows.append({"dataset": t.dataset, "aligned": t.aligned, "data": t.data_id,
+                             "data_kind": kind_of(t.dataset, t.aligned, t.data_id, t.not_real), "metric": t.metric,
                              "model": c.label, "config_hash": c.config_hash, "missing_rate": r, "n": cell.n,
                              "mean": cell.mean, "std": cell.std, "auc": c.auc})
     return pd.DataFrame(rows)

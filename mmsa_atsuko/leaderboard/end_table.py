@@ -30,9 +30,10 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
     for dataset in dict.fromkeys(r["dataset"] for r in records):
         rows = [r for r in records if r["dataset"] == dataset]
         keys = list(table_order(metric_keys(dataset)))          # the leaderboard's column order
-        data, aligned = rows[0].get("data"), bool(rows[0]["aligned"])
+        data_id, aligned = rows[0].get("data"), bool(rows[0]["aligned"])
         sizes = next((r["split_sizes"] for r in rows if r.get("split_sizes") is not None), None)
-        kind = synthetic_kind_text(data) if is_synthetic(data) else data_kind_text(data, dataset, aligned, sizes)
+        kind = (synthetic_kind_text(data_id) if is_synthetic(data_id)
+                else data_kind_text(data_id, dataset, aligned, sizes))
         label = "" if kind == "real data" else f" ({kind})"
         print(f"\n{dataset}{' aligned' if rows[0]['aligned'] else ''}{label}: test metrics of the best-valid epoch "
               f"(mean ± std: sample std, ddof 1, over seeds)")
@@ -55,7 +56,7 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
         # What the leaderboard notes of these rows' data and preset (leaderboard/notes.py, real_data.py): a table of
         # runs at --preset small, or on another file than MMSA's, read as the models' own numbers on the paper's data.
         # As the store holds them: a constant predictor's NaN Corr is null there, and check_ok_record refuses a NaN.
-        unreal = not_real_data([json_safe(r) for r in rows]).get((dataset, aligned, data), "")
+        unreal = not_real_data([json_safe(r) for r in rows]).get((dataset, aligned, data_id), "")
         labelled = [SimpleNamespace(label=model, records=runs) for model, runs in groups.items()]
         for note in not_real_note(unreal) + preset_note(labelled):
             print(f"- {note}")

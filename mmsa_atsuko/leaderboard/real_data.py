@@ -21,28 +21,29 @@ def not_real_data(records: list[dict]) -> dict[tuple, str]:
     dataset's `real_sizes`. A dataset of your own has no real file to be, and no reason."""
     reasons: dict[tuple, str] = {}
     for r in ok_records(records):
-        dataset, aligned, data = key = (r["dataset"], bool(r["aligned"]), r["data"])
-        if key in reasons or is_synthetic(data):
+        dataset, aligned, data_id = key = (r["dataset"], bool(r["aligned"]), r["data"])
+        if key in reasons or is_synthetic(data_id):
             continue
-        kind = data_kind(data, dataset, aligned, r.get("split_sizes"))
+        kind = data_kind(data_id, dataset, aligned, r.get("split_sizes"))
         if kind == "not published":
-            reasons[key] = (f"{data_kind_text(data, dataset, aligned)}: {data} is not the file MMSA publishes for "
-                            f"{dataset} {'aligned' if aligned else 'unaligned'} (sha256:{published_sha256(*key[:2])})")
+            reasons[key] = (f"{data_kind_text(data_id, dataset, aligned)}: {data_id} is not the file MMSA publishes "
+                            f"for {dataset} {'aligned' if aligned else 'unaligned'} "
+                            f"(sha256:{published_sha256(*key[:2])})")
         elif kind == "not real":
             reasons[key] = f"not the real {dataset} data: {real_sizes_mismatch(dataset, r['split_sizes'])}"
     return reasons
 
 
-def kind_of(dataset: str, aligned: bool, data: str, not_real: str) -> str:
-    """What a table of runs on `data` says of it, in a CSV's `data_kind` column: `data.stamp.data_kind`'s word, or
+def kind_of(dataset: str, aligned: bool, data_id: str, not_real: str) -> str:
+    """What a table of runs on `data_id` says of it, in a CSV's `data_kind` column: `data.stamp.data_kind`'s word, or
     'not real' for a real data id with a reason of `not_real_data` (`not_real`: its reason, or "")."""
-    kind = data_kind(data, dataset, aligned)
+    kind = data_kind(data_id, dataset, aligned)
     return "not real" if kind == "real" and not_real else kind
 
 
-def kind_text_of(dataset: str, aligned: bool, data: str, not_real: str) -> str:
+def kind_text_of(dataset: str, aligned: bool, data_id: str, not_real: str) -> str:
     """What a table's title says its rows were run on: `data.stamp.data_kind_text`, or 'not the real sims data'."""
-    return kind_text(kind_of(dataset, aligned, data, not_real), dataset)
+    return kind_text(kind_of(dataset, aligned, data_id, not_real), dataset)
 
 
 def not_real_note(not_real: str) -> list[str]:

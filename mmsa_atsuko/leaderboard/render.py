@@ -104,7 +104,7 @@ def _md_ablation(ab: Ablation, paper: bool = False) -> str:
 
 def _ablation_title(ab: Ablation) -> str:
     """An ablation's title, Markdown's heading and LaTeX's caption alike: its setting, data kind and data ids."""
-    data = "; ".join(f"{name}: {t.data}" for t, name in zip(ab.groups, ab.group_names()))
+    data = "; ".join(f"{name}: {t.data_id}" for t, name in zip(ab.groups, ab.group_names()))
     return f"Ablation (Table 4 layout), {'aligned' if ab.aligned else 'unaligned'}: {_ablation_kind(ab)} ({data})"
 
 
@@ -202,7 +202,7 @@ def render_comparison(rows: list[dict]) -> str:
     for r in rows:
         blocks.setdefault((r["dataset"], r["aligned"], r["data"], r["model"], r["baseline"]), []).append(r)
     parts = []
-    for (dataset, aligned, data, model, baseline), block in blocks.items():
+    for (dataset, aligned, data_id, model, baseline), block in blocks.items():
         n_model, n_base = max(r["model_n"] for r in block), max(r["baseline_n"] for r in block)
         lines = []
         for r in block:
@@ -216,7 +216,7 @@ def render_comparison(rows: list[dict]) -> str:
             lines.append(cells + [signed_text(m, r["diff"]), ci, p])
         kind = kind_text(block[0]["data_kind"], dataset)     # the table's own word: real_data.kind_of
         units = units_text(r["metric"] for r in block)
-        parts.append(f"{dataset}, {'aligned' if aligned else 'unaligned'}: {kind} ({data})\n"
+        parts.append(f"{dataset}, {'aligned' if aligned else 'unaligned'}: {kind} ({data_id})\n"
                      f"{model} (n={n_model}) vs {baseline} (n={n_base}), test metrics of each run's best-valid "
                      f"epoch; {units}; difference = {model} - {baseline}, "
                      f"with its Welch 95% CI and p (two-sided)\n"

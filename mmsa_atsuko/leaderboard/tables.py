@@ -64,7 +64,7 @@ class Row:
 class Table:
     dataset: str
     aligned: bool
-    data: str
+    data_id: str
     metrics: tuple[str, ...]
     key_metric: str
     rows: list[Row]
@@ -73,19 +73,19 @@ class Table:
 
     @property
     def synthetic(self) -> bool:
-        return is_synthetic(self.data)
+        return is_synthetic(self.data_id)
 
     def kind(self) -> str:
         """What its CSV rows' `data_kind` says (real_data.kind_of)."""
-        return kind_of(self.dataset, self.aligned, self.data, self.not_real)
+        return kind_of(self.dataset, self.aligned, self.data_id, self.not_real)
 
     def kind_text(self) -> str:
         """What its title says its rows were run on (real_data.kind_text_of)."""
-        return kind_text_of(self.dataset, self.aligned, self.data, self.not_real)
+        return kind_text_of(self.dataset, self.aligned, self.data_id, self.not_real)
 
     def title(self) -> str:
         setting = "aligned" if self.aligned else "unaligned"
-        return f"{self.dataset}, {setting}: {self.kind_text()} ({self.data})"
+        return f"{self.dataset}, {setting}: {self.kind_text()} ({self.data_id})"
 
 
 def _better(metric: str, a: float, b: float) -> bool:
@@ -125,7 +125,7 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
     order = {"mosi": 0, "mosei": 1, "sims": 2, "simsv2": 3, "mintrec": 4}
     unreal = not_real_data(records)
     tables = []
-    for (dataset, aligned, data), group in sorted(groups.items(), key=lambda kv: (
+    for (dataset, aligned, data_id), group in sorted(groups.items(), key=lambda kv: (
             is_synthetic(kv[0][2]), order.get(kv[0][0], 9), kv[0][0], kv[0][1], kv[0][2])):
         metrics = metric_keys(dataset)
         key = key_metric or headline_metric(dataset)
@@ -149,7 +149,8 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
             cells = {m: Cell.of(rs, m) for m in metrics}
             rows.append(Row(model, chash, label, rs, cells, condition=condition))
         rows.sort(key=lambda row: (_sort_key(key, row.cells[key].mean), row.label))
-        table = Table(dataset, aligned, data, metrics, key, rows, not_real=unreal.get((dataset, aligned, data), ""))
+        table = Table(dataset, aligned, data_id, metrics, key, rows,
+                      not_real=unreal.get((dataset, aligned, data_id), ""))
         for m in metrics:
             # Best within a condition, as the Welch tests below: a row at missing rate 0.3 is not better
             # or worse than a plain one, it is measured on other data.
@@ -200,7 +201,7 @@ def comparison_rows(table: Table, mine: list[Row], baselines: list[Row]) -> list
                 w = welch(a.values, b.values)
                 better = "" if math.isnan(w.diff) or w.diff == 0 else _better(m, a.mean, b.mean)
                 rows.append({
-                    "dataset": table.dataset, "aligned": table.aligned, "data": table.data,
+                    "dataset": table.dataset, "aligned": table.aligned, "data": table.data_id,
                     "data_kind": table.kind(), "metric": m,
                     "higher_is_better": not lower_is_better(m),
                     "model": mine_row.label, "model_config_hash": mine_row.config_hash,

@@ -31,7 +31,7 @@ JUDGED = "verify judges against the original"      # an erratum's footnote: what
 class VerifyCell:
     dataset: str
     aligned: bool
-    data: str
+    data_id: str
     model: str                 # the row's label
     column: str                # the paper's column name (Acc2, MAE, ...)
     metric: str                # ours
@@ -81,7 +81,7 @@ def verify_cells(tables: list[Table]) -> tuple[list[VerifyCell], list[str]]:
             for (column, metric), printed in zip(PAPER_COLUMNS[metric_family(t.dataset)], values):
                 cell = row.cells[metric]
                 erratum: Erratum | None = ERRATA.get((*key, name, column))
-                cells.append(VerifyCell(t.dataset, t.aligned, t.data, row.label, column, metric, cell.n,
+                cells.append(VerifyCell(t.dataset, t.aligned, t.data_id, row.label, column, metric, cell.n,
                                         to_display(metric, cell.mean), to_display(metric, cell.std),
                                         float(erratum.original if erratum else printed), source,
                                         erratum_note(key, name, column, JUDGED) if erratum else "",
@@ -92,10 +92,10 @@ def verify_cells(tables: list[Table]) -> tuple[list[VerifyCell], list[str]]:
 def _not_the_published_file(table: Table) -> str | None:
     """Why the table's runs are not on MMSA's file (a note), or None. The paper's numbers are on that file: runs on
     another (`--feature-path my.pkl -d mosi`, a modified copy) were verified as if they were the paper's experiment."""
-    if data_kind(table.data, table.dataset, table.aligned) != "not published":
+    if data_kind(table.data_id, table.dataset, table.aligned) != "not published":
         return None
     published = published_sha256(table.dataset, table.aligned)
-    return (f"{table.dataset} {'aligned' if table.aligned else 'unaligned'}: runs on {table.data}, not the file "
+    return (f"{table.dataset} {'aligned' if table.aligned else 'unaligned'}: runs on {table.data_id}, not the file "
             f"MMSA publishes (sha256:{published}); not verified")
 
 
@@ -115,7 +115,7 @@ def verify(records: list[dict], datasets=None) -> tuple[list[VerifyCell], list[s
         published_note = _not_the_published_file(table)
         if published_note or not table.not_real:
             return published_note
-        return (f"{table.dataset} {'aligned' if table.aligned else 'unaligned'}: runs on {table.data}, "
+        return (f"{table.dataset} {'aligned' if table.aligned else 'unaligned'}: runs on {table.data_id}, "
                 f"{table.not_real}; not verified")
     others = [note for note in map(why_not, real) if note]
     published = [t for t in real if not why_not(t)]

@@ -58,10 +58,10 @@ def mmsa_cell(values) -> str:
     return str((float(round(np.mean(arr) * 100, 2)), float(round(np.std(arr) * 100, 2))))
 
 
-def mmsa_csv_name(dataset: str, synthetic: bool, data: str | None = None, aligned: bool = False,
+def mmsa_csv_name(dataset: str, synthetic: bool, data_id: str | None = None, aligned: bool = False,
                   split_sizes: dict | None = None) -> str:
     """`<dataset>.csv`; synthetic data's `<dataset>-synthetic.csv`, a stress recipe's `<dataset>-synthetic-<recipe>.csv`
-    (`data`: the runs' data id); a file other than the one whose sha256 MMSA publishes for the dataset and setting
+    (`data_id`: the runs' data id); a file other than the one whose sha256 MMSA publishes for the dataset and setting
     (`data.stamp.data_kind` 'not published': your own videos extracted, an edited copy) `<dataset>-not-published-<the
     first 12 hex digits of its sha256>.csv`, and, where MMSA publishes none, a file whose `split_sizes` (the record's)
     are not the real file's (data_kind 'not real': a SIMS v2 subset) `<dataset>-not-real-<12 hex digits>.csv`, as the
@@ -69,20 +69,20 @@ def mmsa_csv_name(dataset: str, synthetic: bool, data: str | None = None, aligne
     before the trace columns, keeps MMSA's columns only, the data id's among those it lacks): a run on your own videos
     under -d mosi sat among real MOSI runs, the same model name on numbers of other data, so such data get a file of
     their own, one per file, as synthetic data do, rather than a column."""
-    kind = "synthetic" if synthetic else data_kind(data, dataset, aligned, split_sizes)
-    return f"{dataset}{data_name_suffix(kind, data)}.csv"
+    kind = "synthetic" if synthetic else data_kind(data_id, dataset, aligned, split_sizes)
+    return f"{dataset}{data_name_suffix(kind, data_id)}.csv"
 
 
-def data_name_suffix(kind: str, data) -> str:
-    """What a file of runs on data `data`, whose `data.stamp.data_kind` word is `kind`, holds after its dataset's name:
+def data_name_suffix(kind: str, data_id) -> str:
+    """What a file of runs on `data_id`, whose `data.stamp.data_kind` word is `kind`, holds after its dataset's name:
     '-synthetic' or '-synthetic-<recipe>', '-not-published-<hex>' or '-not-real-<hex>' (the first 12 hex digits of
     the data's sha256), '' for the real file or a dataset of your own. normal/'s CSVs (`mmsa_csv_name`) and
     `leaderboard --figures`' curves are named by it, so a figure of your own mosi-format data is no published one's."""
     if kind == "synthetic":
-        recipe = recipe_kind_of(data)
+        recipe = recipe_kind_of(data_id)
         return "-synthetic" if recipe == STANDARD else f"-synthetic-{recipe}"
     if kind in ("not published", "not real"):
-        digits = "".join(c for c in str(data).removeprefix("sha256:") if c.isascii() and c.isalnum())[:12]
+        digits = "".join(c for c in str(data_id).removeprefix("sha256:") if c.isascii() and c.isalnum())[:12]
         return f"-{kind.replace(' ', '-')}-{digits}"      # a hand-made record's id is no path
     return ""
 

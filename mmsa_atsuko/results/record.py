@@ -72,7 +72,7 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
 
 
 def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed: int, preset, config: dict,
-                  data: str, error: str, device, started: datetime, wall_time_s: float, run_dir, git_commit,
+                  data_id: str, error: str, device, started: datetime, wall_time_s: float, run_dir, git_commit,
                   checkpoint: str, condition=PLAIN, exit_code: int = 1) -> dict:
     """The record of a run that raised or whose process died (`error`: one line). `exit_code`: the code the
     error exits with in process (2 for a `UsageError`, such as a model breaking the contract; 1 for anything else),
@@ -80,22 +80,22 @@ def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed:
     return {
         "run_id": run_id, "status": "failed", "error": error, "exit_code": exit_code,
         "model": model, "dataset": dataset, "aligned": aligned, "seed": seed,
-        "synthetic": is_synthetic(data), "preset": preset,
+        "synthetic": is_synthetic(data_id), "preset": preset,
         "metrics": {}, "wall_time_s": wall_time_s, "device": str(device),
-        "config_hash": config_hash(config), "config": dict(config), "data": data,
+        "config_hash": config_hash(config), "config": dict(config), "data": data_id,
         "package_version": __version__, "git_commit": git_commit,
         "started_at": started.isoformat(timespec="seconds"), "run_dir": relative_run_dir(run_dir),
         "checkpoint": checkpoint, "condition": condition.as_dict(),
     }
 
 
-def run_identity(model: str, dataset: str, aligned: bool, seed: int, config_hash: str, data: str,
+def run_identity(model: str, dataset: str, aligned: bool, seed: int, config_hash: str, data_id: str,
                  condition: str = "") -> tuple:
     """What makes two runs the same run: the same training on the same data (the data id is
     `sha256:<hex>` of the feature file or `synthetic:<recipe>`) under the same protocol condition
     (`Condition.key()`, "" for the plain one). The plain condition adds nothing to the tuple, so
     records and run folders made before conditions existed keep their identity."""
-    return (model, dataset, bool(aligned), int(seed), config_hash, data) + ((condition,) if condition else ())
+    return (model, dataset, bool(aligned), int(seed), config_hash, data_id) + ((condition,) if condition else ())
 
 
 IDENTITY_FIELDS = ("model", "dataset", "aligned", "seed", "config_hash", "data")

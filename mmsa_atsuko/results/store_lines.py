@@ -151,8 +151,9 @@ def not_a_run(record: dict) -> str | None:
     missing = [field for field in IDENTITY_FIELDS if field not in record]
     if missing:
         return f"it has no {', '.join(missing)}"
-    data = record["data"]
-    if not (isinstance(data, str) and (SHA256_DATA_ID.fullmatch(data) or is_recipe_name(recipe_name_of(data)))):
+    data_id = record["data"]
+    if not (isinstance(data_id, str) and (SHA256_DATA_ID.fullmatch(data_id)
+                                          or is_recipe_name(recipe_name_of(data_id)))):
         return f"its data {show(record['data'])} is neither sha256:<64 hex digits> nor synthetic:<recipe>"
     if not isinstance(record["config_hash"], str) or not CONFIG_HASH.fullmatch(record["config_hash"]):
         return f"its config_hash {show(record['config_hash'])} is no config hash (letters, digits, _ and -)"

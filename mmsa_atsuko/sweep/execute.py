@@ -110,7 +110,7 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
         f.write(details + "\n")       # a link planted at it is not written through (the record keeps the message)
     s = run.setting
     return failed_record(run_id, model=s.model, dataset=s.dataset, aligned=s.aligned, seed=run.seed,
-                         preset=s.preset, config=run.config, data=run.data, error=message, device=device,
+                         preset=s.preset, config=run.config, data_id=run.data, error=message, device=device,
                          started=started, wall_time_s=wall, run_dir=failed_dir, git_commit=git_commit(),
                          checkpoint=run.checkpoint, condition=s.condition, exit_code=exit_code)
 
