@@ -294,8 +294,12 @@ def test_state_dict_round_trip_gives_identical_outputs():
 def test_loading_a_checkpoint_for_other_lengths_raises(use_sbn):
     source = make_model(make_spec(), use_sbn=use_sbn)
     other = make_model(make_spec(seq_lens={"text": 10, "vision": 12, "audio": 16}), use_sbn=use_sbn, calibrate=False)
-    with pytest.raises(UsageError, match="sequence lengths"):
+    with pytest.raises(UsageError, match="sequence lengths") as raised:
         other.load_state_dict(source.state_dict())
+    # Named, in MMSA's order (text, audio, vision), as a user reads them: not the model's L/V/A letters. After
+    # kernel-3 convs, 10/12/14 raw steps are 8/10/12 and 10/12/16 are 8/10/14.
+    assert ("sequence lengths T' text 8, audio 12, vision 10 but this model has text 8, audio 14, vision 10;"
+            in str(raised.value))
 
 
 # --- §17.6-§17.8 routing, masking, SBN identity, at model level -----------------------------------------

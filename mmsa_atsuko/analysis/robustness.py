@@ -77,7 +77,7 @@ def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_
     rows = []
     bert_text = reads_bert_tokens(run.model)
     passes = 1 + sum(1 + (0 if m == "text" and bert_text else len(snr_db) + len(drop_rates))
-                     for m in ("text", "vision", "audio"))
+                     for m in ("text", "audio", "vision"))
     meter = Progress(passes, to_stderr, what="test passes", unit="test",
                      desc=f"robustness {run.run_id}", quiet=not progress)
 
@@ -93,7 +93,7 @@ def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_
     # Every row's level has a unit, so a filter on level_unit drops none: nothing corrupted is "none" (as its
     # modality), zeroing the whole modality is 1.0 "fraction zeroed".
     add("clean", "none", 0.0, "none", test)
-    for modality in ("text", "vision", "audio"):
+    for modality in ("text", "audio", "vision"):
         # BERT token ids take no noise and have no frames to drop: only zeroing applies to them.
         token_ids = modality == "text" and bert_text
         if not token_ids:

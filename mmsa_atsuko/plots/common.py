@@ -10,7 +10,7 @@ from ..data.stamp import data_kind_text, is_synthetic
 from ..errors import UsageError
 
 MODALITY_COLORS = {"text": "#1f77b4", "vision": "#2ca02c", "audio": "#d62728"}
-MODALITIES = ("text", "vision", "audio")
+MODALITIES = ("text", "audio", "vision")      # MMSA's order, as its feature files hold them
 BAND_NAMES = ("low", "mid", "high")
 
 

@@ -80,7 +80,7 @@ def plot_band_weights(table, where: str, data_tag: str):
     axes[1].set_xticks(np.arange(len(samples)), [short_id(s) for s in samples], rotation=45, ha="right", fontsize=7)
     axes[1].set_xlabel("test sample id")
     axes[1].set_ylabel("band weight w^b (stacked, sums to 1)")
-    axes[1].set_title("chosen test samples (bars: text, vision, audio)")
+    axes[1].set_title("chosen test samples (bars: text, audio, vision)")
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(tagged_title(f"Band-router weights — {where}", data_tag))
     fig.tight_layout()

@@ -41,7 +41,7 @@ from .band_router import SpectralBandRouter
 from .losses import per_sample_loss, routing_entropy, total_loss
 from .mcm import (BimodalHeads, complementarity_importance, complementarity_loss, complementarity_target,
                   distillation_loss, distillation_teacher)
-from .modalities import BAND_WEIGHT_EXPORTS, BATCH_KEY, MODALITIES, MODALITY_WEIGHT_COLUMNS
+from .modalities import BAND_WEIGHT_EXPORTS, BATCH_KEY, MODALITIES, MODALITY_WEIGHT_COLUMNS, per_modality_text
 from .modality_router import ROUTE_PATHS, ROUTER_INPUTS, ModalityRouter, PreAttentionInput
 
 CONFIG_SUFFIX = {"L": "l", "V": "v", "A": "a"}             # EMOE's conv1d_kernel_size_l/_v/_a
@@ -350,8 +350,9 @@ class Atsuko(nn.Module):
         saved = state_dict.get(prefix + "projected_lengths")
         if saved is not None and saved.tolist() != self.projected_lengths.tolist():
             got = dict(zip(MODALITIES, saved.tolist()))
-            raise UsageError(f"checkpoint was built for sequence lengths T' {got} (L, V, A) but this model "
-                             f"has {self.lengths}; it belongs to another dataset, alignment or kernel size")
+            raise UsageError(f"checkpoint was built for sequence lengths T' {per_modality_text(got)} but this model "
+                             f"has {per_modality_text(self.lengths)}; it belongs to another dataset, alignment or "
+                             f"kernel size")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
