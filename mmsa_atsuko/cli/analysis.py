@@ -12,8 +12,8 @@ from .common import (OneLineParser, add_hardware_options, add_results_option, ad
 
 def check_figures_folder(args, names=(), out=None, make=True) -> None:
     """Where a command's figures go (`out`, else --out, else <results>/analysis), and the files `names` it
-    writes there, checked before any run is loaded or trained: a file there used to surface as a traceback
-    after all the work was done, and a link or a folder at one of the names after some files were written.
+    writes there, checked before any run is loaded or trained: otherwise a file there would surface as a traceback
+    after all the work is done, and a link or a folder at one of the names after some files are written.
     `make=False`: <results>/analysis is not made yet (robustness refuses run ids after this check)."""
     from ..results import ANALYSIS_DIR, analysis_dir, check_output_folder, refuse_a_file_as_results
     refuse_a_file_as_results(args.results)     # the store file given for its folder: said as the tables say it

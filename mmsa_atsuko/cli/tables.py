@@ -32,7 +32,7 @@ def cmd_leaderboard(argv) -> int:
     args = leaderboard_parser().parse_args(argv)
     from ..leaderboard import leaderboard
     from ..results import check_output_folder
-    # Where it writes, checked before the store is read: a bad -o or --figures was a traceback.
+    # Where it writes, checked before the store is read: a bad -o or --figures is one line, not a traceback.
     if args.output:
         from ..atomic import check_output_file
         output = check_output_file(args.output, "-o")

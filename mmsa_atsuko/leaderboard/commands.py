@@ -133,7 +133,8 @@ def compare(results, model: str, against, datasets=None, *, all_configs=False, w
     # Every file checked before the first is written: a folder at the second name left the first written.
     check_entries(results, list(files), "results folder", "--results")
     import pandas as pd     # here: only the CSVs need it, and it costs about 0.35 s to import
-    # All at once (atomic.write_files): a full disk was a traceback, and a failure at the second file left the first.
+    # All at once (atomic.write_files): a full disk is one line, not a traceback, and a failure at the second file
+    # leaves no first file behind.
     written = write_files(results, {name: pd.DataFrame(rows).to_csv(index=False) for name, rows in files.items()},
                           f"results folder {results}", "--results")
     for rows in files.values():

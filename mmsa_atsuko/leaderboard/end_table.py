@@ -37,7 +37,7 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
         label = "" if kind == "real data" else f" ({kind})"
         print(f"\n{dataset}{' aligned' if rows[0]['aligned'] else ''}{label}: test metrics of the best-valid epoch "
               f"(mean ± std: sample std, ddof 1, over seeds)")
-        # As wide as the longest name: `tfn [modalities=TA]` overran a fixed 12 and shifted its row's columns.
+        # As wide as the longest name, so that one past 12 characters (`tfn [modalities=TA]`) shifts no column.
         width = max(12, *(len(row_name(r)) for r in rows))
         groups = {model: [r for r in rows if row_name(r) == model] for model in dict.fromkeys(map(row_name, rows))}
         # Each model's mean ± std as the leaderboard's cell has it (`results.Cell`), in stored units; a cell over fewer

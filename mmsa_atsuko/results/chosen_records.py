@@ -44,7 +44,7 @@ def find_record(results, run_id: str, records: list[dict] | None = None) -> dict
 
 def last_ok_record(results, run_id: str, records: list[dict] | None = None) -> dict:
     """`find_record`'s record, its fields unchecked (predict reads only where its folder is): every command that
-    takes `--run ID` says an unknown id in these words (robustness said `'nope' is not a run id` instead)."""
+    takes `--run ID` says an unknown id in these words, from this one place."""
     records = read_records(Path(results)) if records is None else records
     if not records:
         raise UsageError(f"no runs recorded in {Path(results) / RUNS_FILE} (give --results DIR)")

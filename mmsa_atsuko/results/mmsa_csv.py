@@ -167,7 +167,7 @@ def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set
     with store_lock(path), os.fdopen(open_append(path, shared_mode(folder)), "a+", newline="", encoding="utf-8") as f:
         # Bounded, as runs.jsonl is: the file is read up to MAX_CSV_BYTES (its header, its last line for
         # mend_last_line, and its rows for one with run ids, which a row is not written twice to), and a file at
-        # our name may be anything (a 2 GB line was read whole; bytes that are no UTF-8 were a traceback).
+        # our name may be anything (unbounded, a 2 GB line is read whole; bytes that are no UTF-8, a traceback).
         size = os.fstat(f.fileno()).st_size
         if size > MAX_CSV_BYTES:
             raise DataError(f"{path} is {math.ceil(size / (1 << 20))} MiB, more than a file of MMSA rows may hold "

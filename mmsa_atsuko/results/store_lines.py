@@ -134,7 +134,7 @@ def _lines(f, path: Path):
 
 
 # The forms the toolkit writes of fields a table prints as they are (a heading, a note, a CSV cell), and of the
-# run identity: a forged `data` of "sha256:abc\\n\\n### mosi ..." wrote a Markdown heading into the leaderboard.
+# run identity: a forged `data` of "sha256:abc\\n\\n### mosi ..." would write a Markdown heading into the leaderboard.
 SHA256_DATA_ID = re.compile(r"sha256:[0-9a-f]{64}")      # a feature file's, a MIntRec folder's digest
 # config.config_hash writes sha256's first 12 hex digits; a hand-made store's names of configs ('h-1', 'c-tfn')
 # are read too: the form keeps what a table prints of it to one token.

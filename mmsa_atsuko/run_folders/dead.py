@@ -149,9 +149,9 @@ def _maybe_being_made(folder: Path) -> bool:
 
 def remove(folder: Path) -> None:
     """Remove a run folder whose lock the caller holds. It is first renamed out of every name a process looks at
-    (`<name>.removing-<random>`, a tombstone): deleted in place, its run.lock went first, and a process waiting for
-    that lock (a sweep driver's `move_dead`, a run's own look at its leftovers) made a fresh one, took it at once
-    and believed it owned the folder being deleted beneath it, and one of the two crashed. A removal killed
+    (`<name>.removing-<random>`, a tombstone): deleted in place, its run.lock would go first, and a process waiting
+    for that lock (a sweep driver's `move_dead`, a run's own look at its leftovers) would make a fresh one, take it
+    at once and believe it owned the folder being deleted beneath it, and one of the two would crash. A removal killed
     half-way leaves the tombstone, which `clean` removes (`remove_tombstones`)."""
     tombstone = folder.with_name(f"{folder.name}{TOMBSTONE}{secrets.token_hex(4)}")
     folder.rename(tombstone)

@@ -1,11 +1,11 @@
 """A tune study's SQLite file (`<out>/tune/<study>.db`), checked before Optuna opens it.
 
 A results folder may be someone else's, and Optuna opens, migrates and writes whatever file sits at
-the study's name: SQLite follows a link there (the study was written into the file it points at), a
-named pipe was a traceback, a trigger on a table Optuna writes ran its SQL on every trial (a recursive
-one hung the tune for good), so did an index on an expression (30 of them, each evaluated on every write of a
+the study's name: SQLite follows a link there (writing the study into the file it points at), a
+named pipe is a traceback, a trigger on a table Optuna writes runs its SQL on every trial (a recursive
+one hangs the tune for good), so does an index on an expression (30 of them, each evaluated on every write of a
 trial's row, took a 240 KB study's next tune to 14 GB and 126 s), a 178 MB file of one trial's intermediate values
-took 8 GB and two minutes, and a value of 100,000 nested '[' was a RecursionError in Optuna's JSON reader. So,
+took 8 GB and two minutes, and a value of 100,000 nested '[' is a RecursionError in Optuna's JSON reader. So,
 before the study is created or loaded: no link or other non-regular file at the database or its journal's names, at
 most MAX_STUDY_BYTES, only the schema objects the installed Optuna makes, each as it makes them (`optuna_schema`:
 SQL stored in a trigger, an index's expression or WHERE, a table's CHECK, DEFAULT or generated column runs as rows
@@ -14,7 +14,7 @@ UsageError line.
 
 Several processes write the study at once (the driver tells results, each trial's worker reports every epoch):
 SQLite makes a writer wait for another's lock only up to its busy timeout, 5 s by default, then raises
-"database is locked", which was a traceback. Every connection of ours waits STUDY_BUSY_S (`study_storage`), and a
+"database is locked", a traceback to the user. Every connection of ours waits STUDY_BUSY_S (`study_storage`), and a
 lock held longer stops the tune in one line that says the study is kept (`stop_if_locked`); a trial's worker that
 meets it fails that trial with a line that says so (`locked_trial_error`).
 

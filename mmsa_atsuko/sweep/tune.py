@@ -249,7 +249,7 @@ def _interrupted_line(study_name: str, number: int, before: int, trials: int) ->
 
 
 def _done_before(done: int, trials: int) -> str:
-    """How many trials counted before this call, beside `trials` (--trials): "9/8 trials done" read as a slip."""
+    """How many trials counted before this call, beside `trials` (--trials): "9/8 trials done" would read as a slip."""
     if done < trials:
         return f"{done}/{trials} trials done before this call"
     return (f"{done} trials done before this call, --trials {trials}: no trial to run (give --trials {done + 1} or "

@@ -2,10 +2,10 @@
 
 `load_weights` lets only tensors and plain containers through, but a `.partial` folder may come with
 someone's results folder, and its last.pt is then restored into the model, the optimizer, the
-scheduler, every random stream and the run's history. What was not the run's own was a traceback
-from the restore (a weight of another shape, an RNG state of another size or type) or from training
-later (a learning rate that is a string, a history that is no list), a buffer name set any attribute
-of the model (`forward` to a tensor), and a negative epoch trained a run of more epochs than
+scheduler, every random stream and the run's history. Unchecked, what is not the run's own would be a
+traceback from the restore (a weight of another shape, an RNG state of another size or type) or from
+training later (a learning rate that is a string, a history that is no list), a buffer name would set any
+attribute of the model (`forward` to a tensor), and a negative epoch would train a run of more epochs than
 max_epochs without a word. So the state is checked against the model, optimizer, scheduler and
 generator just built for the run; `check_training_state` raises ValueError naming what differs.
 """

@@ -233,9 +233,9 @@ def bert_input_problem(model: nn.Module, splits: dict) -> BertInputProblem | Non
     """What in the splits' `text_bert` the model's BERT cannot look up, or None (also for a model
     that reads no BERT). A feature file's ids are only checked to be whole and non-negative when it is
     read (data/mmsa_checks.py), not against the BERT a run reads them with: a token id past its
-    vocabulary, a segment id past its token types or more positions than it has were a traceback from
+    vocabulary, a segment id past its token types or more positions than it has would be a traceback from
     the first batch's embedding lookup (IndexError, or RuntimeError for the positions), after the run's
-    folder was made, and in predict."""
+    folder is made, and in predict."""
     encoder = next((m for m in model.modules() if isinstance(m, BertTextEncoder)), None)
     if encoder is None:
         return None
