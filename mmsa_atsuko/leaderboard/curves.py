@@ -24,8 +24,9 @@ from ..results import config_labels, headline_metric, ok_records
 from .cells import RAW_METRICS, number_text
 from .render import markdown_table
 from .notes import curve_notes
-from .real_data import kind_of, kind_text_of, not_real_data, not_real_note
+from .real_data import not_real_data, not_real_note
 from .stats import MIN_SEEDS, Cell
+from .tables import RunTable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,22 +55,9 @@ class Curve:
 
 
 @dataclass
-class CurveTable:
-    dataset: str
-    aligned: bool
-    data_id: str
+class CurveTable(RunTable):
     metric: str
     curves: list[Curve]
-    notes: list[str] = field(default_factory=list)
-    not_real: str = ""                  # why a real data id is not the dataset's real file (real_data.py), or ""
-
-    @property
-    def synthetic(self) -> bool:
-        return is_synthetic(self.data_id)
-
-    def kind_text(self) -> str:
-        """What its title says its rows were run on (real_data.kind_text_of)."""
-        return kind_text_of(self.dataset, self.aligned, self.data_id, self.not_real)
 
     @property
     def rates(self) -> list[float]:
@@ -165,7 +153,7 @@ def curves_frame(tables: list[CurveTable]) -> pd.DataFrame:
             for r in c.rates:
                 cell = c.cells[r]
                 rows.append({"dataset": t.dataset, "aligned": t.aligned, "data": t.data_id,
-                             "data_kind": kind_of(t.dataset, t.aligned, t.data_id, t.not_real), "metric": t.metric,
+                             "data_kind": t.kind(), "metric": t.metric,
                              "model": c.label, "config_hash": c.config_hash, "missing_rate": r, "n": cell.n,
                              "mean": cell.mean, "std": cell.std, "auc": c.auc})
     return pd.DataFrame(rows)

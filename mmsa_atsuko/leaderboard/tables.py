@@ -20,7 +20,7 @@ Every table is built from one `ok` record per run identity (`results.ok_records`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 from ..data.conditions import condition_of
 from ..data.stamp import is_synthetic
@@ -61,13 +61,14 @@ class Row:
 
 
 @dataclass
-class Table:
+class RunTable:
+    """What every table of runs has, a leaderboard (`Table`) and a missing-rate table (`curves.CurveTable`): the
+    dataset, layout and data id its runs are on, what that data is called, and the notes under it. Built
+    positionally as (dataset, aligned, data_id, <the table's own fields>); notes and not_real by keyword."""
     dataset: str
     aligned: bool
     data_id: str
-    metrics: tuple[str, ...]
-    key_metric: str
-    rows: list[Row]
+    _: KW_ONLY
     notes: list[str] = field(default_factory=list)
     not_real: str = ""                  # why a real data id is not the dataset's real file (real_data.py), or ""
 
@@ -82,6 +83,13 @@ class Table:
     def kind_text(self) -> str:
         """What its title says its rows were run on (real_data.kind_text_of)."""
         return kind_text_of(self.dataset, self.aligned, self.data_id, self.not_real)
+
+
+@dataclass
+class Table(RunTable):
+    metrics: tuple[str, ...]
+    key_metric: str
+    rows: list[Row]
 
     def title(self) -> str:
         setting = "aligned" if self.aligned else "unaligned"
