@@ -49,18 +49,24 @@ def _rng_states(generator: torch.Generator, device: torch.device) -> dict:
     numpy["state"]["key"] = torch.from_numpy(numpy["state"]["key"].astype(np.int64))
     return {"torch": torch.get_rng_state(), "numpy": numpy, "python": random.getstate(),
             "batch_order": generator.get_state(),
-            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}
+            # The run's own GPU's stream, not every GPU's (get_rng_state_all): restored by position, that list gave
+            # a run resumed on another GPU (a sweep's workers take devices round-robin) that GPU's unused stream.
+            "cuda": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else None}
 
 
-def _set_rng_states(states: dict, generator: torch.Generator) -> None:
+def _set_rng_states(states: dict, generator: torch.Generator, device: torch.device) -> None:
     torch.set_rng_state(states["torch"])
     numpy = states["numpy"]
     numpy["state"]["key"] = numpy["state"]["key"].numpy().astype(np.uint32)
     np.random.set_state(numpy)
     random.setstate(states["python"])
     generator.set_state(states["batch_order"])
-    if states["cuda"] is not None:
-        torch.cuda.set_rng_state_all(states["cuda"])
+    cuda = states["cuda"]
+    if cuda and device.type == "cuda":        # onto the GPU the run trains on now, whichever it trained on before
+        # One state: the run's GPU's. Several: an older last.pt's get_rng_state_all, every GPU's by position, of
+        # which the run's was the one it resumes on if it resumes on the same GPU (what that toolkit restored).
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        torch.cuda.set_rng_state(cuda[0] if len(cuda) == 1 else cuda[index], device)
 
 
 def save_training_state(path: Path, model, optimizer, scheduler, generator, device, epoch: int, history: list,
@@ -107,7 +113,7 @@ def load_training_state(path: Path, model, optimizer, scheduler, generator, devi
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
-        _set_rng_states(state["rng"], generator)
+        _set_rng_states(state["rng"], generator, device)
     except (RuntimeError, TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as e:
         raise refuse(f"{type(e).__name__} restoring it") from None
     b = state["best"]
