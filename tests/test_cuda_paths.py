@@ -54,3 +54,98 @@ def test_a_cuda_runs_state_resumed_on_the_cpu_sets_no_gpu_stream(tmp_path, monke
     resume = _saved_state(tmp_path / "last.pt", torch.device("cuda:0"))
     assert resume(torch.device("cpu"))[0] == 1
     assert restored == {}
+
+
+# ---- CUBLAS_WORKSPACE_CONFIG: a value torch's strict determinism refuses, said before a run trains -------------
+
+TINY = dict(synthetic=True, preset="small", max_epochs=1, quiet=True)
+REFUSED_CUBLAS = ("deterministic kernels on {} need CUBLAS_WORKSPACE_CONFIG=:4096:8 or :16:8 (torch refuses any other "
+                  "value), and it is set to ':4096:2:16:8' in this environment: set one of those, or pass "
+                  "--nondeterministic")
+
+
+@pytest.fixture
+def one_fake_gpu(monkeypatch):
+    """torch sees one GPU (its answers made up), and the environment holds torch's Hopper default workspace
+    setting, which strict determinism refuses: the package's ":4096:8" is only a default (setdefault)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:2:16:8")
+
+
+def test_run_refuses_a_cublas_setting_strict_determinism_refuses_before_it_writes(tmp_path, one_fake_gpu):
+    """Before, the run made its folder and its first matmul on the GPU raised torch's RuntimeError (run.py: a
+    traceback). Now one line, nothing written; --nondeterministic does not need the setting."""
+    import mmsa_atsuko
+    from mmsa_atsuko.errors import UsageError
+    with pytest.raises(UsageError) as refused:
+        mmsa_atsuko.run("tfn", "mosi", seeds=[1], out=tmp_path / "out", device="cuda", **TINY)
+    assert str(refused.value) == REFUSED_CUBLAS.format("cuda")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_refuses_it_before_its_workers_start(tmp_path, one_fake_gpu):
+    from mmsa_atsuko.errors import UsageError
+    from mmsa_atsuko.sweep import LocalBackend, sweep
+    backend = LocalBackend(2, "cpu", threads=1)
+    backend.devices = ["cuda:0"]                     # what parse_devices gives on a one-GPU machine
+    with pytest.raises(UsageError) as refused:
+        sweep(out=tmp_path, backend=backend, echo=lambda line: None, models=["tfn"], datasets=["mosi"], seeds=[1],
+              synthetic=True, preset="small", max_epochs=1)
+    assert str(refused.value) == REFUSED_CUBLAS.format("cuda:0")
+    assert backend.workers == [] and not (tmp_path / "runs.jsonl").exists()
+
+
+# ---- the run's GPU is CUDA's current device while it trains ---------------------------------------------------
+
+@pytest.fixture
+def tfn_job():
+    from mmsa_atsuko.api.jobs import prepare_job
+    return prepare_job("tfn", "mosi", aligned=False, data_root=None, feature_path=None, synthetic=True,
+                       synthetic_size="small", preset="small", overrides=[], max_epochs=1, loaded={})
+
+
+def _fake_gpu_training(monkeypatch) -> tuple[list, list]:
+    """torch.cuda's current device and memory counters made up, and a `fit` that notes which GPU is current;
+    returns (what was reset and trained with which GPU current, [the current GPU])."""
+    from mmsa_atsuko.api import one_run
+    from mmsa_atsuko.training.trainer import FitResult
+    current, seen = [0], []
+
+    def exchange(index):
+        previous, current[0] = current[0], index if index >= 0 else current[0]
+        return previous
+
+    monkeypatch.setattr(torch.cuda, "_exchange_device", exchange)
+    monkeypatch.setattr(torch.cuda, "_maybe_exchange_device", exchange)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: current[0])
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: seen.append(("reset", current[0])))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 3 * 2**20)
+
+    def fit(model, data, config, *, device, seed, **kw):
+        seen.append(("fit", current[0]))
+        return FitResult(1, 1, {}, None, [])
+
+    monkeypatch.setattr(one_run, "fit", fit)
+    return seen, current
+
+
+def test_a_run_on_cuda_1_trains_with_cuda_1_current_and_gives_cuda_0_back(monkeypatch, tfn_job):
+    """torch's calls without a device (autocast's bf16 check, `torch.cuda.is_bf16_supported`) ask the current GPU;
+    a run on cuda:1, in run.py or a sweep's worker, left cuda:0 current while it trained."""
+    from mmsa_atsuko.api.one_run import train_model
+    seen, current = _fake_gpu_training(monkeypatch)
+    assert train_model(tfn_job, 1, torch.device("cuda:1"))[2] == 3.0
+    assert seen == [("reset", 1), ("fit", 1)] and current == [0]
+
+
+def test_a_workers_run_refuses_the_cublas_setting_too(monkeypatch, tfn_job):
+    """A tune's trial and a run given a worker by a backend the driver cannot see into (Ray) reach `train_model`."""
+    from mmsa_atsuko.api.one_run import train_model
+    from mmsa_atsuko.errors import UsageError
+    seen, _ = _fake_gpu_training(monkeypatch)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")
+    with pytest.raises(UsageError, match="CUBLAS_WORKSPACE_CONFIG=:4096:8 or :16:8 .* set to '' in this environment"):
+        train_model(tfn_job, 1, torch.device("cuda:0"))
+    assert seen == []                        # nothing trained
+    assert train_model(tfn_job, 1, torch.device("cuda:0"), deterministic=False)[2] == 3.0

@@ -24,7 +24,7 @@ from ..models.atsuko.diagnostics import routing_summary
 from ..registry import build_model
 from ..results import append_or_keep, identity, ok_record, read_records, recover, run_ids
 from ..run_folders import attempts_of, identity_claim, partial_dir, run_folder, take_leftovers
-from ..training.hardware import device_name, peak_memory_mb, reset_peak_memory
+from ..training.hardware import check_cuda_determinism, device_name, on_device, peak_memory_mb, reset_peak_memory
 from ..training.model_card import write_model_card
 from ..training.run_log import run_log
 from ..training.seed import set_seed
@@ -143,10 +143,12 @@ def train_model(job: Job, seed: int, device: torch.device, *, deterministic: boo
     """The training step of a run, wherever it runs (`train_one`; a tune's trial, `sweep.execute.run_trial`): the
     seed set, the model built from it on the job's data, the device's peak memory counted from here, and `fit`
     (`fit_kw`: its options but the job's and these). Returns (fit's result, its seconds, the peak memory in MiB)."""
+    check_cuda_determinism([device], deterministic)     # a sweep's worker, a tune's trial: before the run trains
     set_seed(seed, deterministic)
     model = build_model(job.model, job.config, job.data.spec)
-    reset_peak_memory(device)
-    start = time.time()
-    result = fit(model, job.data, job.config, device=device, seed=seed, **fit_kw)
-    wall = time.time() - start
-    return result, wall, peak_memory_mb(device)
+    with on_device(device):
+        reset_peak_memory(device)
+        start = time.time()
+        result = fit(model, job.data, job.config, device=device, seed=seed, **fit_kw)
+        wall = time.time() - start
+        return result, wall, peak_memory_mb(device)

@@ -24,7 +24,7 @@ from ..results import (RunPyMark, append_mmsa_rows, check_claim_free_to_take, ch
                        latest_by_identity, read_records, recorded_ok, recover, serves, skip_reason)
 from ..run_folders import check_save_checkpoint
 from ..run_folders.lock import claim_path
-from ..training.hardware import check_precision, check_threads
+from ..training.hardware import check_cuda_determinism, check_precision, check_threads
 from ..training.seed import DEFAULT_SEEDS, check_seeds, resolve_device
 from ..training.tensorboard import require_tensorboard
 from ..training.trainer_config import resolve_config
@@ -77,6 +77,7 @@ def run(models, datasets, seeds=DEFAULT_SEEDS, config=None, *, aligned=False, da
         torch.set_num_threads(threads)
     overrides = list(config.items()) if isinstance(config, dict) else parse_overrides(config or [])
     torch_device = resolve_device(device)
+    check_cuda_determinism([torch_device], deterministic)
     check_output_folder(out)
     if tensorboard:
         require_tensorboard()

@@ -23,7 +23,7 @@ from ..results import (LOOK_WAIT_S, SWEEP_LOCK, append_or_keep, check_no_run_py,
                        headline_metric, identity, recover, unopenable_note)
 from ..lock_files import shared_mode
 from ..run_folders import check_save_checkpoint, resume_points, take
-from ..training.hardware import check_precision
+from ..training.hardware import check_cuda_determinism, check_precision
 from ..training.trainer_config import resolve_config
 from .local import LocalBackend
 from .plan import Plan, data_to_read, missing_data, missing_data_error, plan, release
@@ -61,8 +61,7 @@ class SweepProgress:
         synthetic = (f" synthetic{f' ({recipe} recipe)' if recipe != STANDARD else ''}" if record.get("synthetic")
                      else "")
         name = self.names.get(identity(record), record["model"])
-        what = (f"{name} {record['dataset']}{' aligned' if record['aligned'] else ''}"
-                f"{synthetic}"
+        what = (f"{name} {record['dataset']}{' aligned' if record['aligned'] else ''}{synthetic}"
                 f"{f' [{condition.key()}]' if not condition.plain else ''} seed {record['seed']}")
         if record.get("status") == "ok":
             key = headline_metric(record["dataset"])
@@ -184,6 +183,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     backend = backend() if callable(backend) else backend or LocalBackend()     # its maker may import torch
     if dry_run:
         return _dry_run(expanded, out, retry_failed, resume, echo)
+    check_cuda_determinism(getattr(backend, "devices", ()), deterministic)  # before a worker starts (Ray: in its runs)
     with SweepLock(out):
         for kept in recover(out):      # records an earlier call could not append (results.append_or_keep)
             echo(f"recovered the record of run {kept['run_id']} into {Path(out) / 'runs.jsonl'}")

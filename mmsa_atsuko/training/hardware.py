@@ -10,6 +10,7 @@ with the functions that read a device, whose callers hold a torch.device already
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -31,6 +32,25 @@ DEFAULT_THREADS = 1
 # peaks of later epochs (a longer valid pass, a bigger last batch) that the first run did not hit.
 GPU_MEMORY_MARGIN = 0.15
 CUDA_CONTEXT_MB = 600          # a worker's CUDA context and kernels, outside max_memory_allocated
+
+
+# The values of CUBLAS_WORKSPACE_CONFIG that torch's strict determinism takes on CUDA (its
+# checkCuBLASConfigDeterministic). The package sets ":4096:8" at import unless the environment holds a value already;
+# another value there (":4096:2:16:8", ":0:0", "") made a deterministic run's first matmul on the GPU raise a
+# RuntimeError, after its folder was made: in run.py a traceback.
+DETERMINISTIC_CUBLAS_CONFIGS = (":4096:8", ":16:8")
+
+
+def check_cuda_determinism(devices, deterministic: bool) -> None:
+    """UsageError before deterministic runs on `devices` (torch.devices or their names) train, when one is CUDA and
+    torch would refuse the cuBLAS workspace setting mid-run. No torch: a sweep's driver checks before any worker."""
+    device = next((d for d in devices if str(d).startswith("cuda")), None)
+    value = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    if deterministic and device is not None and value not in DETERMINISTIC_CUBLAS_CONFIGS:
+        shown = "not set" if value is None else f"set to {value!r}"
+        raise UsageError(f"deterministic kernels on {device} need CUBLAS_WORKSPACE_CONFIG=:4096:8 or :16:8 (torch "
+                         f"refuses any other value), and it is {shown} in this environment: set one of those, or "
+                         f"pass --nondeterministic")
 
 
 def check_precision(precision: str) -> str:
@@ -121,3 +141,13 @@ def autocast(device: torch.device, precision: str):
     """The forward pass's autocast context: bf16 autocast, or a disabled one for fp32."""
     import torch
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def on_device(device: torch.device):
+    """The context in which `device` is CUDA's current device, where it names one (a no-op on the CPU and for a bare
+    `cuda`). torch's calls that take no device ask the current one: autocast's bf16 check
+    (`torch.cuda.is_bf16_supported`), a library's `device="cuda"`; a run on cuda:1 left them asking cuda:0."""
+    if device.type == "cuda" and device.index is not None:
+        import torch
+        return torch.cuda.device(device)
+    return contextlib.nullcontext()
