@@ -51,7 +51,7 @@ class Utilisation:
     else nvidia-smi, else not measured (None)."""
 
     def __init__(self, device):
-        self.index = device.index or 0 if device.type == "cuda" else None
+        self.index = _nvml_index(device) if device.type == "cuda" else None
         self.samples, self.stop = [], threading.Event()
         self.read = self._reader() if self.index is not None else None
 
@@ -92,6 +92,17 @@ class Utilisation:
     @property
     def mean(self):
         return statistics.mean(self.samples) if self.samples else None
+
+
+def _nvml_index(device) -> int:
+    """NVML's and nvidia-smi's number of a CUDA device. CUDA numbers only the GPUs CUDA_VISIBLE_DEVICES shows, NVML
+    every GPU: under CUDA_VISIBLE_DEVICES=3, cuda:0 is NVML's GPU 3, and reading GPU 0 averaged another GPU's
+    utilisation (an idle one, or another user's). torch maps the two (`torch.cuda.utilization` asks NVML so)."""
+    import torch
+    try:
+        return torch.cuda._get_nvml_device_index(device)
+    except Exception:            # a GPU list it cannot map: CUDA's number, as before
+        return device.index or 0
 
 
 def _pct(value) -> str:
