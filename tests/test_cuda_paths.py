@@ -1,6 +1,7 @@
 """The CUDA-only branches, run on the CPU with torch.cuda's answers made up (no GPU needed): what a GPU run would
 hit in the random streams of a resumed run, the checks made before a run starts, and the device a run's CUDA
 calls go to."""
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -149,3 +150,71 @@ def test_a_workers_run_refuses_the_cublas_setting_too(monkeypatch, tfn_job):
         train_model(tfn_job, 1, torch.device("cuda:0"))
     assert seen == []                        # nothing trained
     assert train_model(tfn_job, 1, torch.device("cuda:0"), deterministic=False)[2] == 3.0
+
+
+# ---- the GPU bench's utilisation: the GPU the bench runs on, as NVML numbers it -------------------------------
+
+def test_the_bench_reads_the_utilisation_of_its_own_gpu_under_cuda_visible_devices(monkeypatch):
+    """NVML numbers every GPU, CUDA only the visible ones: with CUDA_VISIBLE_DEVICES=3,5, cuda:1 is NVML's 5. The
+    bench asked NVML for GPU 1, so its 'average utilisation' was another GPU's."""
+    import sys
+    bench = str(Path(__file__).resolve().parents[1] / "bench")
+    monkeypatch.syspath_prepend(bench)
+    import gpu_bench
+    asked = []
+    fake = SimpleNamespace(nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=lambda i: asked.append(i) or i,
+                           nvmlDeviceGetUtilizationRates=lambda handle: SimpleNamespace(gpu=40 + handle))
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert gpu_bench.Utilisation(torch.device("cuda:1")).read() == 45 and asked == [5]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")              # the bench's default, --device cuda: the current GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert gpu_bench.Utilisation(torch.device("cuda")).read() == 47 and asked == [5, 7]
+
+
+# ---- the lease: every requirement the image lacks, named before the bench starts -------------------------------
+
+def test_the_lease_check_names_every_missing_requirement_at_once(monkeypatch):
+    """The lease image lacked easydict; a missing package stopped gpu_bench.py at its first import, and the next
+    step on the same one, one wheel found per lease. Versions: a lease image's, with two taken away."""
+    from importlib.metadata import PackageNotFoundError
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    import lease_requirements
+    assert {"torch>=2.6,<3", "easydict>=1.10,<2"} <= set(lease_requirements.install_requires())   # setup.py's
+    have = {"torch": "2.11.0+cu130", "filelock": "3.20.0", "numpy": "2.5.2"}
+
+    def installed(name):
+        if name not in have:
+            raise PackageNotFoundError(name)
+        return have[name]
+
+    missing, other = lease_requirements.problems(
+        ["torch>=2.6,<3", "easydict>=1.10,<2", "gdown>=6.0,<7", "filelock>=4.2.12,<5", "numpy>=1.24,<3",
+         "pyyaml>=6.0,<7"], installed)
+    carry = "; carry its wheel (bench/gpu_lease.sh's header)"
+    assert missing == [f"easydict is not installed (setup.py: easydict>=1.10,<2){carry}",
+                       f"pyyaml is not installed (setup.py: pyyaml>=6.0,<7){carry}"]
+    assert other == ["gdown is not installed (setup.py: gdown>=6.0,<7); the bench does not import it",
+                     "filelock 3.20.0 is outside setup.py's filelock>=4.2.12,<5: the figures are this version's"]
+
+
+# ---- --jobs auto: the memory read in the worker that ran the run ------------------------------------------------
+
+def test_a_worker_reads_its_own_gpus_free_memory_and_its_allocators_peak(monkeypatch):
+    """The driver read mem_get_info itself, which made it a CUDA context on the GPU (about 500 MB, held to the
+    sweep's end), and sized the runs by max_memory_allocated: a worker's allocator holds more (fragmentation), and
+    a sweep of many runs packed past the GPU. The worker that ran the run reads both now, on its own GPU."""
+    from mmsa_atsuko.training.hardware import gpu_memory_after_run
+    asked = []
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: asked.append(device) or (6 * 2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device: asked.append(device) or 3 * 2**29)
+    assert gpu_memory_after_run("cuda:1") == {"free_mb": 6144.0, "reserved_mb": 1536.0}
+    assert asked == [torch.device("cuda:1")] * 2
+    assert gpu_memory_after_run("cpu") is None
+
+    def sticky_error(device):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", sticky_error)
+    assert gpu_memory_after_run("cuda:0") is None        # the worker still sends its run's record

@@ -37,18 +37,22 @@ def test_gpu_jobs_fits_runs_into_the_free_memory_with_a_margin():
 
 
 def test_auto_on_cuda_sizes_from_the_first_runs_peak_and_the_free_memory(monkeypatch):
-    """The backend's side of `gpu_jobs`, with the GPU's answer made up (no GPU needed)."""
+    """The backend's side of `gpu_jobs`, with the GPU's answer made up (no GPU needed): what the run's worker read
+    (`gpu_memory_after_run`); the driver asks the GPU nothing."""
     lines = []
     backend = LocalBackend("auto", "cpu", threads=1, echo=lines.append)
     backend.workers = [type("Worker", (), {"device": "cuda:0", "task": None})()]
-    asked = []
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: asked.append(device) or (60_000 * 2**20, 80_000 * 2**20))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: pytest.fail("the driver made a CUDA context"))
     ok = {"status": "ok", "peak_memory_mb": 10_000.0, "device": "cuda:0"}
     # 51000 usable MB // (10000 + 600) = 4 more beside the running one
-    assert backend._per_device(ok, runs=10) == 5 and asked == [torch.device("cuda:0")]
-    assert lines == ["--jobs auto: the first run peaked at 10000 MB with 60000 MB free on cuda:0: 5 run(s) at once "
-                     "per device"]
-    assert backend._per_device({**ok, "status": "failed"}, runs=10) is None        # wait for a run that finished
+    assert backend._per_device(ok, runs=10, memory={"free_mb": 60_000.0, "reserved_mb": 9_000.0}) == 5
+    assert lines == ["--jobs auto: the first run's memory peaked at 10000 MB with 60000 MB free on cuda:0: 5 run(s) "
+                     "at once per device"]
+    # sized by what its allocator held when that is more: 51000 // (14000 + 600) = 3 more
+    assert backend._per_device(ok, runs=10, memory={"free_mb": 60_000.0, "reserved_mb": 14_000.0}) == 4
+    memory = {"free_mb": 60_000.0, "reserved_mb": 9_000.0}
+    assert backend._per_device({**ok, "status": "failed"}, runs=10, memory=memory) is None   # wait for an ok one
+    assert backend._per_device(ok, runs=10, memory=None) is None       # its worker read nothing (a CUDA error)
 
 
 def test_cpu_jobs_are_the_cores_over_the_threads():

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .. import parent_death
 from ..code_version import git_commit
 from ..errors import UsageError
-from ..training.hardware import DEFAULT_THREADS, check_threads, cpu_jobs, gpu_jobs, parse_jobs
+from ..training.hardware import DEFAULT_THREADS, check_threads, cpu_jobs, gpu_jobs, gpu_memory_after_run, parse_jobs
 from ..training.seed import resolve_device
 
 def parse_devices(text: str) -> list[str]:
@@ -102,17 +102,16 @@ class LocalBackend:
         while len(self.workers) > size and self.workers[-1].task is None:
             self.workers.pop().stop()
 
-    def _per_device(self, record: dict, runs: int) -> int | None:
-        """After a CUDA run finished ok: how many runs its device takes at once (None: not known yet).
-        Free memory is read with this run's worker still holding its allocator's cache."""
-        import torch
-        peak = record.get("peak_memory_mb")
-        if record.get("status") != "ok" or not peak:
+    def _per_device(self, record: dict, runs: int, memory: dict | None) -> int | None:
+        """After a CUDA run finished ok: how many runs its device takes at once (None: not known yet). `memory`: what
+        its worker read once it finished (`gpu_memory_after_run`): the free memory, its own cache still held, and
+        the most its allocator held, which sizes the runs beside it (its peak allocated, the record's, is less)."""
+        if record.get("status") != "ok" or not memory:
             return None
-        free_mb = torch.cuda.mem_get_info(torch.device(record["device"]))[0] / 2**20
+        peak, free_mb = max(record.get("peak_memory_mb") or 0.0, memory["reserved_mb"]), memory["free_mb"]
         here = sum(w.device == record["device"] for w in self.workers)
         per_device = gpu_jobs(peak, free_mb, runs, running=here)
-        self.echo(f"--jobs auto: the first run peaked at {peak:.0f} MB with {free_mb:.0f} MB free on "
+        self.echo(f"--jobs auto: the first run's memory peaked at {peak:.0f} MB with {free_mb:.0f} MB free on "
                   f"{record['device']}: {per_device} run(s) at once per device")
         return per_device
 
@@ -150,8 +149,9 @@ class LocalBackend:
                 worker = busy[conn]
                 run, run_id, _ = worker.task
                 try:
-                    record = conn.recv()
+                    record, memory = conn.recv()
                 except (EOFError, OSError):          # killed (OOM killer, segfault): its run failed
+                    memory = None
                     worker.proc.join(5)
                     record = failure(run, run_id, out, worker.device,
                                      f"worker process died (exit code {worker.proc.exitcode})",
@@ -164,7 +164,7 @@ class LocalBackend:
                 on_result(record)
                 if not sized:
                     left = total - given + sum(w.task is not None for w in self.workers)
-                    per_device = self._per_device(record, left)
+                    per_device = self._per_device(record, left, memory)
                     if per_device is not None:
                         sized = True
                         self._resize(max(len(self.workers), min(per_device * len(self.devices), left)))
@@ -260,4 +260,5 @@ def _worker_main(conn, device: str, threads: int, forced: bool, parent_pid: int)
         if task is None:
             return
         run, run_id, out = task
-        conn.send(execute(run, run_id, out, device))
+        record = execute(run, run_id, out, device)
+        conn.send((record, gpu_memory_after_run(device)))

@@ -137,6 +137,23 @@ def peak_memory_mb(device: torch.device) -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10      # bytes on macOS, KiB on Linux
 
 
+def gpu_memory_after_run(device: str) -> dict | None:
+    """What `--jobs auto` sizes by, read by the worker that ran the run, so that the sweep's driver never makes a CUDA
+    context of its own (about 500 MB of the GPU, held to the sweep's end): the memory free on the run's GPU now, this
+    worker's cache still held, and the most its allocator held during the run (`max_memory_reserved`, counted from
+    `reset_peak_memory`: what one more worker takes too, fragmentation included; the record's max_memory_allocated
+    is less). None off CUDA, and after a CUDA error that the run left (its record says it; the record still goes)."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+    gpu = torch.device(device)
+    try:
+        return {"free_mb": torch.cuda.mem_get_info(gpu)[0] / 2**20,
+                "reserved_mb": torch.cuda.max_memory_reserved(gpu) / 2**20}
+    except RuntimeError:
+        return None
+
+
 def autocast(device: torch.device, precision: str):
     """The forward pass's autocast context: bf16 autocast, or a disabled one for fp32."""
     import torch
