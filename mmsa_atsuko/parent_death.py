@@ -1,7 +1,8 @@
-"""A child process that must not outlive its parent: a sweep's worker (it would train a run the resumed sweep starts
-again) and extract's clip worker (a hung decoder ran on under init for ever)."""
+"""A child process that must not outlive the process that started it: a sweep's worker (it would train a run the
+resumed sweep starts again) and extract's clip workers (a hung decoder ran on under init for ever)."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -19,3 +20,46 @@ def kill_on_parent_death() -> bool:
         return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) == 0
     except (OSError, AttributeError):
         return False
+
+
+def die_with(main_pid: int) -> bool:
+    """In a worker process that `main_pid` started (spawn, forkserver or fork): have the kernel kill it when main_pid
+    dies (`kill_on_parent_death`). False where that cannot be asked: the caller may watch main_pid otherwise.
+
+    The kernel's signal comes when this process's parent dies: main_pid itself (spawn, fork), or under forkserver
+    the fork server that main_pid started. That server ends only once every copy of its "alive" pipe's write end is
+    closed, and multiprocessing hands one to each process it forks: a worker that kept its copy kept the server, and
+    so itself, alive after main_pid was killed. So this process closes its copy, after the prctl (held until then,
+    it kept the server from ending before the prctl): the server then ends with main_pid, and the kernel kills this
+    process. A parent already gone at the prctl sends no signal: this process then ends at once."""
+    if not kill_on_parent_death():
+        return False
+    forked_by_server = _close_forkserver_alive_fd()
+    parent = os.getppid()
+    if parent != main_pid and not (forked_by_server and _parent_of(parent) in (main_pid, None)):
+        os._exit(1)
+    return True
+
+
+def _close_forkserver_alive_fd() -> bool:
+    """Close this process's copy of its fork server's "alive" pipe (see `die_with`); whether it held one."""
+    from multiprocessing import forkserver
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is None:
+        return False
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    server._forkserver_alive_fd = None
+    return True
+
+
+def _parent_of(pid: int) -> int | None:
+    """The parent of process `pid`, read from /proc (None where it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None

@@ -33,7 +33,7 @@ def _packets(path) -> int:
 
 def _run(clips, tmp_path, names, jobs, seconds, monkeypatch) -> list:
     from mmsa_atsuko.data.extract import clip_progress, videos
-    monkeypatch.setattr(clip_progress, "CLIP_STATUS_SECONDS", seconds)     # the workers are forked after it
+    monkeypatch.setattr(clip_progress, "CLIP_STATUS_SECONDS", seconds)     # given to the workers as they start
     todo = [(name, clips / f"{name}.mp4", tmp_path / f"{name}.npz") for name in names]
     lines = []
     assert videos.run_videos(todo, "opensmile", 10.0, jobs, 600.0, lines.append) == {}

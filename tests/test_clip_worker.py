@@ -1,4 +1,6 @@
-"""The --jobs 1 clip worker (`videos.ClipWorker`): what it does when it, or its parent, dies between or during clips."""
+"""The clip workers: how they start (not forked from the caller), and what the --jobs 1 worker (`videos.ClipWorker`)
+and a --jobs 2 pool's do when they, or their parent, die between or during clips."""
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -6,6 +8,7 @@ import sys
 import textwrap
 import time
 
+import clip_fakes
 import pytest
 
 from mmsa_atsuko.data.extract import videos
@@ -39,6 +42,24 @@ def worker(monkeypatch):
     worker = videos.ClipWorker()
     yield worker
     worker.close(kill=True)
+
+
+def test_the_workers_are_not_forked_from_the_caller_and_import_no_torch(monkeypatch):
+    """Forked from a process that held OpenMP's and tokenizers' threads (the test suite's), a worker of
+    `extract --jobs 2` once waited 8 minutes on a lock one of those threads held at the fork. The workers now come
+    from the fork server (spawn where there is none), and start without torch, which they never use."""
+    import torch
+    assert torch.__version__          # the caller holds torch (and its threads): a forked worker would too
+    methods = multiprocessing.get_all_start_methods()
+    assert videos._start_method().get_start_method() == ("forkserver" if "forkserver" in methods else "spawn")
+    monkeypatch.setattr(videos, "extract_one", clip_fakes.modules_of_note)
+    todo = [(f"v{i}", f"v{i}.mp4", f"v{i}.npz") for i in range(2)]
+    assert videos.run_videos(todo, "librosa", 1.0, 2, 10.0, echo=lambda _: None) == {}
+    worker = videos.ClipWorker()
+    try:
+        assert worker.extract("v", "c") == (True, None)
+    finally:
+        worker.close()
 
 
 def test_a_worker_killed_between_clips_is_replaced_and_the_next_clip_extracted(worker):
@@ -89,40 +110,84 @@ def test_close_closes_the_process_handle_without_waiting_for_the_garbage_collect
 
 
 PARENT = textwrap.dedent("""
-    import sys, time
+    import sys
+    import clip_fakes
     from mmsa_atsuko.data.extract import videos
-    videos.extract_one = lambda *args: (print("hung", flush=True), time.sleep(3600))     # a decoder that hangs
-    worker = videos.ClipWorker()
-    print(worker.process.pid, flush=True)
-    worker.extract("hang", "c")
+    videos.extract_one = clip_fakes.hang          # a decoder that hangs
+    if sys.argv[1] == "1":
+        worker = videos.ClipWorker()
+        print(worker.process.pid, flush=True)
+        worker.extract("hang", "c")
+    else:
+        todo = [(f"v{i}", f"v{i}.mp4", f"v{i}.npz") for i in range(2)]
+        videos.run_videos(todo, "librosa", 1.0, 2, 10.0, echo=lambda _: None)
 """)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
 def test_a_worker_ends_when_its_parent_is_killed(how):
-    """Under --jobs 1, killing the parent left its worker, hung in a decoder, running under init for ever."""
-    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    """Under --jobs 1, killing the parent left its worker, hung in a decoder, running under init for ever. Its parent
+    is now the fork server (forkserver), which ends with the parent: the worker dies with both."""
+    parent, pids = _parent("1"), []
     try:
         child = int(parent.stdout.readline())
-        assert parent.stdout.readline() == "hung\n"     # killed before: the worker saw the pipe end, and ended
+        hung, pid, server = parent.stdout.readline().split()     # killed before: it saw the pipe end, and ended
+        pids = [child, int(server)]
+        assert (hung, int(pid)) == ("hung", child)
         parent.send_signal(how)
         parent.wait(timeout=60)
-        for _ in range(600):              # the kernel's signal is immediate; a loaded machine may be slow to run it
-            try:
-                os.kill(child, 0)
-            except ProcessLookupError:
-                break
-            if _state(child) == "Z":      # reaped by init any moment: dead
-                break
-            time.sleep(0.05)
-        else:
-            os.kill(child, signal.SIGKILL)
-            pytest.fail("the worker outlived its parent")
+        assert _survivors(pids) == [], "the worker or the fork server outlived the parent"
     finally:
-        parent.kill()
-        parent.wait()
+        _kill(parent, pids)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_the_workers_of_a_pool_end_when_their_parent_is_killed(how):
+    """Under --jobs 2 the pool's workers did not ask to die with the parent: killed while both hung in a decoder,
+    it left them running under init for ever (and, forked from it, they could hold its threads' locks)."""
+    parent, pids = _parent("2"), []
+    try:
+        hung = [parent.stdout.readline().split() for _ in range(2)]
+        assert [line[0] for line in hung] == ["hung", "hung"]
+        pids = sorted({int(pid) for _, pid, _ in hung} | {int(server) for *_, server in hung})
+        parent.send_signal(how)
+        parent.wait(timeout=60)
+        assert _survivors(pids) == [], "a worker of the pool (or its parent, the fork server) outlived the parent"
+        assert len(pids) == 3 and parent.pid not in pids          # two workers, and the fork server that forked both
+    finally:
+        _kill(parent, pids)
+
+
+def _parent(jobs: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", PARENT, jobs], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def _survivors(pids: list) -> list:
+    """Those of `pids` still alive after up to 30 s."""
+    for _ in range(600):                  # the kernel's signal is immediate; a loaded machine may be slow to run it
+        if not _alive(pids):
+            break
+        time.sleep(0.05)
+    return _alive(pids)
+
+
+def _alive(pids: list) -> list:
+    return [pid for pid in pids if _state(pid) not in ("gone", "Z")]     # Z: dead, reaped by init any moment
+
+
+def _kill(parent: subprocess.Popen, pids: list) -> None:
+    """The test's processes ended, whatever it found."""
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+    for pid in _alive(pids):              # only those alive now: a pid gone may be another process's already
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _state(pid: int) -> str:

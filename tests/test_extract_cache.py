@@ -243,16 +243,9 @@ def test_a_member_that_inflates_past_its_declared_size_is_not_read_past_it(tmp_p
 def test_features_that_fail_the_checks_as_extracted_are_skipped_not_written(clips, tmp_path, user_cache, monkeypatch):
     """What the workers write is read back as any cache file is: vision with a NaN, as an extractor gave it, went
     into the file (exit 0, training refused it later); now the clip is skipped, saying why, and the rest written."""
-    from mmsa_atsuko.data.extract import frame_features
-    real = frame_features.video_features
-
-    def nan_vision_for_a(path, *args, **kwargs):        # runs in the forked worker, which inherits the patch
-        features = real(path, *args, **kwargs)
-        if Path(path).stem == "a":
-            features["vision"][0, 0] = np.nan
-        return features
-
-    monkeypatch.setattr(frame_features, "video_features", nan_vision_for_a)
+    from clip_fakes import nan_vision_for_a
+    from mmsa_atsuko.data.extract import videos
+    monkeypatch.setattr(videos, "extract_one", nan_vision_for_a)      # the worker's extractor gives a a NaN
     out = tmp_path / "f.pkl"
     result = _extract(clips, out)
     assert result.skipped == ["a: its features failed the cache's checks once extracted (its vision holds values "

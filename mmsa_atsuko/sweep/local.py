@@ -232,9 +232,11 @@ def _exit_when_parent_exits() -> None:
 
 def _die_with_parent(parent_pid: int) -> None:
     """A worker must not outlive its driver (it would train a run that the resumed sweep starts
-    again): prctl where there is one, else a thread that waits on the driver, on any system."""
-    if not parent_death.kill_on_parent_death():
-        threading.Thread(target=_exit_when_parent_exits, name="watch-driver", daemon=True).start()
+    again): prctl where there is one (`parent_death.die_with`), else a thread that waits on the driver (spawn's
+    sentinel of its parent), on any system."""
+    if parent_death.die_with(parent_pid):
+        return
+    threading.Thread(target=_exit_when_parent_exits, name="watch-driver", daemon=True).start()
     if os.getppid() != parent_pid:                    # the driver died before we watched it
         os._exit(1)
 

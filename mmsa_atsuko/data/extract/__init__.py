@@ -8,7 +8,9 @@ reads the CSV and splits it, `videos` runs
 imported only when used.
 
 Importing the package costs nothing: its names are imported on first use (PEP 562), so that the parsers of
-`run.py extract` and `predict` (`DEFAULT_SPLIT`, `media.MAX_CLIP_SECONDS`) do not import pandas for a --help.
+`run.py extract` and `predict` (`DEFAULT_SPLIT`, `media.MAX_CLIP_SECONDS`) do not import pandas for a --help, and
+a worker process of `videos`, which imports that module and with it this package afresh (forkserver), does not
+import torch through `pipeline`.
 """
 from __future__ import annotations
 

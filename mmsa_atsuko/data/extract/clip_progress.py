@@ -20,12 +20,14 @@ CLIP_STATUS_SECONDS = 30.0     # of decoding one clip, before its first line and
 POLL_SECONDS = 1.0             # how long the parent of a pool waits for a finished clip before it looks again
 
 _writer = None                 # this worker's end of the parent's pipe (`report_to`)
+_seconds = CLIP_STATUS_SECONDS    # and how often it sends, as the parent has it
 
 
-def report_to(writer) -> None:
-    """In a worker process: send the status of each clip it decodes through `writer` (None: send nothing)."""
-    global _writer
-    _writer = writer
+def report_to(writer, seconds: float = CLIP_STATUS_SECONDS) -> None:
+    """In a worker process: send the status of each clip it decodes through `writer` (None: send nothing), each
+    `seconds` of decoding it (`ClipStatus.for_workers`)."""
+    global _writer, _seconds
+    _writer, _seconds = writer, seconds
 
 
 def reporter(video: str):
@@ -34,15 +36,15 @@ def reporter(video: str):
     made it. None where no pipe was given (`report_to`)."""
     if _writer is None:
         return None
-    writer, name = _writer, Path(video).name
+    writer, name, seconds = _writer, Path(video).name, _seconds
     start = time.monotonic()
-    due = start + CLIP_STATUS_SECONDS
+    due = start + seconds
 
     def report(decoded: float, declared: float | None) -> None:
         nonlocal due
         now = time.monotonic()
         if now >= due:
-            due = now + CLIP_STATUS_SECONDS
+            due = now + seconds
             writer.send((name, decoded, declared, now - start))
     return report
 
@@ -54,6 +56,11 @@ class ClipStatus:
     def __init__(self, progress, context):
         self.progress = progress
         self.reader, self.writer = context.Pipe(duplex=False)
+
+    def for_workers(self) -> tuple:
+        """`report_to`'s arguments, for each worker: the pipe's writer and CLIP_STATUS_SECONDS as this process has
+        it (a worker imports this module afresh: it is no fork of this process)."""
+        return self.writer, CLIP_STATUS_SECONDS
 
     def drain(self) -> None:
         """Show every status the pipe holds, in the order it was sent."""

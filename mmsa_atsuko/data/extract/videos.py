@@ -49,25 +49,42 @@ def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: f
     return None
 
 
+# What the fork server imports once, before it forks the workers, so that each starts with it: this module, and the
+# libraries of the default extraction (`frame_features`: the [extract] extra; one not installed is passed over).
+# Never torch: a worker does not use it. '__main__' is multiprocessing's default (run.py, which a worker imports).
+FORKSERVER_PRELOAD = ["__main__", __name__, "av", "cv2", "opensmile"]
+
+
 def _start_method():
-    # fork: a worker starts in milliseconds instead of re-importing torch; it never touches torch.
-    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    # Not fork: a process holding other threads (OpenMP's, tokenizers', a test run's) may be forked while one of
+    # them holds a lock, which the child then waits on for ever. forkserver forks a single-threaded server instead
+    # (spawn where there is none). The preload takes effect where this process starts its fork server.
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(FORKSERVER_PRELOAD)
+    return context
 
 
-def fork_pool(jobs: int, status_writer=None) -> ProcessPoolExecutor:
-    """The processes of --jobs 2 or more, each sending its clips' status through `status_writer` (`clip_progress`)."""
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=_start_method(), initializer=clip_progress.report_to,
-                               initargs=(status_writer,))
+def worker_pool(jobs: int, status: clip_progress.ClipStatus) -> ProcessPoolExecutor:
+    """The processes of --jobs 2 or more, each sending its clips' status through `status` (`clip_progress`)."""
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=_start_method(), initializer=_start_worker,
+                               initargs=(os.getpid(), *status.for_workers()))
 
 
-def _serve(conn, parent_end, parent: int, status_writer=None) -> None:
-    """A `ClipWorker`'s process: extract_one for each clip sent, until None (or the end of the pipe) comes.
-    Each clip is acknowledged (None) before it is extracted, so that the caller tells a worker that died between
-    clips (the clip was never taken) from one that died extracting it. A clip's status goes to `status_writer`."""
+def _start_worker(main_pid: int, status_writer, status_seconds: float) -> None:
+    """What each worker process does first: die with the main process (`parent_death.die_with`: a parent killed
+    while a decoder hangs here left this process running under init for ever), and send its clips' status."""
+    parent_death.die_with(main_pid)
+    clip_progress.report_to(status_writer, status_seconds)
+
+
+def _serve(conn, main_pid: int, status: tuple, extract) -> None:
+    """A `ClipWorker`'s process: `extract` (`extract_one`, sent by reference as a pool's task is) for each clip sent,
+    until None (or the end of the pipe) comes. Each clip is acknowledged (None) before it is extracted, so that the
+    caller tells a worker that died between clips (the clip was never taken) from one that died extracting it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the parent's: it ends this process
-    parent_end.close()     # the fork's copy: held here, it kept the parent's close from ever ending the pipe
-    _die_with(parent)
-    clip_progress.report_to(status_writer)
+    _start_worker(main_pid, *status)
     while True:
         try:
             args = conn.recv()
@@ -77,17 +94,9 @@ def _serve(conn, parent_end, parent: int, status_writer=None) -> None:
             return
         conn.send(None)
         try:
-            conn.send((True, extract_one(*args)))
+            conn.send((True, extract(*args)))
         except Exception as e:       # raised in the caller, as in process (a cache that cannot be written: OSError)
             conn.send((False, _portable(e)))
-
-
-def _die_with(parent: int) -> None:
-    """Have the kernel kill this process when `parent` dies (Linux): a parent killed (SIGTERM, SIGKILL) while
-    a decoder hangs here left this process running under init for ever. Elsewhere nothing is done. The kernel
-    sends it when the thread that started this process ends: `run_videos` closes its worker in that thread."""
-    if parent_death.kill_on_parent_death() and os.getppid() != parent:    # it died before prctl: no signal comes
-        os._exit(1)
 
 
 def _portable(error: Exception) -> Exception:
@@ -113,8 +122,8 @@ class ClipWorker:
     def _start(self) -> None:
         context = _start_method()
         self.conn, child = context.Pipe()
-        writer = self.status.writer if self.status else None
-        self.process = context.Process(target=_serve, args=(child, self.conn, os.getpid(), writer), daemon=True)
+        status = self.status.for_workers() if self.status else (None, clip_progress.CLIP_STATUS_SECONDS)
+        self.process = context.Process(target=_serve, args=(child, os.getpid(), status, extract_one), daemon=True)
         self.process.start()
         child.close()
         self.open = True
@@ -223,7 +232,7 @@ def _pool(todo: list, settings: tuple, jobs: int, skipped: dict, progress: Progr
           status: clip_progress.ClipStatus) -> None:
     """--jobs 2 or more: a pool of processes; one that dies breaks it, and the run stops in one line."""
     try:        # submitting too: a worker may die before the last of thousands of videos is queued
-        with fork_pool(jobs, status.writer) as pool:
+        with worker_pool(jobs, status) as pool:
             futures = {pool.submit(extract_one, str(video), str(cache), *settings): video_id
                        for video_id, video, cache in todo}
             pending = set(futures)
