@@ -268,3 +268,25 @@ def test_a_config_json_that_is_no_regular_file_is_named_as_what_it_is(tmp_path, 
         make(folder / "config.json")
         with pytest.raises(UsageError, match=re.escape(f"{folder}{'/' if kind != 'missing' else ''}{said[kind]}")):
             resolve_bert_path(str(folder))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not os.path.exists("/dev/zero"), reason="needs a FIFO and /dev/zero")
+def test_a_weights_file_that_is_no_regular_file_is_named_as_what_it_is(tmp_path, tiny_bert):
+    """A named pipe at model.safetensors (a link to /dev/zero, a folder) was 'has no model.safetensors or
+    pytorch_model.bin', in the check of -c pretrained= and in the loader alike; both say what is there now, in
+    atomic.not_a_file's words, as config.json does. A folder with neither file still says it has none."""
+    from mmsa_atsuko.errors import DataError, UsageError
+    from mmsa_atsuko.models.common.bert import resolve_bert_path
+    from mmsa_atsuko.models.common.bert_weights import load_bert
+    made = {"pipe": os.mkfifo, "device": lambda path: os.symlink("/dev/zero", path), "folder": os.mkdir,
+            "missing": lambda path: None}
+    for kind, make in made.items():
+        folder = shutil.copytree(tiny_bert, tmp_path / kind)
+        (folder / "model.safetensors").unlink()
+        make(folder / "model.safetensors")
+        said = (f"BERT folder {folder} has no model.safetensors or pytorch_model.bin" if kind == "missing"
+                else f"{folder}/model.safetensors is a {kind}, not a file")
+        with pytest.raises(UsageError, match=re.escape(f"{said}; check the path")):
+            resolve_bert_path(str(folder))
+        with pytest.raises(DataError, match=re.escape(f"{said}: {folder} is not a BERT folder")):
+            load_bert(folder)

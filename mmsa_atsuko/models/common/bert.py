@@ -18,7 +18,7 @@ from torch import nn
 from ...atomic import not_a_file
 from ...cache import CACHE_ENV, SYNTHETIC_BERT_PREFIX, names_tiny_bert, synthetic_bert_folder, synthetic_cache_dir
 from ...errors import UsageError
-from .bert_weights import WEIGHT_FILES, bert_config, load_bert
+from .bert_weights import bert_config, load_bert, no_weights_line, weights_file
 from .meta import building_on_meta
 
 MIN_VOCAB = 100
@@ -51,7 +51,7 @@ def _names_a_path(text: str) -> bool:
 
 
 def _has_weights(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in WEIGHT_FILES)
+    return weights_file(folder) is not None
 
 
 def _cached_snapshot(repo_id: str) -> Path | None:
@@ -99,8 +99,7 @@ def resolve_bert_path(pretrained, option: str = "-c pretrained=") -> str:
         if config is not None:
             raise UsageError(f"{folder / 'config.json'} {config}; {_how_to_fix(pretrained, option)}")
         if not _has_weights(folder):
-            raise UsageError(f"BERT folder {folder} has no {' or '.join(WEIGHT_FILES)}; "
-                             f"{_how_to_fix(pretrained, option)}")
+            raise UsageError(f"{no_weights_line(folder)}; {_how_to_fix(pretrained, option)}")
         return str(folder)
     if _names_a_path(str(pretrained)):       # no cache lookup to mention
         raise UsageError(f"BERT folder {folder} does not exist; {_how_to_fix(pretrained, option)}")

@@ -16,7 +16,7 @@ import io
 import json
 from pathlib import Path
 
-from ...atomic import read_small_file
+from ...atomic import not_a_file, read_small_file
 from ...safe_checkpoint import load_weights
 from ...errors import DataError, one_line
 
@@ -40,6 +40,18 @@ def _fix(folder) -> str:
 def weights_file(folder) -> Path | None:
     """The file of `WEIGHT_FILES` the folder's weights are read from, or None."""
     return next((Path(folder) / name for name in WEIGHT_FILES if (Path(folder) / name).is_file()), None)
+
+
+def no_weights_line(folder) -> str:
+    """What a message says of a BERT folder without a weights file to read: the first of `WEIGHT_FILES` that is there
+    but no regular file, as `not_a_file` says it ('.../model.safetensors is a pipe, not a file'), else that the folder
+    has none. A named pipe there was 'has no model.safetensors or pytorch_model.bin', which sent the user looking
+    for a file that was in plain sight."""
+    for name in WEIGHT_FILES:
+        what = not_a_file(Path(folder) / name)
+        if what != "not found":
+            return f"{Path(folder) / name} {what}"
+    return f"BERT folder {folder} has no {' or '.join(WEIGHT_FILES)}"
 
 
 def encoder_values(config) -> int:
@@ -153,7 +165,7 @@ def load_bert(folder):
     config = bert_config(folder)
     weights = weights_file(folder)
     if weights is None:
-        raise DataError(f"{folder} has no {' or '.join(WEIGHT_FILES)}: {_fix(folder)}")
+        raise DataError(f"{no_weights_line(folder)}: {_fix(folder)}")
     state = _state_dict(weights, folder)
     check_values_held(config, state, weights, folder)
     # transformers would print a load report listing the checkpoint's pooler (and MLM head) weights as
