@@ -9,6 +9,8 @@ import hashlib
 import io
 import os
 import pickle
+import shlex
+import subprocess
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -205,6 +207,31 @@ def test_a_link_beside_out_where_the_cache_was_is_left_alone(clips, tmp_path, us
     result = _extract(clips, out, lines)
     assert result.counts == {"train": 1, "test": 1} and list(victim.iterdir()) == []
     assert any(line.startswith("ignoring ") for line in lines), lines
+
+
+def test_the_line_about_an_old_cache_beside_out_gives_the_command_that_removes_it(clips, tmp_path, user_cache):
+    """'ignoring <out>.cache (...): delete it' came on every call and left the user to work out how. It ends with
+    the command now, quoted for a shell (the folder's name holds a space and a quote): run as printed, it removes
+    the folder (a link: the link alone), and the next call says nothing of it."""
+    out = tmp_path / "it's shared" / "f.pkl"
+    old = out.with_name("f.pkl.cache")
+    (old / "sub").mkdir(parents=True)
+    (old / "sub" / "a-1-2.npz").write_bytes(b"old")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    for made in ("folder", "link"):
+        if made == "link":
+            old.symlink_to(victim, target_is_directory=True)
+        lines = []
+        _extract(clips, out, lines)
+        (line,) = [line for line in lines if line.startswith("ignoring ")]
+        command = line.rsplit("remove it with  ", 1)[1]
+        assert command.startswith("rm -r -- ") and shlex.split(command)[3] == str(old), line
+        subprocess.run(["sh", "-c", command], check=True)
+        assert not os.path.lexists(old) and victim.is_dir()
+        lines = []
+        _extract(clips, out, lines)
+        assert not any(line.startswith("ignoring ") for line in lines), lines
 
 
 def test_a_member_that_inflates_past_its_declared_size_is_not_read_past_it(tmp_path):

@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -195,9 +196,8 @@ it is not checked again.
     rows_without_video = set(table.id) - set(found) - set(skipped)     # a row whose video is a named pipe: said so
     for video_id in rows_without_video:
         skipped[video_id] = f"no video file in {videos} named after the id (id.mp4, id.mkv, ...)"
-    if os.path.lexists(cache_path(out)):
-        echo(f"ignoring {printable(str(cache_path(out)))} (extract reads no cache beside --out any more; its "
-             f"cache is in {cache_folder()}): delete it")
+    if os.path.lexists(cache_path(out)):        # said on every call: removing it is the user's to decide (below)
+        echo(old_cache_line(out))
     cache_dir, shape = cache_folder(), CacheShape(media.AUDIO_DIMS[config.audio], config.audio_len, config.vision_len)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -295,6 +295,16 @@ def _dataset_hint(table: pd.DataFrame, lo: float, hi: float) -> str | None:
 def cache_path(out: Path) -> Path:
     """Where extract kept its per-video results before they moved to the user's cache: ignored, with one line."""
     return out.with_name(out.name + ".cache")
+
+
+def old_cache_line(out: Path) -> str:
+    """The line of every call that finds `cache_path(out)`, with the command that removes it. Said again each call
+    until it is gone, not once: extract never removes it itself (it may be a link, or a folder that came with a
+    shared one and is not this user's to delete), keeps no record of having said so, and the line is the only sign
+    that the folder is dead weight."""
+    old = cache_path(out)
+    return (f"ignoring {printable(str(old))} (extract reads no cache beside --out any more; its cache is in "
+            f"{cache_folder()}): remove it with  rm -r -- {printable(shlex.quote(str(old)))}")
 
 
 def _check_beside(out: Path) -> None:
