@@ -65,9 +65,15 @@ def _cache_file(out, clip) -> Path:
     return found[0]
 
 
+MIB = 1 << 20
+
+
 def _stamp(video: Path) -> np.ndarray:
-    st = video.stat()
-    return np.array([st.st_size, st.st_mtime_ns], np.int64)
+    """What extract stamps a cache file with: size, mtime_ns and the sha256 of the first and last MiB (the whole of a
+    video of 2 MiB or less) as four little-endian int64."""
+    st, data = video.stat(), video.read_bytes()
+    sampled = hashlib.sha256(data[:MIB] + data[max(MIB, len(data) - MIB):]).digest()
+    return np.array([st.st_size, st.st_mtime_ns, *np.frombuffer(sampled, "<i8")], np.int64)
 
 
 def _spoil_and_extract_again(clips, tmp_path, spoil):
@@ -120,7 +126,7 @@ def test_a_zip_bomb_is_refused_by_its_declared_size_before_it_is_inflated(clips,
 def test_a_zip_bomb_is_checked_without_inflating_it(tmp_path):
     """The red team's bomb, 30,000,000 x 29 zeros (3.5 GB) in 3.4 MB, took 50 s and 3.9 GB. One of a thirtieth
     its rows (116 MB in 113 KB) is larger than any cache file of these settings (40 audio and 15 vision rows:
-    13,200 bytes): it is refused unread."""
+    13,232 bytes: the stamp is 6 int64): it is refused unread."""
     from mmsa_atsuko.data.extract.feature_cache import CacheShape, read_cached
     video, cache = tmp_path / "v.mp4", tmp_path / "v.npz"
     video.write_bytes(b"a clip")
@@ -132,7 +138,7 @@ def test_a_zip_bomb_is_checked_without_inflating_it(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert found == (None, "it is larger than the 13200 bytes a cache file of these settings takes")
+    assert found == (None, "it is larger than the 13232 bytes a cache file of these settings takes")
     assert peak < 2 ** 20, peak
 
 
@@ -232,6 +238,50 @@ def test_the_line_about_an_old_cache_beside_out_gives_the_command_that_removes_i
         lines = []
         _extract(clips, out, lines)
         assert not any(line.startswith("ignoring ") for line in lines), lines
+
+
+def test_a_video_replaced_by_another_of_its_size_and_mtime_is_a_miss(tmp_path):
+    """The stamp was the video's size and mtime: a video replaced by another of its size with the mtime kept (rsync -t,
+    cp -p, tar) was served the old video's features. A byte changed in the first or the last MiB of a 3 MiB video, its
+    mtime set back to the nanosecond, is a miss now; the video as it was is still a hit. The cache file is stamped as
+    extract stamps it (`file_stamp`), which is the stamp worked out here."""
+    from mmsa_atsuko.data.extract.feature_cache import CacheShape, file_stamp, read_cached
+    video, cache = tmp_path / "v.mp4", tmp_path / "v.npz"
+    original = np.random.default_rng(0).bytes(3 * MIB)
+    shape = CacheShape(25, 40, 15)
+    for where in (10, 3 * MIB - 10):
+        video.write_bytes(original)
+        os.utime(video, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+        np.savez(cache, stamp=file_stamp(video), seconds=np.float64(2.0), audio=np.ones((3, 25), np.float32),
+                 vision=np.ones((2, 74), np.float32))
+        features, why = read_cached(cache, video, shape)
+        assert why is None and features["seconds"] == 2.0
+        replaced = bytearray(original)
+        replaced[where] ^= 0xFF
+        video.write_bytes(bytes(replaced))
+        os.utime(video, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+        assert read_cached(cache, video, shape) == (None, None), where
+        assert np.array_equal(file_stamp(video), _stamp(video))
+
+
+def test_a_cache_file_of_the_stamp_before_is_a_quiet_miss(clips, tmp_path, user_cache):
+    """A cache file extract wrote before the stamp held sampled bytes (named without `-stamp2`, its stamp size and
+    mtime) is never read: its clip is extracted again without a line, never a crash."""
+    out = tmp_path / "f.pkl"
+    _extract(clips, out)
+    first = _raw(out)
+    for clip in CLIPS:
+        new = _cache_file(out, clip)
+        video = clips["videos"] / f"{clip}.mp4"
+        with np.load(new) as saved:
+            arrays = {key: saved[key] for key in saved.files}
+        new.unlink()
+        with open(new.with_name(new.name.replace("-stamp2.npz", ".npz")), "wb") as f:
+            np.savez(f, **{**arrays, "stamp": np.array([video.stat().st_size, video.stat().st_mtime_ns], np.int64)})
+    lines = []
+    result = _extract(clips, out, lines)
+    assert (result.extracted, result.cached) == (2, 0) and not any("cache file" in line for line in lines), lines
+    _same_features(first, _raw(out))
 
 
 def test_a_member_that_inflates_past_its_declared_size_is_not_read_past_it(tmp_path):

@@ -1,12 +1,18 @@
 """A video's cache file: its audio and vision features, kept in the user's cache and checked before use.
 
-A cache file is `<cache_dir()>/extract_features/<id>-<video path hash>-<settings hash>.npz` (`cache_file`):
-named by the video's id, its absolute path and the media settings' hash, and holding the video's size and
-mtime (`file_stamp`), so a killed extraction resumes where it stopped and an edited clip is never served stale.
+A cache file is `<cache_dir()>/extract_features/<id>-<video path hash>-<settings hash>-stamp2.npz` (`cache_file`):
+named by the video's id, its absolute path and the media settings' hash, and holding the video's stamp (`file_stamp`:
+its size, its mtime and a hash of its first and last MiB), so a killed extraction resumes where it stopped and an
+edited clip is never served stale. Size and mtime alone served the old features for a video replaced by another of
+its size with the mtime kept (rsync -t, cp -p, tar); the sampled bytes tell those apart for some milliseconds a video.
+A video's ctime is not in it: a chmod, or the same bytes restored from a backup, would cost an extraction again. What
+still gets through is a video edited in place in its middle only, its size kept and its mtime set back. The files of
+the stamp before (size and mtime, named without `-stamp2`) are never read: each is a miss, extracted again.
+
 It lives in the user's cache, never beside `--out`: its name and stamp are no secret (a video's path, size and
-mtime, which an archive sets), so a cache folder that came with a shared videos folder, or was planted there by
-another user, stood in for the features unseen; and a sha256 of the video would not help, since whoever ships
-the videos knows their bytes. A `<out>.cache/` that extract kept before is ignored, with one line.
+mtime, which an archive sets, and its bytes), so a cache folder that came with a shared videos folder, or was planted
+there by another user, stood in for the features unseen; a hash of the video does not help against that, since
+whoever ships the videos knows their bytes. A `<out>.cache/` that extract kept before is ignored, with one line.
 
 A cache file is still read as hostile (`read_cached`): its zip's declared sizes are checked against what a file of
 these settings can hold before anything is inflated (a 3.4 MB file declared 3.5 GB of audio: 50 s and 3.9 GB),
@@ -18,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import io
 import lzma
+import os
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -38,6 +46,11 @@ CACHE_NAME_BYTES = 100
 # A .npy header as np.savez writes one is 128 bytes; a zip member's headers (local with its zip64 extra, central,
 # data descriptor) under 200, the archive's end records under 100.
 NPY_HEADER_BYTES = 256
+# The stamp's kind, in each cache file's name: a file of another kind (the size and mtime of the first) is not looked
+# at, so it is a plain miss rather than a line per clip. The bytes of each end of a video its stamp hashes.
+STAMP_KIND = "stamp2"
+STAMP_SAMPLE_BYTES = 1 << 20
+STAMP_LENGTH = 2 + 4            # size, mtime_ns, then the sha256 of the sampled bytes as four int64
 ZIP_BYTES_PER_MEMBER = 512
 ZIP_END_BYTES = 1024
 
@@ -51,12 +64,25 @@ def cache_file(folder: Path, video_id: str, video: Path, media_hash: str) -> Pat
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in video_id)
     safe = safe.encode()[:CACHE_NAME_BYTES].decode(errors="ignore")     # a letter of several bytes is cut whole
     where = hashlib.sha256(str(Path(video).resolve()).encode(errors="surrogateescape")).hexdigest()[:16]
-    return folder / f"{safe}-{where}-{media_hash}.npz"
+    return folder / f"{safe}-{where}-{media_hash}-{STAMP_KIND}.npz"
 
 
 def file_stamp(video: Path) -> np.ndarray:
-    st = video.stat()
-    return np.array([st.st_size, st.st_mtime_ns], np.int64)
+    """[size, mtime_ns, the sha256 of the video's first and last STAMP_SAMPLE_BYTES (the whole of a smaller one) as
+    four int64]. OSError for a video that cannot be read, or is no regular file (opened without blocking: a named
+    pipe put in its place is refused, not waited on)."""
+    fd = os.open(video, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{video} is no regular file")
+        sampled = hashlib.sha256(os.pread(fd, STAMP_SAMPLE_BYTES, 0))
+        if st.st_size > STAMP_SAMPLE_BYTES:         # its last MiB, or what the first left of it
+            tail = max(STAMP_SAMPLE_BYTES, st.st_size - STAMP_SAMPLE_BYTES)
+            sampled.update(os.pread(fd, st.st_size - tail, tail))
+    finally:
+        os.close(fd)
+    return np.array([st.st_size, st.st_mtime_ns, *np.frombuffer(sampled.digest(), "<i8")], np.int64)
 
 
 @dataclass(frozen=True)
@@ -69,7 +95,7 @@ class CacheShape:
 
     def arrays(self) -> dict:
         """{key: (dtype, the most each axis may have, whether the shape is exact)}."""
-        return {"stamp": (np.dtype("<i8"), (2,), True), "seconds": (np.dtype("<f8"), (), True),
+        return {"stamp": (np.dtype("<i8"), (STAMP_LENGTH,), True), "seconds": (np.dtype("<f8"), (), True),
                 "audio": (np.dtype("<f4"), (self.audio_rows, self.audio_dim), False),
                 "vision": (np.dtype("<f4"), (self.vision_rows, VISION_DIM), False)}
 
@@ -150,7 +176,11 @@ def read_cached(path: Path, video: Path, shape: CacheShape) -> tuple[dict | None
         return None, str(e)
     except UNREADABLE as e:
         return None, f"it cannot be read ({type(e).__name__})"
-    if not np.array_equal(arrays["stamp"], file_stamp(video)):
+    try:
+        video_now = file_stamp(video)
+    except OSError:         # gone or unreadable since it was listed: extracting it says why, as a skip
+        return None, None
+    if not np.array_equal(arrays["stamp"], video_now):
         return None, None
     if arrays["seconds"] < 0:
         return None, "its seconds are negative"

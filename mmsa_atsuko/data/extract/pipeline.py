@@ -12,8 +12,8 @@ numbers, including the BERT's tokenizer and weights), which run records and mode
 carry on.
 
 Audio and vision are extracted per video, in `jobs` processes, each result cached in the
-user's cache (`feature_cache`: keyed by the video's path, size and mtime and the config hash, and checked
-before use), so a killed extraction resumes where it stopped. Text is encoded at the end, in
+user's cache (`feature_cache`: keyed by the video's path and the config hash, stamped with its size, mtime and
+sampled bytes, and checked before use), so a killed extraction resumes where it stopped. Text is encoded at the end, in
 one pass. Progress, of the videos and then of BERT's texts: tqdm's bar on a terminal, else a line
 each tenth of them (`Progress`). A video that cannot be read is skipped with one line in `<out stem>.skipped.txt` (also
 printed); so is a transcript row without a video, a video without a row, and a clip over a limit of

@@ -1,7 +1,7 @@
 """Each video's audio and vision features, extracted in worker processes and cached.
 
-Each clip's features go to its cache file (`feature_cache`: in the user's cache, stamped with the video's size
-and mtime, checked before use), so a killed extraction resumes where it stopped. A video that cannot be
+Each clip's features go to its cache file (`feature_cache`: in the user's cache, stamped with the video's size,
+mtime and sampled bytes, checked before use), so a killed extraction resumes where it stopped. A video that cannot be
 read is a reason, not an error: `run_videos` returns it, and the pipeline reports it. So is a clip whose worker
 process died extracting it under `--jobs 1` (`ClipWorker`; one that died idle, between clips, is replaced
 and the clip sent to the fresh one); under several jobs the pool cannot tell which clip killed it, and
@@ -35,6 +35,9 @@ def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: f
     """Extract one video into its cache file (at most `rows`: the padded (audio, vision) lengths, which the cache
     file's name hashes); return None, or the reason it was skipped."""
     try:
+        # Taken before the clip is read: one changed while it was extracted then fails the stamp's check when its
+        # cache file is read back, instead of filing the old bytes' features under the new bytes' stamp.
+        stamp = file_stamp(Path(video))
         features = frame_features.video_features(video, backend, fps, max_seconds, rows,
                                                  progress=clip_progress.reporter(video))
     except media.VideoError as e:
@@ -43,7 +46,7 @@ def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: f
         return f"feature extraction failed: {one_line(e)}"
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:       # a file object: np.savez would append .npz to a name
-            np.savez(f, stamp=file_stamp(Path(video)), **features)
+            np.savez(f, stamp=stamp, **features)
 
     replace_with(cache, write)           # a killed worker leaves no half-written cache file
     return None
