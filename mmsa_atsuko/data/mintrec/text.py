@@ -73,7 +73,7 @@ def tokenize(texts, tokenizer, max_len: int) -> np.ndarray:
 def bert_identity(bert_path: str) -> dict:
     """{file: sha256} of a BERT folder's config.json and weight files: what the cached text
     features depend on besides the token ids. Hashed once per process and file version."""
-    from ...models.common.bert import WEIGHT_FILES
+    from ...models.common.bert_weights import WEIGHT_FILES
     folder = Path(bert_path)
     return {name: sha256_of(folder / name) for name in ("config.json", *WEIGHT_FILES) if (folder / name).is_file()}
 
