@@ -284,6 +284,37 @@ def test_a_cache_file_of_the_stamp_before_is_a_quiet_miss(clips, tmp_path, user_
     _same_features(first, _raw(out))
 
 
+def test_extract_says_what_its_cache_holds_and_clean_empties_that_cache_alone(clips, tmp_path, user_cache, capsys,
+                                                                              monkeypatch):
+    """Nothing ever emptied `<cache>/extract_features/`. `run.py extract` ends with a line saying what it holds (its
+    cache files, and what a killed writer left), and `run.py clean --extract-cache` removes those files and nothing
+    else of the user's cache (MIntRec's text features live there too), with no results folder needed; the next
+    extract extracts every video again."""
+    monkeypatch.chdir(tmp_path)                 # no results/ here
+    folder = user_cache / "extract_features"
+    folder.mkdir(parents=True)
+    (folder / ".a-1-2-stamp2.npz.tmp-99-0a0b0c0d").write_bytes(b"\0" * 1000)     # what a killed writer left
+    mintrec = user_cache / "mintrec_text_features" / "bert-0123.safetensors"
+    mintrec.parent.mkdir()
+    mintrec.write_bytes(b"kept")
+    argv = ["extract", "--videos", str(clips["videos"]), "--transcripts", str(clips["transcripts"]),
+            "--out", str(tmp_path / "f.pkl"), "--bert", str(clips["bert"]), "--text-len", "12", "--audio-len", "40",
+            "--vision-len", "15"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    total = sum(path.stat().st_size for path in folder.iterdir())
+    assert len(list(folder.iterdir())) == 3 and 1_000 < total < 1_000_000
+    lines = printed.splitlines()
+    said = lines[[i for i, line in enumerate(lines) if line.startswith("wrote ")][0] + 1]      # the line after it
+    assert said == (f"extract's cache {folder} holds 3 file(s), {total / 1000:.1f} kB: "
+                    f"`run.py clean --extract-cache` empties it"), printed
+    assert main(["clean", "--extract-cache"]) == 0
+    assert capsys.readouterr().out == f"removed 3 file(s), {total / 1000:.1f} kB, from extract's cache {folder}\n"
+    assert list(folder.iterdir()) == [] and mintrec.read_bytes() == b"kept"
+    assert main(argv) == 0
+    assert "2 videos extracted, 0 from the cache" in capsys.readouterr().out
+
+
 def test_a_member_that_inflates_past_its_declared_size_is_not_read_past_it(tmp_path):
     """A zip of under 12 KB (what a cache file of these settings may take) whose audio declares 4,000 bytes but
     inflates to 8 MB: zipfile inflates no more than the size declared, and the member then fails its .npy header,

@@ -50,7 +50,8 @@ COMMAND_HELP = {
     "tsne": "t-SNE of the fused test features of the Atsuko ablation runs",
     "sensitivity": "train (or read) one run per parameter value and plot the key metric against it",
     "verify": "the store's real-data runs against the published numbers, cell by cell (exit 1 on a miss)",
-    "clean": "remove the .partial folders that dead runs left in a results folder (live runs are kept)",
+    "clean": "remove the .partial folders that dead runs left in a results folder (live runs are kept); "
+             "--extract-cache: empty extract's cache of video features",
     "predict": "a trained run's predictions on new features or videos, checked against its model.json",
     "results": "--recover: fold the records that could not be appended (full disk, unwritable store) into the store",
 }

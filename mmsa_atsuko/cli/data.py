@@ -89,6 +89,11 @@ def cmd_extract(argv) -> int:
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
     print(f"wrote {result.path} ({counts}; {result.extracted} videos extracted, {result.cached} from the cache, "
           f"{len(result.skipped)} skipped)")
+    from ..data.download.facts import size_text
+    from ..data.extract.feature_cache import cache_folder, cache_usage
+    files, size = cache_usage()         # of every setting and folder of videos: nothing else ever empties it
+    print(f"extract's cache {cache_folder()} holds {files} file(s), {size_text(size)}: `run.py clean --extract-cache` "
+          f"empties it")
     trainable = len(result.counts) == 3
     if result.label_range is not None:         # labelled, so meant for training
         for name in ("train", "valid", "test"):

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 from ..data.synthetic_stress import RECIPES, check_data_options
-from ..errors import UsageError
+from ..errors import DataError, UsageError, one_line
 from ..training.seed import DEFAULT_SEEDS
 from .common import (SYNTHETIC_SIZE_HELP, OneLineParser, add_condition_args, add_hardware_options, add_results_option,
                      add_save_checkpoint, add_synthetic_recipe, condition_list, log_to_stderr, overview)
@@ -177,9 +177,16 @@ def require_results_folder(results) -> None:
 def cmd_clean(argv) -> int:
     p = OneLineParser(prog="run.py clean", description="Remove the .partial folders that unfinished runs (killed, "
                       "crashed) left in <results>/runs. A folder whose run is alive (its lock is held, e.g. by a "
-                      "sweep) is kept. `run.py ... --resume` continues such a run instead.")
+                      "sweep) is kept. `run.py ... --resume` continues such a run instead. With --extract-cache, "
+                      "empty extract's cache of video features instead.")
     add_results_option(p)
+    p.add_argument("--extract-cache", action="store_true", help="remove the files of extract's cache of video "
+                   "features (<$MMSA_ATSUKO_CACHE or ~/.cache/mmsa_atsuko>/extract_features/) and nothing else; "
+                   "the next extract of a video extracts it again. Not while an extract runs: its clips would "
+                   "be skipped")
     args = p.parse_args(argv)
+    if args.extract_cache:
+        return clean_extract_cache()
     from ..results import RUN_PY_MARK, check_output_folder, remove_free_locks, unremovable_note
     from ..run_folders import (BEING_MADE, IDENTITY_CLAIM, NEW_GRACE_S, ODD_LOCK, RUN_LOCK,  # their home: no torch
                                RUNNING, UNSEEN_LOCK, dead_folders, not_dead, remove, remove_tombstones, unfinished_runs,
@@ -229,6 +236,19 @@ def cmd_clean(argv) -> int:
              if links else "")
           + (f"; kept {len(dead)} of unfinished runs that no process runs, which this user may not take (another "
              f"user's: that user, or root, removes them)" if dead else ""))
+    return 0
+
+
+def clean_extract_cache() -> int:
+    """`run.py clean --extract-cache`: extract's cache files removed, in one line."""
+    from ..data.download.facts import size_text
+    from ..data.extract.feature_cache import cache_folder, remove_cache_files
+    folder = cache_folder()
+    try:
+        files, size = remove_cache_files(folder)
+    except OSError as e:
+        raise DataError(f"cannot empty extract's cache {folder} ({one_line(e)}): remove its files yourself") from None
+    print(f"removed {files} file(s), {size_text(size)}, from extract's cache {folder}")
     return 0
 
 

@@ -33,7 +33,7 @@ from ...errors import DataError
 from ..mmsa_format import DATA_ROOT_ENV, DEFAULT_DATA_ROOT, resolve_feature_path
 from .drive import (MMSA_BAIDU, MMSA_DRIVE_FOLDER, Downloader, FetchFailed, Offline, SizeLimit, TransferLimit,
                     default_downloader)
-from .facts import DISK_RESERVE, MINTREC_HOME, _check_name, _relpath, _size, published_sha256, size_bounds
+from .facts import DISK_RESERVE, MINTREC_HOME, _check_name, _relpath, size_text, published_sha256, size_bounds
 from .verify import _blocked, _verified_how, _verify
 
 
@@ -142,8 +142,8 @@ def _fetch_one(downloader: Downloader, relpath: str, dest: Path, root: Path, say
         about, at_most = size_bounds(relpath)
         free = shutil.disk_usage(dest.parent).free
         if free - DISK_RESERVE < about:
-            raise DataError(f"{relpath} holds about {_size(about)} of features and the disk holding {dest.parent} "
-                            f"has {_size(free)} free: free some space or choose another --data-root")
+            raise DataError(f"{relpath} holds about {size_text(about)} of features and the disk holding {dest.parent} "
+                            f"has {size_text(free)} free: free some space or choose another --data-root")
         say(f"downloading {relpath} from MMSA's Google Drive folder to {dest}")
         _fetch_verified(downloader, relpath, dest, SizeLimit(relpath, at_most, dest.parent, manual), manual)
     finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from ...errors import one_line
-from .facts import DISK_CHECK_EVERY, DISK_RESERVE, _size
+from .facts import DISK_CHECK_EVERY, DISK_RESERVE, size_text
 
 MMSA_DRIVE_FOLDER = "https://drive.google.com/drive/folders/1A2S4pqCHryGmiqnNSPLv7rEg63WvjCSk"
 MMSA_BAIDU = "https://pan.baidu.com/s/1a1bDX5htPsZjsRyHcvCKHw?pwd=qq0b, extraction code qq0b"
@@ -53,28 +53,28 @@ class SizeLimit:
             self.announced_checked = True
             if announced > self.at_most:
                 raise TransferLimit(
-                    f"the server announced {_size(announced)} for {self.relpath}, more than the real file can hold "
-                    f"(at most {_size(self.at_most)}, from its sizes and shapes in configs/datasets.yaml): refused; "
-                    f"try again later, or {self.manual}")
+                    f"the server announced {size_text(announced)} for {self.relpath}, more than the real file can "
+                    f"hold (at most {size_text(self.at_most)}, from its sizes and shapes in configs/datasets.yaml): "
+                    f"refused; try again later, or {self.manual}")
             free = shutil.disk_usage(self.folder).free
             if announced - so_far > free - DISK_RESERVE:
                 raise TransferLimit(
-                    f"{self.relpath} is {_size(announced)} and the disk holding {self.folder} has {_size(free)} "
-                    f"free: free some space or choose another --data-root")
+                    f"{self.relpath} is {size_text(announced)} and the disk holding {self.folder} has "
+                    f"{size_text(free)} free: free some space or choose another --data-root")
         self.check_size(so_far)
         if so_far >= self.next_disk_check:
             self.next_disk_check = so_far + DISK_CHECK_EVERY
             free = shutil.disk_usage(self.folder).free
             if free < DISK_RESERVE:
                 raise TransferLimit(
-                    f"stopped downloading {self.relpath} at {_size(so_far)}: the disk holding {self.folder} "
-                    f"has only {_size(free)} left; free some space or choose another --data-root")
+                    f"stopped downloading {self.relpath} at {size_text(so_far)}: the disk holding {self.folder} "
+                    f"has only {size_text(free)} left; free some space or choose another --data-root")
 
     def check_size(self, size: int) -> None:
         if size > self.at_most:
             raise TransferLimit(
-                f"stopped downloading {self.relpath} at {_size(size)}: more than the real file can hold "
-                f"(at most {_size(self.at_most)}, from its sizes and shapes in configs/datasets.yaml); "
+                f"stopped downloading {self.relpath} at {size_text(size)}: more than the real file can hold "
+                f"(at most {size_text(self.at_most)}, from its sizes and shapes in configs/datasets.yaml); "
                 f"try again later, or {self.manual}")
 
 

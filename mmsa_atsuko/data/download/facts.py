@@ -54,7 +54,8 @@ def size_bounds(relpath: str) -> tuple[int, int]:
     return about, SIZE_SLACK * about + SIZE_MARGIN
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
+    """A number of bytes as a line says it: 1.2 GB, 3.4 MB, 5.6 kB or 789 bytes."""
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"

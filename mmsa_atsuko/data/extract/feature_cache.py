@@ -60,6 +60,42 @@ def cache_folder() -> Path:
     return cache_dir() / CACHE_FOLDER
 
 
+def _cache_entries(folder: Path) -> list[os.DirEntry]:
+    """The files (and links) in extract's cache folder: its cache files of every setting and stamp, and the temporary
+    siblings a killed writer left; none when there is no folder. Sub-folders, which extract never makes, are not."""
+    try:
+        with os.scandir(folder) as entries:
+            return [entry for entry in entries if not entry.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+
+
+def cache_usage(folder: Path | None = None) -> tuple[int, int]:
+    """(files, bytes) in extract's cache folder: what the line at the end of `run.py extract` says it holds."""
+    sizes = []
+    for entry in _cache_entries(folder or cache_folder()):
+        try:
+            sizes.append(entry.stat(follow_symlinks=False).st_size)
+        except FileNotFoundError:       # removed by another extract's rename meanwhile
+            pass
+    return len(sizes), sum(sizes)
+
+
+def remove_cache_files(folder: Path | None = None) -> tuple[int, int]:
+    """Remove every file of extract's cache folder (`run.py clean --extract-cache`), never following a link; (files,
+    bytes) removed. Nothing else of the user's cache (MIntRec's text features, synthetic data, the file hashes) is
+    touched. OSError for a file that cannot be removed, after those before it are."""
+    files = size = 0
+    for entry in _cache_entries(folder or cache_folder()):
+        try:
+            taken = entry.stat(follow_symlinks=False).st_size
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue
+        files, size = files + 1, size + taken
+    return files, size
+
+
 def cache_file(folder: Path, video_id: str, video: Path, media_hash: str) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in video_id)
     safe = safe.encode()[:CACHE_NAME_BYTES].decode(errors="ignore")     # a letter of several bytes is cut whole
