@@ -494,8 +494,9 @@ def test_a_download_needs_room_on_the_disk(tmp_path, fake_drive, monkeypatch):
     fake = FakeDownloader({SIMSV2: GOOD})
     with pytest.raises(DataError) as info:
         dl.download("simsv2", data_root=tmp_path, downloader=fake, say=lambda _: None)
-    assert str(info.value) == (f"{SIMSV2} holds about {facts.size_text(about)} of features and the disk holding {folder} "
-                               f"has {facts.size_text(about // 2)} free: free some space or choose another --data-root")
+    assert str(info.value) == (f"{SIMSV2} holds about {facts.size_text(about)} of features and the disk holding "
+                               f"{folder} has {facts.size_text(about // 2)} free: free some space or choose another "
+                               f"--data-root")
     assert fake.fetched == []
     # The size the server announces does not fit.
     monkeypatch.setattr(shutil, "disk_usage", free_space(3 * 10 ** 9))
