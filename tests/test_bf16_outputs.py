@@ -2,6 +2,7 @@
 under bf16 autocast, the trainer's loss and metrics are float32 for any model, and a test split predicted as one
 value says so in one warning line (its Corr is undefined)."""
 import csv
+import dataclasses
 import logging
 
 import numpy as np
@@ -10,11 +11,13 @@ import torch
 
 import mmsa_atsuko
 from conftest import make_dataset
+from mmsa_atsuko.data.spec import Dataset
 from mmsa_atsuko.models.common.task import task_loss
+from mmsa_atsuko.training.scored import warn_if_constant
 from mmsa_atsuko.training.trainer import evaluate, fit
 import test_model_contract
 from test_model_contract import MODEL_TASKS, build
-from test_trainer import LinearProbe, cfg
+from test_trainer import LinearProbe, Logits, cfg
 
 datasets = test_model_contract.datasets      # the fixture: the tiny data of every model's contract test
 
@@ -86,6 +89,36 @@ def test_constant_test_predictions_are_said_in_one_warning_line(caplog):
     with caplog.at_level(logging.WARNING, logger="mmsa_atsuko"):
         fit(LinearProbe(), data, cfg(max_epochs=2), device=torch.device("cpu"), seed=7, progress=False)
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+class OneClass(Logits):
+    """Logits that differ from sample to sample, but class 2's bias dwarfs them, so every argmax is class 2, and
+    nothing moves (lr 0). TFN at --preset small on 20-class synthetic MIntRec was so: 60 of 60 test samples class 5."""
+
+    def __init__(self):
+        super().__init__(4)
+        self.head.bias.data = torch.tensor([0.0, 0.0, 100.0, 0.0])
+
+    def param_groups(self, config):
+        return [{"params": list(self.parameters()), "lr": 0.0}]
+
+
+def test_test_predictions_of_one_class_are_said_in_one_warning_line(caplog):
+    data = make_dataset(task="classification", name="mintrec", num_classes=4)
+    named = Dataset(dataclasses.replace(data.spec, label_names=("Complain", "Praise", "Apologise", "Thank")),
+                    data.train, data.valid, data.test)
+    with caplog.at_level(logging.WARNING, logger="mmsa_atsuko"):
+        result = fit(OneClass(), named, cfg(max_epochs=1), device=torch.device("cpu"), seed=7, progress=False)
+    assert len(np.unique(result.test.pred[:, 2])) == 16           # not one value: the logits differ per sample
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["OneClass on mintrec, seed 7: all 16 test predictions are class 2 (Apologise), so the model "
+                        "tells no sample from another; train longer (--max-epochs) or check the features"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mmsa_atsuko"):
+        result = fit(Logits(4), data, cfg(max_epochs=1), device=torch.device("cpu"), seed=7, progress=False)
+    assert len(set(result.test.pred.argmax(axis=1))) > 1
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warn_if_constant(np.array([[0.0, 1.0], [0.0, 2.0]]), "test", "x")     # without names: "class 1"
 
 
 def test_tfn_on_synthetic_sims_at_bf16_predicts_about_as_many_values_as_samples(tmp_path):

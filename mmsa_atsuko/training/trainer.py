@@ -298,7 +298,8 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     test_eval = (evaluate(model, data.test.to(device), dataset, eval_bs, collect=True, precision=precision)
                  if test else None)
     if test_eval is not None:
-        warn_if_constant(test_eval.pred, "test", f"{model_name(model)} on {dataset}, seed {seed}")
+        warn_if_constant(test_eval.pred, "test", f"{model_name(model)} on {dataset}, seed {seed}",
+                         data.spec.label_names)
     if run_dir is not None:
         (Path(run_dir) / LAST_CHECKPOINT).unlink(missing_ok=True)
     return FitResult(best_epoch, epoch, best_valid, test_eval, history,
