@@ -517,6 +517,22 @@ def test_compare_prints_a_table_with_the_difference_and_welch_ci(tmp_path, capsy
     assert out[-1] == f"wrote {tmp_path / 'comparison_atsuko_mosi-synthetic.csv'}"
 
 
+def test_compare_says_when_it_replaces_an_earlier_comparison_of_the_model(tmp_path, capsys):
+    """One file per model compared: atsuko against lmf, then against tfn, writes the same name. The second line says
+    the earlier file was replaced, which "wrote" hid."""
+    from mmsa_atsuko.cli import main
+
+    for model, maes in (("atsuko", (0.6, 0.7)), ("lmf", (0.8, 0.9)), ("tfn", (0.9, 1.0))):
+        for seed, mae in enumerate(maes, start=1):
+            append_record(tmp_path, record(model, seed, {"MAE": mae, "Has0_acc_2": 0.6}))
+    path = tmp_path / "comparison_atsuko_mosi-synthetic.csv"
+    assert main(["compare", "-m", "atsuko", "--against", "lmf", "--results", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {path}"
+    assert main(["compare", "-m", "atsuko", "--against", "tfn", "--results", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"replaced {path}"
+    assert set(pd.read_csv(path)["baseline"]) == {"tfn"}
+
+
 def test_compare_says_which_side_trained_at_a_preset(tmp_path, capsys):
     """The leaderboard notes rows trained at --preset small; compare's header said nothing, so a comparison of two
     plumbing checks (each model's own small budget) read as one of the models."""

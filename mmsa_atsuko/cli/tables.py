@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
 from pathlib import Path
 
@@ -81,9 +82,12 @@ def compare_parser() -> argparse.ArgumentParser:
 def cmd_compare(argv) -> int:
     args = compare_parser().parse_args(argv)
     from ..leaderboard import compare
+    # A file is named by the model and dataset only (one per model compared): comparing against another baseline
+    # replaces the earlier comparison, which the line must say rather than let it go without a word.
+    earlier = set(Path(args.results).glob(f"comparison_{glob.escape(args.model)}_*.csv"))
     for path in compare(args.results, args.model, args.against, args.dataset, all_configs=args.all_configs,
                         warn=lambda line: print(line, file=sys.stderr)):
-        print(f"wrote {path}")
+        print(f"{'replaced' if path in earlier else 'wrote'} {path}")
     return 0
 
 
