@@ -72,7 +72,10 @@ def test_tfn_on_labels_past_its_output_range_is_refused_before_any_folder(own_da
     (("    headline: MAE\n", ""), "lacks headline"),
     (("    language: en\n", "    language: en\n    colour: blue\n"), "unknown key(s) colour"),
     (("    metrics: mosi\n", "    metrics: imdb\n"), "metrics must be one of mosi, sims, mintrec"),
-    (("[-3.0, 3.0]", "[3.0, -3.0]"), "label_range: [low, high] with low < high"),
+    (("[-3.0, 3.0]", "[3.0, -3.0]"), "label_range: [low, high], two finite numbers with low < high, got [3.0, -3.0]"),
+    (("[-3.0, 3.0]", "[.nan, 3.0]"), "two finite numbers with low < high, got [nan, 3.0]"),
+    (("[-3.0, 3.0]", "[-.inf, .inf]"), "two finite numbers with low < high, got [-inf, inf]"),
+    (("[-3.0, 3.0]", "[false, true]"), "two finite numbers with low < high, got [False, True]"),
     (("  MyData:\n", "  mosi:\n"), "defines 'mosi' again"),
     # SIMS's metrics clipped these labels to [-1, 1] and reported the MAE of the clipped values.
     (("    metrics: mosi\n", "    metrics: sims\n"), "metrics sims clip labels to [-1, 1] (MAE and Corr too), "

@@ -3,6 +3,7 @@ of the files named in $MMSA_ATSUKO_DATASETS (`--datasets FILE`), each block chec
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from pathlib import Path
 
@@ -77,9 +78,13 @@ def _check_dataset(name: str, facts) -> None:
     _check_real_layout(where, facts)
     if facts["task"] == "regression":
         low_high = facts.get("label_range")
+        # Finite: a NaN bound fails every comparison, and an infinite one is no range the synthetic labels or the
+        # output-range checks (a model's output_range against the labels) can use.
         if not (isinstance(low_high, list) and len(low_high) == 2
-                and all(isinstance(v, (int, float)) for v in low_high) and low_high[0] < low_high[1]):
-            raise UsageError(f"{where}: a regression dataset needs label_range: [low, high] with low < high")
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                        for v in low_high) and low_high[0] < low_high[1]):
+            raise UsageError(f"{where}: a regression dataset needs label_range: [low, high], two finite numbers "
+                             f"with low < high, got {low_high!r}")
         # SIMS's metrics clip labels and predictions to [-1, 1] before everything, MAE and Corr included
         # (metrics/sims.py): wider labels would be scored on clipped values without a word.
         if facts["metrics"] == "sims" and (low_high[0] < -1 or low_high[1] > 1):
