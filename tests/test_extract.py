@@ -129,9 +129,14 @@ def test_a_second_call_resumes_from_the_cache(corpus):
     cache = _cache_of(corpus["videos"] / "clip05.mp4")
     assert len(cache) == 1
     cache[0].unlink()                                        # as if killed before clip05 was done
+    lines = []
     third = extract(corpus["videos"], corpus["transcripts"], corpus["out"], bert=corpus["bert"], config=SMALL,
-                    echo=lambda _: None)
+                    echo=lines.append)
     assert (third.extracted, third.cached) == (1, len(CLIPS) - 1)
+    # Said before the progress, which counts only the videos to extract (predict --videos prints no summary):
+    # clip05 and broken.mp4, a video whose failure is never cached, are the two to extract.
+    assert lines[0] == f"{len(CLIPS) - 1} of the {len(CLIPS) + 1} videos taken from extract's cache, 2 to extract"
+    assert lines[1].startswith("extract: 1/2 videos")
     after = _raw(corpus["out"])
     for key in ("audio", "vision", "text", "text_bert"):
         assert np.array_equal(before["valid"][key], after["valid"][key])

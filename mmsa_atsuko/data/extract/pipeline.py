@@ -216,6 +216,8 @@ it is not checked again.
                 skipped[row[0]] = media.too_long(max_clip_seconds, f"{hit['seconds']:.1f} s")
             else:
                 hits[row[0]] = hit
+        if hits:        # the progress below counts the videos to extract only (predict --videos has no summary)
+            echo(f"{len(hits)} of the {len(rows)} videos taken from extract's cache, {len(todo)} to extract")
         skipped.update(run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds, echo,
                                   rows=(config.audio_len, config.vision_len)))
     except OSError as e:
