@@ -46,13 +46,61 @@ def test_auto_on_cuda_sizes_from_the_first_runs_peak_and_the_free_memory(monkeyp
     ok = {"status": "ok", "peak_memory_mb": 10_000.0, "device": "cuda:0"}
     # 51000 usable MB // (10000 + 600) = 4 more beside the running one
     assert backend._per_device(ok, runs=10, memory={"free_mb": 60_000.0, "reserved_mb": 9_000.0}) == 5
-    assert lines == ["--jobs auto: the first run's memory peaked at 10000 MB with 60000 MB free on cuda:0: 5 run(s) "
-                     "at once per device"]
+    assert lines == ["--jobs auto: the first run on cuda:0 peaked at 10000 MB with 60000 MB free there: 5 run(s) at "
+                     "once on cuda:0"]
     # sized by what its allocator held when that is more: 51000 // (14000 + 600) = 3 more
     assert backend._per_device(ok, runs=10, memory={"free_mb": 60_000.0, "reserved_mb": 14_000.0}) == 4
     memory = {"free_mb": 60_000.0, "reserved_mb": 9_000.0}
     assert backend._per_device({**ok, "status": "failed"}, runs=10, memory=memory) is None   # wait for an ok one
     assert backend._per_device(ok, runs=10, memory=None) is None       # its worker read nothing (a CUDA error)
+
+
+
+class _FakeWorker:
+    """A worker that runs nothing: its run's record comes back with the memory its GPU has free (`FREE_MB`), as
+    `gpu_memory_after_run` would read it there. `started` lists every worker's device in the order they started."""
+    FREE_MB: dict = {}
+    started: list = []
+    given = 0
+
+    def __init__(self, ctx, index, device, threads, forced):
+        self.index, self.device, self.task, self.order, self.conn = index, device, None, 0, self
+        _FakeWorker.started.append(device)
+
+    def give(self, task):
+        self.task, _FakeWorker.given = task, _FakeWorker.given + 1
+        self.order = _FakeWorker.given
+
+    def recv(self):
+        record = {"status": "ok", "peak_memory_mb": 10_000.0, "device": self.device, "run": self.task[0]}
+        return record, {"free_mb": self.FREE_MB[self.device], "reserved_mb": 9_000.0}
+
+    def stop(self):
+        pass
+
+
+def test_auto_on_cuda_sizes_each_device_by_its_own_free_memory(monkeypatch):
+    """Another user's job holds most of cuda:1: the count worked out on cuda:0 applied to every device, so cuda:1
+    got as many workers as cuda:0 and ran out of memory. Each device's first run sizes it now."""
+    from mmsa_atsuko.sweep import local
+    monkeypatch.setattr(local, "_Worker", _FakeWorker)
+    monkeypatch.setattr(_FakeWorker, "FREE_MB", {"cuda:0": 60_000.0, "cuda:1": 25_000.0})
+    monkeypatch.setattr(_FakeWorker, "started", [])
+    monkeypatch.setattr(_FakeWorker, "given", 0)
+    # the runs end in the order they were given out, so each device's first run ends before the later ones
+    monkeypatch.setattr(local, "wait_for", lambda conns: [min(conns, key=lambda worker: worker.order)])
+    lines, done = [], []
+    backend = LocalBackend("auto", "cpu", threads=1, echo=lines.append)
+    backend.devices, backend.cuda = ["cuda:0", "cuda:1"], True       # what parse_devices gives on two GPUs
+    backend.run([(k, f"run{k}") for k in range(12)], "out", lambda record: done.append(record["run"]))
+    assert sorted(done) == list(range(12))
+    # cuda:0: 60000 MB * 0.85 = 51000 usable // (10000 + 600) = 4 more beside its first run: 5.
+    # cuda:1: 25000 * 0.85 = 21250 // 10600 = 2 more: 3 (the old code gave it cuda:0's 5).
+    assert _FakeWorker.started == ["cuda:0", "cuda:1"] + ["cuda:0"] * 4 + ["cuda:1"] * 2
+    assert lines == ["--jobs auto: the first run on cuda:0 peaked at 10000 MB with 60000 MB free there: 5 run(s) at "
+                     "once on cuda:0",
+                     "--jobs auto: the first run on cuda:1 peaked at 10000 MB with 25000 MB free there: 3 run(s) at "
+                     "once on cuda:1"]
 
 
 def test_cpu_jobs_are_the_cores_over_the_threads():

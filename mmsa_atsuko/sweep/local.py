@@ -5,8 +5,8 @@ orphan keeps training a run that the resumed sweep starts again. Workers start o
 run after run; only the driver writes the store.
 
 `jobs="auto"`: on the CPU, the cores divided by the threads per run. On CUDA, one worker per
-device trains the first run; its peak memory against the memory then free on its device
-(`hardware.gpu_jobs`) says how many more workers each device takes.
+device trains the first run; each device's first run, its peak memory against the memory then free on that device
+(`hardware.gpu_jobs`), says how many more workers that device takes: another user's job on cuda:1 leaves it fewer.
 
 Torch and `execute` (which trains, and imports torch) are imported where a run is run or a device is read, not
 with this module: the sweep driver imports it before its planning line, and the cli makes the backend after it.
@@ -70,7 +70,7 @@ class LocalBackend:
         elif self.jobs != "auto":
             how = f"{self.jobs} worker processes"
         elif self.cuda:
-            how = "worker processes as many as the first run's peak memory allows (--jobs auto)"
+            how = "worker processes as many per device as its first run's peak memory allows (--jobs auto)"
         else:
             how = f"up to {cpu_jobs(self.worker_threads, 1 << 30)} worker processes (--jobs auto)"
         threads = self.threads if self.jobs == 1 else self.worker_threads
@@ -92,27 +92,36 @@ class LocalBackend:
         if not self._runs_in_process(runs):
             self._resize(self._first_size(runs))
 
-    def _resize(self, size: int) -> None:
+    def _new_worker(self, index: int, device: str) -> _Worker:
         # spawn, not fork: the driver may hold CUDA state and threads that a fork would copy
-        ctx = multiprocessing.get_context("spawn")
+        return _Worker(multiprocessing.get_context("spawn"), index, device, self.worker_threads,
+                       self.threads is not None)
+
+    def _resize(self, size: int) -> None:
         while len(self.workers) < size:
             k = len(self.workers)
-            self.workers.append(_Worker(ctx, k, self.devices[k % len(self.devices)], self.worker_threads,
-                                        self.threads is not None))
+            self.workers.append(self._new_worker(k, self.devices[k % len(self.devices)]))
         while len(self.workers) > size and self.workers[-1].task is None:
             self.workers.pop().stop()
 
+    def _grow(self, device: str, per_device: int, left: int) -> None:
+        """Workers on `device` up to `per_device`, and no more workers in all than `left`, the runs not yet ended."""
+        here = sum(w.device == device for w in self.workers)
+        for _ in range(min(per_device - here, left - len(self.workers))):
+            self.workers.append(self._new_worker(len(self.workers), device))
+
     def _per_device(self, record: dict, runs: int, memory: dict | None) -> int | None:
         """After a CUDA run finished ok: how many runs its device takes at once (None: not known yet). `memory`: what
-        its worker read once it finished (`gpu_memory_after_run`): the free memory, its own cache still held, and
-        the most its allocator held, which sizes the runs beside it (its peak allocated, the record's, is less)."""
+        its worker read once it finished (`gpu_memory_after_run`): the free memory on that device, its own cache still
+        held, and the most its allocator held, which sizes the runs beside it (its peak allocated, the record's, is
+        less). Each device is sized by its own first run: the GPUs of --devices may have different memory free."""
         if record.get("status") != "ok" or not memory:
             return None
         peak, free_mb = max(record.get("peak_memory_mb") or 0.0, memory["reserved_mb"]), memory["free_mb"]
         here = sum(w.device == record["device"] for w in self.workers)
         per_device = gpu_jobs(peak, free_mb, runs, running=here)
-        self.echo(f"--jobs auto: the first run's memory peaked at {peak:.0f} MB with {free_mb:.0f} MB free on "
-                  f"{record['device']}: {per_device} run(s) at once per device")
+        self.echo(f"--jobs auto: the first run on {record['device']} peaked at {peak:.0f} MB with {free_mb:.0f} MB "
+                  f"free there: {per_device} run(s) at once on {record['device']}")
         return per_device
 
     def close(self) -> None:
@@ -133,7 +142,8 @@ class LocalBackend:
                 on_result(execute(run, run_id, str(out), self.devices[i % len(self.devices)]))
             return
         self._resize(self._first_size(total))
-        sized = self.jobs != "auto" or not self.cuda
+        # --jobs auto on CUDA: the devices whose first run has not ended ok yet, each sized by its own
+        unsized = set(self.devices) if self.jobs == "auto" and self.cuda else set()
         # Lazy: a worker takes the next run only when it is free (a tune asks for its next trial then,
         # after telling the study every result so far).
         pending = ((run, run_id, str(out)) for run, run_id in runs)
@@ -157,17 +167,16 @@ class LocalBackend:
                                      f"worker process died (exit code {worker.proc.exitcode})",
                                      datetime.now(timezone.utc), time.time() - worker.since, worker_died=True)
                     worker.stop()
-                    worker = _Worker(worker.ctx, worker.index, worker.device, self.worker_threads,
-                                     self.threads is not None)
+                    worker = self._new_worker(worker.index, worker.device)
                     self.workers[worker.index] = worker
                 worker.task = None
                 on_result(record)
-                if not sized:
+                if worker.device in unsized:
                     left = total - given + sum(w.task is not None for w in self.workers)
                     per_device = self._per_device(record, left, memory)
                     if per_device is not None:
-                        sized = True
-                        self._resize(max(len(self.workers), min(per_device * len(self.devices), left)))
+                        unsized.discard(worker.device)
+                        self._grow(worker.device, per_device, left)
                 for idle in [w for w in self.workers if w.task is None]:
                     task = next(pending, None)
                     if task is not None:
@@ -177,7 +186,7 @@ class LocalBackend:
 
 class _Worker:
     def __init__(self, ctx, index: int, device: str, threads: int, forced: bool):
-        self.ctx, self.index, self.device, self.task, self.since = ctx, index, device, None, time.time()
+        self.index, self.device, self.task, self.since = index, device, None, time.time()
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, device, threads, forced, os.getpid()),
                                 name=f"sweep-worker-{index}", daemon=True)
