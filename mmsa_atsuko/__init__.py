@@ -1,11 +1,10 @@
 """mmsa-atsuko: benchmark toolkit for multimodal sentiment and intent recognition."""
-import os
-
+from .training.hardware import default_cublas_workspace
 from .version import __version__
 
 # Deterministic cuBLAS needs its workspace fixed before the process's first CUDA matmul, which
 # in a notebook may come before any run: so here, at import, not in `set_seed`. Only a default.
-os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+default_cublas_workspace()
 
 
 def run(*args, **kwargs):

@@ -1,6 +1,9 @@
 """The CUDA-only branches, run on the CPU with torch.cuda's answers made up (no GPU needed): what a GPU run would
 hit in the random streams of a resumed run, the checks made before a run starts, and the device a run's CUDA
 calls go to."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -97,6 +100,70 @@ def test_a_sweep_refuses_it_before_its_workers_start(tmp_path, one_fake_gpu):
     assert backend.workers == [] and not (tmp_path / "runs.jsonl").exists()
 
 
+
+# ---- CUDA started before `import mmsa_atsuko` (a notebook ran torch on the GPU first) ---------------------------
+
+TOO_LATE = ("deterministic kernels on {} need CUBLAS_WORKSPACE_CONFIG set before CUDA starts, and CUDA had started in "
+            "this process before mmsa_atsuko was imported and set it: restart the kernel and import mmsa_atsuko "
+            "before using the GPU, or set CUBLAS_WORKSPACE_CONFIG=:4096:8 before starting Python, or pass "
+            "--nondeterministic (deterministic=False in Python)")
+
+
+def test_run_py_refuses_a_deterministic_run_when_cuda_started_before_the_import(tmp_path):
+    """The package sets CUBLAS_WORKSPACE_CONFIG at import; in a process whose CUDA had started before (torch used on
+    the GPU first), cuBLAS may have read its setting already, and a strict run went on, not bit-identical. Here a
+    fresh interpreter, torch's CUDA answers made up, the variable not in its environment: one line, exit 2, nothing
+    written."""
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+    env.update(PYTHONPATH=str(root), HF_HUB_OFFLINE="1", MMSA_ATSUKO_CACHE=str(tmp_path / "cache"))
+    code = ("import sys, torch\n"
+            "torch.cuda.is_initialized = torch.cuda.is_available = lambda: True\n"
+            "torch.cuda.device_count = lambda: 1\n"
+            "from mmsa_atsuko.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    argv = ["-m", "tfn", "-d", "mosi", "--synthetic", "--preset", "small", "--max-epochs", "1", "-s", "1",
+            "--device", "cuda", "--out", str(tmp_path / "out")]
+    done = subprocess.run([sys.executable, "-c", code, *argv], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert (done.returncode, done.stderr) == (2, f"error: {TOO_LATE.format('cuda')}\n"), done.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_cuda_started_before_the_import_refuses_only_strict_runs_in_this_process(monkeypatch):
+    """A value in the environment before the import (set before Python started) is the user's, read by cuBLAS
+    when CUDA started: no refusal. A sweep's workers are fresh processes, which the package's value reaches."""
+    from mmsa_atsuko.errors import UsageError
+    from mmsa_atsuko.training import hardware
+    monkeypatch.setattr(hardware, "_cublas_set_after_cuda", False)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    hardware.default_cublas_workspace()
+    hardware.check_cuda_determinism(["cuda:0"], True)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    hardware.default_cublas_workspace()                  # as `import mmsa_atsuko` after torch used the GPU
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    with pytest.raises(UsageError) as refused:
+        hardware.check_cuda_determinism([torch.device("cpu"), torch.device("cuda:1")], True)
+    assert str(refused.value) == TOO_LATE.format("cuda:1")
+    hardware.check_cuda_determinism(["cuda:1"], False)
+    hardware.check_cuda_determinism(["cpu"], True)
+    hardware.check_cuda_determinism(["cuda:1"], True, in_this_process=False)
+
+
+def test_a_sweep_that_trains_in_process_refuses_it_before_it_writes(tmp_path, monkeypatch):
+    from mmsa_atsuko.errors import UsageError
+    from mmsa_atsuko.sweep import LocalBackend, sweep
+    from mmsa_atsuko.training import hardware
+    monkeypatch.setattr(hardware, "_cublas_set_after_cuda", True)
+    backend = LocalBackend(1, "cpu", threads=1)
+    backend.devices = ["cuda:0"]
+    with pytest.raises(UsageError) as refused:
+        sweep(out=tmp_path, backend=backend, echo=lambda line: None, models=["tfn"], datasets=["mosi"], seeds=[1],
+              synthetic=True, preset="small", max_epochs=1)
+    assert str(refused.value) == TOO_LATE.format("cuda:0")
+    assert not (tmp_path / "runs.jsonl").exists()
+
 # ---- the run's GPU is CUDA's current device while it trains ---------------------------------------------------
 
 @pytest.fixture
@@ -157,7 +224,6 @@ def test_a_workers_run_refuses_the_cublas_setting_too(monkeypatch, tfn_job):
 def test_the_bench_reads_the_utilisation_of_its_own_gpu_under_cuda_visible_devices(monkeypatch):
     """NVML numbers every GPU, CUDA only the visible ones: with CUDA_VISIBLE_DEVICES=3,5, cuda:1 is NVML's 5. The
     bench asked NVML for GPU 1, so its 'average utilisation' was another GPU's."""
-    import sys
     bench = str(Path(__file__).resolve().parents[1] / "bench")
     monkeypatch.syspath_prepend(bench)
     import gpu_bench

@@ -183,15 +183,15 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     backend = backend() if callable(backend) else backend or LocalBackend()     # its maker may import torch
     if dry_run:
         return _dry_run(expanded, out, retry_failed, resume, echo)
-    check_cuda_determinism(getattr(backend, "devices", ()), deterministic)  # before a worker starts (Ray: in its runs)
+    here = getattr(backend, "in_process", False)     # runs train in this process (CUDA may have started before us)
+    check_cuda_determinism(getattr(backend, "devices", ()), deterministic, in_this_process=here)  # before any worker
     with SweepLock(out):
         for kept in recover(out):      # records an earlier call could not append (results.append_or_keep)
             echo(f"recovered the record of run {kept['run_id']} into {Path(out) / 'runs.jsonl'}")
         backend.start(len(expanded))     # at most this many runs: --jobs auto starts no more workers
         try:
-            sweep_plan = plan(expanded, out, retry_failed=retry_failed, checkpoint=save_checkpoint,
-                              keep_data=getattr(backend, "in_process", False), precision=precision,
-                              deterministic=deterministic)
+            sweep_plan = plan(expanded, out, retry_failed=retry_failed, checkpoint=save_checkpoint, keep_data=here,
+                              precision=precision, deterministic=deterministic)
             for run in sweep_plan.todo:
                 run.label, run.tune_trial, run.resume, run.reruns_failed = label, tune_trial, resume, retry_failed
             if sweep_plan.missing:

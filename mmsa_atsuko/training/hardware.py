@@ -35,22 +35,46 @@ CUDA_CONTEXT_MB = 600          # a worker's CUDA context and kernels, outside ma
 
 
 # The values of CUBLAS_WORKSPACE_CONFIG that torch's strict determinism takes on CUDA (its
-# checkCuBLASConfigDeterministic). The package sets ":4096:8" at import unless the environment holds a value already;
-# another value there (":4096:2:16:8", ":0:0", "") made a deterministic run's first matmul on the GPU raise a
-# RuntimeError, after its folder was made: in run.py a traceback.
+# checkCuBLASConfigDeterministic). The package sets ":4096:8" at import (`default_cublas_workspace`) unless the
+# environment holds a value already; another value there (":4096:2:16:8", ":0:0", "") made a deterministic run's first
+# matmul on the GPU raise a RuntimeError, after its folder was made: in run.py a traceback.
 DETERMINISTIC_CUBLAS_CONFIGS = (":4096:8", ":16:8")
+# Whether the package's import set CUBLAS_WORKSPACE_CONFIG after CUDA had started in this process (a notebook that ran
+# torch on the GPU first): torch's cuBLAS may have read its workspace setting already, so the value came too late.
+_cublas_set_after_cuda = False
 
 
-def check_cuda_determinism(devices, deterministic: bool) -> None:
+def default_cublas_workspace() -> None:
+    """At the package's import: CUBLAS_WORKSPACE_CONFIG=:4096:8 unless the environment holds a value, and whether
+    CUDA had started already. No torch import: with torch not imported, CUDA has not started."""
+    global _cublas_set_after_cuda
+    if "CUBLAS_WORKSPACE_CONFIG" in os.environ:
+        return
+    os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+    cuda = getattr(sys.modules.get("torch"), "cuda", None)
+    _cublas_set_after_cuda = cuda is not None and cuda.is_initialized()
+
+
+def check_cuda_determinism(devices, deterministic: bool, *, in_this_process: bool = True) -> None:
     """UsageError before deterministic runs on `devices` (torch.devices or their names) train, when one is CUDA and
-    torch would refuse the cuBLAS workspace setting mid-run. No torch: a sweep's driver checks before any worker."""
+    torch would refuse the cuBLAS workspace setting mid-run, or, for runs that train in this process
+    (`in_this_process`; a sweep's workers start afresh), when the package set it after CUDA had started here. No
+    torch: a sweep's driver checks before any worker."""
     device = next((d for d in devices if str(d).startswith("cuda")), None)
+    if not deterministic or device is None:
+        return
     value = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
-    if deterministic and device is not None and value not in DETERMINISTIC_CUBLAS_CONFIGS:
+    if value not in DETERMINISTIC_CUBLAS_CONFIGS:
         shown = "not set" if value is None else f"set to {value!r}"
         raise UsageError(f"deterministic kernels on {device} need CUBLAS_WORKSPACE_CONFIG=:4096:8 or :16:8 (torch "
                          f"refuses any other value), and it is {shown} in this environment: set one of those, or "
                          f"pass --nondeterministic")
+    if in_this_process and _cublas_set_after_cuda:
+        raise UsageError(f"deterministic kernels on {device} need CUBLAS_WORKSPACE_CONFIG set before CUDA starts, "
+                         f"and CUDA had started in this process before mmsa_atsuko was imported and set it: restart "
+                         f"the kernel and import mmsa_atsuko before using the GPU, or set "
+                         f"CUBLAS_WORKSPACE_CONFIG=:4096:8 before starting Python, or pass --nondeterministic "
+                         f"(deterministic=False in Python)")
 
 
 def check_precision(precision: str) -> str:
