@@ -30,6 +30,11 @@ def kill_self(*_):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def killed_at_start(*_):
+    """A worker killed as it starts, before it takes a clip (a ClipWorker's `_serve`, a pool's initializer)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def no_space(video, cache, *_):
     """A cache file that cannot be written: a full disk."""
     import errno

@@ -212,3 +212,72 @@ def test_a_worker_whose_replacement_cannot_start_is_closed_once(worker, monkeypa
         worker.extract("ok", "c2")
     worker.close(kill=True)
     worker.close()
+
+
+NO_GUARD = textwrap.dedent("""
+    import sys
+    from mmsa_atsuko.data.extract import ExtractConfig, extract
+    from mmsa_atsuko.errors import ToolkitError
+    videos, transcripts, out, bert, jobs = sys.argv[1:]
+    try:                                  # no `if __name__ == "__main__":` around this
+        extract(videos, transcripts, out, bert=bert, config=ExtractConfig(text_len=12, audio_len=40, vision_len=15),
+                jobs=int(jobs), echo=lambda _: None)
+    except ToolkitError as e:
+        print(e, file=sys.stderr)
+        sys.exit(e.exit_code)
+""")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_script_that_calls_extract_without_the_main_guard_gets_one_line_and_nothing_written(tmp_path, jobs):
+    """Each worker runs the caller's script again as it starts (forkserver, spawn): unguarded, the script's extract
+    raised multiprocessing's bootstrapping RuntimeError in every worker, each printed it, and under --jobs 1 every
+    clip was skipped as 'ended with exit status 1' (a skipped list written), under --jobs 2 the pool's line blamed
+    memory or a damaged video."""
+    from media_fixtures import require_extract, write_corpus
+
+    from mmsa_atsuko.data.tiny_bert import write_tiny_bert
+    require_extract()
+    videos_folder, transcripts = write_corpus(tmp_path / "data")
+    bert = write_tiny_bert(tmp_path / "bert")
+    script, out = tmp_path / "no_guard.py", tmp_path / "out" / "features.pkl"
+    script.write_text(NO_GUARD)
+    command = [sys.executable, str(script), str(videos_folder), str(transcripts), str(out), str(bert), jobs]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.stderr.splitlines() == [
+        f"extract's worker processes could not start: each runs {script} again as it starts (Python's "
+        f"multiprocessing), and that script calls extract at its top level: put the call under "
+        f'`if __name__ == "__main__":`']
+    assert (done.returncode, done.stdout) == (2, "")
+    assert not out.parent.exists()       # neither the file nor a list of skipped videos
+
+
+def test_a_worker_killed_before_its_first_clip_could_not_start_and_no_clip_is_blamed(monkeypatch, tmp_path):
+    """A worker dead before it took a clip skipped that clip as if it had crashed its worker, then the next, and so
+    on: each clip was blamed for a worker that never started."""
+    monkeypatch.setattr(videos, "_serve", clip_fakes.killed_at_start)
+    todo = [(f"v{i}", f"v{i}.mp4", tmp_path / f"v{i}.npz") for i in range(3)]
+    with pytest.raises(DataError, match=r"^extract's worker process could not start: it was killed by SIGKILL before "
+                                        r"it took a clip, so no clip is to blame: run the same command again"):
+        videos.run_videos(todo, "librosa", 1.0, 1, 10.0, echo=lambda _: None)
+
+
+def test_a_worker_that_dies_before_a_clip_twice_in_a_row_could_not_start(worker, monkeypatch):
+    """A worker found dead between clips is replaced; a replacement that dies too before it takes the clip could not
+    start, and the clip, which no worker took, was blamed as if it had crashed it."""
+    assert worker.extract("ok", "c1") == (True, None)
+    os.kill(worker.process.pid, signal.SIGKILL)
+    worker.process.join()
+    monkeypatch.setattr(videos, "_serve", clip_fakes.killed_at_start)       # what the replacement runs
+    with pytest.raises(DataError, match=r"^extract's worker process could not start: it was killed by SIGKILL"):
+        worker.extract("ok", "c2")
+
+
+def test_pool_workers_that_cannot_start_are_one_line_of_that(monkeypatch, tmp_path):
+    """Under --jobs 2 a pool whose workers died as they started was blamed on memory or a damaged video."""
+    monkeypatch.setattr(videos, "_start_worker", clip_fakes.killed_at_start)     # the pool's initializer
+    monkeypatch.setattr(videos, "_serve", clip_fakes.killed_at_start)            # and a worker started alone
+    todo = [(f"v{i}", f"v{i}.mp4", tmp_path / f"v{i}.npz") for i in range(3)]
+    with pytest.raises(DataError, match=r"^extract's worker process could not start: it was killed by SIGKILL"):
+        videos.run_videos(todo, "librosa", 1.0, 2, 10.0, echo=lambda _: None)

@@ -45,6 +45,7 @@ from .report import printable, printable_id, skipped_report_path, write_report
 from .videos import run_videos
 from .text import encode_texts, encoder_sha256, tokenizer_identity
 from .transcripts import SPLITS, UNIMODAL, assign_splits, parse_split, read_transcripts
+from .worker_start import exit_if_main_reimported
 
 EXTRACTOR_NAME = "mmsa_atsuko.extract"
 EXTRACTOR_VERSION = "1"          # bump when the same settings would give other numbers
@@ -161,6 +162,7 @@ def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = Extr
 budget of decoded pixels (media.pixel_budget) bounds what decoding costs, which a cached clip has paid:
 it is not checked again.
     """
+    exit_if_main_reimported()      # a worker's start re-running the caller's script: before any of the work below
     if config.audio not in media.AUDIO_DIMS:
         raise UsageError(f"unknown --audio {config.audio!r}: choose opensmile or librosa")
     if jobs < 1:

@@ -5,8 +5,10 @@ mtime and sampled bytes, checked before use), so a killed extraction resumes whe
 read is a reason, not an error: `run_videos` returns it, and the pipeline reports it. So is a clip whose worker
 process died extracting it under `--jobs 1` (`ClipWorker`; one that died idle, between clips, is replaced
 and the clip sent to the fresh one); under several jobs the pool cannot tell which clip killed it, and
-the run stops in one line. How far a worker has decoded a long clip is shown on the videos' Progress while it
-decodes (`clip_progress`).
+the run stops in one line. A worker that dies before it takes a clip (twice in a row, or before any clip was taken)
+could not start, and the run stops in one line too (`could_not_start`): one whose start re-ran a main script that
+calls extract without the `__main__` guard says so (`exit_if_main_reimported`). How far a worker has decoded a long
+clip is shown on the videos' Progress while it decodes (`clip_progress`).
 """
 from __future__ import annotations
 
@@ -24,10 +26,11 @@ import numpy as np
 
 from ... import parent_death
 from ...atomic import replace_with
-from ...errors import DataError, one_line
+from ...errors import DataError, ToolkitError, one_line
 from ...progress import Progress
 from . import clip_progress, frame_features, media
 from .feature_cache import CacheShape, file_stamp, is_cached
+from .worker_start import could_not_start, exit_if_main_reimported, how_it_ended
 
 
 def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: float,
@@ -116,10 +119,13 @@ class ClipWorker:
     """One process that extracts clips one at a time, reused from clip to clip, so that a decoder crashing
     (SIGSEGV) or a clip the system kills for its memory ends that process alone: `extract` returns the reason
     (`worker_died`) and the caller starts another. The features are written to the cache by the worker; what
-    it sends of a long clip's decoding is shown on `status` while the caller waits."""
+    it sends of a long clip's decoding is shown on `status` while the caller waits. `taken`: whether a worker of the
+    same run took a clip before this one started (`_one_worker`); one that dies before it takes its first clip is then
+    replaced once, as one found dead between clips is, else it could not start (`could_not_start`)."""
 
-    def __init__(self, status: clip_progress.ClipStatus | None = None):
+    def __init__(self, status: clip_progress.ClipStatus | None = None, taken: bool = False):
         self.status = status
+        self.taken = taken
         self._start()
 
     def _start(self) -> None:
@@ -134,17 +140,20 @@ class ClipWorker:
     def extract(self, *args) -> tuple[bool, str | None]:
         """(whether the worker lives on, extract_one(*args) or the reason it died). A worker found dead before it
         took the clip (killed between clips: it holds the last clip's memory while idle) is replaced, and the clip
-        sent once to the fresh one: the clip did not kill it."""
+        sent once to the fresh one: the clip did not kill it. A death before the clip is taken twice in a row, or
+        before any clip was, is a start that failed: `could_not_start`'s error is raised."""
         for fresh in (False, True):
             try:
                 self.conn.send(args)
                 self.conn.recv()             # taken: from here on a death is this clip's
             except (EOFError, OSError):
-                if fresh:
-                    break
+                if fresh or not self.taken:
+                    self.process.join()
+                    raise could_not_start(self.process.exitcode) from None
                 self.close()
                 self._start()
                 continue
+            self.taken = True
             try:
                 returned, value = self._answer()
             except (EOFError, OSError):      # its end of the pipe closed: the process is gone
@@ -181,20 +190,28 @@ class ClipWorker:
 
 def worker_died(exitcode: int | None) -> str:
     """The skip line of a clip whose worker process died while extracting it."""
-    if exitcode is not None and exitcode < 0:
-        try:
-            how = f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            how = f"killed by signal {-exitcode}"
-    else:
-        how = f"ended with exit status {exitcode}"
-    return (f"its extraction process was {how} (a decoder crashing on a damaged file, or the system killing it "
-            f"when memory ran out): check that it plays, or re-encode it, e.g. ffmpeg -i IN -c:v libx264 -c:a aac OUT")
+    return (f"its extraction process {how_it_ended(exitcode)} (a decoder crashing on a damaged file, or the system "
+            f"killing it when memory ran out): check that it plays, or re-encode it, e.g. ffmpeg -i IN -c:v libx264 "
+            f"-c:a aac OUT")
+
+
+def _start_failure() -> ToolkitError | None:
+    """`could_not_start`'s error where a worker process, started and told to end at once, dies as it starts."""
+    worker = ClipWorker()
+    try:
+        worker.conn.send(None)          # started, it ends with status 0
+    except OSError:                     # dead already
+        pass
+    worker.process.join()
+    exitcode = worker.process.exitcode
+    worker.close()
+    return could_not_start(exitcode) if exitcode != 0 else None
 
 
 def run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: float, echo=print,
                rows: tuple | None = None) -> dict:
     """{id: reason} for the videos in `todo` [(id, video, cache file)] that were skipped; `rows`: extract_one's."""
+    exit_if_main_reimported()
     skipped = {}
     progress = Progress(len(todo), echo)
     status = clip_progress.ClipStatus(progress, _start_method())
@@ -212,11 +229,12 @@ def run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: flo
 def _one_worker(todo: list, settings: tuple, skipped: dict, progress: Progress,
                 status: clip_progress.ClipStatus) -> None:
     """--jobs 1: one process, reused from clip to clip until one crashes it (ClipWorker)."""
-    worker = None
+    worker, taken = None, False
     try:
         for video_id, video, cache in todo:
-            worker = worker or ClipWorker(status)
+            worker = worker or ClipWorker(status, taken)
             alive, reason = worker.extract(str(video), str(cache), *settings)
+            taken = True
             if not alive:
                 worker.close()
                 worker = None
@@ -234,6 +252,7 @@ def _one_worker(todo: list, settings: tuple, skipped: dict, progress: Progress,
 def _pool(todo: list, settings: tuple, jobs: int, skipped: dict, progress: Progress,
           status: clip_progress.ClipStatus) -> None:
     """--jobs 2 or more: a pool of processes; one that dies breaks it, and the run stops in one line."""
+    finished = 0
     try:        # submitting too: a worker may die before the last of thousands of videos is queued
         with worker_pool(jobs, status) as pool:
             futures = {pool.submit(extract_one, str(video), str(cache), *settings): video_id
@@ -247,7 +266,12 @@ def _pool(todo: list, settings: tuple, jobs: int, skipped: dict, progress: Progr
                     if reason:
                         skipped[futures[future]] = reason
                     progress.update()
+                    finished += 1
     except BrokenProcessPool:       # a worker killed (SIGKILL, SIGSEGV): every future left fails at once
+        # The pool tells no exit status: with no clip finished, a worker started alone tells whether one can start.
+        failure = None if finished else _start_failure()
+        if failure:
+            raise failure from None
         # Counted on disk once the pool is down: results read or not, a skipped video is no cache file.
         backend, fps, max_seconds, rows = settings
         # Without padded lengths, as many rows as a clip of max_seconds gives (and one more at each end).
