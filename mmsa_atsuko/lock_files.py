@@ -1,7 +1,8 @@
 """Lock files and the files appended to in a folder several users may share: the mode they are made with
 (`shared_mode`), the folders made there (`make_shared_folder`) and a run folder's files (`make_readable_as`),
-how a process looks at another's lock without taking it (`probe`), and how it removes a lock file no process holds
-(`remove_free`: under its lock, never after a look).
+how a process looks at another's lock without taking it (`probe`), how it removes a lock file no process holds
+(`remove_free`: under its lock, never after a look), and a lock several processes hold at once against one that
+takes it alone (`shared_hold`, `exclusive_now`, `holder_pids`: extract's cache against `clean --extract-cache`).
 
 A leaf: it imports nothing of ours, so the cache (`sha256.json.lock`), the results store (`runs.jsonl` and its
 lock, the MMSA CSVs and theirs), the run folders (run.lock, an identity's claim) and the writers of a results
@@ -9,10 +10,12 @@ folder (a run.py's mark, `.sweep.lock`) all make their files by one rule.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -170,6 +173,89 @@ def remove_free(path: Path) -> bool | None:
         return True
     finally:
         os.close(fd)                              # drops the lock
+
+
+def _open_lock_file(path: Path, mode: int) -> int:
+    """A read-only descriptor of the lock file at `path` (flock locks one), made with `mode` past the umask if it is
+    not there; never through a link. OSError for one that cannot be opened or made, or is no regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        try:
+            os.fchmod(fd, mode)                   # the umask took bits off the mode given to open()
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+    fd = os.open(path, os.O_RDONLY | NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{path} is no regular file")
+    return fd
+
+
+@contextlib.contextmanager
+def shared_hold(path: Path, mode: int) -> Iterator[None]:
+    """Hold the lock at `path` shared for the body (the file made with `mode` if missing): any number of processes
+    hold it so at once, and `exclusive_now` finds it held while one does. Waits while a process holds it exclusively
+    (a clean removing what the holders read, which takes a moment). The OS drops it however its holder ends. OSError
+    where the file cannot be opened. Where there is no flock (Windows), nothing is held."""
+    try:
+        import fcntl                              # Unix only, as flock
+    except ImportError:
+        yield
+        return
+    fd = _open_lock_file(path, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)                              # drops the lock
+
+
+@contextlib.contextmanager
+def exclusive_now(path: Path, mode: int) -> Iterator[bool]:
+    """Take the lock at `path` exclusively without waiting, held for the body: yields True, or False while another
+    process holds it (shared or exclusive), then taking nothing. OSError where the file cannot be opened. Where there
+    is no flock (Windows), True, holding nothing (`shared_hold` holds nothing there either)."""
+    try:
+        import fcntl                              # Unix only, as flock
+    except ImportError:
+        yield True
+        return
+    fd = _open_lock_file(path, mode)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)                              # drops the lock
+
+
+def holder_pids(path: Path) -> list[int]:
+    """The ids of the processes holding a flock on the file at `path`, as Linux's /proc/locks lists them (in this
+    process's pid namespace; the process that took the lock, not one that inherited it); [] where it cannot tell: no
+    /proc/locks, no file, or holders on another host sharing the folder."""
+    try:
+        info = os.stat(path, follow_symlinks=False)
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            lines = f.read(1 << 22).splitlines()
+    except OSError:
+        return []
+    where = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    pids = set()
+    for line in lines:          # "1: FLOCK  ADVISORY  READ 22457 fe:00:2146572 0 EOF"; "1: -> FLOCK ..." waits
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where and fields[4].isdigit():
+            pids.add(int(fields[4]))
+    return sorted(pid for pid in pids if pid > 0)
 
 
 def _remove_free_by_taking(path: Path) -> bool | None:

@@ -11,6 +11,7 @@ import os
 import pickle
 import shlex
 import subprocess
+import sys
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -313,6 +314,67 @@ def test_extract_says_what_its_cache_holds_and_clean_empties_that_cache_alone(cl
     assert list(folder.iterdir()) == [] and mintrec.read_bytes() == b"kept"
     assert main(argv) == 0
     assert "2 videos extracted, 0 from the cache" in capsys.readouterr().out
+
+
+HOLD_CACHE = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_SH)      # as an extract holds it (feature_cache.using_cache)
+print("held", flush=True)
+sys.stdin.read()                    # until the test closes our stdin
+"""
+
+
+def test_clean_refuses_while_another_process_holds_the_cache_as_an_extract_does(user_cache, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """clean --extract-cache took no lock: run beside an extract, it removed the cache files of clips the extract had
+    just extracted, which it then skipped. Now, while another process holds the cache's lock (`extract_features.lock`
+    beside the folder) shared, as an extract does from its first look at the cache to its reading the clips back (the
+    test below), clean refuses in one line naming that process, exit 1, removing nothing; once it ends, clean removes
+    the cache files, and neither counts nor removes the lock file."""
+    monkeypatch.chdir(tmp_path)
+    folder = user_cache / "extract_features"
+    folder.mkdir(parents=True)
+    (folder / "a-1-2-stamp2.npz").write_bytes(b"\0" * 2000)
+    lock = user_cache / "extract_features.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_CACHE, str(lock)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert main(["clean", "--extract-cache"]) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and err == (f"error: an extract is running (pid {holder.pid}) with extract's cache {folder}, "
+                                     f"and would skip the clips whose files a clean removed: run clean after it "
+                                     f"ends; nothing was removed\n")
+        assert [path.name for path in folder.iterdir()] == ["a-1-2-stamp2.npz"]
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert holder.returncode == 0
+    assert main(["clean", "--extract-cache"]) == 0
+    assert capsys.readouterr().out == f"removed 1 file(s), 2.0 kB, from extract's cache {folder}\n"
+    assert list(folder.iterdir()) == [] and lock.is_file()
+
+
+def test_a_clean_during_an_extract_is_refused_and_the_extract_keeps_its_clips(clips, tmp_path, user_cache, capsys,
+                                                                              monkeypatch):
+    """A clean run between an extract's extracting its clips and its reading them back removed their cache files:
+    both clips were skipped ('failed the cache's checks once extracted'), and no file was written. The extract holds
+    the cache's lock over both, so that clean is refused, and the extract writes both clips."""
+    from mmsa_atsuko.data.extract import pipeline
+    cleans = []
+
+    def run_videos_then_clean(*args, **kwargs):
+        skipped = real_run_videos(*args, **kwargs)
+        cleans.append(main(["clean", "--extract-cache"]))
+        return skipped
+
+    real_run_videos = pipeline.run_videos
+    monkeypatch.setattr(pipeline, "run_videos", run_videos_then_clean)
+    result = _extract(clips, tmp_path / "f.pkl")
+    assert cleans == [1] and f"error: an extract is running (pid {os.getpid()}) " in capsys.readouterr().err
+    assert result.skipped == [] and result.extracted == 2 and result.counts == {"train": 1, "test": 1}
+    assert len(list((user_cache / "extract_features").iterdir())) == 2
 
 
 def test_a_member_that_inflates_past_its_declared_size_is_not_read_past_it(tmp_path):

@@ -182,8 +182,8 @@ def cmd_clean(argv) -> int:
     add_results_option(p)
     p.add_argument("--extract-cache", action="store_true", help="remove the files of extract's cache of video "
                    "features (<$MMSA_ATSUKO_CACHE or ~/.cache/mmsa_atsuko>/extract_features/) and nothing else; "
-                   "the next extract of a video extracts it again. Not while an extract runs: its clips would "
-                   "be skipped")
+                   "the next extract of a video extracts it again. Refused while an extract runs (its clips would "
+                   "be skipped)")
     args = p.parse_args(argv)
     if args.extract_cache:
         return clean_extract_cache()
@@ -242,10 +242,15 @@ def cmd_clean(argv) -> int:
 def clean_extract_cache() -> int:
     """`run.py clean --extract-cache`: extract's cache files removed, in one line."""
     from ..data.download.facts import size_text
-    from ..data.extract.feature_cache import cache_folder, remove_cache_files
+    from ..data.extract.feature_cache import CacheInUse, cache_folder, remove_cache_files
     folder = cache_folder()
     try:
         files, size = remove_cache_files(folder)
+    except CacheInUse as e:
+        who = (f"pid {', '.join(map(str, e.pids))}" if e.pids
+               else "its pid unknown: another host's or container's?")
+        raise DataError(f"an extract is running ({who}) with extract's cache {folder}, and would skip the clips "
+                        f"whose files a clean removed: run clean after it ends; nothing was removed") from None
     except OSError as e:
         raise DataError(f"cannot empty extract's cache {folder} ({one_line(e)}): remove its files yourself") from None
     print(f"removed {files} file(s), {size_text(size)}, from extract's cache {folder}")

@@ -14,6 +14,12 @@ mtime, which an archive sets, and its bytes), so a cache folder that came with a
 there by another user, stood in for the features unseen; a hash of the video does not help against that, since
 whoever ships the videos knows their bytes. A `<out>.cache/` that extract kept before is ignored, with one line.
 
+An extract holds `<cache_dir()>/extract_features.lock` shared while it reads and writes the folder (`using_cache`),
+and `run.py clean --extract-cache` takes it alone, without waiting, before it removes a file (`remove_cache_files`):
+an extract running beside a clean skipped the clips whose cache files the clean removed between their extraction
+and their reading back. The lock file lies beside the folder, so it is never among the files clean counts and
+removes, and an extract that starts during a clean waits the moment the clean takes.
+
 A cache file is still read as hostile (`read_cached`): its zip's declared sizes are checked against what a file of
 these settings can hold before anything is inflated (a 3.4 MB file declared 3.5 GB of audio: 50 s and 3.9 GB),
 then each array's header (dtype, shape: the extractor's columns, at most the padded rows) before its data, then
@@ -22,12 +28,14 @@ its values (finite). A file that fails is not cached: its video is extracted aga
 from __future__ import annotations
 
 import hashlib
+import contextlib
 import io
 import lzma
 import os
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +44,7 @@ from numpy.lib import format as npy
 
 from ...atomic import read_small_file
 from ...cache import cache_dir
+from ...lock_files import exclusive_now, holder_pids, shared_hold, shared_mode
 from .media import VISION_DIM
 
 CACHE_FOLDER = "extract_features"       # under cache_dir()
@@ -70,6 +79,28 @@ def _cache_entries(folder: Path) -> list[os.DirEntry]:
         return []
 
 
+def cache_lock(folder: Path) -> Path:
+    """The lock an extract holds shared on its cache `folder` (`<folder>.lock`, beside it), and clean alone."""
+    return folder.with_name(f"{folder.name}.lock")
+
+
+@contextlib.contextmanager
+def using_cache(folder: Path) -> Iterator[None]:
+    """Hold `folder`'s lock shared for the body, while an extract reads and writes its cache files: clean refuses
+    meanwhile. Waits while a clean removes them. OSError where the lock file cannot be made or opened."""
+    with shared_hold(cache_lock(folder), shared_mode(folder.parent)):
+        yield
+
+
+class CacheInUse(Exception):
+    """An extract holds the cache's lock: nothing was removed. `pids`: its holders, where the system says
+    (`lock_files.holder_pids`)."""
+
+    def __init__(self, pids: list[int]):
+        super().__init__(f"held by pid(s) {pids}")
+        self.pids = pids
+
+
 def cache_usage(folder: Path | None = None) -> tuple[int, int]:
     """(files, bytes) in extract's cache folder: what the line at the end of `run.py extract` says it holds."""
     sizes = []
@@ -82,17 +113,25 @@ def cache_usage(folder: Path | None = None) -> tuple[int, int]:
 
 
 def remove_cache_files(folder: Path | None = None) -> tuple[int, int]:
-    """Remove every file of extract's cache folder (`run.py clean --extract-cache`), never following a link; (files,
-    bytes) removed. Nothing else of the user's cache (MIntRec's text features, synthetic data, the file hashes) is
-    touched. OSError for a file that cannot be removed, after those before it are."""
-    files = size = 0
-    for entry in _cache_entries(folder or cache_folder()):
-        try:
-            taken = entry.stat(follow_symlinks=False).st_size
-            os.unlink(entry.path)
-        except FileNotFoundError:
-            continue
-        files, size = files + 1, size + taken
+    """Remove every file of extract's cache folder (`run.py clean --extract-cache`), never following a link, holding
+    its lock alone; (files, bytes) removed. Nothing else of the user's cache (MIntRec's text features, synthetic data,
+    the file hashes, the lock itself) is touched. CacheInUse, removing nothing, while an extract holds the lock;
+    OSError for a lock that cannot be opened, or a file that cannot be removed, after those before it are."""
+    folder = folder or cache_folder()
+    if not folder.is_dir():             # no extract ever ran: nothing to remove, and no lock made for it
+        return 0, 0
+    lock = cache_lock(folder)
+    with exclusive_now(lock, shared_mode(folder.parent)) as taken:
+        if not taken:
+            raise CacheInUse(holder_pids(lock))
+        files = size = 0
+        for entry in _cache_entries(folder):
+            try:
+                removed = entry.stat(follow_symlinks=False).st_size
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            files, size = files + 1, size + removed
     return files, size
 
 
