@@ -79,8 +79,9 @@ def worker_pool(jobs: int, status: clip_progress.ClipStatus) -> ProcessPoolExecu
 
 
 def _start_worker(main_pid: int, status_writer, status_seconds: float) -> None:
-    """What each worker process does first: die with the main process (`parent_death.die_with`: a parent killed
-    while a decoder hangs here left this process running under init for ever), and send its clips' status."""
+    """What each worker process does first: die with the main process (`parent_death.die_with`), since a worker
+    waits on a decoder that may never return and nothing else would end it once its parent is gone; then send its
+    clips' status."""
     parent_death.die_with(main_pid)
     clip_progress.report_to(status_writer, status_seconds)
 
