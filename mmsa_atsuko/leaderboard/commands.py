@@ -18,7 +18,6 @@ from ..results import RUNS_FILE, data_name_suffix, ok_records, read_records
 from .curves import curves_frame, missing_rate_tables, render_curves_markdown
 from .notes import trainer_overrides_note
 from .published import published_blocks
-from .real_data import kind_of
 from .csv_table import csv_frame, row_trace
 from .render import render_comparison, render_latex, render_markdown
 from .verify import VerifyCell, verify
@@ -191,8 +190,7 @@ def missing_rate_figures(results, out, *, datasets=None, key_metric=None) -> lis
     files, names = {}, {}
     for t in tables:
         # Named as the CSVs are: a figure of your own mosi-format data was missing_rate_mosi, the published one's name.
-        kind = kind_of(t.dataset, t.aligned, t.data_id, t.not_real)
-        name = f"missing_rate_{t.dataset}{'-aligned' if t.aligned else ''}{data_name_suffix(kind, t.data_id)}"
+        name = f"missing_rate_{t.dataset}{'-aligned' if t.aligned else ''}{data_name_suffix(t.kind(), t.data_id)}"
         names[name] = names.get(name, 0) + 1
         if names[name] > 1:                       # another data file of the same name (synthetic of two sizes)
             name += f"-{names[name]}"
