@@ -149,7 +149,8 @@ def test_a_dead_workers_folder_is_renamed_under_its_lock_while_run_py_looks_for_
     from mmsa_atsuko.sweep.plan import PlannedRun
     from mmsa_atsuko.sweep.sweep_file import Setting
     monkeypatch.setattr(run_folders.dead, "LOOK_HOLD_S", 0.2)   # where take_leftovers reads it
-    run = PlannedRun(Setting("tfn", "mosi", False, preset="small"), seed=1, config_hash="c0ffee", data="synthetic:standard")
+    run = PlannedRun(Setting("tfn", "mosi", False, preset="small"), seed=1, config_hash="c0ffee",
+                     data_id="synthetic:standard")
     run_id = "tfn-mosi-s1-20261207T000000-abcdef"
     work = run_folders.partial_dir(tmp_path, run_id)
     work.mkdir(parents=True)
@@ -187,7 +188,8 @@ def test_a_dead_workers_folder_removed_by_run_py_first_is_one_log_line(tmp_path,
     from mmsa_atsuko.sweep.execute import failure
     from mmsa_atsuko.sweep.plan import PlannedRun
     from mmsa_atsuko.sweep.sweep_file import Setting
-    run = PlannedRun(Setting("tfn", "mosi", False, preset="small"), seed=1, config_hash="c0ffee", data="synthetic:standard")
+    run = PlannedRun(Setting("tfn", "mosi", False, preset="small"), seed=1, config_hash="c0ffee",
+                     data_id="synthetic:standard")
     run_id = "tfn-mosi-s1-20261207T000000-abcdef"
     work = run_folders.partial_dir(tmp_path, run_id)
     work.mkdir(parents=True)
@@ -225,7 +227,8 @@ def test_a_failed_runs_exit_code_is_its_exceptions_class_not_its_name(tmp_path):
     class UsersModelContractError(Exception):        # a user's model file's own class, of the toolkit's name
         pass
     UsersModelContractError.__name__ = "ModelContractError"
-    run = PlannedRun(Setting("tfn", "mosi", False, preset="small"), seed=1, config_hash="c0ffee", data="synthetic:standard")
+    run = PlannedRun(Setting("tfn", "mosi", False, preset="small"), seed=1, config_hash="c0ffee",
+                     data_id="synthetic:standard")
 
     def failed_with(error, n):
         record = failure(run, f"tfn-mosi-s1-20261207T000000-00000{n}", tmp_path, "cpu", error,
@@ -256,7 +259,7 @@ def test_the_plan_line_counts_cut_short_runs_locking_only_the_planned_runs_folde
     from mmsa_atsuko.sweep.plan import PlannedRun
     from mmsa_atsuko.sweep.sweep_file import Setting
     planned, other, not_cut = (PlannedRun(Setting("tfn", "mosi", False, preset="small"), seed=seed, config_hash="c0ffee",
-                                          data="synthetic:standard") for seed in (1, 2, 3))
+                                          data_id="synthetic:standard") for seed in (1, 2, 3))
     folders = {}
     for run, last_pt in ((planned, True), (other, True), (not_cut, False)):
         folders[run.seed] = folder = run_folders.partial_dir(tmp_path, f"tfn-mosi-s{run.seed}-20261207T000000-abcdef")

@@ -305,7 +305,7 @@ def cmd_sensitivity(argv) -> int:
                                 synthetic=args.synthetic, synthetic_recipe=recipe, preset=args.preset,
                                 max_epochs=args.max_epochs,
                                 config=[f"{param}={value}"], data_root=args.data_root)
-                swept |= {run.data for run in summary.plan.runs}
+                swept |= {run.data_id for run in summary.plan.runs}
         tables.append(sensitivity_table(args.results, args.model, args.dataset, param, values, seeds,
                                         # --synthetic asks for generated data; without it the data root's
                                         # files are read, which may be generated ones too: take either.

@@ -140,7 +140,7 @@ def _config_labels(runs: list) -> dict[int, str]:
     two configs of one model tell their progress lines apart."""
     tables: dict[tuple, list] = {}
     for run in runs:
-        tables.setdefault((run.setting.dataset, run.setting.aligned, run.data), []).append(run)
+        tables.setdefault((run.setting.dataset, run.setting.aligned, run.data_id), []).append(run)
     named = {}
     for table in tables.values():
         labels = config_labels((run.setting.model, run.config_hash) for run in table)
@@ -215,7 +215,7 @@ def _dry_run(expanded, out, retry_failed, resume, echo) -> Plan:
     echo(_plan_line(sweep_plan, retry_failed)
          + f"{len(sweep_plan.todo)} would run{_cut_short(sweep_plan, out, resume)}" + (":" if sweep_plan.todo else ""))
     for run in sweep_plan.todo:
-        echo(f"  {run.describe():<38} config {run.config_hash}  data {run.data}  [{run.experiment}]")
+        echo(f"  {run.describe():<38} config {run.config_hash}  data {run.data_id}  [{run.experiment}]")
     if sweep_plan.missing:
         echo(f"the sweep would stop before its first run: {missing_data(sweep_plan)}")
     return sweep_plan

@@ -38,9 +38,9 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
     try:
         job = prepare(run.setting)
         got = (config_hash(job.config), job.data.spec.source)
-        if got != (run.config_hash, run.data):
+        if got != (run.config_hash, run.data_id):
             raise ToolkitError(f"the config or data changed since the sweep was planned: planned "
-                               f"{run.config_hash} on {run.data}, found {got[0]} on {got[1]}")
+                               f"{run.config_hash} on {run.data_id}, found {got[0]} on {got[1]}")
         fresh_id, identity = run_id, job_identity(job, run.seed)
         # What a killed sweep left of this run (its .partial folders): with --resume the dead one with the newest
         # last.pt is continued under its run_id, as `run.py --resume` continues it; every other one is removed.
@@ -110,7 +110,7 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
         f.write(details + "\n")       # a link planted at it is not written through (the record keeps the message)
     s = run.setting
     return failed_record(run_id, model=s.model, dataset=s.dataset, aligned=s.aligned, seed=run.seed,
-                         preset=s.preset, config=run.config, data_id=run.data, error=message, device=device,
+                         preset=s.preset, config=run.config, data_id=run.data_id, error=message, device=device,
                          started=started, wall_time_s=wall, run_dir=failed_dir, git_commit=git_commit(),
                          checkpoint=run.checkpoint, condition=s.condition, exit_code=exit_code)
 

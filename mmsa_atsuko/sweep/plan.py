@@ -25,7 +25,7 @@ class PlannedRun:
     setting: Setting
     seed: int
     config_hash: str
-    data: str                        # data id: 'sha256:...' or 'synthetic:<recipe>'
+    data_id: str                     # 'sha256:...' or 'synthetic:<recipe>' (a record's `data`)
     config: dict = field(repr=False, default_factory=dict)
     experiment: str = ""
     checkpoint: str = "best"         # what the run leaves in its folder; not part of its identity
@@ -44,7 +44,7 @@ class PlannedRun:
     @property
     def identity(self) -> tuple:
         s = self.setting
-        return run_identity(s.model, s.dataset, s.aligned, self.seed, self.config_hash, self.data, s.condition.key())
+        return run_identity(s.model, s.dataset, s.aligned, self.seed, self.config_hash, self.data_id, s.condition.key())
 
     def describe(self) -> str:
         s = self.setting
@@ -143,9 +143,9 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
             # Go on, so that one report names every file the sweep needs and lacks.
             missing.setdefault((error.what, error.path), set()).update((setting.cache_key(), s) for s in seeds)
             continue
-        chash, data = config_hash(job.config), job.data.spec.source
+        chash, data_id = config_hash(job.config), job.data.spec.source
         for seed in seeds:
-            run = PlannedRun(setting, seed, chash, data, dict(job.config), name, checkpoint, precision,
+            run = PlannedRun(setting, seed, chash, data_id, dict(job.config), name, checkpoint, precision,
                              deterministic)
             if run.identity not in seen:            # e.g. Table 1's Atsuko row is Table 4's full row
                 seen.add(run.identity)

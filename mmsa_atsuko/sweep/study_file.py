@@ -185,10 +185,11 @@ def check_optuna() -> None:
 
 
 def search_facts(setting, config, trial_seed: int, space: dict, *, precision: str,
-                  deterministic: bool, data: str) -> dict:
+                  deterministic: bool, data_id: str) -> dict:
     """What a study's trials were scored on: a study resumed with other facts would mix two searches.
-    (Torch threads per trial are not among them: they change a float sum's last bits, not the search.)"""
-    return {"model": setting.model, "dataset": setting.dataset, "aligned": setting.aligned, "data": data,
+    (Torch threads per trial are not among them: they change a float sum's last bits, not the search.) The data id
+    is stored as `data`, the name studies made before hold."""
+    return {"model": setting.model, "dataset": setting.dataset, "aligned": setting.aligned, "data": data_id,
             "synthetic": setting.synthetic and f"{setting.synthetic_size}/{setting.synthetic_recipe}",
             "feature_path": setting.feature_path, "data_root": setting.data_root,
             "condition": setting.condition.key(), "config_hash": config_hash(config), "trial_seed": trial_seed,

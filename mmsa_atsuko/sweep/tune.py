@@ -123,7 +123,7 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
     echo(_planning_line(study_name, base, where))
     optuna = optuna_module()
     backend = backend() if callable(backend) else backend or LocalBackend()     # its maker may import torch
-    data = _data_id(base, backend)                  # before the study too: missing data leaves no storage file
+    data_id = _data_id(base, backend)               # before the study too: missing data leaves no storage file
     (out / TUNE_DIR).mkdir(parents=True, exist_ok=True)
     with SweepLock(out), stop_if_locked(out / TUNE_DIR / f"{study_name}.db"):
         check_study_file(out / TUNE_DIR / f"{study_name}.db")     # under the lock: no tune of ours writes it now
@@ -133,7 +133,7 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
                                     sampler=optuna.samplers.TPESampler(seed=seed),
                                     pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
         facts = search_facts(base, config, seeds[0], space, precision=precision, deterministic=deterministic,
-                              data=data)
+                              data_id=data_id)
         check_same_search(study, facts, storage, echo)
         stored = study.get_trials(deepcopy=False)
         for t in stored:       # the best trial's params become the final runs' config: only the space's may
@@ -153,7 +153,7 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
             echo(_interrupted_line(study_name, dead.number, done + ahead, trials))
             ahead += 1
         study.sampler = optuna.samplers.TPESampler(seed=seed + len(stored))
-        on_data = " of synthetic data" if is_synthetic(data) else ""    # as every table labels it
+        on_data = " of synthetic data" if is_synthetic(data_id) else ""    # as every table labels it
         echo(f"[{study_name}] {_done_before(done, trials)}; storage {storage}; "
              f"selecting on valid {config.key_eval}{on_data} ({'min' if minimize else 'max'}), seed {seeds[0]}")
         running: dict[int, PlannedRun] = {}
@@ -268,10 +268,10 @@ def _data_id(setting: Setting, backend) -> str:
     and chose its best among trials scored on two files. Read as a sweep plans: the in-process backend keeps it."""
     in_process = getattr(backend, "in_process", False)
     release()      # read afresh: this process may hold what an earlier tune read at the same path
-    data = prepare(setting, keep_others=in_process).data.spec.source
+    data_id = prepare(setting, keep_others=in_process).data.spec.source
     if not in_process:
         release()                  # the workers read it; the driver need not hold it (MOSEI is several GB)
-    return data
+    return data_id
 
 
 def _best(study, name: str):
