@@ -361,7 +361,7 @@ def test_a_clean_during_an_extract_is_refused_and_the_extract_keeps_its_clips(cl
     """A clean run between an extract's extracting its clips and its reading them back removed their cache files:
     both clips were skipped ('failed the cache's checks once extracted'), and no file was written. The extract holds
     the cache's lock over both, so that clean is refused, and the extract writes both clips."""
-    from mmsa_atsuko.data.extract import pipeline
+    from mmsa_atsuko.data.extract import clip_features
     cleans = []
 
     def run_videos_then_clean(*args, **kwargs):
@@ -369,8 +369,8 @@ def test_a_clean_during_an_extract_is_refused_and_the_extract_keeps_its_clips(cl
         cleans.append(main(["clean", "--extract-cache"]))
         return skipped
 
-    real_run_videos = pipeline.run_videos
-    monkeypatch.setattr(pipeline, "run_videos", run_videos_then_clean)
+    real_run_videos = clip_features.run_videos
+    monkeypatch.setattr(clip_features, "run_videos", run_videos_then_clean)
     result = _extract(clips, tmp_path / "f.pkl")
     assert cleans == [1] and f"error: an extract is running (pid {os.getpid()}) " in capsys.readouterr().err
     assert result.skipped == [] and result.extracted == 2 and result.counts == {"train": 1, "test": 1}

@@ -2,9 +2,9 @@
 
 `media` decodes one video within limits (`mpeg4_vol` reads the frame size an MPEG-4 part 2 header declares),
 `frame_features` describes its audio and frames, `text` encodes the transcripts with BERT, `transcripts`
-reads the CSV and splits it, `videos` runs `frame_features` in processes with a per-video cache (`worker_start`: a
-worker that could not start), `report` writes and prints what was skipped, and `pipeline` runs them over a folder and
-writes the file. The libraries they need are the `[extract]` extra, imported only when used.
+reads the CSV and splits it, `videos` runs `frame_features` in processes (`worker_start`: a worker that could not
+start), `clip_features` takes each clip from the cache (`feature_cache`) or from `videos`, `report` writes and prints
+what was skipped, and `pipeline` runs them over a folder and writes the file. The libraries they need are the `[extract]` extra, imported only when used.
 
 Importing the package costs nothing: its names are imported on first use (PEP 562), so that the parsers of
 `run.py extract` and `predict` (`DEFAULT_SPLIT`, `media.MAX_CLIP_SECONDS`) do not import pandas for a --help, and

@@ -23,7 +23,6 @@ names being a symbolic link is refused in one line before any work, as predict -
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -36,14 +35,13 @@ import numpy as np
 import pandas as pd
 
 from ...atomic import check_entries, check_folder, check_output_file, write_failed, write_pickle
-from ...cache import CACHE_ENV
 from ...errors import DataError, UsageError
 from ...progress import Progress
 from ..mmsa_format import EXTRACTOR_KEY
 from . import media
-from .feature_cache import CacheShape, cache_file, cache_folder, read_cached, using_cache
+from .clip_features import clip_features
+from .feature_cache import cache_folder
 from .report import printable, printable_id, skipped_report_path, write_report
-from .videos import run_videos
 from .text import encode_texts, encoder_sha256, tokenizer_identity
 from .transcripts import SPLITS, UNIMODAL, assign_splits, parse_split, read_transcripts
 from .worker_start import exit_if_main_reimported
@@ -201,40 +199,9 @@ it is not checked again.
         skipped[video_id] = f"no video file in {videos} named after the id (id.mp4, id.mkv, ...)"
     if os.path.lexists(cache_path(out)):        # said on every call: removing it is the user's to decide (below)
         echo(old_cache_line(out))
-    cache_dir, shape = cache_folder(), CacheShape(media.AUDIO_DIMS[config.audio], config.audio_len, config.vision_len)
-    with contextlib.ExitStack() as held:
-        try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            held.enter_context(using_cache(cache_dir))      # until the clips are read back: clean refuses meanwhile
-        except OSError as e:
-            raise write_failed(f"extract's cache folder {cache_dir}", f"${CACHE_ENV}", e) from None
-        try:        # reading a clip or its cache file fails inside, as a skip or a miss
-            rows = [(i, found[i], cache_file(cache_dir, i, found[i], media_hash)) for i in table.id
-                    if i not in skipped]
-            todo, hits = [], {}          # hits: the cached clips, read once
-            for row in rows:
-                hit, bad = read_cached(row[2], row[1], shape)
-                if bad:
-                    echo(f"cache file {row[2]} not used ({bad}): extracting {printable_id(row[0])} again")
-                if hit is None:
-                    todo.append(row)
-                elif hit["seconds"] > max_clip_seconds:
-                    skipped[row[0]] = media.too_long(max_clip_seconds, f"{hit['seconds']:.1f} s")
-                else:
-                    hits[row[0]] = hit
-            if hits:        # the progress below counts the videos to extract only (predict --videos has no summary)
-                echo(f"{len(hits)} of the {len(rows)} videos taken from extract's cache, {len(todo)} to extract")
-            skipped.update(run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds, echo,
-                                      rows=(config.audio_len, config.vision_len)))
-        except OSError as e:
-            raise write_failed(f"extract's cache folder {cache_dir}", f"${CACHE_ENV}", e) from None
-        features = dict(hits)
-        for video_id, video, cache in todo:
-            if video_id not in skipped:      # read back as a cache file is: one failing its checks never gets through
-                features[video_id], why = read_cached(cache, video, shape)
-                if features[video_id] is None:
-                    skipped[video_id] = f"its features failed the cache's checks once extracted " \
-                                        f"({why or 'the video changed meanwhile'})"
+    to_read = [i for i in table.id if i not in skipped]
+    features, extracted, cached = clip_features(found, to_read, skipped, media_hash, config, jobs, max_clip_seconds,
+                                                echo)
 
     keep = table[~table.id.isin(list(skipped))].reset_index(drop=True)
     if keep.empty:
@@ -281,8 +248,8 @@ it is not checked again.
         raise write_failed(f"--out {out}", "--out", e) from None
 
     counts = {name: len(data[name]["id"]) for name in SPLITS if name in data}
-    result = ExtractResult(out, counts, len(todo) - sum(1 for r in todo if r[0] in skipped),
-                           len(hits), sorted(f"{printable_id(i)}: {printable(r)}" for i, r in skipped.items()))
+    result = ExtractResult(out, counts, extracted, cached,
+                           sorted(f"{printable_id(i)}: {printable(r)}" for i, r in skipped.items()))
     if labelled:
         result.label_range = (float(keep.label.min()), float(keep.label.max()))
         result.dataset_hint = _dataset_hint(keep, *result.label_range)
