@@ -4,7 +4,8 @@
 `frame_features` describes its audio and frames, `text` encodes the transcripts with BERT, `transcripts`
 reads the CSV and splits it, `videos` runs `frame_features` in processes (`worker_start`: a worker that could not
 start), `clip_features` takes each clip from the cache (`feature_cache`) or from `videos`, `report` writes and prints
-what was skipped, and `pipeline` runs them over a folder and writes the file. The libraries they need are the `[extract]` extra, imported only when used.
+what was skipped, and `pipeline` runs them over a folder and writes the file. The libraries they need are the
+`[extract]` extra, imported only when used.
 
 Importing the package costs nothing: its names are imported on first use (PEP 562), so that the parsers of
 `run.py extract` and `predict` (`DEFAULT_SPLIT`, `media.MAX_CLIP_SECONDS`) do not import pandas for a --help, and
