@@ -283,4 +283,46 @@ def test_a_worker_reads_its_own_gpus_free_memory_and_its_allocators_peak(monkeyp
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
     monkeypatch.setattr(torch.cuda, "mem_get_info", sticky_error)
-    assert gpu_memory_after_run("cuda:0") is None        # the worker still sends its run's record
+    assert gpu_memory_after_run("cuda:0") is None        # a CUDA error the run left
+    monkeypatch.setattr(torch.cuda, "mem_get_info", _cuda_cannot_start)
+    assert gpu_memory_after_run("cuda:0") is None        # not only a RuntimeError: any reading that raises
+
+
+def _cuda_cannot_start(device):
+    raise AssertionError("Torch not compiled with CUDA enabled")      # what torch.cuda._lazy_init raises
+
+
+class _DriverEnd:
+    """The driver's end of a worker's pipe: the tasks it sends (then None, stop), and what the worker sent back."""
+
+    def __init__(self, tasks):
+        self.tasks, self.sent = [*tasks, None], []
+
+    def recv(self):
+        return self.tasks.pop(0)
+
+    def send(self, item):
+        self.sent.append(item)
+
+
+def test_a_worker_sends_every_runs_record_and_reads_the_gpu_only_to_size_it_after_an_ok_run(monkeypatch):
+    """A reading that raised anything but a RuntimeError (torch's AssertionError where CUDA cannot start) killed the
+    worker between its run's end and the record's send: the driver wrote 'worker process died' for a run that had
+    finished. And every run's end read the GPU, one that failed before it touched the GPU too (a CUDA context made
+    for nothing)."""
+    from mmsa_atsuko.sweep.local import _serve
+    records = {"a": {"status": "ok"}, "b": {"status": "failed"}, "c": {"status": "ok"}}
+    asked = []
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: asked.append(device) or (6 * 2**30, 80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device: 3 * 2**29)
+    # run a: ok on a device to size; b: failed, c: ok on a device sized already (the driver's last field)
+    tasks = [("a", "a1", "out", True), ("b", "b1", "out", True), ("c", "c1", "out", False)]
+    driver = _DriverEnd(tasks)
+    _serve(driver, "cuda:1", lambda run, run_id, out, device: records[run])
+    assert driver.sent == [(records["a"], {"free_mb": 6144.0, "reserved_mb": 1536.0}), (records["b"], None),
+                           (records["c"], None)]
+    assert asked == [torch.device("cuda:1")]
+    monkeypatch.setattr(torch.cuda, "mem_get_info", _cuda_cannot_start)
+    driver = _DriverEnd(tasks)
+    _serve(driver, "cuda:1", lambda run, run_id, out, device: records[run])
+    assert driver.sent == [(records[run], None) for run in "abc"]

@@ -57,10 +57,14 @@ def test_auto_on_cuda_sizes_from_the_first_runs_peak_and_the_free_memory(monkeyp
 
 
 class _FakeWorker:
-    """A worker that runs nothing: its run's record comes back with the memory its GPU has free (`FREE_MB`), as
-    `gpu_memory_after_run` would read it there. `started` lists every worker's device in the order they started."""
+    """A worker that runs nothing: its run's record comes back (failed for the runs in `FAILED`), with the memory its
+    GPU has free (`FREE_MB`), as `gpu_memory_after_run` would read it there, where the worker reads it: the driver
+    asked for it and the run ended ok. `started` lists every worker's device in the order they started, `asked` the
+    runs whose task asked for the memory."""
     FREE_MB: dict = {}
+    FAILED: frozenset = frozenset()
     started: list = []
+    asked: list = []
     given = 0
 
     def __init__(self, ctx, index, device, threads, forced):
@@ -70,10 +74,16 @@ class _FakeWorker:
     def give(self, task):
         self.task, _FakeWorker.given = task, _FakeWorker.given + 1
         self.order = _FakeWorker.given
+        run, _, _, size_device = task
+        if size_device:
+            _FakeWorker.asked.append(run)
 
     def recv(self):
-        record = {"status": "ok", "peak_memory_mb": 10_000.0, "device": self.device, "run": self.task[0]}
-        return record, {"free_mb": self.FREE_MB[self.device], "reserved_mb": 9_000.0}
+        run, _, _, size_device = self.task
+        status = "failed" if run in self.FAILED else "ok"
+        record = {"status": status, "peak_memory_mb": 10_000.0, "device": self.device, "run": run}
+        read = size_device and status == "ok"
+        return record, {"free_mb": self.FREE_MB[self.device], "reserved_mb": 9_000.0} if read else None
 
     def stop(self):
         pass
@@ -82,13 +92,8 @@ class _FakeWorker:
 def test_auto_on_cuda_sizes_each_device_by_its_own_free_memory(monkeypatch):
     """Another user's job holds most of cuda:1: the count worked out on cuda:0 applied to every device, so cuda:1
     got as many workers as cuda:0 and ran out of memory. Each device's first run sizes it now."""
-    from mmsa_atsuko.sweep import local
-    monkeypatch.setattr(local, "_Worker", _FakeWorker)
     monkeypatch.setattr(_FakeWorker, "FREE_MB", {"cuda:0": 60_000.0, "cuda:1": 25_000.0})
-    monkeypatch.setattr(_FakeWorker, "started", [])
-    monkeypatch.setattr(_FakeWorker, "given", 0)
-    # the runs end in the order they were given out, so each device's first run ends before the later ones
-    monkeypatch.setattr(local, "wait_for", lambda conns: [min(conns, key=lambda worker: worker.order)])
+    _fake_workers(monkeypatch)
     lines, done = [], []
     backend = LocalBackend("auto", "cpu", threads=1, echo=lines.append)
     backend.devices, backend.cuda = ["cuda:0", "cuda:1"], True       # what parse_devices gives on two GPUs
@@ -101,6 +106,38 @@ def test_auto_on_cuda_sizes_each_device_by_its_own_free_memory(monkeypatch):
                      "once on cuda:0",
                      "--jobs auto: the first run on cuda:1 peaked at 10000 MB with 25000 MB free there: 3 run(s) at "
                      "once on cuda:1"]
+    assert _FakeWorker.asked == [0, 1]             # each device's first run; the others make no CUDA call
+
+
+def _fake_workers(monkeypatch) -> None:
+    from mmsa_atsuko.sweep import local
+    monkeypatch.setattr(local, "_Worker", _FakeWorker)
+    monkeypatch.setattr(_FakeWorker, "started", [])
+    monkeypatch.setattr(_FakeWorker, "asked", [])
+    monkeypatch.setattr(_FakeWorker, "given", 0)
+    # the runs end in the order they were given out, so each device's first run ends before the later ones
+    monkeypatch.setattr(local, "wait_for", lambda conns: [min(conns, key=lambda worker: worker.order)])
+
+
+def test_the_gpus_memory_is_asked_for_until_a_run_on_it_ends_ok_and_only_under_jobs_auto(monkeypatch):
+    """Every worker read its GPU's memory after every run, a failed one too: a run that failed before it touched the
+    GPU (a bad config) made a CUDA context there for nothing, and a reading that raised killed the worker."""
+    _fake_workers(monkeypatch)
+    monkeypatch.setattr(_FakeWorker, "FREE_MB", {"cuda:0": 60_000.0})
+    monkeypatch.setattr(_FakeWorker, "FAILED", frozenset({0}))
+    lines = []
+    backend = LocalBackend("auto", "cpu", threads=1, echo=lines.append)
+    backend.devices, backend.cuda = ["cuda:0"], True
+    backend.run([(k, f"run{k}") for k in range(5)], "out", lambda record: None)
+    assert _FakeWorker.asked == [0, 1]             # run 0 failed: run 1 sizes cuda:0
+    # 4 more would fit beside it (51000 // 10600), but runs 2-4 are all that is left: 3
+    assert lines == ["--jobs auto: the first run on cuda:0 peaked at 10000 MB with 60000 MB free there: 3 run(s) at "
+                     "once on cuda:0"]
+    _fake_workers(monkeypatch)
+    backend = LocalBackend(2, "cpu", threads=1, echo=lines.append)
+    backend.devices, backend.cuda = ["cuda:0"], True
+    backend.run([(k, f"run{k}") for k in range(5)], "out", lambda record: None)
+    assert _FakeWorker.asked == [] and _FakeWorker.started == ["cuda:0"] * 2    # --jobs 2 sizes nothing
 
 
 def test_cpu_jobs_are_the_cores_over_the_threads():

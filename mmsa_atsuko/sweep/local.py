@@ -151,13 +151,13 @@ class LocalBackend:
         for worker in self.workers:
             task = next(pending, None)
             if task is not None:
-                worker.give(task)
+                worker.give((*task, worker.device in unsized))     # its worker reads the GPU's memory after it
                 given += 1
         while any(w.task for w in self.workers):
             busy = {w.conn: w for w in self.workers if w.task}
             for conn in wait_for(list(busy)):
                 worker = busy[conn]
-                run, run_id, _ = worker.task
+                run, run_id = worker.task[:2]
                 try:
                     record, memory = conn.recv()
                 except (EOFError, OSError):          # killed (OOM killer, segfault): its run failed
@@ -180,7 +180,7 @@ class LocalBackend:
                 for idle in [w for w in self.workers if w.task is None]:
                     task = next(pending, None)
                     if task is not None:
-                        idle.give(task)
+                        idle.give((*task, idle.device in unsized))
                         given += 1
 
 
@@ -263,6 +263,14 @@ def _worker_main(conn, device: str, threads: int, forced: bool, parent_pid: int)
     if forced or "OMP_NUM_THREADS" not in os.environ:    # N workers share the cores instead of fighting
         torch.set_num_threads(threads)
     worker_logging()
+    _serve(conn, device, execute)
+
+
+def _serve(conn, device: str, execute) -> None:
+    """Run the driver's tasks until it sends None or goes, each run's record sent back whatever befell the reading
+    of its GPU's memory: a worker that died there lost a run that had finished. That memory is read only where the
+    driver asks (`size_device`: `--jobs auto`, its device not sized yet) and the run ended ok: a run that failed
+    before it touched the GPU would make a CUDA context for nothing."""
     while True:
         try:
             task = conn.recv()
@@ -270,6 +278,7 @@ def _worker_main(conn, device: str, threads: int, forced: bool, parent_pid: int)
             return
         if task is None:
             return
-        run, run_id, out = task
+        run, run_id, out, size_device = task
         record = execute(run, run_id, out, device)
-        conn.send((record, gpu_memory_after_run(device)))
+        memory = gpu_memory_after_run(device) if size_device and record.get("status") == "ok" else None
+        conn.send((record, memory))

@@ -166,15 +166,16 @@ def gpu_memory_after_run(device: str) -> dict | None:
     context of its own (about 500 MB of the GPU, held to the sweep's end): the memory free on the run's GPU now, this
     worker's cache still held, and the most its allocator held during the run (`max_memory_reserved`, counted from
     `reset_peak_memory`: what one more worker takes too, fragmentation included; the record's max_memory_allocated
-    is less). None off CUDA, and after a CUDA error that the run left (its record says it; the record still goes)."""
+    is less). None off CUDA, and where the reading raises anything (a CUDA error that the run left, torch's
+    AssertionError where CUDA cannot start): the run's record goes to the driver all the same."""
     if not device.startswith("cuda"):
         return None
     import torch
-    gpu = torch.device(device)
     try:
+        gpu = torch.device(device)
         return {"free_mb": torch.cuda.mem_get_info(gpu)[0] / 2**20,
                 "reserved_mb": torch.cuda.max_memory_reserved(gpu) / 2**20}
-    except RuntimeError:
+    except Exception:                  # the reading only sizes --jobs auto; a worker that died here lost the record
         return None
 
 
