@@ -31,7 +31,7 @@ DEFAULT_THREADS = 1
 # Free memory kept back when runs are packed on one GPU: the allocator's fragmentation and the
 # peaks of later epochs (a longer valid pass, a bigger last batch) that the first run did not hit.
 GPU_MEMORY_MARGIN = 0.15
-CUDA_CONTEXT_MB = 600          # a worker's CUDA context and kernels, outside max_memory_allocated
+CUDA_CONTEXT_MB = 600          # a worker's CUDA context and kernels, outside max_memory_reserved too
 
 
 # The values of CUBLAS_WORKSPACE_CONFIG that torch's strict determinism takes on CUDA (its
@@ -111,7 +111,8 @@ def cpu_jobs(threads: int, runs: int, cores: int | None = None) -> int:
 def gpu_jobs(peak_mb: float, free_mb: float, runs: int, *, running: int = 1, margin: float = GPU_MEMORY_MARGIN,
              context_mb: float = CUDA_CONTEXT_MB) -> int:
     """`--jobs auto` on one GPU: how many runs at once, counting the `running` ones, after one run
-    peaked at `peak_mb` (max_memory_allocated) and `free_mb` is free with those running.
+    peaked at `peak_mb` and `free_mb` is free with those running. The sweep passes as the peak the most the run's
+    allocator held (max_memory_reserved, fragmentation included), or its max_memory_allocated where that is more.
 
     Each further run needs its peak plus a CUDA context; `margin` of the free memory is kept back.
     At least the runs already running, at most `runs`."""
