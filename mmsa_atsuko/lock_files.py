@@ -242,7 +242,8 @@ def exclusive_now(path: Path, mode: int) -> Iterator[bool]:
 def holder_pids(path: Path) -> list[int]:
     """The ids of the processes holding a flock on the file at `path`, as Linux's /proc/locks lists them (in this
     process's pid namespace; the process that took the lock, not one that inherited it); [] where it cannot tell: no
-    /proc/locks, no file, or holders on another host sharing the folder."""
+    /proc/locks, no file, holders on another host sharing the folder, or a filesystem (overlayfs, btrfs) whose device
+    there is not the st_dev that stat gives, as in an ordinary container."""
     try:
         info = os.stat(path, follow_symlinks=False)
         with open("/proc/locks", encoding="ascii", errors="replace") as f:

@@ -247,8 +247,9 @@ def clean_extract_cache() -> int:
     try:
         files, size = remove_cache_files(folder)
     except CacheInUse as e:
-        who = (f"pid {', '.join(map(str, e.pids))}" if e.pids
-               else "its pid unknown: another host's or container's?")
+        # No pid is also an ordinary container's answer: on overlayfs or btrfs, /proc/locks may print another device
+        # than stat gives (`holder_pids`), so no guess at another host.
+        who = f"pid {', '.join(map(str, e.pids))}" if e.pids else "its pid unknown"
         raise DataError(f"an extract is running ({who}) with extract's cache {folder}, and would skip the clips "
                         f"whose files a clean removed: run clean after it ends; nothing was removed") from None
     except OSError as e:
