@@ -846,6 +846,25 @@ def test_maintenance_commands_given_the_store_file_name_its_folder(tmp_path, cap
     assert "does not exist; pass --results DIR" in capsys.readouterr().err
 
 
+def test_clean_refuses_extract_cache_with_results_and_keeps_results_default_otherwise(tmp_path, capsys, monkeypatch):
+    """`clean --extract-cache --results DIR` emptied extract's cache and ignored DIR, whose unfinished runs the user
+    may have meant to clean: one line, exit 2, nothing removed. Without --extract-cache, --results stays results/."""
+    from mmsa_atsuko.cli import main
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)                  # no results/ here
+    cached = tmp_path / "cache" / "extract_features" / "a-1-2-stamp2.npz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"\0" * 10)
+    for results in ("results", str(tmp_path)):     # the default's name given explicitly too
+        assert main(["clean", "--extract-cache", "--results", results]) == 2
+        assert capsys.readouterr() == ("", "error: --extract-cache empties extract's cache of video features, not a "
+                                           "results folder: drop --results (or run clean --results without "
+                                           "--extract-cache)\n")
+    assert cached.exists()
+    assert main(["clean"]) == 2
+    assert capsys.readouterr().err == "error: results folder results does not exist; pass --results DIR\n"
+
+
 @pytest.mark.parametrize("argv, line", [
     (["-m", "tfn", "-d", "mosi"], "interrupted: finished runs are recorded; the same command again skips them (with "
                                   "--resume it continues the interrupted run from its last finished epoch)"),

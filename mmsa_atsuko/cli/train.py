@@ -183,10 +183,15 @@ def cmd_clean(argv) -> int:
     p.add_argument("--extract-cache", action="store_true", help="remove the files of extract's cache of video "
                    "features (<$MMSA_ATSUKO_CACHE or ~/.cache/mmsa_atsuko>/extract_features/) and nothing else; "
                    "the next extract of a video extracts it again. Refused while an extract runs (its clips would "
-                   "be skipped)")
+                   "be skipped). Not with --results")
+    p.set_defaults(results=None)        # None: not given, so that --extract-cache can tell a --results it ignores
     args = p.parse_args(argv)
     if args.extract_cache:
+        if args.results is not None:
+            raise UsageError("--extract-cache empties extract's cache of video features, not a results folder: drop "
+                             "--results (or run clean --results without --extract-cache)")
         return clean_extract_cache()
+    args.results = "results" if args.results is None else args.results
     from ..results import RUN_PY_MARK, check_output_folder, remove_free_locks, unremovable_note
     from ..run_folders import (BEING_MADE, IDENTITY_CLAIM, NEW_GRACE_S, ODD_LOCK, RUN_LOCK,  # their home: no torch
                                RUNNING, UNSEEN_LOCK, dead_folders, not_dead, remove, remove_tombstones, unfinished_runs,
