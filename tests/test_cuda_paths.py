@@ -174,19 +174,25 @@ def tfn_job():
 
 
 def _fake_gpu_training(monkeypatch) -> tuple[list, list]:
-    """torch.cuda's current device and memory counters made up, and a `fit` that notes which GPU is current;
-    returns (what was reset and trained with which GPU current, [the current GPU])."""
+    """CUDA's current GPU and memory counters made up, and a `fit` that notes which GPU is current; returns (what was
+    reset and trained with which GPU current, [the current GPU]). The current GPU is faked at the toolkit's boundary,
+    `torch.cuda.device` (what `hardware.on_device` enters), as its documented contract: current inside, the previous
+    one back after."""
     from mmsa_atsuko.api import one_run
     from mmsa_atsuko.training.trainer import FitResult
     current, seen = [0], []
 
-    def exchange(index):
-        previous, current[0] = current[0], index if index >= 0 else current[0]
-        return previous
+    class CurrentGpu:
+        def __init__(self, device):
+            self.index = torch.device(device).index
 
-    monkeypatch.setattr(torch.cuda, "_exchange_device", exchange)
-    monkeypatch.setattr(torch.cuda, "_maybe_exchange_device", exchange)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: current[0])
+        def __enter__(self):
+            self.previous, current[0] = current[0], self.index
+
+        def __exit__(self, *exc):
+            current[0] = self.previous
+
+    monkeypatch.setattr(torch.cuda, "device", CurrentGpu)
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: seen.append(("reset", current[0])))
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 3 * 2**20)
 
