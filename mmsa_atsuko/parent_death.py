@@ -31,29 +31,30 @@ def die_with(main_pid: int) -> bool:
     closed, and multiprocessing hands one to each process it forks: a worker that kept its copy kept the server, and
     so itself, alive after main_pid was killed. So this process closes its copy, after the prctl (held until then,
     it kept the server from ending before the prctl): the server then ends with main_pid, and the kernel kills this
-    process. A parent already gone at the prctl sends no signal: this process then ends at once."""
+    process. A parent already gone at the prctl sends no signal: this process then ends at once. Whether the parent
+    is main_pid's fork server is told by its own parent, not by that pipe: its copy is multiprocessing's private
+    attribute, which a Python that renamed it would leave unclosed, not make every worker end here."""
     if not kill_on_parent_death():
         return False
-    forked_by_server = _close_forkserver_alive_fd()
+    _close_forkserver_alive_fd()
     parent = os.getppid()
-    if parent != main_pid and not (forked_by_server and _parent_of(parent) in (main_pid, None)):
+    if parent != main_pid and _parent_of(parent) not in (main_pid, None):
         os._exit(1)
     return True
 
 
-def _close_forkserver_alive_fd() -> bool:
-    """Close this process's copy of its fork server's "alive" pipe (see `die_with`); whether it held one."""
+def _close_forkserver_alive_fd() -> None:
+    """Close this process's copy of its fork server's "alive" pipe (see `die_with`), where it holds one."""
     from multiprocessing import forkserver
     server = getattr(forkserver, "_forkserver", None)
     fd = getattr(server, "_forkserver_alive_fd", None)
     if fd is None:
-        return False
+        return
     try:
         os.close(fd)
     except OSError:
         pass
     server._forkserver_alive_fd = None
-    return True
 
 
 def _parent_of(pid: int) -> int | None:

@@ -99,3 +99,18 @@ def nan_vision_for_a(video, cache, *args):
         return REAL_EXTRACT(video, cache, *args)
     finally:
         frame_features.video_features = real
+
+
+def hang_at_start(*_):
+    """A worker that hangs as it starts, before it takes a clip (a ClipWorker's `_serve`)."""
+    time.sleep(3600)
+
+
+def without_alive_fd_attribute(main_pid: int) -> None:
+    """A worker under a Python whose fork server names its "alive" pipe otherwise: `parent_death.die_with` must
+    still tell that its parent is main_pid's fork server, and let it live."""
+    from multiprocessing import forkserver
+
+    from mmsa_atsuko import parent_death
+    del forkserver._forkserver._forkserver_alive_fd
+    parent_death.die_with(main_pid)

@@ -40,6 +40,8 @@ def clip_features(found: dict, ids: list, skipped: dict, media_hash: str, config
                     hits[row[0]] = hit
             if hits:        # the progress below counts the videos to extract only (predict --videos has no summary)
                 echo(f"{len(hits)} of the {len(rows)} videos taken from extract's cache, {len(todo)} to extract")
+            # An OSError from here on is a cache file's write in a worker: one the workers could not be started by is
+            # run_videos' own line (`worker_start.start_failed`), not blamed on the cache.
             skipped.update(run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds, echo,
                                       rows=(config.audio_len, config.vision_len)))
         except OSError as e:

@@ -30,7 +30,7 @@ from ...errors import DataError, ToolkitError, one_line
 from ...progress import Progress
 from . import clip_progress, frame_features, media
 from .feature_cache import CacheShape, file_stamp, is_cached
-from .worker_start import could_not_start, exit_if_main_reimported, how_it_ended
+from .worker_start import PROBE_SECONDS, could_not_start, exit_if_main_reimported, how_it_ended, start_failed
 
 
 def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: float,
@@ -57,14 +57,18 @@ def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: f
 
 # What the fork server imports once, before it forks the workers, so that each starts with it: this module, and the
 # libraries of the default extraction (`frame_features`: the [extract] extra; one not installed is passed over).
-# Never torch: a worker does not use it. '__main__' is multiprocessing's default (run.py, which a worker imports).
-FORKSERVER_PRELOAD = ["__main__", __name__, "av", "cv2", "opensmile"]
+# Never torch: a worker does not use it. Never '__main__' (multiprocessing's default): each worker imports the
+# caller's main script anyway as it starts, and where the server imports it too (Python 3.13.8+, 3.14), it does so as
+# a worker would, so a script that calls extract without the `__main__` guard ended the server itself
+# (`exit_if_main_reimported`) and every start failed with a bare EOFError.
+FORKSERVER_PRELOAD = [__name__, "av", "cv2", "opensmile"]
 
 
 def _start_method():
     # Not fork: a process holding other threads (OpenMP's, tokenizers', a test run's) may be forked while one of
     # them holds a lock, which the child then waits on for ever. forkserver forks a single-threaded server instead
-    # (spawn where there is none). The preload takes effect where this process starts its fork server.
+    # (spawn where there is none). The preload is process-wide: it replaces any a library user set, and takes effect
+    # only where this process starts its fork server (one running already keeps what it preloaded).
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
@@ -131,11 +135,19 @@ class ClipWorker:
 
     def _start(self) -> None:
         context = _start_method()
-        self.conn, child = context.Pipe()
+        try:
+            self.conn, child = context.Pipe()
+        except OSError as e:             # no file descriptor left
+            raise start_failed(e) from None
         status = self.status.for_workers() if self.status else (None, clip_progress.CLIP_STATUS_SECONDS)
         self.process = context.Process(target=_serve, args=(child, os.getpid(), status, extract_one), daemon=True)
-        self.process.start()
-        child.close()
+        try:
+            self.process.start()
+        except (EOFError, OSError) as e:     # a fork that failed, a fork server gone: not a clip's doing
+            self.conn.close()
+            raise start_failed(e) from None
+        finally:
+            child.close()
         self.open = True
 
     def extract(self, *args) -> tuple[bool, str | None]:
@@ -197,15 +209,19 @@ def worker_died(exitcode: int | None) -> str:
 
 
 def _start_failure() -> ToolkitError | None:
-    """`could_not_start`'s error where a worker process, started and told to end at once, dies as it starts."""
-    worker = ClipWorker()
+    """`could_not_start`'s error where a worker process, started and told to end at once, dies as it starts or is
+    still starting after PROBE_SECONDS (`start_failed`'s where it cannot be started)."""
+    try:
+        worker = ClipWorker()
+    except ToolkitError as e:
+        return e
     try:
         worker.conn.send(None)          # started, it ends with status 0
     except OSError:                     # dead already
         pass
-    worker.process.join()
+    worker.process.join(PROBE_SECONDS)
     exitcode = worker.process.exitcode
-    worker.close()
+    worker.close(kill=exitcode is None)
     return could_not_start(exitcode) if exitcode != 0 else None
 
 
@@ -215,7 +231,10 @@ def run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: flo
     exit_if_main_reimported()
     skipped = {}
     progress = Progress(len(todo), echo)
-    status = clip_progress.ClipStatus(progress, _start_method())
+    try:
+        status = clip_progress.ClipStatus(progress, _start_method())
+    except OSError as e:        # the workers' pipe: no file descriptor left
+        raise start_failed(e) from None
     try:
         if jobs == 1:
             _one_worker(todo, (backend, fps, max_seconds, rows), skipped, progress, status)
@@ -255,9 +274,16 @@ def _pool(todo: list, settings: tuple, jobs: int, skipped: dict, progress: Progr
     """--jobs 2 or more: a pool of processes; one that dies breaks it, and the run stops in one line."""
     finished = 0
     try:        # submitting too: a worker may die before the last of thousands of videos is queued
-        with worker_pool(jobs, status) as pool:
-            futures = {pool.submit(extract_one, str(video), str(cache), *settings): video_id
-                       for video_id, video, cache in todo}
+        try:
+            pool = worker_pool(jobs, status)
+        except OSError as e:    # its queues' pipes: no file descriptor left
+            raise start_failed(e) from None
+        with pool:
+            try:      # a submit starts the workers it needs
+                futures = {pool.submit(extract_one, str(video), str(cache), *settings): video_id
+                           for video_id, video, cache in todo}
+            except (EOFError, OSError) as e:     # a fork that failed, a fork server gone: not a clip's doing
+                raise start_failed(e) from None
             pending = set(futures)
             while pending:        # woken each POLL_SECONDS to show the status of the clips being decoded
                 done, pending = wait(pending, timeout=clip_progress.POLL_SECONDS, return_when=FIRST_COMPLETED)
