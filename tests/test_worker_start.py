@@ -97,6 +97,20 @@ def test_a_probe_worker_that_hangs_as_it_starts_is_killed_and_said(monkeypatch):
                                    "before it took a clip")
 
 
+def test_a_clip_worker_that_hangs_as_it_starts_is_killed_and_said(monkeypatch):
+    """--jobs 1: the clip was sent and its acknowledgement waited for without a limit, so a worker that hung as it
+    started hung extract with it. After PROBE_SECONDS it is killed and the start is said to have failed."""
+    monkeypatch.setattr(videos, "_serve", clip_fakes.hang_at_start)
+    monkeypatch.setattr(videos, "PROBE_SECONDS", 1.0)
+    worker = videos.ClipWorker()
+    with pytest.raises(DataError) as raised:
+        worker.extract("v0.mp4", "v0.npz", "librosa", 1.0, 10.0)
+    assert str(raised.value).startswith("extract's worker process could not start: it hung as it started (and was "
+                                        "killed) before it took a clip")
+    assert worker.process.exitcode is not None          # killed, not left running
+    worker.close()
+
+
 def test_a_probe_worker_that_cannot_be_started_is_the_line_returned(monkeypatch):
     """An error starting the probe worker escaped _start_failure raw, in place of the pool's line."""
     monkeypatch.setattr(multiprocessing.popen_forkserver.Popen, "_launch", _fork_server_gone)

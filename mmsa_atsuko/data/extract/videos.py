@@ -158,6 +158,12 @@ class ClipWorker:
         for fresh in (False, True):
             try:
                 self.conn.send(args)
+                # A worker acknowledges at once, a fresh one once it has started: one silent after PROBE_SECONDS
+                # hung as it started, and waiting on it would hang extract.
+                if not self.conn.poll(PROBE_SECONDS):
+                    self.process.kill()
+                    self.process.join()
+                    raise could_not_start(None)
                 self.conn.recv()             # taken: from here on a death is this clip's
             except (EOFError, OSError):
                 if fresh or not self.taken:
