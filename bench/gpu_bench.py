@@ -219,7 +219,37 @@ def bench_step(args, device, overrides, preset, size, bert_folder) -> dict:
     ops = {name: sum(dispatched_ops(lambda: fns[name](1)).values()) for name in ("atsuko fp32", "floor")}
     # The models and batches go with this frame; the caller then frees their memory.
     return {"times": _blocks(fns, args.steps, args.rounds, sync), "compile_s": compile_s,
-            "batch_size": config.batch_size, "ops": ops}
+            "batch_size": config.batch_size, "ops": ops, "syncs": host_syncs(lambda: atsuko(1), device)}
+
+
+def host_syncs(step, device) -> list | None:
+    """Where our code made `step()` wait for the GPU (the issue's "no host synchronisation per step"): the
+    innermost line under mmsa_atsuko/ of each wait CUDA's sync debug mode reports, one entry per wait; None on
+    a CPU, where nothing waits."""
+    import traceback
+    import warnings
+
+    import torch
+    if device.type != "cuda":
+        return None
+    package = str(ROOT / "mmsa_atsuko")
+    found = []
+
+    def note(message, *_):
+        if "synchroniz" in str(message):
+            ours = [f for f in traceback.extract_stack() if f.filename.startswith(package)]
+            found.append(f"{Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else "outside mmsa_atsuko")
+
+    previous = torch.cuda.get_sync_debug_mode()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = note
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            step()
+        finally:
+            torch.cuda.set_sync_debug_mode(previous)
+    return found
 
 
 def bench_seeds(args, device, overrides, preset, size) -> dict:
@@ -343,6 +373,10 @@ def main() -> None:
         ops = step["ops"]
         print(f"  ops atsuko / floor           {ops['atsuko fp32'] / ops['floor']:.2f}  ({ops['atsuko fp32']} vs "
               f"{ops['floor']} ATen ops (not views) a step: what a launch-bound step pays)")
+        syncs = step["syncs"]
+        print("  host syncs per atsuko step   " + ("n/a (CUDA only)" if syncs is None else
+              f"{len(syncs)}  (target 0; " + ", ".join(f"{where} x{syncs.count(where)}"
+                                                       for where in dict.fromkeys(syncs)) + ")"))
         print(f"  step bf16 / fp32             {t['atsuko bf16'] / t['atsuko fp32']:.2f}  (quality not measured here)")
         print(f"  step deterministic / not     {t['atsuko fp32'] / t['atsuko nondeterministic']:.2f}  (target <= 1.10)")
         if step["compile_s"] is not None:
