@@ -309,22 +309,24 @@ def test_a_trainer_value_is_blamed_on_the_layer_that_set_it():
     assert origins["key_eval"] == "datasets.yaml mosi.config"
 
 
-def test_valid_loss_added_later_keeps_the_identity_and_config_of_every_run_stored_before_it():
-    """`valid_loss` (training/selection.py) joined the trainer keys after runs were stored. A stored config lacks
-    it and ran with the exact rule: it is read with `exact`, and at `exact` the key stays out of the hash, so those
-    runs keep their config hash (the hash as it was: sha256 of the sorted-key JSON, written out here) and a sweep
-    does not train them again. `mmsa` is another config."""
+@pytest.mark.parametrize("key, before, other", [("valid_loss", "exact", "mmsa"), ("grad_accum_rule", "sum", "mmsa")])
+def test_a_key_added_later_keeps_the_identity_and_config_of_every_run_stored_before_it(key, before, other):
+    """`valid_loss` (training/selection.py) and `grad_accum_rule` (training/trainer.py) joined the trainer keys after
+    runs were stored. A stored config lacks them and ran as `before` says: it is read so, and at that value the key
+    stays out of the hash, so those runs keep their config hash (the hash as it was: sha256 of the sorted-key JSON
+    without either key, written out here) and a sweep does not train them again. `other` is another config."""
     import hashlib
     import json
 
     from mmsa_atsuko.config import check_config
     today = load_config("tfn", "mosi")
-    assert today.valid_loss == "exact"
-    stored = {k: v for k, v in today.items() if k != "valid_loss"}          # as a run from before the key has it
+    assert today[key] == before
+    stored = {k: v for k, v in today.items() if k not in ("valid_loss", "grad_accum_rule")}   # a run from before
     old_hash = hashlib.sha256(json.dumps(stored, sort_keys=True, default=str, separators=(",", ":")).encode())
     assert config_hash(today) == old_hash.hexdigest()[:12]
     assert dict(check_config("tfn", stored, "model.json config")) == dict(today)
-    mmsa = load_config("tfn", "mosi", overrides=["valid_loss=mmsa"])
-    assert mmsa.valid_loss == "mmsa" and config_hash(mmsa) != config_hash(today)
-    with pytest.raises(UsageError, match="^command-line override -c: valid_loss must be one of exact, mmsa, got 'batch'$"):
-        load_config("tfn", "mosi", overrides=["valid_loss=batch"])
+    changed = load_config("tfn", "mosi", overrides=[f"{key}={other}"])
+    assert changed[key] == other and config_hash(changed) != config_hash(today)
+    with pytest.raises(UsageError, match=f"^command-line override -c: {key} must be one of {before}, {other}, "
+                                         f"got 'batch'$"):
+        load_config("tfn", "mosi", overrides=[f"{key}=batch"])

@@ -912,6 +912,16 @@ def test_a_last_batch_of_one_is_refused_before_training_for_batchnorm_models(tmp
     assert not list((tmp_path / "r").glob("runs/*"))
 
 
+def test_an_mmsa_accumulation_that_would_never_step_is_refused_before_any_run_folder(tmp_path, capsys):
+    """Small synthetic MOSI's train split is 6 batches of 16 (recipes.SMALL_SPLIT_SIZES): grad_accum 7 under MMSA's
+    rule, which drops an epoch's last partial group, would train nothing and report the initial weights."""
+    code, err = cli(capsys, "-m", "tfn", "-d", "mosi", "-s", "1", *TINY, "-c", "grad_accum_rule=mmsa",
+                    "-c", "grad_accum=7", "--out", tmp_path / "r")
+    assert_one_line(code, err, "the train split's 96 samples make 6 batch(es) of 16, fewer than grad_accum 7",
+                    "-c grad_accum=6")
+    assert not list((tmp_path / "r").glob("runs/*"))
+
+
 # ------------------------------------------------------------------------------------------
 # hostile feature files
 # ------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from mmsa_atsuko.training.trainer import evaluate, fit
 
 BASE = dict(batch_size=16, learning_rate=1e-2, weight_decay=0.0, max_epochs=30, early_stop=3, key_eval="Loss",
             grad_accum=1, grad_clip=None, grad_clip_mode="value", scheduler="none", scheduler_patience=2,
-            scheduler_factor=0.5, eval_batch_size=None, pretrained=None, valid_loss="exact")
+            scheduler_factor=0.5, eval_batch_size=None, pretrained=None, valid_loss="exact", grad_accum_rule="sum")
 
 
 def cfg(**kw):
@@ -134,6 +134,8 @@ def test_mmsa_valid_loss_weighs_a_last_partial_batch_as_a_full_one_and_picks_ano
     assert exact.best_epoch == 2 and mmsa.best_epoch == 3
     # the metrics themselves stay per-sample: only the Loss that selects is made otherwise
     assert exact.valid["MAE"] == pytest.approx(6.5 / 9, abs=1e-6) and mmsa.valid["MAE"] == pytest.approx(7.8 / 9, abs=1e-6)
+    # test's Loss is made by the same rule (MMSA's one do_test scores both): epoch 3's errors, the last Scripted shows
+    assert mmsa.test.metrics["Loss"] == 0.8 and exact.test.metrics["Loss"] == pytest.approx(7.8 / 9, abs=1e-6)
 
 
 def test_mmsa_valid_loss_rounds_to_4_places_so_a_gain_below_that_is_a_tie_the_margin_keeps():
@@ -175,7 +177,7 @@ def test_the_valid_loss_rules_datasets_yaml_allows_are_those_selection_computes(
 
 # One value each trainer key's check in configs/datasets.yaml refuses.
 REFUSED = {"batch_size": 0, "learning_rate": 0.0, "weight_decay": -1.0, "max_epochs": 0, "early_stop": 0,
-           "valid_loss": "batch", "grad_accum": 0, "grad_clip": -1.0, "grad_clip_mode": "sideways",
+           "valid_loss": "batch", "grad_accum": 0, "grad_accum_rule": "mean", "grad_clip": -1.0, "grad_clip_mode": "sideways",
            "scheduler": "cosine", "scheduler_patience": -1, "scheduler_factor": 1.5, "eval_batch_size": 0}
 
 
@@ -229,6 +231,62 @@ def test_accumulation_steps_the_last_partial_group(monkeypatch, accum, n_train, 
     fit(LinearProbe(), make_dataset(n=(n_train, 16, 16)), cfg(max_epochs=1, grad_accum=accum),
         device=torch.device("cpu"), seed=0)
     assert len(steps) == expected_steps
+
+
+def _mmsa_loop(model, data, config, seed: int, epochs: int) -> None:
+    """thuiar/MMSA's MulT and MISA training loop (trains/singleTask/MULT.py `do_train`), written out: gradients
+    cleared as each group of `update_epochs` batches starts, the running sum clipped by value after every backward,
+    a step when the group is full; the counter starts afresh each epoch, so a last partial group never steps."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=True)
+    order = torch.Generator().manual_seed(seed)        # the trainer's batch order, drawn the same way
+    model.train()
+    for _ in range(epochs):
+        left = config.grad_accum
+        for batch in data.train.batches(config.batch_size, shuffle=True, generator=order):
+            if left == config.grad_accum:
+                optimizer.zero_grad()
+            left -= 1
+            model.loss(model(batch), batch)["total"].backward()
+            torch.nn.utils.clip_grad_value_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
+            if not left:
+                optimizer.step()
+                left = config.grad_accum
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_grad_accum_rule_mmsa_trains_as_mmsas_loop_and_sum_does_not(monkeypatch, epochs):
+    """80 samples in batches of 16 are 5 batches: with grad_accum 2, MMSA steps twice an epoch and drops the fifth
+    batch's gradient; a clip of 0.02 binds after single batches. Two epochs: the dropped gradient must not leak into
+    the next epoch's first step. The weights after the last epoch are compared (each epoch counts as the best)."""
+    monkeypatch.setattr(trainer_mod, "improved", lambda *a: True)
+    data = make_dataset(n=(80, 16, 16))
+    config = cfg(max_epochs=epochs, early_stop=100, grad_accum=2, grad_clip=0.02, grad_clip_mode="value")
+
+    def trained(train):
+        torch.manual_seed(11)
+        model = LinearProbe()
+        model.drop.p = 0.0             # no dropout: the two loops need not draw random numbers alike
+        train(model)
+        return [p.detach().clone() for p in model.parameters()]
+
+    reference = trained(lambda m: _mmsa_loop(m, data, config, seed=3, epochs=epochs))
+    mmsa = trained(lambda m: fit(m, data, cfg(**{**config, "grad_accum_rule": "mmsa"}), device=torch.device("cpu"),
+                                 seed=3))
+    summed = trained(lambda m: fit(m, data, config, device=torch.device("cpu"), seed=3))
+    assert all(torch.equal(a, b) for a, b in zip(mmsa, reference))
+    assert not all(torch.equal(a, b) for a, b in zip(summed, reference))
+
+
+def test_grad_accum_rule_mmsa_that_would_never_step_is_refused_before_training():
+    from mmsa_atsuko.errors import UsageError
+    with pytest.raises(UsageError, match=r"^grad_accum_rule mmsa drops each epoch's last partial group of grad_accum "
+                                         r"batches, and the train split's 48 samples make 3 batch\(es\) of 16, fewer "
+                                         r"than grad_accum 4: no parameter would ever change; lower grad_accum "
+                                         r"\(e.g. -c grad_accum=3\) or use -c grad_accum_rule=sum$"):
+        fit(LinearProbe(), make_dataset(n=(48, 16, 16)), cfg(grad_accum=4, grad_accum_rule="mmsa"),
+            device=torch.device("cpu"), seed=0)
+    fit(LinearProbe(), make_dataset(n=(48, 16, 16)), cfg(max_epochs=1, grad_accum=3, grad_accum_rule="mmsa"),
+        device=torch.device("cpu"), seed=0)
 
 
 @pytest.mark.parametrize("mode, fn", [("value", "clip_grad_value_"), ("norm", "clip_grad_norm_")])

@@ -19,7 +19,7 @@ from ..registry import build_model, canonical_model_name
 from ..results import run_identity
 from ..training.model_card import bert_tokenizer, check_tokenizer
 from ..training.loss_checks import check_last_batch
-from ..training.trainer_config import resolve_config
+from ..training.trainer_config import check_accumulation, resolve_config
 
 
 @dataclass
@@ -70,6 +70,7 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     # Built to surface model/data mismatches (task, missing text features, BERT path) now.
     built = _model_to_check(model, config, data.spec)
     check_last_batch(built, len(data.train), config.batch_size)       # before any run folder is made
+    check_accumulation(len(data.train), config)
     if hasattr(built, "check_training_data"):     # the model's own check of what it trains on (optional hook)
         built.check_training_data(data.spec)
     if data.spec.has_text_bert:     # model.json records its tokenizer: a file of it that cannot be read, now

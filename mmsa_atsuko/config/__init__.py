@@ -58,7 +58,7 @@ __all__ = ["ADDED_KEYS", "CONFIG_DIR", "DATASETS_ENV", "DEFAULT_CHECKS", "METRIC
 # config hash: the runs stored before it keep their identity, and a sweep does not train them again. A model's YAML
 # cannot give a trainer key a check or meaning of its own (`_declarations`), so the value means the same for every
 # model.
-ADDED_KEYS = {"valid_loss": "exact"}
+ADDED_KEYS = {"valid_loss": "exact", "grad_accum_rule": "sum"}
 # What a preset may be named: a run record stores it (`preset`), and the store's reader skips a record whose preset
 # is no such name (results.store_lines.not_a_run), one that was written to print a line of its own into a table.
 PRESET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")

@@ -16,6 +16,8 @@ MMSA averages the values its metrics returned, which are rounded to 4 decimals p
 rounds an np.float64, i.e. NumPy's way (scale by 10**n, rint half to even, scale back), not
 Python's correctly rounded one: round(np.float64(67.895), 2) is 67.9, round(67.895, 2) 67.89.
 The records keep full precision, so both steps are done here (`mmsa_seed_value`, `mmsa_cell`).
+The Loss cell is the test Loss as the run's `valid_loss` made it: MMSA's mean of batch means with
+`valid_loss: mmsa` (paper.yaml), the per-sample mean under the default `exact`.
 """
 from __future__ import annotations
 

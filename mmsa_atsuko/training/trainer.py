@@ -38,7 +38,7 @@ from .host_memory import keep_freed_memory
 from .loss_checks import check_epoch_losses, check_first_losses, check_last_batch
 from .scored import float32_pred, warn_if_constant
 from .selection import improved, split_loss
-from .trainer_config import check_trainer_config    # its own module, without torch: a sweep checks before torch
+from .trainer_config import check_accumulation, check_trainer_config    # its own module, without torch: a sweep checks before torch
 from .training_state import load_training_state, replace_in_run_folder, save_training_state
 
 log = logging.getLogger("mmsa_atsuko")
@@ -79,16 +79,25 @@ def build_optimizer(model, config) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
 
 
-def clip_and_step(model, optimizer, config) -> None:
-    """The end of a gradient-accumulation group: clip (MMSA: by value or norm), step, clear."""
+def clip_gradients(model, config) -> None:
+    """Clip the gradients as `grad_clip` and `grad_clip_mode` say (MMSA: by value or norm); none without grad_clip."""
     if config.grad_clip is not None:
         params = [p for p in model.parameters() if p.grad is not None]
         if config.grad_clip_mode == "value":
             torch.nn.utils.clip_grad_value_(params, config.grad_clip)
         else:
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+
+
+def step_and_clear(optimizer) -> None:
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+
+
+def clip_and_step(model, optimizer, config) -> None:
+    """The end of a gradient-accumulation group under `grad_accum_rule: sum`: clip, step, clear."""
+    clip_gradients(model, config)
+    step_and_clear(optimizer)
 
 
 class SplitOutputs:
@@ -176,7 +185,13 @@ def train_epoch(model, train, optimizer, generator, config, *, epoch: int, preci
         first_bad = torch.where((first_bad == 0) & ~torch.isfinite(losses["total"].detach()), i, first_bad)
         # No division by grad_accum: MMSA and EMOE sum the micro-batch gradients.
         losses["total"].backward()
-        if i % config.grad_accum == 0 or i == n_batches:      # the last partial group steps too
+        if config.grad_accum_rule == "mmsa":
+            # MMSA's and EMOE's loops: the running sum clipped after every backward; an epoch's last partial
+            # group never steps (the zero_grad above clears it as the next epoch starts).
+            clip_gradients(model, config)
+            if i % config.grad_accum == 0:
+                step_and_clear(optimizer)
+        elif i % config.grad_accum == 0 or i == n_batches:      # the last partial group steps too
             clip_and_step(model, optimizer, config)
         if hasattr(model, "on_train_batch_end"):
             model.on_train_batch_end(batch, outputs)
@@ -228,6 +243,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     dataset = data.spec.name
     check_trainer_config(config, dataset)
     check_last_batch(model, len(data.train), config.batch_size)
+    check_accumulation(len(data.train), config)
     check_precision(precision)
     key_eval = config.key_eval
     eval_bs = config.eval_batch_size or config.batch_size
@@ -295,8 +311,9 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     if best_state is None:
         raise TrainingError(f"valid {key_eval} was NaN at every epoch; nothing to test")
     model.load_state_dict(best_state)
-    test_eval = (evaluate(model, data.test.to(device), dataset, eval_bs, collect=True, precision=precision)
-                 if test else None)
+    # Test's Loss made as valid's: MMSA's trainers score both splits with one do_test.
+    test_eval = (evaluate(model, data.test.to(device), dataset, eval_bs, collect=True, precision=precision,
+                          loss_rule=config.valid_loss) if test else None)
     if test_eval is not None:
         warn_if_constant(test_eval.pred, "test", f"{model_name(model)} on {dataset}, seed {seed}",
                          data.spec.label_names)

@@ -48,7 +48,8 @@ Differences from EMOE:
 - An Align linear is built only when a modality's length differs from the text length; EMOE
   builds both whenever the data is unaligned (a Linear(T, T) where lengths coincide).
 - EMOE's unused `encoder_l/v/a` convolutions are not built (they never receive a gradient).
-- The trainer steps the last partial accumulation group of an epoch; EMOE drops it.
+- The trainer steps the last partial accumulation group of an epoch under the default
+  `grad_accum_rule: sum`; EMOE drops it, as `grad_accum_rule: mmsa` does.
 - The fusion is vectorised; EMOE loops over the batch (same values).
 """
 from __future__ import annotations

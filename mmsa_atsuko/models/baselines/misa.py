@@ -39,9 +39,9 @@ Faithful to MMSA, with these choices:
   `sp_weight`, `reverse_grad_weight`, `use_cmd_sim` keys. `rnncell` is LSTM only (MMSA's value).
 - BERT reads the batch's tokens only up to its longest text (`trim_to_longest_text`); MMSA
   feeds all padded positions. The features of the real tokens are the same, at less cost.
-- The generic trainer clips once per optimizer step (on the summed micro-batch gradients);
-  MMSA clips after every micro-batch. The trainer also steps the last partial accumulation
-  group of an epoch, which MMSA discards.
+- Under the default `grad_accum_rule: sum` the trainer clips once per optimizer step (on the
+  summed micro-batch gradients) and steps the last partial accumulation group of an epoch;
+  MMSA clips after every micro-batch and discards that group, as `grad_accum_rule: mmsa` does.
 Classification (MIntRec) uses a C-way final layer and cross-entropy, as MMSA's trainer does
 for `train_mode: classification`.
 """

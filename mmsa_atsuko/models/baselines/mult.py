@@ -23,11 +23,11 @@ models/subNets/transformers_encoder/):
   `grad_accum` = MMSA `update_epochs` (8), `grad_clip` by value, ReduceLROnPlateau(factor 0.1,
   patience = MMSA `patience`) on the valid loss.
 
-Differences from MMSA (trainer-level, not switchable here):
+Differences from MMSA (trainer-level; `grad_accum_rule: mmsa` does as MMSA, paper.yaml sets it):
 - MMSA calls `clip_grad_value_` after every micro-batch's backward, on the partly accumulated
-  gradient; the generic trainer clips once, on the summed gradient, before each step. Both
-  leave every gradient entry in [-grad_clip, grad_clip].
-- MMSA drops the last partial accumulation group of each epoch; the trainer steps it.
+  gradient; `grad_accum_rule: sum` (the default) clips once, on the summed gradient, before each
+  step. Both leave every gradient entry in [-grad_clip, grad_clip].
+- MMSA drops the last partial accumulation group of each epoch; `sum` steps it.
 - `use_bert: true` feeds `text_bert` through the common BertTextEncoder (`use_finetune` says
   whether BERT trains). MMSA's configs leave BERT off for MulT; so do ours.
 Classification (MIntRec) uses a C-way output layer and cross-entropy, as MMSA's

@@ -40,7 +40,8 @@ Faithful to MMSA, with these fixes:
   `final_states[0].squeeze()` breaks for more than one LSTM layer and for a batch of one.
 - The text width is BERT's hidden size, read from the weights (MMSA's `text_out: 768`).
 - MMSA's `t_bert_dropout` is declared but unused; left out. `save_labels` is not provided.
-- The generic trainer steps the last partial accumulation group (MMSA discards it).
+- The trainer steps the last partial accumulation group under the default `grad_accum_rule: sum`
+  (MMSA discards it, as `grad_accum_rule: mmsa` does).
 - BERT reads the batch's tokens only up to its longest text (`trim_to_longest_text`); MMSA
   feeds all padded positions. [CLS] is the same, at less cost.
 The T/A/V predictions go out under `export`, so they land in the per-sample predictions file.
