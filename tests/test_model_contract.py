@@ -5,6 +5,8 @@ Each model is built from its own YAML with its `small` preset and the tiny BERT;
 to one model (MMSA parity, its own losses and hooks) stays in that model's test file. Every key a model's
 YAML declares, and every default of configs/datasets.yaml, is read by the model or the trainer.
 """
+from dataclasses import replace
+
 import pytest
 import torch
 from easydict import EasyDict
@@ -197,6 +199,33 @@ def test_an_attention_width_the_heads_do_not_divide_is_one_line(name, overrides,
     with pytest.raises(UsageError) as err:
         build_model(name, config, data.spec)
     assert str(err.value) == line
+
+
+@pytest.mark.parametrize("name,lacking,line", [
+    ("tfn", "has_text_features", "tfn reads pre-extracted `text` features, which <memory> lacks"),
+    ("lmf", "has_text_features", "lmf reads pre-extracted `text` features, which <memory> lacks"),
+    ("late_fusion", "has_text_features", "late_fusion reads pre-extracted `text` features, which <memory> lacks"),
+    ("misa", "has_text_bert", "misa fine-tunes BERT and needs 'text_bert' token ids, which <memory> lacks"),
+    ("self_mm", "has_text_bert", "self_mm fine-tunes BERT and needs 'text_bert' token ids, which <memory> lacks"),
+])
+def test_a_model_refuses_data_without_the_text_it_reads_in_its_own_name(name, lacking, line, datasets, tiny_bert):
+    """The checks models/common/checks.py holds once: each model names itself and the file it was given."""
+    data = datasets["regression"]
+    config = load_config(name, data.spec.name, preset="small", overrides=[("pretrained", tiny_bert)])
+    with pytest.raises(UsageError) as err:
+        build_model(name, config, replace(data.spec, **{lacking: False}))
+    assert str(err.value) == line
+
+
+@pytest.mark.parametrize("name", ["tfn", "lmf"])
+def test_a_temporal_mean_the_config_check_let_through_is_refused_by_the_model(name, datasets, tiny_bert):
+    """load_config refuses it first; a config built in code (EasyDict) meets the model's own check."""
+    data = datasets["regression"]
+    config = load_config(name, data.spec.name, preset="small", overrides=[("pretrained", tiny_bert)])
+    config.temporal_mean = "middle"
+    with pytest.raises(UsageError) as err:
+        build_model(name, config, data.spec)
+    assert str(err.value) == "temporal_mean must be padded or valid, got 'middle'"
 
 # --------------------------------------------------------------------------------------
 # No config key that silently does nothing (MMSA's global config ignores what it does not read)

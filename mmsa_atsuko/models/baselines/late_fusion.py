@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...errors import UsageError
+from ..common.checks import require_text_features
 from ..common.heads import OutputLinear
 from ..common.pooling import masked_mean
 from ..common.task import task_loss
@@ -28,8 +28,7 @@ MODALITIES = ("text", "audio", "vision")
 class LateFusion(nn.Module):
     def __init__(self, config, spec):
         super().__init__()
-        if not spec.has_text_features:
-            raise UsageError(f"late_fusion reads pre-extracted `text` features, which {spec.path} lacks")
+        require_text_features(spec, "late_fusion")
         self.task = spec.task
         self.encoders = nn.ModuleDict({
             m: nn.Sequential(nn.Linear(spec.feature_dims[m], config.encoder_dim), nn.ReLU(),

@@ -37,6 +37,7 @@ from torch import nn
 
 from .tfn import SubNet, append_one, temporal_mean
 from ...errors import UsageError
+from ..common.checks import require_temporal_mean_mode, require_text_features
 from ..common.heads import float32_region
 from ..common.rnn import LSTMEncoder
 from ..common.task import task_loss
@@ -50,10 +51,8 @@ FUSION_NAMES = ("fusion_weights", "fusion_bias")
 class LMF(nn.Module):
     def __init__(self, config, spec):
         super().__init__()
-        if not spec.has_text_features:
-            raise UsageError(f"lmf reads pre-extracted `text` features, which {spec.path} lacks")
-        if config.temporal_mean not in ("padded", "valid"):
-            raise UsageError(f"temporal_mean must be padded or valid, got {config.temporal_mean!r}")
+        require_text_features(spec, "lmf")
+        require_temporal_mean_mode(config)
         if config.rank < 1:
             raise UsageError(f"rank must be at least 1, got {config.rank}")
         self.config = config

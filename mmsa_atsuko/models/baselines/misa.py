@@ -53,6 +53,7 @@ from torch import nn
 
 from ...errors import UsageError
 from ..common.bert import BertTextEncoder, trim_to_longest_text
+from ..common.checks import require_bert_token_ids
 from ..common.heads import OutputLinear
 from ..common.rnn import BiLSTM
 from ...registry import register_model
@@ -125,8 +126,7 @@ def projection(in_dim: int, hidden: int) -> nn.Sequential:
 class MISA(nn.Module):
     def __init__(self, config, spec):
         super().__init__()
-        if not spec.has_text_bert:
-            raise UsageError(f"misa fine-tunes BERT and needs 'text_bert' token ids, which {spec.path} lacks")
+        require_bert_token_ids(spec, "misa")
         if config.av_lengths not in ("own", "text"):
             raise UsageError(f"av_lengths must be own or text, got {config.av_lengths!r}")
         if config.hidden_size % 2:

@@ -54,8 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import UsageError
 from ..common.bert import BertTextEncoder, trim_to_longest_text
+from ..common.checks import require_bert_token_ids
 from ..common.heads import OutputLinear
 from ..common.rnn import LSTMEncoder
 from ...registry import register_model
@@ -185,8 +185,7 @@ class ULGM(nn.Module):
 class SelfMM(nn.Module):
     def __init__(self, config, spec):
         super().__init__()
-        if not spec.has_text_bert:
-            raise UsageError(f"self_mm fine-tunes BERT and needs 'text_bert' token ids, which {spec.path} lacks")
+        require_bert_token_ids(spec, "self_mm")
         self.config = config
         # Module names matter: param_groups picks the groups by these prefixes.
         self.text_model = BertTextEncoder(config.pretrained, config.use_finetune, reads_padding=False)

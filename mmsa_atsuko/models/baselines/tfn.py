@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import UsageError
+from ..common.checks import require_temporal_mean_mode, require_text_features
 from ..common.heads import OutputLinear
 from ..common.pooling import masked_mean
 from ..common.rnn import LSTMEncoder
@@ -81,10 +82,8 @@ def append_one(x: torch.Tensor) -> torch.Tensor:
 class TFN(nn.Module):
     def __init__(self, config, spec):
         super().__init__()
-        if not spec.has_text_features:
-            raise UsageError(f"tfn reads pre-extracted `text` features, which {spec.path} lacks")
-        if config.temporal_mean not in ("padded", "valid"):
-            raise UsageError(f"temporal_mean must be padded or valid, got {config.temporal_mean!r}")
+        require_text_features(spec, "tfn")
+        require_temporal_mean_mode(config)
         self.config = config
         self.task = spec.task
         text_hidden, audio_hidden, vision_hidden = config.hidden_dims
