@@ -1,7 +1,7 @@
-"""Stand-ins for `videos.extract_one`, at module level so that a worker process finds them by name.
+"""Stand-ins for `clip_workers.extract_one`, at module level so that a worker process finds them by name.
 
 The workers are no fork of the test's process (forkserver): a monkeypatch made there is not in them. The caller sends
-`extract_one` by reference (a pool's task, a ClipWorker's target), so a test sets `videos.extract_one` to one of
+`extract_one` by reference (a pool's task, a ClipWorker's target), so a test sets `clip_workers.extract_one` to one of
 these, and the worker imports this module (light: no torch) and runs it; the real extract_one they call is the
 worker's own.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from media_fixtures import BROKEN, CLIPS, NO_FACE
 
-from mmsa_atsuko.data.extract import frame_features, videos
+from mmsa_atsuko.data.extract import clip_workers, frame_features
 
-REAL_EXTRACT = videos.extract_one        # taken at import: in the test's process, before any monkeypatch
+REAL_EXTRACT = clip_workers.extract_one        # taken at import: in the test's process, before any monkeypatch
 
 
 def hang(video, *_):

@@ -1,5 +1,5 @@
-"""The clip workers: how they start (not forked from the caller), and what the --jobs 1 worker (`videos.ClipWorker`)
-and a --jobs 2 pool's do when they, or their parent, die between or during clips."""
+"""The clip workers: how they start (not forked from the caller), and what the --jobs 1 worker
+(`clip_workers.ClipWorker`) and a --jobs 2 pool's do when they, or their parent, die between or during clips."""
 import multiprocessing
 import os
 import signal
@@ -11,7 +11,7 @@ import time
 import clip_fakes
 import pytest
 
-from mmsa_atsuko.data.extract import videos
+from mmsa_atsuko.data.extract import clip_workers, videos
 from mmsa_atsuko.errors import DataError
 
 
@@ -38,8 +38,8 @@ class TwoArgs(Exception):
 
 @pytest.fixture
 def worker(monkeypatch):
-    monkeypatch.setattr(videos, "extract_one", _fake_extract)
-    worker = videos.ClipWorker()
+    monkeypatch.setattr(clip_workers, "extract_one", _fake_extract)
+    worker = clip_workers.ClipWorker()
     yield worker
     worker.close(kill=True)
 
@@ -51,11 +51,11 @@ def test_the_workers_are_not_forked_from_the_caller_and_import_no_torch(monkeypa
     import torch
     assert torch.__version__          # the caller holds torch (and its threads): a forked worker would too
     methods = multiprocessing.get_all_start_methods()
-    assert videos._start_method().get_start_method() == ("forkserver" if "forkserver" in methods else "spawn")
-    monkeypatch.setattr(videos, "extract_one", clip_fakes.modules_of_note)
+    assert clip_workers.start_context().get_start_method() == ("forkserver" if "forkserver" in methods else "spawn")
+    monkeypatch.setattr(clip_workers, "extract_one", clip_fakes.modules_of_note)
     todo = [(f"v{i}", f"v{i}.mp4", f"v{i}.npz") for i in range(2)]
     assert videos.run_videos(todo, "librosa", 1.0, 2, 10.0, echo=lambda _: None) == {}
-    worker = videos.ClipWorker()
+    worker = clip_workers.ClipWorker()
     try:
         assert worker.extract("v", "c") == (True, None)
     finally:
@@ -101,7 +101,7 @@ def test_close_closes_the_process_handle_without_waiting_for_the_garbage_collect
     gc.disable()          # what the collector would close is not counted as closed
     try:
         before = len(os.listdir("/proc/self/fd"))
-        another = videos.ClipWorker()
+        another = clip_workers.ClipWorker()
         assert another.extract("ok", "c") == (True, None)
         another.close()
         assert len(os.listdir("/proc/self/fd")) == before
@@ -112,10 +112,10 @@ def test_close_closes_the_process_handle_without_waiting_for_the_garbage_collect
 PARENT = textwrap.dedent("""
     import sys
     import clip_fakes
-    from mmsa_atsuko.data.extract import videos
-    videos.extract_one = clip_fakes.hang          # a decoder that hangs
+    from mmsa_atsuko.data.extract import clip_workers, videos
+    clip_workers.extract_one = clip_fakes.hang          # a decoder that hangs
     if sys.argv[1] == "1":
-        worker = videos.ClipWorker()
+        worker = clip_workers.ClipWorker()
         print(worker.process.pid, flush=True)
         worker.extract("hang", "c")
     else:
@@ -207,7 +207,7 @@ def test_a_worker_whose_replacement_cannot_start_is_closed_once(worker, monkeypa
 
     def no_fork(self):
         raise OSError(12, "Cannot allocate memory")
-    monkeypatch.setattr(videos.ClipWorker, "_start", no_fork)
+    monkeypatch.setattr(clip_workers.ClipWorker, "_start", no_fork)
     with pytest.raises(OSError, match="Cannot allocate memory"):
         worker.extract("ok", "c2")
     worker.close(kill=True)
@@ -256,7 +256,7 @@ def test_a_script_that_calls_extract_without_the_main_guard_gets_one_line_and_no
 def test_a_worker_killed_before_its_first_clip_could_not_start_and_no_clip_is_blamed(monkeypatch, tmp_path):
     """A worker dead before it took a clip skipped that clip as if it had crashed its worker, then the next, and so
     on: each clip was blamed for a worker that never started."""
-    monkeypatch.setattr(videos, "_serve", clip_fakes.killed_at_start)
+    monkeypatch.setattr(clip_workers, "_serve", clip_fakes.killed_at_start)
     todo = [(f"v{i}", f"v{i}.mp4", tmp_path / f"v{i}.npz") for i in range(3)]
     with pytest.raises(DataError, match=r"^extract's worker process could not start: it was killed by SIGKILL before "
                                         r"it took a clip, so no clip is to blame: run the same command again"):
@@ -269,15 +269,15 @@ def test_a_worker_that_dies_before_a_clip_twice_in_a_row_could_not_start(worker,
     assert worker.extract("ok", "c1") == (True, None)
     os.kill(worker.process.pid, signal.SIGKILL)
     worker.process.join()
-    monkeypatch.setattr(videos, "_serve", clip_fakes.killed_at_start)       # what the replacement runs
+    monkeypatch.setattr(clip_workers, "_serve", clip_fakes.killed_at_start)       # what the replacement runs
     with pytest.raises(DataError, match=r"^extract's worker process could not start: it was killed by SIGKILL"):
         worker.extract("ok", "c2")
 
 
 def test_pool_workers_that_cannot_start_are_one_line_of_that(monkeypatch, tmp_path):
     """Under --jobs 2 a pool whose workers died as they started was blamed on memory or a damaged video."""
-    monkeypatch.setattr(videos, "_start_worker", clip_fakes.killed_at_start)     # the pool's initializer
-    monkeypatch.setattr(videos, "_serve", clip_fakes.killed_at_start)            # and a worker started alone
+    monkeypatch.setattr(clip_workers, "_start_worker", clip_fakes.killed_at_start)     # the pool's initializer
+    monkeypatch.setattr(clip_workers, "_serve", clip_fakes.killed_at_start)            # and a worker started alone
     todo = [(f"v{i}", f"v{i}.mp4", tmp_path / f"v{i}.npz") for i in range(3)]
     with pytest.raises(DataError, match=r"^extract's worker process could not start: it was killed by SIGKILL"):
         videos.run_videos(todo, "librosa", 1.0, 2, 10.0, echo=lambda _: None)

@@ -1173,9 +1173,9 @@ def test_a_video_name_that_is_no_regular_file_is_skipped_saying_what_it_is(corpu
 def test_a_worker_that_dies_is_one_line_and_what_it_finished_is_kept(corpus, tmp_path, monkeypatch, fresh_cache):
     """A worker killed while it decoded (the kernel's OOM killer, a decoder crashing on a hostile file) ended
     `extract --jobs 2` in a BrokenProcessPool traceback."""
-    from mmsa_atsuko.data.extract import videos
-    real = videos.extract_one
-    monkeypatch.setattr(videos, "extract_one", killed_on_clip03)      # it kills that clip's worker alone
+    from mmsa_atsuko.data.extract import clip_workers
+    real = clip_workers.extract_one
+    monkeypatch.setattr(clip_workers, "extract_one", killed_on_clip03)      # it kills that clip's worker alone
     out = tmp_path / "f.pkl"
     with pytest.raises(DataError, match=r"^a worker process died while extracting videos \(killed by the system when "
                                         r"memory ran out, or crashed by a damaged video\); \d of the 9 videos to "
@@ -1183,7 +1183,7 @@ def test_a_worker_that_dies_is_one_line_and_what_it_finished_is_kept(corpus, tmp
         extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=2,
                 echo=lambda _: None)
     assert not out.exists()
-    monkeypatch.setattr(videos, "extract_one", real)
+    monkeypatch.setattr(clip_workers, "extract_one", real)
     result = extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=2,
                      echo=lambda _: None)
     assert result.extracted + result.cached == len(CLIPS)
@@ -1196,16 +1196,16 @@ def test_under_one_job_a_clip_that_crashes_its_process_is_skipped_by_name_and_th
     clip ended the whole extraction (and this test's process) without naming the clip. Each clip is now
     extracted in a worker process, reused from clip to clip: clip03's crash skips clip03, a fresh worker
     takes the next clip, and the features of the rest are those of the first call."""
-    from mmsa_atsuko.data.extract import videos
+    from mmsa_atsuko.data.extract import clip_workers
     started = []
 
-    class CountedWorker(videos.ClipWorker):
+    class CountedWorker(clip_workers.ClipWorker):
         def __init__(self, *args):
             super().__init__(*args)
             started.append(self.process.pid)
 
-    monkeypatch.setattr(videos, "extract_one", segv_on_clip03)        # clip03 (NO_FACE) crashes its worker
-    monkeypatch.setattr(videos, "ClipWorker", CountedWorker)
+    monkeypatch.setattr(clip_workers, "extract_one", segv_on_clip03)        # clip03 (NO_FACE) crashes its worker
+    monkeypatch.setattr(clip_workers, "ClipWorker", CountedWorker)
     out = tmp_path / "f.pkl"
     result = extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=1,
                      echo=lambda _: None)
@@ -1223,8 +1223,8 @@ def test_under_one_job_a_clip_that_crashes_its_process_is_skipped_by_name_and_th
 def test_under_one_job_an_error_of_the_worker_is_raised_in_the_caller_as_in_process(tmp_path, monkeypatch):
     """A cache file that cannot be written (a full disk) raised OSError in the calling process, which extract turns
     into one line; in the worker it would end the worker, and each clip would be skipped as a crash."""
-    from mmsa_atsuko.data.extract import videos
-    monkeypatch.setattr(videos, "extract_one", no_space)
+    from mmsa_atsuko.data.extract import clip_workers, videos
+    monkeypatch.setattr(clip_workers, "extract_one", no_space)
     todo = [("v0", tmp_path / "v0.mp4", tmp_path / "v0.npz")]
     with pytest.raises(OSError) as error:
         videos.run_videos(todo, "opensmile", 10.0, 1, 600.0, echo=lambda _: None)
@@ -1235,8 +1235,8 @@ def test_a_worker_that_dies_counts_the_videos_cached_not_those_skipped(corpus, t
     """The line counted the results read before the pool broke: the corrupt video (skipped, not cached) was
     counted, and a video cached but whose result was not yet read was not. clip03's worker dies only once
     the other 7 clips' cache files exist and the corrupt one has been tried, so 7 is the count."""
-    from mmsa_atsuko.data.extract import videos
-    monkeypatch.setattr(videos, "extract_one", killed_on_clip03_last)
+    from mmsa_atsuko.data.extract import clip_workers
+    monkeypatch.setattr(clip_workers, "extract_one", killed_on_clip03_last)
     with pytest.raises(DataError, match=rf"; {len(CLIPS) - 1} of the {len(CLIPS) + 1} videos to extract are cached: "):
         extract(corpus["videos"], corpus["transcripts"], tmp_path / "f.pkl", bert=corpus["bert"], config=SMALL,
                 jobs=2, echo=lambda _: None)
@@ -1247,7 +1247,7 @@ def test_a_worker_that_dies_while_videos_are_queued_is_one_line(tmp_path, monkey
     was queued (thousands of clips) escaped as a BrokenProcessPool traceback. Here the pool waits for the first
     video's worker to die before it takes the second, so the break comes while queueing."""
     from concurrent.futures import ProcessPoolExecutor
-    from mmsa_atsuko.data.extract import videos
+    from mmsa_atsuko.data.extract import clip_workers, videos
 
     class FirstVideoFirst(ProcessPoolExecutor):
         def submit(self, *args, **kwargs):
@@ -1257,8 +1257,9 @@ def test_a_worker_that_dies_while_videos_are_queued_is_one_line(tmp_path, monkey
                 future.exception(timeout=60)      # BrokenProcessPool, once its worker is gone
             return future
 
-    monkeypatch.setattr(videos, "worker_pool", lambda jobs, _: FirstVideoFirst(jobs, mp_context=videos._start_method()))
-    monkeypatch.setattr(videos, "extract_one", kill_self)
+    monkeypatch.setattr(clip_workers, "worker_pool",
+                        lambda jobs, _: FirstVideoFirst(jobs, mp_context=clip_workers.start_context()))
+    monkeypatch.setattr(clip_workers, "extract_one", kill_self)
     todo = [(f"v{i}", tmp_path / f"v{i}.mp4", tmp_path / f"v{i}.npz") for i in range(3)]
     with pytest.raises(DataError, match=r"^a worker process died while extracting videos .*; 0 of the 3 videos to "
                                         r"extract are cached: run the same command again to go on$"):
@@ -1279,8 +1280,8 @@ def test_a_bert_folder_given_relative_is_recorded_as_an_absolute_path(corpus, tm
 
 def test_without_a_terminal_extraction_prints_a_line_each_tenth_of_the_videos(monkeypatch, capsys):
     """tqdm draws nothing where stderr is no terminal (a log, nohup): 20 clips were extracted in silence."""
-    from mmsa_atsuko.data.extract import videos
-    monkeypatch.setattr(videos, "extract_one", no_audio_for_v07)
+    from mmsa_atsuko.data.extract import clip_workers, videos
+    monkeypatch.setattr(clip_workers, "extract_one", no_audio_for_v07)
     todo = [(f"v{i:02d}", f"v{i:02d}", "cache") for i in range(23)]
     lines = []
     assert videos.run_videos(todo, "opensmile", 10.0, 1, 600.0, lines.append) == {"v07": "no audio stream"}

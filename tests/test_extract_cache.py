@@ -423,8 +423,8 @@ def test_features_that_fail_the_checks_as_extracted_are_skipped_not_written(clip
     """What the workers write is read back as any cache file is: vision with a NaN, as an extractor gave it, went
     into the file (exit 0, training refused it later); now the clip is skipped, saying why, and the rest written."""
     from clip_fakes import nan_vision_for_a
-    from mmsa_atsuko.data.extract import videos
-    monkeypatch.setattr(videos, "extract_one", nan_vision_for_a)      # the worker's extractor gives a a NaN
+    from mmsa_atsuko.data.extract import clip_workers
+    monkeypatch.setattr(clip_workers, "extract_one", nan_vision_for_a)      # the worker's extractor gives a a NaN
     out = tmp_path / "f.pkl"
     result = _extract(clips, out)
     assert result.skipped == ["a: its features failed the cache's checks once extracted (its vision holds values "

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import clip_fakes
 import pytest
 
-from mmsa_atsuko.data.extract import videos
+from mmsa_atsuko.data.extract import clip_workers, videos
 from mmsa_atsuko.data.extract.clip_features import clip_features
 from mmsa_atsuko.errors import DataError
 
@@ -89,9 +89,9 @@ def test_a_fork_that_fails_is_not_blamed_on_the_cache_folder(monkeypatch, tmp_pa
 def test_a_probe_worker_that_hangs_as_it_starts_is_killed_and_said(monkeypatch):
     """With no clip finished, a broken pool starts one worker alone to tell whether one can start; one that hung as
     it started was joined without a limit, and extract hung with it."""
-    monkeypatch.setattr(videos, "_serve", clip_fakes.hang_at_start)
-    monkeypatch.setattr(videos, "PROBE_SECONDS", 1.0)
-    failure = videos._start_failure()
+    monkeypatch.setattr(clip_workers, "_serve", clip_fakes.hang_at_start)
+    monkeypatch.setattr(clip_workers, "PROBE_SECONDS", 1.0)
+    failure = clip_workers.probe_start()
     assert isinstance(failure, DataError)
     assert str(failure).startswith("extract's worker process could not start: it hung as it started (and was killed) "
                                    "before it took a clip")
@@ -100,9 +100,9 @@ def test_a_probe_worker_that_hangs_as_it_starts_is_killed_and_said(monkeypatch):
 def test_a_clip_worker_that_hangs_as_it_starts_is_killed_and_said(monkeypatch):
     """--jobs 1: the clip was sent and its acknowledgement waited for without a limit, so a worker that hung as it
     started hung extract with it. After PROBE_SECONDS it is killed and the start is said to have failed."""
-    monkeypatch.setattr(videos, "_serve", clip_fakes.hang_at_start)
-    monkeypatch.setattr(videos, "PROBE_SECONDS", 1.0)
-    worker = videos.ClipWorker()
+    monkeypatch.setattr(clip_workers, "_serve", clip_fakes.hang_at_start)
+    monkeypatch.setattr(clip_workers, "PROBE_SECONDS", 1.0)
+    worker = clip_workers.ClipWorker()
     with pytest.raises(DataError) as raised:
         worker.extract("v0.mp4", "v0.npz", "librosa", 1.0, 10.0)
     assert str(raised.value).startswith("extract's worker process could not start: it hung as it started (and was "
@@ -112,9 +112,9 @@ def test_a_clip_worker_that_hangs_as_it_starts_is_killed_and_said(monkeypatch):
 
 
 def test_a_probe_worker_that_cannot_be_started_is_the_line_returned(monkeypatch):
-    """An error starting the probe worker escaped _start_failure raw, in place of the pool's line."""
+    """An error starting the probe worker escaped probe_start raw, in place of the pool's line."""
     monkeypatch.setattr(multiprocessing.popen_forkserver.Popen, "_launch", _fork_server_gone)
-    failure = videos._start_failure()
+    failure = clip_workers.probe_start()
     assert isinstance(failure, DataError) and str(failure).startswith(
         "extract's worker process could not be started (EOFError)")
 
@@ -123,7 +123,7 @@ def test_a_probe_worker_that_cannot_be_started_is_the_line_returned(monkeypatch)
 def test_a_worker_lives_where_the_fork_servers_alive_pipe_is_named_otherwise():
     """Whether a worker's parent was main's fork server was told by multiprocessing's private attribute alone: a
     Python that renamed it made every worker os._exit(1) as it started."""
-    process = videos._start_method().Process(target=clip_fakes.without_alive_fd_attribute, args=(os.getpid(),))
+    process = clip_workers.start_context().Process(target=clip_fakes.without_alive_fd_attribute, args=(os.getpid(),))
     process.start()
     process.join(60)
     assert process.exitcode == 0

@@ -1,7 +1,7 @@
-"""A clip worker of `videos` that could not start: one line for the caller, no clip blamed.
+"""A clip worker (`clip_workers`) that could not start: one line for the caller, no clip blamed.
 
-A worker process dies before it takes a clip (`videos.ClipWorker`: twice in a row, or before any clip was taken; a
-pool: broken before any clip finished, and a worker started alone dies too): its start failed. The usual cause is a
+A worker process dies before it takes a clip (`clip_workers.ClipWorker`: twice in a row, or before any clip was taken;
+a pool: broken before any clip finished, and a worker started alone dies too): its start failed. The usual cause is a
 script of the user's that calls extract outside `if __name__ == "__main__":`: each worker runs that script again as it
 starts (spawn, forkserver), reaches extract, and ends there (`exit_if_main_reimported`), which the caller then says
 (`could_not_start`). One that this process cannot start at all (a fork that fails, a fork server gone) is a line too
@@ -37,7 +37,7 @@ def exit_if_main_reimported() -> None:
         os._exit(MAIN_REIMPORTED_EXIT)
 
 
-# How long a worker started alone and told to end at once (`videos._start_failure`) may take to end: it imports this
+# How long a worker started alone and told to end at once (`clip_workers.probe_start`) may take to end: it imports this
 # package (no torch) and, under spawn, the caller's main script; one still there after this hung as it started.
 PROBE_SECONDS = 60.0
 
