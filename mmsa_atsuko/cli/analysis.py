@@ -32,6 +32,20 @@ def write_figures(files: dict, out) -> None:
         print(f"wrote {path}")
 
 
+def check_figure_files(args, name: str) -> None:
+    """The files of the figure `name` (`figure_names`, and `<name>.json`: its `provenance`) in --out or
+    <results>/analysis, checked before any work (`check_figures_folder`); `write_figure` writes them."""
+    from ..plots.common import figure_names
+    check_figures_folder(args, [*figure_names(name), f"{name}.json"])
+
+
+def write_figure(args, name: str, fig, table, made_by: bytes) -> None:
+    """The files `check_figure_files` checked: the figure, the numbers it draws and `made_by` (its `provenance`)."""
+    from ..plots.common import figure_files
+    from ..results import analysis_dir
+    write_figures({**figure_files(fig, table, name), f"{name}.json": made_by}, args.out or analysis_dir(args.results))
+
+
 def provenance(command: str, args) -> bytes:
     """The JSON beside a command's figures (`<name>.json`; explain: `explain.json` in its folder): the command, its
     options as parsed, and the code that made the figures, named as a run record names a run's (`git_commit`, the
@@ -137,11 +151,10 @@ def cmd_robustness(argv) -> int:
     use_threads(args)
     import pandas as pd
     from ..analysis import load_run, robustness_table
-    from ..results import (analysis_dir, check_run_id, find_record, headline_metric, read_records,
-                           refuse_a_file_as_results)
+    from ..results import check_run_id, find_record, headline_metric, read_records, refuse_a_file_as_results
     from ..metrics.names import lower_is_better
     from ..plots.analyses import plot_robustness
-    from ..plots.common import figure_files, figure_names, pyplot, runs_data_tag
+    from ..plots.common import pyplot, runs_data_tag
     from ..user_models.source import source_changes
     pyplot()
     refuse_a_file_as_results(args.results)     # before the run id names the figures: the store file is said first
@@ -157,7 +170,7 @@ def cmd_robustness(argv) -> int:
                          f"runs of one dataset, and run it once per dataset")
     # Named by its first run, so the figures of other runs sit beside it in <results>/analysis.
     name = f"robustness_{check_run_id(args.run[0], UsageError)}"     # typed: exit 2, as explain's unknown id
-    check_figures_folder(args, [*figure_names(name), f"{name}.json"])
+    check_figure_files(args, name)
     made_by = provenance("robustness", args)
     cache, tables, runs = {}, [], []
     for run_id in args.run:
@@ -170,7 +183,7 @@ def cmd_robustness(argv) -> int:
     table = pd.concat(tables, ignore_index=True)
     metric = headline_metric(runs[0].record["dataset"])
     fig = plot_robustness(table, metric, runs_data_tag(r.record for r in runs), lower_is_better(metric))
-    write_figures({**figure_files(fig, table, name), f"{name}.json": made_by}, args.out or analysis_dir(args.results))
+    write_figure(args, name, fig, table, made_by)
     return 0
 
 
@@ -193,16 +206,16 @@ def cmd_tsne(argv) -> int:
     args = tsne_parser().parse_args(argv)
     use_threads(args)
     from ..analysis import ablation_runs, load_run, tsne_table, variants_elsewhere
-    from ..results import analysis_dir, check_run_id
+    from ..results import check_run_id
     from ..plots.analyses import plot_tsne
-    from ..plots.common import figure_files, figure_names, pyplot, runs_data_tag
+    from ..plots.common import pyplot, runs_data_tag
     pyplot()
     check_figures_folder(args)
     variants = ablation_runs(args.results, args.dataset, args.seed, args.aligned)
     # Named by a run of the panel (the fullest variant: panels come in VARIANT_ORDER), so the figures of
     # other runs (another seed, aligned) sit beside these instead of overwriting them.
     name = f"tsne_{check_run_id(list(variants.values())[-1])}"
-    check_figures_folder(args, [*figure_names(name), f"{name}.json"])
+    check_figure_files(args, name)
     made_by = provenance("tsne", args)
     cache = {}
     runs = {variant: load_run(args.results, run_id, data_cache=cache) for variant, run_id in variants.items()}
@@ -219,7 +232,7 @@ def cmd_tsne(argv) -> int:
     # one seed: ablation_runs
     where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}, seed {first['seed']}"
     fig = plot_tsne(table, where, runs_data_tag(r.record for r in runs.values()))
-    write_figures({**figure_files(fig, table, name), f"{name}.json": made_by}, args.out or analysis_dir(args.results))
+    write_figure(args, name, fig, table, made_by)
     return 0
 
 
@@ -254,11 +267,11 @@ def cmd_sensitivity(argv) -> int:
     from ..analysis import SENSITIVITY_PARAMS, sensitivity_table
     from ..metrics.names import lower_is_better
     from ..plots.analyses import plot_sensitivity
-    from ..plots.common import figure_files, figure_names, pyplot, runs_data_tag
+    from ..plots.common import pyplot, runs_data_tag
     from ..config import load_config
     from ..data.synthetic import check_synthetic_request
     from ..data.synthetic_stress import STANDARD, check_recipe_request
-    from ..results import analysis_dir, ok_records, read_records
+    from ..results import ok_records, read_records
     from ..sweep import LocalBackend, default_jobs, parse_devices, sweep
     from ..training.hardware import check_threads, parse_jobs
     from ..training.seed import DEFAULT_SEEDS
@@ -287,7 +300,7 @@ def cmd_sensitivity(argv) -> int:
     stress = args.synthetic and recipe != STANDARD
     kind = ("-synthetic" + (f"-{recipe}" if stress else "")) if args.synthetic else ""
     name = f"sensitivity_{args.model}_{args.dataset}{'-aligned' if args.aligned else ''}{kind}"
-    check_figures_folder(args, [*figure_names(name), f"{name}.json"])
+    check_figure_files(args, name)
     made_by = provenance("sensitivity", args)          # the code that plots: the runs it trains record their own
     tables = []
     for param in params:
@@ -320,5 +333,5 @@ def cmd_sensitivity(argv) -> int:
     run_ids = {run_id for cell in table.run_ids for run_id in str(cell).split()}   # the runs of its points
     shown = [r for r in ok_records(read_records(Path(args.results))) if r["run_id"] in run_ids]
     fig = plot_sensitivity(table, where, runs_data_tag(shown), lower_is_better(metric))
-    write_figures({**figure_files(fig, table, name), f"{name}.json": made_by}, args.out or analysis_dir(args.results))
+    write_figure(args, name, fig, table, made_by)
     return 0
