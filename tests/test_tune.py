@@ -659,3 +659,39 @@ def test_a_final_run_that_failed_runs_again_on_the_next_tune(tmp_path, capsys, m
     (plan,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("sweep: ")]
     assert "1 already recorded, 1 failed before and retried, 1 to run" in plan
     assert [(r["seed"], r["status"]) for r in read_records(tmp_path)][2:] == [(1112, "ok")]
+
+
+@pytest.mark.parametrize("entry, config, expected", [
+    ("key_eval: {choices: [Loss, Corr]}", [],
+     "key_eval cannot be searched: it is the valid metric every trial is scored on, and scores of different metrics "
+     "cannot be compared; set it for the whole study with -c instead (now key_eval=Loss), or tune one study per "
+     "value"),
+    ("valid_loss: {choices: [exact, mmsa]}", [],
+     "valid_loss cannot be searched: it is how valid's Loss is computed, which the trials are scored on with "
+     "key_eval Loss (and the plateau scheduler steps on), not a setting of the model; set it for the whole study "
+     "with -c instead (now valid_loss=exact), or tune one study per value"),
+    ("eval_batch_size: {choices: [16, 64]}", ["-c", "valid_loss=mmsa"],
+     "eval_batch_size cannot be searched with valid_loss mmsa and key_eval Loss: MMSA's Loss is a mean of batch "
+     "means, so the valid batch size changes the score a trial gets, not the model; drop it from the space, or "
+     "search with -c valid_loss=exact"),
+])
+def test_a_space_that_searches_what_the_trials_are_scored_on_is_one_line_before_any_trial(
+        tmp_path, capsys, monkeypatch, entry, config, expected):
+    """`key_eval: {choices: [Loss, Corr]}` was accepted: trials scored themselves on Corr (0.32) or Loss (1.26), every
+    progress line said "valid Loss", and the minimising study picked the Corr trial as its best."""
+    started = _guard_trials(monkeypatch, 0)
+    space = tmp_path / "space.yaml"
+    space.write_text(entry + "\n")
+    code, out, err = _cli_tune(tmp_path, capsys, "--trials", "2", "--space", str(space), "--out", str(tmp_path / "o"),
+                               *config)
+    assert (code, err, out) == (2, [f"error: {space}: {expected}"], ""), err
+    assert started == [] and not (tmp_path / "o").exists()
+
+
+def test_eval_batch_size_may_be_searched_where_it_does_not_change_the_score(tmp_path):
+    """Under the default valid_loss exact the Loss is a per-sample mean: the valid batch size leaves it alone."""
+    space = tmp_path / "space.yaml"
+    space.write_text("eval_batch_size: {choices: [16, 64]}\n")
+    study = tune("tfn", "mosi", trials=1, out=tmp_path / "o", space_file=space, seeds=[1111], final_runs=False,
+                 echo=lambda _: None, **TINY)
+    assert len(study.trials) == 1

@@ -139,6 +139,27 @@ def check_space(model: str, base: Setting, space: dict, where: str) -> None:
             _check_value(model, base, key, value, where, role, advice)
 
 
+def check_objective_keys(space: dict, config, where: str) -> None:
+    """One UsageError line if the space searches what a trial's score is, not how it is reached: the metric
+    (`key_eval`), the rule that makes valid's Loss (`valid_loss`), or, when that score is MMSA's Loss (a mean of
+    batch means), the valid batch size (`eval_batch_size`). Trials scored on different metrics, or on Losses made
+    two ways, are not comparable: a minimising study took a Corr of 0.32 for better than a Loss of 1.26. `config`:
+    the study's config, whose values of these keys every trial keeps."""
+    fixed = f"set it for the whole study with -c instead (now {{}}), or tune one study per value"
+    if "key_eval" in space:
+        raise UsageError(f"{where}: key_eval cannot be searched: it is the valid metric every trial is scored on, "
+                         f"and scores of different metrics cannot be compared; "
+                         f"{fixed.format(f'key_eval={config.key_eval}')}")
+    if "valid_loss" in space:
+        raise UsageError(f"{where}: valid_loss cannot be searched: it is how valid's Loss is computed, which "
+                         f"the trials are scored on with key_eval Loss (and the plateau scheduler steps on), not a "
+                         f"setting of the model; {fixed.format(f'valid_loss={config.valid_loss}')}")
+    if "eval_batch_size" in space and config.key_eval == "Loss" and config.valid_loss == "mmsa":
+        raise UsageError(f"{where}: eval_batch_size cannot be searched with valid_loss mmsa and key_eval Loss: "
+                         f"MMSA's Loss is a mean of batch means, so the valid batch size changes the score a trial "
+                         f"gets, not the model; drop it from the space, or search with -c valid_loss=exact")
+
+
 def _check_value(model: str, base: Setting, key: str, value, where: str, role: str, advice: str) -> None:
     """One UsageError line unless `value` of `key` passes as a `-c` override would, blamed on `where`; `role` says
     which value of the space it is, `advice` what to do (none for a number spelled as a string: the line says how
