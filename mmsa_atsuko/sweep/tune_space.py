@@ -145,7 +145,7 @@ def check_objective_keys(space: dict, config, where: str) -> None:
     batch means), the valid batch size (`eval_batch_size`). Trials scored on different metrics, or on Losses made
     two ways, are not comparable: a minimising study took a Corr of 0.32 for better than a Loss of 1.26. `config`:
     the study's config, whose values of these keys every trial keeps."""
-    fixed = f"set it for the whole study with -c instead (now {{}}), or tune one study per value"
+    fixed = "set it for the whole study with -c instead (now {}), or tune one study per value"
     if "key_eval" in space:
         raise UsageError(f"{where}: key_eval cannot be searched: it is the valid metric every trial is scored on, "
                          f"and scores of different metrics cannot be compared; "
