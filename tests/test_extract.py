@@ -912,6 +912,17 @@ def test_cli_fps_must_be_a_positive_finite_number(tmp_path, capsys):
     assert not (tmp_path / "x.pkl").exists()
 
 
+def test_cli_a_seed_numpy_cannot_take_is_one_line_before_any_work(tmp_path, capsys):
+    """--seed -1 was numpy's traceback at the --split shuffle, once every clip had been extracted."""
+    for bad in ("-1", str(2 ** 32)):
+        code = main(["extract", "--videos", str(tmp_path), "--transcripts", str(tmp_path / "t.csv"),
+                     "--out", str(tmp_path / "x.pkl"), "--seed", bad])
+        err = capsys.readouterr().err
+        assert (code, err) == (2, f"error: --seed: seed {bad} is out of range; a seed is 0 to 2**32 - 1 "
+                                  f"(numpy's limit)\n"), (bad, err)
+    assert not (tmp_path / "x.pkl").exists()
+
+
 def test_cli_max_clip_seconds_must_be_a_positive_finite_number(tmp_path, capsys):
     for bad in ("0", "-5", "nan", "inf", "1e999"):
         code = main(["extract", "--videos", str(tmp_path), "--transcripts", str(tmp_path / "t.csv"),

@@ -695,3 +695,21 @@ def test_eval_batch_size_may_be_searched_where_it_does_not_change_the_score(tmp_
     study = tune("tfn", "mosi", trials=1, out=tmp_path / "o", space_file=space, seeds=[1111], final_runs=False,
                  echo=lambda _: None, **TINY)
     assert len(study.trials) == 1
+
+
+@pytest.mark.parametrize("value", ["-1", str(2 ** 32)])
+def test_a_tune_seed_numpy_cannot_take_is_one_line_before_any_file(tmp_path, capsys, monkeypatch, value):
+    """It was numpy's "Seed must be between 0 and 2**32 - 1" traceback, leaving tune/<study>.db and .sweep.lock."""
+    started = _guard_trials(monkeypatch, 0)
+    code, out, err = _cli_tune(tmp_path, capsys, "--trials", "1", "--tune-seed", value, "--out", str(tmp_path / "o"))
+    assert (code, out, err) == (2, "", [f"error: --tune-seed: seed {value} is out of range; a seed is 0 to 2**32 - 1 "
+                                        f"(numpy's limit)"])
+    assert started == [] and not (tmp_path / "o").exists()
+
+
+def test_the_largest_tune_seed_resumes(tmp_path):
+    """The sampler of a resumed study is seeded with --tune-seed plus the trials stored: past numpy's range at the
+    top of it, a traceback on the second call."""
+    call = dict(out=tmp_path, seed=2 ** 32 - 1, seeds=[1111], final_runs=False, echo=lambda _: None, **TINY)
+    tune("tfn", "mosi", trials=1, **call)
+    assert len(tune("tfn", "mosi", trials=2, **call).trials) == 2

@@ -98,6 +98,7 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
     check_precision(precision)
     check_model_names([model])               # from the model files' source: an unknown name is one line now
     seeds = check_seeds(seeds)
+    (seed,) = check_seeds([seed], "--tune-seed")      # numpy's traceback, after the study file was made
     settings = expand(models=[model], datasets=[dataset], seeds=seeds, **lists)     # the model's name lowercased
     if len(settings) != 1:
         raise UsageError(f"a tune searches one setting, and these options name {len(settings)}: give one "
@@ -153,7 +154,8 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
             study.enqueue_trial(dead.params)
             echo(_interrupted_line(study_name, dead.number, done + ahead, trials))
             ahead += 1
-        study.sampler = optuna.samplers.TPESampler(seed=seed + len(stored))
+        # Wrapped into numpy's range: --tune-seed 2**32 - 1 resumed was its traceback.
+        study.sampler = optuna.samplers.TPESampler(seed=(seed + len(stored)) % 2 ** 32)
         on_data = " of synthetic data" if is_synthetic(data_id) else ""    # as every table labels it
         echo(f"[{study_name}] {_done_before(done, trials)}; storage {storage}; "
              f"selecting on valid {config.key_eval}{on_data} ({'min' if minimize else 'max'}), seed {seeds[0]}")

@@ -166,6 +166,8 @@ it is not checked again.
         raise UsageError(f"unknown --audio {config.audio!r}: choose opensmile or librosa")
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    if not 0 <= seed < 2 ** 32:      # numpy's traceback at the split shuffle, after every clip was extracted
+        raise UsageError(f"--seed: seed {seed} is out of range; a seed is 0 to 2**32 - 1 (numpy's limit)")
     if not (math.isfinite(max_clip_seconds) and max_clip_seconds > 0):
         raise UsageError(f"--max-clip-seconds must be a positive number of seconds, got {max_clip_seconds!r}")
     if not (math.isfinite(config.fps) and config.fps > 0):     # nan would skip every clip as undecodable
