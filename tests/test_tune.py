@@ -112,8 +112,10 @@ def test_bad_search_spaces_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="learning_rate must be"):
         read_space("tfn", bad)
     bad.write_text("no_such_key: {choices: [1, 2]}\n")
-    with pytest.raises(UsageError, match="not config keys of tfn"):
+    with pytest.raises(UsageError) as err:
         tune("tfn", "mosi", trials=1, out=tmp_path / "out", space_file=bad, backend=LocalBackend(), **TINY)
+    assert str(err.value) == (f"{bad}: unknown config key 'no_such_key'; tfn's keys are the common: block of "
+                              "configs/tfn.yaml and the defaults of configs/datasets.yaml")
     with pytest.raises(UsageError, match="no search space for mult"):
         read_space("mult")
     with pytest.raises(UsageError) as err:        # it said "... does not exist; write one or pass --space FILE"
@@ -713,3 +715,14 @@ def test_the_largest_tune_seed_resumes(tmp_path):
     call = dict(out=tmp_path, seed=2 ** 32 - 1, seeds=[1111], final_runs=False, echo=lambda _: None, **TINY)
     tune("tfn", "mosi", trials=1, **call)
     assert len(tune("tfn", "mosi", trials=2, **call).trials) == 2
+
+
+def test_a_misspelt_space_key_names_the_space_file_and_the_closest_known_key(tmp_path, capsys, monkeypatch):
+    """It said "search space keys learning_rat are not config keys of tfn": no file, no hint, where `-c` has one."""
+    started = _guard_trials(monkeypatch, 0)
+    space = tmp_path / "sp.yaml"
+    space.write_text("post_fusion_dim: {choices: [16, 32]}\nlearning_rat: {low: 1.0e-4, high: 1.0e-2}\n")
+    code, out, err = _cli_tune(tmp_path, capsys, "--trials", "2", "--space", str(space), "--out", str(tmp_path / "o"))
+    assert (code, out, err) == (2, "", [f"error: {space}: unknown config key 'learning_rat'; closest known: "
+                                        f"learning_rate"])
+    assert started == [] and not (tmp_path / "o").exists()

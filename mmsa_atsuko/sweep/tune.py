@@ -54,7 +54,7 @@ from .plan import PlannedRun, data_to_read, prepare, release
 from .study_file import (check_optuna, check_same_search, check_study_file, optuna_module, search_facts,
                          stop_if_locked, study_storage)
 from .sweep_file import Setting, expand
-from .tune_space import check_objective_keys, check_space, outside, read_space, space_name, suggest
+from .tune_space import check_objective_keys, check_space, check_space_keys, outside, read_space, space_name, suggest
 
 log = logging.getLogger("mmsa_atsuko")
 TUNE_DIR = "tune"
@@ -115,9 +115,7 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
     config = resolve_config(model, base.dataset, preset=base.preset, overrides=base.overrides,
                             max_epochs=base.max_epochs)
     check_model_allows(model, base.condition)
-    unknown = sorted(set(space) - set(config))
-    if unknown:
-        raise UsageError(f"search space keys {', '.join(unknown)} are not config keys of {model}")
+    check_space_keys(model, base, space, config, where)
     check_objective_keys(space, config, where)      # what a trial scores must be one thing for all
     check_space(model, base, space, where)          # before the study: a bad space leaves no storage file
     minimize = config.key_eval == "Loss" or lower_is_better(config.key_eval)

@@ -139,6 +139,16 @@ def check_space(model: str, base: Setting, space: dict, where: str) -> None:
             _check_value(model, base, key, value, where, role, advice)
 
 
+def check_space_keys(model: str, base: Setting, space: dict, config, where: str) -> None:
+    """One UsageError line for the first key of `space` that is no config key of `model` (`config`: its resolved
+    config), worded as `-c` words one: the space file, the key and the closest known keys, from the same code."""
+    unknown = [key for key in space if key not in config]
+    if unknown:
+        resolve_config(model, base.dataset, preset=base.preset, max_epochs=base.max_epochs,
+                       overrides=[*base.overrides, (unknown[0], None, where)])     # raises: the key is unknown
+        raise UsageError(f"{where}: unknown config key {unknown[0]!r} of {model}")    # not reached
+
+
 def check_objective_keys(space: dict, config, where: str) -> None:
     """One UsageError line if the space searches what a trial's score is, not how it is reached: the metric
     (`key_eval`), the rule that makes valid's Loss (`valid_loss`), or, when that score is MMSA's Loss (a mean of
