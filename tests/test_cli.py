@@ -190,6 +190,24 @@ def test_out_on_a_command_that_reads_the_results_folder_names_results(args, caps
     assert code == 2 and "; the results folder that run and sweep write with --out is --results here" in line
 
 
+@pytest.mark.parametrize("args, line", [
+    (["tune", "-m", "tfn", "-d", "mosi", "--trails", "2"], "run.py tune: error: unrecognized arguments: --trails 2"),
+    (["tune", "--trails", "2"], "run.py tune: error: unrecognized arguments: --trails 2"),
+    (["--seed", "3"], "run.py: error: unrecognized arguments: --seed 3"),              # -m and -d missing too
+    (["predict", "--out", "o", "--feature", "x.pkl"], "run.py predict: error: unrecognized arguments: --feature x.pkl"),
+    (["compare", "--against", "tfn", "--modle", "atsuko"],
+     "run.py compare: error: unrecognized arguments: --modle atsuko"),
+    (["tune", "-m", "tfn", "-d", "mosi"], "run.py tune: error: the following arguments are required: --trials"),
+])
+def test_an_unknown_option_is_named_before_a_required_one_it_hid(args, line, capsys):
+    """`tune ... --trails 2` said only "the following arguments are required: --trials": argparse checks the
+    required options first, so the typo that left one out went unnamed. Every command names it now."""
+    from mmsa_atsuko.cli import main
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert (exit_.value.code, capsys.readouterr().err) == (2, f"{line} (see --help)\n")
+
+
 def test_another_unknown_option_gets_no_results_hint(capsys):
     from mmsa_atsuko.cli import main
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -16,6 +17,28 @@ class OneLineParser(argparse.ArgumentParser):
         # main() takes --datasets and --models before any parser runs, so no parser declares them: say so in each help.
         kwargs.setdefault("epilog", DATASETS_OPTION)
         super().__init__(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        """argparse reports a missing required option before an unknown one: `tune ... --trails 2` said only
+        "--trials required", hiding the typo that caused it. Every command's unknown options come first."""
+        args = sys.argv[1:] if args is None else list(args)
+        unknown = self._unknown_arguments(args)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return super().parse_args(args, namespace)
+
+    def _unknown_arguments(self, args: list) -> list:
+        """What parse_args would call unrecognized, found with nothing required (argparse's other errors, a bad
+        value, still come from the parse itself)."""
+        switched = [a for a in self._actions if a.required] + [g for g in self._mutually_exclusive_groups
+                                                                 if g.required]
+        for item in switched:
+            item.required = False
+        try:
+            return super().parse_known_args(args, None)[1]
+        finally:
+            for item in switched:
+                item.required = True
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}{self._results_hint(message)} (see --help)\n")
