@@ -233,6 +233,22 @@ def test_predict_refuses_an_id_a_spreadsheet_would_run_as_a_formula(tmp_path, ca
     assert not (tmp_path / "out").exists()
 
 
+def test_features_that_are_no_mintrec_folder_say_what_predict_takes(tmp_path, capsys):
+    """A mintrec run's --features x.pkl ended "..., or run with --synthetic": predict has no such flag."""
+    assert main(["-m", "tfn", "-d", "mintrec", "--synthetic", "--preset", "small", "--max-epochs", "1",
+                 "-s", "1111", "--out", str(tmp_path / "results"), "--quiet"]) == 0
+    record = read_records(tmp_path / "results")[-1]
+    (tmp_path / "file.pkl").write_bytes(b"")
+    for features, what in ((tmp_path / "x.pkl", "not found"), (tmp_path / "file.pkl", "is a file, not a folder")):
+        code, err = _predict(capsys, "--run", record["run_id"], "--results", tmp_path / "results",
+                             "--features", features, "--out", tmp_path / "out")
+        assert (code, err) == (1, f"error: --features {features} {what}: a mintrec run predicts on a MIntRec folder "
+                                  f"holding train.tsv, dev.tsv, test.tsv, video_data/video_feats.pkl, "
+                                  f"audio_data/audio_feats.pkl; give one, such as the data_path of the run's record "
+                                  f"in runs.jsonl\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_classification_writes_class_names_and_probabilities(tmp_path, capsys):
     # No [extract] extra needed: synthetic MIntRec, a folder without an extractor record.
     assert main(["-m", "tfn", "-d", "mintrec", "--synthetic", "--preset", "small", "--max-epochs", "1",

@@ -10,15 +10,18 @@ What the model sees: the file's frames, less what the run never saw: a modality 
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..config import dataset_facts
 from ..data import load_dataset, warn_huge_splits
 from ..data.conditions import OPTIONS, make_condition
 from ..data.masking import condition_tensors
 from ..data.extract.text import same_tokenizer, tokenizer_of
+from ..data.mintrec.folder import DATA_FILES
 from ..data.mmsa_format import load_for_prediction
 from ..data.spec import Split
 from ..data.stamp import synthetic_data_id
-from ..errors import UsageError
+from ..errors import DataError, UsageError
 from ..models.common.bert import bert_input_problem, reads_bert_tokens, shorter_texts
 
 # How a message names the run's condition fields when model.json holds a bad one.
@@ -111,6 +114,13 @@ def read_features(card: dict, features, split: str | None = None) -> tuple[dict,
         warn_huge_splits(name, splits.values())      # as a run warns of them (load_dataset does, for a folder)
         labelled = (extractor or {}).get("labels", True) and all("label" in s.tensors for s in splits.values())
         return splits, shapes, extractor, labelled, recipe and synthetic_data_id(recipe)
+    folder = Path(features).expanduser()
+    if not folder.is_dir():
+        # The loader's own line ends "or run with --synthetic", a flag of training that predict does not have.
+        what = "is a file, not a folder" if folder.exists() else "not found"
+        raise DataError(f"--features {features} {what}: a {name} run predicts on a MIntRec folder holding "
+                        f"{', '.join(DATA_FILES)}; give one, such as the data_path of the run's record in "
+                        f"runs.jsonl")
     data = load_dataset(name, aligned=aligned, feature_path=features, pretrained=card["config"].get("pretrained"))
     spec = data.spec
     keys = tuple(k for k in ("text", "text_bert") if k in data.train.tensors)
