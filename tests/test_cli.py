@@ -373,6 +373,22 @@ def test_list_shows_models_and_datasets():
     assert "tfn" in proc.stdout and "mosi" in proc.stdout and "sims" in proc.stdout
 
 
+def test_a_dataset_file_set_by_hand_that_is_not_there_is_one_line_naming_the_variable(tmp_path, monkeypatch, capsys):
+    """MMSA_ATSUKO_DATASETS=/nonexistent.yaml run.py list printed the models, then "config file ... not found",
+    naming no variable (a missing --models folder names MMSA_ATSUKO_MODELS)."""
+    from mmsa_atsuko.cli import cmd_list, main
+    from mmsa_atsuko.errors import UsageError
+    missing = tmp_path / "nonexistent.yaml"
+    monkeypatch.setenv("MMSA_ATSUKO_DATASETS", str(missing))
+    line = (f"dataset file {missing} not found (--datasets FILE or $MMSA_ATSUKO_DATASETS: a YAML file with a "
+            f"`datasets:` block like configs/datasets.yaml's)")
+    assert main(["list"]) == 2
+    assert capsys.readouterr() == ("", f"error: {line}\n")
+    with pytest.raises(UsageError) as err:        # list itself, past main's check: still nothing printed first
+        cmd_list([])
+    assert (str(err.value), capsys.readouterr().out) == (line, "")
+
+
 def test_tensorboard_scalars_are_the_history(tmp_path):
     pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
     out = tmp_path / "results"

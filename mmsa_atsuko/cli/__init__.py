@@ -63,7 +63,8 @@ def take_datasets_files(argv: list[str]) -> list[str]:
                              else f"--datasets {value} {what}")
     if values:
         _extend_environment(DATASETS_ENV, [str(Path(value).resolve()) for value in values])
-        datasets_table()                    # a bad block is one line now, before any command starts
+    if os.environ.get(DATASETS_ENV):
+        datasets_table()        # a bad block or file, given or set by hand, is one line now, before any command starts
     return rest
 
 

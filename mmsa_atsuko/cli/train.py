@@ -67,18 +67,20 @@ def cmd_list(argv) -> int:
     from ..config import datasets_table, declared_in
     from ..registry import get_model_class, import_errors, list_models
     from ..user_models.discovery import model_file, model_origin
-    print("models:")
+    # Every line is made before the first is printed: a bad dataset file was its error after the models section.
+    lines = ["models:"]
     for name in list_models():
         origin = model_origin(name)           # a model of your own (--models DIR): the file it came from
-        print(f"  {name:<14} {', '.join(get_model_class(name).registry_meta.get('tasks', ('regression',)))}"
-              + (f"  (yours: {origin})" if origin else ""))
+        lines.append(f"  {name:<14} {', '.join(get_model_class(name).registry_meta.get('tasks', ('regression',)))}"
+                     + (f"  (yours: {origin})" if origin else ""))
     for module, error in import_errors().items():   # a module that breaks is listed with its error, not hidden
-        print(f"  {model_file(module):<14} unavailable: {error}")
-    print("datasets:")
+        lines.append(f"  {model_file(module):<14} unavailable: {error}")
+    lines.append("datasets:")
     for name, facts in datasets_table().items():
         origin = declared_in(name)            # a dataset of your own (--datasets FILE): the file that declares it
-        print(f"  {name:<14} {facts['task']}, {facts['language']}, settings: {', '.join(facts['files'])}"
-              + (f"  (yours: {origin})" if origin != "datasets.yaml" else ""))
+        lines.append(f"  {name:<14} {facts['task']}, {facts['language']}, settings: {', '.join(facts['files'])}"
+                     + (f"  (yours: {origin})" if origin != "datasets.yaml" else ""))
+    print("\n".join(lines))
     return 0
 
 

@@ -7,6 +7,7 @@ import math
 import os
 from pathlib import Path
 
+from ..atomic import not_a_file
 from ..errors import UsageError
 from ..registry import CONFIG_DIR
 from .checks import _type_name
@@ -44,7 +45,7 @@ def datasets_table(config_dir: Path = CONFIG_DIR) -> dict:
     $MMSA_ATSUKO_DATASETS (a later file may not redefine a name). Each block is checked."""
     table = dict(read_yaml(config_dir / "datasets.yaml")["datasets"])
     for extra in filter(None, os.environ.get(DATASETS_ENV, "").split(os.pathsep)):
-        blocks = read_yaml(Path(extra)).get("datasets")
+        blocks = _own_file(extra).get("datasets")
         if not isinstance(blocks, dict) or not blocks:
             raise UsageError(f"dataset file {extra} has no `datasets:` block; see configs/datasets.yaml for one")
         for name, facts in blocks.items():
@@ -54,6 +55,17 @@ def datasets_table(config_dir: Path = CONFIG_DIR) -> dict:
     for name, facts in table.items():
         _check_dataset(name, facts)
     return table
+
+
+def _own_file(extra: str) -> dict:
+    """A file of your own datasets named in $MMSA_ATSUKO_DATASETS, read. One that is not there says where its name
+    came from, as a missing model folder does: set by hand, the variable was never named ("config file ... not
+    found"). --datasets FILE checks its file before it sets the variable (cli.take_datasets_files)."""
+    what = not_a_file(extra)
+    if what:
+        raise UsageError(f"dataset file {extra} {what} (--datasets FILE or ${DATASETS_ENV}: a YAML file with a "
+                         f"`datasets:` block like configs/datasets.yaml's)")
+    return read_yaml(Path(extra))
 
 
 def _check_dataset(name: str, facts) -> None:
@@ -190,7 +202,7 @@ def declared_in(name: str) -> str:
     declares it, else datasets.yaml. An error in `mydata.config` blamed datasets.yaml, which has no mydata."""
     key = str(name).strip().lower()
     for extra in filter(None, os.environ.get(DATASETS_ENV, "").split(os.pathsep)):
-        blocks = read_yaml(Path(extra)).get("datasets")
+        blocks = _own_file(extra).get("datasets")
         if isinstance(blocks, dict) and key in {str(n).lower() for n in blocks}:
             return extra
     return "datasets.yaml"
