@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 from pathlib import Path
 
 from ..atomic import not_a_file
@@ -38,6 +39,10 @@ TASK_METRICS = {"regression": ("mosi", "sims"), "classification": ("mintrec",)}
 # Facts that only the MIntRec loader reads (data/mintrec/): in an MMSA-format block they would do nothing.
 MINTREC_ONLY = ("num_classes", "label_names", "max_seq_lens", "real_class_counts")
 SPLITS, MODALITY_NAMES = ("train", "valid", "test"), ("text", "audio", "vision")     # of real_sizes, real_shapes
+# A dataset's name becomes part of file names (run folders `<model>-<dataset>-s<seed>-...`, comparison CSVs) and
+# of run ids (results.RUN_ID): a name holding '/' or '..' wrote a run's files outside the results folder.
+DATASET_NAME = re.compile(r"[a-z0-9_]+(?:-[a-z0-9_]+)*")
+MAX_DATASET_NAME = 64       # what a model.json's `dataset` may hold
 
 
 def datasets_table(config_dir: Path = CONFIG_DIR) -> dict:
@@ -49,6 +54,7 @@ def datasets_table(config_dir: Path = CONFIG_DIR) -> dict:
         if not isinstance(blocks, dict) or not blocks:
             raise UsageError(f"dataset file {extra} has no `datasets:` block; see configs/datasets.yaml for one")
         for name, facts in blocks.items():
+            _check_name(name, extra)
             if str(name).lower() in table:
                 raise UsageError(f"dataset file {extra} defines {name!r} again; pick another name")
             table[str(name).lower()] = facts
@@ -66,6 +72,16 @@ def _own_file(extra: str) -> dict:
         raise UsageError(f"dataset file {extra} {what} (--datasets FILE or ${DATASETS_ENV}: a YAML file with a "
                          f"`datasets:` block like configs/datasets.yaml's)")
     return read_yaml(Path(extra))
+
+
+def _check_name(name, file) -> None:
+    """A dataset name of a `--datasets` file: letters, digits, '_' and single '-' between them, at most
+    MAX_DATASET_NAME characters (names are looked up lowercase)."""
+    text = str(name).lower()
+    if len(text) > MAX_DATASET_NAME or not DATASET_NAME.fullmatch(text):
+        shown = repr(text[:40]) + ("..." if len(text) > 40 else "")
+        raise UsageError(f"dataset file {file}: dataset name {shown} is not a name: use letters, digits, '_' and "
+                         f"'-' (at most {MAX_DATASET_NAME}), as its run folders and run ids are named by it")
 
 
 def _check_dataset(name: str, facts) -> None:
