@@ -1,6 +1,8 @@
 """Names and sizes a hostile file declares, as the toolkit turns them into paths and allocations (k15's findings)."""
 import json
 import os
+import shutil
+import struct
 
 import pytest
 
@@ -55,3 +57,90 @@ def test_the_toolkits_dataset_names_pass_the_check():
     from mmsa_atsuko.config.datasets import DATASET_NAME
     names = read_yaml(CONFIG_DIR / "datasets.yaml")["datasets"]
     assert names and all(DATASET_NAME.fullmatch(name) for name in names)
+
+
+# ------------------------------------------------------------------------------------------ sparse files
+
+def sparse(path, head: bytes, size: int, tail: bytes = b"") -> None:
+    """`head`, then a hole up to `size` bytes (less `tail`), then `tail`: a few KB on disk, `size` declared."""
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(size - len(tail))
+        f.seek(size - len(tail))
+        f.write(tail)
+
+
+@pytest.fixture
+def holes_seen(tmp_path):
+    """Skip where the filesystem keeps no holes (then a 'sparse' file is written whole, and no hostile file fits)."""
+    probe = tmp_path / "probe"
+    sparse(probe, b"x", 128 << 20)
+    if os.stat(probe).st_blocks * 512 > 1 << 20:
+        pytest.skip("this filesystem writes holes out")
+    probe.unlink()
+
+
+def test_a_sparse_feature_file_is_one_line_before_its_length_fields_are_read(capsys, tmp_path, holes_seen):
+    """A pickle's head (PROTO 4, BINBYTES8 of 128 MiB), then a hole: 8 KB on disk. Every budget is in proportion
+    to the declared size, so the one length field read 128 MiB of zeros (8 GB took 77 s and 8.7 GB of memory,
+    100 GB exhausts the machine), and only then was the file found to hold no splits."""
+    size = 128 << 20
+    path = tmp_path / "features.pkl"
+    sparse(path, b"\x80\x04\x8e" + struct.pack("<Q", size - 12), size, b".")
+    code, err = cli(capsys, "-m", "tfn", "-d", "sims", "--feature-path", path, "-s", "1111", "--out", tmp_path / "o")
+    assert_one_line(code, err, f"{path} is a sparse file", f"of its {size:,} bytes were never written")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_sparse_best_pt_is_one_line_before_it_is_read_whole(capsys, tmp_path, holes_seen, synthetic_cache):
+    """best.pt is read whole into memory before its zip is checked: a 20 GB hole took 20 GB (4 GB: 4.5 GB RSS)."""
+    from mmsa_atsuko.data.synthetic import ensure_synthetic
+    pkl, _ = ensure_synthetic("sims", synthetic_cache)
+    out = tmp_path / "o"
+    assert cli(capsys, "-m", "tfn", "-d", "sims", "--feature-path", pkl, "-s", "1111", "--max-epochs", "1",
+               "--preset", "small", "--out", out, "--quiet")[0] == 0
+    (run,) = (out / "runs").iterdir()
+    best = run / "best.pt"
+    head = best.read_bytes()
+    sparse(best, head, 256 << 20)
+    code, err = cli(capsys, "predict", "--checkpoint", run, "--features", pkl, "--out", tmp_path / "p")
+    assert_one_line(code, err, f"cannot read {best} (a sparse file")
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_sparse_safetensors_is_one_line(tmp_path, holes_seen, synthetic_cache):
+    """A header declaring one tensor that covers a hole of 256 MiB: safetensors checks the offsets against the
+    file's size, which the hole fakes, and copied the zeros into memory (30 GB: the machine's)."""
+    from mmsa_atsuko.data.synthetic import ensure_synthetic
+    from mmsa_atsuko.errors import DataError
+    from mmsa_atsuko.models.common.bert_weights import load_bert
+    _, bert = ensure_synthetic("sims", synthetic_cache)
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    shutil.copy(bert / "config.json", folder)
+    values = 64 << 20
+    header = json.dumps({"embeddings.word_embeddings.weight": {"dtype": "F32", "shape": [values],
+                                                               "data_offsets": [0, 4 * values]}}).encode()
+    header += b" " * (-len(header) % 8)
+    sparse(folder / "model.safetensors", struct.pack("<Q", len(header)) + header, 8 + len(header) + 4 * values)
+    with pytest.raises(DataError, match=r"^cannot read .*model\.safetensors \(a sparse file: at least "):
+        load_bert(folder)
+
+
+def test_holes_below_half_a_file_are_read(tmp_path, holes_seen):
+    """A filesystem stores runs of zeros as holes (ZFS compression, `cp --sparse=always`): a feature file's
+    padding may come back sparse, and is read as the zeros it is."""
+    from mmsa_atsuko.atomic import HOLE_FLOOR, sparse_problem
+    path = tmp_path / "padded"
+    with open(path, "wb") as f:
+        f.write(os.urandom(1 << 20) * (HOLE_FLOOR // (1 << 20) + 1))     # data, then a hole of HOLE_FLOOR
+        f.truncate(f.tell() + HOLE_FLOOR)
+    with open(path, "rb") as f:
+        head = f.read(1)             # a buffered read: the file's own position is past what it read ahead
+        f.seek(0)
+        assert sparse_problem(f.fileno(), os.fstat(f.fileno()).st_size) is None
+        assert f.read(1 << 20) == head + open(path, "rb").read(1 << 20)[1:]     # the reader reads on as it was
+    with open(path, "ab") as f:
+        f.truncate(os.path.getsize(path) + (2 << 20))       # now the holes are just over half
+    with open(path, "rb") as f:
+        assert "a sparse file" in sparse_problem(f.fileno(), os.fstat(f.fileno()).st_size)

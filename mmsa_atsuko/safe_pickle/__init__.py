@@ -37,6 +37,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..atomic import sparse_problem
 from ..errors import DataError
 # The limits are importable from here too, but the unpickler reads them from `limits`
 # when it starts: set them there, not here.
@@ -94,6 +95,9 @@ def _unpickle(path: Path, hasher):
         raise DataError(f"cannot read {path}: {e.strerror or e}") from None
     try:
         _check_pickle_header(raw, path)
+        sparse = sparse_problem(raw.fileno(), os.fstat(raw.fileno()).st_size)   # every budget is in proportion to it
+        if sparse:
+            raise DataError(f"{path} is {sparse}")
     except DataError:
         raw.close()
         raise

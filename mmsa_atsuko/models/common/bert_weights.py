@@ -16,7 +16,7 @@ import io
 import json
 from pathlib import Path
 
-from ...atomic import not_a_file, read_small_file
+from ...atomic import file_sparse_problem, not_a_file, read_small_file
 from ...safe_checkpoint import load_weights
 from ...errors import DataError, one_line
 
@@ -137,6 +137,12 @@ def check_tokenizer_files(folder) -> None:
 def _state_dict(weights: Path, folder) -> dict:
     if weights.suffix == ".safetensors":
         from safetensors.torch import load_file
+        try:
+            sparse = file_sparse_problem(weights)     # its header's offsets are held to the size a hole fakes
+        except OSError as e:
+            raise DataError(f"cannot read {weights} ({e.strerror or type(e).__name__}): {_fix(folder)}") from None
+        if sparse:
+            raise DataError(f"cannot read {weights} ({sparse}): {_fix(folder)}")
         try:
             return load_file(str(weights))
         except Exception as e:          # safetensors' own errors: a header or offsets past the file
