@@ -144,3 +144,21 @@ def test_holes_below_half_a_file_are_read(tmp_path, holes_seen):
         f.truncate(os.path.getsize(path) + (2 << 20))       # now the holes are just over half
     with open(path, "rb") as f:
         assert "a sparse file" in sparse_problem(f.fileno(), os.fstat(f.fileno()).st_size)
+
+
+def test_a_sparse_file_is_never_hashed(tmp_path, holes_seen, synthetic_cache):
+    """A stamped MIntRec folder's five files are hashed before they are read (to see whether the stamp holds): a
+    1 TB hole at video_feats.pkl read a terabyte of zeros through sha256 (about 12 minutes) before any check."""
+    from mmsa_atsuko.cache import sha256_of
+    from mmsa_atsuko.data.synthetic import ensure_synthetic
+    from mmsa_atsuko.data import load_dataset
+    from mmsa_atsuko.errors import DataError
+    folder, _ = ensure_synthetic("mintrec", synthetic_cache)
+    copy = tmp_path / "MIntRec"
+    shutil.copytree(folder, copy)
+    feats = copy / "video_data" / "video_feats.pkl"
+    sparse(feats, feats.read_bytes()[:4096], 256 << 20)
+    with pytest.raises(DataError, match=r" is a sparse file: at least "):
+        sha256_of(feats)
+    with pytest.raises(DataError, match=rf"^{feats} is a sparse file: at least "):
+        load_dataset("mintrec", feature_path=copy, pretrained=str(copy / "bert-synthetic-en"))
