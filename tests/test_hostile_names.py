@@ -162,3 +162,23 @@ def test_a_sparse_file_is_never_hashed(tmp_path, holes_seen, synthetic_cache):
         sha256_of(feats)
     with pytest.raises(DataError, match=rf"^{feats} is a sparse file: at least "):
         load_dataset("mintrec", feature_path=copy, pretrained=str(copy / "bert-synthetic-en"))
+
+
+def test_predicts_features_and_tunes_space_say_a_pipe_or_a_device_is_one(capsys, tmp_path):
+    """A named pipe or a link to /dev/zero given as `predict --features` was "not found", as `tune --space` "does not
+    exist", though each is there (as --datasets said before it was fixed)."""
+    pipe, zero = tmp_path / "fifo.pkl", tmp_path / "zero.pkl"
+    os.mkfifo(pipe)
+    zero.symlink_to("/dev/zero")
+    from mmsa_atsuko.data.mmsa_format import load_for_prediction
+    from mmsa_atsuko.errors import DataError
+    for path, what in ((pipe, "a pipe"), (zero, "a device")):
+        with pytest.raises(DataError, match=rf"^feature file {path} is {what}, not a file$"):
+            load_for_prediction("sims", path)
+        code, err = cli(capsys, "tune", "-m", "tfn", "-d", "sims", "--synthetic", "--trials", "1", "--space", path,
+                        "--out", tmp_path / "o")
+        assert_one_line(code, err, f"--space {path} is {what}, not a file: give a YAML file")
+    code, err = cli(capsys, "tune", "-m", "tfn", "-d", "sims", "--synthetic", "--trials", "1", "--space",
+                    tmp_path / "none.yaml", "--out", tmp_path / "o")
+    assert_one_line(code, err, f"--space {tmp_path / 'none.yaml'} does not exist: give a YAML file")
+    assert not (tmp_path / "o").exists()

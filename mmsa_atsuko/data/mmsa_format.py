@@ -205,8 +205,9 @@ def load_for_prediction(name: str, path, *, aligned: bool = False,
     `<modality>_dim`, `<modality>_len` and `text_keys`, as read from the first split."""
     name, path = name.lower(), Path(path)
     facts = _facts(name)
-    if not path.is_file():
-        raise DataError(f"feature file {path} not found")
+    what = not_a_file(path)          # a named pipe or a link to /dev/zero was "not found", though it is there
+    if what:
+        raise DataError(f"feature file {path} {what}")
     raw = safe_pickle.load(path)
     if not isinstance(raw, dict):
         raise DataError(f"{path}: expected a dict of splits {', '.join(SPLITS)}, found {type(raw).__name__}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..atomic import not_a_file
 from ..config import CONFIG_DIR, declared_type, number_hint, read_yaml
 from ..errors import UsageError
 from ..training.trainer_config import resolve_config
@@ -26,8 +27,10 @@ def read_space(model: str, path=None) -> dict:
     """The search space of `model` (configs/tune/<model>.yaml, or `path`), its format checked
     (its values against the model's config: `check_space`)."""
     form = "config key -> {low, high[, log]} or {choices: [...]}, one line each (README, Tuning)"
-    if path and not Path(path).is_file():
-        raise UsageError(f"--space {path} does not exist: give a YAML file of {form}")
+    what = not_a_file(path) if path else None       # a named pipe or a device "does not exist", it said
+    if what:
+        raise UsageError(f"--space {path} {'does not exist' if what == 'not found' else what}: give a YAML file of "
+                         f"{form}")
     if not path and model_origin(model) is not None:
         # A model of your own lives outside the checkout: writing configs/tune/<model>.yaml into it is no advice
         raise UsageError(f"no search space for {model}, a model of your own ({model_origin(model)}): pass "
