@@ -182,3 +182,16 @@ def test_predicts_features_and_tunes_space_say_a_pipe_or_a_device_is_one(capsys,
                     tmp_path / "none.yaml", "--out", tmp_path / "o")
     assert_one_line(code, err, f"--space {tmp_path / 'none.yaml'} does not exist: give a YAML file")
     assert not (tmp_path / "o").exists()
+
+
+def test_download_check_reports_a_sparse_file_as_bad_and_goes_on(tmp_path, holes_seen):
+    """`download --check` hashes each file MMSA publishes a sha256 for: a sparse one is reported, and the others
+    still are, rather than a terabyte of holes hashed (before) or the whole report stopped at it."""
+    from mmsa_atsuko.data.download import check
+    path = tmp_path / "MOSI" / "Processed" / "unaligned_50.pkl"
+    path.parent.mkdir(parents=True)
+    sparse(path, b"\x80\x04\x8e" + struct.pack("<Q", 128 << 20), (128 << 20) + 12, b".")
+    states = {(s.dataset, s.setting): s for s in check(tmp_path)}
+    assert states["mosi", "unaligned"].state == "bad"
+    assert states["mosi", "unaligned"].detail.startswith("a sparse file: at least ")
+    assert states["mosei", "unaligned"].state == "missing"
