@@ -4,6 +4,7 @@ import os
 import shutil
 import struct
 
+import numpy as np
 import pytest
 
 from mmsa_atsuko.cli import main
@@ -195,3 +196,33 @@ def test_download_check_reports_a_sparse_file_as_bad_and_goes_on(tmp_path, holes
     assert states["mosi", "unaligned"].state == "bad"
     assert states["mosi", "unaligned"].detail.startswith("a sparse file: at least ")
     assert states["mosei", "unaligned"].state == "missing"
+
+
+@pytest.mark.parametrize("record, says", [
+    ({"name": 5, "version": float("nan"), "config_hash": "h"}, "name and config_hash must be strings"),
+    ({"name": "x", "version": True, "config_hash": "h"}, "version a string or a whole number"),
+    ({"name": "x", "version": 1, "config_hash": "h", "config": [1, 2]}, "config must be a mapping"),
+    ({"name": "x", "version": 1, "config_hash": "h", "labels": "yes"}, "labels true or false"),
+    ({"name": "x", "version": 1, "config_hash": "h", "config": {"fps": float("inf")}}, "no plain JSON record"),
+    ({"name": "x", "version": 1, "config_hash": "h", "bert": "b" * 100_000}, "over the 65,536"),
+])
+def test_an_extractor_record_extract_never_writes_is_one_line(tmp_path, synthetic_cache, record, says):
+    """A feature file's `meta/extractor` was taken as it was: the run trained, wrote it into model.json, and
+    predict then refused the run's own card ("not a model.json this toolkit wrote; train the run again", which
+    cannot help), or, for an infinity, recorded null where the file said otherwise."""
+    import pickle
+    from mmsa_atsuko import safe_pickle
+    from mmsa_atsuko.data import load_dataset
+    from mmsa_atsuko.data.mmsa_format import EXTRACTOR_KEY
+    from mmsa_atsuko.data.synthetic import ensure_synthetic
+    from mmsa_atsuko.errors import DataError
+    pkl, _ = ensure_synthetic("sims", synthetic_cache)
+    data = safe_pickle.load(pkl)
+    path = tmp_path / "features.pkl"
+    path.write_bytes(pickle.dumps({**data, EXTRACTOR_KEY: record}, protocol=4))
+    with pytest.raises(DataError, match=rf"^{path}: key '{EXTRACTOR_KEY}': .*{says}"):
+        load_dataset("sims", feature_path=path)
+    good = {"name": "x", "version": 1, "config_hash": "h", "config": {"fps": 10, "text": {"tokenizer": None}},
+            "bert": "/b", "labels": True, "libraries": {"av": np.float32(1)}}    # libraries: never carried
+    path.write_bytes(pickle.dumps({**data, EXTRACTOR_KEY: good}, protocol=4))
+    assert load_dataset("sims", feature_path=path).spec.extractor == {k: v for k, v in good.items() if k != "libraries"}

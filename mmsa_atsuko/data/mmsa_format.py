@@ -19,6 +19,7 @@ is wrong and it only works because the loader overwrites it).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -180,6 +181,31 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
 EXTRACTOR_KEY = "meta/extractor"
 
 
+# The record goes into every run's model.json (at most 1 MiB) and runs.jsonl line: extract's is under 2 KiB.
+MAX_EXTRACTOR_JSON = 64 << 10
+
+
+def _extractor_problem(meta: dict) -> str | None:
+    """What in a file's extractor record is not what `run.py extract` writes (and model.json's reader takes back:
+    training.model_card), or None. Unchecked, a record of other types or sizes trained, and the run's own
+    model.json was then refused by predict ("not a model.json this toolkit wrote; train the run again")."""
+    kept = {k: meta[k] for k in ("name", "version", "config_hash", "config", "bert", "labels") if k in meta}
+    version = kept["version"]
+    if not (type(kept["name"]) is str and type(kept["config_hash"]) is str
+            and (type(version) is str or type(version) is int)):
+        return "name and config_hash must be strings, version a string or a whole number"
+    if type(kept.get("config", {})) not in (dict, type(None)) or type(kept.get("bert")) not in (str, type(None)) \
+            or type(kept.get("labels", True)) is not bool:
+        return "config must be a mapping, bert a string, labels true or false"
+    try:
+        text = json.dumps(kept, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as e:     # numpy values, NaN or infinity, a cycle, too deep
+        return f"it is no plain JSON record ({type(e).__name__}: {str(e)[:80]})"
+    if len(text) > MAX_EXTRACTOR_JSON:
+        return f"it takes {len(text):,} characters as JSON, over the {MAX_EXTRACTOR_JSON:,} of any extract's record"
+    return None
+
+
 def _extractor(path: Path, raw: dict, for_training: bool = True) -> dict | None:
     """The file's extractor record without its library versions (what run records carry), or None."""
     meta = raw.get(EXTRACTOR_KEY)
@@ -187,6 +213,10 @@ def _extractor(path: Path, raw: dict, for_training: bool = True) -> dict | None:
         return None
     if not isinstance(meta, dict) or not all(k in meta for k in ("name", "version", "config_hash")):
         raise DataError(f"{path}: key '{EXTRACTOR_KEY}': expected a dict with name, version and config_hash")
+    problem = _extractor_problem(meta)
+    if problem:
+        raise DataError(f"{path}: key '{EXTRACTOR_KEY}': {problem}, as `run.py extract` writes it; extract the "
+                        f"file again")
     if for_training and meta.get("labels") is False:
         raise DataError(f"{path} was extracted without labels: it can be predicted on (run.py predict), not "
                         f"trained on; add a label column to the transcripts and extract again")
