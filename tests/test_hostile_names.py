@@ -1,6 +1,7 @@
 """Names and sizes a hostile file declares, as the toolkit turns them into paths and allocations (k15's findings)."""
 import json
 import os
+import re
 import shutil
 import struct
 
@@ -226,3 +227,39 @@ def test_an_extractor_record_extract_never_writes_is_one_line(tmp_path, syntheti
             "bert": "/b", "labels": True, "libraries": {"av": np.float32(1)}}    # libraries: never carried
     path.write_bytes(pickle.dumps({**data, EXTRACTOR_KEY: good}, protocol=4))
     assert load_dataset("sims", feature_path=path).spec.extractor == {k: v for k, v in good.items() if k != "libraries"}
+
+
+@pytest.mark.parametrize("lengths, says", [
+    ({"audio_len": 10 ** 8}, "--audio-len 100,000,000 is more audio frames than a clip of at most 600 s holds "
+                             "(15,001)"),
+    ({"vision_len": 6002}, "--vision-len 6,002 is more vision frames than a clip of at most 600 s holds (6,001)"),
+    ({"text_len": 10 ** 8}, "--text-len 100,000,000 is more tokens than the BERT"),
+])
+def test_padded_lengths_past_what_a_clip_holds_are_one_line_before_any_work(tmp_path, synthetic_cache, lengths,
+                                                                           says):
+    """The file is (clips, length, dim), made whole in memory: a length of 10^8 (which a model.json from anywhere
+    gives `predict --videos`, bounded only by its best.pt's values) asked 10 GB a clip."""
+    from mmsa_atsuko.data.extract import ExtractConfig, extract
+    from mmsa_atsuko.data.synthetic import ensure_synthetic
+    from mmsa_atsuko.errors import UsageError
+    _, bert = ensure_synthetic("mosi", synthetic_cache)
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (tmp_path / "t.csv").write_text("id,text,label\na,hello,0.5\n")
+    config = ExtractConfig(**{"text_len": 12, "audio_len": 40, "vision_len": 15, **lengths})
+    with pytest.raises(UsageError, match="^" + re.escape(says)):
+        extract(videos, tmp_path / "t.csv", tmp_path / "out.pkl", bert=str(bert), config=config)
+    assert sorted(os.listdir(tmp_path)) == ["t.csv", "videos"]
+
+
+def test_predict_videos_refuses_a_cards_lengths_past_what_a_clip_holds(capsys, tmp_path):
+    """The lengths come from the run's model.json: the line says whose they are."""
+    from mmsa_atsuko.data.extract import ExtractConfig
+    from mmsa_atsuko.errors import UsageError
+    from mmsa_atsuko.predict.videos import extract_with_provenance
+    settings = {**ExtractConfig(text_len=12, audio_len=10 ** 6, vision_len=15).__dict__}
+    card = {"extractor": {"config": settings, "bert": None}, "seq_lens": {"text": 12, "audio": 10 ** 6, "vision": 15}}
+    with pytest.raises(UsageError, match=rf"^the run's extractor settings \({tmp_path / 'model.json'}\): --audio-len "
+                                         r"1,000,000 is more audio frames than a clip of at most 600 s holds"):
+        extract_with_provenance(tmp_path, tmp_path / "videos", tmp_path / "t.csv", tmp_path / "out",
+                                loaded=(card, None))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..cache import sha256_of
 from ..data.extract import ExtractConfig, extract, media, resolve_bert, skipped_report_path
+from ..data.extract.pipeline import check_lengths
 from ..errors import DataError, UsageError
 from ..results import show
 from ..training.model_card import MODEL_CARD, NOT_OURS
@@ -51,6 +52,11 @@ def extract_with_provenance(folder, videos, transcripts, out, *, loaded, bert=No
         raise DataError(f"{Path(folder) / MODEL_CARD}: the extractor's lengths {lengths} are not the card's "
                         f"seq_lens {card['seq_lens']}: {NOT_OURS}")
     config = ExtractConfig(**{k: settings[k] for k in ExtractConfig.__dataclass_fields__})
+    limit = media.MAX_CLIP_SECONDS if max_clip_seconds is None else max_clip_seconds
+    try:        # before the BERT is resolved: the lengths come from a card that may be anyone's
+        check_lengths(config, limit)
+    except UsageError as e:
+        raise UsageError(f"the run's extractor settings ({Path(folder) / MODEL_CARD}): {e}") from None
     if not bert and trained.get("bert"):
         bert = trained["bert"]
         try:        # a file extracted before extract recorded a folder as an absolute path names it as typed
@@ -60,7 +66,7 @@ def extract_with_provenance(folder, videos, transcripts, out, *, loaded, bert=No
                              f"here: {e}") from None
     result = extract(videos, transcripts, Path(out) / FEATURES, bert=bert,
                      config=config, jobs=jobs, echo=echo,
-                     max_clip_seconds=media.MAX_CLIP_SECONDS if max_clip_seconds is None else max_clip_seconds)
+                     max_clip_seconds=limit)
     made_of = {"videos": str(Path(videos).resolve()), "transcripts": str(Path(transcripts).resolve()),
                "transcripts_sha256": sha256_of(transcripts, remember_it=False), "skipped": len(result.skipped),
                "skipped_list": str(skipped_report_path(result.path).resolve()) if result.skipped else None}

@@ -149,6 +149,35 @@ def recorded_bert(bert) -> str:
     return str(folder.resolve()) if folder.is_dir() else str(bert)
 
 
+def check_lengths(config: ExtractConfig, max_clip_seconds: float) -> None:
+    """The padded lengths at most what a clip within the limits can fill: the file is (clips, length, dim) of
+    zeros beyond each clip, made whole in memory. A model.json from anywhere gives `predict --videos` its lengths,
+    bounded only by its best.pt's values: an audio length of 10^8 asked 10 GB a clip before any was decoded."""
+    if not all(math.isfinite(x) and x > 0 for x in (max_clip_seconds, config.fps)):
+        return          # `extract` refuses these in a line of their own
+    # Of a clip at the default limit at least: padding past a lower --max-clip-seconds is a run's own (its model
+    # was trained at 15 s, its clips are capped at 5).
+    longest = max(max_clip_seconds, media.MAX_CLIP_SECONDS)
+    most = {"audio": math.ceil(longest * media.AUDIO_RATE) + 1,     # one row per 40 ms of the clip
+            # one row per slot of the 1/fps grid, and never more than the frames a clip may decode
+            "vision": min(math.ceil(longest * config.fps) + 1, media.MAX_FRAME_RATE * (math.ceil(longest) + 1))}
+    for modality, limit in most.items():
+        length = getattr(config, f"{modality}_len")
+        if length > limit:
+            raise UsageError(f"--{modality}-len {length:,} is more {modality} frames than a clip of at most "
+                             f"{longest:g} s holds ({limit:,}): give a padded length up to that, or raise "
+                             f"--max-clip-seconds")
+
+
+def _check_text_len(text_len: int, bert_dir: str) -> None:
+    """--text-len at most the positions the BERT embeds: the tokenizer pads every text to it before the BERT refuses."""
+    from ...models.common.bert_weights import bert_config
+    positions = bert_config(bert_dir).max_position_embeddings
+    if text_len > positions:
+        raise UsageError(f"--text-len {text_len:,} is more tokens than the BERT {bert_dir} embeds ({positions:,}): "
+                         f"give a padded length up to that")
+
+
 def extract(videos, transcripts, out, *, bert=None, config: ExtractConfig = ExtractConfig(), split=None,
             seed: int = 1111, jobs: int = 1, max_clip_seconds: float = media.MAX_CLIP_SECONDS,
             echo=print) -> ExtractResult:
@@ -174,6 +203,7 @@ it is not checked again.
         raise UsageError(f"--fps must be a positive number of frames per second, got {config.fps!r}")
     if min(config.text_len, config.audio_len, config.vision_len) < 1:
         raise UsageError("every padded length (--text-len, --audio-len, --vision-len) must be positive")
+    check_lengths(config, max_clip_seconds)
     videos, out = Path(videos), Path(out)
     _check_beside(out)
     if out.is_dir():         # else found only by the final rename, after every clip was extracted
@@ -184,6 +214,7 @@ it is not checked again.
                         f"give the folder that holds the videos")
     _require_extra(config.audio)
     bert_dir = resolve_bert(bert)
+    _check_text_len(config.text_len, bert_dir)
     ratios = parse_split(split) if split else None
     table = read_transcripts(transcripts, ratios)
 
