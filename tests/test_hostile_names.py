@@ -263,3 +263,26 @@ def test_predict_videos_refuses_a_cards_lengths_past_what_a_clip_holds(capsys, t
                                          r"1,000,000 is more audio frames than a clip of at most 600 s holds"):
         extract_with_provenance(tmp_path, tmp_path / "videos", tmp_path / "t.csv", tmp_path / "out",
                                 loaded=(card, None))
+
+
+def test_a_config_sizing_a_model_past_this_machines_memory_is_one_line_before_any_folder(capsys, tmp_path):
+    """`-c post_fusion_dim=1000000` (as a sweep file or preset from anywhere may set it) asked TFN for 4.4 TB in one
+    tensor: a RuntimeError traceback after the run folder was made, left behind as a .partial folder."""
+    out = tmp_path / "o"
+    code, err = cli(capsys, "-m", "tfn", "-d", "sims", "--synthetic", "-s", "1111", "-c", "post_fusion_dim=1000000",
+                    "--out", out)
+    assert_one_line(code, err, "the tfn this config describes has ", "GiB to train", "check its sizes")
+    assert not out.exists()
+
+
+def test_a_config_of_layers_past_any_model_stops_its_build_early(capsys, tmp_path, monkeypatch):
+    """MulT's `nlevels` has no upper bound: millions of levels were built one after another, for hours."""
+    from mmsa_atsuko.api import jobs
+    monkeypatch.setattr(jobs, "MAX_MODULES", 1000)      # 40 levels of MulT register far more; its default, 279
+    out = tmp_path / "o"
+    code, err = cli(capsys, "-m", "mult", "-d", "sims", "--synthetic", "-s", "1111", "-c", "nlevels=40", "--out", out)
+    assert_one_line(code, err, "the mult this config describes has more than 1,000 ")
+    assert not out.exists()
+    code, err = cli(capsys, "-m", "mult", "-d", "sims", "--synthetic", "--preset", "small", "-s", "1111",
+                    "--max-epochs", "1", "--out", out, "--quiet")
+    assert code == 0, err

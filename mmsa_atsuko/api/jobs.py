@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,7 @@ from ..models.common.bert import bert_input_problem, check_bert_weights, reads_b
 from ..registry import build_model, canonical_model_name
 from ..results import run_identity
 from ..training.model_card import bert_tokenizer, check_tokenizer
+from ..training.hardware import free_host_memory
 from ..training.loss_checks import check_last_batch
 from ..training.trainer_config import check_accumulation, resolve_config
 
@@ -96,14 +98,65 @@ def _model_to_check(model: str, config, spec) -> torch.nn.Module:
     so a folder they cannot come from stops the request as before. A model of your own whose build needs values
     (which the meta device has not) is built for real, as every model was."""
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _module_budget(model):
             built = build_model(model, config, spec)
     except ToolkitError:
         raise
     except Exception:
         return build_model(model, config, spec)
+    _check_fits(model, built)
     check_bert_weights(built)
     return built
+
+
+# A config's sizes have no upper bound of their own (`*dim*`, `*_layers`: [1, inf)), and a sweep file or preset may
+# be anyone's: `-c post_fusion_dim=1000000` asked TFN for 4.4 TB (a traceback, a run folder left behind), 20000 for
+# 88 GB, and `nlevels` of millions built layer after layer for hours. Real models register a few hundred
+# tensors and modules (BERT-base about 400): MAX_MODULES is far past any.
+MAX_MODULES = 1 << 16
+# Training holds each value about four times in float32: the weights, their gradients and Adam's two moments.
+TRAINING_BYTES_PER_VALUE = 16
+
+
+class _TooManyModules(Exception):
+    pass
+
+
+@contextmanager
+def _module_budget(model: str):
+    """Stop a meta build that registers more than MAX_MODULES modules or tensors, as it goes (UsageError)."""
+    counts = {"modules": 0, "tensors": 0}
+
+    def count(kind: str):
+        def hook(*_):
+            counts[kind] += 1
+            if counts[kind] > MAX_MODULES:
+                raise _TooManyModules(kind)
+        return hook
+
+    registration = torch.nn.modules.module
+    handles = [registration.register_module_parameter_registration_hook(count("tensors")),
+               registration.register_module_buffer_registration_hook(count("tensors")),
+               registration.register_module_module_registration_hook(count("modules"))]
+    try:
+        yield
+    except _TooManyModules as e:
+        raise UsageError(f"the {model} this config describes has more than {MAX_MODULES:,} {e} (real models have "
+                         f"hundreds): check its sizes and layer counts (-c, the sweep file, the preset)") from None
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _check_fits(model: str, built: torch.nn.Module) -> None:
+    """UsageError when the model `built` (on the meta device) needs more memory to train than this machine has."""
+    values = sum(t.numel() for t in (*built.parameters(), *built.buffers()))
+    free = free_host_memory()
+    need = values * TRAINING_BYTES_PER_VALUE
+    if free is not None and need > free:
+        raise UsageError(f"the {model} this config describes has {values:,} values, {need / 2**30:,.1f} GiB to train "
+                         f"(weights, gradients and Adam's two moments), more than the {free / 2**30:,.1f} GiB of "
+                         f"memory free here: check its sizes (-c, the sweep file, the preset)")
 
 
 def job_identity(job: Job, seed: int) -> tuple:

@@ -194,3 +194,14 @@ def on_device(device: torch.device):
         import torch
         return torch.cuda.device(device)
     return contextlib.nullcontext()
+
+
+def free_host_memory() -> int | None:
+    """Bytes of memory a new allocation can have now without the OOM killer (MemAvailable plus SwapFree of
+    /proc/meminfo), or None where the system does not say (not Linux)."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            fields = dict(line.split(b":", 1) for line in f.read(1 << 16).splitlines() if b":" in line)
+        return sum(int(fields[key].split()[0]) << 10 for key in (b"MemAvailable", b"SwapFree"))
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
