@@ -286,3 +286,29 @@ def test_a_config_of_layers_past_any_model_stops_its_build_early(capsys, tmp_pat
     code, err = cli(capsys, "-m", "mult", "-d", "sims", "--synthetic", "--preset", "small", "-s", "1111",
                     "--max-epochs", "1", "--out", out, "--quiet")
     assert code == 0, err
+
+
+@pytest.mark.parametrize("saved_as", ["float16 weights", "config dtype", "config torch_dtype"])
+def test_a_bert_saved_in_half_precision_is_built_in_float32_with_its_values(tmp_path, synthetic_cache, saved_as):
+    """transformers 5 builds a BERT in its weights' or config.json's dtype: a folder saved in float16 gave a
+    half-precision encoder under a float32 model, and training stopped at its first step in a traceback (mat1 and
+    mat2 must have the same dtype). Its values are exact in float32."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from mmsa_atsuko.data.synthetic import ensure_synthetic
+    from mmsa_atsuko.models.common.bert_weights import load_bert
+    _, bert = ensure_synthetic("sims", synthetic_cache)
+    folder = tmp_path / "bert"
+    shutil.copytree(bert, folder)
+    weights = load_file(str(folder / "model.safetensors"))
+    if saved_as == "float16 weights":
+        weights = {k: v.half() for k, v in weights.items()}
+        save_file(weights, str(folder / "model.safetensors"))
+    else:
+        config = json.loads((folder / "config.json").read_text())
+        config[saved_as.split()[-1]] = "float16"
+        (folder / "config.json").write_text(json.dumps(config))
+    model, _ = load_bert(folder)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    name = "embeddings.word_embeddings.weight"
+    assert torch.equal(model.state_dict()[name], weights[name].float())

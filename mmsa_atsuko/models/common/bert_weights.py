@@ -166,6 +166,7 @@ def load_bert(folder):
     """(BertModel without its pooler, transformers' loading info) from a BERT folder: config.json through
     `bert_config`, the weights read by the toolkit and handed over as a state dict. DataError (one line)
     for anything in the files that cannot be loaded."""
+    import torch
     from transformers import BertModel
 
     config = bert_config(folder)
@@ -183,8 +184,11 @@ def load_bert(folder):
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
+        # float32 whatever the folder says: transformers 5 builds in the weights' or config.json's dtype ("auto"), so
+        # a BERT saved in float16 was a half-precision encoder under a float32 model (a dtype-mismatch traceback
+        # mid-run); float16 and bfloat16 values are exact in float32, and --precision decides what runs in less.
         return BertModel.from_pretrained(None, config=config, state_dict=state, add_pooling_layer=False,
-                                         output_loading_info=True)
+                                         output_loading_info=True, dtype=torch.float32)
     except MemoryError:
         raise DataError(f"ran out of memory building the BERT of {folder}: this machine needs more") from None
     except Exception as e:              # shapes that do not fit the config, tensors that are not weights
