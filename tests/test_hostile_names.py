@@ -271,7 +271,7 @@ def test_a_config_sizing_a_model_past_this_machines_memory_is_one_line_before_an
     out = tmp_path / "o"
     code, err = cli(capsys, "-m", "tfn", "-d", "sims", "--synthetic", "-s", "1111", "-c", "post_fusion_dim=1000000",
                     "--out", out)
-    assert_one_line(code, err, "the tfn this config describes has ", "GiB to train", "check its sizes")
+    assert_one_line(code, err, "the tfn this config describes has ", "GiB of weights alone", "check its sizes")
     assert not out.exists()
 
 

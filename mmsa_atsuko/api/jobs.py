@@ -114,8 +114,6 @@ def _model_to_check(model: str, config, spec) -> torch.nn.Module:
 # 88 GB, and `nlevels` of millions built layer after layer for hours. Real models register a few hundred
 # tensors and modules (BERT-base about 400): MAX_MODULES is far past any.
 MAX_MODULES = 1 << 16
-# Training holds each value about four times in float32: the weights, their gradients and Adam's two moments.
-TRAINING_BYTES_PER_VALUE = 16
 
 
 class _TooManyModules(Exception):
@@ -149,15 +147,16 @@ def _module_budget(model: str):
 
 
 def _check_fits(model: str, built: torch.nn.Module) -> None:
-    """UsageError when the model `built` (on the meta device) needs more memory to train than this machine has."""
+    """UsageError when the weights of the model `built` (on the meta device) alone exceed this machine's free memory.
+    Every run builds them here first, whatever device then trains: the bound holds for a GPU run too. (A CPU run
+    needs about four times that, with gradients and Adam's two moments; the sweep's --jobs sizing sees the rest.)"""
     values = sum(t.numel() for t in (*built.parameters(), *built.buffers()))
+    need = sum(t.numel() * t.element_size() for t in (*built.parameters(), *built.buffers()))
     free = free_host_memory()
-    need = values * TRAINING_BYTES_PER_VALUE
     if free is not None and need > free:
-        raise UsageError(f"the {model} this config describes has {values:,} values, {need / 2**30:,.1f} GiB to train "
-                         f"(weights, gradients and Adam's two moments), more than the {free / 2**30:,.1f} GiB of "
-                         f"memory free here: check its sizes (-c, the sweep file, the preset)")
-
+        raise UsageError(f"the {model} this config describes has {values:,} values, {need / 2**30:,.1f} GiB of "
+                         f"weights alone, more than the {free / 2**30:,.1f} GiB of memory free here: check its sizes "
+                         f"(-c, the sweep file, the preset)")
 
 def job_identity(job: Job, seed: int) -> tuple:
     """The run identity (`results.run_identity`) of `job` trained with `seed`."""
