@@ -95,7 +95,7 @@ def test_explain_writes_every_figure_with_the_model_numbers(results, tmp_path):
     # modality_weights.csv: predictions_test.csv's columns and numbers, every test sample, then the trace. The
     # numbers are the trainer's to the last digit written (the same forward on the same batches, on this CPU).
     every = pd.read_csv(figures / "modality_weights.csv")
-    assert list(every.columns) == ["id", "label", "pred", *columns, "run_id", "data", "code"]
+    assert list(every.columns) == ["id", "label", "pred", *columns, "run_id", "data", "code", "condition"]
     as_written = pd.read_csv(figures / "modality_weights.csv", dtype=str)
     trained_text = pd.read_csv(out / full["run_dir"] / "predictions_test.csv", dtype=str)
     assert as_written[["id", "label", "pred", *columns]].equals(trained_text[["id", "label", "pred", *columns]])
@@ -884,3 +884,68 @@ def test_an_analysis_command_refuses_before_it_makes_a_folder(tmp_path, capsys, 
     printed, err = capsys.readouterr()
     assert code != 0 and printed == "" and len(err.strip().splitlines()) == 1 and says in err, err
     assert sorted(p.name for p in store.iterdir()) == before
+
+
+def test_tsne_draws_the_plain_runs_unless_a_condition_is_asked(tmp_path):
+    """A store of a plain atsuko run and a later one at missing rate 0.6: `tsne -d mosi` drew the 0.6 run (one
+    variant each: the tie went to the latest) and its line, title and CSV never named the condition (found in a
+    new user's trial). The plain run is drawn by default, as sensitivity reads plain runs alone."""
+    from mmsa_atsuko.training.trainer_config import resolve_config
+    from mmsa_atsuko.config import config_hash
+    from mmsa_atsuko.results import append_record
+
+    def record(run_id, missing_rate):
+        config = resolve_config("atsuko", "sims", preset="small", max_epochs=1)
+        return {"run_id": run_id, "status": "ok", "model": "atsuko", "dataset": "sims", "aligned": False,
+                "seed": 1111, "synthetic": True, "preset": "small", "data": "synthetic:sims-small-unaligned-seed0-v2",
+                "config": dict(config), "config_hash": config_hash(config), "metrics": {"MAE": 0.5},
+                "condition": make_condition(missing_rate).as_dict()}
+    for run_id, rate in (("plain", 0.0), ("masked", 0.6)):
+        append_record(tmp_path, record(run_id, rate))
+    assert analysis.ablation_runs(tmp_path, "sims") == {"full Atsuko (SBN + MCM)": "plain"}
+    assert analysis.ablation_runs(tmp_path, "sims", condition=make_condition(0.6)) == \
+        {"full Atsuko (SBN + MCM)": "masked"}
+    with pytest.raises(UsageError, match=r"no Atsuko runs on sims under missing_rate=0.3 in .*; its runs are under "
+                                         r"the plain condition, missing_rate=0.6: choose one with --missing-rate"):
+        analysis.ablation_runs(tmp_path, "sims", condition=make_condition(0.3))
+
+
+def test_tsne_names_the_condition_of_the_runs_it_draws(results, tmp_path):
+    import shutil
+    out, full, no_mcm = results
+    store = tmp_path / "store"
+    shutil.copytree(out, store)
+    masked = mmsa_atsuko.run("atsuko", "sims", seeds=[1111], synthetic=True, preset="small", max_epochs=1,
+                             out=store, quiet=True, conditions=(make_condition(0.6),))[0]
+    done = run_cli("tsne", "-d", "sims", "--missing-rate", "0.6", "--results", str(store), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = assert_figure(tmp_path, f"tsne_{masked['run_id']}")
+    assert set(table.run_id) == {masked["run_id"]} and set(table.condition) == {"missing_rate=0.6"}
+    assert (f"tsne panel full Atsuko (SBN + MCM): run {masked['run_id']} (seed 1111, condition missing_rate=0.6, "
+            f"config {masked['config_hash']}, max_epochs 1, best epoch {masked['best_epoch']})") in done.stdout
+    # Without a condition: the plain runs, their condition column empty (the leaderboard CSV's plain condition).
+    done = run_cli("tsne", "-d", "sims", "--results", str(store), "--out", str(tmp_path / "plain"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "plain" / f"tsne_{full['run_id']}.csv", keep_default_na=False)
+    assert set(table.run_id) == {full["run_id"], no_mcm["run_id"]} and set(table.condition) == {""}
+    assert ", condition " not in done.stdout
+    done = run_cli("tsne", "-d", "sims", "--modalities", "TX", "--results", str(store), "--out", str(tmp_path / "x"))
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "--modalities" in done.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_robustness_has_no_rows_of_a_modality_the_run_never_saw(tmp_path):
+    """A tfn run trained with --modalities TA got 9 vision rows of one MAE (an empty input corrupted is still
+    empty), nothing marking vision as absent: they are left out, said in a line, and every row names the
+    condition."""
+    out = tmp_path / "results"
+    record = mmsa_atsuko.run("tfn", "sims", seeds=[1111], synthetic=True, preset="small", max_epochs=1, out=out,
+                             quiet=True, conditions=(make_condition(0.0, None, "TA"),))[0]
+    assert analysis.modalities_present(record) == ("text", "audio")
+    assert analysis.modalities_present({"condition": make_condition(0.3, "A").as_dict()}) == ("text", "vision")
+    done = run_cli("robustness", "--run", record["run_id"], "--results", str(out), "--out", str(tmp_path / "rob"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = assert_figure(tmp_path / "rob", f"robustness_{record['run_id']}")
+    assert set(table.modality) == {"none", "text", "audio"} and set(table.condition) == {"modalities=TA"}
+    assert (f"robustness {record['run_id']}: no vision rows: the run never saw it (modalities=TA), so corrupting "
+            f"it would change nothing") in done.stdout.splitlines()

@@ -138,7 +138,7 @@ def test_explain_writes_modality_weights_csv_for_another_feature_file(corrupt_ru
     table = pd.read_csv(tmp_path / "figs" / "modality_weights.csv")
     # predictions_test.csv's layout (id, label, pred, modality_weight_L/V/A: L is the text), then the trace.
     weights = ["modality_weight_L", "modality_weight_V", "modality_weight_A"]
-    assert list(table.columns) == ["id", "label", "pred", *weights, "run_id", "data", "code"]
+    assert list(table.columns) == ["id", "label", "pred", *weights, "run_id", "data", "code", "condition"]
     run = analysis.load_run(out, records["atsuko"]["run_id"])
     test = mmsa_atsuko.data.load_dataset("mosi", feature_path=other).test
     assert list(table.id) == list(test.ids) and list(table.id) != list(run.data.test.ids)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.conditions import condition_of
+from ..data.conditions import PLAIN, Condition, condition_of
 from ..errors import UsageError
 from ..models.atsuko import ATSUKO_FAMILY
 from ..models.atsuko.family import TABLE4_ROWS, switches_of
@@ -33,9 +33,11 @@ VARIANT_ORDER = tuple(TABLE4_ROWS.values())      # Table 4's order
 
 
 def ablation_runs(results, dataset: str | None = None, seed: int | None = None,
-                  aligned: bool = False) -> dict[str, str]:
+                  aligned: bool = False, condition: Condition = PLAIN) -> dict[str, str]:
     """variant name -> run id: Atsuko-family runs on `dataset` (default: that of the latest one)
-    at the `aligned` flag, and `seed` if given, that differ only in the Table 4 switches.
+    at the `aligned` flag, under the protocol `condition` (default the plain one, as sensitivity reads only plain
+    runs: a later run at missing rate 0.6 was drawn in place of the plain runs without a word), and `seed` if
+    given, that differ only in the Table 4 switches.
 
     Runs are grouped by data file, protocol condition, training seed and config apart from the switches,
     so panels never mix aligned with unaligned data, synthetic with real, a run at a missing rate with a
@@ -44,10 +46,11 @@ def ablation_runs(results, dataset: str | None = None, seed: int | None = None,
     panels differed by the seed as well as the switch). The group with the most variants is chosen (ties:
     the one holding the latest run), and in it each variant's latest run.
     """
-    records = [r for r in ok_records(read_records(Path(results))) if r.get("model") in ATSUKO_FAMILY
-               and bool(r["aligned"]) == aligned]
-    if dataset is None and records:
-        dataset = records[-1]["dataset"]
+    family = [r for r in ok_records(read_records(Path(results))) if r.get("model") in ATSUKO_FAMILY
+              and bool(r["aligned"]) == aligned]
+    if dataset is None and family:
+        dataset = family[-1]["dataset"]
+    records = [r for r in family if condition_of(r).key() == condition.key()]
     groups: dict[str, dict[str, tuple[int, dict]]] = {}        # config -> variant -> (position, record)
     for position, r in enumerate(records):
         if r["dataset"] == dataset and (seed is None or r["seed"] == seed):
@@ -55,19 +58,28 @@ def ablation_runs(results, dataset: str | None = None, seed: int | None = None,
                               _config_apart_from(r["config"], *SWITCHES)], sort_keys=True, default=str)
             groups.setdefault(key, {})[variant_name(r["config"])] = (position, r)   # later records win
     if not groups:
+        under = f" under {condition.key()}" if condition.key() else " under the plain condition"
+        others = sorted({condition_of(r).key() for r in family if r["dataset"] == dataset
+                         and (seed is None or r["seed"] == seed)} - {condition.key()})
+        hint = f"; its runs are under {', '.join(k or 'the plain condition' for k in others)}: choose one with " \
+               f"--missing-rate, --drop-modality and --modalities as run.py took them (none: the plain one)" \
+            if others else ""
         raise UsageError(f"no Atsuko runs{f' on {dataset}' if dataset else ''}{' aligned' if aligned else ''}"
-                         f"{f' with seed {seed}' if seed is not None else ''} in {Path(results) / 'runs.jsonl'}")
+                         f"{f' with seed {seed}' if seed is not None else ''}{under} in "
+                         f"{Path(results) / 'runs.jsonl'}{hint}")
     chosen = max(groups.values(), key=lambda variants: (len(variants), max(p for p, _ in variants.values())))
     return {name: chosen[name][1]["run_id"] for name in VARIANT_ORDER if name in chosen}
 
 
-def variants_elsewhere(results, dataset: str, seed: int | None, aligned: bool, shown) -> str:
+def variants_elsewhere(results, dataset: str, seed: int | None, aligned: bool, shown,
+                       condition: Condition = PLAIN) -> str:
     """A line naming the variants absent from `shown` (variant names) that have runs on `dataset` (at `seed`, if
-    given) on the other feature file, and the option that draws them, or "". The paper's sweep trains atsuko on
-    both files and Table 4's variants on the aligned one alone, so `tsne -d mosi` drew one panel without a word."""
+    given; under `condition`, as `ablation_runs` picks them) on the other feature file, and the option that draws
+    them, or "". The paper's sweep trains atsuko on both files and Table 4's variants on the aligned one alone, so
+    `tsne -d mosi` drew one panel without a word."""
     other = {variant_name(r["config"]) for r in ok_records(read_records(Path(results)))
              if r.get("model") in ATSUKO_FAMILY and bool(r["aligned"]) != aligned and r["dataset"] == dataset
-             and (seed is None or r["seed"] == seed)}
+             and (seed is None or r["seed"] == seed) and condition_of(r).key() == condition.key()}
     absent = [name for name in VARIANT_ORDER if name in other and name not in shown]
     if not absent:
         return ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from ..data.conditions import LETTERS, condition_of
 from ..data.spec import Split
 from ..errors import UsageError
 from ..models.common.bert import reads_bert_tokens
@@ -63,21 +64,34 @@ def corrupt_split(split, corruption: str, modality: str, level: float, seed: int
     return Split(split.name, {**split.tensors, key: corrupted}, split.ids)
 
 
+def modalities_present(record: dict) -> tuple[str, ...]:
+    """The modalities (text, audio, vision) a run saw, in that order: not one its condition left out
+    (`--modalities TA`) or dropped (`--drop-modality V`). Such a modality's content is zeros (BERT text: [UNK]) in
+    every sample, which noise, zeroing and frame drops leave as it is, so its rows equal the clean one: a tfn run on
+    TA showed 9 vision rows of one MAE, read as a model robust to vision it never saw. They are left out (no row
+    measures anything about the modality), and the command says so."""
+    condition = condition_of(record)
+    return tuple(m for letter, m in LETTERS.items() if letter in condition.modalities
+                 and letter != condition.drop_modality)
+
+
 def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_RATES,
                      progress: bool = True) -> pd.DataFrame:
     """Test metrics of `run` clean and under each corruption, one modality at a time.
 
     Columns: run_id, model, data (the data id the run was tested on: its own), code (the code the run trained
-    with), corruption (clean | noise | zero | frame_drop), modality, level, level_unit, then every metric. The clean
-    row is the test split itself, evaluated as training did.
+    with), condition (the protocol condition it ran and is tested under, `Condition.key()`), corruption (clean |
+    noise | zero | frame_drop), modality, level, level_unit, then every metric. The clean row is the test split
+    itself (under the run's condition), evaluated as training did. A modality the run never saw has no rows
+    (`modalities_present`).
     A progress bar (on a terminal) counts the test passes, naming the condition under test; elsewhere (a log
     file, a pipe) a line on stderr each tenth of them, as extract's: a run's 25 passes took 20 s, silent.
     """
     dataset, test = run.data.spec.name, run.data.test
     rows = []
     bert_text = reads_bert_tokens(run.model)
-    passes = 1 + sum(1 + (0 if m == "text" and bert_text else len(snr_db) + len(drop_rates))
-                     for m in ("text", "audio", "vision"))
+    tested = modalities_present(run.record)
+    passes = 1 + sum(1 + (0 if m == "text" and bert_text else len(snr_db) + len(drop_rates)) for m in tested)
     meter = Progress(passes, to_stderr, what="test passes", unit="test",
                      desc=f"robustness {run.run_id}", quiet=not progress)
 
@@ -86,14 +100,14 @@ def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_
         metrics = evaluate(run.model, split, dataset, run.eval_batch_size).metrics
         trace = trace_columns(run.record)
         rows.append({"run_id": trace["run_id"], "model": run.record["model"], "data": trace["data"],
-                     "code": trace["code"], "corruption": corruption,
+                     "code": trace["code"], "condition": trace["condition"], "corruption": corruption,
                      "modality": modality, "level": level, "level_unit": unit, **metrics})
         meter.update()
 
     # Every row's level has a unit, so a filter on level_unit drops none: nothing corrupted is "none" (as its
     # modality), zeroing the whole modality is 1.0 "fraction zeroed".
     add("clean", "none", 0.0, "none", test)
-    for modality in ("text", "audio", "vision"):
+    for modality in tested:
         # BERT token ids take no noise and have no frames to drop: only zeroing applies to them.
         token_ids = modality == "text" and bert_text
         if not token_ids:

@@ -153,7 +153,17 @@ def predictions(run: LoadedRun, split) -> np.ndarray:
 
 
 def trace_columns(record: dict, data: str | None = None) -> dict:
-    """`run_id`, `data`, `code`: the run a row of an analysis CSV comes from, the data it was measured on (the
-    record's data id: the feature file's sha256 or the synthetic recipe; `data` for another file) and the code
-    the run trained with (`results.code_version`, the leaderboard's `code`), so a CSV read on its own traces back."""
-    return {"run_id": record["run_id"], "data": record["data"] if data is None else data, "code": code_version(record)}
+    """`run_id`, `data`, `code`, `condition`: the run a row of an analysis CSV comes from, the data it was measured
+    on (the record's data id: the feature file's sha256 or the synthetic recipe; `data` for another file), the code
+    the run trained with (`results.code_version`, the leaderboard's `code`) and the protocol condition it ran and is
+    re-tested under (`Condition.key()`, "" for the plain one, as the leaderboard's CSV writes it: a run at missing
+    rate 0.6 read as a plain one), so a CSV read on its own traces back."""
+    return {"run_id": record["run_id"], "data": record["data"] if data is None else data, "code": code_version(record),
+            "condition": condition_of(record).key()}
+
+
+def condition_label(record: dict) -> str:
+    """` [missing_rate=0.6]` after a run's name where it ran under a protocol condition, "" for the plain one: as the
+    leaderboard labels its rows (`model [condition]`), so a figure or line showing the run says so."""
+    key = condition_of(record).key()
+    return f" [{key}]" if key else ""

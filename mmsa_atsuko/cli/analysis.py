@@ -106,7 +106,7 @@ def cmd_explain(argv) -> int:
     if args.model and args.model != record["model"]:
         raise UsageError(f"run {record['run_id']} is model {record['model']}, not {args.model}")
     use_threads(args)
-    from ..analysis import explain_run, find_partner_without_mcm, load_run
+    from ..analysis import condition_label, explain_run, find_partner_without_mcm, load_run
     from ..api.predictions_csv import PREDICTIONS_FLOAT_FORMAT
     from ..plots.common import figure_names, pyplot, runs_data_tag
     from ..plots.explain import EXPLAIN_FIGURES, explain_files
@@ -123,8 +123,8 @@ def cmd_explain(argv) -> int:
     # Everything is computed before the first file is written: a bad --feature-path fails here,
     # leaving an earlier explain of this run as it was.
     tables, weights = explain_run(run, args.samples, partner, args.feature_path)
-    where = f"{run.record['model']} on {run.record['dataset']}{' aligned' if run.record['aligned'] else ''}, " \
-            f"seed {run.record['seed']}"
+    where = f"{run.record['model']}{condition_label(run.record)} on {run.record['dataset']}" \
+            f"{' aligned' if run.record['aligned'] else ''}, seed {run.record['seed']}"
     files = explain_files(tables, where, runs_data_tag([run.record]))
     # predictions_test.csv's columns and digits: id, label, pred, modality_weight_L/V/A, then run_id, data, code.
     files[WEIGHTS_CSV] = weights.to_csv(index=False, float_format=PREDICTIONS_FLOAT_FORMAT)
@@ -150,7 +150,8 @@ def cmd_robustness(argv) -> int:
     args = robustness_parser().parse_args(argv)
     use_threads(args)
     import pandas as pd
-    from ..analysis import load_run, robustness_table
+    from ..analysis import load_run, modalities_present, robustness_table
+    from ..data.conditions import condition_of
     from ..results import check_run_id, find_record, headline_metric, read_records, refuse_a_file_as_results
     from ..metrics.names import lower_is_better
     from ..plots.analyses import plot_robustness
@@ -180,6 +181,10 @@ def cmd_robustness(argv) -> int:
             print(f"warning: {change}: testing with it as it is now", file=sys.stderr)
         runs.append(run)
         tables.append(robustness_table(run))
+        if absent := [m for m in ("text", "audio", "vision") if m not in modalities_present(run.record)]:
+            print(f"robustness {run_id}: no {' or '.join(absent)} rows: the run never saw "
+                  f"{'them' if len(absent) > 1 else 'it'} ({condition_of(run.record).key()}), so corrupting "
+                  f"{'them' if len(absent) > 1 else 'it'} would change nothing", flush=True)
     table = pd.concat(tables, ignore_index=True)
     metric = headline_metric(runs[0].record["dataset"])
     fig = plot_robustness(table, metric, runs_data_tag(r.record for r in runs), lower_is_better(metric))
@@ -196,6 +201,13 @@ def tsne_parser() -> argparse.ArgumentParser:
                    "seed that most variants share, ties the latest; each variant's latest run of it)")
     p.add_argument("--aligned", action="store_true", help="runs on the aligned feature file (default: unaligned)")
     p.add_argument("--tsne-seed", type=int, default=0, help="t-SNE random_state (default 0)")
+    # One condition, named as run.py names it: the panels are the runs of the plain one unless these say otherwise.
+    p.add_argument("--missing-rate", type=float, default=0.0, metavar="R",
+                   help="runs trained at this missing rate (default 0: the plain condition)")
+    p.add_argument("--drop-modality", type=str.upper, choices=("T", "A", "V"), metavar="T|A|V",
+                   help="runs trained with this modality dropped")
+    p.add_argument("--modalities", type=str.upper, default="TAV", metavar="SUBSET",
+                   help="runs trained on this modality subset (default TAV)")
     add_results_option(p)
     p.add_argument("--out", help="folder for the figure (default <results>/analysis)")
     add_threads_option(p)
@@ -205,13 +217,15 @@ def tsne_parser() -> argparse.ArgumentParser:
 def cmd_tsne(argv) -> int:
     args = tsne_parser().parse_args(argv)
     use_threads(args)
-    from ..analysis import ablation_runs, load_run, tsne_table, variants_elsewhere
+    from ..analysis import ablation_runs, condition_label, load_run, tsne_table, variants_elsewhere
+    from ..data.conditions import make_condition
     from ..results import check_run_id
     from ..plots.analyses import plot_tsne
     from ..plots.common import pyplot, runs_data_tag
+    condition = make_condition(args.missing_rate, args.drop_modality, args.modalities)
     pyplot()
     check_figures_folder(args)
-    variants = ablation_runs(args.results, args.dataset, args.seed, args.aligned)
+    variants = ablation_runs(args.results, args.dataset, args.seed, args.aligned, condition)
     # Named by a run of the panel (the fullest variant: panels come in VARIANT_ORDER), so the figures of
     # other runs (another seed, aligned) sit beside these instead of overwriting them.
     name = f"tsne_{check_run_id(list(variants.values())[-1])}"
@@ -223,14 +237,15 @@ def cmd_tsne(argv) -> int:
     # without a word, so each panel names its run and config.
     for variant, run in runs.items():
         r = run.record
-        print(f"tsne panel {variant}: run {run.run_id} (seed {r['seed']}, config {r['config_hash']}, "
+        under = f", condition {condition.key()}" if condition.key() else ""
+        print(f"tsne panel {variant}: run {run.run_id} (seed {r['seed']}{under}, config {r['config_hash']}, "
               f"max_epochs {r['config'].get('max_epochs')}, best epoch {r.get('best_epoch')})", flush=True)
     first = next(iter(runs.values())).record
-    if elsewhere := variants_elsewhere(args.results, first["dataset"], args.seed, args.aligned, runs):
+    if elsewhere := variants_elsewhere(args.results, first["dataset"], args.seed, args.aligned, runs, condition):
         print(f"tsne: {elsewhere}", flush=True)
     table = tsne_table(runs, args.tsne_seed)
-    # one seed: ablation_runs
-    where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}, seed {first['seed']}"
+    # one seed and one condition: ablation_runs
+    where = f"{first['dataset']}{' aligned' if first['aligned'] else ''}, seed {first['seed']}{condition_label(first)}"
     fig = plot_tsne(table, where, runs_data_tag(r.record for r in runs.values()))
     write_figure(args, name, fig, table, made_by)
     return 0

@@ -12,6 +12,15 @@ RUN_MARKERS = ("o", "s", "^", "D")   # one per run of a robustness figure, as it
 RUN_SHIFT_POINTS = 4.0           # how far apart, sideways, two runs' lines are drawn (the values are not moved)
 
 
+def _condition_suffix(rows) -> str:
+    """` [missing_rate=0.6]` for rows of a run under a protocol condition (the table's `condition` column), as the
+    leaderboard labels such a row; "" for the plain one (read back from a CSV, an empty cell is NaN)."""
+    if "condition" not in rows:
+        return ""
+    key = rows.condition.iloc[0]
+    return f" [{key}]" if isinstance(key, str) and key else ""
+
+
 def plot_robustness(table, metric: str, data_tag: str, lower_is_better: bool):
     plt = pyplot()
     from matplotlib.transforms import offset_copy
@@ -21,7 +30,8 @@ def plot_robustness(table, metric: str, data_tag: str, lower_is_better: bool):
     for r, run_id in enumerate(runs):
         rows = table[table.run_id == run_id]
         clean = float(rows[rows.corruption == "clean"][metric].iloc[0])
-        name = f"{rows.model.iloc[0]} ({run_id[-6:]})" if len(runs) > 1 else rows.model.iloc[0]
+        model = rows.model.iloc[0] + _condition_suffix(rows)
+        name = f"{model} ({run_id[-6:]})" if len(runs) > 1 else model
         # Two runs whose lines are equal (a model robust to a modality) drew the second exactly over the first, which
         # it hid: each run has its own marker, hollow after the first's, and its lines are drawn a few points aside
         # (on screen, not in value).
@@ -72,8 +82,9 @@ def plot_robustness(table, metric: str, data_tag: str, lower_is_better: bool):
         ax.legend(fontsize=7, handlelength=LEGEND_HANDLE_LENGTH if len(runs) > 1 else None)
     if len(runs) > 1:
         axes[2].legend(fontsize=7)
-    fig.suptitle(tagged_title(f"Robustness of {', '.join(dict.fromkeys(table.model))}: test {metric} under corruption",
-                        data_tag))
+    models = dict.fromkeys(rows.model.iloc[0] + _condition_suffix(rows)
+                           for rows in (table[table.run_id == run_id] for run_id in runs))
+    fig.suptitle(tagged_title(f"Robustness of {', '.join(models)}: test {metric} under corruption", data_tag))
     fig.tight_layout()
     return fig
 
