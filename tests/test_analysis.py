@@ -949,3 +949,22 @@ def test_robustness_has_no_rows_of_a_modality_the_run_never_saw(tmp_path):
     assert set(table.modality) == {"none", "text", "audio"} and set(table.condition) == {"modalities=TA"}
     assert (f"robustness {record['run_id']}: no vision rows: the run never saw it (modalities=TA), so corrupting "
             f"it would change nothing") in done.stdout.splitlines()
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_tsne_seed_sklearn_refuses_is_one_line_before_any_work(tmp_path, capsys, monkeypatch, seed):
+    """--tsne-seed -1 (and 2**32) was sklearn's InvalidParameterError traceback, exit 1, after every panel's
+    forward pass: now one line, exit 2, before the store is read."""
+    from mmsa_atsuko.cli import main
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("read the store")
+    monkeypatch.setattr(analysis, "ablation_runs", no_work)
+    code = main(["tsne", "-d", "sims", "--aligned", "--tsne-seed", seed, "--results", str(tmp_path / "store")])
+    printed, err = capsys.readouterr()
+    assert (code, printed, err) == (2, "", f"error: --tsne-seed must be in 0..4294967295 (sklearn's random_state), "
+                                           f"got {seed}\n")
+    assert not (tmp_path / "store").exists()
+    monkeypatch.undo()
+    assert main(["tsne", "--tsne-seed", "4294967295", "--results", str(tmp_path / "store")]) == 2    # no runs, so
+    assert "no Atsuko runs" in capsys.readouterr().err                                             # past the seed

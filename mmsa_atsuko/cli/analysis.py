@@ -214,8 +214,14 @@ def tsne_parser() -> argparse.ArgumentParser:
     return p
 
 
+TSNE_SEED_MAX = 2 ** 32 - 1       # sklearn's random_state (numpy's RandomState seed) range
+
+
 def cmd_tsne(argv) -> int:
     args = tsne_parser().parse_args(argv)
+    # Checked before any work: sklearn refused -1 with a traceback after every panel's forward pass had run.
+    if not 0 <= args.tsne_seed <= TSNE_SEED_MAX:
+        raise UsageError(f"--tsne-seed must be in 0..{TSNE_SEED_MAX} (sklearn's random_state), got {args.tsne_seed}")
     use_threads(args)
     from ..analysis import ablation_runs, condition_label, load_run, tsne_table, variants_elsewhere
     from ..data.conditions import make_condition
