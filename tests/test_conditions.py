@@ -567,3 +567,26 @@ def test_the_missing_rate_csv_on_stdout_is_the_csv_alone(tmp_path, capsys):
     table = pd.read_csv(io.StringIO(out))
     assert list(table.missing_rate) == [0.0, 0.5] and "wrote" not in out
     assert err.count("wrote ") == 3                     # the figure's PNG, PDF and CSV
+
+
+def test_leaderboard_by_missing_rate_without_missing_rate_runs_is_one_line_and_no_files(tmp_path, capsys):
+    """On a store of plain runs alone `leaderboard --by missing_rate` exited 0 and wrote single-point figures
+    with AUC "–" (found in a new user's trial): one line and exit 2, as an empty selection, and no files. A
+    dataset with missing-rate runs is still drawn beside a plain-only one, which is left out."""
+    import json
+
+    from mmsa_atsuko.cli import main
+    plain = [_record(m, 0.0, seed, 1.0 + seed / 10) for m in ("tfn", "lmf") for seed in (1, 2)]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in plain))
+    for argv in ([], ["--figures", str(tmp_path / "figs")], ["--format", "csv"]):
+        assert main(["leaderboard", "--results", str(tmp_path), "--by", "missing_rate", *argv]) == 2
+        printed, err = capsys.readouterr()
+        assert printed == "" and err == (f"error: no missing-rate runs in {tmp_path / 'runs.jsonl'}: --by "
+                                         f"missing_rate draws runs trained with run.py --missing-rate R (or a "
+                                         f"sweep's missing_rate axis)\n")
+    assert not (tmp_path / "figs").exists()
+    masked = [{**r, "run_id": "sims-" + r["run_id"], "dataset": "sims", "data": "synthetic:sims"} for r in
+              (_record("tfn", 0.0, 1, 1.0), _record("tfn", 0.5, 1, 2.0))]
+    (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in plain + masked))
+    text = leaderboard(tmp_path, by="missing_rate")
+    assert "### sims" in text and "### mosi" not in text

@@ -164,9 +164,15 @@ def _curve_tables(records, results, datasets, key_metric, by, paper):
     if paper:
         raise UsageError("--paper adds published rows, which have no missing-rate curves: drop --paper or --by")
     tables = missing_rate_tables(records, datasets, key_metric)
+    what = f" for {', '.join(datasets)}" if datasets else ""
     if not tables:
-        what = f" for {', '.join(datasets)}" if datasets else ""
         raise UsageError(f"no ok runs{what} in {Path(results) / RUNS_FILE}")
+    # A table without a run at a missing rate is a curve of one point each (AUC "–"): a store of plain runs wrote 7
+    # such figures and exited 0. Such tables are left out; none left is one line, as any other empty selection.
+    tables = [t for t in tables if any(rate > 0 for rate in t.rates)]
+    if not tables:
+        raise UsageError(f"no missing-rate runs{what} in {Path(results) / RUNS_FILE}: --by missing_rate draws runs "
+                         f"trained with run.py --missing-rate R (or a sweep's missing_rate axis)")
     return tables
 
 
