@@ -868,3 +868,23 @@ def test_mult_acc_3_is_printed_among_the_accuracies_of_a_mosi_table(tmp_path):
     means = [c[:-len("_mean")] for c in board.columns if c.endswith("_mean")]
     assert means == ["Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_3", "Mult_acc_5",
                      "Mult_acc_7", "MAE", "Corr"]
+
+
+def test_the_csv_ablation_rows_hold_the_has0_halves_the_paper_blocks_print(tmp_path):
+    """`leaderboard --paper --format csv`: the Markdown/LaTeX ablation blocks print Acc-2 and F1 as Has0/Non0
+    pairs, but the CSV's ablation rows had no Has0_* values (found in a new user's trial)."""
+    has0 = {"atsuko_base": (0.61, 0.63), "atsuko": (0.71, 0.75)}
+    for model, sbn_mcm in (("atsuko_base", (False, False)), ("atsuko", (True, True))):
+        for seed, value in zip((1, 2), has0[model]):
+            append_record(tmp_path, record(model, seed, {"Has0_acc_2": value, "Has0_F1_score": value / 2},
+                                           aligned=True, config_hash=f"c-{model}",
+                                           config={"use_sbn": sbn_mcm[0], "use_mcm": sbn_mcm[1]}))
+    md = leaderboard(tmp_path, fmt="md", paper=True)
+    section = md[md.index("### Ablation (Table 4 layout)"):]
+    assert "| **73.00**/**50.00** ± 2.83/0.00 |" in section and "| 31.00/**50.00** ± 0.71/0.00 |" in section
+    ab = frame(leaderboard(tmp_path, fmt="csv", paper=True)).query("table == 'ablation'").set_index("model")
+    assert ab.loc["atsuko", "Has0_acc_2_mean"] == pytest.approx(0.73)
+    assert ab.loc["atsuko", "Has0_acc_2_std"] == pytest.approx(math.sqrt(0.0008))
+    assert ab.loc["atsuko_base", "Has0_F1_score_mean"] == pytest.approx(0.31)
+    assert list(ab.Has0_acc_2_best) == [0, 1] and list(ab.Has0_acc_2_n) == [2, 2]
+    assert ab.loc["atsuko", "Non0_acc_2_mean"] == pytest.approx(0.5)          # the Non0 halves as before

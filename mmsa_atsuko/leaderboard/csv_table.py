@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..metrics.names import metric_family, table_order
 from ..results import code_versions, model_selection
-from .cells import RAW_METRICS
+from .cells import RAW_METRICS, column_groups
 from .notes import HOW_RAN, how_ran_text, overrides_text, row_run_labels
 from .published import ABLATION_SOURCE, ERRATA, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION, erratum_note
 from .stats import Cell
@@ -78,8 +78,11 @@ def csv_frame(tables, ablations=(), published=(), published_ablation=False) -> p
                    "data_kind": t.kind(), "source": "ours", "model": row.model,
                    "label": row.label, "config_hash": row.config_hash, "n": row.n,
                    "use_sbn": flags[0], "use_mcm": flags[1], **_protocol(row)}
-            for _, m in PAPER_COLUMNS[metric_family(t.dataset)]:
-                out.update(_stat_columns(m, row.cells[m], (g, flags, m) in ab.best))
+            # --paper's columns, Has0/Non0 pairs and all: the Markdown and LaTeX blocks print the Has0 halves, and
+            # the CSV holds every number a rendered table shows (its ablation rows had no Has0_* values).
+            for group in column_groups([m for _, m in PAPER_COLUMNS[metric_family(t.dataset)]], paper=True):
+                for m in group:
+                    out.update(_stat_columns(m, row.cells.get(m), (g, flags, m) in ab.best))
             rows.append(out)
     for block in published:
         for name, values in block.rows:
