@@ -888,3 +888,26 @@ def test_the_csv_ablation_rows_hold_the_has0_halves_the_paper_blocks_print(tmp_p
     assert ab.loc["atsuko_base", "Has0_F1_score_mean"] == pytest.approx(0.31)
     assert list(ab.Has0_acc_2_best) == [0, 1] and list(ab.Has0_acc_2_n) == [2, 2]
     assert ab.loc["atsuko", "Non0_acc_2_mean"] == pytest.approx(0.5)          # the Non0 halves as before
+
+
+def test_compare_says_when_the_two_rows_ran_on_different_seeds(tmp_path, capsys):
+    """tfn on seeds 1111-1114 against lmf on 1111-1112: compare said nothing of it, while the leaderboard notes
+    "rows over different seeds" (found in a new user's trial). Its line and CSV column say it now."""
+    from mmsa_atsuko.cli import main
+    for seed in (1111, 1112, 1113, 1114):
+        append_record(tmp_path, record("tfn", seed, {"MAE": 0.9 + seed / 1e4}))
+    for seed in (1111, 1112):
+        append_record(tmp_path, record("lmf", seed, {"MAE": 0.8 + seed / 1e4}))
+    assert "rows over different seeds: lmf on seeds 1111 1112; tfn on seeds 1111-1114" in leaderboard(tmp_path)
+    note = "rows over different seeds: tfn on seeds 1111-1114; lmf on seeds 1111 1112"    # its words, mine first
+    assert main(["compare", "-m", "tfn", "--against", "lmf", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    head = next(i for i, line in enumerate(out) if line.startswith("tfn (n=4) vs lmf (n=2)"))
+    assert out[head + 1] == note
+    df = pd.read_csv(tmp_path / "comparison_tfn_mosi-synthetic.csv")
+    assert set(df.seeds_note) == {note}
+    for seed in (1113, 1114):                          # the same seeds: no line, as the leaderboard's note
+        append_record(tmp_path, record("lmf", seed, {"MAE": 0.8 + seed / 1e4}))
+    assert main(["compare", "-m", "tfn", "--against", "lmf", "--results", str(tmp_path)]) == 0
+    assert "rows over different seeds" not in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "comparison_tfn_mosi-synthetic.csv").seeds_note.isna().all()

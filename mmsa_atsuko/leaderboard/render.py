@@ -220,7 +220,7 @@ def render_comparison(rows: list[dict]) -> str:
                      f"{model} (n={n_model}) vs {baseline} (n={n_base}), test metrics of each run's best-valid "
                      f"epoch; {units}; difference = {model} - {baseline}, "
                      f"with its Welch 95% CI and p (two-sided)\n"
-                     + "".join(f"{block[0][note]}\n" for note in ("preset_note", "trainer_note",
+                     + "".join(f"{block[0][note]}\n" for note in ("seeds_note", "preset_note", "trainer_note",
                                                                   *(f"{kind}_note" for kind in HOW_RAN))
                                if block[0].get(note))
                      + _fixed_width(["metric", model, baseline, "difference", "95% CI", "p"], lines))

@@ -27,7 +27,7 @@ from ..data.stamp import is_synthetic
 from ..errors import UsageError
 from ..metrics.names import lower_is_better, metric_keys, table_order
 from ..results import Cell, config_labels, headline_metric, ok_records
-from .notes import HOW_RAN, how_ran_note, preset_note, table_notes
+from .notes import HOW_RAN, how_ran_note, preset_note, seeds_note, table_notes
 from .real_data import kind_of, kind_text_of, not_real_data, not_real_note
 from .stats import CI_NAME, MIN_SEEDS, Welch, welch
 
@@ -218,8 +218,11 @@ def comparison_rows(table: Table, mine: list[Row], baselines: list[Row]) -> list
                     "baseline_n": b.n, "baseline_mean": b.mean, "baseline_std": b.std,
                     "diff": w.diff, "ci_low": w.low, "ci_high": w.high, "ci": CI_NAME, "df": w.df,
                     "p_value": w.p, "model_better": better,
-                    # the leaderboard's notes on the pair: a small preset is a plumbing check, not the models;
-                    # a bf16 or nondeterministic side gives other numbers for the same seeds
+                    # the leaderboard's notes on the pair: means over different seeds (tfn on 1111-1114, lmf on
+                    # 1111-1112 said nothing of it); a small preset is a plumbing check, not the models; a bf16 or
+                    # nondeterministic side gives other numbers for the same seeds
+                    "seeds_note": "; ".join(n for n in seeds_note([mine_row, base_row])
+                                            if not n.endswith(" in every row")),
                     "preset_note": "; ".join(preset_note([mine_row, base_row])),
                     **{f"{kind}_note": how_ran_note([mine_row, base_row], kind) for kind in HOW_RAN}})
     return rows
