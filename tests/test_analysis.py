@@ -968,3 +968,15 @@ def test_a_tsne_seed_sklearn_refuses_is_one_line_before_any_work(tmp_path, capsy
     monkeypatch.undo()
     assert main(["tsne", "--tsne-seed", "4294967295", "--results", str(tmp_path / "store")]) == 2    # no runs, so
     assert "no Atsuko runs" in capsys.readouterr().err                                             # past the seed
+
+
+@pytest.mark.parametrize("read_only", [[], ["--read-only"]])
+def test_a_sensitivity_value_out_of_range_blames_values(tmp_path, capsys, read_only):
+    """`sensitivity --param band_mask_rate --values 1.5` blamed "command-line override -c", which the user never
+    passed (found in a new user's trial): --values is named, before anything is trained or read."""
+    from mmsa_atsuko.cli import main
+    code = main(["sensitivity", "-d", "sims", "--param", "band_mask_rate", "--values", "0.1", "1.5", "-s", "1111",
+                 "--synthetic", "--preset", "small", "--max-epochs", "1", "--results", str(tmp_path / "r"),
+                 *read_only])
+    assert (code, *capsys.readouterr()) == (2, "", "error: --values: band_mask_rate must be in [0, 1), got 1.5\n")
+    assert not (tmp_path / "r").exists()

@@ -311,6 +311,10 @@ def cmd_sensitivity(argv) -> int:
     if lacking:
         raise UsageError(f"{args.model} has no config key {', '.join(lacking)}: sensitivity's parameters are "
                          f"Atsuko's; use -m atsuko (or an Atsuko variant)")
+    # Each value held to its key's check here, named as given: the sweep (and --read-only's lookup) checked it as an
+    # override and blamed "command-line override -c", which the user never passed.
+    for value in args.values or ():
+        load_config(args.model, args.dataset, preset=args.preset, overrides=[(params[0], value, "--values")])
     pyplot()
     # Checked here, so that a bad --jobs or --threads is one line with --read-only too.
     jobs = parse_jobs(args.jobs) if args.jobs is not None else default_jobs(parse_devices("auto"), runs=len(seeds))
