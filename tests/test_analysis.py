@@ -980,3 +980,30 @@ def test_a_sensitivity_value_out_of_range_blames_values(tmp_path, capsys, read_o
                  *read_only])
     assert (code, *capsys.readouterr()) == (2, "", "error: --values: band_mask_rate must be in [0, 1), got 1.5\n")
     assert not (tmp_path / "r").exists()
+
+
+def test_explain_refuses_an_out_folder_holding_another_runs_explain(results, tmp_path, capsys, monkeypatch):
+    """`explain --out DIR` writes into DIR itself: a second run explained into the same DIR replaced the first's
+    files (found in a new user's trial). Refused before any work; the same run again replaces its own files."""
+    from mmsa_atsuko.cli import main
+    out, full, no_mcm = results
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    earlier = f"id,label,pred,run_id\na,0.5,0.4,{no_mcm['run_id']}\n"
+    (figures / "modality_weights.csv").write_text(earlier)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("loaded the run")
+    monkeypatch.setattr(analysis, "load_run", no_work)
+    code = main(["explain", "--run", full["run_id"], "--samples", "2", "--results", str(out), "--out", str(figures)])
+    assert (code, *capsys.readouterr()) == (2, "", (
+        f"error: output folder {figures} holds the explain figures of run {no_mcm['run_id']}; explaining run "
+        f"{full['run_id']} there would replace them: give it its own --out (or none: "
+        f"<results>/analysis/explain_<run id>, a folder per run)\n"))
+    assert [p.name for p in figures.iterdir()] == ["modality_weights.csv"]
+    assert (figures / "modality_weights.csv").read_text() == earlier
+    monkeypatch.undo()
+    (figures / "modality_weights.csv").write_text(earlier.replace(no_mcm["run_id"], full["run_id"]))
+    assert main(["explain", "--run", full["run_id"], "--samples", "2", "--results", str(out),
+                 "--out", str(figures)]) == 0
+    assert set(pd.read_csv(figures / "modality_weights.csv").run_id) == {full["run_id"]}

@@ -76,12 +76,37 @@ def explain_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=10,
                    help="how many test samples the per-sample figures show (default 10)")
     add_results_option(p)
-    p.add_argument("--out", help="folder for the figures (default <results>/analysis/explain_<run id>)")
+    p.add_argument("--out", help="folder for the figures (default <results>/analysis/explain_<run id>); one "
+                   "holding another run's explain is refused")
     p.add_argument("--feature-path", help="modality_weights.csv (id, label, pred, modality_weight_L/V/A, as in "
                    "predictions_test.csv) from this feature file's test split instead of the run's data (same "
                    "dataset and sequence lengths)")
     add_threads_option(p)
     return p
+
+
+def explained_run(folder) -> str | None:
+    """The run whose explain figures `folder` holds: the run_id of its modality_weights.csv's first row (every row
+    names it: `trace_columns`), or None where there is no such file or it says no run id."""
+    import csv
+    try:
+        with open(Path(folder) / WEIGHTS_CSV, newline="", encoding="utf-8") as f:
+            first = next(csv.DictReader(f), None)
+    except (OSError, UnicodeError, csv.Error):
+        return None
+    return (first or {}).get("run_id") or None
+
+
+def refuse_another_runs_explain(out, run_id: str) -> None:
+    """explain --out DIR writes its files into DIR itself, as the user asked: a second run explained into the same
+    DIR replaced the first's files, and an MCM run's mcm_target figure stayed beside a run without the MCM. Refused,
+    before any work, where DIR holds another run's explain (explaining the same run again replaces its files, as
+    the default folder does); the default, <results>/analysis/explain_<run id>, is a folder per run."""
+    other = explained_run(out)
+    if other is not None and other != run_id:
+        raise UsageError(f"output folder {out} holds the explain figures of run {other}; explaining run {run_id} "
+                         f"there would replace them: give it its own --out (or none: "
+                         f"<results>/analysis/explain_<run id>, a folder per run)")
 
 
 def cmd_explain(argv) -> int:
@@ -111,11 +136,12 @@ def cmd_explain(argv) -> int:
     from ..plots.common import figure_names, pyplot, runs_data_tag
     from ..plots.explain import EXPLAIN_FIGURES, explain_files
     pyplot()                                        # fail on a missing matplotlib before any work
-    cache = {}
-    run = load_run(args.results, args.run, args.checkpoint, data_cache=cache, records=records)
-    out = args.out or analysis_dir(args.results) / f"explain_{check_run_id(run.run_id)}"   # one folder per run
+    out = args.out or analysis_dir(args.results) / f"explain_{check_run_id(record['run_id'])}"   # one folder per run
     check_figures_folder(args, [f for name in EXPLAIN_FIGURES for f in figure_names(name)]
                          + [WEIGHTS_CSV, EXPLAIN_JSON], out)
+    refuse_another_runs_explain(out, record["run_id"])
+    cache = {}
+    run = load_run(args.results, args.run, args.checkpoint, data_cache=cache, records=records)
     partner = None
     if run.model.use_mcm:
         partner_id = find_partner_without_mcm(args.results, run, records)
