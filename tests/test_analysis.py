@@ -949,6 +949,11 @@ def test_robustness_has_no_rows_of_a_modality_the_run_never_saw(tmp_path):
     assert set(table.modality) == {"none", "text", "audio"} and set(table.condition) == {"modalities=TA"}
     assert (f"robustness {record['run_id']}: no vision rows: the run never saw it (modalities=TA), so corrupting "
             f"it would change nothing") in done.stdout.splitlines()
+    from mmsa_atsuko.plots.analyses import plot_robustness
+    fig = plot_robustness(table, "MAE", "synthetic data", True)           # the CSV read back, as a user would
+    assert [t.get_text() for t in fig.axes[2].get_xticklabels()] == \
+        ["clean", "text\nzeroed", "audio\nzeroed", "vision\nnever seen"]
+    assert "Robustness of tfn [modalities=TA]: " in fig._suptitle.get_text()
 
 
 @pytest.mark.parametrize("seed", ["-1", "4294967296"])

@@ -68,7 +68,10 @@ def plot_robustness(table, metric: str, data_tag: str, lower_is_better: bool):
     axes[0].set_title("Gaussian noise on one modality")
     axes[1].set_xlabel("frames dropped (% of time steps, zeroed)")
     axes[1].set_title("random frame drops in one modality")
-    axes[2].set_xticks(np.arange(len(MODALITIES) + 1), ["clean"] + [f"{m}\nzeroed" for m in MODALITIES])
+    # A modality no run saw has no rows (`modalities_present`): its empty slot says why instead of "zeroed".
+    zeroed = set(table[table.corruption == "zero"].modality)
+    axes[2].set_xticks(np.arange(len(MODALITIES) + 1),
+                       ["clean"] + [f"{m}\n{'zeroed' if m in zeroed else 'never seen'}" for m in MODALITIES])
     # No set_ylim: bars start at 0 (matplotlib's autoscale keeps a bar's base); a bottom at 90% of the lowest
     # score made a 0.80 vs 0.75 bar look three times as tall. The top margin leaves the legend room above the bars.
     axes[2].margins(y=0.25)
