@@ -32,6 +32,24 @@ def results(tmp_path_factory):
     return out, full, no_mcm
 
 
+def run_in_process(capsys, *args) -> subprocess.CompletedProcess:
+    """`run.py args` through `cli.main` in this process: its exit code and what it printed, as `run_cli` gives
+    them. For the tests about a command's figures and lines, not its process: a fresh interpreter is seconds of
+    imports each (tests/test_readme.py and `run_cli` below run these commands as processes)."""
+    import warnings
+    from mmsa_atsuko.cli import main
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        code = main([str(a) for a in args])
+    printed, err = capsys.readouterr()
+    # The warnings a process would have printed on its stderr (Python's default filters hide these four kinds).
+    hidden = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+    err += "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
+                   for w in caught if not issubclass(w.category, hidden))
+    return subprocess.CompletedProcess(["run.py", *args], code, printed, err)
+
+
 def run_cli(*args, threads_from_env=True):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     if not threads_from_env:          # torch's own default: every core
@@ -56,11 +74,11 @@ def trace_of(record: dict) -> list:
     return [record["run_id"], record["data"], code]
 
 
-def test_explain_writes_every_figure_with_the_model_numbers(results, tmp_path):
+def test_explain_writes_every_figure_with_the_model_numbers(results, tmp_path, capsys):
     out, full, no_mcm = results
     figures = tmp_path / "figures"
-    done = run_cli("explain", "-m", "atsuko", "-d", "sims", "--run", full["run_id"], "--samples", "4",
-                   "--results", str(out), "--out", str(figures))
+    done = run_in_process(capsys, "explain", "-m", "atsuko", "-d", "sims", "--run", full["run_id"], "--samples", "4",
+                          "--results", str(out), "--out", str(figures))
     assert done.returncode == 0, done.stderr[-3000:]
 
     # The numbers behind the figures are what a forward pass of the checkpoint gives.
@@ -181,10 +199,10 @@ def test_explain_runs_the_model_once_over_each_test_split(results, tmp_path):
     assert len(weights) == other_size
 
 
-def test_robustness_clean_reproduces_test_metrics_and_zeroing_changes_predictions(results, tmp_path):
+def test_robustness_clean_reproduces_test_metrics_and_zeroing_changes_predictions(results, tmp_path, capsys):
     out, full, no_mcm = results
-    done = run_cli("robustness", "--run", full["run_id"], no_mcm["run_id"], "--results", str(out),
-                   "--out", str(tmp_path))
+    done = run_in_process(capsys, "robustness", "--run", full["run_id"], no_mcm["run_id"], "--results", str(out),
+                          "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     table = assert_figure(tmp_path, f"robustness_{full['run_id']}")
     assert set(table.corruption) == {"clean", "noise", "zero", "frame_drop"}
@@ -218,9 +236,9 @@ def test_robustness_clean_reproduces_test_metrics_and_zeroing_changes_prediction
     assert abs(float(snr) - 10.0) < 0.5                          # the SNR holds on the real frames
 
 
-def test_tsne_one_panel_per_variant(results, tmp_path):
+def test_tsne_one_panel_per_variant(results, tmp_path, capsys):
     out, full, no_mcm = results
-    done = run_cli("tsne", "-d", "sims", "--results", str(out), "--out", str(tmp_path))
+    done = run_in_process(capsys, "tsne", "-d", "sims", "--results", str(out), "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     # Named by the run of the fullest variant, so another panel set (another seed) never overwrites it.
     table = assert_figure(tmp_path, f"tsne_{full['run_id']}")
@@ -239,7 +257,7 @@ def test_tsne_one_panel_per_variant(results, tmp_path):
     assert set(table.label_class) <= {"negative", "neutral", "positive"}
 
 
-def test_tsne_says_which_variants_are_on_the_other_feature_file(results, tmp_path):
+def test_tsne_says_which_variants_are_on_the_other_feature_file(results, tmp_path, capsys):
     """On a paper-protocol store Table 4's variants are on the aligned file alone: `tsne -d mosi` drew atsuko's one
     panel and said nothing of the three others (found in a researcher's trial)."""
     import shutil
@@ -262,11 +280,11 @@ def test_tsne_says_which_variants_are_on_the_other_feature_file(results, tmp_pat
     assert analysis.variants_elsewhere(store, "sims", None, True, ["full Atsuko (SBN + MCM)"]) == \
         "1 ablation variant is on the unaligned file: drop --aligned (+SBN)"
     assert analysis.variants_elsewhere(out, "sims", None, False, ["+SBN", "full Atsuko (SBN + MCM)"]) == ""
-    done = run_cli("tsne", "-d", "sims", "--results", str(store), "--out", str(tmp_path / "figures"))
+    done = run_in_process(capsys, "tsne", "-d", "sims", "--results", str(store), "--out", str(tmp_path / "figures"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert ("tsne: 2 ablation variants are on the aligned file: add --aligned (base (no SBN, no MCM); +MCM)"
             in done.stdout.splitlines()), done.stdout
-    done = run_cli("tsne", "-d", "sims", "--results", str(out), "--out", str(tmp_path / "plain"))
+    done = run_in_process(capsys, "tsne", "-d", "sims", "--results", str(out), "--out", str(tmp_path / "plain"))
     assert done.returncode == 0 and "tsne: " not in done.stdout, done.stdout
 
 
@@ -303,17 +321,17 @@ def test_each_command_names_the_code_that_made_its_figures(results, tmp_path, ca
     assert json.loads((figures / f"tsne_{full['run_id']}.json").read_text())["options"]["tsne_seed"] == 3
 
 
-def test_bad_input_is_one_line_and_non_zero(results, tmp_path):
+def test_bad_input_is_one_line_and_non_zero(results, tmp_path, capsys):
     out, full, _ = results
-    unknown = run_cli("explain", "--run", "no-such-run", "--results", str(out))
+    unknown = run_in_process(capsys, "explain", "--run", "no-such-run", "--results", str(out))
     assert unknown.returncode != 0 and unknown.stderr.strip().count("\n") == 0 and "unknown run id" in unknown.stderr
-    missing = run_cli("explain", "--checkpoint", str(tmp_path / "best.pt"), "--results", str(out))
+    missing = run_in_process(capsys, "explain", "--checkpoint", str(tmp_path / "best.pt"), "--results", str(out))
     assert missing.returncode != 0 and "not found" in missing.stderr and missing.stderr.strip().count("\n") == 0
-    not_atsuko = run_cli("explain", "-m", "tfn", "--run", full["run_id"], "--results", str(out))
+    not_atsuko = run_in_process(capsys, "explain", "-m", "tfn", "--run", full["run_id"], "--results", str(out))
     assert not_atsuko.returncode != 0 and "not atsuko" in not_atsuko.stderr
     # -m is checked against the run's record, as -d is: it drew the full model's figures without a word.
-    other_variant = run_cli("explain", "-m", "atsuko_sbn", "--run", full["run_id"], "--results", str(out),
-                            "--out", str(tmp_path / "other-variant"))
+    other_variant = run_in_process(capsys, "explain", "-m", "atsuko_sbn", "--run", full["run_id"], "--results",
+                                   str(out), "--out", str(tmp_path / "other-variant"))
     assert (other_variant.returncode, other_variant.stdout, other_variant.stderr) == \
         (2, "", f"error: run {full['run_id']} is model atsuko, not atsuko_sbn\n")
     assert not (tmp_path / "other-variant").exists()
@@ -324,8 +342,8 @@ def test_bad_input_is_one_line_and_non_zero(results, tmp_path):
     (figures / "modality_weights.csv").write_text("earlier output\n")
     truncated = tmp_path / "truncated.pkl"
     truncated.write_bytes((Path(full["data_path"]).read_bytes())[:5000])
-    bad_features = run_cli("explain", "--run", full["run_id"], "--results", str(out), "--out", str(figures),
-                           "--feature-path", str(truncated))
+    bad_features = run_in_process(capsys, "explain", "--run", full["run_id"], "--results", str(out), "--out",
+                                  str(figures), "--feature-path", str(truncated))
     assert bad_features.returncode != 0 and "truncated or corrupt" in bad_features.stderr
     assert bad_features.stdout == "" and bad_features.stderr.strip().count("\n") == 0
     assert sorted(p.name for p in figures.iterdir()) == ["modality_weights.csv"]
@@ -611,18 +629,19 @@ def test_band_weight_figure_takes_any_number_of_bands(tmp_path):
     assert (tmp_path / "bands.png").stat().st_size > 0
 
 
-def test_classification_runs_through_robustness_and_tsne(tmp_path):
+def test_classification_runs_through_robustness_and_tsne(tmp_path, capsys):
     """MIntRec (20 classes): clean robustness equals the recorded metrics; t-SNE colours by intent."""
     out = tmp_path / "results"
     record = mmsa_atsuko.run("atsuko", "mintrec", seeds=[1111], synthetic=True, preset="small", max_epochs=1,
                              out=out, quiet=True)[0]
-    done = run_cli("robustness", "--run", record["run_id"], "--results", str(out), "--out", str(tmp_path / "rob"))
+    done = run_in_process(capsys, "robustness", "--run", record["run_id"], "--results", str(out),
+                          "--out", str(tmp_path / "rob"))
     assert done.returncode == 0, done.stderr[-3000:]
     table = assert_figure(tmp_path / "rob", f"robustness_{record['run_id']}")
     clean = table[table.corruption == "clean"].iloc[0]
     assert {k: clean[k] for k in ("acc", "f1", "precision", "recall")} == \
         {k: record["metrics"][k] for k in ("acc", "f1", "precision", "recall")}
-    done = run_cli("tsne", "-d", "mintrec", "--results", str(out), "--out", str(tmp_path / "tsne"))
+    done = run_in_process(capsys, "tsne", "-d", "mintrec", "--results", str(out), "--out", str(tmp_path / "tsne"))
     assert done.returncode == 0, done.stderr[-3000:]
     tsne = assert_figure(tmp_path / "tsne", f"tsne_{record['run_id']}")
     from mmsa_atsuko.data.mintrec import label_names
@@ -648,10 +667,10 @@ def test_bert_text_runs_corrupt_the_tokens_they_read(tmp_path):
     assert np.abs(analysis.predictions(run, zeroed) - analysis.predictions(run, test)).max() > 1e-6
 
 
-def test_sensitivity_of_a_model_without_the_parameter_is_one_line(tmp_path):
+def test_sensitivity_of_a_model_without_the_parameter_is_one_line(tmp_path, capsys):
     # tfn has no lambda_ent: said as such, not as an unknown -c key the user never typed.
-    done = run_cli("sensitivity", "-m", "tfn", "-d", "sims", "--param", "lambda_ent", "--synthetic",
-                   "--results", str(tmp_path / "results"))
+    done = run_in_process(capsys, "sensitivity", "-m", "tfn", "-d", "sims", "--param", "lambda_ent", "--synthetic",
+                          "--results", str(tmp_path / "results"))
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
     assert "tfn has no config key lambda_ent" in done.stderr and "-c" not in done.stderr.replace("-m atsuko", "")
     assert not (tmp_path / "results").exists()
@@ -747,11 +766,11 @@ def test_sensitivity_names_the_code_that_made_its_figures(tmp_path, capsys):
                                                          for ext in ("csv", "json", "pdf", "png")]
 
 
-def test_sensitivity_trains_on_its_synthetic_recipe(tmp_path):
+def test_sensitivity_trains_on_its_synthetic_recipe(tmp_path, capsys):
     """The runs sensitivity trains through the sweep are on the recipe asked, and its CSV reads them."""
-    done = run_cli("sensitivity", "-d", "sims", "--param", "lambda_ent", "--values", "1", "-s", "1111",
-                   "--synthetic", "--synthetic-recipe", "corrupt", "--preset", "small", "--max-epochs", "1",
-                   "--results", str(tmp_path / "results"), "--out", str(tmp_path))
+    done = run_in_process(capsys, "sensitivity", "-d", "sims", "--param", "lambda_ent", "--values", "1", "-s", "1111",
+                          "--synthetic", "--synthetic-recipe", "corrupt", "--preset", "small", "--max-epochs", "1",
+                          "--results", str(tmp_path / "results"), "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "sims synthetic (corrupt recipe) seed 1111" in done.stdout      # the sweep's progress line names it
     (record,) = read_records(tmp_path / "results")
