@@ -143,11 +143,12 @@ def test_every_models_weights_and_optimizer_state_load(name, tmp_path, tiny_bert
 
 def test_predict_with_a_bad_best_pt_is_one_line(tmp_path):
     """`run.py predict --checkpoint` loaded best.pt with bare torch.load: garbage was a traceback."""
+    import mmsa_atsuko
     out = tmp_path / "out"
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    subprocess.run([sys.executable, "run.py", "-m", "tfn", "-d", "mosi", "--synthetic", "--preset", "small",
-                    "--max-epochs", "1", "-s", "1", "--out", str(out)], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=300)
+    # The run predict reads is trained in process (a run.py process for it was seconds of imports); predict, fed
+    # the hostile files, runs in a process of its own.
+    mmsa_atsuko.run("tfn", "mosi", seeds=[1], synthetic=True, preset="small", max_epochs=1, out=out, quiet=True)
     record = json.loads((out / "runs.jsonl").read_text().splitlines()[0])
     run_dir = out / record["run_dir"]
     for content in (os.urandom(4096), HOSTILE["shared_tuple_key"]):
