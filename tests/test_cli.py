@@ -601,31 +601,53 @@ def test_resume_stops_on_a_folder_it_may_not_continue_with_exit_1_in_process_and
     assert not [r for r in read_records(tmp_path) if r["status"] == "ok"]      # no fresh run trained in its place
 
 
-def test_a_killed_worker_under_jobs_resume_names_what_run_py_takes_to_continue_it(tmp_path):
+def main_in_process(capfd, monkeypatch, argv, hook=None, hook_in_driver=True, **env) -> tuple[int, str]:
+    """`run.py argv` through `cli.main` in this process (a run.py process is seconds of imports): its exit code and
+    stderr, its spawned workers' included (captured at the file descriptor, which they inherit). `hook`, a folder
+    holding a sitecustomize.py, goes on PYTHONPATH, as in the command line's environment, for the workers that
+    start afresh and read it; with `hook_in_driver` its code is run here too, undone after. `env`: more variables
+    for this call and its workers."""
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.training import trainer
+    with monkeypatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        if hook is not None:
+            patch.setenv("PYTHONPATH", os.pathsep.join([str(hook), str(ROOT)]))
+            if hook_in_driver:
+                patch.setattr(trainer, "save_training_state", trainer.save_training_state)    # restored on leaving
+                exec((hook / "sitecustomize.py").read_text(encoding="utf-8"), {})
+        capfd.readouterr()
+        code = main([str(a) for a in argv])
+        err = capfd.readouterr().err
+    return code, err
+
+
+def test_a_killed_worker_under_jobs_resume_names_what_run_py_takes_to_continue_it(tmp_path, capfd, monkeypatch):
     """run.py --jobs 2 --resume, seed 1112's worker killed alone (as the OOM killer would) after epoch 1's last.pt:
     the run fails, its folder kept, and the line names what run.py takes to go on. Before, it named sweep's
     `--retry-failed --resume`, which run.py refuses; run.py runs failed runs again by itself, so the same command
-    again continues it from epoch 1's state under its run_id."""
+    again continues it from epoch 1's state under its run_id. The driver runs in this process (the workers train;
+    the hook that kills one is theirs alone, since here it would kill the test's process)."""
     import signal
     from mmsa_atsuko.results import read_records
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(KILL_THE_SWEEP_AFTER_EPOCH_1, encoding="utf-8")
-    argv = [sys.executable, str(ROOT / "run.py"), "-m", "tfn", "-d", "mosi", "-s", "1111", "1112", "--synthetic",
-            "--preset", "small", "--max-epochs", "2", "--quiet", "--jobs", "2", "--resume", "--out", str(tmp_path / "out")]
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    killed = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=300,
-                            env=dict(env, KILL="worker", PYTHONPATH=os.pathsep.join([str(hook), str(ROOT)])))
-    assert killed.returncode == 1, killed.stderr
+    argv = ["-m", "tfn", "-d", "mosi", "-s", "1111", "1112", "--synthetic", "--preset", "small", "--max-epochs", "2",
+            "--quiet", "--jobs", "2", "--resume", "--out", str(tmp_path / "out")]
+    code, err = main_in_process(capfd, monkeypatch, argv, hook=hook, hook_in_driver=False, KILL="worker",
+                                HF_HUB_OFFLINE="1")
+    assert code == 1, err
     (failed,) = [r for r in read_records(tmp_path / "out") if r["status"] == "failed"]
     said = (f"worker process died (exit code -{int(signal.SIGKILL)}); its folder is kept: the same command again "
             f"continues it from its last finished epoch")
     assert failed["seed"] == 1112 and failed["error"] == said
-    (line,) = [line for line in killed.stderr.splitlines() if line.startswith("error: ")]
-    assert said in line and "--retry-failed" not in killed.stderr
+    (line,) = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert said in line and "--retry-failed" not in err
 
-    again = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
-    assert again.returncode == 0, again.stderr
+    code, err = main_in_process(capfd, monkeypatch, argv, HF_HUB_OFFLINE="1")
+    assert code == 0, err
     (second,) = [r for r in read_records(tmp_path / "out") if r["seed"] == 1112 and r["status"] == "ok"]
     assert second["run_id"] == failed["run_id"] and len(second["earlier_attempts"]) == 1
     assert "resumed after epoch 1 " in (tmp_path / "out" / second["run_dir"] / "train.log").read_text()
@@ -647,7 +669,7 @@ trainer.save_training_state = save
 
 
 @pytest.mark.parametrize("jobs", [[], ["--jobs", "2"]], ids=["in-process", "jobs-2"])
-def test_a_usage_error_inside_training_exits_2_in_process_and_in_workers(tmp_path, jobs):
+def test_a_usage_error_inside_training_exits_2_in_process_and_in_workers(tmp_path, capfd, monkeypatch, jobs):
     """A ModelContractError (a UsageError: the model, not the data, is wrong) raised while seed 1112 of 1111-1113
     trains: exit 2 and one line with its message, in process and with --jobs 2. Before, --jobs gave 1, as for a
     crash: the error crossed the worker as its record's text. What differs stays what one process or several
@@ -657,12 +679,11 @@ def test_a_usage_error_inside_training_exits_2_in_process_and_in_workers(tmp_pat
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(BREAK_THE_CONTRACT_IN_SEED_1112, encoding="utf-8")
-    argv = [sys.executable, str(ROOT / "run.py"), "-m", "tfn", "-d", "mosi", "-s", "1111", "1112", "1113",
-            "--synthetic", "--preset", "small", "--max-epochs", "1", "--quiet", *jobs, "--out", str(tmp_path / "out")]
-    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=300,
-                          env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join([str(hook), str(ROOT)])))
-    err = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(err) == 1 and "Traceback" not in done.stderr, done.stderr
+    argv = ["-m", "tfn", "-d", "mosi", "-s", "1111", "1112", "1113", "--synthetic", "--preset", "small",
+            "--max-epochs", "1", "--quiet", *jobs, "--out", str(tmp_path / "out")]
+    code, stderr = main_in_process(capfd, monkeypatch, argv, hook=hook, HF_HUB_OFFLINE="1")
+    err = stderr.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "Traceback" not in stderr, stderr
     assert err[0].startswith("error: ") and "pred is (16, 1), expected (16,) for regression" in err[0], err
     status = {r["seed"]: r["status"] for r in read_records(tmp_path / "out")}
     assert status == ({1111: "ok", 1112: "failed", 1113: "ok"} if jobs else {1111: "ok"}), status
