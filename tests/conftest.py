@@ -223,6 +223,29 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
+@pytest.fixture
+def forgetful_registry(monkeypatch):
+    """A registry that forgets the user models a test imports (`--models DIR`, $MMSA_ATSUKO_MODELS), so that a
+    test can train one in process: -> `forget()`, which undoes this test's imports (it runs again afterwards)."""
+    from mmsa_atsuko import registry
+    from mmsa_atsuko.user_models import discovery
+    registry.list_models()                          # the shipped models, imported once for the whole session
+    monkeypatch.setenv(discovery.MODELS_ENV, "")    # main() adds to it; monkeypatch restores it afterwards
+
+    def forget():
+        for name, value in (("_REGISTRY", dict(shipped)), ("_IMPORT_ERRORS", dict(errors))):
+            monkeypatch.setattr(registry, name, value)
+        for name in ("_USER_MODELS", "_USER_FILES", "_USER_DIGESTS", "_USER_BASES", "_user_done"):
+            monkeypatch.setattr(discovery, name, {})
+        monkeypatch.setenv(discovery.MODELS_ENV, "")
+        for module in [m for m in sys.modules if m.startswith(discovery.USER_PACKAGE + ".")]:
+            sys.modules.pop(module)
+    shipped, errors = dict(registry._REGISTRY), dict(registry._IMPORT_ERRORS)
+    forget()
+    yield forget
+    forget()
+
+
 def checkout_with(folder: Path, files: dict) -> Path:
     """A copy of the package, configs/ and run.py in `folder`, plus `files` (path -> text): a user's checkout
     with a model of their own in it, while this checkout's mmsa_atsuko/models/baselines/ stays as shipped."""

@@ -644,35 +644,35 @@ def test_a_datasets_file_that_is_no_mapping_is_one_line(results, capsys, tmp_pat
     assert_one_line(code, err, f"config file {path} must be a mapping of key: value, got {got}")
 
 
-def test_a_model_yaml_that_is_no_mapping_is_one_line(tmp_path):
-    """A model's YAML holding the string 'hello' was read as the unknown blocks ['e', 'h', 'l', 'o']."""
+def test_a_model_yaml_that_is_no_mapping_is_one_line(tmp_path, capsys, forgetful_registry):
+    """A model's YAML holding the string 'hello' was read as the unknown blocks ['e', 'h', 'l', 'o']. In process,
+    with a registry that forgets the model folder afterwards (a run.py process here was seconds of imports)."""
     from conftest import FIXTURES
     (tmp_path / "models").mkdir()
     shutil.copy(FIXTURES / "latefuse.py", tmp_path / "models")
     (tmp_path / "models" / "latefuse.yaml").write_text("hello\n")
-    done = subprocess.run([sys.executable, "run.py", "-m", "latefuse", "-d", "mosi", *TINY, "--models",
-                           str(tmp_path / "models"), "--out", str(tmp_path / "r")], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 2 and done.stderr.strip() == (
+    code, err = cli(capsys, "-m", "latefuse", "-d", "mosi", *TINY, "--models", tmp_path / "models",
+                    "--out", tmp_path / "r")
+    assert code == 2 and err.strip() == (
         f"error: config file {tmp_path / 'models' / 'latefuse.yaml'} must be a mapping of key: value, got a str")
     assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("block, value, got", [("common", [1], "list"), ("nullable", 3, "int"), ("checks", "x", "str"),
                                                ("presets", [1], "list")])
-def test_a_model_yaml_whose_blocks_are_no_mappings_is_one_line(tmp_path, block, value, got):
+def test_a_model_yaml_whose_blocks_are_no_mappings_is_one_line(tmp_path, capsys, forgetful_registry, block, value,
+                                                               got):
     """`common: [1]`, `nullable: 3`, `checks: x` were AttributeError tracebacks ('list' object has no
-    attribute 'items'), `presets: [1]` a TypeError from the line naming the presets."""
+    attribute 'items'), `presets: [1]` a TypeError from the line naming the presets. In process, as above."""
     from conftest import FIXTURES
     (tmp_path / "models").mkdir()
     shutil.copy(FIXTURES / "latefuse.py", tmp_path / "models")
     model_yaml = tmp_path / "models" / "latefuse.yaml"
     model_yaml.write_text(json.dumps({**read_yaml(FIXTURES / "latefuse.yaml"), block: value}))   # JSON is YAML
-    done = subprocess.run([sys.executable, "run.py", "-m", "latefuse", "-d", "mosi", *TINY, "--models",
-                           str(tmp_path / "models"), "--out", str(tmp_path / "r")], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 2 and done.stderr.strip() == (
-        f"error: {model_yaml}: its {block} block must be a mapping of key: value, got {got}"), done.stderr
+    code, err = cli(capsys, "-m", "latefuse", "-d", "mosi", *TINY, "--models", tmp_path / "models",
+                    "--out", tmp_path / "r")
+    assert code == 2 and err.strip() == (
+        f"error: {model_yaml}: its {block} block must be a mapping of key: value, got {got}"), err
     assert not (tmp_path / "r").exists()
 
 

@@ -237,7 +237,7 @@ def test_a_key_the_constructor_reads_that_the_config_lacks_is_one_line_and_a_bug
 # Models of your own outside the checkout: `--models DIR` / $MMSA_ATSUKO_MODELS.
 
 @pytest.fixture
-def own_models(tmp_path, monkeypatch):
+def own_models(tmp_path, forgetful_registry):
     """The fixture user model (tests/fixtures/latefuse.*) copied into a folder of its own (not a checkout), and
     a registry that forgets the folders it imports: -> (folder, forget), `forget()` undoing this test's imports."""
     import shutil
@@ -247,21 +247,7 @@ def own_models(tmp_path, monkeypatch):
     folder.mkdir()
     for suffix in (".py", ".yaml"):
         shutil.copy(FIXTURES / f"latefuse{suffix}", folder)
-    list_models()                                  # the shipped models, imported once for the whole session
-    monkeypatch.setenv(discovery.MODELS_ENV, "")    # main() adds to it; monkeypatch restores it afterwards
-
-    def forget():
-        for name, value in (("_REGISTRY", dict(shipped)), ("_IMPORT_ERRORS", dict(errors))):
-            monkeypatch.setattr(registry, name, value)
-        for name in ("_USER_MODELS", "_USER_FILES", "_USER_DIGESTS", "_USER_BASES", "_user_done"):
-            monkeypatch.setattr(discovery, name, {})
-        monkeypatch.setenv(discovery.MODELS_ENV, "")
-        for module in [m for m in sys.modules if m.startswith(discovery.USER_PACKAGE + ".")]:
-            sys.modules.pop(module)
-    shipped, errors = dict(registry._REGISTRY), dict(registry._IMPORT_ERRORS)
-    forget()
-    yield folder, forget
-    forget()
+    return folder, forgetful_registry
 
 
 def train_args(out, *extra, seeds=("1111",)):
