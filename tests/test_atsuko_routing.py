@@ -3,9 +3,6 @@ records, on hand-built exports and through a real run on a stress recipe; `expla
 modality_weights.csv from a checkpoint applied to another feature file."""
 import ast
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -127,14 +124,15 @@ def test_run_records_carry_the_routing_object(corrupt_run):
         predictions["modality_weight_L"][hit].mean(), abs=1e-6)
 
 
-def test_explain_writes_modality_weights_csv_for_another_feature_file(corrupt_run, tmp_path):
+def test_explain_writes_modality_weights_csv_for_another_feature_file(corrupt_run, tmp_path, capsys):
+    """Through cli.main in process: the test is about the CSV (a run.py process was seconds of imports;
+    tests/test_readme.py runs explain as a process)."""
+    from mmsa_atsuko.cli import main
     out, records = corrupt_run
     other = write_synthetic("mosi", tmp_path / "other.pkl", seed=7, recipe="corrupt")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    done = subprocess.run([sys.executable, "run.py", "explain", "--run", records["atsuko"]["run_id"], "--results",
-                           str(out), "--out", str(tmp_path / "figs"), "--feature-path", str(other)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    code = main(["explain", "--run", records["atsuko"]["run_id"], "--results", str(out), "--out",
+                 str(tmp_path / "figs"), "--feature-path", str(other)])
+    assert code == 0, capsys.readouterr().err[-2000:]
     table = pd.read_csv(tmp_path / "figs" / "modality_weights.csv")
     # predictions_test.csv's layout (id, label, pred, modality_weight_L/V/A: L is the text), then the trace.
     weights = ["modality_weight_L", "modality_weight_V", "modality_weight_A"]
