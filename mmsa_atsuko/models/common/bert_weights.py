@@ -187,8 +187,9 @@ def load_bert(folder):
         # float32 whatever the folder says: transformers 5 builds in the weights' or config.json's dtype ("auto"), so
         # a BERT saved in float16 was a half-precision encoder under a float32 model (a dtype-mismatch traceback
         # mid-run); float16 and bfloat16 values are exact in float32, and --precision decides what runs in less.
+        # `torch_dtype`: the argument's name in transformers 4.x, which 5.x still takes (its `dtype` is 4.56+ only).
         return BertModel.from_pretrained(None, config=config, state_dict=state, add_pooling_layer=False,
-                                         output_loading_info=True, dtype=torch.float32)
+                                         output_loading_info=True, torch_dtype=torch.float32)
     except MemoryError:
         raise DataError(f"ran out of memory building the BERT of {folder}: this machine needs more") from None
     except Exception as e:              # shapes that do not fit the config, tensors that are not weights
