@@ -18,15 +18,16 @@ from .errors import DataError, UsageError, one_line
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)     # absent on Windows, where a plain user cannot make symlinks
 # A sparse file declares a size its disk never held: `truncate -s 100G` after a pickle's 11-byte head made an 8 KB
 # file whose one length field read 8 GB of zeros (77 s, 8.7 GB of memory) and whose 100 GB twin exhausts the
-# machine, since every reader's budget is in proportion to the size. Holes of at least HOLE_FLOOR bytes that
-# make up more than half a file are refused (`sparse_problem`): a downloaded file has none, and the zeros a
-# filesystem stores as holes (ZFS compression, `cp --sparse=always`) are a feature file's padding, far from half.
+# machine, since every reader's budget is in proportion to the size. Holes of at least HOLE_FLOOR bytes each that
+# make up more than half a file are refused (`sparse_problem`). A downloaded file has none; the zeros a filesystem
+# stores as holes (`cp --sparse=always`, `rsync -S`, ZFS compression) are a feature file's padding, which may be
+# most of a file but comes in holes of a sample's padding each (under 1 MiB: 500 frames x 74 features is 148 KB).
 HOLE_FLOOR = 64 << 20
 MAX_EXTENTS = 1 << 20      # data/hole extents walked at most (about 0.5 s); past it the rest counts as data
 
 
 def sparse_problem(fd: int, size: int) -> str | None:
-    """What is wrong with the open file `fd` of `size` bytes if most of it is holes (see HOLE_FLOOR), else None
+    """What is wrong with the open file `fd` of `size` bytes if most of it is holes of HOLE_FLOOR or more, else None
     (also where the filesystem cannot tell: SEEK_HOLE then finds the one hole at the end). The file's position
     is left where it was: a buffered reader above `fd` holds bytes read ahead and reads on from there."""
     if size < HOLE_FLOOR or not hasattr(os, "SEEK_HOLE"):
@@ -43,7 +44,8 @@ def sparse_problem(fd: int, size: int) -> str | None:
                 if e.errno != errno.ENXIO:
                     raise
                 offset = size
-            holes += offset - hole
+            if offset - hole >= HOLE_FLOOR:     # one truncate's hole, not a padding's many small ones
+                holes += offset - hole
             if holes >= HOLE_FLOOR and 2 * holes > size:
                 break
     except OSError:                     # a filesystem that cannot seek holes: nothing known
@@ -51,8 +53,9 @@ def sparse_problem(fd: int, size: int) -> str | None:
     finally:
         os.lseek(fd, position, os.SEEK_SET)
     if holes >= HOLE_FLOOR and 2 * holes > size:
-        return (f"a sparse file: at least {holes:,} of its {size:,} bytes were never written (holes, read as "
-                f"zeros), which no feature file or checkpoint has; give the file as it was downloaded or written")
+        return (f"a sparse file: at least {holes:,} of its {size:,} bytes are holes of {HOLE_FLOOR >> 20} MiB or "
+                f"more, never written and read as zeros, which no feature file or checkpoint has; give the file as "
+                f"it was downloaded or written")
     return None
 
 
