@@ -199,6 +199,21 @@ def test_explain_runs_the_model_once_over_each_test_split(results, tmp_path):
     assert len(weights) == other_size
 
 
+def test_robustness_clean_row_makes_its_loss_as_the_run_did(tmp_path, capsys):
+    """A run whose Loss is MMSA's (`valid_loss: mmsa`: the mean of batch means, rounded to 4 places) records its
+    test Loss so; the clean row, "evaluated as training did", made it per sample, another number."""
+    out = tmp_path / "store"
+    (record,) = mmsa_atsuko.run("tfn", "sims", seeds=[1111], synthetic=True, preset="small", max_epochs=1,
+                                out=out, quiet=True, config={"valid_loss": "mmsa"})
+    assert record["metrics"]["Loss"] == round(record["metrics"]["Loss"], 4)
+    done = run_in_process(capsys, "robustness", "--run", record["run_id"], "--results", str(out),
+                          "--out", str(tmp_path / "fig"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = assert_figure(tmp_path / "fig", f"robustness_{record['run_id']}")
+    clean = table[table.corruption == "clean"].iloc[0]
+    assert {key: clean[key] for key in record["metrics"]} == record["metrics"]
+
+
 def test_robustness_clean_reproduces_test_metrics_and_zeroing_changes_predictions(results, tmp_path, capsys):
     out, full, no_mcm = results
     done = run_in_process(capsys, "robustness", "--run", full["run_id"], no_mcm["run_id"], "--results", str(out),

@@ -97,7 +97,7 @@ def robustness_table(run: LoadedRun, snr_db=NOISE_SNR_DB, drop_rates=FRAME_DROP_
 
     def add(corruption, modality, level, unit, split):
         meter.bar.set_postfix_str(f"{corruption} {modality} {level:g}", refresh=False)
-        metrics = evaluate(run.model, split, dataset, run.eval_batch_size).metrics
+        metrics = evaluate(run.model, split, dataset, run.eval_batch_size, loss_rule=run.loss_rule).metrics
         trace = trace_columns(run.record)
         rows.append({"run_id": trace["run_id"], "model": run.record["model"], "data": trace["data"],
                      "code": trace["code"], "condition": trace["condition"], "corruption": corruption,

@@ -49,6 +49,11 @@ class LoadedRun:
     def eval_batch_size(self) -> int:
         return int(self.config.eval_batch_size or self.config.batch_size)
 
+    @property
+    def loss_rule(self) -> str:
+        """How the run made its valid and test Loss (`valid_loss`; a run from before the key: exact)."""
+        return self.config.get("valid_loss", "exact")
+
 
 def _load_run_data(record: dict):
     """The dataset the run was trained on; synthetic data is regenerated if its cache is gone."""
