@@ -309,6 +309,15 @@ def test_a_trainer_value_is_blamed_on_the_layer_that_set_it():
     assert origins["key_eval"] == "datasets.yaml mosi.config"
 
 
+def test_grad_accum_rule_leaves_the_identity_where_one_batch_makes_a_step():
+    """With grad_accum 1 both rules clip and step after every batch (tests/test_trainer.py trains them alike):
+    paper.yaml's grad_accum_rule mmsa must not retrain TFN (grad_accum 1) as a new config. MulT (8) differs."""
+    tfn, tfn_mmsa = load_config("tfn", "mosi"), load_config("tfn", "mosi", overrides=["grad_accum_rule=mmsa"])
+    assert tfn.grad_accum == 1 and config_hash(tfn_mmsa) == config_hash(tfn)
+    mult, mult_mmsa = load_config("mult", "mosi"), load_config("mult", "mosi", overrides=["grad_accum_rule=mmsa"])
+    assert mult.grad_accum == 8 and config_hash(mult_mmsa) != config_hash(mult)
+
+
 @pytest.mark.parametrize("key, before, other", [("valid_loss", "exact", "mmsa"), ("grad_accum_rule", "sum", "mmsa")])
 def test_a_key_added_later_keeps_the_identity_and_config_of_every_run_stored_before_it(key, before, other):
     """`valid_loss` (training/selection.py) and `grad_accum_rule` (training/trainer.py) joined the trainer keys after
@@ -325,8 +334,10 @@ def test_a_key_added_later_keeps_the_identity_and_config_of_every_run_stored_bef
     old_hash = hashlib.sha256(json.dumps(stored, sort_keys=True, default=str, separators=(",", ":")).encode())
     assert config_hash(today) == old_hash.hexdigest()[:12]
     assert dict(check_config("tfn", stored, "model.json config")) == dict(today)
-    changed = load_config("tfn", "mosi", overrides=[f"{key}={other}"])
-    assert changed[key] == other and config_hash(changed) != config_hash(today)
+    # at grad_accum 2: with 1 the two accumulation rules train alike and share a hash (the test above)
+    changed = load_config("tfn", "mosi", overrides=[f"{key}={other}", "grad_accum=2"])
+    unchanged = load_config("tfn", "mosi", overrides=["grad_accum=2"])
+    assert changed[key] == other and config_hash(changed) != config_hash(unchanged)
     with pytest.raises(UsageError, match=f"^command-line override -c: {key} must be one of {before}, {other}, "
                                          f"got 'batch'$"):
         load_config("tfn", "mosi", overrides=[f"{key}=batch"])

@@ -917,8 +917,9 @@ def test_an_mmsa_accumulation_that_would_never_step_is_refused_before_any_run_fo
     rule, which drops an epoch's last partial group, would train nothing and report the initial weights."""
     code, err = cli(capsys, "-m", "tfn", "-d", "mosi", "-s", "1", *TINY, "-c", "grad_accum_rule=mmsa",
                     "-c", "grad_accum=7", "--out", tmp_path / "r")
-    assert_one_line(code, err, "the train split's 96 samples make 6 batch(es) of 16, fewer than grad_accum 7",
-                    "-c grad_accum=6")
+    assert_one_line(code, err, "tfn on mosi: grad_accum_rule mmsa drops",
+                    "the train split's 96 samples make 6 batch(es) of 16, fewer than grad_accum 7",
+                    "set its grad_accum to 6 or less")
     assert not list((tmp_path / "r").glob("runs/*"))
 
 

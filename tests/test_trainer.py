@@ -177,7 +177,8 @@ def test_the_valid_loss_rules_datasets_yaml_allows_are_those_selection_computes(
 
 # One value each trainer key's check in configs/datasets.yaml refuses.
 REFUSED = {"batch_size": 0, "learning_rate": 0.0, "weight_decay": -1.0, "max_epochs": 0, "early_stop": 0,
-           "valid_loss": "batch", "grad_accum": 0, "grad_accum_rule": "mean", "grad_clip": -1.0, "grad_clip_mode": "sideways",
+           "valid_loss": "batch", "grad_accum": 0, "grad_accum_rule": "mean", "grad_clip": -1.0,
+           "grad_clip_mode": "sideways",
            "scheduler": "cosine", "scheduler_patience": -1, "scheduler_factor": 1.5, "eval_batch_size": 0}
 
 
@@ -279,10 +280,10 @@ def test_grad_accum_rule_mmsa_trains_as_mmsas_loop_and_sum_does_not(monkeypatch,
 
 def test_grad_accum_rule_mmsa_that_would_never_step_is_refused_before_training():
     from mmsa_atsuko.errors import UsageError
-    with pytest.raises(UsageError, match=r"^grad_accum_rule mmsa drops each epoch's last partial group of grad_accum "
-                                         r"batches, and the train split's 48 samples make 3 batch\(es\) of 16, fewer "
-                                         r"than grad_accum 4: no parameter would ever change; lower grad_accum "
-                                         r"\(e.g. -c grad_accum=3\) or use -c grad_accum_rule=sum$"):
+    with pytest.raises(UsageError, match=r"^LinearProbe on mosi: grad_accum_rule mmsa drops each epoch's last partial "
+                                         r"group of grad_accum batches, and the train split's 48 samples make "
+                                         r"3 batch\(es\) of 16, fewer than grad_accum 4: no parameter would ever "
+                                         r"change; set its grad_accum to 3 or less, or grad_accum_rule to sum$"):
         fit(LinearProbe(), make_dataset(n=(48, 16, 16)), cfg(grad_accum=4, grad_accum_rule="mmsa"),
             device=torch.device("cpu"), seed=0)
     fit(LinearProbe(), make_dataset(n=(48, 16, 16)), cfg(max_epochs=1, grad_accum=3, grad_accum_rule="mmsa"),

@@ -72,7 +72,7 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     # Built to surface model/data mismatches (task, missing text features, BERT path) now.
     built = _model_to_check(model, config, data.spec)
     check_last_batch(built, len(data.train), config.batch_size)       # before any run folder is made
-    check_accumulation(len(data.train), config)
+    check_accumulation(len(data.train), config, f"{model} on {data.spec.name}")
     if hasattr(built, "check_training_data"):     # the model's own check of what it trains on (optional hook)
         built.check_training_data(data.spec)
     if data.spec.has_text_bert:     # model.json records its tokenizer: a file of it that cannot be read, now

@@ -229,8 +229,13 @@ def trainer_keys_apart(config: dict, given: dict, config_dir: Path = CONFIG_DIR)
 
 
 def config_identity(config: dict) -> dict:
-    """`config` as a run's identity sees it: without a key of ADDED_KEYS at the value runs had before it."""
-    return {k: v for k, v in config.items() if k not in ADDED_KEYS or ADDED_KEYS[k] != v}
+    """`config` as a run's identity sees it: without a key of ADDED_KEYS at the value runs had before it, nor
+    `grad_accum_rule` where `grad_accum` is 1: a step after every batch trains alike under both rules, so
+    paper.yaml's `mmsa` finds TFN's and LMF's runs of the default and trains no copy of them."""
+    identity = {k: v for k, v in config.items() if k not in ADDED_KEYS or ADDED_KEYS[k] != v}
+    if config.get("grad_accum") == 1:
+        identity.pop("grad_accum_rule", None)
+    return identity
 
 
 def config_hash(config: dict) -> str:

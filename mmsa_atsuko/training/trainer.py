@@ -38,7 +38,8 @@ from .host_memory import keep_freed_memory
 from .loss_checks import check_epoch_losses, check_first_losses, check_last_batch
 from .scored import float32_pred, warn_if_constant
 from .selection import improved, split_loss
-from .trainer_config import check_accumulation, check_trainer_config    # its own module, without torch: a sweep checks before torch
+# trainer_config is its own module, without torch: a sweep checks its configs before torch is imported
+from .trainer_config import check_accumulation, check_trainer_config
 from .training_state import load_training_state, replace_in_run_folder, save_training_state
 
 log = logging.getLogger("mmsa_atsuko")
@@ -243,7 +244,7 @@ def fit(model, data, config, *, device: torch.device, seed: int, run_dir: Path |
     dataset = data.spec.name
     check_trainer_config(config, dataset)
     check_last_batch(model, len(data.train), config.batch_size)
-    check_accumulation(len(data.train), config)
+    check_accumulation(len(data.train), config, f"{model_name(model)} on {dataset}")
     check_precision(precision)
     key_eval = config.key_eval
     eval_bs = config.eval_batch_size or config.batch_size

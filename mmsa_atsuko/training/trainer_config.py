@@ -30,15 +30,16 @@ def check_trainer_config(config, dataset: str, origins: dict | None = None) -> N
                          f"got {config.key_eval!r}")
 
 
-def check_accumulation(n_train: int, config) -> None:
+def check_accumulation(n_train: int, config, who: str) -> None:
     """UsageError when `grad_accum_rule: mmsa`, which drops each epoch's last partial group of batches as MMSA's
-    loops do, would never update a parameter: the train split makes fewer batches than `grad_accum`."""
+    loops do, would never update a parameter: the train split makes fewer batches than `grad_accum`. `who`: the
+    model on the dataset, as the line names them (a sweep plans many)."""
     n_batches = -(-n_train // config.batch_size)
     if config.grad_accum_rule == "mmsa" and n_batches < config.grad_accum:
-        raise UsageError(f"grad_accum_rule mmsa drops each epoch's last partial group of grad_accum batches, and the "
-                         f"train split's {n_train} samples make {n_batches} batch(es) of {config.batch_size}, fewer "
-                         f"than grad_accum {config.grad_accum}: no parameter would ever change; lower grad_accum "
-                         f"(e.g. -c grad_accum={n_batches}) or use -c grad_accum_rule=sum")
+        raise UsageError(f"{who}: grad_accum_rule mmsa drops each epoch's last partial group of grad_accum batches, "
+                         f"and the train split's {n_train} samples make {n_batches} batch(es) of {config.batch_size}, "
+                         f"fewer than grad_accum {config.grad_accum}: no parameter would ever change; set its "
+                         f"grad_accum to {n_batches} or less, or grad_accum_rule to sum")
 
 
 def resolve_config(model, dataset, *, preset=None, overrides=(), max_epochs=None, synthetic_bert=None):
