@@ -566,6 +566,10 @@ def test_runs_are_matched_on_their_data_file_and_protocol_condition_too(tmp_path
 
     assert analysis.ablation_runs(store("tsne", full, sbn, full_masked), "sims") == \
         {"+SBN": "sbn", "full Atsuko (SBN + MCM)": "full"}
+    # tsne's default dataset is that of the latest run under the condition drawn, not of the latest run
+    later_elsewhere = dict(record("mosi-mr", "atsuko", 0.90, missing_rate=0.5), dataset="mosi")
+    assert analysis.ablation_runs(store("tsne-default", full, sbn, later_elsewhere)) == \
+        {"+SBN": "sbn", "full Atsuko (SBN + MCM)": "full"}
     partners = store("explain", full, sbn, sbn_masked)
     assert analysis.find_partner_without_mcm(partners, SimpleNamespace(record=full)) == "sbn"
     assert analysis.find_partner_without_mcm(partners, SimpleNamespace(record=full_masked)) == "sbn-mr"

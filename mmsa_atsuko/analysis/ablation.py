@@ -48,9 +48,9 @@ def ablation_runs(results, dataset: str | None = None, seed: int | None = None,
     """
     family = [r for r in ok_records(read_records(Path(results))) if r.get("model") in ATSUKO_FAMILY
               and bool(r["aligned"]) == aligned]
-    if dataset is None and family:
-        dataset = family[-1]["dataset"]
     records = [r for r in family if condition_of(r).key() == condition.key()]
+    if dataset is None and family:      # the latest run's under the condition drawn, if any has one
+        dataset = (records or family)[-1]["dataset"]
     groups: dict[str, dict[str, tuple[int, dict]]] = {}        # config -> variant -> (position, record)
     for position, r in enumerate(records):
         if r["dataset"] == dataset and (seed is None or r["seed"] == seed):
