@@ -2,6 +2,7 @@
 import dataclasses
 import hashlib
 import json
+import os
 import pickle
 import subprocess
 from pathlib import Path
@@ -239,7 +240,9 @@ def test_features_that_are_no_mintrec_folder_say_what_predict_takes(tmp_path, ca
                  "-s", "1111", "--out", str(tmp_path / "results"), "--quiet"]) == 0
     record = read_records(tmp_path / "results")[-1]
     (tmp_path / "file.pkl").write_bytes(b"")
-    for features, what in ((tmp_path / "x.pkl", "not found"), (tmp_path / "file.pkl", "is a file, not a folder")):
+    os.mkfifo(tmp_path / "pipe")
+    for features, what in ((tmp_path / "x.pkl", "not found"), (tmp_path / "file.pkl", "is a file, not a folder"),
+                           (tmp_path / "pipe", "is a pipe, not a folder")):
         code, err = _predict(capsys, "--run", record["run_id"], "--results", tmp_path / "results",
                              "--features", features, "--out", tmp_path / "out")
         assert (code, err) == (1, f"error: --features {features} {what}: a mintrec run predicts on a MIntRec folder "

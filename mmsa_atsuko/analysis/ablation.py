@@ -95,7 +95,8 @@ def sentiment_class(labels: np.ndarray) -> np.ndarray:
 
 def tsne_table(runs: dict[str, LoadedRun], seed: int = 0) -> pd.DataFrame:
     """The 2-D t-SNE (sklearn, `random_state=seed`) of each variant's fused test features c_proj: one row per
-    variant and test sample (`id`), ending with the run's `run_id`, `data` and `code` (`runs.trace_columns`)."""
+    variant and test sample (`id`), ending with the run's `run_id`, `data`, `code` and
+    `condition` (`runs.trace_columns`)."""
     from sklearn.manifold import TSNE
     rows = []
     for variant, run in runs.items():

@@ -8,7 +8,7 @@
 One layout for the modality weights, predictions_test.csv's: wide, one row per sample (per sample and run where
 two runs are compared), the sample in `id`, a modality's weight in `modality_weight_L`, `_V`, `_A` (L is the text,
 as in the model and docs/atsuko.md), so the tables join on `id`. Every row of every table ends with `run_id`,
-`data` and `code` (`runs.trace_columns`).
+`data`, `code` and `condition` (`runs.trace_columns`).
 """
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ def require_atsuko(run: LoadedRun, what: str = "explain") -> None:
 
 
 def modality_weights_table(run: LoadedRun, feature_path=None, on_batch=None) -> pd.DataFrame:
-    """`id, label, pred, modality_weight_L, _V, _A, run_id, data, code`: the run's prediction and modality
-    weights on every test sample of its own data (predictions_test.csv's columns and numbers), or of the feature
-    file `feature_path` (same dataset and sequence lengths as the run's; `data` is then that file's id)."""
+    """`id, label, pred, modality_weight_L, _V, _A, run_id, data, code, condition`: the run's prediction and modality
+    weights on every test sample of its own data (predictions_test.csv's numbers, and its columns but the last), or of
+    the feature file `feature_path` (same dataset and sequence lengths as the run's; `data` is then that file's id)."""
     return _weights_on(run, *_weights_test_split(run, feature_path), on_batch)
 
 

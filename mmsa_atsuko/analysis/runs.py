@@ -2,7 +2,7 @@
 
 - `load_run`: a run's record, config, dataset and model with its best checkpoint loaded.
 - `forward_split`, `predictions`: the model's outputs over a split in file order (eval mode).
-- `trace_columns`: what every analysis CSV row says of the run it comes from (run id, data id, code).
+- `trace_columns`: what every analysis CSV row says of the run it comes from (run id, data id, code, condition).
 - `_config_apart_from`: a stored run's config apart from some keys, how the other analyses find
   the runs that differ from one another in those keys alone.
 """

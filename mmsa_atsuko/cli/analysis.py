@@ -152,7 +152,7 @@ def cmd_explain(argv) -> int:
     where = f"{run.record['model']}{condition_label(run.record)} on {run.record['dataset']}" \
             f"{' aligned' if run.record['aligned'] else ''}, seed {run.record['seed']}"
     files = explain_files(tables, where, runs_data_tag([run.record]))
-    # predictions_test.csv's columns and digits: id, label, pred, modality_weight_L/V/A, then run_id, data, code.
+    # predictions_test.csv's digits: id, label, pred, modality_weight_L/V/A, then run_id, data, code, condition.
     files[WEIGHTS_CSV] = weights.to_csv(index=False, float_format=PREDICTIONS_FLOAT_FORMAT)
     files[EXPLAIN_JSON] = made_by
     write_figures(files, out)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..atomic import not_a_file
 from ..config import dataset_facts
 from ..data import load_dataset, warn_huge_splits
 from ..data.conditions import OPTIONS, make_condition
@@ -117,7 +118,8 @@ def read_features(card: dict, features, split: str | None = None) -> tuple[dict,
     folder = Path(features).expanduser()
     if not folder.is_dir():
         # The loader's own line ends "or run with --synthetic", a flag of training that predict does not have.
-        what = "is a file, not a folder" if folder.exists() else "not found"
+        what = (not_a_file(folder) or "is a file").replace(", not a file", "") + ", not a folder"
+        what = "not found" if what.startswith("not found") else what
         raise DataError(f"--features {features} {what}: a {name} run predicts on a MIntRec folder holding "
                         f"{', '.join(DATA_FILES)}; give one, such as the data_path of the run's record in "
                         f"runs.jsonl")
