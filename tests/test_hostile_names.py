@@ -303,6 +303,21 @@ def test_a_config_of_layers_past_any_model_stops_its_build_early(capsys, tmp_pat
     assert code == 0, err
 
 
+def test_the_module_budget_holds_when_a_constructor_wraps_its_stop(monkeypatch):
+    """A model of your own may catch what its build raises and raise its own error: the fallback after the meta
+    build (a real build, without a budget) then built the hours-long model after all."""
+    import torch
+    from mmsa_atsuko.api import jobs
+    from mmsa_atsuko.errors import UsageError
+    monkeypatch.setattr(jobs, "MAX_MODULES", 3)
+    with pytest.raises(UsageError, match=r"^the mine this config describes has more than 3 tensors "):
+        with torch.device("meta"), jobs._module_budget("mine"):
+            try:
+                torch.nn.Sequential(*[torch.nn.Linear(1, 1) for _ in range(10)])
+            except Exception as e:
+                raise ValueError("my model's own wrapping") from e
+
+
 @pytest.mark.parametrize("saved_as", ["float16 weights", "config dtype", "config torch_dtype"])
 def test_a_bert_saved_in_half_precision_is_built_in_float32_with_its_values(tmp_path, synthetic_cache, saved_as):
     """transformers 5 builds a BERT in its weights' or config.json's dtype: a folder saved in float16 gave a

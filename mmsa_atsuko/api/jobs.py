@@ -122,13 +122,16 @@ class _TooManyModules(Exception):
 
 @contextmanager
 def _module_budget(model: str):
-    """Stop a meta build that registers more than MAX_MODULES modules or tensors, as it goes (UsageError)."""
+    """Stop a meta build that registers more than MAX_MODULES modules or tensors, as it goes (UsageError), whatever
+    the build makes of the exception that stops it (a model's own constructor may catch or wrap it)."""
     counts = {"modules": 0, "tensors": 0}
+    over = []
 
     def count(kind: str):
         def hook(*_):
             counts[kind] += 1
             if counts[kind] > MAX_MODULES:
+                over.append(kind)
                 raise _TooManyModules(kind)
         return hook
 
@@ -138,12 +141,13 @@ def _module_budget(model: str):
                registration.register_module_module_registration_hook(count("modules"))]
     try:
         yield
-    except _TooManyModules as e:
-        raise UsageError(f"the {model} this config describes has more than {MAX_MODULES:,} {e} (real models have "
-                         f"hundreds): check its sizes and layer counts (-c, the sweep file, the preset)") from None
     finally:
         for handle in handles:
             handle.remove()
+        if over:
+            raise UsageError(f"the {model} this config describes has more than {MAX_MODULES:,} {over[0]} (real "
+                             f"models have hundreds): check its sizes and layer counts (-c, the sweep file, the "
+                             f"preset)") from None
 
 
 def _check_fits(model: str, built: torch.nn.Module) -> None:
