@@ -19,7 +19,7 @@ from ..cache import synthetic_cache_dir
 from ..config import config_identity
 from ..data import load_dataset
 from ..data.synthetic import ensure_synthetic
-from ..data.conditions import condition_of
+from ..data.conditions import condition_of, label_suffix
 from ..safe_checkpoint import load_weights
 from ..data.stamp import recipe_name_of
 from ..data.synthetic_stress import recipe_kind
@@ -170,5 +170,4 @@ def trace_columns(record: dict, data: str | None = None) -> dict:
 def condition_label(record: dict) -> str:
     """` [missing_rate=0.6]` after a run's name where it ran under a protocol condition, "" for the plain one: as the
     leaderboard labels its rows (`model [condition]`), so a figure or line showing the run says so."""
-    key = condition_of(record).key()
-    return f" [{key}]" if key else ""
+    return label_suffix(condition_of(record).key())

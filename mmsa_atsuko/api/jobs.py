@@ -12,7 +12,7 @@ import torch
 from ..cache import synthetic_cache_dir
 from ..config import config_hash, load_config, trainer_keys_apart
 from ..data import load_dataset
-from ..data.conditions import PLAIN, check_model_allows
+from ..data.conditions import PLAIN, check_model_allows, label_suffix
 from ..data.synthetic import ensure_synthetic
 from ..errors import ToolkitError, UsageError
 from ..models.common.bert import bert_input_problem, check_bert_weights, reads_bert_tokens, shorter_texts
@@ -176,6 +176,5 @@ def run_phrase(job: Job, seed: int) -> str:
 
 
 def condition_label(spec) -> str:
-    """The suffix of a run under a protocol condition in lines (` [missing_rate=0.3]`, as MMSA rows and tables name it);
-    empty for the plain condition."""
-    return f" [{spec.condition.key()}]" if not spec.condition.plain else ""
+    """The suffix of a run of `spec`'s protocol condition in lines (`data.conditions.label_suffix`)."""
+    return label_suffix(spec.condition.key())

@@ -99,6 +99,13 @@ PLAIN = Condition()
 OPTIONS = {"missing_rate": "--missing-rate", "drop_modality": "--drop-modality", "modalities": "--modalities"}
 
 
+def label_suffix(key: str) -> str:
+    """What follows a model's name for a run under the protocol condition `key` (`Condition.key()`):
+    " [missing_rate=0.3]" in the lines, tables, CSV rows and figures that show it (MMSA-style rows name only the
+    model); "" for the plain condition. The one spelling of it."""
+    return f" [{key}]" if key else ""
+
+
 def make_condition(missing_rate=0.0, drop_modality=None, modalities="TAV", names=OPTIONS) -> Condition:
     """A checked Condition; a bad value is a one-line UsageError naming it as `names` says (the command
     line's options by default; a sweep file's keys where its values came from one)."""

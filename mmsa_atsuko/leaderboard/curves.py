@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..data.conditions import condition_of
+from ..data.conditions import condition_of, label_suffix
 from ..data.stamp import is_synthetic
 from ..metrics.names import lower_is_better, metric_keys
 from ..errors import UsageError
@@ -106,7 +106,7 @@ def missing_rate_tables(records: list[dict], datasets=None, key_metric=None) -> 
         labels = config_labels((model, chash) for model, chash, _ in rows)
         curves = []
         for (model, chash, rest), points in rows.items():
-            label = labels[model, chash] + (f" [{rest}]" if rest else "")
+            label = labels[model, chash] + label_suffix(rest)
             curves.append(Curve(label, model, chash, {rate: Cell(v) for rate, v in points.items()},
                                 runs[dataset, aligned, data_id, metric, (model, chash, rest)]))
         sign = 1 if lower_is_better(metric) else -1

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import KW_ONLY, dataclass, field
 
-from ..data.conditions import condition_of
+from ..data.conditions import condition_of, label_suffix
 from ..data.stamp import is_synthetic
 from ..errors import UsageError
 from ..metrics.names import lower_is_better, metric_keys, table_order
@@ -153,7 +153,7 @@ def build_tables(records: list[dict], datasets=None, key_metric: str | None = No
         labels = config_labels((model, chash) for model, chash, _ in by_row)
         rows = []
         for (model, chash, condition), rs in by_row.items():
-            label = labels[model, chash] + (f" [{condition}]" if condition else "")
+            label = labels[model, chash] + label_suffix(condition)
             cells = {m: Cell.of(rs, m) for m in metrics}
             rows.append(Row(model, chash, label, rs, cells, condition=condition))
         rows.sort(key=lambda row: (_sort_key(key, row.cells[key].mean), row.label))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.conditions import label_suffix
 from .common import MODALITIES, MODALITY_COLORS, pyplot, tagged_title
 
 CLEAN_SNR_POSITION = 30.0        # where the clean point sits on the SNR axis (labelled "clean")
@@ -18,7 +19,7 @@ def _condition_suffix(rows) -> str:
     if "condition" not in rows:
         return ""
     key = rows.condition.iloc[0]
-    return f" [{key}]" if isinstance(key, str) and key else ""
+    return label_suffix(key if isinstance(key, str) else "")
 
 
 def plot_robustness(table, metric: str, data_tag: str, lower_is_better: bool):

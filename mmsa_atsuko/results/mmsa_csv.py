@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.conditions import condition_of
+from ..data.conditions import condition_of, label_suffix
 from ..data.stamp import data_kind
 from ..data.synthetic_stress import STANDARD, recipe_kind_of
 from ..metrics.names import MMSA_CSV_KEYS, metric_family
@@ -118,7 +118,7 @@ def mmsa_row(records: list[dict]) -> dict:
     records = sorted(records, key=lambda r: (r["seed"], r["run_id"]))
     first = records[0]
     family, condition = metric_family(first["dataset"]), condition_of(first).key()
-    row = {"Model": first["model"] + (f" [{condition}]" if condition else "")}
+    row = {"Model": first["model"] + label_suffix(condition)}
     for key in mmsa_columns(first["dataset"])[1:]:
         row[key] = mmsa_cell([mmsa_seed_value(family, key, r["metrics"][key]) for r in records])
     return row | {

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import config_hash
+from ..data.conditions import label_suffix
 from ..errors import DataError, MissingDataError, UsageError
 from ..results import apart_from_request, latest_by_identity, read_records, recorded_ok, run_identity
 from .sweep_file import Setting
@@ -48,8 +49,8 @@ class PlannedRun:
 
     def describe(self) -> str:
         s = self.setting
-        condition = f" [{s.condition.key()}]" if not s.condition.plain else ""
-        return f"{s.model} {s.dataset}{' aligned' if s.aligned else ''}{condition} seed {self.seed}"
+        aligned = " aligned" if s.aligned else ""
+        return f"{s.model} {s.dataset}{aligned}{label_suffix(s.condition.key())} seed {self.seed}"
 
 
 # --------------------------------------------------------------------------------------
