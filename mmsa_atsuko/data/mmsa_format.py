@@ -185,11 +185,15 @@ EXTRACTOR_KEY = "meta/extractor"
 MAX_EXTRACTOR_JSON = 64 << 10
 
 
+# What an extractor record keeps (`run.py extract` writes these; anything else in a file's record is left out).
+EXTRACTOR_FIELDS = ("name", "version", "config_hash", "config", "bert", "labels")
+
+
 def _extractor_problem(meta: dict) -> str | None:
     """What in a file's extractor record is not what `run.py extract` writes (and model.json's reader takes back:
     training.model_card), or None. Unchecked, a record of other types or sizes trained, and the run's own
     model.json was then refused by predict ("not a model.json this toolkit wrote; train the run again")."""
-    kept = {k: meta[k] for k in ("name", "version", "config_hash", "config", "bert", "labels") if k in meta}
+    kept = {k: meta[k] for k in EXTRACTOR_FIELDS if k in meta}
     version = kept["version"]
     if not (type(kept["name"]) is str and type(kept["config_hash"]) is str
             and (type(version) is str or type(version) is int)):
@@ -220,7 +224,7 @@ def _extractor(path: Path, raw: dict, for_training: bool = True) -> dict | None:
     if for_training and meta.get("labels") is False:
         raise DataError(f"{path} was extracted without labels: it can be predicted on (run.py predict), not "
                         f"trained on; add a label column to the transcripts and extract again")
-    return {k: meta[k] for k in ("name", "version", "config_hash", "config", "bert", "labels") if k in meta}
+    return {k: meta[k] for k in EXTRACTOR_FIELDS if k in meta}
 
 
 def load_for_prediction(name: str, path, *, aligned: bool = False,
