@@ -8,24 +8,9 @@ import struct
 import numpy as np
 import pytest
 
-from mmsa_atsuko.cli import main
+from test_hostile import assert_one_line, cli
 from mmsa_atsuko.config import CONFIG_DIR, DATASETS_ENV, read_yaml
 from mmsa_atsuko.data.synthetic import ensure_synthetic
-
-
-def cli(capsys, *argv) -> tuple[int, str]:
-    """Exit code and stderr of `run.py argv` run in process."""
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    return code, capsys.readouterr().err
-
-
-def assert_one_line(code: int, err: str, *needles: str) -> None:
-    assert code != 0, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 def tree(folder) -> list[str]:

@@ -16,6 +16,7 @@ from ..data.conditions import PLAIN, check_model_allows, label_suffix
 from ..data.synthetic import ensure_synthetic
 from ..errors import ToolkitError, UsageError
 from ..models.common.bert import bert_input_problem, check_bert_weights, reads_bert_tokens, shorter_texts
+from ..models.build_budget import OverBudget, registration_budget
 from ..registry import build_model, canonical_model_name
 from ..results import run_identity
 from ..training.model_card import bert_tokenizer, check_tokenizer
@@ -116,38 +117,15 @@ def _model_to_check(model: str, config, spec) -> torch.nn.Module:
 MAX_MODULES = 1 << 16
 
 
-class _TooManyModules(Exception):
-    pass
-
-
 @contextmanager
 def _module_budget(model: str):
-    """Stop a meta build that registers more than MAX_MODULES modules or tensors, as it goes (UsageError), whatever
-    the build makes of the exception that stops it (a model's own constructor may catch or wrap it)."""
-    counts = {"modules": 0, "tensors": 0}
-    over = []
-
-    def count(kind: str):
-        def hook(*_):
-            counts[kind] += 1
-            if counts[kind] > MAX_MODULES:
-                over.append(kind)
-                raise _TooManyModules(kind)
-        return hook
-
-    registration = torch.nn.modules.module
-    handles = [registration.register_module_parameter_registration_hook(count("tensors")),
-               registration.register_module_buffer_registration_hook(count("tensors")),
-               registration.register_module_module_registration_hook(count("modules"))]
+    """Stop a meta build that registers more than MAX_MODULES modules or tensors, as it goes (UsageError)."""
     try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-        if over:
-            raise UsageError(f"the {model} this config describes has more than {MAX_MODULES:,} {over[0]} (real "
-                             f"models have hundreds): check its sizes and layer counts (-c, the sweep file, the "
-                             f"preset)") from None
+        with registration_budget(MAX_MODULES):
+            yield
+    except OverBudget as e:
+        raise UsageError(f"the {model} this config describes has more than {MAX_MODULES:,} {e.kind} (real models "
+                         f"have hundreds): check its sizes and layer counts (-c, the sweep file, the preset)") from None
 
 
 def _check_fits(model: str, built: torch.nn.Module) -> None:

@@ -19,12 +19,14 @@ It lives in training/, the lowest layer that holds every check a config written 
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..errors import DataError, ToolkitError, one_line
+from ..models.build_budget import OverBudget, registration_budget
 from ..registry import build_model
 from ..results import show
 
@@ -46,10 +48,6 @@ class Described:
     where: str
     weights_of: str
     noun: str
-
-
-class _OverBudget(Exception):
-    pass
 
 
 def build_checked(model_name: str, config, spec, state, weights: Path, described: Described) -> torch.nn.Module:
@@ -86,25 +84,10 @@ def _build(model_name: str, config, spec, described: Described, budget: int | No
     """`build_model`, any failure one DataError line naming the description. With `budget` (the
     number of tensors of the weights), a build that registers far more tensors or modules than that
     is stopped as it goes: on the meta device, a config's layer count alone could take hours."""
-    handles = []
-    if budget is not None:
-        counts = {"tensors": 0, "modules": 0}
-        limit = 2 * budget + 64
-
-        def count(kind: str):
-            def hook(*_):
-                counts[kind] += 1
-                if counts[kind] > limit:
-                    raise _OverBudget(f"more than {limit} {kind}")
-            return hook
-
-        registration = torch.nn.modules.module
-        handles = [registration.register_module_parameter_registration_hook(count("tensors")),
-                   registration.register_module_buffer_registration_hook(count("tensors")),
-                   registration.register_module_module_registration_hook(count("modules"))]
     try:
-        return build_model(model_name, config, spec)
-    except _OverBudget as e:
+        with registration_budget(2 * budget + 64) if budget is not None else nullcontext():
+            return build_model(model_name, config, spec)
+    except OverBudget as e:
         raise DataError(f"{described.where}: its {model_name} has {e}, and best.pt holds {budget} tensors: "
                         f"{described.noun} does not describe these weights") from None
     except ToolkitError as e:      # e.g. a kernel longer than the spec's sequence length
@@ -112,9 +95,6 @@ def _build(model_name: str, config, spec, described: Described, budget: int | No
     except Exception as e:         # values that pass the config checks but build no model
         raise DataError(f"{described.where}: its {model_name} cannot be built "
                         f"({one_line(e)})") from None
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _stored_values(state: dict) -> int:
