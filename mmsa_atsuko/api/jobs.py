@@ -18,7 +18,7 @@ from ..errors import ToolkitError, UsageError
 from ..models.common.bert import bert_input_problem, check_bert_weights, reads_bert_tokens, shorter_texts
 from ..models.build_budget import OverBudget, registration_budget
 from ..registry import build_model, canonical_model_name
-from ..results import run_identity
+from ..results import run_identity, run_phrase
 from ..training.model_card import bert_tokenizer, check_tokenizer
 from ..training.hardware import free_host_memory
 from ..training.loss_checks import check_last_batch
@@ -147,12 +147,12 @@ def job_identity(job: Job, seed: int) -> tuple:
                         spec.condition.key())
 
 
-def run_phrase(job: Job, seed: int) -> str:
-    """A run as the skip and wait lines name it: `tfn mosi aligned [missing_rate=0.3] seed 1111`."""
+def job_phrase(job: Job, seed: int) -> str:
+    """`job` trained with `seed` as the skip and wait lines name it (`results.run_phrase`)."""
     spec = job.data.spec
-    return f"{job.model} {spec.name}{' aligned' if spec.aligned else ''}{condition_label(spec)} seed {seed}"
+    return run_phrase(job.model, spec.name, spec.aligned, spec.condition.key(), seed)
 
 
 def condition_label(spec) -> str:
-    """The suffix of a run of `spec`'s protocol condition in lines (`data.conditions.label_suffix`)."""
+    """The suffix of a run of `spec`'s protocol condition (`data.conditions.label_suffix`); a public name of api."""
     return label_suffix(spec.condition.key())

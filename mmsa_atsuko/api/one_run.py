@@ -31,7 +31,7 @@ from ..training.seed import set_seed
 from ..training.tensorboard import tensorboard_log
 from ..training.trainer import fit
 from ..user_models.source import model_source
-from .jobs import Job, job_identity, run_phrase
+from .jobs import Job, job_identity, job_phrase
 from .predictions_csv import write_predictions
 
 log = logging.getLogger("mmsa_atsuko")
@@ -64,11 +64,11 @@ def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *
     def waiting(claim: Path, waited_s: float, holder: str | None) -> None:
         if not waited_s:
             earlier.update(run_ids(recorded()))        # read only where there is a wait, before it
-            echo(f"waiting for another process that trains {run_phrase(job, seed)} into {out} (it holds {claim}): "
+            echo(f"waiting for another process that trains {job_phrase(job, seed)} into {out} (it holds {claim}): "
                  f"its record is taken when it ends, instead of training the run again")
         else:
             who = holder or f"the process that holds {claim}"
-            echo(f"still waiting, {waited_s / 60:.0f} min so far, for {who}, training {run_phrase(job, seed)} "
+            echo(f"still waiting, {waited_s / 60:.0f} min so far, for {who}, training {job_phrase(job, seed)} "
                  f"into {out}")
 
     def recorded() -> list[dict]:
@@ -85,7 +85,7 @@ def run_one(job: Job, seed: int, device: torch.device, out: Path, quiet: bool, *
             return done[-1], False
         if waited:
             meanwhile = [r["run_id"] for r in ours if r["run_id"] not in earlier]
-            echo(f"the other process training {run_phrase(job, seed)} ended "
+            echo(f"the other process training {job_phrase(job, seed)} ended "
                  + (f"recording it as {meanwhile[-1]}, a run --rerun does not take (it started before this call "
                     f"began, or ran at another precision, kernels or model code than asked)"
                     if meanwhile else "without recording it (killed, or it failed)") + ": training it here")

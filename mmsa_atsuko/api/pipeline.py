@@ -28,7 +28,7 @@ from ..training.hardware import check_cuda_determinism, check_precision, check_t
 from ..training.seed import DEFAULT_SEEDS, check_seeds, resolve_device
 from ..training.tensorboard import require_tensorboard
 from ..training.trainer_config import resolve_config
-from .jobs import Job, job_identity, prepare_job, run_phrase
+from .jobs import Job, job_identity, job_phrase, prepare_job
 from .one_run import run_one
 
 
@@ -125,7 +125,7 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
                 recorded = latest_by_identity(read_records(out))   # sweep left recorded
                 previous = recorded_ok(recorded, job_identity(job, seed))
             if previous is not None:
-                echo(f"skip {run_phrase(job, seed)}: recorded as {previous.get('run_id')}"
+                echo(f"skip {job_phrase(job, seed)}: recorded as {previous.get('run_id')}"
                      f"{skip_reason(previous, job.model, precision, deterministic, rerun)}")
                 job_records.append(previous)
             else:
@@ -140,7 +140,7 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
                     appended.append(record["run_id"])
                     trained.append(record)
                 else:
-                    echo(f"skip {run_phrase(job, seed)}: recorded as {record['run_id']} by another process meanwhile"
+                    echo(f"skip {job_phrase(job, seed)}: recorded as {record['run_id']} by another process meanwhile"
                          f"{skip_reason(record, job.model, precision, deterministic, rerun)}")
         # after each job, as it ends: a call stopped later keeps the rows of the jobs before
         append_mmsa_rows(Path(out), job_records, trained, echo=echo, told=told)

@@ -28,7 +28,7 @@ from .mmsa_csv import (append_mmsa_csv, append_mmsa_rows, data_name_suffix, mmsa
 from .over_seeds import Cell, StoredCell
 from .record import (IDENTITY_FIELDS, code_version, code_versions, device_of, failed_record, identity, kernels_of,
                      model_selection, no_weights, ok_record, precision_of, ran_at_other_precision,
-                     ran_with_other_kernels, run_identity, run_label)
+                     ran_with_other_kernels, run_identity, run_label, run_phrase)
 from .chosen_records import (check_ok_record, config_labels, find_record, headline_metric, last_ok_record,
                              latest_by_identity, ok_records)
 from .store import RecordNotAppended, append_or_keep, append_record, json_safe, recover
@@ -47,7 +47,7 @@ __all__ = [
     "Cell", "StoredCell",
     "IDENTITY_FIELDS", "code_version", "code_versions", "device_of", "failed_record", "identity", "kernels_of",
     "model_selection", "no_weights", "ok_record", "precision_of", "ran_at_other_precision", "ran_with_other_kernels",
-    "run_identity", "run_label",
+    "run_identity", "run_label", "run_phrase",
     "MAX_CONFIG_DEPTH", "check_ok_record", "config_labels", "find_record", "headline_metric", "last_ok_record",
     "latest_by_identity",
     "ok_records",

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..config import ADDED_KEYS, config_hash
-from ..data.conditions import PLAIN, condition_of
+from ..data.conditions import PLAIN, condition_of, label_suffix
 from ..data.stamp import is_synthetic
 from ..errors import DataError
 from ..user_models.source import recorded_files
@@ -131,6 +131,11 @@ def user_model_digest(source) -> str | None:
     if len(files) == 1:
         return next(iter(files.values()))[:10]
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def run_phrase(model: str, dataset: str, aligned: bool, condition_key: str, seed: int) -> str:
+    """A run as the plan, skip and wait lines name it: `tfn mosi aligned [missing_rate=0.3] seed 1111`."""
+    return f"{model} {dataset}{' aligned' if aligned else ''}{label_suffix(condition_key)} seed {seed}"
 
 
 def run_label(record: dict) -> str | None:

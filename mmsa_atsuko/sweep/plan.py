@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import config_hash
-from ..data.conditions import label_suffix
 from ..errors import DataError, MissingDataError, UsageError
-from ..results import apart_from_request, latest_by_identity, read_records, recorded_ok, run_identity
+from ..results import (apart_from_request, latest_by_identity, read_records, recorded_ok, run_identity,
+                       run_phrase)
 from .sweep_file import Setting
 
 if TYPE_CHECKING:
@@ -49,8 +49,7 @@ class PlannedRun:
 
     def describe(self) -> str:
         s = self.setting
-        aligned = " aligned" if s.aligned else ""
-        return f"{s.model} {s.dataset}{aligned}{label_suffix(s.condition.key())} seed {self.seed}"
+        return run_phrase(s.model, s.dataset, s.aligned, s.condition.key(), self.seed)
 
 
 # --------------------------------------------------------------------------------------
