@@ -14,7 +14,9 @@ from mmsa_atsuko.results import append_mmsa_csv
 MOSI = ["Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5", "Mult_acc_7", "MAE", "Corr",
         "Loss"]                          # thuiar/MMSA's regression trainers' keys on MOSI, then the trainer's Loss
 SIMS = ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr", "Loss"]
-TRACE = ["aligned", "condition", "model_selection", "config_hash", "seeds", "run_ids", "data", "code"]
+TRACE = ["aligned", "condition", "model_selection", "config_hash", "seeds", "run_ids", "data", "code", "preset",
+         "precision", "kernels", "device"]
+HOW = ["", "fp32", "deterministic", "cpu"]      # record()'s: the full config, fp32, deterministic kernels, the CPU
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 UNALIGNED, ALIGNED = "synthetic:mosi-small-unaligned-seed0-v2", "synthetic:mosi-small-aligned-seed0-v2"
 # The sha256 MMSA publishes for unaligned SIMS: its rows are sims.csv's (another file's have a file of their own).
@@ -22,12 +24,14 @@ SIMS_FILE = "sha256:c9e20c13ec0454d98bb9c1e520e490c75146bfa2dfeeea78d84de047dbdd
 
 
 def record(seed, value, *, model="tfn", dataset="mosi", aligned=False, data=UNALIGNED, chash="aaaa",
-           valid_loss="exact", commit=COMMIT, condition=None, keys=MOSI):
+           valid_loss="exact", commit=COMMIT, condition=None, keys=MOSI, preset=None, precision="fp32",
+           deterministic=True, device="cpu"):
     """An ok record as the store holds one, by hand: every metric of the run is `value`."""
     r = {"run_id": f"{model}-{dataset}{'-aligned' if aligned else ''}-s{seed}-{chash}", "status": "ok",
          "model": model, "dataset": dataset, "aligned": aligned, "seed": seed, "synthetic": data.startswith("synthetic:"),
          "metrics": dict.fromkeys(keys, value), "config_hash": chash, "data": data, "git_commit": commit,
-         "package_version": "0.1.0", "config": {"key_eval": "Loss", "valid_loss": valid_loss}}
+         "package_version": "0.1.0", "config": {"key_eval": "Loss", "valid_loss": valid_loss}, "preset": preset,
+         "precision": precision, "deterministic": deterministic, "device": device}
     return r | ({"condition": condition} if condition else {})
 
 
@@ -50,12 +54,12 @@ def test_aligned_unaligned_and_mmsa_selected_runs_are_rows_that_trace_to_their_r
     assert rows(path) == [
         ["Model", *MOSI, *TRACE],
         ["tfn", *cells, "False", "", "valid Loss, valid_loss: exact", "aaaa", "1111 1112",
-         "tfn-mosi-s1111-aaaa tfn-mosi-s1112-aaaa", UNALIGNED, "0123456789"],
+         "tfn-mosi-s1111-aaaa tfn-mosi-s1112-aaaa", UNALIGNED, "0123456789", *HOW],
         ["tfn", *cells, "True", "", "valid Loss, valid_loss: exact", "bbbb", "1111 1112",
-         "tfn-mosi-aligned-s1111-bbbb tfn-mosi-aligned-s1112-bbbb", ALIGNED, "0123456789"],
+         "tfn-mosi-aligned-s1111-bbbb tfn-mosi-aligned-s1112-bbbb", ALIGNED, "0123456789", *HOW],
         # seeds and run ids in seed order, pairwise, whatever the records'; two commits, sorted as the leaderboard's
         ["tfn", *cells, "False", "", "valid Loss, valid_loss: mmsa (MMSA's rule)", "cccc", "1111 1112",
-         "tfn-mosi-s1111-cccc tfn-mosi-s1112-cccc", UNALIGNED, "0123456789 fedcba9876+dirty"],
+         "tfn-mosi-s1111-cccc tfn-mosi-s1112-cccc", UNALIGNED, "0123456789 fedcba9876+dirty", *HOW],
     ]
     # A reader of MMSA's files: columns picked by name, or the first ones, are MMSA's as they were.
     frame = pd.read_csv(path)
@@ -83,7 +87,7 @@ def test_a_condition_is_named_in_the_model_cell_and_its_own_column(tmp_path):
     assert path.name == "sims.csv"
     assert rows(path)[1] == ["tfn [missing_rate=0.3]", *["(81.0, 1.0)"] * 7, "False", "missing_rate=0.3",
                              "valid Loss, valid_loss: exact", "aaaa", "1111 1112",
-                             "tfn-sims-s1111-aaaa tfn-sims-s1112-aaaa", SIMS_FILE, "0123456789"]
+                             "tfn-sims-s1111-aaaa tfn-sims-s1112-aaaa", SIMS_FILE, "0123456789", *HOW]
 
 
 def mmsa_appends(path, model):
@@ -128,10 +132,45 @@ def test_a_file_with_other_columns_is_one_line_and_left_as_it_was(tmp_path, head
     mine = tmp_path / "normal" / "mosi-synthetic.csv"
     mine.write_text(header + "\nmine,1\n")
     with pytest.raises(DataError, match=rf"mosi-synthetic.csv has columns {header}, not MMSA's Model,Has0_acc_2,.*,"
-                                        r"Loss \(with or without aligned,condition,.*,code after them\): its row for "
-                                        r"tfn was not written \(the runs are recorded in runs.jsonl\)"):
+                                        r"Loss \(with or without aligned,condition,.*,device after them\): its row "
+                                        r"for tfn was not written \(the runs are recorded in runs.jsonl\)"):
         append_mmsa_csv(tmp_path, [record(1111, 0.5)])
     assert mine.read_text() == header + "\nmine,1\n"
+
+
+def test_a_bf16_or_preset_row_says_so_beside_the_fp32_full_config_one(tmp_path):
+    """A `--precision bf16` call's row and a `--preset small` one were the fp32 full-config row's twins (the same
+    numbers here): now each says how its seeds ran, and a row whose seeds mix them counts each, the most first."""
+    fp32 = [record(1111, 0.5), record(1112, 0.7)]
+    bf16 = [record(1111, 0.5, precision="bf16", deterministic=False, device="cuda:0"),
+            record(1112, 0.7, precision="bf16", deterministic=False, device="cuda:1")]
+    small = [record(1111, 0.5, preset="small"), record(1112, 0.7, preset="small")]
+    mixed = [record(1111, 0.5, preset="small"), record(1112, 0.7, precision="bf16"),
+             record(1113, 0.6, precision="bf16", deterministic=False, device="cuda")]
+    for group in (fp32, bf16, small, mixed):
+        path = append_mmsa_csv(tmp_path, group)
+    assert [r[-4:] for r in rows(path)] == [["preset", "precision", "kernels", "device"], HOW,
+                                            ["", "bf16", "nondeterministic", "cuda"], ["small", *HOW[1:]],
+                                            ["2 none, 1 small", "2 bf16, 1 fp32",
+                                             "2 deterministic, 1 nondeterministic", "2 cpu, 1 cuda"]]
+
+
+def test_a_file_of_the_earlier_trace_columns_keeps_them_and_says_so(tmp_path):
+    """A file this toolkit wrote before the preset, precision, kernels and device columns: refused as a file of
+    other columns would have been every training call's error. Its rows keep its header, and one line says so."""
+    (tmp_path / "normal").mkdir()
+    path = tmp_path / "normal" / "mosi-synthetic.csv"
+    earlier = ",".join(["Model", *MOSI, *TRACE[:8]]) + "\r\n"
+    path.write_bytes(earlier.encode())
+    said = []
+    for _ in range(2):                                  # the second call's row is the first's: written once
+        append_mmsa_csv(tmp_path, [record(1111, 0.5), record(1112, 0.7)], echo=said.append)
+    assert rows(path) == [["Model", *MOSI, *TRACE[:8]],
+                          [*TFN, "False", "", "valid Loss, valid_loss: exact", "aaaa", "1111 1112",
+                           "tfn-mosi-s1111-aaaa tfn-mosi-s1112-aaaa", UNALIGNED, "0123456789"]]
+    assert said == [f"{path} has the trace columns of an earlier version: this call's rows there (tfn first) go in "
+                    f"without preset,precision,kernels,device (runs.jsonl has them); move the file away for rows "
+                    f"that say how their seeds ran"]
 
 
 def test_a_hand_made_record_among_the_seeds_is_one_line_and_writes_nothing(tmp_path):
@@ -183,7 +222,7 @@ def test_a_traced_row_without_its_newline_is_kept(tmp_path):
     path = append_mmsa_csv(tmp_path, [record(1111, 0.5), record(1112, 0.7)])
     path.write_bytes(path.read_bytes().removesuffix(b"\r\n"))
     append_mmsa_csv(tmp_path, [record(1111, 0.8, model="lmf")])
-    assert [r[:2] + r[-4:-2] for r in rows(path)[1:]] == [["tfn", "(60.0, 10.0)", "1111 1112", "tfn-mosi-s1111-aaaa "
+    assert [r[:2] + r[-8:-6] for r in rows(path)[1:]] == [["tfn", "(60.0, 10.0)", "1111 1112", "tfn-mosi-s1111-aaaa "
                                                            "tfn-mosi-s1112-aaaa"], ["lmf", "(80.0, 0.0)", "1111",
                                                                                     "lmf-mosi-s1111-aaaa"]]
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from ..config import METRIC_KEYS
 from ..errors import DataError
 from ..lock_files import make_shared_folder, shared_mode
 from .folder import store_lock
-from .record import code_versions, model_selection
+from .record import code_versions, device_of, kernels_of, model_selection, precision_of
 from .chosen_records import check_ok_record
 from .store import json_safe, mend_last_line
 
@@ -91,8 +92,12 @@ def data_name_suffix(kind: str, data_id) -> str:
 
 # What traces a row to the runs it averages, after MMSA's columns (see the module docstring): the setting and
 # protocol condition the Model cell does not name, how the best epoch was chosen, the config, the seeds and their
-# run ids (in the same order), the data id and the code (`code_versions`, the leaderboard's `code`).
-TRACE_COLUMNS = ("aligned", "condition", "model_selection", "config_hash", "seeds", "run_ids", "data", "code")
+# run ids (in the same order), the data id and the code (`code_versions`, the leaderboard's `code`); then how the
+# seeds ran, as the leaderboard's notes name it: the `--preset` (empty for the full config), precision, kernels and
+# device (`how_ran_cell`). Without these a `--precision bf16` row was the fp32 row's twin. They come last, so a file
+# of the columns before them (`EARLIER_TRACE_COLUMNS`) keeps its header, as an MMSA-only file does.
+EARLIER_TRACE_COLUMNS = ("aligned", "condition", "model_selection", "config_hash", "seeds", "run_ids", "data", "code")
+TRACE_COLUMNS = (*EARLIER_TRACE_COLUMNS, "preset", "precision", "kernels", "device")
 
 
 # A row is a model's seeds on one setting, about 1 KB with its trace: 64 MiB (runs.jsonl's bound) is tens of
@@ -126,7 +131,21 @@ def mmsa_row(records: list[dict]) -> dict:
         "model_selection": "; ".join(sorted({model_selection(r) for r in records})),
         "config_hash": " ".join(sorted({r["config_hash"] for r in records})),
         "seeds": " ".join(str(r["seed"]) for r in records), "run_ids": " ".join(r["run_id"] for r in records),
-        "data": " ".join(sorted({r["data"] for r in records})), "code": code_versions(records)}
+        "data": " ".join(sorted({r["data"] for r in records})), "code": code_versions(records),
+        "preset": how_ran_cell([r.get("preset") or "" for r in records]),
+        "precision": how_ran_cell(map(precision_of, records)), "kernels": how_ran_cell(map(kernels_of, records)),
+        "device": how_ran_cell(map(device_of, records))}
+
+
+def how_ran_cell(values) -> str:
+    """A row's value of one way its seeds ran (`fp32`), or, where they mix values, each with its count as the
+    leaderboard's notes write it, the most seeds first: `3 fp32, 2 bf16`. No preset (the full config) is `none`
+    in a mix, empty alone."""
+    counts = Counter(values)
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{n} {value or 'none'}" for value, n in sorted(counts.items(), key=lambda item: (-item[1],
+                                                                                                     item[0])))
 
 
 def _whole_row(line: bytes, cells: int) -> bool:
@@ -155,10 +174,11 @@ def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set
 
     A file that has MMSA's columns only (written before the trace columns, or by MMSA, whose `MMSA_run` cannot
     append to a file with more columns) keeps them: the row goes in without its trace, and `echo` says so once
-    per file (`told`: the files already named in this call). A file with other columns is refused in one line."""
+    per file (`told`: the files already named in this call); so does a file of `EARLIER_TRACE_COLUMNS`, whose rows
+    go in without the columns after them. A file with other columns is refused in one line."""
     first = records[0]
     mmsa = mmsa_columns(first["dataset"])
-    columns = mmsa + list(TRACE_COLUMNS)
+    columns, earlier = mmsa + list(TRACE_COLUMNS), mmsa + list(EARLIER_TRACE_COLUMNS)
     folder = Path(out_dir) / "normal"
     make_shared_folder(folder)
     row = mmsa_row(records)                   # first: it checks the records, whose sizes name the file
@@ -182,14 +202,14 @@ def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set
         f.seek(0, os.SEEK_END)                # "a+" writes at the end anyway; this drops the read buffer
         writer = csv.writer(f)
         found = next(csv.reader([header])) if header else columns
-        if found not in (columns, mmsa):
+        if found not in (columns, earlier, mmsa):
             # A file of the user's (or a layout of another version) at our name: one line, not a traceback
             # after the runs, and never a second header in the file.
             raise DataError(f"{path} has columns {header.strip()[:200]}, not MMSA's {','.join(mmsa)} (with or "
                             f"without {','.join(TRACE_COLUMNS)} after them): {not_written}")
         if not header:
             writer.writerow(columns)
-        elif found == columns and _has_row(f, row, columns):
+        elif found in (columns, earlier) and _has_row(f, row, found):
             return path    # two run.py's that trained the same runs between them: each wrote this row, once is right
         else:    # a last row without its newline (a hand edit, a killed write) would have this row joined onto it
             mend_last_line(f.fileno(), lambda last: _whole_row(last, len(found)), b"\r\n")
@@ -200,6 +220,11 @@ def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set
         told.add(path)
         echo(f"{path} has MMSA's columns only: this call's rows there ({row['Model']} first) go in without "
              f"{','.join(TRACE_COLUMNS)} (runs.jsonl has them); move the file away for rows that trace to their runs")
+    elif found == earlier and path not in told:
+        told.add(path)
+        lacking = ",".join(TRACE_COLUMNS[len(EARLIER_TRACE_COLUMNS):])
+        echo(f"{path} has the trace columns of an earlier version: this call's rows there ({row['Model']} first) go "
+             f"in without {lacking} (runs.jsonl has them); move the file away for rows that say how their seeds ran")
     return path
 
 
