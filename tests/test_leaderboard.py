@@ -787,8 +787,28 @@ def test_every_table_says_how_its_rows_chose_their_best_epoch_and_on_which_seeds
     append_record(tmp_path, record("lmf", 1111, {"MAE": 0.9}, config_hash="c-lmf", config=mmsa))
     append_record(tmp_path, record("lmf", 1115, {"MAE": 0.9}, config_hash="c-lmf", config=mmsa))
     mosi = leaderboard(tmp_path, fmt="md", datasets=["mosi"])
-    assert "in every row" not in mosi.split("### Ablation")[0].split("seeds")[-1]
+    assert "in every row" not in mosi.split("### Ablation")[0].split("seeds")[-1].split("\n")[0]
     assert "lmf on seeds 1111 1115" in mosi and "seeds 1111-1113 in every row" not in mosi.split("### Ablation")[0]
+
+
+def test_a_config_hash_and_commit_every_row_shares_are_said_once_under_the_table(tmp_path):
+    """The CSV names each row's config hash and code; the Markdown and LaTeX tables named neither, so a printed table
+    could not be traced to its config or commit. Said once where every row shares it, and only then."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    for seed in (1111, 1112):
+        append_record(tmp_path, record("tfn", seed, {}, config_hash="c0ffee123456") | {"git_commit": commit})
+    md, tex = leaderboard(tmp_path, fmt="md"), leaderboard(tmp_path, fmt="latex")
+    assert "\n- config hash c0ffee123456 and code 0123456789 in every row\n" in md
+    assert " config hash c0ffee123456 and code 0123456789 in every row." in tex
+    # A second model's row under its own config: the code is still every row's, the hash no longer.
+    for seed in (1111, 1112):
+        append_record(tmp_path, record("lmf", seed, {}, config_hash="beef00654321") | {"git_commit": commit})
+    md = leaderboard(tmp_path, fmt="md")
+    assert "\n- code 0123456789 in every row\n" in md and "config hash" not in md
+    # A seed on another commit: no row's code is every seed's (the rows' own note names the mix).
+    append_record(tmp_path, record("lmf", 1113, {}, config_hash="beef00654321") | {"git_commit": "f" * 40})
+    md = leaderboard(tmp_path, fmt="md")
+    assert "code 0123456789 in every row" not in md and "seeds on several code versions: lmf" in md
 
 
 def test_every_table_says_its_cells_are_test_metrics_of_the_best_valid_epoch(store, tmp_path, capsys):

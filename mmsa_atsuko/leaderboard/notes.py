@@ -11,7 +11,8 @@ csv_table.py puts a row's run labels (`row_run_labels`) on its CSV line.
 - at which precision, with which kernels and on which kind of device their seeds ran (`results.precision_of`,
   `results.kernels_of` for seeds off the CPU, `results.device_of`), where a row mixes them, the rows differ, or every
   row ran otherwise than at fp32 with deterministic kernels;
-- a row whose seeds ran on several code versions (`git_commit`, else the package version): its mean mixes them.
+- a row whose seeds ran on several code versions (`git_commit`, else the package version): its mean mixes them;
+- the config hash and the code version every row shares, once (`shared_trace_note`), as the CSV names them per row.
 """
 from __future__ import annotations
 
@@ -33,7 +34,20 @@ def table_notes(rows: list, several_configs: list[str]) -> list[str]:
     for model in several_configs:
         one_per_hash = {row.config_hash: row for row in reversed(rows) if row.model == model}
         notes += _config_notes(list(one_per_hash.values())[::-1])
-    return notes + _run_labels_note(rows, set(several_configs)) + protocol_notes(rows) + _code_versions_note(rows)
+    return (notes + _run_labels_note(rows, set(several_configs)) + protocol_notes(rows) + _code_versions_note(rows)
+            + shared_trace_note(rows))
+
+
+def shared_trace_note(rows: list) -> list[str]:
+    """`config hash 1a2b3c4d5e6f and code 0123456789 in every row`: what the CSV's `config_hash` and `code` columns
+    say, once, where every row (every seed, for the code) shares it; the Markdown and LaTeX tables named neither, so
+    a printed table could not be traced to its runs or commit. A hash or code the rows do not share is said by the
+    config notes (a model's configs) and `_code_versions_note` (a row's seeds), or by the CSV per row."""
+    hashes = {row.config_hash for row in rows}
+    codes = {code_version(r) for row in rows for r in row.records}
+    parts = ([f"config hash {next(iter(hashes))}"] if len(hashes) == 1 else []) + (
+        [f"code {next(iter(codes))}"] if len(codes) == 1 else [])
+    return [f"{' and '.join(parts)} in every row"] if parts else []
 
 
 def protocol_notes(rows: list) -> list[str]:
