@@ -231,6 +231,10 @@ def test_paper_rows_are_separate_and_marked_published(store):
     atsuko = next(line for line in block.splitlines() if line.startswith("| Atsuko"))
     assert atsuko == "| Atsuko (published) | 49.4 | 86.0 | 85.9 | 0.691 |"
     assert f"Published by the seed paper: ablation ({paper}, Table 4; aligned" in md
+    # LaTeX's Table 4 caption says what Markdown's heading does: before, only "(...Table 4); not our runs."
+    ablation = f"Published by the seed paper: ablation ({paper}, Table 4; aligned, real data, not our runs)"
+    assert f"### {ablation}\n" in md
+    assert f"\\caption{{{ablation}.}}" in leaderboard(store, fmt="latex", paper=True)
     df = frame(leaderboard(store, fmt="csv", paper=True, datasets=["mosi"]))
     pub = df[df.table == "published"]
     assert (pub.label.str.endswith("(published)")).all() and (pub.source == f"published ({paper}, Table 1)").all()

@@ -19,6 +19,16 @@ from ..results import StoredCell
 from .stats import SIGNIFICANCE
 
 
+# What every published block's heading and caption says of its rows, Markdown's and LaTeX's alike.
+NOT_OURS = "real data, not our runs"
+
+
+def _published_ablation_title() -> str:
+    """The published Table 4's heading and caption, one text for both: the LaTeX caption said only "not our runs"
+    where the Markdown heading said which setting and data the paper's numbers are of."""
+    return f"Published by the seed paper: ablation ({ABLATION_SOURCE}; aligned, {NOT_OURS})"
+
+
 def _md_bold(text: str) -> str:
     return f"**{text}**"
 
@@ -54,16 +64,14 @@ def render_markdown(tables, ablations=(), published=(), published_ablation=False
         rows, errata = block.marked_rows()
         lines = [[f"{name} (published)"] + values for name, values in rows]
         setting = "" if block.aligned is None else (", aligned" if block.aligned else ", unaligned")
-        parts.append(f"### Published by the seed paper: {block.dataset}{setting} ({block.source}; real data, "
-                     f"not our runs)\n\n" + markdown_table(header, lines) + "".join(f"\n\n- {n}" for n in errata))
+        parts.append(f"### Published by the seed paper: {block.dataset}{setting} ({block.source}; {NOT_OURS})\n\n"
+                     + markdown_table(header, lines) + "".join(f"\n\n- {n}" for n in errata))
     if published_ablation:
         cols = PAPER_COLUMNS["mosi"]
         header = ["SBN", "MCM"] + [f"{d} {name}" for d in ("mosi", "mosei") for name, _ in cols]
         lines = [["✓" if sbn else "-", "✓" if mcm else "-"] + [v for d in ("mosi", "mosei") for v in values[d]]
                  for (sbn, mcm), values in PUBLISHED_ABLATION]
-        parts.append(f"### Published by the seed paper: ablation ({ABLATION_SOURCE}; aligned, real data, "
-                     f"not our runs)\n\n"
-                     + markdown_table(header, lines))
+        parts.append(f"### {_published_ablation_title()}\n\n" + markdown_table(header, lines))
     return "\n\n".join(parts) + "\n"
 
 
@@ -179,13 +187,13 @@ def render_latex(tables, ablations=(), published=(), published_ablation=False, p
         lines = [[_tex(name)] + [_tex(v) for v in values] for name, values in rows]
         setting = "" if block.aligned is None else (", aligned" if block.aligned else ", unaligned")
         notes = "".join(f" {note}." for note in errata)
-        parts.append(_latex_table(f"Published by the seed paper ({block.source}), {block.dataset}{setting}; real "
-                                  f"data, not our runs.{notes}", header, lines))
+        parts.append(_latex_table(f"Published by the seed paper ({block.source}), {block.dataset}{setting}; "
+                                  f"{NOT_OURS}.{notes}", header, lines))
     if published_ablation:
         header = ["SBN", "MCM"] + [f"{d} {name}" for d in ("mosi", "mosei") for name, _ in PAPER_COLUMNS["mosi"]]
         lines = [[_tex("✓" if s else "-"), _tex("✓" if m else "-")] + list(vals["mosi"]) + list(vals["mosei"])
                  for (s, m), vals in PUBLISHED_ABLATION]
-        parts.append(_latex_table(f"Published by the seed paper ({ABLATION_SOURCE}); not our runs.", header, lines))
+        parts.append(_latex_table(f"{_published_ablation_title()}.", header, lines))
     return "\n\n".join(parts) + "\n"
 
 
