@@ -570,6 +570,22 @@ def test_sweep_and_table_command_errors_are_one_line(tmp_path, capsys, argv, cod
     assert not (tmp_path / "o").exists()
 
 
+def test_a_c_key_of_some_models_of_the_sweep_says_where_such_a_key_goes(tmp_path, capsys):
+    """`-m tfn atsuko -c use_sbn=false`: refused (-c sets every model, and tfn has no use_sbn), in a line that named
+    only tfn's keys, not where a key of atsuko alone is given. A key no model has keeps the refusal alone."""
+    argv = ["sweep", "-m", "tfn", "atsuko", "-d", "mosi", "--synthetic", "--dry-run", "--out", str(tmp_path / "o")]
+    got, lines = _main([*argv, "-c", "use_sbn=false"], capsys)
+    assert got == 2 and len(lines) == 1, lines
+    assert lines[0].endswith("command-line override -c: unknown config key 'use_sbn'; tfn's keys are the common: "
+                             "block of configs/tfn.yaml and the defaults of configs/datasets.yaml; -c sets a key for "
+                             "every model of the sweep, and use_sbn is a key of atsuko only: a key for some models "
+                             "goes in a sweep file's per-experiment config: (an experiment of models: [atsuko] with "
+                             "config: {use_sbn: ...}; docs/sweeps.md)"), lines
+    got, lines = _main([*argv, "-c", "no_such_key=1"], capsys)
+    assert got == 2 and len(lines) == 1 and "-c sets a key" not in lines[0] and "no_such_key" in lines[0], lines
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_sweep_file_that_is_a_folder_or_binary_is_one_line(tmp_path, capsys):
     """`run.py sweep configs/sweeps` (a folder) and a binary file were tracebacks from open() and the decoder."""
     (tmp_path / "binary.yaml").write_bytes(bytes(range(200, 256)) * 4)
