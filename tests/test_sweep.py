@@ -586,6 +586,20 @@ def test_a_c_key_of_some_models_of_the_sweep_says_where_such_a_key_goes(tmp_path
     assert not (tmp_path / "o").exists()
 
 
+def test_more_jobs_than_runs_or_cores_is_said_in_one_line():
+    """`--jobs 8` with 2 runs, or 8 runs on 2 cores, printed `8 worker processes` and nothing else, as if 8 runs
+    trained side by side at full speed."""
+    from mmsa_atsuko.sweep.local import LocalBackend
+    cpu = LocalBackend(8, "cpu", threads=1)
+    assert cpu.jobs_note(2, cores=16) == ("--jobs 8: 2 run(s) to do, so 2 of the 8 worker processes train and "
+                                          "the rest wait idle; --jobs 2 does the same")
+    assert cpu.jobs_note(8, cores=2) == ("--jobs 8 on 2 CPU core(s): the 8 runs at once share them, each slower "
+                                         "than alone; --jobs 2 keeps one run per core")
+    assert LocalBackend(2, "cpu", threads=1).jobs_note(5, cores=2) == ""        # as many at once as cores
+    assert cpu.jobs_note(8, cores=8) == cpu.jobs_note(0, cores=2) == ""      # as asked; nothing to run
+    assert LocalBackend(1, "cpu").jobs_note(5, cores=2) == LocalBackend("auto", "cpu").jobs_note(1, cores=2) == ""
+
+
 def test_a_sweep_file_that_is_a_folder_or_binary_is_one_line(tmp_path, capsys):
     """`run.py sweep configs/sweeps` (a folder) and a binary file were tracebacks from open() and the decoder."""
     (tmp_path / "binary.yaml").write_bytes(bytes(range(200, 256)) * 4)

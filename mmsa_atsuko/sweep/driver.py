@@ -226,6 +226,8 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
                 raise missing_data_error(sweep_plan)
             echo(_plan_line(sweep_plan, retry_failed)
                  + f"{len(sweep_plan.todo)} to run{_cut_short(sweep_plan, out, resume)} ({backend.describe()})")
+            if note := getattr(backend, "jobs_note", lambda runs: "")(len(sweep_plan.todo)):
+                echo(note)                # Ray's backend has none: its runs are sized per run, not by a count
             summary = run_plan(sweep_plan, out, backend, echo)
         finally:
             backend.close()

@@ -76,6 +76,21 @@ class LocalBackend:
         threads = self.threads if self.jobs == 1 else self.worker_threads
         return f"local, {how}, {threads or 'default'} torch thread(s) per run, on {', '.join(self.devices)}"
 
+    def jobs_note(self, runs: int, cores: int | None = None) -> str:
+        """One line on a `--jobs N` that cannot run N at once as asked, or "": fewer runs to do than N (only as many
+        workers as runs get one), or, on the CPU, more runs at once than cores (`cores`: os.cpu_count()), which
+        share them. `describe` said `8 worker processes` either way, as if 8 trained side by side at full speed."""
+        if self.jobs in (1, "auto") or runs < 1:     # auto sizes itself by the runs and the cores (or GPU memory)
+            return ""
+        if runs < self.jobs:
+            return (f"--jobs {self.jobs}: {runs} run(s) to do, so {runs} of the {self.jobs} worker processes "
+                    f"train and the rest wait idle; --jobs {max(runs, 1)} does the same")
+        cores = cores or os.cpu_count() or 1
+        if not self.cuda and self.jobs > cores:
+            return (f"--jobs {self.jobs} on {cores} CPU core(s): the {self.jobs} runs at once share them, each "
+                    f"slower than alone; --jobs {cores} keeps one run per core")
+        return ""
+
     def _first_size(self, runs: int) -> int:
         if self.jobs != "auto":
             return self.jobs
