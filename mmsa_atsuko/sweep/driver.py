@@ -15,20 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..code_version import git_commit
-from ..data.conditions import check_model_allows, condition_of
+from ..data.conditions import condition_of
 from ..data.synthetic_stress import STANDARD, recipe_kind_of
-from ..config import load_config, parse_overrides
-from ..errors import ToolkitError, UsageError
+from ..errors import ToolkitError
 from ..model_names import check_model_names
 from ..results import (LOOK_WAIT_S, SWEEP_LOCK, append_or_keep, check_no_run_py, check_output_folder, config_labels,
                        headline_metric, identity, recover, unopenable_note)
 from ..lock_files import shared_mode
 from ..run_folders import check_save_checkpoint, resume_points, take
 from ..training.hardware import check_cuda_determinism, check_precision
-from ..training.trainer_config import resolve_config
 from .local import LocalBackend
 from .plan import Plan, data_to_read, missing_data, missing_data_error, plan, release
-from .sweep_file import expand
+from .sweep_file import check_settings, expand
 
 
 @dataclass
@@ -149,30 +147,6 @@ def _config_labels(runs: list) -> dict[int, str]:
     return named
 
 
-def _declares(model: str, dataset: str, preset, key: str) -> bool:
-    """Whether `key` is a config key of `model` (its resolved config holds every key it declares)."""
-    try:
-        return key in load_config(model, dataset, preset=preset)
-    except ToolkitError:
-        return False
-
-
-def _some_models_key_hint(setting, expanded, cli_config) -> str:
-    """What the refusal of a `-c` key that `setting`'s model lacks adds where other models of the sweep have it
-    (`-m tfn atsuko -c use_sbn=false`): -c sets every model, so such a key goes in a sweep file's per-experiment
-    `config:`; "" for a key no model of the sweep has (a typo, whose closest keys the refusal names)."""
-    for key, *_ in parse_overrides(cli_config or ()):
-        if _declares(setting.model, setting.dataset, setting.preset, key):
-            continue
-        others = sorted({s.model for _, s, _ in expanded if s.model != setting.model
-                         and _declares(s.model, s.dataset, s.preset, key)})
-        if others:
-            return (f"; -c sets a key for every model of the sweep, and {key} is a key of {', '.join(others)} only: "
-                    f"a key for some models goes in a sweep file's per-experiment config: (an experiment of models: "
-                    f"[{', '.join(others)}] with config: {{{key}: ...}}; docs/sweeps.md)")
-    return ""
-
-
 def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backend=None, echo=print,
           save_checkpoint="best", precision="fp32", deterministic=True, label=None, tune_trial=None,
           resume=None, **lists) -> Summary | Plan:
@@ -200,13 +174,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     # Planning reads every setting's data (and, the first time in a cache folder, writes synthetic data and its
     # tiny BERT) while the workers start: 6-26 s on a busy 2-core CPU that were silent before the plan line.
     # Nothing before this line imports torch (2-4 s of a cold start; tests/test_lazy_imports.py).
-    for _, setting, _ in expanded:     # a bad value stops the sweep before its planning line (no torch)
-        try:
-            resolve_config(setting.model, setting.dataset, preset=setting.preset, overrides=setting.overrides,
-                           max_epochs=setting.max_epochs)
-        except UsageError as e:
-            raise UsageError(f"{e}{_some_models_key_hint(setting, expanded, lists.get('config'))}") from None
-        check_model_allows(setting.model, setting.condition)
+    check_settings(expanded, lists.get("config"))     # a bad value stops the sweep before its planning line
     echo(_planning_line(expanded))
     backend = backend() if callable(backend) else backend or LocalBackend()     # its maker may import torch
     if dry_run:

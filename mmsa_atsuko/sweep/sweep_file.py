@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import dataset_facts, load_config, parse_overrides, read_yaml
-from ..data.conditions import OPTIONS, PLAIN, Condition, conditions
+from ..data.conditions import OPTIONS, PLAIN, Condition, check_model_allows, conditions
 from ..data.synthetic_stress import check_data_options, check_recipe
-from ..errors import UsageError
+from ..errors import ToolkitError, UsageError
 from ..training.seed import DEFAULT_SEEDS, check_seeds
-from ..training.trainer_config import check_trainer_config
+from ..training.trainer_config import check_trainer_config, resolve_config
 
 CONDITION_KEYS = {"missing_rate", "drop_modality", "modalities"}    # protocol axes (data.conditions)
 TOP_KEYS = {"description", "seeds", "synthetic", "synthetic_size", "synthetic_recipe", "preset", "max_epochs", "config",
@@ -213,3 +213,40 @@ def _conditions(exp: dict, top: dict, where: str, missing_rates, drop_modality, 
         return conditions(rates, drops, subsets, names)
     except UsageError as e:
         raise UsageError(f"{where}: {e}" if names != OPTIONS else str(e)) from None
+
+
+def check_settings(expanded, cli_config) -> None:
+    """Every setting's config (`resolve_config`) and protocol condition, checked before the planning line and
+    without torch: the first bad one is one UsageError line; a `-c` key that only some of the sweep's models have
+    says where such a key goes."""
+    for _, setting, _ in expanded:
+        try:
+            resolve_config(setting.model, setting.dataset, preset=setting.preset, overrides=setting.overrides,
+                           max_epochs=setting.max_epochs)
+        except UsageError as e:
+            raise UsageError(f"{e}{_some_models_key_hint(setting, expanded, cli_config)}") from None
+        check_model_allows(setting.model, setting.condition)
+
+
+def _declares(model: str, dataset: str, preset, key: str) -> bool:
+    """Whether `key` is a config key of `model` (its resolved config holds every key it declares)."""
+    try:
+        return key in load_config(model, dataset, preset=preset)
+    except ToolkitError:
+        return False
+
+
+def _some_models_key_hint(setting, expanded, cli_config) -> str:
+    """What the refusal of a `-c` key that `setting`'s model lacks adds where other models of the sweep have it
+    (`-m tfn atsuko -c use_sbn=false`): -c sets every model, so such a key goes in a sweep file's per-experiment
+    `config:`; "" for a key no model of the sweep has (a typo, whose closest keys the refusal names)."""
+    for key, *_ in parse_overrides(cli_config or ()):
+        if _declares(setting.model, setting.dataset, setting.preset, key):
+            continue
+        others = sorted({s.model for _, s, _ in expanded if s.model != setting.model
+                         and _declares(s.model, s.dataset, s.preset, key)})
+        if others:
+            return (f"; -c sets a key for every model of the sweep, and {key} is a key of {', '.join(others)} only: "
+                    f"a key for some models goes in a sweep file's per-experiment config: (an experiment of models: "
+                    f"[{', '.join(others)}] with config: {{{key}: ...}}; docs/sweeps.md)")
+    return ""
