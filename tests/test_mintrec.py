@@ -486,11 +486,15 @@ def test_cli_tfn_on_small_synthetic_mintrec(tmp_path, capsys):
     for key in ("acc", "f1", "precision", "recall"):
         assert again[key] == pytest.approx(record["metrics"][key], abs=1e-9)
     header = (out / "normal" / "mintrec-synthetic.csv").read_text().splitlines()[0]
-    assert header == ("Model,acc,f1,precision,recall,Loss,"
-                      "aligned,condition,model_selection,config_hash,seeds,run_ids,data,code")
+    assert header == ("Model,acc,f1,precision,recall,Loss,aligned,condition,model_selection,config_hash,seeds,"
+                      "run_ids,data,code,run_preset,run_precision,run_kernels,run_device")
     row = (out / "normal" / "mintrec-synthetic.csv").read_text().splitlines()[1]
+    # the metric `precision` keeps its cell: a trace column named `precision` once wrote "fp32" over it
+    cells = next(csv.reader([row]))
+    mean, std = map(float, cells[3].strip("()").split(","))
+    assert abs(mean - 100 * record["metrics"]["precision"]) < 0.01 and std == 0.0
     assert row.endswith(f",False,,valid f1,{record['config_hash']},1111,{record['run_id']},{record['data']},"
-                        f"{code_version(record)}")
+                        f"{code_version(record)},small,fp32,deterministic,cpu")
 
 
 def test_cli_regression_only_model_fails_with_one_line(tmp_path, capsys):

@@ -14,8 +14,8 @@ from mmsa_atsuko.results import append_mmsa_csv
 MOSI = ["Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5", "Mult_acc_7", "MAE", "Corr",
         "Loss"]                          # thuiar/MMSA's regression trainers' keys on MOSI, then the trainer's Loss
 SIMS = ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr", "Loss"]
-TRACE = ["aligned", "condition", "model_selection", "config_hash", "seeds", "run_ids", "data", "code", "preset",
-         "precision", "kernels", "device"]
+TRACE = ["aligned", "condition", "model_selection", "config_hash", "seeds", "run_ids", "data", "code", "run_preset",
+         "run_precision", "run_kernels", "run_device"]
 HOW = ["", "fp32", "deterministic", "cpu"]      # record()'s: the full config, fp32, deterministic kernels, the CPU
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 UNALIGNED, ALIGNED = "synthetic:mosi-small-unaligned-seed0-v2", "synthetic:mosi-small-aligned-seed0-v2"
@@ -132,7 +132,7 @@ def test_a_file_with_other_columns_is_one_line_and_left_as_it_was(tmp_path, head
     mine = tmp_path / "normal" / "mosi-synthetic.csv"
     mine.write_text(header + "\nmine,1\n")
     with pytest.raises(DataError, match=rf"mosi-synthetic.csv has columns {header}, not MMSA's Model,Has0_acc_2,.*,"
-                                        r"Loss \(with or without aligned,condition,.*,device after them\): its row "
+                                        r"Loss \(with or without aligned,condition,.*,run_device after them\): its row "
                                         r"for tfn was not written \(the runs are recorded in runs.jsonl\)"):
         append_mmsa_csv(tmp_path, [record(1111, 0.5)])
     assert mine.read_text() == header + "\nmine,1\n"
@@ -149,7 +149,7 @@ def test_a_bf16_or_preset_row_says_so_beside_the_fp32_full_config_one(tmp_path):
              record(1113, 0.6, precision="bf16", deterministic=False, device="cuda")]
     for group in (fp32, bf16, small, mixed):
         path = append_mmsa_csv(tmp_path, group)
-    assert [r[-4:] for r in rows(path)] == [["preset", "precision", "kernels", "device"], HOW,
+    assert [r[-4:] for r in rows(path)] == [["run_preset", "run_precision", "run_kernels", "run_device"], HOW,
                                             ["", "bf16", "nondeterministic", "cuda"], ["small", *HOW[1:]],
                                             ["2 none, 1 small", "2 bf16, 1 fp32",
                                              "2 deterministic, 1 nondeterministic", "2 cpu, 1 cuda"]]
@@ -169,7 +169,7 @@ def test_a_file_of_the_earlier_trace_columns_keeps_them_and_says_so(tmp_path):
                           [*TFN, "False", "", "valid Loss, valid_loss: exact", "aaaa", "1111 1112",
                            "tfn-mosi-s1111-aaaa tfn-mosi-s1112-aaaa", UNALIGNED, "0123456789"]]
     assert said == [f"{path} has the trace columns of an earlier version: this call's rows there (tfn first) go in "
-                    f"without preset,precision,kernels,device (runs.jsonl has them); move the file away for rows "
+                    f"without run_preset,run_precision,run_kernels,run_device (runs.jsonl has them); move the file away for rows "
                     f"that say how their seeds ran"]
 
 
@@ -260,3 +260,12 @@ def test_a_file_at_the_csvs_name_that_is_no_csv_of_ours_is_one_line_and_left_as_
     assert str(err.value).startswith(f"{path} {expected}") and "\n" not in str(err.value)
     after = path.stat()
     assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def test_no_trace_column_is_named_as_a_metric_column_of_any_dataset():
+    """A row is a dict of MMSA's cells and the trace's: MIntRec's metric `precision` and a trace column `precision`
+    were one key, and the row's precision cell read "fp32"."""
+    from mmsa_atsuko.config import datasets_table
+    from mmsa_atsuko.results.mmsa_csv import TRACE_COLUMNS, mmsa_columns
+    for dataset in datasets_table():
+        assert not set(TRACE_COLUMNS) & set(mmsa_columns(dataset)), dataset

@@ -97,7 +97,8 @@ def data_name_suffix(kind: str, data_id) -> str:
 # device (`how_ran_cell`). Without these a `--precision bf16` row was the fp32 row's twin. They come last, so a file
 # of the columns before them (`EARLIER_TRACE_COLUMNS`) keeps its header, as an MMSA-only file does.
 EARLIER_TRACE_COLUMNS = ("aligned", "condition", "model_selection", "config_hash", "seeds", "run_ids", "data", "code")
-TRACE_COLUMNS = (*EARLIER_TRACE_COLUMNS, "preset", "precision", "kernels", "device")
+# run_*, as the leaderboard CSV names them: MIntRec has a metric column `precision`, which a bare name replaced.
+TRACE_COLUMNS = (*EARLIER_TRACE_COLUMNS, "run_preset", "run_precision", "run_kernels", "run_device")
 
 
 # A row is a model's seeds on one setting, about 1 KB with its trace: 64 MiB (runs.jsonl's bound) is tens of
@@ -132,9 +133,9 @@ def mmsa_row(records: list[dict]) -> dict:
         "config_hash": " ".join(sorted({r["config_hash"] for r in records})),
         "seeds": " ".join(str(r["seed"]) for r in records), "run_ids": " ".join(r["run_id"] for r in records),
         "data": " ".join(sorted({r["data"] for r in records})), "code": code_versions(records),
-        "preset": how_ran_cell([r.get("preset") or "" for r in records]),
-        "precision": how_ran_cell(map(precision_of, records)), "kernels": how_ran_cell(map(kernels_of, records)),
-        "device": how_ran_cell(map(device_of, records))}
+        "run_preset": how_ran_cell([r.get("preset") or "" for r in records]),
+        "run_precision": how_ran_cell(map(precision_of, records)),
+        "run_kernels": how_ran_cell(map(kernels_of, records)), "run_device": how_ran_cell(map(device_of, records))}
 
 
 def how_ran_cell(values) -> str:
