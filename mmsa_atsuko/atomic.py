@@ -54,8 +54,8 @@ def sparse_problem(fd: int, size: int) -> str | None:
         os.lseek(fd, position, os.SEEK_SET)
     if holes >= HOLE_FLOOR and 2 * holes > size:
         return (f"a sparse file: at least {holes:,} of its {size:,} bytes are holes of {HOLE_FLOOR >> 20} MiB or "
-                f"more, never written and read as zeros, which no feature file or checkpoint has; give the file as "
-                f"it was downloaded or written")
+                f"more, read as zeros (never written, or punched out by a sparse copy), which no feature file or "
+                f"checkpoint has; give the file as it was downloaded or written (`cp --sparse=never` fills holes)")
     return None
 
 

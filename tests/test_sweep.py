@@ -593,8 +593,12 @@ def test_more_jobs_than_runs_or_cores_is_said_in_one_line():
     cpu = LocalBackend(8, "cpu", threads=1)
     assert cpu.jobs_note(2, cores=16) == ("--jobs 8: 2 run(s) to do, so 2 of the 8 worker processes train and "
                                           "the rest wait idle; --jobs 2 does the same")
-    assert cpu.jobs_note(8, cores=2) == ("--jobs 8 on 2 CPU core(s): the 8 runs at once share them, each slower "
-                                         "than alone; --jobs 2 keeps one run per core")
+    assert cpu.jobs_note(8, cores=2) == ("--jobs 8: the 8 runs at once share 2 CPU core(s), each slower than "
+                                         "alone; --jobs 2 keeps one run per core")
+    # fewer runs than jobs and more runs than cores: one advice (the first said --jobs 4, which met the second)
+    assert cpu.jobs_note(4, cores=2) == ("--jobs 8: 4 run(s) to do, so 4 of the 8 worker processes train and the "
+                                         "rest wait idle, and the 4 at once share 2 CPU core(s), each slower than "
+                                         "alone; --jobs 2 keeps one run per core")
     assert LocalBackend(2, "cpu", threads=1).jobs_note(5, cores=2) == ""        # as many at once as cores
     assert cpu.jobs_note(8, cores=8) == cpu.jobs_note(0, cores=2) == ""      # as asked; nothing to run
     assert LocalBackend(1, "cpu").jobs_note(5, cores=2) == LocalBackend("auto", "cpu").jobs_note(1, cores=2) == ""

@@ -82,14 +82,14 @@ class LocalBackend:
         share them. `describe` said `8 worker processes` either way, as if 8 trained side by side at full speed."""
         if self.jobs in (1, "auto") or runs < 1:     # auto sizes itself by the runs and the cores (or GPU memory)
             return ""
+        cores, at_once = cores or os.cpu_count() or 1, min(runs, self.jobs)
+        crowded = not self.cuda and at_once > cores      # one advice for both: following the first met the second
+        share = f"share {cores} CPU core(s), each slower than alone; --jobs {cores} keeps one run per core"
         if runs < self.jobs:
-            return (f"--jobs {self.jobs}: {runs} run(s) to do, so {runs} of the {self.jobs} worker processes "
-                    f"train and the rest wait idle; --jobs {max(runs, 1)} does the same")
-        cores = cores or os.cpu_count() or 1
-        if not self.cuda and self.jobs > cores:
-            return (f"--jobs {self.jobs} on {cores} CPU core(s): the {self.jobs} runs at once share them, each "
-                    f"slower than alone; --jobs {cores} keeps one run per core")
-        return ""
+            return (f"--jobs {self.jobs}: {runs} run(s) to do, so {runs} of the {self.jobs} worker processes train "
+                    f"and the rest wait idle" + (f", and the {at_once} at once {share}" if crowded
+                                                 else f"; --jobs {runs} does the same"))
+        return f"--jobs {self.jobs}: the {self.jobs} runs at once {share}" if crowded else ""
 
     def _first_size(self, runs: int) -> int:
         if self.jobs != "auto":
