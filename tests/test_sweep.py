@@ -1092,3 +1092,44 @@ def test_the_planning_line_says_when_the_synthetic_data_is_cached(tmp_path, monk
               seeds=[1], **SMALL)
         assert lines[0] == head + said
     assert list((tmp_path / "cache" / "synthetic").iterdir())           # the data went where the line looked
+
+
+def test_a_dry_run_lists_every_setting_that_cannot_train_and_the_sweep_refuses_naming_how_many(tmp_path, capsys):
+    """`sweep FILE --dry-run` stopped at the first setting that cannot train (here grad_accum_rule mmsa with more
+    grad_accum than small synthetic MOSI's 6 train batches: no parameter would ever change) and named only it. A dry
+    run lists each (model, data, experiment, why) and exits 2; the sweep refuses in one line, before any run folder,
+    saying how many."""
+    from mmsa_atsuko.cli import main
+    f = write(tmp_path / "s.yaml", """
+synthetic: true
+preset: small
+max_epochs: 1
+seeds: [1]
+experiments:
+  - {name: fine, models: [tfn], datasets: [mosi]}
+  - {name: never steps, models: [tfn, lmf], datasets: [mosi], config: {grad_accum_rule: mmsa, grad_accum: 7}}
+  - {name: one sample left, models: [tfn], datasets: [mosi], config: {batch_size: 95}}
+""")
+    out = tmp_path / "o"
+    code = main(["sweep", str(f), "--dry-run", "--out", str(out)])
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert code == 2 and captured.err.strip() == ("error: 3 setting(s) of this sweep cannot train (listed above); "
+                                                  "nothing would run"), captured.err
+    assert lines[1].startswith("sweep: 1 run (1 setting of") and lines[1].endswith("1 would run:"), lines
+    assert lines[2].startswith("  tfn mosi seed 1") and lines[2].endswith("[fine]"), lines
+    assert lines[3] == "3 setting(s) cannot train, so the sweep would run nothing:"
+    assert lines[4].startswith("  tfn mosi [never steps]: grad_accum_rule mmsa drops each epoch's last partial group")
+    assert "the train split's 96 samples make 6 batch(es) of 16, fewer than grad_accum 7" in lines[4]
+    assert lines[5].startswith("  lmf mosi [never steps]: grad_accum_rule mmsa drops"), lines
+    assert lines[6].startswith("  tfn mosi [one sample left]: the train split has 96 samples, so batch_size 95"), lines
+    assert len(lines) == 7 and not out.exists()
+    code, err = _main(["sweep", str(f), "--out", str(out)], capsys)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: nothing ran: 3 settings of this sweep cannot train: tfn mosi [never steps]: "
+                             "grad_accum_rule mmsa drops"), err
+    assert "; lmf mosi [never steps]: " in err[0] and "; tfn mosi [one sample left]: " in err[0], err
+    assert not (out / "runs").exists() and not store_lines(out)
+    from mmsa_atsuko.sweep.plan import plan, unfit_error
+    assert str(unfit_error(plan(expand(f), out), shown=1)).endswith(
+        "; and 2 more (run.py sweep ... --dry-run lists every one)")

@@ -25,7 +25,7 @@ from ..lock_files import shared_mode
 from ..run_folders import check_save_checkpoint, resume_points, take
 from ..training.hardware import check_cuda_determinism, check_precision
 from .local import LocalBackend
-from .plan import Plan, data_to_read, missing_data, missing_data_error, plan, release
+from .plan import Plan, data_to_read, dry_run_notes, missing_data_error, plan, release, unfit_error
 from .sweep_file import check_settings, expand
 
 
@@ -190,8 +190,8 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
                               precision=precision, deterministic=deterministic)
             for run in sweep_plan.todo:
                 run.label, run.tune_trial, run.resume, run.reruns_failed = label, tune_trial, resume, retry_failed
-            if sweep_plan.missing:
-                raise missing_data_error(sweep_plan)
+            if sweep_plan.unfit or sweep_plan.missing:     # a setting that cannot train is the command's to fix
+                raise unfit_error(sweep_plan) if sweep_plan.unfit else missing_data_error(sweep_plan)
             echo(_plan_line(sweep_plan, retry_failed)
                  + f"{len(sweep_plan.todo)} to run{_cut_short(sweep_plan, out, resume)} ({backend.describe()})")
             if note := getattr(backend, "jobs_note", lambda runs: "")(len(sweep_plan.todo)):
@@ -207,15 +207,17 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
 
 
 def _dry_run(expanded, out, retry_failed, resume, echo) -> Plan:
-    """Says what the sweep would do, and succeeds: missing data is what a dry run is asked to find, so it is
-    named in a line of the plan (the sweep itself stops on it, `missing_data_error`), not raised."""
+    """Says what the sweep would do: missing data in a line of the plan, not raised (the sweep stops on it), and
+    every setting that cannot train, each in a line, then refused (UsageError, exit 2) as the sweep refuses them."""
     sweep_plan = plan(expanded, out, retry_failed=retry_failed)
     echo(_plan_line(sweep_plan, retry_failed)
          + f"{len(sweep_plan.todo)} would run{_cut_short(sweep_plan, out, resume)}" + (":" if sweep_plan.todo else ""))
     for run in sweep_plan.todo:
         echo(f"  {run.describe():<38} config {run.config_hash}  data {run.data_id}  [{run.experiment}]")
-    if sweep_plan.missing:
-        echo(f"the sweep would stop before its first run: {missing_data(sweep_plan)}")
+    for line in dry_run_notes(sweep_plan):
+        echo(line)
+    if sweep_plan.unfit:
+        raise unfit_error(sweep_plan, listed=True)
     return sweep_plan
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import config_hash
+from ..data.conditions import label_suffix
 from ..errors import DataError, MissingDataError, UsageError
 from ..results import (apart_from_request, latest_by_identity, read_records, recorded_ok, run_identity,
                        run_phrase)
@@ -79,6 +80,9 @@ class Plan:
     # a run's identity either): how many, and each file changed, new or gone since -> which of the three.
     other_code: int = 0
     code_changes: dict[str, str] = field(default_factory=dict)
+    # Settings that cannot train (`prepare_job`'s UsageError: a last batch of one, an accumulation that never steps):
+    # (experiment, setting, why), each once. Planning goes on past them, so a dry run lists every one.
+    unfit: list[tuple[str, Setting, str]] = field(default_factory=list)
 
 
 # Prepared jobs, grouped by data file. A process leaving one data file for another drops the
@@ -135,13 +139,16 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
     if not expanded:
         raise UsageError("nothing to run")
     order = {key: i for i, key in enumerate(dict.fromkeys(s.data_key() for _, s, _ in expanded))}
-    runs, seen, missing = [], set(), {}
+    runs, seen, missing, unfit = [], set(), {}, {}
     for name, setting, seeds in sorted(expanded, key=lambda e: order[e[1].data_key()]):
         try:
             job = prepare(setting, keep_others=keep_data)
         except MissingDataError as error:
             # Go on, so that one report names every file the sweep needs and lacks.
             missing.setdefault((error.what, error.path), set()).update((setting.cache_key(), s) for s in seeds)
+            continue
+        except UsageError as error:
+            unfit.setdefault(setting.cache_key(), (name, setting, str(error)))
             continue
         chash, data_id = config_hash(job.config), job.data.spec.source
         for seed in seeds:
@@ -176,7 +183,7 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
             retried += status is not None
             todo.append(run)
     return Plan(runs, todo, done, failed_skipped, retried, missing, other_precision, other_kernels, other_code,
-                code_changes)
+                code_changes, list(unfit.values()))
 
 
 def missing_data(sweep_plan: Plan) -> str:
@@ -190,3 +197,36 @@ def missing_data(sweep_plan: Plan) -> str:
 def missing_data_error(sweep_plan: Plan) -> DataError:
     """What stops a sweep (not a dry run) that misses data, before any run starts."""
     return DataError(f"nothing ran: {missing_data(sweep_plan)}")
+
+
+def dry_run_notes(sweep_plan: Plan) -> list[str]:
+    """What a dry run says after its runs: the missing data, which would stop the sweep, and every setting that cannot
+    train (`unfit_lines`), after a line that says how many."""
+    lines = [f"the sweep would stop before its first run: {missing_data(sweep_plan)}"] if sweep_plan.missing else []
+    if sweep_plan.unfit:
+        lines.append(f"{len(sweep_plan.unfit)} setting(s) cannot train, so the sweep would run nothing:")
+    return lines + unfit_lines(sweep_plan)
+
+
+def unfit_lines(sweep_plan: Plan) -> list[str]:
+    """One line per setting of the plan that cannot train: its model, data and experiment, and why."""
+    lines = []
+    for experiment, s, why in sweep_plan.unfit:
+        # check_accumulation's line begins with the model on the dataset, which the line has named already
+        why = why.removeprefix(f"{s.model} on {s.dataset}: ")
+        lines.append(f"  {s.model} {s.dataset}{' aligned' if s.aligned else ''}{label_suffix(s.condition.key())} "
+                     f"[{experiment}]: {why}")
+    return lines
+
+
+def unfit_error(sweep_plan: Plan, shown: int = 3, listed: bool = False) -> UsageError:
+    """What stops a sweep with settings that cannot train, before any run starts: one setting's own line, as
+    `run.py` says it in process; of several, how many and the first `shown`. A dry run has `listed` them all."""
+    n = len(sweep_plan.unfit)
+    if listed:
+        return UsageError(f"{n} setting(s) of this sweep cannot train (listed above); nothing would run")
+    if n == 1:
+        return UsageError(sweep_plan.unfit[0][2])
+    first = "; ".join(line.strip() for line in unfit_lines(sweep_plan)[:shown])
+    more = f"; and {n - shown} more (run.py sweep ... --dry-run lists every one)" if n > shown else ""
+    return UsageError(f"nothing ran: {n} settings of this sweep cannot train: {first}{more}")
