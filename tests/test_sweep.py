@@ -588,20 +588,65 @@ def test_a_c_key_of_some_models_of_the_sweep_says_where_such_a_key_goes(tmp_path
 
 def test_more_jobs_than_runs_or_cores_is_said_in_one_line():
     """`--jobs 8` with 2 runs, or 8 runs on 2 cores, printed `8 worker processes` and nothing else, as if 8 runs
-    trained side by side at full speed."""
+    trained side by side at full speed. With fewer runs than N only as many workers start, and the plan line's
+    description says so; the line after it is left to runs at once that share fewer cores."""
     from mmsa_atsuko.sweep.local import LocalBackend
     cpu = LocalBackend(8, "cpu", threads=1)
-    assert cpu.jobs_note(2, cores=16) == ("--jobs 8: 2 run(s) to do, so 2 of the 8 worker processes train and "
-                                          "the rest wait idle; --jobs 2 does the same")
+    assert cpu.describe(2).startswith("local, 2 worker processes (as many as the runs to do; --jobs 8), 1 torch ")
+    assert cpu.describe(1).startswith("local, 1 worker process (as many")
+    assert cpu.describe(8).startswith("local, 8 worker processes, ") and cpu.describe() == cpu.describe(9)
+    assert cpu.jobs_note(2, cores=16) == ""        # the description said it: 2 workers start
     assert cpu.jobs_note(8, cores=2) == ("--jobs 8: the 8 runs at once share 2 CPU core(s), each slower than "
                                          "alone; --jobs 2 keeps one run per core")
-    # fewer runs than jobs and more runs than cores: one advice (the first said --jobs 4, which met the second)
-    assert cpu.jobs_note(4, cores=2) == ("--jobs 8: 4 run(s) to do, so 4 of the 8 worker processes train and the "
-                                         "rest wait idle, and the 4 at once share 2 CPU core(s), each slower than "
+    assert cpu.jobs_note(4, cores=2) == ("--jobs 8: the 4 runs at once share 2 CPU core(s), each slower than "
                                          "alone; --jobs 2 keeps one run per core")
     assert LocalBackend(2, "cpu", threads=1).jobs_note(5, cores=2) == ""        # as many at once as cores
     assert cpu.jobs_note(8, cores=8) == cpu.jobs_note(0, cores=2) == ""      # as asked; nothing to run
     assert LocalBackend(1, "cpu").jobs_note(5, cores=2) == LocalBackend("auto", "cpu").jobs_note(1, cores=2) == ""
+
+
+class _ThreadWorker:
+    """`local._Worker` serving its tasks in a thread of this process (`local._serve`, the real `execute`): the test
+    counts the workers the backend starts, each of which, a spawned process, costs seconds of start-up."""
+    started: list = []
+
+    def __init__(self, ctx, index, device, threads, forced):
+        import multiprocessing
+        import threading
+
+        from mmsa_atsuko.sweep.execute import execute
+        from mmsa_atsuko.sweep.local import _serve
+        self.index, self.device, self.task, self.since = index, device, None, time.time()
+        self.conn, child = multiprocessing.Pipe()
+        self.thread = threading.Thread(target=_serve, args=(child, device, execute), daemon=True)
+        self.thread.start()
+        _ThreadWorker.started.append(index)
+
+    def give(self, task):
+        self.task, self.since = task, time.time()
+        self.conn.send(task)
+
+    def stop(self):
+        self.conn.send(None)
+        self.thread.join()
+        self.conn.close()
+
+
+def test_jobs_n_starts_no_more_workers_than_runs_to_do(tmp_path, monkeypatch):
+    """`--jobs 4` with 2 runs to do started 4 worker processes, 2 of which waited idle; and a sweep started again
+    with 1 run left of 3 started 4 as well. Now min(N, runs to do) start."""
+    monkeypatch.setattr("mmsa_atsuko.sweep.local._Worker", _ThreadWorker)
+    monkeypatch.setattr(_ThreadWorker, "started", [])
+    lists = dict(models=["tfn"], datasets=["mosi"], synthetic=True, preset="small", max_epochs=1)
+    lines = []
+    summary = sweep(None, out=tmp_path, backend=LocalBackend(4, "cpu", threads=1), echo=lines.append, seeds=[1, 2],
+                    **lists)
+    assert len(_ThreadWorker.started) == 2 and [r["status"] for r in summary.records] == ["ok", "ok"], lines
+    assert "2 to run (local, 2 worker processes (as many as the runs to do; --jobs 4), " in lines[1], lines
+    _ThreadWorker.started.clear()
+    summary = sweep(None, out=tmp_path, backend=LocalBackend(4, "cpu", threads=1), echo=lines.append,
+                    seeds=[1, 2, 3], **lists)
+    assert len(_ThreadWorker.started) == 1 and [r["seed"] for r in summary.records] == [3]
 
 
 def test_a_sweep_file_that_is_a_folder_or_binary_is_one_line(tmp_path, capsys):

@@ -25,7 +25,7 @@ from ..lock_files import shared_mode
 from ..run_folders import check_save_checkpoint, resume_points, take
 from ..training.hardware import check_cuda_determinism, check_precision
 from .local import LocalBackend
-from .plan import Plan, data_to_read, dry_run_notes, missing_data_error, plan, release, unfit_error
+from .plan import Plan, data_to_read, dry_run_notes, likely_todo, missing_data_error, plan, release, unfit_error
 from .sweep_file import check_settings, expand
 
 
@@ -184,7 +184,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     with SweepLock(out):
         for kept in recover(out):      # records an earlier call could not append (results.append_or_keep)
             echo(f"recovered the record of run {kept['run_id']} into {Path(out) / 'runs.jsonl'}")
-        backend.start(len(expanded))     # at most this many runs: --jobs auto starts no more workers
+        backend.start(likely_todo(expanded, out, retry_failed))     # no more workers than runs to do
         try:
             sweep_plan = plan(expanded, out, retry_failed=retry_failed, checkpoint=save_checkpoint, keep_data=here,
                               precision=precision, deterministic=deterministic)
@@ -192,9 +192,10 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
                 run.label, run.tune_trial, run.resume, run.reruns_failed = label, tune_trial, resume, retry_failed
             if sweep_plan.unfit or sweep_plan.missing:     # a setting that cannot train is the command's to fix
                 raise unfit_error(sweep_plan) if sweep_plan.unfit else missing_data_error(sweep_plan)
+            todo = len(sweep_plan.todo)
             echo(_plan_line(sweep_plan, retry_failed)
-                 + f"{len(sweep_plan.todo)} to run{_cut_short(sweep_plan, out, resume)} ({backend.describe()})")
-            if note := getattr(backend, "jobs_note", lambda runs: "")(len(sweep_plan.todo)):
+                 + f"{todo} to run{_cut_short(sweep_plan, out, resume)} ({backend.describe(todo)})")
+            if note := getattr(backend, "jobs_note", lambda runs: "")(todo):
                 echo(note)                # Ray's backend has none: its runs are sized per run, not by a count
             summary = run_plan(sweep_plan, out, backend, echo)
         finally:
@@ -207,8 +208,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
 
 
 def _dry_run(expanded, out, retry_failed, resume, echo) -> Plan:
-    """Says what the sweep would do: missing data in a line of the plan, not raised (the sweep stops on it), and
-    every setting that cannot train, each in a line, then refused (UsageError, exit 2) as the sweep refuses them."""
+    """What the sweep would do, missing data named, not raised; every setting that cannot train named, then refused."""
     sweep_plan = plan(expanded, out, retry_failed=retry_failed)
     echo(_plan_line(sweep_plan, retry_failed)
          + f"{len(sweep_plan.todo)} would run{_cut_short(sweep_plan, out, resume)}" + (":" if sweep_plan.todo else ""))

@@ -64,11 +64,14 @@ class LocalBackend:
         self.in_process = self.jobs == 1
         self.echo = echo
 
-    def describe(self) -> str:
+    def describe(self, runs: int | None = None) -> str:
+        """How the runs train; `runs`: how many are to do, where known (a `--jobs N` starts no more workers)."""
         if self.jobs == 1:
             how = "in process"
         elif self.jobs != "auto":
-            how = f"{self.jobs} worker processes"
+            workers = self.jobs if runs is None else min(self.jobs, runs)
+            how = (f"{workers} worker process{'' if workers == 1 else 'es'}"
+                   + (f" (as many as the runs to do; --jobs {self.jobs})" if workers < self.jobs else ""))
         elif self.cuda:
             how = "worker processes as many per device as its first run's peak memory allows (--jobs auto)"
         else:
@@ -77,23 +80,20 @@ class LocalBackend:
         return f"local, {how}, {threads or 'default'} torch thread(s) per run, on {', '.join(self.devices)}"
 
     def jobs_note(self, runs: int, cores: int | None = None) -> str:
-        """One line on a `--jobs N` that cannot run N at once as asked, or "": fewer runs to do than N (only as many
-        workers as runs get one), or, on the CPU, more runs at once than cores (`cores`: os.cpu_count()), which
-        share them. `describe` said `8 worker processes` either way, as if 8 trained side by side at full speed."""
-        if self.jobs in (1, "auto") or runs < 1:     # auto sizes itself by the runs and the cores (or GPU memory)
+        """One line on a `--jobs N` whose runs at once (N, or fewer where fewer are to do: `describe` says so) are
+        more than the CPU's cores (`cores`: os.cpu_count()), which they share, or "". `describe` said `8 worker
+        processes` alone, as if 8 trained side by side at full speed."""
+        if self.jobs in (1, "auto") or runs < 1 or self.cuda:    # auto sizes itself by the runs and the cores
             return ""
         cores, at_once = cores or os.cpu_count() or 1, min(runs, self.jobs)
-        crowded = not self.cuda and at_once > cores      # one advice for both: following the first met the second
-        share = f"share {cores} CPU core(s), each slower than alone; --jobs {cores} keeps one run per core"
-        if runs < self.jobs:
-            return (f"--jobs {self.jobs}: {runs} run(s) to do, so {runs} of the {self.jobs} worker processes train "
-                    f"and the rest wait idle" + (f", and the {at_once} at once {share}" if crowded
-                                                 else f"; --jobs {runs} does the same"))
-        return f"--jobs {self.jobs}: the {self.jobs} runs at once {share}" if crowded else ""
+        if at_once <= cores:
+            return ""
+        return (f"--jobs {self.jobs}: the {at_once} runs at once share {cores} CPU core(s), each slower than alone; "
+                f"--jobs {cores} keeps one run per core")
 
     def _first_size(self, runs: int) -> int:
         if self.jobs != "auto":
-            return self.jobs
+            return min(self.jobs, runs)       # a worker more than the runs would start (~3 s, memory) to wait idle
         if self.cuda:
             return min(runs, len(self.devices))        # one run per device first, to measure
         return cpu_jobs(self.worker_threads, runs)

@@ -41,7 +41,7 @@ class RayBackend:
         self.started_here = False
         self.pending = {}              # task ref -> (run, run_id), cancelled by close()
 
-    def describe(self) -> str:
+    def describe(self, runs: int | None = None) -> str:     # `runs`: as the local backend's, unused
         where = f"cluster at {self.address}" if self.address else "a local Ray instance"
         return f"ray, {where}, {self.cpus:g} CPU and {self.gpus:g} GPU per run"
 
