@@ -935,3 +935,31 @@ def test_compare_says_when_the_two_rows_ran_on_different_seeds(tmp_path, capsys)
     assert main(["compare", "-m", "tfn", "--against", "lmf", "--results", str(tmp_path)]) == 0
     assert "rows over different seeds" not in capsys.readouterr().out
     assert pd.read_csv(tmp_path / "comparison_tfn_mosi-synthetic.csv").seeds_note.isna().all()
+
+
+def test_rows_at_the_full_config_with_keys_set_apart_from_it_say_which_once(tmp_path):
+    """Runs made with `--max-epochs 1` or `-c learning_rate=...` at the full config (no --preset) sat beside the
+    published numbers with no word: the notes named the keys set apart only from a preset. One note per table names
+    them, the rows with nothing apart and the rows at a preset (said by the preset notes) not named."""
+    from mmsa_atsuko.config import load_config
+
+    def full(model, **changed):
+        config = json.loads(json.dumps(dict(load_config(model, "mosi")), default=str))
+        config.update(changed, pretrained="synthetic:tiny-bert")       # --synthetic's BERT is not named
+        return config
+
+    rows = [record("tfn", 1, {"MAE": 0.7}, config=full("tfn", max_epochs=1)),      # the better MAE, the first row
+            record("lmf", 1, {"MAE": 0.9}, config=full("lmf", learning_rate=0.01, max_epochs=1)),
+            record("misa", 1, {}, config=full("misa")),
+            {**record("mult", 1, {}, config=full("mult", max_epochs=1)), "preset": "small"}]
+    for r in rows:
+        append_record(tmp_path, r)
+
+    def notes():
+        return [line for line in leaderboard(tmp_path, fmt="md").splitlines() if "full config (" in line]
+
+    assert notes() == ["- set apart from each model's full config (configs/<model>.yaml): max_epochs=1 in tfn; "
+                       "learning_rate=0.01, max_epochs=1 in lmf"]
+    rows[1]["config"]["learning_rate"] = load_config("lmf", "mosi").learning_rate
+    (tmp_path / "runs.jsonl").write_text(json.dumps(rows[0]) + "\n" + json.dumps(rows[1]) + "\n")
+    assert notes() == ["- set apart from each model's full config (configs/<model>.yaml): max_epochs=1 in every row"]

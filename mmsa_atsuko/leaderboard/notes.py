@@ -7,7 +7,7 @@ csv_table.py puts a row's run labels (`row_run_labels`) on its CSV line.
 - a row over one seed: never bold and not Welch-tested (`Row.few_seeds`);
 - how the rows chose their best epoch (`results.model_selection`: the valid metric, and for the valid Loss its
   `valid_loss` rule), on which seeds they ran, at which `--preset`, and the trainer keys set apart from it (a sweep
-  file's `max_epochs`), as the run recorded them;
+  file's `max_epochs`), as the run recorded them; at the full config, the keys set apart from it (`full_config`);
 - at which precision, with which kernels and on which kind of device their seeds ran (`results.precision_of`,
   `results.kernels_of` for seeds off the CPU, `results.device_of`), where a row mixes them, the rows differ, or every
   row ran otherwise than at fp32 with deterministic kernels;
@@ -21,6 +21,7 @@ from collections import Counter
 from ..config import load_config, trainer_keys_apart
 from ..errors import ToolkitError
 from ..results import code_version, device_of, kernels_of, model_selection, precision_of, run_label
+from .full_config import full_config_note
 
 # `rows` below are tables.Row (model, label, config_hash, records, few_seeds), named in no annotation: tables builds the
 # rows and imports this module to note them, and this module importing tables back would make a circle of two.
@@ -54,7 +55,7 @@ def protocol_notes(rows: list) -> list[str]:
     """How the rows ran, as every leaderboard and Table 4 group says it: the rows on one seed, how they chose their
     best epoch, and on which seeds."""
     return (single_seed_note([row.label for row in rows if row.few_seeds]) + selection_note(rows) + seeds_note(rows)
-            + preset_note(rows) + trainer_overrides_note(rows) + how_ran_notes(rows))
+            + preset_note(rows) + trainer_overrides_note(rows) + full_config_note(rows) + how_ran_notes(rows))
 
 
 def curve_notes(rows: list) -> list[str]:
@@ -63,7 +64,7 @@ def curve_notes(rows: list) -> list[str]:
     seed: a curve is neither bold nor Welch-tested. Its rows (leaderboard.curves.Curve) have the records of every
     rate."""
     return (selection_note(rows) + seeds_note(rows) + preset_note(rows) + trainer_overrides_note(rows)
-            + how_ran_notes(rows))
+            + full_config_note(rows) + how_ran_notes(rows))
 
 
 def _config_notes(rows: list) -> list[str]:
