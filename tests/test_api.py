@@ -584,6 +584,27 @@ def test_a_stress_recipe_writes_its_mmsa_rows_to_a_file_of_its_own(tmp_path):
         assert row.startswith("tfn,") and f'"{mmsa_cell([record["metrics"]["MAE"]])}"' in row
 
 
+def test_a_csv_that_cannot_take_the_rows_stops_a_multi_model_call_before_any_run(tmp_path):
+    """`-m tfn lmf` with a normal/ CSV of other columns trained and recorded tfn, then stopped on the header line at
+    tfn's row: the CSV is checked where the call plans, before any run, in one line (exit 2). A call whose runs are
+    all recorded appends nothing, and is not stopped by a file it does not write to."""
+    from mmsa_atsuko.errors import UsageError
+    kw = dict(seeds=[1], synthetic=True, preset="small", max_epochs=1, out=tmp_path, quiet=True)
+    (tmp_path / "normal").mkdir()
+    mine = tmp_path / "normal" / "mosi-synthetic.csv"
+    mine.write_text("Model,Acc\nmine,1\n")
+    with pytest.raises(UsageError, match=r"mosi-synthetic.csv has columns Model,Acc, not MMSA's Model,Has0_acc_2,"
+                                         r".*: nothing was trained, as this call's rows could not go there; move the "
+                                         r"file away and the call starts a new one$") as refused:
+        mmsa_atsuko.run(["tfn", "lmf"], "mosi", **kw)
+    assert refused.value.exit_code == 2 and "\n" not in str(refused.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["normal"] and mine.read_text() == "Model,Acc\nmine,1\n"
+    mine.rename(tmp_path / "mine.csv")
+    (record,) = mmsa_atsuko.run("tfn", "mosi", **kw)
+    (tmp_path / "mine.csv").replace(mine)
+    assert mmsa_atsuko.run("tfn", "mosi", **kw) == [record]      # recorded: skipped, no row to write
+
+
 # Installed in a run.py process through PYTHONPATH: once its first epoch's state is written, it says so (a file
 # `started` in PAUSE_DIR) and trains on only once the test lets it (a file `go` there): no timing, files alone.
 PAUSE_AFTER_EPOCH_1 = """

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -18,7 +19,7 @@ from ..errors import ToolkitError, UsageError
 from ..models.common.bert import bert_input_problem, check_bert_weights, reads_bert_tokens, shorter_texts
 from ..models.build_budget import OverBudget, registration_budget
 from ..registry import build_model, canonical_model_name
-from ..results import run_identity, run_phrase
+from ..results import mmsa_csv_path, run_identity, run_phrase
 from ..training.model_card import bert_tokenizer, check_tokenizer
 from ..training.hardware import free_host_memory
 from ..training.loss_checks import check_last_batch
@@ -145,6 +146,14 @@ def job_identity(job: Job, seed: int) -> tuple:
     spec = job.data.spec
     return run_identity(job.model, spec.name, spec.aligned, seed, config_hash(job.config), spec.source,
                         spec.condition.key())
+
+
+def job_mmsa_csv(job: Job, out) -> Path:
+    """The MMSA CSV in `out` a run of `job` puts its row in (`results.mmsa_csv_path`), named from the fields of the
+    record it will have (`results.ok_record`), so a call checks it before it trains."""
+    spec = job.data.spec
+    return mmsa_csv_path(out, [{"dataset": spec.name, "synthetic": spec.synthetic, "data": spec.source,
+                                "aligned": spec.aligned, "split_sizes": dict(spec.split_sizes)}])
 
 
 def job_phrase(job: Job, seed: int) -> str:

@@ -20,15 +20,15 @@ from ..data.conditions import PLAIN, check_model_allows
 from ..data.synthetic import check_synthetic_request
 from ..data.synthetic_stress import check_data_options, check_recipe_request
 from ..errors import UsageError
-from ..results import (RunPyMark, append_mmsa_rows, check_claim_free_to_take, check_output_folder, identity,
-                       latest_by_identity, read_records, recorded_ok, recover, serves, skip_reason)
+from ..results import (RunPyMark, append_mmsa_rows, check_claim_free_to_take, check_mmsa_csv, check_output_folder,
+                       identity, latest_by_identity, read_records, recorded_ok, recover, serves, skip_reason)
 from ..run_folders import check_save_checkpoint
 from ..run_folders.lock import claim_path
 from ..training.hardware import check_cuda_determinism, check_precision, check_threads
 from ..training.seed import DEFAULT_SEEDS, check_seeds, resolve_device
 from ..training.tensorboard import require_tensorboard
 from ..training.trainer_config import resolve_config
-from .jobs import Job, job_identity, job_phrase, prepare_job
+from .jobs import Job, job_identity, job_mmsa_csv, job_phrase, prepare_job
 from .one_run import run_one
 
 
@@ -112,10 +112,14 @@ def _run_jobs(jobs: list[Job], seeds, torch_device, *, out, quiet, rerun, save_c
     began = datetime.now(timezone.utc)     # with --rerun, only a run started after this serves the request
     stored = read_records(out)
     recorded = {} if rerun else latest_by_identity(stored)
-    for job in jobs:                   # a claim this user can never take stops the call before it trains any run
-        for seed in seeds:
+    targets = {}                       # the MMSA CSVs a job that trains appends its row to, and their datasets
+    for job in jobs:                   # a claim this user can never take stops the call before it trains any run,
+        for seed in seeds:             # as a CSV that cannot take a row does
             if recorded_ok(recorded, job_identity(job, seed)) is None:
                 check_claim_free_to_take(claim_path(Path(out) / "runs", job_identity(job, seed)))
+                targets[job_mmsa_csv(job, out)] = job.data.spec.name
+    for path, dataset in targets.items():
+        check_mmsa_csv(path, dataset)
     records, told = [], set()          # told: the MMSA files named once as keeping MMSA's columns only
     for job in jobs:
         job_records, trained = [], []

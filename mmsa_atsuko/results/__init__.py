@@ -23,8 +23,8 @@ from ..atomic import NOFOLLOW, open_new      # a write that never follows a link
 from .folder import (ANALYSIS_DIR, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES, SWEEP_LOCK, analysis_dir,
                      check_output_folder, check_readable, check_run_id, checkpoint_run, inside,
                      refuse_a_file_as_results, relative_run_dir, run_path, show)
-from .mmsa_csv import (append_mmsa_csv, append_mmsa_rows, data_name_suffix, mmsa_cell, mmsa_row_key,
-                       mmsa_seed_value)
+from .mmsa_csv import (append_mmsa_csv, append_mmsa_rows, check_mmsa_csv, data_name_suffix, mmsa_cell,
+                       mmsa_csv_path, mmsa_row_key, mmsa_seed_value)
 from .over_seeds import Cell, StoredCell
 from .record import (IDENTITY_FIELDS, code_version, code_versions, device_of, failed_record, identity, kernels_of,
                      model_selection, no_weights, ok_record, precision_of, ran_at_other_precision,
@@ -43,7 +43,8 @@ __all__ = [
     "check_output_folder", "check_readable", "check_run_id", "checkpoint_run", "inside", "open_new",
     "refuse_a_file_as_results", "relative_run_dir",
     "run_path", "show",
-    "append_mmsa_csv", "append_mmsa_rows", "data_name_suffix", "mmsa_cell", "mmsa_row_key", "mmsa_seed_value",
+    "append_mmsa_csv", "append_mmsa_rows", "check_mmsa_csv", "data_name_suffix", "mmsa_cell", "mmsa_csv_path",
+    "mmsa_row_key", "mmsa_seed_value",
     "Cell", "StoredCell",
     "IDENTITY_FIELDS", "code_version", "code_versions", "device_of", "failed_record", "identity", "kernels_of",
     "model_selection", "no_weights", "ok_record", "precision_of", "ran_at_other_precision", "ran_with_other_kernels",

@@ -33,9 +33,9 @@ from ..data.conditions import condition_of, label_suffix
 from ..data.stamp import data_kind
 from ..data.synthetic_stress import STANDARD, recipe_kind_of
 from ..metrics.names import MMSA_CSV_KEYS, metric_family
-from ..atomic import open_append
+from ..atomic import NOFOLLOW, open_append
 from ..config import METRIC_KEYS
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from ..lock_files import make_shared_folder, shared_mode
 from .folder import store_lock
 from .record import code_versions, device_of, kernels_of, model_selection, precision_of
@@ -169,46 +169,84 @@ def _has_row(f, row: dict, columns: list[str]) -> bool:
     return found
 
 
+def mmsa_csv_path(out_dir: Path, records: list[dict]) -> Path:
+    """Where the row of `records` (one model's ok records on one dataset and setting, `append_mmsa_csv`) goes:
+    `<out_dir>/normal/mmsa_csv_name(...)`. A planned run's record-to-be (`dataset`, `synthetic`, `data`, `aligned`,
+    `split_sizes`, as `ok_record` writes them) names it as well, before any run trains."""
+    first = records[0]
+    sizes = next((r["split_sizes"] for r in records if r.get("split_sizes") is not None), None)
+    return Path(out_dir) / "normal" / mmsa_csv_name(first["dataset"], first["synthetic"], first["data"],
+                                                    bool(first["aligned"]), sizes)
+
+
+def read_mmsa_header(f, path: Path, dataset: str, refused) -> list[str] | None:
+    """The columns of the MMSA CSV `path`, open as the text file `f` (at its start), when they are ours or MMSA's
+    for `dataset` (`mmsa_columns`, with TRACE_COLUMNS or EARLIER_TRACE_COLUMNS after them or not); None for an empty
+    file. Anything else is `refused(what the file is)`, an exception to raise: the one wording of the lines that
+    refuse such a file, at a call's planning (`check_mmsa_csv`) and at its append alike. Bounded, as runs.jsonl is:
+    a file at our name may be anything (unbounded, a 2 GB line read whole; bytes that are no UTF-8, a traceback)."""
+    mmsa = mmsa_columns(dataset)
+    size = os.fstat(f.fileno()).st_size
+    if size > MAX_CSV_BYTES:
+        raise refused(f"is {math.ceil(size / (1 << 20))} MiB, more than a file of MMSA rows may hold "
+                      f"({MAX_CSV_BYTES >> 20} MiB)")
+    try:
+        header = f.readline(MAX_HEADER_CHARS)
+    except UnicodeDecodeError:
+        raise refused("is no UTF-8 text, not a CSV of MMSA's columns") from None
+    if not header:
+        return None
+    found = next(csv.reader([header]))
+    if found not in (mmsa + list(TRACE_COLUMNS), mmsa + list(EARLIER_TRACE_COLUMNS), mmsa):
+        # A file of the user's (or a layout of another version) at our name: one line, not a traceback
+        # after the runs, and never a second header in the file.
+        raise refused(f"has columns {header.strip()[:200]}, not MMSA's {','.join(mmsa)} (with or without "
+                      f"{','.join(TRACE_COLUMNS)} after them)")
+    return found
+
+
+def check_mmsa_csv(path: Path, dataset: str) -> None:
+    """UsageError (exit 2, as for an output folder that cannot be written) unless the MMSA CSV `path`, where a
+    training call will append rows of `dataset`, is missing or takes them (`read_mmsa_header`): run before any run
+    trains (`api.pipeline`), as the append after each model's seeds found it too late, the first model trained and
+    recorded and the call stopped there. A symbolic link at `path` is left to the append's own line."""
+    try:
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW)
+    except OSError:            # missing (the append makes it), a link, or unreadable: the append says which
+        return
+    with os.fdopen(fd, encoding="utf-8", newline="") as f:
+        read_mmsa_header(f, path, dataset, lambda problem: UsageError(
+            f"{path} {problem}: nothing was trained, as this call's rows could not go there; move the file away "
+            f"and the call starts a new one"))
+
+
 def append_mmsa_csv(out_dir: Path, records: list[dict], *, echo=print, told: set | None = None) -> Path:
     """Append the row of `records` (one model's ok records on one dataset, setting and condition, one per seed)
-    to `<out_dir>/normal/mmsa_csv_name(...)`: MMSA's columns, then TRACE_COLUMNS.
+    to `mmsa_csv_path(out_dir, records)`: MMSA's columns, then TRACE_COLUMNS.
 
     A file that has MMSA's columns only (written before the trace columns, or by MMSA, whose `MMSA_run` cannot
     append to a file with more columns) keeps them: the row goes in without its trace, and `echo` says so once
     per file (`told`: the files already named in this call); so does a file of `EARLIER_TRACE_COLUMNS`, whose rows
-    go in without the columns after them. A file with other columns is refused in one line."""
+    go in without the columns after them. A file with other columns is refused in one line (`read_mmsa_header`)."""
     first = records[0]
     mmsa = mmsa_columns(first["dataset"])
     columns, earlier = mmsa + list(TRACE_COLUMNS), mmsa + list(EARLIER_TRACE_COLUMNS)
-    folder = Path(out_dir) / "normal"
-    make_shared_folder(folder)
     row = mmsa_row(records)                   # first: it checks the records, whose sizes name the file
-    sizes = next((r["split_sizes"] for r in records if r.get("split_sizes") is not None), None)
-    path = folder / mmsa_csv_name(first["dataset"], first["synthetic"], first["data"], bool(first["aligned"]), sizes)
+    path = mmsa_csv_path(out_dir, records)
+    make_shared_folder(path.parent)
     not_written = (f"its row for {row['Model']} was not written (the runs are recorded in runs.jsonl); move the "
                    f"file away and the next training call starts a new one")
-    with store_lock(path), os.fdopen(open_append(path, shared_mode(folder)), "a+", newline="", encoding="utf-8") as f:
-        # Bounded, as runs.jsonl is: the file is read up to MAX_CSV_BYTES (its header, its last line for
-        # mend_last_line, and its rows for one with run ids, which a row is not written twice to), and a file at
-        # our name may be anything (unbounded, a 2 GB line is read whole; bytes that are no UTF-8, a traceback).
-        size = os.fstat(f.fileno()).st_size
-        if size > MAX_CSV_BYTES:
-            raise DataError(f"{path} is {math.ceil(size / (1 << 20))} MiB, more than a file of MMSA rows may hold "
-                            f"({MAX_CSV_BYTES >> 20} MiB): {not_written}")
+    with (store_lock(path),
+          os.fdopen(open_append(path, shared_mode(path.parent)), "a+", newline="", encoding="utf-8") as f):
+        # Read up to MAX_CSV_BYTES: its header, its last line for mend_last_line, and its rows for one with run ids,
+        # which a row is not written twice to.
         f.seek(0)
-        try:
-            header = f.readline(MAX_HEADER_CHARS)
-        except UnicodeDecodeError:
-            raise DataError(f"{path} is no UTF-8 text, not a CSV of MMSA's columns: {not_written}") from None
+        found = read_mmsa_header(f, path, first["dataset"], lambda problem: DataError(f"{path} {problem}: "
+                                                                                      f"{not_written}"))
         f.seek(0, os.SEEK_END)                # "a+" writes at the end anyway; this drops the read buffer
         writer = csv.writer(f)
-        found = next(csv.reader([header])) if header else columns
-        if found not in (columns, earlier, mmsa):
-            # A file of the user's (or a layout of another version) at our name: one line, not a traceback
-            # after the runs, and never a second header in the file.
-            raise DataError(f"{path} has columns {header.strip()[:200]}, not MMSA's {','.join(mmsa)} (with or "
-                            f"without {','.join(TRACE_COLUMNS)} after them): {not_written}")
-        if not header:
+        if found is None:
+            found = columns
             writer.writerow(columns)
         elif found in (columns, earlier) and _has_row(f, row, found):
             return path    # two run.py's that trained the same runs between them: each wrote this row, once is right
