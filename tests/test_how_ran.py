@@ -1,7 +1,8 @@
 """How the seeds of a table's rows ran: precision (`--precision fp32|bf16`) and kernels (deterministic by default,
 `--nondeterministic`), as the records say since issue 17. A row mixing them, or rows differing, is said under the
 leaderboard, in its CSV columns `run_precision`, `run_kernels` and `run_device`, and under compare's header (and its
-CSV). Kernels count on a GPU only: on the CPU they give the same numbers."""
+CSV). Kernels count on a GPU only: on the CPU they give the same numbers, so the notes name none there;
+the CSVs' cells say what the records say (`results.how_ran_cells`)."""
 import io
 
 import pandas as pd
@@ -115,7 +116,31 @@ def test_kernels_count_only_where_they_can_differ_off_the_cpu():
     assert _notes(nondeterministic + older) == ["kernels: nondeterministic in atsuko; any on the CPU in lmf",
                                                 "device: cuda in atsuko; cpu in lmf"]
     table = pd.read_csv(io.StringIO(_csv(nondeterministic + older)), keep_default_na=False).set_index("label")
-    assert table.loc[["atsuko", "lmf"], "run_kernels"].tolist() == ["nondeterministic", ""]
+    # The CSV's cells say what the records say, the CPU's kernels too (test_both_csvs_say_how_a_row_ran_alike).
+    assert table.loc[["atsuko", "lmf"], "run_kernels"].tolist() == ["nondeterministic", "2 warn-only, 1 deterministic"]
+
+
+def test_both_csvs_say_how_a_row_ran_alike():
+    """The MMSA CSV's `run_kernels` said `deterministic` for CPU runs, the leaderboard CSV's cell was empty for the
+    same runs: both are `results.how_ran_cells` now, the records' values on the CPU as on a GPU."""
+    from mmsa_atsuko.results.mmsa_csv import mmsa_row
+
+    def seeds(model, device, kernels, precisions=("fp32",) * 3):
+        return [on(ran(record(model, s, {"MAE": 0.5 + s / 100, "Loss": 0.5}), precision, deterministic), device)
+                for s, deterministic, precision in zip((1, 2, 3), kernels, precisions)]
+    rows = {"tfn": seeds("tfn", "cpu", (True, True, True)), "lmf": seeds("lmf", "cpu", (None, None, True)),
+            "misa": seeds("misa", "cpu", (True, False, True), ("fp32", "bf16", "bf16")),
+            "atsuko": seeds("atsuko", "cuda:0", (False, False, True))}
+    table = pd.read_csv(io.StringIO(_csv([r for group in rows.values() for r in group])),
+                        keep_default_na=False).set_index("label")
+    how = ["run_precision", "run_kernels", "run_device"]
+    for model, group in rows.items():
+        mmsa = mmsa_row(group)
+        assert [mmsa[c] for c in how] == table.loc[model, how].tolist(), model
+    assert table.loc[list(rows), "run_kernels"].tolist() == [
+        "deterministic", "2 warn-only, 1 deterministic", "2 deterministic, 1 nondeterministic",
+        "2 nondeterministic, 1 deterministic"]
+    assert table.loc["misa", "run_precision"] == "2 bf16, 1 fp32" and table.loc["atsuko", "run_device"] == "cuda"
 
 
 def _csv(records) -> str:

@@ -12,9 +12,9 @@ import math
 from typing import TYPE_CHECKING
 
 from ..metrics.names import metric_family, table_order
-from ..results import code_versions, model_selection
+from ..results import code_versions, how_ran_cells, model_selection
 from .cells import RAW_METRICS, column_groups
-from .notes import HOW_RAN, how_ran_text, overrides_text, row_run_labels
+from .notes import overrides_text, row_run_labels
 from .published import ABLATION_SOURCE, ERRATA, PAPER_COLUMNS, PAPER_NAMES, PUBLISHED_ABLATION, erratum_note
 from .stats import Cell
 from .tables import Row
@@ -45,15 +45,15 @@ def row_trace(row: Row) -> dict:
 def _protocol(row: Row) -> dict:
     """A row's code versions (`code`) and run labels, its model selection, its seeds (space-separated), its trainer
     keys set apart from its preset (`trainer_overrides`, notes.overrides_text), and how they ran: `run_precision`,
-    `run_kernels` and `run_device` (`fp32`, or with counts where its seeds mix them, `3 fp32, 2 bf16`; `run_kernels`
-    empty for a row of CPU seeds, where kernels give the same numbers): what the Markdown notes say, per CSV row, for
-    a leaderboard row and a Table 4 row alike. Named `run_`, apart from the metric columns (MIntRec's
-    `precision_mean`)."""
+    `run_kernels` and `run_device` (`fp32`, or with counts where its seeds mix them, `3 fp32, 2 bf16`), as the
+    records say them and as the MMSA CSV's cells do (`results.how_ran_cells`; a CPU row's kernels too, of which the
+    Markdown notes say nothing): per CSV row, for a leaderboard row and a Table 4 row alike. Named `run_`, apart from
+    the metric columns (MIntRec's `precision_mean`)."""
     trace = row_trace(row)
     return {"code": trace["code"], "run_label": row_run_labels(row),
             "model_selection": model_selection(row.records[-1]), "seeds": trace["seeds"],
             "trainer_overrides": overrides_text(row.records[-1]),
-            **{f"run_{kind}": how_ran_text(row.records, kind)[0] for kind in HOW_RAN}}
+            **how_ran_cells(row.records)}
 
 
 def csv_frame(tables, ablations=(), published=(), published_ablation=False) -> pd.DataFrame:

@@ -15,6 +15,7 @@ model, dataset, aligned flag, seed, config hash, data id) and chosen here (`late
   types of the fields the toolkit writes);
 - `over_seeds`: a metric's mean ± sample std over seeds (`Cell`), as the leaderboard and the analyses read it;
 - `mmsa_csv`: MMSA-compatible aggregate rows in `<out>/normal/<dataset>.csv`;
+- `how_ran`: how a row's seeds ran, as the MMSA CSV's and the leaderboard CSV's `run_*` cells both say it;
 - `writers`: one sweep or any number of in-process run.py's training into a folder at once, never both;
 - `skip_rule`: a run recorded ok is skipped, and what it ran with that the request does not ask is said (run.py in
   process and a sweep's plan alike).
@@ -26,6 +27,7 @@ from .folder import (ANALYSIS_DIR, RECORD_FILE, RUN_ID, RUNS_FILE, STORE_ENTRIES
 from .mmsa_csv import (append_mmsa_csv, append_mmsa_rows, check_mmsa_csv, data_name_suffix, mmsa_cell,
                        mmsa_csv_path, mmsa_row_key, mmsa_seed_value)
 from .over_seeds import Cell, StoredCell
+from .how_ran import how_ran_cells
 from .record import (IDENTITY_FIELDS, code_version, code_versions, device_of, failed_record, identity, kernels_of,
                      model_selection, no_weights, ok_record, precision_of, ran_at_other_precision,
                      ran_with_other_kernels, run_identity, run_label, run_phrase)
@@ -46,6 +48,7 @@ __all__ = [
     "append_mmsa_csv", "append_mmsa_rows", "check_mmsa_csv", "data_name_suffix", "mmsa_cell", "mmsa_csv_path",
     "mmsa_row_key", "mmsa_seed_value",
     "Cell", "StoredCell",
+    "how_ran_cells",
     "IDENTITY_FIELDS", "code_version", "code_versions", "device_of", "failed_record", "identity", "kernels_of",
     "model_selection", "no_weights", "ok_record", "precision_of", "ran_at_other_precision", "ran_with_other_kernels",
     "run_identity", "run_label", "run_phrase",

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,8 @@ from ..config import METRIC_KEYS
 from ..errors import DataError, UsageError
 from ..lock_files import make_shared_folder, shared_mode
 from .folder import store_lock
-from .record import code_versions, device_of, kernels_of, model_selection, precision_of
+from .how_ran import how_ran_cell, how_ran_cells
+from .record import code_versions, model_selection
 from .chosen_records import check_ok_record
 from .store import json_safe, mend_last_line
 
@@ -93,9 +93,9 @@ def data_name_suffix(kind: str, data_id) -> str:
 # What traces a row to the runs it averages, after MMSA's columns (see the module docstring): the setting and
 # protocol condition the Model cell does not name, how the best epoch was chosen, the config, the seeds and their
 # run ids (in the same order), the data id and the code (`code_versions`, the leaderboard's `code`); then how the
-# seeds ran, as the leaderboard's notes name it: the `--preset` (empty for the full config), precision, kernels and
-# device (`how_ran_cell`). Without these a `--precision bf16` row was the fp32 row's twin. They come last, so a file
-# of the columns before them (`EARLIER_TRACE_COLUMNS`) keeps its header, as an MMSA-only file does.
+# seeds ran: the `--preset` (empty for the full config), precision, kernels and device (`how_ran.how_ran_cells`, as
+# the leaderboard's CSV says them). Without these a `--precision bf16` row was the fp32 row's twin. They come last, so
+# a file of the columns before them (`EARLIER_TRACE_COLUMNS`) keeps its header, as an MMSA-only file does.
 EARLIER_TRACE_COLUMNS = ("aligned", "condition", "model_selection", "config_hash", "seeds", "run_ids", "data", "code")
 # run_*, as the leaderboard CSV names them: MIntRec has a metric column `precision`, which a bare name replaced.
 TRACE_COLUMNS = (*EARLIER_TRACE_COLUMNS, "run_preset", "run_precision", "run_kernels", "run_device")
@@ -133,20 +133,7 @@ def mmsa_row(records: list[dict]) -> dict:
         "config_hash": " ".join(sorted({r["config_hash"] for r in records})),
         "seeds": " ".join(str(r["seed"]) for r in records), "run_ids": " ".join(r["run_id"] for r in records),
         "data": " ".join(sorted({r["data"] for r in records})), "code": code_versions(records),
-        "run_preset": how_ran_cell([r.get("preset") or "" for r in records]),
-        "run_precision": how_ran_cell(map(precision_of, records)),
-        "run_kernels": how_ran_cell(map(kernels_of, records)), "run_device": how_ran_cell(map(device_of, records))}
-
-
-def how_ran_cell(values) -> str:
-    """A row's value of one way its seeds ran (`fp32`), or, where they mix values, each with its count as the
-    leaderboard's notes write it, the most seeds first: `3 fp32, 2 bf16`. No preset (the full config) is `none`
-    in a mix, empty alone."""
-    counts = Counter(values)
-    if len(counts) == 1:
-        return next(iter(counts))
-    return ", ".join(f"{n} {value or 'none'}" for value, n in sorted(counts.items(), key=lambda item: (-item[1],
-                                                                                                     item[0])))
+        "run_preset": how_ran_cell([r.get("preset") or "" for r in records]), **how_ran_cells(records)}
 
 
 def _whole_row(line: bytes, cells: int) -> bool:
