@@ -1025,6 +1025,21 @@ def test_a_sensitivity_value_out_of_range_blames_values(tmp_path, capsys, read_o
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--param", "lambda_ent", "--values", "0.1", "0.5", "0.10"], "--values repeats 0.1"),
+    (["--param", "lambda_ent", "--values", "2", "1e-1", "2", "0.1"], "--values repeats 2, 0.1"),
+    (["--param", "lambda_ent", "band_mask_rate", "lambda_ent"], "--param repeats lambda_ent")])
+def test_a_repeated_sensitivity_value_is_refused_and_named(tmp_path, capsys, argv, message):
+    """`--values 0.1 0.1` swept the value twice and wrote its point twice: refused in one line naming the value
+    (as a float: 0.10 and 1e-1 are 0.1), before anything is trained or read; never dropped without a word."""
+    from mmsa_atsuko.cli import main
+    code = main(["sensitivity", "-d", "sims", *argv, "-s", "1111", "--synthetic", "--preset", "small",
+                 "--max-epochs", "1", "--results", str(tmp_path / "r")])
+    assert (code, *capsys.readouterr()) == (2, "", f"error: {message}: each is one point of the figure, so give "
+                                                   f"each once\n")
+    assert not (tmp_path / "r").exists()
+
+
 def test_explain_refuses_an_out_folder_holding_another_runs_explain(results, tmp_path, capsys, monkeypatch):
     """`explain --out DIR` writes into DIR itself: a second run explained into the same DIR replaced the first's
     files (found in a new user's trial). Refused before any work; the same run again replaces its own files."""

@@ -329,6 +329,12 @@ def cmd_sensitivity(argv) -> int:
         raise UsageError(f"unknown --param {', '.join(unknown)}; choose from {', '.join(SENSITIVITY_PARAMS)} or all")
     if args.values and len(params) > 1:
         raise UsageError("--values goes with one --param")
+    # A value given twice (0.1 0.1, or 0.1 0.10) was swept twice and drawn as two points at one x; never dropped
+    # silently: what was typed is not what is run. A parameter given twice is the same.
+    for option, given in (("--param", params), ("--values", args.values or [])):
+        if repeated := sorted({v for v in given if given.count(v) > 1}, key=given.index):
+            shown = ", ".join(v if isinstance(v, str) else f"{v:g}" for v in repeated)
+            raise UsageError(f"{option} repeats {shown}: each is one point of the figure, so give each once")
     # run's checks, with --read-only too: a stress recipe needs --synthetic and a dataset it is made for.
     recipe = check_recipe_request(args.synthetic_recipe, args.synthetic)
     if args.synthetic:
