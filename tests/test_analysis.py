@@ -1040,6 +1040,28 @@ def test_a_repeated_sensitivity_value_is_refused_and_named(tmp_path, capsys, arg
     assert not (tmp_path / "r").exists()
 
 
+def test_tsne_on_a_modality_subset_is_refused_naming_the_models_that_train_on_one(tmp_path, capsys):
+    """`tsne --modalities TA` was taken, though no Atsuko variant trains on a subset: its line told the user to choose
+    a condition "as run.py took them", which run.py refuses for Atsuko, and a hand-made record under TA was drawn.
+    One line now, before torch, naming the models that can (their registrations' `modality_subsets`)."""
+    import json
+
+    from mmsa_atsuko.cli import main
+    store = tmp_path / "store"
+    store.mkdir()
+    hand_made = {"run_id": "atsuko-mosi-s1111-20260101T000000-aaaaaa", "status": "ok", "model": "atsuko",
+                 "dataset": "mosi", "aligned": False, "seed": 1111, "synthetic": True, "metrics": {"MAE": 0.5},
+                 "config_hash": "h", "config": {"use_sbn": True, "use_mcm": True},
+                 "data": "synthetic:mosi-small-unaligned-seed0-v2", "condition": {"modalities": "TA"}}
+    (store / "runs.jsonl").write_text(json.dumps(hand_made) + "\n")
+    assert main(["tsne", "--modalities", "TA", "--results", str(store)]) == 2
+    assert capsys.readouterr() == ("", "error: tsne reads runs of atsuko, atsuko_base, atsuko_sbn, atsuko_mcm, none "
+                                       "of which trains on a modality subset (--modalities TA; run.py refuses them), "
+                                       "so there are none to draw; only emoe, late_fusion, lmf, misa, mult, self_mm, "
+                                       "tfn train on subsets: drop --modalities\n")
+    assert sorted(p.name for p in store.iterdir()) == ["runs.jsonl"]
+
+
 def test_explain_refuses_an_out_folder_holding_another_runs_explain(results, tmp_path, capsys, monkeypatch):
     """`explain --out DIR` writes into DIR itself: a second run explained into the same DIR replaced the first's
     files (found in a new user's trial). Refused before any work; the same run again replaces its own files."""

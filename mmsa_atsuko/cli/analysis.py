@@ -248,13 +248,16 @@ def cmd_tsne(argv) -> int:
     # Checked before any work: sklearn refused -1 with a traceback after every panel's forward pass had run.
     if not 0 <= args.tsne_seed <= TSNE_SEED_MAX:
         raise UsageError(f"--tsne-seed must be in 0..{TSNE_SEED_MAX} (sklearn's random_state), got {args.tsne_seed}")
+    from ..data.conditions import check_any_allows, make_condition
+    from ..models.atsuko.family import ATSUKO_FAMILY
+    condition = make_condition(args.missing_rate, args.drop_modality, args.modalities)
+    # Before torch: no Atsuko variant trains on a subset; the line named ablation_runs' hint to choose another.
+    check_any_allows(ATSUKO_FAMILY, condition, "tsne")
     use_threads(args)
     from ..analysis import ablation_runs, condition_label, load_run, tsne_table, variants_elsewhere
-    from ..data.conditions import make_condition
     from ..results import check_run_id
     from ..plots.analyses import plot_tsne
     from ..plots.common import pyplot, runs_data_tag
-    condition = make_condition(args.missing_rate, args.drop_modality, args.modalities)
     pyplot()
     check_figures_folder(args)
     variants = ablation_runs(args.results, args.dataset, args.seed, args.aligned, condition)

@@ -221,6 +221,23 @@ def _known_bert_text(record: dict) -> bool:
     return published is not None and data == f"sha256:{published}"
 
 
+def subset_models() -> list[str]:
+    """The models that train on a modality subset (declare `modality_subsets`, `model_names.model_meta`), sorted."""
+    from ..model_names import registered_names
+    return sorted(name for name in registered_names() or () if model_meta(name).get("modality_subsets"))
+
+
+def check_any_allows(models, condition: Condition, what: str) -> None:
+    """UsageError (one line naming the models that can) where `condition` is a modality subset and none of `models`
+    trains on one: `what` (a command) reads their runs only, and run.py never trains them under it
+    (`check_model_allows`), so there is nothing for it to read, and a hand-made record under it would be drawn."""
+    if condition.modalities == "TAV" or any(model_meta(m).get("modality_subsets") for m in models):
+        return
+    raise UsageError(f"{what} reads runs of {', '.join(models)}, none of which trains on a modality subset "
+                     f"(--modalities {condition.modalities}; run.py refuses them), so there are none to draw; only "
+                     f"{', '.join(subset_models())} train on subsets: drop --modalities")
+
+
 def check_model_allows(model: str, condition: Condition) -> None:
     """A modality subset needs a model that declares `modality_subsets` (see README); read without torch where the
     model file says it in a literal (`model_names.model_meta`)."""
