@@ -191,17 +191,42 @@ def test_out_on_a_command_that_reads_the_results_folder_names_results(args, caps
 
 
 @pytest.mark.parametrize("args, line", [
-    (["tune", "-m", "tfn", "-d", "mosi", "--trails", "2"], "run.py tune: error: unrecognized arguments: --trails 2"),
-    (["tune", "--trails", "2"], "run.py tune: error: unrecognized arguments: --trails 2"),
-    (["--seed", "3"], "run.py: error: unrecognized arguments: --seed 3"),              # -m and -d missing too
-    (["predict", "--out", "o", "--feature", "x.pkl"], "run.py predict: error: unrecognized arguments: --feature x.pkl"),
+    (["tune", "-m", "tfn", "-d", "mosi", "--trails", "2"],
+     "run.py tune: error: unrecognized arguments: --trails 2; did you mean --trials?"),
+    (["tune", "--trails", "2"], "run.py tune: error: unrecognized arguments: --trails 2; did you mean --trials?"),
+    (["--seed", "3"], "run.py: error: unrecognized arguments: --seed 3; did you mean --seeds?"),   # -m, -d missing too
+    (["predict", "--out", "o", "--feature", "x.pkl"],
+     "run.py predict: error: unrecognized arguments: --feature x.pkl; did you mean --features?"),
     (["compare", "--against", "tfn", "--modle", "atsuko"],
-     "run.py compare: error: unrecognized arguments: --modle atsuko"),
+     "run.py compare: error: unrecognized arguments: --modle atsuko; did you mean --model?"),
     (["tune", "-m", "tfn", "-d", "mosi"], "run.py tune: error: the following arguments are required: --trials"),
 ])
 def test_an_unknown_option_is_named_before_a_required_one_it_hid(args, line, capsys):
     """`tune ... --trails 2` said only "the following arguments are required: --trials": argparse checks the
-    required options first, so the typo that left one out went unnamed. Every command names it now."""
+    required options first, so the typo that left one out went unnamed. Every command names it now, with the
+    closest option name (`OneLineParser._close_options_hint`)."""
+    from mmsa_atsuko.cli import main
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert (exit_.value.code, capsys.readouterr().err) == (2, f"{line} (see --help)\n")
+
+
+@pytest.mark.parametrize("args, line", [
+    (["-m", "tfn", "-d", "mosi", "--synthtic", "--preest=small"], "run.py: error: unrecognized arguments: --synthtic "
+     "--preest=small; did you mean --synthetic for --synthtic, --preset for --preest?"),
+    (["tsne", "--modalites", "TA"], "run.py tsne: error: unrecognized arguments: --modalites TA; did you mean "
+                                    "--modalities?"),
+    (["sensitivity", "-d", "mosi", "--value", "1"], "run.py sensitivity: error: unrecognized arguments: --value 1; "
+                                                    "did you mean --values?"),
+    (["leaderboard", "--dataset", "mosi", "--bogus"], "run.py leaderboard: error: unrecognized arguments: --bogus"),
+    (["leaderboard", "--out", "r"], "run.py leaderboard: error: unrecognized arguments: --out r; the results folder "
+                                    "that run and sweep write with --out is --results here"),   # not --output
+    (["clean", "--dataset", "d.yaml"], "run.py clean: error: unrecognized arguments: --dataset d.yaml; did you mean "
+                                       "--datasets?"),        # main() takes --datasets FILE for every command
+])
+def test_an_unknown_option_gets_the_closest_option_name_in_every_command(args, line, capsys):
+    """`tune --trails 2` got argparse's line alone, as did every command's typo: each names the closest of its own
+    options and those every command takes, from one place (cli/common.py), and none where nothing is close."""
     from mmsa_atsuko.cli import main
     with pytest.raises(SystemExit) as exit_:
         main(args)

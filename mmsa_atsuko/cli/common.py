@@ -3,6 +3,7 @@ groups that several commands take (hardware, protocol conditions, checkpoints, t
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import sys
 
@@ -41,7 +42,29 @@ class OneLineParser(argparse.ArgumentParser):
                 item.required = True
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}{self._results_hint(message)} (see --help)\n")
+        hint = self._results_hint(message) or self._close_options_hint(message)
+        self.exit(2, f"{self.prog}: error: {message}{hint} (see --help)\n")
+
+    def _close_options_hint(self, message: str) -> str:
+        """`; did you mean --trials?` for each unrecognized option (`--trails 2`, `--trails=2`) with a close name
+        (difflib) among this command's long options and the ones every command takes (--datasets, --models): a
+        suggestion said, never an option taken in its place (no prefix matching, see the class). One home for every
+        command: each parser is a OneLineParser."""
+        given = message.partition("unrecognized arguments:")[2].split()
+        # Matched without the dashes every long option shares: with them, --bogus was 'close' to --figures.
+        known = [name[2:] for name, action in self._option_string_actions.items()
+                 if name.startswith("--") and action.help != argparse.SUPPRESS] + [o[2:] for o in GLOBAL_OPTIONS]
+        pairs = {}
+        for arg in given:
+            name = arg.partition("=")[0]
+            if name.startswith("--") and name not in pairs and (close := difflib.get_close_matches(name[2:], known,
+                                                                                                      n=1)):
+                pairs[name] = f"--{close[0]}"
+        if not pairs:
+            return ""
+        if len(pairs) == 1:
+            return f"; did you mean {next(iter(pairs.values()))}?"
+        return "; did you mean " + ", ".join(f"{close} for {name}" for name, close in pairs.items()) + "?"
 
     def _results_hint(self, message: str) -> str:
         """run and sweep name the results folder --out; the commands that read it name it --results, and
@@ -52,6 +75,9 @@ class OneLineParser(argparse.ArgumentParser):
             return "; the results folder that run and sweep write with --out is --results here"
         return ""
 
+
+# The options main() takes before any command's parser runs (cli/__init__.py), so every command takes them.
+GLOBAL_OPTIONS = ("--datasets", "--models")
 
 DATASETS_OPTION = ("Every command takes --datasets FILE (repeatable): datasets of your own, as blocks like "
                    "configs/datasets.yaml's; and --models DIR (repeatable): a folder of models of your own, each "
