@@ -1135,3 +1135,21 @@ def test_a_rerun_that_appended_nothing_says_another_process_recorded_the_runs(ca
     assert capsys.readouterr().out.splitlines()[-1] == (f"nothing appended: every run was recorded in "
                                                         f"{Path('results') / 'runs.jsonl'} by another process after "
                                                         f"this command began")
+
+
+def test_jobs_2_with_a_csv_that_cannot_take_the_rows_stops_before_any_run(tmp_path, capsys):
+    """run.py --jobs appends its MMSA rows after every run has trained: a normal/ CSV of other columns let
+    `-m tfn lmf --jobs 2` train and record both models, then stopped on the header line. Now the plan's runs' CSVs are
+    checked before any starts, in the line the in-process call gives (exit 2), and no run is recorded."""
+    from mmsa_atsuko.cli import main
+    (tmp_path / "normal").mkdir()
+    mine = tmp_path / "normal" / "mosi-synthetic.csv"
+    mine.write_text("Model,Acc\nmine,1\n")
+    argv = ["-m", "tfn", "lmf", "-d", "mosi", "-s", "1", "--synthetic", "--preset", "small", "--max-epochs", "1",
+            "--quiet", "--jobs", "2", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mosi-synthetic.csv has columns Model,Acc, not MMSA's" in err[0], err
+    assert "nothing was trained" in err[0]
+    assert not (tmp_path / "runs.jsonl").exists() or not (tmp_path / "runs.jsonl").read_text().strip()
+    assert mine.read_text() == "Model,Acc\nmine,1\n"

@@ -25,7 +25,7 @@ from ..lock_files import shared_mode
 from ..run_folders import check_save_checkpoint, resume_points, take
 from ..training.hardware import check_cuda_determinism, check_precision
 from .local import LocalBackend
-from .plan import Plan, data_to_read, dry_run_notes, likely_todo, missing_data_error, plan, release, unfit_error
+from .plan import Plan, check_runnable, data_to_read, dry_run_notes, likely_todo, plan, release, unfit_error
 from .sweep_file import check_settings, expand
 
 
@@ -149,7 +149,7 @@ def _config_labels(runs: list) -> dict[int, str]:
 
 def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backend=None, echo=print,
           save_checkpoint="best", precision="fp32", deterministic=True, label=None, tune_trial=None,
-          resume=None, **lists) -> Summary | Plan:
+          resume=None, before_runs=None, **lists) -> Summary | Plan:
     """Plan and run a sweep: models x datasets x aligned flags x seeds, resumable (see the module
     docstring); `lists` go to `expand`. `save_checkpoint="none"` leaves no best.pt in run folders.
     `resume`: a run that a cut-short call left in a dead `.partial` folder continues from its last finished
@@ -159,6 +159,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
     worker died under `resume` says to type to continue it (`execute.failure`).
     `precision` and `deterministic` as for `api.run`. `label` is stored in the records of the runs it
     trains (`tune` names its study), and `tune_trial` with it (the number of the study's best trial).
+    `before_runs(todo)`: a caller's check of the planned runs before any starts (`plan.check_runnable`).
 
     `backend`: a backend, or a function that makes one, called after the planning line (the cli's: choosing
     devices imports torch); None: `LocalBackend()`.
@@ -190,8 +191,7 @@ def sweep(file=None, *, out="results", dry_run=False, retry_failed=False, backen
                               precision=precision, deterministic=deterministic)
             for run in sweep_plan.todo:
                 run.label, run.tune_trial, run.resume, run.reruns_failed = label, tune_trial, resume, retry_failed
-            if sweep_plan.unfit or sweep_plan.missing:     # a setting that cannot train is the command's to fix
-                raise unfit_error(sweep_plan) if sweep_plan.unfit else missing_data_error(sweep_plan)
+            check_runnable(sweep_plan, before_runs)
             todo = len(sweep_plan.todo)
             echo(_plan_line(sweep_plan, retry_failed)
                  + f"{todo} to run{_cut_short(sweep_plan, out, resume)} ({backend.describe(todo)})")

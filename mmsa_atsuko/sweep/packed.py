@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ToolkitError, UsageError
-from ..results import append_mmsa_rows, identity, latest_by_identity, read_records
+from ..results import append_mmsa_rows, check_mmsa_csv, identity, latest_by_identity, read_records
 from .driver import Summary, sweep
 
 
@@ -23,7 +23,7 @@ def run_packed(models, datasets, seeds, *, backend, out="results", save_checkpoi
     records this call trained and appended are added to, as `api.run`'s."""
     summary = sweep(out=out, backend=backend, echo=echo, retry_failed=True, save_checkpoint=save_checkpoint,
                     precision=precision, deterministic=deterministic, models=list(models),
-                    datasets=list(datasets), seeds=list(seeds), **lists)
+                    datasets=list(datasets), seeds=list(seeds), before_runs=check_mmsa_csvs, **lists)
     if summary.failed:
         raise failed_runs_error(summary, out, "")
     if appended is not None:
@@ -32,6 +32,13 @@ def run_packed(models, datasets, seeds, *, backend, out="results", save_checkpoi
     records = [recorded[run.identity] for run in summary.plan.runs]
     append_mmsa_rows(Path(out), records, summary.records, echo=echo)     # the rows `api.run` writes
     return records
+
+
+def check_mmsa_csvs(todo) -> None:
+    """The MMSA CSVs the runs to train append their rows to after every run (`append_mmsa_rows`), checked before
+    any starts, as `api.run` checks them in process: a file of other columns refused them after the runs trained."""
+    for path, dataset in {run.mmsa_csv: run.setting.dataset for run in todo}.items():
+        check_mmsa_csv(path, dataset)
 
 
 def failed_runs_error(summary: Summary, out, head: str) -> ToolkitError:

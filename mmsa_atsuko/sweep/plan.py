@@ -42,6 +42,8 @@ class PlannedRun:
     label: str | None = None         # stored in its record (a tune's study name); not part of its identity
     tune_trial: int | None = None    # stored with it: the number of the study's trial whose config this is
     trial: dict | None = None        # a tuning trial (sweep/tune.py): storage, study, trial id and number
+    # The MMSA CSV its row goes to where run.py --jobs trains it (`api.jobs.job_mmsa_csv`), checked before any run
+    mmsa_csv: Path | None = field(default=None, repr=False)
 
     @property
     def identity(self) -> tuple:
@@ -166,9 +168,10 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
             unfit.setdefault(setting.cache_key(), (name, setting, str(error)))
             continue
         chash, data_id = config_hash(job.config), job.data.spec.source
+        from ..api.jobs import job_mmsa_csv      # loaded already by `prepare`
         for seed in seeds:
             run = PlannedRun(setting, seed, chash, data_id, dict(job.config), name, checkpoint, precision,
-                             deterministic)
+                             deterministic, mmsa_csv=job_mmsa_csv(job, out))
             if run.identity not in seen:            # e.g. Table 1's Atsuko row is Table 4's full row
                 seen.add(run.identity)
                 runs.append(run)
@@ -199,6 +202,15 @@ def plan(expanded, out, *, retry_failed=False, keep_data=False, checkpoint="best
             todo.append(run)
     return Plan(runs, todo, done, failed_skipped, retried, missing, other_precision, other_kernels, other_code,
                 code_changes, list(unfit.values()))
+
+
+def check_runnable(sweep_plan: Plan, before_runs=None) -> None:
+    """Stop a sweep (not a dry run) whose plan has a setting that cannot train or data it lacks, or that
+    `before_runs(todo)` (a caller's own check, e.g. run.py --jobs's MMSA CSVs) refuses, before any run starts."""
+    if sweep_plan.unfit or sweep_plan.missing:     # a setting that cannot train is the command's to fix
+        raise unfit_error(sweep_plan) if sweep_plan.unfit else missing_data_error(sweep_plan)
+    if before_runs is not None:
+        before_runs(sweep_plan.todo)
 
 
 def missing_data(sweep_plan: Plan) -> str:
