@@ -187,3 +187,28 @@ def test_download_of_a_dataset_of_your_own_without_its_real_layout_says_what_to_
                                       "    real_sizes: {train: 10, valid: 4, test: 6}\n    real_shapes: {unaligned: "
                                       "{text: [3, 768], audio: [5, 2], vision: [7, 4]}}\n"))
     assert main(["list", "--datasets", str(declared)]) == 0                  # written so, the block is taken
+
+
+@pytest.mark.parametrize("entry, says", [
+    ("../MyData/features.pkl", "leaves the data root ('..')"),
+    ("MyData/../../features.pkl", "leaves the data root ('..')"),
+    ("MyData\\\\features.pkl", "holds a backslash (write '/' between folders)"),
+    ("MyData/feat\\0ures.pkl", "holds a NUL byte"),
+])
+def test_a_files_entry_that_leaves_the_data_root_or_names_no_file_is_one_line(own_dataset, entry, says, capsys):
+    """`..` read a file beside the data root and a download wrote there; a NUL byte stopped the first look at the
+    file in a ValueError traceback; a backslash is a separator on Windows only."""
+    declared, _ = own_dataset
+    declared.write_text(BLOCK.replace("{unaligned: MyData/features.pkl}", f'{{unaligned: "{entry}"}}'))
+    assert main(["list", "--datasets", str(declared)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dataset 'mydata': files: unaligned" in err and says in err, err
+
+
+def test_an_absolute_files_entry_reads_that_file(own_dataset, monkeypatch):
+    """A file of your own named by its absolute path is read where it is (as --feature-path reads one)."""
+    from mmsa_atsuko.data.mmsa_format import load_dataset
+    declared, root = own_dataset
+    declared.write_text(BLOCK.replace("MyData/features.pkl", str(root / "MyData" / "features.pkl")))
+    monkeypatch.setenv(DATASETS_ENV, str(declared))
+    assert load_dataset("mydata", data_root=root / "elsewhere").spec.split_sizes["train"] > 0

@@ -589,3 +589,45 @@ def test_the_facts_are_read_from_the_table_as_it_is_when_asked(tmp_path, monkeyp
                                                            + dl.SIZE_MARGIN)
     assert dl.published_sha256(SIMSV2) is None and dl.published_sha256(MOSI) == dataset_facts("mosi")[
         "sha256"]["unaligned"]
+
+
+def _own_downloadable(folder: Path, entry: str) -> Path:
+    """A --datasets file whose one block is downloadable from MMSA's folder, its unaligned file at `entry`."""
+    import yaml
+    block = {"format": "mmsa", "task": "regression", "metrics": "mosi", "headline": "MAE", "language": "en",
+             "label_range": [-3.0, 3.0], "files": {"unaligned": entry}, "config": {}, "download": "mmsa-drive",
+             "real_sizes": {"train": 10, "valid": 4, "test": 6},
+             "real_shapes": {"unaligned": {"text": [3, 768], "audio": [5, 2], "vision": [7, 4]}}}
+    (folder / "probe.yaml").write_text(yaml.safe_dump({"datasets": {"probe": block}}))
+    return folder / "probe.yaml"
+
+
+def everything_under(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("escape", ["../outside/sub/probe.pkl", "Probe/../../outside/probe.pkl"])
+def test_a_download_whose_files_entry_leaves_the_data_root_creates_nothing_outside(tmp_path, monkeypatch, escape,
+                                                                                   capsys):
+    """The folders and the lock of such a download were made beside the data root before the fetch failed."""
+    monkeypatch.setenv("MMSA_ATSUKO_DATASETS", str(_own_downloadable(tmp_path, escape)))
+    root = tmp_path / "root"
+    root.mkdir()
+    fake = FakeDownloader({escape: b"\x80\x04N."})
+    monkeypatch.setattr(commands, "default_downloader", lambda: fake)
+    assert main(["download", "probe", "--data-root", str(root)]) == 2
+    assert fake.fetched == []
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "leaves the data root ('..')" in err and "Traceback" not in err
+    assert everything_under(tmp_path) == ["probe.yaml", "root"]
+
+
+def test_a_download_whose_files_entry_is_absolute_writes_nothing_there(tmp_path, monkeypatch):
+    """An absolute entry names a file of your own to read; a download made its folders and lock there."""
+    target = tmp_path / "elsewhere" / "sub" / "probe.pkl"
+    monkeypatch.setenv("MMSA_ATSUKO_DATASETS", str(_own_downloadable(tmp_path, str(target))))
+    root = tmp_path / "root"
+    fake = FakeDownloader({str(target): b"\x80\x04N."})
+    with pytest.raises(DataError, match="absolute path, and a download writes only under the data root"):
+        dl.download("probe", data_root=root, downloader=fake, say=lambda _: None)
+    assert fake.fetched == [] and everything_under(tmp_path) == ["probe.yaml"]

@@ -103,6 +103,8 @@ def _check_dataset(name: str, facts) -> None:
     if not isinstance(files, dict) or not files or set(files) - {"aligned", "unaligned"} \
             or not all(isinstance(v, str) and v for v in files.values()):
         raise UsageError(f"{where}: files must map aligned/unaligned to a path under the data root")
+    for setting, path in files.items():
+        _check_file_entry(where, setting, path)
     _check_real_layout(where, facts)
     if facts["task"] == "regression":
         low_high = facts.get("label_range")
@@ -120,6 +122,20 @@ def _check_dataset(name: str, facts) -> None:
                              f"{low_high}: use metrics: mosi, or rescale the labels into [-1, 1]")
     elif not (isinstance(facts.get("num_classes"), int) and facts["num_classes"] >= 2):
         raise UsageError(f"{where}: a classification dataset needs num_classes (an integer >= 2)")
+
+
+def _check_file_entry(where: str, setting: str, path: str) -> None:
+    """A `files:` entry is a path relative to the data root, or an absolute path to a file of your own (read as
+    --feature-path reads one; `run.py download` refuses it, as a download writes under the data root only). A
+    relative one may not leave the data root: `../x.pkl` read (and a download wrote) beside it, not under it.
+    A NUL byte stopped the first look at the file in a ValueError traceback, and a backslash is a folder separator
+    on Windows only, so the same file named a folder on one system and a file name on another."""
+    bad = ("holds a NUL byte" if "\0" in path else "holds a backslash (write '/' between folders)" if "\\" in path
+           else "leaves the data root ('..')" if not os.path.isabs(path)
+           and os.path.normpath(path).split(os.sep)[0] == os.pardir else None)
+    if bad:
+        raise UsageError(f"{where}: files: {setting} {path[:80]!r}{'...' if len(path) > 80 else ''} {bad}: give a "
+                         f"path under the data root (or an absolute path to a file of your own)")
 
 
 def _check_format(name: str, where: str, facts: dict) -> None:

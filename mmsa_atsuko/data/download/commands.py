@@ -71,6 +71,7 @@ def download(names, *, aligned: bool = False, data_root=None, downloader: Downlo
     for name in map(_check_name, names):
         dest = resolve_feature_path(name, aligned, data_root=root)     # UsageError for sims --aligned
         relpath = _relpath(name, aligned)
+        _check_under_root(name, relpath, root)
         size_bounds(relpath)                                           # DataError without the facts
         blocked = _blocked(dest, root)
         if blocked:
@@ -99,6 +100,18 @@ def download(names, *, aligned: bool = False, data_root=None, downloader: Downlo
     for dest, relpath, seen in todo:
         _fetch_one(downloader, relpath, dest, root, say, seen)
     return [dest for dest, _ in wanted]
+
+
+def _check_under_root(name: str, relpath: str, root: Path) -> None:
+    """A download writes under its data root only (its folders, lock, scratch folder and file): a `files:` entry of
+    a --datasets file that was absolute, or left the root by '..', made its folders and lock outside before the
+    fetch failed. The table refuses '..' when it is read (config.datasets); an absolute entry names a file of your
+    own to read, which nothing fetches for you. Checked on the name, before anything is created: the links a data
+    root holds are its owner's layout (a MOSI/ on another disk), not something a dataset file can make."""
+    if os.path.isabs(relpath):
+        raise DataError(f"dataset {name}'s files entry {relpath} is an absolute path, and a download writes only "
+                        f"under the data root {root}: put the file there yourself, or give a path relative to the "
+                        f"data root")
 
 
 def _download_lock(dest: Path, relpath: str, say) -> FileLock:
