@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -33,6 +34,11 @@ MODEL_PACKAGES = ("mmsa_atsuko.models.baselines", "mmsa_atsuko.models.atsuko.mod
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 _REGISTRY: dict[str, type] = {}
+# A model's name starts its run ids and run folders (`<model>-<dataset>-s<seed>-...`, results.RUN_ID): a name of a
+# model file of your own holding '/' and '..' trained into a folder outside `<results>/runs`, then stopped in a
+# FileNotFoundError traceback at its final rename. The letters of a dataset's name (config.DATASET_NAME).
+MODEL_NAME = re.compile(r"[a-z0-9_]+(?:-[a-z0-9_]+)*")
+MAX_MODEL_NAME = 64
 # module name -> ("ErrorType: message" in one line, what to do about it)
 _IMPORT_ERRORS: dict[str, tuple[str, str]] = {}
 _discovered = False
@@ -75,8 +81,14 @@ def _check_free(name: str, again: bool) -> None:
     """Refuse to register `name` over another model (`again`: the same model registered anew, as a
     re-imported module does). While a model file of your own is imported, a name already taken is
     one line (UsageError, which discovery does not keep as an import error), never a silent override."""
+    if not isinstance(name, str):
+        raise RuntimeError(f"model name {name!r} must be a string")
     if name != name.lower():     # lookups are case-insensitive by lowering the name asked for
         raise RuntimeError(f"model name {name!r} must be lowercase: register it as {name.lower()!r}")
+    if len(name) > MAX_MODEL_NAME or not MODEL_NAME.fullmatch(name):
+        shown = repr(name[:40]) + ("..." if len(name) > 40 else "")
+        raise RuntimeError(f"model name {shown} is not a name: use letters, digits, '_' and '-' (at most "
+                           f"{MAX_MODEL_NAME}), as its run folders and run ids are named by it")
     if name not in _REGISTRY:
         return
     file, origin = loading(), model_origin(name)
@@ -181,6 +193,9 @@ def canonical_model_name(name: str) -> str:
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     broken = (f" Failed to import: {', '.join(map(model_file, _IMPORT_ERRORS))} (python run.py list)."
               if _IMPORT_ERRORS else "")
+    if not MODEL_NAME.fullmatch(key):     # no file or YAML to look for: 'a/../b' names none of a models folder
+        raise UsageError(f"unknown model {name!r}: a model's name is letters, digits, '_' and '-', as it names run "
+                         f"folders and run ids.{hint} Known models: {', '.join(list_models())}.{broken}")
     own = "" if model_folders() else (" A model of your own: pass --models DIR, the folder of its file (from Python, "
                                          f"os.environ[{MODELS_ENV!r}] = DIR).")
     raise UsageError(f"unknown model {name!r}.{_unregistered(key)}{hint} Known models: "

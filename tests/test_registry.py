@@ -123,6 +123,9 @@ def test_a_name_or_a_class_cannot_be_registered_twice(monkeypatch):
     assert Probe.registry_meta == {"name": "probe_a", "tasks": ("regression",)}
     with pytest.raises(RuntimeError, match="'Probe_C' must be lowercase"):
         register_variant("Probe_C", Probe)
+    for not_a_name in ("a/b", "../probe", "probe-", "probe.v2", "p" * 65):     # each starts a run folder's name
+        with pytest.raises(RuntimeError, match="is not a name: use letters, digits"):
+            register_variant(not_a_name, Probe)
 
 
 
@@ -402,6 +405,30 @@ def test_a_models_folder_model_without_its_yaml_says_where_the_yaml_goes(own_mod
                     f"beside {folder / 'latefuse.py'}, with a common: block declaring every key the model reads "
                     f"and a small preset (README, Adding a model)")
     assert not out.exists()
+
+
+def test_a_model_name_that_is_no_file_name_is_one_line_before_any_folder(own_models, tmp_path, capsys):
+    """A model file of your own registering 'zz/../../esc' trained into `<results>/esc-mosi-s1111-...partial`,
+    outside `<results>/runs` (more '..', outside the results folder), then stopped in a FileNotFoundError
+    traceback at the folder's final rename."""
+    import shutil
+
+    from mmsa_atsuko.cli import main
+    folder, _ = own_models
+    name = "zz/../../esc"
+    source = (folder / "latefuse.py").read_text()
+    (folder / "latefuse.py").write_text(source.replace('@register_model("latefuse"', f'@register_model("{name}"'))
+    (folder / "zz").mkdir()
+    shutil.copy(folder / "latefuse.yaml", tmp_path / "esc.yaml")     # where the name's YAML is looked up
+    out = tmp_path / "box" / "results"
+    out.parent.mkdir()
+    assert main(["-m", name, *train_args(out)[2:], "--models", str(folder)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: unknown model 'zz/../../esc': a model's name is letters, digits, '_' and '-'")
+    assert line.endswith(f"Failed to import: {folder / 'latefuse.py'} (python run.py list).")
+    assert main(["list", "--models", str(folder)]) == 0        # where the reason is
+    assert "model name 'zz/../../esc' is not a name: use letters, digits, '_' and '-'" in capsys.readouterr().out
+    assert not any(out.parent.iterdir())
 
 
 def test_a_models_folder_model_reads_its_yaml_from_that_folder(own_models, tmp_path, capsys):
