@@ -212,3 +212,23 @@ def test_an_absolute_files_entry_reads_that_file(own_dataset, monkeypatch):
     declared.write_text(BLOCK.replace("MyData/features.pkl", str(root / "MyData" / "features.pkl")))
     monkeypatch.setenv(DATASETS_ENV, str(declared))
     assert load_dataset("mydata", data_root=root / "elsewhere").spec.split_sizes["train"] > 0
+
+
+def test_a_datasets_file_or_models_folder_whose_path_holds_the_separator_is_one_line(own_dataset, tmp_path, capsys,
+                                                                                    monkeypatch):
+    """$MMSA_ATSUKO_DATASETS and $MMSA_ATSUKO_MODELS are os.pathsep-separated: an existing 'a:b.yaml' was read as
+    'a' ("not found") and 'b.yaml', whatever b.yaml held."""
+    import os
+    monkeypatch.setenv("MMSA_ATSUKO_MODELS", "")          # main() adds to it; monkeypatch restores it afterwards
+    declared, _ = own_dataset
+    split = tmp_path / f"mine{os.pathsep}b.yaml"
+    declared.rename(split)
+    (tmp_path / "b.yaml").write_text("datasets: {}\n")
+    assert main(["list", "--datasets", str(split)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{split} holds {os.pathsep!r}, which separates the paths" in err, err
+    folder = tmp_path / f"models{os.pathsep}x"
+    folder.mkdir()
+    assert main(["list", "--models", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{folder} holds {os.pathsep!r}" in err and "MMSA_ATSUKO_MODELS" in err, err

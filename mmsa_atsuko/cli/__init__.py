@@ -48,6 +48,11 @@ def _take_option(argv: list[str], option: str, needs: str) -> tuple[list[str], l
 def _extend_environment(name: str, paths: list[str]) -> None:
     """Add `paths` to the os.pathsep-separated variable `name`, each once: sweep workers (other
     processes) inherit it and so read the same files."""
+    for path in paths:
+        # The variable would hold it as two: 'a:b.yaml' was read as 'a' ("not found") and 'b.yaml'.
+        if os.pathsep in path:
+            raise UsageError(f"{path} holds {os.pathsep!r}, which separates the paths of ${name} (read by sweep "
+                             f"workers too): move or rename it to a path without one")
     listed = [f for f in os.environ.get(name, "").split(os.pathsep) if f]
     os.environ[name] = os.pathsep.join(dict.fromkeys(listed + paths))
 
