@@ -98,8 +98,12 @@ def not_a_file(path) -> str | None:
     path = Path(path)
     try:
         mode = path.stat().st_mode
-    except OSError:                    # missing, a link to nothing, a loop of links
-        return "is a broken symbolic link" if path.is_symlink() else "not found"
+    except ValueError:                 # a path read from a file (a sweep's data_root, a files: entry) may hold one
+        return "names no file (it holds a NUL byte)"
+    except OSError as e:               # missing, a link to nothing, a loop of links
+        if e.errno == errno.ENAMETOOLONG:      # Path.is_symlink() raised it again: a traceback
+            return "names no file (it, or a folder name in it, is longer than the system allows)"
+        return "is a broken symbolic link" if os.path.islink(path) else "not found"
     if stat.S_ISREG(mode):
         return None
     return "is " + ("a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode)

@@ -39,3 +39,24 @@ def test_write_pickle_makes_the_folder_and_round_trips_arrays(tmp_path):
         back = pickle.load(f)
     assert back["train"]["id"] == ["a", "b", "c"] and np.array_equal(back["train"]["audio"], data["train"]["audio"])
     assert [p.name for p in path.parent.iterdir()] == ["x.pkl"]
+
+
+@pytest.mark.parametrize("name, says", [
+    ("a" * 5000, "names no file (it, or a folder name in it, is longer than the system allows)"),
+    ("a/" * 3000 + "x", "names no file (it, or a folder name in it, is longer than the system allows)"),
+    ("x\0y", "names no file (it holds a NUL byte)"),
+])
+def test_a_path_that_names_no_file_is_said_so_not_raised(tmp_path, name, says):
+    """A path read from a file (a sweep's data_root, a --datasets files: entry) or typed: not_a_file raised
+    OSError (ENAMETOOLONG, from Path.is_symlink) or ValueError, and every command stopped in a traceback."""
+    from mmsa_atsuko.atomic import not_a_file
+    assert not_a_file(tmp_path / name) == says
+
+
+def test_a_feature_path_too_long_is_one_line(tmp_path, capsys):
+    from mmsa_atsuko.cli import main
+    assert main(["-m", "tfn", "-d", "mosi", "-s", "1", "--feature-path", str(tmp_path / ("a" * 5000)),
+                 "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mosi unaligned features names no file (it, or a folder name in it, is longer" \
+        in err and not (tmp_path / "out").exists(), err[:300]

@@ -109,7 +109,7 @@ def load_dataset(name: str, *, aligned: bool = False, data_root=None, feature_pa
             fix = "put the file there, or give --data-root DIR, the folder its `files:` entry is under"
         message = (f"{name} {_setting(aligned)} features {what} at {path} ({how}): {fix}"
                    + (", or run with --synthetic" if published else ""))
-        if path.exists():
+        if os.path.exists(path):        # Path.exists() raises for a name too long; os.path's says False
             raise DataError(message)
         raise MissingDataError(message, what=f"{name} {_setting(aligned)} features", path=path)
 
