@@ -68,6 +68,12 @@ experiments:
      "bad.yaml: config, for tfn: learning_rate must be a finite number, got nan"),
     ("config: {lambda_ent: 0.5}\nexperiments: [{name: e, models: [atsuko, tfn], datasets: [sims]}]",
      "bad.yaml: config, for tfn: unknown config key 'lambda_ent'"),
+    # A TypeError traceback when the data was looked for (after the plan), and a ValueError one for the NUL byte.
+    ("data_root: 5\nexperiments: [{models: [tfn], datasets: [mosi]}]",
+     "bad.yaml: data_root must be the path of a folder (a non-empty string without a NUL byte), got '5'"),
+    ("data_root: [a, b]\nexperiments: [{models: [tfn], datasets: [mosi]}]", "data_root must be the path of a folder"),
+    ('data_root: "/tmp/\\0x"\nexperiments: [{models: [tfn], datasets: [mosi]}]',
+     "data_root must be the path of a folder (a non-empty string without a NUL byte), got '/tmp/\\x00x'"),
 ])
 def test_bad_sweep_files_are_one_line_usage_errors(tmp_path, text, message):
     with pytest.raises(UsageError) as error:

@@ -110,6 +110,12 @@ def expand(file=None, *, models=None, datasets=None, seeds=None, aligned=False, 
         top = read_yaml(Path(file))
         where_file = str(file)
     _check_keys(top, TOP_KEYS, where_file)
+    root = top.get("data_root")
+    # A path read from the file: a number or a list stopped in a TypeError traceback when the data was looked for,
+    # a NUL byte in a ValueError one.
+    if root is not None and not (isinstance(root, str) and root and "\0" not in root):
+        raise UsageError(f"{where_file}: data_root must be the path of a folder (a non-empty string without a NUL "
+                         f"byte), got {str(root)[:80]!r}")
     # Where the data comes from: the command line's options over the file's top-level keys (no experiment sets
     # them). --synthetic-size without synthetic data, or --data-root with it, was ignored without a word.
     cli = {"synthetic": synthetic, "synthetic_size": synthetic_size, "data_root": data_root}
