@@ -194,6 +194,9 @@ def test_download_of_a_dataset_of_your_own_without_its_real_layout_says_what_to_
     ("MyData/../../features.pkl", "leaves the data root ('..')"),
     ("MyData\\\\features.pkl", "holds a backslash (write '/' between folders)"),
     ("MyData/feat\\0ures.pkl", "holds a NUL byte"),
+    # `run.py download` and its --check stopped in an OSError (ENAMETOOLONG) traceback
+    ("MyData/" + "f" * 256 + ".pkl", "holds a name longer than 255 bytes, which no file system takes"),
+    ("ab/" * 400 + "f.pkl", "is longer than 1024 characters"),
 ])
 def test_a_files_entry_that_leaves_the_data_root_or_names_no_file_is_one_line(own_dataset, entry, says, capsys):
     """`..` read a file beside the data root and a download wrote there; a NUL byte stopped the first look at the

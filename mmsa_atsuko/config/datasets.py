@@ -43,6 +43,8 @@ SPLITS, MODALITY_NAMES = ("train", "valid", "test"), ("text", "audio", "vision")
 # of run ids (results.RUN_ID): a name holding '/' or '..' wrote a run's files outside the results folder.
 DATASET_NAME = re.compile(r"[a-z0-9_]+(?:-[a-z0-9_]+)*")
 MAX_DATASET_NAME = 64       # what a model.json's `dataset` may hold
+MAX_NAME_BYTES = 255        # a file or folder name of a `files:` entry: NAME_MAX of Linux's and macOS's file systems
+MAX_FILES_ENTRY = 1024      # a whole `files:` entry; the shipped ones are under 50 characters
 
 
 def datasets_table(config_dir: Path = CONFIG_DIR) -> dict:
@@ -129,8 +131,12 @@ def _check_file_entry(where: str, setting: str, path: str) -> None:
     --feature-path reads one; `run.py download` refuses it, as a download writes under the data root only). A
     relative one may not leave the data root: `../x.pkl` read (and a download wrote) beside it, not under it.
     A NUL byte stopped the first look at the file in a ValueError traceback, and a backslash is a folder separator
-    on Windows only, so the same file named a folder on one system and a file name on another."""
+    on Windows only, so the same file named a folder on one system and a file name on another. A name past
+    MAX_NAME_BYTES stopped `run.py download` and its --check in an OSError (ENAMETOOLONG) traceback."""
     bad = ("holds a NUL byte" if "\0" in path else "holds a backslash (write '/' between folders)" if "\\" in path
+           else f"is longer than {MAX_FILES_ENTRY} characters" if len(path) > MAX_FILES_ENTRY
+           else f"holds a name longer than {MAX_NAME_BYTES} bytes, which no file system takes"
+           if any(len(part.encode(errors="surrogateescape")) > MAX_NAME_BYTES for part in path.split("/"))
            else "leaves the data root ('..')" if not os.path.isabs(path)
            and os.path.normpath(path).split(os.sep)[0] == os.pardir else None)
     if bad:
