@@ -631,3 +631,14 @@ def test_a_download_whose_files_entry_is_absolute_writes_nothing_there(tmp_path,
     with pytest.raises(DataError, match="absolute path, and a download writes only under the data root"):
         dl.download("probe", data_root=root, downloader=fake, say=lambda _: None)
     assert fake.fetched == [] and everything_under(tmp_path) == ["probe.yaml"]
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_a_data_root_whose_name_is_too_long_is_one_line(tmp_path, capsys, check):
+    """`run.py download` and its --check stopped in an OSError (ENAMETOOLONG) traceback at the first look under it."""
+    root = tmp_path / ("a" * 300)
+    argv = ["download", "--check"] if check else ["download", "mosi"]
+    assert main([*argv, "--data-root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(--data-root) names no folder (it, or a folder name in it, is longer than the " \
+        "system allows): give a shorter path" in err, err[-300:]

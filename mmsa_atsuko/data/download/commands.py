@@ -25,11 +25,11 @@ from typing import Callable
 
 from filelock import FileLock, Timeout
 
-from ...atomic import plain_file_mode
+from ...atomic import not_a_file, plain_file_mode
 from ...cache import file_version, remember
 from ...lock_files import shared_mode
 from ...config import datasets_table
-from ...errors import DataError
+from ...errors import DataError, UsageError
 from ..mmsa_format import DATA_ROOT_ENV, DEFAULT_DATA_ROOT, resolve_feature_path
 from .drive import (MMSA_BAIDU, MMSA_DRIVE_FOLDER, Downloader, FetchFailed, Offline, SizeLimit, TransferLimit,
                     default_downloader)
@@ -38,12 +38,19 @@ from .verify import _blocked, _verified_how, _verify
 
 
 def data_root_of(data_root=None) -> tuple[Path, str]:
-    """The data root and where it came from: --data-root, $MMSA_DATA_ROOT, else the default."""
+    """The data root and where it came from: --data-root, $MMSA_DATA_ROOT, else the default. One that names no
+    folder (a name too long, a NUL byte) is one line: the first look under it (`_blocked`, Path.is_dir) raised."""
     if data_root is not None:
-        return Path(data_root).expanduser(), "--data-root"
-    if os.environ.get(DATA_ROOT_ENV):
-        return Path(os.environ[DATA_ROOT_ENV]).expanduser(), f"${DATA_ROOT_ENV}"
-    return Path(DEFAULT_DATA_ROOT).expanduser(), "the default; set --data-root or $MMSA_DATA_ROOT"
+        root, how = Path(data_root).expanduser(), "--data-root"
+    elif os.environ.get(DATA_ROOT_ENV):
+        root, how = Path(os.environ[DATA_ROOT_ENV]).expanduser(), f"${DATA_ROOT_ENV}"
+    else:
+        root, how = Path(DEFAULT_DATA_ROOT).expanduser(), "the default; set --data-root or $MMSA_DATA_ROOT"
+    what = not_a_file(root)
+    if what and what.startswith("names no file"):
+        raise UsageError(f"data root {str(root)[:200]} ({how}) {what.replace('file', 'folder', 1)}: give a "
+                         f"shorter path")
+    return root, how
 
 
 def manual_steps(relpaths, root: Path) -> str:
