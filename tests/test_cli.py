@@ -1153,3 +1153,24 @@ def test_jobs_2_with_a_csv_that_cannot_take_the_rows_stops_before_any_run(tmp_pa
     assert "nothing was trained" in err[0]
     assert not (tmp_path / "runs.jsonl").exists() or not (tmp_path / "runs.jsonl").read_text().strip()
     assert mine.read_text() == "Model,Acc\nmine,1\n"
+
+
+@pytest.mark.parametrize("argv", [
+    ["-m", "tfn", "-d", "mosi", "--synthetic", "-s", "1", "--out", "{long}"],
+    ["predict", "--checkpoint", "{long}", "--features", "f.pkl", "--out", "out"],
+    ["list", "--models", "{long}"],
+    ["sweep", "{long}"],
+    ["clean", "--results", "{long}"],
+], ids=["train-out", "predict-checkpoint", "models", "sweep-file", "clean"])
+def test_a_path_longer_than_the_system_allows_is_one_line(tmp_path, capsys, monkeypatch, argv):
+    """pathlib's is_dir/is_file/exists raise ENAMETOOLONG: a long path, typed or read from a file, stopped the
+    command in an OSError traceback at its first look."""
+    from mmsa_atsuko.cli import main
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MMSA_ATSUKO_MODELS", "")          # main() adds to it; monkeypatch restores it afterwards
+    long = str(tmp_path / ("a" * 300))
+    assert main([value.replace("{long}", long) for value in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {long[:200]}...") and \
+        "is a path longer than the system allows" in err, err[-300:]
+    assert list(tmp_path.iterdir()) == []

@@ -6,6 +6,7 @@ line and exit non-zero (2 for a bad command line, 1 for bad data); tracebacks ar
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import sys
 from pathlib import Path
@@ -124,3 +125,13 @@ def main(argv=None) -> int:
     except BrokenPipeError:            # `run.py list | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as e:
+        # pathlib's is_dir/is_file/exists raise ENAMETOOLONG (they say False for a missing file only), so a path too
+        # long, typed (--out, --results, --checkpoint, --models ...) or read from a file, stopped nearly every
+        # command in a traceback at its first look: the one cause, said once here.
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+        name = str(e.filename)
+        print(f"error: {name[:200]}{'...' if len(name) > 200 else ''} is a path longer than the system allows (a "
+              f"file or folder name over 255 bytes, or too many in all): give a shorter one", file=sys.stderr)
+        return 2
