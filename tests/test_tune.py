@@ -175,6 +175,22 @@ def test_a_study_name_that_is_no_file_name_is_one_line_before_any_work(tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_default_study_name_too_long_is_one_line_that_says_to_give_one(tmp_path, monkeypatch):
+    """A --datasets name of 64 letters, aligned and under a protocol condition, made the default name
+    (tune-<model>-<dataset>-aligned-<condition>) over 100 characters, and the line blamed a --study never given."""
+    import yaml
+    name = "d" * 64
+    block = {"format": "mmsa", "task": "regression", "metrics": "mosi", "headline": "MAE", "language": "en",
+             "label_range": [-3.0, 3.0], "files": {"unaligned": "D/u.pkl", "aligned": "D/a.pkl"}, "config": {}}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"datasets": {name: block}}))
+    monkeypatch.setenv("MMSA_ATSUKO_DATASETS", str(tmp_path / "mine.yaml"))
+    with pytest.raises(UsageError, match=r"^the study's default name tune-tfn-ddd.*\.\.\. is longer than 100 "
+                                         r"characters: give it a shorter one with --study NAME$"):
+        tune("tfn", name, trials=1, out=tmp_path / "results", synthetic=False, preset="small", max_epochs=1,
+             aligned=True, missing_rates=[0.25], drop_modality="T")      # ...-aligned-missing_rate0.25-dropT
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_tune_names_one_setting_and_a_study_resumes_only_the_search_it_began(tmp_path):
     with pytest.raises(UsageError, match="a tune searches one setting, and these options name 2"):
         tune("tfn", "mosi", trials=1, out=tmp_path, missing_rates=[0.0, 0.5], **TINY)

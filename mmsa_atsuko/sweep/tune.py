@@ -107,6 +107,11 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
     model, where = base.model, space_name(base.model, space_file)
     model_meta(model)          # a --models folder's model: imported now (torch), so that its space is found beside it
     space = read_space(model, space_file)
+    if not study_name and not STUDY_NAME.fullmatch(default_study_name(base)):
+        # Only a long name can fail (the model's and dataset's names are checked): 64 letters of a --datasets name
+        # made the default over 100, and the line blamed a --study never given.
+        raise UsageError(f"the study's default name {default_study_name(base)[:60]}... is longer than 100 "
+                         f"characters: give it a shorter one with --study NAME")
     study_name = study_name or default_study_name(base)
     if not STUDY_NAME.fullmatch(study_name):
         raise UsageError(f"--study {show(study_name)} is no study name: give one of letters, digits, '_', '.' and '-' "
