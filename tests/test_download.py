@@ -642,3 +642,42 @@ def test_a_data_root_whose_name_is_too_long_is_one_line(tmp_path, capsys, check)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(--data-root) names no folder (it, or a folder name in it, is longer than the " \
         "system allows): give a shorter path" in err, err[-300:]
+
+
+def test_a_download_never_writes_through_a_link_out_of_the_data_root(tmp_path, published_mosi):
+    """A data root from elsewhere (an unpacked archive, a shared folder) holding MOSI -> a folder outside it: the
+    download made Processed/, its lock, its scratch folder and the file there."""
+    outside, root = tmp_path / "outside", tmp_path / "root"
+    outside.mkdir()
+    root.mkdir()
+    (root / "MOSI").symlink_to(outside)
+    fake = FakeDownloader({MOSI: GOOD})
+    with pytest.raises(DataError, match=rf"^{root / 'MOSI'} is a symbolic link to {outside}, and the download of "
+                                        rf"{MOSI} would write there, outside the data root {root}: download into"):
+        dl.download("mosi", data_root=root, downloader=fake, say=lambda _: None)
+    assert fake.fetched == [] and list(outside.iterdir()) == []
+
+
+def test_a_download_goes_through_a_link_inside_the_data_root_and_into_a_root_that_is_a_link(tmp_path, published_mosi):
+    """Links that keep the file under the data root are the owner's layout: the root given as a link, MOSI -> a
+    folder of the root."""
+    real = tmp_path / "disk"
+    (real / "mosi-files").mkdir(parents=True)
+    (tmp_path / "root").symlink_to(real)
+    (real / "MOSI").symlink_to(real / "mosi-files")
+    (path,) = dl.download("mosi", data_root=tmp_path / "root", downloader=FakeDownloader({MOSI: GOOD}),
+                          say=lambda _: None)
+    assert (real / "mosi-files" / "Processed" / "unaligned_50.pkl").read_bytes() == GOOD
+
+
+def test_a_verified_file_behind_a_link_out_of_the_root_is_kept_as_it_is(tmp_path, published_mosi):
+    """Nothing is written when the file there verifies: the link is refused only where a download would write."""
+    outside, root = tmp_path / "outside", tmp_path / "root"
+    (outside / "Processed").mkdir(parents=True)
+    (outside / "Processed" / "unaligned_50.pkl").write_bytes(GOOD)
+    root.mkdir()
+    (root / "MOSI").symlink_to(outside)
+    lines = []
+    dl.download("mosi", data_root=root, downloader=FakeDownloader({}, online=False), say=lines.append)
+    assert "is already there" in lines[0] and sorted(p.name for p in (outside / "Processed").iterdir()) == [
+        "unaligned_50.pkl"]

@@ -98,6 +98,12 @@ def download(names, *, aligned: bool = False, data_root=None, downloader: Downlo
             todo.append((dest, relpath, seen))
     if not todo:
         return [dest for dest, _ in wanted]
+    for dest, relpath, _ in todo:
+        outside = _link_out_of_root(dest, root)
+        if outside:
+            raise DataError(f"{outside}, and the download of {relpath} would write there, outside the data root "
+                            f"{root}: download into a data root without such a link (--data-root), then move the "
+                            f"file where you want it")
 
     downloader = downloader or default_downloader()
     try:
@@ -119,6 +125,21 @@ def _check_under_root(name: str, relpath: str, root: Path) -> None:
         raise DataError(f"dataset {name}'s files entry {relpath} is an absolute path, and a download writes only "
                         f"under the data root {root}: put the file there yourself, or give a path relative to the "
                         f"data root")
+
+
+def _link_out_of_root(dest: Path, root: Path) -> str | None:
+    """The folder between `root` and `dest` that is a symbolic link leading out of the data root, said as a clause,
+    else None. A download writes its folders, lock, scratch folder and file beside `dest`: a link in a data root that
+    came from elsewhere (an unpacked archive, a shared folder: MOSI -> ~/.config) sent them there. A link in the
+    root's own path is where the user put the root, and a link to a file at `dest` is replaced, never written
+    through (os.replace)."""
+    inside = os.path.realpath(root)
+    if os.path.commonpath([inside, os.path.realpath(dest.parent)]) == inside:
+        return None
+    folder = dest.parent
+    while folder != root and not os.path.islink(folder) and folder.parent != folder:
+        folder = folder.parent
+    return f"{folder} is a symbolic link to {os.path.realpath(folder)}"
 
 
 def _download_lock(dest: Path, relpath: str, say) -> FileLock:
