@@ -119,8 +119,8 @@ def _check_under_root(name: str, relpath: str, root: Path) -> None:
     """A download writes under its data root only (its folders, lock, scratch folder and file): a `files:` entry of
     a --datasets file that was absolute, or left the root by '..', made its folders and lock outside before the
     fetch failed. The table refuses '..' when it is read (config.datasets); an absolute entry names a file of your
-    own to read, which nothing fetches for you. Checked on the name, before anything is created: the links a data
-    root holds are its owner's layout (a MOSI/ on another disk), not something a dataset file can make."""
+    own to read, which nothing fetches for you. Checked on the name, before anything is created; the links the data
+    root holds are `_link_out_of_root`'s."""
     if os.path.isabs(relpath):
         raise DataError(f"dataset {name}'s files entry {relpath} is an absolute path, and a download writes only "
                         f"under the data root {root}: put the file there yourself, or give a path relative to the "
