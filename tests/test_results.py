@@ -192,3 +192,37 @@ def test_mmsa_cell_rounds_each_seed_then_the_mean_as_numpy_does():
             assert ours == mmsa_reference_cell(raw, loss=key == "Loss"), (key, raw)
 
 
+
+
+def test_a_record_keeps_its_data_path_absolute_outside_its_identity(tmp_path, monkeypatch):
+    """A path typed relative to a working folder the record does not keep pointed nowhere from another folder; the
+    record keeps it absolute (its folder resolved, its own name as given), and a record from before, relative, is
+    the same run."""
+    import dataclasses
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    from mmsa_atsuko.results import identity
+    from mmsa_atsuko.results.record import ok_record
+    from tests.conftest import make_dataset
+    (tmp_path / "work").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "v2.pkl").write_bytes(b"x")
+    (tmp_path / "data" / "my.pkl").symlink_to("v2.pkl")
+    (tmp_path / "here").symlink_to(tmp_path / "work")
+    monkeypatch.chdir(tmp_path / "here")
+    result = SimpleNamespace(test=SimpleNamespace(metrics={"MAE": 0.5}), valid={}, best_epoch=1, epochs_run=1,
+                             steps_per_s=1.0)
+    spec = make_dataset(n=(4, 2, 2)).spec
+    records = {typed: ok_record("r", model="tfn", seed=1, preset=None, config={},
+                                spec=dataclasses.replace(spec, path=typed), result=result, device="cpu",
+                                started=datetime(2026, 1, 1), wall_time_s=1.0, run_dir="runs/r", git_commit=None,
+                                checkpoint="best.pt", torch_threads=1, torch_version="x", device_name="cpu",
+                                peak_memory_mb=1.0, precision="fp32", deterministic=True)
+               for typed in ("../data/my.pkl", str(tmp_path / "data" / "my.pkl"), "../data")}
+    real = os.path.realpath(tmp_path)
+    assert records["../data/my.pkl"]["data_path"] == f"{real}/data/my.pkl"     # not v2.pkl: the link's name stays
+    assert records[str(tmp_path / "data" / "my.pkl")]["data_path"] == f"{real}/data/my.pkl"
+    assert records["../data"]["data_path"] == f"{real}/data"
+    old = records["../data/my.pkl"] | {"data_path": "my.pkl"}
+    assert identity(old) == identity(records["../data/my.pkl"]) == identity(records["../data"])

@@ -56,7 +56,7 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
         "device_name": device_name, "peak_memory_mb": peak_memory_mb, "precision": precision,
         "deterministic": deterministic, "steps_per_s": result.steps_per_s,
         "config_hash": config_hash(config), "config": dict(config),
-        "data": spec.source, "data_path": spec.path, "extractor": spec.extractor,
+        "data": spec.source, "data_path": absolute_data_path(spec.path), "extractor": spec.extractor,
         # The file's samples per split: without a published sha256 they tell a real file from a small one
         # (leaderboard.real_data).
         "split_sizes": dict(spec.split_sizes),
@@ -69,6 +69,19 @@ def ok_record(run_id: str, *, model: str, seed: int, preset, config: dict, spec,
         | ({"model_source": model_source} if model_source is not None else {}) \
         | ({"earlier_attempts": earlier_attempts} if earlier_attempts else {}) \
         | ({"trainer_overrides": trainer_overrides} if trainer_overrides is not None else {})
+
+
+def absolute_data_path(path: str | None) -> str | None:
+    """The data file (or folder) `path` as a record keeps it: absolute, so it names the file from any folder (the
+    working folder a run started in is not recorded). Its folder is resolved (`..` and linked folders) and its own
+    name kept: a link given as the file stays the name given, and the record's `data` (the sha256) tells which
+    content it held. Not part of a run's identity: a run keeps its identity wherever its data was read from."""
+    if path is None:
+        return None
+    given = Path(path)
+    if given.name in ("", ".", ".."):
+        return str(given.resolve())
+    return str(given.parent.resolve() / given.name)
 
 
 def failed_record(run_id: str, *, model: str, dataset: str, aligned: bool, seed: int, preset, config: dict,
