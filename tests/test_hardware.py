@@ -68,7 +68,7 @@ class _FakeWorker:
     given = 0
 
     def __init__(self, ctx, index, device, threads, forced):
-        self.index, self.device, self.task, self.order, self.conn = index, device, None, 0, self
+        self.index, self.device, self.task, self.order, self.conn, self.since = index, device, None, 0, self, 0.0
         _FakeWorker.started.append(device)
 
     def give(self, task):
@@ -116,7 +116,7 @@ def _fake_workers(monkeypatch) -> None:
     monkeypatch.setattr(_FakeWorker, "asked", [])
     monkeypatch.setattr(_FakeWorker, "given", 0)
     # the runs end in the order they were given out, so each device's first run ends before the later ones
-    monkeypatch.setattr(local, "wait_for", lambda conns: [min(conns, key=lambda worker: worker.order)])
+    monkeypatch.setattr(local, "wait_for", lambda conns, timeout=None: [min(conns, key=lambda worker: worker.order)])
 
 
 def test_the_gpus_memory_is_asked_for_until_a_run_on_it_ends_ok_and_only_under_jobs_auto(monkeypatch):
@@ -138,6 +138,47 @@ def test_the_gpus_memory_is_asked_for_until_a_run_on_it_ends_ok_and_only_under_j
     backend.devices, backend.cuda = ["cuda:0"], True
     backend.run([(k, f"run{k}") for k in range(5)], "out", lambda record: None)
     assert _FakeWorker.asked == [] and _FakeWorker.started == ["cuda:0"] * 2    # --jobs 2 sizes nothing
+
+
+class _Planned:
+    """A planned run as the backend sees one: a name, and no tune trial."""
+    trial = None
+
+    def __init__(self, name):
+        self.name = name
+
+    def describe(self):
+        return self.name
+
+
+def test_a_sweep_in_workers_says_where_each_run_logs_and_how_it_stands_after_a_quiet_while(monkeypatch, tmp_path):
+    """`sweep --jobs 2` printed nothing from its plan line to its first finished run (hours on real data): the
+    workers' epochs go to each run's train.log alone. Each run's start names that log now, and a quiet while (no
+    line for `quiet_s`) gives one line on the runs in hand, their epochs done by their history.json."""
+    import json
+
+    from mmsa_atsuko.sweep import local
+    _fake_workers(monkeypatch)
+    quiet = iter([True])          # the first wait times out with nothing ready; every later one has a run ended
+
+    def wait(conns, timeout=None):
+        assert timeout is not None and 0 <= timeout <= 60      # the driver waits no longer than its quiet while
+        return [] if next(quiet, False) else [min(conns, key=lambda worker: worker.order)]
+    monkeypatch.setattr(local, "wait_for", wait)
+    monkeypatch.setattr(local.time, "time", lambda: 125.0)
+    (tmp_path / "runs" / ".r0.partial").mkdir(parents=True)
+    (tmp_path / "runs" / ".r0.partial" / "history.json").write_text(json.dumps([{"epoch": 1}, {"epoch": 2}]))
+    lines = []
+    backend = LocalBackend(2, "cpu", threads=1, echo=lines.append)
+    runs = [_Planned("tfn mydata seed 1"), _Planned("lmf mydata seed 1"), _Planned("tfn mydata seed 2")]
+    backend.run([(run, f"r{k}") for k, run in enumerate(runs)], tmp_path, lambda record: lines.append("ended"))
+    log = tmp_path / "runs"
+    assert lines == [f"started tfn mydata seed 1 on cpu: its epochs go to {log}/.r0.partial/train.log",
+                     f"started lmf mydata seed 1 on cpu: its epochs go to {log}/.r1.partial/train.log",
+                     # time.time() reads 125 s, the fake workers took their runs at 0 s
+                     "still training: tfn mydata seed 1 (2 epochs done, 0:02:05); lmf mydata seed 1 (0:02:05)",
+                     "ended", f"started tfn mydata seed 2 on cpu: its epochs go to {log}/.r2.partial/train.log",
+                     "ended", "ended"]
 
 
 def test_cpu_jobs_are_the_cores_over_the_threads():

@@ -13,7 +13,6 @@ with this module: the sweep driver imports it before its planning line, and the 
 """
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import signal
@@ -29,6 +28,8 @@ from ..code_version import git_commit
 from ..errors import UsageError
 from ..training.hardware import DEFAULT_THREADS, check_threads, cpu_jobs, gpu_jobs, gpu_memory_after_run, parse_jobs
 from ..training.seed import resolve_device
+from .live import QUIET_S, in_hand_line, say_started
+from .spawn_signals import sigint_ignored
 
 def parse_devices(text: str) -> list[str]:
     """'auto' (every visible GPU, else the CPU) | 'cpu' | 'cuda:0,cuda:1' -> checked device names."""
@@ -63,6 +64,7 @@ class LocalBackend:
         self.workers: list[_Worker] = []
         self.in_process = self.jobs == 1
         self.echo = echo
+        self.quiet_s = QUIET_S
 
     def describe(self, runs: int | None = None) -> str:
         """How the runs train; `runs`: how many are to do, where known (a `--jobs N` starts no more workers)."""
@@ -167,10 +169,16 @@ class LocalBackend:
             task = next(pending, None)
             if task is not None:
                 worker.give((*task, worker.device in unsized))     # its worker reads the GPU's memory after it
+                say_started(self.echo, *worker.task[:3], worker.device)
                 given += 1
+        said = time.time()
         while any(w.task for w in self.workers):
             busy = {w.conn: w for w in self.workers if w.task}
-            for conn in wait_for(list(busy)):
+            ready = wait_for(list(busy), timeout=max(0.0, said + self.quiet_s - time.time()))
+            if not ready:
+                self.echo(in_hand_line([(*w.task[:3], w.since) for w in busy.values()], time.time()))
+                said = time.time()
+            for conn in ready:
                 worker = busy[conn]
                 run, run_id = worker.task[:2]
                 try:
@@ -186,6 +194,7 @@ class LocalBackend:
                     self.workers[worker.index] = worker
                 worker.task = None
                 on_result(record)
+                said = time.time()
                 if worker.device in unsized:
                     left = total - given + sum(w.task is not None for w in self.workers)
                     per_device = self._per_device(record, left, memory)
@@ -196,6 +205,7 @@ class LocalBackend:
                     task = next(pending, None)
                     if task is not None:
                         idle.give((*task, idle.device in unsized))
+                        say_started(self.echo, *idle.task[:3], idle.device)
                         given += 1
 
 
@@ -205,7 +215,7 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, device, threads, forced, os.getpid()),
                                 name=f"sweep-worker-{index}", daemon=True)
-        with _sigint_ignored():        # the worker starts ignoring Ctrl-C (see _sigint_ignored)
+        with sigint_ignored():        # the worker starts ignoring Ctrl-C (see sigint_ignored)
             self.proc.start()
         child.close()                  # so that a dead worker reads as EOF here
 
@@ -230,23 +240,6 @@ class _Worker:
             self.proc.kill()
         self.proc.join()
         self.conn.close()
-
-
-@contextlib.contextmanager
-def _sigint_ignored():
-    """Ctrl-C ignored while a worker is spawned, so that the worker inherits SIG_IGN through exec and Python
-    installs no KeyboardInterrupt handler in it: Ctrl-C in the seconds a worker spends importing torch and the
-    toolkit, before _worker_main ignores it, printed each worker's KeyboardInterrupt traceback. Only the
-    main thread may set a handler; from another thread the worker starts as it did."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        if previous is not None:       # None: a handler set outside Python, which signal() cannot restore
-            signal.signal(signal.SIGINT, previous)
 
 
 def _exit_when_parent_exits() -> None:

@@ -1,0 +1,50 @@
+"""Signs of life of runs in worker processes: a worker's console shows warnings only, and its epochs go to the
+run's train.log alone, so a sweep's driver said nothing from its plan line to its first finished run (hours on real
+data). It says where each run's train.log is as the run starts (`say_started`), and where the runs in hand stand
+after a quiet while (`in_hand_line`, at most once a `QUIET_S`)."""
+from __future__ import annotations
+
+import json
+
+from ..run_folders import partial_dir
+
+# The longest a sweep with runs in workers stays silent: a line a minute, however many workers, is no flood.
+QUIET_S = 60.0
+
+
+def say_started(echo, run, run_id: str, out, device: str) -> None:
+    """The line of a planned run a worker starts: where its epochs go. Nothing for a tune's trial, which has no folder
+    (nor for anything else that is not a planned run)."""
+    if getattr(run, "trial", True) is None:
+        echo(f"started {run.describe()} on {device}: its epochs go to {partial_dir(out, run_id) / 'train.log'}")
+
+
+def in_hand_line(tasks, now: float) -> str:
+    """One line on the runs in hand ((run, run_id, out, since) each): each one's epochs done, by its history.json
+    (rewritten after each epoch), and its time so far. A resumed run works in an earlier run's folder, and a trial
+    in none: their epochs are not named."""
+    parts = []
+    for run, run_id, out, since in tasks:
+        trial = getattr(run, "trial", None)
+        name = f"trial {trial['number']}" if trial is not None else run.describe() if hasattr(run, "describe") \
+            else str(run)
+        epochs = None if trial is not None else _epochs_done(partial_dir(out, run_id) / "history.json")
+        done = "" if epochs is None else f"{epochs} epoch{'' if epochs == 1 else 's'} done, "
+        parts.append(f"{name} ({done}{clock(now - since)})")
+    return "still training: " + "; ".join(parts)
+
+
+def _epochs_done(history) -> int | None:
+    """The epochs a run's history.json lists, or None where there is none yet (or it cannot be read)."""
+    try:
+        with open(history, encoding="utf-8") as f:
+            entries = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return len(entries) if isinstance(entries, list) else None
+
+
+def clock(seconds: float) -> str:
+    """h:mm:ss."""
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
