@@ -71,6 +71,11 @@ def test_tfn_on_labels_past_its_output_range_is_refused_before_any_folder(own_da
 @pytest.mark.parametrize("change, message", [
     (("    headline: MAE\n", ""), "lacks headline"),
     (("    language: en\n", "    language: en\n    colour: blue\n"), "unknown key(s) colour"),
+    # A misspelt required key said only "dataset 'mydata' lacks metrics", where a misspelt optional one was named.
+    (("    metrics: mosi\n", "    metric: mosi\n"), "dataset 'mydata': unknown key(s) metric (did you mean metrics?), "
+                                                     "and it lacks metrics; known: config, download, files,"),
+    (("[-3.0, 3.0]", "[-3.0, 3.0]\n    labl_range: [-3.0, 3.0]"), "unknown key(s) labl_range (did you mean "
+                                                                   "label_range?); known:"),
     (("    metrics: mosi\n", "    metrics: imdb\n"), "metrics must be one of mosi, sims, mintrec"),
     (("[-3.0, 3.0]", "[3.0, -3.0]"), "label_range: [low, high], two finite numbers with low < high, got [3.0, -3.0]"),
     (("[-3.0, 3.0]", "[.nan, 3.0]"), "two finite numbers with low < high, got [nan, 3.0]"),

@@ -91,11 +91,12 @@ def _check_dataset(name: str, facts) -> None:
     if not isinstance(facts, dict):
         raise UsageError(f"{where}: its block must be a mapping of facts, got {_type_name(facts)}")
     missing, unknown = DATASET_REQUIRED - set(facts), set(facts) - DATASET_REQUIRED - DATASET_OPTIONAL
+    if unknown:     # first: a misspelt required key (`metric:`) said only that the block lacks the right one
+        lacks = f", and it lacks {', '.join(sorted(missing))}" if missing else ""
+        raise UsageError(f"{where}: unknown key(s) {', '.join(_unknown_key(key) for key in sorted(map(str, unknown)))}"
+                         f"{lacks}; known: {', '.join(sorted(DATASET_REQUIRED | DATASET_OPTIONAL))}")
     if missing:
         raise UsageError(f"{where} lacks {', '.join(sorted(missing))} (see the comment atop configs/datasets.yaml)")
-    if unknown:
-        raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; known: "
-                         f"{', '.join(sorted(DATASET_REQUIRED | DATASET_OPTIONAL))}")
     for key, choices in DATASET_CHOICES.items():
         if facts[key] not in choices:
             raise UsageError(f"{where}: {key} must be one of {', '.join(choices)}, got {facts[key]!r}")
@@ -142,6 +143,12 @@ def _check_file_entry(where: str, setting: str, path: str) -> None:
     if bad:
         raise UsageError(f"{where}: files: {setting} {path[:80]!r}{'...' if len(path) > 80 else ''} {bad}: give a "
                          f"path under the data root (or an absolute path to a file of your own)")
+
+
+def _unknown_key(key: str) -> str:
+    """An unknown key of a dataset block, with the known key closest to it where one is close."""
+    close = difflib.get_close_matches(key, sorted(DATASET_REQUIRED | DATASET_OPTIONAL), n=1)
+    return f"{key} (did you mean {close[0]}?)" if close else key
 
 
 def _check_format(name: str, where: str, facts: dict) -> None:
