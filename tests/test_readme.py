@@ -288,3 +288,17 @@ def test_the_readme_links_every_docs_page():
     """Every fact the README left out is on a docs/ page: a page the README does not link is one no reader finds."""
     linked = {(ROOT / target.partition("#")[0]).resolve() for target in re.findall(r"\]\(([^)#\s]+)", README)}
     assert [p.name for p in sorted((ROOT / "docs").glob("*.md")) if p.resolve() not in linked] == []
+
+
+def test_the_own_dataset_block_checks_and_says_which_bert_reads_an_extracted_file():
+    """The block's `pretrained: bert-base-uncased` was copied for a file of `extract --bert X`, whose ids X's tokenizer
+    made: Self-MM stopped on it. The line says to give X there, and the block is one the table takes."""
+    import yaml
+
+    from mmsa_atsuko.config.datasets import _check_dataset
+    section = README.split("### Your own dataset", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    _check_dataset("mydata", yaml.safe_load(block)["datasets"]["mydata"])
+    pretrained = next(line for line in block.splitlines() if "pretrained:" in line)
+    assert "extract --bert DIR`: DIR" in pretrained.partition("#")[2]
+    assert "for a file that `extract --bert DIR` wrote, give\nthat DIR" in section
