@@ -240,3 +240,37 @@ def test_a_datasets_file_or_models_folder_whose_path_holds_the_separator_is_one_
     assert main(["list", "--models", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{folder} holds {os.pathsep!r}" in err and "MMSA_ATSUKO_MODELS" in err, err
+
+
+def test_a_split_that_no_corr_can_score_is_named_with_why(own_dataset, tmp_path, capsys, caplog):
+    """A test split of 1 sample printed Corr `nan` in the run's table with no word of why: one line says it (and for
+    a split of one label), and the run is scored still (its MAE is defined)."""
+    import pickle
+
+    import torch
+
+    from tests.conftest import make_dataset
+    declared, root = own_dataset
+    path = root / "MyData" / "features.pkl"
+    with open(path, "rb") as f:
+        data = pickle.load(f)
+    del data["__synthetic__"]       # a file of one's own: its stamp no longer holds for the cut content
+    data["test"] = {key: value[:1] for key, value in data["test"].items()}
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+    assert main(["-m", "tfn", "-d", "mydata", "--datasets", str(declared), "--data-root", str(root), "-s", "1",
+                 "--preset", "small", "--max-epochs", "1", "--quiet", "--out", str(tmp_path / "out")]) == 0
+    line = ("mydata: its test split has 1 sample, so its Corr (Pearson's r, of 2 or more samples with different "
+            "labels) will read nan in every run; give the split more samples")
+    assert [r.getMessage() for r in caplog.records if "Corr" in r.getMessage()] == [line]
+    record = json.loads((tmp_path / "out" / "runs.jsonl").read_text())
+    assert record["metrics"]["Corr"] is None and record["metrics"]["MAE"] > 0
+    caplog.clear()
+    from mmsa_atsuko.api.jobs import warn_of_undefined_corr
+    one_label = make_dataset(n=(8, 3, 4))
+    one_label.valid.tensors["label"] = torch.full((3,), 0.5)
+    warn_of_undefined_corr(one_label)
+    warn_of_undefined_corr(make_dataset(n=(8, 3, 4)))             # splits of different labels: no line
+    assert [r.getMessage() for r in caplog.records] == [
+        "mosi: its valid split has one label for all its 3 samples (0.5), so its Corr (Pearson's r, of 2 or more "
+        "samples with different labels) will read nan in every run; give the split more samples"]

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from ..data import load_dataset
 from ..data.conditions import PLAIN, check_model_allows, label_suffix
 from ..data.synthetic import ensure_synthetic
 from ..errors import ToolkitError, UsageError
+from ..metrics.names import metric_keys
 from ..models.common.bert import bert_input_problem, check_bert_weights, reads_bert_tokens, shorter_texts
 from ..models.build_budget import OverBudget, registration_budget
 from ..registry import build_model, canonical_model_name
@@ -24,6 +26,8 @@ from ..training.model_card import bert_tokenizer, check_tokenizer
 from ..training.hardware import free_host_memory
 from ..training.loss_checks import check_last_batch
 from ..training.trainer_config import check_accumulation, resolve_config
+
+log = logging.getLogger("mmsa_atsuko")
 
 
 @dataclass
@@ -66,6 +70,7 @@ def prepare_job(model, dataset, *, aligned, data_root, feature_path, synthetic, 
     if key not in loaded:
         loaded[key] = load_dataset(dataset, aligned=aligned, data_root=data_root, feature_path=feature_path,
                                    pretrained=config.pretrained)
+        warn_of_undefined_corr(loaded[key])
     if condition != loaded[key].spec.condition:     # masked once per condition, shared by its jobs
         if (*key, condition) not in loaded:
             loaded[(*key, condition)] = loaded[key].under(condition)
@@ -116,6 +121,24 @@ def _model_to_check(model: str, config, spec) -> torch.nn.Module:
 # 88 GB, and `nlevels` of millions built layer after layer for hours. Real models register a few hundred
 # tensors and modules (BERT-base about 400): MAX_MODULES is far past any.
 MAX_MODULES = 1 << 16
+
+
+def warn_of_undefined_corr(data) -> None:
+    """One warning line per valid or test split whose Corr no model can have: Pearson's r needs two samples of
+    different labels, and a split of one sample (or of one label) printed `nan` in every run's table with no word of
+    why. Such a split is scored still: its MAE and accuracies are defined."""
+    if "Corr" not in metric_keys(data.spec.name):
+        return
+    for split in (data.valid, data.test):
+        labels = split.tensors["label"]
+        if len(labels) < 2:
+            why = f"has {len(labels)} sample{'' if len(labels) == 1 else 's'}"
+        elif bool((labels == labels[0]).all()):
+            why = f"has one label for all its {len(labels)} samples ({float(labels[0]):g})"
+        else:
+            continue
+        log.warning("%s: its %s split %s, so its Corr (Pearson's r, of 2 or more samples with different labels) "
+                    "will read nan in every run; give the split more samples", data.spec.name, split.name, why)
 
 
 @contextmanager
