@@ -21,7 +21,9 @@ def write_predictions(path: Path, test, spec) -> None:
 def predictions_frame(test, task: str) -> pd.DataFrame:
     """id, label, pred per sample (+ logit_<c> for classification, + the model's exports, such as Atsuko's
     modality_weight_L/V/A): one row per sample, the layout of predictions_test.csv and of every per-sample
-    CSV made from it (explain's modality_weights.csv). `test`: the trainer's `evaluate(..., collect=True)`."""
+    CSV made from it (explain's modality_weights.csv). `test`: the trainer's `evaluate(..., collect=True)`.
+    predict's predictions.csv orders its columns otherwise (id, split, pred, label): both orders are kept, as readers
+    may read them by position (docs/outputs.md says why they differ)."""
     columns = {"id": test.ids, "label": test.label}
     if task == "classification":
         columns["pred"] = test.pred.argmax(axis=1)
