@@ -3,6 +3,7 @@ hardware fields, and a training step that reads nothing back from the device."""
 import csv
 import math
 import resource
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -179,6 +180,25 @@ def test_a_sweep_in_workers_says_where_each_run_logs_and_how_it_stands_after_a_q
                      "still training: tfn mydata seed 1 (2 epochs done, 0:02:05); lmf mydata seed 1 (0:02:05)",
                      "ended", f"started tfn mydata seed 2 on cpu: its epochs go to {log}/.r2.partial/train.log",
                      "ended", "ended"]
+
+
+def test_run_py_jobs_gives_its_backend_the_flushed_echo(monkeypatch, tmp_path, capsys):
+    """run.py --jobs N made its backend with print's default echo, unflushed: into a file or a pipe, the line naming
+    a run's train.log waited for the next flushed line (the first run's end)."""
+    import mmsa_atsuko.sweep as sweep_package
+    made = {}
+
+    def backend(*args, **kwargs):
+        made.update(kwargs)
+        return SimpleNamespace()
+    monkeypatch.setattr(sweep_package, "LocalBackend", backend)
+    monkeypatch.setattr(sweep_package, "run_packed", lambda *args, **kwargs: [])
+    flushed = []
+    monkeypatch.setattr("builtins.print", lambda *args, **kwargs: flushed.append((args, kwargs.get("flush"))))
+    cli.main(["-m", "tfn", "-d", "mosi", "-s", "1", "2", "--synthetic", "--jobs", "2", "--out", str(tmp_path)])
+    flushed.clear()
+    made["echo"]("started tfn mosi seed 1 on cpu: its epochs go to ...")
+    assert flushed == [(("started tfn mosi seed 1 on cpu: its epochs go to ...",), True)]
 
 
 def test_cpu_jobs_are_the_cores_over_the_threads():

@@ -370,10 +370,12 @@ def cmd_sensitivity(argv) -> int:
             for i, value in enumerate(values, 1):
                 # Each value is a sweep of its own: its progress lines say which value they serve.
                 tag = f"[{param}={value:g}, value {i}/{len(values)}]"
-                summary = sweep(out=args.results, backend=LocalBackend(jobs, "auto", args.threads),
+                def echo(line, tag=tag):      # the backend's lines too (its runs' logs), tagged alike
+                    print(f"{tag} {line}", flush=True)
+                summary = sweep(out=args.results, backend=LocalBackend(jobs, "auto", args.threads, echo=echo),
                                 precision=args.precision,
                                 deterministic=not args.nondeterministic,
-                                echo=lambda line, tag=tag: print(f"{tag} {line}", flush=True),
+                                echo=echo,
                                 models=[args.model], datasets=[args.dataset], seeds=seeds, aligned=args.aligned,
                                 synthetic=args.synthetic, synthetic_recipe=recipe, preset=args.preset,
                                 max_epochs=args.max_epochs,

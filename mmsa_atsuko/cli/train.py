@@ -131,10 +131,14 @@ def cmd_train(argv) -> int:
                       tensorboard=args.tensorboard, rerun=args.rerun, **shared)
     else:
         from ..sweep import LocalBackend, run_packed
-        records = run_packed(args.model, args.dataset, seeds, backend=LocalBackend(jobs, args.device, args.threads),
+        def echo(line):
+            print(line, flush=True)
+        # The backend's lines too (each run's train.log as it starts, where the runs stand after a quiet minute),
+        # flushed: stdout into a file or a pipe held them back until the next flushed line.
+        records = run_packed(args.model, args.dataset, seeds,
+                             backend=LocalBackend(jobs, args.device, args.threads, echo=echo),
                              missing_rates=args.missing_rate, drop_modality=args.drop_modality,
-                             modalities=args.modalities, resume="stop" if args.resume else False,
-                             echo=lambda line: print(line, flush=True), **shared)
+                             modalities=args.modalities, resume="stop" if args.resume else False, echo=echo, **shared)
     print_table(records, args.out, set(appended), stored_before, rerun=args.rerun)
     from ..run_folders import unfinished_note
     note = unfinished_note(args.out)
