@@ -14,9 +14,11 @@ from pathlib import Path
 from ..atomic import not_a_file
 from ..config import DATASETS_ENV, datasets_table
 from ..errors import ToolkitError, UsageError
-from .analysis import cmd_explain, cmd_robustness, cmd_sensitivity, cmd_tsne
+from .analysis import cmd_robustness, cmd_tsne
 from .common import COMMAND_HELP, overview
 from .data import cmd_download, cmd_extract, cmd_predict
+from .explain import cmd_explain
+from .sensitivity import cmd_sensitivity
 from .sweep import cmd_sweep, cmd_tune
 from .tables import cmd_compare, cmd_leaderboard, cmd_verify
 from .train import cmd_clean, cmd_list, cmd_results, cmd_synth, cmd_train, train_jobs, train_parser
