@@ -256,12 +256,12 @@ def test_a_failed_runs_exit_code_is_its_exceptions_class_not_its_name(tmp_path):
 
 
 def test_the_plan_line_counts_cut_short_runs_locking_only_the_planned_runs_folders(tmp_path, monkeypatch):
-    """`_cut_short` (the plan line's count of runs cut short) locks only the dead folders that name a run of the
+    """`cut_short` (the plan line's count of runs cut short) locks only the dead folders that name a run of the
     plan; before, it locked every dead folder of the results folder, other runs' too, each for a moment."""
     from types import SimpleNamespace
 
     from mmsa_atsuko import run_folders
-    from mmsa_atsuko.sweep.driver import _cut_short
+    from mmsa_atsuko.sweep.plan_lines import cut_short
     from mmsa_atsuko.sweep.plan import PlannedRun
     from mmsa_atsuko.sweep.sweep_file import Setting
     planned, other, not_cut = (PlannedRun(Setting("tfn", "mosi", False, preset="small"), seed=seed, config_hash="c0ffee",
@@ -276,11 +276,11 @@ def test_the_plan_line_counts_cut_short_runs_locking_only_the_planned_runs_folde
     claimed, real_claim = [], run_folders.claim
     monkeypatch.setattr(run_folders.dead, "claim",      # where resume_points (unfinished_runs) calls it
                         lambda folder, wait=0.0: claimed.append(folder) or real_claim(folder, wait))
-    line = _cut_short(SimpleNamespace(todo=[planned, not_cut]), tmp_path, resume=True)
+    line = cut_short(SimpleNamespace(todo=[planned, not_cut]), tmp_path, resume=True)
     assert line == ", 1 of them cut short earlier, to continue from their last finished epoch (--resume)"
     assert sorted(claimed) == sorted([folders[1], folders[3]])        # seed 2's folder is another run's
     claimed.clear()
-    assert _cut_short(SimpleNamespace(todo=[]), tmp_path, resume=True) == "" and claimed == []
+    assert cut_short(SimpleNamespace(todo=[]), tmp_path, resume=True) == "" and claimed == []
 
 
 def test_killed_sweep_resumes_with_every_run_recorded_once(tmp_path):
