@@ -33,7 +33,6 @@ Search spaces (`configs/tune/<model>.yaml`) are read, checked and sampled in `tu
 from __future__ import annotations
 
 import logging
-import math
 import re
 from pathlib import Path
 
@@ -50,10 +49,11 @@ from ..training.trainer_config import resolve_config
 from .driver import SweepLock, sweep
 from .local import LocalBackend
 from .packed import failed_runs_error
-from .plan import PlannedRun, data_to_read, prepare, release
+from .plan import PlannedRun, prepare, release
 from .study_file import (check_optuna, check_same_search, check_study_file, optuna_module, search_facts,
                          stop_if_locked, study_storage)
 from .sweep_file import Setting, expand
+from .tune_lines import done_before, interrupted_line, planning_line, progress_line
 from .tune_space import check_objective_keys, check_space, check_space_keys, outside, read_space, space_name, suggest
 
 log = logging.getLogger("mmsa_atsuko")
@@ -125,7 +125,7 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
     check_space(model, base, space, where)          # before the study: a bad space leaves no storage file
     minimize = config.key_eval == "Loss" or lower_is_better(config.key_eval)
     check_optuna()
-    echo(_planning_line(study_name, base, where))
+    echo(planning_line(study_name, base, where))
     optuna = optuna_module()
     backend = backend() if callable(backend) else backend or LocalBackend()     # its maker may import torch
     data_id = _data_id(base, backend)               # before the study too: missing data leaves no storage file
@@ -155,12 +155,12 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
             study._storage.set_trial_user_attr(dead._trial_id, INTERRUPTED, True)
             study._storage.set_trial_state_values(dead._trial_id, optuna.trial.TrialState.FAIL)
             study.enqueue_trial(dead.params)
-            echo(_interrupted_line(study_name, dead.number, done + ahead, trials))
+            echo(interrupted_line(study_name, dead.number, done + ahead, trials))
             ahead += 1
         # Wrapped into numpy's range: --tune-seed 2**32 - 1 resumed was its traceback.
         study.sampler = optuna.samplers.TPESampler(seed=(seed + len(stored)) % 2 ** 32)
         on_data = " of synthetic data" if is_synthetic(data_id) else ""    # as every table labels it
-        echo(f"[{study_name}] {_done_before(done, trials)}; storage {storage}; "
+        echo(f"[{study_name}] {done_before(done, trials)}; storage {storage}; "
              f"selecting on valid {config.key_eval}{on_data} ({'min' if minimize else 'max'}), seed {seeds[0]}")
         running: dict[int, PlannedRun] = {}
         errors: list[str] = []
@@ -195,8 +195,8 @@ def tune(model: str, dataset: str, *, trials: int, out="results", space_file=Non
             state = {"complete": optuna.trial.TrialState.COMPLETE,
                      "pruned": optuna.trial.TrialState.PRUNED}.get(result.get("state"), optuna.trial.TrialState.FAIL)
             study.tell(number, result.get("value") if state == optuna.trial.TrialState.COMPLETE else None, state=state)
-            echo(_progress_line(study, study_name, number, result, len(_ended(study, optuna)), trials,
-                                config.key_eval))
+            echo(progress_line(study, study_name, number, result, len(_ended(study, optuna)), trials,
+                               config.key_eval))
 
         backend.start(trials - done)
         try:
@@ -244,30 +244,6 @@ def default_study_name(setting: Setting) -> str:
     return "tune-" + "-".join(parts)
 
 
-def _interrupted_line(study_name: str, number: int, before: int, trials: int) -> str:
-    """What becomes of trial `number`, running when a tune died, whose queued parameters run as the new trial after
-    `before` (the trials done, and those queued ahead of it): in this call only where `trials` goes past it."""
-    line = f"[{study_name}] trial {number} was running when an earlier tune stopped: "
-    if before < trials:
-        return line + "its parameters run again as a new trial"
-    return (line + f"it does not count, and its parameters are kept to run again as a new trial, which --trials "
-            f"{trials} leaves no room for: give --trials {before + 1} or more")
-
-
-def _done_before(done: int, trials: int) -> str:
-    """How many trials counted before this call, beside `trials` (--trials): "9/8 trials done" would read as a slip."""
-    if done < trials:
-        return f"{done}/{trials} trials done before this call"
-    return (f"{done} trials done before this call, --trials {trials}: no trial to run (give --trials {done + 1} or "
-            f"more to search on)")
-
-
-def _planning_line(study_name: str, setting: Setting, where: str) -> str:
-    """The tune's first line, before torch: what it reads before the study opens, so the wait has a reason."""
-    return (f"[{study_name}] planning the tune: reading the config of {setting.model}, its search space {where} and "
-            f"the data of {data_to_read([setting])}")
-
-
 def _data_id(setting: Setting, backend) -> str:
     """The data id (the file's sha256, or the synthetic recipe) the trials will read. The paths in the facts do
     not name the data: another file at the same path, or $MMSA_DATA_ROOT pointing elsewhere, resumed the study
@@ -286,14 +262,3 @@ def _best(study, name: str):
     except ValueError:
         raise UsageError(f"[{name}] no trial finished with a value; nothing to run (failed trials count "
                          f"toward --trials: give more to search on)") from None
-
-
-def _progress_line(study, name: str, number: int, result: dict, done: int, trials: int, key: str) -> str:
-    what = {"complete": f"valid {key} {result.get('value', math.nan):.4f}", "pruned": result.get("error", "pruned"),
-            }.get(result.get("state"), f"FAILED: {result.get('error', '?')}")
-    try:
-        best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
-    except ValueError:
-        best = "no best yet"
-    return (f"[{name}] trial {number}: {what} ({result.get('seconds', 0):.1f}s) | {done}/{trials} trials done, "
-            f"{best}")
