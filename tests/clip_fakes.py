@@ -25,6 +25,17 @@ def hang(video, *_):
     time.sleep(3600)
 
 
+def sigint_to_self(*_):
+    """Ctrl-C, as the terminal sends it to the whole process group, reaching this worker mid-clip: None where the
+    worker ignores it, else what it raised."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0)           # the handler runs here at the latest
+    except KeyboardInterrupt:
+        return "KeyboardInterrupt"
+    return None
+
+
 def kill_self(*_):
     """The worker's end, as the OOM killer's."""
     os.kill(os.getpid(), signal.SIGKILL)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 from clip_fakes import (kill_self, killed_on_clip03, killed_on_clip03_last, no_audio_for_v07, no_space,
-                        segv_on_clip03)
+                        segv_on_clip03, sigint_to_self)
 from media_fixtures import BROKEN, CLIPS, GHOST, NO_FACE, require_extract, set_mkv_duration, write_corpus
 
 from mmsa_atsuko.cli import main
@@ -1275,6 +1275,43 @@ def test_a_worker_that_dies_while_videos_are_queued_is_one_line(tmp_path, monkey
     with pytest.raises(DataError, match=r"^a worker process died while extracting videos .*; 0 of the 3 videos to "
                                         r"extract are cached: run the same command again to go on$"):
         videos.run_videos(todo, "librosa", 1.0, 2, 10.0, echo=lambda _: None)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_every_worker_ignores_ctrl_c_mid_clip(tmp_path, monkeypatch, jobs):
+    """Ctrl-C reaches the whole process group: a --jobs 2 worker took it as a KeyboardInterrupt (the --jobs 1 one
+    ignored it), which inside openSMILE's callback dropped an audio frame of the clip it extracted."""
+    from mmsa_atsuko.data.extract import clip_workers, videos
+    monkeypatch.setattr(clip_workers, "extract_one", sigint_to_self)
+    todo = [(f"v{i}", tmp_path / f"v{i}.mp4", tmp_path / f"v{i}.npz") for i in range(3)]
+    assert videos.run_videos(todo, "librosa", 1.0, jobs, 10.0, echo=lambda _: None) == {}
+
+
+def test_a_clip_whose_library_swallowed_an_error_is_not_cached(tmp_path, monkeypatch, capfd):
+    """openSMILE calls back into Python through ctypes, which prints an error raised there ("Exception ignored on
+    calling ctypes callback function") and goes on: the clip came back one audio frame short, and was cached as
+    if whole. Its extraction did not end normally: it is not cached, and is skipped in one line."""
+    import ctypes
+
+    from mmsa_atsuko.data.extract import clip_workers, frame_features
+    callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)
+
+    def interrupted(_):
+        raise KeyboardInterrupt
+
+    def features_of_a_library_that_swallows(*_, **__):
+        callback_type(interrupted)(0)           # through C, as openSMILE's frame callback
+        return {"audio": np.zeros((249, 25), np.float32), "vision": np.zeros((15, 74), np.float32),
+                "seconds": np.float64(10.0)}
+
+    monkeypatch.setattr(frame_features, "video_features", features_of_a_library_that_swallows)
+    video, cache = tmp_path / "v.mp4", tmp_path / "v.npz"
+    video.write_bytes(b"a video")
+    reason = clip_workers.extract_one(str(video), str(cache), "opensmile", 10.0, 600.0)
+    assert reason == ("feature extraction failed: a feature library ignored an error raised in its callback "
+                      "(KeyboardInterrupt), so its features may be incomplete: run the same command again")
+    assert list(tmp_path.iterdir()) == [video]          # no cache file, nor a temporary one
+    assert capfd.readouterr().err == ""                 # no "Exception ignored" traceback
 
 
 def test_a_bert_folder_given_relative_is_recorded_as_an_absolute_path(corpus, tmp_path, monkeypatch):

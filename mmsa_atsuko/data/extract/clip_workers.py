@@ -2,19 +2,23 @@
 process of --jobs 1.
 
 `extract_one` extracts one clip into its cache file (`feature_cache`) in a worker, and returns the reason a clip that
-cannot be read is skipped. The workers come from the fork server (spawn where there is none), which preloads this
-module and the extraction libraries, never torch; each dies with the main process and sends how far it has decoded a
-long clip (`clip_progress`). `worker_pool` is the pool of --jobs 2 or more; `ClipWorker` the one process of --jobs 1,
-reused from clip to clip: one that died idle, between clips, is replaced and the clip sent to the fresh one, and one
-that died extracting a clip skips that clip (`worker_died`). A worker that dies before it takes a clip could not start
-(`worker_start.could_not_start`); `probe_start` starts one alone to tell whether one can start.
+cannot be read is skipped; the file is written, whole and at once, only after an extraction that ended normally (no
+error swallowed on the way). The workers come from the fork server (spawn where there is none), which preloads this
+module and the extraction libraries, never torch; each ignores Ctrl-C (the parent stops them), dies with the main
+process and sends how far it has decoded a long clip (`clip_progress`). `worker_pool` is the pool of --jobs 2 or
+more; `ClipWorker` the one process of --jobs 1, reused from clip to clip: one that died idle, between clips, is
+replaced and the clip sent to the fresh one, and one that died extracting a clip skips that clip (`worker_died`). A
+worker that dies before it takes a clip could not start (`worker_start.could_not_start`); `probe_start` starts one
+alone to tell whether one can start.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
 import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.connection import wait as wait_for
 from pathlib import Path
@@ -37,18 +41,35 @@ def extract_one(video: str, cache: str, backend: str, fps: float, max_seconds: f
         # Taken before the clip is read: one changed while it was extracted then fails the stamp's check when its
         # cache file is read back, instead of filing the old bytes' features under the new bytes' stamp.
         stamp = file_stamp(Path(video))
-        features = frame_features.video_features(video, backend, fps, max_seconds, rows,
-                                                 progress=clip_progress.reporter(video))
+        with _swallowed_errors() as swallowed:
+            features = frame_features.video_features(video, backend, fps, max_seconds, rows,
+                                                     progress=clip_progress.reporter(video))
     except media.VideoError as e:
         return str(e)
     except Exception as e:     # a feature library choking on one odd file must not end the whole run
         return f"feature extraction failed: {one_line(e)}"
+    if swallowed:              # the features may lack what the library dropped: not cached, tried again next run
+        return (f"feature extraction failed: a feature library ignored an error raised in its callback "
+                f"({one_line(swallowed[0])}), so its features may be incomplete: run the same command again")
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:       # a file object: np.savez would append .npz to a name
             np.savez(f, stamp=stamp, **features)
 
     replace_with(cache, write)           # a killed worker leaves no half-written cache file
     return None
+
+
+@contextlib.contextmanager
+def _swallowed_errors():
+    """The errors raised inside a C library's callback during the body, which Python only reports
+    (sys.unraisablehook), instead of printing them: openSMILE's ctypes callback that a KeyboardInterrupt hit dropped
+    one audio frame and returned the rest, and the short clip was cached as if whole."""
+    swallowed, previous = [], sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: swallowed.append(unraisable.exc_value or unraisable.exc_type())
+    try:
+        yield swallowed
+    finally:
+        sys.unraisablehook = previous
 
 
 # What the fork server imports once, before it forks the workers, so that each starts with it: this module, and the
@@ -79,9 +100,12 @@ def worker_pool(jobs: int, status: clip_progress.ClipStatus) -> ProcessPoolExecu
 
 
 def _start_worker(main_pid: int, status_writer, status_seconds: float) -> None:
-    """What each worker process does first: die with the main process (`parent_death.die_with`), since a worker
-    waits on a decoder that may never return and nothing else would end it once its parent is gone; then send its
-    clips' status."""
+    """What each worker process does first: ignore Ctrl-C, die with the main process (`parent_death.die_with`), since
+    a worker waits on a decoder that may never return and nothing else would end it once its parent is gone; then
+    send its clips' status. Ctrl-C reaches the whole process group, and it is the parent's to act on (it stops the
+    workers): a pool's worker that took it as a KeyboardInterrupt inside openSMILE's callback dropped an audio frame
+    and cached the short clip."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent_death.die_with(main_pid)
     clip_progress.report_to(status_writer, status_seconds)
 
@@ -90,8 +114,7 @@ def _serve(conn, main_pid: int, status: tuple, extract) -> None:
     """A `ClipWorker`'s process: `extract` (`extract_one`, sent by reference as a pool's task is) for each clip sent,
     until None (or the end of the pipe) comes. Each clip is acknowledged (None) before it is extracted, so that the
     caller tells a worker that died between clips (the clip was never taken) from one that died extracting it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the parent's: it ends this process
-    _start_worker(main_pid, *status)
+    _start_worker(main_pid, *status)          # Ctrl-C ignored: the parent's to act on, it kills this process
     while True:
         try:
             args = conn.recv()
