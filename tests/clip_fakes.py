@@ -36,6 +36,17 @@ def sigint_to_self(*_):
     return None
 
 
+def started_then_wait_for_go(video, cache, *args):
+    """Says it started the clip (a file `started-<clip>` in $CLIP_MARKERS), then extracts it once the test has put
+    a file `go` there, as the real extract_one."""
+    markers = Path(os.environ["CLIP_MARKERS"])
+    (markers / f"started-{Path(video).stem}").touch()
+    deadline = time.monotonic() + 120
+    while not (markers / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return REAL_EXTRACT(video, cache, *args)
+
+
 def kill_self(*_):
     """The worker's end, as the OOM killer's."""
     os.kill(os.getpid(), signal.SIGKILL)

@@ -1,6 +1,7 @@
 """run.py extract: videos + transcripts -> an MMSA-format pickle the loader reads (issue 19)."""
 import hashlib
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
@@ -1312,6 +1313,68 @@ def test_a_clip_whose_library_swallowed_an_error_is_not_cached(tmp_path, monkeyp
                       "(KeyboardInterrupt), so its features may be incomplete: run the same command again")
     assert list(tmp_path.iterdir()) == [video]          # no cache file, nor a temporary one
     assert capfd.readouterr().err == ""                 # no "Exception ignored" traceback
+
+
+CTRL_C_DRIVER = """
+import sys
+import clip_fakes
+from mmsa_atsuko.cli import main
+from mmsa_atsuko.data.extract import clip_workers
+clip_workers.extract_one = clip_fakes.started_then_wait_for_go
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_stops_extract_keeping_only_whole_clips_and_the_rerun_gives_the_clean_file(corpus, tmp_path,
+                                                                                           monkeypatch, jobs):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) on `extract --jobs 2` went on extracting every
+    clip submitted to the pool, silently, before it stopped. The clips being extracted may end (each is cached
+    whole); no other may start, but those a pool's workers had taken already (at most one queued past each
+    worker). The rerun then takes the cached clips, and the file is that of an extraction never interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    markers, user_cache, out = tmp_path / "markers", tmp_path / "user-cache", tmp_path / "out" / "f.pkl"
+    markers.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "MMSA_ATSUKO_CACHE": str(user_cache),
+           "CLIP_MARKERS": str(markers)}
+    command = [sys.executable, "-c", CTRL_C_DRIVER, "extract", "--videos", str(corpus["videos"]), "--transcripts",
+               str(corpus["transcripts"]), "--out", str(out), "--bert", str(corpus["bert"]), "--jobs", str(jobs),
+               "--text-len", "12", "--audio-len", "40", "--vision-len", "15"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             start_new_session=True)           # its own process group, the test's not in it
+    try:
+        for _ in range(6000):          # each worker has taken a clip (60 s at most)
+            if len(list(markers.glob("started-*"))) >= jobs or child.poll() is not None:
+                break
+            time.sleep(0.01)
+        os.killpg(child.pid, signal.SIGINT)
+        (markers / "go").touch()       # the clips being extracted go on, and no other would wait
+        _, stderr = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+    lines = stderr.splitlines()
+    assert child.returncode == 130 and len(lines) == 1 and lines[0].startswith("interrupted"), stderr
+    assert not out.exists()
+    started = len(list(markers.glob("started-*")))
+    assert jobs <= started <= (1 if jobs == 1 else 2 * jobs + 1) < len(CLIPS)
+    cached = sorted((user_cache / "extract_features").glob("*.npz"))
+    assert len(cached) <= started
+    for path in cached:        # each whole: as the corpus's clean extraction cached it
+        with np.load(path) as got, np.load(cache_folder() / path.name) as clean:
+            assert all(np.array_equal(got[key], clean[key]) for key in clean.files)
+    monkeypatch.setenv("MMSA_ATSUKO_CACHE", str(user_cache))
+    result = extract(corpus["videos"], corpus["transcripts"], out, bert=corpus["bert"], config=SMALL, jobs=jobs,
+                     echo=lambda _: None)
+    assert result.cached == len(cached)
+    before, after = _raw(corpus["out"]), _raw(out)
+    for split in ("train", "valid", "test"):
+        for key in ("id", "audio", "vision", "text_bert"):
+            assert np.array_equal(np.asarray(after[split][key]), np.asarray(before[split][key]))
 
 
 def test_a_bert_folder_given_relative_is_recorded_as_an_absolute_path(corpus, tmp_path, monkeypatch):
