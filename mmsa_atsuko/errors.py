@@ -76,6 +76,14 @@ class MissingDataError(DataError):
         self.what, self.path = what, str(path)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, caught where the command can say what it kept and how to go on: the CLI prints "interrupted: " and
+    the message, and exits 130 as for any Ctrl-C. A KeyboardInterrupt still, so whatever stops on one stops on it."""
+
+    def __init__(self, message: str):
+        super().__init__(one_line_text(message))
+
+
 def one_line(error: BaseException, limit: int | None = 200) -> str:
     """How a message quotes an error it caught: "ErrorType: its text" on one line, its runs of whitespace one space
     and the text cut at `limit` characters (a library's message may run to pages, with newlines and indents); whole

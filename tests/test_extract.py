@@ -1358,11 +1358,13 @@ def test_ctrl_c_stops_extract_keeping_only_whole_clips_and_the_rerun_gives_the_c
             os.killpg(child.pid, signal.SIGKILL)
             child.communicate()
     lines = stderr.splitlines()
-    assert child.returncode == 130 and len(lines) == 1 and lines[0].startswith("interrupted"), stderr
+    cached = sorted((user_cache / "extract_features").glob("*.npz"))
+    assert child.returncode == 130 and lines == [
+        f"interrupted: {len(cached)} of the {len(CLIPS) + 1} videos are in extract's cache; the same command again "
+        f"goes on from them"], stderr
     assert not out.exists()
     started = len(list(markers.glob("started-*")))
     assert jobs <= started <= (1 if jobs == 1 else 2 * jobs + 1) < len(CLIPS)
-    cached = sorted((user_cache / "extract_features").glob("*.npz"))
     assert len(cached) <= started
     for path in cached:        # each whole: as the corpus's clean extraction cached it
         with np.load(path) as got, np.load(cache_folder() / path.name) as clean:
@@ -1375,6 +1377,49 @@ def test_ctrl_c_stops_extract_keeping_only_whole_clips_and_the_rerun_gives_the_c
     for split in ("train", "valid", "test"):
         for key in ("id", "audio", "vision", "text_bert"):
             assert np.array_equal(np.asarray(after[split][key]), np.asarray(before[split][key]))
+
+
+def test_ctrl_c_while_clips_are_extracted_counts_those_cached_and_says_the_command_goes_on(corpus, tmp_path,
+                                                                                           monkeypatch, capsys,
+                                                                                           fresh_cache):
+    """Extract's Ctrl-C line said 'interrupted' alone, where a dead worker's line says how many clips are cached
+    and that the same command goes on from them. Three clips are extracted, then Ctrl-C comes."""
+    from mmsa_atsuko.data.extract import clip_features, clip_workers
+
+    def three_then_ctrl_c(todo, backend, fps, jobs, max_seconds, echo, rows):
+        for _, video, cache in todo[:3]:
+            assert clip_workers.extract_one(str(video), str(cache), backend, fps, max_seconds, rows) is None
+        raise KeyboardInterrupt
+    monkeypatch.setattr(clip_features, "run_videos", three_then_ctrl_c)
+    argv = ["extract", "--videos", str(corpus["videos"]), "--transcripts", str(corpus["transcripts"]), "--out",
+            str(tmp_path / "f.pkl"), "--bert", str(corpus["bert"]), "--text-len", "12", "--audio-len", "40",
+            "--vision-len", "15"]
+    assert main(argv) == 130
+    assert capsys.readouterr().err == (f"interrupted: 3 of the {len(CLIPS) + 1} videos are in extract's cache; the "
+                                       f"same command again goes on from them\n")
+    assert len(list(fresh_cache.glob("*.npz"))) == 3
+
+
+@pytest.mark.parametrize("command", ["extract", "predict"])
+def test_the_ctrl_c_line_of_extract_and_predict_says_what_is_kept(monkeypatch, capsys, command):
+    """predict --videos extracts its clips as extract does: its Ctrl-C line is extract's, the count of clips
+    cached. A Ctrl-C before or after the clips (BERT's encoding) still says that extract's cache keeps them."""
+    import mmsa_atsuko.cli as cli
+    from mmsa_atsuko.errors import Interrupted
+
+    def interrupted(*_):
+        raise Interrupted("4 of the 9 videos are in extract's cache; the same command again goes on from them")
+    monkeypatch.setitem(cli.COMMANDS, command, interrupted)
+    assert cli.main([command]) == 130
+    assert capsys.readouterr().err == ("interrupted: 4 of the 9 videos are in extract's cache; the same command "
+                                       "again goes on from them\n")
+
+    def plain(*_):
+        raise KeyboardInterrupt
+    monkeypatch.setitem(cli.COMMANDS, "extract", plain)
+    assert cli.main(["extract"]) == 130
+    assert capsys.readouterr().err == ("interrupted: the videos extracted so far are in extract's cache; the same "
+                                       "command again goes on from them\n")
 
 
 def test_a_bert_folder_given_relative_is_recorded_as_an_absolute_path(corpus, tmp_path, monkeypatch):

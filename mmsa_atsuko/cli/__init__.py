@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..atomic import not_a_file
 from ..config import DATASETS_ENV, datasets_table
-from ..errors import ToolkitError, UsageError
+from ..errors import Interrupted, ToolkitError, UsageError
 from .analysis import cmd_robustness, cmd_tsne
 from .common import COMMAND_HELP, overview
 from .data import cmd_download, cmd_extract, cmd_predict
@@ -89,8 +89,10 @@ def take_models_folders(argv: list[str]) -> list[str]:
 
 
 # What a training command's Ctrl-C leaves, and how to go on: finished runs are recorded, a run cut short
-# leaves its .partial folder (removed by the next call, or continued with --resume).
+# leaves its .partial folder (removed by the next call, or continued with --resume). Extract's while its clips are
+# extracted is its own line (`errors.Interrupted`: how many are cached); this one is for a Ctrl-C before or after.
 AFTER_INTERRUPT = {
+    "extract": ": the videos extracted so far are in extract's cache; the same command again goes on from them",
     "run": ": finished runs are recorded; the same command again skips them (with --resume it continues the "
            "interrupted run from its last finished epoch)",
     # What the next call does with each run that was training depends on --resume (sweep/execute.py): say both.
@@ -121,8 +123,9 @@ def main(argv=None) -> int:
     except ToolkitError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print(f"interrupted{AFTER_INTERRUPT.get(command_name, '')}", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        after = f": {e}" if isinstance(e, Interrupted) else AFTER_INTERRUPT.get(command_name, "")
+        print(f"interrupted{after}", file=sys.stderr)
         return 130
     except BrokenPipeError:            # `run.py list | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -7,8 +7,9 @@ import contextlib
 
 from ...atomic import write_failed
 from ...cache import CACHE_ENV
+from ...errors import Interrupted
 from . import media
-from .feature_cache import CacheShape, cache_file, cache_folder, read_cached, using_cache
+from .feature_cache import CacheShape, cache_file, cache_folder, is_cached, read_cached, using_cache
 from .report import printable_id
 from .videos import run_videos
 
@@ -42,8 +43,11 @@ def clip_features(found: dict, ids: list, skipped: dict, media_hash: str, config
                 echo(f"{len(hits)} of the {len(rows)} videos taken from extract's cache, {len(todo)} to extract")
             # An OSError from here on is a cache file's write in a worker: one the workers could not be started by is
             # run_videos' own line (`worker_start.start_failed`), not blamed on the cache.
-            skipped.update(run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds, echo,
-                                      rows=(config.audio_len, config.vision_len)))
+            try:
+                skipped.update(run_videos(todo, config.audio, config.fps, jobs, max_clip_seconds, echo,
+                                          rows=(config.audio_len, config.vision_len)))
+            except KeyboardInterrupt:       # the workers are stopped: what is cached now stays so
+                raise _interrupted(rows, todo, hits, shape) from None
         except OSError as e:
             raise write_failed(f"extract's cache folder {cache_dir}", f"${CACHE_ENV}", e) from None
         features = dict(hits)
@@ -54,3 +58,11 @@ def clip_features(found: dict, ids: list, skipped: dict, media_hash: str, config
                     skipped[video_id] = f"its features failed the cache's checks once extracted " \
                                         f"({why or 'the video changed meanwhile'})"
     return features, len(todo) - sum(1 for row in todo if row[0] in skipped), len(hits)
+
+
+def _interrupted(rows: list, todo: list, hits: dict, shape: CacheShape) -> Interrupted:
+    """Ctrl-C while the clips in `todo` were extracted: how many of the videos (`rows`) are cached now, counted on
+    disk (those taken from the cache, `hits`, and those extracted before it), and that the same command goes on."""
+    cached = len(hits) + sum(is_cached(cache, video, shape) for _, video, cache in todo)
+    return Interrupted(f"{cached} of the {len(rows)} videos are in extract's cache; the same command again goes on "
+                       f"from them")
