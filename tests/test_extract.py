@@ -1,6 +1,7 @@
 """run.py extract: videos + transcripts -> an MMSA-format pickle the loader reads (issue 19)."""
 import hashlib
 import pickle
+import signal
 import time
 from pathlib import Path
 
@@ -1377,6 +1378,51 @@ def test_ctrl_c_stops_extract_keeping_only_whole_clips_and_the_rerun_gives_the_c
     for split in ("train", "valid", "test"):
         for key in ("id", "audio", "vision", "text_bert"):
             assert np.array_equal(np.asarray(after[split][key]), np.asarray(before[split][key]))
+
+
+SLOW_PRELOAD_DRIVER = """
+import sys
+import clip_fakes
+from mmsa_atsuko.cli import main
+from mmsa_atsuko.data.extract import clip_workers
+clip_workers.FORKSERVER_PRELOAD = clip_workers.FORKSERVER_PRELOAD + ["slow_preload"]
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="the fork server starts with Ctrl-C blocked")
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_while_the_workers_fork_server_starts_is_one_line(corpus, tmp_path, jobs):
+    """The fork server imports the extraction libraries (a second or more) before it ignores Ctrl-C: a Ctrl-C then
+    printed its KeyboardInterrupt traceback under the CLI's line. It now starts with Ctrl-C blocked, as Python's
+    resource tracker does, and so do the workers it forks, until each ignores it."""
+    import os
+    import subprocess
+    import sys
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "MMSA_ATSUKO_CACHE": str(tmp_path / "user-cache"),
+           "CLIP_MARKERS": str(markers)}
+    command = [sys.executable, "-c", SLOW_PRELOAD_DRIVER, "extract", "--videos", str(corpus["videos"]),
+               "--transcripts", str(corpus["transcripts"]), "--out", str(tmp_path / "f.pkl"), "--bert",
+               str(corpus["bert"]), "--jobs", str(jobs), "--text-len", "12", "--audio-len", "40", "--vision-len", "15"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             start_new_session=True)
+    try:
+        for _ in range(6000):          # the fork server is importing the libraries (60 s at most)
+            if (markers / "preloading").exists() or child.poll() is not None:
+                break
+            time.sleep(0.01)
+        os.killpg(child.pid, signal.SIGINT)
+        (markers / "go").touch()
+        _, stderr = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+    assert child.returncode == 130 and stderr.splitlines() == [
+        f"interrupted: 0 of the {len(CLIPS) + 1} videos are in extract's cache; the same command again goes on "
+        f"from them"], stderr
 
 
 def test_ctrl_c_while_clips_are_extracted_counts_those_cached_and_says_the_command_goes_on(corpus, tmp_path,

@@ -4,12 +4,12 @@ process of --jobs 1.
 `extract_one` extracts one clip into its cache file (`feature_cache`) in a worker, and returns the reason a clip that
 cannot be read is skipped; the file is written, whole and at once, only after an extraction that ended normally (no
 error swallowed on the way). The workers come from the fork server (spawn where there is none), which preloads this
-module and the extraction libraries, never torch; each ignores Ctrl-C (the parent stops them), dies with the main
-process and sends how far it has decoded a long clip (`clip_progress`). `worker_pool` is the pool of --jobs 2 or
-more; `ClipWorker` the one process of --jobs 1, reused from clip to clip: one that died idle, between clips, is
-replaced and the clip sent to the fresh one, and one that died extracting a clip skips that clip (`worker_died`). A
-worker that dies before it takes a clip could not start (`worker_start.could_not_start`); `probe_start` starts one
-alone to tell whether one can start.
+module and the extraction libraries, never torch (`start_server` starts it, Ctrl-C blocked); each ignores Ctrl-C
+(the parent stops them), dies with the main process and sends how far it has decoded a long clip (`clip_progress`).
+`worker_pool` is the pool of --jobs 2 or more; `ClipWorker` the one process of --jobs 1, reused from clip to clip: one
+that died idle, between clips, is replaced and the clip sent to the fresh one, and one that died extracting a clip
+skips that clip (`worker_died`). A worker that dies before it takes a clip could not start
+(`worker_start.could_not_start`); `probe_start` starts one alone to tell whether one can start.
 """
 from __future__ import annotations
 
@@ -93,6 +93,34 @@ def start_context():
     return context
 
 
+def start_server() -> None:
+    """Start the fork server (where `start_context` uses one) with Ctrl-C blocked, as Python's resource tracker
+    starts, and wait until it has imported the extraction libraries (a second or more) and forked a first process.
+    Blocked: a Ctrl-C while it imported them printed its KeyboardInterrupt traceback, since it ignores Ctrl-C only
+    afterwards; the workers it forks keep the block until each ignores Ctrl-C (`_start_worker`). Waited for: a
+    worker asked for meanwhile was forked after a Ctrl-C had ended the pool, found its queues gone, and printed
+    that traceback. A Ctrl-C reaches this process once the server is started, and a process forked after it is the
+    empty one waited for here. A server running already is kept as it is."""
+    context = start_context()
+    if context.get_start_method() != "forkserver" or not hasattr(signal, "pthread_sigmask"):
+        return
+    from multiprocessing import forkserver, resource_tracker
+    # The server's start starts the resource tracker first where none runs, which unblocks SIGINT once it is started.
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    ready = context.Process(target=int)
+    ready.start()
+    ready.join(PROBE_SECONDS)       # one that hung as it started: the first worker's start then says so
+    if ready.exitcode is None:
+        ready.kill()
+        ready.join()
+    ready.close()
+
+
 def worker_pool(jobs: int, status: clip_progress.ClipStatus) -> ProcessPoolExecutor:
     """The processes of --jobs 2 or more, each sending its clips' status through `status` (`clip_progress`)."""
     return ProcessPoolExecutor(max_workers=jobs, mp_context=start_context(), initializer=_start_worker,
@@ -106,6 +134,8 @@ def _start_worker(main_pid: int, status_writer, status_seconds: float) -> None:
     workers): a pool's worker that took it as a KeyboardInterrupt inside openSMILE's callback dropped an audio frame
     and cached the short clip."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):     # blocked by the fork server (`start_server`): ignored is enough
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     parent_death.die_with(main_pid)
     clip_progress.report_to(status_writer, status_seconds)
 

@@ -35,8 +35,9 @@ def run_videos(todo: list, backend: str, fps: float, jobs: int, max_seconds: flo
     skipped = {}
     progress = Progress(len(todo), echo)
     try:
+        clip_workers.start_server()
         status = clip_progress.ClipStatus(progress, clip_workers.start_context())
-    except OSError as e:        # the workers' pipe: no file descriptor left
+    except (EOFError, OSError) as e:    # the fork server's start, the workers' pipe: no process or fd left
         raise start_failed(e) from None
     try:
         if jobs == 1:
