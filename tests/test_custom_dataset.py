@@ -242,14 +242,16 @@ def test_a_datasets_file_or_models_folder_whose_path_holds_the_separator_is_one_
     assert err.count("\n") == 1 and f"{folder} holds {os.pathsep!r}" in err and "MMSA_ATSUKO_MODELS" in err, err
 
 
-def test_a_split_that_no_corr_can_score_is_named_with_why(own_dataset, tmp_path, capsys, caplog):
+def test_a_split_that_no_corr_can_score_is_named_with_why(own_dataset, tmp_path, capsys, caplog, monkeypatch):
     """A test split of 1 sample printed Corr `nan` in the run's table with no word of why: one line says it (and for
     a split of one label), and the run is scored still (its MAE is defined)."""
     import pickle
 
     import torch
 
+    from mmsa_atsuko.api import jobs
     from tests.conftest import make_dataset
+    monkeypatch.setattr(jobs, "_CORR_WARNED", set(), raising=False)     # what earlier tests in this process said
     declared, root = own_dataset
     path = root / "MyData" / "features.pkl"
     with open(path, "rb") as f:
@@ -274,3 +276,38 @@ def test_a_split_that_no_corr_can_score_is_named_with_why(own_dataset, tmp_path,
     assert [r.getMessage() for r in caplog.records] == [
         "mosi: its valid split has one label for all its 3 samples (0.5), so its Corr (Pearson's r, of 2 or more "
         "samples with different labels) will read nan in every run; give the split more samples"]
+
+
+def test_the_undefined_corr_line_is_said_once_per_process_and_never_in_a_sweep_worker(caplog, monkeypatch):
+    """`sweep -m tfn lmf -d mydata -s 1 2 --jobs 2` printed the line 3 times (its plan, then each worker), and
+    `sensitivity --values 0.1 0.2 0.3` 3 times (each value's jobs load the data again): once per process per
+    (dataset, data id, split), and a sweep's workers say none of it, their driver having said it when it planned."""
+    import dataclasses
+    import logging
+
+    import torch
+
+    from mmsa_atsuko.api import jobs
+    from mmsa_atsuko.sweep import execute
+    from tests.conftest import make_dataset
+    monkeypatch.setattr(jobs, "_CORR_WARNED", set(), raising=False)
+    monkeypatch.setattr(jobs, "_IN_SWEEP_WORKER", {"quiet": False}, raising=False)
+
+    def one_label(source="synthetic:test-fixture"):
+        data = make_dataset(n=(8, 3, 4))
+        data.valid.tensors["label"] = torch.full((3,), 0.5)
+        data.spec = dataclasses.replace(data.spec, source=source)
+        return data
+
+    for _ in range(3):              # the same data loaded again, as each value of a sensitivity sweep loads it
+        jobs.warn_of_undefined_corr(one_label())
+    jobs.warn_of_undefined_corr(one_label("synthetic:other"))       # other data of the same name: its own line
+    said = [r.getMessage() for r in caplog.records if "Corr" in r.getMessage()]
+    assert len(said) == 2 and all(line.startswith("mosi: its valid split has one label") for line in said), said
+    caplog.clear()
+    monkeypatch.setattr(jobs, "_CORR_WARNED", set(), raising=False)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])     # worker_logging's console handler, not kept
+    monkeypatch.setattr(logging.getLogger("mmsa_atsuko"), "level", logging.getLogger("mmsa_atsuko").level)
+    execute.worker_logging()        # what each sweep worker (local or Ray) runs as it starts
+    jobs.warn_of_undefined_corr(one_label())
+    assert not [r for r in caplog.records if "Corr" in r.getMessage()]

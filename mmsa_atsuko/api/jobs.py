@@ -123,13 +123,29 @@ def _model_to_check(model: str, config, spec) -> torch.nn.Module:
 MAX_MODULES = 1 << 16
 
 
+# The (dataset name, data id, split) pairs whose undefined Corr this process has warned of: a sweep prepares a
+# dataset's jobs again per group and a sensitivity sweep per value, and each printed the line again (3 times for 3
+# values). A sweep's workers warn of none (`leave_data_warnings_to_driver`): its driver has, when it planned.
+_CORR_WARNED: set = set()
+_IN_SWEEP_WORKER = {"quiet": False}
+
+
+def leave_data_warnings_to_driver() -> None:
+    """Mark this process a sweep's worker: the driver warned of its data when it planned (`warn_of_undefined_corr`)."""
+    _IN_SWEEP_WORKER["quiet"] = True
+
+
 def warn_of_undefined_corr(data) -> None:
     """One warning line per valid or test split whose Corr no model can have: Pearson's r needs two samples of
     different labels, and a split of one sample (or of one label) printed `nan` in every run's table with no word of
-    why. Such a split is scored still: its MAE and accuracies are defined."""
-    if "Corr" not in metric_keys(data.spec.name):
+    why. Such a split is scored still: its MAE and accuracies are defined. Once per process per (dataset name, data
+    id, split), and never in a sweep's worker (`_CORR_WARNED`)."""
+    if "Corr" not in metric_keys(data.spec.name) or _IN_SWEEP_WORKER["quiet"]:
         return
     for split in (data.valid, data.test):
+        said = (data.spec.name, data.spec.source, split.name)
+        if said in _CORR_WARNED:
+            continue
         labels = split.tensors["label"]
         if len(labels) < 2:
             why = f"has {len(labels)} sample{'' if len(labels) == 1 else 's'}"
@@ -137,6 +153,7 @@ def warn_of_undefined_corr(data) -> None:
             why = f"has one label for all its {len(labels)} samples ({float(labels[0]):g})"
         else:
             continue
+        _CORR_WARNED.add(said)
         log.warning("%s: its %s split %s, so its Corr (Pearson's r, of 2 or more samples with different labels) "
                     "will read nan in every run; give the split more samples", data.spec.name, split.name, why)
 

@@ -13,7 +13,7 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..api.jobs import job_identity
+from ..api.jobs import job_identity, leave_data_warnings_to_driver
 from ..api.one_run import train_model, train_one
 from ..code_version import git_commit
 from ..config import config_hash, load_config
@@ -159,7 +159,8 @@ def run_trial(run: PlannedRun, device: str) -> dict:
 
 def worker_logging() -> None:
     """Run details go to each run's train.log; the console gets warnings only. Once per process
-    (a Ray worker runs many tasks)."""
+    (a Ray worker runs many tasks). The warnings of the data the driver gave when it planned are not repeated here."""
+    leave_data_warnings_to_driver()
     root = logging.getLogger()
     if any(h.get_name() == WORKER_CONSOLE for h in root.handlers):
         return
