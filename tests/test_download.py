@@ -658,6 +658,24 @@ def test_a_download_never_writes_through_a_link_out_of_the_data_root(tmp_path, p
     assert fake.fetched == [] and list(outside.iterdir()) == []
 
 
+def test_a_link_to_the_same_path_on_another_disk_names_the_data_root_that_writes_there(tmp_path, published_mosi):
+    """R/MOSI -> /big/MOSI keeps data on another disk: the refusal said only to download elsewhere and move the file;
+    it names `--data-root /big`, which writes exactly where the link leads, and that root downloads there."""
+    big, root = tmp_path / "big", tmp_path / "root"
+    (big / "MOSI").mkdir(parents=True)
+    root.mkdir()
+    (root / "MOSI").symlink_to(big / "MOSI")
+    fake = FakeDownloader({MOSI: GOOD})
+    with pytest.raises(DataError) as refused:
+        dl.download("mosi", data_root=root, downloader=fake, say=lambda _: None)
+    assert str(refused.value) == (f"{root / 'MOSI'} is a symbolic link to {big / 'MOSI'}, and the download of {MOSI} "
+                                  f"would write there, outside the data root {root}: --data-root {big} writes exactly "
+                                  f"there")
+    assert fake.fetched == [] and list((big / "MOSI").iterdir()) == []
+    (path,) = dl.download("mosi", data_root=big, downloader=fake, say=lambda _: None)
+    assert path == big / MOSI and (root / MOSI).read_bytes() == GOOD
+
+
 def test_a_download_goes_through_a_link_inside_the_data_root_and_into_a_root_that_is_a_link(tmp_path, published_mosi):
     """Links that keep the file under the data root are the owner's layout: the root given as a link, MOSI -> a
     folder of the root."""

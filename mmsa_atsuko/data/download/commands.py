@@ -101,9 +101,11 @@ def download(names, *, aligned: bool = False, data_root=None, downloader: Downlo
     for dest, relpath, _ in todo:
         outside = _link_out_of_root(dest, root)
         if outside:
-            raise DataError(f"{outside}, and the download of {relpath} would write there, outside the data root "
-                            f"{root}: download into a data root without such a link (--data-root), then move the "
-                            f"file where you want it")
+            link, other_root = outside
+            instead = (f"--data-root {other_root} writes exactly there" if other_root else "download into a data "
+                       "root without such a link (--data-root), then move the file where you want it")
+            raise DataError(f"{link}, and the download of {relpath} would write there, outside the data root "
+                            f"{root}: {instead}")
 
     downloader = downloader or default_downloader()
     try:
@@ -127,19 +129,39 @@ def _check_under_root(name: str, relpath: str, root: Path) -> None:
                         f"data root")
 
 
-def _link_out_of_root(dest: Path, root: Path) -> str | None:
+def _link_out_of_root(dest: Path, root: Path) -> tuple[str, Path | None] | None:
     """The folder between `root` and `dest` that is a symbolic link leading out of the data root, said as a clause,
-    else None. A download writes its folders, lock, scratch folder and file beside `dest`: a link in a data root that
-    came from elsewhere (an unpacked archive, a shared folder: MOSI -> ~/.config) sent them there. A link in the
+    with the data root that writes `dest` where the link leads (`_root_at_link_target`, else None); None when no
+    link leads out. A download writes its folders, lock, scratch folder and file beside `dest`: a link in a data root
+    that came from elsewhere (an unpacked archive, a shared folder: MOSI -> ~/.config) sent them there. A link in the
     root's own path is where the user put the root, and a link to a file at `dest` is replaced, never written
     through (os.replace)."""
-    inside = os.path.realpath(root)
-    if os.path.commonpath([inside, os.path.realpath(dest.parent)]) == inside:
+    if _inside_root(dest, root):
         return None
     folder = dest.parent
     while folder != root and not os.path.islink(folder) and folder.parent != folder:
         folder = folder.parent
-    return f"{folder} is a symbolic link to {os.path.realpath(folder)}"
+    target = Path(os.path.realpath(folder))
+    return f"{folder} is a symbolic link to {target}", _root_at_link_target(dest, root, folder, target)
+
+
+def _inside_root(dest: Path, root: Path) -> bool:
+    inside = os.path.realpath(root)
+    return os.path.commonpath([inside, os.path.realpath(dest.parent)]) == inside
+
+
+def _root_at_link_target(dest: Path, root: Path, link: Path, target: Path) -> Path | None:
+    """The data root that puts `dest` where `link` (a folder under `root`) leads, writing through no link out of
+    itself: a root of its own on another disk, R/MOSI -> /big/MOSI, is /big. None where the target does not end in
+    the link's own path under the root (R/MOSI -> /big/mosi-files), or where that root holds such a link too."""
+    try:
+        under = link.relative_to(root).parts
+    except ValueError:
+        return None
+    if not under or target.parts[-len(under):] != under or len(target.parts) <= len(under):
+        return None
+    other = Path(*target.parts[:-len(under)])
+    return other if _inside_root(other / dest.relative_to(root), other) else None
 
 
 def _download_lock(dest: Path, relpath: str, say) -> FileLock:
