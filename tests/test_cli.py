@@ -221,8 +221,13 @@ def test_an_unknown_option_is_named_before_a_required_one_it_hid(args, line, cap
     (["leaderboard", "--dataset", "mosi", "--bogus"], "run.py leaderboard: error: unrecognized arguments: --bogus"),
     (["leaderboard", "--out", "r"], "run.py leaderboard: error: unrecognized arguments: --out r; the results folder "
                                     "that run and sweep write with --out is --results here"),   # not --output
-    (["clean", "--dataset", "d.yaml"], "run.py clean: error: unrecognized arguments: --dataset d.yaml; did you mean "
-                                       "--datasets?"),        # main() takes --datasets FILE for every command
+    # main() takes --datasets FILE and --models DIR for every command; `--models` for `leaderboard --model tfn` then
+    # said "model folder .../tfn does not exist": their singulars are said to be no option of the command
+    (["clean", "--dataset", "d.yaml"], "run.py clean: error: unrecognized arguments: --dataset d.yaml; this command "
+                                       "takes no --dataset (--datasets FILE is a YAML file of datasets of your own)"),
+    (["leaderboard", "--model", "tfn"], "run.py leaderboard: error: unrecognized arguments: --model tfn; this command "
+                                        "takes no --model (--models DIR is a folder of models of your own)"),
+    (["clean", "--modle", "x"], "run.py clean: error: unrecognized arguments: --modle x; did you mean --models?"),
 ])
 def test_an_unknown_option_gets_the_closest_option_name_in_every_command(args, line, capsys):
     """`tune --trails 2` got argparse's line alone, as did every command's typo: each names the closest of its own

@@ -54,17 +54,27 @@ class OneLineParser(argparse.ArgumentParser):
         # Matched without the dashes every long option shares: with them, --bogus was 'close' to --figures.
         known = [name[2:] for name, action in self._option_string_actions.items()
                  if name.startswith("--") and action.help != argparse.SUPPRESS] + [o[2:] for o in GLOBAL_OPTIONS]
-        pairs = {}
+        pairs, takes_none = {}, []
         for arg in given:
             name = arg.partition("=")[0]
-            if name.startswith("--") and name not in pairs and (close := difflib.get_close_matches(name[2:], known,
-                                                                                                      n=1)):
+            if not name.startswith("--") or name in pairs or name in takes_none:
+                continue
+            # `leaderboard --model tfn` was offered --models, a folder of model code, and then said the folder
+            # .../tfn does not exist: a global's singular is a name this command does not take, said so.
+            plural = name + "s" if name + "s" in GLOBAL_OPTIONS else None
+            close = difflib.get_close_matches(name[2:], [k for k in known if f"--{k}" != plural], n=1)
+            if close:
                 pairs[name] = f"--{close[0]}"
-        if not pairs:
-            return ""
+            elif plural:
+                takes_none.append(name)
+        hint = ""
         if len(pairs) == 1:
-            return f"; did you mean {next(iter(pairs.values()))}?"
-        return "; did you mean " + ", ".join(f"{close} for {name}" for name, close in pairs.items()) + "?"
+            hint = f"; did you mean {next(iter(pairs.values()))}?"
+        elif pairs:
+            hint = "; did you mean " + ", ".join(f"{close} for {name}" for name, close in pairs.items()) + "?"
+        for name in takes_none:
+            hint += f"; this command takes no {name} ({name}s {GLOBAL_TAKES[name + 's']})"
+        return hint
 
     def _results_hint(self, message: str) -> str:
         """run and sweep name the results folder --out; the commands that read it name it --results, and
@@ -78,6 +88,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 # The options main() takes before any command's parser runs (cli/__init__.py), so every command takes them.
 GLOBAL_OPTIONS = ("--datasets", "--models")
+GLOBAL_TAKES = {"--datasets": "FILE is a YAML file of datasets of your own",
+                "--models": "DIR is a folder of models of your own"}
 
 DATASETS_OPTION = ("Every command takes --datasets FILE (repeatable): datasets of your own, as blocks like "
                    "configs/datasets.yaml's; and --models DIR (repeatable): a folder of models of your own, each "
