@@ -13,8 +13,8 @@ LEFT_OUT = {"pretrained"}
 
 
 def full_config_note(rows: list) -> list[str]:
-    """`set apart from each model's full config: max_epochs=1 in every row`, once for a table: the config keys whose
-    value in a full-config row's runs (the record's resolved config) is not the one configs/<model>.yaml gives today
+    """`set apart from today's configs/<model>.yaml (...): max_epochs=1 in every row`, once for a table: the config
+    keys whose value in a full-config row's runs (the record's resolved config) is not the one configs/<model>.yaml gives today
     for that dataset, each row by its text; rows at a preset (`notes.preset_note`) and rows with nothing apart are
     not named. A key the record lacks (one added to the toolkit after it ran) or today's config lacks is not
     compared, and a row whose model's config cannot be loaded here (a model of your own without its folder) is not
@@ -26,7 +26,9 @@ def full_config_note(rows: list) -> list[str]:
             by_text.setdefault(text, []).append(row.label)
     if not by_text:
         return []
-    head = "set apart from each model's full config (configs/<model>.yaml): "
+    # Held against the YAML as it reads now: a full-config record keeps its resolved config only, never the YAML's
+    # values it started from (a preset's run keeps its keys apart, `trainer_overrides`), so the note says "today's".
+    head = "set apart from today's configs/<model>.yaml (each model's full config): "
     if len(by_text) == 1 and len(next(iter(by_text.values()))) == len(rows):
         return [head + f"{next(iter(by_text))} in every row"]
     return [head + "; ".join(f"{text} in {', '.join(labels)}" for text, labels in by_text.items())]
