@@ -14,9 +14,9 @@ LEFT_OUT = {"pretrained"}
 
 def full_config_note(rows: list) -> list[str]:
     """`set apart from today's configs/<model>.yaml (...): max_epochs=1 in every row`, once for a table: the config
-    keys whose value in a full-config row's runs (the record's resolved config) is not the one configs/<model>.yaml gives today
-    for that dataset, each row by its text; rows at a preset (`notes.preset_note`) and rows with nothing apart are
-    not named. A key the record lacks (one added to the toolkit after it ran) or today's config lacks is not
+    keys whose value in a full-config row's runs (the record's resolved config) is not the one configs/<model>.yaml
+    gives today for that dataset, each row by its text; rows at a preset (`notes.preset_note`) and rows with nothing
+    apart are not named. A key the record lacks (one added to the toolkit after it ran) or today's config lacks is not
     compared, and a row whose model's config cannot be loaded here (a model of your own without its folder) is not
     named."""
     by_text: dict[str, list[str]] = {}
