@@ -61,9 +61,11 @@ class _FakeWorker:
     """A worker that runs nothing: its run's record comes back (failed for the runs in `FAILED`), with the memory its
     GPU has free (`FREE_MB`), as `gpu_memory_after_run` would read it there, where the worker reads it: the driver
     asked for it and the run ended ok. `started` lists every worker's device in the order they started, `asked` the
-    runs whose task asked for the memory."""
+    runs whose task asked for the memory. A planned run (`_Planned`) first says its training started, in the
+    folder `FOLDERS` names (a resumed run's), else its own run_id's, as `execute` says it."""
     FREE_MB: dict = {}
     FAILED: frozenset = frozenset()
+    FOLDERS: dict = {}
     started: list = []
     asked: list = []
     given = 0
@@ -73,14 +75,17 @@ class _FakeWorker:
         _FakeWorker.started.append(device)
 
     def give(self, task):
-        self.task, _FakeWorker.given = task, _FakeWorker.given + 1
+        self.task, _FakeWorker.given, self.said = task, _FakeWorker.given + 1, False
         self.order = _FakeWorker.given
         run, _, _, size_device = task
         if size_device:
             _FakeWorker.asked.append(run)
 
     def recv(self):
-        run, _, _, size_device = self.task
+        run, run_id, _, size_device = self.task
+        if isinstance(run, _Planned) and not self.said:
+            self.said = True
+            return "started", self.FOLDERS.get(run_id, run_id)
         status = "failed" if run in self.FAILED else "ok"
         record = {"status": status, "peak_memory_mb": 10_000.0, "device": self.device, "run": run}
         read = size_device and status == "ok"
@@ -116,6 +121,7 @@ def _fake_workers(monkeypatch) -> None:
     monkeypatch.setattr(_FakeWorker, "started", [])
     monkeypatch.setattr(_FakeWorker, "asked", [])
     monkeypatch.setattr(_FakeWorker, "given", 0)
+    monkeypatch.setattr(_FakeWorker, "FOLDERS", {})
     # the runs end in the order they were given out, so each device's first run ends before the later ones
     monkeypatch.setattr(local, "wait_for", lambda conns, timeout=None: [min(conns, key=lambda worker: worker.order)])
 
@@ -152,34 +158,114 @@ class _Planned:
         return self.name
 
 
+def _scripted_waits(monkeypatch, script) -> list:
+    """The driver's waits, each as `script` says: (the clock then, the name of the run whose worker speaks, or None
+    where the wait times out with nothing ready). Returns the timeouts it waited with."""
+    from mmsa_atsuko.sweep import local
+    steps, now, timeouts = iter(script), [0.0], []
+
+    def wait(conns, timeout=None):
+        timeouts.append(timeout)
+        now[0], name = next(steps)
+        return [conn for conn in conns if conn.task[0].name == name]
+    monkeypatch.setattr(local, "wait_for", wait)
+    monkeypatch.setattr(local.time, "time", lambda: now[0])
+    return timeouts
+
+
+def _history(tmp_path, run_id: str, epochs: int) -> None:
+    import json
+    (tmp_path / "runs" / f".{run_id}.partial").mkdir(parents=True)
+    (tmp_path / "runs" / f".{run_id}.partial" / "history.json").write_text(
+        json.dumps([{"epoch": k + 1} for k in range(epochs)]))
+
+
+_THREE = ["tfn mydata seed 1", "lmf mydata seed 1", "tfn mydata seed 2"]
+
+
+def _run_three(monkeypatch, tmp_path, script, folders=None) -> tuple[list, list]:
+    _fake_workers(monkeypatch)
+    monkeypatch.setattr(_FakeWorker, "FOLDERS", folders or {})
+    timeouts = _scripted_waits(monkeypatch, script)
+    lines = []
+    backend = LocalBackend(2, "cpu", threads=1, echo=lines.append)
+    backend.run([(_Planned(name), f"r{k}") for k, name in enumerate(_THREE)], tmp_path,
+                lambda record: lines.append("ended"))
+    return lines, timeouts
+
+
 def test_a_sweep_in_workers_says_where_each_run_logs_and_how_it_stands_after_a_quiet_while(monkeypatch, tmp_path):
     """`sweep --jobs 2` printed nothing from its plan line to its first finished run (hours on real data): the
     workers' epochs go to each run's train.log alone. Each run's start names that log now, and a quiet while (no
     line for `quiet_s`) gives one line on the runs in hand, their epochs done by their history.json."""
-    import json
-
-    from mmsa_atsuko.sweep import local
-    _fake_workers(monkeypatch)
-    quiet = iter([True])          # the first wait times out with nothing ready; every later one has a run ended
-
-    def wait(conns, timeout=None):
-        assert timeout is not None and 0 <= timeout <= 60      # the driver waits no longer than its quiet while
-        return [] if next(quiet, False) else [min(conns, key=lambda worker: worker.order)]
-    monkeypatch.setattr(local, "wait_for", wait)
-    monkeypatch.setattr(local.time, "time", lambda: 125.0)
-    (tmp_path / "runs" / ".r0.partial").mkdir(parents=True)
-    (tmp_path / "runs" / ".r0.partial" / "history.json").write_text(json.dumps([{"epoch": 1}, {"epoch": 2}]))
-    lines = []
-    backend = LocalBackend(2, "cpu", threads=1, echo=lines.append)
-    runs = [_Planned("tfn mydata seed 1"), _Planned("lmf mydata seed 1"), _Planned("tfn mydata seed 2")]
-    backend.run([(run, f"r{k}") for k, run in enumerate(runs)], tmp_path, lambda record: lines.append("ended"))
+    _history(tmp_path, "r0", 2)
+    lines, timeouts = _run_three(monkeypatch, tmp_path, [
+        (1.0, _THREE[0]), (2.0, _THREE[1]), (125.0, None), (130.0, _THREE[0]), (131.0, _THREE[2]),
+        (132.0, _THREE[1]), (133.0, _THREE[2])])
+    assert all(0 <= timeout <= 60 for timeout in timeouts)     # the driver waits no longer than its quiet while
     log = tmp_path / "runs"
     assert lines == [f"started tfn mydata seed 1 on cpu: its epochs go to {log}/.r0.partial/train.log",
                      f"started lmf mydata seed 1 on cpu: its epochs go to {log}/.r1.partial/train.log",
-                     # time.time() reads 125 s, the fake workers took their runs at 0 s
+                     # the clock reads 125 s, the fake workers took their runs at 0 s
                      "still training: tfn mydata seed 1 (2 epochs done, 0:02:05); lmf mydata seed 1 (0:02:05)",
                      "ended", f"started tfn mydata seed 2 on cpu: its epochs go to {log}/.r2.partial/train.log",
                      "ended", "ended"]
+
+
+def test_a_resumed_run_in_a_worker_is_named_by_the_folder_it_works_in(monkeypatch, tmp_path):
+    """`sweep --jobs 2 --resume` after a Ctrl-C: the started line named a train.log under the fresh run_id's .partial
+    folder, which never exists (the run continues the folder the killed call left, `execute`), and the quiet line
+    showed no epochs of it. The worker names its folder as the run starts, and both lines use it."""
+    _history(tmp_path, "old0", 3)          # the killed call's folder of tfn seed 1, 3 epochs in
+    _history(tmp_path, "r0", 1)            # never made by a resumed run: its epochs would be the wrong ones
+    lines, _ = _run_three(monkeypatch, tmp_path, [
+        (1.0, _THREE[0]), (2.0, _THREE[1]), (125.0, None), (130.0, _THREE[0]), (131.0, _THREE[2]),
+        (132.0, _THREE[1]), (133.0, _THREE[2])], folders={"r0": "old0"})
+    log = tmp_path / "runs"
+    assert lines[0] == f"started tfn mydata seed 1 on cpu: its epochs go to {log}/.old0.partial/train.log"
+    assert lines[2].startswith("still training: tfn mydata seed 1 (3 epochs done, ")
+
+
+def test_a_worker_that_dies_in_a_resumed_run_fails_it_in_the_folder_it_worked_in(monkeypatch, tmp_path):
+    """Its failed record and error.txt named the fresh run_id, whose folder never existed, beside the kept .partial
+    folder of the earlier call that --resume continues."""
+    from mmsa_atsuko.sweep import execute as execute_module
+
+    class Dying(_FakeWorker):
+        proc = SimpleNamespace(join=lambda wait: None, exitcode=-9)
+
+        def recv(self):
+            if not self.said:
+                return super().recv()
+            raise EOFError
+    _fake_workers(monkeypatch)
+    monkeypatch.setattr("mmsa_atsuko.sweep.local._Worker", Dying)
+    monkeypatch.setattr(_FakeWorker, "FOLDERS", {"r0": "old0"})
+    named = []
+    monkeypatch.setattr(execute_module, "failure", lambda run, run_id, *args, **kwargs: named.append(run_id) or {})
+    LocalBackend(2, "cpu", threads=1, echo=lambda line: None).run([(_Planned("tfn mydata seed 1"), "r0")], tmp_path,
+                                                                  lambda record: None)
+    assert named == ["old0"]
+
+
+def test_execute_says_the_folder_its_run_works_in_as_training_starts(monkeypatch, tmp_path):
+    """A resumed run's folder is the earlier call's (`take_leftovers`), a fresh run's its own run_id's: the driver
+    learns it from `on_start` alone."""
+    from mmsa_atsuko.sweep import execute as execute_module
+    from mmsa_atsuko.sweep.plan import PlannedRun
+    job = SimpleNamespace(config={}, data=SimpleNamespace(spec=SimpleNamespace(source="sha256:x")))
+    monkeypatch.setattr(execute_module, "prepare", lambda setting: job)
+    monkeypatch.setattr(execute_module, "config_hash", lambda config: "c0")
+    monkeypatch.setattr(execute_module, "job_identity", lambda job, seed: ("id",))
+    trained = []
+    monkeypatch.setattr(execute_module, "train_one", lambda *args, run_id, resume, **kwargs:
+                        trained.append((run_id, resume)) or {"status": "ok"})
+    for leftover, resume in (("old0", True), (None, True), (None, False)):
+        monkeypatch.setattr(execute_module, "take_leftovers", lambda *args, **kwargs: leftover)
+        run = PlannedRun(SimpleNamespace(), 1, "c0", "sha256:x", resume=resume)
+        said = []
+        assert execute_module.execute(run, "r0", str(tmp_path), "cpu", on_start=said.append) == {"status": "ok"}
+        assert said == [leftover or "r0"] and trained[-1] == (leftover or "r0", leftover is not None)
 
 
 def test_run_py_jobs_gives_its_backend_the_flushed_echo(monkeypatch, tmp_path, capsys):

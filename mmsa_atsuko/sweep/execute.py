@@ -28,9 +28,11 @@ log = logging.getLogger("mmsa_atsuko")
 WORKER_CONSOLE = "mmsa-atsuko-worker-console"
 
 
-def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
+def execute(run: PlannedRun, run_id: str, out: str, device: str, on_start=None) -> dict:
     """Train one planned run and return its record; a run that raises gives a failed record.
-    A tuning trial (`run.trial`) gives its outcome instead (`run_trial`)."""
+    A tuning trial (`run.trial`) gives its outcome instead (`run_trial`). `on_start(run_id)`: called as the run's
+    training starts, with the run_id of the folder it works in: a resumed run's is the earlier call's, not `run_id`,
+    so only here does a sweep's driver learn where its epochs go."""
     if run.trial is not None:
         return run_trial(run, device)
     started = datetime.now(timezone.utc)
@@ -52,7 +54,7 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
                 resumed = take_leftovers(Path(out), identity, resume=run.resume)   # refuses another user's folder
             if resumed:
                 run_id = resumed                 # a failure below names the folder it worked in
-                return _train(job, run, run_id, out, device, resume=True)
+                return _train(job, run, run_id, out, device, resume=True, on_start=on_start)
         except ResumeRefused as refused:
             if run.resume == "stop":     # run.py --jobs: the run stops, failed under a fresh run_id (its
                 return failure(run, fresh_id, out, device, refused, started, time.time() - clock)  # folder kept)
@@ -61,12 +63,14 @@ def execute(run: PlannedRun, run_id: str, out: str, device: str) -> dict:
             log.warning("not resumed: %s; the sweep leaves that folder and trains this run afresh as %s",
                         refused, fresh_id)
             run_id = fresh_id
-        return _train(job, run, run_id, out, device, resume=False)
+        return _train(job, run, run_id, out, device, resume=False, on_start=on_start)
     except Exception as error:               # a failed run is a result; the sweep goes on
         return failure(run, run_id, out, device, error, started, time.time() - clock)
 
 
-def _train(job, run: PlannedRun, run_id: str, out: str, device: str, resume: bool) -> dict:
+def _train(job, run: PlannedRun, run_id: str, out: str, device: str, resume: bool, on_start=None) -> dict:
+    if on_start is not None:
+        on_start(run_id)
     return train_one(job, run.seed, resolve_device(device), Path(out), True, run_id=run_id, resume=resume,
                      checkpoint=run.checkpoint, precision=run.precision, deterministic=run.deterministic,
                      label=run.label, tune_trial=run.tune_trial)

@@ -13,22 +13,25 @@ QUIET_S = 60.0
 
 
 def say_started(echo, run, run_id: str, out, device: str) -> None:
-    """The line of a planned run a worker starts: where its epochs go. Nothing for a tune's trial, which has no folder
+    """The line of a planned run whose training a worker starts: where its epochs go (`run_id`: the folder's, as the
+    worker names it: a resumed run's is an earlier call's). Nothing for a tune's trial, which has no folder
     (nor for anything else that is not a planned run)."""
     if getattr(run, "trial", True) is None:
         echo(f"started {run.describe()} on {device}: its epochs go to {partial_dir(out, run_id) / 'train.log'}")
 
 
 def in_hand_line(tasks, now: float) -> str:
-    """One line on the runs in hand ((run, run_id, out, since) each): each one's epochs done, by its history.json
-    (rewritten after each epoch), and its time so far. A resumed run works in an earlier run's folder, and a trial
-    in none: their epochs are not named."""
+    """One line on the runs in hand ((run, folder, out, since) each): each one's epochs done, by its history.json
+    (rewritten after each epoch), and its time so far. `folder`: the run_id of the folder the run works in, as its
+    worker said when its training started (a resumed run's is an earlier call's), None before that and for a trial,
+    which has none: their epochs are not named."""
     parts = []
-    for run, run_id, out, since in tasks:
+    for run, folder, out, since in tasks:
         trial = getattr(run, "trial", None)
         name = f"trial {trial['number']}" if trial is not None else run.describe() if hasattr(run, "describe") \
             else str(run)
-        epochs = None if trial is not None else _epochs_done(partial_dir(out, run_id) / "history.json")
+        history = None if trial is not None or folder is None else partial_dir(out, folder) / "history.json"
+        epochs = None if history is None else _epochs_done(history)
         done = "" if epochs is None else f"{epochs} epoch{'' if epochs == 1 else 's'} done, "
         parts.append(f"{name} ({done}{clock(now - since)})")
     return "still training: " + "; ".join(parts)

@@ -165,33 +165,46 @@ class LocalBackend:
         # after telling the study every result so far).
         pending = ((run, run_id, str(out)) for run, run_id in runs)
         given = 0
+
+        def hand(worker, task) -> None:
+            worker.give((*task, worker.device in unsized))     # its worker reads the GPU's memory after it
+            worker.folder = None       # the run_id of the folder it works in, once its worker says (`execute`)
+
         for worker in self.workers:
             task = next(pending, None)
             if task is not None:
-                worker.give((*task, worker.device in unsized))     # its worker reads the GPU's memory after it
-                say_started(self.echo, *worker.task[:3], worker.device)
+                hand(worker, task)
                 given += 1
         said = time.time()
         while any(w.task for w in self.workers):
             busy = {w.conn: w for w in self.workers if w.task}
             ready = wait_for(list(busy), timeout=max(0.0, said + self.quiet_s - time.time()))
             if not ready:
-                self.echo(in_hand_line([(*w.task[:3], w.since) for w in busy.values()], time.time()))
+                self.echo(in_hand_line([(w.task[0], w.folder, w.task[2], w.since) for w in busy.values()],
+                                       time.time()))
                 said = time.time()
             for conn in ready:
                 worker = busy[conn]
                 run, run_id = worker.task[:2]
                 try:
-                    record, memory = conn.recv()
+                    message = conn.recv()
                 except (EOFError, OSError):          # killed (OOM killer, segfault): its run failed
                     memory = None
                     worker.proc.join(5)
-                    record = failure(run, run_id, out, worker.device,
+                    # in the folder it worked in: a resumed run's, kept for the next --resume (`failure`)
+                    record = failure(run, worker.folder or run_id, out, worker.device,
                                      f"worker process died (exit code {worker.proc.exitcode})",
                                      datetime.now(timezone.utc), time.time() - worker.since, worker_died=True)
                     worker.stop()
                     worker = self._new_worker(worker.index, worker.device)
                     self.workers[worker.index] = worker
+                else:
+                    if message[0] == "started":
+                        # Its training starts, in the folder it names: a resumed run's is an earlier call's (`execute`)
+                        worker.folder = message[1]
+                        say_started(self.echo, run, worker.folder, out, worker.device)
+                        continue
+                    record, memory = message
                 worker.task = None
                 on_result(record)
                 said = time.time()
@@ -204,14 +217,13 @@ class LocalBackend:
                 for idle in [w for w in self.workers if w.task is None]:
                     task = next(pending, None)
                     if task is not None:
-                        idle.give((*task, idle.device in unsized))
-                        say_started(self.echo, *idle.task[:3], idle.device)
+                        hand(idle, task)
                         given += 1
 
 
 class _Worker:
     def __init__(self, ctx, index: int, device: str, threads: int, forced: bool):
-        self.index, self.device, self.task, self.since = index, device, None, time.time()
+        self.index, self.device, self.task, self.since, self.folder = index, device, None, time.time(), None
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, device, threads, forced, os.getpid()),
                                 name=f"sweep-worker-{index}", daemon=True)
@@ -287,6 +299,7 @@ def _serve(conn, device: str, execute) -> None:
         if task is None:
             return
         run, run_id, out, size_device = task
-        record = execute(run, run_id, out, device)
+        # The driver names the run's folder as its training starts: a resumed run works in an earlier call's
+        record = execute(run, run_id, out, device, on_start=lambda folder: conn.send(("started", folder)))
         memory = gpu_memory_after_run(device) if size_device and record.get("status") == "ok" else None
         conn.send((record, memory))
