@@ -206,8 +206,9 @@ def test_a_sweep_in_workers_says_where_each_run_logs_and_how_it_stands_after_a_q
     log = tmp_path / "runs"
     assert lines == [f"started tfn mydata seed 1 on cpu: its epochs go to {log}/.r0.partial/train.log",
                      f"started lmf mydata seed 1 on cpu: its epochs go to {log}/.r1.partial/train.log",
-                     # the clock reads 125 s, the fake workers took their runs at 0 s
-                     "still training: tfn mydata seed 1 (2 epochs done, 0:02:05); lmf mydata seed 1 (0:02:05)",
+                     # the clock reads 125 s; their training began at 1 s and 2 s
+                     "still training: tfn mydata seed 1 (2 epochs done, training 0:02:04); lmf mydata seed 1 "
+                     "(training 0:02:03)",
                      "ended", f"started tfn mydata seed 2 on cpu: its epochs go to {log}/.r2.partial/train.log",
                      "ended", "ended"]
 
@@ -224,6 +225,20 @@ def test_a_resumed_run_in_a_worker_is_named_by_the_folder_it_works_in(monkeypatc
     log = tmp_path / "runs"
     assert lines[0] == f"started tfn mydata seed 1 on cpu: its epochs go to {log}/.old0.partial/train.log"
     assert lines[2].startswith("still training: tfn mydata seed 1 (3 epochs done, ")
+
+
+def test_the_time_in_hand_counts_from_the_run_start_not_from_its_worker_start(monkeypatch, tmp_path):
+    """"time so far" counted from the handing over, its worker's start-up included (imports, data): 0:00:08 before
+    epoch 1 of a run that trained in 1.3 s. A run counts from its training's start, and before it says it has none."""
+    from mmsa_atsuko.sweep.live import in_hand_line
+    lines, _ = _run_three(monkeypatch, tmp_path, [
+        (8.0, None), (9.0, _THREE[0]), (10.5, _THREE[0]), (11.0, _THREE[2]), (12.0, _THREE[1]), (13.0, _THREE[2]),
+        (14.0, _THREE[1]), (15.0, _THREE[2])])
+    # the fake workers were handed their runs at 0 s; tfn seed 1 began at 9 s and ended at 10.5 s
+    assert lines[0] == ("still training: tfn mydata seed 1 (not training yet, handed to its worker 0:00:08 ago); "
+                        "lmf mydata seed 1 (not training yet, handed to its worker 0:00:08 ago)")
+    trial = SimpleNamespace(trial={"number": 3})
+    assert in_hand_line([(trial, None, tmp_path, 100.0, 20.0)], 105.0) == "still training: trial 3 (training 0:00:05)"
 
 
 def test_a_worker_that_dies_in_a_resumed_run_fails_it_in_the_folder_it_worked_in(monkeypatch, tmp_path):

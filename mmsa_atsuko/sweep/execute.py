@@ -31,10 +31,10 @@ WORKER_CONSOLE = "mmsa-atsuko-worker-console"
 def execute(run: PlannedRun, run_id: str, out: str, device: str, on_start=None) -> dict:
     """Train one planned run and return its record; a run that raises gives a failed record.
     A tuning trial (`run.trial`) gives its outcome instead (`run_trial`). `on_start(run_id)`: called as the run's
-    training starts, with the run_id of the folder it works in: a resumed run's is the earlier call's, not `run_id`,
-    so only here does a sweep's driver learn where its epochs go."""
+    training starts, with the run_id of the folder it works in (None for a trial, which has none): a resumed run's
+    is the earlier call's, not `run_id`, so only here does a sweep's driver learn where its epochs go."""
     if run.trial is not None:
-        return run_trial(run, device)
+        return run_trial(run, device, on_start)
     started = datetime.now(timezone.utc)
     clock = time.time()
     try:
@@ -119,7 +119,7 @@ def failure(run: PlannedRun, run_id: str, out, device: str, error, started: date
                          checkpoint=run.checkpoint, condition=s.condition, exit_code=exit_code)
 
 
-def run_trial(run: PlannedRun, device: str) -> dict:
+def run_trial(run: PlannedRun, device: str, on_start=None) -> dict:
     """One trial (`run.trial`: storage, study, trial id and number, its params and the space file that
     proposed them), wherever the backend runs it:
     train on train, select and report on valid, never test. Returns its outcome as a dict; a complete
@@ -145,6 +145,8 @@ def run_trial(run: PlannedRun, device: str) -> dict:
                 raise optuna.TrialPruned(f"pruned after epoch {entry['epoch']}")
 
         where = resolve_device(device)
+        if on_start is not None:
+            on_start(None)                        # its training starts; a trial has no folder
         result, _, peak = train_model(job, run.seed, where, deterministic=run.deterministic, run_dir=None,
                                       progress=False, on_epoch=report, test=False, precision=run.precision)
         value = float(result.valid[key])

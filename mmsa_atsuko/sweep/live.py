@@ -21,19 +21,24 @@ def say_started(echo, run, run_id: str, out, device: str) -> None:
 
 
 def in_hand_line(tasks, now: float) -> str:
-    """One line on the runs in hand ((run, folder, out, since) each): each one's epochs done, by its history.json
-    (rewritten after each epoch), and its time so far. `folder`: the run_id of the folder the run works in, as its
-    worker said when its training started (a resumed run's is an earlier call's), None before that and for a trial,
-    which has none: their epochs are not named."""
+    """One line on the runs in hand ((run, folder, out, began, handed) each): each one's epochs done, by its
+    history.json (rewritten after each epoch), and how long it has trained. `folder`: the run_id of the folder the run
+    works in, as its worker said when its training started (a resumed run's is an earlier call's), None for a trial,
+    which has none: its epochs are not named. `began`: when its training started, None before that; `handed`: when
+    its worker was given it. A worker's start-up (imports, its data) counted as the run's time: `0:00:08` before
+    the first epoch of a run that trained in 1.3 s."""
     parts = []
-    for run, folder, out, since in tasks:
+    for run, folder, out, began, handed in tasks:
         trial = getattr(run, "trial", None)
         name = f"trial {trial['number']}" if trial is not None else run.describe() if hasattr(run, "describe") \
             else str(run)
+        if began is None:
+            parts.append(f"{name} (not training yet, handed to its worker {clock(now - handed)} ago)")
+            continue
         history = None if trial is not None or folder is None else partial_dir(out, folder) / "history.json"
         epochs = None if history is None else _epochs_done(history)
         done = "" if epochs is None else f"{epochs} epoch{'' if epochs == 1 else 's'} done, "
-        parts.append(f"{name} ({done}{clock(now - since)})")
+        parts.append(f"{name} ({done}training {clock(now - began)})")
     return "still training: " + "; ".join(parts)
 
 

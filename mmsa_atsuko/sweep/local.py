@@ -168,7 +168,8 @@ class LocalBackend:
 
         def hand(worker, task) -> None:
             worker.give((*task, worker.device in unsized))     # its worker reads the GPU's memory after it
-            worker.folder = None       # the run_id of the folder it works in, once its worker says (`execute`)
+            # The run_id of the folder it works in and when its training began, once its worker says (`execute`)
+            worker.folder, worker.began = None, None
 
         for worker in self.workers:
             task = next(pending, None)
@@ -180,7 +181,7 @@ class LocalBackend:
             busy = {w.conn: w for w in self.workers if w.task}
             ready = wait_for(list(busy), timeout=max(0.0, said + self.quiet_s - time.time()))
             if not ready:
-                self.echo(in_hand_line([(w.task[0], w.folder, w.task[2], w.since) for w in busy.values()],
+                self.echo(in_hand_line([(w.task[0], w.folder, w.task[2], w.began, w.since) for w in busy.values()],
                                        time.time()))
                 said = time.time()
             for conn in ready:
@@ -201,7 +202,7 @@ class LocalBackend:
                 else:
                     if message[0] == "started":
                         # Its training starts, in the folder it names: a resumed run's is an earlier call's (`execute`)
-                        worker.folder = message[1]
+                        worker.folder, worker.began = message[1], time.time()
                         say_started(self.echo, run, worker.folder, out, worker.device)
                         continue
                     record, memory = message
@@ -223,7 +224,8 @@ class LocalBackend:
 
 class _Worker:
     def __init__(self, ctx, index: int, device: str, threads: int, forced: bool):
-        self.index, self.device, self.task, self.since, self.folder = index, device, None, time.time(), None
+        self.index, self.device, self.task, self.since = index, device, None, time.time()
+        self.folder = self.began = None
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main, args=(child, device, threads, forced, os.getpid()),
                                 name=f"sweep-worker-{index}", daemon=True)
