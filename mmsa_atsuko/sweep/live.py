@@ -1,15 +1,20 @@
 """Signs of life of runs in worker processes: a worker's console shows warnings only, and its epochs go to the
 run's train.log alone, so a sweep's driver said nothing from its plan line to its first finished run (hours on real
 data). It says where each run's train.log is as the run starts (`say_started`), and where the runs in hand stand
-after a quiet while (`in_hand_line`, at most once a `QUIET_S`)."""
+after a quiet while (`in_hand_line`: after `QUIET_S`, then less and less often, see `QUIET_MAX_S`)."""
 from __future__ import annotations
 
 import json
 
 from ..run_folders import partial_dir
 
-# The longest a sweep with runs in workers stays silent: a line a minute, however many workers, is no flood.
+# How long a sweep with runs in workers stays silent before a still-training line, at first: a line a minute,
+# however many workers, is no flood. Each such line in a row doubles the wait for the next, up to QUIET_MAX_S; a run
+# that starts or ends sets it back (`LocalBackend.run`). A line a minute for as long as runs train was about 60
+# near-identical lines an hour on real data; a line only where epoch counts changed would still be one a minute
+# where epochs are short, and none for hours inside a long epoch, when a sign of life is wanted most.
 QUIET_S = 60.0
+QUIET_MAX_S = 900.0
 
 
 def say_started(echo, run, run_id: str, out, device: str) -> None:

@@ -28,7 +28,7 @@ from ..code_version import git_commit
 from ..errors import UsageError
 from ..training.hardware import DEFAULT_THREADS, check_threads, cpu_jobs, gpu_jobs, gpu_memory_after_run, parse_jobs
 from ..training.seed import resolve_device
-from .live import QUIET_S, in_hand_line, say_started
+from .live import QUIET_MAX_S, QUIET_S, in_hand_line, say_started
 from .spawn_signals import sigint_ignored
 
 def parse_devices(text: str) -> list[str]:
@@ -176,14 +176,14 @@ class LocalBackend:
             if task is not None:
                 hand(worker, task)
                 given += 1
-        said = time.time()
+        said, quiet = time.time(), self.quiet_s        # a still-training line after `quiet` s without a line
         while any(w.task for w in self.workers):
             busy = {w.conn: w for w in self.workers if w.task}
-            ready = wait_for(list(busy), timeout=max(0.0, said + self.quiet_s - time.time()))
+            ready = wait_for(list(busy), timeout=max(0.0, said + quiet - time.time()))
             if not ready:
                 self.echo(in_hand_line([(w.task[0], w.folder, w.task[2], w.began, w.since) for w in busy.values()],
                                        time.time()))
-                said = time.time()
+                said, quiet = time.time(), min(2 * quiet, max(self.quiet_s, QUIET_MAX_S))    # see QUIET_MAX_S
             for conn in ready:
                 worker = busy[conn]
                 run, run_id = worker.task[:2]
@@ -204,11 +204,12 @@ class LocalBackend:
                         # Its training starts, in the folder it names: a resumed run's is an earlier call's (`execute`)
                         worker.folder, worker.began = message[1], time.time()
                         say_started(self.echo, run, worker.folder, out, worker.device)
+                        said, quiet = time.time(), self.quiet_s
                         continue
                     record, memory = message
                 worker.task = None
                 on_result(record)
-                said = time.time()
+                said, quiet = time.time(), self.quiet_s
                 if worker.device in unsized:
                     left = total - given + sum(w.task is not None for w in self.workers)
                     per_device = self._per_device(record, left, memory)
