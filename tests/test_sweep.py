@@ -1167,7 +1167,9 @@ experiments:
     lines = captured.out.splitlines()
     assert code == 2 and captured.err.strip() == ("error: 3 setting(s) of this sweep cannot train (listed above); "
                                                   "nothing would run"), captured.err
-    assert lines[1].startswith("sweep: 1 run (1 setting of") and lines[1].endswith("1 would run:"), lines
+    # '1 would run:' and then 'the sweep would run nothing' read as a contradiction
+    assert lines[1].startswith("sweep: 1 run (1 setting of") and lines[1].endswith(
+        "1 would run, were it not for the settings that cannot train (below):"), lines
     assert lines[2].startswith("  tfn mosi seed 1") and lines[2].endswith("[fine]"), lines
     assert lines[3] == "3 setting(s) cannot train, so the sweep would run nothing:"
     assert lines[4].startswith("  tfn mosi [never steps]: grad_accum_rule mmsa drops each epoch's last partial group")
@@ -1184,3 +1186,16 @@ experiments:
     from mmsa_atsuko.sweep.plan import plan, unfit_error
     assert str(unfit_error(plan(expand(f), out), shown=1)).endswith(
         "; and 2 more (run.py sweep ... --dry-run lists every one)")
+
+
+def test_a_dry_runs_plan_line_says_what_would_stop_the_runs_it_lists():
+    """'2 would run:' read as the truth beside 'the sweep would stop before its first run' (missing data) or 'would
+    run nothing' (settings that cannot train): the line says what holds its runs back."""
+    from mmsa_atsuko.sweep.plan import Plan
+    from mmsa_atsuko.sweep.plan_lines import held_back
+    missing = {("mosei features", "/data/MOSEI/Processed/unaligned_50.pkl"): {("key", 1)}}
+    unfit = [("fine", None, "why")]
+    assert held_back(Plan([], [], 0, 0, 0)) == ""
+    assert held_back(Plan([], [], 0, 0, 0, missing)) == ", were it not for the missing data (below)"
+    assert held_back(Plan([], [], 0, 0, 0, missing, unfit=unfit)) == (
+        ", were it not for the missing data and the settings that cannot train (below)")

@@ -10,8 +10,8 @@ from .plan import Plan, data_to_read, dry_run_notes, plan, unfit_error
 def show_dry_run(expanded, out, retry_failed, resume, echo) -> Plan:
     """What the sweep would do, missing data named, not raised; every setting that cannot train named, then refused."""
     sweep_plan = plan(expanded, out, retry_failed=retry_failed)
-    echo(plan_line(sweep_plan, retry_failed)
-         + f"{len(sweep_plan.todo)} would run{cut_short(sweep_plan, out, resume)}" + (":" if sweep_plan.todo else ""))
+    echo(plan_line(sweep_plan, retry_failed) + f"{len(sweep_plan.todo)} would run{cut_short(sweep_plan, out, resume)}"
+         + (f"{held_back(sweep_plan)}:" if sweep_plan.todo else ""))
     for run in sweep_plan.todo:
         echo(f"  {run.describe():<38} config {run.config_hash}  data {run.data_id}  [{run.experiment}]")
     for line in dry_run_notes(sweep_plan):
@@ -19,6 +19,15 @@ def show_dry_run(expanded, out, retry_failed, resume, echo) -> Plan:
     if sweep_plan.unfit:
         raise unfit_error(sweep_plan, listed=True)
     return sweep_plan
+
+
+def held_back(sweep_plan: Plan) -> str:
+    """What a dry run's plan line says after the runs that would run where missing data or settings that cannot
+    train would stop the sweep before its first run (`check_runnable`): '1 would run:' then 'the sweep would run
+    nothing' read as a contradiction."""
+    what = [why for why, there in (("the missing data", sweep_plan.missing),
+                                   ("the settings that cannot train", sweep_plan.unfit)) if there]
+    return f", were it not for {' and '.join(what)} (below)" if what else ""
 
 
 def cut_short(sweep_plan: Plan, out, resume: bool | None) -> str:
