@@ -1199,3 +1199,22 @@ def test_a_dry_runs_plan_line_says_what_would_stop_the_runs_it_lists():
     assert held_back(Plan([], [], 0, 0, 0, missing)) == ", were it not for the missing data (below)"
     assert held_back(Plan([], [], 0, 0, 0, missing, unfit=unfit)) == (
         ", were it not for the missing data and the settings that cannot train (below)")
+
+
+def test_the_workers_started_while_planning_are_guessed_from_records_of_the_same_config_and_data_kind(tmp_path):
+    """`likely_todo` counted a run as recorded wherever the store held one of its model, data and seed, whatever its
+    config and data: a rerun with -c, or real data after a --synthetic smoke test, guessed 0 runs to do, and no worker
+    started beside the planning. It guesses high now: a record counts only of the same config and kind of data."""
+    from mmsa_atsuko.sweep.todo_guess import likely_todo
+    out = tmp_path / "out"
+    sweep(None, out=out, echo=lambda line: None, models=["tfn"], datasets=["mosi"], seeds=[1], max_epochs=1, **SMALL)
+
+    def guess(seeds=(1, 2), **changed):
+        return likely_todo(expand(None, **{**dict(models=["tfn"], datasets=["mosi"], seeds=list(seeds),
+                                                  max_epochs=1, **SMALL), **changed}), out, retry_failed=False)
+    assert guess() == 1                              # seed 1 is recorded, seed 2 is not
+    assert guess(models=["TFN"]) == 1                # recorded as tfn
+    assert guess(config=["learning_rate=0.5"]) == 2  # another config of seed 1
+    assert guess(max_epochs=2) == 2
+    assert guess(synthetic=False) == 2               # real data, after a --synthetic smoke test
+    assert guess(synthetic_recipe="corrupt") == 2    # another synthetic recipe

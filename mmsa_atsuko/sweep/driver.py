@@ -25,7 +25,8 @@ from ..lock_files import shared_mode
 from ..run_folders import check_save_checkpoint, take
 from ..training.hardware import check_cuda_determinism, check_precision
 from .local import LocalBackend
-from .plan import Plan, check_runnable, likely_todo, plan, release
+from .todo_guess import likely_todo
+from .plan import Plan, check_runnable, plan, release
 from .plan_lines import cut_short, plan_line, planning_line, show_dry_run
 from .sweep_file import check_settings, expand
 

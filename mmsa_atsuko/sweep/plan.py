@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 from ..config import config_hash
 from ..data.conditions import label_suffix
 from ..errors import DataError, MissingDataError, UsageError
-from ..results import (apart_from_request, latest_by_identity, read_records, recorded_ok, run_identity,
-                       run_phrase)
+from ..results import apart_from_request, latest_by_identity, read_records, recorded_ok, run_identity, run_phrase
 from .sweep_file import Setting
 
 if TYPE_CHECKING:
@@ -111,21 +110,6 @@ def prepare(setting: Setting, *, keep_others: bool = False) -> Job:
             overrides=list(setting.overrides), max_epochs=setting.max_epochs, loaded=group["loaded"],
             condition=setting.condition)
     return group["jobs"][job_key]
-
-
-def likely_todo(expanded, out, retry_failed: bool) -> int:
-    """How many runs the plan will have to do, guessed before it is made, so that the workers that start while it is
-    made (`LocalBackend.start`) are no more than the runs: the sweep's runs less those the store has a record of (ok,
-    or failed and not retried) of the same model, data, layout, condition and seed, whatever its config and data id,
-    which only the plan knows. Two configs of one run count as recorded by one record: a guess that is short starts
-    the workers still wanting once the plan is known (`LocalBackend.run`)."""
-    def loose(key: tuple) -> tuple:          # a run identity without its config hash and data id
-        return (*key[:4], *key[6:])
-    held = {loose(key) for key, record in latest_by_identity(read_records(Path(out))).items()
-            if record.get("status") == "ok" or not retry_failed}
-    wanted = {(s.cache_key(), seed): loose(run_identity(s.model, s.dataset, s.aligned, seed, "", "", s.condition.key()))
-              for _, s, seeds in expanded for seed in seeds}
-    return sum(key not in held for key in wanted.values())
 
 
 def data_to_read(settings) -> str:
