@@ -316,7 +316,7 @@ def test_a_worker_sends_every_runs_record_and_reads_the_gpu_only_to_size_it_afte
     worker between its run's end and the record's send: the driver wrote 'worker process died' for a run that had
     finished. And every run's end read the GPU, one that failed before it touched the GPU too (a CUDA context made
     for nothing)."""
-    from mmsa_atsuko.sweep.local import _serve
+    from mmsa_atsuko.sweep.worker_side import serve as _serve
     records = {"a": {"status": "ok"}, "b": {"status": "failed"}, "c": {"status": "ok"}}
     asked = []
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: asked.append(device) or (6 * 2**30, 80 * 2**30))
@@ -324,11 +324,11 @@ def test_a_worker_sends_every_runs_record_and_reads_the_gpu_only_to_size_it_afte
     # run a: ok on a device to size; b: failed, c: ok on a device sized already (the driver's last field)
     tasks = [("a", "a1", "out", True), ("b", "b1", "out", True), ("c", "c1", "out", False)]
     driver = _DriverEnd(tasks)
-    _serve(driver, "cuda:1", lambda run, run_id, out, device: records[run])
+    _serve(driver, "cuda:1", lambda run, run_id, out, device, on_start: records[run])
     assert driver.sent == [(records["a"], {"free_mb": 6144.0, "reserved_mb": 1536.0}), (records["b"], None),
                            (records["c"], None)]
     assert asked == [torch.device("cuda:1")]
     monkeypatch.setattr(torch.cuda, "mem_get_info", _cuda_cannot_start)
     driver = _DriverEnd(tasks)
-    _serve(driver, "cuda:1", lambda run, run_id, out, device: records[run])
+    _serve(driver, "cuda:1", lambda run, run_id, out, device, on_start: records[run])
     assert driver.sent == [(records[run], None) for run in "abc"]

@@ -612,7 +612,7 @@ def test_more_jobs_than_runs_or_cores_is_said_in_one_line():
 
 
 class _ThreadWorker:
-    """`local._Worker` serving its tasks in a thread of this process (`local._serve`, the real `execute`): the test
+    """`local._Worker` serving its tasks in a thread of this process (`worker_side.serve`, the real `execute`): the test
     counts the workers the backend starts, each of which, a spawned process, costs seconds of start-up."""
     started: list = []
 
@@ -621,7 +621,7 @@ class _ThreadWorker:
         import threading
 
         from mmsa_atsuko.sweep.execute import execute
-        from mmsa_atsuko.sweep.local import _serve
+        from mmsa_atsuko.sweep.worker_side import serve as _serve
         self.index, self.device, self.task, self.since = index, device, None, time.time()
         self.conn, child = multiprocessing.Pipe()
         self.thread = threading.Thread(target=_serve, args=(child, device, execute), daemon=True)
@@ -827,11 +827,11 @@ def test_ctrl_c_while_a_worker_starts_is_ignored_by_the_worker(capfd):
 WATCHED_WORKER = """
 import multiprocessing, os, time
 from mmsa_atsuko import parent_death
-from mmsa_atsuko.sweep import local
+from mmsa_atsuko.sweep import worker_side
 
 def worker(parent_pid):
     parent_death.kill_on_parent_death = lambda: False     # as where there is no prctl
-    local._die_with_parent(parent_pid)
+    worker_side.die_with_parent(parent_pid)
     print("watching", flush=True)
     time.sleep(60)
 

@@ -15,21 +15,16 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
-import threading
 import time
 from datetime import datetime, timezone
 from multiprocessing.connection import wait as wait_for
 
-from tqdm import tqdm
-
-from .. import parent_death
-from ..code_version import git_commit
 from ..errors import UsageError
-from ..training.hardware import DEFAULT_THREADS, check_threads, cpu_jobs, gpu_jobs, gpu_memory_after_run, parse_jobs
+from ..training.hardware import DEFAULT_THREADS, check_threads, cpu_jobs, gpu_jobs, parse_jobs
 from ..training.seed import resolve_device
 from .live import QUIET_MAX_S, QUIET_S, in_hand_line, say_started
 from .spawn_signals import sigint_ignored
+from .worker_side import worker_main
 
 def parse_devices(text: str) -> list[str]:
     """'auto' (every visible GPU, else the CPU) | 'cpu' | 'cuda:0,cuda:1' -> checked device names."""
@@ -228,7 +223,7 @@ class _Worker:
         self.index, self.device, self.task, self.since = index, device, None, time.time()
         self.folder = self.began = None
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, device, threads, forced, os.getpid()),
+        self.proc = ctx.Process(target=worker_main, args=(child, device, threads, forced, os.getpid()),
                                 name=f"sweep-worker-{index}", daemon=True)
         with sigint_ignored():        # the worker starts ignoring Ctrl-C (see sigint_ignored)
             self.proc.start()
@@ -255,54 +250,3 @@ class _Worker:
             self.proc.kill()
         self.proc.join()
         self.conn.close()
-
-
-def _exit_when_parent_exits() -> None:
-    multiprocessing.parent_process().join()     # returns once the driver is gone (its sentinel closes)
-    os._exit(1)
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """A worker must not outlive its driver (it would train a run that the resumed sweep starts
-    again): prctl where there is one (`parent_death.die_with`), else a thread that waits on the driver (spawn's
-    sentinel of its parent), on any system."""
-    if parent_death.die_with(parent_pid):
-        return
-    threading.Thread(target=_exit_when_parent_exits, name="watch-driver", daemon=True).start()
-    if os.getppid() != parent_pid:                    # the driver died before we watched it
-        os._exit(1)
-
-
-def _worker_main(conn, device: str, threads: int, forced: bool, parent_pid: int) -> None:
-    _die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the driver's to handle
-    import torch
-    from .execute import execute, worker_logging     # torch and the toolkit, imported while the driver plans
-    # tqdm's default lock is a multiprocessing RLock, a named semaphore: a busy worker killed at
-    # Ctrl-C would leave it to the resource tracker, which warns of "leaked semaphore objects".
-    # Workers draw no bars, so a thread lock does.
-    tqdm.set_lock(threading.RLock())
-    git_commit()                                      # the code version this worker imported
-    if forced or "OMP_NUM_THREADS" not in os.environ:    # N workers share the cores instead of fighting
-        torch.set_num_threads(threads)
-    worker_logging()
-    _serve(conn, device, execute)
-
-
-def _serve(conn, device: str, execute) -> None:
-    """Run the driver's tasks until it sends None or goes, each run's record sent back whatever befell the reading
-    of its GPU's memory: a worker that died there lost a run that had finished. That memory is read only where the
-    driver asks (`size_device`: `--jobs auto`, its device not sized yet) and the run ended ok: a run that failed
-    before it touched the GPU would make a CUDA context for nothing."""
-    while True:
-        try:
-            task = conn.recv()
-        except EOFError:
-            return
-        if task is None:
-            return
-        run, run_id, out, size_device = task
-        # The driver names the run's folder as its training starts: a resumed run works in an earlier call's
-        record = execute(run, run_id, out, device, on_start=lambda folder: conn.send(("started", folder)))
-        memory = gpu_memory_after_run(device) if size_device and record.get("status") == "ok" else None
-        conn.send((record, memory))

@@ -11,7 +11,7 @@ import threading
 def sigint_ignored():
     """Ctrl-C ignored while a worker is spawned, so that the worker inherits SIG_IGN through exec and Python
     installs no KeyboardInterrupt handler in it: Ctrl-C in the seconds a worker spends importing torch and the
-    toolkit, before _worker_main ignores it, printed each worker's KeyboardInterrupt traceback. Only the
+    toolkit, before worker_side.worker_main ignores it, printed each worker's KeyboardInterrupt traceback. Only the
     main thread may set a handler; from another thread the worker starts as it did."""
     if threading.current_thread() is not threading.main_thread():
         yield
