@@ -1038,6 +1038,8 @@ def test_sweep_resume_with_worker_processes_continues_what_a_killed_sweep_left(t
     resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "cut short earlier, to continue from their last finished epoch (--resume)" in resumed.stdout
+    # the started line names the folder the resumed run works in, not one under this call's fresh run_id
+    assert f"started tfn mosi seed 1112 on cpu: its epochs go to {partial / 'train.log'}\n" in resumed.stdout
     _same_runs(cut, whole)
     (second,) = [r for r in read_records(cut) if r["seed"] == 1112]
     assert second["run_id"] == partial.name[1:-len(".partial")], resumed.stderr
