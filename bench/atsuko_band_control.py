@@ -83,8 +83,8 @@ def table(rows: dict[str, list[Path]], comparisons: list[tuple[str, str]]) -> st
     groups = load(rows)
     recipes = sorted({recipe for recipe, _ in groups}, key=lambda r: (ORDER.index(r.split()[0])
                                                                         if r.split()[0] in ORDER else 99, r))
-    lines = ["| recipe | row | model | seeds | test MAE per seed | mean ± std | band-weight spread | cue / noise band |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| recipe | row | model | seeds | test MAE per seed | mean ± std | band-weight spread"
+             " | cue / noise band |", "|---|---|---|---|---|---|---|---|"]
     for recipe in recipes:
         for label in rows:
             records = groups.get((recipe, label), [])
