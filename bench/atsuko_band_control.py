@@ -103,6 +103,8 @@ def table(rows: dict[str, list[Path]], comparisons: list[tuple[str, str]]) -> st
             xb = [r["metrics"]["MAE"] for r in groups.get((recipe, b), [])]
             if len(xa) > 1 and len(xb) > 1:
                 tests.append((recipe, a, b, welch(xa, xb)))
+    if not tests:
+        return "\n".join(lines)
     adjusted = holm([t[3].p for t in tests])
     lines += ["", f"Welch tests, two-sided and unpaired; Holm over these {len(tests)}:", "",
               "| recipe | comparison | diff (A - B) | Welch p | Holm p |", "|---|---|---|---|---|"]
