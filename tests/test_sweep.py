@@ -392,7 +392,7 @@ def test_missing_data_is_named_all_at_once_and_nothing_runs(tmp_path):
     assert len(dry.todo) == 4 and len(dry.missing) == 1
     assert lines[0] == "planning the sweep: reading the configs of 4 settings and the data of sims, mosi"
     assert "4 runs (2 settings of model, data and config, x seeds) and 4 more (2 settings) whose data is missing" in lines[1]
-    assert lines[1].endswith(", 4 would run:")
+    assert lines[1].endswith(", 4 would run, were it not for the missing data (below):")
     assert sorted(line.split()[0] for line in lines[2:6]) == ["lmf", "lmf", "tfn", "tfn"]
     assert all(" mosi seed " in line for line in lines[2:6])
     assert len(lines) == 7 and lines[6].startswith("the sweep would stop before its first run: 1 data file(s)")

@@ -70,10 +70,10 @@ def fit(*args, on_epoch, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return real_fit(*args, on_epoch=report, **kwargs)
 
-def run_trial(run, device):
+def run_trial(run, device, on_start=None):
     if run.trial["number"] == 1:
         one_run.fit = fit
-    return real_run_trial(run, device)
+    return real_run_trial(run, device, on_start)
 
 execute.run_trial = run_trial
 """
@@ -242,8 +242,8 @@ def test_a_study_locked_past_the_busy_timeout_stops_in_one_line_and_the_same_com
     db = tmp_path / "tune" / "s.db"
     holders, real_trial = [], execute.run_trial
 
-    def trained_then_locked(run, device):
-        outcome = real_trial(run, device)
+    def trained_then_locked(run, device, on_start=None):
+        outcome = real_trial(run, device, on_start)
         if not holders:
             holders.append(sqlite3.connect(db, isolation_level=None))
             holders[0].execute("BEGIN EXCLUSIVE")      # held until the test lets it go, far past 0.5 s
@@ -288,9 +288,9 @@ def test_a_trial_that_meets_the_study_locked_fails_saying_so_in_plain_words(tmp_
             holders[0].execute("BEGIN EXCLUSIVE")          # held until the trial has ended
         return real_report(trial, value, step)
 
-    def trial_then_unlocked(run, device):
+    def trial_then_unlocked(run, device, on_start=None):
         try:
-            return real_trial(run, device)
+            return real_trial(run, device, on_start)
         finally:
             if holders and holders[0].in_transaction:
                 holders[0].rollback()
@@ -328,8 +328,8 @@ def test_a_study_locked_for_longer_than_sqlites_default_wait_is_waited_for(tmp_p
         holder.close()
         released.append(True)
 
-    def trained_then_locked(run, device):
-        outcome = real_trial(run, device)
+    def trained_then_locked(run, device, on_start=None):
+        outcome = real_trial(run, device, on_start)
         if run.trial["number"] == 0:
             threading.Thread(target=hold_for_6_s).start()
             locked.wait(timeout=30)
@@ -447,11 +447,11 @@ def _guard_trials(monkeypatch, limit: int) -> list:
     from mmsa_atsuko.sweep import execute
     started, real = [], execute.run_trial
 
-    def guarded(run, device):
+    def guarded(run, device, on_start=None):
         started.append(run.trial["number"])
         if len(started) > limit:
             raise _Runaway(f"trial {len(started)} started; at most {limit} expected")
-        return real(run, device)
+        return real(run, device, on_start)
 
     monkeypatch.setattr(execute, "run_trial", guarded)
     return started
