@@ -7,6 +7,7 @@ import json
 
 from ..config import load_config
 from ..errors import ToolkitError
+from .row_text import note_by_row_text
 
 # `--synthetic` sets it (the generated data's tiny BERT), as `config.trainer_keys_apart` leaves it out
 LEFT_OUT = {"pretrained"}
@@ -19,19 +20,11 @@ def full_config_note(rows: list) -> list[str]:
     apart are not named. A key the record lacks (one added to the toolkit after it ran) or today's config lacks is not
     compared, and a row whose model's config cannot be loaded here (a model of your own without its folder) is not
     named."""
-    by_text: dict[str, list[str]] = {}
     loaded: dict[tuple, dict | None] = {}
-    for row in rows:
-        if text := apart_from_full_text(row.records[-1], loaded):
-            by_text.setdefault(text, []).append(row.label)
-    if not by_text:
-        return []
     # Held against the YAML as it reads now: a full-config record keeps its resolved config only, never the YAML's
     # values it started from (a preset's run keeps its keys apart, `trainer_overrides`), so the note says "today's".
-    head = "set apart from today's configs/<model>.yaml (each model's full config): "
-    if len(by_text) == 1 and len(next(iter(by_text.values()))) == len(rows):
-        return [head + f"{next(iter(by_text))} in every row"]
-    return [head + "; ".join(f"{text} in {', '.join(labels)}" for text, labels in by_text.items())]
+    return note_by_row_text(rows, "set apart from today's configs/<model>.yaml (each model's full config): ",
+                            lambda row: apart_from_full_text(row.records[-1], loaded))
 
 
 def apart_from_full_text(record: dict, loaded: dict) -> str:

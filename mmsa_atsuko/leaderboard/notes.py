@@ -22,6 +22,7 @@ from ..config import load_config, trainer_keys_apart
 from ..errors import ToolkitError
 from ..results import code_version, device_of, kernels_of, model_selection, precision_of, run_label
 from .full_config import full_config_note
+from .row_text import note_by_row_text
 
 # `rows` below are tables.Row (model, label, config_hash, records, few_seeds), named in no annotation: tables builds the
 # rows and imports this module to note them, and this module importing tables back would make a circle of two.
@@ -146,17 +147,9 @@ def trainer_overrides_note(rows: list) -> list[str]:
     field is held against today's YAML, and its text says so (`overrides_text`). `pretrained` is left out
     (`--synthetic` sets it), and so is such an older row whose model's config cannot be loaded here (a model of your
     own without its folder)."""
-    by_text: dict[str, list[str]] = {}
     loaded: dict[tuple, dict | None] = {}
-    for row in rows:
-        if text := overrides_text(row.records[-1], loaded):
-            by_text.setdefault(text, []).append(row.label)
-    if not by_text:
-        return []
-    head = "trainer keys set apart from the preset: "
-    if len(by_text) == 1 and len(next(iter(by_text.values()))) == len(rows):
-        return [head + f"{next(iter(by_text))} in every row"]
-    return [head + "; ".join(f"{text} in {', '.join(labels)}" for text, labels in by_text.items())]
+    return note_by_row_text(rows, "trainer keys set apart from the preset: ",
+                            lambda row: overrides_text(row.records[-1], loaded))
 
 
 def overrides_text(record: dict, loaded: dict | None = None) -> str:
