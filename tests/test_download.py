@@ -208,6 +208,7 @@ def test_offline_fails_at_once_with_the_manual_steps(tmp_path):
     assert "\n" not in message and message.startswith("no network")
     assert dl.MMSA_DRIVE_FOLDER in message and "qq0b" in message
     assert MOSI in message and "SIMS/Processed/unaligned_39.pkl" in message and str(tmp_path) in message
+    assert message.endswith(f"then run `python run.py download --check --data-root {tmp_path}`")
     assert fake.fetched == [] and only_final_files(tmp_path) == []
 
 
@@ -263,7 +264,8 @@ def test_check_reports_every_dataset(tmp_path, capsys, published_mosi, simsv2_fi
         ("sims", "unaligned"): "missing", ("simsv2", "unaligned"): "verified",
         ("mintrec", "unaligned"): "missing"}
     assert "test.tsv, audio_data/audio_feats.pkl" in states["mintrec", "unaligned"].detail
-    assert "python run.py download mosei --aligned" in states["mosei", "aligned"].detail
+    # the command names the root it checked: copied without it, it downloaded into $MMSA_DATA_ROOT or the default
+    assert f"python run.py download mosei --aligned --data-root {tmp_path}`" in states["mosei", "aligned"].detail
 
     assert main(["download", "--check", "--data-root", str(tmp_path)]) == 1       # a damaged file
     out = capsys.readouterr().out.splitlines()
@@ -522,7 +524,7 @@ def test_a_link_to_a_device_or_a_pipe_where_the_file_goes_says_what_it_is(tmp_pa
     dest.symlink_to("/dev/zero")
     status = {(s.dataset, s.setting): s for s in dl.check(tmp_path)}["mosi", "unaligned"]
     assert status.state == "bad" and status.detail == (f"{dest} is a device, not a file: move it away, then run "
-                                                       f"`python run.py download mosi`")
+                                                       f"`python run.py download mosi --data-root {tmp_path}`")
     dest.unlink()
     os.mkfifo(dest)
     status = {(s.dataset, s.setting): s for s in dl.check(tmp_path)}["mosi", "unaligned"]
@@ -535,7 +537,7 @@ def test_a_folder_where_the_file_goes_is_reported_before_fetching(tmp_path, publ
     fake = FakeDownloader({MOSI: GOOD})
     status = {(s.dataset, s.setting): s for s in dl.check(tmp_path)}["mosi", "unaligned"]
     assert status.state == "bad" and status.detail == (f"{dest} is a folder, not a file: move it away, then run "
-                                                       f"`python run.py download mosi`")
+                                                       f"`python run.py download mosi --data-root {tmp_path}`")
     with pytest.raises(DataError) as info:
         dl.download("mosi", data_root=tmp_path, downloader=fake, say=lambda _: None)
     assert str(info.value) == (f"{dest} is a folder, not a file, where the download of {MOSI} goes: move it away "

@@ -17,6 +17,7 @@ MMSA's folder; the check reports its folder all the same, and where to get it.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -53,12 +54,18 @@ def data_root_of(data_root=None) -> tuple[Path, str]:
     return root, how
 
 
+def root_option(root: Path) -> str:
+    """` --data-root ROOT` for a command a line tells the user to type: without it, the command copied as written
+    looked in $MMSA_DATA_ROOT or the default, not in the root the line was about."""
+    return f" --data-root {shlex.quote(str(root))}"
+
+
 def manual_steps(relpaths, root: Path) -> str:
     """Where to get files by hand and where to put them (one line)."""
     where = (f"put it at {root / relpaths[0]}" if len(relpaths) == 1 else
              f"put them under {root} at the same relative paths")
     return (f"download {', '.join(relpaths)} by hand from MMSA's Google Drive folder {MMSA_DRIVE_FOLDER} "
-            f"(or its BaiduYun mirror {MMSA_BAIDU}) and {where}, then run `python run.py download --check`")
+            f"(or its BaiduYun mirror {MMSA_BAIDU}) and {where}, then run `python run.py download --check{root_option(root)}`")
 
 
 def download(names, *, aligned: bool = False, data_root=None, downloader: Downloader | None = None,
@@ -279,7 +286,7 @@ def check(data_root=None) -> list[FileStatus]:
             path = resolve_feature_path(name, aligned, data_root=root)
             relpath = _relpath(name, aligned)
             if not path.is_file():
-                fix = f"python run.py download {name}{' --aligned' if aligned else ''}"
+                fix = f"python run.py download {name}{' --aligned' if aligned else ''}{root_option(root)}"
                 blocked = _blocked(path, root)
                 if blocked:     # a download would fetch the whole file, then fail to put it there
                     out.append(FileStatus(name, setting, path, "bad", f"{blocked}: move it away, then run `{fix}`"))
