@@ -65,7 +65,8 @@ def manual_steps(relpaths, root: Path) -> str:
     where = (f"put it at {root / relpaths[0]}" if len(relpaths) == 1 else
              f"put them under {root} at the same relative paths")
     return (f"download {', '.join(relpaths)} by hand from MMSA's Google Drive folder {MMSA_DRIVE_FOLDER} "
-            f"(or its BaiduYun mirror {MMSA_BAIDU}) and {where}, then run `python run.py download --check{root_option(root)}`")
+            f"(or its BaiduYun mirror {MMSA_BAIDU}) and {where}, then run "
+            f"`python run.py download --check{root_option(root)}`")
 
 
 def download(names, *, aligned: bool = False, data_root=None, downloader: Downloader | None = None,
