@@ -22,7 +22,8 @@ there (e.g. `commands.default_downloader`, `commands.size_bounds`), not here. Th
 the datasets table at each call (`published_sha256`, `real_layout_of`), so a `--datasets` file or
 $MMSA_ATSUKO_DATASETS set after import counts.
 """
-from .commands import FileStatus, check, data_root_of, download, manual_steps
+from .commands import FileStatus, check, data_root_of, download
+from .drive import manual_steps
 from .drive import (MMSA_BAIDU, MMSA_DRIVE_FOLDER, PROXY_VARIABLES, Downloader, FetchFailed, GdownDownloader,
                     Offline, SizeLimit, TransferLimit, default_downloader, parse_folder_view)
 from .facts import (DISK_CHECK_EVERY, DISK_RESERVE, FLOAT_BYTES, MINTREC_HOME, SIZE_MARGIN, SIZE_SLACK,

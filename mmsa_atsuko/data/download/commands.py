@@ -17,7 +17,6 @@ MMSA's folder; the check reports its folder all the same, and where to get it.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -32,8 +31,8 @@ from ...lock_files import shared_mode
 from ...config import datasets_table
 from ...errors import DataError, UsageError
 from ..mmsa_format import DATA_ROOT_ENV, DEFAULT_DATA_ROOT, resolve_feature_path
-from .drive import (MMSA_BAIDU, MMSA_DRIVE_FOLDER, Downloader, FetchFailed, Offline, SizeLimit, TransferLimit,
-                    default_downloader)
+from .drive import (Downloader, FetchFailed, Offline, SizeLimit, TransferLimit, default_downloader, manual_steps,
+                    root_option)
 from .facts import DISK_RESERVE, MINTREC_HOME, _check_name, _relpath, size_text, published_sha256, size_bounds
 from .verify import _blocked, _verified_how, _verify
 
@@ -52,21 +51,6 @@ def data_root_of(data_root=None) -> tuple[Path, str]:
         raise UsageError(f"data root {str(root)[:200]} ({how}) {what.replace('file', 'folder', 1)}: give a "
                          f"shorter path")
     return root, how
-
-
-def root_option(root: Path) -> str:
-    """` --data-root ROOT` for a command a line tells the user to type: without it, the command copied as written
-    looked in $MMSA_DATA_ROOT or the default, not in the root the line was about."""
-    return f" --data-root {shlex.quote(str(root))}"
-
-
-def manual_steps(relpaths, root: Path) -> str:
-    """Where to get files by hand and where to put them (one line)."""
-    where = (f"put it at {root / relpaths[0]}" if len(relpaths) == 1 else
-             f"put them under {root} at the same relative paths")
-    return (f"download {', '.join(relpaths)} by hand from MMSA's Google Drive folder {MMSA_DRIVE_FOLDER} "
-            f"(or its BaiduYun mirror {MMSA_BAIDU}) and {where}, then run "
-            f"`python run.py download --check{root_option(root)}`")
 
 
 def download(names, *, aligned: bool = False, data_root=None, downloader: Downloader | None = None,

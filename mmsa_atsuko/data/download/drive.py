@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import shlex
 import shutil
 import socket
 from pathlib import Path
@@ -173,3 +174,18 @@ def parse_folder_view(html: str) -> dict:
 
 def default_downloader() -> Downloader:
     return GdownDownloader()
+
+
+def root_option(root: Path) -> str:
+    """` --data-root ROOT` for a command a line tells the user to type: without it, the command copied as written
+    looked in $MMSA_DATA_ROOT or the default, not in the root the line was about."""
+    return f" --data-root {shlex.quote(str(root))}"
+
+
+def manual_steps(relpaths, root: Path) -> str:
+    """Where to get files by hand and where to put them (one line)."""
+    where = (f"put it at {root / relpaths[0]}" if len(relpaths) == 1 else
+             f"put them under {root} at the same relative paths")
+    return (f"download {', '.join(relpaths)} by hand from MMSA's Google Drive folder {MMSA_DRIVE_FOLDER} "
+            f"(or its BaiduYun mirror {MMSA_BAIDU}) and {where}, then run "
+            f"`python run.py download --check{root_option(root)}`")
