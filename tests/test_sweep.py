@@ -1220,3 +1220,18 @@ def test_the_workers_started_while_planning_are_guessed_from_records_of_the_same
     assert guess(max_epochs=2) == 2
     assert guess(synthetic=False) == 2               # real data, after a --synthetic smoke test
     assert guess(synthetic_recipe="corrupt") == 2    # another synthetic recipe
+
+
+def test_a_sweep_in_process_says_where_each_runs_epochs_go(tmp_path):
+    """In process (--jobs 1) a run's epochs go to its train.log alone, as a worker's do, and the sweep said nothing
+    from its plan line to the run's end: it names that train.log as the run starts, the folder the record ends in."""
+    lines = []
+    summary = sweep(None, out=tmp_path, backend=LocalBackend(1, "cpu", threads=1, echo=lines.append),
+                    echo=lines.append, models=["tfn"], datasets=["mosi"], synthetic=True, preset="small",
+                    max_epochs=2, seeds=[1])
+    (record,) = summary.records
+    started = [line for line in lines if line.startswith("started ")]
+    assert started == [f"started tfn mosi seed 1 on cpu: its epochs go to "
+                       f"{tmp_path / 'runs' / ('.' + record['run_id'] + '.partial') / 'train.log'}"], lines
+    log = (tmp_path / "runs" / record["run_id"] / "train.log").read_text()
+    assert "epoch 2" in log.lower(), log[-500:]

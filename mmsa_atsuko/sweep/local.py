@@ -151,7 +151,11 @@ class LocalBackend:
             if self.threads is not None:
                 torch.set_num_threads(self.threads)
             for i, (run, run_id) in enumerate(runs):
-                on_result(execute(run, run_id, str(out), self.devices[i % len(self.devices)]))
+                device = self.devices[i % len(self.devices)]
+                # here too a run's epochs go to its train.log alone: say where, as the workers' runs do
+                on_result(execute(run, run_id, str(out), device,
+                                  on_start=lambda folder, run=run, device=device: say_started(
+                                      self.echo, run, folder, out, device)))
             return
         self._resize(self._first_size(total))
         # --jobs auto on CUDA: the devices whose first run has not ended ok yet, each sized by its own
