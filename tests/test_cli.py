@@ -1179,3 +1179,19 @@ def test_a_path_longer_than_the_system_allows_is_one_line(tmp_path, capsys, monk
     assert err.count("\n") == 1 and err.startswith(f"error: {long[:200]}...") and \
         "is a path longer than the system allows" in err, err[-300:]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_run_py_s_end_table_names_a_cap_set_apart_from_the_preset_or_the_full_config(tmp_path, capsys):
+    """`run.py --max-epochs 1` printed its end table with no word of the cap (the leaderboard notes it): at a preset
+    its notes name the key set apart from the preset, at the full config the key set apart from configs/tfn.yaml."""
+    from mmsa_atsuko.cli import main
+    from mmsa_atsuko.config import load_config
+    argv = ["-m", "tfn", "-d", "mosi", "-s", "1", "--synthetic", "--max-epochs", "1", "--quiet"]
+    assert main([*argv, "--preset", "small", "--out", str(tmp_path / "small")]) == 0
+    small_epochs = load_config("tfn", "mosi", preset="small")["max_epochs"]
+    assert (f"- trainer keys set apart from the preset: max_epochs=1 (--preset small: {small_epochs}) in every row"
+            in capsys.readouterr().out.splitlines())
+    assert main([*argv, "--out", str(tmp_path / "full")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert ("- set apart from today's configs/<model>.yaml (each model's full config): max_epochs=1 in every row"
+            in out), out[-6:]

@@ -11,7 +11,8 @@ from ..data.stamp import data_kind_text, is_synthetic
 from ..data.synthetic_stress import synthetic_kind_text
 from ..metrics.names import metric_keys, table_order
 from ..results import Cell, json_safe
-from .notes import preset_note
+from .full_config import full_config_note
+from .notes import preset_note, trainer_overrides_note
 from .real_data import not_real_data, not_real_note
 
 
@@ -58,7 +59,9 @@ def print_table(records, out, appended: set, stored_before: set | None = None, r
         # As the store holds them: a constant predictor's NaN Corr is null there, and check_ok_record refuses a NaN.
         unreal = not_real_data([json_safe(r) for r in rows]).get((dataset, aligned, data_id), "")
         labelled = [SimpleNamespace(label=model, records=runs) for model, runs in groups.items()]
-        for note in not_real_note(unreal) + preset_note(labelled):
+        # and the keys set apart from the preset or the full config (`--max-epochs 1`): run.py said nothing of a cap
+        for note in (not_real_note(unreal) + preset_note(labelled) + trainer_overrides_note(labelled)
+                     + full_config_note(labelled)):
             print(f"- {note}")
     new = sum(1 for r in records if r.get("run_id") in appended)
     store = Path(out) / "runs.jsonl"
